@@ -1,0 +1,52 @@
+//! Fills: one execution of (part of) an order, as the venue reported it.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::order::Side;
+use crate::symbol::{StrategyId, Symbol};
+
+/// One execution. Keyed by venue trade id (per symbol), so a fill reported twice
+/// (the order response and the user stream) is recorded once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fill {
+    /// The venue's trade id, unique per symbol.
+    pub trade_id: u64,
+    /// The order it belongs to.
+    pub client_order_id: String,
+    /// The strategy that owns the order.
+    pub strategy_id: StrategyId,
+    /// Symbol.
+    pub symbol: Symbol,
+    /// Side of our order.
+    pub side: Side,
+    /// Execution price.
+    pub price: Decimal,
+    /// Executed quantity.
+    pub qty: Decimal,
+    /// Commission charged.
+    pub fee: Decimal,
+    /// Asset the commission was charged in.
+    pub fee_asset: String,
+    /// True when our order was the resting (maker) side.
+    pub is_maker: bool,
+    /// Venue time of the execution (ms since the epoch).
+    pub ts_ms: i64,
+}
+
+impl Fill {
+    /// The store key: symbol and zero-padded trade id, so keys sort by trade id per symbol.
+    pub fn key(&self) -> String {
+        fill_key(&self.symbol, self.trade_id)
+    }
+
+    /// Executed notional in the quote asset.
+    pub fn notional(&self) -> Decimal {
+        self.price * self.qty
+    }
+}
+
+/// The store key of a fill.
+pub fn fill_key(symbol: &str, trade_id: u64) -> String {
+    format!("{symbol}:{trade_id:020}")
+}

@@ -1,0 +1,874 @@
+//! The matching core: a synthetic top of book per symbol, accounts with
+//! balances, and order matching with maker/taker fees and partial fills.
+//!
+//! Liquidity model: the touch (best bid/ask) carries `bid_qty`/`ask_qty`; beyond
+//! it the book has `depth_levels` further levels, one tick apart, each with the
+//! touch quantity. A market order walks those levels; what they cannot fill
+//! expires. A resting limit order fills at its own price when the opposite touch
+//! reaches it, at most the touch quantity per quote update — so large orders
+//! fill partially over several updates. Fees are charged in the quote asset.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::balance::Balance;
+use crate::fill::Fill;
+use crate::instrument::{FilterViolation, Instrument};
+use crate::market::BookTicker;
+use crate::order::{OrderStatus, OrderType, Side, TimeInForce};
+use crate::symbol::Symbol;
+use crate::venue::OrderReport;
+
+const BPS: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
+
+/// Maker and taker fees in basis points of the notional.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeeSchedule {
+    /// Fee for resting (maker) fills.
+    pub maker_bps: Decimal,
+    /// Fee for aggressing (taker) fills.
+    pub taker_bps: Decimal,
+}
+
+impl Default for FeeSchedule {
+    fn default() -> Self {
+        Self { maker_bps: Decimal::new(10, 0), taker_bps: Decimal::new(10, 0) }
+    }
+}
+
+/// An order as the matching core keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimOrder {
+    /// The core's order id.
+    pub order_id: u64,
+    /// Owning account.
+    pub account: u32,
+    /// Client order id.
+    pub client_order_id: String,
+    /// Symbol.
+    pub symbol: Symbol,
+    /// Side.
+    pub side: Side,
+    /// Type and prices.
+    pub order_type: OrderType,
+    /// Time in force.
+    pub tif: TimeInForce,
+    /// Ordered quantity.
+    pub qty: Decimal,
+    /// Filled quantity.
+    pub filled_qty: Decimal,
+    /// Filled notional.
+    pub filled_quote: Decimal,
+    /// Status.
+    pub status: OrderStatus,
+    /// Why it was rejected or expired.
+    pub reason: Option<String>,
+    /// Creation time.
+    pub created_ms: i64,
+    /// Last change.
+    pub updated_ms: i64,
+    /// For a stop-limit: whether the stop has triggered.
+    pub triggered: bool,
+    /// Amount still locked for this order (quote for buys, base for sells).
+    pub locked: Decimal,
+}
+
+impl SimOrder {
+    /// Quantity still working.
+    pub fn remaining(&self) -> Decimal {
+        self.qty - self.filled_qty
+    }
+
+    /// The exchange-neutral report of this order.
+    pub fn report(&self) -> OrderReport {
+        OrderReport {
+            client_order_id: self.client_order_id.clone(),
+            venue_order_id: self.order_id.to_string(),
+            symbol: self.symbol.clone(),
+            side: self.side,
+            status: self.status,
+            qty: self.qty,
+            filled_qty: self.filled_qty,
+            filled_quote: self.filled_quote,
+            reason: self.reason.clone(),
+            ts_ms: self.updated_ms,
+        }
+    }
+}
+
+/// An order to submit to the core.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewOrder {
+    /// Account placing it.
+    pub account: u32,
+    /// Client order id (unique per account among known orders).
+    pub client_order_id: String,
+    /// Symbol.
+    pub symbol: Symbol,
+    /// Side.
+    pub side: Side,
+    /// Type and prices.
+    pub order_type: OrderType,
+    /// Quantity.
+    pub qty: Decimal,
+    /// Time in force.
+    pub tif: TimeInForce,
+}
+
+/// Something that happened to an order: a fill, or a status change without one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Execution {
+    /// The order after this execution.
+    pub order: SimOrder,
+    /// The fill, if any (its `strategy_id` is empty: the core does not know strategies).
+    pub fill: Option<Fill>,
+}
+
+/// The outcome of a submission: the order and what happened to it at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubmitResult {
+    /// The order after submission.
+    pub order: SimOrder,
+    /// Immediate fills and status changes, in order.
+    pub executions: Vec<Execution>,
+}
+
+/// Why the core refused a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MatchError {
+    /// The symbol is not listed.
+    #[error("unknown symbol {0}")]
+    UnknownSymbol(String),
+    /// The account does not exist.
+    #[error("unknown account {0}")]
+    UnknownAccount(u32),
+    /// The order breaks a filter.
+    #[error("filter failure: {0}")]
+    Filter(FilterViolation),
+    /// Not enough free balance.
+    #[error("insufficient balance: need {needed} {asset}, free {free}")]
+    InsufficientBalance {
+        /// Asset.
+        asset: String,
+        /// Needed amount.
+        needed: Decimal,
+        /// Free amount.
+        free: Decimal,
+    },
+    /// The client order id is already used by a known order of the account.
+    #[error("duplicate client order id {0}")]
+    DuplicateClientOrderId(String),
+    /// No such order.
+    #[error("unknown order")]
+    UnknownOrder,
+    /// The order is already final.
+    #[error("order is already {0:?}")]
+    AlreadyFinal(OrderStatus),
+    /// No quote yet for the symbol.
+    #[error("no market for {0} yet")]
+    NoMarket(String),
+}
+
+/// An account's balances.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// Balances by asset.
+    pub balances: BTreeMap<String, Balance>,
+}
+
+impl Account {
+    fn entry(&mut self, asset: &str) -> &mut Balance {
+        self.balances.entry(asset.to_string()).or_insert_with(|| Balance {
+            asset: asset.to_string(),
+            free: Decimal::ZERO,
+            locked: Decimal::ZERO,
+        })
+    }
+
+    fn free(&self, asset: &str) -> Decimal {
+        self.balances.get(asset).map(|b| b.free).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Book {
+    instrument: Instrument,
+    quote: Option<BookTicker>,
+    last: Option<Decimal>,
+    /// Resting order ids in arrival order.
+    resting: Vec<u64>,
+    next_trade_id: u64,
+}
+
+/// The matching core. Deterministic: the same inputs give the same outputs.
+#[derive(Debug, Clone)]
+pub struct MatchingCore {
+    fees: FeeSchedule,
+    depth_levels: u32,
+    books: HashMap<Symbol, Book>,
+    accounts: BTreeMap<u32, Account>,
+    orders: BTreeMap<u64, SimOrder>,
+    by_client: HashMap<(u32, String), u64>,
+    fills: BTreeMap<u32, Vec<Fill>>,
+    next_order_id: u64,
+    trade_id_base: u64,
+}
+
+impl MatchingCore {
+    /// A core with the given fees and `depth_levels` synthetic levels beyond the touch.
+    pub fn new(fees: FeeSchedule, depth_levels: u32) -> Self {
+        Self {
+            fees,
+            depth_levels,
+            books: HashMap::new(),
+            accounts: BTreeMap::new(),
+            orders: BTreeMap::new(),
+            by_client: HashMap::new(),
+            fills: BTreeMap::new(),
+            next_order_id: 1,
+            trade_id_base: 1,
+        }
+    }
+
+    /// Starts order and trade ids at `base` (so ids stay unique across restarts
+    /// of a venue whose history is not kept).
+    pub fn with_id_base(mut self, base: u64) -> Self {
+        self.next_order_id = base;
+        self.trade_id_base = base;
+        for book in self.books.values_mut() {
+            book.next_trade_id = base;
+        }
+        self
+    }
+
+    /// The fee schedule.
+    pub fn fees(&self) -> FeeSchedule {
+        self.fees
+    }
+
+    /// Lists an instrument.
+    pub fn add_instrument(&mut self, instrument: Instrument) {
+        let base = self.trade_id_base;
+        self.books.insert(
+            instrument.symbol.clone(),
+            Book { instrument, quote: None, last: None, resting: Vec::new(), next_trade_id: base },
+        );
+    }
+
+    /// The listed instruments.
+    pub fn instruments(&self) -> impl Iterator<Item = &Instrument> {
+        self.books.values().map(|b| &b.instrument)
+    }
+
+    /// An instrument by symbol.
+    pub fn instrument(&self, symbol: &str) -> Option<&Instrument> {
+        self.books.get(symbol).map(|b| &b.instrument)
+    }
+
+    /// Opens an account with starting balances (replacing an existing one).
+    pub fn add_account(&mut self, id: u32, balances: Vec<Balance>) {
+        let account = Account { balances: balances.into_iter().map(|b| (b.asset.clone(), b)).collect() };
+        self.accounts.insert(id, account);
+    }
+
+    /// An account's balances.
+    pub fn balances(&self, account: u32) -> Option<Vec<Balance>> {
+        self.accounts.get(&account).map(|a| a.balances.values().cloned().collect())
+    }
+
+    /// The current top of book of a symbol.
+    pub fn quote(&self, symbol: &str) -> Option<&BookTicker> {
+        self.books.get(symbol).and_then(|b| b.quote.as_ref())
+    }
+
+    /// The last traded price of a symbol (our fills), or the mid if nothing traded.
+    pub fn last_price(&self, symbol: &str) -> Option<Decimal> {
+        let book = self.books.get(symbol)?;
+        book.last.or_else(|| book.quote.as_ref().map(BookTicker::mid))
+    }
+
+    /// An order by account and client order id.
+    pub fn order_by_client(&self, account: u32, client_order_id: &str) -> Option<&SimOrder> {
+        let id = self.by_client.get(&(account, client_order_id.to_string()))?;
+        self.orders.get(id)
+    }
+
+    /// An order by id.
+    pub fn order(&self, order_id: u64) -> Option<&SimOrder> {
+        self.orders.get(&order_id)
+    }
+
+    /// Open orders of an account, optionally of one symbol, oldest first.
+    pub fn open_orders(&self, account: u32, symbol: Option<&str>) -> Vec<SimOrder> {
+        self.orders
+            .values()
+            .filter(|o| o.account == account && o.status.is_open())
+            .filter(|o| symbol.is_none_or(|s| o.symbol.as_str() == s))
+            .cloned()
+            .collect()
+    }
+
+    /// All orders of an account in a symbol, oldest first.
+    pub fn all_orders(&self, account: u32, symbol: &str) -> Vec<SimOrder> {
+        self.orders.values().filter(|o| o.account == account && o.symbol.as_str() == symbol).cloned().collect()
+    }
+
+    /// Fills of an account in a symbol with trade id ≥ `from_trade_id`, oldest first.
+    pub fn fills(&self, account: u32, symbol: &str, from_trade_id: Option<u64>) -> Vec<Fill> {
+        self.fills
+            .get(&account)
+            .map(|list| {
+                list.iter()
+                    .filter(|f| f.symbol.as_str() == symbol && from_trade_id.is_none_or(|id| f.trade_id >= id))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Submits an order: validates it, locks funds, fills what is marketable and
+    /// rests the remainder (GTC) or expires it (IOC, FOK, market).
+    pub fn submit(&mut self, new: NewOrder, now_ms: i64) -> Result<SubmitResult, MatchError> {
+        let book = self.books.get(&new.symbol).ok_or_else(|| MatchError::UnknownSymbol(new.symbol.to_string()))?;
+        if !self.accounts.contains_key(&new.account) {
+            return Err(MatchError::UnknownAccount(new.account));
+        }
+        if self.by_client.contains_key(&(new.account, new.client_order_id.clone())) {
+            return Err(MatchError::DuplicateClientOrderId(new.client_order_id));
+        }
+        let instrument = &book.instrument;
+        let quote = book.quote.clone().ok_or_else(|| MatchError::NoMarket(new.symbol.to_string()))?;
+        let reference = match new.order_type {
+            OrderType::Market => match new.side {
+                Side::Buy => quote.ask,
+                Side::Sell => quote.bid,
+            },
+            OrderType::Limit { price } | OrderType::StopLimit { price, .. } => price,
+        };
+        instrument.check(new.qty, reference, new.order_type.is_market()).map_err(MatchError::Filter)?;
+        let (base, quote_asset) = (instrument.base_asset.clone(), instrument.quote_asset.clone());
+
+        // What the order needs up front: market orders are checked against their
+        // simulated fill, resting orders lock their full worst-case cost.
+        let taker = self.fees.taker_bps.max(self.fees.maker_bps);
+        let lock = match (new.side, new.order_type) {
+            (Side::Buy, OrderType::Market) => {
+                let (qty, quote_amt) = self.walk(&new.symbol, Side::Buy, new.qty, None);
+                if qty.is_zero() {
+                    Decimal::ZERO
+                } else {
+                    quote_amt + quote_amt * taker / BPS
+                }
+            }
+            (Side::Buy, _) => {
+                let price = new.order_type.limit_price().unwrap_or(reference);
+                let notional = price * new.qty;
+                notional + notional * taker / BPS
+            }
+            (Side::Sell, _) => new.qty,
+        };
+        let lock_asset = if new.side == Side::Buy { &quote_asset } else { &base };
+        let account = self.accounts.get_mut(&new.account).ok_or(MatchError::UnknownAccount(new.account))?;
+        let free = account.free(lock_asset);
+        if free < lock {
+            return Err(MatchError::InsufficientBalance { asset: lock_asset.clone(), needed: lock, free });
+        }
+        let entry = account.entry(lock_asset);
+        entry.free -= lock;
+        entry.locked += lock;
+
+        let order_id = self.next_order_id;
+        self.next_order_id += 1;
+        let order = SimOrder {
+            order_id,
+            account: new.account,
+            client_order_id: new.client_order_id.clone(),
+            symbol: new.symbol.clone(),
+            side: new.side,
+            order_type: new.order_type,
+            tif: new.tif,
+            qty: new.qty,
+            filled_qty: Decimal::ZERO,
+            filled_quote: Decimal::ZERO,
+            status: OrderStatus::Accepted,
+            reason: None,
+            created_ms: now_ms,
+            updated_ms: now_ms,
+            triggered: false,
+            locked: lock,
+        };
+        self.by_client.insert((new.account, new.client_order_id), order_id);
+        self.orders.insert(order_id, order);
+
+        let mut executions = Vec::new();
+        match new.order_type {
+            OrderType::Market => {
+                self.take_liquidity(order_id, None, now_ms, &mut executions);
+                self.finish_unfilled(order_id, "insufficient liquidity", now_ms, &mut executions);
+            }
+            OrderType::Limit { price } => {
+                let marketable = match new.side {
+                    Side::Buy => price >= quote.ask,
+                    Side::Sell => price <= quote.bid,
+                };
+                if new.tif == TimeInForce::Fok {
+                    let (fillable, _) = self.walk(&new.symbol, new.side, new.qty, Some(price));
+                    if fillable < new.qty {
+                        self.finish_unfilled(order_id, "fill-or-kill not fully fillable", now_ms, &mut executions);
+                        return self.result(order_id, executions);
+                    }
+                }
+                if marketable {
+                    self.take_liquidity(order_id, Some(price), now_ms, &mut executions);
+                }
+                if new.tif == TimeInForce::Gtc {
+                    self.rest(order_id);
+                } else {
+                    self.finish_unfilled(order_id, "immediate-or-cancel remainder", now_ms, &mut executions);
+                }
+            }
+            OrderType::StopLimit { .. } => self.rest(order_id),
+        }
+        self.result(order_id, executions)
+    }
+
+    fn result(&self, order_id: u64, executions: Vec<Execution>) -> Result<SubmitResult, MatchError> {
+        let order = self.orders.get(&order_id).cloned().ok_or(MatchError::UnknownOrder)?;
+        Ok(SubmitResult { order, executions })
+    }
+
+    /// Cancels an open order and releases what it locked.
+    pub fn cancel(
+        &mut self,
+        account: u32,
+        symbol: &str,
+        client_order_id: &str,
+        now_ms: i64,
+    ) -> Result<SimOrder, MatchError> {
+        let id = *self.by_client.get(&(account, client_order_id.to_string())).ok_or(MatchError::UnknownOrder)?;
+        let order = self.orders.get(&id).ok_or(MatchError::UnknownOrder)?;
+        if order.symbol.as_str() != symbol {
+            return Err(MatchError::UnknownOrder);
+        }
+        if order.status.is_terminal() {
+            return Err(MatchError::AlreadyFinal(order.status));
+        }
+        self.close(id, OrderStatus::Canceled, None, now_ms);
+        self.orders.get(&id).cloned().ok_or(MatchError::UnknownOrder)
+    }
+
+    /// Sets the top of book of a symbol and fills resting orders it reaches.
+    pub fn set_quote(&mut self, quote: BookTicker) -> Vec<Execution> {
+        let mut executions = Vec::new();
+        let now_ms = quote.ts_ms;
+        let symbol = quote.symbol.clone();
+        let Some(book) = self.books.get_mut(&symbol) else {
+            return executions;
+        };
+        let (mut bid_avail, mut ask_avail) = (quote.bid_qty, quote.ask_qty);
+        let (bid, ask) = (quote.bid, quote.ask);
+        book.quote = Some(quote);
+        let resting = book.resting.clone();
+        for id in resting {
+            let Some(order) = self.orders.get_mut(&id) else { continue };
+            if let OrderType::StopLimit { stop, .. } = order.order_type {
+                if !order.triggered {
+                    let hit = match order.side {
+                        Side::Buy => ask >= stop,
+                        Side::Sell => bid <= stop,
+                    };
+                    if !hit {
+                        continue;
+                    }
+                    order.triggered = true;
+                }
+            }
+            let Some(price) = order.order_type.limit_price() else { continue };
+            let (reached, avail) = match order.side {
+                Side::Buy => (ask <= price, &mut ask_avail),
+                Side::Sell => (bid >= price, &mut bid_avail),
+            };
+            if !reached || avail.is_zero() {
+                continue;
+            }
+            let qty = order.remaining().min(*avail);
+            *avail -= qty;
+            self.fill(id, price, qty, true, now_ms, &mut executions);
+        }
+        self.books
+            .get_mut(&symbol)
+            .map(|b| b.resting.retain(|id| self.orders.get(id).is_some_and(|o| o.status.is_open())));
+        executions
+    }
+
+    /// Fills resting orders a bar's range reached (backtest fill model): a limit
+    /// fills at its price, or at the open when the bar gapped through it.
+    pub fn match_range(
+        &mut self,
+        symbol: &str,
+        open: Decimal,
+        high: Decimal,
+        low: Decimal,
+        now_ms: i64,
+    ) -> Vec<Execution> {
+        let mut executions = Vec::new();
+        let Some(book) = self.books.get(symbol) else {
+            return executions;
+        };
+        for id in book.resting.clone() {
+            let Some(order) = self.orders.get_mut(&id) else { continue };
+            if let OrderType::StopLimit { stop, .. } = order.order_type {
+                if !order.triggered {
+                    let hit = match order.side {
+                        Side::Buy => high >= stop,
+                        Side::Sell => low <= stop,
+                    };
+                    if !hit {
+                        continue;
+                    }
+                    order.triggered = true;
+                }
+            }
+            let Some(price) = order.order_type.limit_price() else { continue };
+            let fill_price = match order.side {
+                Side::Buy if low <= price => Some(open.min(price)),
+                Side::Sell if high >= price => Some(open.max(price)),
+                _ => None,
+            };
+            if let Some(fill_price) = fill_price {
+                let qty = order.remaining();
+                self.fill(id, fill_price, qty, true, now_ms, &mut executions);
+            }
+        }
+        if let Some(b) = self.books.get_mut(symbol) {
+            let orders = &self.orders;
+            b.resting.retain(|id| orders.get(id).is_some_and(|o| o.status.is_open()));
+        }
+        executions
+    }
+
+    /// Quantity and quote amount a taker order of `qty` would get against the
+    /// synthetic book, up to an optional limit price.
+    fn walk(&self, symbol: &str, side: Side, qty: Decimal, limit: Option<Decimal>) -> (Decimal, Decimal) {
+        let mut filled = Decimal::ZERO;
+        let mut quote_amt = Decimal::ZERO;
+        for (price, level_qty) in self.levels(symbol, side) {
+            if limit.is_some_and(|l| match side {
+                Side::Buy => price > l,
+                Side::Sell => price < l,
+            }) {
+                break;
+            }
+            let take = (qty - filled).min(level_qty);
+            filled += take;
+            quote_amt += take * price;
+            if filled >= qty {
+                break;
+            }
+        }
+        (filled, quote_amt)
+    }
+
+    fn levels(&self, symbol: &str, side: Side) -> Vec<(Decimal, Decimal)> {
+        let Some(book) = self.books.get(symbol) else { return Vec::new() };
+        let Some(q) = &book.quote else { return Vec::new() };
+        let tick = book.instrument.tick_size;
+        (0..=self.depth_levels)
+            .map(|k| {
+                let k = Decimal::from(k);
+                match side {
+                    Side::Buy => (q.ask + tick * k, q.ask_qty),
+                    Side::Sell => (q.bid - tick * k, q.bid_qty),
+                }
+            })
+            .filter(|(p, _)| *p > Decimal::ZERO)
+            .collect()
+    }
+
+    fn take_liquidity(&mut self, id: u64, limit: Option<Decimal>, now_ms: i64, out: &mut Vec<Execution>) {
+        let Some(order) = self.orders.get(&id) else { return };
+        let levels = self.levels(&order.symbol, order.side);
+        let side = order.side;
+        for (price, level_qty) in levels {
+            if limit.is_some_and(|l| match side {
+                Side::Buy => price > l,
+                Side::Sell => price < l,
+            }) {
+                break;
+            }
+            let remaining = self.orders.get(&id).map(SimOrder::remaining).unwrap_or_default();
+            if remaining <= Decimal::ZERO {
+                break;
+            }
+            self.fill(id, price, remaining.min(level_qty), false, now_ms, out);
+        }
+    }
+
+    fn rest(&mut self, id: u64) {
+        let Some(order) = self.orders.get(&id) else { return };
+        if order.status.is_open() {
+            if let Some(book) = self.books.get_mut(&order.symbol) {
+                book.resting.push(id);
+            }
+        }
+    }
+
+    fn finish_unfilled(&mut self, id: u64, reason: &str, now_ms: i64, out: &mut Vec<Execution>) {
+        let Some(order) = self.orders.get(&id) else { return };
+        if order.status.is_open() {
+            self.close(id, OrderStatus::Expired, Some(reason.to_string()), now_ms);
+            if let Some(order) = self.orders.get(&id) {
+                out.push(Execution { order: order.clone(), fill: None });
+            }
+        }
+    }
+
+    /// Moves an order to a final status and releases what it still locks.
+    fn close(&mut self, id: u64, status: OrderStatus, reason: Option<String>, now_ms: i64) {
+        let Some(order) = self.orders.get_mut(&id) else { return };
+        order.status = status;
+        order.reason = reason;
+        order.updated_ms = now_ms;
+        let release = std::mem::take(&mut order.locked);
+        let (account, side, symbol) = (order.account, order.side, order.symbol.clone());
+        if let Some(book) = self.books.get_mut(&symbol) {
+            book.resting.retain(|o| *o != id);
+            let asset = if side == Side::Buy { &book.instrument.quote_asset } else { &book.instrument.base_asset };
+            if let Some(acc) = self.accounts.get_mut(&account) {
+                let e = acc.entry(asset);
+                e.locked -= release;
+                e.free += release;
+            }
+        }
+    }
+
+    fn fill(&mut self, id: u64, price: Decimal, qty: Decimal, maker: bool, now_ms: i64, out: &mut Vec<Execution>) {
+        if qty <= Decimal::ZERO {
+            return;
+        }
+        let fee_bps = if maker { self.fees.maker_bps } else { self.fees.taker_bps };
+        let Some(order) = self.orders.get_mut(&id) else { return };
+        let Some(book) = self.books.get_mut(&order.symbol) else { return };
+        let (base, quote_asset) = (book.instrument.base_asset.clone(), book.instrument.quote_asset.clone());
+        let notional = price * qty;
+        let fee = notional * fee_bps / BPS;
+        let trade_id = book.next_trade_id;
+        book.next_trade_id += 1;
+        book.last = Some(price);
+        order.filled_qty += qty;
+        order.filled_quote += notional;
+        order.updated_ms = now_ms;
+        let done = order.filled_qty >= order.qty;
+        order.status = if done { OrderStatus::Filled } else { OrderStatus::PartiallyFilled };
+        let (account_id, side) = (order.account, order.side);
+        // Funds come out of the order's lock first; any shortfall (a resting order
+        // that locked less than it now costs) comes out of free balance.
+        let cost_asset_amount = match side {
+            Side::Buy => notional + fee,
+            Side::Sell => qty,
+        };
+        let from_lock = cost_asset_amount.min(order.locked);
+        order.locked -= from_lock;
+        let fill = Fill {
+            trade_id,
+            client_order_id: order.client_order_id.clone(),
+            strategy_id: "".into(),
+            symbol: order.symbol.clone(),
+            side,
+            price,
+            qty,
+            fee,
+            fee_asset: quote_asset.clone(),
+            is_maker: maker,
+            ts_ms: now_ms,
+        };
+        if let Some(acc) = self.accounts.get_mut(&account_id) {
+            let (spent_asset, got_asset, got) = match side {
+                Side::Buy => (&quote_asset, &base, qty),
+                Side::Sell => (&base, &quote_asset, notional - fee),
+            };
+            let spent = acc.entry(spent_asset);
+            spent.locked -= from_lock;
+            spent.free -= cost_asset_amount - from_lock;
+            acc.entry(got_asset).free += got;
+        }
+        self.fills.entry(account_id).or_default().push(fill.clone());
+        if done {
+            self.close(id, OrderStatus::Filled, None, now_ms);
+        }
+        if let Some(order) = self.orders.get(&id) {
+            out.push(Execution { order: order.clone(), fill: Some(fill) });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::instrument::SymbolStatus;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    fn instrument() -> Instrument {
+        Instrument {
+            symbol: "BTCUSDT".into(),
+            base_asset: "BTC".into(),
+            quote_asset: "USDT".into(),
+            tick_size: d("0.01"),
+            min_price: d("0.01"),
+            max_price: d("1000000"),
+            step_size: d("0.0001"),
+            min_qty: d("0.0001"),
+            max_qty: d("1000"),
+            market_step_size: d("0.0001"),
+            min_notional: d("5"),
+            max_notional: Decimal::ZERO,
+            max_num_orders: 200,
+            status: SymbolStatus::Trading,
+        }
+    }
+
+    fn core() -> MatchingCore {
+        let mut c = MatchingCore::new(FeeSchedule { maker_bps: d("10"), taker_bps: d("20") }, 2);
+        c.add_instrument(instrument());
+        c.add_account(
+            1,
+            vec![
+                Balance { asset: "USDT".into(), free: d("100000"), locked: Decimal::ZERO },
+                Balance { asset: "BTC".into(), free: d("1"), locked: Decimal::ZERO },
+            ],
+        );
+        c.set_quote(quote("100", "101", "1", 0));
+        c
+    }
+
+    fn quote(bid: &str, ask: &str, qty: &str, ts: i64) -> BookTicker {
+        BookTicker { symbol: "BTCUSDT".into(), bid: d(bid), bid_qty: d(qty), ask: d(ask), ask_qty: d(qty), ts_ms: ts }
+    }
+
+    fn order(id: &str, side: Side, order_type: OrderType, qty: &str, tif: TimeInForce) -> NewOrder {
+        NewOrder {
+            account: 1,
+            client_order_id: id.into(),
+            symbol: "BTCUSDT".into(),
+            side,
+            order_type,
+            qty: d(qty),
+            tif,
+        }
+    }
+
+    fn bal(c: &MatchingCore, asset: &str) -> (Decimal, Decimal) {
+        let b = c.balances(1).unwrap().into_iter().find(|b| b.asset == asset).unwrap();
+        (b.free, b.locked)
+    }
+
+    #[test]
+    fn market_buy_fills_at_touch_with_taker_fee() {
+        let mut c = core();
+        let r = c.submit(order("a", Side::Buy, OrderType::Market, "0.5", TimeInForce::Gtc), 1).unwrap();
+        assert_eq!(r.order.status, OrderStatus::Filled);
+        assert_eq!(r.executions.len(), 1);
+        let f = r.executions[0].fill.clone().unwrap();
+        assert_eq!((f.price, f.qty, f.fee, f.is_maker), (d("101"), d("0.5"), d("0.101"), false));
+        assert_eq!(bal(&c, "USDT"), (d("100000") - d("50.5") - d("0.101"), Decimal::ZERO));
+        assert_eq!(bal(&c, "BTC"), (d("1.5"), Decimal::ZERO));
+    }
+
+    #[test]
+    fn market_order_walks_levels_and_expires_remainder() {
+        let mut c = core();
+        // touch + 2 levels of 1 each = 3 available.
+        let r = c.submit(order("a", Side::Buy, OrderType::Market, "4", TimeInForce::Gtc), 1).unwrap();
+        let prices: Vec<_> = r.executions.iter().filter_map(|e| e.fill.as_ref().map(|f| f.price)).collect();
+        assert_eq!(prices, vec![d("101"), d("101.01"), d("101.02")]);
+        assert_eq!(r.order.status, OrderStatus::Expired);
+        assert_eq!(r.order.filled_qty, d("3"));
+        assert_eq!(bal(&c, "USDT").1, Decimal::ZERO, "nothing stays locked");
+    }
+
+    #[test]
+    fn limit_rests_then_fills_partially_then_fully() {
+        let mut c = core();
+        let r =
+            c.submit(order("l", Side::Buy, OrderType::Limit { price: d("99") }, "1.5", TimeInForce::Gtc), 1).unwrap();
+        assert_eq!(r.order.status, OrderStatus::Accepted);
+        assert!(r.executions.is_empty());
+        assert_eq!(bal(&c, "USDT").1, d("148.797"), "locks notional plus worst fee");
+        assert!(c.set_quote(quote("99.5", "100", "1", 2)).is_empty());
+        let ex = c.set_quote(quote("98", "99", "1", 3));
+        assert_eq!(ex.len(), 1);
+        assert_eq!(ex[0].order.status, OrderStatus::PartiallyFilled);
+        assert_eq!(ex[0].fill.as_ref().unwrap().qty, d("1"));
+        assert!(ex[0].fill.as_ref().unwrap().is_maker);
+        let ex = c.set_quote(quote("97", "98", "1", 4));
+        assert_eq!(ex[0].order.status, OrderStatus::Filled);
+        assert_eq!(ex[0].order.filled_qty, d("1.5"));
+        assert_eq!(bal(&c, "USDT").1, Decimal::ZERO);
+        assert_eq!(bal(&c, "USDT").0, d("100000") - d("148.5") - d("0.1485"));
+        assert!(c.open_orders(1, None).is_empty());
+    }
+
+    #[test]
+    fn cancel_releases_lock_and_refuses_twice() {
+        let mut c = core();
+        c.submit(order("l", Side::Sell, OrderType::Limit { price: d("120") }, "0.5", TimeInForce::Gtc), 1).unwrap();
+        assert_eq!(bal(&c, "BTC"), (d("0.5"), d("0.5")));
+        let o = c.cancel(1, "BTCUSDT", "l", 2).unwrap();
+        assert_eq!(o.status, OrderStatus::Canceled);
+        assert_eq!(bal(&c, "BTC"), (d("1"), Decimal::ZERO));
+        assert_eq!(c.cancel(1, "BTCUSDT", "l", 3), Err(MatchError::AlreadyFinal(OrderStatus::Canceled)));
+        assert_eq!(c.cancel(1, "BTCUSDT", "nope", 3), Err(MatchError::UnknownOrder));
+    }
+
+    #[test]
+    fn refusals() {
+        let mut c = core();
+        let too_big = c.submit(order("x", Side::Sell, OrderType::Market, "2", TimeInForce::Gtc), 1);
+        assert!(matches!(too_big, Err(MatchError::InsufficientBalance { .. })));
+        let tiny = c.submit(order("y", Side::Buy, OrderType::Limit { price: d("100") }, "0.01", TimeInForce::Gtc), 1);
+        assert!(matches!(tiny, Err(MatchError::Filter(FilterViolation::NotionalBelowMin { .. }))));
+        c.submit(order("z", Side::Buy, OrderType::Limit { price: d("50") }, "1", TimeInForce::Gtc), 1).unwrap();
+        let dup = c.submit(order("z", Side::Buy, OrderType::Limit { price: d("50") }, "1", TimeInForce::Gtc), 1);
+        assert_eq!(dup, Err(MatchError::DuplicateClientOrderId("z".into())));
+    }
+
+    #[test]
+    fn ioc_and_fok() {
+        let mut c = core();
+        let r =
+            c.submit(order("i", Side::Buy, OrderType::Limit { price: d("101") }, "2", TimeInForce::Ioc), 1).unwrap();
+        assert_eq!(r.order.status, OrderStatus::Expired);
+        assert_eq!(r.order.filled_qty, d("1"));
+        let r =
+            c.submit(order("f", Side::Buy, OrderType::Limit { price: d("101") }, "2", TimeInForce::Fok), 1).unwrap();
+        assert_eq!(r.order.status, OrderStatus::Expired);
+        assert_eq!(r.order.filled_qty, Decimal::ZERO);
+    }
+
+    #[test]
+    fn bar_range_fills_limits_and_gaps_at_open() {
+        let mut c = core();
+        c.submit(order("b", Side::Buy, OrderType::Limit { price: d("95") }, "0.1", TimeInForce::Gtc), 1).unwrap();
+        c.submit(order("s", Side::Sell, OrderType::Limit { price: d("110") }, "0.1", TimeInForce::Gtc), 1).unwrap();
+        assert!(c.match_range("BTCUSDT", d("100"), d("105"), d("96"), 10).is_empty());
+        let ex = c.match_range("BTCUSDT", d("90"), d("112"), d("89"), 20);
+        let prices: Vec<_> = ex.iter().map(|e| e.fill.as_ref().unwrap().price).collect();
+        assert_eq!(prices, vec![d("90"), d("110")]);
+    }
+
+    #[test]
+    fn stop_limit_triggers_then_rests() {
+        let mut c = core();
+        let stop = OrderType::StopLimit { stop: d("105"), price: d("106") };
+        c.submit(order("st", Side::Buy, stop, "0.1", TimeInForce::Gtc), 1).unwrap();
+        assert!(c.set_quote(quote("103", "104", "1", 2)).is_empty());
+        let ex = c.set_quote(quote("104.5", "105.5", "1", 3));
+        assert_eq!(ex.len(), 1);
+        assert_eq!(ex[0].fill.as_ref().unwrap().price, d("106"));
+    }
+}

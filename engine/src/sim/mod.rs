@@ -1,0 +1,12 @@
+//! The one simulated matching core, shared by the backtest, the in-process paper
+//! venue and the Binance-protocol sandbox exchange.
+//!
+//! [`price::PriceGen`] produces a seeded geometric-Brownian price path,
+//! [`matching::MatchingCore`] keeps a synthetic top of book per symbol, accounts
+//! with balances, and fills orders against it with fees and partial fills.
+
+pub mod matching;
+pub mod price;
+
+pub use matching::{Account, Execution, FeeSchedule, MatchError, MatchingCore, NewOrder, SimOrder, SubmitResult};
+pub use price::{BarBuilder, PriceGen, PricePath};

@@ -1,0 +1,381 @@
+//! The `Strategy` trait and the runner that drives one strategy instance the same
+//! way live and in a backtest.
+//!
+//! A strategy is plain synchronous code: market events and fills in, order
+//! intents out, time from the injected clock. The [`StrategyRunner`] owns the
+//! bookkeeping a strategy relies on (its own position and in-flight orders per
+//! symbol) and catches a panicking strategy so the rest of the engine keeps
+//! trading.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::fill::Fill;
+use crate::market::{Bar, BookTicker, MarketEvent, Trade};
+use crate::order::{OrderIntent, OrderStatus, Side};
+use crate::symbol::{StrategyId, Symbol};
+
+/// What a strategy learns about one of its orders (including a refusal by the
+/// risk guard, which has no client order id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderUpdate {
+    /// Keel's client order id; `None` when the intent never became an order.
+    pub client_order_id: Option<String>,
+    /// Symbol.
+    pub symbol: Symbol,
+    /// Side.
+    pub side: Side,
+    /// New status.
+    pub status: OrderStatus,
+    /// Quantity filled so far.
+    pub filled_qty: Decimal,
+    /// Why it was refused, rejected or expired.
+    pub reason: Option<String>,
+}
+
+/// An external trading signal (e.g. a TradingView alert) for a `webhook` strategy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signal {
+    /// Symbol.
+    pub symbol: Symbol,
+    /// What to do.
+    pub action: SignalAction,
+    /// Quantity; the strategy's default when absent.
+    pub qty: Option<Decimal>,
+}
+
+/// The action of a [`Signal`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignalAction {
+    /// Buy.
+    Buy,
+    /// Sell.
+    Sell,
+    /// Close the position.
+    Close,
+}
+
+/// A strategy's own exposure in one symbol, as the runner tracks it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Exposure {
+    /// Net filled quantity of this strategy.
+    pub qty: Decimal,
+    /// Orders sent by this strategy and not yet final.
+    pub pending_orders: u32,
+}
+
+/// What a strategy can see and do inside one callback.
+pub struct StrategyCtx<'a> {
+    now_ms: i64,
+    strategy_id: &'a StrategyId,
+    book: &'a mut HashMap<Symbol, Exposure>,
+    out: &'a mut Vec<OrderIntent>,
+}
+
+impl<'a> StrategyCtx<'a> {
+    /// Current time from the injected clock (ms since the epoch).
+    pub fn now_ms(&self) -> i64 {
+        self.now_ms
+    }
+
+    /// This strategy instance's id.
+    pub fn strategy_id(&self) -> &StrategyId {
+        self.strategy_id
+    }
+
+    /// This strategy's net filled position in `symbol`.
+    pub fn position(&self, symbol: &str) -> Decimal {
+        self.book.get(symbol).map(|e| e.qty).unwrap_or_default()
+    }
+
+    /// Orders of this strategy in `symbol` that are not final yet.
+    pub fn pending_orders(&self, symbol: &str) -> u32 {
+        self.book.get(symbol).map(|e| e.pending_orders).unwrap_or(0)
+    }
+
+    /// True when the strategy holds nothing in `symbol` and has nothing in flight.
+    pub fn is_flat(&self, symbol: &str) -> bool {
+        self.position(symbol).is_zero() && self.pending_orders(symbol) == 0
+    }
+
+    /// Sends an order intent (to the risk guard, live or in a backtest).
+    pub fn submit(&mut self, intent: OrderIntent) {
+        let entry = self.book.entry(intent.symbol.clone()).or_default();
+        entry.pending_orders += 1;
+        self.out.push(intent);
+    }
+
+    /// Sends a market order for this strategy.
+    pub fn market(&mut self, symbol: &Symbol, side: Side, qty: Decimal) {
+        let intent = OrderIntent::market(self.strategy_id.clone(), symbol.clone(), side, qty);
+        self.submit(intent);
+    }
+
+    /// Sends a GTC limit order for this strategy.
+    pub fn limit(&mut self, symbol: &Symbol, side: Side, qty: Decimal, price: Decimal) {
+        let intent = OrderIntent::limit(self.strategy_id.clone(), symbol.clone(), side, qty, price);
+        self.submit(intent);
+    }
+}
+
+/// A trading strategy. Every callback has a default that does nothing, so a
+/// strategy implements only what it reacts to. Implementations must not block,
+/// read the wall clock or do I/O.
+pub trait Strategy: Send {
+    /// The strategy's kind, e.g. `sma_cross`.
+    fn kind(&self) -> &'static str;
+    /// Symbols this strategy trades; it receives only their events.
+    fn symbols(&self) -> Vec<Symbol>;
+    /// Bars of history it needs before it can decide (warm-up length).
+    fn warmup_bars(&self) -> usize {
+        0
+    }
+    /// A candle closed.
+    fn on_bar(&mut self, _bar: &Bar, _ctx: &mut StrategyCtx<'_>) {}
+    /// A public trade printed.
+    fn on_trade(&mut self, _trade: &Trade, _ctx: &mut StrategyCtx<'_>) {}
+    /// The best bid/ask changed.
+    fn on_book(&mut self, _book: &BookTicker, _ctx: &mut StrategyCtx<'_>) {}
+    /// One of its orders filled (partly).
+    fn on_fill(&mut self, _fill: &Fill, _ctx: &mut StrategyCtx<'_>) {}
+    /// One of its orders changed status, or an intent was refused.
+    fn on_order_update(&mut self, _update: &OrderUpdate, _ctx: &mut StrategyCtx<'_>) {}
+    /// An external signal arrived.
+    fn on_signal(&mut self, _signal: &Signal, _ctx: &mut StrategyCtx<'_>) {}
+}
+
+/// A strategy failed (panicked) and has been paused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("strategy {strategy_id} panicked: {message}")]
+pub struct StrategyFailure {
+    /// The strategy.
+    pub strategy_id: StrategyId,
+    /// The panic message.
+    pub message: String,
+}
+
+/// Drives one strategy instance: keeps its exposure book, collects its intents,
+/// and pauses it if it panics. Live actors and the backtest both use this, so a
+/// strategy decides the same way in both.
+pub struct StrategyRunner {
+    id: StrategyId,
+    strategy: Box<dyn Strategy>,
+    symbols: Vec<Symbol>,
+    book: HashMap<Symbol, Exposure>,
+    out: Vec<OrderIntent>,
+    paused: bool,
+    failure: Option<String>,
+}
+
+impl StrategyRunner {
+    /// Wraps a strategy instance.
+    pub fn new(id: StrategyId, strategy: Box<dyn Strategy>) -> Self {
+        let symbols = strategy.symbols();
+        Self { id, strategy, symbols, book: HashMap::new(), out: Vec::with_capacity(4), paused: false, failure: None }
+    }
+
+    /// The instance id.
+    pub fn id(&self) -> &StrategyId {
+        &self.id
+    }
+
+    /// The strategy's kind.
+    pub fn kind(&self) -> &'static str {
+        self.strategy.kind()
+    }
+
+    /// The symbols it trades.
+    pub fn symbols(&self) -> &[Symbol] {
+        &self.symbols
+    }
+
+    /// True if it trades `symbol`.
+    pub fn wants(&self, symbol: &str) -> bool {
+        self.symbols.iter().any(|s| s.as_str() == symbol)
+    }
+
+    /// Warm-up length in bars.
+    pub fn warmup_bars(&self) -> usize {
+        self.strategy.warmup_bars()
+    }
+
+    /// True while paused (by an operator, a protection or a panic).
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// The panic message that paused it, if any.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
+    }
+
+    /// Pauses or resumes it. Resuming clears a recorded failure.
+    pub fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
+        if !paused {
+            self.failure = None;
+        }
+    }
+
+    /// Its exposure in a symbol.
+    pub fn exposure(&self, symbol: &str) -> Exposure {
+        self.book.get(symbol).copied().unwrap_or_default()
+    }
+
+    /// Sets its filled position in a symbol (restoring from the store at start).
+    pub fn restore_position(&mut self, symbol: Symbol, qty: Decimal) {
+        self.book.entry(symbol).or_default().qty = qty;
+    }
+
+    /// Sets the number of its orders in a symbol that are still open (at start).
+    pub fn restore_pending(&mut self, symbol: Symbol, pending: u32) {
+        self.book.entry(symbol).or_default().pending_orders = pending;
+    }
+
+    /// Feeds history without trading: any intent it produces is discarded.
+    pub fn warm_up(&mut self, bars: &[Bar], now_ms: i64) -> Result<(), StrategyFailure> {
+        for bar in bars {
+            self.call(now_ms, |s, ctx| s.on_bar(bar, ctx))?;
+            // A warm-up intent must not leave, and must not count as in flight.
+            for intent in self.out.drain(..) {
+                if let Some(e) = self.book.get_mut(&intent.symbol) {
+                    e.pending_orders = e.pending_orders.saturating_sub(1);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A market event; returns how many intents it produced (take them with [`Self::drain_intents`]).
+    pub fn on_market(&mut self, event: &MarketEvent, now_ms: i64) -> Result<usize, StrategyFailure> {
+        match event {
+            MarketEvent::Bar(b) => self.call(now_ms, |s, ctx| s.on_bar(b, ctx)),
+            MarketEvent::Trade(t) => self.call(now_ms, |s, ctx| s.on_trade(t, ctx)),
+            MarketEvent::Book(b) => self.call(now_ms, |s, ctx| s.on_book(b, ctx)),
+        }
+    }
+
+    /// One of its fills: updates its position, then tells the strategy.
+    pub fn on_fill(&mut self, fill: &Fill, now_ms: i64) -> Result<usize, StrategyFailure> {
+        self.book.entry(fill.symbol.clone()).or_default().qty += fill.side.sign() * fill.qty;
+        self.call(now_ms, |s, ctx| s.on_fill(fill, ctx))
+    }
+
+    /// A status change of one of its orders (or a refusal of an intent).
+    pub fn on_order_update(&mut self, update: &OrderUpdate, now_ms: i64) -> Result<usize, StrategyFailure> {
+        if update.status.is_terminal() {
+            if let Some(e) = self.book.get_mut(&update.symbol) {
+                e.pending_orders = e.pending_orders.saturating_sub(1);
+            }
+        }
+        self.call(now_ms, |s, ctx| s.on_order_update(update, ctx))
+    }
+
+    /// An external signal.
+    pub fn on_signal(&mut self, signal: &Signal, now_ms: i64) -> Result<usize, StrategyFailure> {
+        self.call(now_ms, |s, ctx| s.on_signal(signal, ctx))
+    }
+
+    /// Takes the intents produced so far.
+    pub fn drain_intents(&mut self) -> std::vec::Drain<'_, OrderIntent> {
+        self.out.drain(..)
+    }
+
+    fn call(
+        &mut self,
+        now_ms: i64,
+        f: impl FnOnce(&mut dyn Strategy, &mut StrategyCtx<'_>),
+    ) -> Result<usize, StrategyFailure> {
+        if self.paused {
+            return Ok(0);
+        }
+        let before = self.out.len();
+        let mut ctx = StrategyCtx { now_ms, strategy_id: &self.id, book: &mut self.book, out: &mut self.out };
+        let strategy = &mut *self.strategy;
+        match catch_unwind(AssertUnwindSafe(|| f(strategy, &mut ctx))) {
+            Ok(()) => Ok(self.out.len() - before),
+            Err(payload) => {
+                let message = panic_message(payload.as_ref());
+                // Whatever it produced while failing is not trusted.
+                for intent in self.out.drain(before..) {
+                    if let Some(e) = self.book.get_mut(&intent.symbol) {
+                        e.pending_orders = e.pending_orders.saturating_sub(1);
+                    }
+                }
+                self.paused = true;
+                self.failure = Some(message.clone());
+                Err(StrategyFailure { strategy_id: self.id.clone(), message })
+            }
+        }
+    }
+}
+
+/// The text of a panic payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Boom {
+        symbol: Symbol,
+        after: usize,
+        seen: usize,
+    }
+
+    impl Strategy for Boom {
+        fn kind(&self) -> &'static str {
+            "boom"
+        }
+        fn symbols(&self) -> Vec<Symbol> {
+            vec![self.symbol.clone()]
+        }
+        fn on_bar(&mut self, bar: &Bar, ctx: &mut StrategyCtx<'_>) {
+            self.seen += 1;
+            ctx.market(&bar.symbol, Side::Buy, Decimal::ONE);
+            if self.seen > self.after {
+                panic!("boom at bar {}", self.seen);
+            }
+        }
+    }
+
+    fn bar(t: i64) -> Bar {
+        let p = Decimal::new(100, 0);
+        Bar { symbol: "X".into(), open_time: t, close_time: t + 59_999, open: p, high: p, low: p, close: p, volume: p }
+    }
+
+    #[test]
+    fn panic_pauses_and_discards_intents() {
+        let mut r = StrategyRunner::new("b".into(), Box::new(Boom { symbol: "X".into(), after: 1, seen: 0 }));
+        assert_eq!(r.on_market(&MarketEvent::Bar(bar(0)), 0), Ok(1));
+        assert_eq!(r.drain_intents().count(), 1);
+        assert_eq!(r.exposure("X").pending_orders, 1);
+        let err = r.on_market(&MarketEvent::Bar(bar(1)), 0).unwrap_err();
+        assert!(err.message.contains("boom at bar 2"), "{err}");
+        assert!(r.is_paused());
+        assert_eq!(r.drain_intents().count(), 0);
+        assert_eq!(r.exposure("X").pending_orders, 1);
+        // Paused: further events are ignored.
+        assert_eq!(r.on_market(&MarketEvent::Bar(bar(2)), 0), Ok(0));
+    }
+
+    #[test]
+    fn warm_up_sends_nothing() {
+        let mut r = StrategyRunner::new("b".into(), Box::new(Boom { symbol: "X".into(), after: 10, seen: 0 }));
+        r.warm_up(&[bar(0), bar(1)], 0).unwrap();
+        assert_eq!(r.drain_intents().count(), 0);
+        assert_eq!(r.exposure("X").pending_orders, 0);
+    }
+}
