@@ -1,0 +1,84 @@
+//! Reading a strategy's `params` table with errors that name the key.
+
+use rust_decimal::Decimal;
+
+use crate::registry::StrategyConfigError;
+
+/// Typed access to one strategy's `params` table.
+pub struct Params<'a> {
+    table: &'a toml::Table,
+    prefix: String,
+}
+
+impl<'a> Params<'a> {
+    /// Wraps a table; `prefix` is the key path used in errors (e.g. `strategy[0].params`).
+    pub fn new(table: &'a toml::Table, prefix: impl Into<String>) -> Self {
+        Self { table, prefix: prefix.into() }
+    }
+
+    /// An error about `key`.
+    pub fn error(&self, key: &str, reason: impl Into<String>) -> StrategyConfigError {
+        StrategyConfigError { key: format!("{}.{key}", self.prefix), reason: reason.into() }
+    }
+
+    /// Fails on keys not in `known`, so a typo is not silently ignored.
+    pub fn only(&self, known: &[&str]) -> Result<(), StrategyConfigError> {
+        for key in self.table.keys() {
+            if !known.contains(&key.as_str()) {
+                return Err(self.error(key, format!("unknown parameter (expected one of: {})", known.join(", "))));
+            }
+        }
+        Ok(())
+    }
+
+    /// A required positive integer.
+    pub fn usize(&self, key: &str) -> Result<usize, StrategyConfigError> {
+        match self.table.get(key) {
+            None => Err(self.error(key, "is required")),
+            Some(toml::Value::Integer(n)) if *n > 0 => Ok(*n as usize),
+            Some(toml::Value::Integer(n)) => Err(self.error(key, format!("must be a positive integer, got {n}"))),
+            Some(other) => Err(self.error(key, format!("must be an integer, got {}", other.type_str()))),
+        }
+    }
+
+    /// An optional positive integer with a default.
+    pub fn usize_or(&self, key: &str, default: usize) -> Result<usize, StrategyConfigError> {
+        if self.table.contains_key(key) {
+            self.usize(key)
+        } else {
+            Ok(default)
+        }
+    }
+
+    /// A required decimal (a string like `"0.01"`, or an integer).
+    pub fn decimal(&self, key: &str) -> Result<Decimal, StrategyConfigError> {
+        match self.table.get(key) {
+            None => Err(self.error(key, "is required")),
+            Some(toml::Value::String(s)) => {
+                s.parse::<Decimal>().map_err(|_| self.error(key, format!("`{s}` is not a decimal number")))
+            }
+            Some(toml::Value::Integer(n)) => Ok(Decimal::from(*n)),
+            Some(toml::Value::Float(f)) => Decimal::try_from(*f)
+                .map_err(|_| self.error(key, format!("{f} is not representable; write it as a string"))),
+            Some(other) => Err(self.error(key, format!("must be a decimal string, got {}", other.type_str()))),
+        }
+    }
+
+    /// A required decimal that must be > 0.
+    pub fn positive_decimal(&self, key: &str) -> Result<Decimal, StrategyConfigError> {
+        let v = self.decimal(key)?;
+        if v <= Decimal::ZERO {
+            return Err(self.error(key, format!("must be positive, got {v}")));
+        }
+        Ok(v)
+    }
+
+    /// An optional decimal with a default.
+    pub fn decimal_or(&self, key: &str, default: Decimal) -> Result<Decimal, StrategyConfigError> {
+        if self.table.contains_key(key) {
+            self.decimal(key)
+        } else {
+            Ok(default)
+        }
+    }
+}

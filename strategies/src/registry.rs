@@ -1,0 +1,40 @@
+//! Builds strategy instances from `[[strategy]]` config blocks.
+
+use engine::config::StrategyConfig;
+use engine::strategy::Strategy;
+
+use crate::params::Params;
+
+/// A strategy's config is wrong: the key and the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("config error at `{key}`: {reason}")]
+pub struct StrategyConfigError {
+    /// The offending key, e.g. `strategy[0].params.slow`.
+    pub key: String,
+    /// Why it is wrong.
+    pub reason: String,
+}
+
+/// The strategy kinds this build knows.
+pub const KINDS: &[&str] = &["sma_cross"];
+
+/// Builds the strategy of config block number `index` (for error messages).
+pub fn build(index: usize, config: &StrategyConfig) -> Result<Box<dyn Strategy>, StrategyConfigError> {
+    let params = Params::new(&config.params, format!("strategy[{index}].params"));
+    let symbol = engine::Symbol::new(&config.symbol);
+    match config.kind.as_str() {
+        "sma_cross" => Ok(Box::new(crate::sma_cross::SmaCross::from_params(symbol, &params)?)),
+        other => Err(StrategyConfigError {
+            key: format!("strategy[{index}].kind"),
+            reason: format!("unknown strategy kind `{other}` (known: {})", KINDS.join(", ")),
+        }),
+    }
+}
+
+/// Validates every strategy block by building it.
+pub fn validate_all(configs: &[StrategyConfig]) -> Result<(), StrategyConfigError> {
+    for (i, c) in configs.iter().enumerate() {
+        build(i, c)?;
+    }
+    Ok(())
+}
