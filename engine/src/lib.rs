@@ -6,6 +6,7 @@
 //! exchange all call this code directly.
 
 pub mod balance;
+pub mod binance;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod instrument;
 pub mod market;
 pub mod order;
 pub mod position;
+pub mod sandbox;
 pub mod sim;
 pub mod store;
 pub mod strategy;

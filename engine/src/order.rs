@@ -194,6 +194,21 @@ pub enum OrderEvent {
     OutcomeUnknown,
 }
 
+impl OrderEvent {
+    /// The event that brings an order to a status a venue reported.
+    pub fn for_reported(status: OrderStatus) -> Option<Self> {
+        match status {
+            OrderStatus::New | OrderStatus::Submitted | OrderStatus::Accepted => Some(Self::Accept),
+            OrderStatus::PartiallyFilled => Some(Self::PartialFill),
+            OrderStatus::Filled => Some(Self::Fill),
+            OrderStatus::Canceled => Some(Self::Cancel),
+            OrderStatus::Rejected => Some(Self::Reject),
+            OrderStatus::Expired => Some(Self::Expire),
+            OrderStatus::Unknown => None,
+        }
+    }
+}
+
 impl OrderStatus {
     /// True when nothing more can happen to the order.
     pub fn is_terminal(self) -> bool {
@@ -294,6 +309,28 @@ impl Order {
         self.status = next;
         self.updated_ms = now_ms;
         Ok(next)
+    }
+
+    /// Moves the order towards a status a venue reported, through the state
+    /// machine (recording the acknowledgement first when needed). Returns true if
+    /// the status changed; a report the machine does not allow (late, duplicate)
+    /// leaves the order unchanged.
+    pub fn sync_to(&mut self, reported: OrderStatus, now_ms: i64) -> bool {
+        let before = self.status;
+        let Some(event) = OrderEvent::for_reported(reported) else { return false };
+        if matches!(self.status, OrderStatus::Submitted | OrderStatus::Unknown | OrderStatus::New)
+            && !matches!(event, OrderEvent::Accept | OrderEvent::Reject)
+        {
+            if self.status == OrderStatus::New {
+                let _ = self.apply(OrderEvent::Submit, now_ms);
+            }
+            let _ = self.apply(OrderEvent::Accept, now_ms);
+        }
+        if self.status == OrderStatus::New && event == OrderEvent::Accept {
+            let _ = self.apply(OrderEvent::Submit, now_ms);
+        }
+        let _ = self.apply(event, now_ms);
+        self.status != before
     }
 
     /// Quantity still working.
@@ -410,6 +447,26 @@ mod tests {
             for event in ALL_EVENTS {
                 assert!(from.apply(event).is_err(), "{from:?} accepted {event:?}");
             }
+        }
+    }
+
+    #[test]
+    fn sync_to_reported_status() {
+        let intent = OrderIntent::market("s".into(), "BTCUSDT".into(), Side::Buy, Decimal::ONE);
+        let cases = [
+            (OrderStatus::New, OrderStatus::Filled, OrderStatus::Filled),
+            (OrderStatus::Submitted, OrderStatus::Canceled, OrderStatus::Canceled),
+            (OrderStatus::Unknown, OrderStatus::PartiallyFilled, OrderStatus::PartiallyFilled),
+            (OrderStatus::Submitted, OrderStatus::Rejected, OrderStatus::Rejected),
+            (OrderStatus::New, OrderStatus::Accepted, OrderStatus::Accepted),
+            (OrderStatus::Filled, OrderStatus::Canceled, OrderStatus::Filled),
+            (OrderStatus::Accepted, OrderStatus::Unknown, OrderStatus::Accepted),
+        ];
+        for (from, reported, want) in cases {
+            let mut order = Order::from_intent(&intent, "k".into(), 0);
+            order.status = from;
+            order.sync_to(reported, 1);
+            assert_eq!(order.status, want, "{from:?} reported {reported:?}");
         }
     }
 

@@ -107,6 +107,20 @@ impl SledStore {
         })
     }
 
+    /// An in-memory store that is discarded on exit: used to come up HALTED
+    /// (fail closed) when the real store cannot be read.
+    pub fn temporary() -> StoreResult<Self> {
+        let db = sled::Config::new().temporary(true).open()?;
+        Ok(Self {
+            orders: db.open_tree("orders")?,
+            open: db.open_tree("open_orders")?,
+            fills: db.open_tree("fills")?,
+            positions: db.open_tree("positions")?,
+            meta: db.open_tree("meta")?,
+            db,
+        })
+    }
+
     fn put<T: Serialize>(tree: &sled::Tree, key: &str, value: &T) -> StoreResult<()> {
         let bytes = serde_json::to_vec(value).map_err(|e| StoreError::Encode(e.to_string()))?;
         tree.insert(key.as_bytes(), bytes)?;

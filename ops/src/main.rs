@@ -1,1 +1,32 @@
-fn main() {}
+//! The `keel` binary: parses the command line and dispatches to the `ops` library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ops::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => ops::cmd_run::run(args, cli.log_format),
+        Command::State(args) => ops::cmd_state::state(args),
+        Command::CheckConfig(args) => ops::settings::load(&args.config).map(|c| {
+            println!(
+                "{}: ok ({} symbols, {} strategies, venue {})",
+                args.config.display(),
+                c.symbols.len(),
+                c.strategies.len(),
+                c.venue.mode.as_str()
+            );
+        }),
+        Command::Halt(args) => ops::cmd_state::halt(args),
+        Command::Resume(args) => ops::cmd_state::resume(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keel: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

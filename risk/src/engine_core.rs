@@ -1,15 +1,30 @@
-//! The risk engine: state, exposure bookkeeping and the pre-trade gate.
+//! The risk engine: trading state, exposure bookkeeping and the pre-trade gate.
+//!
+//! One [`RiskEngine`] sees every intent in order. Approved orders count as open
+//! ("in flight") under their client order id until [`RiskEngine::on_order_final`],
+//! so two quick intents cannot both pass a limit only one fits under.
+//!
+//! Time is passed in (ms since the epoch, from the engine's `Clock`); the engine
+//! never reads the wall clock. Time-based checks (stale data, duplicates, order
+//! rate) need a time: [`RiskEngine::check_at`] gives one; the older
+//! [`RiskEngine::check`] uses the latest time the engine has been told about and
+//! skips them while it has been told none.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
+use engine::balance::{Balance, Balances};
 use engine::config::RiskConfig;
 use engine::fill::Fill;
-use engine::instrument::Instrument;
-use engine::order::{Order, OrderIntent, OrderType, Side};
-use engine::trading::TradingState;
-use engine::{Decimal, Symbol};
+use engine::instrument::{FilterViolation, Instrument};
+use engine::order::{Order, OrderIntent, OrderStatus, OrderType, Side};
+use engine::position::Position;
+use engine::trading::{EmergencyStop, TradingState, TradingStateRecord};
+use engine::{Decimal, StrategyId, Symbol};
+use serde::{Deserialize, Serialize};
 
-use crate::reason::{RejectReason, Rejection};
+use crate::protections::{severity, ProtectionEvent, ProtectionState, Protections};
+use crate::reason::{OpenOrderScope, RejectReason, Rejection};
+use crate::windows::{DuplicateGuard, RateLimiter, RateLimits};
 
 /// An approved intent, rounded to the venue's filters.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,36 +35,119 @@ pub struct Approved {
     pub reference_price: Decimal,
 }
 
+/// An order counted as open or in flight.
 #[derive(Debug, Clone)]
-struct InFlight {
-    symbol: Symbol,
-    side: Side,
-    remaining: Decimal,
+pub(crate) struct InFlight {
+    pub(crate) strategy: StrategyId,
+    pub(crate) symbol: Symbol,
+    pub(crate) side: Side,
+    pub(crate) remaining: Decimal,
+    /// Price it was valued at when approved.
+    pub(crate) reference_price: Decimal,
+    /// The venue acknowledged it (its funds are locked there, so the next
+    /// balance snapshot accounts for it).
+    pub(crate) acknowledged: bool,
+    /// Its funds are reserved against the free balance by the risk engine.
+    pub(crate) reserved: bool,
+}
+
+/// What the protections did in one evaluation, for the actor to act on.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProtectionOutcome {
+    /// What happened (log, notify, publish each).
+    pub events: Vec<ProtectionEvent>,
+    /// The new effective trading state if it changed: flush it to the store
+    /// (`put_trading_state`) before acting on it, and publish `TradingStateChanged`.
+    pub state_change: Option<TradingStateRecord>,
+    /// A protection configured to do so asks for the emergency stop, with this
+    /// reason: call [`crate::emergency::set`], then
+    /// [`RiskEngine::set_emergency_stop_record`], and cancel every open order.
+    pub emergency_stop: Option<String>,
+}
+
+/// The risk engine's durable state beyond the store's trading-state record and
+/// emergency stop: the operator's base state and the protections.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RiskPersisted {
+    /// The state set by an operator or the engine (protections and the emergency
+    /// stop may require a more severe one on top).
+    pub base_state: TradingStateRecord,
+    /// The protections' memory.
+    pub protections: ProtectionState,
+}
+
+/// Per (strategy, symbol) bookkeeping that finds round trips for the
+/// consecutive-loss protection.
+#[derive(Debug, Clone)]
+struct TripBook {
+    position: Position,
+    pnl: Decimal,
 }
 
 /// The risk engine. One instance sees every intent in order.
 #[derive(Debug, Clone)]
 pub struct RiskEngine {
-    config: RiskConfig,
-    instruments: HashMap<Symbol, Instrument>,
-    state: TradingState,
-    emergency_stop: bool,
-    positions: HashMap<Symbol, Decimal>,
-    in_flight: HashMap<String, InFlight>,
-    last_price: HashMap<Symbol, Decimal>,
+    pub(crate) config: RiskConfig,
+    pub(crate) instruments: HashMap<Symbol, Instrument>,
+    pub(crate) base_state: TradingStateRecord,
+    pub(crate) effective: TradingStateRecord,
+    pub(crate) emergency: EmergencyStop,
+    pub(crate) venue_healthy: bool,
+    pub(crate) positions: HashMap<Symbol, Decimal>,
+    pub(crate) in_flight: HashMap<String, InFlight>,
+    pub(crate) last_price: HashMap<Symbol, Decimal>,
+    pub(crate) last_event_ms: HashMap<Symbol, i64>,
+    pub(crate) balances: Option<Balances>,
+    /// Fills since the last balance snapshot, per asset: spent (positive) amounts
+    /// the snapshot does not show yet.
+    pub(crate) unsettled: HashMap<String, Decimal>,
+    pub(crate) rates: RateLimiter,
+    pub(crate) duplicates: DuplicateGuard,
+    pub(crate) protections: Protections,
+    trips: HashMap<(StrategyId, Symbol), TripBook>,
+    pending_events: Vec<ProtectionEvent>,
+    pub(crate) now_hint: Option<i64>,
+    pub(crate) rejections: BTreeMap<&'static str, u64>,
+    pub(crate) approved_total: u64,
+}
+
+fn record(state: TradingState, reason: impl Into<String>, since_ms: i64) -> TradingStateRecord {
+    TradingStateRecord { state, reason: reason.into(), since_ms }
+}
+
+/// `a × b`, saturating at the largest decimal (a conservative value for limits).
+fn mul(a: Decimal, b: Decimal) -> Decimal {
+    a.saturating_mul(b)
 }
 
 impl RiskEngine {
-    /// A risk engine with limits and the instruments' filters, trading `ACTIVE`.
+    /// A risk engine with limits and the instruments' filters, trading `ACTIVE`,
+    /// venue healthy. The actor calls [`Self::set_venue_healthy`]`(false)` until
+    /// start-up reconciliation is done, and [`Self::apply_startup`] with what the
+    /// store says.
     pub fn new(config: RiskConfig, instruments: Vec<Instrument>) -> Self {
+        let protections = Protections::new(&config);
         Self {
             config,
             instruments: instruments.into_iter().map(|i| (i.symbol.clone(), i)).collect(),
-            state: TradingState::Active,
-            emergency_stop: false,
+            base_state: record(TradingState::Active, "start", 0),
+            effective: record(TradingState::Active, "start", 0),
+            emergency: EmergencyStop::default(),
+            venue_healthy: true,
             positions: HashMap::new(),
             in_flight: HashMap::new(),
             last_price: HashMap::new(),
+            last_event_ms: HashMap::new(),
+            balances: None,
+            unsettled: HashMap::new(),
+            rates: RateLimiter::default(),
+            duplicates: DuplicateGuard::default(),
+            protections,
+            trips: HashMap::new(),
+            pending_events: Vec::new(),
+            now_hint: None,
+            rejections: BTreeMap::new(),
+            approved_total: 0,
         }
     }
 
@@ -63,25 +161,197 @@ impl RiskEngine {
         self.instruments.insert(instrument.symbol.clone(), instrument);
     }
 
-    /// The trading state.
-    pub fn state(&self) -> TradingState {
-        self.state
+    /// An instrument's filters.
+    pub fn instrument(&self, symbol: &str) -> Option<&Instrument> {
+        self.instruments.get(symbol)
     }
 
-    /// Sets the trading state.
+    fn observe_time(&mut self, now_ms: i64) {
+        self.now_hint = Some(self.now_hint.map_or(now_ms, |t| t.max(now_ms)));
+    }
+
+    fn now_or_zero(&self) -> i64 {
+        self.now_hint.unwrap_or(0)
+    }
+
+    // ---------------------------------------------------------------- states
+
+    /// The effective trading state: the most severe of the base state, what a
+    /// tripped protection requires, and `HALTED` while the emergency stop is set.
+    pub fn state(&self) -> TradingState {
+        self.effective.state
+    }
+
+    /// The effective trading state with its reason and since when.
+    pub fn state_record(&self) -> &TradingStateRecord {
+        &self.effective
+    }
+
+    /// The base state (set by an operator or the engine, without protections).
+    pub fn base_state(&self) -> &TradingStateRecord {
+        &self.base_state
+    }
+
+    /// Sets the base trading state (reason "set by the engine").
     pub fn set_state(&mut self, state: TradingState) {
-        self.state = state;
+        let now = self.now_or_zero();
+        self.set_state_with(state, "set by the engine", now);
+    }
+
+    /// Sets the base trading state with its cause. Returns the new effective
+    /// record if it changed (flush it with `put_trading_state`, then publish it).
+    pub fn set_state_with(
+        &mut self,
+        state: TradingState,
+        reason: impl Into<String>,
+        now_ms: i64,
+    ) -> Option<TradingStateRecord> {
+        self.observe_time(now_ms);
+        self.base_state = record(state, reason, now_ms);
+        self.refresh_state(now_ms)
+    }
+
+    fn compute_effective(&self) -> (TradingState, String) {
+        let mut best = (self.base_state.state, self.base_state.reason.clone());
+        if let Some((trip, _)) = self.protections.required_state() {
+            if severity(trip.state) > severity(best.0) {
+                best = (trip.state, trip.reason.clone());
+            }
+        }
+        if self.emergency.active {
+            let reason = self.emergency.reason.as_deref().unwrap_or("no reason given");
+            let by = self.emergency.set_by.as_deref().unwrap_or("unknown");
+            best = (TradingState::Halted, format!("emergency stop set by {by}: {reason}"));
+        }
+        best
+    }
+
+    fn refresh_state(&mut self, now_ms: i64) -> Option<TradingStateRecord> {
+        let (state, reason) = self.compute_effective();
+        if state == self.effective.state && reason == self.effective.reason {
+            return None;
+        }
+        let since_ms = if state == self.effective.state { self.effective.since_ms } else { now_ms };
+        self.effective = record(state, reason, since_ms);
+        Some(self.effective.clone())
     }
 
     /// True while the emergency stop is set.
     pub fn emergency_stop(&self) -> bool {
-        self.emergency_stop
+        self.emergency.active
     }
 
-    /// Sets or clears the emergency-stop gate.
-    pub fn set_emergency_stop(&mut self, active: bool) {
-        self.emergency_stop = active;
+    /// The emergency-stop record (reason, who, when; last clear).
+    pub fn emergency_stop_record(&self) -> &EmergencyStop {
+        &self.emergency
     }
+
+    /// Sets or clears the emergency-stop gate (no reason recorded; prefer
+    /// [`Self::set_emergency_stop_record`]).
+    pub fn set_emergency_stop(&mut self, active: bool) {
+        let now = self.now_or_zero();
+        let mut stop = self.emergency.clone();
+        stop.active = active;
+        self.set_emergency_stop_record(stop, now);
+    }
+
+    /// Installs the emergency-stop record as stored (after
+    /// [`crate::emergency::set`] or [`crate::emergency::clear`] flushed it).
+    /// Returns the new effective state record if it changed.
+    pub fn set_emergency_stop_record(&mut self, stop: EmergencyStop, now_ms: i64) -> Option<TradingStateRecord> {
+        self.observe_time(now_ms);
+        self.emergency = stop;
+        self.refresh_state(now_ms)
+    }
+
+    /// An explicit operator resume: base state `ACTIVE`, every latched protection
+    /// released (high-water mark and day start restart at the current equity),
+    /// and the in-memory emergency stop cleared. Persist the cleared stop first
+    /// with [`crate::emergency::clear`]; then persist [`Self::persisted`].
+    pub fn resume(&mut self, by: &str, now_ms: i64) -> ProtectionOutcome {
+        self.observe_time(now_ms);
+        let events = self.protections.operator_resume(now_ms);
+        if self.emergency.active {
+            self.emergency.active = false;
+            self.emergency.cleared_by = Some(by.to_string());
+            self.emergency.cleared_at_ms = Some(now_ms);
+        }
+        self.base_state = record(TradingState::Active, format!("operator resume by {by}"), now_ms);
+        let state_change = self.refresh_state(now_ms);
+        ProtectionOutcome { events, state_change, emergency_stop: None }
+    }
+
+    /// Applies the start-up decision (see [`crate::emergency::startup_state`]):
+    /// the emergency stop, the persisted base state and protections, or `HALTED`
+    /// when the store could not be read. Returns the effective record.
+    pub fn apply_startup(&mut self, decision: &crate::emergency::StartupDecision, now_ms: i64) -> TradingStateRecord {
+        self.observe_time(now_ms);
+        self.emergency = decision.emergency_stop.clone();
+        match &decision.persisted {
+            Some(p) => {
+                self.base_state = p.base_state.clone();
+                self.protections.restore(p.protections.clone());
+            }
+            None => self.base_state = record(decision.state, decision.reason.clone(), now_ms),
+        }
+        if decision.fail_closed {
+            self.base_state = record(TradingState::Halted, decision.reason.clone(), now_ms);
+        }
+        self.refresh_state(now_ms);
+        self.effective.clone()
+    }
+
+    /// What to persist (`crate::persist::save`) after a state change, a
+    /// protection event, a pause or a resume.
+    pub fn persisted(&self) -> RiskPersisted {
+        RiskPersisted { base_state: self.base_state.clone(), protections: self.protections.state().clone() }
+    }
+
+    /// Restores what [`Self::persisted`] returned before a restart.
+    pub fn restore_persisted(&mut self, persisted: RiskPersisted, now_ms: i64) -> Option<TradingStateRecord> {
+        self.base_state = persisted.base_state;
+        self.protections.restore(persisted.protections);
+        self.refresh_state(now_ms)
+    }
+
+    /// The protections (read-only).
+    pub fn protections(&self) -> &Protections {
+        &self.protections
+    }
+
+    // ------------------------------------------------------ strategy pauses
+
+    /// Pauses a strategy until resumed (operator command or a strategy failure).
+    /// Its reduce-only exits still pass.
+    pub fn pause_strategy(&mut self, strategy: &str, by: &str, reason: &str, now_ms: i64) -> ProtectionEvent {
+        self.observe_time(now_ms);
+        self.protections.pause_strategy(strategy, by, reason, now_ms)
+    }
+
+    /// Ends every pause of a strategy (and its losing streak); true if it was paused.
+    pub fn resume_strategy(&mut self, strategy: &str) -> bool {
+        self.protections.resume_strategy(strategy)
+    }
+
+    /// True if `strategy` may not open new orders on `symbol` at `now_ms`.
+    pub fn is_strategy_paused(&self, strategy: &str, symbol: &str, now_ms: i64) -> bool {
+        self.protections.pause_of(strategy, symbol, Some(now_ms)).is_some()
+    }
+
+    // ----------------------------------------------------------- venue health
+
+    /// The venue's user-data stream is connected and start-up (or
+    /// re-)reconciliation is done. While false, no new order passes.
+    pub fn set_venue_healthy(&mut self, healthy: bool) {
+        self.venue_healthy = healthy;
+    }
+
+    /// True while the venue is healthy.
+    pub fn venue_healthy(&self) -> bool {
+        self.venue_healthy
+    }
+
+    // ------------------------------------------------------- market and fills
 
     /// The account position in a symbol, as the risk engine counts it.
     pub fn position(&self, symbol: &str) -> Decimal {
@@ -93,15 +363,32 @@ impl RiskEngine {
         self.positions.insert(symbol, qty);
     }
 
-    /// Counts an order that is open at start as in flight.
+    /// Counts an order that is open at start as in flight. An order the venue
+    /// has acknowledged (accepted, partially filled) is taken as reflected in the
+    /// next balance snapshot; others keep their funds reserved.
     pub fn restore_open_order(&mut self, order: &Order) {
+        let reference_price = order
+            .order_type
+            .limit_price()
+            .or_else(|| self.last_price(&order.symbol))
+            .unwrap_or_default();
+        let acknowledged = matches!(order.status, OrderStatus::Accepted | OrderStatus::PartiallyFilled);
         self.in_flight.insert(
             order.client_order_id.clone(),
-            InFlight { symbol: order.symbol.clone(), side: order.side, remaining: order.remaining_qty() },
+            InFlight {
+                strategy: order.strategy_id.clone(),
+                symbol: order.symbol.clone(),
+                side: order.side,
+                remaining: order.remaining_qty(),
+                reference_price,
+                acknowledged,
+                reserved: !acknowledged,
+            },
         );
     }
 
-    /// A market price for a symbol.
+    /// A market price for a symbol (last trade, mid or bar close). Does not
+    /// count as fresh market data; prefer [`Self::on_market_event`].
     pub fn on_price(&mut self, symbol: &Symbol, price: Decimal) {
         if let Some(p) = self.last_price.get_mut(symbol) {
             *p = price;
@@ -110,16 +397,127 @@ impl RiskEngine {
         }
     }
 
+    /// A market event for a symbol received at `now_ms` (engine clock, not the
+    /// venue's event time): its reference price (last trade, mid or bar close)
+    /// and the freshness the stale-data check uses.
+    pub fn on_market_event(&mut self, symbol: &Symbol, price: Decimal, now_ms: i64) {
+        self.on_price(symbol, price);
+        self.observe_time(now_ms);
+        match self.last_event_ms.get_mut(symbol) {
+            Some(t) => *t = (*t).max(now_ms),
+            None => {
+                self.last_event_ms.insert(symbol.clone(), now_ms);
+            }
+        }
+    }
+
     /// The last known price.
     pub fn last_price(&self, symbol: &str) -> Option<Decimal> {
         self.last_price.get(symbol).copied()
     }
 
-    /// A fill: moves quantity from in flight into the position.
+    /// A balance update from the venue (snapshot or delta for the listed
+    /// assets). Orders the venue has acknowledged stop reserving funds here: the
+    /// venue's free balance now accounts for them.
+    pub fn on_balances(&mut self, balances: &[Balance]) {
+        let now = self.now_or_zero();
+        match &mut self.balances {
+            Some(b) => b.update(balances, now),
+            None => self.balances = Some(Balances::from_list(balances.to_vec(), now)),
+        }
+        self.unsettled.clear();
+        for f in self.in_flight.values_mut() {
+            if f.acknowledged {
+                f.reserved = false;
+            }
+        }
+    }
+
+    /// The venue acknowledged (accepted) an order: the next balance update
+    /// accounts for its locked funds.
+    pub fn on_order_accepted(&mut self, client_order_id: &str) {
+        if let Some(f) = self.in_flight.get_mut(client_order_id) {
+            f.acknowledged = true;
+        }
+    }
+
+    /// The balances the engine was told about.
+    pub fn balances(&self) -> Option<&Balances> {
+        self.balances.as_ref()
+    }
+
+    /// A fill (call once per newly recorded fill): moves quantity from in
+    /// flight into the position and feeds the consecutive-loss protection. Its
+    /// events come back with the next [`Self::evaluate_protections`].
     pub fn on_fill(&mut self, fill: &Fill) {
-        *self.positions.entry(fill.symbol.clone()).or_default() += fill.side.sign() * fill.qty;
+        let events = self.on_fill_at(fill, fill.ts_ms);
+        self.pending_events.extend(events);
+    }
+
+    /// A fill at `now_ms` (call once per newly recorded fill). Returns what the
+    /// consecutive-loss protection did (a strategy paused after a losing round trip).
+    pub fn on_fill_at(&mut self, fill: &Fill, now_ms: i64) -> Vec<ProtectionEvent> {
+        let pos = self.positions.entry(fill.symbol.clone()).or_default();
+        *pos = pos.saturating_add(mul(fill.side.sign(), fill.qty));
         if let Some(f) = self.in_flight.get_mut(&fill.client_order_id) {
-            f.remaining = (f.remaining - fill.qty).max(Decimal::ZERO);
+            f.remaining = f.remaining.saturating_sub(fill.qty).max(Decimal::ZERO);
+        }
+        let (base, quote) = match self.instruments.get(&fill.symbol) {
+            Some(i) => (i.base_asset.clone(), i.quote_asset.clone()),
+            None => (String::new(), String::new()),
+        };
+        if !base.is_empty() {
+            // Spent amounts the last balance snapshot does not show yet.
+            let (asset, spent) = match fill.side {
+                Side::Buy => (quote.clone(), mul(fill.qty, fill.price)),
+                Side::Sell => (base.clone(), fill.qty),
+            };
+            let u = self.unsettled.entry(asset).or_default();
+            *u = u.saturating_add(spent);
+            if fill.fee_asset == quote || fill.fee_asset == base {
+                let u = self.unsettled.entry(fill.fee_asset.clone()).or_default();
+                *u = u.saturating_add(fill.fee);
+            }
+        }
+        match self.round_trip(fill, &base, &quote) {
+            Some(pnl) => self.protections.on_round_trip(&fill.strategy_id, &fill.symbol, pnl, now_ms),
+            None => Vec::new(),
+        }
+    }
+
+    /// Tracks the strategy's own position in the symbol; returns the round trip's
+    /// PnL (realized, after fees) when it goes back to flat or flips.
+    fn round_trip(&mut self, fill: &Fill, base: &str, quote: &str) -> Option<Decimal> {
+        let key = (fill.strategy_id.clone(), fill.symbol.clone());
+        let book = self
+            .trips
+            .entry(key.clone())
+            .or_insert_with(|| TripBook { position: Position::flat(fill.symbol.clone()), pnl: Decimal::ZERO });
+        // Position arithmetic panics on overflow: values this large are not a
+        // real account, so stop tracking this book rather than risk it.
+        let p = &book.position;
+        let fits = fill.qty.checked_mul(fill.price).is_some()
+            && p.avg_price.checked_mul(p.qty.abs()).is_some()
+            && p.qty.abs().checked_add(fill.qty).and_then(|q| q.checked_mul(fill.price.max(p.avg_price))).is_some()
+            && fill.fee.checked_mul(fill.price).is_some();
+        if !fits {
+            self.trips.remove(&key);
+            return None;
+        }
+        let before = book.position.qty;
+        let fees_before = book.position.fees;
+        let realized = book.position.apply_fill(fill, base, quote);
+        let fees = book.position.fees.saturating_sub(fees_before);
+        book.pnl = book.pnl.saturating_add(realized).saturating_sub(fees);
+        let after = book.position.qty;
+        let closed = !before.is_zero()
+            && (after.is_zero() || after.is_sign_positive() != before.is_sign_positive());
+        if closed {
+            let pnl = book.pnl;
+            book.pnl = Decimal::ZERO;
+            Some(pnl)
+        } else {
+            None
         }
     }
 
@@ -133,161 +531,395 @@ impl RiskEngine {
         self.in_flight.len()
     }
 
-    fn pending(&self, symbol: &str, side: Side) -> Decimal {
-        self.in_flight.values().filter(|f| f.symbol.as_str() == symbol && f.side == side).map(|f| f.remaining).sum()
+    // ------------------------------------------------------------ protections
+
+    /// Equity marked to market from the balances and last prices, in the quote
+    /// asset most instruments share: that asset at 1, every other asset with an
+    /// instrument against it at its last price (assets without one are left
+    /// out). `None` until balances are known or while a held asset has no price.
+    pub fn mark_to_market_equity(&self) -> Option<Decimal> {
+        let balances = self.balances.as_ref()?;
+        let mut quotes: BTreeMap<&str, usize> = BTreeMap::new();
+        for i in self.instruments.values() {
+            *quotes.entry(i.quote_asset.as_str()).or_default() += 1;
+        }
+        let quote = quotes.into_iter().max_by_key(|(_, n)| *n).map(|(q, _)| q)?;
+        let mut equity = Decimal::ZERO;
+        for (asset, b) in &balances.assets {
+            let total = b.total();
+            if asset == quote {
+                equity = equity.checked_add(total)?;
+            } else if let Some(i) =
+                self.instruments.values().find(|i| &i.base_asset == asset && i.quote_asset == quote)
+            {
+                if total.is_zero() {
+                    continue;
+                }
+                let price = self.last_price(&i.symbol)?;
+                equity = equity.checked_add(total.checked_mul(price)?)?;
+            }
+        }
+        Some(equity)
     }
 
-    /// The gate: rounds the intent and checks it. On approval the order counts
-    /// as in flight under `client_order_id` until [`Self::on_order_final`].
+    /// Evaluates the portfolio protections on `equity` (marked to market) at
+    /// `now_ms` — call it on every price update or on a short timer. Applies what
+    /// they require (trading state, strategy pauses) and returns it for the
+    /// actor to persist, log and publish; also returns events queued by
+    /// [`Self::on_fill`].
+    pub fn evaluate_protections(&mut self, equity: Decimal, now_ms: i64) -> ProtectionOutcome {
+        self.observe_time(now_ms);
+        let mut events = std::mem::take(&mut self.pending_events);
+        events.extend(self.protections.evaluate(equity, now_ms));
+        let emergency_stop = events.iter().find_map(|e| match e {
+            ProtectionEvent::Tripped { emergency_stop: true, reason, .. } if !self.emergency.active => {
+                Some(reason.clone())
+            }
+            _ => None,
+        });
+        let state_change = self.refresh_state(now_ms);
+        ProtectionOutcome { events, state_change, emergency_stop }
+    }
+
+    // ------------------------------------------------------------------ gate
+
+    fn pending(&self, symbol: &str, side: Side) -> Decimal {
+        self.in_flight
+            .values()
+            .filter(|f| f.symbol.as_str() == symbol && f.side == side)
+            .fold(Decimal::ZERO, |acc, f| acc.saturating_add(f.remaining))
+    }
+
+    /// Worst-case |position| of a symbol if every open order on one side fills.
+    fn worst_qty(position: Decimal, buys: Decimal, sells: Decimal) -> Decimal {
+        position.saturating_add(buys).abs().max(position.saturating_sub(sells).abs())
+    }
+
+    /// Price used to value a symbol's exposure: last price, else the highest
+    /// price an open order on it was valued at.
+    fn valuation_price(&self, symbol: &str) -> Decimal {
+        self.last_price(symbol).unwrap_or_else(|| {
+            self.in_flight
+                .values()
+                .filter(|f| f.symbol.as_str() == symbol)
+                .map(|f| f.reference_price)
+                .max()
+                .unwrap_or_default()
+        })
+    }
+
+    /// Gross exposure: Σ over symbols of worst-case |position| (counting open
+    /// and in-flight orders) × valuation price.
+    pub fn gross_exposure(&self) -> Decimal {
+        self.gross_exposure_with(None)
+    }
+
+    /// Gross exposure with one more order on `extra.0` (side, qty, valued at
+    /// `extra.3` for that symbol).
+    fn gross_exposure_with(&self, extra: Option<(&str, Side, Decimal, Decimal)>) -> Decimal {
+        let mut symbols: Vec<&str> = self.positions.keys().map(|s| s.as_str()).collect();
+        symbols.extend(self.in_flight.values().map(|f| f.symbol.as_str()));
+        if let Some((s, ..)) = extra {
+            symbols.push(s);
+        }
+        symbols.sort_unstable();
+        symbols.dedup();
+        let mut total = Decimal::ZERO;
+        for s in symbols {
+            let mut buys = self.pending(s, Side::Buy);
+            let mut sells = self.pending(s, Side::Sell);
+            let mut price = self.valuation_price(s);
+            if let Some((es, side, qty, p)) = extra {
+                if es == s {
+                    match side {
+                        Side::Buy => buys = buys.saturating_add(qty),
+                        Side::Sell => sells = sells.saturating_add(qty),
+                    }
+                    price = price.max(p);
+                }
+            }
+            total = total.saturating_add(mul(Self::worst_qty(self.position(s), buys, sells), price));
+        }
+        total
+    }
+
+    /// Funds (`asset`, amount) reserved by in-flight orders the balance snapshot
+    /// does not show yet, including fills since the snapshot.
+    fn reserved(&self, asset: &str) -> Decimal {
+        let fee = self.fee_factor();
+        let mut total = self.unsettled.get(asset).copied().unwrap_or_default();
+        for f in self.in_flight.values().filter(|f| f.reserved) {
+            let Some(i) = self.instruments.get(&f.symbol) else { continue };
+            let amount = match f.side {
+                Side::Buy if i.quote_asset == asset => mul(mul(f.remaining, f.reference_price), fee),
+                Side::Sell if i.base_asset == asset => f.remaining,
+                _ => continue,
+            };
+            total = total.saturating_add(amount);
+        }
+        total
+    }
+
+    fn fee_factor(&self) -> Decimal {
+        Decimal::ONE.saturating_add(self.config.balance_fee_bps.checked_div(Decimal::new(10_000, 0)).unwrap_or_default())
+    }
+
+    /// The gate with the latest time the engine knows (see the module docs).
+    /// On approval the order counts as in flight under `client_order_id` until
+    /// [`Self::on_order_final`].
     pub fn check(&mut self, intent: &OrderIntent, client_order_id: &str) -> Result<Approved, Rejection> {
+        let now = self.now_hint;
+        self.gate(intent, client_order_id, now)
+    }
+
+    /// The gate at `now_ms` (engine clock): rounds the intent to the venue's
+    /// tick and step and runs every pre-trade check. On approval the order counts
+    /// as in flight under `client_order_id` until [`Self::on_order_final`], and
+    /// towards the rate limits and the duplicate guard.
+    pub fn check_at(&mut self, intent: &OrderIntent, client_order_id: &str, now_ms: i64) -> Result<Approved, Rejection> {
+        self.observe_time(now_ms);
+        self.gate(intent, client_order_id, Some(now_ms))
+    }
+
+    fn gate(&mut self, intent: &OrderIntent, client_order_id: &str, now: Option<i64>) -> Result<Approved, Rejection> {
+        match self.evaluate(intent, client_order_id, now) {
+            Ok(approved) => {
+                self.approved_total = self.approved_total.saturating_add(1);
+                Ok(approved)
+            }
+            Err(reason) => {
+                *self.rejections.entry(reason.code()).or_default() += 1;
+                Err(reason.into())
+            }
+        }
+    }
+
+    /// Rejections so far, by reason code.
+    pub fn rejection_counts(&self) -> &BTreeMap<&'static str, u64> {
+        &self.rejections
+    }
+
+    /// Orders approved so far.
+    pub fn approved_total(&self) -> u64 {
+        self.approved_total
+    }
+
+    fn evaluate(&mut self, intent: &OrderIntent, client_order_id: &str, now: Option<i64>) -> Result<Approved, RejectReason> {
         let instrument = self
             .instruments
             .get(&intent.symbol)
             .ok_or_else(|| RejectReason::UnknownSymbol(intent.symbol.to_string()))?;
-        let market = intent.order_type.is_market();
-        let mut rounded = intent.clone();
-        rounded.qty = instrument.round_qty(intent.qty, market);
-        rounded.order_type = match intent.order_type {
-            OrderType::Market => OrderType::Market,
-            OrderType::Limit { price } => OrderType::Limit { price: instrument.round_price(price, intent.side) },
-            OrderType::StopLimit { stop, price } => OrderType::StopLimit {
-                stop: instrument.round_price(stop, intent.side.opposite()),
-                price: instrument.round_price(price, intent.side),
-            },
-        };
-        let position = self.position(&intent.symbol);
-        let pending_same = self.pending(&intent.symbol, intent.side);
+        let rounded = round_intent(instrument, intent)?;
+        let symbol = rounded.symbol.as_str();
+        let qty = rounded.qty;
+        let position = self.position(symbol);
+        let pending_same = self.pending(symbol, rounded.side);
         // A reducing order shrinks |position| even after what is already in flight on its side.
-        let reduces = match intent.side {
-            Side::Sell => position - pending_same >= rounded.qty,
-            Side::Buy => -(position + pending_same) >= rounded.qty,
+        let reduces = match rounded.side {
+            Side::Sell => position.saturating_sub(pending_same) >= qty,
+            Side::Buy => -position.saturating_add(pending_same) >= qty,
         };
-        if self.emergency_stop && !(intent.reduce_only && reduces) {
-            return Err(RejectReason::EmergencyStop.into());
+        let emergency_exit = self.emergency.active && rounded.reduce_only && reduces;
+
+        // Gates on the whole engine.
+        if self.emergency.active && !emergency_exit {
+            return Err(RejectReason::EmergencyStop);
         }
-        if !self.state.is_order_allowed(&rounded, reduces, true) {
-            return Err(RejectReason::TradingState(self.state).into());
+        if !self.venue_healthy {
+            return Err(RejectReason::VenueUnhealthy);
         }
-        if intent.reduce_only && !reduces {
-            return Err(RejectReason::NotReducing.into());
+        if !instrument.status.is_trading() {
+            return Err(RejectReason::SymbolNotTrading(instrument.status.clone()));
         }
+        if !emergency_exit {
+            // The emergency stop is not set here (handled above).
+            let state = self.state();
+            if !state.is_order_allowed(&rounded, reduces, self.config.halted_reduce_only_exits) {
+                return Err(RejectReason::TradingState(state));
+            }
+        }
+        if !(rounded.reduce_only && reduces) {
+            if let Some(p) = self.protections.pause_of(&rounded.strategy_id, symbol, now) {
+                return Err(RejectReason::StrategyPaused { strategy: rounded.strategy_id.to_string(), until_ms: p.until_ms });
+            }
+        }
+        if rounded.reduce_only && !reduces {
+            return Err(RejectReason::NotReducing);
+        }
+
+        // Market data.
+        if let Some(now) = now {
+            let max_age = self.config.stale_data_after.0;
+            if max_age > 0 {
+                let age = self.last_event_ms.get(symbol).map(|t| now.saturating_sub(*t));
+                if age.is_none_or(|a| a > max_age) {
+                    return Err(RejectReason::StaleData { symbol: symbol.to_string(), age_ms: age, max_age_ms: max_age });
+                }
+            }
+        }
+        let last = self.last_price(symbol);
         let reference_price = match rounded.order_type.limit_price() {
             Some(p) => p,
-            None => self.last_price(&intent.symbol).ok_or_else(|| RejectReason::NoPrice(intent.symbol.to_string()))?,
+            None => last.ok_or_else(|| RejectReason::NoPrice(symbol.to_string()))?,
         };
-        instrument.check(rounded.qty, reference_price, market).map_err(RejectReason::Filter)?;
-        let notional = rounded.qty * reference_price;
-        if !self.config.max_order_notional.is_zero() && notional > self.config.max_order_notional {
-            return Err(RejectReason::NotionalAboveMax { limit: self.config.max_order_notional, requested: notional }.into());
-        }
-        if !self.config.max_position_notional.is_zero() && !reduces {
-            let resulting_qty = position + intent.side.sign() * (pending_same + rounded.qty);
-            let resulting = resulting_qty.abs() * reference_price;
-            if resulting > self.config.max_position_notional {
-                return Err(RejectReason::PositionAboveMax { limit: self.config.max_position_notional, resulting }.into());
+        let band = self.config.price_band_pct;
+        if !band.is_zero() {
+            let prices: &[Decimal] = match &rounded.order_type {
+                OrderType::Market => &[],
+                OrderType::Limit { price } => &[*price],
+                OrderType::StopLimit { stop, price } => &[*price, *stop],
+            };
+            for &price in prices {
+                let reference = last.ok_or_else(|| RejectReason::NoPrice(symbol.to_string()))?;
+                let deviation = (price.saturating_sub(reference)).abs();
+                if reference <= Decimal::ZERO || crate::protections::pct_exceeds(deviation, reference, band) {
+                    let deviation_pct = deviation
+                        .checked_mul(Decimal::ONE_HUNDRED)
+                        .and_then(|d| d.checked_div(reference))
+                        .map(|p| p.round_dp(4).normalize())
+                        .unwrap_or(Decimal::MAX);
+                    return Err(RejectReason::PriceOutsideBand { price, reference, deviation_pct, band_pct: band });
+                }
             }
+        }
+
+        // The order itself.
+        let notional = qty
+            .checked_mul(reference_price)
+            .ok_or_else(|| RejectReason::Overflow(format!("{qty} × {reference_price}")))?;
+        instrument.check(qty, reference_price, rounded.order_type.is_market()).map_err(RejectReason::Filter)?;
+        let open_symbol = self.in_flight.values().filter(|f| f.symbol.as_str() == symbol).count();
+        if instrument.max_num_orders > 0 && open_symbol >= instrument.max_num_orders as usize {
+            return Err(RejectReason::TooManyOpenOrders {
+                scope: OpenOrderScope::Symbol,
+                limit: instrument.max_num_orders,
+                open: open_symbol,
+            });
+        }
+        let max_open = self.config.max_open_orders;
+        if max_open > 0 && self.in_flight.len() >= max_open as usize {
+            return Err(RejectReason::TooManyOpenOrders {
+                scope: OpenOrderScope::Global,
+                limit: max_open,
+                open: self.in_flight.len(),
+            });
+        }
+        let max_notional = self.config.max_order_notional;
+        if !max_notional.is_zero() && notional > max_notional {
+            return Err(RejectReason::NotionalAboveMax { limit: max_notional, requested: notional });
+        }
+
+        // Exposure, counting open and in-flight orders.
+        let valuation = last.map_or(reference_price, |l| l.max(reference_price));
+        let max_position = self.config.max_position_notional;
+        if !max_position.is_zero() && !reduces {
+            let resulting_qty = position.saturating_add(mul(rounded.side.sign(), pending_same.saturating_add(qty)));
+            let resulting = mul(resulting_qty.abs(), valuation);
+            if resulting > max_position {
+                return Err(RejectReason::PositionAboveMax { limit: max_position, resulting });
+            }
+        }
+        let max_gross = self.config.max_gross_exposure;
+        if !max_gross.is_zero() && !reduces {
+            let resulting = self.gross_exposure_with(Some((symbol, rounded.side, qty, valuation)));
+            if resulting > max_gross {
+                return Err(RejectReason::GrossExposureAboveMax { limit: max_gross, resulting });
+            }
+        }
+
+        // Cash account: free balance after what in-flight orders reserve.
+        if self.config.check_balance {
+            if let Some(balances) = &self.balances {
+                let (asset, required) = match rounded.side {
+                    Side::Buy => (instrument.quote_asset.as_str(), mul(notional, self.fee_factor())),
+                    Side::Sell => (instrument.base_asset.as_str(), qty),
+                };
+                let available = balances.free(asset).saturating_sub(self.reserved(asset));
+                if required > available {
+                    return Err(RejectReason::InsufficientBalance { asset: asset.to_string(), required, available });
+                }
+            }
+        }
+
+        // Order flow.
+        if self.in_flight.contains_key(client_order_id) {
+            // The same client order id twice: never send it again.
+            return Err(RejectReason::Duplicate { age_ms: 0, window_ms: 0 });
+        }
+        let window = self.config.duplicate_window.0;
+        if let Some(now) = now {
+            self.duplicates.check(&rounded, now, window)?;
+            self.rates.check(
+                &rounded.strategy_id,
+                now,
+                RateLimits {
+                    per_second: self.config.strategy_orders_per_second,
+                    per_minute: self.config.strategy_orders_per_minute,
+                },
+                RateLimits {
+                    per_second: self.config.global_orders_per_second,
+                    per_minute: self.config.global_orders_per_minute,
+                },
+            )?;
+            self.duplicates.record(&rounded, now, window);
+            self.rates.record(&rounded.strategy_id, now);
         }
         self.in_flight.insert(
             client_order_id.to_string(),
-            InFlight { symbol: rounded.symbol.clone(), side: rounded.side, remaining: rounded.qty },
+            InFlight {
+                strategy: rounded.strategy_id.clone(),
+                symbol: rounded.symbol.clone(),
+                side: rounded.side,
+                remaining: qty,
+                reference_price: valuation,
+                acknowledged: false,
+                reserved: true,
+            },
         );
         Ok(Approved { intent: rounded, reference_price })
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use engine::instrument::SymbolStatus;
-
-    fn d(s: &str) -> Decimal {
-        s.parse().unwrap()
+/// Rounds an intent to the instrument's tick and step, refusing values too large
+/// to round and quantities that are not positive.
+fn round_intent(instrument: &Instrument, intent: &OrderIntent) -> Result<OrderIntent, RejectReason> {
+    let market = intent.order_type.is_market();
+    let step = if market && !instrument.market_step_size.is_zero() {
+        instrument.market_step_size
+    } else {
+        instrument.step_size
+    };
+    // Rounding divides by the step and may add one step: both must fit.
+    let fits = |value: Decimal, step: Decimal| {
+        step.is_zero() || (value.checked_div(step).is_some() && value.abs().checked_add(step).is_some())
+    };
+    if !fits(intent.qty, step) {
+        return Err(RejectReason::Overflow(format!("quantity {}", intent.qty)));
     }
-
-    fn engine(max_order: &str, max_pos: &str) -> RiskEngine {
-        let instrument = Instrument {
-            symbol: "BTCUSDT".into(),
-            base_asset: "BTC".into(),
-            quote_asset: "USDT".into(),
-            tick_size: d("0.01"),
-            min_price: d("0.01"),
-            max_price: Decimal::ZERO,
-            step_size: d("0.001"),
-            min_qty: d("0.001"),
-            max_qty: Decimal::ZERO,
-            market_step_size: d("0.001"),
-            min_notional: d("10"),
-            max_notional: Decimal::ZERO,
-            max_num_orders: 200,
-            status: SymbolStatus::Trading,
-        };
-        let mut e = RiskEngine::new(
-            RiskConfig { max_order_notional: d(max_order), max_position_notional: d(max_pos) },
-            vec![instrument],
-        );
-        e.on_price(&"BTCUSDT".into(), d("1000"));
-        e
-    }
-
-    fn buy(qty: &str) -> OrderIntent {
-        OrderIntent::market("s".into(), "BTCUSDT".into(), Side::Buy, d(qty))
-    }
-
-    #[test]
-    fn foundation_checks_table() {
-        struct Case {
-            name: &'static str,
-            intent: OrderIntent,
-            emergency: bool,
-            want: Result<&'static str, &'static str>,
-        }
-        let mut sell = buy("0.5");
-        sell.side = Side::Sell;
-        sell.reduce_only = true;
-        let cases = vec![
-            Case { name: "rounded down to step, exactly min notional", intent: buy("0.0109"), emergency: false, want: Ok("0.01") },
-            Case { name: "exactly max order notional", intent: buy("1"), emergency: false, want: Ok("1") },
-            Case { name: "just above max order notional", intent: buy("1.001"), emergency: false, want: Err("notional_above_max") },
-            Case { name: "rounds to zero", intent: buy("0.0009"), emergency: false, want: Err("venue_filter") },
-            Case { name: "below min notional", intent: buy("0.009"), emergency: false, want: Err("venue_filter") },
-            Case { name: "emergency stop", intent: buy("0.01"), emergency: true, want: Err("emergency_stop") },
-            Case { name: "reduce-only without position", intent: sell, emergency: false, want: Err("not_reducing") },
-            Case {
-                name: "huge quantity",
-                intent: buy("79228162514264337593543"),
-                emergency: false,
-                want: Err("notional_above_max"),
-            },
-        ];
-        for c in cases {
-            let mut e = engine("1000", "5000");
-            e.set_emergency_stop(c.emergency);
-            let got = e.check(&c.intent, "k").map(|a| a.intent.qty).map_err(|r| r.reason.code());
-            assert_eq!(got, c.want.map(d), "{}", c.name);
+    for price in [intent.order_type.limit_price(), stop_price(&intent.order_type)].into_iter().flatten() {
+        if !fits(price, instrument.tick_size) {
+            return Err(RejectReason::Overflow(format!("price {price}")));
         }
     }
-
-    #[test]
-    fn in_flight_orders_count_toward_position_limit() {
-        let mut e = engine("1000", "1500");
-        assert!(e.check(&buy("1"), "a").is_ok());
-        // 1 in flight + 1 more = 2000 > 1500: refused although the position is still flat.
-        assert_eq!(e.check(&buy("1"), "b").unwrap_err().reason.code(), "position_above_max");
-        assert!(e.check(&buy("0.5"), "c").is_ok(), "exactly at the limit passes");
-        e.on_order_final("a");
-        assert!(e.check(&buy("0.5"), "d").is_ok());
+    let mut rounded = intent.clone();
+    rounded.qty = instrument.round_qty(intent.qty, market);
+    if rounded.qty <= Decimal::ZERO {
+        return Err(RejectReason::Filter(FilterViolation::QtyRoundsToZero { qty: intent.qty, step }));
     }
+    rounded.order_type = match intent.order_type {
+        OrderType::Market => OrderType::Market,
+        OrderType::Limit { price } => OrderType::Limit { price: instrument.round_price(price, intent.side) },
+        OrderType::StopLimit { stop, price } => OrderType::StopLimit {
+            stop: instrument.round_price(stop, intent.side.opposite()),
+            price: instrument.round_price(price, intent.side),
+        },
+    };
+    Ok(rounded)
+}
 
-    #[test]
-    fn halted_allows_only_reduce_only_exits() {
-        let mut e = engine("10000", "0");
-        e.restore_position("BTCUSDT".into(), d("2"));
-        e.set_state(TradingState::Halted);
-        assert_eq!(e.check(&buy("0.1"), "a").unwrap_err().reason.code(), "trading_state");
-        let mut exit = buy("2");
-        exit.side = Side::Sell;
-        assert_eq!(e.check(&exit, "b").unwrap_err().reason.code(), "trading_state", "not marked reduce-only");
-        exit.reduce_only = true;
-        assert!(e.check(&exit, "c").is_ok());
+fn stop_price(order_type: &OrderType) -> Option<Decimal> {
+    match order_type {
+        OrderType::StopLimit { stop, .. } => Some(*stop),
+        _ => None,
     }
 }

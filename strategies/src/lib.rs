@@ -2,9 +2,16 @@
 //! synchronous code behind [`engine::strategy::Strategy`]: the same object runs
 //! in a backtest and live.
 
+pub mod bollinger_breakout;
+mod common;
+pub mod ema_cross;
+pub mod grid;
 pub mod indicators;
+pub mod macd;
 pub mod params;
 pub mod registry;
+pub mod rsi_reversion;
 pub mod sma_cross;
+pub mod webhook;
 
 pub use registry::{build, validate_all, StrategyConfigError};

@@ -81,4 +81,40 @@ impl<'a> Params<'a> {
             Ok(default)
         }
     }
+
+    /// A required finite number (an integer, a float or a decimal string), for
+    /// statistics such as a band width or an RSI level; never for money.
+    pub fn number(&self, key: &str) -> Result<f64, StrategyConfigError> {
+        let v = match self.table.get(key) {
+            None => return Err(self.error(key, "is required")),
+            Some(toml::Value::Integer(n)) => *n as f64,
+            Some(toml::Value::Float(f)) => *f,
+            Some(toml::Value::String(s)) => {
+                s.trim().parse::<f64>().map_err(|_| self.error(key, format!("`{s}` is not a number")))?
+            }
+            Some(other) => return Err(self.error(key, format!("must be a number, got {}", other.type_str()))),
+        };
+        if !v.is_finite() {
+            return Err(self.error(key, format!("must be a finite number, got {v}")));
+        }
+        Ok(v)
+    }
+
+    /// An optional finite number with a default.
+    pub fn number_or(&self, key: &str, default: f64) -> Result<f64, StrategyConfigError> {
+        if self.table.contains_key(key) {
+            self.number(key)
+        } else {
+            Ok(default)
+        }
+    }
+
+    /// An optional decimal that must be > 0 when present.
+    pub fn positive_decimal_opt(&self, key: &str) -> Result<Option<Decimal>, StrategyConfigError> {
+        if self.table.contains_key(key) {
+            self.positive_decimal(key).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
 }

@@ -16,7 +16,8 @@ pub struct StrategyConfigError {
 }
 
 /// The strategy kinds this build knows.
-pub const KINDS: &[&str] = &["sma_cross"];
+pub const KINDS: &[&str] =
+    &["sma_cross", "ema_cross", "rsi_reversion", "bollinger_breakout", "macd", "grid", "webhook"];
 
 /// Builds the strategy of config block number `index` (for error messages).
 pub fn build(index: usize, config: &StrategyConfig) -> Result<Box<dyn Strategy>, StrategyConfigError> {
@@ -24,6 +25,14 @@ pub fn build(index: usize, config: &StrategyConfig) -> Result<Box<dyn Strategy>,
     let symbol = engine::Symbol::new(&config.symbol);
     match config.kind.as_str() {
         "sma_cross" => Ok(Box::new(crate::sma_cross::SmaCross::from_params(symbol, &params)?)),
+        "ema_cross" => Ok(Box::new(crate::ema_cross::EmaCross::from_params(symbol, &params)?)),
+        "rsi_reversion" => Ok(Box::new(crate::rsi_reversion::RsiReversion::from_params(symbol, &params)?)),
+        "bollinger_breakout" => {
+            Ok(Box::new(crate::bollinger_breakout::BollingerBreakout::from_params(symbol, &params)?))
+        }
+        "macd" => Ok(Box::new(crate::macd::MacdCross::from_params(symbol, &params)?)),
+        "grid" => Ok(Box::new(crate::grid::Grid::from_params(symbol, &params)?)),
+        "webhook" => Ok(Box::new(crate::webhook::Webhook::from_params(symbol, &params)?)),
         other => Err(StrategyConfigError {
             key: format!("strategy[{index}].kind"),
             reason: format!("unknown strategy kind `{other}` (known: {})", KINDS.join(", ")),

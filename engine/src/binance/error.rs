@@ -98,7 +98,8 @@ impl BinanceError {
         match self {
             Self::Api { http_status, code, .. } => {
                 !self.outcome_unknown()
-                    && (*http_status == 429 || matches!(*code, TOO_MANY_REQUESTS | TOO_MANY_ORDERS | INVALID_TIMESTAMP | -1008))
+                    && (*http_status == 429
+                        || matches!(*code, TOO_MANY_REQUESTS | TOO_MANY_ORDERS | INVALID_TIMESTAMP | -1008))
             }
             Self::NotSent(_) => true,
             _ => false,
@@ -198,7 +199,11 @@ mod tests {
             Case { name: "-2010", err: api(400, -2010, "Duplicate order sent."), want: "rejected" },
             Case { name: "-2013", err: api(400, -2013, "Order does not exist."), want: "not_found" },
             Case { name: "-2011 unknown", err: api(400, -2011, "Unknown order sent."), want: "not_found" },
-            Case { name: "-2011 restrictions", err: api(400, -2011, "Order was not canceled due to cancel restrictions."), want: "rejected" },
+            Case {
+                name: "-2011 restrictions",
+                err: api(400, -2011, "Order was not canceled due to cancel restrictions."),
+                want: "rejected",
+            },
             Case { name: "-1021", err: api(400, -1021, "Timestamp"), want: "rejected" },
         ];
         for c in cases {

@@ -34,12 +34,16 @@ pub struct ApiError {
 #[serde(rename_all = "camelCase")]
 pub struct RateLimit {
     /// `REQUEST_WEIGHT`, `ORDERS`, `RAW_REQUESTS`, `CONNECTIONS`.
+    #[serde(default)]
     pub rate_limit_type: String,
     /// `SECOND`, `MINUTE`, `HOUR`, `DAY`.
+    #[serde(default)]
     pub interval: String,
     /// Number of intervals.
+    #[serde(default)]
     pub interval_num: u32,
     /// Limit.
+    #[serde(default)]
     pub limit: u64,
     /// Current count (WS API responses only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -189,8 +193,8 @@ pub struct SymbolInfo {
     /// Spot trading allowed.
     #[serde(default = "yes")]
     pub is_spot_trading_allowed: bool,
-    /// Filters.
-    #[serde(default)]
+    /// Filters (a filter that does not parse is kept as `Other`).
+    #[serde(default, deserialize_with = "lenient_filters")]
     pub filters: Vec<Filter>,
     /// Permission sets.
     #[serde(default)]
@@ -201,6 +205,19 @@ pub struct SymbolInfo {
     /// Allowed STP modes.
     #[serde(default)]
     pub allowed_self_trade_prevention_modes: Vec<String>,
+}
+
+fn lenient_filters<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Filter>, D::Error> {
+    let raw = Vec::<Value>::deserialize(d)?;
+    Ok(raw
+        .into_iter()
+        .map(|v| {
+            serde_json::from_value(v.clone()).unwrap_or_else(|e| {
+                tracing::warn!(filter = %v, error = %e, "unreadable exchangeInfo filter ignored");
+                Filter::Other
+            })
+        })
+        .collect())
 }
 
 fn yes() -> bool {

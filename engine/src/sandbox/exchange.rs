@@ -10,11 +10,10 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
 use crate::balance::Balance;
-use crate::clock::{Clock, SystemClock};
 use crate::config::SymbolConfig;
 use crate::instrument::{floor_to_step, FilterViolation, Instrument};
 use crate::market::{Bar, BookTicker};
-use crate::order::{OrderStatus, OrderType, Side, TimeInForce};
+use crate::order::{OrderStatus, OrderType, TimeInForce};
 use crate::sim::{BarBuilder, Execution, FeeSchedule, MatchError, MatchingCore, NewOrder, PriceGen, SimOrder};
 use crate::symbol::Symbol;
 
@@ -328,14 +327,18 @@ pub fn reject_of(e: &MatchError) -> Reject {
         MatchError::UnknownAccount(_) => Reject::new(-2015, "Invalid API-key, IP, or permissions for action."),
         MatchError::Filter(v) => {
             let name = match v {
-                FilterViolation::QtyRoundsToZero { .. } | FilterViolation::QtyBelowMin { .. } | FilterViolation::QtyAboveMax { .. } => "LOT_SIZE",
+                FilterViolation::QtyRoundsToZero { .. }
+                | FilterViolation::QtyBelowMin { .. }
+                | FilterViolation::QtyAboveMax { .. } => "LOT_SIZE",
                 FilterViolation::PriceNotPositive { .. } | FilterViolation::PriceOutOfRange { .. } => "PRICE_FILTER",
                 FilterViolation::NotionalBelowMin { .. } | FilterViolation::NotionalAboveMax { .. } => "NOTIONAL",
                 FilterViolation::NotTrading(_) => return Reject::new(-2010, "Market is closed."),
             };
             Reject::new(-1013, format!("Filter failure: {name}"))
         }
-        MatchError::InsufficientBalance { .. } => Reject::new(-2010, "Account has insufficient balance for requested action."),
+        MatchError::InsufficientBalance { .. } => {
+            Reject::new(-2010, "Account has insufficient balance for requested action.")
+        }
         MatchError::DuplicateClientOrderId(_) => Reject::new(-2010, "Duplicate order sent."),
         MatchError::UnknownOrder => Reject::new(-2011, "Unknown order sent."),
         MatchError::AlreadyFinal(_) => Reject::new(-2011, "Unknown order sent."),
@@ -347,7 +350,8 @@ impl Exchange {
     /// Builds the exchange from config, with `history_bars` of pre-generated history.
     pub fn new(cfg: &SandboxConfig, now_ms: i64) -> Self {
         let fees = FeeSchedule { maker_bps: cfg.maker_fee_bps, taker_bps: cfg.taker_fee_bps };
-        let mut core = MatchingCore::new(fees, cfg.depth_levels).with_id_base(1 + (now_ms.max(0) as u64 % 1_000_000) * 1000);
+        let mut core =
+            MatchingCore::new(fees, cfg.depth_levels).with_id_base(1 + (now_ms.max(0) as u64 % 1_000_000) * 1000);
         let mut keys = HashMap::new();
         for (i, acc) in cfg.accounts.iter().enumerate() {
             let id = i as u32 + 1;
@@ -357,10 +361,14 @@ impl Exchange {
                 .map(|(asset, amount)| Balance { asset: asset.clone(), free: *amount, locked: Decimal::ZERO })
                 .collect();
             core.add_account(id, balances);
-            keys.insert(acc.api_key.clone(), AccountKey { id, secret: acc.api_secret.clone(), can_trade: acc.can_trade });
+            keys.insert(
+                acc.api_key.clone(),
+                AccountKey { id, secret: acc.api_secret.clone(), can_trade: acc.can_trade },
+            );
         }
         let history_bars = i64::from(cfg.history_bars);
-        let start = now_ms - now_ms.rem_euclid(BAR_MS) - history_bars * BAR_MS;
+        let start =
+            now_ms - now_ms.rem_euclid(BAR_MS) - history_bars * BAR_MS - i64::from(cfg.sim_start_days_ago) * 86_400_000;
         let ticks = cfg.ticks_per_bar.max(1);
         let mut syms = BTreeMap::new();
         for s in &cfg.symbols {
@@ -382,7 +390,8 @@ impl Exchange {
         }
         let (market_tx, _) = broadcast::channel(8192);
         let (user_tx, _) = broadcast::channel(8192);
-        let mut state = ExchangeState { core, syms, sim_ms: start, ticks_per_bar: ticks, tick_in_bar: 0, next_auto_id: 1 };
+        let mut state =
+            ExchangeState { core, syms, sim_ms: start, ticks_per_bar: ticks, tick_in_bar: 0, next_auto_id: 1 };
         // Pre-generate history so strategies can warm up from REST klines.
         for _ in 0..(history_bars * i64::from(ticks)) {
             state.advance(now_ms, None, None);
@@ -472,8 +481,11 @@ impl ExchangeState {
         for sym in symbols {
             let Some(s) = self.syms.get_mut(&sym) else { continue };
             let price = s.gen.step(dt);
-            let volume = floor_to_step(s.cfg.touch_qty * Decimal::new(((s.gen.unit() * 100.0) as i64).max(1), 2), s.cfg.step_size)
-                .max(s.cfg.step_size);
+            let volume = floor_to_step(
+                s.cfg.touch_qty * Decimal::new(((s.gen.unit() * 100.0) as i64).max(1), 2),
+                s.cfg.step_size,
+            )
+            .max(s.cfg.step_size);
             // The tick at sim_ms belongs to the bar containing sim_ms - 1, so a bar
             // closes exactly when its last tick arrives.
             let ts = sim_ms - 1;
@@ -499,15 +511,22 @@ impl ExchangeState {
             let execs = self.core.set_quote(quote.clone());
             let Some(tx) = market else { continue };
             if let Some(bar) = closed {
-                let _ = tx.send(Arc::new(MarketMsg { symbol_lower: lower.clone(), kind: MarketKind::Bar { bar, closed: true, trades } }));
+                let _ = tx.send(Arc::new(MarketMsg {
+                    symbol_lower: lower.clone(),
+                    kind: MarketKind::Bar { bar, closed: true, trades },
+                }));
             }
             if let Some(bar) = current {
-                let _ = tx.send(Arc::new(MarketMsg { symbol_lower: lower.clone(), kind: MarketKind::Bar { bar, closed: false, trades: 1 } }));
+                let _ = tx.send(Arc::new(MarketMsg {
+                    symbol_lower: lower.clone(),
+                    kind: MarketKind::Bar { bar, closed: false, trades: 1 },
+                }));
             }
-            let buyer_maker = self.tick_in_bar % 2 == 0;
+            let buyer_maker = self.tick_in_bar.is_multiple_of(2);
             let trade = json!({"e":"trade","E":now_ms,"s":sym.as_str(),"t":trade_id,"p":d8(price),"q":d8(volume),"T":now_ms,"m":buyer_maker,"M":true});
             let agg = json!({"e":"aggTrade","E":now_ms,"s":sym.as_str(),"a":trade_id,"p":d8(price),"q":d8(volume),"f":trade_id,"l":trade_id,"T":now_ms,"m":buyer_maker,"M":true});
-            let _ = tx.send(Arc::new(MarketMsg { symbol_lower: lower.clone(), kind: MarketKind::Trade { trade, agg } }));
+            let _ =
+                tx.send(Arc::new(MarketMsg { symbol_lower: lower.clone(), kind: MarketKind::Trade { trade, agg } }));
             let book = json!({"u":book_update,"s":sym.as_str(),"b":d8(quote.bid),"B":d8(quote.bid_qty),"a":d8(quote.ask),"A":d8(quote.ask_qty)});
             let _ = tx.send(Arc::new(MarketMsg { symbol_lower: lower, kind: MarketKind::Book(book) }));
             if let Some(utx) = user {
@@ -538,7 +557,13 @@ impl ExchangeState {
     }
 
     /// Sends `outboundAccountPosition` for the given assets.
-    pub fn publish_balances(&self, utx: &broadcast::Sender<Arc<UserMsg>>, account: u32, assets: &[String], now_ms: i64) {
+    pub fn publish_balances(
+        &self,
+        utx: &broadcast::Sender<Arc<UserMsg>>,
+        account: u32,
+        assets: &[String],
+        now_ms: i64,
+    ) {
         let balances = self.core.balances(account).unwrap_or_default();
         let b: Vec<Value> = balances
             .iter()
@@ -560,7 +585,13 @@ impl ExchangeState {
     }
 
     /// Cancels an order by client id.
-    pub fn cancel(&mut self, account: u32, symbol: &str, client_order_id: &str, now_ms: i64) -> Result<SimOrder, Reject> {
+    pub fn cancel(
+        &mut self,
+        account: u32,
+        symbol: &str,
+        client_order_id: &str,
+        now_ms: i64,
+    ) -> Result<SimOrder, Reject> {
         self.core.cancel(account, symbol, client_order_id, now_ms).map_err(|e| reject_of(&e))
     }
 

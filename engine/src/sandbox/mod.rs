@@ -86,6 +86,11 @@ pub struct SandboxConfig {
     pub depth_levels: u32,
     /// Closed 1m bars generated before start (REST klines history).
     pub history_bars: u32,
+    /// Simulated time starts this many days before the wall clock. Simulated
+    /// time runs faster than wall time (60 s per `bar_wall_ms`), so it starts in
+    /// the past and every closed bar stays older than the server clock for
+    /// `days × 1440 × bar_wall_ms / 60000` of wall time (36 h by default).
+    pub sim_start_days_ago: u32,
     /// Server ping interval on WebSocket connections (ms).
     pub ping_interval_ms: u64,
     /// `REQUEST_WEIGHT` per minute.
@@ -153,10 +158,8 @@ pub fn default_symbols() -> Vec<SymbolConfig> {
 
 impl Default for SandboxConfig {
     fn default() -> Self {
-        let balances = [("USDT", "100000"), ("BTC", "1"), ("ETH", "10")]
-            .into_iter()
-            .map(|(a, v)| (a.to_string(), d(v)))
-            .collect();
+        let balances =
+            [("USDT", "100000"), ("BTC", "1"), ("ETH", "10")].into_iter().map(|(a, v)| (a.to_string(), d(v))).collect();
         Self {
             listen: "127.0.0.1:0".into(),
             bar_wall_ms: 250,
@@ -165,6 +168,7 @@ impl Default for SandboxConfig {
             taker_fee_bps: d("10"),
             depth_levels: 5,
             history_bars: 500,
+            sim_start_days_ago: 365,
             ping_interval_ms: 20_000,
             weight_limit_1m: 6000,
             order_limit_10s: 50,
@@ -464,11 +468,18 @@ impl Sandbox {
         let listener = tokio::net::TcpListener::bind(&cfg.listen)
             .await
             .map_err(|e| SandboxError::Listen { addr: cfg.listen.clone(), reason: e.to_string() })?;
-        let addr = listener.local_addr().map_err(|e| SandboxError::Listen { addr: cfg.listen.clone(), reason: e.to_string() })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| SandboxError::Listen { addr: cfg.listen.clone(), reason: e.to_string() })?;
         let faults = FaultControl::new(&cfg.faults);
         let ex = Arc::new(Exchange::new(&cfg, faults.server_now_ms()));
         let paused = Arc::new(AtomicBool::new(false));
-        let app = Arc::new(App { ex: ex.clone(), faults: faults.clone(), cfg: cfg.clone(), limits: Mutex::new(rest::LimitCounters::default()) });
+        let app = Arc::new(App {
+            ex: ex.clone(),
+            faults: faults.clone(),
+            cfg: cfg.clone(),
+            limits: Mutex::new(rest::LimitCounters::default()),
+        });
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
 

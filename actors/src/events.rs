@@ -1,0 +1,87 @@
+//! Events the engine publishes for operator surfaces (notifications, metrics, logs).
+
+use engine::fill::Fill;
+use engine::trading::TradingState;
+use engine::venue::{StreamKind, VenueAlert};
+use engine::{StrategyId, Symbol};
+use serde::Serialize;
+
+/// Something an operator may want to hear about. Published on a broadcast
+/// channel; a slow subscriber misses events rather than slowing trading.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EngineEvent {
+    /// The engine finished start-up and strategies may trade.
+    Started {
+        /// Trading state at start.
+        trading_state: TradingState,
+    },
+    /// The engine is shutting down.
+    ShuttingDown,
+    /// A fill was recorded.
+    Fill(Fill),
+    /// The risk guard refused an intent.
+    RiskRejected {
+        /// Strategy that asked.
+        strategy_id: StrategyId,
+        /// Symbol.
+        symbol: Symbol,
+        /// Stable reason code.
+        code: String,
+        /// Human-readable reason.
+        reason: String,
+    },
+    /// The venue rejected an order.
+    OrderRejected {
+        /// Strategy.
+        strategy_id: StrategyId,
+        /// Symbol.
+        symbol: Symbol,
+        /// Client order id.
+        client_order_id: String,
+        /// Venue reason.
+        reason: String,
+    },
+    /// The trading state changed.
+    TradingStateChanged {
+        /// New state.
+        state: TradingState,
+        /// Why.
+        reason: String,
+    },
+    /// The emergency stop was set.
+    EmergencyStopSet {
+        /// Why.
+        reason: String,
+        /// Who set it.
+        by: String,
+    },
+    /// The emergency stop was cleared.
+    EmergencyStopCleared {
+        /// Who cleared it.
+        by: String,
+    },
+    /// A strategy was paused (by an operator, a protection or a failure).
+    StrategyPaused {
+        /// Strategy.
+        strategy_id: StrategyId,
+        /// Why.
+        reason: String,
+    },
+    /// A strategy was resumed.
+    StrategyResumed {
+        /// Strategy.
+        strategy_id: StrategyId,
+    },
+    /// A venue stream connected or disconnected.
+    Connectivity {
+        /// Which stream.
+        stream: StreamKind,
+        /// True when connected.
+        connected: bool,
+        /// Details.
+        detail: String,
+    },
+    /// The venue raised an alert (429, 418, order rate).
+    VenueAlert(VenueAlert),
+}

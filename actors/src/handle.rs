@@ -1,0 +1,244 @@
+//! EngineHandle: how the operator surfaces (CLI, HTTP, Telegram) and tests talk
+//! to a running engine — queries in, commands out, events to subscribe to.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use engine::market::MarketEvent;
+use engine::order::Order;
+use engine::strategy::Signal;
+use engine::trading::{EmergencyStop, TradingState};
+use engine::venue::Venue;
+use engine::{StrategyId, Symbol};
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::events::EngineEvent;
+use crate::market_data::MarketData;
+use crate::messages::{CancelAll, InjectMarket, SetPaused, SignalReceived};
+use crate::order_router::{GetOpenOrders, OrderRouter};
+use crate::portfolio::{GetPortfolio, Portfolio, PortfolioSnapshot};
+use crate::prices::PriceBoard;
+use crate::risk_guard::{Flatten, GetRiskStatus, Resume, RiskGuard, RiskStatus, SetEmergencyStop};
+use crate::store_writer::StoreWriter;
+use crate::strategy_host::{GetStrategyStatus, StrategyHost, StrategyStatus};
+use crate::supervisor::Supervisor;
+
+/// An engine command failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CommandError {
+    /// No such strategy.
+    #[error("unknown strategy `{0}`")]
+    UnknownStrategy(String),
+    /// An actor did not answer (the engine is stopping or an actor is gone).
+    #[error("engine did not answer: {0}")]
+    Mailbox(String),
+    /// The command failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<MailboxError> for CommandError {
+    fn from(e: MailboxError) -> Self {
+        Self::Mailbox(e.to_string())
+    }
+}
+
+/// The engine's overall status.
+#[derive(Debug, Clone, Serialize)]
+pub struct EngineStatus {
+    /// Trading state.
+    pub trading_state: TradingState,
+    /// Why.
+    pub trading_state_reason: String,
+    /// Emergency stop.
+    pub emergency_stop: EmergencyStop,
+    /// Venue name.
+    pub venue: String,
+    /// Seconds since start.
+    pub uptime_seconds: u64,
+    /// Strategies.
+    pub strategies: Vec<StrategyStatus>,
+    /// Portfolio.
+    pub portfolio: PortfolioSnapshot,
+    /// Open orders.
+    pub open_orders: usize,
+    /// Risk guard details.
+    pub risk: RiskStatus,
+}
+
+pub(crate) struct Parts {
+    pub risk: Addr<RiskGuard>,
+    pub router: Addr<OrderRouter>,
+    pub portfolio: Addr<Portfolio>,
+    pub market: Addr<MarketData>,
+    pub hosts: BTreeMap<StrategyId, Addr<StrategyHost>>,
+    pub supervisor: Addr<Supervisor>,
+    pub events: broadcast::Sender<EngineEvent>,
+    pub prices: Arc<PriceBoard>,
+    pub writer: StoreWriter,
+    pub venue: Arc<dyn Venue>,
+    pub started: Instant,
+}
+
+/// A cheap-to-clone handle to a running engine.
+#[derive(Clone)]
+pub struct EngineHandle {
+    parts: Arc<Parts>,
+}
+
+impl EngineHandle {
+    pub(crate) fn new(parts: Parts) -> Self {
+        Self { parts: Arc::new(parts) }
+    }
+
+    /// Subscribes to engine events.
+    pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
+        self.parts.events.subscribe()
+    }
+
+    /// The event sender (to publish from operator surfaces).
+    pub fn events(&self) -> broadcast::Sender<EngineEvent> {
+        self.parts.events.clone()
+    }
+
+    /// The latest prices.
+    pub fn prices(&self) -> &Arc<PriceBoard> {
+        &self.parts.prices
+    }
+
+    /// The venue.
+    pub fn venue(&self) -> &Arc<dyn Venue> {
+        &self.parts.venue
+    }
+
+    /// Time since start.
+    pub fn uptime(&self) -> Duration {
+        self.parts.started.elapsed()
+    }
+
+    /// Strategy ids in config order.
+    pub fn strategy_ids(&self) -> Vec<StrategyId> {
+        self.parts.hosts.keys().cloned().collect()
+    }
+
+    /// Every strategy's status.
+    pub async fn strategies(&self) -> Result<Vec<StrategyStatus>, CommandError> {
+        let mut out = Vec::new();
+        for h in self.parts.hosts.values() {
+            out.push(h.send(GetStrategyStatus).await?);
+        }
+        Ok(out)
+    }
+
+    /// The portfolio.
+    pub async fn portfolio(&self) -> Result<PortfolioSnapshot, CommandError> {
+        Ok(self.parts.portfolio.send(GetPortfolio).await?)
+    }
+
+    /// Open orders.
+    pub async fn open_orders(&self) -> Result<Vec<Order>, CommandError> {
+        Ok(self.parts.router.send(GetOpenOrders).await?)
+    }
+
+    /// The risk guard's state.
+    pub async fn risk(&self) -> Result<RiskStatus, CommandError> {
+        Ok(self.parts.risk.send(GetRiskStatus).await?)
+    }
+
+    /// Everything at once.
+    pub async fn status(&self) -> Result<EngineStatus, CommandError> {
+        let risk = self.risk().await?;
+        Ok(EngineStatus {
+            trading_state: risk.trading_state,
+            trading_state_reason: risk.reason.clone(),
+            emergency_stop: risk.emergency_stop.clone(),
+            venue: self.parts.venue.name().to_string(),
+            uptime_seconds: self.uptime().as_secs(),
+            strategies: self.strategies().await?,
+            portfolio: self.portfolio().await?,
+            open_orders: self.open_orders().await?.len(),
+            risk,
+        })
+    }
+
+    /// Sets the emergency stop; returns once it is on disk.
+    pub async fn emergency_stop(&self, reason: &str, by: &str, flatten: bool) -> Result<(), CommandError> {
+        self.parts
+            .risk
+            .send(SetEmergencyStop { reason: reason.to_string(), by: by.to_string(), flatten })
+            .await?
+            .map_err(CommandError::Failed)?;
+        if flatten {
+            self.flatten(None).await?;
+        }
+        Ok(())
+    }
+
+    /// Clears the emergency stop (operator only); returns once it is on disk.
+    pub async fn resume(&self, by: &str) -> Result<(), CommandError> {
+        self.parts.risk.send(Resume { by: by.to_string() }).await?.map_err(CommandError::Failed)
+    }
+
+    /// Pauses or resumes one strategy.
+    pub async fn set_paused(&self, id: &str, paused: bool, reason: &str) -> Result<(), CommandError> {
+        let host = self.parts.hosts.get(id).ok_or_else(|| CommandError::UnknownStrategy(id.to_string()))?;
+        host.send(SetPaused { paused, reason: reason.to_string() }).await?;
+        Ok(())
+    }
+
+    /// Cancels every open order (optionally of one symbol); returns how many were asked.
+    pub async fn cancel_all(&self, symbol: Option<Symbol>, reason: &str) -> Result<usize, CommandError> {
+        Ok(self.parts.router.send(CancelAll { symbol, reason: reason.to_string() }).await?)
+    }
+
+    /// Closes positions with reduce-only market orders; returns how many orders were asked.
+    pub async fn flatten(&self, symbol: Option<Symbol>) -> Result<usize, CommandError> {
+        let portfolio = self.portfolio().await?;
+        let positions =
+            portfolio.positions.iter().map(|p| (p.position.symbol.clone(), p.position.qty)).collect::<Vec<_>>();
+        Ok(self.parts.risk.send(Flatten { symbol, positions }).await?)
+    }
+
+    /// Delivers an external signal to a strategy.
+    pub async fn signal(&self, id: &str, signal: Signal) -> Result<(), CommandError> {
+        let host = self.parts.hosts.get(id).ok_or_else(|| CommandError::UnknownStrategy(id.to_string()))?;
+        host.send(SignalReceived(signal)).await?;
+        Ok(())
+    }
+
+    /// Injects a market event as if the venue had sent it.
+    pub async fn inject_market(&self, event: MarketEvent) -> Result<(), CommandError> {
+        Ok(self.parts.market.send(InjectMarket(event)).await?)
+    }
+
+    /// Graceful stop: strategies are paused so nothing new starts, in-flight
+    /// work settles, the store is flushed.
+    pub async fn shutdown(&self, settle: Duration) {
+        let _ = self.parts.events.send(EngineEvent::ShuttingDown);
+        for h in self.parts.hosts.values() {
+            let _ = h.send(SetPaused { paused: true, reason: "shutdown".into() }).await;
+        }
+        // Let orders already on their way come back from the venue.
+        let deadline = Instant::now() + settle;
+        while Instant::now() < deadline {
+            let pending = self
+                .open_orders()
+                .await
+                .map(|o| o.iter().filter(|o| matches!(o.status, engine::order::OrderStatus::New | engine::order::OrderStatus::Submitted)).count())
+                .unwrap_or(0);
+            if pending == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        match self.parts.writer.run(|s| s.flush()).await {
+            Ok(Ok(())) => tracing::info!("store flushed"),
+            Ok(Err(e)) => tracing::error!(error = %e, "store flush failed at shutdown"),
+            Err(e) => tracing::error!(error = %e, "store flush failed at shutdown"),
+        }
+        let _ = &self.parts.supervisor;
+    }
+}

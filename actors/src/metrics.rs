@@ -1,0 +1,227 @@
+//! Every Prometheus metric of the engine, registered in one place.
+//!
+//! Names follow Prometheus conventions: a `keel_` prefix, base units
+//! (`_seconds`, ratios 0–1), `_total` on counters, and only bounded label values
+//! (symbols, strategy ids, reason codes — never an order id).
+
+use std::sync::{Mutex, OnceLock};
+
+use prometheus::{
+    exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry,
+};
+use prometheus::{Gauge, GaugeVec};
+
+/// The engine's metrics.
+pub struct Metrics {
+    /// The registry `/metrics` serves.
+    pub registry: Registry,
+    /// Orders sent to the venue.
+    pub orders_submitted_total: IntCounter,
+    /// Orders completely filled.
+    pub orders_filled_total: IntCounter,
+    /// Orders canceled.
+    pub orders_canceled_total: IntCounter,
+    /// Orders rejected by the venue, by reason code.
+    pub orders_rejected_total: IntCounterVec,
+    /// Fills recorded.
+    pub fills_total: IntCounter,
+    /// Intents refused by the risk guard, by reason code.
+    pub risk_rejections_total: IntCounterVec,
+    /// Trading state: 0 active, 1 reducing, 2 halted.
+    pub trading_state: IntGauge,
+    /// 1 while the emergency stop is set.
+    pub emergency_stop: IntGauge,
+    /// Net position per symbol in the base asset.
+    pub position_quantity: GaugeVec,
+    /// Account equity marked to market, in the quote asset.
+    pub equity: Gauge,
+    /// Drawdown from the equity high-water mark (0–1).
+    pub drawdown_ratio: Gauge,
+    /// Realized PnL per symbol in the quote asset.
+    pub realized_pnl: GaugeVec,
+    /// Market event arrival to approved order reaching the router.
+    pub tick_to_order_seconds: Histogram,
+    /// Order handed to the router to the venue's acknowledgement (includes the write-ahead flush).
+    pub order_ack_seconds: Histogram,
+    /// Age of the latest market data per symbol.
+    pub market_data_age_seconds: GaugeVec,
+    /// 1 while a venue stream is connected, by stream (`market`, `user`).
+    pub stream_connected: IntGaugeVec,
+    /// Venue stream reconnects, by stream.
+    pub stream_reconnects_total: IntCounterVec,
+    /// Request weight used in the venue's current window.
+    pub venue_used_weight: IntGauge,
+    /// Duration of store writes.
+    pub store_write_seconds: Histogram,
+    /// Message processing time per actor.
+    pub actor_message_seconds: HistogramVec,
+    /// Market events delivered to strategies.
+    pub market_events_total: IntCounter,
+    /// 1 while a strategy is paused, by strategy id.
+    pub strategy_paused: IntGaugeVec,
+    /// Strategy failures (panics), by strategy id.
+    pub strategy_failures_total: IntCounterVec,
+    /// Build information (always 1).
+    pub build_info: IntGaugeVec,
+    samples: Mutex<Option<Vec<f64>>>,
+}
+
+fn micro_buckets() -> Vec<f64> {
+    // 1 µs … ~4 s, doubling: covers in-process decisions and venue round trips.
+    exponential_buckets(1e-6, 2.0, 23).unwrap_or_default()
+}
+
+impl Metrics {
+    fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str| -> Result<IntCounter, prometheus::Error> {
+            let c = IntCounter::new(name, help)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
+            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let int_gauge = |name: &str, help: &str| -> Result<IntGauge, prometheus::Error> {
+            let g = IntGauge::new(name, help)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let int_gauge_vec = |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec, prometheus::Error> {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| -> Result<GaugeVec, prometheus::Error> {
+            let g = GaugeVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let histogram = |name: &str, help: &str| -> Result<Histogram, prometheus::Error> {
+            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(micro_buckets()))?;
+            registry.register(Box::new(h.clone()))?;
+            Ok(h)
+        };
+        let equity = Gauge::new("keel_equity", "Account equity marked to market, in the quote asset")?;
+        registry.register(Box::new(equity.clone()))?;
+        let drawdown_ratio = Gauge::new("keel_drawdown_ratio", "Drawdown from the equity high-water mark (0-1)")?;
+        registry.register(Box::new(drawdown_ratio.clone()))?;
+        let actor_message_seconds = HistogramVec::new(
+            HistogramOpts::new("keel_actor_message_seconds", "Message processing time per actor").buckets(micro_buckets()),
+            &["actor"],
+        )?;
+        registry.register(Box::new(actor_message_seconds.clone()))?;
+        let m = Self {
+            orders_submitted_total: counter("keel_orders_submitted_total", "Orders sent to the venue")?,
+            orders_filled_total: counter("keel_orders_filled_total", "Orders completely filled")?,
+            orders_canceled_total: counter("keel_orders_canceled_total", "Orders canceled")?,
+            orders_rejected_total: counter_vec(
+                "keel_orders_rejected_total",
+                "Orders rejected by the venue or never sent, by reason",
+                &["reason"],
+            )?,
+            fills_total: counter("keel_fills_total", "Fills recorded")?,
+            risk_rejections_total: counter_vec(
+                "keel_risk_rejections_total",
+                "Intents refused by the risk guard, by reason",
+                &["reason"],
+            )?,
+            trading_state: int_gauge("keel_trading_state", "Trading state: 0 active, 1 reducing, 2 halted")?,
+            emergency_stop: int_gauge("keel_emergency_stop", "1 while the emergency stop is set")?,
+            position_quantity: gauge_vec(
+                "keel_position_quantity",
+                "Net position per symbol, in the base asset",
+                &["symbol"],
+            )?,
+            equity,
+            drawdown_ratio,
+            realized_pnl: gauge_vec("keel_realized_pnl", "Realized PnL per symbol, in the quote asset", &["symbol"])?,
+            tick_to_order_seconds: histogram(
+                "keel_tick_to_order_seconds",
+                "Market event arrival to the approved order reaching the order router",
+            )?,
+            order_ack_seconds: histogram(
+                "keel_order_ack_seconds",
+                "Order reaching the router to the venue's acknowledgement, including the write-ahead flush",
+            )?,
+            market_data_age_seconds: gauge_vec(
+                "keel_market_data_age_seconds",
+                "Seconds since market data last arrived, per symbol",
+                &["symbol"],
+            )?,
+            stream_connected: int_gauge_vec(
+                "keel_stream_connected",
+                "1 while a venue stream is connected",
+                &["stream"],
+            )?,
+            stream_reconnects_total: counter_vec(
+                "keel_stream_reconnects_total",
+                "Venue stream reconnects",
+                &["stream"],
+            )?,
+            venue_used_weight: int_gauge("keel_venue_used_weight", "Request weight used in the venue's current window")?,
+            store_write_seconds: histogram("keel_store_write_seconds", "Duration of store writes")?,
+            actor_message_seconds,
+            market_events_total: counter("keel_market_events_total", "Market events delivered to strategies")?,
+            strategy_paused: int_gauge_vec("keel_strategy_paused", "1 while a strategy is paused", &["strategy"])?,
+            strategy_failures_total: counter_vec(
+                "keel_strategy_failures_total",
+                "Strategy failures (panics)",
+                &["strategy"],
+            )?,
+            build_info: int_gauge_vec("keel_build_info", "Build information (always 1)", &["version"])?,
+            samples: Mutex::new(None),
+            registry,
+        };
+        m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        Ok(m)
+    }
+
+    /// Records a tick-to-order latency.
+    pub fn observe_tick_to_order(&self, seconds: f64) {
+        self.tick_to_order_seconds.observe(seconds);
+        if let Ok(mut guard) = self.samples.lock() {
+            if let Some(v) = guard.as_mut() {
+                v.push(seconds);
+            }
+        }
+    }
+
+    /// Starts keeping every tick-to-order sample (benchmarks compute percentiles from them).
+    pub fn start_sampling(&self) {
+        if let Ok(mut guard) = self.samples.lock() {
+            *guard = Some(Vec::with_capacity(1 << 16));
+        }
+    }
+
+    /// Takes the samples kept since [`Self::start_sampling`].
+    pub fn take_samples(&self) -> Vec<f64> {
+        self.samples.lock().ok().and_then(|mut g| g.take()).unwrap_or_default()
+    }
+}
+
+static METRICS: OnceLock<Metrics> = OnceLock::new();
+
+/// The process-wide metrics.
+pub fn metrics() -> &'static Metrics {
+    METRICS.get_or_init(|| match Metrics::new() {
+        Ok(m) => m,
+        // Registration only fails on a duplicate or invalid name: a bug caught by tests.
+        Err(e) => panic!("metric registration failed: {e}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn metrics_register_and_encode() {
+        let m = super::metrics();
+        m.orders_rejected_total.with_label_values(&["test"]).inc();
+        let families = m.registry.gather();
+        assert!(families.iter().all(|f| f.get_name().starts_with("keel_")));
+        assert!(families.iter().any(|f| f.get_name() == "keel_orders_rejected_total"));
+    }
+}

@@ -1,0 +1,536 @@
+//! OrderRouter: owns every order's life after the risk guard approves it.
+//!
+//! Write ahead, then act: an order is flushed to the store before it is sent,
+//! and a fill is flushed before anyone downstream hears of it. An order whose
+//! outcome is unknown (timeout, dropped connection, 5xx) is resolved by querying
+//! the venue by client order id — never by sending it again. Fills are
+//! deduplicated by venue trade id.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use engine::clock::SharedClock;
+use engine::fill::Fill;
+use engine::order::{Order, OrderEvent, OrderStatus};
+use engine::strategy::OrderUpdate;
+use engine::venue::{OrderReport, OrderRequest, PlaceResult, StreamKind, StreamStatus, UserEvent, Venue, VenueError};
+use engine::{StrategyId, Symbol};
+use tokio::sync::broadcast;
+
+use crate::events::EngineEvent;
+use crate::messages::{BalancesChanged, CancelAll, FillRecorded, OrderApproved, OrderClosed, OrderUpdated, VenueUserEvent};
+use crate::metrics::metrics;
+use crate::store_writer::StoreWriter;
+
+/// Strategy id given to fills of orders Keel does not know (placed outside Keel).
+pub const EXTERNAL: &str = "external";
+
+/// Where the router delivers what happened.
+#[derive(Clone, Default)]
+pub struct RouterRoutes {
+    /// The risk guard: fills and closed orders.
+    pub risk_fills: Option<Recipient<FillRecorded>>,
+    /// The risk guard: closed orders.
+    pub risk_closed: Option<Recipient<OrderClosed>>,
+    /// The portfolio: fills.
+    pub portfolio_fills: Option<Recipient<FillRecorded>>,
+    /// The portfolio: balances.
+    pub portfolio_balances: Option<Recipient<BalancesChanged>>,
+    /// Each strategy host: fills.
+    pub host_fills: HashMap<StrategyId, Recipient<FillRecorded>>,
+    /// Each strategy host: order updates.
+    pub host_updates: HashMap<StrategyId, Recipient<OrderUpdated>>,
+    /// Venue user-stream health, for the risk guard's venue-health check.
+    pub venue_health: Option<Recipient<VenueHealth>>,
+}
+
+/// Wires the router to the other actors (sent once, right after start).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetRoutes(pub RouterRoutes);
+
+/// Attaches the venue's user-data feed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AttachUserFeed(pub tokio::sync::mpsc::Receiver<UserEvent>);
+
+/// The user-data stream's health changed.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct VenueHealth {
+    /// True when connected and reconciled.
+    pub healthy: bool,
+}
+
+/// Asks for the orders the router is tracking (open ones).
+#[derive(Message)]
+#[rtype(result = "Vec<Order>")]
+pub struct GetOpenOrders;
+
+/// The order-router actor.
+pub struct OrderRouter {
+    venue: Arc<dyn Venue>,
+    writer: StoreWriter,
+    clock: SharedClock,
+    events: broadcast::Sender<EngineEvent>,
+    routes: RouterRoutes,
+    orders: HashMap<String, Order>,
+    seen_fills: HashSet<(Symbol, u64)>,
+    restarted: bool,
+}
+
+impl OrderRouter {
+    /// A router; `open_orders` are the orders still open at start (after reconciliation).
+    pub fn new(
+        venue: Arc<dyn Venue>,
+        writer: StoreWriter,
+        clock: SharedClock,
+        events: broadcast::Sender<EngineEvent>,
+        open_orders: Vec<Order>,
+    ) -> Self {
+        Self {
+            venue,
+            writer,
+            clock,
+            events,
+            routes: RouterRoutes::default(),
+            orders: open_orders.into_iter().map(|o| (o.client_order_id.clone(), o)).collect(),
+            seen_fills: HashSet::new(),
+            restarted: false,
+        }
+    }
+
+    fn persist(&self, order: Order, ctx: &mut Context<Self>) {
+        let writer = self.writer.clone();
+        ctx.spawn(
+            async move {
+                match writer.run(move |s| s.put_order(&order, false)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "order update not stored"),
+                    Err(e) => tracing::error!(error = %e, "order update not stored"),
+                }
+            }
+            .into_actor(self),
+        );
+    }
+
+    fn notify_host(&self, order: &Order) {
+        if let Some(host) = self.routes.host_updates.get(&order.strategy_id) {
+            host.do_send(OrderUpdated(OrderUpdate {
+                client_order_id: Some(order.client_order_id.clone()),
+                symbol: order.symbol.clone(),
+                side: order.side,
+                status: order.status,
+                filled_qty: order.filled_qty,
+                reason: order.reason.clone(),
+            }));
+        }
+    }
+
+    /// Moves an order through the state machine with one event.
+    fn transition(&mut self, cid: &str, event: OrderEvent, reason: Option<String>, ctx: &mut Context<Self>) {
+        let now = self.clock.now_ms();
+        let Some(order) = self.orders.get_mut(cid) else { return };
+        let before = order.status;
+        if let Err(e) = order.apply(event, now) {
+            // Duplicate or late reports are normal; the order keeps its status.
+            tracing::debug!(strategy = %order.strategy_id, symbol = %order.symbol, client_order_id = %cid, error = %e, "ignored order event");
+            return;
+        }
+        if reason.is_some() {
+            order.reason = reason;
+        }
+        self.after_change(cid, before, ctx);
+    }
+
+    /// After a status change: persist, tell the strategy, and on a final status
+    /// tell the risk guard and stop tracking the order.
+    fn after_change(&mut self, cid: &str, before: OrderStatus, ctx: &mut Context<Self>) {
+        let Some(order) = self.orders.get(cid) else { return };
+        if order.status == before {
+            return;
+        }
+        let order = order.clone();
+        tracing::info!(strategy = %order.strategy_id, symbol = %order.symbol, client_order_id = %cid, from = ?before, to = ?order.status, reason = order.reason.as_deref().unwrap_or(""), "order status");
+        match order.status {
+            OrderStatus::Filled => metrics().orders_filled_total.inc(),
+            OrderStatus::Canceled => metrics().orders_canceled_total.inc(),
+            _ => {}
+        }
+        self.persist(order.clone(), ctx);
+        self.notify_host(&order);
+        if order.status.is_terminal() {
+            if let Some(r) = &self.routes.risk_closed {
+                r.do_send(OrderClosed(order.clone()));
+            }
+            self.orders.remove(cid);
+        }
+    }
+
+    fn reject(&mut self, cid: &str, label: &str, reason: String, ctx: &mut Context<Self>) {
+        metrics().orders_rejected_total.with_label_values(&[label]).inc();
+        if let Some(order) = self.orders.get(cid) {
+            tracing::warn!(strategy = %order.strategy_id, symbol = %order.symbol, client_order_id = %cid, reason = %reason, "order rejected");
+            let _ = self.events.send(EngineEvent::OrderRejected {
+                strategy_id: order.strategy_id.clone(),
+                symbol: order.symbol.clone(),
+                client_order_id: cid.to_string(),
+                reason: reason.clone(),
+            });
+        }
+        self.transition(cid, OrderEvent::Reject, Some(reason), ctx);
+    }
+
+    fn apply_report(&mut self, report: OrderReport, ctx: &mut Context<Self>) {
+        let now = self.clock.now_ms();
+        let Some(order) = self.orders.get_mut(&report.client_order_id) else {
+            tracing::debug!(client_order_id = %report.client_order_id, status = ?report.status, "report for an order not open here");
+            return;
+        };
+        if order.venue_order_id.is_none() {
+            order.venue_order_id = Some(report.venue_order_id.clone());
+        }
+        if report.status == OrderStatus::Rejected && !order.status.is_terminal() {
+            let reason = report.reason.clone().unwrap_or_else(|| "rejected by venue".into());
+            self.reject(&report.client_order_id, "venue_rejected", reason, ctx);
+            return;
+        }
+        let before = order.status;
+        if order.sync_to(report.status, now) && report.reason.is_some() {
+            order.reason = report.reason.clone();
+        }
+        self.after_change(&report.client_order_id, before, ctx);
+    }
+
+    fn process_fill(&mut self, mut fill: Fill, ctx: &mut Context<Self>) {
+        let key = (fill.symbol.clone(), fill.trade_id);
+        if self.seen_fills.contains(&key) {
+            return;
+        }
+        let now = self.clock.now_ms();
+        let order_after = self.orders.get(&fill.client_order_id).map(|o| {
+            let mut o = o.clone();
+            let ev = o.record_fill(fill.price, fill.qty, now);
+            if !o.status.is_terminal() {
+                o.sync_to(if ev == OrderEvent::Fill { OrderStatus::Filled } else { OrderStatus::PartiallyFilled }, now);
+            }
+            o
+        });
+        if let Some(o) = &order_after {
+            fill.strategy_id = o.strategy_id.clone();
+        }
+        let writer = self.writer.clone();
+        let order_w = order_after.clone();
+        // Wait: the next event must not be handled before this fill is durable,
+        // so fills reach everyone in venue order.
+        ctx.wait(
+            async move {
+                writer
+                    .run(move |s| {
+                        // A late fill of an order no longer open here: find its owner in the store.
+                        if order_w.is_none() {
+                            fill.strategy_id = match s.order(&fill.client_order_id) {
+                                Ok(Some(o)) => o.strategy_id,
+                                _ if fill.strategy_id.is_empty() => StrategyId::new(EXTERNAL),
+                                _ => fill.strategy_id.clone(),
+                            };
+                        }
+                        let result = s.record_fill(&fill, order_w.as_ref());
+                        (result, fill)
+                    })
+                    .await
+            }
+            .into_actor(self)
+            .map(move |result, act, ctx| {
+                let (result, fill) = match result {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        tracing::error!(error = %e, symbol = %key.0, trade_id = key.1, "FILL NOT PERSISTED: store writer gone");
+                        return;
+                    }
+                };
+                match result {
+                    Ok(false) => {
+                        act.seen_fills.insert(key);
+                        tracing::debug!(symbol = %fill.symbol, trade_id = fill.trade_id, "duplicate fill ignored");
+                        return;
+                    }
+                    Ok(true) => {}
+                    Err(e) => tracing::error!(error = %e, symbol = %fill.symbol, trade_id = fill.trade_id, "FILL NOT PERSISTED; applied in memory"),
+                }
+                act.seen_fills.insert(key);
+                act.after_fill(fill, order_after, ctx);
+            }),
+        );
+    }
+
+    fn after_fill(&mut self, fill: Fill, order_after: Option<Order>, ctx: &mut Context<Self>) {
+        metrics().fills_total.inc();
+        tracing::info!(strategy = %fill.strategy_id, symbol = %fill.symbol, client_order_id = %fill.client_order_id, trade_id = fill.trade_id, side = ?fill.side, price = %fill.price, qty = %fill.qty, fee = %fill.fee, "fill");
+        let msg = FillRecorded(fill.clone());
+        for r in [&self.routes.portfolio_fills, &self.routes.risk_fills].into_iter().flatten() {
+            r.do_send(msg.clone());
+        }
+        if let Some(h) = self.routes.host_fills.get(&fill.strategy_id) {
+            h.do_send(msg);
+        }
+        let _ = self.events.send(EngineEvent::Fill(fill.clone()));
+        if let Some(after) = order_after {
+            let cid = after.client_order_id.clone();
+            let now = self.clock.now_ms();
+            if let Some(o) = self.orders.get_mut(&cid) {
+                let before = o.status;
+                o.filled_qty = after.filled_qty;
+                o.filled_quote = after.filled_quote;
+                o.sync_to(after.status, now);
+                self.after_change(&cid, before, ctx);
+            }
+        }
+    }
+
+    fn on_placed(&mut self, cid: String, result: Result<PlaceResult, VenueError>, started: Instant, ctx: &mut Context<Self>) {
+        metrics().order_ack_seconds.observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(placed) => {
+                for fill in placed.fills {
+                    self.process_fill(fill, ctx);
+                }
+                self.apply_report(placed.report, ctx);
+            }
+            Err(e) if e.outcome_unknown() || matches!(e, VenueError::BadResponse(_)) => {
+                tracing::warn!(client_order_id = %cid, error = %e, "order outcome unknown; will query the venue, never resend");
+                self.transition(&cid, OrderEvent::OutcomeUnknown, Some(e.to_string()), ctx);
+                ctx.run_later(Duration::from_millis(300), |act, ctx| act.resolve_unknown(ctx));
+            }
+            Err(VenueError::Rejected { code, reason }) => {
+                self.reject(&cid, "venue_rejected", format!("venue {code}: {reason}"), ctx);
+            }
+            Err(e) => {
+                // Certainly not executed (not sent, rate limited, banned): the
+                // intent is dropped, not retried; the strategy decides again.
+                if let VenueError::Banned { retry_after_ms } = e {
+                    let _ = self.events.send(EngineEvent::VenueAlert(engine::venue::VenueAlert::Banned { retry_after_ms }));
+                }
+                self.reject(&cid, e.code(), e.to_string(), ctx);
+            }
+        }
+    }
+
+    /// Queries every order whose outcome is unknown.
+    fn resolve_unknown(&mut self, ctx: &mut Context<Self>) {
+        let unknown: Vec<(Symbol, String)> = self
+            .orders
+            .values()
+            .filter(|o| o.status == OrderStatus::Unknown)
+            .map(|o| (o.symbol.clone(), o.client_order_id.clone()))
+            .collect();
+        for (symbol, cid) in unknown {
+            let venue = self.venue.clone();
+            ctx.spawn(async move { (cid.clone(), venue.query_order(&symbol, &cid).await) }.into_actor(self).map(
+                |(cid, result), act, ctx| match result {
+                    Ok(Some(report)) => act.apply_report(report, ctx),
+                    Ok(None) => act.reject(&cid, "not_received", "the venue never received the order".into(), ctx),
+                    Err(e) => tracing::warn!(client_order_id = %cid, error = %e, "cannot resolve order yet; will retry"),
+                },
+            ));
+        }
+    }
+}
+
+impl Actor for OrderRouter {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(4096);
+        if self.restarted {
+            // The old context's user feed died with it: subscribe again. The
+            // venue adapter reconciles any gap and reports `Connected` after.
+            let venue = self.venue.clone();
+            ctx.spawn(async move { venue.subscribe_user().await }.into_actor(self).map(|result, _act, ctx| match result {
+                Ok(feed) => {
+                    ctx.add_stream(tokio_stream::wrappers::ReceiverStream::new(feed).map(VenueUserEvent));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot resubscribe to user data; restarting");
+                    ctx.stop();
+                }
+            }));
+        }
+        ctx.run_interval(Duration::from_secs(2), |act, ctx| act.resolve_unknown(ctx));
+    }
+}
+
+impl Supervised for OrderRouter {
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        // Orders are kept in memory across a restart; anything unknown is
+        // re-queried by the interval the new context starts.
+        tracing::warn!(open_orders = self.orders.len(), "order router restarting");
+        self.restarted = true;
+    }
+}
+
+use tokio_stream::StreamExt as _;
+
+impl Handler<SetRoutes> for OrderRouter {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetRoutes, _ctx: &mut Self::Context) {
+        self.routes = msg.0;
+    }
+}
+
+impl Handler<AttachUserFeed> for OrderRouter {
+    type Result = ();
+
+    fn handle(&mut self, msg: AttachUserFeed, ctx: &mut Self::Context) {
+        ctx.add_stream(tokio_stream::wrappers::ReceiverStream::new(msg.0).map(VenueUserEvent));
+    }
+}
+
+impl Handler<OrderApproved> for OrderRouter {
+    type Result = ();
+
+    fn handle(&mut self, msg: OrderApproved, ctx: &mut Self::Context) {
+        let received = Instant::now();
+        if let Some(ingress) = msg.ingress {
+            metrics().observe_tick_to_order(received.duration_since(ingress).as_secs_f64());
+        }
+        let now = self.clock.now_ms();
+        let cid = msg.client_order_id.clone();
+        let order = Order::from_intent(&msg.intent, cid.clone(), now);
+        tracing::info!(strategy = %order.strategy_id, symbol = %order.symbol, client_order_id = %cid, side = ?order.side, order_type = order.order_type.label(), qty = %order.qty, price = ?order.order_type.limit_price(), "order created");
+        self.orders.insert(cid.clone(), order.clone());
+        let writer = self.writer.clone();
+        let request = OrderRequest {
+            client_order_id: cid.clone(),
+            symbol: order.symbol.clone(),
+            side: order.side,
+            order_type: order.order_type,
+            qty: order.qty,
+            tif: order.tif,
+        };
+        ctx.spawn(
+            async move { writer.run(move |s| s.put_order(&order, true)).await }.into_actor(self).then(
+                move |stored, act, _ctx| {
+                    let ok = matches!(stored, Ok(Ok(())));
+                    if ok {
+                        let now = act.clock.now_ms();
+                        if let Some(o) = act.orders.get_mut(&cid) {
+                            let _ = o.apply(OrderEvent::Submit, now);
+                        }
+                        metrics().orders_submitted_total.inc();
+                    }
+                    let venue = act.venue.clone();
+                    async move {
+                        if !ok {
+                            return (cid, None);
+                        }
+                        let result = venue.place_order(&request).await;
+                        (cid, Some(result))
+                    }
+                    .into_actor(act)
+                    .map(move |(cid, result), act, ctx| match result {
+                        Some(result) => act.on_placed(cid, result, received, ctx),
+                        None => act.reject(&cid, "store_failed", "the order could not be persisted, so it was not sent".into(), ctx),
+                    })
+                },
+            ),
+        );
+    }
+}
+
+impl StreamHandler<VenueUserEvent> for OrderRouter {
+    fn handle(&mut self, msg: VenueUserEvent, ctx: &mut Self::Context) {
+        let started = Instant::now();
+        match msg.0 {
+            UserEvent::Order(report) => self.apply_report(report, ctx),
+            UserEvent::Fill(fill) => self.process_fill(fill, ctx),
+            UserEvent::Balances(b) => {
+                if let Some(p) = &self.routes.portfolio_balances {
+                    p.do_send(BalancesChanged(b));
+                }
+            }
+            UserEvent::Status(status) => {
+                let (connected, detail) = match status {
+                    StreamStatus::Connected => (true, "connected and reconciled".to_string()),
+                    StreamStatus::Disconnected { reason } => (false, reason),
+                };
+                if connected {
+                    tracing::info!(stream = "user", "user data connected");
+                    self.resolve_unknown(ctx);
+                } else {
+                    tracing::warn!(stream = "user", reason = %detail, "user data disconnected");
+                    metrics().stream_reconnects_total.with_label_values(&["user"]).inc();
+                }
+                metrics().stream_connected.with_label_values(&["user"]).set(i64::from(connected));
+                if let Some(h) = &self.routes.venue_health {
+                    h.do_send(VenueHealth { healthy: connected });
+                }
+                let _ = self.events.send(EngineEvent::Connectivity { stream: StreamKind::User, connected, detail });
+            }
+            UserEvent::Alert(alert) => {
+                tracing::error!(alert = ?alert, "venue alert");
+                let _ = self.events.send(EngineEvent::VenueAlert(alert));
+            }
+        }
+        metrics().actor_message_seconds.with_label_values(&["order_router"]).observe(started.elapsed().as_secs_f64());
+    }
+
+    fn finished(&mut self, _ctx: &mut Self::Context) {
+        tracing::error!(stream = "user", "user data feed ended");
+        metrics().stream_connected.with_label_values(&["user"]).set(0);
+        if let Some(h) = &self.routes.venue_health {
+            h.do_send(VenueHealth { healthy: false });
+        }
+    }
+}
+
+impl Handler<CancelAll> for OrderRouter {
+    type Result = usize;
+
+    fn handle(&mut self, msg: CancelAll, ctx: &mut Self::Context) -> usize {
+        let targets: Vec<(Symbol, String)> = self
+            .orders
+            .values()
+            .filter(|o| o.status.is_open() && msg.symbol.as_ref().is_none_or(|s| *s == o.symbol))
+            .map(|o| (o.symbol.clone(), o.client_order_id.clone()))
+            .collect();
+        tracing::warn!(count = targets.len(), reason = %msg.reason, "canceling open orders");
+        for (symbol, cid) in &targets {
+            let venue = self.venue.clone();
+            let (symbol, cid) = (symbol.clone(), cid.clone());
+            ctx.spawn(async move { (cid.clone(), venue.cancel_order(&symbol, &cid).await) }.into_actor(self).map(
+                |(cid, result), act, ctx| match result {
+                    Ok(report) => act.apply_report(report, ctx),
+                    Err(e) => {
+                        // Unknown to the venue or already final: the query settles it.
+                        tracing::warn!(client_order_id = %cid, error = %e, "cancel failed; querying the order");
+                        if let Some(o) = act.orders.get(&cid) {
+                            let (venue, symbol) = (act.venue.clone(), o.symbol.clone());
+                            ctx.spawn(async move { venue.query_order(&symbol, &cid).await }.into_actor(act).map(
+                                |r, act, ctx| {
+                                    if let Ok(Some(report)) = r {
+                                        act.apply_report(report, ctx);
+                                    }
+                                },
+                            ));
+                        }
+                    }
+                },
+            ));
+        }
+        targets.len()
+    }
+}
+
+impl Handler<GetOpenOrders> for OrderRouter {
+    type Result = MessageResult<GetOpenOrders>;
+
+    fn handle(&mut self, _msg: GetOpenOrders, _ctx: &mut Self::Context) -> Self::Result {
+        let mut list: Vec<Order> = self.orders.values().cloned().collect();
+        list.sort_by(|a, b| a.created_ms.cmp(&b.created_ms).then_with(|| a.client_order_id.cmp(&b.client_order_id)));
+        MessageResult(list)
+    }
+}

@@ -1,0 +1,243 @@
+//! Portfolio: positions from fills, balances from the venue, equity marked to
+//! market from the price board.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use engine::balance::Balances;
+use engine::clock::SharedClock;
+use engine::instrument::Instrument;
+use engine::position::Position;
+use engine::{Decimal, Symbol};
+use rust_decimal::prelude::ToPrimitive;
+use serde::Serialize;
+
+use crate::messages::{BalancesChanged, FillRecorded};
+use crate::metrics::metrics;
+use crate::prices::PriceBoard;
+use crate::store_writer::StoreWriter;
+
+/// A position with its mark.
+#[derive(Debug, Clone, Serialize)]
+pub struct PositionView {
+    /// The position.
+    #[serde(flatten)]
+    pub position: Position,
+    /// Latest price, if known.
+    pub mark: Option<Decimal>,
+    /// Unrealized PnL at the mark.
+    pub unrealized_pnl: Option<Decimal>,
+}
+
+/// Everything the portfolio knows, for operators.
+#[derive(Debug, Clone, Serialize)]
+pub struct PortfolioSnapshot {
+    /// Positions by symbol.
+    pub positions: Vec<PositionView>,
+    /// Balances.
+    pub balances: Balances,
+    /// Equity marked to market, in the quote asset (None until prices are known).
+    pub equity: Option<Decimal>,
+    /// The quote asset equity is expressed in.
+    pub quote_asset: String,
+    /// Realized PnL summed over symbols.
+    pub realized_pnl: Decimal,
+    /// Unrealized PnL summed over symbols.
+    pub unrealized_pnl: Decimal,
+    /// Fees summed over symbols.
+    pub fees: Decimal,
+}
+
+/// Asks for the portfolio.
+#[derive(Message)]
+#[rtype(result = "PortfolioSnapshot")]
+pub struct GetPortfolio;
+
+/// Receives the equity every time it is re-marked (the risk protections).
+pub type EquityListener = Recipient<EquityMarked>;
+
+/// Equity was re-marked.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct EquityMarked {
+    /// Equity in the quote asset.
+    pub equity: Decimal,
+    /// Realized plus unrealized PnL.
+    pub total_pnl: Decimal,
+}
+
+/// The portfolio actor.
+pub struct Portfolio {
+    instruments: HashMap<Symbol, Instrument>,
+    positions: BTreeMap<Symbol, Position>,
+    balances: Balances,
+    prices: Arc<PriceBoard>,
+    writer: StoreWriter,
+    clock: SharedClock,
+    quote_asset: String,
+    listener: Option<EquityListener>,
+}
+
+impl Portfolio {
+    /// A portfolio starting from reconciled positions and balances.
+    pub fn new(
+        instruments: Vec<Instrument>,
+        positions: Vec<Position>,
+        balances: Balances,
+        prices: Arc<PriceBoard>,
+        writer: StoreWriter,
+        clock: SharedClock,
+    ) -> Self {
+        let quote_asset = instruments.first().map(|i| i.quote_asset.clone()).unwrap_or_else(|| "USDT".into());
+        Self {
+            instruments: instruments.into_iter().map(|i| (i.symbol.clone(), i)).collect(),
+            positions: positions.into_iter().map(|p| (p.symbol.clone(), p)).collect(),
+            balances,
+            prices,
+            writer,
+            clock,
+            quote_asset,
+            listener: None,
+        }
+    }
+
+    /// Sets who hears about equity changes.
+    pub fn with_listener(mut self, listener: EquityListener) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
+    fn snapshot(&self) -> PortfolioSnapshot {
+        let mut realized = Decimal::ZERO;
+        let mut unrealized = Decimal::ZERO;
+        let mut fees = Decimal::ZERO;
+        let positions = self
+            .positions
+            .values()
+            .map(|p| {
+                let mark = self.prices.get(&p.symbol).map(|e| e.price);
+                let upnl = mark.map(|m| p.unrealized_pnl(m));
+                realized += p.realized_pnl;
+                fees += p.fees;
+                unrealized += upnl.unwrap_or_default();
+                PositionView { position: p.clone(), mark, unrealized_pnl: upnl }
+            })
+            .collect();
+        PortfolioSnapshot {
+            positions,
+            balances: self.balances.clone(),
+            equity: self.equity(),
+            quote_asset: self.quote_asset.clone(),
+            realized_pnl: realized,
+            unrealized_pnl: unrealized,
+            fees,
+        }
+    }
+
+    /// Account equity: every balance valued in the quote asset at its mark.
+    fn equity(&self) -> Option<Decimal> {
+        let mut total = Decimal::ZERO;
+        for (asset, balance) in &self.balances.assets {
+            let amount = balance.total();
+            if amount.is_zero() {
+                continue;
+            }
+            if *asset == self.quote_asset {
+                total += amount;
+                continue;
+            }
+            let inst = self.instruments.values().find(|i| i.base_asset == *asset && i.quote_asset == self.quote_asset);
+            match inst {
+                Some(i) => total += amount * self.prices.get(&i.symbol)?.price,
+                // An asset we cannot value (e.g. a fee token) is left out rather than guessed.
+                None => continue,
+            }
+        }
+        Some(total)
+    }
+
+    fn mark(&mut self) {
+        let m = metrics();
+        for p in self.positions.values() {
+            m.position_quantity.with_label_values(&[p.symbol.as_str()]).set(p.qty.to_f64().unwrap_or(0.0));
+            m.realized_pnl.with_label_values(&[p.symbol.as_str()]).set(p.realized_pnl.to_f64().unwrap_or(0.0));
+        }
+        for (symbol, entry) in self.prices.all() {
+            m.market_data_age_seconds.with_label_values(&[symbol.as_str()]).set(entry.at.elapsed().as_secs_f64());
+        }
+        let snap = self.snapshot();
+        if let Some(equity) = snap.equity {
+            m.equity.set(equity.to_f64().unwrap_or(0.0));
+            if let Some(l) = &self.listener {
+                l.do_send(EquityMarked { equity, total_pnl: snap.realized_pnl + snap.unrealized_pnl });
+            }
+        }
+    }
+}
+
+impl Actor for Portfolio {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(4096);
+        ctx.run_interval(Duration::from_millis(500), |act, _ctx| act.mark());
+    }
+}
+
+impl Supervised for Portfolio {
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        tracing::warn!("portfolio restarting; positions kept");
+    }
+}
+
+impl Handler<FillRecorded> for Portfolio {
+    type Result = ();
+
+    fn handle(&mut self, msg: FillRecorded, ctx: &mut Self::Context) {
+        let started = Instant::now();
+        let fill = msg.0;
+        let (base, quote) = self
+            .instruments
+            .get(&fill.symbol)
+            .map(|i| (i.base_asset.clone(), i.quote_asset.clone()))
+            .unwrap_or_default();
+        let position = self.positions.entry(fill.symbol.clone()).or_insert_with(|| Position::flat(fill.symbol.clone()));
+        position.apply_fill(&fill, &base, &quote);
+        let position = position.clone();
+        let writer = self.writer.clone();
+        // The position is a cache of the fills (recomputed at start): no flush needed.
+        ctx.spawn(
+            async move {
+                let _ = writer.run(move |s| s.put_position(&position)).await;
+            }
+            .into_actor(self),
+        );
+        metrics().actor_message_seconds.with_label_values(&["portfolio"]).observe(started.elapsed().as_secs_f64());
+    }
+}
+
+impl Handler<BalancesChanged> for Portfolio {
+    type Result = ();
+
+    fn handle(&mut self, msg: BalancesChanged, ctx: &mut Self::Context) {
+        self.balances.update(&msg.0, self.clock.now_ms());
+        let snapshot = self.balances.clone();
+        let writer = self.writer.clone();
+        ctx.spawn(
+            async move {
+                let _ = writer.run(move |s| s.put_balances(&snapshot)).await;
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+impl Handler<GetPortfolio> for Portfolio {
+    type Result = MessageResult<GetPortfolio>;
+
+    fn handle(&mut self, _msg: GetPortfolio, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.snapshot())
+    }
+}

@@ -1,0 +1,215 @@
+//! Start-up reconciliation: before any strategy may trade, the store is brought
+//! into agreement with the venue — fills since the last known trade, open
+//! orders (including ones persisted but never heard back about), balances — and
+//! positions are recomputed from the recorded fills. Every difference is logged.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use engine::balance::Balances;
+use engine::fill::Fill;
+use engine::instrument::Instrument;
+use engine::order::{Order, OrderEvent, OrderStatus};
+use engine::position::Position;
+use engine::venue::Venue;
+use engine::{Decimal, StrategyId, Symbol};
+
+use crate::store_writer::StoreWriter;
+
+/// What reconciliation found and fixed.
+#[derive(Debug, Default)]
+pub struct Reconciled {
+    /// Orders still open at the venue.
+    pub open_orders: Vec<Order>,
+    /// Account positions recomputed from every recorded fill.
+    pub positions: Vec<Position>,
+    /// Each strategy's net filled quantity per symbol.
+    pub strategy_positions: HashMap<StrategyId, BTreeMap<Symbol, Decimal>>,
+    /// Balances as the venue reports them.
+    pub balances: Balances,
+    /// One line per difference found.
+    pub differences: Vec<String>,
+}
+
+/// Reconciles the store with the venue. Store errors fail the start (the caller
+/// fails closed); venue errors on single orders are logged and left for the
+/// router's resolution loop.
+pub async fn reconcile(
+    venue: &Arc<dyn Venue>,
+    writer: &StoreWriter,
+    instruments: &[Instrument],
+    now_ms: i64,
+) -> anyhow::Result<Reconciled> {
+    let mut out = Reconciled::default();
+    let stored_open = writer.run(|s| s.open_orders()).await??;
+
+    // 1. Fills the store has not seen, per symbol, since its last known trade id.
+    for inst in instruments {
+        let symbol = inst.symbol.clone();
+        let last = writer.run({
+            let symbol = symbol.clone();
+            move |s| s.last_trade_id(&symbol)
+        })
+        .await??;
+        let fills = match venue.my_trades(&symbol, last).await {
+            Ok(f) => f,
+            Err(e) => {
+                out.differences.push(format!("{symbol}: cannot list own trades: {e}"));
+                continue;
+            }
+        };
+        for fill in fills {
+            let line = record_missing_fill(writer, fill, now_ms).await?;
+            if let Some(line) = line {
+                out.differences.push(line);
+            }
+        }
+    }
+
+    // 2. Every order the store thinks is open (or never heard back about).
+    for stored in stored_open {
+        let Some(mut order) = writer.run({
+            let cid = stored.client_order_id.clone();
+            move |s| s.order(&cid)
+        })
+        .await??
+        else {
+            continue;
+        };
+        let before = order.status;
+        match venue.query_order(&order.symbol, &order.client_order_id).await {
+            Ok(Some(report)) => {
+                order.venue_order_id.get_or_insert(report.venue_order_id.clone());
+                order.sync_to(report.status, now_ms);
+                if report.reason.is_some() {
+                    order.reason = report.reason.clone();
+                }
+            }
+            Ok(None) => {
+                let (event, reason) = if order.status == OrderStatus::New {
+                    (OrderEvent::Reject, "never reached the venue (found at start-up)")
+                } else {
+                    (OrderEvent::Cancel, "not found at the venue at start-up")
+                };
+                let _ = order.apply(event, now_ms);
+                order.reason = Some(reason.into());
+            }
+            Err(e) => {
+                out.differences.push(format!(
+                    "order {} ({}): cannot query the venue ({e}); left {:?} for the router to resolve",
+                    order.client_order_id, order.symbol, order.status
+                ));
+                if order.status == OrderStatus::New || order.status == OrderStatus::Submitted {
+                    let _ = order.apply(OrderEvent::Submit, now_ms);
+                    let _ = order.apply(OrderEvent::OutcomeUnknown, now_ms);
+                }
+            }
+        }
+        if order.status != before {
+            out.differences.push(format!(
+                "order {} ({} {}): store said {:?}, venue says {:?}{}",
+                order.client_order_id,
+                order.strategy_id,
+                order.symbol,
+                before,
+                order.status,
+                order.reason.as_deref().map(|r| format!(" — {r}")).unwrap_or_default()
+            ));
+            let o = order.clone();
+            writer.run(move |s| s.put_order(&o, true)).await??;
+        }
+        if !order.status.is_terminal() {
+            out.open_orders.push(order);
+        }
+    }
+
+    // 3. Balances: the venue is the truth.
+    match venue.balances().await {
+        Ok(list) => {
+            let fresh = Balances::from_list(list, now_ms);
+            let stored = writer.run(|s| s.balances()).await??;
+            if let Some(stored) = stored {
+                for (asset, b) in &fresh.assets {
+                    let old = stored.total(asset);
+                    if old != b.total() {
+                        out.differences.push(format!("balance {asset}: store {old}, venue {}", b.total()));
+                    }
+                }
+            }
+            let snap = fresh.clone();
+            writer.run(move |s| s.put_balances(&snap)).await??;
+            out.balances = fresh;
+        }
+        Err(e) => {
+            out.differences.push(format!("cannot read balances: {e}"));
+            out.balances = writer.run(|s| s.balances()).await??.unwrap_or_default();
+        }
+    }
+
+    // 4. Positions: recomputed from the fills, the cache corrected.
+    let fills = writer.run(|s| s.fills()).await??;
+    let cached = writer.run(|s| s.positions()).await??;
+    let assets: HashMap<&str, (&str, &str)> =
+        instruments.iter().map(|i| (i.symbol.as_str(), (i.base_asset.as_str(), i.quote_asset.as_str()))).collect();
+    let mut positions: BTreeMap<Symbol, Position> = BTreeMap::new();
+    for fill in &fills {
+        let (base, quote) = assets.get(fill.symbol.as_str()).copied().unwrap_or(("", ""));
+        positions.entry(fill.symbol.clone()).or_insert_with(|| Position::flat(fill.symbol.clone())).apply_fill(
+            fill, base, quote,
+        );
+        *out.strategy_positions
+            .entry(fill.strategy_id.clone())
+            .or_default()
+            .entry(fill.symbol.clone())
+            .or_default() += fill.side.sign() * fill.qty;
+    }
+    for p in positions.values() {
+        let cached_qty = cached.iter().find(|c| c.symbol == p.symbol).map(|c| c.qty);
+        if cached_qty != Some(p.qty) {
+            out.differences.push(format!(
+                "position {}: cache {}, fills imply {}",
+                p.symbol,
+                cached_qty.map(|q| q.to_string()).unwrap_or_else(|| "none".into()),
+                p.qty
+            ));
+        }
+        let p = p.clone();
+        writer.run(move |s| s.put_position(&p)).await??;
+    }
+    out.positions = positions.into_values().collect();
+    writer.run(|s| s.flush()).await??;
+    Ok(out)
+}
+
+/// Records a fill found at the venue but not in the store, updating its order.
+async fn record_missing_fill(writer: &StoreWriter, fill: Fill, now_ms: i64) -> anyhow::Result<Option<String>> {
+    let result = writer
+        .run(move |s| -> Result<Option<String>, engine::error::StoreError> {
+            if s.has_fill(&fill.symbol, fill.trade_id)? {
+                return Ok(None);
+            }
+            let mut fill = fill;
+            let mut order = s.order(&fill.client_order_id)?;
+            if let Some(o) = order.as_mut() {
+                fill.strategy_id = o.strategy_id.clone();
+                let ev = o.record_fill(fill.price, fill.qty, now_ms);
+                if !o.status.is_terminal() {
+                    o.sync_to(if ev == OrderEvent::Fill { OrderStatus::Filled } else { OrderStatus::PartiallyFilled }, now_ms);
+                }
+            } else if fill.strategy_id.is_empty() {
+                fill.strategy_id = StrategyId::new(crate::order_router::EXTERNAL);
+            }
+            s.record_fill(&fill, order.as_ref())?;
+            Ok(Some(format!(
+                "fill {} #{} ({} {} {} @ {}) was missing from the store: recorded",
+                fill.symbol,
+                fill.trade_id,
+                fill.strategy_id,
+                fill.side.as_str(),
+                fill.qty,
+                fill.price
+            )))
+        })
+        .await??;
+    Ok(result)
+}

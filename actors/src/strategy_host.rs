@@ -1,0 +1,186 @@
+//! StrategyHost: runs one strategy instance live.
+//!
+//! It feeds the strategy market events, fills and order updates through the
+//! same [`StrategyRunner`] the backtest uses, and sends the intents it produces
+//! to the risk guard. A panicking strategy is paused by the runner; the host
+//! logs it, publishes it and keeps running.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use actix::prelude::*;
+use engine::clock::SharedClock;
+use engine::strategy::{StrategyFailure, StrategyRunner};
+use engine::{StrategyId, Symbol};
+use tokio::sync::broadcast;
+
+use crate::events::EngineEvent;
+use crate::messages::{FillRecorded, IntentSubmitted, MarketTick, OrderUpdated, SetPaused, SignalReceived};
+use crate::metrics::metrics;
+
+/// What a host reports about its strategy.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StrategyStatus {
+    /// Instance id.
+    pub id: StrategyId,
+    /// Kind.
+    pub kind: String,
+    /// Symbols.
+    pub symbols: Vec<Symbol>,
+    /// True while paused.
+    pub paused: bool,
+    /// Why it was paused by a failure, if it was.
+    pub failure: Option<String>,
+}
+
+/// Asks a host for its status.
+#[derive(Message)]
+#[rtype(result = "StrategyStatus")]
+pub struct GetStrategyStatus;
+
+/// The actor hosting one strategy.
+pub struct StrategyHost {
+    runner: StrategyRunner,
+    risk: Recipient<IntentSubmitted>,
+    clock: SharedClock,
+    events: broadcast::Sender<EngineEvent>,
+    /// Open time of the last bar seen per symbol: a bar is delivered exactly once.
+    last_bar: HashMap<Symbol, i64>,
+}
+
+impl StrategyHost {
+    /// A host for a warmed-up runner.
+    pub fn new(
+        runner: StrategyRunner,
+        risk: Recipient<IntentSubmitted>,
+        clock: SharedClock,
+        events: broadcast::Sender<EngineEvent>,
+        last_bar: HashMap<Symbol, i64>,
+    ) -> Self {
+        metrics().strategy_paused.with_label_values(&[runner.id().as_str()]).set(i64::from(runner.is_paused()));
+        Self { runner, risk, clock, events, last_bar }
+    }
+
+    fn forward(&mut self, result: Result<usize, StrategyFailure>, ingress: Option<Instant>, ctx: &mut Context<Self>) {
+        match result {
+            Ok(0) => {}
+            Ok(_) => {
+                let intents: Vec<_> = self.runner.drain_intents().collect();
+                for intent in intents {
+                    let msg = IntentSubmitted { intent, ingress };
+                    // The risk guard's mailbox is bounded; when it is full, wait
+                    // for room rather than drop or grow without bound.
+                    if let Err(SendError::Full(msg)) = self.risk.try_send(msg) {
+                        let risk = self.risk.clone();
+                        ctx.wait(
+                            async move {
+                                let _ = risk.send(msg).await;
+                            }
+                            .into_actor(self),
+                        );
+                    }
+                }
+            }
+            Err(failure) => {
+                tracing::error!(strategy = %failure.strategy_id, error = %failure.message, "strategy panicked; it is paused, the rest of the engine keeps trading");
+                metrics().strategy_failures_total.with_label_values(&[failure.strategy_id.as_str()]).inc();
+                metrics().strategy_paused.with_label_values(&[failure.strategy_id.as_str()]).set(1);
+                let _ = self.events.send(EngineEvent::StrategyPaused {
+                    strategy_id: failure.strategy_id.clone(),
+                    reason: format!("panicked: {}", failure.message),
+                });
+            }
+        }
+    }
+}
+
+impl Actor for StrategyHost {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(4096);
+        tracing::info!(strategy = %self.runner.id(), kind = self.runner.kind(), paused = self.runner.is_paused(), "strategy host started");
+    }
+}
+
+impl Supervised for StrategyHost {
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        tracing::warn!(strategy = %self.runner.id(), "strategy host restarting; its strategy state is kept");
+    }
+}
+
+impl Handler<MarketTick> for StrategyHost {
+    type Result = ();
+
+    fn handle(&mut self, msg: MarketTick, ctx: &mut Self::Context) {
+        if let engine::market::MarketEvent::Bar(bar) = &msg.event {
+            let last = self.last_bar.entry(bar.symbol.clone()).or_insert(i64::MIN);
+            if bar.open_time <= *last {
+                return;
+            }
+            *last = bar.open_time;
+        }
+        metrics().market_events_total.inc();
+        let result = self.runner.on_market(&msg.event, self.clock.now_ms());
+        self.forward(result, Some(msg.ingress), ctx);
+    }
+}
+
+impl Handler<FillRecorded> for StrategyHost {
+    type Result = ();
+
+    fn handle(&mut self, msg: FillRecorded, ctx: &mut Self::Context) {
+        let result = self.runner.on_fill(&msg.0, self.clock.now_ms());
+        self.forward(result, None, ctx);
+    }
+}
+
+impl Handler<OrderUpdated> for StrategyHost {
+    type Result = ();
+
+    fn handle(&mut self, msg: OrderUpdated, ctx: &mut Self::Context) {
+        let result = self.runner.on_order_update(&msg.0, self.clock.now_ms());
+        self.forward(result, None, ctx);
+    }
+}
+
+impl Handler<SignalReceived> for StrategyHost {
+    type Result = ();
+
+    fn handle(&mut self, msg: SignalReceived, ctx: &mut Self::Context) {
+        let result = self.runner.on_signal(&msg.0, self.clock.now_ms());
+        self.forward(result, None, ctx);
+    }
+}
+
+impl Handler<SetPaused> for StrategyHost {
+    type Result = bool;
+
+    fn handle(&mut self, msg: SetPaused, _ctx: &mut Self::Context) -> bool {
+        let id = self.runner.id().clone();
+        self.runner.set_paused(msg.paused);
+        metrics().strategy_paused.with_label_values(&[id.as_str()]).set(i64::from(msg.paused));
+        tracing::info!(strategy = %id, paused = msg.paused, reason = %msg.reason, "strategy paused state changed");
+        let event = if msg.paused {
+            EngineEvent::StrategyPaused { strategy_id: id, reason: msg.reason }
+        } else {
+            EngineEvent::StrategyResumed { strategy_id: id }
+        };
+        let _ = self.events.send(event);
+        true
+    }
+}
+
+impl Handler<GetStrategyStatus> for StrategyHost {
+    type Result = MessageResult<GetStrategyStatus>;
+
+    fn handle(&mut self, _msg: GetStrategyStatus, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(StrategyStatus {
+            id: self.runner.id().clone(),
+            kind: self.runner.kind().to_string(),
+            symbols: self.runner.symbols().to_vec(),
+            paused: self.runner.is_paused(),
+            failure: self.runner.failure().map(str::to_string),
+        })
+    }
+}

@@ -1,0 +1,318 @@
+//! Start-up and supervision: loads the store, reconciles with the venue, starts
+//! every actor under an actix `Supervisor` (a stopped actor is restarted with
+//! its state), wires them, and watches them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use engine::clock::SharedClock;
+use engine::config::{Config, StrategyConfig};
+use engine::store::SharedStore;
+use engine::strategy::{Strategy, StrategyRunner};
+use engine::trading::{EmergencyStop, TradingState, TradingStateRecord};
+use engine::venue::{Venue, VenueAlert};
+use engine::{StrategyId, Symbol};
+use risk::RiskEngine;
+use tokio::sync::broadcast;
+
+use crate::events::EngineEvent;
+use crate::handle::EngineHandle;
+use crate::ids::ClientIds;
+use crate::market_data::MarketData;
+use crate::messages::MarketTick;
+use crate::order_router::{AttachUserFeed, OrderRouter, RouterRoutes, SetRoutes};
+use crate::portfolio::Portfolio;
+use crate::prices::PriceBoard;
+use crate::reconcile::reconcile;
+use crate::risk_guard::{RiskGuard, SetEmergencyStop, SetRiskHosts};
+use crate::store_writer::StoreWriter;
+use crate::strategy_host::StrategyHost;
+
+/// Everything needed to start the engine.
+pub struct EngineSetup {
+    /// The validated configuration.
+    pub config: Config,
+    /// The opened store.
+    pub store: SharedStore,
+    /// The venue (paper, or the Binance adapter).
+    pub venue: Arc<dyn Venue>,
+    /// Strategy instances built from the config, in config order.
+    pub strategies: Vec<(StrategyConfig, Box<dyn Strategy>)>,
+    /// The clock.
+    pub clock: SharedClock,
+}
+
+/// Watches the other actors and turns venue bans into an emergency stop.
+pub struct Supervisor {
+    risk: Addr<RiskGuard>,
+    router: Addr<OrderRouter>,
+    portfolio: Addr<Portfolio>,
+    market: Addr<MarketData>,
+    hosts: Vec<(StrategyId, Addr<StrategyHost>)>,
+    events: broadcast::Sender<EngineEvent>,
+}
+
+impl Actor for Supervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(Duration::from_secs(1), |act, _ctx| {
+            let mut dead = Vec::new();
+            if !act.risk.connected() {
+                dead.push("risk_guard".to_string());
+            }
+            if !act.router.connected() {
+                dead.push("order_router".to_string());
+            }
+            if !act.portfolio.connected() {
+                dead.push("portfolio".to_string());
+            }
+            if !act.market.connected() {
+                dead.push("market_data".to_string());
+            }
+            for (id, h) in &act.hosts {
+                if !h.connected() {
+                    dead.push(format!("strategy_host:{id}"));
+                }
+            }
+            if !dead.is_empty() {
+                tracing::error!(actors = ?dead, "actors are gone and cannot be restarted");
+            }
+        });
+        let mut rx = self.events.subscribe();
+        let risk = self.risk.clone();
+        ctx.spawn(
+            async move {
+                loop {
+                    match rx.recv().await {
+                        Ok(EngineEvent::VenueAlert(VenueAlert::Banned { retry_after_ms })) => {
+                            let msg = SetEmergencyStop {
+                                reason: format!("venue banned this IP (HTTP 418), retry after {retry_after_ms} ms"),
+                                by: "venue:418".into(),
+                                flatten: false,
+                            };
+                            if let Err(e) = risk.send(msg).await {
+                                tracing::error!(error = %e, "cannot set the emergency stop after a venue ban");
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            tracing::warn!(missed = n, "supervisor missed engine events");
+                        }
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    }
+                }
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+/// Loads, reconciles, starts and wires the engine. Must run inside an actix system.
+/// Strategies trade only after this returns.
+pub async fn start_engine(setup: EngineSetup) -> anyhow::Result<EngineHandle> {
+    let EngineSetup { config, store, venue, strategies, clock } = setup;
+    let writer = StoreWriter::start(store);
+    let (events, _) = broadcast::channel(4096);
+    let now = clock.now_ms();
+
+    // Fail closed: a store we cannot read starts HALTED.
+    let (stop, state) = match writer.run(|s| (s.emergency_stop(), s.trading_state())).await? {
+        (Ok(stop), Ok(state)) => {
+            let state = if stop.active {
+                TradingStateRecord {
+                    state: TradingState::Halted,
+                    reason: format!("emergency stop: {}", stop.reason.clone().unwrap_or_default()),
+                    since_ms: stop.set_at_ms.unwrap_or(now),
+                }
+            } else {
+                state.unwrap_or(TradingStateRecord { state: TradingState::Active, reason: "start".into(), since_ms: now })
+            };
+            (stop, state)
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            let reason = format!("store unreadable at start ({e}); failing closed");
+            tracing::error!(%reason, "starting HALTED");
+            let stop = EmergencyStop {
+                active: true,
+                reason: Some(reason.clone()),
+                set_by: Some("startup:fail_closed".into()),
+                set_at_ms: Some(now),
+                ..Default::default()
+            };
+            (stop, TradingStateRecord { state: TradingState::Halted, reason, since_ms: now })
+        }
+    };
+    if stop.active {
+        tracing::warn!(reason = stop.reason.as_deref().unwrap_or(""), by = stop.set_by.as_deref().unwrap_or(""), "emergency stop is set: engine starts HALTED; only `keel resume` clears it");
+    }
+
+    let instruments = venue.instruments().await.map_err(|e| anyhow::anyhow!("cannot load instruments: {e}"))?;
+    let symbols: Vec<Symbol> = config.symbols.iter().map(|s| Symbol::new(&s.symbol)).collect();
+    let instruments: Vec<_> = instruments.into_iter().filter(|i| symbols.contains(&i.symbol)).collect();
+    for s in &symbols {
+        if !instruments.iter().any(|i| &i.symbol == s) {
+            anyhow::bail!("symbol {s} is configured but the venue does not list it");
+        }
+    }
+
+    // Subscribe before reconciling, so nothing between the two is missed (duplicates are dropped by trade id).
+    let user_feed = venue.subscribe_user().await.map_err(|e| anyhow::anyhow!("cannot subscribe to user data: {e}"))?;
+    let reconciled = reconcile(&venue, &writer, &instruments, now).await?;
+    for line in &reconciled.differences {
+        tracing::warn!(difference = %line, "reconciliation");
+    }
+    tracing::info!(
+        open_orders = reconciled.open_orders.len(),
+        positions = reconciled.positions.len(),
+        differences = reconciled.differences.len(),
+        "store reconciled with the venue"
+    );
+
+    let run = writer.run(|s| s.next_id()).await??;
+    let ids = Arc::new(ClientIds::new(now.max(0) as u64, run));
+    if stop.active || state.reason == "start" {
+        let record = state.clone();
+        writer.run(move |s| s.put_trading_state(&record)).await??;
+    }
+    let prices = Arc::new(PriceBoard::default());
+
+    let router = {
+        let (venue, writer, clock, events, open) =
+            (venue.clone(), writer.clone(), clock.clone(), events.clone(), reconciled.open_orders.clone());
+        actix::Supervisor::start(move |_| OrderRouter::new(venue, writer, clock, events, open))
+    };
+    let mut risk_engine = RiskEngine::new(config.risk.clone(), instruments.clone());
+    for p in &reconciled.positions {
+        risk_engine.restore_position(p.symbol.clone(), p.qty);
+    }
+    for o in &reconciled.open_orders {
+        risk_engine.restore_open_order(o);
+    }
+    let risk = {
+        let (ids, router, prices, writer, clock, events, state, stop) = (
+            ids.clone(),
+            router.clone(),
+            prices.clone(),
+            writer.clone(),
+            clock.clone(),
+            events.clone(),
+            state.clone(),
+            stop.clone(),
+        );
+        actix::Supervisor::start(move |_| {
+            RiskGuard::new(risk_engine, ids, router, HashMap::new(), prices, writer, clock, events, state, stop)
+        })
+    };
+    let portfolio = {
+        let (instruments, positions, balances, prices, writer, clock) = (
+            instruments.clone(),
+            reconciled.positions.clone(),
+            reconciled.balances.clone(),
+            prices.clone(),
+            writer.clone(),
+            clock.clone(),
+        );
+        actix::Supervisor::start(move |_| Portfolio::new(instruments, positions, balances, prices, writer, clock))
+    };
+
+    let interval = config.engine.bar_interval.0;
+    let mut hosts: Vec<(StrategyId, Addr<StrategyHost>)> = Vec::new();
+    let mut routes: HashMap<Symbol, Vec<Recipient<MarketTick>>> = HashMap::new();
+    for (cfg, strategy) in strategies {
+        let id = cfg.strategy_id();
+        let mut runner = StrategyRunner::new(id.clone(), strategy);
+        if let Some(map) = reconciled.strategy_positions.get(&id) {
+            for (symbol, qty) in map {
+                runner.restore_position(symbol.clone(), *qty);
+            }
+        }
+        let mut pending: BTreeMap<Symbol, u32> = BTreeMap::new();
+        for o in reconciled.open_orders.iter().filter(|o| o.strategy_id == id) {
+            *pending.entry(o.symbol.clone()).or_default() += 1;
+        }
+        for (symbol, n) in pending {
+            runner.restore_pending(symbol, n);
+        }
+        let mut last_bar = HashMap::new();
+        let warmup = runner.warmup_bars();
+        if warmup > 0 {
+            for symbol in runner.symbols().to_vec() {
+                match venue.klines(&symbol, interval, None, warmup + 1).await {
+                    Ok(bars) => {
+                        if let Some(b) = bars.last() {
+                            last_bar.insert(symbol.clone(), b.open_time);
+                        }
+                        if let Err(f) = runner.warm_up(&bars, clock.now_ms()) {
+                            tracing::error!(strategy = %id, error = %f, "strategy failed during warm-up; paused");
+                        }
+                        tracing::info!(strategy = %id, symbol = %symbol, bars = bars.len(), "strategy warmed up");
+                    }
+                    Err(e) => tracing::warn!(strategy = %id, symbol = %symbol, error = %e, "no warm-up history"),
+                }
+            }
+        }
+        if cfg.paused {
+            runner.set_paused(true);
+        }
+        let symbols = runner.symbols().to_vec();
+        let host = {
+            let (risk, clock, events) = (risk.clone().recipient(), clock.clone(), events.clone());
+            actix::Supervisor::start(move |_| StrategyHost::new(runner, risk, clock, events, last_bar))
+        };
+        for s in symbols {
+            routes.entry(s).or_default().push(host.clone().recipient());
+        }
+        hosts.push((id, host));
+    }
+
+    risk.do_send(SetRiskHosts(hosts.iter().map(|(id, h)| (id.clone(), h.clone().recipient())).collect()));
+    router.do_send(SetRoutes(RouterRoutes {
+        risk_fills: Some(risk.clone().recipient()),
+        risk_closed: Some(risk.clone().recipient()),
+        portfolio_fills: Some(portfolio.clone().recipient()),
+        portfolio_balances: Some(portfolio.clone().recipient()),
+        host_fills: hosts.iter().map(|(id, h)| (id.clone(), h.clone().recipient())).collect(),
+        host_updates: hosts.iter().map(|(id, h)| (id.clone(), h.clone().recipient())).collect(),
+        venue_health: None,
+    }));
+    router.do_send(AttachUserFeed(user_feed));
+
+    let feed = venue
+        .subscribe_market(&symbols, interval)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot subscribe to market data: {e}"))?;
+    let market = {
+        let (prices, events) = (prices.clone(), events.clone());
+        let resubscribe = crate::market_data::Resubscribe { venue: venue.clone(), symbols: symbols.clone(), interval_ms: interval };
+        actix::Supervisor::start(move |_| MarketData::new(routes, prices, events, Some(feed), Some(resubscribe)))
+    };
+
+    let supervisor = Supervisor {
+        risk: risk.clone(),
+        router: router.clone(),
+        portfolio: portfolio.clone(),
+        market: market.clone(),
+        hosts: hosts.clone(),
+        events: events.clone(),
+    }
+    .start();
+
+    let _ = events.send(EngineEvent::Started { trading_state: state.state });
+    tracing::info!(venue = venue.name(), strategies = hosts.len(), trading_state = state.state.as_str(), "engine started");
+    Ok(EngineHandle::new(crate::handle::Parts {
+        risk,
+        router,
+        portfolio,
+        market,
+        hosts: hosts.into_iter().collect(),
+        supervisor,
+        events,
+        prices,
+        writer,
+        venue,
+        started: Instant::now(),
+    }))
+}

@@ -1,0 +1,391 @@
+//! `keel backtest`: replays historical bars through the live strategies, risk
+//! rules and matching core, without actors.
+//!
+//! The same `[[strategy]]` blocks as live are built by the strategies
+//! registry and driven by the engine's `StrategyRunner`; every intent passes
+//! the live `risk::RiskEngine`; orders fill in the engine's `MatchingCore`
+//! under the bar fill model described in [`sim`]. Data loading is in [`data`],
+//! statistics in [`report`], the chart in [`plot`].
+
+pub mod data;
+pub mod plot;
+pub mod report;
+pub mod sim;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use engine::balance::Balance;
+use engine::config::Config;
+use engine::instrument::{Instrument, SymbolStatus};
+use engine::sim::FeeSchedule;
+use engine::strategy::{Signal, SignalAction};
+use engine::{Decimal, StrategyId, Symbol};
+
+use self::data::{parse_time, MarketData, Series};
+use self::sim::{Backtest, SimConfig, StrategySlot, TimedSignal, Timeline};
+
+/// `keel backtest` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BacktestArgs {
+    /// CSV file(s) or directories of CSV files with bars (repeat the flag or list several).
+    #[arg(long = "data", value_name = "PATH", required = true, num_args = 1..)]
+    pub data: Vec<PathBuf>,
+    /// Config with the `[[strategy]]`, `[[symbol]]`, `[balances]` and `[risk]` to use
+    /// (default: ./config.toml).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Run only this strategy id (repeatable; default: every strategy not paused).
+    #[arg(long = "strategy", value_name = "ID")]
+    pub strategy: Vec<String>,
+    /// The symbol of the data (default: from each file name, e.g. `BTCUSDT-1h.csv`).
+    #[arg(long, value_name = "SYMBOL")]
+    pub symbol: Option<String>,
+    /// Maker and taker fee in basis points (default: the config's venue fees).
+    #[arg(long = "fee-bps", value_name = "N")]
+    pub fee_bps: Option<Decimal>,
+    /// Slippage in basis points on orders filled at a bar's open (default 0).
+    #[arg(long = "slippage-bps", value_name = "N")]
+    pub slippage_bps: Option<Decimal>,
+    /// First bar to use (ISO date, date-time or epoch ms; inclusive).
+    #[arg(long, value_name = "DATE")]
+    pub from: Option<String>,
+    /// Last bar to use (inclusive; a date includes that whole day).
+    #[arg(long, value_name = "DATE")]
+    pub to: Option<String>,
+    /// Write the report as JSON.
+    #[arg(long, value_name = "OUT.json")]
+    pub report: Option<PathBuf>,
+    /// Write every round trip as CSV.
+    #[arg(long, value_name = "OUT.csv")]
+    pub trades: Option<PathBuf>,
+    /// Draw the equity curve as a PNG.
+    #[arg(long, value_name = "OUT.png")]
+    pub plot: Option<PathBuf>,
+    /// Skip and count bad CSV rows instead of stopping at the first.
+    #[arg(long)]
+    pub skip_bad_rows: bool,
+    /// Signals for `webhook` strategies: CSV with `time,symbol,action[,qty]`
+    /// (action buy, sell or close).
+    #[arg(long, value_name = "PATH")]
+    pub signals: Option<PathBuf>,
+}
+
+/// Starting balance of each quote asset when the config has no `[balances]`.
+pub const DEFAULT_BALANCE: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
+
+/// What a finished backtest produced (for callers and tests).
+pub struct BacktestResult {
+    /// The report.
+    pub report: report::Report,
+    /// Round trips.
+    pub trades: Vec<report::RoundTrip>,
+    /// The raw outcome.
+    pub outcome: sim::Outcome,
+}
+
+/// Runs `keel backtest`: prints the report and writes the requested files.
+pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
+    let result = execute(&args)?;
+    print!("{}", result.report.table());
+    if let Some(path) = &args.report {
+        let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        serde_json::to_writer_pretty(std::io::BufWriter::new(file), &result.report)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("report: {}", path.display());
+    }
+    if let Some(path) = &args.trades {
+        let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        report::write_trades(std::io::BufWriter::new(file), &result.trades)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("trades: {}", path.display());
+    }
+    if let Some(path) = &args.plot {
+        let (_, open_entries) = report::split_trades(&result.outcome.fills);
+        let title = format!(
+            "{} on {} — return {}, max drawdown {:.1}%",
+            result.report.strategies.join(", "),
+            result.report.symbols.join(", "),
+            result.report.total_return.map(|r| format!("{:.1}%", r * 100.0)).unwrap_or_else(|| "n/a".into()),
+            result.report.max_drawdown * 100.0
+        );
+        plot::draw(path, &title, &result.outcome.equity, &result.trades, &open_entries)
+            .map_err(|e| anyhow::anyhow!("cannot draw {}: {e}", path.display()))?;
+        println!("plot: {}", path.display());
+    }
+    Ok(())
+}
+
+/// Loads, simulates and builds the report without writing anything.
+pub fn execute(args: &BacktestArgs) -> anyhow::Result<BacktestResult> {
+    let config_path = args.config.clone().unwrap_or_else(|| PathBuf::from("config.toml"));
+    if args.config.is_none() && !config_path.exists() {
+        bail!("no config: pass --config PATH (the [[strategy]] blocks to backtest)");
+    }
+    let config = Config::load(&config_path).map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
+
+    let mut market = data::load(&args.data, args.symbol.as_deref(), args.skip_bad_rows)?;
+    if market.skipped > 0 {
+        eprintln!("note: skipped {} bad rows, e.g. {}", market.skipped, market.skipped_examples.join("; "));
+    }
+    if market.duplicates > 0 {
+        eprintln!("note: dropped {} rows repeating an earlier row's time", market.duplicates);
+    }
+    filter_dates(&mut market, args.from.as_deref(), args.to.as_deref())?;
+
+    // Strategies, exactly as configured for live.
+    let selected: Vec<(usize, &engine::config::StrategyConfig)> = if args.strategy.is_empty() {
+        config.strategies.iter().enumerate().filter(|(_, s)| !s.paused).collect()
+    } else {
+        let mut v = Vec::new();
+        for id in &args.strategy {
+            match config.strategies.iter().enumerate().find(|(_, s)| &s.id == id) {
+                Some(found) => v.push(found),
+                None => bail!(
+                    "--strategy {id}: no such strategy in {} (configured: {})",
+                    config_path.display(),
+                    config.strategies.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            }
+        }
+        v
+    };
+    if selected.is_empty() {
+        bail!("no strategy to run: {} has no [[strategy]] block that is not paused", config_path.display());
+    }
+    let data_symbols: Vec<&str> = market.series.iter().map(|s| s.symbol.as_str()).collect();
+    let mut slots = Vec::new();
+    let mut strategy_ids = Vec::new();
+    for (index, cfg) in &selected {
+        let strategy = strategies::build(*index, cfg)?;
+        if !data_symbols.contains(&cfg.symbol.as_str()) {
+            eprintln!(
+                "note: strategy {} trades {}, which has no data (data: {}); pass --symbol {} if the data is for it",
+                cfg.id,
+                cfg.symbol,
+                data_symbols.join(", "),
+                cfg.symbol
+            );
+        }
+        strategy_ids.push(cfg.id.clone());
+        slots.push(StrategySlot { id: StrategyId::new(&cfg.id), strategy });
+    }
+    if !selected.iter().any(|(_, c)| data_symbols.contains(&c.symbol.as_str())) {
+        bail!(
+            "none of the strategies ({}) trades a symbol in the data ({}); use --symbol to name the data's symbol",
+            strategy_ids.join(", "),
+            data_symbols.join(", ")
+        );
+    }
+
+    let instruments: Vec<Instrument> = market
+        .series
+        .iter()
+        .map(|s| config.symbol(&s.symbol).map(|c| c.instrument()).unwrap_or_else(|| permissive_instrument(s)))
+        .collect();
+    let currency = instruments.first().map(|i| i.quote_asset.clone()).unwrap_or_else(|| "USDT".into());
+    let balances: Vec<Balance> = if config.balances.is_empty() {
+        let mut quotes: Vec<&str> = instruments.iter().map(|i| i.quote_asset.as_str()).collect();
+        quotes.dedup();
+        quotes
+            .into_iter()
+            .map(|q| Balance { asset: q.to_string(), free: DEFAULT_BALANCE, locked: Decimal::ZERO })
+            .collect()
+    } else {
+        config
+            .balances
+            .iter()
+            .map(|(a, v)| Balance { asset: a.clone(), free: *v, locked: Decimal::ZERO })
+            .collect()
+    };
+    let fees = match args.fee_bps {
+        Some(b) if b < Decimal::ZERO => bail!("--fee-bps must not be negative, got {b}"),
+        Some(b) => FeeSchedule { maker_bps: b, taker_bps: b },
+        None => FeeSchedule { maker_bps: config.venue.maker_fee_bps, taker_bps: config.venue.taker_fee_bps },
+    };
+    let slippage_bps = args.slippage_bps.unwrap_or_default();
+    if slippage_bps < Decimal::ZERO || slippage_bps >= Decimal::from(10_000) {
+        bail!("--slippage-bps must be between 0 and 10000, got {slippage_bps}");
+    }
+    let signals = match &args.signals {
+        Some(path) => load_signals(path)?,
+        None => Vec::new(),
+    };
+
+    let sim_config =
+        SimConfig { instruments, balances, fees, slippage_bps, risk: config.risk.clone(), currency: currency.clone() };
+    let symbols: Vec<String> = market.series.iter().map(|s| s.symbol.to_string()).collect();
+    let start_ms = market.series.iter().filter_map(|s| s.bars.first()).map(|b| b.open_time).min().unwrap_or(0);
+    let end_ms = market.series.iter().filter_map(|s| s.bars.last()).map(|b| b.close_time).max().unwrap_or(0);
+    let timeline = Timeline::new(market.series.into_iter().map(|s| (s.symbol, s.bars)).collect());
+    let backtest = Backtest::new(sim_config, timeline.symbols(), slots);
+    for asset in backtest.unpriced_assets() {
+        eprintln!("note: {asset} has no price in {currency} in the data; it is valued at 0");
+    }
+    let outcome = run_with_progress(backtest, &timeline, &signals);
+    let (trades, _) = report::split_trades(&outcome.fills);
+    let report = report::build(&outcome, &trades, symbols, strategy_ids, &currency, start_ms, end_ms);
+    Ok(BacktestResult { report, trades, outcome })
+}
+
+fn run_with_progress(backtest: Backtest, timeline: &Timeline, signals: &[TimedSignal]) -> sim::Outcome {
+    if !std::io::stderr().is_terminal() {
+        return backtest.run(timeline, signals, |_| {});
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(timeline.len() as u64),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} bars {per_sec} eta {eta}") {
+        bar.set_style(style);
+    }
+    let outcome = backtest.run(timeline, signals, |n| bar.set_position(n as u64));
+    bar.finish_and_clear();
+    outcome
+}
+
+/// Keeps bars whose open time is within `[from, to]`; a date-only `to`
+/// includes its whole day.
+fn filter_dates(market: &mut MarketData, from: Option<&str>, to: Option<&str>) -> anyhow::Result<()> {
+    let parse = |flag: &str, text: &str| {
+        parse_time(text).ok_or_else(|| anyhow::anyhow!("{flag} `{text}` is not an ISO date, date-time or epoch ms"))
+    };
+    let from_ms = from.map(|t| parse("--from", t)).transpose()?.unwrap_or(i64::MIN);
+    let to_ms = match to {
+        Some(t) => {
+            let ms = parse("--to", t)?;
+            if chrono::NaiveDate::parse_from_str(t.trim(), "%Y-%m-%d").is_ok() {
+                ms + 86_400_000 - 1
+            } else {
+                ms
+            }
+        }
+        None => i64::MAX,
+    };
+    if from_ms > to_ms {
+        bail!("--from is after --to");
+    }
+    for s in &mut market.series {
+        s.bars.retain(|b| b.open_time >= from_ms && b.open_time <= to_ms);
+    }
+    market.series.retain(|s| !s.bars.is_empty());
+    if market.series.is_empty() {
+        bail!("no bars between --from and --to");
+    }
+    Ok(())
+}
+
+/// Quote assets recognised at the end of a symbol, longest first.
+const QUOTES: &[&str] =
+    &["FDUSD", "USDT", "USDC", "BUSD", "TUSD", "DAI", "USD", "EUR", "GBP", "TRY", "BRL", "BTC", "ETH", "BNB"];
+
+/// Splits a symbol into base and quote assets (`BTCUSDT` → `BTC`, `USDT`);
+/// a symbol without a known quote suffix is quoted in `USD`.
+pub fn split_symbol(symbol: &str) -> (String, String) {
+    for q in QUOTES {
+        if let Some(base) = symbol.strip_suffix(q).filter(|b| !b.is_empty()) {
+            return (base.to_string(), q.to_string());
+        }
+    }
+    (symbol.to_string(), "USD".to_string())
+}
+
+/// Filters for a symbol that is not in the config: the tick is the finest
+/// price precision in the data, the step 10⁻⁸ or the volume's precision if
+/// finer, and there is no minimum notional or maximum.
+pub fn permissive_instrument(series: &Series) -> Instrument {
+    let tick = Decimal::new(1, series.price_scale.min(18));
+    let step = Decimal::new(1, series.qty_scale.clamp(8, 18));
+    let (base, quote) = split_symbol(&series.symbol);
+    Instrument {
+        symbol: series.symbol.clone(),
+        base_asset: base,
+        quote_asset: quote,
+        tick_size: tick,
+        min_price: Decimal::ZERO,
+        max_price: Decimal::ZERO,
+        step_size: step,
+        min_qty: step,
+        max_qty: Decimal::ZERO,
+        market_step_size: step,
+        min_notional: Decimal::ZERO,
+        max_notional: Decimal::ZERO,
+        max_num_orders: 0,
+        status: SymbolStatus::Trading,
+    }
+}
+
+/// Reads a signal file: CSV with a header naming a time column (as for bars),
+/// `symbol`, `action` (`buy`, `sell`, `close`) and optionally `qty`.
+pub fn load_signals(path: &Path) -> anyhow::Result<Vec<TimedSignal>> {
+    let label = path.display().to_string();
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open {label}"))?;
+    parse_signals(std::io::BufReader::new(file), &label)
+}
+
+/// Parses signal CSV text (see [`load_signals`]); sorted by time.
+pub fn parse_signals(input: impl std::io::Read, label: &str) -> anyhow::Result<Vec<TimedSignal>> {
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(true).from_reader(input);
+    let headers: Vec<String> =
+        reader.headers().with_context(|| format!("{label}: no header"))?.iter().map(|h| h.to_ascii_lowercase()).collect();
+    let col = |names: &[&str]| headers.iter().position(|h| names.contains(&h.as_str()));
+    let (Some(t), Some(sym), Some(act)) =
+        (col(&["timestamp", "date", "time", "datetime"]), col(&["symbol"]), col(&["action", "side"]))
+    else {
+        bail!("{label}: the header needs a time column, `symbol` and `action` (got {})", headers.join(","));
+    };
+    let qty_col = col(&["qty", "quantity"]);
+    let mut out = Vec::new();
+    for record in reader.records() {
+        let record = record.with_context(|| format!("{label}: unreadable CSV"))?;
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let field = |i: usize| record.get(i).unwrap_or("");
+        let ts_ms = parse_time(field(t)).ok_or_else(|| anyhow::anyhow!("{label}:{line}: time `{}` is not a time", field(t)))?;
+        let action = match field(act).to_ascii_lowercase().as_str() {
+            "buy" => SignalAction::Buy,
+            "sell" => SignalAction::Sell,
+            "close" => SignalAction::Close,
+            other => bail!("{label}:{line}: action `{other}` is not buy, sell or close"),
+        };
+        let qty = match qty_col.map(field).filter(|q| !q.is_empty()) {
+            Some(q) => Some(
+                q.parse::<Decimal>()
+                    .ok()
+                    .filter(|d| *d > Decimal::ZERO)
+                    .ok_or_else(|| anyhow::anyhow!("{label}:{line}: qty `{q}` is not a positive number"))?,
+            ),
+            None => None,
+        };
+        let symbol = Symbol::new(&field(sym).to_ascii_uppercase());
+        out.push(TimedSignal { ts_ms, signal: Signal { symbol, action, qty } });
+    }
+    out.sort_by_key(|s| s.ts_ms);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbols_split_into_assets() {
+        for (s, base, quote) in
+            [("BTCUSDT", "BTC", "USDT"), ("ETHBTC", "ETH", "BTC"), ("SOLFDUSD", "SOL", "FDUSD"), ("AAPL", "AAPL", "USD")]
+        {
+            assert_eq!(split_symbol(s), (base.to_string(), quote.to_string()), "{s}");
+        }
+    }
+
+    #[test]
+    fn signal_file() {
+        let text = "time,symbol,action,qty\n2024-01-02,btcusdt,BUY,0.5\n2024-01-01,BTCUSDT,close,\n";
+        let got = parse_signals(text.as_bytes(), "s.csv").unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].signal.action, SignalAction::Close);
+        assert_eq!(got[1].signal.qty, Some(Decimal::new(5, 1)));
+        assert_eq!(got[1].signal.symbol.as_str(), "BTCUSDT");
+        let err = parse_signals("time,symbol,action\n2024-01-01,X,hold\n".as_bytes(), "s.csv").unwrap_err();
+        assert_eq!(err.to_string(), "s.csv:2: action `hold` is not buy, sell or close");
+    }
+}

@@ -1,0 +1,539 @@
+//! The backtest report: round trips from fills, performance statistics from the
+//! equity curve, a readable table, JSON and the trades CSV.
+//!
+//! Money (equity, PnL, fees, prices) stays `Decimal` and is written as decimal
+//! strings; ratios and statistics are `f64`. Returns are simple returns between
+//! consecutive equity points; annualisation assumes trading around the clock
+//! (365.25 days a year) at the median spacing of the points.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write;
+
+use engine::fill::Fill;
+use engine::order::Side;
+use engine::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+use serde::Serialize;
+
+use super::sim::{EquityPoint, Outcome};
+
+const YEAR_MS: f64 = 365.25 * 86_400_000.0;
+
+/// One flat-to-flat trade of a strategy in a symbol.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoundTrip {
+    /// Strategy id.
+    pub strategy: String,
+    /// Symbol.
+    pub symbol: String,
+    /// `long` or `short`.
+    pub direction: &'static str,
+    /// First entry fill (ms since the epoch).
+    pub entry_time: i64,
+    /// Volume-weighted entry price.
+    pub entry_price: Decimal,
+    /// Last exit fill.
+    pub exit_time: i64,
+    /// Volume-weighted exit price.
+    pub exit_price: Decimal,
+    /// Quantity entered (and exited).
+    pub qty: Decimal,
+    /// PnL after fees.
+    pub pnl: Decimal,
+    /// Fees of all its fills.
+    pub fees: Decimal,
+}
+
+#[derive(Default)]
+struct Open {
+    position: Decimal,
+    entry_time: i64,
+    entry_qty: Decimal,
+    entry_notional: Decimal,
+    exit_qty: Decimal,
+    exit_notional: Decimal,
+    fees: Decimal,
+}
+
+/// Groups fills into round trips per (strategy, symbol): a trade opens when the
+/// position leaves zero and closes when it returns there; a fill that flips the
+/// position closes one trade and opens the next (its fee is split pro rata).
+/// A trade still open at the end is not a round trip.
+pub fn round_trips(fills: &[Fill]) -> Vec<RoundTrip> {
+    split_trades(fills).0
+}
+
+/// Round trips, and the entry times of trades still open at the end.
+pub fn split_trades(fills: &[Fill]) -> (Vec<RoundTrip>, Vec<i64>) {
+    let mut open: BTreeMap<(String, String), Open> = BTreeMap::new();
+    let mut out = Vec::new();
+    for f in fills {
+        let key = (f.strategy_id.to_string(), f.symbol.to_string());
+        let mut qty = f.qty;
+        let signed = |q: Decimal| if f.side == Side::Buy { q } else { -q };
+        while qty > Decimal::ZERO {
+            let t = open.entry(key.clone()).or_default();
+            let fee_part = if f.qty.is_zero() { Decimal::ZERO } else { f.fee * qty / f.qty };
+            if t.position.is_zero() {
+                *t = Open { entry_time: f.ts_ms, ..Open::default() };
+            }
+            let increasing = t.position.is_zero() || (t.position > Decimal::ZERO) == (f.side == Side::Buy);
+            if increasing {
+                t.position += signed(qty);
+                t.entry_qty += qty;
+                t.entry_notional += qty * f.price;
+                t.fees += fee_part;
+                break;
+            }
+            let closing = qty.min(t.position.abs());
+            let fee_closing = if f.qty.is_zero() { Decimal::ZERO } else { f.fee * closing / f.qty };
+            t.position += signed(closing);
+            t.exit_qty += closing;
+            t.exit_notional += closing * f.price;
+            t.fees += fee_closing;
+            qty -= closing;
+            if t.position.is_zero() {
+                let long = f.side == Side::Sell;
+                let entry_price = t.entry_notional / t.entry_qty;
+                let exit_price = t.exit_notional / t.exit_qty;
+                let gross = if long { t.exit_notional - t.entry_notional } else { t.entry_notional - t.exit_notional };
+                out.push(RoundTrip {
+                    strategy: key.0.clone(),
+                    symbol: key.1.clone(),
+                    direction: if long { "long" } else { "short" },
+                    entry_time: t.entry_time,
+                    entry_price: entry_price.round_dp(12).normalize(),
+                    exit_time: f.ts_ms,
+                    exit_price: exit_price.round_dp(12).normalize(),
+                    qty: t.entry_qty,
+                    pnl: (gross - t.fees).normalize(),
+                    fees: t.fees.normalize(),
+                });
+                *t = Open::default();
+            }
+        }
+    }
+    let still_open = open.values().filter(|t| !t.position.is_zero()).map(|t| t.entry_time).collect();
+    (out, still_open)
+}
+
+/// Round-trip figures of one strategy.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StrategySummary {
+    /// Strategy id.
+    pub strategy: String,
+    /// Round trips.
+    pub round_trips: usize,
+    /// Share of round trips with PnL > 0.
+    pub win_rate: Option<f64>,
+    /// Sum of round-trip PnL (after fees).
+    pub net_pnl: Decimal,
+}
+
+/// The whole report (written as JSON by `--report`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// First bar's open time (ISO 8601, UTC).
+    pub start: String,
+    /// Last bar's close time.
+    pub end: String,
+    /// Bars replayed (all symbols).
+    pub bars: usize,
+    /// Symbols.
+    pub symbols: Vec<String>,
+    /// Strategy ids.
+    pub strategies: Vec<String>,
+    /// The currency equity is measured in.
+    pub currency: String,
+    /// Equity before the first bar.
+    pub initial_equity: Decimal,
+    /// Equity after the last bar (open positions at the last close).
+    pub final_equity: Decimal,
+    /// final / initial − 1.
+    pub total_return: Option<f64>,
+    /// Compound annual growth rate.
+    pub cagr: Option<f64>,
+    /// Annualised standard deviation of returns.
+    pub annualized_volatility: Option<f64>,
+    /// Annualised mean / standard deviation of returns (risk-free rate 0).
+    pub sharpe: Option<f64>,
+    /// Annualised mean / downside deviation of returns (risk-free rate 0).
+    pub sortino: Option<f64>,
+    /// Largest peak-to-trough fall of equity, as a fraction of the peak.
+    pub max_drawdown: f64,
+    /// From the peak before the largest drawdown until equity regained it (or the end), ms.
+    pub max_drawdown_duration_ms: i64,
+    /// The same, readable (`12d 4h`).
+    pub max_drawdown_duration: String,
+    /// Round trips (flat to flat).
+    pub round_trips: usize,
+    /// Share of round trips with PnL > 0.
+    pub win_rate: Option<f64>,
+    /// Mean PnL of winning round trips.
+    pub avg_win: Option<Decimal>,
+    /// Mean PnL of losing round trips (negative).
+    pub avg_loss: Option<Decimal>,
+    /// Gross profit / gross loss of round trips.
+    pub profit_factor: Option<f64>,
+    /// Share of time with an open position.
+    pub exposure_time: f64,
+    /// Fees paid, in the currency.
+    pub fees_paid: Decimal,
+    /// Fills.
+    pub fills: usize,
+    /// Orders that passed the risk engine.
+    pub orders: usize,
+    /// Intents the risk engine refused, by reason code.
+    pub risk_rejections: BTreeMap<String, u64>,
+    /// Orders the matching core refused, by reason.
+    pub venue_rejections: BTreeMap<String, u64>,
+    /// Orders still open or unsent when the data ended.
+    pub unfilled_at_end: usize,
+    /// Per strategy.
+    pub per_strategy: Vec<StrategySummary>,
+    /// Strategies paused by a panic.
+    pub failures: Vec<String>,
+}
+
+/// ISO 8601 UTC for ms since the epoch.
+pub fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// A duration as `3d 4h 5m` (largest units only).
+pub fn human_duration(ms: i64) -> String {
+    let mins = ms.max(0) / 60_000;
+    let (d, h, m) = (mins / 1440, (mins / 60) % 24, mins % 60);
+    match (d, h, m) {
+        (0, 0, m) => format!("{m}m"),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, h, _) => format!("{d}d {h}h"),
+    }
+}
+
+fn f(d: Decimal) -> f64 {
+    d.to_f64().unwrap_or(f64::NAN)
+}
+
+/// Drawdown statistics of an equity curve: (max drawdown fraction, its duration in ms).
+pub fn drawdown(equity: &[EquityPoint]) -> (f64, i64) {
+    let mut peak = f64::MIN;
+    let mut peak_ts = 0;
+    let mut max_dd = 0.0;
+    let mut max_peak_ts = None;
+    for p in equity {
+        let e = f(p.equity);
+        if e >= peak {
+            peak = e;
+            peak_ts = p.ts_ms;
+        } else if peak > 0.0 {
+            let dd = 1.0 - e / peak;
+            if dd > max_dd {
+                max_dd = dd;
+                max_peak_ts = Some(peak_ts);
+            }
+        }
+    }
+    let Some(start) = max_peak_ts else { return (0.0, 0) };
+    // Recovery: the first point after the trough back at or above that peak.
+    let start_idx = equity.iter().position(|p| p.ts_ms == start).unwrap_or(0);
+    let start_equity = f(equity[start_idx].equity);
+    let end = equity[start_idx + 1..]
+        .iter()
+        .find(|p| f(p.equity) >= start_equity)
+        .or(equity.last())
+        .map(|p| p.ts_ms)
+        .unwrap_or(start);
+    (max_dd, end - start)
+}
+
+/// Builds the report.
+pub fn build(
+    outcome: &Outcome,
+    trips: &[RoundTrip],
+    symbols: Vec<String>,
+    strategies: Vec<String>,
+    currency: &str,
+    start_ms: i64,
+    end_ms: i64,
+) -> Report {
+    let eq = &outcome.equity;
+    let initial = f(outcome.initial_equity);
+    let final_ = f(outcome.final_equity);
+    let total_return = (initial > 0.0).then(|| final_ / initial - 1.0);
+    let years = (end_ms - start_ms) as f64 / YEAR_MS;
+    let cagr = total_return.filter(|_| years > 0.0 && final_ > 0.0).map(|_| (final_ / initial).powf(1.0 / years) - 1.0);
+
+    // Returns between consecutive points, starting from the initial equity.
+    let mut returns = Vec::with_capacity(eq.len());
+    let mut prev = initial;
+    for p in eq {
+        let e = f(p.equity);
+        if prev > 0.0 {
+            returns.push(e / prev - 1.0);
+        }
+        prev = e;
+    }
+    let mut steps: Vec<i64> = eq.windows(2).map(|w| w[1].ts_ms - w[0].ts_ms).filter(|d| *d > 0).collect();
+    steps.sort_unstable();
+    let periods_per_year = steps.get(steps.len() / 2).map(|s| YEAR_MS / *s as f64);
+    let n = returns.len() as f64;
+    let (vol, sharpe, sortino) = match periods_per_year {
+        Some(ppy) if returns.len() >= 2 => {
+            let mean = returns.iter().sum::<f64>() / n;
+            let var = returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0);
+            let sd = var.sqrt();
+            let downside = (returns.iter().map(|r| r.min(0.0).powi(2)).sum::<f64>() / n).sqrt();
+            let ann = ppy.sqrt();
+            (
+                Some(sd * ann),
+                (sd > 0.0).then(|| mean / sd * ann),
+                (downside > 0.0).then(|| mean / downside * ann),
+            )
+        }
+        _ => (None, None, None),
+    };
+    let (max_dd, dd_ms) = drawdown(eq);
+    let exposure = if eq.is_empty() { 0.0 } else { eq.iter().filter(|p| p.exposed).count() as f64 / eq.len() as f64 };
+
+    let wins: Vec<Decimal> = trips.iter().map(|t| t.pnl).filter(|p| *p > Decimal::ZERO).collect();
+    let losses: Vec<Decimal> = trips.iter().map(|t| t.pnl).filter(|p| *p <= Decimal::ZERO).collect();
+    let gross_win: Decimal = wins.iter().sum();
+    let gross_loss: Decimal = losses.iter().sum();
+    let mean = |v: &[Decimal]| (!v.is_empty()).then(|| (v.iter().sum::<Decimal>() / Decimal::from(v.len())).round_dp(8));
+    let mut per: BTreeMap<String, (usize, usize, Decimal)> = strategies.iter().map(|s| (s.clone(), (0, 0, Decimal::ZERO))).collect();
+    for t in trips {
+        let e = per.entry(t.strategy.clone()).or_default();
+        e.0 += 1;
+        e.1 += usize::from(t.pnl > Decimal::ZERO);
+        e.2 += t.pnl;
+    }
+    Report {
+        start: iso(start_ms),
+        end: iso(end_ms),
+        bars: outcome.bars,
+        symbols,
+        strategies,
+        currency: currency.to_string(),
+        initial_equity: outcome.initial_equity.normalize(),
+        final_equity: outcome.final_equity.round_dp(8).normalize(),
+        total_return,
+        cagr,
+        annualized_volatility: vol,
+        sharpe,
+        sortino,
+        max_drawdown: max_dd,
+        max_drawdown_duration_ms: dd_ms,
+        max_drawdown_duration: human_duration(dd_ms),
+        round_trips: trips.len(),
+        win_rate: (!trips.is_empty()).then(|| wins.len() as f64 / trips.len() as f64),
+        avg_win: mean(&wins),
+        avg_loss: mean(&losses),
+        profit_factor: (!gross_loss.is_zero()).then(|| f(gross_win) / f(-gross_loss)),
+        exposure_time: exposure,
+        fees_paid: outcome.fills.iter().map(|f| f.fee).sum::<Decimal>().normalize(),
+        fills: outcome.fills.len(),
+        orders: outcome.orders.len(),
+        risk_rejections: outcome.risk_rejections.clone(),
+        venue_rejections: outcome.venue_rejections.clone(),
+        unfilled_at_end: outcome.unfilled_at_end,
+        per_strategy: per
+            .into_iter()
+            .map(|(strategy, (n, w, pnl))| StrategySummary {
+                strategy,
+                round_trips: n,
+                win_rate: (n > 0).then(|| w as f64 / n as f64),
+                net_pnl: pnl.normalize(),
+            })
+            .collect(),
+        failures: outcome.failures.clone(),
+    }
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map(|x| format!("{:.2}%", x * 100.0)).unwrap_or_else(|| "n/a".into())
+}
+
+fn num(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "n/a".into())
+}
+
+fn money(v: Option<Decimal>, currency: &str) -> String {
+    v.map(|x| format!("{} {currency}", x.round_dp(2))).unwrap_or_else(|| "n/a".into())
+}
+
+fn counts(m: &BTreeMap<String, u64>) -> String {
+    if m.is_empty() {
+        return "none".into();
+    }
+    m.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ")
+}
+
+impl Report {
+    /// The report as an aligned two-column table.
+    pub fn table(&self) -> String {
+        let c = &self.currency;
+        let rows: Vec<(&str, String)> = vec![
+            ("Period", format!("{} → {}", self.start, self.end)),
+            ("Bars", format!("{} ({})", self.bars, self.symbols.join(", "))),
+            ("Strategies", self.strategies.join(", ")),
+            ("Initial equity", money(Some(self.initial_equity), c)),
+            ("Final equity", money(Some(self.final_equity), c)),
+            ("Total return", pct(self.total_return)),
+            ("CAGR", pct(self.cagr)),
+            ("Volatility (ann.)", pct(self.annualized_volatility)),
+            ("Sharpe", num(self.sharpe)),
+            ("Sortino", num(self.sortino)),
+            ("Max drawdown", format!("{:.2}% over {}", self.max_drawdown * 100.0, self.max_drawdown_duration)),
+            ("Round trips", self.round_trips.to_string()),
+            ("Win rate", pct(self.win_rate)),
+            ("Avg win", money(self.avg_win, c)),
+            ("Avg loss", money(self.avg_loss, c)),
+            ("Profit factor", num(self.profit_factor)),
+            ("Exposure time", pct(Some(self.exposure_time))),
+            ("Fees paid", money(Some(self.fees_paid), c)),
+            ("Orders / fills", format!("{} / {}", self.orders, self.fills)),
+            ("Risk rejections", counts(&self.risk_rejections)),
+            ("Venue rejections", counts(&self.venue_rejections)),
+            ("Unfilled at end", self.unfilled_at_end.to_string()),
+        ];
+        let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+        let mut out = String::new();
+        let _ = writeln!(out, "Backtest report");
+        let _ = writeln!(out, "{}", "─".repeat(width + 40));
+        for (k, v) in rows {
+            let _ = writeln!(out, "{k:<width$}  {v}");
+        }
+        if self.per_strategy.len() > 1 {
+            let _ = writeln!(out, "{}", "─".repeat(width + 40));
+            for s in &self.per_strategy {
+                let _ = writeln!(
+                    out,
+                    "{:<width$}  {} round trips, win rate {}, net {} {c}",
+                    s.strategy,
+                    s.round_trips,
+                    pct(s.win_rate),
+                    s.net_pnl.round_dp(2)
+                );
+            }
+        }
+        for f in &self.failures {
+            let _ = writeln!(out, "FAILED: {f}");
+        }
+        out
+    }
+}
+
+/// Writes round trips as CSV.
+pub fn write_trades(out: impl Write, trips: &[RoundTrip]) -> Result<(), csv::Error> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record([
+        "strategy",
+        "symbol",
+        "direction",
+        "entry_time",
+        "entry_price",
+        "exit_time",
+        "exit_price",
+        "qty",
+        "pnl",
+        "fees",
+    ])?;
+    for t in trips {
+        w.write_record([
+            t.strategy.clone(),
+            t.symbol.clone(),
+            t.direction.to_string(),
+            iso(t.entry_time),
+            t.entry_price.to_string(),
+            iso(t.exit_time),
+            t.exit_price.to_string(),
+            t.qty.to_string(),
+            t.pnl.to_string(),
+            t.fees.to_string(),
+        ])?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    fn fill(side: Side, price: &str, qty: &str, fee: &str, ts: i64) -> Fill {
+        Fill {
+            trade_id: ts as u64,
+            client_order_id: "c".into(),
+            strategy_id: "s".into(),
+            symbol: "X".into(),
+            side,
+            price: d(price),
+            qty: d(qty),
+            fee: d(fee),
+            fee_asset: "USDT".into(),
+            is_maker: false,
+            ts_ms: ts,
+        }
+    }
+
+    #[test]
+    fn round_trip_table() {
+        struct Case {
+            name: &'static str,
+            fills: Vec<Fill>,
+            want: Vec<(&'static str, &'static str, &'static str, &'static str, &'static str)>,
+        }
+        let cases = vec![
+            Case {
+                name: "one long trade",
+                fills: vec![fill(Side::Buy, "100", "2", "0.2", 1), fill(Side::Sell, "110", "2", "0.22", 2)],
+                want: vec![("long", "100", "110", "2", "19.58")],
+            },
+            Case {
+                name: "scale in, scale out",
+                fills: vec![
+                    fill(Side::Buy, "100", "1", "0", 1),
+                    fill(Side::Buy, "200", "1", "0", 2),
+                    fill(Side::Sell, "150", "1", "0", 3),
+                    fill(Side::Sell, "250", "1", "0", 4),
+                ],
+                want: vec![("long", "150", "200", "2", "100")],
+            },
+            Case {
+                name: "flip splits the fill and its fee",
+                fills: vec![fill(Side::Buy, "100", "1", "0", 1), fill(Side::Sell, "90", "2", "2", 2), fill(Side::Buy, "80", "1", "0", 3)],
+                want: vec![("long", "100", "90", "1", "-11"), ("short", "90", "80", "1", "9")],
+            },
+            Case { name: "open at the end is not a round trip", fills: vec![fill(Side::Buy, "100", "1", "0", 1)], want: vec![] },
+        ];
+        for c in cases {
+            let got: Vec<_> = round_trips(&c.fills)
+                .into_iter()
+                .map(|t| (t.direction, t.entry_price, t.exit_price, t.qty, t.pnl))
+                .collect();
+            let want: Vec<_> = c.want.iter().map(|w| (w.0, d(w.1), d(w.2), d(w.3), d(w.4))).collect();
+            assert_eq!(got, want, "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn drawdown_and_duration() {
+        let pts: Vec<EquityPoint> = [(0, "100"), (1, "120"), (2, "90"), (3, "110"), (4, "121"), (5, "115")]
+            .iter()
+            .map(|(t, e)| EquityPoint { ts_ms: *t * 1000, equity: d(e), exposed: false })
+            .collect();
+        let (dd, dur) = drawdown(&pts);
+        assert!((dd - 0.25).abs() < 1e-12, "{dd}");
+        assert_eq!(dur, 3000, "from the peak at t=1s to recovery at t=4s");
+        assert_eq!(human_duration(90 * 60_000), "1h 30m");
+        assert_eq!(human_duration(3 * 86_400_000 + 5 * 3_600_000), "3d 5h");
+    }
+}

@@ -1,0 +1,558 @@
+//! The backtest loop: bars through the live `StrategyRunner`s, the live
+//! `RiskEngine` and the one `MatchingCore`, without actors.
+//!
+//! Fill model, per bar of a symbol:
+//! 1. Resting limit orders fill when the bar's range reaches their price: at
+//!    their price, or at the open when the bar opened through it (maker fee).
+//! 2. Orders decided at an earlier bar's close are submitted at this bar's
+//!    open: the book is set to the open ± the slippage (rounded to the tick
+//!    away from the trader), so a market order fills there (taker fee), a
+//!    marketable limit fills there up to its price, and any other limit rests
+//!    and may fill within this bar's range.
+//! 3. At the close the risk engine learns the price, strategies see the bar,
+//!    and their intents pass the risk engine; what it approves waits for the
+//!    next bar's open. After the last bar nothing fills.
+//!
+//! Fills are stamped with the bar's open time.
+
+use std::collections::{BTreeMap, HashMap};
+
+use engine::balance::Balance;
+use engine::config::RiskConfig;
+use engine::fill::Fill;
+use engine::instrument::{ceil_to_step, floor_to_step, Instrument};
+use engine::market::{BookTicker, MarketEvent};
+use engine::order::{OrderIntent, OrderStatus, OrderType, Side};
+use engine::sim::{Execution, FeeSchedule, MatchError, MatchingCore, NewOrder};
+use engine::strategy::{OrderUpdate, Signal, Strategy, StrategyRunner};
+use engine::{Decimal, StrategyId, Symbol};
+use risk::RiskEngine;
+use serde::Serialize;
+
+const ACCOUNT: u32 = 1;
+const BPS: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
+
+/// Everything the simulation needs besides the bars and the strategies.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Instruments with their filters (every traded symbol must have one).
+    pub instruments: Vec<Instrument>,
+    /// Starting balances of the one account all strategies share.
+    pub balances: Vec<Balance>,
+    /// Maker and taker fees.
+    pub fees: FeeSchedule,
+    /// Slippage of orders filled at the open, in basis points.
+    pub slippage_bps: Decimal,
+    /// Risk limits, as live.
+    pub risk: RiskConfig,
+    /// The currency equity is measured in (a quote asset).
+    pub currency: String,
+}
+
+/// One strategy instance to run.
+pub struct StrategySlot {
+    /// Its id.
+    pub id: StrategyId,
+    /// The strategy.
+    pub strategy: Box<dyn Strategy>,
+}
+
+/// A signal for `webhook` strategies and when it arrives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimedSignal {
+    /// Arrival time (ms since the epoch).
+    pub ts_ms: i64,
+    /// The signal.
+    pub signal: Signal,
+}
+
+/// The equity at one point in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EquityPoint {
+    /// Time (a bar's close time).
+    pub ts_ms: i64,
+    /// Equity in the report currency.
+    pub equity: Decimal,
+    /// True while some traded position is open.
+    pub exposed: bool,
+}
+
+/// An order that passed the risk engine, in decision order (for parity checks).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OrderRecord {
+    /// Client order id (`bt-N`).
+    pub client_order_id: String,
+    /// When it was decided (a bar's close time).
+    pub decided_ms: i64,
+    /// The approved, rounded intent.
+    pub intent: OrderIntent,
+}
+
+/// What a simulation produced.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Equity after each distinct bar close time.
+    pub equity: Vec<EquityPoint>,
+    /// Every fill, in order, with its strategy id.
+    pub fills: Vec<Fill>,
+    /// Every approved order, in decision order.
+    pub orders: Vec<OrderRecord>,
+    /// Risk rejections by reason code.
+    pub risk_rejections: BTreeMap<String, u64>,
+    /// Venue (matching core) rejections by reason.
+    pub venue_rejections: BTreeMap<String, u64>,
+    /// Orders still open or not yet submitted when the data ended.
+    pub unfilled_at_end: usize,
+    /// Bars processed.
+    pub bars: usize,
+    /// Equity before the first bar.
+    pub initial_equity: Decimal,
+    /// Equity after the last bar.
+    pub final_equity: Decimal,
+    /// Strategies paused by a panic, with the message.
+    pub failures: Vec<String>,
+    /// Signals delivered to strategies.
+    pub signals_delivered: usize,
+}
+
+/// A bar event of the merged timeline.
+struct Step {
+    symbol: usize,
+    event: MarketEvent,
+}
+
+/// The bars of all symbols merged in time order, ready to replay.
+pub struct Timeline {
+    symbols: Vec<Symbol>,
+    steps: Vec<Step>,
+}
+
+impl Timeline {
+    /// Merges series (one `Vec<Bar>` per symbol, each sorted) by open time, then symbol.
+    pub fn new(series: Vec<(Symbol, Vec<engine::market::Bar>)>) -> Self {
+        let symbols: Vec<Symbol> = series.iter().map(|(s, _)| s.clone()).collect();
+        let total = series.iter().map(|(_, b)| b.len()).sum();
+        let mut steps: Vec<Step> = Vec::with_capacity(total);
+        for (i, (_, bars)) in series.into_iter().enumerate() {
+            steps.extend(bars.into_iter().map(|b| Step { symbol: i, event: MarketEvent::Bar(b) }));
+        }
+        steps.sort_by_key(|s| (s.event.ts_ms(), s.symbol));
+        Self { symbols, steps }
+    }
+
+    /// Number of bars.
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// True when there are no bars.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// The symbols, in index order.
+    pub fn symbols(&self) -> &[Symbol] {
+        &self.symbols
+    }
+}
+
+/// An order waiting for the next open of its symbol.
+struct Queued {
+    client_order_id: String,
+    runner: usize,
+    intent: OrderIntent,
+}
+
+/// How the account's assets are valued in the report currency.
+struct Valuation {
+    /// Per asset: amount, and the symbol whose close prices it (None: it is the currency, or unpriced).
+    assets: Vec<(String, Decimal, Option<usize>)>,
+}
+
+/// The backtest engine.
+pub struct Backtest {
+    core: MatchingCore,
+    risk: RiskEngine,
+    runners: Vec<StrategyRunner>,
+    /// Per symbol index: the runners that trade it.
+    runners_by_symbol: Vec<Vec<usize>>,
+    symbol_index: HashMap<Symbol, usize>,
+    instruments: Vec<Option<Instrument>>,
+    /// Per symbol: orders to submit at the next open.
+    queued: Vec<Vec<Queued>>,
+    /// Per symbol: our orders resting in the core.
+    resting: Vec<usize>,
+    /// Open orders: client id → runner.
+    owner: HashMap<String, usize>,
+    slippage: Decimal,
+    next_id: u64,
+    /// Per symbol: (base asset index, quote asset index) in `valuation.assets`.
+    legs: Vec<Option<(usize, usize)>>,
+    valuation: Valuation,
+    last_close: Vec<Decimal>,
+    /// Per symbol: net traded quantity.
+    traded: Vec<Decimal>,
+    exposed_symbols: usize,
+    out: Outcome,
+    intents: Vec<(usize, OrderIntent)>,
+}
+
+impl Backtest {
+    /// A backtest over `symbols` (the timeline's) with the strategies.
+    pub fn new(config: SimConfig, symbols: &[Symbol], strategies: Vec<StrategySlot>) -> Self {
+        let mut core = MatchingCore::new(config.fees, 0);
+        for i in &config.instruments {
+            core.add_instrument(i.clone());
+        }
+        core.add_account(ACCOUNT, config.balances.clone());
+        let risk = RiskEngine::new(config.risk.clone(), config.instruments.clone());
+        let symbol_index: HashMap<Symbol, usize> = symbols.iter().enumerate().map(|(i, s)| (s.clone(), i)).collect();
+        let runners: Vec<StrategyRunner> =
+            strategies.into_iter().map(|s| StrategyRunner::new(s.id, s.strategy)).collect();
+        let runners_by_symbol = symbols
+            .iter()
+            .map(|s| runners.iter().enumerate().filter(|(_, r)| r.wants(s)).map(|(i, _)| i).collect())
+            .collect();
+        let instruments: Vec<Option<Instrument>> =
+            symbols.iter().map(|s| config.instruments.iter().find(|i| i.symbol == *s).cloned()).collect();
+
+        // Assets: the currency first, then every balance and traded leg.
+        let mut assets: Vec<(String, Decimal, Option<usize>)> = vec![(config.currency.clone(), Decimal::ZERO, None)];
+        let asset_index = |name: &str, assets: &mut Vec<(String, Decimal, Option<usize>)>| -> usize {
+            if let Some(i) = assets.iter().position(|a| a.0 == name) {
+                return i;
+            }
+            assets.push((name.to_string(), Decimal::ZERO, None));
+            assets.len() - 1
+        };
+        for b in &config.balances {
+            let i = asset_index(&b.asset, &mut assets);
+            assets[i].1 += b.free + b.locked;
+        }
+        let mut legs = Vec::with_capacity(symbols.len());
+        for inst in &instruments {
+            legs.push(inst.as_ref().map(|inst| {
+                (asset_index(&inst.base_asset, &mut assets), asset_index(&inst.quote_asset, &mut assets))
+            }));
+        }
+        // A base asset is priced by a symbol quoted in the currency.
+        for (s, inst) in instruments.iter().enumerate() {
+            if let (Some(inst), Some((base, _))) = (inst, legs[s]) {
+                if inst.quote_asset == config.currency && assets[base].2.is_none() && base != 0 {
+                    assets[base].2 = Some(s);
+                }
+            }
+        }
+        let n = symbols.len();
+        Self {
+            core,
+            risk,
+            runners,
+            runners_by_symbol,
+            symbol_index,
+            instruments,
+            queued: (0..n).map(|_| Vec::new()).collect(),
+            resting: vec![0; n],
+            owner: HashMap::new(),
+            slippage: config.slippage_bps / BPS,
+            next_id: 1,
+            legs,
+            valuation: Valuation { assets },
+            last_close: vec![Decimal::ZERO; n],
+            traded: vec![Decimal::ZERO; n],
+            exposed_symbols: 0,
+            out: Outcome::default(),
+            intents: Vec::with_capacity(8),
+        }
+    }
+
+    /// Pauses a strategy (as a `paused = true` config block does live).
+    pub fn set_paused(&mut self, id: &str, paused: bool) {
+        for r in &mut self.runners {
+            if r.id().as_str() == id {
+                r.set_paused(paused);
+            }
+        }
+    }
+
+    /// Assets that have no price in the report currency (valued at zero).
+    pub fn unpriced_assets(&self) -> Vec<String> {
+        self.valuation.assets.iter().skip(1).filter(|a| a.2.is_none()).map(|a| a.0.clone()).collect()
+    }
+
+    /// Replays the timeline; `progress` is called with the number of bars done
+    /// every 65 536 bars and at the end.
+    pub fn run(mut self, timeline: &Timeline, signals: &[TimedSignal], mut progress: impl FnMut(usize)) -> Outcome {
+        self.out.equity.reserve(timeline.len());
+        self.out.initial_equity = self.equity();
+        let mut next_signal = 0;
+        let steps = &timeline.steps;
+        for (n, step) in steps.iter().enumerate() {
+            let MarketEvent::Bar(bar) = &step.event else { continue };
+            let s = step.symbol;
+            if self.resting[s] > 0 || !self.queued[s].is_empty() {
+                self.open_bar(s, bar);
+            }
+            self.last_close[s] = bar.close;
+            self.risk.on_price(&bar.symbol, bar.close);
+            while let Some(ts) = signals.get(next_signal).map(|x| x.ts_ms) {
+                if ts > bar.close_time {
+                    break;
+                }
+                self.deliver_signal(&signals[next_signal].signal, bar.close_time);
+                next_signal += 1;
+            }
+            for k in 0..self.runners_by_symbol[s].len() {
+                let r = self.runners_by_symbol[s][k];
+                let result = self.runners[r].on_market(&step.event, bar.close_time);
+                self.after_callback(r, result, bar.close_time);
+            }
+            // One equity point per distinct close time, after all symbols closed.
+            let last_of_time = steps.get(n + 1).is_none_or(|next| next.event.ts_ms() != bar.close_time);
+            if last_of_time {
+                let equity = self.equity();
+                self.out.equity.push(EquityPoint { ts_ms: bar.close_time, equity, exposed: self.exposed_symbols > 0 });
+            }
+            if n & 0xffff == 0xffff {
+                progress(n + 1);
+            }
+        }
+        progress(steps.len());
+        self.out.bars = steps.len();
+        self.out.final_equity = self.out.equity.last().map(|p| p.equity).unwrap_or(self.out.initial_equity);
+        self.out.unfilled_at_end = self.queued.iter().map(Vec::len).sum::<usize>() + self.resting.iter().sum::<usize>();
+        self.out
+    }
+
+    /// Equity in the report currency at the last closes.
+    #[inline]
+    fn equity(&self) -> Decimal {
+        let mut total = Decimal::ZERO;
+        for (i, (_, amount, priced_by)) in self.valuation.assets.iter().enumerate() {
+            if amount.is_zero() {
+                continue;
+            }
+            if i == 0 {
+                total += *amount;
+            } else if let Some(s) = priced_by {
+                total += *amount * self.last_close[*s];
+            }
+        }
+        total
+    }
+
+    fn deliver_signal(&mut self, signal: &Signal, now_ms: i64) {
+        let Some(&s) = self.symbol_index.get(&signal.symbol) else { return };
+        for k in 0..self.runners_by_symbol[s].len() {
+            let r = self.runners_by_symbol[s][k];
+            if self.runners[r].kind() != "webhook" {
+                continue;
+            }
+            self.out.signals_delivered += 1;
+            let result = self.runners[r].on_signal(signal, now_ms);
+            self.after_callback(r, result, now_ms);
+        }
+    }
+
+    /// Handles a callback's result: records a failure, passes intents to risk.
+    fn after_callback(&mut self, r: usize, result: Result<usize, engine::strategy::StrategyFailure>, now_ms: i64) {
+        match result {
+            Ok(0) => {}
+            Ok(_) => {
+                let mut intents = std::mem::take(&mut self.intents);
+                intents.extend(self.runners[r].drain_intents().map(|i| (r, i)));
+                for (r, intent) in intents.drain(..) {
+                    self.decide(r, intent, now_ms);
+                }
+                self.intents = intents;
+            }
+            Err(failure) => self.out.failures.push(failure.to_string()),
+        }
+    }
+
+    /// An intent meets the risk engine; approved ones wait for the next open.
+    fn decide(&mut self, r: usize, intent: OrderIntent, now_ms: i64) {
+        let client_order_id = format!("bt-{}", self.next_id);
+        self.next_id += 1;
+        match self.risk.check(&intent, &client_order_id) {
+            Ok(approved) => {
+                self.out.orders.push(OrderRecord {
+                    client_order_id: client_order_id.clone(),
+                    decided_ms: now_ms,
+                    intent: approved.intent.clone(),
+                });
+                match self.symbol_index.get(&approved.intent.symbol) {
+                    Some(&s) => self.queued[s].push(Queued { client_order_id, runner: r, intent: approved.intent }),
+                    // No data for the symbol: it can never fill.
+                    None => self.out.unfilled_at_end += 1,
+                }
+            }
+            Err(rejection) => {
+                *self.out.risk_rejections.entry(rejection.reason.code().to_string()).or_default() += 1;
+                let update = OrderUpdate {
+                    client_order_id: None,
+                    symbol: intent.symbol.clone(),
+                    side: intent.side,
+                    status: OrderStatus::Rejected,
+                    filled_qty: Decimal::ZERO,
+                    reason: Some(rejection.to_string()),
+                };
+                let result = self.runners[r].on_order_update(&update, now_ms);
+                self.after_callback(r, result, now_ms);
+            }
+        }
+    }
+
+    /// The open of a bar: resting orders meet its range, queued orders are submitted.
+    fn open_bar(&mut self, s: usize, bar: &engine::market::Bar) {
+        let ts = bar.open_time;
+        if self.resting[s] > 0 {
+            let executions = self.core.match_range(&bar.symbol, bar.open, bar.high, bar.low, ts);
+            self.apply(s, executions, ts);
+        }
+        if self.queued[s].is_empty() {
+            return;
+        }
+        let tick = self.instruments[s].as_ref().map(|i| i.tick_size).unwrap_or_default();
+        let big = Decimal::from(1_000_000_000_000u64);
+        let bid = floor_to_step(bar.open * (Decimal::ONE - self.slippage), tick);
+        let ask = ceil_to_step(bar.open * (Decimal::ONE + self.slippage), tick);
+        let quote = BookTicker { symbol: bar.symbol.clone(), bid, bid_qty: big, ask, ask_qty: big, ts_ms: ts };
+        let executions = self.core.set_quote(quote);
+        self.apply(s, executions, ts);
+        let queued = std::mem::take(&mut self.queued[s]);
+        let mut new_resting = false;
+        for q in queued {
+            let new = NewOrder {
+                account: ACCOUNT,
+                client_order_id: q.client_order_id.clone(),
+                symbol: q.intent.symbol.clone(),
+                side: q.intent.side,
+                order_type: q.intent.order_type,
+                qty: q.intent.qty,
+                tif: q.intent.tif,
+            };
+            match self.core.submit(new, ts) {
+                Ok(result) => {
+                    self.owner.insert(q.client_order_id.clone(), q.runner);
+                    if result.order.status.is_open() {
+                        self.resting[s] += 1;
+                        new_resting |= matches!(q.intent.order_type, OrderType::Limit { .. } | OrderType::StopLimit { .. });
+                    }
+                    if result.executions.is_empty() {
+                        self.tell(q.runner, &q.client_order_id, &q.intent.symbol, q.intent.side, result.order.status, Decimal::ZERO, None, ts);
+                    } else {
+                        // The order was counted as resting above only if it still is.
+                        let was_open = result.order.status.is_open();
+                        self.apply_with(s, result.executions, ts, was_open);
+                    }
+                }
+                Err(e) => {
+                    *self.out.venue_rejections.entry(match_error_code(&e).to_string()).or_default() += 1;
+                    self.risk.on_order_final(&q.client_order_id);
+                    self.tell(q.runner, &q.client_order_id, &q.intent.symbol, q.intent.side, OrderStatus::Rejected, Decimal::ZERO, Some(e.to_string()), ts);
+                }
+            }
+        }
+        if new_resting {
+            let executions = self.core.match_range(&bar.symbol, bar.open, bar.high, bar.low, ts);
+            self.apply(s, executions, ts);
+        }
+    }
+
+    fn apply(&mut self, s: usize, executions: Vec<Execution>, ts: i64) {
+        self.apply_with(s, executions, ts, true);
+    }
+
+    /// Applies executions of resting orders (`counted`: the order was counted in `resting`).
+    fn apply_with(&mut self, s: usize, executions: Vec<Execution>, ts: i64, counted: bool) {
+        for ex in executions {
+            let id = ex.order.client_order_id.clone();
+            let Some(&r) = self.owner.get(&id) else { continue };
+            if let Some(mut fill) = ex.fill {
+                fill.strategy_id = self.runners[r].id().clone();
+                self.book_fill(s, &fill);
+                self.risk.on_fill(&fill);
+                let result = self.runners[r].on_fill(&fill, ts);
+                self.out.fills.push(fill);
+                self.after_callback(r, result, ts);
+            }
+            let status = ex.order.status;
+            if status.is_terminal() {
+                self.owner.remove(&id);
+                self.risk.on_order_final(&id);
+                if counted {
+                    self.resting[s] = self.resting[s].saturating_sub(1);
+                }
+            }
+            self.tell(r, &id, &ex.order.symbol, ex.order.side, status, ex.order.filled_qty, ex.order.reason.clone(), ts);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn tell(
+        &mut self,
+        r: usize,
+        id: &str,
+        symbol: &Symbol,
+        side: Side,
+        status: OrderStatus,
+        filled_qty: Decimal,
+        reason: Option<String>,
+        ts: i64,
+    ) {
+        let update = OrderUpdate {
+            client_order_id: Some(id.to_string()),
+            symbol: symbol.clone(),
+            side,
+            status,
+            filled_qty,
+            reason,
+        };
+        let result = self.runners[r].on_order_update(&update, ts);
+        self.after_callback(r, result, ts);
+    }
+
+    /// Moves a fill into the valuation ledger and the exposure count.
+    fn book_fill(&mut self, s: usize, fill: &Fill) {
+        if let Some((base, quote)) = self.legs[s] {
+            let notional = fill.price * fill.qty;
+            let assets = &mut self.valuation.assets;
+            match fill.side {
+                Side::Buy => {
+                    assets[base].1 += fill.qty;
+                    assets[quote].1 -= notional;
+                }
+                Side::Sell => {
+                    assets[base].1 -= fill.qty;
+                    assets[quote].1 += notional;
+                }
+            }
+            if let Some(i) = assets.iter().position(|a| a.0 == fill.fee_asset) {
+                assets[i].1 -= fill.fee;
+            }
+        }
+        let was = !self.traded[s].is_zero();
+        self.traded[s] += fill.side.sign() * fill.qty;
+        let is = !self.traded[s].is_zero();
+        match (was, is) {
+            (false, true) => self.exposed_symbols += 1,
+            (true, false) => self.exposed_symbols -= 1,
+            _ => {}
+        }
+    }
+}
+
+/// A stable code for a matching-core refusal.
+fn match_error_code(e: &MatchError) -> &'static str {
+    match e {
+        MatchError::UnknownSymbol(_) => "unknown_symbol",
+        MatchError::UnknownAccount(_) => "unknown_account",
+        MatchError::Filter(_) => "venue_filter",
+        MatchError::InsufficientBalance { .. } => "insufficient_balance",
+        MatchError::DuplicateClientOrderId(_) => "duplicate_client_order_id",
+        MatchError::UnknownOrder => "unknown_order",
+        MatchError::AlreadyFinal(_) => "already_final",
+        MatchError::NoMarket(_) => "no_market",
+    }
+}

@@ -1,0 +1,110 @@
+//! The `keel` command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use engine::config::LogFormat;
+
+/// Keel: an actor-based live trading engine.
+#[derive(Debug, Parser)]
+#[command(name = "keel", version, about, long_about = None)]
+pub struct Cli {
+    /// Log format (overrides the config): text or json.
+    #[arg(long, global = true, value_parser = parse_log_format)]
+    pub log_format: Option<LogFormat>,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Every `keel` command.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the engine until Ctrl-C, SIGTERM or --exit-after.
+    Run(RunArgs),
+    /// Show the state of a stopped engine from its store.
+    State(StateArgs),
+    /// Validate a config file and exit.
+    CheckConfig(ConfigArg),
+    /// Set the emergency stop in the store of a stopped engine.
+    Halt(HaltArgs),
+    /// Clear the emergency stop in the store of a stopped engine.
+    Resume(ResumeArgs),
+}
+
+/// `--config PATH`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfigArg {
+    /// Config file.
+    #[arg(long, default_value = "config.toml")]
+    pub config: PathBuf,
+}
+
+/// `keel run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Config file.
+    #[arg(long, default_value = "config.toml")]
+    pub config: PathBuf,
+    /// Data directory (overrides `engine.data_dir`).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Stop gracefully after this long (e.g. 30s, 5m).
+    #[arg(long, value_parser = parse_duration)]
+    pub exit_after: Option<std::time::Duration>,
+}
+
+/// `keel state`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StateArgs {
+    /// Config file (for the data directory).
+    #[arg(long, default_value = "config.toml")]
+    pub config: PathBuf,
+    /// Data directory (overrides the config).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `keel halt`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HaltArgs {
+    /// Why (recorded and shown).
+    #[arg(long)]
+    pub reason: String,
+    /// Config file (for the data directory).
+    #[arg(long, default_value = "config.toml")]
+    pub config: PathBuf,
+    /// Data directory (overrides the config).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `keel resume`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ResumeArgs {
+    /// Config file (for the data directory).
+    #[arg(long, default_value = "config.toml")]
+    pub config: PathBuf,
+    /// Data directory (overrides the config).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let ms = engine::config::parse_duration_ms(s)?;
+    if ms <= 0 {
+        return Err(format!("`{s}` must be longer than zero"));
+    }
+    Ok(std::time::Duration::from_millis(ms as u64))
+}
+
+fn parse_log_format(s: &str) -> Result<LogFormat, String> {
+    match s {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        other => Err(format!("`{other}` is not a log format (text or json)")),
+    }
+}

@@ -1,0 +1,105 @@
+//! `keel run`: start the engine and keep it running until told to stop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actors::{start_engine, EngineSetup};
+use anyhow::Context;
+use engine::clock::{Clock, SharedClock, SystemClock};
+use engine::error::StoreError;
+use engine::store::{SledStore, SharedStore, Store};
+use engine::trading::EmergencyStop;
+
+use crate::cli::RunArgs;
+use crate::settings;
+
+/// Runs the engine; returns when it has stopped gracefully.
+pub fn run(args: RunArgs, log_format: Option<engine::config::LogFormat>) -> anyhow::Result<()> {
+    let mut config = settings::load(&args.config)?;
+    config.engine.data_dir = settings::data_dir(&config, args.data_dir.as_ref());
+    crate::logging::init(log_format.unwrap_or(config.engine.log_format), &config.engine.log_level);
+    let store = open_store(&config.engine.data_dir)?;
+    let system = actix::System::new();
+    let result = system.block_on(serve(config, store, args.exit_after));
+    result
+}
+
+/// Opens the store; a store that exists but cannot be read gives an in-memory
+/// one with the emergency stop set, so the engine comes up HALTED and says why.
+pub fn open_store(dir: &std::path::Path) -> anyhow::Result<SharedStore> {
+    match SledStore::open(dir) {
+        Ok(s) => Ok(Arc::new(s)),
+        Err(e @ StoreError::Locked { .. }) => Err(anyhow::anyhow!("{e}")),
+        Err(e) => {
+            tracing::error!(data_dir = %dir.display(), error = %e, "STORE UNREADABLE: starting HALTED on a temporary store; fix or move the data dir, then restart");
+            let temp = SledStore::temporary().context("cannot create even a temporary store")?;
+            temp.put_emergency_stop(&EmergencyStop {
+                active: true,
+                reason: Some(format!("store at {} unreadable: {e}", dir.display())),
+                set_by: Some("startup:fail_closed".into()),
+                set_at_ms: Some(SystemClock.now_ms()),
+                ..Default::default()
+            })?;
+            Ok(Arc::new(temp))
+        }
+    }
+}
+
+async fn serve(
+    config: engine::config::Config,
+    store: SharedStore,
+    exit_after: Option<Duration>,
+) -> anyhow::Result<()> {
+    let stored_balances = store.balances().ok().flatten();
+    let built = crate::venues::build(&config, stored_balances.as_ref())?;
+    let mut strategies = Vec::new();
+    for (i, cfg) in config.strategies.iter().enumerate() {
+        strategies.push((cfg.clone(), strategies::build(i, cfg)?));
+    }
+    let clock: SharedClock = Arc::new(SystemClock);
+    let handle = start_engine(EngineSetup {
+        config: config.clone(),
+        store: store.clone(),
+        venue: built.venue.clone(),
+        strategies,
+        clock,
+    })
+    .await?;
+    tracing::info!(data_dir = %config.engine.data_dir.display(), venue = config.venue.mode.as_str(), "keel running; Ctrl-C or SIGTERM stops it");
+
+    wait_for_stop(exit_after).await;
+    tracing::info!("stopping: strategies pause, in-flight orders settle, the store is flushed");
+    handle.shutdown(Duration::from_secs(5)).await;
+    for task in built.tasks {
+        task.abort();
+    }
+    store.flush()?;
+    tracing::info!("keel stopped");
+    actix::System::current().stop();
+    Ok(())
+}
+
+async fn wait_for_stop(exit_after: Option<Duration>) {
+    let timer = async {
+        match exit_after {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = timer => tracing::info!("--exit-after elapsed"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C"),
+        _ = term => tracing::info!("SIGTERM"),
+    }
+}

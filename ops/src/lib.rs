@@ -1,0 +1,11 @@
+//! Keel's operator surfaces and commands: the `keel` CLI, the backtest, the HTTP
+//! API, Telegram and metrics. `main.rs` only dispatches to this library so the
+//! integration tests can drive the same code.
+
+pub mod backtest;
+pub mod cli;
+pub mod cmd_run;
+pub mod cmd_state;
+pub mod logging;
+pub mod settings;
+pub mod venues;

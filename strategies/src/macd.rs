@@ -1,0 +1,70 @@
+//! `macd`: long-only MACD signal-line crossover on closed bars.
+//!
+//! Buys `qty` when the MACD line crosses above its signal line while the
+//! strategy is flat; sells its whole position when it crosses below.
+
+use engine::market::Bar;
+use engine::strategy::{Strategy, StrategyCtx};
+use engine::{Decimal, Symbol};
+
+use crate::common::{close_f64, enter_long, exit_long, Cross};
+use crate::indicators::Macd;
+use crate::params::Params;
+use crate::registry::StrategyConfigError;
+
+/// The MACD crossover strategy.
+#[derive(Debug, Clone)]
+pub struct MacdCross {
+    symbol: Symbol,
+    warmup: usize,
+    macd: Macd,
+    qty: Decimal,
+    cross: Cross,
+}
+
+impl MacdCross {
+    /// A new instance with the EMA periods (`fast` < `slow`).
+    pub fn new(symbol: Symbol, fast: usize, slow: usize, signal: usize, qty: Decimal) -> Self {
+        Self { symbol, warmup: slow + signal, macd: Macd::new(fast, slow, signal), qty, cross: Cross::default() }
+    }
+
+    /// Builds from config params `fast` (default 12), `slow` (default 26),
+    /// `signal` (default 9), `qty`.
+    pub fn from_params(symbol: Symbol, p: &Params<'_>) -> Result<Self, StrategyConfigError> {
+        p.only(&["fast", "slow", "signal", "qty"])?;
+        let fast = p.usize_or("fast", 12)?;
+        let slow = p.usize_or("slow", 26)?;
+        if slow <= fast {
+            return Err(p.error("slow", format!("must be greater than fast ({fast}), got {slow}")));
+        }
+        let signal = p.usize_or("signal", 9)?;
+        let qty = p.positive_decimal("qty")?;
+        Ok(Self::new(symbol, fast, slow, signal, qty))
+    }
+}
+
+impl Strategy for MacdCross {
+    fn kind(&self) -> &'static str {
+        "macd"
+    }
+
+    fn symbols(&self) -> Vec<Symbol> {
+        vec![self.symbol.clone()]
+    }
+
+    fn warmup_bars(&self) -> usize {
+        self.warmup
+    }
+
+    fn on_bar(&mut self, bar: &Bar, ctx: &mut StrategyCtx<'_>) {
+        if bar.symbol != self.symbol {
+            return;
+        }
+        let Some(v) = self.macd.update(close_f64(bar.close)) else { return };
+        match self.cross.update(v.macd > v.signal) {
+            Some(true) => enter_long(ctx, &self.symbol, self.qty),
+            Some(false) => exit_long(ctx, &self.symbol),
+            None => {}
+        }
+    }
+}
