@@ -65,11 +65,13 @@ async fn serve(
         clock,
     })
     .await?;
+    let surfaces = crate::surfaces::start(&config, &handle).await?;
     tracing::info!(data_dir = %config.engine.data_dir.display(), venue = config.venue.mode.as_str(), "keel running; Ctrl-C or SIGTERM stops it");
 
     wait_for_stop(exit_after).await;
     tracing::info!("stopping: strategies pause, in-flight orders settle, the store is flushed");
     handle.shutdown(Duration::from_secs(5)).await;
+    surfaces.stop().await;
     for task in built.tasks {
         task.abort();
     }

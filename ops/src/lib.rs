@@ -8,4 +8,5 @@ pub mod cmd_run;
 pub mod cmd_state;
 pub mod logging;
 pub mod settings;
+pub mod surfaces;
 pub mod venues;

@@ -66,6 +66,9 @@ pub fn clear(store: &dyn Store, by: &str, now_ms: i64) -> StoreResult<Cleared> {
         TradingStateRecord { state: TradingState::Active, reason: format!("operator resume by {by}"), since_ms: now_ms };
     let mut protections: ProtectionState = persist::load(store).ok().flatten().map(|p| p.protections).unwrap_or_default();
     protections.operator_resume(now_ms);
+    // Equity stored with the record may be stale (the engine may be stopped):
+    // restart the mark and the day's start at the next evaluation.
+    protections.reset_pending = true;
     persist::save(store, &RiskPersisted { base_state: state.clone(), protections }, true)?;
     store.put_trading_state(&state)?;
     Ok(Cleared { emergency_stop: stop, was_active, state })
