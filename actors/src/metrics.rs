@@ -221,7 +221,7 @@ mod tests {
         let m = super::metrics();
         m.orders_rejected_total.with_label_values(&["test"]).inc();
         let families = m.registry.gather();
-        assert!(families.iter().all(|f| f.get_name().starts_with("keel_")));
-        assert!(families.iter().any(|f| f.get_name() == "keel_orders_rejected_total"));
+        assert!(families.iter().all(|f| f.name().starts_with("keel_")));
+        assert!(families.iter().any(|f| f.name() == "keel_orders_rejected_total"));
     }
 }

@@ -223,7 +223,7 @@ async fn fault_timeout_after_execute_is_resolved_by_query_not_resent() {
 async fn fault_5xx_before_execute_reports_not_sent_after_recv_window() {
     let (sb, venue) = setup().await;
     freeze(&sb, "60000");
-    sb.faults.fail_next_requests(RestFault::ServerError, 1);
+    sb.faults.fail_next_order(OrderFault::ErrorBeforeExecute);
     let err = venue.place_order(&limit("n-1", Side::Buy, "0.01", "59000")).await.unwrap_err();
     assert!(matches!(err, VenueError::NotSent(_)), "{err:?}");
     assert_eq!(count_orders(&sb, "n-1"), 0);

@@ -202,10 +202,12 @@ pub enum RestFault {
     ServerError,
 }
 
-/// A fault for the next `POST /api/v3/order`: the order executes, then the
-/// answer is lost in the given way.
+/// A fault for the next `POST /api/v3/order`: the answer is an error or is
+/// lost, before or after the order executes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrderFault {
+    /// HTTP 503 `-1001` without executing (the order never reached the engine).
+    ErrorBeforeExecute,
     /// HTTP 503 with `-1007` after executing (execution status unknown).
     ErrorAfterExecute,
     /// Execute, then hold the answer for `hold_ms` (the client times out).
@@ -315,6 +317,10 @@ impl FaultControl {
             st.banned_until_ms = now_ms + retry_after_s as i64 * 1000;
         }
         f
+    }
+
+    fn peek_order_fault(&self) -> Option<OrderFault> {
+        self.lock().orders.front().copied()
     }
 
     fn next_order_fault(&self) -> Option<OrderFault> {

@@ -651,6 +651,12 @@ pub(crate) fn parse_new_order(app: &App, p: &Params, account: u32) -> Result<Par
             if order_type.is_market() { "Filter failure: MARKET_LOT_SIZE" } else { "Filter failure: LOT_SIZE" },
         ));
     }
+    let reference = match order_type.limit_price() {
+        Some(px) => px,
+        None => app.ex.lock().quote(symbol).map(|q| if side == Side::Buy { q.ask } else { q.bid }).unwrap_or_default(),
+    };
+    inst.check(qty, reference, order_type.is_market())
+        .map_err(|v| super::exchange::reject_of(&crate::sim::MatchError::Filter(v)))?;
     if inst.max_num_orders > 0 && !order_type.is_market() {
         let open = app.ex.lock().core().open_orders(account, Some(symbol)).len();
         if open >= inst.max_num_orders as usize {
@@ -730,6 +736,11 @@ async fn place_order(app: &App, p: &Params, account: u32, now: i64, used: u64) -
         Ok(x) => x,
         Err(r) => return error_reply(&r, used, None),
     };
+    if app.faults.peek_order_fault() == Some(OrderFault::ErrorBeforeExecute) {
+        let _ = app.faults.next_order_fault();
+        let body = json!({"code": -1001, "msg": "Internal error; unable to process your request. Please try again."});
+        return reply(StatusCode::SERVICE_UNAVAILABLE, &body, used, &[]);
+    }
     let (c10, c1d) = match count_order(app, account, now) {
         Ok(c) => c,
         Err((r, wait)) => return error_reply(&r, used, Some(wait)),
@@ -771,7 +782,7 @@ async fn place_order(app: &App, p: &Params, account: u32, now: i64, used: u64) -
             );
         }
         Some(OrderFault::TimeoutAfterExecute { hold_ms }) => tokio::time::sleep(Duration::from_millis(hold_ms)).await,
-        None => {}
+        Some(OrderFault::ErrorBeforeExecute) | None => {}
     }
     reply(StatusCode::OK, &order_response(&order, &execs, &parsed.resp_type, now), used, &counts)
 }

@@ -192,6 +192,8 @@ pub struct Report {
     pub unfilled_at_end: usize,
     /// Per strategy.
     pub per_strategy: Vec<StrategySummary>,
+    /// What the risk engine's portfolio protections did (`time code: reason`).
+    pub protection_events: Vec<String>,
     /// Strategies paused by a panic.
     pub failures: Vec<String>,
 }
@@ -349,6 +351,11 @@ pub fn build(
                 net_pnl: pnl.normalize(),
             })
             .collect(),
+        protection_events: outcome
+            .protection_events
+            .iter()
+            .map(|e| format!("{} {}: {}", iso(e.ts_ms), e.code, e.reason))
+            .collect(),
         failures: outcome.failures.clone(),
     }
 }
@@ -399,6 +406,7 @@ impl Report {
             ("Risk rejections", counts(&self.risk_rejections)),
             ("Venue rejections", counts(&self.venue_rejections)),
             ("Unfilled at end", self.unfilled_at_end.to_string()),
+            ("Protection events", self.protection_events.len().to_string()),
         ];
         let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
         let mut out = String::new();
@@ -419,6 +427,12 @@ impl Report {
                     s.net_pnl.round_dp(2)
                 );
             }
+        }
+        for e in self.protection_events.iter().take(10) {
+            let _ = writeln!(out, "  {e}");
+        }
+        if self.protection_events.len() > 10 {
+            let _ = writeln!(out, "  … {} more in the JSON report", self.protection_events.len() - 10);
         }
         for f in &self.failures {
             let _ = writeln!(out, "FAILED: {f}");

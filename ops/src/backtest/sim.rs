@@ -26,6 +26,7 @@ use engine::order::{OrderIntent, OrderStatus, OrderType, Side};
 use engine::sim::{Execution, FeeSchedule, MatchError, MatchingCore, NewOrder};
 use engine::strategy::{OrderUpdate, Signal, Strategy, StrategyRunner};
 use engine::{Decimal, StrategyId, Symbol};
+use risk::protections::ProtectionEvent;
 use risk::RiskEngine;
 use serde::Serialize;
 
@@ -113,6 +114,19 @@ pub struct Outcome {
     pub failures: Vec<String>,
     /// Signals delivered to strategies.
     pub signals_delivered: usize,
+    /// What the risk engine's portfolio protections did, in order.
+    pub protection_events: Vec<ProtectionRecord>,
+}
+
+/// One protection event (a trip, a release, a strategy paused or resumed).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProtectionRecord {
+    /// When (a bar's close time).
+    pub ts_ms: i64,
+    /// The event's code (`tripped`, `cleared`, `strategy_paused`, `strategy_resumed`).
+    pub code: String,
+    /// What happened.
+    pub reason: String,
 }
 
 /// A bar event of the merged timeline.
@@ -190,6 +204,10 @@ pub struct Backtest {
     legs: Vec<Option<(usize, usize)>>,
     valuation: Valuation,
     last_close: Vec<Decimal>,
+    last_close_time: Vec<i64>,
+    /// Equity and UTC day the protections last saw; whether a fill happened since.
+    last_eval: Option<(Decimal, i64)>,
+    filled_since_eval: bool,
     /// Per symbol: net traded quantity.
     traded: Vec<Decimal>,
     exposed_symbols: usize,
@@ -205,7 +223,8 @@ impl Backtest {
             core.add_instrument(i.clone());
         }
         core.add_account(ACCOUNT, config.balances.clone());
-        let risk = RiskEngine::new(config.risk.clone(), config.instruments.clone());
+        let mut risk = RiskEngine::new(config.risk.clone(), config.instruments.clone());
+        risk.on_balances(&config.balances);
         let symbol_index: HashMap<Symbol, usize> = symbols.iter().enumerate().map(|(i, s)| (s.clone(), i)).collect();
         let runners: Vec<StrategyRunner> =
             strategies.into_iter().map(|s| StrategyRunner::new(s.id, s.strategy)).collect();
@@ -259,6 +278,9 @@ impl Backtest {
             legs,
             valuation: Valuation { assets },
             last_close: vec![Decimal::ZERO; n],
+            last_close_time: vec![i64::MIN; n],
+            last_eval: None,
+            filled_since_eval: false,
             traded: vec![Decimal::ZERO; n],
             exposed_symbols: 0,
             out: Outcome::default(),
@@ -294,7 +316,7 @@ impl Backtest {
                 self.open_bar(s, bar);
             }
             self.last_close[s] = bar.close;
-            self.risk.on_price(&bar.symbol, bar.close);
+            self.last_close_time[s] = bar.close_time;
             while let Some(ts) = signals.get(next_signal).map(|x| x.ts_ms) {
                 if ts > bar.close_time {
                     break;
@@ -312,6 +334,7 @@ impl Backtest {
             if last_of_time {
                 let equity = self.equity();
                 self.out.equity.push(EquityPoint { ts_ms: bar.close_time, equity, exposed: self.exposed_symbols > 0 });
+                self.protect(equity, bar.close_time);
             }
             if n & 0xffff == 0xffff {
                 progress(n + 1);
@@ -339,6 +362,36 @@ impl Backtest {
             }
         }
         total
+    }
+
+    /// Lets the risk engine's portfolio protections see the equity, as live on
+    /// a price update. Skipped when nothing they watch changed: same equity,
+    /// same UTC day, no fill since (a strategy pause ends by time at the gate).
+    fn protect(&mut self, equity: Decimal, now_ms: i64) {
+        let day = now_ms.div_euclid(86_400_000);
+        if !self.filled_since_eval && self.last_eval == Some((equity, day)) {
+            return;
+        }
+        self.last_eval = Some((equity, day));
+        self.filled_since_eval = false;
+        let outcome = self.risk.evaluate_protections(equity, now_ms);
+        for event in outcome.events {
+            let reason = match &event {
+                ProtectionEvent::Tripped { reason, .. }
+                | ProtectionEvent::Cleared { reason, .. }
+                | ProtectionEvent::StrategyPaused { reason, .. }
+                | ProtectionEvent::StrategyResumed { reason, .. } => reason.clone(),
+            };
+            self.out.protection_events.push(ProtectionRecord { ts_ms: now_ms, code: event.code().to_string(), reason });
+        }
+        if let Some(reason) = outcome.emergency_stop {
+            self.risk.set_emergency_stop(true);
+            self.out.protection_events.push(ProtectionRecord {
+                ts_ms: now_ms,
+                code: "emergency_stop".into(),
+                reason,
+            });
+        }
     }
 
     fn deliver_signal(&mut self, signal: &Signal, now_ms: i64) {
@@ -374,7 +427,14 @@ impl Backtest {
     fn decide(&mut self, r: usize, intent: OrderIntent, now_ms: i64) {
         let client_order_id = format!("bt-{}", self.next_id);
         self.next_id += 1;
-        match self.risk.check(&intent, &client_order_id) {
+        // As the live risk guard does: the symbol's latest price and its arrival
+        // time first, then the gate at the engine's time.
+        if let Some(&s) = self.symbol_index.get(&intent.symbol) {
+            if self.last_close_time[s] != i64::MIN {
+                self.risk.on_market_event(&intent.symbol, self.last_close[s], self.last_close_time[s]);
+            }
+        }
+        match self.risk.check_at(&intent, &client_order_id, now_ms) {
             Ok(approved) => {
                 self.out.orders.push(OrderRecord {
                     client_order_id: client_order_id.clone(),
@@ -434,6 +494,7 @@ impl Backtest {
             };
             match self.core.submit(new, ts) {
                 Ok(result) => {
+                    self.risk.on_order_accepted(&q.client_order_id);
                     self.owner.insert(q.client_order_id.clone(), q.runner);
                     if result.order.status.is_open() {
                         self.resting[s] += 1;
@@ -458,6 +519,10 @@ impl Backtest {
             let executions = self.core.match_range(&bar.symbol, bar.open, bar.high, bar.low, ts);
             self.apply(s, executions, ts);
         }
+        // The venue's balances after this open, as the live user stream reports them.
+        if let Some(balances) = self.core.balances(ACCOUNT) {
+            self.risk.on_balances(&balances);
+        }
     }
 
     fn apply(&mut self, s: usize, executions: Vec<Execution>, ts: i64) {
@@ -471,6 +536,7 @@ impl Backtest {
             let Some(&r) = self.owner.get(&id) else { continue };
             if let Some(mut fill) = ex.fill {
                 fill.strategy_id = self.runners[r].id().clone();
+                self.filled_since_eval = true;
                 self.book_fill(s, &fill);
                 self.risk.on_fill(&fill);
                 let result = self.runners[r].on_fill(&fill, ts);

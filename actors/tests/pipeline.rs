@@ -1,0 +1,303 @@
+//! The live pipeline end to end, in process: real actors, a real sled store in a
+//! temp dir, the paper venue driven tick by tick.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actors::{start_engine, EngineEvent, EngineHandle, EngineSetup};
+use engine::clock::{Clock, SharedClock, SystemClock};
+use engine::config::Config;
+use engine::market::Bar;
+use engine::order::Side;
+use engine::store::{SharedStore, SledStore};
+use engine::strategy::{Strategy, StrategyCtx};
+use engine::trading::{EmergencyStop, TradingState};
+use engine::venue::paper::{PaperConfig, PaperSymbol, PaperVenue};
+use engine::venue::Venue;
+use engine::{Decimal, Symbol};
+use tokio::sync::broadcast;
+
+const CONFIG: &str = r#"
+[venue]
+ticks_per_bar = 2
+
+[balances]
+USDT = "1000000"
+
+[[symbol]]
+symbol = "BTCUSDT"
+base = "BTC"
+quote = "USDT"
+tick_size = "0.01"
+step_size = "0.0001"
+min_notional = "5"
+start_price = "50000"
+volatility = 0.5
+seed = 3
+touch_qty = "5"
+
+[[symbol]]
+symbol = "ETHUSDT"
+base = "ETH"
+quote = "USDT"
+tick_size = "0.01"
+step_size = "0.001"
+min_notional = "5"
+start_price = "3000"
+volatility = 0.5
+seed = 4
+touch_qty = "50"
+
+[[strategy]]
+id = "flip"
+kind = "test"
+symbol = "BTCUSDT"
+
+[[strategy]]
+id = "boom"
+kind = "test"
+symbol = "ETHUSDT"
+
+[risk]
+max_order_notional = "100000"
+max_position_notional = "100000"
+"#;
+
+/// Buys when flat, sells everything when long: trades on every bar.
+struct Flip(Symbol);
+
+impl Strategy for Flip {
+    fn kind(&self) -> &'static str {
+        "flip"
+    }
+    fn symbols(&self) -> Vec<Symbol> {
+        vec![self.0.clone()]
+    }
+    fn on_bar(&mut self, bar: &Bar, ctx: &mut StrategyCtx<'_>) {
+        if ctx.pending_orders(&bar.symbol) > 0 {
+            return;
+        }
+        let pos = ctx.position(&bar.symbol);
+        if pos.is_zero() {
+            ctx.market(&bar.symbol, Side::Buy, Decimal::new(1, 2));
+        } else {
+            ctx.market(&bar.symbol, Side::Sell, pos);
+        }
+    }
+}
+
+/// Panics on its third bar.
+struct Boom(Symbol, u32);
+
+impl Strategy for Boom {
+    fn kind(&self) -> &'static str {
+        "boom"
+    }
+    fn symbols(&self) -> Vec<Symbol> {
+        vec![self.0.clone()]
+    }
+    fn on_bar(&mut self, _bar: &Bar, _ctx: &mut StrategyCtx<'_>) {
+        self.1 += 1;
+        assert!(self.1 < 3, "boom: strategy bug on bar {}", self.1);
+    }
+}
+
+fn paper(config: &Config) -> Arc<PaperVenue> {
+    let now = SystemClock.now_ms();
+    PaperVenue::new(PaperConfig {
+        symbols: config
+            .symbols
+            .iter()
+            .map(|s| PaperSymbol {
+                instrument: s.instrument(),
+                path: s.price_path(),
+                spread_bps: s.spread_bps,
+                touch_qty: s.touch_qty,
+            })
+            .collect(),
+        balances: config
+            .balances
+            .iter()
+            .map(|(a, v)| engine::balance::Balance { asset: a.clone(), free: *v, locked: Decimal::ZERO })
+            .collect(),
+        fees: Default::default(),
+        depth_levels: 3,
+        bar_interval_ms: 60_000,
+        ticks_per_bar: config.venue.ticks_per_bar,
+        bar_wall_ms: 250,
+        history_bars: 5,
+        start_ms: now - 5 * 60_000,
+        id_base: 1,
+    })
+}
+
+/// Rests one limit buy below the market, once.
+struct Rester(Symbol, bool);
+
+impl Strategy for Rester {
+    fn kind(&self) -> &'static str {
+        "rester"
+    }
+    fn symbols(&self) -> Vec<Symbol> {
+        vec![self.0.clone()]
+    }
+    fn on_bar(&mut self, bar: &Bar, ctx: &mut StrategyCtx<'_>) {
+        if !self.1 {
+            self.1 = true;
+            // 3 % below the close: inside the 5 % price band, far enough not to fill.
+            ctx.limit(&bar.symbol, Side::Buy, Decimal::new(1, 1), (bar.close * Decimal::new(97, 2)).round_dp(2));
+        }
+    }
+}
+
+async fn start(config: &Config, store: SharedStore, venue: Arc<PaperVenue>) -> EngineHandle {
+    start_with(config, store, venue, |symbol| Box::new(Boom(symbol, 0))).await
+}
+
+async fn start_with(
+    config: &Config,
+    store: SharedStore,
+    venue: Arc<PaperVenue>,
+    second: impl Fn(Symbol) -> Box<dyn Strategy>,
+) -> EngineHandle {
+    let strategies: Vec<(engine::config::StrategyConfig, Box<dyn Strategy>)> = config
+        .strategies
+        .iter()
+        .map(|c| {
+            let s: Box<dyn Strategy> = match c.id.as_str() {
+                "flip" => Box::new(Flip(Symbol::new(&c.symbol))),
+                _ => second(Symbol::new(&c.symbol)),
+            };
+            (c.clone(), s)
+        })
+        .collect();
+    let clock: SharedClock = Arc::new(SystemClock);
+    start_engine(EngineSetup { config: config.clone(), store, venue, strategies, clock }).await.expect("engine starts")
+}
+
+/// Ticks the venue until `done` says the events seen so far are enough (bounded).
+async fn drive(venue: &PaperVenue, rx: &mut broadcast::Receiver<EngineEvent>, mut done: impl FnMut(&EngineEvent) -> bool) {
+    let result = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            venue.tick().await;
+            // Pace the simulated market; the loop ends on events, not on time.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            while let Ok(ev) = rx.try_recv() {
+                if done(&ev) {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    assert!(result.is_ok(), "expected events did not arrive in time");
+}
+
+#[actix_rt::test]
+async fn panicking_strategy_is_paused_and_the_other_keeps_trading() {
+    let config = Config::parse(CONFIG).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store: SharedStore = Arc::new(SledStore::open(dir.path()).unwrap());
+    let venue = paper(&config);
+    let handle = start(&config, store.clone(), venue.clone()).await;
+    let mut rx = handle.subscribe();
+    let mut paused = false;
+    let mut fills_after_panic = 0;
+    drive(&venue, &mut rx, |ev| {
+        match ev {
+            EngineEvent::StrategyPaused { strategy_id, reason } if strategy_id.as_str() == "boom" => {
+                assert!(reason.contains("boom: strategy bug"), "{reason}");
+                paused = true;
+            }
+            EngineEvent::Fill(f) if paused && f.strategy_id.as_str() == "flip" => fills_after_panic += 1,
+            _ => {}
+        }
+        fills_after_panic >= 3
+    })
+    .await;
+    let strategies = handle.strategies().await.unwrap();
+    let boom = strategies.iter().find(|s| s.id.as_str() == "boom").unwrap();
+    let flip = strategies.iter().find(|s| s.id.as_str() == "flip").unwrap();
+    assert!(boom.paused && boom.failure.as_deref().unwrap_or("").contains("boom"));
+    assert!(!flip.paused);
+    // Every fill the venue made is in the store, exactly once.
+    let venue_fills = venue.my_trades(&Symbol::new("BTCUSDT"), None).await.unwrap();
+    let stored = store.fills().unwrap();
+    let mut ids: Vec<u64> = stored.iter().map(|f| f.trade_id).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), stored.len());
+    assert!(venue_fills.len() >= 3);
+    for f in &venue_fills {
+        assert!(store.has_fill(&f.symbol, f.trade_id).unwrap(), "fill {} missing from the store", f.trade_id);
+    }
+}
+
+#[actix_rt::test]
+async fn emergency_stop_set_before_start_lets_no_order_out() {
+    let config = Config::parse(CONFIG).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store: SharedStore = Arc::new(SledStore::open(dir.path()).unwrap());
+    store
+        .put_emergency_stop(&EmergencyStop {
+            active: true,
+            reason: Some("test halt".into()),
+            set_by: Some("test".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    let venue = paper(&config);
+    let handle = start(&config, store.clone(), venue.clone()).await;
+    let mut rx = handle.subscribe();
+    let mut refused = 0;
+    drive(&venue, &mut rx, |ev| {
+        if let EngineEvent::RiskRejected { code, strategy_id, .. } = ev {
+            assert_eq!(strategy_id.as_str(), "flip");
+            assert_eq!(code, "emergency_stop");
+            refused += 1;
+        }
+        assert!(!matches!(ev, EngineEvent::Fill(_)), "a fill happened while the emergency stop was set");
+        refused >= 5
+    })
+    .await;
+    let status = handle.status().await.unwrap();
+    assert_eq!(status.trading_state, TradingState::Halted);
+    assert!(status.emergency_stop.active);
+    assert!(venue.my_trades(&Symbol::new("BTCUSDT"), None).await.unwrap().is_empty());
+    assert!(venue.open_orders(None).await.unwrap().is_empty());
+    assert_eq!(store.order_count().unwrap(), 0, "no order was even created");
+
+    // Only an explicit resume lets trading continue, and it is recorded.
+    handle.resume("operator:test").await.unwrap();
+    let stop = store.emergency_stop().unwrap();
+    assert!(!stop.active);
+    assert_eq!(stop.cleared_by.as_deref(), Some("operator:test"));
+    drive(&venue, &mut rx, |ev| matches!(ev, EngineEvent::Fill(_))).await;
+}
+
+#[actix_rt::test]
+async fn emergency_stop_cancels_open_orders_and_persists() {
+    let config = Config::parse(CONFIG).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store: SharedStore = Arc::new(SledStore::open(dir.path()).unwrap());
+    let venue = paper(&config);
+    let handle = start_with(&config, store.clone(), venue.clone(), |s| Box::new(Rester(s, false))).await;
+    let mut rx = handle.subscribe();
+    drive(&venue, &mut rx, |ev| matches!(ev, EngineEvent::Fill(_))).await;
+    let resting = handle.open_orders().await.unwrap();
+    assert_eq!(resting.len(), 1, "the limit order rests: {resting:?}");
+    assert_eq!(venue.open_orders(None).await.unwrap().len(), 1);
+    let mut rx_cancel = handle.subscribe();
+    handle.emergency_stop("operator test", "operator:test", false).await.unwrap();
+    // Acknowledged means on disk.
+    let stop = store.emergency_stop().unwrap();
+    assert!(stop.active);
+    assert_eq!(stop.reason.as_deref(), Some("operator test"));
+    assert_eq!(store.trading_state().unwrap().unwrap().state, TradingState::Halted);
+    let before = store.order_count().unwrap();
+    drive(&venue, &mut rx_cancel, |ev| matches!(ev, EngineEvent::RiskRejected { .. })).await;
+    assert_eq!(store.order_count().unwrap(), before, "no new order after the stop");
+    assert!(venue.open_orders(None).await.unwrap().is_empty(), "the resting order was canceled at the venue");
+    let canceled = store.order(&resting[0].client_order_id).unwrap().unwrap();
+    assert_eq!(canceled.status, engine::order::OrderStatus::Canceled);
+    drop(rx);
+}
