@@ -209,6 +209,24 @@ impl EngineHandle {
         Ok(())
     }
 
+    /// The most recent fills from the store (the trade journal), oldest first,
+    /// at most `limit` of them. Read on the store-writer thread, so the read
+    /// queues behind earlier writes and never blocks an actor.
+    pub async fn recent_fills(&self, limit: usize) -> Result<Vec<engine::fill::Fill>, CommandError> {
+        let fills = self
+            .parts
+            .writer
+            .run(|s| s.fills())
+            .await
+            .map_err(|e| CommandError::Failed(e.to_string()))?
+            .map_err(|e| CommandError::Failed(e.to_string()))?;
+        let mut fills = fills;
+        // Store keys sort by symbol, then trade id: order by venue time across symbols.
+        fills.sort_by(|a, b| a.ts_ms.cmp(&b.ts_ms).then(a.trade_id.cmp(&b.trade_id)));
+        let skip = fills.len().saturating_sub(limit);
+        Ok(fills.split_off(skip))
+    }
+
     /// Injects a market event as if the venue had sent it.
     pub async fn inject_market(&self, event: MarketEvent) -> Result<(), CommandError> {
         Ok(self.parts.market.send(InjectMarket(event)).await?)

@@ -64,6 +64,26 @@ pub struct Metrics {
     pub strategy_failures_total: IntCounterVec,
     /// Build information (always 1).
     pub build_info: IntGaugeVec,
+    /// The configured drawdown limit (0–1; 0 = no limit), for alerting near it.
+    pub drawdown_limit_ratio: Gauge,
+    /// Venue alerts seen, by kind (`rate_limited` = HTTP 429, `banned` = HTTP 418, `order_rate_exceeded`).
+    pub venue_alerts_total: IntCounterVec,
+    /// HTTP API requests answered, by route pattern and status code.
+    pub http_requests_total: IntCounterVec,
+    /// HTTP API requests refused for a missing or wrong token or webhook secret.
+    pub http_unauthorized_total: IntCounter,
+    /// HTTP API requests refused by the per-client rate limit.
+    pub http_rate_limited_total: IntCounter,
+    /// Telegram commands executed, by command.
+    pub telegram_commands_total: IntCounterVec,
+    /// Telegram messages ignored because the chat or user is not allowed.
+    pub telegram_unauthorized_total: IntCounter,
+    /// Notifications delivered, by notifier (`telegram`, `discord`).
+    pub notifications_sent_total: IntCounterVec,
+    /// Notifications dropped (queue full or undeliverable), by notifier.
+    pub notifications_dropped_total: IntCounterVec,
+    /// Rate-limit answers (HTTP 429) from a notifier's API, by notifier.
+    pub notifications_rate_limited_total: IntCounterVec,
     samples: Mutex<Option<Vec<f64>>>,
 }
 
@@ -173,11 +193,93 @@ impl Metrics {
                 &["strategy"],
             )?,
             build_info: int_gauge_vec("keel_build_info", "Build information (always 1)", &["version"])?,
+            drawdown_limit_ratio: {
+                let g = Gauge::new(
+                    "keel_drawdown_limit_ratio",
+                    "Configured maximum drawdown from the equity high-water mark (0-1, 0 = no limit)",
+                )?;
+                registry.register(Box::new(g.clone()))?;
+                g
+            },
+            venue_alerts_total: counter_vec(
+                "keel_venue_alerts_total",
+                "Venue alerts seen: rate_limited (HTTP 429), banned (HTTP 418), order_rate_exceeded",
+                &["kind"],
+            )?,
+            http_requests_total: counter_vec(
+                "keel_http_requests_total",
+                "HTTP API requests answered, by route pattern and status code",
+                &["route", "status"],
+            )?,
+            http_unauthorized_total: counter(
+                "keel_http_unauthorized_total",
+                "HTTP API requests refused for a missing or wrong token or webhook secret",
+            )?,
+            http_rate_limited_total: counter(
+                "keel_http_rate_limited_total",
+                "HTTP API requests refused by the per-client rate limit",
+            )?,
+            telegram_commands_total: counter_vec(
+                "keel_telegram_commands_total",
+                "Telegram commands executed, by command",
+                &["command"],
+            )?,
+            telegram_unauthorized_total: counter(
+                "keel_telegram_unauthorized_total",
+                "Telegram messages ignored because the chat or user is not allowed",
+            )?,
+            notifications_sent_total: counter_vec(
+                "keel_notifications_sent_total",
+                "Notifications delivered, by notifier",
+                &["notifier"],
+            )?,
+            notifications_dropped_total: counter_vec(
+                "keel_notifications_dropped_total",
+                "Notifications dropped because the queue was full or delivery failed, by notifier",
+                &["notifier"],
+            )?,
+            notifications_rate_limited_total: counter_vec(
+                "keel_notifications_rate_limited_total",
+                "Rate-limit answers (HTTP 429) from a notifier's API, by notifier",
+                &["notifier"],
+            )?,
             samples: Mutex::new(None),
             registry,
         };
         m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         Ok(m)
+    }
+
+    /// Creates the series whose label values are known from the config, so
+    /// every metric appears in `/metrics` from the start (a labelled metric
+    /// without any series is not exported at all): streams, symbols,
+    /// strategies, risk-rejection reasons, venue alert kinds and notifiers.
+    pub fn prime(&self, symbols: &[&str], strategies: &[&str]) {
+        for stream in ["market", "user"] {
+            self.stream_connected.with_label_values(&[stream]);
+            self.stream_reconnects_total.with_label_values(&[stream]);
+        }
+        for symbol in symbols {
+            self.position_quantity.with_label_values(&[symbol]);
+            self.realized_pnl.with_label_values(&[symbol]);
+            self.market_data_age_seconds.with_label_values(&[symbol]);
+        }
+        for strategy in strategies {
+            self.strategy_paused.with_label_values(&[strategy]);
+            self.strategy_failures_total.with_label_values(&[strategy]);
+        }
+        for code in risk::ALL_REJECT_CODES {
+            self.risk_rejections_total.with_label_values(&[code]);
+        }
+        self.orders_rejected_total.with_label_values(&["venue_rejected"]);
+        for kind in ["rate_limited", "banned", "order_rate_exceeded"] {
+            self.venue_alerts_total.with_label_values(&[kind]);
+        }
+        for notifier in ["telegram", "discord"] {
+            self.notifications_sent_total.with_label_values(&[notifier]);
+            self.notifications_dropped_total.with_label_values(&[notifier]);
+            self.notifications_rate_limited_total.with_label_values(&[notifier]);
+        }
     }
 
     /// Records a tick-to-order latency.

@@ -175,20 +175,20 @@ async fn order_endpoints_and_error_codes() {
     assert_eq!(c2.body["code"].as_i64(), Some(-2011));
     let c3 = call(&sb, "DELETE", "/api/v3/openOrders", &[("symbol", "BTCUSDT")], true, None).await;
     assert_eq!(c3.body["code"].as_i64(), Some(-2011));
-    // Unfilled-order limit: 3 per 10 s in this config.
+    // Unfilled-order limit: 3 per 10 s in this config (the rejected duplicate counted too).
     let mut p2 = base.to_vec();
     p2.extend([("quantity", "0.01"), ("price", "50000")]);
-    call(&sb, "POST", "/api/v3/order", &p2, true, None).await;
-    call(&sb, "POST", "/api/v3/order", &p2, true, None).await;
+    let third = call(&sb, "POST", "/api/v3/order", &p2, true, None).await;
+    assert_eq!(third.order_count, Some(3));
     let over = call(&sb, "POST", "/api/v3/order", &p2, true, None).await;
     assert_eq!((over.status, over.body["code"].as_i64()), (429, Some(-1015)), "{}", over.body);
     assert!(over.retry_after.is_some());
     let all = call(&sb, "GET", "/api/v3/allOrders", &[("symbol", "BTCUSDT")], true, None).await;
-    assert_eq!(all.body.as_array().unwrap().len(), 3);
+    assert_eq!(all.body.as_array().unwrap().len(), 2);
     let open = call(&sb, "GET", "/api/v3/openOrders", &[], true, None).await;
-    assert_eq!(open.body.as_array().unwrap().len(), 2);
+    assert_eq!(open.body.as_array().unwrap().len(), 1);
     let cancel_all = call(&sb, "DELETE", "/api/v3/openOrders", &[("symbol", "BTCUSDT")], true, None).await;
-    assert_eq!(cancel_all.body.as_array().unwrap().len(), 2);
+    assert_eq!(cancel_all.body.as_array().unwrap().len(), 1);
     // Injected rate limit and ban.
     sb.faults.fail_next_requests(RestFault::RateLimited { retry_after_s: 7 }, 1);
     let r = call(&sb, "GET", "/api/v3/ping", &[], false, None).await;

@@ -813,7 +813,7 @@ impl RiskEngine {
         let valuation = last.map_or(reference_price, |l| l.max(reference_price));
         let max_position = self.config.max_position_notional;
         if !max_position.is_zero() && !reduces {
-            let resulting_qty = position.saturating_add(mul(rounded.side.sign(), qty));
+            let resulting_qty = position.saturating_add(mul(rounded.side.sign(), pending_same.saturating_add(qty)));
             let resulting = mul(resulting_qty.abs(), valuation);
             if resulting > max_position {
                 return Err(RejectReason::PositionAboveMax { limit: max_position, resulting });

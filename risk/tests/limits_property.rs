@@ -263,7 +263,7 @@ fn run(ops: Vec<Op>) {
         last_event: HashMap::new(),
         open: Vec::new(),
         approvals: Vec::new(),
-        free: HashMap::from([("USDT".to_string(), dec(12_000, 0))]),
+        free: HashMap::from([("USDT".to_string(), dec(4_000, 0))]),
         locked: HashMap::new(),
         state: TradingState::Active,
         emergency: false,

@@ -428,6 +428,15 @@ pub struct SandboxHandle {
 }
 
 impl SandboxHandle {
+    /// A few lines for an operator: the URLs and the test key (the secret of a
+    /// sandbox account is test data, not a credential).
+    pub fn describe(&self) -> String {
+        format!(
+            "Keel sandbox exchange (Binance spot protocol)\n  REST:        {}/api/v3\n  streams:     {}/ws/<stream>, {}/stream?streams=\n  WS API:      {}\n  API key:     {}\n  API secret:  {}",
+            self.rest_url, self.ws_stream_url, self.ws_stream_url, self.ws_api_url, self.api_key, self.api_secret
+        )
+    }
+
     /// Stops the server and its tasks and waits for them.
     pub async fn shutdown(mut self) {
         let _ = self.stop_tx.send(true);

@@ -1,0 +1,221 @@
+//! The real `keel` binary is killed with SIGKILL while trading, restarted on the
+//! same data dir, and must continue with positions that equal its recorded
+//! fills and without ever reusing a client order id.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use engine::position::Position;
+use engine::store::{SledStore, Store};
+use engine::Decimal;
+
+const CONFIG: &str = r#"
+[engine]
+log_format = "json"
+log_level = "info"
+
+[venue]
+bar_wall_time = "40ms"
+ticks_per_bar = 4
+
+[balances]
+USDT = "1000000"
+
+[[symbol]]
+symbol = "BTCUSDT"
+base = "BTC"
+quote = "USDT"
+tick_size = "0.01"
+step_size = "0.0001"
+min_notional = "5"
+start_price = "50000"
+volatility = 2.0
+seed = 11
+touch_qty = "3"
+
+[[symbol]]
+symbol = "ETHUSDT"
+base = "ETH"
+quote = "USDT"
+tick_size = "0.01"
+step_size = "0.001"
+min_notional = "5"
+start_price = "3000"
+volatility = 2.0
+seed = 12
+touch_qty = "30"
+
+[[strategy]]
+id = "btc_fast"
+kind = "sma_cross"
+symbol = "BTCUSDT"
+params = { fast = 2, slow = 4, qty = "0.01" }
+
+[[strategy]]
+id = "eth_fast"
+kind = "sma_cross"
+symbol = "ETHUSDT"
+params = { fast = 2, slow = 5, qty = "0.5" }
+
+[risk]
+max_order_notional = "100000"
+max_position_notional = "100000"
+
+[http]
+enabled = false
+"#;
+
+struct Run {
+    child: Child,
+    lines: mpsc::Receiver<serde_json::Value>,
+    seen: Vec<serde_json::Value>,
+}
+
+fn spawn(config: &Path, data: &Path, extra: &[&str]) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(["run", "--config"])
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data)
+        .args(extra)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("keel starts");
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let value = serde_json::from_str(&line).unwrap_or_else(|_| serde_json::json!({ "raw": line }));
+            if tx.send(value).is_err() {
+                break;
+            }
+        }
+    });
+    Run { child, lines: rx, seen: Vec::new() }
+}
+
+impl Run {
+    /// Reads log lines until `n` lines with `message` have been seen (bounded).
+    fn wait_for(&mut self, message: &str, n: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while self.count(message) < n {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) => self.seen.push(v),
+                Err(_) => panic!("only {} `{message}` lines before the deadline; log: {:?}", self.count(message), self.seen.last()),
+            }
+        }
+    }
+
+    fn count(&self, message: &str) -> usize {
+        self.seen.iter().filter(|v| v["message"] == message).count()
+    }
+
+    fn finish(mut self) -> Vec<serde_json::Value> {
+        while let Ok(v) = self.lines.recv_timeout(Duration::from_secs(30)) {
+            self.seen.push(v);
+        }
+        self.seen
+    }
+}
+
+fn created_ids(lines: &[serde_json::Value]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|v| v["message"] == "order created")
+        .filter_map(|v| v["client_order_id"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn positions_from_fills(store: &dyn Store) -> BTreeMap<String, Decimal> {
+    let mut positions: BTreeMap<String, Position> = BTreeMap::new();
+    for fill in store.fills().unwrap() {
+        let base = fill.symbol.trim_end_matches("USDT").to_string();
+        positions
+            .entry(fill.symbol.to_string())
+            .or_insert_with(|| Position::flat(fill.symbol.clone()))
+            .apply_fill(&fill, &base, "USDT");
+    }
+    positions.into_iter().map(|(s, p)| (s, p.qty)).collect()
+}
+
+#[test]
+fn sigkill_then_restart_continues_from_recorded_fills() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let data = dir.path().join("data");
+
+    // 1. Trade, then die without any shutdown path.
+    let mut first = spawn(&config, &data, &[]);
+    first.wait_for("fill", 4);
+    first.child.kill().expect("SIGKILL");
+    first.child.wait().unwrap();
+    let first_lines = first.finish();
+
+    let fills_before = {
+        let store = SledStore::open(&data).expect("the store opens after a crash");
+        let logged_fills = first_lines.iter().filter(|v| v["message"] == "fill").count();
+        let stored = store.fill_count().unwrap();
+        assert!(stored >= logged_fills, "every acknowledged fill is durable: {stored} stored < {logged_fills} logged");
+        stored
+    };
+
+    // 2. Restart on the same data dir: reconcile, then keep trading.
+    let mut second = spawn(&config, &data, &["--exit-after", "60s"]);
+    second.wait_for("store reconciled with the venue", 1);
+    second.wait_for("fill", 2);
+    sigterm(&second.child);
+    let status = second.child.wait().unwrap();
+    assert!(status.success(), "graceful stop exits 0: {status:?}");
+    let second_lines = second.finish();
+    assert!(second_lines.iter().any(|v| v["message"] == "keel stopped"));
+
+    // 3. No client order id was ever used twice, across the crash.
+    let mut all = created_ids(&first_lines);
+    all.extend(created_ids(&second_lines));
+    let unique: HashSet<&String> = all.iter().collect();
+    assert_eq!(unique.len(), all.len(), "a client order id was reused: {all:?}");
+
+    // 4. Positions equal what the recorded fills imply, in the store's cache and in `keel state`.
+    let store = SledStore::open(&data).unwrap();
+    assert!(store.fill_count().unwrap() > fills_before, "trading continued after the restart");
+    let implied = positions_from_fills(&store);
+    for p in store.positions().unwrap() {
+        assert_eq!(Some(&p.qty), implied.get(p.symbol.as_str()), "cached position of {} differs from its fills", p.symbol);
+    }
+    for order in store.orders().unwrap() {
+        assert!(unique.contains(&order.client_order_id), "stored order {} was never created", order.client_order_id);
+    }
+    drop(store);
+    let out = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(["state", "--json", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(state["trading_state"], "ACTIVE");
+    assert_eq!(state["emergency_stop"], false);
+    assert!(state["fills_total"].as_u64().unwrap() as usize > fills_before);
+    for p in state["positions"].as_array().unwrap() {
+        let symbol = p["symbol"].as_str().unwrap();
+        let qty: Decimal = p["qty"].as_str().unwrap().parse().unwrap();
+        assert_eq!(Some(&qty), implied.get(symbol), "keel state position of {symbol}");
+        assert!(p["avg_price"].is_string() && p["realized_pnl"].is_string());
+    }
+}
+
+/// Sends SIGTERM (graceful stop) to a child.
+fn sigterm(child: &Child) {
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
