@@ -210,17 +210,16 @@ impl EngineHandle {
     }
 
     /// The most recent fills from the store (the trade journal), oldest first,
-    /// at most `limit` of them. Read on the store-writer thread, so the read
-    /// queues behind earlier writes and never blocks an actor.
+    /// at most `limit` of them. Read on a blocking-pool thread straight from
+    /// the store (sled reads are concurrent), not on the store-writer thread:
+    /// a long journal read by an operator must not delay the write-ahead of
+    /// orders and fills queued behind it.
     pub async fn recent_fills(&self, limit: usize) -> Result<Vec<engine::fill::Fill>, CommandError> {
-        let fills = self
-            .parts
-            .writer
-            .run(|s| s.fills())
+        let store = self.parts.writer.store().clone();
+        let mut fills = tokio::task::spawn_blocking(move || store.fills())
             .await
-            .map_err(|e| CommandError::Failed(e.to_string()))?
+            .map_err(|e| CommandError::Failed(format!("journal read did not finish: {e}")))?
             .map_err(|e| CommandError::Failed(e.to_string()))?;
-        let mut fills = fills;
         // Store keys sort by symbol, then trade id: order by venue time across symbols.
         fills.sort_by(|a, b| a.ts_ms.cmp(&b.ts_ms).then(a.trade_id.cmp(&b.trade_id)));
         let skip = fills.len().saturating_sub(limit);
@@ -245,7 +244,13 @@ impl EngineHandle {
             let pending = self
                 .open_orders()
                 .await
-                .map(|o| o.iter().filter(|o| matches!(o.status, engine::order::OrderStatus::New | engine::order::OrderStatus::Submitted)).count())
+                .map(|o| {
+                    o.iter()
+                        .filter(|o| {
+                            matches!(o.status, engine::order::OrderStatus::New | engine::order::OrderStatus::Submitted)
+                        })
+                        .count()
+                })
                 .unwrap_or(0);
             if pending == 0 {
                 break;

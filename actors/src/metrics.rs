@@ -130,7 +130,8 @@ impl Metrics {
         let drawdown_ratio = Gauge::new("keel_drawdown_ratio", "Drawdown from the equity high-water mark (0-1)")?;
         registry.register(Box::new(drawdown_ratio.clone()))?;
         let actor_message_seconds = HistogramVec::new(
-            HistogramOpts::new("keel_actor_message_seconds", "Message processing time per actor").buckets(micro_buckets()),
+            HistogramOpts::new("keel_actor_message_seconds", "Message processing time per actor")
+                .buckets(micro_buckets()),
             &["actor"],
         )?;
         registry.register(Box::new(actor_message_seconds.clone()))?;
@@ -182,7 +183,10 @@ impl Metrics {
                 "Venue stream reconnects",
                 &["stream"],
             )?,
-            venue_used_weight: int_gauge("keel_venue_used_weight", "Request weight used in the venue's current window")?,
+            venue_used_weight: int_gauge(
+                "keel_venue_used_weight",
+                "Request weight used in the venue's current window",
+            )?,
             store_write_seconds: histogram("keel_store_write_seconds", "Duration of store writes")?,
             actor_message_seconds,
             market_events_total: counter("keel_market_events_total", "Market events delivered to strategies")?,

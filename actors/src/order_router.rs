@@ -6,7 +6,7 @@
 //! the venue by client order id — never by sending it again. Fills are
 //! deduplicated by venue trade id.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,9 @@ use engine::{StrategyId, Symbol};
 use tokio::sync::broadcast;
 
 use crate::events::EngineEvent;
-use crate::messages::{BalancesChanged, CancelAll, FillRecorded, OrderApproved, OrderClosed, OrderUpdated, VenueUserEvent};
+use crate::messages::{
+    BalancesChanged, CancelAll, FillRecorded, OrderApproved, OrderClosed, OrderUpdated, VenueUserEvent,
+};
 use crate::metrics::metrics;
 use crate::store_writer::StoreWriter;
 
@@ -78,6 +80,8 @@ pub struct OrderRouter {
     routes: RouterRoutes,
     orders: HashMap<String, Order>,
     seen_fills: HashSet<(Symbol, u64)>,
+    fill_queue: VecDeque<Fill>,
+    fill_writing: bool,
     restarted: bool,
 }
 
@@ -98,6 +102,8 @@ impl OrderRouter {
             routes: RouterRoutes::default(),
             orders: open_orders.into_iter().map(|o| (o.client_order_id.clone(), o)).collect(),
             seen_fills: HashSet::new(),
+            fill_queue: VecDeque::new(),
+            fill_writing: false,
             restarted: false,
         }
     }
@@ -204,65 +210,51 @@ impl OrderRouter {
         self.after_change(&report.client_order_id, before, ctx);
     }
 
-    fn process_fill(&mut self, mut fill: Fill, ctx: &mut Context<Self>) {
+    /// Queues a fill. Fills are written one at a time, in arrival order, each
+    /// flushed before anyone downstream hears of it; the router keeps handling
+    /// other messages (new orders) meanwhile.
+    fn process_fill(&mut self, fill: Fill, ctx: &mut Context<Self>) {
         let key = (fill.symbol.clone(), fill.trade_id);
-        if self.seen_fills.contains(&key) {
+        if self.seen_fills.contains(&key) || self.fill_queue.iter().any(|f| f.symbol == key.0 && f.trade_id == key.1) {
             return;
         }
-        let now = self.clock.now_ms();
-        let order_after = self.orders.get(&fill.client_order_id).map(|o| {
-            let mut o = o.clone();
-            let ev = o.record_fill(fill.price, fill.qty, now);
-            if !o.status.is_terminal() {
-                o.sync_to(if ev == OrderEvent::Fill { OrderStatus::Filled } else { OrderStatus::PartiallyFilled }, now);
-            }
-            o
-        });
-        if let Some(o) = &order_after {
-            fill.strategy_id = o.strategy_id.clone();
+        self.fill_queue.push_back(fill);
+        if !self.fill_writing {
+            self.write_next_fill(ctx);
         }
+    }
+
+    fn write_next_fill(&mut self, ctx: &mut Context<Self>) {
+        let Some(fill) = self.fill_queue.pop_front() else {
+            self.fill_writing = false;
+            return;
+        };
+        self.fill_writing = true;
+        let key = (fill.symbol.clone(), fill.trade_id);
         let writer = self.writer.clone();
-        let order_w = order_after.clone();
-        // Wait: the next event must not be handled before this fill is durable,
-        // so fills reach everyone in venue order.
-        ctx.wait(
-            async move {
-                writer
-                    .run(move |s| {
-                        // A late fill of an order no longer open here: find its owner in the store.
-                        if order_w.is_none() {
-                            fill.strategy_id = match s.order(&fill.client_order_id) {
-                                Ok(Some(o)) => o.strategy_id,
-                                _ if fill.strategy_id.is_empty() => StrategyId::new(EXTERNAL),
-                                _ => fill.strategy_id.clone(),
-                            };
+        let now = self.clock.now_ms();
+        ctx.spawn(
+            async move { writer.run(move |s| crate::reconcile::record_venue_fill(s, fill, now)).await }
+                .into_actor(self)
+                .map(move |result, act, ctx| {
+                    match result {
+                        Ok(Ok(recorded)) => {
+                            act.seen_fills.insert(key.clone());
+                            if recorded.inserted {
+                                act.after_fill(recorded.fill, recorded.order, ctx);
+                            } else {
+                                tracing::debug!(symbol = %key.0, trade_id = key.1, "duplicate fill ignored");
+                            }
                         }
-                        let result = s.record_fill(&fill, order_w.as_ref());
-                        (result, fill)
-                    })
-                    .await
-            }
-            .into_actor(self)
-            .map(move |result, act, ctx| {
-                let (result, fill) = match result {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        tracing::error!(error = %e, symbol = %key.0, trade_id = key.1, "FILL NOT PERSISTED: store writer gone");
-                        return;
+                        Ok(Err(e)) => {
+                            tracing::error!(error = %e, symbol = %key.0, trade_id = key.1, "FILL NOT PERSISTED; the venue still has it and start-up reconciliation will record it")
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, symbol = %key.0, trade_id = key.1, "FILL NOT PERSISTED: store writer gone")
+                        }
                     }
-                };
-                match result {
-                    Ok(false) => {
-                        act.seen_fills.insert(key);
-                        tracing::debug!(symbol = %fill.symbol, trade_id = fill.trade_id, "duplicate fill ignored");
-                        return;
-                    }
-                    Ok(true) => {}
-                    Err(e) => tracing::error!(error = %e, symbol = %fill.symbol, trade_id = fill.trade_id, "FILL NOT PERSISTED; applied in memory"),
-                }
-                act.seen_fills.insert(key);
-                act.after_fill(fill, order_after, ctx);
-            }),
+                    act.write_next_fill(ctx);
+                }),
         );
     }
 
@@ -284,13 +276,20 @@ impl OrderRouter {
                 let before = o.status;
                 o.filled_qty = after.filled_qty;
                 o.filled_quote = after.filled_quote;
-                o.sync_to(after.status, now);
+                let target = if o.filled_qty >= o.qty { OrderStatus::Filled } else { OrderStatus::PartiallyFilled };
+                o.sync_to(target, now);
                 self.after_change(&cid, before, ctx);
             }
         }
     }
 
-    fn on_placed(&mut self, cid: String, result: Result<PlaceResult, VenueError>, started: Instant, ctx: &mut Context<Self>) {
+    fn on_placed(
+        &mut self,
+        cid: String,
+        result: Result<PlaceResult, VenueError>,
+        started: Instant,
+        ctx: &mut Context<Self>,
+    ) {
         metrics().order_ack_seconds.observe(started.elapsed().as_secs_f64());
         match result {
             Ok(placed) => {
@@ -311,7 +310,8 @@ impl OrderRouter {
                 // Certainly not executed (not sent, rate limited, banned): the
                 // intent is dropped, not retried; the strategy decides again.
                 if let VenueError::Banned { retry_after_ms } = e {
-                    let _ = self.events.send(EngineEvent::VenueAlert(engine::venue::VenueAlert::Banned { retry_after_ms }));
+                    let _ =
+                        self.events.send(EngineEvent::VenueAlert(engine::venue::VenueAlert::Banned { retry_after_ms }));
                 }
                 self.reject(&cid, e.code(), e.to_string(), ctx);
             }
@@ -332,7 +332,9 @@ impl OrderRouter {
                 |(cid, result), act, ctx| match result {
                     Ok(Some(report)) => act.apply_report(report, ctx),
                     Ok(None) => act.reject(&cid, "not_received", "the venue never received the order".into(), ctx),
-                    Err(e) => tracing::warn!(client_order_id = %cid, error = %e, "cannot resolve order yet; will retry"),
+                    Err(e) => {
+                        tracing::warn!(client_order_id = %cid, error = %e, "cannot resolve order yet; will retry")
+                    }
                 },
             ));
         }
@@ -348,15 +350,17 @@ impl Actor for OrderRouter {
             // The old context's user feed died with it: subscribe again. The
             // venue adapter reconciles any gap and reports `Connected` after.
             let venue = self.venue.clone();
-            ctx.spawn(async move { venue.subscribe_user().await }.into_actor(self).map(|result, _act, ctx| match result {
-                Ok(feed) => {
-                    ctx.add_stream(tokio_stream::wrappers::ReceiverStream::new(feed).map(VenueUserEvent));
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot resubscribe to user data; restarting");
-                    ctx.stop();
-                }
-            }));
+            ctx.spawn(async move { venue.subscribe_user().await }.into_actor(self).map(
+                |result, _act, ctx| match result {
+                    Ok(feed) => {
+                        ctx.add_stream(tokio_stream::wrappers::ReceiverStream::new(feed).map(VenueUserEvent));
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot resubscribe to user data; restarting");
+                        ctx.stop();
+                    }
+                },
+            ));
         }
         ctx.run_interval(Duration::from_secs(2), |act, ctx| act.resolve_unknown(ctx));
     }
@@ -411,33 +415,36 @@ impl Handler<OrderApproved> for OrderRouter {
             qty: order.qty,
             tif: order.tif,
         };
-        ctx.spawn(
-            async move { writer.run(move |s| s.put_order(&order, true)).await }.into_actor(self).then(
-                move |stored, act, _ctx| {
-                    let ok = matches!(stored, Ok(Ok(())));
-                    if ok {
-                        let now = act.clock.now_ms();
-                        if let Some(o) = act.orders.get_mut(&cid) {
-                            let _ = o.apply(OrderEvent::Submit, now);
-                        }
-                        metrics().orders_submitted_total.inc();
+        ctx.spawn(async move { writer.run(move |s| s.put_order(&order, true)).await }.into_actor(self).then(
+            move |stored, act, _ctx| {
+                let ok = matches!(stored, Ok(Ok(())));
+                if ok {
+                    let now = act.clock.now_ms();
+                    if let Some(o) = act.orders.get_mut(&cid) {
+                        let _ = o.apply(OrderEvent::Submit, now);
                     }
-                    let venue = act.venue.clone();
-                    async move {
-                        if !ok {
-                            return (cid, None);
-                        }
-                        let result = venue.place_order(&request).await;
-                        (cid, Some(result))
+                    metrics().orders_submitted_total.inc();
+                }
+                let venue = act.venue.clone();
+                async move {
+                    if !ok {
+                        return (cid, None);
                     }
-                    .into_actor(act)
-                    .map(move |(cid, result), act, ctx| match result {
-                        Some(result) => act.on_placed(cid, result, received, ctx),
-                        None => act.reject(&cid, "store_failed", "the order could not be persisted, so it was not sent".into(), ctx),
-                    })
-                },
-            ),
-        );
+                    let result = venue.place_order(&request).await;
+                    (cid, Some(result))
+                }
+                .into_actor(act)
+                .map(move |(cid, result), act, ctx| match result {
+                    Some(result) => act.on_placed(cid, result, received, ctx),
+                    None => act.reject(
+                        &cid,
+                        "store_failed",
+                        "the order could not be persisted, so it was not sent".into(),
+                        ctx,
+                    ),
+                })
+            },
+        ));
     }
 }
 

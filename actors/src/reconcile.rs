@@ -7,10 +7,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use engine::balance::Balances;
+use engine::error::StoreError;
 use engine::fill::Fill;
 use engine::instrument::Instrument;
 use engine::order::{Order, OrderEvent, OrderStatus};
 use engine::position::Position;
+use engine::store::Store;
 use engine::venue::Venue;
 use engine::{Decimal, StrategyId, Symbol};
 
@@ -46,11 +48,12 @@ pub async fn reconcile(
     // 1. Fills the store has not seen, per symbol, since its last known trade id.
     for inst in instruments {
         let symbol = inst.symbol.clone();
-        let last = writer.run({
-            let symbol = symbol.clone();
-            move |s| s.last_trade_id(&symbol)
-        })
-        .await??;
+        let last = writer
+            .run({
+                let symbol = symbol.clone();
+                move |s| s.last_trade_id(&symbol)
+            })
+            .await??;
         let fills = match venue.my_trades(&symbol, last).await {
             Ok(f) => f,
             Err(e) => {
@@ -68,11 +71,12 @@ pub async fn reconcile(
 
     // 2. Every order the store thinks is open (or never heard back about).
     for stored in stored_open {
-        let Some(mut order) = writer.run({
-            let cid = stored.client_order_id.clone();
-            move |s| s.order(&cid)
-        })
-        .await??
+        let Some(mut order) = writer
+            .run({
+                let cid = stored.client_order_id.clone();
+                move |s| s.order(&cid)
+            })
+            .await??
         else {
             continue;
         };
@@ -154,14 +158,12 @@ pub async fn reconcile(
     let mut positions: BTreeMap<Symbol, Position> = BTreeMap::new();
     for fill in &fills {
         let (base, quote) = assets.get(fill.symbol.as_str()).copied().unwrap_or(("", ""));
-        positions.entry(fill.symbol.clone()).or_insert_with(|| Position::flat(fill.symbol.clone())).apply_fill(
-            fill, base, quote,
-        );
-        *out.strategy_positions
-            .entry(fill.strategy_id.clone())
-            .or_default()
+        positions
             .entry(fill.symbol.clone())
-            .or_default() += fill.side.sign() * fill.qty;
+            .or_insert_with(|| Position::flat(fill.symbol.clone()))
+            .apply_fill(fill, base, quote);
+        *out.strategy_positions.entry(fill.strategy_id.clone()).or_default().entry(fill.symbol.clone()).or_default() +=
+            fill.side.sign() * fill.qty;
     }
     for p in positions.values() {
         let cached_qty = cached.iter().find(|c| c.symbol == p.symbol).map(|c| c.qty);
@@ -181,35 +183,52 @@ pub async fn reconcile(
     Ok(out)
 }
 
-/// Records a fill found at the venue but not in the store, updating its order.
+/// A fill as [`record_venue_fill`] stored it.
+#[derive(Debug)]
+pub struct RecordedFill {
+    /// False if the store already had it (nothing changed).
+    pub inserted: bool,
+    /// The fill, attributed to the strategy that owns its order.
+    pub fill: Fill,
+    /// Its order after the fill, if Keel knows the order.
+    pub order: Option<Order>,
+}
+
+/// Records a venue fill with its order's new quantities, atomically and
+/// durably, unless the store already has it. The one place fills enter the
+/// store, live and at start-up.
+pub fn record_venue_fill(s: &dyn Store, mut fill: Fill, now_ms: i64) -> Result<RecordedFill, StoreError> {
+    if s.has_fill(&fill.symbol, fill.trade_id)? {
+        return Ok(RecordedFill { inserted: false, fill, order: None });
+    }
+    let mut order = s.order(&fill.client_order_id)?;
+    if let Some(o) = order.as_mut() {
+        fill.strategy_id = o.strategy_id.clone();
+        let ev = o.record_fill(fill.price, fill.qty, now_ms);
+        if !o.status.is_terminal() {
+            o.sync_to(if ev == OrderEvent::Fill { OrderStatus::Filled } else { OrderStatus::PartiallyFilled }, now_ms);
+        }
+    } else if fill.strategy_id.is_empty() {
+        fill.strategy_id = StrategyId::new(crate::order_router::EXTERNAL);
+    }
+    let inserted = s.record_fill(&fill, order.as_ref())?;
+    Ok(RecordedFill { inserted, fill, order })
+}
+
+/// Records a fill found at the venue but not in the store; returns the line to log.
 async fn record_missing_fill(writer: &StoreWriter, fill: Fill, now_ms: i64) -> anyhow::Result<Option<String>> {
-    let result = writer
-        .run(move |s| -> Result<Option<String>, engine::error::StoreError> {
-            if s.has_fill(&fill.symbol, fill.trade_id)? {
-                return Ok(None);
-            }
-            let mut fill = fill;
-            let mut order = s.order(&fill.client_order_id)?;
-            if let Some(o) = order.as_mut() {
-                fill.strategy_id = o.strategy_id.clone();
-                let ev = o.record_fill(fill.price, fill.qty, now_ms);
-                if !o.status.is_terminal() {
-                    o.sync_to(if ev == OrderEvent::Fill { OrderStatus::Filled } else { OrderStatus::PartiallyFilled }, now_ms);
-                }
-            } else if fill.strategy_id.is_empty() {
-                fill.strategy_id = StrategyId::new(crate::order_router::EXTERNAL);
-            }
-            s.record_fill(&fill, order.as_ref())?;
-            Ok(Some(format!(
-                "fill {} #{} ({} {} {} @ {}) was missing from the store: recorded",
-                fill.symbol,
-                fill.trade_id,
-                fill.strategy_id,
-                fill.side.as_str(),
-                fill.qty,
-                fill.price
-            )))
-        })
-        .await??;
-    Ok(result)
+    let recorded = writer.run(move |s| record_venue_fill(s, fill, now_ms)).await??;
+    if !recorded.inserted {
+        return Ok(None);
+    }
+    let f = recorded.fill;
+    Ok(Some(format!(
+        "fill {} #{} ({} {} {} @ {}) was missing from the store: recorded",
+        f.symbol,
+        f.trade_id,
+        f.strategy_id,
+        f.side.as_str(),
+        f.qty,
+        f.price
+    )))
 }

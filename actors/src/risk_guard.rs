@@ -119,19 +119,7 @@ impl RiskGuard {
         engine.set_emergency_stop(stop.active);
         metrics().trading_state.set(state.state.code());
         metrics().emergency_stop.set(i64::from(stop.active));
-        Self {
-            engine,
-            ids,
-            router,
-            hosts,
-            prices,
-            writer,
-            clock,
-            events,
-            state,
-            stop,
-            rejections: HashMap::new(),
-        }
+        Self { engine, ids, router, hosts, prices, writer, clock, events, state, stop, rejections: HashMap::new() }
     }
 
     fn judge(&mut self, intent: OrderIntent, ingress: Option<Instant>) {
@@ -303,7 +291,8 @@ impl Handler<Resume> for RiskGuard {
         stop.active = false;
         stop.cleared_by = Some(msg.by.clone());
         stop.cleared_at_ms = Some(now);
-        let record = TradingStateRecord { state: TradingState::Active, reason: format!("resumed by {}", msg.by), since_ms: now };
+        let record =
+            TradingStateRecord { state: TradingState::Active, reason: format!("resumed by {}", msg.by), since_ms: now };
         let writer = self.writer.clone();
         let (stop_w, record_w) = (stop.clone(), record.clone());
         AtomicResponse::new(Box::pin(
@@ -325,7 +314,9 @@ impl Handler<Resume> for RiskGuard {
                 metrics().trading_state.set(TradingState::Active.code());
                 tracing::warn!(by = %msg.by, "emergency stop cleared; trading ACTIVE");
                 let _ = act.events.send(EngineEvent::EmergencyStopCleared { by: msg.by.clone() });
-                let _ = act.events.send(EngineEvent::TradingStateChanged { state: TradingState::Active, reason: record.reason });
+                let _ = act
+                    .events
+                    .send(EngineEvent::TradingStateChanged { state: TradingState::Active, reason: record.reason });
                 Ok(())
             }),
         ))

@@ -42,7 +42,10 @@ impl StoreWriter {
     }
 
     /// Runs `f` on the writer thread and returns its result.
-    pub async fn run<T: Send + 'static>(&self, f: impl FnOnce(&dyn Store) -> T + Send + 'static) -> Result<T, WriterGone> {
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Store) -> T + Send + 'static,
+    ) -> Result<T, WriterGone> {
         let (reply, rx) = oneshot::channel();
         let job: Job = Box::new(move |s| {
             let _ = reply.send(f(s));

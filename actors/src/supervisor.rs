@@ -128,7 +128,11 @@ pub async fn start_engine(setup: EngineSetup) -> anyhow::Result<EngineHandle> {
                     since_ms: stop.set_at_ms.unwrap_or(now),
                 }
             } else {
-                state.unwrap_or(TradingStateRecord { state: TradingState::Active, reason: "start".into(), since_ms: now })
+                state.unwrap_or(TradingStateRecord {
+                    state: TradingState::Active,
+                    reason: "start".into(),
+                    since_ms: now,
+                })
             };
             (stop, state)
         }
@@ -146,7 +150,11 @@ pub async fn start_engine(setup: EngineSetup) -> anyhow::Result<EngineHandle> {
         }
     };
     if stop.active {
-        tracing::warn!(reason = stop.reason.as_deref().unwrap_or(""), by = stop.set_by.as_deref().unwrap_or(""), "emergency stop is set: engine starts HALTED; only `keel resume` clears it");
+        tracing::warn!(
+            reason = stop.reason.as_deref().unwrap_or(""),
+            by = stop.set_by.as_deref().unwrap_or(""),
+            "emergency stop is set: engine starts HALTED; only `keel resume` clears it"
+        );
     }
 
     let instruments = venue.instruments().await.map_err(|e| anyhow::anyhow!("cannot load instruments: {e}"))?;
@@ -286,7 +294,8 @@ pub async fn start_engine(setup: EngineSetup) -> anyhow::Result<EngineHandle> {
         .map_err(|e| anyhow::anyhow!("cannot subscribe to market data: {e}"))?;
     let market = {
         let (prices, events) = (prices.clone(), events.clone());
-        let resubscribe = crate::market_data::Resubscribe { venue: venue.clone(), symbols: symbols.clone(), interval_ms: interval };
+        let resubscribe =
+            crate::market_data::Resubscribe { venue: venue.clone(), symbols: symbols.clone(), interval_ms: interval };
         actix::Supervisor::start(move |_| MarketData::new(routes, prices, events, Some(feed), Some(resubscribe)))
     };
 
@@ -301,7 +310,12 @@ pub async fn start_engine(setup: EngineSetup) -> anyhow::Result<EngineHandle> {
     .start();
 
     let _ = events.send(EngineEvent::Started { trading_state: state.state });
-    tracing::info!(venue = venue.name(), strategies = hosts.len(), trading_state = state.state.as_str(), "engine started");
+    tracing::info!(
+        venue = venue.name(),
+        strategies = hosts.len(),
+        trading_state = state.state.as_str(),
+        "engine started"
+    );
     Ok(EngineHandle::new(crate::handle::Parts {
         risk,
         router,

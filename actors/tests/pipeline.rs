@@ -176,7 +176,11 @@ async fn start_with(
 }
 
 /// Ticks the venue until `done` says the events seen so far are enough (bounded).
-async fn drive(venue: &PaperVenue, rx: &mut broadcast::Receiver<EngineEvent>, mut done: impl FnMut(&EngineEvent) -> bool) {
+async fn drive(
+    venue: &PaperVenue,
+    rx: &mut broadcast::Receiver<EngineEvent>,
+    mut done: impl FnMut(&EngineEvent) -> bool,
+) {
     let result = tokio::time::timeout(Duration::from_secs(20), async {
         loop {
             venue.tick().await;

@@ -265,3 +265,35 @@ fn exchange_info_filters_become_instrument() {
     let rl: Vec<u64> = info.rate_limits.iter().map(|r| r.window_ms()).collect();
     assert!(rl.contains(&60_000) && rl.contains(&10_000));
 }
+
+#[test]
+fn execution_report_fixture_translates() {
+    let m = WsApiMessage::parse(&load("ws_executionReport.json").to_string()).unwrap();
+    let WsApiMessage::Event { subscription_id, event: UserDataEvent::ExecutionReport(er) } = m else { panic!("{m:?}") };
+    assert_eq!(subscription_id, Some(0));
+    let (report, fill) = engine::binance::user::translate_execution(&er);
+    assert_eq!(report.client_order_id, "mUvoqJxFIILMdfAW5iGSOW");
+    assert_eq!(report.status, engine::order::OrderStatus::Accepted);
+    assert_eq!(report.venue_order_id, "4293153");
+    assert!(fill.is_none(), "t = -1 is no trade");
+    // A trade report carries the fill; a cancel report names the order by `C`.
+    let mut v = load("ws_executionReport.json")["event"].clone();
+    v["x"] = "TRADE".into();
+    v["X"] = "PARTIALLY_FILLED".into();
+    v["t"] = 77.into();
+    v["l"] = "0.5".into();
+    v["L"] = "0.1".into();
+    v["n"] = "0.001".into();
+    v["N"] = "BNB".into();
+    let er: ExecutionReport = serde_json::from_value(v.clone()).unwrap();
+    let (_, fill) = engine::binance::user::translate_execution(&er);
+    let fill = fill.unwrap();
+    assert_eq!((fill.trade_id, fill.qty, fill.fee_asset.as_str()), (77, "0.5".parse().unwrap(), "BNB"));
+    v["x"] = "CANCELED".into();
+    v["X"] = "CANCELED".into();
+    v["c"] = "cancel-req-1".into();
+    v["C"] = "orig-1".into();
+    let er: ExecutionReport = serde_json::from_value(v).unwrap();
+    let (report, _) = engine::binance::user::translate_execution(&er);
+    assert_eq!((report.client_order_id.as_str(), report.status), ("orig-1", engine::order::OrderStatus::Canceled));
+}

@@ -29,7 +29,14 @@ struct Resp {
     body: Value,
 }
 
-async fn call(sb: &SandboxHandle, method: &str, path: &str, params: &[(&str, &str)], signed: bool, key: Option<&str>) -> Resp {
+async fn call(
+    sb: &SandboxHandle,
+    method: &str,
+    path: &str,
+    params: &[(&str, &str)],
+    signed: bool,
+    key: Option<&str>,
+) -> Resp {
     let mut pairs: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     if signed && !pairs.iter().any(|(k, _)| k == "timestamp") {
         pairs.push(("timestamp".into(), now_ms().to_string()));
@@ -67,7 +74,9 @@ async fn public_endpoints_answer_like_binance() {
     assert_eq!(info.rate_limits.len(), 4);
     let inst = engine::binance::venue::instrument_of(&info.symbols[0]);
     assert_eq!(inst.tick_size, "0.01".parse().unwrap());
-    let kl = call(&sb, "GET", "/api/v3/klines", &[("symbol", "BTCUSDT"), ("interval", "1m"), ("limit", "10")], false, None).await;
+    let kl =
+        call(&sb, "GET", "/api/v3/klines", &[("symbol", "BTCUSDT"), ("interval", "1m"), ("limit", "10")], false, None)
+            .await;
     let kl: Vec<engine::binance::model::Kline> = serde_json::from_value(kl.body).unwrap();
     assert_eq!(kl.len(), 10);
     for w in kl.windows(2) {
@@ -110,10 +119,22 @@ async fn signed_requests_are_validated_as_documented() {
     let cases = [
         Case { name: "no key", params: vec![], key: Some(""), status: 401, code: -2014 },
         Case { name: "unknown key", params: vec![], key: Some("nope"), status: 401, code: -2015 },
-        Case { name: "bad signature", params: vec![("signature", "00".repeat(32))], key: None, status: 400, code: -1022 },
+        Case {
+            name: "bad signature",
+            params: vec![("signature", "00".repeat(32))],
+            key: None,
+            status: 400,
+            code: -1022,
+        },
         Case { name: "stale", params: vec![("timestamp", old)], key: None, status: 400, code: -1021 },
         Case { name: "ahead", params: vec![("timestamp", ahead)], key: None, status: 400, code: -1021 },
-        Case { name: "recvWindow too big", params: vec![("recvWindow", "60001".into())], key: None, status: 400, code: -1131 },
+        Case {
+            name: "recvWindow too big",
+            params: vec![("recvWindow", "60001".into())],
+            key: None,
+            status: 400,
+            code: -1131,
+        },
     ];
     for c in cases {
         let params: Vec<(&str, &str)> = c.params.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -148,10 +169,15 @@ async fn order_endpoints_and_error_codes() {
         Case { name: "too precise", extra: vec![("quantity", "0.01"), ("price", "50000.000000001")], code: -1111 },
         Case { name: "off step", extra: vec![("quantity", "0.000015"), ("price", "50000")], code: -1013 },
         Case { name: "notional", extra: vec![("quantity", "0.00001"), ("price", "50000")], code: -1013 },
-        Case { name: "bad tif", extra: vec![("quantity", "0.01"), ("price", "50000"), ("timeInForce", "GTX")], code: -1115 },
+        Case {
+            name: "bad tif",
+            extra: vec![("quantity", "0.01"), ("price", "50000"), ("timeInForce", "GTX")],
+            code: -1115,
+        },
     ];
     for c in cases {
-        let mut p: Vec<(&str, &str)> = base.iter().copied().filter(|(k, _)| !c.extra.iter().any(|(ek, _)| ek == k)).collect();
+        let mut p: Vec<(&str, &str)> =
+            base.iter().copied().filter(|(k, _)| !c.extra.iter().any(|(ek, _)| ek == k)).collect();
         p.extend(c.extra.iter().copied());
         let r = call(&sb, "POST", "/api/v3/order/test", &p, true, None).await;
         assert_eq!(r.body["code"].as_i64(), Some(c.code), "{}: {}", c.name, r.body);
@@ -165,13 +191,17 @@ async fn order_endpoints_and_error_codes() {
     assert_eq!(r.body["fills"], json!([]));
     let dup = call(&sb, "POST", "/api/v3/order", &p, true, None).await;
     assert_eq!(dup.body, json!({"code": -2010, "msg": "Duplicate order sent."}));
-    let q = call(&sb, "GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "raw-1")], true, None).await;
+    let q =
+        call(&sb, "GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "raw-1")], true, None).await;
     assert_eq!(q.body["clientOrderId"], "raw-1");
-    let none = call(&sb, "GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "x")], true, None).await;
+    let none =
+        call(&sb, "GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "x")], true, None).await;
     assert_eq!(none.body["code"].as_i64(), Some(-2013));
-    let c = call(&sb, "DELETE", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "raw-1")], true, None).await;
+    let c = call(&sb, "DELETE", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "raw-1")], true, None)
+        .await;
     assert_eq!((c.body["status"].as_str(), c.body["origClientOrderId"].as_str()), (Some("CANCELED"), Some("raw-1")));
-    let c2 = call(&sb, "DELETE", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "raw-1")], true, None).await;
+    let c2 = call(&sb, "DELETE", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "raw-1")], true, None)
+        .await;
     assert_eq!(c2.body["code"].as_i64(), Some(-2011));
     let c3 = call(&sb, "DELETE", "/api/v3/openOrders", &[("symbol", "BTCUSDT")], true, None).await;
     assert_eq!(c3.body["code"].as_i64(), Some(-2011));
@@ -216,9 +246,12 @@ where
 #[tokio::test]
 async fn market_streams_and_control_messages() {
     let sb = start(SandboxConfig { ping_interval_ms: 200, ..SandboxConfig::default() }).await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{}/stream?streams=btcusdt@kline_1m/ethusdt@bookTicker", sb.ws_stream_url))
-        .await
-        .unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!(
+        "{}/stream?streams=btcusdt@kline_1m/ethusdt@bookTicker",
+        sb.ws_stream_url
+    ))
+    .await
+    .unwrap();
     let mut seen = std::collections::HashSet::new();
     while seen.len() < 2 {
         let v = next_json(&mut ws).await;
@@ -241,9 +274,11 @@ async fn market_streams_and_control_messages() {
     assert_eq!(got_ping, Ok(true));
 
     let (mut raw, _) = tokio_tungstenite::connect_async(format!("{}/ws", sb.ws_stream_url)).await.unwrap();
-    raw.send(Message::Text(json!({"method": "SUBSCRIBE", "params": ["btcusdt@trade", "btcusdt@kline_5m"], "id": 1}).to_string().into()))
-        .await
-        .unwrap();
+    raw.send(Message::Text(
+        json!({"method": "SUBSCRIBE", "params": ["btcusdt@trade", "btcusdt@kline_5m"], "id": 1}).to_string().into(),
+    ))
+    .await
+    .unwrap();
     assert_eq!(next_json(&mut raw).await, json!({"result": null, "id": 1}));
     raw.send(Message::Text(json!({"method": "LIST_SUBSCRIPTIONS", "id": 2}).to_string().into())).await.unwrap();
     loop {
@@ -290,7 +325,10 @@ async fn ws_api_user_data_subscription() {
     let req = json!({"id": "s1", "method": "userDataStream.subscribe.signature",
         "params": {"apiKey": sb.api_key, "timestamp": ts.parse::<i64>().unwrap(), "signature": sig}});
     ws.send(send(req)).await.unwrap();
-    assert_eq!(next_json(&mut ws).await, json!({"id": "s1", "status": 200, "result": {"subscriptionId": 0}, "rateLimits": next_rate_limits()}));
+    assert_eq!(
+        next_json(&mut ws).await,
+        json!({"id": "s1", "status": 200, "result": {"subscriptionId": 0}, "rateLimits": next_rate_limits()})
+    );
     ws.send(send(json!({"id": "st", "method": "session.status"}))).await.unwrap();
     assert_eq!(next_json(&mut ws).await["result"]["userDataStream"], true);
     // An order placed over REST shows up as wrapped events.
@@ -312,4 +350,70 @@ async fn ws_api_user_data_subscription() {
 
 fn next_rate_limits() -> Value {
     json!([{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000, "count": 2}])
+}
+
+#[tokio::test]
+async fn ws_api_order_methods() {
+    let sb = start(SandboxConfig::default()).await;
+    sb.market.pause();
+    sb.market.set_price("BTCUSDT", "60000".parse().unwrap());
+    sb.market.step(1);
+    let (mut ws, _) = tokio_tungstenite::connect_async(sb.ws_api_url.clone()).await.unwrap();
+    let signed = |id: &str, method: &str, extra: &[(&str, &str)]| {
+        let mut pairs: Vec<(String, String)> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        pairs.push(("apiKey".into(), sb.api_key.clone()));
+        pairs.push(("timestamp".into(), now_ms().to_string()));
+        let sig = sign_ws(&sb.api_secret, &pairs);
+        let mut params = serde_json::Map::new();
+        for (k, v) in pairs {
+            params.insert(k, Value::String(v));
+        }
+        params.insert("signature".into(), Value::String(sig));
+        Message::Text(json!({"id": id, "method": method, "params": params}).to_string().into())
+    };
+    let order = [
+        ("symbol", "BTCUSDT"),
+        ("side", "BUY"),
+        ("type", "LIMIT"),
+        ("timeInForce", "GTC"),
+        ("quantity", "0.01"),
+        ("price", "59000"),
+        ("newClientOrderId", "ws-1"),
+    ];
+    ws.send(signed("1", "order.place", &order)).await.unwrap();
+    let r = next_json(&mut ws).await;
+    assert_eq!((r["status"].as_u64(), r["result"]["status"].as_str()), (Some(200), Some("NEW")), "{r}");
+    ws.send(signed("2", "order.status", &[("symbol", "BTCUSDT"), ("origClientOrderId", "ws-1")])).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["result"]["clientOrderId"], "ws-1");
+    ws.send(signed("3", "openOrders.status", &[("symbol", "BTCUSDT")])).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["result"].as_array().map(Vec::len), Some(1));
+    ws.send(signed("4", "order.cancel", &[("symbol", "BTCUSDT"), ("origClientOrderId", "ws-1")])).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["result"]["status"], "CANCELED");
+    ws.send(signed("5", "order.cancel", &[("symbol", "BTCUSDT"), ("origClientOrderId", "ws-1")])).await.unwrap();
+    let r = next_json(&mut ws).await;
+    assert_eq!((r["status"].as_u64(), r["error"]["code"].as_i64()), (Some(400), Some(-2011)));
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn replays_a_kline_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("btc.csv");
+    std::fs::write(&path, "1,100,110,90,105,10,59999\n2,105,106,95,96,5,119999\n3,96,99,96,98,1,179999\n").unwrap();
+    let mut cfg = SandboxConfig { history_bars: 3, ..SandboxConfig::default() };
+    cfg.replay.insert("BTCUSDT".into(), path);
+    let sb = start_exact(cfg).await;
+    sb.market.pause();
+    let kl = call(&sb, "GET", "/api/v3/klines", &[("symbol", "BTCUSDT"), ("interval", "1m")], false, None).await;
+    let kl: Vec<engine::binance::model::Kline> = serde_json::from_value(kl.body).unwrap();
+    let ohlc: Vec<[String; 4]> =
+        kl.iter().map(|k| [k.open, k.high, k.low, k.close].map(|d| d.normalize().to_string())).collect();
+    assert_eq!(ohlc, [["100", "110", "90", "105"], ["105", "106", "95", "96"], ["96", "99", "96", "98"]]);
+    let bad = SandboxConfig { replay: [("NOPE".to_string(), dir.path().join("x"))].into(), ..SandboxConfig::default() };
+    assert!(Sandbox::start(bad).await.is_err());
+    sb.shutdown().await;
+}
+
+async fn start_exact(cfg: SandboxConfig) -> SandboxHandle {
+    Sandbox::start(cfg).await.expect("sandbox starts")
 }

@@ -265,6 +265,11 @@ async fn fault_clock_skew_resyncs_and_retries_once() {
     assert!(venue.balances().await.is_ok());
     let off = venue.rest().offset_ms();
     assert!((-4500..=-3500).contains(&off), "offset {off}");
+    // The WebSocket API subscription resyncs the same way.
+    sb.faults.set_clock_skew_ms(3000);
+    let _user = user_connected(&venue).await;
+    let off = venue.rest().offset_ms();
+    assert!((2500..=3500).contains(&off), "offset {off}");
     sb.shutdown().await;
 }
 
@@ -362,5 +367,156 @@ async fn user_stream_gap_recovers_missed_fills_exactly_once() {
     // Balances after reconciliation equal the sandbox's.
     let mine = venue.balances().await.unwrap();
     assert_eq!(mine, sb.market.balances(&sb.api_key));
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn fault_order_rate_limit_blocks_new_orders_until_the_window_resets() {
+    let cfg = SandboxConfig { history_bars: 30, order_limit_10s: 2, ..SandboxConfig::default() };
+    let sb = Sandbox::start(cfg).await.unwrap();
+    let venue = BinanceVenue::connect(BinanceSettings::for_sandbox(&sb)).await.unwrap();
+    freeze(&sb, "60000");
+    let mut user = user_connected(&venue).await;
+    venue.place_order(&limit("r-1", Side::Buy, "0.01", "50000")).await.unwrap();
+    venue.place_order(&limit("r-2", Side::Buy, "0.01", "50000")).await.unwrap();
+    let err = venue.place_order(&limit("r-3", Side::Buy, "0.01", "50000")).await.unwrap_err();
+    assert!(matches!(err, VenueError::RateLimited { retry_after_ms } if retry_after_ms > 0), "{err:?}");
+    until(&mut user, "-1015 alert", |e| matches!(e, UserEvent::Alert(VenueAlert::OrderRateExceeded { .. }))).await;
+    // No new order leaves until the window resets; other requests still work.
+    let err = venue.place_order(&limit("r-4", Side::Buy, "0.01", "50000")).await.unwrap_err();
+    assert!(matches!(err, VenueError::RateLimited { .. }), "{err:?}");
+    assert!(venue.open_orders(None).await.is_ok());
+    assert_eq!(sb.market.orders(&sb.api_key, "BTCUSDT").len(), 2);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn fault_latency_is_tolerated() {
+    let (sb, venue) = setup().await;
+    freeze(&sb, "60000");
+    sb.faults.set_latency_ms(300);
+    let res = venue.place_order(&market("l-1", Side::Sell, "0.01")).await.unwrap();
+    assert_eq!(res.report.status, OrderStatus::Filled);
+    assert_eq!(count_orders(&sb, "l-1"), 1);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn fault_periodic_drops_from_config_lose_no_bar_and_no_fill() {
+    let mut cfg = SandboxConfig { history_bars: 30, bar_wall_ms: 100, ..SandboxConfig::default() };
+    cfg.faults.drop_connections_every_ms = 600;
+    let sb = Sandbox::start(cfg).await.unwrap();
+    let venue = BinanceVenue::connect(BinanceSettings::for_sandbox(&sb)).await.unwrap();
+    let mut user = user_connected(&venue).await;
+    let mut mkt = venue.subscribe_market(&[btc()], 60_000).await.unwrap();
+    // Resting orders on both sides of a moving market fill while connections drop.
+    let px = venue.best_bid_ask(&btc()).await.unwrap().mid().round_dp(2);
+    for (i, off) in ["-40", "-20", "20", "40"].iter().enumerate() {
+        let side = if off.starts_with('-') { Side::Buy } else { Side::Sell };
+        let req = limit(&format!("p-{i}"), side, "0.02", &(px + d(off)).to_string());
+        venue.place_order(&req).await.unwrap();
+    }
+    let mut all = Vec::new();
+    collect_bars(&mut mkt, 10, &mut all).await;
+    sb.market.set_price("BTCUSDT", px - d("100"));
+    collect_bars(&mut mkt, 20, &mut all).await;
+    sb.market.set_price("BTCUSDT", px + d("100"));
+    collect_bars(&mut mkt, 40, &mut all).await;
+    let drops = all.iter().filter(|f| matches!(f, MarketFeed::Status(StreamStatus::Disconnected { .. }))).count();
+    assert!(drops >= 2, "expected several drops, saw {drops}");
+    assert_consecutive(&bars_of(&all));
+
+    // Every fill the sandbox made reached us exactly once (stream or reconciliation).
+    sb.market.pause();
+    let want = sb.market.fills(&sb.api_key, "BTCUSDT");
+    assert!(want.len() >= 4, "the price swings fill all four orders: {want:?}");
+    let mut got: Vec<u64> = Vec::new();
+    let res = timeout(WAIT, async {
+        while got.len() < want.len() {
+            match user.recv().await {
+                Some(UserEvent::Fill(f)) => got.push(f.trade_id),
+                Some(_) => {}
+                None => break,
+            }
+        }
+    })
+    .await;
+    assert!(
+        res.is_ok(),
+        "fills missing: got {got:?}, sandbox has {:?}",
+        want.iter().map(|f| f.trade_id).collect::<Vec<_>>()
+    );
+    got.sort();
+    let mut want_ids: Vec<u64> = want.iter().map(|f| f.trade_id).collect();
+    want_ids.sort();
+    assert_eq!(got, want_ids);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn from_config_startup_check_and_proactive_reconnects() {
+    let sb =
+        Sandbox::start(SandboxConfig { history_bars: 30, bar_wall_ms: 100, ..SandboxConfig::default() }).await.unwrap();
+    let cfg: engine::binance::BinanceConfig = toml::from_str("mode = \"sandbox\"\nreconnect_after_ms = 1000").unwrap();
+    let venue = BinanceVenue::from_config(&cfg, Some(&sb)).await.unwrap();
+    let report = venue.startup_check().await.unwrap();
+    assert!(report.can_trade);
+    assert_eq!(report.symbols, 2);
+    assert!(report.clock_offset_ms.abs() < 1000);
+    let history = venue.klines(&btc(), 60_000, None, 20).await.unwrap();
+    assert_eq!(history.len(), 20);
+    assert_consecutive(&history.iter().map(|b| b.open_time).collect::<Vec<_>>());
+
+    // Connections are renewed before their age limit (1 s here, 24 h on Binance).
+    let mut rx = venue.subscribe_market(&[btc()], 60_000).await.unwrap();
+    let mut all = Vec::new();
+    collect_bars(&mut rx, 30, &mut all).await;
+    let renewals = all
+        .iter()
+        .filter(|f| matches!(f, MarketFeed::Status(StreamStatus::Disconnected { reason }) if reason.starts_with("proactive")))
+        .count();
+    assert!(renewals >= 1, "{renewals}");
+    let opens = bars_of(&all);
+    assert_consecutive(&opens);
+    // The first live bar follows the REST history without a gap once both are closed.
+    assert!(opens[0] > history.last().unwrap().open_time);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn max_num_orders_is_refused_before_sending() {
+    let cfg = SandboxConfig { history_bars: 30, max_num_orders: 2, ..SandboxConfig::default() };
+    let sb = Sandbox::start(cfg).await.unwrap();
+    let venue = BinanceVenue::connect(BinanceSettings::for_sandbox(&sb)).await.unwrap();
+    freeze(&sb, "60000");
+    venue.place_order(&limit("x-1", Side::Buy, "0.01", "50000")).await.unwrap();
+    venue.place_order(&limit("x-2", Side::Buy, "0.01", "50000")).await.unwrap();
+    let err = venue.place_order(&limit("x-3", Side::Buy, "0.01", "50000")).await.unwrap_err();
+    assert!(
+        matches!(&err, VenueError::Rejected { code: -1013, reason } if reason.contains("MAX_NUM_ORDERS")),
+        "{err:?}"
+    );
+    assert_eq!(count_orders(&sb, "x-3"), 0, "refused locally, never sent");
+    venue.cancel_order(&btc(), "x-1").await.unwrap();
+    venue.place_order(&limit("x-3", Side::Buy, "0.01", "50000")).await.unwrap();
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn only_trading_symbols_take_orders_and_unknown_statuses_do_not_fail() {
+    let mut cfg = SandboxConfig { history_bars: 30, ..SandboxConfig::default() };
+    cfg.symbol_status.insert("ETHUSDT".into(), "SOMETHING_NEW".into());
+    let sb = Sandbox::start(cfg).await.unwrap();
+    let venue = BinanceVenue::connect(BinanceSettings::for_sandbox(&sb)).await.unwrap();
+    let instruments = venue.instruments().await.unwrap();
+    let eth = instruments.iter().find(|i| i.symbol == "ETHUSDT").unwrap();
+    assert_eq!(eth.status, engine::instrument::SymbolStatus::Other("SOMETHING_NEW".into()));
+    let req = OrderRequest { symbol: Symbol::new("ETHUSDT"), ..limit("s-1", Side::Buy, "0.01", "2000") };
+    let err = venue.place_order(&req).await.unwrap_err();
+    assert!(
+        matches!(&err, VenueError::Rejected { code: -1013, reason } if reason.contains("does not take new orders")),
+        "{err:?}"
+    );
+    assert!(sb.market.orders(&sb.api_key, "ETHUSDT").is_empty());
     sb.shutdown().await;
 }

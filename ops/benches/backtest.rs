@@ -76,6 +76,13 @@ fn bench(c: &mut Criterion) {
     let instrument = permissive_instrument(&series);
     let timeline = Timeline::new(vec![(series.symbol.clone(), bars)]);
     let symbols = timeline.symbols().to_vec();
+    let once = engine(&symbols, instrument.clone()).run(&timeline, &[], |_| {});
+    eprintln!(
+        "sma_cross(20, 50) over {BARS} bars: {} orders, {} fills, {} protection events",
+        once.orders.len(),
+        once.fills.len(),
+        once.protection_events.len()
+    );
     let mut group = c.benchmark_group("backtest");
     group.throughput(Throughput::Elements(BARS as u64));
     group.sample_size(10);

@@ -30,6 +30,8 @@ pub enum Command {
     Halt(HaltArgs),
     /// Clear the emergency stop in the store of a stopped engine.
     Resume(ResumeArgs),
+    /// Measure the live pipeline: market events per second and tick-to-order latency.
+    Bench(crate::cmd_bench::BenchArgs),
 }
 
 /// `--config PATH`.

@@ -7,7 +7,7 @@ use actors::{start_engine, EngineSetup};
 use anyhow::Context;
 use engine::clock::{Clock, SharedClock, SystemClock};
 use engine::error::StoreError;
-use engine::store::{SledStore, SharedStore, Store};
+use engine::store::{SharedStore, SledStore, Store};
 use engine::trading::EmergencyStop;
 
 use crate::cli::RunArgs;
@@ -45,11 +45,7 @@ pub fn open_store(dir: &std::path::Path) -> anyhow::Result<SharedStore> {
     }
 }
 
-async fn serve(
-    config: engine::config::Config,
-    store: SharedStore,
-    exit_after: Option<Duration>,
-) -> anyhow::Result<()> {
+async fn serve(config: engine::config::Config, store: SharedStore, exit_after: Option<Duration>) -> anyhow::Result<()> {
     let stored_balances = store.balances().ok().flatten();
     let built = crate::venues::build(&config, stored_balances.as_ref())?;
     let mut strategies = Vec::new();

@@ -55,7 +55,9 @@ fn open(dir: &Path) -> anyhow::Result<SledStore> {
     match SledStore::open(dir) {
         Ok(s) => Ok(s),
         Err(StoreError::Locked { path }) => {
-            anyhow::bail!("the engine is running on {path} (its store is locked): use the HTTP API or Telegram, or stop it first")
+            anyhow::bail!(
+                "the engine is running on {path} (its store is locked): use the HTTP API or Telegram, or stop it first"
+            )
         }
         Err(e) => anyhow::bail!("cannot read the store at {}: {e}", dir.display()),
     }
@@ -66,7 +68,9 @@ pub fn report(store: &dyn Store) -> anyhow::Result<StateReport> {
     let stop = store.emergency_stop()?;
     let state = store.trading_state()?;
     let (trading_state, reason) = match (&stop, state) {
-        (s, _) if s.active => (TradingState::Halted, format!("emergency stop: {}", s.reason.clone().unwrap_or_default())),
+        (s, _) if s.active => {
+            (TradingState::Halted, format!("emergency stop: {}", s.reason.clone().unwrap_or_default()))
+        }
         (_, Some(r)) => (r.state, r.reason),
         (_, None) => (TradingState::Active, "never started".into()),
     };
@@ -202,7 +206,11 @@ pub fn halt(args: HaltArgs) -> anyhow::Result<()> {
         reason: format!("emergency stop: {}", args.reason),
         since_ms: now,
     })?;
-    println!("emergency stop SET in {}: {}. The engine will start HALTED until `keel resume`.", dir.display(), args.reason);
+    println!(
+        "emergency stop SET in {}: {}. The engine will start HALTED until `keel resume`.",
+        dir.display(),
+        args.reason
+    );
     Ok(())
 }
 

@@ -4,9 +4,15 @@
 
 pub mod backtest;
 pub mod cli;
+pub mod cmd_bench;
 pub mod cmd_run;
 pub mod cmd_state;
+pub mod http;
 pub mod logging;
+pub mod notify;
+pub mod secret;
 pub mod settings;
+pub mod summary;
 pub mod surfaces;
+pub mod telegram;
 pub mod venues;

@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         }),
         Command::Halt(args) => ops::cmd_state::halt(args),
         Command::Resume(args) => ops::cmd_state::resume(args),
+        Command::Bench(args) => ops::cmd_bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,17 +1,166 @@
 //! Operator surfaces started next to the engine: HTTP API, metrics, Telegram, notifications.
+//!
+//! None of them can stop trading by failing: a bad bind address is reported
+//! as an error from [`start`] (the operator asked for an API that cannot run),
+//! while a missing bot token or webhook URL only disables that notifier with a
+//! loud log line. Secrets are read from the environment variables the config
+//! names and never logged.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actors::metrics::metrics;
 use actors::EngineHandle;
 use engine::config::Config;
+use rust_decimal::prelude::ToPrimitive;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::http::{self, ApiState, RunningHttp};
+use crate::notify::{self, DiscordNotifier, Notifications, Notifier, TelegramNotifier};
+use crate::secret::Secret;
+use crate::telegram::{self, TelegramBot};
 
 /// The running operator surfaces.
-pub struct Surfaces {}
+pub struct Surfaces {
+    http: Option<RunningHttp>,
+    notifications: Notifications,
+    shutdown: watch::Sender<bool>,
+    events: Option<JoinHandle<()>>,
+    bot: Option<JoinHandle<()>>,
+    workers: Vec<JoinHandle<()>>,
+}
 
 /// Starts every configured operator surface for a running engine.
-pub async fn start(_config: &Config, _handle: &EngineHandle) -> anyhow::Result<Surfaces> {
-    Ok(Surfaces {})
+pub async fn start(config: &Config, handle: &EngineHandle) -> anyhow::Result<Surfaces> {
+    let config = Arc::new(config.clone());
+    prime_metrics(&config);
+    let (shutdown, shutdown_rx) = watch::channel(false);
+
+    let http = if config.http.enabled {
+        let token = Secret::from_env(&config.http.token_env);
+        if token.is_none() {
+            tracing::warn!(
+                env = %config.http.token_env,
+                "HTTP API token not set: /api/v1 answers 401 until the variable is set (health, ready and metrics stay open)"
+            );
+        }
+        let webhook = Secret::from_env(&config.http.webhook_secret_env);
+        let state = ApiState::new(handle.clone(), config.clone(), token, webhook);
+        let running = http::start(state, &config.http.listen)?;
+        tracing::info!(listen = %running.addr, "HTTP API and /metrics listening");
+        Some(running)
+    } else {
+        None
+    };
+
+    let capacity = config.notify.queue_capacity;
+    let interval = config.notify.min_interval.as_std();
+    let mut queues = Vec::new();
+    let mut workers = Vec::new();
+    let mut bot = None;
+    let tg = &config.notify.telegram;
+    if tg.enabled {
+        match Secret::from_env(&tg.token_env) {
+            None => tracing::error!(
+                env = %tg.token_env,
+                "notify.telegram is enabled but the bot token variable is not set: Telegram is OFF"
+            ),
+            Some(token) => match telegram::build_bot(&token, tg) {
+                Err(e) => tracing::error!(error = %e, "Telegram is OFF"),
+                Ok(b) => {
+                    for chat in &tg.allowed_chat_ids {
+                        let n: Arc<dyn Notifier> = Arc::new(TelegramNotifier::new(b.clone(), *chat, token.clone()));
+                        let (q, w) = notify::spawn_worker(n, capacity, interval);
+                        queues.push(q);
+                        workers.push(w);
+                    }
+                    let runner = TelegramBot::new(b, token, handle.clone(), config.clone());
+                    bot = Some(runner.spawn(shutdown_rx.clone()));
+                }
+            },
+        }
+    }
+    let dc = &config.notify.discord;
+    if dc.enabled {
+        match Secret::from_env(&dc.webhook_url_env) {
+            None => tracing::error!(
+                env = %dc.webhook_url_env,
+                "notify.discord is enabled but the webhook URL variable is not set: Discord is OFF"
+            ),
+            Some(url) => {
+                let n: Arc<dyn Notifier> = Arc::new(DiscordNotifier::new(url));
+                let (q, w) = notify::spawn_worker(n, capacity, interval);
+                queues.push(q);
+                workers.push(w);
+            }
+        }
+    }
+    let notifications = Notifications::new(queues);
+    // The engine announced `Started` before the surfaces subscribed: say it here.
+    if !notifications.is_empty() {
+        let state = handle.risk().await.map(|r| r.trading_state.as_str()).unwrap_or("unknown");
+        notifications.push(&format!(
+            "Keel {} started: venue {}, trading {state}, {} strategies",
+            env!("CARGO_PKG_VERSION"),
+            handle.venue().name(),
+            handle.strategy_ids().len()
+        ));
+    }
+    let events = notify::spawn_events(handle.clone(), config.clone(), notifications.clone(), shutdown_rx);
+    Ok(Surfaces { http, notifications, shutdown, events: Some(events), bot, workers })
+}
+
+/// Creates the labelled series known from the config and the configured
+/// drawdown limit, so dashboards and alert rules find every metric at once.
+pub fn prime_metrics(config: &Config) {
+    let symbols: Vec<&str> = config.symbols.iter().map(|s| s.symbol.as_str()).collect();
+    let strategies: Vec<&str> = config.strategies.iter().map(|s| s.id.as_str()).collect();
+    let m = metrics();
+    m.prime(&symbols, &strategies);
+    for c in telegram::COMMANDS {
+        m.telegram_commands_total.with_label_values(&[c.name]);
+    }
+    m.drawdown_limit_ratio
+        .set((config.risk.max_drawdown_pct / rust_decimal::Decimal::ONE_HUNDRED).to_f64().unwrap_or(0.0));
 }
 
 impl Surfaces {
-    /// Stops them (after the engine has announced its shutdown).
-    pub async fn stop(self) {}
+    /// The HTTP API's bound address, when it runs.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(|h| h.addr)
+    }
+
+    /// The notification fan-out (to send an operator message from elsewhere).
+    pub fn notifications(&self) -> &Notifications {
+        &self.notifications
+    }
+
+    /// Stops them (after the engine has announced its shutdown): pending
+    /// notifications get a few seconds to go out, then everything stops.
+    pub async fn stop(mut self) {
+        // Let the event task turn `ShuttingDown` into a message first.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let _ = self.shutdown.send(true);
+        if let Some(events) = self.events.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), events).await;
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while self.notifications.pending() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if let Some(mut bot) = self.bot.take() {
+            if tokio::time::timeout(Duration::from_secs(2), &mut bot).await.is_err() {
+                tracing::warn!("telegram bot did not stop in time");
+                bot.abort();
+            }
+        }
+        for w in self.workers.drain(..) {
+            w.abort();
+        }
+        if let Some(http) = self.http.take() {
+            http.stop().await;
+        }
+    }
 }

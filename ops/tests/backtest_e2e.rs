@@ -165,7 +165,16 @@ fn backtest_writes_consistent_report_trades_and_plot() {
     assert_eq!(report["initial_equity"], "100000");
     let strategies: Vec<&str> = report["strategies"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
     assert_eq!(strategies, ["sma", "ema", "rsi", "bb", "macd", "grid", "hook"], "paused `big` does not run");
-    for key in ["total_return", "cagr", "annualized_volatility", "sharpe", "sortino", "max_drawdown", "win_rate", "exposure_time"] {
+    for key in [
+        "total_return",
+        "cagr",
+        "annualized_volatility",
+        "sharpe",
+        "sortino",
+        "max_drawdown",
+        "win_rate",
+        "exposure_time",
+    ] {
         assert!(report[key].is_number(), "{key} = {}", report[key]);
     }
     let dd = report["max_drawdown"].as_f64().unwrap();
@@ -191,7 +200,8 @@ fn backtest_writes_consistent_report_trades_and_plot() {
     );
     let rows: Vec<Vec<String>> = lines.map(|l| l.split(',').map(str::to_string).collect()).collect();
     assert_eq!(rows.len() as u64, report["round_trips"].as_u64().unwrap());
-    let wins = rows.iter().filter(|r| r[8].parse::<rust_decimal::Decimal>().unwrap() > rust_decimal::Decimal::ZERO).count();
+    let wins =
+        rows.iter().filter(|r| r[8].parse::<rust_decimal::Decimal>().unwrap() > rust_decimal::Decimal::ZERO).count();
     let win_rate = report["win_rate"].as_f64().unwrap();
     assert!((win_rate - wins as f64 / rows.len() as f64).abs() < 1e-12);
     for r in &rows {
@@ -237,7 +247,11 @@ fn backtest_errors_name_the_problem() {
     let err = run(a).unwrap_err().to_string();
     assert!(err.contains("--strategy nope: no such strategy"), "{err}");
 
-    std::fs::write(f.root.join("BAD.csv"), "date,open,high,low,close,volume\n2024-01-01,1,2,0.5,1.5,1\n2024-01-02,1,2,zero,1.5,1\n").unwrap();
+    std::fs::write(
+        f.root.join("BAD.csv"),
+        "date,open,high,low,close,volume\n2024-01-01,1,2,0.5,1.5,1\n2024-01-02,1,2,zero,1.5,1\n",
+    )
+    .unwrap();
     let mut a = args(&f);
     a.data = vec![f.root.join("BAD.csv")];
     a.symbol = Some("BTCUSDT".into());

@@ -108,7 +108,11 @@ impl Run {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(v) => self.seen.push(v),
-                Err(_) => panic!("only {} `{message}` lines before the deadline; log: {:?}", self.count(message), self.seen.last()),
+                Err(_) => panic!(
+                    "only {} `{message}` lines before the deadline; log: {:?}",
+                    self.count(message),
+                    self.seen.last()
+                ),
             }
         }
     }
@@ -188,7 +192,12 @@ fn sigkill_then_restart_continues_from_recorded_fills() {
     assert!(store.fill_count().unwrap() > fills_before, "trading continued after the restart");
     let implied = positions_from_fills(&store);
     for p in store.positions().unwrap() {
-        assert_eq!(Some(&p.qty), implied.get(p.symbol.as_str()), "cached position of {} differs from its fills", p.symbol);
+        assert_eq!(
+            Some(&p.qty),
+            implied.get(p.symbol.as_str()),
+            "cached position of {} differs from its fills",
+            p.symbol
+        );
     }
     for order in store.orders().unwrap() {
         assert!(unique.contains(&order.client_order_id), "stored order {} was never created", order.client_order_id);

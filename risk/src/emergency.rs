@@ -62,9 +62,13 @@ pub fn clear(store: &dyn Store, by: &str, now_ms: i64) -> StoreResult<Cleared> {
     stop.cleared_by = Some(by.to_string());
     stop.cleared_at_ms = Some(now_ms);
     store.put_emergency_stop(&stop)?;
-    let state =
-        TradingStateRecord { state: TradingState::Active, reason: format!("operator resume by {by}"), since_ms: now_ms };
-    let mut protections: ProtectionState = persist::load(store).ok().flatten().map(|p| p.protections).unwrap_or_default();
+    let state = TradingStateRecord {
+        state: TradingState::Active,
+        reason: format!("operator resume by {by}"),
+        since_ms: now_ms,
+    };
+    let mut protections: ProtectionState =
+        persist::load(store).ok().flatten().map(|p| p.protections).unwrap_or_default();
     protections.operator_resume(now_ms);
     // Equity stored with the record may be stale (the engine may be stopped):
     // restart the mark and the day's start at the next evaluation.
@@ -151,7 +155,13 @@ pub fn decide(
             stop.set_at_ms.map(|t| t.to_string()).unwrap_or_else(|| "?".into()),
             stop.reason.as_deref().unwrap_or("no reason given"),
         );
-        return StartupDecision { state: TradingState::Halted, reason, emergency_stop: stop, persisted, fail_closed: false };
+        return StartupDecision {
+            state: TradingState::Halted,
+            reason,
+            emergency_stop: stop,
+            persisted,
+            fail_closed: false,
+        };
     }
     let (state, reason) = match state {
         Some(r) => (r.state, format!("restored: {}", r.reason)),
@@ -231,13 +241,69 @@ mod tests {
             reason: &'static str,
         }
         let cases = vec![
-            Case { name: "fresh store", stop: Ok(EmergencyStop::default()), state: Ok(None), persisted: Ok(None), want: TradingState::Active, fail_closed: false, reason: "fresh start" },
-            Case { name: "stop set", stop: Ok(set.clone()), state: Ok(None), persisted: Ok(None), want: TradingState::Halted, fail_closed: false, reason: "fat finger" },
-            Case { name: "stop unreadable", stop: broken(), state: Ok(None), persisted: Ok(None), want: TradingState::Halted, fail_closed: true, reason: "disk on fire" },
-            Case { name: "state unreadable", stop: Ok(EmergencyStop::default()), state: broken(), persisted: Ok(None), want: TradingState::Halted, fail_closed: true, reason: "trading state could not be read" },
-            Case { name: "risk state unreadable", stop: Ok(EmergencyStop::default()), state: Ok(None), persisted: broken(), want: TradingState::Halted, fail_closed: true, reason: "risk state could not be read" },
-            Case { name: "stop set and state unreadable", stop: Ok(set), state: broken(), persisted: Ok(None), want: TradingState::Halted, fail_closed: true, reason: "fail closed" },
-            Case { name: "stored state restored", stop: Ok(EmergencyStop::default()), state: Ok(Some(halted_record)), persisted: Ok(None), want: TradingState::Reducing, fail_closed: false, reason: "restored: drawdown" },
+            Case {
+                name: "fresh store",
+                stop: Ok(EmergencyStop::default()),
+                state: Ok(None),
+                persisted: Ok(None),
+                want: TradingState::Active,
+                fail_closed: false,
+                reason: "fresh start",
+            },
+            Case {
+                name: "stop set",
+                stop: Ok(set.clone()),
+                state: Ok(None),
+                persisted: Ok(None),
+                want: TradingState::Halted,
+                fail_closed: false,
+                reason: "fat finger",
+            },
+            Case {
+                name: "stop unreadable",
+                stop: broken(),
+                state: Ok(None),
+                persisted: Ok(None),
+                want: TradingState::Halted,
+                fail_closed: true,
+                reason: "disk on fire",
+            },
+            Case {
+                name: "state unreadable",
+                stop: Ok(EmergencyStop::default()),
+                state: broken(),
+                persisted: Ok(None),
+                want: TradingState::Halted,
+                fail_closed: true,
+                reason: "trading state could not be read",
+            },
+            Case {
+                name: "risk state unreadable",
+                stop: Ok(EmergencyStop::default()),
+                state: Ok(None),
+                persisted: broken(),
+                want: TradingState::Halted,
+                fail_closed: true,
+                reason: "risk state could not be read",
+            },
+            Case {
+                name: "stop set and state unreadable",
+                stop: Ok(set),
+                state: broken(),
+                persisted: Ok(None),
+                want: TradingState::Halted,
+                fail_closed: true,
+                reason: "fail closed",
+            },
+            Case {
+                name: "stored state restored",
+                stop: Ok(EmergencyStop::default()),
+                state: Ok(Some(halted_record)),
+                persisted: Ok(None),
+                want: TradingState::Reducing,
+                fail_closed: false,
+                reason: "restored: drawdown",
+            },
         ];
         for c in cases {
             let got = decide(c.stop, c.state, c.persisted);
@@ -328,6 +394,24 @@ mod tests {
         assert!(e.check_at(&buy(), "b", T + 5).is_ok());
         assert!(e.evaluate_protections(d("7000"), T + 6).state_change.is_none(), "mark restarts at the next equity");
         assert!(e.evaluate_protections(d("6299"), T + 7).state_change.is_some());
+    }
+
+    #[test]
+    fn offline_snapshot_shows_the_stop_and_the_latched_protection() {
+        let store = MemStore::default();
+        let mut e = engine();
+        e.evaluate_protections(d("1000"), T);
+        e.evaluate_protections(d("850"), T + 1);
+        crate::persist::save(&store, &e.persisted(), true).unwrap();
+        set(&store, "manual", "operator:cli", T + 2).unwrap();
+        let snap = crate::snapshot::offline(e.config().clone(), Vec::new(), &store, T + 3);
+        assert_eq!(snap.trading_state, TradingState::Halted);
+        assert!(snap.emergency_stop.active);
+        assert!(snap.state_reason.contains("manual"), "{}", snap.state_reason);
+        assert!(snap.protections.drawdown_trip.is_some());
+        assert_eq!(snap.protections.drawdown_pct, Some(d("15")));
+        let json = serde_json::to_value(&snap).unwrap();
+        assert_eq!(json["emergency_stop"]["reason"], "manual");
     }
 
     #[test]

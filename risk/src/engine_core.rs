@@ -65,6 +65,20 @@ pub struct ProtectionOutcome {
     pub emergency_stop: Option<String>,
 }
 
+impl ProtectionOutcome {
+    /// Who asks for the emergency stop and why: (`protection:<kind>`, reason),
+    /// ready for [`crate::emergency::set`].
+    pub fn emergency_request(&self) -> Option<(String, String)> {
+        self.emergency_stop.as_ref()?;
+        self.events.iter().find_map(|e| match e {
+            ProtectionEvent::Tripped { protection, emergency_stop: true, reason, .. } => {
+                Some((format!("protection:{}", protection.as_str()), reason.clone()))
+            }
+            _ => None,
+        })
+    }
+}
+
 /// The risk engine's durable state beyond the store's trading-state record and
 /// emergency stop: the operator's base state and the protections.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,6 +96,9 @@ pub struct RiskPersisted {
 struct TripBook {
     position: Position,
     pnl: Decimal,
+    /// False while the entry price of the open quantity is unknown (restored at
+    /// start without it): that round trip is not counted as a win or a loss.
+    known_basis: bool,
 }
 
 /// The risk engine. One instance sees every intent in order.
@@ -363,15 +380,29 @@ impl RiskEngine {
         self.positions.insert(symbol, qty);
     }
 
+    /// Restores a strategy's own position in a symbol at start, so the
+    /// consecutive-loss protection sees where its round trip ends. With no entry
+    /// price, that round trip is not counted as a win or a loss.
+    pub fn restore_strategy_position(
+        &mut self,
+        strategy: StrategyId,
+        symbol: Symbol,
+        qty: Decimal,
+        avg_price: Option<Decimal>,
+    ) {
+        let mut position = Position::flat(symbol.clone());
+        position.qty = qty;
+        position.avg_price = avg_price.unwrap_or_default();
+        let known_basis = avg_price.is_some() || qty.is_zero();
+        self.trips.insert((strategy, symbol), TripBook { position, pnl: Decimal::ZERO, known_basis });
+    }
+
     /// Counts an order that is open at start as in flight. An order the venue
     /// has acknowledged (accepted, partially filled) is taken as reflected in the
     /// next balance snapshot; others keep their funds reserved.
     pub fn restore_open_order(&mut self, order: &Order) {
-        let reference_price = order
-            .order_type
-            .limit_price()
-            .or_else(|| self.last_price(&order.symbol))
-            .unwrap_or_default();
+        let reference_price =
+            order.order_type.limit_price().or_else(|| self.last_price(&order.symbol)).unwrap_or_default();
         let acknowledged = matches!(order.status, OrderStatus::Accepted | OrderStatus::PartiallyFilled);
         self.in_flight.insert(
             order.client_order_id.clone(),
@@ -409,6 +440,12 @@ impl RiskEngine {
                 self.last_event_ms.insert(symbol.clone(), now_ms);
             }
         }
+    }
+
+    /// A market event received at `now_ms` (engine clock): its reference price
+    /// (bar close, trade price or mid) and freshness.
+    pub fn on_market(&mut self, event: &engine::market::MarketEvent, now_ms: i64) {
+        self.on_market_event(event.symbol(), event.reference_price(), now_ms);
     }
 
     /// The last known price.
@@ -489,10 +526,11 @@ impl RiskEngine {
     /// PnL (realized, after fees) when it goes back to flat or flips.
     fn round_trip(&mut self, fill: &Fill, base: &str, quote: &str) -> Option<Decimal> {
         let key = (fill.strategy_id.clone(), fill.symbol.clone());
-        let book = self
-            .trips
-            .entry(key.clone())
-            .or_insert_with(|| TripBook { position: Position::flat(fill.symbol.clone()), pnl: Decimal::ZERO });
+        let book = self.trips.entry(key.clone()).or_insert_with(|| TripBook {
+            position: Position::flat(fill.symbol.clone()),
+            pnl: Decimal::ZERO,
+            known_basis: true,
+        });
         // Position arithmetic panics on overflow: values this large are not a
         // real account, so stop tracking this book rather than risk it.
         let p = &book.position;
@@ -510,12 +548,13 @@ impl RiskEngine {
         let fees = book.position.fees.saturating_sub(fees_before);
         book.pnl = book.pnl.saturating_add(realized).saturating_sub(fees);
         let after = book.position.qty;
-        let closed = !before.is_zero()
-            && (after.is_zero() || after.is_sign_positive() != before.is_sign_positive());
+        let closed = !before.is_zero() && (after.is_zero() || after.is_sign_positive() != before.is_sign_positive());
         if closed {
             let pnl = book.pnl;
+            let counted = book.known_basis;
             book.pnl = Decimal::ZERO;
-            Some(pnl)
+            book.known_basis = true;
+            counted.then_some(pnl)
         } else {
             None
         }
@@ -549,8 +588,7 @@ impl RiskEngine {
             let total = b.total();
             if asset == quote {
                 equity = equity.checked_add(total)?;
-            } else if let Some(i) =
-                self.instruments.values().find(|i| &i.base_asset == asset && i.quote_asset == quote)
+            } else if let Some(i) = self.instruments.values().find(|i| &i.base_asset == asset && i.quote_asset == quote)
             {
                 if total.is_zero() {
                     continue;
@@ -661,7 +699,8 @@ impl RiskEngine {
     }
 
     fn fee_factor(&self) -> Decimal {
-        Decimal::ONE.saturating_add(self.config.balance_fee_bps.checked_div(Decimal::new(10_000, 0)).unwrap_or_default())
+        Decimal::ONE
+            .saturating_add(self.config.balance_fee_bps.checked_div(Decimal::new(10_000, 0)).unwrap_or_default())
     }
 
     /// The gate with the latest time the engine knows (see the module docs).
@@ -676,7 +715,12 @@ impl RiskEngine {
     /// tick and step and runs every pre-trade check. On approval the order counts
     /// as in flight under `client_order_id` until [`Self::on_order_final`], and
     /// towards the rate limits and the duplicate guard.
-    pub fn check_at(&mut self, intent: &OrderIntent, client_order_id: &str, now_ms: i64) -> Result<Approved, Rejection> {
+    pub fn check_at(
+        &mut self,
+        intent: &OrderIntent,
+        client_order_id: &str,
+        now_ms: i64,
+    ) -> Result<Approved, Rejection> {
         self.observe_time(now_ms);
         self.gate(intent, client_order_id, Some(now_ms))
     }
@@ -688,7 +732,8 @@ impl RiskEngine {
                 Ok(approved)
             }
             Err(reason) => {
-                *self.rejections.entry(reason.code()).or_default() += 1;
+                let n = self.rejections.entry(reason.code()).or_default();
+                *n = n.saturating_add(1);
                 Err(reason.into())
             }
         }
@@ -704,7 +749,12 @@ impl RiskEngine {
         self.approved_total
     }
 
-    fn evaluate(&mut self, intent: &OrderIntent, client_order_id: &str, now: Option<i64>) -> Result<Approved, RejectReason> {
+    fn evaluate(
+        &mut self,
+        intent: &OrderIntent,
+        client_order_id: &str,
+        now: Option<i64>,
+    ) -> Result<Approved, RejectReason> {
         let instrument = self
             .instruments
             .get(&intent.symbol)
@@ -740,7 +790,10 @@ impl RiskEngine {
         }
         if !(rounded.reduce_only && reduces) {
             if let Some(p) = self.protections.pause_of(&rounded.strategy_id, symbol, now) {
-                return Err(RejectReason::StrategyPaused { strategy: rounded.strategy_id.to_string(), until_ms: p.until_ms });
+                return Err(RejectReason::StrategyPaused {
+                    strategy: rounded.strategy_id.to_string(),
+                    until_ms: p.until_ms,
+                });
             }
         }
         if rounded.reduce_only && !reduces {
@@ -753,7 +806,11 @@ impl RiskEngine {
             if max_age > 0 {
                 let age = self.last_event_ms.get(symbol).map(|t| now.saturating_sub(*t));
                 if age.is_none_or(|a| a > max_age) {
-                    return Err(RejectReason::StaleData { symbol: symbol.to_string(), age_ms: age, max_age_ms: max_age });
+                    return Err(RejectReason::StaleData {
+                        symbol: symbol.to_string(),
+                        age_ms: age,
+                        max_age_ms: max_age,
+                    });
                 }
             }
         }

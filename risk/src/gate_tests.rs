@@ -130,11 +130,32 @@ fn run(cases: Vec<Case>) {
 #[test]
 fn venue_filter_checks() {
     run(vec![
-        Case { name: "rounded down to step, exactly min notional", config: none, setup: nothing, intent: buy("0.0109"), now: T, want: Ok("0.01") },
-        Case { name: "rounds to zero", config: none, setup: nothing, intent: buy("0.0009"), now: T, want: Err("venue_filter") },
+        Case {
+            name: "rounded down to step, exactly min notional",
+            config: none,
+            setup: nothing,
+            intent: buy("0.0109"),
+            now: T,
+            want: Ok("0.01"),
+        },
+        Case {
+            name: "rounds to zero",
+            config: none,
+            setup: nothing,
+            intent: buy("0.0009"),
+            now: T,
+            want: Err("venue_filter"),
+        },
         Case { name: "zero", config: none, setup: nothing, intent: buy("0"), now: T, want: Err("venue_filter") },
         Case { name: "negative", config: none, setup: nothing, intent: buy("-1"), now: T, want: Err("venue_filter") },
-        Case { name: "just below min notional", config: none, setup: nothing, intent: buy("0.009"), now: T, want: Err("venue_filter") },
+        Case {
+            name: "just below min notional",
+            config: none,
+            setup: nothing,
+            intent: buy("0.009"),
+            now: T,
+            want: Err("venue_filter"),
+        },
         Case {
             name: "limit just below min notional after rounding the price down",
             config: none,
@@ -143,7 +164,14 @@ fn venue_filter_checks() {
             now: T,
             want: Err("venue_filter"),
         },
-        Case { name: "unknown symbol", config: none, setup: nothing, intent: market(Side::Buy, "DOGEUSDT", "1"), now: T, want: Err("unknown_symbol") },
+        Case {
+            name: "unknown symbol",
+            config: none,
+            setup: nothing,
+            intent: market(Side::Buy, "DOGEUSDT", "1"),
+            now: T,
+            want: Err("unknown_symbol"),
+        },
         Case {
             name: "symbol halted",
             config: none,
@@ -244,7 +272,14 @@ fn venue_filter_checks() {
 #[test]
 fn notional_position_and_gross_limits() {
     run(vec![
-        Case { name: "exactly max order notional", config: |c| c.max_order_notional = d("1000"), setup: nothing, intent: buy("1"), now: T, want: Ok("1") },
+        Case {
+            name: "exactly max order notional",
+            config: |c| c.max_order_notional = d("1000"),
+            setup: nothing,
+            intent: buy("1"),
+            now: T,
+            want: Ok("1"),
+        },
         Case {
             name: "just above max order notional",
             config: |c| c.max_order_notional = d("1000"),
@@ -269,7 +304,14 @@ fn notional_position_and_gross_limits() {
             now: T,
             want: Err("notional_above_max"),
         },
-        Case { name: "max order notional 0 is off", config: none, setup: nothing, intent: buy("79228162514264337593543"), now: T, want: Ok("79228162514264337593543") },
+        Case {
+            name: "max order notional 0 is off",
+            config: none,
+            setup: nothing,
+            intent: buy("79228162514264337593543"),
+            now: T,
+            want: Ok("79228162514264337593543"),
+        },
         Case {
             name: "position exactly at the limit",
             config: |c| c.max_position_notional = d("1500"),
@@ -419,8 +461,22 @@ fn balance_band_stale_and_health_checks() {
             now: T,
             want: Err("insufficient_balance"),
         },
-        Case { name: "balances not known yet: skipped", config: |c| c.check_balance = true, setup: nothing, intent: buy("100"), now: T, want: Ok("100") },
-        Case { name: "check off", config: none, setup: |e| e.on_balances(&[usdt("0")]), intent: buy("1"), now: T, want: Ok("1") },
+        Case {
+            name: "balances not known yet: skipped",
+            config: |c| c.check_balance = true,
+            setup: nothing,
+            intent: buy("100"),
+            now: T,
+            want: Ok("100"),
+        },
+        Case {
+            name: "check off",
+            config: none,
+            setup: |e| e.on_balances(&[usdt("0")]),
+            intent: buy("1"),
+            now: T,
+            want: Ok("1"),
+        },
         Case {
             name: "limit exactly at the band",
             config: |c| c.price_band_pct = d("5"),
@@ -472,7 +528,14 @@ fn balance_band_stale_and_health_checks() {
             now: T,
             want: Err("price_outside_band"),
         },
-        Case { name: "market orders have no band", config: |c| c.price_band_pct = d("0.0001"), setup: nothing, intent: buy("0.1"), now: T, want: Ok("0.1") },
+        Case {
+            name: "market orders have no band",
+            config: |c| c.price_band_pct = d("0.0001"),
+            setup: nothing,
+            intent: buy("0.1"),
+            now: T,
+            want: Ok("0.1"),
+        },
         Case {
             name: "band with no reference price",
             config: |c| c.price_band_pct = d("5"),
@@ -513,7 +576,14 @@ fn balance_band_stale_and_health_checks() {
             now: T,
             want: Err("stale_data"),
         },
-        Case { name: "stale check off", config: none, setup: nothing, intent: buy("0.1"), now: T + 86_400_000, want: Ok("0.1") },
+        Case {
+            name: "stale check off",
+            config: none,
+            setup: nothing,
+            intent: buy("0.1"),
+            now: T + 86_400_000,
+            want: Ok("0.1"),
+        },
         Case {
             name: "venue unhealthy",
             config: none,
@@ -621,7 +691,14 @@ fn states_pauses_and_emergency_stop() {
             now: T,
             want: Err("not_reducing"),
         },
-        Case { name: "reduce-only without position", config: none, setup: nothing, intent: exit("0.5"), now: T, want: Err("not_reducing") },
+        Case {
+            name: "reduce-only without position",
+            config: none,
+            setup: nothing,
+            intent: exit("0.5"),
+            now: T,
+            want: Err("not_reducing"),
+        },
         Case {
             name: "emergency stop refuses a buy",
             config: none,
@@ -793,7 +870,10 @@ fn two_quick_intents_cannot_both_pass_a_limit_only_one_fits_under() {
     // 1 in flight + 1 more = 2000 > 1500: refused although the position is still flat.
     assert_eq!(e.check_at(&buy("1"), "b", T).unwrap_err().code(), "position_above_max");
     assert!(e.check_at(&buy("0.5"), "c", T).is_ok(), "exactly at the limit passes");
-    assert_eq!(e.check_at(&market(Side::Buy, "ETHUSDT", "3.01"), "d", T).unwrap_err().code(), "gross_exposure_above_max");
+    assert_eq!(
+        e.check_at(&market(Side::Buy, "ETHUSDT", "3.01"), "d", T).unwrap_err().code(),
+        "gross_exposure_above_max"
+    );
     assert!(e.check_at(&market(Side::Buy, "ETHUSDT", "3"), "e", T).is_ok());
     // A fill moves exposure from in flight into the position: still counted.
     e.on_fill(&fill("a", "s", Side::Buy, "1", "1000", 1));
@@ -814,8 +894,9 @@ fn balance_reservations_follow_acknowledgements_and_fills() {
     e.on_balances(&[usdt("1000")]);
     assert!(e.check_at(&buy("0.6"), "a", T).is_ok());
     assert_eq!(e.check_at(&buy("0.6"), "b", T).unwrap_err().code(), "insufficient_balance");
-    // The venue accepts "a" and reports the locked funds.
+    // The venue accepts "a"; until it reports the locked funds, "a" stays reserved.
     e.on_order_accepted("a");
+    assert_eq!(e.check_at(&buy("0.5"), "b2", T).unwrap_err().code(), "insufficient_balance");
     e.on_balances(&[Balance { asset: "USDT".into(), free: d("400"), locked: d("600") }]);
     assert!(e.check_at(&buy("0.4"), "c", T).is_ok(), "exactly the free balance, no double counting");
     assert_eq!(e.check_at(&buy("0.01"), "d", T).unwrap_err().code(), "insufficient_balance");
@@ -993,4 +1074,32 @@ fn snapshot_shows_state_limits_usage_and_rejections() {
     let text = snap.to_string();
     assert!(text.contains("trading state: HALTED"), "{text}");
     assert!(text.contains("notional_above_max=1"), "{text}");
+}
+
+#[test]
+fn restored_strategy_position_ends_its_round_trip() {
+    let mut config = RiskConfig::unlimited();
+    config.max_consecutive_losses = 1;
+    config.loss_cooldown = DurationMs(1_000);
+    let mut e = engine(config);
+    // Unknown entry price: the closing sell is neither a win nor a loss.
+    e.restore_strategy_position("s".into(), "BTCUSDT".into(), d("1"), None);
+    assert!(e.on_fill_at(&fill("x", "s", Side::Sell, "1", "1", 1), T).is_empty());
+    // Known entry price: a loss counts.
+    e.restore_strategy_position("s".into(), "BTCUSDT".into(), d("1"), Some(d("1000")));
+    assert_eq!(e.on_fill_at(&fill("y", "s", Side::Sell, "1", "999", 2), T).len(), 1);
+}
+
+#[test]
+fn emergency_request_names_the_protection() {
+    let mut config = RiskConfig::unlimited();
+    config.daily_loss_limit = d("100");
+    config.emergency_stop_on = vec![ProtectionKind::DailyLoss];
+    let mut e = engine(config);
+    e.evaluate_protections(d("1000"), T);
+    let out = e.evaluate_protections(d("899"), T + 1);
+    let (by, reason) = out.emergency_request().expect("asks for the stop");
+    assert_eq!(by, "protection:daily_loss");
+    assert!(reason.contains("daily loss limit"), "{reason}");
+    assert_eq!(out.emergency_stop.as_deref(), Some(reason.as_str()));
 }

@@ -18,6 +18,36 @@
 //! `risk.halted_reduce_only_exits`). The effective state is the most severe of
 //! the base state (operator/engine), what a tripped protection requires, and
 //! `HALTED` while the emergency stop is set.
+//!
+//! # Wiring (what the RiskGuard actor calls, and when)
+//!
+//! Start-up: `emergency::startup_state(store)` (or
+//! `StartupDecision::store_unavailable(err)` when the store cannot be opened),
+//! then [`RiskEngine::new`] and [`RiskEngine::apply_startup`];
+//! `set_venue_healthy(false)` until reconciliation is done; `restore_position`,
+//! `restore_open_order`, `restore_strategy_position`, `on_balances`; then
+//! `set_venue_healthy(true)`.
+//!
+//! Live: `on_market_event` for every market event (arrival time on the engine
+//! clock); `check_at` for every intent; `on_order_accepted` when the venue
+//! acknowledges; `on_fill_at` once per newly recorded fill; `on_order_final`
+//! on every terminal status; `on_balances` on every balance update;
+//! `set_venue_healthy` on user-stream loss and after re-reconciliation;
+//! `evaluate_protections(equity, now)` on price updates or a short timer —
+//! act on its [`ProtectionOutcome`]: flush `state_change` with
+//! `put_trading_state`, call [`emergency::set`] for `emergency_request()`, save
+//! [`RiskEngine::persisted`] with [`persist::save`].
+//!
+//! Operator: emergency stop = [`emergency::set`] then
+//! [`RiskEngine::set_emergency_stop_record`] and cancel everything (flatten with
+//! reduce-only market orders if asked or `risk.flatten_on_emergency_stop`);
+//! resume = [`emergency::clear`] then [`RiskEngine::resume`] and
+//! [`persist::save`]. `keel halt` / `keel resume` on a stopped engine call
+//! [`emergency::set`] / [`emergency::clear`] directly. `keel state` builds a
+//! [`RiskEngine`], applies [`emergency::startup_state`] and prints
+//! [`RiskEngine::snapshot`].
+
+#![warn(missing_docs)]
 
 pub mod emergency;
 pub mod engine_core;
@@ -35,4 +65,4 @@ mod test_store;
 pub use engine_core::{Approved, ProtectionOutcome, RiskEngine, RiskPersisted};
 pub use protections::{ProtectionEvent, ProtectionState, Protections};
 pub use reason::{RejectReason, Rejection, ALL_REJECT_CODES};
-pub use snapshot::RiskSnapshot;
+pub use snapshot::{offline as offline_snapshot, RiskSnapshot};

@@ -249,7 +249,8 @@ impl Protections {
             s.day_start_equity = Some(equity);
             s.reset_pending = false;
         }
-        if s.day != Some(day) {
+        // A later UTC day (a clock stepping back never counts as a new day).
+        if s.day.is_none_or(|d| day > d) {
             s.day = Some(day);
             s.day_start_equity = Some(equity);
             if s.daily_loss_trip.is_some() && self.config.daily_loss_resume == DailyLossResume::NextDay {
@@ -298,17 +299,15 @@ impl Protections {
             let by_abs = !abs.is_zero() && loss > abs;
             let by_pct = !pct.is_zero() && start > Decimal::ZERO && pct_exceeds(loss, start, pct);
             if by_abs || by_pct {
-                let (value, limit, what) = if by_abs {
-                    (loss, abs, format!("{abs}"))
-                } else {
-                    (loss, pct, format!("{pct}% of {start}"))
-                };
+                let (value, limit, what) =
+                    if by_abs { (loss, abs, format!("{abs}")) } else { (loss, pct, format!("{pct}% of {start}")) };
                 let resume = match self.config.daily_loss_resume {
                     DailyLossResume::NextDay => "until the next UTC day or an operator resume",
                     DailyLossResume::Operator => "until an operator resume",
                 };
-                let reason =
-                    format!("daily loss limit: lost {loss} since the UTC day began at {start} (limit {what}); halted {resume}");
+                let reason = format!(
+                    "daily loss limit: lost {loss} since the UTC day began at {start} (limit {what}); halted {resume}"
+                );
                 s.daily_loss_trip =
                     Some(Trip { at_ms: now_ms, state: TradingState::Halted, value, limit, reason: reason.clone() });
                 events.push(ProtectionEvent::Tripped {
@@ -389,7 +388,12 @@ impl Protections {
             by: "protection:consecutive_losses".into(),
             reason: reason.clone(),
         });
-        vec![ProtectionEvent::StrategyPaused { strategy: strategy.to_string(), symbol: key_symbol, until_ms: Some(until), reason }]
+        vec![ProtectionEvent::StrategyPaused {
+            strategy: strategy.to_string(),
+            symbol: key_symbol,
+            until_ms: Some(until),
+            reason,
+        }]
     }
 
     /// Pauses a strategy until resumed (operator).
@@ -403,7 +407,12 @@ impl Protections {
             by: by.to_string(),
             reason: reason.to_string(),
         });
-        ProtectionEvent::StrategyPaused { strategy: strategy.to_string(), symbol: None, until_ms: None, reason: reason.to_string() }
+        ProtectionEvent::StrategyPaused {
+            strategy: strategy.to_string(),
+            symbol: None,
+            until_ms: None,
+            reason: reason.to_string(),
+        }
     }
 
     /// Ends every pause of a strategy (operator); true if it was paused.
@@ -503,8 +512,18 @@ mod tests {
             Case { name: "never below", limit: "10", path: &["1000", "1100", "1200"], want: None },
             Case { name: "exactly at the limit does not trip", limit: "10", path: &["1000", "900"], want: None },
             Case { name: "one cent beyond trips", limit: "10", path: &["1000", "899.99"], want: Some("10.001") },
-            Case { name: "from the high-water mark, not the start", limit: "10", path: &["1000", "2000", "1799"], want: Some("10.05") },
-            Case { name: "recovery then a fall under the old mark", limit: "10", path: &["1000", "950", "1000", "901"], want: None },
+            Case {
+                name: "from the high-water mark, not the start",
+                limit: "10",
+                path: &["1000", "2000", "1799"],
+                want: Some("10.05"),
+            },
+            Case {
+                name: "recovery then a fall under the old mark",
+                limit: "10",
+                path: &["1000", "950", "1000", "901"],
+                want: None,
+            },
             Case { name: "off when 0", limit: "0", path: &["1000", "1"], want: None },
             Case { name: "zero equity trips", limit: "10", path: &["1000", "0"], want: Some("100") },
             Case { name: "equity that starts at zero never divides", limit: "10", path: &["0", "0"], want: None },
@@ -514,12 +533,7 @@ mod tests {
                 path: &["7922816251426433759354395033", "7000000000000000000000000000"],
                 want: Some("11.6476"),
             },
-            Case {
-                name: "decimal precision",
-                limit: "0.0001",
-                path: &["100000000", "99999999.99"],
-                want: None,
-            },
+            Case { name: "decimal precision", limit: "0.0001", path: &["100000000", "99999999.99"], want: None },
             Case {
                 name: "decimal precision beyond",
                 limit: "0.0001",
@@ -577,10 +591,34 @@ mod tests {
             tripped: bool,
         }
         let cases = [
-            Case { name: "exactly the absolute limit", abs: "100", pct: "0", path: &[(0, "1000"), (1, "900")], tripped: false },
-            Case { name: "beyond the absolute limit", abs: "100", pct: "0", path: &[(0, "1000"), (1, "899.99999999")], tripped: true },
-            Case { name: "exactly the percent limit", abs: "0", pct: "5", path: &[(0, "1000"), (1, "950")], tripped: false },
-            Case { name: "beyond the percent limit", abs: "0", pct: "5", path: &[(0, "1000"), (1, "949.9")], tripped: true },
+            Case {
+                name: "exactly the absolute limit",
+                abs: "100",
+                pct: "0",
+                path: &[(0, "1000"), (1, "900")],
+                tripped: false,
+            },
+            Case {
+                name: "beyond the absolute limit",
+                abs: "100",
+                pct: "0",
+                path: &[(0, "1000"), (1, "899.99999999")],
+                tripped: true,
+            },
+            Case {
+                name: "exactly the percent limit",
+                abs: "0",
+                pct: "5",
+                path: &[(0, "1000"), (1, "950")],
+                tripped: false,
+            },
+            Case {
+                name: "beyond the percent limit",
+                abs: "0",
+                pct: "5",
+                path: &[(0, "1000"), (1, "949.9")],
+                tripped: true,
+            },
             Case { name: "both off", abs: "0", pct: "0", path: &[(0, "1000"), (1, "1")], tripped: false },
             Case {
                 name: "measured from the day's start, not the high",
@@ -603,7 +641,13 @@ mod tests {
                 path: &[(0, "1000"), (3_600_000, "960"), (DAY_MS - 1, "899")],
                 tripped: true,
             },
-            Case { name: "gain never trips", abs: "1", pct: "0.01", path: &[(0, "1000"), (1, "100000")], tripped: false },
+            Case {
+                name: "gain never trips",
+                abs: "1",
+                pct: "0.01",
+                path: &[(0, "1000"), (1, "100000")],
+                tripped: false,
+            },
             Case { name: "zero start equity", abs: "0", pct: "5", path: &[(0, "0"), (1, "0")], tripped: false },
         ];
         let day0 = utc_day(T0) * DAY_MS;
@@ -621,6 +665,18 @@ mod tests {
             }
             assert_eq!(tripped, c.tripped, "{}", c.name);
         }
+    }
+
+    #[test]
+    fn clock_stepping_back_over_midnight_is_not_a_new_day() {
+        let day0 = utc_day(T0) * DAY_MS;
+        let mut cfg = RiskConfig::unlimited();
+        cfg.daily_loss_limit = d("100");
+        let mut p = Protections::new(&cfg);
+        p.evaluate(d("1000"), day0 + DAY_MS + 10);
+        assert_eq!(p.evaluate(d("850"), day0 + DAY_MS + 20).len(), 1);
+        assert!(p.evaluate(d("850"), day0 + DAY_MS - 5).is_empty());
+        assert!(p.required_state().is_some(), "still tripped");
     }
 
     #[test]

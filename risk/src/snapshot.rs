@@ -118,6 +118,29 @@ pub struct RiskSnapshot {
     pub approved_total: u64,
 }
 
+/// The risk picture of a stopped engine, for `keel state`: the start decision
+/// (emergency stop, stored state, protections, fail-closed reason) applied to
+/// the configured limits, with the stored positions and open orders as usage
+/// (no prices are known offline, so notionals show only what open orders value).
+/// Positions or orders that cannot be read are left out (the caller reports
+/// its own read errors); the state itself fails closed.
+pub fn offline(
+    config: engine::config::RiskConfig,
+    instruments: Vec<engine::instrument::Instrument>,
+    store: &dyn engine::store::Store,
+    now_ms: i64,
+) -> RiskSnapshot {
+    let mut e = RiskEngine::new(config, instruments);
+    e.apply_startup(&crate::emergency::startup_state(store), now_ms);
+    for p in store.positions().unwrap_or_default() {
+        e.restore_position(p.symbol.clone(), p.qty);
+    }
+    for o in store.open_orders().unwrap_or_default() {
+        e.restore_open_order(&o);
+    }
+    e.snapshot(None)
+}
+
 impl RiskEngine {
     /// The risk picture at `now_ms` (the latest time the engine knows if `None`).
     pub fn snapshot(&self, now_ms: Option<i64>) -> RiskSnapshot {
@@ -221,7 +244,31 @@ fn limit(v: Decimal) -> String {
     if v.is_zero() {
         "off".into()
     } else {
+        v.normalize().to_string()
+    }
+}
+
+fn pct(v: Decimal) -> String {
+    if v.is_zero() {
+        "off".into()
+    } else {
+        format!("{}%", v.normalize())
+    }
+}
+
+fn count(v: u32) -> String {
+    if v == 0 {
+        "off".into()
+    } else {
         v.to_string()
+    }
+}
+
+fn ms(v: i64) -> String {
+    if v <= 0 {
+        "off".into()
+    } else {
+        format!("{v} ms")
     }
 }
 
@@ -245,36 +292,47 @@ impl fmt::Display for RiskSnapshot {
         let u = &self.usage;
         writeln!(
             f,
-            "limits: order notional {}, position notional {}, gross exposure {} (now {}), open orders {}/{}",
+            "limits: order notional {}, position notional {}, gross exposure {} (now {}), open orders {} (max {})",
             limit(l.max_order_notional),
             limit(l.max_position_notional),
             limit(l.max_gross_exposure),
-            u.gross_exposure,
+            u.gross_exposure.normalize(),
             u.open_orders,
-            if l.max_open_orders == 0 { "off".to_string() } else { l.max_open_orders.to_string() },
+            count(l.max_open_orders),
         )?;
         writeln!(
             f,
-            "order rate: {}/s (max {}), {}/min (max {}); price band {}%; stale after {} ms; duplicate window {} ms",
+            "order rate: {}/s (max {}), {}/min (max {}); per strategy max {}/s, {}/min",
             u.orders_last_second,
-            l.global_orders_per_second,
+            count(l.global_orders_per_second),
             u.orders_last_minute,
-            l.global_orders_per_minute,
-            limit(l.price_band_pct),
-            l.stale_data_after.0,
-            l.duplicate_window.0,
+            count(l.global_orders_per_minute),
+            count(l.strategy_orders_per_second),
+            count(l.strategy_orders_per_minute),
+        )?;
+        writeln!(
+            f,
+            "price band {}; stale data after {}; duplicate window {}; balance check {}",
+            pct(l.price_band_pct),
+            ms(l.stale_data_after.0),
+            ms(l.duplicate_window.0),
+            match (l.check_balance, u.balances_known) {
+                (false, _) => "off",
+                (true, true) => "on",
+                (true, false) => "on (waiting for balances)",
+            },
         )?;
         let p = &self.protections;
         writeln!(
             f,
-            "protections: equity {}, high-water mark {}, drawdown {}% (max {}%), daily PnL {} (limit {} / {}%)",
+            "protections: equity {}, high-water mark {}, drawdown {}% (max {}), daily PnL {} (limit {} / {})",
             opt(&p.equity),
             opt(&p.high_water_mark),
             opt(&p.drawdown_pct),
-            limit(l.max_drawdown_pct),
+            pct(l.max_drawdown_pct),
             opt(&p.daily_pnl),
             limit(l.daily_loss_limit),
-            limit(l.daily_loss_limit_pct),
+            pct(l.daily_loss_limit_pct),
         )?;
         for trip in p.drawdown_trip.iter().chain(p.daily_loss_trip.iter()) {
             writeln!(f, "  TRIPPED at {} ms -> {}: {}", trip.at_ms, trip.state.as_str(), trip.reason)?;

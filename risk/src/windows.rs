@@ -291,9 +291,8 @@ mod tests {
 
     #[test]
     fn duplicate_table() {
-        let buy = |qty: &str, price: &str| {
-            OrderIntent::limit("s".into(), "BTCUSDT".into(), Side::Buy, d(qty), d(price))
-        };
+        let buy =
+            |qty: &str, price: &str| OrderIntent::limit("s".into(), "BTCUSDT".into(), Side::Buy, d(qty), d(price));
         struct Case {
             name: &'static str,
             first: OrderIntent,
@@ -308,16 +307,72 @@ mod tests {
         other_strategy.strategy_id = "t".into();
         let market = OrderIntent::market("s".into(), "BTCUSDT".into(), Side::Buy, d("1"));
         let cases = [
-            Case { name: "same within window", first: buy("1", "100"), second: buy("1", "100"), dt: 999, window: 1_000, duplicate: true },
-            Case { name: "exactly at window", first: buy("1", "100"), second: buy("1", "100"), dt: 1_000, window: 1_000, duplicate: false },
-            Case { name: "same value, other scale", first: buy("1", "100"), second: buy("1.000", "100.0"), dt: 0, window: 1_000, duplicate: true },
-            Case { name: "other price", first: buy("1", "100"), second: buy("1", "100.01"), dt: 0, window: 1_000, duplicate: false },
-            Case { name: "other qty by 1e-8", first: buy("1", "100"), second: buy("1.00000001", "100"), dt: 0, window: 1_000, duplicate: false },
+            Case {
+                name: "same within window",
+                first: buy("1", "100"),
+                second: buy("1", "100"),
+                dt: 999,
+                window: 1_000,
+                duplicate: true,
+            },
+            Case {
+                name: "exactly at window",
+                first: buy("1", "100"),
+                second: buy("1", "100"),
+                dt: 1_000,
+                window: 1_000,
+                duplicate: false,
+            },
+            Case {
+                name: "same value, other scale",
+                first: buy("1", "100"),
+                second: buy("1.000", "100.0"),
+                dt: 0,
+                window: 1_000,
+                duplicate: true,
+            },
+            Case {
+                name: "other price",
+                first: buy("1", "100"),
+                second: buy("1", "100.01"),
+                dt: 0,
+                window: 1_000,
+                duplicate: false,
+            },
+            Case {
+                name: "other qty by 1e-8",
+                first: buy("1", "100"),
+                second: buy("1.00000001", "100"),
+                dt: 0,
+                window: 1_000,
+                duplicate: false,
+            },
             Case { name: "other side", first: buy("1", "100"), second: sell, dt: 0, window: 1_000, duplicate: false },
-            Case { name: "other strategy", first: buy("1", "100"), second: other_strategy, dt: 0, window: 1_000, duplicate: false },
-            Case { name: "market vs limit", first: buy("1", "100"), second: market.clone(), dt: 0, window: 1_000, duplicate: false },
+            Case {
+                name: "other strategy",
+                first: buy("1", "100"),
+                second: other_strategy,
+                dt: 0,
+                window: 1_000,
+                duplicate: false,
+            },
+            Case {
+                name: "market vs limit",
+                first: buy("1", "100"),
+                second: market.clone(),
+                dt: 0,
+                window: 1_000,
+                duplicate: false,
+            },
             Case { name: "two markets", first: market.clone(), second: market, dt: 10, window: 1_000, duplicate: true },
-            Case { name: "window off", first: buy("1", "100"), second: buy("1", "100"), dt: 0, window: 0, duplicate: false },
+            Case {
+                name: "window off",
+                first: buy("1", "100"),
+                second: buy("1", "100"),
+                dt: 0,
+                window: 0,
+                duplicate: false,
+            },
         ];
         for c in cases {
             let mut g = DuplicateGuard::default();

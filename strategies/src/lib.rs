@@ -3,7 +3,7 @@
 //! in a backtest and live.
 
 pub mod bollinger_breakout;
-mod common;
+pub mod common;
 pub mod ema_cross;
 pub mod grid;
 pub mod indicators;

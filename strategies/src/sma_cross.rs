@@ -7,8 +7,8 @@ use engine::market::Bar;
 use engine::order::Side;
 use engine::strategy::{Strategy, StrategyCtx};
 use engine::{Decimal, Symbol};
-use rust_decimal::prelude::ToPrimitive;
 
+use crate::common::close_f64;
 use crate::indicators::Sma;
 use crate::params::Params;
 use crate::registry::StrategyConfigError;
@@ -61,7 +61,7 @@ impl Strategy for SmaCross {
         if bar.symbol != self.symbol {
             return;
         }
-        let close = bar.close.to_f64().unwrap_or(f64::NAN);
+        let close = close_f64(bar.close);
         let (Some(fast), Some(slow)) = (self.fast.update(close), self.slow.update(close)) else {
             return;
         };

@@ -171,6 +171,17 @@ impl BinanceConfig {
         &self,
         sandbox: Option<&crate::sandbox::SandboxHandle>,
     ) -> Result<BinanceSettings, BinanceConfigError> {
+        self.resolve_with_mode(self.mode, sandbox)
+    }
+
+    /// Like [`BinanceConfig::resolve`], with the mode given by the caller (for a
+    /// config tree that keeps `mode` in its own `[venue]` table and this struct
+    /// under `[venue.binance]`).
+    pub fn resolve_with_mode(
+        &self,
+        mode: BinanceMode,
+        sandbox: Option<&crate::sandbox::SandboxHandle>,
+    ) -> Result<BinanceSettings, BinanceConfigError> {
         if self.recv_window_ms == 0 || self.recv_window_ms > 60_000 {
             return Err(BinanceConfigError {
                 field: "recv_window_ms",
@@ -180,7 +191,7 @@ impl BinanceConfig {
         if self.request_timeout_ms == 0 {
             return Err(BinanceConfigError { field: "request_timeout_ms", reason: "must be positive".into() });
         }
-        let (base, credentials) = match self.mode {
+        let (base, credentials) = match mode {
             BinanceMode::Sandbox => {
                 let sb = sandbox.ok_or_else(|| BinanceConfigError {
                     field: "mode",
@@ -190,7 +201,7 @@ impl BinanceConfig {
                 (s.endpoints, s.credentials)
             }
             BinanceMode::Testnet | BinanceMode::Mainnet => {
-                if self.mode == BinanceMode::Mainnet && !self.confirm_mainnet {
+                if mode == BinanceMode::Mainnet && !self.confirm_mainnet {
                     return Err(BinanceConfigError {
                         field: "confirm_mainnet",
                         reason: "mode = \"mainnet\" trades real money; set confirm_mainnet = true to allow it".into(),
@@ -204,7 +215,7 @@ impl BinanceConfig {
                     field: "api_secret_env",
                     reason: format!("environment variable {} is not set", self.api_secret_env),
                 })?;
-                let ep = if self.mode == BinanceMode::Mainnet { Endpoints::mainnet() } else { Endpoints::testnet() };
+                let ep = if mode == BinanceMode::Mainnet { Endpoints::mainnet() } else { Endpoints::testnet() };
                 (ep, Credentials::new(&key, &secret))
             }
         };
@@ -251,4 +262,64 @@ pub fn interval_name(interval_ms: i64) -> Option<&'static str> {
         604_800_000 => "1w",
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mainnet_needs_confirmation_and_keys_from_env() {
+        let cfg = BinanceConfig {
+            mode: BinanceMode::Mainnet,
+            api_key_env: "KEEL_TEST_MAINNET_KEY_A".into(),
+            api_secret_env: "KEEL_TEST_MAINNET_SECRET_A".into(),
+            ..BinanceConfig::default()
+        };
+        let err = cfg.resolve(None).unwrap_err();
+        assert_eq!(err.field, "confirm_mainnet");
+        assert!(err.to_string().starts_with("venue.confirm_mainnet: "), "{err}");
+        let cfg = BinanceConfig { confirm_mainnet: true, ..cfg };
+        let err = cfg.resolve(None).unwrap_err();
+        assert_eq!(err.field, "api_key_env");
+        assert!(err.reason.contains("KEEL_TEST_MAINNET_KEY_A"));
+        std::env::set_var("KEEL_TEST_MAINNET_KEY_A", "k");
+        std::env::set_var("KEEL_TEST_MAINNET_SECRET_A", "s");
+        let s = cfg.resolve(None).unwrap();
+        assert_eq!(s.endpoints, Endpoints::mainnet());
+        assert_eq!(s.credentials.api_key(), "k");
+        assert!(!format!("{s:?}").contains("\"s\""), "secrets must not be printed");
+    }
+
+    #[test]
+    fn testnet_urls_can_be_overridden() {
+        std::env::set_var("KEEL_TEST_TESTNET_KEY_B", "k");
+        std::env::set_var("KEEL_TEST_TESTNET_SECRET_B", "s");
+        let cfg: BinanceConfig = toml::from_str(
+            r#"
+            mode = "testnet"
+            api_key_env = "KEEL_TEST_TESTNET_KEY_B"
+            api_secret_env = "KEEL_TEST_TESTNET_SECRET_B"
+            ws_api_url = "ws://127.0.0.1:1/ws-api/v3"
+            recv_window_ms = 3000
+            "#,
+        )
+        .unwrap();
+        let s = cfg.resolve(None).unwrap();
+        assert_eq!(s.endpoints.rest, "https://testnet.binance.vision");
+        assert_eq!(s.endpoints.ws_stream, "wss://stream.testnet.binance.vision");
+        assert_eq!(s.endpoints.ws_api, "ws://127.0.0.1:1/ws-api/v3");
+        assert_eq!(s.recv_window_ms, 3000);
+        assert!(toml::from_str::<BinanceConfig>("mode = \"testnet\"\nbogus = 1").is_err());
+        let bad = BinanceConfig { recv_window_ms: 60_001, ..cfg };
+        assert_eq!(bad.resolve(None).unwrap_err().field, "recv_window_ms");
+        assert_eq!(BinanceConfig::default().resolve(None).unwrap_err().field, "mode");
+    }
+
+    #[test]
+    fn interval_names() {
+        assert_eq!(interval_name(60_000), Some("1m"));
+        assert_eq!(interval_name(3_600_000), Some("1h"));
+        assert_eq!(interval_name(61_000), None);
+    }
 }

@@ -218,7 +218,6 @@ pub(crate) async fn run_market(
         let reason = match tokio_tungstenite::connect_async(url.as_str()).await {
             Err(e) => format!("connect failed: {e}"),
             Ok((mut ws, _)) => {
-                attempt = 0;
                 tracing::info!(streams = symbols.len(), "market stream connected");
                 if !run.emit(MarketFeed::Status(StreamStatus::Connected)).await {
                     return;
@@ -240,6 +239,8 @@ pub(crate) async fn run_market(
                             }
                         }
                         Ok(Some(Ok(Message::Text(t)))) => {
+                            // Data flows: the connection is healthy, so the backoff starts over.
+                            attempt = 0;
                             let parsed = serde_json::from_str::<CombinedMessage>(t.as_str())
                                 .ok()
                                 .and_then(|c| StreamEvent::parse(&c.data).ok());
@@ -271,5 +272,26 @@ pub(crate) async fn run_market(
             tokio::time::sleep(backoff_delay(attempt)).await;
             attempt = attempt.saturating_add(1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_caps() {
+        for attempt in 0..40 {
+            let d = backoff_delay(attempt).as_millis() as u64;
+            let cap = (100u64 << attempt.min(9)).min(30_000);
+            assert!(d >= cap / 2 && d <= cap, "attempt {attempt}: {d} ms");
+        }
+        assert!(backoff_delay(30).as_millis() <= 30_000);
+    }
+
+    #[test]
+    fn stream_names_are_lower_case_and_unique() {
+        let names = stream_names(&[Symbol::new("BTCUSDT"), Symbol::new("BTCUSDT")], "1m");
+        assert_eq!(names, ["btcusdt@kline_1m", "btcusdt@trade", "btcusdt@bookTicker"]);
     }
 }

@@ -89,6 +89,7 @@ impl UserRun {
         let (report, fill) = translate_execution(er);
         self.shared.remember_order(&report.symbol, er.order_id, &report.client_order_id);
         self.shared.add_symbol(&report.symbol);
+        self.shared.note_report(&report);
         if let Some(f) = fill {
             if self.shared.claim_fill(&f.symbol, f.trade_id, true) && !self.emit(UserEvent::Fill(f)).await {
                 return false;
@@ -102,10 +103,12 @@ impl UserRun {
     async fn reconcile(&self) -> Result<bool, BinanceError> {
         let rest = &self.shared.rest;
         let now = rest.now_ms();
-        for o in rest.open_orders(None).await? {
-            let sym = Symbol::new(&o.symbol);
-            self.shared.remember_order(&sym, o.order_id, &o.client_order_id);
-            if !self.emit(UserEvent::Order(super::venue::report_of(&o, now))).await {
+        let open = rest.open_orders(None).await?;
+        let reports: Vec<OrderReport> = open.iter().map(|o| super::venue::report_of(o, now)).collect();
+        self.shared.note_open_orders(None, &reports);
+        for (o, r) in open.iter().zip(reports) {
+            self.shared.remember_order(&r.symbol, o.order_id, &o.client_order_id);
+            if !self.emit(UserEvent::Order(r)).await {
                 return Ok(false);
             }
         }

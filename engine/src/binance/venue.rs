@@ -132,6 +132,9 @@ pub fn fill_of_trade(t: &MyTrade, client_order_id: &str) -> Fill {
     }
 }
 
+/// exchangeInfo (symbol status, filters) is reloaded before an order when older than this.
+const INSTRUMENTS_MAX_AGE: Duration = Duration::from_secs(600);
+
 /// Deduplication memory is pruned above this many entries…
 const SEEN_FILLS_MAX: usize = 200_000;
 /// …keeping the trade ids within this distance of each symbol's watermark.
@@ -142,12 +145,16 @@ pub(crate) struct Shared {
     pub rest: RestClient,
     pub settings: BinanceSettings,
     instruments: Mutex<HashMap<Symbol, Instrument>>,
+    /// When exchangeInfo was last loaded (statuses and filters change).
+    instruments_at: Mutex<Option<std::time::Instant>>,
     /// (symbol, trade id) already delivered to the caller.
     seen_fills: Mutex<HashSet<(Symbol, u64)>>,
     /// Per symbol: every own trade at or below this id has been delivered.
     last_trade: Mutex<HashMap<Symbol, u64>>,
     /// (symbol, order id) → client order id.
     order_ids: Mutex<HashMap<(Symbol, u64), String>>,
+    /// Open orders per symbol (client ids), to refuse what MAX_NUM_ORDERS would.
+    open: Mutex<HashMap<Symbol, HashSet<String>>>,
     /// Symbols whose fills are reconciled after a gap.
     symbols: Mutex<BTreeSet<Symbol>>,
 }
@@ -210,6 +217,36 @@ impl Shared {
         lock(&self.order_ids).insert((symbol.clone(), order_id), client_order_id.to_string());
     }
 
+    /// Tracks whether an order is open (for the MAX_NUM_ORDERS pre-check).
+    pub(crate) fn note_report(&self, r: &OrderReport) {
+        let mut open = lock(&self.open);
+        let set = open.entry(r.symbol.clone()).or_default();
+        if r.status.is_terminal() {
+            set.remove(&r.client_order_id);
+        } else {
+            set.insert(r.client_order_id.clone());
+        }
+    }
+
+    /// Replaces the open set of the symbols listed (all when `symbol` is None)
+    /// with what the venue reported.
+    pub(crate) fn note_open_orders(&self, symbol: Option<&Symbol>, reports: &[OrderReport]) {
+        let mut open = lock(&self.open);
+        match symbol {
+            Some(s) => {
+                open.insert(s.clone(), HashSet::new());
+            }
+            None => open.clear(),
+        }
+        for r in reports {
+            open.entry(r.symbol.clone()).or_default().insert(r.client_order_id.clone());
+        }
+    }
+
+    fn open_count(&self, symbol: &Symbol) -> usize {
+        lock(&self.open).get(symbol).map(HashSet::len).unwrap_or(0)
+    }
+
     pub(crate) fn add_symbol(&self, symbol: &Symbol) {
         lock(&self.symbols).insert(symbol.clone());
     }
@@ -249,8 +286,11 @@ impl Shared {
     }
 
     async fn instrument(&self, symbol: &Symbol) -> Result<Instrument, VenueError> {
-        if let Some(i) = lock(&self.instruments).get(symbol).cloned() {
-            return Ok(i);
+        let fresh = lock(&self.instruments_at).is_some_and(|t| t.elapsed() < INSTRUMENTS_MAX_AGE);
+        if fresh {
+            if let Some(i) = lock(&self.instruments).get(symbol).cloned() {
+                return Ok(i);
+            }
         }
         let info = self.rest.exchange_info().await.map_err(VenueError::from)?;
         self.store_instruments(&info);
@@ -262,12 +302,24 @@ impl Shared {
 
     fn store_instruments(&self, info: &ExchangeInfo) -> Vec<Instrument> {
         let list: Vec<Instrument> = info.symbols.iter().map(instrument_of).collect();
+        *lock(&self.instruments_at) = Some(std::time::Instant::now());
         let mut m = lock(&self.instruments);
         for i in &list {
             m.insert(i.symbol.clone(), i.clone());
         }
         list
     }
+}
+
+/// Why [`BinanceVenue::from_config`] failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectError {
+    /// The configuration is invalid (names the field).
+    #[error(transparent)]
+    Config(super::BinanceConfigError),
+    /// The venue could not be reached or refused (time, exchangeInfo).
+    #[error("cannot connect to Binance: {0}")]
+    Venue(VenueError),
 }
 
 /// What the start-up check found.
@@ -312,9 +364,11 @@ impl BinanceVenue {
             rest,
             settings,
             instruments: Mutex::new(HashMap::new()),
+            instruments_at: Mutex::new(None),
             seen_fills: Mutex::new(HashSet::new()),
             last_trade: Mutex::new(HashMap::new()),
             order_ids: Mutex::new(HashMap::new()),
+            open: Mutex::new(HashMap::new()),
             symbols: Mutex::new(symbols),
         });
         let info = shared.rest.exchange_info().await.map_err(VenueError::from)?;
@@ -331,6 +385,15 @@ impl BinanceVenue {
             }
         });
         Ok(Self { shared, tasks: Mutex::new(vec![sync]) })
+    }
+
+    /// Resolves the config (see [`super::BinanceConfig::resolve`]) and connects.
+    pub async fn from_config(
+        cfg: &super::BinanceConfig,
+        sandbox: Option<&crate::sandbox::SandboxHandle>,
+    ) -> Result<Self, ConnectError> {
+        let settings = cfg.resolve(sandbox).map_err(ConnectError::Config)?;
+        Self::connect(settings).await.map_err(ConnectError::Venue)
     }
 
     /// Checks connectivity, clock offset and trading permission (`canTrade`).
@@ -372,10 +435,15 @@ impl BinanceVenue {
                 Ok(info) => {
                     s.remember_order(symbol, info.order_id, cid);
                     let trades = s.rest.my_trades(symbol.as_str(), None, Some(info.order_id)).await.unwrap_or_default();
-                    let fills =
-                        trades.iter().filter(|t| s.claim_fill(symbol, t.id, false)).map(|t| fill_of_trade(t, cid)).collect();
+                    let fills = trades
+                        .iter()
+                        .filter(|t| s.claim_fill(symbol, t.id, false))
+                        .map(|t| fill_of_trade(t, cid))
+                        .collect();
                     tracing::info!(client_order_id = cid, "order with unknown outcome found at the venue");
-                    return Ok(PlaceResult { report: report_of(&info, s.rest.now_ms()), fills });
+                    let report = report_of(&info, s.rest.now_ms());
+                    s.note_report(&report);
+                    return Ok(PlaceResult { report, fills });
                 }
                 Err(e) if e.code() == Some(NO_SUCH_ORDER) => {
                     let now = s.rest.now_ms();
@@ -478,6 +546,16 @@ impl Venue for BinanceVenue {
         if let Err(v) = inst.check(request.qty, check_price, market) {
             return Err(VenueError::Rejected { code: -1013, reason: format!("refused before sending: {v}") });
         }
+        if inst.max_num_orders > 0 && !market && s.open_count(&request.symbol) >= inst.max_num_orders as usize {
+            // The local view may be stale (fills without a user stream): ask the venue.
+            let open = self.open_orders(Some(&request.symbol)).await?;
+            if open.len() >= inst.max_num_orders as usize {
+                return Err(VenueError::Rejected {
+                    code: -1013,
+                    reason: format!("refused before sending: MAX_NUM_ORDERS ({} open)", open.len()),
+                });
+            }
+        }
         s.ensure_watermark(&request.symbol).await?;
         let mut p: Vec<(String, String)> =
             vec![("symbol".into(), request.symbol.to_string()), ("side".into(), request.side.as_str().into())];
@@ -524,6 +602,7 @@ impl Venue for BinanceVenue {
                 if info.orig_qty.is_none() {
                     report.qty = request.qty;
                 }
+                s.note_report(&report);
                 Ok(PlaceResult { report, fills })
             }
             Err(e) if e.outcome_unknown() => {
@@ -536,21 +615,27 @@ impl Venue for BinanceVenue {
 
     async fn cancel_order(&self, symbol: &Symbol, client_order_id: &str) -> VenueResult<OrderReport> {
         let s = &self.shared;
-        match s.rest.cancel_order(symbol.as_str(), client_order_id).await {
+        let res = match s.rest.cancel_order(symbol.as_str(), client_order_id).await {
             Ok(info) => Ok(report_of(&info, s.rest.now_ms())),
             Err(e) if e.outcome_unknown() => match s.rest.query_order(symbol.as_str(), client_order_id).await {
                 Ok(info) if info.status.as_deref() == Some("CANCELED") => Ok(report_of(&info, s.rest.now_ms())),
                 _ => Err(e.to_venue()),
             },
             Err(e) => Err(e.to_venue()),
+        };
+        if let Ok(r) = &res {
+            s.note_report(r);
         }
+        res
     }
 
     async fn query_order(&self, symbol: &Symbol, client_order_id: &str) -> VenueResult<Option<OrderReport>> {
         match self.shared.rest.query_order(symbol.as_str(), client_order_id).await {
             Ok(info) => {
                 self.shared.remember_order(symbol, info.order_id, client_order_id);
-                Ok(Some(report_of(&info, self.shared.rest.now_ms())))
+                let report = report_of(&info, self.shared.rest.now_ms());
+                self.shared.note_report(&report);
+                Ok(Some(report))
             }
             Err(e) if e.code() == Some(NO_SUCH_ORDER) => Ok(None),
             Err(e) => Err(e.to_venue()),
@@ -563,7 +648,9 @@ impl Venue for BinanceVenue {
         for o in &list {
             self.shared.remember_order(&Symbol::new(&o.symbol), o.order_id, &o.client_order_id);
         }
-        Ok(list.iter().map(|o| report_of(o, now)).collect())
+        let reports: Vec<OrderReport> = list.iter().map(|o| report_of(o, now)).collect();
+        self.shared.note_open_orders(symbol, &reports);
+        Ok(reports)
     }
 
     async fn balances(&self) -> VenueResult<Vec<Balance>> {

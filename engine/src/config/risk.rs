@@ -459,13 +459,15 @@ mod tests {
 
     #[test]
     fn edges_that_are_valid() {
-        let mut c = RiskConfig::default();
-        c.max_drawdown_pct = d("99.99");
-        c.price_band_pct = d("100");
-        c.balance_fee_bps = d("10000");
-        c.strategy_orders_per_second = 10;
-        c.strategy_orders_per_minute = 10;
-        c.max_order_notional = d("79228162514264337593543950335");
+        let c = RiskConfig {
+            max_drawdown_pct: d("99.99"),
+            price_band_pct: d("100"),
+            balance_fee_bps: d("10000"),
+            strategy_orders_per_second: 10,
+            strategy_orders_per_minute: 10,
+            max_order_notional: d("79228162514264337593543950335"),
+            ..RiskConfig::default()
+        };
         c.validate().unwrap();
     }
 

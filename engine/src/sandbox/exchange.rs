@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
@@ -63,8 +64,74 @@ pub struct UserMsg {
     pub event: Value,
 }
 
+/// One bar of a replayed kline CSV.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayRow {
+    /// Open.
+    pub open: Decimal,
+    /// High.
+    pub high: Decimal,
+    /// Low.
+    pub low: Decimal,
+    /// Close.
+    pub close: Decimal,
+    /// Base volume.
+    pub volume: Decimal,
+}
+
+/// Reads a Binance kline CSV (`open_time,open,high,low,close,volume,…`, with or
+/// without a header line).
+pub fn parse_kline_csv(text: &str) -> Result<Vec<ReplayRow>, String> {
+    let mut rows = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let cols: Vec<&str> = line.split(',').map(str::trim).collect();
+        let dec = |i: usize| -> Result<Decimal, String> {
+            let c = cols.get(i).ok_or_else(|| format!("line {}: missing column {}", n + 1, i + 1))?;
+            c.parse::<Decimal>().map_err(|e| format!("line {}: column {} {c:?}: {e}", n + 1, i + 1))
+        };
+        if n == 0 && cols.first().is_some_and(|c| c.parse::<i64>().is_err()) {
+            continue; // header
+        }
+        let row = ReplayRow { open: dec(1)?, high: dec(2)?, low: dec(3)?, close: dec(4)?, volume: dec(5)? };
+        if row.low > row.high || row.open <= Decimal::ZERO || row.low <= Decimal::ZERO {
+            return Err(format!("line {}: inconsistent bar {row:?}", n + 1));
+        }
+        rows.push(row);
+    }
+    if rows.is_empty() {
+        return Err("no klines".into());
+    }
+    Ok(rows)
+}
+
+/// A replayed price path: each bar's ticks run open → low → high → close
+/// (open → high → low → close for a falling bar); the file wraps around.
+struct Replay {
+    rows: Vec<ReplayRow>,
+    bar: usize,
+}
+
+impl Replay {
+    fn price(&self, i: u32, n: u32, tick: Decimal) -> (Decimal, Decimal) {
+        let Some(r) = self.rows.get(self.bar % self.rows.len().max(1)) else { return (Decimal::ONE, Decimal::ZERO) };
+        let way = if r.close >= r.open { [r.open, r.low, r.high, r.close] } else { [r.open, r.high, r.low, r.close] };
+        let n = n.max(2);
+        // Position along the three legs, in thirds of the bar.
+        let pos = Decimal::from(i.min(n - 1)) * Decimal::from(3) / Decimal::from(n - 1);
+        let leg = pos.floor().to_usize().unwrap_or(0).min(2);
+        let frac = pos - Decimal::from(leg as u64);
+        let p = way[leg] + (way[leg + 1] - way[leg]) * frac;
+        (floor_to_step(p, tick).max(tick), r.volume / Decimal::from(n))
+    }
+}
+
 struct SymState {
     gen: PriceGen,
+    replay: Option<Replay>,
     cfg: SymbolConfig,
     builder: BarBuilder,
     history: Vec<Bar>,
@@ -348,7 +415,7 @@ pub fn reject_of(e: &MatchError) -> Reject {
 
 impl Exchange {
     /// Builds the exchange from config, with `history_bars` of pre-generated history.
-    pub fn new(cfg: &SandboxConfig, now_ms: i64) -> Self {
+    pub fn new(cfg: &SandboxConfig, now_ms: i64, mut replays: HashMap<String, Vec<ReplayRow>>) -> Self {
         let fees = FeeSchedule { maker_bps: cfg.maker_fee_bps, taker_bps: cfg.taker_fee_bps };
         let mut core =
             MatchingCore::new(fees, cfg.depth_levels).with_id_base(1 + (now_ms.max(0) as u64 % 1_000_000) * 1000);
@@ -372,13 +439,18 @@ impl Exchange {
         let ticks = cfg.ticks_per_bar.max(1);
         let mut syms = BTreeMap::new();
         for s in &cfg.symbols {
-            let inst = s.instrument();
+            let mut inst = s.instrument();
+            inst.max_num_orders = cfg.max_num_orders;
+            if let Some(status) = cfg.symbol_status.get(&s.symbol) {
+                inst.status = crate::instrument::SymbolStatus::parse(status);
+            }
             core.add_instrument(inst.clone());
             let gen = PriceGen::new(&s.price_path(), inst.tick_size);
             syms.insert(
                 inst.symbol.clone(),
                 SymState {
                     gen,
+                    replay: replays.remove(&s.symbol).map(|rows| Replay { rows, bar: 0 }),
                     cfg: s.clone(),
                     builder: BarBuilder::new(inst.symbol.clone(), BAR_MS),
                     history: Vec::new(),
@@ -393,7 +465,9 @@ impl Exchange {
         let mut state =
             ExchangeState { core, syms, sim_ms: start, ticks_per_bar: ticks, tick_in_bar: 0, next_auto_id: 1 };
         // Pre-generate history so strategies can warm up from REST klines.
-        for _ in 0..(history_bars * i64::from(ticks)) {
+        // One extra tick closes the last history bar (a bar closes on the first
+        // tick of the next one).
+        for _ in 0..(history_bars * i64::from(ticks) + 1) {
             state.advance(now_ms, None, None);
         }
         Self { state: std::sync::Mutex::new(state), keys, market_tx, user_tx, fees }
@@ -431,6 +505,7 @@ impl ExchangeState {
         let tick = s.cfg.tick_size;
         s.gen = PriceGen::new(&path, tick);
         s.gen.set_dynamics(0.0, 0.0);
+        s.replay = None;
         true
     }
 
@@ -480,12 +555,27 @@ impl ExchangeState {
         let symbols: Vec<Symbol> = self.syms.keys().cloned().collect();
         for sym in symbols {
             let Some(s) = self.syms.get_mut(&sym) else { continue };
-            let price = s.gen.step(dt);
-            let volume = floor_to_step(
-                s.cfg.touch_qty * Decimal::new(((s.gen.unit() * 100.0) as i64).max(1), 2),
-                s.cfg.step_size,
-            )
-            .max(s.cfg.step_size);
+            let n = self.ticks_per_bar;
+            // Index of this tick within its bar (the bar's last tick has tick_in_bar 0).
+            let i = (self.tick_in_bar + n - 1) % n;
+            let (price, volume) = match &mut s.replay {
+                Some(r) => {
+                    let (p, v) = r.price(i, n, s.cfg.tick_size);
+                    if i == n - 1 {
+                        r.bar += 1;
+                    }
+                    (p, floor_to_step(v, s.cfg.step_size).max(s.cfg.step_size))
+                }
+                None => {
+                    let p = s.gen.step(dt);
+                    let v = floor_to_step(
+                        s.cfg.touch_qty * Decimal::new(((s.gen.unit() * 100.0) as i64).max(1), 2),
+                        s.cfg.step_size,
+                    )
+                    .max(s.cfg.step_size);
+                    (p, v)
+                }
+            };
             // The tick at sim_ms belongs to the bar containing sim_ms - 1, so a bar
             // closes exactly when its last tick arrives.
             let ts = sim_ms - 1;
@@ -608,5 +698,26 @@ impl ExchangeState {
     /// Balances of an account.
     pub fn balances(&self, account: u32) -> Vec<Balance> {
         self.core.balances(account).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kline_csv_parses_and_replays_each_bar() {
+        let csv = "open_time,open,high,low,close,volume\n1,100,110,90,105,10\n2,105,106,95,96,5\n";
+        let rows = parse_kline_csv(csv).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(parse_kline_csv("1,100,90,95,99,1").is_err(), "low above high");
+        assert!(parse_kline_csv("").is_err());
+        let r = Replay { rows, bar: 0 };
+        let tick = Decimal::new(1, 2);
+        let path: Vec<Decimal> = (0..10).map(|i| r.price(i, 10, tick).0).collect();
+        assert_eq!(path[0], Decimal::from(100));
+        assert_eq!(*path.iter().max().unwrap(), Decimal::from(110));
+        assert_eq!(*path.iter().min().unwrap(), Decimal::from(90));
+        assert_eq!(path[9], Decimal::from(105));
     }
 }

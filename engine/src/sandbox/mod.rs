@@ -99,12 +99,19 @@ pub struct SandboxConfig {
     pub order_limit_10s: u64,
     /// `ORDERS` per day per account.
     pub order_limit_1d: u64,
+    /// `MAX_NUM_ORDERS` of every symbol (open orders per symbol and account).
+    pub max_num_orders: u32,
+    /// Symbol statuses other than `TRADING` (e.g. `BTCUSDT = "HALT"`, `"CANCEL_ONLY"`).
+    pub symbol_status: BTreeMap<String, String>,
     /// Listed symbols with their simulated price paths.
     pub symbols: Vec<SymbolConfig>,
     /// Accounts.
     pub accounts: Vec<SandboxAccountConfig>,
     /// Faults from config.
     pub faults: FaultConfig,
+    /// Replay these Binance kline CSV files (by symbol) instead of the GBM path:
+    /// each simulated minute replays the next row, wrapping around at the end.
+    pub replay: BTreeMap<String, std::path::PathBuf>,
 }
 
 /// The API key of the default sandbox account.
@@ -173,6 +180,8 @@ impl Default for SandboxConfig {
             weight_limit_1m: 6000,
             order_limit_10s: 50,
             order_limit_1d: 160_000,
+            max_num_orders: 200,
+            symbol_status: BTreeMap::new(),
             symbols: default_symbols(),
             accounts: vec![SandboxAccountConfig {
                 api_key: DEFAULT_API_KEY.into(),
@@ -181,6 +190,7 @@ impl Default for SandboxConfig {
                 can_trade: true,
             }],
             faults: FaultConfig::default(),
+            replay: BTreeMap::new(),
         }
     }
 }
@@ -486,8 +496,20 @@ impl Sandbox {
         let addr = listener
             .local_addr()
             .map_err(|e| SandboxError::Listen { addr: cfg.listen.clone(), reason: e.to_string() })?;
+        let mut replays = std::collections::HashMap::new();
+        for (symbol, path) in &cfg.replay {
+            if !cfg.symbols.iter().any(|s| &s.symbol == symbol) {
+                return Err(SandboxError::Config(format!("replay.{symbol}: not a listed symbol")));
+            }
+            let text = tokio::fs::read_to_string(path)
+                .await
+                .map_err(|e| SandboxError::Config(format!("replay.{symbol}: cannot read {}: {e}", path.display())))?;
+            let rows = exchange::parse_kline_csv(&text)
+                .map_err(|e| SandboxError::Config(format!("replay.{symbol}: {}: {e}", path.display())))?;
+            replays.insert(symbol.clone(), rows);
+        }
         let faults = FaultControl::new(&cfg.faults);
-        let ex = Arc::new(Exchange::new(&cfg, faults.server_now_ms()));
+        let ex = Arc::new(Exchange::new(&cfg, faults.server_now_ms(), replays));
         let paused = Arc::new(AtomicBool::new(false));
         let app = Arc::new(App {
             ex: ex.clone(),
@@ -560,5 +582,33 @@ impl Sandbox {
             stop_tx,
             tasks,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_parses_from_toml_with_defaults() {
+        let cfg: SandboxConfig = toml::from_str(
+            r#"
+            listen = "127.0.0.1:9999"
+            bar_wall_ms = 100
+            [faults]
+            drop_connections_every_ms = 5000
+            [[accounts]]
+            api_key = "k"
+            api_secret = "s"
+            balances = { USDT = "1000" }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(cfg.bar_wall_ms, 100);
+        assert_eq!(cfg.symbols.len(), 2);
+        assert_eq!(cfg.accounts[0].balances["USDT"], d("1000"));
+        assert!(cfg.accounts[0].can_trade);
+        assert_eq!(cfg.faults.drop_connections_every_ms, 5000);
+        assert!(toml::from_str::<SandboxConfig>("nope = 1").is_err());
     }
 }

@@ -324,12 +324,24 @@ fn instrument(app: &App, symbol: &str) -> Result<Instrument, Reject> {
     app.ex.lock().core().instrument(symbol).cloned().ok_or_else(|| Reject::new(-1121, "Invalid symbol."))
 }
 
+fn status_name(s: &crate::instrument::SymbolStatus) -> String {
+    use crate::instrument::SymbolStatus as S;
+    match s {
+        S::Trading => "TRADING".into(),
+        S::Halt => "HALT".into(),
+        S::Break => "BREAK".into(),
+        S::CancelOnly => "CANCEL_ONLY".into(),
+        S::EndOfDay => "END_OF_DAY".into(),
+        S::Other(o) => o.clone(),
+    }
+}
+
 fn symbol_json(i: &Instrument, app: &App) -> Value {
     let notional = app.cfg.symbols.iter().find(|s| s.symbol == i.symbol.as_str());
     let _ = notional;
     json!({
         "symbol": i.symbol.as_str(),
-        "status": "TRADING",
+        "status": status_name(&i.status),
         "baseAsset": i.base_asset,
         "baseAssetPrecision": 8,
         "quoteAsset": i.quote_asset,
@@ -728,49 +740,52 @@ fn count_order(app: &App, account: u32, now: i64) -> Result<(u64, u64), (Reject,
     Ok((in_10s + 1, in_day + 1))
 }
 
-async fn place_order(app: &App, p: &Params, account: u32, now: i64, used: u64) -> Response {
+/// The order counts after a placement (`X-MBX-ORDER-COUNT-10S`, `-1D`).
+pub(crate) struct Placed {
+    pub order: crate::sim::SimOrder,
+    pub execs: Vec<crate::sim::Execution>,
+    pub resp_type: String,
+    pub counts: (u64, u64),
+}
+
+/// Validates, counts and executes a new order and publishes its user events.
+/// `Err` carries the reject and an optional `Retry-After` (seconds).
+pub(crate) fn place_core(app: &App, p: &Params, account: u32, now: i64) -> Result<Placed, (Reject, Option<u64>)> {
     if app.ex.keys.values().any(|k| k.id == account && !k.can_trade) {
-        return error_reply(&Reject::new(-2010, "This action is disabled on this account."), used, None);
+        return Err((Reject::new(-2010, "This action is disabled on this account."), None));
     }
-    let parsed = match parse_new_order(app, p, account) {
-        Ok(x) => x,
-        Err(r) => return error_reply(&r, used, None),
-    };
+    let parsed = parse_new_order(app, p, account).map_err(|r| (r, None))?;
+    let counts = count_order(app, account, now).map_err(|(r, wait)| (r, Some(wait)))?;
+    let mut st = app.ex.lock();
+    let (order, execs) = st.place(parsed.new.clone(), now).map_err(|r| (r, None))?;
+    // Binance first reports the order as NEW, then each execution.
+    let mut first = order.clone();
+    first.status = crate::order::OrderStatus::Accepted;
+    first.filled_qty = Decimal::ZERO;
+    first.filled_quote = Decimal::ZERO;
+    let new_exec = crate::sim::Execution { order: first, fill: None };
+    let _ = app.ex.user_tx.send(Arc::new(UserMsg { account, event: execution_report(&new_exec, now, Some("NEW")) }));
+    st.publish_executions(&app.ex.user_tx, &execs, now);
+    if execs.is_empty() {
+        if let Some(inst) = st.core().instrument(order.symbol.as_str()) {
+            let assets = [inst.base_asset.clone(), inst.quote_asset.clone()];
+            st.publish_balances(&app.ex.user_tx, account, &assets, now);
+        }
+    }
+    Ok(Placed { order, execs, resp_type: parsed.resp_type, counts })
+}
+
+async fn place_order(app: &App, p: &Params, account: u32, now: i64, used: u64) -> Response {
     if app.faults.peek_order_fault() == Some(OrderFault::ErrorBeforeExecute) {
         let _ = app.faults.next_order_fault();
         let body = json!({"code": -1001, "msg": "Internal error; unable to process your request. Please try again."});
         return reply(StatusCode::SERVICE_UNAVAILABLE, &body, used, &[]);
     }
-    let (c10, c1d) = match count_order(app, account, now) {
-        Ok(c) => c,
-        Err((r, wait)) => return error_reply(&r, used, Some(wait)),
+    let placed = match place_core(app, p, account, now) {
+        Ok(x) => x,
+        Err((r, wait)) => return error_reply(&r, used, wait),
     };
-    let (order, execs) = {
-        let mut st = app.ex.lock();
-        match st.place(parsed.new.clone(), now) {
-            Ok((order, execs)) => {
-                // Binance first reports the order as NEW, then each execution.
-                let mut first = order.clone();
-                first.status = crate::order::OrderStatus::Accepted;
-                first.filled_qty = Decimal::ZERO;
-                first.filled_quote = Decimal::ZERO;
-                let new_exec = crate::sim::Execution { order: first, fill: None };
-                let _ = app
-                    .ex
-                    .user_tx
-                    .send(Arc::new(UserMsg { account, event: execution_report(&new_exec, now, Some("NEW")) }));
-                st.publish_executions(&app.ex.user_tx, &execs, now);
-                if execs.is_empty() {
-                    if let Some(inst) = st.core().instrument(order.symbol.as_str()) {
-                        let assets = [inst.base_asset.clone(), inst.quote_asset.clone()];
-                        st.publish_balances(&app.ex.user_tx, account, &assets, now);
-                    }
-                }
-                (order, execs)
-            }
-            Err(r) => return error_reply(&r, used, None),
-        }
-    };
+    let (c10, c1d) = placed.counts;
     let counts = [("x-mbx-order-count-10s", c10.to_string()), ("x-mbx-order-count-1d", c1d.to_string())];
     match app.faults.next_order_fault() {
         Some(OrderFault::ErrorAfterExecute) => {
@@ -784,7 +799,8 @@ async fn place_order(app: &App, p: &Params, account: u32, now: i64, used: u64) -
         Some(OrderFault::TimeoutAfterExecute { hold_ms }) => tokio::time::sleep(Duration::from_millis(hold_ms)).await,
         Some(OrderFault::ErrorBeforeExecute) | None => {}
     }
-    reply(StatusCode::OK, &order_response(&order, &execs, &parsed.resp_type, now), used, &counts)
+    let body = order_response(&placed.order, &placed.execs, &placed.resp_type, now);
+    reply(StatusCode::OK, &body, used, &counts)
 }
 
 fn find_order(app: &App, p: &Params, account: u32) -> Result<(String, String), Reject> {
@@ -812,7 +828,7 @@ fn find_order(app: &App, p: &Params, account: u32) -> Result<(String, String), R
     Ok((symbol, cid))
 }
 
-fn query_order(app: &App, p: &Params, account: u32) -> Result<Value, Reject> {
+pub(crate) fn query_order(app: &App, p: &Params, account: u32) -> Result<Value, Reject> {
     instrument(app, p.req("symbol")?)?;
     let (symbol, cid) = find_order(app, p, account)?;
     let st = app.ex.lock();
@@ -859,7 +875,7 @@ fn cancel_one(
     Ok(v)
 }
 
-fn cancel_order(app: &App, p: &Params, account: u32, now: i64) -> Result<Value, Reject> {
+pub(crate) fn cancel_order(app: &App, p: &Params, account: u32, now: i64) -> Result<Value, Reject> {
     instrument(app, p.req("symbol")?)?;
     let (symbol, cid) = find_order(app, p, account).map_err(|r| {
         if r.code == -2013 {
@@ -885,7 +901,7 @@ fn cancel_all(app: &App, p: &Params, account: u32, now: i64) -> Result<Value, Re
     Ok(Value::Array(out))
 }
 
-fn open_orders(app: &App, p: &Params, account: u32) -> Result<Value, Reject> {
+pub(crate) fn open_orders(app: &App, p: &Params, account: u32) -> Result<Value, Reject> {
     let symbol = p.get("symbol");
     if let Some(s) = symbol {
         instrument(app, s)?;
@@ -905,7 +921,7 @@ fn all_orders(app: &App, p: &Params, account: u32) -> Result<Value, Reject> {
     Ok(Value::Array(filtered.into_iter().skip(skip).take(limit).collect()))
 }
 
-fn account_info(app: &App, p: &Params, account: u32, now: i64) -> Result<Value, Reject> {
+pub(crate) fn account_info(app: &App, p: &Params, account: u32, now: i64) -> Result<Value, Reject> {
     let omit_zero = p.get("omitZeroBalances") == Some("true");
     let can_trade = app.ex.keys.values().any(|k| k.id == account && k.can_trade);
     let balances: Vec<Value> = app

@@ -14,8 +14,10 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::binance::sign::{sign_ws, signatures_match};
 use crate::market::Bar;
 
-use super::exchange::{kline_obj, MarketKind, MarketMsg};
-use super::rest::interval_ms;
+use super::exchange::{kline_obj, order_response, MarketKind, MarketMsg, Reject};
+use super::rest::{
+    account_info, cancel_order, interval_ms, open_orders, parse_new_order, place_core, query_order, Params,
+};
 use super::{App, ConnCmd};
 
 /// `/ws` with no stream: subscriptions come by `SUBSCRIBE`.
@@ -154,7 +156,12 @@ async fn market_conn(app: Arc<App>, mut socket: WebSocket, mut streams: Vec<Stri
                         return;
                     }
                 }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(Message::Close(_))) => {
+                    // Complete the closing handshake: the reply is queued, flush it.
+                    let _ = futures_util::SinkExt::flush(&mut socket).await;
+                    return;
+                }
+                None | Some(Err(_)) => return,
                 Some(Ok(_)) => {}
             },
         }
@@ -207,6 +214,43 @@ fn ok(app: &App, id: &Value, result: Value) -> Value {
 
 fn err(app: &App, id: &Value, status: u16, code: i64, msg: &str) -> Value {
     json!({"id": id, "status": status, "error": {"code": code, "msg": msg}, "rateLimits": rate_limits(app)})
+}
+
+fn status_of(r: &Reject) -> u16 {
+    if r.code == -2015 || r.code == -2014 {
+        401
+    } else {
+        crate::binance::error::http_status_for(r.code, &r.msg)
+    }
+}
+
+/// Validates `apiKey`, `signature` (sorted raw canonical form), `timestamp`
+/// and `recvWindow` of a signed WebSocket API request; returns the account id.
+fn ws_authenticate(app: &App, params: &serde_json::Map<String, Value>, now: i64) -> Result<u32, Reject> {
+    let key = params.get("apiKey").map(raw_value).unwrap_or_default();
+    let acc =
+        app.ex.keys.get(&key).ok_or_else(|| Reject::new(-2015, "Invalid API-key, IP, or permissions for action."))?;
+    let sig = params.get("signature").map(raw_value).ok_or_else(|| {
+        Reject::new(-1102, "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.")
+    })?;
+    let pairs: Vec<(String, String)> = params.iter().map(|(k, v)| (k.clone(), raw_value(v))).collect();
+    if !signatures_match(&sign_ws(&acc.secret, &pairs), &sig) {
+        return Err(Reject::new(-1022, "Signature for this request is not valid."));
+    }
+    let ts = params.get("timestamp").and_then(|v| raw_value(v).parse::<i64>().ok()).ok_or_else(|| {
+        Reject::new(-1102, "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed.")
+    })?;
+    let recv = params.get("recvWindow").and_then(|v| raw_value(v).parse::<f64>().ok()).unwrap_or(5000.0);
+    if !(0.0..=60_000.0).contains(&recv) {
+        return Err(Reject::new(-1131, "recvWindow must be less than 60000"));
+    }
+    if ts >= now + 1000 {
+        return Err(Reject::new(-1021, "Timestamp for this request was 1000ms ahead of the server's time."));
+    }
+    if (now - ts) as f64 > recv {
+        return Err(Reject::new(-1021, "Timestamp for this request is outside of the recvWindow."));
+    }
+    Ok(acc.id)
 }
 
 fn raw_value(v: &Value) -> String {
@@ -269,7 +313,12 @@ async fn api_conn(app: Arc<App>, mut socket: WebSocket) {
                         }
                     }
                 }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(Message::Close(_))) => {
+                    // Complete the closing handshake: the reply is queued, flush it.
+                    let _ = futures_util::SinkExt::flush(&mut socket).await;
+                    return;
+                }
+                None | Some(Err(_)) => return,
                 Some(Ok(_)) => {}
             },
         }
@@ -304,46 +353,16 @@ fn api_request(
             ok(app, &id, Value::Array(subs.iter().map(|(s, _)| json!({"subscriptionId": s})).collect()))
         }
         "userDataStream.subscribe.signature" => {
-            let key = params.get("apiKey").map(raw_value).unwrap_or_default();
-            let Some(acc) = app.ex.keys.get(&key) else {
-                return (err(app, &id, 401, -2015, "Invalid API-key, IP, or permissions for action."), Vec::new());
+            let acc_id = match ws_authenticate(app, &params, now) {
+                Ok(a) => a,
+                Err(r) => return (err(app, &id, status_of(&r), r.code, &r.msg), Vec::new()),
             };
-            let Some(sig) = params.get("signature").map(raw_value) else {
-                return (
-                    err(
-                        app,
-                        &id,
-                        400,
-                        -1102,
-                        "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.",
-                    ),
-                    Vec::new(),
-                );
-            };
-            let pairs: Vec<(String, String)> = params.iter().map(|(k, v)| (k.clone(), raw_value(v))).collect();
-            if !signatures_match(&sign_ws(&acc.secret, &pairs), &sig) {
-                return (err(app, &id, 400, -1022, "Signature for this request is not valid."), Vec::new());
-            }
-            let ts = params.get("timestamp").and_then(|v| raw_value(v).parse::<i64>().ok()).unwrap_or(0);
-            let recv = params.get("recvWindow").and_then(|v| raw_value(v).parse::<i64>().ok()).unwrap_or(5000);
-            if ts >= now + 1000 {
-                return (
-                    err(app, &id, 400, -1021, "Timestamp for this request was 1000ms ahead of the server's time."),
-                    Vec::new(),
-                );
-            }
-            if now - ts > recv {
-                return (
-                    err(app, &id, 400, -1021, "Timestamp for this request is outside of the recvWindow."),
-                    Vec::new(),
-                );
-            }
-            if subs.iter().any(|(_, a)| *a == acc.id) {
+            if subs.iter().any(|(_, a)| *a == acc_id) {
                 return (err(app, &id, 400, -2035, "User Data Stream subscription already active."), Vec::new());
             }
             let sid = *next_sub;
             *next_sub += 1;
-            subs.push((sid, acc.id));
+            subs.push((sid, acc_id));
             ok(app, &id, json!({"subscriptionId": sid}))
         }
         "userDataStream.unsubscribe" => {
@@ -354,6 +373,27 @@ fn api_request(
             }
             subs.retain(|(s, _)| !ended.contains(s));
             return (ok(app, &id, json!({})), ended);
+        }
+        "order.place" | "order.test" | "order.status" | "order.cancel" | "openOrders.status" | "account.status" => {
+            let account = match ws_authenticate(app, &params, now) {
+                Ok(a) => a,
+                Err(r) => return (err(app, &id, status_of(&r), r.code, &r.msg), Vec::new()),
+            };
+            let p = Params::from_pairs(params.iter().map(|(k, v)| (k.clone(), raw_value(v))).collect());
+            let res = match method {
+                "order.place" => place_core(app, &p, account, now)
+                    .map(|pl| order_response(&pl.order, &pl.execs, &pl.resp_type, now))
+                    .map_err(|(r, _)| r),
+                "order.test" => parse_new_order(app, &p, account).map(|_| json!({})),
+                "order.status" => query_order(app, &p, account),
+                "order.cancel" => cancel_order(app, &p, account, now),
+                "openOrders.status" => open_orders(app, &p, account),
+                _ => account_info(app, &p, account, now),
+            };
+            match res {
+                Ok(v) => ok(app, &id, v),
+                Err(r) => err(app, &id, status_of(&r), r.code, &r.msg),
+            }
         }
         "userDataStream.start" | "userDataStream.ping" | "userDataStream.stop" => {
             err(app, &id, 410, -1020, "This operation is not supported.")

@@ -136,11 +136,19 @@ struct Layout {
 
 impl Layout {
     fn needed(&self) -> usize {
-        [Some(self.time), Some(self.open), Some(self.high), Some(self.low), Some(self.close), self.volume, self.close_time]
-            .into_iter()
-            .flatten()
-            .max()
-            .unwrap_or(0)
+        [
+            Some(self.time),
+            Some(self.open),
+            Some(self.high),
+            Some(self.low),
+            Some(self.close),
+            self.volume,
+            self.close_time,
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(0)
             + 1
     }
 
@@ -169,9 +177,8 @@ impl Layout {
                     names.join(",")
                 )
             })?;
-        let need = |name: &str| {
-            find(&[name]).ok_or_else(|| format!("no `{name}` column (header: {})", names.join(",")))
-        };
+        let need =
+            |name: &str| find(&[name]).ok_or_else(|| format!("no `{name}` column (header: {})", names.join(",")));
         Ok(Self {
             time,
             open: need("open")?,
@@ -231,9 +238,7 @@ fn epoch_to_ms(n: i64) -> i64 {
 
 fn parse_decimal(field: &str, name: &str) -> Result<Decimal, String> {
     let s = field.trim();
-    s.parse::<Decimal>()
-        .or_else(|_| Decimal::from_scientific(s))
-        .map_err(|_| format!("{name}: `{s}` is not a number"))
+    s.parse::<Decimal>().or_else(|_| Decimal::from_scientific(s)).map_err(|_| format!("{name}: `{s}` is not a number"))
 }
 
 /// Parses one CSV file's contents. `file` names it in errors.
@@ -560,12 +565,8 @@ mod tests {
             assert_eq!(last.close, d(c.want_close), "{}", c.name);
             assert_eq!(last.volume, d(c.want_volume), "{}", c.name);
         }
-        let kline = parse_csv(
-            "1704067200000,1,2,0.5,1.5,10,1704070799999,0,0,0,0,0\n".as_bytes(),
-            "k.csv",
-            false,
-        )
-        .unwrap();
+        let kline =
+            parse_csv("1704067200000,1,2,0.5,1.5,10,1704070799999,0,0,0,0,0\n".as_bytes(), "k.csv", false).unwrap();
         assert_eq!(kline.rows[0].close_time, Some(T2024 + 3_599_999));
         assert_eq!(kline.price_scale, 1);
     }
@@ -586,15 +587,27 @@ mod tests {
                 text: "2024-02-30,1,2,0.5,1.5,10\n",
                 want: "f.csv:3: time: `2024-02-30` is not an ISO date, ISO date-time or epoch milliseconds",
             },
-            Case { name: "too few fields", text: "2024-01-02,1,2\n", want: "f.csv:3: expected at least 6 fields, found 3" },
+            Case {
+                name: "too few fields",
+                text: "2024-01-02,1,2\n",
+                want: "f.csv:3: expected at least 6 fields, found 3",
+            },
             Case { name: "high below low", text: "2024-01-02,1,1,2,1.5,10\n", want: "f.csv:3: high 1 is below low 2" },
             Case {
                 name: "close outside range",
                 text: "2024-01-02,1,2,0.5,3,10\n",
                 want: "f.csv:3: close 3 is outside the bar's range [0.5, 2]",
             },
-            Case { name: "zero price", text: "2024-01-02,0,2,0,1,10\n", want: "f.csv:3: low 0 is not a positive price" },
-            Case { name: "negative volume", text: "2024-01-02,1,2,0.5,1.5,-1\n", want: "f.csv:3: volume -1 is negative" },
+            Case {
+                name: "zero price",
+                text: "2024-01-02,0,2,0,1,10\n",
+                want: "f.csv:3: low 0 is not a positive price",
+            },
+            Case {
+                name: "negative volume",
+                text: "2024-01-02,1,2,0.5,1.5,-1\n",
+                want: "f.csv:3: volume -1 is negative",
+            },
         ];
         for c in &cases {
             let text = format!("{header}{good}{}{good}", c.text);
@@ -627,8 +640,16 @@ mod tests {
     fn directory_of_files_groups_sorts_and_dedups() {
         let dir = tempfile::tempdir().unwrap();
         let header = "date,open,high,low,close,volume\n";
-        std::fs::write(dir.path().join("BTCUSDT-2.csv"), format!("{header}2024-01-03,1,2,0.5,1.5,1\n2024-01-02,1,2,0.5,1.25,1\n")).unwrap();
-        std::fs::write(dir.path().join("BTCUSDT-1.csv"), format!("{header}2024-01-01,1,2,0.5,1.5,1\n2024-01-02,1,2,0.5,1.5,1\n")).unwrap();
+        std::fs::write(
+            dir.path().join("BTCUSDT-2.csv"),
+            format!("{header}2024-01-03,1,2,0.5,1.5,1\n2024-01-02,1,2,0.5,1.25,1\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("BTCUSDT-1.csv"),
+            format!("{header}2024-01-01,1,2,0.5,1.5,1\n2024-01-02,1,2,0.5,1.5,1\n"),
+        )
+        .unwrap();
         std::fs::write(dir.path().join("ethusdt.csv"), format!("{header}2024-01-01,10,20,5,15.5,1\n")).unwrap();
         std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
         let data = load(&[dir.path().to_path_buf()], None, false).unwrap();

@@ -193,11 +193,7 @@ pub fn execute(args: &BacktestArgs) -> anyhow::Result<BacktestResult> {
             .map(|q| Balance { asset: q.to_string(), free: DEFAULT_BALANCE, locked: Decimal::ZERO })
             .collect()
     } else {
-        config
-            .balances
-            .iter()
-            .map(|(a, v)| Balance { asset: a.clone(), free: *v, locked: Decimal::ZERO })
-            .collect()
+        config.balances.iter().map(|(a, v)| Balance { asset: a.clone(), free: *v, locked: Decimal::ZERO }).collect()
     };
     let fees = match args.fee_bps {
         Some(b) if b < Decimal::ZERO => bail!("--fee-bps must not be negative, got {b}"),
@@ -233,10 +229,8 @@ fn run_with_progress(backtest: Backtest, timeline: &Timeline, signals: &[TimedSi
     if !std::io::stderr().is_terminal() {
         return backtest.run(timeline, signals, |_| {});
     }
-    let bar = indicatif::ProgressBar::with_draw_target(
-        Some(timeline.len() as u64),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
+    let bar =
+        indicatif::ProgressBar::with_draw_target(Some(timeline.len() as u64), indicatif::ProgressDrawTarget::stderr());
     if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} bars {per_sec} eta {eta}") {
         bar.set_style(style);
     }
@@ -327,8 +321,12 @@ pub fn load_signals(path: &Path) -> anyhow::Result<Vec<TimedSignal>> {
 /// Parses signal CSV text (see [`load_signals`]); sorted by time.
 pub fn parse_signals(input: impl std::io::Read, label: &str) -> anyhow::Result<Vec<TimedSignal>> {
     let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(true).from_reader(input);
-    let headers: Vec<String> =
-        reader.headers().with_context(|| format!("{label}: no header"))?.iter().map(|h| h.to_ascii_lowercase()).collect();
+    let headers: Vec<String> = reader
+        .headers()
+        .with_context(|| format!("{label}: no header"))?
+        .iter()
+        .map(|h| h.to_ascii_lowercase())
+        .collect();
     let col = |names: &[&str]| headers.iter().position(|h| names.contains(&h.as_str()));
     let (Some(t), Some(sym), Some(act)) =
         (col(&["timestamp", "date", "time", "datetime"]), col(&["symbol"]), col(&["action", "side"]))
@@ -341,7 +339,8 @@ pub fn parse_signals(input: impl std::io::Read, label: &str) -> anyhow::Result<V
         let record = record.with_context(|| format!("{label}: unreadable CSV"))?;
         let line = record.position().map(|p| p.line()).unwrap_or(0);
         let field = |i: usize| record.get(i).unwrap_or("");
-        let ts_ms = parse_time(field(t)).ok_or_else(|| anyhow::anyhow!("{label}:{line}: time `{}` is not a time", field(t)))?;
+        let ts_ms =
+            parse_time(field(t)).ok_or_else(|| anyhow::anyhow!("{label}:{line}: time `{}` is not a time", field(t)))?;
         let action = match field(act).to_ascii_lowercase().as_str() {
             "buy" => SignalAction::Buy,
             "sell" => SignalAction::Sell,
@@ -370,9 +369,12 @@ mod tests {
 
     #[test]
     fn symbols_split_into_assets() {
-        for (s, base, quote) in
-            [("BTCUSDT", "BTC", "USDT"), ("ETHBTC", "ETH", "BTC"), ("SOLFDUSD", "SOL", "FDUSD"), ("AAPL", "AAPL", "USD")]
-        {
+        for (s, base, quote) in [
+            ("BTCUSDT", "BTC", "USDT"),
+            ("ETHBTC", "ETH", "BTC"),
+            ("SOLFDUSD", "SOL", "FDUSD"),
+            ("AAPL", "AAPL", "USD"),
+        ] {
             assert_eq!(split_symbol(s), (base.to_string(), quote.to_string()), "{s}");
         }
     }

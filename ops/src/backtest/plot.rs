@@ -68,7 +68,7 @@ pub fn draw(
     let full: Vec<(f64, f64, f64)> = equity
         .iter()
         .map(|p| {
-            let e = rust_decimal::prelude::ToPrimitive::to_f64(&p.equity).unwrap_or(0.0);
+            let e = p.equity;
             peak = peak.max(e);
             (p.ts_ms as f64, e, peak)
         })

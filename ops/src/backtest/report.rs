@@ -227,7 +227,7 @@ pub fn drawdown(equity: &[EquityPoint]) -> (f64, i64) {
     let mut max_dd = 0.0;
     let mut max_peak_ts = None;
     for p in equity {
-        let e = f(p.equity);
+        let e = p.equity;
         if e >= peak {
             peak = e;
             peak_ts = p.ts_ms;
@@ -242,10 +242,10 @@ pub fn drawdown(equity: &[EquityPoint]) -> (f64, i64) {
     let Some(start) = max_peak_ts else { return (0.0, 0) };
     // Recovery: the first point after the trough back at or above that peak.
     let start_idx = equity.iter().position(|p| p.ts_ms == start).unwrap_or(0);
-    let start_equity = f(equity[start_idx].equity);
+    let start_equity = equity[start_idx].equity;
     let end = equity[start_idx + 1..]
         .iter()
-        .find(|p| f(p.equity) >= start_equity)
+        .find(|p| p.equity >= start_equity)
         .or(equity.last())
         .map(|p| p.ts_ms)
         .unwrap_or(start);
@@ -273,7 +273,7 @@ pub fn build(
     let mut returns = Vec::with_capacity(eq.len());
     let mut prev = initial;
     for p in eq {
-        let e = f(p.equity);
+        let e = p.equity;
         if prev > 0.0 {
             returns.push(e / prev - 1.0);
         }
@@ -290,11 +290,7 @@ pub fn build(
             let sd = var.sqrt();
             let downside = (returns.iter().map(|r| r.min(0.0).powi(2)).sum::<f64>() / n).sqrt();
             let ann = ppy.sqrt();
-            (
-                Some(sd * ann),
-                (sd > 0.0).then(|| mean / sd * ann),
-                (downside > 0.0).then(|| mean / downside * ann),
-            )
+            (Some(sd * ann), (sd > 0.0).then(|| mean / sd * ann), (downside > 0.0).then(|| mean / downside * ann))
         }
         _ => (None, None, None),
     };
@@ -305,8 +301,10 @@ pub fn build(
     let losses: Vec<Decimal> = trips.iter().map(|t| t.pnl).filter(|p| *p <= Decimal::ZERO).collect();
     let gross_win: Decimal = wins.iter().sum();
     let gross_loss: Decimal = losses.iter().sum();
-    let mean = |v: &[Decimal]| (!v.is_empty()).then(|| (v.iter().sum::<Decimal>() / Decimal::from(v.len())).round_dp(8));
-    let mut per: BTreeMap<String, (usize, usize, Decimal)> = strategies.iter().map(|s| (s.clone(), (0, 0, Decimal::ZERO))).collect();
+    let mean =
+        |v: &[Decimal]| (!v.is_empty()).then(|| (v.iter().sum::<Decimal>() / Decimal::from(v.len())).round_dp(8));
+    let mut per: BTreeMap<String, (usize, usize, Decimal)> =
+        strategies.iter().map(|s| (s.clone(), (0, 0, Decimal::ZERO))).collect();
     for t in trips {
         let e = per.entry(t.strategy.clone()).or_default();
         e.0 += 1;
@@ -523,10 +521,18 @@ mod tests {
             },
             Case {
                 name: "flip splits the fill and its fee",
-                fills: vec![fill(Side::Buy, "100", "1", "0", 1), fill(Side::Sell, "90", "2", "2", 2), fill(Side::Buy, "80", "1", "0", 3)],
+                fills: vec![
+                    fill(Side::Buy, "100", "1", "0", 1),
+                    fill(Side::Sell, "90", "2", "2", 2),
+                    fill(Side::Buy, "80", "1", "0", 3),
+                ],
                 want: vec![("long", "100", "90", "1", "-11"), ("short", "90", "80", "1", "9")],
             },
-            Case { name: "open at the end is not a round trip", fills: vec![fill(Side::Buy, "100", "1", "0", 1)], want: vec![] },
+            Case {
+                name: "open at the end is not a round trip",
+                fills: vec![fill(Side::Buy, "100", "1", "0", 1)],
+                want: vec![],
+            },
         ];
         for c in cases {
             let got: Vec<_> = round_trips(&c.fills)
@@ -542,7 +548,7 @@ mod tests {
     fn drawdown_and_duration() {
         let pts: Vec<EquityPoint> = [(0, "100"), (1, "120"), (2, "90"), (3, "110"), (4, "121"), (5, "115")]
             .iter()
-            .map(|(t, e)| EquityPoint { ts_ms: *t * 1000, equity: d(e), exposed: false })
+            .map(|(t, e)| EquityPoint { ts_ms: *t * 1000, equity: e.parse().unwrap(), exposed: false })
             .collect();
         let (dd, dur) = drawdown(&pts);
         assert!((dd - 0.25).abs() < 1e-12, "{dd}");

@@ -67,13 +67,14 @@ pub struct TimedSignal {
     pub signal: Signal,
 }
 
-/// The equity at one point in time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The equity at one point in time, for statistics and the chart (`f64`;
+/// the report's initial and final equity are exact `Decimal`s).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EquityPoint {
     /// Time (a bar's close time).
     pub ts_ms: i64,
     /// Equity in the report currency.
-    pub equity: Decimal,
+    pub equity: f64,
     /// True while some traded position is open.
     pub exposed: bool,
 }
@@ -132,6 +133,8 @@ pub struct ProtectionRecord {
 /// A bar event of the merged timeline.
 struct Step {
     symbol: usize,
+    /// The close as `f64`, converted once here rather than on every replay.
+    close_f64: f64,
     event: MarketEvent,
 }
 
@@ -148,7 +151,11 @@ impl Timeline {
         let total = series.iter().map(|(_, b)| b.len()).sum();
         let mut steps: Vec<Step> = Vec::with_capacity(total);
         for (i, (_, bars)) in series.into_iter().enumerate() {
-            steps.extend(bars.into_iter().map(|b| Step { symbol: i, event: MarketEvent::Bar(b) }));
+            steps.extend(bars.into_iter().map(|b| Step {
+                symbol: i,
+                close_f64: strategies::common::close_f64(b.close),
+                event: MarketEvent::Bar(b),
+            }));
         }
         steps.sort_by_key(|s| (s.event.ts_ms(), s.symbol));
         Self { symbols, steps }
@@ -181,6 +188,8 @@ struct Queued {
 struct Valuation {
     /// Per asset: amount, and the symbol whose close prices it (None: it is the currency, or unpriced).
     assets: Vec<(String, Decimal, Option<usize>)>,
+    /// The amounts as `f64`, refreshed from the exact ones after every fill.
+    amounts_f64: Vec<f64>,
 }
 
 /// The backtest engine.
@@ -204,9 +213,10 @@ pub struct Backtest {
     legs: Vec<Option<(usize, usize)>>,
     valuation: Valuation,
     last_close: Vec<Decimal>,
+    last_close_f64: Vec<f64>,
     last_close_time: Vec<i64>,
-    /// Equity and UTC day the protections last saw; whether a fill happened since.
-    last_eval: Option<(Decimal, i64)>,
+    /// When the protections must look again (see [`Backtest::protect`]).
+    gate: ProtectionGate,
     filled_since_eval: bool,
     /// Per symbol: net traded quantity.
     traded: Vec<Decimal>,
@@ -250,9 +260,11 @@ impl Backtest {
         }
         let mut legs = Vec::with_capacity(symbols.len());
         for inst in &instruments {
-            legs.push(inst.as_ref().map(|inst| {
-                (asset_index(&inst.base_asset, &mut assets), asset_index(&inst.quote_asset, &mut assets))
-            }));
+            legs.push(
+                inst.as_ref().map(|inst| {
+                    (asset_index(&inst.base_asset, &mut assets), asset_index(&inst.quote_asset, &mut assets))
+                }),
+            );
         }
         // A base asset is priced by a symbol quoted in the currency.
         for (s, inst) in instruments.iter().enumerate() {
@@ -276,10 +288,11 @@ impl Backtest {
             slippage: config.slippage_bps / BPS,
             next_id: 1,
             legs,
-            valuation: Valuation { assets },
+            valuation: Valuation { amounts_f64: assets.iter().map(|a| decimal_f64(a.1)).collect(), assets },
             last_close: vec![Decimal::ZERO; n],
+            last_close_f64: vec![0.0; n],
             last_close_time: vec![i64::MIN; n],
-            last_eval: None,
+            gate: ProtectionGate::new(&config.risk),
             filled_since_eval: false,
             traded: vec![Decimal::ZERO; n],
             exposed_symbols: 0,
@@ -307,6 +320,7 @@ impl Backtest {
     pub fn run(mut self, timeline: &Timeline, signals: &[TimedSignal], mut progress: impl FnMut(usize)) -> Outcome {
         self.out.equity.reserve(timeline.len());
         self.out.initial_equity = self.equity();
+        self.protect(decimal_f64(self.out.initial_equity), steps_start(timeline));
         let mut next_signal = 0;
         let steps = &timeline.steps;
         for (n, step) in steps.iter().enumerate() {
@@ -316,6 +330,7 @@ impl Backtest {
                 self.open_bar(s, bar);
             }
             self.last_close[s] = bar.close;
+            self.last_close_f64[s] = step.close_f64;
             self.last_close_time[s] = bar.close_time;
             while let Some(ts) = signals.get(next_signal).map(|x| x.ts_ms) {
                 if ts > bar.close_time {
@@ -332,7 +347,7 @@ impl Backtest {
             // One equity point per distinct close time, after all symbols closed.
             let last_of_time = steps.get(n + 1).is_none_or(|next| next.event.ts_ms() != bar.close_time);
             if last_of_time {
-                let equity = self.equity();
+                let equity = self.equity_f64();
                 self.out.equity.push(EquityPoint { ts_ms: bar.close_time, equity, exposed: self.exposed_symbols > 0 });
                 self.protect(equity, bar.close_time);
             }
@@ -342,13 +357,29 @@ impl Backtest {
         }
         progress(steps.len());
         self.out.bars = steps.len();
-        self.out.final_equity = self.out.equity.last().map(|p| p.equity).unwrap_or(self.out.initial_equity);
+        self.out.final_equity = self.equity();
         self.out.unfilled_at_end = self.queued.iter().map(Vec::len).sum::<usize>() + self.resting.iter().sum::<usize>();
         self.out
     }
 
-    /// Equity in the report currency at the last closes.
+    /// Equity in the report currency at the last closes, as `f64` (per bar).
     #[inline]
+    fn equity_f64(&self) -> f64 {
+        let mut total = 0.0;
+        for (i, amount) in self.valuation.amounts_f64.iter().enumerate() {
+            if *amount == 0.0 {
+                continue;
+            }
+            if i == 0 {
+                total += *amount;
+            } else if let Some(s) = self.valuation.assets[i].2 {
+                total += *amount * self.last_close_f64[s];
+            }
+        }
+        total
+    }
+
+    /// Equity in the report currency at the last closes, exact.
     fn equity(&self) -> Decimal {
         let mut total = Decimal::ZERO;
         for (i, (_, amount, priced_by)) in self.valuation.assets.iter().enumerate() {
@@ -365,15 +396,13 @@ impl Backtest {
     }
 
     /// Lets the risk engine's portfolio protections see the equity, as live on
-    /// a price update. Skipped when nothing they watch changed: same equity,
-    /// same UTC day, no fill since (a strategy pause ends by time at the gate).
-    fn protect(&mut self, equity: Decimal, now_ms: i64) {
-        let day = now_ms.div_euclid(86_400_000);
-        if !self.filled_since_eval && self.last_eval == Some((equity, day)) {
+    /// a price update — whenever that can change anything (see [`ProtectionGate`]).
+    fn protect(&mut self, equity_f64: f64, now_ms: i64) {
+        if !self.gate.must_evaluate(equity_f64, now_ms, self.filled_since_eval) {
             return;
         }
-        self.last_eval = Some((equity, day));
         self.filled_since_eval = false;
+        let equity = self.equity();
         let outcome = self.risk.evaluate_protections(equity, now_ms);
         for event in outcome.events {
             let reason = match &event {
@@ -386,11 +415,7 @@ impl Backtest {
         }
         if let Some(reason) = outcome.emergency_stop {
             self.risk.set_emergency_stop(true);
-            self.out.protection_events.push(ProtectionRecord {
-                ts_ms: now_ms,
-                code: "emergency_stop".into(),
-                reason,
-            });
+            self.out.protection_events.push(ProtectionRecord { ts_ms: now_ms, code: "emergency_stop".into(), reason });
         }
     }
 
@@ -498,10 +523,20 @@ impl Backtest {
                     self.owner.insert(q.client_order_id.clone(), q.runner);
                     if result.order.status.is_open() {
                         self.resting[s] += 1;
-                        new_resting |= matches!(q.intent.order_type, OrderType::Limit { .. } | OrderType::StopLimit { .. });
+                        new_resting |=
+                            matches!(q.intent.order_type, OrderType::Limit { .. } | OrderType::StopLimit { .. });
                     }
                     if result.executions.is_empty() {
-                        self.tell(q.runner, &q.client_order_id, &q.intent.symbol, q.intent.side, result.order.status, Decimal::ZERO, None, ts);
+                        self.tell(
+                            q.runner,
+                            &q.client_order_id,
+                            &q.intent.symbol,
+                            q.intent.side,
+                            result.order.status,
+                            Decimal::ZERO,
+                            None,
+                            ts,
+                        );
                     } else {
                         // The order was counted as resting above only if it still is.
                         let was_open = result.order.status.is_open();
@@ -511,7 +546,16 @@ impl Backtest {
                 Err(e) => {
                     *self.out.venue_rejections.entry(match_error_code(&e).to_string()).or_default() += 1;
                     self.risk.on_order_final(&q.client_order_id);
-                    self.tell(q.runner, &q.client_order_id, &q.intent.symbol, q.intent.side, OrderStatus::Rejected, Decimal::ZERO, Some(e.to_string()), ts);
+                    self.tell(
+                        q.runner,
+                        &q.client_order_id,
+                        &q.intent.symbol,
+                        q.intent.side,
+                        OrderStatus::Rejected,
+                        Decimal::ZERO,
+                        Some(e.to_string()),
+                        ts,
+                    );
                 }
             }
         }
@@ -551,7 +595,16 @@ impl Backtest {
                     self.resting[s] = self.resting[s].saturating_sub(1);
                 }
             }
-            self.tell(r, &id, &ex.order.symbol, ex.order.side, status, ex.order.filled_qty, ex.order.reason.clone(), ts);
+            self.tell(
+                r,
+                &id,
+                &ex.order.symbol,
+                ex.order.side,
+                status,
+                ex.order.filled_qty,
+                ex.order.reason.clone(),
+                ts,
+            );
         }
     }
 
@@ -597,6 +650,9 @@ impl Backtest {
             if let Some(i) = assets.iter().position(|a| a.0 == fill.fee_asset) {
                 assets[i].1 -= fill.fee;
             }
+            for (f, a) in self.valuation.amounts_f64.iter_mut().zip(self.valuation.assets.iter()) {
+                *f = decimal_f64(a.1);
+            }
         }
         let was = !self.traded[s].is_zero();
         self.traded[s] += fill.side.sign() * fill.qty;
@@ -606,6 +662,83 @@ impl Backtest {
             (true, false) => self.exposed_symbols -= 1,
             _ => {}
         }
+    }
+}
+
+/// Decides when the risk engine's portfolio protections must see the equity.
+///
+/// Evaluating them costs more than the rest of a bar, and between fills the
+/// only inputs that can change their outcome are a new high-water mark, a new
+/// UTC day, or equity falling towards a limit. So they are evaluated (with the
+/// exact `Decimal` equity) on the first bar, after any fill, on a new UTC day,
+/// on a new high, and on every bar whose equity has fallen past half of the
+/// drawdown or daily-loss limit; the protections then decide whether they
+/// trip. The gate itself compares `f64`s: with a margin of half the limit,
+/// rounding cannot hide a trip. Strategy pauses end by time at the risk gate
+/// and need no evaluation.
+#[derive(Debug, Clone)]
+struct ProtectionGate {
+    drawdown_half: f64,
+    daily_abs_half: f64,
+    daily_pct_half: f64,
+    started: bool,
+    day: i64,
+    high: f64,
+    /// Equity at or below this is within reach of a limit.
+    floor: f64,
+    day_floor: f64,
+}
+
+impl ProtectionGate {
+    fn new(risk: &RiskConfig) -> Self {
+        Self {
+            drawdown_half: decimal_f64(risk.max_drawdown_pct) / 200.0,
+            daily_abs_half: decimal_f64(risk.daily_loss_limit) / 2.0,
+            daily_pct_half: decimal_f64(risk.daily_loss_limit_pct) / 200.0,
+            started: false,
+            day: 0,
+            high: f64::MIN,
+            floor: f64::MIN,
+            day_floor: f64::MIN,
+        }
+    }
+
+    #[inline]
+    fn must_evaluate(&mut self, equity: f64, now_ms: i64, filled: bool) -> bool {
+        let day = now_ms.div_euclid(86_400_000);
+        let mut due = filled || !equity.is_finite();
+        if !self.started || day != self.day {
+            self.started = true;
+            self.day = day;
+            due = true;
+            let mut floor = f64::MIN;
+            if self.daily_abs_half > 0.0 {
+                floor = floor.max(equity - self.daily_abs_half);
+            }
+            if self.daily_pct_half > 0.0 {
+                floor = floor.max(equity - equity.abs() * self.daily_pct_half);
+            }
+            self.day_floor = floor;
+        }
+        if equity > self.high {
+            self.high = equity;
+            self.floor = if self.drawdown_half > 0.0 { equity - equity.abs() * self.drawdown_half } else { f64::MIN };
+            due = true;
+        }
+        due || equity <= self.floor || equity <= self.day_floor
+    }
+}
+
+/// A decimal as `f64` for statistics.
+fn decimal_f64(d: Decimal) -> f64 {
+    strategies::common::close_f64(d)
+}
+
+/// The open time of the first bar (when the protections first see the equity).
+fn steps_start(timeline: &Timeline) -> i64 {
+    match timeline.steps.first().map(|s| &s.event) {
+        Some(MarketEvent::Bar(b)) => b.open_time,
+        _ => 0,
     }
 }
 

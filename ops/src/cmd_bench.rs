@@ -1,0 +1,180 @@
+//! `keel bench`: pushes market events through the live actor pipeline (market
+//! data → strategy hosts → risk guard → order router → paper venue, with the
+//! real sled store) and reports throughput and tick-to-order latency.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actors::metrics::metrics;
+use actors::{start_engine, EngineSetup};
+use async_trait::async_trait;
+use engine::balance::Balance;
+use engine::clock::{Clock, SharedClock, SystemClock};
+use engine::fill::Fill;
+use engine::instrument::Instrument;
+use engine::market::{Bar, BookTicker, MarketEvent, Trade};
+use engine::order::Side;
+use engine::store::SledStore;
+use engine::venue::paper::PaperVenue;
+use engine::venue::{MarketFeed, OrderReport, OrderRequest, PlaceResult, StreamStatus, UserEvent, Venue, VenueResult};
+use engine::{Decimal, Symbol};
+use tokio::sync::{mpsc, Mutex};
+
+/// `keel bench` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Config whose symbols and strategies are used.
+    #[arg(long, default_value = "config.toml")]
+    pub config: std::path::PathBuf,
+    /// Market events to push.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// One event in this many is a closed bar (the rest are trades and book updates).
+    #[arg(long, default_value_t = 200)]
+    pub bar_every: u64,
+}
+
+/// The paper venue with a market feed the benchmark controls.
+struct BenchVenue {
+    inner: Arc<PaperVenue>,
+    feed: Mutex<Option<mpsc::Receiver<MarketFeed>>>,
+}
+
+#[async_trait]
+impl Venue for BenchVenue {
+    fn name(&self) -> &str {
+        "paper-bench"
+    }
+    async fn instruments(&self) -> VenueResult<Vec<Instrument>> {
+        self.inner.instruments().await
+    }
+    async fn server_time(&self) -> VenueResult<i64> {
+        self.inner.server_time().await
+    }
+    async fn klines(&self, s: &Symbol, i: i64, st: Option<i64>, l: usize) -> VenueResult<Vec<Bar>> {
+        self.inner.klines(s, i, st, l).await
+    }
+    async fn best_bid_ask(&self, s: &Symbol) -> VenueResult<BookTicker> {
+        self.inner.best_bid_ask(s).await
+    }
+    async fn place_order(&self, r: &OrderRequest) -> VenueResult<PlaceResult> {
+        self.inner.place_order(r).await
+    }
+    async fn cancel_order(&self, s: &Symbol, c: &str) -> VenueResult<OrderReport> {
+        self.inner.cancel_order(s, c).await
+    }
+    async fn query_order(&self, s: &Symbol, c: &str) -> VenueResult<Option<OrderReport>> {
+        self.inner.query_order(s, c).await
+    }
+    async fn open_orders(&self, s: Option<&Symbol>) -> VenueResult<Vec<OrderReport>> {
+        self.inner.open_orders(s).await
+    }
+    async fn balances(&self) -> VenueResult<Vec<Balance>> {
+        self.inner.balances().await
+    }
+    async fn my_trades(&self, s: &Symbol, f: Option<u64>) -> VenueResult<Vec<Fill>> {
+        self.inner.my_trades(s, f).await
+    }
+    async fn subscribe_market(&self, _s: &[Symbol], _i: i64) -> VenueResult<mpsc::Receiver<MarketFeed>> {
+        match self.feed.lock().await.take() {
+            Some(rx) => Ok(rx),
+            None => Err(engine::venue::VenueError::NotSent("bench feed already taken".into())),
+        }
+    }
+    async fn subscribe_user(&self) -> VenueResult<mpsc::Receiver<UserEvent>> {
+        self.inner.subscribe_user().await
+    }
+}
+
+/// Runs the benchmark and prints its figures.
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let mut config = crate::settings::load(&args.config)?;
+    // Limits out of the way: the benchmark measures the pipeline, not refusals.
+    config.risk = engine::config::RiskConfig::unlimited();
+    let dir = tempfile::tempdir()?;
+    let system = actix::System::new();
+    system.block_on(async move {
+        let now = SystemClock.now_ms();
+        let paper = PaperVenue::new(crate::venues::paper_config(&config, None, now));
+        let (tx, rx) = mpsc::channel(8192);
+        let venue = Arc::new(BenchVenue { inner: paper.clone(), feed: Mutex::new(Some(rx)) });
+        // Prime the paper venue's book so market orders fill.
+        paper.tick().await;
+        let mut strategies = Vec::new();
+        for (i, cfg) in config.strategies.iter().enumerate() {
+            strategies.push((cfg.clone(), strategies::build(i, cfg)?));
+        }
+        let clock: SharedClock = Arc::new(SystemClock);
+        let store = Arc::new(SledStore::open(dir.path())?);
+        let handle = start_engine(EngineSetup { config: config.clone(), store, venue, strategies, clock }).await?;
+        let symbols: Vec<Symbol> = config.symbols.iter().map(|s| Symbol::new(&s.symbol)).collect();
+        let prices: Vec<Decimal> = config.symbols.iter().map(|s| s.start_price).collect();
+        let routed = symbols.len() as u64;
+        let before = metrics().market_events_total.get();
+        metrics().start_sampling();
+        let started = Instant::now();
+        tx.send(MarketFeed::Status(StreamStatus::Connected)).await.ok();
+        // Bars start after the warm-up history, so none is dropped as already seen.
+        let mut bar_n: i64 = now / 60_000 + 1;
+        for n in 0..args.events {
+            let k = (n % routed) as usize;
+            let symbol = symbols[k].clone();
+            let base = prices[k];
+            let event = if n % args.bar_every == 0 {
+                // Closes zig-zag in long swings so moving averages keep crossing.
+                bar_n += 1;
+                let swing = Decimal::from((bar_n / 4) % 2 * 2 - 1) * base / Decimal::from(100);
+                let close = base + swing;
+                MarketEvent::Bar(Bar {
+                    symbol,
+                    open_time: bar_n * 60_000,
+                    close_time: bar_n * 60_000 + 59_999,
+                    open: close,
+                    high: close,
+                    low: close,
+                    close,
+                    volume: Decimal::ONE,
+                })
+            } else {
+                MarketEvent::Trade(Trade {
+                    symbol,
+                    trade_id: n,
+                    price: base,
+                    qty: Decimal::ONE,
+                    aggressor: if n % 2 == 0 { Side::Buy } else { Side::Sell },
+                    ts_ms: now,
+                })
+            };
+            if tx.send(MarketFeed::Event(event)).await.is_err() {
+                anyhow::bail!("the market-data actor stopped");
+            }
+        }
+        // Wait until the strategies have seen every event (bounded).
+        let target = before + args.events;
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while metrics().market_events_total.get() < target && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let elapsed = started.elapsed();
+        let delivered = metrics().market_events_total.get() - before;
+        let mut samples = metrics().take_samples();
+        samples.sort_by(|a, b| a.total_cmp(b));
+        let pct = |p: f64| -> f64 {
+            if samples.is_empty() {
+                return f64::NAN;
+            }
+            let idx = ((samples.len() as f64 - 1.0) * p).round() as usize;
+            samples[idx.min(samples.len() - 1)] * 1e6
+        };
+        println!("keel bench: live actor pipeline, paper venue, sled store in a temp dir");
+        println!("  market events delivered : {delivered} in {:.3} s", elapsed.as_secs_f64());
+        println!("  events per second       : {:.0}", delivered as f64 / elapsed.as_secs_f64());
+        println!("  orders (latency samples): {}", samples.len());
+        println!("  tick-to-order p50       : {:.1} µs", pct(0.50));
+        println!("  tick-to-order p99       : {:.1} µs", pct(0.99));
+        println!("  tick-to-order max       : {:.1} µs", pct(1.0));
+        handle.shutdown(Duration::from_secs(5)).await;
+        actix::System::current().stop();
+        Ok(())
+    })
+}

@@ -1,0 +1,665 @@
+//! The HTTP control API and `/metrics` (actix-web).
+//!
+//! | Method | Path | Auth | Answer |
+//! |---|---|---|---|
+//! | GET | `/health` | none | `{"status":"ok","uptime_seconds":N}` |
+//! | GET | `/ready` | none | 200 or 503 with `{"ready":bool,"market_stream":bool,"user_stream":bool,"trading_state":"ACTIVE"}` |
+//! | GET | `/metrics` | none | Prometheus text format 0.0.4 |
+//! | GET | `/api/v1/status` | bearer | the engine status |
+//! | GET | `/api/v1/positions` | bearer | positions with marks |
+//! | GET | `/api/v1/orders` | bearer | open orders |
+//! | GET | `/api/v1/balances` | bearer | balances and equity |
+//! | GET | `/api/v1/strategies` | bearer | strategies |
+//! | GET | `/api/v1/trades?limit=N` | bearer | the last N fills (default 100, at most 10000) |
+//! | GET | `/api/v1/trades.csv` | bearer | the whole trade journal as CSV |
+//! | POST | `/api/v1/emergency-stop` | bearer | body `{"reason":"...","flatten":false}` |
+//! | POST | `/api/v1/resume` | bearer | clears the emergency stop |
+//! | POST | `/api/v1/strategies/{id}/pause` | bearer | pauses a strategy |
+//! | POST | `/api/v1/strategies/{id}/start` | bearer | starts a strategy |
+//! | POST | `/api/v1/orders/cancel-all` | bearer | optional body `{"symbol":"BTCUSDT"}` |
+//! | POST | `/api/v1/webhook/tradingview` | secret in body | `{"secret","strategy_id","symbol","action":"buy|sell|close","qty"?}` |
+//!
+//! Errors are JSON `{"error": "..."}`: 401 for a missing or wrong token or
+//! secret, 400 for malformed JSON (with the parser's reason), 404 for an unknown
+//! strategy or path, 429 when a client exceeds its rate limit, 503 when the
+//! engine does not answer. Decimals are JSON strings. Tokens are compared in
+//! constant time and never logged or echoed.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::dev::{ServerHandle, Service as _};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actors::handle::CommandError;
+use actors::metrics::metrics;
+use actors::EngineHandle;
+use engine::config::Config;
+use engine::strategy::{Signal, SignalAction};
+use engine::{Decimal, Symbol};
+use futures_util::future::Either;
+use prometheus::{Encoder, TextEncoder};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::secret::Secret;
+use crate::summary;
+
+/// Content type of the Prometheus text exposition format.
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// A token bucket per client address.
+pub struct RateLimiter {
+    per_second: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    /// `per_minute` requests a minute after a burst of `burst` (0 per minute = no limit).
+    pub fn new(per_minute: u32, burst: u32) -> Self {
+        Self { per_second: f64::from(per_minute) / 60.0, burst: f64::from(burst.max(1)), buckets: Mutex::default() }
+    }
+
+    /// Takes one token for `ip`; `Err(wait)` when the client must wait.
+    pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
+        if self.per_second <= 0.0 {
+            return Ok(());
+        }
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if buckets.len() > 10_000 {
+            // Forget clients whose bucket has refilled, so memory stays bounded.
+            let (rate, burst) = (self.per_second, self.burst);
+            buckets.retain(|_, (tokens, at)| *tokens + now.duration_since(*at).as_secs_f64() * rate < burst);
+        }
+        let (tokens, at) = buckets.entry(ip).or_insert((self.burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.per_second).min(self.burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - *tokens) / self.per_second))
+        }
+    }
+}
+
+/// What the handlers share.
+pub struct ApiState {
+    handle: EngineHandle,
+    config: Arc<Config>,
+    token: Option<Secret>,
+    webhook_secret: Option<Secret>,
+    limiter: RateLimiter,
+}
+
+impl ApiState {
+    /// State for a running engine; `token` guards `/api/v1/*`, `webhook_secret` the webhook.
+    pub fn new(
+        handle: EngineHandle,
+        config: Arc<Config>,
+        token: Option<Secret>,
+        webhook_secret: Option<Secret>,
+    ) -> Self {
+        let limiter = RateLimiter::new(config.http.rate_limit_per_minute, config.http.rate_limit_burst);
+        Self { handle, config, token, webhook_secret, limiter }
+    }
+}
+
+/// An API error: a status and a message, answered as `{"error": message}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into() }
+    }
+
+    fn unauthorized(message: &str) -> Self {
+        metrics().http_unauthorized_total.inc();
+        Self::new(StatusCode::UNAUTHORIZED, message)
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.status, self.message)
+    }
+}
+
+impl actix_web::ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut r = HttpResponse::build(self.status);
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        r.json(json!({ "error": self.message }))
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> Self {
+        match e {
+            CommandError::UnknownStrategy(_) => Self::new(StatusCode::NOT_FOUND, e.to_string()),
+            CommandError::Mailbox(_) => Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            CommandError::Failed(_) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
+    }
+}
+
+type ApiResult = Result<HttpResponse, ApiError>;
+
+fn authorize(req: &HttpRequest, state: &ApiState) -> Result<(), ApiError> {
+    let Some(token) = &state.token else {
+        return Err(ApiError::unauthorized(&format!(
+            "the API token is not configured: set the environment variable {} and restart",
+            state.config.http.token_env
+        )));
+    };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    match presented {
+        Some(p) if token.matches(p) => Ok(()),
+        Some(_) => Err(ApiError::unauthorized("invalid bearer token")),
+        None => Err(ApiError::unauthorized("missing bearer token (Authorization: Bearer <token>)")),
+    }
+}
+
+/// Parses a JSON body; an empty body gives the type's default.
+fn body_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))
+}
+
+async fn health(state: web::Data<ApiState>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok", "uptime_seconds": state.handle.uptime().as_secs() }))
+}
+
+async fn ready(state: web::Data<ApiState>) -> HttpResponse {
+    let (market, user) = summary::streams();
+    let risk = tokio::time::timeout(Duration::from_secs(2), state.handle.risk()).await;
+    let (answering, trading_state) = match risk {
+        Ok(Ok(r)) => (true, Some(r.trading_state.as_str())),
+        _ => (false, None),
+    };
+    let is_ready = market && user && answering;
+    let body = json!({
+        "ready": is_ready,
+        "market_stream": market,
+        "user_stream": user,
+        "engine_answering": answering,
+        "trading_state": trading_state,
+    });
+    if is_ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// The metrics text, as `/metrics` serves it.
+pub fn metrics_text() -> Result<Vec<u8>, prometheus::Error> {
+    let families = metrics().registry.gather();
+    let mut out = Vec::new();
+    TextEncoder::new().encode(&families, &mut out)?;
+    Ok(out)
+}
+
+async fn metrics_endpoint() -> HttpResponse {
+    match metrics_text() {
+        Ok(body) => HttpResponse::Ok().insert_header((header::CONTENT_TYPE, METRICS_CONTENT_TYPE)).body(body),
+        Err(e) => HttpResponse::InternalServerError().json(json!({ "error": format!("encoding metrics: {e}") })),
+    }
+}
+
+async fn status(req: HttpRequest, state: web::Data<ApiState>) -> ApiResult {
+    authorize(&req, &state)?;
+    Ok(HttpResponse::Ok().json(state.handle.status().await?))
+}
+
+async fn positions(req: HttpRequest, state: web::Data<ApiState>) -> ApiResult {
+    authorize(&req, &state)?;
+    let p = state.handle.portfolio().await?;
+    Ok(HttpResponse::Ok().json(p.positions))
+}
+
+async fn orders(req: HttpRequest, state: web::Data<ApiState>) -> ApiResult {
+    authorize(&req, &state)?;
+    Ok(HttpResponse::Ok().json(state.handle.open_orders().await?))
+}
+
+async fn balances(req: HttpRequest, state: web::Data<ApiState>) -> ApiResult {
+    authorize(&req, &state)?;
+    let p = state.handle.portfolio().await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "balances": p.balances.assets.values().collect::<Vec<_>>(),
+        "equity": p.equity,
+        "quote_asset": p.quote_asset,
+        "ts_ms": p.balances.ts_ms,
+    })))
+}
+
+async fn strategies(req: HttpRequest, state: web::Data<ApiState>) -> ApiResult {
+    authorize(&req, &state)?;
+    Ok(HttpResponse::Ok().json(state.handle.strategies().await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TradesQuery {
+    limit: Option<String>,
+}
+
+const MAX_TRADES: usize = 10_000;
+
+async fn trades(req: HttpRequest, state: web::Data<ApiState>) -> ApiResult {
+    authorize(&req, &state)?;
+    let query = web::Query::<TradesQuery>::from_query(req.query_string())
+        .map_err(|e| ApiError::bad_request(format!("bad query: {e}")))?;
+    let limit = match query.limit.as_deref() {
+        None => 100,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=MAX_TRADES).contains(&n) => n,
+            _ => return Err(ApiError::bad_request(format!("limit must be a number from 1 to {MAX_TRADES}"))),
+        },
+    };
+    let fills = state.handle.recent_fills(limit).await?;
+    let out: Vec<_> = fills
+        .iter()
+        .map(|f| {
+            let mut v = serde_json::to_value(f).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("time".into(), json!(summary::rfc3339(f.ts_ms)));
+            }
+            v
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(out))
+}
+
+async fn trades_csv(req: HttpRequest, state: web::Data<ApiState>) -> ApiResult {
+    authorize(&req, &state)?;
+    let fills = state.handle.recent_fills(usize::MAX).await?;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let header = [
+        "time",
+        "ts_ms",
+        "trade_id",
+        "strategy_id",
+        "symbol",
+        "side",
+        "price",
+        "qty",
+        "notional",
+        "fee",
+        "fee_asset",
+        "is_maker",
+        "client_order_id",
+    ];
+    let csv_err = |e: csv::Error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("csv: {e}"));
+    w.write_record(header).map_err(csv_err)?;
+    for f in &fills {
+        let side = match f.side {
+            engine::order::Side::Buy => "BUY",
+            engine::order::Side::Sell => "SELL",
+        };
+        w.write_record([
+            summary::rfc3339(f.ts_ms),
+            f.ts_ms.to_string(),
+            f.trade_id.to_string(),
+            f.strategy_id.to_string(),
+            f.symbol.to_string(),
+            side.to_string(),
+            f.price.normalize().to_string(),
+            f.qty.normalize().to_string(),
+            f.notional().normalize().to_string(),
+            f.fee.normalize().to_string(),
+            f.fee_asset.clone(),
+            f.is_maker.to_string(),
+            f.client_order_id.clone(),
+        ])
+        .map_err(csv_err)?;
+    }
+    let body = w.into_inner().map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("csv: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/csv; charset=utf-8"))
+        .insert_header((header::CONTENT_DISPOSITION, "attachment; filename=\"trades.csv\""))
+        .body(body))
+}
+
+/// `POST /api/v1/emergency-stop` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmergencyStopBody {
+    /// Why (recorded with the stop).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Also close positions with reduce-only market orders.
+    #[serde(default)]
+    pub flatten: bool,
+}
+
+fn caller(req: &HttpRequest) -> String {
+    let ip = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into());
+    format!("operator:http:{ip}")
+}
+
+async fn emergency_stop(req: HttpRequest, body: web::Bytes, state: web::Data<ApiState>) -> ApiResult {
+    authorize(&req, &state)?;
+    let b: EmergencyStopBody = body_json(&body)?;
+    let reason = b.reason.filter(|r| !r.trim().is_empty()).unwrap_or_else(|| "emergency stop from the HTTP API".into());
+    if reason.chars().count() > 500 {
+        return Err(ApiError::bad_request("reason is longer than 500 characters"));
+    }
+    state.handle.emergency_stop(&reason, &caller(&req), b.flatten).await?;
+    let r = state.handle.risk().await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "ok": true,
+        "trading_state": r.trading_state,
+        "emergency_stop": r.emergency_stop,
+    })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
+async fn resume(req: HttpRequest, body: web::Bytes, state: web::Data<ApiState>) -> ApiResult {
+    authorize(&req, &state)?;
+    let _: Empty = body_json(&body)?;
+    state.handle.resume(&caller(&req)).await?;
+    let r = state.handle.risk().await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "ok": true,
+        "trading_state": r.trading_state,
+        "reason": r.reason,
+        "emergency_stop": r.emergency_stop,
+    })))
+}
+
+async fn set_paused(req: HttpRequest, state: web::Data<ApiState>, paused: bool) -> ApiResult {
+    authorize(&req, &state)?;
+    let id = req.match_info().get("id").unwrap_or_default().to_string();
+    let verb = if paused { "paused" } else { "started" };
+    state.handle.set_paused(&id, paused, &format!("{verb} by {}", caller(&req))).await?;
+    Ok(HttpResponse::Ok().json(json!({ "ok": true, "strategy": id, "paused": paused })))
+}
+
+async fn pause_strategy(req: HttpRequest, state: web::Data<ApiState>) -> ApiResult {
+    set_paused(req, state, true).await
+}
+
+async fn start_strategy(req: HttpRequest, state: web::Data<ApiState>) -> ApiResult {
+    set_paused(req, state, false).await
+}
+
+/// `POST /api/v1/orders/cancel-all` body (optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelAllBody {
+    /// Only this symbol.
+    #[serde(default)]
+    pub symbol: Option<String>,
+}
+
+async fn cancel_all(req: HttpRequest, body: web::Bytes, state: web::Data<ApiState>) -> ApiResult {
+    authorize(&req, &state)?;
+    let b: CancelAllBody = body_json(&body)?;
+    let symbol = match b.symbol {
+        Some(s) => {
+            let s = s.to_ascii_uppercase();
+            if state.config.symbol(&s).is_none() {
+                return Err(ApiError::bad_request(format!("`{s}` is not a configured symbol")));
+            }
+            Some(Symbol::new(&s))
+        }
+        None => None,
+    };
+    let n = state.handle.cancel_all(symbol, &format!("cancel-all by {}", caller(&req))).await?;
+    Ok(HttpResponse::Ok().json(json!({ "ok": true, "requested": n })))
+}
+
+/// A TradingView-style alert.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TradingViewAlert {
+    /// The shared secret (compared in constant time, never echoed).
+    #[serde(default)]
+    pub secret: String,
+    /// The `webhook` strategy instance the signal is for.
+    #[serde(alias = "strategy")]
+    pub strategy_id: String,
+    /// Symbol (`BTCUSDT`; TradingView's `BINANCE:BTCUSDT` is accepted).
+    #[serde(alias = "ticker")]
+    pub symbol: String,
+    /// `buy`, `sell` or `close`.
+    pub action: String,
+    /// Quantity in the base asset (string or number); the strategy's default when absent.
+    #[serde(default, alias = "quantity")]
+    pub qty: Option<serde_json::Value>,
+}
+
+fn parse_qty(v: &serde_json::Value) -> Result<Option<Decimal>, ApiError> {
+    let text = match v {
+        serde_json::Value::Null => return Ok(None),
+        serde_json::Value::String(s) if s.trim().is_empty() => return Ok(None),
+        serde_json::Value::String(s) => s.trim().to_string(),
+        serde_json::Value::Number(n) => n.to_string(),
+        _ => return Err(ApiError::bad_request("qty must be a decimal number or string")),
+    };
+    let qty = text
+        .parse::<Decimal>()
+        .or_else(|_| Decimal::from_scientific(&text))
+        .map_err(|_| ApiError::bad_request(format!("qty `{text}` is not a decimal number")))?;
+    if qty <= Decimal::ZERO {
+        return Err(ApiError::bad_request("qty must be positive"));
+    }
+    Ok(Some(qty))
+}
+
+async fn tradingview(body: web::Bytes, state: web::Data<ApiState>) -> ApiResult {
+    let alert: TradingViewAlert =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
+    let Some(secret) = &state.webhook_secret else {
+        return Err(ApiError::unauthorized(&format!(
+            "the webhook is disabled: set the environment variable {} and restart",
+            state.config.http.webhook_secret_env
+        )));
+    };
+    if !secret.matches(&alert.secret) {
+        return Err(ApiError::unauthorized("invalid webhook secret"));
+    }
+    let action = match alert.action.trim().to_ascii_lowercase().as_str() {
+        "buy" | "long" => SignalAction::Buy,
+        "sell" | "short" => SignalAction::Sell,
+        "close" | "exit" | "flat" => SignalAction::Close,
+        other => {
+            return Err(ApiError::bad_request(format!("action `{other}` is not one of buy, sell, close")));
+        }
+    };
+    let qty = match &alert.qty {
+        Some(v) => parse_qty(v)?,
+        None => None,
+    };
+    let raw = alert.symbol.trim();
+    let symbol = raw.rsplit(':').next().unwrap_or(raw).to_ascii_uppercase();
+    let strategies = state.handle.strategies().await?;
+    let Some(strategy) = strategies.iter().find(|s| s.id.as_str() == alert.strategy_id) else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("unknown strategy `{}`", alert.strategy_id)));
+    };
+    if strategy.kind != "webhook" {
+        return Err(ApiError::bad_request(format!(
+            "strategy `{}` is a `{}` strategy, not a `webhook` strategy",
+            strategy.id, strategy.kind
+        )));
+    }
+    if !strategy.symbols.iter().any(|s| s.as_str() == symbol) {
+        return Err(ApiError::bad_request(format!("strategy `{}` does not trade `{symbol}`", strategy.id)));
+    }
+    let signal = Signal { symbol: Symbol::new(&symbol), action, qty };
+    tracing::info!(strategy = %strategy.id, symbol = %symbol, action = ?action, "webhook signal");
+    state.handle.signal(&alert.strategy_id, signal).await?;
+    Ok(HttpResponse::Accepted().json(json!({
+        "ok": true,
+        "strategy_id": strategy.id,
+        "symbol": symbol,
+        "action": action,
+        "qty": qty,
+    })))
+}
+
+async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound().json(json!({ "error": "no such endpoint" }))
+}
+
+/// Builds the routes (shared by the server and tests).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(health))
+        .route("/ready", web::get().to(ready))
+        .route("/metrics", web::get().to(metrics_endpoint))
+        .service(
+            web::scope("/api/v1")
+                .route("/status", web::get().to(status))
+                .route("/positions", web::get().to(positions))
+                .route("/orders", web::get().to(orders))
+                .route("/balances", web::get().to(balances))
+                .route("/strategies", web::get().to(strategies))
+                .route("/trades", web::get().to(trades))
+                .route("/trades.csv", web::get().to(trades_csv))
+                .route("/emergency-stop", web::post().to(emergency_stop))
+                .route("/resume", web::post().to(resume))
+                .route("/strategies/{id}/pause", web::post().to(pause_strategy))
+                .route("/strategies/{id}/start", web::post().to(start_strategy))
+                .route("/orders/cancel-all", web::post().to(cancel_all))
+                .route("/webhook/tradingview", web::post().to(tradingview)),
+        )
+        .default_service(web::to(not_found));
+}
+
+/// A running HTTP server.
+pub struct RunningHttp {
+    /// The bound address (the configured one, or the port the OS chose for `:0`).
+    pub addr: SocketAddr,
+    handle: ServerHandle,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningHttp {
+    /// Stops accepting, lets requests in flight finish (bounded), then returns.
+    pub async fn stop(self) {
+        let stop = self.handle.stop(true);
+        if tokio::time::timeout(Duration::from_secs(5), stop).await.is_err() {
+            tracing::warn!("http server did not stop within 5 s");
+        }
+        self.task.abort();
+    }
+}
+
+/// The 429 answer of the per-client rate limit (counted).
+fn rate_limited(wait: Duration) -> actix_web::Error {
+    metrics().http_rate_limited_total.inc();
+    metrics().http_requests_total.with_label_values(&["rate_limited", "429"]).inc();
+    let secs = wait.as_secs().max(1).to_string();
+    let retry_after = HeaderValue::from_str(&secs).unwrap_or(HeaderValue::from_static("1"));
+    let response = HttpResponse::TooManyRequests()
+        .insert_header((header::RETRY_AFTER, retry_after))
+        .json(json!({ "error": format!("rate limit exceeded; retry after {secs} s") }));
+    actix_web::error::InternalError::from_response("rate limited", response).into()
+}
+
+/// Binds and starts the server (inside an actix / tokio runtime).
+pub fn start(state: ApiState, listen: &str) -> anyhow::Result<RunningHttp> {
+    let state = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::PayloadConfig::new(64 * 1024))
+            .wrap_fn(|req, srv| {
+                let limited = match (req.app_data::<web::Data<ApiState>>(), req.peer_addr()) {
+                    (Some(state), Some(peer)) => state.limiter.check(peer.ip()).err(),
+                    _ => None,
+                };
+                match limited {
+                    Some(wait) => Either::Left(async move { Err(rate_limited(wait)) }),
+                    None => {
+                        let fut = srv.call(req);
+                        Either::Right(async move {
+                            let res = fut.await?;
+                            let route = res.request().match_pattern().filter(|r| r.starts_with('/'));
+                            let route = route.unwrap_or_else(|| "unmatched".into());
+                            metrics()
+                                .http_requests_total
+                                .with_label_values(&[route.as_str(), res.status().as_str()])
+                                .inc();
+                            Ok(res)
+                        })
+                    }
+                }
+            })
+            .configure(configure)
+    })
+    .workers(2)
+    .disable_signals()
+    .shutdown_timeout(5)
+    .bind(listen)
+    .map_err(|e| anyhow::anyhow!("http.listen `{listen}`: cannot bind: {e}"))?;
+    let addr = server.addrs().first().copied().ok_or_else(|| anyhow::anyhow!("http.listen `{listen}`: no address"))?;
+    let server = server.run();
+    let handle = server.handle();
+    let task = tokio::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "http server failed");
+        }
+    });
+    Ok(RunningHttp { addr, handle, task })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limiter_allows_a_burst_then_refuses() {
+        let l = RateLimiter::new(60, 3);
+        let ip: IpAddr = [127, 0, 0, 1].into();
+        assert!(l.check(ip).is_ok());
+        assert!(l.check(ip).is_ok());
+        assert!(l.check(ip).is_ok());
+        assert!(l.check(ip).is_err());
+        let other: IpAddr = [127, 0, 0, 2].into();
+        assert!(l.check(other).is_ok());
+        assert!(RateLimiter::new(0, 1).check(ip).is_ok());
+    }
+
+    #[test]
+    fn quantities() {
+        assert_eq!(parse_qty(&json!("0.5")).ok().flatten(), Some(Decimal::new(5, 1)));
+        assert_eq!(parse_qty(&json!(0.25)).ok().flatten(), Some(Decimal::new(25, 2)));
+        assert!(parse_qty(&json!(null)).ok().flatten().is_none());
+        assert!(parse_qty(&json!("-1")).is_err());
+        assert!(parse_qty(&json!("abc")).is_err());
+        assert!(parse_qty(&json!([1])).is_err());
+    }
+}

@@ -1,0 +1,485 @@
+//! Operator notifications: a [`Notifier`] trait with Telegram and Discord
+//! webhook implementations, a bounded queue per notifier, and the task that
+//! turns engine events into messages.
+//!
+//! Sending never blocks trading: events come from a broadcast channel (a slow
+//! reader misses events, it never slows the engine), messages go into a
+//! bounded queue with `try_send` (full → dropped and counted), and each
+//! notifier's worker sends at most one message per `notify.min_interval`,
+//! waiting out the API's `retry_after` when it answers 429.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actors::metrics::metrics;
+use actors::{EngineEvent, EngineHandle};
+use async_trait::async_trait;
+use engine::config::Config;
+use engine::venue::{StreamKind, VenueAlert};
+use teloxide::prelude::Requester;
+use teloxide::types::ChatId;
+use teloxide::{Bot, RequestError};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::secret::Secret;
+use crate::summary::{self, d};
+
+/// Why a message was not delivered.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NotifyError {
+    /// The API asked to wait before sending again (HTTP 429).
+    #[error("rate limited: retry after {0:?}")]
+    RetryAfter(Duration),
+    /// Anything else (network, HTTP error, bad answer). Never contains a secret.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Somewhere messages for the operator go.
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// The metric label: `telegram` or `discord`.
+    fn name(&self) -> &'static str;
+    /// Sends one plain-text message.
+    async fn send(&self, text: &str) -> Result<(), NotifyError>;
+}
+
+/// Telegram's largest message, in characters.
+const TELEGRAM_MAX_CHARS: usize = 4096;
+/// Discord's largest message content, in characters.
+const DISCORD_MAX_CHARS: usize = 2000;
+
+/// Cuts `text` to at most `max` characters on a character boundary.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Maps a teloxide error to a [`NotifyError`], honouring `retry_after` and
+/// removing the token (reqwest errors carry the URL, which embeds it).
+pub fn telegram_error(e: &RequestError, token: &Secret) -> NotifyError {
+    match e {
+        RequestError::RetryAfter(s) => NotifyError::RetryAfter(s.duration()),
+        RequestError::Network(n) => NotifyError::Failed(token.redact(&format!("network: {}", strip_url(n)))),
+        other => NotifyError::Failed(token.redact(&other.to_string())),
+    }
+}
+
+fn strip_url(e: &reqwest::Error) -> String {
+    // `without_url` drops the URL (and the token inside it) from the message.
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    match e.status() {
+        Some(s) => format!("{kind} (HTTP {s})"),
+        None => kind.to_string(),
+    }
+}
+
+/// Sends to one Telegram chat through the Bot API.
+pub struct TelegramNotifier {
+    bot: Bot,
+    chat: ChatId,
+    token: Secret,
+}
+
+impl TelegramNotifier {
+    /// A notifier for `chat` through `bot` (its token is needed to redact errors).
+    pub fn new(bot: Bot, chat: i64, token: Secret) -> Self {
+        Self { bot, chat: ChatId(chat), token }
+    }
+}
+
+#[async_trait]
+impl Notifier for TelegramNotifier {
+    fn name(&self) -> &'static str {
+        "telegram"
+    }
+
+    async fn send(&self, text: &str) -> Result<(), NotifyError> {
+        self.bot
+            .send_message(self.chat, truncate(text, TELEGRAM_MAX_CHARS))
+            .await
+            .map(|_| ())
+            .map_err(|e| telegram_error(&e, &self.token))
+    }
+}
+
+/// Posts to a Discord channel webhook.
+pub struct DiscordNotifier {
+    client: reqwest::Client,
+    url: Secret,
+}
+
+impl DiscordNotifier {
+    /// A notifier posting to the webhook `url` (a secret: it embeds the webhook token).
+    pub fn new(url: Secret) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Self { client, url }
+    }
+}
+
+#[async_trait]
+impl Notifier for DiscordNotifier {
+    fn name(&self) -> &'static str {
+        "discord"
+    }
+
+    async fn send(&self, text: &str) -> Result<(), NotifyError> {
+        let body = serde_json::json!({ "content": truncate(text, DISCORD_MAX_CHARS) });
+        let response = self
+            .client
+            .post(self.url.expose())
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| NotifyError::Failed(self.url.redact(&strip_url(&e))))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        if status.as_u16() == 429 {
+            let header =
+                response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<f64>().ok());
+            let body: Option<serde_json::Value> = response.json().await.ok();
+            let from_body = body.as_ref().and_then(|b| b.get("retry_after")).and_then(|v| v.as_f64());
+            let secs = from_body.or(header).unwrap_or(1.0);
+            return Err(NotifyError::RetryAfter(Duration::from_secs_f64(secs.clamp(0.0, 3600.0))));
+        }
+        Err(NotifyError::Failed(format!("discord answered HTTP {status}")))
+    }
+}
+
+/// The sending end of one notifier's bounded queue.
+#[derive(Clone)]
+pub struct NotifyQueue {
+    name: &'static str,
+    tx: mpsc::Sender<String>,
+}
+
+impl NotifyQueue {
+    /// Enqueues without waiting; a full queue drops the message and counts it.
+    pub fn push(&self, text: &str) {
+        if self.tx.try_send(text.to_string()).is_err() {
+            metrics().notifications_dropped_total.with_label_values(&[self.name]).inc();
+            tracing::debug!(notifier = self.name, "notification queue full: message dropped");
+        }
+    }
+
+    /// Messages waiting.
+    pub fn pending(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+}
+
+/// Attempts per message before it is dropped (a 429 wait does not count as a failure).
+const MAX_FAILURES: u32 = 3;
+/// Longest `retry_after` honoured in one wait.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// Starts the worker that drains a queue of `capacity` messages into
+/// `notifier`, one message per `min_interval` at most.
+pub fn spawn_worker(
+    notifier: Arc<dyn Notifier>,
+    capacity: usize,
+    min_interval: Duration,
+) -> (NotifyQueue, JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<String>(capacity.max(1));
+    let name = notifier.name();
+    let task = tokio::spawn(async move {
+        let m = metrics();
+        while let Some(text) = rx.recv().await {
+            let mut failures = 0;
+            let mut waits = 0;
+            loop {
+                match notifier.send(&text).await {
+                    Ok(()) => {
+                        m.notifications_sent_total.with_label_values(&[name]).inc();
+                        break;
+                    }
+                    Err(NotifyError::RetryAfter(wait)) => {
+                        m.notifications_rate_limited_total.with_label_values(&[name]).inc();
+                        waits += 1;
+                        tracing::warn!(
+                            notifier = name,
+                            retry_after_ms = wait.as_millis() as u64,
+                            "notifier rate limited"
+                        );
+                        if waits > 10 {
+                            m.notifications_dropped_total.with_label_values(&[name]).inc();
+                            break;
+                        }
+                        tokio::time::sleep(wait.min(MAX_RETRY_AFTER)).await;
+                    }
+                    Err(NotifyError::Failed(reason)) => {
+                        failures += 1;
+                        tracing::warn!(notifier = name, attempt = failures, error = %reason, "notification failed");
+                        if failures >= MAX_FAILURES {
+                            m.notifications_dropped_total.with_label_values(&[name]).inc();
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(500 * 2u64.pow(failures))).await;
+                    }
+                }
+            }
+            tokio::time::sleep(min_interval).await;
+        }
+    });
+    (NotifyQueue { name, tx }, task)
+}
+
+/// Every configured notifier's queue.
+#[derive(Clone, Default)]
+pub struct Notifications {
+    queues: Vec<NotifyQueue>,
+}
+
+impl Notifications {
+    /// A fan-out over `queues`.
+    pub fn new(queues: Vec<NotifyQueue>) -> Self {
+        Self { queues }
+    }
+
+    /// Enqueues `text` for every notifier.
+    pub fn push(&self, text: &str) {
+        for q in &self.queues {
+            q.push(text);
+        }
+    }
+
+    /// True when no notifier is configured.
+    pub fn is_empty(&self) -> bool {
+        self.queues.is_empty()
+    }
+
+    /// Messages waiting across notifiers.
+    pub fn pending(&self) -> usize {
+        self.queues.iter().map(NotifyQueue::pending).sum()
+    }
+}
+
+/// Risk rejections collected over one batch window.
+#[derive(Default)]
+struct RejectionBatch {
+    /// (strategy, symbol, code) → (count, latest reason).
+    counts: BTreeMap<(String, String, String), (u64, String)>,
+}
+
+impl RejectionBatch {
+    fn text(&self, window: Duration) -> String {
+        let total: u64 = self.counts.values().map(|(n, _)| n).sum();
+        let mut t = format!("Risk rejections: {total} in the last {}s", window.as_secs());
+        for ((strategy, symbol, code), (n, reason)) in &self.counts {
+            t.push_str(&format!("\n  {strategy} {symbol} {code} ×{n}: {reason}"));
+        }
+        t
+    }
+}
+
+/// Formats one event, or `None` when it is not worth a message on its own.
+pub fn event_text(event: &EngineEvent, fills: bool) -> Option<String> {
+    Some(match event {
+        EngineEvent::Started { trading_state } => format!("Keel started; trading {}", trading_state.as_str()),
+        EngineEvent::ShuttingDown => "Keel is shutting down".into(),
+        EngineEvent::Fill(f) if fills => format!(
+            "Fill: {:?} {} {} @ {} (fee {} {}) [{}]",
+            f.side,
+            d(f.qty),
+            f.symbol,
+            d(f.price),
+            d(f.fee),
+            f.fee_asset,
+            f.strategy_id
+        ),
+        EngineEvent::Fill(_) => return None,
+        EngineEvent::RiskRejected { .. } => return None,
+        EngineEvent::OrderRejected { strategy_id, symbol, reason, .. } => {
+            format!("Order rejected by the venue: {symbol} [{strategy_id}]: {reason}")
+        }
+        EngineEvent::TradingStateChanged { state, reason } => format!("Trading state → {}: {reason}", state.as_str()),
+        EngineEvent::EmergencyStopSet { reason, by } => format!("EMERGENCY STOP set by {by}: {reason}"),
+        EngineEvent::EmergencyStopCleared { by } => format!("Emergency stop cleared by {by}"),
+        EngineEvent::StrategyPaused { strategy_id, reason } => format!("Strategy {strategy_id} paused: {reason}"),
+        EngineEvent::StrategyResumed { strategy_id } => format!("Strategy {strategy_id} resumed"),
+        EngineEvent::Connectivity { stream, connected, detail } => {
+            let which = match stream {
+                StreamKind::Market => "market",
+                StreamKind::User => "user",
+            };
+            if *connected {
+                format!("Venue {which} stream connected")
+            } else {
+                format!("Venue {which} stream DISCONNECTED: {detail}")
+            }
+        }
+        EngineEvent::VenueAlert(alert) => match alert {
+            VenueAlert::RateLimited { retry_after_ms } => {
+                format!("Venue 429 (rate limited): requests paused for {} ms", retry_after_ms)
+            }
+            VenueAlert::Banned { retry_after_ms } => {
+                format!("Venue 418 (IP banned): nothing is sent for {} ms", retry_after_ms)
+            }
+            VenueAlert::OrderRateExceeded { retry_after_ms } => {
+                format!("Venue order rate exceeded: no new orders for {} ms", retry_after_ms)
+            }
+        },
+    })
+}
+
+fn alert_kind(alert: &VenueAlert) -> &'static str {
+    match alert {
+        VenueAlert::RateLimited { .. } => "rate_limited",
+        VenueAlert::Banned { .. } => "banned",
+        VenueAlert::OrderRateExceeded { .. } => "order_rate_exceeded",
+    }
+}
+
+/// How long until the next `secs_of_day` (UTC) after `now_ms`.
+pub fn until_next(now_ms: i64, secs_of_day: u32) -> Duration {
+    let target = i64::from(secs_of_day) * 1000;
+    let into_day = now_ms.rem_euclid(summary::DAY_MS);
+    let wait = (target - into_day).rem_euclid(summary::DAY_MS);
+    let wait = if wait == 0 { summary::DAY_MS } else { wait };
+    Duration::from_millis(wait as u64)
+}
+
+/// Starts the task that watches engine events: it counts venue alerts and
+/// turns events into notifications (risk rejections batched), and sends the
+/// daily summary.
+pub fn spawn_events(
+    handle: EngineHandle,
+    config: Arc<Config>,
+    out: Notifications,
+    mut shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let mut rx = handle.subscribe();
+    tokio::spawn(async move {
+        let window = config.notify.rejection_batch.as_std();
+        let mut batch: Option<(Instant, RejectionBatch)> = None;
+        let summary_at = config.notify.daily_summary_secs();
+        let mut next_summary = summary_at.map(|s| Instant::now() + until_next(summary::now_ms(), s));
+        let far = Duration::from_secs(86_400 * 365);
+        loop {
+            let batch_due = batch.as_ref().map(|(t, _)| *t).unwrap_or_else(|| Instant::now() + far);
+            let summary_due = next_summary.unwrap_or_else(|| Instant::now() + far);
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                event = rx.recv() => match event {
+                    Ok(event) => {
+                        if let EngineEvent::VenueAlert(alert) = &event {
+                            metrics().venue_alerts_total.with_label_values(&[alert_kind(alert)]).inc();
+                        }
+                        if let EngineEvent::RiskRejected { strategy_id, symbol, code, reason } = &event {
+                            let (_, b) = batch.get_or_insert_with(|| (Instant::now() + window, RejectionBatch::default()));
+                            let entry = b
+                                .counts
+                                .entry((strategy_id.to_string(), symbol.to_string(), code.clone()))
+                                .or_insert((0, String::new()));
+                            entry.0 += 1;
+                            entry.1 = reason.clone();
+                        } else if let Some(text) = event_text(&event, config.notify.fills) {
+                            out.push(&text);
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "notifications fell behind engine events; some were skipped");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                _ = tokio::time::sleep_until(batch_due), if batch.is_some() => {
+                    if let Some((_, b)) = batch.take() {
+                        out.push(&b.text(window));
+                    }
+                }
+                _ = tokio::time::sleep_until(summary_due), if next_summary.is_some() => {
+                    next_summary = summary_at.map(|s| Instant::now() + until_next(summary::now_ms(), s));
+                    if !out.is_empty() {
+                        match summary::daily_summary_text(&handle, &config).await {
+                            Ok(text) => out.push(&text),
+                            Err(e) => tracing::warn!(error = %e, "daily summary failed"),
+                        }
+                    }
+                }
+            }
+        }
+        if let Some((_, b)) = batch.take() {
+            out.push(&b.text(window));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_summary_time() {
+        let day = summary::DAY_MS;
+        // 10:00 now, summary at 20:00 → 10 h.
+        assert_eq!(until_next(day * 3 + 36_000_000, 72_000), Duration::from_secs(36_000));
+        // 21:00 now → 23 h.
+        assert_eq!(until_next(day * 3 + 75_600_000, 72_000), Duration::from_secs(82_800));
+        // exactly at the time → a full day later.
+        assert_eq!(until_next(day * 3 + 72_000_000, 72_000), Duration::from_secs(86_400));
+    }
+
+    #[test]
+    fn truncation_is_on_char_boundaries() {
+        assert_eq!(truncate("héllo", 10), "héllo");
+        assert_eq!(truncate("héllo", 3), "hé…");
+    }
+
+    struct Flaky {
+        calls: std::sync::Mutex<u32>,
+        sent: std::sync::Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl Notifier for Flaky {
+        fn name(&self) -> &'static str {
+            "discord"
+        }
+        async fn send(&self, text: &str) -> Result<(), NotifyError> {
+            let n = {
+                let mut c = self.calls.lock().map_err(|_| NotifyError::Failed("lock".into()))?;
+                *c += 1;
+                *c
+            };
+            if n == 1 {
+                return Err(NotifyError::RetryAfter(Duration::from_millis(50)));
+            }
+            self.sent.lock().map_err(|_| NotifyError::Failed("lock".into()))?.push(text.to_string());
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn worker_waits_out_retry_after_and_drops_when_full() {
+        let flaky = Arc::new(Flaky { calls: Default::default(), sent: Default::default() });
+        let dropped_before = metrics().notifications_dropped_total.with_label_values(&["discord"]).get();
+        let (queue, _task) = spawn_worker(flaky.clone(), 2, Duration::from_millis(1));
+        for i in 0..10 {
+            queue.push(&format!("m{i}"));
+        }
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let sent = flaky.sent.lock().map(|s| s.clone()).unwrap_or_default();
+        assert!(sent.first().map(String::as_str) == Some("m0"), "{sent:?}");
+        assert!(sent.len() < 10, "a bounded queue drops: {sent:?}");
+        let dropped = metrics().notifications_dropped_total.with_label_values(&["discord"]).get() - dropped_before;
+        assert!(dropped >= 7, "dropped {dropped}");
+    }
+}

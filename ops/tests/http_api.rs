@@ -1,0 +1,366 @@
+//! The HTTP control API against the real engine in process, over loopback HTTP.
+
+mod http_support;
+
+use std::time::Duration;
+
+use engine::trading::TradingState;
+use http_support::{eventually, sample, start, Running, BASE};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const TOKEN_ENV: &str = "KEEL_TEST_HTTP_API_TOKEN";
+const TOKEN: &str = "test-token-9f8e7d";
+const SECRET_ENV: &str = "KEEL_TEST_HTTP_WEBHOOK_SECRET";
+const SECRET: &str = "tv-secret-1a2b3c";
+
+fn config(rate_per_minute: u32, burst: u32) -> String {
+    std::env::set_var(TOKEN_ENV, TOKEN);
+    std::env::set_var(SECRET_ENV, SECRET);
+    format!(
+        "{BASE}\n[http]\nlisten = \"127.0.0.1:0\"\ntoken_env = \"{TOKEN_ENV}\"\nwebhook_secret_env = \"{SECRET_ENV}\"\nrate_limit_per_minute = {rate_per_minute}\nrate_limit_burst = {burst}\n"
+    )
+}
+
+async fn engine() -> Running {
+    start(&config(100_000, 10_000)).await
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().expect("client")
+}
+
+async fn get(r: &Running, path: &str, token: Option<&str>) -> (StatusCode, String) {
+    let mut req = client().get(format!("{}{path}", r.base_url()));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status();
+    (status, resp.text().await.unwrap_or_default())
+}
+
+async fn post(r: &Running, path: &str, token: Option<&str>, body: Option<&str>) -> (StatusCode, Value) {
+    let mut req = client().post(format!("{}{path}", r.base_url()));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.header("content-type", "application/json").body(b.to_string());
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn json_of(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
+#[actix_rt::test]
+async fn health_ready_and_metrics_need_no_token() {
+    let r = engine().await;
+    let (status, body) = get(&r, "/health", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json_of(&body)["status"], "ok");
+
+    let ready = eventually(10, || async { get(&r, "/ready", None).await.0 == StatusCode::OK }).await;
+    let (_, body) = get(&r, "/ready", None).await;
+    assert!(ready, "/ready never became 200: {body}");
+    let body = json_of(&body);
+    assert_eq!(body["ready"], true);
+    assert_eq!(body["market_stream"], true);
+    assert_eq!(body["user_stream"], true);
+
+    let resp = client().get(format!("{}/metrics", r.base_url())).send().await.expect("metrics");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    assert!(ct.starts_with("text/plain; version=0.0.4"), "content type {ct}");
+    let text = resp.text().await.unwrap_or_default();
+    assert!(text.contains("# TYPE keel_orders_submitted_total counter"), "{text}");
+    assert_eq!(sample(&text, "keel_build_info{version=\"0.1.0\"}"), Some(1.0));
+    assert_eq!(sample(&text, "keel_stream_connected{stream=\"market\"}"), Some(1.0));
+
+    let (status, body) = get(&r, "/nope", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(json_of(&body)["error"].is_string());
+    r.stop().await;
+}
+
+#[actix_rt::test]
+async fn every_api_route_needs_the_bearer_token() {
+    let r = engine().await;
+    let before = {
+        let (_, m) = get(&r, "/metrics", None).await;
+        sample(&m, "keel_http_unauthorized_total").unwrap_or(0.0)
+    };
+    let gets = [
+        "/api/v1/status",
+        "/api/v1/positions",
+        "/api/v1/orders",
+        "/api/v1/balances",
+        "/api/v1/strategies",
+        "/api/v1/trades?limit=5",
+        "/api/v1/trades.csv",
+    ];
+    for path in gets {
+        for token in [None, Some("wrong"), Some("")] {
+            let (status, body) = get(&r, path, token).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{path} with {token:?}");
+            let err = json_of(&body)["error"].as_str().unwrap_or_default().to_string();
+            assert!(!err.is_empty(), "{path}: JSON error, got {body}");
+            assert!(!body.contains(TOKEN), "the token is never echoed");
+        }
+        let (status, _) = get(&r, path, Some(TOKEN)).await;
+        assert_eq!(status, StatusCode::OK, "{path} with the token");
+    }
+    let posts = [
+        "/api/v1/emergency-stop",
+        "/api/v1/resume",
+        "/api/v1/strategies/btc_sma/pause",
+        "/api/v1/strategies/btc_sma/start",
+        "/api/v1/orders/cancel-all",
+    ];
+    for path in posts {
+        let (status, body) = post(&r, path, None, Some(r#"{"reason":"x"}"#)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        assert!(body["error"].is_string());
+        // Malformed JSON from a client without the token is still a 401: auth comes first.
+        let (status, _) = post(&r, path, Some("wrong"), Some("{not json")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    assert_eq!(r.handle.risk().await.map(|s| s.trading_state).ok(), Some(TradingState::Active));
+    let (_, m) = get(&r, "/metrics", None).await;
+    let after = sample(&m, "keel_http_unauthorized_total").unwrap_or(0.0);
+    assert!(after - before >= 31.0, "unauthorized counted: {before} → {after}");
+    r.stop().await;
+}
+
+#[actix_rt::test]
+async fn reads_answer_json_with_decimal_strings() {
+    let r = engine().await;
+    let t = Some(TOKEN);
+    let (status, body) = get(&r, "/api/v1/status", t).await;
+    assert_eq!(status, StatusCode::OK);
+    let status_json = json_of(&body);
+    assert_eq!(status_json["trading_state"], "ACTIVE");
+    assert_eq!(status_json["venue"], "paper");
+    assert!(status_json["strategies"].as_array().map(|a| a.len()) == Some(2), "{body}");
+
+    let (_, body) = get(&r, "/api/v1/balances", t).await;
+    let balances = json_of(&body);
+    let usdt = balances["balances"]
+        .as_array()
+        .and_then(|a| a.iter().find(|b| b["asset"] == "USDT").cloned())
+        .unwrap_or(Value::Null);
+    assert!(usdt["free"].is_string(), "money is a JSON string: {body}");
+
+    let (_, body) = get(&r, "/api/v1/strategies", t).await;
+    let ids: Vec<String> = json_of(&body)
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s["id"].as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    assert_eq!(ids, vec!["btc_sma".to_string(), "tv".to_string()]);
+
+    let (status, body) = get(&r, "/api/v1/positions", t).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(json_of(&body).is_array(), "{body}");
+    let (status, body) = get(&r, "/api/v1/orders", t).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(json_of(&body).is_array(), "{body}");
+
+    struct Case {
+        path: &'static str,
+        want: StatusCode,
+    }
+    let cases = [
+        Case { path: "/api/v1/trades", want: StatusCode::OK },
+        Case { path: "/api/v1/trades?limit=3", want: StatusCode::OK },
+        Case { path: "/api/v1/trades?limit=0", want: StatusCode::BAD_REQUEST },
+        Case { path: "/api/v1/trades?limit=abc", want: StatusCode::BAD_REQUEST },
+        Case { path: "/api/v1/trades?limit=99999999", want: StatusCode::BAD_REQUEST },
+        Case { path: "/api/v1/trades?bogus=1", want: StatusCode::BAD_REQUEST },
+    ];
+    for c in cases {
+        let (status, body) = get(&r, c.path, t).await;
+        assert_eq!(status, c.want, "{}: {body}", c.path);
+        if c.want == StatusCode::BAD_REQUEST {
+            assert!(json_of(&body)["error"].is_string(), "{body}");
+        }
+    }
+    r.stop().await;
+}
+
+#[actix_rt::test]
+async fn emergency_stop_halts_and_persists_and_resume_clears_it() {
+    let r = engine().await;
+    let t = Some(TOKEN);
+    struct Case {
+        name: &'static str,
+        body: &'static str,
+        reason_contains: &'static str,
+    }
+    let bad = [
+        Case { name: "not json", body: "{reason: nope", reason_contains: "malformed JSON" },
+        Case { name: "wrong type", body: r#"{"reason": "x", "flatten": "yes"}"#, reason_contains: "malformed JSON" },
+        Case { name: "unknown field", body: r#"{"reason": "x", "flaten": true}"#, reason_contains: "unknown field" },
+    ];
+    for c in bad {
+        let (status, body) = post(&r, "/api/v1/emergency-stop", t, Some(c.body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{}", c.name);
+        let err = body["error"].as_str().unwrap_or_default();
+        assert!(err.contains(c.reason_contains), "{}: {err}", c.name);
+    }
+    assert_eq!(r.handle.risk().await.map(|s| s.trading_state).ok(), Some(TradingState::Active));
+
+    let (status, body) =
+        post(&r, "/api/v1/emergency-stop", t, Some(r#"{"reason": "operator test", "flatten": false}"#)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["trading_state"], "HALTED");
+    assert_eq!(body["emergency_stop"]["active"], true);
+    assert_eq!(body["emergency_stop"]["reason"], "operator test");
+    let stored = r.store.emergency_stop().expect("store readable");
+    assert!(stored.active, "persisted before the answer");
+    assert!(stored.set_by.as_deref().unwrap_or_default().starts_with("operator:http:"), "{stored:?}");
+
+    let (status, body) = post(&r, "/api/v1/resume", t, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["emergency_stop"]["active"], false);
+    assert!(!r.store.emergency_stop().expect("store readable").active);
+    assert_ne!(body["trading_state"], "HALTED");
+    r.stop().await;
+}
+
+#[actix_rt::test]
+async fn pause_start_and_cancel_all() {
+    let r = engine().await;
+    let t = Some(TOKEN);
+    let (status, body) = post(&r, "/api/v1/strategies/btc_sma/pause", t, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["paused"], true);
+    let paused = r.handle.strategies().await.map(|s| s.iter().any(|s| s.id.as_str() == "btc_sma" && s.paused));
+    assert_eq!(paused.ok(), Some(true));
+    let (status, body) = post(&r, "/api/v1/strategies/btc_sma/start", t, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let running = r.handle.strategies().await.map(|s| s.iter().any(|s| s.id.as_str() == "btc_sma" && !s.paused));
+    assert_eq!(running.ok(), Some(true));
+    let (status, body) = post(&r, "/api/v1/strategies/nope/pause", t, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(body["error"].as_str().unwrap_or_default().contains("nope"));
+
+    let (status, body) = post(&r, "/api/v1/orders/cancel-all", t, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["requested"].is_u64());
+    let (status, body) = post(&r, "/api/v1/orders/cancel-all", t, Some(r#"{"symbol": "btcusdt"}"#)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = post(&r, "/api/v1/orders/cancel-all", t, Some(r#"{"symbol": "DOGEUSDT"}"#)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    r.stop().await;
+}
+
+#[actix_rt::test]
+async fn tradingview_webhook_becomes_a_signal_for_the_webhook_strategy() {
+    let r = engine().await;
+    // Wait for prices, so the order can pass the risk guard's checks.
+    assert!(eventually(10, || async { r.handle.prices().get("BTCUSDT").is_some() }).await);
+    let path = "/api/v1/webhook/tradingview";
+    struct Case {
+        name: &'static str,
+        body: Value,
+        want: StatusCode,
+    }
+    let cases = [
+        Case {
+            name: "wrong secret",
+            body: json!({"secret": "nope", "strategy_id": "tv", "symbol": "BTCUSDT", "action": "buy"}),
+            want: StatusCode::UNAUTHORIZED,
+        },
+        Case {
+            name: "missing secret",
+            body: json!({"strategy_id": "tv", "symbol": "BTCUSDT", "action": "buy"}),
+            want: StatusCode::UNAUTHORIZED,
+        },
+        Case {
+            name: "unknown strategy",
+            body: json!({"secret": SECRET, "strategy_id": "ghost", "symbol": "BTCUSDT", "action": "buy"}),
+            want: StatusCode::NOT_FOUND,
+        },
+        Case {
+            name: "not a webhook strategy",
+            body: json!({"secret": SECRET, "strategy_id": "btc_sma", "symbol": "BTCUSDT", "action": "buy"}),
+            want: StatusCode::BAD_REQUEST,
+        },
+        Case {
+            name: "bad action",
+            body: json!({"secret": SECRET, "strategy_id": "tv", "symbol": "BTCUSDT", "action": "hodl"}),
+            want: StatusCode::BAD_REQUEST,
+        },
+        Case {
+            name: "other symbol",
+            body: json!({"secret": SECRET, "strategy_id": "tv", "symbol": "ETHUSDT", "action": "buy"}),
+            want: StatusCode::BAD_REQUEST,
+        },
+        Case {
+            name: "negative qty",
+            body: json!({"secret": SECRET, "strategy_id": "tv", "symbol": "BTCUSDT", "action": "buy", "qty": "-1"}),
+            want: StatusCode::BAD_REQUEST,
+        },
+    ];
+    for c in cases {
+        let (status, body) = post(&r, path, None, Some(&c.body.to_string())).await;
+        assert_eq!(status, c.want, "{}: {body}", c.name);
+        assert!(body["error"].is_string(), "{}: {body}", c.name);
+        assert!(!body.to_string().contains(SECRET), "{}: the secret is never echoed", c.name);
+    }
+    let (status, body) = post(&r, path, None, Some("{\"secret\": ")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap_or_default().contains("malformed JSON"));
+
+    let alert =
+        json!({"secret": SECRET, "strategy_id": "tv", "symbol": "BINANCE:BTCUSDT", "action": "buy", "qty": "0.02"});
+    let (status, body) = post(&r, path, None, Some(&alert.to_string())).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["symbol"], "BTCUSDT");
+    // The order goes through the risk guard to the venue and fills: it shows in the journal.
+    let filled = eventually(10, || async {
+        let (_, body) = get(&r, "/api/v1/trades?limit=1000", Some(TOKEN)).await;
+        json_of(&body)
+            .as_array()
+            .map(|a| {
+                a.iter().any(|f| {
+                    f["strategy_id"] == "tv" && f["qty"].as_str().and_then(|q| q.parse::<f64>().ok()) == Some(0.02)
+                })
+            })
+            .unwrap_or(false)
+    })
+    .await;
+    assert!(filled, "the webhook order filled");
+    let (status, csv) = get(&r, "/api/v1/trades.csv", Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("time,ts_ms,trade_id,strategy_id,symbol,side,price,qty,notional,fee,fee_asset,is_maker,client_order_id")
+    );
+    assert!(lines.any(|l| l.contains(",tv,BTCUSDT,BUY,")), "{csv}");
+    let (_, text) = get(&r, "/api/v1/positions", Some(TOKEN)).await;
+    assert!(json_of(&text).as_array().map(|a| a.iter().any(|p| p["symbol"] == "BTCUSDT")).unwrap_or(false), "{text}");
+    r.stop().await;
+}
+
+#[actix_rt::test]
+async fn requests_are_rate_limited_per_client() {
+    let r = start(&config(60, 5)).await;
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(get(&r, "/api/v1/status", Some(TOKEN)).await.0);
+    }
+    assert!(statuses[..5].iter().all(|s| *s == StatusCode::OK), "{statuses:?}");
+    assert!(statuses[5..].iter().all(|s| *s == StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+    let resp = client().get(format!("{}/health", r.base_url())).send().await.expect("request");
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(resp.headers().get("retry-after").is_some());
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    assert!(body["error"].as_str().unwrap_or_default().contains("rate limit"), "{body}");
+    r.stop().await;
+}
