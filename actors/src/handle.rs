@@ -170,11 +170,7 @@ impl EngineHandle {
             .risk
             .send(SetEmergencyStop { reason: reason.to_string(), by: by.to_string(), flatten })
             .await?
-            .map_err(CommandError::Failed)?;
-        if flatten {
-            self.flatten(None).await?;
-        }
-        Ok(())
+            .map_err(CommandError::Failed)
     }
 
     /// Clears the emergency stop (operator only); returns once it is on disk.
@@ -196,10 +192,7 @@ impl EngineHandle {
 
     /// Closes positions with reduce-only market orders; returns how many orders were asked.
     pub async fn flatten(&self, symbol: Option<Symbol>) -> Result<usize, CommandError> {
-        let portfolio = self.portfolio().await?;
-        let positions =
-            portfolio.positions.iter().map(|p| (p.position.symbol.clone(), p.position.qty)).collect::<Vec<_>>();
-        Ok(self.parts.risk.send(Flatten { symbol, positions }).await?)
+        Ok(self.parts.risk.send(Flatten { symbol }).await?)
     }
 
     /// Delivers an external signal to a strategy.

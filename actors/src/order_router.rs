@@ -46,7 +46,16 @@ pub struct RouterRoutes {
     pub host_updates: HashMap<StrategyId, Recipient<OrderUpdated>>,
     /// Venue user-stream health, for the risk guard's venue-health check.
     pub venue_health: Option<Recipient<VenueHealth>>,
+    /// The risk guard: acknowledged orders (their funds are now locked at the venue).
+    pub risk_accepted: Option<Recipient<OrderAcknowledged>>,
+    /// The risk guard: balances.
+    pub risk_balances: Option<Recipient<BalancesChanged>>,
 }
+
+/// The venue acknowledged an order.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct OrderAcknowledged(pub String);
 
 /// Wires the router to the other actors (sent once, right after start).
 #[derive(Message)]
@@ -167,6 +176,11 @@ impl OrderRouter {
         }
         self.persist(order.clone(), ctx);
         self.notify_host(&order);
+        if order.status == OrderStatus::Accepted {
+            if let Some(r) = &self.routes.risk_accepted {
+                r.do_send(OrderAcknowledged(order.client_order_id.clone()));
+            }
+        }
         if order.status.is_terminal() {
             if let Some(r) = &self.routes.risk_closed {
                 r.do_send(OrderClosed(order.clone()));
@@ -455,6 +469,9 @@ impl StreamHandler<VenueUserEvent> for OrderRouter {
             UserEvent::Order(report) => self.apply_report(report, ctx),
             UserEvent::Fill(fill) => self.process_fill(fill, ctx),
             UserEvent::Balances(b) => {
+                if let Some(r) = &self.routes.risk_balances {
+                    r.do_send(BalancesChanged(b.clone()));
+                }
                 if let Some(p) = &self.routes.portfolio_balances {
                     p.do_send(BalancesChanged(b));
                 }

@@ -1,11 +1,12 @@
 //! RiskGuard: the single gate between strategies and the order router.
 //!
-//! Every intent passes [`risk::RiskEngine::check`] in arrival order, so
+//! Every intent passes [`risk::RiskEngine::check_at`] in arrival order, so
 //! in-flight exposure is counted before the next intent is judged. The guard
-//! also owns the trading state and the sticky emergency stop: a change is
-//! flushed to the store before it is acknowledged.
+//! applies the portfolio protections on every equity mark, and owns the
+//! trading state and the sticky emergency stop: a change is flushed to the
+//! store before it is acknowledged or acted on.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,15 +16,17 @@ use engine::order::{OrderIntent, OrderStatus, Side};
 use engine::strategy::OrderUpdate;
 use engine::trading::{EmergencyStop, TradingState, TradingStateRecord};
 use engine::{Decimal, StrategyId, Symbol};
-use risk::RiskEngine;
+use risk::protections::ProtectionEvent;
+use risk::{ProtectionOutcome, RiskEngine, RiskSnapshot};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
 use crate::events::EngineEvent;
 use crate::ids::ClientIds;
-use crate::messages::{CancelAll, FillRecorded, IntentSubmitted, OrderApproved, OrderClosed, OrderUpdated};
+use crate::messages::{BalancesChanged, CancelAll, FillRecorded, IntentSubmitted, OrderApproved, OrderClosed, OrderUpdated};
 use crate::metrics::metrics;
-use crate::order_router::OrderRouter;
+use crate::order_router::{OrderAcknowledged, OrderRouter, VenueHealth};
+use crate::portfolio::EquityMarked;
 use crate::prices::PriceBoard;
 use crate::store_writer::StoreWriter;
 
@@ -42,7 +45,7 @@ pub struct SetEmergencyStop {
     pub flatten: bool,
 }
 
-/// Clear the emergency stop and return to ACTIVE (operator only).
+/// Clear the emergency stop and every latched protection, back to ACTIVE (operator only).
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<(), String>")]
 pub struct Resume {
@@ -56,33 +59,38 @@ pub struct Resume {
 pub struct Flatten {
     /// Only this symbol.
     pub symbol: Option<Symbol>,
-    /// Positions to close (symbol, signed quantity).
-    pub positions: Vec<(Symbol, Decimal)>,
 }
 
 /// The guard's current state, for operators.
 #[derive(Debug, Clone, Serialize)]
 pub struct RiskStatus {
-    /// Trading state.
+    /// Effective trading state.
     pub trading_state: TradingState,
     /// Why it is in that state.
     pub reason: String,
     /// The emergency stop record.
     pub emergency_stop: EmergencyStop,
     /// Rejections so far, by reason code.
-    pub rejections: HashMap<String, u64>,
+    pub rejections: BTreeMap<String, u64>,
     /// Orders counted as open or in flight.
     pub in_flight: usize,
     /// Per-order notional limit.
     pub max_order_notional: Decimal,
     /// Per-symbol position notional limit.
     pub max_position_notional: Decimal,
+    /// Every limit, its usage and the protections' values.
+    pub snapshot: RiskSnapshot,
 }
 
 /// Asks for the guard's state.
 #[derive(Message)]
 #[rtype(result = "RiskStatus")]
 pub struct GetRiskStatus;
+
+/// Tells the guard where to report refusals (sent once the hosts exist).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetRiskHosts(pub HashMap<StrategyId, Recipient<OrderUpdated>>);
 
 /// The risk-guard actor.
 pub struct RiskGuard {
@@ -94,32 +102,36 @@ pub struct RiskGuard {
     writer: StoreWriter,
     clock: SharedClock,
     events: broadcast::Sender<EngineEvent>,
-    state: TradingStateRecord,
-    stop: EmergencyStop,
-    rejections: HashMap<String, u64>,
+    symbols: Vec<Symbol>,
 }
 
 impl RiskGuard {
-    /// A guard over a prepared risk engine (positions and open orders restored).
+    /// A guard over a risk engine already brought to its start state
+    /// (`apply_startup`, positions, open orders and balances restored).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         engine: RiskEngine,
+        symbols: Vec<Symbol>,
         ids: Arc<ClientIds>,
         router: Addr<OrderRouter>,
-        hosts: HashMap<StrategyId, Recipient<OrderUpdated>>,
         prices: Arc<PriceBoard>,
         writer: StoreWriter,
         clock: SharedClock,
         events: broadcast::Sender<EngineEvent>,
-        state: TradingStateRecord,
-        stop: EmergencyStop,
     ) -> Self {
-        let mut engine = engine;
-        engine.set_state(state.state);
-        engine.set_emergency_stop(stop.active);
-        metrics().trading_state.set(state.state.code());
-        metrics().emergency_stop.set(i64::from(stop.active));
-        Self { engine, ids, router, hosts, prices, writer, clock, events, state, stop, rejections: HashMap::new() }
+        metrics().trading_state.set(engine.state().code());
+        metrics().emergency_stop.set(i64::from(engine.emergency_stop()));
+        Self {
+            engine,
+            ids,
+            router,
+            hosts: HashMap::new(),
+            prices,
+            writer,
+            clock,
+            events,
+            symbols,
+        }
     }
 
     fn judge(&mut self, intent: OrderIntent, ingress: Option<Instant>) {
@@ -141,7 +153,6 @@ impl RiskGuard {
                 let reason = rejection.reason.to_string();
                 tracing::warn!(strategy = %intent.strategy_id, symbol = %intent.symbol, side = ?intent.side, qty = %intent.qty, reason_code = code, reason = %reason, "intent refused by risk guard");
                 metrics().risk_rejections_total.with_label_values(&[code]).inc();
-                *self.rejections.entry(code.to_string()).or_default() += 1;
                 let _ = self.events.send(EngineEvent::RiskRejected {
                     strategy_id: intent.strategy_id.clone(),
                     symbol: intent.symbol.clone(),
@@ -162,10 +173,14 @@ impl RiskGuard {
         }
     }
 
-    fn flatten_intents(&self, positions: &[(Symbol, Decimal)], only: Option<&Symbol>) -> Vec<OrderIntent> {
-        positions
+    /// Reduce-only market orders closing every position the guard counts
+    /// (from recorded fills), or only `only`'s.
+    fn flatten_intents(&self, only: Option<&Symbol>) -> Vec<OrderIntent> {
+        self.symbols
             .iter()
-            .filter(|(s, q)| !q.is_zero() && only.is_none_or(|o| o == s))
+            .filter(|s| only.is_none_or(|o| o == *s))
+            .map(|s| (s, self.engine.position(s)))
+            .filter(|(_, q)| !q.is_zero())
             .map(|(symbol, qty)| {
                 let side = if qty.is_sign_positive() { Side::Sell } else { Side::Buy };
                 let mut intent = OrderIntent::market(StrategyId::new(OPERATOR), symbol.clone(), side, qty.abs());
@@ -173,6 +188,68 @@ impl RiskGuard {
                 intent
             })
             .collect()
+    }
+
+    fn publish_state(&self, record: &TradingStateRecord) {
+        metrics().trading_state.set(record.state.code());
+        metrics().emergency_stop.set(i64::from(self.engine.emergency_stop()));
+        tracing::warn!(state = record.state.as_str(), reason = %record.reason, "trading state changed");
+        let _ = self.events.send(EngineEvent::TradingStateChanged { state: record.state, reason: record.reason.clone() });
+    }
+
+    /// Acts on what the protections decided: log and publish each event,
+    /// flush a state change before acting on it, set the emergency stop if a
+    /// protection asks for it, and persist the protections' state.
+    fn act_on(&mut self, outcome: ProtectionOutcome, ctx: &mut Context<Self>) {
+        let had_events = !outcome.events.is_empty();
+        for event in &outcome.events {
+            tracing::warn!(protection_event = event.code(), detail = ?event, "risk protection");
+            match event {
+                ProtectionEvent::StrategyPaused { strategy, reason, .. } => {
+                    let _ = self.events.send(EngineEvent::StrategyPaused {
+                        strategy_id: StrategyId::new(strategy),
+                        reason: reason.clone(),
+                    });
+                }
+                ProtectionEvent::StrategyResumed { strategy, .. } => {
+                    let _ = self.events.send(EngineEvent::StrategyResumed { strategy_id: StrategyId::new(strategy) });
+                }
+                _ => {}
+            }
+        }
+        let persisted = self.engine.persisted();
+        let state_change = outcome.state_change.clone();
+        let request = outcome.emergency_request();
+        let writer = self.writer.clone();
+        ctx.wait(
+            async move {
+                writer
+                    .run(move |s| -> Result<(), engine::error::StoreError> {
+                        if let Some(record) = &state_change {
+                            s.put_trading_state(record)?;
+                        }
+                        risk::persist::save(s, &persisted, had_events)
+                    })
+                    .await
+            }
+            .into_actor(self)
+            .map(move |result, act, ctx| {
+                match result {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "risk state not stored"),
+                    Err(e) => tracing::error!(error = %e, "risk state not stored"),
+                }
+                if let Some(record) = &outcome.state_change {
+                    act.publish_state(record);
+                    if record.state == TradingState::Halted {
+                        act.router.do_send(CancelAll { symbol: None, reason: format!("HALTED: {}", record.reason) });
+                    }
+                }
+                if let Some((by, reason)) = request {
+                    ctx.notify(SetEmergencyStop { reason, by, flatten: false });
+                }
+            }),
+        );
     }
 }
 
@@ -203,8 +280,11 @@ impl Handler<IntentSubmitted> for RiskGuard {
 impl Handler<FillRecorded> for RiskGuard {
     type Result = ();
 
-    fn handle(&mut self, msg: FillRecorded, _ctx: &mut Self::Context) {
-        self.engine.on_fill(&msg.0);
+    fn handle(&mut self, msg: FillRecorded, ctx: &mut Self::Context) {
+        let events = self.engine.on_fill_at(&msg.0, self.clock.now_ms());
+        if !events.is_empty() {
+            self.act_on(ProtectionOutcome { events, state_change: None, emergency_stop: None }, ctx);
+        }
     }
 }
 
@@ -216,6 +296,58 @@ impl Handler<OrderClosed> for RiskGuard {
     }
 }
 
+impl Handler<OrderAcknowledged> for RiskGuard {
+    type Result = ();
+
+    fn handle(&mut self, msg: OrderAcknowledged, _ctx: &mut Self::Context) {
+        self.engine.on_order_accepted(&msg.0);
+    }
+}
+
+impl Handler<BalancesChanged> for RiskGuard {
+    type Result = ();
+
+    fn handle(&mut self, msg: BalancesChanged, _ctx: &mut Self::Context) {
+        self.engine.on_balances(&msg.0);
+    }
+}
+
+impl Handler<VenueHealth> for RiskGuard {
+    type Result = ();
+
+    fn handle(&mut self, msg: VenueHealth, _ctx: &mut Self::Context) {
+        if msg.healthy != self.engine.venue_healthy() {
+            tracing::warn!(healthy = msg.healthy, "venue health changed: new orders {}", if msg.healthy { "allowed" } else { "refused" });
+        }
+        self.engine.set_venue_healthy(msg.healthy);
+    }
+}
+
+impl Handler<EquityMarked> for RiskGuard {
+    type Result = ();
+
+    fn handle(&mut self, msg: EquityMarked, ctx: &mut Self::Context) {
+        let outcome = self.engine.evaluate_protections(msg.equity, self.clock.now_ms());
+        if let Some(dd) = self.engine.protections().drawdown_pct() {
+            use rust_decimal::prelude::ToPrimitive;
+            metrics().drawdown_ratio.set((dd / Decimal::ONE_HUNDRED).to_f64().unwrap_or(0.0));
+        }
+        if !outcome.events.is_empty() || outcome.state_change.is_some() || outcome.emergency_stop.is_some() {
+            self.act_on(outcome, ctx);
+        } else {
+            // Keep the high-water mark across restarts without a flush per mark.
+            let persisted = self.engine.persisted();
+            let writer = self.writer.clone();
+            ctx.spawn(
+                async move {
+                    let _ = writer.run(move |s| risk::persist::save(s, &persisted, false)).await;
+                }
+                .into_actor(self),
+            );
+        }
+    }
+}
+
 impl Handler<SetEmergencyStop> for RiskGuard {
     type Result = AtomicResponse<Self, Result<(), String>>;
 
@@ -223,47 +355,40 @@ impl Handler<SetEmergencyStop> for RiskGuard {
         let now = self.clock.now_ms();
         // Gate first: from this instant no new order passes, even before the flush.
         self.engine.set_emergency_stop(true);
-        self.engine.set_state(TradingState::Halted);
-        let stop = EmergencyStop {
-            active: true,
-            reason: Some(msg.reason.clone()),
-            set_by: Some(msg.by.clone()),
-            set_at_ms: Some(now),
-            cleared_by: self.stop.cleared_by.clone(),
-            cleared_at_ms: self.stop.cleared_at_ms,
-        };
-        let record = TradingStateRecord {
-            state: TradingState::Halted,
-            reason: format!("emergency stop: {}", msg.reason),
-            since_ms: now,
-        };
         let writer = self.writer.clone();
-        let (stop_w, record_w) = (stop.clone(), record.clone());
+        let (reason, by) = (msg.reason.clone(), msg.by.clone());
         AtomicResponse::new(Box::pin(
-            async move {
-                writer
-                    .run(move |s| s.put_emergency_stop(&stop_w).and_then(|_| s.put_trading_state(&record_w)))
-                    .await
-                    .map_err(|e| e.to_string())
-                    .and_then(|r| r.map_err(|e| e.to_string()))
-            }
-            .into_actor(self)
-            .map(move |result, act, _ctx| {
-                if let Err(e) = &result {
-                    // The gate is closed in memory regardless; say loudly that it is not on disk.
-                    tracing::error!(error = %e, "EMERGENCY STOP COULD NOT BE PERSISTED; trading stays halted in memory");
-                    return result;
-                }
-                tracing::error!(reason = %msg.reason, by = %msg.by, flatten = msg.flatten, "EMERGENCY STOP set: trading HALTED, canceling open orders");
-                act.stop = stop;
-                act.state = record.clone();
-                metrics().emergency_stop.set(1);
-                metrics().trading_state.set(TradingState::Halted.code());
-                let _ = act.events.send(EngineEvent::EmergencyStopSet { reason: msg.reason.clone(), by: msg.by.clone() });
-                let _ = act.events.send(EngineEvent::TradingStateChanged { state: TradingState::Halted, reason: record.reason });
-                act.router.do_send(CancelAll { symbol: None, reason: format!("emergency stop: {}", msg.reason) });
-                Ok(())
-            }),
+            async move { writer.run(move |s| risk::emergency::set(s, &reason, &by, now)).await }.into_actor(self).map(
+                move |result, act, _ctx| {
+                    let stop = match result {
+                        Ok(Ok(stop)) => stop,
+                        Ok(Err(e)) => {
+                            tracing::error!(error = %e, "EMERGENCY STOP COULD NOT BE PERSISTED; trading stays halted in memory");
+                            return Err(format!("emergency stop is active in memory but not on disk: {e}"));
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "EMERGENCY STOP COULD NOT BE PERSISTED; trading stays halted in memory");
+                            return Err(format!("emergency stop is active in memory but not on disk: {e}"));
+                        }
+                    };
+                    tracing::error!(reason = %msg.reason, by = %msg.by, flatten = msg.flatten, "EMERGENCY STOP set: trading HALTED, canceling open orders");
+                    let change = act.engine.set_emergency_stop_record(stop, now);
+                    metrics().emergency_stop.set(1);
+                    let _ = act.events.send(EngineEvent::EmergencyStopSet { reason: msg.reason.clone(), by: msg.by.clone() });
+                    if let Some(record) = change {
+                        act.publish_state(&record);
+                    }
+                    metrics().trading_state.set(act.engine.state().code());
+                    act.router.do_send(CancelAll { symbol: None, reason: format!("emergency stop: {}", msg.reason) });
+                    if msg.flatten || act.engine.config().flatten_on_emergency_stop {
+                        for intent in act.flatten_intents(None) {
+                            tracing::warn!(symbol = %intent.symbol, side = ?intent.side, qty = %intent.qty, "flattening position with a reduce-only market order");
+                            act.judge(intent, None);
+                        }
+                    }
+                    Ok(())
+                },
+            ),
         ))
     }
 }
@@ -272,7 +397,7 @@ impl Handler<Flatten> for RiskGuard {
     type Result = usize;
 
     fn handle(&mut self, msg: Flatten, _ctx: &mut Self::Context) -> usize {
-        let intents = self.flatten_intents(&msg.positions, msg.symbol.as_ref());
+        let intents = self.flatten_intents(msg.symbol.as_ref());
         let n = intents.len();
         for intent in intents {
             tracing::warn!(symbol = %intent.symbol, side = ?intent.side, qty = %intent.qty, "flattening position with a reduce-only market order");
@@ -287,38 +412,26 @@ impl Handler<Resume> for RiskGuard {
 
     fn handle(&mut self, msg: Resume, _ctx: &mut Self::Context) -> Self::Result {
         let now = self.clock.now_ms();
-        let mut stop = self.stop.clone();
-        stop.active = false;
-        stop.cleared_by = Some(msg.by.clone());
-        stop.cleared_at_ms = Some(now);
-        let record =
-            TradingStateRecord { state: TradingState::Active, reason: format!("resumed by {}", msg.by), since_ms: now };
         let writer = self.writer.clone();
-        let (stop_w, record_w) = (stop.clone(), record.clone());
+        let by = msg.by.clone();
         AtomicResponse::new(Box::pin(
-            async move {
-                writer
-                    .run(move |s| s.put_emergency_stop(&stop_w).and_then(|_| s.put_trading_state(&record_w)))
-                    .await
-                    .map_err(|e| e.to_string())
-                    .and_then(|r| r.map_err(|e| e.to_string()))
-            }
-            .into_actor(self)
-            .map(move |result, act, _ctx| {
-                result?;
-                act.engine.set_emergency_stop(false);
-                act.engine.set_state(TradingState::Active);
-                act.stop = stop;
-                act.state = record.clone();
-                metrics().emergency_stop.set(0);
-                metrics().trading_state.set(TradingState::Active.code());
-                tracing::warn!(by = %msg.by, "emergency stop cleared; trading ACTIVE");
-                let _ = act.events.send(EngineEvent::EmergencyStopCleared { by: msg.by.clone() });
-                let _ = act
-                    .events
-                    .send(EngineEvent::TradingStateChanged { state: TradingState::Active, reason: record.reason });
-                Ok(())
-            }),
+            async move { writer.run(move |s| risk::emergency::clear(s, &by, now)).await }.into_actor(self).map(
+                move |result, act, ctx| {
+                    let cleared = match result {
+                        Ok(Ok(c)) => c,
+                        Ok(Err(e)) => return Err(format!("resume not stored, still halted: {e}")),
+                        Err(e) => return Err(format!("resume not stored, still halted: {e}")),
+                    };
+                    let outcome = act.engine.resume(&msg.by, now);
+                    metrics().emergency_stop.set(0);
+                    tracing::warn!(by = %msg.by, was_set = cleared.was_active, "operator resume: emergency stop and protections cleared; trading ACTIVE");
+                    let _ = act.events.send(EngineEvent::EmergencyStopCleared { by: msg.by.clone() });
+                    let record = outcome.state_change.clone().unwrap_or(cleared.state);
+                    act.publish_state(&record);
+                    act.act_on(ProtectionOutcome { events: outcome.events, state_change: None, emergency_stop: None }, ctx);
+                    Ok(())
+                },
+            ),
         ))
     }
 }
@@ -327,22 +440,19 @@ impl Handler<GetRiskStatus> for RiskGuard {
     type Result = MessageResult<GetRiskStatus>;
 
     fn handle(&mut self, _msg: GetRiskStatus, _ctx: &mut Self::Context) -> Self::Result {
+        let snapshot = self.engine.snapshot(Some(self.clock.now_ms()));
         MessageResult(RiskStatus {
-            trading_state: self.state.state,
-            reason: self.state.reason.clone(),
-            emergency_stop: self.stop.clone(),
-            rejections: self.rejections.clone(),
+            trading_state: snapshot.trading_state,
+            reason: snapshot.state_reason.clone(),
+            emergency_stop: snapshot.emergency_stop.clone(),
+            rejections: snapshot.rejections.clone(),
             in_flight: self.engine.in_flight_count(),
             max_order_notional: self.engine.config().max_order_notional,
             max_position_notional: self.engine.config().max_position_notional,
+            snapshot,
         })
     }
 }
-
-/// Tells the guard where to report refusals (sent once the hosts exist).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SetRiskHosts(pub HashMap<StrategyId, Recipient<OrderUpdated>>);
 
 impl Handler<SetRiskHosts> for RiskGuard {
     type Result = ();

@@ -11,7 +11,6 @@ use engine::clock::SharedClock;
 use engine::config::{Config, StrategyConfig};
 use engine::store::SharedStore;
 use engine::strategy::{Strategy, StrategyRunner};
-use engine::trading::{EmergencyStop, TradingState, TradingStateRecord};
 use engine::venue::{Venue, VenueAlert};
 use engine::{StrategyId, Symbol};
 use risk::RiskEngine;
@@ -118,43 +117,12 @@ pub async fn start_engine(setup: EngineSetup) -> anyhow::Result<EngineHandle> {
     let (events, _) = broadcast::channel(4096);
     let now = clock.now_ms();
 
-    // Fail closed: a store we cannot read starts HALTED.
-    let (stop, state) = match writer.run(|s| (s.emergency_stop(), s.trading_state())).await? {
-        (Ok(stop), Ok(state)) => {
-            let state = if stop.active {
-                TradingStateRecord {
-                    state: TradingState::Halted,
-                    reason: format!("emergency stop: {}", stop.reason.clone().unwrap_or_default()),
-                    since_ms: stop.set_at_ms.unwrap_or(now),
-                }
-            } else {
-                state.unwrap_or(TradingStateRecord {
-                    state: TradingState::Active,
-                    reason: "start".into(),
-                    since_ms: now,
-                })
-            };
-            (stop, state)
-        }
-        (Err(e), _) | (_, Err(e)) => {
-            let reason = format!("store unreadable at start ({e}); failing closed");
-            tracing::error!(%reason, "starting HALTED");
-            let stop = EmergencyStop {
-                active: true,
-                reason: Some(reason.clone()),
-                set_by: Some("startup:fail_closed".into()),
-                set_at_ms: Some(now),
-                ..Default::default()
-            };
-            (stop, TradingStateRecord { state: TradingState::Halted, reason, since_ms: now })
-        }
-    };
-    if stop.active {
-        tracing::warn!(
-            reason = stop.reason.as_deref().unwrap_or(""),
-            by = stop.set_by.as_deref().unwrap_or(""),
-            "emergency stop is set: engine starts HALTED; only `keel resume` clears it"
-        );
+    // Fail closed: a flag set, or a store we cannot read, starts HALTED.
+    let decision = writer.run(|s| risk::emergency::startup_state(s)).await?;
+    if decision.fail_closed {
+        tracing::error!(reason = %decision.reason, "starting HALTED (fail closed)");
+    } else if decision.emergency_stop.active {
+        tracing::warn!(reason = decision.emergency_stop.reason.as_deref().unwrap_or(""), by = decision.emergency_stop.set_by.as_deref().unwrap_or(""), "emergency stop is set: engine starts HALTED; only `keel resume` clears it");
     }
 
     let instruments = venue.instruments().await.map_err(|e| anyhow::anyhow!("cannot load instruments: {e}"))?;
@@ -181,49 +149,60 @@ pub async fn start_engine(setup: EngineSetup) -> anyhow::Result<EngineHandle> {
 
     let run = writer.run(|s| s.next_id()).await??;
     let ids = Arc::new(ClientIds::new(now.max(0) as u64, run));
-    if stop.active || state.reason == "start" {
-        let record = state.clone();
-        writer.run(move |s| s.put_trading_state(&record)).await??;
-    }
     let prices = Arc::new(PriceBoard::default());
 
-    let router = {
-        let (venue, writer, clock, events, open) =
-            (venue.clone(), writer.clone(), clock.clone(), events.clone(), reconciled.open_orders.clone());
-        actix::Supervisor::start(move |_| OrderRouter::new(venue, writer, clock, events, open))
-    };
     let mut risk_engine = RiskEngine::new(config.risk.clone(), instruments.clone());
+    let state = risk_engine.apply_startup(&decision, now);
+    risk_engine.set_venue_healthy(false);
     for p in &reconciled.positions {
         risk_engine.restore_position(p.symbol.clone(), p.qty);
     }
     for o in &reconciled.open_orders {
         risk_engine.restore_open_order(o);
     }
+    for (strategy, map) in &reconciled.strategy_positions {
+        for (symbol, qty) in map {
+            risk_engine.restore_strategy_position(strategy.clone(), symbol.clone(), *qty, None);
+        }
+    }
+    risk_engine.on_balances(&reconciled.balances.assets.values().cloned().collect::<Vec<_>>());
+    // Reconciled: new orders may go out once the user stream confirms it is connected.
+    risk_engine.set_venue_healthy(true);
+    {
+        let record = state.clone();
+        writer.run(move |s| s.put_trading_state(&record)).await??;
+    }
+
+    let router = {
+        let (venue, writer, clock, events, open) =
+            (venue.clone(), writer.clone(), clock.clone(), events.clone(), reconciled.open_orders.clone());
+        actix::Supervisor::start(move |_| OrderRouter::new(venue, writer, clock, events, open))
+    };
     let risk = {
-        let (ids, router, prices, writer, clock, events, state, stop) = (
+        let (symbols, ids, router, prices, writer, clock, events) = (
+            symbols.clone(),
             ids.clone(),
             router.clone(),
             prices.clone(),
             writer.clone(),
             clock.clone(),
             events.clone(),
-            state.clone(),
-            stop.clone(),
         );
-        actix::Supervisor::start(move |_| {
-            RiskGuard::new(risk_engine, ids, router, HashMap::new(), prices, writer, clock, events, state, stop)
-        })
+        actix::Supervisor::start(move |_| RiskGuard::new(risk_engine, symbols, ids, router, prices, writer, clock, events))
     };
     let portfolio = {
-        let (instruments, positions, balances, prices, writer, clock) = (
+        let (instruments, positions, balances, prices, writer, clock, listener) = (
             instruments.clone(),
             reconciled.positions.clone(),
             reconciled.balances.clone(),
             prices.clone(),
             writer.clone(),
             clock.clone(),
+            risk.clone().recipient(),
         );
-        actix::Supervisor::start(move |_| Portfolio::new(instruments, positions, balances, prices, writer, clock))
+        actix::Supervisor::start(move |_| {
+            Portfolio::new(instruments, positions, balances, prices, writer, clock).with_listener(listener)
+        })
     };
 
     let interval = config.engine.bar_interval.0;
@@ -284,7 +263,9 @@ pub async fn start_engine(setup: EngineSetup) -> anyhow::Result<EngineHandle> {
         portfolio_balances: Some(portfolio.clone().recipient()),
         host_fills: hosts.iter().map(|(id, h)| (id.clone(), h.clone().recipient())).collect(),
         host_updates: hosts.iter().map(|(id, h)| (id.clone(), h.clone().recipient())).collect(),
-        venue_health: None,
+        venue_health: Some(risk.clone().recipient()),
+        risk_accepted: Some(risk.clone().recipient()),
+        risk_balances: Some(risk.clone().recipient()),
     }));
     router.do_send(AttachUserFeed(user_feed));
 

@@ -50,7 +50,7 @@ fn bars(n: usize) -> Vec<Bar> {
         .collect()
 }
 
-fn engine(symbols: &[Symbol], instrument: engine::instrument::Instrument) -> Backtest {
+fn engine(symbols: &[Symbol], instrument: engine::instrument::Instrument, fast: usize, slow: usize) -> Backtest {
     let config = SimConfig {
         instruments: vec![instrument],
         balances: vec![Balance { asset: "USDT".into(), free: Decimal::from(1_000_000), locked: Decimal::ZERO }],
@@ -59,7 +59,7 @@ fn engine(symbols: &[Symbol], instrument: engine::instrument::Instrument) -> Bac
         risk: RiskConfig::default(),
         currency: "USDT".into(),
     };
-    let strategy = SmaCross::new(symbols[0].clone(), 20, 50, Decimal::new(1, 1));
+    let strategy = SmaCross::new(symbols[0].clone(), fast, slow, Decimal::new(1, 1));
     Backtest::new(config, symbols, vec![StrategySlot { id: StrategyId::new("sma"), strategy: Box::new(strategy) }])
 }
 
@@ -76,23 +76,27 @@ fn bench(c: &mut Criterion) {
     let instrument = permissive_instrument(&series);
     let timeline = Timeline::new(vec![(series.symbol.clone(), bars)]);
     let symbols = timeline.symbols().to_vec();
-    let once = engine(&symbols, instrument.clone()).run(&timeline, &[], |_| {});
-    eprintln!(
-        "sma_cross(20, 50) over {BARS} bars: {} orders, {} fills, {} protection events",
-        once.orders.len(),
-        once.fills.len(),
-        once.protection_events.len()
-    );
     let mut group = c.benchmark_group("backtest");
     group.throughput(Throughput::Elements(BARS as u64));
     group.sample_size(10);
-    group.bench_function("sma_cross_1m_bars", |b| {
-        b.iter_batched(
-            || engine(&symbols, instrument.clone()),
-            |bt| black_box(bt.run(&timeline, &[], |_| {})),
-            BatchSize::PerIteration,
-        )
-    });
+    // A busy and a quieter parameter set: orders cost far more than bars, so
+    // the figure depends on how often the strategy trades (printed below).
+    for (fast, slow) in [(20, 50), (100, 400)] {
+        let once = engine(&symbols, instrument.clone(), fast, slow).run(&timeline, &[], |_| {});
+        eprintln!(
+            "sma_cross({fast}, {slow}) over {BARS} bars: {} orders, {} fills, {} protection events",
+            once.orders.len(),
+            once.fills.len(),
+            once.protection_events.len()
+        );
+        group.bench_function(format!("sma_cross_{fast}_{slow}_1m_bars"), |b| {
+            b.iter_batched(
+                || engine(&symbols, instrument.clone(), fast, slow),
+                |bt| black_box(bt.run(&timeline, &[], |_| {})),
+                BatchSize::PerIteration,
+            )
+        });
+    }
     group.finish();
 }
 

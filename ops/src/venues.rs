@@ -1,24 +1,102 @@
-//! Builds the venue the config asks for.
+//! Builds the venue the config asks for: the in-process paper venue, or the
+//! Binance adapter — connected to the embedded sandbox exchange (`sandbox`),
+//! to Binance spot testnet or to mainnet.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use anyhow::Context;
 use engine::balance::{Balance, Balances};
+use engine::binance::{BinanceConfigError, BinanceSettings, BinanceVenue};
 use engine::clock::{Clock, SystemClock};
 use engine::config::{Config, VenueMode};
+use engine::sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 use engine::sim::FeeSchedule;
+use engine::store::Store;
 use engine::venue::paper::{PaperConfig, PaperSymbol, PaperVenue};
 use engine::venue::Venue;
-use engine::Decimal;
+use engine::{Decimal, Symbol};
 
 /// Bars of simulated history so strategies can warm up at once.
 const HISTORY_BARS: usize = 600;
 
-/// A venue and, for simulated ones, the task driving its clock.
+/// Clock offsets to the venue beyond this are reported (requests still carry
+/// the corrected timestamp, but a drifting host clock deserves a look).
+const CLOCK_OFFSET_WARN_MS: i64 = 1000;
+
+/// A venue and what keeps it running.
 pub struct BuiltVenue {
     /// The venue.
     pub venue: Arc<dyn Venue>,
     /// Background tasks to abort on shutdown.
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The embedded sandbox exchange (mode `sandbox`); it stops when dropped.
+    pub sandbox: Option<EmbeddedSandbox>,
+}
+
+impl BuiltVenue {
+    /// Stops the background tasks and the embedded sandbox.
+    pub async fn stop(self) {
+        for task in self.tasks {
+            task.abort();
+        }
+        drop(self.venue);
+        if let Some(sb) = self.sandbox {
+            sb.shutdown().await;
+        }
+    }
+}
+
+/// The sandbox exchange running on its own thread and tokio runtime, so the
+/// exchange and the engine do not share a thread (as with a real venue).
+pub struct EmbeddedSandbox {
+    handle: SandboxHandle,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl EmbeddedSandbox {
+    /// Starts the sandbox on a dedicated thread and returns once it listens.
+    pub async fn start(cfg: SandboxConfig) -> anyhow::Result<Self> {
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("keel-sandbox".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(format!("cannot start its runtime: {e}")));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let started = Sandbox::start(cfg).await.map_err(|e| e.to_string());
+                    let ok = started.is_ok();
+                    if ready_tx.send(started).is_err() || !ok {
+                        return;
+                    }
+                    // Runs the exchange until the owner drops or stops it.
+                    let _ = stop_rx.await;
+                });
+            })
+            .context("cannot start the sandbox thread")?;
+        let handle = ready_rx
+            .await
+            .map_err(|_| anyhow::anyhow!("the sandbox thread ended before it started"))?
+            .map_err(|e| anyhow::anyhow!("embedded sandbox: {e}"))?;
+        Ok(Self { handle, _stop: stop_tx })
+    }
+
+    /// The running sandbox (URLs, test key, fault and market control).
+    pub fn handle(&self) -> &SandboxHandle {
+        &self.handle
+    }
+
+    /// Stops the server and its tasks, then its thread.
+    pub async fn shutdown(self) {
+        let Self { handle, _stop } = self;
+        handle.shutdown().await;
+    }
 }
 
 /// The paper venue's settings from the config. Balances continue from the
@@ -58,14 +136,159 @@ pub fn paper_config(config: &Config, stored: Option<&Balances>, now_ms: i64) -> 
     }
 }
 
-/// Builds the configured venue (must run inside a tokio runtime).
-pub fn build(config: &Config, stored_balances: Option<&Balances>) -> anyhow::Result<BuiltVenue> {
+/// What the store remembers that a venue must continue from.
+#[derive(Debug, Clone, Default)]
+pub struct StoredAccount {
+    /// The last balances snapshot.
+    pub balances: Option<Balances>,
+    /// The highest recorded trade id per configured symbol.
+    pub last_trade_ids: BTreeMap<Symbol, u64>,
+}
+
+impl StoredAccount {
+    /// Reads the snapshot and trade-id watermarks of the configured symbols.
+    pub fn read(config: &Config, store: &dyn Store) -> anyhow::Result<Self> {
+        let balances = store.balances().context("reading the stored balances")?;
+        let mut last_trade_ids = BTreeMap::new();
+        for s in &config.symbols {
+            if let Some(id) = store.last_trade_id(&s.symbol).context("reading the stored trade ids")? {
+                last_trade_ids.insert(Symbol::new(&s.symbol), id);
+            }
+        }
+        Ok(Self { balances, last_trade_ids })
+    }
+}
+
+/// The embedded sandbox's settings: `[sandbox]` resolved against the config
+/// (see [`Config::sandbox_config`]) on a free loopback port unless `listen`
+/// is set. The sandbox keeps no state across runs, so a restart continues the
+/// account from the store's balances snapshot, and its ids start above every
+/// recorded trade id (and above the wall-clock base of earlier runs).
+pub fn embedded_sandbox_config(config: &Config, stored: &StoredAccount, now_ms: i64) -> SandboxConfig {
+    let mut sb = config.sandbox_config();
+    if !config.sandbox.sets("listen") {
+        sb.listen = "127.0.0.1:0".into();
+    }
+    if let Some(b) = stored.balances.as_ref().filter(|b| !b.assets.is_empty()) {
+        if let Some(first) = sb.accounts.first_mut() {
+            // Orders of the previous run do not exist in a fresh sandbox:
+            // their locked funds are free again.
+            first.balances = b.assets.iter().map(|(asset, bal)| (asset.clone(), bal.total())).collect();
+        }
+    }
+    if sb.id_base == 0 {
+        let above_stored = stored.last_trade_ids.values().max().map(|m| m.saturating_add(1)).unwrap_or(1);
+        sb.id_base = (now_ms.max(1) as u64).saturating_mul(1000).max(above_stored);
+    }
+    sb
+}
+
+/// Builds the configured venue (must run inside a tokio runtime). With a
+/// store, balances and trade-id watermarks continue from it.
+pub async fn build(config: &Config, store: Option<&dyn Store>) -> anyhow::Result<BuiltVenue> {
+    let stored = match store {
+        Some(s) => StoredAccount::read(config, s)?,
+        None => StoredAccount::default(),
+    };
+    let now = SystemClock.now_ms();
     match config.venue.mode {
         VenueMode::Paper => {
-            let venue = PaperVenue::new(paper_config(config, stored_balances, SystemClock.now_ms()));
+            let venue = PaperVenue::new(paper_config(config, stored.balances.as_ref(), now));
             let task = venue.spawn_clock();
-            Ok(BuiltVenue { venue, tasks: vec![task] })
+            Ok(BuiltVenue { venue, tasks: vec![task], sandbox: None })
         }
-        other => anyhow::bail!("venue mode `{}` is not available in this build yet", other.as_str()),
+        VenueMode::Sandbox => {
+            let sandbox = EmbeddedSandbox::start(embedded_sandbox_config(config, &stored, now)).await?;
+            tracing::info!(
+                rest = %sandbox.handle().rest_url,
+                ws_streams = %sandbox.handle().ws_stream_url,
+                ws_api = %sandbox.handle().ws_api_url,
+                continued_balances = stored.balances.as_ref().is_some_and(|b| !b.assets.is_empty()),
+                "embedded sandbox exchange started (Binance spot protocol)"
+            );
+            let settings = resolve(config, Some(sandbox.handle()))?;
+            let venue = connect(config, settings, &stored).await?;
+            Ok(BuiltVenue { venue, tasks: Vec::new(), sandbox: Some(sandbox) })
+        }
+        VenueMode::Testnet | VenueMode::Mainnet => {
+            let settings = resolve(config, None)?;
+            let venue = connect(config, settings, &stored).await?;
+            Ok(BuiltVenue { venue, tasks: Vec::new(), sandbox: None })
+        }
     }
+}
+
+/// Resolves `[venue.binance]` for `venue.mode`: URLs, and keys from the
+/// environment variables it names (never logged).
+fn resolve(config: &Config, sandbox: Option<&SandboxHandle>) -> anyhow::Result<BinanceSettings> {
+    let mode = config.venue.mode;
+    let Some(binance_mode) = mode.binance_mode() else {
+        anyhow::bail!("venue mode `{}` does not use the Binance adapter", mode.as_str());
+    };
+    let mut settings = config
+        .venue
+        .binance_config()
+        .resolve_with_mode(binance_mode, sandbox)
+        .map_err(|e| anyhow::anyhow!("config error at `{}`: {}", binance_key(&e), e.reason))?;
+    for s in &config.symbols {
+        if !settings.symbols.contains(&s.symbol) {
+            settings.symbols.push(s.symbol.clone());
+        }
+    }
+    Ok(settings)
+}
+
+/// The config key of a Binance config error.
+fn binance_key(e: &BinanceConfigError) -> String {
+    match e.field {
+        "confirm_mainnet" => "venue.confirm_mainnet".into(),
+        "mode" => "venue.mode".into(),
+        f => format!("venue.binance.{f}"),
+    }
+}
+
+/// Connects the Binance adapter, seeds its trade-id watermarks from the store
+/// and runs the start-up check: connectivity, clock offset, key permissions.
+/// Each problem is one line; a venue that cannot be reached or refuses the key
+/// stops the start.
+async fn connect(config: &Config, settings: BinanceSettings, stored: &StoredAccount) -> anyhow::Result<Arc<dyn Venue>> {
+    engine::binance::install_crypto_provider();
+    let mode = config.venue.mode.as_str();
+    let rest = settings.endpoints.rest.clone();
+    let ws_stream = settings.endpoints.ws_stream.clone();
+    let ws_api = settings.endpoints.ws_api.clone();
+    let venue = BinanceVenue::connect(settings)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to Binance {mode} at {rest}: {e}"))?;
+    for (symbol, id) in &stored.last_trade_ids {
+        venue.seed_last_trade_id(symbol, *id);
+    }
+    let report = venue
+        .startup_check()
+        .await
+        .map_err(|e| anyhow::anyhow!("Binance {mode} at {rest}: the account check failed (API key or permissions?): {e}"))?;
+    tracing::info!(
+        venue = mode,
+        rest = %rest,
+        ws_streams = %ws_stream,
+        ws_api = %ws_api,
+        clock_offset_ms = report.clock_offset_ms,
+        can_trade = report.can_trade,
+        symbols = report.symbols,
+        "connected to Binance"
+    );
+    if report.clock_offset_ms.abs() > CLOCK_OFFSET_WARN_MS {
+        tracing::warn!(
+            clock_offset_ms = report.clock_offset_ms,
+            "clock offset to the venue is {} ms: requests are timestamped with the offset, but check the host clock (NTP)",
+            report.clock_offset_ms
+        );
+    }
+    if !report.can_trade {
+        tracing::error!(
+            venue = mode,
+            "the API key may not trade (canTrade = false): every order will be refused; enable spot trading for the key"
+        );
+    }
+    Ok(Arc::new(venue))
 }

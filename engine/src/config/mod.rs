@@ -8,13 +8,15 @@ mod duration;
 pub mod ops;
 pub mod risk;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::binance::{BinanceConfig, BinanceMode};
 use crate::instrument::{Instrument, SymbolStatus};
+use crate::sandbox::SandboxConfig;
 use crate::sim::PricePath;
 use crate::symbol::{StrategyId, Symbol};
 
@@ -67,6 +69,9 @@ pub struct Config {
     /// Operator notifications and the Telegram bot.
     #[serde(default)]
     pub notify: NotifyConfig,
+    /// The Binance-protocol sandbox exchange (`mode = "sandbox"` and `keel sandbox`).
+    #[serde(default)]
+    pub sandbox: SandboxSection,
 }
 
 /// Log output format.
@@ -130,6 +135,16 @@ impl VenueMode {
             Self::Mainnet => "mainnet",
         }
     }
+
+    /// The Binance environment of this mode (`None` for paper).
+    pub fn binance_mode(self) -> Option<BinanceMode> {
+        match self {
+            Self::Paper => None,
+            Self::Sandbox => Some(BinanceMode::Sandbox),
+            Self::Testnet => Some(BinanceMode::Testnet),
+            Self::Mainnet => Some(BinanceMode::Mainnet),
+        }
+    }
 }
 
 /// The venue section.
@@ -148,6 +163,12 @@ pub struct VenueConfig {
     pub taker_fee_bps: Decimal,
     /// Simulated venues: synthetic book levels beyond the touch.
     pub depth_levels: u32,
+    /// Must be true for `mode = "mainnet"` (real money).
+    pub confirm_mainnet: bool,
+    /// The Binance adapter (`[venue.binance]`: URL overrides, key variables,
+    /// timeouts) for modes sandbox, testnet and mainnet. Its own `mode` key is
+    /// not used: `venue.mode` decides.
+    pub binance: BinanceConfig,
 }
 
 impl Default for VenueConfig {
@@ -159,7 +180,56 @@ impl Default for VenueConfig {
             maker_fee_bps: Decimal::new(10, 0),
             taker_fee_bps: Decimal::new(10, 0),
             depth_levels: 5,
+            confirm_mainnet: false,
+            binance: BinanceConfig::default(),
         }
+    }
+}
+
+impl VenueConfig {
+    /// The Binance adapter settings with `confirm_mainnet` taken from either
+    /// `[venue]` or `[venue.binance]` (resolve with `venue.mode`).
+    pub fn binance_config(&self) -> BinanceConfig {
+        let mut b = self.binance.clone();
+        b.confirm_mainnet |= self.confirm_mainnet;
+        if let Some(mode) = self.mode.binance_mode() {
+            b.mode = mode;
+        }
+        b
+    }
+}
+
+/// The `[sandbox]` section: the sandbox's settings plus which keys the file
+/// sets, so unset ones can follow the rest of the config (`[[symbol]]`,
+/// `[balances]`, `[venue]` timing and fees) — one source of truth.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SandboxSection {
+    /// The settings as written (defaults for keys not given).
+    pub config: SandboxConfig,
+    /// Top-level keys given in `[sandbox]`.
+    pub explicit: BTreeSet<String>,
+}
+
+impl SandboxSection {
+    /// Whether `[sandbox]` sets `key`.
+    pub fn sets(&self, key: &str) -> bool {
+        self.explicit.contains(key)
+    }
+}
+
+impl<'de> Deserialize<'de> for SandboxSection {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let table = toml::Table::deserialize(deserializer)?;
+        let explicit = table.keys().cloned().collect();
+        let config: SandboxConfig =
+            toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| serde::de::Error::custom(format!("sandbox: {}", e.message())))?;
+        Ok(Self { config, explicit })
+    }
+}
+
+impl Serialize for SandboxSection {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.config.serialize(serializer)
     }
 }
 
@@ -290,6 +360,7 @@ impl Config {
         }
         non_negative("venue.maker_fee_bps", self.venue.maker_fee_bps)?;
         non_negative("venue.taker_fee_bps", self.venue.taker_fee_bps)?;
+        self.validate_binance()?;
         let mut seen = std::collections::BTreeSet::new();
         for (i, s) in self.symbols.iter().enumerate() {
             let key = |field: &str| format!("symbol[{i}].{field}");
@@ -344,7 +415,132 @@ impl Config {
         self.risk.validate()?;
         self.http.validate()?;
         self.notify.validate()?;
+        if self.venue.mode == VenueMode::Sandbox {
+            self.validate_sandbox()?;
+        }
         Ok(())
+    }
+
+    /// `[venue.binance]` and the mainnet confirmation (keys in the environment
+    /// are checked when the venue is built, not here).
+    fn validate_binance(&self) -> Result<(), ConfigError> {
+        let b = &self.venue.binance;
+        if self.venue.mode == VenueMode::Mainnet && !(self.venue.confirm_mainnet || b.confirm_mainnet) {
+            return Err(ConfigError::new(
+                "venue.confirm_mainnet",
+                "mode = \"mainnet\" trades real money; add confirm_mainnet = true under [venue] to allow it",
+            ));
+        }
+        if b.mode != BinanceMode::Sandbox && Some(b.mode) != self.venue.mode.binance_mode() {
+            return Err(ConfigError::new(
+                "venue.binance.mode",
+                "the mode is set by `venue.mode`; remove it from [venue.binance]",
+            ));
+        }
+        if b.recv_window_ms == 0 || b.recv_window_ms > 60_000 {
+            return Err(ConfigError::new(
+                "venue.binance.recv_window_ms",
+                format!("{} is not in 1..=60000", b.recv_window_ms),
+            ));
+        }
+        for (key, v) in [
+            ("venue.binance.request_timeout_ms", b.request_timeout_ms),
+            ("venue.binance.time_sync_interval_ms", b.time_sync_interval_ms),
+            ("venue.binance.reconnect_after_ms", b.reconnect_after_ms),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::new(key, "must be positive"));
+            }
+        }
+        for (key, v) in [("venue.binance.api_key_env", &b.api_key_env), ("venue.binance.api_secret_env", &b.api_secret_env)]
+        {
+            if v.is_empty() || v.contains('=') || v.contains('\0') {
+                return Err(ConfigError::new(key, "must name an environment variable"));
+            }
+        }
+        for (key, url, schemes) in [
+            ("venue.binance.rest_url", &b.rest_url, ["http://", "https://"]),
+            ("venue.binance.ws_stream_url", &b.ws_stream_url, ["ws://", "wss://"]),
+            ("venue.binance.ws_api_url", &b.ws_api_url, ["ws://", "wss://"]),
+        ] {
+            if let Some(u) = url {
+                if !schemes.iter().any(|s| u.starts_with(s)) {
+                    return Err(ConfigError::new(key, format!("`{u}` must start with {} or {}", schemes[0], schemes[1])));
+                }
+            }
+        }
+        if self.venue.mode.binance_mode().is_some() && crate::binance::interval_name(self.engine.bar_interval.0).is_none() {
+            return Err(ConfigError::new(
+                "engine.bar_interval",
+                "is not a Binance kline interval (1s, 1m, 3m, 5m, 15m, 30m, 1h, 2h, 4h, 6h, 8h, 12h, 1d, 3d, 1w)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The resolved sandbox settings (see [`Config::sandbox_config`]).
+    fn validate_sandbox(&self) -> Result<(), ConfigError> {
+        let sb = self.sandbox_config();
+        if sb.symbols.is_empty() {
+            return Err(ConfigError::new("sandbox.symbols", "the sandbox needs at least one symbol"));
+        }
+        if sb.accounts.is_empty() {
+            return Err(ConfigError::new("sandbox.accounts", "the sandbox needs at least one account"));
+        }
+        if sb.bar_wall_ms == 0 {
+            return Err(ConfigError::new("sandbox.bar_wall_ms", "must be positive"));
+        }
+        if sb.ticks_per_bar == 0 {
+            return Err(ConfigError::new("sandbox.ticks_per_bar", "must be at least 1"));
+        }
+        if self.engine.bar_interval.0 != crate::sandbox::BAR_MS {
+            return Err(ConfigError::new(
+                "engine.bar_interval",
+                "the sandbox simulates 1m bars; set bar_interval = \"1m\" with mode = \"sandbox\"",
+            ));
+        }
+        for s in &self.symbols {
+            if !sb.symbols.iter().any(|x| x.symbol == s.symbol) {
+                return Err(ConfigError::new(
+                    "sandbox.symbols",
+                    format!("`{}` is configured in [[symbol]] but not listed by the sandbox", s.symbol),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The sandbox's settings: `[sandbox]`, where every key it does not set
+    /// follows the rest of the config — symbols from `[[symbol]]`, the first
+    /// account's balances from `[balances]`, bar timing, fees and depth from
+    /// `[venue]`.
+    pub fn sandbox_config(&self) -> SandboxConfig {
+        let section = &self.sandbox;
+        let mut sb = section.config.clone();
+        if !section.sets("symbols") && !self.symbols.is_empty() {
+            sb.symbols = self.symbols.clone();
+        }
+        if !section.sets("accounts") && !self.balances.is_empty() {
+            if let Some(first) = sb.accounts.first_mut() {
+                first.balances = self.balances.clone();
+            }
+        }
+        if !section.sets("bar_wall_ms") {
+            sb.bar_wall_ms = self.venue.bar_wall_time.0.max(1) as u64;
+        }
+        if !section.sets("ticks_per_bar") {
+            sb.ticks_per_bar = self.venue.ticks_per_bar;
+        }
+        if !section.sets("maker_fee_bps") {
+            sb.maker_fee_bps = self.venue.maker_fee_bps;
+        }
+        if !section.sets("taker_fee_bps") {
+            sb.taker_fee_bps = self.venue.taker_fee_bps;
+        }
+        if !section.sets("depth_levels") {
+            sb.depth_levels = self.venue.depth_levels;
+        }
+        sb
     }
 
     /// The configured instruments.

@@ -417,8 +417,11 @@ impl Exchange {
     /// Builds the exchange from config, with `history_bars` of pre-generated history.
     pub fn new(cfg: &SandboxConfig, now_ms: i64, mut replays: HashMap<String, Vec<ReplayRow>>) -> Self {
         let fees = FeeSchedule { maker_bps: cfg.maker_fee_bps, taker_bps: cfg.taker_fee_bps };
-        let mut core =
-            MatchingCore::new(fees, cfg.depth_levels).with_id_base(1 + (now_ms.max(0) as u64 % 1_000_000) * 1000);
+        // Ids from the wall clock grow across restarts (a restarted sandbox
+        // must not reuse trade ids a client has stored); ms × 1000 stays below
+        // 2^53, so JSON clients that read numbers as doubles keep them exact.
+        let id_base = if cfg.id_base > 0 { cfg.id_base } else { (now_ms.max(1) as u64).saturating_mul(1000) };
+        let mut core = MatchingCore::new(fees, cfg.depth_levels).with_id_base(id_base);
         let mut keys = HashMap::new();
         for (i, acc) in cfg.accounts.iter().enumerate() {
             let id = i as u32 + 1;

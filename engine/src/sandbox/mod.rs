@@ -101,6 +101,10 @@ pub struct SandboxConfig {
     pub order_limit_1d: u64,
     /// `MAX_NUM_ORDERS` of every symbol (open orders per symbol and account).
     pub max_num_orders: u32,
+    /// First order id and trade id. 0 (the default) derives it from the wall
+    /// clock (ms × 1000), so ids keep growing across restarts of a sandbox
+    /// whose state is not kept and never collide with ids a client recorded.
+    pub id_base: u64,
     /// Symbol statuses other than `TRADING` (e.g. `BTCUSDT = "HALT"`, `"CANCEL_ONLY"`).
     pub symbol_status: BTreeMap<String, String>,
     /// Listed symbols with their simulated price paths.
@@ -181,6 +185,7 @@ impl Default for SandboxConfig {
             order_limit_10s: 50,
             order_limit_1d: 160_000,
             max_num_orders: 200,
+            id_base: 0,
             symbol_status: BTreeMap::new(),
             symbols: default_symbols(),
             accounts: vec![SandboxAccountConfig {
