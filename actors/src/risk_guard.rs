@@ -23,7 +23,9 @@ use tokio::sync::broadcast;
 
 use crate::events::EngineEvent;
 use crate::ids::ClientIds;
-use crate::messages::{BalancesChanged, CancelAll, FillRecorded, IntentSubmitted, OrderApproved, OrderClosed, OrderUpdated};
+use crate::messages::{
+    BalancesChanged, CancelAll, FillRecorded, IntentSubmitted, OrderApproved, OrderClosed, OrderUpdated,
+};
 use crate::metrics::metrics;
 use crate::order_router::{OrderAcknowledged, OrderRouter, VenueHealth};
 use crate::portfolio::EquityMarked;
@@ -121,17 +123,7 @@ impl RiskGuard {
     ) -> Self {
         metrics().trading_state.set(engine.state().code());
         metrics().emergency_stop.set(i64::from(engine.emergency_stop()));
-        Self {
-            engine,
-            ids,
-            router,
-            hosts: HashMap::new(),
-            prices,
-            writer,
-            clock,
-            events,
-            symbols,
-        }
+        Self { engine, ids, router, hosts: HashMap::new(), prices, writer, clock, events, symbols }
     }
 
     fn judge(&mut self, intent: OrderIntent, ingress: Option<Instant>) {
@@ -194,7 +186,8 @@ impl RiskGuard {
         metrics().trading_state.set(record.state.code());
         metrics().emergency_stop.set(i64::from(self.engine.emergency_stop()));
         tracing::warn!(state = record.state.as_str(), reason = %record.reason, "trading state changed");
-        let _ = self.events.send(EngineEvent::TradingStateChanged { state: record.state, reason: record.reason.clone() });
+        let _ =
+            self.events.send(EngineEvent::TradingStateChanged { state: record.state, reason: record.reason.clone() });
     }
 
     /// Acts on what the protections decided: log and publish each event,
@@ -317,7 +310,11 @@ impl Handler<VenueHealth> for RiskGuard {
 
     fn handle(&mut self, msg: VenueHealth, _ctx: &mut Self::Context) {
         if msg.healthy != self.engine.venue_healthy() {
-            tracing::warn!(healthy = msg.healthy, "venue health changed: new orders {}", if msg.healthy { "allowed" } else { "refused" });
+            tracing::warn!(
+                healthy = msg.healthy,
+                "venue health changed: new orders {}",
+                if msg.healthy { "allowed" } else { "refused" }
+            );
         }
         self.engine.set_venue_healthy(msg.healthy);
     }

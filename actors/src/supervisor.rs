@@ -122,7 +122,11 @@ pub async fn start_engine(setup: EngineSetup) -> anyhow::Result<EngineHandle> {
     if decision.fail_closed {
         tracing::error!(reason = %decision.reason, "starting HALTED (fail closed)");
     } else if decision.emergency_stop.active {
-        tracing::warn!(reason = decision.emergency_stop.reason.as_deref().unwrap_or(""), by = decision.emergency_stop.set_by.as_deref().unwrap_or(""), "emergency stop is set: engine starts HALTED; only `keel resume` clears it");
+        tracing::warn!(
+            reason = decision.emergency_stop.reason.as_deref().unwrap_or(""),
+            by = decision.emergency_stop.set_by.as_deref().unwrap_or(""),
+            "emergency stop is set: engine starts HALTED; only `keel resume` clears it"
+        );
     }
 
     let instruments = venue.instruments().await.map_err(|e| anyhow::anyhow!("cannot load instruments: {e}"))?;
@@ -188,7 +192,9 @@ pub async fn start_engine(setup: EngineSetup) -> anyhow::Result<EngineHandle> {
             clock.clone(),
             events.clone(),
         );
-        actix::Supervisor::start(move |_| RiskGuard::new(risk_engine, symbols, ids, router, prices, writer, clock, events))
+        actix::Supervisor::start(move |_| {
+            RiskGuard::new(risk_engine, symbols, ids, router, prices, writer, clock, events)
+        })
     };
     let portfolio = {
         let (instruments, positions, balances, prices, writer, clock, listener) = (

@@ -32,6 +32,8 @@ pub enum Command {
     Resume(ResumeArgs),
     /// Measure the live pipeline: market events per second and tick-to-order latency.
     Bench(crate::cmd_bench::BenchArgs),
+    /// Run the Binance-protocol sandbox exchange standalone until Ctrl-C or SIGTERM.
+    Sandbox(crate::cmd_sandbox::SandboxArgs),
 }
 
 /// `--config PATH`.

@@ -20,8 +20,7 @@ pub fn run(args: RunArgs, log_format: Option<engine::config::LogFormat>) -> anyh
     crate::logging::init(log_format.unwrap_or(config.engine.log_format), &config.engine.log_level);
     let store = open_store(&config.engine.data_dir)?;
     let system = actix::System::new();
-    let result = system.block_on(serve(config, store, args.exit_after));
-    result
+    system.block_on(serve(config, store, args.exit_after))
 }
 
 /// Opens the store; a store that exists but cannot be read gives an in-memory
@@ -46,8 +45,7 @@ pub fn open_store(dir: &std::path::Path) -> anyhow::Result<SharedStore> {
 }
 
 async fn serve(config: engine::config::Config, store: SharedStore, exit_after: Option<Duration>) -> anyhow::Result<()> {
-    let stored_balances = store.balances().ok().flatten();
-    let built = crate::venues::build(&config, stored_balances.as_ref())?;
+    let built = crate::venues::build(&config, Some(store.as_ref())).await?;
     let mut strategies = Vec::new();
     for (i, cfg) in config.strategies.iter().enumerate() {
         strategies.push((cfg.clone(), strategies::build(i, cfg)?));
@@ -61,16 +59,22 @@ async fn serve(config: engine::config::Config, store: SharedStore, exit_after: O
         clock,
     })
     .await?;
-    let surfaces = crate::surfaces::start(&config, &handle).await?;
+    let surfaces = match crate::surfaces::start(&config, &handle).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "operator surfaces failed to start; stopping the engine");
+            handle.shutdown(Duration::from_secs(5)).await;
+            store.flush()?;
+            return Err(e);
+        }
+    };
     tracing::info!(data_dir = %config.engine.data_dir.display(), venue = config.venue.mode.as_str(), "keel running; Ctrl-C or SIGTERM stops it");
 
     wait_for_stop(exit_after).await;
     tracing::info!("stopping: strategies pause, in-flight orders settle, the store is flushed");
     handle.shutdown(Duration::from_secs(5)).await;
     surfaces.stop().await;
-    for task in built.tasks {
-        task.abort();
-    }
+    built.stop().await;
     store.flush()?;
     tracing::info!("keel stopped");
     actix::System::current().stop();

@@ -6,6 +6,7 @@ pub mod backtest;
 pub mod cli;
 pub mod cmd_bench;
 pub mod cmd_run;
+pub mod cmd_sandbox;
 pub mod cmd_state;
 pub mod http;
 pub mod logging;

@@ -147,15 +147,25 @@ pub struct StoredAccount {
 
 impl StoredAccount {
     /// Reads the snapshot and trade-id watermarks of the configured symbols.
-    pub fn read(config: &Config, store: &dyn Store) -> anyhow::Result<Self> {
-        let balances = store.balances().context("reading the stored balances")?;
+    /// A record that cannot be read is reported and skipped: start-up
+    /// reconciliation then takes the venue's word (and the store's own
+    /// fail-closed checks decide whether trading may start).
+    pub fn read(config: &Config, store: &dyn Store) -> Self {
+        let balances = store.balances().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read the stored balances; the venue's are used");
+            None
+        });
         let mut last_trade_ids = BTreeMap::new();
         for s in &config.symbols {
-            if let Some(id) = store.last_trade_id(&s.symbol).context("reading the stored trade ids")? {
-                last_trade_ids.insert(Symbol::new(&s.symbol), id);
+            match store.last_trade_id(&s.symbol) {
+                Ok(Some(id)) => {
+                    last_trade_ids.insert(Symbol::new(&s.symbol), id);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(symbol = %s.symbol, error = %e, "cannot read the last stored trade id"),
             }
         }
-        Ok(Self { balances, last_trade_ids })
+        Self { balances, last_trade_ids }
     }
 }
 
@@ -187,7 +197,7 @@ pub fn embedded_sandbox_config(config: &Config, stored: &StoredAccount, now_ms: 
 /// store, balances and trade-id watermarks continue from it.
 pub async fn build(config: &Config, store: Option<&dyn Store>) -> anyhow::Result<BuiltVenue> {
     let stored = match store {
-        Some(s) => StoredAccount::read(config, s)?,
+        Some(s) => StoredAccount::read(config, s),
         None => StoredAccount::default(),
     };
     let now = SystemClock.now_ms();
@@ -263,10 +273,9 @@ async fn connect(config: &Config, settings: BinanceSettings, stored: &StoredAcco
     for (symbol, id) in &stored.last_trade_ids {
         venue.seed_last_trade_id(symbol, *id);
     }
-    let report = venue
-        .startup_check()
-        .await
-        .map_err(|e| anyhow::anyhow!("Binance {mode} at {rest}: the account check failed (API key or permissions?): {e}"))?;
+    let report = venue.startup_check().await.map_err(|e| {
+        anyhow::anyhow!("Binance {mode} at {rest}: the account check failed (API key or permissions?): {e}")
+    })?;
     tracing::info!(
         venue = mode,
         rest = %rest,

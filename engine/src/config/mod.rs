@@ -221,8 +221,9 @@ impl<'de> Deserialize<'de> for SandboxSection {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let table = toml::Table::deserialize(deserializer)?;
         let explicit = table.keys().cloned().collect();
-        let config: SandboxConfig =
-            toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| serde::de::Error::custom(format!("sandbox: {}", e.message())))?;
+        let config: SandboxConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| serde::de::Error::custom(format!("sandbox: {}", e.message())))?;
         Ok(Self { config, explicit })
     }
 }
@@ -452,7 +453,8 @@ impl Config {
                 return Err(ConfigError::new(key, "must be positive"));
             }
         }
-        for (key, v) in [("venue.binance.api_key_env", &b.api_key_env), ("venue.binance.api_secret_env", &b.api_secret_env)]
+        for (key, v) in
+            [("venue.binance.api_key_env", &b.api_key_env), ("venue.binance.api_secret_env", &b.api_secret_env)]
         {
             if v.is_empty() || v.contains('=') || v.contains('\0') {
                 return Err(ConfigError::new(key, "must name an environment variable"));
@@ -465,11 +467,16 @@ impl Config {
         ] {
             if let Some(u) = url {
                 if !schemes.iter().any(|s| u.starts_with(s)) {
-                    return Err(ConfigError::new(key, format!("`{u}` must start with {} or {}", schemes[0], schemes[1])));
+                    return Err(ConfigError::new(
+                        key,
+                        format!("`{u}` must start with {} or {}", schemes[0], schemes[1]),
+                    ));
                 }
             }
         }
-        if self.venue.mode.binance_mode().is_some() && crate::binance::interval_name(self.engine.bar_interval.0).is_none() {
+        if self.venue.mode.binance_mode().is_some()
+            && crate::binance::interval_name(self.engine.bar_interval.0).is_none()
+        {
             return Err(ConfigError::new(
                 "engine.bar_interval",
                 "is not a Binance kline interval (1s, 1m, 3m, 5m, 15m, 30m, 1h, 2h, 4h, 6h, 8h, 12h, 1d, 3d, 1w)",

@@ -497,9 +497,10 @@ impl MatchingCore {
             *avail -= qty;
             self.fill(id, price, qty, true, now_ms, &mut executions);
         }
-        self.books
-            .get_mut(&symbol)
-            .map(|b| b.resting.retain(|id| self.orders.get(id).is_some_and(|o| o.status.is_open())));
+        if let Some(b) = self.books.get_mut(&symbol) {
+            let orders = &self.orders;
+            b.resting.retain(|id| orders.get(id).is_some_and(|o| o.status.is_open()));
+        }
         executions
     }
 

@@ -474,7 +474,7 @@ mod tests {
         let bars = v.klines(&sym, 60_000, None, 10).await.unwrap();
         assert_eq!(bars.len(), 10);
         assert!(bars.windows(2).all(|w| w[1].open_time == w[0].open_time + 60_000));
-        let mut rx = v.subscribe_market(&[sym.clone()], 60_000).await.unwrap();
+        let mut rx = v.subscribe_market(std::slice::from_ref(&sym), 60_000).await.unwrap();
         assert_eq!(rx.recv().await, Some(MarketFeed::Status(StreamStatus::Connected)));
         for _ in 0..4 {
             v.tick().await;

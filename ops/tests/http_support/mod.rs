@@ -115,7 +115,7 @@ pub async fn start(config_text: &str) -> Running {
     let mut config = Config::parse(config_text).expect("test config is valid");
     config.engine.data_dir = dir.path().join("data");
     let store = ops::cmd_run::open_store(&config.engine.data_dir).expect("store opens");
-    let built = ops::venues::build(&config, None).expect("paper venue");
+    let built = ops::venues::build(&config, None).await.expect("paper venue");
     let mut strategies = Vec::new();
     for (i, cfg) in config.strategies.iter().enumerate() {
         strategies.push((cfg.clone(), strategies::build(i, cfg).expect("strategy builds")));

@@ -1,0 +1,98 @@
+//! `keel sandbox`: the Binance-protocol sandbox exchange, standalone, until
+//! Ctrl-C or SIGTERM. Any Binance spot client can use it by changing only its
+//! base URLs; `keel run` in `testnet` mode reaches it through the URL
+//! overrides of `[venue.binance]`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use engine::config::{Config, LogFormat};
+use engine::sandbox::{Sandbox, SandboxConfig, SandboxHandle};
+
+/// `keel sandbox`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SandboxArgs {
+    /// Listen address (loopback by default; port 0 picks a free port).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Config file: `[sandbox]`, with `[[symbol]]`, `[balances]` and `[venue]`
+    /// timing for the keys it does not set. Default: `config.toml` if it
+    /// exists, else built-in defaults.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// The first line printed once the sandbox listens, followed by one JSON
+/// object (URLs and the test key) for scripts and tests.
+pub const READY_PREFIX: &str = "SANDBOX_READY ";
+
+/// The sandbox settings for `args`.
+pub fn sandbox_config(args: &SandboxArgs) -> anyhow::Result<(SandboxConfig, LogFormat, String)> {
+    let default_path = Path::new("config.toml");
+    let config = match &args.config {
+        Some(path) => Some(Config::load(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?),
+        None if default_path.exists() => {
+            Some(Config::load(default_path).map_err(|e| anyhow::anyhow!("{}: {e}", default_path.display()))?)
+        }
+        None => None,
+    };
+    let (mut sb, format, level) = match &config {
+        Some(c) => (c.sandbox_config(), c.engine.log_format, c.engine.log_level.clone()),
+        None => (SandboxConfig::default(), LogFormat::Text, "info".to_string()),
+    };
+    if let Some(listen) = &args.listen {
+        sb.listen = listen.clone();
+    }
+    Ok((sb, format, level))
+}
+
+/// Runs the sandbox until Ctrl-C or SIGTERM.
+pub fn run(args: SandboxArgs, log_format: Option<LogFormat>) -> anyhow::Result<()> {
+    let (cfg, format, level) = sandbox_config(&args)?;
+    crate::logging::init(log_format.unwrap_or(format), &level);
+    let rt = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+    rt.block_on(async move {
+        let handle = Sandbox::start(cfg).await?;
+        print_ready(&handle);
+        tracing::info!(rest = %handle.rest_url, "sandbox exchange running; Ctrl-C or SIGTERM stops it");
+        wait_for_stop().await;
+        handle.shutdown().await;
+        tracing::info!("sandbox stopped");
+        Ok(())
+    })
+}
+
+/// Prints the URLs, the test key and how to point Keel at the sandbox.
+fn print_ready(h: &SandboxHandle) {
+    println!("{}", h.describe());
+    println!(
+        "  keel:        [venue] mode = \"testnet\" with [venue.binance] rest_url = \"{}\", ws_stream_url = \"{}\", ws_api_url = \"{}\"; key and secret in KEEL_BINANCE_API_KEY / KEEL_BINANCE_API_SECRET",
+        h.rest_url, h.ws_stream_url, h.ws_api_url
+    );
+    let ready = serde_json::json!({
+        "rest_url": h.rest_url,
+        "ws_stream_url": h.ws_stream_url,
+        "ws_api_url": h.ws_api_url,
+        "api_key": h.api_key,
+        "api_secret": h.api_secret,
+    });
+    println!("{READY_PREFIX}{ready}");
+}
+
+async fn wait_for_stop() {
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C"),
+        _ = term => tracing::info!("SIGTERM"),
+    }
+}
