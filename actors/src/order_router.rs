@@ -90,7 +90,9 @@ pub struct OrderRouter {
     orders: HashMap<String, Order>,
     seen_fills: HashSet<(Symbol, u64)>,
     fill_queue: VecDeque<Fill>,
-    fill_writing: bool,
+    /// The order whose fill is being written, if any.
+    fill_writing: Option<String>,
+    deferred_reports: HashMap<String, OrderReport>,
     restarted: bool,
 }
 
@@ -112,7 +114,8 @@ impl OrderRouter {
             orders: open_orders.into_iter().map(|o| (o.client_order_id.clone(), o)).collect(),
             seen_fills: HashSet::new(),
             fill_queue: VecDeque::new(),
-            fill_writing: false,
+            fill_writing: None,
+            deferred_reports: HashMap::new(),
             restarted: false,
         }
     }
@@ -204,6 +207,12 @@ impl OrderRouter {
     }
 
     fn apply_report(&mut self, report: OrderReport, ctx: &mut Context<Self>) {
+        // A report that already counts fills still waiting to be written would
+        // tell the strategy "filled" before the fill itself: hold it until they are in.
+        if self.fill_pending(&report.client_order_id) {
+            self.deferred_reports.insert(report.client_order_id.clone(), report);
+            return;
+        }
         let now = self.clock.now_ms();
         let Some(order) = self.orders.get_mut(&report.client_order_id) else {
             tracing::debug!(client_order_id = %report.client_order_id, status = ?report.status, "report for an order not open here");
@@ -233,17 +242,22 @@ impl OrderRouter {
             return;
         }
         self.fill_queue.push_back(fill);
-        if !self.fill_writing {
+        if self.fill_writing.is_none() {
             self.write_next_fill(ctx);
         }
     }
 
+    fn fill_pending(&self, client_order_id: &str) -> bool {
+        self.fill_writing.as_deref() == Some(client_order_id)
+            || self.fill_queue.iter().any(|f| f.client_order_id == client_order_id)
+    }
+
     fn write_next_fill(&mut self, ctx: &mut Context<Self>) {
         let Some(fill) = self.fill_queue.pop_front() else {
-            self.fill_writing = false;
+            self.fill_writing = None;
             return;
         };
-        self.fill_writing = true;
+        self.fill_writing = Some(fill.client_order_id.clone());
         let key = (fill.symbol.clone(), fill.trade_id);
         let writer = self.writer.clone();
         let now = self.clock.now_ms();
@@ -265,6 +279,14 @@ impl OrderRouter {
                         }
                         Err(e) => {
                             tracing::error!(error = %e, symbol = %key.0, trade_id = key.1, "FILL NOT PERSISTED: store writer gone")
+                        }
+                    }
+                    let cid = act.fill_writing.take();
+                    if let Some(cid) = cid {
+                        if !act.fill_pending(&cid) {
+                            if let Some(report) = act.deferred_reports.remove(&cid) {
+                                act.apply_report(report, ctx);
+                            }
                         }
                     }
                     act.write_next_fill(ctx);

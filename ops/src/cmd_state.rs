@@ -7,7 +7,7 @@ use engine::error::StoreError;
 use engine::order::Order;
 use engine::position::Position;
 use engine::store::{SledStore, Store};
-use engine::trading::{EmergencyStop, TradingState, TradingStateRecord};
+use engine::trading::{EmergencyStop, TradingState};
 use serde::Serialize;
 
 use crate::cli::{HaltArgs, ResumeArgs, StateArgs};
@@ -34,6 +34,8 @@ pub struct StateReport {
     pub orders_total: usize,
     /// Number of fills recorded.
     pub fills_total: usize,
+    /// Limits, their usage and the protections' current values (when the config is readable).
+    pub risk: Option<risk::RiskSnapshot>,
 }
 
 /// One position line.
@@ -64,7 +66,7 @@ fn open(dir: &Path) -> anyhow::Result<SledStore> {
 }
 
 /// Reads the state report from a store.
-pub fn report(store: &dyn Store) -> anyhow::Result<StateReport> {
+pub fn report(store: &dyn Store, config: Option<&engine::config::Config>) -> anyhow::Result<StateReport> {
     let stop = store.emergency_stop()?;
     let state = store.trading_state()?;
     let (trading_state, reason) = match (&stop, state) {
@@ -97,7 +99,7 @@ pub fn report(store: &dyn Store) -> anyhow::Result<StateReport> {
             .map(|p| PositionRow {
                 symbol: p.symbol.to_string(),
                 qty: p.qty.normalize().to_string(),
-                avg_price: p.avg_price.normalize().to_string(),
+                avg_price: p.avg_price.round_dp(8).normalize().to_string(),
                 realized_pnl: p.realized_pnl.normalize().to_string(),
                 fees: p.fees.normalize().to_string(),
             })
@@ -105,6 +107,7 @@ pub fn report(store: &dyn Store) -> anyhow::Result<StateReport> {
         open_orders: store.open_orders()?,
         orders_total: store.order_count()?,
         fills_total: fills.len(),
+        risk: config.map(|c| risk::offline_snapshot(c.risk.clone(), c.instruments(), store, SystemClock.now_ms())),
     })
 }
 
@@ -122,8 +125,9 @@ fn split_assets(symbol: &str, fee_asset: &str) -> (String, String) {
 /// `keel state`.
 pub fn state(args: StateArgs) -> anyhow::Result<()> {
     let dir = settings::data_dir_for_tools(&args.config, args.data_dir.as_ref())?;
+    let config = if args.config.exists() { Some(settings::load(&args.config)?) } else { None };
     let store = open(&dir)?;
-    let r = report(&store)?;
+    let r = report(&store, config.as_ref())?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());
@@ -150,6 +154,12 @@ pub fn state(args: StateArgs) -> anyhow::Result<()> {
         println!("  {:<12} {:>16} {:>16} {:>16} {:>12}", "symbol", "qty", "avg_price", "realized_pnl", "fees");
         for p in &r.positions {
             println!("  {:<12} {:>16} {:>16} {:>16} {:>12}", p.symbol, p.qty, p.avg_price, p.realized_pnl, p.fees);
+        }
+    }
+    if let Some(risk) = &r.risk {
+        println!("risk:");
+        for line in risk.to_string().lines() {
+            println!("  {line}");
         }
     }
     if !r.open_orders.is_empty() {
@@ -194,18 +204,7 @@ pub fn halt(args: HaltArgs) -> anyhow::Result<()> {
     }
     let dir = settings::data_dir_for_tools(&args.config, args.data_dir.as_ref())?;
     let store = open(&dir)?;
-    let now = SystemClock.now_ms();
-    let mut stop = store.emergency_stop()?;
-    stop.active = true;
-    stop.reason = Some(args.reason.clone());
-    stop.set_by = Some("operator:cli".into());
-    stop.set_at_ms = Some(now);
-    store.put_emergency_stop(&stop)?;
-    store.put_trading_state(&TradingStateRecord {
-        state: TradingState::Halted,
-        reason: format!("emergency stop: {}", args.reason),
-        since_ms: now,
-    })?;
+    risk::emergency::set(&store, &args.reason, "operator:cli", SystemClock.now_ms())?;
     println!(
         "emergency stop SET in {}: {}. The engine will start HALTED until `keel resume`.",
         dir.display(),
@@ -214,26 +213,15 @@ pub fn halt(args: HaltArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `keel resume`.
+/// `keel resume`: clears the emergency stop and every latched protection.
 pub fn resume(args: ResumeArgs) -> anyhow::Result<()> {
     let dir = settings::data_dir_for_tools(&args.config, args.data_dir.as_ref())?;
     let store = open(&dir)?;
-    let now = SystemClock.now_ms();
-    let mut stop = store.emergency_stop()?;
-    let was = stop.active;
-    stop.active = false;
-    stop.cleared_by = Some("operator:cli".into());
-    stop.cleared_at_ms = Some(now);
-    store.put_emergency_stop(&stop)?;
-    store.put_trading_state(&TradingStateRecord {
-        state: TradingState::Active,
-        reason: "resumed by operator:cli".into(),
-        since_ms: now,
-    })?;
-    if was {
-        println!("emergency stop cleared in {}; trading state ACTIVE.", dir.display());
+    let cleared = risk::emergency::clear(&store, "operator:cli", SystemClock.now_ms())?;
+    if cleared.was_active {
+        println!("emergency stop cleared in {}; protections released; trading state ACTIVE.", dir.display());
     } else {
-        println!("emergency stop was not set; trading state ACTIVE in {}.", dir.display());
+        println!("emergency stop was not set; protections released; trading state ACTIVE in {}.", dir.display());
     }
     Ok(())
 }

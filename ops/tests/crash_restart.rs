@@ -2,12 +2,12 @@
 //! same data dir, and must continue with positions that equal its recorded
 //! fills and without ever reusing a client order id.
 
+mod common;
+
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Command;
+
+use common::{sigterm, spawn};
 
 use engine::position::Position;
 use engine::store::{SledStore, Store};
@@ -68,66 +68,6 @@ max_position_notional = "100000"
 [http]
 enabled = false
 "#;
-
-struct Run {
-    child: Child,
-    lines: mpsc::Receiver<serde_json::Value>,
-    seen: Vec<serde_json::Value>,
-}
-
-fn spawn(config: &Path, data: &Path, extra: &[&str]) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
-        .args(["run", "--config"])
-        .arg(config)
-        .arg("--data-dir")
-        .arg(data)
-        .args(extra)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("keel starts");
-    let stderr = child.stderr.take().expect("stderr piped");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let value = serde_json::from_str(&line).unwrap_or_else(|_| serde_json::json!({ "raw": line }));
-            if tx.send(value).is_err() {
-                break;
-            }
-        }
-    });
-    Run { child, lines: rx, seen: Vec::new() }
-}
-
-impl Run {
-    /// Reads log lines until `n` lines with `message` have been seen (bounded).
-    fn wait_for(&mut self, message: &str, n: usize) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while self.count(message) < n {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(v) => self.seen.push(v),
-                Err(_) => panic!(
-                    "only {} `{message}` lines before the deadline; log: {:?}",
-                    self.count(message),
-                    self.seen.last()
-                ),
-            }
-        }
-    }
-
-    fn count(&self, message: &str) -> usize {
-        self.seen.iter().filter(|v| v["message"] == message).count()
-    }
-
-    fn finish(mut self) -> Vec<serde_json::Value> {
-        while let Ok(v) = self.lines.recv_timeout(Duration::from_secs(30)) {
-            self.seen.push(v);
-        }
-        self.seen
-    }
-}
 
 fn created_ids(lines: &[serde_json::Value]) -> Vec<String> {
     lines
@@ -221,10 +161,4 @@ fn sigkill_then_restart_continues_from_recorded_fills() {
         assert_eq!(Some(&qty), implied.get(symbol), "keel state position of {symbol}");
         assert!(p["avg_price"].is_string() && p["realized_pnl"].is_string());
     }
-}
-
-/// Sends SIGTERM (graceful stop) to a child.
-fn sigterm(child: &Child) {
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
 }

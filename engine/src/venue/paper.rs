@@ -126,9 +126,21 @@ impl PaperVenue {
         let start = cfg.start_ms - cfg.start_ms.rem_euclid(cfg.bar_interval_ms);
         let mut state =
             State { core, sims, order, now_ms: start, tick_ms, market_subs: Vec::new(), user_subs: Vec::new() };
+        // History runs without drift, so trading starts near `start_price`
+        // whatever the configured trend; the drift applies from the start on.
+        for s in &cfg.symbols {
+            if let Some(sim) = state.sims.get_mut(&s.instrument.symbol) {
+                sim.gen.set_dynamics(0.0, s.path.volatility);
+            }
+        }
         let history_ticks = cfg.history_bars as u64 * u64::from(cfg.ticks_per_bar.max(1));
         for _ in 0..history_ticks {
             state.advance();
+        }
+        for s in &cfg.symbols {
+            if let Some(sim) = state.sims.get_mut(&s.instrument.symbol) {
+                sim.gen.set_dynamics(s.path.drift, s.path.volatility);
+            }
         }
         Arc::new(Self {
             state: Mutex::new(state),

@@ -337,6 +337,11 @@ fn parse_row(record: &csv::StringRecord, lay: &Layout) -> Result<(RawBar, u32, u
     if low <= Decimal::ZERO {
         return Err(format!("low {low} is not a positive price"));
     }
+    // Prices this large would overflow exact arithmetic (price × quantity).
+    let max_price = Decimal::from(1_000_000_000_000_000u64);
+    if high > max_price {
+        return Err(format!("high {high} is above the largest supported price {max_price}"));
+    }
     if high < low {
         return Err(format!("high {high} is below low {low}"));
     }
@@ -602,6 +607,11 @@ mod tests {
                 name: "zero price",
                 text: "2024-01-02,0,2,0,1,10\n",
                 want: "f.csv:3: low 0 is not a positive price",
+            },
+            Case {
+                name: "absurd price",
+                text: "2024-01-02,1,2e20,0.5,1.5,10\n",
+                want: "f.csv:3: high 200000000000000000000 is above the largest supported price 1000000000000000",
             },
             Case {
                 name: "negative volume",

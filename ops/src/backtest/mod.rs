@@ -104,10 +104,10 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.plot {
         let (_, open_entries) = report::split_trades(&result.outcome.fills);
         let title = format!(
-            "{} on {} — return {}, max drawdown {:.1}%",
+            "{} on {} — return {}, max drawdown {:.2}%",
             result.report.strategies.join(", "),
             result.report.symbols.join(", "),
-            result.report.total_return.map(|r| format!("{:.1}%", r * 100.0)).unwrap_or_else(|| "n/a".into()),
+            result.report.total_return.map(|r| format!("{:.2}%", r * 100.0)).unwrap_or_else(|| "n/a".into()),
             result.report.max_drawdown * 100.0
         );
         plot::draw(path, &title, &result.outcome.equity, &result.trades, &open_entries)

@@ -493,10 +493,14 @@ impl Backtest {
         let ts = bar.open_time;
         if self.resting[s] > 0 {
             let executions = self.core.match_range(&bar.symbol, bar.open, bar.high, bar.low, ts);
+            let filled = !executions.is_empty();
             self.apply(s, executions, ts);
-        }
-        if self.queued[s].is_empty() {
-            return;
+            if self.queued[s].is_empty() {
+                if filled {
+                    self.report_balances();
+                }
+                return;
+            }
         }
         let tick = self.instruments[s].as_ref().map(|i| i.tick_size).unwrap_or_default();
         let big = Decimal::from(1_000_000_000_000u64);
@@ -563,7 +567,12 @@ impl Backtest {
             let executions = self.core.match_range(&bar.symbol, bar.open, bar.high, bar.low, ts);
             self.apply(s, executions, ts);
         }
-        // The venue's balances after this open, as the live user stream reports them.
+        self.report_balances();
+    }
+
+    /// The venue's balances after an open with activity, as the live user
+    /// stream reports them to the risk guard.
+    fn report_balances(&mut self) {
         if let Some(balances) = self.core.balances(ACCOUNT) {
             self.risk.on_balances(&balances);
         }

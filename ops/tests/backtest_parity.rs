@@ -1,0 +1,471 @@
+//! Parity: one strategy over the same bars through the backtest loop and
+//! through the live actor pipeline (MarketData, StrategyHost, RiskGuard,
+//! OrderRouter, Portfolio, a sled store), which trades on a venue that replays
+//! those bars with the backtest's fill model on the engine's `MatchingCore`.
+//! Both must send the same orders at the same bars and get the same fills.
+//!
+//! Synchronisation is by message order, never by sleeping: actix mailboxes
+//! are FIFO, so a query answered by an actor proves it handled everything sent
+//! to it before; the router's asynchronous store writes are awaited through
+//! engine events and its open orders (bounded by a timeout).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actors::{start_engine, EngineEvent, EngineHandle, EngineSetup};
+use async_trait::async_trait;
+use engine::balance::Balance;
+use engine::clock::{ManualClock, SharedClock};
+use engine::config::Config;
+use engine::fill::Fill;
+use engine::instrument::{ceil_to_step, floor_to_step, Instrument};
+use engine::market::{Bar, BookTicker, MarketEvent};
+use engine::order::{OrderStatus, OrderType, Side};
+use engine::sim::{FeeSchedule, MatchingCore, NewOrder};
+use engine::store::{SharedStore, SledStore};
+use engine::strategy::Strategy;
+use engine::venue::{MarketFeed, OrderReport, OrderRequest, PlaceResult, UserEvent, Venue, VenueError, VenueResult};
+use engine::{Decimal, StrategyId, Symbol};
+use ops::backtest::sim::{Backtest, SimConfig, StrategySlot, Timeline};
+use tokio::sync::{broadcast, mpsc};
+
+const ACCOUNT: u32 = 1;
+const SLIPPAGE_BPS: i64 = 2;
+
+const CONFIG: &str = r#"
+[venue]
+maker_fee_bps = "10"
+taker_fee_bps = "10"
+
+[balances]
+USDT = "100000"
+
+[[symbol]]
+symbol = "BTCUSDT"
+base = "BTC"
+quote = "USDT"
+tick_size = "0.01"
+step_size = "0.00001"
+min_notional = "5"
+start_price = "30000"
+volatility = 0.5
+touch_qty = "5"
+
+"#;
+
+const SMA: &str = r#"
+[[strategy]]
+id = "sma"
+kind = "sma_cross"
+symbol = "BTCUSDT"
+params = { fast = 5, slow = 20, qty = "0.1" }
+"#;
+
+const GRID: &str = r#"
+[[strategy]]
+id = "grid"
+kind = "grid"
+symbol = "BTCUSDT"
+params = { lower = "26000", upper = "34000", levels = 17, qty = "0.05" }
+"#;
+
+/// Hourly bars of a wave plus deterministic noise.
+fn bars(n: usize) -> Vec<Bar> {
+    let mut state: u64 = 7;
+    let mut prev = Decimal::from(30_000);
+    (0..n)
+        .map(|i| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let noise = ((state >> 33) % 40_000) as i64 - 20_000; // ±200.00
+            let wave = (3_000.0 * (i as f64 / 8.0).sin() * 100.0) as i64;
+            let close = Decimal::new(3_000_000 + wave + noise, 2);
+            let open = prev;
+            prev = close;
+            let t = 1_704_067_200_000 + i as i64 * 3_600_000;
+            Bar {
+                symbol: "BTCUSDT".into(),
+                open_time: t,
+                close_time: t + 3_599_999,
+                open,
+                high: open.max(close) + Decimal::from(25),
+                low: open.min(close) - Decimal::from(25),
+                close,
+                volume: Decimal::ONE,
+            }
+        })
+        .collect()
+}
+
+/// What both runs are compared on: orders (decision time, side, qty, type) and fills.
+type OrderKey = (i64, Side, Decimal, OrderType);
+type FillKey = (i64, Side, Decimal, Decimal, Decimal);
+
+fn fill_key(f: &Fill) -> FillKey {
+    (f.ts_ms, f.side, f.price, f.qty, f.fee)
+}
+
+// ---------------------------------------------------------------- the venue
+
+struct Inner {
+    core: MatchingCore,
+    /// Orders placed since the last open: submitted to the core at the next one.
+    queued: Vec<OrderRequest>,
+    /// Every order placed, with the engine time it arrived.
+    placed: Vec<OrderKey>,
+    market: Option<mpsc::Sender<MarketFeed>>,
+    user: Option<mpsc::Sender<UserEvent>>,
+}
+
+/// A venue that replays bars with the backtest's fill model: orders wait for
+/// the next bar's open, where market orders fill at the open ± slippage and
+/// limits rest and fill within bar ranges.
+struct ReplayVenue {
+    instrument: Instrument,
+    clock: ManualClock,
+    slippage: Decimal,
+    inner: Mutex<Inner>,
+}
+
+impl ReplayVenue {
+    fn new(instrument: Instrument, balances: Vec<Balance>, fees: FeeSchedule, clock: ManualClock) -> Self {
+        let mut core = MatchingCore::new(fees, 0);
+        core.add_instrument(instrument.clone());
+        core.add_account(ACCOUNT, balances);
+        Self {
+            instrument,
+            clock,
+            slippage: Decimal::new(SLIPPAGE_BPS, 4),
+            inner: Mutex::new(Inner { core, queued: Vec::new(), placed: Vec::new(), market: None, user: None }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The open of a bar; returns the number of fills reported.
+    async fn open_bar(&self, bar: &Bar) -> usize {
+        let (events, user) = {
+            let mut inner = self.lock();
+            let ts = bar.open_time;
+            let mut fills: Vec<Fill> = Vec::new();
+            let collect = |ex: Vec<engine::sim::Execution>, fills: &mut Vec<Fill>| {
+                fills.extend(ex.into_iter().filter_map(|e| e.fill));
+            };
+            let ex = inner.core.match_range(&bar.symbol, bar.open, bar.high, bar.low, ts);
+            collect(ex, &mut fills);
+            let queued = std::mem::take(&mut inner.queued);
+            if !queued.is_empty() {
+                let tick = self.instrument.tick_size;
+                let big = Decimal::from(1_000_000_000_000u64);
+                let quote = BookTicker {
+                    symbol: bar.symbol.clone(),
+                    bid: floor_to_step(bar.open * (Decimal::ONE - self.slippage), tick),
+                    bid_qty: big,
+                    ask: ceil_to_step(bar.open * (Decimal::ONE + self.slippage), tick),
+                    ask_qty: big,
+                    ts_ms: ts,
+                };
+                let ex = inner.core.set_quote(quote);
+                collect(ex, &mut fills);
+                for q in queued {
+                    let new = NewOrder {
+                        account: ACCOUNT,
+                        client_order_id: q.client_order_id.clone(),
+                        symbol: q.symbol.clone(),
+                        side: q.side,
+                        order_type: q.order_type,
+                        qty: q.qty,
+                        tif: q.tif,
+                    };
+                    // A refusal here would be a parity failure the comparison shows.
+                    if let Ok(result) = inner.core.submit(new, ts) {
+                        collect(result.executions, &mut fills);
+                    }
+                }
+                let ex = inner.core.match_range(&bar.symbol, bar.open, bar.high, bar.low, ts);
+                collect(ex, &mut fills);
+            }
+            let n = fills.len();
+            let mut events: Vec<UserEvent> = fills.into_iter().map(UserEvent::Fill).collect();
+            if n > 0 {
+                events.push(UserEvent::Balances(inner.core.balances(ACCOUNT).unwrap_or_default()));
+            }
+            (events, inner.user.clone())
+        };
+        let n = events.iter().filter(|e| matches!(e, UserEvent::Fill(_))).count();
+        if let Some(user) = user {
+            for e in events {
+                user.send(e).await.expect("user stream open");
+            }
+        }
+        n
+    }
+
+    fn placed(&self) -> Vec<OrderKey> {
+        self.lock().placed.clone()
+    }
+
+    fn fills(&self) -> Vec<Fill> {
+        self.lock().core.fills(ACCOUNT, "BTCUSDT", None)
+    }
+
+    fn pending_report(&self, q: &OrderRequest) -> OrderReport {
+        OrderReport {
+            client_order_id: q.client_order_id.clone(),
+            venue_order_id: format!("q-{}", q.client_order_id),
+            symbol: q.symbol.clone(),
+            side: q.side,
+            status: OrderStatus::Accepted,
+            qty: q.qty,
+            filled_qty: Decimal::ZERO,
+            filled_quote: Decimal::ZERO,
+            reason: None,
+            ts_ms: self.clock_now(),
+        }
+    }
+
+    fn clock_now(&self) -> i64 {
+        use engine::clock::Clock;
+        self.clock.now_ms()
+    }
+}
+
+#[async_trait]
+impl Venue for ReplayVenue {
+    fn name(&self) -> &str {
+        "replay"
+    }
+
+    async fn instruments(&self) -> VenueResult<Vec<Instrument>> {
+        Ok(vec![self.instrument.clone()])
+    }
+
+    async fn server_time(&self) -> VenueResult<i64> {
+        Ok(self.clock_now())
+    }
+
+    async fn klines(&self, _: &Symbol, _: i64, _: Option<i64>, _: usize) -> VenueResult<Vec<Bar>> {
+        Ok(Vec::new())
+    }
+
+    async fn best_bid_ask(&self, symbol: &Symbol) -> VenueResult<BookTicker> {
+        self.lock().core.quote(symbol).cloned().ok_or(VenueError::NotFound)
+    }
+
+    async fn place_order(&self, request: &OrderRequest) -> VenueResult<PlaceResult> {
+        let now = self.clock_now();
+        let report = self.pending_report(request);
+        let mut inner = self.lock();
+        inner.placed.push((now, request.side, request.qty, request.order_type));
+        inner.queued.push(request.clone());
+        Ok(PlaceResult { report, fills: Vec::new() })
+    }
+
+    async fn cancel_order(&self, symbol: &Symbol, client_order_id: &str) -> VenueResult<OrderReport> {
+        let mut inner = self.lock();
+        if let Some(pos) = inner.queued.iter().position(|q| q.client_order_id == client_order_id) {
+            let q = inner.queued.remove(pos);
+            drop(inner);
+            let mut report = self.pending_report(&q);
+            report.status = OrderStatus::Canceled;
+            return Ok(report);
+        }
+        let now = self.clock_now();
+        inner.core.cancel(ACCOUNT, symbol, client_order_id, now).map(|o| o.report()).map_err(|_| VenueError::NotFound)
+    }
+
+    async fn query_order(&self, _symbol: &Symbol, client_order_id: &str) -> VenueResult<Option<OrderReport>> {
+        let inner = self.lock();
+        if let Some(q) = inner.queued.iter().find(|q| q.client_order_id == client_order_id).cloned() {
+            drop(inner);
+            return Ok(Some(self.pending_report(&q)));
+        }
+        Ok(inner.core.order_by_client(ACCOUNT, client_order_id).map(|o| o.report()))
+    }
+
+    async fn open_orders(&self, symbol: Option<&Symbol>) -> VenueResult<Vec<OrderReport>> {
+        let inner = self.lock();
+        let queued: Vec<OrderRequest> = inner.queued.clone();
+        let mut out: Vec<OrderReport> =
+            inner.core.open_orders(ACCOUNT, symbol.map(|s| s.as_str())).iter().map(|o| o.report()).collect();
+        drop(inner);
+        out.extend(queued.iter().map(|q| self.pending_report(q)));
+        Ok(out)
+    }
+
+    async fn balances(&self) -> VenueResult<Vec<Balance>> {
+        Ok(self.lock().core.balances(ACCOUNT).unwrap_or_default())
+    }
+
+    async fn my_trades(&self, symbol: &Symbol, from_trade_id: Option<u64>) -> VenueResult<Vec<Fill>> {
+        Ok(self.lock().core.fills(ACCOUNT, symbol, from_trade_id))
+    }
+
+    async fn subscribe_market(&self, _: &[Symbol], _: i64) -> VenueResult<mpsc::Receiver<MarketFeed>> {
+        let (tx, rx) = mpsc::channel(1024);
+        self.lock().market = Some(tx);
+        Ok(rx)
+    }
+
+    async fn subscribe_user(&self) -> VenueResult<mpsc::Receiver<UserEvent>> {
+        let (tx, rx) = mpsc::channel(1024);
+        self.lock().user = Some(tx);
+        Ok(rx)
+    }
+}
+
+// ---------------------------------------------------------------- the runs
+
+fn strategy(config: &Config) -> Box<dyn Strategy> {
+    strategies::build(0, &config.strategies[0]).expect("valid strategy")
+}
+
+type Rejections = std::collections::BTreeMap<String, u64>;
+
+fn backtest(config: &Config, bars: &[Bar]) -> (Vec<OrderKey>, Vec<FillKey>, Rejections) {
+    let instrument = config.symbols[0].instrument();
+    let sim = SimConfig {
+        instruments: vec![instrument],
+        balances: balances(config),
+        fees: fees(config),
+        slippage_bps: Decimal::from(SLIPPAGE_BPS),
+        risk: config.risk.clone(),
+        currency: "USDT".into(),
+    };
+    let timeline = Timeline::new(vec![(Symbol::new("BTCUSDT"), bars.to_vec())]);
+    let slots = vec![StrategySlot { id: StrategyId::new(&config.strategies[0].id), strategy: strategy(config) }];
+    let outcome = Backtest::new(sim, timeline.symbols(), slots).run(&timeline, &[], |_| {});
+    let orders =
+        outcome.orders.iter().map(|o| (o.decided_ms, o.intent.side, o.intent.qty, o.intent.order_type)).collect();
+    (orders, outcome.fills.iter().map(fill_key).collect(), outcome.risk_rejections)
+}
+
+fn balances(config: &Config) -> Vec<Balance> {
+    config.balances.iter().map(|(a, v)| Balance { asset: a.clone(), free: *v, locked: Decimal::ZERO }).collect()
+}
+
+fn fees(config: &Config) -> FeeSchedule {
+    FeeSchedule { maker_bps: config.venue.maker_fee_bps, taker_bps: config.venue.taker_fee_bps }
+}
+
+/// Waits (bounded, without sleeping) until the router has sent every approved
+/// order to the venue.
+async fn orders_placed(handle: &EngineHandle) {
+    let done = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let open = handle.open_orders().await.expect("router answers");
+            if open.iter().all(|o| !matches!(o.status, OrderStatus::New | OrderStatus::Submitted)) {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(done.is_ok(), "orders were not placed in time");
+}
+
+/// Waits until `n` more fills were recorded by the router (and so sent on to
+/// the strategy host and the risk guard).
+async fn fills_recorded(rx: &mut broadcast::Receiver<EngineEvent>, mut n: usize) {
+    let done = tokio::time::timeout(Duration::from_secs(20), async {
+        while n > 0 {
+            match rx.recv().await {
+                Ok(EngineEvent::Fill(_)) => n -= 1,
+                Ok(_) => {}
+                Err(e) => panic!("engine events: {e}"),
+            }
+        }
+    })
+    .await;
+    assert!(done.is_ok(), "fills were not recorded in time");
+}
+
+async fn live(config: &Config, bars: &[Bar]) -> (Vec<OrderKey>, Vec<FillKey>, Vec<FillKey>, Rejections) {
+    let dir = tempfile::tempdir().unwrap();
+    let store: SharedStore = Arc::new(SledStore::open(dir.path()).unwrap());
+    let clock = ManualClock::new(bars[0].open_time - 1);
+    let venue =
+        Arc::new(ReplayVenue::new(config.symbols[0].instrument(), balances(config), fees(config), clock.clone()));
+    let shared_clock: SharedClock = Arc::new(clock.clone());
+    let handle = start_engine(EngineSetup {
+        config: config.clone(),
+        store: store.clone(),
+        venue: venue.clone(),
+        strategies: vec![(config.strategies[0].clone(), strategy(config))],
+        clock: shared_clock,
+    })
+    .await
+    .expect("engine starts");
+    let mut events = handle.subscribe();
+    for bar in bars {
+        // The open: queued orders fill; the pipeline records the fills and
+        // tells the strategy before the bar closes.
+        clock.set(bar.open_time);
+        let fills = venue.open_bar(bar).await;
+        fills_recorded(&mut events, fills).await;
+        handle.strategies().await.expect("hosts answer");
+        // The close: the bar goes through MarketData to the strategy; its
+        // intents through the risk guard to the router and the venue.
+        clock.set(bar.close_time);
+        handle.inject_market(MarketEvent::Bar(bar.clone())).await.expect("market data answers");
+        handle.strategies().await.expect("hosts answer");
+        handle.risk().await.expect("risk guard answers");
+        orders_placed(&handle).await;
+        handle.strategies().await.expect("hosts answer");
+    }
+    let risk = handle.risk().await.expect("risk guard answers");
+    let mut stored: Vec<Fill> = store.fills().unwrap();
+    stored.sort_by_key(|f| (f.ts_ms, f.trade_id));
+    let id = config.strategies[0].id.as_str();
+    assert!(stored.iter().all(|f| f.strategy_id.as_str() == id), "fills are attributed to the strategy");
+    handle.shutdown(Duration::from_millis(0)).await;
+    let venue_fills = venue.fills().iter().map(fill_key).collect();
+    (venue.placed(), venue_fills, stored.iter().map(fill_key).collect(), risk.rejections)
+}
+
+/// Orders in time order; several orders decided at the same bar close in a
+/// fixed order. The live router persists each order before sending it and
+/// those writes complete concurrently, so two orders of one instant may reach
+/// the venue in either order: the sequence is compared bar by bar.
+fn canonical_orders(mut orders: Vec<OrderKey>) -> Vec<OrderKey> {
+    orders.sort_by_key(|o| (o.0, o.1.as_str(), o.3.limit_price(), o.2));
+    orders
+}
+
+/// Fills in time order; fills at the same open in a fixed order (see above).
+fn canonical_fills(mut fills: Vec<FillKey>) -> Vec<FillKey> {
+    fills.sort_by_key(|f| (f.0, f.1.as_str(), f.2, f.3, f.4));
+    fills
+}
+
+/// Runs both and compares orders, fills and risk rejections.
+async fn parity(strategy_block: &str, bars: &[Bar]) -> (Vec<OrderKey>, Vec<FillKey>) {
+    let config = Config::parse(&format!("{CONFIG}{strategy_block}")).unwrap();
+    let (bt_orders, bt_fills, bt_rejections) = backtest(&config, bars);
+    let (live_orders, venue_fills, stored_fills, live_rejections) = live(&config, bars).await;
+    let (bt_orders, live_orders) = (canonical_orders(bt_orders), canonical_orders(live_orders));
+    let (bt_fills, venue_fills, stored_fills) =
+        (canonical_fills(bt_fills), canonical_fills(venue_fills), canonical_fills(stored_fills));
+    assert_eq!(live_orders, bt_orders, "orders: live pipeline vs backtest");
+    assert_eq!(venue_fills, bt_fills, "fills: replay venue vs backtest");
+    assert_eq!(stored_fills, bt_fills, "fills recorded by the live pipeline vs backtest");
+    assert_eq!(live_rejections, bt_rejections, "risk rejections: live vs backtest");
+    (bt_orders, bt_fills)
+}
+
+#[actix_rt::test]
+async fn sma_cross_sends_the_same_orders_and_gets_the_same_fills_live_and_in_backtest() {
+    let (orders, fills) = parity(SMA, &bars(240)).await;
+    assert!(orders.len() >= 6, "the data should make the strategy trade: {orders:?}");
+    assert!(orders.iter().any(|o| o.1 == Side::Sell), "round trips, not just entries");
+    assert_eq!(fills.len(), orders.len(), "every market order filled at the next open");
+}
+
+#[actix_rt::test]
+async fn grid_limit_orders_match_live_and_in_backtest() {
+    let (orders, fills) = parity(GRID, &bars(240)).await;
+    assert!(orders.iter().all(|o| matches!(o.3, OrderType::Limit { .. })), "{orders:?}");
+    assert!(fills.iter().any(|f| f.1 == Side::Sell), "some grid sells filled: {fills:?}");
+    assert!(fills.len() >= 6, "{fills:?}");
+}
