@@ -51,6 +51,7 @@ pub struct Supervisor {
     market: Addr<MarketData>,
     hosts: Vec<(StrategyId, Addr<StrategyHost>)>,
     events: broadcast::Sender<EngineEvent>,
+    venue: Arc<dyn Venue>,
 }
 
 impl Actor for Supervisor {
@@ -58,6 +59,9 @@ impl Actor for Supervisor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_interval(Duration::from_secs(1), |act, _ctx| {
+            if let Some(w) = act.venue.used_weight() {
+                crate::metrics::metrics().venue_used_weight.set(i64::try_from(w).unwrap_or(i64::MAX));
+            }
             let mut dead = Vec::new();
             if !act.risk.connected() {
                 dead.push("risk_guard".to_string());
@@ -293,6 +297,7 @@ pub async fn start_engine(setup: EngineSetup) -> anyhow::Result<EngineHandle> {
         market: market.clone(),
         hosts: hosts.clone(),
         events: events.clone(),
+        venue: venue.clone(),
     }
     .start();
 

@@ -29,9 +29,13 @@ pub struct BenchArgs {
     /// Market events to push.
     #[arg(long, default_value_t = 1_000_000)]
     pub events: u64,
-    /// One event in this many is a closed bar (the rest are trades and book updates).
+    /// One event in this many is a closed bar (the rest are trades).
     #[arg(long, default_value_t = 200)]
     pub bar_every: u64,
+    /// Events per second to offer (0 = as fast as the pipeline takes them).
+    /// Latency is only meaningful below saturation; throughput at 0.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
 }
 
 /// The paper venue with a market feed the benchmark controls.
@@ -117,6 +121,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         // Bars start after the warm-up history, so none is dropped as already seen.
         let mut bar_n: i64 = now / 60_000 + 1;
         for n in 0..args.events {
+            if args.rate > 0 && n % 500 == 0 {
+                let due = started + Duration::from_secs_f64(n as f64 / args.rate as f64);
+                tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+            }
             let k = (n % routed) as usize;
             let symbol = symbols[k].clone();
             let base = prices[k];
@@ -167,6 +175,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             samples[idx.min(samples.len() - 1)] * 1e6
         };
         println!("keel bench: live actor pipeline, paper venue, sled store in a temp dir");
+        println!(
+            "  offered rate            : {}",
+            if args.rate == 0 { "as fast as possible".to_string() } else { format!("{} events/s", args.rate) }
+        );
         println!("  market events delivered : {delivered} in {:.3} s", elapsed.as_secs_f64());
         println!("  events per second       : {:.0}", delivered as f64 / elapsed.as_secs_f64());
         println!("  orders (latency samples): {}", samples.len());

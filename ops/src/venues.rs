@@ -301,3 +301,56 @@ async fn connect(config: &Config, settings: BinanceSettings, stored: &StoredAcco
     }
     Ok(Arc::new(venue))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"
+[venue]
+mode = "sandbox"
+
+[balances]
+USDT = "1000"
+
+[[symbol]]
+symbol = "BTCUSDT"
+base = "BTC"
+quote = "USDT"
+tick_size = "0.01"
+step_size = "0.0001"
+start_price = "50000"
+volatility = 0.5
+touch_qty = "1"
+"#;
+
+    #[test]
+    fn a_restarted_embedded_sandbox_continues_the_stored_account_with_fresh_ids() {
+        let config = Config::parse(CONFIG).unwrap();
+        let now = 1_800_000_000_000;
+
+        let fresh = embedded_sandbox_config(&config, &StoredAccount::default(), now);
+        assert_eq!(fresh.listen, "127.0.0.1:0");
+        assert_eq!(fresh.accounts[0].balances, config.balances);
+        assert_eq!(fresh.symbols, config.symbols);
+        assert_eq!(fresh.id_base, now as u64 * 1000);
+
+        let mut balances = Balances::default();
+        balances.update(
+            &[
+                Balance { asset: "USDT".into(), free: Decimal::new(400, 0), locked: Decimal::new(100, 0) },
+                Balance { asset: "BTC".into(), free: Decimal::new(1, 2), locked: Decimal::ZERO },
+            ],
+            now,
+        );
+        let far_ahead = now as u64 * 1000 + 5;
+        let stored = StoredAccount {
+            balances: Some(balances),
+            last_trade_ids: [(Symbol::new("BTCUSDT"), far_ahead)].into_iter().collect(),
+        };
+        let restarted = embedded_sandbox_config(&config, &stored, now);
+        assert_eq!(restarted.accounts[0].balances["USDT"], Decimal::new(500, 0), "locked funds are free again");
+        assert_eq!(restarted.accounts[0].balances["BTC"], Decimal::new(1, 2));
+        assert_eq!(restarted.id_base, far_ahead + 1, "ids start above every recorded trade id");
+    }
+}

@@ -477,6 +477,10 @@ impl Venue for BinanceVenue {
         "binance"
     }
 
+    fn used_weight(&self) -> Option<u64> {
+        Some(self.shared.rest.limits().used_weight_1m)
+    }
+
     async fn instruments(&self) -> VenueResult<Vec<Instrument>> {
         let info = self.shared.rest.exchange_info().await?;
         Ok(self.shared.store_instruments(&info))

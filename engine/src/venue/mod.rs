@@ -208,6 +208,11 @@ pub type VenueResult<T> = Result<T, VenueError>;
 pub trait Venue: Send + Sync {
     /// Short name for logs and metrics (`paper`, `binance`).
     fn name(&self) -> &str;
+    /// Request weight used in the venue's current rate-limit window, where the
+    /// venue has one (for `keel_venue_used_weight`).
+    fn used_weight(&self) -> Option<u64> {
+        None
+    }
     /// Instruments with their current filters.
     async fn instruments(&self) -> VenueResult<Vec<Instrument>>;
     /// The venue's clock (ms since the epoch).

@@ -167,7 +167,7 @@ pub fn draw(
         .x_labels(8)
         .y_labels(5)
         .x_label_formatter(&|x| date_label(*x))
-        .y_label_formatter(&|y| format!("{y:.1}%"))
+        .y_label_formatter(&|y| format!("{:.1}%", if y.abs() < 0.05 { 0.0 } else { *y }))
         .y_desc("drawdown")
         .label_style((FAMILY, 15))
         .light_line_style(RGBColor(235, 235, 235))

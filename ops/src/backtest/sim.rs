@@ -406,10 +406,9 @@ impl Backtest {
         let outcome = self.risk.evaluate_protections(equity, now_ms);
         for event in outcome.events {
             let reason = match &event {
-                ProtectionEvent::Tripped { reason, .. }
-                | ProtectionEvent::Cleared { reason, .. }
-                | ProtectionEvent::StrategyPaused { reason, .. }
-                | ProtectionEvent::StrategyResumed { reason, .. } => reason.clone(),
+                ProtectionEvent::Tripped { reason, .. } | ProtectionEvent::Cleared { reason, .. } => reason.clone(),
+                ProtectionEvent::StrategyPaused { strategy, reason, .. }
+                | ProtectionEvent::StrategyResumed { strategy, reason, .. } => format!("{strategy}: {reason}"),
             };
             self.out.protection_events.push(ProtectionRecord { ts_ms: now_ms, code: event.code().to_string(), reason });
         }
