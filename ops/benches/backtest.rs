@@ -16,7 +16,7 @@ use engine::{Decimal, StrategyId, Symbol};
 use ops::backtest::data::Series;
 use ops::backtest::permissive_instrument;
 use ops::backtest::sim::{Backtest, SimConfig, StrategySlot, Timeline};
-use strategies::sma_cross::SmaCross;
+use strategies::ma_cross::SmaCross;
 
 const BARS: usize = 1_000_000;
 

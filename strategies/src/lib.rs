@@ -4,14 +4,13 @@
 
 pub mod bollinger_breakout;
 pub mod common;
-pub mod ema_cross;
 pub mod grid;
 pub mod indicators;
+pub mod ma_cross;
 pub mod macd;
 pub mod params;
 pub mod registry;
 pub mod rsi_reversion;
-pub mod sma_cross;
 pub mod webhook;
 
 pub use registry::{build, validate_all, StrategyConfigError};

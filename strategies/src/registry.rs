@@ -24,8 +24,8 @@ pub fn build(index: usize, config: &StrategyConfig) -> Result<Box<dyn Strategy>,
     let params = Params::new(&config.params, format!("strategy[{index}].params"));
     let symbol = engine::Symbol::new(&config.symbol);
     match config.kind.as_str() {
-        "sma_cross" => Ok(Box::new(crate::sma_cross::SmaCross::from_params(symbol, &params)?)),
-        "ema_cross" => Ok(Box::new(crate::ema_cross::EmaCross::from_params(symbol, &params)?)),
+        "sma_cross" => Ok(Box::new(crate::ma_cross::SmaCross::from_params(symbol, &params)?)),
+        "ema_cross" => Ok(Box::new(crate::ma_cross::EmaCross::from_params(symbol, &params)?)),
         "rsi_reversion" => Ok(Box::new(crate::rsi_reversion::RsiReversion::from_params(symbol, &params)?)),
         "bollinger_breakout" => {
             Ok(Box::new(crate::bollinger_breakout::BollingerBreakout::from_params(symbol, &params)?))

@@ -1,34 +1,76 @@
-//! `sma_cross`: long-only moving-average crossover on closed bars.
+//! Moving-average crossovers on closed bars: `sma_cross` (simple) and
+//! `ema_cross` (exponential), long only.
 //!
-//! Buys `qty` when the fast SMA of closes crosses above the slow one while the
-//! strategy is flat; sells its whole position when the fast SMA crosses below.
+//! Buys `qty` when the fast average of closes crosses above the slow one while
+//! the strategy is flat with nothing in flight; sells its whole position when
+//! the fast average crosses below. Equal averages count as "not above".
 
 use engine::market::Bar;
-use engine::order::Side;
 use engine::strategy::{Strategy, StrategyCtx};
 use engine::{Decimal, Symbol};
 
-use crate::common::close_f64;
-use crate::indicators::Sma;
+use crate::common::{close_f64, enter_long, exit_long, Cross};
+use crate::indicators::{Ema, Sma};
 use crate::params::Params;
 use crate::registry::StrategyConfigError;
 
-/// The SMA crossover strategy.
-#[derive(Debug, Clone)]
-pub struct SmaCross {
-    symbol: Symbol,
-    fast: Sma,
-    slow: Sma,
-    slow_period: usize,
-    qty: Decimal,
-    /// Was fast above slow at the previous bar (None until both are warm).
-    above: Option<bool>,
+/// A moving average a crossover can use.
+pub trait MovingAverage: Clone + std::fmt::Debug + Send + 'static {
+    /// The strategy kind that crosses two of these.
+    const KIND: &'static str;
+    /// An average over `period` values.
+    fn with_period(period: usize) -> Self;
+    /// Adds a value; the average once warm.
+    fn push(&mut self, value: f64) -> Option<f64>;
+    /// Values needed before the first average.
+    fn len(&self) -> usize;
 }
 
-impl SmaCross {
+impl MovingAverage for Sma {
+    const KIND: &'static str = "sma_cross";
+    fn with_period(period: usize) -> Self {
+        Sma::new(period)
+    }
+    fn push(&mut self, value: f64) -> Option<f64> {
+        self.update(value)
+    }
+    fn len(&self) -> usize {
+        self.period()
+    }
+}
+
+impl MovingAverage for Ema {
+    const KIND: &'static str = "ema_cross";
+    fn with_period(period: usize) -> Self {
+        Ema::new(period)
+    }
+    fn push(&mut self, value: f64) -> Option<f64> {
+        self.update(value)
+    }
+    fn len(&self) -> usize {
+        self.period()
+    }
+}
+
+/// A crossover of two moving averages of kind `M`.
+#[derive(Debug, Clone)]
+pub struct MaCross<M: MovingAverage> {
+    symbol: Symbol,
+    fast: M,
+    slow: M,
+    qty: Decimal,
+    cross: Cross,
+}
+
+/// `sma_cross`: simple moving averages.
+pub type SmaCross = MaCross<Sma>;
+/// `ema_cross`: exponential moving averages.
+pub type EmaCross = MaCross<Ema>;
+
+impl<M: MovingAverage> MaCross<M> {
     /// A new instance. `fast` must be shorter than `slow`, `qty` positive.
     pub fn new(symbol: Symbol, fast: usize, slow: usize, qty: Decimal) -> Self {
-        Self { symbol, fast: Sma::new(fast), slow: Sma::new(slow), slow_period: slow, qty, above: None }
+        Self { symbol, fast: M::with_period(fast), slow: M::with_period(slow), qty, cross: Cross::default() }
     }
 
     /// Builds from config params `fast`, `slow`, `qty`.
@@ -44,9 +86,9 @@ impl SmaCross {
     }
 }
 
-impl Strategy for SmaCross {
+impl<M: MovingAverage> Strategy for MaCross<M> {
     fn kind(&self) -> &'static str {
-        "sma_cross"
+        M::KIND
     }
 
     fn symbols(&self) -> Vec<Symbol> {
@@ -54,7 +96,7 @@ impl Strategy for SmaCross {
     }
 
     fn warmup_bars(&self) -> usize {
-        self.slow_period
+        self.slow.len()
     }
 
     fn on_bar(&mut self, bar: &Bar, ctx: &mut StrategyCtx<'_>) {
@@ -62,21 +104,13 @@ impl Strategy for SmaCross {
             return;
         }
         let close = close_f64(bar.close);
-        let (Some(fast), Some(slow)) = (self.fast.update(close), self.slow.update(close)) else {
+        let (Some(fast), Some(slow)) = (self.fast.push(close), self.slow.push(close)) else {
             return;
         };
-        let above = fast > slow;
-        let crossed = self.above.map(|prev| prev != above);
-        self.above = Some(above);
-        if crossed != Some(true) {
-            return;
-        }
-        let position = ctx.position(&self.symbol);
-        let pending = ctx.pending_orders(&self.symbol);
-        if above && position.is_zero() && pending == 0 {
-            ctx.market(&self.symbol, Side::Buy, self.qty);
-        } else if !above && position > Decimal::ZERO && pending == 0 {
-            ctx.market(&self.symbol, Side::Sell, position);
+        match self.cross.update(fast > slow) {
+            Some(true) => enter_long(ctx, &self.symbol, self.qty),
+            Some(false) => exit_long(ctx, &self.symbol),
+            None => {}
         }
     }
 }
@@ -85,6 +119,7 @@ impl Strategy for SmaCross {
 mod tests {
     use super::*;
     use engine::market::MarketEvent;
+    use engine::order::Side;
     use engine::strategy::StrategyRunner;
 
     fn bar(i: i64, close: i64) -> MarketEvent {
