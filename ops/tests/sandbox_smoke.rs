@@ -73,3 +73,71 @@ fn default_config_trades_through_the_binance_adapter_on_the_embedded_sandbox() {
     assert_eq!(state["fills_total"].as_u64(), Some(fills_total as u64));
     assert!(!state["positions"].as_array().unwrap().is_empty(), "positions are recorded");
 }
+
+/// Embedded mode after a crash: the fresh sandbox does not know the orders
+/// that were resting, so reconciliation cancels them in the store; the account
+/// continues from the stored balances, and new trade ids never collide with
+/// recorded ones (the store deduplicates fills by trade id).
+#[test]
+fn embedded_sandbox_restart_after_sigkill_cancels_unknown_orders_and_keeps_ids_unique() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = default_config_copy(dir.path());
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(
+        "\n[[strategy]]\nid = \"btc_grid\"\nkind = \"grid\"\nsymbol = \"BTCUSDT\"\nparams = { lower = \"62000\", upper = \"68000\", levels = 31, qty = \"0.01\" }\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let data = dir.path().join("data");
+
+    let mut first = spawn_run(&config, &data, &[], &[]);
+    first.wait_for("fill", 2);
+    // Wait (bounded) for a grid order to rest at the venue.
+    let deadline = std::time::Instant::now() + sandbox_support::DEADLINE;
+    while !first
+        .seen
+        .iter()
+        .any(|v| v["message"] == "order status" && v["strategy"] == "btc_grid" && v["to"] == "Accepted")
+    {
+        assert!(std::time::Instant::now() < deadline, "no grid order rested");
+        first.wait_for("order status", first.count("order status") + 1);
+    }
+    first.child.kill().expect("SIGKILL");
+    let _ = first.finish();
+
+    let (open_before, max_trade_before) = {
+        let store = SledStore::open(&data).unwrap();
+        let open: Vec<String> = store.open_orders().unwrap().into_iter().map(|o| o.client_order_id).collect();
+        let max = store.fills().unwrap().iter().map(|f| f.trade_id).max().unwrap_or(0);
+        (open, max)
+    };
+    assert!(!open_before.is_empty(), "orders were open when keel died");
+
+    let mut second = spawn_run(&config, &data, &["--exit-after", "90s"], &[]);
+    second.wait_for("store reconciled with the venue", 1);
+    let differences: Vec<String> = second
+        .seen
+        .iter()
+        .filter(|v| v["message"] == "reconciliation")
+        .filter_map(|v| v["difference"].as_str().map(str::to_string))
+        .collect();
+    for cid in &open_before {
+        assert!(
+            differences.iter().any(|d| d.contains(cid.as_str())
+                && (d.contains("not found at the venue at start-up") || d.contains("never reached the venue"))),
+            "order {cid} open in the store was closed by reconciliation: {differences:#?}"
+        );
+    }
+    second.wait_for("fill", 2);
+    second.sigterm();
+    let (status, lines) = second.finish();
+    assert!(status.success(), "graceful stop exits 0: {status:?}");
+    let new_ids: Vec<u64> =
+        lines.iter().filter(|v| v["message"] == "fill").filter_map(|v| v["trade_id"].as_u64()).collect();
+    assert!(new_ids.len() >= 2);
+    assert!(
+        new_ids.iter().all(|id| *id > max_trade_before),
+        "trade ids after the restart ({new_ids:?}) are above every recorded one ({max_trade_before})"
+    );
+    let store = SledStore::open(&data).unwrap();
+    assert!(store.open_orders().unwrap().iter().all(|o| !open_before.contains(&o.client_order_id)));
+}
