@@ -227,7 +227,8 @@ impl Handler<BalancesChanged> for Portfolio {
         let writer = self.writer.clone();
         ctx.spawn(
             async move {
-                let _ = writer.run(move |s| s.put_balances(&snapshot)).await;
+                // Flushed: an embedded venue restarts its account from this snapshot.
+                let _ = writer.run(move |s| s.put_balances(&snapshot).and_then(|_| s.flush())).await;
             }
             .into_actor(self),
         );

@@ -31,7 +31,7 @@ pub enum Command {
     /// Clear the emergency stop in the store of a stopped engine.
     Resume(ResumeArgs),
     /// Replay historical bars through the strategies, risk rules and matching core.
-    Backtest(crate::backtest::BacktestArgs),
+    Backtest(Box<crate::backtest::BacktestArgs>),
     /// Measure the live pipeline: market events per second and tick-to-order latency.
     Bench(crate::cmd_bench::BenchArgs),
     /// Run the Binance-protocol sandbox exchange standalone until Ctrl-C or SIGTERM.

@@ -45,6 +45,9 @@ pub fn open_store(dir: &std::path::Path) -> anyhow::Result<SharedStore> {
 }
 
 async fn serve(config: engine::config::Config, store: SharedStore, exit_after: Option<Duration>) -> anyhow::Result<()> {
+    // Listen for SIGTERM/SIGINT from the start: one that arrives during
+    // start-up stops the engine gracefully once it is up, instead of killing it.
+    let signals = StopSignals::install();
     let built = crate::venues::build(&config, Some(store.as_ref())).await?;
     let mut strategies = Vec::new();
     for (i, cfg) in config.strategies.iter().enumerate() {
@@ -70,7 +73,7 @@ async fn serve(config: engine::config::Config, store: SharedStore, exit_after: O
     };
     tracing::info!(data_dir = %config.engine.data_dir.display(), venue = config.venue.mode.as_str(), "keel running; Ctrl-C or SIGTERM stops it");
 
-    wait_for_stop(exit_after).await;
+    signals.wait(exit_after).await;
     tracing::info!("stopping: strategies pause, in-flight orders settle, the store is flushed");
     handle.shutdown(Duration::from_secs(5)).await;
     surfaces.stop().await;
@@ -81,27 +84,62 @@ async fn serve(config: engine::config::Config, store: SharedStore, exit_after: O
     Ok(())
 }
 
-async fn wait_for_stop(exit_after: Option<Duration>) {
-    let timer = async {
-        match exit_after {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending::<()>().await,
-        }
-    };
+/// SIGTERM and SIGINT handlers, installed once.
+struct StopSignals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Self { term: signal(SignalKind::terminate()).ok(), int: signal(SignalKind::interrupt()).ok() }
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = timer => tracing::info!("--exit-after elapsed"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C"),
-        _ = term => tracing::info!("SIGTERM"),
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    /// Waits for a signal, or for `exit_after` to pass.
+    async fn wait(self, exit_after: Option<Duration>) {
+        let timer = async {
+            match exit_after {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(unix)]
+        {
+            let (mut term, mut int) = (self.term, self.int);
+            let term = async {
+                match term.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let int = async {
+                match int.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => tokio::signal::ctrl_c().await.unwrap_or(()),
+                }
+            };
+            tokio::select! {
+                _ = timer => tracing::info!("--exit-after elapsed"),
+                _ = int => tracing::info!("Ctrl-C"),
+                _ = term => tracing::info!("SIGTERM"),
+            }
+        }
+        #[cfg(not(unix))]
+        tokio::select! {
+            _ = timer => tracing::info!("--exit-after elapsed"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C"),
+        }
     }
 }

@@ -7,7 +7,7 @@ mod common;
 use std::collections::{BTreeMap, HashSet};
 use std::process::Command;
 
-use common::{sigterm, spawn};
+use common::{created_ids, spawn_run};
 
 use engine::position::Position;
 use engine::store::{SledStore, Store};
@@ -69,14 +69,6 @@ max_position_notional = "100000"
 enabled = false
 "#;
 
-fn created_ids(lines: &[serde_json::Value]) -> Vec<String> {
-    lines
-        .iter()
-        .filter(|v| v["message"] == "order created")
-        .filter_map(|v| v["client_order_id"].as_str().map(str::to_string))
-        .collect()
-}
-
 fn positions_from_fills(store: &dyn Store) -> BTreeMap<String, Decimal> {
     let mut positions: BTreeMap<String, Position> = BTreeMap::new();
     for fill in store.fills().unwrap() {
@@ -97,11 +89,10 @@ fn sigkill_then_restart_continues_from_recorded_fills() {
     let data = dir.path().join("data");
 
     // 1. Trade, then die without any shutdown path.
-    let mut first = spawn(&config, &data, &[]);
+    let mut first = spawn_run(&config, &data, &[], &[]);
     first.wait_for("fill", 4);
     first.child.kill().expect("SIGKILL");
-    first.child.wait().unwrap();
-    let first_lines = first.finish();
+    let (_, first_lines) = first.finish();
 
     let fills_before = {
         let store = SledStore::open(&data).expect("the store opens after a crash");
@@ -112,13 +103,12 @@ fn sigkill_then_restart_continues_from_recorded_fills() {
     };
 
     // 2. Restart on the same data dir: reconcile, then keep trading.
-    let mut second = spawn(&config, &data, &["--exit-after", "60s"]);
+    let mut second = spawn_run(&config, &data, &["--exit-after", "60s"], &[]);
     second.wait_for("store reconciled with the venue", 1);
     second.wait_for("fill", 2);
-    sigterm(&second.child);
-    let status = second.child.wait().unwrap();
+    second.sigterm();
+    let (status, second_lines) = second.finish();
     assert!(status.success(), "graceful stop exits 0: {status:?}");
-    let second_lines = second.finish();
     assert!(second_lines.iter().any(|v| v["message"] == "keel stopped"));
 
     // 3. No client order id was ever used twice, across the crash.

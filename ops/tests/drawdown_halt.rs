@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{keel, sigterm, spawn};
+use common::{keel, spawn_run};
 use engine::order::OrderStatus;
 use engine::store::{SledStore, Store};
 use engine::trading::TradingState;
@@ -63,7 +63,7 @@ fn crash_trips_drawdown_halts_persists_and_only_resume_clears() {
     std::fs::write(&config, CONFIG.replace("DRIFT", "-300.0")).unwrap();
 
     // 1. The market crashes under a grid of resting buys.
-    let mut run = spawn(&config, &data, &["--exit-after", "90s"]);
+    let mut run = spawn_run(&config, &data, &["--exit-after", "90s"], &[]);
     run.wait_for("order created", 3);
     let halted = loop {
         run.wait_for("trading state changed", 1);
@@ -76,9 +76,9 @@ fn crash_trips_drawdown_halts_persists_and_only_resume_clears() {
     };
     assert!(halted["reason"].as_str().unwrap_or("").contains("drawdown"), "{halted}");
     run.wait_for("canceling open orders", 1);
-    sigterm(&run.child);
-    assert!(run.child.wait().unwrap().success());
-    let lines = run.finish();
+    run.sigterm();
+    let (status, lines) = run.finish();
+    assert!(status.success());
     let created_after_halt = lines
         .iter()
         .skip_while(|v| !(v["message"] == "trading state changed" && v["state"] == "HALTED"))
@@ -99,9 +99,9 @@ fn crash_trips_drawdown_halts_persists_and_only_resume_clears() {
 
     // 2. A restart stays HALTED, even with a calm market: nothing is sent.
     std::fs::write(&config, CONFIG.replace("DRIFT", "0.0")).unwrap();
-    let mut run = spawn(&config, &data, &["--exit-after", "3s"]);
-    assert!(run.child.wait().unwrap().success());
-    let lines = run.finish();
+    let run = spawn_run(&config, &data, &["--exit-after", "3s"], &[]);
+    let (status, lines) = run.finish();
+    assert!(status.success());
     let started = lines.iter().find(|v| v["message"] == "engine started").expect("engine started line");
     assert_eq!(started["trading_state"], "HALTED");
     assert_eq!(lines.iter().filter(|v| v["message"] == "order created").count(), 0);
@@ -114,11 +114,11 @@ fn crash_trips_drawdown_halts_persists_and_only_resume_clears() {
     // 3. Only `keel resume` clears it; then trading continues.
     let out = keel(&["resume", "--config", &config_s, "--data-dir", &data_s]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let mut run = spawn(&config, &data, &["--exit-after", "60s"]);
+    let mut run = spawn_run(&config, &data, &["--exit-after", "60s"], &[]);
     run.wait_for("order created", 1);
-    sigterm(&run.child);
-    assert!(run.child.wait().unwrap().success());
-    let lines = run.finish();
+    run.sigterm();
+    let (status, lines) = run.finish();
+    assert!(status.success());
     let started = lines.iter().find(|v| v["message"] == "engine started").expect("engine started line");
     assert_eq!(started["trading_state"], "ACTIVE");
 }

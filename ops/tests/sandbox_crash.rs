@@ -5,19 +5,19 @@
 //! the store must agree with the sandbox — orders, fills, balances — and no
 //! client order id may have been sent twice.
 
-mod sandbox_support;
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::{created_ids, spawn_run, StandaloneSandbox};
 use engine::binance::{BinanceSettings, BinanceVenue, Credentials, Endpoints};
 use engine::order::{OrderStatus, Side};
 use engine::position::Position;
 use engine::store::{SledStore, Store};
 use engine::venue::Venue;
 use engine::{Decimal, Symbol};
-use sandbox_support::{created_ids, spawn_run, StandaloneSandbox};
 
 const BASE: &str = r#"
 [engine]

@@ -3,12 +3,12 @@
 //! trades. Runs the real binary on a copy of the repository's `config.toml`
 //! with a temporary data dir, twice: the second run continues the account.
 
-mod sandbox_support;
+mod common;
 
 use std::process::Command;
 
+use common::spawn_run;
 use engine::store::{SledStore, Store};
-use sandbox_support::spawn_run;
 
 /// The repository's default config, with the HTTP API off (its fixed port
 /// may be taken on a shared machine) and JSON logs.
@@ -92,7 +92,7 @@ fn embedded_sandbox_restart_after_sigkill_cancels_unknown_orders_and_keeps_ids_u
     let mut first = spawn_run(&config, &data, &[], &[]);
     first.wait_for("fill", 2);
     // Wait (bounded) for a grid order to rest at the venue.
-    let deadline = std::time::Instant::now() + sandbox_support::DEADLINE;
+    let deadline = std::time::Instant::now() + common::DEADLINE;
     while !first
         .seen
         .iter()

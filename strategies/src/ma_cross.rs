@@ -23,7 +23,7 @@ pub trait MovingAverage: Clone + std::fmt::Debug + Send + 'static {
     /// Adds a value; the average once warm.
     fn push(&mut self, value: f64) -> Option<f64>;
     /// Values needed before the first average.
-    fn len(&self) -> usize;
+    fn warmup(&self) -> usize;
 }
 
 impl MovingAverage for Sma {
@@ -34,7 +34,7 @@ impl MovingAverage for Sma {
     fn push(&mut self, value: f64) -> Option<f64> {
         self.update(value)
     }
-    fn len(&self) -> usize {
+    fn warmup(&self) -> usize {
         self.period()
     }
 }
@@ -47,7 +47,7 @@ impl MovingAverage for Ema {
     fn push(&mut self, value: f64) -> Option<f64> {
         self.update(value)
     }
-    fn len(&self) -> usize {
+    fn warmup(&self) -> usize {
         self.period()
     }
 }
@@ -96,7 +96,7 @@ impl<M: MovingAverage> Strategy for MaCross<M> {
     }
 
     fn warmup_bars(&self) -> usize {
-        self.slow.len()
+        self.slow.warmup()
     }
 
     fn on_bar(&mut self, bar: &Bar, ctx: &mut StrategyCtx<'_>) {

@@ -1,30 +1,42 @@
-//! Helpers shared by the tests that drive the real `keel` binary.
+//! Helpers for the tests that drive the real `keel` binary: spawning
+//! processes, reading their JSON log lines with deadlines, and the standalone
+//! sandbox's printed URLs.
+
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-pub struct Run {
+/// How long any single wait may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(90);
+
+/// A running `keel` process whose stderr (JSON log lines) is collected.
+pub struct Keel {
+    /// The process.
     pub child: Child,
-    pub lines: mpsc::Receiver<serde_json::Value>,
+    lines: mpsc::Receiver<serde_json::Value>,
+    /// Every line read so far.
     pub seen: Vec<serde_json::Value>,
 }
 
-pub fn spawn(config: &Path, data: &Path, extra: &[&str]) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
-        .args(["run", "--config"])
+/// Spawns `keel run --config CONFIG --data-dir DATA EXTRA…` with `env`.
+pub fn spawn_run(config: &Path, data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Keel {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keel"));
+    cmd.args(["run", "--log-format", "json", "--config"])
         .arg(config)
         .arg("--data-dir")
         .arg(data)
         .args(extra)
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("keel starts");
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("keel starts");
     let stderr = child.stderr.take().expect("stderr piped");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -35,42 +47,148 @@ pub fn spawn(config: &Path, data: &Path, extra: &[&str]) -> Run {
             }
         }
     });
-    Run { child, lines: rx, seen: Vec::new() }
+    Keel { child, lines: rx, seen: Vec::new() }
 }
 
-impl Run {
+impl Keel {
     /// Reads log lines until `n` lines with `message` have been seen (bounded).
     pub fn wait_for(&mut self, message: &str, n: usize) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + DEADLINE;
         while self.count(message) < n {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(v) => self.seen.push(v),
                 Err(_) => panic!(
-                    "only {} `{message}` lines before the deadline; log: {:?}",
+                    "only {} `{message}` lines before the deadline; last lines: {:#?}",
                     self.count(message),
-                    self.seen.last()
+                    &self.seen[self.seen.len().saturating_sub(15)..]
                 ),
             }
         }
     }
 
+    /// Lines with `message` so far.
     pub fn count(&self, message: &str) -> usize {
         self.seen.iter().filter(|v| v["message"] == message).count()
     }
 
-    pub fn finish(mut self) -> Vec<serde_json::Value> {
-        while let Ok(v) = self.lines.recv_timeout(Duration::from_secs(30)) {
+    /// Sends SIGTERM (graceful stop).
+    pub fn sigterm(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit (bounded), then drains its log.
+    pub fn finish(mut self) -> (std::process::ExitStatus, Vec<serde_json::Value>) {
+        let deadline = Instant::now() + DEADLINE;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("keel did not exit in time");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        while let Ok(v) = self.lines.recv_timeout(Duration::from_secs(10)) {
             self.seen.push(v);
         }
-        self.seen
+        (status, std::mem::take(&mut self.seen))
     }
 }
 
-/// Sends SIGTERM (graceful stop) to a child.
-pub fn sigterm(child: &Child) {
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
-    assert!(status.success());
+impl Drop for Keel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Client order ids of the `order created` log lines.
+pub fn created_ids(lines: &[serde_json::Value]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|v| v["message"] == "order created")
+        .filter_map(|v| v["client_order_id"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// A standalone `keel sandbox` process and the URLs it printed.
+pub struct StandaloneSandbox {
+    child: Child,
+    /// REST base URL.
+    pub rest_url: String,
+    /// Market stream base URL.
+    pub ws_stream_url: String,
+    /// WebSocket API URL.
+    pub ws_api_url: String,
+    /// Test API key.
+    pub api_key: String,
+    /// Test API secret.
+    pub api_secret: String,
+}
+
+impl StandaloneSandbox {
+    /// Starts `keel sandbox --listen 127.0.0.1:0 --config CONFIG` and waits
+    /// for its ready line.
+    pub fn start(config: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
+            .args(["sandbox", "--listen", "127.0.0.1:0", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("keel sandbox starts");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(json) = line.strip_prefix(ops::cmd_sandbox::READY_PREFIX) {
+                    let _ = tx.send(json.to_string());
+                }
+            }
+        });
+        let ready = match rx.recv_timeout(DEADLINE) {
+            Ok(r) => r,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("keel sandbox printed no ready line");
+            }
+        };
+        let v: serde_json::Value = serde_json::from_str(&ready).expect("ready line is JSON");
+        let s = |k: &str| v[k].as_str().expect("ready field").to_string();
+        assert!(s("rest_url").starts_with("http://127.0.0.1:"), "loopback only: {ready}");
+        Self {
+            rest_url: s("rest_url"),
+            ws_stream_url: s("ws_stream_url"),
+            ws_api_url: s("ws_api_url"),
+            api_key: s("api_key"),
+            api_secret: s("api_secret"),
+            child,
+        }
+    }
+
+    /// `[venue.binance]` lines pointing Keel at this sandbox.
+    pub fn binance_section(&self) -> String {
+        format!(
+            "[venue.binance]\nrest_url = \"{}\"\nws_stream_url = \"{}\"\nws_api_url = \"{}\"\napi_key_env = \"KEEL_TEST_SANDBOX_KEY\"\napi_secret_env = \"KEEL_TEST_SANDBOX_SECRET\"\n",
+            self.rest_url, self.ws_stream_url, self.ws_api_url
+        )
+    }
+
+    /// The environment holding the test key.
+    pub fn key_env(&self) -> [(&'static str, String); 2] {
+        [("KEEL_TEST_SANDBOX_KEY", self.api_key.clone()), ("KEEL_TEST_SANDBOX_SECRET", self.api_secret.clone())]
+    }
+}
+
+impl Drop for StandaloneSandbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Runs `keel` with arguments and returns its output.
