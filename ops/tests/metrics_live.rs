@@ -1,5 +1,5 @@
 //! The live `/metrics` output of a running engine: naming conventions, every
-//! metric documented in `ops/METRICS.md`, and every metric the Grafana
+//! metric documented in `README.md`, and every metric the Grafana
 //! dashboard and the alert rules use actually exported.
 
 mod http_support;
@@ -124,9 +124,9 @@ async fn live_metrics_follow_conventions_and_cover_dashboard_and_rules() {
     assert!(text.contains("keel_tick_to_order_seconds_bucket{le=\"0.000001\"}"), "µs buckets");
 
     // Every metric documented.
-    let doc = repo_file("ops/METRICS.md");
+    let doc = repo_file("README.md");
     for name in families.keys() {
-        assert!(doc.contains(&format!("`{name}`")), "{name} is not documented in ops/METRICS.md");
+        assert!(doc.contains(&format!("`{name}`")), "{name} is not documented in README.md");
     }
 
     // Everything the dashboard and the rules use exists.
