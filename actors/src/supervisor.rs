@@ -52,16 +52,10 @@ pub struct Supervisor {
     hosts: Vec<(StrategyId, Addr<StrategyHost>)>,
     events: broadcast::Sender<EngineEvent>,
     venue: Arc<dyn Venue>,
-    /// The arbiter the order path runs on; stopped with the supervisor.
-    orders_arbiter: actix::Arbiter,
 }
 
 impl Actor for Supervisor {
     type Context = Context<Self>;
-
-    fn stopped(&mut self, _ctx: &mut Self::Context) {
-        self.orders_arbiter.stop();
-    }
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_interval(Duration::from_secs(1), |act, _ctx| {
@@ -187,15 +181,10 @@ pub async fn start_engine(setup: EngineSetup) -> anyhow::Result<EngineHandle> {
         writer.run(move |s| s.put_trading_state(&record)).await??;
     }
 
-    // The order path (risk guard, router and their venue calls) runs on its own
-    // arbiter thread, so a burst of market data never delays an approved order.
-    let orders_arbiter = actix::Arbiter::new();
     let router = {
         let (venue, writer, clock, events, open) =
             (venue.clone(), writer.clone(), clock.clone(), events.clone(), reconciled.open_orders.clone());
-        actix::Supervisor::start_in_arbiter(&orders_arbiter.handle(), move |_| {
-            OrderRouter::new(venue, writer, clock, events, open)
-        })
+        actix::Supervisor::start(move |_| OrderRouter::new(venue, writer, clock, events, open))
     };
     let risk = {
         let (symbols, ids, router, prices, writer, clock, events) = (
@@ -207,7 +196,7 @@ pub async fn start_engine(setup: EngineSetup) -> anyhow::Result<EngineHandle> {
             clock.clone(),
             events.clone(),
         );
-        actix::Supervisor::start_in_arbiter(&orders_arbiter.handle(), move |_| {
+        actix::Supervisor::start(move |_| {
             RiskGuard::new(risk_engine, symbols, ids, router, prices, writer, clock, events)
         })
     };
@@ -309,7 +298,6 @@ pub async fn start_engine(setup: EngineSetup) -> anyhow::Result<EngineHandle> {
         hosts: hosts.clone(),
         events: events.clone(),
         venue: venue.clone(),
-        orders_arbiter,
     }
     .start();
 
