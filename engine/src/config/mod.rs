@@ -343,7 +343,7 @@ impl Config {
 
     /// Parses and validates config text.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(toml_error)?;
+        let config: Config = toml::from_str(text).map_err(|e| toml_error(text, e))?;
         config.validate()?;
         Ok(config)
     }
@@ -577,11 +577,24 @@ pub fn non_negative(key: &str, value: Decimal) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn toml_error(e: toml::de::Error) -> ConfigError {
-    let message = e.message().to_string();
-    // toml reports the table path in the message for unknown fields; keep the
-    // span (line) so the operator finds it.
-    let key = e.span().map(|s| format!("byte {}..{}", s.start, s.end)).unwrap_or_else(|| "config".into());
+/// A parse error located by line and the key written there, so the operator
+/// finds it (serde names the field in the message: "unknown field `x`").
+fn toml_error(text: &str, e: toml::de::Error) -> ConfigError {
+    let message = e.message().trim().to_string();
+    let key = match e.span() {
+        Some(span) => {
+            let start = span.start.min(text.len());
+            let line_no = text[..start].matches('\n').count() + 1;
+            let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+            let written = line.split('=').next().unwrap_or("").trim();
+            if written.is_empty() || written.starts_with('[') {
+                format!("line {line_no}")
+            } else {
+                format!("{written} (line {line_no})")
+            }
+        }
+        None => "config".into(),
+    };
     ConfigError::new(key, message)
 }
 
