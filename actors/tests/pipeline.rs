@@ -12,7 +12,7 @@ use engine::order::Side;
 use engine::store::{SharedStore, SledStore};
 use engine::strategy::{Strategy, StrategyCtx};
 use engine::trading::{EmergencyStop, TradingState};
-use engine::venue::paper::{PaperConfig, PaperSymbol, PaperVenue};
+use engine::venue::paper::{PaperConfig, PaperVenue};
 use engine::venue::Venue;
 use engine::{Decimal, Symbol};
 use tokio::sync::broadcast;
@@ -103,32 +103,8 @@ impl Strategy for Boom {
 }
 
 fn paper(config: &Config) -> Arc<PaperVenue> {
-    let now = SystemClock.now_ms();
-    PaperVenue::new(PaperConfig {
-        symbols: config
-            .symbols
-            .iter()
-            .map(|s| PaperSymbol {
-                instrument: s.instrument(),
-                path: s.price_path(),
-                spread_bps: s.spread_bps,
-                touch_qty: s.touch_qty,
-            })
-            .collect(),
-        balances: config
-            .balances
-            .iter()
-            .map(|(a, v)| engine::balance::Balance { asset: a.clone(), free: *v, locked: Decimal::ZERO })
-            .collect(),
-        fees: Default::default(),
-        depth_levels: 3,
-        bar_interval_ms: 60_000,
-        ticks_per_bar: config.venue.ticks_per_bar,
-        bar_wall_ms: 250,
-        history_bars: 5,
-        start_ms: now - 5 * 60_000,
-        id_base: 1,
-    })
+    // A short history; the test drives the clock itself, tick by tick.
+    PaperVenue::new(PaperConfig::from_config(config, None, SystemClock.now_ms(), 5))
 }
 
 /// Rests one limit buy below the market, once.

@@ -6,16 +6,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context;
-use engine::balance::{Balance, Balances};
+use engine::balance::Balances;
 use engine::binance::{BinanceConfigError, BinanceSettings, BinanceVenue};
 use engine::clock::{Clock, SystemClock};
 use engine::config::{Config, VenueMode};
 use engine::sandbox::{Sandbox, SandboxConfig, SandboxHandle};
-use engine::sim::FeeSchedule;
 use engine::store::Store;
-use engine::venue::paper::{PaperConfig, PaperSymbol, PaperVenue};
+use engine::venue::paper::{PaperConfig, PaperVenue};
 use engine::venue::Venue;
-use engine::{Decimal, Symbol};
+use engine::Symbol;
 
 /// Bars of simulated history so strategies can warm up at once.
 const HISTORY_BARS: usize = 600;
@@ -102,38 +101,7 @@ impl EmbeddedSandbox {
 /// The paper venue's settings from the config. Balances continue from the
 /// store's snapshot when there is one, so a restart keeps the account.
 pub fn paper_config(config: &Config, stored: Option<&Balances>, now_ms: i64) -> PaperConfig {
-    let balances: Vec<Balance> = match stored {
-        Some(b) if !b.assets.is_empty() => b.assets.values().cloned().collect(),
-        _ => config
-            .balances
-            .iter()
-            .map(|(asset, amount)| Balance { asset: asset.clone(), free: *amount, locked: Decimal::ZERO })
-            .collect(),
-    };
-    let interval = config.engine.bar_interval.0;
-    PaperConfig {
-        symbols: config
-            .symbols
-            .iter()
-            .map(|s| PaperSymbol {
-                instrument: s.instrument(),
-                path: s.price_path(),
-                spread_bps: s.spread_bps,
-                touch_qty: s.touch_qty,
-            })
-            .collect(),
-        balances,
-        fees: FeeSchedule { maker_bps: config.venue.maker_fee_bps, taker_bps: config.venue.taker_fee_bps },
-        depth_levels: config.venue.depth_levels,
-        bar_interval_ms: interval,
-        ticks_per_bar: config.venue.ticks_per_bar,
-        bar_wall_ms: config.venue.bar_wall_time.0.max(1) as u64,
-        history_bars: HISTORY_BARS,
-        start_ms: now_ms - HISTORY_BARS as i64 * interval,
-        // Ids from the wall clock keep trade ids unique across restarts of a
-        // venue that does not keep its history.
-        id_base: (now_ms.max(0) as u64).saturating_mul(1000),
-    }
+    PaperConfig::from_config(config, stored, now_ms, HISTORY_BARS)
 }
 
 /// What the store remembers that a venue must continue from.

@@ -68,6 +68,51 @@ pub struct PaperConfig {
     pub id_base: u64,
 }
 
+impl PaperConfig {
+    /// The settings a config describes: its symbols and price paths, fees and
+    /// timing, `history_bars` of warm-up history ending at `now_ms`. Balances
+    /// continue from `stored` when it has any (a restart keeps the account),
+    /// else the config's starting balances. Ids start from the wall clock, so
+    /// trade ids stay unique across restarts of a venue that keeps no history.
+    pub fn from_config(
+        config: &crate::config::Config,
+        stored: Option<&crate::balance::Balances>,
+        now_ms: i64,
+        history_bars: usize,
+    ) -> Self {
+        let balances: Vec<Balance> = match stored {
+            Some(b) if !b.assets.is_empty() => b.assets.values().cloned().collect(),
+            _ => config
+                .balances
+                .iter()
+                .map(|(asset, amount)| Balance { asset: asset.clone(), free: *amount, locked: Decimal::ZERO })
+                .collect(),
+        };
+        let interval = config.engine.bar_interval.0;
+        Self {
+            symbols: config
+                .symbols
+                .iter()
+                .map(|s| PaperSymbol {
+                    instrument: s.instrument(),
+                    path: s.price_path(),
+                    spread_bps: s.spread_bps,
+                    touch_qty: s.touch_qty,
+                })
+                .collect(),
+            balances,
+            fees: FeeSchedule { maker_bps: config.venue.maker_fee_bps, taker_bps: config.venue.taker_fee_bps },
+            depth_levels: config.venue.depth_levels,
+            bar_interval_ms: interval,
+            ticks_per_bar: config.venue.ticks_per_bar,
+            bar_wall_ms: config.venue.bar_wall_time.0.max(1) as u64,
+            history_bars,
+            start_ms: now_ms - history_bars as i64 * interval,
+            id_base: (now_ms.max(0) as u64).saturating_mul(1000),
+        }
+    }
+}
+
 struct SymbolSim {
     gen: PriceGen,
     bars: BarBuilder,
