@@ -273,6 +273,8 @@ async fn connect(config: &Config, settings: BinanceSettings, stored: &StoredAcco
 #[cfg(test)]
 mod tests {
     use super::*;
+    use engine::balance::Balance;
+    use engine::Decimal;
 
     const CONFIG: &str = r#"
 [venue]
