@@ -121,7 +121,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         // Bars start after the warm-up history, so none is dropped as already seen.
         let mut bar_n: i64 = now / 60_000 + 1;
         for n in 0..args.events {
-            if args.rate > 0 && n % 500 == 0 {
+            if args.rate > 0 && n % 20 == 0 {
                 let due = started + Duration::from_secs_f64(n as f64 / args.rate as f64);
                 tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
             }
