@@ -1,9 +1,9 @@
 //! Events the engine publishes for operator surfaces (notifications, metrics, logs).
 
-use engine::fill::Fill;
-use engine::trading::TradingState;
-use engine::venue::{StreamKind, VenueAlert};
-use engine::{StrategyId, Symbol};
+use keel_core::fill::Fill;
+use keel_core::trading::TradingState;
+use keel_core::venue::{StreamKind, VenueAlert};
+use keel_core::{StrategyId, Symbol};
 use serde::Serialize;
 
 /// Something an operator may want to hear about. Published on a broadcast

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use engine::market::MarketEvent;
-use engine::order::Order;
-use engine::strategy::Signal;
-use engine::trading::{EmergencyStop, TradingState};
-use engine::venue::Venue;
-use engine::{StrategyId, Symbol};
+use keel_core::market::MarketEvent;
+use keel_core::order::Order;
+use keel_core::strategy::Signal;
+use keel_core::trading::{EmergencyStop, TradingState};
+use keel_core::venue::Venue;
+use keel_core::{StrategyId, Symbol};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
@@ -207,7 +207,7 @@ impl EngineHandle {
     /// the store (sled reads are concurrent), not on the store-writer thread:
     /// a long journal read by an operator must not delay the write-ahead of
     /// orders and fills queued behind it.
-    pub async fn recent_fills(&self, limit: usize) -> Result<Vec<engine::fill::Fill>, CommandError> {
+    pub async fn recent_fills(&self, limit: usize) -> Result<Vec<keel_core::fill::Fill>, CommandError> {
         let store = self.parts.writer.store().clone();
         let mut fills = tokio::task::spawn_blocking(move || store.fills())
             .await
@@ -240,7 +240,10 @@ impl EngineHandle {
                 .map(|o| {
                     o.iter()
                         .filter(|o| {
-                            matches!(o.status, engine::order::OrderStatus::New | engine::order::OrderStatus::Submitted)
+                            matches!(
+                                o.status,
+                                keel_core::order::OrderStatus::New | keel_core::order::OrderStatus::Submitted
+                            )
                         })
                         .count()
                 })

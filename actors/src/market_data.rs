@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
-use engine::market::MarketEvent;
-use engine::venue::{MarketFeed, StreamKind, StreamStatus};
-use engine::Symbol;
+use keel_core::market::MarketEvent;
+use keel_core::venue::{MarketFeed, StreamKind, StreamStatus};
+use keel_core::Symbol;
 use tokio::sync::broadcast;
 
 use crate::events::EngineEvent;
@@ -29,7 +29,7 @@ pub struct MarketData {
 /// How to subscribe again after a restart (the old feed dies with the old context).
 pub struct Resubscribe {
     /// The venue.
-    pub venue: std::sync::Arc<dyn engine::venue::Venue>,
+    pub venue: std::sync::Arc<dyn keel_core::venue::Venue>,
     /// Symbols to subscribe.
     pub symbols: Vec<Symbol>,
     /// Bar interval.

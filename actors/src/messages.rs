@@ -4,13 +4,13 @@
 use std::time::Instant;
 
 use actix::prelude::*;
-use engine::balance::Balance;
-use engine::fill::Fill;
-use engine::market::MarketEvent;
-use engine::order::{Order, OrderIntent};
-use engine::strategy::{OrderUpdate, Signal};
-use engine::venue::UserEvent;
-use engine::Symbol;
+use keel_core::balance::Balance;
+use keel_core::fill::Fill;
+use keel_core::market::MarketEvent;
+use keel_core::order::{Order, OrderIntent};
+use keel_core::strategy::{OrderUpdate, Signal};
+use keel_core::venue::UserEvent;
+use keel_core::Symbol;
 
 /// A market event for strategies, stamped with its arrival time.
 #[derive(Message, Debug, Clone)]

@@ -11,12 +11,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use engine::clock::SharedClock;
-use engine::fill::Fill;
-use engine::order::{Order, OrderEvent, OrderStatus};
-use engine::strategy::OrderUpdate;
-use engine::venue::{OrderReport, OrderRequest, PlaceResult, StreamKind, StreamStatus, UserEvent, Venue, VenueError};
-use engine::{StrategyId, Symbol};
+use keel_core::clock::SharedClock;
+use keel_core::fill::Fill;
+use keel_core::order::{Order, OrderEvent, OrderStatus};
+use keel_core::strategy::OrderUpdate;
+use keel_core::venue::{
+    OrderReport, OrderRequest, PlaceResult, StreamKind, StreamStatus, UserEvent, Venue, VenueError,
+};
+use keel_core::{StrategyId, Symbol};
 use tokio::sync::broadcast;
 
 use crate::events::EngineEvent;
@@ -346,8 +348,9 @@ impl OrderRouter {
                 // Certainly not executed (not sent, rate limited, banned): the
                 // intent is dropped, not retried; the strategy decides again.
                 if let VenueError::Banned { retry_after_ms } = e {
-                    let _ =
-                        self.events.send(EngineEvent::VenueAlert(engine::venue::VenueAlert::Banned { retry_after_ms }));
+                    let _ = self
+                        .events
+                        .send(EngineEvent::VenueAlert(keel_core::venue::VenueAlert::Banned { retry_after_ms }));
                 }
                 self.reject(&cid, e.code(), e.to_string(), ctx);
             }

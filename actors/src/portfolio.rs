@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use engine::balance::Balances;
-use engine::clock::SharedClock;
-use engine::instrument::Instrument;
-use engine::position::Position;
-use engine::{Decimal, Symbol};
+use keel_core::balance::Balances;
+use keel_core::clock::SharedClock;
+use keel_core::instrument::Instrument;
+use keel_core::position::Position;
+use keel_core::{Decimal, Symbol};
 use rust_decimal::prelude::ToPrimitive;
 use serde::Serialize;
 

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::Instant;
 
-use engine::{Decimal, Symbol};
+use keel_core::{Decimal, Symbol};
 
 /// Last price and when market data last arrived, per symbol. Written by the
 /// MarketData actor on every event, read by the risk guard, the portfolio and

@@ -6,15 +6,15 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use engine::balance::Balances;
-use engine::error::StoreError;
-use engine::fill::Fill;
-use engine::instrument::Instrument;
-use engine::order::{Order, OrderEvent, OrderStatus};
-use engine::position::Position;
-use engine::store::Store;
-use engine::venue::Venue;
-use engine::{Decimal, StrategyId, Symbol};
+use keel_core::balance::Balances;
+use keel_core::error::StoreError;
+use keel_core::fill::Fill;
+use keel_core::instrument::Instrument;
+use keel_core::order::{Order, OrderEvent, OrderStatus};
+use keel_core::position::Position;
+use keel_core::store::Store;
+use keel_core::venue::Venue;
+use keel_core::{Decimal, StrategyId, Symbol};
 
 use crate::store_writer::StoreWriter;
 

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
-use engine::clock::SharedClock;
-use engine::order::{OrderIntent, OrderStatus, Side};
-use engine::strategy::OrderUpdate;
-use engine::trading::{EmergencyStop, TradingState, TradingStateRecord};
-use engine::{Decimal, StrategyId, Symbol};
+use keel_core::clock::SharedClock;
+use keel_core::order::{OrderIntent, OrderStatus, Side};
+use keel_core::strategy::OrderUpdate;
+use keel_core::trading::{EmergencyStop, TradingState, TradingStateRecord};
+use keel_core::{Decimal, StrategyId, Symbol};
 use risk::protections::ProtectionEvent;
 use risk::{ProtectionOutcome, RiskEngine, RiskSnapshot};
 use serde::Serialize;
@@ -217,7 +217,7 @@ impl RiskGuard {
         ctx.wait(
             async move {
                 writer
-                    .run(move |s| -> Result<(), engine::error::StoreError> {
+                    .run(move |s| -> Result<(), keel_core::error::StoreError> {
                         if let Some(record) = &state_change {
                             s.put_trading_state(record)?;
                         }

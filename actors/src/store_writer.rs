@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use engine::store::Store;
+use keel_core::store::Store;
 use tokio::sync::{mpsc, oneshot};
 
 type Job = Box<dyn FnOnce(&dyn Store) + Send>;

@@ -9,9 +9,9 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use actix::prelude::*;
-use engine::clock::SharedClock;
-use engine::strategy::{StrategyFailure, StrategyRunner};
-use engine::{StrategyId, Symbol};
+use keel_core::clock::SharedClock;
+use keel_core::strategy::{StrategyFailure, StrategyRunner};
+use keel_core::{StrategyId, Symbol};
 use tokio::sync::broadcast;
 
 use crate::events::EngineEvent;
@@ -113,7 +113,7 @@ impl Handler<MarketTick> for StrategyHost {
     type Result = ();
 
     fn handle(&mut self, msg: MarketTick, ctx: &mut Self::Context) {
-        if let engine::market::MarketEvent::Bar(bar) = &msg.event {
+        if let keel_core::market::MarketEvent::Bar(bar) = &msg.event {
             let last = self.last_bar.entry(bar.symbol.clone()).or_insert(i64::MIN);
             if bar.open_time <= *last {
                 return;

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use engine::clock::SharedClock;
-use engine::config::{Config, StrategyConfig};
-use engine::store::SharedStore;
-use engine::strategy::{Strategy, StrategyRunner};
-use engine::venue::{Venue, VenueAlert};
-use engine::{StrategyId, Symbol};
+use keel_core::clock::SharedClock;
+use keel_core::config::StrategyConfig;
+use keel_core::store::SharedStore;
+use keel_core::strategy::{Strategy, StrategyRunner};
+use keel_core::venue::{Venue, VenueAlert};
+use keel_core::{StrategyId, Symbol};
 use risk::RiskEngine;
 use tokio::sync::broadcast;
 
@@ -31,8 +31,12 @@ use crate::strategy_host::StrategyHost;
 
 /// Everything needed to start the engine.
 pub struct EngineSetup {
-    /// The validated configuration.
-    pub config: Config,
+    /// The symbols to trade, in config order (the venue must list each).
+    pub symbols: Vec<Symbol>,
+    /// The risk limits and protections (`[risk]`).
+    pub risk: risk::config::RiskConfig,
+    /// The bar interval strategies trade on (ms), for warm-up history.
+    pub bar_interval_ms: i64,
     /// The opened store.
     pub store: SharedStore,
     /// The venue (paper, or the Binance adapter).
@@ -116,7 +120,7 @@ impl Actor for Supervisor {
 /// Loads, reconciles, starts and wires the engine. Must run inside an actix system.
 /// Strategies trade only after this returns.
 pub async fn start_engine(setup: EngineSetup) -> anyhow::Result<EngineHandle> {
-    let EngineSetup { config, store, venue, strategies, clock } = setup;
+    let EngineSetup { symbols, risk: risk_config, bar_interval_ms: interval, store, venue, strategies, clock } = setup;
     let writer = StoreWriter::start(store);
     let (events, _) = broadcast::channel(4096);
     let now = clock.now_ms();
@@ -134,7 +138,6 @@ pub async fn start_engine(setup: EngineSetup) -> anyhow::Result<EngineHandle> {
     }
 
     let instruments = venue.instruments().await.map_err(|e| anyhow::anyhow!("cannot load instruments: {e}"))?;
-    let symbols: Vec<Symbol> = config.symbols.iter().map(|s| Symbol::new(&s.symbol)).collect();
     let instruments: Vec<_> = instruments.into_iter().filter(|i| symbols.contains(&i.symbol)).collect();
     for s in &symbols {
         if !instruments.iter().any(|i| &i.symbol == s) {
@@ -159,7 +162,7 @@ pub async fn start_engine(setup: EngineSetup) -> anyhow::Result<EngineHandle> {
     let ids = Arc::new(ClientIds::new(now.max(0) as u64, run));
     let prices = Arc::new(PriceBoard::default());
 
-    let mut risk_engine = RiskEngine::new(config.risk.clone(), instruments.clone());
+    let mut risk_engine = RiskEngine::new(risk_config, instruments.clone());
     let state = risk_engine.apply_startup(&decision, now);
     risk_engine.set_venue_healthy(false);
     for p in &reconciled.positions {
@@ -215,7 +218,6 @@ pub async fn start_engine(setup: EngineSetup) -> anyhow::Result<EngineHandle> {
         })
     };
 
-    let interval = config.engine.bar_interval.0;
     let mut hosts: Vec<(StrategyId, Addr<StrategyHost>)> = Vec::new();
     let mut routes: HashMap<Symbol, Vec<Recipient<MarketTick>>> = HashMap::new();
     for (cfg, strategy) in strategies {

@@ -5,22 +5,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actors::{start_engine, EngineEvent, EngineHandle, EngineSetup};
-use engine::clock::{Clock, SharedClock, SystemClock};
-use engine::config::Config;
-use engine::market::Bar;
-use engine::order::Side;
-use engine::store::{SharedStore, SledStore};
-use engine::strategy::{Strategy, StrategyCtx};
-use engine::trading::{EmergencyStop, TradingState};
-use engine::venue::paper::{PaperConfig, PaperVenue};
-use engine::venue::Venue;
-use engine::{Decimal, Symbol};
+use keel_core::balance::Balance;
+use keel_core::clock::{Clock, SharedClock, SystemClock};
+use keel_core::config::{StrategyConfig, SymbolConfig};
+use keel_core::market::Bar;
+use keel_core::order::Side;
+use keel_core::sim::FeeSchedule;
+use keel_core::store::SharedStore;
+use keel_core::strategy::{Strategy, StrategyCtx};
+use keel_core::trading::{EmergencyStop, TradingState};
+use keel_core::venue::paper::{PaperConfig, PaperSymbol, PaperVenue};
+use keel_core::venue::Venue;
+use keel_core::{Decimal, Symbol};
+use keel_store::SledStore;
 use tokio::sync::broadcast;
 
 const CONFIG: &str = r#"
-[venue]
-ticks_per_bar = 2
-
 [balances]
 USDT = "1000000"
 
@@ -63,6 +63,23 @@ max_order_notional = "100000"
 max_position_notional = "100000"
 "#;
 
+/// The parts of `config.toml` the actors take (ops composes the whole tree).
+#[derive(serde::Deserialize)]
+struct Config {
+    balances: std::collections::BTreeMap<String, Decimal>,
+    #[serde(rename = "symbol")]
+    symbols: Vec<SymbolConfig>,
+    #[serde(rename = "strategy")]
+    strategies: Vec<StrategyConfig>,
+    risk: risk::config::RiskConfig,
+}
+
+impl Config {
+    fn parse(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+}
+
 /// Buys when flat, sells everything when long: trades on every bar.
 struct Flip(Symbol);
 
@@ -102,9 +119,28 @@ impl Strategy for Boom {
     }
 }
 
+const BAR_MS: i64 = 60_000;
+
 fn paper(config: &Config) -> Arc<PaperVenue> {
     // A short history; the test drives the clock itself, tick by tick.
-    PaperVenue::new(PaperConfig::from_config(config, None, SystemClock.now_ms(), 5))
+    let history_bars = 5;
+    let now = SystemClock.now_ms();
+    PaperVenue::new(PaperConfig {
+        symbols: config.symbols.iter().map(PaperSymbol::from_config).collect(),
+        balances: config
+            .balances
+            .iter()
+            .map(|(asset, free)| Balance { asset: asset.clone(), free: *free, locked: Decimal::ZERO })
+            .collect(),
+        fees: FeeSchedule { maker_bps: Decimal::new(10, 0), taker_bps: Decimal::new(10, 0) },
+        depth_levels: 5,
+        bar_interval_ms: BAR_MS,
+        ticks_per_bar: 2,
+        bar_wall_ms: 250,
+        history_bars,
+        start_ms: now - history_bars as i64 * BAR_MS,
+        id_base: now as u64 * 1000,
+    })
 }
 
 /// Rests one limit buy below the market, once.
@@ -136,7 +172,7 @@ async fn start_with(
     venue: Arc<PaperVenue>,
     second: impl Fn(Symbol) -> Box<dyn Strategy>,
 ) -> EngineHandle {
-    let strategies: Vec<(engine::config::StrategyConfig, Box<dyn Strategy>)> = config
+    let strategies: Vec<(StrategyConfig, Box<dyn Strategy>)> = config
         .strategies
         .iter()
         .map(|c| {
@@ -148,7 +184,10 @@ async fn start_with(
         })
         .collect();
     let clock: SharedClock = Arc::new(SystemClock);
-    start_engine(EngineSetup { config: config.clone(), store, venue, strategies, clock }).await.expect("engine starts")
+    let symbols = config.symbols.iter().map(|s| Symbol::new(&s.symbol)).collect();
+    let setup =
+        EngineSetup { symbols, risk: config.risk.clone(), bar_interval_ms: BAR_MS, store, venue, strategies, clock };
+    start_engine(setup).await.expect("engine starts")
 }
 
 /// Ticks the venue until `done` says the events seen so far are enough (bounded).
@@ -278,6 +317,6 @@ async fn emergency_stop_cancels_open_orders_and_persists() {
     assert_eq!(store.order_count().unwrap(), before, "no new order after the stop");
     assert!(venue.open_orders(None).await.unwrap().is_empty(), "the resting order was canceled at the venue");
     let canceled = store.order(&resting[0].client_order_id).unwrap().unwrap();
-    assert_eq!(canceled.status, engine::order::OrderStatus::Canceled);
+    assert_eq!(canceled.status, keel_core::order::OrderStatus::Canceled);
     drop(rx);
 }

@@ -5,17 +5,20 @@
 //! outside the measurement; each iteration builds a fresh engine and replays
 //! them all. Figures go to BENCHMARKS.md ("Backtest").
 
+// criterion's macros generate public functions without doc comments.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use engine::balance::Balance;
-use engine::config::RiskConfig;
-use engine::market::Bar;
-use engine::sim::FeeSchedule;
-use engine::{Decimal, StrategyId, Symbol};
+use keel_core::balance::Balance;
+use keel_core::market::Bar;
+use keel_core::sim::FeeSchedule;
+use keel_core::{Decimal, StrategyId, Symbol};
 use ops::backtest::data::Series;
 use ops::backtest::permissive_instrument;
 use ops::backtest::sim::{Backtest, SimConfig, StrategySlot, Timeline};
+use risk::config::RiskConfig;
 use strategies::ma_cross::SmaCross;
 
 const BARS: usize = 1_000_000;
@@ -50,7 +53,7 @@ fn bars(n: usize) -> Vec<Bar> {
         .collect()
 }
 
-fn engine(symbols: &[Symbol], instrument: engine::instrument::Instrument, fast: usize, slow: usize) -> Backtest {
+fn engine(symbols: &[Symbol], instrument: keel_core::instrument::Instrument, fast: usize, slow: usize) -> Backtest {
     let config = SimConfig {
         instruments: vec![instrument],
         balances: vec![Balance { asset: "USDT".into(), free: Decimal::from(1_000_000), locked: Decimal::ZERO }],

@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::config::LogFormat;
 use clap::{Parser, Subcommand};
-use engine::config::LogFormat;
 
 /// Keel: an actor-based live trading engine.
 #[derive(Debug, Parser)]
@@ -100,7 +100,7 @@ pub struct ResumeArgs {
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let ms = engine::config::parse_duration_ms(s)?;
+    let ms = keel_core::config::parse_duration_ms(s)?;
     if ms <= 0 {
         return Err(format!("`{s}` must be longer than zero"));
     }

@@ -6,18 +6,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actors::metrics::metrics;
-use actors::{start_engine, EngineSetup};
+use actors::start_engine;
 use async_trait::async_trait;
-use engine::balance::Balance;
-use engine::clock::{Clock, SharedClock, SystemClock};
-use engine::fill::Fill;
-use engine::instrument::Instrument;
-use engine::market::{Bar, BookTicker, MarketEvent, Trade};
-use engine::order::Side;
-use engine::store::SledStore;
-use engine::venue::paper::PaperVenue;
-use engine::venue::{MarketFeed, OrderReport, OrderRequest, PlaceResult, StreamStatus, UserEvent, Venue, VenueResult};
-use engine::{Decimal, Symbol};
+use keel_core::balance::Balance;
+use keel_core::clock::{Clock, SharedClock, SystemClock};
+use keel_core::fill::Fill;
+use keel_core::instrument::Instrument;
+use keel_core::market::{Bar, BookTicker, MarketEvent, Trade};
+use keel_core::order::Side;
+use keel_core::venue::paper::PaperVenue;
+use keel_core::venue::{
+    MarketFeed, OrderReport, OrderRequest, PlaceResult, StreamStatus, UserEvent, Venue, VenueResult,
+};
+use keel_core::{Decimal, Symbol};
+use keel_store::SledStore;
 use tokio::sync::{mpsc, Mutex};
 
 /// `keel bench` arguments.
@@ -82,7 +84,7 @@ impl Venue for BenchVenue {
     async fn subscribe_market(&self, _s: &[Symbol], _i: i64) -> VenueResult<mpsc::Receiver<MarketFeed>> {
         match self.feed.lock().await.take() {
             Some(rx) => Ok(rx),
-            None => Err(engine::venue::VenueError::NotSent("bench feed already taken".into())),
+            None => Err(keel_core::venue::VenueError::NotSent("bench feed already taken".into())),
         }
     }
     async fn subscribe_user(&self) -> VenueResult<mpsc::Receiver<UserEvent>> {
@@ -94,7 +96,7 @@ impl Venue for BenchVenue {
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut config = crate::settings::load(&args.config)?;
     // Limits out of the way: the benchmark measures the pipeline, not refusals.
-    config.risk = engine::config::RiskConfig::unlimited();
+    config.risk = risk::config::RiskConfig::unlimited();
     let dir = tempfile::tempdir()?;
     let system = actix::System::new();
     system.block_on(async move {
@@ -104,13 +106,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         let venue = Arc::new(BenchVenue { inner: paper.clone(), feed: Mutex::new(Some(rx)) });
         // Prime the paper venue's book so market orders fill.
         paper.tick().await;
-        let mut strategies = Vec::new();
-        for (i, cfg) in config.strategies.iter().enumerate() {
-            strategies.push((cfg.clone(), strategies::build(i, cfg)?));
-        }
         let clock: SharedClock = Arc::new(SystemClock);
         let store = Arc::new(SledStore::open(dir.path())?);
-        let handle = start_engine(EngineSetup { config: config.clone(), store, venue, strategies, clock }).await?;
+        let handle = start_engine(crate::cmd_run::engine_setup(&config, store, venue, clock)?).await?;
         let symbols: Vec<Symbol> = config.symbols.iter().map(|s| Symbol::new(&s.symbol)).collect();
         let prices: Vec<Decimal> = config.symbols.iter().map(|s| s.start_price).collect();
         let routed = symbols.len() as u64;

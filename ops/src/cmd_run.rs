@@ -5,16 +5,19 @@ use std::time::Duration;
 
 use actors::{start_engine, EngineSetup};
 use anyhow::Context;
-use engine::clock::{Clock, SharedClock, SystemClock};
-use engine::error::StoreError;
-use engine::store::{SharedStore, SledStore, Store};
-use engine::trading::EmergencyStop;
+use keel_core::clock::{Clock, SharedClock, SystemClock};
+use keel_core::error::StoreError;
+use keel_core::store::{SharedStore, Store};
+use keel_core::trading::EmergencyStop;
+use keel_core::venue::Venue;
+use keel_core::Symbol;
+use keel_store::SledStore;
 
 use crate::cli::RunArgs;
 use crate::settings;
 
 /// Runs the engine; returns when it has stopped gracefully.
-pub fn run(args: RunArgs, log_format: Option<engine::config::LogFormat>) -> anyhow::Result<()> {
+pub fn run(args: RunArgs, log_format: Option<crate::config::LogFormat>) -> anyhow::Result<()> {
     let mut config = settings::load(&args.config)?;
     config.engine.data_dir = settings::data_dir(&config, args.data_dir.as_ref());
     crate::logging::init(log_format.unwrap_or(config.engine.log_format), &config.engine.log_level);
@@ -44,24 +47,36 @@ pub fn open_store(dir: &std::path::Path) -> anyhow::Result<SharedStore> {
     }
 }
 
-async fn serve(config: engine::config::Config, store: SharedStore, exit_after: Option<Duration>) -> anyhow::Result<()> {
-    // Listen for SIGTERM/SIGINT from the start: one that arrives during
-    // start-up stops the engine gracefully once it is up, instead of killing it.
-    let signals = StopSignals::install();
-    let built = crate::venues::build(&config, Some(store.as_ref())).await?;
+/// What the actors need from the config, with the strategies built from it
+/// (each kind validates its own parameters).
+pub fn engine_setup(
+    config: &crate::config::Config,
+    store: SharedStore,
+    venue: Arc<dyn Venue>,
+    clock: SharedClock,
+) -> anyhow::Result<EngineSetup> {
     let mut strategies = Vec::new();
     for (i, cfg) in config.strategies.iter().enumerate() {
         strategies.push((cfg.clone(), strategies::build(i, cfg)?));
     }
-    let clock: SharedClock = Arc::new(SystemClock);
-    let handle = start_engine(EngineSetup {
-        config: config.clone(),
-        store: store.clone(),
-        venue: built.venue.clone(),
+    Ok(EngineSetup {
+        symbols: config.symbols.iter().map(|s| Symbol::new(&s.symbol)).collect(),
+        risk: config.risk.clone(),
+        bar_interval_ms: config.engine.bar_interval.0,
+        store,
+        venue,
         strategies,
         clock,
     })
-    .await?;
+}
+
+async fn serve(config: crate::config::Config, store: SharedStore, exit_after: Option<Duration>) -> anyhow::Result<()> {
+    // Listen for SIGTERM/SIGINT from the start: one that arrives during
+    // start-up stops the engine gracefully once it is up, instead of killing it.
+    let signals = StopSignals::install();
+    let built = crate::venues::build(&config, Some(store.as_ref())).await?;
+    let setup = engine_setup(&config, store.clone(), built.venue.clone(), Arc::new(SystemClock))?;
+    let handle = start_engine(setup).await?;
     let surfaces = match crate::surfaces::start(&config, &handle).await {
         Ok(s) => s,
         Err(e) => {

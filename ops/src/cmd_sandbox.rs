@@ -5,9 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::config::{Config, LogFormat};
 use anyhow::Context;
-use engine::config::{Config, LogFormat};
-use engine::sandbox::{Sandbox, SandboxConfig, SandboxHandle};
+use keel_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 
 /// `keel sandbox`.
 #[derive(Debug, Clone, clap::Args)]

@@ -2,12 +2,13 @@
 
 use std::path::Path;
 
-use engine::clock::{Clock, SystemClock};
-use engine::error::StoreError;
-use engine::order::Order;
-use engine::position::Position;
-use engine::store::{SledStore, Store};
-use engine::trading::{EmergencyStop, TradingState};
+use keel_core::clock::{Clock, SystemClock};
+use keel_core::error::StoreError;
+use keel_core::order::Order;
+use keel_core::position::Position;
+use keel_core::store::Store;
+use keel_core::trading::{EmergencyStop, TradingState};
+use keel_store::SledStore;
 use serde::Serialize;
 
 use crate::cli::{HaltArgs, ResumeArgs, StateArgs};
@@ -66,7 +67,7 @@ fn open(dir: &Path) -> anyhow::Result<SledStore> {
 }
 
 /// Reads the state report from a store.
-pub fn report(store: &dyn Store, config: Option<&engine::config::Config>) -> anyhow::Result<StateReport> {
+pub fn report(store: &dyn Store, config: Option<&crate::config::Config>) -> anyhow::Result<StateReport> {
     let stop = store.emergency_stop()?;
     let state = store.trading_state()?;
     let (trading_state, reason) = match (&stop, state) {

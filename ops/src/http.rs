@@ -30,6 +30,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::config::Config;
 use actix_web::dev::{ServerHandle, Service as _};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
@@ -37,10 +38,9 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use actors::handle::CommandError;
 use actors::metrics::metrics;
 use actors::EngineHandle;
-use engine::config::Config;
-use engine::strategy::{Signal, SignalAction};
-use engine::{Decimal, Symbol};
 use futures_util::future::Either;
+use keel_core::strategy::{Signal, SignalAction};
+use keel_core::{Decimal, Symbol};
 use prometheus::{Encoder, TextEncoder};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -322,8 +322,8 @@ async fn trades_csv(req: HttpRequest, state: web::Data<ApiState>) -> ApiResult {
     w.write_record(header).map_err(csv_err)?;
     for f in &fills {
         let side = match f.side {
-            engine::order::Side::Buy => "BUY",
-            engine::order::Side::Sell => "SELL",
+            keel_core::order::Side::Buy => "BUY",
+            keel_core::order::Side::Sell => "SELL",
         };
         w.write_record([
             summary::rfc3339(f.ts_ms),

@@ -1,6 +1,11 @@
-//! Keel's operator surfaces and commands: the `keel` CLI, the backtest, the HTTP
-//! API, Telegram and metrics. `main.rs` only dispatches to this library so the
+//! Keel's composition root and operator surfaces: the `keel` CLI, the config
+//! tree, the wiring of store, venue (paper, the embedded sandbox behind the
+//! Binance adapter, testnet, mainnet) and actors, the backtest, the HTTP API,
+//! Telegram and metrics. `main.rs` only dispatches to this library so the
 //! integration tests can drive the same code.
+//!
+//! This is the only crate that sees every other Keel crate: the adapter and
+//! the sandbox never meet except here.
 
 pub mod backtest;
 pub mod cli;
@@ -8,6 +13,7 @@ pub mod cmd_bench;
 pub mod cmd_run;
 pub mod cmd_sandbox;
 pub mod cmd_state;
+pub mod config;
 pub mod http;
 pub mod logging;
 pub mod notify;

@@ -1,6 +1,6 @@
 //! Logging setup: human-readable lines by default, JSON lines on request.
 
-use engine::config::LogFormat;
+use crate::config::LogFormat;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber. `RUST_LOG` overrides `level`.

@@ -12,11 +12,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::Config;
 use actors::metrics::metrics;
 use actors::{EngineEvent, EngineHandle};
 use async_trait::async_trait;
-use engine::config::Config;
-use engine::venue::{StreamKind, VenueAlert};
+use keel_core::venue::{StreamKind, VenueAlert};
 use teloxide::prelude::Requester;
 use teloxide::types::ChatId;
 use teloxide::{Bot, RequestError};

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::config::Config;
 use anyhow::Context;
-use engine::config::Config;
 
 /// Loads `path` and validates everything, strategy parameters included. The
 /// error is one line naming the key and the reason.

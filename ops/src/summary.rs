@@ -7,14 +7,14 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::config::Config;
 use actors::handle::CommandError;
 use actors::metrics::metrics;
 use actors::EngineHandle;
-use engine::config::Config;
-use engine::fill::Fill;
-use engine::order::OrderType;
-use engine::position::Position;
-use engine::{Decimal, Symbol};
+use keel_core::fill::Fill;
+use keel_core::order::OrderType;
+use keel_core::position::Position;
+use keel_core::{Decimal, Symbol};
 
 /// Milliseconds in a day.
 pub const DAY_MS: i64 = 86_400_000;
@@ -420,13 +420,13 @@ pub fn rfc3339(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use engine::order::Side;
+    use keel_core::order::Side;
 
     fn fill(id: u64, side: Side, price: &str, qty: &str, ts: i64) -> Fill {
         Fill {
             trade_id: id,
             client_order_id: format!("c{id}"),
-            strategy_id: engine::StrategyId::new("s"),
+            strategy_id: keel_core::StrategyId::new("s"),
             symbol: Symbol::new("BTCUSDT"),
             side,
             price: price.parse().unwrap_or_default(),

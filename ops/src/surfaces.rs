@@ -10,9 +10,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::Config;
 use actors::metrics::metrics;
 use actors::EngineHandle;
-use engine::config::Config;
 use rust_decimal::prelude::ToPrimitive;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;

@@ -10,12 +10,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::config::ops::TelegramConfig;
+use crate::config::Config;
 use actors::handle::CommandError;
 use actors::metrics::metrics;
 use actors::EngineHandle;
-use engine::config::ops::TelegramConfig;
-use engine::config::Config;
-use engine::Symbol;
+use keel_core::Symbol;
 use teloxide::payloads::{GetUpdatesSetters, SendMessageSetters};
 use teloxide::prelude::Requester;
 use teloxide::types::{AllowedUpdate, BotCommand, ChatId, Message, UpdateKind};

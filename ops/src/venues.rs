@@ -5,16 +5,18 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::config::{Config, VenueMode};
 use anyhow::Context;
-use engine::balance::Balances;
-use engine::binance::{BinanceConfigError, BinanceSettings, BinanceVenue};
-use engine::clock::{Clock, SystemClock};
-use engine::config::{Config, VenueMode};
-use engine::sandbox::{Sandbox, SandboxConfig, SandboxHandle};
-use engine::store::Store;
-use engine::venue::paper::{PaperConfig, PaperVenue};
-use engine::venue::Venue;
-use engine::Symbol;
+use keel_binance::{BinanceSettings, BinanceVenue, Credentials, Endpoints, LocalExchange};
+use keel_core::balance::{Balance, Balances};
+use keel_core::clock::{Clock, SystemClock};
+use keel_core::sim::FeeSchedule;
+use keel_core::store::Store;
+use keel_core::venue::paper::{PaperConfig, PaperSymbol, PaperVenue};
+use keel_core::venue::Venue;
+use keel_core::Decimal;
+use keel_core::Symbol;
+use keel_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 
 /// Bars of simulated history so strategies can warm up at once.
 const HISTORY_BARS: usize = 600;
@@ -98,10 +100,33 @@ impl EmbeddedSandbox {
     }
 }
 
-/// The paper venue's settings from the config. Balances continue from the
-/// store's snapshot when there is one, so a restart keeps the account.
+/// The paper venue's settings from the config: its symbols and price paths,
+/// fees and timing, and warm-up history ending at `now_ms`. Balances continue
+/// from the store's snapshot when there is one (a restart keeps the account),
+/// else the config's starting balances. Ids start from the wall clock, so
+/// trade ids stay unique across restarts of a venue that keeps no history.
 pub fn paper_config(config: &Config, stored: Option<&Balances>, now_ms: i64) -> PaperConfig {
-    PaperConfig::from_config(config, stored, now_ms, HISTORY_BARS)
+    let balances: Vec<Balance> = match stored {
+        Some(b) if !b.assets.is_empty() => b.assets.values().cloned().collect(),
+        _ => config
+            .balances
+            .iter()
+            .map(|(asset, amount)| Balance { asset: asset.clone(), free: *amount, locked: Decimal::ZERO })
+            .collect(),
+    };
+    let interval = config.engine.bar_interval.0;
+    PaperConfig {
+        symbols: config.symbols.iter().map(PaperSymbol::from_config).collect(),
+        balances,
+        fees: FeeSchedule { maker_bps: config.venue.maker_fee_bps, taker_bps: config.venue.taker_fee_bps },
+        depth_levels: config.venue.depth_levels,
+        bar_interval_ms: interval,
+        ticks_per_bar: config.venue.ticks_per_bar,
+        bar_wall_ms: config.venue.bar_wall_time.0.max(1) as u64,
+        history_bars: HISTORY_BARS,
+        start_ms: now_ms - HISTORY_BARS as i64 * interval,
+        id_base: (now_ms.max(0) as u64).saturating_mul(1000),
+    }
 }
 
 /// What the store remembers that a venue must continue from.
@@ -196,6 +221,24 @@ pub async fn build(config: &Config, store: Option<&dyn Store>) -> anyhow::Result
     }
 }
 
+/// The running sandbox as the adapter sees it: a Binance-protocol exchange on
+/// loopback, its URLs and the key of its first account.
+pub fn local_exchange(sandbox: &SandboxHandle) -> LocalExchange {
+    LocalExchange {
+        endpoints: Endpoints {
+            rest: sandbox.rest_url.clone(),
+            ws_stream: sandbox.ws_stream_url.clone(),
+            ws_api: sandbox.ws_api_url.clone(),
+        },
+        credentials: Credentials::new(&sandbox.api_key, &sandbox.api_secret),
+    }
+}
+
+/// Adapter settings for a running sandbox, with default timings.
+pub fn sandbox_settings(sandbox: &SandboxHandle) -> BinanceSettings {
+    BinanceSettings::for_local(&local_exchange(sandbox))
+}
+
 /// Resolves `[venue.binance]` for `venue.mode`: URLs, and keys from the
 /// environment variables it names (never logged).
 fn resolve(config: &Config, sandbox: Option<&SandboxHandle>) -> anyhow::Result<BinanceSettings> {
@@ -203,11 +246,12 @@ fn resolve(config: &Config, sandbox: Option<&SandboxHandle>) -> anyhow::Result<B
     let Some(binance_mode) = mode.binance_mode() else {
         anyhow::bail!("venue mode `{}` does not use the Binance adapter", mode.as_str());
     };
+    let local = sandbox.map(local_exchange);
     let mut settings = config
         .venue
         .binance_config()
-        .resolve_with_mode(binance_mode, sandbox)
-        .map_err(|e| anyhow::anyhow!("config error at `{}`: {}", binance_key(&e), e.reason))?;
+        .resolve_with_mode(binance_mode, local.as_ref())
+        .map_err(|e| anyhow::anyhow!("config error at `{}`: {}", crate::config::binance_key(&e), e.reason))?;
     for s in &config.symbols {
         if !settings.symbols.contains(&s.symbol) {
             settings.symbols.push(s.symbol.clone());
@@ -216,21 +260,12 @@ fn resolve(config: &Config, sandbox: Option<&SandboxHandle>) -> anyhow::Result<B
     Ok(settings)
 }
 
-/// The config key of a Binance config error.
-fn binance_key(e: &BinanceConfigError) -> String {
-    match e.field {
-        "confirm_mainnet" => "venue.confirm_mainnet".into(),
-        "mode" => "venue.mode".into(),
-        f => format!("venue.binance.{f}"),
-    }
-}
-
 /// Connects the Binance adapter, seeds its trade-id watermarks from the store
 /// and runs the start-up check: connectivity, clock offset, key permissions.
 /// Each problem is one line; a venue that cannot be reached or refuses the key
 /// stops the start.
 async fn connect(config: &Config, settings: BinanceSettings, stored: &StoredAccount) -> anyhow::Result<Arc<dyn Venue>> {
-    engine::binance::install_crypto_provider();
+    keel_binance::install_crypto_provider();
     let mode = config.venue.mode.as_str();
     let rest = settings.endpoints.rest.clone();
     let ws_stream = settings.endpoints.ws_stream.clone();
@@ -273,8 +308,6 @@ async fn connect(config: &Config, settings: BinanceSettings, stored: &StoredAcco
 #[cfg(test)]
 mod tests {
     use super::*;
-    use engine::balance::Balance;
-    use engine::Decimal;
 
     const CONFIG: &str = r#"
 [venue]

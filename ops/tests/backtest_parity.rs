@@ -14,19 +14,20 @@ use std::time::Duration;
 
 use actors::{start_engine, EngineEvent, EngineHandle, EngineSetup};
 use async_trait::async_trait;
-use engine::balance::Balance;
-use engine::clock::{ManualClock, SharedClock};
-use engine::config::Config;
-use engine::fill::Fill;
-use engine::instrument::{ceil_to_step, floor_to_step, Instrument};
-use engine::market::{Bar, BookTicker, MarketEvent};
-use engine::order::{OrderStatus, OrderType, Side};
-use engine::sim::{FeeSchedule, MatchingCore, NewOrder};
-use engine::store::{SharedStore, SledStore};
-use engine::strategy::Strategy;
-use engine::venue::{MarketFeed, OrderReport, OrderRequest, PlaceResult, UserEvent, Venue, VenueError, VenueResult};
-use engine::{Decimal, StrategyId, Symbol};
+use keel_core::balance::Balance;
+use keel_core::clock::{ManualClock, SharedClock};
+use keel_core::fill::Fill;
+use keel_core::instrument::{ceil_to_step, floor_to_step, Instrument};
+use keel_core::market::{Bar, BookTicker, MarketEvent};
+use keel_core::order::{OrderStatus, OrderType, Side};
+use keel_core::sim::{FeeSchedule, MatchingCore, NewOrder};
+use keel_core::store::SharedStore;
+use keel_core::strategy::Strategy;
+use keel_core::venue::{MarketFeed, OrderReport, OrderRequest, PlaceResult, UserEvent, Venue, VenueError, VenueResult};
+use keel_core::{Decimal, StrategyId, Symbol};
+use keel_store::SledStore;
 use ops::backtest::sim::{Backtest, SimConfig, StrategySlot, Timeline};
+use ops::config::Config;
 use tokio::sync::{broadcast, mpsc};
 
 const ACCOUNT: u32 = 1;
@@ -149,7 +150,7 @@ impl ReplayVenue {
             let mut inner = self.lock();
             let ts = bar.open_time;
             let mut fills: Vec<Fill> = Vec::new();
-            let collect = |ex: Vec<engine::sim::Execution>, fills: &mut Vec<Fill>| {
+            let collect = |ex: Vec<keel_core::sim::Execution>, fills: &mut Vec<Fill>| {
                 fills.extend(ex.into_iter().filter_map(|e| e.fill));
             };
             let ex = inner.core.match_range(&bar.symbol, bar.open, bar.high, bar.low, ts);
@@ -226,7 +227,7 @@ impl ReplayVenue {
     }
 
     fn clock_now(&self) -> i64 {
-        use engine::clock::Clock;
+        use keel_core::clock::Clock;
         self.clock.now_ms()
     }
 }
@@ -389,7 +390,9 @@ async fn live(config: &Config, bars: &[Bar]) -> (Vec<OrderKey>, Vec<FillKey>, Ve
         Arc::new(ReplayVenue::new(config.symbols[0].instrument(), balances(config), fees(config), clock.clone()));
     let shared_clock: SharedClock = Arc::new(clock.clone());
     let handle = start_engine(EngineSetup {
-        config: config.clone(),
+        symbols: config.symbols.iter().map(|s| Symbol::new(&s.symbol)).collect(),
+        risk: config.risk.clone(),
+        bar_interval_ms: config.engine.bar_interval.0,
         store: store.clone(),
         venue: venue.clone(),
         strategies: vec![(config.strategies[0].clone(), strategy(config))],

@@ -9,9 +9,10 @@ use std::process::Command;
 
 use common::{created_ids, spawn_run};
 
-use engine::position::Position;
-use engine::store::{SledStore, Store};
-use engine::Decimal;
+use keel_core::position::Position;
+use keel_core::store::Store;
+use keel_core::Decimal;
+use keel_store::SledStore;
 
 const CONFIG: &str = r#"
 [engine]

@@ -5,9 +5,10 @@
 mod common;
 
 use common::{keel, spawn_run};
-use engine::order::OrderStatus;
-use engine::store::{SledStore, Store};
-use engine::trading::TradingState;
+use keel_core::order::OrderStatus;
+use keel_core::store::Store;
+use keel_core::trading::TradingState;
+use keel_store::SledStore;
 
 const CONFIG: &str = r#"
 [engine]

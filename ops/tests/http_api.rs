@@ -4,8 +4,8 @@ mod http_support;
 
 use std::time::Duration;
 
-use engine::trading::TradingState;
 use http_support::{eventually, sample, start, Running, BASE};
+use keel_core::trading::TradingState;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 

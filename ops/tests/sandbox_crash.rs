@@ -12,12 +12,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{created_ids, spawn_run, StandaloneSandbox};
-use engine::binance::{BinanceSettings, BinanceVenue, Credentials, Endpoints};
-use engine::order::{OrderStatus, Side};
-use engine::position::Position;
-use engine::store::{SledStore, Store};
-use engine::venue::Venue;
-use engine::{Decimal, Symbol};
+use keel_binance::{BinanceSettings, BinanceVenue, Credentials, Endpoints};
+use keel_core::order::{OrderStatus, Side};
+use keel_core::position::Position;
+use keel_core::store::Store;
+use keel_core::venue::Venue;
+use keel_core::{Decimal, Symbol};
+use keel_store::SledStore;
 
 const BASE: &str = r#"
 [engine]
@@ -218,7 +219,7 @@ fn sigkill_while_orders_rest_then_store_agrees_with_the_sandbox() {
     let mut venue_ids = Vec::new();
     for s in symbols() {
         let all: Vec<serde_json::Value> = rt
-            .block_on(engine::binance::venue::signed_get(
+            .block_on(keel_binance::venue::signed_get(
                 &venue,
                 "/api/v3/allOrders",
                 vec![("symbol".into(), s.to_string()), ("limit".into(), "1000".into())],
@@ -241,7 +242,7 @@ fn sigkill_while_orders_rest_then_store_agrees_with_the_sandbox() {
     for s in symbols() {
         venue_fills.extend(rt.block_on(venue.my_trades(&s, None)).expect("myTrades"));
     }
-    let key = |f: &engine::fill::Fill| (f.symbol.to_string(), f.trade_id);
+    let key = |f: &keel_core::fill::Fill| (f.symbol.to_string(), f.trade_id);
     let stored_by: BTreeMap<_, _> = stored_fills.iter().map(|f| (key(f), f)).collect();
     let venue_by: BTreeMap<_, _> = venue_fills.iter().map(|f| (key(f), f)).collect();
     assert_eq!(

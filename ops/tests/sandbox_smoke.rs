@@ -8,7 +8,8 @@ mod common;
 use std::process::Command;
 
 use common::spawn_run;
-use engine::store::{SledStore, Store};
+use keel_core::store::Store;
+use keel_store::SledStore;
 
 /// The repository's default config, with the HTTP API off (its fixed port
 /// may be taken on a shared machine) and JSON logs.

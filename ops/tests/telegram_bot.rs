@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use actors::EngineEvent;
-use engine::trading::TradingState;
-use engine::{StrategyId, Symbol};
 use http_support::{start, Running, BASE};
+use keel_core::trading::TradingState;
+use keel_core::{StrategyId, Symbol};
 use serde_json::{json, Value};
 
 const TOKEN_ENV: &str = "KEEL_TEST_TG_TOKEN";
@@ -407,12 +407,12 @@ async fn notifications_are_delivered_batched_and_survive_429() {
     r.handle.emergency_stop("notify test", "operator:test", false).await.expect("stop");
     assert!(reply(&fake, OPERATOR, 0, "EMERGENCY STOP set by operator:test: notify test").await.is_some());
     let _ = events.send(EngineEvent::Connectivity {
-        stream: engine::venue::StreamKind::Market,
+        stream: keel_core::venue::StreamKind::Market,
         connected: false,
         detail: "socket closed".into(),
     });
     assert!(reply(&fake, GROUP, 0, "market stream DISCONNECTED").await.is_some());
-    let _ = events.send(EngineEvent::VenueAlert(engine::venue::VenueAlert::RateLimited { retry_after_ms: 2000 }));
+    let _ = events.send(EngineEvent::VenueAlert(keel_core::venue::VenueAlert::RateLimited { retry_after_ms: 2000 }));
     assert!(reply(&fake, OPERATOR, 0, "Venue 429").await.is_some());
 
     // Discord got them too.

@@ -12,8 +12,8 @@
 
 use std::fmt;
 
-use engine::store::{Store, StoreResult};
-use engine::trading::{EmergencyStop, TradingState, TradingStateRecord};
+use keel_core::store::{Store, StoreResult};
+use keel_core::trading::{EmergencyStop, TradingState, TradingStateRecord};
 use serde::Serialize;
 
 use crate::engine_core::RiskPersisted;
@@ -174,10 +174,10 @@ pub fn decide(
 mod tests {
     use std::sync::atomic::Ordering;
 
-    use engine::config::RiskConfig;
-    use engine::order::{OrderIntent, Side};
-    use engine::store::SledStore;
-    use engine::Decimal;
+    use crate::config::RiskConfig;
+    use keel_core::order::{OrderIntent, Side};
+    use keel_core::Decimal;
+    use keel_store::SledStore;
 
     use super::*;
     use crate::test_store::MemStore;
@@ -192,7 +192,7 @@ mod tests {
     fn engine() -> RiskEngine {
         let mut config = RiskConfig::unlimited();
         config.max_drawdown_pct = d("10");
-        let instrument = engine::instrument::Instrument {
+        let instrument = keel_core::instrument::Instrument {
             symbol: "BTCUSDT".into(),
             base_asset: "BTC".into(),
             quote_asset: "USDT".into(),
@@ -206,7 +206,7 @@ mod tests {
             min_notional: d("10"),
             max_notional: Decimal::ZERO,
             max_num_orders: 0,
-            status: engine::instrument::SymbolStatus::Trading,
+            status: keel_core::instrument::SymbolStatus::Trading,
         };
         let mut e = RiskEngine::new(config, vec![instrument]);
         e.on_market_event(&"BTCUSDT".into(), d("1000"), T);
@@ -220,7 +220,7 @@ mod tests {
     #[test]
     fn startup_decision_table() {
         fn broken<T>() -> StoreResult<T> {
-            Err(engine::error::StoreError::Encode("disk on fire".into()))
+            Err(keel_core::error::StoreError::Encode("disk on fire".into()))
         }
         let set = EmergencyStop {
             active: true,

@@ -12,14 +12,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use engine::balance::{Balance, Balances};
-use engine::config::RiskConfig;
-use engine::fill::Fill;
-use engine::instrument::{FilterViolation, Instrument};
-use engine::order::{Order, OrderIntent, OrderStatus, OrderType, Side};
-use engine::position::Position;
-use engine::trading::{EmergencyStop, TradingState, TradingStateRecord};
-use engine::{Decimal, StrategyId, Symbol};
+use crate::config::RiskConfig;
+use keel_core::balance::{Balance, Balances};
+use keel_core::fill::Fill;
+use keel_core::instrument::{FilterViolation, Instrument};
+use keel_core::order::{Order, OrderIntent, OrderStatus, OrderType, Side};
+use keel_core::position::Position;
+use keel_core::trading::{EmergencyStop, TradingState, TradingStateRecord};
+use keel_core::{Decimal, StrategyId, Symbol};
 use serde::{Deserialize, Serialize};
 
 use crate::protections::{severity, ProtectionEvent, ProtectionState, Protections};
@@ -444,7 +444,7 @@ impl RiskEngine {
 
     /// A market event received at `now_ms` (engine clock): its reference price
     /// (bar close, trade price or mid) and freshness.
-    pub fn on_market(&mut self, event: &engine::market::MarketEvent, now_ms: i64) {
+    pub fn on_market(&mut self, event: &keel_core::market::MarketEvent, now_ms: i64) {
         self.on_market_event(event.symbol(), event.reference_price(), now_ms);
     }
 

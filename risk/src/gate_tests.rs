@@ -2,14 +2,15 @@
 //! bookkeeping between checks (in-flight exposure, reservations, windows,
 //! states, protections, emergency stop).
 
-use engine::balance::Balance;
-use engine::config::risk::{ProtectionAction, ProtectionKind};
-use engine::config::{DurationMs, RiskConfig};
-use engine::fill::Fill;
-use engine::instrument::{Instrument, SymbolStatus};
-use engine::order::{Order, OrderIntent, OrderStatus, OrderType, Side};
-use engine::trading::TradingState;
-use engine::Decimal;
+use crate::config::RiskConfig;
+use crate::config::{ProtectionAction, ProtectionKind};
+use keel_core::balance::Balance;
+use keel_core::config::DurationMs;
+use keel_core::fill::Fill;
+use keel_core::instrument::{Instrument, SymbolStatus};
+use keel_core::order::{Order, OrderIntent, OrderStatus, OrderType, Side};
+use keel_core::trading::TradingState;
+use keel_core::Decimal;
 
 use crate::protections::ProtectionEvent;
 use crate::RiskEngine;

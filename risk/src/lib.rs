@@ -49,6 +49,7 @@
 
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod emergency;
 pub mod engine_core;
 pub mod persist;

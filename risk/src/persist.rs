@@ -1,8 +1,8 @@
 //! Persisting the risk engine's state (base trading state and protections) in
 //! the store's metadata tree, as JSON with decimals as strings.
 
-use engine::error::StoreError;
-use engine::store::{Store, StoreResult};
+use keel_core::error::StoreError;
+use keel_core::store::{Store, StoreResult};
 
 use crate::engine_core::RiskPersisted;
 

@@ -12,10 +12,10 @@
 //! The whole state is [`ProtectionState`] (serde), which the RiskGuard actor
 //! persists with `Store::put_meta_json` (see [`crate::persist`]).
 
-use engine::config::risk::{DailyLossResume, ProtectionAction, ProtectionKind};
-use engine::config::RiskConfig;
-use engine::trading::TradingState;
-use engine::Decimal;
+use crate::config::RiskConfig;
+use crate::config::{DailyLossResume, ProtectionAction, ProtectionKind};
+use keel_core::trading::TradingState;
+use keel_core::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// Milliseconds in a UTC day.
@@ -485,7 +485,7 @@ pub fn pct_exceeds(part: Decimal, whole: Decimal, pct: Decimal) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use engine::config::DurationMs;
+    use keel_core::config::DurationMs;
 
     fn d(s: &str) -> Decimal {
         s.parse().unwrap()

@@ -3,9 +3,9 @@
 //! [`RejectReason`] is the one list: a new check adds a variant here, a code in
 //! [`RejectReason::code`] and an entry in [`ALL_REJECT_CODES`].
 
-use engine::instrument::{FilterViolation, SymbolStatus};
-use engine::trading::TradingState;
-use engine::Decimal;
+use keel_core::instrument::{FilterViolation, SymbolStatus};
+use keel_core::trading::TradingState;
+use keel_core::Decimal;
 use serde::Serialize;
 
 /// Which orders a rate limit counts.

@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use engine::config::RiskConfig;
-use engine::trading::{EmergencyStop, TradingState, TradingStateRecord};
-use engine::Decimal;
+use crate::config::RiskConfig;
+use keel_core::trading::{EmergencyStop, TradingState, TradingStateRecord};
+use keel_core::Decimal;
 use serde::Serialize;
 
 use crate::engine_core::RiskEngine;
@@ -125,9 +125,9 @@ pub struct RiskSnapshot {
 /// Positions or orders that cannot be read are left out (the caller reports
 /// its own read errors); the state itself fails closed.
 pub fn offline(
-    config: engine::config::RiskConfig,
-    instruments: Vec<engine::instrument::Instrument>,
-    store: &dyn engine::store::Store,
+    config: crate::config::RiskConfig,
+    instruments: Vec<keel_core::instrument::Instrument>,
+    store: &dyn keel_core::store::Store,
     now_ms: i64,
 ) -> RiskSnapshot {
     let mut e = RiskEngine::new(config, instruments);
@@ -159,8 +159,8 @@ impl RiskEngine {
                         .filter(|f| f.symbol.as_str() == s && f.side == side)
                         .fold(Decimal::ZERO, |a, f| a.saturating_add(f.remaining))
                 };
-                let pending_buy = pending(engine::order::Side::Buy);
-                let pending_sell = pending(engine::order::Side::Sell);
+                let pending_buy = pending(keel_core::order::Side::Buy);
+                let pending_sell = pending(keel_core::order::Side::Sell);
                 let position = self.position(s);
                 let worst = position.saturating_add(pending_buy).abs().max(position.saturating_sub(pending_sell).abs());
                 let price = self.last_price(s).unwrap_or_default();

@@ -4,13 +4,13 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use engine::balance::Balances;
-use engine::error::StoreError;
-use engine::fill::Fill;
-use engine::order::Order;
-use engine::position::Position;
-use engine::store::{Store, StoreResult};
-use engine::trading::{EmergencyStop, TradingStateRecord};
+use keel_core::balance::Balances;
+use keel_core::error::StoreError;
+use keel_core::fill::Fill;
+use keel_core::order::Order;
+use keel_core::position::Position;
+use keel_core::store::{Store, StoreResult};
+use keel_core::trading::{EmergencyStop, TradingStateRecord};
 
 /// Metadata-only in-memory store; order and fill calls are no-ops.
 #[derive(Default)]

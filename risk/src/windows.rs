@@ -3,8 +3,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use engine::order::{OrderIntent, OrderType, Side};
-use engine::{Decimal, StrategyId, Symbol};
+use keel_core::order::{OrderIntent, OrderType, Side};
+use keel_core::{Decimal, StrategyId, Symbol};
 
 use crate::reason::{RateScope, RejectReason};
 

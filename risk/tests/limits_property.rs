@@ -8,14 +8,15 @@
 
 use std::collections::HashMap;
 
-use engine::balance::Balance;
-use engine::config::{DurationMs, RiskConfig};
-use engine::fill::Fill;
-use engine::instrument::{Instrument, SymbolStatus};
-use engine::order::{OrderIntent, OrderType, Side};
-use engine::trading::{EmergencyStop, TradingState};
-use engine::Decimal;
+use keel_core::balance::Balance;
+use keel_core::config::DurationMs;
+use keel_core::fill::Fill;
+use keel_core::instrument::{Instrument, SymbolStatus};
+use keel_core::order::{OrderIntent, OrderType, Side};
+use keel_core::trading::{EmergencyStop, TradingState};
+use keel_core::Decimal;
 use proptest::prelude::*;
+use risk::config::RiskConfig;
 use risk::RiskEngine;
 
 const T0: i64 = 1_700_000_000_000;

@@ -3,9 +3,9 @@
 //! Buys `qty` when a bar closes above the upper band while the strategy is flat;
 //! sells its whole position when a bar closes below the middle band (the SMA).
 
-use engine::market::Bar;
-use engine::strategy::{Strategy, StrategyCtx};
-use engine::{Decimal, Symbol};
+use keel_core::market::Bar;
+use keel_core::strategy::{Strategy, StrategyCtx};
+use keel_core::{Decimal, Symbol};
 
 use crate::common::{close_f64, enter_long, exit_long};
 use crate::indicators::Bollinger;

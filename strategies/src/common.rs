@@ -1,8 +1,8 @@
 //! Small helpers the strategies share.
 
-use engine::order::Side;
-use engine::strategy::StrategyCtx;
-use engine::{Decimal, Symbol};
+use keel_core::order::Side;
+use keel_core::strategy::StrategyCtx;
+use keel_core::{Decimal, Symbol};
 use rust_decimal::prelude::ToPrimitive;
 
 /// Exact powers of ten as `f64` (10^0 ..= 10^22 are exactly representable).

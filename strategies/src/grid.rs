@@ -13,11 +13,11 @@
 //! tick by the risk guard (buys down, sells up); `qty` should be a multiple of
 //! the symbol's step size.
 
-use engine::fill::Fill;
-use engine::market::Bar;
-use engine::order::Side;
-use engine::strategy::{OrderUpdate, Strategy, StrategyCtx};
-use engine::{Decimal, Symbol};
+use keel_core::fill::Fill;
+use keel_core::market::Bar;
+use keel_core::order::Side;
+use keel_core::strategy::{OrderUpdate, Strategy, StrategyCtx};
+use keel_core::{Decimal, Symbol};
 
 use crate::params::Params;
 use crate::registry::StrategyConfigError;

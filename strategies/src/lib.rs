@@ -1,5 +1,5 @@
 //! Keel's strategies and the indicators they use. Every strategy is plain
-//! synchronous code behind [`engine::strategy::Strategy`]: the same object runs
+//! synchronous code behind [`keel_core::strategy::Strategy`]: the same object runs
 //! in a backtest and live.
 
 pub mod bollinger_breakout;

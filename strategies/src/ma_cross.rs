@@ -5,9 +5,9 @@
 //! the strategy is flat with nothing in flight; sells its whole position when
 //! the fast average crosses below. Equal averages count as "not above".
 
-use engine::market::Bar;
-use engine::strategy::{Strategy, StrategyCtx};
-use engine::{Decimal, Symbol};
+use keel_core::market::Bar;
+use keel_core::strategy::{Strategy, StrategyCtx};
+use keel_core::{Decimal, Symbol};
 
 use crate::common::{close_f64, enter_long, exit_long, Cross};
 use crate::indicators::{Ema, Sma};
@@ -118,9 +118,9 @@ impl<M: MovingAverage> Strategy for MaCross<M> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use engine::market::MarketEvent;
-    use engine::order::Side;
-    use engine::strategy::StrategyRunner;
+    use keel_core::market::MarketEvent;
+    use keel_core::order::Side;
+    use keel_core::strategy::StrategyRunner;
 
     fn bar(i: i64, close: i64) -> MarketEvent {
         let c = Decimal::from(close);
@@ -150,7 +150,7 @@ mod tests {
             }
             // Fill each order at once so the position follows.
             if let Some((_, side, qty)) = intents.last().copied().filter(|(at, _, _)| *at == i) {
-                let fill = engine::fill::Fill {
+                let fill = keel_core::fill::Fill {
                     trade_id: i as u64,
                     client_order_id: "c".into(),
                     strategy_id: "s".into(),
@@ -165,11 +165,11 @@ mod tests {
                 };
                 r.on_fill(&fill, 0).unwrap();
                 r.on_order_update(
-                    &engine::strategy::OrderUpdate {
+                    &keel_core::strategy::OrderUpdate {
                         client_order_id: Some("c".into()),
                         symbol: "X".into(),
                         side,
-                        status: engine::order::OrderStatus::Filled,
+                        status: keel_core::order::OrderStatus::Filled,
                         filled_qty: qty,
                         reason: None,
                     },

@@ -3,9 +3,9 @@
 //! Buys `qty` when the MACD line crosses above its signal line while the
 //! strategy is flat; sells its whole position when it crosses below.
 
-use engine::market::Bar;
-use engine::strategy::{Strategy, StrategyCtx};
-use engine::{Decimal, Symbol};
+use keel_core::market::Bar;
+use keel_core::strategy::{Strategy, StrategyCtx};
+use keel_core::{Decimal, Symbol};
 
 use crate::common::{close_f64, enter_long, exit_long, Cross};
 use crate::indicators::Macd;

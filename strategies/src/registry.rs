@@ -1,7 +1,7 @@
 //! Builds strategy instances from `[[strategy]]` config blocks.
 
-use engine::config::StrategyConfig;
-use engine::strategy::Strategy;
+use keel_core::config::StrategyConfig;
+use keel_core::strategy::Strategy;
 
 use crate::params::Params;
 
@@ -22,7 +22,7 @@ pub const KINDS: &[&str] =
 /// Builds the strategy of config block number `index` (for error messages).
 pub fn build(index: usize, config: &StrategyConfig) -> Result<Box<dyn Strategy>, StrategyConfigError> {
     let params = Params::new(&config.params, format!("strategy[{index}].params"));
-    let symbol = engine::Symbol::new(&config.symbol);
+    let symbol = keel_core::Symbol::new(&config.symbol);
     match config.kind.as_str() {
         "sma_cross" => Ok(Box::new(crate::ma_cross::SmaCross::from_params(symbol, &params)?)),
         "ema_cross" => Ok(Box::new(crate::ma_cross::EmaCross::from_params(symbol, &params)?)),

@@ -3,9 +3,9 @@
 //! Buys `qty` when the RSI closes below `buy_below` while the strategy is flat;
 //! sells its whole position when the RSI closes above `sell_above`.
 
-use engine::market::Bar;
-use engine::strategy::{Strategy, StrategyCtx};
-use engine::{Decimal, Symbol};
+use keel_core::market::Bar;
+use keel_core::strategy::{Strategy, StrategyCtx};
+use keel_core::{Decimal, Symbol};
 
 use crate::common::{close_f64, enter_long, exit_long};
 use crate::indicators::Rsi;

@@ -7,9 +7,9 @@
 //! the whole position. It is spot and long-only: it never sells what it does
 //! not hold.
 
-use engine::order::Side;
-use engine::strategy::{Signal, SignalAction, Strategy, StrategyCtx};
-use engine::{Decimal, Symbol};
+use keel_core::order::Side;
+use keel_core::strategy::{Signal, SignalAction, Strategy, StrategyCtx};
+use keel_core::{Decimal, Symbol};
 
 use crate::params::Params;
 use crate::registry::StrategyConfigError;

@@ -3,12 +3,12 @@
 //! and fill at their price when a later close reaches it. And the registry:
 //! every kind builds from valid params and names the key of a bad one.
 
-use engine::config::StrategyConfig;
-use engine::fill::Fill;
-use engine::market::{Bar, MarketEvent};
-use engine::order::{OrderIntent, OrderStatus, OrderType, Side};
-use engine::strategy::{OrderUpdate, Signal, SignalAction, StrategyRunner};
-use engine::Decimal;
+use keel_core::config::StrategyConfig;
+use keel_core::fill::Fill;
+use keel_core::market::{Bar, MarketEvent};
+use keel_core::order::{OrderIntent, OrderStatus, OrderType, Side};
+use keel_core::strategy::{OrderUpdate, Signal, SignalAction, StrategyRunner};
+use keel_core::Decimal;
 
 fn d(s: &str) -> Decimal {
     s.parse().unwrap()

@@ -21,8 +21,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
-use engine::market::Bar;
-use engine::{Decimal, Symbol};
+use keel_core::market::Bar;
+use keel_core::{Decimal, Symbol};
 
 /// Why bars could not be loaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

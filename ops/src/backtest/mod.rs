@@ -15,13 +15,13 @@ pub mod sim;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
+use crate::config::Config;
 use anyhow::{bail, Context};
-use engine::balance::Balance;
-use engine::config::Config;
-use engine::instrument::{Instrument, SymbolStatus};
-use engine::sim::FeeSchedule;
-use engine::strategy::{Signal, SignalAction};
-use engine::{Decimal, StrategyId, Symbol};
+use keel_core::balance::Balance;
+use keel_core::instrument::{Instrument, SymbolStatus};
+use keel_core::sim::FeeSchedule;
+use keel_core::strategy::{Signal, SignalAction};
+use keel_core::{Decimal, StrategyId, Symbol};
 
 use self::data::{parse_time, MarketData, Series};
 use self::sim::{Backtest, SimConfig, StrategySlot, TimedSignal, Timeline};
@@ -135,7 +135,7 @@ pub fn execute(args: &BacktestArgs) -> anyhow::Result<BacktestResult> {
     filter_dates(&mut market, args.from.as_deref(), args.to.as_deref())?;
 
     // Strategies, exactly as configured for live.
-    let selected: Vec<(usize, &engine::config::StrategyConfig)> = if args.strategy.is_empty() {
+    let selected: Vec<(usize, &keel_core::config::StrategyConfig)> = if args.strategy.is_empty() {
         config.strategies.iter().enumerate().filter(|(_, s)| !s.paused).collect()
     } else {
         let mut v = Vec::new();

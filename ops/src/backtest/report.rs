@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write;
 
-use engine::fill::Fill;
-use engine::order::Side;
-use engine::Decimal;
+use keel_core::fill::Fill;
+use keel_core::order::Side;
+use keel_core::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use serde::Serialize;
 

@@ -17,15 +17,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use engine::balance::Balance;
-use engine::config::RiskConfig;
-use engine::fill::Fill;
-use engine::instrument::{ceil_to_step, floor_to_step, Instrument};
-use engine::market::{BookTicker, MarketEvent};
-use engine::order::{OrderIntent, OrderStatus, OrderType, Side};
-use engine::sim::{Execution, FeeSchedule, MatchError, MatchingCore, NewOrder};
-use engine::strategy::{OrderUpdate, Signal, Strategy, StrategyRunner};
-use engine::{Decimal, StrategyId, Symbol};
+use keel_core::balance::Balance;
+use keel_core::fill::Fill;
+use keel_core::instrument::{ceil_to_step, floor_to_step, Instrument};
+use keel_core::market::{BookTicker, MarketEvent};
+use keel_core::order::{OrderIntent, OrderStatus, OrderType, Side};
+use keel_core::sim::{Execution, FeeSchedule, MatchError, MatchingCore, NewOrder};
+use keel_core::strategy::{OrderUpdate, Signal, Strategy, StrategyRunner};
+use keel_core::{Decimal, StrategyId, Symbol};
+use risk::config::RiskConfig;
 use risk::protections::ProtectionEvent;
 use risk::RiskEngine;
 use serde::Serialize;
@@ -146,7 +146,7 @@ pub struct Timeline {
 
 impl Timeline {
     /// Merges series (one `Vec<Bar>` per symbol, each sorted) by open time, then symbol.
-    pub fn new(series: Vec<(Symbol, Vec<engine::market::Bar>)>) -> Self {
+    pub fn new(series: Vec<(Symbol, Vec<keel_core::market::Bar>)>) -> Self {
         let symbols: Vec<Symbol> = series.iter().map(|(s, _)| s.clone()).collect();
         let total = series.iter().map(|(_, b)| b.len()).sum();
         let mut steps: Vec<Step> = Vec::with_capacity(total);
@@ -432,7 +432,7 @@ impl Backtest {
     }
 
     /// Handles a callback's result: records a failure, passes intents to risk.
-    fn after_callback(&mut self, r: usize, result: Result<usize, engine::strategy::StrategyFailure>, now_ms: i64) {
+    fn after_callback(&mut self, r: usize, result: Result<usize, keel_core::strategy::StrategyFailure>, now_ms: i64) {
         match result {
             Ok(0) => {}
             Ok(_) => {
@@ -488,7 +488,7 @@ impl Backtest {
     }
 
     /// The open of a bar: resting orders meet its range, queued orders are submitted.
-    fn open_bar(&mut self, s: usize, bar: &engine::market::Bar) {
+    fn open_bar(&mut self, s: usize, bar: &keel_core::market::Bar) {
         let ts = bar.open_time;
         if self.resting[s] > 0 {
             let executions = self.core.match_range(&bar.symbol, bar.open, bar.high, bar.low, ts);

@@ -6,10 +6,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actors::{start_engine, EngineHandle, EngineSetup};
-use engine::clock::{SharedClock, SystemClock};
-use engine::config::Config;
-use engine::store::SharedStore;
+use actors::{start_engine, EngineHandle};
+use keel_core::clock::{SharedClock, SystemClock};
+use keel_core::store::SharedStore;
+use ops::config::Config;
 use ops::surfaces::Surfaces;
 
 /// Instruments, balances, an `sma_cross` and a `webhook` strategy; fast simulated time.
@@ -116,20 +116,10 @@ pub async fn start(config_text: &str) -> Running {
     config.engine.data_dir = dir.path().join("data");
     let store = ops::cmd_run::open_store(&config.engine.data_dir).expect("store opens");
     let built = ops::venues::build(&config, None).await.expect("paper venue");
-    let mut strategies = Vec::new();
-    for (i, cfg) in config.strategies.iter().enumerate() {
-        strategies.push((cfg.clone(), strategies::build(i, cfg).expect("strategy builds")));
-    }
     let clock: SharedClock = Arc::new(SystemClock);
-    let handle = start_engine(EngineSetup {
-        config: config.clone(),
-        store: store.clone(),
-        venue: built.venue.clone(),
-        strategies,
-        clock,
-    })
-    .await
-    .expect("engine starts");
+    let setup =
+        ops::cmd_run::engine_setup(&config, store.clone(), built.venue.clone(), clock).expect("strategies build");
+    let handle = start_engine(setup).await.expect("engine starts");
     let surfaces = ops::surfaces::start(&config, &handle).await.expect("surfaces start");
     Running { handle, surfaces: Some(surfaces), store, config, tasks: built.tasks, _dir: dir }
 }

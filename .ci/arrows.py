@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""The dependency arrows of the workspace, checked over `cargo metadata`.
+
+    engine/core  <-  strategies, risk  <-  actors  <-  ops
+    engine/store, each venue adapter and the sandbox depend on engine/core only;
+    the adapter and the sandbox never on each other; only ops wires them together.
+
+Fails (exit 1, one line per broken arrow) when:
+  - strategies or risk depend, normally (not dev-only), on anything network,
+    disk or runtime-heavy (axum, hyper, reqwest, tokio-tungstenite, sled, actix*),
+    directly or through another crate;
+  - keel-core depends on any other Keel crate;
+  - a Keel crate depends on a Keel crate its layer may not see (the table below),
+    in particular the Binance adapter and the sandbox on each other;
+  - actix (any actix* crate) is reachable from a crate other than actors and ops;
+  - the test kit is a normal dependency of anything.
+
+`--self-test` runs the checker against synthetic graphs, one per rule, so a
+checker that can no longer fail is caught too.
+"""
+
+import json
+import subprocess
+import sys
+
+HEAVY = ("axum", "hyper", "reqwest", "tokio-tungstenite", "sled")
+PLAIN = ("keel-strategies", "keel-risk")
+ACTIX_ALLOWED = ("keel-actors", "keel-ops")
+# Which Keel crates each Keel crate may depend on (normal, build and dev edges).
+ALLOWED = {
+    "keel-core": set(),
+    "keel-testkit": set(),
+    "keel-store": {"keel-core"},
+    "keel-binance": {"keel-core"},
+    "keel-sandbox": {"keel-core"},
+    "keel-strategies": {"keel-core"},
+    "keel-risk": {"keel-core", "keel-store"},  # store: dev-only, for tests on real sled files
+    "keel-actors": {"keel-core", "keel-risk", "keel-store"},
+    "keel-ops": None,  # the composition root sees everything
+}
+DEV_ONLY = {("keel-risk", "keel-store"), ("keel-actors", "keel-store")}
+
+
+def is_actix(name):
+    return name == "actix" or name.startswith("actix-") or name.startswith("actix_")
+
+
+def graph_of(meta):
+    """name -> {dep name: set of kinds}, kinds being 'normal', 'build', 'dev'."""
+    names = {p["id"]: p["name"] for p in meta["packages"]}
+    graph = {}
+    for node in meta["resolve"]["nodes"]:
+        edges = graph.setdefault(names[node["id"]], {})
+        for dep in node.get("deps", []):
+            kinds = {k.get("kind") or "normal" for k in dep.get("dep_kinds", [])} or {"normal"}
+            edges.setdefault(names[dep["pkg"]], set()).update(kinds)
+    return graph
+
+
+def closure(graph, start):
+    """Crates reachable from `start` over normal and build edges (what it links)."""
+    seen, todo = set(), [start]
+    while todo:
+        for dep, kinds in graph.get(todo.pop(), {}).items():
+            if kinds & {"normal", "build"} and dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return seen
+
+
+def check(graph, members):
+    errors = []
+    for crate in sorted(members):
+        edges = graph.get(crate, {})
+        linked = closure(graph, crate)
+        if crate in PLAIN:
+            for dep in sorted(linked):
+                if dep in HEAVY or is_actix(dep):
+                    errors.append(f"{crate} depends on {dep} (strategies and risk stay plain synchronous Rust)")
+        if crate not in ACTIX_ALLOWED:
+            for dep in sorted(linked):
+                if is_actix(dep):
+                    errors.append(f"{crate} depends on {dep} (actix stays in actors and ops)")
+        allowed = ALLOWED.get(crate, set())
+        for dep, kinds in sorted(edges.items()):
+            if dep not in members:
+                continue
+            if dep == "keel-testkit":
+                if kinds - {"dev"}:
+                    errors.append(f"{crate} depends on keel-testkit outside dev-dependencies")
+                continue
+            if allowed is not None and dep not in allowed:
+                errors.append(f"{crate} depends on {dep} ({', '.join(sorted(kinds))}), which its layer may not see")
+            elif (crate, dep) in DEV_ONLY and kinds - {"dev"}:
+                errors.append(f"{crate} depends on {dep} outside dev-dependencies")
+        if crate in ("keel-binance", "keel-sandbox"):
+            other = "keel-sandbox" if crate == "keel-binance" else "keel-binance"
+            if other in linked and other not in edges:
+                errors.append(f"{crate} reaches {other} through another crate (adapter and sandbox never meet)")
+    return errors
+
+
+def self_test():
+    base = {
+        "keel-core": {"tokio": {"normal"}},
+        "keel-store": {"keel-core": {"normal"}, "sled": {"normal"}},
+        "keel-binance": {"keel-core": {"normal"}, "reqwest": {"normal"}, "keel-testkit": {"dev"}},
+        "keel-sandbox": {"keel-core": {"normal"}, "axum": {"normal"}},
+        "keel-strategies": {"keel-core": {"normal"}},
+        "keel-risk": {"keel-core": {"normal"}, "keel-store": {"dev"}},
+        "keel-actors": {"keel-core": {"normal"}, "keel-risk": {"normal"}, "actix": {"normal"}},
+        "keel-ops": {"keel-actors": {"normal"}, "keel-binance": {"normal"}, "keel-sandbox": {"normal"},
+                     "actix-web": {"normal"}},
+        "keel-testkit": {},
+        "reqwest": {"hyper": {"normal"}},
+        "axum": {"hyper": {"normal"}},
+    }
+    members = {k for k in base if k.startswith("keel-")}
+
+    def broken(crate, dep, kind="normal"):
+        g = json.loads(json.dumps({k: {d: sorted(v) for d, v in e.items()} for k, e in base.items()}))
+        g = {k: {d: set(v) for d, v in e.items()} for k, e in g.items()}
+        g[crate].setdefault(dep, set()).add(kind)
+        return g
+
+    assert check(base, members) == [], check(base, members)
+    cases = [
+        ("risk on sled", broken("keel-risk", "sled"), "keel-risk depends on sled"),
+        ("strategies on hyper through the adapter", broken("keel-strategies", "keel-binance"),
+         "keel-strategies depends on hyper"),
+        ("risk on the store outside dev", broken("keel-risk", "keel-store"), "keel-risk depends on sled"),
+        ("core on a Keel crate", broken("keel-core", "keel-store", "dev"), "keel-core depends on keel-store"),
+        ("adapter on the sandbox", broken("keel-binance", "keel-sandbox", "dev"),
+         "keel-binance depends on keel-sandbox"),
+        ("sandbox on the adapter", broken("keel-sandbox", "keel-binance"), "keel-sandbox depends on keel-binance"),
+        ("actix in the store", broken("keel-store", "actix"), "keel-store depends on actix"),
+        ("testkit linked", broken("keel-ops", "keel-testkit"), "keel-ops depends on keel-testkit outside"),
+    ]
+    for name, graph, want in cases:
+        got = check(graph, members)
+        assert any(e.startswith(want) for e in got), f"{name}: expected '{want}', got {got}"
+    # A dev-only heavy dependency of risk is allowed (tests may use real sled files).
+    assert check(broken("keel-risk", "sled", "dev"), members) == []
+    print(f"arrows self-test: {len(cases) + 2} cases ok")
+
+
+def main():
+    if "--self-test" in sys.argv:
+        self_test()
+        return 0
+    run = subprocess.run(["cargo", "metadata", "--format-version", "1"], capture_output=True, text=True)
+    if run.returncode != 0:
+        print(f"arrows: cargo metadata failed:\n{run.stderr}")
+        return 1
+    meta = json.loads(run.stdout)
+    members = {p["name"] for p in meta["packages"] if p["id"] in meta["workspace_members"]}
+    unknown = sorted(m for m in members if m not in ALLOWED)
+    errors = [f"{m} is not in .ci/arrows.py's layer table: add it with the crates it may see" for m in unknown]
+    errors += check(graph_of(meta), members)
+    for e in errors:
+        print(f"arrow broken: {e}")
+    if errors:
+        return 1
+    print(f"arrows ok: {len(members)} crates")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,366 @@
+//! The Binance spot adapter: signing, REST client, models, error
+//! classification, rate limiting, clock sync, the market stream client, the
+//! WebSocket API user-data client and [`BinanceVenue`], which implements
+//! [`keel_core::venue::Venue`].
+//!
+//! The same code talks to mainnet, testnet and any Binance-protocol exchange
+//! on this machine (Keel's sandbox, which `ops` starts and points the adapter
+//! at); only the URLs and keys differ.
+//!
+//! Depends on `keel-core` only: never on the sandbox (the exchange side of the
+//! protocol is an independent implementation, so a bug here cannot hide behind
+//! a shared one there), never on the actor runtime.
+
+pub mod error;
+pub mod model;
+pub mod rest;
+pub mod sign;
+pub mod stream;
+pub mod user;
+pub mod venue;
+
+use serde::{Deserialize, Serialize};
+
+pub use error::BinanceError;
+pub use rest::{Credentials, RestClient};
+pub use venue::BinanceVenue;
+
+/// Which Binance environment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BinanceMode {
+    /// A Binance-protocol exchange on this machine (Keel's sandbox): its URLs
+    /// and key come from the running exchange.
+    #[default]
+    Sandbox,
+    /// Binance spot testnet.
+    Testnet,
+    /// Binance spot mainnet (real money; needs `confirm_mainnet = true`).
+    Mainnet,
+}
+
+/// The Binance venue configuration (`[venue]` for modes sandbox/testnet/mainnet).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BinanceConfig {
+    /// Environment.
+    pub mode: BinanceMode,
+    /// Must be true for `mode = "mainnet"`.
+    pub confirm_mainnet: bool,
+    /// REST base URL override (without `/api/v3`).
+    pub rest_url: Option<String>,
+    /// Market stream base URL override (without `/stream`).
+    pub ws_stream_url: Option<String>,
+    /// WebSocket API URL override (full, with `/ws-api/v3`).
+    pub ws_api_url: Option<String>,
+    /// Name of the environment variable holding the API key.
+    pub api_key_env: String,
+    /// Name of the environment variable holding the API secret.
+    pub api_secret_env: String,
+    /// `recvWindow` for signed requests (ms, at most 60000).
+    pub recv_window_ms: u64,
+    /// Per-request timeout (ms).
+    pub request_timeout_ms: u64,
+    /// Clock resync period (ms).
+    pub time_sync_interval_ms: u64,
+    /// Reconnect streams proactively after this long (ms; Binance closes at 24 h).
+    pub reconnect_after_ms: u64,
+    /// Symbols whose fills are reconciled after a user-stream gap (orders placed
+    /// through the adapter are added automatically).
+    pub symbols: Vec<String>,
+}
+
+impl Default for BinanceConfig {
+    fn default() -> Self {
+        Self {
+            mode: BinanceMode::Sandbox,
+            confirm_mainnet: false,
+            rest_url: None,
+            ws_stream_url: None,
+            ws_api_url: None,
+            api_key_env: "KEEL_BINANCE_API_KEY".into(),
+            api_secret_env: "KEEL_BINANCE_API_SECRET".into(),
+            recv_window_ms: 5000,
+            request_timeout_ms: 10_000,
+            time_sync_interval_ms: 60_000,
+            reconnect_after_ms: 23 * 3600 * 1000,
+            symbols: Vec::new(),
+        }
+    }
+}
+
+/// Resolved URLs of one Binance environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    /// REST base (`https://api.binance.com`); requests go to `{rest}/api/v3/...`.
+    pub rest: String,
+    /// Stream base (`wss://stream.binance.com:9443`); `{ws_stream}/stream?streams=`.
+    pub ws_stream: String,
+    /// WebSocket API (`wss://ws-api.binance.com:443/ws-api/v3`).
+    pub ws_api: String,
+}
+
+impl Endpoints {
+    /// Documented mainnet URLs.
+    pub fn mainnet() -> Self {
+        Self {
+            rest: "https://api.binance.com".into(),
+            ws_stream: "wss://stream.binance.com:9443".into(),
+            ws_api: "wss://ws-api.binance.com:443/ws-api/v3".into(),
+        }
+    }
+
+    /// Documented spot testnet URLs.
+    pub fn testnet() -> Self {
+        Self {
+            rest: "https://testnet.binance.vision".into(),
+            ws_stream: "wss://stream.testnet.binance.vision".into(),
+            ws_api: "wss://ws-api.testnet.binance.vision/ws-api/v3".into(),
+        }
+    }
+}
+
+/// A configuration problem, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("venue.{field}: {reason}")]
+pub struct BinanceConfigError {
+    /// The offending key.
+    pub field: &'static str,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// A Binance-protocol exchange running on this machine (Keel's sandbox): where
+/// it listens and the key it accepts. The composition root fills it in from
+/// the running sandbox; the adapter never starts one itself.
+#[derive(Debug, Clone)]
+pub struct LocalExchange {
+    /// Its URLs.
+    pub endpoints: Endpoints,
+    /// The account key it accepts.
+    pub credentials: Credentials,
+}
+
+/// Everything [`BinanceVenue::connect`] needs, validated.
+#[derive(Debug, Clone)]
+pub struct BinanceSettings {
+    /// URLs.
+    pub endpoints: Endpoints,
+    /// Keys.
+    pub credentials: Credentials,
+    /// `recvWindow` (ms).
+    pub recv_window_ms: u64,
+    /// Request timeout (ms).
+    pub request_timeout_ms: u64,
+    /// Clock resync period (ms).
+    pub time_sync_interval_ms: u64,
+    /// Proactive reconnect age (ms).
+    pub reconnect_after_ms: u64,
+    /// Symbols to reconcile fills for.
+    pub symbols: Vec<String>,
+}
+
+impl BinanceSettings {
+    /// Settings for a local exchange (the sandbox) with default timings.
+    pub fn for_local(local: &LocalExchange) -> Self {
+        Self {
+            endpoints: local.endpoints.clone(),
+            credentials: local.credentials.clone(),
+            recv_window_ms: 5000,
+            request_timeout_ms: 10_000,
+            time_sync_interval_ms: 60_000,
+            reconnect_after_ms: 23 * 3600 * 1000,
+            symbols: Vec::new(),
+        }
+    }
+}
+
+impl BinanceConfig {
+    /// Checks values that parse but make no sense (keys in the environment are
+    /// checked by [`BinanceConfig::resolve`], when the venue is built).
+    pub fn validate(&self) -> Result<(), BinanceConfigError> {
+        if self.recv_window_ms == 0 || self.recv_window_ms > 60_000 {
+            return Err(BinanceConfigError {
+                field: "recv_window_ms",
+                reason: format!("{} is not in 1..=60000", self.recv_window_ms),
+            });
+        }
+        for (field, v) in [
+            ("request_timeout_ms", self.request_timeout_ms),
+            ("time_sync_interval_ms", self.time_sync_interval_ms),
+            ("reconnect_after_ms", self.reconnect_after_ms),
+        ] {
+            if v == 0 {
+                return Err(BinanceConfigError { field, reason: "must be positive".into() });
+            }
+        }
+        for (field, v) in [("api_key_env", &self.api_key_env), ("api_secret_env", &self.api_secret_env)] {
+            if v.is_empty() || v.contains('=') || v.contains('\0') {
+                return Err(BinanceConfigError { field, reason: "must name an environment variable".into() });
+            }
+        }
+        for (field, url, schemes) in [
+            ("rest_url", &self.rest_url, ["http://", "https://"]),
+            ("ws_stream_url", &self.ws_stream_url, ["ws://", "wss://"]),
+            ("ws_api_url", &self.ws_api_url, ["ws://", "wss://"]),
+        ] {
+            if let Some(u) = url {
+                if !schemes.iter().any(|s| u.starts_with(s)) {
+                    return Err(BinanceConfigError {
+                        field,
+                        reason: format!("`{u}` must start with {} or {}", schemes[0], schemes[1]),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates the config and resolves URLs and keys. For `mode = "sandbox"`,
+    /// pass the running local exchange: its URLs and key are used unless the
+    /// config overrides them. Keys for testnet/mainnet come from the environment
+    /// variables named in the config (never logged).
+    pub fn resolve(&self, local: Option<&LocalExchange>) -> Result<BinanceSettings, BinanceConfigError> {
+        self.resolve_with_mode(self.mode, local)
+    }
+
+    /// Like [`BinanceConfig::resolve`], with the mode given by the caller (for a
+    /// config tree that keeps `mode` in its own `[venue]` table and this struct
+    /// under `[venue.binance]`).
+    pub fn resolve_with_mode(
+        &self,
+        mode: BinanceMode,
+        local: Option<&LocalExchange>,
+    ) -> Result<BinanceSettings, BinanceConfigError> {
+        self.validate()?;
+        let (base, credentials) = match mode {
+            BinanceMode::Sandbox => {
+                let local = local.ok_or_else(|| BinanceConfigError {
+                    field: "mode",
+                    reason: "sandbox mode needs the embedded sandbox to be running".into(),
+                })?;
+                (local.endpoints.clone(), local.credentials.clone())
+            }
+            BinanceMode::Testnet | BinanceMode::Mainnet => {
+                if mode == BinanceMode::Mainnet && !self.confirm_mainnet {
+                    return Err(BinanceConfigError {
+                        field: "confirm_mainnet",
+                        reason: "mode = \"mainnet\" trades real money; set confirm_mainnet = true to allow it".into(),
+                    });
+                }
+                let key = std::env::var(&self.api_key_env).map_err(|_| BinanceConfigError {
+                    field: "api_key_env",
+                    reason: format!("environment variable {} is not set", self.api_key_env),
+                })?;
+                let secret = std::env::var(&self.api_secret_env).map_err(|_| BinanceConfigError {
+                    field: "api_secret_env",
+                    reason: format!("environment variable {} is not set", self.api_secret_env),
+                })?;
+                let ep = if mode == BinanceMode::Mainnet { Endpoints::mainnet() } else { Endpoints::testnet() };
+                (ep, Credentials::new(&key, &secret))
+            }
+        };
+        let endpoints = Endpoints {
+            rest: self.rest_url.clone().unwrap_or(base.rest).trim_end_matches('/').to_string(),
+            ws_stream: self.ws_stream_url.clone().unwrap_or(base.ws_stream).trim_end_matches('/').to_string(),
+            ws_api: self.ws_api_url.clone().unwrap_or(base.ws_api),
+        };
+        Ok(BinanceSettings {
+            endpoints,
+            credentials,
+            recv_window_ms: self.recv_window_ms,
+            request_timeout_ms: self.request_timeout_ms,
+            time_sync_interval_ms: self.time_sync_interval_ms,
+            reconnect_after_ms: self.reconnect_after_ms,
+            symbols: self.symbols.clone(),
+        })
+    }
+}
+
+/// Installs rustls's ring crypto provider for the process (idempotent). The
+/// WebSocket client panics at connect time without one.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Binance interval name of a bar length in ms (`60000` → `1m`).
+pub fn interval_name(interval_ms: i64) -> Option<&'static str> {
+    Some(match interval_ms {
+        1_000 => "1s",
+        60_000 => "1m",
+        180_000 => "3m",
+        300_000 => "5m",
+        900_000 => "15m",
+        1_800_000 => "30m",
+        3_600_000 => "1h",
+        7_200_000 => "2h",
+        14_400_000 => "4h",
+        21_600_000 => "6h",
+        28_800_000 => "8h",
+        43_200_000 => "12h",
+        86_400_000 => "1d",
+        259_200_000 => "3d",
+        604_800_000 => "1w",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mainnet_needs_confirmation_and_keys_from_env() {
+        let cfg = BinanceConfig {
+            mode: BinanceMode::Mainnet,
+            api_key_env: "KEEL_TEST_MAINNET_KEY_A".into(),
+            api_secret_env: "KEEL_TEST_MAINNET_SECRET_A".into(),
+            ..BinanceConfig::default()
+        };
+        let err = cfg.resolve(None).unwrap_err();
+        assert_eq!(err.field, "confirm_mainnet");
+        assert!(err.to_string().starts_with("venue.confirm_mainnet: "), "{err}");
+        let cfg = BinanceConfig { confirm_mainnet: true, ..cfg };
+        let err = cfg.resolve(None).unwrap_err();
+        assert_eq!(err.field, "api_key_env");
+        assert!(err.reason.contains("KEEL_TEST_MAINNET_KEY_A"));
+        std::env::set_var("KEEL_TEST_MAINNET_KEY_A", "k");
+        std::env::set_var("KEEL_TEST_MAINNET_SECRET_A", "s");
+        let s = cfg.resolve(None).unwrap();
+        assert_eq!(s.endpoints, Endpoints::mainnet());
+        assert_eq!(s.credentials.api_key(), "k");
+        assert!(!format!("{s:?}").contains("\"s\""), "secrets must not be printed");
+    }
+
+    #[test]
+    fn testnet_urls_can_be_overridden() {
+        std::env::set_var("KEEL_TEST_TESTNET_KEY_B", "k");
+        std::env::set_var("KEEL_TEST_TESTNET_SECRET_B", "s");
+        let cfg: BinanceConfig = toml::from_str(
+            r#"
+            mode = "testnet"
+            api_key_env = "KEEL_TEST_TESTNET_KEY_B"
+            api_secret_env = "KEEL_TEST_TESTNET_SECRET_B"
+            ws_api_url = "ws://127.0.0.1:1/ws-api/v3"
+            recv_window_ms = 3000
+            "#,
+        )
+        .unwrap();
+        let s = cfg.resolve(None).unwrap();
+        assert_eq!(s.endpoints.rest, "https://testnet.binance.vision");
+        assert_eq!(s.endpoints.ws_stream, "wss://stream.testnet.binance.vision");
+        assert_eq!(s.endpoints.ws_api, "ws://127.0.0.1:1/ws-api/v3");
+        assert_eq!(s.recv_window_ms, 3000);
+        assert!(toml::from_str::<BinanceConfig>("mode = \"testnet\"\nbogus = 1").is_err());
+        let bad = BinanceConfig { recv_window_ms: 60_001, ..cfg };
+        assert_eq!(bad.resolve(None).unwrap_err().field, "recv_window_ms");
+        assert_eq!(BinanceConfig::default().resolve(None).unwrap_err().field, "mode");
+    }
+
+    #[test]
+    fn interval_names() {
+        assert_eq!(interval_name(60_000), Some("1m"));
+        assert_eq!(interval_name(3_600_000), Some("1h"));
+        assert_eq!(interval_name(61_000), None);
+    }
+}

@@ -1,0 +1,297 @@
+//! The market-data client: one combined stream (`/stream?streams=`) with
+//! kline, trade and bookTicker per symbol; ping answering; reconnect with
+//! exponential backoff and jitter, before the 24 h limit and on
+//! `serverShutdown`; and REST backfill of closed klines missed while
+//! disconnected, so every bar is delivered exactly once and in order.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rand::Rng;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+use keel_core::market::{Bar, BookTicker, MarketEvent, Trade};
+use keel_core::order::Side;
+use keel_core::symbol::Symbol;
+use keel_core::venue::{MarketFeed, StreamStatus};
+
+use super::model::{CombinedMessage, StreamEvent};
+use super::venue::Shared;
+
+/// Silence after which a connection is considered dead (the server pings every 20 s).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+
+/// Exponential backoff with full jitter: 100 ms doubling to 30 s.
+pub fn backoff_delay(attempt: u32) -> Duration {
+    let cap = 100u64.saturating_mul(1u64 << attempt.min(9)).min(30_000);
+    let jitter = rand::thread_rng().gen_range(cap / 2..=cap);
+    Duration::from_millis(jitter)
+}
+
+/// Per-symbol bar bookkeeping.
+#[derive(Default)]
+struct BarTrack {
+    /// Open time of the last bar delivered.
+    last_open: Option<i64>,
+    /// A reconnect happened: missed bars must be backfilled before the next live one.
+    need_backfill: bool,
+}
+
+struct MarketRun {
+    shared: Arc<Shared>,
+    interval_ms: i64,
+    interval: &'static str,
+    tx: mpsc::Sender<MarketFeed>,
+    bars: HashMap<Symbol, BarTrack>,
+}
+
+impl MarketRun {
+    async fn emit(&self, ev: MarketFeed) -> bool {
+        self.tx.send(ev).await.is_ok()
+    }
+
+    /// Delivers closed bars from REST with open time in (last_open, before).
+    async fn backfill(&mut self, symbol: &Symbol, before: i64) -> bool {
+        let Some(last) = self.bars.get(symbol).and_then(|t| t.last_open) else { return true };
+        let mut from = last + 1;
+        let mut attempts = 0;
+        while from < before {
+            match self.shared.rest.klines(symbol.as_str(), self.interval, Some(from), Some(before - 1), 1000).await {
+                Ok(list) => {
+                    let mut progressed = false;
+                    for k in list {
+                        let track = self.bars.entry(symbol.clone()).or_default();
+                        if k.open_time >= before || track.last_open.is_some_and(|l| k.open_time <= l) {
+                            continue;
+                        }
+                        track.last_open = Some(k.open_time);
+                        from = k.open_time + 1;
+                        progressed = true;
+                        let bar = Bar {
+                            symbol: symbol.clone(),
+                            open_time: k.open_time,
+                            close_time: k.close_time,
+                            open: k.open,
+                            high: k.high,
+                            low: k.low,
+                            close: k.close,
+                            volume: k.volume,
+                        };
+                        if !self.emit(MarketFeed::Event(MarketEvent::Bar(bar))).await {
+                            return false;
+                        }
+                    }
+                    if !progressed {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    attempts += 1;
+                    tracing::warn!(%symbol, error = %e, attempt = attempts, "kline backfill failed");
+                    if attempts >= 5 {
+                        tracing::error!(%symbol, "kline backfill gave up; bars may be missing");
+                        break;
+                    }
+                    tokio::time::sleep(backoff_delay(attempts)).await;
+                }
+            }
+        }
+        true
+    }
+
+    /// Handles one stream event; false when the receiver is gone. `Err` asks
+    /// for a reconnect (serverShutdown).
+    async fn on_event(&mut self, ev: StreamEvent) -> Result<bool, &'static str> {
+        match ev {
+            StreamEvent::Kline(k) => {
+                let symbol = Symbol::new(&k.symbol);
+                let open = k.kline.open_time;
+                let track = self.bars.entry(symbol.clone()).or_default();
+                let gap = track.last_open.is_some_and(|l| open > l + self.interval_ms);
+                if (track.need_backfill || (gap && k.kline.closed)) && track.last_open.is_some() {
+                    track.need_backfill = false;
+                    if !self.backfill(&symbol, open).await {
+                        return Ok(false);
+                    }
+                } else {
+                    track.need_backfill = false;
+                }
+                if !k.kline.closed {
+                    return Ok(true);
+                }
+                let track = self.bars.entry(symbol.clone()).or_default();
+                if track.last_open.is_some_and(|l| open <= l) {
+                    return Ok(true);
+                }
+                track.last_open = Some(open);
+                let bar = Bar {
+                    symbol,
+                    open_time: open,
+                    close_time: k.kline.close_time,
+                    open: k.kline.open,
+                    high: k.kline.high,
+                    low: k.kline.low,
+                    close: k.kline.close,
+                    volume: k.kline.volume,
+                };
+                Ok(self.emit(MarketFeed::Event(MarketEvent::Bar(bar))).await)
+            }
+            StreamEvent::Trade(t) => {
+                let trade = Trade {
+                    symbol: Symbol::new(&t.symbol),
+                    trade_id: t.trade_id,
+                    price: t.price,
+                    qty: t.qty,
+                    aggressor: if t.buyer_is_maker { Side::Sell } else { Side::Buy },
+                    ts_ms: t.trade_time,
+                };
+                Ok(self.emit(MarketFeed::Event(MarketEvent::Trade(trade))).await)
+            }
+            StreamEvent::AggTrade(t) => {
+                let trade = Trade {
+                    symbol: Symbol::new(&t.symbol),
+                    trade_id: t.agg_id,
+                    price: t.price,
+                    qty: t.qty,
+                    aggressor: if t.buyer_is_maker { Side::Sell } else { Side::Buy },
+                    ts_ms: t.trade_time,
+                };
+                Ok(self.emit(MarketFeed::Event(MarketEvent::Trade(trade))).await)
+            }
+            StreamEvent::BookTicker(b) => {
+                let book = BookTicker {
+                    symbol: Symbol::new(&b.symbol),
+                    bid: b.bid,
+                    bid_qty: b.bid_qty,
+                    ask: b.ask,
+                    ask_qty: b.ask_qty,
+                    ts_ms: self.shared.rest.now_ms(),
+                };
+                Ok(self.emit(MarketFeed::Event(MarketEvent::Book(book))).await)
+            }
+            StreamEvent::ServerShutdown => Err("serverShutdown"),
+            StreamEvent::Other(_) => Ok(true),
+        }
+    }
+}
+
+/// The stream names for the symbols.
+pub fn stream_names(symbols: &[Symbol], interval: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    for s in symbols {
+        let l = s.as_str().to_lowercase();
+        if !seen.insert(l.clone()) {
+            continue;
+        }
+        out.push(format!("{l}@kline_{interval}"));
+        out.push(format!("{l}@trade"));
+        out.push(format!("{l}@bookTicker"));
+    }
+    out
+}
+
+/// Runs the market stream until the receiver is dropped.
+pub(crate) async fn run_market(
+    shared: Arc<Shared>,
+    symbols: Vec<Symbol>,
+    interval_ms: i64,
+    interval: &'static str,
+    tx: mpsc::Sender<MarketFeed>,
+) {
+    super::install_crypto_provider();
+    let url = format!(
+        "{}/stream?streams={}",
+        shared.settings.endpoints.ws_stream,
+        stream_names(&symbols, interval).join("/")
+    );
+    let reconnect_after = Duration::from_millis(shared.settings.reconnect_after_ms.max(1000));
+    let mut run = MarketRun { shared, interval_ms, interval, tx, bars: HashMap::new() };
+    let mut attempt: u32 = 0;
+    loop {
+        if run.tx.is_closed() {
+            return;
+        }
+        let reason = match tokio_tungstenite::connect_async(url.as_str()).await {
+            Err(e) => format!("connect failed: {e}"),
+            Ok((mut ws, _)) => {
+                tracing::info!(streams = symbols.len(), "market stream connected");
+                if !run.emit(MarketFeed::Status(StreamStatus::Connected)).await {
+                    return;
+                }
+                let deadline = tokio::time::sleep(reconnect_after);
+                tokio::pin!(deadline);
+                loop {
+                    let msg = tokio::select! {
+                        _ = &mut deadline => break "proactive reconnect before the 24 h limit".to_string(),
+                        m = tokio::time::timeout(IDLE_TIMEOUT, ws.next()) => m,
+                    };
+                    match msg {
+                        Err(_) => break "no data or ping for too long".to_string(),
+                        Ok(None) => break "closed by server".to_string(),
+                        Ok(Some(Err(e))) => break format!("read error: {e}"),
+                        Ok(Some(Ok(Message::Ping(p)))) => {
+                            if ws.send(Message::Pong(p)).await.is_err() {
+                                break "pong failed".to_string();
+                            }
+                        }
+                        Ok(Some(Ok(Message::Text(t)))) => {
+                            // Data flows: the connection is healthy, so the backoff starts over.
+                            attempt = 0;
+                            let parsed = serde_json::from_str::<CombinedMessage>(t.as_str())
+                                .ok()
+                                .and_then(|c| StreamEvent::parse(&c.data).ok());
+                            let Some(ev) = parsed else {
+                                tracing::debug!(text = %t.as_str(), "ignoring unparsed stream message");
+                                continue;
+                            };
+                            match run.on_event(ev).await {
+                                Ok(true) => {}
+                                Ok(false) => return,
+                                Err(why) => break why.to_string(),
+                            }
+                        }
+                        Ok(Some(Ok(Message::Close(_)))) => break "close frame".to_string(),
+                        Ok(Some(Ok(_))) => {}
+                    }
+                }
+            }
+        };
+        tracing::warn!(%reason, "market stream disconnected; reconnecting");
+        for t in run.bars.values_mut() {
+            t.need_backfill = true;
+        }
+        if !run.emit(MarketFeed::Status(StreamStatus::Disconnected { reason: reason.clone() })).await {
+            return;
+        }
+        let planned = reason == "serverShutdown" || reason.starts_with("proactive");
+        if !planned {
+            tokio::time::sleep(backoff_delay(attempt)).await;
+            attempt = attempt.saturating_add(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_caps() {
+        for attempt in 0..40 {
+            let d = backoff_delay(attempt).as_millis() as u64;
+            let cap = (100u64 << attempt.min(9)).min(30_000);
+            assert!(d >= cap / 2 && d <= cap, "attempt {attempt}: {d} ms");
+        }
+        assert!(backoff_delay(30).as_millis() <= 30_000);
+    }
+
+    #[test]
+    fn stream_names_are_lower_case_and_unique() {
+        let names = stream_names(&[Symbol::new("BTCUSDT"), Symbol::new("BTCUSDT")], "1m");
+        assert_eq!(names, ["btcusdt@kline_1m", "btcusdt@trade", "btcusdt@bookTicker"]);
+    }
+}

@@ -1,0 +1,298 @@
+//! The user-data client over the WebSocket API: `userDataStream.subscribe.signature`,
+//! resubscription after every reconnect, REST reconciliation after any gap
+//! (open orders, own trades since the last seen trade id, balances), fills
+//! deduplicated by trade id, and rate-limit alerts forwarded as events.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+use keel_core::balance::Balance;
+use keel_core::fill::Fill;
+use keel_core::symbol::Symbol;
+use keel_core::venue::{OrderReport, StreamStatus, UserEvent};
+
+use super::error::{BinanceError, INVALID_TIMESTAMP};
+use super::model::{ExecutionReport, UserDataEvent, WsApiMessage};
+use super::sign::sign_ws;
+use super::stream::backoff_delay;
+use super::venue::{order_status, side_of, Shared};
+
+const IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+
+/// The report and fill an `executionReport` carries.
+pub fn translate_execution(er: &ExecutionReport) -> (OrderReport, Option<Fill>) {
+    // For a cancel, `c` is the cancel request's id and `C` the order's own id.
+    let cid =
+        if !er.orig_client_order_id.is_empty() { er.orig_client_order_id.clone() } else { er.client_order_id.clone() };
+    let symbol = Symbol::new(&er.symbol);
+    let report = OrderReport {
+        client_order_id: cid.clone(),
+        venue_order_id: er.order_id.to_string(),
+        symbol: symbol.clone(),
+        side: side_of(&er.side),
+        status: order_status(Some(&er.status)),
+        qty: er.qty,
+        filled_qty: er.cum_qty,
+        filled_quote: er.cum_quote.unwrap_or_default(),
+        reason: Some(er.reject_reason.clone())
+            .filter(|r| !r.is_empty() && r != "NONE")
+            .or(er.expiry_reason.clone().filter(|r| r != "NONE")),
+        ts_ms: er.transact_time,
+    };
+    let fill = (er.execution_type == "TRADE" && er.trade_id >= 0).then(|| Fill {
+        trade_id: er.trade_id as u64,
+        client_order_id: cid,
+        strategy_id: "".into(),
+        symbol,
+        side: side_of(&er.side),
+        price: er.last_price,
+        qty: er.last_qty,
+        fee: er.commission.unwrap_or_default(),
+        fee_asset: er.commission_asset.clone().unwrap_or_default(),
+        is_maker: er.is_maker,
+        ts_ms: er.transact_time,
+    });
+    (report, fill)
+}
+
+/// Builds the signed `userDataStream.subscribe.signature` request.
+pub fn subscribe_request(api_key: &str, secret: &str, timestamp: i64, recv_window_ms: u64, id: &str) -> Value {
+    let params = vec![
+        ("apiKey".to_string(), api_key.to_string()),
+        ("recvWindow".to_string(), recv_window_ms.to_string()),
+        ("timestamp".to_string(), timestamp.to_string()),
+    ];
+    let signature = sign_ws(secret, &params);
+    json!({
+        "id": id,
+        "method": "userDataStream.subscribe.signature",
+        "params": {"apiKey": api_key, "recvWindow": recv_window_ms, "timestamp": timestamp, "signature": signature},
+    })
+}
+
+struct UserRun {
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<UserEvent>,
+}
+
+impl UserRun {
+    async fn emit(&self, ev: UserEvent) -> bool {
+        self.tx.send(ev).await.is_ok()
+    }
+
+    async fn on_execution(&self, er: &ExecutionReport) -> bool {
+        let (report, fill) = translate_execution(er);
+        self.shared.remember_order(&report.symbol, er.order_id, &report.client_order_id);
+        self.shared.add_symbol(&report.symbol);
+        self.shared.note_report(&report);
+        if let Some(f) = fill {
+            if self.shared.claim_fill(&f.symbol, f.trade_id, true) && !self.emit(UserEvent::Fill(f)).await {
+                return false;
+            }
+        }
+        self.emit(UserEvent::Order(report)).await
+    }
+
+    /// REST reconciliation after a (re)subscribe: open orders, fills above
+    /// each symbol's trade-id watermark, balances.
+    async fn reconcile(&self) -> Result<bool, BinanceError> {
+        let rest = &self.shared.rest;
+        let now = rest.now_ms();
+        let open = rest.open_orders(None).await?;
+        let reports: Vec<OrderReport> = open.iter().map(|o| super::venue::report_of(o, now)).collect();
+        self.shared.note_open_orders(None, &reports);
+        for (o, r) in open.iter().zip(reports) {
+            self.shared.remember_order(&r.symbol, o.order_id, &o.client_order_id);
+            if !self.emit(UserEvent::Order(r)).await {
+                return Ok(false);
+            }
+        }
+        for sym in self.shared.known_symbols() {
+            let Some(last) = self.shared.last_trade_id(&sym) else {
+                // Nothing known yet: the venue's latest trade becomes the
+                // watermark (start-up reconciliation is the caller's).
+                self.shared.ensure_watermark(&sym).await?;
+                continue;
+            };
+            let fills = self.shared.trades_since(&sym, Some(last + 1)).await?;
+            for f in fills {
+                if self.shared.claim_fill(&f.symbol, f.trade_id, true) {
+                    tracing::info!(symbol = %f.symbol, trade_id = f.trade_id, "recovered a fill missed during a user-stream gap");
+                    if !self.emit(UserEvent::Fill(f)).await {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+        let acc = rest.account().await?;
+        let balances =
+            acc.balances.into_iter().map(|b| Balance { asset: b.asset, free: b.free, locked: b.locked }).collect();
+        Ok(self.emit(UserEvent::Balances(balances)).await)
+    }
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Subscribes on a fresh connection; retries once after a clock resync on -1021.
+async fn subscribe(shared: &Shared, ws: &mut Ws, seq: &mut u64) -> Result<(), String> {
+    for _try in 0..2 {
+        *seq += 1;
+        let id = format!("keel-uds-{seq}");
+        let creds = shared.rest.credentials();
+        let req = subscribe_request(
+            creds.api_key(),
+            creds.api_secret(),
+            shared.rest.now_ms(),
+            shared.rest.recv_window_ms(),
+            &id,
+        );
+        ws.send(Message::Text(req.to_string().into())).await.map_err(|e| format!("send subscribe: {e}"))?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let msg =
+                tokio::time::timeout_at(deadline, ws.next()).await.map_err(|_| "subscribe timed out".to_string())?;
+            let text = match msg {
+                Some(Ok(Message::Text(t))) => t,
+                Some(Ok(Message::Ping(p))) => {
+                    let _ = ws.send(Message::Pong(p)).await;
+                    continue;
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(format!("read: {e}")),
+                None => return Err("closed during subscribe".into()),
+            };
+            let Ok(WsApiMessage::Response(r)) = WsApiMessage::parse(text.as_str()) else { continue };
+            if r.id != Value::String(id.clone()) {
+                continue;
+            }
+            if r.status == 200 {
+                return Ok(());
+            }
+            let err = r.error.unwrap_or(super::model::ApiError { code: 0, msg: "no error body".into(), data: None });
+            if err.code == INVALID_TIMESTAMP {
+                shared.rest.sync_time().await.map_err(|e| format!("clock resync: {e}"))?;
+                break;
+            }
+            return Err(format!("subscribe refused ({}): {}", err.code, err.msg));
+        }
+    }
+    Err("subscribe refused twice for the timestamp".into())
+}
+
+/// Runs the user-data subscription until the receiver is dropped.
+pub(crate) async fn run_user(shared: Arc<Shared>, tx: mpsc::Sender<UserEvent>) {
+    super::install_crypto_provider();
+    let url = shared.settings.endpoints.ws_api.clone();
+    let reconnect_after = Duration::from_millis(shared.settings.reconnect_after_ms.max(1000));
+    let mut alerts = shared.rest.alerts();
+    let run = UserRun { shared, tx };
+    let mut attempt: u32 = 0;
+    let mut seq = 0u64;
+    loop {
+        if run.tx.is_closed() {
+            return;
+        }
+        let reason = match tokio_tungstenite::connect_async(url.as_str()).await {
+            Err(e) => format!("connect failed: {e}"),
+            Ok((mut ws, _)) => match subscribe(&run.shared, &mut ws, &mut seq).await {
+                Err(e) => e,
+                Ok(()) => {
+                    let mut pending_reconcile = true;
+                    let deadline = tokio::time::sleep(reconnect_after);
+                    tokio::pin!(deadline);
+                    loop {
+                        if pending_reconcile {
+                            // Events arriving meanwhile are buffered by the socket and
+                            // deduplicated by trade id afterwards.
+                            match run.reconcile().await {
+                                Ok(true) => {
+                                    pending_reconcile = false;
+                                    attempt = 0;
+                                    if !run.emit(UserEvent::Status(StreamStatus::Connected)).await {
+                                        return;
+                                    }
+                                }
+                                Ok(false) => return,
+                                Err(e) => break format!("reconciliation failed: {e}"),
+                            }
+                        }
+                        let msg = tokio::select! {
+                            _ = &mut deadline => break "proactive reconnect before the 24 h limit".to_string(),
+                            a = alerts.recv() => {
+                                if let Ok(a) = a {
+                                    if !run.emit(UserEvent::Alert(a)).await {
+                                        return;
+                                    }
+                                }
+                                continue;
+                            }
+                            m = tokio::time::timeout(IDLE_TIMEOUT, ws.next()) => m,
+                        };
+                        match msg {
+                            Err(_) => break "no data or ping for too long".to_string(),
+                            Ok(None) => break "closed by server".to_string(),
+                            Ok(Some(Err(e))) => break format!("read error: {e}"),
+                            Ok(Some(Ok(Message::Ping(p)))) => {
+                                if ws.send(Message::Pong(p)).await.is_err() {
+                                    break "pong failed".to_string();
+                                }
+                            }
+                            Ok(Some(Ok(Message::Text(t)))) => match WsApiMessage::parse(t.as_str()) {
+                                Ok(WsApiMessage::Event { event, .. }) => match event {
+                                    UserDataEvent::ExecutionReport(er) => {
+                                        if !run.on_execution(&er).await {
+                                            return;
+                                        }
+                                    }
+                                    UserDataEvent::AccountPosition(p) => {
+                                        let list = p
+                                            .balances
+                                            .into_iter()
+                                            .map(|b| Balance { asset: b.asset, free: b.free, locked: b.locked })
+                                            .collect();
+                                        if !run.emit(UserEvent::Balances(list)).await {
+                                            return;
+                                        }
+                                    }
+                                    UserDataEvent::BalanceUpdate(_) => {
+                                        if let Ok(acc) = run.shared.rest.account().await {
+                                            let list = acc
+                                                .balances
+                                                .into_iter()
+                                                .map(|b| Balance { asset: b.asset, free: b.free, locked: b.locked })
+                                                .collect();
+                                            if !run.emit(UserEvent::Balances(list)).await {
+                                                return;
+                                            }
+                                        }
+                                    }
+                                    UserDataEvent::StreamTerminated => break "eventStreamTerminated".to_string(),
+                                    UserDataEvent::ServerShutdown => break "serverShutdown".to_string(),
+                                    UserDataEvent::Other(_) => {}
+                                },
+                                Ok(WsApiMessage::Response(_)) => {}
+                                Err(e) => tracing::debug!(error = %e, "ignoring unparsed WS API message"),
+                            },
+                            Ok(Some(Ok(Message::Close(_)))) => break "close frame".to_string(),
+                            Ok(Some(Ok(_))) => {}
+                        }
+                    }
+                }
+            },
+        };
+        tracing::warn!(%reason, "user-data stream disconnected; reconnecting");
+        if !run.emit(UserEvent::Status(StreamStatus::Disconnected { reason: reason.clone() })).await {
+            return;
+        }
+        let planned = reason == "serverShutdown" || reason.starts_with("proactive");
+        if !planned {
+            tokio::time::sleep(backoff_delay(attempt)).await;
+            attempt = attempt.saturating_add(1);
+        }
+    }
+}

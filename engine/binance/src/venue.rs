@@ -1,0 +1,683 @@
+//! [`BinanceVenue`]: the Binance spot adapter behind the exchange-neutral
+//! [`Venue`] trait.
+//!
+//! Orders are never sent twice: an order whose outcome is unknown (timeout,
+//! dropped connection, 5xx, -1006, -1007) is resolved by querying it by client
+//! order id, and declared "not sent" only once its `recvWindow` has passed
+//! without the venue knowing it. Fills are deduplicated by trade id across the
+//! FULL order response, the user stream and REST reconciliation.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::Method;
+use rust_decimal::Decimal;
+use tokio::sync::mpsc;
+
+use keel_core::balance::Balance;
+use keel_core::fill::Fill;
+use keel_core::instrument::{Instrument, SymbolStatus};
+use keel_core::market::{Bar, BookTicker};
+use keel_core::order::{OrderStatus, OrderType, Side, TimeInForce};
+use keel_core::symbol::Symbol;
+use keel_core::venue::{MarketFeed, OrderReport, OrderRequest, PlaceResult, UserEvent, Venue, VenueError, VenueResult};
+
+use super::error::{BinanceError, NO_SUCH_ORDER};
+use super::model::{ExchangeInfo, Filter, MyTrade, OrderInfo, SymbolInfo};
+use super::rest::RestClient;
+use super::{interval_name, BinanceSettings};
+
+/// Maps a Binance order status to Keel's.
+pub fn order_status(s: Option<&str>) -> OrderStatus {
+    match s {
+        None | Some("NEW") | Some("PENDING_CANCEL") => OrderStatus::Accepted,
+        Some("PENDING_NEW") => OrderStatus::Submitted,
+        Some("PARTIALLY_FILLED") => OrderStatus::PartiallyFilled,
+        Some("FILLED") => OrderStatus::Filled,
+        Some("CANCELED") => OrderStatus::Canceled,
+        Some("REJECTED") => OrderStatus::Rejected,
+        Some("EXPIRED") | Some("EXPIRED_IN_MATCH") => OrderStatus::Expired,
+        Some(_) => OrderStatus::Unknown,
+    }
+}
+
+/// Maps a Binance side.
+pub fn side_of(s: &str) -> Side {
+    if s == "SELL" {
+        Side::Sell
+    } else {
+        Side::Buy
+    }
+}
+
+/// Builds an [`Instrument`] from an exchangeInfo symbol.
+pub fn instrument_of(s: &SymbolInfo) -> Instrument {
+    let mut i = Instrument {
+        symbol: Symbol::new(&s.symbol),
+        base_asset: s.base_asset.clone(),
+        quote_asset: s.quote_asset.clone(),
+        tick_size: Decimal::ZERO,
+        min_price: Decimal::ZERO,
+        max_price: Decimal::ZERO,
+        step_size: Decimal::ZERO,
+        min_qty: Decimal::ZERO,
+        max_qty: Decimal::ZERO,
+        market_step_size: Decimal::ZERO,
+        min_notional: Decimal::ZERO,
+        max_notional: Decimal::ZERO,
+        max_num_orders: 0,
+        status: SymbolStatus::parse(&s.status),
+    };
+    let mut market_step = None;
+    for f in &s.filters {
+        match f {
+            Filter::PriceFilter { min_price, max_price, tick_size } => {
+                i.min_price = *min_price;
+                i.max_price = *max_price;
+                i.tick_size = *tick_size;
+            }
+            Filter::LotSize { min_qty, max_qty, step_size } => {
+                i.min_qty = *min_qty;
+                i.max_qty = *max_qty;
+                i.step_size = *step_size;
+            }
+            Filter::MarketLotSize { step_size, .. } => market_step = Some(*step_size),
+            Filter::MinNotional { min_notional, .. } => i.min_notional = i.min_notional.max(*min_notional),
+            Filter::Notional { min_notional, max_notional, .. } => {
+                i.min_notional = i.min_notional.max(*min_notional);
+                i.max_notional = max_notional.unwrap_or_default();
+            }
+            Filter::MaxNumOrders { max_num_orders } => i.max_num_orders = *max_num_orders,
+            Filter::PercentPriceBySide { .. } | Filter::Other => {}
+        }
+    }
+    i.market_step_size = market_step.filter(|s| !s.is_zero()).unwrap_or(i.step_size);
+    i
+}
+
+/// The exchange-neutral report of a Binance order. `client_order_id` is the
+/// order's own id (for a cancel response, `origClientOrderId`).
+pub fn report_of(o: &OrderInfo, fallback_ts: i64) -> OrderReport {
+    let cid = o.orig_client_order_id.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| o.client_order_id.clone());
+    OrderReport {
+        client_order_id: cid,
+        venue_order_id: o.order_id.to_string(),
+        symbol: Symbol::new(&o.symbol),
+        side: o.side.as_deref().map(side_of).unwrap_or(Side::Buy),
+        status: order_status(o.status.as_deref()),
+        qty: o.orig_qty.unwrap_or_default(),
+        filled_qty: o.executed_qty.unwrap_or_default(),
+        filled_quote: o.cummulative_quote_qty.unwrap_or_default().max(Decimal::ZERO),
+        reason: o.expiry_reason.clone().filter(|r| r != "NONE"),
+        ts_ms: o.update_time.or(o.transact_time).or(o.time).unwrap_or(fallback_ts),
+    }
+}
+
+/// A fill from a `myTrades` entry.
+pub fn fill_of_trade(t: &MyTrade, client_order_id: &str) -> Fill {
+    Fill {
+        trade_id: t.id,
+        client_order_id: client_order_id.to_string(),
+        strategy_id: "".into(),
+        symbol: Symbol::new(&t.symbol),
+        side: if t.is_buyer { Side::Buy } else { Side::Sell },
+        price: t.price,
+        qty: t.qty,
+        fee: t.commission,
+        fee_asset: t.commission_asset.clone(),
+        is_maker: t.is_maker,
+        ts_ms: t.time,
+    }
+}
+
+/// exchangeInfo (symbol status, filters) is reloaded before an order when older than this.
+const INSTRUMENTS_MAX_AGE: Duration = Duration::from_secs(600);
+
+/// Deduplication memory is pruned above this many entries…
+const SEEN_FILLS_MAX: usize = 200_000;
+/// …keeping the trade ids within this distance of each symbol's watermark.
+const SEEN_FILLS_KEEP: u64 = 50_000;
+
+/// State shared by the venue and its stream tasks.
+pub(crate) struct Shared {
+    pub rest: RestClient,
+    pub settings: BinanceSettings,
+    instruments: Mutex<HashMap<Symbol, Instrument>>,
+    /// When exchangeInfo was last loaded (statuses and filters change).
+    instruments_at: Mutex<Option<std::time::Instant>>,
+    /// (symbol, trade id) already delivered to the caller.
+    seen_fills: Mutex<HashSet<(Symbol, u64)>>,
+    /// Per symbol: every own trade at or below this id has been delivered.
+    last_trade: Mutex<HashMap<Symbol, u64>>,
+    /// (symbol, order id) → client order id.
+    order_ids: Mutex<HashMap<(Symbol, u64), String>>,
+    /// Open orders per symbol (client ids), to refuse what MAX_NUM_ORDERS would.
+    open: Mutex<HashMap<Symbol, HashSet<String>>>,
+    /// Symbols whose fills are reconciled after a gap.
+    symbols: Mutex<BTreeSet<Symbol>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    /// Marks a fill delivered; false if it already was.
+    ///
+    /// `in_order` is true for sources that deliver every own trade in trade-id
+    /// order (the user stream while connected, REST reconciliation): only they
+    /// advance the watermark below which no fill can be missing. A FULL order
+    /// response does not, so a fill missed in a gap just before it is still
+    /// recovered.
+    pub(crate) fn claim_fill(&self, symbol: &Symbol, trade_id: u64, in_order: bool) -> bool {
+        let fresh = {
+            let mut seen = lock(&self.seen_fills);
+            let fresh = seen.insert((symbol.clone(), trade_id));
+            if seen.len() > SEEN_FILLS_MAX {
+                // Keep memory bounded: ids far below the watermark cannot come back.
+                let marks = lock(&self.last_trade).clone();
+                seen.retain(|(sym, id)| marks.get(sym).is_none_or(|m| id.saturating_add(SEEN_FILLS_KEEP) > *m));
+            }
+            fresh
+        };
+        if in_order {
+            self.seed_last_trade(symbol, trade_id);
+        }
+        fresh
+    }
+
+    pub(crate) fn last_trade_id(&self, symbol: &Symbol) -> Option<u64> {
+        lock(&self.last_trade).get(symbol).copied()
+    }
+
+    /// Raises the highest known trade id of a symbol (fills at or below it
+    /// are not recovered by gap reconciliation).
+    pub(crate) fn seed_last_trade(&self, symbol: &Symbol, trade_id: u64) {
+        let mut lt = lock(&self.last_trade);
+        let e = lt.entry(symbol.clone()).or_insert(trade_id);
+        *e = (*e).max(trade_id);
+    }
+
+    /// Makes sure a symbol has a trade-id watermark: the latest own trade at
+    /// the venue (0 if none). Taken before the first order in the symbol, so
+    /// any later fill is above it and gap reconciliation finds it.
+    pub(crate) async fn ensure_watermark(&self, symbol: &Symbol) -> Result<(), BinanceError> {
+        self.add_symbol(symbol);
+        if self.last_trade_id(symbol).is_some() {
+            return Ok(());
+        }
+        let latest = self.rest.my_trades_limit(symbol.as_str(), None, None, 1).await?;
+        self.seed_last_trade(symbol, latest.last().map(|t| t.id).unwrap_or(0));
+        Ok(())
+    }
+
+    pub(crate) fn remember_order(&self, symbol: &Symbol, order_id: u64, client_order_id: &str) {
+        lock(&self.order_ids).insert((symbol.clone(), order_id), client_order_id.to_string());
+    }
+
+    /// Tracks whether an order is open (for the MAX_NUM_ORDERS pre-check).
+    pub(crate) fn note_report(&self, r: &OrderReport) {
+        let mut open = lock(&self.open);
+        let set = open.entry(r.symbol.clone()).or_default();
+        if r.status.is_terminal() {
+            set.remove(&r.client_order_id);
+        } else {
+            set.insert(r.client_order_id.clone());
+        }
+    }
+
+    /// Replaces the open set of the symbols listed (all when `symbol` is None)
+    /// with what the venue reported.
+    pub(crate) fn note_open_orders(&self, symbol: Option<&Symbol>, reports: &[OrderReport]) {
+        let mut open = lock(&self.open);
+        match symbol {
+            Some(s) => {
+                open.insert(s.clone(), HashSet::new());
+            }
+            None => open.clear(),
+        }
+        for r in reports {
+            open.entry(r.symbol.clone()).or_default().insert(r.client_order_id.clone());
+        }
+    }
+
+    fn open_count(&self, symbol: &Symbol) -> usize {
+        lock(&self.open).get(symbol).map(HashSet::len).unwrap_or(0)
+    }
+
+    pub(crate) fn add_symbol(&self, symbol: &Symbol) {
+        lock(&self.symbols).insert(symbol.clone());
+    }
+
+    pub(crate) fn known_symbols(&self) -> Vec<Symbol> {
+        lock(&self.symbols).iter().cloned().collect()
+    }
+
+    /// Client order id of a venue order id (queried and cached when unknown).
+    pub(crate) async fn client_id_of(&self, symbol: &Symbol, order_id: u64) -> Result<String, BinanceError> {
+        if let Some(c) = lock(&self.order_ids).get(&(symbol.clone(), order_id)).cloned() {
+            return Ok(c);
+        }
+        let info = self.rest.query_order_by_id(symbol.as_str(), order_id).await?;
+        self.remember_order(symbol, order_id, &info.client_order_id);
+        Ok(info.client_order_id)
+    }
+
+    /// Own trades from `from_id` (inclusive), all pages, oldest first.
+    pub(crate) async fn trades_since(&self, symbol: &Symbol, from_id: Option<u64>) -> Result<Vec<Fill>, BinanceError> {
+        let mut out = Vec::new();
+        let mut from = from_id;
+        loop {
+            let page = self.rest.my_trades(symbol.as_str(), from, None).await?;
+            let n = page.len();
+            for t in &page {
+                let cid = self.client_id_of(symbol, t.order_id).await?;
+                out.push(fill_of_trade(t, &cid));
+            }
+            match (from, page.last()) {
+                (Some(_), Some(last)) if n >= 1000 => from = Some(last.id + 1),
+                _ => break,
+            }
+        }
+        out.sort_by_key(|f| f.trade_id);
+        Ok(out)
+    }
+
+    async fn instrument(&self, symbol: &Symbol) -> Result<Instrument, VenueError> {
+        let fresh = lock(&self.instruments_at).is_some_and(|t| t.elapsed() < INSTRUMENTS_MAX_AGE);
+        if fresh {
+            if let Some(i) = lock(&self.instruments).get(symbol).cloned() {
+                return Ok(i);
+            }
+        }
+        let info = self.rest.exchange_info().await.map_err(VenueError::from)?;
+        self.store_instruments(&info);
+        lock(&self.instruments).get(symbol).cloned().ok_or_else(|| VenueError::Rejected {
+            code: -1121,
+            reason: format!("Invalid symbol {symbol} (not in exchangeInfo)"),
+        })
+    }
+
+    fn store_instruments(&self, info: &ExchangeInfo) -> Vec<Instrument> {
+        let list: Vec<Instrument> = info.symbols.iter().map(instrument_of).collect();
+        *lock(&self.instruments_at) = Some(std::time::Instant::now());
+        let mut m = lock(&self.instruments);
+        for i in &list {
+            m.insert(i.symbol.clone(), i.clone());
+        }
+        list
+    }
+}
+
+/// What the start-up check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartupReport {
+    /// Server minus local clock (ms).
+    pub clock_offset_ms: i64,
+    /// Whether the key may trade.
+    pub can_trade: bool,
+    /// Number of listed symbols.
+    pub symbols: usize,
+}
+
+/// The Binance spot venue.
+pub struct BinanceVenue {
+    shared: Arc<Shared>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for BinanceVenue {
+    fn drop(&mut self) {
+        for t in lock(&self.tasks).iter() {
+            t.abort();
+        }
+    }
+}
+
+impl BinanceVenue {
+    /// Connects: builds the client, synchronises the clock, loads exchangeInfo
+    /// (filters and rate limits) and starts periodic clock resync.
+    pub async fn connect(settings: BinanceSettings) -> Result<Self, VenueError> {
+        let rest = RestClient::new(
+            &settings.endpoints.rest,
+            settings.credentials.clone(),
+            settings.recv_window_ms,
+            settings.request_timeout_ms,
+        )
+        .map_err(VenueError::from)?;
+        rest.sync_time().await.map_err(VenueError::from)?;
+        let symbols = settings.symbols.iter().map(|s| Symbol::new(s)).collect();
+        let shared = Arc::new(Shared {
+            rest,
+            settings,
+            instruments: Mutex::new(HashMap::new()),
+            instruments_at: Mutex::new(None),
+            seen_fills: Mutex::new(HashSet::new()),
+            last_trade: Mutex::new(HashMap::new()),
+            order_ids: Mutex::new(HashMap::new()),
+            open: Mutex::new(HashMap::new()),
+            symbols: Mutex::new(symbols),
+        });
+        let info = shared.rest.exchange_info().await.map_err(VenueError::from)?;
+        shared.store_instruments(&info);
+        let weak: Weak<Shared> = Arc::downgrade(&shared);
+        let every = Duration::from_millis(shared.settings.time_sync_interval_ms.max(1000));
+        let sync = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(s) = weak.upgrade() else { return };
+                if let Err(e) = s.rest.sync_time().await {
+                    tracing::warn!(error = %e, "binance clock resync failed");
+                }
+            }
+        });
+        Ok(Self { shared, tasks: Mutex::new(vec![sync]) })
+    }
+
+    /// Checks connectivity, clock offset and trading permission (`canTrade`).
+    pub async fn startup_check(&self) -> Result<StartupReport, VenueError> {
+        let offset = self.shared.rest.sync_time().await.map_err(VenueError::from)?;
+        let account = self.shared.rest.account().await.map_err(VenueError::from)?;
+        let symbols = lock(&self.shared.instruments).len();
+        Ok(StartupReport { clock_offset_ms: offset, can_trade: account.can_trade, symbols })
+    }
+
+    /// Tells the adapter the highest trade id of `symbol` that the caller has
+    /// already recorded (from its store at start-up): gap reconciliation then
+    /// recovers only fills above it.
+    pub fn seed_last_trade_id(&self, symbol: &Symbol, trade_id: u64) {
+        self.shared.add_symbol(symbol);
+        self.shared.seed_last_trade(symbol, trade_id);
+    }
+
+    /// The REST client (rate-limit state, clock offset).
+    pub fn rest(&self) -> &RestClient {
+        &self.shared.rest
+    }
+
+    /// Resolves an order whose placement outcome is unknown: query it by
+    /// client id; "not found" counts only once `recvWindow` has passed since
+    /// it was signed (until then it may still reach the matching engine).
+    async fn resolve_unknown(
+        &self,
+        symbol: &Symbol,
+        cid: &str,
+        signed_at: i64,
+        why: &BinanceError,
+    ) -> VenueResult<PlaceResult> {
+        let s = &self.shared;
+        let deadline = signed_at + s.settings.recv_window_ms as i64 + 1000;
+        let mut delay = Duration::from_millis(100);
+        for _attempt in 0..12 {
+            match s.rest.query_order(symbol.as_str(), cid).await {
+                Ok(info) => {
+                    s.remember_order(symbol, info.order_id, cid);
+                    let trades = s.rest.my_trades(symbol.as_str(), None, Some(info.order_id)).await.unwrap_or_default();
+                    let fills = trades
+                        .iter()
+                        .filter(|t| s.claim_fill(symbol, t.id, false))
+                        .map(|t| fill_of_trade(t, cid))
+                        .collect();
+                    tracing::info!(client_order_id = cid, "order with unknown outcome found at the venue");
+                    let report = report_of(&info, s.rest.now_ms());
+                    s.note_report(&report);
+                    return Ok(PlaceResult { report, fills });
+                }
+                Err(e) if e.code() == Some(NO_SUCH_ORDER) => {
+                    let now = s.rest.now_ms();
+                    if now > deadline {
+                        return Err(VenueError::NotSent(format!("order {cid} never reached the venue ({why})")));
+                    }
+                    delay = Duration::from_millis(((deadline - now) as u64).clamp(50, 1000));
+                }
+                Err(e) => {
+                    tracing::warn!(client_order_id = cid, error = %e, "querying an order with unknown outcome failed")
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+        Err(VenueError::OutcomeUnknown(format!("order {cid}: {why}; still unresolved")))
+    }
+}
+
+fn tif_str(t: TimeInForce) -> &'static str {
+    match t {
+        TimeInForce::Gtc => "GTC",
+        TimeInForce::Ioc => "IOC",
+        TimeInForce::Fok => "FOK",
+    }
+}
+
+#[async_trait]
+impl Venue for BinanceVenue {
+    fn name(&self) -> &str {
+        "binance"
+    }
+
+    fn used_weight(&self) -> Option<u64> {
+        Some(self.shared.rest.limits().used_weight_1m)
+    }
+
+    async fn instruments(&self) -> VenueResult<Vec<Instrument>> {
+        let info = self.shared.rest.exchange_info().await?;
+        Ok(self.shared.store_instruments(&info))
+    }
+
+    async fn server_time(&self) -> VenueResult<i64> {
+        let t: super::model::ServerTime = self.shared.rest.public("/api/v3/time", Vec::new()).await?;
+        Ok(t.server_time)
+    }
+
+    async fn klines(
+        &self,
+        symbol: &Symbol,
+        interval_ms: i64,
+        start_ms: Option<i64>,
+        limit: usize,
+    ) -> VenueResult<Vec<Bar>> {
+        let name = interval_name(interval_ms).ok_or_else(|| VenueError::Rejected {
+            code: -1120,
+            reason: format!("no Binance interval of {interval_ms} ms"),
+        })?;
+        let list = self.shared.rest.klines(symbol.as_str(), name, start_ms, None, limit).await?;
+        let now = self.shared.rest.now_ms();
+        Ok(list
+            .into_iter()
+            .filter(|k| k.close_time < now)
+            .map(|k| Bar {
+                symbol: symbol.clone(),
+                open_time: k.open_time,
+                close_time: k.close_time,
+                open: k.open,
+                high: k.high,
+                low: k.low,
+                close: k.close,
+                volume: k.volume,
+            })
+            .collect())
+    }
+
+    async fn best_bid_ask(&self, symbol: &Symbol) -> VenueResult<BookTicker> {
+        let t = self.shared.rest.book_ticker(symbol.as_str()).await?;
+        Ok(BookTicker {
+            symbol: symbol.clone(),
+            bid: t.bid_price,
+            bid_qty: t.bid_qty,
+            ask: t.ask_price,
+            ask_qty: t.ask_qty,
+            ts_ms: self.shared.rest.now_ms(),
+        })
+    }
+
+    async fn place_order(&self, request: &OrderRequest) -> VenueResult<PlaceResult> {
+        let s = &self.shared;
+        let inst = s.instrument(&request.symbol).await?;
+        let market = request.order_type.is_market();
+        let check_price = match request.order_type.limit_price() {
+            Some(p) => p,
+            None => {
+                let t = self.best_bid_ask(&request.symbol).await?;
+                if request.side == Side::Buy {
+                    t.ask
+                } else {
+                    t.bid
+                }
+            }
+        };
+        if let Err(v) = inst.check(request.qty, check_price, market) {
+            return Err(VenueError::Rejected { code: -1013, reason: format!("refused before sending: {v}") });
+        }
+        if inst.max_num_orders > 0 && !market && s.open_count(&request.symbol) >= inst.max_num_orders as usize {
+            // The local view may be stale (fills without a user stream): ask the venue.
+            let open = self.open_orders(Some(&request.symbol)).await?;
+            if open.len() >= inst.max_num_orders as usize {
+                return Err(VenueError::Rejected {
+                    code: -1013,
+                    reason: format!("refused before sending: MAX_NUM_ORDERS ({} open)", open.len()),
+                });
+            }
+        }
+        s.ensure_watermark(&request.symbol).await?;
+        let mut p: Vec<(String, String)> =
+            vec![("symbol".into(), request.symbol.to_string()), ("side".into(), request.side.as_str().into())];
+        match request.order_type {
+            OrderType::Market => p.push(("type".into(), "MARKET".into())),
+            OrderType::Limit { price } => {
+                p.push(("type".into(), "LIMIT".into()));
+                p.push(("timeInForce".into(), tif_str(request.tif).into()));
+                p.push(("price".into(), price.normalize().to_string()));
+            }
+            OrderType::StopLimit { stop, price } => {
+                p.push(("type".into(), "STOP_LOSS_LIMIT".into()));
+                p.push(("timeInForce".into(), tif_str(request.tif).into()));
+                p.push(("price".into(), price.normalize().to_string()));
+                p.push(("stopPrice".into(), stop.normalize().to_string()));
+            }
+        }
+        p.push(("quantity".into(), request.qty.normalize().to_string()));
+        p.push(("newClientOrderId".into(), request.client_order_id.clone()));
+        p.push(("newOrderRespType".into(), "FULL".into()));
+        let signed_at = s.rest.now_ms();
+        match s.rest.new_order(p).await {
+            Ok(info) => {
+                s.remember_order(&request.symbol, info.order_id, &request.client_order_id);
+                let fills = info
+                    .fills
+                    .iter()
+                    .filter(|f| s.claim_fill(&request.symbol, f.trade_id, false))
+                    .map(|f| Fill {
+                        trade_id: f.trade_id,
+                        client_order_id: request.client_order_id.clone(),
+                        strategy_id: "".into(),
+                        symbol: request.symbol.clone(),
+                        side: request.side,
+                        price: f.price,
+                        qty: f.qty,
+                        fee: f.commission,
+                        fee_asset: f.commission_asset.clone(),
+                        is_maker: false,
+                        ts_ms: info.transact_time.unwrap_or(signed_at),
+                    })
+                    .collect();
+                let mut report = report_of(&info, signed_at);
+                if info.orig_qty.is_none() {
+                    report.qty = request.qty;
+                }
+                s.note_report(&report);
+                Ok(PlaceResult { report, fills })
+            }
+            Err(e) if e.outcome_unknown() => {
+                tracing::warn!(client_order_id = %request.client_order_id, error = %e, "order outcome unknown; querying it");
+                self.resolve_unknown(&request.symbol, &request.client_order_id, signed_at, &e).await
+            }
+            Err(e) => Err(e.to_venue()),
+        }
+    }
+
+    async fn cancel_order(&self, symbol: &Symbol, client_order_id: &str) -> VenueResult<OrderReport> {
+        let s = &self.shared;
+        let res = match s.rest.cancel_order(symbol.as_str(), client_order_id).await {
+            Ok(info) => Ok(report_of(&info, s.rest.now_ms())),
+            Err(e) if e.outcome_unknown() => match s.rest.query_order(symbol.as_str(), client_order_id).await {
+                Ok(info) if info.status.as_deref() == Some("CANCELED") => Ok(report_of(&info, s.rest.now_ms())),
+                _ => Err(e.to_venue()),
+            },
+            Err(e) => Err(e.to_venue()),
+        };
+        if let Ok(r) = &res {
+            s.note_report(r);
+        }
+        res
+    }
+
+    async fn query_order(&self, symbol: &Symbol, client_order_id: &str) -> VenueResult<Option<OrderReport>> {
+        match self.shared.rest.query_order(symbol.as_str(), client_order_id).await {
+            Ok(info) => {
+                self.shared.remember_order(symbol, info.order_id, client_order_id);
+                let report = report_of(&info, self.shared.rest.now_ms());
+                self.shared.note_report(&report);
+                Ok(Some(report))
+            }
+            Err(e) if e.code() == Some(NO_SUCH_ORDER) => Ok(None),
+            Err(e) => Err(e.to_venue()),
+        }
+    }
+
+    async fn open_orders(&self, symbol: Option<&Symbol>) -> VenueResult<Vec<OrderReport>> {
+        let list = self.shared.rest.open_orders(symbol.map(Symbol::as_str)).await?;
+        let now = self.shared.rest.now_ms();
+        for o in &list {
+            self.shared.remember_order(&Symbol::new(&o.symbol), o.order_id, &o.client_order_id);
+        }
+        let reports: Vec<OrderReport> = list.iter().map(|o| report_of(o, now)).collect();
+        self.shared.note_open_orders(symbol, &reports);
+        Ok(reports)
+    }
+
+    async fn balances(&self) -> VenueResult<Vec<Balance>> {
+        let acc = self.shared.rest.account().await?;
+        Ok(acc.balances.into_iter().map(|b| Balance { asset: b.asset, free: b.free, locked: b.locked }).collect())
+    }
+
+    async fn my_trades(&self, symbol: &Symbol, from_trade_id: Option<u64>) -> VenueResult<Vec<Fill>> {
+        self.shared.add_symbol(symbol);
+        Ok(self.shared.trades_since(symbol, from_trade_id).await?)
+    }
+
+    async fn subscribe_market(&self, symbols: &[Symbol], interval_ms: i64) -> VenueResult<mpsc::Receiver<MarketFeed>> {
+        let name = interval_name(interval_ms).ok_or_else(|| VenueError::Rejected {
+            code: -1120,
+            reason: format!("no Binance interval of {interval_ms} ms"),
+        })?;
+        if symbols.is_empty() {
+            return Err(VenueError::Rejected { code: -1102, reason: "no symbols to subscribe to".into() });
+        }
+        for sym in symbols {
+            self.shared.add_symbol(sym);
+        }
+        let (tx, rx) = mpsc::channel(4096);
+        let task =
+            tokio::spawn(super::stream::run_market(self.shared.clone(), symbols.to_vec(), interval_ms, name, tx));
+        lock(&self.tasks).push(task);
+        Ok(rx)
+    }
+
+    async fn subscribe_user(&self) -> VenueResult<mpsc::Receiver<UserEvent>> {
+        let (tx, rx) = mpsc::channel(4096);
+        let task = tokio::spawn(super::user::run_user(self.shared.clone(), tx));
+        lock(&self.tasks).push(task);
+        Ok(rx)
+    }
+}
+
+/// A signed request through the venue's client (for tools and tests).
+pub async fn signed_get<T: serde::de::DeserializeOwned>(
+    venue: &BinanceVenue,
+    path: &str,
+    params: Vec<(String, String)>,
+) -> Result<T, BinanceError> {
+    venue.shared.rest.signed(Method::GET, path, params, false).await
+}

@@ -1,0 +1,72 @@
+//! The [`Store`] trait: durable state (orders, fills, positions, balances, the
+//! trading state and the emergency stop) as the engine needs it. The sled
+//! implementation lives in the `keel-store` crate; the core knows no disk.
+//!
+//! Implementations must make every `durable` write crash-safe before the call
+//! returns (an order before it is sent, a fill, the emergency stop, the
+//! trading state).
+
+use std::sync::Arc;
+
+use crate::balance::Balances;
+use crate::error::StoreError;
+use crate::fill::Fill;
+use crate::order::Order;
+use crate::position::Position;
+use crate::trading::{EmergencyStop, TradingStateRecord};
+
+/// Result alias for store calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The store interface the engine needs. Implementations must make `durable`
+/// writes crash-safe before returning.
+pub trait Store: Send + Sync {
+    /// Writes an order (insert or update); `durable` flushes before returning.
+    fn put_order(&self, order: &Order, durable: bool) -> StoreResult<()>;
+    /// One order by client order id.
+    fn order(&self, client_order_id: &str) -> StoreResult<Option<Order>>;
+    /// Every order, in client order id order.
+    fn orders(&self) -> StoreResult<Vec<Order>>;
+    /// Orders not yet final (including `new` ones that may never have been sent).
+    fn open_orders(&self) -> StoreResult<Vec<Order>>;
+    /// Number of orders.
+    fn order_count(&self) -> StoreResult<usize>;
+    /// Records a fill and the order it updated, atomically and durably.
+    /// Returns false (and changes nothing) if the fill's trade id is already known.
+    fn record_fill(&self, fill: &Fill, order: Option<&Order>) -> StoreResult<bool>;
+    /// True if the fill is already recorded.
+    fn has_fill(&self, symbol: &str, trade_id: u64) -> StoreResult<bool>;
+    /// Every fill, by symbol then trade id.
+    fn fills(&self) -> StoreResult<Vec<Fill>>;
+    /// Number of fills.
+    fn fill_count(&self) -> StoreResult<usize>;
+    /// The highest recorded trade id of a symbol.
+    fn last_trade_id(&self, symbol: &str) -> StoreResult<Option<u64>>;
+    /// Writes the position cache of a symbol.
+    fn put_position(&self, position: &Position) -> StoreResult<()>;
+    /// The cached positions.
+    fn positions(&self) -> StoreResult<Vec<Position>>;
+    /// Writes the balances snapshot.
+    fn put_balances(&self, balances: &Balances) -> StoreResult<()>;
+    /// The last balances snapshot.
+    fn balances(&self) -> StoreResult<Option<Balances>>;
+    /// Writes the trading state, durably.
+    fn put_trading_state(&self, record: &TradingStateRecord) -> StoreResult<()>;
+    /// The stored trading state.
+    fn trading_state(&self) -> StoreResult<Option<TradingStateRecord>>;
+    /// Writes the emergency stop, durably.
+    fn put_emergency_stop(&self, stop: &EmergencyStop) -> StoreResult<()>;
+    /// The emergency stop (default: not set).
+    fn emergency_stop(&self) -> StoreResult<EmergencyStop>;
+    /// A number never returned before, even across crashes (for client order ids).
+    fn next_id(&self) -> StoreResult<u64>;
+    /// Writes a JSON record under a named key in the metadata tree (other crates' state).
+    fn put_meta_json(&self, key: &str, value: &serde_json::Value, durable: bool) -> StoreResult<()>;
+    /// Reads a JSON record from the metadata tree.
+    fn meta_json(&self, key: &str) -> StoreResult<Option<serde_json::Value>>;
+    /// Flushes everything buffered.
+    fn flush(&self) -> StoreResult<()>;
+}
+
+/// A shared store handle.
+pub type SharedStore = Arc<dyn Store>;

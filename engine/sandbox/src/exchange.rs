@@ -1,0 +1,726 @@
+//! The sandbox's exchange state: the shared matching core, the simulated price
+//! paths, bar history, accounts by API key, and the events it broadcasts to
+//! stream and WebSocket API connections.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+
+use keel_core::balance::Balance;
+use keel_core::config::SymbolConfig;
+use keel_core::instrument::{floor_to_step, FilterViolation, Instrument};
+use keel_core::market::{Bar, BookTicker};
+use keel_core::order::{OrderStatus, OrderType, TimeInForce};
+use keel_core::sim::{BarBuilder, Execution, FeeSchedule, MatchError, MatchingCore, NewOrder, PriceGen, SimOrder};
+use keel_core::symbol::Symbol;
+
+use super::SandboxConfig;
+
+/// One simulated minute.
+pub const BAR_MS: i64 = 60_000;
+
+/// A market-data message for stream connections.
+#[derive(Debug, Clone)]
+pub struct MarketMsg {
+    /// Lower-case symbol.
+    pub symbol_lower: String,
+    /// What happened.
+    pub kind: MarketKind,
+}
+
+/// The kinds of market-data messages.
+#[derive(Debug, Clone)]
+pub enum MarketKind {
+    /// A 1-minute bar update (`closed` at the end of the minute).
+    Bar {
+        /// The bar.
+        bar: Bar,
+        /// Whether it is final.
+        closed: bool,
+        /// Trades so far in the bar.
+        trades: u64,
+    },
+    /// A public trade (raw `trade` event JSON and `aggTrade` JSON).
+    Trade {
+        /// `trade` payload.
+        trade: Value,
+        /// `aggTrade` payload.
+        agg: Value,
+    },
+    /// A `bookTicker` payload.
+    Book(Value),
+}
+
+/// A user-data event for one account.
+#[derive(Debug, Clone)]
+pub struct UserMsg {
+    /// Account id.
+    pub account: u32,
+    /// The event object (without the subscription envelope).
+    pub event: Value,
+}
+
+/// One bar of a replayed kline CSV.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayRow {
+    /// Open.
+    pub open: Decimal,
+    /// High.
+    pub high: Decimal,
+    /// Low.
+    pub low: Decimal,
+    /// Close.
+    pub close: Decimal,
+    /// Base volume.
+    pub volume: Decimal,
+}
+
+/// Reads a Binance kline CSV (`open_time,open,high,low,close,volume,…`, with or
+/// without a header line).
+pub fn parse_kline_csv(text: &str) -> Result<Vec<ReplayRow>, String> {
+    let mut rows = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let cols: Vec<&str> = line.split(',').map(str::trim).collect();
+        let dec = |i: usize| -> Result<Decimal, String> {
+            let c = cols.get(i).ok_or_else(|| format!("line {}: missing column {}", n + 1, i + 1))?;
+            c.parse::<Decimal>().map_err(|e| format!("line {}: column {} {c:?}: {e}", n + 1, i + 1))
+        };
+        if n == 0 && cols.first().is_some_and(|c| c.parse::<i64>().is_err()) {
+            continue; // header
+        }
+        let row = ReplayRow { open: dec(1)?, high: dec(2)?, low: dec(3)?, close: dec(4)?, volume: dec(5)? };
+        if row.low > row.high || row.open <= Decimal::ZERO || row.low <= Decimal::ZERO {
+            return Err(format!("line {}: inconsistent bar {row:?}", n + 1));
+        }
+        rows.push(row);
+    }
+    if rows.is_empty() {
+        return Err("no klines".into());
+    }
+    Ok(rows)
+}
+
+/// A replayed price path: each bar's ticks run open → low → high → close
+/// (open → high → low → close for a falling bar); the file wraps around.
+struct Replay {
+    rows: Vec<ReplayRow>,
+    bar: usize,
+}
+
+impl Replay {
+    fn price(&self, i: u32, n: u32, tick: Decimal) -> (Decimal, Decimal) {
+        let Some(r) = self.rows.get(self.bar % self.rows.len().max(1)) else { return (Decimal::ONE, Decimal::ZERO) };
+        let way = if r.close >= r.open { [r.open, r.low, r.high, r.close] } else { [r.open, r.high, r.low, r.close] };
+        let n = n.max(2);
+        // Position along the three legs, in thirds of the bar.
+        let pos = Decimal::from(i.min(n - 1)) * Decimal::from(3) / Decimal::from(n - 1);
+        let leg = pos.floor().to_usize().unwrap_or(0).min(2);
+        let frac = pos - Decimal::from(leg as u64);
+        let p = way[leg] + (way[leg + 1] - way[leg]) * frac;
+        (floor_to_step(p, tick).max(tick), r.volume / Decimal::from(n))
+    }
+}
+
+struct SymState {
+    gen: PriceGen,
+    replay: Option<Replay>,
+    cfg: SymbolConfig,
+    builder: BarBuilder,
+    history: Vec<Bar>,
+    trades_in_bar: u64,
+    next_public_trade: u64,
+    book_update: u64,
+}
+
+/// An account of the sandbox: its id in the core and its HMAC secret.
+#[derive(Debug, Clone)]
+pub struct AccountKey {
+    /// Core account id.
+    pub id: u32,
+    /// HMAC secret.
+    pub secret: String,
+    /// May trade.
+    pub can_trade: bool,
+}
+
+/// Why an order request failed, as a Binance code and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    /// Binance code.
+    pub code: i64,
+    /// Message.
+    pub msg: String,
+}
+
+impl Reject {
+    /// A reject.
+    pub fn new(code: i64, msg: impl Into<String>) -> Self {
+        Self { code, msg: msg.into() }
+    }
+}
+
+/// Mutable exchange state behind one lock.
+pub struct ExchangeState {
+    core: MatchingCore,
+    syms: BTreeMap<Symbol, SymState>,
+    /// Simulated time of the current tick (for bars only).
+    pub sim_ms: i64,
+    ticks_per_bar: u32,
+    tick_in_bar: u32,
+    next_auto_id: u64,
+}
+
+/// The shared exchange.
+pub struct Exchange {
+    /// State.
+    pub state: std::sync::Mutex<ExchangeState>,
+    /// Accounts by API key.
+    pub keys: HashMap<String, AccountKey>,
+    /// Market broadcast.
+    pub market_tx: broadcast::Sender<Arc<MarketMsg>>,
+    /// User-data broadcast.
+    pub user_tx: broadcast::Sender<Arc<UserMsg>>,
+    /// Fee schedule.
+    pub fees: FeeSchedule,
+}
+
+/// Binance spelling of a status.
+pub fn status_str(s: OrderStatus) -> &'static str {
+    match s {
+        OrderStatus::New | OrderStatus::Submitted | OrderStatus::Accepted | OrderStatus::Unknown => "NEW",
+        OrderStatus::PartiallyFilled => "PARTIALLY_FILLED",
+        OrderStatus::Filled => "FILLED",
+        OrderStatus::Canceled => "CANCELED",
+        OrderStatus::Rejected => "REJECTED",
+        OrderStatus::Expired => "EXPIRED",
+    }
+}
+
+fn type_str(t: &OrderType) -> &'static str {
+    match t {
+        OrderType::Market => "MARKET",
+        OrderType::Limit { .. } => "LIMIT",
+        OrderType::StopLimit { .. } => "STOP_LOSS_LIMIT",
+    }
+}
+
+fn tif_str(t: TimeInForce) -> &'static str {
+    match t {
+        TimeInForce::Gtc => "GTC",
+        TimeInForce::Ioc => "IOC",
+        TimeInForce::Fok => "FOK",
+    }
+}
+
+/// Formats a decimal with 8 decimals, as Binance does.
+pub fn d8(v: Decimal) -> String {
+    let mut v = v;
+    v.rescale(8);
+    v.to_string()
+}
+
+/// The query/openOrders JSON of an order.
+pub fn order_json(o: &SimOrder) -> Value {
+    let price = o.order_type.limit_price().unwrap_or_default();
+    let stop = match o.order_type {
+        OrderType::StopLimit { stop, .. } => stop,
+        _ => Decimal::ZERO,
+    };
+    json!({
+        "symbol": o.symbol.as_str(),
+        "orderId": o.order_id,
+        "orderListId": -1,
+        "clientOrderId": o.client_order_id,
+        "price": d8(price),
+        "origQty": d8(o.qty),
+        "executedQty": d8(o.filled_qty),
+        "cummulativeQuoteQty": d8(o.filled_quote),
+        "status": status_str(o.status),
+        "timeInForce": tif_str(o.tif),
+        "type": type_str(&o.order_type),
+        "side": o.side.as_str(),
+        "stopPrice": d8(stop),
+        "icebergQty": d8(Decimal::ZERO),
+        "time": o.created_ms,
+        "updateTime": o.updated_ms,
+        "isWorking": o.status.is_open(),
+        "workingTime": o.created_ms,
+        "origQuoteOrderQty": d8(Decimal::ZERO),
+        "selfTradePreventionMode": "NONE",
+    })
+}
+
+/// The POST /order response of the given type (ACK, RESULT or FULL).
+pub fn order_response(o: &SimOrder, execs: &[Execution], resp_type: &str, transact_ms: i64) -> Value {
+    let mut v = json!({
+        "symbol": o.symbol.as_str(),
+        "orderId": o.order_id,
+        "orderListId": -1,
+        "clientOrderId": o.client_order_id,
+        "transactTime": transact_ms,
+    });
+    if resp_type == "ACK" {
+        return v;
+    }
+    if let (Value::Object(m), Value::Object(full)) = (&mut v, order_json(o)) {
+        for k in [
+            "price",
+            "origQty",
+            "executedQty",
+            "origQuoteOrderQty",
+            "cummulativeQuoteQty",
+            "status",
+            "timeInForce",
+            "type",
+            "side",
+            "workingTime",
+            "selfTradePreventionMode",
+        ] {
+            if let Some(x) = full.get(k) {
+                m.insert(k.to_string(), x.clone());
+            }
+        }
+        if resp_type == "FULL" {
+            let fills: Vec<Value> = execs
+                .iter()
+                .filter_map(|e| e.fill.as_ref())
+                .map(|f| {
+                    json!({
+                        "price": d8(f.price),
+                        "qty": d8(f.qty),
+                        "commission": d8(f.fee),
+                        "commissionAsset": f.fee_asset,
+                        "tradeId": f.trade_id,
+                    })
+                })
+                .collect();
+            m.insert("fills".into(), Value::Array(fills));
+        }
+    }
+    v
+}
+
+/// An `executionReport` for an execution.
+pub fn execution_report(e: &Execution, event_ms: i64, exec_type_override: Option<&str>) -> Value {
+    let o = &e.order;
+    let exec_type = exec_type_override.unwrap_or(match (&e.fill, o.status) {
+        (Some(_), _) => "TRADE",
+        (None, OrderStatus::Canceled) => "CANCELED",
+        (None, OrderStatus::Expired) => "EXPIRED",
+        (None, OrderStatus::Rejected) => "REJECTED",
+        (None, _) => "NEW",
+    });
+    let (l, lp, n, na, t, m) = match &e.fill {
+        Some(f) => (f.qty, f.price, f.fee, Value::String(f.fee_asset.clone()), f.trade_id as i64, f.is_maker),
+        None => (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO, Value::Null, -1, false),
+    };
+    let stop = match o.order_type {
+        OrderType::StopLimit { stop, .. } => stop,
+        _ => Decimal::ZERO,
+    };
+    json!({
+        "e": "executionReport",
+        "E": event_ms,
+        "s": o.symbol.as_str(),
+        "c": o.client_order_id,
+        "S": o.side.as_str(),
+        "o": type_str(&o.order_type),
+        "f": tif_str(o.tif),
+        "q": d8(o.qty),
+        "p": d8(o.order_type.limit_price().unwrap_or_default()),
+        "P": d8(stop),
+        "F": d8(Decimal::ZERO),
+        "g": -1,
+        "C": "",
+        "x": exec_type,
+        "X": status_str(o.status),
+        "r": "NONE",
+        "i": o.order_id,
+        "l": d8(l),
+        "z": d8(o.filled_qty),
+        "L": d8(lp),
+        "n": d8(n),
+        "N": na,
+        "T": o.updated_ms,
+        "t": t,
+        "I": o.updated_ms,
+        "w": o.status.is_open(),
+        "m": m,
+        "M": false,
+        "O": o.created_ms,
+        "Z": d8(o.filled_quote),
+        "Y": d8(l * lp),
+        "Q": d8(Decimal::ZERO),
+        "W": o.created_ms,
+        "V": "NONE",
+    })
+}
+
+/// The kline object `k` of a stream event.
+pub fn kline_obj(bar: &Bar, interval: &str, closed: bool, trades: u64) -> Value {
+    json!({
+        "t": bar.open_time,
+        "T": bar.close_time,
+        "s": bar.symbol.as_str(),
+        "i": interval,
+        "f": 0,
+        "L": 0,
+        "o": d8(bar.open),
+        "c": d8(bar.close),
+        "h": d8(bar.high),
+        "l": d8(bar.low),
+        "v": d8(bar.volume),
+        "n": trades,
+        "x": closed,
+        "q": d8(bar.volume * bar.close),
+        "V": d8(Decimal::ZERO),
+        "Q": d8(Decimal::ZERO),
+        "B": "0",
+    })
+}
+
+/// Maps a core refusal to Binance's code and message.
+pub fn reject_of(e: &MatchError) -> Reject {
+    match e {
+        MatchError::UnknownSymbol(_) => Reject::new(-1121, "Invalid symbol."),
+        MatchError::UnknownAccount(_) => Reject::new(-2015, "Invalid API-key, IP, or permissions for action."),
+        MatchError::Filter(v) => {
+            let name = match v {
+                FilterViolation::QtyRoundsToZero { .. }
+                | FilterViolation::QtyBelowMin { .. }
+                | FilterViolation::QtyAboveMax { .. } => "LOT_SIZE",
+                FilterViolation::PriceNotPositive { .. } | FilterViolation::PriceOutOfRange { .. } => "PRICE_FILTER",
+                FilterViolation::NotionalBelowMin { .. } | FilterViolation::NotionalAboveMax { .. } => "NOTIONAL",
+                FilterViolation::NotTrading(_) => return Reject::new(-2010, "Market is closed."),
+            };
+            Reject::new(-1013, format!("Filter failure: {name}"))
+        }
+        MatchError::InsufficientBalance { .. } => {
+            Reject::new(-2010, "Account has insufficient balance for requested action.")
+        }
+        MatchError::DuplicateClientOrderId(_) => Reject::new(-2010, "Duplicate order sent."),
+        MatchError::UnknownOrder => Reject::new(-2011, "Unknown order sent."),
+        MatchError::AlreadyFinal(_) => Reject::new(-2011, "Unknown order sent."),
+        MatchError::NoMarket(_) => Reject::new(-2010, "Market is closed."),
+    }
+}
+
+impl Exchange {
+    /// Builds the exchange from config, with `history_bars` of pre-generated history.
+    pub fn new(cfg: &SandboxConfig, now_ms: i64, mut replays: HashMap<String, Vec<ReplayRow>>) -> Self {
+        let fees = FeeSchedule { maker_bps: cfg.maker_fee_bps, taker_bps: cfg.taker_fee_bps };
+        // Ids from the wall clock grow across restarts (a restarted sandbox
+        // must not reuse trade ids a client has stored); ms × 1000 stays below
+        // 2^53, so JSON clients that read numbers as doubles keep them exact.
+        let id_base = if cfg.id_base > 0 { cfg.id_base } else { (now_ms.max(1) as u64).saturating_mul(1000) };
+        let mut core = MatchingCore::new(fees, cfg.depth_levels).with_id_base(id_base);
+        let mut keys = HashMap::new();
+        for (i, acc) in cfg.accounts.iter().enumerate() {
+            let id = i as u32 + 1;
+            let balances = acc
+                .balances
+                .iter()
+                .map(|(asset, amount)| Balance { asset: asset.clone(), free: *amount, locked: Decimal::ZERO })
+                .collect();
+            core.add_account(id, balances);
+            keys.insert(
+                acc.api_key.clone(),
+                AccountKey { id, secret: acc.api_secret.clone(), can_trade: acc.can_trade },
+            );
+        }
+        let history_bars = i64::from(cfg.history_bars);
+        let start =
+            now_ms - now_ms.rem_euclid(BAR_MS) - history_bars * BAR_MS - i64::from(cfg.sim_start_days_ago) * 86_400_000;
+        let ticks = cfg.ticks_per_bar.max(1);
+        let mut syms = BTreeMap::new();
+        for s in &cfg.symbols {
+            let mut inst = s.instrument();
+            inst.max_num_orders = cfg.max_num_orders;
+            if let Some(status) = cfg.symbol_status.get(&s.symbol) {
+                inst.status = keel_core::instrument::SymbolStatus::parse(status);
+            }
+            core.add_instrument(inst.clone());
+            let gen = PriceGen::new(&s.price_path(), inst.tick_size);
+            syms.insert(
+                inst.symbol.clone(),
+                SymState {
+                    gen,
+                    replay: replays.remove(&s.symbol).map(|rows| Replay { rows, bar: 0 }),
+                    cfg: s.clone(),
+                    builder: BarBuilder::new(inst.symbol.clone(), BAR_MS),
+                    history: Vec::new(),
+                    trades_in_bar: 0,
+                    next_public_trade: 1,
+                    book_update: 1,
+                },
+            );
+        }
+        let (market_tx, _) = broadcast::channel(8192);
+        let (user_tx, _) = broadcast::channel(8192);
+        let mut state =
+            ExchangeState { core, syms, sim_ms: start, ticks_per_bar: ticks, tick_in_bar: 0, next_auto_id: 1 };
+        // Pre-generate history so strategies can warm up from REST klines.
+        // One extra tick closes the last history bar (a bar closes on the first
+        // tick of the next one).
+        for _ in 0..(history_bars * i64::from(ticks) + 1) {
+            state.advance(now_ms, None, None);
+        }
+        Self { state: std::sync::Mutex::new(state), keys, market_tx, user_tx, fees }
+    }
+
+    /// Locks the state (a poisoned lock is recovered: the state stays usable).
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, ExchangeState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One market tick: prices move, quotes update, resting orders fill; events go out.
+    pub fn tick(&self, now_ms: i64) {
+        let mut st = self.lock();
+        st.advance(now_ms, Some(&self.market_tx), Some(&self.user_tx));
+    }
+}
+
+impl ExchangeState {
+    /// The matching core.
+    pub fn core(&self) -> &MatchingCore {
+        &self.core
+    }
+
+    /// Listed instruments, sorted by symbol.
+    pub fn instruments(&self) -> Vec<Instrument> {
+        self.syms.keys().filter_map(|s| self.core.instrument(s.as_str()).cloned()).collect()
+    }
+
+    /// Forces a symbol's price (tests): the path continues from there.
+    pub fn set_price(&mut self, symbol: &str, price: Decimal) -> bool {
+        let Some(s) = self.syms.get_mut(symbol) else { return false };
+        let mut path = s.cfg.price_path();
+        path.start_price = price;
+        path.seed = path.seed.wrapping_add(s.book_update);
+        let tick = s.cfg.tick_size;
+        s.gen = PriceGen::new(&path, tick);
+        s.gen.set_dynamics(0.0, 0.0);
+        s.replay = None;
+        true
+    }
+
+    /// Sets a symbol's dynamics (tests: volatility 0 freezes the price).
+    pub fn set_dynamics(&mut self, symbol: &str, drift: f64, volatility: f64) -> bool {
+        let Some(s) = self.syms.get_mut(symbol) else { return false };
+        s.gen.set_dynamics(drift, volatility);
+        true
+    }
+
+    /// Closed 1m bars plus the bar in progress, oldest first.
+    pub fn bars(&self, symbol: &str) -> Option<(Vec<Bar>, Option<Bar>)> {
+        let s = self.syms.get(symbol)?;
+        Some((s.history.clone(), s.builder.current().cloned()))
+    }
+
+    /// A fresh order id for requests without `newClientOrderId`.
+    pub fn auto_client_id(&mut self) -> String {
+        self.next_auto_id += 1;
+        format!("sandbox-{}-{}", self.sim_ms, self.next_auto_id)
+    }
+
+    fn quote_of(s: &SymState, price: Decimal, now_ms: i64) -> BookTicker {
+        let tick = s.cfg.tick_size;
+        let half = floor_to_step(price * s.cfg.spread_bps / Decimal::new(20_000, 0), tick).max(tick);
+        BookTicker {
+            symbol: Symbol::new(&s.cfg.symbol),
+            bid: (price - half).max(tick),
+            bid_qty: s.cfg.touch_qty,
+            ask: price + half,
+            ask_qty: s.cfg.touch_qty,
+            ts_ms: now_ms,
+        }
+    }
+
+    /// Advances simulated time by one tick (1/ticks_per_bar of a minute).
+    fn advance(
+        &mut self,
+        now_ms: i64,
+        market: Option<&broadcast::Sender<Arc<MarketMsg>>>,
+        user: Option<&broadcast::Sender<Arc<UserMsg>>>,
+    ) {
+        let dt = BAR_MS / i64::from(self.ticks_per_bar);
+        self.sim_ms += dt;
+        self.tick_in_bar = (self.tick_in_bar + 1) % self.ticks_per_bar;
+        let sim_ms = self.sim_ms;
+        let symbols: Vec<Symbol> = self.syms.keys().cloned().collect();
+        for sym in symbols {
+            let Some(s) = self.syms.get_mut(&sym) else { continue };
+            let n = self.ticks_per_bar;
+            // Index of this tick within its bar (the bar's last tick has tick_in_bar 0).
+            let i = (self.tick_in_bar + n - 1) % n;
+            let (price, volume) = match &mut s.replay {
+                Some(r) => {
+                    let (p, v) = r.price(i, n, s.cfg.tick_size);
+                    if i == n - 1 {
+                        r.bar += 1;
+                    }
+                    (p, floor_to_step(v, s.cfg.step_size).max(s.cfg.step_size))
+                }
+                None => {
+                    let p = s.gen.step(dt);
+                    let v = floor_to_step(
+                        s.cfg.touch_qty * Decimal::new(((s.gen.unit() * 100.0) as i64).max(1), 2),
+                        s.cfg.step_size,
+                    )
+                    .max(s.cfg.step_size);
+                    (p, v)
+                }
+            };
+            // The tick at sim_ms belongs to the bar containing sim_ms - 1, so a bar
+            // closes exactly when its last tick arrives.
+            let ts = sim_ms - 1;
+            let closed = s.builder.push(ts, price, volume);
+            s.trades_in_bar += 1;
+            s.book_update += 1;
+            let trade_id = s.next_public_trade;
+            s.next_public_trade += 1;
+            let quote = Self::quote_of(s, price, now_ms);
+            let lower = sym.as_str().to_lowercase();
+            if let Some(bar) = closed.clone() {
+                s.history.push(bar);
+                if s.history.len() > 5000 {
+                    s.history.drain(..1000);
+                }
+            }
+            let trades = s.trades_in_bar;
+            if closed.is_some() {
+                s.trades_in_bar = 1;
+            }
+            let current = s.builder.current().cloned();
+            let book_update = s.book_update;
+            let execs = self.core.set_quote(quote.clone());
+            let Some(tx) = market else { continue };
+            if let Some(bar) = closed {
+                let _ = tx.send(Arc::new(MarketMsg {
+                    symbol_lower: lower.clone(),
+                    kind: MarketKind::Bar { bar, closed: true, trades },
+                }));
+            }
+            if let Some(bar) = current {
+                let _ = tx.send(Arc::new(MarketMsg {
+                    symbol_lower: lower.clone(),
+                    kind: MarketKind::Bar { bar, closed: false, trades: 1 },
+                }));
+            }
+            let buyer_maker = self.tick_in_bar.is_multiple_of(2);
+            let trade = json!({"e":"trade","E":now_ms,"s":sym.as_str(),"t":trade_id,"p":d8(price),"q":d8(volume),"T":now_ms,"m":buyer_maker,"M":true});
+            let agg = json!({"e":"aggTrade","E":now_ms,"s":sym.as_str(),"a":trade_id,"p":d8(price),"q":d8(volume),"f":trade_id,"l":trade_id,"T":now_ms,"m":buyer_maker,"M":true});
+            let _ =
+                tx.send(Arc::new(MarketMsg { symbol_lower: lower.clone(), kind: MarketKind::Trade { trade, agg } }));
+            let book = json!({"u":book_update,"s":sym.as_str(),"b":d8(quote.bid),"B":d8(quote.bid_qty),"a":d8(quote.ask),"A":d8(quote.ask_qty)});
+            let _ = tx.send(Arc::new(MarketMsg { symbol_lower: lower, kind: MarketKind::Book(book) }));
+            if let Some(utx) = user {
+                self.publish_executions(utx, &execs, now_ms);
+            }
+        }
+    }
+
+    /// Sends execution reports and the balance changes they imply.
+    pub fn publish_executions(&self, utx: &broadcast::Sender<Arc<UserMsg>>, execs: &[Execution], now_ms: i64) {
+        for e in execs {
+            let _ = utx.send(Arc::new(UserMsg { account: e.order.account, event: execution_report(e, now_ms, None) }));
+        }
+        let mut touched: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+        for e in execs {
+            if let Some(inst) = self.core.instrument(e.order.symbol.as_str()) {
+                let list = touched.entry(e.order.account).or_default();
+                for a in [&inst.base_asset, &inst.quote_asset] {
+                    if !list.contains(a) {
+                        list.push(a.clone());
+                    }
+                }
+            }
+        }
+        for (account, assets) in touched {
+            self.publish_balances(utx, account, &assets, now_ms);
+        }
+    }
+
+    /// Sends `outboundAccountPosition` for the given assets.
+    pub fn publish_balances(
+        &self,
+        utx: &broadcast::Sender<Arc<UserMsg>>,
+        account: u32,
+        assets: &[String],
+        now_ms: i64,
+    ) {
+        let balances = self.core.balances(account).unwrap_or_default();
+        let b: Vec<Value> = balances
+            .iter()
+            .filter(|b| assets.contains(&b.asset))
+            .map(|b| json!({"a": b.asset, "f": d8(b.free), "l": d8(b.locked)}))
+            .collect();
+        if !b.is_empty() {
+            let _ = utx.send(Arc::new(UserMsg {
+                account,
+                event: json!({"e":"outboundAccountPosition","E":now_ms,"u":now_ms,"B":b}),
+            }));
+        }
+    }
+
+    /// Places an order; returns the order and its immediate executions.
+    pub fn place(&mut self, new: NewOrder, now_ms: i64) -> Result<(SimOrder, Vec<Execution>), Reject> {
+        let res = self.core.submit(new, now_ms).map_err(|e| reject_of(&e))?;
+        Ok((res.order, res.executions))
+    }
+
+    /// Cancels an order by client id.
+    pub fn cancel(
+        &mut self,
+        account: u32,
+        symbol: &str,
+        client_order_id: &str,
+        now_ms: i64,
+    ) -> Result<SimOrder, Reject> {
+        self.core.cancel(account, symbol, client_order_id, now_ms).map_err(|e| reject_of(&e))
+    }
+
+    /// Resolves an order id to its client id (account-checked).
+    pub fn client_id_of(&self, account: u32, order_id: u64) -> Option<String> {
+        self.core.order(order_id).filter(|o| o.account == account).map(|o| o.client_order_id.clone())
+    }
+
+    /// The current quote of a symbol.
+    pub fn quote(&self, symbol: &str) -> Option<BookTicker> {
+        self.core.quote(symbol).cloned()
+    }
+
+    /// Balances of an account.
+    pub fn balances(&self, account: u32) -> Vec<Balance> {
+        self.core.balances(account).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kline_csv_parses_and_replays_each_bar() {
+        let csv = "open_time,open,high,low,close,volume\n1,100,110,90,105,10\n2,105,106,95,96,5\n";
+        let rows = parse_kline_csv(csv).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(parse_kline_csv("1,100,90,95,99,1").is_err(), "low above high");
+        assert!(parse_kline_csv("").is_err());
+        let r = Replay { rows, bar: 0 };
+        let tick = Decimal::new(1, 2);
+        let path: Vec<Decimal> = (0..10).map(|i| r.price(i, 10, tick).0).collect();
+        assert_eq!(path[0], Decimal::from(100));
+        assert_eq!(*path.iter().max().unwrap(), Decimal::from(110));
+        assert_eq!(*path.iter().min().unwrap(), Decimal::from(90));
+        assert_eq!(path[9], Decimal::from(105));
+    }
+}

@@ -1,0 +1,639 @@
+//! The Binance-protocol sandbox exchange: a real HTTP + WebSocket server on
+//! loopback that speaks the Binance spot protocol (signed REST `/api/v3`,
+//! market streams `/ws` and `/stream`, the WebSocket API `/ws-api/v3`), driven
+//! by the engine's one matching core ([`keel_core::sim`]).
+//!
+//! Time runs accelerated: one simulated minute (one 1m bar) every
+//! `bar_wall_ms` of wall time, so trading is visible in seconds. Request
+//! timestamps, `recvWindow` and `serverTime` use the wall clock (plus any
+//! injected skew), as on the real venue.
+//!
+//! Faults are injected from config ([`FaultConfig`]) or scripted by tests
+//! through [`FaultControl`]; prices can be steered through [`MarketControl`].
+
+mod auth;
+mod exchange;
+mod rest;
+mod ws;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+
+use keel_core::balance::Balance;
+use keel_core::clock::{Clock, SystemClock};
+use keel_core::config::{ConfigError, SymbolConfig};
+use keel_core::market::Bar;
+use keel_core::sim::SimOrder;
+
+pub use exchange::{Exchange, BAR_MS};
+
+/// One sandbox account: an API key/secret pair and starting balances.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxAccountConfig {
+    /// API key (sent as `X-MBX-APIKEY`).
+    pub api_key: String,
+    /// HMAC secret.
+    pub api_secret: String,
+    /// Starting balances by asset.
+    #[serde(default)]
+    pub balances: BTreeMap<String, Decimal>,
+    /// Whether the key may trade (`canTrade`).
+    #[serde(default = "default_true")]
+    pub can_trade: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Faults injected from config (tests script more through [`FaultControl`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FaultConfig {
+    /// Drop every stream and WebSocket API connection every N ms (0 = never).
+    pub drop_connections_every_ms: u64,
+    /// Send `serverShutdown` on every connection every N ms (0 = never).
+    pub server_shutdown_every_ms: u64,
+    /// Extra latency on every REST response (ms).
+    pub latency_ms: u64,
+    /// Server clock skew (ms, may be negative).
+    pub clock_skew_ms: i64,
+}
+
+/// The sandbox's configuration (`[sandbox]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxConfig {
+    /// Listen address; loopback only by default (`127.0.0.1:0` = any free port).
+    pub listen: String,
+    /// Wall time per simulated 1-minute bar (ms).
+    pub bar_wall_ms: u64,
+    /// Quote updates (and public trades) per bar.
+    pub ticks_per_bar: u32,
+    /// Maker fee (basis points).
+    pub maker_fee_bps: Decimal,
+    /// Taker fee (basis points).
+    pub taker_fee_bps: Decimal,
+    /// Synthetic book levels beyond the touch.
+    pub depth_levels: u32,
+    /// Closed 1m bars generated before start (REST klines history).
+    pub history_bars: u32,
+    /// Simulated time starts this many days before the wall clock. Simulated
+    /// time runs faster than wall time (60 s per `bar_wall_ms`), so it starts in
+    /// the past and every closed bar stays older than the server clock for
+    /// `days × 1440 × bar_wall_ms / 60000` of wall time (36 h by default).
+    pub sim_start_days_ago: u32,
+    /// Server ping interval on WebSocket connections (ms).
+    pub ping_interval_ms: u64,
+    /// `REQUEST_WEIGHT` per minute.
+    pub weight_limit_1m: u64,
+    /// `ORDERS` per 10 s per account.
+    pub order_limit_10s: u64,
+    /// `ORDERS` per day per account.
+    pub order_limit_1d: u64,
+    /// `MAX_NUM_ORDERS` of every symbol (open orders per symbol and account).
+    pub max_num_orders: u32,
+    /// First order id and trade id. 0 (the default) derives it from the wall
+    /// clock (ms × 1000), so ids keep growing across restarts of a sandbox
+    /// whose state is not kept and never collide with ids a client recorded.
+    pub id_base: u64,
+    /// Symbol statuses other than `TRADING` (e.g. `BTCUSDT = "HALT"`, `"CANCEL_ONLY"`).
+    pub symbol_status: BTreeMap<String, String>,
+    /// Listed symbols with their simulated price paths.
+    pub symbols: Vec<SymbolConfig>,
+    /// Accounts.
+    pub accounts: Vec<SandboxAccountConfig>,
+    /// Faults from config.
+    pub faults: FaultConfig,
+    /// Replay these Binance kline CSV files (by symbol) instead of the GBM path:
+    /// each simulated minute replays the next row, wrapping around at the end.
+    pub replay: BTreeMap<String, std::path::PathBuf>,
+}
+
+impl SandboxConfig {
+    /// Checks values that parse but make no sense, naming the `sandbox.*` key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.symbols.is_empty() {
+            return Err(ConfigError::new("sandbox.symbols", "the sandbox needs at least one symbol"));
+        }
+        if self.accounts.is_empty() {
+            return Err(ConfigError::new("sandbox.accounts", "the sandbox needs at least one account"));
+        }
+        if self.bar_wall_ms == 0 {
+            return Err(ConfigError::new("sandbox.bar_wall_ms", "must be positive"));
+        }
+        if self.ticks_per_bar == 0 {
+            return Err(ConfigError::new("sandbox.ticks_per_bar", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// The API key of the default sandbox account.
+pub const DEFAULT_API_KEY: &str = "keel-sandbox-api-key";
+/// The secret of the default sandbox account.
+pub const DEFAULT_API_SECRET: &str = "keel-sandbox-api-secret";
+
+fn d(s: &str) -> Decimal {
+    s.parse().unwrap_or_default()
+}
+
+/// The default listed symbols: BTCUSDT and ETHUSDT with Binance-like filters.
+pub fn default_symbols() -> Vec<SymbolConfig> {
+    vec![
+        SymbolConfig {
+            symbol: "BTCUSDT".into(),
+            base: "BTC".into(),
+            quote: "USDT".into(),
+            tick_size: d("0.01"),
+            step_size: d("0.00001"),
+            min_qty: Some(d("0.00001")),
+            max_qty: d("9000"),
+            min_notional: d("5"),
+            max_notional: d("9000000"),
+            start_price: d("60000"),
+            drift: 0.0,
+            volatility: 0.8,
+            seed: 7,
+            spread_bps: d("2"),
+            touch_qty: d("0.05"),
+        },
+        SymbolConfig {
+            symbol: "ETHUSDT".into(),
+            base: "ETH".into(),
+            quote: "USDT".into(),
+            tick_size: d("0.01"),
+            step_size: d("0.0001"),
+            min_qty: Some(d("0.0001")),
+            max_qty: d("9000"),
+            min_notional: d("5"),
+            max_notional: d("9000000"),
+            start_price: d("3000"),
+            drift: 0.0,
+            volatility: 0.9,
+            seed: 11,
+            spread_bps: d("2"),
+            touch_qty: d("1"),
+        },
+    ]
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        let balances =
+            [("USDT", "100000"), ("BTC", "1"), ("ETH", "10")].into_iter().map(|(a, v)| (a.to_string(), d(v))).collect();
+        Self {
+            listen: "127.0.0.1:0".into(),
+            bar_wall_ms: 250,
+            ticks_per_bar: 10,
+            maker_fee_bps: d("10"),
+            taker_fee_bps: d("10"),
+            depth_levels: 5,
+            history_bars: 500,
+            sim_start_days_ago: 365,
+            ping_interval_ms: 20_000,
+            weight_limit_1m: 6000,
+            order_limit_10s: 50,
+            order_limit_1d: 160_000,
+            max_num_orders: 200,
+            id_base: 0,
+            symbol_status: BTreeMap::new(),
+            symbols: default_symbols(),
+            accounts: vec![SandboxAccountConfig {
+                api_key: DEFAULT_API_KEY.into(),
+                api_secret: DEFAULT_API_SECRET.into(),
+                balances,
+                can_trade: true,
+            }],
+            faults: FaultConfig::default(),
+            replay: BTreeMap::new(),
+        }
+    }
+}
+
+/// A fault for the next REST request(s), answered before anything executes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestFault {
+    /// HTTP 429 `-1003` with `Retry-After`.
+    RateLimited {
+        /// Seconds.
+        retry_after_s: u64,
+    },
+    /// HTTP 418 `-1003` (IP banned) with `Retry-After`; the ban holds that long.
+    Banned {
+        /// Seconds.
+        retry_after_s: u64,
+    },
+    /// HTTP 503 without executing anything.
+    ServerError,
+}
+
+/// A fault for the next `POST /api/v3/order`: the answer is an error or is
+/// lost, before or after the order executes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderFault {
+    /// HTTP 503 `-1001` without executing (the order never reached the engine).
+    ErrorBeforeExecute,
+    /// HTTP 503 with `-1007` after executing (execution status unknown).
+    ErrorAfterExecute,
+    /// Execute, then hold the answer for `hold_ms` (the client times out).
+    TimeoutAfterExecute {
+        /// How long the answer is held.
+        hold_ms: u64,
+    },
+}
+
+/// A command to every WebSocket connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnCmd {
+    /// Close the TCP connection abruptly.
+    Drop,
+    /// Send `serverShutdown`, then close.
+    ServerShutdown,
+}
+
+#[derive(Debug, Default)]
+struct FaultState {
+    rest: VecDeque<RestFault>,
+    orders: VecDeque<OrderFault>,
+    banned_until_ms: i64,
+}
+
+/// Scripts faults at run time. Cheap to clone.
+#[derive(Clone)]
+pub struct FaultControl {
+    state: Arc<Mutex<FaultState>>,
+    latency_ms: Arc<AtomicU64>,
+    skew_ms: Arc<AtomicI64>,
+    conn_tx: broadcast::Sender<ConnCmd>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl FaultControl {
+    fn new(cfg: &FaultConfig) -> Self {
+        let (conn_tx, _) = broadcast::channel(64);
+        Self {
+            state: Arc::new(Mutex::new(FaultState::default())),
+            latency_ms: Arc::new(AtomicU64::new(cfg.latency_ms)),
+            skew_ms: Arc::new(AtomicI64::new(cfg.clock_skew_ms)),
+            conn_tx,
+            dropped: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FaultState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Answers the next `count` REST requests with `fault`.
+    pub fn fail_next_requests(&self, fault: RestFault, count: usize) {
+        let mut st = self.lock();
+        for _ in 0..count {
+            st.rest.push_back(fault);
+        }
+    }
+
+    /// Applies `fault` to the next order placement.
+    pub fn fail_next_order(&self, fault: OrderFault) {
+        self.lock().orders.push_back(fault);
+    }
+
+    /// Adds latency to every REST response.
+    pub fn set_latency_ms(&self, ms: u64) {
+        self.latency_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Skews the server clock (ms; positive = server ahead).
+    pub fn set_clock_skew_ms(&self, ms: i64) {
+        self.skew_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Drops every open stream and WebSocket API connection now.
+    pub fn drop_connections(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        let _ = self.conn_tx.send(ConnCmd::Drop);
+    }
+
+    /// Sends `serverShutdown` on every connection, then closes them.
+    pub fn server_shutdown(&self) {
+        let _ = self.conn_tx.send(ConnCmd::ServerShutdown);
+    }
+
+    /// The server's clock now (wall clock plus skew).
+    pub fn server_now_ms(&self) -> i64 {
+        SystemClock.now_ms() + self.skew_ms.load(Ordering::Relaxed)
+    }
+
+    fn latency(&self) -> u64 {
+        self.latency_ms.load(Ordering::Relaxed)
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<ConnCmd> {
+        self.conn_tx.subscribe()
+    }
+
+    fn next_rest_fault(&self, now_ms: i64) -> Option<RestFault> {
+        let mut st = self.lock();
+        if st.banned_until_ms > now_ms {
+            let left = (st.banned_until_ms - now_ms) as u64;
+            return Some(RestFault::Banned { retry_after_s: left.div_ceil(1000) });
+        }
+        let f = st.rest.pop_front();
+        if let Some(RestFault::Banned { retry_after_s }) = f {
+            st.banned_until_ms = now_ms + retry_after_s as i64 * 1000;
+        }
+        f
+    }
+
+    fn peek_order_fault(&self) -> Option<OrderFault> {
+        self.lock().orders.front().copied()
+    }
+
+    fn next_order_fault(&self) -> Option<OrderFault> {
+        self.lock().orders.pop_front()
+    }
+}
+
+/// Steers the simulated market (tests and demos).
+#[derive(Clone)]
+pub struct MarketControl {
+    ex: Arc<Exchange>,
+    paused: Arc<AtomicBool>,
+    faults: FaultControl,
+}
+
+impl MarketControl {
+    /// Stops the automatic ticking (prices freeze, no bars close).
+    pub fn pause(&self) {
+        self.paused.store(true, Ordering::SeqCst);
+    }
+
+    /// Resumes automatic ticking.
+    pub fn resume(&self) {
+        self.paused.store(false, Ordering::SeqCst);
+    }
+
+    /// Runs `n` ticks now (works while paused).
+    pub fn step(&self, n: u32) {
+        for _ in 0..n {
+            self.ex.tick(self.faults.server_now_ms());
+        }
+    }
+
+    /// Moves a symbol's price to `price` and freezes its volatility at 0 until
+    /// [`MarketControl::set_dynamics`] changes it. False for an unknown symbol.
+    pub fn set_price(&self, symbol: &str, price: Decimal) -> bool {
+        self.ex.lock().set_price(symbol, price)
+    }
+
+    /// Sets a symbol's annual drift and volatility.
+    pub fn set_dynamics(&self, symbol: &str, drift: f64, volatility: f64) -> bool {
+        self.ex.lock().set_dynamics(symbol, drift, volatility)
+    }
+
+    /// Closed 1m bars of a symbol (oldest first).
+    pub fn closed_bars(&self, symbol: &str) -> Vec<Bar> {
+        self.ex.lock().bars(symbol).map(|(h, _)| h).unwrap_or_default()
+    }
+
+    /// All orders of the account with `api_key` in `symbol`.
+    pub fn orders(&self, api_key: &str, symbol: &str) -> Vec<SimOrder> {
+        let Some(acc) = self.ex.keys.get(api_key) else { return Vec::new() };
+        self.ex.lock().core().all_orders(acc.id, symbol)
+    }
+
+    /// Balances of the account with `api_key`.
+    pub fn balances(&self, api_key: &str) -> Vec<Balance> {
+        let Some(acc) = self.ex.keys.get(api_key) else { return Vec::new() };
+        self.ex.lock().balances(acc.id)
+    }
+
+    /// Fills of the account with `api_key` in `symbol`.
+    pub fn fills(&self, api_key: &str, symbol: &str) -> Vec<keel_core::fill::Fill> {
+        let Some(acc) = self.ex.keys.get(api_key) else { return Vec::new() };
+        self.ex.lock().core().fills(acc.id, symbol, None)
+    }
+}
+
+/// Errors starting the sandbox.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The listen address is invalid or busy.
+    #[error("sandbox cannot listen on {addr}: {reason}")]
+    Listen {
+        /// Address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// The configuration is unusable.
+    #[error("sandbox config: {0}")]
+    Config(String),
+}
+
+/// A running sandbox. Dropping it stops the server.
+pub struct SandboxHandle {
+    /// Bound address.
+    pub addr: SocketAddr,
+    /// REST base URL (`http://127.0.0.1:PORT`; endpoints are under `/api/v3`).
+    pub rest_url: String,
+    /// Market stream base URL (`ws://127.0.0.1:PORT`; `/ws/<stream>`, `/stream?streams=`).
+    pub ws_stream_url: String,
+    /// WebSocket API URL (`ws://127.0.0.1:PORT/ws-api/v3`).
+    pub ws_api_url: String,
+    /// API key of the first account.
+    pub api_key: String,
+    /// Secret of the first account.
+    pub api_secret: String,
+    /// Fault injection.
+    pub faults: FaultControl,
+    /// Market steering.
+    pub market: MarketControl,
+    stop_tx: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl SandboxHandle {
+    /// A few lines for an operator: the URLs and the test key (the secret of a
+    /// sandbox account is test data, not a credential).
+    pub fn describe(&self) -> String {
+        format!(
+            "Keel sandbox exchange (Binance spot protocol)\n  REST:        {}/api/v3\n  streams:     {}/ws/<stream>, {}/stream?streams=\n  WS API:      {}\n  API key:     {}\n  API secret:  {}",
+            self.rest_url, self.ws_stream_url, self.ws_stream_url, self.ws_api_url, self.api_key, self.api_secret
+        )
+    }
+
+    /// Stops the server and its tasks and waits for them.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop_tx.send(true);
+        for t in self.tasks.drain(..) {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for SandboxHandle {
+    fn drop(&mut self) {
+        let _ = self.stop_tx.send(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Shared server state.
+pub(crate) struct App {
+    pub ex: Arc<Exchange>,
+    pub faults: FaultControl,
+    pub cfg: SandboxConfig,
+    pub limits: Mutex<rest::LimitCounters>,
+}
+
+/// The sandbox exchange.
+pub struct Sandbox;
+
+impl Sandbox {
+    /// Starts the sandbox on its configured address and returns its handle.
+    /// Must run inside a tokio runtime.
+    pub async fn start(cfg: SandboxConfig) -> Result<SandboxHandle, SandboxError> {
+        if cfg.symbols.is_empty() {
+            return Err(SandboxError::Config("at least one symbol is needed".into()));
+        }
+        if cfg.accounts.is_empty() {
+            return Err(SandboxError::Config("at least one account is needed".into()));
+        }
+        if cfg.bar_wall_ms == 0 || cfg.ticks_per_bar == 0 {
+            return Err(SandboxError::Config("bar_wall_ms and ticks_per_bar must be positive".into()));
+        }
+        let listener = tokio::net::TcpListener::bind(&cfg.listen)
+            .await
+            .map_err(|e| SandboxError::Listen { addr: cfg.listen.clone(), reason: e.to_string() })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| SandboxError::Listen { addr: cfg.listen.clone(), reason: e.to_string() })?;
+        let mut replays = std::collections::HashMap::new();
+        for (symbol, path) in &cfg.replay {
+            if !cfg.symbols.iter().any(|s| &s.symbol == symbol) {
+                return Err(SandboxError::Config(format!("replay.{symbol}: not a listed symbol")));
+            }
+            let text = tokio::fs::read_to_string(path)
+                .await
+                .map_err(|e| SandboxError::Config(format!("replay.{symbol}: cannot read {}: {e}", path.display())))?;
+            let rows = exchange::parse_kline_csv(&text)
+                .map_err(|e| SandboxError::Config(format!("replay.{symbol}: {}: {e}", path.display())))?;
+            replays.insert(symbol.clone(), rows);
+        }
+        let faults = FaultControl::new(&cfg.faults);
+        let ex = Arc::new(Exchange::new(&cfg, faults.server_now_ms(), replays));
+        let paused = Arc::new(AtomicBool::new(false));
+        let app = Arc::new(App {
+            ex: ex.clone(),
+            faults: faults.clone(),
+            cfg: cfg.clone(),
+            limits: Mutex::new(rest::LimitCounters::default()),
+        });
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+
+        let router = axum::Router::new()
+            .route("/ws", axum::routing::get(ws::raw_root))
+            .route("/ws/{stream}", axum::routing::get(ws::raw_stream))
+            .route("/stream", axum::routing::get(ws::combined))
+            .route("/ws-api/v3", axum::routing::get(ws::ws_api))
+            .fallback(rest::handle)
+            .with_state(app.clone());
+        let mut srv_stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = srv_stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+                tracing::warn!(error = %e, "sandbox server stopped");
+            }
+        }));
+
+        // The market clock.
+        let tick_ms = (cfg.bar_wall_ms / u64::from(cfg.ticks_per_bar)).max(1);
+        let (tex, tpaused, tfaults) = (ex.clone(), paused.clone(), faults.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut iv = tokio::time::interval(Duration::from_millis(tick_ms));
+            iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                iv.tick().await;
+                if !tpaused.load(Ordering::SeqCst) {
+                    tex.tick(tfaults.server_now_ms());
+                }
+            }
+        }));
+
+        // Periodic faults from config.
+        for (every, cmd) in [
+            (cfg.faults.drop_connections_every_ms, ConnCmd::Drop),
+            (cfg.faults.server_shutdown_every_ms, ConnCmd::ServerShutdown),
+        ] {
+            if every > 0 {
+                let f = faults.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut iv = tokio::time::interval(Duration::from_millis(every));
+                    iv.tick().await;
+                    loop {
+                        iv.tick().await;
+                        let _ = f.conn_tx.send(cmd);
+                    }
+                }));
+            }
+        }
+
+        let first = &cfg.accounts[0];
+        Ok(SandboxHandle {
+            addr,
+            rest_url: format!("http://{addr}"),
+            ws_stream_url: format!("ws://{addr}"),
+            ws_api_url: format!("ws://{addr}/ws-api/v3"),
+            api_key: first.api_key.clone(),
+            api_secret: first.api_secret.clone(),
+            market: MarketControl { ex, paused, faults: faults.clone() },
+            faults,
+            stop_tx,
+            tasks,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_parses_from_toml_with_defaults() {
+        let cfg: SandboxConfig = toml::from_str(
+            r#"
+            listen = "127.0.0.1:9999"
+            bar_wall_ms = 100
+            [faults]
+            drop_connections_every_ms = 5000
+            [[accounts]]
+            api_key = "k"
+            api_secret = "s"
+            balances = { USDT = "1000" }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(cfg.bar_wall_ms, 100);
+        assert_eq!(cfg.symbols.len(), 2);
+        assert_eq!(cfg.accounts[0].balances["USDT"], d("1000"));
+        assert!(cfg.accounts[0].can_trade);
+        assert_eq!(cfg.faults.drop_connections_every_ms, 5000);
+        assert!(toml::from_str::<SandboxConfig>("nope = 1").is_err());
+    }
+}

@@ -1,0 +1,395 @@
+//! The sandbox's WebSocket surfaces: market streams (`/ws/<stream>`,
+//! `/stream?streams=`) and the WebSocket API (`/ws-api/v3`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use serde_json::{json, Value};
+use tokio::sync::broadcast::error::RecvError;
+
+use keel_core::market::Bar;
+
+use super::exchange::{kline_obj, order_response, MarketKind, MarketMsg, Reject};
+use super::rest::{
+    account_info, cancel_order, interval_ms, open_orders, parse_new_order, place_core, query_order, Params,
+};
+use super::{App, ConnCmd};
+
+/// `/ws` with no stream: subscriptions come by `SUBSCRIBE`.
+pub(crate) async fn raw_root(State(app): State<Arc<App>>, up: WebSocketUpgrade) -> Response {
+    up.on_upgrade(move |s| market_conn(app, s, Vec::new(), false))
+}
+
+/// `/ws/<stream>` (raw payloads).
+pub(crate) async fn raw_stream(
+    State(app): State<Arc<App>>,
+    Path(stream): Path<String>,
+    up: WebSocketUpgrade,
+) -> Response {
+    let streams = stream.split('/').map(str::to_string).filter(|s| !s.is_empty()).collect();
+    up.on_upgrade(move |s| market_conn(app, s, streams, false))
+}
+
+/// `/stream?streams=a/b/c` (combined payloads `{stream, data}`).
+pub(crate) async fn combined(
+    State(app): State<Arc<App>>,
+    Query(q): Query<HashMap<String, String>>,
+    up: WebSocketUpgrade,
+) -> Response {
+    let streams = q
+        .get("streams")
+        .map(|s| s.split('/').map(str::to_string).filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default();
+    up.on_upgrade(move |s| market_conn(app, s, streams, true))
+}
+
+fn text(v: &Value) -> Message {
+    Message::Text(Utf8Bytes::from(v.to_string()))
+}
+
+/// Per-connection aggregation of 1m bars into a longer interval.
+#[derive(Default)]
+struct Agg {
+    closed_part: Option<Bar>,
+}
+
+fn merge(a: Option<&Bar>, b: &Bar, interval: i64) -> Bar {
+    let open = b.open_time - b.open_time.rem_euclid(interval);
+    match a {
+        Some(x) if x.open_time == open => Bar {
+            high: x.high.max(b.high),
+            low: x.low.min(b.low),
+            close: b.close,
+            volume: x.volume + b.volume,
+            ..x.clone()
+        },
+        _ => Bar { open_time: open, close_time: open + interval - 1, ..b.clone() },
+    }
+}
+
+/// What a market message means for one subscribed stream, if anything.
+fn payload_for(stream: &str, msg: &MarketMsg, aggs: &mut HashMap<String, Agg>, now: i64) -> Option<Value> {
+    let (sym, kind) = stream.split_once('@')?;
+    if sym != msg.symbol_lower {
+        return None;
+    }
+    match (&msg.kind, kind) {
+        (MarketKind::Trade { trade, .. }, "trade") => Some(trade.clone()),
+        (MarketKind::Trade { agg, .. }, "aggTrade") => Some(agg.clone()),
+        (MarketKind::Book(b), "bookTicker") => Some(b.clone()),
+        (MarketKind::Bar { bar, closed, trades }, k) if k.starts_with("kline_") => {
+            let interval_s = &k[6..];
+            let interval = interval_ms(interval_s)?;
+            let (out, out_closed) = if interval == 60_000 {
+                (bar.clone(), *closed)
+            } else {
+                let agg = aggs.entry(stream.to_string()).or_default();
+                let merged = merge(agg.closed_part.as_ref(), bar, interval);
+                if *closed {
+                    if bar.close_time == merged.close_time {
+                        agg.closed_part = None;
+                        (merged, true)
+                    } else {
+                        agg.closed_part = Some(merged.clone());
+                        (merged, false)
+                    }
+                } else {
+                    (merged, false)
+                }
+            };
+            Some(
+                json!({"e": "kline", "E": now, "s": out.symbol.as_str(), "k": kline_obj(&out, interval_s, out_closed, *trades)}),
+            )
+        }
+        _ => None,
+    }
+}
+
+async fn market_conn(app: Arc<App>, mut socket: WebSocket, mut streams: Vec<String>, combined: bool) {
+    let mut market = app.ex.market_tx.subscribe();
+    let mut cmds = app.faults.subscribe();
+    let mut aggs: HashMap<String, Agg> = HashMap::new();
+    let mut ping = tokio::time::interval(Duration::from_millis(app.cfg.ping_interval_ms.max(100)));
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            m = market.recv() => match m {
+                Ok(msg) => {
+                    let now = app.faults.server_now_ms();
+                    for s in &streams {
+                        if let Some(data) = payload_for(s, &msg, &mut aggs, now) {
+                            let v = if combined { json!({"stream": s, "data": data}) } else { data };
+                            if socket.send(text(&v)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+                Err(RecvError::Lagged(_)) => return,
+                Err(RecvError::Closed) => return,
+            },
+            c = cmds.recv() => match c {
+                Ok(ConnCmd::Drop) | Err(RecvError::Closed) => return,
+                Ok(ConnCmd::ServerShutdown) => {
+                    let ev = json!({"e": "serverShutdown", "E": app.faults.server_now_ms()});
+                    let v = if combined { json!({"stream": "!serverShutdown", "data": ev}) } else { ev };
+                    let _ = socket.send(text(&v)).await;
+                    let _ = socket.send(Message::Close(None)).await;
+                    return;
+                }
+                Err(RecvError::Lagged(_)) => {}
+            },
+            _ = ping.tick() => {
+                if socket.send(Message::Ping(axum::body::Bytes::from_static(b"keel"))).await.is_err() {
+                    return;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Text(t))) => {
+                    let reply = control(&t, &mut streams);
+                    if socket.send(text(&reply)).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(Message::Close(_))) => {
+                    // Complete the closing handshake: the reply is queued, flush it.
+                    let _ = futures_util::SinkExt::flush(&mut socket).await;
+                    return;
+                }
+                None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
+/// SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS.
+fn control(t: &str, streams: &mut Vec<String>) -> Value {
+    let Ok(v) = serde_json::from_str::<Value>(t) else {
+        return json!({"code": 3, "msg": "Invalid JSON: expected value at line 1 column 1"});
+    };
+    let id = v.get("id").cloned().unwrap_or(Value::Null);
+    let params: Vec<String> = v
+        .get("params")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default();
+    match v.get("method").and_then(Value::as_str) {
+        Some("SUBSCRIBE") => {
+            for p in params {
+                if !streams.contains(&p) {
+                    streams.push(p);
+                }
+            }
+            json!({"result": null, "id": id})
+        }
+        Some("UNSUBSCRIBE") => {
+            streams.retain(|s| !params.contains(s));
+            json!({"result": null, "id": id})
+        }
+        Some("LIST_SUBSCRIPTIONS") => json!({"result": streams, "id": id}),
+        _ => {
+            json!({"code": 2, "msg": "Invalid request: unknown variant, expected one of SUBSCRIBE, UNSUBSCRIBE, LIST_SUBSCRIPTIONS", "id": id})
+        }
+    }
+}
+
+/// `/ws-api/v3`.
+pub(crate) async fn ws_api(State(app): State<Arc<App>>, up: WebSocketUpgrade) -> Response {
+    up.on_upgrade(move |s| api_conn(app, s))
+}
+
+fn rate_limits(app: &App) -> Value {
+    json!([{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": app.cfg.weight_limit_1m, "count": 2}])
+}
+
+fn ok(app: &App, id: &Value, result: Value) -> Value {
+    json!({"id": id, "status": 200, "result": result, "rateLimits": rate_limits(app)})
+}
+
+fn err(app: &App, id: &Value, status: u16, code: i64, msg: &str) -> Value {
+    json!({"id": id, "status": status, "error": {"code": code, "msg": msg}, "rateLimits": rate_limits(app)})
+}
+
+/// Validates `apiKey`, `signature` (sorted raw canonical form), `timestamp`
+/// and `recvWindow` of a signed WebSocket API request; returns the account id.
+fn ws_authenticate(app: &App, params: &serde_json::Map<String, Value>, now: i64) -> Result<u32, Reject> {
+    let key = params.get("apiKey").map(raw_value).unwrap_or_default();
+    let acc =
+        app.ex.keys.get(&key).ok_or_else(|| Reject::new(-2015, "Invalid API-key, IP, or permissions for action."))?;
+    let sig = params.get("signature").map(raw_value).ok_or_else(|| {
+        Reject::new(-1102, "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.")
+    })?;
+    let pairs: Vec<(String, String)> = params.iter().map(|(k, v)| (k.clone(), raw_value(v))).collect();
+    if !crate::auth::ws_signature_valid(&acc.secret, &pairs, &sig) {
+        return Err(Reject::new(-1022, "Signature for this request is not valid."));
+    }
+    let ts = params.get("timestamp").and_then(|v| raw_value(v).parse::<i64>().ok()).ok_or_else(|| {
+        Reject::new(-1102, "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed.")
+    })?;
+    let recv = params.get("recvWindow").and_then(|v| raw_value(v).parse::<f64>().ok()).unwrap_or(5000.0);
+    if !(0.0..=60_000.0).contains(&recv) {
+        return Err(Reject::new(-1131, "recvWindow must be less than 60000"));
+    }
+    if ts >= now + 1000 {
+        return Err(Reject::new(-1021, "Timestamp for this request was 1000ms ahead of the server's time."));
+    }
+    if (now - ts) as f64 > recv {
+        return Err(Reject::new(-1021, "Timestamp for this request is outside of the recvWindow."));
+    }
+    Ok(acc.id)
+}
+
+fn raw_value(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+async fn api_conn(app: Arc<App>, mut socket: WebSocket) {
+    let mut users = app.ex.user_tx.subscribe();
+    let mut cmds = app.faults.subscribe();
+    let connected_since = app.faults.server_now_ms();
+    // subscription id → account id
+    let mut subs: Vec<(u64, u32)> = Vec::new();
+    let mut next_sub: u64 = 0;
+    let mut ping = tokio::time::interval(Duration::from_millis(app.cfg.ping_interval_ms.max(100)));
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            m = users.recv() => match m {
+                Ok(msg) => {
+                    for (sid, acc) in &subs {
+                        if *acc == msg.account {
+                            let v = json!({"subscriptionId": sid, "event": msg.event});
+                            if socket.send(text(&v)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+                // A lost event cannot be replayed: close so the client reconciles.
+                Err(_) => return,
+            },
+            c = cmds.recv() => match c {
+                Ok(ConnCmd::Drop) | Err(RecvError::Closed) => return,
+                Ok(ConnCmd::ServerShutdown) => {
+                    let v = json!({"event": {"e": "serverShutdown", "E": app.faults.server_now_ms()}});
+                    let _ = socket.send(text(&v)).await;
+                    let _ = socket.send(Message::Close(None)).await;
+                    return;
+                }
+                Err(RecvError::Lagged(_)) => {}
+            },
+            _ = ping.tick() => {
+                if socket.send(Message::Ping(axum::body::Bytes::from_static(b"keel"))).await.is_err() {
+                    return;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Text(t))) => {
+                    let (reply, terminated) = api_request(&app, &t, &mut subs, &mut next_sub, connected_since);
+                    if socket.send(text(&reply)).await.is_err() {
+                        return;
+                    }
+                    for sid in terminated {
+                        let v = json!({"subscriptionId": sid, "event": {"e": "eventStreamTerminated", "E": app.faults.server_now_ms()}});
+                        if socket.send(text(&v)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Some(Ok(Message::Close(_))) => {
+                    // Complete the closing handshake: the reply is queued, flush it.
+                    let _ = futures_util::SinkExt::flush(&mut socket).await;
+                    return;
+                }
+                None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
+/// Handles one WS API request; returns the reply and any terminated subscriptions.
+fn api_request(
+    app: &App,
+    t: &str,
+    subs: &mut Vec<(u64, u32)>,
+    next_sub: &mut u64,
+    connected_since: i64,
+) -> (Value, Vec<u64>) {
+    let Ok(v) = serde_json::from_str::<Value>(t) else {
+        return (err(app, &Value::Null, 400, -1100, "Illegal characters found in a parameter."), Vec::new());
+    };
+    let id = v.get("id").cloned().unwrap_or(Value::Null);
+    let params = v.get("params").and_then(Value::as_object).cloned().unwrap_or_default();
+    let now = app.faults.server_now_ms();
+    let method = v.get("method").and_then(Value::as_str).unwrap_or("");
+    let reply = match method {
+        "ping" => ok(app, &id, json!({})),
+        "time" => ok(app, &id, json!({"serverTime": now})),
+        "session.status" => ok(
+            app,
+            &id,
+            json!({"apiKey": null, "authorizedSince": null, "connectedSince": connected_since, "returnRateLimits": true,
+                   "serverTime": now, "userDataStream": !subs.is_empty()}),
+        ),
+        "session.subscriptions" => {
+            ok(app, &id, Value::Array(subs.iter().map(|(s, _)| json!({"subscriptionId": s})).collect()))
+        }
+        "userDataStream.subscribe.signature" => {
+            let acc_id = match ws_authenticate(app, &params, now) {
+                Ok(a) => a,
+                Err(r) => return (err(app, &id, crate::auth::http_status(&r), r.code, &r.msg), Vec::new()),
+            };
+            if subs.iter().any(|(_, a)| *a == acc_id) {
+                return (err(app, &id, 400, -2035, "User Data Stream subscription already active."), Vec::new());
+            }
+            let sid = *next_sub;
+            *next_sub += 1;
+            subs.push((sid, acc_id));
+            ok(app, &id, json!({"subscriptionId": sid}))
+        }
+        "userDataStream.unsubscribe" => {
+            let which = params.get("subscriptionId").and_then(|v| raw_value(v).parse::<u64>().ok());
+            let ended: Vec<u64> = subs.iter().filter(|(s, _)| which.is_none_or(|w| w == *s)).map(|(s, _)| *s).collect();
+            if ended.is_empty() {
+                return (err(app, &id, 400, -2036, "User Data Stream subscription not active."), Vec::new());
+            }
+            subs.retain(|(s, _)| !ended.contains(s));
+            return (ok(app, &id, json!({})), ended);
+        }
+        "order.place" | "order.test" | "order.status" | "order.cancel" | "openOrders.status" | "account.status" => {
+            let account = match ws_authenticate(app, &params, now) {
+                Ok(a) => a,
+                Err(r) => return (err(app, &id, crate::auth::http_status(&r), r.code, &r.msg), Vec::new()),
+            };
+            let p = Params::from_pairs(params.iter().map(|(k, v)| (k.clone(), raw_value(v))).collect());
+            let res = match method {
+                "order.place" => place_core(app, &p, account, now)
+                    .map(|pl| order_response(&pl.order, &pl.execs, &pl.resp_type, now))
+                    .map_err(|(r, _)| r),
+                "order.test" => parse_new_order(app, &p, account).map(|_| json!({})),
+                "order.status" => query_order(app, &p, account),
+                "order.cancel" => cancel_order(app, &p, account, now),
+                "openOrders.status" => open_orders(app, &p, account),
+                _ => account_info(app, &p, account, now),
+            };
+            match res {
+                Ok(v) => ok(app, &id, v),
+                Err(r) => err(app, &id, crate::auth::http_status(&r), r.code, &r.msg),
+            }
+        }
+        "userDataStream.start" | "userDataStream.ping" | "userDataStream.stop" => {
+            err(app, &id, 410, -1020, "This operation is not supported.")
+        }
+        _ => err(app, &id, 400, -1020, "This operation is not supported."),
+    };
+    (reply, Vec::new())
+}

@@ -1,0 +1,338 @@
+//! Keel's durable store: the sled implementation of [`keel_core::store::Store`].
+//!
+//! sled buffers writes; anything that must survive a crash (an order before it is
+//! sent, a fill, the emergency stop, the trading state) is flushed before the
+//! call returns. Decimals are stored as strings (serde JSON of `Decimal`).
+//!
+//! Depends on `keel-core` only: no venue, no actor runtime.
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use keel_core::balance::Balances;
+use keel_core::error::StoreError;
+use keel_core::fill::Fill;
+use keel_core::order::Order;
+use keel_core::position::Position;
+use keel_core::store::{Store, StoreResult};
+use keel_core::trading::{EmergencyStop, TradingStateRecord};
+
+/// The sled implementation of [`Store`].
+pub struct SledStore {
+    db: sled::Db,
+    orders: sled::Tree,
+    open: sled::Tree,
+    fills: sled::Tree,
+    positions: sled::Tree,
+    meta: sled::Tree,
+}
+
+const META_BALANCES: &str = "balances";
+const META_TRADING_STATE: &str = "trading_state";
+const META_EMERGENCY_STOP: &str = "emergency_stop";
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir`. A store held by a running engine
+    /// gives [`StoreError::Locked`].
+    pub fn open(dir: &Path) -> StoreResult<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| backend(sled::Error::Io(e)))?;
+        let db = sled::Config::new().path(dir.join("keel.sled")).open().map_err(|e| match e {
+            sled::Error::Io(ref io) if is_lock_error(io) => StoreError::Locked { path: dir.display().to_string() },
+            other => backend(other),
+        })?;
+        Ok(Self {
+            orders: db.open_tree("orders").map_err(backend)?,
+            open: db.open_tree("open_orders").map_err(backend)?,
+            fills: db.open_tree("fills").map_err(backend)?,
+            positions: db.open_tree("positions").map_err(backend)?,
+            meta: db.open_tree("meta").map_err(backend)?,
+            db,
+        })
+    }
+
+    /// An in-memory store that is discarded on exit: used to come up HALTED
+    /// (fail closed) when the real store cannot be read.
+    pub fn temporary() -> StoreResult<Self> {
+        let db = sled::Config::new().temporary(true).open().map_err(backend)?;
+        Ok(Self {
+            orders: db.open_tree("orders").map_err(backend)?,
+            open: db.open_tree("open_orders").map_err(backend)?,
+            fills: db.open_tree("fills").map_err(backend)?,
+            positions: db.open_tree("positions").map_err(backend)?,
+            meta: db.open_tree("meta").map_err(backend)?,
+            db,
+        })
+    }
+
+    fn put<T: Serialize>(tree: &sled::Tree, key: &str, value: &T) -> StoreResult<()> {
+        let bytes = serde_json::to_vec(value).map_err(|e| StoreError::Encode(e.to_string()))?;
+        tree.insert(key.as_bytes(), bytes).map_err(backend)?;
+        Ok(())
+    }
+
+    fn get<T: DeserializeOwned>(tree: &sled::Tree, name: &'static str, key: &str) -> StoreResult<Option<T>> {
+        match tree.get(key.as_bytes()).map_err(backend)? {
+            None => Ok(None),
+            Some(bytes) => decode(name, key.as_bytes(), &bytes).map(Some),
+        }
+    }
+
+    fn all<T: DeserializeOwned>(tree: &sled::Tree, name: &'static str) -> StoreResult<Vec<T>> {
+        tree.iter()
+            .map(|item| {
+                let (k, v) = item.map_err(backend)?;
+                decode(name, &k, &v)
+            })
+            .collect()
+    }
+
+    fn flush_now(&self) -> StoreResult<()> {
+        self.db.flush().map_err(backend)?;
+        Ok(())
+    }
+}
+
+/// A sled failure as the core's [`StoreError::Backend`] (the core knows no sled).
+fn backend(e: sled::Error) -> StoreError {
+    StoreError::Backend(Box::new(e))
+}
+
+fn is_lock_error(io: &std::io::Error) -> bool {
+    io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().to_lowercase().contains("lock")
+}
+
+fn decode<T: DeserializeOwned>(tree: &'static str, key: &[u8], bytes: &[u8]) -> StoreResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        tree,
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: e.to_string(),
+    })
+}
+
+impl Store for SledStore {
+    fn put_order(&self, order: &Order, durable: bool) -> StoreResult<()> {
+        Self::put(&self.orders, &order.client_order_id, order)?;
+        if order.status.is_terminal() {
+            self.open.remove(order.client_order_id.as_bytes()).map_err(backend)?;
+        } else {
+            self.open.insert(order.client_order_id.as_bytes(), &[]).map_err(backend)?;
+        }
+        if durable {
+            self.flush_now()?;
+        }
+        Ok(())
+    }
+
+    fn order(&self, client_order_id: &str) -> StoreResult<Option<Order>> {
+        Self::get(&self.orders, "orders", client_order_id)
+    }
+
+    fn orders(&self) -> StoreResult<Vec<Order>> {
+        Self::all(&self.orders, "orders")
+    }
+
+    fn open_orders(&self) -> StoreResult<Vec<Order>> {
+        let mut out = Vec::new();
+        for key in self.open.iter().keys() {
+            let key = key.map_err(backend)?;
+            let id = String::from_utf8_lossy(&key).into_owned();
+            if let Some(order) = self.order(&id)? {
+                out.push(order);
+            }
+        }
+        Ok(out)
+    }
+
+    fn order_count(&self) -> StoreResult<usize> {
+        Ok(self.orders.len())
+    }
+
+    fn record_fill(&self, fill: &Fill, order: Option<&Order>) -> StoreResult<bool> {
+        use sled::transaction::{ConflictableTransactionError, TransactionError};
+        use sled::Transactional;
+        let fill_bytes = serde_json::to_vec(fill).map_err(|e| StoreError::Encode(e.to_string()))?;
+        let order_bytes = match order {
+            Some(o) => Some(serde_json::to_vec(o).map_err(|e| StoreError::Encode(e.to_string()))?),
+            None => None,
+        };
+        let key = fill.key();
+        let result = (&self.fills, &self.orders, &self.open).transaction(|(fills, orders, open)| {
+            if fills.get(key.as_bytes())?.is_some() {
+                return Ok(false);
+            }
+            fills.insert(key.as_bytes(), fill_bytes.clone())?;
+            if let (Some(o), Some(bytes)) = (order, &order_bytes) {
+                orders.insert(o.client_order_id.as_bytes(), bytes.clone())?;
+                if o.status.is_terminal() {
+                    open.remove(o.client_order_id.as_bytes())?;
+                }
+            }
+            Ok::<_, ConflictableTransactionError<()>>(true)
+        });
+        let inserted = match result {
+            Ok(v) => v,
+            Err(TransactionError::Storage(e)) => return Err(backend(e)),
+            Err(TransactionError::Abort(())) => false,
+        };
+        if inserted {
+            self.flush_now()?;
+        }
+        Ok(inserted)
+    }
+
+    fn has_fill(&self, symbol: &str, trade_id: u64) -> StoreResult<bool> {
+        self.fills.contains_key(keel_core::fill::fill_key(symbol, trade_id).as_bytes()).map_err(backend)
+    }
+
+    fn fills(&self) -> StoreResult<Vec<Fill>> {
+        Self::all(&self.fills, "fills")
+    }
+
+    fn fill_count(&self) -> StoreResult<usize> {
+        Ok(self.fills.len())
+    }
+
+    fn last_trade_id(&self, symbol: &str) -> StoreResult<Option<u64>> {
+        let prefix = format!("{symbol}:");
+        match self.fills.scan_prefix(prefix.as_bytes()).next_back() {
+            None => Ok(None),
+            Some(item) => {
+                let (k, v) = item.map_err(backend)?;
+                let fill: Fill = decode("fills", &k, &v)?;
+                Ok(Some(fill.trade_id))
+            }
+        }
+    }
+
+    fn put_position(&self, position: &Position) -> StoreResult<()> {
+        Self::put(&self.positions, &position.symbol, position)
+    }
+
+    fn positions(&self) -> StoreResult<Vec<Position>> {
+        Self::all(&self.positions, "positions")
+    }
+
+    fn put_balances(&self, balances: &Balances) -> StoreResult<()> {
+        Self::put(&self.meta, META_BALANCES, balances)
+    }
+
+    fn balances(&self) -> StoreResult<Option<Balances>> {
+        Self::get(&self.meta, "meta", META_BALANCES)
+    }
+
+    fn put_trading_state(&self, record: &TradingStateRecord) -> StoreResult<()> {
+        Self::put(&self.meta, META_TRADING_STATE, record)?;
+        self.flush_now()
+    }
+
+    fn trading_state(&self) -> StoreResult<Option<TradingStateRecord>> {
+        Self::get(&self.meta, "meta", META_TRADING_STATE)
+    }
+
+    fn put_emergency_stop(&self, stop: &EmergencyStop) -> StoreResult<()> {
+        Self::put(&self.meta, META_EMERGENCY_STOP, stop)?;
+        self.flush_now()
+    }
+
+    fn emergency_stop(&self) -> StoreResult<EmergencyStop> {
+        Ok(Self::get(&self.meta, "meta", META_EMERGENCY_STOP)?.unwrap_or_default())
+    }
+
+    fn next_id(&self) -> StoreResult<u64> {
+        self.db.generate_id().map_err(backend)
+    }
+
+    fn put_meta_json(&self, key: &str, value: &serde_json::Value, durable: bool) -> StoreResult<()> {
+        Self::put(&self.meta, key, value)?;
+        if durable {
+            self.flush_now()?;
+        }
+        Ok(())
+    }
+
+    fn meta_json(&self, key: &str) -> StoreResult<Option<serde_json::Value>> {
+        Self::get(&self.meta, "meta", key)
+    }
+
+    fn flush(&self) -> StoreResult<()> {
+        self.flush_now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keel_core::order::{OrderEvent, OrderIntent, OrderStatus, Side};
+    use rust_decimal::Decimal;
+
+    fn fill(trade_id: u64) -> Fill {
+        Fill {
+            trade_id,
+            client_order_id: "k1".into(),
+            strategy_id: "s".into(),
+            symbol: "BTCUSDT".into(),
+            side: Side::Buy,
+            price: Decimal::new(100, 0),
+            qty: Decimal::ONE,
+            fee: Decimal::ZERO,
+            fee_asset: "USDT".into(),
+            is_maker: false,
+            ts_ms: 1,
+        }
+    }
+
+    #[test]
+    fn orders_fills_and_flags_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            let intent = OrderIntent::market("s".into(), "BTCUSDT".into(), Side::Buy, Decimal::ONE);
+            let mut order = Order::from_intent(&intent, "k1".into(), 1);
+            store.put_order(&order, true).unwrap();
+            assert_eq!(store.open_orders().unwrap().len(), 1);
+            order.apply(OrderEvent::Submit, 2).unwrap();
+            let ev = order.record_fill(Decimal::new(100, 0), Decimal::ONE, 3);
+            order.apply(ev, 3).unwrap();
+            assert!(store.record_fill(&fill(7), Some(&order)).unwrap());
+            assert!(!store.record_fill(&fill(7), Some(&order)).unwrap(), "duplicate trade id is ignored");
+            assert!(store.record_fill(&fill(12), None).unwrap());
+            store
+                .put_emergency_stop(&EmergencyStop { active: true, reason: Some("test".into()), ..Default::default() })
+                .unwrap();
+            let a = store.next_id().unwrap();
+            let b = store.next_id().unwrap();
+            assert!(b > a);
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(store.order("k1").unwrap().unwrap().status, OrderStatus::Filled);
+        assert!(store.open_orders().unwrap().is_empty());
+        assert_eq!(store.fill_count().unwrap(), 2);
+        assert_eq!(store.last_trade_id("BTCUSDT").unwrap(), Some(12));
+        assert_eq!(store.last_trade_id("ETHUSDT").unwrap(), None);
+        assert!(store.emergency_stop().unwrap().active);
+    }
+
+    #[test]
+    fn second_open_reports_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = SledStore::open(dir.path()).unwrap();
+        match SledStore::open(dir.path()) {
+            Err(StoreError::Locked { .. }) => {}
+            Err(other) => panic!("expected Locked, got {other}"),
+            Ok(_) => panic!("a second open must fail while the first holds the lock"),
+        }
+    }
+
+    #[test]
+    fn corrupt_record_is_reported_not_panicked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        store.orders.insert("bad", b"{not json".to_vec()).unwrap();
+        match store.orders() {
+            Err(StoreError::Corrupt { tree: "orders", key, .. }) => assert_eq!(key, "bad"),
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+}

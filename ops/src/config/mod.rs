@@ -1,0 +1,417 @@
+//! The configuration tree (`config.toml`), composed here where the pieces
+//! meet, typed and validated once at start.
+//!
+//! Each section's types belong to the crate that uses them: `[[symbol]]` and
+//! `[[strategy]]` to the core, `[risk]` to the risk crate, `[venue.binance]` to
+//! the Binance adapter, `[sandbox]` to the sandbox, `[http]` and `[notify]` to
+//! ops. This module holds the tree, the checks that span sections (a strategy's
+//! symbol is configured, the sandbox lists every symbol, the bar interval suits
+//! the venue) and the parse errors located by key and line.
+//!
+//! Parsing rejects unknown keys and wrong types (serde names the key and line);
+//! [`Config::validate`] then rejects impossible values, naming the key. Strategy
+//! parameters are validated by the strategies crate, which knows each kind.
+
+pub mod ops;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use keel_binance::{BinanceConfig, BinanceMode};
+use keel_core::config::non_negative;
+use keel_core::instrument::Instrument;
+use keel_sandbox::SandboxConfig;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub use keel_core::config::{parse_duration_ms, ConfigError, DurationMs, StrategyConfig, SymbolConfig};
+pub use ops::{HttpConfig, NotifyConfig};
+pub use risk::config::RiskConfig;
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Engine-wide settings.
+    #[serde(default)]
+    pub engine: EngineConfig,
+    /// The venue to trade on.
+    #[serde(default)]
+    pub venue: VenueConfig,
+    /// Instruments and their simulated price paths.
+    #[serde(default, rename = "symbol")]
+    pub symbols: Vec<SymbolConfig>,
+    /// Starting balances of simulated venues, by asset.
+    #[serde(default)]
+    pub balances: BTreeMap<String, Decimal>,
+    /// Strategy instances.
+    #[serde(default, rename = "strategy")]
+    pub strategies: Vec<StrategyConfig>,
+    /// Risk limits and protections.
+    #[serde(default)]
+    pub risk: RiskConfig,
+    /// HTTP control API and metrics.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// Operator notifications and the Telegram bot.
+    #[serde(default)]
+    pub notify: NotifyConfig,
+    /// The Binance-protocol sandbox exchange (`mode = "sandbox"` and `keel sandbox`).
+    #[serde(default)]
+    pub sandbox: SandboxSection,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Engine-wide settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Where the store lives.
+    pub data_dir: PathBuf,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `info,engine=debug`.
+    pub log_level: String,
+    /// Bar interval strategies trade on, e.g. `1m`.
+    pub bar_interval: DurationMs,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            bar_interval: DurationMs(60_000),
+        }
+    }
+}
+
+/// Which venue Keel trades on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VenueMode {
+    /// The in-process simulated venue.
+    #[default]
+    Paper,
+    /// The embedded Binance-protocol sandbox exchange, through the Binance adapter.
+    Sandbox,
+    /// Binance spot testnet.
+    Testnet,
+    /// Binance spot mainnet (real money).
+    Mainnet,
+}
+
+impl VenueMode {
+    /// The configured name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Paper => "paper",
+            Self::Sandbox => "sandbox",
+            Self::Testnet => "testnet",
+            Self::Mainnet => "mainnet",
+        }
+    }
+
+    /// The Binance environment of this mode (`None` for paper).
+    pub fn binance_mode(self) -> Option<BinanceMode> {
+        match self {
+            Self::Paper => None,
+            Self::Sandbox => Some(BinanceMode::Sandbox),
+            Self::Testnet => Some(BinanceMode::Testnet),
+            Self::Mainnet => Some(BinanceMode::Mainnet),
+        }
+    }
+}
+
+/// The venue section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VenueConfig {
+    /// Which venue.
+    pub mode: VenueMode,
+    /// Simulated venues: wall time per simulated bar (accelerated time).
+    pub bar_wall_time: DurationMs,
+    /// Simulated venues: quote updates per bar.
+    pub ticks_per_bar: u32,
+    /// Simulated venues: maker fee in basis points.
+    pub maker_fee_bps: Decimal,
+    /// Simulated venues: taker fee in basis points.
+    pub taker_fee_bps: Decimal,
+    /// Simulated venues: synthetic book levels beyond the touch.
+    pub depth_levels: u32,
+    /// Must be true for `mode = "mainnet"` (real money).
+    pub confirm_mainnet: bool,
+    /// The Binance adapter (`[venue.binance]`: URL overrides, key variables,
+    /// timeouts) for modes sandbox, testnet and mainnet. Its own `mode` key is
+    /// not used: `venue.mode` decides.
+    pub binance: BinanceConfig,
+}
+
+impl Default for VenueConfig {
+    fn default() -> Self {
+        Self {
+            mode: VenueMode::Paper,
+            bar_wall_time: DurationMs(250),
+            ticks_per_bar: 10,
+            maker_fee_bps: Decimal::new(10, 0),
+            taker_fee_bps: Decimal::new(10, 0),
+            depth_levels: 5,
+            confirm_mainnet: false,
+            binance: BinanceConfig::default(),
+        }
+    }
+}
+
+impl VenueConfig {
+    /// The Binance adapter settings with `confirm_mainnet` taken from either
+    /// `[venue]` or `[venue.binance]` (resolve with `venue.mode`).
+    pub fn binance_config(&self) -> BinanceConfig {
+        let mut b = self.binance.clone();
+        b.confirm_mainnet |= self.confirm_mainnet;
+        if let Some(mode) = self.mode.binance_mode() {
+            b.mode = mode;
+        }
+        b
+    }
+}
+
+/// The `[sandbox]` section: the sandbox's settings plus which keys the file
+/// sets, so unset ones can follow the rest of the config (`[[symbol]]`,
+/// `[balances]`, `[venue]` timing and fees) — one source of truth.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SandboxSection {
+    /// The settings as written (defaults for keys not given).
+    pub config: SandboxConfig,
+    /// Top-level keys given in `[sandbox]`.
+    pub explicit: BTreeSet<String>,
+}
+
+impl SandboxSection {
+    /// Whether `[sandbox]` sets `key`.
+    pub fn sets(&self, key: &str) -> bool {
+        self.explicit.contains(key)
+    }
+}
+
+impl<'de> Deserialize<'de> for SandboxSection {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let table = toml::Table::deserialize(deserializer)?;
+        let explicit = table.keys().cloned().collect();
+        let config: SandboxConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| serde::de::Error::custom(format!("sandbox: {}", e.message())))?;
+        Ok(Self { config, explicit })
+    }
+}
+
+impl Serialize for SandboxSection {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.config.serialize(serializer)
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(path.display().to_string(), format!("cannot read: {e}")))?;
+        Self::parse(&text)
+    }
+
+    /// Parses and validates config text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| toml_error(text, e))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.engine.bar_interval.0 <= 0 {
+            return Err(ConfigError::new("engine.bar_interval", "must be positive"));
+        }
+        if self.venue.bar_wall_time.0 <= 0 {
+            return Err(ConfigError::new("venue.bar_wall_time", "must be positive"));
+        }
+        if self.venue.ticks_per_bar == 0 {
+            return Err(ConfigError::new("venue.ticks_per_bar", "must be at least 1"));
+        }
+        non_negative("venue.maker_fee_bps", self.venue.maker_fee_bps)?;
+        non_negative("venue.taker_fee_bps", self.venue.taker_fee_bps)?;
+        self.validate_binance()?;
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, s) in self.symbols.iter().enumerate() {
+            s.validate(&format!("symbol[{i}]"))?;
+            if !seen.insert(s.symbol.clone()) {
+                return Err(ConfigError::new(
+                    format!("symbol[{i}].symbol"),
+                    format!("`{}` is configured twice", s.symbol),
+                ));
+            }
+        }
+        for (asset, amount) in &self.balances {
+            non_negative(&format!("balances.{asset}"), *amount)?;
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for (i, s) in self.strategies.iter().enumerate() {
+            if s.id.is_empty() || !s.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                return Err(ConfigError::new(
+                    format!("strategy[{i}].id"),
+                    "must be non-empty: letters, digits, `_` or `-`",
+                ));
+            }
+            if !ids.insert(s.id.clone()) {
+                return Err(ConfigError::new(format!("strategy[{i}].id"), format!("`{}` is used twice", s.id)));
+            }
+            if !seen.contains(&s.symbol) {
+                return Err(ConfigError::new(
+                    format!("strategy[{i}].symbol"),
+                    format!("`{}` is not a configured symbol (add a [[symbol]] block)", s.symbol),
+                ));
+            }
+        }
+        self.risk.validate()?;
+        self.http.validate()?;
+        self.notify.validate()?;
+        if self.venue.mode == VenueMode::Sandbox {
+            self.validate_sandbox()?;
+        }
+        Ok(())
+    }
+
+    /// `[venue.binance]` and the mainnet confirmation (keys in the environment
+    /// are checked when the venue is built, not here).
+    fn validate_binance(&self) -> Result<(), ConfigError> {
+        let b = &self.venue.binance;
+        if self.venue.mode == VenueMode::Mainnet && !(self.venue.confirm_mainnet || b.confirm_mainnet) {
+            return Err(ConfigError::new(
+                "venue.confirm_mainnet",
+                "mode = \"mainnet\" trades real money; add confirm_mainnet = true under [venue] to allow it",
+            ));
+        }
+        if b.mode != BinanceMode::Sandbox && Some(b.mode) != self.venue.mode.binance_mode() {
+            return Err(ConfigError::new(
+                "venue.binance.mode",
+                "the mode is set by `venue.mode`; remove it from [venue.binance]",
+            ));
+        }
+        b.validate().map_err(|e| ConfigError::new(binance_key(&e), e.reason))?;
+        if self.venue.mode.binance_mode().is_some() && keel_binance::interval_name(self.engine.bar_interval.0).is_none()
+        {
+            return Err(ConfigError::new(
+                "engine.bar_interval",
+                "is not a Binance kline interval (1s, 1m, 3m, 5m, 15m, 30m, 1h, 2h, 4h, 6h, 8h, 12h, 1d, 3d, 1w)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The resolved sandbox settings (see [`Config::sandbox_config`]).
+    fn validate_sandbox(&self) -> Result<(), ConfigError> {
+        let sb = self.sandbox_config();
+        sb.validate()?;
+        if self.engine.bar_interval.0 != keel_sandbox::BAR_MS {
+            return Err(ConfigError::new(
+                "engine.bar_interval",
+                "the sandbox simulates 1m bars; set bar_interval = \"1m\" with mode = \"sandbox\"",
+            ));
+        }
+        for s in &self.symbols {
+            if !sb.symbols.iter().any(|x| x.symbol == s.symbol) {
+                return Err(ConfigError::new(
+                    "sandbox.symbols",
+                    format!("`{}` is configured in [[symbol]] but not listed by the sandbox", s.symbol),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The sandbox's settings: `[sandbox]`, where every key it does not set
+    /// follows the rest of the config — symbols from `[[symbol]]`, the first
+    /// account's balances from `[balances]`, bar timing, fees and depth from
+    /// `[venue]`.
+    pub fn sandbox_config(&self) -> SandboxConfig {
+        let section = &self.sandbox;
+        let mut sb = section.config.clone();
+        if !section.sets("symbols") && !self.symbols.is_empty() {
+            sb.symbols = self.symbols.clone();
+        }
+        if !section.sets("accounts") && !self.balances.is_empty() {
+            if let Some(first) = sb.accounts.first_mut() {
+                first.balances = self.balances.clone();
+            }
+        }
+        if !section.sets("bar_wall_ms") {
+            sb.bar_wall_ms = self.venue.bar_wall_time.0.max(1) as u64;
+        }
+        if !section.sets("ticks_per_bar") {
+            sb.ticks_per_bar = self.venue.ticks_per_bar;
+        }
+        if !section.sets("maker_fee_bps") {
+            sb.maker_fee_bps = self.venue.maker_fee_bps;
+        }
+        if !section.sets("taker_fee_bps") {
+            sb.taker_fee_bps = self.venue.taker_fee_bps;
+        }
+        if !section.sets("depth_levels") {
+            sb.depth_levels = self.venue.depth_levels;
+        }
+        sb
+    }
+
+    /// The configured instruments.
+    pub fn instruments(&self) -> Vec<Instrument> {
+        self.symbols.iter().map(SymbolConfig::instrument).collect()
+    }
+
+    /// A symbol's block.
+    pub fn symbol(&self, symbol: &str) -> Option<&SymbolConfig> {
+        self.symbols.iter().find(|s| s.symbol == symbol)
+    }
+}
+
+/// The config key of a Binance adapter config error (`[venue.binance]`,
+/// except the two keys the tree keeps in `[venue]`).
+pub fn binance_key(e: &keel_binance::BinanceConfigError) -> String {
+    match e.field {
+        "confirm_mainnet" => "venue.confirm_mainnet".into(),
+        "mode" => "venue.mode".into(),
+        f => format!("venue.binance.{f}"),
+    }
+}
+
+/// A parse error located by line and the key written there, so the operator
+/// finds it (serde names the field in the message: "unknown field `x`").
+fn toml_error(text: &str, e: toml::de::Error) -> ConfigError {
+    let message = e.message().trim().to_string();
+    let key = match e.span() {
+        Some(span) => {
+            let start = span.start.min(text.len());
+            let line_no = text[..start].matches('\n').count() + 1;
+            let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+            let written = line.split('=').next().unwrap_or("").trim();
+            if written.is_empty() || written.starts_with('[') {
+                format!("line {line_no}")
+            } else {
+                format!("{written} (line {line_no})")
+            }
+        }
+        None => "config".into(),
+    };
+    ConfigError::new(key, message)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,193 @@
+use super::*;
+
+const BASE: &str = r#"
+[[symbol]]
+symbol = "BTCUSDT"
+base = "BTC"
+quote = "USDT"
+tick_size = "0.01"
+step_size = "0.00001"
+min_notional = "5"
+start_price = "60000"
+volatility = 0.6
+touch_qty = "2"
+
+[[strategy]]
+id = "a"
+kind = "sma_cross"
+symbol = "BTCUSDT"
+params = { fast = 5, slow = 20, qty = "0.01" }
+"#;
+
+#[test]
+fn base_config_parses() {
+    let c = Config::parse(BASE).unwrap();
+    assert_eq!(c.symbols.len(), 1);
+    assert_eq!(c.strategies[0].params["fast"].as_integer(), Some(5));
+}
+
+#[test]
+fn validation_errors_name_the_key() {
+    struct Case {
+        name: &'static str,
+        text: String,
+        key: &'static str,
+        reason: &'static str,
+    }
+    let cases = [
+        Case {
+            name: "unknown top-level key",
+            text: format!("{BASE}\nbogus = 1\n"),
+            key: "",
+            reason: "unknown field `bogus`",
+        },
+        Case {
+            name: "unknown key in a section",
+            text: format!("{BASE}\n[risk]\nmax_order_notionl = \"1\"\n"),
+            key: "",
+            reason: "unknown field `max_order_notionl`",
+        },
+        Case {
+            name: "wrong type",
+            text: format!("{BASE}\n[venue]\nticks_per_bar = \"many\"\n"),
+            key: "",
+            reason: "invalid type",
+        },
+        Case {
+            name: "negative limit",
+            text: format!("{BASE}\n[risk]\nmax_order_notional = \"-5\"\n"),
+            key: "risk.max_order_notional",
+            reason: "must not be negative",
+        },
+        Case {
+            name: "strategy on unknown symbol",
+            text: BASE.replace("symbol = \"BTCUSDT\"\nparams", "symbol = \"DOGEUSDT\"\nparams"),
+            key: "strategy[0].symbol",
+            reason: "not a configured symbol",
+        },
+        Case {
+            name: "zero tick",
+            text: BASE.replace("tick_size = \"0.01\"", "tick_size = \"0\""),
+            key: "symbol[0].tick_size",
+            reason: "must be positive",
+        },
+        Case {
+            name: "duplicate strategy id",
+            text: format!("{BASE}\n[[strategy]]\nid = \"a\"\nkind = \"sma_cross\"\nsymbol = \"BTCUSDT\"\n"),
+            key: "strategy[1].id",
+            reason: "used twice",
+        },
+        Case {
+            name: "bad duration",
+            text: format!("{BASE}\n[venue]\nbar_wall_time = \"fast\"\n"),
+            key: "",
+            reason: "not a duration",
+        },
+        Case {
+            name: "bad listen address",
+            text: format!("{BASE}\n[http]\nlisten = \"nowhere\"\n"),
+            key: "http.listen",
+            reason: "not an address",
+        },
+        Case {
+            name: "negative balance",
+            text: format!("{BASE}\n[balances]\nUSDT = \"-1\"\n"),
+            key: "balances.USDT",
+            reason: "must not be negative",
+        },
+        Case {
+            name: "mainnet without confirmation",
+            text: format!("{BASE}\n[venue]\nmode = \"mainnet\"\n"),
+            key: "venue.confirm_mainnet",
+            reason: "add confirm_mainnet = true",
+        },
+        Case {
+            name: "unknown key in venue.binance",
+            text: format!("{BASE}\n[venue]\nmode = \"testnet\"\n[venue.binance]\napi_key = \"x\"\n"),
+            key: "",
+            reason: "unknown field `api_key`",
+        },
+        Case {
+            name: "recv window out of range",
+            text: format!("{BASE}\n[venue]\nmode = \"testnet\"\n[venue.binance]\nrecv_window_ms = 70000\n"),
+            key: "venue.binance.recv_window_ms",
+            reason: "not in 1..=60000",
+        },
+        Case {
+            name: "rest url without scheme",
+            text: format!("{BASE}\n[venue]\nmode = \"testnet\"\n[venue.binance]\nrest_url = \"127.0.0.1:1\"\n"),
+            key: "venue.binance.rest_url",
+            reason: "must start with http://",
+        },
+        Case {
+            name: "unknown key in sandbox",
+            text: format!("{BASE}\n[sandbox]\nbar_wal_ms = 5\n"),
+            key: "",
+            reason: "unknown field `bar_wal_ms`",
+        },
+        Case {
+            name: "sandbox needs 1m bars",
+            text: format!("{BASE}\n[engine]\nbar_interval = \"5m\"\n[venue]\nmode = \"sandbox\"\n"),
+            key: "engine.bar_interval",
+            reason: "1m bars",
+        },
+        Case {
+            name: "sandbox must list the configured symbols",
+            text: format!("{BASE}\n[venue]\nmode = \"sandbox\"\n[sandbox]\nsymbols = []\n"),
+            key: "sandbox.symbols",
+            reason: "at least one symbol",
+        },
+    ];
+    for c in cases {
+        let err = Config::parse(&c.text).expect_err(c.name);
+        if !c.key.is_empty() {
+            assert_eq!(err.key, c.key, "{}: {err}", c.name);
+        }
+        assert!(err.reason.contains(c.reason), "{}: {err}", c.name);
+    }
+}
+
+#[test]
+fn mainnet_confirmed_in_venue_or_venue_binance() {
+    for extra in [
+        "[venue]\nmode = \"mainnet\"\nconfirm_mainnet = true\n",
+        "[venue]\nmode = \"mainnet\"\n[venue.binance]\nconfirm_mainnet = true\n",
+    ] {
+        let c = Config::parse(&format!("{BASE}\n{extra}")).unwrap();
+        assert!(c.venue.binance_config().confirm_mainnet, "{extra}");
+        assert_eq!(c.venue.binance_config().mode, keel_binance::BinanceMode::Mainnet);
+    }
+}
+
+#[test]
+fn the_sandbox_follows_symbols_balances_and_venue_timing_unless_set() {
+    let text = format!(
+        "{BASE}\n[venue]\nmode = \"sandbox\"\nbar_wall_time = \"40ms\"\nticks_per_bar = 4\n[balances]\nUSDT = \"5000\"\n"
+    );
+    let c = Config::parse(&text).unwrap();
+    let sb = c.sandbox_config();
+    assert_eq!(sb.symbols, c.symbols);
+    assert_eq!(sb.accounts[0].balances, c.balances);
+    assert_eq!(sb.accounts[0].api_key, keel_sandbox::DEFAULT_API_KEY);
+    assert_eq!((sb.bar_wall_ms, sb.ticks_per_bar), (40, 4));
+
+    let text = format!(
+        "{text}\n[sandbox]\nbar_wall_ms = 100\n[[sandbox.accounts]]\napi_key = \"k\"\napi_secret = \"s\"\nbalances = {{ USDT = \"7\" }}\n"
+    );
+    let c = Config::parse(&text).unwrap();
+    let sb = c.sandbox_config();
+    assert_eq!(sb.symbols, c.symbols, "symbols still follow [[symbol]]");
+    assert_eq!(sb.bar_wall_ms, 100);
+    assert_eq!(sb.ticks_per_bar, 4);
+    assert_eq!(sb.accounts.len(), 1);
+    assert_eq!(sb.accounts[0].api_key, "k");
+    assert_eq!(sb.accounts[0].balances["USDT"], Decimal::new(7, 0));
+}
+
+#[test]
+fn the_default_config_file_runs_the_sandbox() {
+    let text = include_str!("../../../config.toml");
+    let c = Config::parse(text).unwrap();
+    assert_eq!(c.venue.mode, VenueMode::Sandbox);
+    assert_eq!(c.sandbox_config().symbols.len(), c.symbols.len());
+}

@@ -1,0 +1,419 @@
+//! The sandbox speaks Binance on the wire: raw HTTP and WebSocket checks of
+//! signatures, timestamps, error codes, HTTP statuses, weight headers, market
+//! data endpoints, stream control messages and the WebSocket API.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use keel_binance::sign::{encode_query, sign_rest, sign_ws};
+use keel_sandbox::{RestFault, Sandbox, SandboxConfig, SandboxHandle};
+use serde_json::{json, Value};
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::Message;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn start(cfg: SandboxConfig) -> SandboxHandle {
+    Sandbox::start(SandboxConfig { history_bars: 30, ..cfg }).await.expect("sandbox starts")
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+struct Resp {
+    status: u16,
+    weight: Option<u64>,
+    order_count: Option<u64>,
+    retry_after: Option<u64>,
+    body: Value,
+}
+
+async fn call(
+    sb: &SandboxHandle,
+    method: &str,
+    path: &str,
+    params: &[(&str, &str)],
+    signed: bool,
+    key: Option<&str>,
+) -> Resp {
+    let mut pairs: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    if signed && !pairs.iter().any(|(k, _)| k == "timestamp") {
+        pairs.push(("timestamp".into(), now_ms().to_string()));
+    }
+    let mut query = encode_query(&pairs);
+    if signed && !pairs.iter().any(|(k, _)| k == "signature") {
+        let sig = sign_rest(&sb.api_secret, &query, "");
+        query = format!("{query}&signature={sig}");
+    }
+    let url = format!("{}{}?{}", sb.rest_url, path, query);
+    let client = reqwest::Client::new();
+    let mut req = client.request(method.parse().unwrap(), url);
+    if let Some(k) = key.or(signed.then_some(sb.api_key.as_str())) {
+        req = req.header("X-MBX-APIKEY", k);
+    }
+    let resp = req.send().await.unwrap();
+    let h = |n: &str| resp.headers().get(n).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let (status, weight, order_count, retry_after) =
+        (resp.status().as_u16(), h("x-mbx-used-weight-1m"), h("x-mbx-order-count-10s"), h("retry-after"));
+    let body = resp.json().await.unwrap_or(Value::Null);
+    Resp { status, weight, order_count, retry_after, body }
+}
+
+#[tokio::test]
+async fn public_endpoints_answer_like_binance() {
+    let sb = start(SandboxConfig::default()).await;
+    let r = call(&sb, "GET", "/api/v3/ping", &[], false, None).await;
+    assert_eq!((r.status, r.body.clone()), (200, json!({})));
+    assert_eq!(r.weight, Some(1));
+    let t = call(&sb, "GET", "/api/v3/time", &[], false, None).await;
+    assert!((t.body["serverTime"].as_i64().unwrap() - now_ms()).abs() < 5000);
+    let info = call(&sb, "GET", "/api/v3/exchangeInfo", &[("symbol", "BTCUSDT")], false, None).await;
+    let info: keel_binance::model::ExchangeInfo = serde_json::from_value(info.body).unwrap();
+    assert_eq!(info.symbols.len(), 1);
+    assert_eq!(info.rate_limits.len(), 4);
+    let inst = keel_binance::venue::instrument_of(&info.symbols[0]);
+    assert_eq!(inst.tick_size, "0.01".parse().unwrap());
+    let kl =
+        call(&sb, "GET", "/api/v3/klines", &[("symbol", "BTCUSDT"), ("interval", "1m"), ("limit", "10")], false, None)
+            .await;
+    let kl: Vec<keel_binance::model::Kline> = serde_json::from_value(kl.body).unwrap();
+    assert_eq!(kl.len(), 10);
+    for w in kl.windows(2) {
+        assert_eq!(w[1].open_time - w[0].open_time, 60_000);
+    }
+    let k5 = call(&sb, "GET", "/api/v3/klines", &[("symbol", "BTCUSDT"), ("interval", "5m")], false, None).await;
+    assert!(!k5.body.as_array().unwrap().is_empty());
+    let depth = call(&sb, "GET", "/api/v3/depth", &[("symbol", "BTCUSDT"), ("limit", "5")], false, None).await;
+    let depth: keel_binance::model::Depth = serde_json::from_value(depth.body).unwrap();
+    assert_eq!(depth.bids.len(), 5);
+    for (path, params) in [
+        ("/api/v3/ticker/bookTicker", vec![("symbol", "BTCUSDT")]),
+        ("/api/v3/ticker/price", vec![("symbol", "ETHUSDT")]),
+        ("/api/v3/ticker/24hr", vec![("symbol", "BTCUSDT")]),
+        ("/api/v3/avgPrice", vec![("symbol", "BTCUSDT")]),
+        ("/api/v3/ticker/price", vec![]),
+    ] {
+        let r = call(&sb, "GET", path, &params, false, None).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+    }
+    let bad = call(&sb, "GET", "/api/v3/depth", &[("symbol", "NOPE")], false, None).await;
+    assert_eq!((bad.status, bad.body["code"].as_i64()), (400, Some(-1121)));
+    let gone = call(&sb, "POST", "/api/v3/userDataStream", &[], false, None).await;
+    assert_eq!(gone.status, 410);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn signed_requests_are_validated_as_documented() {
+    let sb = start(SandboxConfig::default()).await;
+    struct Case {
+        name: &'static str,
+        params: Vec<(&'static str, String)>,
+        key: Option<&'static str>,
+        status: u16,
+        code: i64,
+    }
+    let old = (now_ms() - 10_000).to_string();
+    let ahead = (now_ms() + 5_000).to_string();
+    let cases = [
+        Case { name: "no key", params: vec![], key: Some(""), status: 401, code: -2014 },
+        Case { name: "unknown key", params: vec![], key: Some("nope"), status: 401, code: -2015 },
+        Case {
+            name: "bad signature",
+            params: vec![("signature", "00".repeat(32))],
+            key: None,
+            status: 400,
+            code: -1022,
+        },
+        Case { name: "stale", params: vec![("timestamp", old)], key: None, status: 400, code: -1021 },
+        Case { name: "ahead", params: vec![("timestamp", ahead)], key: None, status: 400, code: -1021 },
+        Case {
+            name: "recvWindow too big",
+            params: vec![("recvWindow", "60001".into())],
+            key: None,
+            status: 400,
+            code: -1131,
+        },
+    ];
+    for c in cases {
+        let params: Vec<(&str, &str)> = c.params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = call(&sb, "GET", "/api/v3/account", &params, true, c.key).await;
+        assert_eq!((r.status, r.body["code"].as_i64()), (c.status, Some(c.code)), "{}: {}", c.name, r.body);
+    }
+    // A symbol needing percent-encoding signs and verifies over the encoded form.
+    let r = call(&sb, "GET", "/api/v3/openOrders", &[("symbol", "１２３４５６")], true, None).await;
+    assert_eq!(r.body["code"].as_i64(), Some(-1121), "{}", r.body);
+    let ok = call(&sb, "GET", "/api/v3/account", &[("recvWindow", "5000")], true, None).await;
+    assert_eq!(ok.status, 200);
+    // Every request counts, refused ones included: 7 × account (20) + openOrders (6).
+    assert_eq!(ok.weight, Some(7 * 20 + 6));
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn order_endpoints_and_error_codes() {
+    let sb = start(SandboxConfig { order_limit_10s: 3, ..SandboxConfig::default() }).await;
+    sb.market.pause();
+    sb.market.set_price("BTCUSDT", "60000".parse().unwrap());
+    sb.market.step(1);
+    let base = [("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "LIMIT"), ("timeInForce", "GTC")];
+    struct Case {
+        name: &'static str,
+        extra: Vec<(&'static str, &'static str)>,
+        code: i64,
+    }
+    let cases = [
+        Case { name: "missing price", extra: vec![("quantity", "0.01")], code: -1102 },
+        Case { name: "off tick", extra: vec![("quantity", "0.01"), ("price", "50000.001")], code: -1013 },
+        Case { name: "too precise", extra: vec![("quantity", "0.01"), ("price", "50000.000000001")], code: -1111 },
+        Case { name: "off step", extra: vec![("quantity", "0.000015"), ("price", "50000")], code: -1013 },
+        Case { name: "notional", extra: vec![("quantity", "0.00001"), ("price", "50000")], code: -1013 },
+        Case {
+            name: "bad tif",
+            extra: vec![("quantity", "0.01"), ("price", "50000"), ("timeInForce", "GTX")],
+            code: -1115,
+        },
+    ];
+    for c in cases {
+        let mut p: Vec<(&str, &str)> =
+            base.iter().copied().filter(|(k, _)| !c.extra.iter().any(|(ek, _)| ek == k)).collect();
+        p.extend(c.extra.iter().copied());
+        let r = call(&sb, "POST", "/api/v3/order/test", &p, true, None).await;
+        assert_eq!(r.body["code"].as_i64(), Some(c.code), "{}: {}", c.name, r.body);
+    }
+    let mut p = base.to_vec();
+    p.extend([("quantity", "0.01"), ("price", "50000"), ("newClientOrderId", "raw-1")]);
+    let r = call(&sb, "POST", "/api/v3/order", &p, true, None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.order_count, Some(1));
+    assert_eq!(r.body["status"], "NEW");
+    assert_eq!(r.body["fills"], json!([]));
+    let dup = call(&sb, "POST", "/api/v3/order", &p, true, None).await;
+    assert_eq!(dup.body, json!({"code": -2010, "msg": "Duplicate order sent."}));
+    let q =
+        call(&sb, "GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "raw-1")], true, None).await;
+    assert_eq!(q.body["clientOrderId"], "raw-1");
+    let none =
+        call(&sb, "GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "x")], true, None).await;
+    assert_eq!(none.body["code"].as_i64(), Some(-2013));
+    let c = call(&sb, "DELETE", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "raw-1")], true, None)
+        .await;
+    assert_eq!((c.body["status"].as_str(), c.body["origClientOrderId"].as_str()), (Some("CANCELED"), Some("raw-1")));
+    let c2 = call(&sb, "DELETE", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "raw-1")], true, None)
+        .await;
+    assert_eq!(c2.body["code"].as_i64(), Some(-2011));
+    let c3 = call(&sb, "DELETE", "/api/v3/openOrders", &[("symbol", "BTCUSDT")], true, None).await;
+    assert_eq!(c3.body["code"].as_i64(), Some(-2011));
+    // Unfilled-order limit: 3 per 10 s in this config (the rejected duplicate counted too).
+    let mut p2 = base.to_vec();
+    p2.extend([("quantity", "0.01"), ("price", "50000")]);
+    let third = call(&sb, "POST", "/api/v3/order", &p2, true, None).await;
+    assert_eq!(third.order_count, Some(3));
+    let over = call(&sb, "POST", "/api/v3/order", &p2, true, None).await;
+    assert_eq!((over.status, over.body["code"].as_i64()), (429, Some(-1015)), "{}", over.body);
+    assert!(over.retry_after.is_some());
+    let all = call(&sb, "GET", "/api/v3/allOrders", &[("symbol", "BTCUSDT")], true, None).await;
+    assert_eq!(all.body.as_array().unwrap().len(), 2);
+    let open = call(&sb, "GET", "/api/v3/openOrders", &[], true, None).await;
+    assert_eq!(open.body.as_array().unwrap().len(), 1);
+    let cancel_all = call(&sb, "DELETE", "/api/v3/openOrders", &[("symbol", "BTCUSDT")], true, None).await;
+    assert_eq!(cancel_all.body.as_array().unwrap().len(), 1);
+    // Injected rate limit and ban.
+    sb.faults.fail_next_requests(RestFault::RateLimited { retry_after_s: 7 }, 1);
+    let r = call(&sb, "GET", "/api/v3/ping", &[], false, None).await;
+    assert_eq!((r.status, r.retry_after, r.body["code"].as_i64()), (429, Some(7), Some(-1003)));
+    sb.faults.fail_next_requests(RestFault::Banned { retry_after_s: 60 }, 1);
+    let r = call(&sb, "GET", "/api/v3/ping", &[], false, None).await;
+    assert_eq!((r.status, r.retry_after), (418, Some(60)));
+    let r = call(&sb, "GET", "/api/v3/ping", &[], false, None).await;
+    assert_eq!(r.status, 418, "the ban holds");
+    sb.shutdown().await;
+}
+
+async fn next_json<S>(ws: &mut S) -> Value
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        let m = timeout(WAIT, ws.next()).await.expect("message in time").expect("open").expect("ok");
+        if let Message::Text(t) = m {
+            return serde_json::from_str(t.as_str()).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn market_streams_and_control_messages() {
+    let sb = start(SandboxConfig { ping_interval_ms: 200, ..SandboxConfig::default() }).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!(
+        "{}/stream?streams=btcusdt@kline_1m/ethusdt@bookTicker",
+        sb.ws_stream_url
+    ))
+    .await
+    .unwrap();
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < 2 {
+        let v = next_json(&mut ws).await;
+        seen.insert(v["stream"].as_str().unwrap().to_string());
+        if v["stream"] == "btcusdt@kline_1m" {
+            assert_eq!(v["data"]["e"], "kline");
+            assert_eq!(v["data"]["k"]["i"], "1m");
+        }
+    }
+    // Server pings arrive (tungstenite answers them).
+    let got_ping = timeout(WAIT, async {
+        while let Some(Ok(m)) = ws.next().await {
+            if matches!(m, Message::Ping(_)) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(got_ping, Ok(true));
+
+    let (mut raw, _) = tokio_tungstenite::connect_async(format!("{}/ws", sb.ws_stream_url)).await.unwrap();
+    raw.send(Message::Text(
+        json!({"method": "SUBSCRIBE", "params": ["btcusdt@trade", "btcusdt@kline_5m"], "id": 1}).to_string().into(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(next_json(&mut raw).await, json!({"result": null, "id": 1}));
+    raw.send(Message::Text(json!({"method": "LIST_SUBSCRIPTIONS", "id": 2}).to_string().into())).await.unwrap();
+    loop {
+        let v = next_json(&mut raw).await;
+        if v.get("id") == Some(&json!(2)) {
+            assert_eq!(v["result"], json!(["btcusdt@trade", "btcusdt@kline_5m"]));
+            break;
+        }
+    }
+    let v = loop {
+        let v = next_json(&mut raw).await;
+        if v["e"] == "trade" {
+            break v;
+        }
+    };
+    assert_eq!(v["s"], "BTCUSDT");
+    // serverShutdown on a raw stream.
+    sb.faults.server_shutdown();
+    loop {
+        let v = next_json(&mut raw).await;
+        if v["e"] == "serverShutdown" {
+            break;
+        }
+    }
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn ws_api_user_data_subscription() {
+    let sb = start(SandboxConfig::default()).await;
+    sb.market.pause();
+    sb.market.step(1);
+    let (mut ws, _) = tokio_tungstenite::connect_async(sb.ws_api_url.clone()).await.unwrap();
+    let send = |v: Value| Message::Text(v.to_string().into());
+    ws.send(send(json!({"id": "p", "method": "ping"}))).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["status"], 200);
+    let ts = now_ms().to_string();
+    let bad = json!({"id": "s0", "method": "userDataStream.subscribe.signature",
+        "params": {"apiKey": sb.api_key, "timestamp": ts.parse::<i64>().unwrap(), "signature": "00"}});
+    ws.send(send(bad)).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["error"]["code"], -1022);
+    let params = vec![("apiKey".to_string(), sb.api_key.clone()), ("timestamp".to_string(), ts.clone())];
+    let sig = sign_ws(&sb.api_secret, &params);
+    let req = json!({"id": "s1", "method": "userDataStream.subscribe.signature",
+        "params": {"apiKey": sb.api_key, "timestamp": ts.parse::<i64>().unwrap(), "signature": sig}});
+    ws.send(send(req)).await.unwrap();
+    assert_eq!(
+        next_json(&mut ws).await,
+        json!({"id": "s1", "status": 200, "result": {"subscriptionId": 0}, "rateLimits": next_rate_limits()})
+    );
+    ws.send(send(json!({"id": "st", "method": "session.status"}))).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["result"]["userDataStream"], true);
+    // An order placed over REST shows up as wrapped events.
+    let p = [("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "MARKET"), ("quantity", "0.001")];
+    let r = call(&sb, "POST", "/api/v3/order", &p, true, None).await;
+    assert_eq!(r.body["status"], "FILLED");
+    let mut kinds = Vec::new();
+    while kinds.len() < 3 {
+        let v = next_json(&mut ws).await;
+        assert_eq!(v["subscriptionId"], 0);
+        kinds.push(v["event"]["e"].as_str().unwrap().to_string() + ":" + v["event"]["x"].as_str().unwrap_or(""));
+    }
+    assert_eq!(kinds, ["executionReport:NEW", "executionReport:TRADE", "outboundAccountPosition:"]);
+    ws.send(send(json!({"id": "u", "method": "userDataStream.unsubscribe"}))).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["status"], 200);
+    assert_eq!(next_json(&mut ws).await["event"]["e"], "eventStreamTerminated");
+    sb.shutdown().await;
+}
+
+fn next_rate_limits() -> Value {
+    json!([{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000, "count": 2}])
+}
+
+#[tokio::test]
+async fn ws_api_order_methods() {
+    let sb = start(SandboxConfig::default()).await;
+    sb.market.pause();
+    sb.market.set_price("BTCUSDT", "60000".parse().unwrap());
+    sb.market.step(1);
+    let (mut ws, _) = tokio_tungstenite::connect_async(sb.ws_api_url.clone()).await.unwrap();
+    let signed = |id: &str, method: &str, extra: &[(&str, &str)]| {
+        let mut pairs: Vec<(String, String)> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        pairs.push(("apiKey".into(), sb.api_key.clone()));
+        pairs.push(("timestamp".into(), now_ms().to_string()));
+        let sig = sign_ws(&sb.api_secret, &pairs);
+        let mut params = serde_json::Map::new();
+        for (k, v) in pairs {
+            params.insert(k, Value::String(v));
+        }
+        params.insert("signature".into(), Value::String(sig));
+        Message::Text(json!({"id": id, "method": method, "params": params}).to_string().into())
+    };
+    let order = [
+        ("symbol", "BTCUSDT"),
+        ("side", "BUY"),
+        ("type", "LIMIT"),
+        ("timeInForce", "GTC"),
+        ("quantity", "0.01"),
+        ("price", "59000"),
+        ("newClientOrderId", "ws-1"),
+    ];
+    ws.send(signed("1", "order.place", &order)).await.unwrap();
+    let r = next_json(&mut ws).await;
+    assert_eq!((r["status"].as_u64(), r["result"]["status"].as_str()), (Some(200), Some("NEW")), "{r}");
+    ws.send(signed("2", "order.status", &[("symbol", "BTCUSDT"), ("origClientOrderId", "ws-1")])).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["result"]["clientOrderId"], "ws-1");
+    ws.send(signed("3", "openOrders.status", &[("symbol", "BTCUSDT")])).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["result"].as_array().map(Vec::len), Some(1));
+    ws.send(signed("4", "order.cancel", &[("symbol", "BTCUSDT"), ("origClientOrderId", "ws-1")])).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["result"]["status"], "CANCELED");
+    ws.send(signed("5", "order.cancel", &[("symbol", "BTCUSDT"), ("origClientOrderId", "ws-1")])).await.unwrap();
+    let r = next_json(&mut ws).await;
+    assert_eq!((r["status"].as_u64(), r["error"]["code"].as_i64()), (Some(400), Some(-2011)));
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn replays_a_kline_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("btc.csv");
+    std::fs::write(&path, "1,100,110,90,105,10,59999\n2,105,106,95,96,5,119999\n3,96,99,96,98,1,179999\n").unwrap();
+    let mut cfg = SandboxConfig { history_bars: 3, ..SandboxConfig::default() };
+    cfg.replay.insert("BTCUSDT".into(), path);
+    let sb = start_exact(cfg).await;
+    sb.market.pause();
+    let kl = call(&sb, "GET", "/api/v3/klines", &[("symbol", "BTCUSDT"), ("interval", "1m")], false, None).await;
+    let kl: Vec<keel_binance::model::Kline> = serde_json::from_value(kl.body).unwrap();
+    let ohlc: Vec<[String; 4]> =
+        kl.iter().map(|k| [k.open, k.high, k.low, k.close].map(|d| d.normalize().to_string())).collect();
+    assert_eq!(ohlc, [["100", "110", "90", "105"], ["105", "106", "95", "96"], ["96", "99", "96", "98"]]);
+    let bad = SandboxConfig { replay: [("NOPE".to_string(), dir.path().join("x"))].into(), ..SandboxConfig::default() };
+    assert!(Sandbox::start(bad).await.is_err());
+    sb.shutdown().await;
+}
+
+async fn start_exact(cfg: SandboxConfig) -> SandboxHandle {
+    Sandbox::start(cfg).await.expect("sandbox starts")
+}

@@ -1,0 +1,523 @@
+//! The Binance adapter against the Binance-protocol sandbox: orders, fills,
+//! balances, own trades, market streams, and recovery from every injected fault.
+
+use std::time::Duration;
+
+use keel_binance::BinanceVenue;
+use keel_core::market::MarketEvent;
+use keel_core::order::{OrderStatus, OrderType, Side, TimeInForce};
+use keel_core::symbol::Symbol;
+use keel_core::venue::{MarketFeed, OrderRequest, StreamStatus, UserEvent, Venue, VenueAlert, VenueError};
+use keel_sandbox::{OrderFault, RestFault, Sandbox, SandboxConfig, SandboxHandle};
+use rust_decimal::Decimal;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn d(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+fn btc() -> Symbol {
+    Symbol::new("BTCUSDT")
+}
+
+async fn setup() -> (SandboxHandle, BinanceVenue) {
+    let cfg = SandboxConfig { history_bars: 30, ..SandboxConfig::default() };
+    let sb = Sandbox::start(cfg).await.expect("sandbox starts");
+    let mut settings = ops::venues::sandbox_settings(&sb);
+    settings.request_timeout_ms = 1500;
+    let venue = BinanceVenue::connect(settings).await.expect("adapter connects");
+    (sb, venue)
+}
+
+/// Freezes BTCUSDT at `price` (ask = price + 5.98 with the default 2 bps spread).
+fn freeze(sb: &SandboxHandle, price: &str) {
+    sb.market.pause();
+    assert!(sb.market.set_price("BTCUSDT", d(price)));
+    sb.market.step(1);
+}
+
+fn limit(cid: &str, side: Side, qty: &str, price: &str) -> OrderRequest {
+    OrderRequest {
+        client_order_id: cid.into(),
+        symbol: btc(),
+        side,
+        order_type: OrderType::Limit { price: d(price) },
+        qty: d(qty),
+        tif: TimeInForce::Gtc,
+    }
+}
+
+fn market(cid: &str, side: Side, qty: &str) -> OrderRequest {
+    OrderRequest {
+        client_order_id: cid.into(),
+        symbol: btc(),
+        side,
+        order_type: OrderType::Market,
+        qty: d(qty),
+        tif: TimeInForce::Gtc,
+    }
+}
+
+/// Receives until `pred` matches, returning everything received (the match last).
+async fn until<T: std::fmt::Debug>(rx: &mut mpsc::Receiver<T>, what: &str, mut pred: impl FnMut(&T) -> bool) -> Vec<T> {
+    let mut seen = Vec::new();
+    let res = timeout(WAIT, async {
+        while let Some(ev) = rx.recv().await {
+            let hit = pred(&ev);
+            seen.push(ev);
+            if hit {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert!(matches!(res, Ok(true)), "timed out waiting for {what}; got {seen:?}");
+    seen
+}
+
+async fn user_connected(venue: &BinanceVenue) -> mpsc::Receiver<UserEvent> {
+    let mut rx = venue.subscribe_user().await.unwrap();
+    until(&mut rx, "user stream connected", |e| matches!(e, UserEvent::Status(StreamStatus::Connected))).await;
+    rx
+}
+
+fn fills_of(events: &[UserEvent]) -> Vec<keel_core::fill::Fill> {
+    events.iter().filter_map(|e| if let UserEvent::Fill(f) = e { Some(f.clone()) } else { None }).collect()
+}
+
+fn count_orders(sb: &SandboxHandle, cid: &str) -> usize {
+    sb.market.orders(&sb.api_key, "BTCUSDT").iter().filter(|o| o.client_order_id == cid).count()
+}
+
+#[tokio::test]
+async fn limit_order_rests_partially_fills_and_fills() {
+    let (sb, venue) = setup().await;
+    freeze(&sb, "60000");
+    let mut user = user_connected(&venue).await;
+    let btc_before = sb.market.balances(&sb.api_key).iter().find(|b| b.asset == "BTC").map(|b| b.free).unwrap();
+
+    let placed = venue.place_order(&limit("lim-1", Side::Buy, "0.12", "59900")).await.unwrap();
+    assert_eq!(placed.report.status, OrderStatus::Accepted);
+    assert!(placed.fills.is_empty());
+    let open = venue.open_orders(Some(&btc())).await.unwrap();
+    assert!(open.iter().any(|o| o.client_order_id == "lim-1"));
+
+    // The ask drops through the limit: 0.05 fills per quote update (touch quantity).
+    assert!(sb.market.set_price("BTCUSDT", d("59800")));
+    sb.market.step(1);
+    let ev = until(
+        &mut user,
+        "partial fill",
+        |e| matches!(e, UserEvent::Order(r) if r.status == OrderStatus::PartiallyFilled),
+    )
+    .await;
+    assert_eq!(fills_of(&ev).len(), 1);
+    let q = venue.query_order(&btc(), "lim-1").await.unwrap().unwrap();
+    assert_eq!(q.status, OrderStatus::PartiallyFilled);
+    assert_eq!(q.filled_qty, d("0.05"));
+
+    sb.market.step(2);
+    let ev2 = until(&mut user, "filled", |e| matches!(e, UserEvent::Order(r) if r.status == OrderStatus::Filled)).await;
+    let mut fills = fills_of(&ev);
+    fills.extend(fills_of(&ev2));
+    assert_eq!(fills.len(), 3, "{fills:?}");
+    assert_eq!(fills.iter().map(|f| f.qty).sum::<Decimal>(), d("0.12"));
+    assert!(fills.iter().all(|f| f.price == d("59900") && f.is_maker && f.client_order_id == "lim-1"));
+
+    // Own trades agree with the stream, trade id for trade id.
+    let trades = venue.my_trades(&btc(), None).await.unwrap();
+    let ids: Vec<u64> = trades.iter().filter(|t| t.client_order_id == "lim-1").map(|t| t.trade_id).collect();
+    assert_eq!(ids, fills.iter().map(|f| f.trade_id).collect::<Vec<_>>());
+    let from_second = venue.my_trades(&btc(), Some(ids[1])).await.unwrap();
+    assert_eq!(from_second.len(), 2);
+
+    // Balances: +0.12 BTC.
+    let balances = venue.balances().await.unwrap();
+    let btc_after = balances.iter().find(|b| b.asset == "BTC").unwrap().free;
+    assert_eq!(btc_after - btc_before, d("0.12"));
+    assert_eq!(balances.iter().find(|b| b.asset == "USDT").unwrap().locked, Decimal::ZERO);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn cancel_and_unknown_orders() {
+    let (sb, venue) = setup().await;
+    freeze(&sb, "60000");
+    let placed = venue.place_order(&limit("c-1", Side::Buy, "0.01", "50000")).await.unwrap();
+    assert_eq!(placed.report.status, OrderStatus::Accepted);
+    let usdt_locked = venue.balances().await.unwrap().into_iter().find(|b| b.asset == "USDT").unwrap().locked;
+    assert!(usdt_locked > Decimal::ZERO);
+    let canceled = venue.cancel_order(&btc(), "c-1").await.unwrap();
+    assert_eq!(canceled.status, OrderStatus::Canceled);
+    assert_eq!(canceled.client_order_id, "c-1");
+    assert_eq!(venue.cancel_order(&btc(), "c-1").await, Err(VenueError::NotFound));
+    assert_eq!(venue.query_order(&btc(), "never-sent").await, Ok(None));
+    assert!(venue.open_orders(None).await.unwrap().is_empty());
+    let usdt = venue.balances().await.unwrap().into_iter().find(|b| b.asset == "USDT").unwrap();
+    assert_eq!(usdt.locked, Decimal::ZERO);
+    // Filters are checked before sending; the venue's own rejects keep their reason.
+    let err = venue.place_order(&limit("c-2", Side::Buy, "0.00001", "50000")).await.unwrap_err();
+    assert!(matches!(err, VenueError::Rejected { code: -1013, .. }), "{err:?}");
+    let err = venue.place_order(&limit("c-3", Side::Buy, "100", "50000")).await.unwrap_err();
+    assert_eq!(
+        err,
+        VenueError::Rejected { code: -2010, reason: "Account has insufficient balance for requested action.".into() }
+    );
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn market_order_full_response_and_no_duplicate_fills() {
+    let (sb, venue) = setup().await;
+    freeze(&sb, "60000");
+    let mut user = user_connected(&venue).await;
+    let usdt_before = sb.market.balances(&sb.api_key).iter().find(|b| b.asset == "USDT").unwrap().free;
+    let res = venue.place_order(&market("m-1", Side::Buy, "0.2")).await.unwrap();
+    assert_eq!(res.report.status, OrderStatus::Filled);
+    assert_eq!(res.report.filled_qty, d("0.2"));
+    let mut fills = res.fills.clone();
+    // FULL walks the synthetic book: 0.05 per level, so 4 fills.
+    let ev = until(&mut user, "filled report", |e| matches!(e, UserEvent::Order(r) if r.status == OrderStatus::Filled))
+        .await;
+    fills.extend(fills_of(&ev));
+    fills.sort_by_key(|f| f.trade_id);
+    let ids: Vec<u64> = fills.iter().map(|f| f.trade_id).collect();
+    let mut dedup = ids.clone();
+    dedup.dedup();
+    assert_eq!(ids, dedup, "a fill was delivered twice");
+    assert_eq!(fills.len(), 4);
+    let cost: Decimal = fills.iter().map(|f| f.price * f.qty + f.fee).sum();
+    let usdt_after = venue.balances().await.unwrap().into_iter().find(|b| b.asset == "USDT").unwrap().free;
+    assert_eq!(usdt_before - usdt_after, cost);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn fault_5xx_after_execute_is_resolved_by_query_not_resent() {
+    let (sb, venue) = setup().await;
+    freeze(&sb, "60000");
+    sb.faults.fail_next_order(OrderFault::ErrorAfterExecute);
+    let res = venue.place_order(&market("u-1", Side::Buy, "0.01")).await.unwrap();
+    assert_eq!(res.report.status, OrderStatus::Filled);
+    assert_eq!(res.fills.iter().map(|f| f.qty).sum::<Decimal>(), d("0.01"));
+    assert_eq!(count_orders(&sb, "u-1"), 1);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn fault_timeout_after_execute_is_resolved_by_query_not_resent() {
+    let (sb, venue) = setup().await;
+    freeze(&sb, "60000");
+    sb.faults.fail_next_order(OrderFault::TimeoutAfterExecute { hold_ms: 4000 });
+    let res = venue.place_order(&limit("t-1", Side::Buy, "0.01", "59000")).await.unwrap();
+    assert_eq!(res.report.status, OrderStatus::Accepted);
+    assert_eq!(count_orders(&sb, "t-1"), 1);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn fault_5xx_before_execute_reports_not_sent_after_recv_window() {
+    let (sb, venue) = setup().await;
+    freeze(&sb, "60000");
+    sb.faults.fail_next_order(OrderFault::ErrorBeforeExecute);
+    let err = venue.place_order(&limit("n-1", Side::Buy, "0.01", "59000")).await.unwrap_err();
+    assert!(matches!(err, VenueError::NotSent(_)), "{err:?}");
+    assert_eq!(count_orders(&sb, "n-1"), 0);
+    // Now it is safe to send it again with the same id.
+    venue.place_order(&limit("n-1", Side::Buy, "0.01", "59000")).await.unwrap();
+    assert_eq!(count_orders(&sb, "n-1"), 1);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn fault_429_and_418_honour_retry_after_and_alert() {
+    let (sb, venue) = setup().await;
+    let mut user = user_connected(&venue).await;
+    sb.faults.fail_next_requests(RestFault::RateLimited { retry_after_s: 1 }, 1);
+    let err = venue.balances().await.unwrap_err();
+    assert_eq!(err, VenueError::RateLimited { retry_after_ms: 1000 });
+    until(&mut user, "429 alert", |e| matches!(e, UserEvent::Alert(VenueAlert::RateLimited { .. }))).await;
+    // The client waits out Retry-After by itself, then succeeds.
+    assert!(venue.balances().await.is_ok());
+
+    sb.faults.fail_next_requests(RestFault::Banned { retry_after_s: 2 }, 1);
+    let err = venue.balances().await.unwrap_err();
+    assert!(matches!(err, VenueError::Banned { .. }), "{err:?}");
+    until(&mut user, "418 alert", |e| matches!(e, UserEvent::Alert(VenueAlert::Banned { .. }))).await;
+    // Nothing is sent while banned: the refusal is local and immediate.
+    let err = venue.place_order(&limit("b-1", Side::Buy, "0.01", "50000")).await.unwrap_err();
+    assert!(matches!(err, VenueError::Banned { .. }), "{err:?}");
+    assert_eq!(count_orders(&sb, "b-1"), 0);
+    tokio::time::sleep(Duration::from_millis(2100)).await; // the ban's own duration
+    assert!(venue.balances().await.is_ok());
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn fault_clock_skew_resyncs_and_retries_once() {
+    let (sb, venue) = setup().await;
+    sb.faults.set_clock_skew_ms(-4000);
+    // The client's timestamps are now 4 s ahead of the server: -1021, resync, retry.
+    assert!(venue.balances().await.is_ok());
+    let off = venue.rest().offset_ms();
+    assert!((-4500..=-3500).contains(&off), "offset {off}");
+    // The WebSocket API subscription resyncs the same way.
+    sb.faults.set_clock_skew_ms(3000);
+    let _user = user_connected(&venue).await;
+    let off = venue.rest().offset_ms();
+    assert!((2500..=3500).contains(&off), "offset {off}");
+    sb.shutdown().await;
+}
+
+fn bars_of(feed: &[MarketFeed]) -> Vec<i64> {
+    feed.iter()
+        .filter_map(|f| if let MarketFeed::Event(MarketEvent::Bar(b)) = f { Some(b.open_time) } else { None })
+        .collect()
+}
+
+async fn collect_bars(rx: &mut mpsc::Receiver<MarketFeed>, n: usize, all: &mut Vec<MarketFeed>) {
+    let mut count = bars_of(all).len();
+    let got = until(rx, "bars", |f| {
+        if matches!(f, MarketFeed::Event(MarketEvent::Bar(_))) {
+            count += 1;
+        }
+        count >= n
+    })
+    .await;
+    all.extend(got);
+}
+
+fn assert_consecutive(opens: &[i64]) {
+    for w in opens.windows(2) {
+        assert_eq!(w[1] - w[0], 60_000, "bars not consecutive: {opens:?}");
+    }
+}
+
+#[tokio::test]
+async fn market_stream_delivers_every_bar_once_across_drops_and_shutdowns() {
+    let (sb, venue) = setup().await;
+    let mut rx = venue.subscribe_market(&[btc()], 60_000).await.unwrap();
+    let mut all = Vec::new();
+    collect_bars(&mut rx, 3, &mut all).await;
+    assert!(all.iter().any(|f| matches!(f, MarketFeed::Event(MarketEvent::Trade(_)))));
+    assert!(all.iter().any(|f| matches!(f, MarketFeed::Event(MarketEvent::Book(_)))));
+
+    // Drop: bars that close while disconnected come from REST backfill.
+    sb.faults.drop_connections();
+    all.extend(
+        until(&mut rx, "disconnect", |f| matches!(f, MarketFeed::Status(StreamStatus::Disconnected { .. }))).await,
+    );
+    sb.market.step(25); // several bars close during the gap
+    collect_bars(&mut rx, 12, &mut all).await;
+
+    // Planned shutdown: reconnects at once.
+    sb.faults.server_shutdown();
+    all.extend(
+        until(&mut rx, "shutdown disconnect", |f| matches!(f, MarketFeed::Status(StreamStatus::Disconnected { .. })))
+            .await,
+    );
+    collect_bars(&mut rx, 18, &mut all).await;
+
+    let opens = bars_of(&all);
+    assert_consecutive(&opens);
+    let closed = sb.market.closed_bars("BTCUSDT");
+    let first = closed.iter().position(|b| b.open_time == opens[0]).unwrap();
+    for (i, open) in opens.iter().enumerate() {
+        assert_eq!(closed[first + i].open_time, *open);
+    }
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn user_stream_gap_recovers_missed_fills_exactly_once() {
+    let (sb, venue) = setup().await;
+    freeze(&sb, "60000");
+    let mut user = user_connected(&venue).await;
+    venue.place_order(&limit("g-1", Side::Buy, "0.12", "59900")).await.unwrap();
+    until(&mut user, "order accepted", |e| matches!(e, UserEvent::Order(r) if r.client_order_id == "g-1")).await;
+
+    // Drop the connection; fills happen while the adapter reconnects.
+    sb.faults.drop_connections();
+    let mut events =
+        until(&mut user, "disconnect", |e| matches!(e, UserEvent::Status(StreamStatus::Disconnected { .. }))).await;
+    assert!(sb.market.set_price("BTCUSDT", d("59800")));
+    sb.market.step(2);
+    let during_gap = until(&mut user, "reconnected", |e| matches!(e, UserEvent::Status(StreamStatus::Connected))).await;
+    // The two fills that happened while disconnected come from REST reconciliation,
+    // before the adapter reports itself connected again.
+    assert_eq!(fills_of(&during_gap).len(), 2, "{during_gap:?}");
+    events.extend(during_gap);
+    sb.market.step(1);
+    events.extend(
+        until(&mut user, "filled", |e| matches!(e, UserEvent::Order(r) if r.status == OrderStatus::Filled)).await,
+    );
+
+    let fills = fills_of(&events);
+    let mut ids: Vec<u64> = fills.iter().map(|f| f.trade_id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), fills.len(), "duplicate fills: {fills:?}");
+    assert_eq!(fills.iter().map(|f| f.qty).sum::<Decimal>(), d("0.12"));
+    let venue_fills = sb.market.fills(&sb.api_key, "BTCUSDT");
+    assert_eq!(venue_fills.len(), fills.len());
+    // Balances after reconciliation equal the sandbox's.
+    let mine = venue.balances().await.unwrap();
+    assert_eq!(mine, sb.market.balances(&sb.api_key));
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn fault_order_rate_limit_blocks_new_orders_until_the_window_resets() {
+    let cfg = SandboxConfig { history_bars: 30, order_limit_10s: 2, ..SandboxConfig::default() };
+    let sb = Sandbox::start(cfg).await.unwrap();
+    let venue = BinanceVenue::connect(ops::venues::sandbox_settings(&sb)).await.unwrap();
+    freeze(&sb, "60000");
+    let mut user = user_connected(&venue).await;
+    venue.place_order(&limit("r-1", Side::Buy, "0.01", "50000")).await.unwrap();
+    venue.place_order(&limit("r-2", Side::Buy, "0.01", "50000")).await.unwrap();
+    let err = venue.place_order(&limit("r-3", Side::Buy, "0.01", "50000")).await.unwrap_err();
+    assert!(matches!(err, VenueError::RateLimited { retry_after_ms } if retry_after_ms > 0), "{err:?}");
+    until(&mut user, "-1015 alert", |e| matches!(e, UserEvent::Alert(VenueAlert::OrderRateExceeded { .. }))).await;
+    // No new order leaves until the window resets; other requests still work.
+    let err = venue.place_order(&limit("r-4", Side::Buy, "0.01", "50000")).await.unwrap_err();
+    assert!(matches!(err, VenueError::RateLimited { .. }), "{err:?}");
+    assert!(venue.open_orders(None).await.is_ok());
+    assert_eq!(sb.market.orders(&sb.api_key, "BTCUSDT").len(), 2);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn fault_latency_is_tolerated() {
+    let (sb, venue) = setup().await;
+    freeze(&sb, "60000");
+    sb.faults.set_latency_ms(300);
+    let res = venue.place_order(&market("l-1", Side::Sell, "0.01")).await.unwrap();
+    assert_eq!(res.report.status, OrderStatus::Filled);
+    assert_eq!(count_orders(&sb, "l-1"), 1);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn fault_periodic_drops_from_config_lose_no_bar_and_no_fill() {
+    let mut cfg = SandboxConfig { history_bars: 30, bar_wall_ms: 100, ..SandboxConfig::default() };
+    cfg.faults.drop_connections_every_ms = 600;
+    let sb = Sandbox::start(cfg).await.unwrap();
+    let venue = BinanceVenue::connect(ops::venues::sandbox_settings(&sb)).await.unwrap();
+    let mut user = user_connected(&venue).await;
+    let mut mkt = venue.subscribe_market(&[btc()], 60_000).await.unwrap();
+    // Resting orders on both sides of a moving market fill while connections drop.
+    let px = venue.best_bid_ask(&btc()).await.unwrap().mid().round_dp(2);
+    for (i, off) in ["-40", "-20", "20", "40"].iter().enumerate() {
+        let side = if off.starts_with('-') { Side::Buy } else { Side::Sell };
+        let req = limit(&format!("p-{i}"), side, "0.02", &(px + d(off)).to_string());
+        venue.place_order(&req).await.unwrap();
+    }
+    let mut all = Vec::new();
+    collect_bars(&mut mkt, 10, &mut all).await;
+    sb.market.set_price("BTCUSDT", px - d("100"));
+    collect_bars(&mut mkt, 20, &mut all).await;
+    sb.market.set_price("BTCUSDT", px + d("100"));
+    collect_bars(&mut mkt, 40, &mut all).await;
+    let drops = all.iter().filter(|f| matches!(f, MarketFeed::Status(StreamStatus::Disconnected { .. }))).count();
+    assert!(drops >= 2, "expected several drops, saw {drops}");
+    assert_consecutive(&bars_of(&all));
+
+    // Every fill the sandbox made reached us exactly once (stream or reconciliation).
+    sb.market.pause();
+    let want = sb.market.fills(&sb.api_key, "BTCUSDT");
+    assert!(want.len() >= 4, "the price swings fill all four orders: {want:?}");
+    let mut got: Vec<u64> = Vec::new();
+    let res = timeout(WAIT, async {
+        while got.len() < want.len() {
+            match user.recv().await {
+                Some(UserEvent::Fill(f)) => got.push(f.trade_id),
+                Some(_) => {}
+                None => break,
+            }
+        }
+    })
+    .await;
+    assert!(
+        res.is_ok(),
+        "fills missing: got {got:?}, sandbox has {:?}",
+        want.iter().map(|f| f.trade_id).collect::<Vec<_>>()
+    );
+    got.sort();
+    let mut want_ids: Vec<u64> = want.iter().map(|f| f.trade_id).collect();
+    want_ids.sort();
+    assert_eq!(got, want_ids);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn from_config_startup_check_and_proactive_reconnects() {
+    let sb =
+        Sandbox::start(SandboxConfig { history_bars: 30, bar_wall_ms: 100, ..SandboxConfig::default() }).await.unwrap();
+    let cfg: keel_binance::BinanceConfig = toml::from_str("mode = \"sandbox\"\nreconnect_after_ms = 1000").unwrap();
+    let settings = cfg.resolve(Some(&ops::venues::local_exchange(&sb))).unwrap();
+    let venue = BinanceVenue::connect(settings).await.unwrap();
+    let report = venue.startup_check().await.unwrap();
+    assert!(report.can_trade);
+    assert_eq!(report.symbols, 2);
+    assert!(report.clock_offset_ms.abs() < 1000);
+    let history = venue.klines(&btc(), 60_000, None, 20).await.unwrap();
+    assert_eq!(history.len(), 20);
+    assert_consecutive(&history.iter().map(|b| b.open_time).collect::<Vec<_>>());
+
+    // Connections are renewed before their age limit (1 s here, 24 h on Binance).
+    let mut rx = venue.subscribe_market(&[btc()], 60_000).await.unwrap();
+    let mut all = Vec::new();
+    collect_bars(&mut rx, 30, &mut all).await;
+    let renewals = all
+        .iter()
+        .filter(|f| matches!(f, MarketFeed::Status(StreamStatus::Disconnected { reason }) if reason.starts_with("proactive")))
+        .count();
+    assert!(renewals >= 1, "{renewals}");
+    let opens = bars_of(&all);
+    assert_consecutive(&opens);
+    // The first live bar follows the REST history without a gap once both are closed.
+    assert!(opens[0] > history.last().unwrap().open_time);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn max_num_orders_is_refused_before_sending() {
+    let cfg = SandboxConfig { history_bars: 30, max_num_orders: 2, ..SandboxConfig::default() };
+    let sb = Sandbox::start(cfg).await.unwrap();
+    let venue = BinanceVenue::connect(ops::venues::sandbox_settings(&sb)).await.unwrap();
+    freeze(&sb, "60000");
+    venue.place_order(&limit("x-1", Side::Buy, "0.01", "50000")).await.unwrap();
+    venue.place_order(&limit("x-2", Side::Buy, "0.01", "50000")).await.unwrap();
+    let err = venue.place_order(&limit("x-3", Side::Buy, "0.01", "50000")).await.unwrap_err();
+    assert!(
+        matches!(&err, VenueError::Rejected { code: -1013, reason } if reason.contains("MAX_NUM_ORDERS")),
+        "{err:?}"
+    );
+    assert_eq!(count_orders(&sb, "x-3"), 0, "refused locally, never sent");
+    venue.cancel_order(&btc(), "x-1").await.unwrap();
+    venue.place_order(&limit("x-3", Side::Buy, "0.01", "50000")).await.unwrap();
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn only_trading_symbols_take_orders_and_unknown_statuses_do_not_fail() {
+    let mut cfg = SandboxConfig { history_bars: 30, ..SandboxConfig::default() };
+    cfg.symbol_status.insert("ETHUSDT".into(), "SOMETHING_NEW".into());
+    let sb = Sandbox::start(cfg).await.unwrap();
+    let venue = BinanceVenue::connect(ops::venues::sandbox_settings(&sb)).await.unwrap();
+    let instruments = venue.instruments().await.unwrap();
+    let eth = instruments.iter().find(|i| i.symbol == "ETHUSDT").unwrap();
+    assert_eq!(eth.status, keel_core::instrument::SymbolStatus::Other("SOMETHING_NEW".into()));
+    let req = OrderRequest { symbol: Symbol::new("ETHUSDT"), ..limit("s-1", Side::Buy, "0.01", "2000") };
+    let err = venue.place_order(&req).await.unwrap_err();
+    assert!(
+        matches!(&err, VenueError::Rejected { code: -1013, reason } if reason.contains("does not take new orders")),
+        "{err:?}"
+    );
+    assert!(sb.market.orders(&sb.api_key, "ETHUSDT").is_empty());
+    sb.shutdown().await;
+}
