@@ -15,15 +15,19 @@ use keel_core::{StrategyId, Symbol};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+use crate::error::EmergencyStopError;
 use crate::events::EngineEvent;
 use crate::market_data::MarketData;
-use crate::messages::{CancelAll, InjectMarket, SetPaused, SignalReceived};
-use crate::order_router::{GetOpenOrders, OrderRouter};
-use crate::portfolio::{GetPortfolio, Portfolio, PortfolioSnapshot};
+use crate::messages::{
+    CancelAll, Flatten, GetOpenOrders, GetPortfolio, GetRiskStatus, GetStrategyStatus, InjectMarket, Resume,
+    SetEmergencyStop, SetPaused, SignalReceived,
+};
+use crate::order_router::OrderRouter;
+use crate::portfolio::{Portfolio, PortfolioSnapshot};
 use crate::prices::PriceBoard;
-use crate::risk_guard::{Flatten, GetRiskStatus, Resume, RiskGuard, RiskStatus, SetEmergencyStop};
+use crate::risk_guard::{RiskGuard, RiskStatus};
 use crate::store_writer::StoreWriter;
-use crate::strategy_host::{GetStrategyStatus, StrategyHost, StrategyStatus};
+use crate::strategy_host::{StrategyHost, StrategyStatus};
 use crate::supervisor::Supervisor;
 
 /// An engine command failed.
@@ -35,6 +39,9 @@ pub enum CommandError {
     /// An actor did not answer (the engine is stopping or an actor is gone).
     #[error("engine did not answer: {0}")]
     Mailbox(String),
+    /// Setting or clearing the emergency stop did not complete.
+    #[error(transparent)]
+    EmergencyStop(#[from] EmergencyStopError),
     /// The command failed.
     #[error("{0}")]
     Failed(String),
@@ -170,12 +177,12 @@ impl EngineHandle {
             .risk
             .send(SetEmergencyStop { reason: reason.to_string(), by: by.to_string(), flatten })
             .await?
-            .map_err(CommandError::Failed)
+            .map_err(CommandError::from)
     }
 
     /// Clears the emergency stop (operator only); returns once it is on disk.
     pub async fn resume(&self, by: &str) -> Result<(), CommandError> {
-        self.parts.risk.send(Resume { by: by.to_string() }).await?.map_err(CommandError::Failed)
+        self.parts.risk.send(Resume { by: by.to_string() }).await?.map_err(CommandError::from)
     }
 
     /// Pauses or resumes one strategy.

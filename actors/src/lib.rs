@@ -10,6 +10,7 @@
 //! crates; this crate only runs them live. Nothing here blocks an arbiter: store
 //! writes go to a dedicated writer thread, venue calls are async.
 
+pub mod error;
 pub mod events;
 pub mod handle;
 pub mod ids;
@@ -25,6 +26,7 @@ pub mod store_writer;
 pub mod strategy_host;
 pub mod supervisor;
 
+pub use error::{EmergencyStopError, FailureClass, StartupError};
 pub use events::EngineEvent;
 pub use handle::EngineHandle;
 pub use supervisor::{start_engine, EngineSetup};

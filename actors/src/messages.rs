@@ -1,6 +1,11 @@
-//! The typed messages actors exchange: small, owned, named for what happened or
-//! for what is asked.
+//! Every typed message the actors exchange, in one place: small, owned, named
+//! for what happened or for what is asked. This is the convention (see
+//! DESIGN.md): an actor module holds the actor and its state, never a message,
+//! so the whole vocabulary of the live runtime reads from this file. Replies
+//! (`RiskStatus`, `PortfolioSnapshot`, `StrategyStatus`) stay beside the actor
+//! that computes them.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use actix::prelude::*;
@@ -10,7 +15,14 @@ use keel_core::market::MarketEvent;
 use keel_core::order::{Order, OrderIntent};
 use keel_core::strategy::{OrderUpdate, Signal};
 use keel_core::venue::UserEvent;
-use keel_core::Symbol;
+use keel_core::{Decimal, StrategyId, Symbol};
+use risk::Approved;
+
+use crate::error::EmergencyStopError;
+use crate::order_router::RouterRoutes;
+use crate::portfolio::PortfolioSnapshot;
+use crate::risk_guard::RiskStatus;
+use crate::strategy_host::StrategyStatus;
 
 /// A market event for strategies, stamped with its arrival time.
 #[derive(Message, Debug, Clone)]
@@ -33,13 +45,12 @@ pub struct IntentSubmitted {
 }
 
 /// The risk guard approved an intent: the router persists it, then sends it.
+/// Only the risk crate can make the approval it carries.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct OrderApproved {
-    /// The rounded intent.
-    pub intent: OrderIntent,
-    /// Its client order id.
-    pub client_order_id: String,
+    /// The rounded intent and its client order id.
+    pub approved: Approved<OrderIntent>,
     /// Arrival time of the market event that led to it.
     pub ingress: Option<Instant>,
 }
@@ -98,3 +109,97 @@ pub struct CancelAll {
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct InjectMarket(pub MarketEvent);
+
+// Handled by the risk guard.
+
+/// Set the emergency stop: HALTED, cancel all open orders, optionally flatten.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), EmergencyStopError>")]
+pub struct SetEmergencyStop {
+    /// Why.
+    pub reason: String,
+    /// Who (`operator:cli`, `operator:telegram:<user>`, `venue:418`, `protection:max_drawdown`…).
+    pub by: String,
+    /// Also close positions with reduce-only market orders.
+    pub flatten: bool,
+}
+
+/// Clear the emergency stop and every latched protection, back to ACTIVE (operator only).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), EmergencyStopError>")]
+pub struct Resume {
+    /// Who.
+    pub by: String,
+}
+
+/// Close positions with reduce-only market orders.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "usize")]
+pub struct Flatten {
+    /// Only this symbol.
+    pub symbol: Option<Symbol>,
+}
+
+/// Asks for the guard's state.
+#[derive(Message)]
+#[rtype(result = "RiskStatus")]
+pub struct GetRiskStatus;
+
+/// Tells the guard where to report refusals (sent once the hosts exist).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetRiskHosts(pub HashMap<StrategyId, Recipient<OrderUpdated>>);
+
+// Handled by the order router.
+
+/// The venue acknowledged an order.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct OrderAcknowledged(pub String);
+
+/// Wires the router to the other actors (sent once, right after start).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetRoutes(pub RouterRoutes);
+
+/// Attaches the venue's user-data feed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AttachUserFeed(pub tokio::sync::mpsc::Receiver<UserEvent>);
+
+/// The user-data stream's health changed.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct VenueHealth {
+    /// True when connected and reconciled.
+    pub healthy: bool,
+}
+
+/// Asks for the orders the router is tracking (open ones).
+#[derive(Message)]
+#[rtype(result = "Vec<Order>")]
+pub struct GetOpenOrders;
+
+// Sent by the portfolio, or asked of it.
+
+/// Asks for the portfolio.
+#[derive(Message)]
+#[rtype(result = "PortfolioSnapshot")]
+pub struct GetPortfolio;
+
+/// Equity was re-marked.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct EquityMarked {
+    /// Equity in the quote asset.
+    pub equity: Decimal,
+    /// Realized plus unrealized PnL.
+    pub total_pnl: Decimal,
+}
+
+// Asked of a strategy host.
+
+/// Asks a host for its status.
+#[derive(Message)]
+#[rtype(result = "StrategyStatus")]
+pub struct GetStrategyStatus;

@@ -23,7 +23,8 @@ use tokio::sync::broadcast;
 
 use crate::events::EngineEvent;
 use crate::messages::{
-    BalancesChanged, CancelAll, FillRecorded, OrderApproved, OrderClosed, OrderUpdated, VenueUserEvent,
+    AttachUserFeed, BalancesChanged, CancelAll, FillRecorded, GetOpenOrders, OrderAcknowledged, OrderApproved,
+    OrderClosed, OrderUpdated, SetRoutes, VenueHealth, VenueUserEvent,
 };
 use crate::metrics::metrics;
 use crate::store_writer::StoreWriter;
@@ -53,34 +54,6 @@ pub struct RouterRoutes {
     /// The risk guard: balances.
     pub risk_balances: Option<Recipient<BalancesChanged>>,
 }
-
-/// The venue acknowledged an order.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
-pub struct OrderAcknowledged(pub String);
-
-/// Wires the router to the other actors (sent once, right after start).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SetRoutes(pub RouterRoutes);
-
-/// Attaches the venue's user-data feed.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct AttachUserFeed(pub tokio::sync::mpsc::Receiver<UserEvent>);
-
-/// The user-data stream's health changed.
-#[derive(Message, Debug, Clone, Copy)]
-#[rtype(result = "()")]
-pub struct VenueHealth {
-    /// True when connected and reconciled.
-    pub healthy: bool,
-}
-
-/// Asks for the orders the router is tracking (open ones).
-#[derive(Message)]
-#[rtype(result = "Vec<Order>")]
-pub struct GetOpenOrders;
 
 /// The order-router actor.
 pub struct OrderRouter {
@@ -441,8 +414,8 @@ impl Handler<OrderApproved> for OrderRouter {
             metrics().observe_tick_to_order(received.duration_since(ingress).as_secs_f64());
         }
         let now = self.clock.now_ms();
-        let cid = msg.client_order_id.clone();
-        let order = Order::from_intent(&msg.intent, cid.clone(), now);
+        let (intent, cid) = msg.approved.into_parts();
+        let order = Order::from_intent(&intent, cid.clone(), now);
         tracing::info!(strategy = %order.strategy_id, symbol = %order.symbol, client_order_id = %cid, side = ?order.side, order_type = order.order_type.label(), qty = %order.qty, price = ?order.order_type.limit_price(), "order created");
         self.orders.insert(cid.clone(), order.clone());
         let writer = self.writer.clone();

@@ -14,7 +14,7 @@ use keel_core::{Decimal, Symbol};
 use rust_decimal::prelude::ToPrimitive;
 use serde::Serialize;
 
-use crate::messages::{BalancesChanged, FillRecorded};
+use crate::messages::{BalancesChanged, EquityMarked, FillRecorded, GetPortfolio};
 use crate::metrics::metrics;
 use crate::prices::PriceBoard;
 use crate::store_writer::StoreWriter;
@@ -50,23 +50,8 @@ pub struct PortfolioSnapshot {
     pub fees: Decimal,
 }
 
-/// Asks for the portfolio.
-#[derive(Message)]
-#[rtype(result = "PortfolioSnapshot")]
-pub struct GetPortfolio;
-
 /// Receives the equity every time it is re-marked (the risk protections).
 pub type EquityListener = Recipient<EquityMarked>;
-
-/// Equity was re-marked.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
-pub struct EquityMarked {
-    /// Equity in the quote asset.
-    pub equity: Decimal,
-    /// Realized plus unrealized PnL.
-    pub total_pnl: Decimal,
-}
 
 /// The portfolio actor.
 pub struct Portfolio {

@@ -16,6 +16,7 @@ use keel_core::store::Store;
 use keel_core::venue::Venue;
 use keel_core::{Decimal, StrategyId, Symbol};
 
+use crate::error::StartupError;
 use crate::store_writer::StoreWriter;
 
 /// What reconciliation found and fixed.
@@ -41,7 +42,7 @@ pub async fn reconcile(
     writer: &StoreWriter,
     instruments: &[Instrument],
     now_ms: i64,
-) -> anyhow::Result<Reconciled> {
+) -> Result<Reconciled, StartupError> {
     let mut out = Reconciled::default();
     let stored_open = writer.run(|s| s.open_orders()).await??;
 
@@ -216,7 +217,7 @@ pub fn record_venue_fill(s: &dyn Store, mut fill: Fill, now_ms: i64) -> Result<R
 }
 
 /// Records a fill found at the venue but not in the store; returns the line to log.
-async fn record_missing_fill(writer: &StoreWriter, fill: Fill, now_ms: i64) -> anyhow::Result<Option<String>> {
+async fn record_missing_fill(writer: &StoreWriter, fill: Fill, now_ms: i64) -> Result<Option<String>, StartupError> {
     let recorded = writer.run(move |s| record_venue_fill(s, fill, now_ms)).await??;
     if !recorded.inserted {
         return Ok(None);

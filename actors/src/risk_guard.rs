@@ -21,47 +21,20 @@ use risk::{ProtectionOutcome, RiskEngine, RiskSnapshot};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+use crate::error::EmergencyStopError;
 use crate::events::EngineEvent;
 use crate::ids::ClientIds;
 use crate::messages::{
-    BalancesChanged, CancelAll, FillRecorded, IntentSubmitted, OrderApproved, OrderClosed, OrderUpdated,
+    BalancesChanged, CancelAll, EquityMarked, FillRecorded, Flatten, GetRiskStatus, IntentSubmitted, OrderAcknowledged,
+    OrderApproved, OrderClosed, OrderUpdated, Resume, SetEmergencyStop, SetRiskHosts, VenueHealth,
 };
 use crate::metrics::metrics;
-use crate::order_router::{OrderAcknowledged, OrderRouter, VenueHealth};
-use crate::portfolio::EquityMarked;
+use crate::order_router::OrderRouter;
 use crate::prices::PriceBoard;
 use crate::store_writer::StoreWriter;
 
 /// The strategy id used for orders an operator asks for (flatten).
 pub const OPERATOR: &str = "operator";
-
-/// Set the emergency stop: HALTED, cancel all open orders, optionally flatten.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<(), String>")]
-pub struct SetEmergencyStop {
-    /// Why.
-    pub reason: String,
-    /// Who (`operator:cli`, `operator:telegram:<user>`, `venue:418`, `protection:max_drawdown`…).
-    pub by: String,
-    /// Also close positions with reduce-only market orders.
-    pub flatten: bool,
-}
-
-/// Clear the emergency stop and every latched protection, back to ACTIVE (operator only).
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<(), String>")]
-pub struct Resume {
-    /// Who.
-    pub by: String,
-}
-
-/// Close positions with reduce-only market orders.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "usize")]
-pub struct Flatten {
-    /// Only this symbol.
-    pub symbol: Option<Symbol>,
-}
 
 /// The guard's current state, for operators.
 #[derive(Debug, Clone, Serialize)]
@@ -83,16 +56,6 @@ pub struct RiskStatus {
     /// Every limit, its usage and the protections' values.
     pub snapshot: RiskSnapshot,
 }
-
-/// Asks for the guard's state.
-#[derive(Message)]
-#[rtype(result = "RiskStatus")]
-pub struct GetRiskStatus;
-
-/// Tells the guard where to report refusals (sent once the hosts exist).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SetRiskHosts(pub HashMap<StrategyId, Recipient<OrderUpdated>>);
 
 /// The risk-guard actor.
 pub struct RiskGuard {
@@ -138,7 +101,7 @@ impl RiskGuard {
         match self.engine.check_at(&intent, &client_order_id, now) {
             Ok(approved) => {
                 tracing::debug!(strategy = %intent.strategy_id, symbol = %intent.symbol, client_order_id = %client_order_id, "intent approved");
-                self.router.do_send(OrderApproved { intent: approved.intent, client_order_id, ingress });
+                self.router.do_send(OrderApproved { approved, ingress });
             }
             Err(rejection) => {
                 let code = rejection.reason.code();
@@ -345,8 +308,14 @@ impl Handler<EquityMarked> for RiskGuard {
     }
 }
 
+/// Logs an emergency stop that holds in memory only, and returns the error.
+fn not_persisted(e: EmergencyStopError) -> EmergencyStopError {
+    tracing::error!(error = %e, "EMERGENCY STOP COULD NOT BE PERSISTED; trading stays halted in memory");
+    e
+}
+
 impl Handler<SetEmergencyStop> for RiskGuard {
-    type Result = AtomicResponse<Self, Result<(), String>>;
+    type Result = AtomicResponse<Self, Result<(), EmergencyStopError>>;
 
     fn handle(&mut self, msg: SetEmergencyStop, _ctx: &mut Self::Context) -> Self::Result {
         let now = self.clock.now_ms();
@@ -359,14 +328,8 @@ impl Handler<SetEmergencyStop> for RiskGuard {
                 move |result, act, _ctx| {
                     let stop = match result {
                         Ok(Ok(stop)) => stop,
-                        Ok(Err(e)) => {
-                            tracing::error!(error = %e, "EMERGENCY STOP COULD NOT BE PERSISTED; trading stays halted in memory");
-                            return Err(format!("emergency stop is active in memory but not on disk: {e}"));
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "EMERGENCY STOP COULD NOT BE PERSISTED; trading stays halted in memory");
-                            return Err(format!("emergency stop is active in memory but not on disk: {e}"));
-                        }
+                        Ok(Err(e)) => return Err(not_persisted(EmergencyStopError::NotPersisted(Arc::new(e)))),
+                        Err(gone) => return Err(not_persisted(EmergencyStopError::StoreGone(gone))),
                     };
                     tracing::error!(reason = %msg.reason, by = %msg.by, flatten = msg.flatten, "EMERGENCY STOP set: trading HALTED, canceling open orders");
                     let change = act.engine.set_emergency_stop_record(stop, now);
@@ -405,7 +368,7 @@ impl Handler<Flatten> for RiskGuard {
 }
 
 impl Handler<Resume> for RiskGuard {
-    type Result = AtomicResponse<Self, Result<(), String>>;
+    type Result = AtomicResponse<Self, Result<(), EmergencyStopError>>;
 
     fn handle(&mut self, msg: Resume, _ctx: &mut Self::Context) -> Self::Result {
         let now = self.clock.now_ms();
@@ -416,8 +379,8 @@ impl Handler<Resume> for RiskGuard {
                 move |result, act, ctx| {
                     let cleared = match result {
                         Ok(Ok(c)) => c,
-                        Ok(Err(e)) => return Err(format!("resume not stored, still halted: {e}")),
-                        Err(e) => return Err(format!("resume not stored, still halted: {e}")),
+                        Ok(Err(e)) => return Err(EmergencyStopError::ResumeNotPersisted(Arc::new(e))),
+                        Err(gone) => return Err(EmergencyStopError::StoreGone(gone)),
                     };
                     let outcome = act.engine.resume(&msg.by, now);
                     metrics().emergency_stop.set(0);

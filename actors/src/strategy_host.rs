@@ -15,7 +15,9 @@ use keel_core::{StrategyId, Symbol};
 use tokio::sync::broadcast;
 
 use crate::events::EngineEvent;
-use crate::messages::{FillRecorded, IntentSubmitted, MarketTick, OrderUpdated, SetPaused, SignalReceived};
+use crate::messages::{
+    FillRecorded, GetStrategyStatus, IntentSubmitted, MarketTick, OrderUpdated, SetPaused, SignalReceived,
+};
 use crate::metrics::metrics;
 
 /// What a host reports about its strategy.
@@ -32,11 +34,6 @@ pub struct StrategyStatus {
     /// Why it was paused by a failure, if it was.
     pub failure: Option<String>,
 }
-
-/// Asks a host for its status.
-#[derive(Message)]
-#[rtype(result = "StrategyStatus")]
-pub struct GetStrategyStatus;
 
 /// The actor hosting one strategy.
 pub struct StrategyHost {

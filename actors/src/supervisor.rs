@@ -16,16 +16,17 @@ use keel_core::{StrategyId, Symbol};
 use risk::RiskEngine;
 use tokio::sync::broadcast;
 
+use crate::error::StartupError;
 use crate::events::EngineEvent;
 use crate::handle::EngineHandle;
 use crate::ids::ClientIds;
 use crate::market_data::MarketData;
-use crate::messages::MarketTick;
-use crate::order_router::{AttachUserFeed, OrderRouter, RouterRoutes, SetRoutes};
+use crate::messages::{AttachUserFeed, MarketTick, SetEmergencyStop, SetRiskHosts, SetRoutes};
+use crate::order_router::{OrderRouter, RouterRoutes};
 use crate::portfolio::Portfolio;
 use crate::prices::PriceBoard;
 use crate::reconcile::reconcile;
-use crate::risk_guard::{RiskGuard, SetEmergencyStop, SetRiskHosts};
+use crate::risk_guard::RiskGuard;
 use crate::store_writer::StoreWriter;
 use crate::strategy_host::StrategyHost;
 
@@ -119,7 +120,7 @@ impl Actor for Supervisor {
 
 /// Loads, reconciles, starts and wires the engine. Must run inside an actix system.
 /// Strategies trade only after this returns.
-pub async fn start_engine(setup: EngineSetup) -> anyhow::Result<EngineHandle> {
+pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupError> {
     let EngineSetup { symbols, risk: risk_config, bar_interval_ms: interval, store, venue, strategies, clock } = setup;
     let writer = StoreWriter::start(store);
     let (events, _) = broadcast::channel(4096);
@@ -137,16 +138,16 @@ pub async fn start_engine(setup: EngineSetup) -> anyhow::Result<EngineHandle> {
         );
     }
 
-    let instruments = venue.instruments().await.map_err(|e| anyhow::anyhow!("cannot load instruments: {e}"))?;
+    let instruments = venue.instruments().await.map_err(StartupError::venue("load instruments"))?;
     let instruments: Vec<_> = instruments.into_iter().filter(|i| symbols.contains(&i.symbol)).collect();
     for s in &symbols {
         if !instruments.iter().any(|i| &i.symbol == s) {
-            anyhow::bail!("symbol {s} is configured but the venue does not list it");
+            return Err(StartupError::SymbolNotListed(s.clone()));
         }
     }
 
     // Subscribe before reconciling, so nothing between the two is missed (duplicates are dropped by trade id).
-    let user_feed = venue.subscribe_user().await.map_err(|e| anyhow::anyhow!("cannot subscribe to user data: {e}"))?;
+    let user_feed = venue.subscribe_user().await.map_err(StartupError::venue("subscribe to user data"))?;
     let reconciled = reconcile(&venue, &writer, &instruments, now).await?;
     for line in &reconciled.differences {
         tracing::warn!(difference = %line, "reconciliation");
@@ -281,10 +282,8 @@ pub async fn start_engine(setup: EngineSetup) -> anyhow::Result<EngineHandle> {
     }));
     router.do_send(AttachUserFeed(user_feed));
 
-    let feed = venue
-        .subscribe_market(&symbols, interval)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot subscribe to market data: {e}"))?;
+    let feed =
+        venue.subscribe_market(&symbols, interval).await.map_err(StartupError::venue("subscribe to market data"))?;
     let market = {
         let (prices, events) = (prices.clone(), events.clone());
         let resubscribe =

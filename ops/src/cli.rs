@@ -5,9 +5,19 @@ use std::path::PathBuf;
 use crate::config::LogFormat;
 use clap::{Parser, Subcommand};
 
-/// Keel: an actor-based live trading engine.
+/// Keel: an actor-based live trading engine for crypto spot markets. It trades
+/// Binance spot (testnet or mainnet) or, offline by default, its own embedded
+/// sandbox exchange, and replays history through the same strategies, risk
+/// rules and matching core.
 #[derive(Debug, Parser)]
-#[command(name = "keel", version, about, long_about = None)]
+#[command(
+    name = "keel",
+    version,
+    about = "Keel: an actor-based live trading engine (Binance spot, or its own offline sandbox exchange)",
+    long_about = None,
+    after_help = "Without --config, commands read ./config.toml, or the built-in default config when there is none \
+                  (`keel config default` prints it)."
+)]
 pub struct Cli {
     /// Log format (overrides the config): text or json.
     #[arg(long, global = true, value_parser = parse_log_format)]
@@ -26,6 +36,9 @@ pub enum Command {
     State(StateArgs),
     /// Validate a config file and exit.
     CheckConfig(ConfigArg),
+    /// Print the built-in default config (`keel config default > config.toml`).
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Set the emergency stop in the store of a stopped engine.
     Halt(HaltArgs),
     /// Clear the emergency stop in the store of a stopped engine.
@@ -38,20 +51,27 @@ pub enum Command {
     Sandbox(crate::cmd_sandbox::SandboxArgs),
 }
 
+/// `keel config …`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the default config compiled into the binary.
+    Default,
+}
+
 /// `--config PATH`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConfigArg {
-    /// Config file.
-    #[arg(long, default_value = "config.toml")]
-    pub config: PathBuf,
+    /// Config file (default: ./config.toml, else the built-in default).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 /// `keel run`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
-    /// Config file.
-    #[arg(long, default_value = "config.toml")]
-    pub config: PathBuf,
+    /// Config file (default: ./config.toml, else the built-in default).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Data directory (overrides `engine.data_dir`).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -63,9 +83,9 @@ pub struct RunArgs {
 /// `keel state`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StateArgs {
-    /// Config file (for the data directory).
-    #[arg(long, default_value = "config.toml")]
-    pub config: PathBuf,
+    /// Config file, for the data directory (default: ./config.toml, else the built-in default).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Data directory (overrides the config).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -80,9 +100,9 @@ pub struct HaltArgs {
     /// Why (recorded and shown).
     #[arg(long)]
     pub reason: String,
-    /// Config file (for the data directory).
-    #[arg(long, default_value = "config.toml")]
-    pub config: PathBuf,
+    /// Config file, for the data directory (default: ./config.toml, else the built-in default).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Data directory (overrides the config).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -91,9 +111,9 @@ pub struct HaltArgs {
 /// `keel resume`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ResumeArgs {
-    /// Config file (for the data directory).
-    #[arg(long, default_value = "config.toml")]
-    pub config: PathBuf,
+    /// Config file, for the data directory (default: ./config.toml, else the built-in default).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Data directory (overrides the config).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,

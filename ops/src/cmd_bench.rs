@@ -25,9 +25,10 @@ use tokio::sync::{mpsc, Mutex};
 /// `keel bench` arguments.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Config whose symbols and strategies are used.
-    #[arg(long, default_value = "config.toml")]
-    pub config: std::path::PathBuf,
+    /// Config whose symbols and strategies are used (default: ./config.toml,
+    /// else the built-in default).
+    #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
     /// Market events to push.
     #[arg(long, default_value_t = 1_000_000)]
     pub events: u64,
@@ -94,7 +95,8 @@ impl Venue for BenchVenue {
 
 /// Runs the benchmark and prints its figures.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let mut config = crate::settings::load(&args.config)?;
+    let (mut config, source) = crate::settings::load(args.config.as_deref())?;
+    eprintln!("{}", source.describe());
     // Limits out of the way: the benchmark measures the pipeline, not refusals.
     config.risk = risk::config::RiskConfig::unlimited();
     let dir = tempfile::tempdir()?;

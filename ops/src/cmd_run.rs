@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actors::{start_engine, EngineSetup};
+use actors::{start_engine, EngineSetup, FailureClass};
 use anyhow::Context;
 use keel_core::clock::{Clock, SharedClock, SystemClock};
 use keel_core::error::StoreError;
@@ -18,9 +18,10 @@ use crate::settings;
 
 /// Runs the engine; returns when it has stopped gracefully.
 pub fn run(args: RunArgs, log_format: Option<crate::config::LogFormat>) -> anyhow::Result<()> {
-    let mut config = settings::load(&args.config)?;
+    let (mut config, source) = settings::load(args.config.as_deref())?;
     config.engine.data_dir = settings::data_dir(&config, args.data_dir.as_ref());
     crate::logging::init(log_format.unwrap_or(config.engine.log_format), &config.engine.log_level);
+    tracing::info!(source = %source, "{}", source.describe());
     let store = open_store(&config.engine.data_dir)?;
     let system = actix::System::new();
     system.block_on(serve(config, store, args.exit_after))
@@ -76,7 +77,20 @@ async fn serve(config: crate::config::Config, store: SharedStore, exit_after: Op
     let signals = StopSignals::install();
     let built = crate::venues::build(&config, Some(store.as_ref())).await?;
     let setup = engine_setup(&config, store.clone(), built.venue.clone(), Arc::new(SystemClock))?;
-    let handle = start_engine(setup).await?;
+    let handle = match start_engine(setup).await {
+        Ok(h) => h,
+        Err(e) => {
+            let class = e.class();
+            let next = match class {
+                FailureClass::Store => "the store cannot be trusted: fix it before starting again (nothing was sent)",
+                FailureClass::Venue => "the venue did not answer as expected: start again once it is reachable",
+                FailureClass::Config => "the config asks for something the venue does not offer: fix the config",
+            };
+            tracing::error!(class = class.as_str(), error = %e, "start-up failed; {next}");
+            built.stop().await;
+            return Err(anyhow::Error::new(e).context(format!("start-up failed ({})", class.as_str())));
+        }
+    };
     let surfaces = match crate::surfaces::start(&config, &handle).await {
         Ok(s) => s,
         Err(e) => {

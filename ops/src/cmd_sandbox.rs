@@ -3,9 +3,10 @@
 //! base URLs; `keel run` in `testnet` mode reaches it through the URL
 //! overrides of `[venue.binance]`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::config::{Config, LogFormat};
+use crate::config::LogFormat;
+use crate::settings::ConfigSource;
 use anyhow::Context;
 use keel_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 
@@ -16,8 +17,8 @@ pub struct SandboxArgs {
     #[arg(long)]
     pub listen: Option<String>,
     /// Config file: `[sandbox]`, with `[[symbol]]`, `[balances]` and `[venue]`
-    /// timing for the keys it does not set. Default: `config.toml` if it
-    /// exists, else built-in defaults.
+    /// timing for the keys it does not set. Default: ./config.toml if it
+    /// exists, else the built-in default config.
     #[arg(long)]
     pub config: Option<PathBuf>,
 }
@@ -28,18 +29,9 @@ pub const READY_PREFIX: &str = "SANDBOX_READY ";
 
 /// The sandbox settings for `args`.
 pub fn sandbox_config(args: &SandboxArgs) -> anyhow::Result<(SandboxConfig, LogFormat, String)> {
-    let default_path = Path::new("config.toml");
-    let config = match &args.config {
-        Some(path) => Some(Config::load(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?),
-        None if default_path.exists() => {
-            Some(Config::load(default_path).map_err(|e| anyhow::anyhow!("{}: {e}", default_path.display()))?)
-        }
-        None => None,
-    };
-    let (mut sb, format, level) = match &config {
-        Some(c) => (c.sandbox_config(), c.engine.log_format, c.engine.log_level.clone()),
-        None => (SandboxConfig::default(), LogFormat::Text, "info".to_string()),
-    };
+    let config = ConfigSource::resolve(args.config.as_deref()).read()?;
+    let mut sb = config.sandbox_config();
+    let (format, level) = (config.engine.log_format, config.engine.log_level.clone());
     if let Some(listen) = &args.listen {
         sb.listen = listen.clone();
     }

@@ -125,8 +125,9 @@ fn split_assets(symbol: &str, fee_asset: &str) -> (String, String) {
 
 /// `keel state`.
 pub fn state(args: StateArgs) -> anyhow::Result<()> {
-    let dir = settings::data_dir_for_tools(&args.config, args.data_dir.as_ref())?;
-    let config = if args.config.exists() { Some(settings::load(&args.config)?) } else { None };
+    let (config, _) = settings::load(args.config.as_deref())?;
+    let dir = settings::data_dir(&config, args.data_dir.as_ref());
+    let config = Some(config);
     let store = open(&dir)?;
     let r = report(&store, config.as_ref())?;
     if args.json {
@@ -203,7 +204,7 @@ pub fn halt(args: HaltArgs) -> anyhow::Result<()> {
     if args.reason.trim().is_empty() {
         anyhow::bail!("--reason must not be empty");
     }
-    let dir = settings::data_dir_for_tools(&args.config, args.data_dir.as_ref())?;
+    let dir = settings::data_dir_for_tools(args.config.as_deref(), args.data_dir.as_ref())?;
     let store = open(&dir)?;
     risk::emergency::set(&store, &args.reason, "operator:cli", SystemClock.now_ms())?;
     println!(
@@ -216,7 +217,7 @@ pub fn halt(args: HaltArgs) -> anyhow::Result<()> {
 
 /// `keel resume`: clears the emergency stop and every latched protection.
 pub fn resume(args: ResumeArgs) -> anyhow::Result<()> {
-    let dir = settings::data_dir_for_tools(&args.config, args.data_dir.as_ref())?;
+    let dir = settings::data_dir_for_tools(args.config.as_deref(), args.data_dir.as_ref())?;
     let store = open(&dir)?;
     let cleared = risk::emergency::clear(&store, "operator:cli", SystemClock.now_ms())?;
     if cleared.was_active {

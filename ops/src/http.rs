@@ -158,7 +158,9 @@ impl From<CommandError> for ApiError {
         match e {
             CommandError::UnknownStrategy(_) => Self::new(StatusCode::NOT_FOUND, e.to_string()),
             CommandError::Mailbox(_) => Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-            CommandError::Failed(_) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            CommandError::EmergencyStop(_) | CommandError::Failed(_) => {
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+            }
         }
     }
 }

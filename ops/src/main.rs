@@ -3,22 +3,25 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use ops::cli::{Cli, Command};
+use ops::cli::{Cli, Command, ConfigCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => ops::cmd_run::run(args, cli.log_format),
         Command::State(args) => ops::cmd_state::state(args),
-        Command::CheckConfig(args) => ops::settings::load(&args.config).map(|c| {
+        Command::CheckConfig(args) => ops::settings::load(args.config.as_deref()).map(|(c, source)| {
             println!(
-                "{}: ok ({} symbols, {} strategies, venue {})",
-                args.config.display(),
+                "{source}: ok ({} symbols, {} strategies, venue {})",
                 c.symbols.len(),
                 c.strategies.len(),
                 c.venue.mode.as_str()
             );
         }),
+        Command::Config(ConfigCommand::Default) => {
+            print!("{}", ops::settings::DEFAULT_CONFIG);
+            Ok(())
+        }
         Command::Halt(args) => ops::cmd_state::halt(args),
         Command::Resume(args) => ops::cmd_state::resume(args),
         Command::Bench(args) => ops::cmd_bench::run(args),

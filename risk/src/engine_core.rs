@@ -26,13 +26,40 @@ use crate::protections::{severity, ProtectionEvent, ProtectionState, Protections
 use crate::reason::{OpenOrderScope, RejectReason, Rejection};
 use crate::windows::{DuplicateGuard, RateLimiter, RateLimits};
 
-/// An approved intent, rounded to the venue's filters.
+/// An order the risk engine approved: the intent rounded to the venue's
+/// filters, under the client order id it counts as in flight.
+///
+/// Only this crate can make one (the fields are private and there is no public
+/// constructor), so holding an `Approved` proves the gate passed: the order
+/// router accepts nothing else, and no code path can send an intent the risk
+/// engine has not seen.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Approved {
-    /// The intent as it will be sent.
-    pub intent: OrderIntent,
-    /// The price used to value it (limit price, or last price for a market order).
-    pub reference_price: Decimal,
+pub struct Approved<T = OrderIntent> {
+    order: T,
+    client_order_id: String,
+    reference_price: Decimal,
+}
+
+impl<T> Approved<T> {
+    /// The approved order, as it will be sent.
+    pub fn order(&self) -> &T {
+        &self.order
+    }
+
+    /// The client order id it was approved (and counts as in flight) under.
+    pub fn client_order_id(&self) -> &str {
+        &self.client_order_id
+    }
+
+    /// The price it was valued at (limit price, or last price for a market order).
+    pub fn reference_price(&self) -> Decimal {
+        self.reference_price
+    }
+
+    /// The order and its client order id, for the code that sends it.
+    pub fn into_parts(self) -> (T, String) {
+        (self.order, self.client_order_id)
+    }
 }
 
 /// An order counted as open or in flight.
@@ -933,7 +960,7 @@ impl RiskEngine {
                 reserved: true,
             },
         );
-        Ok(Approved { intent: rounded, reference_price })
+        Ok(Approved { order: rounded, client_order_id: client_order_id.to_string(), reference_price })
     }
 }
 

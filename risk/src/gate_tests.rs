@@ -123,7 +123,7 @@ fn run(cases: Vec<Case>) {
         (c.config)(&mut config);
         let mut e = engine(config);
         (c.setup)(&mut e);
-        let got = e.check_at(&c.intent, "case", c.now).map(|a| a.intent.qty).map_err(|r| r.code());
+        let got = e.check_at(&c.intent, "case", c.now).map(|a| a.order().qty).map_err(|r| r.code());
         assert_eq!(got, c.want.map(d), "{}", c.name);
     }
 }

@@ -27,7 +27,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(75);
 /// Exponential backoff with full jitter: 100 ms doubling to 30 s.
 pub fn backoff_delay(attempt: u32) -> Duration {
     let cap = 100u64.saturating_mul(1u64 << attempt.min(9)).min(30_000);
-    let jitter = rand::thread_rng().gen_range(cap / 2..=cap);
+    let jitter = rand::rng().random_range(cap / 2..=cap);
     Duration::from_millis(jitter)
 }
 

@@ -15,7 +15,7 @@ pub mod sim;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use crate::config::Config;
+use crate::settings::ConfigSource;
 use anyhow::{bail, Context};
 use keel_core::balance::Balance;
 use keel_core::instrument::{Instrument, SymbolStatus};
@@ -33,7 +33,7 @@ pub struct BacktestArgs {
     #[arg(long = "data", value_name = "PATH", required = true, num_args = 1..)]
     pub data: Vec<PathBuf>,
     /// Config with the `[[strategy]]`, `[[symbol]]`, `[balances]` and `[risk]` to use
-    /// (default: ./config.toml).
+    /// (default: ./config.toml, else the built-in default config).
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Run only this strategy id (repeatable; default: every strategy not paused).
@@ -119,11 +119,11 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
 
 /// Loads, simulates and builds the report without writing anything.
 pub fn execute(args: &BacktestArgs) -> anyhow::Result<BacktestResult> {
-    let config_path = args.config.clone().unwrap_or_else(|| PathBuf::from("config.toml"));
-    if args.config.is_none() && !config_path.exists() {
-        bail!("no config: pass --config PATH (the [[strategy]] blocks to backtest)");
+    let source = ConfigSource::resolve(args.config.as_deref());
+    if source == ConfigSource::BuiltIn {
+        eprintln!("note: {}", source.describe());
     }
-    let config = Config::load(&config_path).map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
+    let config = source.read()?;
 
     let mut market = data::load(&args.data, args.symbol.as_deref(), args.skip_bad_rows)?;
     if market.skipped > 0 {
@@ -144,7 +144,7 @@ pub fn execute(args: &BacktestArgs) -> anyhow::Result<BacktestResult> {
                 Some(found) => v.push(found),
                 None => bail!(
                     "--strategy {id}: no such strategy in {} (configured: {})",
-                    config_path.display(),
+                    source,
                     config.strategies.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
                 ),
             }
@@ -152,7 +152,7 @@ pub fn execute(args: &BacktestArgs) -> anyhow::Result<BacktestResult> {
         v
     };
     if selected.is_empty() {
-        bail!("no strategy to run: {} has no [[strategy]] block that is not paused", config_path.display());
+        bail!("no strategy to run: {source} has no [[strategy]] block that is not paused");
     }
     let data_symbols: Vec<&str> = market.series.iter().map(|s| s.symbol.as_str()).collect();
     let mut slots = Vec::new();

@@ -460,13 +460,14 @@ impl Backtest {
         }
         match self.risk.check_at(&intent, &client_order_id, now_ms) {
             Ok(approved) => {
+                let (intent, client_order_id) = approved.into_parts();
                 self.out.orders.push(OrderRecord {
                     client_order_id: client_order_id.clone(),
                     decided_ms: now_ms,
-                    intent: approved.intent.clone(),
+                    intent: intent.clone(),
                 });
-                match self.symbol_index.get(&approved.intent.symbol) {
-                    Some(&s) => self.queued[s].push(Queued { client_order_id, runner: r, intent: approved.intent }),
+                match self.symbol_index.get(&intent.symbol) {
+                    Some(&s) => self.queued[s].push(Queued { client_order_id, runner: r, intent }),
                     // No data for the symbol: it can never fill.
                     None => self.out.unfilled_at_end += 1,
                 }

@@ -75,7 +75,7 @@ impl PriceGen {
     /// A uniform number in [0, 1) from the path's generator (for synthetic sizes).
     pub fn unit(&mut self) -> f64 {
         use rand::Rng;
-        self.rng.gen::<f64>()
+        self.rng.random::<f64>()
     }
 
     /// Current price as f64, for statistics only.
