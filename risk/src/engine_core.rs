@@ -32,7 +32,13 @@ use crate::windows::{DuplicateGuard, RateLimiter, RateLimits};
 /// Only this crate can make one (the fields are private and there is no public
 /// constructor), so holding an `Approved` proves the gate passed: the order
 /// router accepts nothing else, and no code path can send an intent the risk
-/// engine has not seen.
+/// engine has not seen. Outside this crate an approval cannot be written:
+///
+/// ```compile_fail
+/// use keel_core::order::{OrderIntent, Side};
+/// let intent = OrderIntent::market("s".into(), "BTCUSDT".into(), Side::Buy, keel_core::Decimal::ONE);
+/// let forged = risk::Approved { order: intent, client_order_id: "k1".into(), reference_price: keel_core::Decimal::ONE };
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Approved<T = OrderIntent> {
     order: T,
