@@ -6,11 +6,12 @@
 //! the venue by client order id — never by sending it again. Fills are
 //! deduplicated by venue trade id.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use keel_core::balance::Balance;
 use keel_core::clock::SharedClock;
 use keel_core::fill::Fill;
 use keel_core::order::{Order, OrderEvent, OrderStatus};
@@ -68,6 +69,11 @@ pub struct OrderRouter {
     /// The order whose fill is being written, if any.
     fill_writing: Option<String>,
     deferred_reports: HashMap<String, OrderReport>,
+    /// Balance updates that arrived while fills were still being written, by
+    /// asset (later updates win). The venue sends a trade's balances after the
+    /// trade; delivering them before its fill would let the risk guard count
+    /// the fill's spending twice (once in the balance, once as unsettled).
+    deferred_balances: BTreeMap<String, Balance>,
     restarted: bool,
 }
 
@@ -91,6 +97,7 @@ impl OrderRouter {
             fill_queue: VecDeque::new(),
             fill_writing: None,
             deferred_reports: HashMap::new(),
+            deferred_balances: BTreeMap::new(),
             restarted: false,
         }
     }
@@ -230,6 +237,7 @@ impl OrderRouter {
     fn write_next_fill(&mut self, ctx: &mut Context<Self>) {
         let Some(fill) = self.fill_queue.pop_front() else {
             self.fill_writing = None;
+            self.release_balances();
             return;
         };
         self.fill_writing = Some(fill.client_order_id.clone());
@@ -267,6 +275,21 @@ impl OrderRouter {
                     act.write_next_fill(ctx);
                 }),
         );
+    }
+
+    /// Delivers the balance updates held back while fills were written, now
+    /// that every fill before them has been delivered.
+    fn release_balances(&mut self) {
+        if self.deferred_balances.is_empty() {
+            return;
+        }
+        let b: Vec<Balance> = std::mem::take(&mut self.deferred_balances).into_values().collect();
+        if let Some(r) = &self.routes.risk_balances {
+            r.do_send(BalancesChanged(b.clone()));
+        }
+        if let Some(p) = &self.routes.portfolio_balances {
+            p.do_send(BalancesChanged(b));
+        }
     }
 
     fn after_fill(&mut self, fill: Fill, order_after: Option<Order>, ctx: &mut Context<Self>) {
@@ -467,11 +490,11 @@ impl StreamHandler<VenueUserEvent> for OrderRouter {
             UserEvent::Order(report) => self.apply_report(report, ctx),
             UserEvent::Fill(fill) => self.process_fill(fill, ctx),
             UserEvent::Balances(b) => {
-                if let Some(r) = &self.routes.risk_balances {
-                    r.do_send(BalancesChanged(b.clone()));
+                for balance in b {
+                    self.deferred_balances.insert(balance.asset.clone(), balance);
                 }
-                if let Some(p) = &self.routes.portfolio_balances {
-                    p.do_send(BalancesChanged(b));
+                if self.fill_writing.is_none() && self.fill_queue.is_empty() {
+                    self.release_balances();
                 }
             }
             UserEvent::Status(status) => {

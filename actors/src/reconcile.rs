@@ -164,7 +164,7 @@ pub async fn reconcile(
             .or_insert_with(|| Position::flat(fill.symbol.clone()))
             .apply_fill(fill, base, quote);
         *out.strategy_positions.entry(fill.strategy_id.clone()).or_default().entry(fill.symbol.clone()).or_default() +=
-            fill.side.sign() * fill.qty;
+            fill.position_delta(base);
     }
     for p in positions.values() {
         let cached_qty = cached.iter().find(|c| c.symbol == p.symbol).map(|c| c.qty);

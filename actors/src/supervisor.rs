@@ -223,7 +223,7 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
     let mut routes: HashMap<Symbol, Vec<Recipient<MarketTick>>> = HashMap::new();
     for (cfg, strategy) in strategies {
         let id = cfg.strategy_id();
-        let mut runner = StrategyRunner::new(id.clone(), strategy);
+        let mut runner = StrategyRunner::new(id.clone(), strategy).with_instruments(&instruments);
         if let Some(map) = reconciled.strategy_positions.get(&id) {
             for (symbol, qty) in map {
                 runner.restore_position(symbol.clone(), *qty);

@@ -132,7 +132,7 @@ fn paper(config: &Config) -> Arc<PaperVenue> {
             .iter()
             .map(|(asset, free)| Balance { asset: asset.clone(), free: *free, locked: Decimal::ZERO })
             .collect(),
-        fees: FeeSchedule { maker_bps: Decimal::new(10, 0), taker_bps: Decimal::new(10, 0) },
+        fees: FeeSchedule::default(),
         depth_levels: 5,
         bar_interval_ms: BAR_MS,
         ticks_per_bar: 2,

@@ -57,7 +57,7 @@ fn engine(symbols: &[Symbol], instrument: keel_core::instrument::Instrument, fas
     let config = SimConfig {
         instruments: vec![instrument],
         balances: vec![Balance { asset: "USDT".into(), free: Decimal::from(1_000_000), locked: Decimal::ZERO }],
-        fees: FeeSchedule { maker_bps: Decimal::from(10), taker_bps: Decimal::from(10) },
+        fees: FeeSchedule::default(),
         slippage_bps: Decimal::from(2),
         risk: RiskConfig::default(),
         currency: "USDT".into(),

@@ -10,7 +10,6 @@ use anyhow::Context;
 use keel_binance::{BinanceSettings, BinanceVenue, Credentials, Endpoints, LocalExchange};
 use keel_core::balance::{Balance, Balances};
 use keel_core::clock::{Clock, SystemClock};
-use keel_core::sim::FeeSchedule;
 use keel_core::store::Store;
 use keel_core::venue::paper::{PaperConfig, PaperSymbol, PaperVenue};
 use keel_core::venue::Venue;
@@ -118,7 +117,7 @@ pub fn paper_config(config: &Config, stored: Option<&Balances>, now_ms: i64) -> 
     PaperConfig {
         symbols: config.symbols.iter().map(PaperSymbol::from_config).collect(),
         balances,
-        fees: FeeSchedule { maker_bps: config.venue.maker_fee_bps, taker_bps: config.venue.taker_fee_bps },
+        fees: config.venue.fees(),
         depth_levels: config.venue.depth_levels,
         bar_interval_ms: interval,
         ticks_per_bar: config.venue.ticks_per_bar,

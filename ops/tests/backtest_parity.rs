@@ -347,7 +347,7 @@ fn balances(config: &Config) -> Vec<Balance> {
 }
 
 fn fees(config: &Config) -> FeeSchedule {
-    FeeSchedule { maker_bps: config.venue.maker_fee_bps, taker_bps: config.venue.taker_fee_bps }
+    config.venue.fees()
 }
 
 /// Waits (bounded, without sleeping) until the router has sent every approved

@@ -12,7 +12,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{created_ids, spawn_run, StandaloneSandbox};
-use keel_binance::{BinanceSettings, BinanceVenue, Credentials, Endpoints};
 use keel_core::order::{OrderStatus, Side};
 use keel_core::position::Position;
 use keel_core::store::Store;
@@ -87,24 +86,6 @@ fn symbols() -> [Symbol; 2] {
     [Symbol::new("BTCUSDT"), Symbol::new("ETHUSDT")]
 }
 
-/// The Binance adapter on the standalone sandbox, for the test's own view.
-async fn venue_of(sb: &StandaloneSandbox) -> BinanceVenue {
-    let settings = BinanceSettings {
-        endpoints: Endpoints {
-            rest: sb.rest_url.clone(),
-            ws_stream: sb.ws_stream_url.clone(),
-            ws_api: sb.ws_api_url.clone(),
-        },
-        credentials: Credentials::new(&sb.api_key, &sb.api_secret),
-        recv_window_ms: 5000,
-        request_timeout_ms: 10_000,
-        time_sync_interval_ms: 60_000,
-        reconnect_after_ms: 3_600_000,
-        symbols: Vec::new(),
-    };
-    BinanceVenue::connect(settings).await.expect("the test connects to the sandbox")
-}
-
 fn write(path: &Path, text: &str) {
     std::fs::write(path, text).expect("config written");
 }
@@ -121,7 +102,7 @@ fn sigkill_while_orders_rest_then_store_agrees_with_the_sandbox() {
     let trading = dir.path().join("keel.toml");
     write(&trading, &format!("{BASE}{STRATEGIES}\n{}", sb.binance_section()));
     let data = dir.path().join("data");
-    let venue = rt.block_on(venue_of(&sb));
+    let venue = rt.block_on(sb.venue());
 
     // 1. Trade on the sandbox, then die without any shutdown path while
     //    grid orders rest.

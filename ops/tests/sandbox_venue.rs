@@ -135,10 +135,14 @@ async fn limit_order_rests_partially_fills_and_fills() {
     let from_second = venue.my_trades(&btc(), Some(ids[1])).await.unwrap();
     assert_eq!(from_second.len(), 2);
 
-    // Balances: +0.12 BTC.
+    // Balances: +0.12 BTC, less the commission the buy paid in BTC (what it
+    // receives, as Binance charges without BNB).
     let balances = venue.balances().await.unwrap();
     let btc_after = balances.iter().find(|b| b.asset == "BTC").unwrap().free;
-    assert_eq!(btc_after - btc_before, d("0.12"));
+    assert!(fills.iter().all(|f| f.fee_asset == "BTC" && f.fee > Decimal::ZERO), "{fills:?}");
+    let fees: Decimal = fills.iter().map(|f| f.fee).sum();
+    assert_eq!(btc_after - btc_before, d("0.12") - fees);
+    assert_eq!(btc_after - btc_before, fills.iter().map(|f| f.position_delta("BTC")).sum::<Decimal>());
     assert_eq!(balances.iter().find(|b| b.asset == "USDT").unwrap().locked, Decimal::ZERO);
     sb.shutdown().await;
 }
@@ -190,7 +194,9 @@ async fn market_order_full_response_and_no_duplicate_fills() {
     dedup.dedup();
     assert_eq!(ids, dedup, "a fill was delivered twice");
     assert_eq!(fills.len(), 4);
-    let cost: Decimal = fills.iter().map(|f| f.price * f.qty + f.fee).sum();
+    // Commissions paid in USDT add to the cost; a buy pays in BTC by default.
+    let cost: Decimal =
+        fills.iter().map(|f| f.price * f.qty + if f.fee_asset == "USDT" { f.fee } else { Decimal::ZERO }).sum();
     let usdt_after = venue.balances().await.unwrap().into_iter().find(|b| b.asset == "USDT").unwrap().free;
     assert_eq!(usdt_before - usdt_after, cost);
     sb.shutdown().await;

@@ -527,15 +527,16 @@ impl RiskEngine {
     /// A fill at `now_ms` (call once per newly recorded fill). Returns what the
     /// consecutive-loss protection did (a strategy paused after a losing round trip).
     pub fn on_fill_at(&mut self, fill: &Fill, now_ms: i64) -> Vec<ProtectionEvent> {
-        let pos = self.positions.entry(fill.symbol.clone()).or_default();
-        *pos = pos.saturating_add(mul(fill.side.sign(), fill.qty));
-        if let Some(f) = self.in_flight.get_mut(&fill.client_order_id) {
-            f.remaining = f.remaining.saturating_sub(fill.qty).max(Decimal::ZERO);
-        }
         let (base, quote) = match self.instruments.get(&fill.symbol) {
             Some(i) => (i.base_asset.clone(), i.quote_asset.clone()),
             None => (String::new(), String::new()),
         };
+        // Net of a commission paid in the base asset: what the account holds.
+        let pos = self.positions.entry(fill.symbol.clone()).or_default();
+        *pos = pos.saturating_add(fill.position_delta(&base));
+        if let Some(f) = self.in_flight.get_mut(&fill.client_order_id) {
+            f.remaining = f.remaining.saturating_sub(fill.qty).max(Decimal::ZERO);
+        }
         if !base.is_empty() {
             // Spent amounts the last balance snapshot does not show yet.
             let (asset, spent) = match fill.side {
@@ -581,7 +582,11 @@ impl RiskEngine {
         let fees = book.position.fees.saturating_sub(fees_before);
         book.pnl = book.pnl.saturating_add(realized).saturating_sub(fees);
         let after = book.position.qty;
-        let closed = !before.is_zero() && (after.is_zero() || after.is_sign_positive() != before.is_sign_positive());
+        // Dust a base-asset commission leaves below the lot step cannot be sold:
+        // the round trip is over when nothing tradable is left.
+        let instrument = self.instruments.get(&fill.symbol);
+        let flat = |q: Decimal| Instrument::is_flat(instrument, q);
+        let closed = !flat(before) && (flat(after) || after.is_sign_positive() != before.is_sign_positive());
         if closed {
             let pnl = book.pnl;
             let counted = book.known_basis;

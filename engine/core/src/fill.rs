@@ -44,6 +44,30 @@ impl Fill {
     pub fn notional(&self) -> Decimal {
         self.price * self.qty
     }
+
+    /// The commission's value in the quote asset: a commission paid in the
+    /// base asset is valued at the fill price; any other is taken as is.
+    pub fn fee_value(&self, base_asset: &str) -> Decimal {
+        if self.fee_asset == base_asset {
+            self.fee * self.price
+        } else {
+            self.fee
+        }
+    }
+
+    /// How much this fill changes the account's holding of `base_asset`: the
+    /// executed quantity, signed by side, less a commission charged in the base
+    /// asset (Binance charges a buy's commission in what it receives). Every
+    /// position Keel keeps moves by exactly this, so they cannot drift apart
+    /// from each other or from the venue's balance.
+    pub fn position_delta(&self, base_asset: &str) -> Decimal {
+        let executed = self.side.sign() * self.qty;
+        if self.fee_asset == base_asset {
+            executed - self.fee
+        } else {
+            executed
+        }
+    }
 }
 
 /// The store key of a fill.

@@ -179,6 +179,29 @@ impl Instrument {
         floor_to_step(qty, step)
     }
 
+    /// The part of a holding a market order can sell: rounded down to the
+    /// market lot step, zero below the minimum quantity. What remains is dust
+    /// the venue will not take. The sign of `held` is kept.
+    pub fn tradable_qty(&self, held: Decimal) -> Decimal {
+        let t = self.round_qty(held.abs(), true);
+        if t.is_zero() || t < self.min_qty {
+            Decimal::ZERO
+        } else if held.is_sign_negative() {
+            -t
+        } else {
+            t
+        }
+    }
+
+    /// Whether a holding of `held` is flat for trading: nothing a market order
+    /// could sell. Without an instrument, only zero is flat.
+    pub fn is_flat(instrument: Option<&Instrument>, held: Decimal) -> bool {
+        match instrument {
+            Some(i) => i.tradable_qty(held).is_zero(),
+            None => held.is_zero(),
+        }
+    }
+
     /// Checks an already rounded order against the filters. `price` is the limit
     /// price, or the reference price (last or touch) for a market order.
     pub fn check(&self, qty: Decimal, price: Decimal, market: bool) -> Result<(), FilterViolation> {

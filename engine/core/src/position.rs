@@ -37,14 +37,10 @@ impl Position {
     /// fee charged in the base asset also reduces the quantity received.
     /// Returns the PnL this fill realized (before fees).
     pub fn apply_fill(&mut self, fill: &Fill, base_asset: &str, quote_asset: &str) -> Decimal {
-        let mut delta = fill.side.sign() * fill.qty;
-        if fill.fee_asset == base_asset {
-            delta -= fill.fee;
-            self.fees += fill.fee * fill.price;
-        } else if fill.fee_asset == quote_asset {
-            self.fees += fill.fee;
+        if fill.fee_asset == base_asset || fill.fee_asset == quote_asset {
+            self.fees += fill.fee_value(base_asset);
         }
-        self.apply_qty(delta, fill.price)
+        self.apply_qty(fill.position_delta(base_asset), fill.price)
     }
 
     /// Applies a signed quantity change at a price; returns the realized PnL.

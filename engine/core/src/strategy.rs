@@ -14,6 +14,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::fill::Fill;
+use crate::instrument::Instrument;
 use crate::market::{Bar, BookTicker, MarketEvent, Trade};
 use crate::order::{OrderIntent, OrderStatus, Side};
 use crate::symbol::{StrategyId, Symbol};
@@ -62,7 +63,8 @@ pub enum SignalAction {
 /// A strategy's own exposure in one symbol, as the runner tracks it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Exposure {
-    /// Net filled quantity of this strategy.
+    /// Net quantity this strategy's fills put in the account: executed
+    /// quantity less commissions paid in the base asset.
     pub qty: Decimal,
     /// Orders sent by this strategy and not yet final.
     pub pending_orders: u32,
@@ -73,6 +75,7 @@ pub struct StrategyCtx<'a> {
     now_ms: i64,
     strategy_id: &'a StrategyId,
     book: &'a mut HashMap<Symbol, Exposure>,
+    lots: &'a HashMap<Symbol, Instrument>,
     out: &'a mut Vec<OrderIntent>,
 }
 
@@ -87,9 +90,17 @@ impl<'a> StrategyCtx<'a> {
         self.strategy_id
     }
 
-    /// This strategy's net filled position in `symbol`.
+    /// This strategy's position in `symbol` as far as it can be traded: what
+    /// its fills put in the account (net of commissions paid in the base
+    /// asset), rounded down to the lot step. An exit of this size is never more
+    /// than the account holds; dust below the step or the minimum quantity does
+    /// not count.
     pub fn position(&self, symbol: &str) -> Decimal {
-        self.book.get(symbol).map(|e| e.qty).unwrap_or_default()
+        let held = self.book.get(symbol).map(|e| e.qty).unwrap_or_default();
+        match self.lots.get(symbol) {
+            Some(instrument) => instrument.tradable_qty(held),
+            None => held,
+        }
     }
 
     /// Orders of this strategy in `symbol` that are not final yet.
@@ -166,6 +177,7 @@ pub struct StrategyRunner {
     strategy: Box<dyn Strategy>,
     symbols: Vec<Symbol>,
     book: HashMap<Symbol, Exposure>,
+    lots: HashMap<Symbol, Instrument>,
     out: Vec<OrderIntent>,
     paused: bool,
     failure: Option<String>,
@@ -175,7 +187,26 @@ impl StrategyRunner {
     /// Wraps a strategy instance.
     pub fn new(id: StrategyId, strategy: Box<dyn Strategy>) -> Self {
         let symbols = strategy.symbols();
-        Self { id, strategy, symbols, book: HashMap::new(), out: Vec::with_capacity(4), paused: false, failure: None }
+        Self {
+            id,
+            strategy,
+            symbols,
+            book: HashMap::new(),
+            lots: HashMap::new(),
+            out: Vec::with_capacity(4),
+            paused: false,
+            failure: None,
+        }
+    }
+
+    /// Tells the runner the instruments its symbols trade as: which fills pay
+    /// commission in the base asset (and so add less to the position), and the
+    /// lot step positions are rounded down to for the strategy.
+    pub fn with_instruments(mut self, instruments: &[Instrument]) -> Self {
+        for i in instruments.iter().filter(|i| self.symbols.contains(&i.symbol)) {
+            self.lots.insert(i.symbol.clone(), i.clone());
+        }
+        self
     }
 
     /// The instance id.
@@ -259,9 +290,12 @@ impl StrategyRunner {
         }
     }
 
-    /// One of its fills: updates its position, then tells the strategy.
+    /// One of its fills: updates its position (net of a commission paid in
+    /// the base asset), then tells the strategy.
     pub fn on_fill(&mut self, fill: &Fill, now_ms: i64) -> Result<usize, StrategyFailure> {
-        self.book.entry(fill.symbol.clone()).or_default().qty += fill.side.sign() * fill.qty;
+        let base = self.lots.get(&fill.symbol).map(|i| i.base_asset.as_str()).unwrap_or_default();
+        let delta = fill.position_delta(base);
+        self.book.entry(fill.symbol.clone()).or_default().qty += delta;
         self.call(now_ms, |s, ctx| s.on_fill(fill, ctx))
     }
 
@@ -294,7 +328,8 @@ impl StrategyRunner {
             return Ok(0);
         }
         let before = self.out.len();
-        let mut ctx = StrategyCtx { now_ms, strategy_id: &self.id, book: &mut self.book, out: &mut self.out };
+        let mut ctx =
+            StrategyCtx { now_ms, strategy_id: &self.id, book: &mut self.book, lots: &self.lots, out: &mut self.out };
         let strategy = &mut *self.strategy;
         match catch_unwind(AssertUnwindSafe(|| f(strategy, &mut ctx))) {
             Ok(()) => Ok(self.out.len() - before),

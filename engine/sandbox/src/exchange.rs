@@ -416,7 +416,7 @@ pub fn reject_of(e: &MatchError) -> Reject {
 impl Exchange {
     /// Builds the exchange from config, with `history_bars` of pre-generated history.
     pub fn new(cfg: &SandboxConfig, now_ms: i64, mut replays: HashMap<String, Vec<ReplayRow>>) -> Self {
-        let fees = FeeSchedule { maker_bps: cfg.maker_fee_bps, taker_bps: cfg.taker_fee_bps };
+        let fees = FeeSchedule::new(cfg.maker_fee_bps, cfg.taker_fee_bps, cfg.commission_asset);
         // Ids from the wall clock grow across restarts (a restarted sandbox
         // must not reuse trade ids a client has stored); ms × 1000 stays below
         // 2^53, so JSON clients that read numbers as doubles keep them exact.

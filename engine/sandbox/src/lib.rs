@@ -31,7 +31,7 @@ use keel_core::balance::Balance;
 use keel_core::clock::{Clock, SystemClock};
 use keel_core::config::{ConfigError, SymbolConfig};
 use keel_core::market::Bar;
-use keel_core::sim::SimOrder;
+use keel_core::sim::{CommissionAsset, SimOrder};
 
 pub use exchange::{Exchange, BAR_MS};
 
@@ -83,6 +83,9 @@ pub struct SandboxConfig {
     pub maker_fee_bps: Decimal,
     /// Taker fee (basis points).
     pub taker_fee_bps: Decimal,
+    /// The asset commissions are charged in: `received` (buys pay in the base
+    /// asset, sells in the quote asset, as Binance does without BNB) or `quote`.
+    pub commission_asset: CommissionAsset,
     /// Synthetic book levels beyond the touch.
     pub depth_levels: u32,
     /// Closed 1m bars generated before start (REST klines history).
@@ -197,6 +200,7 @@ impl Default for SandboxConfig {
             ticks_per_bar: 10,
             maker_fee_bps: d("10"),
             taker_fee_bps: d("10"),
+            commission_asset: CommissionAsset::Received,
             depth_levels: 5,
             history_bars: 500,
             sim_start_days_ago: 365,

@@ -33,15 +33,34 @@ const META_BALANCES: &str = "balances";
 const META_TRADING_STATE: &str = "trading_state";
 const META_EMERGENCY_STOP: &str = "emergency_stop";
 
+/// How long [`SledStore::open`] waits out a lock before reporting it: longer
+/// than sled's flush interval (500 ms), after which a closed store lets go.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
+
 impl SledStore {
     /// Opens (or creates) the store in `dir`. A store held by a running engine
     /// gives [`StoreError::Locked`].
+    ///
+    /// A store closed moments ago in this process may still be locked: sled
+    /// releases its file lock only when its background flusher lets go of the
+    /// database, up to one flush interval after the last handle is dropped. So
+    /// a lock is retried for [`LOCK_WAIT`] before it is reported; an engine that
+    /// really runs on the store holds it far longer.
     pub fn open(dir: &Path) -> StoreResult<Self> {
         std::fs::create_dir_all(dir).map_err(|e| backend(sled::Error::Io(e)))?;
-        let db = sled::Config::new().path(dir.join("keel.sled")).open().map_err(|e| match e {
-            sled::Error::Io(ref io) if is_lock_error(io) => StoreError::Locked { path: dir.display().to_string() },
-            other => backend(other),
-        })?;
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let db = loop {
+            match sled::Config::new().path(dir.join("keel.sled")).open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(ref io)) if is_lock_error(io) => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(StoreError::Locked { path: dir.display().to_string() });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(other) => return Err(backend(other)),
+            }
+        };
         Ok(Self {
             orders: db.open_tree("orders").map_err(backend)?,
             open: db.open_tree("open_orders").map_err(backend)?,
@@ -323,6 +342,17 @@ mod tests {
             Err(other) => panic!("expected Locked, got {other}"),
             Ok(_) => panic!("a second open must fail while the first holds the lock"),
         }
+    }
+
+    #[test]
+    fn a_store_closed_in_this_process_reopens_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..10u64 {
+            let store = SledStore::open(dir.path()).unwrap_or_else(|e| panic!("reopen {i}: {e}"));
+            store.put_meta_json("k", &serde_json::json!(i), true).unwrap();
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(store.meta_json("k").unwrap(), Some(serde_json::json!(9)));
     }
 
     #[test]

@@ -81,6 +81,8 @@ pub struct BacktestResult {
     pub report: report::Report,
     /// Round trips.
     pub trades: Vec<report::RoundTrip>,
+    /// Entry times of trades still open at the end.
+    pub open_entries: Vec<i64>,
     /// The raw outcome.
     pub outcome: sim::Outcome,
 }
@@ -102,7 +104,6 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
         println!("trades: {}", path.display());
     }
     if let Some(path) = &args.plot {
-        let (_, open_entries) = report::split_trades(&result.outcome.fills);
         let title = format!(
             "{} on {} — return {}, max drawdown {:.2}%",
             result.report.strategies.join(", "),
@@ -110,7 +111,7 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
             result.report.total_return.map(|r| format!("{:.2}%", r * 100.0)).unwrap_or_else(|| "n/a".into()),
             result.report.max_drawdown * 100.0
         );
-        plot::draw(path, &title, &result.outcome.equity, &result.trades, &open_entries)
+        plot::draw(path, &title, &result.outcome.equity, &result.trades, &result.open_entries)
             .map_err(|e| anyhow::anyhow!("cannot draw {}: {e}", path.display()))?;
         println!("plot: {}", path.display());
     }
@@ -197,8 +198,8 @@ pub fn execute(args: &BacktestArgs) -> anyhow::Result<BacktestResult> {
     };
     let fees = match args.fee_bps {
         Some(b) if b < Decimal::ZERO => bail!("--fee-bps must not be negative, got {b}"),
-        Some(b) => FeeSchedule { maker_bps: b, taker_bps: b },
-        None => FeeSchedule { maker_bps: config.venue.maker_fee_bps, taker_bps: config.venue.taker_fee_bps },
+        Some(b) => FeeSchedule::new(b, b, config.venue.commission_asset),
+        None => config.venue.fees(),
     };
     let slippage_bps = args.slippage_bps.unwrap_or_default();
     if slippage_bps < Decimal::ZERO || slippage_bps >= Decimal::from(10_000) {
@@ -215,14 +216,15 @@ pub fn execute(args: &BacktestArgs) -> anyhow::Result<BacktestResult> {
     let start_ms = market.series.iter().filter_map(|s| s.bars.first()).map(|b| b.open_time).min().unwrap_or(0);
     let end_ms = market.series.iter().filter_map(|s| s.bars.last()).map(|b| b.close_time).max().unwrap_or(0);
     let timeline = Timeline::new(market.series.into_iter().map(|s| (s.symbol, s.bars)).collect());
+    let instruments = sim_config.instruments.clone();
     let backtest = Backtest::new(sim_config, timeline.symbols(), slots);
     for asset in backtest.unpriced_assets() {
         eprintln!("note: {asset} has no price in {currency} in the data; it is valued at 0");
     }
     let outcome = run_with_progress(backtest, &timeline, &signals);
-    let (trades, _) = report::split_trades(&outcome.fills);
+    let (trades, open_entries) = report::split_trades(&outcome.fills, &instruments);
     let report = report::build(&outcome, &trades, symbols, strategy_ids, &currency, start_ms, end_ms);
-    Ok(BacktestResult { report, trades, outcome })
+    Ok(BacktestResult { report, trades, open_entries, outcome })
 }
 
 fn run_with_progress(backtest: Backtest, timeline: &Timeline, signals: &[TimedSignal]) -> sim::Outcome {

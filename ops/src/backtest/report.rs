@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use keel_core::fill::Fill;
+use keel_core::instrument::Instrument;
 use keel_core::order::Side;
 use keel_core::Decimal;
 use rust_decimal::prelude::ToPrimitive;
@@ -53,47 +54,68 @@ struct Open {
     entry_notional: Decimal,
     exit_qty: Decimal,
     exit_notional: Decimal,
+    /// Every commission, valued in the quote asset.
     fees: Decimal,
+    /// The commissions the notionals do not already show (those not paid in
+    /// the base asset).
+    pnl_fees: Decimal,
 }
 
 /// Groups fills into round trips per (strategy, symbol): a trade opens when the
 /// position leaves zero and closes when it returns there; a fill that flips the
 /// position closes one trade and opens the next (its fee is split pro rata).
 /// A trade still open at the end is not a round trip.
-pub fn round_trips(fills: &[Fill]) -> Vec<RoundTrip> {
-    split_trades(fills).0
+///
+/// The position is what the account holds: a commission paid in the base asset
+/// (a buy's, as Binance charges it) adds less to it, and what cannot be sold
+/// (dust below the instrument's lot step) counts as flat. That commission is
+/// valued at the fill price in `fees`; it is already in the PnL, since less
+/// was there to sell.
+pub fn round_trips(fills: &[Fill], instruments: &[Instrument]) -> Vec<RoundTrip> {
+    split_trades(fills, instruments).0
 }
 
 /// Round trips, and the entry times of trades still open at the end.
-pub fn split_trades(fills: &[Fill]) -> (Vec<RoundTrip>, Vec<i64>) {
+pub fn split_trades(fills: &[Fill], instruments: &[Instrument]) -> (Vec<RoundTrip>, Vec<i64>) {
     let mut open: BTreeMap<(String, String), Open> = BTreeMap::new();
     let mut out = Vec::new();
     for f in fills {
+        let instrument = instruments.iter().find(|i| i.symbol == f.symbol);
+        let flat = |q: Decimal| Instrument::is_flat(instrument, q);
+        let base = instrument.map(|i| i.base_asset.as_str()).unwrap_or_default();
+        // What the fill adds to the holding, its commission's value, and the
+        // part of that value the notionals do not already show.
+        let held_qty = f.position_delta(base).abs();
+        let fee_value = f.fee_value(base);
+        let pnl_fee = if f.fee_asset == base { Decimal::ZERO } else { f.fee };
         let key = (f.strategy_id.to_string(), f.symbol.to_string());
-        let mut qty = f.qty;
+        let mut qty = held_qty;
         let signed = |q: Decimal| if f.side == Side::Buy { q } else { -q };
         while qty > Decimal::ZERO {
             let t = open.entry(key.clone()).or_default();
-            let fee_part = if f.qty.is_zero() { Decimal::ZERO } else { f.fee * qty / f.qty };
-            if t.position.is_zero() {
+            let part = |amount: Decimal| if held_qty.is_zero() { Decimal::ZERO } else { amount * qty / held_qty };
+            if flat(t.position) {
                 *t = Open { entry_time: f.ts_ms, ..Open::default() };
             }
             let increasing = t.position.is_zero() || (t.position > Decimal::ZERO) == (f.side == Side::Buy);
             if increasing {
+                let gross = part(f.qty);
                 t.position += signed(qty);
-                t.entry_qty += qty;
-                t.entry_notional += qty * f.price;
-                t.fees += fee_part;
+                t.entry_qty += gross;
+                t.entry_notional += gross * f.price;
+                t.fees += part(fee_value);
+                t.pnl_fees += part(pnl_fee);
                 break;
             }
             let closing = qty.min(t.position.abs());
-            let fee_closing = if f.qty.is_zero() { Decimal::ZERO } else { f.fee * closing / f.qty };
+            let share = |amount: Decimal| if held_qty.is_zero() { Decimal::ZERO } else { amount * closing / held_qty };
             t.position += signed(closing);
             t.exit_qty += closing;
             t.exit_notional += closing * f.price;
-            t.fees += fee_closing;
+            t.fees += share(fee_value);
+            t.pnl_fees += share(pnl_fee);
             qty -= closing;
-            if t.position.is_zero() {
+            if flat(t.position) {
                 let long = f.side == Side::Sell;
                 let entry_price = t.entry_notional / t.entry_qty;
                 let exit_price = t.exit_notional / t.exit_qty;
@@ -107,14 +129,20 @@ pub fn split_trades(fills: &[Fill]) -> (Vec<RoundTrip>, Vec<i64>) {
                     exit_time: f.ts_ms,
                     exit_price: exit_price.round_dp(12).normalize(),
                     qty: t.entry_qty,
-                    pnl: (gross - t.fees).normalize(),
+                    pnl: (gross - t.pnl_fees).normalize(),
                     fees: t.fees.normalize(),
                 });
                 *t = Open::default();
             }
         }
     }
-    let still_open = open.values().filter(|t| !t.position.is_zero()).map(|t| t.entry_time).collect();
+    let still_open = open
+        .iter()
+        .filter(|((_, symbol), t)| {
+            !Instrument::is_flat(instruments.iter().find(|i| i.symbol.as_str() == symbol), t.position)
+        })
+        .map(|(_, t)| t.entry_time)
+        .collect();
     (out, still_open)
 }
 
@@ -334,7 +362,7 @@ pub fn build(
         avg_loss: mean(&losses),
         profit_factor: (!gross_loss.is_zero()).then(|| f(gross_win) / f(-gross_loss)),
         exposure_time: exposure,
-        fees_paid: outcome.fills.iter().map(|f| f.fee).sum::<Decimal>().normalize(),
+        fees_paid: outcome.fees_paid.normalize(),
         fills: outcome.fills.len(),
         orders: outcome.orders.len(),
         risk_rejections: outcome.risk_rejections.clone(),
@@ -535,13 +563,45 @@ mod tests {
             },
         ];
         for c in cases {
-            let got: Vec<_> = round_trips(&c.fills)
+            let got: Vec<_> = round_trips(&c.fills, &[])
                 .into_iter()
                 .map(|t| (t.direction, t.entry_price, t.exit_price, t.qty, t.pnl))
                 .collect();
             let want: Vec<_> = c.want.iter().map(|w| (w.0, d(w.1), d(w.2), d(w.3), d(w.4))).collect();
             assert_eq!(got, want, "{}", c.name);
         }
+    }
+
+    #[test]
+    fn a_commission_in_the_base_asset_leaves_dust_and_is_valued() {
+        let instrument = Instrument {
+            symbol: "X".into(),
+            base_asset: "B".into(),
+            quote_asset: "USDT".into(),
+            tick_size: d("0.01"),
+            min_price: d("0.01"),
+            max_price: Decimal::ZERO,
+            step_size: d("0.01"),
+            min_qty: d("0.01"),
+            max_qty: Decimal::ZERO,
+            market_step_size: d("0.01"),
+            min_notional: Decimal::ZERO,
+            max_notional: Decimal::ZERO,
+            max_num_orders: 200,
+            status: keel_core::instrument::SymbolStatus::Trading,
+        };
+        // Buy 1 paying 0.001 B: 0.999 held, 0.99 can be sold, 0.009 is dust.
+        let buy = Fill { fee_asset: "B".into(), ..fill(Side::Buy, "100", "1", "0.001", 1) };
+        let sell = fill(Side::Sell, "110", "0.99", "0.1089", 2);
+        let trips = round_trips(&[buy.clone(), sell.clone()], std::slice::from_ref(&instrument));
+        assert_eq!(trips.len(), 1, "selling all that can be sold ends the trade: {trips:?}");
+        let t = &trips[0];
+        assert_eq!((t.qty, t.exit_price), (d("1"), d("110")));
+        // Paid 100, got 108.9 less the quote fee; the base fee is in the smaller sale.
+        assert_eq!(t.pnl, d("8.7911"));
+        assert_eq!(t.fees, d("0.2089"), "0.001 B at 100 plus 0.1089 USDT");
+        // Without the instrument the dust keeps the trade open.
+        assert!(round_trips(&[buy, sell], &[]).is_empty());
     }
 
     #[test]

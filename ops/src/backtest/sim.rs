@@ -117,6 +117,9 @@ pub struct Outcome {
     pub signals_delivered: usize,
     /// What the risk engine's portfolio protections did, in order.
     pub protection_events: Vec<ProtectionRecord>,
+    /// Every commission, valued in the quote asset of its symbol (one paid in
+    /// the base asset at the fill price).
+    pub fees_paid: Decimal,
 }
 
 /// One protection event (a trip, a release, a strategy paused or resumed).
@@ -236,8 +239,10 @@ impl Backtest {
         let mut risk = RiskEngine::new(config.risk.clone(), config.instruments.clone());
         risk.on_balances(&config.balances);
         let symbol_index: HashMap<Symbol, usize> = symbols.iter().enumerate().map(|(i, s)| (s.clone(), i)).collect();
-        let runners: Vec<StrategyRunner> =
-            strategies.into_iter().map(|s| StrategyRunner::new(s.id, s.strategy)).collect();
+        let runners: Vec<StrategyRunner> = strategies
+            .into_iter()
+            .map(|s| StrategyRunner::new(s.id, s.strategy).with_instruments(&config.instruments))
+            .collect();
         let runners_by_symbol = symbols
             .iter()
             .map(|s| runners.iter().enumerate().filter(|(_, r)| r.wants(s)).map(|(i, _)| i).collect())
@@ -663,9 +668,14 @@ impl Backtest {
                 *f = decimal_f64(a.1);
             }
         }
-        let was = !self.traded[s].is_zero();
-        self.traded[s] += fill.side.sign() * fill.qty;
-        let is = !self.traded[s].is_zero();
+        // Exposed while the strategies hold a tradable quantity (dust below the
+        // lot step left by base-asset commissions does not count).
+        let instrument = self.instruments[s].as_ref();
+        let was = !Instrument::is_flat(instrument, self.traded[s]);
+        let base = instrument.map(|i| i.base_asset.as_str()).unwrap_or_default();
+        self.out.fees_paid += fill.fee_value(base);
+        self.traded[s] += fill.position_delta(base);
+        let is = !Instrument::is_flat(instrument, self.traded[s]);
         match (was, is) {
             (false, true) => self.exposed_symbols += 1,
             (true, false) => self.exposed_symbols -= 1,

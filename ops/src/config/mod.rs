@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use keel_binance::{BinanceConfig, BinanceMode};
 use keel_core::config::non_negative;
 use keel_core::instrument::Instrument;
+use keel_core::sim::{CommissionAsset, FeeSchedule};
 use keel_sandbox::SandboxConfig;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -148,6 +149,11 @@ pub struct VenueConfig {
     pub maker_fee_bps: Decimal,
     /// Simulated venues: taker fee in basis points.
     pub taker_fee_bps: Decimal,
+    /// Paper venue and backtest: the asset commissions are charged in
+    /// (`received`, as Binance does without BNB, or `quote`). The sandbox has
+    /// its own `[sandbox] commission_asset`; on sandbox, testnet and mainnet
+    /// Keel takes the fee asset from the venue's reports.
+    pub commission_asset: CommissionAsset,
     /// Simulated venues: synthetic book levels beyond the touch.
     pub depth_levels: u32,
     /// Must be true for `mode = "mainnet"` (real money).
@@ -166,6 +172,7 @@ impl Default for VenueConfig {
             ticks_per_bar: 10,
             maker_fee_bps: Decimal::new(10, 0),
             taker_fee_bps: Decimal::new(10, 0),
+            commission_asset: CommissionAsset::Received,
             depth_levels: 5,
             confirm_mainnet: false,
             binance: BinanceConfig::default(),
@@ -174,6 +181,11 @@ impl Default for VenueConfig {
 }
 
 impl VenueConfig {
+    /// The simulated venues' fee schedule (paper venue and backtest).
+    pub fn fees(&self) -> FeeSchedule {
+        FeeSchedule::new(self.maker_fee_bps, self.taker_fee_bps, self.commission_asset)
+    }
+
     /// The Binance adapter settings with `confirm_mainnet` taken from either
     /// `[venue]` or `[venue.binance]` (resolve with `venue.mode`).
     pub fn binance_config(&self) -> BinanceConfig {

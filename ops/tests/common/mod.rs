@@ -178,6 +178,21 @@ impl StandaloneSandbox {
         )
     }
 
+    /// The Binance adapter on this sandbox, for a test's own view of the venue.
+    pub async fn venue(&self) -> keel_binance::BinanceVenue {
+        let local = keel_binance::LocalExchange {
+            endpoints: keel_binance::Endpoints {
+                rest: self.rest_url.clone(),
+                ws_stream: self.ws_stream_url.clone(),
+                ws_api: self.ws_api_url.clone(),
+            },
+            credentials: keel_binance::Credentials::new(&self.api_key, &self.api_secret),
+        };
+        keel_binance::BinanceVenue::connect(keel_binance::BinanceSettings::for_local(&local))
+            .await
+            .expect("the test connects to the sandbox")
+    }
+
     /// The environment holding the test key.
     pub fn key_env(&self) -> [(&'static str, String); 2] {
         [("KEEL_TEST_SANDBOX_KEY", self.api_key.clone()), ("KEEL_TEST_SANDBOX_SECRET", self.api_secret.clone())]

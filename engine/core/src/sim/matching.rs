@@ -23,18 +23,59 @@ use crate::venue::OrderReport;
 
 const BPS: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
 
-/// Maker and taker fees in basis points of the notional.
+/// Commissions are rounded to this many decimals, as Binance reports them.
+const FEE_DP: u32 = 8;
+
+/// Which asset a simulated venue charges its commission in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CommissionAsset {
+    /// The asset the order receives, as Binance charges without BNB: a buy
+    /// pays in the base asset (the account gets less than the executed
+    /// quantity), a sell in the quote asset.
+    #[default]
+    Received,
+    /// Always the quote asset, on buys and sells alike.
+    Quote,
+}
+
+impl CommissionAsset {
+    /// The configured name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Received => "received",
+            Self::Quote => "quote",
+        }
+    }
+}
+
+/// Maker and taker fees in basis points, and the asset they are charged in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FeeSchedule {
     /// Fee for resting (maker) fills.
     pub maker_bps: Decimal,
     /// Fee for aggressing (taker) fills.
     pub taker_bps: Decimal,
+    /// The asset commissions are charged in.
+    #[serde(default)]
+    pub commission_asset: CommissionAsset,
+}
+
+impl FeeSchedule {
+    /// Maker and taker rates, charged in `commission_asset`.
+    pub fn new(maker_bps: Decimal, taker_bps: Decimal, commission_asset: CommissionAsset) -> Self {
+        Self { maker_bps, taker_bps, commission_asset }
+    }
+
+    /// Whether a fill on `side` pays its commission in the base asset.
+    pub fn charges_base(&self, side: Side) -> bool {
+        self.commission_asset == CommissionAsset::Received && side == Side::Buy
+    }
 }
 
 impl Default for FeeSchedule {
     fn default() -> Self {
-        Self { maker_bps: Decimal::new(10, 0), taker_bps: Decimal::new(10, 0) }
+        Self::new(Decimal::new(10, 0), Decimal::new(10, 0), CommissionAsset::Received)
     }
 }
 
@@ -352,7 +393,9 @@ impl MatchingCore {
 
         // What the order needs up front: market orders are checked against their
         // simulated fill, resting orders lock their full worst-case cost.
-        let taker = self.fees.taker_bps.max(self.fees.maker_bps);
+        // A buy that pays its commission in the base asset needs no quote for it.
+        let taker =
+            if self.fees.charges_base(new.side) { Decimal::ZERO } else { self.fees.taker_bps.max(self.fees.maker_bps) };
         let lock = match (new.side, new.order_type) {
             (Side::Buy, OrderType::Market) => {
                 let (qty, quote_amt) = self.walk(&new.symbol, Side::Buy, new.qty, None);
@@ -654,7 +697,10 @@ impl MatchingCore {
         let Some(book) = self.books.get_mut(&order.symbol) else { return };
         let (base, quote_asset) = (book.instrument.base_asset.clone(), book.instrument.quote_asset.clone());
         let notional = price * qty;
-        let fee = notional * fee_bps / BPS;
+        let in_base = self.fees.charges_base(order.side);
+        let fee = if in_base { qty * fee_bps / BPS } else { notional * fee_bps / BPS }
+            .round_dp_with_strategy(FEE_DP, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+        let fee_asset = if in_base { base.clone() } else { quote_asset.clone() };
         let trade_id = book.next_trade_id;
         book.next_trade_id += 1;
         book.last = Some(price);
@@ -667,6 +713,7 @@ impl MatchingCore {
         // Funds come out of the order's lock first; any shortfall (a resting order
         // that locked less than it now costs) comes out of free balance.
         let cost_asset_amount = match side {
+            Side::Buy if in_base => notional,
             Side::Buy => notional + fee,
             Side::Sell => qty,
         };
@@ -681,12 +728,13 @@ impl MatchingCore {
             price,
             qty,
             fee,
-            fee_asset: quote_asset.clone(),
+            fee_asset,
             is_maker: maker,
             ts_ms: now_ms,
         };
         if let Some(acc) = self.accounts.get_mut(&account_id) {
             let (spent_asset, got_asset, got) = match side {
+                Side::Buy if in_base => (&quote_asset, &base, qty - fee),
                 Side::Buy => (&quote_asset, &base, qty),
                 Side::Sell => (&base, &quote_asset, notional - fee),
             };
@@ -734,7 +782,7 @@ mod tests {
     }
 
     fn core() -> MatchingCore {
-        let mut c = MatchingCore::new(FeeSchedule { maker_bps: d("10"), taker_bps: d("20") }, 2);
+        let mut c = MatchingCore::new(FeeSchedule::new(d("10"), d("20"), CommissionAsset::Quote), 2);
         c.add_instrument(instrument());
         c.add_account(
             1,
@@ -778,6 +826,35 @@ mod tests {
         assert_eq!((f.price, f.qty, f.fee, f.is_maker), (d("101"), d("0.5"), d("0.101"), false));
         assert_eq!(bal(&c, "USDT"), (d("100000") - d("50.5") - d("0.101"), Decimal::ZERO));
         assert_eq!(bal(&c, "BTC"), (d("1.5"), Decimal::ZERO));
+    }
+
+    #[test]
+    fn commissions_follow_the_configured_asset() {
+        // (commission asset, side) → (fee, fee asset, BTC after, USDT after), from 1 BTC / 100000 USDT.
+        struct Case {
+            asset: CommissionAsset,
+            side: Side,
+            want: (&'static str, &'static str, &'static str, &'static str),
+        }
+        let cases = [
+            // Buy 0.5 at 101 (taker 20 bps): the fee comes out of the BTC received.
+            Case { asset: CommissionAsset::Received, side: Side::Buy, want: ("0.001", "BTC", "1.499", "99949.5") },
+            Case { asset: CommissionAsset::Quote, side: Side::Buy, want: ("0.101", "USDT", "1.5", "99949.399") },
+            // Sell 0.5 at 100: the fee comes out of the USDT received, either way.
+            Case { asset: CommissionAsset::Received, side: Side::Sell, want: ("0.1", "USDT", "0.5", "100049.9") },
+            Case { asset: CommissionAsset::Quote, side: Side::Sell, want: ("0.1", "USDT", "0.5", "100049.9") },
+        ];
+        for c in cases {
+            let mut core = core();
+            core.fees.commission_asset = c.asset;
+            let r = core.submit(order("a", c.side, OrderType::Market, "0.5", TimeInForce::Gtc), 1).unwrap();
+            let f = r.executions[0].fill.clone().unwrap();
+            let name = format!("{:?} {:?}", c.asset, c.side);
+            assert_eq!((f.fee, f.fee_asset.as_str()), (d(c.want.0), c.want.1), "{name}");
+            assert_eq!(bal(&core, "BTC").0, d(c.want.2), "{name}");
+            assert_eq!(bal(&core, "USDT").0, d(c.want.3), "{name}");
+            assert_eq!(f.position_delta("BTC"), d(c.want.2) - Decimal::ONE, "{name}: the fill moves the holding");
+        }
     }
 
     #[test]

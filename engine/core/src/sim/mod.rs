@@ -8,5 +8,7 @@
 pub mod matching;
 pub mod price;
 
-pub use matching::{Account, Execution, FeeSchedule, MatchError, MatchingCore, NewOrder, SimOrder, SubmitResult};
+pub use matching::{
+    Account, CommissionAsset, Execution, FeeSchedule, MatchError, MatchingCore, NewOrder, SimOrder, SubmitResult,
+};
 pub use price::{BarBuilder, PriceGen, PricePath};
