@@ -21,7 +21,9 @@ promtool check config deploy/prometheus.yml
 echo "== promtool check rules"
 promtool check rules deploy/keel.rules.yml
 
-KEEL_BIN="${KEEL_BIN:-target/debug/keel}"
+# The build's target directory (CARGO_TARGET_DIR or the workspace's target/).
+target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+KEEL_BIN="${KEEL_BIN:-$target_dir/debug/keel}"
 if [ ! -x "$KEEL_BIN" ]; then
   echo "== building $KEEL_BIN"
   cargo build -p keel-ops --bin keel

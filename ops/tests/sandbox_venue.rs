@@ -203,6 +203,33 @@ async fn market_order_full_response_and_no_duplicate_fills() {
 }
 
 #[tokio::test]
+async fn a_market_order_is_one_request_nothing_before_it() {
+    // As Keel runs it: the configured symbols are known at connect, the user
+    // stream is up, the market stream delivers the touch.
+    let sb = Sandbox::start(SandboxConfig { history_bars: 30, ..SandboxConfig::default() }).await.unwrap();
+    let mut settings = ops::venues::sandbox_settings(&sb);
+    settings.symbols = vec!["BTCUSDT".into()];
+    let venue = BinanceVenue::connect(settings).await.expect("adapter connects");
+    let _user = user_connected(&venue).await;
+    let mut market_feed = venue.subscribe_market(&[btc()], 60_000).await.unwrap();
+    until(&mut market_feed, "a streamed touch", |e| matches!(e, MarketFeed::Event(MarketEvent::Book(_)))).await;
+
+    let before = sb.faults.rest_requests().len();
+    let res = venue.place_order(&market("hot-1", Side::Buy, "0.01")).await.unwrap();
+    assert_eq!(res.report.status, OrderStatus::Filled);
+    let during = sb.faults.rest_requests()[before..].to_vec();
+    assert_eq!(during, vec!["POST /api/v3/order".to_string()], "no REST call besides the order itself");
+
+    // A market order the streamed touch already shows to be too small is
+    // refused before anything is sent.
+    let before = sb.faults.rest_requests().len();
+    let err = venue.place_order(&market("hot-2", Side::Buy, "0.00001")).await.unwrap_err();
+    assert!(matches!(err, VenueError::Rejected { .. }), "{err:?}");
+    assert_eq!(sb.faults.rest_requests().len(), before, "refused locally: {:?}", sb.faults.rest_requests());
+    sb.shutdown().await;
+}
+
+#[tokio::test]
 async fn fault_5xx_after_execute_is_resolved_by_query_not_resent() {
     let (sb, venue) = setup().await;
     freeze(&sb, "60000");

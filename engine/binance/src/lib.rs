@@ -68,6 +68,9 @@ pub struct BinanceConfig {
     /// Symbols whose fills are reconciled after a user-stream gap (orders placed
     /// through the adapter are added automatically).
     pub symbols: Vec<String>,
+    /// The longest an order may wait for request weight (or a `Retry-After`)
+    /// before it is refused as `rate_limited` instead of sent late (ms).
+    pub max_order_wait_ms: u64,
 }
 
 impl Default for BinanceConfig {
@@ -85,6 +88,7 @@ impl Default for BinanceConfig {
             time_sync_interval_ms: 60_000,
             reconnect_after_ms: 23 * 3600 * 1000,
             symbols: Vec::new(),
+            max_order_wait_ms: rest::DEFAULT_MAX_ORDER_WAIT_MS,
         }
     }
 }
@@ -158,6 +162,8 @@ pub struct BinanceSettings {
     pub reconnect_after_ms: u64,
     /// Symbols to reconcile fills for.
     pub symbols: Vec<String>,
+    /// The longest an order may wait for request weight (ms).
+    pub max_order_wait_ms: u64,
 }
 
 impl BinanceSettings {
@@ -171,6 +177,7 @@ impl BinanceSettings {
             time_sync_interval_ms: 60_000,
             reconnect_after_ms: 23 * 3600 * 1000,
             symbols: Vec::new(),
+            max_order_wait_ms: rest::DEFAULT_MAX_ORDER_WAIT_MS,
         }
     }
 }
@@ -273,6 +280,7 @@ impl BinanceConfig {
             time_sync_interval_ms: self.time_sync_interval_ms,
             reconnect_after_ms: self.reconnect_after_ms,
             symbols: self.symbols.clone(),
+            max_order_wait_ms: self.max_order_wait_ms,
         })
     }
 }

@@ -46,6 +46,9 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// How long an order may wait for request weight by default (ms).
+pub const DEFAULT_MAX_ORDER_WAIT_MS: u64 = 1_000;
+
 /// Rate-limit state learned from headers and errors.
 #[derive(Debug, Clone, Default)]
 pub struct LimitState {
@@ -76,6 +79,9 @@ pub struct RestClient {
     offset_ms: AtomicI64,
     limits: Mutex<LimitState>,
     alerts: broadcast::Sender<VenueAlert>,
+    /// The longest an order may wait for request weight or a `Retry-After`
+    /// pause before it is refused as rate limited instead (ms).
+    max_order_wait_ms: u64,
 }
 
 fn remaining_ms(until: Option<Instant>) -> Option<u64> {
@@ -102,7 +108,14 @@ impl RestClient {
             offset_ms: AtomicI64::new(0),
             limits: Mutex::new(LimitState { weight_limit_1m: 6000, order_limit_10s: 50, ..Default::default() }),
             alerts,
+            max_order_wait_ms: DEFAULT_MAX_ORDER_WAIT_MS,
         })
+    }
+
+    /// Sets how long an order may wait for request weight before it is refused.
+    pub fn with_max_order_wait_ms(mut self, ms: u64) -> Self {
+        self.max_order_wait_ms = ms;
+        self
     }
 
     /// Alerts raised by the client (429, 418, -1015).
@@ -194,6 +207,21 @@ impl RestClient {
                     http_status: 429,
                     code: -1015,
                     msg: "order rate exceeded: waiting for the window to reset".into(),
+                    retry_after_ms: Some(ms),
+                });
+            }
+        }
+        // An order does not sleep on the hot path: past a short wait it is
+        // refused as rate limited, and the strategy hears why.
+        if is_order {
+            if let Some(ms) = pause.into_iter().chain(pace).max().filter(|ms| *ms > self.max_order_wait_ms) {
+                return Err(BinanceError::Api {
+                    http_status: 429,
+                    code: -1003,
+                    msg: format!(
+                        "order not sent: request weight is exhausted for {ms} ms (more than venue.binance.max_order_wait_ms = {})",
+                        self.max_order_wait_ms
+                    ),
                     retry_after_ms: Some(ms),
                 });
             }
@@ -426,5 +454,35 @@ impl RestClient {
         }
         p.push(("limit".into(), limit.clamp(1, 1000).to_string()));
         self.signed(Method::GET, "/api/v3/myTrades", p, false).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(max_order_wait_ms: u64) -> RestClient {
+        // Never sends anything: only the pacing decision is exercised.
+        RestClient::new("http://127.0.0.1:9", Credentials::new("k", "s"), 5000, 1000)
+            .unwrap()
+            .with_max_order_wait_ms(max_order_wait_ms)
+    }
+
+    #[tokio::test]
+    async fn an_order_is_refused_rather_than_held_back_for_weight() {
+        let c = client(1_000);
+        c.lock().paused_until = Some(Instant::now() + Duration::from_secs(3));
+        // The order does not wait out the 3 s pause: it is refused at once,
+        // saying how long the venue asked to wait.
+        let started = Instant::now();
+        let err = c.gate(true).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(3), "the order waited");
+        assert_eq!(err.to_venue().code(), "rate_limited", "{err}");
+        assert!(err.to_string().contains("max_order_wait_ms"), "{err}");
+
+        // A short pause within the allowance is waited out.
+        let c = client(1_000);
+        c.lock().paused_until = Some(Instant::now() + Duration::from_millis(50));
+        assert!(c.gate(true).await.is_ok());
     }
 }

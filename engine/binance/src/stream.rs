@@ -170,6 +170,7 @@ impl MarketRun {
                     ask_qty: b.ask_qty,
                     ts_ms: self.shared.rest.now_ms(),
                 };
+                self.shared.note_book(&book);
                 Ok(self.emit(MarketFeed::Event(MarketEvent::Book(book))).await)
             }
             StreamEvent::ServerShutdown => Err("serverShutdown"),

@@ -132,7 +132,7 @@ pub fn fill_of_trade(t: &MyTrade, client_order_id: &str) -> Fill {
     }
 }
 
-/// exchangeInfo (symbol status, filters) is reloaded before an order when older than this.
+/// exchangeInfo (symbol status, filters) is reloaded in the background this often.
 const INSTRUMENTS_MAX_AGE: Duration = Duration::from_secs(600);
 
 /// Deduplication memory is pruned above this many entries…
@@ -157,6 +157,9 @@ pub(crate) struct Shared {
     open: Mutex<HashMap<Symbol, HashSet<String>>>,
     /// Symbols whose fills are reconciled after a gap.
     symbols: Mutex<BTreeSet<Symbol>>,
+    /// The latest best bid/ask per symbol from the market stream, for the
+    /// pre-check of market orders without a REST call.
+    books: Mutex<HashMap<Symbol, BookTicker>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -186,6 +189,11 @@ impl Shared {
             self.seed_last_trade(symbol, trade_id);
         }
         fresh
+    }
+
+    /// Keeps the latest best bid/ask of a symbol from the market stream.
+    pub(crate) fn note_book(&self, book: &BookTicker) {
+        lock(&self.books).insert(book.symbol.clone(), book.clone());
     }
 
     pub(crate) fn last_trade_id(&self, symbol: &Symbol) -> Option<u64> {
@@ -285,12 +293,12 @@ impl Shared {
         Ok(out)
     }
 
+    /// The instrument as last loaded. Instruments are refreshed in the
+    /// background every [`INSTRUMENTS_MAX_AGE`], so an order never waits for
+    /// `exchangeInfo`; only a symbol never seen is looked up on the spot.
     async fn instrument(&self, symbol: &Symbol) -> Result<Instrument, VenueError> {
-        let fresh = lock(&self.instruments_at).is_some_and(|t| t.elapsed() < INSTRUMENTS_MAX_AGE);
-        if fresh {
-            if let Some(i) = lock(&self.instruments).get(symbol).cloned() {
-                return Ok(i);
-            }
+        if let Some(i) = lock(&self.instruments).get(symbol).cloned() {
+            return Ok(i);
         }
         let info = self.rest.exchange_info().await.map_err(VenueError::from)?;
         self.store_instruments(&info);
@@ -346,7 +354,8 @@ impl BinanceVenue {
             settings.recv_window_ms,
             settings.request_timeout_ms,
         )
-        .map_err(VenueError::from)?;
+        .map_err(VenueError::from)?
+        .with_max_order_wait_ms(settings.max_order_wait_ms);
         rest.sync_time().await.map_err(VenueError::from)?;
         let symbols = settings.symbols.iter().map(|s| Symbol::new(s)).collect();
         let shared = Arc::new(Shared {
@@ -359,9 +368,27 @@ impl BinanceVenue {
             order_ids: Mutex::new(HashMap::new()),
             open: Mutex::new(HashMap::new()),
             symbols: Mutex::new(symbols),
+            books: Mutex::new(HashMap::new()),
         });
         let info = shared.rest.exchange_info().await.map_err(VenueError::from)?;
         shared.store_instruments(&info);
+        let refresh = {
+            let weak: Weak<Shared> = Arc::downgrade(&shared);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(INSTRUMENTS_MAX_AGE).await;
+                    let Some(s) = weak.upgrade() else { return };
+                    match s.rest.exchange_info().await {
+                        Ok(info) => {
+                            s.store_instruments(&info);
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "binance exchangeInfo refresh failed; keeping the last one")
+                        }
+                    }
+                }
+            })
+        };
         let weak: Weak<Shared> = Arc::downgrade(&shared);
         let every = Duration::from_millis(shared.settings.time_sync_interval_ms.max(1000));
         let sync = tokio::spawn(async move {
@@ -373,7 +400,7 @@ impl BinanceVenue {
                 }
             }
         });
-        Ok(Self { shared, tasks: Mutex::new(vec![sync]) })
+        Ok(Self { shared, tasks: Mutex::new(vec![sync, refresh]) })
     }
 
     /// Checks connectivity, clock offset and trading permission (`canTrade`).
@@ -516,19 +543,17 @@ impl Venue for BinanceVenue {
         let s = &self.shared;
         let inst = s.instrument(&request.symbol).await?;
         let market = request.order_type.is_market();
+        // A market order is pre-checked at the streamed touch; without one
+        // (no book stream yet) the venue's own filters decide, after the risk
+        // guard's check at its last price. No REST call either way.
         let check_price = match request.order_type.limit_price() {
-            Some(p) => p,
-            None => {
-                let t = self.best_bid_ask(&request.symbol).await?;
-                if request.side == Side::Buy {
-                    t.ask
-                } else {
-                    t.bid
-                }
-            }
+            Some(p) => Some(p),
+            None => lock(&s.books).get(&request.symbol).map(|t| if request.side == Side::Buy { t.ask } else { t.bid }),
         };
-        if let Err(v) = inst.check(request.qty, check_price, market) {
-            return Err(VenueError::Rejected { code: -1013, reason: format!("refused before sending: {v}") });
+        if let Some(price) = check_price {
+            if let Err(v) = inst.check(request.qty, price, market) {
+                return Err(VenueError::Rejected { code: -1013, reason: format!("refused before sending: {v}") });
+            }
         }
         if inst.max_num_orders > 0 && !market && s.open_count(&request.symbol) >= inst.max_num_orders as usize {
             // The local view may be stale (fills without a user stream): ask the venue.

@@ -272,7 +272,11 @@ struct FaultState {
     banned_until_ms: i64,
 }
 
-/// Scripts faults at run time. Cheap to clone.
+/// How many REST requests [`FaultControl::rest_requests`] remembers.
+const REQUEST_LOG_MAX: usize = 10_000;
+
+/// Scripts faults at run time, and shows tests which REST requests arrived.
+/// Cheap to clone.
 #[derive(Clone)]
 pub struct FaultControl {
     state: Arc<Mutex<FaultState>>,
@@ -280,6 +284,7 @@ pub struct FaultControl {
     skew_ms: Arc<AtomicI64>,
     conn_tx: broadcast::Sender<ConnCmd>,
     dropped: Arc<AtomicU64>,
+    requests: Arc<Mutex<VecDeque<String>>>,
 }
 
 impl FaultControl {
@@ -291,7 +296,22 @@ impl FaultControl {
             skew_ms: Arc::new(AtomicI64::new(cfg.clock_skew_ms)),
             conn_tx,
             dropped: Arc::new(AtomicU64::new(0)),
+            requests: Arc::new(Mutex::new(VecDeque::new())),
         }
+    }
+
+    /// The REST requests received so far (the latest [`REQUEST_LOG_MAX`]), as
+    /// `METHOD /api/v3/path`, oldest first.
+    pub fn rest_requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()
+    }
+
+    pub(crate) fn note_request(&self, method: &str, path: &str) {
+        let mut log = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        if log.len() >= REQUEST_LOG_MAX {
+            log.pop_front();
+        }
+        log.push_back(format!("{method} /api/v3/{path}"));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, FaultState> {

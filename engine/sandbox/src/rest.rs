@@ -177,6 +177,7 @@ pub(crate) async fn handle(
         );
     };
     let path = path.to_string();
+    app.faults.note_request(method.as_str(), &path);
     let raw_query = uri.query().unwrap_or("").to_string();
     let mut pairs = parse_pairs(&body);
     pairs.extend(parse_pairs(&raw_query));
