@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use actix::prelude::*;
 use keel_core::clock::SharedClock;
-use keel_core::order::{OrderIntent, OrderStatus, Side};
+use keel_core::order::{OrderIntent, OrderStatus};
 use keel_core::strategy::OrderUpdate;
 use keel_core::trading::{EmergencyStop, TradingState, TradingStateRecord};
 use keel_core::{Decimal, StrategyId, Symbol};
@@ -67,16 +67,13 @@ pub struct RiskGuard {
     writer: StoreWriter,
     clock: SharedClock,
     events: broadcast::Sender<EngineEvent>,
-    symbols: Vec<Symbol>,
 }
 
 impl RiskGuard {
     /// A guard over a risk engine already brought to its start state
     /// (`apply_startup`, positions, open orders and balances restored).
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         engine: RiskEngine,
-        symbols: Vec<Symbol>,
         ids: Arc<ClientIds>,
         router: Addr<OrderRouter>,
         prices: Arc<PriceBoard>,
@@ -86,7 +83,7 @@ impl RiskGuard {
     ) -> Self {
         metrics().trading_state.set(engine.state().code());
         metrics().emergency_stop.set(i64::from(engine.emergency_stop()));
-        Self { engine, ids, router, hosts: HashMap::new(), prices, writer, clock, events, symbols }
+        Self { engine, ids, router, hosts: HashMap::new(), prices, writer, clock, events }
     }
 
     fn judge(&mut self, intent: OrderIntent, ingress: Option<Instant>) {
@@ -130,19 +127,14 @@ impl RiskGuard {
 
     /// Reduce-only market orders closing every position the guard counts
     /// (from recorded fills), or only `only`'s.
+    /// The flatten orders for `only` (or every holding), logging the dust
+    /// that no order can sell.
     fn flatten_intents(&self, only: Option<&Symbol>) -> Vec<OrderIntent> {
-        self.symbols
-            .iter()
-            .filter(|s| only.is_none_or(|o| o == *s))
-            .map(|s| (s, self.engine.position(s)))
-            .filter(|(_, q)| !q.is_zero())
-            .map(|(symbol, qty)| {
-                let side = if qty.is_sign_positive() { Side::Sell } else { Side::Buy };
-                let mut intent = OrderIntent::market(StrategyId::new(OPERATOR), symbol.clone(), side, qty.abs());
-                intent.reduce_only = true;
-                intent
-            })
-            .collect()
+        let plan = self.engine.flatten_plan(&StrategyId::new(OPERATOR), only);
+        for (symbol, dust) in &plan.dust {
+            tracing::warn!(symbol = %symbol, dust = %dust, "flatten leaves dust below the lot step (no order can sell it)");
+        }
+        plan.orders
     }
 
     fn publish_state(&self, record: &TradingStateRecord) {

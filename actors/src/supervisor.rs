@@ -191,18 +191,9 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
         actix::Supervisor::start(move |_| OrderRouter::new(venue, writer, clock, events, open))
     };
     let risk = {
-        let (symbols, ids, router, prices, writer, clock, events) = (
-            symbols.clone(),
-            ids.clone(),
-            router.clone(),
-            prices.clone(),
-            writer.clone(),
-            clock.clone(),
-            events.clone(),
-        );
-        actix::Supervisor::start(move |_| {
-            RiskGuard::new(risk_engine, symbols, ids, router, prices, writer, clock, events)
-        })
+        let (ids, router, prices, writer, clock, events) =
+            (ids.clone(), router.clone(), prices.clone(), writer.clone(), clock.clone(), events.clone());
+        actix::Supervisor::start(move |_| RiskGuard::new(risk_engine, ids, router, prices, writer, clock, events))
     };
     let portfolio = {
         let (instruments, positions, balances, prices, writer, clock, listener) = (

@@ -68,6 +68,16 @@ impl<T> Approved<T> {
     }
 }
 
+/// What [`RiskEngine::flatten_plan`] sends, and what it cannot.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FlattenPlan {
+    /// One reduce-only market order per symbol with a tradable holding.
+    pub orders: Vec<OrderIntent>,
+    /// Per symbol, what stays after those orders: less than the lot step or
+    /// the minimum quantity, which no order can sell.
+    pub dust: Vec<(Symbol, Decimal)>,
+}
+
 /// An order counted as open or in flight.
 #[derive(Debug, Clone)]
 pub(crate) struct InFlight {
@@ -406,6 +416,38 @@ impl RiskEngine {
     /// The account position in a symbol, as the risk engine counts it.
     pub fn position(&self, symbol: &str) -> Decimal {
         self.positions.get(symbol).copied().unwrap_or_default()
+    }
+
+    /// What flattening sends: a reduce-only market order for every symbol the
+    /// account holds (or only `only`), sized to what a market order can sell
+    /// — the holding rounded down to the lot step — and the dust that stays.
+    /// Symbols are covered whether or not they were configured at start.
+    pub fn flatten_plan(&self, by: &StrategyId, only: Option<&Symbol>) -> FlattenPlan {
+        let mut held: Vec<(&Symbol, Decimal)> = self
+            .positions
+            .iter()
+            .filter(|(s, q)| !q.is_zero() && only.is_none_or(|o| o == *s))
+            .map(|(s, q)| (s, *q))
+            .collect();
+        held.sort_by(|a, b| a.0.cmp(b.0));
+        let mut plan = FlattenPlan::default();
+        for (symbol, qty) in held {
+            let tradable = match self.instruments.get(symbol) {
+                Some(i) => i.tradable_qty(qty),
+                None => qty,
+            };
+            if tradable != qty {
+                plan.dust.push((symbol.clone(), qty - tradable));
+            }
+            if tradable.is_zero() {
+                continue;
+            }
+            let side = if tradable.is_sign_positive() { Side::Sell } else { Side::Buy };
+            let mut intent = OrderIntent::market(by.clone(), symbol.clone(), side, tradable.abs());
+            intent.reduce_only = true;
+            plan.orders.push(intent);
+        }
+        plan
     }
 
     /// Sets a position (restoring at start).

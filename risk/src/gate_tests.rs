@@ -1104,3 +1104,24 @@ fn emergency_request_names_the_protection() {
     assert!(reason.contains("daily loss limit"), "{reason}");
     assert_eq!(out.emergency_stop.as_deref(), Some(reason.as_str()));
 }
+
+#[test]
+fn flatten_sells_what_can_be_sold_and_names_the_dust() {
+    let mut e = engine(RiskConfig::unlimited());
+    // Net of a base-asset commission: 0.0999 held, 0.099 sellable (step 0.001).
+    e.restore_position("BTCUSDT".into(), d("0.0999"));
+    // Only dust.
+    e.restore_position("ETHUSDT".into(), d("0.0004"));
+    // A symbol the engine has no instrument for is still flattened, as held.
+    e.restore_position("XRPUSDT".into(), d("3.33333"));
+    let plan = e.flatten_plan(&"operator".into(), None);
+    let orders: Vec<(String, Side, Decimal, bool)> =
+        plan.orders.iter().map(|i| (i.symbol.to_string(), i.side, i.qty, i.reduce_only)).collect();
+    assert_eq!(
+        orders,
+        vec![("BTCUSDT".into(), Side::Sell, d("0.099"), true), ("XRPUSDT".into(), Side::Sell, d("3.33333"), true)]
+    );
+    assert_eq!(plan.dust, vec![("BTCUSDT".into(), d("0.0009")), ("ETHUSDT".into(), d("0.0004"))]);
+    let only = e.flatten_plan(&"operator".into(), Some(&"ETHUSDT".into()));
+    assert!(only.orders.is_empty());
+}

@@ -63,7 +63,7 @@ mod gate_tests;
 #[cfg(test)]
 mod test_store;
 
-pub use engine_core::{Approved, ProtectionOutcome, RiskEngine, RiskPersisted};
+pub use engine_core::{Approved, FlattenPlan, ProtectionOutcome, RiskEngine, RiskPersisted};
 pub use protections::{ProtectionEvent, ProtectionState, Protections};
 pub use reason::{RejectReason, Rejection, ALL_REJECT_CODES};
 pub use snapshot::{offline as offline_snapshot, RiskSnapshot};
