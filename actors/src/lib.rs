@@ -10,6 +10,7 @@
 //! crates; this crate only runs them live. Nothing here blocks an arbiter: store
 //! writes go to a dedicated writer thread, venue calls are async.
 
+pub mod deliver;
 pub mod error;
 pub mod events;
 pub mod handle;

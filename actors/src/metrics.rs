@@ -12,6 +12,9 @@ use prometheus::{
 };
 use prometheus::{Gauge, GaugeVec};
 
+/// The actors messages are counted for (the `actor` label).
+pub const ACTORS: [&str; 5] = ["risk_guard", "order_router", "portfolio", "strategy_host", "market_data"];
+
 /// The engine's metrics.
 pub struct Metrics {
     /// The registry `/metrics` serves.
@@ -82,6 +85,12 @@ pub struct Metrics {
     pub notifications_sent_total: IntCounterVec,
     /// Notifications dropped (queue full or undeliverable), by notifier.
     pub notifications_dropped_total: IntCounterVec,
+    /// Messages dropped between actors: a superseded message to a full
+    /// mailbox, or any message to an actor that has stopped, by receiving actor.
+    pub messages_dropped_total: IntCounterVec,
+    /// Messages that must not be dropped delivered to a full mailbox, beyond
+    /// its bound, by receiving actor.
+    pub mailbox_overflow_total: IntCounterVec,
     /// Rate-limit answers (HTTP 429) from a notifier's API, by notifier.
     pub notifications_rate_limited_total: IntCounterVec,
     samples: Mutex<Option<Vec<f64>>>,
@@ -237,6 +246,16 @@ impl Metrics {
                 "Notifications delivered, by notifier",
                 &["notifier"],
             )?,
+            messages_dropped_total: counter_vec(
+                "keel_messages_dropped_total",
+                "Messages dropped between actors (superseded ones to a full mailbox, any to a stopped actor), by receiving actor",
+                &["actor"],
+            )?,
+            mailbox_overflow_total: counter_vec(
+                "keel_mailbox_overflow_total",
+                "Messages that must not be dropped delivered beyond a full mailbox's bound, by receiving actor",
+                &["actor"],
+            )?,
             notifications_dropped_total: counter_vec(
                 "keel_notifications_dropped_total",
                 "Notifications dropped because the queue was full or delivery failed, by notifier",
@@ -276,6 +295,10 @@ impl Metrics {
             self.risk_rejections_total.with_label_values(&[code]);
         }
         self.orders_rejected_total.with_label_values(&["venue_rejected"]);
+        for actor in ACTORS {
+            self.messages_dropped_total.with_label_values(&[actor]);
+            self.mailbox_overflow_total.with_label_values(&[actor]);
+        }
         for kind in ["rate_limited", "banned", "order_rate_exceeded"] {
             self.venue_alerts_total.with_label_values(&[kind]);
         }

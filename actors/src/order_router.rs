@@ -22,10 +22,11 @@ use keel_core::venue::{
 use keel_core::{StrategyId, Symbol};
 use tokio::sync::broadcast;
 
+use crate::deliver;
 use crate::events::EngineEvent;
 use crate::messages::{
     AttachUserFeed, BalancesChanged, CancelAll, FillRecorded, GetOpenOrders, OrderAcknowledged, OrderApproved,
-    OrderClosed, OrderUpdated, SetRoutes, VenueHealth, VenueUserEvent,
+    OrderClosed, OrderUpdated, VenueHealth, VenueUserEvent,
 };
 use crate::metrics::metrics;
 use crate::store_writer::StoreWriter;
@@ -33,27 +34,29 @@ use crate::store_writer::StoreWriter;
 /// Strategy id given to fills of orders Keel does not know (placed outside Keel).
 pub const EXTERNAL: &str = "external";
 
-/// Where the router delivers what happened.
-#[derive(Clone, Default)]
+/// Where the router delivers what happened, fixed at construction: no route
+/// can be missing when the first fill arrives.
+#[derive(Clone)]
 pub struct RouterRoutes {
-    /// The risk guard: fills and closed orders.
-    pub risk_fills: Option<Recipient<FillRecorded>>,
+    /// The risk guard: fills.
+    pub risk_fills: Recipient<FillRecorded>,
     /// The risk guard: closed orders.
-    pub risk_closed: Option<Recipient<OrderClosed>>,
+    pub risk_closed: Recipient<OrderClosed>,
+    /// The risk guard: acknowledged orders (their funds are now locked at the venue).
+    pub risk_accepted: Recipient<OrderAcknowledged>,
+    /// The risk guard: balances.
+    pub risk_balances: Recipient<BalancesChanged>,
+    /// The risk guard: venue user-stream health.
+    pub venue_health: Recipient<VenueHealth>,
     /// The portfolio: fills.
-    pub portfolio_fills: Option<Recipient<FillRecorded>>,
+    pub portfolio_fills: Recipient<FillRecorded>,
     /// The portfolio: balances.
-    pub portfolio_balances: Option<Recipient<BalancesChanged>>,
-    /// Each strategy host: fills.
+    pub portfolio_balances: Recipient<BalancesChanged>,
+    /// Each strategy host: fills (orders of no strategy — the operator's,
+    /// external ones — have no host).
     pub host_fills: HashMap<StrategyId, Recipient<FillRecorded>>,
     /// Each strategy host: order updates.
     pub host_updates: HashMap<StrategyId, Recipient<OrderUpdated>>,
-    /// Venue user-stream health, for the risk guard's venue-health check.
-    pub venue_health: Option<Recipient<VenueHealth>>,
-    /// The risk guard: acknowledged orders (their funds are now locked at the venue).
-    pub risk_accepted: Option<Recipient<OrderAcknowledged>>,
-    /// The risk guard: balances.
-    pub risk_balances: Option<Recipient<BalancesChanged>>,
 }
 
 /// The order-router actor.
@@ -78,20 +81,22 @@ pub struct OrderRouter {
 }
 
 impl OrderRouter {
-    /// A router; `open_orders` are the orders still open at start (after reconciliation).
+    /// A router; `open_orders` are the orders still open at start (after
+    /// reconciliation), `routes` where it reports what happens to them.
     pub fn new(
         venue: Arc<dyn Venue>,
         writer: StoreWriter,
         clock: SharedClock,
         events: broadcast::Sender<EngineEvent>,
         open_orders: Vec<Order>,
+        routes: RouterRoutes,
     ) -> Self {
         Self {
             venue,
             writer,
             clock,
             events,
-            routes: RouterRoutes::default(),
+            routes,
             orders: open_orders.into_iter().map(|o| (o.client_order_id.clone(), o)).collect(),
             seen_fills: HashSet::new(),
             fill_queue: VecDeque::new(),
@@ -118,14 +123,18 @@ impl OrderRouter {
 
     fn notify_host(&self, order: &Order) {
         if let Some(host) = self.routes.host_updates.get(&order.strategy_id) {
-            host.do_send(OrderUpdated(OrderUpdate {
-                client_order_id: Some(order.client_order_id.clone()),
-                symbol: order.symbol.clone(),
-                side: order.side,
-                status: order.status,
-                filled_qty: order.filled_qty,
-                reason: order.reason.clone(),
-            }));
+            deliver::must(
+                host,
+                OrderUpdated(OrderUpdate {
+                    client_order_id: Some(order.client_order_id.clone()),
+                    symbol: order.symbol.clone(),
+                    side: order.side,
+                    status: order.status,
+                    filled_qty: order.filled_qty,
+                    reason: order.reason.clone(),
+                }),
+                "strategy_host",
+            );
         }
     }
 
@@ -162,14 +171,10 @@ impl OrderRouter {
         self.persist(order.clone(), ctx);
         self.notify_host(&order);
         if order.status == OrderStatus::Accepted {
-            if let Some(r) = &self.routes.risk_accepted {
-                r.do_send(OrderAcknowledged(order.client_order_id.clone()));
-            }
+            deliver::must(&self.routes.risk_accepted, OrderAcknowledged(order.client_order_id.clone()), "risk_guard");
         }
         if order.status.is_terminal() {
-            if let Some(r) = &self.routes.risk_closed {
-                r.do_send(OrderClosed(order.clone()));
-            }
+            deliver::must(&self.routes.risk_closed, OrderClosed(order.clone()), "risk_guard");
             self.orders.remove(cid);
         }
     }
@@ -284,23 +289,18 @@ impl OrderRouter {
             return;
         }
         let b: Vec<Balance> = std::mem::take(&mut self.deferred_balances).into_values().collect();
-        if let Some(r) = &self.routes.risk_balances {
-            r.do_send(BalancesChanged(b.clone()));
-        }
-        if let Some(p) = &self.routes.portfolio_balances {
-            p.do_send(BalancesChanged(b));
-        }
+        deliver::must(&self.routes.risk_balances, BalancesChanged(b.clone()), "risk_guard");
+        deliver::must(&self.routes.portfolio_balances, BalancesChanged(b), "portfolio");
     }
 
     fn after_fill(&mut self, fill: Fill, order_after: Option<Order>, ctx: &mut Context<Self>) {
         metrics().fills_total.inc();
         tracing::info!(strategy = %fill.strategy_id, symbol = %fill.symbol, client_order_id = %fill.client_order_id, trade_id = fill.trade_id, side = ?fill.side, price = %fill.price, qty = %fill.qty, fee = %fill.fee, "fill");
         let msg = FillRecorded(fill.clone());
-        for r in [&self.routes.portfolio_fills, &self.routes.risk_fills].into_iter().flatten() {
-            r.do_send(msg.clone());
-        }
+        deliver::must(&self.routes.portfolio_fills, msg.clone(), "portfolio");
+        deliver::must(&self.routes.risk_fills, msg.clone(), "risk_guard");
         if let Some(h) = self.routes.host_fills.get(&fill.strategy_id) {
-            h.do_send(msg);
+            deliver::must(h, msg, "strategy_host");
         }
         let _ = self.events.send(EngineEvent::Fill(fill.clone()));
         if let Some(after) = order_after {
@@ -412,14 +412,6 @@ impl Supervised for OrderRouter {
 
 use tokio_stream::StreamExt as _;
 
-impl Handler<SetRoutes> for OrderRouter {
-    type Result = ();
-
-    fn handle(&mut self, msg: SetRoutes, _ctx: &mut Self::Context) {
-        self.routes = msg.0;
-    }
-}
-
 impl Handler<AttachUserFeed> for OrderRouter {
     type Result = ();
 
@@ -510,9 +502,7 @@ impl StreamHandler<VenueUserEvent> for OrderRouter {
                     metrics().stream_reconnects_total.with_label_values(&["user"]).inc();
                 }
                 metrics().stream_connected.with_label_values(&["user"]).set(i64::from(connected));
-                if let Some(h) = &self.routes.venue_health {
-                    h.do_send(VenueHealth { healthy: connected });
-                }
+                deliver::must(&self.routes.venue_health, VenueHealth { healthy: connected }, "risk_guard");
                 let _ = self.events.send(EngineEvent::Connectivity { stream: StreamKind::User, connected, detail });
             }
             UserEvent::Alert(alert) => {
@@ -526,9 +516,7 @@ impl StreamHandler<VenueUserEvent> for OrderRouter {
     fn finished(&mut self, _ctx: &mut Self::Context) {
         tracing::error!(stream = "user", "user data feed ended");
         metrics().stream_connected.with_label_values(&["user"]).set(0);
-        if let Some(h) = &self.routes.venue_health {
-            h.do_send(VenueHealth { healthy: false });
-        }
+        deliver::must(&self.routes.venue_health, VenueHealth { healthy: false }, "risk_guard");
     }
 }
 

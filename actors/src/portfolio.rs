@@ -62,7 +62,7 @@ pub struct Portfolio {
     writer: StoreWriter,
     clock: SharedClock,
     quote_asset: String,
-    listener: Option<EquityListener>,
+    listener: EquityListener,
 }
 
 impl Portfolio {
@@ -74,6 +74,7 @@ impl Portfolio {
         prices: Arc<PriceBoard>,
         writer: StoreWriter,
         clock: SharedClock,
+        listener: EquityListener,
     ) -> Self {
         let quote_asset = instruments.first().map(|i| i.quote_asset.clone()).unwrap_or_else(|| "USDT".into());
         Self {
@@ -84,14 +85,8 @@ impl Portfolio {
             writer,
             clock,
             quote_asset,
-            listener: None,
+            listener,
         }
-    }
-
-    /// Sets who hears about equity changes.
-    pub fn with_listener(mut self, listener: EquityListener) -> Self {
-        self.listener = Some(listener);
-        self
     }
 
     fn snapshot(&self) -> PortfolioSnapshot {
@@ -155,9 +150,9 @@ impl Portfolio {
         let snap = self.snapshot();
         if let Some(equity) = snap.equity {
             m.equity.set(equity.to_f64().unwrap_or(0.0));
-            if let Some(l) = &self.listener {
-                l.do_send(EquityMarked { equity, total_pnl: snap.realized_pnl + snap.unrealized_pnl });
-            }
+            // The next mark supersedes this one: under overload it may be dropped (counted).
+            let mark = EquityMarked { equity, total_pnl: snap.realized_pnl + snap.unrealized_pnl };
+            crate::deliver::may_drop(&self.listener, mark, "risk_guard");
         }
     }
 }

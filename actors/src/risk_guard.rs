@@ -21,15 +21,15 @@ use risk::{ProtectionOutcome, RiskEngine, RiskSnapshot};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+use crate::deliver;
 use crate::error::EmergencyStopError;
 use crate::events::EngineEvent;
 use crate::ids::ClientIds;
 use crate::messages::{
     BalancesChanged, CancelAll, EquityMarked, FillRecorded, Flatten, GetRiskStatus, IntentSubmitted, OrderAcknowledged,
-    OrderApproved, OrderClosed, OrderUpdated, Resume, SetEmergencyStop, SetRiskHosts, VenueHealth,
+    OrderApproved, OrderClosed, OrderUpdated, Resume, SetEmergencyStop, VenueHealth,
 };
 use crate::metrics::metrics;
-use crate::order_router::OrderRouter;
 use crate::prices::PriceBoard;
 use crate::store_writer::StoreWriter;
 
@@ -61,12 +61,22 @@ pub struct RiskStatus {
 pub struct RiskGuard {
     engine: RiskEngine,
     ids: Arc<ClientIds>,
-    router: Addr<OrderRouter>,
-    hosts: HashMap<StrategyId, Recipient<OrderUpdated>>,
+    routes: GuardRoutes,
     prices: Arc<PriceBoard>,
     writer: StoreWriter,
     clock: SharedClock,
     events: broadcast::Sender<EngineEvent>,
+}
+
+/// Where the risk guard sends, fixed at construction.
+#[derive(Clone)]
+pub struct GuardRoutes {
+    /// The order router: approved orders.
+    pub orders: Recipient<OrderApproved>,
+    /// The order router: cancel-all requests.
+    pub cancels: Recipient<CancelAll>,
+    /// Each strategy host: refusals of its intents.
+    pub hosts: HashMap<StrategyId, Recipient<OrderUpdated>>,
 }
 
 impl RiskGuard {
@@ -75,7 +85,7 @@ impl RiskGuard {
     pub fn new(
         engine: RiskEngine,
         ids: Arc<ClientIds>,
-        router: Addr<OrderRouter>,
+        routes: GuardRoutes,
         prices: Arc<PriceBoard>,
         writer: StoreWriter,
         clock: SharedClock,
@@ -83,7 +93,7 @@ impl RiskGuard {
     ) -> Self {
         metrics().trading_state.set(engine.state().code());
         metrics().emergency_stop.set(i64::from(engine.emergency_stop()));
-        Self { engine, ids, router, hosts: HashMap::new(), prices, writer, clock, events }
+        Self { engine, ids, routes, prices, writer, clock, events }
     }
 
     fn judge(&mut self, intent: OrderIntent, ingress: Option<Instant>) {
@@ -98,7 +108,7 @@ impl RiskGuard {
         match self.engine.check_at(&intent, &client_order_id, now) {
             Ok(approved) => {
                 tracing::debug!(strategy = %intent.strategy_id, symbol = %intent.symbol, client_order_id = %client_order_id, "intent approved");
-                self.router.do_send(OrderApproved { approved, ingress });
+                deliver::must(&self.routes.orders, OrderApproved { approved, ingress }, "order_router");
             }
             Err(rejection) => {
                 let code = rejection.reason.code();
@@ -111,15 +121,19 @@ impl RiskGuard {
                     code: code.to_string(),
                     reason: reason.clone(),
                 });
-                if let Some(host) = self.hosts.get(&intent.strategy_id) {
-                    host.do_send(OrderUpdated(OrderUpdate {
-                        client_order_id: None,
-                        symbol: intent.symbol,
-                        side: intent.side,
-                        status: OrderStatus::Rejected,
-                        filled_qty: Decimal::ZERO,
-                        reason: Some(format!("risk: {reason}")),
-                    }));
+                if let Some(host) = self.routes.hosts.get(&intent.strategy_id) {
+                    deliver::must(
+                        host,
+                        OrderUpdated(OrderUpdate {
+                            client_order_id: None,
+                            symbol: intent.symbol,
+                            side: intent.side,
+                            status: OrderStatus::Rejected,
+                            filled_qty: Decimal::ZERO,
+                            reason: Some(format!("risk: {reason}")),
+                        }),
+                        "strategy_host",
+                    );
                 }
             }
         }
@@ -190,7 +204,8 @@ impl RiskGuard {
                 if let Some(record) = &outcome.state_change {
                     act.publish_state(record);
                     if record.state == TradingState::Halted {
-                        act.router.do_send(CancelAll { symbol: None, reason: format!("HALTED: {}", record.reason) });
+                        let cancel = CancelAll { symbol: None, reason: format!("HALTED: {}", record.reason) };
+                        deliver::must(&act.routes.cancels, cancel, "order_router");
                     }
                 }
                 if let Some((by, reason)) = request {
@@ -331,7 +346,8 @@ impl Handler<SetEmergencyStop> for RiskGuard {
                         act.publish_state(&record);
                     }
                     metrics().trading_state.set(act.engine.state().code());
-                    act.router.do_send(CancelAll { symbol: None, reason: format!("emergency stop: {}", msg.reason) });
+                    let cancel = CancelAll { symbol: None, reason: format!("emergency stop: {}", msg.reason) };
+                    deliver::must(&act.routes.cancels, cancel, "order_router");
                     if msg.flatten || act.engine.config().flatten_on_emergency_stop {
                         for intent in act.flatten_intents(None) {
                             tracing::warn!(symbol = %intent.symbol, side = ?intent.side, qty = %intent.qty, "flattening position with a reduce-only market order");
@@ -403,13 +419,5 @@ impl Handler<GetRiskStatus> for RiskGuard {
             max_position_notional: self.engine.config().max_position_notional,
             snapshot,
         })
-    }
-}
-
-impl Handler<SetRiskHosts> for RiskGuard {
-    type Result = ();
-
-    fn handle(&mut self, msg: SetRiskHosts, _ctx: &mut Self::Context) {
-        self.hosts = msg.0;
     }
 }

@@ -2,7 +2,9 @@
 //! every actor under an actix `Supervisor` (a stopped actor is restarted with
 //! its state), wires them, and watches them.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,14 +23,22 @@ use crate::events::EngineEvent;
 use crate::handle::EngineHandle;
 use crate::ids::ClientIds;
 use crate::market_data::MarketData;
-use crate::messages::{AttachUserFeed, MarketTick, SetEmergencyStop, SetRiskHosts, SetRoutes};
+use crate::messages::{AttachUserFeed, MarketTick, SetEmergencyStop};
 use crate::order_router::{OrderRouter, RouterRoutes};
 use crate::portfolio::Portfolio;
 use crate::prices::PriceBoard;
 use crate::reconcile::reconcile;
-use crate::risk_guard::RiskGuard;
+use crate::risk_guard::{GuardRoutes, RiskGuard};
 use crate::store_writer::StoreWriter;
 use crate::strategy_host::StrategyHost;
+
+/// The actors built inside the risk guard's start.
+struct Started {
+    router: Addr<OrderRouter>,
+    portfolio: Addr<Portfolio>,
+    hosts: Vec<(StrategyId, Addr<StrategyHost>)>,
+    routes: HashMap<Symbol, Vec<Recipient<MarketTick>>>,
+}
 
 /// Everything needed to start the engine.
 pub struct EngineSetup {
@@ -185,33 +195,8 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
         writer.run(move |s| s.put_trading_state(&record)).await??;
     }
 
-    let router = {
-        let (venue, writer, clock, events, open) =
-            (venue.clone(), writer.clone(), clock.clone(), events.clone(), reconciled.open_orders.clone());
-        actix::Supervisor::start(move |_| OrderRouter::new(venue, writer, clock, events, open))
-    };
-    let risk = {
-        let (ids, router, prices, writer, clock, events) =
-            (ids.clone(), router.clone(), prices.clone(), writer.clone(), clock.clone(), events.clone());
-        actix::Supervisor::start(move |_| RiskGuard::new(risk_engine, ids, router, prices, writer, clock, events))
-    };
-    let portfolio = {
-        let (instruments, positions, balances, prices, writer, clock, listener) = (
-            instruments.clone(),
-            reconciled.positions.clone(),
-            reconciled.balances.clone(),
-            prices.clone(),
-            writer.clone(),
-            clock.clone(),
-            risk.clone().recipient(),
-        );
-        actix::Supervisor::start(move |_| {
-            Portfolio::new(instruments, positions, balances, prices, writer, clock).with_listener(listener)
-        })
-    };
-
-    let mut hosts: Vec<(StrategyId, Addr<StrategyHost>)> = Vec::new();
-    let mut routes: HashMap<Symbol, Vec<Recipient<MarketTick>>> = HashMap::new();
+    // Strategies first (warm-up reads the venue); their actors start below.
+    let mut runners: Vec<(StrategyRunner, HashMap<Symbol, i64>)> = Vec::new();
     for (cfg, strategy) in strategies {
         let id = cfg.strategy_id();
         let mut runner = StrategyRunner::new(id.clone(), strategy).with_instruments(&instruments);
@@ -248,29 +233,72 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
         if cfg.paused {
             runner.set_paused(true);
         }
-        let symbols = runner.symbols().to_vec();
-        let host = {
-            let (risk, clock, events) = (risk.clone().recipient(), clock.clone(), events.clone());
-            actix::Supervisor::start(move |_| StrategyHost::new(runner, risk, clock, events, last_bar))
-        };
-        for s in symbols {
-            routes.entry(s).or_default().push(host.clone().recipient());
-        }
-        hosts.push((id, host));
+        runners.push((runner, last_bar));
     }
 
-    risk.do_send(SetRiskHosts(hosts.iter().map(|(id, h)| (id.clone(), h.clone().recipient())).collect()));
-    router.do_send(SetRoutes(RouterRoutes {
-        risk_fills: Some(risk.clone().recipient()),
-        risk_closed: Some(risk.clone().recipient()),
-        portfolio_fills: Some(portfolio.clone().recipient()),
-        portfolio_balances: Some(portfolio.clone().recipient()),
-        host_fills: hosts.iter().map(|(id, h)| (id.clone(), h.clone().recipient())).collect(),
-        host_updates: hosts.iter().map(|(id, h)| (id.clone(), h.clone().recipient())).collect(),
-        venue_health: Some(risk.clone().recipient()),
-        risk_accepted: Some(risk.clone().recipient()),
-        risk_balances: Some(risk.clone().recipient()),
-    }));
+    // Every actor gets the recipients it sends to when it is built, so no
+    // route can be missing when the first message flows. The risk guard is
+    // built last inside its own start, so the others can hold its address.
+    let started: Rc<RefCell<Option<Started>>> = Rc::new(RefCell::new(None));
+    let risk = {
+        let started = started.clone();
+        let (ids, prices, writer, clock, events, venue) =
+            (ids.clone(), prices.clone(), writer.clone(), clock.clone(), events.clone(), venue.clone());
+        let (instruments, positions, balances, open) = (
+            instruments.clone(),
+            reconciled.positions.clone(),
+            reconciled.balances.clone(),
+            reconciled.open_orders.clone(),
+        );
+        actix::Supervisor::start(move |ctx: &mut Context<RiskGuard>| {
+            let risk_addr = ctx.address();
+            let portfolio = {
+                let (prices, writer, clock, listener) =
+                    (prices.clone(), writer.clone(), clock.clone(), risk_addr.clone().recipient());
+                actix::Supervisor::start(move |_| {
+                    Portfolio::new(instruments, positions, balances, prices, writer, clock, listener)
+                })
+            };
+            let mut hosts: Vec<(StrategyId, Addr<StrategyHost>)> = Vec::new();
+            let mut routes: HashMap<Symbol, Vec<Recipient<MarketTick>>> = HashMap::new();
+            for (runner, last_bar) in runners {
+                let (id, symbols) = (runner.id().clone(), runner.symbols().to_vec());
+                let (intents, clock, events) = (risk_addr.clone().recipient(), clock.clone(), events.clone());
+                let host =
+                    actix::Supervisor::start(move |_| StrategyHost::new(runner, intents, clock, events, last_bar));
+                for s in symbols {
+                    routes.entry(s).or_default().push(host.clone().recipient());
+                }
+                hosts.push((id, host));
+            }
+            let router = {
+                let router_routes = RouterRoutes {
+                    risk_fills: risk_addr.clone().recipient(),
+                    risk_closed: risk_addr.clone().recipient(),
+                    risk_accepted: risk_addr.clone().recipient(),
+                    risk_balances: risk_addr.clone().recipient(),
+                    venue_health: risk_addr.clone().recipient(),
+                    portfolio_fills: portfolio.clone().recipient(),
+                    portfolio_balances: portfolio.clone().recipient(),
+                    host_fills: hosts.iter().map(|(id, h)| (id.clone(), h.clone().recipient())).collect(),
+                    host_updates: hosts.iter().map(|(id, h)| (id.clone(), h.clone().recipient())).collect(),
+                };
+                let (writer, clock, events) = (writer.clone(), clock.clone(), events.clone());
+                actix::Supervisor::start(move |_| OrderRouter::new(venue, writer, clock, events, open, router_routes))
+            };
+            let guard_routes = GuardRoutes {
+                orders: router.clone().recipient(),
+                cancels: router.clone().recipient(),
+                hosts: hosts.iter().map(|(id, h)| (id.clone(), h.clone().recipient())).collect(),
+            };
+            *started.borrow_mut() = Some(Started { router, portfolio, hosts, routes });
+            RiskGuard::new(risk_engine, ids, guard_routes, prices, writer, clock, events)
+        })
+    };
+    let Some(Started { router, portfolio, hosts, routes }) = started.borrow_mut().take() else {
+        // Supervisor::start runs the closure before it returns.
+        unreachable!("the risk guard's start built the other actors")
+    };
     router.do_send(AttachUserFeed(user_feed));
 
     let feed =
