@@ -29,10 +29,12 @@ pub fn run(args: RunArgs, log_format: Option<crate::config::LogFormat>) -> anyho
 
 /// Opens the store; a store that exists but cannot be read gives an in-memory
 /// one with the emergency stop set, so the engine comes up HALTED and says why.
+/// A store held by a running engine, or written by a newer Keel, is refused.
 pub fn open_store(dir: &std::path::Path) -> anyhow::Result<SharedStore> {
     match SledStore::open(dir) {
         Ok(s) => Ok(Arc::new(s)),
-        Err(e @ StoreError::Locked { .. }) => Err(anyhow::anyhow!("{e}")),
+        // Both are sure, not unreadable: say so and stop, nothing to halt on.
+        Err(e @ (StoreError::Locked { .. } | StoreError::NewerSchema { .. })) => Err(anyhow::anyhow!("{e}")),
         Err(e) => {
             tracing::error!(data_dir = %dir.display(), error = %e, "STORE UNREADABLE: starting HALTED on a temporary store; fix or move the data dir, then restart");
             let temp = SledStore::temporary().context("cannot create even a temporary store")?;

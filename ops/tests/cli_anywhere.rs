@@ -76,3 +76,27 @@ fn bench_runs_outside_the_repo() {
     assert!(stderr.contains("built-in default"), "{stderr}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("market events delivered"));
 }
+
+#[test]
+fn a_store_from_a_newer_keel_is_refused_in_one_line() {
+    use keel_core::store::Store;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    {
+        let store = keel_store::SledStore::open(&data).expect("store opens");
+        let newer = keel_store::SCHEMA_VERSION + 1;
+        store.put_meta_json("schema_version", &serde_json::json!(newer), true).expect("written");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(["run", "--exit-after", "5s", "--data-dir"])
+        .arg(&data)
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("keel runs");
+    assert!(!out.status.success(), "refused, not started HALTED");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("keel: ") && last.contains("newer Keel"), "{stderr}");
+    assert!(!stderr.contains("engine started"), "{stderr}");
+}

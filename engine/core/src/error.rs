@@ -23,6 +23,16 @@ pub enum StoreError {
         /// The data directory.
         path: String,
     },
+    /// The store was written by a newer Keel, in a format this one does not know.
+    #[error("the store at {path} was written by a newer Keel (schema {found}; this Keel reads up to {supported}): run that version, or start from another data dir")]
+    NewerSchema {
+        /// The data directory.
+        path: String,
+        /// The schema version found.
+        found: u32,
+        /// The newest schema this build reads.
+        supported: u32,
+    },
     /// The storage backend failed (I/O, or the backend's own error).
     #[error("store error: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),

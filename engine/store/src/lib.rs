@@ -29,6 +29,12 @@ pub struct SledStore {
     meta: sled::Tree,
 }
 
+/// The schema this build writes (and the newest it reads). Version 1 is the
+/// layout Keel has written from the start; stores from before the version was
+/// recorded are version 1 and get the stamp when opened.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const META_SCHEMA: &str = "schema_version";
 const META_BALANCES: &str = "balances";
 const META_TRADING_STATE: &str = "trading_state";
 const META_EMERGENCY_STOP: &str = "emergency_stop";
@@ -61,14 +67,33 @@ impl SledStore {
                 Err(other) => return Err(backend(other)),
             }
         };
-        Ok(Self {
+        let store = Self {
             orders: db.open_tree("orders").map_err(backend)?,
             open: db.open_tree("open_orders").map_err(backend)?,
             fills: db.open_tree("fills").map_err(backend)?,
             positions: db.open_tree("positions").map_err(backend)?,
             meta: db.open_tree("meta").map_err(backend)?,
             db,
-        })
+        };
+        store.check_schema(dir)?;
+        Ok(store)
+    }
+
+    /// Refuses a store from a newer Keel; stamps the version on a new store
+    /// and on one written before versions were recorded (the same layout).
+    fn check_schema(&self, dir: &Path) -> StoreResult<()> {
+        match Self::get::<u32>(&self.meta, "meta", META_SCHEMA)? {
+            Some(v) if v <= SCHEMA_VERSION => Ok(()),
+            Some(found) => {
+                Err(StoreError::NewerSchema { path: dir.display().to_string(), found, supported: SCHEMA_VERSION })
+            }
+            None => Self::put(&self.meta, META_SCHEMA, &SCHEMA_VERSION).and_then(|()| self.flush_now()),
+        }
+    }
+
+    /// The schema version recorded in the store.
+    pub fn schema_version(&self) -> StoreResult<Option<u32>> {
+        Self::get(&self.meta, "meta", META_SCHEMA)
     }
 
     /// An in-memory store that is discarded on exit: used to come up HALTED
@@ -342,6 +367,42 @@ mod tests {
             Err(other) => panic!("expected Locked, got {other}"),
             Ok(_) => panic!("a second open must fail while the first holds the lock"),
         }
+    }
+
+    #[test]
+    fn the_schema_version_is_stamped_and_a_newer_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            assert_eq!(store.schema_version().unwrap(), Some(SCHEMA_VERSION));
+            // What a newer Keel would leave behind.
+            store.put_meta_json(META_SCHEMA, &serde_json::json!(SCHEMA_VERSION + 1), true).unwrap();
+        }
+        match SledStore::open(dir.path()) {
+            Err(StoreError::NewerSchema { found, supported, .. }) => {
+                assert_eq!((found, supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
+            }
+            Err(other) => panic!("expected NewerSchema, got {other}"),
+            Ok(_) => panic!("a store from a newer Keel must be refused"),
+        }
+        let message = SledStore::open(dir.path()).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("newer Keel") && !message.contains('\n'), "one line: {message}");
+    }
+
+    #[test]
+    fn a_store_from_before_versions_is_stamped_version_1() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            let intent = OrderIntent::market("s".into(), "BTCUSDT".into(), Side::Buy, Decimal::ONE);
+            store.put_order(&Order::from_intent(&intent, "k1".into(), 1), true).unwrap();
+            // As written by a Keel that recorded no version.
+            store.meta.remove(META_SCHEMA.as_bytes()).unwrap();
+            store.flush().unwrap();
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(store.schema_version().unwrap(), Some(1));
+        assert_eq!(store.order_count().unwrap(), 1, "its data is kept");
     }
 
     #[test]
