@@ -167,17 +167,19 @@ pub struct BinanceSettings {
 }
 
 impl BinanceSettings {
-    /// Settings for a local exchange (the sandbox) with default timings.
+    /// Settings for a local exchange (the sandbox) with the default timings
+    /// of [`BinanceConfig`].
     pub fn for_local(local: &LocalExchange) -> Self {
+        let d = BinanceConfig::default();
         Self {
             endpoints: local.endpoints.clone(),
             credentials: local.credentials.clone(),
-            recv_window_ms: 5000,
-            request_timeout_ms: 10_000,
-            time_sync_interval_ms: 60_000,
-            reconnect_after_ms: 23 * 3600 * 1000,
-            symbols: Vec::new(),
-            max_order_wait_ms: rest::DEFAULT_MAX_ORDER_WAIT_MS,
+            recv_window_ms: d.recv_window_ms,
+            request_timeout_ms: d.request_timeout_ms,
+            time_sync_interval_ms: d.time_sync_interval_ms,
+            reconnect_after_ms: d.reconnect_after_ms,
+            symbols: d.symbols,
+            max_order_wait_ms: d.max_order_wait_ms,
         }
     }
 }

@@ -67,16 +67,21 @@ impl SledStore {
                 Err(other) => return Err(backend(other)),
             }
         };
-        let store = Self {
+        let store = Self::with_trees(db)?;
+        store.check_schema(dir)?;
+        Ok(store)
+    }
+
+    /// The store over an open database: its trees, opened (or created).
+    fn with_trees(db: sled::Db) -> StoreResult<Self> {
+        Ok(Self {
             orders: db.open_tree("orders").map_err(backend)?,
             open: db.open_tree("open_orders").map_err(backend)?,
             fills: db.open_tree("fills").map_err(backend)?,
             positions: db.open_tree("positions").map_err(backend)?,
             meta: db.open_tree("meta").map_err(backend)?,
             db,
-        };
-        store.check_schema(dir)?;
-        Ok(store)
+        })
     }
 
     /// Refuses a store from a newer Keel; stamps the version on a new store
@@ -99,15 +104,7 @@ impl SledStore {
     /// An in-memory store that is discarded on exit: used to come up HALTED
     /// (fail closed) when the real store cannot be read.
     pub fn temporary() -> StoreResult<Self> {
-        let db = sled::Config::new().temporary(true).open().map_err(backend)?;
-        Ok(Self {
-            orders: db.open_tree("orders").map_err(backend)?,
-            open: db.open_tree("open_orders").map_err(backend)?,
-            fills: db.open_tree("fills").map_err(backend)?,
-            positions: db.open_tree("positions").map_err(backend)?,
-            meta: db.open_tree("meta").map_err(backend)?,
-            db,
-        })
+        Self::with_trees(sled::Config::new().temporary(true).open().map_err(backend)?)
     }
 
     fn put<T: Serialize>(tree: &sled::Tree, key: &str, value: &T) -> StoreResult<()> {
