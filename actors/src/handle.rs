@@ -209,21 +209,18 @@ impl EngineHandle {
         Ok(())
     }
 
-    /// The most recent fills from the store (the trade journal), oldest first,
+    /// The most recent fills from the store (the trade journal), in the order
+    /// they were recorded,
     /// at most `limit` of them. Read on a blocking-pool thread straight from
     /// the store (sled reads are concurrent), not on the store-writer thread:
     /// a long journal read by an operator must not delay the write-ahead of
     /// orders and fills queued behind it.
     pub async fn recent_fills(&self, limit: usize) -> Result<Vec<keel_core::fill::Fill>, CommandError> {
         let store = self.parts.writer.store().clone();
-        let mut fills = tokio::task::spawn_blocking(move || store.fills())
+        tokio::task::spawn_blocking(move || store.recent_fills(limit))
             .await
             .map_err(|e| CommandError::Failed(format!("journal read did not finish: {e}")))?
-            .map_err(|e| CommandError::Failed(e.to_string()))?;
-        // Store keys sort by symbol, then trade id: order by venue time across symbols.
-        fills.sort_by(|a, b| a.ts_ms.cmp(&b.ts_ms).then(a.trade_id.cmp(&b.trade_id)));
-        let skip = fills.len().saturating_sub(limit);
-        Ok(fills.split_off(skip))
+            .map_err(|e| CommandError::Failed(e.to_string()))
     }
 
     /// Injects a market event as if the venue had sent it.

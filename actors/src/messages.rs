@@ -5,7 +5,6 @@
 //! (`RiskStatus`, `PortfolioSnapshot`, `StrategyStatus`) stay beside the actor
 //! that computes them.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use actix::prelude::*;
@@ -19,7 +18,6 @@ use keel_core::{Decimal, StrategyId, Symbol};
 use risk::Approved;
 
 use crate::error::EmergencyStopError;
-use crate::order_router::RouterRoutes;
 use crate::portfolio::PortfolioSnapshot;
 use crate::risk_guard::RiskStatus;
 use crate::strategy_host::StrategyStatus;
@@ -145,11 +143,6 @@ pub struct Flatten {
 #[rtype(result = "RiskStatus")]
 pub struct GetRiskStatus;
 
-/// Tells the guard where to report refusals (sent once the hosts exist).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SetRiskHosts(pub HashMap<StrategyId, Recipient<OrderUpdated>>);
-
 // Handled by the order router.
 
 /// The venue acknowledged an order.
@@ -157,10 +150,16 @@ pub struct SetRiskHosts(pub HashMap<StrategyId, Recipient<OrderUpdated>>);
 #[rtype(result = "()")]
 pub struct OrderAcknowledged(pub String);
 
-/// Wires the router to the other actors (sent once, right after start).
-#[derive(Message)]
+/// A strategy asks to cancel one of its own working orders (sent by its host
+/// to the risk guard, which passes it to the router).
+#[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
-pub struct SetRoutes(pub RouterRoutes);
+pub struct CancelOrder {
+    /// The strategy asking: only its own orders are canceled.
+    pub strategy_id: StrategyId,
+    /// The order.
+    pub client_order_id: String,
+}
 
 /// Attaches the venue's user-data feed.
 #[derive(Message)]

@@ -25,8 +25,8 @@ use tokio::sync::broadcast;
 use crate::deliver;
 use crate::events::EngineEvent;
 use crate::messages::{
-    AttachUserFeed, BalancesChanged, CancelAll, FillRecorded, GetOpenOrders, OrderAcknowledged, OrderApproved,
-    OrderClosed, OrderUpdated, VenueHealth, VenueUserEvent,
+    AttachUserFeed, BalancesChanged, CancelAll, CancelOrder, FillRecorded, GetOpenOrders, OrderAcknowledged,
+    OrderApproved, OrderClosed, OrderUpdated, VenueHealth, VenueUserEvent,
 };
 use crate::metrics::metrics;
 use crate::store_writer::StoreWriter;
@@ -59,6 +59,36 @@ pub struct RouterRoutes {
     pub host_updates: HashMap<StrategyId, Recipient<OrderUpdated>>,
 }
 
+/// How many recorded fills' trade keys the router remembers.
+const RECENT_FILLS: usize = 4096;
+
+/// Trade keys of the fills recorded last: skips a duplicate report (the
+/// order response and the user stream tell the same fill) without asking the
+/// store. Bounded — the store, which checks every fill before recording it,
+/// is the record — so memory does not grow with history.
+#[derive(Default)]
+struct RecentFills {
+    set: HashSet<(Symbol, u64)>,
+    order: VecDeque<(Symbol, u64)>,
+}
+
+impl RecentFills {
+    fn contains(&self, key: &(Symbol, u64)) -> bool {
+        self.set.contains(key)
+    }
+
+    fn insert(&mut self, key: (Symbol, u64)) {
+        if self.set.insert(key.clone()) {
+            self.order.push_back(key);
+            if self.order.len() > RECENT_FILLS {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+}
+
 /// The order-router actor.
 pub struct OrderRouter {
     venue: Arc<dyn Venue>,
@@ -67,7 +97,7 @@ pub struct OrderRouter {
     events: broadcast::Sender<EngineEvent>,
     routes: RouterRoutes,
     orders: HashMap<String, Order>,
-    seen_fills: HashSet<(Symbol, u64)>,
+    seen_fills: RecentFills,
     fill_queue: VecDeque<Fill>,
     /// The order whose fill is being written, if any.
     fill_writing: Option<String>,
@@ -98,7 +128,7 @@ impl OrderRouter {
             events,
             routes,
             orders: open_orders.into_iter().map(|o| (o.client_order_id.clone(), o)).collect(),
-            seen_fills: HashSet::new(),
+            seen_fills: RecentFills::default(),
             fill_queue: VecDeque::new(),
             fill_writing: None,
             deferred_reports: HashMap::new(),
@@ -132,6 +162,7 @@ impl OrderRouter {
                     status: order.status,
                     filled_qty: order.filled_qty,
                     reason: order.reason.clone(),
+                    tag: order.tag,
                 }),
                 "strategy_host",
             );
@@ -353,6 +384,30 @@ impl OrderRouter {
         }
     }
 
+    /// Cancels one order at the venue; the report that comes back moves it.
+    fn cancel_one(&mut self, symbol: Symbol, cid: String, ctx: &mut Context<Self>) {
+        let venue = self.venue.clone();
+        ctx.spawn(async move { (cid.clone(), venue.cancel_order(&symbol, &cid).await) }.into_actor(self).map(
+            |(cid, result), act, ctx| match result {
+                Ok(report) => act.apply_report(report, ctx),
+                Err(e) => {
+                    // Unknown to the venue or already final: the query settles it.
+                    tracing::warn!(client_order_id = %cid, error = %e, "cancel failed; querying the order");
+                    if let Some(o) = act.orders.get(&cid) {
+                        let (venue, symbol) = (act.venue.clone(), o.symbol.clone());
+                        ctx.spawn(async move { venue.query_order(&symbol, &cid).await }.into_actor(act).map(
+                            |r, act, ctx| {
+                                if let Ok(Some(report)) = r {
+                                    act.apply_report(report, ctx);
+                                }
+                            },
+                        ));
+                    }
+                }
+            },
+        ));
+    }
+
     /// Queries every order whose outcome is unknown.
     fn resolve_unknown(&mut self, ctx: &mut Context<Self>) {
         let unknown: Vec<(Symbol, String)> = self
@@ -531,30 +586,31 @@ impl Handler<CancelAll> for OrderRouter {
             .map(|o| (o.symbol.clone(), o.client_order_id.clone()))
             .collect();
         tracing::warn!(count = targets.len(), reason = %msg.reason, "canceling open orders");
-        for (symbol, cid) in &targets {
-            let venue = self.venue.clone();
-            let (symbol, cid) = (symbol.clone(), cid.clone());
-            ctx.spawn(async move { (cid.clone(), venue.cancel_order(&symbol, &cid).await) }.into_actor(self).map(
-                |(cid, result), act, ctx| match result {
-                    Ok(report) => act.apply_report(report, ctx),
-                    Err(e) => {
-                        // Unknown to the venue or already final: the query settles it.
-                        tracing::warn!(client_order_id = %cid, error = %e, "cancel failed; querying the order");
-                        if let Some(o) = act.orders.get(&cid) {
-                            let (venue, symbol) = (act.venue.clone(), o.symbol.clone());
-                            ctx.spawn(async move { venue.query_order(&symbol, &cid).await }.into_actor(act).map(
-                                |r, act, ctx| {
-                                    if let Ok(Some(report)) = r {
-                                        act.apply_report(report, ctx);
-                                    }
-                                },
-                            ));
-                        }
-                    }
-                },
-            ));
+        let n = targets.len();
+        for (symbol, cid) in targets {
+            self.cancel_one(symbol, cid, ctx);
         }
-        targets.len()
+        n
+    }
+}
+
+impl Handler<CancelOrder> for OrderRouter {
+    type Result = ();
+
+    fn handle(&mut self, msg: CancelOrder, ctx: &mut Self::Context) {
+        match self.orders.get(&msg.client_order_id) {
+            Some(o) if o.strategy_id == msg.strategy_id && o.status.is_open() => {
+                tracing::info!(strategy = %msg.strategy_id, symbol = %o.symbol, client_order_id = %msg.client_order_id, "strategy cancels its order");
+                let symbol = o.symbol.clone();
+                self.cancel_one(symbol, msg.client_order_id, ctx);
+            }
+            Some(o) if o.strategy_id != msg.strategy_id => {
+                tracing::warn!(strategy = %msg.strategy_id, owner = %o.strategy_id, client_order_id = %msg.client_order_id, "a strategy asked to cancel another's order; left alone");
+            }
+            _ => {
+                tracing::debug!(strategy = %msg.strategy_id, client_order_id = %msg.client_order_id, "cancel of an order that is not working; nothing to do");
+            }
+        }
     }
 }
 
@@ -565,5 +621,24 @@ impl Handler<GetOpenOrders> for OrderRouter {
         let mut list: Vec<Order> = self.orders.values().cloned().collect();
         list.sort_by(|a, b| a.created_ms.cmp(&b.created_ms).then_with(|| a.client_order_id.cmp(&b.client_order_id)));
         MessageResult(list)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_fills_forget_the_oldest_beyond_the_bound() {
+        let mut recent = RecentFills::default();
+        let key = |i: u64| (Symbol::new("BTCUSDT"), i);
+        for i in 0..(RECENT_FILLS as u64 + 10) {
+            recent.insert(key(i));
+            recent.insert(key(i));
+        }
+        assert_eq!((recent.set.len(), recent.order.len()), (RECENT_FILLS, RECENT_FILLS));
+        assert!(
+            !recent.contains(&key(9)) && recent.contains(&key(10)) && recent.contains(&key(RECENT_FILLS as u64 + 9))
+        );
     }
 }

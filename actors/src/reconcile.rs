@@ -151,22 +151,34 @@ pub async fn reconcile(
         }
     }
 
-    // 4. Positions: recomputed from the fills, the cache corrected.
-    let fills = writer.run(|s| s.fills()).await??;
+    // 4. Positions: the account checkpoint brought forward over the fills
+    //    recorded after it (start-up cost follows what happened since, not
+    //    all history), the cache corrected, a new checkpoint written.
+    let mut checkpoint = writer.run(|s| s.checkpoint()).await??.unwrap_or_default();
+    let since = checkpoint.fill_seq;
+    let fills = writer.run(move |s| s.fills_after(since)).await??;
     let cached = writer.run(|s| s.positions()).await??;
     let assets: HashMap<&str, (&str, &str)> =
         instruments.iter().map(|i| (i.symbol.as_str(), (i.base_asset.as_str(), i.quote_asset.as_str()))).collect();
-    let mut positions: BTreeMap<Symbol, Position> = BTreeMap::new();
-    for fill in &fills {
-        let (base, quote) = assets.get(fill.symbol.as_str()).copied().unwrap_or(("", ""));
-        positions
-            .entry(fill.symbol.clone())
-            .or_insert_with(|| Position::flat(fill.symbol.clone()))
-            .apply_fill(fill, base, quote);
-        *out.strategy_positions.entry(fill.strategy_id.clone()).or_default().entry(fill.symbol.clone()).or_default() +=
-            fill.position_delta(base);
+    checkpoint.advance(&fills, |f| {
+        let (base, quote) = assets.get(f.symbol.as_str()).copied().unwrap_or(("", ""));
+        (base.to_string(), quote.to_string())
+    });
+    checkpoint.ts_ms = now_ms;
+    tracing::info!(
+        from_fill_seq = since,
+        to_fill_seq = checkpoint.fill_seq,
+        replayed = fills.len(),
+        "account brought forward from its checkpoint"
+    );
+    let account = checkpoint.account.clone();
+    {
+        let c = checkpoint.clone();
+        writer.run(move |s| s.put_checkpoint(&c)).await??;
     }
-    for p in positions.values() {
+    out.strategy_positions = account.strategy_positions().iter().map(|(id, map)| (id.clone(), map.clone())).collect();
+    let positions = account.positions();
+    for p in &positions {
         let cached_qty = cached.iter().find(|c| c.symbol == p.symbol).map(|c| c.qty);
         if cached_qty != Some(p.qty) {
             out.differences.push(format!(
@@ -179,7 +191,7 @@ pub async fn reconcile(
         let p = p.clone();
         writer.run(move |s| s.put_position(&p)).await??;
     }
-    out.positions = positions.into_values().collect();
+    out.positions = positions;
     writer.run(|s| s.flush()).await??;
     Ok(out)
 }
@@ -205,6 +217,7 @@ pub fn record_venue_fill(s: &dyn Store, mut fill: Fill, now_ms: i64) -> Result<R
     let mut order = s.order(&fill.client_order_id)?;
     if let Some(o) = order.as_mut() {
         fill.strategy_id = o.strategy_id.clone();
+        fill.tag = o.tag;
         let ev = o.record_fill(fill.price, fill.qty, now_ms);
         if !o.status.is_terminal() {
             o.sync_to(if ev == OrderEvent::Fill { OrderStatus::Filled } else { OrderStatus::PartiallyFilled }, now_ms);

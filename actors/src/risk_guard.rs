@@ -26,8 +26,8 @@ use crate::error::EmergencyStopError;
 use crate::events::EngineEvent;
 use crate::ids::ClientIds;
 use crate::messages::{
-    BalancesChanged, CancelAll, EquityMarked, FillRecorded, Flatten, GetRiskStatus, IntentSubmitted, OrderAcknowledged,
-    OrderApproved, OrderClosed, OrderUpdated, Resume, SetEmergencyStop, VenueHealth,
+    BalancesChanged, CancelAll, CancelOrder, EquityMarked, FillRecorded, Flatten, GetRiskStatus, IntentSubmitted,
+    OrderAcknowledged, OrderApproved, OrderClosed, OrderUpdated, Resume, SetEmergencyStop, VenueHealth,
 };
 use crate::metrics::metrics;
 use crate::prices::PriceBoard;
@@ -75,6 +75,8 @@ pub struct GuardRoutes {
     pub orders: Recipient<OrderApproved>,
     /// The order router: cancel-all requests.
     pub cancels: Recipient<CancelAll>,
+    /// The order router: a strategy's cancel of one of its orders.
+    pub strategy_cancels: Recipient<CancelOrder>,
     /// Each strategy host: refusals of its intents.
     pub hosts: HashMap<StrategyId, Recipient<OrderUpdated>>,
 }
@@ -131,6 +133,7 @@ impl RiskGuard {
                             status: OrderStatus::Rejected,
                             filled_qty: Decimal::ZERO,
                             reason: Some(format!("risk: {reason}")),
+                            tag: intent.tag,
                         }),
                         "strategy_host",
                     );
@@ -237,6 +240,16 @@ impl Handler<IntentSubmitted> for RiskGuard {
         let started = Instant::now();
         self.judge(msg.intent, msg.ingress);
         metrics().actor_message_seconds.with_label_values(&["risk_guard"]).observe(started.elapsed().as_secs_f64());
+    }
+}
+
+/// A strategy's cancel passes straight through: cancelling only lowers risk,
+/// so it is allowed in every trading state, HALTED included.
+impl Handler<CancelOrder> for RiskGuard {
+    type Result = ();
+
+    fn handle(&mut self, msg: CancelOrder, _ctx: &mut Self::Context) {
+        deliver::must(&self.routes.strategy_cancels, msg, "order_router");
     }
 }
 

@@ -14,9 +14,10 @@ use keel_core::strategy::{StrategyFailure, StrategyRunner};
 use keel_core::{StrategyId, Symbol};
 use tokio::sync::broadcast;
 
+use crate::deliver;
 use crate::events::EngineEvent;
 use crate::messages::{
-    FillRecorded, GetStrategyStatus, IntentSubmitted, MarketTick, OrderUpdated, SetPaused, SignalReceived,
+    CancelOrder, FillRecorded, GetStrategyStatus, IntentSubmitted, MarketTick, OrderUpdated, SetPaused, SignalReceived,
 };
 use crate::metrics::metrics;
 
@@ -35,10 +36,18 @@ pub struct StrategyStatus {
     pub failure: Option<String>,
 }
 
+/// Where a host sends what its strategy asks for, fixed at construction.
+pub struct HostRoutes {
+    /// The risk guard: order intents.
+    pub intents: Recipient<IntentSubmitted>,
+    /// The risk guard: cancels of the strategy's own orders.
+    pub cancels: Recipient<CancelOrder>,
+}
+
 /// The actor hosting one strategy.
 pub struct StrategyHost {
     runner: StrategyRunner,
-    risk: Recipient<IntentSubmitted>,
+    routes: HostRoutes,
     clock: SharedClock,
     events: broadcast::Sender<EngineEvent>,
     /// Open time of the last bar seen per symbol: a bar is delivered exactly once.
@@ -46,29 +55,35 @@ pub struct StrategyHost {
 }
 
 impl StrategyHost {
-    /// A host for a warmed-up runner.
+    /// A host for a warmed-up runner that has adopted its orders (anything
+    /// it asked for then goes out when the host starts).
     pub fn new(
         runner: StrategyRunner,
-        risk: Recipient<IntentSubmitted>,
+        routes: HostRoutes,
         clock: SharedClock,
         events: broadcast::Sender<EngineEvent>,
         last_bar: HashMap<Symbol, i64>,
     ) -> Self {
         metrics().strategy_paused.with_label_values(&[runner.id().as_str()]).set(i64::from(runner.is_paused()));
-        Self { runner, risk, clock, events, last_bar }
+        Self { runner, routes, clock, events, last_bar }
     }
 
     fn forward(&mut self, result: Result<usize, StrategyFailure>, ingress: Option<Instant>, ctx: &mut Context<Self>) {
         match result {
             Ok(0) => {}
             Ok(_) => {
+                let strategy_id = self.runner.id().clone();
+                for client_order_id in self.runner.drain_cancels() {
+                    let msg = CancelOrder { strategy_id: strategy_id.clone(), client_order_id };
+                    deliver::must(&self.routes.cancels, msg, "risk_guard");
+                }
                 let intents: Vec<_> = self.runner.drain_intents().collect();
                 for intent in intents {
                     let msg = IntentSubmitted { intent, ingress };
                     // The risk guard's mailbox is bounded; when it is full, wait
                     // for room rather than drop or grow without bound.
-                    if let Err(SendError::Full(msg)) = self.risk.try_send(msg) {
-                        let risk = self.risk.clone();
+                    if let Err(SendError::Full(msg)) = self.routes.intents.try_send(msg) {
+                        let risk = self.routes.intents.clone();
                         ctx.wait(
                             async move {
                                 let _ = risk.send(msg).await;
@@ -97,6 +112,8 @@ impl Actor for StrategyHost {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(4096);
         tracing::info!(strategy = %self.runner.id(), kind = self.runner.kind(), paused = self.runner.is_paused(), "strategy host started");
+        // What the strategy asked for while adopting its orders at start.
+        self.forward(Ok(1), None, ctx);
     }
 }
 

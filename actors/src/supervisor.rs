@@ -3,7 +3,7 @@
 //! its state), wires them, and watches them.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,7 +30,7 @@ use crate::prices::PriceBoard;
 use crate::reconcile::reconcile;
 use crate::risk_guard::{GuardRoutes, RiskGuard};
 use crate::store_writer::StoreWriter;
-use crate::strategy_host::StrategyHost;
+use crate::strategy_host::{HostRoutes, StrategyHost};
 
 /// The actors built inside the risk guard's start.
 struct Started {
@@ -205,13 +205,6 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
                 runner.restore_position(symbol.clone(), *qty);
             }
         }
-        let mut pending: BTreeMap<Symbol, u32> = BTreeMap::new();
-        for o in reconciled.open_orders.iter().filter(|o| o.strategy_id == id) {
-            *pending.entry(o.symbol.clone()).or_default() += 1;
-        }
-        for (symbol, n) in pending {
-            runner.restore_pending(symbol, n);
-        }
         let mut last_bar = HashMap::new();
         let warmup = runner.warmup_bars();
         if warmup > 0 {
@@ -232,6 +225,17 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
         }
         if cfg.paused {
             runner.set_paused(true);
+        }
+        // Its working orders come back before it may act: what it asks for
+        // now (cancels of orders it no longer wants) goes out once its host runs.
+        let adopting = reconciled.open_orders.iter().filter(|o| o.strategy_id == id).count();
+        match runner.adopt(&reconciled.open_orders, clock.now_ms()) {
+            Ok(_) => {
+                if adopting > 0 {
+                    tracing::info!(strategy = %id, open_orders = adopting, "strategy re-adopted its working orders");
+                }
+            }
+            Err(f) => tracing::error!(strategy = %id, error = %f, "strategy failed adopting its orders; paused"),
         }
         runners.push((runner, last_bar));
     }
@@ -263,9 +267,11 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
             let mut routes: HashMap<Symbol, Vec<Recipient<MarketTick>>> = HashMap::new();
             for (runner, last_bar) in runners {
                 let (id, symbols) = (runner.id().clone(), runner.symbols().to_vec());
-                let (intents, clock, events) = (risk_addr.clone().recipient(), clock.clone(), events.clone());
-                let host =
-                    actix::Supervisor::start(move |_| StrategyHost::new(runner, intents, clock, events, last_bar));
+                let (intents, cancels) = (risk_addr.clone().recipient(), risk_addr.clone().recipient());
+                let (clock, events) = (clock.clone(), events.clone());
+                let host = actix::Supervisor::start(move |_| {
+                    StrategyHost::new(runner, HostRoutes { intents, cancels }, clock, events, last_bar)
+                });
                 for s in symbols {
                     routes.entry(s).or_default().push(host.clone().recipient());
                 }
@@ -289,6 +295,7 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
             let guard_routes = GuardRoutes {
                 orders: router.clone().recipient(),
                 cancels: router.clone().recipient(),
+                strategy_cancels: router.clone().recipient(),
                 hosts: hosts.iter().map(|(id, h)| (id.clone(), h.clone().recipient())).collect(),
             };
             *started.borrow_mut() = Some(Started { router, portfolio, hosts, routes });

@@ -320,3 +320,65 @@ async fn emergency_stop_cancels_open_orders_and_persists() {
     assert_eq!(canceled.status, keel_core::order::OrderStatus::Canceled);
     drop(rx);
 }
+
+/// Rests one tagged limit buy; once the venue has it, cancels it (and asks to
+/// cancel an order that is not its own, which must change nothing).
+struct Tidy {
+    symbol: Symbol,
+    placed: bool,
+    seen: Arc<std::sync::Mutex<Vec<keel_core::strategy::OrderUpdate>>>,
+}
+
+impl Strategy for Tidy {
+    fn kind(&self) -> &'static str {
+        "tidy"
+    }
+    fn symbols(&self) -> Vec<Symbol> {
+        vec![self.symbol.clone()]
+    }
+    fn on_bar(&mut self, bar: &Bar, ctx: &mut StrategyCtx<'_>) {
+        if !self.placed {
+            self.placed = true;
+            let price = (bar.close * Decimal::new(97, 2)).round_dp(2);
+            ctx.limit_tagged(&bar.symbol, Side::Buy, Decimal::new(1, 1), price, keel_core::order::OrderTag(7));
+        }
+    }
+    fn on_order_update(&mut self, update: &keel_core::strategy::OrderUpdate, ctx: &mut StrategyCtx<'_>) {
+        self.seen.lock().unwrap().push(update.clone());
+        if update.status == keel_core::order::OrderStatus::Accepted {
+            if let Some(id) = &update.client_order_id {
+                ctx.cancel("k-not-mine");
+                ctx.cancel(id);
+            }
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn a_strategy_cancels_its_own_tagged_order() {
+    use keel_core::order::{OrderStatus, OrderTag};
+    let config = Config::parse(CONFIG).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store: SharedStore = Arc::new(SledStore::open(dir.path()).unwrap());
+    let venue = paper(&config);
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let handle = {
+        let seen = seen.clone();
+        start_with(&config, store.clone(), venue.clone(), move |symbol| {
+            Box::new(Tidy { symbol, placed: false, seen: seen.clone() })
+        })
+        .await
+    };
+    let mut rx = handle.subscribe();
+    let canceled = |seen: &std::sync::Mutex<Vec<keel_core::strategy::OrderUpdate>>| {
+        seen.lock().unwrap().iter().any(|u| u.status == OrderStatus::Canceled)
+    };
+    drive(&venue, &mut rx, |_| canceled(&seen)).await;
+    let updates = seen.lock().unwrap().clone();
+    let id = updates[0].client_order_id.clone().expect("the order was created");
+    assert!(updates.iter().all(|u| u.tag == Some(OrderTag(7))), "every update carries the tag: {updates:?}");
+    let order = store.order(&id).unwrap().unwrap();
+    assert_eq!((order.status, order.tag), (OrderStatus::Canceled, Some(OrderTag(7))));
+    let eth_open = venue.open_orders(Some(&Symbol::new("ETHUSDT"))).await.unwrap();
+    assert!(eth_open.is_empty(), "the venue no longer has it: {eth_open:?}");
+}

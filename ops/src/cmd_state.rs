@@ -4,19 +4,28 @@ use std::path::Path;
 
 use keel_core::clock::{Clock, SystemClock};
 use keel_core::error::StoreError;
-use keel_core::order::Order;
-use keel_core::position::Position;
+use std::collections::BTreeMap;
+
+use keel_core::instrument::Instrument;
+use keel_core::order::OrderStatus;
 use keel_core::store::Store;
 use keel_core::trading::{EmergencyStop, TradingState};
+use keel_core::{Decimal, Symbol};
 use keel_store::SledStore;
 use serde::Serialize;
 
 use crate::cli::{HaltArgs, ResumeArgs, StateArgs};
 use crate::settings;
 
-/// What `keel state --json` prints.
+/// The version of the `keel state --json` document. Tools may rely on every
+/// key of a schema; a change that removes or retypes one bumps it.
+pub const STATE_SCHEMA: u32 = 1;
+
+/// What `keel state --json` prints (schema 1, documented in the README).
 #[derive(Debug, Serialize)]
 pub struct StateReport {
+    /// [`STATE_SCHEMA`].
+    pub schema: u32,
     /// `ACTIVE`, `REDUCING` or `HALTED`.
     pub trading_state: TradingState,
     /// Why the engine is in that state.
@@ -27,31 +36,99 @@ pub struct StateReport {
     pub emergency_stop_reason: Option<String>,
     /// Full emergency-stop record (who set or cleared it, when).
     pub emergency_stop_record: EmergencyStop,
-    /// Positions recomputed from the recorded fills.
+    /// The venue the config trades on (`paper`, `sandbox`, `testnet`, `mainnet`).
+    pub venue_mode: String,
+    /// Positions from the recorded fills.
     pub positions: Vec<PositionRow>,
     /// Orders not yet final.
-    pub open_orders: Vec<Order>,
+    pub open_orders: Vec<OpenOrderRow>,
     /// Number of orders ever created.
     pub orders_total: usize,
     /// Number of fills recorded.
-    pub fills_total: usize,
+    pub fills_total: u64,
+    /// The last balances the venue reported: asset → free and locked.
+    pub balances: Option<BTreeMap<String, BalanceRow>>,
+    /// The account checkpoint the numbers start from (`null`: they are
+    /// replayed from every recorded fill).
+    pub checkpoint: Option<CheckpointRow>,
+    /// Whether the store's derived records agree with its fills.
+    pub store_integrity: Integrity,
     /// Limits, their usage and the protections' current values (when the config is readable).
     pub risk: Option<risk::RiskSnapshot>,
 }
 
-/// One position line.
+/// One position line. Amounts are decimal strings.
 #[derive(Debug, Serialize)]
 pub struct PositionRow {
     /// Symbol.
     pub symbol: String,
-    /// Net quantity.
+    /// Net quantity held: executed quantity less commissions paid in the base asset.
     pub qty: String,
     /// Average entry price.
     pub avg_price: String,
-    /// Realized PnL before fees.
+    /// Realized PnL in the quote asset, before fees.
     pub realized_pnl: String,
-    /// Fees paid.
-    pub fees: String,
+    /// Commissions paid, by asset, as charged.
+    pub fees: BTreeMap<String, String>,
+    /// Commissions in the base or quote asset, valued in the quote asset.
+    pub fees_value: String,
+    /// What cannot be sold: the part of `qty` below the lot step or the
+    /// minimum quantity (`null` for a symbol not in the config).
+    pub dust: Option<String>,
+}
+
+/// One open order.
+#[derive(Debug, Serialize)]
+pub struct OpenOrderRow {
+    /// Keel's client order id.
+    pub client_order_id: String,
+    /// The strategy that placed it (`operator` for manual orders).
+    pub strategy: String,
+    /// The strategy's tag for it (e.g. a grid level), if it gave one.
+    pub tag: Option<u32>,
+    /// Symbol.
+    pub symbol: String,
+    /// `BUY` or `SELL`.
+    pub side: &'static str,
+    /// `market`, `limit` or `stop_limit`.
+    pub order_type: &'static str,
+    /// Limit price, if any.
+    pub price: Option<String>,
+    /// Ordered quantity.
+    pub qty: String,
+    /// Filled so far.
+    pub filled_qty: String,
+    /// Status.
+    pub status: OrderStatus,
+    /// Created (ms since the epoch).
+    pub created_ms: i64,
+}
+
+/// One balance.
+#[derive(Debug, Serialize)]
+pub struct BalanceRow {
+    /// Available.
+    pub free: String,
+    /// Locked in orders.
+    pub locked: String,
+}
+
+/// Where the account's numbers start from.
+#[derive(Debug, Serialize)]
+pub struct CheckpointRow {
+    /// Store sequence of the last fill the checkpoint includes.
+    pub fill_seq: u64,
+    /// When it was taken (ms since the epoch).
+    pub ts_ms: i64,
+}
+
+/// Whether what the store derives agrees with what it records.
+#[derive(Debug, Serialize)]
+pub struct Integrity {
+    /// True when everything read agrees.
+    pub ok: bool,
+    /// What disagrees, when something does.
+    pub reason: Option<String>,
 }
 
 fn open(dir: &Path) -> anyhow::Result<SledStore> {
@@ -66,8 +143,9 @@ fn open(dir: &Path) -> anyhow::Result<SledStore> {
     }
 }
 
-/// Reads the state report from a store.
-pub fn report(store: &dyn Store, config: Option<&crate::config::Config>) -> anyhow::Result<StateReport> {
+/// Reads the state report from a store, with the config's instruments telling
+/// each symbol's assets and lot step.
+pub fn report(store: &dyn Store, config: &crate::config::Config) -> anyhow::Result<StateReport> {
     let stop = store.emergency_stop()?;
     let state = store.trading_state()?;
     let (trading_state, reason) = match (&stop, state) {
@@ -77,43 +155,94 @@ pub fn report(store: &dyn Store, config: Option<&crate::config::Config>) -> anyh
         (_, Some(r)) => (r.state, r.reason),
         (_, None) => (TradingState::Active, "never started".into()),
     };
-    let fills = store.fills()?;
-    // Positions are derived from the fills: the store's position cache is only a cache.
-    let mut positions: std::collections::BTreeMap<String, Position> = Default::default();
-    let cached = store.positions()?;
-    for fill in &fills {
-        let p = positions.entry(fill.symbol.to_string()).or_insert_with(|| Position::flat(fill.symbol.clone()));
-        let (base, quote) = split_assets(&fill.symbol, &fill.fee_asset);
-        p.apply_fill(fill, &base, &quote);
+    let instruments: BTreeMap<Symbol, Instrument> =
+        config.instruments().into_iter().map(|i| (i.symbol.clone(), i)).collect();
+    // Positions are derived from the fills — the account checkpoint and the
+    // fills recorded after it; the store's position cache is only a cache.
+    let stored_checkpoint = store.checkpoint()?;
+    let mut checkpoint = stored_checkpoint.clone().unwrap_or_default();
+    let tail = store.fills_after(checkpoint.fill_seq)?;
+    checkpoint.advance(&tail, |fill| match instruments.get(&fill.symbol) {
+        Some(i) => (i.base_asset.clone(), i.quote_asset.clone()),
+        None => split_assets(&fill.symbol, &fill.fee_asset),
+    });
+    let account = checkpoint.account;
+    let mut disagreements = Vec::new();
+    for cached in store.positions()? {
+        let derived = account.position(&cached.symbol).map(|p| p.qty).unwrap_or_default();
+        if derived != cached.qty {
+            disagreements
+                .push(format!("position cache of {} says {}, the fills say {derived}", cached.symbol, cached.qty));
+        }
     }
-    for c in cached {
-        positions.entry(c.symbol.to_string()).or_insert(c);
-    }
+    let positions = account
+        .holdings()
+        .map(|h| {
+            let p = &h.position;
+            let base = instruments.get(&p.symbol).map(|i| i.base_asset.as_str());
+            PositionRow {
+                symbol: p.symbol.to_string(),
+                qty: p.qty.normalize().to_string(),
+                avg_price: p.avg_price.round_dp(8).normalize().to_string(),
+                realized_pnl: p.realized_pnl.normalize().to_string(),
+                fees: h.fees.iter().map(|(a, v)| (a.clone(), v.normalize().to_string())).collect(),
+                fees_value: p.fees.normalize().to_string(),
+                dust: instruments.get(&p.symbol).filter(|_| base.is_some()).map(|i| {
+                    let held = p.qty.max(Decimal::ZERO);
+                    (held - i.tradable_qty(held)).normalize().to_string()
+                }),
+            }
+        })
+        .collect();
+    let open_orders = store
+        .open_orders()?
+        .into_iter()
+        .map(|o| OpenOrderRow {
+            strategy: o.strategy_id.to_string(),
+            tag: o.tag.map(|t| t.0),
+            symbol: o.symbol.to_string(),
+            side: o.side.as_str(),
+            order_type: o.order_type.label(),
+            price: o.order_type.limit_price().map(|p| p.normalize().to_string()),
+            qty: o.qty.normalize().to_string(),
+            filled_qty: o.filled_qty.normalize().to_string(),
+            status: o.status,
+            created_ms: o.created_ms,
+            client_order_id: o.client_order_id,
+        })
+        .collect();
+    let balances = store.balances()?.map(|b| {
+        b.assets
+            .into_iter()
+            .map(|(asset, b)| {
+                (asset, BalanceRow { free: b.free.normalize().to_string(), locked: b.locked.normalize().to_string() })
+            })
+            .collect()
+    });
     Ok(StateReport {
+        schema: STATE_SCHEMA,
         trading_state,
         trading_state_reason: reason,
         emergency_stop: stop.active,
         emergency_stop_reason: stop.reason.clone(),
         emergency_stop_record: stop,
-        positions: positions
-            .into_values()
-            .map(|p| PositionRow {
-                symbol: p.symbol.to_string(),
-                qty: p.qty.normalize().to_string(),
-                avg_price: p.avg_price.round_dp(8).normalize().to_string(),
-                realized_pnl: p.realized_pnl.normalize().to_string(),
-                fees: p.fees.normalize().to_string(),
-            })
-            .collect(),
-        open_orders: store.open_orders()?,
+        venue_mode: config.venue.mode.as_str().to_string(),
+        positions,
+        open_orders,
         orders_total: store.order_count()?,
-        fills_total: fills.len(),
-        risk: config.map(|c| risk::offline_snapshot(c.risk.clone(), c.instruments(), store, SystemClock.now_ms())),
+        fills_total: account.fills_applied(),
+        balances,
+        checkpoint: stored_checkpoint.map(|c| CheckpointRow { fill_seq: c.fill_seq, ts_ms: c.ts_ms }),
+        store_integrity: Integrity {
+            ok: disagreements.is_empty(),
+            reason: (!disagreements.is_empty()).then(|| disagreements.join("; ")),
+        },
+        risk: Some(risk::offline_snapshot(config.risk.clone(), config.instruments(), store, SystemClock.now_ms())),
     })
 }
 
-/// Base and quote assets of a symbol, using the fee asset as the quote hint
-/// (fees are charged in the quote asset on the venues Keel simulates).
+/// Base and quote assets of a symbol the config does not list, using the fee
+/// asset as a hint.
 fn split_assets(symbol: &str, fee_asset: &str) -> (String, String) {
     for quote in [fee_asset, "USDT", "USDC", "FDUSD", "BUSD", "BTC", "ETH", "BNB", "EUR"] {
         if !quote.is_empty() && symbol.len() > quote.len() && symbol.ends_with(quote) {
@@ -127,9 +256,8 @@ fn split_assets(symbol: &str, fee_asset: &str) -> (String, String) {
 pub fn state(args: StateArgs) -> anyhow::Result<()> {
     let (config, _) = settings::load(args.config.as_deref())?;
     let dir = settings::data_dir(&config, args.data_dir.as_ref());
-    let config = Some(config);
     let store = open(&dir)?;
-    let r = report(&store, config.as_ref())?;
+    let r = report(&store, &config)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());
@@ -149,13 +277,29 @@ pub fn state(args: StateArgs) -> anyhow::Result<()> {
     }
     println!("orders        : {} total, {} open", r.orders_total, r.open_orders.len());
     println!("fills         : {}", r.fills_total);
+    println!("venue         : {}", r.venue_mode);
+    match &r.store_integrity {
+        Integrity { ok: true, .. } => println!("store         : ok"),
+        Integrity { reason, .. } => println!("store         : DISAGREES — {}", reason.as_deref().unwrap_or("?")),
+    }
     if r.positions.is_empty() {
         println!("positions     : none");
     } else {
         println!("positions:");
-        println!("  {:<12} {:>16} {:>16} {:>16} {:>12}", "symbol", "qty", "avg_price", "realized_pnl", "fees");
+        println!(
+            "  {:<12} {:>16} {:>16} {:>16} {:>12} {:>12}",
+            "symbol", "qty", "avg_price", "realized_pnl", "fees", "dust"
+        );
         for p in &r.positions {
-            println!("  {:<12} {:>16} {:>16} {:>16} {:>12}", p.symbol, p.qty, p.avg_price, p.realized_pnl, p.fees);
+            println!(
+                "  {:<12} {:>16} {:>16} {:>16} {:>12} {:>12}",
+                p.symbol,
+                p.qty,
+                p.avg_price,
+                p.realized_pnl,
+                p.fees_value,
+                p.dust.as_deref().unwrap_or("-")
+            );
         }
     }
     if let Some(risk) = &r.risk {
@@ -168,12 +312,14 @@ pub fn state(args: StateArgs) -> anyhow::Result<()> {
         println!("open orders:");
         for o in &r.open_orders {
             println!(
-                "  {} {} {} {} {} qty {} filled {} ({:?})",
+                "  {} {}{} {} {} {} {} qty {} filled {} ({:?})",
                 o.client_order_id,
-                o.strategy_id,
+                o.strategy,
+                o.tag.map(|t| format!(" #{t}")).unwrap_or_default(),
                 o.symbol,
-                o.side.as_str(),
-                o.order_type.label(),
+                o.side,
+                o.order_type,
+                o.price.as_deref().unwrap_or("market"),
                 o.qty,
                 o.filled_qty,
                 o.status

@@ -129,4 +129,16 @@ fn exits_sell_what_the_account_holds_and_positions_match_the_venue() {
         .and_then(|p| p["qty"].as_str())
         .and_then(|q| q.parse::<Decimal>().ok());
     assert_eq!(qty, Some(btc), "keel state reports the same position: {state:#}");
+    // The documented schema 1 keys.
+    assert_eq!(state["schema"], 1);
+    assert_eq!(state["venue_mode"], "testnet");
+    assert_eq!(state["store_integrity"]["ok"], true, "{state:#}");
+    let btc_row = state["positions"].as_array().and_then(|ps| ps.iter().find(|p| p["symbol"] == "BTCUSDT")).unwrap();
+    let fee_btc: Decimal = btc_row["fees"]["BTC"].as_str().and_then(|v| v.parse().ok()).expect("BTC fees by asset");
+    assert!(fee_btc > Decimal::ZERO, "buys paid their commission in BTC: {btc_row:#}");
+    assert!(btc_row["dust"].is_string(), "dust is reported for a configured symbol: {btc_row:#}");
+    let usdt: Decimal =
+        state["balances"]["USDT"]["free"].as_str().and_then(|v| v.parse().ok()).expect("balances by asset");
+    assert!(usdt > Decimal::ZERO);
+    assert!(state["checkpoint"].is_null() || state["checkpoint"]["fill_seq"].is_u64());
 }

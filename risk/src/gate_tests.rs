@@ -93,6 +93,7 @@ fn fill(id: &str, strategy: &str, side: Side, qty: &str, price: &str, trade_id: 
         fee_asset: "USDT".into(),
         is_maker: false,
         ts_ms: T,
+        tag: None,
     }
 }
 

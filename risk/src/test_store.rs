@@ -77,6 +77,19 @@ impl Store for MemStore {
     fn fill_count(&self) -> StoreResult<usize> {
         Ok(0)
     }
+    fn fills_after(&self, _: u64) -> StoreResult<Vec<(u64, Fill)>> {
+        Ok(Vec::new())
+    }
+    fn recent_fills(&self, _: usize) -> StoreResult<Vec<Fill>> {
+        Ok(Vec::new())
+    }
+    fn put_checkpoint(&self, _: &keel_core::account::AccountCheckpoint) -> StoreResult<()> {
+        self.write(true)
+    }
+    fn checkpoint(&self) -> StoreResult<Option<keel_core::account::AccountCheckpoint>> {
+        self.read()?;
+        Ok(None)
+    }
     fn last_trade_id(&self, _: &str) -> StoreResult<Option<u64>> {
         Ok(None)
     }

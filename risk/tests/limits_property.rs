@@ -370,6 +370,7 @@ fn run(ops: Vec<Op>) -> Outcome {
                     fee_asset: "USDT".into(),
                     is_maker: true,
                     ts_ms: l.now,
+                    tag: None,
                 };
                 o.remaining -= qty;
                 let side = o.intent.side;

@@ -162,6 +162,7 @@ mod tests {
                     fee_asset: "USDT".into(),
                     is_maker: false,
                     ts_ms: 0,
+                    tag: None,
                 };
                 r.on_fill(&fill, 0).unwrap();
                 r.on_order_update(
@@ -172,6 +173,7 @@ mod tests {
                         status: keel_core::order::OrderStatus::Filled,
                         filled_qty: qty,
                         reason: None,
+                        tag: None,
                     },
                     0,
                 )

@@ -51,6 +51,8 @@ impl Harness {
             fee_asset: "USDT".into(),
             is_maker: false,
             ts_ms: ts,
+            // As the router does: the fill carries its order's tag.
+            tag: intent.tag,
         };
         self.next += 1;
         self.runner.on_fill(&fill, ts).unwrap();
@@ -61,6 +63,7 @@ impl Harness {
             status: OrderStatus::Filled,
             filled_qty: intent.qty,
             reason: None,
+            tag: intent.tag,
         };
         self.runner.on_order_update(&update, ts).unwrap();
     }
@@ -81,6 +84,7 @@ impl Harness {
                         status: OrderStatus::Accepted,
                         filled_qty: Decimal::ZERO,
                         reason: None,
+                        tag: intent.tag,
                     };
                     self.runner.on_order_update(&update, ts).unwrap();
                     self.resting.push((id, intent));
@@ -180,22 +184,41 @@ fn bollinger_breakout_buys_above_the_upper_band_and_exits_below_the_middle() {
 
 #[test]
 fn grid_buys_levels_below_and_sells_one_level_up() {
-    // Levels 90, 95, 100, 105, 110. Start at 102: buys rest at 100, 95, 90
-    // (one per bar). Price dips to 94 (two fill), then rises to 106.
+    // Levels 90, 95, 100, 105, 110. Start at 102: buys rest at 100, 95 and 90
+    // at once, nearest first (each tagged with its level). Price dips to 94 (two fill), then
+    // rises to 106.
     let closes = [102.0, 102.0, 101.0, 94.0, 94.0, 94.0, 97.0, 101.0, 106.0, 106.0];
     let h = Harness::run("grid", "lower = \"90\"\nupper = \"110\"\nlevels = 5\nqty = \"0.5\"", &closes);
     let orders: Vec<(usize, Side, Decimal)> = h.sent.iter().map(|(i, s, _, p)| (*i, *s, p.unwrap())).collect();
     assert_eq!(
-        orders[..4],
-        [(0, Side::Buy, d("100")), (1, Side::Buy, d("95")), (2, Side::Buy, d("90")), (3, Side::Sell, d("100"))],
+        orders[..5],
+        [
+            (0, Side::Buy, d("100")),
+            (0, Side::Buy, d("95")),
+            (0, Side::Buy, d("90")),
+            (3, Side::Sell, d("100")),
+            (3, Side::Sell, d("105"))
+        ],
         "{orders:?}"
     );
-    // The sell of the 95 level (at 100) and of the 100 level (at 105) both filled by bar 8,
-    // and the grid re-armed buys below the price.
-    assert!(orders.contains(&(4, Side::Sell, d("105"))), "{orders:?}");
+    // The sell of the 95 level (at 100) filled at bar 7 and the grid re-armed that buy.
     assert!(orders.contains(&(7, Side::Buy, d("95"))), "re-armed after its sell filled: {orders:?}");
+    assert!(orders.contains(&(8, Side::Buy, d("100"))), "re-armed after its sell filled: {orders:?}");
     assert_eq!(h.runner.exposure("X").qty, Decimal::ZERO, "everything bought was sold: {orders:?}");
     assert!(h.sent.iter().all(|(_, _, q, _)| *q == d("0.5")));
+}
+
+#[test]
+fn grid_places_a_few_orders_per_bar_nearest_the_price_first() {
+    // 21 levels from 80 to 100; at 99.5 twenty levels are below the close.
+    let h = Harness::run("grid", "lower = \"80\"\nupper = \"100\"\nlevels = 21\nqty = \"1\"", &[99.5, 99.5]);
+    let prices: Vec<(usize, Decimal)> = h.sent.iter().map(|(i, _, _, p)| (*i, p.unwrap())).collect();
+    let want: Vec<(usize, Decimal)> =
+        [(0, "99"), (0, "98"), (0, "97"), (0, "96"), (1, "95"), (1, "94"), (1, "93"), (1, "92")]
+            .iter()
+            .map(|(i, p)| (*i, d(p)))
+            .collect();
+    assert_eq!(prices, want);
 }
 
 #[test]
@@ -271,4 +294,49 @@ fn every_kind_builds_and_bad_params_name_the_key() {
     }
     let err = strategies::build(1, &config("martingale", "")).err().unwrap();
     assert_eq!(err.key, "strategy[1].kind");
+}
+
+/// An order of strategy `s` on X working at the venue, as the store keeps it.
+fn working(id: &str, side: Side, qty: &str, price: &str, tag: Option<u32>) -> keel_core::order::Order {
+    let mut intent = OrderIntent::limit("s".into(), "X".into(), side, d(qty), d(price));
+    intent.tag = tag.map(keel_core::order::OrderTag);
+    let mut o = keel_core::order::Order::from_intent(&intent, id.into(), 0);
+    o.status = OrderStatus::Accepted;
+    o
+}
+
+#[test]
+fn grid_readopts_its_orders_at_start_and_cancels_what_does_not_fit() {
+    // Levels 90, 95, 100, 105, 110; the strategy holds 1.0 from earlier runs.
+    let mut h = Harness::new("grid", "lower = \"90\"\nupper = \"110\"\nlevels = 5\nqty = \"0.5\"");
+    h.runner.restore_position("X".into(), d("1.0"));
+    let open = [
+        working("b90", Side::Buy, "0.5", "90", Some(0)),
+        working("b90-again", Side::Buy, "0.5", "90", Some(0)), // a duplicate: canceled
+        working("b95-old", Side::Buy, "0.5", "95", None),      // untagged, at a level: adopted
+        working("s100", Side::Sell, "0.5", "105", Some(2)),    // level 100's inventory
+        working("odd", Side::Buy, "0.5", "97", None),          // not a level: canceled
+    ];
+    assert_eq!(h.runner.adopt(&open, 0), Ok(2));
+    assert_eq!(h.runner.drain_cancels().collect::<Vec<_>>(), ["b90-again", "odd"]);
+    assert_eq!(h.runner.exposure("X").pending_orders, 5, "every open order counts until its update");
+    // At 102 nothing is bought again at 90 or 95; 100 is selling; the 0.5
+    // held beyond the working sell goes to the highest idle level (105) and is
+    // offered at 110.
+    h.bar(0, d("102"));
+    let orders: Vec<(Side, Decimal)> = h.sent.iter().map(|(_, s, _, p)| (*s, p.unwrap())).collect();
+    assert_eq!(orders, [(Side::Sell, d("110"))], "{orders:?}");
+    // A late cancel of the duplicate does not free level 90.
+    let canceled = OrderUpdate {
+        client_order_id: Some("b90-again".into()),
+        symbol: "X".into(),
+        side: Side::Buy,
+        status: OrderStatus::Canceled,
+        filled_qty: Decimal::ZERO,
+        reason: None,
+        tag: Some(keel_core::order::OrderTag(0)),
+    };
+    h.runner.on_order_update(&canceled, 1).unwrap();
+    h.bar(1, d("102"));
+    assert_eq!(h.sent.len(), 1, "no second buy at 90: {:?}", h.sent);
 }

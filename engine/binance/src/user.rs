@@ -56,6 +56,7 @@ pub fn translate_execution(er: &ExecutionReport) -> (OrderReport, Option<Fill>) 
         fee_asset: er.commission_asset.clone().unwrap_or_default(),
         is_maker: er.is_maker,
         ts_ms: er.transact_time,
+        tag: None,
     });
     (report, fill)
 }

@@ -129,6 +129,7 @@ pub fn fill_of_trade(t: &MyTrade, client_order_id: &str) -> Fill {
         fee_asset: t.commission_asset.clone(),
         is_maker: t.is_maker,
         ts_ms: t.time,
+        tag: None,
     }
 }
 
@@ -605,6 +606,7 @@ impl Venue for BinanceVenue {
                         fee_asset: f.commission_asset.clone(),
                         is_maker: false,
                         ts_ms: info.transact_time.unwrap_or(signed_at),
+                        tag: None,
                     })
                     .collect();
                 let mut report = report_of(&info, signed_at);

@@ -32,6 +32,10 @@ pub struct Fill {
     pub is_maker: bool,
     /// Venue time of the execution (ms since the epoch).
     pub ts_ms: i64,
+    /// The owning order's tag, stamped with the strategy id when the fill is
+    /// recorded (venues do not know it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<crate::order::OrderTag>,
 }
 
 impl Fill {

@@ -10,6 +10,7 @@
 //! of their own beside it; strategies, risk, the actors and the backtest all
 //! build on this one.
 
+pub mod account;
 pub mod balance;
 pub mod clock;
 pub mod config;

@@ -99,6 +99,21 @@ impl OrderType {
     }
 }
 
+/// A strategy's own mark on an order (a grid level, a ladder rung), kept with
+/// the order in the store and handed back with its fills and updates, so a
+/// strategy knows what each of its orders is for after any restart.
+///
+/// A small `Copy` value, so the order path stays free of allocations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OrderTag(pub u32);
+
+impl std::fmt::Display for OrderTag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// What a strategy asks for. It becomes an [`Order`] only after the risk guard
 /// approves it and the router assigns a client order id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,6 +132,9 @@ pub struct OrderIntent {
     pub tif: TimeInForce,
     /// May only reduce an existing position (exits, flattening).
     pub reduce_only: bool,
+    /// The strategy's mark for the order, stored with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<OrderTag>,
 }
 
 impl OrderIntent {
@@ -130,7 +148,14 @@ impl OrderIntent {
             qty,
             tif: TimeInForce::Gtc,
             reduce_only: false,
+            tag: None,
         }
+    }
+
+    /// The same intent carrying the strategy's `tag`.
+    pub fn with_tag(mut self, tag: OrderTag) -> Self {
+        self.tag = Some(tag);
+        self
     }
 
     /// A GTC limit order intent.
@@ -143,6 +168,7 @@ impl OrderIntent {
             qty,
             tif: TimeInForce::Gtc,
             reduce_only: false,
+            tag: None,
         }
     }
 }
@@ -267,6 +293,9 @@ pub struct Order {
     pub qty: Decimal,
     /// Reduce-only (exits and flattening).
     pub reduce_only: bool,
+    /// The strategy's mark for the order (absent in stores from before tags).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<OrderTag>,
     /// Current status.
     pub status: OrderStatus,
     /// Filled quantity so far.
@@ -294,6 +323,7 @@ impl Order {
             tif: intent.tif,
             qty: intent.qty,
             reduce_only: intent.reduce_only,
+            tag: intent.tag,
             status: OrderStatus::New,
             filled_qty: Decimal::ZERO,
             filled_quote: Decimal::ZERO,

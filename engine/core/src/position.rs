@@ -102,6 +102,7 @@ mod tests {
             fee_asset: fee_asset.into(),
             is_maker: false,
             ts_ms: 0,
+            tag: None,
         }
     }
 

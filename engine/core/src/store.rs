@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use crate::account::AccountCheckpoint;
 use crate::balance::Balances;
 use crate::error::StoreError;
 use crate::fill::Fill;
@@ -38,6 +39,17 @@ pub trait Store: Send + Sync {
     fn has_fill(&self, symbol: &str, trade_id: u64) -> StoreResult<bool>;
     /// Every fill, by symbol then trade id.
     fn fills(&self) -> StoreResult<Vec<Fill>>;
+    /// Fills recorded after store sequence `seq`, with their sequence, in
+    /// the order they were recorded. Every fill gets the next sequence when
+    /// it is recorded; the sequence, never a venue id, is the account
+    /// checkpoint's cursor.
+    fn fills_after(&self, seq: u64) -> StoreResult<Vec<(u64, Fill)>>;
+    /// The last `limit` fills recorded, oldest first.
+    fn recent_fills(&self, limit: usize) -> StoreResult<Vec<Fill>>;
+    /// Writes the account checkpoint, durably.
+    fn put_checkpoint(&self, checkpoint: &AccountCheckpoint) -> StoreResult<()>;
+    /// The account checkpoint, if one was taken.
+    fn checkpoint(&self) -> StoreResult<Option<AccountCheckpoint>>;
     /// Number of fills.
     fn fill_count(&self) -> StoreResult<usize>;
     /// The highest recorded trade id of a symbol.

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::fill::Fill;
 use crate::instrument::Instrument;
 use crate::market::{Bar, BookTicker, MarketEvent, Trade};
-use crate::order::{OrderIntent, OrderStatus, Side};
+use crate::order::{Order, OrderIntent, OrderStatus, OrderTag, Side};
 use crate::symbol::{StrategyId, Symbol};
 
 /// What a strategy learns about one of its orders (including a refusal by the
@@ -35,6 +35,9 @@ pub struct OrderUpdate {
     pub filled_qty: Decimal,
     /// Why it was refused, rejected or expired.
     pub reason: Option<String>,
+    /// The tag the strategy gave the order (or the refused intent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<OrderTag>,
 }
 
 /// An external trading signal (e.g. a TradingView alert) for a `webhook` strategy.
@@ -77,6 +80,7 @@ pub struct StrategyCtx<'a> {
     book: &'a mut HashMap<Symbol, Exposure>,
     lots: &'a HashMap<Symbol, Instrument>,
     out: &'a mut Vec<OrderIntent>,
+    cancels: &'a mut Vec<String>,
 }
 
 impl<'a> StrategyCtx<'a> {
@@ -101,6 +105,23 @@ impl<'a> StrategyCtx<'a> {
             Some(instrument) => instrument.tradable_qty(held),
             None => held,
         }
+    }
+
+    /// `qty` of `symbol` as far as it can be traded: rounded down to the lot
+    /// step, and zero below the minimum quantity.
+    pub fn tradable(&self, symbol: &str, qty: Decimal) -> Decimal {
+        match self.lots.get(symbol) {
+            Some(instrument) => instrument.tradable_qty(qty),
+            None => qty,
+        }
+    }
+
+    /// What `fill` changed this strategy's holding of the base asset by
+    /// (negative for a sell): the executed quantity less a commission paid in
+    /// the base asset.
+    pub fn received(&self, fill: &Fill) -> Decimal {
+        let base = self.lots.get(&fill.symbol).map(|i| i.base_asset.as_str()).unwrap_or_default();
+        fill.position_delta(base)
     }
 
     /// Orders of this strategy in `symbol` that are not final yet.
@@ -131,6 +152,20 @@ impl<'a> StrategyCtx<'a> {
         let intent = OrderIntent::limit(self.strategy_id.clone(), symbol.clone(), side, qty, price);
         self.submit(intent);
     }
+
+    /// Sends a GTC limit order carrying `tag`, which comes back with its fills
+    /// and updates and with the order at every start.
+    pub fn limit_tagged(&mut self, symbol: &Symbol, side: Side, qty: Decimal, price: Decimal, tag: OrderTag) {
+        let intent = OrderIntent::limit(self.strategy_id.clone(), symbol.clone(), side, qty, price).with_tag(tag);
+        self.submit(intent);
+    }
+
+    /// Asks to cancel one of this strategy's working orders. The outcome comes
+    /// back as an order update; an order of another strategy, or one already
+    /// final, is left alone.
+    pub fn cancel(&mut self, client_order_id: &str) {
+        self.cancels.push(client_order_id.to_string());
+    }
 }
 
 /// A trading strategy. Every callback has a default that does nothing, so a
@@ -145,6 +180,12 @@ pub trait Strategy: Send {
     fn warmup_bars(&self) -> usize {
         0
     }
+    /// Called once at start, before any other callback may act: `open` are
+    /// this strategy's orders still working at the venue (after
+    /// reconciliation), with their tags. A stateful strategy re-adopts them
+    /// here (and may cancel the ones it no longer wants) instead of placing
+    /// them again; its position is already restored in `ctx`.
+    fn on_start(&mut self, _open: &[Order], _ctx: &mut StrategyCtx<'_>) {}
     /// A candle closed.
     fn on_bar(&mut self, _bar: &Bar, _ctx: &mut StrategyCtx<'_>) {}
     /// A public trade printed.
@@ -179,6 +220,7 @@ pub struct StrategyRunner {
     book: HashMap<Symbol, Exposure>,
     lots: HashMap<Symbol, Instrument>,
     out: Vec<OrderIntent>,
+    cancels: Vec<String>,
     paused: bool,
     failure: Option<String>,
 }
@@ -194,6 +236,7 @@ impl StrategyRunner {
             book: HashMap::new(),
             lots: HashMap::new(),
             out: Vec::with_capacity(4),
+            cancels: Vec::new(),
             paused: false,
             failure: None,
         }
@@ -262,9 +305,30 @@ impl StrategyRunner {
         self.book.entry(symbol).or_default().qty = qty;
     }
 
-    /// Sets the number of its orders in a symbol that are still open (at start).
-    pub fn restore_pending(&mut self, symbol: Symbol, pending: u32) {
-        self.book.entry(symbol).or_default().pending_orders = pending;
+    /// Hands the strategy its orders still open at start (after its position
+    /// is restored): they count as in flight, and the strategy re-adopts them
+    /// in [`Strategy::on_start`]. Runs even when paused — adopting is not
+    /// trading — so a resumed strategy knows its orders; a paused one's
+    /// cancels are kept and its intents discarded.
+    pub fn adopt(&mut self, open: &[Order], now_ms: i64) -> Result<usize, StrategyFailure> {
+        let mine: Vec<Order> =
+            open.iter().filter(|o| o.strategy_id == self.id && self.wants(&o.symbol)).cloned().collect();
+        for o in &mine {
+            self.book.entry(o.symbol.clone()).or_default().pending_orders += 1;
+        }
+        let paused = std::mem::replace(&mut self.paused, false);
+        let result = self.call(now_ms, |s, ctx| s.on_start(&mine, ctx));
+        if result.is_ok() && paused {
+            // A paused strategy may tidy its orders but not trade.
+            self.paused = true;
+            for intent in self.out.drain(..) {
+                if let Some(e) = self.book.get_mut(&intent.symbol) {
+                    e.pending_orders = e.pending_orders.saturating_sub(1);
+                }
+            }
+            return Ok(self.cancels.len());
+        }
+        result
     }
 
     /// Feeds history without trading: any intent it produces is discarded.
@@ -272,6 +336,7 @@ impl StrategyRunner {
         for bar in bars {
             self.call(now_ms, |s, ctx| s.on_bar(bar, ctx))?;
             // A warm-up intent must not leave, and must not count as in flight.
+            self.cancels.clear();
             for intent in self.out.drain(..) {
                 if let Some(e) = self.book.get_mut(&intent.symbol) {
                     e.pending_orders = e.pending_orders.saturating_sub(1);
@@ -281,7 +346,8 @@ impl StrategyRunner {
         Ok(())
     }
 
-    /// A market event; returns how many intents it produced (take them with [`Self::drain_intents`]).
+    /// A market event; returns how many intents and cancels it produced (take
+    /// them with [`Self::drain_intents`] and [`Self::drain_cancels`]).
     pub fn on_market(&mut self, event: &MarketEvent, now_ms: i64) -> Result<usize, StrategyFailure> {
         match event {
             MarketEvent::Bar(b) => self.call(now_ms, |s, ctx| s.on_bar(b, ctx)),
@@ -319,6 +385,11 @@ impl StrategyRunner {
         self.out.drain(..)
     }
 
+    /// Takes the cancels asked for so far (client order ids).
+    pub fn drain_cancels(&mut self) -> std::vec::Drain<'_, String> {
+        self.cancels.drain(..)
+    }
+
     fn call(
         &mut self,
         now_ms: i64,
@@ -327,15 +398,22 @@ impl StrategyRunner {
         if self.paused {
             return Ok(0);
         }
-        let before = self.out.len();
-        let mut ctx =
-            StrategyCtx { now_ms, strategy_id: &self.id, book: &mut self.book, lots: &self.lots, out: &mut self.out };
+        let (before, cancels_before) = (self.out.len(), self.cancels.len());
+        let mut ctx = StrategyCtx {
+            now_ms,
+            strategy_id: &self.id,
+            book: &mut self.book,
+            lots: &self.lots,
+            out: &mut self.out,
+            cancels: &mut self.cancels,
+        };
         let strategy = &mut *self.strategy;
         match catch_unwind(AssertUnwindSafe(|| f(strategy, &mut ctx))) {
-            Ok(()) => Ok(self.out.len() - before),
+            Ok(()) => Ok(self.out.len() - before + self.cancels.len() - cancels_before),
             Err(payload) => {
                 let message = panic_message(payload.as_ref());
                 // Whatever it produced while failing is not trusted.
+                self.cancels.truncate(cancels_before);
                 for intent in self.out.drain(before..) {
                     if let Some(e) = self.book.get_mut(&intent.symbol) {
                         e.pending_orders = e.pending_orders.saturating_sub(1);

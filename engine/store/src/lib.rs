@@ -11,6 +11,7 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use keel_core::account::AccountCheckpoint;
 use keel_core::balance::Balances;
 use keel_core::error::StoreError;
 use keel_core::fill::Fill;
@@ -25,14 +26,21 @@ pub struct SledStore {
     orders: sled::Tree,
     open: sled::Tree,
     fills: sled::Tree,
+    /// Store sequence (8 bytes, big endian) → fill key, in recording order.
+    fill_seq: sled::Tree,
     positions: sled::Tree,
     meta: sled::Tree,
 }
 
 /// The schema this build writes (and the newest it reads). Version 1 is the
-/// layout Keel has written from the start; stores from before the version was
-/// recorded are version 1 and get the stamp when opened.
-pub const SCHEMA_VERSION: u32 = 1;
+/// layout Keel wrote first (stores from before the version was recorded are
+/// version 1); version 2 gives every fill a store sequence. An older store is
+/// migrated when opened, after a backup copy of it is made.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The last store sequence given to a fill (8 bytes, big endian).
+const META_FILL_SEQ: &str = "fill_seq";
+const META_CHECKPOINT: &str = "account_checkpoint";
 
 const META_SCHEMA: &str = "schema_version";
 const META_BALANCES: &str = "balances";
@@ -78,6 +86,7 @@ impl SledStore {
             orders: db.open_tree("orders").map_err(backend)?,
             open: db.open_tree("open_orders").map_err(backend)?,
             fills: db.open_tree("fills").map_err(backend)?,
+            fill_seq: db.open_tree("fill_seq").map_err(backend)?,
             positions: db.open_tree("positions").map_err(backend)?,
             meta: db.open_tree("meta").map_err(backend)?,
             db,
@@ -87,13 +96,47 @@ impl SledStore {
     /// Refuses a store from a newer Keel; stamps the version on a new store
     /// and on one written before versions were recorded (the same layout).
     fn check_schema(&self, dir: &Path) -> StoreResult<()> {
-        match Self::get::<u32>(&self.meta, "meta", META_SCHEMA)? {
-            Some(v) if v <= SCHEMA_VERSION => Ok(()),
-            Some(found) => {
+        let found = Self::get::<u32>(&self.meta, "meta", META_SCHEMA)?;
+        match found {
+            Some(v) if v == SCHEMA_VERSION => Ok(()),
+            Some(found) if found > SCHEMA_VERSION => {
                 Err(StoreError::NewerSchema { path: dir.display().to_string(), found, supported: SCHEMA_VERSION })
             }
-            None => Self::put(&self.meta, META_SCHEMA, &SCHEMA_VERSION).and_then(|()| self.flush_now()),
+            // A new store: nothing to migrate.
+            None if self.fills.is_empty() && self.orders.is_empty() => {
+                Self::put(&self.meta, META_SCHEMA, &SCHEMA_VERSION).and_then(|()| self.flush_now())
+            }
+            old => self.migrate(dir, old.unwrap_or(1)),
         }
+    }
+
+    /// Brings a version-1 store to version 2: a backup copy of the whole
+    /// store first, then every fill gets a store sequence (in venue-time
+    /// order, the best record of arrival a version-1 store has).
+    fn migrate(&self, dir: &Path, from: u32) -> StoreResult<()> {
+        self.flush_now()?;
+        let backup = dir.join(format!("keel.sled.v{from}-backup"));
+        if !backup.exists() {
+            copy_dir(&dir.join("keel.sled"), &backup).map_err(|e| backend(sled::Error::Io(e)))?;
+        }
+        let mut fills: Vec<Fill> = Self::all(&self.fills, "fills")?;
+        fills.sort_by(|a, b| a.ts_ms.cmp(&b.ts_ms).then_with(|| a.key().cmp(&b.key())));
+        self.fill_seq.clear().map_err(backend)?;
+        for (i, f) in fills.iter().enumerate() {
+            self.fill_seq.insert((i as u64 + 1).to_be_bytes(), f.key().as_bytes()).map_err(backend)?;
+        }
+        self.meta.insert(META_FILL_SEQ, &(fills.len() as u64).to_be_bytes()).map_err(backend)?;
+        Self::put(&self.meta, META_SCHEMA, &SCHEMA_VERSION)?;
+        self.flush_now()?;
+        tracing::warn!(
+            store = %dir.display(),
+            from,
+            to = SCHEMA_VERSION,
+            fills = fills.len(),
+            backup = %backup.display(),
+            "store migrated to the current schema (a copy of the old one was kept)"
+        );
+        Ok(())
     }
 
     /// The schema version recorded in the store.
@@ -133,6 +176,28 @@ impl SledStore {
         self.db.flush().map_err(backend)?;
         Ok(())
     }
+}
+
+/// Copies a directory tree (the store's backup before a migration).
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+fn seq_of(bytes: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = bytes.len().min(8);
+    b[8 - n..].copy_from_slice(&bytes[bytes.len() - n..]);
+    u64::from_be_bytes(b)
 }
 
 /// A sled failure as the core's [`StoreError::Backend`] (the core knows no sled).
@@ -199,11 +264,15 @@ impl Store for SledStore {
             None => None,
         };
         let key = fill.key();
-        let result = (&self.fills, &self.orders, &self.open).transaction(|(fills, orders, open)| {
+        let trees = (&self.fills, &self.orders, &self.open, &self.fill_seq, &self.meta);
+        let result = trees.transaction(|(fills, orders, open, seqs, meta)| {
             if fills.get(key.as_bytes())?.is_some() {
                 return Ok(false);
             }
             fills.insert(key.as_bytes(), fill_bytes.clone())?;
+            let seq = meta.get(META_FILL_SEQ)?.map(|b| seq_of(&b)).unwrap_or(0) + 1;
+            meta.insert(META_FILL_SEQ, &seq.to_be_bytes())?;
+            seqs.insert(&seq.to_be_bytes(), key.as_bytes())?;
             if let (Some(o), Some(bytes)) = (order, &order_bytes) {
                 orders.insert(o.client_order_id.as_bytes(), bytes.clone())?;
                 if o.status.is_terminal() {
@@ -233,6 +302,42 @@ impl Store for SledStore {
 
     fn fill_count(&self) -> StoreResult<usize> {
         Ok(self.fills.len())
+    }
+
+    fn fills_after(&self, seq: u64) -> StoreResult<Vec<(u64, Fill)>> {
+        let start = seq.saturating_add(1).to_be_bytes();
+        let mut out = Vec::new();
+        for item in self.fill_seq.range(start..) {
+            let (k, key) = item.map_err(backend)?;
+            let bytes = self.fills.get(&key).map_err(backend)?.ok_or_else(|| StoreError::Corrupt {
+                tree: "fill_seq",
+                key: String::from_utf8_lossy(&key).into_owned(),
+                reason: "the sequence names a fill the store does not have".into(),
+            })?;
+            out.push((seq_of(&k), decode("fills", &key, &bytes)?));
+        }
+        Ok(out)
+    }
+
+    fn recent_fills(&self, limit: usize) -> StoreResult<Vec<Fill>> {
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for item in self.fill_seq.iter().rev().take(limit) {
+            let (_, key) = item.map_err(backend)?;
+            if let Some(bytes) = self.fills.get(&key).map_err(backend)? {
+                out.push(decode("fills", &key, &bytes)?);
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    fn put_checkpoint(&self, checkpoint: &AccountCheckpoint) -> StoreResult<()> {
+        Self::put(&self.meta, META_CHECKPOINT, checkpoint)?;
+        self.flush_now()
+    }
+
+    fn checkpoint(&self) -> StoreResult<Option<AccountCheckpoint>> {
+        Self::get(&self.meta, "meta", META_CHECKPOINT)
     }
 
     fn last_trade_id(&self, symbol: &str) -> StoreResult<Option<u64>> {
@@ -321,6 +426,7 @@ mod tests {
             fee_asset: "USDT".into(),
             is_maker: false,
             ts_ms: 1,
+            tag: None,
         }
     }
 
@@ -387,19 +493,68 @@ mod tests {
     }
 
     #[test]
-    fn a_store_from_before_versions_is_stamped_version_1() {
-        let dir = tempfile::tempdir().unwrap();
-        {
+    fn an_older_store_is_backed_up_then_migrated() {
+        for old_version in [None, Some(1u32)] {
+            let dir = tempfile::tempdir().unwrap();
+            {
+                let store = SledStore::open(dir.path()).unwrap();
+                let intent = OrderIntent::market("s".into(), "BTCUSDT".into(), Side::Buy, Decimal::ONE);
+                store.put_order(&Order::from_intent(&intent, "k1".into(), 1), true).unwrap();
+                let mut late = fill(7);
+                late.ts_ms = 5;
+                store.record_fill(&late, None).unwrap();
+                store.record_fill(&fill(9), None).unwrap();
+                // As a version-1 Keel wrote it: no fill sequence (and, before
+                // that, no version either).
+                store.fill_seq.clear().unwrap();
+                store.meta.remove(META_FILL_SEQ.as_bytes()).unwrap();
+                match old_version {
+                    Some(v) => SledStore::stamp(&store, v),
+                    None => {
+                        store.meta.remove(META_SCHEMA.as_bytes()).unwrap();
+                    }
+                }
+                store.flush().unwrap();
+            }
             let store = SledStore::open(dir.path()).unwrap();
-            let intent = OrderIntent::market("s".into(), "BTCUSDT".into(), Side::Buy, Decimal::ONE);
-            store.put_order(&Order::from_intent(&intent, "k1".into(), 1), true).unwrap();
-            // As written by a Keel that recorded no version.
-            store.meta.remove(META_SCHEMA.as_bytes()).unwrap();
-            store.flush().unwrap();
+            assert_eq!(store.schema_version().unwrap(), Some(SCHEMA_VERSION));
+            assert!(dir.path().join("keel.sled.v1-backup").is_dir(), "a copy was kept before migrating");
+            assert_eq!(store.order_count().unwrap(), 1, "its data is kept");
+            // Sequences follow venue time; new fills continue after them.
+            let seqs: Vec<(u64, u64)> = store.fills_after(0).unwrap().iter().map(|(s, f)| (*s, f.trade_id)).collect();
+            assert_eq!(seqs, [(1, 9), (2, 7)]);
+            store.record_fill(&fill(11), None).unwrap();
+            assert_eq!(store.fills_after(2).unwrap().iter().map(|(s, _)| *s).collect::<Vec<_>>(), [3]);
+            drop(store);
+            // The backup is the old store, readable as it was.
+            let old = sled::open(dir.path().join("keel.sled.v1-backup")).unwrap();
+            assert_eq!(old.open_tree("fills").unwrap().len(), 2);
         }
+    }
+
+    impl SledStore {
+        fn stamp(store: &SledStore, version: u32) {
+            SledStore::put(&store.meta, META_SCHEMA, &version).unwrap();
+        }
+    }
+
+    #[test]
+    fn fills_get_a_sequence_and_recent_ones_come_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();
-        assert_eq!(store.schema_version().unwrap(), Some(1));
-        assert_eq!(store.order_count().unwrap(), 1, "its data is kept");
+        for id in [5, 3, 8] {
+            assert!(store.record_fill(&fill(id), None).unwrap());
+        }
+        assert!(!store.record_fill(&fill(3), None).unwrap(), "a duplicate takes no sequence");
+        let after: Vec<(u64, u64)> = store.fills_after(1).unwrap().iter().map(|(s, f)| (*s, f.trade_id)).collect();
+        assert_eq!(after, [(2, 3), (3, 8)]);
+        let recent: Vec<u64> = store.recent_fills(2).unwrap().iter().map(|f| f.trade_id).collect();
+        assert_eq!(recent, [3, 8]);
+        let checkpoint = keel_core::account::AccountCheckpoint { fill_seq: 2, ts_ms: 9, ..Default::default() };
+        store.put_checkpoint(&checkpoint).unwrap();
+        drop(store);
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(store.checkpoint().unwrap(), Some(checkpoint));
     }
 
     #[test]

@@ -521,6 +521,7 @@ mod tests {
             fee_asset: "USDT".into(),
             is_maker: false,
             ts_ms: ts,
+            tag: None,
         }
     }
 

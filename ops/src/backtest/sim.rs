@@ -21,7 +21,7 @@ use keel_core::balance::Balance;
 use keel_core::fill::Fill;
 use keel_core::instrument::{ceil_to_step, floor_to_step, Instrument};
 use keel_core::market::{BookTicker, MarketEvent};
-use keel_core::order::{OrderIntent, OrderStatus, OrderType, Side};
+use keel_core::order::{OrderIntent, OrderStatus, OrderTag, OrderType, Side};
 use keel_core::sim::{Execution, FeeSchedule, MatchError, MatchingCore, NewOrder};
 use keel_core::strategy::{OrderUpdate, Signal, Strategy, StrategyRunner};
 use keel_core::{Decimal, StrategyId, Symbol};
@@ -208,8 +208,8 @@ pub struct Backtest {
     queued: Vec<Vec<Queued>>,
     /// Per symbol: our orders resting in the core.
     resting: Vec<usize>,
-    /// Open orders: client id → runner.
-    owner: HashMap<String, usize>,
+    /// Open orders: client id → runner and the order's tag.
+    owner: HashMap<String, (usize, Option<OrderTag>)>,
     slippage: Decimal,
     next_id: u64,
     /// Per symbol: (base asset index, quote asset index) in `valuation.assets`.
@@ -441,6 +441,10 @@ impl Backtest {
         match result {
             Ok(0) => {}
             Ok(_) => {
+                let cancels: Vec<String> = self.runners[r].drain_cancels().collect();
+                for id in cancels {
+                    self.cancel(r, &id, now_ms);
+                }
                 let mut intents = std::mem::take(&mut self.intents);
                 intents.extend(self.runners[r].drain_intents().map(|i| (r, i)));
                 for (r, intent) in intents.drain(..) {
@@ -450,6 +454,32 @@ impl Backtest {
             }
             Err(failure) => self.out.failures.push(failure.to_string()),
         }
+    }
+
+    /// A strategy's cancel, as the live router does it: only its own orders
+    /// still resting; the outcome comes back as an update.
+    fn cancel(&mut self, r: usize, id: &str, now_ms: i64) {
+        let Some(&(owner, tag)) = self.owner.get(id) else { return };
+        if owner != r {
+            return;
+        }
+        let Some(symbol) = self.core.order_by_client(ACCOUNT, id).map(|o| o.symbol.clone()) else { return };
+        let Ok(order) = self.core.cancel(ACCOUNT, &symbol, id, now_ms) else { return };
+        self.owner.remove(id);
+        self.risk.on_order_final(id);
+        if let Some(&s) = self.symbol_index.get(&symbol) {
+            self.resting[s] = self.resting[s].saturating_sub(1);
+        }
+        let update = OrderUpdate {
+            client_order_id: Some(id.to_string()),
+            symbol,
+            side: order.side,
+            status: order.status,
+            filled_qty: order.filled_qty,
+            reason: order.reason.clone(),
+            tag,
+        };
+        self.tell(r, update, now_ms);
     }
 
     /// An intent meets the risk engine; approved ones wait for the next open.
@@ -486,6 +516,7 @@ impl Backtest {
                     status: OrderStatus::Rejected,
                     filled_qty: Decimal::ZERO,
                     reason: Some(rejection.to_string()),
+                    tag: intent.tag,
                 };
                 let result = self.runners[r].on_order_update(&update, now_ms);
                 self.after_callback(r, result, now_ms);
@@ -529,23 +560,23 @@ impl Backtest {
             match self.core.submit(new, ts) {
                 Ok(result) => {
                     self.risk.on_order_accepted(&q.client_order_id);
-                    self.owner.insert(q.client_order_id.clone(), q.runner);
+                    self.owner.insert(q.client_order_id.clone(), (q.runner, q.intent.tag));
                     if result.order.status.is_open() {
                         self.resting[s] += 1;
                         new_resting |=
                             matches!(q.intent.order_type, OrderType::Limit { .. } | OrderType::StopLimit { .. });
                     }
                     if result.executions.is_empty() {
-                        self.tell(
-                            q.runner,
-                            &q.client_order_id,
-                            &q.intent.symbol,
-                            q.intent.side,
-                            result.order.status,
-                            Decimal::ZERO,
-                            None,
-                            ts,
-                        );
+                        let update = OrderUpdate {
+                            client_order_id: Some(q.client_order_id.clone()),
+                            symbol: q.intent.symbol.clone(),
+                            side: q.intent.side,
+                            status: result.order.status,
+                            filled_qty: Decimal::ZERO,
+                            reason: None,
+                            tag: q.intent.tag,
+                        };
+                        self.tell(q.runner, update, ts);
                     } else {
                         // The order was counted as resting above only if it still is.
                         let was_open = result.order.status.is_open();
@@ -555,16 +586,16 @@ impl Backtest {
                 Err(e) => {
                     *self.out.venue_rejections.entry(match_error_code(&e).to_string()).or_default() += 1;
                     self.risk.on_order_final(&q.client_order_id);
-                    self.tell(
-                        q.runner,
-                        &q.client_order_id,
-                        &q.intent.symbol,
-                        q.intent.side,
-                        OrderStatus::Rejected,
-                        Decimal::ZERO,
-                        Some(e.to_string()),
-                        ts,
-                    );
+                    let update = OrderUpdate {
+                        client_order_id: Some(q.client_order_id.clone()),
+                        symbol: q.intent.symbol.clone(),
+                        side: q.intent.side,
+                        status: OrderStatus::Rejected,
+                        filled_qty: Decimal::ZERO,
+                        reason: Some(e.to_string()),
+                        tag: q.intent.tag,
+                    };
+                    self.tell(q.runner, update, ts);
                 }
             }
         }
@@ -591,9 +622,10 @@ impl Backtest {
     fn apply_with(&mut self, s: usize, executions: Vec<Execution>, ts: i64, counted: bool) {
         for ex in executions {
             let id = ex.order.client_order_id.clone();
-            let Some(&r) = self.owner.get(&id) else { continue };
+            let Some(&(r, tag)) = self.owner.get(&id) else { continue };
             if let Some(mut fill) = ex.fill {
                 fill.strategy_id = self.runners[r].id().clone();
+                fill.tag = tag;
                 self.filled_since_eval = true;
                 self.book_fill(s, &fill);
                 self.risk.on_fill(&fill);
@@ -609,39 +641,20 @@ impl Backtest {
                     self.resting[s] = self.resting[s].saturating_sub(1);
                 }
             }
-            self.tell(
-                r,
-                &id,
-                &ex.order.symbol,
-                ex.order.side,
+            let update = OrderUpdate {
+                client_order_id: Some(id),
+                symbol: ex.order.symbol.clone(),
+                side: ex.order.side,
                 status,
-                ex.order.filled_qty,
-                ex.order.reason.clone(),
-                ts,
-            );
+                filled_qty: ex.order.filled_qty,
+                reason: ex.order.reason.clone(),
+                tag,
+            };
+            self.tell(r, update, ts);
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn tell(
-        &mut self,
-        r: usize,
-        id: &str,
-        symbol: &Symbol,
-        side: Side,
-        status: OrderStatus,
-        filled_qty: Decimal,
-        reason: Option<String>,
-        ts: i64,
-    ) {
-        let update = OrderUpdate {
-            client_order_id: Some(id.to_string()),
-            symbol: symbol.clone(),
-            side,
-            status,
-            filled_qty,
-            reason,
-        };
+    fn tell(&mut self, r: usize, update: OrderUpdate, ts: i64) {
         let result = self.runners[r].on_order_update(&update, ts);
         self.after_callback(r, result, ts);
     }

@@ -731,6 +731,7 @@ impl MatchingCore {
             fee_asset,
             is_maker: maker,
             ts_ms: now_ms,
+            tag: None,
         };
         if let Some(acc) = self.accounts.get_mut(&account_id) {
             let (spent_asset, got_asset, got) = match side {
