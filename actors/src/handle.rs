@@ -88,6 +88,7 @@ pub(crate) struct Parts {
     pub writer: StoreWriter,
     pub venue: Arc<dyn Venue>,
     pub started: Instant,
+    pub assets: crate::reconcile::Assets,
 }
 
 /// A cheap-to-clone handle to a running engine.
@@ -223,6 +224,17 @@ impl EngineHandle {
             .map_err(|e| CommandError::Failed(e.to_string()))
     }
 
+    /// Realized PnL and fees of the fills at or after `since_ms`, from the
+    /// account checkpoint kept before that time plus the fills after it (read
+    /// on a blocking-pool thread, not the store writer's).
+    pub async fn period_pnl(&self, since_ms: i64) -> Result<crate::reconcile::PeriodPnl, CommandError> {
+        let (store, assets) = (self.parts.writer.store().clone(), self.parts.assets.clone());
+        tokio::task::spawn_blocking(move || crate::reconcile::period_pnl(store.as_ref(), &assets, since_ms))
+            .await
+            .map_err(|e| CommandError::Failed(format!("PnL read did not finish: {e}")))?
+            .map_err(|e| CommandError::Failed(e.to_string()))
+    }
+
     /// Injects a market event as if the venue had sent it.
     pub async fn inject_market(&self, event: MarketEvent) -> Result<(), CommandError> {
         Ok(self.parts.market.send(InjectMarket(event)).await?)
@@ -256,6 +268,14 @@ impl EngineHandle {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The account as it stands, so the next start replays nothing.
+        let assets = self.parts.assets.clone();
+        let now = keel_core::clock::Clock::now_ms(&keel_core::clock::SystemClock);
+        match self.parts.writer.run(move |s| crate::reconcile::checkpoint_now(s, &assets, now)).await {
+            Ok(Ok(c)) => tracing::info!(fill_seq = c.current.fill_seq, "account checkpoint written"),
+            Ok(Err(e)) => tracing::error!(error = %e, "account checkpoint not written at shutdown"),
+            Err(e) => tracing::error!(error = %e, "account checkpoint not written at shutdown"),
         }
         match self.parts.writer.run(|s| s.flush()).await {
             Ok(Ok(())) => tracing::info!("store flushed"),

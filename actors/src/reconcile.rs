@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use keel_core::account::{AccountCheckpoint, BroughtForward};
 use keel_core::balance::Balances;
 use keel_core::error::StoreError;
 use keel_core::fill::Fill;
@@ -154,28 +155,16 @@ pub async fn reconcile(
     // 4. Positions: the account checkpoint brought forward over the fills
     //    recorded after it (start-up cost follows what happened since, not
     //    all history), the cache corrected, a new checkpoint written.
-    let mut checkpoint = writer.run(|s| s.checkpoint()).await??.unwrap_or_default();
-    let since = checkpoint.fill_seq;
-    let fills = writer.run(move |s| s.fills_after(since)).await??;
-    let cached = writer.run(|s| s.positions()).await??;
-    let assets: HashMap<&str, (&str, &str)> =
-        instruments.iter().map(|i| (i.symbol.as_str(), (i.base_asset.as_str(), i.quote_asset.as_str()))).collect();
-    checkpoint.advance(&fills, |f| {
-        let (base, quote) = assets.get(f.symbol.as_str()).copied().unwrap_or(("", ""));
-        (base.to_string(), quote.to_string())
-    });
-    checkpoint.ts_ms = now_ms;
+    let assets = Assets::of(instruments);
+    let brought = writer.run(move |s| checkpoint_now(s, &assets, now_ms)).await??;
     tracing::info!(
-        from_fill_seq = since,
-        to_fill_seq = checkpoint.fill_seq,
-        replayed = fills.len(),
+        from_fill_seq = brought.previous.as_ref().map(|c| c.fill_seq).unwrap_or(0),
+        to_fill_seq = brought.current.fill_seq,
+        replayed = brought.replayed,
         "account brought forward from its checkpoint"
     );
-    let account = checkpoint.account.clone();
-    {
-        let c = checkpoint.clone();
-        writer.run(move |s| s.put_checkpoint(&c)).await??;
-    }
+    let cached = writer.run(|s| s.positions()).await??;
+    let account = brought.current.account;
     out.strategy_positions = account.strategy_positions().iter().map(|(id, map)| (id.clone(), map.clone())).collect();
     let positions = account.positions();
     for p in &positions {
@@ -194,6 +183,70 @@ pub async fn reconcile(
     out.positions = positions;
     writer.run(|s| s.flush()).await??;
     Ok(out)
+}
+
+/// Each traded symbol's base and quote asset (what values a fill's commission).
+#[derive(Debug, Clone, Default)]
+pub struct Assets(HashMap<Symbol, (String, String)>);
+
+impl Assets {
+    /// The assets of these instruments.
+    pub fn of(instruments: &[Instrument]) -> Self {
+        Self(instruments.iter().map(|i| (i.symbol.clone(), (i.base_asset.clone(), i.quote_asset.clone()))).collect())
+    }
+
+    /// Base and quote of a fill's symbol (empty when unknown).
+    pub fn of_fill(&self, fill: &Fill) -> (String, String) {
+        self.0.get(&fill.symbol).cloned().unwrap_or_default()
+    }
+}
+
+/// Brings the account checkpoint forward over the fills recorded since it
+/// and writes it durably: at start-up, every minute while running and at a
+/// graceful stop, so a start or an operator query replays only what happened
+/// since the last one.
+pub fn checkpoint_now(s: &dyn Store, assets: &Assets, now_ms: i64) -> Result<BroughtForward, StoreError> {
+    let brought = AccountCheckpoint::bring_forward(s, |f| assets.of_fill(f), now_ms)?;
+    brought.current.save(brought.previous.as_ref(), s)?;
+    Ok(brought)
+}
+
+/// Realized PnL and fees of the fills at or after `since_ms`, from the last
+/// checkpoint kept at or before it plus the fills after that checkpoint: the
+/// cost follows the period, not the whole history.
+pub fn period_pnl(s: &dyn Store, assets: &Assets, since_ms: i64) -> Result<PeriodPnl, StoreError> {
+    let base = AccountCheckpoint::at_or_before(s, since_ms)?.unwrap_or_default();
+    let mut account = base.account;
+    let mut out = PeriodPnl::default();
+    for (_, fill) in s.fills_after(base.fill_seq)? {
+        let (b, q) = assets.of_fill(&fill);
+        let fees_before = account.position(&fill.symbol).map(|p| p.fees).unwrap_or_default();
+        let realized = account.apply_fill(&fill, &b, &q);
+        if fill.ts_ms >= since_ms {
+            out.realized += realized;
+            out.fees += account.position(&fill.symbol).map(|p| p.fees).unwrap_or_default() - fees_before;
+            out.fills += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// What a period's fills realized.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PeriodPnl {
+    /// Realized PnL in the quote asset, before fees.
+    pub realized: Decimal,
+    /// Fees (base and quote commissions, valued in the quote asset).
+    pub fees: Decimal,
+    /// Fills in the period.
+    pub fills: usize,
+}
+
+impl PeriodPnl {
+    /// Realized minus fees.
+    pub fn net(&self) -> Decimal {
+        self.realized - self.fees
+    }
 }
 
 /// A fill as [`record_venue_fill`] stored it.

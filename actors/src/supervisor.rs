@@ -128,6 +128,9 @@ impl Actor for Supervisor {
     }
 }
 
+/// How often the running engine brings its account checkpoint forward.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Loads, reconciles, starts and wires the engine. Must run inside an actix system.
 /// Strategies trade only after this returns.
 pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupError> {
@@ -328,6 +331,24 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
     }
     .start();
 
+    // The account checkpoint follows the fills while the engine runs.
+    let assets = crate::reconcile::Assets::of(&instruments);
+    {
+        let (writer, assets, clock) = (writer.clone(), assets.clone(), clock.clone());
+        actix::spawn(async move {
+            let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                let (assets, now) = (assets.clone(), clock.now_ms());
+                match writer.run(move |s| crate::reconcile::checkpoint_now(s, &assets, now)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "account checkpoint not written"),
+                    Err(_) => break,
+                }
+            }
+        });
+    }
     let _ = events.send(EngineEvent::Started { trading_state: state.state });
     tracing::info!(
         venue = venue.name(),
@@ -347,5 +368,6 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
         writer,
         venue,
         started: Instant::now(),
+        assets,
     }))
 }

@@ -408,7 +408,7 @@ pub fn spawn_events(
                 _ = tokio::time::sleep_until(summary_due), if next_summary.is_some() => {
                     next_summary = summary_at.map(|s| Instant::now() + until_next(summary::now_ms(), s));
                     if !out.is_empty() {
-                        match summary::daily_summary_text(&handle, &config).await {
+                        match summary::daily_summary_text(&handle).await {
                             Ok(text) => out.push(&text),
                             Err(e) => tracing::warn!(error = %e, "daily summary failed"),
                         }

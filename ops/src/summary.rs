@@ -3,7 +3,6 @@
 //!
 //! Nothing here prints a secret: the views are built only from engine state.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -11,10 +10,8 @@ use crate::config::Config;
 use actors::handle::CommandError;
 use actors::metrics::metrics;
 use actors::EngineHandle;
-use keel_core::fill::Fill;
 use keel_core::order::OrderType;
-use keel_core::position::Position;
-use keel_core::{Decimal, Symbol};
+use keel_core::Decimal;
 
 /// Milliseconds in a day.
 pub const DAY_MS: i64 = 86_400_000;
@@ -70,51 +67,6 @@ impl Period {
     }
 }
 
-/// PnL realized by the fills of a period.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PeriodPnl {
-    /// Realized PnL before fees, in the quote asset.
-    pub realized: Decimal,
-    /// Fees, in the quote asset.
-    pub fees: Decimal,
-    /// Fills in the period.
-    pub fills: usize,
-}
-
-impl PeriodPnl {
-    /// Realized minus fees.
-    pub fn net(&self) -> Decimal {
-        self.realized - self.fees
-    }
-}
-
-/// Replays the journal with average-cost accounting and sums what the fills
-/// at or after `since_ms` realized. `assets` maps a symbol to its base and
-/// quote asset (fees in the base asset are valued at the fill price).
-pub fn pnl_since(fills: &[Fill], since_ms: i64, assets: &HashMap<Symbol, (String, String)>) -> PeriodPnl {
-    let mut positions: HashMap<Symbol, Position> = HashMap::new();
-    let mut out = PeriodPnl::default();
-    let mut ordered: Vec<&Fill> = fills.iter().collect();
-    ordered.sort_by(|a, b| a.ts_ms.cmp(&b.ts_ms).then(a.trade_id.cmp(&b.trade_id)));
-    for fill in ordered {
-        let (base, quote) = assets.get(&fill.symbol).cloned().unwrap_or_default();
-        let position = positions.entry(fill.symbol.clone()).or_insert_with(|| Position::flat(fill.symbol.clone()));
-        let fees_before = position.fees;
-        let realized = position.apply_fill(fill, &base, &quote);
-        if fill.ts_ms >= since_ms {
-            out.realized += realized;
-            out.fees += position.fees - fees_before;
-            out.fills += 1;
-        }
-    }
-    out
-}
-
-/// Base and quote asset of every configured symbol.
-pub fn assets_of(config: &Config) -> HashMap<Symbol, (String, String)> {
-    config.symbols.iter().map(|s| (Symbol::new(&s.symbol), (s.base.clone(), s.quote.clone()))).collect()
-}
-
 /// A decimal for display: trailing zeros removed, at most 8 decimal places.
 pub fn d(v: Decimal) -> String {
     v.round_dp(8).normalize().to_string()
@@ -154,10 +106,9 @@ fn up(b: bool) -> &'static str {
 }
 
 /// `/status`: trading state, connectivity, uptime, equity, today's PnL, strategies.
-pub async fn status_text(handle: &EngineHandle, config: &Config) -> Result<String, CommandError> {
+pub async fn status_text(handle: &EngineHandle) -> Result<String, CommandError> {
     let status = handle.status().await?;
-    let fills = handle.recent_fills(usize::MAX).await?;
-    let today = pnl_since(&fills, utc_day_start(now_ms()), &assets_of(config));
+    let today = handle.period_pnl(utc_day_start(now_ms())).await?;
     let (market, user) = streams();
     let mut t = String::new();
     let _ = writeln!(t, "Trading: {} ({})", status.trading_state.as_str(), status.trading_state_reason);
@@ -259,9 +210,8 @@ pub async fn balance_text(handle: &EngineHandle) -> Result<String, CommandError>
 }
 
 /// `/pnl [period]`.
-pub async fn pnl_text(handle: &EngineHandle, config: &Config, period: Period) -> Result<String, CommandError> {
-    let fills = handle.recent_fills(usize::MAX).await?;
-    let pnl = pnl_since(&fills, period.since(now_ms()), &assets_of(config));
+pub async fn pnl_text(handle: &EngineHandle, period: Period) -> Result<String, CommandError> {
+    let pnl = handle.period_pnl(period.since(now_ms())).await?;
     let p = handle.portfolio().await?;
     let q = &p.quote_asset;
     Ok(format!(
@@ -351,12 +301,11 @@ pub async fn health_text(handle: &EngineHandle) -> Result<String, CommandError> 
 }
 
 /// The daily summary message.
-pub async fn daily_summary_text(handle: &EngineHandle, config: &Config) -> Result<String, CommandError> {
-    let fills = handle.recent_fills(usize::MAX).await?;
+pub async fn daily_summary_text(handle: &EngineHandle) -> Result<String, CommandError> {
     let now = now_ms();
     // The day that just ended when the summary runs at midnight, else today so far.
     let since = now - DAY_MS;
-    let pnl = pnl_since(&fills, since, &assets_of(config));
+    let pnl = handle.period_pnl(since).await?;
     let status = handle.status().await?;
     let q = &status.portfolio.quote_asset;
     let paused = status.strategies.iter().filter(|s| s.paused).count();
@@ -420,38 +369,6 @@ pub fn rfc3339(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use keel_core::order::Side;
-
-    fn fill(id: u64, side: Side, price: &str, qty: &str, ts: i64) -> Fill {
-        Fill {
-            trade_id: id,
-            client_order_id: format!("c{id}"),
-            strategy_id: keel_core::StrategyId::new("s"),
-            symbol: Symbol::new("BTCUSDT"),
-            side,
-            price: price.parse().unwrap_or_default(),
-            qty: qty.parse().unwrap_or_default(),
-            fee: Decimal::ONE,
-            fee_asset: "USDT".into(),
-            is_maker: false,
-            ts_ms: ts,
-            tag: None,
-        }
-    }
-
-    #[test]
-    fn period_pnl_counts_only_fills_in_the_period_with_cost_from_before() {
-        let assets: HashMap<Symbol, (String, String)> =
-            [(Symbol::new("BTCUSDT"), ("BTC".to_string(), "USDT".to_string()))].into_iter().collect();
-        let fills = vec![fill(1, Side::Buy, "100", "2", 1_000), fill(2, Side::Sell, "110", "1", 5_000)];
-        let all = pnl_since(&fills, 0, &assets);
-        assert_eq!(all.realized, Decimal::from(10));
-        assert_eq!(all.fees, Decimal::from(2));
-        let late = pnl_since(&fills, 2_000, &assets);
-        assert_eq!(late.realized, Decimal::from(10));
-        assert_eq!(late.fees, Decimal::ONE);
-        assert_eq!(late.fills, 1);
-    }
 
     #[test]
     fn dates_and_periods() {

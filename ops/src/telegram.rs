@@ -393,11 +393,11 @@ impl TelegramBot {
         let config = &self.config;
         match command {
             Command::Help => Ok(help_text()),
-            Command::Status => summary::status_text(h, config).await,
+            Command::Status => summary::status_text(h).await,
             Command::Positions => summary::positions_text(h).await,
             Command::Orders => summary::orders_text(h).await,
             Command::Balance => summary::balance_text(h).await,
-            Command::Pnl(period) => summary::pnl_text(h, config, period).await,
+            Command::Pnl(period) => summary::pnl_text(h, period).await,
             Command::Trades(n) => summary::trades_text(h, n).await,
             Command::Risk => summary::risk_text(h, config).await,
             Command::Pause(id) => {

@@ -322,7 +322,7 @@ async fn every_command_from_an_allowed_chat_is_answered() {
         assert!(names.contains(&want), "menu lacks {want}: {names:?}");
     }
     // The daily summary renders from the live engine.
-    let summary = ops::summary::daily_summary_text(&r.handle, &r.config).await.expect("summary");
+    let summary = ops::summary::daily_summary_text(&r.handle).await.expect("summary");
     assert!(summary.starts_with("Daily summary") && summary.contains("Equity:"), "{summary}");
     // No reply ever carries the token.
     assert!(fake.sent().iter().all(|s| !s.text.contains(TOKEN)));

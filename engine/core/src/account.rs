@@ -12,8 +12,10 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::error::StoreError;
 use crate::fill::Fill;
 use crate::position::Position;
+use crate::store::{Store, StoreResult};
 use crate::symbol::{StrategyId, Symbol};
 
 /// One symbol's holding: the position and the commissions paid, by asset.
@@ -93,7 +95,76 @@ pub struct AccountCheckpoint {
     pub account: Account,
 }
 
+/// How many past days keep the last checkpoint taken in them (for period PnL).
+pub const CHECKPOINT_DAYS: usize = 32;
+
+const DAY_MS: i64 = 86_400_000;
+const META_HISTORY: &str = "account_checkpoint_days";
+
+/// What [`AccountCheckpoint::bring_forward`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BroughtForward {
+    /// The checkpoint as stored before (`None`: there was none).
+    pub previous: Option<AccountCheckpoint>,
+    /// The account now, as of the last recorded fill.
+    pub current: AccountCheckpoint,
+    /// Fills replayed on top of the stored checkpoint.
+    pub replayed: usize,
+}
+
 impl AccountCheckpoint {
+    /// The stored checkpoint brought forward over every fill recorded after
+    /// it. Reads only: the caller decides whether to [`Self::save`] it.
+    pub fn bring_forward(
+        store: &dyn Store,
+        assets: impl Fn(&Fill) -> (String, String),
+        now_ms: i64,
+    ) -> StoreResult<BroughtForward> {
+        let previous = store.checkpoint()?;
+        let mut current = previous.clone().unwrap_or_default();
+        let fills = store.fills_after(current.fill_seq)?;
+        current.advance(&fills, assets);
+        current.ts_ms = now_ms;
+        Ok(BroughtForward { previous, current, replayed: fills.len() })
+    }
+
+    /// Writes this checkpoint durably, keeping the last checkpoint of each
+    /// of the past [`CHECKPOINT_DAYS`] UTC days (the start of a period's PnL).
+    pub fn save(&self, previous: Option<&AccountCheckpoint>, store: &dyn Store) -> StoreResult<()> {
+        if let Some(prev) = previous {
+            if prev.ts_ms.div_euclid(DAY_MS) < self.ts_ms.div_euclid(DAY_MS) {
+                let mut days = Self::history(store)?;
+                days.push(prev.clone());
+                let excess = days.len().saturating_sub(CHECKPOINT_DAYS);
+                days.drain(..excess);
+                let value = serde_json::to_value(&days).map_err(|e| StoreError::Encode(e.to_string()))?;
+                store.put_meta_json(META_HISTORY, &value, false)?;
+            }
+        }
+        store.put_checkpoint(self)
+    }
+
+    /// The last checkpoint of each past day, oldest first.
+    pub fn history(store: &dyn Store) -> StoreResult<Vec<AccountCheckpoint>> {
+        match store.meta_json(META_HISTORY)? {
+            None => Ok(Vec::new()),
+            Some(v) => serde_json::from_value(v).map_err(|e| StoreError::Corrupt {
+                tree: "meta",
+                key: META_HISTORY.into(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// The latest kept checkpoint taken at or before `ms` (the current one
+    /// included); `None` when every kept one is later.
+    pub fn at_or_before(store: &dyn Store, ms: i64) -> StoreResult<Option<AccountCheckpoint>> {
+        if let Some(c) = store.checkpoint()?.filter(|c| c.ts_ms <= ms) {
+            return Ok(Some(c));
+        }
+        Ok(Self::history(store)?.into_iter().rev().find(|c| c.ts_ms <= ms))
+    }
+
     /// Brings the checkpoint forward over fills recorded after it (with their
     /// store sequence), `assets` telling each symbol's base and quote.
     pub fn advance<'a>(

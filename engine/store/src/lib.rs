@@ -41,11 +41,18 @@ pub const SCHEMA_VERSION: u32 = 2;
 /// The last store sequence given to a fill (8 bytes, big endian).
 const META_FILL_SEQ: &str = "fill_seq";
 const META_CHECKPOINT: &str = "account_checkpoint";
+/// Orders ever created (8 bytes, big endian).
+const META_ORDERS_TOTAL: &str = "orders_total";
 
 const META_SCHEMA: &str = "schema_version";
 const META_BALANCES: &str = "balances";
 const META_TRADING_STATE: &str = "trading_state";
 const META_EMERGENCY_STOP: &str = "emergency_stop";
+
+/// sled's page cache. Its default (1 GiB) would let the cache grow with the
+/// history; the engine reads the live state and recent fills, so a small
+/// cache serves it.
+pub const CACHE_BYTES: u64 = 8 * 1024 * 1024;
 
 /// How long [`SledStore::open`] waits out a lock before reporting it: longer
 /// than sled's flush interval (500 ms), after which a closed store lets go.
@@ -64,7 +71,7 @@ impl SledStore {
         std::fs::create_dir_all(dir).map_err(|e| backend(sled::Error::Io(e)))?;
         let deadline = std::time::Instant::now() + LOCK_WAIT;
         let db = loop {
-            match sled::Config::new().path(dir.join("keel.sled")).open() {
+            match sled::Config::new().path(dir.join("keel.sled")).cache_capacity(CACHE_BYTES).open() {
                 Ok(db) => break db,
                 Err(sled::Error::Io(ref io)) if is_lock_error(io) => {
                     if std::time::Instant::now() >= deadline {
@@ -77,6 +84,11 @@ impl SledStore {
         };
         let store = Self::with_trees(db)?;
         store.check_schema(dir)?;
+        if store.meta.get(META_ORDERS_TOTAL).map_err(backend)?.is_none() {
+            // Counted once, for a store from before the counter.
+            let n = store.orders.len() as u64;
+            store.meta.insert(META_ORDERS_TOTAL, &n.to_be_bytes()).map_err(backend)?;
+        }
         Ok(store)
     }
 
@@ -219,7 +231,15 @@ fn decode<T: DeserializeOwned>(tree: &'static str, key: &[u8], bytes: &[u8]) -> 
 
 impl Store for SledStore {
     fn put_order(&self, order: &Order, durable: bool) -> StoreResult<()> {
-        Self::put(&self.orders, &order.client_order_id, order)?;
+        let bytes = serde_json::to_vec(order).map_err(|e| StoreError::Encode(e.to_string()))?;
+        let previous = self.orders.insert(order.client_order_id.as_bytes(), bytes).map_err(backend)?;
+        if previous.is_none() {
+            self.meta
+                .fetch_and_update(META_ORDERS_TOTAL, |old| {
+                    Some((old.map(seq_of).unwrap_or(0) + 1).to_be_bytes().to_vec())
+                })
+                .map_err(backend)?;
+        }
         if order.status.is_terminal() {
             self.open.remove(order.client_order_id.as_bytes()).map_err(backend)?;
         } else {
@@ -252,7 +272,8 @@ impl Store for SledStore {
     }
 
     fn order_count(&self) -> StoreResult<usize> {
-        Ok(self.orders.len())
+        // A counter kept with every new order: `Tree::len` scans the tree.
+        Ok(self.meta.get(META_ORDERS_TOTAL).map_err(backend)?.map(|b| seq_of(&b)).unwrap_or(0) as usize)
     }
 
     fn record_fill(&self, fill: &Fill, order: Option<&Order>) -> StoreResult<bool> {
