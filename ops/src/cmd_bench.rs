@@ -39,6 +39,59 @@ pub struct BenchArgs {
     /// Latency is only meaningful below saturation; throughput at 0.
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
+    /// Instead of the pipeline: write this many filled orders (one fill
+    /// each, alternating buys and sells of the config's first symbol)
+    /// straight into the store at `--data-dir`, to measure start-up and
+    /// `keel state` against history (tools/bench_history.py).
+    #[arg(long, requires = "data_dir")]
+    pub history: Option<u64>,
+    /// The store `--history` writes into.
+    #[arg(long)]
+    pub data_dir: Option<std::path::PathBuf>,
+}
+
+/// Writes `n` filled orders with one fill each into the store at `dir`.
+fn write_history(config: &crate::config::Config, dir: &std::path::Path, n: u64) -> anyhow::Result<()> {
+    use keel_core::order::{Order, OrderIntent, OrderStatus};
+    let symbol = config.symbols.first().ok_or_else(|| anyhow::anyhow!("the config has no [[symbol]]"))?;
+    let store = SledStore::open(dir)?;
+    let (sym, price) = (Symbol::new(&symbol.symbol), symbol.start_price);
+    let qty = Decimal::new(1, 3);
+    let start = SystemClock.now_ms() - n as i64 * 1000;
+    let mut batch = Vec::with_capacity(100_000);
+    for i in 0..n {
+        let side = if i % 2 == 0 { Side::Buy } else { Side::Sell };
+        let ts = start + i as i64 * 1000;
+        let id = format!("kh{i:010}");
+        let mut order =
+            Order::from_intent(&OrderIntent::market("bench".into(), sym.clone(), side, qty), id.clone(), ts);
+        order.venue_order_id = Some((10_000_000 + i).to_string());
+        order.status = OrderStatus::Filled;
+        order.filled_qty = qty;
+        order.filled_quote = price * qty;
+        let fill = Fill {
+            trade_id: 1 + i,
+            client_order_id: id,
+            strategy_id: "bench".into(),
+            symbol: sym.clone(),
+            side,
+            price,
+            qty,
+            fee: (price * qty * Decimal::new(1, 3)).round_dp(8),
+            fee_asset: symbol.quote.clone(),
+            is_maker: false,
+            ts_ms: ts,
+            tag: None,
+        };
+        batch.push((order, vec![fill]));
+        if batch.len() == batch.capacity() {
+            store.import_history(&batch)?;
+            batch.clear();
+        }
+    }
+    store.import_history(&batch)?;
+    println!("wrote {n} filled orders with one fill each into {}", dir.display());
+    Ok(())
 }
 
 /// The paper venue with a market feed the benchmark controls.
@@ -97,6 +150,9 @@ impl Venue for BenchVenue {
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let (mut config, source) = crate::settings::load(args.config.as_deref())?;
     eprintln!("{}", source.describe());
+    if let (Some(n), Some(dir)) = (args.history, args.data_dir.as_deref()) {
+        return write_history(&config, dir, n);
+    }
     // Limits out of the way: the benchmark measures the pipeline, not refusals.
     config.risk = risk::config::RiskConfig::unlimited();
     let dir = tempfile::tempdir()?;
