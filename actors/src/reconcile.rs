@@ -208,6 +208,11 @@ impl Assets {
 pub fn checkpoint_now(s: &dyn Store, assets: &Assets, now_ms: i64) -> Result<BroughtForward, StoreError> {
     let brought = AccountCheckpoint::bring_forward(s, |f| assets.of_fill(f), now_ms)?;
     brought.current.save(brought.previous.as_ref(), s)?;
+    // The checkpoint is durable: what it covers may leave the live store.
+    // A failure leaves that history where it is, so it is only reported.
+    if let Err(e) = s.archive(brought.current.fill_seq, keel_core::store::ARCHIVE_BATCH) {
+        tracing::warn!(error = %e, "store: could not move final history to the archive (it stays in the live store)");
+    }
     Ok(brought)
 }
 
@@ -264,7 +269,7 @@ pub struct RecordedFill {
 /// durably, unless the store already has it. The one place fills enter the
 /// store, live and at start-up.
 pub fn record_venue_fill(s: &dyn Store, mut fill: Fill, now_ms: i64) -> Result<RecordedFill, StoreError> {
-    if s.has_fill(&fill.symbol, fill.trade_id)? {
+    if s.has_fill(&fill)? {
         return Ok(RecordedFill { inserted: false, fill, order: None });
     }
     let mut order = s.order(&fill.client_order_id)?;

@@ -247,7 +247,7 @@ async fn panicking_strategy_is_paused_and_the_other_keeps_trading() {
     assert_eq!(ids.len(), stored.len());
     assert!(venue_fills.len() >= 3);
     for f in &venue_fills {
-        assert!(store.has_fill(&f.symbol, f.trade_id).unwrap(), "fill {} missing from the store", f.trade_id);
+        assert!(store.has_fill(f).unwrap(), "fill {} missing from the store", f.trade_id);
     }
 }
 
@@ -373,7 +373,8 @@ async fn a_strategy_cancels_its_own_tagged_order() {
     let canceled = |seen: &std::sync::Mutex<Vec<keel_core::strategy::OrderUpdate>>| {
         seen.lock().unwrap().iter().any(|u| u.status == OrderStatus::Canceled)
     };
-    drive(&venue, &mut rx, |_| canceled(&seen)).await;
+    // The router tells the strategy, then writes the order: wait for both.
+    drive(&venue, &mut rx, |_| canceled(&seen) && store.open_orders().map(|o| o.is_empty()).unwrap_or(false)).await;
     let updates = seen.lock().unwrap().clone();
     let id = updates[0].client_order_id.clone().expect("the order was created");
     assert!(updates.iter().all(|u| u.tag == Some(OrderTag(7))), "every update carries the tag: {updates:?}");

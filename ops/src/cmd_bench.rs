@@ -19,6 +19,7 @@ use keel_core::venue::{
     MarketFeed, OrderReport, OrderRequest, PlaceResult, StreamStatus, UserEvent, Venue, VenueResult,
 };
 use keel_core::{Decimal, Symbol};
+use keel_core::store::Store;
 use keel_store::SledStore;
 use tokio::sync::{mpsc, Mutex};
 
@@ -50,46 +51,85 @@ pub struct BenchArgs {
     pub data_dir: Option<std::path::PathBuf>,
 }
 
-/// Writes `n` filled orders with one fill each into the store at `dir`.
+/// Writes `n` filled orders with one fill each into the store at `dir`, as
+/// an engine that ran that long leaves it: the history archived, the
+/// account checkpoint brought forward over it.
 fn write_history(config: &crate::config::Config, dir: &std::path::Path, n: u64) -> anyhow::Result<()> {
     use keel_core::order::{Order, OrderIntent, OrderStatus};
     let symbol = config.symbols.first().ok_or_else(|| anyhow::anyhow!("the config has no [[symbol]]"))?;
     let store = SledStore::open(dir)?;
-    let (sym, price) = (Symbol::new(&symbol.symbol), symbol.start_price);
-    let qty = Decimal::new(1, 3);
-    let start = SystemClock.now_ms() - n as i64 * 1000;
+    use rand::{Rng, SeedableRng};
+    // Seeded and varied like a real account's history (a random-walk price,
+    // mixed sizes, sides, order types, strategies and gaps between trades),
+    // so the archive compresses it no better than it would real records.
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let sym = Symbol::new(&symbol.symbol);
+    let (base, quote) = (symbol.base.clone(), symbol.quote.clone());
+    let strategies = ["sma_cross_btc", "grid_btc", "breakout_4h"];
+    let mut price = symbol.start_price;
+    // Every generated trade is older than now (gaps are under 5 s).
+    let mut ts = SystemClock.now_ms() - n as i64 * 5_000;
+    let mut held = Decimal::ZERO;
+    let mut trade_id = 1_000_000u64;
+    let assets = actors::reconcile::Assets::of(&config.instruments());
     let mut batch = Vec::with_capacity(100_000);
     for i in 0..n {
-        let side = if i % 2 == 0 { Side::Buy } else { Side::Sell };
-        let ts = start + i as i64 * 1000;
-        let id = format!("kh{i:010}");
-        let mut order =
-            Order::from_intent(&OrderIntent::market("bench".into(), sym.clone(), side, qty), id.clone(), ts);
-        order.venue_order_id = Some((10_000_000 + i).to_string());
+        price = (price * (Decimal::ONE + Decimal::new(rng.random_range(-50..=50), 5))).round_dp(2);
+        let qty = Decimal::new(rng.random_range(1..=500), 5);
+        // Spot: a sell never exceeds what is held.
+        let side = if held >= qty && rng.random_bool(0.5) { Side::Sell } else { Side::Buy };
+        ts += rng.random_range(200..5_000);
+        trade_id += rng.random_range(1..1_000);
+        let strategy = strategies[rng.random_range(0..strategies.len())];
+        let id = format!("k{}-{i}", 1_733_000_000 + i / 50_000);
+        let intent = if rng.random_bool(0.6) {
+            OrderIntent::limit(strategy.into(), sym.clone(), side, qty, price)
+        } else {
+            OrderIntent::market(strategy.into(), sym.clone(), side, qty)
+        };
+        let mut order = Order::from_intent(&intent, id.clone(), ts - rng.random_range(5..60_000));
+        order.venue_order_id = Some((30_000_000 + i * 3 + rng.random_range(0..3)).to_string());
         order.status = OrderStatus::Filled;
         order.filled_qty = qty;
         order.filled_quote = price * qty;
+        order.updated_ms = ts;
+        // Commission in the asset received, as Binance charges without BNB.
+        let (fee, fee_asset) = match side {
+            Side::Buy => ((qty * Decimal::new(1, 3)).round_dp(8), base.clone()),
+            Side::Sell => ((price * qty * Decimal::new(1, 3)).round_dp(8), quote.clone()),
+        };
+        held += match side {
+            Side::Buy => qty - fee,
+            Side::Sell => -qty,
+        };
         let fill = Fill {
-            trade_id: 1 + i,
+            trade_id,
             client_order_id: id,
-            strategy_id: "bench".into(),
+            strategy_id: strategy.into(),
             symbol: sym.clone(),
             side,
             price,
             qty,
-            fee: (price * qty * Decimal::new(1, 3)).round_dp(8),
-            fee_asset: symbol.quote.clone(),
-            is_maker: false,
+            fee,
+            fee_asset,
+            is_maker: rng.random_bool(0.5),
             ts_ms: ts,
             tag: None,
         };
         batch.push((order, vec![fill]));
         if batch.len() == batch.capacity() {
             store.import_history(&batch)?;
+            actors::reconcile::checkpoint_now(&store, &assets, SystemClock.now_ms())?;
             batch.clear();
         }
     }
     store.import_history(&batch)?;
+    let brought = actors::reconcile::checkpoint_now(&store, &assets, SystemClock.now_ms())?;
+    // The position cache a running engine keeps beside the checkpoint.
+    for position in brought.current.account.positions() {
+        store.put_position(&position)?;
+    }
+    store.flush()?;
     println!("wrote {n} filled orders with one fill each into {}", dir.display());
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! `keel state`, `keel halt` and `keel resume`: work on the store of a stopped engine.
+//! `keel state` (reads a copy of the store, so the engine may be running),
+//! `keel halt` and `keel resume` (work on the store of a stopped engine).
 
 use std::path::Path;
 
@@ -256,7 +257,9 @@ fn split_assets(symbol: &str, fee_asset: &str) -> (String, String) {
 pub fn state(args: StateArgs) -> anyhow::Result<()> {
     let (config, _) = settings::load(args.config.as_deref())?;
     let dir = settings::data_dir(&config, args.data_dir.as_ref());
-    let store = open(&dir)?;
+    // A copy: sled writes when it opens, and the engine may be running on it.
+    let store =
+        SledStore::open_copy(&dir).map_err(|e| anyhow::anyhow!("cannot read the store at {}: {e}", dir.display()))?;
     let r = report(&store, &config)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);

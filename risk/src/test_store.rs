@@ -68,8 +68,11 @@ impl Store for MemStore {
     fn record_fill(&self, _: &Fill, _: Option<&Order>) -> StoreResult<bool> {
         Ok(true)
     }
-    fn has_fill(&self, _: &str, _: u64) -> StoreResult<bool> {
+    fn has_fill(&self, _: &Fill) -> StoreResult<bool> {
         Ok(false)
+    }
+    fn archive(&self, _: u64, _: usize) -> StoreResult<usize> {
+        Ok(0)
     }
     fn fills(&self) -> StoreResult<Vec<Fill>> {
         Ok(Vec::new())

@@ -16,6 +16,10 @@ use crate::order::Order;
 use crate::position::Position;
 use crate::trading::{EmergencyStop, TradingStateRecord};
 
+/// Records moved to the archive at a time, at least (see [`Store::archive`]):
+/// a batch compresses well, a record at a time would not.
+pub const ARCHIVE_BATCH: usize = 512;
+
 /// Result alias for store calls.
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -24,9 +28,10 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait Store: Send + Sync {
     /// Writes an order (insert or update); `durable` flushes before returning.
     fn put_order(&self, order: &Order, durable: bool) -> StoreResult<()>;
-    /// One order by client order id.
+    /// One live order by client order id: open, or final and not yet
+    /// archived (an archived order is final, so nothing updates it again).
     fn order(&self, client_order_id: &str) -> StoreResult<Option<Order>>;
-    /// Every order, in client order id order.
+    /// Every order, archived ones included, in client order id order.
     fn orders(&self) -> StoreResult<Vec<Order>>;
     /// Orders not yet final (including `new` ones that may never have been sent).
     fn open_orders(&self) -> StoreResult<Vec<Order>>;
@@ -35,9 +40,9 @@ pub trait Store: Send + Sync {
     /// Records a fill and the order it updated, atomically and durably.
     /// Returns false (and changes nothing) if the fill's trade id is already known.
     fn record_fill(&self, fill: &Fill, order: Option<&Order>) -> StoreResult<bool>;
-    /// True if the fill is already recorded.
-    fn has_fill(&self, symbol: &str, trade_id: u64) -> StoreResult<bool>;
-    /// Every fill, by symbol then trade id.
+    /// True if this venue trade is already recorded (live or archived).
+    fn has_fill(&self, fill: &Fill) -> StoreResult<bool>;
+    /// Every fill, archived ones included, by symbol then trade id.
     fn fills(&self) -> StoreResult<Vec<Fill>>;
     /// Fills recorded after store sequence `seq`, with their sequence, in
     /// the order they were recorded. Every fill gets the next sequence when
@@ -46,6 +51,12 @@ pub trait Store: Send + Sync {
     fn fills_after(&self, seq: u64) -> StoreResult<Vec<(u64, Fill)>>;
     /// The last `limit` fills recorded, oldest first.
     fn recent_fills(&self, limit: usize) -> StoreResult<Vec<Fill>>;
+    /// Moves final history out of the live store: fills with a sequence up to
+    /// `through_seq` (which a durable checkpoint covers) and the final orders
+    /// with no fill after it. Does nothing while fewer than `min_records`
+    /// would move (bigger batches keep the archive compact). Returns how
+    /// many records moved. Reads above keep returning archived history.
+    fn archive(&self, through_seq: u64, min_records: usize) -> StoreResult<usize>;
     /// Writes the account checkpoint, durably.
     fn put_checkpoint(&self, checkpoint: &AccountCheckpoint) -> StoreResult<()>;
     /// The account checkpoint, if one was taken.

@@ -8,6 +8,10 @@
 
 use std::path::Path;
 
+pub mod archive;
+
+use archive::{Archive, ArchiveMark};
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -30,13 +34,26 @@ pub struct SledStore {
     fill_seq: sled::Tree,
     positions: sled::Tree,
     meta: sled::Tree,
+    /// Final orders and archived fills, outside sled.
+    archive: Archive,
+    /// The directory a copy or a temporary store lives in, removed with it.
+    _scratch: Option<tempfile::TempDir>,
 }
 
 /// The schema this build writes (and the newest it reads). Version 1 is the
 /// layout Keel wrote first (stores from before the version was recorded are
-/// version 1); version 2 gives every fill a store sequence. An older store is
-/// migrated when opened, after a backup copy of it is made.
-pub const SCHEMA_VERSION: u32 = 2;
+/// version 1); version 2 gives every fill a store sequence; version 3 moves
+/// final history into segment files (a Keel reading version 2 would miss it).
+/// An older store is migrated when opened, after a backup copy of it is made.
+pub const SCHEMA_VERSION: u32 = 3;
+
+/// The committed end of the archive ([`ArchiveMark`]).
+const META_ARCHIVE: &str = "archive";
+/// Per-symbol prefix of the highest trade id recorded (8 bytes, big endian):
+/// the venue's "fills since" cursor, kept when fills move to the archive.
+const META_LAST_TRADE: &str = "last_trade:";
+/// Directory of the archive's segment files, beside `keel.sled`.
+pub const HISTORY_DIR: &str = "history";
 
 /// The last store sequence given to a fill (8 bytes, big endian).
 const META_FILL_SEQ: &str = "fill_seq";
@@ -82,7 +99,7 @@ impl SledStore {
                 Err(other) => return Err(backend(other)),
             }
         };
-        let store = Self::with_trees(db)?;
+        let store = Self::assemble(db, &dir.join(HISTORY_DIR), true, None)?;
         store.check_schema(dir)?;
         if store.meta.get(META_ORDERS_TOTAL).map_err(backend)?.is_none() {
             // Counted once, for a store from before the counter.
@@ -92,16 +109,51 @@ impl SledStore {
         Ok(store)
     }
 
-    /// The store over an open database: its trees, opened (or created).
-    fn with_trees(db: sled::Db) -> StoreResult<Self> {
+    /// Opens a copy of the store in `dir`, for reading while an engine may be
+    /// running on it: sled writes when it opens, so the original is never
+    /// opened. The archive is read in place (it is only appended to, and only
+    /// as far as the copy's mark). Nothing under `dir` is written.
+    pub fn open_copy(dir: &Path) -> StoreResult<Self> {
+        let scratch = tempfile::tempdir().map_err(|e| backend(sled::Error::Io(e)))?;
+        let source = dir.join("keel.sled");
+        let copy = scratch.path().join("keel.sled");
+        if source.exists() {
+            // The engine may replace sled's snapshot files while we copy: retry.
+            let mut attempt = 0;
+            while let Err(e) = copy_dir(&source, &copy) {
+                attempt += 1;
+                if attempt == 5 {
+                    return Err(backend(sled::Error::Io(e)));
+                }
+                let _ = std::fs::remove_dir_all(&copy);
+            }
+        }
+        let db = sled::Config::new().path(&copy).cache_capacity(CACHE_BYTES).open().map_err(backend)?;
+        let at = scratch.path().to_path_buf();
+        let store = Self::assemble(db, &dir.join(HISTORY_DIR), false, Some(scratch))?;
+        match store.check_schema(&at) {
+            Err(StoreError::NewerSchema { found, supported, .. }) => {
+                Err(StoreError::NewerSchema { path: dir.display().to_string(), found, supported })
+            }
+            other => other.map(|()| store),
+        }
+    }
+
+    /// The store over an open database: its trees, opened (or created), and
+    /// the archive as far as the database records it.
+    fn assemble(db: sled::Db, history: &Path, writable: bool, scratch: Option<tempfile::TempDir>) -> StoreResult<Self> {
+        let meta = db.open_tree("meta").map_err(backend)?;
+        let mark: ArchiveMark = Self::get(&meta, "meta", META_ARCHIVE)?.unwrap_or_default();
         Ok(Self {
             orders: db.open_tree("orders").map_err(backend)?,
             open: db.open_tree("open_orders").map_err(backend)?,
             fills: db.open_tree("fills").map_err(backend)?,
             fill_seq: db.open_tree("fill_seq").map_err(backend)?,
             positions: db.open_tree("positions").map_err(backend)?,
-            meta: db.open_tree("meta").map_err(backend)?,
+            archive: Archive::open(history, mark, writable)?,
+            meta,
             db,
+            _scratch: scratch,
         })
     }
 
@@ -122,9 +174,10 @@ impl SledStore {
         }
     }
 
-    /// Brings a version-1 store to version 2: a backup copy of the whole
-    /// store first, then every fill gets a store sequence (in venue-time
-    /// order, the best record of arrival a version-1 store has).
+    /// Brings an older store to this version: a backup copy of the whole
+    /// store first. From version 1, every fill gets a store sequence (in
+    /// venue-time order, the best record of arrival a version-1 store has);
+    /// version 2 has nothing archived yet, so it only needs the new stamp.
     fn migrate(&self, dir: &Path, from: u32) -> StoreResult<()> {
         self.flush_now()?;
         let backup = dir.join(format!("keel.sled.v{from}-backup"));
@@ -132,12 +185,17 @@ impl SledStore {
             copy_dir(&dir.join("keel.sled"), &backup).map_err(|e| backend(sled::Error::Io(e)))?;
         }
         let mut fills: Vec<Fill> = Self::all(&self.fills, "fills")?;
-        fills.sort_by(|a, b| a.ts_ms.cmp(&b.ts_ms).then_with(|| a.key().cmp(&b.key())));
-        self.fill_seq.clear().map_err(backend)?;
-        for (i, f) in fills.iter().enumerate() {
-            self.fill_seq.insert((i as u64 + 1).to_be_bytes(), f.key().as_bytes()).map_err(backend)?;
+        if from < 2 {
+            fills.sort_by(|a, b| a.ts_ms.cmp(&b.ts_ms).then_with(|| a.key().cmp(&b.key())));
+            self.fill_seq.clear().map_err(backend)?;
+            for (i, f) in fills.iter().enumerate() {
+                self.fill_seq.insert((i as u64 + 1).to_be_bytes(), f.key().as_bytes()).map_err(backend)?;
+            }
+            self.meta.insert(META_FILL_SEQ, &(fills.len() as u64).to_be_bytes()).map_err(backend)?;
         }
-        self.meta.insert(META_FILL_SEQ, &(fills.len() as u64).to_be_bytes()).map_err(backend)?;
+        for f in &fills {
+            self.raise_last_trade(f)?;
+        }
         Self::put(&self.meta, META_SCHEMA, &SCHEMA_VERSION)?;
         self.flush_now()?;
         tracing::warn!(
@@ -151,35 +209,166 @@ impl SledStore {
         Ok(())
     }
 
-    /// Writes history straight into the store: each final order with its
-    /// fills, fills sequenced in the order given, counters kept, one flush
-    /// at the end. For generating large stores to measure against; the
-    /// engine records through [`Store::record_fill`].
+    /// Writes final history straight into the archive: each final order
+    /// with its fills, fills sequenced in the order given, counters and
+    /// per-symbol trade cursors kept. For generating large stores to measure
+    /// against; the engine records through [`Store::record_fill`] and
+    /// archives through [`Store::archive`].
     pub fn import_history(&self, history: &[(Order, Vec<Fill>)]) -> StoreResult<()> {
-        let mut seq = self.meta.get(META_FILL_SEQ).map_err(backend)?.map(|b| seq_of(&b)).unwrap_or(0);
+        let mut seq = self.last_seq()?;
         let mut orders_total = self.order_count()? as u64;
         for chunk in history.chunks(10_000) {
-            let (mut orders, mut fills, mut seqs) =
-                (sled::Batch::default(), sled::Batch::default(), sled::Batch::default());
+            let mut fills = Vec::new();
+            let mut orders = Vec::with_capacity(chunk.len());
             for (order, order_fills) in chunk {
-                let bytes = serde_json::to_vec(order).map_err(|e| StoreError::Encode(e.to_string()))?;
-                orders.insert(order.client_order_id.as_bytes(), bytes);
+                orders.push(order.clone());
                 orders_total += 1;
                 for fill in order_fills {
-                    let bytes = serde_json::to_vec(fill).map_err(|e| StoreError::Encode(e.to_string()))?;
-                    let key = fill.key();
-                    fills.insert(key.as_bytes(), bytes);
                     seq += 1;
-                    seqs.insert(&seq.to_be_bytes(), key.as_bytes());
+                    fills.push((seq, fill.clone()));
+                    self.raise_last_trade(fill)?;
                 }
             }
-            self.orders.apply_batch(orders).map_err(backend)?;
-            self.fills.apply_batch(fills).map_err(backend)?;
-            self.fill_seq.apply_batch(seqs).map_err(backend)?;
+            let (mark, pending) = self.archive.append(&fills, &orders)?;
+            Self::put(&self.meta, META_ARCHIVE, &mark)?;
+            self.meta.insert(META_FILL_SEQ, &seq.to_be_bytes()).map_err(backend)?;
+            self.meta.insert(META_ORDERS_TOTAL, &orders_total.to_be_bytes()).map_err(backend)?;
+            self.flush_now()?;
+            self.archive.commit(mark, pending);
         }
-        self.meta.insert(META_FILL_SEQ, &seq.to_be_bytes()).map_err(backend)?;
-        self.meta.insert(META_ORDERS_TOTAL, &orders_total.to_be_bytes()).map_err(backend)?;
-        self.flush_now()
+        Ok(())
+    }
+
+    /// How far the archive goes.
+    pub fn archive_mark(&self) -> ArchiveMark {
+        self.archive.mark()
+    }
+
+    /// Bytes the archive's segment files take.
+    pub fn archive_bytes(&self) -> u64 {
+        self.archive.bytes()
+    }
+
+    /// The last store sequence given to a fill.
+    fn last_seq(&self) -> StoreResult<u64> {
+        Ok(self.meta.get(META_FILL_SEQ).map_err(backend)?.map(|b| seq_of(&b)).unwrap_or(0))
+    }
+
+    /// Raises a symbol's recorded trade cursor to this fill's trade id.
+    fn raise_last_trade(&self, fill: &Fill) -> StoreResult<()> {
+        let key = format!("{META_LAST_TRADE}{}", fill.symbol);
+        self.meta
+            .fetch_and_update(key.as_bytes(), |old| {
+                let id = old.map(seq_of).unwrap_or(0).max(fill.trade_id);
+                Some(id.to_be_bytes().to_vec())
+            })
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    /// Live fills (still in sled) with a sequence above `seq`.
+    fn live_fills_after(&self, seq: u64) -> StoreResult<Vec<(u64, Fill)>> {
+        let start = seq.saturating_add(1).to_be_bytes();
+        let mut out = Vec::new();
+        for item in self.fill_seq.range(start..) {
+            let (k, key) = item.map_err(backend)?;
+            out.push((seq_of(&k), self.live_fill(&key)?));
+        }
+        Ok(out)
+    }
+
+    fn live_fill(&self, key: &[u8]) -> StoreResult<Fill> {
+        let bytes = self.fills.get(key).map_err(backend)?.ok_or_else(|| StoreError::Corrupt {
+            tree: "fill_seq",
+            key: String::from_utf8_lossy(key).into_owned(),
+            reason: "the sequence names a fill the store does not have".into(),
+        })?;
+        decode("fills", key, &bytes)
+    }
+
+    /// Moves fills up to `through` and the final orders they complete into
+    /// the archive (see [`Store::archive`]).
+    fn archive_through(&self, through: u64, min_records: usize) -> StoreResult<usize> {
+        use sled::transaction::{ConflictableTransactionError, TransactionError};
+        use sled::Transactional;
+        let mark = self.archive.mark();
+        let through = through.min(self.last_seq()?);
+        let fills: Vec<(u64, Fill)> =
+            self.live_fills_after(mark.fill_cut)?.into_iter().take_while(|(s, _)| *s <= through).collect();
+        let open: std::collections::HashSet<Vec<u8>> =
+            self.open.iter().keys().map(|k| k.map(|k| k.to_vec())).collect::<Result<_, _>>().map_err(backend)?;
+        // Orders with fills after the cut stay live, with those fills.
+        let mut pinned: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for (_, f) in self.live_fills_after(through)? {
+            pinned.insert(f.client_order_id);
+        }
+        let mut orders = Vec::new();
+        for item in self.orders.iter() {
+            let (k, v) = item.map_err(backend)?;
+            if open.contains(k.as_ref()) {
+                continue;
+            }
+            let order: Order = decode("orders", &k, &v)?;
+            if order.status.is_terminal() && !pinned.contains(&order.client_order_id) {
+                orders.push(order);
+            }
+        }
+        if fills.len() + orders.len() < min_records.max(1) {
+            return Ok(0);
+        }
+        // Fills of orders still open are archived but also kept live; a fill
+        // kept so earlier leaves once its order is final.
+        let archived: std::collections::HashSet<&str> = orders.iter().map(|o| o.client_order_id.as_str()).collect();
+        let live_keys: std::collections::HashSet<Vec<u8>> = self
+            .fill_seq
+            .range((through.saturating_add(1)).to_be_bytes()..)
+            .values()
+            .map(|v| v.map(|v| v.to_vec()))
+            .collect::<Result<_, _>>()
+            .map_err(backend)?;
+        let mut drop_fills = Vec::new();
+        for item in self.fills.iter() {
+            let (k, v) = item.map_err(backend)?;
+            if live_keys.contains(k.as_ref()) {
+                continue;
+            }
+            let f: Fill = decode("fills", &k, &v)?;
+            let order_stays = self.orders.contains_key(f.client_order_id.as_bytes()).map_err(backend)?
+                && !archived.contains(f.client_order_id.as_str());
+            if !order_stays {
+                drop_fills.push(k.to_vec());
+            }
+        }
+        let (new_mark, pending) = self.archive.append(&fills, &orders)?;
+        let mark_bytes = serde_json::to_vec(&new_mark).map_err(|e| StoreError::Encode(e.to_string()))?;
+        let trees = (&self.fills, &self.orders, &self.fill_seq, &self.meta);
+        let result = trees.transaction(|(tf, to, ts, tm)| {
+            for (seq, _) in &fills {
+                ts.remove(&seq.to_be_bytes())?;
+            }
+            for key in &drop_fills {
+                tf.remove(key.as_slice())?;
+            }
+            for o in &orders {
+                to.remove(o.client_order_id.as_bytes())?;
+            }
+            tm.insert(META_ARCHIVE, mark_bytes.clone())?;
+            Ok::<_, ConflictableTransactionError<()>>(())
+        });
+        match result {
+            Ok(()) => {}
+            Err(TransactionError::Storage(e)) => return Err(backend(e)),
+            Err(TransactionError::Abort(())) => return Ok(0),
+        }
+        self.flush_now()?;
+        self.archive.commit(new_mark, pending);
+        tracing::info!(
+            fills = fills.len(),
+            orders = orders.len(),
+            fill_cut = new_mark.fill_cut,
+            "store: final history moved to the archive"
+        );
+        Ok(fills.len() + orders.len())
     }
 
     /// The schema version recorded in the store.
@@ -190,7 +379,9 @@ impl SledStore {
     /// An in-memory store that is discarded on exit: used to come up HALTED
     /// (fail closed) when the real store cannot be read.
     pub fn temporary() -> StoreResult<Self> {
-        Self::with_trees(sled::Config::new().temporary(true).open().map_err(backend)?)
+        let scratch = tempfile::tempdir().map_err(|e| backend(sled::Error::Io(e)))?;
+        let history = scratch.path().join(HISTORY_DIR);
+        Self::assemble(sled::Config::new().temporary(true).open().map_err(backend)?, &history, true, Some(scratch))
     }
 
     fn put<T: Serialize>(tree: &sled::Tree, key: &str, value: &T) -> StoreResult<()> {
@@ -287,7 +478,10 @@ impl Store for SledStore {
     }
 
     fn orders(&self) -> StoreResult<Vec<Order>> {
-        Self::all(&self.orders, "orders")
+        let mut out = self.archive.orders()?;
+        out.extend(Self::all::<Order>(&self.orders, "orders")?);
+        out.sort_by(|a, b| a.client_order_id.cmp(&b.client_order_id));
+        Ok(out)
     }
 
     fn open_orders(&self) -> StoreResult<Vec<Order>> {
@@ -315,7 +509,11 @@ impl Store for SledStore {
             Some(o) => Some(serde_json::to_vec(o).map_err(|e| StoreError::Encode(e.to_string()))?),
             None => None,
         };
+        if self.archive.contains(fill)? {
+            return Ok(false);
+        }
         let key = fill.key();
+        let cursor = format!("{META_LAST_TRADE}{}", fill.symbol);
         let trees = (&self.fills, &self.orders, &self.open, &self.fill_seq, &self.meta);
         let result = trees.transaction(|(fills, orders, open, seqs, meta)| {
             if fills.get(key.as_bytes())?.is_some() {
@@ -325,6 +523,10 @@ impl Store for SledStore {
             let seq = meta.get(META_FILL_SEQ)?.map(|b| seq_of(&b)).unwrap_or(0) + 1;
             meta.insert(META_FILL_SEQ, &seq.to_be_bytes())?;
             seqs.insert(&seq.to_be_bytes(), key.as_bytes())?;
+            let last = meta.get(cursor.as_bytes())?.map(|b| seq_of(&b)).unwrap_or(0);
+            if fill.trade_id > last {
+                meta.insert(cursor.as_bytes(), &fill.trade_id.to_be_bytes())?;
+            }
             if let (Some(o), Some(bytes)) = (order, &order_bytes) {
                 orders.insert(o.client_order_id.as_bytes(), bytes.clone())?;
                 if o.status.is_terminal() {
@@ -344,30 +546,25 @@ impl Store for SledStore {
         Ok(inserted)
     }
 
-    fn has_fill(&self, symbol: &str, trade_id: u64) -> StoreResult<bool> {
-        self.fills.contains_key(keel_core::fill::fill_key(symbol, trade_id).as_bytes()).map_err(backend)
+    fn has_fill(&self, fill: &Fill) -> StoreResult<bool> {
+        Ok(self.fills.contains_key(fill.key().as_bytes()).map_err(backend)? || self.archive.contains(fill)?)
     }
 
     fn fills(&self) -> StoreResult<Vec<Fill>> {
-        Self::all(&self.fills, "fills")
+        let mut out: Vec<Fill> = self.fills_after(0)?.into_iter().map(|(_, f)| f).collect();
+        out.sort_by(|a, b| a.symbol.cmp(&b.symbol).then(a.trade_id.cmp(&b.trade_id)));
+        Ok(out)
     }
 
     fn fill_count(&self) -> StoreResult<usize> {
-        Ok(self.fills.len())
+        // Sequences are given one per fill, from 1: the last one is the count.
+        Ok(self.last_seq()? as usize)
     }
 
     fn fills_after(&self, seq: u64) -> StoreResult<Vec<(u64, Fill)>> {
-        let start = seq.saturating_add(1).to_be_bytes();
-        let mut out = Vec::new();
-        for item in self.fill_seq.range(start..) {
-            let (k, key) = item.map_err(backend)?;
-            let bytes = self.fills.get(&key).map_err(backend)?.ok_or_else(|| StoreError::Corrupt {
-                tree: "fill_seq",
-                key: String::from_utf8_lossy(&key).into_owned(),
-                reason: "the sequence names a fill the store does not have".into(),
-            })?;
-            out.push((seq_of(&k), decode("fills", &key, &bytes)?));
-        }
+        let cut = self.archive.mark().fill_cut;
+        let mut out = if seq < cut { self.archive.fills_after(seq)? } else { Vec::new() };
+        out.extend(self.live_fills_after(seq.max(cut))?);
         Ok(out)
     }
 
@@ -375,12 +572,20 @@ impl Store for SledStore {
         let mut out = Vec::with_capacity(limit.min(1024));
         for item in self.fill_seq.iter().rev().take(limit) {
             let (_, key) = item.map_err(backend)?;
-            if let Some(bytes) = self.fills.get(&key).map_err(backend)? {
-                out.push(decode("fills", &key, &bytes)?);
-            }
+            out.push(self.live_fill(&key)?);
         }
         out.reverse();
+        if out.len() < limit {
+            let mut older: Vec<Fill> =
+                self.archive.recent_fills(limit - out.len())?.into_iter().map(|(_, f)| f).collect();
+            older.append(&mut out);
+            out = older;
+        }
         Ok(out)
+    }
+
+    fn archive(&self, through_seq: u64, min_records: usize) -> StoreResult<usize> {
+        self.archive_through(through_seq, min_records)
     }
 
     fn put_checkpoint(&self, checkpoint: &AccountCheckpoint) -> StoreResult<()> {
@@ -393,15 +598,8 @@ impl Store for SledStore {
     }
 
     fn last_trade_id(&self, symbol: &str) -> StoreResult<Option<u64>> {
-        let prefix = format!("{symbol}:");
-        match self.fills.scan_prefix(prefix.as_bytes()).next_back() {
-            None => Ok(None),
-            Some(item) => {
-                let (k, v) = item.map_err(backend)?;
-                let fill: Fill = decode("fills", &k, &v)?;
-                Ok(Some(fill.trade_id))
-            }
-        }
+        let key = format!("{META_LAST_TRADE}{symbol}");
+        Ok(self.meta.get(key.as_bytes()).map_err(backend)?.map(|b| seq_of(&b)))
     }
 
     fn put_position(&self, position: &Position) -> StoreResult<()> {
@@ -462,6 +660,7 @@ impl Store for SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keel_core::fill::fill_key;
     use keel_core::order::{OrderEvent, OrderIntent, OrderStatus, Side};
     use rust_decimal::Decimal;
 
@@ -546,7 +745,7 @@ mod tests {
 
     #[test]
     fn an_older_store_is_backed_up_then_migrated() {
-        for old_version in [None, Some(1u32)] {
+        for old_version in [None, Some(1u32), Some(2)] {
             let dir = tempfile::tempdir().unwrap();
             {
                 let store = SledStore::open(dir.path()).unwrap();
@@ -556,10 +755,13 @@ mod tests {
                 late.ts_ms = 5;
                 store.record_fill(&late, None).unwrap();
                 store.record_fill(&fill(9), None).unwrap();
-                // As a version-1 Keel wrote it: no fill sequence (and, before
-                // that, no version either).
-                store.fill_seq.clear().unwrap();
-                store.meta.remove(META_FILL_SEQ.as_bytes()).unwrap();
+                // As a version-2 Keel wrote it: no trade cursors; version 1
+                // had no fill sequence either (and, before that, no version).
+                store.meta.remove(format!("{META_LAST_TRADE}BTCUSDT").as_bytes()).unwrap();
+                if old_version != Some(2) {
+                    store.fill_seq.clear().unwrap();
+                    store.meta.remove(META_FILL_SEQ.as_bytes()).unwrap();
+                }
                 match old_version {
                     Some(v) => SledStore::stamp(&store, v),
                     None => {
@@ -570,16 +772,18 @@ mod tests {
             }
             let store = SledStore::open(dir.path()).unwrap();
             assert_eq!(store.schema_version().unwrap(), Some(SCHEMA_VERSION));
-            assert!(dir.path().join("keel.sled.v1-backup").is_dir(), "a copy was kept before migrating");
+            let from = old_version.unwrap_or(1);
+            assert!(dir.path().join(format!("keel.sled.v{from}-backup")).is_dir(), "a copy was kept before migrating");
             assert_eq!(store.order_count().unwrap(), 1, "its data is kept");
-            // Sequences follow venue time; new fills continue after them.
+            assert_eq!(store.last_trade_id("BTCUSDT").unwrap(), Some(9), "the trade cursor comes from the fills");
+            // Sequences follow venue time (version 2 kept its own); new fills continue after them.
             let seqs: Vec<(u64, u64)> = store.fills_after(0).unwrap().iter().map(|(s, f)| (*s, f.trade_id)).collect();
-            assert_eq!(seqs, [(1, 9), (2, 7)]);
+            assert_eq!(seqs, if from == 2 { [(1, 7), (2, 9)] } else { [(1, 9), (2, 7)] });
             store.record_fill(&fill(11), None).unwrap();
             assert_eq!(store.fills_after(2).unwrap().iter().map(|(s, _)| *s).collect::<Vec<_>>(), [3]);
             drop(store);
             // The backup is the old store, readable as it was.
-            let old = sled::open(dir.path().join("keel.sled.v1-backup")).unwrap();
+            let old = sled::open(dir.path().join(format!("keel.sled.v{from}-backup"))).unwrap();
             assert_eq!(old.open_tree("fills").unwrap().len(), 2);
         }
     }
@@ -618,6 +822,177 @@ mod tests {
         }
         let store = SledStore::open(dir.path()).unwrap();
         assert_eq!(store.meta_json("k").unwrap(), Some(serde_json::json!(9)));
+    }
+
+    fn order_filled(id: &str, trade_ids: &[u64]) -> (Order, Vec<Fill>) {
+        let intent = OrderIntent::market("s".into(), "BTCUSDT".into(), Side::Buy, Decimal::from(trade_ids.len()));
+        let mut order = Order::from_intent(&intent, id.into(), 1);
+        order.apply(OrderEvent::Submit, 2).unwrap();
+        let mut fills = Vec::new();
+        for t in trade_ids {
+            let ev = order.record_fill(Decimal::new(100, 0), Decimal::ONE, 3);
+            order.apply(ev, 3).unwrap();
+            fills.push(Fill { client_order_id: id.into(), ts_ms: *t as i64 * 10, ..fill(*t) });
+        }
+        (order, fills)
+    }
+
+    /// Records an order and its fills the way the engine does.
+    fn record(store: &SledStore, id: &str, trade_ids: &[u64], finish: bool) {
+        let (mut order, fills) = order_filled(id, trade_ids);
+        if !finish {
+            order.status = OrderStatus::PartiallyFilled;
+        }
+        store.put_order(&order, true).unwrap();
+        for f in &fills {
+            assert!(store.record_fill(f, Some(&order)).unwrap());
+        }
+    }
+
+    fn trade_ids(fills: &[Fill]) -> Vec<u64> {
+        fills.iter().map(|f| f.trade_id).collect()
+    }
+
+    #[test]
+    fn final_history_moves_to_the_archive_and_reads_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        record(&store, "a", &[1, 2], true);
+        record(&store, "b", &[3], false); // still working: stays live with its fill
+        record(&store, "c", &[4, 5], true);
+        let before = (store.fills().unwrap(), store.fills_after(0).unwrap(), store.orders().unwrap());
+
+        assert_eq!(store.archive(3, 1000).unwrap(), 0, "below the batch size nothing moves");
+        let moved = store.archive(3, 1).unwrap();
+        assert_eq!(moved, 3 + 1, "fills 1-3 and order a (c has fills after the cut, b is open)");
+        assert_eq!(store.archive_mark().fill_cut, 3);
+        assert!(store.order("a").unwrap().is_none(), "a left the live store");
+        assert!(store.order("b").unwrap().is_some() && store.order("c").unwrap().is_some());
+        assert!(store.fills.contains_key(fill_key("BTCUSDT", 3)).unwrap(), "an open order keeps its fills live");
+        assert!(!store.fills.contains_key(fill_key("BTCUSDT", 1)).unwrap());
+
+        let after = (store.fills().unwrap(), store.fills_after(0).unwrap(), store.orders().unwrap());
+        assert_eq!(before, after, "reads return archived history as before");
+        assert_eq!(trade_ids(&store.recent_fills(3).unwrap()), [3, 4, 5]);
+        assert_eq!(trade_ids(&store.recent_fills(10).unwrap()), [1, 2, 3, 4, 5]);
+        assert_eq!(store.fills_after(2).unwrap().iter().map(|(s, _)| *s).collect::<Vec<_>>(), [3, 4, 5]);
+        assert_eq!(store.fill_count().unwrap(), 5);
+        assert_eq!(store.last_trade_id("BTCUSDT").unwrap(), Some(5));
+        for id in [1, 3, 5] {
+            let (_, fills) = order_filled("a", &[id]);
+            assert!(store.has_fill(&fills[0]).unwrap(), "trade {id}");
+            assert!(!store.record_fill(&fills[0], None).unwrap(), "trade {id} is recorded once, archived or not");
+        }
+        assert_eq!(store.fill_count().unwrap(), 5);
+
+        // b finishes; the next pass takes everything, and b's early fill leaves sled.
+        let mut b = store.order("b").unwrap().unwrap();
+        b.status = OrderStatus::Filled;
+        store.put_order(&b, true).unwrap();
+        assert_eq!(store.archive(5, 1).unwrap(), 2 + 2);
+        assert!(store.fills.is_empty() && store.orders.is_empty() && store.fill_seq.is_empty());
+        drop(store);
+
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(trade_ids(&store.fills().unwrap()), [1, 2, 3, 4, 5]);
+        assert_eq!(store.orders().unwrap().len(), 3);
+        assert_eq!(
+            store.orders().unwrap().iter().find(|o| o.client_order_id == "b").unwrap().status,
+            OrderStatus::Filled
+        );
+        record(&store, "d", &[6], true);
+        assert_eq!(
+            store.fills_after(4).unwrap().iter().map(|(s, f)| (*s, f.trade_id)).collect::<Vec<_>>(),
+            [(5, 5), (6, 6)]
+        );
+    }
+
+    #[test]
+    fn a_chunk_written_before_a_crash_but_not_recorded_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            record(&store, "a", &[1], true);
+            store.archive(1, 1).unwrap();
+            record(&store, "b", &[2], true);
+            // The crash: the chunk is durable, sled never hears of it.
+            let live = store.fills_after(1).unwrap();
+            store.archive.append(&live, &[store.order("b").unwrap().unwrap()]).unwrap();
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(trade_ids(&store.fills().unwrap()), [1, 2], "nothing twice");
+        assert_eq!(store.orders().unwrap().len(), 2);
+        assert_eq!(store.archive(2, 1).unwrap(), 2);
+        drop(store);
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(trade_ids(&store.fills().unwrap()), [1, 2]);
+    }
+
+    #[test]
+    fn a_damaged_archive_is_refused_not_read_short() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            record(&store, "a", &[1, 2, 3], true);
+            store.archive(3, 1).unwrap();
+        }
+        let segment = dir.path().join(HISTORY_DIR).join("00000001.seg");
+        let mut bytes = std::fs::read(&segment).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&segment, &bytes).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        match store.fills() {
+            Err(StoreError::Corrupt { tree: "archive", reason, .. }) => {
+                assert!(reason.contains("checksum"), "{reason}")
+            }
+            other => panic!("expected a checksum error, got {other:?}"),
+        }
+        drop(store);
+        std::fs::write(&segment, &bytes[..bytes.len() - 5]).unwrap();
+        match SledStore::open(dir.path()) {
+            Err(StoreError::Corrupt { tree: "archive", .. }) => {}
+            Err(other) => panic!("expected Corrupt, got {other}"),
+            Ok(_) => panic!("a store whose archive lost committed bytes must not open"),
+        }
+    }
+
+    /// Every file under `dir` with its length and modification time.
+    fn listing(dir: &Path) -> Vec<(std::path::PathBuf, u64, std::time::SystemTime)> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(d).unwrap() {
+                let e = e.unwrap();
+                let m = e.metadata().unwrap();
+                if m.is_dir() {
+                    stack.push(e.path());
+                } else {
+                    out.push((e.path(), m.len(), m.modified().unwrap()));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_copy_reads_a_running_store_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        record(&store, "a", &[1, 2], true);
+        store.archive(2, 1).unwrap();
+        record(&store, "b", &[3], false);
+        store.flush().unwrap();
+        let before = listing(dir.path());
+        let copy = SledStore::open_copy(dir.path()).unwrap();
+        assert_eq!(trade_ids(&copy.fills().unwrap()), [1, 2, 3]);
+        assert_eq!(copy.open_orders().unwrap().len(), 1);
+        assert_eq!(copy.fill_count().unwrap(), 3);
+        drop(copy);
+        assert_eq!(listing(dir.path()), before, "the original store is untouched");
+        // The engine goes on writing after the copy.
+        record(&store, "c", &[4], true);
     }
 
     #[test]
