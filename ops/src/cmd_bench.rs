@@ -14,12 +14,12 @@ use keel_core::fill::Fill;
 use keel_core::instrument::Instrument;
 use keel_core::market::{Bar, BookTicker, MarketEvent, Trade};
 use keel_core::order::Side;
+use keel_core::store::Store;
 use keel_core::venue::paper::PaperVenue;
 use keel_core::venue::{
     MarketFeed, OrderReport, OrderRequest, PlaceResult, StreamStatus, UserEvent, Venue, VenueResult,
 };
 use keel_core::{Decimal, Symbol};
-use keel_core::store::Store;
 use keel_store::SledStore;
 use tokio::sync::{mpsc, Mutex};
 

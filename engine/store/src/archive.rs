@@ -143,7 +143,11 @@ impl Archive {
         let mut mark = self.mark();
         let mut records: Vec<(Option<(u64, i64)>, u8, Vec<u8>)> = Vec::with_capacity(fills.len() + orders.len());
         for (seq, fill) in fills {
-            records.push((Some((*seq, fill.ts_ms)), KIND_FILL, to_json(&FillRecord { seq: *seq, fill: fill.clone() })?));
+            records.push((
+                Some((*seq, fill.ts_ms)),
+                KIND_FILL,
+                to_json(&FillRecord { seq: *seq, fill: fill.clone() })?,
+            ));
         }
         for order in orders {
             records.push((None, KIND_ORDER, to_json(order)?));
