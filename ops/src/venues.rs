@@ -133,30 +133,28 @@ pub fn paper_config(config: &Config, stored: Option<&Balances>, now_ms: i64) -> 
 pub struct StoredAccount {
     /// The last balances snapshot.
     pub balances: Option<Balances>,
-    /// The highest recorded trade id per configured symbol.
+    /// The highest recorded trade id per symbol traded.
     pub last_trade_ids: BTreeMap<Symbol, u64>,
 }
 
 impl StoredAccount {
-    /// Reads the snapshot and trade-id watermarks of the configured symbols.
+    /// Reads the snapshot and the trade-id watermark of every symbol traded.
     /// A record that cannot be read is reported and skipped: start-up
     /// reconciliation then takes the venue's word (and the store's own
     /// fail-closed checks decide whether trading may start).
-    pub fn read(config: &Config, store: &dyn Store) -> Self {
+    pub fn read(store: &dyn Store) -> Self {
         let balances = store.balances().unwrap_or_else(|e| {
             tracing::warn!(error = %e, "cannot read the stored balances; the venue's are used");
             None
         });
-        let mut last_trade_ids = BTreeMap::new();
-        for s in &config.symbols {
-            match store.last_trade_id(&s.symbol) {
-                Ok(Some(id)) => {
-                    last_trade_ids.insert(Symbol::new(&s.symbol), id);
-                }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(symbol = %s.symbol, error = %e, "cannot read the last stored trade id"),
+        // Every symbol ever traded, configured or not (flatten sells any holding).
+        let last_trade_ids = match store.last_trade_ids() {
+            Ok(ids) => ids.into_iter().map(|(s, id)| (Symbol::new(&s), id)).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the last stored trade ids");
+                BTreeMap::new()
             }
-        }
+        };
         Self { balances, last_trade_ids }
     }
 }
@@ -189,7 +187,7 @@ pub fn embedded_sandbox_config(config: &Config, stored: &StoredAccount, now_ms: 
 /// store, balances and trade-id watermarks continue from it.
 pub async fn build(config: &Config, store: Option<&dyn Store>) -> anyhow::Result<BuiltVenue> {
     let stored = match store {
-        Some(s) => StoredAccount::read(config, s),
+        Some(s) => StoredAccount::read(s),
         None => StoredAccount::default(),
     };
     let now = SystemClock.now_ms();

@@ -229,6 +229,81 @@ async fn a_market_order_is_one_request_nothing_before_it() {
     sb.shutdown().await;
 }
 
+/// Waits (bounded) until the sandbox has seen a REST request starting with `prefix`.
+async fn request_seen(sb: &SandboxHandle, prefix: &str) {
+    timeout(WAIT, async {
+        while !sb.faults.rest_requests().iter().any(|r| r.starts_with(prefix)) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no `{prefix}` request: {:?}", sb.faults.rest_requests()));
+}
+
+#[tokio::test]
+async fn a_symbol_added_while_running_takes_its_watermark_before_its_first_order() {
+    // Only BTCUSDT is configured; ETHUSDT arrives later (a held symbol being
+    // flattened, or a scanner's pick) and gets market data first.
+    let sb = Sandbox::start(SandboxConfig { history_bars: 30, ..SandboxConfig::default() }).await.unwrap();
+    let mut settings = ops::venues::sandbox_settings(&sb);
+    settings.symbols = vec!["BTCUSDT".into()];
+    let venue = BinanceVenue::connect(settings).await.expect("adapter connects");
+    let _user = user_connected(&venue).await;
+    let eth = Symbol::new("ETHUSDT");
+    assert_eq!(venue.trade_watermark(&eth), None);
+    let _feed = venue.subscribe_market(std::slice::from_ref(&eth), 60_000).await.unwrap();
+    timeout(WAIT, async {
+        while venue.trade_watermark(&eth).is_none() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the watermark is taken when the symbol's market data is subscribed");
+
+    let before = sb.faults.rest_requests().len();
+    let req = OrderRequest { symbol: eth.clone(), ..limit("eth-1", Side::Buy, "0.01", "1000") };
+    venue.place_order(&req).await.unwrap();
+    let during = sb.faults.rest_requests()[before..].to_vec();
+    assert_eq!(during, vec!["POST /api/v3/order".to_string()], "the first order in the symbol is one request");
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stale_full_symbol_is_refused_at_once_and_re_read_off_the_order_path() {
+    let cfg = SandboxConfig { history_bars: 30, max_num_orders: 2, ..SandboxConfig::default() };
+    let sb = Sandbox::start(cfg).await.unwrap();
+    let venue = BinanceVenue::connect(ops::venues::sandbox_settings(&sb)).await.unwrap();
+    freeze(&sb, "60000");
+    venue.place_order(&limit("s-1", Side::Buy, "0.01", "59000")).await.unwrap();
+    venue.place_order(&limit("s-2", Side::Buy, "0.01", "59000")).await.unwrap();
+    // Both fill while no user stream tells the adapter: its view stays "full".
+    assert!(sb.market.set_price("BTCUSDT", d("58000")));
+    sb.market.step(1);
+    assert!(sb.market.orders(&sb.api_key, "BTCUSDT").iter().all(|o| o.status == OrderStatus::Filled));
+
+    let before = sb.faults.rest_requests().len();
+    let err = venue.place_order(&limit("s-3", Side::Buy, "0.01", "50000")).await.unwrap_err();
+    assert!(
+        matches!(&err, VenueError::Rejected { code: -1013, reason } if reason.contains("MAX_NUM_ORDERS")),
+        "{err:?}"
+    );
+    assert!(!sb.faults.rest_requests()[before..].iter().any(|r| r.starts_with("POST")), "refused without sending");
+    // The view is re-read in the background; then the order goes.
+    request_seen(&sb, "GET /api/v3/openOrders").await;
+    let placed = timeout(WAIT, async {
+        loop {
+            match venue.place_order(&limit("s-3", Side::Buy, "0.01", "50000")).await {
+                Ok(r) => return r,
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    })
+    .await
+    .expect("the order is accepted once the view is re-read");
+    assert_eq!(placed.report.status, OrderStatus::Accepted);
+    sb.shutdown().await;
+}
+
 #[tokio::test]
 async fn fault_5xx_after_execute_is_resolved_by_query_not_resent() {
     let (sb, venue) = setup().await;

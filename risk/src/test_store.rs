@@ -93,6 +93,9 @@ impl Store for MemStore {
         self.read()?;
         Ok(None)
     }
+    fn last_trade_ids(&self) -> StoreResult<Vec<(String, u64)>> {
+        Ok(Vec::new())
+    }
     fn last_trade_id(&self, _: &str) -> StoreResult<Option<u64>> {
         Ok(None)
     }

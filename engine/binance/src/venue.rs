@@ -161,6 +161,8 @@ pub(crate) struct Shared {
     /// The latest best bid/ask per symbol from the market stream, for the
     /// pre-check of market orders without a REST call.
     books: Mutex<HashMap<Symbol, BookTicker>>,
+    /// Symbols whose open orders are being re-read in the background.
+    refreshing: Mutex<HashSet<Symbol>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -220,6 +222,48 @@ impl Shared {
         let latest = self.rest.my_trades_limit(symbol.as_str(), None, None, 1).await?;
         self.seed_last_trade(symbol, latest.last().map(|t| t.id).unwrap_or(0));
         Ok(())
+    }
+
+    /// Takes the watermark of symbols that have none, in the background, so
+    /// the first order in a symbol does not wait for `myTrades`.
+    pub(crate) fn prime_watermarks(self: &Arc<Self>, symbols: &[Symbol]) {
+        let missing: Vec<Symbol> = symbols.iter().filter(|s| self.last_trade_id(s).is_none()).cloned().collect();
+        if missing.is_empty() {
+            return;
+        }
+        let shared = Arc::downgrade(self);
+        tokio::spawn(async move {
+            for symbol in missing {
+                let Some(s) = shared.upgrade() else { return };
+                if let Err(e) = s.ensure_watermark(&symbol).await {
+                    tracing::warn!(symbol = %symbol, error = %e, "binance: cannot take the trade watermark yet; the first order will");
+                }
+            }
+        });
+    }
+
+    /// Re-reads a symbol's open orders in the background (one read at a
+    /// time per symbol), after the local view said the symbol is full.
+    fn refresh_open_orders(self: &Arc<Self>, symbol: &Symbol) {
+        if !lock(&self.refreshing).insert(symbol.clone()) {
+            return;
+        }
+        let (shared, symbol) = (Arc::downgrade(self), symbol.clone());
+        tokio::spawn(async move {
+            let Some(s) = shared.upgrade() else { return };
+            match s.rest.open_orders(Some(symbol.as_str())).await {
+                Ok(list) => {
+                    let now = s.rest.now_ms();
+                    for o in &list {
+                        s.remember_order(&symbol, o.order_id, &o.client_order_id);
+                    }
+                    let reports: Vec<OrderReport> = list.iter().map(|o| report_of(o, now)).collect();
+                    s.note_open_orders(Some(&symbol), &reports);
+                }
+                Err(e) => tracing::warn!(symbol = %symbol, error = %e, "binance: cannot re-read open orders"),
+            }
+            lock(&s.refreshing).remove(&symbol);
+        });
     }
 
     pub(crate) fn remember_order(&self, symbol: &Symbol, order_id: u64, client_order_id: &str) {
@@ -370,6 +414,7 @@ impl BinanceVenue {
             open: Mutex::new(HashMap::new()),
             symbols: Mutex::new(symbols),
             books: Mutex::new(HashMap::new()),
+            refreshing: Mutex::new(HashSet::new()),
         });
         let info = shared.rest.exchange_info().await.map_err(VenueError::from)?;
         shared.store_instruments(&info);
@@ -418,6 +463,12 @@ impl BinanceVenue {
     pub fn seed_last_trade_id(&self, symbol: &Symbol, trade_id: u64) {
         self.shared.add_symbol(symbol);
         self.shared.seed_last_trade(symbol, trade_id);
+    }
+
+    /// The trade id below which every own trade of `symbol` has been
+    /// delivered (`None` until it is taken).
+    pub fn trade_watermark(&self, symbol: &Symbol) -> Option<u64> {
+        self.shared.last_trade_id(symbol)
     }
 
     /// The REST client (rate-limit state, clock offset).
@@ -556,17 +607,23 @@ impl Venue for BinanceVenue {
                 return Err(VenueError::Rejected { code: -1013, reason: format!("refused before sending: {v}") });
             }
         }
-        if inst.max_num_orders > 0 && !market && s.open_count(&request.symbol) >= inst.max_num_orders as usize {
-            // The local view may be stale (fills without a user stream): ask the venue.
-            let open = self.open_orders(Some(&request.symbol)).await?;
-            if open.len() >= inst.max_num_orders as usize {
-                return Err(VenueError::Rejected {
-                    code: -1013,
-                    reason: format!("refused before sending: MAX_NUM_ORDERS ({} open)", open.len()),
-                });
-            }
+        let open = s.open_count(&request.symbol);
+        if inst.max_num_orders > 0 && !market && open >= inst.max_num_orders as usize {
+            // The local view may be stale (fills without a user stream): it
+            // is re-read in the background, never while an order waits.
+            s.refresh_open_orders(&request.symbol);
+            return Err(VenueError::Rejected {
+                code: -1013,
+                reason: format!("refused before sending: MAX_NUM_ORDERS ({open} open as last seen; re-reading)"),
+            });
         }
-        s.ensure_watermark(&request.symbol).await?;
+        if s.last_trade_id(&request.symbol).is_none() {
+            // Normally taken at start-up or when the symbol's market data is
+            // subscribed; an order that gets here first must wait for it, or
+            // a fill lost in a user-stream gap could not be recovered.
+            tracing::warn!(symbol = %request.symbol, "binance: first order in a symbol waits for its trade watermark");
+            s.ensure_watermark(&request.symbol).await?;
+        }
         let mut p: Vec<(String, String)> =
             vec![("symbol".into(), request.symbol.to_string()), ("side".into(), request.side.as_str().into())];
         match request.order_type {
@@ -671,7 +728,13 @@ impl Venue for BinanceVenue {
 
     async fn my_trades(&self, symbol: &Symbol, from_trade_id: Option<u64>) -> VenueResult<Vec<Fill>> {
         self.shared.add_symbol(symbol);
-        Ok(self.shared.trades_since(symbol, from_trade_id).await?)
+        let fills = self.shared.trades_since(symbol, from_trade_id).await?;
+        // The caller records what it is given (start-up reconciliation), so
+        // these trades are the symbol's watermark: the first order needs no
+        // `myTrades` of its own.
+        let newest = fills.iter().map(|f| f.trade_id).max();
+        self.shared.seed_last_trade(symbol, newest.or(from_trade_id.map(|f| f.saturating_sub(1))).unwrap_or(0));
+        Ok(fills)
     }
 
     async fn subscribe_market(&self, symbols: &[Symbol], interval_ms: i64) -> VenueResult<mpsc::Receiver<MarketFeed>> {
@@ -685,6 +748,7 @@ impl Venue for BinanceVenue {
         for sym in symbols {
             self.shared.add_symbol(sym);
         }
+        self.shared.prime_watermarks(symbols);
         let (tx, rx) = mpsc::channel(4096);
         let task =
             tokio::spawn(super::stream::run_market(self.shared.clone(), symbols.to_vec(), interval_ms, name, tx));

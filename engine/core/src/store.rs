@@ -65,6 +65,8 @@ pub trait Store: Send + Sync {
     fn fill_count(&self) -> StoreResult<usize>;
     /// The highest recorded trade id of a symbol.
     fn last_trade_id(&self, symbol: &str) -> StoreResult<Option<u64>>;
+    /// The highest recorded trade id of every symbol with a fill.
+    fn last_trade_ids(&self) -> StoreResult<Vec<(String, u64)>>;
     /// Writes the position cache of a symbol.
     fn put_position(&self, position: &Position) -> StoreResult<()>;
     /// The cached positions.

@@ -82,6 +82,13 @@ enum Record {
     Order(Order),
 }
 
+/// A record encoded for a chunk: a fill's sequence and venue time, its kind, its body.
+struct Encoded {
+    fill: Option<(u64, i64)>,
+    kind: u8,
+    body: Vec<u8>,
+}
+
 #[derive(Serialize, Deserialize)]
 struct FillRecord {
     seq: u64,
@@ -141,24 +148,21 @@ impl Archive {
     /// chunks written before a failed commit are replaced.
     pub fn append(&self, fills: &[(u64, Fill)], orders: &[Order]) -> StoreResult<(ArchiveMark, PendingChunks)> {
         let mut mark = self.mark();
-        let mut records: Vec<(Option<(u64, i64)>, u8, Vec<u8>)> = Vec::with_capacity(fills.len() + orders.len());
+        let mut records: Vec<Encoded> = Vec::with_capacity(fills.len() + orders.len());
         for (seq, fill) in fills {
-            records.push((
-                Some((*seq, fill.ts_ms)),
-                KIND_FILL,
-                to_json(&FillRecord { seq: *seq, fill: fill.clone() })?,
-            ));
+            let body = to_json(&FillRecord { seq: *seq, fill: fill.clone() })?;
+            records.push(Encoded { fill: Some((*seq, fill.ts_ms)), kind: KIND_FILL, body });
         }
         for order in orders {
-            records.push((None, KIND_ORDER, to_json(order)?));
+            records.push(Encoded { fill: None, kind: KIND_ORDER, body: to_json(order)? });
         }
         std::fs::create_dir_all(&self.dir).map_err(io)?;
         let mut written = Vec::new();
         let mut file: Option<(u32, File)> = None;
         for group in records.chunks(CHUNK_RECORDS) {
             let mut raw = Vec::new();
-            for (_, kind, body) in group {
-                push_record(&mut raw, *kind, body);
+            for r in group {
+                push_record(&mut raw, r.kind, &r.body);
             }
             let mut enc = DeflateEncoder::new(Vec::with_capacity(raw.len() / 4), Compression::default());
             enc.write_all(&raw).map_err(io)?;
@@ -170,7 +174,7 @@ impl Archive {
             } else {
                 (mark.segment, mark.end)
             };
-            let fill_keys: Vec<(u64, i64)> = group.iter().filter_map(|r| r.0).collect();
+            let fill_keys: Vec<(u64, i64)> = group.iter().filter_map(|r| r.fill).collect();
             let chunk = Chunk {
                 segment,
                 offset,

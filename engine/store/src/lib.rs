@@ -602,6 +602,16 @@ impl Store for SledStore {
         Ok(self.meta.get(key.as_bytes()).map_err(backend)?.map(|b| seq_of(&b)))
     }
 
+    fn last_trade_ids(&self) -> StoreResult<Vec<(String, u64)>> {
+        let mut out = Vec::new();
+        for item in self.meta.scan_prefix(META_LAST_TRADE.as_bytes()) {
+            let (k, v) = item.map_err(backend)?;
+            let symbol = String::from_utf8_lossy(&k[META_LAST_TRADE.len()..]).into_owned();
+            out.push((symbol, seq_of(&v)));
+        }
+        Ok(out)
+    }
+
     fn put_position(&self, position: &Position) -> StoreResult<()> {
         Self::put(&self.positions, &position.symbol, position)
     }
@@ -709,6 +719,7 @@ mod tests {
         assert_eq!(store.fill_count().unwrap(), 2);
         assert_eq!(store.last_trade_id("BTCUSDT").unwrap(), Some(12));
         assert_eq!(store.last_trade_id("ETHUSDT").unwrap(), None);
+        assert_eq!(store.last_trade_ids().unwrap(), [("BTCUSDT".to_string(), 12)]);
         assert!(store.emergency_stop().unwrap().active);
     }
 
