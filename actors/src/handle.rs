@@ -88,7 +88,7 @@ pub(crate) struct Parts {
     pub writer: StoreWriter,
     pub venue: Arc<dyn Venue>,
     pub started: Instant,
-    pub assets: crate::reconcile::Assets,
+    pub assets: keel_core::account::Assets,
 }
 
 /// A cheap-to-clone handle to a running engine.

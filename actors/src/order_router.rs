@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use keel_core::account::AccountWriter;
 use keel_core::balance::Balance;
 use keel_core::clock::SharedClock;
 use keel_core::fill::Fill;
@@ -93,6 +94,9 @@ impl RecentFills {
 pub struct OrderRouter {
     venue: Arc<dyn Venue>,
     writer: StoreWriter,
+    /// The running account's one writer: each fill is applied here once it
+    /// is recorded, before anyone hears of it.
+    account: AccountWriter,
     clock: SharedClock,
     events: broadcast::Sender<EngineEvent>,
     routes: RouterRoutes,
@@ -112,10 +116,12 @@ pub struct OrderRouter {
 
 impl OrderRouter {
     /// A router; `open_orders` are the orders still open at start (after
-    /// reconciliation), `routes` where it reports what happens to them.
+    /// reconciliation), `routes` where it reports what happens to them,
+    /// `account` the running account it applies recorded fills to.
     pub fn new(
         venue: Arc<dyn Venue>,
         writer: StoreWriter,
+        account: AccountWriter,
         clock: SharedClock,
         events: broadcast::Sender<EngineEvent>,
         open_orders: Vec<Order>,
@@ -124,6 +130,7 @@ impl OrderRouter {
         Self {
             venue,
             writer,
+            account,
             clock,
             events,
             routes,
@@ -326,6 +333,10 @@ impl OrderRouter {
 
     fn after_fill(&mut self, fill: Fill, order_after: Option<Order>, ctx: &mut Context<Self>) {
         metrics().fills_total.inc();
+        // Into the account first: whoever hears of the fill reads it there.
+        if self.account.apply(&fill).is_none() {
+            tracing::error!(symbol = %fill.symbol, trade_id = fill.trade_id, qty = %fill.qty, price = %fill.price, "fill amounts too large to account for: recorded, not applied to positions");
+        }
         tracing::info!(strategy = %fill.strategy_id, symbol = %fill.symbol, client_order_id = %fill.client_order_id, trade_id = fill.trade_id, side = ?fill.side, price = %fill.price, qty = %fill.qty, fee = %fill.fee, "fill");
         let msg = FillRecorded(fill.clone());
         deliver::must(&self.routes.portfolio_fills, msg.clone(), "portfolio");

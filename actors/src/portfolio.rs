@@ -1,11 +1,12 @@
 //! Portfolio: positions from fills, balances from the venue, equity marked to
 //! market from the price board.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use keel_core::account::AccountView;
 use keel_core::balance::Balances;
 use keel_core::clock::SharedClock;
 use keel_core::instrument::Instrument;
@@ -56,7 +57,8 @@ pub type EquityListener = Recipient<EquityMarked>;
 /// The portfolio actor.
 pub struct Portfolio {
     instruments: HashMap<Symbol, Instrument>,
-    positions: BTreeMap<Symbol, Position>,
+    /// The running account (the order router writes it as fills are recorded).
+    account: AccountView,
     balances: Balances,
     prices: Arc<PriceBoard>,
     writer: StoreWriter,
@@ -66,10 +68,10 @@ pub struct Portfolio {
 }
 
 impl Portfolio {
-    /// A portfolio starting from reconciled positions and balances.
+    /// A portfolio over the running account, starting from reconciled balances.
     pub fn new(
         instruments: Vec<Instrument>,
-        positions: Vec<Position>,
+        account: AccountView,
         balances: Balances,
         prices: Arc<PriceBoard>,
         writer: StoreWriter,
@@ -79,7 +81,7 @@ impl Portfolio {
         let quote_asset = instruments.first().map(|i| i.quote_asset.clone()).unwrap_or_else(|| "USDT".into());
         Self {
             instruments: instruments.into_iter().map(|i| (i.symbol.clone(), i)).collect(),
-            positions: positions.into_iter().map(|p| (p.symbol.clone(), p)).collect(),
+            account,
             balances,
             prices,
             writer,
@@ -94,15 +96,16 @@ impl Portfolio {
         let mut unrealized = Decimal::ZERO;
         let mut fees = Decimal::ZERO;
         let positions = self
-            .positions
-            .values()
+            .account
+            .positions()
+            .into_iter()
             .map(|p| {
                 let mark = self.prices.get(&p.symbol).map(|e| e.price);
                 let upnl = mark.map(|m| p.unrealized_pnl(m));
                 realized += p.realized_pnl;
                 fees += p.fees;
                 unrealized += upnl.unwrap_or_default();
-                PositionView { position: p.clone(), mark, unrealized_pnl: upnl }
+                PositionView { position: p, mark, unrealized_pnl: upnl }
             })
             .collect();
         PortfolioSnapshot {
@@ -140,7 +143,7 @@ impl Portfolio {
 
     fn mark(&mut self) {
         let m = metrics();
-        for p in self.positions.values() {
+        for p in self.account.positions() {
             m.position_quantity.with_label_values(&[p.symbol.as_str()]).set(p.qty.to_f64().unwrap_or(0.0));
             m.realized_pnl.with_label_values(&[p.symbol.as_str()]).set(p.realized_pnl.to_f64().unwrap_or(0.0));
         }
@@ -168,7 +171,7 @@ impl Actor for Portfolio {
 
 impl Supervised for Portfolio {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
-        tracing::warn!("portfolio restarting; positions kept");
+        tracing::warn!("portfolio restarting; positions are the account's");
     }
 }
 
@@ -178,14 +181,7 @@ impl Handler<FillRecorded> for Portfolio {
     fn handle(&mut self, msg: FillRecorded, ctx: &mut Self::Context) {
         let started = Instant::now();
         let fill = msg.0;
-        let (base, quote) = self
-            .instruments
-            .get(&fill.symbol)
-            .map(|i| (i.base_asset.clone(), i.quote_asset.clone()))
-            .unwrap_or_default();
-        let position = self.positions.entry(fill.symbol.clone()).or_insert_with(|| Position::flat(fill.symbol.clone()));
-        position.apply_fill(&fill, &base, &quote);
-        let position = position.clone();
+        let Some(position) = self.account.position(&fill.symbol) else { return };
         let writer = self.writer.clone();
         // The position is a cache of the fills (recomputed at start): no flush needed.
         ctx.spawn(

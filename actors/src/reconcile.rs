@@ -3,19 +3,17 @@
 //! orders (including ones persisted but never heard back about), balances — and
 //! positions are recomputed from the recorded fills. Every difference is logged.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use keel_core::account::{AccountCheckpoint, BroughtForward};
+use keel_core::account::{Account, AccountCheckpoint, Assets, BroughtForward};
 use keel_core::balance::Balances;
 use keel_core::error::StoreError;
 use keel_core::fill::Fill;
 use keel_core::instrument::Instrument;
 use keel_core::order::{Order, OrderEvent, OrderStatus};
-use keel_core::position::Position;
 use keel_core::store::Store;
 use keel_core::venue::Venue;
-use keel_core::{Decimal, StrategyId, Symbol};
+use keel_core::{Decimal, StrategyId};
 
 use crate::error::StartupError;
 use crate::store_writer::StoreWriter;
@@ -25,10 +23,9 @@ use crate::store_writer::StoreWriter;
 pub struct Reconciled {
     /// Orders still open at the venue.
     pub open_orders: Vec<Order>,
-    /// Account positions recomputed from every recorded fill.
-    pub positions: Vec<Position>,
-    /// Each strategy's net filled quantity per symbol.
-    pub strategy_positions: HashMap<StrategyId, BTreeMap<Symbol, Decimal>>,
+    /// The account from the checkpoint brought forward over every fill
+    /// recorded since: the running engine's account starts from it.
+    pub account: Account,
     /// Balances as the venue reports them.
     pub balances: Balances,
     /// One line per difference found.
@@ -165,7 +162,6 @@ pub async fn reconcile(
     );
     let cached = writer.run(|s| s.positions()).await??;
     let account = brought.current.account;
-    out.strategy_positions = account.strategy_positions().iter().map(|(id, map)| (id.clone(), map.clone())).collect();
     let positions = account.positions();
     for p in &positions {
         let cached_qty = cached.iter().find(|c| c.symbol == p.symbol).map(|c| c.qty);
@@ -180,25 +176,9 @@ pub async fn reconcile(
         let p = p.clone();
         writer.run(move |s| s.put_position(&p)).await??;
     }
-    out.positions = positions;
+    out.account = account;
     writer.run(|s| s.flush()).await??;
     Ok(out)
-}
-
-/// Each traded symbol's base and quote asset (what values a fill's commission).
-#[derive(Debug, Clone, Default)]
-pub struct Assets(HashMap<Symbol, (String, String)>);
-
-impl Assets {
-    /// The assets of these instruments.
-    pub fn of(instruments: &[Instrument]) -> Self {
-        Self(instruments.iter().map(|i| (i.symbol.clone(), (i.base_asset.clone(), i.quote_asset.clone()))).collect())
-    }
-
-    /// Base and quote of a fill's symbol (empty when unknown).
-    pub fn of_fill(&self, fill: &Fill) -> (String, String) {
-        self.0.get(&fill.symbol).cloned().unwrap_or_default()
-    }
 }
 
 /// Brings the account checkpoint forward over the fills recorded since it

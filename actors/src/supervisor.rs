@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use keel_core::account::{AccountWriter, Assets};
 use keel_core::clock::SharedClock;
 use keel_core::config::StrategyConfig;
 use keel_core::store::SharedStore;
@@ -167,7 +168,7 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
     }
     tracing::info!(
         open_orders = reconciled.open_orders.len(),
-        positions = reconciled.positions.len(),
+        positions = reconciled.account.positions().len(),
         differences = reconciled.differences.len(),
         "store reconciled with the venue"
     );
@@ -176,16 +177,16 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
     let ids = Arc::new(ClientIds::new(now.max(0) as u64, run));
     let prices = Arc::new(PriceBoard::default());
 
-    let mut risk_engine = RiskEngine::new(risk_config, instruments.clone());
+    // The one account: the router writes it as fills are recorded; the risk
+    // guard, the strategies and the portfolio read it.
+    let account = AccountWriter::new(reconciled.account.clone(), Assets::of(&instruments));
+    let mut risk_engine = RiskEngine::new(risk_config, instruments.clone()).with_account(account.view());
     let state = risk_engine.apply_startup(&decision, now);
     risk_engine.set_venue_healthy(false);
-    for p in &reconciled.positions {
-        risk_engine.restore_position(p.symbol.clone(), p.qty);
-    }
     for o in &reconciled.open_orders {
         risk_engine.restore_open_order(o);
     }
-    for (strategy, map) in &reconciled.strategy_positions {
+    for (strategy, map) in reconciled.account.strategy_positions() {
         for (symbol, qty) in map {
             risk_engine.restore_strategy_position(strategy.clone(), symbol.clone(), *qty, None);
         }
@@ -202,12 +203,8 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
     let mut runners: Vec<(StrategyRunner, HashMap<Symbol, i64>)> = Vec::new();
     for (cfg, strategy) in strategies {
         let id = cfg.strategy_id();
-        let mut runner = StrategyRunner::new(id.clone(), strategy).with_instruments(&instruments);
-        if let Some(map) = reconciled.strategy_positions.get(&id) {
-            for (symbol, qty) in map {
-                runner.restore_position(symbol.clone(), *qty);
-            }
-        }
+        let mut runner =
+            StrategyRunner::new(id.clone(), strategy).with_instruments(&instruments).with_account(account.view());
         let mut last_bar = HashMap::new();
         let warmup = runner.warmup_bars();
         if warmup > 0 {
@@ -251,19 +248,15 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
         let started = started.clone();
         let (ids, prices, writer, clock, events, venue) =
             (ids.clone(), prices.clone(), writer.clone(), clock.clone(), events.clone(), venue.clone());
-        let (instruments, positions, balances, open) = (
-            instruments.clone(),
-            reconciled.positions.clone(),
-            reconciled.balances.clone(),
-            reconciled.open_orders.clone(),
-        );
+        let (instruments, view, balances, open) =
+            (instruments.clone(), account.view(), reconciled.balances.clone(), reconciled.open_orders.clone());
         actix::Supervisor::start(move |ctx: &mut Context<RiskGuard>| {
             let risk_addr = ctx.address();
             let portfolio = {
                 let (prices, writer, clock, listener) =
                     (prices.clone(), writer.clone(), clock.clone(), risk_addr.clone().recipient());
                 actix::Supervisor::start(move |_| {
-                    Portfolio::new(instruments, positions, balances, prices, writer, clock, listener)
+                    Portfolio::new(instruments, view, balances, prices, writer, clock, listener)
                 })
             };
             let mut hosts: Vec<(StrategyId, Addr<StrategyHost>)> = Vec::new();
@@ -293,7 +286,9 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
                     host_updates: hosts.iter().map(|(id, h)| (id.clone(), h.clone().recipient())).collect(),
                 };
                 let (writer, clock, events) = (writer.clone(), clock.clone(), events.clone());
-                actix::Supervisor::start(move |_| OrderRouter::new(venue, writer, clock, events, open, router_routes))
+                actix::Supervisor::start(move |_| {
+                    OrderRouter::new(venue, writer, account, clock, events, open, router_routes)
+                })
             };
             let guard_routes = GuardRoutes {
                 orders: router.clone().recipient(),
@@ -332,7 +327,7 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
     .start();
 
     // The account checkpoint follows the fills while the engine runs.
-    let assets = crate::reconcile::Assets::of(&instruments);
+    let assets = keel_core::account::Assets::of(&instruments);
     {
         let (writer, assets, clock) = (writer.clone(), assets.clone(), clock.clone());
         actix::spawn(async move {

@@ -3,8 +3,8 @@
 //! computed from the checkpoint before the period plus the fills after it —
 //! the same numbers as a replay of every fill.
 
-use actors::reconcile::{checkpoint_now, period_pnl, Assets};
-use keel_core::account::AccountCheckpoint;
+use actors::reconcile::{checkpoint_now, period_pnl};
+use keel_core::account::{AccountCheckpoint, Assets};
 use keel_core::fill::Fill;
 use keel_core::instrument::Instrument;
 use keel_core::order::Side;

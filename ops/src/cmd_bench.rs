@@ -71,7 +71,7 @@ fn write_history(config: &crate::config::Config, dir: &std::path::Path, n: u64) 
     let mut ts = SystemClock.now_ms() - n as i64 * 5_000;
     let mut held = Decimal::ZERO;
     let mut trade_id = 1_000_000u64;
-    let assets = actors::reconcile::Assets::of(&config.instruments());
+    let assets = keel_core::account::Assets::of(&config.instruments());
     let mut batch = Vec::with_capacity(100_000);
     for i in 0..n {
         price = (price * (Decimal::ONE + Decimal::new(rng.random_range(-50..=50), 5))).round_dp(2);

@@ -13,6 +13,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::config::RiskConfig;
+use keel_core::account::{Account, AccountView, AccountWriter, Assets};
 use keel_core::balance::{Balance, Balances};
 use keel_core::fill::Fill;
 use keel_core::instrument::{FilterViolation, Instrument};
@@ -144,6 +145,32 @@ struct TripBook {
     known_basis: bool,
 }
 
+/// Where the risk engine reads positions: the running account (whose one
+/// writer, the order router or the backtest's simulator, has already applied
+/// each fill), or — for a standalone engine (tools, tests) — an account of
+/// its own that [`RiskEngine::on_fill`] writes.
+#[derive(Debug)]
+pub(crate) struct AccountSource {
+    own: Option<AccountWriter>,
+    pub(crate) view: AccountView,
+}
+
+impl AccountSource {
+    fn own(writer: AccountWriter) -> Self {
+        Self { view: writer.view(), own: Some(writer) }
+    }
+}
+
+impl Clone for AccountSource {
+    fn clone(&self) -> Self {
+        match &self.own {
+            // A copy of a standalone engine owns a copy of its account.
+            Some(w) => Self::own(w.fork()),
+            None => Self { own: None, view: self.view.clone() },
+        }
+    }
+}
+
 /// The risk engine. One instance sees every intent in order.
 #[derive(Debug, Clone)]
 pub struct RiskEngine {
@@ -153,7 +180,7 @@ pub struct RiskEngine {
     pub(crate) effective: TradingStateRecord,
     pub(crate) emergency: EmergencyStop,
     pub(crate) venue_healthy: bool,
-    pub(crate) positions: HashMap<Symbol, Decimal>,
+    pub(crate) account: AccountSource,
     pub(crate) in_flight: HashMap<String, InFlight>,
     pub(crate) last_price: HashMap<Symbol, Decimal>,
     pub(crate) last_event_ms: HashMap<Symbol, i64>,
@@ -187,6 +214,7 @@ impl RiskEngine {
     /// store says.
     pub fn new(config: RiskConfig, instruments: Vec<Instrument>) -> Self {
         let protections = Protections::new(&config);
+        let assets = Assets::of(&instruments);
         Self {
             config,
             instruments: instruments.into_iter().map(|i| (i.symbol.clone(), i)).collect(),
@@ -194,7 +222,7 @@ impl RiskEngine {
             effective: record(TradingState::Active, "start", 0),
             emergency: EmergencyStop::default(),
             venue_healthy: true,
-            positions: HashMap::new(),
+            account: AccountSource::own(AccountWriter::new(Account::new(), assets)),
             in_flight: HashMap::new(),
             last_price: HashMap::new(),
             last_event_ms: HashMap::new(),
@@ -209,6 +237,13 @@ impl RiskEngine {
             rejections: BTreeMap::new(),
             approved_total: 0,
         }
+    }
+
+    /// Reads positions from the running account instead of keeping its own:
+    /// [`Self::on_fill`] then leaves positions to the account's writer.
+    pub fn with_account(mut self, view: AccountView) -> Self {
+        self.account = AccountSource { own: None, view };
+        self
     }
 
     /// The limits.
@@ -415,7 +450,7 @@ impl RiskEngine {
 
     /// The account position in a symbol, as the risk engine counts it.
     pub fn position(&self, symbol: &str) -> Decimal {
-        self.positions.get(symbol).copied().unwrap_or_default()
+        self.account.view.held(symbol)
     }
 
     /// What flattening sends: a reduce-only market order for every symbol the
@@ -423,16 +458,12 @@ impl RiskEngine {
     /// — the holding rounded down to the lot step — and the dust that stays.
     /// Symbols are covered whether or not they were configured at start.
     pub fn flatten_plan(&self, by: &StrategyId, only: Option<&Symbol>) -> FlattenPlan {
-        let mut held: Vec<(&Symbol, Decimal)> = self
-            .positions
-            .iter()
-            .filter(|(s, q)| !q.is_zero() && only.is_none_or(|o| o == *s))
-            .map(|(s, q)| (s, *q))
-            .collect();
-        held.sort_by(|a, b| a.0.cmp(b.0));
+        // Holdings come by symbol, every symbol the account holds.
+        let held: Vec<(Symbol, Decimal)> =
+            self.account.view.holdings().into_iter().filter(|(s, _)| only.is_none_or(|o| o == s)).collect();
         let mut plan = FlattenPlan::default();
         for (symbol, qty) in held {
-            let tradable = match self.instruments.get(symbol) {
+            let tradable = match self.instruments.get(&symbol) {
                 Some(i) => i.tradable_qty(qty),
                 None => qty,
             };
@@ -450,9 +481,12 @@ impl RiskEngine {
         plan
     }
 
-    /// Sets a position (restoring at start).
+    /// Sets a position of a standalone engine (a tool or test starting from a
+    /// known holding). An engine on the running account reads it there.
     pub fn restore_position(&mut self, symbol: Symbol, qty: Decimal) {
-        self.positions.insert(symbol, qty);
+        if let Some(w) = &self.account.own {
+            w.restore_position(&symbol, qty);
+        }
     }
 
     /// Restores a strategy's own position in a symbol at start, so the
@@ -573,9 +607,11 @@ impl RiskEngine {
             Some(i) => (i.base_asset.clone(), i.quote_asset.clone()),
             None => (String::new(), String::new()),
         };
-        // Net of a commission paid in the base asset: what the account holds.
-        let pos = self.positions.entry(fill.symbol.clone()).or_default();
-        *pos = pos.saturating_add(fill.position_delta(&base));
+        // A standalone engine keeps its own account; the running account's
+        // writer has applied the fill already.
+        if let Some(w) = &self.account.own {
+            let _ = w.apply(fill);
+        }
         if let Some(f) = self.in_flight.get_mut(&fill.client_order_id) {
             f.remaining = f.remaining.saturating_sub(fill.qty).max(Decimal::ZERO);
         }
@@ -609,12 +645,7 @@ impl RiskEngine {
         });
         // Position arithmetic panics on overflow: values this large are not a
         // real account, so stop tracking this book rather than risk it.
-        let p = &book.position;
-        let fits = fill.qty.checked_mul(fill.price).is_some()
-            && p.avg_price.checked_mul(p.qty.abs()).is_some()
-            && p.qty.abs().checked_add(fill.qty).and_then(|q| q.checked_mul(fill.price.max(p.avg_price))).is_some()
-            && fill.fee.checked_mul(fill.price).is_some();
-        if !fits {
+        if !book.position.fits(fill) {
             self.trips.remove(&key);
             return None;
         }
@@ -735,7 +766,8 @@ impl RiskEngine {
     /// Gross exposure with one more order on `extra.0` (side, qty, valued at
     /// `extra.3` for that symbol).
     fn gross_exposure_with(&self, extra: Option<(&str, Side, Decimal, Decimal)>) -> Decimal {
-        let mut symbols: Vec<&str> = self.positions.keys().map(|s| s.as_str()).collect();
+        let held: Vec<Symbol> = self.account.view.holdings().into_iter().map(|(s, _)| s).collect();
+        let mut symbols: Vec<&str> = held.iter().map(|s| s.as_str()).collect();
         symbols.extend(self.in_flight.values().map(|f| f.symbol.as_str()));
         if let Some((s, ..)) = extra {
             symbols.push(s);

@@ -1126,3 +1126,27 @@ fn flatten_sells_what_can_be_sold_and_names_the_dust() {
     let only = e.flatten_plan(&"operator".into(), Some(&"ETHUSDT".into()));
     assert!(only.orders.is_empty());
 }
+
+#[test]
+fn on_the_running_account_positions_are_the_writers_not_counted_twice() {
+    use keel_core::account::{Account, AccountWriter, Assets};
+    let instruments = vec![instrument("BTCUSDT", "BTC"), instrument("ETHUSDT", "ETH")];
+    let account = AccountWriter::new(Account::new(), Assets::of(&instruments));
+    let mut e = RiskEngine::new(RiskConfig::default(), instruments).with_account(account.view());
+    let mut buy = fill("k1", "s", Side::Buy, "1.0005", "1000", 1);
+    (buy.fee, buy.fee_asset) = (d("0.0010005"), "BTC".into());
+    // As live: the router writes the account, then the risk guard hears of the fill.
+    account.apply(&buy);
+    e.on_fill(&buy);
+    assert_eq!(e.position("BTCUSDT"), d("0.9994995"), "net of the BTC commission, once");
+    // A holding the engine never heard a fill of (a symbol added later) is still flattened.
+    let eth = Fill { symbol: "ETHUSDT".into(), ..fill("k2", "s", Side::Buy, "2", "100", 2) };
+    account.apply(&eth);
+    let plan = e.flatten_plan(&"operator".into(), None);
+    let orders: Vec<(String, Decimal)> = plan.orders.iter().map(|o| (o.symbol.to_string(), o.qty)).collect();
+    assert_eq!(orders, [("BTCUSDT".to_string(), d("0.999")), ("ETHUSDT".to_string(), d("2"))]);
+    assert_eq!(plan.dust, [("BTCUSDT".into(), d("0.0004995"))]);
+    // restore_position is for a standalone engine: the running account is not touched.
+    e.restore_position("BTCUSDT".into(), d("7"));
+    assert_eq!(account.view().held("BTCUSDT"), d("0.9994995"));
+}

@@ -7,7 +7,7 @@ use std::fmt;
 
 use crate::config::RiskConfig;
 use keel_core::trading::{EmergencyStop, TradingState, TradingStateRecord};
-use keel_core::Decimal;
+use keel_core::{Decimal, Symbol};
 use serde::Serialize;
 
 use crate::engine_core::RiskEngine;
@@ -146,7 +146,8 @@ impl RiskEngine {
     pub fn snapshot(&self, now_ms: Option<i64>) -> RiskSnapshot {
         let now = now_ms.or(self.now_hint);
         let mut symbols: Vec<&str> = self.instruments.keys().map(|s| s.as_str()).collect();
-        symbols.extend(self.positions.keys().map(|s| s.as_str()));
+        let held: Vec<Symbol> = self.account.view.holdings().into_iter().map(|(s, _)| s).collect();
+        symbols.extend(held.iter().map(|s| s.as_str()));
         symbols.extend(self.in_flight.values().map(|f| f.symbol.as_str()));
         symbols.sort_unstable();
         symbols.dedup();

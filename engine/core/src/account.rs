@@ -7,13 +7,15 @@
 //! fills — and a checkpoint of it plus the fills after the checkpoint gives
 //! exactly what a replay of every fill gives.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
 use crate::fill::Fill;
+use crate::instrument::Instrument;
 use crate::position::Position;
 use crate::store::{Store, StoreResult};
 use crate::symbol::{StrategyId, Symbol};
@@ -80,6 +82,127 @@ impl Account {
     /// How many fills made this account.
     pub fn fills_applied(&self) -> u64 {
         self.fills_applied
+    }
+}
+
+/// Each traded symbol's base and quote asset (what values a fill's commission).
+#[derive(Debug, Clone, Default)]
+pub struct Assets(HashMap<Symbol, (String, String)>);
+
+impl Assets {
+    /// The assets of these instruments.
+    pub fn of(instruments: &[Instrument]) -> Self {
+        Self(instruments.iter().map(|i| (i.symbol.clone(), (i.base_asset.clone(), i.quote_asset.clone()))).collect())
+    }
+
+    /// Base and quote of a fill's symbol (empty when unknown).
+    pub fn of_fill(&self, fill: &Fill) -> (String, String) {
+        self.0.get(&fill.symbol).cloned().unwrap_or_default()
+    }
+}
+
+/// The running account's one writer: whoever records fills (the order
+/// router live, the simulator in a backtest) applies each one here, right
+/// after it is recorded and before anyone hears of it. Everyone else holds an
+/// [`AccountView`] of the same account, so no component keeps positions of
+/// its own that could drift from the others.
+#[derive(Debug)]
+pub struct AccountWriter {
+    shared: Arc<RwLock<Account>>,
+    assets: Assets,
+}
+
+impl AccountWriter {
+    /// The writer of `account` (as brought forward at start), valuing
+    /// commissions with `assets`.
+    pub fn new(account: Account, assets: Assets) -> Self {
+        Self { shared: Arc::new(RwLock::new(account)), assets }
+    }
+
+    /// A reader of this account.
+    pub fn view(&self) -> AccountView {
+        AccountView { shared: self.shared.clone() }
+    }
+
+    /// Applies a newly recorded fill; returns the PnL it realized (before
+    /// fees), or `None` when its amounts would overflow (no real account:
+    /// not applied, and the caller says so).
+    pub fn apply(&self, fill: &Fill) -> Option<Decimal> {
+        let (base, quote) = self.assets.of_fill(fill);
+        // Nothing panics while holding the lock, so a poisoned lock still
+        // holds a whole account.
+        let mut account = self.shared.write().unwrap_or_else(PoisonError::into_inner);
+        if account.position(&fill.symbol).is_some_and(|p| !p.fits(fill))
+            || !Position::flat(fill.symbol.clone()).fits(fill)
+        {
+            return None;
+        }
+        Some(account.apply_fill(fill, &base, &quote))
+    }
+
+    /// Sets a symbol's net quantity without a fill (a tool or test starting
+    /// from a known holding); the average price is kept.
+    pub fn restore_position(&self, symbol: &Symbol, qty: Decimal) {
+        let mut account = self.shared.write().unwrap_or_else(PoisonError::into_inner);
+        account
+            .holdings
+            .entry(symbol.clone())
+            .or_insert_with(|| Holding { position: Position::flat(symbol.clone()), fees: BTreeMap::new() })
+            .position
+            .qty = qty;
+    }
+
+    /// An independent writer starting from a copy of this account.
+    pub fn fork(&self) -> Self {
+        Self::new(self.view().snapshot(), self.assets.clone())
+    }
+}
+
+/// A reader of the running account (cheap to clone; reads take a short lock).
+#[derive(Debug, Clone, Default)]
+pub struct AccountView {
+    shared: Arc<RwLock<Account>>,
+}
+
+impl AccountView {
+    fn read<T>(&self, f: impl FnOnce(&Account) -> T) -> T {
+        f(&self.shared.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Net quantity held in `symbol` (net of commissions paid in the base asset).
+    pub fn held(&self, symbol: &str) -> Decimal {
+        self.read(|a| a.position(symbol).map(|p| p.qty).unwrap_or_default())
+    }
+
+    /// A strategy's own net quantity in `symbol`.
+    pub fn strategy_held(&self, strategy: &str, symbol: &str) -> Decimal {
+        self.read(|a| a.strategies.get(strategy).and_then(|m| m.get(symbol)).copied().unwrap_or_default())
+    }
+
+    /// The position in `symbol`, if it ever traded.
+    pub fn position(&self, symbol: &str) -> Option<Position> {
+        self.read(|a| a.position(symbol).cloned())
+    }
+
+    /// Every position, by symbol.
+    pub fn positions(&self) -> Vec<Position> {
+        self.read(Account::positions)
+    }
+
+    /// Every symbol with a non-zero holding, with the quantity, by symbol.
+    pub fn holdings(&self) -> Vec<(Symbol, Decimal)> {
+        self.read(|a| {
+            a.holdings
+                .iter()
+                .filter(|(_, h)| !h.position.qty.is_zero())
+                .map(|(s, h)| (s.clone(), h.position.qty))
+                .collect()
+        })
+    }
+
+    /// A copy of the whole account.
+    pub fn snapshot(&self) -> Account {
+        self.read(Clone::clone)
     }
 }
 

@@ -43,6 +43,20 @@ impl Position {
         self.apply_qty(fill.position_delta(base_asset), fill.price)
     }
 
+    /// False when applying `fill` would overflow decimal arithmetic: amounts
+    /// that large are no real account, and must not panic whoever applies them.
+    pub fn fits(&self, fill: &Fill) -> bool {
+        fill.qty.checked_mul(fill.price).is_some()
+            && self.avg_price.checked_mul(self.qty.abs()).is_some()
+            && self
+                .qty
+                .abs()
+                .checked_add(fill.qty)
+                .and_then(|q| q.checked_mul(fill.price.max(self.avg_price)))
+                .is_some()
+            && fill.fee.checked_mul(fill.price).is_some()
+    }
+
     /// Applies a signed quantity change at a price; returns the realized PnL.
     pub fn apply_qty(&mut self, delta: Decimal, price: Decimal) -> Decimal {
         if delta.is_zero() {

@@ -13,6 +13,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::account::AccountView;
 use crate::fill::Fill;
 use crate::instrument::Instrument;
 use crate::market::{Bar, BookTicker, MarketEvent, Trade};
@@ -78,6 +79,7 @@ pub struct StrategyCtx<'a> {
     now_ms: i64,
     strategy_id: &'a StrategyId,
     book: &'a mut HashMap<Symbol, Exposure>,
+    account: Option<&'a AccountView>,
     lots: &'a HashMap<Symbol, Instrument>,
     out: &'a mut Vec<OrderIntent>,
     cancels: &'a mut Vec<String>,
@@ -100,7 +102,10 @@ impl<'a> StrategyCtx<'a> {
     /// than the account holds; dust below the step or the minimum quantity does
     /// not count.
     pub fn position(&self, symbol: &str) -> Decimal {
-        let held = self.book.get(symbol).map(|e| e.qty).unwrap_or_default();
+        let held = match self.account {
+            Some(account) => account.strategy_held(self.strategy_id, symbol),
+            None => self.book.get(symbol).map(|e| e.qty).unwrap_or_default(),
+        };
         match self.lots.get(symbol) {
             Some(instrument) => instrument.tradable_qty(held),
             None => held,
@@ -218,6 +223,10 @@ pub struct StrategyRunner {
     strategy: Box<dyn Strategy>,
     symbols: Vec<Symbol>,
     book: HashMap<Symbol, Exposure>,
+    /// The running account, when there is one: the strategy's position is
+    /// read there (its writer applied each fill before the runner hears of
+    /// it); without one (a standalone runner) the book keeps it.
+    account: Option<AccountView>,
     lots: HashMap<Symbol, Instrument>,
     out: Vec<OrderIntent>,
     cancels: Vec<String>,
@@ -234,6 +243,7 @@ impl StrategyRunner {
             strategy,
             symbols,
             book: HashMap::new(),
+            account: None,
             lots: HashMap::new(),
             out: Vec::with_capacity(4),
             cancels: Vec::new(),
@@ -249,6 +259,13 @@ impl StrategyRunner {
         for i in instruments.iter().filter(|i| self.symbols.contains(&i.symbol)) {
             self.lots.insert(i.symbol.clone(), i.clone());
         }
+        self
+    }
+
+    /// Reads the strategy's positions from the running account instead of
+    /// keeping them: [`Self::on_fill`] then leaves them to its writer.
+    pub fn with_account(mut self, account: AccountView) -> Self {
+        self.account = Some(account);
         self
     }
 
@@ -297,10 +314,15 @@ impl StrategyRunner {
 
     /// Its exposure in a symbol.
     pub fn exposure(&self, symbol: &str) -> Exposure {
-        self.book.get(symbol).copied().unwrap_or_default()
+        let mut e = self.book.get(symbol).copied().unwrap_or_default();
+        if let Some(account) = &self.account {
+            e.qty = account.strategy_held(&self.id, symbol);
+        }
+        e
     }
 
-    /// Sets its filled position in a symbol (restoring from the store at start).
+    /// Sets the filled position of a standalone runner in a symbol (one on
+    /// the running account reads it there).
     pub fn restore_position(&mut self, symbol: Symbol, qty: Decimal) {
         self.book.entry(symbol).or_default().qty = qty;
     }
@@ -359,9 +381,11 @@ impl StrategyRunner {
     /// One of its fills: updates its position (net of a commission paid in
     /// the base asset), then tells the strategy.
     pub fn on_fill(&mut self, fill: &Fill, now_ms: i64) -> Result<usize, StrategyFailure> {
-        let base = self.lots.get(&fill.symbol).map(|i| i.base_asset.as_str()).unwrap_or_default();
-        let delta = fill.position_delta(base);
-        self.book.entry(fill.symbol.clone()).or_default().qty += delta;
+        if self.account.is_none() {
+            let base = self.lots.get(&fill.symbol).map(|i| i.base_asset.as_str()).unwrap_or_default();
+            let delta = fill.position_delta(base);
+            self.book.entry(fill.symbol.clone()).or_default().qty += delta;
+        }
         self.call(now_ms, |s, ctx| s.on_fill(fill, ctx))
     }
 
@@ -403,6 +427,7 @@ impl StrategyRunner {
             now_ms,
             strategy_id: &self.id,
             book: &mut self.book,
+            account: self.account.as_ref(),
             lots: &self.lots,
             out: &mut self.out,
             cancels: &mut self.cancels,
@@ -490,5 +515,87 @@ mod tests {
         r.warm_up(&[bar(0), bar(1)], 0).unwrap();
         assert_eq!(r.drain_intents().count(), 0);
         assert_eq!(r.exposure("X").pending_orders, 0);
+    }
+}
+
+#[cfg(test)]
+mod account_tests {
+    use super::*;
+    use crate::account::{Account, AccountWriter, Assets};
+    use std::sync::{Arc, Mutex};
+
+    /// Records what `ctx.position` says while its own fill is delivered.
+    struct Watch {
+        seen: Arc<Mutex<Vec<Decimal>>>,
+    }
+
+    impl Strategy for Watch {
+        fn kind(&self) -> &'static str {
+            "watch"
+        }
+        fn symbols(&self) -> Vec<Symbol> {
+            vec!["BTCUSDT".into()]
+        }
+        fn on_bar(&mut self, _bar: &Bar, _ctx: &mut StrategyCtx<'_>) {}
+        fn on_fill(&mut self, fill: &Fill, ctx: &mut StrategyCtx<'_>) {
+            self.seen.lock().unwrap().push(ctx.position(&fill.symbol));
+        }
+    }
+
+    fn btc() -> Instrument {
+        let step = Decimal::new(1, 3);
+        Instrument {
+            symbol: "BTCUSDT".into(),
+            base_asset: "BTC".into(),
+            quote_asset: "USDT".into(),
+            tick_size: Decimal::new(1, 2),
+            min_price: Decimal::ZERO,
+            max_price: Decimal::ZERO,
+            step_size: step,
+            min_qty: step,
+            max_qty: Decimal::ZERO,
+            market_step_size: step,
+            min_notional: Decimal::ZERO,
+            max_notional: Decimal::ZERO,
+            max_num_orders: 0,
+            status: crate::instrument::SymbolStatus::Trading,
+        }
+    }
+
+    fn fill(strategy: &str, trade_id: u64, qty: Decimal, fee: Decimal) -> Fill {
+        Fill {
+            trade_id,
+            client_order_id: format!("k{trade_id}"),
+            strategy_id: strategy.into(),
+            symbol: "BTCUSDT".into(),
+            side: Side::Buy,
+            price: Decimal::new(100, 0),
+            qty,
+            fee,
+            fee_asset: "BTC".into(),
+            is_maker: false,
+            ts_ms: 0,
+            tag: None,
+        }
+    }
+
+    #[test]
+    fn a_runner_on_the_running_account_reads_its_own_share_of_it() {
+        let account = AccountWriter::new(Account::new(), Assets::of(&[btc()]));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut runner = StrategyRunner::new("w".into(), Box::new(Watch { seen: seen.clone() }))
+            .with_instruments(&[btc()])
+            .with_account(account.view());
+        let ours = fill("w", 1, Decimal::new(15, 1), Decimal::new(15, 4));
+        let theirs = fill("other", 2, Decimal::ONE, Decimal::ZERO);
+        for f in [&ours, &theirs] {
+            account.apply(f);
+        }
+        runner.on_fill(&ours, 0).unwrap();
+        // 1.5 less the 0.0015 BTC commission, rounded down to the 0.001 step;
+        // another strategy's fill is not this strategy's position.
+        assert_eq!(*seen.lock().unwrap(), [Decimal::new(1498, 3)]);
+        assert_eq!(runner.exposure("BTCUSDT").qty, Decimal::new(14985, 4), "applied once, by the writer");
+        assert_eq!(account.view().held("BTCUSDT"), Decimal::new(24985, 4));
     }
 }

@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use keel_core::account::{Account, AccountWriter, Assets};
 use keel_core::balance::Balance;
 use keel_core::fill::Fill;
 use keel_core::instrument::{ceil_to_step, floor_to_step, Instrument};
@@ -198,6 +199,9 @@ struct Valuation {
 /// The backtest engine.
 pub struct Backtest {
     core: MatchingCore,
+    /// The account, as live: the simulator writes each fill, the risk engine
+    /// and the strategies read it.
+    account: AccountWriter,
     risk: RiskEngine,
     runners: Vec<StrategyRunner>,
     /// Per symbol index: the runners that trade it.
@@ -236,12 +240,15 @@ impl Backtest {
             core.add_instrument(i.clone());
         }
         core.add_account(ACCOUNT, config.balances.clone());
-        let mut risk = RiskEngine::new(config.risk.clone(), config.instruments.clone());
+        let account = AccountWriter::new(Account::new(), Assets::of(&config.instruments));
+        let mut risk = RiskEngine::new(config.risk.clone(), config.instruments.clone()).with_account(account.view());
         risk.on_balances(&config.balances);
         let symbol_index: HashMap<Symbol, usize> = symbols.iter().enumerate().map(|(i, s)| (s.clone(), i)).collect();
         let runners: Vec<StrategyRunner> = strategies
             .into_iter()
-            .map(|s| StrategyRunner::new(s.id, s.strategy).with_instruments(&config.instruments))
+            .map(|s| {
+                StrategyRunner::new(s.id, s.strategy).with_instruments(&config.instruments).with_account(account.view())
+            })
             .collect();
         let runners_by_symbol = symbols
             .iter()
@@ -282,6 +289,7 @@ impl Backtest {
         let n = symbols.len();
         Self {
             core,
+            account,
             risk,
             runners,
             runners_by_symbol,
@@ -628,6 +636,8 @@ impl Backtest {
                 fill.tag = tag;
                 self.filled_since_eval = true;
                 self.book_fill(s, &fill);
+                // Into the account first, as the live router does.
+                let _ = self.account.apply(&fill);
                 self.risk.on_fill(&fill);
                 let result = self.runners[r].on_fill(&fill, ts);
                 self.out.fills.push(fill);
