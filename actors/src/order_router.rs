@@ -14,7 +14,7 @@ use actix::prelude::*;
 use keel_core::account::AccountWriter;
 use keel_core::balance::Balance;
 use keel_core::clock::SharedClock;
-use keel_core::fill::Fill;
+use keel_core::fill::{Fill, TradeId};
 use keel_core::order::{Order, OrderEvent, OrderStatus};
 use keel_core::strategy::OrderUpdate;
 use keel_core::venue::{
@@ -69,16 +69,16 @@ const RECENT_FILLS: usize = 4096;
 /// is the record — so memory does not grow with history.
 #[derive(Default)]
 struct RecentFills {
-    set: HashSet<(Symbol, u64)>,
-    order: VecDeque<(Symbol, u64)>,
+    set: HashSet<(Symbol, TradeId)>,
+    order: VecDeque<(Symbol, TradeId)>,
 }
 
 impl RecentFills {
-    fn contains(&self, key: &(Symbol, u64)) -> bool {
+    fn contains(&self, key: &(Symbol, TradeId)) -> bool {
         self.set.contains(key)
     }
 
-    fn insert(&mut self, key: (Symbol, u64)) {
+    fn insert(&mut self, key: (Symbol, TradeId)) {
         if self.set.insert(key.clone()) {
             self.order.push_back(key);
             if self.order.len() > RECENT_FILLS {
@@ -262,7 +262,7 @@ impl OrderRouter {
     /// flushed before anyone downstream hears of it; the router keeps handling
     /// other messages (new orders) meanwhile.
     fn process_fill(&mut self, fill: Fill, ctx: &mut Context<Self>) {
-        let key = (fill.symbol.clone(), fill.trade_id);
+        let key = (fill.symbol.clone(), fill.trade_id.clone());
         if self.seen_fills.contains(&key) || self.fill_queue.iter().any(|f| f.symbol == key.0 && f.trade_id == key.1) {
             return;
         }
@@ -284,7 +284,7 @@ impl OrderRouter {
             return;
         };
         self.fill_writing = Some(fill.client_order_id.clone());
-        let key = (fill.symbol.clone(), fill.trade_id);
+        let key = (fill.symbol.clone(), fill.trade_id.clone());
         let writer = self.writer.clone();
         let now = self.clock.now_ms();
         ctx.spawn(
@@ -297,14 +297,14 @@ impl OrderRouter {
                             if recorded.inserted {
                                 act.after_fill(recorded.fill, recorded.order, ctx);
                             } else {
-                                tracing::debug!(symbol = %key.0, trade_id = key.1, "duplicate fill ignored");
+                                tracing::debug!(symbol = %key.0, trade_id = %key.1, "duplicate fill ignored");
                             }
                         }
                         Ok(Err(e)) => {
-                            tracing::error!(error = %e, symbol = %key.0, trade_id = key.1, "FILL NOT PERSISTED; the venue still has it and start-up reconciliation will record it")
+                            tracing::error!(error = %e, symbol = %key.0, trade_id = %key.1, "FILL NOT PERSISTED; the venue still has it and start-up reconciliation will record it")
                         }
                         Err(e) => {
-                            tracing::error!(error = %e, symbol = %key.0, trade_id = key.1, "FILL NOT PERSISTED: store writer gone")
+                            tracing::error!(error = %e, symbol = %key.0, trade_id = %key.1, "FILL NOT PERSISTED: store writer gone")
                         }
                     }
                     let cid = act.fill_writing.take();
@@ -335,9 +335,9 @@ impl OrderRouter {
         metrics().fills_total.inc();
         // Into the account first: whoever hears of the fill reads it there.
         if self.account.apply(&fill).is_none() {
-            tracing::error!(symbol = %fill.symbol, trade_id = fill.trade_id, qty = %fill.qty, price = %fill.price, "fill amounts too large to account for: recorded, not applied to positions");
+            tracing::error!(symbol = %fill.symbol, trade_id = %fill.trade_id, qty = %fill.qty, price = %fill.price, "fill amounts too large to account for: recorded, not applied to positions");
         }
-        tracing::info!(strategy = %fill.strategy_id, symbol = %fill.symbol, client_order_id = %fill.client_order_id, trade_id = fill.trade_id, side = ?fill.side, price = %fill.price, qty = %fill.qty, fee = %fill.fee, "fill");
+        tracing::info!(strategy = %fill.strategy_id, symbol = %fill.symbol, client_order_id = %fill.client_order_id, trade_id = %fill.trade_id, side = ?fill.side, price = %fill.price, qty = %fill.qty, fee = %fill.fee, "fill");
         let msg = FillRecorded(fill.clone());
         deliver::must(&self.routes.portfolio_fills, msg.clone(), "portfolio");
         deliver::must(&self.routes.risk_fills, msg.clone(), "risk_guard");
@@ -642,7 +642,7 @@ mod tests {
     #[test]
     fn recent_fills_forget_the_oldest_beyond_the_bound() {
         let mut recent = RecentFills::default();
-        let key = |i: u64| (Symbol::new("BTCUSDT"), i);
+        let key = |i: u64| (Symbol::new("BTCUSDT"), TradeId::from(i));
         for i in 0..(RECENT_FILLS as u64 + 10) {
             recent.insert(key(i));
             recent.insert(key(i));

@@ -44,16 +44,16 @@ pub async fn reconcile(
     let mut out = Reconciled::default();
     let stored_open = writer.run(|s| s.open_orders()).await??;
 
-    // 1. Fills the store has not seen, per symbol, since its last known trade id.
+    // 1. Fills the store has not seen, per symbol, since its fill cursor.
     for inst in instruments {
         let symbol = inst.symbol.clone();
         let last = writer
             .run({
                 let symbol = symbol.clone();
-                move |s| s.last_trade_id(&symbol)
+                move |s| s.fill_cursor(&symbol)
             })
             .await??;
-        let fills = match venue.my_trades(&symbol, last).await {
+        let fills = match venue.my_trades(&symbol, last.as_ref()).await {
             Ok(f) => f,
             Err(e) => {
                 out.differences.push(format!("{symbol}: cannot list own trades: {e}"));

@@ -16,7 +16,7 @@ const DAY: i64 = 86_400_000;
 
 fn fill(id: u64, side: Side, price: i64, qty: i64, ts_ms: i64) -> Fill {
     Fill {
-        trade_id: id,
+        trade_id: id.into(),
         client_order_id: format!("c{id}"),
         strategy_id: "s".into(),
         symbol: "BTCUSDT".into(),
@@ -111,7 +111,7 @@ fn checkpoints_move_final_history_to_the_archive_and_the_numbers_stay() {
     assert_eq!(all.len() as u64, batch + 20, "every fill still reads back, archived or live");
     assert!(all.windows(2).all(|w| w[0].0 + 1 == w[1].0), "in sequence order");
     // The newest fills span the live store and more than one archive chunk.
-    let recent: Vec<u64> = store.recent_fills(300).unwrap().iter().map(|f| f.trade_id).collect();
+    let recent: Vec<u64> = store.recent_fills(300).unwrap().iter().filter_map(|f| f.trade_id.as_u64()).collect();
     assert_eq!(recent, (batch + 20 - 299..=batch + 20).collect::<Vec<_>>());
     let mut replay = AccountCheckpoint::default();
     replay.advance(&all, |f| assets.of_fill(f));

@@ -103,7 +103,7 @@ fn write_history(config: &crate::config::Config, dir: &std::path::Path, n: u64) 
             Side::Sell => -qty,
         };
         let fill = Fill {
-            trade_id,
+            trade_id: trade_id.into(),
             client_order_id: id,
             strategy_id: strategy.into(),
             symbol: sym.clone(),
@@ -172,7 +172,7 @@ impl Venue for BenchVenue {
     async fn balances(&self) -> VenueResult<Vec<Balance>> {
         self.inner.balances().await
     }
-    async fn my_trades(&self, s: &Symbol, f: Option<u64>) -> VenueResult<Vec<Fill>> {
+    async fn my_trades(&self, s: &Symbol, f: Option<&keel_core::fill::FillCursor>) -> VenueResult<Vec<Fill>> {
         self.inner.my_trades(s, f).await
     }
     async fn subscribe_market(&self, _s: &[Symbol], _i: i64) -> VenueResult<mpsc::Receiver<MarketFeed>> {

@@ -10,6 +10,7 @@ use anyhow::Context;
 use keel_binance::{BinanceSettings, BinanceVenue, Credentials, Endpoints, LocalExchange};
 use keel_core::balance::{Balance, Balances};
 use keel_core::clock::{Clock, SystemClock};
+use keel_core::fill::FillCursor;
 use keel_core::store::Store;
 use keel_core::venue::paper::{PaperConfig, PaperSymbol, PaperVenue};
 use keel_core::venue::Venue;
@@ -133,8 +134,9 @@ pub fn paper_config(config: &Config, stored: Option<&Balances>, now_ms: i64) -> 
 pub struct StoredAccount {
     /// The last balances snapshot.
     pub balances: Option<Balances>,
-    /// The highest recorded trade id per symbol traded.
-    pub last_trade_ids: BTreeMap<Symbol, u64>,
+    /// The fill cursor of every symbol traded: where the venue's listing of
+    /// own trades resumes.
+    pub cursors: BTreeMap<Symbol, FillCursor>,
 }
 
 impl StoredAccount {
@@ -148,14 +150,14 @@ impl StoredAccount {
             None
         });
         // Every symbol ever traded, configured or not (flatten sells any holding).
-        let last_trade_ids = match store.last_trade_ids() {
-            Ok(ids) => ids.into_iter().map(|(s, id)| (Symbol::new(&s), id)).collect(),
+        let cursors = match store.fill_cursors() {
+            Ok(c) => c.into_iter().map(|(s, c)| (Symbol::new(&s), c)).collect(),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read the last stored trade ids");
+                tracing::warn!(error = %e, "cannot read the stored fill cursors");
                 BTreeMap::new()
             }
         };
-        Self { balances, last_trade_ids }
+        Self { balances, cursors }
     }
 }
 
@@ -177,7 +179,8 @@ pub fn embedded_sandbox_config(config: &Config, stored: &StoredAccount, now_ms: 
         }
     }
     if sb.id_base == 0 {
-        let above_stored = stored.last_trade_ids.values().max().map(|m| m.saturating_add(1)).unwrap_or(1);
+        let above_stored =
+            stored.cursors.values().filter_map(|c| c.trade_id.as_u64()).max().map(|m| m.saturating_add(1)).unwrap_or(1);
         sb.id_base = (now_ms.max(1) as u64).saturating_mul(1000).max(above_stored);
     }
     sb
@@ -270,8 +273,8 @@ async fn connect(config: &Config, settings: BinanceSettings, stored: &StoredAcco
     let venue = BinanceVenue::connect(settings)
         .await
         .map_err(|e| anyhow::anyhow!("cannot connect to Binance {mode} at {rest}: {e}"))?;
-    for (symbol, id) in &stored.last_trade_ids {
-        venue.seed_last_trade_id(symbol, *id);
+    for (symbol, cursor) in &stored.cursors {
+        venue.seed_fill_cursor(symbol, cursor);
     }
     let report = venue.startup_check().await.map_err(|e| {
         anyhow::anyhow!("Binance {mode} at {rest}: the account check failed (API key or permissions?): {e}")
@@ -346,7 +349,9 @@ touch_qty = "1"
         let far_ahead = now as u64 * 1000 + 5;
         let stored = StoredAccount {
             balances: Some(balances),
-            last_trade_ids: [(Symbol::new("BTCUSDT"), far_ahead)].into_iter().collect(),
+            cursors: [(Symbol::new("BTCUSDT"), FillCursor { ts_ms: now, trade_id: far_ahead.into() })]
+                .into_iter()
+                .collect(),
         };
         let restarted = embedded_sandbox_config(&config, &stored, now);
         assert_eq!(restarted.accounts[0].balances["USDT"], Decimal::new(500, 0), "locked funds are free again");

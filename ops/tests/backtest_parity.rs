@@ -299,8 +299,8 @@ impl Venue for ReplayVenue {
         Ok(self.lock().core.balances(ACCOUNT).unwrap_or_default())
     }
 
-    async fn my_trades(&self, symbol: &Symbol, from_trade_id: Option<u64>) -> VenueResult<Vec<Fill>> {
-        Ok(self.lock().core.fills(ACCOUNT, symbol, from_trade_id))
+    async fn my_trades(&self, symbol: &Symbol, since: Option<&keel_core::fill::FillCursor>) -> VenueResult<Vec<Fill>> {
+        Ok(self.lock().core.fills(ACCOUNT, symbol, since.and_then(|c| c.trade_id.as_u64())))
     }
 
     async fn subscribe_market(&self, _: &[Symbol], _: i64) -> VenueResult<mpsc::Receiver<MarketFeed>> {
@@ -419,7 +419,7 @@ async fn live(config: &Config, bars: &[Bar]) -> (Vec<OrderKey>, Vec<FillKey>, Ve
     }
     let risk = handle.risk().await.expect("risk guard answers");
     let mut stored: Vec<Fill> = store.fills().unwrap();
-    stored.sort_by_key(|f| (f.ts_ms, f.trade_id));
+    stored.sort_by_key(|f| (f.ts_ms, f.trade_id.clone()));
     let id = config.strategies[0].id.as_str();
     assert!(stored.iter().all(|f| f.strategy_id.as_str() == id), "fills are attributed to the strategy");
     handle.shutdown(Duration::from_millis(0)).await;

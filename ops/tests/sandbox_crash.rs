@@ -118,8 +118,8 @@ fn sigkill_while_orders_rest_then_store_agrees_with_the_sandbox() {
         let logged = first_lines.iter().filter(|v| v["message"] == "fill").count();
         let stored = store.fill_count().unwrap();
         assert!(stored >= logged, "every acknowledged fill is durable: {stored} stored < {logged} logged");
-        let keys: BTreeSet<(String, u64)> =
-            store.fills().unwrap().iter().map(|f| (f.symbol.to_string(), f.trade_id)).collect();
+        let keys: BTreeSet<(String, keel_core::fill::TradeId)> =
+            store.fills().unwrap().iter().map(|f| (f.symbol.to_string(), f.trade_id.clone())).collect();
         (stored, keys)
     };
     // Fills keep arriving while Keel is down: wait (bounded) until a resting
@@ -129,7 +129,7 @@ fn sigkill_while_orders_rest_then_store_agrees_with_the_sandbox() {
         let mut missed = Vec::new();
         for s in symbols() {
             for f in rt.block_on(venue.my_trades(&s, None)).expect("myTrades") {
-                if !stored_keys.contains(&(f.symbol.to_string(), f.trade_id)) {
+                if !stored_keys.contains(&(f.symbol.to_string(), f.trade_id.clone())) {
                     missed.push(f.trade_id);
                 }
             }
@@ -223,7 +223,7 @@ fn sigkill_while_orders_rest_then_store_agrees_with_the_sandbox() {
     for s in symbols() {
         venue_fills.extend(rt.block_on(venue.my_trades(&s, None)).expect("myTrades"));
     }
-    let key = |f: &keel_core::fill::Fill| (f.symbol.to_string(), f.trade_id);
+    let key = |f: &keel_core::fill::Fill| (f.symbol.to_string(), f.trade_id.clone());
     let stored_by: BTreeMap<_, _> = stored_fills.iter().map(|f| (key(f), f)).collect();
     let venue_by: BTreeMap<_, _> = venue_fills.iter().map(|f| (key(f), f)).collect();
     assert_eq!(

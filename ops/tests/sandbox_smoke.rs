@@ -108,7 +108,7 @@ fn embedded_sandbox_restart_after_sigkill_cancels_unknown_orders_and_keeps_ids_u
     let (open_before, max_trade_before) = {
         let store = SledStore::open(&data).unwrap();
         let open: Vec<String> = store.open_orders().unwrap().into_iter().map(|o| o.client_order_id).collect();
-        let max = store.fills().unwrap().iter().map(|f| f.trade_id).max().unwrap_or(0);
+        let max = store.fills().unwrap().iter().filter_map(|f| f.trade_id.as_u64()).max().unwrap_or(0);
         (open, max)
     };
     assert!(!open_before.is_empty(), "orders were open when keel died");
@@ -132,8 +132,11 @@ fn embedded_sandbox_restart_after_sigkill_cancels_unknown_orders_and_keeps_ids_u
     second.sigterm();
     let (status, lines) = second.finish();
     assert!(status.success(), "graceful stop exits 0: {status:?}");
-    let new_ids: Vec<u64> =
-        lines.iter().filter(|v| v["message"] == "fill").filter_map(|v| v["trade_id"].as_u64()).collect();
+    let new_ids: Vec<u64> = lines
+        .iter()
+        .filter(|v| v["message"] == "fill")
+        .filter_map(|v| v["trade_id"].as_str().and_then(|t| t.parse::<u64>().ok()))
+        .collect();
     assert!(new_ids.len() >= 2);
     assert!(
         new_ids.iter().all(|id| *id > max_trade_before),

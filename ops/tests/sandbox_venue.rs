@@ -130,9 +130,11 @@ async fn limit_order_rests_partially_fills_and_fills() {
 
     // Own trades agree with the stream, trade id for trade id.
     let trades = venue.my_trades(&btc(), None).await.unwrap();
-    let ids: Vec<u64> = trades.iter().filter(|t| t.client_order_id == "lim-1").map(|t| t.trade_id).collect();
-    assert_eq!(ids, fills.iter().map(|f| f.trade_id).collect::<Vec<_>>());
-    let from_second = venue.my_trades(&btc(), Some(ids[1])).await.unwrap();
+    let mine: Vec<&keel_core::fill::Fill> = trades.iter().filter(|t| t.client_order_id == "lim-1").collect();
+    let ids: Vec<u64> = mine.iter().filter_map(|t| t.trade_id.as_u64()).collect();
+    assert_eq!(ids, fills.iter().filter_map(|f| f.trade_id.as_u64()).collect::<Vec<_>>());
+    let cursor = keel_core::fill::FillCursor::of(mine[1]);
+    let from_second = venue.my_trades(&btc(), Some(&cursor)).await.unwrap();
     assert_eq!(from_second.len(), 2);
 
     // Balances: +0.12 BTC, less the commission the buy paid in BTC (what it
@@ -188,8 +190,8 @@ async fn market_order_full_response_and_no_duplicate_fills() {
     let ev = until(&mut user, "filled report", |e| matches!(e, UserEvent::Order(r) if r.status == OrderStatus::Filled))
         .await;
     fills.extend(fills_of(&ev));
-    fills.sort_by_key(|f| f.trade_id);
-    let ids: Vec<u64> = fills.iter().map(|f| f.trade_id).collect();
+    fills.sort_by(|a, b| a.trade_id.cmp(&b.trade_id));
+    let ids: Vec<u64> = fills.iter().filter_map(|f| f.trade_id.as_u64()).collect();
     let mut dedup = ids.clone();
     dedup.dedup();
     assert_eq!(ids, dedup, "a fill was delivered twice");
@@ -465,7 +467,7 @@ async fn user_stream_gap_recovers_missed_fills_exactly_once() {
     );
 
     let fills = fills_of(&events);
-    let mut ids: Vec<u64> = fills.iter().map(|f| f.trade_id).collect();
+    let mut ids: Vec<u64> = fills.iter().filter_map(|f| f.trade_id.as_u64()).collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), fills.len(), "duplicate fills: {fills:?}");
@@ -542,7 +544,7 @@ async fn fault_periodic_drops_from_config_lose_no_bar_and_no_fill() {
     let res = timeout(WAIT, async {
         while got.len() < want.len() {
             match user.recv().await {
-                Some(UserEvent::Fill(f)) => got.push(f.trade_id),
+                Some(UserEvent::Fill(f)) => got.extend(f.trade_id.as_u64()),
                 Some(_) => {}
                 None => break,
             }
@@ -552,10 +554,10 @@ async fn fault_periodic_drops_from_config_lose_no_bar_and_no_fill() {
     assert!(
         res.is_ok(),
         "fills missing: got {got:?}, sandbox has {:?}",
-        want.iter().map(|f| f.trade_id).collect::<Vec<_>>()
+        want.iter().map(|f| f.trade_id.clone()).collect::<Vec<_>>()
     );
     got.sort();
-    let mut want_ids: Vec<u64> = want.iter().map(|f| f.trade_id).collect();
+    let mut want_ids: Vec<u64> = want.iter().filter_map(|f| f.trade_id.as_u64()).collect();
     want_ids.sort();
     assert_eq!(got, want_ids);
     sb.shutdown().await;

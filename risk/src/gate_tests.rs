@@ -82,7 +82,7 @@ fn open_order(id: &str, symbol: &str, side: Side, qty: &str, price: &str) -> Ord
 
 fn fill(id: &str, strategy: &str, side: Side, qty: &str, price: &str, trade_id: u64) -> Fill {
     Fill {
-        trade_id,
+        trade_id: trade_id.into(),
         client_order_id: id.into(),
         strategy_id: strategy.into(),
         symbol: "BTCUSDT".into(),

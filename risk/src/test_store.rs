@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use keel_core::balance::Balances;
 use keel_core::error::StoreError;
-use keel_core::fill::Fill;
+use keel_core::fill::{Fill, FillCursor};
 use keel_core::order::Order;
 use keel_core::position::Position;
 use keel_core::store::{Store, StoreResult};
@@ -93,10 +93,10 @@ impl Store for MemStore {
         self.read()?;
         Ok(None)
     }
-    fn last_trade_ids(&self) -> StoreResult<Vec<(String, u64)>> {
+    fn fill_cursors(&self) -> StoreResult<Vec<(String, FillCursor)>> {
         Ok(Vec::new())
     }
-    fn last_trade_id(&self, _: &str) -> StoreResult<Option<u64>> {
+    fn fill_cursor(&self, _: &str) -> StoreResult<Option<FillCursor>> {
         Ok(None)
     }
     fn put_position(&self, _: &Position) -> StoreResult<()> {

@@ -359,7 +359,7 @@ fn run(ops: Vec<Op>) -> Outcome {
                 l.trade_id += 1;
                 let base = o.intent.symbol.trim_end_matches("USDT").to_string();
                 let fill = Fill {
-                    trade_id: l.trade_id,
+                    trade_id: l.trade_id.into(),
                     client_order_id: o.id.clone(),
                     strategy_id: o.intent.strategy_id.clone(),
                     symbol: o.intent.symbol.clone(),

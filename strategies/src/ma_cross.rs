@@ -151,7 +151,7 @@ mod tests {
             // Fill each order at once so the position follows.
             if let Some((_, side, qty)) = intents.last().copied().filter(|(at, _, _)| *at == i) {
                 let fill = keel_core::fill::Fill {
-                    trade_id: i as u64,
+                    trade_id: (i as u64).into(),
                     client_order_id: "c".into(),
                     strategy_id: "s".into(),
                     symbol: "X".into(),

@@ -40,7 +40,7 @@ impl Harness {
 
     fn fill(&mut self, id: &str, intent: &OrderIntent, price: Decimal, ts: i64) {
         let fill = Fill {
-            trade_id: self.next,
+            trade_id: self.next.into(),
             client_order_id: id.into(),
             strategy_id: "s".into(),
             symbol: "X".into(),

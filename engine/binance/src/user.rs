@@ -45,7 +45,7 @@ pub fn translate_execution(er: &ExecutionReport) -> (OrderReport, Option<Fill>) 
         ts_ms: er.transact_time,
     };
     let fill = (er.execution_type == "TRADE" && er.trade_id >= 0).then(|| Fill {
-        trade_id: er.trade_id as u64,
+        trade_id: (er.trade_id as u64).into(),
         client_order_id: cid,
         strategy_id: "".into(),
         symbol,
@@ -92,7 +92,7 @@ impl UserRun {
         self.shared.add_symbol(&report.symbol);
         self.shared.note_report(&report);
         if let Some(f) = fill {
-            if self.shared.claim_fill(&f.symbol, f.trade_id, true) && !self.emit(UserEvent::Fill(f)).await {
+            if self.shared.claim_fill(&f.symbol, &f.trade_id, true) && !self.emit(UserEvent::Fill(f)).await {
                 return false;
             }
         }
@@ -122,8 +122,8 @@ impl UserRun {
             };
             let fills = self.shared.trades_since(&sym, Some(last + 1)).await?;
             for f in fills {
-                if self.shared.claim_fill(&f.symbol, f.trade_id, true) {
-                    tracing::info!(symbol = %f.symbol, trade_id = f.trade_id, "recovered a fill missed during a user-stream gap");
+                if self.shared.claim_fill(&f.symbol, &f.trade_id, true) {
+                    tracing::info!(symbol = %f.symbol, trade_id = %f.trade_id, "recovered a fill missed during a user-stream gap");
                     if !self.emit(UserEvent::Fill(f)).await {
                         return Ok(false);
                     }

@@ -17,7 +17,7 @@ use rust_decimal::Decimal;
 use tokio::sync::mpsc;
 
 use keel_core::balance::Balance;
-use keel_core::fill::Fill;
+use keel_core::fill::{Fill, FillCursor, TradeId};
 use keel_core::instrument::{Instrument, SymbolStatus};
 use keel_core::market::{Bar, BookTicker};
 use keel_core::order::{OrderStatus, OrderType, Side, TimeInForce};
@@ -118,7 +118,7 @@ pub fn report_of(o: &OrderInfo, fallback_ts: i64) -> OrderReport {
 /// A fill from a `myTrades` entry.
 pub fn fill_of_trade(t: &MyTrade, client_order_id: &str) -> Fill {
     Fill {
-        trade_id: t.id,
+        trade_id: t.id.into(),
         client_order_id: client_order_id.to_string(),
         strategy_id: "".into(),
         symbol: Symbol::new(&t.symbol),
@@ -177,7 +177,10 @@ impl Shared {
     /// advance the watermark below which no fill can be missing. A FULL order
     /// response does not, so a fill missed in a gap just before it is still
     /// recovered.
-    pub(crate) fn claim_fill(&self, symbol: &Symbol, trade_id: u64, in_order: bool) -> bool {
+    pub(crate) fn claim_fill(&self, symbol: &Symbol, trade_id: &TradeId, in_order: bool) -> bool {
+        // Binance numbers its trades; an id that is not a number cannot be
+        // Binance's own, so it is passed on (the store knows a repeat).
+        let Some(trade_id) = trade_id.as_u64() else { return true };
         let fresh = {
             let mut seen = lock(&self.seen_fills);
             let fresh = seen.insert((symbol.clone(), trade_id));
@@ -334,7 +337,7 @@ impl Shared {
                 _ => break,
             }
         }
-        out.sort_by_key(|f| f.trade_id);
+        out.sort_by(|a, b| a.trade_id.cmp(&b.trade_id));
         Ok(out)
     }
 
@@ -457,12 +460,15 @@ impl BinanceVenue {
         Ok(StartupReport { clock_offset_ms: offset, can_trade: account.can_trade, symbols })
     }
 
-    /// Tells the adapter the highest trade id of `symbol` that the caller has
-    /// already recorded (from its store at start-up): gap reconciliation then
-    /// recovers only fills above it.
-    pub fn seed_last_trade_id(&self, symbol: &Symbol, trade_id: u64) {
+    /// Tells the adapter the newest fill of `symbol` that the caller has
+    /// already recorded (its store's cursor, at start-up): gap reconciliation
+    /// then recovers only fills above its trade id. A cursor whose id is not
+    /// a number is not Binance's and is ignored.
+    pub fn seed_fill_cursor(&self, symbol: &Symbol, cursor: &FillCursor) {
         self.shared.add_symbol(symbol);
-        self.shared.seed_last_trade(symbol, trade_id);
+        if let Some(id) = cursor.trade_id.as_u64() {
+            self.shared.seed_last_trade(symbol, id);
+        }
     }
 
     /// The trade id below which every own trade of `symbol` has been
@@ -496,7 +502,7 @@ impl BinanceVenue {
                     let trades = s.rest.my_trades(symbol.as_str(), None, Some(info.order_id)).await.unwrap_or_default();
                     let fills = trades
                         .iter()
-                        .filter(|t| s.claim_fill(symbol, t.id, false))
+                        .filter(|t| s.claim_fill(symbol, &t.id.into(), false))
                         .map(|t| fill_of_trade(t, cid))
                         .collect();
                     tracing::info!(client_order_id = cid, "order with unknown outcome found at the venue");
@@ -650,9 +656,9 @@ impl Venue for BinanceVenue {
                 let fills = info
                     .fills
                     .iter()
-                    .filter(|f| s.claim_fill(&request.symbol, f.trade_id, false))
+                    .filter(|f| s.claim_fill(&request.symbol, &f.trade_id.into(), false))
                     .map(|f| Fill {
-                        trade_id: f.trade_id,
+                        trade_id: f.trade_id.into(),
                         client_order_id: request.client_order_id.clone(),
                         strategy_id: "".into(),
                         symbol: request.symbol.clone(),
@@ -726,13 +732,15 @@ impl Venue for BinanceVenue {
         Ok(acc.balances.into_iter().map(|b| Balance { asset: b.asset, free: b.free, locked: b.locked }).collect())
     }
 
-    async fn my_trades(&self, symbol: &Symbol, from_trade_id: Option<u64>) -> VenueResult<Vec<Fill>> {
+    async fn my_trades(&self, symbol: &Symbol, since: Option<&FillCursor>) -> VenueResult<Vec<Fill>> {
+        // Binance lists own trades by numeric id: resume at the cursor's.
+        let from_trade_id = since.and_then(|c| c.trade_id.as_u64());
         self.shared.add_symbol(symbol);
         let fills = self.shared.trades_since(symbol, from_trade_id).await?;
         // The caller records what it is given (start-up reconciliation), so
         // these trades are the symbol's watermark: the first order needs no
         // `myTrades` of its own.
-        let newest = fills.iter().map(|f| f.trade_id).max();
+        let newest = fills.iter().filter_map(|f| f.trade_id.as_u64()).max();
         self.shared.seed_last_trade(symbol, newest.or(from_trade_id.map(|f| f.saturating_sub(1))).unwrap_or(0));
         Ok(fills)
     }

@@ -305,7 +305,7 @@ fn execution_report_fixture_translates() {
     let er: ExecutionReport = serde_json::from_value(v.clone()).unwrap();
     let (_, fill) = keel_binance::user::translate_execution(&er);
     let fill = fill.unwrap();
-    assert_eq!((fill.trade_id, fill.qty, fill.fee_asset.as_str()), (77, "0.5".parse().unwrap(), "BNB"));
+    assert_eq!((fill.trade_id.clone(), fill.qty, fill.fee_asset.as_str()), (77.into(), "0.5".parse().unwrap(), "BNB"));
     v["x"] = "CANCELED".into();
     v["X"] = "CANCELED".into();
     v["c"] = "cancel-req-1".into();

@@ -317,7 +317,7 @@ mod tests {
 
     fn fill(strategy: &str, side: Side, qty: &str, fee: &str, fee_asset: &str) -> Fill {
         Fill {
-            trade_id: 1,
+            trade_id: 1.into(),
             client_order_id: "k".into(),
             strategy_id: strategy.into(),
             symbol: "BTCUSDT".into(),

@@ -105,7 +105,7 @@ mod tests {
 
     fn fill(side: Side, price: &str, qty: &str, fee: &str, fee_asset: &str) -> Fill {
         Fill {
-            trade_id: 1,
+            trade_id: 1.into(),
             client_order_id: "k".into(),
             strategy_id: "s".into(),
             symbol: "BTCUSDT".into(),

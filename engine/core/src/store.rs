@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::account::AccountCheckpoint;
 use crate::balance::Balances;
 use crate::error::StoreError;
-use crate::fill::Fill;
+use crate::fill::{Fill, FillCursor};
 use crate::order::Order;
 use crate::position::Position;
 use crate::trading::{EmergencyStop, TradingStateRecord};
@@ -63,10 +63,11 @@ pub trait Store: Send + Sync {
     fn checkpoint(&self) -> StoreResult<Option<AccountCheckpoint>>;
     /// Number of fills.
     fn fill_count(&self) -> StoreResult<usize>;
-    /// The highest recorded trade id of a symbol.
-    fn last_trade_id(&self, symbol: &str) -> StoreResult<Option<u64>>;
-    /// The highest recorded trade id of every symbol with a fill.
-    fn last_trade_ids(&self) -> StoreResult<Vec<(String, u64)>>;
+    /// Where the venue's listing of own trades in `symbol` resumes: the
+    /// newest recorded fill (by venue time, then trade id).
+    fn fill_cursor(&self, symbol: &str) -> StoreResult<Option<FillCursor>>;
+    /// The fill cursor of every symbol with a fill.
+    fn fill_cursors(&self) -> StoreResult<Vec<(String, FillCursor)>>;
     /// Writes the position cache of a symbol.
     fn put_position(&self, position: &Position) -> StoreResult<()>;
     /// The cached positions.

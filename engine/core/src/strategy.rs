@@ -564,7 +564,7 @@ mod account_tests {
 
     fn fill(strategy: &str, trade_id: u64, qty: Decimal, fee: Decimal) -> Fill {
         Fill {
-            trade_id,
+            trade_id: trade_id.into(),
             client_order_id: format!("k{trade_id}"),
             strategy_id: strategy.into(),
             symbol: "BTCUSDT".into(),

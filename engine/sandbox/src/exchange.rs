@@ -319,7 +319,14 @@ pub fn execution_report(e: &Execution, event_ms: i64, exec_type_override: Option
         (None, _) => "NEW",
     });
     let (l, lp, n, na, t, m) = match &e.fill {
-        Some(f) => (f.qty, f.price, f.fee, Value::String(f.fee_asset.clone()), f.trade_id as i64, f.is_maker),
+        Some(f) => (
+            f.qty,
+            f.price,
+            f.fee,
+            Value::String(f.fee_asset.clone()),
+            f.trade_id.as_u64().map_or(-1, |t| t as i64),
+            f.is_maker,
+        ),
         None => (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO, Value::Null, -1, false),
     };
     let stop = match o.order_type {

@@ -18,7 +18,7 @@ use serde::Serialize;
 use keel_core::account::AccountCheckpoint;
 use keel_core::balance::Balances;
 use keel_core::error::StoreError;
-use keel_core::fill::Fill;
+use keel_core::fill::{Fill, FillCursor};
 use keel_core::order::Order;
 use keel_core::position::Position;
 use keel_core::store::{Store, StoreResult};
@@ -49,9 +49,9 @@ pub const SCHEMA_VERSION: u32 = 3;
 
 /// The committed end of the archive ([`ArchiveMark`]).
 const META_ARCHIVE: &str = "archive";
-/// Per-symbol prefix of the highest trade id recorded (8 bytes, big endian):
-/// the venue's "fills since" cursor, kept when fills move to the archive.
-const META_LAST_TRADE: &str = "last_trade:";
+/// Per-symbol prefix of the fill cursor (JSON [`FillCursor`]): where the
+/// venue's "fills since" listing resumes, kept when fills move to the archive.
+const META_FILL_CURSOR: &str = "fill_cursor:";
 /// Directory of the archive's segment files, beside `keel.sled`.
 pub const HISTORY_DIR: &str = "history";
 
@@ -194,7 +194,7 @@ impl SledStore {
             self.meta.insert(META_FILL_SEQ, &(fills.len() as u64).to_be_bytes()).map_err(backend)?;
         }
         for f in &fills {
-            self.raise_last_trade(f)?;
+            self.raise_cursor(f)?;
         }
         Self::put(&self.meta, META_SCHEMA, &SCHEMA_VERSION)?;
         self.flush_now()?;
@@ -226,7 +226,7 @@ impl SledStore {
                 for fill in order_fills {
                     seq += 1;
                     fills.push((seq, fill.clone()));
-                    self.raise_last_trade(fill)?;
+                    self.raise_cursor(fill)?;
                 }
             }
             let (mark, pending) = self.archive.append(&fills, &orders)?;
@@ -254,15 +254,17 @@ impl SledStore {
         Ok(self.meta.get(META_FILL_SEQ).map_err(backend)?.map(|b| seq_of(&b)).unwrap_or(0))
     }
 
-    /// Raises a symbol's recorded trade cursor to this fill's trade id.
-    fn raise_last_trade(&self, fill: &Fill) -> StoreResult<()> {
-        let key = format!("{META_LAST_TRADE}{}", fill.symbol);
-        self.meta
-            .fetch_and_update(key.as_bytes(), |old| {
-                let id = old.map(seq_of).unwrap_or(0).max(fill.trade_id);
-                Some(id.to_be_bytes().to_vec())
-            })
-            .map_err(backend)?;
+    /// Moves a symbol's fill cursor to this fill if it is newer.
+    fn raise_cursor(&self, fill: &Fill) -> StoreResult<()> {
+        let key = format!("{META_FILL_CURSOR}{}", fill.symbol);
+        let here = FillCursor::of(fill);
+        let newer = match Self::get::<FillCursor>(&self.meta, "meta", &key)? {
+            Some(old) => here > old,
+            None => true,
+        };
+        if newer {
+            Self::put(&self.meta, &key, &here)?;
+        }
         Ok(())
     }
 
@@ -513,7 +515,9 @@ impl Store for SledStore {
             return Ok(false);
         }
         let key = fill.key();
-        let cursor = format!("{META_LAST_TRADE}{}", fill.symbol);
+        let cursor_key = format!("{META_FILL_CURSOR}{}", fill.symbol);
+        let cursor = FillCursor::of(fill);
+        let cursor_bytes = serde_json::to_vec(&cursor).map_err(|e| StoreError::Encode(e.to_string()))?;
         let trees = (&self.fills, &self.orders, &self.open, &self.fill_seq, &self.meta);
         let result = trees.transaction(|(fills, orders, open, seqs, meta)| {
             if fills.get(key.as_bytes())?.is_some() {
@@ -523,9 +527,12 @@ impl Store for SledStore {
             let seq = meta.get(META_FILL_SEQ)?.map(|b| seq_of(&b)).unwrap_or(0) + 1;
             meta.insert(META_FILL_SEQ, &seq.to_be_bytes())?;
             seqs.insert(&seq.to_be_bytes(), key.as_bytes())?;
-            let last = meta.get(cursor.as_bytes())?.map(|b| seq_of(&b)).unwrap_or(0);
-            if fill.trade_id > last {
-                meta.insert(cursor.as_bytes(), &fill.trade_id.to_be_bytes())?;
+            let newer = match meta.get(cursor_key.as_bytes())? {
+                Some(old) => serde_json::from_slice::<FillCursor>(&old).map(|old| cursor > old).unwrap_or(true),
+                None => true,
+            };
+            if newer {
+                meta.insert(cursor_key.as_bytes(), cursor_bytes.clone())?;
             }
             if let (Some(o), Some(bytes)) = (order, &order_bytes) {
                 orders.insert(o.client_order_id.as_bytes(), bytes.clone())?;
@@ -597,17 +604,16 @@ impl Store for SledStore {
         Self::get(&self.meta, "meta", META_CHECKPOINT)
     }
 
-    fn last_trade_id(&self, symbol: &str) -> StoreResult<Option<u64>> {
-        let key = format!("{META_LAST_TRADE}{symbol}");
-        Ok(self.meta.get(key.as_bytes()).map_err(backend)?.map(|b| seq_of(&b)))
+    fn fill_cursor(&self, symbol: &str) -> StoreResult<Option<FillCursor>> {
+        Self::get(&self.meta, "meta", &format!("{META_FILL_CURSOR}{symbol}"))
     }
 
-    fn last_trade_ids(&self) -> StoreResult<Vec<(String, u64)>> {
+    fn fill_cursors(&self) -> StoreResult<Vec<(String, FillCursor)>> {
         let mut out = Vec::new();
-        for item in self.meta.scan_prefix(META_LAST_TRADE.as_bytes()) {
+        for item in self.meta.scan_prefix(META_FILL_CURSOR.as_bytes()) {
             let (k, v) = item.map_err(backend)?;
-            let symbol = String::from_utf8_lossy(&k[META_LAST_TRADE.len()..]).into_owned();
-            out.push((symbol, seq_of(&v)));
+            let symbol = String::from_utf8_lossy(&k[META_FILL_CURSOR.len()..]).into_owned();
+            out.push((symbol, decode("meta", &k, &v)?));
         }
         Ok(out)
     }
@@ -676,7 +682,7 @@ mod tests {
 
     fn fill(trade_id: u64) -> Fill {
         Fill {
-            trade_id,
+            trade_id: trade_id.into(),
             client_order_id: "k1".into(),
             strategy_id: "s".into(),
             symbol: "BTCUSDT".into(),
@@ -717,9 +723,10 @@ mod tests {
         assert_eq!(store.order("k1").unwrap().unwrap().status, OrderStatus::Filled);
         assert!(store.open_orders().unwrap().is_empty());
         assert_eq!(store.fill_count().unwrap(), 2);
-        assert_eq!(store.last_trade_id("BTCUSDT").unwrap(), Some(12));
-        assert_eq!(store.last_trade_id("ETHUSDT").unwrap(), None);
-        assert_eq!(store.last_trade_ids().unwrap(), [("BTCUSDT".to_string(), 12)]);
+        let cursor = store.fill_cursor("BTCUSDT").unwrap().unwrap();
+        assert_eq!(cursor.trade_id, 12.into());
+        assert_eq!(store.fill_cursor("ETHUSDT").unwrap(), None);
+        assert_eq!(store.fill_cursors().unwrap(), [("BTCUSDT".to_string(), cursor)]);
         assert!(store.emergency_stop().unwrap().active);
     }
 
@@ -768,7 +775,7 @@ mod tests {
                 store.record_fill(&fill(9), None).unwrap();
                 // As a version-2 Keel wrote it: no trade cursors; version 1
                 // had no fill sequence either (and, before that, no version).
-                store.meta.remove(format!("{META_LAST_TRADE}BTCUSDT").as_bytes()).unwrap();
+                store.meta.remove(format!("{META_FILL_CURSOR}BTCUSDT").as_bytes()).unwrap();
                 if old_version != Some(2) {
                     store.fill_seq.clear().unwrap();
                     store.meta.remove(META_FILL_SEQ.as_bytes()).unwrap();
@@ -786,9 +793,13 @@ mod tests {
             let from = old_version.unwrap_or(1);
             assert!(dir.path().join(format!("keel.sled.v{from}-backup")).is_dir(), "a copy was kept before migrating");
             assert_eq!(store.order_count().unwrap(), 1, "its data is kept");
-            assert_eq!(store.last_trade_id("BTCUSDT").unwrap(), Some(9), "the trade cursor comes from the fills");
+            let cursor = store.fill_cursor("BTCUSDT").unwrap().map(|c| c.trade_id);
+            // Trade 7 is the later one by venue time: resuming there lists 9
+            // again (the store knows it) rather than risk skipping anything.
+            assert_eq!(cursor, Some(7.into()), "the fill cursor comes from the fills (the newest by venue time)");
             // Sequences follow venue time (version 2 kept its own); new fills continue after them.
-            let seqs: Vec<(u64, u64)> = store.fills_after(0).unwrap().iter().map(|(s, f)| (*s, f.trade_id)).collect();
+            let seqs: Vec<(u64, u64)> =
+                store.fills_after(0).unwrap().iter().map(|(s, f)| (*s, f.trade_id.as_u64().unwrap())).collect();
             assert_eq!(seqs, if from == 2 { [(1, 7), (2, 9)] } else { [(1, 9), (2, 7)] });
             store.record_fill(&fill(11), None).unwrap();
             assert_eq!(store.fills_after(2).unwrap().iter().map(|(s, _)| *s).collect::<Vec<_>>(), [3]);
@@ -813,9 +824,10 @@ mod tests {
             assert!(store.record_fill(&fill(id), None).unwrap());
         }
         assert!(!store.record_fill(&fill(3), None).unwrap(), "a duplicate takes no sequence");
-        let after: Vec<(u64, u64)> = store.fills_after(1).unwrap().iter().map(|(s, f)| (*s, f.trade_id)).collect();
+        let after: Vec<(u64, u64)> =
+            store.fills_after(1).unwrap().iter().map(|(s, f)| (*s, f.trade_id.as_u64().unwrap())).collect();
         assert_eq!(after, [(2, 3), (3, 8)]);
-        let recent: Vec<u64> = store.recent_fills(2).unwrap().iter().map(|f| f.trade_id).collect();
+        let recent: Vec<u64> = trade_ids(&store.recent_fills(2).unwrap());
         assert_eq!(recent, [3, 8]);
         let checkpoint = keel_core::account::AccountCheckpoint { fill_seq: 2, ts_ms: 9, ..Default::default() };
         store.put_checkpoint(&checkpoint).unwrap();
@@ -861,7 +873,7 @@ mod tests {
     }
 
     fn trade_ids(fills: &[Fill]) -> Vec<u64> {
-        fills.iter().map(|f| f.trade_id).collect()
+        fills.iter().filter_map(|f| f.trade_id.as_u64()).collect()
     }
 
     #[test]
@@ -879,8 +891,11 @@ mod tests {
         assert_eq!(store.archive_mark().fill_cut, 3);
         assert!(store.order("a").unwrap().is_none(), "a left the live store");
         assert!(store.order("b").unwrap().is_some() && store.order("c").unwrap().is_some());
-        assert!(store.fills.contains_key(fill_key("BTCUSDT", 3)).unwrap(), "an open order keeps its fills live");
-        assert!(!store.fills.contains_key(fill_key("BTCUSDT", 1)).unwrap());
+        assert!(
+            store.fills.contains_key(fill_key("BTCUSDT", &keel_core::fill::TradeId::from(3))).unwrap(),
+            "an open order keeps its fills live"
+        );
+        assert!(!store.fills.contains_key(fill_key("BTCUSDT", &keel_core::fill::TradeId::from(1))).unwrap());
 
         let after = (store.fills().unwrap(), store.fills_after(0).unwrap(), store.orders().unwrap());
         assert_eq!(before, after, "reads return archived history as before");
@@ -888,7 +903,7 @@ mod tests {
         assert_eq!(trade_ids(&store.recent_fills(10).unwrap()), [1, 2, 3, 4, 5]);
         assert_eq!(store.fills_after(2).unwrap().iter().map(|(s, _)| *s).collect::<Vec<_>>(), [3, 4, 5]);
         assert_eq!(store.fill_count().unwrap(), 5);
-        assert_eq!(store.last_trade_id("BTCUSDT").unwrap(), Some(5));
+        assert_eq!(store.fill_cursor("BTCUSDT").unwrap().map(|c| c.trade_id), Some(5.into()));
         for id in [1, 3, 5] {
             let (_, fills) = order_filled("a", &[id]);
             assert!(store.has_fill(&fills[0]).unwrap(), "trade {id}");
@@ -913,7 +928,7 @@ mod tests {
         );
         record(&store, "d", &[6], true);
         assert_eq!(
-            store.fills_after(4).unwrap().iter().map(|(s, f)| (*s, f.trade_id)).collect::<Vec<_>>(),
+            store.fills_after(4).unwrap().iter().map(|(s, f)| (*s, f.trade_id.as_u64().unwrap())).collect::<Vec<_>>(),
             [(5, 5), (6, 6)]
         );
     }
@@ -1004,6 +1019,29 @@ mod tests {
         assert_eq!(listing(dir.path()), before, "the original store is untouched");
         // The engine goes on writing after the copy.
         record(&store, "c", &[4], true);
+    }
+
+    #[test]
+    fn a_trade_named_by_uuid_is_recorded_once_live_and_archived() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let uuid = |n: u8| Fill {
+            trade_id: format!("{n:08x}-5d2f-4b8e-a1f0-3e2d1c0b9a87").as_str().into(),
+            ts_ms: i64::from(n),
+            ..fill(0)
+        };
+        assert!(store.record_fill(&uuid(1), None).unwrap());
+        assert!(!store.record_fill(&uuid(1), None).unwrap(), "live: known");
+        assert!(store.record_fill(&uuid(2), None).unwrap());
+        store.archive(2, 1).unwrap();
+        assert!(!store.record_fill(&uuid(1), None).unwrap(), "archived: known");
+        assert!(store.has_fill(&uuid(2)).unwrap());
+        assert!(store.record_fill(&uuid(3), None).unwrap());
+        let ids: Vec<String> = store.fills_after(0).unwrap().iter().map(|(_, f)| f.trade_id.to_string()).collect();
+        assert_eq!(ids.len(), 3);
+        assert!(ids[0].starts_with("00000001-"), "{ids:?}");
+        let cursor = store.fill_cursor("BTCUSDT").unwrap().unwrap();
+        assert_eq!(cursor.trade_id, uuid(3).trade_id, "the cursor is the newest by venue time");
     }
 
     #[test]

@@ -510,7 +510,7 @@ mod tests {
 
     fn fill(side: Side, price: &str, qty: &str, fee: &str, ts: i64) -> Fill {
         Fill {
-            trade_id: ts as u64,
+            trade_id: (ts as u64).into(),
             client_order_id: "c".into(),
             strategy_id: "s".into(),
             symbol: "X".into(),

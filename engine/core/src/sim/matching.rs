@@ -362,7 +362,10 @@ impl MatchingCore {
             .get(&account)
             .map(|list| {
                 list.iter()
-                    .filter(|f| f.symbol.as_str() == symbol && from_trade_id.is_none_or(|id| f.trade_id >= id))
+                    .filter(|f| {
+                        f.symbol.as_str() == symbol
+                            && from_trade_id.is_none_or(|id| f.trade_id.as_u64().is_some_and(|t| t >= id))
+                    })
                     .cloned()
                     .collect()
             })
@@ -720,7 +723,7 @@ impl MatchingCore {
         let from_lock = cost_asset_amount.min(order.locked);
         order.locked -= from_lock;
         let fill = Fill {
-            trade_id,
+            trade_id: trade_id.into(),
             client_order_id: order.client_order_id.clone(),
             strategy_id: "".into(),
             symbol: order.symbol.clone(),

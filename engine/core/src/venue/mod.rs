@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::balance::Balance;
-use crate::fill::Fill;
+use crate::fill::{Fill, FillCursor};
 use crate::instrument::Instrument;
 use crate::market::{Bar, BookTicker, MarketEvent};
 use crate::order::{OrderStatus, OrderType, Side, TimeInForce};
@@ -237,8 +237,11 @@ pub trait Venue: Send + Sync {
     async fn open_orders(&self, symbol: Option<&Symbol>) -> VenueResult<Vec<OrderReport>>;
     /// Account balances.
     async fn balances(&self) -> VenueResult<Vec<Balance>>;
-    /// Own fills in `symbol` with trade id greater than or equal to `from_trade_id`, oldest first.
-    async fn my_trades(&self, symbol: &Symbol, from_trade_id: Option<u64>) -> VenueResult<Vec<Fill>>;
+    /// Own fills in `symbol` from `since` on (the cursor's own trade may come
+    /// back; the store knows it), oldest first; without a cursor, the most
+    /// recent ones. The cursor is the store's, handed back as recorded: each
+    /// venue reads from it what its listing resumes from.
+    async fn my_trades(&self, symbol: &Symbol, since: Option<&FillCursor>) -> VenueResult<Vec<Fill>>;
     /// Subscribes to closed klines of `interval_ms`, trades and best bid/ask of `symbols`.
     async fn subscribe_market(&self, symbols: &[Symbol], interval_ms: i64) -> VenueResult<mpsc::Receiver<MarketFeed>>;
     /// Subscribes to the account's order updates, fills and balances.

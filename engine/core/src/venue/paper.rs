@@ -18,7 +18,7 @@ use super::{
     MarketFeed, OrderReport, OrderRequest, PlaceResult, StreamStatus, UserEvent, Venue, VenueError, VenueResult,
 };
 use crate::balance::Balance;
-use crate::fill::Fill;
+use crate::fill::{Fill, FillCursor};
 use crate::instrument::{ceil_to_step, floor_to_step, Instrument};
 use crate::market::{Bar, BookTicker, MarketEvent, Trade};
 use crate::order::Side;
@@ -415,8 +415,8 @@ impl Venue for PaperVenue {
         Ok(self.lock().core.balances(ACCOUNT).unwrap_or_default())
     }
 
-    async fn my_trades(&self, symbol: &Symbol, from_trade_id: Option<u64>) -> VenueResult<Vec<Fill>> {
-        Ok(self.lock().core.fills(ACCOUNT, symbol, from_trade_id))
+    async fn my_trades(&self, symbol: &Symbol, since: Option<&FillCursor>) -> VenueResult<Vec<Fill>> {
+        Ok(self.lock().core.fills(ACCOUNT, symbol, since.and_then(|c| c.trade_id.as_u64())))
     }
 
     async fn subscribe_market(&self, symbols: &[Symbol], interval_ms: i64) -> VenueResult<mpsc::Receiver<MarketFeed>> {
@@ -524,7 +524,7 @@ mod tests {
         let r = v.place_order(&req).await.unwrap();
         assert_eq!(r.report.status, OrderStatus::Filled);
         assert_eq!(r.fills.len(), 1);
-        assert!(r.fills[0].trade_id >= 1_000);
+        assert!(r.fills[0].trade_id >= 1_000.into());
         let mut fills = 0;
         while let Ok(ev) = user.try_recv() {
             if matches!(ev, UserEvent::Fill(_)) {
