@@ -327,6 +327,8 @@ impl OrderRouter {
             return;
         }
         let b: Vec<Balance> = std::mem::take(&mut self.deferred_balances).into_values().collect();
+        // Into the account first, as with fills.
+        self.account.apply_balances(&b, self.clock.now_ms());
         deliver::must(&self.routes.risk_balances, BalancesChanged(b.clone()), "risk_guard");
         deliver::must(&self.routes.portfolio_balances, BalancesChanged(b), "portfolio");
     }

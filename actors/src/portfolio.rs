@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use keel_core::account::AccountView;
 use keel_core::balance::Balances;
-use keel_core::clock::SharedClock;
 use keel_core::instrument::Instrument;
 use keel_core::position::Position;
 use keel_core::{Decimal, Symbol};
@@ -57,35 +56,30 @@ pub type EquityListener = Recipient<EquityMarked>;
 /// The portfolio actor.
 pub struct Portfolio {
     instruments: HashMap<Symbol, Instrument>,
-    /// The running account (the order router writes it as fills are recorded).
+    /// The running account: positions and balances (the order router writes
+    /// it as fills and balance reports arrive).
     account: AccountView,
-    balances: Balances,
     prices: Arc<PriceBoard>,
     writer: StoreWriter,
-    clock: SharedClock,
     quote_asset: String,
     listener: EquityListener,
 }
 
 impl Portfolio {
-    /// A portfolio over the running account, starting from reconciled balances.
+    /// A portfolio over the running account.
     pub fn new(
         instruments: Vec<Instrument>,
         account: AccountView,
-        balances: Balances,
         prices: Arc<PriceBoard>,
         writer: StoreWriter,
-        clock: SharedClock,
         listener: EquityListener,
     ) -> Self {
         let quote_asset = instruments.first().map(|i| i.quote_asset.clone()).unwrap_or_else(|| "USDT".into());
         Self {
             instruments: instruments.into_iter().map(|i| (i.symbol.clone(), i)).collect(),
             account,
-            balances,
             prices,
             writer,
-            clock,
             quote_asset,
             listener,
         }
@@ -110,7 +104,7 @@ impl Portfolio {
             .collect();
         PortfolioSnapshot {
             positions,
-            balances: self.balances.clone(),
+            balances: self.account.with_balances(|b| b.cloned()).unwrap_or_default(),
             equity: self.equity(),
             quote_asset: self.quote_asset.clone(),
             realized_pnl: realized,
@@ -121,8 +115,12 @@ impl Portfolio {
 
     /// Account equity: every balance valued in the quote asset at its mark.
     fn equity(&self) -> Option<Decimal> {
+        self.account.with_balances(|b| self.equity_of(b?))
+    }
+
+    fn equity_of(&self, balances: &Balances) -> Option<Decimal> {
         let mut total = Decimal::ZERO;
-        for (asset, balance) in &self.balances.assets {
+        for (asset, balance) in &balances.assets {
             let amount = balance.total();
             if amount.is_zero() {
                 continue;
@@ -197,9 +195,9 @@ impl Handler<FillRecorded> for Portfolio {
 impl Handler<BalancesChanged> for Portfolio {
     type Result = ();
 
-    fn handle(&mut self, msg: BalancesChanged, ctx: &mut Self::Context) {
-        self.balances.update(&msg.0, self.clock.now_ms());
-        let snapshot = self.balances.clone();
+    fn handle(&mut self, _msg: BalancesChanged, ctx: &mut Self::Context) {
+        // The router applied the report to the account before telling us.
+        let Some(snapshot) = self.account.with_balances(|b| b.cloned()) else { return };
         let writer = self.writer.clone();
         ctx.spawn(
             async move {

@@ -180,6 +180,7 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
     // The one account: the router writes it as fills are recorded; the risk
     // guard, the strategies and the portfolio read it.
     let account = AccountWriter::new(reconciled.account.clone(), Assets::of(&instruments));
+    account.apply_balances(&reconciled.balances.assets.values().cloned().collect::<Vec<_>>(), now);
     let mut risk_engine = RiskEngine::new(risk_config, instruments.clone()).with_account(account.view());
     let state = risk_engine.apply_startup(&decision, now);
     risk_engine.set_venue_healthy(false);
@@ -248,16 +249,12 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
         let started = started.clone();
         let (ids, prices, writer, clock, events, venue) =
             (ids.clone(), prices.clone(), writer.clone(), clock.clone(), events.clone(), venue.clone());
-        let (instruments, view, balances, open) =
-            (instruments.clone(), account.view(), reconciled.balances.clone(), reconciled.open_orders.clone());
+        let (instruments, view, open) = (instruments.clone(), account.view(), reconciled.open_orders.clone());
         actix::Supervisor::start(move |ctx: &mut Context<RiskGuard>| {
             let risk_addr = ctx.address();
             let portfolio = {
-                let (prices, writer, clock, listener) =
-                    (prices.clone(), writer.clone(), clock.clone(), risk_addr.clone().recipient());
-                actix::Supervisor::start(move |_| {
-                    Portfolio::new(instruments, view, balances, prices, writer, clock, listener)
-                })
+                let (prices, writer, listener) = (prices.clone(), writer.clone(), risk_addr.clone().recipient());
+                actix::Supervisor::start(move |_| Portfolio::new(instruments, view, prices, writer, listener))
             };
             let mut hosts: Vec<(StrategyId, Addr<StrategyHost>)> = Vec::new();
             let mut routes: HashMap<Symbol, Vec<Recipient<MarketTick>>> = HashMap::new();

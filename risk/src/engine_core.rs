@@ -184,7 +184,6 @@ pub struct RiskEngine {
     pub(crate) in_flight: HashMap<String, InFlight>,
     pub(crate) last_price: HashMap<Symbol, Decimal>,
     pub(crate) last_event_ms: HashMap<Symbol, i64>,
-    pub(crate) balances: Option<Balances>,
     /// Fills since the last balance snapshot, per asset: spent (positive) amounts
     /// the snapshot does not show yet.
     pub(crate) unsettled: HashMap<String, Decimal>,
@@ -226,7 +225,6 @@ impl RiskEngine {
             in_flight: HashMap::new(),
             last_price: HashMap::new(),
             last_event_ms: HashMap::new(),
-            balances: None,
             unsettled: HashMap::new(),
             rates: RateLimiter::default(),
             duplicates: DuplicateGuard::default(),
@@ -566,10 +564,10 @@ impl RiskEngine {
     /// assets). Orders the venue has acknowledged stop reserving funds here: the
     /// venue's free balance now accounts for them.
     pub fn on_balances(&mut self, balances: &[Balance]) {
-        let now = self.now_or_zero();
-        match &mut self.balances {
-            Some(b) => b.update(balances, now),
-            None => self.balances = Some(Balances::from_list(balances.to_vec(), now)),
+        // A standalone engine keeps the balances in its own account; the
+        // running account's writer has applied them already.
+        if let Some(w) = &self.account.own {
+            w.apply_balances(balances, self.now_or_zero());
         }
         self.unsettled.clear();
         for f in self.in_flight.values_mut() {
@@ -588,8 +586,8 @@ impl RiskEngine {
     }
 
     /// The balances the engine was told about.
-    pub fn balances(&self) -> Option<&Balances> {
-        self.balances.as_ref()
+    pub fn balances(&self) -> Option<Balances> {
+        self.account.view.with_balances(|b| b.cloned())
     }
 
     /// A fill (call once per newly recorded fill): moves quantity from in
@@ -688,7 +686,10 @@ impl RiskEngine {
     /// instrument against it at its last price (assets without one are left
     /// out). `None` until balances are known or while a held asset has no price.
     pub fn mark_to_market_equity(&self) -> Option<Decimal> {
-        let balances = self.balances.as_ref()?;
+        self.account.view.with_balances(|b| self.equity_of(b?))
+    }
+
+    fn equity_of(&self, balances: &Balances) -> Option<Decimal> {
         let mut quotes: BTreeMap<&str, usize> = BTreeMap::new();
         for i in self.instruments.values() {
             *quotes.entry(i.quote_asset.as_str()).or_default() += 1;
@@ -998,12 +999,12 @@ impl RiskEngine {
 
         // Cash account: free balance after what in-flight orders reserve.
         if self.config.check_balance {
-            if let Some(balances) = &self.balances {
-                let (asset, required) = match rounded.side {
-                    Side::Buy => (instrument.quote_asset.as_str(), mul(notional, self.fee_factor())),
-                    Side::Sell => (instrument.base_asset.as_str(), qty),
-                };
-                let available = balances.free(asset).saturating_sub(self.reserved(asset));
+            let (asset, required) = match rounded.side {
+                Side::Buy => (instrument.quote_asset.as_str(), mul(notional, self.fee_factor())),
+                Side::Sell => (instrument.base_asset.as_str(), qty),
+            };
+            if let Some(free) = self.account.view.with_balances(|b| b.map(|b| b.free(asset))) {
+                let available = free.saturating_sub(self.reserved(asset));
                 if required > available {
                     return Err(RejectReason::InsufficientBalance { asset: asset.to_string(), required, available });
                 }

@@ -1149,4 +1149,12 @@ fn on_the_running_account_positions_are_the_writers_not_counted_twice() {
     // restore_position is for a standalone engine: the running account is not touched.
     e.restore_position("BTCUSDT".into(), d("7"));
     assert_eq!(account.view().held("BTCUSDT"), d("0.9994995"));
+    // Balances too are the account's: the check sees what the writer applied.
+    account.apply_balances(&[usdt("150")], T);
+    e.on_market_event(&"BTCUSDT".into(), d("1000"), T);
+    match e.check_at(&market(Side::Buy, "BTCUSDT", "0.2"), "k3", T).map(|_| ()) {
+        Err(r) => assert_eq!(r.code(), "insufficient_balance", "{r:?}"),
+        Ok(()) => panic!("a 200 USDT buy against 150 USDT must be refused"),
+    }
+    assert_eq!(e.balances().map(|b| b.free("USDT")), Some(d("150")));
 }

@@ -217,7 +217,7 @@ impl RiskEngine {
                 orders_last_minute,
                 strategies,
                 symbols,
-                balances_known: self.balances.is_some(),
+                balances_known: self.account.view.with_balances(|b| b.is_some()),
             },
             protections: ProtectionSnapshot {
                 equity: p.last_equity,

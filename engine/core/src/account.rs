@@ -13,6 +13,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::balance::{Balance, Balances};
 use crate::error::StoreError;
 use crate::fill::Fill;
 use crate::instrument::Instrument;
@@ -108,15 +109,39 @@ impl Assets {
 /// its own that could drift from the others.
 #[derive(Debug)]
 pub struct AccountWriter {
-    shared: Arc<RwLock<Account>>,
+    shared: Arc<RwLock<Live>>,
     assets: Assets,
+}
+
+/// What the running account holds: the positions the fills made and the
+/// balances the venue last reported.
+#[derive(Debug, Default)]
+struct Live {
+    account: Account,
+    balances: Option<Balances>,
 }
 
 impl AccountWriter {
     /// The writer of `account` (as brought forward at start), valuing
     /// commissions with `assets`.
     pub fn new(account: Account, assets: Assets) -> Self {
-        Self { shared: Arc::new(RwLock::new(account)), assets }
+        Self { shared: Arc::new(RwLock::new(Live { account, balances: None })), assets }
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Live> {
+        // Nothing panics while holding the lock, so a poisoned lock still
+        // holds a whole account.
+        self.shared.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A balance report from the venue (a snapshot, or a delta for the assets
+    /// listed), applied before anyone hears of it.
+    pub fn apply_balances(&self, balances: &[Balance], now_ms: i64) {
+        let mut live = self.write();
+        match &mut live.balances {
+            Some(b) => b.update(balances, now_ms),
+            None => live.balances = Some(Balances::from_list(balances.to_vec(), now_ms)),
+        }
     }
 
     /// A reader of this account.
@@ -129,9 +154,8 @@ impl AccountWriter {
     /// not applied, and the caller says so).
     pub fn apply(&self, fill: &Fill) -> Option<Decimal> {
         let (base, quote) = self.assets.of_fill(fill);
-        // Nothing panics while holding the lock, so a poisoned lock still
-        // holds a whole account.
-        let mut account = self.shared.write().unwrap_or_else(PoisonError::into_inner);
+        let mut live = self.write();
+        let account = &mut live.account;
         if account.position(&fill.symbol).is_some_and(|p| !p.fits(fill))
             || !Position::flat(fill.symbol.clone()).fits(fill)
         {
@@ -143,8 +167,8 @@ impl AccountWriter {
     /// Sets a symbol's net quantity without a fill (a tool or test starting
     /// from a known holding); the average price is kept.
     pub fn restore_position(&self, symbol: &Symbol, qty: Decimal) {
-        let mut account = self.shared.write().unwrap_or_else(PoisonError::into_inner);
-        account
+        self.write()
+            .account
             .holdings
             .entry(symbol.clone())
             .or_insert_with(|| Holding { position: Position::flat(symbol.clone()), fees: BTreeMap::new() })
@@ -154,19 +178,28 @@ impl AccountWriter {
 
     /// An independent writer starting from a copy of this account.
     pub fn fork(&self) -> Self {
-        Self::new(self.view().snapshot(), self.assets.clone())
+        let view = self.view();
+        let fork = Self::new(view.snapshot(), self.assets.clone());
+        fork.write().balances = view.with_balances(|b| b.cloned());
+        fork
     }
 }
 
 /// A reader of the running account (cheap to clone; reads take a short lock).
 #[derive(Debug, Clone, Default)]
 pub struct AccountView {
-    shared: Arc<RwLock<Account>>,
+    shared: Arc<RwLock<Live>>,
 }
 
 impl AccountView {
     fn read<T>(&self, f: impl FnOnce(&Account) -> T) -> T {
-        f(&self.shared.read().unwrap_or_else(PoisonError::into_inner))
+        f(&self.shared.read().unwrap_or_else(PoisonError::into_inner).account)
+    }
+
+    /// Reads the balances the venue last reported (`None` before any) without
+    /// copying them.
+    pub fn with_balances<T>(&self, f: impl FnOnce(Option<&Balances>) -> T) -> T {
+        f(self.shared.read().unwrap_or_else(PoisonError::into_inner).balances.as_ref())
     }
 
     /// Net quantity held in `symbol` (net of commissions paid in the base asset).

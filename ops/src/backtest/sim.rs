@@ -242,6 +242,7 @@ impl Backtest {
         core.add_account(ACCOUNT, config.balances.clone());
         let account = AccountWriter::new(Account::new(), Assets::of(&config.instruments));
         let mut risk = RiskEngine::new(config.risk.clone(), config.instruments.clone()).with_account(account.view());
+        account.apply_balances(&config.balances, 0);
         risk.on_balances(&config.balances);
         let symbol_index: HashMap<Symbol, usize> = symbols.iter().enumerate().map(|(i, s)| (s.clone(), i)).collect();
         let runners: Vec<StrategyRunner> = strategies
@@ -618,6 +619,7 @@ impl Backtest {
     /// stream reports them to the risk guard.
     fn report_balances(&mut self) {
         if let Some(balances) = self.core.balances(ACCOUNT) {
+            self.account.apply_balances(&balances, 0);
             self.risk.on_balances(&balances);
         }
     }
