@@ -32,23 +32,13 @@ fn fill(id: u64, side: Side, price: i64, qty: i64, ts_ms: i64) -> Fill {
 }
 
 fn assets() -> Assets {
-    let step = Decimal::new(1, 3);
-    Assets::of(&[Instrument {
-        symbol: Symbol::new("BTCUSDT"),
-        base_asset: "BTC".into(),
-        quote_asset: "USDT".into(),
-        tick_size: Decimal::new(1, 2),
-        min_price: Decimal::ZERO,
-        max_price: Decimal::ZERO,
-        step_size: step,
-        min_qty: step,
-        max_qty: Decimal::ZERO,
-        market_step_size: step,
-        min_notional: Decimal::ZERO,
-        max_notional: Decimal::ZERO,
-        max_num_orders: 200,
-        status: keel_core::instrument::SymbolStatus::Trading,
-    }])
+    Assets::of(&[Instrument::with_steps(
+        Symbol::new("BTCUSDT"),
+        "BTC".into(),
+        "USDT".into(),
+        Decimal::new(1, 2),
+        Decimal::new(1, 3),
+    )])
 }
 
 #[test]

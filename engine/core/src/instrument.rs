@@ -163,6 +163,28 @@ pub fn ceil_to_step(value: Decimal, step: Decimal) -> Decimal {
 }
 
 impl Instrument {
+    /// A trading instrument with only a tick and a lot step (minimum quantity
+    /// one step; no price, notional or order-count limits): what history
+    /// files and tests know of a symbol.
+    pub fn with_steps(symbol: Symbol, base_asset: String, quote_asset: String, tick: Decimal, step: Decimal) -> Self {
+        Self {
+            symbol,
+            base_asset,
+            quote_asset,
+            tick_size: tick,
+            min_price: Decimal::ZERO,
+            max_price: Decimal::ZERO,
+            step_size: step,
+            min_qty: step,
+            max_qty: Decimal::ZERO,
+            market_step_size: step,
+            min_notional: Decimal::ZERO,
+            max_notional: Decimal::ZERO,
+            max_num_orders: 0,
+            status: SymbolStatus::Trading,
+        }
+    }
+
     /// Rounds a limit price to the tick so the order is never more aggressive
     /// than asked: buys round down, sells round up.
     pub fn round_price(&self, price: Decimal, side: Side) -> Decimal {

@@ -543,23 +543,7 @@ mod account_tests {
     }
 
     fn btc() -> Instrument {
-        let step = Decimal::new(1, 3);
-        Instrument {
-            symbol: "BTCUSDT".into(),
-            base_asset: "BTC".into(),
-            quote_asset: "USDT".into(),
-            tick_size: Decimal::new(1, 2),
-            min_price: Decimal::ZERO,
-            max_price: Decimal::ZERO,
-            step_size: step,
-            min_qty: step,
-            max_qty: Decimal::ZERO,
-            market_step_size: step,
-            min_notional: Decimal::ZERO,
-            max_notional: Decimal::ZERO,
-            max_num_orders: 0,
-            status: crate::instrument::SymbolStatus::Trading,
-        }
+        Instrument::with_steps("BTCUSDT".into(), "BTC".into(), "USDT".into(), Decimal::new(1, 2), Decimal::new(1, 3))
     }
 
     fn fill(strategy: &str, trade_id: u64, qty: Decimal, fee: Decimal) -> Fill {

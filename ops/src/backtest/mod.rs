@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use crate::settings::ConfigSource;
 use anyhow::{bail, Context};
 use keel_core::balance::Balance;
-use keel_core::instrument::{Instrument, SymbolStatus};
+use keel_core::instrument::Instrument;
 use keel_core::sim::FeeSchedule;
 use keel_core::strategy::{Signal, SignalAction};
 use keel_core::{Decimal, StrategyId, Symbol};
@@ -294,22 +294,7 @@ pub fn permissive_instrument(series: &Series) -> Instrument {
     let tick = Decimal::new(1, series.price_scale.min(18));
     let step = Decimal::new(1, series.qty_scale.clamp(8, 18));
     let (base, quote) = split_symbol(&series.symbol);
-    Instrument {
-        symbol: series.symbol.clone(),
-        base_asset: base,
-        quote_asset: quote,
-        tick_size: tick,
-        min_price: Decimal::ZERO,
-        max_price: Decimal::ZERO,
-        step_size: step,
-        min_qty: step,
-        max_qty: Decimal::ZERO,
-        market_step_size: step,
-        min_notional: Decimal::ZERO,
-        max_notional: Decimal::ZERO,
-        max_num_orders: 0,
-        status: SymbolStatus::Trading,
-    }
+    Instrument::with_steps(series.symbol.clone(), base, quote, tick, step)
 }
 
 /// Reads a signal file: CSV with a header naming a time column (as for bars),
