@@ -98,12 +98,20 @@ impl<'a> StrategyCtx<'a> {
 
     /// This strategy's position in `symbol` as far as it can be traded: what
     /// its fills put in the account (net of commissions paid in the base
-    /// asset), rounded down to the lot step. An exit of this size is never more
-    /// than the account holds; dust below the step or the minimum quantity does
-    /// not count.
+    /// asset), rounded down to the lot step — and, on the running account,
+    /// never more than the account holds in all (after an operator's manual
+    /// sell, say). An exit of this size is never more than the account holds;
+    /// dust below the step or the minimum quantity does not count.
     pub fn position(&self, symbol: &str) -> Decimal {
         let held = match self.account {
-            Some(account) => account.strategy_held(self.strategy_id, symbol),
+            Some(account) => {
+                let own = account.strategy_held(self.strategy_id, symbol);
+                if own.is_sign_positive() {
+                    own.min(account.held(symbol).max(Decimal::ZERO))
+                } else {
+                    own
+                }
+            }
             None => self.book.get(symbol).map(|e| e.qty).unwrap_or_default(),
         };
         match self.lots.get(symbol) {
@@ -581,5 +589,13 @@ mod account_tests {
         assert_eq!(*seen.lock().unwrap(), [Decimal::new(1498, 3)]);
         assert_eq!(runner.exposure("BTCUSDT").qty, Decimal::new(14985, 4), "applied once, by the writer");
         assert_eq!(account.view().held("BTCUSDT"), Decimal::new(24985, 4));
+
+        // Someone else sells 2 of the 2.4985 held (an operator's manual order):
+        // the strategy may no longer sell its full share, only what is left.
+        let mut manual = fill("operator", 3, Decimal::from(2), Decimal::ZERO);
+        manual.side = Side::Sell;
+        account.apply(&manual);
+        runner.on_fill(&ours, 0).unwrap();
+        assert_eq!(seen.lock().unwrap()[1], Decimal::new(498, 3), "never more than the account holds");
     }
 }
