@@ -93,6 +93,8 @@ pub struct Metrics {
     pub mailbox_overflow_total: IntCounterVec,
     /// Rate-limit answers (HTTP 429) from a notifier's API, by notifier.
     pub notifications_rate_limited_total: IntCounterVec,
+    /// Log lines dropped because the log output (stderr) could not take them.
+    pub log_lines_dropped_total: IntCounter,
     samples: Mutex<Option<Vec<f64>>>,
 }
 
@@ -250,6 +252,10 @@ impl Metrics {
                 "keel_messages_dropped_total",
                 "Messages dropped between actors (superseded ones to a full mailbox, any to a stopped actor), by receiving actor",
                 &["actor"],
+            )?,
+            log_lines_dropped_total: counter(
+                "keel_log_lines_dropped_total",
+                "Log lines dropped because the log output (stderr) was blocked or too slow",
             )?,
             mailbox_overflow_total: counter_vec(
                 "keel_mailbox_overflow_total",

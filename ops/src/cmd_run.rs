@@ -20,7 +20,7 @@ use crate::settings;
 pub fn run(args: RunArgs, log_format: Option<crate::config::LogFormat>) -> anyhow::Result<()> {
     let (mut config, source) = settings::load(args.config.as_deref())?;
     config.engine.data_dir = settings::data_dir(&config, args.data_dir.as_ref());
-    crate::logging::init(log_format.unwrap_or(config.engine.log_format), &config.engine.log_level);
+    let _log = crate::logging::init(log_format.unwrap_or(config.engine.log_format), &config.engine.log_level);
     tracing::info!(source = %source, "{}", source.describe());
     let store = open_store(&config.engine.data_dir)?;
     let system = actix::System::new();

@@ -41,7 +41,7 @@ pub fn sandbox_config(args: &SandboxArgs) -> anyhow::Result<(SandboxConfig, LogF
 /// Runs the sandbox until Ctrl-C or SIGTERM.
 pub fn run(args: SandboxArgs, log_format: Option<LogFormat>) -> anyhow::Result<()> {
     let (cfg, format, level) = sandbox_config(&args)?;
-    crate::logging::init(log_format.unwrap_or(format), &level);
+    let _log = crate::logging::init(log_format.unwrap_or(format), &level);
     let rt = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
     rt.block_on(async move {
         let handle = Sandbox::start(cfg).await?;

@@ -1,0 +1,80 @@
+//! A log output nobody reads (a stalled journald or Docker log driver, a full
+//! pipe) must not freeze the engine: it keeps working, counts the log lines
+//! it drops, and stops promptly on SIGTERM.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CONFIG: &str = include_str!("../../config.toml");
+
+/// A port free a moment ago on loopback.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// One metric's value from `/metrics`, if the engine answers.
+fn metric(port: u16, name: &str) -> Option<f64> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    body.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+}
+
+/// Waits (bounded) until `pred` holds for the metric's value.
+fn wait_metric(port: u16, name: &str, within: Duration, pred: impl Fn(f64) -> bool) -> f64 {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = metric(port, name).filter(|v| pred(*v)) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{name} never got there (last: {:?})", metric(port, name));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn an_engine_whose_log_output_nobody_reads_keeps_working_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, CONFIG.replace("listen = \"127.0.0.1:9184\"", &format!("listen = \"127.0.0.1:{port}\"")))
+        .unwrap();
+    // Trace level fills a pipe in moments; stdout and stderr are pipes
+    // this test never reads.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(["run", "--log-format", "json", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("RUST_LOG", "trace")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("keel starts");
+
+    // The pipe is full and lines are being dropped, yet the engine answers…
+    wait_metric(port, "keel_log_lines_dropped_total", Duration::from_secs(60), |v| v > 0.0);
+    // …and keeps working: market events keep reaching the strategies.
+    let before = wait_metric(port, "keel_market_events_total", Duration::from_secs(10), |_| true);
+    wait_metric(port, "keel_market_events_total", Duration::from_secs(30), |v| v > before);
+
+    let sent = Instant::now();
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
+    assert!(status.success());
+    let exited = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if sent.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("keel was still running 10 s after SIGTERM with its log output blocked");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exited.success(), "a graceful stop: {exited:?}");
+}
