@@ -11,8 +11,8 @@ use keel_store::SledStore;
 
 const CONFIG: &str = include_str!("../../config.toml");
 
-/// Every file under `dir` with its length and modification time.
-fn listing(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u64, std::time::SystemTime)> {
+/// Every file under `dir` with its modification time and its bytes.
+fn listing(dir: &std::path::Path) -> Vec<(std::path::PathBuf, std::time::SystemTime, Vec<u8>)> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -22,7 +22,8 @@ fn listing(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u64, std::time::Sy
             if m.is_dir() {
                 stack.push(e.path());
             } else {
-                out.push((e.path(), m.len(), m.modified().expect("mtime")));
+                let bytes = std::fs::read(e.path()).expect("readable");
+                out.push((e.path(), m.modified().expect("mtime"), bytes));
             }
         }
     }

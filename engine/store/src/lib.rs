@@ -983,8 +983,8 @@ mod tests {
         }
     }
 
-    /// Every file under `dir` with its length and modification time.
-    fn listing(dir: &Path) -> Vec<(std::path::PathBuf, u64, std::time::SystemTime)> {
+    /// Every file under `dir` with its modification time and its bytes.
+    fn listing(dir: &Path) -> Vec<(std::path::PathBuf, std::time::SystemTime, Vec<u8>)> {
         let mut out = Vec::new();
         let mut stack = vec![dir.to_path_buf()];
         while let Some(d) = stack.pop() {
@@ -994,7 +994,7 @@ mod tests {
                 if m.is_dir() {
                     stack.push(e.path());
                 } else {
-                    out.push((e.path(), m.len(), m.modified().unwrap()));
+                    out.push((e.path(), m.modified().unwrap(), std::fs::read(e.path()).unwrap()));
                 }
             }
         }
