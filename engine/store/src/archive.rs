@@ -156,7 +156,7 @@ impl Archive {
         for order in orders {
             records.push(Encoded { fill: None, kind: KIND_ORDER, body: to_json(order)? });
         }
-        std::fs::create_dir_all(&self.dir).map_err(io)?;
+        crate::private_dir(&self.dir).map_err(io)?;
         let mut written = Vec::new();
         let mut file: Option<(u32, File)> = None;
         for group in records.chunks(CHUNK_RECORDS) {
@@ -190,7 +190,11 @@ impl Archive {
                     done.sync_all().map_err(io)?;
                 }
                 let path = segment_path(&self.dir, segment);
-                let f = OpenOptions::new().create(true).write(true).truncate(false).open(&path).map_err(io)?;
+                let mut options = OpenOptions::new();
+                options.create(true).write(true).truncate(false);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                let f = options.open(&path).map_err(io)?;
                 // Whatever lies past the committed end was never recorded.
                 f.set_len(offset).map_err(io)?;
                 if offset == 0 {

@@ -85,7 +85,7 @@ impl SledStore {
     /// a lock is retried for [`LOCK_WAIT`] before it is reported; an engine that
     /// really runs on the store holds it far longer.
     pub fn open(dir: &Path) -> StoreResult<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| backend(sled::Error::Io(e)))?;
+        private_dir(dir).map_err(|e| backend(sled::Error::Io(e)))?;
         let deadline = std::time::Instant::now() + LOCK_WAIT;
         let db = loop {
             match sled::Config::new().path(dir.join("keel.sled")).cache_capacity(CACHE_BYTES).open() {
@@ -99,6 +99,9 @@ impl SledStore {
                 Err(other) => return Err(backend(other)),
             }
         };
+        // sled creates its files with the process umask: a private directory
+        // keeps them from other users whatever their modes.
+        private_dir(&dir.join("keel.sled")).map_err(|e| backend(sled::Error::Io(e)))?;
         let store = Self::assemble(db, &dir.join(HISTORY_DIR), true, None)?;
         store.check_schema(dir)?;
         if store.meta.get(META_ORDERS_TOTAL).map_err(backend)?.is_none() {
@@ -414,9 +417,25 @@ impl SledStore {
     }
 }
 
+/// Creates `dir` (and its parents) if needed and makes it private to this
+/// user (0700): orders, fills and balances are nobody else's business.
+pub(crate) fn private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // A directory this user may use but not chmod (another owner's) is
+        // still usable: say so rather than refuse the store.
+        if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot make the directory private (0700)");
+        }
+    }
+    Ok(())
+}
+
 /// Copies a directory tree (the store's backup before a migration).
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
+    private_dir(to)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
         let target = to.join(entry.file_name());
@@ -1042,6 +1061,22 @@ mod tests {
         assert!(ids[0].starts_with("00000001-"), "{ids:?}");
         let cursor = store.fill_cursor("BTCUSDT").unwrap().unwrap();
         assert_eq!(cursor.trade_id, uuid(3).trade_id, "the cursor is the newest by venue time");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_data_dir_and_the_archive_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("data");
+        let store = SledStore::open(&dir).unwrap();
+        record(&store, "a", &[1], true);
+        store.archive(1, 1).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("keel.sled")), 0o700);
+        assert_eq!(mode(&dir.join(HISTORY_DIR)), 0o700);
+        assert_eq!(mode(&dir.join(HISTORY_DIR).join("00000001.seg")), 0o600);
     }
 
     #[test]
