@@ -95,6 +95,8 @@ pub struct Metrics {
     pub notifications_rate_limited_total: IntCounterVec,
     /// Log lines dropped because the log output (stderr) could not take them.
     pub log_lines_dropped_total: IntCounter,
+    /// Venue messages that could not be read (malformed or unknown values), by stream.
+    pub venue_parse_errors_total: IntCounterVec,
     samples: Mutex<Option<Vec<f64>>>,
 }
 
@@ -252,6 +254,11 @@ impl Metrics {
                 "keel_messages_dropped_total",
                 "Messages dropped between actors (superseded ones to a full mailbox, any to a stopped actor), by receiving actor",
                 &["actor"],
+            )?,
+            venue_parse_errors_total: counter_vec(
+                "keel_venue_parse_errors_total",
+                "Venue messages Keel could not read (malformed, or a value it does not know), by stream",
+                &["stream"],
             )?,
             log_lines_dropped_total: counter(
                 "keel_log_lines_dropped_total",

@@ -574,6 +574,9 @@ impl StreamHandler<VenueUserEvent> for OrderRouter {
                 let _ = self.events.send(EngineEvent::Connectivity { stream: StreamKind::User, connected, detail });
             }
             UserEvent::Alert(alert) => {
+                if let keel_core::venue::VenueAlert::Malformed { stream, .. } = &alert {
+                    metrics().venue_parse_errors_total.with_label_values(&[stream.as_str()]).inc();
+                }
                 tracing::error!(alert = ?alert, "venue alert");
                 let _ = self.events.send(EngineEvent::VenueAlert(alert));
             }

@@ -336,6 +336,9 @@ pub fn event_text(event: &EngineEvent, fills: bool) -> Option<String> {
             VenueAlert::OrderRateExceeded { retry_after_ms } => {
                 format!("Venue order rate exceeded: no new orders for {} ms", retry_after_ms)
             }
+            VenueAlert::Malformed { stream, detail } => {
+                format!("Venue sent a {stream}-stream message Keel cannot read ({detail}); reconciling")
+            }
         },
     })
 }
@@ -345,6 +348,7 @@ fn alert_kind(alert: &VenueAlert) -> &'static str {
         VenueAlert::RateLimited { .. } => "rate_limited",
         VenueAlert::Banned { .. } => "banned",
         VenueAlert::OrderRateExceeded { .. } => "order_rate_exceeded",
+        VenueAlert::Malformed { .. } => "malformed",
     }
 }
 

@@ -307,6 +307,31 @@ async fn a_stale_full_symbol_is_refused_at_once_and_re_read_off_the_order_path()
 }
 
 #[tokio::test]
+async fn a_garbled_execution_report_is_loud_and_its_fill_is_recovered_with_its_side() {
+    let (sb, venue) = setup().await;
+    freeze(&sb, "60000");
+    let mut user = user_connected(&venue).await;
+    // A sell rests above the market; its NEW report arrives intact.
+    venue.place_order(&limit("g-1", Side::Sell, "0.01", "60100")).await.unwrap();
+    until(&mut user, "the NEW report", |e| matches!(e, UserEvent::Order(r) if r.client_order_id == "g-1")).await;
+    // The report of its fill arrives with a side no Binance client knows.
+    sb.faults.garble_next_execution_reports(1);
+    assert!(sb.market.set_price("BTCUSDT", d("60300")));
+    sb.market.step(1);
+    let events = until(&mut user, "the fill", |e| matches!(e, UserEvent::Fill(f) if f.client_order_id == "g-1")).await;
+    let alert = events.iter().position(|e| {
+        matches!(e, UserEvent::Alert(VenueAlert::Malformed { stream, detail }) if stream == "user" && detail.contains("SIDEWAYS"))
+    });
+    let fill = events.iter().position(|e| matches!(e, UserEvent::Fill(_))).unwrap();
+    assert!(alert.is_some_and(|a| a < fill), "the unreadable report is alerted before the fill comes back: {events:?}");
+    // Recovered by the reconciliation it triggered, as the venue recorded it.
+    let recovered = fills_of(&events);
+    assert_eq!(recovered.len(), 1, "once: {recovered:?}");
+    assert_eq!((recovered[0].side, recovered[0].qty), (Side::Sell, d("0.01")));
+    sb.shutdown().await;
+}
+
+#[tokio::test]
 async fn fault_5xx_after_execute_is_resolved_by_query_not_resent() {
     let (sb, venue) = setup().await;
     freeze(&sb, "60000");

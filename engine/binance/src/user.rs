@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 use keel_core::balance::Balance;
 use keel_core::fill::Fill;
 use keel_core::symbol::Symbol;
-use keel_core::venue::{OrderReport, StreamStatus, UserEvent};
+use keel_core::venue::{OrderReport, StreamStatus, UserEvent, VenueAlert};
 
 use super::error::{BinanceError, INVALID_TIMESTAMP};
 use super::model::{ExecutionReport, UserDataEvent, WsApiMessage};
@@ -24,8 +24,11 @@ use super::venue::{order_status, side_of, Shared};
 
 const IDLE_TIMEOUT: Duration = Duration::from_secs(75);
 
-/// The report and fill an `executionReport` carries.
-pub fn translate_execution(er: &ExecutionReport) -> (OrderReport, Option<Fill>) {
+/// The report and fill an `executionReport` carries; a side or status Keel
+/// does not know is an error, never a guess.
+pub fn translate_execution(er: &ExecutionReport) -> Result<(OrderReport, Option<Fill>), String> {
+    let side = side_of(&er.side)?;
+    let status = order_status(&er.status)?;
     // For a cancel, `c` is the cancel request's id and `C` the order's own id.
     let cid =
         if !er.orig_client_order_id.is_empty() { er.orig_client_order_id.clone() } else { er.client_order_id.clone() };
@@ -34,8 +37,8 @@ pub fn translate_execution(er: &ExecutionReport) -> (OrderReport, Option<Fill>) 
         client_order_id: cid.clone(),
         venue_order_id: er.order_id.to_string(),
         symbol: symbol.clone(),
-        side: side_of(&er.side),
-        status: order_status(Some(&er.status)),
+        side,
+        status,
         qty: er.qty,
         filled_qty: er.cum_qty,
         filled_quote: er.cum_quote.unwrap_or_default(),
@@ -49,7 +52,7 @@ pub fn translate_execution(er: &ExecutionReport) -> (OrderReport, Option<Fill>) 
         client_order_id: cid,
         strategy_id: "".into(),
         symbol,
-        side: side_of(&er.side),
+        side,
         price: er.last_price,
         qty: er.last_qty,
         fee: er.commission.unwrap_or_default(),
@@ -58,7 +61,7 @@ pub fn translate_execution(er: &ExecutionReport) -> (OrderReport, Option<Fill>) 
         ts_ms: er.transact_time,
         tag: None,
     });
-    (report, fill)
+    Ok((report, fill))
 }
 
 /// Builds the signed `userDataStream.subscribe.signature` request.
@@ -86,8 +89,29 @@ impl UserRun {
         self.tx.send(ev).await.is_ok()
     }
 
-    async fn on_execution(&self, er: &ExecutionReport) -> bool {
-        let (report, fill) = translate_execution(er);
+    /// A venue message that could not be read: a warning with its text, an
+    /// alert (counted), and a reconciliation, which recovers what it carried
+    /// (a fill's trade is listed by `myTrades`). Returns false when the
+    /// receiver is gone.
+    async fn on_malformed(&self, raw: &str, detail: String) -> bool {
+        tracing::warn!(raw = %redact(raw), error = %detail, "binance: user-stream message Keel cannot read; reconciling");
+        if !self.emit(UserEvent::Alert(VenueAlert::Malformed { stream: "user".into(), detail })).await {
+            return false;
+        }
+        match self.reconcile().await {
+            Ok(alive) => alive,
+            Err(e) => {
+                tracing::warn!(error = %e, "binance: reconciliation after an unreadable message failed; it runs again at the next reconnect");
+                true
+            }
+        }
+    }
+
+    async fn on_execution(&self, er: &ExecutionReport, raw: &str) -> bool {
+        let (report, fill) = match translate_execution(er) {
+            Ok(t) => t,
+            Err(detail) => return self.on_malformed(raw, detail).await,
+        };
         self.shared.remember_order(&report.symbol, er.order_id, &report.client_order_id);
         self.shared.add_symbol(&report.symbol);
         self.shared.note_report(&report);
@@ -246,7 +270,7 @@ pub(crate) async fn run_user(shared: Arc<Shared>, tx: mpsc::Sender<UserEvent>) {
                             Ok(Some(Ok(Message::Text(t)))) => match WsApiMessage::parse(t.as_str()) {
                                 Ok(WsApiMessage::Event { event, .. }) => match event {
                                     UserDataEvent::ExecutionReport(er) => {
-                                        if !run.on_execution(&er).await {
+                                        if !run.on_execution(&er, t.as_str()).await {
                                             return;
                                         }
                                     }
@@ -277,7 +301,11 @@ pub(crate) async fn run_user(shared: Arc<Shared>, tx: mpsc::Sender<UserEvent>) {
                                     UserDataEvent::Other(_) => {}
                                 },
                                 Ok(WsApiMessage::Response(_)) => {}
-                                Err(e) => tracing::debug!(error = %e, "ignoring unparsed WS API message"),
+                                Err(e) => {
+                                    if !run.on_malformed(t.as_str(), e.to_string()).await {
+                                        return;
+                                    }
+                                }
                             },
                             Ok(Some(Ok(Message::Close(_)))) => break "close frame".to_string(),
                             Ok(Some(Ok(_))) => {}
@@ -295,5 +323,40 @@ pub(crate) async fn run_user(shared: Arc<Shared>, tx: mpsc::Sender<UserEvent>) {
             tokio::time::sleep(backoff_delay(attempt)).await;
             attempt = attempt.saturating_add(1);
         }
+    }
+}
+
+/// A venue message as it may be logged: credentials masked, at most 2 KiB.
+fn redact(raw: &str) -> String {
+    let mut out = raw.to_string();
+    for key in ["\"apiKey\":\"", "\"signature\":\"", "\"listenKey\":\""] {
+        let mut from = 0;
+        while let Some(at) = out[from..].find(key) {
+            let start = from + at + key.len();
+            let end = out[start..].find('"').map_or(out.len(), |e| start + e);
+            out.replace_range(start..end, "***");
+            from = start + 3;
+        }
+    }
+    if out.len() > 2048 {
+        let mut cut = 2048;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod redact_tests {
+    #[test]
+    fn credentials_are_masked_and_long_text_cut() {
+        let raw = r#"{"params":{"apiKey":"AbC123","signature":"deadbeef","x":1}}"#;
+        assert_eq!(super::redact(raw), r#"{"params":{"apiKey":"***","signature":"***","x":1}}"#);
+        let long = "é".repeat(3000);
+        let cut = super::redact(&long);
+        assert!(cut.len() <= 2048 + '…'.len_utf8() && cut.ends_with('…'));
     }
 }

@@ -29,26 +29,26 @@ use super::model::{ExchangeInfo, Filter, MyTrade, OrderInfo, SymbolInfo};
 use super::rest::RestClient;
 use super::{interval_name, BinanceSettings};
 
-/// Maps a Binance order status to Keel's.
-pub fn order_status(s: Option<&str>) -> OrderStatus {
-    match s {
-        None | Some("NEW") | Some("PENDING_CANCEL") => OrderStatus::Accepted,
-        Some("PENDING_NEW") => OrderStatus::Submitted,
-        Some("PARTIALLY_FILLED") => OrderStatus::PartiallyFilled,
-        Some("FILLED") => OrderStatus::Filled,
-        Some("CANCELED") => OrderStatus::Canceled,
-        Some("REJECTED") => OrderStatus::Rejected,
-        Some("EXPIRED") | Some("EXPIRED_IN_MATCH") => OrderStatus::Expired,
-        Some(_) => OrderStatus::Unknown,
-    }
+/// Maps a Binance order status to Keel's; one Keel does not know is an error.
+pub fn order_status(s: &str) -> Result<OrderStatus, String> {
+    Ok(match s {
+        "NEW" | "PENDING_CANCEL" => OrderStatus::Accepted,
+        "PENDING_NEW" => OrderStatus::Submitted,
+        "PARTIALLY_FILLED" => OrderStatus::PartiallyFilled,
+        "FILLED" => OrderStatus::Filled,
+        "CANCELED" => OrderStatus::Canceled,
+        "REJECTED" => OrderStatus::Rejected,
+        "EXPIRED" | "EXPIRED_IN_MATCH" => OrderStatus::Expired,
+        other => return Err(format!("unknown order status {other:?}")),
+    })
 }
 
-/// Maps a Binance side.
-pub fn side_of(s: &str) -> Side {
-    if s == "SELL" {
-        Side::Sell
-    } else {
-        Side::Buy
+/// Maps a Binance side; one that is neither `BUY` nor `SELL` is an error.
+pub fn side_of(s: &str) -> Result<Side, String> {
+    match s {
+        "BUY" => Ok(Side::Buy),
+        "SELL" => Ok(Side::Sell),
+        other => Err(format!("unknown side {other:?}")),
     }
 }
 
@@ -105,8 +105,13 @@ pub fn report_of(o: &OrderInfo, fallback_ts: i64) -> OrderReport {
         client_order_id: cid,
         venue_order_id: o.order_id.to_string(),
         symbol: Symbol::new(&o.symbol),
-        side: o.side.as_deref().map(side_of).unwrap_or(Side::Buy),
-        status: order_status(o.status.as_deref()),
+        // A REST answer's side is informational (the router keeps the
+        // order's own); an unknown status asks for the order to be queried.
+        side: o.side.as_deref().and_then(|s| side_of(s).ok()).unwrap_or(Side::Buy),
+        status: match o.status.as_deref() {
+            None => OrderStatus::Accepted,
+            Some(s) => order_status(s).unwrap_or(OrderStatus::Unknown),
+        },
         qty: o.orig_qty.unwrap_or_default(),
         filled_qty: o.executed_qty.unwrap_or_default(),
         filled_quote: o.cummulative_quote_qty.unwrap_or_default().max(Decimal::ZERO),

@@ -288,7 +288,7 @@ fn execution_report_fixture_translates() {
     let m = WsApiMessage::parse(&load(&dir, "ws_executionReport.json").to_string()).unwrap();
     let WsApiMessage::Event { subscription_id, event: UserDataEvent::ExecutionReport(er) } = m else { panic!("{m:?}") };
     assert_eq!(subscription_id, Some(0));
-    let (report, fill) = keel_binance::user::translate_execution(&er);
+    let (report, fill) = keel_binance::user::translate_execution(&er).expect("a known side and status");
     assert_eq!(report.client_order_id, "mUvoqJxFIILMdfAW5iGSOW");
     assert_eq!(report.status, keel_core::order::OrderStatus::Accepted);
     assert_eq!(report.venue_order_id, "4293153");
@@ -303,7 +303,7 @@ fn execution_report_fixture_translates() {
     v["n"] = "0.001".into();
     v["N"] = "BNB".into();
     let er: ExecutionReport = serde_json::from_value(v.clone()).unwrap();
-    let (_, fill) = keel_binance::user::translate_execution(&er);
+    let (_, fill) = keel_binance::user::translate_execution(&er).expect("a known side and status");
     let fill = fill.unwrap();
     assert_eq!((fill.trade_id.clone(), fill.qty, fill.fee_asset.as_str()), (77.into(), "0.5".parse().unwrap(), "BNB"));
     v["x"] = "CANCELED".into();
@@ -311,6 +311,6 @@ fn execution_report_fixture_translates() {
     v["c"] = "cancel-req-1".into();
     v["C"] = "orig-1".into();
     let er: ExecutionReport = serde_json::from_value(v).unwrap();
-    let (report, _) = keel_binance::user::translate_execution(&er);
+    let (report, _) = keel_binance::user::translate_execution(&er).expect("a known side and status");
     assert_eq!((report.client_order_id.as_str(), report.status), ("orig-1", keel_core::order::OrderStatus::Canceled));
 }

@@ -270,6 +270,8 @@ struct FaultState {
     rest: VecDeque<RestFault>,
     orders: VecDeque<OrderFault>,
     banned_until_ms: i64,
+    /// Execution reports still to be sent garbled.
+    garbled_reports: usize,
 }
 
 /// How many REST requests [`FaultControl::rest_requests`] remembers.
@@ -329,6 +331,23 @@ impl FaultControl {
     /// Applies `fault` to the next order placement.
     pub fn fail_next_order(&self, fault: OrderFault) {
         self.lock().orders.push_back(fault);
+    }
+
+    /// Sends the next `count` user-stream execution reports with a side no
+    /// Binance client knows (`"S": "SIDEWAYS"`), as a corrupted or changed
+    /// venue message would arrive.
+    pub fn garble_next_execution_reports(&self, count: usize) {
+        self.lock().garbled_reports += count;
+    }
+
+    /// True if this execution report is to be garbled (counts it).
+    pub(crate) fn take_garbled_report(&self) -> bool {
+        let mut st = self.lock();
+        if st.garbled_reports == 0 {
+            return false;
+        }
+        st.garbled_reports -= 1;
+        true
     }
 
     /// Adds latency to every REST response.

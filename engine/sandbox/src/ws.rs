@@ -264,9 +264,16 @@ async fn api_conn(app: Arc<App>, mut socket: WebSocket) {
         tokio::select! {
             m = users.recv() => match m {
                 Ok(msg) => {
+                    let garble = msg.event["e"] == "executionReport"
+                        && subs.iter().any(|(_, acc)| *acc == msg.account)
+                        && app.faults.take_garbled_report();
                     for (sid, acc) in &subs {
                         if *acc == msg.account {
-                            let v = json!({"subscriptionId": sid, "event": msg.event});
+                            let mut event = msg.event.clone();
+                            if garble {
+                                event["S"] = json!("SIDEWAYS");
+                            }
+                            let v = json!({"subscriptionId": sid, "event": event});
                             if socket.send(text(&v)).await.is_err() {
                                 return;
                             }

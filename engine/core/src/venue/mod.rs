@@ -111,6 +111,14 @@ pub enum VenueAlert {
         /// Until the window resets.
         retry_after_ms: u64,
     },
+    /// A venue message Keel could not read (malformed, or a value it does not
+    /// know): nothing was guessed from it, and the account is reconciled.
+    Malformed {
+        /// The stream it came on (`user`, `market`).
+        stream: String,
+        /// What was wrong with it.
+        detail: String,
+    },
 }
 
 /// An event of the market-data subscription.
