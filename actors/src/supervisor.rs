@@ -14,7 +14,7 @@ use keel_core::clock::SharedClock;
 use keel_core::config::StrategyConfig;
 use keel_core::store::SharedStore;
 use keel_core::strategy::{Strategy, StrategyRunner};
-use keel_core::venue::{Venue, VenueAlert};
+use keel_core::venue::{Venue, VenueAlert, VenueError};
 use keel_core::{StrategyId, Symbol};
 use risk::RiskEngine;
 use tokio::sync::broadcast;
@@ -129,6 +129,50 @@ impl Actor for Supervisor {
     }
 }
 
+/// With the emergency stop set, a start cancels every open order at the
+/// venue — those the venue reports, whatever placed them, and those the
+/// store thinks open — logging each, before reconciliation, warm-up or any
+/// strategy runs. Reconciliation then records their final states.
+async fn cancel_all_at_start(venue: &Arc<dyn Venue>, writer: &StoreWriter) -> Result<(), StartupError> {
+    let mut targets: std::collections::BTreeSet<(Symbol, String)> = std::collections::BTreeSet::new();
+    match venue.open_orders(None).await {
+        Ok(open) => targets.extend(open.into_iter().map(|r| (r.symbol, r.client_order_id))),
+        Err(e) => {
+            tracing::error!(error = %e, "emergency stop: cannot list the venue's open orders; canceling those the store knows")
+        }
+    }
+    let stored = writer.run(|s| s.open_orders()).await??;
+    targets.extend(stored.into_iter().map(|o| (o.symbol, o.client_order_id)));
+    for (symbol, cid) in targets {
+        let mut attempt = 0;
+        loop {
+            match venue.cancel_order(&symbol, &cid).await {
+                Ok(report) => {
+                    tracing::warn!(symbol = %symbol, client_order_id = %cid, status = ?report.status, "emergency stop: order canceled at start");
+                    break;
+                }
+                Err(VenueError::NotFound) => {
+                    tracing::info!(symbol = %symbol, client_order_id = %cid, "emergency stop: order not open at the venue");
+                    break;
+                }
+                // A cancel may be sent again: retry what the weather refused.
+                Err(e @ (VenueError::NotSent(_) | VenueError::RateLimited { .. } | VenueError::OutcomeUnknown(_)))
+                    if attempt < 3 =>
+                {
+                    tracing::warn!(symbol = %symbol, client_order_id = %cid, error = %e, "emergency stop: cancel at start failed; retrying");
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(250 * attempt)).await;
+                }
+                Err(e) => {
+                    tracing::error!(symbol = %symbol, client_order_id = %cid, error = %e, "EMERGENCY STOP: CANNOT CANCEL an open order at start; cancel it at the venue");
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// How often the running engine brings its account checkpoint forward.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -153,6 +197,11 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
     }
 
     let instruments = venue.instruments().await.map_err(StartupError::venue("load instruments"))?;
+    if decision.emergency_stop.active {
+        // `keel halt` on a stopped engine cannot reach the venue: the start
+        // does, before anything else trades or reads history.
+        cancel_all_at_start(&venue, &writer).await?;
+    }
     let instruments: Vec<_> = instruments.into_iter().filter(|i| symbols.contains(&i.symbol)).collect();
     for s in &symbols {
         if !instruments.iter().any(|i| &i.symbol == s) {

@@ -150,3 +150,75 @@ fn grid_keeps_one_working_order_per_level_and_side_across_five_restarts() {
     // runs added only re-arms after fills — far fewer than 6 full grids.
     assert!(created_total < 20 * 3, "orders were placed again after restarts: {created_total} created");
 }
+
+/// The venue's open orders of the account, by client order id.
+fn open_at_venue(rt: &tokio::runtime::Runtime, venue: &keel_binance::BinanceVenue) -> Vec<String> {
+    let open: Vec<serde_json::Value> =
+        rt.block_on(keel_binance::venue::signed_get(venue, "/api/v3/openOrders", vec![])).expect("openOrders");
+    open.iter().filter_map(|o| o["clientOrderId"].as_str().map(str::to_string)).collect()
+}
+
+#[test]
+fn keel_halt_on_a_stopped_engine_cancels_every_resting_order_at_the_next_start_before_anything_else() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |p: &Path, t: &str| std::fs::write(p, t).expect("config written");
+    let sandbox_config = dir.path().join("sandbox.toml");
+    write(&sandbox_config, BASE);
+    let sb = StandaloneSandbox::start(&sandbox_config);
+    let env = sb.key_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let trading = dir.path().join("keel.toml");
+    write(&trading, &format!("{BASE}{GRID}\n{}", sb.binance_section()));
+    let data = dir.path().join("data");
+    let venue = rt.block_on(sb.venue());
+
+    // The grid arms, then the engine stops gracefully: its orders rest.
+    let mut keel = spawn_run(&trading, &data, &[], &env);
+    keel.wait_for("order created", 8);
+    keel.wait_for("keel running; Ctrl-C or SIGTERM stops it", 1);
+    keel.sigterm();
+    let (status, _) = keel.finish();
+    assert!(status.success());
+    let resting = open_at_venue(&rt, &venue);
+    assert!(resting.len() >= 4, "grid orders rest at the venue: {resting:?}");
+
+    // The operator halts the stopped engine; nothing can reach the venue yet.
+    let (trading_s, data_s) = (trading.to_str().unwrap(), data.to_str().unwrap());
+    let out = common::keel(&["halt", "--reason", "operator test", "--config", trading_s, "--data-dir", data_s]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(open_at_venue(&rt, &venue).len(), resting.len());
+
+    // The next start cancels every one of them first.
+    let mut keel = spawn_run(&trading, &data, &[], &env);
+    keel.wait_for("engine started", 1);
+    let lines = keel.seen.clone();
+    let at = |message: &str| lines.iter().position(|v| v["message"] == message);
+    let canceled: Vec<(usize, String)> = lines
+        .iter()
+        .enumerate()
+        // The market moves on while Keel is down: an order may have filled
+        // meanwhile, and is then reported not open instead of canceled.
+        .filter(|(_, v)| {
+            v["message"] == "emergency stop: order canceled at start"
+                || v["message"] == "emergency stop: order not open at the venue"
+        })
+        .map(|(i, v)| (i, v["client_order_id"].as_str().unwrap_or("?").to_string()))
+        .collect();
+    let mut ids: Vec<String> = canceled.iter().map(|(_, id)| id.clone()).collect();
+    ids.sort();
+    let mut want = resting.clone();
+    want.sort();
+    let missing: Vec<&String> = want.iter().filter(|id| !ids.contains(id)).collect();
+    assert!(missing.is_empty(), "each resting order is canceled (or found filled), and logged: {missing:?} not");
+    let last_cancel = canceled.iter().map(|(i, _)| *i).max().unwrap_or(0);
+    for later in ["store reconciled with the venue", "engine started"] {
+        assert!(at(later).is_some_and(|i| i > last_cancel), "the cancels come before `{later}`");
+    }
+    assert!(at("strategy warmed up").is_none_or(|i| i > last_cancel), "the cancels come before any warm-up");
+    assert!(open_at_venue(&rt, &venue).is_empty(), "nothing rests after the halted start");
+    keel.sigterm();
+    let (status, lines) = keel.finish();
+    assert!(status.success());
+    assert_eq!(lines.iter().filter(|v| v["message"] == "order created").count(), 0, "a halted engine sends nothing");
+}
