@@ -229,7 +229,8 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
     // The one account: the router writes it as fills are recorded; the risk
     // guard, the strategies and the portfolio read it.
     let account = AccountWriter::new(reconciled.account.clone(), Assets::of(&instruments));
-    account.apply_balances(&reconciled.balances.assets.values().cloned().collect::<Vec<_>>(), now);
+    let balances: Vec<_> = reconciled.balances.assets.values().cloned().collect();
+    account.apply_balances(&balances, now);
     let mut risk_engine = RiskEngine::new(risk_config, instruments.clone()).with_account(account.view());
     let state = risk_engine.apply_startup(&decision, now);
     risk_engine.set_venue_healthy(false);
@@ -241,7 +242,7 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
             risk_engine.restore_strategy_position(strategy.clone(), symbol.clone(), *qty, None);
         }
     }
-    risk_engine.on_balances(&reconciled.balances.assets.values().cloned().collect::<Vec<_>>());
+    risk_engine.on_balances(&balances);
     // Reconciled: new orders may go out once the user stream confirms it is connected.
     risk_engine.set_venue_healthy(true);
     {

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{spawn_run, StandaloneSandbox};
+use common::{spawn_run, OnSandbox};
 use keel_core::order::Side;
 use keel_core::store::Store;
 use keel_core::venue::Venue;
@@ -69,16 +69,10 @@ enabled = false
 fn exits_sell_what_the_account_holds_and_positions_match_the_venue() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let sandbox_config = dir.path().join("sandbox.toml");
-    std::fs::write(&sandbox_config, CONFIG).unwrap();
-    let sb = StandaloneSandbox::start(&sandbox_config);
-    let env = sb.key_env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let trading = dir.path().join("keel.toml");
-    std::fs::write(&trading, format!("{CONFIG}\n{}", sb.binance_section())).unwrap();
-    let data = dir.path().join("data");
+    let on = OnSandbox::start(dir.path(), CONFIG, "");
+    let (sb, env, trading, data) = (&on.sb, on.env(), &on.trading, &on.data);
 
-    let mut keel = spawn_run(&trading, &data, &["--exit-after", "120s"], &env);
+    let mut keel = spawn_run(trading, data, &["--exit-after", "120s"], &env);
     keel.wait_for("connected to Binance", 1);
     // Enough round trips that an exit sized on the gross quantity would have
     // been refused several times over.
@@ -95,7 +89,7 @@ fn exits_sell_what_the_account_holds_and_positions_match_the_venue() {
     let rejected: Vec<_> = lines.iter().filter(|v| v["message"] == "order rejected").collect();
     assert!(rejected.is_empty(), "the venue accepted every order: {rejected:#?}");
 
-    let store = SledStore::open(&data).expect("store opens");
+    let store = SledStore::open(data).expect("store opens");
     let fills = store.fills().unwrap();
     let buys: Vec<_> = fills.iter().filter(|f| f.side == Side::Buy).collect();
     assert!(!buys.is_empty());

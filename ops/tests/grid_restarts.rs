@@ -8,9 +8,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
-use common::{spawn_run, StandaloneSandbox};
+use common::{spawn_run, OnSandbox};
 use keel_core::store::Store;
 use keel_store::SledStore;
 
@@ -78,16 +77,9 @@ fn assert_one_per_level_and_side(rt: &tokio::runtime::Runtime, venue: &keel_bina
 fn grid_keeps_one_working_order_per_level_and_side_across_five_restarts() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let write = |p: &Path, t: &str| std::fs::write(p, t).expect("config written");
-    let sandbox_config = dir.path().join("sandbox.toml");
-    write(&sandbox_config, BASE);
-    let sb = StandaloneSandbox::start(&sandbox_config);
-    let env = sb.key_env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let trading = dir.path().join("keel.toml");
-    write(&trading, &format!("{BASE}{GRID}\n{}", sb.binance_section()));
-    let data = dir.path().join("data");
-    let venue = rt.block_on(sb.venue());
+    let on = OnSandbox::start(dir.path(), BASE, GRID);
+    let (env, trading, data) = (on.env(), &on.trading, &on.data);
+    let venue = rt.block_on(on.sb.venue());
 
     // true: SIGKILL right after an order was created (it may be in flight);
     // false: a graceful stop. Five restarts follow the first run.
@@ -95,7 +87,7 @@ fn grid_keeps_one_working_order_per_level_and_side_across_five_restarts() {
     let mut created_total = 0;
     let mut adoptions = 0;
     for (run, kill) in kills.iter().enumerate() {
-        let mut keel = spawn_run(&trading, &data, &[], &env);
+        let mut keel = spawn_run(trading, data, &[], &env);
         keel.wait_for("engine started", 1);
         let reconciled = keel.seen.iter().find(|v| v["message"] == "store reconciled with the venue").cloned();
         let open_at_start = reconciled.and_then(|v| v["open_orders"].as_u64()).unwrap_or(0);
@@ -129,7 +121,7 @@ fn grid_keeps_one_working_order_per_level_and_side_across_five_restarts() {
     assert!(adoptions >= 4, "most restarts found working orders to adopt: {adoptions}");
 
     // The store agrees: per level (tag) and side, at most one open order of the grid.
-    let store = SledStore::open(&data).expect("store opens");
+    let store = SledStore::open(data).expect("store opens");
     let mut by_tag: BTreeMap<(&str, u32), usize> = BTreeMap::new();
     for o in store.open_orders().unwrap().iter().filter(|o| o.strategy_id.as_str() == "btc_grid") {
         let tag = o.tag.expect("every grid order carries its level");
@@ -162,19 +154,12 @@ fn open_at_venue(rt: &tokio::runtime::Runtime, venue: &keel_binance::BinanceVenu
 fn keel_halt_on_a_stopped_engine_cancels_every_resting_order_at_the_next_start_before_anything_else() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let write = |p: &Path, t: &str| std::fs::write(p, t).expect("config written");
-    let sandbox_config = dir.path().join("sandbox.toml");
-    write(&sandbox_config, BASE);
-    let sb = StandaloneSandbox::start(&sandbox_config);
-    let env = sb.key_env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let trading = dir.path().join("keel.toml");
-    write(&trading, &format!("{BASE}{GRID}\n{}", sb.binance_section()));
-    let data = dir.path().join("data");
-    let venue = rt.block_on(sb.venue());
+    let on = OnSandbox::start(dir.path(), BASE, GRID);
+    let (env, trading, data) = (on.env(), &on.trading, &on.data);
+    let venue = rt.block_on(on.sb.venue());
 
     // The grid arms, then the engine stops gracefully: its orders rest.
-    let mut keel = spawn_run(&trading, &data, &[], &env);
+    let mut keel = spawn_run(trading, data, &[], &env);
     keel.wait_for("order created", 8);
     keel.wait_for("keel running; Ctrl-C or SIGTERM stops it", 1);
     keel.sigterm();
@@ -190,7 +175,7 @@ fn keel_halt_on_a_stopped_engine_cancels_every_resting_order_at_the_next_start_b
     assert_eq!(open_at_venue(&rt, &venue).len(), resting.len());
 
     // The next start cancels every one of them first.
-    let mut keel = spawn_run(&trading, &data, &[], &env);
+    let mut keel = spawn_run(trading, data, &[], &env);
     keel.wait_for("engine started", 1);
     let lines = keel.seen.clone();
     let at = |message: &str| lines.iter().position(|v| v["message"] == message);

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{created_ids, spawn_run, StandaloneSandbox};
+use common::{created_ids, spawn_run, OnSandbox};
 use keel_core::order::{OrderStatus, Side};
 use keel_core::position::Position;
 use keel_core::store::Store;
@@ -94,19 +94,13 @@ fn write(path: &Path, text: &str) {
 fn sigkill_while_orders_rest_then_store_agrees_with_the_sandbox() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let sandbox_config = dir.path().join("sandbox.toml");
-    write(&sandbox_config, BASE);
-    let sb = StandaloneSandbox::start(&sandbox_config);
-    let env = sb.key_env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let trading = dir.path().join("keel.toml");
-    write(&trading, &format!("{BASE}{STRATEGIES}\n{}", sb.binance_section()));
-    let data = dir.path().join("data");
+    let on = OnSandbox::start(dir.path(), BASE, STRATEGIES);
+    let (sb, env, trading, data) = (&on.sb, on.env(), &on.trading, &on.data);
     let venue = rt.block_on(sb.venue());
 
     // 1. Trade on the sandbox, then die without any shutdown path while
     //    grid orders rest.
-    let mut first = spawn_run(&trading, &data, &[], &env);
+    let mut first = spawn_run(trading, data, &[], &env);
     first.wait_for("connected to Binance", 1);
     first.wait_for("fill", 4);
     first.child.kill().expect("SIGKILL");
@@ -114,7 +108,7 @@ fn sigkill_while_orders_rest_then_store_agrees_with_the_sandbox() {
     let open_at_kill = rt.block_on(venue.open_orders(None)).expect("open orders");
     assert!(!open_at_kill.is_empty(), "keel was killed while orders were open at the venue");
     let (fills_before, stored_keys) = {
-        let store = SledStore::open(&data).expect("the store opens after a crash");
+        let store = SledStore::open(data).expect("the store opens after a crash");
         let logged = first_lines.iter().filter(|v| v["message"] == "fill").count();
         let stored = store.fill_count().unwrap();
         assert!(stored >= logged, "every acknowledged fill is durable: {stored} stored < {logged} logged");
@@ -146,7 +140,7 @@ fn sigkill_while_orders_rest_then_store_agrees_with_the_sandbox() {
     };
 
     // 2. Restart: reconcile before trading, then keep trading; stop gracefully.
-    let mut second = spawn_run(&trading, &data, &["--exit-after", "90s"], &env);
+    let mut second = spawn_run(trading, data, &["--exit-after", "90s"], &env);
     second.wait_for("store reconciled with the venue", 1);
     let reconciled_at = second.seen.len();
     let fills_at_reconcile = second.count("fill");
@@ -183,7 +177,7 @@ fn sigkill_while_orders_rest_then_store_agrees_with_the_sandbox() {
     });
     let quiet = dir.path().join("quiet.toml");
     write(&quiet, &format!("{BASE}\n{}", sb.binance_section()));
-    let mut third = spawn_run(&quiet, &data, &["--exit-after", "90s"], &env);
+    let mut third = spawn_run(&quiet, data, &["--exit-after", "90s"], &env);
     third.wait_for("store reconciled with the venue", 1);
     // SIGTERM is handled once the engine runs (before that it kills).
     third.wait_for("keel running; Ctrl-C or SIGTERM stops it", 1);
@@ -215,7 +209,7 @@ fn sigkill_while_orders_rest_then_store_agrees_with_the_sandbox() {
     }
 
     // 5. The store agrees with the sandbox.
-    let store = SledStore::open(&data).expect("store opens");
+    let store = SledStore::open(data).expect("store opens");
     assert!(store.fill_count().unwrap() > fills_before, "trading continued after the restart");
     // Fills: the same trades, field by field.
     let stored_fills = store.fills().unwrap();

@@ -199,6 +199,37 @@ impl StandaloneSandbox {
     }
 }
 
+/// A standalone sandbox started on `base`, with a Keel config in the same
+/// temp dir that trades on it: `base`, then `strategies`, then the
+/// sandbox's `[venue.binance]` section.
+pub struct OnSandbox {
+    /// The sandbox (it outlives every Keel run of a test).
+    pub sb: StandaloneSandbox,
+    /// Keel's config.
+    pub trading: std::path::PathBuf,
+    /// Keel's data dir (not created).
+    pub data: std::path::PathBuf,
+    key_env: [(&'static str, String); 2],
+}
+
+impl OnSandbox {
+    /// Writes both configs under `dir` and starts the sandbox.
+    pub fn start(dir: &Path, base: &str, strategies: &str) -> Self {
+        let sandbox_config = dir.join("sandbox.toml");
+        std::fs::write(&sandbox_config, base).expect("sandbox config written");
+        let sb = StandaloneSandbox::start(&sandbox_config);
+        let trading = dir.join("keel.toml");
+        std::fs::write(&trading, format!("{base}{strategies}\n{}", sb.binance_section())).expect("config written");
+        let key_env = sb.key_env();
+        Self { sb, trading, data: dir.join("data"), key_env }
+    }
+
+    /// The environment `keel run` needs for the sandbox's key.
+    pub fn env(&self) -> Vec<(&str, &str)> {
+        self.key_env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    }
+}
+
 impl Drop for StandaloneSandbox {
     fn drop(&mut self) {
         let _ = self.child.kill();
