@@ -103,6 +103,16 @@ pub struct CancelAll {
     pub reason: String,
 }
 
+/// The emergency stop, told to the router: while active it sends no order
+/// but the operator's reduce-only flatten orders, and cancels locally any
+/// order approved before the stop that has not left yet.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct StopOrders {
+    /// True when the stop is set, false when an operator resumed.
+    pub active: bool,
+}
+
 /// Inject a market event directly (benchmarks and tests bypass the venue feed).
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]

@@ -27,7 +27,7 @@ use crate::deliver;
 use crate::events::EngineEvent;
 use crate::messages::{
     AttachUserFeed, BalancesChanged, CancelAll, CancelOrder, FillRecorded, GetOpenOrders, OrderAcknowledged,
-    OrderApproved, OrderClosed, OrderUpdated, VenueHealth, VenueUserEvent,
+    OrderApproved, OrderClosed, OrderUpdated, StopOrders, VenueHealth, VenueUserEvent,
 };
 use crate::metrics::metrics;
 use crate::store_writer::StoreWriter;
@@ -112,12 +112,35 @@ pub struct OrderRouter {
     /// the fill's spending twice (once in the balance, once as unsettled).
     deferred_balances: BTreeMap<String, Balance>,
     restarted: bool,
+    /// The emergency stop as last told: while set, only the operator's
+    /// reduce-only orders (flatten) leave.
+    stopped: bool,
+    /// Orders someone asked to cancel that are not final yet. Each is
+    /// canceled again when the venue first acknowledges it and retried
+    /// until the venue reports it final: a cancel can reach the venue before
+    /// the order does.
+    /// The value counts the attempts so far (retries slow down with it).
+    cancel_wanted: HashMap<String, u32>,
+    /// Orders with a cancel request (or its follow-up query) outstanding.
+    cancel_sending: HashSet<String>,
 }
+
+/// How long a cancel the venue could not apply waits before it is tried
+/// again, times the attempts so far (up to [`CANCEL_RETRY_STEPS`]).
+const CANCEL_RETRY: Duration = Duration::from_millis(750);
+
+/// Retries slow down to `CANCEL_RETRY` times this, and the router says
+/// loudly, once, that it cannot cancel an order after this many attempts.
+const CANCEL_RETRY_STEPS: u32 = 8;
+
+/// Reason recorded on an order the emergency stop kept from leaving.
+pub const EMERGENCY_STOP_REASON: &str = "emergency_stop";
 
 impl OrderRouter {
     /// A router; `open_orders` are the orders still open at start (after
     /// reconciliation), `routes` where it reports what happens to them,
-    /// `account` the running account it applies recorded fills to.
+    /// `account` the running account it applies recorded fills to. It starts
+    /// with the emergency stop clear ([`Self::stopped`] and [`StopOrders`] set it).
     pub fn new(
         venue: Arc<dyn Venue>,
         writer: StoreWriter,
@@ -141,7 +164,24 @@ impl OrderRouter {
             deferred_reports: HashMap::new(),
             deferred_balances: BTreeMap::new(),
             restarted: false,
+            stopped: false,
+            cancel_wanted: HashMap::new(),
+            cancel_sending: HashSet::new(),
         }
+    }
+
+    /// The router of an engine that starts with the emergency stop set.
+    pub fn stopped(mut self, active: bool) -> Self {
+        self.stopped = active;
+        self
+    }
+
+    /// True when `order` may not leave now: someone canceled it before it
+    /// was sent, or the emergency stop holds and it is not the operator's
+    /// reduce-only flatten order.
+    fn held_back(&self, order: &Order) -> bool {
+        self.cancel_wanted.contains_key(&order.client_order_id)
+            || (self.stopped && !(order.reduce_only && order.strategy_id.as_str() == crate::risk_guard::OPERATOR))
     }
 
     fn persist(&self, order: Order, ctx: &mut Context<Self>) {
@@ -214,6 +254,11 @@ impl OrderRouter {
         if order.status.is_terminal() {
             deliver::must(&self.routes.risk_closed, OrderClosed(order.clone()), "risk_guard");
             self.orders.remove(cid);
+            self.cancel_wanted.remove(cid);
+        } else if order.status.is_open() && self.cancel_wanted.contains_key(cid) {
+            // Acknowledged after its cancel was asked for (the cancel may have
+            // reached the venue first and found nothing): cancel it now.
+            self.cancel_one(order.symbol.clone(), cid.to_string(), ctx);
         }
     }
 
@@ -398,27 +443,76 @@ impl OrderRouter {
     }
 
     /// Cancels one order at the venue; the report that comes back moves it.
+    /// The order stays wanted canceled until it is final: a cancel the venue
+    /// could not apply (the order not there yet, a transient error) is tried
+    /// again, and one not yet sent (`New`) is canceled before it leaves.
     fn cancel_one(&mut self, symbol: Symbol, cid: String, ctx: &mut Context<Self>) {
+        let attempts = self.cancel_wanted.entry(cid.clone()).or_insert(0);
+        *attempts += 1;
+        if *attempts == CANCEL_RETRY_STEPS {
+            tracing::error!(client_order_id = %cid, attempts = CANCEL_RETRY_STEPS, "CANNOT CANCEL an order yet; still trying — check it at the venue");
+        }
+        if self.orders.get(&cid).is_none_or(|o| o.status == OrderStatus::New) {
+            // Not sent yet: `OrderApproved` cancels it locally once it is written.
+            return;
+        }
+        if !self.cancel_sending.insert(cid.clone()) {
+            return;
+        }
         let venue = self.venue.clone();
         ctx.spawn(async move { (cid.clone(), venue.cancel_order(&symbol, &cid).await) }.into_actor(self).map(
             |(cid, result), act, ctx| match result {
-                Ok(report) => act.apply_report(report, ctx),
+                Ok(report) => {
+                    act.cancel_sending.remove(&cid);
+                    act.apply_report(report, ctx);
+                    act.retry_cancel_later(cid, ctx);
+                }
                 Err(e) => {
                     // Unknown to the venue or already final: the query settles it.
                     tracing::warn!(client_order_id = %cid, error = %e, "cancel failed; querying the order");
-                    if let Some(o) = act.orders.get(&cid) {
-                        let (venue, symbol) = (act.venue.clone(), o.symbol.clone());
-                        ctx.spawn(async move { venue.query_order(&symbol, &cid).await }.into_actor(act).map(
-                            |r, act, ctx| {
-                                if let Ok(Some(report)) = r {
-                                    act.apply_report(report, ctx);
+                    let Some(symbol) = act.orders.get(&cid).map(|o| o.symbol.clone()) else {
+                        act.cancel_sending.remove(&cid);
+                        return;
+                    };
+                    let venue = act.venue.clone();
+                    ctx.spawn(async move { (cid.clone(), venue.query_order(&symbol, &cid).await) }.into_actor(act).map(
+                        |(cid, r), act, ctx| {
+                            act.cancel_sending.remove(&cid);
+                            match r {
+                                Ok(Some(report)) => act.apply_report(report, ctx),
+                                Ok(None) => {
+                                    tracing::warn!(client_order_id = %cid, "order to cancel not at the venue yet; will cancel again")
                                 }
-                            },
-                        ));
-                    }
+                                Err(e) => {
+                                    tracing::warn!(client_order_id = %cid, error = %e, "cannot query an order to cancel yet; will cancel again")
+                                }
+                            }
+                            act.retry_cancel_later(cid, ctx);
+                        },
+                    ));
                 }
             },
         ));
+    }
+
+    /// Cancels `cid` again after a pause if it is still not final.
+    fn retry_cancel_later(&mut self, cid: String, ctx: &mut Context<Self>) {
+        let steps = self.cancel_wanted.get(&cid).copied().unwrap_or(1).clamp(1, CANCEL_RETRY_STEPS);
+        ctx.run_later(CANCEL_RETRY * steps, move |act, ctx| {
+            if !act.cancel_wanted.contains_key(&cid) || act.cancel_sending.contains(&cid) {
+                return;
+            }
+            match act.orders.get(&cid) {
+                Some(o) if o.status.is_open() => {
+                    let symbol = o.symbol.clone();
+                    act.cancel_one(symbol, cid, ctx);
+                }
+                Some(_) => {}
+                None => {
+                    act.cancel_wanted.remove(&cid);
+                }
+            }
+        });
     }
 
     /// Queries every order whose outcome is unknown.
@@ -511,8 +605,16 @@ impl Handler<OrderApproved> for OrderRouter {
             tif: order.tif,
         };
         ctx.spawn(async move { writer.run(move |s| s.put_order(&order, true)).await }.into_actor(self).then(
-            move |stored, act, _ctx| {
-                let ok = matches!(stored, Ok(Ok(())));
+            move |stored, act, ctx| {
+                let mut ok = matches!(stored, Ok(Ok(())));
+                if ok && act.orders.get(&cid).is_some_and(|o| act.held_back(o)) {
+                    // Canceled, or the emergency stop came, while it was being
+                    // written: it never leaves.
+                    tracing::warn!(client_order_id = %cid, stopped = act.stopped, "order canceled before it was sent");
+                    let reason = if act.stopped { EMERGENCY_STOP_REASON } else { "canceled before it was sent" };
+                    act.transition(&cid, OrderEvent::Cancel, Some(reason.into()), ctx);
+                    ok = false;
+                }
                 if ok {
                     let now = act.clock.now_ms();
                     if let Some(o) = act.orders.get_mut(&cid) {
@@ -521,6 +623,7 @@ impl Handler<OrderApproved> for OrderRouter {
                     metrics().orders_submitted_total.inc();
                 }
                 let venue = act.venue.clone();
+                let stored_ok = matches!(stored, Ok(Ok(())));
                 async move {
                     if !ok {
                         return (cid, None);
@@ -531,6 +634,8 @@ impl Handler<OrderApproved> for OrderRouter {
                 .into_actor(act)
                 .map(move |(cid, result), act, ctx| match result {
                     Some(result) => act.on_placed(cid, result, received, ctx),
+                    // Held back above: already final.
+                    None if stored_ok => {}
                     None => act.reject(
                         &cid,
                         "store_failed",
@@ -598,7 +703,7 @@ impl Handler<CancelAll> for OrderRouter {
         let targets: Vec<(Symbol, String)> = self
             .orders
             .values()
-            .filter(|o| o.status.is_open() && msg.symbol.as_ref().is_none_or(|s| *s == o.symbol))
+            .filter(|o| !o.status.is_terminal() && msg.symbol.as_ref().is_none_or(|s| *s == o.symbol))
             .map(|o| (o.symbol.clone(), o.client_order_id.clone()))
             .collect();
         tracing::warn!(count = targets.len(), reason = %msg.reason, "canceling open orders");
@@ -615,7 +720,7 @@ impl Handler<CancelOrder> for OrderRouter {
 
     fn handle(&mut self, msg: CancelOrder, ctx: &mut Self::Context) {
         match self.orders.get(&msg.client_order_id) {
-            Some(o) if o.strategy_id == msg.strategy_id && o.status.is_open() => {
+            Some(o) if o.strategy_id == msg.strategy_id && !o.status.is_terminal() => {
                 tracing::info!(strategy = %msg.strategy_id, symbol = %o.symbol, client_order_id = %msg.client_order_id, "strategy cancels its order");
                 let symbol = o.symbol.clone();
                 self.cancel_one(symbol, msg.client_order_id, ctx);
@@ -627,6 +732,21 @@ impl Handler<CancelOrder> for OrderRouter {
                 tracing::debug!(strategy = %msg.strategy_id, client_order_id = %msg.client_order_id, "cancel of an order that is not working; nothing to do");
             }
         }
+    }
+}
+
+impl Handler<StopOrders> for OrderRouter {
+    type Result = ();
+
+    fn handle(&mut self, msg: StopOrders, _ctx: &mut Self::Context) {
+        if msg.active != self.stopped {
+            tracing::warn!(
+                active = msg.active,
+                "order router: emergency stop {}",
+                if msg.active { "set; sending nothing but flatten orders" } else { "cleared" }
+            );
+        }
+        self.stopped = msg.active;
     }
 }
 

@@ -6,9 +6,9 @@
 //! trading state and the sticky emergency stop: a change is flushed to the
 //! store before it is acknowledged or acted on.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use keel_core::clock::SharedClock;
@@ -27,7 +27,7 @@ use crate::events::EngineEvent;
 use crate::ids::ClientIds;
 use crate::messages::{
     BalancesChanged, CancelAll, CancelOrder, EquityMarked, FillRecorded, Flatten, GetRiskStatus, IntentSubmitted,
-    OrderAcknowledged, OrderApproved, OrderClosed, OrderUpdated, Resume, SetEmergencyStop, VenueHealth,
+    OrderAcknowledged, OrderApproved, OrderClosed, OrderUpdated, Resume, SetEmergencyStop, StopOrders, VenueHealth,
 };
 use crate::metrics::metrics;
 use crate::prices::PriceBoard;
@@ -57,9 +57,25 @@ pub struct RiskStatus {
     pub snapshot: RiskSnapshot,
 }
 
+/// How long a flatten waits for the orders on its symbol to become final (the
+/// cancels an emergency stop sent) and for a price, before it is judged anyway.
+const FLATTEN_WAIT: Duration = Duration::from_secs(30);
+
+/// How often a waiting flatten looks again.
+const FLATTEN_RECHECK: Duration = Duration::from_millis(200);
+
+/// Symbols whose flatten waits: resting sells still count against the
+/// holding until their cancels are final — a reduce-only order judged before
+/// then is refused as not reducing — and a resting buy could still add to it.
+struct FlattenWait {
+    symbols: BTreeSet<Symbol>,
+    deadline: Instant,
+}
+
 /// The risk-guard actor.
 pub struct RiskGuard {
     engine: RiskEngine,
+    flatten_wait: Option<FlattenWait>,
     ids: Arc<ClientIds>,
     routes: GuardRoutes,
     prices: Arc<PriceBoard>,
@@ -75,6 +91,8 @@ pub struct GuardRoutes {
     pub orders: Recipient<OrderApproved>,
     /// The order router: cancel-all requests.
     pub cancels: Recipient<CancelAll>,
+    /// The order router: the emergency stop, set and cleared.
+    pub stop: Recipient<StopOrders>,
     /// The order router: a strategy's cancel of one of its orders.
     pub strategy_cancels: Recipient<CancelOrder>,
     /// Each strategy host: refusals of its intents.
@@ -95,7 +113,7 @@ impl RiskGuard {
     ) -> Self {
         metrics().trading_state.set(engine.state().code());
         metrics().emergency_stop.set(i64::from(engine.emergency_stop()));
-        Self { engine, ids, routes, prices, writer, clock, events }
+        Self { engine, ids, routes, prices, writer, clock, events, flatten_wait: None }
     }
 
     fn judge(&mut self, intent: OrderIntent, ingress: Option<Instant>) {
@@ -142,16 +160,77 @@ impl RiskGuard {
         }
     }
 
-    /// Reduce-only market orders closing every position the guard counts
-    /// (from recorded fills), or only `only`'s.
-    /// The flatten orders for `only` (or every holding), logging the dust
-    /// that no order can sell.
-    fn flatten_intents(&self, only: Option<&Symbol>) -> Vec<OrderIntent> {
+    /// Flattens every holding (or only `only`'s) with reduce-only market
+    /// orders, each sized to what the account holds when it is sent. A symbol
+    /// with orders still in flight, or without a price
+    /// yet, waits for them (up to [`FLATTEN_WAIT`]). Returns how many symbols
+    /// are flattened now or after waiting.
+    fn flatten(&mut self, only: Option<&Symbol>, ctx: &mut Context<Self>) -> usize {
         let plan = self.engine.flatten_plan(&StrategyId::new(OPERATOR), only);
         for (symbol, dust) in &plan.dust {
             tracing::warn!(symbol = %symbol, dust = %dust, "flatten leaves dust below the lot step (no order can sell it)");
         }
-        plan.orders
+        let n = plan.orders.len();
+        let mut waiting = Vec::new();
+        for intent in plan.orders {
+            if self.flatten_ready(&intent) {
+                self.send_flatten(intent);
+            } else {
+                tracing::warn!(symbol = %intent.symbol, qty = %intent.qty, in_flight = self.engine.in_flight_count(), "flatten waits for the orders in flight on its symbol to be final, and a price");
+                waiting.push(intent.symbol);
+            }
+        }
+        if !waiting.is_empty() {
+            let first = self.flatten_wait.is_none();
+            let wait = self.flatten_wait.get_or_insert_with(|| FlattenWait {
+                symbols: BTreeSet::new(),
+                deadline: Instant::now() + FLATTEN_WAIT,
+            });
+            wait.symbols.extend(waiting);
+            if first {
+                ctx.run_later(FLATTEN_RECHECK, |act, ctx| act.recheck_flatten(ctx));
+            }
+        }
+        n
+    }
+
+    /// True when a flatten order can be judged on what it is meant to sell:
+    /// nothing else in flight on its symbol (a resting sell still counts
+    /// against the holding, a resting buy could add to it after), and a
+    /// price to judge it by.
+    fn flatten_ready(&self, intent: &OrderIntent) -> bool {
+        let symbol = intent.symbol.as_str();
+        self.engine.pending(symbol, keel_core::order::Side::Buy).is_zero()
+            && self.engine.pending(symbol, keel_core::order::Side::Sell).is_zero()
+            && self.prices.get(&intent.symbol).is_some()
+    }
+
+    fn send_flatten(&mut self, intent: OrderIntent) {
+        tracing::warn!(symbol = %intent.symbol, side = ?intent.side, qty = %intent.qty, "flattening position with a reduce-only market order");
+        self.judge(intent, None);
+    }
+
+    /// Flattens the waiting symbols that became ready; past the deadline,
+    /// judges the rest anyway (a refusal is logged and alerted as usual).
+    fn recheck_flatten(&mut self, ctx: &mut Context<Self>) {
+        let Some(mut wait) = self.flatten_wait.take() else { return };
+        let late = Instant::now() >= wait.deadline;
+        for symbol in std::mem::take(&mut wait.symbols) {
+            let plan = self.engine.flatten_plan(&StrategyId::new(OPERATOR), Some(&symbol));
+            let Some(intent) = plan.orders.into_iter().next() else { continue };
+            if self.flatten_ready(&intent) {
+                self.send_flatten(intent);
+            } else if late {
+                tracing::error!(symbol = %symbol, waited_s = FLATTEN_WAIT.as_secs(), in_flight = self.engine.in_flight_count(), "FLATTEN: orders on its symbol are still not final (or no price); judging it anyway");
+                self.send_flatten(intent);
+            } else {
+                wait.symbols.insert(symbol);
+            }
+        }
+        if !wait.symbols.is_empty() {
+            self.flatten_wait = Some(wait);
+            ctx.run_later(FLATTEN_RECHECK, |act, ctx| act.recheck_flatten(ctx));
+        }
     }
 
     fn publish_state(&self, record: &TradingStateRecord) {
@@ -339,13 +418,15 @@ impl Handler<SetEmergencyStop> for RiskGuard {
 
     fn handle(&mut self, msg: SetEmergencyStop, _ctx: &mut Self::Context) -> Self::Result {
         let now = self.clock.now_ms();
-        // Gate first: from this instant no new order passes, even before the flush.
+        // Gate first: from this instant no new order passes, even before the
+        // flush, and the router lets nothing out that was approved before.
         self.engine.set_emergency_stop(true);
+        deliver::must(&self.routes.stop, StopOrders { active: true }, "order_router");
         let writer = self.writer.clone();
         let (reason, by) = (msg.reason.clone(), msg.by.clone());
         AtomicResponse::new(Box::pin(
             async move { writer.run(move |s| risk::emergency::set(s, &reason, &by, now)).await }.into_actor(self).map(
-                move |result, act, _ctx| {
+                move |result, act, ctx| {
                     let stop = match result {
                         Ok(Ok(stop)) => stop,
                         Ok(Err(e)) => return Err(not_persisted(EmergencyStopError::NotPersisted(Arc::new(e)))),
@@ -362,10 +443,7 @@ impl Handler<SetEmergencyStop> for RiskGuard {
                     let cancel = CancelAll { symbol: None, reason: format!("emergency stop: {}", msg.reason) };
                     deliver::must(&act.routes.cancels, cancel, "order_router");
                     if msg.flatten || act.engine.config().flatten_on_emergency_stop {
-                        for intent in act.flatten_intents(None) {
-                            tracing::warn!(symbol = %intent.symbol, side = ?intent.side, qty = %intent.qty, "flattening position with a reduce-only market order");
-                            act.judge(intent, None);
-                        }
+                        act.flatten(None, ctx);
                     }
                     Ok(())
                 },
@@ -377,14 +455,8 @@ impl Handler<SetEmergencyStop> for RiskGuard {
 impl Handler<Flatten> for RiskGuard {
     type Result = usize;
 
-    fn handle(&mut self, msg: Flatten, _ctx: &mut Self::Context) -> usize {
-        let intents = self.flatten_intents(msg.symbol.as_ref());
-        let n = intents.len();
-        for intent in intents {
-            tracing::warn!(symbol = %intent.symbol, side = ?intent.side, qty = %intent.qty, "flattening position with a reduce-only market order");
-            self.judge(intent, None);
-        }
-        n
+    fn handle(&mut self, msg: Flatten, ctx: &mut Self::Context) -> usize {
+        self.flatten(msg.symbol.as_ref(), ctx)
     }
 }
 
@@ -404,6 +476,7 @@ impl Handler<Resume> for RiskGuard {
                         Err(gone) => return Err(EmergencyStopError::StoreGone(gone)),
                     };
                     let outcome = act.engine.resume(&msg.by, now);
+                    deliver::must(&act.routes.stop, StopOrders { active: false }, "order_router");
                     metrics().emergency_stop.set(0);
                     tracing::warn!(by = %msg.by, was_set = cleared.was_active, "operator resume: emergency stop and protections cleared; trading ACTIVE");
                     let _ = act.events.send(EngineEvent::EmergencyStopCleared { by: msg.by.clone() });

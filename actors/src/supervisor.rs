@@ -233,6 +233,7 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
     account.apply_balances(&balances, now);
     let mut risk_engine = RiskEngine::new(risk_config, instruments.clone()).with_account(account.view());
     let state = risk_engine.apply_startup(&decision, now);
+    let flatten_at_start = decision.emergency_stop.active && risk_engine.config().flatten_on_emergency_stop;
     risk_engine.set_venue_healthy(false);
     for o in &reconciled.open_orders {
         risk_engine.restore_open_order(o);
@@ -333,13 +334,15 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
                     host_updates: hosts.iter().map(|(id, h)| (id.clone(), h.clone().recipient())).collect(),
                 };
                 let (writer, clock, events) = (writer.clone(), clock.clone(), events.clone());
+                let stopped = decision.emergency_stop.active;
                 actix::Supervisor::start(move |_| {
-                    OrderRouter::new(venue, writer, account, clock, events, open, router_routes)
+                    OrderRouter::new(venue, writer, account, clock, events, open, router_routes).stopped(stopped)
                 })
             };
             let guard_routes = GuardRoutes {
                 orders: router.clone().recipient(),
                 cancels: router.clone().recipient(),
+                stop: router.clone().recipient(),
                 strategy_cancels: router.clone().recipient(),
                 hosts: hosts.iter().map(|(id, h)| (id.clone(), h.clone().recipient())).collect(),
             };
@@ -390,6 +393,12 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
                 }
             }
         });
+    }
+    if flatten_at_start {
+        // The stop was set while Keel was down (or before its last exit):
+        // its cancels went out above; what is held is sold now.
+        tracing::warn!("emergency stop with flatten_on_emergency_stop: flattening what the account holds");
+        risk.do_send(crate::messages::Flatten { symbol: None });
     }
     let _ = events.send(EngineEvent::Started { trading_state: state.state });
     tracing::info!(

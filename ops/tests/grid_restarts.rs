@@ -158,10 +158,11 @@ fn keel_halt_on_a_stopped_engine_cancels_every_resting_order_at_the_next_start_b
     let (env, trading, data) = (on.env(), &on.trading, &on.data);
     let venue = rt.block_on(on.sb.venue());
 
-    // The grid arms, then the engine stops gracefully: its orders rest.
+    // The grid arms and buys, then the engine stops gracefully: its orders rest.
     let mut keel = spawn_run(trading, data, &[], &env);
     keel.wait_for("order created", 8);
     keel.wait_for("keel running; Ctrl-C or SIGTERM stops it", 1);
+    keel.wait_for("fill", 1);
     keel.sigterm();
     let (status, _) = keel.finish();
     assert!(status.success());
@@ -174,9 +175,16 @@ fn keel_halt_on_a_stopped_engine_cancels_every_resting_order_at_the_next_start_b
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(open_at_venue(&rt, &venue).len(), resting.len());
 
-    // The next start cancels every one of them first.
+    // The next start, with `flatten_on_emergency_stop`, cancels every one
+    // of them first, then sells what the account holds.
+    let text = std::fs::read_to_string(trading).unwrap();
+    std::fs::write(trading, text.replace("[risk]\n", "[risk]\nflatten_on_emergency_stop = true\n")).unwrap();
     let mut keel = spawn_run(trading, data, &[], &env);
     keel.wait_for("engine started", 1);
+    while !keel.seen.iter().any(|v| v["message"] == "fill" && v["strategy"] == "operator") {
+        let n = keel.count("fill");
+        keel.wait_for("fill", n + 1);
+    }
     let lines = keel.seen.clone();
     let at = |message: &str| lines.iter().position(|v| v["message"] == message);
     let canceled: Vec<(usize, String)> = lines
@@ -201,9 +209,30 @@ fn keel_halt_on_a_stopped_engine_cancels_every_resting_order_at_the_next_start_b
         assert!(at(later).is_some_and(|i| i > last_cancel), "the cancels come before `{later}`");
     }
     assert!(at("strategy warmed up").is_none_or(|i| i > last_cancel), "the cancels come before any warm-up");
+    let flatten = at("flattening position with a reduce-only market order");
+    assert!(flatten.is_some_and(|i| i > last_cancel), "the flatten comes after the cancels");
     assert!(open_at_venue(&rt, &venue).is_empty(), "nothing rests after the halted start");
     keel.sigterm();
     let (status, lines) = keel.finish();
     assert!(status.success());
-    assert_eq!(lines.iter().filter(|v| v["message"] == "order created").count(), 0, "a halted engine sends nothing");
+    let created: Vec<&serde_json::Value> = lines.iter().filter(|v| v["message"] == "order created").collect();
+    assert!(
+        !created.is_empty() && created.iter().all(|v| v["strategy"] == "operator" && v["side"] == "Sell"),
+        "a halted engine sends only the flatten's sells: {created:#?}"
+    );
+
+    // It sold exactly the holding: what is left is below the lot step.
+    let out = common::keel(&["state", "--json", "--config", trading_s, "--data-dir", data_s]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let left: keel_core::Decimal = state["positions"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["symbol"] == "BTCUSDT"))
+        .and_then(|p| p["qty"].as_str())
+        .and_then(|q| q.parse().ok())
+        .unwrap_or_default();
+    assert!(
+        left >= keel_core::Decimal::ZERO && left < keel_core::Decimal::new(1, 4),
+        "flat but for dust below the 0.0001 step: {left} ({state:#})"
+    );
 }

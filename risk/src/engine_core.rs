@@ -733,7 +733,8 @@ impl RiskEngine {
 
     // ------------------------------------------------------------------ gate
 
-    fn pending(&self, symbol: &str, side: Side) -> Decimal {
+    /// What is still to fill of the orders in flight on `symbol` and `side`.
+    pub fn pending(&self, symbol: &str, side: Side) -> Decimal {
         self.in_flight
             .values()
             .filter(|f| f.symbol.as_str() == symbol && f.side == side)

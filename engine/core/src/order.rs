@@ -257,6 +257,8 @@ impl OrderStatus {
         let next = match (self, event) {
             (S::New, E::Submit) => S::Submitted,
             (S::New, E::Reject) => S::Rejected,
+            // Canceled before it was sent (an emergency stop, a strategy's cancel).
+            (S::New, E::Cancel) => S::Canceled,
             (S::Submitted | S::Unknown, E::Accept) => S::Accepted,
             (S::Accepted, E::Accept) => S::Accepted,
             (S::PartiallyFilled, E::Accept) => S::PartiallyFilled,
@@ -424,6 +426,7 @@ mod tests {
         vec![
             (S::New, E::Submit, S::Submitted),
             (S::New, E::Reject, S::Rejected),
+            (S::New, E::Cancel, S::Canceled),
             (S::Submitted, E::Accept, S::Accepted),
             (S::Submitted, E::PartialFill, S::PartiallyFilled),
             (S::Submitted, E::Fill, S::Filled),

@@ -254,6 +254,13 @@ pub enum OrderFault {
         /// How long the answer is held.
         hold_ms: u64,
     },
+    /// Hold the request for `hold_ms` before it reaches the matching engine,
+    /// then execute and answer: what a congested venue does. A cancel sent
+    /// meanwhile finds no such order (`-2011`), as on Binance.
+    DelayBeforeExecute {
+        /// How long the request waits before it executes.
+        hold_ms: u64,
+    },
 }
 
 /// A command to every WebSocket connection.

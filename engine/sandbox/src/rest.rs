@@ -767,11 +767,20 @@ pub(crate) fn place_core(app: &App, p: &Params, account: u32, now: i64) -> Resul
     Ok(Placed { order, execs, resp_type: parsed.resp_type, counts })
 }
 
-async fn place_order(app: &App, p: &Params, account: u32, now: i64, used: u64) -> Response {
-    if app.faults.peek_order_fault() == Some(OrderFault::ErrorBeforeExecute) {
-        let _ = app.faults.next_order_fault();
-        let body = json!({"code": -1001, "msg": "Internal error; unable to process your request. Please try again."});
-        return reply(StatusCode::SERVICE_UNAVAILABLE, &body, used, &[]);
+async fn place_order(app: &App, p: &Params, account: u32, mut now: i64, used: u64) -> Response {
+    match app.faults.peek_order_fault() {
+        Some(OrderFault::ErrorBeforeExecute) => {
+            let _ = app.faults.next_order_fault();
+            let body =
+                json!({"code": -1001, "msg": "Internal error; unable to process your request. Please try again."});
+            return reply(StatusCode::SERVICE_UNAVAILABLE, &body, used, &[]);
+        }
+        Some(OrderFault::DelayBeforeExecute { hold_ms }) => {
+            let _ = app.faults.next_order_fault();
+            tokio::time::sleep(Duration::from_millis(hold_ms)).await;
+            now = app.faults.server_now_ms();
+        }
+        _ => {}
     }
     let placed = match place_core(app, p, account, now) {
         Ok(x) => x,
@@ -779,7 +788,16 @@ async fn place_order(app: &App, p: &Params, account: u32, now: i64, used: u64) -
     };
     let (c10, c1d) = placed.counts;
     let counts = [("x-mbx-order-count-10s", c10.to_string()), ("x-mbx-order-count-1d", c1d.to_string())];
-    match app.faults.next_order_fault() {
+    // Only a fault that acts after execution is taken here: the next one
+    // may belong to the next order.
+    let after = match app.faults.peek_order_fault() {
+        Some(f @ (OrderFault::ErrorAfterExecute | OrderFault::TimeoutAfterExecute { .. })) => {
+            let _ = app.faults.next_order_fault();
+            Some(f)
+        }
+        _ => None,
+    };
+    match after {
         Some(OrderFault::ErrorAfterExecute) => {
             return reply(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -789,7 +807,7 @@ async fn place_order(app: &App, p: &Params, account: u32, now: i64, used: u64) -
             );
         }
         Some(OrderFault::TimeoutAfterExecute { hold_ms }) => tokio::time::sleep(Duration::from_millis(hold_ms)).await,
-        Some(OrderFault::ErrorBeforeExecute) | None => {}
+        Some(OrderFault::ErrorBeforeExecute | OrderFault::DelayBeforeExecute { .. }) | None => {}
     }
     let body = order_response(&placed.order, &placed.execs, &placed.resp_type, now);
     reply(StatusCode::OK, &body, used, &counts)

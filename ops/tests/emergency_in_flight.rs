@@ -1,0 +1,206 @@
+//! The emergency stop stops an order already on its way (issue 11, finding
+//! 1). The venue is slow to take orders: each request waits 1.5 s before it
+//! reaches the matching engine, so the stop lands between approval and
+//! acknowledgement, and the cancels it sends reach the venue before the
+//! orders do (Binance answers those "unknown order"). Afterwards no order
+//! rests at the venue, and nothing is sent after the stop.
+//!
+//! A flatten with the stop waits for the cancels (finding 3): a resting sell
+//! no longer blocks it, and it sells exactly what is held.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actors::{start_engine, EngineSetup};
+use keel_binance::BinanceVenue;
+use keel_core::clock::{SharedClock, SystemClock};
+use keel_core::config::StrategyConfig;
+use keel_core::market::Bar;
+use keel_core::order::{OrderStatus, Side};
+use keel_core::store::SharedStore;
+use keel_core::strategy::{Strategy, StrategyCtx};
+use keel_core::{Decimal, Symbol};
+use keel_sandbox::{OrderFault, Sandbox, SandboxConfig};
+use keel_store::SledStore;
+
+/// Rests three limit buys below the market on its first bar.
+struct Rester(Symbol, bool);
+
+impl Strategy for Rester {
+    fn kind(&self) -> &'static str {
+        "rester"
+    }
+    fn symbols(&self) -> Vec<Symbol> {
+        vec![self.0.clone()]
+    }
+    fn on_bar(&mut self, bar: &Bar, ctx: &mut StrategyCtx<'_>) {
+        if !self.1 {
+            self.1 = true;
+            for pct in [97, 96, 95] {
+                let price = (bar.close * Decimal::new(pct, 2)).round_dp(2);
+                ctx.limit(&bar.symbol, Side::Buy, Decimal::new(1, 3), price);
+            }
+        }
+    }
+}
+
+/// Client ids of the orders working at the venue.
+fn open_at(sb: &keel_sandbox::SandboxHandle) -> Vec<String> {
+    sb.market
+        .orders(&sb.api_key, "BTCUSDT")
+        .into_iter()
+        .filter(|o| o.status.is_open())
+        .map(|o| o.client_order_id)
+        .collect()
+}
+
+fn orders_posted(sb: &keel_sandbox::SandboxHandle) -> usize {
+    sb.faults.rest_requests().iter().filter(|r| r.as_str() == "POST /api/v3/order").count()
+}
+
+/// The engine on the sandbox with one strategy on BTCUSDT, its store in a temp dir.
+async fn engine_on(
+    sb: &keel_sandbox::SandboxHandle,
+    strategy: Box<dyn Strategy>,
+) -> (actors::EngineHandle, SharedStore, tempfile::TempDir) {
+    let venue = Arc::new(BinanceVenue::connect(ops::venues::sandbox_settings(sb)).await.expect("adapter connects"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store: SharedStore = Arc::new(SledStore::open(dir.path()).expect("store"));
+    let config: StrategyConfig =
+        toml::from_str(&format!("id = \"{0}\"\nkind = \"{0}\"\nsymbol = \"BTCUSDT\"", strategy.kind()))
+            .expect("strategy config");
+    let risk: risk::config::RiskConfig =
+        toml::from_str("max_order_notional = \"100000\"\nmax_position_notional = \"1000000\"").expect("risk config");
+    let clock: SharedClock = Arc::new(SystemClock);
+    let setup = EngineSetup {
+        symbols: vec![Symbol::new("BTCUSDT")],
+        risk,
+        bar_interval_ms: 60_000,
+        store: store.clone(),
+        venue,
+        strategies: vec![(config, strategy)],
+        clock,
+    };
+    (start_engine(setup).await.expect("engine starts"), store, dir)
+}
+
+/// Polls `done` every 20 ms for up to 20 s.
+async fn within_20s<F: std::future::Future<Output = bool>>(mut done: impl FnMut() -> F) -> bool {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while !done().await {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .is_ok()
+}
+
+#[actix_rt::test]
+async fn an_emergency_stop_between_approval_and_acknowledgement_leaves_nothing_resting() {
+    let sb = Sandbox::start(SandboxConfig { history_bars: 30, ..SandboxConfig::default() }).await.expect("sandbox");
+    for _ in 0..3 {
+        sb.faults.fail_next_order(OrderFault::DelayBeforeExecute { hold_ms: 1500 });
+    }
+    let (handle, store, _dir) = engine_on(&sb, Box::new(Rester(Symbol::new("BTCUSDT"), false))).await;
+
+    // The three orders are sent and not yet acknowledged: the stop lands now.
+    let sent = within_20s(|| async {
+        let open = handle.open_orders().await.expect("router answers");
+        open.len() == 3 && open.iter().all(|o| o.status == OrderStatus::Submitted)
+    })
+    .await;
+    assert!(sent, "three orders in flight");
+    let posted = orders_posted(&sb);
+    handle.emergency_stop("test: stop with orders in flight", "operator:test", false).await.expect("stop set");
+
+    // The router settles every one of them: canceled once the venue has them.
+    let settled = within_20s(|| async {
+        handle.open_orders().await.expect("router answers").is_empty() && open_at(&sb).is_empty()
+    })
+    .await;
+    let router = handle.open_orders().await.expect("router answers");
+    assert!(
+        settled,
+        "no order rests after the stop: at the venue {:?}, in the router {:?}",
+        open_at(&sb),
+        router.iter().map(|o| (&o.client_order_id, o.status)).collect::<Vec<_>>()
+    );
+    let stored = store.orders().expect("orders");
+    assert_eq!(stored.len(), 3);
+    assert!(stored.iter().all(|o| o.status == OrderStatus::Canceled), "{stored:?}");
+    assert_eq!(sb.market.orders(&sb.api_key, "BTCUSDT").len(), 3, "all three reached the venue, late");
+    // Only the three that were on their way when the stop came.
+    assert_eq!((posted, orders_posted(&sb)), (posted, 3), "no order is sent after the stop");
+    handle.shutdown(Duration::from_millis(200)).await;
+    sb.shutdown().await;
+}
+
+/// Buys 0.002 at market, then rests a limit sell of what it received above the market.
+struct BuyThenRestSell(Symbol, u8);
+
+impl Strategy for BuyThenRestSell {
+    fn kind(&self) -> &'static str {
+        "buy_then_rest_sell"
+    }
+    fn symbols(&self) -> Vec<Symbol> {
+        vec![self.0.clone()]
+    }
+    fn on_bar(&mut self, bar: &Bar, ctx: &mut StrategyCtx<'_>) {
+        let qty = Decimal::new(2, 3);
+        if self.1 == 0 {
+            self.1 = 1;
+            ctx.market(&bar.symbol, Side::Buy, qty);
+        } else if self.1 == 1 && ctx.position(bar.symbol.as_str()) > Decimal::ZERO {
+            self.1 = 2;
+            let qty = ctx.tradable(bar.symbol.as_str(), ctx.position(bar.symbol.as_str()));
+            ctx.limit(&bar.symbol, Side::Sell, qty, (bar.close * Decimal::new(103, 2)).round_dp(2));
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn a_flatten_with_the_stop_waits_for_the_resting_sell_to_be_canceled_and_sells_exactly_the_holding() {
+    let sb = Sandbox::start(SandboxConfig { history_bars: 30, ..SandboxConfig::default() }).await.expect("sandbox");
+    let (handle, store, _dir) = engine_on(&sb, Box::new(BuyThenRestSell(Symbol::new("BTCUSDT"), 0))).await;
+    let resting = within_20s(|| async {
+        handle
+            .open_orders()
+            .await
+            .expect("router answers")
+            .iter()
+            .any(|o| o.side == Side::Sell && o.status == OrderStatus::Accepted)
+    })
+    .await;
+    assert!(resting, "the sell rests: orders {:?}, fills {:?}", store.orders().ok(), store.fills().ok());
+    // The sandbox takes the fee in BTC: the account holds the fill less it,
+    // and a market order can sell that rounded down to the lot step.
+    let bought = store.fills().expect("fills");
+    let received: Decimal = bought.iter().map(|f| if f.fee_asset == "BTC" { f.qty - f.fee } else { f.qty }).sum();
+    let step = Decimal::new(1, 5);
+    let held = (received / step).floor() * step;
+    assert!(held > Decimal::ZERO && held <= Decimal::new(2, 3), "{bought:?}");
+
+    handle.emergency_stop("test: stop and flatten", "operator:test", true).await.expect("stop set");
+    let flat = within_20s(|| async {
+        store.fills().expect("fills").iter().any(|f| f.strategy_id.as_str() == actors::risk_guard::OPERATOR)
+            && handle.open_orders().await.expect("router answers").is_empty()
+    })
+    .await;
+    let risk = handle.risk().await.expect("risk answers");
+    assert!(flat, "the flatten sold after the cancel; refusals: {:?}", risk.rejections);
+    let fills = store.fills().expect("fills");
+    let sold: Vec<Decimal> =
+        fills.iter().filter(|f| f.strategy_id.as_str() == actors::risk_guard::OPERATOR).map(|f| f.qty).collect();
+    assert_eq!(sold.iter().copied().sum::<Decimal>(), held, "exactly the holding: {fills:?}");
+    assert!(fills
+        .iter()
+        .filter(|f| f.strategy_id.as_str() == actors::risk_guard::OPERATOR)
+        .all(|f| f.side == Side::Sell));
+    assert!(risk.rejections.is_empty(), "nothing was refused: {:?}", risk.rejections);
+    let orders = store.orders().expect("orders");
+    let limit_sell = orders.iter().find(|o| o.strategy_id.as_str() == "buy_then_rest_sell" && o.side == Side::Sell);
+    assert_eq!(limit_sell.map(|o| o.status), Some(OrderStatus::Canceled));
+    assert!(open_at(&sb).is_empty());
+    handle.shutdown(Duration::from_millis(200)).await;
+    sb.shutdown().await;
+}
