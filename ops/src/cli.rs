@@ -43,6 +43,9 @@ pub enum Command {
     Halt(HaltArgs),
     /// Clear the emergency stop in the store of a stopped engine.
     Resume(ResumeArgs),
+    /// Operator actions on the store of a stopped engine.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Replay historical bars through the strategies, risk rules and matching core.
     Backtest(Box<crate::backtest::BacktestArgs>),
     /// Measure the live pipeline: market events per second and tick-to-order latency.
@@ -98,6 +101,30 @@ pub struct StateArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct HaltArgs {
     /// Why (recorded and shown).
+    #[arg(long)]
+    pub reason: String,
+    /// Config file, for the data directory (default: ./config.toml, else the built-in default).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Data directory (overrides the config).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `keel store …`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum StoreCommand {
+    /// Accept a store refused as `store_integrity` (lost, truncated or swapped
+    /// data) as it is now: the venue is then the only record of what was lost.
+    /// Sets the emergency stop, so the next start cancels what rests at the
+    /// venue and waits for `keel resume`.
+    Accept(StoreAcceptArgs),
+}
+
+/// `keel store accept`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreAcceptArgs {
+    /// Why the store is accepted (recorded in the integrity record).
     #[arg(long)]
     pub reason: String,
     /// Config file, for the data directory (default: ./config.toml, else the built-in default).

@@ -15,7 +15,7 @@ use keel_core::{Decimal, Symbol};
 use keel_store::SledStore;
 use serde::Serialize;
 
-use crate::cli::{HaltArgs, ResumeArgs, StateArgs};
+use crate::cli::{HaltArgs, ResumeArgs, StateArgs, StoreAcceptArgs};
 use crate::settings;
 
 /// The version of the `keel state --json` document. Tools may rely on every
@@ -150,6 +150,14 @@ pub fn report(store: &dyn Store, config: &crate::config::Config) -> anyhow::Resu
     let stop = store.emergency_stop()?;
     let state = store.trading_state()?;
     let (trading_state, reason) = match (&stop, state) {
+        // The start refuses such a store, whatever it says of itself.
+        _ if store.integrity().is_some() => (
+            TradingState::Halted,
+            format!(
+                "store_integrity: {}; nothing trades until an operator runs `keel store accept`",
+                store.integrity().unwrap_or_default()
+            ),
+        ),
         (s, _) if s.active => {
             (TradingState::Halted, format!("emergency stop: {}", s.reason.clone().unwrap_or_default()))
         }
@@ -234,9 +242,11 @@ pub fn report(store: &dyn Store, config: &crate::config::Config) -> anyhow::Resu
         fills_total: account.fills_applied(),
         balances,
         checkpoint: stored_checkpoint.map(|c| CheckpointRow { fill_seq: c.fill_seq, ts_ms: c.ts_ms }),
-        store_integrity: Integrity {
-            ok: disagreements.is_empty(),
-            reason: (!disagreements.is_empty()).then(|| disagreements.join("; ")),
+        store_integrity: {
+            // Behind its integrity record first: that one stops trading.
+            let problems: Vec<String> =
+                store.integrity().map(|p| format!("store_integrity: {p}")).into_iter().chain(disagreements).collect();
+            Integrity { ok: problems.is_empty(), reason: (!problems.is_empty()).then(|| problems.join("; ")) }
         },
         risk: Some(risk::offline_snapshot(config.risk.clone(), config.instruments(), store, SystemClock.now_ms())),
     })
@@ -283,6 +293,10 @@ pub fn state(args: StateArgs) -> anyhow::Result<()> {
     println!("venue         : {}", r.venue_mode);
     match &r.store_integrity {
         Integrity { ok: true, .. } => println!("store         : ok"),
+        Integrity { reason: Some(r), .. } if r.starts_with("store_integrity") => {
+            println!("store         : REFUSED — {r}");
+            println!("                check the data dir (a lost or replaced keel.sled?); if the venue is to be the record, `keel store accept --reason …`, then `keel resume`");
+        }
         Integrity { reason, .. } => println!("store         : DISAGREES — {}", reason.as_deref().unwrap_or("?")),
     }
     if r.positions.is_empty() {
@@ -373,6 +387,23 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<()> {
         println!("emergency stop cleared in {}; protections released; trading state ACTIVE.", dir.display());
     } else {
         println!("emergency stop was not set; protections released; trading state ACTIVE in {}.", dir.display());
+    }
+    Ok(())
+}
+
+/// `keel store accept`: the deliberate way out of `store_integrity`.
+pub fn store_accept(args: StoreAcceptArgs) -> anyhow::Result<()> {
+    if args.reason.trim().is_empty() {
+        anyhow::bail!("--reason must not be empty");
+    }
+    let dir = settings::data_dir_for_tools(args.config.as_deref(), args.data_dir.as_ref())?;
+    let store = open(&dir)?;
+    match store.accept_integrity(&args.reason, "operator:cli")? {
+        Some(was) => println!(
+            "store in {} ACCEPTED as it is (it was refused: {was}).\nThe emergency stop is set: the next start cancels every order resting at the venue, records the venue's fills, and waits HALTED. Check `keel state`, then `keel resume`.",
+            dir.display()
+        ),
+        None => println!("the store in {} is not refused; nothing to accept.", dir.display()),
     }
     Ok(())
 }

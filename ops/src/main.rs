@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         }
         Command::Halt(args) => ops::cmd_state::halt(args),
         Command::Resume(args) => ops::cmd_state::resume(args),
+        Command::Store(ops::cli::StoreCommand::Accept(args)) => ops::cmd_state::store_accept(args),
         Command::Bench(args) => ops::cmd_bench::run(args),
         Command::Backtest(args) => ops::backtest::run(*args),
         Command::Sandbox(args) => ops::cmd_sandbox::run(args, cli.log_format),

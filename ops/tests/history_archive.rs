@@ -5,31 +5,11 @@
 
 mod common;
 
-use common::{keel, spawn_run};
+use common::{keel, listing, spawn_run};
 use keel_core::store::Store;
 use keel_store::SledStore;
 
 const CONFIG: &str = include_str!("../../config.toml");
-
-/// Every file under `dir` with its modification time and its bytes.
-fn listing(dir: &std::path::Path) -> Vec<(std::path::PathBuf, std::time::SystemTime, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(d).expect("readable") {
-            let e = e.expect("entry");
-            let m = e.metadata().expect("metadata");
-            if m.is_dir() {
-                stack.push(e.path());
-            } else {
-                let bytes = std::fs::read(e.path()).expect("readable");
-                out.push((e.path(), m.modified().expect("mtime"), bytes));
-            }
-        }
-    }
-    out.sort();
-    out
-}
 
 fn state_json(config: &str, data: &str) -> serde_json::Value {
     let out = keel(&["state", "--json", "--config", config, "--data-dir", data]);

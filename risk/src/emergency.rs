@@ -56,6 +56,10 @@ pub struct Cleared {
 /// Strategy pauses are kept. Unreadable old records are overwritten: this is
 /// how an operator leaves a fail-closed start.
 pub fn clear(store: &dyn Store, by: &str, now_ms: i64) -> StoreResult<Cleared> {
+    if let Some(problem) = store.integrity() {
+        // A resume would trade on a store that lost data.
+        return Err(keel_core::error::StoreError::Integrity(problem));
+    }
     let mut stop = store.emergency_stop().unwrap_or_default();
     let was_active = stop.active;
     stop.active = false;
@@ -100,6 +104,28 @@ impl StartupDecision {
         Self::fail_closed("the store could not be opened", error)
     }
 
+    /// The store is behind its integrity record: start `HALTED` with the
+    /// emergency stop set in memory (the start cancels what rests at the
+    /// venue; nothing else is sent), reason `store_integrity`. Only `keel
+    /// store accept` lets a resume through.
+    pub fn store_integrity(problem: &str) -> Self {
+        let reason = format!(
+            "store_integrity: {problem}; nothing trades until an operator checks the data dir and runs `keel store accept`"
+        );
+        Self {
+            state: TradingState::Halted,
+            reason: reason.clone(),
+            emergency_stop: EmergencyStop {
+                active: true,
+                reason: Some(reason),
+                set_by: Some("startup:store_integrity".into()),
+                ..Default::default()
+            },
+            persisted: None,
+            fail_closed: true,
+        }
+    }
+
     fn fail_closed(what: &str, error: &dyn fmt::Display) -> Self {
         Self {
             state: TradingState::Halted,
@@ -116,7 +142,11 @@ impl StartupDecision {
 /// Reads the emergency stop, the trading state and the risk state from the
 /// store and decides the start state (see [`decide`]).
 pub fn startup_state(store: &dyn Store) -> StartupDecision {
-    decide(store.emergency_stop(), store.trading_state(), persist::load(store))
+    let decision = decide(store.emergency_stop(), store.trading_state(), persist::load(store));
+    match store.integrity() {
+        Some(problem) => StartupDecision::store_integrity(&problem),
+        None => decision,
+    }
 }
 
 /// The start decision from what reading the store gave:

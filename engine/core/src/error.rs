@@ -49,4 +49,9 @@ pub enum StoreError {
     /// A record could not be encoded.
     #[error("cannot encode record: {0}")]
     Encode(String),
+    /// The store is refused as behind its integrity record (lost, truncated
+    /// or swapped data): nothing trades, and no resume, until an operator
+    /// accepts it.
+    #[error("store_integrity: {0}; check the data dir, then run `keel store accept --reason …` before `keel resume`")]
+    Integrity(String),
 }

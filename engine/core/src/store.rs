@@ -92,6 +92,12 @@ pub trait Store: Send + Sync {
     fn meta_json(&self, key: &str) -> StoreResult<Option<serde_json::Value>>;
     /// Flushes everything buffered.
     fn flush(&self) -> StoreResult<()>;
+    /// Why the store is not to be trusted (it is behind its integrity record:
+    /// lost, truncated or swapped data), or `None` when it is sound. A store
+    /// without such a record (in memory, in tests) is sound.
+    fn integrity(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A shared store handle.

@@ -6,11 +6,15 @@
 //!
 //! Depends on `keel-core` only: no venue, no actor runtime.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 pub mod archive;
+pub mod integrity;
 
 use archive::{Archive, ArchiveMark};
+use integrity::{Facts, IntegrityRecord, Note, Verdict};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -38,7 +42,25 @@ pub struct SledStore {
     archive: Archive,
     /// The directory a copy or a temporary store lives in, removed with it.
     _scratch: Option<tempfile::TempDir>,
+    /// The integrity record's keeping (none for a temporary store).
+    integrity: Option<Keeping>,
 }
+
+/// How a store keeps its integrity record.
+struct Keeping {
+    /// The data dir holding the record.
+    dir: PathBuf,
+    /// False for a copy (`keel state`): it judges, never writes.
+    writable: bool,
+    /// Why the store was refused, while it is.
+    problem: Mutex<Option<String>>,
+    /// When the record was last written.
+    sealed: Mutex<Instant>,
+}
+
+/// The record follows the orders and fills at most this far behind (sealing
+/// costs an fsync; the emergency stop and checkpoints seal at once).
+const SEAL_EVERY: Duration = Duration::from_secs(1);
 
 /// The schema this build writes (and the newest it reads). Version 1 is the
 /// layout Keel wrote first (stores from before the version was recorded are
@@ -62,6 +84,8 @@ const META_CHECKPOINT: &str = "account_checkpoint";
 const META_ORDERS_TOTAL: &str = "orders_total";
 
 const META_SCHEMA: &str = "schema_version";
+/// The store's id, also in the integrity record.
+const META_STORE_ID: &str = "store_id";
 const META_BALANCES: &str = "balances";
 const META_TRADING_STATE: &str = "trading_state";
 const META_EMERGENCY_STOP: &str = "emergency_stop";
@@ -86,6 +110,8 @@ impl SledStore {
     /// really runs on the store holds it far longer.
     pub fn open(dir: &Path) -> StoreResult<Self> {
         private_dir(dir).map_err(|e| backend(sled::Error::Io(e)))?;
+        let had_sled = integrity::sled_present(&dir.join("keel.sled"));
+        let record = integrity::read(dir);
         let deadline = std::time::Instant::now() + LOCK_WAIT;
         let db = loop {
             match sled::Config::new().path(dir.join("keel.sled")).cache_capacity(CACHE_BYTES).open() {
@@ -102,13 +128,14 @@ impl SledStore {
         // sled creates its files with the process umask: a private directory
         // keeps them from other users whatever their modes.
         private_dir(&dir.join("keel.sled")).map_err(|e| backend(sled::Error::Io(e)))?;
-        let store = Self::assemble(db, &dir.join(HISTORY_DIR), true, None)?;
+        let mut store = Self::assemble(db, &dir.join(HISTORY_DIR), true, None)?;
         store.check_schema(dir)?;
         if store.meta.get(META_ORDERS_TOTAL).map_err(backend)?.is_none() {
             // Counted once, for a store from before the counter.
             let n = store.orders.len() as u64;
             store.meta.insert(META_ORDERS_TOTAL, &n.to_be_bytes()).map_err(backend)?;
         }
+        store.keep_integrity(dir, record, had_sled, true)?;
         Ok(store)
     }
 
@@ -119,6 +146,10 @@ impl SledStore {
     pub fn open_copy(dir: &Path) -> StoreResult<Self> {
         let scratch = tempfile::tempdir().map_err(|e| backend(sled::Error::Io(e)))?;
         let source = dir.join("keel.sled");
+        let had_sled = integrity::sled_present(&source);
+        // The record first: a running engine only moves it forward after
+        // sled, so the copy taken next is never behind what was read.
+        let record = integrity::read(dir);
         let copy = scratch.path().join("keel.sled");
         if source.exists() {
             // The engine may replace sled's snapshot files while we copy: retry.
@@ -133,13 +164,155 @@ impl SledStore {
         }
         let db = sled::Config::new().path(&copy).cache_capacity(CACHE_BYTES).open().map_err(backend)?;
         let at = scratch.path().to_path_buf();
-        let store = Self::assemble(db, &dir.join(HISTORY_DIR), false, Some(scratch))?;
+        let mut store = Self::assemble(db, &dir.join(HISTORY_DIR), false, Some(scratch))?;
         match store.check_schema(&at) {
             Err(StoreError::NewerSchema { found, supported, .. }) => {
-                Err(StoreError::NewerSchema { path: dir.display().to_string(), found, supported })
+                return Err(StoreError::NewerSchema { path: dir.display().to_string(), found, supported })
             }
-            other => other.map(|()| store),
+            other => other?,
         }
+        store.keep_integrity(dir, record, had_sled, false)?;
+        Ok(store)
+    }
+
+    /// Judges the store against its integrity `record` (read from `dir`
+    /// before sled was opened) and, when
+    /// `writable`, brings the record forward (or records the refusal).
+    fn keep_integrity(
+        &mut self,
+        dir: &Path,
+        record: Result<Option<IntegrityRecord>, String>,
+        had_sled: bool,
+        writable: bool,
+    ) -> StoreResult<()> {
+        let keeping =
+            Keeping { dir: dir.to_path_buf(), writable, problem: Mutex::new(None), sealed: Mutex::new(Instant::now()) };
+        self.integrity = Some(keeping);
+        let facts = self.facts()?;
+        let verdict = match &record {
+            Err(why) => Verdict::Refused(why.clone()),
+            Ok(r) => integrity::judge(r.as_ref(), &facts, had_sled),
+        };
+        match verdict {
+            Verdict::Fresh | Verdict::Upgrade | Verdict::Sound if writable => {
+                if facts.store_id.is_none() {
+                    Self::put(&self.meta, META_STORE_ID, &integrity::new_store_id())?;
+                }
+                if verdict == Verdict::Upgrade {
+                    tracing::warn!(data_dir = %dir.display(), orders = facts.orders_total, fills = facts.fill_seq, "store has no integrity record (written by an older Keel): recording one from its contents");
+                }
+                self.seal()
+            }
+            Verdict::Fresh | Verdict::Upgrade | Verdict::Sound => Ok(()),
+            Verdict::Refused(why) => {
+                if writable {
+                    tracing::error!(data_dir = %dir.display(), problem = %why, "STORE INTEGRITY: the store is refused; nothing trades until an operator runs `keel store accept`");
+                    let mut kept = match record {
+                        Ok(Some(r)) => r,
+                        Ok(None) => IntegrityRecord::of(&facts, now_ms()),
+                        Err(_) => {
+                            // Keep the unreadable record for the operator.
+                            let at = integrity::path(dir);
+                            let _ = std::fs::rename(&at, dir.join(format!("{}.unreadable", integrity::RECORD_FILE)));
+                            IntegrityRecord::of(&facts, now_ms())
+                        }
+                    };
+                    if kept.refused.is_none() {
+                        kept.refused = Some(Note { reason: why.clone(), at_ms: now_ms() });
+                        integrity::write(dir, &kept).map_err(|e| backend(sled::Error::Io(e)))?;
+                    }
+                }
+                if let Some(k) = &self.integrity {
+                    *k.problem.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// What the store holds now, for the integrity record.
+    fn facts(&self) -> StoreResult<Facts> {
+        let store_id = Self::get::<String>(&self.meta, "meta", META_STORE_ID)?;
+        let orders_total = self.meta.get(META_ORDERS_TOTAL).map_err(backend)?.map(|b| seq_of(&b)).unwrap_or(0);
+        let fill_seq = self.last_seq()?;
+        let emergency_stop = self.emergency_stop()?.active;
+        let has_data = orders_total > 0
+            || fill_seq > 0
+            || emergency_stop
+            || !self.orders.is_empty()
+            || !self.fills.is_empty()
+            || self.meta.contains_key(META_TRADING_STATE).map_err(backend)?
+            || self.meta.contains_key(META_CHECKPOINT).map_err(backend)?;
+        Ok(Facts { store_id, orders_total, fill_seq, emergency_stop, has_data })
+    }
+
+    /// Flushes sled, then writes the integrity record from what it holds —
+    /// in that order, so the record is never ahead of the store. Nothing is
+    /// written for a copy, a temporary store, or a refused one.
+    fn seal(&self) -> StoreResult<()> {
+        let Some(k) = &self.integrity else { return Ok(()) };
+        if !k.writable || k.problem.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+            return Ok(());
+        }
+        self.flush_now()?;
+        let mut record = IntegrityRecord::of(&self.facts()?, now_ms());
+        if let Ok(Some(old)) = integrity::read(&k.dir) {
+            record.accepted = old.accepted;
+        }
+        integrity::write(&k.dir, &record).map_err(|e| backend(sled::Error::Io(e)))?;
+        *k.sealed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        Ok(())
+    }
+
+    /// Seals if the record is more than [`SEAL_EVERY`] old.
+    fn seal_if_due(&self) -> StoreResult<()> {
+        let due = self
+            .integrity
+            .as_ref()
+            .is_some_and(|k| k.sealed.lock().unwrap_or_else(|p| p.into_inner()).elapsed() >= SEAL_EVERY);
+        if due {
+            self.seal()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// An operator accepts a refused store as it is (`keel store accept`):
+    /// the record starts again from the store's contents, noting `reason`
+    /// and what was wrong, and the emergency stop is set so the next start
+    /// cancels what rests at the venue and waits for `keel resume`. Returns
+    /// what was wrong (`None` when the store was not refused).
+    pub fn accept_integrity(&self, reason: &str, by: &str) -> StoreResult<Option<String>> {
+        let Some(k) = &self.integrity else { return Ok(None) };
+        let problem = k.problem.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(was) = problem else { return Ok(None) };
+        if self.get_store_id()?.is_none() {
+            Self::put(&self.meta, META_STORE_ID, &integrity::new_store_id())?;
+        }
+        let now = now_ms();
+        let mut stop = self.emergency_stop()?;
+        if !stop.active {
+            stop = EmergencyStop {
+                active: true,
+                reason: Some(format!(
+                    "store accepted after store_integrity ({was}): review positions and orders, then `keel resume`"
+                )),
+                set_by: Some(by.to_string()),
+                set_at_ms: Some(now),
+                ..stop
+            };
+            Self::put(&self.meta, META_EMERGENCY_STOP, &stop)?;
+        }
+        self.flush_now()?;
+        let mut record = IntegrityRecord::of(&self.facts()?, now);
+        record.accepted = Some(Note { reason: format!("{reason} (by {by}; was: {was})"), at_ms: now });
+        integrity::write(&k.dir, &record).map_err(|e| backend(sled::Error::Io(e)))?;
+        tracing::warn!(by, reason, problem = %was, "store accepted as it is after store_integrity; emergency stop set");
+        Ok(Some(was))
+    }
+
+    fn get_store_id(&self) -> StoreResult<Option<String>> {
+        Self::get(&self.meta, "meta", META_STORE_ID)
     }
 
     /// The store over an open database: its trees, opened (or created), and
@@ -157,6 +330,7 @@ impl SledStore {
             meta,
             db,
             _scratch: scratch,
+            integrity: None,
         })
     }
 
@@ -239,7 +413,7 @@ impl SledStore {
             self.flush_now()?;
             self.archive.commit(mark, pending);
         }
-        Ok(())
+        self.seal()
     }
 
     /// How far the archive goes.
@@ -490,6 +664,7 @@ impl Store for SledStore {
         }
         if durable {
             self.flush_now()?;
+            self.seal_if_due()?;
         }
         Ok(())
     }
@@ -568,6 +743,7 @@ impl Store for SledStore {
         };
         if inserted {
             self.flush_now()?;
+            self.seal_if_due()?;
         }
         Ok(inserted)
     }
@@ -616,7 +792,7 @@ impl Store for SledStore {
 
     fn put_checkpoint(&self, checkpoint: &AccountCheckpoint) -> StoreResult<()> {
         Self::put(&self.meta, META_CHECKPOINT, checkpoint)?;
-        self.flush_now()
+        self.seal()
     }
 
     fn checkpoint(&self) -> StoreResult<Option<AccountCheckpoint>> {
@@ -664,7 +840,8 @@ impl Store for SledStore {
 
     fn put_emergency_stop(&self, stop: &EmergencyStop) -> StoreResult<()> {
         Self::put(&self.meta, META_EMERGENCY_STOP, stop)?;
-        self.flush_now()
+        self.flush_now()?;
+        self.seal()
     }
 
     fn emergency_stop(&self) -> StoreResult<EmergencyStop> {
@@ -688,8 +865,17 @@ impl Store for SledStore {
     }
 
     fn flush(&self) -> StoreResult<()> {
-        self.flush_now()
+        self.flush_now()?;
+        self.seal()
     }
+
+    fn integrity(&self) -> Option<String> {
+        self.integrity.as_ref().and_then(|k| k.problem.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -241,3 +241,23 @@ impl Drop for StandaloneSandbox {
 pub fn keel(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_keel")).args(args).env_remove("RUST_LOG").output().expect("keel runs")
 }
+
+/// Every file under `dir` with its modification time and its bytes.
+pub fn listing(dir: &std::path::Path) -> Vec<(std::path::PathBuf, std::time::SystemTime, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).expect("readable") {
+            let e = e.expect("entry");
+            let m = e.metadata().expect("metadata");
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                let bytes = std::fs::read(e.path()).expect("readable");
+                out.push((e.path(), m.modified().expect("mtime"), bytes));
+            }
+        }
+    }
+    out.sort();
+    out
+}
