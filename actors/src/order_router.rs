@@ -27,7 +27,7 @@ use crate::deliver;
 use crate::events::EngineEvent;
 use crate::messages::{
     AttachUserFeed, BalancesChanged, CancelAll, CancelOrder, FillRecorded, GetOpenOrders, OrderAcknowledged,
-    OrderApproved, OrderClosed, OrderUpdated, StopOrders, VenueHealth, VenueUserEvent,
+    OrderApproved, OrderClosed, OrderUpdated, SetEmergencyStop, StopOrders, VenueHealth, VenueUserEvent,
 };
 use crate::metrics::metrics;
 use crate::store_writer::StoreWriter;
@@ -49,6 +49,9 @@ pub struct RouterRoutes {
     pub risk_balances: Recipient<BalancesChanged>,
     /// The risk guard: venue user-stream health.
     pub venue_health: Recipient<VenueHealth>,
+    /// The risk guard: the emergency stop, when the router cannot record
+    /// what happened (fail closed).
+    pub fail: Recipient<SetEmergencyStop>,
     /// The portfolio: fills.
     pub portfolio_fills: Recipient<FillRecorded>,
     /// The portfolio: balances.
@@ -123,6 +126,12 @@ pub struct OrderRouter {
     cancel_wanted: HashMap<String, u32>,
     /// Orders with a cancel request (or its follow-up query) outstanding.
     cancel_sending: HashSet<String>,
+    /// Orders with a fill the store could not record: nothing more about
+    /// them reaches anyone (the venue keeps the fill; the next start
+    /// records it), so no one acts on a fill that is not in the ledger.
+    unrecorded: HashSet<String>,
+    /// The router has set the emergency stop because the store failed.
+    failed_closed: bool,
 }
 
 /// How long a cancel the venue could not apply waits before it is tried
@@ -167,7 +176,30 @@ impl OrderRouter {
             stopped: false,
             cancel_wanted: HashMap::new(),
             cancel_sending: HashSet::new(),
+            unrecorded: HashSet::new(),
+            failed_closed: false,
         }
+    }
+
+    /// What happened could not be recorded: stop sending at once and set
+    /// the emergency stop (once), so nothing trades on a ledger that is short.
+    fn fail_closed(&mut self, what: String) {
+        self.stopped = true;
+        if self.failed_closed {
+            tracing::error!(problem = %what, "store still failing (the emergency stop is already set)");
+            return;
+        }
+        self.failed_closed = true;
+        tracing::error!(problem = %what, "FAIL CLOSED: setting the emergency stop");
+        deliver::must(
+            &self.routes.fail,
+            SetEmergencyStop {
+                reason: format!("fail closed: {what}"),
+                by: "engine:fail_closed".into(),
+                flatten: false,
+            },
+            "risk_guard",
+        );
     }
 
     /// The router of an engine that starts with the emergency stop set.
@@ -186,16 +218,17 @@ impl OrderRouter {
 
     fn persist(&self, order: Order, ctx: &mut Context<Self>) {
         let writer = self.writer.clone();
-        ctx.spawn(
-            async move {
-                match writer.run(move |s| s.put_order(&order, false)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::error!(error = %e, "order update not stored"),
-                    Err(e) => tracing::error!(error = %e, "order update not stored"),
-                }
-            }
-            .into_actor(self),
-        );
+        let cid = order.client_order_id.clone();
+        ctx.spawn(async move { writer.run(move |s| s.put_order(&order, false)).await }.into_actor(self).map(
+            move |result, act, _ctx| {
+                let problem = match result {
+                    Ok(Ok(())) => return,
+                    Ok(Err(e)) => e.to_string(),
+                    Err(e) => e.to_string(),
+                };
+                act.fail_closed(format!("an update of order {cid} could not be stored: {problem}"));
+            },
+        ));
     }
 
     fn notify_host(&self, order: &Order) {
@@ -283,6 +316,14 @@ impl OrderRouter {
             self.deferred_reports.insert(report.client_order_id.clone(), report);
             return;
         }
+        if self.unrecorded.contains(&report.client_order_id) {
+            // Not applied: it would tell of the fill that is not recorded.
+            tracing::warn!(client_order_id = %report.client_order_id, status = ?report.status, "report not applied: the order has a fill the store could not record");
+            if report.status.is_terminal() {
+                self.cancel_wanted.remove(&report.client_order_id);
+            }
+            return;
+        }
         let now = self.clock.now_ms();
         let Some(order) = self.orders.get_mut(&report.client_order_id) else {
             tracing::debug!(client_order_id = %report.client_order_id, status = ?report.status, "report for an order not open here");
@@ -339,18 +380,18 @@ impl OrderRouter {
                     match result {
                         Ok(Ok(recorded)) => {
                             act.seen_fills.insert(key.clone());
-                            if recorded.inserted {
+                            if recorded.inserted && act.unrecorded.contains(&recorded.fill.client_order_id) {
+                                // An earlier fill of its order is missing from the
+                                // ledger: recorded, told to no one (see `unrecorded`).
+                                tracing::warn!(symbol = %key.0, trade_id = %key.1, "fill recorded, not delivered: an earlier fill of its order is not recorded");
+                            } else if recorded.inserted {
                                 act.after_fill(recorded.fill, recorded.order, ctx);
                             } else {
                                 tracing::debug!(symbol = %key.0, trade_id = %key.1, "duplicate fill ignored");
                             }
                         }
-                        Ok(Err(e)) => {
-                            tracing::error!(error = %e, symbol = %key.0, trade_id = %key.1, "FILL NOT PERSISTED; the venue still has it and start-up reconciliation will record it")
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, symbol = %key.0, trade_id = %key.1, "FILL NOT PERSISTED: store writer gone")
-                        }
+                        Ok(Err(e)) => act.fill_not_recorded(&key, e.to_string()),
+                        Err(e) => act.fill_not_recorded(&key, e.to_string()),
                     }
                     let cid = act.fill_writing.take();
                     if let Some(cid) = cid {
@@ -363,6 +404,18 @@ impl OrderRouter {
                     act.write_next_fill(ctx);
                 }),
         );
+    }
+
+    /// A fill the store could not record: no one hears of it or of its
+    /// order again, and the engine fails closed. The venue keeps the fill;
+    /// the next start's reconciliation records it.
+    fn fill_not_recorded(&mut self, key: &(Symbol, TradeId), problem: String) {
+        tracing::error!(error = %problem, symbol = %key.0, trade_id = %key.1, "FILL NOT PERSISTED; nothing downstream hears of it; the next start records it from the venue");
+        if let Some(cid) = self.fill_writing.clone() {
+            self.deferred_reports.remove(&cid);
+            self.unrecorded.insert(cid);
+        }
+        self.fail_closed(format!("fill {} of {} could not be stored: {problem}", key.1, key.0));
     }
 
     /// Delivers the balance updates held back while fills were written, now
@@ -636,12 +689,15 @@ impl Handler<OrderApproved> for OrderRouter {
                     Some(result) => act.on_placed(cid, result, received, ctx),
                     // Held back above: already final.
                     None if stored_ok => {}
-                    None => act.reject(
-                        &cid,
-                        "store_failed",
-                        "the order could not be persisted, so it was not sent".into(),
-                        ctx,
-                    ),
+                    None => {
+                        act.reject(
+                            &cid,
+                            "store_failed",
+                            "the order could not be persisted, so it was not sent".into(),
+                            ctx,
+                        );
+                        act.fail_closed(format!("order {cid} could not be stored before sending"));
+                    }
                 })
             },
         ));

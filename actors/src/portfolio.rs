@@ -96,9 +96,9 @@ impl Portfolio {
             .map(|p| {
                 let mark = self.prices.get(&p.symbol).map(|e| e.price);
                 let upnl = mark.map(|m| p.unrealized_pnl(m));
-                realized += p.realized_pnl;
-                fees += p.fees;
-                unrealized += upnl.unwrap_or_default();
+                realized = realized.saturating_add(p.realized_pnl);
+                fees = fees.saturating_add(p.fees);
+                unrealized = unrealized.saturating_add(upnl.unwrap_or_default());
                 PositionView { position: p, mark, unrealized_pnl: upnl }
             })
             .collect();
@@ -125,13 +125,15 @@ impl Portfolio {
             if amount.is_zero() {
                 continue;
             }
+            // Overflow (an absurd price or balance) leaves equity unknown — no
+            // mark, so the protections see no equity — rather than a panic.
             if *asset == self.quote_asset {
-                total += amount;
+                total = total.checked_add(amount)?;
                 continue;
             }
             let inst = self.instruments.values().find(|i| i.base_asset == *asset && i.quote_asset == self.quote_asset);
             match inst {
-                Some(i) => total += amount * self.prices.get(&i.symbol)?.price,
+                Some(i) => total = total.checked_add(amount.checked_mul(self.prices.get(&i.symbol)?.price)?)?,
                 // An asset we cannot value (e.g. a fee token) is left out rather than guessed.
                 None => continue,
             }
@@ -152,7 +154,8 @@ impl Portfolio {
         if let Some(equity) = snap.equity {
             m.equity.set(equity.to_f64().unwrap_or(0.0));
             // The next mark supersedes this one: under overload it may be dropped (counted).
-            let mark = EquityMarked { equity, total_pnl: snap.realized_pnl + snap.unrealized_pnl };
+            let total_pnl = snap.realized_pnl.saturating_add(snap.unrealized_pnl);
+            let mark = EquityMarked { equity, total_pnl };
             crate::deliver::may_drop(&self.listener, mark, "risk_guard");
         }
     }

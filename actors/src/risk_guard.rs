@@ -76,6 +76,8 @@ struct FlattenWait {
 pub struct RiskGuard {
     engine: RiskEngine,
     flatten_wait: Option<FlattenWait>,
+    /// The guard has set the emergency stop because the store failed.
+    failed_closed: bool,
     ids: Arc<ClientIds>,
     routes: GuardRoutes,
     prices: Arc<PriceBoard>,
@@ -113,7 +115,7 @@ impl RiskGuard {
     ) -> Self {
         metrics().trading_state.set(engine.state().code());
         metrics().emergency_stop.set(i64::from(engine.emergency_stop()));
-        Self { engine, ids, routes, prices, writer, clock, events, flatten_wait: None }
+        Self { engine, ids, routes, prices, writer, clock, events, flatten_wait: None, failed_closed: false }
     }
 
     fn judge(&mut self, intent: OrderIntent, ingress: Option<Instant>) {
@@ -233,6 +235,23 @@ impl RiskGuard {
         }
     }
 
+    /// Something the engine must be sure of was not stored (a drawdown HALT
+    /// that did not reach the store would come back ACTIVE after a restart):
+    /// set the emergency stop, once.
+    fn fail_closed(&mut self, what: String, ctx: &mut Context<Self>) {
+        if self.failed_closed {
+            tracing::error!(problem = %what, "store still failing (the emergency stop is already set)");
+            return;
+        }
+        self.failed_closed = true;
+        tracing::error!(problem = %what, "FAIL CLOSED: setting the emergency stop");
+        ctx.notify(SetEmergencyStop {
+            reason: format!("fail closed: {what}"),
+            by: "engine:fail_closed".into(),
+            flatten: false,
+        });
+    }
+
     fn publish_state(&self, record: &TradingStateRecord) {
         metrics().trading_state.set(record.state.code());
         metrics().emergency_stop.set(i64::from(self.engine.emergency_stop()));
@@ -280,8 +299,8 @@ impl RiskGuard {
             .map(move |result, act, ctx| {
                 match result {
                     Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::error!(error = %e, "risk state not stored"),
-                    Err(e) => tracing::error!(error = %e, "risk state not stored"),
+                    Ok(Err(e)) => act.fail_closed(format!("the risk state could not be stored: {e}"), ctx),
+                    Err(e) => act.fail_closed(format!("the risk state could not be stored: {e}"), ctx),
                 }
                 if let Some(record) = &outcome.state_change {
                     act.publish_state(record);
@@ -398,10 +417,13 @@ impl Handler<EquityMarked> for RiskGuard {
             let persisted = self.engine.persisted();
             let writer = self.writer.clone();
             ctx.spawn(
-                async move {
-                    let _ = writer.run(move |s| risk::persist::save(s, &persisted, false)).await;
-                }
-                .into_actor(self),
+                async move { writer.run(move |s| risk::persist::save(s, &persisted, false)).await }
+                    .into_actor(self)
+                    .map(|result, act, ctx| match result {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => act.fail_closed(format!("the protections' state could not be stored: {e}"), ctx),
+                        Err(e) => act.fail_closed(format!("the protections' state could not be stored: {e}"), ctx),
+                    }),
             );
         }
     }
@@ -427,10 +449,15 @@ impl Handler<SetEmergencyStop> for RiskGuard {
         AtomicResponse::new(Box::pin(
             async move { writer.run(move |s| risk::emergency::set(s, &reason, &by, now)).await }.into_actor(self).map(
                 move |result, act, ctx| {
-                    let stop = match result {
-                        Ok(Ok(stop)) => stop,
-                        Ok(Err(e)) => return Err(not_persisted(EmergencyStopError::NotPersisted(Arc::new(e)))),
-                        Err(gone) => return Err(not_persisted(EmergencyStopError::StoreGone(gone))),
+                    // Not persisted (disk full, store writer gone): the stop
+                    // still holds in memory and everything below still happens —
+                    // failing closed must not depend on the store.
+                    let (stop, outcome) = match result {
+                        Ok(Ok(stop)) => (stop, Ok(())),
+                        Ok(Err(e)) => {
+                            (in_memory_stop(&msg, now), Err(not_persisted(EmergencyStopError::NotPersisted(Arc::new(e)))))
+                        }
+                        Err(gone) => (in_memory_stop(&msg, now), Err(not_persisted(EmergencyStopError::StoreGone(gone)))),
                     };
                     tracing::error!(reason = %msg.reason, by = %msg.by, flatten = msg.flatten, "EMERGENCY STOP set: trading HALTED, canceling open orders");
                     let change = act.engine.set_emergency_stop_record(stop, now);
@@ -445,10 +472,21 @@ impl Handler<SetEmergencyStop> for RiskGuard {
                     if msg.flatten || act.engine.config().flatten_on_emergency_stop {
                         act.flatten(None, ctx);
                     }
-                    Ok(())
+                    outcome
                 },
             ),
         ))
+    }
+}
+
+/// The stop as it holds in memory when it could not be stored.
+fn in_memory_stop(msg: &SetEmergencyStop, now_ms: i64) -> EmergencyStop {
+    EmergencyStop {
+        active: true,
+        reason: Some(msg.reason.clone()),
+        set_by: Some(msg.by.clone()),
+        set_at_ms: Some(now_ms),
+        ..Default::default()
     }
 }
 

@@ -24,7 +24,7 @@ use crate::events::EngineEvent;
 use crate::handle::EngineHandle;
 use crate::ids::ClientIds;
 use crate::market_data::MarketData;
-use crate::messages::{AttachUserFeed, MarketTick, SetEmergencyStop};
+use crate::messages::{AttachUserFeed, CancelAll, MarketTick, SetEmergencyStop, StopOrders};
 use crate::order_router::{OrderRouter, RouterRoutes};
 use crate::portfolio::Portfolio;
 use crate::prices::PriceBoard;
@@ -68,13 +68,68 @@ pub struct Supervisor {
     hosts: Vec<(StrategyId, Addr<StrategyHost>)>,
     events: broadcast::Sender<EngineEvent>,
     venue: Arc<dyn Venue>,
+    writer: StoreWriter,
+    clock: SharedClock,
+    /// The actors found gone last time (said once per change).
+    dead: Vec<String>,
+    /// The supervisor has set the emergency stop for a dead core actor.
+    failed_closed: bool,
+}
+
+/// The actors the engine cannot trade safely without: one gone for good
+/// (it panicked; actix restarts only actors that stop) fails closed.
+const CORE: [&str; 4] = ["risk_guard", "order_router", "portfolio", "market_data"];
+
+impl Supervisor {
+    /// A core actor is gone: set the emergency stop through the risk guard
+    /// if it is there, else in the store and at the router directly; with the
+    /// router gone, cancel at the venue from here.
+    fn fail_closed(&mut self, gone: &[String], ctx: &mut Context<Self>) {
+        self.failed_closed = true;
+        let reason = format!("fail closed: core actor gone for good: {}", gone.join(", "));
+        tracing::error!(actors = ?gone, "FAIL CLOSED: a core actor is gone; setting the emergency stop");
+        let by = "engine:supervisor".to_string();
+        if self.risk.connected() {
+            self.risk.do_send(SetEmergencyStop { reason: reason.clone(), by: by.clone(), flatten: false });
+        } else {
+            crate::metrics::metrics().emergency_stop.set(1);
+            let _ = self.events.send(EngineEvent::EmergencyStopSet { reason: reason.clone(), by: by.clone() });
+            if self.router.connected() {
+                self.router.do_send(StopOrders { active: true });
+                self.router.do_send(CancelAll { symbol: None, reason: reason.clone() });
+            }
+            let (writer, now) = (self.writer.clone(), self.clock.now_ms());
+            let (r, b) = (reason.clone(), by);
+            ctx.spawn(
+                async move {
+                    match writer.run(move |s| risk::emergency::set(s, &r, &b, now)).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => tracing::error!(error = %e, "EMERGENCY STOP COULD NOT BE PERSISTED"),
+                        Err(e) => tracing::error!(error = %e, "EMERGENCY STOP COULD NOT BE PERSISTED"),
+                    }
+                }
+                .into_actor(self),
+            );
+        }
+        if !self.router.connected() {
+            let (venue, writer) = (self.venue.clone(), self.writer.clone());
+            ctx.spawn(
+                async move {
+                    if let Err(e) = cancel_all_at_venue(&venue, &writer, "after the order router died").await {
+                        tracing::error!(error = %e, "cannot read the store's open orders to cancel them");
+                    }
+                }
+                .into_actor(self),
+            );
+        }
+    }
 }
 
 impl Actor for Supervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(Duration::from_secs(1), |act, _ctx| {
+        ctx.run_interval(Duration::from_secs(1), |act, ctx| {
             if let Some(w) = act.venue.used_weight() {
                 crate::metrics::metrics().venue_used_weight.set(i64::try_from(w).unwrap_or(i64::MAX));
             }
@@ -96,8 +151,15 @@ impl Actor for Supervisor {
                     dead.push(format!("strategy_host:{id}"));
                 }
             }
-            if !dead.is_empty() {
-                tracing::error!(actors = ?dead, "actors are gone and cannot be restarted");
+            if dead != act.dead {
+                if !dead.is_empty() {
+                    tracing::error!(actors = ?dead, "actors are gone and cannot be restarted");
+                }
+                act.dead = dead.clone();
+            }
+            let core: Vec<String> = dead.into_iter().filter(|d| CORE.contains(&d.as_str())).collect();
+            if !core.is_empty() && !act.failed_closed {
+                act.fail_closed(&core, ctx);
             }
         });
         let mut rx = self.events.subscribe();
@@ -129,11 +191,16 @@ impl Actor for Supervisor {
     }
 }
 
-/// With the emergency stop set, a start cancels every open order at the
-/// venue — those the venue reports, whatever placed them, and those the
-/// store thinks open — logging each, before reconciliation, warm-up or any
-/// strategy runs. Reconciliation then records their final states.
-async fn cancel_all_at_start(venue: &Arc<dyn Venue>, writer: &StoreWriter) -> Result<(), StartupError> {
+/// Cancels every open order at the venue — those the venue reports,
+/// whatever placed them, and those the store thinks open — logging each
+/// (`when` says at what point). A start with the emergency stop set does this
+/// before reconciliation, warm-up or any strategy runs (reconciliation then
+/// records their final states); the supervisor does it when the router is gone.
+async fn cancel_all_at_venue(
+    venue: &Arc<dyn Venue>,
+    writer: &StoreWriter,
+    when: &'static str,
+) -> Result<(), StartupError> {
     let mut targets: std::collections::BTreeSet<(Symbol, String)> = std::collections::BTreeSet::new();
     match venue.open_orders(None).await {
         Ok(open) => targets.extend(open.into_iter().map(|r| (r.symbol, r.client_order_id))),
@@ -148,7 +215,7 @@ async fn cancel_all_at_start(venue: &Arc<dyn Venue>, writer: &StoreWriter) -> Re
         loop {
             match venue.cancel_order(&symbol, &cid).await {
                 Ok(report) => {
-                    tracing::warn!(symbol = %symbol, client_order_id = %cid, status = ?report.status, "emergency stop: order canceled at start");
+                    tracing::warn!(symbol = %symbol, client_order_id = %cid, status = ?report.status, "emergency stop: order canceled {when}");
                     break;
                 }
                 Err(VenueError::NotFound) => {
@@ -159,12 +226,12 @@ async fn cancel_all_at_start(venue: &Arc<dyn Venue>, writer: &StoreWriter) -> Re
                 Err(e @ (VenueError::NotSent(_) | VenueError::RateLimited { .. } | VenueError::OutcomeUnknown(_)))
                     if attempt < 3 =>
                 {
-                    tracing::warn!(symbol = %symbol, client_order_id = %cid, error = %e, "emergency stop: cancel at start failed; retrying");
+                    tracing::warn!(symbol = %symbol, client_order_id = %cid, error = %e, "emergency stop: cancel {when} failed; retrying");
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(250 * attempt)).await;
                 }
                 Err(e) => {
-                    tracing::error!(symbol = %symbol, client_order_id = %cid, error = %e, "EMERGENCY STOP: CANNOT CANCEL an open order at start; cancel it at the venue");
+                    tracing::error!(symbol = %symbol, client_order_id = %cid, error = %e, "EMERGENCY STOP: CANNOT CANCEL an open order {when}; cancel it at the venue");
                     break;
                 }
             }
@@ -200,7 +267,7 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
     if decision.emergency_stop.active {
         // `keel halt` on a stopped engine cannot reach the venue: the start
         // does, before anything else trades or reads history.
-        cancel_all_at_start(&venue, &writer).await?;
+        cancel_all_at_venue(&venue, &writer, "at start").await?;
     }
     let instruments: Vec<_> = instruments.into_iter().filter(|i| symbols.contains(&i.symbol)).collect();
     for s in &symbols {
@@ -328,6 +395,7 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
                     risk_accepted: risk_addr.clone().recipient(),
                     risk_balances: risk_addr.clone().recipient(),
                     venue_health: risk_addr.clone().recipient(),
+                    fail: risk_addr.clone().recipient(),
                     portfolio_fills: portfolio.clone().recipient(),
                     portfolio_balances: portfolio.clone().recipient(),
                     host_fills: hosts.iter().map(|(id, h)| (id.clone(), h.clone().recipient())).collect(),
@@ -373,6 +441,10 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
         hosts: hosts.clone(),
         events: events.clone(),
         venue: venue.clone(),
+        writer: writer.clone(),
+        clock: clock.clone(),
+        dead: Vec::new(),
+        failed_closed: false,
     }
     .start();
 

@@ -84,13 +84,15 @@ impl Position {
     }
 
     /// Unrealized PnL at a mark price.
+    /// Saturates instead of overflowing: a mark no one can trade at must not
+    /// panic the actor valuing it.
     pub fn unrealized_pnl(&self, mark: Decimal) -> Decimal {
-        (mark - self.avg_price) * self.qty
+        mark.saturating_sub(self.avg_price).saturating_mul(self.qty)
     }
 
     /// Market value of the position at a mark price.
     pub fn market_value(&self, mark: Decimal) -> Decimal {
-        self.qty * mark
+        self.qty.saturating_mul(mark)
     }
 }
 
