@@ -19,6 +19,7 @@ pub mod market_data;
 pub mod messages;
 pub mod metrics;
 pub mod order_router;
+pub mod patience;
 pub mod portfolio;
 pub mod prices;
 pub mod reconcile;

@@ -30,23 +30,37 @@ pub struct Reconciled {
     pub balances: Balances,
     /// One line per difference found.
     pub differences: Vec<String>,
+    /// What could not be checked (a venue read that failed): the
+    /// reconciliation is complete only when this is empty.
+    pub incomplete: Vec<String>,
+    /// The symbols whose trades it listed (or tried to).
+    pub listed: std::collections::BTreeSet<keel_core::Symbol>,
 }
 
 /// Reconciles the store with the venue. Store errors fail the start (the caller
 /// fails closed); venue errors on single orders are logged and left for the
 /// router's resolution loop.
+/// `also` names symbols whose trades must be listed even with no order open
+/// there now (a retry after an attempt that could not list them, whose
+/// orders that attempt settled).
 pub async fn reconcile(
     venue: &Arc<dyn Venue>,
     writer: &StoreWriter,
     instruments: &[Instrument],
+    also: &std::collections::BTreeSet<keel_core::Symbol>,
     now_ms: i64,
 ) -> Result<Reconciled, StartupError> {
     let mut out = Reconciled::default();
     let stored_open = writer.run(|s| s.open_orders()).await??;
 
-    // 1. Fills the store has not seen, per symbol, since its fill cursor.
-    for inst in instruments {
-        let symbol = inst.symbol.clone();
+    // 1. Fills the store has not seen, per symbol, since its fill cursor —
+    //    only where an order of Keel's was open: with none open since the
+    //    last run, no fill of Keel's can be missing (and `myTrades` costs 20
+    //    weight a symbol; the adapter keeps its trade watermark for gaps).
+    let with_open: std::collections::BTreeSet<keel_core::Symbol> =
+        stored_open.iter().map(|o| o.symbol.clone()).collect();
+    out.listed = with_open.union(also).cloned().collect();
+    for symbol in out.listed.clone() {
         let last = writer
             .run({
                 let symbol = symbol.clone();
@@ -56,7 +70,7 @@ pub async fn reconcile(
         let fills = match venue.my_trades(&symbol, last.as_ref()).await {
             Ok(f) => f,
             Err(e) => {
-                out.differences.push(format!("{symbol}: cannot list own trades: {e}"));
+                out.incomplete.push(format!("{symbol}: cannot list own trades: {e}"));
                 continue;
             }
         };
@@ -68,7 +82,16 @@ pub async fn reconcile(
         }
     }
 
-    // 2. Every order the store thinks is open (or never heard back about).
+    // 2. Every order the store thinks is open (or never heard back about):
+    //    one `openOrders` per symbol (6 weight) for those still working, a
+    //    query (4 weight) only for the others.
+    let mut working: std::collections::HashMap<String, keel_core::venue::OrderReport> = Default::default();
+    for symbol in &with_open {
+        match venue.open_orders(Some(symbol)).await {
+            Ok(list) => working.extend(list.into_iter().map(|r| (r.client_order_id.clone(), r))),
+            Err(e) => tracing::warn!(symbol = %symbol, error = %e, "cannot list open orders; querying each"),
+        }
+    }
     for stored in stored_open {
         let Some(mut order) = writer
             .run({
@@ -80,7 +103,11 @@ pub async fn reconcile(
             continue;
         };
         let before = order.status;
-        match venue.query_order(&order.symbol, &order.client_order_id).await {
+        let found = match working.remove(&order.client_order_id) {
+            Some(report) => Ok(Some(report)),
+            None => venue.query_order(&order.symbol, &order.client_order_id).await,
+        };
+        match found {
             Ok(Some(report)) => {
                 order.venue_order_id.get_or_insert(report.venue_order_id.clone());
                 order.sync_to(report.status, now_ms);
@@ -98,7 +125,7 @@ pub async fn reconcile(
                 order.reason = Some(reason.into());
             }
             Err(e) => {
-                out.differences.push(format!(
+                out.incomplete.push(format!(
                     "order {} ({}): cannot query the venue ({e}); left {:?} for the router to resolve",
                     order.client_order_id, order.symbol, order.status
                 ));
@@ -144,7 +171,7 @@ pub async fn reconcile(
             out.balances = fresh;
         }
         Err(e) => {
-            out.differences.push(format!("cannot read balances: {e}"));
+            out.incomplete.push(format!("cannot read balances: {e}"));
             out.balances = writer.run(|s| s.balances()).await??.unwrap_or_default();
         }
     }

@@ -26,6 +26,7 @@ use crate::ids::ClientIds;
 use crate::market_data::MarketData;
 use crate::messages::{AttachUserFeed, CancelAll, MarketTick, SetEmergencyStop, StopOrders};
 use crate::order_router::{OrderRouter, RouterRoutes};
+use crate::patience::{retrying, Patience};
 use crate::portfolio::Portfolio;
 use crate::prices::PriceBoard;
 use crate::reconcile::reconcile;
@@ -57,6 +58,9 @@ pub struct EngineSetup {
     pub strategies: Vec<(StrategyConfig, Box<dyn Strategy>)>,
     /// The clock.
     pub clock: SharedClock,
+    /// How long start-up retries what the venue refuses for a passing
+    /// reason, and a reconciliation that cannot complete (`[engine] startup_deadline`).
+    pub startup_deadline: Duration,
 }
 
 /// Watches the other actors and turns venue bans into an emergency stop.
@@ -246,7 +250,17 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(60)
 /// Loads, reconciles, starts and wires the engine. Must run inside an actix system.
 /// Strategies trade only after this returns.
 pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupError> {
-    let EngineSetup { symbols, risk: risk_config, bar_interval_ms: interval, store, venue, strategies, clock } = setup;
+    let EngineSetup {
+        symbols,
+        risk: risk_config,
+        bar_interval_ms: interval,
+        store,
+        venue,
+        strategies,
+        clock,
+        startup_deadline,
+    } = setup;
+    let patience = Patience::new(startup_deadline);
     let writer = StoreWriter::start(store);
     let (events, _) = broadcast::channel(4096);
     let now = clock.now_ms();
@@ -263,7 +277,9 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
         );
     }
 
-    let instruments = venue.instruments().await.map_err(StartupError::venue("load instruments"))?;
+    let instruments = retrying(&patience, "load instruments", || venue.instruments())
+        .await
+        .map_err(StartupError::venue("load instruments"))?;
     if decision.emergency_stop.active {
         // `keel halt` on a stopped engine cannot reach the venue: the start
         // does, before anything else trades or reads history.
@@ -277,11 +293,38 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
     }
 
     // Subscribe before reconciling, so nothing between the two is missed (duplicates are dropped by trade id).
-    let user_feed = venue.subscribe_user().await.map_err(StartupError::venue("subscribe to user data"))?;
-    let reconciled = reconcile(&venue, &writer, &instruments, now).await?;
+    let user_feed = retrying(&patience, "subscribe to user data", || venue.subscribe_user())
+        .await
+        .map_err(StartupError::venue("subscribe to user data"))?;
+    // A reconciliation that could not check everything is tried again (it
+    // is idempotent); one still incomplete at the deadline starts HALTED.
+    let mut attempt = 0;
+    let mut also = std::collections::BTreeSet::new();
+    let reconciled = loop {
+        let r = reconcile(&venue, &writer, &instruments, &also, now).await?;
+        if r.incomplete.is_empty() {
+            break r;
+        }
+        also.extend(r.listed.iter().cloned());
+        let wait = Duration::from_millis(500u64 << attempt.min(4));
+        if wait > patience.left() {
+            break r;
+        }
+        tracing::warn!(incomplete = ?r.incomplete, retry_in_ms = wait.as_millis() as u64, "reconciliation incomplete; trying again");
+        tokio::time::sleep(wait).await;
+        attempt += 1;
+    };
     for line in &reconciled.differences {
         tracing::warn!(difference = %line, "reconciliation");
     }
+    let decision = if reconciled.incomplete.is_empty() {
+        decision
+    } else {
+        let reason =
+            format!("reconciliation incomplete at the start-up deadline: {}", reconciled.incomplete.join("; "));
+        tracing::error!(reason = %reason, "starting HALTED (fail closed)");
+        decision.halted_because(reason)
+    };
     tracing::info!(
         open_orders = reconciled.open_orders.len(),
         positions = reconciled.account.positions().len(),
@@ -311,8 +354,8 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
         }
     }
     risk_engine.on_balances(&balances);
-    // Reconciled: new orders may go out once the user stream confirms it is connected.
-    risk_engine.set_venue_healthy(true);
+    // Only a reconciliation that completed makes the venue healthy.
+    risk_engine.set_venue_healthy(reconciled.incomplete.is_empty());
     {
         let record = state.clone();
         writer.run(move |s| s.put_trading_state(&record)).await??;
@@ -328,7 +371,8 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
         let warmup = runner.warmup_bars();
         if warmup > 0 {
             for symbol in runner.symbols().to_vec() {
-                match venue.klines(&symbol, interval, None, warmup + 1).await {
+                match retrying(&patience, "warm-up history", || venue.klines(&symbol, interval, None, warmup + 1)).await
+                {
                     Ok(bars) => {
                         if let Some(b) = bars.last() {
                             last_bar.insert(symbol.clone(), b.open_time);
@@ -424,8 +468,9 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
     };
     router.do_send(AttachUserFeed(user_feed));
 
-    let feed =
-        venue.subscribe_market(&symbols, interval).await.map_err(StartupError::venue("subscribe to market data"))?;
+    let feed = retrying(&patience, "subscribe to market data", || venue.subscribe_market(&symbols, interval))
+        .await
+        .map_err(StartupError::venue("subscribe to market data"))?;
     let market = {
         let (prices, events) = (prices.clone(), events.clone());
         let resubscribe =

@@ -70,6 +70,7 @@ pub fn engine_setup(
         venue,
         strategies,
         clock,
+        startup_deadline: std::time::Duration::from_millis(config.engine.startup_deadline.0.max(0) as u64),
     })
 }
 

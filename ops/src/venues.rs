@@ -270,15 +270,20 @@ async fn connect(config: &Config, settings: BinanceSettings, stored: &StoredAcco
     let rest = settings.endpoints.rest.clone();
     let ws_stream = settings.endpoints.ws_stream.clone();
     let ws_api = settings.endpoints.ws_api.clone();
-    let venue = BinanceVenue::connect(settings)
+    // The weather (429, 418, 5xx, timeouts) is waited out up to the deadline.
+    let patience = actors::patience::Patience::new(std::time::Duration::from_millis(
+        config.engine.startup_deadline.0.max(0) as u64,
+    ));
+    let venue = actors::patience::retrying(&patience, "connect", || BinanceVenue::connect(settings.clone()))
         .await
         .map_err(|e| anyhow::anyhow!("cannot connect to Binance {mode} at {rest}: {e}"))?;
     for (symbol, cursor) in &stored.cursors {
         venue.seed_fill_cursor(symbol, cursor);
     }
-    let report = venue.startup_check().await.map_err(|e| {
-        anyhow::anyhow!("Binance {mode} at {rest}: the account check failed (API key or permissions?): {e}")
-    })?;
+    let report =
+        actors::patience::retrying(&patience, "account check", || venue.startup_check()).await.map_err(|e| {
+            anyhow::anyhow!("Binance {mode} at {rest}: the account check failed (API key or permissions?): {e}")
+        })?;
     tracing::info!(
         venue = mode,
         rest = %rest,

@@ -397,6 +397,13 @@ async fn live(config: &Config, bars: &[Bar]) -> (Vec<OrderKey>, Vec<FillKey>, Ve
         venue: venue.clone(),
         strategies: vec![(config.strategies[0].clone(), strategy(config))],
         clock: shared_clock,
+        startup_deadline: config
+            .engine
+            .startup_deadline
+            .0
+            .try_into()
+            .map(std::time::Duration::from_millis)
+            .unwrap_or_default(),
     })
     .await
     .expect("engine starts");

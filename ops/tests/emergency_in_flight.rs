@@ -80,6 +80,7 @@ async fn engine_on(
         venue,
         strategies: vec![(config, strategy)],
         clock,
+        startup_deadline: actors::patience::DEFAULT_STARTUP_DEADLINE,
     };
     (start_engine(setup).await.expect("engine starts"), store, dir)
 }

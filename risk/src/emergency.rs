@@ -126,6 +126,16 @@ impl StartupDecision {
         }
     }
 
+    /// This decision, but starting `HALTED` (fail closed) because of
+    /// `reason` found after the store was read (a reconciliation that could
+    /// not complete); the emergency stop and the risk state are kept.
+    pub fn halted_because(mut self, reason: String) -> Self {
+        self.state = TradingState::Halted;
+        self.reason = format!("fail closed: {reason}; starting HALTED. `keel resume` once the venue answers");
+        self.fail_closed = true;
+        self
+    }
+
     fn fail_closed(what: &str, error: &dyn fmt::Display) -> Self {
         Self {
             state: TradingState::Halted,

@@ -184,8 +184,16 @@ pub async fn start_with(
         .collect();
     let clock: SharedClock = Arc::new(SystemClock);
     let symbols = config.symbols.iter().map(|s| Symbol::new(&s.symbol)).collect();
-    let setup =
-        EngineSetup { symbols, risk: config.risk.clone(), bar_interval_ms: BAR_MS, store, venue, strategies, clock };
+    let setup = EngineSetup {
+        symbols,
+        risk: config.risk.clone(),
+        bar_interval_ms: BAR_MS,
+        store,
+        venue,
+        strategies,
+        clock,
+        startup_deadline: actors::patience::DEFAULT_STARTUP_DEADLINE,
+    };
     start_engine(setup).await.expect("engine starts")
 }
 

@@ -209,8 +209,15 @@ async fn subscribe(shared: &Shared, ws: &mut Ws, seq: &mut u64) -> Result<(), St
     Err("subscribe refused twice for the timestamp".into())
 }
 
-/// Runs the user-data subscription until the receiver is dropped.
-pub(crate) async fn run_user(shared: Arc<Shared>, tx: mpsc::Sender<UserEvent>) {
+/// Runs the user-data subscription until the receiver is dropped. `ready`
+/// hears how the first subscription went: the caller reconciles right after
+/// it, so that connection skips the adapter's own reconciliation (a start-up
+/// pays for one, not two); every later connection reconciles its gap.
+pub(crate) async fn run_user(
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<UserEvent>,
+    mut ready: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
+) {
     super::install_crypto_provider();
     let url = shared.settings.endpoints.ws_api.clone();
     let reconnect_after = Duration::from_millis(shared.settings.reconnect_after_ms.max(1000));
@@ -228,6 +235,13 @@ pub(crate) async fn run_user(shared: Arc<Shared>, tx: mpsc::Sender<UserEvent>) {
                 Err(e) => e,
                 Ok(()) => {
                     let mut pending_reconcile = true;
+                    if let Some(first) = ready.take() {
+                        pending_reconcile = false;
+                        let _ = first.send(Ok(()));
+                        if !run.emit(UserEvent::Status(StreamStatus::Connected)).await {
+                            return;
+                        }
+                    }
                     let deadline = tokio::time::sleep(reconnect_after);
                     tokio::pin!(deadline);
                     loop {
@@ -314,6 +328,11 @@ pub(crate) async fn run_user(shared: Arc<Shared>, tx: mpsc::Sender<UserEvent>) {
                 }
             },
         };
+        if let Some(first) = ready.take() {
+            // The caller decides whether to try again.
+            let _ = first.send(Err(reason));
+            return;
+        }
         tracing::warn!(%reason, "user-data stream disconnected; reconnecting");
         if !run.emit(UserEvent::Status(StreamStatus::Disconnected { reason: reason.clone() })).await {
             return;

@@ -141,6 +141,12 @@ pub fn fill_of_trade(t: &MyTrade, client_order_id: &str) -> Fill {
 /// exchangeInfo (symbol status, filters) is reloaded in the background this often.
 const INSTRUMENTS_MAX_AGE: Duration = Duration::from_secs(600);
 
+/// `instruments()` answers from the last `exchangeInfo` this recent.
+const INSTRUMENTS_REUSE: Duration = Duration::from_secs(30);
+
+/// `balances()` answers once from the start-up check's account read this recent.
+const ACCOUNT_REUSE: Duration = Duration::from_secs(10);
+
 /// Deduplication memory is pruned above this many entries…
 const SEEN_FILLS_MAX: usize = 200_000;
 /// …keeping the trade ids within this distance of each symbol's watermark.
@@ -153,6 +159,9 @@ pub(crate) struct Shared {
     instruments: Mutex<HashMap<Symbol, Instrument>>,
     /// When exchangeInfo was last loaded (statuses and filters change).
     instruments_at: Mutex<Option<std::time::Instant>>,
+    /// Balances the start-up check read, for the reconciliation just after
+    /// it (taken once, if recent): a start-up reads the account once.
+    checked_balances: Mutex<Option<(std::time::Instant, Vec<Balance>)>>,
     /// (symbol, trade id) already delivered to the caller.
     seen_fills: Mutex<HashSet<(Symbol, u64)>>,
     /// Per symbol: every own trade at or below this id has been delivered.
@@ -416,6 +425,7 @@ impl BinanceVenue {
             settings,
             instruments: Mutex::new(HashMap::new()),
             instruments_at: Mutex::new(None),
+            checked_balances: Mutex::new(None),
             seen_fills: Mutex::new(HashSet::new()),
             last_trade: Mutex::new(HashMap::new()),
             order_ids: Mutex::new(HashMap::new()),
@@ -461,6 +471,12 @@ impl BinanceVenue {
     pub async fn startup_check(&self) -> Result<StartupReport, VenueError> {
         let offset = self.shared.rest.sync_time().await.map_err(VenueError::from)?;
         let account = self.shared.rest.account().await.map_err(VenueError::from)?;
+        let balances = account
+            .balances
+            .iter()
+            .map(|b| Balance { asset: b.asset.clone(), free: b.free, locked: b.locked })
+            .collect();
+        *lock(&self.shared.checked_balances) = Some((std::time::Instant::now(), balances));
         let symbols = lock(&self.shared.instruments).len();
         Ok(StartupReport { clock_offset_ms: offset, can_trade: account.can_trade, symbols })
     }
@@ -552,6 +568,13 @@ impl Venue for BinanceVenue {
     }
 
     async fn instruments(&self) -> VenueResult<Vec<Instrument>> {
+        // `connect` has just read them: a start-up does not pay 20 weight twice.
+        let fresh = lock(&self.shared.instruments_at).is_some_and(|at| at.elapsed() < INSTRUMENTS_REUSE);
+        if fresh {
+            let mut list: Vec<Instrument> = lock(&self.shared.instruments).values().cloned().collect();
+            list.sort_by(|a, b| a.symbol.cmp(&b.symbol));
+            return Ok(list);
+        }
         let info = self.shared.rest.exchange_info().await?;
         Ok(self.shared.store_instruments(&info))
     }
@@ -733,6 +756,11 @@ impl Venue for BinanceVenue {
     }
 
     async fn balances(&self) -> VenueResult<Vec<Balance>> {
+        if let Some((at, list)) = lock(&self.shared.checked_balances).take() {
+            if at.elapsed() < ACCOUNT_REUSE {
+                return Ok(list);
+            }
+        }
         let acc = self.shared.rest.account().await?;
         Ok(acc.balances.into_iter().map(|b| Balance { asset: b.asset, free: b.free, locked: b.locked }).collect())
     }
@@ -769,11 +797,21 @@ impl Venue for BinanceVenue {
         Ok(rx)
     }
 
+    /// Returns once the subscription is live, so a reconciliation the caller
+    /// runs next misses nothing; a first subscription that fails is an error
+    /// (nothing keeps running).
     async fn subscribe_user(&self) -> VenueResult<mpsc::Receiver<UserEvent>> {
         let (tx, rx) = mpsc::channel(4096);
-        let task = tokio::spawn(super::user::run_user(self.shared.clone(), tx));
-        lock(&self.tasks).push(task);
-        Ok(rx)
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(super::user::run_user(self.shared.clone(), tx, Some(ready_tx)));
+        match ready_rx.await {
+            Ok(Ok(())) => {
+                lock(&self.tasks).push(task);
+                Ok(rx)
+            }
+            Ok(Err(reason)) => Err(VenueError::NotSent(format!("user-data subscription: {reason}"))),
+            Err(_) => Err(VenueError::NotSent("user-data subscription ended before it started".into())),
+        }
     }
 }
 

@@ -67,6 +67,12 @@ pub struct FaultConfig {
     pub latency_ms: u64,
     /// Server clock skew (ms, may be negative).
     pub clock_skew_ms: i64,
+    /// Faults for the first REST requests, in order (a start-up in bad
+    /// weather), e.g. `[{ kind = "rate_limited", retry_after_s = 1 }, { kind = "server_error" }]`.
+    pub first_requests: Vec<RestFault>,
+    /// REST paths below `/api/v3/` (e.g. `myTrades`) that answer 503 `-1001`
+    /// to every request: a venue that cannot serve part of a reconciliation.
+    pub failing_paths: Vec<String>,
 }
 
 /// The sandbox's configuration (`[sandbox]`).
@@ -225,7 +231,8 @@ impl Default for SandboxConfig {
 }
 
 /// A fault for the next REST request(s), answered before anything executes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RestFault {
     /// HTTP 429 `-1003` with `Retry-After`.
     RateLimited {
@@ -239,6 +246,12 @@ pub enum RestFault {
     },
     /// HTTP 503 without executing anything.
     ServerError,
+    /// Hold the request `hold_ms` before handling it (a client with a
+    /// shorter timeout gives up first).
+    Stall {
+        /// How long.
+        hold_ms: u64,
+    },
 }
 
 /// A fault for the next `POST /api/v3/order`: the answer is an error or is
@@ -279,6 +292,8 @@ struct FaultState {
     banned_until_ms: i64,
     /// Execution reports still to be sent garbled.
     garbled_reports: usize,
+    /// REST paths (below `/api/v3/`) that answer 503 until cleared.
+    failing_paths: Vec<String>,
 }
 
 /// How many REST requests [`FaultControl::rest_requests`] remembers.
@@ -294,19 +309,35 @@ pub struct FaultControl {
     conn_tx: broadcast::Sender<ConnCmd>,
     dropped: Arc<AtomicU64>,
     requests: Arc<Mutex<VecDeque<String>>>,
+    weight_total: Arc<AtomicU64>,
 }
 
 impl FaultControl {
     fn new(cfg: &FaultConfig) -> Self {
         let (conn_tx, _) = broadcast::channel(64);
         Self {
-            state: Arc::new(Mutex::new(FaultState::default())),
+            state: Arc::new(Mutex::new(FaultState {
+                rest: cfg.first_requests.iter().copied().collect(),
+                failing_paths: cfg.failing_paths.clone(),
+                ..FaultState::default()
+            })),
             latency_ms: Arc::new(AtomicU64::new(cfg.latency_ms)),
             skew_ms: Arc::new(AtomicI64::new(cfg.clock_skew_ms)),
             conn_tx,
             dropped: Arc::new(AtomicU64::new(0)),
             requests: Arc::new(Mutex::new(VecDeque::new())),
+            weight_total: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// REST request weight charged since the sandbox started, over every
+    /// minute window (what a client's start-up costs, whatever the clock).
+    pub fn weight_total(&self) -> u64 {
+        self.weight_total.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn charge_weight(&self, weight: u64) {
+        self.weight_total.fetch_add(weight, Ordering::Relaxed);
     }
 
     /// The REST requests received so far (the latest [`REQUEST_LOG_MAX`]), as
@@ -355,6 +386,16 @@ impl FaultControl {
         }
         st.garbled_reports -= 1;
         true
+    }
+
+    /// Makes every request to these REST paths (below `/api/v3/`) answer
+    /// 503 `-1001` until called again with other paths (or none).
+    pub fn fail_paths(&self, paths: &[&str]) {
+        self.lock().failing_paths = paths.iter().map(|p| p.to_string()).collect();
+    }
+
+    pub(crate) fn path_fails(&self, path: &str) -> bool {
+        self.lock().failing_paths.iter().any(|p| p == path)
     }
 
     /// Adds latency to every REST response.

@@ -186,6 +186,7 @@ pub(crate) async fn handle(
 
     // Weight accounting (per minute of server time).
     let weight = weight_of(&method, &path, &params);
+    app.faults.charge_weight(weight);
     let (used, over) = {
         let mut l = app.limits.lock().unwrap_or_else(|p| p.into_inner());
         let minute = now.div_euclid(60_000);
@@ -197,7 +198,18 @@ pub(crate) async fn handle(
         (l.weight, l.weight > app.cfg.weight_limit_1m)
     };
     let secs_to_minute = ((60_000 - now.rem_euclid(60_000)) as u64).div_ceil(1000);
+    if app.faults.path_fails(&path) {
+        return reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"code": -1001, "msg": "Internal error; unable to process your request. Please try again."}),
+            used,
+            &[],
+        );
+    }
     if let Some(fault) = app.faults.next_rest_fault(now) {
+        if let RestFault::Stall { hold_ms } = fault {
+            tokio::time::sleep(Duration::from_millis(hold_ms)).await;
+        }
         return match fault {
             RestFault::RateLimited { retry_after_s } => error_reply(
                 &Reject::new(-1003, format!("Too much request weight used; current limit is {} request weight per 1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API.", app.cfg.weight_limit_1m)),
@@ -211,7 +223,8 @@ pub(crate) async fn handle(
                 *resp.status_mut() = StatusCode::IM_A_TEAPOT;
                 resp
             }
-            RestFault::ServerError => reply(StatusCode::SERVICE_UNAVAILABLE, &json!({"code": -1001, "msg": "Internal error; unable to process your request. Please try again."}), used, &[]),
+            // A stalled request then fails (its client gave up long ago).
+            RestFault::ServerError | RestFault::Stall { .. } => reply(StatusCode::SERVICE_UNAVAILABLE, &json!({"code": -1001, "msg": "Internal error; unable to process your request. Please try again."}), used, &[]),
         };
     }
     if over {

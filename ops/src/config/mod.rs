@@ -85,6 +85,11 @@ pub struct EngineConfig {
     pub log_level: String,
     /// Bar interval strategies trade on, e.g. `1m`.
     pub bar_interval: DurationMs,
+    /// How long a start keeps retrying what the venue refuses for a passing
+    /// reason (429, 418, 5xx, timeouts) and a reconciliation that cannot
+    /// complete, e.g. `2m`; then it exits (or, for the reconciliation,
+    /// starts HALTED).
+    pub startup_deadline: DurationMs,
 }
 
 impl Default for EngineConfig {
@@ -94,6 +99,7 @@ impl Default for EngineConfig {
             log_format: LogFormat::Text,
             log_level: "info".into(),
             bar_interval: DurationMs(60_000),
+            startup_deadline: DurationMs(120_000),
         }
     }
 }
@@ -250,6 +256,9 @@ impl Config {
 
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.engine.startup_deadline.0 <= 0 {
+            return Err(ConfigError::new("engine.startup_deadline", "must be positive"));
+        }
         if self.engine.bar_interval.0 <= 0 {
             return Err(ConfigError::new("engine.bar_interval", "must be positive"));
         }
