@@ -78,6 +78,7 @@ async fn serve(config: crate::config::Config, store: SharedStore, exit_after: Op
     // Listen for SIGTERM/SIGINT from the start: one that arrives during
     // start-up stops the engine gracefully once it is up, instead of killing it.
     let signals = StopSignals::install();
+    crate::restarts::pace(store.as_ref(), SystemClock.now_ms(), config.engine.free_starts_per_minute as usize).await;
     let built = crate::venues::build(&config, Some(store.as_ref())).await?;
     let setup = engine_setup(&config, store.clone(), built.venue.clone(), Arc::new(SystemClock))?;
     let handle = match start_engine(setup).await {

@@ -17,6 +17,7 @@ pub mod config;
 pub mod http;
 pub mod logging;
 pub mod notify;
+pub mod restarts;
 pub mod secret;
 pub mod settings;
 pub mod summary;

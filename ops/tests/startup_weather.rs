@@ -191,3 +191,27 @@ async fn a_reconciliation_that_cannot_complete_starts_halted() {
     handle.shutdown(Duration::from_millis(200)).await;
     sb.shutdown().await;
 }
+
+#[test]
+fn starts_beyond_the_free_ones_in_a_minute_wait_before_contacting_the_venue() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let text = DEFAULT
+        .replace("free_starts_per_minute = 10", "free_starts_per_minute = 1")
+        .replace("log_format = \"text\"", "log_format = \"json\"");
+    std::fs::write(&config, text).unwrap();
+    let data = dir.path().join("data");
+    let (status, first) = spawn_run(&config, &data, &["--exit-after", "1s"], &[]).finish();
+    assert!(status.success());
+    let paced = |lines: &[serde_json::Value]| {
+        lines.iter().position(|v| v["message"].as_str().is_some_and(|m| m.starts_with("crash-loop protection")))
+    };
+    assert!(paced(&first).is_none(), "the first start goes at once");
+    let (status, second) = spawn_run(&config, &data, &["--exit-after", "1s"], &[]).finish();
+    assert!(status.success());
+    let at = paced(&second).expect("the second start within the minute waits");
+    assert_eq!(second[at]["wait_s"], 5);
+    let sandbox =
+        second.iter().position(|v| v["message"] == "embedded sandbox exchange started (Binance spot protocol)");
+    assert!(sandbox.is_some_and(|s| s > at), "it waits before contacting the venue");
+}

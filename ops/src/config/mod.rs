@@ -90,6 +90,10 @@ pub struct EngineConfig {
     /// complete, e.g. `2m`; then it exits (or, for the reconciliation,
     /// starts HALTED).
     pub startup_deadline: DurationMs,
+    /// Starts within a minute that contact the venue at once; each start
+    /// beyond them first waits 5 s longer (up to 30 s): a crash loop cannot
+    /// spend the venue's request weight.
+    pub free_starts_per_minute: u32,
 }
 
 impl Default for EngineConfig {
@@ -100,6 +104,7 @@ impl Default for EngineConfig {
             log_level: "info".into(),
             bar_interval: DurationMs(60_000),
             startup_deadline: DurationMs(120_000),
+            free_starts_per_minute: 10,
         }
     }
 }
