@@ -332,6 +332,21 @@ impl OrderRouter {
         if order.venue_order_id.is_none() {
             order.venue_order_id = Some(report.venue_order_id.clone());
         }
+        if report.status == OrderStatus::Unknown {
+            // The venue's answer did not say (or said what Keel cannot read):
+            // a sent order is resolved by querying it, never by guessing.
+            if matches!(order.status, OrderStatus::Submitted) {
+                let cid = report.client_order_id.clone();
+                self.transition(
+                    &cid,
+                    OrderEvent::OutcomeUnknown,
+                    Some("venue answer without a known status".into()),
+                    ctx,
+                );
+                ctx.run_later(Duration::from_millis(300), |act, ctx| act.resolve_unknown(ctx));
+            }
+            return;
+        }
         if report.status == OrderStatus::Rejected && !order.status.is_terminal() {
             let reason = report.reason.clone().unwrap_or_else(|| "rejected by venue".into());
             self.reject(&report.client_order_id, "venue_rejected", reason, ctx);

@@ -656,3 +656,18 @@ async fn only_trading_symbols_take_orders_and_unknown_statuses_do_not_fail() {
     assert!(sb.market.orders(&sb.api_key, "ETHUSDT").is_empty());
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_unreadable_market_stream_message_is_alerted_not_dropped_silently() {
+    let (sb, venue) = setup().await;
+    let mut alerts = venue.rest().alerts();
+    let mut feed = venue.subscribe_market(&[btc()], 60_000).await.unwrap();
+    until(&mut feed, "a bar", |m| matches!(m, MarketFeed::Event(MarketEvent::Bar(_)))).await;
+    sb.faults.garble_next_klines(1);
+    let alert = tokio::time::timeout(Duration::from_secs(10), alerts.recv()).await;
+    assert!(
+        matches!(&alert, Ok(Ok(VenueAlert::Malformed { stream, .. })) if stream == "market"),
+        "the garbled kline is alerted: {alert:?}"
+    );
+    sb.shutdown().await;
+}

@@ -123,6 +123,11 @@ impl RestClient {
         self.alerts.subscribe()
     }
 
+    /// Raises an alert for the engine (delivered with the user stream's events).
+    pub(crate) fn alert(&self, alert: VenueAlert) {
+        let _ = self.alerts.send(alert);
+    }
+
     /// The key pair.
     pub fn credentials(&self) -> &Credentials {
         &self.creds

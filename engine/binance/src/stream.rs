@@ -242,12 +242,27 @@ pub(crate) async fn run_market(
                         Ok(Some(Ok(Message::Text(t)))) => {
                             // Data flows: the connection is healthy, so the backoff starts over.
                             attempt = 0;
-                            let parsed = serde_json::from_str::<CombinedMessage>(t.as_str())
-                                .ok()
-                                .and_then(|c| StreamEvent::parse(&c.data).ok());
-                            let Some(ev) = parsed else {
-                                tracing::debug!(text = %t.as_str(), "ignoring unparsed stream message");
-                                continue;
+                            let ev = match serde_json::from_str::<CombinedMessage>(t.as_str()) {
+                                Ok(c) => match StreamEvent::parse(&c.data) {
+                                    Ok(ev) => ev,
+                                    Err(e) => {
+                                        // A data message Keel cannot read is loud: the
+                                        // bar it carried is recovered by the gap check.
+                                        unreadable(&run.shared.rest, t.as_str(), &e);
+                                        continue;
+                                    }
+                                },
+                                // Not stream data: a subscription answer (`{"result":null,"id":…}`)
+                                // is expected; anything else is loud.
+                                Err(e) => {
+                                    let is_ack = serde_json::from_str::<serde_json::Value>(t.as_str()).is_ok_and(|v| {
+                                        v.get("id").is_some() && (v.get("result").is_some() || v.get("error").is_some())
+                                    });
+                                    if !is_ack {
+                                        unreadable(&run.shared.rest, t.as_str(), &e);
+                                    }
+                                    continue;
+                                }
                             };
                             match run.on_event(ev).await {
                                 Ok(true) => {}
@@ -274,6 +289,14 @@ pub(crate) async fn run_market(
             attempt = attempt.saturating_add(1);
         }
     }
+}
+
+/// A market-stream message Keel cannot read: a warning with its text
+/// (credentials masked) and an alert the engine counts in
+/// `keel_venue_parse_errors_total{stream="market"}`.
+fn unreadable(rest: &super::rest::RestClient, raw: &str, e: &serde_json::Error) {
+    tracing::warn!(raw = %super::user::redact(raw), error = %e, "binance: market-stream message Keel cannot read");
+    rest.alert(keel_core::venue::VenueAlert::Malformed { stream: "market".into(), detail: e.to_string() });
 }
 
 #[cfg(test)]

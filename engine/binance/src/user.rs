@@ -346,7 +346,7 @@ pub(crate) async fn run_user(
 }
 
 /// A venue message as it may be logged: credentials masked, at most 2 KiB.
-fn redact(raw: &str) -> String {
+pub(crate) fn redact(raw: &str) -> String {
     let mut out = raw.to_string();
     for key in ["\"apiKey\":\"", "\"signature\":\"", "\"listenKey\":\""] {
         let mut from = 0;

@@ -101,17 +101,35 @@ pub fn instrument_of(s: &SymbolInfo) -> Instrument {
 /// order's own id (for a cancel response, `origClientOrderId`).
 pub fn report_of(o: &OrderInfo, fallback_ts: i64) -> OrderReport {
     let cid = o.orig_client_order_id.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| o.client_order_id.clone());
+    // A status that is missing or that Keel does not know is never guessed:
+    // it is `Unknown`, which makes the router query the order. A REST
+    // answer's side is informational (the router keeps the order's own).
+    let status = match o.status.as_deref().map(order_status) {
+        Some(Ok(s)) => s,
+        Some(Err(e)) => {
+            tracing::warn!(client_order_id = %cid, error = %e, "binance: order status Keel does not know; the order will be queried");
+            OrderStatus::Unknown
+        }
+        None => {
+            tracing::warn!(client_order_id = %cid, "binance: order answer without a status; the order will be queried");
+            OrderStatus::Unknown
+        }
+    };
+    let side = match o.side.as_deref().map(side_of) {
+        Some(Ok(side)) => side,
+        other => {
+            if let Some(Err(e)) = other {
+                tracing::warn!(client_order_id = %cid, error = %e, "binance: order side Keel does not know (the order's own side is kept)");
+            }
+            Side::Buy
+        }
+    };
     OrderReport {
         client_order_id: cid,
         venue_order_id: o.order_id.to_string(),
         symbol: Symbol::new(&o.symbol),
-        // A REST answer's side is informational (the router keeps the
-        // order's own); an unknown status asks for the order to be queried.
-        side: o.side.as_deref().and_then(|s| side_of(s).ok()).unwrap_or(Side::Buy),
-        status: match o.status.as_deref() {
-            None => OrderStatus::Accepted,
-            Some(s) => order_status(s).unwrap_or(OrderStatus::Unknown),
-        },
+        side,
+        status,
         qty: o.orig_qty.unwrap_or_default(),
         filled_qty: o.executed_qty.unwrap_or_default(),
         filled_quote: o.cummulative_quote_qty.unwrap_or_default().max(Decimal::ZERO),
@@ -822,4 +840,27 @@ pub async fn signed_get<T: serde::de::DeserializeOwned>(
     params: Vec<(String, String)>,
 ) -> Result<T, BinanceError> {
     venue.shared.rest.signed(Method::GET, path, params, false).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_never_guesses_a_status() {
+        let cases = [
+            (r#""status":"NEW","#, OrderStatus::Accepted),
+            (r#""status":"PARTIALLY_FILLED","#, OrderStatus::PartiallyFilled),
+            (r#""status":"SOMETHING_NEW","#, OrderStatus::Unknown),
+            ("", OrderStatus::Unknown),
+        ];
+        for (status, want) in cases {
+            let json = format!(
+                r#"{{"symbol":"BTCUSDT","orderId":7,"orderListId":-1,"clientOrderId":"k-1",{status}"side":"SELL"}}"#
+            );
+            let info: OrderInfo = serde_json::from_str(&json).unwrap();
+            let report = report_of(&info, 1);
+            assert_eq!((report.status, report.side), (want, Side::Sell), "{json}");
+        }
+    }
 }

@@ -292,6 +292,8 @@ struct FaultState {
     banned_until_ms: i64,
     /// Execution reports still to be sent garbled.
     garbled_reports: usize,
+    /// Kline messages still to be sent garbled.
+    garbled_klines: usize,
     /// REST paths (below `/api/v3/`) that answer 503 until cleared.
     failing_paths: Vec<String>,
 }
@@ -376,6 +378,22 @@ impl FaultControl {
     /// venue message would arrive.
     pub fn garble_next_execution_reports(&self, count: usize) {
         self.lock().garbled_reports += count;
+    }
+
+    /// Sends the next `count` kline messages (to every subscriber) with a
+    /// kline body no Binance client can read.
+    pub fn garble_next_klines(&self, count: usize) {
+        self.lock().garbled_klines += count;
+    }
+
+    /// True if this kline message is to be garbled (counts it).
+    pub(crate) fn take_garbled_kline(&self) -> bool {
+        let mut st = self.lock();
+        if st.garbled_klines == 0 {
+            return false;
+        }
+        st.garbled_klines -= 1;
+        true
     }
 
     /// True if this execution report is to be garbled (counts it).

@@ -120,8 +120,12 @@ async fn market_conn(app: Arc<App>, mut socket: WebSocket, mut streams: Vec<Stri
             m = market.recv() => match m {
                 Ok(msg) => {
                     let now = app.faults.server_now_ms();
+                    let garble = matches!(msg.kind, MarketKind::Bar { .. }) && app.faults.take_garbled_kline();
                     for s in &streams {
-                        if let Some(data) = payload_for(s, &msg, &mut aggs, now) {
+                        if let Some(mut data) = payload_for(s, &msg, &mut aggs, now) {
+                            if garble && data["e"] == "kline" {
+                                data["k"] = json!("garbled");
+                            }
                             let v = if combined { json!({"stream": s, "data": data}) } else { data };
                             if socket.send(text(&v)).await.is_err() {
                                 return;
