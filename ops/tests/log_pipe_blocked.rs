@@ -1,6 +1,6 @@
 //! A log output nobody reads (a stalled journald or Docker log driver, a full
 //! pipe) must not freeze the engine: it keeps working, counts the log lines
-//! it drops, and stops promptly on SIGTERM.
+//! it drops, takes an emergency stop, and stops promptly on SIGTERM.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -24,6 +24,21 @@ fn metric(port: u16, name: &str) -> Option<f64> {
     body.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
 }
 
+/// Sets the emergency stop through the HTTP API; returns the status line.
+fn emergency_stop(port: u16, token: &str) -> String {
+    let body = r#"{"reason":"test: log output blocked","flatten":false}"#;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("the API answers");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let req = format!(
+        "POST /api/v1/emergency-stop HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).expect("request sent");
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer.lines().next().unwrap_or_default().to_string()
+}
+
 /// Waits (bounded) until `pred` holds for the metric's value.
 fn wait_metric(port: u16, name: &str, within: Duration, pred: impl Fn(f64) -> bool) -> f64 {
     let deadline = Instant::now() + within;
@@ -37,12 +52,15 @@ fn wait_metric(port: u16, name: &str, within: Duration, pred: impl Fn(f64) -> bo
 }
 
 #[test]
-fn an_engine_whose_log_output_nobody_reads_keeps_working_and_stops_on_sigterm() {
+fn an_engine_whose_log_output_nobody_reads_keeps_working_takes_an_emergency_stop_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let config = dir.path().join("config.toml");
-    std::fs::write(&config, CONFIG.replace("listen = \"127.0.0.1:9184\"", &format!("listen = \"127.0.0.1:{port}\"")))
-        .unwrap();
+    let text = CONFIG
+        .replace("listen = \"127.0.0.1:9184\"", &format!("listen = \"127.0.0.1:{port}\""))
+        .replace("# token_env = \"KEEL_API_TOKEN\"", "token_env = \"KEEL_TEST_API_TOKEN\"");
+    std::fs::write(&config, text).unwrap();
+    let token = "log-pipe-test-token";
     // Trace level fills a pipe in moments; stdout and stderr are pipes
     // this test never reads.
     let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
@@ -51,6 +69,7 @@ fn an_engine_whose_log_output_nobody_reads_keeps_working_and_stops_on_sigterm() 
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .env("RUST_LOG", "trace")
+        .env("KEEL_TEST_API_TOKEN", token)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -62,6 +81,10 @@ fn an_engine_whose_log_output_nobody_reads_keeps_working_and_stops_on_sigterm() 
     // …and keeps working: market events keep reaching the strategies.
     let before = wait_metric(port, "keel_market_events_total", Duration::from_secs(10), |_| true);
     wait_metric(port, "keel_market_events_total", Duration::from_secs(30), |v| v > before);
+    // …and the emergency stop still works.
+    let answer = emergency_stop(port, token);
+    assert!(answer.contains("200"), "{answer}");
+    wait_metric(port, "keel_emergency_stop", Duration::from_secs(10), |v| v == 1.0);
 
     let sent = Instant::now();
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
