@@ -54,22 +54,10 @@ async fn one_start_with_the_default_two_symbols_costs_at_most_100_weight() {
     assert!(first <= 100, "a fresh start costs {first} weight, over 100: {requests:#?}");
     // The restart runs on a copy (this process still holds the first store).
     let again_dir = dir.path().join("again");
-    copy_dir(&data, &again_dir);
+    keel_store::copy_dir(&data, &again_dir).unwrap();
     let (again, requests) = start_weight(&again_dir).await;
     eprintln!("start-up weight, restart: {again}: {requests:?}");
     assert!(again <= 100, "a restart costs {again} weight, over 100: {requests:#?}");
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 /// A standalone sandbox whose first REST requests fail the way a venue in

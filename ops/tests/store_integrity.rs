@@ -16,18 +16,6 @@ fn state_json(config: &str, data: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("keel state --json")
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
 #[test]
 fn a_store_that_lost_its_snapshot_starts_halted_sends_nothing_and_waits_for_an_accept() {
     let dir = tempfile::tempdir().unwrap();
@@ -40,7 +28,7 @@ fn a_store_that_lost_its_snapshot_starts_halted_sends_nothing_and_waits_for_an_a
 
     // A copy of it loses sled's snapshot and log files.
     let data = dir.path().join("data");
-    copy_dir(&populated, &data);
+    keel_store::copy_dir(&populated, &data).unwrap();
     let mut lost = 0;
     for e in std::fs::read_dir(data.join("keel.sled")).unwrap() {
         let e = e.unwrap();

@@ -607,8 +607,9 @@ pub(crate) fn private_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Copies a directory tree (the store's backup before a migration).
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+/// Copies a directory tree, creating `to` private (the store's backup
+/// before a migration, the copy `keel state` reads; tests copy stores with it).
+pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     private_dir(to)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;

@@ -47,18 +47,6 @@ fn populate(dir: &Path, from: u64, n: u64) {
     store.flush().unwrap();
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
 /// Deletes sled's snapshot and log files, keeping its directory and `conf`:
 /// what a lost snapshot leaves behind.
 fn lose_snapshot(dir: &Path) {
@@ -119,10 +107,10 @@ fn a_store_behind_its_record_or_swapped_for_another_is_refused() {
     populate(&data, 1, 3);
     // An older copy of the same store (a backup restored over it).
     let old = dir.path().join("old");
-    copy_dir(&data.join("keel.sled"), &old);
+    keel_store::copy_dir(&data.join("keel.sled"), &old).unwrap();
     populate(&data, 10, 3);
     std::fs::remove_dir_all(data.join("keel.sled")).unwrap();
-    copy_dir(&old, &data.join("keel.sled"));
+    keel_store::copy_dir(&old, &data.join("keel.sled")).unwrap();
     let store = SledStore::open(&data).unwrap();
     let problem = store.integrity().expect("behind");
     assert!(problem.contains("behind") && problem.contains("3 orders, the record 6"), "{problem}");
@@ -134,7 +122,7 @@ fn a_store_behind_its_record_or_swapped_for_another_is_refused() {
     let data2 = dir.path().join("data2");
     populate(&data2, 1, 2);
     std::fs::remove_dir_all(data2.join("keel.sled")).unwrap();
-    copy_dir(&other.join("keel.sled"), &data2.join("keel.sled"));
+    keel_store::copy_dir(&other.join("keel.sled"), &data2.join("keel.sled")).unwrap();
     let problem = SledStore::open(&data2).unwrap().integrity().expect("swapped");
     assert!(problem.contains("swapped"), "{problem}");
 }
