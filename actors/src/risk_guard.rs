@@ -457,7 +457,16 @@ impl Handler<SetEmergencyStop> for RiskGuard {
                         Ok(Err(e)) => {
                             (in_memory_stop(&msg, now), Err(not_persisted(EmergencyStopError::NotPersisted(Arc::new(e)))))
                         }
-                        Err(gone) => (in_memory_stop(&msg, now), Err(not_persisted(EmergencyStopError::StoreGone(gone)))),
+                        // The store thread is gone (it panicked): write the stop
+                        // from here, blocking this once — a stop that is not on
+                        // disk would be forgotten by the next start.
+                        Err(gone) => match risk::emergency::set(act.writer.store().as_ref(), &msg.reason, &msg.by, now) {
+                            Ok(stop) => {
+                                tracing::error!(error = %gone, "store writer gone: the emergency stop was written directly");
+                                (stop, Ok(()))
+                            }
+                            Err(_) => (in_memory_stop(&msg, now), Err(not_persisted(EmergencyStopError::StoreGone(gone)))),
+                        },
                     };
                     tracing::error!(reason = %msg.reason, by = %msg.by, flatten = msg.flatten, "EMERGENCY STOP set: trading HALTED, canceling open orders");
                     let change = act.engine.set_emergency_stop_record(stop, now);

@@ -29,10 +29,12 @@ use tokio::sync::mpsc;
 
 use common::*;
 
-/// A sled store whose fill writes fail while `fail_fills` is set (a full disk).
+/// A sled store whose fill writes fail while `fail_fills` is set (a full
+/// disk) — or, with `panic` set, panic (a bug on the store thread).
 struct FailingStore {
     inner: SledStore,
     fail_fills: AtomicBool,
+    panic: bool,
 }
 
 fn disk_full() -> StoreError {
@@ -57,6 +59,7 @@ impl Store for FailingStore {
     }
     fn record_fill(&self, fill: &Fill, order: Option<&Order>) -> StoreResult<bool> {
         if self.fail_fills.load(Ordering::SeqCst) {
+            assert!(!self.panic, "store bug (test): panicked recording a fill");
             return Err(disk_full());
         }
         self.inner.record_fill(fill, order)
@@ -210,10 +213,22 @@ fn eth() -> Symbol {
 
 #[actix_rt::test]
 async fn a_fill_the_store_cannot_record_stops_everything_and_reaches_no_one() {
+    unrecorded_fill_fails_closed(false).await;
+}
+
+#[actix_rt::test]
+async fn a_store_thread_that_panics_on_a_fill_stops_everything_and_the_stop_is_still_stored() {
+    unrecorded_fill_fails_closed(true).await;
+}
+
+async fn unrecorded_fill_fails_closed(panic: bool) {
     let config = Config::parse(CONFIG).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let failing =
-        Arc::new(FailingStore { inner: SledStore::open(dir.path()).unwrap(), fail_fills: AtomicBool::new(false) });
+    let failing = Arc::new(FailingStore {
+        inner: SledStore::open(dir.path()).unwrap(),
+        fail_fills: AtomicBool::new(false),
+        panic,
+    });
     let store: SharedStore = failing.clone();
     let venue = paper(&config);
     // BTC flips; ETH buys on every bar, and keeps asking after the stop.
