@@ -417,3 +417,89 @@ async fn replays_a_kline_csv() {
 async fn start_exact(cfg: SandboxConfig) -> SandboxHandle {
     Sandbox::start(cfg).await.expect("sandbox starts")
 }
+
+#[tokio::test]
+async fn order_entry_refuses_what_binance_refuses() {
+    let sb = start(SandboxConfig::default()).await;
+    sb.market.pause();
+    sb.market.set_price("BTCUSDT", "60000".parse().unwrap());
+    sb.market.step(1);
+    let order = |kind: &'static str, side: &'static str, stop: &'static str, price: &'static str, cid: &'static str| {
+        vec![
+            ("symbol", "BTCUSDT"),
+            ("side", side),
+            ("type", kind),
+            ("timeInForce", "GTC"),
+            ("quantity", "0.01"),
+            ("price", price),
+            ("stopPrice", stop),
+            ("newClientOrderId", cid),
+        ]
+    };
+    // A stop on the wrong side of the market would trigger at once.
+    for (kind, side, stop, price) in [
+        ("STOP_LOSS_LIMIT", "BUY", "59000", "59010"),
+        ("TAKE_PROFIT_LIMIT", "BUY", "61000", "61010"),
+        ("STOP_LOSS_LIMIT", "SELL", "61000", "60990"),
+        ("TAKE_PROFIT_LIMIT", "SELL", "59000", "58990"),
+    ] {
+        let r = call(&sb, "POST", "/api/v3/order", &order(kind, side, stop, price, "wrong-side"), true, None).await;
+        assert_eq!(
+            r.body,
+            json!({"code": -2010, "msg": "Order would trigger immediately."}),
+            "{kind} {side} stop {stop}"
+        );
+    }
+    // On the right side they rest, not working until triggered, and say which they are.
+    for (kind, side, stop, price, cid) in [
+        ("STOP_LOSS_LIMIT", "BUY", "61000", "61010", "sl-buy"),
+        ("TAKE_PROFIT_LIMIT", "BUY", "59000", "59010", "tp-buy"),
+    ] {
+        let r = call(&sb, "POST", "/api/v3/order", &order(kind, side, stop, price, cid), true, None).await;
+        assert_eq!(r.status, 200, "{kind}: {}", r.body);
+        let q =
+            call(&sb, "GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", cid)], true, None).await;
+        assert_eq!((q.body["type"].as_str(), q.body["isWorking"].as_bool()), (Some(kind), Some(false)), "{}", q.body);
+    }
+    // The price rises through the stop-loss: it triggers and works.
+    sb.market.set_price("BTCUSDT", "61005".parse().unwrap());
+    sb.market.step(1);
+    let q =
+        call(&sb, "GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "sl-buy")], true, None).await;
+    assert_eq!(q.body["isWorking"], true, "{}", q.body);
+    let q =
+        call(&sb, "GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "tp-buy")], true, None).await;
+    assert_eq!(q.body["isWorking"], false, "the take-profit buy waits for the price to fall: {}", q.body);
+
+    // A parameter the endpoint does not read.
+    let mut p = order("LIMIT", "BUY", "1", "50000", "extra-param");
+    p.retain(|(k, _)| *k != "stopPrice");
+    p.push(("colour", "blue"));
+    let sent = p.len() + 2; // with timestamp and signature
+    let r = call(&sb, "POST", "/api/v3/order", &p, true, None).await;
+    let msg = format!("Not all sent parameters were read; read '{}' parameter(s) but was sent '{sent}'.", sent - 1);
+    assert_eq!(r.body, json!({"code": -1104, "msg": msg}));
+
+    // A client order id is unique among open orders only.
+    let mut p = order("LIMIT", "BUY", "1", "50000", "again");
+    p.retain(|(k, _)| *k != "stopPrice");
+    assert_eq!(call(&sb, "POST", "/api/v3/order", &p, true, None).await.status, 200);
+    let dup = call(&sb, "POST", "/api/v3/order", &p, true, None).await;
+    assert_eq!(dup.body, json!({"code": -2010, "msg": "Duplicate order sent."}));
+    call(&sb, "DELETE", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "again")], true, None).await;
+    let reused = call(&sb, "POST", "/api/v3/order", &p, true, None).await;
+    assert_eq!(reused.status, 200, "the id of a final order may be used again: {}", reused.body);
+
+    // A market order echoes GTC.
+    let m = [("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "MARKET"), ("quantity", "0.001")];
+    let r = call(&sb, "POST", "/api/v3/order", &m, true, None).await;
+    assert_eq!(r.body["timeInForce"], "GTC", "{}", r.body);
+
+    // exchangeInfo lists what is served.
+    let info = call(&sb, "GET", "/api/v3/exchangeInfo", &[("symbol", "BTCUSDT")], false, None).await;
+    assert_eq!(
+        info.body["symbols"][0]["orderTypes"],
+        json!(["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"])
+    );
+    sb.shutdown().await;
+}

@@ -204,11 +204,13 @@ pub fn status_str(s: OrderStatus) -> &'static str {
     }
 }
 
-fn type_str(t: &OrderType) -> &'static str {
-    match t {
+fn type_str(o: &SimOrder) -> &'static str {
+    match o.order_type {
         OrderType::Market => "MARKET",
         OrderType::Limit { .. } => "LIMIT",
-        OrderType::StopLimit { .. } => "STOP_LOSS_LIMIT",
+        // Which side of the market the stop lay on says which it is.
+        OrderType::StopLimit { .. } if o.trigger_above == (o.side == keel_core::order::Side::Buy) => "STOP_LOSS_LIMIT",
+        OrderType::StopLimit { .. } => "TAKE_PROFIT_LIMIT",
     }
 }
 
@@ -245,13 +247,13 @@ pub fn order_json(o: &SimOrder) -> Value {
         "cummulativeQuoteQty": d8(o.filled_quote),
         "status": status_str(o.status),
         "timeInForce": tif_str(o.tif),
-        "type": type_str(&o.order_type),
+        "type": type_str(o),
         "side": o.side.as_str(),
         "stopPrice": d8(stop),
         "icebergQty": d8(Decimal::ZERO),
         "time": o.created_ms,
         "updateTime": o.updated_ms,
-        "isWorking": o.status.is_open(),
+        "isWorking": o.status.is_open() && (o.triggered || !matches!(o.order_type, OrderType::StopLimit { .. })),
         "workingTime": o.created_ms,
         "origQuoteOrderQty": d8(Decimal::ZERO),
         "selfTradePreventionMode": "NONE",
@@ -339,7 +341,7 @@ pub fn execution_report(e: &Execution, event_ms: i64, exec_type_override: Option
         "s": o.symbol.as_str(),
         "c": o.client_order_id,
         "S": o.side.as_str(),
-        "o": type_str(&o.order_type),
+        "o": type_str(o),
         "f": tif_str(o.tif),
         "q": d8(o.qty),
         "p": d8(o.order_type.limit_price().unwrap_or_default()),

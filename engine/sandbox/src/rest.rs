@@ -39,6 +39,20 @@ impl Params {
         Self { map: pairs.into_iter().collect() }
     }
 
+    /// Binance's `-1104` when a parameter was sent that the endpoint does
+    /// not read: "read 'N' parameter(s) but was sent 'M'".
+    pub(crate) fn all_read(&self, known: &[&str]) -> Result<(), Reject> {
+        let sent = self.map.len();
+        let read = self.map.keys().filter(|k| known.contains(&k.as_str())).count();
+        if read == sent {
+            return Ok(());
+        }
+        Err(Reject::new(
+            -1104,
+            format!("Not all sent parameters were read; read '{read}' parameter(s) but was sent '{sent}'."),
+        ))
+    }
+
     pub(crate) fn get(&self, k: &str) -> Option<&str> {
         self.map.get(k).map(String::as_str).filter(|v| !v.is_empty())
     }
@@ -354,7 +368,7 @@ fn symbol_json(i: &Instrument, app: &App) -> Value {
         "quoteAssetPrecision": 8,
         "baseCommissionPrecision": 8,
         "quoteCommissionPrecision": 8,
-        "orderTypes": ["LIMIT", "MARKET", "STOP_LOSS_LIMIT"],
+        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"],
         "icebergAllowed": false,
         "ocoAllowed": false,
         "otoAllowed": false,
@@ -590,7 +604,36 @@ pub(crate) struct ParsedOrder {
     pub resp_type: String,
 }
 
+/// What `POST /api/v3/order` (and `order.place` on the WebSocket API) read:
+/// the documented parameters, plus the request's own (`apiKey` on the WS-API).
+const NEW_ORDER_PARAMS: &[&str] = &[
+    "symbol",
+    "side",
+    "type",
+    "timeInForce",
+    "quantity",
+    "quoteOrderQty",
+    "price",
+    "newClientOrderId",
+    "strategyId",
+    "strategyType",
+    "stopPrice",
+    "trailingDelta",
+    "icebergQty",
+    "newOrderRespType",
+    "selfTradePreventionMode",
+    "pegPriceType",
+    "pegOffsetValue",
+    "pegOffsetType",
+    "recvWindow",
+    "timestamp",
+    "signature",
+    "apiKey",
+    "computeCommissionRates",
+];
+
 pub(crate) fn parse_new_order(app: &App, p: &Params, account: u32) -> Result<ParsedOrder, Reject> {
+    p.all_read(NEW_ORDER_PARAMS)?;
     let symbol = p.req("symbol")?;
     let inst = instrument(app, symbol)?;
     let side = match p.req("side")? {
@@ -627,13 +670,24 @@ pub(crate) fn parse_new_order(app: &App, p: &Params, account: u32) -> Result<Par
             if tif.is_some() {
                 return Err(Reject::new(-1106, "Parameter 'timeInForce' sent when not required."));
             }
-            (OrderType::Market, TimeInForce::Ioc, false)
+            // Binance echoes GTC for market orders (they execute at once anyway).
+            (OrderType::Market, TimeInForce::Gtc, false)
         }
-        "STOP_LOSS_LIMIT" | "TAKE_PROFIT_LIMIT" => (
-            OrderType::StopLimit { stop: need_price(stop, "stopPrice")?, price: need_price(price, "price")? },
-            need_tif()?,
-            false,
-        ),
+        "STOP_LOSS_LIMIT" | "TAKE_PROFIT_LIMIT" => {
+            let stop = need_price(stop, "stopPrice")?;
+            // A stop-loss buy triggers above the market, a take-profit buy
+            // below it (sells the other way round); one already on the wrong
+            // side would trigger at once, which Binance refuses.
+            if let Some(q) = app.ex.lock().quote(symbol) {
+                let market = if side == Side::Buy { q.ask } else { q.bid };
+                let loss = type_s == "STOP_LOSS_LIMIT";
+                let wants_above = (side == Side::Buy) == loss;
+                if (wants_above && stop <= market) || (!wants_above && stop >= market) {
+                    return Err(Reject::new(-2010, "Order would trigger immediately."));
+                }
+            }
+            (OrderType::StopLimit { stop, price: need_price(price, "price")? }, need_tif()?, false)
+        }
         "STOP_LOSS" | "TAKE_PROFIT" => return Err(Reject::new(-2010, "Unsupported order combination")),
         _ => return Err(Reject::new(-1116, "Invalid orderType.")),
     };

@@ -112,6 +112,11 @@ pub struct SimOrder {
     pub updated_ms: i64,
     /// For a stop-limit: whether the stop has triggered.
     pub triggered: bool,
+    /// For a stop-limit: the stop lay above the market when it was placed,
+    /// so it triggers when the price rises to it (a buy's stop-loss, a
+    /// sell's take-profit); below, when the price falls to it.
+    #[serde(default)]
+    pub trigger_above: bool,
     /// Amount still locked for this order (quote for buys, base for sells).
     pub locked: Decimal,
 }
@@ -379,7 +384,14 @@ impl MatchingCore {
         if !self.accounts.contains_key(&new.account) {
             return Err(MatchError::UnknownAccount(new.account));
         }
-        if self.by_client.contains_key(&(new.account, new.client_order_id.clone())) {
+        // A client order id must be unique among open orders only (as on
+        // Binance): one of a final order may be used again.
+        let in_use = self
+            .by_client
+            .get(&(new.account, new.client_order_id.clone()))
+            .and_then(|id| self.orders.get(id))
+            .is_some_and(|o| o.status.is_open());
+        if in_use {
             return Err(MatchError::DuplicateClientOrderId(new.client_order_id));
         }
         let instrument = &book.instrument;
@@ -443,6 +455,7 @@ impl MatchingCore {
             created_ms: now_ms,
             updated_ms: now_ms,
             triggered: false,
+            trigger_above: false,
             locked: lock,
         };
         self.by_client.insert((new.account, new.client_order_id), order_id);
@@ -475,7 +488,18 @@ impl MatchingCore {
                     self.finish_unfilled(order_id, "immediate-or-cancel remainder", now_ms, &mut executions);
                 }
             }
-            OrderType::StopLimit { .. } => self.rest(order_id),
+            OrderType::StopLimit { stop, .. } => {
+                let side_price = match new.side {
+                    Side::Buy => quote.ask,
+                    Side::Sell => quote.bid,
+                };
+                if let Some(o) = self.orders.get_mut(&order_id) {
+                    o.trigger_above = stop > side_price;
+                    // A stop at the market has triggered already.
+                    o.triggered = stop == side_price;
+                }
+                self.rest(order_id)
+            }
         }
         self.result(order_id, executions)
     }
@@ -521,10 +545,11 @@ impl MatchingCore {
             let Some(order) = self.orders.get_mut(&id) else { continue };
             if let OrderType::StopLimit { stop, .. } = order.order_type {
                 if !order.triggered {
-                    let hit = match order.side {
-                        Side::Buy => ask >= stop,
-                        Side::Sell => bid <= stop,
+                    let side_price = match order.side {
+                        Side::Buy => ask,
+                        Side::Sell => bid,
                     };
+                    let hit = if order.trigger_above { side_price >= stop } else { side_price <= stop };
                     if !hit {
                         continue;
                     }
@@ -568,10 +593,7 @@ impl MatchingCore {
             let Some(order) = self.orders.get_mut(&id) else { continue };
             if let OrderType::StopLimit { stop, .. } = order.order_type {
                 if !order.triggered {
-                    let hit = match order.side {
-                        Side::Buy => high >= stop,
-                        Side::Sell => low <= stop,
-                    };
+                    let hit = if order.trigger_above { high >= stop } else { low <= stop };
                     if !hit {
                         continue;
                     }
