@@ -173,6 +173,9 @@ impl RiskGuard {
             tracing::warn!(symbol = %symbol, dust = %dust, "flatten leaves dust below the lot step (no order can sell it)");
         }
         let n = plan.orders.len();
+        if n == 0 {
+            tracing::info!(symbol = only.map(|s| s.as_str()).unwrap_or("all"), "flatten: nothing held to sell");
+        }
         let mut waiting = Vec::new();
         for intent in plan.orders {
             if self.flatten_ready(&intent) {

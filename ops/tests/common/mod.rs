@@ -53,14 +53,18 @@ pub fn spawn_run(config: &Path, data: &Path, extra: &[&str], env: &[(&str, &str)
 impl Keel {
     /// Reads log lines until `n` lines with `message` have been seen (bounded).
     pub fn wait_for(&mut self, message: &str, n: usize) {
+        self.wait_until(&format!("{n} `{message}` lines"), |k| k.count(message) >= n);
+    }
+
+    /// Reads log lines until `done` holds for what has been seen (bounded).
+    pub fn wait_until(&mut self, what: &str, done: impl Fn(&Self) -> bool) {
         let deadline = Instant::now() + DEADLINE;
-        while self.count(message) < n {
+        while !done(self) {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(v) => self.seen.push(v),
                 Err(_) => panic!(
-                    "only {} `{message}` lines before the deadline; last lines: {:#?}",
-                    self.count(message),
+                    "no {what} before the deadline; last lines: {:#?}",
                     &self.seen[self.seen.len().saturating_sub(15)..]
                 ),
             }
