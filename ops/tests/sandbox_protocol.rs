@@ -503,3 +503,50 @@ async fn order_entry_refuses_what_binance_refuses() {
     );
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn microsecond_timestamps_commission_rates_and_self_trade_prevention() {
+    let sb = start(SandboxConfig::default()).await;
+    // A timestamp in microseconds is as good as one in milliseconds.
+    let us = (now_ms() * 1000 + 123).to_string();
+    let r = call(&sb, "GET", "/api/v3/account", &[("timestamp", us.as_str())], true, None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let stale_us = ((now_ms() - 10_000) * 1000).to_string();
+    let r = call(&sb, "GET", "/api/v3/account", &[("timestamp", stale_us.as_str())], true, None).await;
+    assert_eq!(r.body["code"].as_i64(), Some(-1021), "{}", r.body);
+
+    // The account's rates, in the documented shape (0.10 % maker and taker by default).
+    let r = call(&sb, "GET", "/api/v3/account/commission", &[("symbol", "BTCUSDT")], true, None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["standardCommission"]["maker"], "0.00100000", "{}", r.body);
+    for k in ["standardCommission", "specialCommission", "taxCommission"] {
+        let keys: Vec<&str> = r.body[k].as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys.len(), 4, "{k}: {keys:?}");
+    }
+    assert_eq!(r.body["discount"]["enabledForAccount"], false);
+    let order = [
+        ("symbol", "BTCUSDT"),
+        ("side", "BUY"),
+        ("type", "LIMIT"),
+        ("timeInForce", "GTC"),
+        ("quantity", "0.01"),
+        ("price", "50000"),
+    ];
+    let plain = call(&sb, "POST", "/api/v3/order/test", &order, true, None).await;
+    assert_eq!(plain.body, json!({}));
+    let mut with_rates = order.to_vec();
+    with_rates.push(("computeCommissionRates", "true"));
+    let r = call(&sb, "POST", "/api/v3/order/test", &with_rates, true, None).await;
+    assert_eq!(r.body["standardCommissionForOrder"]["taker"], "0.00100000", "{}", r.body);
+    assert!(r.body["specialCommissionForOrder"].is_object() && r.body["taxCommissionForOrder"].is_object());
+
+    // Only the modes exchangeInfo allows.
+    let mut stp = order.to_vec();
+    stp.push(("selfTradePreventionMode", "EXPIRE_TAKER"));
+    let r = call(&sb, "POST", "/api/v3/order", &stp, true, None).await;
+    assert_eq!(
+        r.body,
+        json!({"code": -1013, "msg": "This symbol does not allow the specified self-trade prevention mode."})
+    );
+    sb.shutdown().await;
+}

@@ -150,7 +150,8 @@ fn weight_of(method: &Method, path: &str, p: &Params) -> u64 {
                 80
             }
         }
-        ("GET", "allOrders" | "account") => 20,
+        ("GET", "allOrders" | "account" | "account/commission") => 20,
+        ("POST", "order/test") if p.get("computeCommissionRates") == Some("true") => 20,
         ("GET", "myTrades") => {
             if p.get("orderId").is_some() {
                 5
@@ -163,7 +164,10 @@ fn weight_of(method: &Method, path: &str, p: &Params) -> u64 {
 }
 
 fn is_signed(method: &Method, path: &str) -> bool {
-    matches!((method.as_str(), path), (_, "order" | "order/test" | "openOrders" | "allOrders" | "account" | "myTrades"))
+    matches!(
+        (method.as_str(), path),
+        (_, "order" | "order/test" | "openOrders" | "allOrders" | "account" | "account/commission" | "myTrades")
+    )
 }
 
 fn parse_pairs(s: &str) -> Vec<(String, String)> {
@@ -269,7 +273,8 @@ pub(crate) async fn handle(
         ("GET", "ticker/24hr", _) => tickers(&app, &params, ticker_24h_json),
         ("GET", "avgPrice", _) => avg_price(&app, &params),
         ("POST", "order", Some(acc)) => return place_order(&app, &params, acc, now, used).await,
-        ("POST", "order/test", Some(acc)) => parse_new_order(&app, &params, acc).map(|_| json!({})),
+        ("POST", "order/test", Some(acc)) => order_test(&app, &params, acc),
+        ("GET", "account/commission", Some(acc)) => account_commission(&app, &params, acc),
         ("GET", "order", Some(acc)) => query_order(&app, &params, acc),
         ("DELETE", "order", Some(acc)) => cancel_order(&app, &params, acc, now),
         ("GET", "openOrders", Some(acc)) => open_orders(&app, &params, acc),
@@ -298,6 +303,52 @@ pub(crate) async fn handle(
         Ok(v) => reply(StatusCode::OK, &v, used, &[]),
         Err(r) => error_reply(&r, used, None),
     }
+}
+
+/// `POST /api/v3/order/test`: validates like an order and places nothing;
+/// with `computeCommissionRates=true` it answers the rates the order would pay.
+pub(crate) fn order_test(app: &App, p: &Params, account: u32) -> Result<Value, Reject> {
+    parse_new_order(app, p, account)?;
+    match p.get("computeCommissionRates") {
+        None | Some("false") => Ok(json!({})),
+        Some("true") => {
+            let (maker, taker) = commission_rates(app);
+            let zero = d8(Decimal::ZERO);
+            Ok(json!({
+                "standardCommissionForOrder": {"maker": maker, "taker": taker},
+                "specialCommissionForOrder": {"maker": zero, "taker": zero},
+                "taxCommissionForOrder": {"maker": zero, "taker": zero},
+                "discount": no_discount(),
+            }))
+        }
+        Some(_) => Err(Reject::new(-1100, "Illegal characters found in parameter 'computeCommissionRates'.")),
+    }
+}
+
+/// `GET /api/v3/account/commission`: the account's rates for a symbol (the
+/// sandbox charges the same to every account, with no special, tax or BNB part).
+fn account_commission(app: &App, p: &Params, _account: u32) -> Result<Value, Reject> {
+    let symbol = p.req("symbol")?;
+    instrument(app, symbol)?;
+    let (maker, taker) = commission_rates(app);
+    let zero = d8(Decimal::ZERO);
+    Ok(json!({
+        "symbol": symbol,
+        "standardCommission": {"maker": maker, "taker": taker, "buyer": zero, "seller": zero},
+        "specialCommission": {"maker": zero, "taker": zero, "buyer": zero, "seller": zero},
+        "taxCommission": {"maker": zero, "taker": zero, "buyer": zero, "seller": zero},
+        "discount": no_discount(),
+    }))
+}
+
+/// Maker and taker rates as Binance writes them (a fraction, 8 decimals).
+fn commission_rates(app: &App) -> (String, String) {
+    let rate = |bps: Decimal| d8(bps / Decimal::new(10_000, 0));
+    (rate(app.cfg.maker_fee_bps), rate(app.cfg.taker_fee_bps))
+}
+
+fn no_discount() -> Value {
+    json!({"enabledForAccount": false, "enabledForSymbol": false, "discountAsset": "BNB", "discount": d8(Decimal::ZERO)})
 }
 
 /// Validates API key, signature, timestamp and recvWindow; returns the account id.
@@ -330,13 +381,24 @@ fn authenticate(
     if !crate::auth::rest_signature_valid(&acc.secret, raw_query, body, signature) {
         return Err(Reject::new(-1022, "Signature for this request is not valid."));
     }
-    if ts >= now + 1000 {
+    check_timing(ts, recv_window, now)?;
+    Ok(acc.id)
+}
+
+/// Binance's timing security, shared by REST and the WebSocket API: a
+/// `timestamp` in milliseconds or microseconds (told apart by size), at most
+/// 1 s ahead of the server and no older than `recvWindow` (ms, decimals allowed).
+pub(crate) fn check_timing(ts: i64, recv_window_ms: Decimal, now_ms: i64) -> Result<(), Reject> {
+    // Milliseconds since the epoch have 13 digits until the year 2286; microseconds 16.
+    let ts_us = if ts >= 100_000_000_000_000 { ts } else { ts.saturating_mul(1000) };
+    let now_us = now_ms.saturating_mul(1000);
+    if ts_us >= now_us + 1_000_000 {
         return Err(Reject::new(-1021, "Timestamp for this request was 1000ms ahead of the server's time."));
     }
-    if Decimal::from(now - ts) > recv_window {
+    if Decimal::from(now_us - ts_us) > recv_window_ms * Decimal::ONE_THOUSAND {
         return Err(Reject::new(-1021, "Timestamp for this request is outside of the recvWindow."));
     }
-    Ok(acc.id)
+    Ok(())
 }
 
 fn instrument(app: &App, symbol: &str) -> Result<Instrument, Reject> {
@@ -635,6 +697,14 @@ const NEW_ORDER_PARAMS: &[&str] = &[
 pub(crate) fn parse_new_order(app: &App, p: &Params, account: u32) -> Result<ParsedOrder, Reject> {
     p.all_read(NEW_ORDER_PARAMS)?;
     let symbol = p.req("symbol")?;
+    // exchangeInfo allows only NONE here (allowedSelfTradePreventionModes).
+    match p.get("selfTradePreventionMode") {
+        None | Some("NONE") => {}
+        Some("EXPIRE_TAKER" | "EXPIRE_MAKER" | "EXPIRE_BOTH" | "DECREMENT" | "TRANSFER") => {
+            return Err(Reject::new(-1013, "This symbol does not allow the specified self-trade prevention mode."))
+        }
+        Some(_) => return Err(Reject::new(-1100, "Illegal characters found in parameter 'selfTradePreventionMode'.")),
+    }
     let inst = instrument(app, symbol)?;
     let side = match p.req("side")? {
         "BUY" => Side::Buy,

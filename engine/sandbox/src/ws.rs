@@ -14,9 +14,7 @@ use tokio::sync::broadcast::error::RecvError;
 use keel_core::market::Bar;
 
 use super::exchange::{kline_obj, order_response, MarketKind, MarketMsg, Reject};
-use super::rest::{
-    account_info, cancel_order, interval_ms, open_orders, parse_new_order, place_core, query_order, Params,
-};
+use super::rest::{account_info, cancel_order, interval_ms, open_orders, place_core, query_order, Params};
 use super::{App, ConnCmd};
 
 /// `/ws` with no stream: subscriptions come by `SUBSCRIBE`.
@@ -235,16 +233,16 @@ fn ws_authenticate(app: &App, params: &serde_json::Map<String, Value>, now: i64)
     let ts = params.get("timestamp").and_then(|v| raw_value(v).parse::<i64>().ok()).ok_or_else(|| {
         Reject::new(-1102, "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed.")
     })?;
-    let recv = params.get("recvWindow").and_then(|v| raw_value(v).parse::<f64>().ok()).unwrap_or(5000.0);
-    if !(0.0..=60_000.0).contains(&recv) {
+    let recv = match params.get("recvWindow") {
+        None => rust_decimal::Decimal::new(5000, 0),
+        Some(v) => raw_value(v)
+            .parse()
+            .map_err(|_| Reject::new(-1100, "Illegal characters found in parameter 'recvWindow'."))?,
+    };
+    if recv <= rust_decimal::Decimal::ZERO || recv > rust_decimal::Decimal::new(60_000, 0) {
         return Err(Reject::new(-1131, "recvWindow must be less than 60000"));
     }
-    if ts >= now + 1000 {
-        return Err(Reject::new(-1021, "Timestamp for this request was 1000ms ahead of the server's time."));
-    }
-    if (now - ts) as f64 > recv {
-        return Err(Reject::new(-1021, "Timestamp for this request is outside of the recvWindow."));
-    }
+    super::rest::check_timing(ts, recv, now)?;
     Ok(acc.id)
 }
 
@@ -386,7 +384,7 @@ fn api_request(
                 "order.place" => place_core(app, &p, account, now)
                     .map(|pl| order_response(&pl.order, &pl.execs, &pl.resp_type, now))
                     .map_err(|(r, _)| r),
-                "order.test" => parse_new_order(app, &p, account).map(|_| json!({})),
+                "order.test" => super::rest::order_test(app, &p, account),
                 "order.status" => query_order(app, &p, account),
                 "order.cancel" => cancel_order(app, &p, account, now),
                 "openOrders.status" => open_orders(app, &p, account),
