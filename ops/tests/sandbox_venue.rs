@@ -671,3 +671,18 @@ async fn an_unreadable_market_stream_message_is_alerted_not_dropped_silently() {
     );
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn balances_after_a_cancel_are_read_again_not_taken_from_the_start_up_check() {
+    let (sb, venue) = setup().await;
+    freeze(&sb, "60000");
+    venue.place_order(&limit("lock-1", Side::Sell, "0.5", "61000")).await.unwrap();
+    venue.startup_check().await.unwrap();
+    let btc_of = |list: &[keel_core::balance::Balance]| {
+        list.iter().find(|b| b.asset == "BTC").map(|b| (b.free, b.locked)).unwrap_or_default()
+    };
+    venue.cancel_order(&btc(), "lock-1").await.unwrap();
+    let after = venue.balances().await.unwrap();
+    assert_eq!(btc_of(&after), (d("1"), d("0")), "the cancel freed the BTC: {after:?}");
+    sb.shutdown().await;
+}

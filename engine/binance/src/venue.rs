@@ -178,7 +178,8 @@ pub(crate) struct Shared {
     /// When exchangeInfo was last loaded (statuses and filters change).
     instruments_at: Mutex<Option<std::time::Instant>>,
     /// Balances the start-up check read, for the reconciliation just after
-    /// it (taken once, if recent): a start-up reads the account once.
+    /// it (taken once, if recent, and dropped by any order or cancel sent
+    /// meanwhile): a start-up reads the account once.
     checked_balances: Mutex<Option<(std::time::Instant, Vec<Balance>)>>,
     /// (symbol, trade id) already delivered to the caller.
     seen_fills: Mutex<HashSet<(Symbol, u64)>>,
@@ -644,6 +645,8 @@ impl Venue for BinanceVenue {
     }
 
     async fn place_order(&self, request: &OrderRequest) -> VenueResult<PlaceResult> {
+        // Balances read before an order are no longer the account's.
+        lock(&self.shared.checked_balances).take();
         let s = &self.shared;
         let inst = s.instrument(&request.symbol).await?;
         let market = request.order_type.is_market();
@@ -734,6 +737,8 @@ impl Venue for BinanceVenue {
     }
 
     async fn cancel_order(&self, symbol: &Symbol, client_order_id: &str) -> VenueResult<OrderReport> {
+        // A cancel frees what the order locked: the account check's balances are stale.
+        lock(&self.shared.checked_balances).take();
         let s = &self.shared;
         let res = match s.rest.cancel_order(symbol.as_str(), client_order_id).await {
             Ok(info) => Ok(report_of(&info, s.rest.now_ms())),

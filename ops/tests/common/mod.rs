@@ -64,7 +64,11 @@ impl Keel {
             match self.lines.recv_timeout(left) {
                 Ok(v) => self.seen.push(v),
                 Err(_) => panic!(
-                    "no {what} before the deadline; last lines: {:#?}",
+                    "no {what} before the deadline; warnings and errors: {:#?}\nlast lines: {:#?}",
+                    self.seen
+                        .iter()
+                        .filter(|v| v["level"] == "ERROR" || (v["level"] == "WARN" && v["strategy"] != "btc_grid"))
+                        .collect::<Vec<_>>(),
                     &self.seen[self.seen.len().saturating_sub(15)..]
                 ),
             }
