@@ -126,9 +126,13 @@ async fn an_emergency_stop_between_approval_and_acknowledgement_leaves_nothing_r
         open_at(&sb),
         router.iter().map(|o| (&o.client_order_id, o.status)).collect::<Vec<_>>()
     );
-    let stored = store.orders().expect("orders");
-    assert_eq!(stored.len(), 3);
-    assert!(stored.iter().all(|o| o.status == OrderStatus::Canceled), "{stored:?}");
+    // The router writes each order's final status behind it: wait for the store.
+    let recorded = within_20s(|| async {
+        let stored = store.orders().expect("orders");
+        stored.len() == 3 && stored.iter().all(|o| o.status == OrderStatus::Canceled)
+    })
+    .await;
+    assert!(recorded, "every order is recorded canceled: {:?}", store.orders());
     assert_eq!(sb.market.orders(&sb.api_key, "BTCUSDT").len(), 3, "all three reached the venue, late");
     // Only the three that were on their way when the stop came.
     assert_eq!((posted, orders_posted(&sb)), (posted, 3), "no order is sent after the stop");
@@ -198,9 +202,15 @@ async fn a_flatten_with_the_stop_waits_for_the_resting_sell_to_be_canceled_and_s
         .filter(|f| f.strategy_id.as_str() == actors::risk_guard::OPERATOR)
         .all(|f| f.side == Side::Sell));
     assert!(risk.rejections.is_empty(), "nothing was refused: {:?}", risk.rejections);
-    let orders = store.orders().expect("orders");
-    let limit_sell = orders.iter().find(|o| o.strategy_id.as_str() == "buy_then_rest_sell" && o.side == Side::Sell);
-    assert_eq!(limit_sell.map(|o| o.status), Some(OrderStatus::Canceled));
+    let sell_canceled = within_20s(|| async {
+        let orders = store.orders().expect("orders");
+        orders
+            .iter()
+            .find(|o| o.strategy_id.as_str() == "buy_then_rest_sell" && o.side == Side::Sell)
+            .is_some_and(|o| o.status == OrderStatus::Canceled)
+    })
+    .await;
+    assert!(sell_canceled, "the resting sell is recorded canceled: {:?}", store.orders());
     assert!(open_at(&sb).is_empty());
     handle.shutdown(Duration::from_millis(200)).await;
     sb.shutdown().await;
