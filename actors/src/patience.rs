@@ -36,10 +36,15 @@ impl Patience {
     }
 }
 
+/// The wait before attempt `n + 1` (from 0): 250 ms doubling, at most 10 s.
+pub fn backoff(n: u32) -> Duration {
+    Duration::from_millis(250u64.saturating_mul(1 << n.min(6))).min(Duration::from_secs(10))
+}
+
 /// How long to wait before trying `e` again (attempt `n`, from 0), or
 /// `None` when waiting will not help.
 pub fn transient_wait(e: &VenueError, n: u32) -> Option<Duration> {
-    let backoff = Duration::from_millis(250u64.saturating_mul(1 << n.min(6))).min(Duration::from_secs(10));
+    let backoff = backoff(n);
     match e {
         VenueError::RateLimited { retry_after_ms } | VenueError::Banned { retry_after_ms } => {
             Some(Duration::from_millis(*retry_after_ms).max(backoff))

@@ -306,7 +306,7 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
             break r;
         }
         also.extend(r.listed.iter().cloned());
-        let wait = Duration::from_millis(500u64 << attempt.min(4));
+        let wait = crate::patience::backoff(attempt + 1);
         if wait > patience.left() {
             break r;
         }

@@ -231,9 +231,7 @@ fn keel_halt_on_a_stopped_engine_cancels_every_resting_order_at_the_next_start_b
     );
 
     // It sold exactly the holding: what is left is below the lot step.
-    let out = common::keel(&["state", "--json", "--config", trading_s, "--data-dir", data_s]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let state = common::state_json(trading_s, data_s);
     let left: keel_core::Decimal = state["positions"]
         .as_array()
         .and_then(|ps| ps.iter().find(|p| p["symbol"] == "BTCUSDT"))

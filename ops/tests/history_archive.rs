@@ -5,17 +5,11 @@
 
 mod common;
 
-use common::{keel, listing, spawn_run};
+use common::{keel, listing, spawn_run, state_json};
 use keel_core::store::Store;
 use keel_store::SledStore;
 
 const CONFIG: &str = include_str!("../../config.toml");
-
-fn state_json(config: &str, data: &str) -> serde_json::Value {
-    let out = keel(&["state", "--json", "--config", config, "--data-dir", data]);
-    assert!(out.status.success(), "keel state: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("keel state --json")
-}
 
 #[test]
 fn archived_history_is_not_replayed_and_keel_state_reads_it_without_writing() {

@@ -6,15 +6,9 @@
 
 mod common;
 
-use common::{keel, listing, spawn_run};
+use common::{keel, listing, spawn_run, state_json};
 
 const CONFIG: &str = include_str!("../../config.toml");
-
-fn state_json(config: &str, data: &str) -> serde_json::Value {
-    let out = keel(&["state", "--json", "--config", config, "--data-dir", data]);
-    assert!(out.status.success(), "keel state: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("keel state --json")
-}
 
 #[test]
 fn a_store_that_lost_its_snapshot_starts_halted_sends_nothing_and_waits_for_an_accept() {

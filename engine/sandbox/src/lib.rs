@@ -388,22 +388,12 @@ impl FaultControl {
 
     /// True if this kline message is to be garbled (counts it).
     pub(crate) fn take_garbled_kline(&self) -> bool {
-        let mut st = self.lock();
-        if st.garbled_klines == 0 {
-            return false;
-        }
-        st.garbled_klines -= 1;
-        true
+        take_one(&mut self.lock().garbled_klines)
     }
 
     /// True if this execution report is to be garbled (counts it).
     pub(crate) fn take_garbled_report(&self) -> bool {
-        let mut st = self.lock();
-        if st.garbled_reports == 0 {
-            return false;
-        }
-        st.garbled_reports -= 1;
-        true
+        take_one(&mut self.lock().garbled_reports)
     }
 
     /// Makes every request to these REST paths (below `/api/v3/`) answer
@@ -717,6 +707,13 @@ impl Sandbox {
             tasks,
         })
     }
+}
+
+/// Takes one from a count of faults still to inject; false when none is left.
+fn take_one(left: &mut usize) -> bool {
+    let some = *left > 0;
+    *left = left.saturating_sub(1);
+    some
 }
 
 #[cfg(test)]

@@ -56,6 +56,8 @@ struct Keeping {
     problem: Mutex<Option<String>>,
     /// When the record was last written.
     sealed: Mutex<Instant>,
+    /// The last operator acceptance, carried into every record written.
+    accepted: Mutex<Option<Note>>,
 }
 
 /// The record follows the orders and fills at most this far behind (sealing
@@ -185,8 +187,13 @@ impl SledStore {
         had_sled: bool,
         writable: bool,
     ) -> StoreResult<()> {
-        let keeping =
-            Keeping { dir: dir.to_path_buf(), writable, problem: Mutex::new(None), sealed: Mutex::new(Instant::now()) };
+        let keeping = Keeping {
+            dir: dir.to_path_buf(),
+            writable,
+            problem: Mutex::new(None),
+            sealed: Mutex::new(Instant::now()),
+            accepted: Mutex::new(record.as_ref().ok().and_then(|r| r.as_ref()).and_then(|r| r.accepted.clone())),
+        };
         self.integrity = Some(keeping);
         let facts = self.facts()?;
         let verdict = match &record {
@@ -232,7 +239,7 @@ impl SledStore {
 
     /// What the store holds now, for the integrity record.
     fn facts(&self) -> StoreResult<Facts> {
-        let store_id = Self::get::<String>(&self.meta, "meta", META_STORE_ID)?;
+        let store_id = self.get_store_id()?;
         let orders_total = self.meta.get(META_ORDERS_TOTAL).map_err(backend)?.map(|b| seq_of(&b)).unwrap_or(0);
         let fill_seq = self.last_seq()?;
         let emergency_stop = self.emergency_stop()?.active;
@@ -256,9 +263,7 @@ impl SledStore {
         }
         self.flush_now()?;
         let mut record = IntegrityRecord::of(&self.facts()?, now_ms());
-        if let Ok(Some(old)) = integrity::read(&k.dir) {
-            record.accepted = old.accepted;
-        }
+        record.accepted = k.accepted.lock().unwrap_or_else(|p| p.into_inner()).clone();
         integrity::write(&k.dir, &record).map_err(|e| backend(sled::Error::Io(e)))?;
         *k.sealed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
         Ok(())
@@ -307,6 +312,7 @@ impl SledStore {
         let mut record = IntegrityRecord::of(&self.facts()?, now);
         record.accepted = Some(Note { reason: format!("{reason} (by {by}; was: {was})"), at_ms: now });
         integrity::write(&k.dir, &record).map_err(|e| backend(sled::Error::Io(e)))?;
+        *k.accepted.lock().unwrap_or_else(|p| p.into_inner()) = record.accepted;
         tracing::warn!(by, reason, problem = %was, "store accepted as it is after store_integrity; emergency stop set");
         Ok(Some(was))
     }

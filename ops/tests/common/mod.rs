@@ -269,3 +269,10 @@ pub fn listing(dir: &std::path::Path) -> Vec<(std::path::PathBuf, std::time::Sys
     out.sort();
     out
 }
+
+/// `keel state --json` for `config` and `data`, which must succeed.
+pub fn state_json(config: &str, data: &str) -> serde_json::Value {
+    let out = keel(&["state", "--json", "--config", config, "--data-dir", data]);
+    assert!(out.status.success(), "keel state: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("keel state --json")
+}
