@@ -22,6 +22,9 @@ pub fn run(args: RunArgs, log_format: Option<crate::config::LogFormat>) -> anyho
     config.engine.data_dir = settings::data_dir(&config, args.data_dir.as_ref());
     let _log = crate::logging::init(log_format.unwrap_or(config.engine.log_format), &config.engine.log_level);
     tracing::info!(source = %source, "{}", source.describe());
+    for line in config.deprecations() {
+        tracing::warn!("{line}");
+    }
     let store = open_store(&config.engine.data_dir)?;
     let system = actix::System::new();
     system.block_on(serve(config, store, args.exit_after))

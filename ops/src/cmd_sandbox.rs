@@ -21,6 +21,14 @@ pub struct SandboxArgs {
     /// exists, else the built-in default config.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Simulated minutes per minute of wall time (overrides `[sandbox] speed`;
+    /// default 1, real time).
+    #[arg(long)]
+    pub speed: Option<f64>,
+    /// Keep the exchange's state (orders, balances, fills, prices, clock) in
+    /// this directory across restarts (overrides `[sandbox] state_dir`).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// The first line printed once the sandbox listens, followed by one JSON
@@ -30,7 +38,17 @@ pub const READY_PREFIX: &str = "SANDBOX_READY ";
 /// The sandbox settings for `args`.
 pub fn sandbox_config(args: &SandboxArgs) -> anyhow::Result<(SandboxConfig, LogFormat, String)> {
     let config = ConfigSource::resolve(args.config.as_deref()).read()?;
-    let mut sb = config.sandbox_config();
+    let mut sb = config.sandbox_config(crate::config::SimulatedClock::Standalone);
+    if let Some(speed) = args.speed {
+        sb.speed = speed;
+    }
+    if let Some(dir) = &args.state_dir {
+        sb.state_dir = Some(dir.clone());
+    }
+    sb.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    for line in config.deprecations() {
+        eprintln!("keel: warning: {line}");
+    }
     let (format, level) = (config.engine.log_format, config.engine.log_level.clone());
     if let Some(listen) = &args.listen {
         sb.listen = listen.clone();

@@ -11,6 +11,9 @@ fn main() -> ExitCode {
         Command::Run(args) => ops::cmd_run::run(args, cli.log_format),
         Command::State(args) => ops::cmd_state::state(args),
         Command::CheckConfig(args) => ops::settings::load(args.config.as_deref()).map(|(c, source)| {
+            for line in c.deprecations() {
+                eprintln!("keel: warning: {line}");
+            }
             println!(
                 "{source}: ok ({} symbols, {} strategies, venue {})",
                 c.symbols.len(),

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::config::{Config, VenueMode};
+use crate::config::{Config, SimulatedClock, VenueMode};
 use anyhow::Context;
 use keel_binance::{BinanceSettings, BinanceVenue, Credentials, Endpoints, LocalExchange};
 use keel_core::balance::{Balance, Balances};
@@ -20,6 +20,9 @@ use keel_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 
 /// Bars of simulated history so strategies can warm up at once.
 const HISTORY_BARS: usize = 600;
+
+/// The embedded sandbox keeps its state in this folder of the data dir.
+pub const EMBEDDED_STATE_DIR: &str = "sandbox";
 
 /// Clock offsets to the venue beyond this are reported (requests still carry
 /// the corrected timestamp, but a drifting host clock deserves a look).
@@ -122,7 +125,7 @@ pub fn paper_config(config: &Config, stored: Option<&Balances>, now_ms: i64) -> 
         depth_levels: config.venue.depth_levels,
         bar_interval_ms: interval,
         ticks_per_bar: config.venue.ticks_per_bar,
-        bar_wall_ms: config.venue.bar_wall_time.0.max(1) as u64,
+        bar_wall_ms: ((interval as f64 / config.speed(SimulatedClock::Embedded)).round() as u64).max(1),
         history_bars: HISTORY_BARS,
         start_ms: now_ms - HISTORY_BARS as i64 * interval,
         id_base: (now_ms.max(0) as u64).saturating_mul(1000),
@@ -163,18 +166,25 @@ impl StoredAccount {
 
 /// The embedded sandbox's settings: `[sandbox]` resolved against the config
 /// (see [`Config::sandbox_config`]) on a free loopback port unless `listen`
-/// is set. The sandbox keeps no state across runs, so a restart continues the
-/// account from the store's balances snapshot, and its ids start above every
-/// recorded trade id (and above the wall-clock base of earlier runs).
+/// is set. It keeps its state in the data dir's `sandbox/` folder, so a
+/// restart meets the venue it left. A data dir without that folder (a store
+/// from a Keel before it was kept) starts the sandbox from the store's
+/// balances snapshot, with ids above every recorded trade id (and above the
+/// wall-clock base of earlier runs).
 pub fn embedded_sandbox_config(config: &Config, stored: &StoredAccount, now_ms: i64) -> SandboxConfig {
-    let mut sb = config.sandbox_config();
+    let mut sb = config.sandbox_config(SimulatedClock::Embedded);
     if !config.sandbox.sets("listen") {
         sb.listen = "127.0.0.1:0".into();
     }
+    if !config.sandbox.sets("state_dir") {
+        // The venue outlives the engine's restarts, as a real one does.
+        sb.state_dir = Some(config.engine.data_dir.join(EMBEDDED_STATE_DIR));
+    }
     if let Some(b) = stored.balances.as_ref().filter(|b| !b.assets.is_empty()) {
         if let Some(first) = sb.accounts.first_mut() {
-            // Orders of the previous run do not exist in a fresh sandbox:
-            // their locked funds are free again.
+            // Only read when the sandbox has no saved state: orders of the
+            // previous run do not exist in a fresh sandbox, so their locked
+            // funds are free again.
             first.balances = b.assets.iter().map(|(asset, bal)| (asset.clone(), bal.total())).collect();
         }
     }

@@ -24,7 +24,6 @@ log_level = "info"
 
 [venue]
 mode = "testnet"
-bar_wall_time = "40ms"
 ticks_per_bar = 4
 
 [balances]
@@ -32,6 +31,7 @@ USDT = "100000"
 BTC = "0"
 
 [sandbox]
+speed = 1500
 commission_asset = "received"
 
 [[symbol]]

@@ -20,8 +20,10 @@ log_format = "json"
 log_level = "info"
 
 [venue]
-bar_wall_time = "40ms"
 ticks_per_bar = 4
+
+[sandbox]
+speed = 1500
 
 [balances]
 USDT = "1000000"

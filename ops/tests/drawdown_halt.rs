@@ -15,8 +15,10 @@ const CONFIG: &str = r#"
 log_format = "json"
 
 [venue]
-bar_wall_time = "50ms"
 ticks_per_bar = 4
+
+[sandbox]
+speed = 1200
 
 [balances]
 USDT = "40000"

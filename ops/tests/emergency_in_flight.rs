@@ -98,7 +98,7 @@ async fn within_20s<F: std::future::Future<Output = bool>>(mut done: impl FnMut(
 
 #[actix_rt::test]
 async fn an_emergency_stop_between_approval_and_acknowledgement_leaves_nothing_resting() {
-    let sb = Sandbox::start(SandboxConfig { history_bars: 30, ..SandboxConfig::default() }).await.expect("sandbox");
+    let sb = Sandbox::start(SandboxConfig { history_bars: 30, ..SandboxConfig::demo() }).await.expect("sandbox");
     for _ in 0..3 {
         sb.faults.fail_next_order(OrderFault::DelayBeforeExecute { hold_ms: 1500 });
     }
@@ -165,7 +165,7 @@ impl Strategy for BuyThenRestSell {
 
 #[actix_rt::test]
 async fn a_flatten_with_the_stop_waits_for_the_resting_sell_to_be_canceled_and_sells_exactly_the_holding() {
-    let sb = Sandbox::start(SandboxConfig { history_bars: 30, ..SandboxConfig::default() }).await.expect("sandbox");
+    let sb = Sandbox::start(SandboxConfig { history_bars: 30, ..SandboxConfig::demo() }).await.expect("sandbox");
     let (handle, store, _dir) = engine_on(&sb, Box::new(BuyThenRestSell(Symbol::new("BTCUSDT"), 0))).await;
     let resting = within_20s(|| async {
         handle

@@ -20,8 +20,10 @@ log_level = "info"
 
 [venue]
 mode = "testnet"
-bar_wall_time = "50ms"
 ticks_per_bar = 4
+
+[sandbox]
+speed = 1200
 
 [balances]
 USDT = "1000000"

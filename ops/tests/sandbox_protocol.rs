@@ -62,7 +62,7 @@ async fn call(
 
 #[tokio::test]
 async fn public_endpoints_answer_like_binance() {
-    let sb = start(SandboxConfig::default()).await;
+    let sb = start(SandboxConfig::demo()).await;
     let r = call(&sb, "GET", "/api/v3/ping", &[], false, None).await;
     assert_eq!((r.status, r.body.clone()), (200, json!({})));
     assert_eq!(r.weight, Some(1));
@@ -106,7 +106,7 @@ async fn public_endpoints_answer_like_binance() {
 
 #[tokio::test]
 async fn signed_requests_are_validated_as_documented() {
-    let sb = start(SandboxConfig::default()).await;
+    let sb = start(SandboxConfig::demo()).await;
     struct Case {
         name: &'static str,
         params: Vec<(&'static str, String)>,
@@ -153,7 +153,7 @@ async fn signed_requests_are_validated_as_documented() {
 
 #[tokio::test]
 async fn order_endpoints_and_error_codes() {
-    let sb = start(SandboxConfig { order_limit_10s: 3, ..SandboxConfig::default() }).await;
+    let sb = start(SandboxConfig { order_limit_10s: 3, ..SandboxConfig::demo() }).await;
     sb.market.pause();
     sb.market.set_price("BTCUSDT", "60000".parse().unwrap());
     sb.market.step(1);
@@ -245,7 +245,7 @@ where
 
 #[tokio::test]
 async fn market_streams_and_control_messages() {
-    let sb = start(SandboxConfig { ping_interval_ms: 200, ..SandboxConfig::default() }).await;
+    let sb = start(SandboxConfig { ping_interval_ms: 200, ..SandboxConfig::demo() }).await;
     let (mut ws, _) = tokio_tungstenite::connect_async(format!(
         "{}/stream?streams=btcusdt@kline_1m/ethusdt@bookTicker",
         sb.ws_stream_url
@@ -308,7 +308,7 @@ async fn market_streams_and_control_messages() {
 
 #[tokio::test]
 async fn ws_api_user_data_subscription() {
-    let sb = start(SandboxConfig::default()).await;
+    let sb = start(SandboxConfig::demo()).await;
     sb.market.pause();
     sb.market.step(1);
     let (mut ws, _) = tokio_tungstenite::connect_async(sb.ws_api_url.clone()).await.unwrap();
@@ -354,7 +354,7 @@ fn next_rate_limits() -> Value {
 
 #[tokio::test]
 async fn ws_api_order_methods() {
-    let sb = start(SandboxConfig::default()).await;
+    let sb = start(SandboxConfig::demo()).await;
     sb.market.pause();
     sb.market.set_price("BTCUSDT", "60000".parse().unwrap());
     sb.market.step(1);
@@ -400,7 +400,7 @@ async fn replays_a_kline_csv() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("btc.csv");
     std::fs::write(&path, "1,100,110,90,105,10,59999\n2,105,106,95,96,5,119999\n3,96,99,96,98,1,179999\n").unwrap();
-    let mut cfg = SandboxConfig { history_bars: 3, ..SandboxConfig::default() };
+    let mut cfg = SandboxConfig { history_bars: 3, ..SandboxConfig::demo() };
     cfg.replay.insert("BTCUSDT".into(), path);
     let sb = start_exact(cfg).await;
     sb.market.pause();
@@ -409,7 +409,7 @@ async fn replays_a_kline_csv() {
     let ohlc: Vec<[String; 4]> =
         kl.iter().map(|k| [k.open, k.high, k.low, k.close].map(|d| d.normalize().to_string())).collect();
     assert_eq!(ohlc, [["100", "110", "90", "105"], ["105", "106", "95", "96"], ["96", "99", "96", "98"]]);
-    let bad = SandboxConfig { replay: [("NOPE".to_string(), dir.path().join("x"))].into(), ..SandboxConfig::default() };
+    let bad = SandboxConfig { replay: [("NOPE".to_string(), dir.path().join("x"))].into(), ..SandboxConfig::demo() };
     assert!(Sandbox::start(bad).await.is_err());
     sb.shutdown().await;
 }
@@ -420,7 +420,7 @@ async fn start_exact(cfg: SandboxConfig) -> SandboxHandle {
 
 #[tokio::test]
 async fn order_entry_refuses_what_binance_refuses() {
-    let sb = start(SandboxConfig::default()).await;
+    let sb = start(SandboxConfig::demo()).await;
     sb.market.pause();
     sb.market.set_price("BTCUSDT", "60000".parse().unwrap());
     sb.market.step(1);
@@ -506,7 +506,7 @@ async fn order_entry_refuses_what_binance_refuses() {
 
 #[tokio::test]
 async fn microsecond_timestamps_commission_rates_and_self_trade_prevention() {
-    let sb = start(SandboxConfig::default()).await;
+    let sb = start(SandboxConfig::demo()).await;
     // A timestamp in microseconds is as good as one in milliseconds.
     let us = (now_ms() * 1000 + 123).to_string();
     let r = call(&sb, "GET", "/api/v3/account", &[("timestamp", us.as_str())], true, None).await;

@@ -24,7 +24,7 @@ fn btc() -> Symbol {
 }
 
 async fn setup() -> (SandboxHandle, BinanceVenue) {
-    let cfg = SandboxConfig { history_bars: 30, ..SandboxConfig::default() };
+    let cfg = SandboxConfig { history_bars: 30, ..SandboxConfig::demo() };
     let sb = Sandbox::start(cfg).await.expect("sandbox starts");
     let mut settings = ops::venues::sandbox_settings(&sb);
     settings.request_timeout_ms = 1500;
@@ -208,7 +208,7 @@ async fn market_order_full_response_and_no_duplicate_fills() {
 async fn a_market_order_is_one_request_nothing_before_it() {
     // As Keel runs it: the configured symbols are known at connect, the user
     // stream is up, the market stream delivers the touch.
-    let sb = Sandbox::start(SandboxConfig { history_bars: 30, ..SandboxConfig::default() }).await.unwrap();
+    let sb = Sandbox::start(SandboxConfig { history_bars: 30, ..SandboxConfig::demo() }).await.unwrap();
     let mut settings = ops::venues::sandbox_settings(&sb);
     settings.symbols = vec!["BTCUSDT".into()];
     let venue = BinanceVenue::connect(settings).await.expect("adapter connects");
@@ -246,7 +246,7 @@ async fn request_seen(sb: &SandboxHandle, prefix: &str) {
 async fn a_symbol_added_while_running_takes_its_watermark_before_its_first_order() {
     // Only BTCUSDT is configured; ETHUSDT arrives later (a held symbol being
     // flattened, or a scanner's pick) and gets market data first.
-    let sb = Sandbox::start(SandboxConfig { history_bars: 30, ..SandboxConfig::default() }).await.unwrap();
+    let sb = Sandbox::start(SandboxConfig { history_bars: 30, ..SandboxConfig::demo() }).await.unwrap();
     let mut settings = ops::venues::sandbox_settings(&sb);
     settings.symbols = vec!["BTCUSDT".into()];
     let venue = BinanceVenue::connect(settings).await.expect("adapter connects");
@@ -272,7 +272,7 @@ async fn a_symbol_added_while_running_takes_its_watermark_before_its_first_order
 
 #[tokio::test]
 async fn a_stale_full_symbol_is_refused_at_once_and_re_read_off_the_order_path() {
-    let cfg = SandboxConfig { history_bars: 30, max_num_orders: 2, ..SandboxConfig::default() };
+    let cfg = SandboxConfig { history_bars: 30, max_num_orders: 2, ..SandboxConfig::demo() };
     let sb = Sandbox::start(cfg).await.unwrap();
     let venue = BinanceVenue::connect(ops::venues::sandbox_settings(&sb)).await.unwrap();
     freeze(&sb, "60000");
@@ -507,7 +507,7 @@ async fn user_stream_gap_recovers_missed_fills_exactly_once() {
 
 #[tokio::test]
 async fn fault_order_rate_limit_blocks_new_orders_until_the_window_resets() {
-    let cfg = SandboxConfig { history_bars: 30, order_limit_10s: 2, ..SandboxConfig::default() };
+    let cfg = SandboxConfig { history_bars: 30, order_limit_10s: 2, ..SandboxConfig::demo() };
     let sb = Sandbox::start(cfg).await.unwrap();
     let venue = BinanceVenue::connect(ops::venues::sandbox_settings(&sb)).await.unwrap();
     freeze(&sb, "60000");
@@ -538,7 +538,7 @@ async fn fault_latency_is_tolerated() {
 
 #[tokio::test]
 async fn fault_periodic_drops_from_config_lose_no_bar_and_no_fill() {
-    let mut cfg = SandboxConfig { history_bars: 30, bar_wall_ms: 100, ..SandboxConfig::default() };
+    let mut cfg = SandboxConfig { history_bars: 30, speed: 600.0, ..SandboxConfig::demo() };
     cfg.faults.drop_connections_every_ms = 600;
     let sb = Sandbox::start(cfg).await.unwrap();
     let venue = BinanceVenue::connect(ops::venues::sandbox_settings(&sb)).await.unwrap();
@@ -590,8 +590,7 @@ async fn fault_periodic_drops_from_config_lose_no_bar_and_no_fill() {
 
 #[tokio::test]
 async fn from_config_startup_check_and_proactive_reconnects() {
-    let sb =
-        Sandbox::start(SandboxConfig { history_bars: 30, bar_wall_ms: 100, ..SandboxConfig::default() }).await.unwrap();
+    let sb = Sandbox::start(SandboxConfig { history_bars: 30, speed: 600.0, ..SandboxConfig::demo() }).await.unwrap();
     let cfg: keel_binance::BinanceConfig = toml::from_str("mode = \"sandbox\"\nreconnect_after_ms = 1000").unwrap();
     let settings = cfg.resolve(Some(&ops::venues::local_exchange(&sb))).unwrap();
     let venue = BinanceVenue::connect(settings).await.unwrap();
@@ -621,7 +620,7 @@ async fn from_config_startup_check_and_proactive_reconnects() {
 
 #[tokio::test]
 async fn max_num_orders_is_refused_before_sending() {
-    let cfg = SandboxConfig { history_bars: 30, max_num_orders: 2, ..SandboxConfig::default() };
+    let cfg = SandboxConfig { history_bars: 30, max_num_orders: 2, ..SandboxConfig::demo() };
     let sb = Sandbox::start(cfg).await.unwrap();
     let venue = BinanceVenue::connect(ops::venues::sandbox_settings(&sb)).await.unwrap();
     freeze(&sb, "60000");
@@ -640,7 +639,7 @@ async fn max_num_orders_is_refused_before_sending() {
 
 #[tokio::test]
 async fn only_trading_symbols_take_orders_and_unknown_statuses_do_not_fail() {
-    let mut cfg = SandboxConfig { history_bars: 30, ..SandboxConfig::default() };
+    let mut cfg = SandboxConfig { history_bars: 30, ..SandboxConfig::demo() };
     cfg.symbol_status.insert("ETHUSDT".into(), "SOMETHING_NEW".into());
     let sb = Sandbox::start(cfg).await.unwrap();
     let venue = BinanceVenue::connect(ops::venues::sandbox_settings(&sb)).await.unwrap();

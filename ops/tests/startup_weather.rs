@@ -71,8 +71,10 @@ startup_deadline = "30s"
 
 [venue]
 mode = "testnet"
-bar_wall_time = "50ms"
 ticks_per_bar = 4
+
+[sandbox]
+speed = 1200
 
 [balances]
 USDT = "100000"
@@ -137,7 +139,7 @@ fn a_start_in_bad_weather_waits_it_out_and_comes_up() {
 #[actix_rt::test]
 async fn a_reconciliation_that_cannot_complete_starts_halted() {
     use keel_core::order::{Order, OrderIntent, OrderStatus, Side};
-    let sb = keel_sandbox::Sandbox::start(keel_sandbox::SandboxConfig::default()).await.expect("sandbox");
+    let sb = keel_sandbox::Sandbox::start(keel_sandbox::SandboxConfig::demo()).await.expect("sandbox");
     let venue = Arc::new(keel_binance::BinanceVenue::connect(ops::venues::sandbox_settings(&sb)).await.unwrap());
     let dir = tempfile::tempdir().unwrap();
     let store: SharedStore = Arc::new(SledStore::open(dir.path()).unwrap());

@@ -18,10 +18,51 @@ use keel_core::order::{OrderStatus, OrderType, TimeInForce};
 use keel_core::sim::{BarBuilder, Execution, FeeSchedule, MatchError, MatchingCore, NewOrder, PriceGen, SimOrder};
 use keel_core::symbol::Symbol;
 
+use super::saved::{SavedExchange, SavedSymbol, Saver};
 use super::SandboxConfig;
 
 /// One simulated minute.
 pub const BAR_MS: i64 = 60_000;
+
+/// A state with no order activity is still saved this often (server ms), so
+/// prices, bars and the clock continue after a restart.
+const SAVE_EVERY_MS: i64 = 1_000;
+
+/// At most this much simulated time is run to catch up (a restart after a
+/// long downtime, a server clock jumping ahead): beyond it the market skips
+/// ahead without ticks, so catching up never holds the exchange for long.
+const MAX_CATCH_UP_MS: i64 = 86_400_000;
+
+/// Closed bars kept in memory (and at most this many are saved).
+const HISTORY_KEEP: usize = 5_000;
+
+/// How simulated market time follows the server clock: `speed` simulated ms
+/// per server ms from a base point. At speed 1 the two are the same clock.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SimClock {
+    speed: f64,
+    base_sim: i64,
+    base_server: i64,
+}
+
+impl SimClock {
+    /// A clock at `speed` on which `base_sim` is simulated time at server time `base_server`.
+    pub fn new(speed: f64, base_sim: i64, base_server: i64) -> Self {
+        Self { speed, base_sim, base_server }
+    }
+
+    /// The simulated time the market should have reached at server time `server_ms`.
+    pub fn target(&self, server_ms: i64) -> i64 {
+        let elapsed = (server_ms - self.base_server) as f64 * self.speed;
+        self.base_sim.saturating_add(elapsed as i64)
+    }
+
+    /// The server time at which the market reaches simulated time `sim_ms`.
+    pub fn server_at(&self, sim_ms: i64) -> i64 {
+        let elapsed = (sim_ms - self.base_sim) as f64 / self.speed;
+        self.base_server.saturating_add(elapsed.ceil() as i64)
+    }
+}
 
 /// A market-data message for stream connections.
 #[derive(Debug, Clone)]
@@ -171,11 +212,13 @@ impl Reject {
 pub struct ExchangeState {
     core: MatchingCore,
     syms: BTreeMap<Symbol, SymState>,
-    /// Simulated time of the current tick (for bars only).
+    /// Simulated market time of the last tick (bars are stamped with it).
     pub sim_ms: i64,
     ticks_per_bar: u32,
     tick_in_bar: u32,
     next_auto_id: u64,
+    clock: SimClock,
+    saver: Option<Saver>,
 }
 
 /// The shared exchange.
@@ -423,8 +466,11 @@ pub fn reject_of(e: &MatchError) -> Reject {
 }
 
 impl Exchange {
-    /// Builds the exchange from config, with `history_bars` of pre-generated history.
-    pub fn new(cfg: &SandboxConfig, now_ms: i64, mut replays: HashMap<String, Vec<ReplayRow>>) -> Self {
+    /// Builds the exchange from config: with `history_bars` of pre-generated
+    /// history, or — given a `state_dir` holding a saved state — continuing
+    /// that state, after simulating the time it was down. An unreadable state
+    /// file is an error (starting fresh would forget what clients placed).
+    pub fn new(cfg: &SandboxConfig, now_ms: i64, mut replays: HashMap<String, Vec<ReplayRow>>) -> Result<Self, String> {
         let fees = FeeSchedule::new(cfg.maker_fee_bps, cfg.taker_fee_bps, cfg.commission_asset);
         // Ids from the wall clock grow across restarts (a restarted sandbox
         // must not reuse trade ids a client has stored); ms × 1000 stays below
@@ -432,23 +478,31 @@ impl Exchange {
         let id_base = if cfg.id_base > 0 { cfg.id_base } else { (now_ms.max(1) as u64).saturating_mul(1000) };
         let mut core = MatchingCore::new(fees, cfg.depth_levels).with_id_base(id_base);
         let mut keys = HashMap::new();
+        let mut accounts = Vec::new();
         for (i, acc) in cfg.accounts.iter().enumerate() {
             let id = i as u32 + 1;
-            let balances = acc
+            let balances: Vec<Balance> = acc
                 .balances
                 .iter()
                 .map(|(asset, amount)| Balance { asset: asset.clone(), free: *amount, locked: Decimal::ZERO })
                 .collect();
-            core.add_account(id, balances);
+            core.add_account(id, balances.clone());
+            accounts.push((id, balances));
             keys.insert(
                 acc.api_key.clone(),
                 AccountKey { id, secret: acc.api_secret.clone(), can_trade: acc.can_trade },
             );
         }
         let history_bars = i64::from(cfg.history_bars);
-        let start =
-            now_ms - now_ms.rem_euclid(BAR_MS) - history_bars * BAR_MS - i64::from(cfg.sim_start_days_ago) * 86_400_000;
         let ticks = cfg.ticks_per_bar.max(1);
+        let dt = BAR_MS / i64::from(ticks);
+        let minute = now_ms - now_ms.rem_euclid(BAR_MS);
+        // Real time: history ends now. Accelerated time: it starts in the past,
+        // so closed bars stay older than the server clock for a long while.
+        let accelerated = cfg.speed > 1.0;
+        let days_ago = if accelerated { i64::from(cfg.sim_start_days_ago) * 86_400_000 } else { 0 };
+        let start = minute - history_bars * BAR_MS - days_ago;
+        let mut instruments = Vec::new();
         let mut syms = BTreeMap::new();
         for s in &cfg.symbols {
             let mut inst = s.instrument();
@@ -457,6 +511,7 @@ impl Exchange {
                 inst.status = keel_core::instrument::SymbolStatus::parse(status);
             }
             core.add_instrument(inst.clone());
+            instruments.push(inst.clone());
             let gen = PriceGen::new(&s.price_path(), inst.tick_size);
             syms.insert(
                 inst.symbol.clone(),
@@ -474,15 +529,47 @@ impl Exchange {
         }
         let (market_tx, _) = broadcast::channel(8192);
         let (user_tx, _) = broadcast::channel(8192);
-        let mut state =
-            ExchangeState { core, syms, sim_ms: start, ticks_per_bar: ticks, tick_in_bar: 0, next_auto_id: 1 };
-        // Pre-generate history so strategies can warm up from REST klines.
-        // One extra tick closes the last history bar (a bar closes on the first
-        // tick of the next one).
-        for _ in 0..(history_bars * i64::from(ticks) + 1) {
-            state.advance(now_ms, None, None);
+        let saver = cfg.state_dir.as_deref().map(Saver::open).transpose()?;
+        let saved = saver.as_ref().map(Saver::load).transpose()?.flatten();
+        let mut state = ExchangeState {
+            core,
+            syms,
+            sim_ms: start,
+            ticks_per_bar: ticks,
+            tick_in_bar: 0,
+            next_auto_id: 1,
+            clock: SimClock::new(cfg.speed, start, now_ms),
+            saver,
+        };
+        match saved {
+            Some(saved) => {
+                let target = if accelerated {
+                    SimClock::new(cfg.speed, saved.sim_ms, saved.saved_at_ms).target(now_ms)
+                } else {
+                    now_ms
+                };
+                state.restore(saved, &instruments, &accounts);
+                let (was, open) = (state.sim_ms, state.core.open_order_count());
+                state.clock = SimClock::new(cfg.speed, target, now_ms);
+                // The time it was down: resting orders fill against those bars.
+                state.catch_up(now_ms, None, None);
+                tracing::info!(
+                    open_orders = open,
+                    downtime_minutes = (state.sim_ms - was) / BAR_MS,
+                    "sandbox state restored; the time it was down has been simulated"
+                );
+            }
+            None => {
+                // Pre-generate history so strategies can warm up from REST klines.
+                let pregen = if accelerated { start + history_bars * BAR_MS } else { now_ms - now_ms.rem_euclid(dt) };
+                while state.sim_ms + dt <= pregen {
+                    state.advance(now_ms, None);
+                }
+                state.clock = SimClock::new(cfg.speed, state.sim_ms, now_ms);
+            }
         }
-        Self { state: std::sync::Mutex::new(state), keys, market_tx, user_tx, fees }
+        state.save(now_ms);
+        Ok(Self { state: std::sync::Mutex::new(state), keys, market_tx, user_tx, fees })
     }
 
     /// Locks the state (a poisoned lock is recovered: the state stays usable).
@@ -490,10 +577,39 @@ impl Exchange {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// One market tick: prices move, quotes update, resting orders fill; events go out.
+    /// Brings the market up to the server time `now_ms`: every tick due runs
+    /// (prices move, quotes update, resting orders fill) and its events go out.
     pub fn tick(&self, now_ms: i64) {
         let mut st = self.lock();
-        st.advance(now_ms, Some(&self.market_tx), Some(&self.user_tx));
+        st.catch_up(now_ms, Some(&self.market_tx), Some(&self.user_tx));
+    }
+
+    /// Runs `n` ticks now, due or not, and continues the clock from there
+    /// (tests steer the market with it, also while it is paused).
+    pub fn step(&self, n: u32, now_ms: i64) {
+        let mut st = self.lock();
+        for _ in 0..n {
+            st.tick_once(now_ms, Some(&self.market_tx), Some(&self.user_tx));
+        }
+        st.rebase(now_ms);
+    }
+
+    /// Continues the clock from the market's time at server time `now_ms`
+    /// (after a pause, the market resumes where it stopped).
+    pub fn rebase(&self, now_ms: i64) {
+        self.lock().rebase(now_ms);
+    }
+
+    /// Server ms until the next tick is due (at least 1).
+    pub fn next_tick_in(&self, now_ms: i64) -> u64 {
+        let st = self.lock();
+        let due = st.clock.server_at(st.sim_ms + st.dt());
+        (due - now_ms).clamp(1, 60_000) as u64
+    }
+
+    /// Saves the state now (at shutdown), if it is kept.
+    pub fn save(&self, now_ms: i64) {
+        self.lock().save(now_ms);
     }
 }
 
@@ -534,6 +650,124 @@ impl ExchangeState {
         Some((s.history.clone(), s.builder.current().cloned()))
     }
 
+    /// The simulated time of one tick.
+    fn dt(&self) -> i64 {
+        BAR_MS / i64::from(self.ticks_per_bar)
+    }
+
+    fn rebase(&mut self, now_ms: i64) {
+        self.clock = SimClock::new(self.clock.speed, self.sim_ms, now_ms);
+    }
+
+    /// Continues a saved state: its core (accounts, orders, fills, ids), with
+    /// the configured filters and any account the save does not know, and
+    /// each saved symbol's market (configured symbols it lacks start fresh).
+    fn restore(&mut self, saved: SavedExchange, instruments: &[Instrument], accounts: &[(u32, Vec<Balance>)]) {
+        self.core = saved.core;
+        for inst in instruments {
+            self.core.list_instrument(inst.clone());
+        }
+        for (id, balances) in accounts {
+            if !self.core.has_account(*id) {
+                self.core.add_account(*id, balances.clone());
+            }
+        }
+        for (sym, s) in self.syms.iter_mut() {
+            let Some(mut kept) = saved.symbols.get(sym.as_str()).cloned() else { continue };
+            s.gen = PriceGen::resume(&kept.gen, s.cfg.tick_size);
+            if let (Some(r), Some(bar)) = (&mut s.replay, kept.replay_bar) {
+                r.bar = bar;
+            }
+            kept.history.truncate(HISTORY_KEEP);
+            s.builder = kept.builder;
+            s.history = kept.history;
+            s.trades_in_bar = kept.trades_in_bar;
+            s.next_public_trade = kept.next_public_trade;
+            s.book_update = kept.book_update;
+        }
+        self.sim_ms = saved.sim_ms;
+        self.tick_in_bar = saved.tick_in_bar;
+        self.next_auto_id = saved.next_auto_id;
+    }
+
+    /// Saves the state if it is kept.
+    fn save(&mut self, now_ms: i64) {
+        let Some(mut saver) = self.saver.take() else { return };
+        let symbols = self
+            .syms
+            .iter()
+            .map(|(sym, s)| {
+                let from = s.history.len().saturating_sub(HISTORY_KEEP);
+                let kept = SavedSymbol {
+                    gen: s.gen.state(),
+                    replay_bar: s.replay.as_ref().map(|r| r.bar),
+                    builder: s.builder.clone(),
+                    history: s.history[from..].to_vec(),
+                    trades_in_bar: s.trades_in_bar,
+                    next_public_trade: s.next_public_trade,
+                    book_update: s.book_update,
+                };
+                (sym.to_string(), kept)
+            })
+            .collect();
+        let state =
+            SavedExchange::new(now_ms, self.sim_ms, self.tick_in_bar, self.next_auto_id, self.core.clone(), symbols);
+        saver.save(&state);
+        self.saver = Some(saver);
+    }
+
+    /// Runs every tick due by server time `now_ms`. Executions are saved
+    /// before their reports go out, so a client never learns of a fill the
+    /// venue could forget. Further behind than a day, the market skips ahead.
+    fn catch_up(
+        &mut self,
+        now_ms: i64,
+        market: Option<&broadcast::Sender<Arc<MarketMsg>>>,
+        user: Option<&broadcast::Sender<Arc<UserMsg>>>,
+    ) {
+        let dt = self.dt();
+        let target = self.clock.target(now_ms);
+        if target - self.sim_ms > MAX_CATCH_UP_MS {
+            let skip_to = target - MAX_CATCH_UP_MS;
+            let skip_to = skip_to - skip_to.rem_euclid(BAR_MS);
+            tracing::info!(
+                minutes = (skip_to - self.sim_ms) / BAR_MS,
+                "sandbox market skips ahead (more than a day behind)"
+            );
+            for s in self.syms.values_mut() {
+                if let Some(bar) = s.builder.close() {
+                    s.history.push(bar);
+                }
+                s.trades_in_bar = 0;
+            }
+            self.sim_ms = skip_to;
+            self.tick_in_bar = 0;
+        }
+        while self.sim_ms + dt <= target {
+            let event_ms = self.clock.server_at(self.sim_ms + dt).min(now_ms);
+            self.tick_once(event_ms, market, user);
+        }
+        if self.saver.as_ref().is_some_and(|s| now_ms - s.last_ms >= SAVE_EVERY_MS) {
+            self.save(now_ms);
+        }
+    }
+
+    /// One tick, stamped `event_ms`: executions are saved, then reported.
+    fn tick_once(
+        &mut self,
+        event_ms: i64,
+        market: Option<&broadcast::Sender<Arc<MarketMsg>>>,
+        user: Option<&broadcast::Sender<Arc<UserMsg>>>,
+    ) {
+        let execs = self.advance(event_ms, market);
+        if !execs.is_empty() {
+            self.save(event_ms);
+            if let Some(utx) = user {
+                self.publish_executions(utx, &execs, event_ms);
+            }
+        }
+    }
+
     /// A fresh order id for requests without `newClientOrderId`.
     pub fn auto_client_id(&mut self) -> String {
         self.next_auto_id += 1;
@@ -553,17 +787,16 @@ impl ExchangeState {
         }
     }
 
-    /// Advances simulated time by one tick (1/ticks_per_bar of a minute).
-    fn advance(
-        &mut self,
-        now_ms: i64,
-        market: Option<&broadcast::Sender<Arc<MarketMsg>>>,
-        user: Option<&broadcast::Sender<Arc<UserMsg>>>,
-    ) {
-        let dt = BAR_MS / i64::from(self.ticks_per_bar);
+    /// Advances simulated time by one tick (1/ticks_per_bar of a minute):
+    /// prices move, bars close on the minute, quotes update and resting
+    /// orders fill. Market events go out at once, stamped `now_ms`; the
+    /// executions are returned for the caller to save and report.
+    fn advance(&mut self, now_ms: i64, market: Option<&broadcast::Sender<Arc<MarketMsg>>>) -> Vec<Execution> {
+        let dt = self.dt();
         self.sim_ms += dt;
         self.tick_in_bar = (self.tick_in_bar + 1) % self.ticks_per_bar;
         let sim_ms = self.sim_ms;
+        let mut all_execs = Vec::new();
         let symbols: Vec<Symbol> = self.syms.keys().cloned().collect();
         for sym in symbols {
             let Some(s) = self.syms.get_mut(&sym) else { continue };
@@ -588,31 +821,31 @@ impl ExchangeState {
                     (p, v)
                 }
             };
-            // The tick at sim_ms belongs to the bar containing sim_ms - 1, so a bar
-            // closes exactly when its last tick arrives.
+            // The tick at sim_ms covers (sim_ms - dt, sim_ms], so it belongs to
+            // the bar containing sim_ms - 1; the bar's last tick lands on the
+            // minute and closes it then.
             let ts = sim_ms - 1;
-            let closed = s.builder.push(ts, price, volume);
+            let mut closed: Vec<Bar> = s.builder.push(ts, price, volume).into_iter().collect();
             s.trades_in_bar += 1;
+            let trades = s.trades_in_bar;
+            if sim_ms.rem_euclid(BAR_MS) == 0 {
+                closed.extend(s.builder.close());
+                s.trades_in_bar = 0;
+            }
             s.book_update += 1;
             let trade_id = s.next_public_trade;
             s.next_public_trade += 1;
             let quote = Self::quote_of(s, price, now_ms);
             let lower = sym.as_str().to_lowercase();
-            if let Some(bar) = closed.clone() {
-                s.history.push(bar);
-                if s.history.len() > 5000 {
-                    s.history.drain(..1000);
-                }
-            }
-            let trades = s.trades_in_bar;
-            if closed.is_some() {
-                s.trades_in_bar = 1;
+            s.history.extend(closed.iter().cloned());
+            if s.history.len() > HISTORY_KEEP {
+                s.history.drain(..1000);
             }
             let current = s.builder.current().cloned();
             let book_update = s.book_update;
-            let execs = self.core.set_quote(quote.clone());
+            all_execs.extend(self.core.set_quote(quote.clone()));
             let Some(tx) = market else { continue };
-            if let Some(bar) = closed {
+            for bar in closed {
                 let _ = tx.send(Arc::new(MarketMsg {
                     symbol_lower: lower.clone(),
                     kind: MarketKind::Bar { bar, closed: true, trades },
@@ -621,7 +854,7 @@ impl ExchangeState {
             if let Some(bar) = current {
                 let _ = tx.send(Arc::new(MarketMsg {
                     symbol_lower: lower.clone(),
-                    kind: MarketKind::Bar { bar, closed: false, trades: 1 },
+                    kind: MarketKind::Bar { bar, closed: false, trades },
                 }));
             }
             let buyer_maker = self.tick_in_bar.is_multiple_of(2);
@@ -631,10 +864,8 @@ impl ExchangeState {
                 tx.send(Arc::new(MarketMsg { symbol_lower: lower.clone(), kind: MarketKind::Trade { trade, agg } }));
             let book = json!({"u":book_update,"s":sym.as_str(),"b":d8(quote.bid),"B":d8(quote.bid_qty),"a":d8(quote.ask),"A":d8(quote.ask_qty)});
             let _ = tx.send(Arc::new(MarketMsg { symbol_lower: lower, kind: MarketKind::Book(book) }));
-            if let Some(utx) = user {
-                self.publish_executions(utx, &execs, now_ms);
-            }
         }
+        all_execs
     }
 
     /// Sends execution reports and the balance changes they imply.
@@ -681,12 +912,14 @@ impl ExchangeState {
     }
 
     /// Places an order; returns the order and its immediate executions.
+    /// Saved (when kept) before the caller answers.
     pub fn place(&mut self, new: NewOrder, now_ms: i64) -> Result<(SimOrder, Vec<Execution>), Reject> {
         let res = self.core.submit(new, now_ms).map_err(|e| reject_of(&e))?;
+        self.save(now_ms);
         Ok((res.order, res.executions))
     }
 
-    /// Cancels an order by client id.
+    /// Cancels an order by client id; saved (when kept) before the caller answers.
     pub fn cancel(
         &mut self,
         account: u32,
@@ -694,7 +927,9 @@ impl ExchangeState {
         client_order_id: &str,
         now_ms: i64,
     ) -> Result<SimOrder, Reject> {
-        self.core.cancel(account, symbol, client_order_id, now_ms).map_err(|e| reject_of(&e))
+        let o = self.core.cancel(account, symbol, client_order_id, now_ms).map_err(|e| reject_of(&e))?;
+        self.save(now_ms);
+        Ok(o)
     }
 
     /// Resolves an order id to its client id (account-checked).

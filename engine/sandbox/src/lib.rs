@@ -3,10 +3,17 @@
 //! market streams `/ws` and `/stream`, the WebSocket API `/ws-api/v3`), driven
 //! by the engine's one matching core ([`keel_core::sim`]).
 //!
-//! Time runs accelerated: one simulated minute (one 1m bar) every
-//! `bar_wall_ms` of wall time, so trading is visible in seconds. Request
-//! timestamps, `recvWindow` and `serverTime` use the wall clock (plus any
-//! injected skew), as on the real venue.
+//! Time: `speed` simulated minutes pass per minute of the server clock. At
+//! speed 1 (the default) the market runs in real time — 1m bars close on the
+//! minute of `serverTime`, every timestamp comes from that one clock, and
+//! history is backdated from now. Above 1 (e.g. 240, the embedded demo's
+//! setting) the market's own clock — kline open and close times — starts
+//! `sim_start_days_ago` in the past and runs faster; every other timestamp
+//! (`serverTime`, trade, ticker and event times, order and fill times) stays
+//! on the server clock, as does `recvWindow`.
+//!
+//! With a `state_dir` the sandbox keeps its state across restarts
+//! ([`saved`]), and simulates the time it was down when it starts again.
 //!
 //! Faults are injected from config ([`FaultConfig`]) or scripted by tests
 //! through [`FaultControl`]; prices can be steered through [`MarketControl`].
@@ -14,6 +21,7 @@
 mod auth;
 mod exchange;
 mod rest;
+pub mod saved;
 mod ws;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -81,10 +89,14 @@ pub struct FaultConfig {
 pub struct SandboxConfig {
     /// Listen address; loopback only by default (`127.0.0.1:0` = any free port).
     pub listen: String,
-    /// Wall time per simulated 1-minute bar (ms).
-    pub bar_wall_ms: u64,
-    /// Quote updates (and public trades) per bar.
+    /// Simulated minutes per minute of the server clock: 1 (the default) is
+    /// real time; e.g. 240 closes a 1m bar every 250 ms.
+    pub speed: f64,
+    /// Quote updates (and public trades) per bar; must divide 60 000 (ms).
     pub ticks_per_bar: u32,
+    /// Where the sandbox keeps its state across restarts (none: it starts
+    /// fresh each time).
+    pub state_dir: Option<std::path::PathBuf>,
     /// Maker fee (basis points).
     pub maker_fee_bps: Decimal,
     /// Taker fee (basis points).
@@ -96,10 +108,10 @@ pub struct SandboxConfig {
     pub depth_levels: u32,
     /// Closed 1m bars generated before start (REST klines history).
     pub history_bars: u32,
-    /// Simulated time starts this many days before the wall clock. Simulated
-    /// time runs faster than wall time (60 s per `bar_wall_ms`), so it starts in
-    /// the past and every closed bar stays older than the server clock for
-    /// `days × 1440 × bar_wall_ms / 60000` of wall time (36 h by default).
+    /// Accelerated time only (`speed` above 1): the market's clock starts this
+    /// many days before the server clock, so every closed bar stays older
+    /// than the server clock for `days × 1440 / (speed − 1)` minutes of wall
+    /// time (36 h at speed 240 and the default 365 days).
     pub sim_start_days_ago: u32,
     /// Server ping interval on WebSocket connections (ms).
     pub ping_interval_ms: u64,
@@ -129,6 +141,11 @@ pub struct SandboxConfig {
 }
 
 impl SandboxConfig {
+    /// The defaults at [`DEMO_SPEED`] instead of real time.
+    pub fn demo() -> Self {
+        Self { speed: DEMO_SPEED, ..Self::default() }
+    }
+
     /// Checks values that parse but make no sense, naming the `sandbox.*` key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.symbols.is_empty() {
@@ -137,15 +154,25 @@ impl SandboxConfig {
         if self.accounts.is_empty() {
             return Err(ConfigError::new("sandbox.accounts", "the sandbox needs at least one account"));
         }
-        if self.bar_wall_ms == 0 {
-            return Err(ConfigError::new("sandbox.bar_wall_ms", "must be positive"));
+        if !(self.speed.is_finite() && self.speed > 0.0 && self.speed <= MAX_SPEED) {
+            return Err(ConfigError::new("sandbox.speed", format!("must be above 0 and at most {MAX_SPEED}")));
         }
-        if self.ticks_per_bar == 0 {
-            return Err(ConfigError::new("sandbox.ticks_per_bar", "must be at least 1"));
+        if self.ticks_per_bar == 0 || 60_000 % self.ticks_per_bar != 0 {
+            return Err(ConfigError::new(
+                "sandbox.ticks_per_bar",
+                "must divide 60000 (ticks fall on whole milliseconds of the minute), e.g. 10, 20 or 60",
+            ));
         }
         Ok(())
     }
 }
+
+/// The speed of the demo setting (the embedded sandbox's default): one 1m
+/// bar every 250 ms, so trading is visible within seconds.
+pub const DEMO_SPEED: f64 = 240.0;
+
+/// The fastest simulated clock (a 1m bar every 0.6 ms of wall time).
+pub const MAX_SPEED: f64 = 100_000.0;
 
 /// The API key of the default sandbox account.
 pub const DEFAULT_API_KEY: &str = "keel-sandbox-api-key";
@@ -202,8 +229,9 @@ impl Default for SandboxConfig {
             [("USDT", "100000"), ("BTC", "1"), ("ETH", "10")].into_iter().map(|(a, v)| (a.to_string(), d(v))).collect();
         Self {
             listen: "127.0.0.1:0".into(),
-            bar_wall_ms: 250,
+            speed: 1.0,
             ticks_per_bar: 10,
+            state_dir: None,
             maker_fee_bps: d("10"),
             taker_fee_bps: d("10"),
             commission_asset: CommissionAsset::Received,
@@ -476,16 +504,15 @@ impl MarketControl {
         self.paused.store(true, Ordering::SeqCst);
     }
 
-    /// Resumes automatic ticking.
+    /// Resumes automatic ticking from where the market stopped.
     pub fn resume(&self) {
+        self.ex.rebase(self.faults.server_now_ms());
         self.paused.store(false, Ordering::SeqCst);
     }
 
-    /// Runs `n` ticks now (works while paused).
+    /// Runs `n` ticks now (works while paused); the clock continues from there.
     pub fn step(&self, n: u32) {
-        for _ in 0..n {
-            self.ex.tick(self.faults.server_now_ms());
-        }
+        self.ex.step(n, self.faults.server_now_ms());
     }
 
     /// Moves a symbol's price to `price` and freezes its volatility at 0 until
@@ -537,6 +564,9 @@ pub enum SandboxError {
     /// The configuration is unusable.
     #[error("sandbox config: {0}")]
     Config(String),
+    /// The kept state cannot be read or written.
+    #[error("sandbox state: {0}")]
+    State(String),
 }
 
 /// A running sandbox. Dropping it stops the server.
@@ -571,13 +601,15 @@ impl SandboxHandle {
         )
     }
 
-    /// Stops the server and its tasks and waits for them.
+    /// Stops the server and its tasks, waits for them, and saves the state
+    /// (when it is kept).
     pub async fn shutdown(mut self) {
         let _ = self.stop_tx.send(true);
         for t in self.tasks.drain(..) {
             t.abort();
             let _ = t.await;
         }
+        self.market.ex.save(self.faults.server_now_ms());
     }
 }
 
@@ -611,9 +643,7 @@ impl Sandbox {
         if cfg.accounts.is_empty() {
             return Err(SandboxError::Config("at least one account is needed".into()));
         }
-        if cfg.bar_wall_ms == 0 || cfg.ticks_per_bar == 0 {
-            return Err(SandboxError::Config("bar_wall_ms and ticks_per_bar must be positive".into()));
-        }
+        cfg.validate().map_err(|e| SandboxError::Config(e.to_string()))?;
         let listener = tokio::net::TcpListener::bind(&cfg.listen)
             .await
             .map_err(|e| SandboxError::Listen { addr: cfg.listen.clone(), reason: e.to_string() })?;
@@ -633,7 +663,7 @@ impl Sandbox {
             replays.insert(symbol.clone(), rows);
         }
         let faults = FaultControl::new(&cfg.faults);
-        let ex = Arc::new(Exchange::new(&cfg, faults.server_now_ms(), replays));
+        let ex = Arc::new(Exchange::new(&cfg, faults.server_now_ms(), replays).map_err(SandboxError::State)?);
         let paused = Arc::new(AtomicBool::new(false));
         let app = Arc::new(App {
             ex: ex.clone(),
@@ -661,14 +691,12 @@ impl Sandbox {
             }
         }));
 
-        // The market clock.
-        let tick_ms = (cfg.bar_wall_ms / u64::from(cfg.ticks_per_bar)).max(1);
+        // The market clock: each tick runs when the server clock reaches it.
         let (tex, tpaused, tfaults) = (ex.clone(), paused.clone(), faults.clone());
         tasks.push(tokio::spawn(async move {
-            let mut iv = tokio::time::interval(Duration::from_millis(tick_ms));
-            iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                iv.tick().await;
+                let wait = tex.next_tick_in(tfaults.server_now_ms());
+                tokio::time::sleep(Duration::from_millis(wait)).await;
                 if !tpaused.load(Ordering::SeqCst) {
                     tex.tick(tfaults.server_now_ms());
                 }
@@ -725,7 +753,7 @@ mod tests {
         let cfg: SandboxConfig = toml::from_str(
             r#"
             listen = "127.0.0.1:9999"
-            bar_wall_ms = 100
+            speed = 240
             [faults]
             drop_connections_every_ms = 5000
             [[accounts]]
@@ -735,7 +763,7 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert_eq!(cfg.bar_wall_ms, 100);
+        assert_eq!(cfg.speed, 240.0);
         assert_eq!(cfg.symbols.len(), 2);
         assert_eq!(cfg.accounts[0].balances["USDT"], d("1000"));
         assert!(cfg.accounts[0].can_trade);

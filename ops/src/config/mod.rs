@@ -152,8 +152,9 @@ impl VenueMode {
 pub struct VenueConfig {
     /// Which venue.
     pub mode: VenueMode,
-    /// Simulated venues: wall time per simulated bar (accelerated time).
-    pub bar_wall_time: DurationMs,
+    /// Deprecated alias of `[sandbox] speed` (wall time per simulated 1m bar:
+    /// `250ms` is speed 240). Read when `speed` is not set, with a warning.
+    pub bar_wall_time: Option<DurationMs>,
     /// Simulated venues: quote updates per bar.
     pub ticks_per_bar: u32,
     /// Simulated venues: maker fee in basis points.
@@ -179,7 +180,7 @@ impl Default for VenueConfig {
     fn default() -> Self {
         Self {
             mode: VenueMode::Paper,
-            bar_wall_time: DurationMs(250),
+            bar_wall_time: None,
             ticks_per_bar: 10,
             maker_fee_bps: Decimal::new(10, 0),
             taker_fee_bps: Decimal::new(10, 0),
@@ -207,6 +208,20 @@ impl VenueConfig {
         }
         b
     }
+}
+
+/// The speed of simulated time on the embedded sandbox and the paper venue
+/// when the config sets none: one 1m bar every 250 ms, so a demo trades within
+/// seconds.
+pub const EMBEDDED_SPEED: f64 = keel_sandbox::DEMO_SPEED;
+
+/// Which simulated venue a speed is for (their defaults differ).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimulatedClock {
+    /// The sandbox inside `keel run` (mode `sandbox`), and the paper venue.
+    Embedded,
+    /// `keel sandbox`.
+    Standalone,
 }
 
 /// The `[sandbox]` section: the sandbox's settings plus which keys the file
@@ -267,11 +282,24 @@ impl Config {
         if self.engine.bar_interval.0 <= 0 {
             return Err(ConfigError::new("engine.bar_interval", "must be positive"));
         }
-        if self.venue.bar_wall_time.0 <= 0 {
+        if self.venue.bar_wall_time.is_some_and(|t| t.0 <= 0) {
             return Err(ConfigError::new("venue.bar_wall_time", "must be positive"));
         }
-        if self.venue.ticks_per_bar == 0 {
-            return Err(ConfigError::new("venue.ticks_per_bar", "must be at least 1"));
+        if self.venue.ticks_per_bar == 0 || 60_000 % self.venue.ticks_per_bar != 0 {
+            return Err(ConfigError::new(
+                "venue.ticks_per_bar",
+                "must divide 60000 (ticks fall on whole milliseconds of the minute), e.g. 10, 20 or 60",
+            ));
+        }
+        for clock in [SimulatedClock::Embedded, SimulatedClock::Standalone] {
+            let speed = self.speed(clock);
+            if !(speed.is_finite() && speed > 0.0 && speed <= keel_sandbox::MAX_SPEED) {
+                let key = if self.sandbox.sets("speed") { "sandbox.speed" } else { "venue.bar_wall_time" };
+                return Err(ConfigError::new(
+                    key,
+                    format!("must give a speed above 0 and at most {}", keel_sandbox::MAX_SPEED),
+                ));
+            }
         }
         non_negative("venue.maker_fee_bps", self.venue.maker_fee_bps)?;
         non_negative("venue.taker_fee_bps", self.venue.taker_fee_bps)?;
@@ -345,7 +373,7 @@ impl Config {
 
     /// The resolved sandbox settings (see [`Config::sandbox_config`]).
     fn validate_sandbox(&self) -> Result<(), ConfigError> {
-        let sb = self.sandbox_config();
+        let sb = self.sandbox_config(SimulatedClock::Embedded);
         sb.validate()?;
         if self.engine.bar_interval.0 != keel_sandbox::BAR_MS {
             return Err(ConfigError::new(
@@ -364,11 +392,41 @@ impl Config {
         Ok(())
     }
 
+    /// How fast simulated time runs (simulated minutes per minute of wall
+    /// time): `[sandbox] speed`; else the deprecated `[venue] bar_wall_time`;
+    /// else [`EMBEDDED_SPEED`] for the embedded sandbox and the paper venue (a
+    /// demo shows trades in seconds) and real time for `keel sandbox`.
+    pub fn speed(&self, clock: SimulatedClock) -> f64 {
+        if self.sandbox.sets("speed") {
+            return self.sandbox.config.speed;
+        }
+        match (self.venue.bar_wall_time, clock) {
+            (Some(wall), _) => 60_000.0 / wall.0.max(1) as f64,
+            (None, SimulatedClock::Embedded) => EMBEDDED_SPEED,
+            (None, SimulatedClock::Standalone) => 1.0,
+        }
+    }
+
+    /// Settings that still work but will go: one line each, for the log and
+    /// `keel check-config`.
+    pub fn deprecations(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(wall) = self.venue.bar_wall_time {
+            let speed = 60_000.0 / wall.0.max(1) as f64;
+            out.push(if self.sandbox.sets("speed") {
+                "venue.bar_wall_time is deprecated and ignored: [sandbox] speed is set".to_string()
+            } else {
+                format!("venue.bar_wall_time is deprecated: write [sandbox] speed = {speed} instead")
+            });
+        }
+        out
+    }
+
     /// The sandbox's settings: `[sandbox]`, where every key it does not set
     /// follows the rest of the config — symbols from `[[symbol]]`, the first
-    /// account's balances from `[balances]`, bar timing, fees and depth from
-    /// `[venue]`.
-    pub fn sandbox_config(&self) -> SandboxConfig {
+    /// account's balances from `[balances]`, ticks, fees and depth from
+    /// `[venue]`, and the speed from [`Config::speed`].
+    pub fn sandbox_config(&self, clock: SimulatedClock) -> SandboxConfig {
         let section = &self.sandbox;
         let mut sb = section.config.clone();
         if !section.sets("symbols") && !self.symbols.is_empty() {
@@ -379,9 +437,7 @@ impl Config {
                 first.balances = self.balances.clone();
             }
         }
-        if !section.sets("bar_wall_ms") {
-            sb.bar_wall_ms = self.venue.bar_wall_time.0.max(1) as u64;
-        }
+        sb.speed = self.speed(clock);
         if !section.sets("ticks_per_bar") {
             sb.ticks_per_bar = self.venue.ticks_per_bar;
         }

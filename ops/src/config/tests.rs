@@ -165,19 +165,21 @@ fn the_sandbox_follows_symbols_balances_and_venue_timing_unless_set() {
         "{BASE}\n[venue]\nmode = \"sandbox\"\nbar_wall_time = \"40ms\"\nticks_per_bar = 4\n[balances]\nUSDT = \"5000\"\n"
     );
     let c = Config::parse(&text).unwrap();
-    let sb = c.sandbox_config();
+    let sb = c.sandbox_config(SimulatedClock::Embedded);
     assert_eq!(sb.symbols, c.symbols);
     assert_eq!(sb.accounts[0].balances, c.balances);
     assert_eq!(sb.accounts[0].api_key, keel_sandbox::DEFAULT_API_KEY);
-    assert_eq!((sb.bar_wall_ms, sb.ticks_per_bar), (40, 4));
+    assert_eq!((sb.speed, sb.ticks_per_bar), (1500.0, 4), "the deprecated bar_wall_time still sets the speed");
+    assert_eq!(c.deprecations(), vec!["venue.bar_wall_time is deprecated: write [sandbox] speed = 1500 instead"]);
 
     let text = format!(
-        "{text}\n[sandbox]\nbar_wall_ms = 100\n[[sandbox.accounts]]\napi_key = \"k\"\napi_secret = \"s\"\nbalances = {{ USDT = \"7\" }}\n"
+        "{text}\n[sandbox]\nspeed = 100\n[[sandbox.accounts]]\napi_key = \"k\"\napi_secret = \"s\"\nbalances = {{ USDT = \"7\" }}\n"
     );
     let c = Config::parse(&text).unwrap();
-    let sb = c.sandbox_config();
+    let sb = c.sandbox_config(SimulatedClock::Standalone);
     assert_eq!(sb.symbols, c.symbols, "symbols still follow [[symbol]]");
-    assert_eq!(sb.bar_wall_ms, 100);
+    assert_eq!(sb.speed, 100.0, "[sandbox] speed wins over the alias");
+    assert_eq!(c.deprecations(), vec!["venue.bar_wall_time is deprecated and ignored: [sandbox] speed is set"]);
     assert_eq!(sb.ticks_per_bar, 4);
     assert_eq!(sb.accounts.len(), 1);
     assert_eq!(sb.accounts[0].api_key, "k");
@@ -189,5 +191,21 @@ fn the_default_config_file_runs_the_sandbox() {
     let text = include_str!("../../../config.toml");
     let c = Config::parse(text).unwrap();
     assert_eq!(c.venue.mode, VenueMode::Sandbox);
-    assert_eq!(c.sandbox_config().symbols.len(), c.symbols.len());
+    assert_eq!(c.sandbox_config(SimulatedClock::Embedded).symbols.len(), c.symbols.len());
+}
+
+#[test]
+fn simulated_time_is_a_demo_embedded_and_real_time_standalone_unless_set() {
+    let c = Config::parse(BASE).unwrap();
+    assert_eq!(c.speed(SimulatedClock::Embedded), EMBEDDED_SPEED);
+    assert_eq!(c.speed(SimulatedClock::Standalone), 1.0);
+    assert!(c.deprecations().is_empty());
+    let c = Config::parse(&format!("{BASE}\n[sandbox]\nspeed = 3\n")).unwrap();
+    assert_eq!((c.speed(SimulatedClock::Embedded), c.speed(SimulatedClock::Standalone)), (3.0, 3.0));
+    for bad in ["0", "-1", "1e9"] {
+        let e = Config::parse(&format!("{BASE}\n[sandbox]\nspeed = {bad}\n")).unwrap_err();
+        assert_eq!(e.key, "sandbox.speed", "speed {bad}: {e}");
+    }
+    let e = Config::parse(&format!("{BASE}\n[venue]\nticks_per_bar = 7\n")).unwrap_err();
+    assert_eq!(e.key, "venue.ticks_per_bar");
 }

@@ -20,8 +20,10 @@ log_level = "warn"
 
 [venue]
 mode = "paper"
-bar_wall_time = "40ms"
 ticks_per_bar = 2
+
+[sandbox]
+speed = 1500
 
 [balances]
 USDT = "100000"

@@ -238,7 +238,7 @@ impl Account {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Book {
     instrument: Instrument,
     quote: Option<BookTicker>,
@@ -249,17 +249,54 @@ struct Book {
 }
 
 /// The matching core. Deterministic: the same inputs give the same outputs.
-#[derive(Debug, Clone)]
+///
+/// It serializes whole (a venue that keeps its state across restarts saves
+/// it); the client-id index is derived from the orders, so it is rebuilt on
+/// load rather than stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(from = "StoredCore")]
 pub struct MatchingCore {
     fees: FeeSchedule,
     depth_levels: u32,
     books: HashMap<Symbol, Book>,
     accounts: BTreeMap<u32, Account>,
     orders: BTreeMap<u64, SimOrder>,
+    #[serde(skip_serializing)]
     by_client: HashMap<(u32, String), u64>,
     fills: BTreeMap<u32, Vec<Fill>>,
     next_order_id: u64,
     trade_id_base: u64,
+}
+
+/// A saved [`MatchingCore`]: everything but the client-id index.
+#[derive(Deserialize)]
+struct StoredCore {
+    fees: FeeSchedule,
+    depth_levels: u32,
+    books: HashMap<Symbol, Book>,
+    accounts: BTreeMap<u32, Account>,
+    orders: BTreeMap<u64, SimOrder>,
+    fills: BTreeMap<u32, Vec<Fill>>,
+    next_order_id: u64,
+    trade_id_base: u64,
+}
+
+impl From<StoredCore> for MatchingCore {
+    fn from(s: StoredCore) -> Self {
+        // In id order, so a client id used again points at its latest order.
+        let by_client = s.orders.iter().map(|(id, o)| ((o.account, o.client_order_id.clone()), *id)).collect();
+        Self {
+            fees: s.fees,
+            depth_levels: s.depth_levels,
+            books: s.books,
+            accounts: s.accounts,
+            orders: s.orders,
+            by_client,
+            fills: s.fills,
+            next_order_id: s.next_order_id,
+            trade_id_base: s.trade_id_base,
+        }
+    }
 }
 
 impl MatchingCore {
@@ -301,6 +338,25 @@ impl MatchingCore {
             instrument.symbol.clone(),
             Book { instrument, quote: None, last: None, resting: Vec::new(), next_trade_id: base },
         );
+    }
+
+    /// Lists an instrument, or updates the filters and status of one already
+    /// listed while keeping its book (quote, resting orders, trade ids).
+    pub fn list_instrument(&mut self, instrument: Instrument) {
+        match self.books.get_mut(&instrument.symbol) {
+            Some(book) => book.instrument = instrument,
+            None => self.add_instrument(instrument),
+        }
+    }
+
+    /// Orders open across all accounts and symbols.
+    pub fn open_order_count(&self) -> usize {
+        self.orders.values().filter(|o| o.status.is_open()).count()
+    }
+
+    /// Whether the core has an account with this id.
+    pub fn has_account(&self, id: u32) -> bool {
+        self.accounts.contains_key(&id)
     }
 
     /// The listed instruments.
@@ -840,6 +896,24 @@ mod tests {
     fn bal(c: &MatchingCore, asset: &str) -> (Decimal, Decimal) {
         let b = c.balances(1).unwrap().into_iter().find(|b| b.asset == asset).unwrap();
         (b.free, b.locked)
+    }
+
+    #[test]
+    fn a_saved_core_continues_with_its_orders_balances_and_client_ids() {
+        let mut c = core();
+        c.submit(order("rest", Side::Buy, OrderType::Limit { price: d("90") }, "1", TimeInForce::Gtc), 1).unwrap();
+        c.submit(order("gone", Side::Buy, OrderType::Market, "0.1", TimeInForce::Gtc), 2).unwrap();
+        let saved = serde_json::to_string(&c).unwrap();
+        let mut back: MatchingCore = serde_json::from_str(&saved).unwrap();
+        assert_eq!(back.balances(1), c.balances(1));
+        assert_eq!(back.open_orders(1, Some("BTCUSDT")), c.open_orders(1, Some("BTCUSDT")));
+        // The index is rebuilt: the open order's id is still taken, the final one's is free.
+        let dup = back.submit(order("rest", Side::Buy, OrderType::Limit { price: d("90") }, "1", TimeInForce::Gtc), 3);
+        assert!(matches!(dup, Err(MatchError::DuplicateClientOrderId(_))), "{dup:?}");
+        let again = back.submit(order("gone", Side::Buy, OrderType::Market, "0.1", TimeInForce::Gtc), 3).unwrap();
+        assert!(again.order.order_id > c.order_by_client(1, "gone").unwrap().order_id, "order ids continue");
+        back.cancel(1, "BTCUSDT", "rest", 4).unwrap();
+        assert_eq!(bal(&back, "USDT").1, Decimal::ZERO, "the cancel released what the saved order locked");
     }
 
     #[test]

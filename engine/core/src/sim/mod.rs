@@ -11,4 +11,4 @@ pub mod price;
 pub use matching::{
     Account, CommissionAsset, Execution, FeeSchedule, MatchError, MatchingCore, NewOrder, SimOrder, SubmitResult,
 };
-pub use price::{BarBuilder, PriceGen, PricePath};
+pub use price::{BarBuilder, PriceGen, PriceGenState, PricePath};
