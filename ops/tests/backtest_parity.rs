@@ -178,6 +178,7 @@ impl ReplayVenue {
                         order_type: q.order_type,
                         qty: q.qty,
                         tif: q.tif,
+                        asked: Default::default(),
                     };
                     // A refusal here would be a parity failure the comparison shows.
                     if let Ok(result) = inner.core.submit(new, ts) {

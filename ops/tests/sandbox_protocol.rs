@@ -550,3 +550,112 @@ async fn microsecond_timestamps_commission_rates_and_self_trade_prevention() {
     );
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn order_echoes_client_ids_and_lookup_windows_as_documented() {
+    let sb = start(SandboxConfig::demo()).await;
+    sb.market.pause();
+    sb.market.set_price("BTCUSDT", "60000".parse().unwrap());
+    sb.market.step(1);
+    let limit = |cid: &'static str| {
+        vec![
+            ("symbol", "BTCUSDT"),
+            ("side", "BUY"),
+            ("type", "LIMIT"),
+            ("timeInForce", "GTC"),
+            ("quantity", "0.01"),
+            ("price", "50000"),
+            ("newClientOrderId", cid),
+        ]
+    };
+    let illegal = json!({"code": -1100, "msg": "Illegal characters found in parameter 'newClientOrderId'; legal range is '^[a-zA-Z0-9-_]{1,36}$'."});
+    for cid in ["has.dot", "has:colon", "has/slash", "x234567890123456789012345678901234567"] {
+        let r = call(&sb, "POST", "/api/v3/order", &limit(cid), true, None).await;
+        assert_eq!(r.body, illegal, "{cid}");
+    }
+    let ok = call(&sb, "POST", "/api/v3/order", &limit("A-z_09-123456789012345678901234567"), true, None).await;
+    assert_eq!(ok.status, 200, "36 legal characters: {}", ok.body);
+
+    // What exchangeInfo says is not served is refused with the documented messages.
+    let info = call(&sb, "GET", "/api/v3/exchangeInfo", &[("symbol", "BTCUSDT")], false, None).await;
+    let sym = &info.body["symbols"][0];
+    assert_eq!((sym["icebergAllowed"].as_bool(), sym["allowTrailingStop"].as_bool()), (Some(false), Some(false)));
+    let mut p = limit("iceberg");
+    p.push(("icebergQty", "0.001"));
+    let r = call(&sb, "POST", "/api/v3/order", &p, true, None).await;
+    assert_eq!(r.body, json!({"code": -2010, "msg": "Iceberg orders are not supported for this symbol."}));
+    let mut p = limit("trailing");
+    p.push(("trailingDelta", "100"));
+    let r = call(&sb, "POST", "/api/v3/order", &p, true, None).await;
+    assert_eq!(r.body, json!({"code": -2010, "msg": "Trailing stop orders are not supported for this symbol."}));
+
+    // Echoes: LIMIT_MAKER stays LIMIT_MAKER; a quote-sized market order echoes its amount.
+    let maker = [
+        ("symbol", "BTCUSDT"),
+        ("side", "BUY"),
+        ("type", "LIMIT_MAKER"),
+        ("quantity", "0.01"),
+        ("price", "50000"),
+        ("newClientOrderId", "maker"),
+    ];
+    assert_eq!(call(&sb, "POST", "/api/v3/order", &maker, true, None).await.status, 200);
+    let q =
+        call(&sb, "GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "maker")], true, None).await;
+    assert_eq!(q.body["type"], "LIMIT_MAKER", "{}", q.body);
+    let spend = [("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "MARKET"), ("quoteOrderQty", "100")];
+    let r = call(&sb, "POST", "/api/v3/order", &spend, true, None).await;
+    assert_eq!((r.status, r.body["origQuoteOrderQty"].as_str()), (200, Some("100.00000000")), "{}", r.body);
+
+    // A client id used again: each fill lists its own order.
+    let buy = |cid: &'static str| {
+        [("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "MARKET"), ("quantity", "0.001"), ("newClientOrderId", cid)]
+    };
+    let first = call(&sb, "POST", "/api/v3/order", &buy("twice"), true, None).await;
+    let second = call(&sb, "POST", "/api/v3/order", &buy("twice"), true, None).await;
+    let (first_id, second_id) = (first.body["orderId"].clone(), second.body["orderId"].clone());
+    assert_ne!(first_id, second_id);
+    let first_trade = first.body["fills"][0]["tradeId"].clone();
+    let trades = call(&sb, "GET", "/api/v3/myTrades", &[("symbol", "BTCUSDT")], true, None).await;
+    let of_first = trades.body.as_array().unwrap().iter().find(|t| t["id"] == first_trade).unwrap();
+    assert_eq!(of_first["orderId"], first_id, "the first order's fill names the first order");
+
+    // Time windows: inclusive bounds, at most 24 hours, and the documented combinations.
+    let now = now_ms();
+    let (past, future) = ((now - 60_000).to_string(), (now + 60_000).to_string());
+    let day_and_more = (now - 60_000 - 24 * 3_600_000 - 1).to_string();
+    for path in ["/api/v3/allOrders", "/api/v3/myTrades"] {
+        let r = call(
+            &sb,
+            "GET",
+            path,
+            &[("symbol", "BTCUSDT"), ("startTime", &day_and_more), ("endTime", &past)],
+            true,
+            None,
+        )
+        .await;
+        assert_eq!(
+            r.body,
+            json!({"code": -1127, "msg": "More than 24 hours between startTime and endTime."}),
+            "{path}"
+        );
+        let r = call(&sb, "GET", path, &[("symbol", "BTCUSDT"), ("startTime", &future)], true, None).await;
+        assert_eq!(r.body, json!([]), "{path}: nothing after the window's start");
+        let r = call(&sb, "GET", path, &[("symbol", "BTCUSDT"), ("endTime", &past)], true, None).await;
+        assert_eq!(r.body, json!([]), "{path}: nothing before the window's end");
+        let r =
+            call(&sb, "GET", path, &[("symbol", "BTCUSDT"), ("startTime", &past), ("endTime", &future)], true, None)
+                .await;
+        assert!(r.body.as_array().is_some_and(|a| a.len() >= 3), "{path}: all of them in the window: {}", r.body);
+    }
+    let r = call(
+        &sb,
+        "GET",
+        "/api/v3/myTrades",
+        &[("symbol", "BTCUSDT"), ("fromId", "1"), ("startTime", &past)],
+        true,
+        None,
+    )
+    .await;
+    assert_eq!(r.body, json!({"code": -1128, "msg": "Combination of optional parameters invalid."}));
+    sb.shutdown().await;
+}

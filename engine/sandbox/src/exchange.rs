@@ -250,6 +250,7 @@ pub fn status_str(s: OrderStatus) -> &'static str {
 fn type_str(o: &SimOrder) -> &'static str {
     match o.order_type {
         OrderType::Market => "MARKET",
+        OrderType::Limit { .. } if o.asked.post_only => "LIMIT_MAKER",
         OrderType::Limit { .. } => "LIMIT",
         // Which side of the market the stop lay on says which it is.
         OrderType::StopLimit { .. } if o.trigger_above == (o.side == keel_core::order::Side::Buy) => "STOP_LOSS_LIMIT",
@@ -298,7 +299,7 @@ pub fn order_json(o: &SimOrder) -> Value {
         "updateTime": o.updated_ms,
         "isWorking": o.status.is_open() && (o.triggered || !matches!(o.order_type, OrderType::StopLimit { .. })),
         "workingTime": o.created_ms,
-        "origQuoteOrderQty": d8(Decimal::ZERO),
+        "origQuoteOrderQty": d8(o.asked.quote_order_qty.unwrap_or_default()),
         "selfTradePreventionMode": "NONE",
     })
 }

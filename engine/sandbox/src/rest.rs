@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use keel_core::instrument::Instrument;
 use keel_core::market::Bar;
 use keel_core::order::{OrderType, Side, TimeInForce};
-use keel_core::sim::NewOrder;
+use keel_core::sim::{NewOrder, OrderAsked};
 use keel_core::symbol::Symbol;
 
 use super::exchange::{d8, execution_report, order_json, order_response, Reject, UserMsg, BAR_MS};
@@ -712,6 +712,13 @@ pub(crate) fn parse_new_order(app: &App, p: &Params, account: u32) -> Result<Par
         _ => return Err(Reject::new(-1117, "Invalid side.")),
     };
     let type_s = p.req("type")?;
+    // exchangeInfo says icebergAllowed and allowTrailingStop are false.
+    if p.get("icebergQty").is_some() {
+        return Err(Reject::new(-2010, "Iceberg orders are not supported for this symbol."));
+    }
+    if p.get("trailingDelta").is_some() {
+        return Err(Reject::new(-2010, "Trailing stop orders are not supported for this symbol."));
+    }
     let tif = match p.get("timeInForce") {
         None => None,
         Some("GTC") => Some(TimeInForce::Gtc),
@@ -822,18 +829,32 @@ pub(crate) fn parse_new_order(app: &App, p: &Params, account: u32) -> Result<Par
         None => "ACK".into(),
     };
     let client_order_id = match p.get("newClientOrderId") {
-        Some(c) => {
-            if c.len() > 36 || !c.chars().all(|ch| ch.is_ascii_alphanumeric() || "._-:/".contains(ch)) {
-                return Err(Reject::new(-1100, "Illegal characters found in parameter 'newClientOrderId'."));
-            }
-            c.to_string()
-        }
+        Some(c) => client_id("newClientOrderId", c)?.to_string(),
         None => app.ex.lock().auto_client_id(),
     };
+    let asked = OrderAsked { quote_order_qty: quote_qty.filter(|_| order_type.is_market()), post_only: maker_only };
     Ok(ParsedOrder {
-        new: NewOrder { account, client_order_id, symbol: Symbol::new(symbol), side, order_type, qty, tif },
+        new: NewOrder { account, client_order_id, symbol: Symbol::new(symbol), side, order_type, qty, tif, asked },
         resp_type,
     })
+}
+
+/// The legal form of a client order id on Binance spot.
+const CLIENT_ID_RANGE: &str = "^[a-zA-Z0-9-_]{1,36}$";
+
+/// A client order id parameter (`newClientOrderId`, a cancel's own id),
+/// refused with `-1100` naming the legal range when it is outside it.
+pub(crate) fn client_id<'a>(name: &str, value: &'a str) -> Result<&'a str, Reject> {
+    let legal =
+        (1..=36).contains(&value.len()) && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if legal {
+        Ok(value)
+    } else {
+        Err(Reject::new(
+            -1100,
+            format!("Illegal characters found in parameter '{name}'; legal range is '{CLIENT_ID_RANGE}'."),
+        ))
+    }
 }
 
 /// Counts an order against the per-account order limits; `Err` with the retry time.
@@ -1032,7 +1053,8 @@ pub(crate) fn cancel_order(app: &App, p: &Params, account: u32, now: i64) -> Res
             r
         }
     })?;
-    cancel_one(app, account, &symbol, &cid, p.get("newClientOrderId"), now)
+    let cancel_id = p.get("newClientOrderId").map(|c| client_id("newClientOrderId", c)).transpose()?;
+    cancel_one(app, account, &symbol, &cid, cancel_id, now)
 }
 
 fn cancel_all(app: &App, p: &Params, account: u32, now: i64) -> Result<Value, Reject> {
@@ -1061,12 +1083,58 @@ pub(crate) fn open_orders(app: &App, p: &Params, account: u32) -> Result<Value, 
 fn all_orders(app: &App, p: &Params, account: u32) -> Result<Value, Reject> {
     let symbol = p.req("symbol")?;
     instrument(app, symbol)?;
-    let from = p.int("orderId")?.unwrap_or(0);
-    let limit = p.int("limit")?.unwrap_or(500).clamp(1, 1000) as usize;
+    let window = TimeWindow::of(p)?;
+    let from = p.int("orderId")?;
+    let limit = limit_of(p)?;
     let list = app.ex.lock().core().all_orders(account, symbol);
-    let filtered: Vec<Value> = list.iter().filter(|o| o.order_id as i64 >= from).map(order_json).collect();
-    let skip = if p.get("orderId").is_some() { 0 } else { filtered.len().saturating_sub(limit) };
-    Ok(Value::Array(filtered.into_iter().skip(skip).take(limit).collect()))
+    let chosen: Vec<Value> = list
+        .iter()
+        .filter(|o| from.is_none_or(|id| o.order_id as i64 >= id) && window.holds(o.created_ms))
+        .map(order_json)
+        .collect();
+    Ok(Value::Array(window.page(chosen, limit, from.is_some())))
+}
+
+/// The `limit` of a list endpoint: default 500, at most 1000.
+fn limit_of(p: &Params) -> Result<usize, Reject> {
+    Ok(p.int("limit")?.unwrap_or(500).clamp(1, 1000) as usize)
+}
+
+/// A `startTime`/`endTime` filter as Binance bounds it: both inclusive, at
+/// most 24 hours apart (`-1127`).
+#[derive(Debug, Clone, Copy)]
+struct TimeWindow {
+    start: Option<i64>,
+    end: Option<i64>,
+}
+
+impl TimeWindow {
+    const MAX_MS: i64 = 24 * 3_600_000;
+
+    fn of(p: &Params) -> Result<Self, Reject> {
+        let (start, end) = (p.int("startTime")?, p.int("endTime")?);
+        if let (Some(s), Some(e)) = (start, end) {
+            if e - s > Self::MAX_MS {
+                return Err(Reject::new(-1127, "More than 24 hours between startTime and endTime."));
+            }
+        }
+        Ok(Self { start, end })
+    }
+
+    fn is_set(&self) -> bool {
+        self.start.is_some() || self.end.is_some()
+    }
+
+    fn holds(&self, ms: i64) -> bool {
+        self.start.is_none_or(|s| ms >= s) && self.end.is_none_or(|e| ms <= e)
+    }
+
+    /// `limit` items, oldest first: from the start when the query names one
+    /// (a start time or a first id), else the most recent.
+    fn page(&self, items: Vec<Value>, limit: usize, from_id: bool) -> Vec<Value> {
+        let skip = if from_id || self.start.is_some() { 0 } else { items.len().saturating_sub(limit) };
+        items.into_iter().skip(skip).take(limit).collect()
+    }
 }
 
 pub(crate) fn account_info(app: &App, p: &Params, account: u32, now: i64) -> Result<Value, Reject> {
@@ -1095,15 +1163,20 @@ pub(crate) fn account_info(app: &App, p: &Params, account: u32, now: i64) -> Res
 fn my_trades(app: &App, p: &Params, account: u32) -> Result<Value, Reject> {
     let symbol = p.req("symbol")?;
     instrument(app, symbol)?;
+    let window = TimeWindow::of(p)?;
     let from_id = p.int("fromId")?.map(|v| v.max(0) as u64);
     let order_id = p.int("orderId")?;
-    let limit = p.int("limit")?.unwrap_or(500).clamp(1, 1000) as usize;
+    // The documented combinations: a time window goes with neither a first
+    // trade id nor an order id.
+    if window.is_set() && (from_id.is_some() || order_id.is_some()) {
+        return Err(Reject::new(-1128, "Combination of optional parameters invalid."));
+    }
+    let limit = limit_of(p)?;
     let st = app.ex.lock();
-    let fills = st.core().fills(account, symbol, from_id);
     let mut out = Vec::new();
-    for f in &fills {
-        let oid = st.core().order_by_client(account, &f.client_order_id).map(|o| o.order_id).unwrap_or(0);
-        if order_id.is_some_and(|id| id as u64 != oid) {
+    for f in st.core().fills(account, symbol, from_id) {
+        let oid = f.trade_id.as_u64().and_then(|t| st.core().order_of_trade(t)).map(|o| o.order_id).unwrap_or(0);
+        if order_id.is_some_and(|id| id as u64 != oid) || !window.holds(f.ts_ms) {
             continue;
         }
         out.push(json!({
@@ -1113,11 +1186,5 @@ fn my_trades(app: &App, p: &Params, account: u32) -> Result<Value, Reject> {
             "isBuyer": f.side == Side::Buy, "isMaker": f.is_maker, "isBestMatch": true,
         }));
     }
-    let out: Vec<Value> = if from_id.is_some() {
-        out.into_iter().take(limit).collect()
-    } else {
-        let skip = out.len().saturating_sub(limit);
-        out.into_iter().skip(skip).collect()
-    };
-    Ok(Value::Array(out))
+    Ok(Value::Array(window.page(out, limit, from_id.is_some())))
 }

@@ -565,6 +565,7 @@ impl Backtest {
                 order_type: q.intent.order_type,
                 qty: q.intent.qty,
                 tif: q.intent.tif,
+                asked: Default::default(),
             };
             match self.core.submit(new, ts) {
                 Ok(result) => {

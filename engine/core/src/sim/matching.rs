@@ -119,6 +119,21 @@ pub struct SimOrder {
     pub trigger_above: bool,
     /// Amount still locked for this order (quote for buys, base for sells).
     pub locked: Decimal,
+    /// How the order was asked for, beyond its type and prices.
+    #[serde(default)]
+    pub asked: OrderAsked,
+}
+
+/// How an order was asked for, beyond its type and prices: what a venue
+/// echoes back (Binance's `origQuoteOrderQty`, `LIMIT_MAKER`) although the
+/// matching treats the order by its type.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OrderAsked {
+    /// A market order sized by a quote amount: that amount (its quantity is
+    /// what the amount bought at the touch when it was placed).
+    pub quote_order_qty: Option<Decimal>,
+    /// A limit order that may only rest (refused when it would take).
+    pub post_only: bool,
 }
 
 impl SimOrder {
@@ -161,6 +176,8 @@ pub struct NewOrder {
     pub qty: Decimal,
     /// Time in force.
     pub tif: TimeInForce,
+    /// How it was asked for (echoed back; see [`OrderAsked`]).
+    pub asked: OrderAsked,
 }
 
 /// Something that happened to an order: a fill, or a status change without one.
@@ -264,6 +281,9 @@ pub struct MatchingCore {
     #[serde(skip_serializing)]
     by_client: HashMap<(u32, String), u64>,
     fills: BTreeMap<u32, Vec<Fill>>,
+    /// The order of each fill, by trade id (a client id may be used again,
+    /// so a fill's client id alone does not name its order).
+    trade_orders: BTreeMap<u64, u64>,
     next_order_id: u64,
     trade_id_base: u64,
 }
@@ -277,6 +297,7 @@ struct StoredCore {
     accounts: BTreeMap<u32, Account>,
     orders: BTreeMap<u64, SimOrder>,
     fills: BTreeMap<u32, Vec<Fill>>,
+    trade_orders: BTreeMap<u64, u64>,
     next_order_id: u64,
     trade_id_base: u64,
 }
@@ -293,6 +314,7 @@ impl From<StoredCore> for MatchingCore {
             orders: s.orders,
             by_client,
             fills: s.fills,
+            trade_orders: s.trade_orders,
             next_order_id: s.next_order_id,
             trade_id_base: s.trade_id_base,
         }
@@ -310,6 +332,7 @@ impl MatchingCore {
             orders: BTreeMap::new(),
             by_client: HashMap::new(),
             fills: BTreeMap::new(),
+            trade_orders: BTreeMap::new(),
             next_order_id: 1,
             trade_id_base: 1,
         }
@@ -433,6 +456,11 @@ impl MatchingCore {
             .unwrap_or_default()
     }
 
+    /// The order a fill belongs to, by the fill's trade id.
+    pub fn order_of_trade(&self, trade_id: u64) -> Option<&SimOrder> {
+        self.trade_orders.get(&trade_id).and_then(|id| self.orders.get(id))
+    }
+
     /// Submits an order: validates it, locks funds, fills what is marketable and
     /// rests the remainder (GTC) or expires it (IOC, FOK, market).
     pub fn submit(&mut self, new: NewOrder, now_ms: i64) -> Result<SubmitResult, MatchError> {
@@ -513,6 +541,7 @@ impl MatchingCore {
             triggered: false,
             trigger_above: false,
             locked: lock,
+            asked: new.asked.clone(),
         };
         self.by_client.insert((new.account, new.client_order_id), order_id);
         self.orders.insert(order_id, order);
@@ -825,6 +854,7 @@ impl MatchingCore {
             spent.free -= cost_asset_amount - from_lock;
             acc.entry(got_asset).free += got;
         }
+        self.trade_orders.insert(trade_id, id);
         self.fills.entry(account_id).or_default().push(fill.clone());
         if done {
             self.close(id, OrderStatus::Filled, None, now_ms);
@@ -890,6 +920,7 @@ mod tests {
             order_type,
             qty: d(qty),
             tif,
+            asked: OrderAsked::default(),
         }
     }
 
@@ -914,6 +945,19 @@ mod tests {
         assert!(again.order.order_id > c.order_by_client(1, "gone").unwrap().order_id, "order ids continue");
         back.cancel(1, "BTCUSDT", "rest", 4).unwrap();
         assert_eq!(bal(&back, "USDT").1, Decimal::ZERO, "the cancel released what the saved order locked");
+    }
+
+    #[test]
+    fn each_fill_names_its_order_when_a_client_id_is_used_again() {
+        let mut c = core();
+        let first = c.submit(order("again", Side::Buy, OrderType::Market, "0.1", TimeInForce::Gtc), 1).unwrap();
+        let second = c.submit(order("again", Side::Buy, OrderType::Market, "0.1", TimeInForce::Gtc), 2).unwrap();
+        assert_ne!(first.order.order_id, second.order.order_id);
+        let fills = c.fills(1, "BTCUSDT", None);
+        assert_eq!(fills.len(), 2);
+        let owners: Vec<u64> =
+            fills.iter().map(|f| c.order_of_trade(f.trade_id.as_u64().unwrap()).unwrap().order_id).collect();
+        assert_eq!(owners, [first.order.order_id, second.order.order_id]);
     }
 
     #[test]

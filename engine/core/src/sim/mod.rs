@@ -9,6 +9,7 @@ pub mod matching;
 pub mod price;
 
 pub use matching::{
-    Account, CommissionAsset, Execution, FeeSchedule, MatchError, MatchingCore, NewOrder, SimOrder, SubmitResult,
+    Account, CommissionAsset, Execution, FeeSchedule, MatchError, MatchingCore, NewOrder, OrderAsked, SimOrder,
+    SubmitResult,
 };
 pub use price::{BarBuilder, PriceGen, PriceGenState, PricePath};

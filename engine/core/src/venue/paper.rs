@@ -226,6 +226,7 @@ impl PaperVenue {
             order_type: request.order_type,
             qty: request.qty,
             tif: request.tif,
+            asked: Default::default(),
         };
         match st.core.submit(new, now) {
             Ok(result) => {
