@@ -325,10 +325,10 @@ async fn ws_api_user_data_subscription() {
     let req = json!({"id": "s1", "method": "userDataStream.subscribe.signature",
         "params": {"apiKey": sb.api_key, "timestamp": ts.parse::<i64>().unwrap(), "signature": sig}});
     ws.send(send(req)).await.unwrap();
-    assert_eq!(
-        next_json(&mut ws).await,
-        json!({"id": "s1", "status": 200, "result": {"subscriptionId": 0}, "rateLimits": next_rate_limits()})
-    );
+    let mut r = next_json(&mut ws).await;
+    let limits = r.as_object_mut().and_then(|m| m.remove("rateLimits")).unwrap_or_default();
+    assert_eq!(r, json!({"id": "s1", "status": 200, "result": {"subscriptionId": 0}}));
+    assert_eq!(limits[0]["rateLimitType"], "REQUEST_WEIGHT", "{limits}");
     ws.send(send(json!({"id": "st", "method": "session.status"}))).await.unwrap();
     assert_eq!(next_json(&mut ws).await["result"]["userDataStream"], true);
     // An order placed over REST shows up as wrapped events.
@@ -346,10 +346,6 @@ async fn ws_api_user_data_subscription() {
     assert_eq!(next_json(&mut ws).await["status"], 200);
     assert_eq!(next_json(&mut ws).await["event"]["e"], "eventStreamTerminated");
     sb.shutdown().await;
-}
-
-fn next_rate_limits() -> Value {
-    json!([{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000, "count": 2}])
 }
 
 #[tokio::test]
@@ -657,5 +653,119 @@ async fn order_echoes_client_ids_and_lookup_windows_as_documented() {
     )
     .await;
     assert_eq!(r.body, json!({"code": -1128, "msg": "Combination of optional parameters invalid."}));
+    sb.shutdown().await;
+}
+
+/// Waits (at most 6 s) until the server minute has at least 6 s left, so a
+/// short sequence of requests is counted in one minute.
+async fn early_in_a_minute() {
+    while now_ms().rem_euclid(60_000) > 54_000 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn ws_signed(sb: &SandboxHandle, id: &str, method: &str, extra: &[(&str, &str)]) -> Message {
+    let mut pairs: Vec<(String, String)> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    pairs.push(("apiKey".into(), sb.api_key.clone()));
+    pairs.push(("timestamp".into(), now_ms().to_string()));
+    let sig = sign_ws(&sb.api_secret, &pairs);
+    let mut params: serde_json::Map<String, Value> = pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+    params.insert("signature".into(), Value::String(sig));
+    Message::Text(json!({"id": id, "method": method, "params": params}).to_string().into())
+}
+
+fn limit_count(reply: &Value, kind: &str, interval: &str) -> Option<u64> {
+    reply["rateLimits"]
+        .as_array()?
+        .iter()
+        .find(|l| l["rateLimitType"] == kind && l["interval"] == interval)
+        .and_then(|l| l["count"].as_u64())
+}
+
+#[tokio::test]
+async fn request_weight_is_shared_by_rest_and_the_ws_api_and_orders_are_counted() {
+    let sb = start(SandboxConfig::demo()).await;
+    sb.market.pause();
+    sb.market.set_price("BTCUSDT", "60000".parse().unwrap());
+    sb.market.step(1);
+    early_in_a_minute().await;
+    let w0 = call(&sb, "GET", "/api/v3/time", &[], false, None).await.weight.unwrap();
+    // Connecting costs 2, a `time` 1, both counted with REST's.
+    let (mut ws, _) = tokio_tungstenite::connect_async(sb.ws_api_url.clone()).await.unwrap();
+    ws.send(Message::Text(json!({"id": "t", "method": "time"}).to_string().into())).await.unwrap();
+    let r = next_json(&mut ws).await;
+    assert_eq!(limit_count(&r, "REQUEST_WEIGHT", "MINUTE"), Some(w0 + 3), "{r}");
+    assert_eq!(call(&sb, "GET", "/api/v3/time", &[], false, None).await.weight, Some(w0 + 4));
+
+    // An order placed over the WS API reports the account's ORDERS counters
+    // (first) and costs no weight when it succeeds.
+    let order = [
+        ("symbol", "BTCUSDT"),
+        ("side", "BUY"),
+        ("type", "LIMIT"),
+        ("timeInForce", "GTC"),
+        ("quantity", "0.01"),
+        ("price", "59000"),
+    ];
+    ws.send(ws_signed(&sb, "o", "order.place", &order)).await.unwrap();
+    let r = next_json(&mut ws).await;
+    assert_eq!(r["status"], 200, "{r}");
+    assert_eq!(r["rateLimits"][0]["rateLimitType"], "ORDERS", "{r}");
+    assert_eq!((limit_count(&r, "ORDERS", "SECOND"), limit_count(&r, "ORDERS", "DAY")), (Some(1), Some(1)), "{r}");
+    assert_eq!(limit_count(&r, "REQUEST_WEIGHT", "MINUTE"), Some(w0 + 4), "a placed order is free: {r}");
+    // A refused one is charged.
+    let mut bad = order.to_vec();
+    bad.retain(|(k, _)| *k != "price");
+    ws.send(ws_signed(&sb, "b", "order.place", &bad)).await.unwrap();
+    let r = next_json(&mut ws).await;
+    assert_eq!((r["status"].as_u64(), limit_count(&r, "REQUEST_WEIGHT", "MINUTE")), (Some(400), Some(w0 + 5)), "{r}");
+    // REST sees the same order count.
+    let r = call(&sb, "GET", "/api/v3/rateLimit/order", &[], true, None).await;
+    assert_eq!(r.body[0]["count"], 1, "{}", r.body);
+    assert_eq!(r.body[1]["interval"], "DAY", "{}", r.body);
+    // returnRateLimits=false hides them.
+    ws.send(Message::Text(
+        json!({"id": "h", "method": "time", "params": {"returnRateLimits": false}}).to_string().into(),
+    ))
+    .await
+    .unwrap();
+    let r = next_json(&mut ws).await;
+    assert_eq!((r["status"].as_u64(), r.get("rateLimits")), (Some(200), None), "{r}");
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_that_keeps_sending_after_429s_is_banned_with_418() {
+    let cfg = SandboxConfig { weight_limit_1m: 10, ban_after_429s: 2, first_ban_s: 30, ..SandboxConfig::demo() };
+    let sb = start(cfg).await;
+    early_in_a_minute().await;
+    for _ in 0..10 {
+        assert_eq!(call(&sb, "GET", "/api/v3/ping", &[], false, None).await.status, 200);
+    }
+    for _ in 0..2 {
+        let r = call(&sb, "GET", "/api/v3/ping", &[], false, None).await;
+        assert_eq!(r.status, 429, "{}", r.body);
+        assert_eq!(r.body["code"], -1003);
+        assert!(
+            r.retry_after.is_some_and(|s| (1..=60).contains(&s)),
+            "Retry-After until the minute ends: {:?}",
+            r.retry_after
+        );
+    }
+    let r = call(&sb, "GET", "/api/v3/ping", &[], false, None).await;
+    assert_eq!(r.status, 418, "the third 429 in a minute bans: {}", r.body);
+    let msg = r.body["msg"].as_str().unwrap_or_default();
+    assert!(msg.starts_with("Way too much request weight used; IP banned until "), "{msg}");
+    assert!(
+        r.retry_after.is_some_and(|s| (29..=30).contains(&s)),
+        "Retry-After until the ban lifts: {:?}",
+        r.retry_after
+    );
+    // The ban holds for the WebSocket API too: the connection is refused.
+    let refused = tokio_tungstenite::connect_async(sb.ws_api_url.clone()).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status().as_u16(), 418),
+        other => panic!("a banned IP cannot connect to the WS API: {other:?}"),
+    }
     sb.shutdown().await;
 }

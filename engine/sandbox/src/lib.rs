@@ -20,6 +20,7 @@
 
 mod auth;
 mod exchange;
+mod limits;
 mod rest;
 pub mod saved;
 mod ws;
@@ -121,6 +122,13 @@ pub struct SandboxConfig {
     pub order_limit_10s: u64,
     /// `ORDERS` per day per account.
     pub order_limit_1d: u64,
+    /// Requests answered `429` within a minute after which the IP is banned
+    /// (`418` to every request, REST and WebSocket API, until the ban lifts);
+    /// 0 never bans.
+    pub ban_after_429s: u32,
+    /// The first ban's length in seconds (Binance: from 2 minutes); each later
+    /// ban doubles, up to 3 days.
+    pub first_ban_s: u64,
     /// `MAX_NUM_ORDERS` of every symbol (open orders per symbol and account).
     pub max_num_orders: u32,
     /// First order id and trade id. 0 (the default) derives it from the wall
@@ -242,6 +250,8 @@ impl Default for SandboxConfig {
             weight_limit_1m: 6000,
             order_limit_10s: 50,
             order_limit_1d: 160_000,
+            ban_after_429s: 10,
+            first_ban_s: 120,
             max_num_orders: 200,
             id_base: 0,
             symbol_status: BTreeMap::new(),
@@ -627,7 +637,7 @@ pub(crate) struct App {
     pub ex: Arc<Exchange>,
     pub faults: FaultControl,
     pub cfg: SandboxConfig,
-    pub limits: Mutex<rest::LimitCounters>,
+    pub limits: limits::Limits,
 }
 
 /// The sandbox exchange.
@@ -669,7 +679,13 @@ impl Sandbox {
             ex: ex.clone(),
             faults: faults.clone(),
             cfg: cfg.clone(),
-            limits: Mutex::new(rest::LimitCounters::default()),
+            limits: limits::Limits::new(limits::LimitConfig {
+                weight_1m: cfg.weight_limit_1m,
+                orders_10s: cfg.order_limit_10s,
+                orders_1d: cfg.order_limit_1d,
+                ban_after_429s: cfg.ban_after_429s,
+                first_ban_ms: i64::try_from(cfg.first_ban_s.saturating_mul(1000)).unwrap_or(i64::MAX),
+            }),
         });
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();

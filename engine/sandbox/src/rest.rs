@@ -1,7 +1,7 @@
 //! The sandbox's REST API (`/api/v3/*`): parameter parsing, API-key, signature
 //! and timestamp validation, weights and rate limits, and the endpoints.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,15 +19,8 @@ use keel_core::sim::{NewOrder, OrderAsked};
 use keel_core::symbol::Symbol;
 
 use super::exchange::{d8, execution_report, order_json, order_response, Reject, UserMsg, BAR_MS};
+use super::limits::{self, Gate};
 use super::{App, OrderFault, RestFault};
-
-/// Request weight and order counters.
-#[derive(Debug, Default)]
-pub struct LimitCounters {
-    minute: i64,
-    weight: u64,
-    orders: HashMap<u32, VecDeque<i64>>,
-}
 
 /// Parsed request parameters (query wins over body).
 pub(crate) struct Params {
@@ -115,8 +108,25 @@ fn error_reply(r: &Reject, weight: u64, retry_after_s: Option<u64>) -> Response 
     reply(status, &json!({"code": r.code, "msg": r.msg}), weight, &extra)
 }
 
+/// The `418` of a banned IP, with `Retry-After` until the ban lifts.
+fn banned_reply(until_ms: i64, used: u64, retry_after_s: u64) -> Response {
+    let mut resp = error_reply(&limits::banned(until_ms), used, Some(retry_after_s));
+    *resp.status_mut() = StatusCode::IM_A_TEAPOT;
+    resp
+}
+
+fn until_after(now_ms: i64, seconds: u64) -> i64 {
+    now_ms.saturating_add(i64::try_from(seconds.saturating_mul(1000)).unwrap_or(i64::MAX))
+}
+
+/// Order entry and cancels that cost no weight when they succeed (Binance,
+/// since 2026-04-02); failed ones are charged.
+pub(crate) fn free_when_done(method: &Method, path: &str) -> bool {
+    matches!((method.as_str(), path), ("POST", "order" | "order/cancelReplace") | ("DELETE", "order" | "openOrders"))
+}
+
 /// Endpoint weight (request weight units).
-fn weight_of(method: &Method, path: &str, p: &Params) -> u64 {
+pub(crate) fn weight_of(method: &Method, path: &str, p: &Params) -> u64 {
     let has_symbol = p.get("symbol").is_some();
     match (method.as_str(), path) {
         (_, "ping" | "time") => 1,
@@ -151,6 +161,7 @@ fn weight_of(method: &Method, path: &str, p: &Params) -> u64 {
             }
         }
         ("GET", "allOrders" | "account" | "account/commission") => 20,
+        ("GET", "rateLimit/order") => 40,
         ("POST", "order/test") if p.get("computeCommissionRates") == Some("true") => 20,
         ("GET", "myTrades") => {
             if p.get("orderId").is_some() {
@@ -166,7 +177,17 @@ fn weight_of(method: &Method, path: &str, p: &Params) -> u64 {
 fn is_signed(method: &Method, path: &str) -> bool {
     matches!(
         (method.as_str(), path),
-        (_, "order" | "order/test" | "openOrders" | "allOrders" | "account" | "account/commission" | "myTrades")
+        (
+            _,
+            "order"
+                | "order/test"
+                | "openOrders"
+                | "allOrders"
+                | "account"
+                | "account/commission"
+                | "myTrades"
+                | "rateLimit/order"
+        )
     )
 }
 
@@ -202,20 +223,11 @@ pub(crate) async fn handle(
     let params = Params::from_pairs(pairs);
     let now = app.faults.server_now_ms();
 
-    // Weight accounting (per minute of server time).
+    // Request weight, per IP and minute, shared with the WebSocket API.
     let weight = weight_of(&method, &path, &params);
     app.faults.charge_weight(weight);
-    let (used, over) = {
-        let mut l = app.limits.lock().unwrap_or_else(|p| p.into_inner());
-        let minute = now.div_euclid(60_000);
-        if l.minute != minute {
-            l.minute = minute;
-            l.weight = 0;
-        }
-        l.weight += weight;
-        (l.weight, l.weight > app.cfg.weight_limit_1m)
-    };
-    let secs_to_minute = ((60_000 - now.rem_euclid(60_000)) as u64).div_ceil(1000);
+    let gate = app.limits.charge(weight, now);
+    let used = app.limits.used(now);
     if app.faults.path_fails(&path) {
         return reply(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -229,28 +241,27 @@ pub(crate) async fn handle(
             tokio::time::sleep(Duration::from_millis(hold_ms)).await;
         }
         return match fault {
-            RestFault::RateLimited { retry_after_s } => error_reply(
-                &Reject::new(-1003, format!("Too much request weight used; current limit is {} request weight per 1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API.", app.cfg.weight_limit_1m)),
-                used,
-                Some(retry_after_s),
-            ),
-            RestFault::Banned { retry_after_s } => {
-                let until = now + retry_after_s as i64 * 1000;
-                let r = Reject::new(-1003, format!("Way too much request weight used; IP banned until {until}. Please use WebSocket Streams for live updates to avoid bans."));
-                let mut resp = error_reply(&r, used, Some(retry_after_s));
-                *resp.status_mut() = StatusCode::IM_A_TEAPOT;
-                resp
+            RestFault::RateLimited { retry_after_s } => {
+                error_reply(&app.limits.too_much_weight(), used, Some(retry_after_s))
             }
+            RestFault::Banned { retry_after_s } => banned_reply(until_after(now, retry_after_s), used, retry_after_s),
             // A stalled request then fails (its client gave up long ago).
-            RestFault::ServerError | RestFault::Stall { .. } => reply(StatusCode::SERVICE_UNAVAILABLE, &json!({"code": -1001, "msg": "Internal error; unable to process your request. Please try again."}), used, &[]),
+            RestFault::ServerError | RestFault::Stall { .. } => reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({"code": -1001, "msg": "Internal error; unable to process your request. Please try again."}),
+                used,
+                &[],
+            ),
         };
     }
-    if over {
-        return error_reply(
-            &Reject::new(-1003, format!("Too much request weight used; current limit is {} request weight per 1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API.", app.cfg.weight_limit_1m)),
-            used,
-            Some(secs_to_minute),
-        );
+    match gate {
+        Gate::Pass => {}
+        Gate::Limited { retry_after_ms } => {
+            return error_reply(&app.limits.too_much_weight(), used, Some(limits::retry_after_s(retry_after_ms)))
+        }
+        Gate::Banned { until_ms } => {
+            return banned_reply(until_ms, used, limits::retry_after_s(until_ms - now));
+        }
     }
 
     let account = if is_signed(&method, &path) {
@@ -272,7 +283,7 @@ pub(crate) async fn handle(
         ("GET", "ticker/price", _) => tickers(&app, &params, price_ticker_json),
         ("GET", "ticker/24hr", _) => tickers(&app, &params, ticker_24h_json),
         ("GET", "avgPrice", _) => avg_price(&app, &params),
-        ("POST", "order", Some(acc)) => return place_order(&app, &params, acc, now, used).await,
+        ("POST", "order", Some(acc)) => return place_order(&app, &params, acc, now, weight).await,
         ("POST", "order/test", Some(acc)) => order_test(&app, &params, acc),
         ("GET", "account/commission", Some(acc)) => account_commission(&app, &params, acc),
         ("GET", "order", Some(acc)) => query_order(&app, &params, acc),
@@ -282,6 +293,7 @@ pub(crate) async fn handle(
         ("GET", "allOrders", Some(acc)) => all_orders(&app, &params, acc),
         ("GET", "account", Some(acc)) => account_info(&app, &params, acc, now),
         ("GET", "myTrades", Some(acc)) => my_trades(&app, &params, acc),
+        ("GET", "rateLimit/order", Some(acc)) => Ok(Value::Array(app.limits.orders_json(acc, now).into())),
         ("POST" | "PUT" | "DELETE", "userDataStream", _) => {
             return reply(
                 StatusCode::GONE,
@@ -300,7 +312,12 @@ pub(crate) async fn handle(
         }
     };
     match result {
-        Ok(v) => reply(StatusCode::OK, &v, used, &[]),
+        Ok(v) => {
+            if free_when_done(&method, &path) {
+                app.limits.refund(weight, now);
+            }
+            reply(StatusCode::OK, &v, app.limits.used(now), &[])
+        }
         Err(r) => error_reply(&r, used, None),
     }
 }
@@ -857,39 +874,6 @@ pub(crate) fn client_id<'a>(name: &str, value: &'a str) -> Result<&'a str, Rejec
     }
 }
 
-/// Counts an order against the per-account order limits; `Err` with the retry time.
-fn count_order(app: &App, account: u32, now: i64) -> Result<(u64, u64), (Reject, u64)> {
-    let mut l = app.limits.lock().unwrap_or_else(|p| p.into_inner());
-    let q = l.orders.entry(account).or_default();
-    while q.front().is_some_and(|t| *t <= now - 86_400_000) {
-        q.pop_front();
-    }
-    let in_10s = q.iter().filter(|t| **t > now - 10_000).count() as u64;
-    let in_day = q.len() as u64;
-    if in_10s >= app.cfg.order_limit_10s {
-        let oldest = q.iter().find(|t| **t > now - 10_000).copied().unwrap_or(now);
-        let wait = ((oldest + 10_000 - now).max(0) as u64).div_ceil(1000).max(1);
-        return Err((
-            Reject::new(
-                -1015,
-                format!("Too many new orders; current limit is {} orders per 10 SECOND.", app.cfg.order_limit_10s),
-            ),
-            wait,
-        ));
-    }
-    if in_day >= app.cfg.order_limit_1d {
-        return Err((
-            Reject::new(
-                -1015,
-                format!("Too many new orders; current limit is {} orders per DAY.", app.cfg.order_limit_1d),
-            ),
-            3600,
-        ));
-    }
-    q.push_back(now);
-    Ok((in_10s + 1, in_day + 1))
-}
-
 /// The order counts after a placement (`X-MBX-ORDER-COUNT-10S`, `-1D`).
 pub(crate) struct Placed {
     pub order: keel_core::sim::SimOrder,
@@ -905,7 +889,7 @@ pub(crate) fn place_core(app: &App, p: &Params, account: u32, now: i64) -> Resul
         return Err((Reject::new(-2010, "This action is disabled on this account."), None));
     }
     let parsed = parse_new_order(app, p, account).map_err(|r| (r, None))?;
-    let counts = count_order(app, account, now).map_err(|(r, wait)| (r, Some(wait)))?;
+    let counts = app.limits.count_order(account, now).map_err(|(r, wait)| (r, Some(limits::retry_after_s(wait))))?;
     let mut st = app.ex.lock();
     let (order, execs) = st.place(parsed.new.clone(), now).map_err(|r| (r, None))?;
     // Binance first reports the order as NEW, then each execution.
@@ -925,7 +909,8 @@ pub(crate) fn place_core(app: &App, p: &Params, account: u32, now: i64) -> Resul
     Ok(Placed { order, execs, resp_type: parsed.resp_type, counts })
 }
 
-async fn place_order(app: &App, p: &Params, account: u32, mut now: i64, used: u64) -> Response {
+async fn place_order(app: &App, p: &Params, account: u32, mut now: i64, weight: u64) -> Response {
+    let used = app.limits.used(now);
     match app.faults.peek_order_fault() {
         Some(OrderFault::ErrorBeforeExecute) => {
             let _ = app.faults.next_order_fault();
@@ -968,7 +953,8 @@ async fn place_order(app: &App, p: &Params, account: u32, mut now: i64, used: u6
         Some(OrderFault::ErrorBeforeExecute | OrderFault::DelayBeforeExecute { .. }) | None => {}
     }
     let body = order_response(&placed.order, &placed.execs, &placed.resp_type, now);
-    reply(StatusCode::OK, &body, used, &counts)
+    app.limits.refund(weight, now);
+    reply(StatusCode::OK, &body, app.limits.used(now), &counts)
 }
 
 fn find_order(app: &App, p: &Params, account: u32) -> Result<(String, String), Reject> {

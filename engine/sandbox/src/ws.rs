@@ -14,6 +14,7 @@ use tokio::sync::broadcast::error::RecvError;
 use keel_core::market::Bar;
 
 use super::exchange::{kline_obj, order_response, MarketKind, MarketMsg, Reject};
+use super::limits::{self, Gate};
 use super::rest::{account_info, cancel_order, interval_ms, open_orders, place_core, query_order, Params};
 use super::{App, ConnCmd};
 
@@ -200,13 +201,70 @@ fn control(t: &str, streams: &mut Vec<String>) -> Value {
     }
 }
 
-/// `/ws-api/v3`.
-pub(crate) async fn ws_api(State(app): State<Arc<App>>, up: WebSocketUpgrade) -> Response {
-    up.on_upgrade(move |s| api_conn(app, s))
+/// `/ws-api/v3`. A connection costs 2 request weight; a banned or
+/// rate-limited IP is refused before the upgrade, as on Binance.
+pub(crate) async fn ws_api(
+    State(app): State<Arc<App>>,
+    Query(q): Query<HashMap<String, String>>,
+    up: WebSocketUpgrade,
+) -> Response {
+    let now = app.faults.server_now_ms();
+    let refused = match app.limits.charge(CONNECT_WEIGHT, now) {
+        Gate::Pass => None,
+        Gate::Limited { retry_after_ms } => Some((429, app.limits.too_much_weight(), retry_after_ms)),
+        Gate::Banned { until_ms } => Some((418, limits::banned(until_ms), until_ms - now)),
+    };
+    if let Some((status, r, wait_ms)) = refused {
+        let mut resp = Response::new(axum::body::Body::from(json!({"code": r.code, "msg": r.msg}).to_string()));
+        *resp.status_mut() =
+            axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::TOO_MANY_REQUESTS);
+        if let Ok(v) = axum::http::HeaderValue::from_str(&limits::retry_after_s(wait_ms).to_string()) {
+            resp.headers_mut().insert("retry-after", v);
+        }
+        return resp;
+    }
+    // `returnRateLimits=false` in the URL hides them unless a request asks.
+    let rate_limits_default = q.get("returnRateLimits").map(String::as_str) != Some("false");
+    up.on_upgrade(move |s| api_conn(app, s, rate_limits_default))
 }
 
+/// Request weight of opening a WebSocket API connection.
+const CONNECT_WEIGHT: u64 = 2;
+
 fn rate_limits(app: &App) -> Value {
-    json!([{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": app.cfg.weight_limit_1m, "count": 2}])
+    json!([app.limits.weight_json(app.faults.server_now_ms())])
+}
+
+/// The REST endpoint a WebSocket API method matches (for its weight).
+fn rest_twin(method: &str) -> Option<(axum::http::Method, &'static str)> {
+    use axum::http::Method as M;
+    Some(match method {
+        "ping" => (M::GET, "ping"),
+        "time" => (M::GET, "time"),
+        "exchangeInfo" => (M::GET, "exchangeInfo"),
+        "order.place" => (M::POST, "order"),
+        "order.test" => (M::POST, "order/test"),
+        "order.status" => (M::GET, "order"),
+        "order.cancel" => (M::DELETE, "order"),
+        "order.cancelReplace" => (M::POST, "order/cancelReplace"),
+        "openOrders.status" => (M::GET, "openOrders"),
+        "openOrders.cancelAll" => (M::DELETE, "openOrders"),
+        "allOrders" => (M::GET, "allOrders"),
+        "myTrades" => (M::GET, "myTrades"),
+        "account.status" => (M::GET, "account"),
+        "account.commission" => (M::GET, "account/commission"),
+        "account.rateLimits.orders" => (M::GET, "rateLimit/order"),
+        _ => return None,
+    })
+}
+
+/// A WebSocket API method's request weight: its REST twin's, else 2 (the
+/// session and user-data-stream methods).
+fn ws_weight(method: &str, p: &Params) -> u64 {
+    match rest_twin(method) {
+        Some((m, path)) => super::rest::weight_of(&m, path, p),
+        None => 2,
+    }
 }
 
 fn ok(app: &App, id: &Value, result: Value) -> Value {
@@ -253,7 +311,7 @@ fn raw_value(v: &Value) -> String {
     }
 }
 
-async fn api_conn(app: Arc<App>, mut socket: WebSocket) {
+async fn api_conn(app: Arc<App>, mut socket: WebSocket, rate_limits_default: bool) {
     let mut users = app.ex.user_tx.subscribe();
     let mut cmds = app.faults.subscribe();
     let connected_since = app.faults.server_now_ms();
@@ -302,8 +360,17 @@ async fn api_conn(app: Arc<App>, mut socket: WebSocket) {
             }
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Text(t))) => {
-                    let (reply, terminated) = api_request(&app, &t, &mut subs, &mut next_sub, connected_since);
+                    let (mut reply, terminated) = api_request(&app, &t, &mut subs, &mut next_sub, connected_since);
+                    let show = show_rate_limits(&t, rate_limits_default);
+                    if let (false, Value::Object(m)) = (show, &mut reply) {
+                        m.remove("rateLimits");
+                    }
                     if socket.send(text(&reply)).await.is_err() {
+                        return;
+                    }
+                    // A banned IP is disconnected.
+                    if reply["status"] == 418 {
+                        let _ = socket.send(Message::Close(None)).await;
                         return;
                     }
                     for sid in terminated {
@@ -325,6 +392,33 @@ async fn api_conn(app: Arc<App>, mut socket: WebSocket) {
     }
 }
 
+/// Adds the account's `ORDERS` counters to a reply's `rateLimits` (order
+/// placement affects them).
+fn append_orders(app: &App, reply: &mut Value, account: u32, now: i64) {
+    if let Some(list) = reply.get_mut("rateLimits").and_then(Value::as_array_mut) {
+        // As Binance lists them: the order counters first.
+        for (i, v) in app.limits.orders_json(account, now).into_iter().enumerate() {
+            list.insert(i, v);
+        }
+    }
+}
+
+/// Whether a reply carries `rateLimits`: the request's `returnRateLimits`,
+/// else the connection's default.
+fn show_rate_limits(request: &str, default: bool) -> bool {
+    serde_json::from_str::<Value>(request)
+        .ok()
+        .and_then(|v| v.get("params").and_then(|p| p.get("returnRateLimits")).and_then(Value::as_bool))
+        .unwrap_or(default)
+}
+
+/// A `429` or `418` reply of the WebSocket API, with the documented `data`.
+fn refused(app: &App, id: &Value, status: u16, r: &Reject, retry_at_ms: i64) -> Value {
+    let mut v = err(app, id, status, r.code, &r.msg);
+    v["error"]["data"] = json!({"serverTime": app.faults.server_now_ms(), "retryAfter": retry_at_ms});
+    v
+}
+
 /// Handles one WS API request; returns the reply and any terminated subscriptions.
 fn api_request(
     app: &App,
@@ -337,9 +431,20 @@ fn api_request(
         return (err(app, &Value::Null, 400, -1100, "Illegal characters found in a parameter."), Vec::new());
     };
     let id = v.get("id").cloned().unwrap_or(Value::Null);
-    let params = v.get("params").and_then(Value::as_object).cloned().unwrap_or_default();
+    let mut params = v.get("params").and_then(Value::as_object).cloned().unwrap_or_default();
+    // Read by the connection (see `show_rate_limits`), not by the method.
+    params.remove("returnRateLimits");
     let now = app.faults.server_now_ms();
     let method = v.get("method").and_then(Value::as_str).unwrap_or("");
+    let weighed = Params::from_pairs(params.iter().map(|(k, v)| (k.clone(), raw_value(v))).collect());
+    let weight = ws_weight(method, &weighed);
+    match app.limits.charge(weight, now) {
+        Gate::Pass => {}
+        Gate::Limited { retry_after_ms } => {
+            return (refused(app, &id, 429, &app.limits.too_much_weight(), now + retry_after_ms), Vec::new())
+        }
+        Gate::Banned { until_ms } => return (refused(app, &id, 418, &limits::banned(until_ms), until_ms), Vec::new()),
+    }
     let reply = match method {
         "ping" => ok(app, &id, json!({})),
         "time" => ok(app, &id, json!({"serverTime": now})),
@@ -381,19 +486,33 @@ fn api_request(
             };
             let p = Params::from_pairs(params.iter().map(|(k, v)| (k.clone(), raw_value(v))).collect());
             let res = match method {
-                "order.place" => place_core(app, &p, account, now)
-                    .map(|pl| order_response(&pl.order, &pl.execs, &pl.resp_type, now))
-                    .map_err(|(r, _)| r),
+                "order.place" => match place_core(app, &p, account, now) {
+                    Ok(pl) => Ok(order_response(&pl.order, &pl.execs, &pl.resp_type, now)),
+                    Err((r, Some(wait_s))) => {
+                        let retry_at = now + i64::try_from(wait_s.saturating_mul(1000)).unwrap_or(i64::MAX);
+                        let mut v = refused(app, &id, 429, &r, retry_at);
+                        append_orders(app, &mut v, account, now);
+                        return (v, Vec::new());
+                    }
+                    Err((r, None)) => Err(r),
+                },
                 "order.test" => super::rest::order_test(app, &p, account),
                 "order.status" => query_order(app, &p, account),
                 "order.cancel" => cancel_order(app, &p, account, now),
                 "openOrders.status" => open_orders(app, &p, account),
                 _ => account_info(app, &p, account, now),
             };
-            match res {
+            if res.is_ok() && rest_twin(method).is_some_and(|(m, path)| super::rest::free_when_done(&m, path)) {
+                app.limits.refund(weight, now);
+            }
+            let mut reply = match res {
                 Ok(v) => ok(app, &id, v),
                 Err(r) => err(app, &id, crate::auth::http_status(&r), r.code, &r.msg),
+            };
+            if method == "order.place" {
+                append_orders(app, &mut reply, account, now);
             }
+            reply
         }
         "userDataStream.start" | "userDataStream.ping" | "userDataStream.stop" => {
             err(app, &id, 410, -1020, "This operation is not supported.")
