@@ -769,3 +769,187 @@ async fn a_client_that_keeps_sending_after_429s_is_banned_with_418() {
     }
     sb.shutdown().await;
 }
+
+/// The keys of a JSON object, sorted.
+fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+    k.sort();
+    k
+}
+
+#[tokio::test]
+async fn cancel_replace_follows_the_documented_outcome_matrix() {
+    let sb = start(SandboxConfig::demo()).await;
+    sb.market.pause();
+    sb.market.set_price("BTCUSDT", "60000".parse().unwrap());
+    sb.market.step(1);
+    let rest = |cid: &'static str, price: &'static str| {
+        vec![
+            ("symbol", "BTCUSDT"),
+            ("side", "BUY"),
+            ("type", "LIMIT"),
+            ("timeInForce", "GTC"),
+            ("quantity", "0.01"),
+            ("price", price),
+            ("newClientOrderId", cid),
+        ]
+    };
+    let replace =
+        |mode: &'static str, cancel: &'static str, kind: &'static str, price: &'static str, cid: &'static str| {
+            let mut p =
+                vec![("cancelReplaceMode", mode), ("cancelOrigClientOrderId", cancel), ("newClientOrderId", cid)];
+            p.extend([("symbol", "BTCUSDT"), ("side", "BUY"), ("type", kind), ("quantity", "0.01"), ("price", price)]);
+            if kind == "LIMIT" {
+                p.push(("timeInForce", "GTC"));
+            }
+            p
+        };
+    let open_ids = || async {
+        let r = call(&sb, "GET", "/api/v3/openOrders", &[("symbol", "BTCUSDT")], true, None).await;
+        let mut ids: Vec<String> =
+            r.body.as_array().unwrap().iter().map(|o| o["clientOrderId"].as_str().unwrap().to_string()).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(call(&sb, "POST", "/api/v3/order", &rest("old", "59000"), true, None).await.status, 200);
+
+    // Both parts succeed.
+    let r = call(
+        &sb,
+        "POST",
+        "/api/v3/order/cancelReplace",
+        &replace("STOP_ON_FAILURE", "old", "LIMIT", "59500", "new"),
+        true,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        (r.body["cancelResult"].as_str(), r.body["newOrderResult"].as_str()),
+        (Some("SUCCESS"), Some("SUCCESS"))
+    );
+    let cancel = &r.body["cancelResponse"];
+    assert_eq!(
+        (cancel["origClientOrderId"].as_str(), cancel["status"].as_str()),
+        (Some("old"), Some("CANCELED")),
+        "{cancel}"
+    );
+    let placed = &r.body["newOrderResponse"];
+    assert_eq!((placed["clientOrderId"].as_str(), placed["status"].as_str()), (Some("new"), Some("NEW")), "{placed}");
+    assert_eq!(open_ids().await, ["new"]);
+    if let Some(dir) = keel_testkit::fixtures("binance") {
+        let doc: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("rest_cancelReplace_success.json")).unwrap())
+                .unwrap();
+        assert_eq!(keys(&r.body), keys(&doc));
+        assert_eq!(keys(cancel), keys(&doc["cancelResponse"]), "the cancel's fields");
+        assert_eq!(keys(placed), keys(&doc["newOrderResponse"]), "the new order's fields");
+    }
+
+    // The cancel fails under STOP_ON_FAILURE: nothing is placed.
+    let r = call(
+        &sb,
+        "POST",
+        "/api/v3/order/cancelReplace",
+        &replace("STOP_ON_FAILURE", "gone", "LIMIT", "59400", "never"),
+        true,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.body,
+        json!({"code": -2022, "msg": "Order cancel-replace failed.", "data": {"cancelResult": "FAILURE",
+            "newOrderResult": "NOT_ATTEMPTED", "cancelResponse": {"code": -2011, "msg": "Unknown order sent."}, "newOrderResponse": null}})
+    );
+    // Under ALLOW_FAILURE the new order goes in anyway: 409, partially failed.
+    let r = call(
+        &sb,
+        "POST",
+        "/api/v3/order/cancelReplace",
+        &replace("ALLOW_FAILURE", "gone", "LIMIT", "59400", "anyway"),
+        true,
+        None,
+    )
+    .await;
+    assert_eq!((r.status, r.body["code"].as_i64()), (409, Some(-2021)), "{}", r.body);
+    assert_eq!(r.body["msg"], "Order cancel-replace partially failed.");
+    assert_eq!(
+        (r.body["data"]["cancelResult"].as_str(), r.body["data"]["newOrderResult"].as_str()),
+        (Some("FAILURE"), Some("SUCCESS"))
+    );
+    assert_eq!(open_ids().await, ["anyway", "new"]);
+    // The cancel succeeds and the new order is refused by the matching engine: 409.
+    let r = call(
+        &sb,
+        "POST",
+        "/api/v3/order/cancelReplace",
+        &replace("STOP_ON_FAILURE", "anyway", "LIMIT_MAKER", "60100", "taker"),
+        true,
+        None,
+    )
+    .await;
+    assert_eq!((r.status, r.body["code"].as_i64()), (409, Some(-2021)), "{}", r.body);
+    assert_eq!(
+        r.body["data"]["newOrderResponse"],
+        json!({"code": -2010, "msg": "Order would immediately match and take."})
+    );
+    assert_eq!(r.body["data"]["cancelResponse"]["status"], "CANCELED");
+    assert_eq!(open_ids().await, ["new"]);
+    // Both fail.
+    let r = call(
+        &sb,
+        "POST",
+        "/api/v3/order/cancelReplace",
+        &replace("ALLOW_FAILURE", "gone", "LIMIT_MAKER", "60100", "taker"),
+        true,
+        None,
+    )
+    .await;
+    assert_eq!((r.status, r.body["code"].as_i64()), (400, Some(-2022)), "{}", r.body);
+    assert_eq!(
+        (r.body["data"]["cancelResult"].as_str(), r.body["data"]["newOrderResult"].as_str()),
+        (Some("FAILURE"), Some("FAILURE"))
+    );
+    // A filter failure refuses the whole request before the cancel.
+    let r = call(
+        &sb,
+        "POST",
+        "/api/v3/order/cancelReplace",
+        &replace("STOP_ON_FAILURE", "new", "LIMIT", "59400.001", "bad-tick"),
+        true,
+        None,
+    )
+    .await;
+    assert_eq!((r.status, r.body.clone()), (400, json!({"code": -1013, "msg": "Filter failure: PRICE_FILTER"})));
+    assert_eq!(open_ids().await, ["new"], "nothing was canceled");
+
+    // cancelRestrictions, on cancels and cancel-replaces alike.
+    let only = |v: &'static str| [("symbol", "BTCUSDT"), ("origClientOrderId", "new"), ("cancelRestrictions", v)];
+    let r = call(&sb, "DELETE", "/api/v3/order", &only("ONLY_PARTIALLY_FILLED"), true, None).await;
+    assert_eq!(r.body, json!({"code": -2011, "msg": "Order was not canceled due to cancel restrictions."}));
+    let r = call(&sb, "DELETE", "/api/v3/order", &only("SOMETIMES"), true, None).await;
+    assert_eq!(r.body, json!({"code": -1145, "msg": "Invalid cancelRestrictions"}));
+
+    // Over the WebSocket API: the same, with the order counters.
+    let (mut ws, _) = tokio_tungstenite::connect_async(sb.ws_api_url.clone()).await.unwrap();
+    ws.send(ws_signed(
+        &sb,
+        "cr",
+        "order.cancelReplace",
+        &replace("STOP_ON_FAILURE", "new", "LIMIT", "59600", "via-ws"),
+    ))
+    .await
+    .unwrap();
+    let r = next_json(&mut ws).await;
+    assert_eq!((r["status"].as_u64(), r["result"]["newOrderResult"].as_str()), (Some(200), Some("SUCCESS")), "{r}");
+    assert_eq!(r["rateLimits"][0]["rateLimitType"], "ORDERS", "{r}");
+    ws.send(ws_signed(&sb, "cr2", "order.cancelReplace", &replace("STOP_ON_FAILURE", "gone", "LIMIT", "59600", "no")))
+        .await
+        .unwrap();
+    let r = next_json(&mut ws).await;
+    assert_eq!((r["status"].as_u64(), r["error"]["code"].as_i64()), (Some(400), Some(-2022)), "{r}");
+    assert_eq!(r["error"]["data"]["newOrderResult"], "NOT_ATTEMPTED", "{r}");
+    assert_eq!(open_ids().await, ["via-ws"]);
+    sb.shutdown().await;
+}

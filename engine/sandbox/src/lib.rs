@@ -21,6 +21,7 @@
 mod auth;
 mod exchange;
 mod limits;
+mod replace;
 mod rest;
 pub mod saved;
 mod ws;

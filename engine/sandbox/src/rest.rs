@@ -20,6 +20,7 @@ use keel_core::symbol::Symbol;
 
 use super::exchange::{d8, execution_report, order_json, order_response, Reject, UserMsg, BAR_MS};
 use super::limits::{self, Gate};
+use super::replace::Failed;
 use super::{App, OrderFault, RestFault};
 
 /// Parsed request parameters (query wins over body).
@@ -181,6 +182,7 @@ fn is_signed(method: &Method, path: &str) -> bool {
             _,
             "order"
                 | "order/test"
+                | "order/cancelReplace"
                 | "openOrders"
                 | "allOrders"
                 | "account"
@@ -285,6 +287,24 @@ pub(crate) async fn handle(
         ("GET", "avgPrice", _) => avg_price(&app, &params),
         ("POST", "order", Some(acc)) => return place_order(&app, &params, acc, now, weight).await,
         ("POST", "order/test", Some(acc)) => order_test(&app, &params, acc),
+        ("POST", "order/cancelReplace", Some(acc)) => {
+            return match super::replace::cancel_replace(&app, &params, acc, now) {
+                Ok(v) => {
+                    app.limits.refund(weight, now);
+                    let (c10, c1d) = app.limits.order_counts(acc, now);
+                    let counts =
+                        [("x-mbx-order-count-10s", c10.to_string()), ("x-mbx-order-count-1d", c1d.to_string())];
+                    reply(StatusCode::OK, &v, app.limits.used(now), &counts)
+                }
+                Err(Failed::Refused(r, wait)) => error_reply(&r, used, wait),
+                Err(Failed::Parts { status, error, data }) => reply(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                    &json!({"code": error.code, "msg": error.msg, "data": data}),
+                    used,
+                    &[],
+                ),
+            };
+        }
         ("GET", "account/commission", Some(acc)) => account_commission(&app, &params, acc),
         ("GET", "order", Some(acc)) => query_order(&app, &params, acc),
         ("DELETE", "order", Some(acc)) => cancel_order(&app, &params, acc, now),
@@ -454,7 +474,7 @@ fn symbol_json(i: &Instrument, app: &App) -> Value {
         "opoAllowed": false,
         "quoteOrderQtyMarketAllowed": true,
         "allowTrailingStop": false,
-        "cancelReplaceAllowed": false,
+        "cancelReplaceAllowed": true,
         "amendAllowed": false,
         "pegInstructionsAllowed": false,
         "isSpotTradingAllowed": true,
@@ -681,6 +701,8 @@ fn avg_price(app: &App, p: &Params) -> Result<Value, Reject> {
 pub(crate) struct ParsedOrder {
     pub new: NewOrder,
     pub resp_type: String,
+    /// The order type as sent (`STOP_LOSS_LIMIT`, `LIMIT_MAKER`, …).
+    pub kind: String,
 }
 
 /// What `POST /api/v3/order` (and `order.place` on the WebSocket API) read:
@@ -712,7 +734,16 @@ const NEW_ORDER_PARAMS: &[&str] = &[
 ];
 
 pub(crate) fn parse_new_order(app: &App, p: &Params, account: u32) -> Result<ParsedOrder, Reject> {
-    p.all_read(NEW_ORDER_PARAMS)?;
+    parse_order(app, p, account, &[])
+}
+
+/// Validates a new order's parameters and the symbol's filters — what
+/// Binance checks before the order reaches the matching engine (see
+/// [`matching_checks`] for the rest). `also_read` names the parameters of
+/// an endpoint that carries more than the order (cancelReplace).
+pub(crate) fn parse_order(app: &App, p: &Params, account: u32, also_read: &[&str]) -> Result<ParsedOrder, Reject> {
+    let known: Vec<&str> = NEW_ORDER_PARAMS.iter().chain(also_read).copied().collect();
+    p.all_read(&known)?;
     let symbol = p.req("symbol")?;
     // exchangeInfo allows only NONE here (allowedSelfTradePreventionModes).
     match p.get("selfTradePreventionMode") {
@@ -769,17 +800,6 @@ pub(crate) fn parse_new_order(app: &App, p: &Params, account: u32) -> Result<Par
         }
         "STOP_LOSS_LIMIT" | "TAKE_PROFIT_LIMIT" => {
             let stop = need_price(stop, "stopPrice")?;
-            // A stop-loss buy triggers above the market, a take-profit buy
-            // below it (sells the other way round); one already on the wrong
-            // side would trigger at once, which Binance refuses.
-            if let Some(q) = app.ex.lock().quote(symbol) {
-                let market = if side == Side::Buy { q.ask } else { q.bid };
-                let loss = type_s == "STOP_LOSS_LIMIT";
-                let wants_above = (side == Side::Buy) == loss;
-                if (wants_above && stop <= market) || (!wants_above && stop >= market) {
-                    return Err(Reject::new(-2010, "Order would trigger immediately."));
-                }
-            }
             (OrderType::StopLimit { stop, price: need_price(price, "price")? }, need_tif()?, false)
         }
         "STOP_LOSS" | "TAKE_PROFIT" => return Err(Reject::new(-2010, "Unsupported order combination")),
@@ -828,17 +848,6 @@ pub(crate) fn parse_new_order(app: &App, p: &Params, account: u32) -> Result<Par
             return Err(Reject::new(-1013, "Filter failure: MAX_NUM_ORDERS"));
         }
     }
-    if maker_only {
-        if let (Some(q), Some(px)) = (app.ex.lock().quote(symbol), order_type.limit_price()) {
-            let crosses = match side {
-                Side::Buy => px >= q.ask,
-                Side::Sell => px <= q.bid,
-            };
-            if crosses {
-                return Err(Reject::new(-2010, "Order would immediately match and take."));
-            }
-        }
-    }
     let resp_type = match p.get("newOrderRespType") {
         Some(t @ ("ACK" | "RESULT" | "FULL")) => t.to_string(),
         Some(_) => return Err(Reject::new(-1100, "Illegal characters found in parameter 'newOrderRespType'.")),
@@ -853,7 +862,64 @@ pub(crate) fn parse_new_order(app: &App, p: &Params, account: u32) -> Result<Par
     Ok(ParsedOrder {
         new: NewOrder { account, client_order_id, symbol: Symbol::new(symbol), side, order_type, qty, tif, asked },
         resp_type,
+        kind: type_s.to_string(),
     })
+}
+
+/// What the matching engine refuses against the market at that moment: a
+/// stop already on the wrong side of it (it would trigger at once) and a
+/// post-only order that would take.
+fn matching_checks(app: &App, parsed: &ParsedOrder) -> Result<(), Reject> {
+    let new = &parsed.new;
+    let Some(q) = app.ex.lock().quote(new.symbol.as_str()) else { return Ok(()) };
+    let market = if new.side == Side::Buy { q.ask } else { q.bid };
+    if let OrderType::StopLimit { stop, .. } = new.order_type {
+        // A stop-loss buy triggers above the market, a take-profit buy
+        // below it (sells the other way round).
+        let loss = parsed.kind.starts_with("STOP_LOSS");
+        let wants_above = (new.side == Side::Buy) == loss;
+        if (wants_above && stop <= market) || (!wants_above && stop >= market) {
+            return Err(Reject::new(-2010, "Order would trigger immediately."));
+        }
+    }
+    if let (true, Some(px)) = (new.asked.post_only, new.order_type.limit_price()) {
+        let crosses = match new.side {
+            Side::Buy => px >= q.ask,
+            Side::Sell => px <= q.bid,
+        };
+        if crosses {
+            return Err(Reject::new(-2010, "Order would immediately match and take."));
+        }
+    }
+    Ok(())
+}
+
+/// Sends a validated order to the matching engine and publishes what it
+/// did: the order as `NEW`, then each execution (or the balances it locked).
+pub(crate) fn submit(
+    app: &App,
+    parsed: &ParsedOrder,
+    now: i64,
+) -> Result<(keel_core::sim::SimOrder, Vec<keel_core::sim::Execution>), Reject> {
+    matching_checks(app, parsed)?;
+    let account = parsed.new.account;
+    let mut st = app.ex.lock();
+    let (order, execs) = st.place(parsed.new.clone(), now)?;
+    // Binance first reports the order as NEW, then each execution.
+    let mut first = order.clone();
+    first.status = keel_core::order::OrderStatus::Accepted;
+    first.filled_qty = Decimal::ZERO;
+    first.filled_quote = Decimal::ZERO;
+    let new_exec = keel_core::sim::Execution { order: first, fill: None };
+    let _ = app.ex.user_tx.send(Arc::new(UserMsg { account, event: execution_report(&new_exec, now, Some("NEW")) }));
+    st.publish_executions(&app.ex.user_tx, &execs, now);
+    if execs.is_empty() {
+        if let Some(inst) = st.core().instrument(order.symbol.as_str()) {
+            let assets = [inst.base_asset.clone(), inst.quote_asset.clone()];
+            st.publish_balances(&app.ex.user_tx, account, &assets, now);
+        }
+    }
+    Ok((order, execs))
 }
 
 /// The legal form of a client order id on Binance spot.
@@ -890,22 +956,7 @@ pub(crate) fn place_core(app: &App, p: &Params, account: u32, now: i64) -> Resul
     }
     let parsed = parse_new_order(app, p, account).map_err(|r| (r, None))?;
     let counts = app.limits.count_order(account, now).map_err(|(r, wait)| (r, Some(limits::retry_after_s(wait))))?;
-    let mut st = app.ex.lock();
-    let (order, execs) = st.place(parsed.new.clone(), now).map_err(|r| (r, None))?;
-    // Binance first reports the order as NEW, then each execution.
-    let mut first = order.clone();
-    first.status = keel_core::order::OrderStatus::Accepted;
-    first.filled_qty = Decimal::ZERO;
-    first.filled_quote = Decimal::ZERO;
-    let new_exec = keel_core::sim::Execution { order: first, fill: None };
-    let _ = app.ex.user_tx.send(Arc::new(UserMsg { account, event: execution_report(&new_exec, now, Some("NEW")) }));
-    st.publish_executions(&app.ex.user_tx, &execs, now);
-    if execs.is_empty() {
-        if let Some(inst) = st.core().instrument(order.symbol.as_str()) {
-            let assets = [inst.base_asset.clone(), inst.quote_asset.clone()];
-            st.publish_balances(&app.ex.user_tx, account, &assets, now);
-        }
-    }
+    let (order, execs) = submit(app, &parsed, now).map_err(|r| (r, None))?;
     Ok(Placed { order, execs, resp_type: parsed.resp_type, counts })
 }
 
@@ -958,8 +1009,21 @@ async fn place_order(app: &App, p: &Params, account: u32, mut now: i64, weight: 
 }
 
 fn find_order(app: &App, p: &Params, account: u32) -> Result<(String, String), Reject> {
+    find_order_by(app, p, account, "orderId", "origClientOrderId")
+}
+
+/// The symbol and client id of the order a request names by `id_key` (an
+/// order id) and/or `orig_key` (a client id): by order id first, the client
+/// id then checked against it (`-2039`).
+pub(crate) fn find_order_by(
+    app: &App,
+    p: &Params,
+    account: u32,
+    id_key: &str,
+    orig_key: &str,
+) -> Result<(String, String), Reject> {
     let symbol = p.req("symbol")?.to_string();
-    let cid = match (p.int("orderId")?, p.get("origClientOrderId")) {
+    let cid = match (p.int(id_key)?, p.get(orig_key)) {
         (Some(id), orig) => {
             let cid = app
                 .ex
@@ -975,7 +1039,7 @@ fn find_order(app: &App, p: &Params, account: u32) -> Result<(String, String), R
         (None, None) => {
             return Err(Reject::new(
                 -1102,
-                "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
+                format!("Param '{orig_key}' or '{id_key}' must be sent, but both were empty/null!"),
             ))
         }
     };
@@ -990,15 +1054,29 @@ pub(crate) fn query_order(app: &App, p: &Params, account: u32) -> Result<Value, 
     o.map(order_json).ok_or_else(|| Reject::new(-2013, "Order does not exist."))
 }
 
-fn cancel_one(
+pub(crate) fn cancel_one(
     app: &App,
     account: u32,
     symbol: &str,
     cid: &str,
     cancel_id: Option<&str>,
+    restrictions: Option<&str>,
     now: i64,
 ) -> Result<Value, Reject> {
     let mut st = app.ex.lock();
+    // `cancelRestrictions`: cancel only an order in the named state.
+    let wanted = match restrictions {
+        None => None,
+        Some("ONLY_NEW") => Some(keel_core::order::OrderStatus::Accepted),
+        Some("ONLY_PARTIALLY_FILLED") => Some(keel_core::order::OrderStatus::PartiallyFilled),
+        Some(_) => return Err(Reject::new(-1145, "Invalid cancelRestrictions")),
+    };
+    if let Some(want) = wanted {
+        let status = st.core().order_by_client(account, cid).filter(|o| o.status.is_open()).map(|o| o.status);
+        if status.is_some_and(|s| s != want) {
+            return Err(Reject::new(-2011, "Order was not canceled due to cancel restrictions."));
+        }
+    }
     let cancel_id = cancel_id.map(str::to_string).unwrap_or_else(|| st.auto_client_id());
     let o = st.cancel(account, symbol, cid, now).map_err(|r| {
         if r.code == -2011 {
@@ -1040,7 +1118,7 @@ pub(crate) fn cancel_order(app: &App, p: &Params, account: u32, now: i64) -> Res
         }
     })?;
     let cancel_id = p.get("newClientOrderId").map(|c| client_id("newClientOrderId", c)).transpose()?;
-    cancel_one(app, account, &symbol, &cid, cancel_id, now)
+    cancel_one(app, account, &symbol, &cid, cancel_id, p.get("cancelRestrictions"), now)
 }
 
 fn cancel_all(app: &App, p: &Params, account: u32, now: i64) -> Result<Value, Reject> {
@@ -1052,7 +1130,7 @@ fn cancel_all(app: &App, p: &Params, account: u32, now: i64) -> Result<Value, Re
     }
     let mut out = Vec::new();
     for o in open {
-        out.push(cancel_one(app, account, symbol, &o.client_order_id, None, now)?);
+        out.push(cancel_one(app, account, symbol, &o.client_order_id, None, None, now)?);
     }
     Ok(Value::Array(out))
 }

@@ -15,6 +15,7 @@ use keel_core::market::Bar;
 
 use super::exchange::{kline_obj, order_response, MarketKind, MarketMsg, Reject};
 use super::limits::{self, Gate};
+use super::replace::Failed;
 use super::rest::{account_info, cancel_order, interval_ms, open_orders, place_core, query_order, Params};
 use super::{App, ConnCmd};
 
@@ -479,7 +480,13 @@ fn api_request(
             subs.retain(|(s, _)| !ended.contains(s));
             return (ok(app, &id, json!({})), ended);
         }
-        "order.place" | "order.test" | "order.status" | "order.cancel" | "openOrders.status" | "account.status" => {
+        "order.place"
+        | "order.test"
+        | "order.status"
+        | "order.cancel"
+        | "order.cancelReplace"
+        | "openOrders.status"
+        | "account.status" => {
             let account = match ws_authenticate(app, &params, now) {
                 Ok(a) => a,
                 Err(r) => return (err(app, &id, crate::auth::http_status(&r), r.code, &r.msg), Vec::new()),
@@ -499,6 +506,15 @@ fn api_request(
                 "order.test" => super::rest::order_test(app, &p, account),
                 "order.status" => query_order(app, &p, account),
                 "order.cancel" => cancel_order(app, &p, account, now),
+                "order.cancelReplace" => match super::replace::cancel_replace(app, &p, account, now) {
+                    Ok(v) => Ok(v),
+                    Err(Failed::Refused(r, _)) => Err(r),
+                    Err(Failed::Parts { status, error, data }) => {
+                        let mut v = err(app, &id, status, error.code, &error.msg);
+                        v["error"]["data"] = data;
+                        return (v, Vec::new());
+                    }
+                },
                 "openOrders.status" => open_orders(app, &p, account),
                 _ => account_info(app, &p, account, now),
             };
@@ -509,7 +525,7 @@ fn api_request(
                 Ok(v) => ok(app, &id, v),
                 Err(r) => err(app, &id, crate::auth::http_status(&r), r.code, &r.msg),
             };
-            if method == "order.place" {
+            if matches!(method, "order.place" | "order.cancelReplace") {
                 append_orders(app, &mut reply, account, now);
             }
             reply
