@@ -495,7 +495,7 @@ async fn order_entry_refuses_what_binance_refuses() {
     let info = call(&sb, "GET", "/api/v3/exchangeInfo", &[("symbol", "BTCUSDT")], false, None).await;
     assert_eq!(
         info.body["symbols"][0]["orderTypes"],
-        json!(["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"])
+        json!(["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"])
     );
     sb.shutdown().await;
 }
@@ -951,5 +951,69 @@ async fn cancel_replace_follows_the_documented_outcome_matrix() {
     assert_eq!((r["status"].as_u64(), r["error"]["code"].as_i64()), (Some(400), Some(-2022)), "{r}");
     assert_eq!(r["error"]["data"]["newOrderResult"], "NOT_ATTEMPTED", "{r}");
     assert_eq!(open_ids().await, ["via-ws"]);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn stop_loss_and_take_profit_market_orders_trigger_as_documented() {
+    let sb = start(SandboxConfig::demo()).await;
+    sb.market.pause();
+    sb.market.set_price("BTCUSDT", "60000".parse().unwrap());
+    sb.market.step(1);
+    let stop = |kind: &'static str, side: &'static str, stop: &'static str, cid: &'static str| {
+        vec![
+            ("symbol", "BTCUSDT"),
+            ("side", side),
+            ("type", kind),
+            ("quantity", "0.01"),
+            ("stopPrice", stop),
+            ("newClientOrderId", cid),
+        ]
+    };
+    let query = |cid: &'static str| {
+        let sb = &sb;
+        async move {
+            call(sb, "GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", cid)], true, None)
+                .await
+                .body
+        }
+    };
+    // Wrong side: would trigger at once.
+    for (kind, side, px) in
+        [("STOP_LOSS", "SELL", "60500"), ("TAKE_PROFIT", "SELL", "59500"), ("STOP_LOSS", "BUY", "59500")]
+    {
+        let r = call(&sb, "POST", "/api/v3/order", &stop(kind, side, px, "wrong"), true, None).await;
+        assert_eq!(r.body, json!({"code": -2010, "msg": "Order would trigger immediately."}), "{kind} {side} {px}");
+    }
+    // A price or a time in force is not read by a market-on-trigger order.
+    let mut p = stop("STOP_LOSS", "SELL", "59500", "priced");
+    p.push(("price", "59400"));
+    let r = call(&sb, "POST", "/api/v3/order", &p, true, None).await;
+    assert_eq!(r.body, json!({"code": -1106, "msg": "Parameter 'price' sent when not required."}));
+    // The right side: they rest, not working, named as sent; the default answer is ACK.
+    let r = call(&sb, "POST", "/api/v3/order", &stop("STOP_LOSS", "SELL", "59500", "sl"), true, None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(keys(&r.body), ["clientOrderId", "orderId", "orderListId", "symbol", "transactTime"], "ACK: {}", r.body);
+    assert_eq!(
+        call(&sb, "POST", "/api/v3/order", &stop("TAKE_PROFIT", "SELL", "60500", "tp"), true, None).await.status,
+        200
+    );
+    for (cid, kind) in [("sl", "STOP_LOSS"), ("tp", "TAKE_PROFIT")] {
+        let q = query(cid).await;
+        assert_eq!(
+            (q["type"].as_str(), q["isWorking"].as_bool(), q["status"].as_str()),
+            (Some(kind), Some(false), Some("NEW")),
+            "{q}"
+        );
+        assert_eq!(q["stopPrice"], "59500.00000000".replace("59500", if cid == "sl" { "59500" } else { "60500" }));
+    }
+    // The price falls through the stop-loss: it sells at the market; the take-profit waits.
+    sb.market.set_price("BTCUSDT", "59400".parse().unwrap());
+    sb.market.step(1);
+    let q = query("sl").await;
+    assert_eq!((q["status"].as_str(), q["executedQty"].as_str()), (Some("FILLED"), Some("0.01000000")), "{q}");
+    let avg = q["cummulativeQuoteQty"].as_str().unwrap().parse::<f64>().unwrap() / 0.01;
+    assert!((59_000.0..59_500.0).contains(&avg), "filled at the market below the stop, not at the stop: {avg}");
+    assert_eq!(query("tp").await["status"], "NEW");
     sb.shutdown().await;
 }

@@ -685,3 +685,114 @@ async fn balances_after_a_cancel_are_read_again_not_taken_from_the_start_up_chec
     assert_eq!(btc_of(&after), (d("1"), d("0")), "the cancel freed the BTC: {after:?}");
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_bar_that_closes_between_warm_up_and_subscription_is_backfilled() {
+    let (sb, venue) = setup().await;
+    sb.market.pause();
+    let warm = venue.klines(&btc(), 60_000, None, 10).await.unwrap();
+    let newest = warm.last().expect("history").open_time;
+    // Three bars close before the stream is up (a slow start-up, or 750 ms at demo speed).
+    sb.market.step(30);
+    let mut rx = venue.subscribe_market(&[btc()], 60_000).await.unwrap();
+    sb.market.resume();
+    let mut all = Vec::new();
+    collect_bars(&mut rx, 5, &mut all).await;
+    let opens = bars_of(&all);
+    assert_eq!(opens[0], newest + 60_000, "the stream continues after the warm-up's newest bar: {opens:?}");
+    assert_consecutive(&opens);
+    sb.shutdown().await;
+}
+
+/// `keel sandbox`'s default is real time: the warm-up history ends at the
+/// last closed minute of the server clock, live events carry server time,
+/// and the first live bar follows the history with nothing missing.
+#[tokio::test]
+async fn at_real_time_history_stream_and_server_clock_agree() {
+    let sb = Sandbox::start(SandboxConfig { history_bars: 30, ..SandboxConfig::default() }).await.unwrap();
+    assert_eq!(SandboxConfig::default().speed, 1.0, "the standalone default is real time");
+    let venue = BinanceVenue::connect(ops::venues::sandbox_settings(&sb)).await.unwrap();
+    let minute = |ms: i64| ms - ms.rem_euclid(60_000);
+    let before = sb.faults.server_now_ms();
+    let warm = venue.klines(&btc(), 60_000, None, 30).await.unwrap();
+    let after = sb.faults.server_now_ms();
+    let newest = warm.last().expect("history");
+    assert!(
+        [minute(before) - 60_000, minute(after) - 60_000].contains(&newest.open_time),
+        "history ends at the last closed minute of the server clock ({before}): {newest:?}"
+    );
+    assert_consecutive(&warm.iter().map(|b| b.open_time).collect::<Vec<_>>());
+
+    let mut rx = venue.subscribe_market(&[btc()], 60_000).await.unwrap();
+    let trade = until(&mut rx, "a trade", |f| matches!(f, MarketFeed::Event(MarketEvent::Trade(_)))).await;
+    let Some(MarketFeed::Event(MarketEvent::Trade(t))) = trade.last() else { unreachable!("until returned it") };
+    let now = sb.faults.server_now_ms();
+    assert!((now - 15_000..=now).contains(&t.ts_ms), "trade time {} is server time ({now})", t.ts_ms);
+    // The first bar to close (within a minute) follows the history.
+    let first_bar = async {
+        while let Some(f) = rx.recv().await {
+            if let MarketFeed::Event(MarketEvent::Bar(b)) = f {
+                return Some(b);
+            }
+        }
+        None
+    };
+    let bar = timeout(Duration::from_secs(75), first_bar).await.ok().flatten().expect("a bar closes within a minute");
+    assert_eq!(bar.open_time, newest.open_time + 60_000, "no bar is missing between history and stream");
+    let now = sb.faults.server_now_ms();
+    assert!(
+        bar.close_time < now && bar.close_time > now - 15_000,
+        "closed on the minute of the server clock: {bar:?} at {now}"
+    );
+    sb.shutdown().await;
+}
+
+/// Binance names a stop by which side of the market it lies on: a buy's stop
+/// below the market is a take-profit, a sell's below it a stop-loss. The
+/// adapter sends the kind that fits, so both are accepted and trigger.
+#[tokio::test]
+async fn stop_orders_go_out_as_the_kind_binance_expects_on_their_side_of_the_market() {
+    let (sb, venue) = setup().await;
+    freeze(&sb, "60000");
+    let stop = |cid: &str, side: Side, order_type: OrderType| OrderRequest {
+        client_order_id: cid.into(),
+        symbol: btc(),
+        side,
+        order_type,
+        qty: d("0.01"),
+        tif: TimeInForce::Gtc,
+    };
+    let cases = [
+        ("buy-below", Side::Buy, OrderType::StopLimit { stop: d("59000"), price: d("59010") }, "TAKE_PROFIT_LIMIT"),
+        ("buy-above", Side::Buy, OrderType::StopLimit { stop: d("61000"), price: d("61010") }, "STOP_LOSS_LIMIT"),
+        ("sell-below", Side::Sell, OrderType::StopMarket { stop: d("59000") }, "STOP_LOSS"),
+        ("sell-above", Side::Sell, OrderType::StopMarket { stop: d("61000") }, "TAKE_PROFIT"),
+    ];
+    for (cid, side, order_type, _) in &cases {
+        let placed = venue.place_order(&stop(cid, *side, *order_type)).await;
+        let placed = placed.unwrap_or_else(|e| panic!("{cid} refused: {e}"));
+        assert!(placed.report.status.is_open(), "{cid}: {:?}", placed.report);
+    }
+    let rested: Vec<(String, String)> = sb
+        .market
+        .orders(&sb.api_key, "BTCUSDT")
+        .iter()
+        .map(|o| (o.client_order_id.clone(), o.order_type.label().to_string()))
+        .collect();
+    assert_eq!(rested.len(), 4, "{rested:?}");
+    // The sandbox names them by side as Binance does (its order JSON).
+    for (cid, _, _, kind) in &cases {
+        let q = venue.query_order(&btc(), cid).await.unwrap().expect("known");
+        assert!(q.status.is_open(), "{cid}");
+        let raw = sb.market.orders(&sb.api_key, "BTCUSDT").into_iter().find(|o| o.client_order_id == *cid).unwrap();
+        assert_eq!(raw.trigger_above, kind.starts_with("STOP_LOSS") == (raw.side == Side::Buy), "{cid} is a {kind}");
+    }
+    // The price falls to 58900: the buy's take-profit and the sell's stop-loss trigger and fill.
+    sb.market.set_price("BTCUSDT", d("58900"));
+    sb.market.step(1);
+    for cid in ["buy-below", "sell-below"] {
+        let q = venue.query_order(&btc(), cid).await.unwrap().expect("known");
+        assert_eq!(q.status, OrderStatus::Filled, "{cid}: {q:?}");
+    }
+    sb.shutdown().await;
+}

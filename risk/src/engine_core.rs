@@ -939,6 +939,7 @@ impl RiskEngine {
                 OrderType::Market => &[],
                 OrderType::Limit { price } => &[*price],
                 OrderType::StopLimit { stop, price } => &[*price, *stop],
+                OrderType::StopMarket { stop } => &[*stop],
             };
             for &price in prices {
                 let reference = last.ok_or_else(|| RejectReason::NoPrice(symbol.to_string()))?;
@@ -1067,7 +1068,7 @@ fn round_intent(instrument: &Instrument, intent: &OrderIntent) -> Result<OrderIn
     if !fits(intent.qty, step) {
         return Err(RejectReason::Overflow(format!("quantity {}", intent.qty)));
     }
-    for price in [intent.order_type.limit_price(), stop_price(&intent.order_type)].into_iter().flatten() {
+    for price in [intent.order_type.limit_price(), intent.order_type.stop_price()].into_iter().flatten() {
         if !fits(price, instrument.tick_size) {
             return Err(RejectReason::Overflow(format!("price {price}")));
         }
@@ -1084,13 +1085,9 @@ fn round_intent(instrument: &Instrument, intent: &OrderIntent) -> Result<OrderIn
             stop: instrument.round_price(stop, intent.side.opposite()),
             price: instrument.round_price(price, intent.side),
         },
+        OrderType::StopMarket { stop } => {
+            OrderType::StopMarket { stop: instrument.round_price(stop, intent.side.opposite()) }
+        }
     };
     Ok(rounded)
-}
-
-fn stop_price(order_type: &OrderType) -> Option<Decimal> {
-    match order_type {
-        OrderType::StopLimit { stop, .. } => Some(*stop),
-        _ => None,
-    }
 }

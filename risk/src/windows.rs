@@ -139,6 +139,7 @@ impl DupKey {
             OrderType::Market => (None, None),
             OrderType::Limit { price } => (Some(price.normalize()), None),
             OrderType::StopLimit { stop, price } => (Some(price.normalize()), Some(stop.normalize())),
+            OrderType::StopMarket { stop } => (None, Some(stop.normalize())),
         };
         Self {
             strategy: intent.strategy_id.clone(),

@@ -210,7 +210,14 @@ pub(crate) async fn run_market(
         stream_names(&symbols, interval).join("/")
     );
     let reconnect_after = Duration::from_millis(shared.settings.reconnect_after_ms.max(1000));
-    let mut run = MarketRun { shared, interval_ms, interval, tx, bars: HashMap::new() };
+    // Bars continue after the newest one a warm-up was given: the first live
+    // kline backfills any that closed before the stream was up.
+    let bars = symbols
+        .iter()
+        .filter_map(|s| shared.bar_served(s, interval_ms).map(|open| (s.clone(), open)))
+        .map(|(s, open)| (s, BarTrack { last_open: Some(open), need_backfill: true }))
+        .collect();
+    let mut run = MarketRun { shared, interval_ms, interval, tx, bars };
     let mut attempt: u32 = 0;
     loop {
         if run.tx.is_closed() {

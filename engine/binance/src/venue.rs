@@ -196,6 +196,11 @@ pub(crate) struct Shared {
     books: Mutex<HashMap<Symbol, BookTicker>>,
     /// Symbols whose open orders are being re-read in the background.
     refreshing: Mutex<HashSet<Symbol>>,
+    /// Per (symbol, interval): the open time of the newest closed bar handed
+    /// out by a "most recent" `klines` (a warm-up). The market stream starts
+    /// after it, so a bar that closes between the warm-up and the
+    /// subscription is backfilled rather than lost.
+    bars_served: Mutex<HashMap<(Symbol, i64), i64>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -203,6 +208,32 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// Whether a stop order is Binance's stop-loss kind (a buy's stop above
+    /// the market, a sell's below it) or its take-profit kind (the other
+    /// side): Binance names them apart and refuses one on the wrong side. The
+    /// market is the streamed touch, or the REST book ticker before the
+    /// stream has one.
+    async fn stop_is_loss(&self, request: &OrderRequest, stop: Decimal) -> VenueResult<bool> {
+        let streamed = lock(&self.books).get(&request.symbol).map(|t| (t.bid, t.ask));
+        let (bid, ask) = match streamed {
+            Some(touch) => touch,
+            None => {
+                let t = self.rest.book_ticker(request.symbol.as_str()).await?;
+                (t.bid_price, t.ask_price)
+            }
+        };
+        Ok(match request.side {
+            Side::Buy => stop >= ask,
+            Side::Sell => stop <= bid,
+        })
+    }
+
+    /// The newest closed bar of `symbol` and `interval_ms` handed out by a
+    /// warm-up, if any (see `bars_served`).
+    pub(crate) fn bar_served(&self, symbol: &Symbol, interval_ms: i64) -> Option<i64> {
+        lock(&self.bars_served).get(&(symbol.clone(), interval_ms)).copied()
+    }
+
     /// Marks a fill delivered; false if it already was.
     ///
     /// `in_order` is true for sources that deliver every own trade in trade-id
@@ -452,6 +483,7 @@ impl BinanceVenue {
             symbols: Mutex::new(symbols),
             books: Mutex::new(HashMap::new()),
             refreshing: Mutex::new(HashSet::new()),
+            bars_served: Mutex::new(HashMap::new()),
         });
         let info = shared.rest.exchange_info().await.map_err(VenueError::from)?;
         shared.store_instruments(&info);
@@ -616,9 +648,14 @@ impl Venue for BinanceVenue {
         })?;
         let list = self.shared.rest.klines(symbol.as_str(), name, start_ms, None, limit).await?;
         let now = self.shared.rest.now_ms();
-        Ok(list
+        let closed: Vec<_> = list.into_iter().filter(|k| k.close_time < now).collect();
+        if let (None, Some(newest)) = (start_ms, closed.last()) {
+            let mut served = lock(&self.shared.bars_served);
+            let entry = served.entry((symbol.clone(), interval_ms)).or_insert(newest.open_time);
+            *entry = (*entry).max(newest.open_time);
+        }
+        Ok(closed
             .into_iter()
-            .filter(|k| k.close_time < now)
             .map(|k| Bar {
                 symbol: symbol.clone(),
                 open_time: k.open_time,
@@ -653,7 +690,7 @@ impl Venue for BinanceVenue {
         // A market order is pre-checked at the streamed touch; without one
         // (no book stream yet) the venue's own filters decide, after the risk
         // guard's check at its last price. No REST call either way.
-        let check_price = match request.order_type.limit_price() {
+        let check_price = match request.order_type.limit_price().or(request.order_type.stop_price()) {
             Some(p) => Some(p),
             None => lock(&s.books).get(&request.symbol).map(|t| if request.side == Side::Buy { t.ask } else { t.bid }),
         };
@@ -689,9 +726,15 @@ impl Venue for BinanceVenue {
                 p.push(("price".into(), price.normalize().to_string()));
             }
             OrderType::StopLimit { stop, price } => {
-                p.push(("type".into(), "STOP_LOSS_LIMIT".into()));
+                let kind = if s.stop_is_loss(request, stop).await? { "STOP_LOSS_LIMIT" } else { "TAKE_PROFIT_LIMIT" };
+                p.push(("type".into(), kind.into()));
                 p.push(("timeInForce".into(), tif_str(request.tif).into()));
                 p.push(("price".into(), price.normalize().to_string()));
+                p.push(("stopPrice".into(), stop.normalize().to_string()));
+            }
+            OrderType::StopMarket { stop } => {
+                let kind = if s.stop_is_loss(request, stop).await? { "STOP_LOSS" } else { "TAKE_PROFIT" };
+                p.push(("type".into(), kind.into()));
                 p.push(("stopPrice".into(), stop.normalize().to_string()));
             }
         }

@@ -73,14 +73,29 @@ pub enum OrderType {
         /// Limit price once triggered.
         price: Decimal,
     },
+    /// Becomes a market order once the market trades through `stop`
+    /// (Binance `STOP_LOSS` / `TAKE_PROFIT`, by which side of the market the
+    /// stop lies on).
+    StopMarket {
+        /// Trigger price.
+        stop: Decimal,
+    },
 }
 
 impl OrderType {
     /// The limit price, if the order has one.
     pub fn limit_price(&self) -> Option<Decimal> {
         match self {
-            Self::Market => None,
+            Self::Market | Self::StopMarket { .. } => None,
             Self::Limit { price } | Self::StopLimit { price, .. } => Some(*price),
+        }
+    }
+
+    /// The trigger price, if the order has one.
+    pub fn stop_price(&self) -> Option<Decimal> {
+        match self {
+            Self::Market | Self::Limit { .. } => None,
+            Self::StopLimit { stop, .. } | Self::StopMarket { stop } => Some(*stop),
         }
     }
 
@@ -95,6 +110,7 @@ impl OrderType {
             Self::Market => "market",
             Self::Limit { .. } => "limit",
             Self::StopLimit { .. } => "stop_limit",
+            Self::StopMarket { .. } => "stop_market",
         }
     }
 }

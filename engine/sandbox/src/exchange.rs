@@ -255,6 +255,8 @@ fn type_str(o: &SimOrder) -> &'static str {
         // Which side of the market the stop lay on says which it is.
         OrderType::StopLimit { .. } if o.trigger_above == (o.side == keel_core::order::Side::Buy) => "STOP_LOSS_LIMIT",
         OrderType::StopLimit { .. } => "TAKE_PROFIT_LIMIT",
+        OrderType::StopMarket { .. } if o.trigger_above == (o.side == keel_core::order::Side::Buy) => "STOP_LOSS",
+        OrderType::StopMarket { .. } => "TAKE_PROFIT",
     }
 }
 
@@ -276,10 +278,7 @@ pub fn d8(v: Decimal) -> String {
 /// The query/openOrders JSON of an order.
 pub fn order_json(o: &SimOrder) -> Value {
     let price = o.order_type.limit_price().unwrap_or_default();
-    let stop = match o.order_type {
-        OrderType::StopLimit { stop, .. } => stop,
-        _ => Decimal::ZERO,
-    };
+    let stop = o.order_type.stop_price().unwrap_or_default();
     json!({
         "symbol": o.symbol.as_str(),
         "orderId": o.order_id,
@@ -297,7 +296,7 @@ pub fn order_json(o: &SimOrder) -> Value {
         "icebergQty": d8(Decimal::ZERO),
         "time": o.created_ms,
         "updateTime": o.updated_ms,
-        "isWorking": o.status.is_open() && (o.triggered || !matches!(o.order_type, OrderType::StopLimit { .. })),
+        "isWorking": o.status.is_open() && (o.triggered || o.order_type.stop_price().is_none()),
         "workingTime": o.created_ms,
         "origQuoteOrderQty": d8(o.asked.quote_order_qty.unwrap_or_default()),
         "selfTradePreventionMode": "NONE",
@@ -375,10 +374,7 @@ pub fn execution_report(e: &Execution, event_ms: i64, exec_type_override: Option
         ),
         None => (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO, Value::Null, -1, false),
     };
-    let stop = match o.order_type {
-        OrderType::StopLimit { stop, .. } => stop,
-        _ => Decimal::ZERO,
-    };
+    let stop = o.order_type.stop_price().unwrap_or_default();
     json!({
         "e": "executionReport",
         "E": event_ms,
@@ -405,7 +401,7 @@ pub fn execution_report(e: &Execution, event_ms: i64, exec_type_override: Option
         "T": o.updated_ms,
         "t": t,
         "I": o.updated_ms,
-        "w": o.status.is_open(),
+        "w": o.status.is_open() && (o.triggered || o.order_type.stop_price().is_none()),
         "m": m,
         "M": false,
         "O": o.created_ms,

@@ -467,7 +467,7 @@ fn symbol_json(i: &Instrument, app: &App) -> Value {
         "quoteAssetPrecision": 8,
         "baseCommissionPrecision": 8,
         "quoteCommissionPrecision": 8,
-        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"],
+        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"],
         "icebergAllowed": false,
         "ocoAllowed": false,
         "otoAllowed": false,
@@ -802,7 +802,16 @@ pub(crate) fn parse_order(app: &App, p: &Params, account: u32, also_read: &[&str
             let stop = need_price(stop, "stopPrice")?;
             (OrderType::StopLimit { stop, price: need_price(price, "price")? }, need_tif()?, false)
         }
-        "STOP_LOSS" | "TAKE_PROFIT" => return Err(Reject::new(-2010, "Unsupported order combination")),
+        "STOP_LOSS" | "TAKE_PROFIT" => {
+            // Executed as a market order once triggered: no price, no time in force.
+            if tif.is_some() {
+                return Err(Reject::new(-1106, "Parameter 'timeInForce' sent when not required."));
+            }
+            if price.is_some() {
+                return Err(Reject::new(-1106, "Parameter 'price' sent when not required."));
+            }
+            (OrderType::StopMarket { stop: need_price(stop, "stopPrice")? }, TimeInForce::Gtc, false)
+        }
         _ => return Err(Reject::new(-1116, "Invalid orderType.")),
     };
     let qty = match (qty, quote_qty, &order_type) {
@@ -873,7 +882,7 @@ fn matching_checks(app: &App, parsed: &ParsedOrder) -> Result<(), Reject> {
     let new = &parsed.new;
     let Some(q) = app.ex.lock().quote(new.symbol.as_str()) else { return Ok(()) };
     let market = if new.side == Side::Buy { q.ask } else { q.bid };
-    if let OrderType::StopLimit { stop, .. } = new.order_type {
+    if let Some(stop) = new.order_type.stop_price() {
         // A stop-loss buy triggers above the market, a take-profit buy
         // below it (sells the other way round).
         let loss = parsed.kind.starts_with("STOP_LOSS");

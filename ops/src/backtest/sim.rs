@@ -573,8 +573,7 @@ impl Backtest {
                     self.owner.insert(q.client_order_id.clone(), (q.runner, q.intent.tag));
                     if result.order.status.is_open() {
                         self.resting[s] += 1;
-                        new_resting |=
-                            matches!(q.intent.order_type, OrderType::Limit { .. } | OrderType::StopLimit { .. });
+                        new_resting |= !matches!(q.intent.order_type, OrderType::Market);
                     }
                     if result.executions.is_empty() {
                         let update = OrderUpdate {

@@ -486,6 +486,7 @@ impl MatchingCore {
                 Side::Sell => quote.bid,
             },
             OrderType::Limit { price } | OrderType::StopLimit { price, .. } => price,
+            OrderType::StopMarket { stop } => stop,
         };
         instrument.check(new.qty, reference, new.order_type.is_market()).map_err(MatchError::Filter)?;
         let (base, quote_asset) = (instrument.base_asset.clone(), instrument.quote_asset.clone());
@@ -573,7 +574,7 @@ impl MatchingCore {
                     self.finish_unfilled(order_id, "immediate-or-cancel remainder", now_ms, &mut executions);
                 }
             }
-            OrderType::StopLimit { stop, .. } => {
+            OrderType::StopLimit { stop, .. } | OrderType::StopMarket { stop } => {
                 let side_price = match new.side {
                     Side::Buy => quote.ask,
                     Side::Sell => quote.bid,
@@ -583,7 +584,11 @@ impl MatchingCore {
                     // A stop at the market has triggered already.
                     o.triggered = stop == side_price;
                 }
-                self.rest(order_id)
+                if matches!(new.order_type, OrderType::StopMarket { .. }) && stop == side_price {
+                    self.execute_triggered(order_id, now_ms, &mut executions);
+                } else {
+                    self.rest(order_id)
+                }
             }
         }
         self.result(order_id, executions)
@@ -626,9 +631,10 @@ impl MatchingCore {
         let (bid, ask) = (quote.bid, quote.ask);
         book.quote = Some(quote);
         let resting = book.resting.clone();
+        let mut to_market = Vec::new();
         for id in resting {
             let Some(order) = self.orders.get_mut(&id) else { continue };
-            if let OrderType::StopLimit { stop, .. } = order.order_type {
+            if let Some(stop) = order.order_type.stop_price() {
                 if !order.triggered {
                     let side_price = match order.side {
                         Side::Buy => ask,
@@ -639,6 +645,10 @@ impl MatchingCore {
                         continue;
                     }
                     order.triggered = true;
+                    if matches!(order.order_type, OrderType::StopMarket { .. }) {
+                        to_market.push(id);
+                        continue;
+                    }
                 }
             }
             let Some(price) = order.order_type.limit_price() else { continue };
@@ -652,6 +662,10 @@ impl MatchingCore {
             let qty = order.remaining().min(*avail);
             *avail -= qty;
             self.fill(id, price, qty, true, now_ms, &mut executions);
+        }
+        // Triggered stop-market orders take the book as market orders do.
+        for id in to_market {
+            self.execute_triggered(id, now_ms, &mut executions);
         }
         if let Some(b) = self.books.get_mut(&symbol) {
             let orders = &self.orders;
@@ -676,13 +690,21 @@ impl MatchingCore {
         };
         for id in book.resting.clone() {
             let Some(order) = self.orders.get_mut(&id) else { continue };
-            if let OrderType::StopLimit { stop, .. } = order.order_type {
+            if let Some(stop) = order.order_type.stop_price() {
                 if !order.triggered {
                     let hit = if order.trigger_above { high >= stop } else { low <= stop };
                     if !hit {
                         continue;
                     }
                     order.triggered = true;
+                    if matches!(order.order_type, OrderType::StopMarket { .. }) {
+                        // A market order at the stop, or at the open when the
+                        // bar gapped through it.
+                        let price = if order.trigger_above { open.max(stop) } else { open.min(stop) };
+                        let qty = order.remaining();
+                        self.fill(id, price, qty, false, now_ms, &mut executions);
+                        continue;
+                    }
                 }
             }
             let Some(price) = order.order_type.limit_price() else { continue };
@@ -758,6 +780,26 @@ impl MatchingCore {
             }
             self.fill(id, price, remaining.min(level_qty), false, now_ms, out);
         }
+    }
+
+    /// A triggered stop-market order executes as a market order against the
+    /// book now. A buy that would cost more than it locked plus the free
+    /// balance expires unfilled instead of overdrawing the account.
+    fn execute_triggered(&mut self, id: u64, now_ms: i64, out: &mut Vec<Execution>) {
+        let Some(order) = self.orders.get(&id) else { return };
+        if order.side == Side::Buy && !self.fees.charges_base(Side::Buy) {
+            let (symbol, qty, locked, account) = (order.symbol.clone(), order.remaining(), order.locked, order.account);
+            let (_, cost) = self.walk(&symbol, Side::Buy, qty, None);
+            let cost = cost + cost * self.fees.taker_bps / BPS;
+            let quote_asset = self.books.get(&symbol).map(|b| b.instrument.quote_asset.clone()).unwrap_or_default();
+            let free = self.accounts.get(&account).map(|a| a.free(&quote_asset)).unwrap_or_default();
+            if cost > locked + free {
+                self.finish_unfilled(id, "insufficient balance when the stop triggered", now_ms, out);
+                return;
+            }
+        }
+        self.take_liquidity(id, None, now_ms, out);
+        self.finish_unfilled(id, "insufficient liquidity", now_ms, out);
     }
 
     fn rest(&mut self, id: u64) {
