@@ -19,9 +19,14 @@
 //! through [`FaultControl`]; prices can be steered through [`MarketControl`].
 
 mod auth;
+mod depth;
 mod exchange;
+mod market_rest;
 mod rest;
 pub mod saved;
+mod streams;
+mod tape;
+mod tickers;
 mod ws;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -702,6 +707,9 @@ impl Sandbox {
                 }
             }
         }));
+
+        // Depth, ticker and average price streams.
+        tasks.push(tokio::spawn(depth::publish_loop(ex.clone(), faults.clone())));
 
         // Periodic faults from config.
         for (every, cmd) in [
