@@ -287,7 +287,11 @@ impl Shared {
             return Ok(());
         }
         let latest = self.rest.my_trades_limit(symbol.as_str(), None, None, 1).await?;
-        self.seed_last_trade(symbol, latest.last().map(|t| t.id).unwrap_or(0));
+        // Only the first answer sets it: another look-up in flight (the
+        // background one, or a reconnect's) may have been answered after an
+        // order filled, and raising the watermark to that fill would lose it
+        // if the user stream missed it. Fills delivered in order raise it.
+        lock(&self.last_trade).entry(symbol.clone()).or_insert(latest.last().map(|t| t.id).unwrap_or(0));
         Ok(())
     }
 

@@ -18,7 +18,9 @@ use keel_core::order::{OrderStatus, OrderType, TimeInForce};
 use keel_core::sim::{BarBuilder, Execution, FeeSchedule, MatchError, MatchingCore, NewOrder, PriceGen, SimOrder};
 use keel_core::symbol::Symbol;
 
+use super::depth::DepthBook;
 use super::saved::{SavedExchange, SavedSymbol, Saver};
+use super::tape::{BarStats, PublicTrade, Tape};
 use super::SandboxConfig;
 
 /// One simulated minute.
@@ -82,8 +84,8 @@ pub enum MarketKind {
         bar: Bar,
         /// Whether it is final.
         closed: bool,
-        /// Trades so far in the bar.
-        trades: u64,
+        /// Its trades so far.
+        stats: BarStats,
     },
     /// A public trade (raw `trade` event JSON and `aggTrade` JSON).
     Trade {
@@ -94,6 +96,31 @@ pub enum MarketKind {
     },
     /// A `bookTicker` payload.
     Book(Value),
+    /// A `depthUpdate` event for `@depth@100ms` (`fast`) or `@depth`.
+    DepthDiff {
+        /// 100 ms stream.
+        fast: bool,
+        /// The event.
+        event: Value,
+    },
+    /// The top of the book for `@depth<N>[@100ms]`.
+    PartialDepth {
+        /// 100 ms stream.
+        fast: bool,
+        /// `lastUpdateId`.
+        last_update_id: u64,
+        /// Best bids (up to [`super::depth::PARTIAL_MAX`]).
+        bids: Vec<(Decimal, Decimal)>,
+        /// Best asks.
+        asks: Vec<(Decimal, Decimal)>,
+    },
+    /// A payload for the streams named `<symbol>@<suffix>` (tickers, average price).
+    Stream {
+        /// The stream name after the `@`.
+        suffix: &'static str,
+        /// The payload.
+        event: Value,
+    },
 }
 
 /// A user-data event for one account.
@@ -176,9 +203,20 @@ struct SymState {
     cfg: SymbolConfig,
     builder: BarBuilder,
     history: Vec<Bar>,
-    trades_in_bar: u64,
-    next_public_trade: u64,
-    book_update: u64,
+    tape: Tape,
+    depth: DepthBook,
+}
+
+/// What the market-data views read of one symbol.
+pub(crate) struct MarketView<'a> {
+    /// Closed 1m bars, oldest first.
+    pub history: &'a [Bar],
+    /// The bar in progress.
+    pub current: Option<&'a Bar>,
+    /// The trade tape and bar statistics.
+    pub tape: &'a Tape,
+    /// The book.
+    pub depth: &'a DepthBook,
 }
 
 /// An account of the sandbox: its id in the core and its HMAC secret.
@@ -219,6 +257,8 @@ pub struct ExchangeState {
     next_auto_id: u64,
     clock: SimClock,
     saver: Option<Saver>,
+    /// Where trades printed outside a tick (an order's immediate fills) go.
+    market_tx: Option<broadcast::Sender<Arc<MarketMsg>>>,
 }
 
 /// The shared exchange.
@@ -233,6 +273,12 @@ pub struct Exchange {
     pub user_tx: broadcast::Sender<Arc<UserMsg>>,
     /// Fee schedule.
     pub fees: FeeSchedule,
+}
+
+/// Sends a printed trade on `@trade` and `@aggTrade`.
+fn send_trade(tx: &broadcast::Sender<Arc<MarketMsg>>, lower: &str, symbol: &str, t: &PublicTrade, event_ms: i64) {
+    let kind = MarketKind::Trade { trade: t.trade_event(symbol, event_ms), agg: t.agg_event(symbol, event_ms) };
+    let _ = tx.send(Arc::new(MarketMsg { symbol_lower: lower.to_string(), kind }));
 }
 
 /// Binance spelling of a status.
@@ -414,24 +460,25 @@ pub fn execution_report(e: &Execution, event_ms: i64, exec_type_override: Option
 }
 
 /// The kline object `k` of a stream event.
-pub fn kline_obj(bar: &Bar, interval: &str, closed: bool, trades: u64) -> Value {
+pub fn kline_obj(bar: &Bar, interval: &str, closed: bool, stats: &BarStats) -> Value {
+    let (first, last) = stats.first_last();
     json!({
         "t": bar.open_time,
         "T": bar.close_time,
         "s": bar.symbol.as_str(),
         "i": interval,
-        "f": 0,
-        "L": 0,
+        "f": first,
+        "L": last,
         "o": d8(bar.open),
         "c": d8(bar.close),
         "h": d8(bar.high),
         "l": d8(bar.low),
         "v": d8(bar.volume),
-        "n": trades,
+        "n": stats.count,
         "x": closed,
-        "q": d8(bar.volume * bar.close),
-        "V": d8(Decimal::ZERO),
-        "Q": d8(Decimal::ZERO),
+        "q": d8(stats.quote_volume),
+        "V": d8(stats.taker_buy_base),
+        "Q": d8(stats.taker_buy_quote),
         "B": "0",
     })
 }
@@ -518,9 +565,8 @@ impl Exchange {
                     cfg: s.clone(),
                     builder: BarBuilder::new(inst.symbol.clone(), BAR_MS),
                     history: Vec::new(),
-                    trades_in_bar: 0,
-                    next_public_trade: 1,
-                    book_update: 1,
+                    tape: Tape::default(),
+                    depth: DepthBook::new(0),
                 },
             );
         }
@@ -537,6 +583,7 @@ impl Exchange {
             next_auto_id: 1,
             clock: SimClock::new(cfg.speed, start, now_ms),
             saver,
+            market_tx: None,
         };
         match saved {
             Some(saved) => {
@@ -557,15 +604,20 @@ impl Exchange {
                 );
             }
             None => {
-                // Pre-generate history so strategies can warm up from REST klines.
+                // Pre-generate history so strategies can warm up from REST klines;
+                // its trades are stamped with the server times the clock
+                // continuing from now gives them.
                 let pregen = if accelerated { start + history_bars * BAR_MS } else { now_ms - now_ms.rem_euclid(dt) };
+                let end = start + (pregen - start).max(0) / dt * dt;
+                let clock = SimClock::new(cfg.speed, end, now_ms);
                 while state.sim_ms + dt <= pregen {
-                    state.advance(now_ms, None);
+                    state.advance(clock.server_at(state.sim_ms + dt).min(now_ms), None);
                 }
-                state.clock = SimClock::new(cfg.speed, state.sim_ms, now_ms);
+                state.clock = clock;
             }
         }
         state.save(now_ms);
+        state.market_tx = Some(market_tx.clone());
         Ok(Self { state: std::sync::Mutex::new(state), keys, market_tx, user_tx, fees })
     }
 
@@ -626,7 +678,7 @@ impl ExchangeState {
         let Some(s) = self.syms.get_mut(symbol) else { return false };
         let mut path = s.cfg.price_path();
         path.start_price = price;
-        path.seed = path.seed.wrapping_add(s.book_update);
+        path.seed = path.seed.wrapping_add(s.depth.last_update_id());
         let tick = s.cfg.tick_size;
         s.gen = PriceGen::new(&path, tick);
         s.gen.set_dynamics(0.0, 0.0);
@@ -678,9 +730,8 @@ impl ExchangeState {
             kept.history.truncate(HISTORY_KEEP);
             s.builder = kept.builder;
             s.history = kept.history;
-            s.trades_in_bar = kept.trades_in_bar;
-            s.next_public_trade = kept.next_public_trade;
-            s.book_update = kept.book_update;
+            s.tape = Tape::restore(kept.tape);
+            s.depth = DepthBook::new(kept.book_update);
         }
         self.sim_ms = saved.sim_ms;
         self.tick_in_bar = saved.tick_in_bar;
@@ -700,9 +751,10 @@ impl ExchangeState {
                     replay_bar: s.replay.as_ref().map(|r| r.bar),
                     builder: s.builder.clone(),
                     history: s.history[from..].to_vec(),
-                    trades_in_bar: s.trades_in_bar,
-                    next_public_trade: s.next_public_trade,
-                    book_update: s.book_update,
+                    trades_in_bar: s.tape.current_stats().count,
+                    next_public_trade: 0,
+                    book_update: s.depth.last_update_id(),
+                    tape: s.tape.saved(),
                 };
                 (sym.to_string(), kept)
             })
@@ -732,10 +784,9 @@ impl ExchangeState {
                 "sandbox market skips ahead (more than a day behind)"
             );
             for s in self.syms.values_mut() {
-                if let Some(bar) = s.builder.close() {
+                if let Some(bar) = s.tape.close_minute(&mut s.builder) {
                     s.history.push(bar);
                 }
-                s.trades_in_bar = 0;
             }
             self.sim_ms = skip_to;
             self.tick_in_bar = 0;
@@ -818,51 +869,105 @@ impl ExchangeState {
                     (p, v)
                 }
             };
+            let Some(trade_id) = self.core.take_trade_id(sym.as_str()) else { continue };
+            let buyer_maker = self.tick_in_bar.is_multiple_of(2);
             // The tick at sim_ms covers (sim_ms - dt, sim_ms], so it belongs to
             // the bar containing sim_ms - 1; the bar's last tick lands on the
             // minute and closes it then.
-            let ts = sim_ms - 1;
-            let mut closed: Vec<Bar> = s.builder.push(ts, price, volume).into_iter().collect();
-            s.trades_in_bar += 1;
-            let trades = s.trades_in_bar;
+            let printed = PublicTrade { id: trade_id, price, qty: volume, time: now_ms, buyer_maker };
+            let (trade, closed_by_trade) = s.tape.print(&mut s.builder, sim_ms - 1, printed);
+            let mut closed: Vec<Bar> = closed_by_trade.into_iter().collect();
             if sim_ms.rem_euclid(BAR_MS) == 0 {
-                closed.extend(s.builder.close());
-                s.trades_in_bar = 0;
+                closed.extend(s.tape.close_minute(&mut s.builder));
             }
-            s.book_update += 1;
-            let trade_id = s.next_public_trade;
-            s.next_public_trade += 1;
             let quote = Self::quote_of(s, price, now_ms);
-            let lower = sym.as_str().to_lowercase();
             s.history.extend(closed.iter().cloned());
             if s.history.len() > HISTORY_KEEP {
                 s.history.drain(..1000);
             }
-            let current = s.builder.current().cloned();
-            let book_update = s.book_update;
-            all_execs.extend(self.core.set_quote(quote.clone()));
+            let lower = sym.as_str().to_lowercase();
+            if let Some(tx) = market {
+                for bar in closed {
+                    let stats = s.tape.stats_of(bar.open_time);
+                    let msg =
+                        MarketMsg { symbol_lower: lower.clone(), kind: MarketKind::Bar { bar, closed: true, stats } };
+                    let _ = tx.send(Arc::new(msg));
+                }
+                send_trade(tx, &lower, sym.as_str(), &trade, now_ms);
+            }
+            // Resting orders the new quote reaches fill, and print on the tape too.
+            let execs = self.core.set_quote(quote);
+            self.print_fills(&execs, market);
+            all_execs.extend(execs);
+            let Some(s) = self.syms.get_mut(&sym) else { continue };
+            s.depth.refresh(&self.core, sym.as_str());
             let Some(tx) = market else { continue };
-            for bar in closed {
-                let _ = tx.send(Arc::new(MarketMsg {
-                    symbol_lower: lower.clone(),
-                    kind: MarketKind::Bar { bar, closed: true, trades },
-                }));
+            if let Some(bar) = s.builder.current().cloned() {
+                let stats = s.tape.current_stats();
+                let msg =
+                    MarketMsg { symbol_lower: lower.clone(), kind: MarketKind::Bar { bar, closed: false, stats } };
+                let _ = tx.send(Arc::new(msg));
             }
-            if let Some(bar) = current {
-                let _ = tx.send(Arc::new(MarketMsg {
-                    symbol_lower: lower.clone(),
-                    kind: MarketKind::Bar { bar, closed: false, trades },
-                }));
+            if let Some(book) = s.depth.book_ticker(sym.as_str()) {
+                let _ = tx.send(Arc::new(MarketMsg { symbol_lower: lower, kind: MarketKind::Book(book) }));
             }
-            let buyer_maker = self.tick_in_bar.is_multiple_of(2);
-            let trade = json!({"e":"trade","E":now_ms,"s":sym.as_str(),"t":trade_id,"p":d8(price),"q":d8(volume),"T":now_ms,"m":buyer_maker,"M":true});
-            let agg = json!({"e":"aggTrade","E":now_ms,"s":sym.as_str(),"a":trade_id,"p":d8(price),"q":d8(volume),"f":trade_id,"l":trade_id,"T":now_ms,"m":buyer_maker,"M":true});
-            let _ =
-                tx.send(Arc::new(MarketMsg { symbol_lower: lower.clone(), kind: MarketKind::Trade { trade, agg } }));
-            let book = json!({"u":book_update,"s":sym.as_str(),"b":d8(quote.bid),"B":d8(quote.bid_qty),"a":d8(quote.ask),"A":d8(quote.ask_qty)});
-            let _ = tx.send(Arc::new(MarketMsg { symbol_lower: lower, kind: MarketKind::Book(book) }));
         }
         all_execs
+    }
+
+    /// Prints the accounts' fills on the public tape (the buyer is the maker
+    /// when the account bought as maker or sold as taker), in their bars,
+    /// and sends them on the trade streams (`market`, or the exchange's own
+    /// sender for fills outside a tick).
+    fn print_fills(&mut self, execs: &[Execution], market: Option<&broadcast::Sender<Arc<MarketMsg>>>) {
+        let sim_ms = self.sim_ms;
+        let tx = market.or(self.market_tx.as_ref()).cloned();
+        for f in execs.iter().filter_map(|e| e.fill.as_ref()) {
+            let Some(s) = self.syms.get_mut(&f.symbol) else { continue };
+            let Some(id) = f.trade_id.as_u64() else { continue };
+            let buyer_maker = (f.side == keel_core::order::Side::Buy) == f.is_maker;
+            let printed = PublicTrade { id, price: f.price, qty: f.qty, time: f.ts_ms, buyer_maker };
+            // A fill belongs to the bar in progress: simulated time `sim_ms`
+            // starts it when the last tick closed the previous one.
+            let (trade, closed) = s.tape.print(&mut s.builder, sim_ms, printed);
+            let lower = f.symbol.as_str().to_lowercase();
+            if let Some(bar) = closed {
+                s.history.push(bar.clone());
+                let stats = s.tape.stats_of(bar.open_time);
+                if let Some(tx) = &tx {
+                    let msg =
+                        MarketMsg { symbol_lower: lower.clone(), kind: MarketKind::Bar { bar, closed: true, stats } };
+                    let _ = tx.send(Arc::new(msg));
+                }
+            }
+            if let Some(tx) = &tx {
+                send_trade(tx, &lower, f.symbol.as_str(), &trade, trade.time);
+            }
+        }
+    }
+
+    /// The names of the listed symbols, as written and in lower case.
+    pub(crate) fn symbols(&self) -> Vec<(String, String)> {
+        self.syms.keys().map(|s| (s.to_string(), s.as_str().to_lowercase())).collect()
+    }
+
+    /// The core and a symbol's book, to refresh the book from the core.
+    pub(crate) fn depth_parts(&mut self, symbol: &str) -> Option<(&MatchingCore, &mut DepthBook)> {
+        let s = self.syms.get_mut(symbol)?;
+        Some((&self.core, &mut s.depth))
+    }
+
+    /// The REST `depth` body of a symbol, refreshed from the core first.
+    pub(crate) fn depth_snapshot(&mut self, symbol: &str, limit: usize) -> Option<Value> {
+        let (core, book) = self.depth_parts(symbol)?;
+        book.refresh(core, symbol);
+        Some(book.snapshot_json(limit))
+    }
+
+    /// What the market-data views read of a symbol.
+    pub(crate) fn market_view(&self, symbol: &str) -> Option<MarketView<'_>> {
+        let s = self.syms.get(symbol)?;
+        Some(MarketView { history: &s.history, current: s.builder.current(), tape: &s.tape, depth: &s.depth })
     }
 
     /// Sends execution reports and the balance changes they imply.
@@ -912,6 +1017,7 @@ impl ExchangeState {
     /// Saved (when kept) before the caller answers.
     pub fn place(&mut self, new: NewOrder, now_ms: i64) -> Result<(SimOrder, Vec<Execution>), Reject> {
         let res = self.core.submit(new, now_ms).map_err(|e| reject_of(&e))?;
+        self.print_fills(&res.executions, None);
         self.save(now_ms);
         Ok((res.order, res.executions))
     }

@@ -19,11 +19,16 @@
 //! through [`FaultControl`]; prices can be steered through [`MarketControl`].
 
 mod auth;
+mod depth;
 mod exchange;
 mod limits;
+mod market_rest;
 mod replace;
 mod rest;
 pub mod saved;
+mod streams;
+mod tape;
+mod tickers;
 mod ws;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -719,6 +724,9 @@ impl Sandbox {
                 }
             }
         }));
+
+        // Depth, ticker and average price streams.
+        tasks.push(tokio::spawn(depth::publish_loop(ex.clone(), faults.clone())));
 
         // Periodic faults from config.
         for (every, cmd) in [

@@ -13,13 +13,13 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
 use keel_core::instrument::Instrument;
-use keel_core::market::Bar;
 use keel_core::order::{OrderType, Side, TimeInForce};
 use keel_core::sim::{NewOrder, OrderAsked};
 use keel_core::symbol::Symbol;
 
-use super::exchange::{d8, execution_report, order_json, order_response, Reject, UserMsg, BAR_MS};
+use super::exchange::{d8, execution_report, order_json, order_response, Reject, UserMsg};
 use super::limits::{self, Gate};
+use super::market_rest::{self, Ticker};
 use super::replace::Failed;
 use super::{App, OrderFault, RestFault};
 
@@ -138,7 +138,9 @@ pub(crate) fn weight_of(method: &Method, path: &str, p: &Params) -> u64 {
             501..=1000 => 50,
             _ => 250,
         },
-        (_, "klines" | "avgPrice") => 2,
+        (_, "klines" | "uiKlines" | "avgPrice") => 2,
+        (_, "trades" | "historicalTrades") => 25,
+        (_, "aggTrades") => 4,
         (_, "ticker/bookTicker" | "ticker/price") => {
             if has_symbol {
                 2
@@ -279,12 +281,15 @@ pub(crate) async fn handle(
         ("GET", "ping", _) => Ok(json!({})),
         ("GET", "time", _) => Ok(json!({"serverTime": now})),
         ("GET", "exchangeInfo", _) => exchange_info(&app, &params, now),
-        ("GET", "klines" | "uiKlines", _) => klines(&app, &params),
-        ("GET", "depth", _) => depth(&app, &params),
-        ("GET", "ticker/bookTicker", _) => tickers(&app, &params, book_ticker_json),
-        ("GET", "ticker/price", _) => tickers(&app, &params, price_ticker_json),
-        ("GET", "ticker/24hr", _) => tickers(&app, &params, ticker_24h_json),
-        ("GET", "avgPrice", _) => avg_price(&app, &params),
+        ("GET", "klines" | "uiKlines", _) => market_rest::klines(&app, &params),
+        ("GET", "depth", _) => market_rest::depth(&app, &params),
+        ("GET", "trades", _) => market_rest::trades(&app, &params),
+        ("GET", "historicalTrades", _) => market_rest::historical_trades(&app, &params),
+        ("GET", "aggTrades", _) => market_rest::agg_trades(&app, &params),
+        ("GET", "ticker/bookTicker", _) => market_rest::tickers(&app, &params, Ticker::Book, now),
+        ("GET", "ticker/price", _) => market_rest::tickers(&app, &params, Ticker::Price, now),
+        ("GET", "ticker/24hr", _) => market_rest::tickers(&app, &params, Ticker::Day, now),
+        ("GET", "avgPrice", _) => market_rest::avg_price(&app, &params),
         ("POST", "order", Some(acc)) => return place_order(&app, &params, acc, now, weight).await,
         ("POST", "order/test", Some(acc)) => order_test(&app, &params, acc),
         ("POST", "order/cancelReplace", Some(acc)) => {
@@ -544,157 +549,6 @@ pub(crate) fn interval_ms(s: &str) -> Option<i64> {
     let ms = n * unit_ms;
     let allowed = ["1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w"];
     allowed.contains(&s).then_some(ms)
-}
-
-/// Aggregates 1m bars into bars of `interval` (open times aligned to the interval).
-pub(crate) fn aggregate(bars: &[Bar], interval: i64) -> Vec<Bar> {
-    if interval == BAR_MS {
-        return bars.to_vec();
-    }
-    let mut out: Vec<Bar> = Vec::new();
-    for b in bars {
-        let open = b.open_time - b.open_time.rem_euclid(interval);
-        match out.last_mut() {
-            Some(last) if last.open_time == open => {
-                last.high = last.high.max(b.high);
-                last.low = last.low.min(b.low);
-                last.close = b.close;
-                last.volume += b.volume;
-            }
-            _ => out.push(Bar { open_time: open, close_time: open + interval - 1, ..b.clone() }),
-        }
-    }
-    out
-}
-
-fn klines(app: &App, p: &Params) -> Result<Value, Reject> {
-    let symbol = p.req("symbol")?;
-    let interval = interval_ms(p.req("interval")?).ok_or_else(|| Reject::new(-1120, "Invalid interval."))?;
-    let limit = p.int("limit")?.unwrap_or(500).clamp(1, 1000) as usize;
-    let start = p.int("startTime")?;
-    let end = p.int("endTime")?;
-    // Only closed bars: simulated time runs ahead of the wall clock inside a
-    // bar, so a client could not tell the bar in progress by its close time.
-    let (bars, _current) = app.ex.lock().bars(symbol).ok_or_else(|| Reject::new(-1121, "Invalid symbol."))?;
-    let mut agg = aggregate(&bars, interval);
-    // A longer interval's last bucket is complete only if its last minute closed.
-    if agg.last().is_some_and(|b| bars.last().is_some_and(|l| l.close_time < b.close_time)) {
-        agg.pop();
-    }
-    let filtered: Vec<&Bar> =
-        agg.iter().filter(|b| start.is_none_or(|s| b.open_time >= s) && end.is_none_or(|e| b.open_time <= e)).collect();
-    let chosen: Vec<&Bar> = if start.is_some() {
-        filtered.into_iter().take(limit).collect()
-    } else {
-        let skip = filtered.len().saturating_sub(limit);
-        filtered.into_iter().skip(skip).collect()
-    };
-    Ok(Value::Array(
-        chosen
-            .into_iter()
-            .map(|b| {
-                json!([
-                    b.open_time,
-                    d8(b.open),
-                    d8(b.high),
-                    d8(b.low),
-                    d8(b.close),
-                    d8(b.volume),
-                    b.close_time,
-                    d8(b.volume * b.close),
-                    1,
-                    "0",
-                    "0",
-                    "0"
-                ])
-            })
-            .collect(),
-    ))
-}
-
-fn depth(app: &App, p: &Params) -> Result<Value, Reject> {
-    let symbol = p.req("symbol")?;
-    let limit = p.int("limit")?.unwrap_or(100).clamp(1, 5000) as usize;
-    let inst = instrument(app, symbol)?;
-    let q = app.ex.lock().quote(symbol).ok_or_else(|| Reject::new(-1112, "No orders on book for symbol."))?;
-    let levels = (app.cfg.depth_levels as usize + 1).min(limit);
-    let bids: Vec<Value> = (0..levels)
-        .map(|k| q.bid - inst.tick_size * Decimal::from(k as u64))
-        .filter(|p| *p > Decimal::ZERO)
-        .map(|p| json!([d8(p), d8(q.bid_qty)]))
-        .collect();
-    let asks: Vec<Value> =
-        (0..levels).map(|k| json!([d8(q.ask + inst.tick_size * Decimal::from(k as u64)), d8(q.ask_qty)])).collect();
-    Ok(json!({"lastUpdateId": q.ts_ms, "bids": bids, "asks": asks}))
-}
-
-fn book_ticker_json(app: &App, symbol: &str) -> Option<Value> {
-    let q = app.ex.lock().quote(symbol)?;
-    Some(
-        json!({"symbol": symbol, "bidPrice": d8(q.bid), "bidQty": d8(q.bid_qty), "askPrice": d8(q.ask), "askQty": d8(q.ask_qty)}),
-    )
-}
-
-fn price_ticker_json(app: &App, symbol: &str) -> Option<Value> {
-    let st = app.ex.lock();
-    let price = st.core().last_price(symbol)?;
-    Some(json!({"symbol": symbol, "price": d8(price)}))
-}
-
-fn ticker_24h_json(app: &App, symbol: &str) -> Option<Value> {
-    let st = app.ex.lock();
-    let (mut bars, current) = st.bars(symbol)?;
-    bars.extend(current);
-    let q = st.quote(symbol)?;
-    drop(st);
-    let window: Vec<&Bar> = bars.iter().rev().take(1440).collect();
-    let first = window.last()?;
-    let last = window.first()?;
-    let high = window.iter().map(|b| b.high).max().unwrap_or_default();
-    let low = window.iter().map(|b| b.low).min().unwrap_or_default();
-    let volume: Decimal = window.iter().map(|b| b.volume).sum();
-    let quote_volume: Decimal = window.iter().map(|b| b.volume * b.close).sum();
-    let change = last.close - first.open;
-    let pct =
-        if first.open.is_zero() { Decimal::ZERO } else { (change * Decimal::ONE_HUNDRED / first.open).round_dp(3) };
-    let wavg = if volume.is_zero() { last.close } else { (quote_volume / volume).round_dp(8) };
-    Some(json!({
-        "symbol": symbol, "priceChange": d8(change), "priceChangePercent": pct.to_string(), "weightedAvgPrice": d8(wavg),
-        "prevClosePrice": d8(first.open), "lastPrice": d8(last.close), "lastQty": "0.00000000",
-        "bidPrice": d8(q.bid), "bidQty": d8(q.bid_qty), "askPrice": d8(q.ask), "askQty": d8(q.ask_qty),
-        "openPrice": d8(first.open), "highPrice": d8(high), "lowPrice": d8(low), "volume": d8(volume), "quoteVolume": d8(quote_volume),
-        "openTime": first.open_time, "closeTime": last.close_time, "firstId": 0, "lastId": 0, "count": window.len(),
-    }))
-}
-
-fn tickers(app: &App, p: &Params, one: fn(&App, &str) -> Option<Value>) -> Result<Value, Reject> {
-    if let Some(s) = p.get("symbol") {
-        instrument(app, s)?;
-        return one(app, s).ok_or_else(|| Reject::new(-1121, "Invalid symbol."));
-    }
-    let names: Vec<String> = match p.get("symbols") {
-        Some(list) => serde_json::from_str(list)
-            .map_err(|_| Reject::new(-1100, "Illegal characters found in parameter 'symbols'."))?,
-        None => app.ex.lock().instruments().iter().map(|i| i.symbol.to_string()).collect(),
-    };
-    let mut out = Vec::new();
-    for n in names {
-        out.push(one(app, &n).ok_or_else(|| Reject::new(-1121, "Invalid symbol."))?);
-    }
-    Ok(Value::Array(out))
-}
-
-fn avg_price(app: &App, p: &Params) -> Result<Value, Reject> {
-    let symbol = p.req("symbol")?;
-    let (bars, current) = app.ex.lock().bars(symbol).ok_or_else(|| Reject::new(-1121, "Invalid symbol."))?;
-    let last5: Vec<&Bar> = bars.iter().rev().take(5).collect();
-    let price = if last5.is_empty() {
-        current.as_ref().map(|b| b.close).unwrap_or_default()
-    } else {
-        last5.iter().map(|b| b.close).sum::<Decimal>() / Decimal::from(last5.len() as u64)
-    };
-    let close_time = last5.first().map(|b| b.close_time).unwrap_or_default();
-    Ok(json!({"mins": 5, "price": d8(price.round_dp(8)), "closeTime": close_time}))
 }
 
 /// A validated new-order request and its response type.

@@ -40,6 +40,9 @@ pub struct SavedSymbol {
     pub next_public_trade: u64,
     /// The book update id.
     pub book_update: u64,
+    /// Trade statistics of the bars (first and last trade id, count, volumes).
+    #[serde(default)]
+    pub tape: crate::tape::SavedTape,
 }
 
 /// The saved exchange.

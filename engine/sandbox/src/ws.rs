@@ -13,6 +13,8 @@ use tokio::sync::broadcast::error::RecvError;
 
 use keel_core::market::Bar;
 
+use super::tape::BarStats;
+
 use super::exchange::{kline_obj, order_response, MarketKind, MarketMsg, Reject};
 use super::limits::{self, Gate};
 use super::replace::Failed;
@@ -51,10 +53,10 @@ fn text(v: &Value) -> Message {
     Message::Text(Utf8Bytes::from(v.to_string()))
 }
 
-/// Per-connection aggregation of 1m bars into a longer interval.
+/// Per-connection aggregation of 1m bars (and their trades) into a longer interval.
 #[derive(Default)]
 struct Agg {
-    closed_part: Option<Bar>,
+    closed_part: Option<(Bar, BarStats)>,
 }
 
 fn merge(a: Option<&Bar>, b: &Bar, interval: i64) -> Bar {
@@ -81,35 +83,39 @@ fn payload_for(stream: &str, msg: &MarketMsg, aggs: &mut HashMap<String, Agg>, n
         (MarketKind::Trade { trade, .. }, "trade") => Some(trade.clone()),
         (MarketKind::Trade { agg, .. }, "aggTrade") => Some(agg.clone()),
         (MarketKind::Book(b), "bookTicker") => Some(b.clone()),
-        (MarketKind::Bar { bar, closed, trades }, k) if k.starts_with("kline_") => {
+        (MarketKind::Bar { bar, closed, stats }, k) if k.starts_with("kline_") => {
             let interval_s = &k[6..];
             let interval = interval_ms(interval_s)?;
-            let (out, out_closed) = if interval == 60_000 {
-                (bar.clone(), *closed)
+            let (out, out_stats, out_closed) = if interval == 60_000 {
+                (bar.clone(), *stats, *closed)
             } else {
                 let agg = aggs.entry(stream.to_string()).or_default();
-                let merged = merge(agg.closed_part.as_ref(), bar, interval);
+                let part = agg.closed_part.as_ref();
+                let merged = merge(part.map(|(b, _)| b), bar, interval);
+                let mut merged_stats =
+                    part.filter(|(b, _)| b.open_time == merged.open_time).map(|(_, s)| *s).unwrap_or_default();
+                merged_stats.merge(stats);
                 if *closed {
                     if bar.close_time == merged.close_time {
                         agg.closed_part = None;
-                        (merged, true)
+                        (merged, merged_stats, true)
                     } else {
-                        agg.closed_part = Some(merged.clone());
-                        (merged, false)
+                        agg.closed_part = Some((merged.clone(), merged_stats));
+                        (merged, merged_stats, false)
                     }
                 } else {
-                    (merged, false)
+                    (merged, merged_stats, false)
                 }
             };
             Some(
-                json!({"e": "kline", "E": now, "s": out.symbol.as_str(), "k": kline_obj(&out, interval_s, out_closed, *trades)}),
+                json!({"e": "kline", "E": now, "s": out.symbol.as_str(), "k": kline_obj(&out, interval_s, out_closed, &out_stats)}),
             )
         }
-        _ => None,
+        (other, k) => super::streams::payload(k, other),
     }
 }
 
-async fn market_conn(app: Arc<App>, mut socket: WebSocket, mut streams: Vec<String>, combined: bool) {
+async fn market_conn(app: Arc<App>, mut socket: WebSocket, mut streams: Vec<String>, mut combined: bool) {
     let mut market = app.ex.market_tx.subscribe();
     let mut cmds = app.faults.subscribe();
     let mut aggs: HashMap<String, Agg> = HashMap::new();
@@ -154,8 +160,10 @@ async fn market_conn(app: Arc<App>, mut socket: WebSocket, mut streams: Vec<Stri
             }
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Text(t))) => {
-                    let reply = control(&t, &mut streams);
-                    if socket.send(text(&reply)).await.is_err() {
+                    let listed = |lower: &str| app.ex.lock().market_view(&lower.to_uppercase()).is_some();
+                    let (reply, close) = super::streams::control(&t, &mut streams, &mut combined, &listed);
+                    if socket.send(text(&reply)).await.is_err() || close {
+                        let _ = socket.send(Message::Close(None)).await;
                         return;
                     }
                 }
@@ -167,37 +175,6 @@ async fn market_conn(app: Arc<App>, mut socket: WebSocket, mut streams: Vec<Stri
                 None | Some(Err(_)) => return,
                 Some(Ok(_)) => {}
             },
-        }
-    }
-}
-
-/// SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS.
-fn control(t: &str, streams: &mut Vec<String>) -> Value {
-    let Ok(v) = serde_json::from_str::<Value>(t) else {
-        return json!({"code": 3, "msg": "Invalid JSON: expected value at line 1 column 1"});
-    };
-    let id = v.get("id").cloned().unwrap_or(Value::Null);
-    let params: Vec<String> = v
-        .get("params")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
-        .unwrap_or_default();
-    match v.get("method").and_then(Value::as_str) {
-        Some("SUBSCRIBE") => {
-            for p in params {
-                if !streams.contains(&p) {
-                    streams.push(p);
-                }
-            }
-            json!({"result": null, "id": id})
-        }
-        Some("UNSUBSCRIBE") => {
-            streams.retain(|s| !params.contains(s));
-            json!({"result": null, "id": id})
-        }
-        Some("LIST_SUBSCRIPTIONS") => json!({"result": streams, "id": id}),
-        _ => {
-            json!({"code": 2, "msg": "Invalid request: unknown variant, expected one of SUBSCRIBE, UNSUBSCRIBE, LIST_SUBSCRIPTIONS", "id": id})
         }
     }
 }

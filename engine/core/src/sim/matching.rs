@@ -414,6 +414,31 @@ impl MatchingCore {
         book.last.or_else(|| book.quote.as_ref().map(BookTicker::mid))
     }
 
+    /// Takes the next trade id of a symbol's tape: a venue's public trades
+    /// and the core's fills share one sequence, so every trade id is unique
+    /// and they interleave in time order.
+    pub fn take_trade_id(&mut self, symbol: &str) -> Option<u64> {
+        let book = self.books.get_mut(symbol)?;
+        let id = book.next_trade_id;
+        book.next_trade_id += 1;
+        Some(id)
+    }
+
+    /// The synthetic levels of one side of a symbol's book, best first:
+    /// the asks for `Side::Buy` (what a buyer takes), the bids for `Side::Sell`.
+    pub fn synthetic_levels(&self, symbol: &str, side: Side) -> Vec<(Decimal, Decimal)> {
+        self.levels(symbol, side)
+    }
+
+    /// Resting orders of every account in a symbol, in arrival order
+    /// (untriggered stops included: see [`SimOrder::triggered`]).
+    pub fn resting_orders(&self, symbol: &str) -> Vec<&SimOrder> {
+        self.books
+            .get(symbol)
+            .map(|b| b.resting.iter().filter_map(|id| self.orders.get(id)).collect())
+            .unwrap_or_default()
+    }
+
     /// An order by account and client order id.
     pub fn order_by_client(&self, account: u32, client_order_id: &str) -> Option<&SimOrder> {
         let id = self.by_client.get(&(account, client_order_id.to_string()))?;
