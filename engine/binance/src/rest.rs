@@ -224,7 +224,7 @@ impl RestClient {
     }
 
     /// Decides whether a request may leave now; sleeps briefly for pacing.
-    async fn gate(&self, is_order: bool) -> Result<(), BinanceError> {
+    pub(crate) async fn gate(&self, is_order: bool) -> Result<(), BinanceError> {
         let (ban, pause, orders, pace) = {
             let l = self.lock();
             let minute = self.now_ms().div_euclid(60_000);
@@ -303,7 +303,7 @@ impl RestClient {
         }
     }
 
-    fn note_error(&self, err: &BinanceError) {
+    pub(crate) fn note_error(&self, err: &BinanceError) {
         let BinanceError::Api { http_status, code, retry_after_ms, .. } = err else { return };
         let mut l = self.lock();
         let wait = retry_after_ms.unwrap_or(1000);

@@ -393,6 +393,7 @@ pub struct FaultControl {
     dropped: Arc<AtomicU64>,
     requests: Arc<Mutex<VecDeque<String>>>,
     ws_requests: Arc<Mutex<VecDeque<String>>>,
+    ws_api_refused: Arc<AtomicBool>,
     weight_total: Arc<AtomicU64>,
 }
 
@@ -411,6 +412,7 @@ impl FaultControl {
             dropped: Arc::new(AtomicU64::new(0)),
             requests: Arc::new(Mutex::new(VecDeque::new())),
             ws_requests: Arc::new(Mutex::new(VecDeque::new())),
+            ws_api_refused: Arc::new(AtomicBool::new(false)),
             weight_total: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -501,6 +503,17 @@ impl FaultControl {
 
     pub(crate) fn path_fails(&self, path: &str) -> bool {
         self.lock().failing_paths.iter().any(|p| p == path)
+    }
+
+    /// While true, new WebSocket API connections are refused (HTTP 503 to the
+    /// upgrade): with [`FaultControl::drop_connections`], the WebSocket API is
+    /// down while REST and the market streams still answer.
+    pub fn refuse_ws_api(&self, refuse: bool) {
+        self.ws_api_refused.store(refuse, Ordering::SeqCst);
+    }
+
+    pub(crate) fn ws_api_refused(&self) -> bool {
+        self.ws_api_refused.load(Ordering::SeqCst)
     }
 
     /// Adds latency to every REST response.

@@ -203,6 +203,11 @@ fn control(t: &str, streams: &mut Vec<String>) -> Value {
 
 /// `/ws-api/v3`.
 pub(crate) async fn ws_api(State(app): State<Arc<App>>, up: WebSocketUpgrade) -> Response {
+    if app.faults.ws_api_refused() {
+        let mut refused = Response::new(axum::body::Body::empty());
+        *refused.status_mut() = axum::http::StatusCode::SERVICE_UNAVAILABLE;
+        return refused;
+    }
     up.on_upgrade(move |s| api_conn(app, s))
 }
 
