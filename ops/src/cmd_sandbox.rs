@@ -45,6 +45,10 @@ pub fn sandbox_config(args: &SandboxArgs) -> anyhow::Result<(SandboxConfig, LogF
     if let Some(dir) = &args.state_dir {
         sb.state_dir = Some(dir.clone());
     }
+    if !config.sandbox.sets("key_dir") {
+        // The generated test Ed25519 key is kept where the sandbox was started.
+        sb.key_dir = Some(std::env::current_dir().context("cannot read the working dir")?);
+    }
     sb.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
     for line in config.deprecations() {
         eprintln!("keel: warning: {line}");
@@ -72,21 +76,37 @@ pub fn run(args: SandboxArgs, log_format: Option<LogFormat>) -> anyhow::Result<(
     })
 }
 
-/// Prints the URLs, the test key and how to point Keel at the sandbox.
+/// Prints the URLs, the test keys and how to point Keel at the sandbox.
 fn print_ready(h: &SandboxHandle) {
     println!("{}", h.describe());
     println!(
-        "  keel:        [venue] mode = \"testnet\" with [venue.binance] rest_url = \"{}\", ws_stream_url = \"{}\", ws_api_url = \"{}\"; key and secret in KEEL_BINANCE_API_KEY / KEEL_BINANCE_API_SECRET",
+        "  keel:        [venue] mode = \"testnet\" with [venue.binance] rest_url = \"{}\", ws_stream_url = \"{}\", ws_api_url = \"{}\"",
         h.rest_url, h.ws_stream_url, h.ws_api_url
     );
-    let ready = serde_json::json!({
+    match (&h.ed25519_api_key, &h.ed25519_private_key_path) {
+        (Some(key), Some(path)) => println!(
+            "               Ed25519: KEEL_BINANCE_API_KEY={key} KEEL_BINANCE_PRIVATE_KEY_PATH={}; or HMAC: KEEL_BINANCE_API_KEY={} KEEL_BINANCE_API_SECRET={}",
+            path.display(),
+            h.api_key,
+            h.api_secret
+        ),
+        _ => println!("               HMAC: KEEL_BINANCE_API_KEY={} KEEL_BINANCE_API_SECRET={}", h.api_key, h.api_secret),
+    }
+    println!("{READY_PREFIX}{}", ready_json(h));
+}
+
+/// The `SANDBOX_READY` object: URLs, the HMAC test key and secret, and the
+/// Ed25519 test key's id and private key file (null when there is none).
+pub fn ready_json(h: &SandboxHandle) -> serde_json::Value {
+    serde_json::json!({
         "rest_url": h.rest_url,
         "ws_stream_url": h.ws_stream_url,
         "ws_api_url": h.ws_api_url,
         "api_key": h.api_key,
         "api_secret": h.api_secret,
-    });
-    println!("{READY_PREFIX}{ready}");
+        "ed25519_api_key": h.ed25519_api_key,
+        "ed25519_private_key_path": h.ed25519_private_key_path.as_ref().map(|p| p.display().to_string()),
+    })
 }
 
 async fn wait_for_stop() {

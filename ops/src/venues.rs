@@ -232,21 +232,48 @@ pub async fn build(config: &Config, store: Option<&dyn Store>) -> anyhow::Result
 }
 
 /// The running sandbox as the adapter sees it: a Binance-protocol exchange on
-/// loopback, its URLs and the key of its first account.
+/// loopback, its URLs and a key of its first account — the generated Ed25519
+/// key, handed over directly (Binance's recommended key type, which logs on
+/// to the WebSocket API), else the HMAC key.
 pub fn local_exchange(sandbox: &SandboxHandle) -> LocalExchange {
+    let ed25519 = match (&sandbox.ed25519_api_key, &sandbox.ed25519_private_key_pem) {
+        (Some(key), Some(pem)) => match Credentials::ed25519(key, pem) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "the sandbox's Ed25519 test key is unreadable; using its HMAC key");
+                None
+            }
+        },
+        _ => None,
+    };
     LocalExchange {
         endpoints: Endpoints {
             rest: sandbox.rest_url.clone(),
             ws_stream: sandbox.ws_stream_url.clone(),
             ws_api: sandbox.ws_api_url.clone(),
         },
-        credentials: Credentials::new(&sandbox.api_key, &sandbox.api_secret),
+        credentials: ed25519.unwrap_or_else(|| hmac_credentials(sandbox)),
     }
+}
+
+/// The sandbox's HMAC test key (its first account's).
+pub fn hmac_credentials(sandbox: &SandboxHandle) -> Credentials {
+    Credentials::new(&sandbox.api_key, &sandbox.api_secret)
 }
 
 /// Adapter settings for a running sandbox, with default timings.
 pub fn sandbox_settings(sandbox: &SandboxHandle) -> BinanceSettings {
     BinanceSettings::for_local(&local_exchange(sandbox))
+}
+
+/// Adapter settings for a running sandbox on the other transport: its HMAC
+/// key and order entry over REST (`order_transport = "rest"`).
+pub fn sandbox_settings_hmac_rest(sandbox: &SandboxHandle) -> BinanceSettings {
+    BinanceSettings {
+        credentials: hmac_credentials(sandbox),
+        order_transport: keel_binance::OrderTransport::Rest,
+        ..sandbox_settings(sandbox)
+    }
 }
 
 /// Resolves `[venue.binance]` for `venue.mode`: URLs, and keys from the
@@ -280,6 +307,7 @@ async fn connect(config: &Config, settings: BinanceSettings, stored: &StoredAcco
     let rest = settings.endpoints.rest.clone();
     let ws_stream = settings.endpoints.ws_stream.clone();
     let ws_api = settings.endpoints.ws_api.clone();
+    let (key_type, order_transport) = (settings.credentials.key_type(), settings.order_transport.as_str());
     // The weather (429, 418, 5xx, timeouts) is waited out up to the deadline.
     let patience = actors::patience::Patience::new(std::time::Duration::from_millis(
         config.engine.startup_deadline.0.max(0) as u64,
@@ -302,6 +330,8 @@ async fn connect(config: &Config, settings: BinanceSettings, stored: &StoredAcco
         clock_offset_ms = report.clock_offset_ms,
         can_trade = report.can_trade,
         symbols = report.symbols,
+        key_type,
+        order_transport,
         "connected to Binance"
     );
     if report.clock_offset_ms.abs() > CLOCK_OFFSET_WARN_MS {

@@ -54,8 +54,10 @@ fn open_at(sb: &keel_sandbox::SandboxHandle) -> Vec<String> {
         .collect()
 }
 
+/// Orders the venue received, over either transport.
 fn orders_posted(sb: &keel_sandbox::SandboxHandle) -> usize {
     sb.faults.rest_requests().iter().filter(|r| r.as_str() == "POST /api/v3/order").count()
+        + sb.faults.ws_api_requests().iter().filter(|m| m.as_str() == "order.place").count()
 }
 
 /// The engine on the sandbox with one strategy on BTCUSDT, its store in a temp dir.
@@ -63,7 +65,15 @@ async fn engine_on(
     sb: &keel_sandbox::SandboxHandle,
     strategy: Box<dyn Strategy>,
 ) -> (actors::EngineHandle, SharedStore, tempfile::TempDir) {
-    let venue = Arc::new(BinanceVenue::connect(ops::venues::sandbox_settings(sb)).await.expect("adapter connects"));
+    engine_with(ops::venues::sandbox_settings(sb), strategy).await
+}
+
+/// [`engine_on`] with the adapter's settings given (another key or transport).
+async fn engine_with(
+    settings: keel_binance::BinanceSettings,
+    strategy: Box<dyn Strategy>,
+) -> (actors::EngineHandle, SharedStore, tempfile::TempDir) {
+    let venue = Arc::new(BinanceVenue::connect(settings).await.expect("adapter connects"));
     let dir = tempfile::tempdir().expect("temp dir");
     let store: SharedStore = Arc::new(SledStore::open(dir.path()).expect("store"));
     let config: StrategyConfig =
@@ -98,11 +108,22 @@ async fn within_20s<F: std::future::Future<Output = bool>>(mut done: impl FnMut(
 
 #[actix_rt::test]
 async fn an_emergency_stop_between_approval_and_acknowledgement_leaves_nothing_resting() {
+    stop_in_flight(false).await;
+}
+
+/// The same on the other transport: the HMAC key, orders over REST.
+#[actix_rt::test]
+async fn an_emergency_stop_between_approval_and_acknowledgement_leaves_nothing_resting_on_rest() {
+    stop_in_flight(true).await;
+}
+
+async fn stop_in_flight(rest: bool) {
     let sb = Sandbox::start(SandboxConfig { history_bars: 30, ..SandboxConfig::demo() }).await.expect("sandbox");
     for _ in 0..3 {
         sb.faults.fail_next_order(OrderFault::DelayBeforeExecute { hold_ms: 1500 });
     }
-    let (handle, store, _dir) = engine_on(&sb, Box::new(Rester(Symbol::new("BTCUSDT"), false))).await;
+    let settings = if rest { ops::venues::sandbox_settings_hmac_rest(&sb) } else { ops::venues::sandbox_settings(&sb) };
+    let (handle, store, _dir) = engine_with(settings, Box::new(Rester(Symbol::new("BTCUSDT"), false))).await;
 
     // The three orders are sent and not yet acknowledged: the stop lands now.
     let sent = within_20s(|| async {
@@ -136,6 +157,8 @@ async fn an_emergency_stop_between_approval_and_acknowledgement_leaves_nothing_r
     assert_eq!(sb.market.orders(&sb.api_key, "BTCUSDT").len(), 3, "all three reached the venue, late");
     // Only the three that were on their way when the stop came.
     assert_eq!((posted, orders_posted(&sb)), (posted, 3), "no order is sent after the stop");
+    let over_ws = sb.faults.ws_api_requests().iter().filter(|m| m.as_str() == "order.place").count();
+    assert_eq!(over_ws, if rest { 0 } else { 3 }, "the orders went over the transport configured");
     handle.shutdown(Duration::from_millis(200)).await;
     sb.shutdown().await;
 }

@@ -42,6 +42,19 @@ fn default_config_trades_through_the_binance_adapter_on_the_embedded_sandbox() {
         assert_eq!(connected["venue"], "sandbox");
         assert_eq!(connected["can_trade"], true);
         assert!(connected["rest"].as_str().unwrap().starts_with("http://127.0.0.1:"));
+        // The default runs on the sandbox's Ed25519 key, with orders over the WebSocket API.
+        assert_eq!(
+            (connected["key_type"].as_str(), connected["order_transport"].as_str()),
+            (Some("ed25519"), Some("ws"))
+        );
+        assert!(
+            lines.iter().any(|v| v["message"] == "binance WebSocket API connected for order entry"),
+            "order entry connected to the WebSocket API"
+        );
+        assert!(
+            !lines.iter().any(|v| v["message"].as_str().is_some_and(|m| m.contains("sent over REST"))),
+            "no order fell back to REST"
+        );
         let engine = lines.iter().find(|v| v["message"] == "engine started").unwrap();
         assert_eq!(engine["venue"], "binance", "the Binance adapter is the venue");
         if run == 1 {
@@ -105,6 +118,9 @@ fn embedded_sandbox_restart_after_sigkill_meets_the_venue_it_left() {
     first.child.kill().expect("SIGKILL");
     let _ = first.finish();
     assert!(data.join("sandbox").join(keel_sandbox::saved::STATE_FILE).exists(), "the venue's state is kept");
+    let key_file = data.join("sandbox").join(keel_sandbox::test_key::KEY_FILE);
+    let key_before =
+        std::fs::read_to_string(&key_file).expect("the embedded sandbox keeps its test key in the data dir");
 
     let (open_before, max_trade_before) = {
         let store = SledStore::open(&data).unwrap();
@@ -116,6 +132,8 @@ fn embedded_sandbox_restart_after_sigkill_meets_the_venue_it_left() {
 
     let mut second = spawn_run(&config, &data, &["--exit-after", "90s"], &[]);
     second.wait_for("sandbox state restored; the time it was down has been simulated", 1);
+    second.wait_for("connected to Binance", 1);
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), key_before, "the same key across restarts");
     second.wait_for("store reconciled with the venue", 1);
     let differences: Vec<String> = second
         .seen

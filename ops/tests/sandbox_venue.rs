@@ -1,5 +1,9 @@
 //! The Binance adapter against the Binance-protocol sandbox: orders, fills,
 //! balances, own trades, market streams, and recovery from every injected fault.
+//!
+//! Every test runs on the default transport — the sandbox's Ed25519 key and
+//! order entry over the WebSocket API. The key ones (orders, cancels, the
+//! order faults) also run on the other: the HMAC key and REST order entry.
 
 use std::time::Duration;
 
@@ -23,13 +27,48 @@ fn btc() -> Symbol {
     Symbol::new("BTCUSDT")
 }
 
+/// How the adapter reaches the sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    /// The default: the Ed25519 key, orders over the WebSocket API.
+    Ws,
+    /// The other: the HMAC key, orders over REST.
+    Rest,
+}
+
 async fn setup() -> (SandboxHandle, BinanceVenue) {
+    setup_on(Entry::Ws).await
+}
+
+async fn setup_on(entry: Entry) -> (SandboxHandle, BinanceVenue) {
     let cfg = SandboxConfig { history_bars: 30, ..SandboxConfig::demo() };
     let sb = Sandbox::start(cfg).await.expect("sandbox starts");
-    let mut settings = ops::venues::sandbox_settings(&sb);
+    let mut settings = match entry {
+        Entry::Ws => ops::venues::sandbox_settings(&sb),
+        Entry::Rest => ops::venues::sandbox_settings_hmac_rest(&sb),
+    };
+    assert_eq!(settings.credentials.is_ed25519(), entry == Entry::Ws);
     settings.request_timeout_ms = 1500;
     let venue = BinanceVenue::connect(settings).await.expect("adapter connects");
+    assert_eq!(venue.ws_order_entry_up(), entry == Entry::Ws, "orders go over the WebSocket API only by default");
     (sb, venue)
+}
+
+/// Order placements the sandbox received: `order.place` on the WebSocket
+/// API and `POST /api/v3/order` on REST.
+fn placements(sb: &SandboxHandle) -> (usize, usize) {
+    let ws = sb.faults.ws_api_requests().iter().filter(|m| m.as_str() == "order.place").count();
+    let rest = sb.faults.rest_requests().iter().filter(|r| r.as_str() == "POST /api/v3/order").count();
+    (ws, rest)
+}
+
+/// `n` placements arrived, all on `entry`'s transport.
+fn placed_on(sb: &SandboxHandle, entry: Entry, n: usize) {
+    let want = match entry {
+        Entry::Ws => (n, 0),
+        Entry::Rest => (0, n),
+    };
+    assert_eq!(placements(sb), want, "(order.place, POST /api/v3/order) on {entry:?}");
 }
 
 /// Freezes BTCUSDT at `price` (ask = price + 5.98 with the default 2 bps spread).
@@ -95,7 +134,16 @@ fn count_orders(sb: &SandboxHandle, cid: &str) -> usize {
 
 #[tokio::test]
 async fn limit_order_rests_partially_fills_and_fills() {
-    let (sb, venue) = setup().await;
+    limit_order_rests_partially_fills_and_fills_on(Entry::Ws).await;
+}
+
+#[tokio::test]
+async fn limit_order_rests_partially_fills_and_fills_on_rest() {
+    limit_order_rests_partially_fills_and_fills_on(Entry::Rest).await;
+}
+
+async fn limit_order_rests_partially_fills_and_fills_on(entry: Entry) {
+    let (sb, venue) = setup_on(entry).await;
     freeze(&sb, "60000");
     let mut user = user_connected(&venue).await;
     let btc_before = sb.market.balances(&sb.api_key).iter().find(|b| b.asset == "BTC").map(|b| b.free).unwrap();
@@ -151,7 +199,16 @@ async fn limit_order_rests_partially_fills_and_fills() {
 
 #[tokio::test]
 async fn cancel_and_unknown_orders() {
-    let (sb, venue) = setup().await;
+    cancel_and_unknown_orders_on(Entry::Ws).await;
+}
+
+#[tokio::test]
+async fn cancel_and_unknown_orders_on_rest() {
+    cancel_and_unknown_orders_on(Entry::Rest).await;
+}
+
+async fn cancel_and_unknown_orders_on(entry: Entry) {
+    let (sb, venue) = setup_on(entry).await;
     freeze(&sb, "60000");
     let placed = venue.place_order(&limit("c-1", Side::Buy, "0.01", "50000")).await.unwrap();
     assert_eq!(placed.report.status, OrderStatus::Accepted);
@@ -178,7 +235,16 @@ async fn cancel_and_unknown_orders() {
 
 #[tokio::test]
 async fn market_order_full_response_and_no_duplicate_fills() {
-    let (sb, venue) = setup().await;
+    market_order_full_response_and_no_duplicate_fills_on(Entry::Ws).await;
+}
+
+#[tokio::test]
+async fn market_order_full_response_and_no_duplicate_fills_on_rest() {
+    market_order_full_response_and_no_duplicate_fills_on(Entry::Rest).await;
+}
+
+async fn market_order_full_response_and_no_duplicate_fills_on(entry: Entry) {
+    let (sb, venue) = setup_on(entry).await;
     freeze(&sb, "60000");
     let mut user = user_connected(&venue).await;
     let usdt_before = sb.market.balances(&sb.api_key).iter().find(|b| b.asset == "USDT").unwrap().free;
@@ -204,30 +270,56 @@ async fn market_order_full_response_and_no_duplicate_fills() {
     sb.shutdown().await;
 }
 
+/// REST and WebSocket API requests since `before` (REST first).
+fn requests_since(sb: &SandboxHandle, before: (usize, usize)) -> Vec<String> {
+    let mut out = sb.faults.rest_requests()[before.0..].to_vec();
+    out.extend(sb.faults.ws_api_requests()[before.1..].iter().cloned());
+    out
+}
+
+/// The one request an order is on `entry`.
+fn order_request(entry: Entry) -> Vec<String> {
+    vec![match entry {
+        Entry::Ws => "order.place".to_string(),
+        Entry::Rest => "POST /api/v3/order".to_string(),
+    }]
+}
+
 #[tokio::test]
 async fn a_market_order_is_one_request_nothing_before_it() {
+    a_market_order_is_one_request_nothing_before_it_on(Entry::Ws).await;
+}
+
+#[tokio::test]
+async fn a_market_order_is_one_request_nothing_before_it_on_rest() {
+    a_market_order_is_one_request_nothing_before_it_on(Entry::Rest).await;
+}
+
+async fn a_market_order_is_one_request_nothing_before_it_on(entry: Entry) {
     // As Keel runs it: the configured symbols are known at connect, the user
     // stream is up, the market stream delivers the touch.
     let sb = Sandbox::start(SandboxConfig { history_bars: 30, ..SandboxConfig::demo() }).await.unwrap();
-    let mut settings = ops::venues::sandbox_settings(&sb);
+    let mut settings = match entry {
+        Entry::Ws => ops::venues::sandbox_settings(&sb),
+        Entry::Rest => ops::venues::sandbox_settings_hmac_rest(&sb),
+    };
     settings.symbols = vec!["BTCUSDT".into()];
     let venue = BinanceVenue::connect(settings).await.expect("adapter connects");
     let _user = user_connected(&venue).await;
     let mut market_feed = venue.subscribe_market(&[btc()], 60_000).await.unwrap();
     until(&mut market_feed, "a streamed touch", |e| matches!(e, MarketFeed::Event(MarketEvent::Book(_)))).await;
 
-    let before = sb.faults.rest_requests().len();
+    let before = (sb.faults.rest_requests().len(), sb.faults.ws_api_requests().len());
     let res = venue.place_order(&market("hot-1", Side::Buy, "0.01")).await.unwrap();
     assert_eq!(res.report.status, OrderStatus::Filled);
-    let during = sb.faults.rest_requests()[before..].to_vec();
-    assert_eq!(during, vec!["POST /api/v3/order".to_string()], "no REST call besides the order itself");
+    assert_eq!(requests_since(&sb, before), order_request(entry), "nothing besides the order itself");
 
     // A market order the streamed touch already shows to be too small is
     // refused before anything is sent.
-    let before = sb.faults.rest_requests().len();
+    let before = (sb.faults.rest_requests().len(), sb.faults.ws_api_requests().len());
     let err = venue.place_order(&market("hot-2", Side::Buy, "0.00001")).await.unwrap_err();
     assert!(matches!(err, VenueError::Rejected { .. }), "{err:?}");
-    assert_eq!(sb.faults.rest_requests().len(), before, "refused locally: {:?}", sb.faults.rest_requests());
+    assert_eq!(requests_since(&sb, before), Vec::<String>::new(), "refused locally");
     sb.shutdown().await;
 }
 
@@ -262,11 +354,10 @@ async fn a_symbol_added_while_running_takes_its_watermark_before_its_first_order
     .await
     .expect("the watermark is taken when the symbol's market data is subscribed");
 
-    let before = sb.faults.rest_requests().len();
+    let before = (sb.faults.rest_requests().len(), sb.faults.ws_api_requests().len());
     let req = OrderRequest { symbol: eth.clone(), ..limit("eth-1", Side::Buy, "0.01", "1000") };
     venue.place_order(&req).await.unwrap();
-    let during = sb.faults.rest_requests()[before..].to_vec();
-    assert_eq!(during, vec!["POST /api/v3/order".to_string()], "the first order in the symbol is one request");
+    assert_eq!(requests_since(&sb, before), order_request(Entry::Ws), "the first order in the symbol is one request");
     sb.shutdown().await;
 }
 
@@ -290,6 +381,7 @@ async fn a_stale_full_symbol_is_refused_at_once_and_re_read_off_the_order_path()
         "{err:?}"
     );
     assert!(!sb.faults.rest_requests()[before..].iter().any(|r| r.starts_with("POST")), "refused without sending");
+    assert_eq!(placements(&sb), (2, 0), "refused without sending: only s-1 and s-2 were placed");
     // The view is re-read in the background; then the order goes.
     request_seen(&sb, "GET /api/v3/openOrders").await;
     let placed = timeout(WAIT, async {
@@ -333,30 +425,59 @@ async fn a_garbled_execution_report_is_loud_and_its_fill_is_recovered_with_its_s
 
 #[tokio::test]
 async fn fault_5xx_after_execute_is_resolved_by_query_not_resent() {
-    let (sb, venue) = setup().await;
+    fault_5xx_after_execute_is_resolved_by_query_not_resent_on(Entry::Ws).await;
+}
+
+#[tokio::test]
+async fn fault_5xx_after_execute_is_resolved_by_query_not_resent_on_rest() {
+    fault_5xx_after_execute_is_resolved_by_query_not_resent_on(Entry::Rest).await;
+}
+
+async fn fault_5xx_after_execute_is_resolved_by_query_not_resent_on(entry: Entry) {
+    let (sb, venue) = setup_on(entry).await;
     freeze(&sb, "60000");
     sb.faults.fail_next_order(OrderFault::ErrorAfterExecute);
     let res = venue.place_order(&market("u-1", Side::Buy, "0.01")).await.unwrap();
     assert_eq!(res.report.status, OrderStatus::Filled);
     assert_eq!(res.fills.iter().map(|f| f.qty).sum::<Decimal>(), d("0.01"));
     assert_eq!(count_orders(&sb, "u-1"), 1);
+    placed_on(&sb, entry, 1);
     sb.shutdown().await;
 }
 
 #[tokio::test]
 async fn fault_timeout_after_execute_is_resolved_by_query_not_resent() {
-    let (sb, venue) = setup().await;
+    fault_timeout_after_execute_is_resolved_by_query_not_resent_on(Entry::Ws).await;
+}
+
+#[tokio::test]
+async fn fault_timeout_after_execute_is_resolved_by_query_not_resent_on_rest() {
+    fault_timeout_after_execute_is_resolved_by_query_not_resent_on(Entry::Rest).await;
+}
+
+async fn fault_timeout_after_execute_is_resolved_by_query_not_resent_on(entry: Entry) {
+    let (sb, venue) = setup_on(entry).await;
     freeze(&sb, "60000");
     sb.faults.fail_next_order(OrderFault::TimeoutAfterExecute { hold_ms: 4000 });
     let res = venue.place_order(&limit("t-1", Side::Buy, "0.01", "59000")).await.unwrap();
     assert_eq!(res.report.status, OrderStatus::Accepted);
     assert_eq!(count_orders(&sb, "t-1"), 1);
+    placed_on(&sb, entry, 1);
     sb.shutdown().await;
 }
 
 #[tokio::test]
 async fn fault_5xx_before_execute_reports_not_sent_after_recv_window() {
-    let (sb, venue) = setup().await;
+    fault_5xx_before_execute_reports_not_sent_after_recv_window_on(Entry::Ws).await;
+}
+
+#[tokio::test]
+async fn fault_5xx_before_execute_reports_not_sent_after_recv_window_on_rest() {
+    fault_5xx_before_execute_reports_not_sent_after_recv_window_on(Entry::Rest).await;
+}
+
+async fn fault_5xx_before_execute_reports_not_sent_after_recv_window_on(entry: Entry) {
+    let (sb, venue) = setup_on(entry).await;
     freeze(&sb, "60000");
     sb.faults.fail_next_order(OrderFault::ErrorBeforeExecute);
     let err = venue.place_order(&limit("n-1", Side::Buy, "0.01", "59000")).await.unwrap_err();
@@ -365,6 +486,103 @@ async fn fault_5xx_before_execute_reports_not_sent_after_recv_window() {
     // Now it is safe to send it again with the same id.
     venue.place_order(&limit("n-1", Side::Buy, "0.01", "59000")).await.unwrap();
     assert_eq!(count_orders(&sb, "n-1"), 1);
+    placed_on(&sb, entry, 2);
+    sb.shutdown().await;
+}
+
+/// Waits (bounded) until the adapter's WebSocket API order entry is `up`.
+async fn ws_entry(venue: &BinanceVenue, up: bool) {
+    timeout(WAIT, async {
+        while venue.ws_order_entry_up() != up {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("WebSocket API order entry never became {}", if up { "up" } else { "down" }));
+}
+
+#[tokio::test]
+async fn orders_and_cancels_fall_back_to_rest_while_the_ws_api_is_down_and_return_to_it() {
+    let (sb, venue) = setup().await;
+    freeze(&sb, "60000");
+    venue.place_order(&limit("fb-1", Side::Buy, "0.01", "59000")).await.unwrap();
+    placed_on(&sb, Entry::Ws, 1);
+
+    // The WebSocket API goes down; REST still answers.
+    sb.faults.refuse_ws_api(true);
+    sb.faults.drop_connections();
+    ws_entry(&venue, false).await;
+    let placed = venue.place_order(&limit("fb-2", Side::Buy, "0.01", "59000")).await.unwrap();
+    assert_eq!(placed.report.status, OrderStatus::Accepted);
+    assert_eq!(placements(&sb), (1, 1), "sent over REST while the WebSocket API is down");
+    let canceled = venue.cancel_order(&btc(), "fb-1").await.unwrap();
+    assert_eq!(canceled.status, OrderStatus::Canceled);
+    assert!(sb.faults.rest_requests().iter().any(|r| r == "DELETE /api/v3/order"), "the cancel too");
+    assert!(!sb.faults.ws_api_requests().iter().any(|m| m == "order.cancel"));
+
+    // Back up: orders and cancels return to the WebSocket API.
+    sb.faults.refuse_ws_api(false);
+    ws_entry(&venue, true).await;
+    venue.place_order(&limit("fb-3", Side::Buy, "0.01", "59000")).await.unwrap();
+    assert_eq!(placements(&sb), (2, 1));
+    venue.cancel_order(&btc(), "fb-3").await.unwrap();
+    assert!(sb.faults.ws_api_requests().iter().any(|m| m == "order.cancel"));
+    for cid in ["fb-1", "fb-2", "fb-3"] {
+        assert_eq!(count_orders(&sb, cid), 1, "{cid} placed once");
+    }
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_hmac_key_signs_each_ws_order_and_an_ed25519_key_logs_on() {
+    let sb = Sandbox::start(SandboxConfig { history_bars: 30, ..SandboxConfig::demo() }).await.unwrap();
+    freeze(&sb, "60000");
+    let settings = keel_binance::BinanceSettings {
+        credentials: ops::venues::hmac_credentials(&sb),
+        ..ops::venues::sandbox_settings(&sb)
+    };
+    let venue = BinanceVenue::connect(settings).await.unwrap();
+    assert!(venue.ws_order_entry_up());
+    venue.place_order(&limit("h-1", Side::Buy, "0.01", "59000")).await.unwrap();
+    assert_eq!(venue.cancel_order(&btc(), "h-1").await.unwrap().status, OrderStatus::Canceled);
+    placed_on(&sb, Entry::Ws, 1);
+    assert!(!sb.faults.ws_api_requests().iter().any(|m| m == "session.logon"), "an HMAC key cannot log on");
+    drop(venue);
+
+    let venue = BinanceVenue::connect(ops::venues::sandbox_settings(&sb)).await.unwrap();
+    venue.place_order(&limit("e-1", Side::Buy, "0.01", "59000")).await.unwrap();
+    assert_eq!(placements(&sb), (2, 0));
+    assert!(sb.faults.ws_api_requests().iter().any(|m| m == "session.logon"), "an Ed25519 key logs on");
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_ws_order_whose_connection_drops_mid_request_is_queried_never_resent() {
+    let (sb, venue) = setup().await;
+    freeze(&sb, "60000");
+    // The request reaches the venue, waits before the matching engine, and
+    // its connection drops meanwhile: the answer is lost, the order executes.
+    sb.faults.fail_next_order(OrderFault::DelayBeforeExecute { hold_ms: 800 });
+    let (sb2, cid) = (sb.faults.clone(), "drop-1");
+    let dropper = tokio::spawn(async move {
+        timeout(WAIT, async {
+            while !sb2.ws_api_requests().iter().any(|m| m == "order.place") {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the order was sent");
+        sb2.drop_connections();
+    });
+    let res = venue.place_order(&limit(cid, Side::Buy, "0.01", "59000")).await.unwrap();
+    dropper.await.unwrap();
+    assert_eq!(res.report.status, OrderStatus::Accepted, "found by its client id once it executed");
+    assert_eq!(count_orders(&sb, cid), 1, "never sent twice");
+    placed_on(&sb, Entry::Ws, 1);
+    assert!(
+        sb.faults.rest_requests().iter().any(|r| r == "GET /api/v3/order"),
+        "the unknown outcome was resolved by a query"
+    );
     sb.shutdown().await;
 }
 

@@ -18,6 +18,7 @@ pub mod sign;
 pub mod stream;
 pub mod user;
 pub mod venue;
+mod ws_orders;
 
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +40,28 @@ pub enum BinanceMode {
     Mainnet,
 }
 
+/// How orders and cancels reach Binance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderTransport {
+    /// The WebSocket API (`order.place`, `order.cancel`), falling back to REST
+    /// while its connection is down.
+    #[default]
+    Ws,
+    /// REST (`POST` / `DELETE /api/v3/order`).
+    Rest,
+}
+
+impl OrderTransport {
+    /// The config spelling (`ws` or `rest`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ws => "ws",
+            Self::Rest => "rest",
+        }
+    }
+}
+
 /// The Binance venue configuration (`[venue]` for modes sandbox/testnet/mainnet).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -55,8 +78,15 @@ pub struct BinanceConfig {
     pub ws_api_url: Option<String>,
     /// Name of the environment variable holding the API key.
     pub api_key_env: String,
-    /// Name of the environment variable holding the API secret.
+    /// Name of the environment variable holding the API secret (HMAC keys).
     pub api_secret_env: String,
+    /// Name of the environment variable holding the path of the Ed25519
+    /// private key (PKCS#8 PEM). When it is set, the key is an Ed25519 key
+    /// and the secret variable is not read.
+    pub private_key_path_env: String,
+    /// How orders and cancels are sent: `ws` (the WebSocket API, the
+    /// default) or `rest`.
+    pub order_transport: OrderTransport,
     /// `recvWindow` for signed requests (ms, at most 60000).
     pub recv_window_ms: u64,
     /// Per-request timeout (ms).
@@ -83,6 +113,8 @@ impl Default for BinanceConfig {
             ws_api_url: None,
             api_key_env: "KEEL_BINANCE_API_KEY".into(),
             api_secret_env: "KEEL_BINANCE_API_SECRET".into(),
+            private_key_path_env: "KEEL_BINANCE_PRIVATE_KEY_PATH".into(),
+            order_transport: OrderTransport::Ws,
             recv_window_ms: 5000,
             request_timeout_ms: 10_000,
             time_sync_interval_ms: 60_000,
@@ -164,6 +196,8 @@ pub struct BinanceSettings {
     pub symbols: Vec<String>,
     /// The longest an order may wait for request weight (ms).
     pub max_order_wait_ms: u64,
+    /// How orders and cancels are sent.
+    pub order_transport: OrderTransport,
 }
 
 impl BinanceSettings {
@@ -180,6 +214,7 @@ impl BinanceSettings {
             reconnect_after_ms: d.reconnect_after_ms,
             symbols: d.symbols,
             max_order_wait_ms: d.max_order_wait_ms,
+            order_transport: d.order_transport,
         }
     }
 }
@@ -203,7 +238,11 @@ impl BinanceConfig {
                 return Err(BinanceConfigError { field, reason: "must be positive".into() });
             }
         }
-        for (field, v) in [("api_key_env", &self.api_key_env), ("api_secret_env", &self.api_secret_env)] {
+        for (field, v) in [
+            ("api_key_env", &self.api_key_env),
+            ("api_secret_env", &self.api_secret_env),
+            ("private_key_path_env", &self.private_key_path_env),
+        ] {
             if v.is_empty() || v.contains('=') || v.contains('\0') {
                 return Err(BinanceConfigError { field, reason: "must name an environment variable".into() });
             }
@@ -261,12 +300,8 @@ impl BinanceConfig {
                     field: "api_key_env",
                     reason: format!("environment variable {} is not set", self.api_key_env),
                 })?;
-                let secret = std::env::var(&self.api_secret_env).map_err(|_| BinanceConfigError {
-                    field: "api_secret_env",
-                    reason: format!("environment variable {} is not set", self.api_secret_env),
-                })?;
                 let ep = if mode == BinanceMode::Mainnet { Endpoints::mainnet() } else { Endpoints::testnet() };
-                (ep, Credentials::new(&key, &secret))
+                (ep, self.credentials_from_env(&key)?)
             }
         };
         let endpoints = Endpoints {
@@ -283,7 +318,35 @@ impl BinanceConfig {
             reconnect_after_ms: self.reconnect_after_ms,
             symbols: self.symbols.clone(),
             max_order_wait_ms: self.max_order_wait_ms,
+            order_transport: self.order_transport,
         })
+    }
+
+    /// The key's signer from the environment: an Ed25519 private key from the
+    /// file named by `private_key_path_env` when that variable is set, else
+    /// the HMAC secret in `api_secret_env`. Errors name the variable and the
+    /// file, never their content.
+    fn credentials_from_env(&self, key: &str) -> Result<Credentials, BinanceConfigError> {
+        if let Some(path) = std::env::var_os(&self.private_key_path_env).filter(|p| !p.is_empty()) {
+            let path = std::path::PathBuf::from(path);
+            let field = "private_key_path_env";
+            let pem = std::fs::read_to_string(&path).map_err(|e| BinanceConfigError {
+                field,
+                reason: format!("cannot read {} (named by {}): {e}", path.display(), self.private_key_path_env),
+            })?;
+            return Credentials::ed25519(key, &pem).map_err(|e| BinanceConfigError {
+                field,
+                reason: format!("{} (named by {}): {e}", path.display(), self.private_key_path_env),
+            });
+        }
+        let secret = std::env::var(&self.api_secret_env).map_err(|_| BinanceConfigError {
+            field: "api_secret_env",
+            reason: format!(
+                "environment variable {} is not set (an HMAC key needs its secret there; an Ed25519 key needs {} naming its private key file)",
+                self.api_secret_env, self.private_key_path_env
+            ),
+        })?;
+        Ok(Credentials::new(key, &secret))
     }
 }
 
@@ -365,6 +428,44 @@ mod tests {
         let bad = BinanceConfig { recv_window_ms: 60_001, ..cfg };
         assert_eq!(bad.resolve(None).unwrap_err().field, "recv_window_ms");
         assert_eq!(BinanceConfig::default().resolve(None).unwrap_err().field, "mode");
+    }
+
+    #[test]
+    fn an_ed25519_key_comes_from_the_pem_file_the_environment_names() {
+        use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        let dir = tempfile::tempdir().unwrap();
+        let pem = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]).to_pkcs8_pem(LineEnding::LF).unwrap();
+        let path = dir.path().join("key.pem");
+        std::fs::write(&path, pem.as_bytes()).unwrap();
+        std::env::set_var("KEEL_TEST_ED_KEY_C", "ed-key");
+        let cfg = BinanceConfig {
+            mode: BinanceMode::Testnet,
+            api_key_env: "KEEL_TEST_ED_KEY_C".into(),
+            api_secret_env: "KEEL_TEST_ED_SECRET_C".into(),
+            private_key_path_env: "KEEL_TEST_ED_PATH_C".into(),
+            ..BinanceConfig::default()
+        };
+        // Neither a secret nor a key file: the error names both variables.
+        let err = cfg.resolve(None).unwrap_err();
+        assert_eq!(err.field, "api_secret_env");
+        assert!(err.reason.contains("KEEL_TEST_ED_PATH_C"), "{err}");
+        std::env::set_var("KEEL_TEST_ED_PATH_C", &path);
+        let s = cfg.resolve(None).unwrap();
+        assert!(s.credentials.is_ed25519());
+        assert_eq!(s.credentials.api_key(), "ed-key");
+        assert_eq!(s.order_transport, OrderTransport::Ws, "orders go over the WebSocket API by default");
+        assert!(!format!("{s:?}").contains("PRIVATE"), "the key is never printed");
+        // A file that is not a key: named, its content not echoed.
+        std::fs::write(&path, "not-a-key-material").unwrap();
+        let err = cfg.resolve(None).unwrap_err();
+        assert_eq!(err.field, "private_key_path_env");
+        assert!(err.reason.contains("key.pem") && !err.reason.contains("not-a-key-material"), "{err}");
+        std::env::set_var("KEEL_TEST_ED_PATH_C", dir.path().join("missing.pem"));
+        assert!(cfg.resolve(None).unwrap_err().reason.contains("cannot read"));
+        let rest: BinanceConfig = toml::from_str("order_transport = \"rest\"").unwrap();
+        assert_eq!(rest.order_transport, OrderTransport::Rest);
+        assert!(toml::from_str::<BinanceConfig>("order_transport = \"fix\"").is_err());
     }
 
     #[test]

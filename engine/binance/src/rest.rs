@@ -14,19 +14,35 @@ use keel_core::venue::VenueAlert;
 
 use super::error::BinanceError;
 use super::model::{Account, ApiError, BookTickerRest, ExchangeInfo, Kline, MyTrade, OrderInfo, ServerTime};
-use super::sign::{encode_query, sign_rest};
+use super::sign::{encode_component, encode_query, sign_rest};
+use ed25519_dalek::SigningKey;
 
-/// An API key and its HMAC secret. `Debug` never prints them.
+/// An API key and what signs its requests: an HMAC secret, or an Ed25519
+/// private key (Binance's recommended key type). `Debug` never prints them.
 #[derive(Clone)]
 pub struct Credentials {
     api_key: String,
-    api_secret: String,
+    signer: Signer,
+}
+
+#[derive(Clone)]
+enum Signer {
+    Hmac(String),
+    Ed25519(std::sync::Arc<SigningKey>),
 }
 
 impl Credentials {
-    /// Wraps a key pair.
+    /// An HMAC key pair.
     pub fn new(api_key: &str, api_secret: &str) -> Self {
-        Self { api_key: api_key.to_string(), api_secret: api_secret.to_string() }
+        Self { api_key: api_key.to_string(), signer: Signer::Hmac(api_secret.to_string()) }
+    }
+
+    /// An Ed25519 key: its id and its private key as PKCS#8 PEM
+    /// (`-----BEGIN PRIVATE KEY-----`, as `openssl genpkey -algorithm ed25519`
+    /// writes it). The error says what is wrong, never what the key is.
+    pub fn ed25519(api_key: &str, private_key_pem: &str) -> Result<Self, String> {
+        let key = super::sign::ed25519_private_key(private_key_pem)?;
+        Ok(Self { api_key: api_key.to_string(), signer: Signer::Ed25519(std::sync::Arc::new(key)) })
     }
 
     /// The API key (sent in headers; do not log it).
@@ -34,15 +50,41 @@ impl Credentials {
         &self.api_key
     }
 
-    /// The secret (used to sign; do not log it).
-    pub fn api_secret(&self) -> &str {
-        &self.api_secret
+    /// True for an Ed25519 key (which may `session.logon`).
+    pub fn is_ed25519(&self) -> bool {
+        matches!(self.signer, Signer::Ed25519(_))
+    }
+
+    /// The key type's name, for logs: `ed25519` or `hmac`.
+    pub fn key_type(&self) -> &'static str {
+        if self.is_ed25519() {
+            "ed25519"
+        } else {
+            "hmac"
+        }
+    }
+
+    /// Signs a REST payload (query string then body, as sent): hex HMAC, or
+    /// base64 Ed25519 (which the caller percent-encodes into the query).
+    pub fn sign_rest(&self, query: &str, body: &str) -> String {
+        match &self.signer {
+            Signer::Hmac(secret) => sign_rest(secret, query, body),
+            Signer::Ed25519(key) => super::sign::sign_ed25519(key, &format!("{query}{body}")),
+        }
+    }
+
+    /// Signs WebSocket API parameters (sorted canonical form).
+    pub fn sign_ws(&self, params: &[(String, String)]) -> String {
+        match &self.signer {
+            Signer::Hmac(secret) => super::sign::sign_ws(secret, params),
+            Signer::Ed25519(key) => super::sign::sign_ed25519(key, &super::sign::ws_payload(params)),
+        }
     }
 }
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Credentials { api_key: <redacted>, api_secret: <redacted> }")
+        write!(f, "Credentials {{ type: {}, api_key: <redacted>, secret: <redacted> }}", self.key_type())
     }
 }
 
@@ -182,7 +224,7 @@ impl RestClient {
     }
 
     /// Decides whether a request may leave now; sleeps briefly for pacing.
-    async fn gate(&self, is_order: bool) -> Result<(), BinanceError> {
+    pub(crate) async fn gate(&self, is_order: bool) -> Result<(), BinanceError> {
         let (ban, pause, orders, pace) = {
             let l = self.lock();
             let minute = self.now_ms().div_euclid(60_000);
@@ -261,7 +303,7 @@ impl RestClient {
         }
     }
 
-    fn note_error(&self, err: &BinanceError) {
+    pub(crate) fn note_error(&self, err: &BinanceError) {
         let BinanceError::Api { http_status, code, retry_after_ms, .. } = err else { return };
         let mut l = self.lock();
         let wait = retry_after_ms.unwrap_or(1000);
@@ -301,11 +343,12 @@ impl RestClient {
             params.push(("recvWindow".into(), self.recv_window_ms.to_string()));
             params.push(("timestamp".into(), self.now_ms().to_string()));
             let query = encode_query(&params);
-            let sig = sign_rest(self.creds.api_secret(), &query, "");
+            // Ed25519 signatures are base64: `+`, `/` and `=` are percent-encoded.
+            let sig = self.creds.sign_rest(&query, "");
             url.push('?');
             url.push_str(&query);
             url.push_str("&signature=");
-            url.push_str(&sig);
+            url.push_str(&encode_component(&sig));
         } else if !params.is_empty() {
             url.push('?');
             url.push_str(&encode_query(&params));

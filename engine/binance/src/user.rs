@@ -1,5 +1,6 @@
-//! The user-data client over the WebSocket API: `userDataStream.subscribe.signature`,
-//! resubscription after every reconnect, REST reconciliation after any gap
+//! The user-data client over the WebSocket API: `session.logon` +
+//! `userDataStream.subscribe` with an Ed25519 key, `userDataStream.subscribe.signature`
+//! with any other, resubscription after every reconnect, REST reconciliation after any gap
 //! (open orders, own trades since the last seen trade id, balances), fills
 //! deduplicated by trade id, and rate-limit alerts forwarded as events.
 
@@ -18,7 +19,7 @@ use keel_core::venue::{OrderReport, StreamStatus, UserEvent, VenueAlert};
 
 use super::error::{BinanceError, INVALID_TIMESTAMP};
 use super::model::{ExecutionReport, UserDataEvent, WsApiMessage};
-use super::sign::sign_ws;
+use super::rest::Credentials;
 use super::stream::backoff_delay;
 use super::venue::{order_status, side_of, Shared};
 
@@ -64,18 +65,19 @@ pub fn translate_execution(er: &ExecutionReport) -> Result<(OrderReport, Option<
     Ok((report, fill))
 }
 
-/// Builds the signed `userDataStream.subscribe.signature` request.
-pub fn subscribe_request(api_key: &str, secret: &str, timestamp: i64, recv_window_ms: u64, id: &str) -> Value {
+/// Builds a signed request `method` with only `apiKey`, `recvWindow` and
+/// `timestamp` (`userDataStream.subscribe.signature`, `session.logon`).
+pub fn key_request(method: &str, creds: &Credentials, timestamp: i64, recv_window_ms: u64, id: &str) -> Value {
     let params = vec![
-        ("apiKey".to_string(), api_key.to_string()),
+        ("apiKey".to_string(), creds.api_key().to_string()),
         ("recvWindow".to_string(), recv_window_ms.to_string()),
         ("timestamp".to_string(), timestamp.to_string()),
     ];
-    let signature = sign_ws(secret, &params);
+    let signature = creds.sign_ws(&params);
     json!({
         "id": id,
-        "method": "userDataStream.subscribe.signature",
-        "params": {"apiKey": api_key, "recvWindow": recv_window_ms, "timestamp": timestamp, "signature": signature},
+        "method": method,
+        "params": {"apiKey": creds.api_key(), "recvWindow": recv_window_ms, "timestamp": timestamp, "signature": signature},
     })
 }
 
@@ -163,50 +165,72 @@ impl UserRun {
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Subscribes on a fresh connection; retries once after a clock resync on -1021.
+/// Subscribes on a fresh connection. An Ed25519 key logs the session on
+/// (`session.logon`) and subscribes its account (`userDataStream.subscribe`);
+/// any other key type subscribes with a signature
+/// (`userDataStream.subscribe.signature`). A `-1021` resyncs the clock and
+/// tries once more.
 async fn subscribe(shared: &Shared, ws: &mut Ws, seq: &mut u64) -> Result<(), String> {
+    let creds = shared.rest.credentials();
+    if creds.is_ed25519() {
+        signed_call(shared, ws, seq, "session.logon").await?;
+        *seq += 1;
+        let id = format!("keel-uds-{seq}");
+        let req = json!({"id": id, "method": "userDataStream.subscribe"});
+        return match call(ws, &id, &req).await? {
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!("userDataStream.subscribe refused ({}): {}", e.code, e.msg)),
+        };
+    }
+    signed_call(shared, ws, seq, "userDataStream.subscribe.signature").await
+}
+
+/// A request signed with only the key and a timestamp; once more after a
+/// clock resync on `-1021`.
+async fn signed_call(shared: &Shared, ws: &mut Ws, seq: &mut u64, method: &str) -> Result<(), String> {
     for _try in 0..2 {
         *seq += 1;
         let id = format!("keel-uds-{seq}");
         let creds = shared.rest.credentials();
-        let req = subscribe_request(
-            creds.api_key(),
-            creds.api_secret(),
-            shared.rest.now_ms(),
-            shared.rest.recv_window_ms(),
-            &id,
-        );
-        ws.send(Message::Text(req.to_string().into())).await.map_err(|e| format!("send subscribe: {e}"))?;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let msg =
-                tokio::time::timeout_at(deadline, ws.next()).await.map_err(|_| "subscribe timed out".to_string())?;
-            let text = match msg {
-                Some(Ok(Message::Text(t))) => t,
-                Some(Ok(Message::Ping(p))) => {
-                    let _ = ws.send(Message::Pong(p)).await;
-                    continue;
-                }
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => return Err(format!("read: {e}")),
-                None => return Err("closed during subscribe".into()),
-            };
-            let Ok(WsApiMessage::Response(r)) = WsApiMessage::parse(text.as_str()) else { continue };
-            if r.id != Value::String(id.clone()) {
-                continue;
-            }
-            if r.status == 200 {
-                return Ok(());
-            }
-            let err = r.error.unwrap_or(super::model::ApiError { code: 0, msg: "no error body".into(), data: None });
-            if err.code == INVALID_TIMESTAMP {
+        let req = key_request(method, creds, shared.rest.now_ms(), shared.rest.recv_window_ms(), &id);
+        match call(ws, &id, &req).await? {
+            Ok(_) => return Ok(()),
+            Err(err) if err.code == INVALID_TIMESTAMP => {
                 shared.rest.sync_time().await.map_err(|e| format!("clock resync: {e}"))?;
-                break;
             }
-            return Err(format!("subscribe refused ({}): {}", err.code, err.msg));
+            Err(err) => return Err(format!("{method} refused ({}): {}", err.code, err.msg)),
         }
     }
-    Err("subscribe refused twice for the timestamp".into())
+    Err(format!("{method} refused twice for the timestamp"))
+}
+
+/// Sends one request and waits (10 s at most) for its response, answering
+/// pings meanwhile: the result, or the venue's error.
+async fn call(ws: &mut Ws, id: &str, req: &Value) -> Result<Result<Option<Value>, super::model::ApiError>, String> {
+    let method = req["method"].as_str().unwrap_or("request").to_string();
+    ws.send(Message::Text(req.to_string().into())).await.map_err(|e| format!("send {method}: {e}"))?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next()).await.map_err(|_| format!("{method} timed out"))?;
+        let text = match msg {
+            Some(Ok(Message::Text(t))) => t,
+            Some(Ok(Message::Ping(p))) => {
+                let _ = ws.send(Message::Pong(p)).await;
+                continue;
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(format!("read: {e}")),
+            None => return Err(format!("closed during {method}")),
+        };
+        let Ok(WsApiMessage::Response(r)) = WsApiMessage::parse(text.as_str()) else { continue };
+        if r.id != Value::String(id.to_string()) {
+            continue;
+        }
+        if r.status == 200 {
+            return Ok(Ok(r.result));
+        }
+        return Ok(Err(r.error.unwrap_or(super::model::ApiError { code: 0, msg: "no error body".into(), data: None })));
+    }
 }
 
 /// Runs the user-data subscription until the receiver is dropped. `ready`

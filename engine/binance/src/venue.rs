@@ -27,7 +27,7 @@ use keel_core::venue::{MarketFeed, OrderReport, OrderRequest, PlaceResult, UserE
 use super::error::{BinanceError, NO_SUCH_ORDER};
 use super::model::{ExchangeInfo, Filter, MyTrade, OrderInfo, SymbolInfo};
 use super::rest::RestClient;
-use super::{interval_name, BinanceSettings};
+use super::{interval_name, BinanceSettings, OrderTransport};
 
 /// Maps a Binance order status to Keel's; one Keel does not know is an error.
 pub fn order_status(s: &str) -> Result<OrderStatus, String> {
@@ -201,6 +201,8 @@ pub(crate) struct Shared {
     /// after it, so a bar that closes between the warm-up and the
     /// subscription is backfilled rather than lost.
     bars_served: Mutex<HashMap<(Symbol, i64), i64>>,
+    /// Order entry over the WebSocket API (`order_transport = "ws"`).
+    ws_orders: std::sync::OnceLock<super::ws_orders::WsOrders>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -389,6 +391,36 @@ impl Shared {
         Ok(info.client_order_id)
     }
 
+    /// Sends a new order over the WebSocket API when that is the transport
+    /// and its connection is up, else over REST. Only a request that never
+    /// left (the connection is down) falls back: one that left and got no
+    /// answer has an unknown outcome and is never sent again.
+    async fn send_order(&self, params: Vec<(String, String)>) -> Result<OrderInfo, BinanceError> {
+        if let Some(ws) = self.ws_orders.get() {
+            match ws.new_order(self, params.clone()).await {
+                Err(BinanceError::NotSent(why)) => {
+                    tracing::warn!(reason = %why, "binance: order sent over REST (the WebSocket API is down)")
+                }
+                other => return other,
+            }
+        }
+        self.rest.new_order(params).await
+    }
+
+    /// Cancels over the WebSocket API when it is the transport and up, else
+    /// over REST (the same fallback rule as [`Shared::send_order`]).
+    async fn send_cancel(&self, symbol: &Symbol, client_order_id: &str) -> Result<OrderInfo, BinanceError> {
+        if let Some(ws) = self.ws_orders.get() {
+            match ws.cancel_order(self, symbol.as_str(), client_order_id).await {
+                Err(BinanceError::NotSent(why)) => {
+                    tracing::warn!(reason = %why, "binance: cancel sent over REST (the WebSocket API is down)")
+                }
+                other => return other,
+            }
+        }
+        self.rest.cancel_order(symbol.as_str(), client_order_id).await
+    }
+
     /// Own trades from `from_id` (inclusive), all pages, oldest first.
     pub(crate) async fn trades_since(&self, symbol: &Symbol, from_id: Option<u64>) -> Result<Vec<Fill>, BinanceError> {
         let mut out = Vec::new();
@@ -488,6 +520,7 @@ impl BinanceVenue {
             books: Mutex::new(HashMap::new()),
             refreshing: Mutex::new(HashSet::new()),
             bars_served: Mutex::new(HashMap::new()),
+            ws_orders: std::sync::OnceLock::new(),
         });
         let info = shared.rest.exchange_info().await.map_err(VenueError::from)?;
         shared.store_instruments(&info);
@@ -519,7 +552,25 @@ impl BinanceVenue {
                 }
             }
         });
-        Ok(Self { shared, tasks: Mutex::new(vec![sync, refresh]) })
+        let mut tasks = vec![sync, refresh];
+        if shared.settings.order_transport == OrderTransport::Ws {
+            let (ws, task) =
+                super::ws_orders::WsOrders::start(Arc::downgrade(&shared), shared.settings.request_timeout_ms).await;
+            let _ = shared.ws_orders.set(ws);
+            tasks.push(task);
+        }
+        tracing::info!(
+            key_type = shared.rest.credentials().key_type(),
+            order_transport = shared.settings.order_transport.as_str(),
+            "binance order entry"
+        );
+        Ok(Self { shared, tasks: Mutex::new(tasks) })
+    }
+
+    /// Whether orders go over the WebSocket API now (`order_transport = "ws"`
+    /// and its connection is up); otherwise they go over REST.
+    pub fn ws_order_entry_up(&self) -> bool {
+        self.shared.ws_orders.get().is_some_and(|w| w.is_up())
     }
 
     /// Checks connectivity, clock offset and trading permission (`canTrade`).
@@ -746,7 +797,7 @@ impl Venue for BinanceVenue {
         p.push(("newClientOrderId".into(), request.client_order_id.clone()));
         p.push(("newOrderRespType".into(), "FULL".into()));
         let signed_at = s.rest.now_ms();
-        match s.rest.new_order(p).await {
+        match s.send_order(p).await {
             Ok(info) => {
                 s.remember_order(&request.symbol, info.order_id, &request.client_order_id);
                 let fills = info
@@ -787,7 +838,7 @@ impl Venue for BinanceVenue {
         // A cancel frees what the order locked: the account check's balances are stale.
         lock(&self.shared.checked_balances).take();
         let s = &self.shared;
-        let res = match s.rest.cancel_order(symbol.as_str(), client_order_id).await {
+        let res = match s.send_cancel(symbol, client_order_id).await {
             Ok(info) => Ok(report_of(&info, s.rest.now_ms())),
             Err(e) if e.outcome_unknown() => match s.rest.query_order(symbol.as_str(), client_order_id).await {
                 Ok(info) if info.status.as_deref() == Some("CANCELED") => Ok(report_of(&info, s.rest.now_ms())),

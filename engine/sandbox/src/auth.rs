@@ -1,15 +1,69 @@
 //! What the exchange side of the Binance protocol checks and answers: HMAC
-//! signatures as Binance verifies them, and the HTTP status each error code
-//! travels with.
+//! and Ed25519 signatures as Binance verifies them, and the HTTP status each
+//! error code travels with.
 //!
 //! The sandbox verifies signatures with its own code, not the adapter's signer:
 //! a signing bug in the adapter must show up as `-1022` here, as it would on
 //! Binance, instead of being mirrored by a shared implementation.
 
+use base64::Engine as _;
+use ed25519_dalek::pkcs8::DecodePublicKey;
+use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::exchange::Reject;
+
+/// How an API key proves a request: an HMAC secret shared with the client, or
+/// an Ed25519 public key whose private half only the client holds.
+#[derive(Debug, Clone)]
+pub enum KeyAuth {
+    /// HMAC-SHA256: a hex signature, case-insensitive.
+    Hmac(String),
+    /// Ed25519: a base64 signature, case-sensitive.
+    Ed25519(VerifyingKey),
+}
+
+impl KeyAuth {
+    /// Whether `signature` signs a REST request (see [`rest_signature_valid`]).
+    pub fn rest_valid(&self, raw_query: &str, body: &str, signature: &str) -> bool {
+        match self {
+            Self::Hmac(secret) => rest_signature_valid(secret, raw_query, body, signature),
+            Self::Ed25519(key) => {
+                ed25519_valid(key, &format!("{}{}", without_signature(raw_query), without_signature(body)), signature)
+            }
+        }
+    }
+
+    /// Whether `signature` signs WebSocket API parameters (see [`ws_signature_valid`]).
+    pub fn ws_valid(&self, params: &[(String, String)], signature: &str) -> bool {
+        match self {
+            Self::Hmac(secret) => ws_signature_valid(secret, params, signature),
+            Self::Ed25519(key) => ed25519_valid(key, &ws_payload(params), signature),
+        }
+    }
+
+    /// True for an Ed25519 key (the only kind `session.logon` takes).
+    pub fn is_ed25519(&self) -> bool {
+        matches!(self, Self::Ed25519(_))
+    }
+}
+
+/// Reads an Ed25519 public key in PEM (`-----BEGIN PUBLIC KEY-----`, what
+/// Binance asks a user to register); the error says what is wrong.
+pub fn ed25519_public_key(pem: &str) -> Result<VerifyingKey, String> {
+    VerifyingKey::from_public_key_pem(pem.trim())
+        .map_err(|e| format!("not an Ed25519 public key in PEM (-----BEGIN PUBLIC KEY-----): {e}"))
+}
+
+/// Whether a base64 `signature` is the key's Ed25519 signature of the UTF-8
+/// bytes of `payload`. Base64 is case-sensitive; anything that does not decode
+/// to 64 bytes is simply not a valid signature.
+fn ed25519_valid(key: &VerifyingKey, payload: &str, signature: &str) -> bool {
+    let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(signature.trim()) else { return false };
+    let Ok(sig) = Signature::from_slice(&bytes) else { return false };
+    key.verify(payload.as_bytes(), &sig).is_ok()
+}
 
 /// `hex(HMAC_SHA256(secret, payload))`, lower case.
 fn hmac_hex(secret: &str, payload: &str) -> String {
@@ -45,10 +99,15 @@ fn without_signature(s: &str) -> String {
 /// Whether `signature` signs WebSocket API parameters: every parameter except
 /// `signature`, sorted by name, joined as `k=v&…` with raw values.
 pub fn ws_signature_valid(secret: &str, params: &[(String, String)], signature: &str) -> bool {
+    same_hex(&hmac_hex(secret, &ws_payload(params)), signature)
+}
+
+/// The WebSocket API's signed payload: every parameter except `signature`,
+/// sorted by name, joined as `k=v&…` with raw values.
+fn ws_payload(params: &[(String, String)]) -> String {
     let mut sorted: Vec<&(String, String)> = params.iter().filter(|(k, _)| k != "signature").collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    let payload = sorted.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
-    same_hex(&hmac_hex(secret, &payload), signature)
+    sorted.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
 }
 
 /// The HTTP status Binance sends with a refusal.
@@ -92,6 +151,62 @@ mod tests {
         with_sig.push(("signature".into(), sig.clone()));
         assert!(ws_signature_valid("s", &with_sig, &sig));
         assert!(!ws_signature_valid("s", &p(&[("timestamp", "3"), ("apiKey", "k")]), &sig));
+    }
+
+    /// A key pair made here with the crate's own signer: the sandbox's
+    /// verification must accept what any Ed25519 implementation signs.
+    fn ed25519_pair() -> (ed25519_dalek::SigningKey, KeyAuth) {
+        let signing = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+        let auth = KeyAuth::Ed25519(signing.verifying_key());
+        (signing, auth)
+    }
+
+    fn b64_sign(key: &ed25519_dalek::SigningKey, payload: &str) -> String {
+        use ed25519_dalek::Signer;
+        base64::engine::general_purpose::STANDARD.encode(key.sign(payload.as_bytes()).to_bytes())
+    }
+
+    #[test]
+    fn ed25519_rest_signatures_sign_the_query_as_sent() {
+        let (key, auth) = ed25519_pair();
+        let sig = b64_sign(&key, QUERY);
+        // The signature travels percent-encoded; the server reads it decoded.
+        assert!(auth.rest_valid(&format!("{QUERY}&signature=x"), "", &sig));
+        assert!(auth.rest_valid("", QUERY, &sig), "params in the body");
+        let (head, tail) = QUERY.split_at(30);
+        assert!(auth.rest_valid(head, tail, &sig), "query followed by body");
+        let cases = [
+            ("another payload", auth.rest_valid(&QUERY.replace("LTCBTC", "LTCETH"), "", &sig)),
+            ("case changed", auth.rest_valid(QUERY, "", &sig.to_lowercase())),
+            ("not base64", auth.rest_valid(QUERY, "", "%%%")),
+            ("too short", auth.rest_valid(QUERY, "", "AAAA")),
+            ("an HMAC signature", auth.rest_valid(QUERY, "", SIGNATURE)),
+        ];
+        for (name, valid) in cases {
+            assert!(!valid, "{name} must be refused");
+        }
+    }
+
+    #[test]
+    fn ed25519_ws_signatures_sort_the_params_and_hmac_keys_keep_hex() {
+        let (key, auth) = ed25519_pair();
+        let params = p(&[("timestamp", "2"), ("apiKey", "k"), ("symbol", "１２３")]);
+        let sig = b64_sign(&key, "apiKey=k&symbol=１２３&timestamp=2");
+        assert!(auth.ws_valid(&params, &sig));
+        assert!(!auth.ws_valid(&p(&[("timestamp", "3"), ("apiKey", "k")]), &sig));
+        let hmac = KeyAuth::Hmac("s".into());
+        assert!(hmac.ws_valid(&p(&[("apiKey", "k")]), &hmac_hex("s", "apiKey=k")));
+        assert!(!hmac.ws_valid(&p(&[("apiKey", "k")]), &sig), "an Ed25519 signature is no HMAC");
+        assert!(auth.is_ed25519() && !hmac.is_ed25519());
+    }
+
+    #[test]
+    fn public_keys_are_read_from_pem_and_garbage_is_named() {
+        // The sample key of Binance's "API Key Types" FAQ.
+        let pem = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAgmDRTtj2FA+wzJUIlAL9ly1eovjLBu7uXUFR+jFULmg=\n-----END PUBLIC KEY-----\n";
+        assert!(ed25519_public_key(pem).is_ok());
+        let err = ed25519_public_key("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----").unwrap_err();
+        assert!(err.contains("Ed25519 public key"), "{err}");
     }
 
     #[test]

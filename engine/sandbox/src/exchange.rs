@@ -219,13 +219,13 @@ pub(crate) struct MarketView<'a> {
     pub depth: &'a DepthBook,
 }
 
-/// An account of the sandbox: its id in the core and its HMAC secret.
+/// An API key of the sandbox: the account it belongs to and how it signs.
 #[derive(Debug, Clone)]
 pub struct AccountKey {
     /// Core account id.
     pub id: u32,
-    /// HMAC secret.
-    pub secret: String,
+    /// HMAC secret or Ed25519 public key.
+    pub auth: crate::auth::KeyAuth,
     /// May trade.
     pub can_trade: bool,
 }
@@ -532,10 +532,14 @@ impl Exchange {
                 .collect();
             core.add_account(id, balances.clone());
             accounts.push((id, balances));
-            keys.insert(
-                acc.api_key.clone(),
-                AccountKey { id, secret: acc.api_secret.clone(), can_trade: acc.can_trade },
-            );
+            let hmac = crate::auth::KeyAuth::Hmac(acc.api_secret.clone());
+            keys.insert(acc.api_key.clone(), AccountKey { id, auth: hmac, can_trade: acc.can_trade });
+            if let Some(pem) = &acc.ed25519_public_key {
+                let key = crate::auth::ed25519_public_key(pem)
+                    .map_err(|e| format!("sandbox.accounts[{i}].ed25519_public_key: {e}"))?;
+                let auth = crate::auth::KeyAuth::Ed25519(key);
+                keys.insert(acc.ed25519_key_id(), AccountKey { id, auth, can_trade: acc.can_trade });
+            }
         }
         let history_bars = i64::from(cfg.history_bars);
         let ticks = cfg.ticks_per_bar.max(1);

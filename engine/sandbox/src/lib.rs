@@ -28,8 +28,10 @@ mod rest;
 pub mod saved;
 mod streams;
 mod tape;
+pub mod test_key;
 mod tickers;
 mod ws;
+mod ws_session;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -50,7 +52,8 @@ use keel_core::sim::{CommissionAsset, SimOrder};
 
 pub use exchange::{Exchange, BAR_MS};
 
-/// One sandbox account: an API key/secret pair and starting balances.
+/// One sandbox account: an HMAC API key/secret pair, optionally an Ed25519
+/// API key, and starting balances.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SandboxAccountConfig {
@@ -58,6 +61,16 @@ pub struct SandboxAccountConfig {
     pub api_key: String,
     /// HMAC secret.
     pub api_secret: String,
+    /// The public key (PEM, `-----BEGIN PUBLIC KEY-----`) of an Ed25519 API
+    /// key of this account, as a user registers it with Binance. The first
+    /// account gets a generated test key when it has none (see
+    /// [`SandboxConfig::generate_ed25519_key`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ed25519_public_key: Option<String>,
+    /// The id of that Ed25519 API key (what a client sends as its API key);
+    /// default: [`SandboxAccountConfig::ed25519_key_id`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ed25519_api_key: Option<String>,
     /// Starting balances by asset.
     #[serde(default)]
     pub balances: BTreeMap<String, Decimal>,
@@ -68,6 +81,14 @@ pub struct SandboxAccountConfig {
 
 fn default_true() -> bool {
     true
+}
+
+impl SandboxAccountConfig {
+    /// The id of the account's Ed25519 API key: `ed25519_api_key`, else the
+    /// HMAC key's id followed by `-ed25519` (stable across restarts).
+    pub fn ed25519_key_id(&self) -> String {
+        self.ed25519_api_key.clone().unwrap_or_else(|| format!("{}-ed25519", self.api_key))
+    }
 }
 
 /// Faults injected from config (tests script more through [`FaultControl`]).
@@ -104,6 +125,15 @@ pub struct SandboxConfig {
     /// Where the sandbox keeps its state across restarts (none: it starts
     /// fresh each time).
     pub state_dir: Option<std::path::PathBuf>,
+    /// Give the first account a test Ed25519 API key when it has no
+    /// `ed25519_public_key`: its private key is read from, or generated into,
+    /// [`test_key::KEY_FILE`] in `key_dir`.
+    pub generate_ed25519_key: bool,
+    /// Where the generated test key's private PEM is kept (mode 0600), and
+    /// found again at the next start. Default: `state_dir`; with neither, the
+    /// key lives in memory only (and is new at each start). `keel sandbox`
+    /// uses its working dir.
+    pub key_dir: Option<std::path::PathBuf>,
     /// Maker fee (basis points).
     pub maker_fee_bps: Decimal,
     /// Taker fee (basis points).
@@ -167,6 +197,22 @@ impl SandboxConfig {
         }
         if self.accounts.is_empty() {
             return Err(ConfigError::new("sandbox.accounts", "the sandbox needs at least one account"));
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for (i, acc) in self.accounts.iter().enumerate() {
+            if let Some(pem) = &acc.ed25519_public_key {
+                auth::ed25519_public_key(pem)
+                    .map_err(|e| ConfigError::new(format!("sandbox.accounts[{i}].ed25519_public_key"), e))?;
+            }
+            let ed25519 = acc.ed25519_public_key.as_ref().map(|_| acc.ed25519_key_id());
+            for id in std::iter::once(acc.api_key.clone()).chain(ed25519) {
+                if !ids.insert(id.clone()) {
+                    return Err(ConfigError::new(
+                        format!("sandbox.accounts[{i}]"),
+                        format!("the API key id `{id}` is used twice"),
+                    ));
+                }
+            }
         }
         if !(self.speed.is_finite() && self.speed > 0.0 && self.speed <= MAX_SPEED) {
             return Err(ConfigError::new("sandbox.speed", format!("must be above 0 and at most {MAX_SPEED}")));
@@ -246,6 +292,8 @@ impl Default for SandboxConfig {
             speed: 1.0,
             ticks_per_bar: 10,
             state_dir: None,
+            generate_ed25519_key: true,
+            key_dir: None,
             maker_fee_bps: d("10"),
             taker_fee_bps: d("10"),
             commission_asset: CommissionAsset::Received,
@@ -265,6 +313,8 @@ impl Default for SandboxConfig {
             accounts: vec![SandboxAccountConfig {
                 api_key: DEFAULT_API_KEY.into(),
                 api_secret: DEFAULT_API_SECRET.into(),
+                ed25519_public_key: None,
+                ed25519_api_key: None,
                 balances,
                 can_trade: true,
             }],
@@ -298,8 +348,11 @@ pub enum RestFault {
     },
 }
 
-/// A fault for the next `POST /api/v3/order`: the answer is an error or is
-/// lost, before or after the order executes.
+/// A fault for the next order placement (`POST /api/v3/order` or the
+/// WebSocket API's `order.place`): the answer is an error or is lost, before
+/// or after the order executes. On the WebSocket API the error is a response
+/// with the same status and code; a held answer holds only that response,
+/// and a connection dropped while it is held loses it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrderFault {
     /// HTTP 503 `-1001` without executing (the order never reached the engine).
@@ -355,6 +408,8 @@ pub struct FaultControl {
     conn_tx: broadcast::Sender<ConnCmd>,
     dropped: Arc<AtomicU64>,
     requests: Arc<Mutex<VecDeque<String>>>,
+    ws_requests: Arc<Mutex<VecDeque<String>>>,
+    ws_api_refused: Arc<AtomicBool>,
     weight_total: Arc<AtomicU64>,
 }
 
@@ -372,6 +427,8 @@ impl FaultControl {
             conn_tx,
             dropped: Arc::new(AtomicU64::new(0)),
             requests: Arc::new(Mutex::new(VecDeque::new())),
+            ws_requests: Arc::new(Mutex::new(VecDeque::new())),
+            ws_api_refused: Arc::new(AtomicBool::new(false)),
             weight_total: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -398,6 +455,20 @@ impl FaultControl {
             log.pop_front();
         }
         log.push_back(format!("{method} /api/v3/{path}"));
+    }
+
+    /// The WebSocket API requests received so far (the latest
+    /// [`REQUEST_LOG_MAX`]), by method, oldest first.
+    pub fn ws_api_requests(&self) -> Vec<String> {
+        self.ws_requests.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()
+    }
+
+    pub(crate) fn note_ws_request(&self, method: &str) {
+        let mut log = self.ws_requests.lock().unwrap_or_else(|p| p.into_inner());
+        if log.len() >= REQUEST_LOG_MAX {
+            log.pop_front();
+        }
+        log.push_back(method.to_string());
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, FaultState> {
@@ -448,6 +519,17 @@ impl FaultControl {
 
     pub(crate) fn path_fails(&self, path: &str) -> bool {
         self.lock().failing_paths.iter().any(|p| p == path)
+    }
+
+    /// While true, new WebSocket API connections are refused (HTTP 503 to the
+    /// upgrade): with [`FaultControl::drop_connections`], the WebSocket API is
+    /// down while REST and the market streams still answer.
+    pub fn refuse_ws_api(&self, refuse: bool) {
+        self.ws_api_refused.store(refuse, Ordering::SeqCst);
+    }
+
+    pub(crate) fn ws_api_refused(&self) -> bool {
+        self.ws_api_refused.load(Ordering::SeqCst)
     }
 
     /// Adds latency to every REST response.
@@ -599,6 +681,15 @@ pub struct SandboxHandle {
     pub api_key: String,
     /// Secret of the first account.
     pub api_secret: String,
+    /// The Ed25519 API key of the first account, when it has one.
+    pub ed25519_api_key: Option<String>,
+    /// The generated test key's private key (PKCS#8 PEM), when the sandbox
+    /// made or read one: test data for a client on this machine, never
+    /// printed (the file in [`SandboxHandle::ed25519_private_key_path`] is
+    /// what an operator is shown).
+    pub ed25519_private_key_pem: Option<String>,
+    /// Where that private key is kept (none: in memory only).
+    pub ed25519_private_key_path: Option<std::path::PathBuf>,
     /// Fault injection.
     pub faults: FaultControl,
     /// Market steering.
@@ -608,13 +699,25 @@ pub struct SandboxHandle {
 }
 
 impl SandboxHandle {
-    /// A few lines for an operator: the URLs and the test key (the secret of a
-    /// sandbox account is test data, not a credential).
+    /// A few lines for an operator: the URLs and the test keys (the secret of
+    /// a sandbox account is test data, not a credential; the Ed25519 private
+    /// key is shown by its file, not its content).
     pub fn describe(&self) -> String {
-        format!(
+        let mut out = format!(
             "Keel sandbox exchange (Binance spot protocol)\n  REST:        {}/api/v3\n  streams:     {}/ws/<stream>, {}/stream?streams=\n  WS API:      {}\n  API key:     {}\n  API secret:  {}",
             self.rest_url, self.ws_stream_url, self.ws_stream_url, self.ws_api_url, self.api_key, self.api_secret
-        )
+        );
+        if let Some(key) = &self.ed25519_api_key {
+            out.push_str(&format!("\n  Ed25519 API key:     {key}"));
+            match &self.ed25519_private_key_path {
+                Some(path) => out.push_str(&format!("\n  Ed25519 private key: {}", path.display())),
+                None if self.ed25519_private_key_pem.is_some() => {
+                    out.push_str("\n  Ed25519 private key: in memory only (set [sandbox] key_dir to keep it)")
+                }
+                None => {}
+            }
+        }
+        out
     }
 
     /// Stops the server and its tasks, waits for them, and saves the state
@@ -652,7 +755,8 @@ pub struct Sandbox;
 impl Sandbox {
     /// Starts the sandbox on its configured address and returns its handle.
     /// Must run inside a tokio runtime.
-    pub async fn start(cfg: SandboxConfig) -> Result<SandboxHandle, SandboxError> {
+    pub async fn start(mut cfg: SandboxConfig) -> Result<SandboxHandle, SandboxError> {
+        let test_key = test_key::prepare(&mut cfg)?;
         if cfg.symbols.is_empty() {
             return Err(SandboxError::Config("at least one symbol is needed".into()));
         }
@@ -754,6 +858,9 @@ impl Sandbox {
             ws_api_url: format!("ws://{addr}/ws-api/v3"),
             api_key: first.api_key.clone(),
             api_secret: first.api_secret.clone(),
+            ed25519_api_key: first.ed25519_public_key.as_ref().map(|_| first.ed25519_key_id()),
+            ed25519_private_key_pem: test_key.as_ref().map(|k| k.private_key_pem.clone()),
+            ed25519_private_key_path: test_key.and_then(|k| k.path),
             market: MarketControl { ex, paused, faults: faults.clone() },
             faults,
             stop_tx,

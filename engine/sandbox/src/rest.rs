@@ -420,7 +420,7 @@ fn authenticate(
     if recv_window > Decimal::new(60_000, 0) || recv_window <= Decimal::ZERO {
         return Err(Reject::new(-1131, "recvWindow must be less than 60000"));
     }
-    if !crate::auth::rest_signature_valid(&acc.secret, raw_query, body, signature) {
+    if !acc.auth.rest_valid(raw_query, body, signature) {
         return Err(Reject::new(-1022, "Signature for this request is not valid."));
     }
     check_timing(ts, recv_window, now)?;
@@ -498,7 +498,7 @@ fn symbol_json(i: &Instrument, app: &App) -> Value {
     })
 }
 
-fn exchange_info(app: &App, p: &Params, now: i64) -> Result<Value, Reject> {
+pub(crate) fn exchange_info(app: &App, p: &Params, now: i64) -> Result<Value, Reject> {
     let all = app.ex.lock().instruments();
     let wanted: Option<Vec<String>> = if let Some(s) = p.get("symbol") {
         Some(vec![s.to_string()])

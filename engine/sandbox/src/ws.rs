@@ -15,10 +15,11 @@ use keel_core::market::Bar;
 
 use super::tape::BarStats;
 
-use super::exchange::{kline_obj, order_response, MarketKind, MarketMsg, Reject};
+use super::exchange::{kline_obj, MarketKind, MarketMsg, Reject};
 use super::limits::{self, Gate};
 use super::replace::Failed;
-use super::rest::{account_info, cancel_order, interval_ms, open_orders, place_core, query_order, Params};
+use super::rest::{account_info, cancel_order, interval_ms, open_orders, query_order, Params};
+use super::ws_session::{place_order, Session};
 use super::{App, ConnCmd};
 
 /// `/ws` with no stream: subscriptions come by `SUBSCRIBE`.
@@ -186,6 +187,11 @@ pub(crate) async fn ws_api(
     Query(q): Query<HashMap<String, String>>,
     up: WebSocketUpgrade,
 ) -> Response {
+    if app.faults.ws_api_refused() {
+        let mut refused = Response::new(axum::body::Body::empty());
+        *refused.status_mut() = axum::http::StatusCode::SERVICE_UNAVAILABLE;
+        return refused;
+    }
     let now = app.faults.server_now_ms();
     let refused = match app.limits.charge(CONNECT_WEIGHT, now) {
         Gate::Pass => None,
@@ -245,44 +251,20 @@ fn ws_weight(method: &str, p: &Params) -> u64 {
     }
 }
 
-fn ok(app: &App, id: &Value, result: Value) -> Value {
+pub(crate) fn ok(app: &App, id: &Value, result: Value) -> Value {
     json!({"id": id, "status": 200, "result": result, "rateLimits": rate_limits(app)})
 }
 
-fn err(app: &App, id: &Value, status: u16, code: i64, msg: &str) -> Value {
+pub(crate) fn err(app: &App, id: &Value, status: u16, code: i64, msg: &str) -> Value {
     json!({"id": id, "status": status, "error": {"code": code, "msg": msg}, "rateLimits": rate_limits(app)})
 }
 
-/// Validates `apiKey`, `signature` (sorted raw canonical form), `timestamp`
-/// and `recvWindow` of a signed WebSocket API request; returns the account id.
-fn ws_authenticate(app: &App, params: &serde_json::Map<String, Value>, now: i64) -> Result<u32, Reject> {
-    let key = params.get("apiKey").map(raw_value).unwrap_or_default();
-    let acc =
-        app.ex.keys.get(&key).ok_or_else(|| Reject::new(-2015, "Invalid API-key, IP, or permissions for action."))?;
-    let sig = params.get("signature").map(raw_value).ok_or_else(|| {
-        Reject::new(-1102, "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.")
-    })?;
-    let pairs: Vec<(String, String)> = params.iter().map(|(k, v)| (k.clone(), raw_value(v))).collect();
-    if !crate::auth::ws_signature_valid(&acc.secret, &pairs, &sig) {
-        return Err(Reject::new(-1022, "Signature for this request is not valid."));
-    }
-    let ts = params.get("timestamp").and_then(|v| raw_value(v).parse::<i64>().ok()).ok_or_else(|| {
-        Reject::new(-1102, "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed.")
-    })?;
-    let recv = match params.get("recvWindow") {
-        None => rust_decimal::Decimal::new(5000, 0),
-        Some(v) => raw_value(v)
-            .parse()
-            .map_err(|_| Reject::new(-1100, "Illegal characters found in parameter 'recvWindow'."))?,
-    };
-    if recv <= rust_decimal::Decimal::ZERO || recv > rust_decimal::Decimal::new(60_000, 0) {
-        return Err(Reject::new(-1131, "recvWindow must be less than 60000"));
-    }
-    super::rest::check_timing(ts, recv, now)?;
-    Ok(acc.id)
+/// A refusal as an answer, with the HTTP status its code travels with.
+pub(crate) fn reject(app: &App, id: &Value, r: &Reject) -> Value {
+    err(app, id, crate::auth::http_status(r), r.code, &r.msg)
 }
 
-fn raw_value(v: &Value) -> String {
+pub(crate) fn raw_value(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -292,10 +274,9 @@ fn raw_value(v: &Value) -> String {
 async fn api_conn(app: Arc<App>, mut socket: WebSocket, rate_limits_default: bool) {
     let mut users = app.ex.user_tx.subscribe();
     let mut cmds = app.faults.subscribe();
-    let connected_since = app.faults.server_now_ms();
-    // subscription id → account id
-    let mut subs: Vec<(u64, u32)> = Vec::new();
-    let mut next_sub: u64 = 0;
+    let mut session = Session::new(app.faults.server_now_ms());
+    // Answers held back by a fault arrive here, while the connection goes on.
+    let (later_tx, mut later_rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
     let mut ping = tokio::time::interval(Duration::from_millis(app.cfg.ping_interval_ms.max(100)));
     ping.tick().await;
     loop {
@@ -303,9 +284,9 @@ async fn api_conn(app: Arc<App>, mut socket: WebSocket, rate_limits_default: boo
             m = users.recv() => match m {
                 Ok(msg) => {
                     let garble = msg.event["e"] == "executionReport"
-                        && subs.iter().any(|(_, acc)| *acc == msg.account)
+                        && session.subs.iter().any(|(_, acc)| *acc == msg.account)
                         && app.faults.take_garbled_report();
-                    for (sid, acc) in &subs {
+                    for (sid, acc) in &session.subs {
                         if *acc == msg.account {
                             let mut event = msg.event.clone();
                             if garble {
@@ -321,6 +302,14 @@ async fn api_conn(app: Arc<App>, mut socket: WebSocket, rate_limits_default: boo
                 // A lost event cannot be replayed: close so the client reconciles.
                 Err(_) => return,
             },
+            Some(mut v) = later_rx.recv() => {
+                if let (false, Value::Object(m)) = (rate_limits_default, &mut v) {
+                    m.remove("rateLimits");
+                }
+                if socket.send(text(&v)).await.is_err() {
+                    return;
+                }
+            }
             c = cmds.recv() => match c {
                 Ok(ConnCmd::Drop) | Err(RecvError::Closed) => return,
                 Ok(ConnCmd::ServerShutdown) => {
@@ -338,18 +327,19 @@ async fn api_conn(app: Arc<App>, mut socket: WebSocket, rate_limits_default: boo
             }
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Text(t))) => {
-                    let (mut reply, terminated) = api_request(&app, &t, &mut subs, &mut next_sub, connected_since);
-                    let show = show_rate_limits(&t, rate_limits_default);
-                    if let (false, Value::Object(m)) = (show, &mut reply) {
-                        m.remove("rateLimits");
-                    }
-                    if socket.send(text(&reply)).await.is_err() {
-                        return;
-                    }
-                    // A banned IP is disconnected.
-                    if reply["status"] == 418 {
-                        let _ = socket.send(Message::Close(None)).await;
-                        return;
+                    let (reply, terminated) = api_request(&app, &t, &mut session, &later_tx);
+                    if let Some(mut reply) = reply {
+                        if let (false, Value::Object(m)) = (show_rate_limits(&t, rate_limits_default), &mut reply) {
+                            m.remove("rateLimits");
+                        }
+                        if socket.send(text(&reply)).await.is_err() {
+                            return;
+                        }
+                        // A banned IP is disconnected.
+                        if reply["status"] == 418 {
+                            let _ = socket.send(Message::Close(None)).await;
+                            return;
+                        }
                     }
                     for sid in terminated {
                         let v = json!({"subscriptionId": sid, "event": {"e": "eventStreamTerminated", "E": app.faults.server_now_ms()}});
@@ -372,7 +362,7 @@ async fn api_conn(app: Arc<App>, mut socket: WebSocket, rate_limits_default: boo
 
 /// Adds the account's `ORDERS` counters to a reply's `rateLimits` (order
 /// placement affects them).
-fn append_orders(app: &App, reply: &mut Value, account: u32, now: i64) {
+pub(crate) fn append_orders(app: &App, reply: &mut Value, account: u32, now: i64) {
     if let Some(list) = reply.get_mut("rateLimits").and_then(Value::as_array_mut) {
         // As Binance lists them: the order counters first.
         for (i, v) in app.limits.orders_json(account, now).into_iter().enumerate() {
@@ -391,22 +381,22 @@ fn show_rate_limits(request: &str, default: bool) -> bool {
 }
 
 /// A `429` or `418` reply of the WebSocket API, with the documented `data`.
-fn refused(app: &App, id: &Value, status: u16, r: &Reject, retry_at_ms: i64) -> Value {
+pub(crate) fn refused(app: &App, id: &Value, status: u16, r: &Reject, retry_at_ms: i64) -> Value {
     let mut v = err(app, id, status, r.code, &r.msg);
     v["error"]["data"] = json!({"serverTime": app.faults.server_now_ms(), "retryAfter": retry_at_ms});
     v
 }
 
-/// Handles one WS API request; returns the reply and any terminated subscriptions.
+/// Handles one WS API request; returns the reply (none when a held answer
+/// follows on `later`) and any terminated subscriptions.
 fn api_request(
-    app: &App,
+    app: &Arc<App>,
     t: &str,
-    subs: &mut Vec<(u64, u32)>,
-    next_sub: &mut u64,
-    connected_since: i64,
-) -> (Value, Vec<u64>) {
+    session: &mut Session,
+    later: &tokio::sync::mpsc::UnboundedSender<Value>,
+) -> (Option<Value>, Vec<u64>) {
     let Ok(v) = serde_json::from_str::<Value>(t) else {
-        return (err(app, &Value::Null, 400, -1100, "Illegal characters found in a parameter."), Vec::new());
+        return (Some(err(app, &Value::Null, 400, -1100, "Illegal characters found in a parameter.")), Vec::new());
     };
     let id = v.get("id").cloned().unwrap_or(Value::Null);
     let mut params = v.get("params").and_then(Value::as_object).cloned().unwrap_or_default();
@@ -414,72 +404,48 @@ fn api_request(
     params.remove("returnRateLimits");
     let now = app.faults.server_now_ms();
     let method = v.get("method").and_then(Value::as_str).unwrap_or("");
+    app.faults.note_ws_request(method);
     let weighed = Params::from_pairs(params.iter().map(|(k, v)| (k.clone(), raw_value(v))).collect());
     let weight = ws_weight(method, &weighed);
     match app.limits.charge(weight, now) {
         Gate::Pass => {}
         Gate::Limited { retry_after_ms } => {
-            return (refused(app, &id, 429, &app.limits.too_much_weight(), now + retry_after_ms), Vec::new())
+            let r = app.limits.too_much_weight();
+            return (Some(refused(app, &id, 429, &r, now + retry_after_ms)), Vec::new());
         }
-        Gate::Banned { until_ms } => return (refused(app, &id, 418, &limits::banned(until_ms), until_ms), Vec::new()),
+        Gate::Banned { until_ms } => {
+            return (Some(refused(app, &id, 418, &limits::banned(until_ms), until_ms)), Vec::new())
+        }
+    }
+    if let Some((reply, ended)) = session.handle(app, &id, method, &params, now) {
+        return (Some(reply), ended);
     }
     let reply = match method {
         "ping" => ok(app, &id, json!({})),
         "time" => ok(app, &id, json!({"serverTime": now})),
-        "session.status" => ok(
-            app,
-            &id,
-            json!({"apiKey": null, "authorizedSince": null, "connectedSince": connected_since, "returnRateLimits": true,
-                   "serverTime": now, "userDataStream": !subs.is_empty()}),
-        ),
-        "session.subscriptions" => {
-            ok(app, &id, Value::Array(subs.iter().map(|(s, _)| json!({"subscriptionId": s})).collect()))
-        }
-        "userDataStream.subscribe.signature" => {
-            let acc_id = match ws_authenticate(app, &params, now) {
-                Ok(a) => a,
-                Err(r) => return (err(app, &id, crate::auth::http_status(&r), r.code, &r.msg), Vec::new()),
-            };
-            if subs.iter().any(|(_, a)| *a == acc_id) {
-                return (err(app, &id, 400, -2035, "User Data Stream subscription already active."), Vec::new());
+        "exchangeInfo" => {
+            let p = Params::from_pairs(params.iter().map(|(k, v)| (k.clone(), raw_value(v))).collect());
+            match super::rest::exchange_info(app, &p, now) {
+                Ok(v) => ok(app, &id, v),
+                Err(r) => reject(app, &id, &r),
             }
-            let sid = *next_sub;
-            *next_sub += 1;
-            subs.push((sid, acc_id));
-            ok(app, &id, json!({"subscriptionId": sid}))
         }
-        "userDataStream.unsubscribe" => {
-            let which = params.get("subscriptionId").and_then(|v| raw_value(v).parse::<u64>().ok());
-            let ended: Vec<u64> = subs.iter().filter(|(s, _)| which.is_none_or(|w| w == *s)).map(|(s, _)| *s).collect();
-            if ended.is_empty() {
-                return (err(app, &id, 400, -2036, "User Data Stream subscription not active."), Vec::new());
-            }
-            subs.retain(|(s, _)| !ended.contains(s));
-            return (ok(app, &id, json!({})), ended);
-        }
-        "order.place"
-        | "order.test"
-        | "order.status"
-        | "order.cancel"
-        | "order.cancelReplace"
-        | "openOrders.status"
+        "order.place" | "order.test" | "order.status" | "order.cancel" | "order.cancelReplace" | "openOrders.status"
         | "account.status" => {
-            let account = match ws_authenticate(app, &params, now) {
+            let account = match session.authorize(app, &params, now) {
                 Ok(a) => a,
-                Err(r) => return (err(app, &id, crate::auth::http_status(&r), r.code, &r.msg), Vec::new()),
+                Err(r) => return (Some(reject(app, &id, &r)), Vec::new()),
             };
             let p = Params::from_pairs(params.iter().map(|(k, v)| (k.clone(), raw_value(v))).collect());
             let res = match method {
-                "order.place" => match place_core(app, &p, account, now) {
-                    Ok(pl) => Ok(order_response(&pl.order, &pl.execs, &pl.resp_type, now)),
-                    Err((r, Some(wait_s))) => {
-                        let retry_at = now + i64::try_from(wait_s.saturating_mul(1000)).unwrap_or(i64::MAX);
-                        let mut v = refused(app, &id, 429, &r, retry_at);
-                        append_orders(app, &mut v, account, now);
-                        return (v, Vec::new());
+                "order.place" => {
+                    let mut reply = place_order(app, &id, p, account, now, later);
+                    if let Some(r) = reply.as_mut().filter(|r| r["status"] == 200) {
+                        app.limits.refund(weight, now);
+                        append_orders(app, r, account, now);
                     }
-                    Err((r, None)) => Err(r),
-                },
+                    return (reply, Vec::new());
+                }
                 "order.test" => super::rest::order_test(app, &p, account),
                 "order.status" => query_order(app, &p, account),
                 "order.cancel" => cancel_order(app, &p, account, now),
@@ -489,7 +455,8 @@ fn api_request(
                     Err(Failed::Parts { status, error, data }) => {
                         let mut v = err(app, &id, status, error.code, &error.msg);
                         v["error"]["data"] = data;
-                        return (v, Vec::new());
+                        append_orders(app, &mut v, account, now);
+                        return (Some(v), Vec::new());
                     }
                 },
                 "openOrders.status" => open_orders(app, &p, account),
@@ -500,9 +467,9 @@ fn api_request(
             }
             let mut reply = match res {
                 Ok(v) => ok(app, &id, v),
-                Err(r) => err(app, &id, crate::auth::http_status(&r), r.code, &r.msg),
+                Err(r) => reject(app, &id, &r),
             };
-            if matches!(method, "order.place" | "order.cancelReplace") {
+            if method == "order.cancelReplace" {
                 append_orders(app, &mut reply, account, now);
             }
             reply
@@ -512,5 +479,5 @@ fn api_request(
         }
         _ => err(app, &id, 400, -1020, "This operation is not supported."),
     };
-    (reply, Vec::new())
+    (Some(reply), Vec::new())
 }

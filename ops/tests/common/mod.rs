@@ -135,6 +135,11 @@ pub struct StandaloneSandbox {
     pub api_key: String,
     /// Test API secret.
     pub api_secret: String,
+    /// The generated Ed25519 key's id.
+    pub ed25519_api_key: String,
+    /// Its private key file (written in the config's directory, the
+    /// sandbox's working dir).
+    pub ed25519_private_key_path: String,
 }
 
 impl StandaloneSandbox {
@@ -144,6 +149,7 @@ impl StandaloneSandbox {
         let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
             .args(["sandbox", "--listen", "127.0.0.1:0", "--config"])
             .arg(config)
+            .current_dir(config.parent().expect("the config is in a dir"))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -174,6 +180,8 @@ impl StandaloneSandbox {
             ws_api_url: s("ws_api_url"),
             api_key: s("api_key"),
             api_secret: s("api_secret"),
+            ed25519_api_key: s("ed25519_api_key"),
+            ed25519_private_key_path: s("ed25519_private_key_path"),
             child,
         }
     }
@@ -181,7 +189,7 @@ impl StandaloneSandbox {
     /// `[venue.binance]` lines pointing Keel at this sandbox.
     pub fn binance_section(&self) -> String {
         format!(
-            "[venue.binance]\nrest_url = \"{}\"\nws_stream_url = \"{}\"\nws_api_url = \"{}\"\napi_key_env = \"KEEL_TEST_SANDBOX_KEY\"\napi_secret_env = \"KEEL_TEST_SANDBOX_SECRET\"\n",
+            "[venue.binance]\nrest_url = \"{}\"\nws_stream_url = \"{}\"\nws_api_url = \"{}\"\napi_key_env = \"KEEL_TEST_SANDBOX_KEY\"\napi_secret_env = \"KEEL_TEST_SANDBOX_SECRET\"\nprivate_key_path_env = \"KEEL_TEST_SANDBOX_PRIVATE_KEY_PATH\"\n",
             self.rest_url, self.ws_stream_url, self.ws_api_url
         )
     }
@@ -201,9 +209,13 @@ impl StandaloneSandbox {
             .expect("the test connects to the sandbox")
     }
 
-    /// The environment holding the test key.
+    /// The environment holding the test key: the Ed25519 key's id and the
+    /// path of its private key, as an operator sets them.
     pub fn key_env(&self) -> [(&'static str, String); 2] {
-        [("KEEL_TEST_SANDBOX_KEY", self.api_key.clone()), ("KEEL_TEST_SANDBOX_SECRET", self.api_secret.clone())]
+        [
+            ("KEEL_TEST_SANDBOX_KEY", self.ed25519_api_key.clone()),
+            ("KEEL_TEST_SANDBOX_PRIVATE_KEY_PATH", self.ed25519_private_key_path.clone()),
+        ]
     }
 }
 
