@@ -1017,3 +1017,83 @@ async fn stop_loss_and_take_profit_market_orders_trigger_as_documented() {
     assert_eq!(query("tp").await["status"], "NEW");
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn unread_parameters_and_features_not_enabled_get_binances_answers() {
+    let sb = start(SandboxConfig::default()).await;
+    // Any endpoint refuses a parameter it does not read.
+    let r = call(&sb, "GET", "/api/v3/depth", &[("symbol", "BTCUSDT"), ("depth", "5")], false, None).await;
+    let unread = |read: usize, sent: usize| json!({"code": -1104, "msg": format!("Not all sent parameters were read; read '{read}' parameter(s) but was sent '{sent}'.")});
+    assert_eq!((r.status, r.body), (400, unread(1, 2)));
+    let r = call(&sb, "GET", "/api/v3/account", &[("fooBar", "1")], true, None).await;
+    assert_eq!(r.body, unread(2, 3), "timestamp and signature are read, fooBar is not");
+    // Features exchangeInfo says are off.
+    let oco = [
+        ("symbol", "BTCUSDT"),
+        ("side", "SELL"),
+        ("quantity", "0.01"),
+        ("aboveType", "LIMIT_MAKER"),
+        ("abovePrice", "70000"),
+        ("belowType", "STOP_LOSS"),
+        ("belowStopPrice", "50000"),
+    ];
+    let r = call(&sb, "POST", "/api/v3/orderList/oco", &oco, true, None).await;
+    assert_eq!(
+        (r.status, r.body),
+        (400, json!({"code": -2010, "msg": "OCO orders are not supported for this symbol"}))
+    );
+    let amend = [("symbol", "BTCUSDT"), ("orderId", "1"), ("newQty", "0.001")];
+    let r = call(&sb, "PUT", "/api/v3/order/amend/keepPriority", &amend, true, None).await;
+    assert_eq!(r.body, json!({"code": -2038, "msg": "Order amend is not supported for this symbol."}));
+    let pegged = [
+        ("symbol", "BTCUSDT"),
+        ("side", "BUY"),
+        ("type", "LIMIT"),
+        ("timeInForce", "GTC"),
+        ("quantity", "0.01"),
+        ("price", "50000"),
+        ("pegPriceType", "PRIMARY_PEG"),
+    ];
+    let r = call(&sb, "POST", "/api/v3/order", &pegged, true, None).await;
+    assert_eq!(r.body, json!({"code": -2010, "msg": "Pegged orders are not supported for this symbol."}));
+
+    // Real time (the default): the last kline is the bar in progress, as on Binance.
+    let now = now_ms();
+    let r =
+        call(&sb, "GET", "/api/v3/klines", &[("symbol", "BTCUSDT"), ("interval", "1m"), ("limit", "3")], false, None)
+            .await;
+    let last = r.body.as_array().and_then(|a| a.last()).cloned().unwrap_or_default();
+    let minute = now - now.rem_euclid(60_000);
+    assert!(
+        [minute, minute + 60_000].contains(&last[0].as_i64().unwrap_or_default()),
+        "the last kline opens in the current minute ({minute}): {last}"
+    );
+    assert!(last[6].as_i64().unwrap_or_default() >= now, "its close time is still ahead: {last}");
+
+    // The WebSocket API serves account history and market data too.
+    let (mut ws, _) = tokio_tungstenite::connect_async(sb.ws_api_url.clone()).await.unwrap();
+    ws.send(ws_signed(&sb, "t", "myTrades", &[("symbol", "BTCUSDT")])).await.unwrap();
+    let r = next_json(&mut ws).await;
+    assert_eq!((r["status"].as_u64(), r["result"].is_array()), (Some(200), true), "{r}");
+    ws.send(Message::Text(
+        json!({"id": "d", "method": "depth", "params": {"symbol": "BTCUSDT", "limit": 5}}).to_string().into(),
+    ))
+    .await
+    .unwrap();
+    let r = next_json(&mut ws).await;
+    assert!(r["result"]["lastUpdateId"].is_u64() && r["result"]["bids"].is_array(), "{r}");
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_first_depth_diff_covers_only_changes_since_the_server_opened() {
+    // 30 bars of 10 ticks are generated before the server opens (300 book updates).
+    let sb = start(SandboxConfig::demo()).await;
+    // Connected at once: the first 1000 ms diff comes after the server opened.
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{}/ws/btcusdt@depth", sb.ws_stream_url)).await.unwrap();
+    let first = next_json(&mut ws).await;
+    let (u_first, u_last) = (first["U"].as_u64().unwrap(), first["u"].as_u64().unwrap());
+    assert!(u_first > 300, "the history generated before the server opened is not in a diff: U={u_first} u={u_last}");
+    assert!(first["b"].as_array().unwrap().len() < 500, "a diff of a second, not of the history");
+    sb.shutdown().await;
+}

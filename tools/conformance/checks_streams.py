@@ -312,7 +312,12 @@ CONTROL_ERRORS = [
     ("property_not_boolean", {"method": "SET_PROPERTY", "params": ["combined", "yes"], "id": 1}, 1, "Invalid value type: expected Boolean"),
     ("unknown_property", {"method": "GET_PROPERTY", "params": ["colour"], "id": 1}, 0, "Unknown property"),
     ("property_name_not_string", {"method": "GET_PROPERTY", "params": [5], "id": 1}, 2, "Invalid request: property name must be a string"),
-    ("unknown_stream", {"method": "SUBSCRIBE", "params": ["btcusdt@nosuchstream"], "id": 1}, 2, "Invalid request: "),
+    # Binance checks a stream name's form, not that the stream exists (a
+    # well-formed unknown name is acknowledged and stays silent there too);
+    # a malformed name is refused, and a stream type Binance documents must
+    # either be delivered or refused, never acknowledged and left silent.
+    ("malformed_stream", {"method": "SUBSCRIBE", "params": ["@@@not#a#stream"], "id": 1}, 2, "Invalid request: invalid stream"),
+    ("documented_stream_not_delivered", {"method": "SUBSCRIBE", "params": ["btcusdt@ticker_1h"], "id": 1}, 2, "Invalid request: "),
 ]
 
 

@@ -115,6 +115,13 @@ impl DepthBook {
         true
     }
 
+    /// Drops the changes not yet sent at both speeds (the next diff starts
+    /// at the next update id).
+    pub fn forget_pending(&mut self) {
+        self.fast = Pending::default();
+        self.slow = Pending::default();
+    }
+
     /// Takes the changes not yet sent at one speed (`fast`: 100 ms).
     pub fn take_diff(&mut self, fast: bool) -> Option<Diff> {
         let p = std::mem::take(if fast { &mut self.fast } else { &mut self.slow });

@@ -621,6 +621,12 @@ impl Exchange {
             }
         }
         state.save(now_ms);
+        // Diffs start from the book as the server opens: the changes made
+        // while generating history (or catching up) are in the snapshot a
+        // client fetches, not in a first diff of thousands of levels.
+        for s in state.syms.values_mut() {
+            s.depth.forget_pending();
+        }
         state.market_tx = Some(market_tx.clone());
         Ok(Self { state: std::sync::Mutex::new(state), keys, market_tx, user_tx, fees })
     }

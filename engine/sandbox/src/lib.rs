@@ -747,6 +747,19 @@ pub(crate) struct App {
     pub faults: FaultControl,
     pub cfg: SandboxConfig,
     pub limits: limits::Limits,
+    /// Set while tests hold the market still ([`MarketControl::pause`]).
+    pub paused: Arc<AtomicBool>,
+}
+
+impl App {
+    /// Runs the market ticks due by server time `now_ms` before a request is
+    /// served, so an answer never shows the market behind the server clock
+    /// (the ticking task may wake a little late) — unless a test holds it.
+    pub fn catch_up(&self, now_ms: i64) {
+        if !self.paused.load(Ordering::SeqCst) {
+            self.ex.tick(now_ms);
+        }
+    }
 }
 
 /// The sandbox exchange.
@@ -796,6 +809,7 @@ impl Sandbox {
                 ban_after_429s: cfg.ban_after_429s,
                 first_ban_ms: i64::try_from(cfg.first_ban_s.saturating_mul(1000)).unwrap_or(i64::MAX),
             }),
+            paused: paused.clone(),
         });
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();

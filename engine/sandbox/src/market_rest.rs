@@ -124,15 +124,21 @@ pub(crate) fn klines(app: &App, p: &Params) -> Result<Value, Reject> {
     let limit = limit(p, 500, 1000)?;
     let start = p.int("startTime")?;
     let end = p.int("endTime")?;
+    // In real time the bar in progress is served last, as Binance serves it
+    // (its close time is still ahead of serverTime). Accelerated, kline times
+    // run behind serverTime, so a client could not tell that bar from a
+    // closed one: only closed bars are served.
+    let real_time = app.cfg.speed <= 1.0;
     let bars: Vec<(Bar, BarStats)> = {
         let st = app.ex.lock();
         let v = st.market_view(symbol).ok_or_else(invalid_symbol)?;
-        v.history.iter().map(|b| (b.clone(), v.tape.stats_of(b.open_time))).collect()
+        let current = v.current.filter(|_| real_time).map(|b| (b.clone(), v.tape.current_stats()));
+        v.history.iter().map(|b| (b.clone(), v.tape.stats_of(b.open_time))).chain(current).collect()
     };
     let last_closed = bars.last().map(|(b, _)| b.close_time);
     let mut agg = aggregate(bars, interval);
     // A longer interval's last bucket is complete only if its last minute closed.
-    if agg.last().is_some_and(|(b, _)| last_closed.is_some_and(|l| l < b.close_time)) {
+    if !real_time && agg.last().is_some_and(|(b, _)| last_closed.is_some_and(|l| l < b.close_time)) {
         agg.pop();
     }
     let inside =

@@ -191,6 +191,13 @@ fn is_signed(method: &Method, path: &str) -> bool {
                 | "account/commission"
                 | "myTrades"
                 | "rateLimit/order"
+                | "order/oco"
+                | "orderList/oco"
+                | "orderList/oto"
+                | "orderList/otoco"
+                | "orderList/opo"
+                | "orderList/opoco"
+                | "order/amend/keepPriority"
         )
     )
 }
@@ -277,6 +284,15 @@ pub(crate) async fn handle(
         None
     };
 
+    app.catch_up(now);
+    if let Some(known) = known_params(&method, &path) {
+        let signed: &[&str] = if account.is_some() { &["timestamp", "signature", "recvWindow"] } else { &[] };
+        let all: Vec<&str> = known.iter().chain(signed).copied().collect();
+        if let Err(r) = params.all_read(&all) {
+            return error_reply(&r, used, None);
+        }
+    }
+
     let result = match (method.as_str(), path.as_str(), account) {
         ("GET", "ping", _) => Ok(json!({})),
         ("GET", "time", _) => Ok(json!({"serverTime": now})),
@@ -318,6 +334,12 @@ pub(crate) async fn handle(
         ("GET", "allOrders", Some(acc)) => all_orders(&app, &params, acc),
         ("GET", "account", Some(acc)) => account_info(&app, &params, acc, now),
         ("GET", "myTrades", Some(acc)) => my_trades(&app, &params, acc),
+        (
+            "POST",
+            "order/oco" | "orderList/oco" | "orderList/oto" | "orderList/otoco" | "orderList/opo" | "orderList/opoco",
+            Some(_),
+        ) => not_enabled(&app, &params, &path),
+        ("PUT", "order/amend/keepPriority", Some(_)) => not_enabled(&app, &params, &path),
         ("GET", "rateLimit/order", Some(acc)) => Ok(Value::Array(app.limits.orders_json(acc, now).into())),
         ("POST" | "PUT" | "DELETE", "userDataStream", _) => {
             return reply(
@@ -347,6 +369,46 @@ pub(crate) async fn handle(
     }
 }
 
+/// The parameters an endpoint reads, for Binance's `-1104` on any other
+/// (`None`: the endpoint checks its own — order entry — or is refused anyway).
+fn known_params(method: &Method, path: &str) -> Option<&'static [&'static str]> {
+    const TICKER: &[&str] = &["symbol", "symbols", "symbolStatus"];
+    Some(match (method.as_str(), path) {
+        (_, "ping" | "time" | "rateLimit/order") => &[],
+        (_, "exchangeInfo") => &["symbol", "symbols", "permissions", "showPermissionSets", "symbolStatus"],
+        (_, "depth") => &["symbol", "limit", "symbolStatus"],
+        (_, "trades") => &["symbol", "limit"],
+        (_, "historicalTrades") => &["symbol", "limit", "fromId"],
+        (_, "aggTrades") => &["symbol", "fromId", "startTime", "endTime", "limit"],
+        (_, "klines" | "uiKlines") => &["symbol", "interval", "startTime", "endTime", "timeZone", "limit"],
+        (_, "avgPrice") => &["symbol"],
+        (_, "ticker/24hr") => &["symbol", "symbols", "type", "symbolStatus"],
+        (_, "ticker/price" | "ticker/bookTicker") => TICKER,
+        ("GET", "order") => &["symbol", "orderId", "origClientOrderId"],
+        ("DELETE", "order") => &["symbol", "orderId", "origClientOrderId", "newClientOrderId", "cancelRestrictions"],
+        (_, "openOrders") => &["symbol"],
+        (_, "allOrders") => &["symbol", "orderId", "startTime", "endTime", "limit"],
+        (_, "account") => &["omitZeroBalances"],
+        (_, "account/commission") => &["symbol"],
+        (_, "myTrades") => &["symbol", "orderId", "startTime", "endTime", "fromId", "limit"],
+        _ => return None,
+    })
+}
+
+/// Order lists and amends, which exchangeInfo says are not enabled
+/// (`ocoAllowed`, `otoAllowed`, `opoAllowed`, `amendAllowed` false): Binance's
+/// refusal for the symbol (`-2010`, `-2038` for an amend).
+fn not_enabled(app: &App, p: &Params, path: &str) -> Result<Value, Reject> {
+    instrument(app, p.req("symbol")?)?;
+    Err(match path {
+        "order/amend/keepPriority" => Reject::new(-2038, "Order amend is not supported for this symbol."),
+        "orderList/opo" | "orderList/opoco" => Reject::new(-2010, "OPO orders are not supported for this symbol."),
+        "order/oco" | "orderList/oco" => Reject::new(-2010, "OCO orders are not supported for this symbol"),
+        // OTO and OTOCO have no message of their own in errors.md.
+        _ => Reject::new(-2010, "Unsupported order combination"),
+    })
+}
+
 /// `POST /api/v3/order/test`: validates like an order and places nothing;
 /// with `computeCommissionRates=true` it answers the rates the order would pay.
 pub(crate) fn order_test(app: &App, p: &Params, account: u32) -> Result<Value, Reject> {
@@ -369,7 +431,7 @@ pub(crate) fn order_test(app: &App, p: &Params, account: u32) -> Result<Value, R
 
 /// `GET /api/v3/account/commission`: the account's rates for a symbol (the
 /// sandbox charges the same to every account, with no special, tax or BNB part).
-fn account_commission(app: &App, p: &Params, _account: u32) -> Result<Value, Reject> {
+pub(crate) fn account_commission(app: &App, p: &Params, _account: u32) -> Result<Value, Reject> {
     let symbol = p.req("symbol")?;
     instrument(app, symbol)?;
     let (maker, taker) = commission_rates(app);
@@ -620,6 +682,9 @@ pub(crate) fn parse_order(app: &App, p: &Params, account: u32, also_read: &[&str
     }
     if p.get("trailingDelta").is_some() {
         return Err(Reject::new(-2010, "Trailing stop orders are not supported for this symbol."));
+    }
+    if p.get("pegPriceType").is_some() || p.get("pegOffsetValue").is_some() || p.get("pegOffsetType").is_some() {
+        return Err(Reject::new(-2010, "Pegged orders are not supported for this symbol."));
     }
     let tif = match p.get("timeInForce") {
         None => None,
@@ -984,7 +1049,7 @@ pub(crate) fn cancel_order(app: &App, p: &Params, account: u32, now: i64) -> Res
     cancel_one(app, account, &symbol, &cid, cancel_id, p.get("cancelRestrictions"), now)
 }
 
-fn cancel_all(app: &App, p: &Params, account: u32, now: i64) -> Result<Value, Reject> {
+pub(crate) fn cancel_all(app: &App, p: &Params, account: u32, now: i64) -> Result<Value, Reject> {
     let symbol = p.req("symbol")?;
     instrument(app, symbol)?;
     let open = app.ex.lock().core().open_orders(account, Some(symbol));
@@ -1007,7 +1072,7 @@ pub(crate) fn open_orders(app: &App, p: &Params, account: u32) -> Result<Value, 
     Ok(Value::Array(list.iter().map(order_json).collect()))
 }
 
-fn all_orders(app: &App, p: &Params, account: u32) -> Result<Value, Reject> {
+pub(crate) fn all_orders(app: &App, p: &Params, account: u32) -> Result<Value, Reject> {
     let symbol = p.req("symbol")?;
     instrument(app, symbol)?;
     let window = TimeWindow::of(p)?;
@@ -1087,7 +1152,7 @@ pub(crate) fn account_info(app: &App, p: &Params, account: u32, now: i64) -> Res
     }))
 }
 
-fn my_trades(app: &App, p: &Params, account: u32) -> Result<Value, Reject> {
+pub(crate) fn my_trades(app: &App, p: &Params, account: u32) -> Result<Value, Reject> {
     let symbol = p.req("symbol")?;
     instrument(app, symbol)?;
     let window = TimeWindow::of(p)?;

@@ -37,7 +37,10 @@ pub(crate) fn payload(suffix: &str, kind: &MarketKind) -> Option<Value> {
             let n = |v: &[(rust_decimal::Decimal, rust_decimal::Decimal)]| levels_json(&v[..levels.min(v.len())]);
             Some(json!({"lastUpdateId": last_update_id, "bids": n(bids), "asks": n(asks)}))
         }
-        MarketKind::Stream { suffix: s, event } => (*s == suffix).then(|| event.clone()),
+        // `!miniTicker@arr@1000ms` (python-binance's name) is `!miniTicker@arr`.
+        MarketKind::Stream { suffix: s, event } => {
+            (*s == suffix || (*s == "arr" && suffix == "arr@1000ms")).then(|| event.clone())
+        }
         _ => None,
     }
 }
@@ -86,7 +89,7 @@ pub(crate) fn classify(name: &str, listed: &dyn Fn(&str) -> bool) -> StreamName 
     }
     if head.starts_with('!') {
         return match name {
-            "!miniTicker@arr" => StreamName::Served,
+            "!miniTicker@arr" | "!miniTicker@arr@1000ms" => StreamName::Served,
             "!ticker_1h@arr" | "!ticker_4h@arr" | "!ticker_1d@arr" => StreamName::NotServed,
             _ => StreamName::Unknown,
         };
@@ -241,6 +244,7 @@ mod tests {
             ("btcusdt@kline_5m", Served),
             ("btcusdt@avgPrice", Served),
             ("!miniTicker@arr", Served),
+            ("!miniTicker@arr@1000ms", Served),
             ("btcusdt@kline_1s", NotServed),
             ("btcusdt@ticker_1h", NotServed),
             ("!ticker_4h@arr", NotServed),

@@ -76,8 +76,12 @@ fn generate() -> SigningKey {
     SigningKey::from_bytes(&seed)
 }
 
+/// PKCS#8 v1 (the private key only), as `openssl genpkey -algorithm ed25519`
+/// writes it and Binance's key guide uses: clients that read v1 only (e.g.
+/// Python's `cryptography`) refuse the v2 form with the public key inside.
 fn pem_of(key: &SigningKey) -> Result<String, SandboxError> {
-    key.to_pkcs8_pem(LineEnding::LF)
+    ed25519_dalek::pkcs8::KeypairBytes { secret_key: key.to_bytes(), public_key: None }
+        .to_pkcs8_pem(LineEnding::LF)
         .map(|pem| pem.to_string())
         .map_err(|e| SandboxError::Config(format!("cannot encode the test Ed25519 private key: {e}")))
 }
@@ -112,6 +116,17 @@ fn write(path: &Path, key: &SigningKey) -> Result<(), SandboxError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_private_key_is_written_as_openssl_writes_it() {
+        let key = SigningKey::from_bytes(&[7u8; 32]);
+        let pem = pem_of(&key).unwrap();
+        // PKCS#8 v1: version 0, the Ed25519 OID, the 32-byte seed, nothing more.
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        assert!(body.starts_with("MC4CAQAwBQYDK2VwBCIEI"), "{pem}");
+        assert_eq!(body.len(), 64, "48 bytes of DER, no public key inside: {pem}");
+        assert_eq!(SigningKey::from_pkcs8_pem(&pem).unwrap().to_bytes(), key.to_bytes());
+    }
 
     #[test]
     fn the_key_is_written_owner_only_and_read_back_at_the_next_start() {

@@ -360,14 +360,14 @@ async fn api_conn(app: Arc<App>, mut socket: WebSocket, rate_limits_default: boo
     }
 }
 
-/// Adds the account's `ORDERS` counters to a reply's `rateLimits` (order
-/// placement affects them).
+/// Sets a reply's `rateLimits` to the account's `ORDERS` counters (order
+/// placement affects them; Binance lists them first) and the request weight
+/// as it stands now (after a successful order's refund).
 pub(crate) fn append_orders(app: &App, reply: &mut Value, account: u32, now: i64) {
     if let Some(list) = reply.get_mut("rateLimits").and_then(Value::as_array_mut) {
-        // As Binance lists them: the order counters first.
-        for (i, v) in app.limits.orders_json(account, now).into_iter().enumerate() {
-            list.insert(i, v);
-        }
+        let mut fresh: Vec<Value> = app.limits.orders_json(account, now).into();
+        fresh.push(app.limits.weight_json(now));
+        *list = fresh;
     }
 }
 
@@ -405,6 +405,7 @@ fn api_request(
     let now = app.faults.server_now_ms();
     let method = v.get("method").and_then(Value::as_str).unwrap_or("");
     app.faults.note_ws_request(method);
+    app.catch_up(now);
     let weighed = Params::from_pairs(params.iter().map(|(k, v)| (k.clone(), raw_value(v))).collect());
     let weight = ws_weight(method, &weighed);
     match app.limits.charge(weight, now) {
@@ -423,6 +424,26 @@ fn api_request(
     let reply = match method {
         "ping" => ok(app, &id, json!({})),
         "time" => ok(app, &id, json!({"serverTime": now})),
+        "depth" | "trades.recent" | "trades.historical" | "trades.aggregate" | "klines" | "uiKlines" | "avgPrice"
+        | "ticker.24hr" | "ticker.price" | "ticker.book" => {
+            use super::market_rest::{self, Ticker};
+            let p = Params::from_pairs(params.iter().map(|(k, v)| (k.clone(), raw_value(v))).collect());
+            let res = match method {
+                "depth" => market_rest::depth(app, &p),
+                "trades.recent" => market_rest::trades(app, &p),
+                "trades.historical" => market_rest::historical_trades(app, &p),
+                "trades.aggregate" => market_rest::agg_trades(app, &p),
+                "klines" | "uiKlines" => market_rest::klines(app, &p),
+                "avgPrice" => market_rest::avg_price(app, &p),
+                "ticker.24hr" => market_rest::tickers(app, &p, Ticker::Day, now),
+                "ticker.price" => market_rest::tickers(app, &p, Ticker::Price, now),
+                _ => market_rest::tickers(app, &p, Ticker::Book, now),
+            };
+            match res {
+                Ok(v) => ok(app, &id, v),
+                Err(r) => reject(app, &id, &r),
+            }
+        }
         "exchangeInfo" => {
             let p = Params::from_pairs(params.iter().map(|(k, v)| (k.clone(), raw_value(v))).collect());
             match super::rest::exchange_info(app, &p, now) {
@@ -430,8 +451,18 @@ fn api_request(
                 Err(r) => reject(app, &id, &r),
             }
         }
-        "order.place" | "order.test" | "order.status" | "order.cancel" | "order.cancelReplace" | "openOrders.status"
-        | "account.status" => {
+        "order.place"
+        | "order.test"
+        | "order.status"
+        | "order.cancel"
+        | "order.cancelReplace"
+        | "openOrders.status"
+        | "openOrders.cancelAll"
+        | "allOrders"
+        | "myTrades"
+        | "account.status"
+        | "account.commission"
+        | "account.rateLimits.orders" => {
             let account = match session.authorize(app, &params, now) {
                 Ok(a) => a,
                 Err(r) => return (Some(reject(app, &id, &r)), Vec::new()),
@@ -460,6 +491,11 @@ fn api_request(
                     }
                 },
                 "openOrders.status" => open_orders(app, &p, account),
+                "openOrders.cancelAll" => super::rest::cancel_all(app, &p, account, now),
+                "allOrders" => super::rest::all_orders(app, &p, account),
+                "myTrades" => super::rest::my_trades(app, &p, account),
+                "account.commission" => super::rest::account_commission(app, &p, account),
+                "account.rateLimits.orders" => Ok(Value::Array(app.limits.orders_json(account, now).into())),
                 _ => account_info(app, &p, account, now),
             };
             if res.is_ok() && rest_twin(method).is_some_and(|(m, path)| super::rest::free_when_done(&m, path)) {

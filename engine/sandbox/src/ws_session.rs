@@ -276,7 +276,9 @@ fn execute(app: &App, id: &Value, p: &Params, account: u32, now: i64) -> Result<
         .map(|pl| ok(app, id, order_response(&pl.order, &pl.execs, &pl.resp_type, now)))
         .map_err(|(r, wait_s)| match wait_s {
             // Over the order count: 429 with the documented `retryAfter`.
-            Some(s) => refused(app, id, 429, &r, now.saturating_add(i64::try_from(s.saturating_mul(1000)).unwrap_or(0))),
+            Some(s) => {
+                refused(app, id, 429, &r, now.saturating_add(i64::try_from(s.saturating_mul(1000)).unwrap_or(0)))
+            }
             None => reject(app, id, &r),
         })
 }
