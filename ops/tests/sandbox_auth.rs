@@ -166,7 +166,9 @@ async fn ws_api_session_logon_subscribe_trade_and_logout() {
 
     // Refused logons: table of what Binance refuses.
     let mut tampered = signed(&ed, &[]);
-    tampered["timestamp"] = json!((now_ms() - 1).to_string());
+    // One millisecond off the signed timestamp: the signature no longer matches.
+    let signed_at: i64 = tampered["timestamp"].as_str().and_then(|t| t.parse().ok()).unwrap_or_default();
+    tampered["timestamp"] = json!((signed_at - 1).to_string());
     let cases = [
         ("an HMAC key, correctly signed", signed(&hmac(&sb), &[]), (400, -1022)),
         ("a signature of other params", tampered, (400, -1022)),

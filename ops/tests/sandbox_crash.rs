@@ -94,9 +94,19 @@ fn write(path: &Path, text: &str) {
 
 #[test]
 fn sigkill_while_orders_rest_then_store_agrees_with_the_sandbox() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let on = OnSandbox::start(dir.path(), BASE, STRATEGIES);
+    crash_cycle(OnSandbox::start(dir.path(), BASE, STRATEGIES), ("ed25519", "ws"));
+}
+
+/// The same with an HMAC key and orders over REST, as configured.
+#[test]
+fn sigkill_while_orders_rest_with_hmac_keys_and_rest_orders() {
+    let dir = tempfile::tempdir().unwrap();
+    crash_cycle(OnSandbox::start_hmac_rest(dir.path(), BASE, STRATEGIES), ("hmac", "rest"));
+}
+
+fn crash_cycle(on: OnSandbox, (key_type, transport): (&str, &str)) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
     let (sb, env, trading, data) = (&on.sb, on.env(), &on.trading, &on.data);
     let venue = rt.block_on(sb.venue());
 
@@ -104,6 +114,12 @@ fn sigkill_while_orders_rest_then_store_agrees_with_the_sandbox() {
     //    grid orders rest.
     let mut first = spawn_run(trading, data, &[], &env);
     first.wait_for("connected to Binance", 1);
+    let connected = first.seen.iter().find(|v| v["message"] == "connected to Binance").cloned().unwrap_or_default();
+    assert_eq!(
+        (connected["key_type"].as_str(), connected["order_transport"].as_str()),
+        (Some(key_type), Some(transport)),
+        "{connected}"
+    );
     first.wait_for("fill", 4);
     first.child.kill().expect("SIGKILL");
     let (_, first_lines) = first.finish();
@@ -177,8 +193,9 @@ fn sigkill_while_orders_rest_then_store_agrees_with_the_sandbox() {
             venue.cancel_order(&o.symbol, &o.client_order_id).await.expect("cancel");
         }
     });
-    let quiet = dir.path().join("quiet.toml");
-    write(&quiet, &format!("{BASE}\n{}", sb.binance_section()));
+    let quiet = trading.with_file_name("quiet.toml");
+    let rest = if transport == "rest" { "order_transport = \"rest\"\n" } else { "" };
+    write(&quiet, &format!("{BASE}\n{}{rest}", sb.binance_section()));
     let mut third = spawn_run(&quiet, data, &["--exit-after", "90s"], &env);
     third.wait_for("store reconciled with the venue", 1);
     // SIGTERM is handled once the engine runs (before that it kills).

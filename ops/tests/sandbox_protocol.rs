@@ -5,86 +5,43 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use keel_binance::sign::{encode_query, sign_rest, sign_ws};
+use keel_binance::sign::sign_ws;
 use keel_sandbox::{RestFault, Sandbox, SandboxConfig, SandboxHandle};
 use serde_json::{json, Value};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
+use wire::{call, call_with_key, next_json, now_ms, WAIT};
 
-const WAIT: Duration = Duration::from_secs(10);
+mod wire;
 
 async fn start(cfg: SandboxConfig) -> SandboxHandle {
     Sandbox::start(SandboxConfig { history_bars: 30, ..cfg }).await.expect("sandbox starts")
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
-}
-
-struct Resp {
-    status: u16,
-    weight: Option<u64>,
-    order_count: Option<u64>,
-    retry_after: Option<u64>,
-    body: Value,
-}
-
-async fn call(
-    sb: &SandboxHandle,
-    method: &str,
-    path: &str,
-    params: &[(&str, &str)],
-    signed: bool,
-    key: Option<&str>,
-) -> Resp {
-    let mut pairs: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    if signed && !pairs.iter().any(|(k, _)| k == "timestamp") {
-        pairs.push(("timestamp".into(), now_ms().to_string()));
-    }
-    let mut query = encode_query(&pairs);
-    if signed && !pairs.iter().any(|(k, _)| k == "signature") {
-        let sig = sign_rest(&sb.api_secret, &query, "");
-        query = format!("{query}&signature={sig}");
-    }
-    let url = format!("{}{}?{}", sb.rest_url, path, query);
-    let client = reqwest::Client::new();
-    let mut req = client.request(method.parse().unwrap(), url);
-    if let Some(k) = key.or(signed.then_some(sb.api_key.as_str())) {
-        req = req.header("X-MBX-APIKEY", k);
-    }
-    let resp = req.send().await.unwrap();
-    let h = |n: &str| resp.headers().get(n).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-    let (status, weight, order_count, retry_after) =
-        (resp.status().as_u16(), h("x-mbx-used-weight-1m"), h("x-mbx-order-count-10s"), h("retry-after"));
-    let body = resp.json().await.unwrap_or(Value::Null);
-    Resp { status, weight, order_count, retry_after, body }
-}
-
 #[tokio::test]
 async fn public_endpoints_answer_like_binance() {
     let sb = start(SandboxConfig::demo()).await;
-    let r = call(&sb, "GET", "/api/v3/ping", &[], false, None).await;
+    let r = call(&sb, "GET", "/api/v3/ping", &[], false).await;
     assert_eq!((r.status, r.body.clone()), (200, json!({})));
     assert_eq!(r.weight, Some(1));
-    let t = call(&sb, "GET", "/api/v3/time", &[], false, None).await;
+    let t = call(&sb, "GET", "/api/v3/time", &[], false).await;
     assert!((t.body["serverTime"].as_i64().unwrap() - now_ms()).abs() < 5000);
-    let info = call(&sb, "GET", "/api/v3/exchangeInfo", &[("symbol", "BTCUSDT")], false, None).await;
+    let info = call(&sb, "GET", "/api/v3/exchangeInfo", &[("symbol", "BTCUSDT")], false).await;
     let info: keel_binance::model::ExchangeInfo = serde_json::from_value(info.body).unwrap();
     assert_eq!(info.symbols.len(), 1);
     assert_eq!(info.rate_limits.len(), 4);
     let inst = keel_binance::venue::instrument_of(&info.symbols[0]);
     assert_eq!(inst.tick_size, "0.01".parse().unwrap());
     let kl =
-        call(&sb, "GET", "/api/v3/klines", &[("symbol", "BTCUSDT"), ("interval", "1m"), ("limit", "10")], false, None)
-            .await;
+        call(&sb, "GET", "/api/v3/klines", &[("symbol", "BTCUSDT"), ("interval", "1m"), ("limit", "10")], false).await;
     let kl: Vec<keel_binance::model::Kline> = serde_json::from_value(kl.body).unwrap();
     assert_eq!(kl.len(), 10);
     for w in kl.windows(2) {
         assert_eq!(w[1].open_time - w[0].open_time, 60_000);
     }
-    let k5 = call(&sb, "GET", "/api/v3/klines", &[("symbol", "BTCUSDT"), ("interval", "5m")], false, None).await;
+    let k5 = call(&sb, "GET", "/api/v3/klines", &[("symbol", "BTCUSDT"), ("interval", "5m")], false).await;
     assert!(!k5.body.as_array().unwrap().is_empty());
-    let depth = call(&sb, "GET", "/api/v3/depth", &[("symbol", "BTCUSDT"), ("limit", "5")], false, None).await;
+    let depth = call(&sb, "GET", "/api/v3/depth", &[("symbol", "BTCUSDT"), ("limit", "5")], false).await;
     let depth: keel_binance::model::Depth = serde_json::from_value(depth.body).unwrap();
     assert_eq!(depth.bids.len(), 5);
     for (path, params) in [
@@ -94,12 +51,12 @@ async fn public_endpoints_answer_like_binance() {
         ("/api/v3/avgPrice", vec![("symbol", "BTCUSDT")]),
         ("/api/v3/ticker/price", vec![]),
     ] {
-        let r = call(&sb, "GET", path, &params, false, None).await;
+        let r = call(&sb, "GET", path, &params, false).await;
         assert_eq!(r.status, 200, "{path}: {}", r.body);
     }
-    let bad = call(&sb, "GET", "/api/v3/depth", &[("symbol", "NOPE")], false, None).await;
+    let bad = call(&sb, "GET", "/api/v3/depth", &[("symbol", "NOPE")], false).await;
     assert_eq!((bad.status, bad.body["code"].as_i64()), (400, Some(-1121)));
-    let gone = call(&sb, "POST", "/api/v3/userDataStream", &[], false, None).await;
+    let gone = call(&sb, "POST", "/api/v3/userDataStream", &[], false).await;
     assert_eq!(gone.status, 410);
     sb.shutdown().await;
 }
@@ -138,13 +95,13 @@ async fn signed_requests_are_validated_as_documented() {
     ];
     for c in cases {
         let params: Vec<(&str, &str)> = c.params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let r = call(&sb, "GET", "/api/v3/account", &params, true, c.key).await;
+        let r = call_with_key(&sb, "GET", "/api/v3/account", &params, true, c.key).await;
         assert_eq!((r.status, r.body["code"].as_i64()), (c.status, Some(c.code)), "{}: {}", c.name, r.body);
     }
     // A symbol needing percent-encoding signs and verifies over the encoded form.
-    let r = call(&sb, "GET", "/api/v3/openOrders", &[("symbol", "１２３４５６")], true, None).await;
+    let r = call(&sb, "GET", "/api/v3/openOrders", &[("symbol", "１２３４５６")], true).await;
     assert_eq!(r.body["code"].as_i64(), Some(-1121), "{}", r.body);
-    let ok = call(&sb, "GET", "/api/v3/account", &[("recvWindow", "5000")], true, None).await;
+    let ok = call(&sb, "GET", "/api/v3/account", &[("recvWindow", "5000")], true).await;
     assert_eq!(ok.status, 200);
     // Every request counts, refused ones included: 7 × account (20) + openOrders (6).
     assert_eq!(ok.weight, Some(7 * 20 + 6));
@@ -179,68 +136,52 @@ async fn order_endpoints_and_error_codes() {
         let mut p: Vec<(&str, &str)> =
             base.iter().copied().filter(|(k, _)| !c.extra.iter().any(|(ek, _)| ek == k)).collect();
         p.extend(c.extra.iter().copied());
-        let r = call(&sb, "POST", "/api/v3/order/test", &p, true, None).await;
+        let r = call(&sb, "POST", "/api/v3/order/test", &p, true).await;
         assert_eq!(r.body["code"].as_i64(), Some(c.code), "{}: {}", c.name, r.body);
     }
     let mut p = base.to_vec();
     p.extend([("quantity", "0.01"), ("price", "50000"), ("newClientOrderId", "raw-1")]);
-    let r = call(&sb, "POST", "/api/v3/order", &p, true, None).await;
+    let r = call(&sb, "POST", "/api/v3/order", &p, true).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.order_count, Some(1));
     assert_eq!(r.body["status"], "NEW");
     assert_eq!(r.body["fills"], json!([]));
-    let dup = call(&sb, "POST", "/api/v3/order", &p, true, None).await;
+    let dup = call(&sb, "POST", "/api/v3/order", &p, true).await;
     assert_eq!(dup.body, json!({"code": -2010, "msg": "Duplicate order sent."}));
-    let q =
-        call(&sb, "GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "raw-1")], true, None).await;
+    let q = call(&sb, "GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "raw-1")], true).await;
     assert_eq!(q.body["clientOrderId"], "raw-1");
-    let none =
-        call(&sb, "GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "x")], true, None).await;
+    let none = call(&sb, "GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "x")], true).await;
     assert_eq!(none.body["code"].as_i64(), Some(-2013));
-    let c = call(&sb, "DELETE", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "raw-1")], true, None)
-        .await;
+    let c = call(&sb, "DELETE", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "raw-1")], true).await;
     assert_eq!((c.body["status"].as_str(), c.body["origClientOrderId"].as_str()), (Some("CANCELED"), Some("raw-1")));
-    let c2 = call(&sb, "DELETE", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "raw-1")], true, None)
-        .await;
+    let c2 = call(&sb, "DELETE", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "raw-1")], true).await;
     assert_eq!(c2.body["code"].as_i64(), Some(-2011));
-    let c3 = call(&sb, "DELETE", "/api/v3/openOrders", &[("symbol", "BTCUSDT")], true, None).await;
+    let c3 = call(&sb, "DELETE", "/api/v3/openOrders", &[("symbol", "BTCUSDT")], true).await;
     assert_eq!(c3.body["code"].as_i64(), Some(-2011));
     // Unfilled-order limit: 3 per 10 s in this config (the rejected duplicate counted too).
     let mut p2 = base.to_vec();
     p2.extend([("quantity", "0.01"), ("price", "50000")]);
-    let third = call(&sb, "POST", "/api/v3/order", &p2, true, None).await;
+    let third = call(&sb, "POST", "/api/v3/order", &p2, true).await;
     assert_eq!(third.order_count, Some(3));
-    let over = call(&sb, "POST", "/api/v3/order", &p2, true, None).await;
+    let over = call(&sb, "POST", "/api/v3/order", &p2, true).await;
     assert_eq!((over.status, over.body["code"].as_i64()), (429, Some(-1015)), "{}", over.body);
     assert!(over.retry_after.is_some());
-    let all = call(&sb, "GET", "/api/v3/allOrders", &[("symbol", "BTCUSDT")], true, None).await;
+    let all = call(&sb, "GET", "/api/v3/allOrders", &[("symbol", "BTCUSDT")], true).await;
     assert_eq!(all.body.as_array().unwrap().len(), 2);
-    let open = call(&sb, "GET", "/api/v3/openOrders", &[], true, None).await;
+    let open = call(&sb, "GET", "/api/v3/openOrders", &[], true).await;
     assert_eq!(open.body.as_array().unwrap().len(), 1);
-    let cancel_all = call(&sb, "DELETE", "/api/v3/openOrders", &[("symbol", "BTCUSDT")], true, None).await;
+    let cancel_all = call(&sb, "DELETE", "/api/v3/openOrders", &[("symbol", "BTCUSDT")], true).await;
     assert_eq!(cancel_all.body.as_array().unwrap().len(), 1);
     // Injected rate limit and ban.
     sb.faults.fail_next_requests(RestFault::RateLimited { retry_after_s: 7 }, 1);
-    let r = call(&sb, "GET", "/api/v3/ping", &[], false, None).await;
+    let r = call(&sb, "GET", "/api/v3/ping", &[], false).await;
     assert_eq!((r.status, r.retry_after, r.body["code"].as_i64()), (429, Some(7), Some(-1003)));
     sb.faults.fail_next_requests(RestFault::Banned { retry_after_s: 60 }, 1);
-    let r = call(&sb, "GET", "/api/v3/ping", &[], false, None).await;
+    let r = call(&sb, "GET", "/api/v3/ping", &[], false).await;
     assert_eq!((r.status, r.retry_after), (418, Some(60)));
-    let r = call(&sb, "GET", "/api/v3/ping", &[], false, None).await;
+    let r = call(&sb, "GET", "/api/v3/ping", &[], false).await;
     assert_eq!(r.status, 418, "the ban holds");
     sb.shutdown().await;
-}
-
-async fn next_json<S>(ws: &mut S) -> Value
-where
-    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
-{
-    loop {
-        let m = timeout(WAIT, ws.next()).await.expect("message in time").expect("open").expect("ok");
-        if let Message::Text(t) = m {
-            return serde_json::from_str(t.as_str()).unwrap();
-        }
-    }
 }
 
 #[tokio::test]
@@ -333,7 +274,7 @@ async fn ws_api_user_data_subscription() {
     assert_eq!(next_json(&mut ws).await["result"]["userDataStream"], true);
     // An order placed over REST shows up as wrapped events.
     let p = [("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "MARKET"), ("quantity", "0.001")];
-    let r = call(&sb, "POST", "/api/v3/order", &p, true, None).await;
+    let r = call(&sb, "POST", "/api/v3/order", &p, true).await;
     assert_eq!(r.body["status"], "FILLED");
     let mut kinds = Vec::new();
     while kinds.len() < 3 {
@@ -355,18 +296,7 @@ async fn ws_api_order_methods() {
     sb.market.set_price("BTCUSDT", "60000".parse().unwrap());
     sb.market.step(1);
     let (mut ws, _) = tokio_tungstenite::connect_async(sb.ws_api_url.clone()).await.unwrap();
-    let signed = |id: &str, method: &str, extra: &[(&str, &str)]| {
-        let mut pairs: Vec<(String, String)> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        pairs.push(("apiKey".into(), sb.api_key.clone()));
-        pairs.push(("timestamp".into(), now_ms().to_string()));
-        let sig = sign_ws(&sb.api_secret, &pairs);
-        let mut params = serde_json::Map::new();
-        for (k, v) in pairs {
-            params.insert(k, Value::String(v));
-        }
-        params.insert("signature".into(), Value::String(sig));
-        Message::Text(json!({"id": id, "method": method, "params": params}).to_string().into())
-    };
+    let signed = |id: &str, method: &str, extra: &[(&str, &str)]| ws_signed(&sb, id, method, extra);
     let order = [
         ("symbol", "BTCUSDT"),
         ("side", "BUY"),
@@ -400,7 +330,7 @@ async fn replays_a_kline_csv() {
     cfg.replay.insert("BTCUSDT".into(), path);
     let sb = start_exact(cfg).await;
     sb.market.pause();
-    let kl = call(&sb, "GET", "/api/v3/klines", &[("symbol", "BTCUSDT"), ("interval", "1m")], false, None).await;
+    let kl = call(&sb, "GET", "/api/v3/klines", &[("symbol", "BTCUSDT"), ("interval", "1m")], false).await;
     let kl: Vec<keel_binance::model::Kline> = serde_json::from_value(kl.body).unwrap();
     let ohlc: Vec<[String; 4]> =
         kl.iter().map(|k| [k.open, k.high, k.low, k.close].map(|d| d.normalize().to_string())).collect();
@@ -439,7 +369,7 @@ async fn order_entry_refuses_what_binance_refuses() {
         ("STOP_LOSS_LIMIT", "SELL", "61000", "60990"),
         ("TAKE_PROFIT_LIMIT", "SELL", "59000", "58990"),
     ] {
-        let r = call(&sb, "POST", "/api/v3/order", &order(kind, side, stop, price, "wrong-side"), true, None).await;
+        let r = call(&sb, "POST", "/api/v3/order", &order(kind, side, stop, price, "wrong-side"), true).await;
         assert_eq!(
             r.body,
             json!({"code": -2010, "msg": "Order would trigger immediately."}),
@@ -451,20 +381,17 @@ async fn order_entry_refuses_what_binance_refuses() {
         ("STOP_LOSS_LIMIT", "BUY", "61000", "61010", "sl-buy"),
         ("TAKE_PROFIT_LIMIT", "BUY", "59000", "59010", "tp-buy"),
     ] {
-        let r = call(&sb, "POST", "/api/v3/order", &order(kind, side, stop, price, cid), true, None).await;
+        let r = call(&sb, "POST", "/api/v3/order", &order(kind, side, stop, price, cid), true).await;
         assert_eq!(r.status, 200, "{kind}: {}", r.body);
-        let q =
-            call(&sb, "GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", cid)], true, None).await;
+        let q = call(&sb, "GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", cid)], true).await;
         assert_eq!((q.body["type"].as_str(), q.body["isWorking"].as_bool()), (Some(kind), Some(false)), "{}", q.body);
     }
     // The price rises through the stop-loss: it triggers and works.
     sb.market.set_price("BTCUSDT", "61005".parse().unwrap());
     sb.market.step(1);
-    let q =
-        call(&sb, "GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "sl-buy")], true, None).await;
+    let q = call(&sb, "GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "sl-buy")], true).await;
     assert_eq!(q.body["isWorking"], true, "{}", q.body);
-    let q =
-        call(&sb, "GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "tp-buy")], true, None).await;
+    let q = call(&sb, "GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "tp-buy")], true).await;
     assert_eq!(q.body["isWorking"], false, "the take-profit buy waits for the price to fall: {}", q.body);
 
     // A parameter the endpoint does not read.
@@ -472,27 +399,27 @@ async fn order_entry_refuses_what_binance_refuses() {
     p.retain(|(k, _)| *k != "stopPrice");
     p.push(("colour", "blue"));
     let sent = p.len() + 2; // with timestamp and signature
-    let r = call(&sb, "POST", "/api/v3/order", &p, true, None).await;
+    let r = call(&sb, "POST", "/api/v3/order", &p, true).await;
     let msg = format!("Not all sent parameters were read; read '{}' parameter(s) but was sent '{sent}'.", sent - 1);
     assert_eq!(r.body, json!({"code": -1104, "msg": msg}));
 
     // A client order id is unique among open orders only.
     let mut p = order("LIMIT", "BUY", "1", "50000", "again");
     p.retain(|(k, _)| *k != "stopPrice");
-    assert_eq!(call(&sb, "POST", "/api/v3/order", &p, true, None).await.status, 200);
-    let dup = call(&sb, "POST", "/api/v3/order", &p, true, None).await;
+    assert_eq!(call(&sb, "POST", "/api/v3/order", &p, true).await.status, 200);
+    let dup = call(&sb, "POST", "/api/v3/order", &p, true).await;
     assert_eq!(dup.body, json!({"code": -2010, "msg": "Duplicate order sent."}));
-    call(&sb, "DELETE", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "again")], true, None).await;
-    let reused = call(&sb, "POST", "/api/v3/order", &p, true, None).await;
+    call(&sb, "DELETE", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "again")], true).await;
+    let reused = call(&sb, "POST", "/api/v3/order", &p, true).await;
     assert_eq!(reused.status, 200, "the id of a final order may be used again: {}", reused.body);
 
     // A market order echoes GTC.
     let m = [("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "MARKET"), ("quantity", "0.001")];
-    let r = call(&sb, "POST", "/api/v3/order", &m, true, None).await;
+    let r = call(&sb, "POST", "/api/v3/order", &m, true).await;
     assert_eq!(r.body["timeInForce"], "GTC", "{}", r.body);
 
     // exchangeInfo lists what is served.
-    let info = call(&sb, "GET", "/api/v3/exchangeInfo", &[("symbol", "BTCUSDT")], false, None).await;
+    let info = call(&sb, "GET", "/api/v3/exchangeInfo", &[("symbol", "BTCUSDT")], false).await;
     assert_eq!(
         info.body["symbols"][0]["orderTypes"],
         json!(["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"])
@@ -505,14 +432,14 @@ async fn microsecond_timestamps_commission_rates_and_self_trade_prevention() {
     let sb = start(SandboxConfig::demo()).await;
     // A timestamp in microseconds is as good as one in milliseconds.
     let us = (now_ms() * 1000 + 123).to_string();
-    let r = call(&sb, "GET", "/api/v3/account", &[("timestamp", us.as_str())], true, None).await;
+    let r = call(&sb, "GET", "/api/v3/account", &[("timestamp", us.as_str())], true).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let stale_us = ((now_ms() - 10_000) * 1000).to_string();
-    let r = call(&sb, "GET", "/api/v3/account", &[("timestamp", stale_us.as_str())], true, None).await;
+    let r = call(&sb, "GET", "/api/v3/account", &[("timestamp", stale_us.as_str())], true).await;
     assert_eq!(r.body["code"].as_i64(), Some(-1021), "{}", r.body);
 
     // The account's rates, in the documented shape (0.10 % maker and taker by default).
-    let r = call(&sb, "GET", "/api/v3/account/commission", &[("symbol", "BTCUSDT")], true, None).await;
+    let r = call(&sb, "GET", "/api/v3/account/commission", &[("symbol", "BTCUSDT")], true).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["standardCommission"]["maker"], "0.00100000", "{}", r.body);
     for k in ["standardCommission", "specialCommission", "taxCommission"] {
@@ -528,18 +455,18 @@ async fn microsecond_timestamps_commission_rates_and_self_trade_prevention() {
         ("quantity", "0.01"),
         ("price", "50000"),
     ];
-    let plain = call(&sb, "POST", "/api/v3/order/test", &order, true, None).await;
+    let plain = call(&sb, "POST", "/api/v3/order/test", &order, true).await;
     assert_eq!(plain.body, json!({}));
     let mut with_rates = order.to_vec();
     with_rates.push(("computeCommissionRates", "true"));
-    let r = call(&sb, "POST", "/api/v3/order/test", &with_rates, true, None).await;
+    let r = call(&sb, "POST", "/api/v3/order/test", &with_rates, true).await;
     assert_eq!(r.body["standardCommissionForOrder"]["taker"], "0.00100000", "{}", r.body);
     assert!(r.body["specialCommissionForOrder"].is_object() && r.body["taxCommissionForOrder"].is_object());
 
     // Only the modes exchangeInfo allows.
     let mut stp = order.to_vec();
     stp.push(("selfTradePreventionMode", "EXPIRE_TAKER"));
-    let r = call(&sb, "POST", "/api/v3/order", &stp, true, None).await;
+    let r = call(&sb, "POST", "/api/v3/order", &stp, true).await;
     assert_eq!(
         r.body,
         json!({"code": -1013, "msg": "This symbol does not allow the specified self-trade prevention mode."})
@@ -566,23 +493,23 @@ async fn order_echoes_client_ids_and_lookup_windows_as_documented() {
     };
     let illegal = json!({"code": -1100, "msg": "Illegal characters found in parameter 'newClientOrderId'; legal range is '^[a-zA-Z0-9-_]{1,36}$'."});
     for cid in ["has.dot", "has:colon", "has/slash", "x234567890123456789012345678901234567"] {
-        let r = call(&sb, "POST", "/api/v3/order", &limit(cid), true, None).await;
+        let r = call(&sb, "POST", "/api/v3/order", &limit(cid), true).await;
         assert_eq!(r.body, illegal, "{cid}");
     }
-    let ok = call(&sb, "POST", "/api/v3/order", &limit("A-z_09-123456789012345678901234567"), true, None).await;
+    let ok = call(&sb, "POST", "/api/v3/order", &limit("A-z_09-123456789012345678901234567"), true).await;
     assert_eq!(ok.status, 200, "36 legal characters: {}", ok.body);
 
     // What exchangeInfo says is not served is refused with the documented messages.
-    let info = call(&sb, "GET", "/api/v3/exchangeInfo", &[("symbol", "BTCUSDT")], false, None).await;
+    let info = call(&sb, "GET", "/api/v3/exchangeInfo", &[("symbol", "BTCUSDT")], false).await;
     let sym = &info.body["symbols"][0];
     assert_eq!((sym["icebergAllowed"].as_bool(), sym["allowTrailingStop"].as_bool()), (Some(false), Some(false)));
     let mut p = limit("iceberg");
     p.push(("icebergQty", "0.001"));
-    let r = call(&sb, "POST", "/api/v3/order", &p, true, None).await;
+    let r = call(&sb, "POST", "/api/v3/order", &p, true).await;
     assert_eq!(r.body, json!({"code": -2010, "msg": "Iceberg orders are not supported for this symbol."}));
     let mut p = limit("trailing");
     p.push(("trailingDelta", "100"));
-    let r = call(&sb, "POST", "/api/v3/order", &p, true, None).await;
+    let r = call(&sb, "POST", "/api/v3/order", &p, true).await;
     assert_eq!(r.body, json!({"code": -2010, "msg": "Trailing stop orders are not supported for this symbol."}));
 
     // Echoes: LIMIT_MAKER stays LIMIT_MAKER; a quote-sized market order echoes its amount.
@@ -594,24 +521,23 @@ async fn order_echoes_client_ids_and_lookup_windows_as_documented() {
         ("price", "50000"),
         ("newClientOrderId", "maker"),
     ];
-    assert_eq!(call(&sb, "POST", "/api/v3/order", &maker, true, None).await.status, 200);
-    let q =
-        call(&sb, "GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "maker")], true, None).await;
+    assert_eq!(call(&sb, "POST", "/api/v3/order", &maker, true).await.status, 200);
+    let q = call(&sb, "GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "maker")], true).await;
     assert_eq!(q.body["type"], "LIMIT_MAKER", "{}", q.body);
     let spend = [("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "MARKET"), ("quoteOrderQty", "100")];
-    let r = call(&sb, "POST", "/api/v3/order", &spend, true, None).await;
+    let r = call(&sb, "POST", "/api/v3/order", &spend, true).await;
     assert_eq!((r.status, r.body["origQuoteOrderQty"].as_str()), (200, Some("100.00000000")), "{}", r.body);
 
     // A client id used again: each fill lists its own order.
     let buy = |cid: &'static str| {
         [("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "MARKET"), ("quantity", "0.001"), ("newClientOrderId", cid)]
     };
-    let first = call(&sb, "POST", "/api/v3/order", &buy("twice"), true, None).await;
-    let second = call(&sb, "POST", "/api/v3/order", &buy("twice"), true, None).await;
+    let first = call(&sb, "POST", "/api/v3/order", &buy("twice"), true).await;
+    let second = call(&sb, "POST", "/api/v3/order", &buy("twice"), true).await;
     let (first_id, second_id) = (first.body["orderId"].clone(), second.body["orderId"].clone());
     assert_ne!(first_id, second_id);
     let first_trade = first.body["fills"][0]["tradeId"].clone();
-    let trades = call(&sb, "GET", "/api/v3/myTrades", &[("symbol", "BTCUSDT")], true, None).await;
+    let trades = call(&sb, "GET", "/api/v3/myTrades", &[("symbol", "BTCUSDT")], true).await;
     let of_first = trades.body.as_array().unwrap().iter().find(|t| t["id"] == first_trade).unwrap();
     assert_eq!(of_first["orderId"], first_id, "the first order's fill names the first order");
 
@@ -620,38 +546,24 @@ async fn order_echoes_client_ids_and_lookup_windows_as_documented() {
     let (past, future) = ((now - 60_000).to_string(), (now + 60_000).to_string());
     let day_and_more = (now - 60_000 - 24 * 3_600_000 - 1).to_string();
     for path in ["/api/v3/allOrders", "/api/v3/myTrades"] {
-        let r = call(
-            &sb,
-            "GET",
-            path,
-            &[("symbol", "BTCUSDT"), ("startTime", &day_and_more), ("endTime", &past)],
-            true,
-            None,
-        )
-        .await;
+        let r =
+            call(&sb, "GET", path, &[("symbol", "BTCUSDT"), ("startTime", &day_and_more), ("endTime", &past)], true)
+                .await;
         assert_eq!(
             r.body,
             json!({"code": -1127, "msg": "More than 24 hours between startTime and endTime."}),
             "{path}"
         );
-        let r = call(&sb, "GET", path, &[("symbol", "BTCUSDT"), ("startTime", &future)], true, None).await;
+        let r = call(&sb, "GET", path, &[("symbol", "BTCUSDT"), ("startTime", &future)], true).await;
         assert_eq!(r.body, json!([]), "{path}: nothing after the window's start");
-        let r = call(&sb, "GET", path, &[("symbol", "BTCUSDT"), ("endTime", &past)], true, None).await;
+        let r = call(&sb, "GET", path, &[("symbol", "BTCUSDT"), ("endTime", &past)], true).await;
         assert_eq!(r.body, json!([]), "{path}: nothing before the window's end");
         let r =
-            call(&sb, "GET", path, &[("symbol", "BTCUSDT"), ("startTime", &past), ("endTime", &future)], true, None)
-                .await;
+            call(&sb, "GET", path, &[("symbol", "BTCUSDT"), ("startTime", &past), ("endTime", &future)], true).await;
         assert!(r.body.as_array().is_some_and(|a| a.len() >= 3), "{path}: all of them in the window: {}", r.body);
     }
-    let r = call(
-        &sb,
-        "GET",
-        "/api/v3/myTrades",
-        &[("symbol", "BTCUSDT"), ("fromId", "1"), ("startTime", &past)],
-        true,
-        None,
-    )
-    .await;
+    let r = call(&sb, "GET", "/api/v3/myTrades", &[("symbol", "BTCUSDT"), ("fromId", "1"), ("startTime", &past)], true)
+        .await;
     assert_eq!(r.body, json!({"code": -1128, "msg": "Combination of optional parameters invalid."}));
     sb.shutdown().await;
 }
@@ -689,13 +601,13 @@ async fn request_weight_is_shared_by_rest_and_the_ws_api_and_orders_are_counted(
     sb.market.set_price("BTCUSDT", "60000".parse().unwrap());
     sb.market.step(1);
     early_in_a_minute().await;
-    let w0 = call(&sb, "GET", "/api/v3/time", &[], false, None).await.weight.unwrap();
+    let w0 = call(&sb, "GET", "/api/v3/time", &[], false).await.weight.unwrap();
     // Connecting costs 2, a `time` 1, both counted with REST's.
     let (mut ws, _) = tokio_tungstenite::connect_async(sb.ws_api_url.clone()).await.unwrap();
     ws.send(Message::Text(json!({"id": "t", "method": "time"}).to_string().into())).await.unwrap();
     let r = next_json(&mut ws).await;
     assert_eq!(limit_count(&r, "REQUEST_WEIGHT", "MINUTE"), Some(w0 + 3), "{r}");
-    assert_eq!(call(&sb, "GET", "/api/v3/time", &[], false, None).await.weight, Some(w0 + 4));
+    assert_eq!(call(&sb, "GET", "/api/v3/time", &[], false).await.weight, Some(w0 + 4));
 
     // An order placed over the WS API reports the account's ORDERS counters
     // (first) and costs no weight when it succeeds.
@@ -720,7 +632,7 @@ async fn request_weight_is_shared_by_rest_and_the_ws_api_and_orders_are_counted(
     let r = next_json(&mut ws).await;
     assert_eq!((r["status"].as_u64(), limit_count(&r, "REQUEST_WEIGHT", "MINUTE")), (Some(400), Some(w0 + 5)), "{r}");
     // REST sees the same order count.
-    let r = call(&sb, "GET", "/api/v3/rateLimit/order", &[], true, None).await;
+    let r = call(&sb, "GET", "/api/v3/rateLimit/order", &[], true).await;
     assert_eq!(r.body[0]["count"], 1, "{}", r.body);
     assert_eq!(r.body[1]["interval"], "DAY", "{}", r.body);
     // returnRateLimits=false hides them.
@@ -740,10 +652,10 @@ async fn a_client_that_keeps_sending_after_429s_is_banned_with_418() {
     let sb = start(cfg).await;
     early_in_a_minute().await;
     for _ in 0..10 {
-        assert_eq!(call(&sb, "GET", "/api/v3/ping", &[], false, None).await.status, 200);
+        assert_eq!(call(&sb, "GET", "/api/v3/ping", &[], false).await.status, 200);
     }
     for _ in 0..2 {
-        let r = call(&sb, "GET", "/api/v3/ping", &[], false, None).await;
+        let r = call(&sb, "GET", "/api/v3/ping", &[], false).await;
         assert_eq!(r.status, 429, "{}", r.body);
         assert_eq!(r.body["code"], -1003);
         assert!(
@@ -752,7 +664,7 @@ async fn a_client_that_keeps_sending_after_429s_is_banned_with_418() {
             r.retry_after
         );
     }
-    let r = call(&sb, "GET", "/api/v3/ping", &[], false, None).await;
+    let r = call(&sb, "GET", "/api/v3/ping", &[], false).await;
     assert_eq!(r.status, 418, "the third 429 in a minute bans: {}", r.body);
     let msg = r.body["msg"].as_str().unwrap_or_default();
     assert!(msg.starts_with("Way too much request weight used; IP banned until "), "{msg}");
@@ -805,13 +717,13 @@ async fn cancel_replace_follows_the_documented_outcome_matrix() {
             p
         };
     let open_ids = || async {
-        let r = call(&sb, "GET", "/api/v3/openOrders", &[("symbol", "BTCUSDT")], true, None).await;
+        let r = call(&sb, "GET", "/api/v3/openOrders", &[("symbol", "BTCUSDT")], true).await;
         let mut ids: Vec<String> =
             r.body.as_array().unwrap().iter().map(|o| o["clientOrderId"].as_str().unwrap().to_string()).collect();
         ids.sort();
         ids
     };
-    assert_eq!(call(&sb, "POST", "/api/v3/order", &rest("old", "59000"), true, None).await.status, 200);
+    assert_eq!(call(&sb, "POST", "/api/v3/order", &rest("old", "59000"), true).await.status, 200);
 
     // Both parts succeed.
     let r = call(
@@ -820,7 +732,6 @@ async fn cancel_replace_follows_the_documented_outcome_matrix() {
         "/api/v3/order/cancelReplace",
         &replace("STOP_ON_FAILURE", "old", "LIMIT", "59500", "new"),
         true,
-        None,
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -853,7 +764,6 @@ async fn cancel_replace_follows_the_documented_outcome_matrix() {
         "/api/v3/order/cancelReplace",
         &replace("STOP_ON_FAILURE", "gone", "LIMIT", "59400", "never"),
         true,
-        None,
     )
     .await;
     assert_eq!(r.status, 400);
@@ -869,7 +779,6 @@ async fn cancel_replace_follows_the_documented_outcome_matrix() {
         "/api/v3/order/cancelReplace",
         &replace("ALLOW_FAILURE", "gone", "LIMIT", "59400", "anyway"),
         true,
-        None,
     )
     .await;
     assert_eq!((r.status, r.body["code"].as_i64()), (409, Some(-2021)), "{}", r.body);
@@ -886,7 +795,6 @@ async fn cancel_replace_follows_the_documented_outcome_matrix() {
         "/api/v3/order/cancelReplace",
         &replace("STOP_ON_FAILURE", "anyway", "LIMIT_MAKER", "60100", "taker"),
         true,
-        None,
     )
     .await;
     assert_eq!((r.status, r.body["code"].as_i64()), (409, Some(-2021)), "{}", r.body);
@@ -903,7 +811,6 @@ async fn cancel_replace_follows_the_documented_outcome_matrix() {
         "/api/v3/order/cancelReplace",
         &replace("ALLOW_FAILURE", "gone", "LIMIT_MAKER", "60100", "taker"),
         true,
-        None,
     )
     .await;
     assert_eq!((r.status, r.body["code"].as_i64()), (400, Some(-2022)), "{}", r.body);
@@ -918,7 +825,6 @@ async fn cancel_replace_follows_the_documented_outcome_matrix() {
         "/api/v3/order/cancelReplace",
         &replace("STOP_ON_FAILURE", "new", "LIMIT", "59400.001", "bad-tick"),
         true,
-        None,
     )
     .await;
     assert_eq!((r.status, r.body.clone()), (400, json!({"code": -1013, "msg": "Filter failure: PRICE_FILTER"})));
@@ -926,9 +832,9 @@ async fn cancel_replace_follows_the_documented_outcome_matrix() {
 
     // cancelRestrictions, on cancels and cancel-replaces alike.
     let only = |v: &'static str| [("symbol", "BTCUSDT"), ("origClientOrderId", "new"), ("cancelRestrictions", v)];
-    let r = call(&sb, "DELETE", "/api/v3/order", &only("ONLY_PARTIALLY_FILLED"), true, None).await;
+    let r = call(&sb, "DELETE", "/api/v3/order", &only("ONLY_PARTIALLY_FILLED"), true).await;
     assert_eq!(r.body, json!({"code": -2011, "msg": "Order was not canceled due to cancel restrictions."}));
-    let r = call(&sb, "DELETE", "/api/v3/order", &only("SOMETIMES"), true, None).await;
+    let r = call(&sb, "DELETE", "/api/v3/order", &only("SOMETIMES"), true).await;
     assert_eq!(r.body, json!({"code": -1145, "msg": "Invalid cancelRestrictions"}));
 
     // Over the WebSocket API: the same, with the order counters.
@@ -973,31 +879,26 @@ async fn stop_loss_and_take_profit_market_orders_trigger_as_documented() {
     let query = |cid: &'static str| {
         let sb = &sb;
         async move {
-            call(sb, "GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", cid)], true, None)
-                .await
-                .body
+            call(sb, "GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", cid)], true).await.body
         }
     };
     // Wrong side: would trigger at once.
     for (kind, side, px) in
         [("STOP_LOSS", "SELL", "60500"), ("TAKE_PROFIT", "SELL", "59500"), ("STOP_LOSS", "BUY", "59500")]
     {
-        let r = call(&sb, "POST", "/api/v3/order", &stop(kind, side, px, "wrong"), true, None).await;
+        let r = call(&sb, "POST", "/api/v3/order", &stop(kind, side, px, "wrong"), true).await;
         assert_eq!(r.body, json!({"code": -2010, "msg": "Order would trigger immediately."}), "{kind} {side} {px}");
     }
     // A price or a time in force is not read by a market-on-trigger order.
     let mut p = stop("STOP_LOSS", "SELL", "59500", "priced");
     p.push(("price", "59400"));
-    let r = call(&sb, "POST", "/api/v3/order", &p, true, None).await;
+    let r = call(&sb, "POST", "/api/v3/order", &p, true).await;
     assert_eq!(r.body, json!({"code": -1106, "msg": "Parameter 'price' sent when not required."}));
     // The right side: they rest, not working, named as sent; the default answer is ACK.
-    let r = call(&sb, "POST", "/api/v3/order", &stop("STOP_LOSS", "SELL", "59500", "sl"), true, None).await;
+    let r = call(&sb, "POST", "/api/v3/order", &stop("STOP_LOSS", "SELL", "59500", "sl"), true).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(keys(&r.body), ["clientOrderId", "orderId", "orderListId", "symbol", "transactTime"], "ACK: {}", r.body);
-    assert_eq!(
-        call(&sb, "POST", "/api/v3/order", &stop("TAKE_PROFIT", "SELL", "60500", "tp"), true, None).await.status,
-        200
-    );
+    assert_eq!(call(&sb, "POST", "/api/v3/order", &stop("TAKE_PROFIT", "SELL", "60500", "tp"), true).await.status, 200);
     for (cid, kind) in [("sl", "STOP_LOSS"), ("tp", "TAKE_PROFIT")] {
         let q = query(cid).await;
         assert_eq!(
@@ -1022,10 +923,10 @@ async fn stop_loss_and_take_profit_market_orders_trigger_as_documented() {
 async fn unread_parameters_and_features_not_enabled_get_binances_answers() {
     let sb = start(SandboxConfig::default()).await;
     // Any endpoint refuses a parameter it does not read.
-    let r = call(&sb, "GET", "/api/v3/depth", &[("symbol", "BTCUSDT"), ("depth", "5")], false, None).await;
+    let r = call(&sb, "GET", "/api/v3/depth", &[("symbol", "BTCUSDT"), ("depth", "5")], false).await;
     let unread = |read: usize, sent: usize| json!({"code": -1104, "msg": format!("Not all sent parameters were read; read '{read}' parameter(s) but was sent '{sent}'.")});
     assert_eq!((r.status, r.body), (400, unread(1, 2)));
-    let r = call(&sb, "GET", "/api/v3/account", &[("fooBar", "1")], true, None).await;
+    let r = call(&sb, "GET", "/api/v3/account", &[("fooBar", "1")], true).await;
     assert_eq!(r.body, unread(2, 3), "timestamp and signature are read, fooBar is not");
     // Features exchangeInfo says are off.
     let oco = [
@@ -1037,13 +938,13 @@ async fn unread_parameters_and_features_not_enabled_get_binances_answers() {
         ("belowType", "STOP_LOSS"),
         ("belowStopPrice", "50000"),
     ];
-    let r = call(&sb, "POST", "/api/v3/orderList/oco", &oco, true, None).await;
+    let r = call(&sb, "POST", "/api/v3/orderList/oco", &oco, true).await;
     assert_eq!(
         (r.status, r.body),
         (400, json!({"code": -2010, "msg": "OCO orders are not supported for this symbol"}))
     );
     let amend = [("symbol", "BTCUSDT"), ("orderId", "1"), ("newQty", "0.001")];
-    let r = call(&sb, "PUT", "/api/v3/order/amend/keepPriority", &amend, true, None).await;
+    let r = call(&sb, "PUT", "/api/v3/order/amend/keepPriority", &amend, true).await;
     assert_eq!(r.body, json!({"code": -2038, "msg": "Order amend is not supported for this symbol."}));
     let pegged = [
         ("symbol", "BTCUSDT"),
@@ -1054,14 +955,13 @@ async fn unread_parameters_and_features_not_enabled_get_binances_answers() {
         ("price", "50000"),
         ("pegPriceType", "PRIMARY_PEG"),
     ];
-    let r = call(&sb, "POST", "/api/v3/order", &pegged, true, None).await;
+    let r = call(&sb, "POST", "/api/v3/order", &pegged, true).await;
     assert_eq!(r.body, json!({"code": -2010, "msg": "Pegged orders are not supported for this symbol."}));
 
     // Real time (the default): the last kline is the bar in progress, as on Binance.
     let now = now_ms();
     let r =
-        call(&sb, "GET", "/api/v3/klines", &[("symbol", "BTCUSDT"), ("interval", "1m"), ("limit", "3")], false, None)
-            .await;
+        call(&sb, "GET", "/api/v3/klines", &[("symbol", "BTCUSDT"), ("interval", "1m"), ("limit", "3")], false).await;
     let last = r.body.as_array().and_then(|a| a.last()).cloned().unwrap_or_default();
     let minute = now - now.rem_euclid(60_000);
     assert!(

@@ -586,6 +586,19 @@ impl FaultControl {
     fn next_order_fault(&self) -> Option<OrderFault> {
         self.lock().orders.pop_front()
     }
+
+    /// Takes the next order fault if it acts after execution (an error or a
+    /// held answer); one that acts before may belong to the next order.
+    fn take_after_execute_fault(&self) -> Option<OrderFault> {
+        let mut st = self.lock();
+        match st.orders.front().copied() {
+            Some(f @ (OrderFault::ErrorAfterExecute | OrderFault::TimeoutAfterExecute { .. })) => {
+                st.orders.pop_front();
+                Some(f)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Steers the simulated market (tests and demos).

@@ -910,16 +910,7 @@ async fn place_order(app: &App, p: &Params, account: u32, mut now: i64, weight: 
     };
     let (c10, c1d) = placed.counts;
     let counts = [("x-mbx-order-count-10s", c10.to_string()), ("x-mbx-order-count-1d", c1d.to_string())];
-    // Only a fault that acts after execution is taken here: the next one
-    // may belong to the next order.
-    let after = match app.faults.peek_order_fault() {
-        Some(f @ (OrderFault::ErrorAfterExecute | OrderFault::TimeoutAfterExecute { .. })) => {
-            let _ = app.faults.next_order_fault();
-            Some(f)
-        }
-        _ => None,
-    };
-    match after {
+    match app.faults.take_after_execute_fault() {
         Some(OrderFault::ErrorAfterExecute) => {
             return reply(
                 StatusCode::SERVICE_UNAVAILABLE,

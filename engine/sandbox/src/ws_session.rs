@@ -243,14 +243,7 @@ pub(crate) fn place_order(
         Ok(v) => v,
         Err(refused) => return Some(refused),
     };
-    let after = match app.faults.peek_order_fault() {
-        Some(f @ (OrderFault::ErrorAfterExecute | OrderFault::TimeoutAfterExecute { .. })) => {
-            let _ = app.faults.next_order_fault();
-            Some(f)
-        }
-        _ => None,
-    };
-    match after {
+    match app.faults.take_after_execute_fault() {
         Some(OrderFault::ErrorAfterExecute) => Some(err(
             app,
             id,

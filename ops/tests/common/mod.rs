@@ -217,6 +217,12 @@ impl StandaloneSandbox {
             ("KEEL_TEST_SANDBOX_PRIVATE_KEY_PATH", self.ed25519_private_key_path.clone()),
         ]
     }
+
+    /// The environment for the sandbox's HMAC key instead (no private key
+    /// path: the adapter then reads the secret).
+    pub fn hmac_key_env(&self) -> [(&'static str, String); 2] {
+        [("KEEL_TEST_SANDBOX_KEY", self.api_key.clone()), ("KEEL_TEST_SANDBOX_SECRET", self.api_secret.clone())]
+    }
 }
 
 /// A standalone sandbox started on `base`, with a Keel config in the same
@@ -233,14 +239,27 @@ pub struct OnSandbox {
 }
 
 impl OnSandbox {
-    /// Writes both configs under `dir` and starts the sandbox.
+    /// Writes both configs under `dir` and starts the sandbox; Keel trades
+    /// with the Ed25519 key and orders over the WebSocket API (the defaults).
     pub fn start(dir: &Path, base: &str, strategies: &str) -> Self {
+        Self::start_keyed(dir, base, strategies, false)
+    }
+
+    /// As [`OnSandbox::start`], but Keel trades with the HMAC key and sends
+    /// orders over REST (`order_transport = "rest"`).
+    pub fn start_hmac_rest(dir: &Path, base: &str, strategies: &str) -> Self {
+        Self::start_keyed(dir, base, strategies, true)
+    }
+
+    fn start_keyed(dir: &Path, base: &str, strategies: &str, hmac_rest: bool) -> Self {
         let sandbox_config = dir.join("sandbox.toml");
         std::fs::write(&sandbox_config, base).expect("sandbox config written");
         let sb = StandaloneSandbox::start(&sandbox_config);
         let trading = dir.join("keel.toml");
-        std::fs::write(&trading, format!("{base}{strategies}\n{}", sb.binance_section())).expect("config written");
-        let key_env = sb.key_env();
+        let transport = if hmac_rest { "order_transport = \"rest\"\n" } else { "" };
+        std::fs::write(&trading, format!("{base}{strategies}\n{}{transport}", sb.binance_section()))
+            .expect("config written");
+        let key_env = if hmac_rest { sb.hmac_key_env() } else { sb.key_env() };
         Self { sb, trading, data: dir.join("data"), key_env }
     }
 

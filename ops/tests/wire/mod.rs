@@ -28,31 +28,49 @@ pub struct Resp {
     pub status: u16,
     /// `x-mbx-used-weight-1m`.
     pub weight: Option<u64>,
+    /// `x-mbx-order-count-10s`.
+    pub order_count: Option<u64>,
+    /// `Retry-After` (s).
+    pub retry_after: Option<u64>,
     /// The body.
     pub body: Value,
 }
 
-/// Calls the sandbox's REST API; `signed` adds timestamp, signature and key.
+/// Calls the sandbox's REST API; `signed` adds the timestamp (unless sent),
+/// the signature (unless sent) and the test key.
 pub async fn call(sb: &SandboxHandle, method: &str, path: &str, params: &[(&str, &str)], signed: bool) -> Resp {
+    call_with_key(sb, method, path, params, signed, None).await
+}
+
+/// As [`call`], with `key` as the `X-MBX-APIKEY` header (also unsigned).
+pub async fn call_with_key(
+    sb: &SandboxHandle,
+    method: &str,
+    path: &str,
+    params: &[(&str, &str)],
+    signed: bool,
+    key: Option<&str>,
+) -> Resp {
     let mut pairs: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    if signed {
+    if signed && !pairs.iter().any(|(k, _)| k == "timestamp") {
         pairs.push(("timestamp".into(), now_ms().to_string()));
     }
     let mut query = encode_query(&pairs);
-    if signed {
+    if signed && !pairs.iter().any(|(k, _)| k == "signature") {
         let sig = sign_rest(&sb.api_secret, &query, "");
         query = format!("{query}&signature={sig}");
     }
     let url = format!("{}{}?{}", sb.rest_url, path, query);
     let mut req = reqwest::Client::new().request(method.parse().unwrap(), url);
-    if signed {
-        req = req.header("X-MBX-APIKEY", sb.api_key.as_str());
+    if let Some(k) = key.or(signed.then_some(sb.api_key.as_str())) {
+        req = req.header("X-MBX-APIKEY", k);
     }
     let resp = req.send().await.unwrap();
-    let weight = resp.headers().get("x-mbx-used-weight-1m").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-    let status = resp.status().as_u16();
+    let h = |n: &str| resp.headers().get(n).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let (status, weight, order_count, retry_after) =
+        (resp.status().as_u16(), h("x-mbx-used-weight-1m"), h("x-mbx-order-count-10s"), h("retry-after"));
     let body = resp.json().await.unwrap_or(Value::Null);
-    Resp { status, weight, body }
+    Resp { status, weight, order_count, retry_after, body }
 }
 
 /// The next text message of a WebSocket as JSON (pings are skipped).
