@@ -35,6 +35,10 @@ const SAVE_EVERY_MS: i64 = 1_000;
 /// ahead without ticks, so catching up never holds the exchange for long.
 const MAX_CATCH_UP_MS: i64 = 86_400_000;
 
+/// Final orders and fills kept per account by a sandbox that saves its
+/// state (older ones are forgotten, as Binance archives them).
+const KEEP_FINAL_HISTORY: usize = 2_000;
+
 /// Closed bars kept in memory (and at most this many are saved).
 const HISTORY_KEEP: usize = 5_000;
 
@@ -751,6 +755,8 @@ impl ExchangeState {
     /// Saves the state if it is kept.
     fn save(&mut self, now_ms: i64) {
         let Some(mut saver) = self.saver.take() else { return };
+        // What is saved at each change stays bounded however long it runs.
+        self.core.forget_history(KEEP_FINAL_HISTORY);
         let symbols = self
             .syms
             .iter()

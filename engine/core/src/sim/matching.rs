@@ -460,6 +460,52 @@ impl MatchingCore {
             .collect()
     }
 
+    /// Forgets history beyond the newest `keep` final orders and `keep`
+    /// fills of each account (a venue that runs for months cannot keep
+    /// and save everything; Binance archives too). Open orders and the
+    /// orders of kept fills are never forgotten. Runs only once an account
+    /// holds twice `keep` of either, so its cost is spread thin.
+    pub fn forget_history(&mut self, keep: usize) {
+        let accounts: Vec<u32> = self.accounts.keys().copied().collect();
+        for account in accounts {
+            let fills = self.fills.get(&account).map_or(0, Vec::len);
+            let finals: Vec<u64> = self
+                .orders
+                .values()
+                .filter(|o| o.account == account && !o.status.is_open())
+                .map(|o| o.order_id)
+                .collect();
+            if fills <= keep.saturating_mul(2) && finals.len() <= keep.saturating_mul(2) {
+                continue;
+            }
+            if let Some(list) = self.fills.get_mut(&account) {
+                let cut = list.len().saturating_sub(keep);
+                for f in list.drain(..cut) {
+                    if let Some(t) = f.trade_id.as_u64() {
+                        self.trade_orders.remove(&t);
+                    }
+                }
+            }
+            let kept_by_fills: std::collections::HashSet<u64> = self
+                .fills
+                .get(&account)
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.trade_id.as_u64().and_then(|t| self.trade_orders.get(&t).copied()))
+                .collect();
+            // `finals` is in id order, oldest first.
+            let cut = finals.len().saturating_sub(keep);
+            for id in finals.into_iter().take(cut).filter(|id| !kept_by_fills.contains(id)) {
+                if let Some(o) = self.orders.remove(&id) {
+                    let key = (o.account, o.client_order_id);
+                    if self.by_client.get(&key) == Some(&id) {
+                        self.by_client.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+
     /// All orders of an account in a symbol, oldest first.
     pub fn all_orders(&self, account: u32, symbol: &str) -> Vec<SimOrder> {
         self.orders.values().filter(|o| o.account == account && o.symbol.as_str() == symbol).cloned().collect()
@@ -1025,6 +1071,31 @@ mod tests {
         let owners: Vec<u64> =
             fills.iter().map(|f| c.order_of_trade(f.trade_id.as_u64().unwrap()).unwrap().order_id).collect();
         assert_eq!(owners, [first.order.order_id, second.order.order_id]);
+    }
+
+    #[test]
+    fn old_history_is_forgotten_but_open_orders_and_recent_fills_stay() {
+        let mut c = core();
+        c.submit(order("resting", Side::Buy, OrderType::Limit { price: d("90") }, "1", TimeInForce::Gtc), 1).unwrap();
+        for i in 0..9 {
+            c.submit(order(&format!("m{i}"), Side::Buy, OrderType::Market, "0.1", TimeInForce::Gtc), 2 + i).unwrap();
+        }
+        c.forget_history(5);
+        assert_eq!(c.fills(1, "BTCUSDT", None).len(), 9, "up to twice the limit nothing goes");
+        for i in 9..11 {
+            c.submit(order(&format!("m{i}"), Side::Buy, OrderType::Market, "0.1", TimeInForce::Gtc), 20 + i).unwrap();
+        }
+        c.forget_history(5);
+        let fills = c.fills(1, "BTCUSDT", None);
+        assert_eq!(fills.len(), 5, "the newest five fills stay");
+        assert_eq!(fills[0].client_order_id, "m6");
+        for f in &fills {
+            let owner = c.order_of_trade(f.trade_id.as_u64().unwrap()).expect("a kept fill keeps its order");
+            assert_eq!(owner.client_order_id, f.client_order_id);
+        }
+        assert!(c.order_by_client(1, "resting").is_some_and(|o| o.status.is_open()), "open orders stay");
+        assert!(c.order_by_client(1, "m0").is_none(), "old final orders go");
+        assert_eq!(c.all_orders(1, "BTCUSDT").len(), 6, "the open one and the five of the kept fills");
     }
 
     #[test]
