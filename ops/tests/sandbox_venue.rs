@@ -1017,3 +1017,38 @@ async fn stop_orders_go_out_as_the_kind_binance_expects_on_their_side_of_the_mar
     }
     sb.shutdown().await;
 }
+
+/// A cancel whose answer is lost — an error after the venue canceled, or an
+/// answer held past the client's timeout — is resolved by querying the
+/// order, on both transports; one refused before it acted is an error and
+/// the order still rests.
+#[tokio::test]
+async fn a_cancel_with_an_unknown_outcome_is_resolved_by_a_query_on_both_transports() {
+    for entry in [Entry::Ws, Entry::Rest] {
+        let (sb, venue) = setup_on(entry).await;
+        freeze(&sb, "60000");
+        let cases = [
+            ("after", OrderFault::ErrorAfterExecute, true),
+            ("held", OrderFault::TimeoutAfterExecute { hold_ms: 3_000 }, true),
+            ("before", OrderFault::ErrorBeforeExecute, false),
+        ];
+        for (name, fault, canceled) in cases {
+            let cid = format!("c-{name}-{entry:?}").to_lowercase();
+            venue.place_order(&limit(&cid, Side::Buy, "0.01", "59000")).await.unwrap();
+            sb.faults.fail_next_cancel(fault);
+            let res = venue.cancel_order(&btc(), &cid).await;
+            let at_venue = sb.market.orders(&sb.api_key, "BTCUSDT").into_iter().find(|o| o.client_order_id == cid);
+            let at_venue = at_venue.expect("the venue knows the order").status;
+            if canceled {
+                let report = res.unwrap_or_else(|e| panic!("{entry:?} {name}: the query resolves it: {e}"));
+                assert_eq!(report.status, OrderStatus::Canceled, "{entry:?} {name}");
+                assert_eq!(at_venue, OrderStatus::Canceled, "{entry:?} {name}");
+            } else {
+                assert!(res.is_err(), "{entry:?} {name}: a cancel refused before it acted is an error");
+                assert!(at_venue.is_open(), "{entry:?} {name}: the order still rests");
+                venue.cancel_order(&btc(), &cid).await.expect("a second cancel goes through");
+            }
+        }
+        sb.shutdown().await;
+    }
+}

@@ -386,6 +386,7 @@ pub enum ConnCmd {
 struct FaultState {
     rest: VecDeque<RestFault>,
     orders: VecDeque<OrderFault>,
+    cancels: VecDeque<OrderFault>,
     banned_until_ms: i64,
     /// Execution reports still to be sent garbled.
     garbled_reports: usize,
@@ -486,6 +487,17 @@ impl FaultControl {
     /// Applies `fault` to the next order placement.
     pub fn fail_next_order(&self, fault: OrderFault) {
         self.lock().orders.push_back(fault);
+    }
+
+    /// Applies `fault` to the next cancel of one order (`DELETE
+    /// /api/v3/order`, WebSocket API `order.cancel`): an error or a held
+    /// answer before or after the order is canceled.
+    pub fn fail_next_cancel(&self, fault: OrderFault) {
+        self.lock().cancels.push_back(fault);
+    }
+
+    fn next_cancel_fault(&self) -> Option<OrderFault> {
+        self.lock().cancels.pop_front()
     }
 
     /// Sends the next `count` user-stream execution reports with a side no

@@ -328,7 +328,7 @@ pub(crate) async fn handle(
         }
         ("GET", "account/commission", Some(acc)) => account_commission(&app, &params, acc),
         ("GET", "order", Some(acc)) => query_order(&app, &params, acc),
-        ("DELETE", "order", Some(acc)) => cancel_order(&app, &params, acc, now),
+        ("DELETE", "order", Some(acc)) => return cancel_with_faults(&app, &params, acc, now, weight).await,
         ("GET", "openOrders", Some(acc)) => open_orders(&app, &params, acc),
         ("DELETE", "openOrders", Some(acc)) => cancel_all(&app, &params, acc, now),
         ("GET", "allOrders", Some(acc)) => all_orders(&app, &params, acc),
@@ -1025,6 +1025,44 @@ pub(crate) fn cancel_one(
         }
     }
     Ok(v)
+}
+
+/// `DELETE /api/v3/order` with any scripted cancel fault: `-1001` before
+/// the cancel, `-1007` after it (outcome unknown to the client), or the
+/// answer held back before or after it.
+async fn cancel_with_faults(app: &App, p: &Params, account: u32, mut now: i64, weight: u64) -> Response {
+    let fault = app.faults.next_cancel_fault();
+    match fault {
+        Some(OrderFault::ErrorBeforeExecute) => return unknown_reply(-1001, app.limits.used(now)),
+        Some(OrderFault::DelayBeforeExecute { hold_ms }) => {
+            tokio::time::sleep(Duration::from_millis(hold_ms)).await;
+            now = app.faults.server_now_ms();
+        }
+        _ => {}
+    }
+    let result = cancel_order(app, p, account, now);
+    match (fault, result) {
+        (Some(OrderFault::ErrorAfterExecute), _) => unknown_reply(-1007, app.limits.used(now)),
+        (fault, Ok(v)) => {
+            if let Some(OrderFault::TimeoutAfterExecute { hold_ms }) = fault {
+                tokio::time::sleep(Duration::from_millis(hold_ms)).await;
+            }
+            app.limits.refund(weight, now);
+            reply(StatusCode::OK, &v, app.limits.used(now), &[])
+        }
+        (_, Err(r)) => error_reply(&r, app.limits.used(now), None),
+    }
+}
+
+/// A `503` whose outcome the client cannot know: `-1001` (internal error)
+/// or `-1007` (timeout; execution status unknown).
+fn unknown_reply(code: i64, used: u64) -> Response {
+    let msg = if code == -1007 {
+        "Timeout waiting for response from backend server. Send status unknown; execution status unknown."
+    } else {
+        "Internal error; unable to process your request. Please try again."
+    };
+    reply(StatusCode::SERVICE_UNAVAILABLE, &json!({"code": code, "msg": msg}), used, &[])
 }
 
 pub(crate) fn cancel_order(app: &App, p: &Params, account: u32, now: i64) -> Result<Value, Reject> {

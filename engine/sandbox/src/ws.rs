@@ -18,7 +18,7 @@ use super::tape::BarStats;
 use super::exchange::{kline_obj, MarketKind, MarketMsg, Reject};
 use super::limits::{self, Gate};
 use super::replace::Failed;
-use super::rest::{account_info, cancel_order, interval_ms, open_orders, query_order, Params};
+use super::rest::{account_info, interval_ms, open_orders, query_order, Params};
 use super::ws_session::{place_order, Session};
 use super::{App, ConnCmd};
 
@@ -479,7 +479,13 @@ fn api_request(
                 }
                 "order.test" => super::rest::order_test(app, &p, account),
                 "order.status" => query_order(app, &p, account),
-                "order.cancel" => cancel_order(app, &p, account, now),
+                "order.cancel" => {
+                    let reply = super::ws_session::cancel_order(app, &id, p, account, now, later);
+                    if reply.as_ref().is_some_and(|r| r["status"] == 200) {
+                        app.limits.refund(weight, now);
+                    }
+                    return (reply, Vec::new());
+                }
                 "order.cancelReplace" => match super::replace::cancel_replace(app, &p, account, now) {
                     Ok(v) => Ok(v),
                     Err(Failed::Refused(r, _)) => Err(r),

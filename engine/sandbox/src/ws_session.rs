@@ -263,6 +263,59 @@ pub(crate) fn place_order(
     }
 }
 
+/// `order.cancel` with any scripted cancel fault (see
+/// [`super::FaultControl::fail_next_cancel`]); `None` when the answer is
+/// held and follows on `later`.
+pub(crate) fn cancel_order(
+    app: &Arc<App>,
+    id: &Value,
+    p: Params,
+    account: u32,
+    now: i64,
+    later: &mpsc::UnboundedSender<Value>,
+) -> Option<Value> {
+    fn answer(app: &App, id: &Value, p: &Params, account: u32, now: i64) -> Value {
+        match super::rest::cancel_order(app, p, account, now) {
+            Ok(v) => ok(app, id, v),
+            Err(r) => reject(app, id, &r),
+        }
+    }
+    match app.faults.next_cancel_fault() {
+        Some(OrderFault::ErrorBeforeExecute) => {
+            Some(err(app, id, 503, -1001, "Internal error; unable to process your request. Please try again."))
+        }
+        Some(OrderFault::DelayBeforeExecute { hold_ms }) => {
+            let (app, id, later) = (app.clone(), id.clone(), later.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(hold_ms)).await;
+                let now = app.faults.server_now_ms();
+                let _ = later.send(answer(&app, &id, &p, account, now));
+            });
+            None
+        }
+        Some(OrderFault::ErrorAfterExecute) => {
+            let _ = answer(app, id, &p, account, now);
+            Some(err(
+                app,
+                id,
+                503,
+                -1007,
+                "Timeout waiting for response from backend server. Send status unknown; execution status unknown.",
+            ))
+        }
+        Some(OrderFault::TimeoutAfterExecute { hold_ms }) => {
+            let reply = answer(app, id, &p, account, now);
+            let later = later.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(hold_ms)).await;
+                let _ = later.send(reply);
+            });
+            None
+        }
+        None => Some(answer(app, id, &p, account, now)),
+    }
+}
+
 /// Places the order: the answer, or the refusal as an answer.
 fn execute(app: &App, id: &Value, p: &Params, account: u32, now: i64) -> Result<Value, Value> {
     place_core(app, p, account, now)
