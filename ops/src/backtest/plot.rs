@@ -27,12 +27,40 @@ fn register_font() -> Result<(), String> {
     result
 }
 
-fn date_label(ms: f64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms as i64).map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default()
+/// A time-axis label: the date, with the time of day when the axis spans
+/// less than `TIME_OF_DAY_BELOW_MS` (else neighbouring labels repeat a date).
+fn date_label(ms: f64, span_ms: f64) -> String {
+    let format = if span_ms < TIME_OF_DAY_BELOW_MS { "%Y-%m-%d %H:%M" } else { "%Y-%m-%d" };
+    chrono::DateTime::from_timestamp_millis(ms as i64).map(|t| t.format(format).to_string()).unwrap_or_default()
 }
+
+/// Time axes shorter than this (8 days over 8 labels) show the time of day.
+const TIME_OF_DAY_BELOW_MS: f64 = 8.0 * 86_400_000.0;
 
 /// Reduces a long curve to at most about `MAX_POINTS` points, keeping each
 /// bucket's lowest and highest so drawdowns stay visible.
+/// How many decimals an axis over `lo..hi` with about `ticks` labels needs
+/// for neighbouring labels to differ (a 0.02 % drawdown over 5 labels needs
+/// 3; an equity axis over thousands needs none).
+fn axis_decimals(lo: f64, hi: f64, ticks: usize) -> usize {
+    let step = (hi - lo).abs() / ticks.max(1) as f64;
+    if !step.is_finite() || step <= 0.0 {
+        return 2;
+    }
+    (-step.log10()).ceil().clamp(0.0, 8.0) as usize
+}
+
+/// An axis label with `decimals` decimals; a value that rounds to zero is
+/// written without a sign.
+fn axis_label(y: f64, decimals: usize) -> String {
+    let text = format!("{y:.decimals$}");
+    if text.trim_start_matches('-').chars().all(|c| c == '0' || c == '.') {
+        text.trim_start_matches('-').to_string()
+    } else {
+        text
+    }
+}
+
 fn downsample(points: &[(f64, f64, f64)]) -> Vec<(f64, f64, f64)> {
     if points.len() <= MAX_POINTS {
         return points.to_vec();
@@ -89,6 +117,7 @@ pub fn draw(
     let root = root.titled(title, (FAMILY, 26).into_font()).map_err(|e| err(&e))?;
     let (top, bottom) = root.split_vertically(560);
 
+    let equity_decimals = axis_decimals(lo - pad, hi + pad, 8);
     let mut chart = ChartBuilder::on(&top)
         .margin(12)
         .x_label_area_size(30)
@@ -99,8 +128,8 @@ pub fn draw(
         .configure_mesh()
         .x_labels(8)
         .y_labels(8)
-        .x_label_formatter(&|x| date_label(*x))
-        .y_label_formatter(&|y| format!("{y:.0}"))
+        .x_label_formatter(&|x| date_label(*x, x1 - x0))
+        .y_label_formatter(&|y| axis_label(*y, equity_decimals))
         .y_desc("equity")
         .label_style((FAMILY, 15))
         .light_line_style(RGBColor(235, 235, 235))
@@ -156,6 +185,7 @@ pub fn draw(
     let dd: Vec<(f64, f64)> =
         pts.iter().map(|p| (p.0, if p.2 > 0.0 { -(1.0 - p.1 / p.2) * 100.0 } else { 0.0 })).collect();
     let worst = dd.iter().map(|p| p.1).fold(0.0, f64::min).min(-0.01);
+    let dd_decimals = axis_decimals(worst * 1.1, 0.0, 5);
     let mut dd_chart = ChartBuilder::on(&bottom)
         .margin(12)
         .x_label_area_size(30)
@@ -166,8 +196,8 @@ pub fn draw(
         .configure_mesh()
         .x_labels(8)
         .y_labels(5)
-        .x_label_formatter(&|x| date_label(*x))
-        .y_label_formatter(&|y| format!("{:.1}%", if y.abs() < 0.05 { 0.0 } else { *y }))
+        .x_label_formatter(&|x| date_label(*x, x1 - x0))
+        .y_label_formatter(&|y| format!("{}%", axis_label(*y, dd_decimals)))
         .y_desc("drawdown")
         .label_style((FAMILY, 15))
         .light_line_style(RGBColor(235, 235, 235))
@@ -178,4 +208,43 @@ pub fn draw(
         .map_err(|e| err(&e))?;
     root.present().map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axis_labels_differ_from_their_neighbours_whatever_the_range() {
+        struct Case {
+            name: &'static str,
+            lo: f64,
+            hi: f64,
+            ticks: usize,
+            decimals: usize,
+        }
+        let cases = [
+            Case { name: "a 0.02 % drawdown", lo: -0.022, hi: 0.0, ticks: 5, decimals: 3 },
+            Case { name: "a 30 % drawdown", lo: -33.0, hi: 0.0, ticks: 5, decimals: 0 },
+            Case { name: "a 2 % drawdown", lo: -2.2, hi: 0.0, ticks: 5, decimals: 1 },
+            Case { name: "equity 1M, moving by cents", lo: 999_999.9, hi: 1_000_000.3, ticks: 8, decimals: 2 },
+            Case { name: "equity in thousands", lo: 9_000.0, hi: 14_000.0, ticks: 8, decimals: 0 },
+            Case { name: "a flat line", lo: 5.0, hi: 5.0, ticks: 8, decimals: 2 },
+        ];
+        for c in cases {
+            let d = axis_decimals(c.lo, c.hi, c.ticks);
+            assert_eq!(d, c.decimals, "{}", c.name);
+            if c.hi > c.lo {
+                let step = (c.hi - c.lo) / c.ticks as f64;
+                let labels: Vec<String> = (0..=c.ticks).map(|i| axis_label(c.lo + step * i as f64, d)).collect();
+                let distinct: std::collections::BTreeSet<&String> = labels.iter().collect();
+                assert_eq!(distinct.len(), labels.len(), "{}: {labels:?}", c.name);
+            }
+        }
+        assert_eq!(axis_label(-0.0001, 2), "0.00", "no negative zero");
+        let day = 86_400_000.0;
+        assert_eq!(date_label(1_704_112_200_000.0, 2.0 * day), "2024-01-01 12:30", "a two-day axis shows the hour");
+        assert_eq!(date_label(1_704_112_200_000.0, 300.0 * day), "2024-01-01", "a long one the date");
+        assert_eq!(axis_label(-1.5, 1), "-1.5");
+    }
 }
