@@ -18,6 +18,28 @@ async fn start(cfg: SandboxConfig) -> SandboxHandle {
     Sandbox::start(SandboxConfig { history_bars: 30, ..cfg }).await.expect("sandbox starts")
 }
 
+/// A sandbox whose BTCUSDT market is held still at 60 000.
+async fn start_frozen(cfg: SandboxConfig) -> SandboxHandle {
+    let sb = start(cfg).await;
+    sb.market.pause();
+    sb.market.set_price("BTCUSDT", "60000".parse().unwrap());
+    sb.market.step(1);
+    sb
+}
+
+/// A GTC limit buy of 0.01 BTCUSDT at `price` with client id `cid`.
+fn limit_buy(cid: &'static str, price: &'static str) -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("symbol", "BTCUSDT"),
+        ("side", "BUY"),
+        ("type", "LIMIT"),
+        ("timeInForce", "GTC"),
+        ("quantity", "0.01"),
+        ("price", price),
+        ("newClientOrderId", cid),
+    ]
+}
+
 #[tokio::test]
 async fn public_endpoints_answer_like_binance() {
     let sb = start(SandboxConfig::demo()).await;
@@ -110,10 +132,7 @@ async fn signed_requests_are_validated_as_documented() {
 
 #[tokio::test]
 async fn order_endpoints_and_error_codes() {
-    let sb = start(SandboxConfig { order_limit_10s: 3, ..SandboxConfig::demo() }).await;
-    sb.market.pause();
-    sb.market.set_price("BTCUSDT", "60000".parse().unwrap());
-    sb.market.step(1);
+    let sb = start_frozen(SandboxConfig { order_limit_10s: 3, ..SandboxConfig::demo() }).await;
     let base = [("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "LIMIT"), ("timeInForce", "GTC")];
     struct Case {
         name: &'static str,
@@ -291,10 +310,7 @@ async fn ws_api_user_data_subscription() {
 
 #[tokio::test]
 async fn ws_api_order_methods() {
-    let sb = start(SandboxConfig::demo()).await;
-    sb.market.pause();
-    sb.market.set_price("BTCUSDT", "60000".parse().unwrap());
-    sb.market.step(1);
+    let sb = start_frozen(SandboxConfig::demo()).await;
     let (mut ws, _) = tokio_tungstenite::connect_async(sb.ws_api_url.clone()).await.unwrap();
     let signed = |id: &str, method: &str, extra: &[(&str, &str)]| ws_signed(&sb, id, method, extra);
     let order = [
@@ -346,10 +362,7 @@ async fn start_exact(cfg: SandboxConfig) -> SandboxHandle {
 
 #[tokio::test]
 async fn order_entry_refuses_what_binance_refuses() {
-    let sb = start(SandboxConfig::demo()).await;
-    sb.market.pause();
-    sb.market.set_price("BTCUSDT", "60000".parse().unwrap());
-    sb.market.step(1);
+    let sb = start_frozen(SandboxConfig::demo()).await;
     let order = |kind: &'static str, side: &'static str, stop: &'static str, price: &'static str, cid: &'static str| {
         vec![
             ("symbol", "BTCUSDT"),
@@ -476,21 +489,8 @@ async fn microsecond_timestamps_commission_rates_and_self_trade_prevention() {
 
 #[tokio::test]
 async fn order_echoes_client_ids_and_lookup_windows_as_documented() {
-    let sb = start(SandboxConfig::demo()).await;
-    sb.market.pause();
-    sb.market.set_price("BTCUSDT", "60000".parse().unwrap());
-    sb.market.step(1);
-    let limit = |cid: &'static str| {
-        vec![
-            ("symbol", "BTCUSDT"),
-            ("side", "BUY"),
-            ("type", "LIMIT"),
-            ("timeInForce", "GTC"),
-            ("quantity", "0.01"),
-            ("price", "50000"),
-            ("newClientOrderId", cid),
-        ]
-    };
+    let sb = start_frozen(SandboxConfig::demo()).await;
+    let limit = |cid: &'static str| limit_buy(cid, "50000");
     let illegal = json!({"code": -1100, "msg": "Illegal characters found in parameter 'newClientOrderId'; legal range is '^[a-zA-Z0-9-_]{1,36}$'."});
     for cid in ["has.dot", "has:colon", "has/slash", "x234567890123456789012345678901234567"] {
         let r = call(&sb, "POST", "/api/v3/order", &limit(cid), true).await;
@@ -596,10 +596,7 @@ fn limit_count(reply: &Value, kind: &str, interval: &str) -> Option<u64> {
 
 #[tokio::test]
 async fn request_weight_is_shared_by_rest_and_the_ws_api_and_orders_are_counted() {
-    let sb = start(SandboxConfig::demo()).await;
-    sb.market.pause();
-    sb.market.set_price("BTCUSDT", "60000".parse().unwrap());
-    sb.market.step(1);
+    let sb = start_frozen(SandboxConfig::demo()).await;
     early_in_a_minute().await;
     let w0 = call(&sb, "GET", "/api/v3/time", &[], false).await.weight.unwrap();
     // Connecting costs 2, a `time` 1, both counted with REST's.
@@ -691,21 +688,8 @@ fn keys(v: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn cancel_replace_follows_the_documented_outcome_matrix() {
-    let sb = start(SandboxConfig::demo()).await;
-    sb.market.pause();
-    sb.market.set_price("BTCUSDT", "60000".parse().unwrap());
-    sb.market.step(1);
-    let rest = |cid: &'static str, price: &'static str| {
-        vec![
-            ("symbol", "BTCUSDT"),
-            ("side", "BUY"),
-            ("type", "LIMIT"),
-            ("timeInForce", "GTC"),
-            ("quantity", "0.01"),
-            ("price", price),
-            ("newClientOrderId", cid),
-        ]
-    };
+    let sb = start_frozen(SandboxConfig::demo()).await;
+
     let replace =
         |mode: &'static str, cancel: &'static str, kind: &'static str, price: &'static str, cid: &'static str| {
             let mut p =
@@ -723,7 +707,7 @@ async fn cancel_replace_follows_the_documented_outcome_matrix() {
         ids.sort();
         ids
     };
-    assert_eq!(call(&sb, "POST", "/api/v3/order", &rest("old", "59000"), true).await.status, 200);
+    assert_eq!(call(&sb, "POST", "/api/v3/order", &limit_buy("old", "59000"), true).await.status, 200);
 
     // Both parts succeed.
     let r = call(
@@ -862,10 +846,7 @@ async fn cancel_replace_follows_the_documented_outcome_matrix() {
 
 #[tokio::test]
 async fn stop_loss_and_take_profit_market_orders_trigger_as_documented() {
-    let sb = start(SandboxConfig::demo()).await;
-    sb.market.pause();
-    sb.market.set_price("BTCUSDT", "60000".parse().unwrap());
-    sb.market.step(1);
+    let sb = start_frozen(SandboxConfig::demo()).await;
     let stop = |kind: &'static str, side: &'static str, stop: &'static str, cid: &'static str| {
         vec![
             ("symbol", "BTCUSDT"),

@@ -373,6 +373,13 @@ pub enum OrderFault {
     },
 }
 
+impl OrderFault {
+    /// Whether it acts before the order (or cancel) executes.
+    fn acts_before(&self) -> bool {
+        matches!(self, Self::ErrorBeforeExecute | Self::DelayBeforeExecute { .. })
+    }
+}
+
 /// A command to every WebSocket connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnCmd {
@@ -591,25 +598,23 @@ impl FaultControl {
         f
     }
 
-    fn peek_order_fault(&self) -> Option<OrderFault> {
-        self.lock().orders.front().copied()
-    }
-
-    fn next_order_fault(&self) -> Option<OrderFault> {
-        self.lock().orders.pop_front()
+    /// Takes the next order fault if it acts before execution (an error or
+    /// a held request); one that acts after belongs to this order's answer.
+    fn take_before_execute_fault(&self) -> Option<OrderFault> {
+        self.take_order_fault(OrderFault::acts_before)
     }
 
     /// Takes the next order fault if it acts after execution (an error or a
     /// held answer); one that acts before may belong to the next order.
     fn take_after_execute_fault(&self) -> Option<OrderFault> {
+        self.take_order_fault(|f| !f.acts_before())
+    }
+
+    fn take_order_fault(&self, wanted: impl Fn(&OrderFault) -> bool) -> Option<OrderFault> {
         let mut st = self.lock();
-        match st.orders.front().copied() {
-            Some(f @ (OrderFault::ErrorAfterExecute | OrderFault::TimeoutAfterExecute { .. })) => {
-                st.orders.pop_front();
-                Some(f)
-            }
-            _ => None,
-        }
+        let f = st.orders.front().copied().filter(wanted)?;
+        st.orders.pop_front();
+        Some(f)
     }
 }
 

@@ -890,15 +890,9 @@ pub(crate) fn place_core(app: &App, p: &Params, account: u32, now: i64) -> Resul
 
 async fn place_order(app: &App, p: &Params, account: u32, mut now: i64, weight: u64) -> Response {
     let used = app.limits.used(now);
-    match app.faults.peek_order_fault() {
-        Some(OrderFault::ErrorBeforeExecute) => {
-            let _ = app.faults.next_order_fault();
-            let body =
-                json!({"code": -1001, "msg": "Internal error; unable to process your request. Please try again."});
-            return reply(StatusCode::SERVICE_UNAVAILABLE, &body, used, &[]);
-        }
+    match app.faults.take_before_execute_fault() {
+        Some(OrderFault::ErrorBeforeExecute) => return unknown_reply(-1001, used),
         Some(OrderFault::DelayBeforeExecute { hold_ms }) => {
-            let _ = app.faults.next_order_fault();
             tokio::time::sleep(Duration::from_millis(hold_ms)).await;
             now = app.faults.server_now_ms();
         }

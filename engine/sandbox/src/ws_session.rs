@@ -221,29 +221,71 @@ pub(crate) fn place_order(
     now: i64,
     later: &mpsc::UnboundedSender<Value>,
 ) -> Option<Value> {
-    match app.faults.peek_order_fault() {
+    let before = app.faults.take_before_execute_fault();
+    let (faults, rid) = (app.faults.clone(), id.clone());
+    let act = move |app: &App, now: i64| execute(app, &rid, &p, account, now);
+    with_fault(app, id, now, later, before, move || faults.take_after_execute_fault(), act)
+}
+
+/// `order.cancel` with any scripted cancel fault (see
+/// [`super::FaultControl::fail_next_cancel`]); `None` when the answer is
+/// held and follows on `later`.
+pub(crate) fn cancel_order(
+    app: &Arc<App>,
+    id: &Value,
+    p: Params,
+    account: u32,
+    now: i64,
+    later: &mpsc::UnboundedSender<Value>,
+) -> Option<Value> {
+    let fault = app.faults.next_cancel_fault();
+    let before = fault.filter(OrderFault::acts_before);
+    let after = move || fault.filter(|f| !f.acts_before());
+    let rid = id.clone();
+    // A refused cancel is an answer like any other: an after-fault still hides it.
+    let act = move |app: &App, now: i64| {
+        Ok(match super::rest::cancel_order(app, &p, account, now) {
+            Ok(v) => ok(app, &rid, v),
+            Err(r) => reject(app, &rid, &r),
+        })
+    };
+    with_fault(app, id, now, later, before, after, act)
+}
+
+/// Runs one request under a scripted fault: `before` (an error, or the
+/// request held) and then, once it ran without being refused, the fault
+/// `after` gives (an error with the outcome unknown, or the answer held).
+/// `act` answers the request (`Err`: a refusal, answered at once). `None`
+/// when a task sends the answer later on `later`.
+fn with_fault(
+    app: &Arc<App>,
+    id: &Value,
+    now: i64,
+    later: &mpsc::UnboundedSender<Value>,
+    before: Option<OrderFault>,
+    after: impl FnOnce() -> Option<OrderFault>,
+    act: impl Fn(&App, i64) -> Result<Value, Value> + Send + 'static,
+) -> Option<Value> {
+    match before {
         Some(OrderFault::ErrorBeforeExecute) => {
-            let _ = app.faults.next_order_fault();
-            return Some(err(app, id, 503, -1001, "Internal error; unable to process your request. Please try again."));
+            return Some(err(app, id, 503, -1001, "Internal error; unable to process your request. Please try again."))
         }
         Some(OrderFault::DelayBeforeExecute { hold_ms }) => {
-            let _ = app.faults.next_order_fault();
-            let (app, id, later) = (app.clone(), id.clone(), later.clone());
+            let (app, later) = (app.clone(), later.clone());
             tokio::spawn(async move {
                 tokio::time::sleep(std::time::Duration::from_millis(hold_ms)).await;
                 let now = app.faults.server_now_ms();
-                let answer = execute(&app, &id, &p, account, now);
-                let _ = later.send(answer.unwrap_or_else(|refused| refused));
+                let _ = later.send(act(&app, now).unwrap_or_else(|refused| refused));
             });
             return None;
         }
         _ => {}
     }
-    let reply = match execute(app, id, &p, account, now) {
+    let reply = match act(app, now) {
         Ok(v) => v,
         Err(refused) => return Some(refused),
     };
-    match app.faults.take_after_execute_fault() {
+    match after() {
         Some(OrderFault::ErrorAfterExecute) => Some(err(
             app,
             id,
@@ -260,59 +302,6 @@ pub(crate) fn place_order(
             None
         }
         _ => Some(reply),
-    }
-}
-
-/// `order.cancel` with any scripted cancel fault (see
-/// [`super::FaultControl::fail_next_cancel`]); `None` when the answer is
-/// held and follows on `later`.
-pub(crate) fn cancel_order(
-    app: &Arc<App>,
-    id: &Value,
-    p: Params,
-    account: u32,
-    now: i64,
-    later: &mpsc::UnboundedSender<Value>,
-) -> Option<Value> {
-    fn answer(app: &App, id: &Value, p: &Params, account: u32, now: i64) -> Value {
-        match super::rest::cancel_order(app, p, account, now) {
-            Ok(v) => ok(app, id, v),
-            Err(r) => reject(app, id, &r),
-        }
-    }
-    match app.faults.next_cancel_fault() {
-        Some(OrderFault::ErrorBeforeExecute) => {
-            Some(err(app, id, 503, -1001, "Internal error; unable to process your request. Please try again."))
-        }
-        Some(OrderFault::DelayBeforeExecute { hold_ms }) => {
-            let (app, id, later) = (app.clone(), id.clone(), later.clone());
-            tokio::spawn(async move {
-                tokio::time::sleep(std::time::Duration::from_millis(hold_ms)).await;
-                let now = app.faults.server_now_ms();
-                let _ = later.send(answer(&app, &id, &p, account, now));
-            });
-            None
-        }
-        Some(OrderFault::ErrorAfterExecute) => {
-            let _ = answer(app, id, &p, account, now);
-            Some(err(
-                app,
-                id,
-                503,
-                -1007,
-                "Timeout waiting for response from backend server. Send status unknown; execution status unknown.",
-            ))
-        }
-        Some(OrderFault::TimeoutAfterExecute { hold_ms }) => {
-            let reply = answer(app, id, &p, account, now);
-            let later = later.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(std::time::Duration::from_millis(hold_ms)).await;
-                let _ = later.send(reply);
-            });
-            None
-        }
-        None => Some(answer(app, id, &p, account, now)),
     }
 }
 
