@@ -978,3 +978,20 @@ async fn the_first_depth_diff_covers_only_changes_since_the_server_opened() {
     assert!(first["b"].as_array().unwrap().len() < 500, "a diff of a second, not of the history");
     sb.shutdown().await;
 }
+
+/// In real time the market's clock is the server clock: just after a minute
+/// starts, REST klines already end with the new minute's bar (the market
+/// clock used to lag by up to a tick, 6 s at the default ticks).
+#[tokio::test]
+async fn at_real_time_the_bar_in_progress_turns_over_on_the_minute() {
+    let sb = start(SandboxConfig::default()).await;
+    // Wait (at most a minute) for the next minute to have just begun.
+    let next = sb.faults.server_now_ms() / 60_000 * 60_000 + 60_000;
+    tokio::time::sleep(Duration::from_millis((next - sb.faults.server_now_ms()).max(0) as u64 + 300)).await;
+    let asked = sb.faults.server_now_ms();
+    let r =
+        call(&sb, "GET", "/api/v3/klines", &[("symbol", "BTCUSDT"), ("interval", "1m"), ("limit", "2")], false).await;
+    let opens: Vec<i64> = r.body.as_array().unwrap().iter().map(|k| k[0].as_i64().unwrap()).collect();
+    assert_eq!(opens, [next - 60_000, next], "asked at {asked}, 300 ms into the minute {next}");
+    sb.shutdown().await;
+}

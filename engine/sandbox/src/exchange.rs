@@ -617,7 +617,14 @@ impl Exchange {
                 // continuing from now gives them.
                 let pregen = if accelerated { start + history_bars * BAR_MS } else { now_ms - now_ms.rem_euclid(dt) };
                 let end = start + (pregen - start).max(0) / dt * dt;
-                let clock = SimClock::new(cfg.speed, end, now_ms);
+                // In real time the market's clock is the server clock itself
+                // (the tick on the minute runs on the minute); accelerated, it
+                // continues from the history's end now.
+                let clock = if accelerated {
+                    SimClock::new(cfg.speed, end, now_ms)
+                } else {
+                    SimClock::new(cfg.speed, end, end)
+                };
                 while state.sim_ms + dt <= pregen {
                     state.advance(clock.server_at(state.sim_ms + dt).min(now_ms), None);
                 }

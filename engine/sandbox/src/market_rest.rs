@@ -135,6 +135,24 @@ pub(crate) fn klines(app: &App, p: &Params) -> Result<Value, Reject> {
         let current = v.current.filter(|_| real_time).map(|b| (b.clone(), v.tape.current_stats()));
         v.history.iter().map(|b| (b.clone(), v.tape.stats_of(b.open_time))).chain(current).collect()
     };
+    let mut bars = bars;
+    // The minute that just began has no tick yet: Binance already shows its
+    // bar, flat at the last close with no volume.
+    let minute = app.faults.server_now_ms().div_euclid(60_000) * 60_000;
+    if let Some(last) = bars.last().map(|(b, _)| b.clone()).filter(|b| real_time && b.open_time < minute) {
+        let p = last.close;
+        let empty = Bar {
+            open_time: minute,
+            close_time: minute + 59_999,
+            open: p,
+            high: p,
+            low: p,
+            close: p,
+            volume: rust_decimal::Decimal::ZERO,
+            ..last
+        };
+        bars.push((empty, BarStats::default()));
+    }
     let last_closed = bars.last().map(|(b, _)| b.close_time);
     let mut agg = aggregate(bars, interval);
     // A longer interval's last bucket is complete only if its last minute closed.
