@@ -8,6 +8,7 @@
 //! statistics in [`report`], the chart in [`plot`].
 
 pub mod data;
+pub mod equity;
 pub mod plot;
 pub mod report;
 pub mod sim;
@@ -29,7 +30,7 @@ use self::sim::{Backtest, SimConfig, StrategySlot, TimedSignal, Timeline};
 /// `keel backtest` flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BacktestArgs {
-    /// CSV file(s) or directories of CSV files with bars (repeat the flag or list several).
+    /// Bars: CSV, Binance kline .zip or Parquet file(s), or directories of them (repeat the flag or list several).
     #[arg(long = "data", value_name = "PATH", required = true, num_args = 1..)]
     pub data: Vec<PathBuf>,
     /// Config with the `[[strategy]]`, `[[symbol]]`, `[balances]` and `[risk]` to use
@@ -213,9 +214,9 @@ pub fn execute(args: &BacktestArgs) -> anyhow::Result<BacktestResult> {
     let sim_config =
         SimConfig { instruments, balances, fees, slippage_bps, risk: config.risk.clone(), currency: currency.clone() };
     let symbols: Vec<String> = market.series.iter().map(|s| s.symbol.to_string()).collect();
-    let start_ms = market.series.iter().filter_map(|s| s.bars.first()).map(|b| b.open_time).min().unwrap_or(0);
-    let end_ms = market.series.iter().filter_map(|s| s.bars.last()).map(|b| b.close_time).max().unwrap_or(0);
-    let timeline = Timeline::new(market.series.into_iter().map(|s| (s.symbol, s.bars)).collect());
+    let start_ms = market.series.iter().filter_map(Series::first_open_time).min().unwrap_or(0);
+    let end_ms = market.series.iter().filter_map(Series::last_close_time).max().unwrap_or(0);
+    let timeline = Timeline::from_columns(market.series.into_iter().map(|s| (s.symbol, s.bars)).collect());
     let instruments = sim_config.instruments.clone();
     let backtest = Backtest::new(sim_config, timeline.symbols(), slots);
     for asset in backtest.unpriced_assets() {
@@ -263,7 +264,7 @@ fn filter_dates(market: &mut MarketData, from: Option<&str>, to: Option<&str>) -
         bail!("--from is after --to");
     }
     for s in &mut market.series {
-        s.bars.retain(|b| b.open_time >= from_ms && b.open_time <= to_ms);
+        s.bars.retain_open_times(from_ms, to_ms);
     }
     market.series.retain(|s| !s.bars.is_empty());
     if market.series.is_empty() {

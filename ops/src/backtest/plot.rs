@@ -10,7 +10,7 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 use super::report::RoundTrip;
-use super::sim::EquityPoint;
+use super::equity::EquityCurve;
 
 static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
@@ -83,7 +83,7 @@ fn downsample(points: &[(f64, f64, f64)]) -> Vec<(f64, f64, f64)> {
 pub fn draw(
     path: &Path,
     title: &str,
-    equity: &[EquityPoint],
+    equity: &EquityCurve,
     trips: &[RoundTrip],
     open_entries: &[i64],
 ) -> Result<(), String> {
@@ -107,7 +107,7 @@ pub fn draw(
     let hi = full.iter().map(|p| p.2).fold(f64::MIN, f64::max);
     let pad = ((hi - lo) * 0.05).max(hi.abs() * 0.001).max(1e-9);
     let equity_at = |ts: i64| -> f64 {
-        let i = equity.partition_point(|p| p.ts_ms < ts).min(equity.len() - 1);
+        let i = full.partition_point(|p| p.0 < ts as f64).min(full.len() - 1);
         full[i].1
     };
 

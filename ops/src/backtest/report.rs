@@ -17,7 +17,8 @@ use keel_core::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use serde::Serialize;
 
-use super::sim::{EquityPoint, Outcome};
+use super::equity::EquityPoint;
+use super::sim::Outcome;
 
 const YEAR_MS: f64 = 365.25 * 86_400_000.0;
 
@@ -249,34 +250,35 @@ fn f(d: Decimal) -> f64 {
 }
 
 /// Drawdown statistics of an equity curve: (max drawdown fraction, its duration in ms).
-pub fn drawdown(equity: &[EquityPoint]) -> (f64, i64) {
+pub fn drawdown(equity: impl Iterator<Item = EquityPoint> + Clone) -> (f64, i64) {
     let mut peak = f64::MIN;
-    let mut peak_ts = 0;
+    let mut peak_at = (0, 0);
     let mut max_dd = 0.0;
-    let mut max_peak_ts = None;
-    for p in equity {
+    let mut max_peak = None;
+    for (k, p) in equity.clone().enumerate() {
         let e = p.equity;
         if e >= peak {
             peak = e;
-            peak_ts = p.ts_ms;
+            peak_at = (k, p.ts_ms);
         } else if peak > 0.0 {
             let dd = 1.0 - e / peak;
             if dd > max_dd {
                 max_dd = dd;
-                max_peak_ts = Some(peak_ts);
+                max_peak = Some((peak_at, peak));
             }
         }
     }
-    let Some(start) = max_peak_ts else { return (0.0, 0) };
+    let Some(((start_idx, start), start_equity)) = max_peak else { return (0.0, 0) };
     // Recovery: the first point after the trough back at or above that peak.
-    let start_idx = equity.iter().position(|p| p.ts_ms == start).unwrap_or(0);
-    let start_equity = equity[start_idx].equity;
-    let end = equity[start_idx + 1..]
-        .iter()
-        .find(|p| p.equity >= start_equity)
-        .or(equity.last())
-        .map(|p| p.ts_ms)
-        .unwrap_or(start);
+    let mut after = equity.skip(start_idx + 1);
+    let mut last = None;
+    let end = loop {
+        match after.next() {
+            Some(p) if p.equity >= start_equity => break p.ts_ms,
+            Some(p) => last = Some(p.ts_ms),
+            None => break last.unwrap_or(start),
+        }
+    };
     (max_dd, end - start)
 }
 
@@ -297,33 +299,49 @@ pub fn build(
     let years = (end_ms - start_ms) as f64 / YEAR_MS;
     let cagr = total_return.filter(|_| years > 0.0 && final_ > 0.0).map(|_| (final_ / initial).powf(1.0 / years) - 1.0);
 
-    // Returns between consecutive points, starting from the initial equity.
-    let mut returns = Vec::with_capacity(eq.len());
-    let mut prev = initial;
-    for p in eq {
-        let e = p.equity;
-        if prev > 0.0 {
-            returns.push(e / prev - 1.0);
+    // Returns between consecutive points, starting from the initial equity;
+    // computed on the fly (twice) rather than held, as memory is per bar.
+    let returns = || {
+        let mut prev = initial;
+        eq.values().iter().filter_map(move |&e| {
+            let r = (prev > 0.0).then(|| e / prev - 1.0);
+            prev = e;
+            r
+        })
+    };
+    // The median step between points, from a count of each step (few distinct ones).
+    let mut step_counts: BTreeMap<i64, usize> = BTreeMap::new();
+    let mut prev_ts = None;
+    for p in eq.iter() {
+        if let Some(d) = prev_ts.map(|t| p.ts_ms - t).filter(|d| *d > 0) {
+            *step_counts.entry(d).or_default() += 1;
         }
-        prev = e;
+        prev_ts = Some(p.ts_ms);
     }
-    let mut steps: Vec<i64> = eq.windows(2).map(|w| w[1].ts_ms - w[0].ts_ms).filter(|d| *d > 0).collect();
-    steps.sort_unstable();
-    let periods_per_year = steps.get(steps.len() / 2).map(|s| YEAR_MS / *s as f64);
-    let n = returns.len() as f64;
+    let mut middle = step_counts.values().sum::<usize>() / 2;
+    let median_step = step_counts.iter().find_map(|(step, count)| {
+        if middle < *count {
+            return Some(*step);
+        }
+        middle -= count;
+        None
+    });
+    let periods_per_year = median_step.map(|s| YEAR_MS / s as f64);
+    let count = returns().count();
+    let n = count as f64;
     let (vol, sharpe, sortino) = match periods_per_year {
-        Some(ppy) if returns.len() >= 2 => {
-            let mean = returns.iter().sum::<f64>() / n;
-            let var = returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0);
+        Some(ppy) if count >= 2 => {
+            let mean = returns().sum::<f64>() / n;
+            let var = returns().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0);
             let sd = var.sqrt();
-            let downside = (returns.iter().map(|r| r.min(0.0).powi(2)).sum::<f64>() / n).sqrt();
+            let downside = (returns().map(|r| r.min(0.0).powi(2)).sum::<f64>() / n).sqrt();
             let ann = ppy.sqrt();
             (Some(sd * ann), (sd > 0.0).then(|| mean / sd * ann), (downside > 0.0).then(|| mean / downside * ann))
         }
         _ => (None, None, None),
     };
-    let (max_dd, dd_ms) = drawdown(eq);
-    let exposure = if eq.is_empty() { 0.0 } else { eq.iter().filter(|p| p.exposed).count() as f64 / eq.len() as f64 };
+    let (max_dd, dd_ms) = drawdown(eq.iter());
+    let exposure = if eq.is_empty() { 0.0 } else { eq.exposed_count() as f64 / eq.len() as f64 };
 
     let wins: Vec<Decimal> = trips.iter().map(|t| t.pnl).filter(|p| *p > Decimal::ZERO).collect();
     let losses: Vec<Decimal> = trips.iter().map(|t| t.pnl).filter(|p| *p <= Decimal::ZERO).collect();
@@ -611,7 +629,7 @@ mod tests {
             .iter()
             .map(|(t, e)| EquityPoint { ts_ms: *t * 1000, equity: e.parse().unwrap(), exposed: false })
             .collect();
-        let (dd, dur) = drawdown(&pts);
+        let (dd, dur) = drawdown(pts.iter().copied());
         assert!((dd - 0.25).abs() < 1e-12, "{dd}");
         assert_eq!(dur, 3000, "from the peak at t=1s to recovery at t=4s");
         assert_eq!(human_duration(90 * 60_000), "1h 30m");

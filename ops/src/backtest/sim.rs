@@ -15,7 +15,9 @@
 //!
 //! Fills are stamped with the bar's open time.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::sync::Arc;
 
 use keel_core::account::{Account, AccountWriter, Assets};
 use keel_core::balance::Balance;
@@ -30,6 +32,9 @@ use risk::config::RiskConfig;
 use risk::protections::ProtectionEvent;
 use risk::RiskEngine;
 use serde::Serialize;
+
+use super::data::Bars;
+pub use super::equity::{EquityCurve, EquityPoint};
 
 const ACCOUNT: u32 = 1;
 const BPS: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
@@ -68,18 +73,6 @@ pub struct TimedSignal {
     pub signal: Signal,
 }
 
-/// The equity at one point in time, for statistics and the chart (`f64`;
-/// the report's initial and final equity are exact `Decimal`s).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct EquityPoint {
-    /// Time (a bar's close time).
-    pub ts_ms: i64,
-    /// Equity in the report currency.
-    pub equity: f64,
-    /// True while some traded position is open.
-    pub exposed: bool,
-}
-
 /// An order that passed the risk engine, in decision order (for parity checks).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OrderRecord {
@@ -95,7 +88,7 @@ pub struct OrderRecord {
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
     /// Equity after each distinct bar close time.
-    pub equity: Vec<EquityPoint>,
+    pub equity: EquityCurve,
     /// Every fill, in order, with its strategy id.
     pub fills: Vec<Fill>,
     /// Every approved order, in decision order.
@@ -134,50 +127,157 @@ pub struct ProtectionRecord {
     pub reason: String,
 }
 
-/// A bar event of the merged timeline.
-struct Step {
-    symbol: usize,
-    /// The close as `f64`, converted once here rather than on every replay.
-    close_f64: f64,
-    event: MarketEvent,
-}
+/// The bars of all symbols, in columns, and the order to replay them in:
+/// by close time, then symbol. Cheap to clone (shared, read-only).
+#[derive(Clone, Default)]
+pub struct Timeline(Arc<Replay>);
 
-/// The bars of all symbols merged in time order, ready to replay.
-pub struct Timeline {
+#[derive(Default)]
+struct Replay {
     symbols: Vec<Symbol>,
-    steps: Vec<Step>,
+    bars: Vec<Bars>,
+    /// With several symbols, the symbol of each step (2 bytes a bar); empty
+    /// with one, whose bars replay in their own order.
+    order: Vec<u16>,
+    len: usize,
 }
 
 impl Timeline {
-    /// Merges series (one `Vec<Bar>` per symbol, each sorted) by open time, then symbol.
+    /// Merges series of bars (one `Vec<Bar>` per symbol, each sorted), for
+    /// tests and benchmarks.
+    ///
+    /// # Panics
+    /// When a price or volume needs more than 18 digits (see [`Bars`]).
     pub fn new(series: Vec<(Symbol, Vec<keel_core::market::Bar>)>) -> Self {
-        let symbols: Vec<Symbol> = series.iter().map(|(s, _)| s.clone()).collect();
-        let total = series.iter().map(|(_, b)| b.len()).sum();
-        let mut steps: Vec<Step> = Vec::with_capacity(total);
-        for (i, (_, bars)) in series.into_iter().enumerate() {
-            steps.extend(bars.into_iter().map(|b| Step {
-                symbol: i,
-                close_f64: strategies::common::close_f64(b.close),
-                event: MarketEvent::Bar(b),
-            }));
+        Self::from_columns(
+            series
+                .into_iter()
+                .map(|(symbol, bars)| {
+                    let columns = Bars::from_bars(&bars).unwrap_or_else(|e| panic!("{symbol}: {e}"));
+                    (symbol, columns)
+                })
+                .collect(),
+        )
+    }
+
+    /// Merges loaded series (each sorted by open time; at most 65 535 symbols).
+    pub fn from_columns(series: Vec<(Symbol, Bars)>) -> Self {
+        let mut symbols = Vec::with_capacity(series.len());
+        let mut all = Vec::with_capacity(series.len());
+        for (symbol, mut bars) in series {
+            if bars.close_time(0).is_none() && !bars.is_empty() {
+                bars.resolve_close_times(super::data::infer_interval(&bars));
+            }
+            symbols.push(symbol);
+            all.push(bars);
         }
-        steps.sort_by_key(|s| (s.event.ts_ms(), s.symbol));
-        Self { symbols, steps }
+        let len = all.iter().map(Bars::len).sum();
+        let mut order = Vec::new();
+        if all.len() > 1 {
+            assert!(all.len() <= usize::from(u16::MAX) + 1, "at most 65 536 symbols");
+            order.reserve_exact(len);
+            let close = |s: usize, i: usize| all[s].close_time(i).unwrap_or_else(|| all[s].open_time(i));
+            let mut next = vec![0usize; all.len()];
+            let mut heap: BinaryHeap<Reverse<(i64, u16)>> =
+                (0..all.len()).filter(|s| !all[*s].is_empty()).map(|s| Reverse((close(s, 0), s as u16))).collect();
+            while let Some(Reverse((_, s))) = heap.pop() {
+                let s = usize::from(s);
+                order.push(s as u16);
+                next[s] += 1;
+                if next[s] < all[s].len() {
+                    heap.push(Reverse((close(s, next[s]), s as u16)));
+                }
+            }
+        }
+        Self(Arc::new(Replay { symbols, bars: all, order, len }))
     }
 
     /// Number of bars.
     pub fn len(&self) -> usize {
-        self.steps.len()
+        self.0.len
     }
 
     /// True when there are no bars.
     pub fn is_empty(&self) -> bool {
-        self.steps.is_empty()
+        self.0.len == 0
     }
 
     /// The symbols, in index order.
     pub fn symbols(&self) -> &[Symbol] {
-        &self.symbols
+        &self.0.symbols
+    }
+
+    /// The bars of symbol `s`.
+    pub fn bars(&self, s: usize) -> &Bars {
+        &self.0.bars[s]
+    }
+
+    /// (symbol, bar index) of each step, in replay order.
+    pub fn steps(&self) -> Steps<'_> {
+        Steps { replay: &self.0, n: 0, next: vec![0; self.0.bars.len()] }
+    }
+
+    /// The close time of each step, in replay order.
+    pub fn close_times(&self) -> CloseTimes<'_> {
+        CloseTimes { steps: self.steps() }
+    }
+
+    /// The open time of the first bar replayed.
+    pub fn first_open_time(&self) -> Option<i64> {
+        self.steps().next().map(|(s, i)| self.0.bars[s].open_time(i))
+    }
+
+    #[inline]
+    fn close_time(&self, s: usize, i: usize) -> i64 {
+        let bars = &self.0.bars[s];
+        bars.close_time(i).unwrap_or_else(|| bars.open_time(i))
+    }
+}
+
+/// Iterator over a [`Timeline`]'s steps: (symbol index, bar index).
+#[derive(Clone)]
+pub struct Steps<'a> {
+    replay: &'a Replay,
+    n: usize,
+    /// Per symbol, its next bar.
+    next: Vec<usize>,
+}
+
+impl Iterator for Steps<'_> {
+    type Item = (usize, usize);
+
+    #[inline]
+    fn next(&mut self) -> Option<(usize, usize)> {
+        if self.n >= self.replay.len {
+            return None;
+        }
+        let s = self.replay.order.get(self.n).map_or(0, |s| usize::from(*s));
+        self.n += 1;
+        let i = self.next[s];
+        self.next[s] += 1;
+        Some((s, i))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.replay.len - self.n;
+        (left, Some(left))
+    }
+}
+
+/// Iterator over a [`Timeline`]'s close times, one per step.
+#[derive(Clone)]
+pub struct CloseTimes<'a> {
+    steps: Steps<'a>,
+}
+
+impl Iterator for CloseTimes<'_> {
+    type Item = i64;
+
+    #[inline]
+    fn next(&mut self) -> Option<i64> {
+        let (s, i) = self.steps.next()?;
+        let bars = &self.steps.replay.bars[s];
+        Some(bars.close_time(i).unwrap_or_else(|| bars.open_time(i)))
     }
 }
 
@@ -332,19 +432,40 @@ impl Backtest {
     /// Replays the timeline; `progress` is called with the number of bars done
     /// every 65 536 bars and at the end.
     pub fn run(mut self, timeline: &Timeline, signals: &[TimedSignal], mut progress: impl FnMut(usize)) -> Outcome {
-        self.out.equity.reserve(timeline.len());
+        self.out.equity = EquityCurve::new(timeline);
         self.out.initial_equity = self.equity();
-        self.protect(decimal_f64(self.out.initial_equity), steps_start(timeline));
+        self.protect(decimal_f64(self.out.initial_equity), timeline.first_open_time().unwrap_or(0));
         let mut next_signal = 0;
-        let steps = &timeline.steps;
-        for (n, step) in steps.iter().enumerate() {
-            let MarketEvent::Bar(bar) = &step.event else { continue };
-            let s = step.symbol;
+        // One bar event per symbol, overwritten in place at each of its bars.
+        let mut events: Vec<MarketEvent> = timeline
+            .symbols()
+            .iter()
+            .map(|symbol| {
+                MarketEvent::Bar(keel_core::market::Bar {
+                    symbol: symbol.clone(),
+                    open_time: 0,
+                    close_time: 0,
+                    open: Decimal::ZERO,
+                    high: Decimal::ZERO,
+                    low: Decimal::ZERO,
+                    close: Decimal::ZERO,
+                    volume: Decimal::ZERO,
+                })
+            })
+            .collect();
+        let mut steps = timeline.steps().peekable();
+        let mut n = 0;
+        while let Some((s, i)) = steps.next() {
+            if let MarketEvent::Bar(bar) = &mut events[s] {
+                timeline.bars(s).fill(i, bar);
+            }
+            let event = &events[s];
+            let MarketEvent::Bar(bar) = event else { continue };
             if self.resting[s] > 0 || !self.queued[s].is_empty() {
                 self.open_bar(s, bar);
             }
             self.last_close[s] = bar.close;
-            self.last_close_f64[s] = step.close_f64;
+            self.last_close_f64[s] = decimal_f64(bar.close);
             self.last_close_time[s] = bar.close_time;
             while let Some(ts) = signals.get(next_signal).map(|x| x.ts_ms) {
                 if ts > bar.close_time {
@@ -355,22 +476,23 @@ impl Backtest {
             }
             for k in 0..self.runners_by_symbol[s].len() {
                 let r = self.runners_by_symbol[s][k];
-                let result = self.runners[r].on_market(&step.event, bar.close_time);
+                let result = self.runners[r].on_market(event, bar.close_time);
                 self.after_callback(r, result, bar.close_time);
             }
             // One equity point per distinct close time, after all symbols closed.
-            let last_of_time = steps.get(n + 1).is_none_or(|next| next.event.ts_ms() != bar.close_time);
+            let last_of_time = steps.peek().is_none_or(|&(t, j)| timeline.close_time(t, j) != bar.close_time);
             if last_of_time {
                 let equity = self.equity_f64();
-                self.out.equity.push(EquityPoint { ts_ms: bar.close_time, equity, exposed: self.exposed_symbols > 0 });
+                self.out.equity.push(equity, self.exposed_symbols > 0);
                 self.protect(equity, bar.close_time);
             }
-            if n & 0xffff == 0xffff {
-                progress(n + 1);
+            n += 1;
+            if n & 0xffff == 0 {
+                progress(n);
             }
         }
-        progress(steps.len());
-        self.out.bars = steps.len();
+        progress(n);
+        self.out.bars = n;
         self.out.final_equity = self.equity();
         self.out.unfilled_at_end = self.queued.iter().map(Vec::len).sum::<usize>() + self.resting.iter().sum::<usize>();
         self.out
@@ -776,14 +898,6 @@ impl ProtectionGate {
 /// A decimal as `f64` for statistics.
 fn decimal_f64(d: Decimal) -> f64 {
     strategies::common::close_f64(d)
-}
-
-/// The open time of the first bar (when the protections first see the equity).
-fn steps_start(timeline: &Timeline) -> i64 {
-    match timeline.steps.first().map(|s| &s.event) {
-        Some(MarketEvent::Bar(b)) => b.open_time,
-        _ => 0,
-    }
 }
 
 /// A stable code for a matching-core refusal.

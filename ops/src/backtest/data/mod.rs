@@ -1,6 +1,8 @@
-//! Loading historical bars from CSV files.
+//! Loading historical bars: CSV files, Binance's kline archives (`.zip`
+//! holding a CSV) and Parquet files, into columns of exact scaled integers
+//! ([`columns`]).
 //!
-//! Two layouts are read:
+//! Two CSV layouts are read ([`csv`]):
 //! - a header row (names case-insensitive) with a time column (`timestamp`,
 //!   `date`, `time`, `open_time`, `datetime`, or an unnamed first column as
 //!   pandas writes its index) and `open`, `high`, `low`, `close`, and optionally
@@ -15,14 +17,25 @@
 //! Rows may come in any order; they are sorted, and a repeated time keeps the
 //! first row. A bad row stops loading with the file, line and reason, or with
 //! `skip_bad_rows` is skipped and counted.
+//!
+//! A `.zip` is read as its `.csv` entries ([`zip`]); a `.parquet` file by
+//! column names like a CSV header, with exact decimal, float or integer
+//! prices ([`parquet`]). A directory stands for its `.csv`, `.zip` and
+//! `.parquet` files, and every file of one symbol makes one series.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
-use keel_core::market::Bar;
-use keel_core::{Decimal, Symbol};
+use keel_core::Symbol;
+
+pub mod columns;
+pub mod csv;
+pub mod parquet;
+pub mod zip;
+
+pub use self::columns::Bars;
+pub use self::csv::parse_csv;
 
 /// Why bars could not be loaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,7 +45,7 @@ pub enum DataError {
     BadRow {
         /// The file.
         file: String,
-        /// 1-based line number.
+        /// 1-based line number (row number in a Parquet file).
         line: u64,
         /// What is wrong.
         reason: String,
@@ -53,38 +66,37 @@ impl DataError {
     }
 }
 
-/// One parsed row, before the symbol and the bar interval are known.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawBar {
-    /// Open time (ms since the epoch).
-    pub open_time: i64,
-    /// Close time if the file has one (Binance klines).
-    pub close_time: Option<i64>,
-    /// Open.
-    pub open: Decimal,
-    /// High.
-    pub high: Decimal,
-    /// Low.
-    pub low: Decimal,
-    /// Close.
-    pub close: Decimal,
-    /// Volume (0 when the file has none).
-    pub volume: Decimal,
-}
-
-/// One file's rows and what was learned about it.
+/// One file's bars and what was learned about it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ParsedFile {
-    /// Rows in file order.
-    pub rows: Vec<RawBar>,
+    /// Bars in file order.
+    pub bars: Bars,
     /// Rows skipped as bad (only with `skip_bad_rows`).
     pub skipped: usize,
     /// The first skipped rows' `line: reason`, for the operator (at most 5).
     pub skipped_examples: Vec<String>,
-    /// Most decimal places seen in a price.
-    pub price_scale: u32,
-    /// Most decimal places seen in a volume.
-    pub qty_scale: u32,
+    /// The symbol the file says it holds (Parquet metadata), if any.
+    pub symbol: Option<String>,
+}
+
+impl ParsedFile {
+    /// Counts a skipped row; `at` is its line (or ` row N` in Parquet).
+    fn note_skip(&mut self, at: impl std::fmt::Display, reason: &str) {
+        self.skipped += 1;
+        if self.skipped_examples.len() < 5 {
+            self.skipped_examples.push(format!("{at}: {reason}"));
+        }
+    }
+
+    /// Most decimal places of a price.
+    pub fn price_scale(&self) -> u32 {
+        self.bars.price_scale()
+    }
+
+    /// Decimal places of the volume.
+    pub fn qty_scale(&self) -> u32 {
+        self.bars.qty_scale()
+    }
 }
 
 /// Bars of one symbol, sorted by time.
@@ -92,8 +104,8 @@ pub struct ParsedFile {
 pub struct Series {
     /// Symbol.
     pub symbol: Symbol,
-    /// Bars, oldest first, no two with the same open time.
-    pub bars: Vec<Bar>,
+    /// Bars, oldest first, no two with the same open time, close times resolved.
+    pub bars: Bars,
     /// The bar interval (smallest step between open times), in ms.
     pub interval_ms: i64,
     /// Most decimal places seen in a price.
@@ -102,6 +114,18 @@ pub struct Series {
     pub qty_scale: u32,
     /// Files the bars came from.
     pub files: Vec<PathBuf>,
+}
+
+impl Series {
+    /// The first bar's open time.
+    pub fn first_open_time(&self) -> Option<i64> {
+        self.bars.open_times().first().copied()
+    }
+
+    /// The last bar's close time.
+    pub fn last_close_time(&self) -> Option<i64> {
+        self.bars.len().checked_sub(1).and_then(|i| self.bars.close_time(i))
+    }
 }
 
 /// Everything loaded.
@@ -119,77 +143,6 @@ pub struct MarketData {
     pub skipped_examples: Vec<String>,
     /// Rows dropped because an earlier row had the same time.
     pub duplicates: usize,
-}
-
-/// Column positions of a file.
-#[derive(Debug, Clone, Copy)]
-struct Layout {
-    time: usize,
-    open: usize,
-    high: usize,
-    low: usize,
-    close: usize,
-    volume: Option<usize>,
-    close_time: Option<usize>,
-    has_header: bool,
-}
-
-impl Layout {
-    fn needed(&self) -> usize {
-        [
-            Some(self.time),
-            Some(self.open),
-            Some(self.high),
-            Some(self.low),
-            Some(self.close),
-            self.volume,
-            self.close_time,
-        ]
-        .into_iter()
-        .flatten()
-        .max()
-        .unwrap_or(0)
-            + 1
-    }
-
-    /// Binance kline columns (or any headerless `time,open,high,low,close[,volume[,close_time]]`).
-    fn headerless(fields: usize) -> Self {
-        Self {
-            time: 0,
-            open: 1,
-            high: 2,
-            low: 3,
-            close: 4,
-            volume: (fields > 5).then_some(5),
-            close_time: (fields > 6).then_some(6),
-            has_header: false,
-        }
-    }
-
-    fn from_header(names: &[String]) -> Result<Self, String> {
-        let find = |wanted: &[&str]| names.iter().position(|n| wanted.contains(&n.as_str()));
-        let time = find(&["timestamp", "date", "time", "open_time", "datetime", "opentime", "open time"])
-            .or_else(|| names.first().filter(|n| n.is_empty() || n.as_str() == "unnamed: 0").map(|_| 0))
-            .ok_or_else(|| {
-                format!(
-                    "no time column: expected one named timestamp, date, time or open_time, or an unnamed first \
-                     column (header: {})",
-                    names.join(",")
-                )
-            })?;
-        let need =
-            |name: &str| find(&[name]).ok_or_else(|| format!("no `{name}` column (header: {})", names.join(",")));
-        Ok(Self {
-            time,
-            open: need("open")?,
-            high: need("high")?,
-            low: need("low")?,
-            close: need("close")?,
-            volume: find(&["volume", "vol"]),
-            close_time: find(&["close_time", "closetime", "close time"]),
-            has_header: true,
-        })
-    }
 }
 
 /// Parses an epoch number or an ISO date / date-time into ms since the epoch.
@@ -226,7 +179,10 @@ pub fn parse_time(text: &str) -> Option<i64> {
     None
 }
 
-fn epoch_to_ms(n: i64) -> i64 {
+/// An epoch number in ms: µs above 10^14 (Binance's newer files), seconds
+/// below 10^11.
+#[inline]
+pub fn epoch_to_ms(n: i64) -> i64 {
     if n.abs() >= 100_000_000_000_000 {
         n / 1000
     } else if n.abs() >= 100_000_000_000 {
@@ -234,133 +190,6 @@ fn epoch_to_ms(n: i64) -> i64 {
     } else {
         n.saturating_mul(1000)
     }
-}
-
-fn parse_decimal(field: &str, name: &str) -> Result<Decimal, String> {
-    let s = field.trim();
-    s.parse::<Decimal>().or_else(|_| Decimal::from_scientific(s)).map_err(|_| format!("{name}: `{s}` is not a number"))
-}
-
-/// Parses one CSV file's contents. `file` names it in errors.
-pub fn parse_csv(input: impl Read, file: &str, skip_bad_rows: bool) -> Result<ParsedFile, DataError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .comment(Some(b'#'))
-        .from_reader(input);
-    let mut out = ParsedFile::default();
-    let mut layout: Option<Layout> = None;
-    let mut record = csv::StringRecord::new();
-    loop {
-        match reader.read_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
-                let reason = format!("unreadable CSV: {e}");
-                if skip_bad_rows && line > 0 && layout.is_some() {
-                    note_skip(&mut out, line, &reason);
-                    continue;
-                }
-                return Err(DataError::BadRow { file: file.to_string(), line, reason });
-            }
-        }
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
-        if record.iter().all(|f| f.is_empty()) {
-            continue;
-        }
-        let lay = match layout {
-            Some(l) => l,
-            None => {
-                let first = record.get(0).unwrap_or("");
-                let detected = if parse_time(first).is_some() && record.len() >= 5 && first.parse::<i64>().is_ok() {
-                    Layout::headerless(record.len())
-                } else {
-                    let names: Vec<String> = record.iter().map(|n| n.trim().to_ascii_lowercase()).collect();
-                    Layout::from_header(&names).map_err(|reason| DataError::file(file, reason))?
-                };
-                layout = Some(detected);
-                if detected.has_header {
-                    continue;
-                }
-                detected
-            }
-        };
-        match parse_row(&record, &lay) {
-            Ok((bar, price_scale, qty_scale)) => {
-                out.price_scale = out.price_scale.max(price_scale);
-                out.qty_scale = out.qty_scale.max(qty_scale);
-                out.rows.push(bar);
-            }
-            Err(reason) if skip_bad_rows => note_skip(&mut out, line, &reason),
-            Err(reason) => return Err(DataError::BadRow { file: file.to_string(), line, reason }),
-        }
-    }
-    if layout.is_none() {
-        return Err(DataError::file(file, "no rows"));
-    }
-    Ok(out)
-}
-
-fn note_skip(out: &mut ParsedFile, line: u64, reason: &str) {
-    out.skipped += 1;
-    if out.skipped_examples.len() < 5 {
-        out.skipped_examples.push(format!("{line}: {reason}"));
-    }
-}
-
-fn parse_row(record: &csv::StringRecord, lay: &Layout) -> Result<(RawBar, u32, u32), String> {
-    let needed = lay.needed();
-    if record.len() < needed {
-        return Err(format!("expected at least {needed} fields, found {}", record.len()));
-    }
-    let field = |i: usize| record.get(i).unwrap_or("");
-    let time_text = field(lay.time);
-    let open_time = parse_time(time_text)
-        .ok_or_else(|| format!("time: `{time_text}` is not an ISO date, ISO date-time or epoch milliseconds"))?;
-    let open = parse_decimal(field(lay.open), "open")?;
-    let high = parse_decimal(field(lay.high), "high")?;
-    let low = parse_decimal(field(lay.low), "low")?;
-    let close = parse_decimal(field(lay.close), "close")?;
-    let volume = match lay.volume {
-        Some(i) if !field(i).is_empty() => parse_decimal(field(i), "volume")?,
-        _ => Decimal::ZERO,
-    };
-    let close_time = match lay.close_time {
-        Some(i) => {
-            let t = field(i);
-            Some(parse_time(t).ok_or_else(|| format!("close_time: `{t}` is not a time"))?)
-        }
-        None => None,
-    };
-    if low <= Decimal::ZERO {
-        return Err(format!("low {low} is not a positive price"));
-    }
-    // Prices this large would overflow exact arithmetic (price × quantity).
-    let max_price = Decimal::from(1_000_000_000_000_000u64);
-    if high > max_price {
-        return Err(format!("high {high} is above the largest supported price {max_price}"));
-    }
-    if high < low {
-        return Err(format!("high {high} is below low {low}"));
-    }
-    for (name, p) in [("open", open), ("close", close)] {
-        if p < low || p > high {
-            return Err(format!("{name} {p} is outside the bar's range [{low}, {high}]"));
-        }
-    }
-    if volume < Decimal::ZERO {
-        return Err(format!("volume {volume} is negative"));
-    }
-    if let Some(ct) = close_time {
-        if ct < open_time {
-            return Err(format!("close_time {ct} is before the open time {open_time}"));
-        }
-    }
-    let price_scale = [open, high, low, close].iter().map(|d| d.normalize().scale()).max().unwrap_or(0);
-    let bar = RawBar { open_time, close_time, open, high, low, close, volume };
-    Ok((bar, price_scale, volume.normalize().scale()))
 }
 
 /// The symbol a file name implies: the part before the first `-`, `_`, `.` or
@@ -371,7 +200,44 @@ pub fn symbol_from_file_name(path: &Path) -> Option<String> {
     (!head.is_empty() && head.bytes().all(|b| b.is_ascii_alphanumeric())).then_some(head)
 }
 
-/// Expands directories into their `.csv` files (sorted by name).
+/// What a file holds, by its extension, else by its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// CSV text.
+    Csv,
+    /// A zip archive of CSV files.
+    Zip,
+    /// Parquet.
+    Parquet,
+}
+
+impl Format {
+    /// The format of a file name's extension, if it is one of ours.
+    pub fn of_extension(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "csv" => Some(Format::Csv),
+            "zip" => Some(Format::Zip),
+            "parquet" | "pq" => Some(Format::Parquet),
+            _ => None,
+        }
+    }
+
+    /// The format of a file: its extension, else its magic bytes, else CSV.
+    fn of_file(path: &Path) -> Format {
+        Format::of_extension(path).unwrap_or_else(|| {
+            let mut magic = [0u8; 4];
+            let read = std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic));
+            match (read, &magic) {
+                (Ok(()), b"PK\x03\x04") => Format::Zip,
+                (Ok(()), b"PAR1") => Format::Parquet,
+                _ => Format::Csv,
+            }
+        })
+    }
+}
+
+/// Expands directories into their `.csv`, `.zip` and `.parquet` files (sorted by name).
 pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, DataError> {
     let mut files = Vec::new();
     for path in paths {
@@ -381,10 +247,10 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, DataError> {
             let mut found: Vec<PathBuf> = std::fs::read_dir(path)
                 .map_err(|e| DataError::file(&label, format!("cannot list: {e}")))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && p.extension().is_some_and(|x| x.eq_ignore_ascii_case("csv")))
+                .filter(|p| p.is_file() && Format::of_extension(p).is_some())
                 .collect();
             if found.is_empty() {
-                return Err(DataError::file(&label, "directory has no .csv files"));
+                return Err(DataError::file(&label, "directory has no .csv, .zip or .parquet files"));
             }
             found.sort();
             files.extend(found);
@@ -395,59 +261,65 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, DataError> {
     Ok(files)
 }
 
+/// Reads one file: a CSV, each CSV of a zip archive, or a Parquet file.
+pub fn read_file(path: &Path, skip_bad_rows: bool) -> Result<Vec<ParsedFile>, DataError> {
+    let label = path.display().to_string();
+    match Format::of_file(path) {
+        Format::Csv => {
+            let file = std::fs::File::open(path).map_err(|e| DataError::file(&label, format!("cannot open: {e}")))?;
+            Ok(vec![parse_csv(file, &label, skip_bad_rows)?])
+        }
+        Format::Zip => zip::read_zip(path, &label, skip_bad_rows),
+        Format::Parquet => Ok(vec![parquet::read_parquet(path, &label, skip_bad_rows)?]),
+    }
+}
+
 /// Loads every file (directories expanded) and groups the bars by symbol: the
-/// file name's symbol, or `symbol` for all of them when given.
+/// file name's symbol (else a Parquet file's own), or `symbol` for all of
+/// them when given.
 pub fn load(paths: &[PathBuf], symbol: Option<&str>, skip_bad_rows: bool) -> Result<MarketData, DataError> {
     let files = expand_paths(paths)?;
-    let mut by_symbol: BTreeMap<String, (Vec<RawBar>, u32, u32, Vec<PathBuf>)> = BTreeMap::new();
+    let mut by_symbol: BTreeMap<String, (Bars, Vec<PathBuf>)> = BTreeMap::new();
     let mut data = MarketData { files: files.len(), ..MarketData::default() };
     for path in &files {
         let label = path.display().to_string();
-        let sym = match symbol {
-            Some(s) => s.trim().to_ascii_uppercase(),
-            None => symbol_from_file_name(path).ok_or_else(|| {
-                DataError::file(&label, "cannot tell the symbol from the file name; pass --symbol SYMBOL")
-            })?,
-        };
-        let file = std::fs::File::open(path).map_err(|e| DataError::file(&label, format!("cannot open: {e}")))?;
-        let parsed = parse_csv(std::io::BufReader::new(file), &label, skip_bad_rows)?;
-        data.rows += parsed.rows.len();
-        data.skipped += parsed.skipped;
-        for ex in parsed.skipped_examples {
-            if data.skipped_examples.len() < 5 {
-                data.skipped_examples.push(format!("{label}:{ex}"));
+        for parsed in read_file(path, skip_bad_rows)? {
+            let sym = match symbol {
+                Some(s) => s.trim().to_ascii_uppercase(),
+                None => symbol_from_file_name(path).or_else(|| parsed.symbol.clone()).ok_or_else(|| {
+                    DataError::file(&label, "cannot tell the symbol from the file name; pass --symbol SYMBOL")
+                })?,
+            };
+            data.rows += parsed.bars.len();
+            data.skipped += parsed.skipped;
+            for ex in parsed.skipped_examples {
+                if data.skipped_examples.len() < 5 {
+                    data.skipped_examples.push(format!("{label}:{ex}"));
+                }
+            }
+            let entry = by_symbol.entry(sym).or_default();
+            entry.0.append(parsed.bars).map_err(|e| DataError::file(&label, e))?;
+            if entry.1.last() != Some(path) {
+                entry.1.push(path.clone());
             }
         }
-        let entry = by_symbol.entry(sym).or_default();
-        entry.0.extend(parsed.rows);
-        entry.1 = entry.1.max(parsed.price_scale);
-        entry.2 = entry.2.max(parsed.qty_scale);
-        entry.3.push(path.clone());
     }
-    for (sym, (mut rows, price_scale, qty_scale, files)) in by_symbol {
-        rows.sort_by_key(|r| r.open_time);
-        let before = rows.len();
-        rows.dedup_by_key(|r| r.open_time);
-        data.duplicates += before - rows.len();
-        if rows.is_empty() {
+    for (sym, (mut bars, files)) in by_symbol {
+        data.duplicates += bars.sort_and_dedup();
+        if bars.is_empty() {
             continue;
         }
-        let interval_ms = infer_interval(&rows);
-        let symbol = Symbol::new(&sym);
-        let bars = rows
-            .into_iter()
-            .map(|r| Bar {
-                symbol: symbol.clone(),
-                open_time: r.open_time,
-                close_time: r.close_time.unwrap_or(r.open_time + interval_ms - 1),
-                open: r.open,
-                high: r.high,
-                low: r.low,
-                close: r.close,
-                volume: r.volume,
-            })
-            .collect();
-        data.series.push(Series { symbol, bars, interval_ms, price_scale, qty_scale, files });
+        let interval_ms = infer_interval(&bars);
+        bars.resolve_close_times(interval_ms);
+        bars.shrink_to_fit();
+        data.series.push(Series {
+            symbol: Symbol::new(&sym),
+            price_scale: bars.price_scale(),
+            qty_scale: bars.qty_scale(),
+            bars,
+            interval_ms,
+            files,
+        });
     }
     if data.series.is_empty() {
         return Err(DataError::file(
@@ -455,23 +327,39 @@ pub fn load(paths: &[PathBuf], symbol: Option<&str>, skip_bad_rows: bool) -> Res
             "no bars",
         ));
     }
+    if data.series.len() > usize::from(u16::MAX) {
+        return Err(DataError::file(&files[0].display().to_string(), "more than 65535 symbols in one backtest"));
+    }
     Ok(data)
 }
 
-/// The bar interval: the smallest positive step between open times (a day
-/// when there is a single bar).
-pub fn infer_interval(rows: &[RawBar]) -> i64 {
-    let step = rows.windows(2).map(|w| w[1].open_time - w[0].open_time).filter(|d| *d > 0).min();
-    match (step, rows.first().and_then(|r| r.close_time.map(|c| c - r.open_time + 1))) {
+/// The bar interval of sorted bars: the smallest positive step between open
+/// times (from the close time when there is a single bar, else a day).
+pub fn infer_interval(bars: &Bars) -> i64 {
+    let times = bars.open_times();
+    let step = times.windows(2).map(|w| w[1] - w[0]).filter(|d| *d > 0).min();
+    let from_close = times.first().zip(bars.close_time(0)).map(|(open, close)| close - open + 1);
+    match (step, from_close) {
         (Some(s), _) => s,
-        (None, Some(from_close)) if from_close > 0 => from_close,
+        (None, Some(c)) if c > 0 => c,
         _ => 86_400_000,
     }
+}
+
+/// The interval as Binance names it (`1m`, `4h`, `1d`, `1w`), else in seconds or ms.
+pub fn interval_name(ms: i64) -> String {
+    for (unit, name) in [(604_800_000, "w"), (86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1000, "s")] {
+        if ms > 0 && ms % unit == 0 {
+            return format!("{}{name}", ms / unit);
+        }
+    }
+    format!("{ms}ms")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keel_core::Decimal;
 
     fn d(s: &str) -> Decimal {
         s.parse().unwrap()
@@ -564,16 +452,15 @@ mod tests {
         ];
         for c in cases {
             let parsed = parse_csv(c.text.as_bytes(), "f.csv", false).unwrap_or_else(|e| panic!("{}: {e}", c.name));
-            let times: Vec<i64> = parsed.rows.iter().map(|r| r.open_time).collect();
-            assert_eq!(times, c.want_times, "{}", c.name);
-            let last = parsed.rows.last().unwrap();
-            assert_eq!(last.close, d(c.want_close), "{}", c.name);
-            assert_eq!(last.volume, d(c.want_volume), "{}", c.name);
+            assert_eq!(parsed.bars.open_times(), c.want_times, "{}", c.name);
+            let last = parsed.bars.len() - 1;
+            assert_eq!(parsed.bars.close.get(last), d(c.want_close), "{}", c.name);
+            assert_eq!(parsed.bars.volume.get(last), d(c.want_volume), "{}", c.name);
         }
         let kline =
             parse_csv("1704067200000,1,2,0.5,1.5,10,1704070799999,0,0,0,0,0\n".as_bytes(), "k.csv", false).unwrap();
-        assert_eq!(kline.rows[0].close_time, Some(T2024 + 3_599_999));
-        assert_eq!(kline.price_scale, 1);
+        assert_eq!(kline.bars.close_time(0), Some(T2024 + 3_599_999));
+        assert_eq!(kline.price_scale(), 1);
     }
 
     #[test]
@@ -624,7 +511,7 @@ mod tests {
             let err = parse_csv(text.as_bytes(), "f.csv", false).unwrap_err();
             assert_eq!(err.to_string(), c.want, "{}", c.name);
             let skipped = parse_csv(text.as_bytes(), "f.csv", true).unwrap();
-            assert_eq!((skipped.rows.len(), skipped.skipped), (2, 1), "{}", c.name);
+            assert_eq!((skipped.bars.len(), skipped.skipped), (2, 1), "{}", c.name);
         }
         let err = parse_csv("when,open,high,low,close\n".as_bytes(), "f.csv", false).unwrap_err();
         assert!(err.to_string().starts_with("f.csv: no time column"), "{err}");
@@ -666,11 +553,11 @@ mod tests {
         let names: Vec<&str> = data.series.iter().map(|s| s.symbol.as_str()).collect();
         assert_eq!(names, vec!["BTCUSDT", "ETHUSDT"]);
         let btc = &data.series[0];
-        assert_eq!(btc.bars.iter().map(|b| b.open_time).collect::<Vec<_>>(), vec![T2024, T2024 + DAY, T2024 + 2 * DAY]);
+        assert_eq!(btc.bars.open_times(), [T2024, T2024 + DAY, T2024 + 2 * DAY]);
         assert_eq!(btc.interval_ms, DAY);
-        assert_eq!(btc.bars[0].close_time, T2024 + DAY - 1);
+        assert_eq!(btc.bars.close_time(0), Some(T2024 + DAY - 1));
         assert_eq!(data.duplicates, 1);
-        assert_eq!(btc.bars[1].close, d("1.5"), "first file in name order wins a repeated time");
+        assert_eq!(btc.bars.close.get(1), d("1.5"), "first file in name order wins a repeated time");
         let one = load(&[dir.path().join("ethusdt.csv")], Some("solusdt"), false).unwrap();
         assert_eq!(one.series[0].symbol.as_str(), "SOLUSDT");
     }

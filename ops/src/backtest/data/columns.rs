@@ -1,0 +1,834 @@
+//! Bars as columns of exact scaled integers.
+//!
+//! A price or volume column holds `i64` mantissas with one decimal scale for
+//! the whole column: value `i` is `values[i] / 10^scale`, exactly. Text and
+//! Parquet values are parsed into [`Fixed`] numbers, checked as a row, and
+//! pushed; a value with more decimals than its column has so far rescales the
+//! column. Mantissas stay below 10^18 (18 digits), so a column fits Parquet's
+//! 64-bit decimals and any value converts to a `Decimal` exactly
+//! (`Decimal::new(m, scale)`); `Decimal` appears only at the boundaries.
+//!
+//! 48 bytes per bar (open time and five decimals), plus 8 when the close
+//! times cannot be derived from the open times.
+
+use std::cmp::Ordering;
+
+use keel_core::market::Bar;
+use keel_core::{Decimal, Symbol};
+
+/// The most decimal places (and digits) a column holds.
+pub const MAX_DIGITS: u32 = 18;
+
+/// Powers of ten that fit an `i64`, 10^0 ..= 10^18.
+const POW10: [i64; 19] = {
+    let mut t = [1i64; 19];
+    let mut i = 1;
+    while i < 19 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
+
+/// The largest mantissa a column holds: 18 nines.
+const MAX_MANTISSA: i64 = POW10[18] - 1;
+
+/// The highest price accepted: above it, exact arithmetic on price × quantity
+/// could overflow.
+pub const MAX_PRICE: Fixed = Fixed { mantissa: 1_000_000_000_000_000, scale: 0 };
+
+/// An exact decimal `mantissa / 10^scale`, with at most 18 digits and 18
+/// decimals.
+#[derive(Debug, Clone, Copy)]
+pub struct Fixed {
+    /// The digits, sign included.
+    pub mantissa: i64,
+    /// Decimal places.
+    pub scale: u32,
+}
+
+impl Fixed {
+    /// Zero.
+    pub const ZERO: Fixed = Fixed { mantissa: 0, scale: 0 };
+
+    /// Parses plain decimal text (`-12.50`, `.5`, `7`) without allocating;
+    /// trailing zeros of the fraction are dropped (`12.50` has scale 1).
+    /// `None` for anything else (spaces, exponents, more than 18 digits):
+    /// [`Fixed::parse_text`] handles those.
+    #[inline]
+    pub fn parse(text: &[u8]) -> Option<Fixed> {
+        let (negative, digits) = match text.split_first() {
+            Some((b'-', rest)) => (true, rest),
+            _ => (false, text),
+        };
+        let mut m: u64 = 0;
+        // Digits in `m` from its first non-zero one.
+        let mut len = 0u32;
+        let mut i = 0;
+        while i < digits.len() {
+            let d = digits[i].wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            m = m * 10 + u64::from(d);
+            len += u32::from(m != 0);
+            if len > MAX_DIGITS {
+                return None;
+            }
+            i += 1;
+        }
+        let whole_digits = i;
+        let mut scale = 0u32;
+        let mut fraction_digits = 0;
+        if i < digits.len() {
+            if digits[i] != b'.' {
+                return None;
+            }
+            i += 1;
+            // Zeros not yet multiplied in: they only count if a non-zero digit follows.
+            let mut zeros = 0u32;
+            while i < digits.len() {
+                let d = digits[i].wrapping_sub(b'0');
+                if d > 9 {
+                    return None;
+                }
+                fraction_digits += 1;
+                if d == 0 {
+                    zeros += 1;
+                } else {
+                    scale += zeros + 1;
+                    if m == 0 {
+                        m = u64::from(d);
+                        len = 1;
+                    } else {
+                        len += zeros + 1;
+                        if len > MAX_DIGITS {
+                            return None;
+                        }
+                        m = m * POW10[zeros as usize + 1] as u64 + u64::from(d);
+                    }
+                    zeros = 0;
+                }
+                i += 1;
+            }
+            if scale > MAX_DIGITS {
+                return None;
+            }
+        }
+        if whole_digits == 0 && fraction_digits == 0 {
+            return None;
+        }
+        let m = m as i64;
+        Some(Fixed { mantissa: if negative { -m } else { m }, scale })
+    }
+
+    /// Parses any decimal text `Decimal` reads, scientific notation included,
+    /// after trimming spaces. `Err(None)`: not a number; `Err(Some(d))`: a
+    /// number that needs more than 18 digits or decimals.
+    pub fn parse_text(text: &str) -> Result<Fixed, Option<Decimal>> {
+        let s = text.trim();
+        if let Some(f) = Fixed::parse(s.as_bytes()) {
+            return Ok(f);
+        }
+        let d = s.parse::<Decimal>().or_else(|_| Decimal::from_scientific(s)).map_err(|_| None)?;
+        Fixed::from_decimal(d).ok_or(Some(d))
+    }
+
+    /// The decimal, normalised, if it fits 18 digits and 18 decimals.
+    pub fn from_decimal(d: Decimal) -> Option<Fixed> {
+        let d = d.normalize();
+        let m = i64::try_from(d.mantissa()).ok().filter(|m| m.unsigned_abs() <= MAX_MANTISSA as u64)?;
+        (d.scale() <= MAX_DIGITS).then_some(Fixed { mantissa: m, scale: d.scale() })
+    }
+
+    /// Drops trailing zeros of the fraction.
+    pub fn normalize(mut self) -> Fixed {
+        while self.scale > 0 && self.mantissa % 10 == 0 {
+            self.mantissa /= 10;
+            self.scale -= 1;
+        }
+        self
+    }
+
+    /// The value as a `Decimal` (exact).
+    #[inline]
+    pub fn to_decimal(self) -> Decimal {
+        Decimal::new(self.mantissa, self.scale)
+    }
+
+    /// The mantissa at `scale` (≥ the value's own), if it stays within 18 digits.
+    #[inline]
+    fn at_scale(self, scale: u32) -> Option<i64> {
+        let m = self.mantissa.checked_mul(POW10[(scale - self.scale) as usize])?;
+        (m.unsigned_abs() <= MAX_MANTISSA as u64).then_some(m)
+    }
+}
+
+impl PartialEq for Fixed {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Fixed {}
+
+impl PartialOrd for Fixed {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Fixed {
+    #[inline]
+    fn cmp(&self, other: &Self) -> Ordering {
+        if self.scale == other.scale {
+            return self.mantissa.cmp(&other.mantissa);
+        }
+        // 18 digits times 10^18 fits an i128 with room to spare.
+        let scale = self.scale.max(other.scale);
+        let widen = |f: &Fixed| i128::from(f.mantissa) * i128::from(POW10[(scale - f.scale) as usize]);
+        widen(self).cmp(&widen(other))
+    }
+}
+
+impl std::fmt::Display for Fixed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.to_decimal().fmt(f)
+    }
+}
+
+/// One column of exact decimals with a shared scale.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DecimalColumn {
+    values: Vec<i64>,
+    scale: u32,
+    /// The largest |value|, to tell whether a rescale fits before doing it.
+    max_abs: u64,
+}
+
+/// Where a value goes in a column: its mantissa at the column's (possibly new) scale.
+#[derive(Debug, Clone, Copy)]
+struct Aligned {
+    mantissa: i64,
+    scale: u32,
+}
+
+impl DecimalColumn {
+    /// A column from mantissas at `scale` (each below 10^18 in magnitude).
+    pub fn from_parts(values: Vec<i64>, scale: u32) -> Self {
+        let max_abs = values.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
+        Self { values, scale, max_abs }
+    }
+
+    /// The mantissas.
+    pub fn values(&self) -> &[i64] {
+        &self.values
+    }
+
+    /// The column's decimal places.
+    pub fn scale(&self) -> u32 {
+        self.scale
+    }
+
+    /// Value `i`, exact.
+    #[inline]
+    pub fn get(&self, i: usize) -> Decimal {
+        Decimal::new(self.values[i], self.scale)
+    }
+
+    /// Value `i` as a [`Fixed`].
+    #[inline]
+    pub fn fixed(&self, i: usize) -> Fixed {
+        Fixed { mantissa: self.values[i], scale: self.scale }
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Where `v` would go, or why it cannot (`name` names the column).
+    #[inline]
+    fn align(&self, v: Fixed, name: &str) -> Result<Aligned, String> {
+        if v.scale <= self.scale {
+            return v.at_scale(self.scale).map(|m| Aligned { mantissa: m, scale: self.scale }).ok_or_else(|| {
+                format!("{name} {v} needs more than {MAX_DIGITS} digits at the column's {} decimals", self.scale)
+            });
+        }
+        let grow = POW10[(v.scale - self.scale) as usize] as u64;
+        match self.max_abs.checked_mul(grow) {
+            Some(m) if m <= MAX_MANTISSA as u64 => Ok(Aligned { mantissa: v.mantissa, scale: v.scale }),
+            _ => Err(format!(
+                "{name} {v} has {} decimals: with that many the column's largest value, {}, needs more than \
+                 {MAX_DIGITS} digits",
+                v.scale,
+                Decimal::new(self.max_abs.min(MAX_MANTISSA as u64) as i64, self.scale)
+            )),
+        }
+    }
+
+    /// Pushes a value [`DecimalColumn::align`] accepted.
+    #[inline]
+    fn push_aligned(&mut self, a: Aligned) {
+        if a.scale > self.scale {
+            self.rescale(a.scale);
+        }
+        self.max_abs = self.max_abs.max(a.mantissa.unsigned_abs());
+        self.values.push(a.mantissa);
+    }
+
+    /// Pushes a value, rescaling the column when it has more decimals.
+    pub fn push(&mut self, v: Fixed, name: &str) -> Result<(), String> {
+        let a = self.align(v, name)?;
+        self.push_aligned(a);
+        Ok(())
+    }
+
+    /// Raises the scale (the caller checked that the values fit).
+    fn rescale(&mut self, scale: u32) {
+        let k = POW10[(scale - self.scale) as usize];
+        for v in &mut self.values {
+            *v *= k;
+        }
+        self.max_abs *= k as u64;
+        self.scale = scale;
+    }
+
+    /// Lowers the scale while every value ends in zeros (a Parquet column
+    /// declared with more decimals than its values use).
+    pub fn normalize_scale(&mut self) {
+        let mut drop = 0;
+        while drop < self.scale && self.values.iter().all(|v| v % POW10[drop as usize + 1] == 0) {
+            drop += 1;
+        }
+        if drop > 0 {
+            let k = POW10[drop as usize];
+            for v in &mut self.values {
+                *v /= k;
+            }
+            self.max_abs /= k as u64;
+            self.scale -= drop;
+        }
+    }
+
+    /// Appends another column, rescaling one of the two to the finer scale.
+    fn append(&mut self, mut other: DecimalColumn, name: &str) -> Result<(), String> {
+        let scale = self.scale.max(other.scale);
+        for c in [&mut *self, &mut other] {
+            if c.scale < scale {
+                let grow = POW10[(scale - c.scale) as usize] as u64;
+                if c.max_abs.checked_mul(grow).is_none_or(|m| m > MAX_MANTISSA as u64) {
+                    return Err(format!("{name}: {scale} decimals in one file and values too large for them in another"));
+                }
+                c.rescale(scale);
+            }
+        }
+        if self.values.is_empty() {
+            self.values = other.values;
+        } else {
+            self.values.extend_from_slice(&other.values);
+        }
+        self.max_abs = self.max_abs.max(other.max_abs);
+        Ok(())
+    }
+
+    fn permute(&mut self, order: &[u32]) {
+        self.values = order.iter().map(|&i| self.values[i as usize]).collect();
+    }
+
+    fn truncate_range(&mut self, range: std::ops::Range<usize>) {
+        self.values.truncate(range.end);
+        self.values.drain(..range.start);
+        self.values.shrink_to_fit();
+    }
+}
+
+/// Close times of a column store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseTimes {
+    /// The file had none (only before loading resolves them from the interval).
+    Absent,
+    /// Every bar closes this long after it opens (ms), e.g. the interval − 1.
+    Offset(i64),
+    /// Each bar's own close time.
+    Each(Vec<i64>),
+}
+
+/// One bar's values as parsed, before they join the columns.
+#[derive(Debug, Clone, Copy)]
+pub struct Row {
+    /// Open time (ms since the epoch).
+    pub open_time: i64,
+    /// Close time, if the source has one.
+    pub close_time: Option<i64>,
+    /// Open.
+    pub open: Fixed,
+    /// High.
+    pub high: Fixed,
+    /// Low.
+    pub low: Fixed,
+    /// Close.
+    pub close: Fixed,
+    /// Volume.
+    pub volume: Fixed,
+}
+
+impl Row {
+    /// The sanity checks every source's rows pass.
+    #[inline]
+    pub fn check(&self) -> Result<(), String> {
+        let Row { open_time, close_time, open, high, low, close, volume } = *self;
+        if low <= Fixed::ZERO {
+            return Err(format!("low {low} is not a positive price"));
+        }
+        if high > MAX_PRICE {
+            return Err(format!("high {high} is above the largest supported price {MAX_PRICE}"));
+        }
+        if high < low {
+            return Err(format!("high {high} is below low {low}"));
+        }
+        for (name, p) in [("open", open), ("close", close)] {
+            if p < low || p > high {
+                return Err(format!("{name} {p} is outside the bar's range [{low}, {high}]"));
+            }
+        }
+        if volume < Fixed::ZERO {
+            return Err(format!("volume {volume} is negative"));
+        }
+        if let Some(ct) = close_time {
+            if ct < open_time {
+                return Err(format!("close_time {ct} is before the open time {open_time}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Bars in columns, in the order they were pushed (sorted once loaded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bars {
+    open_time: Vec<i64>,
+    close_time: CloseTimes,
+    /// Open prices.
+    pub open: DecimalColumn,
+    /// High prices.
+    pub high: DecimalColumn,
+    /// Low prices.
+    pub low: DecimalColumn,
+    /// Close prices.
+    pub close: DecimalColumn,
+    /// Volumes in the base asset.
+    pub volume: DecimalColumn,
+}
+
+impl Default for Bars {
+    fn default() -> Self {
+        Self {
+            open_time: Vec::new(),
+            close_time: CloseTimes::Absent,
+            open: DecimalColumn::default(),
+            high: DecimalColumn::default(),
+            low: DecimalColumn::default(),
+            close: DecimalColumn::default(),
+            volume: DecimalColumn::default(),
+        }
+    }
+}
+
+impl Bars {
+    /// Converts bars (tests and benchmarks build them by hand); `Err` names
+    /// the first value that needs more than 18 digits.
+    pub fn from_bars(bars: &[Bar]) -> Result<Self, String> {
+        let mut out = Bars::default();
+        for (i, b) in bars.iter().enumerate() {
+            let fixed = |d: Decimal, name: &str| {
+                Fixed::from_decimal(d).ok_or_else(|| format!("bar {i}: {name} {d} needs more than {MAX_DIGITS} digits"))
+            };
+            let row = Row {
+                open_time: b.open_time,
+                close_time: Some(b.close_time),
+                open: fixed(b.open, "open")?,
+                high: fixed(b.high, "high")?,
+                low: fixed(b.low, "low")?,
+                close: fixed(b.close, "close")?,
+                volume: fixed(b.volume, "volume")?,
+            };
+            out.push_unchecked(&row).map_err(|e| format!("bar {i}: {e}"))?;
+        }
+        Ok(out)
+    }
+
+    /// Number of bars.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.open_time.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.open_time.is_empty()
+    }
+
+    /// Open times.
+    pub fn open_times(&self) -> &[i64] {
+        &self.open_time
+    }
+
+    /// How the close times are held.
+    pub fn close_times(&self) -> &CloseTimes {
+        &self.close_time
+    }
+
+    /// Bar `i`'s open time.
+    #[inline]
+    pub fn open_time(&self, i: usize) -> i64 {
+        self.open_time[i]
+    }
+
+    /// Bar `i`'s close time (`None` only before loading resolved them).
+    #[inline]
+    pub fn close_time(&self, i: usize) -> Option<i64> {
+        match &self.close_time {
+            CloseTimes::Offset(d) => Some(self.open_time[i] + d),
+            CloseTimes::Each(v) => Some(v[i]),
+            CloseTimes::Absent => None,
+        }
+    }
+
+    /// Most decimal places of a price.
+    pub fn price_scale(&self) -> u32 {
+        [&self.open, &self.high, &self.low, &self.close].iter().map(|c| c.scale).max().unwrap_or(0)
+    }
+
+    /// Decimal places of the volume.
+    pub fn qty_scale(&self) -> u32 {
+        self.volume.scale
+    }
+
+    /// Checks a row and appends it; on `Err` nothing changed.
+    #[inline]
+    pub fn push(&mut self, row: &Row) -> Result<(), String> {
+        row.check()?;
+        self.push_unchecked(row)
+    }
+
+    /// Appends a row without the sanity checks (only the columns' limits).
+    fn push_unchecked(&mut self, row: &Row) -> Result<(), String> {
+        let open = self.open.align(row.open, "open")?;
+        let high = self.high.align(row.high, "high")?;
+        let low = self.low.align(row.low, "low")?;
+        let close = self.close.align(row.close, "close")?;
+        let volume = self.volume.align(row.volume, "volume")?;
+        self.open.push_aligned(open);
+        self.high.push_aligned(high);
+        self.low.push_aligned(low);
+        self.close.push_aligned(close);
+        self.volume.push_aligned(volume);
+        let n = self.open_time.len();
+        self.open_time.push(row.open_time);
+        match (&mut self.close_time, row.close_time) {
+            (CloseTimes::Absent, Some(c)) if n == 0 => self.close_time = CloseTimes::Offset(c - row.open_time),
+            (CloseTimes::Offset(d), Some(c)) if c - row.open_time == *d => {}
+            (CloseTimes::Offset(d), Some(c)) => {
+                let d = *d;
+                let mut each: Vec<i64> = self.open_time[..n].iter().map(|t| t + d).collect();
+                each.push(c);
+                self.close_time = CloseTimes::Each(each);
+            }
+            (CloseTimes::Each(v), Some(c)) => v.push(c),
+            // A source has close times for all its rows or none.
+            (_, None) | (CloseTimes::Absent, Some(_)) => {}
+        }
+        Ok(())
+    }
+
+    /// Writes bar `i` into `bar` (all fields but the symbol), for replay
+    /// without allocating.
+    #[inline]
+    pub fn fill(&self, i: usize, bar: &mut Bar) {
+        bar.open_time = self.open_time[i];
+        bar.close_time = self.close_time(i).unwrap_or(bar.open_time);
+        bar.open = self.open.get(i);
+        bar.high = self.high.get(i);
+        bar.low = self.low.get(i);
+        bar.close = self.close.get(i);
+        bar.volume = self.volume.get(i);
+    }
+
+    /// Bar `i` as a `Bar` of `symbol`.
+    pub fn bar(&self, i: usize, symbol: &Symbol) -> Bar {
+        let mut bar = Bar {
+            symbol: symbol.clone(),
+            open_time: 0,
+            close_time: 0,
+            open: Decimal::ZERO,
+            high: Decimal::ZERO,
+            low: Decimal::ZERO,
+            close: Decimal::ZERO,
+            volume: Decimal::ZERO,
+        };
+        self.fill(i, &mut bar);
+        bar
+    }
+
+    /// Appends another file's bars, with its close times resolved by the
+    /// caller when the two differ in kind (see [`Bars::resolve_close_times`]).
+    pub fn append(&mut self, other: Bars) -> Result<(), String> {
+        let Bars { open_time, close_time, open, high, low, close, volume } = other;
+        self.open.append(open, "open")?;
+        self.high.append(high, "high")?;
+        self.low.append(low, "low")?;
+        self.close.append(close, "close")?;
+        self.volume.append(volume, "volume")?;
+        let n = self.open_time.len();
+        if n == 0 {
+            self.open_time = open_time;
+            self.close_time = close_time;
+            return Ok(());
+        }
+        let added = open_time.len();
+        self.open_time.extend_from_slice(&open_time);
+        self.close_time = match (std::mem::replace(&mut self.close_time, CloseTimes::Absent), close_time) {
+            (CloseTimes::Absent, CloseTimes::Absent) => CloseTimes::Absent,
+            (CloseTimes::Offset(a), CloseTimes::Offset(b)) if a == b => CloseTimes::Offset(a),
+            (mine, theirs) => {
+                // Mixed kinds: every bar gets its own; absent ones are marked
+                // with i64::MIN and resolved from the interval later.
+                let mut each = expand(mine, &self.open_time[..n]);
+                each.extend(expand(theirs, &self.open_time[n..n + added]));
+                CloseTimes::Each(each)
+            }
+        };
+        Ok(())
+    }
+
+    /// Gives bars without a close time `open + interval − 1`; stores close
+    /// times only when they differ from a fixed offset.
+    pub fn resolve_close_times(&mut self, interval_ms: i64) {
+        let derived = interval_ms - 1;
+        self.close_time = match std::mem::replace(&mut self.close_time, CloseTimes::Absent) {
+            CloseTimes::Absent => CloseTimes::Offset(derived),
+            CloseTimes::Offset(d) => CloseTimes::Offset(d),
+            CloseTimes::Each(mut v) => {
+                for (c, t) in v.iter_mut().zip(&self.open_time) {
+                    if *c == i64::MIN {
+                        *c = t + derived;
+                    }
+                }
+                match v.first().map(|c| c - self.open_time[0]) {
+                    Some(d) if v.iter().zip(&self.open_time).all(|(c, t)| c - t == d) => CloseTimes::Offset(d),
+                    _ => CloseTimes::Each(v),
+                }
+            }
+        };
+    }
+
+    /// Sorts by open time when out of order and drops repeated times, keeping
+    /// the first row of each (in push order); returns how many were dropped.
+    pub fn sort_and_dedup(&mut self) -> usize {
+        let times = &self.open_time;
+        if times.windows(2).all(|w| w[0] < w[1]) {
+            return 0;
+        }
+        let before = times.len();
+        let mut order: Vec<u32> = (0..before as u32).collect();
+        // Stable: of equal times the first pushed comes first and is kept.
+        order.sort_by_key(|&i| times[i as usize]);
+        order.dedup_by_key(|i| times[*i as usize]);
+        let dropped = before - order.len();
+        self.open_time = order.iter().map(|&i| self.open_time[i as usize]).collect();
+        if let CloseTimes::Each(v) = &mut self.close_time {
+            *v = order.iter().map(|&i| v[i as usize]).collect();
+        }
+        for c in [&mut self.open, &mut self.high, &mut self.low, &mut self.close, &mut self.volume] {
+            c.permute(&order);
+        }
+        dropped
+    }
+
+    /// Keeps the bars whose open time is within `[from, to]` (sorted bars).
+    pub fn retain_open_times(&mut self, from: i64, to: i64) {
+        let start = self.open_time.partition_point(|t| *t < from);
+        let end = self.open_time.partition_point(|t| *t <= to).max(start);
+        if (start, end) == (0, self.len()) {
+            return;
+        }
+        self.open_time.truncate(end);
+        self.open_time.drain(..start);
+        self.open_time.shrink_to_fit();
+        if let CloseTimes::Each(v) = &mut self.close_time {
+            v.truncate(end);
+            v.drain(..start);
+            v.shrink_to_fit();
+        }
+        for c in [&mut self.open, &mut self.high, &mut self.low, &mut self.close, &mut self.volume] {
+            c.truncate_range(start..end);
+        }
+    }
+
+    /// Lowers each column's scale to what its values need.
+    pub fn normalize_scales(&mut self) {
+        for c in [&mut self.open, &mut self.high, &mut self.low, &mut self.close, &mut self.volume] {
+            c.normalize_scale();
+        }
+    }
+
+    /// Releases spare capacity once loading is done.
+    pub fn shrink_to_fit(&mut self) {
+        self.open_time.shrink_to_fit();
+        if let CloseTimes::Each(v) = &mut self.close_time {
+            v.shrink_to_fit();
+        }
+        for c in [&mut self.open, &mut self.high, &mut self.low, &mut self.close, &mut self.volume] {
+            c.values.shrink_to_fit();
+        }
+    }
+}
+
+/// Close times one per bar; `i64::MIN` where the source had none.
+fn expand(close: CloseTimes, open_times: &[i64]) -> Vec<i64> {
+    match close {
+        CloseTimes::Absent => vec![i64::MIN; open_times.len()],
+        CloseTimes::Offset(d) => open_times.iter().map(|t| t + d).collect(),
+        CloseTimes::Each(v) => v,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fx(m: i64, scale: u32) -> Fixed {
+        Fixed { mantissa: m, scale }
+    }
+
+    #[test]
+    fn parses_plain_decimals_exactly() {
+        struct Case {
+            text: &'static str,
+            want: Option<(i64, u32)>,
+        }
+        let cases = [
+            Case { text: "0", want: Some((0, 0)) },
+            Case { text: "7", want: Some((7, 0)) },
+            Case { text: "-12.50", want: Some((-125, 1)) },
+            Case { text: "50000.00", want: Some((50_000, 0)) },
+            Case { text: "50003.09", want: Some((5_000_309, 2)) },
+            Case { text: "0.00001234", want: Some((1234, 8)) },
+            Case { text: ".5", want: Some((5, 1)) },
+            Case { text: "5.", want: Some((5, 0)) },
+            Case { text: "000123.4500", want: Some((12_345, 2)) },
+            Case { text: "999999999999999999", want: Some((999_999_999_999_999_999, 0)) },
+            Case { text: "0.000000000000000001", want: Some((1, 18)) },
+            Case { text: "1.00000000000000000000000", want: Some((1, 0)) },
+            // Left to the general path: too many digits, exponents, spaces, signs.
+            Case { text: "1000000000000000000", want: None },
+            Case { text: "0.0000000000000000001", want: None },
+            Case { text: "1.00000000000000001", want: None },
+            Case { text: "2e20", want: None },
+            Case { text: " 1", want: None },
+            Case { text: "+1", want: None },
+            Case { text: "", want: None },
+            Case { text: "-", want: None },
+            Case { text: ".", want: None },
+            Case { text: "1.2.3", want: None },
+            Case { text: "1,5", want: None },
+        ];
+        for c in cases {
+            let got = Fixed::parse(c.text.as_bytes()).map(|f| (f.mantissa, f.scale));
+            assert_eq!(got, c.want, "{:?}", c.text);
+            // Whatever the fast path accepts is the value `Decimal` reads.
+            if let Some((m, s)) = got {
+                assert_eq!(Decimal::new(m, s), c.text.parse::<Decimal>().unwrap(), "{:?}", c.text);
+            }
+        }
+    }
+
+    #[test]
+    fn general_text_and_its_limits() {
+        struct Case {
+            text: &'static str,
+            want: Result<(i64, u32), Option<&'static str>>,
+        }
+        let cases = [
+            Case { text: " 1.50 ", want: Ok((15, 1)) },
+            Case { text: "+3", want: Ok((3, 0)) },
+            Case { text: "2e3", want: Ok((2000, 0)) },
+            Case { text: "1.5E-3", want: Ok((15, 4)) },
+            Case { text: "1000000000000000000", want: Err(Some("1000000000000000000")) },
+            Case { text: "2e20", want: Err(Some("200000000000000000000")) },
+            Case { text: "0.0000000000000000001", want: Err(Some("0.0000000000000000001")) },
+            Case { text: "x", want: Err(None) },
+            Case { text: "", want: Err(None) },
+        ];
+        for c in cases {
+            let got = Fixed::parse_text(c.text).map(|f| (f.mantissa, f.scale)).map_err(|e| e.map(|d| d.to_string()));
+            assert_eq!(got, c.want.map_err(|e| e.map(str::to_string)), "{:?}", c.text);
+        }
+    }
+
+    #[test]
+    fn comparisons_across_scales() {
+        assert!(fx(15, 1) == fx(150, 2));
+        assert!(fx(15, 1) < fx(151, 2));
+        assert!(fx(-1, 0) < Fixed::ZERO);
+        assert!(fx(999_999_999_999_999_999, 18) < fx(1, 0));
+        assert!(MAX_PRICE < fx(1_000_000_000_000_001, 0));
+    }
+
+    fn row(t: i64, close: Fixed) -> Row {
+        Row { open_time: t, close_time: None, open: close, high: close, low: close, close, volume: fx(1, 0) }
+    }
+
+    #[test]
+    fn a_finer_value_rescales_the_column() {
+        let mut bars = Bars::default();
+        bars.push(&row(0, fx(65_000, 0))).unwrap();
+        bars.push(&row(1, fx(6_500_012, 2))).unwrap();
+        bars.push(&row(2, fx(1234, 8))).unwrap();
+        assert_eq!(bars.close.scale(), 8);
+        let got: Vec<String> = (0..3).map(|i| bars.close.get(i).normalize().to_string()).collect();
+        assert_eq!(got, ["65000", "65000.12", "0.00001234"]);
+        // 10^15 at 8 decimals needs 24 digits: refused, and nothing changed.
+        let err = bars.push(&row(3, fx(1_000_000_000_000_000, 0))).unwrap_err();
+        assert_eq!(err, "open 1000000000000000 needs more than 18 digits at the column's 8 decimals");
+        let mut big = Bars::default();
+        big.push(&row(0, fx(1_000_000_000_000_000, 0))).unwrap();
+        let err = big.push(&row(1, fx(1, 4))).unwrap_err();
+        assert!(err.starts_with("open 0.0001 has 4 decimals: with that many the column's largest value"), "{err}");
+        assert_eq!((big.len(), big.open.scale()), (1, 0));
+    }
+
+    #[test]
+    fn close_times_are_stored_only_when_they_differ() {
+        let mut bars = Bars::default();
+        for t in [0, 60_000] {
+            bars.push(&Row { close_time: Some(t + 59_999), ..row(t, fx(1, 0)) }).unwrap();
+        }
+        assert_eq!(bars.close_times(), &CloseTimes::Offset(59_999));
+        bars.push(&Row { close_time: Some(150_000), ..row(120_000, fx(1, 0)) }).unwrap();
+        assert_eq!(bars.close_times(), &CloseTimes::Each(vec![59_999, 119_999, 150_000]));
+        let mut absent = Bars::default();
+        absent.push(&row(0, fx(1, 0))).unwrap();
+        absent.resolve_close_times(60_000);
+        assert_eq!(absent.close_time(0), Some(59_999));
+    }
+
+    #[test]
+    fn sorting_keeps_the_first_of_repeated_times() {
+        let mut bars = Bars::default();
+        for (t, c) in [(3, 30), (1, 10), (2, 20), (1, 11), (3, 31)] {
+            bars.push(&row(t, fx(c, 0))).unwrap();
+        }
+        assert_eq!(bars.sort_and_dedup(), 2);
+        assert_eq!(bars.open_times(), &[1, 2, 3]);
+        assert_eq!(bars.close.values(), &[10, 20, 30]);
+        bars.retain_open_times(2, 2);
+        assert_eq!((bars.open_times(), bars.close.values()), (&[2][..], &[20][..]));
+    }
+}

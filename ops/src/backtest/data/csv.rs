@@ -1,0 +1,399 @@
+//! The CSV parser: bytes straight into columns.
+//!
+//! It reads blocks of bytes, splits lines with `memchr`, and parses each
+//! field in place: epoch times as integers, prices as [`Fixed`] decimals,
+//! without a `String` or `Decimal` per field. Lines that need more (quoted
+//! fields, spaces around values, exponents, ISO times) take a slower path to
+//! the same result. See the module above for the layouts and time formats.
+
+use std::io::Read;
+
+use super::columns::{Fixed, Row};
+use super::{epoch_to_ms, parse_time, DataError, ParsedFile};
+
+/// Bytes read at a time.
+const BLOCK: usize = 1 << 20;
+
+/// Column positions of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    pub(super) time: usize,
+    pub(super) open: usize,
+    pub(super) high: usize,
+    pub(super) low: usize,
+    pub(super) close: usize,
+    pub(super) volume: Option<usize>,
+    pub(super) close_time: Option<usize>,
+    has_header: bool,
+}
+
+impl Layout {
+    /// How many fields a row needs.
+    fn needed(&self) -> usize {
+        self.columns().max().unwrap_or(0) + 1
+    }
+
+    /// Binance kline columns (or any headerless `time,open,high,low,close[,volume[,close_time]]`).
+    fn headerless(fields: usize) -> Self {
+        Self {
+            time: 0,
+            open: 1,
+            high: 2,
+            low: 3,
+            close: 4,
+            volume: (fields > 5).then_some(5),
+            close_time: (fields > 6).then_some(6),
+            has_header: false,
+        }
+    }
+
+    /// Finds the columns by name (lower-case names, as CSV headers and
+    /// Parquet schemas give them).
+    pub fn from_header(names: &[String]) -> Result<Self, String> {
+        let find = |wanted: &[&str]| names.iter().position(|n| wanted.contains(&n.as_str()));
+        // pandas names an unnamed index `__index_level_0__` in Parquet.
+        let time = find(&["timestamp", "date", "time", "open_time", "datetime", "opentime", "open time"])
+            .or_else(|| find(&["__index_level_0__"]))
+            .or_else(|| names.first().filter(|n| n.is_empty() || n.as_str() == "unnamed: 0").map(|_| 0))
+            .ok_or_else(|| {
+                format!(
+                    "no time column: expected one named timestamp, date, time or open_time, or an unnamed first \
+                     column (header: {})",
+                    names.join(",")
+                )
+            })?;
+        let need =
+            |name: &str| find(&[name]).ok_or_else(|| format!("no `{name}` column (header: {})", names.join(",")));
+        Ok(Self {
+            time,
+            open: need("open")?,
+            high: need("high")?,
+            low: need("low")?,
+            close: need("close")?,
+            volume: find(&["volume", "vol"]),
+            close_time: find(&["close_time", "closetime", "close time"]),
+            has_header: true,
+        })
+    }
+
+    /// The indexes of the columns used.
+    pub fn columns(&self) -> impl Iterator<Item = usize> {
+        [
+            Some(self.time),
+            Some(self.open),
+            Some(self.high),
+            Some(self.low),
+            Some(self.close),
+            self.volume,
+            self.close_time,
+        ]
+        .into_iter()
+        .flatten()
+    }
+}
+
+/// Parses one CSV file's contents. `file` names it in errors.
+pub fn parse_csv(mut input: impl Read, file: &str, skip_bad_rows: bool) -> Result<ParsedFile, DataError> {
+    let mut parser = Parser { file, skip_bad_rows, layout: None, out: ParsedFile::default(), fields: Vec::new() };
+    let mut buf = vec![0u8; BLOCK];
+    let mut filled = 0;
+    let mut line = 0u64;
+    let mut first = true;
+    loop {
+        let n = loop {
+            match input.read(&mut buf[filled..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(DataError::file(file, format!("cannot read: {e}"))),
+            }
+        };
+        let eof = n == 0;
+        filled += n;
+        let mut start = 0;
+        if first && filled >= 3 {
+            first = false;
+            if buf.starts_with(b"\xEF\xBB\xBF") {
+                start = 3;
+            }
+        }
+        while let Some(pos) = memchr::memchr(b'\n', &buf[start..filled]) {
+            line += 1;
+            parser.line(&buf[start..start + pos], line)?;
+            start += pos + 1;
+        }
+        if eof {
+            if start < filled {
+                parser.line(&buf[start..filled], line + 1)?;
+            }
+            break;
+        }
+        buf.copy_within(start..filled, 0);
+        filled -= start;
+        if filled == buf.len() {
+            // A line longer than the buffer.
+            buf.resize(buf.len() * 2, 0);
+        }
+    }
+    if parser.layout.is_none() {
+        return Err(DataError::file(file, "no rows"));
+    }
+    parser.out.bars.shrink_to_fit();
+    Ok(parser.out)
+}
+
+struct Parser<'a> {
+    file: &'a str,
+    skip_bad_rows: bool,
+    layout: Option<Layout>,
+    out: ParsedFile,
+    /// Field bounds of the current line (reused).
+    fields: Vec<(u32, u32)>,
+}
+
+impl Parser<'_> {
+    #[inline]
+    fn line(&mut self, bytes: &[u8], line: u64) -> Result<(), DataError> {
+        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        if bytes.is_empty() || bytes[0] == b'#' {
+            return Ok(());
+        }
+        let Some(layout) = self.layout else { return self.first_line(bytes, line) };
+        let result = match self.fast_row(bytes, &layout) {
+            Some(row) => Ok(row),
+            None => slow_row(bytes, &layout),
+        };
+        let result = result.and_then(|row| self.out.bars.push(&row));
+        match result {
+            Ok(()) => Ok(()),
+            Err(_) if is_blank(bytes) => Ok(()),
+            Err(reason) if self.skip_bad_rows => {
+                self.out.note_skip(line, &reason);
+                Ok(())
+            }
+            Err(reason) => Err(DataError::BadRow { file: self.file.to_string(), line, reason }),
+        }
+    }
+
+    /// The first record: a header, or the first row of a headerless file.
+    fn first_line(&mut self, bytes: &[u8], line: u64) -> Result<(), DataError> {
+        let fields = match split_quoted(bytes) {
+            Ok(f) => f,
+            Err(reason) => return Err(DataError::BadRow { file: self.file.to_string(), line, reason }),
+        };
+        if fields.iter().all(|f| f.is_empty()) {
+            return Ok(());
+        }
+        let first = fields[0].as_str();
+        let layout = if parse_time(first).is_some() && fields.len() >= 5 && first.parse::<i64>().is_ok() {
+            Layout::headerless(fields.len())
+        } else {
+            let names: Vec<String> = fields.iter().map(|n| n.to_ascii_lowercase()).collect();
+            Layout::from_header(&names).map_err(|reason| DataError::file(self.file, reason))?
+        };
+        self.layout = Some(layout);
+        if layout.has_header {
+            return Ok(());
+        }
+        self.line(bytes, line)
+    }
+
+    /// A row of plain fields: epoch times and plain decimals, no quotes or
+    /// spaces. `None` sends the line to [`slow_row`], which also explains errors.
+    #[inline]
+    fn fast_row(&mut self, bytes: &[u8], layout: &Layout) -> Option<Row> {
+        let needed = layout.needed();
+        self.fields.clear();
+        let mut start = 0usize;
+        while self.fields.len() < needed {
+            if bytes.get(start) == Some(&b'"') {
+                return None;
+            }
+            let end = match memchr::memchr(b',', &bytes[start..]) {
+                Some(p) => start + p,
+                None => bytes.len(),
+            };
+            self.fields.push((start as u32, end as u32));
+            if end == bytes.len() {
+                break;
+            }
+            start = end + 1;
+        }
+        if self.fields.len() < needed {
+            return None;
+        }
+        let field = |i: usize| {
+            let (a, b) = self.fields[i];
+            &bytes[a as usize..b as usize]
+        };
+        let volume = match layout.volume {
+            Some(i) if !field(i).is_empty() => Fixed::parse(field(i))?,
+            _ => Fixed::ZERO,
+        };
+        let close_time = match layout.close_time {
+            Some(i) => Some(epoch(field(i))?),
+            None => None,
+        };
+        Some(Row {
+            open_time: epoch(field(layout.time))?,
+            close_time,
+            open: Fixed::parse(field(layout.open))?,
+            high: Fixed::parse(field(layout.high))?,
+            low: Fixed::parse(field(layout.low))?,
+            close: Fixed::parse(field(layout.close))?,
+            volume,
+        })
+    }
+}
+
+/// An integer epoch time (ms, µs or s) in plain digits.
+#[inline]
+fn epoch(bytes: &[u8]) -> Option<i64> {
+    if bytes.is_empty() || bytes.len() > 18 {
+        return None;
+    }
+    let mut n: i64 = 0;
+    for &b in bytes {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n = n * 10 + i64::from(d);
+    }
+    Some(epoch_to_ms(n))
+}
+
+/// True for a line of nothing but separators and spaces.
+fn is_blank(bytes: &[u8]) -> bool {
+    bytes.iter().all(|b| matches!(b, b',' | b' ' | b'\t'))
+}
+
+/// Any row: quoted fields, spaces, exponents, ISO times; the errors name the field.
+fn slow_row(bytes: &[u8], layout: &Layout) -> Result<Row, String> {
+    let fields = split_quoted(bytes)?;
+    let needed = layout.needed();
+    if fields.len() < needed {
+        return Err(format!("expected at least {needed} fields, found {}", fields.len()));
+    }
+    let field = |i: usize| fields[i].as_str();
+    let number = |i: usize, name: &str| -> Result<Fixed, String> {
+        Fixed::parse_text(field(i)).map_err(|e| match e {
+            None => format!("{name}: `{}` is not a number", field(i)),
+            Some(d) if name != "volume" && d > super::columns::MAX_PRICE.to_decimal() => {
+                format!("{name} {d} is above the largest supported price {}", super::columns::MAX_PRICE)
+            }
+            Some(d) => format!("{name}: `{d}` needs more than 18 digits or decimals to hold exactly"),
+        })
+    };
+    let time_text = field(layout.time);
+    let open_time = parse_time(time_text)
+        .ok_or_else(|| format!("time: `{time_text}` is not an ISO date, ISO date-time or epoch milliseconds"))?;
+    let open = number(layout.open, "open")?;
+    let high = number(layout.high, "high")?;
+    let low = number(layout.low, "low")?;
+    let close = number(layout.close, "close")?;
+    let volume = match layout.volume {
+        Some(i) if !field(i).is_empty() => number(i, "volume")?,
+        _ => Fixed::ZERO,
+    };
+    let close_time = match layout.close_time {
+        Some(i) => {
+            let t = field(i);
+            Some(parse_time(t).ok_or_else(|| format!("close_time: `{t}` is not a time"))?)
+        }
+        None => None,
+    };
+    Ok(Row { open_time, close_time, open, high, low, close, volume })
+}
+
+/// Splits a line into fields, unquoting `"..."` (with `""` for a quote) and
+/// trimming spaces around each.
+fn split_quoted(bytes: &[u8]) -> Result<Vec<String>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())?;
+    let mut fields = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        while chars.next_if(|c| *c == ' ' || *c == '\t').is_some() {}
+        let mut field = String::new();
+        if chars.next_if_eq(&'"').is_some() {
+            loop {
+                match chars.next() {
+                    Some('"') if chars.next_if_eq(&'"').is_some() => field.push('"'),
+                    Some('"') => break,
+                    Some(c) => field.push(c),
+                    None => return Err("unreadable CSV: a quoted field is not closed on its line".into()),
+                }
+            }
+            while chars.next_if(|c| *c != ',').is_some() {}
+        } else {
+            while let Some(c) = chars.next_if(|c| *c != ',') {
+                field.push(c);
+            }
+        }
+        fields.push(field.trim().to_string());
+        if chars.next().is_none() {
+            return Ok(fields);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_split_like_csv() {
+        struct Case {
+            line: &'static str,
+            want: &'static [&'static str],
+        }
+        let cases = [
+            Case { line: "a,b,c", want: &["a", "b", "c"] },
+            Case { line: " a , b ,", want: &["a", "b", ""] },
+            Case { line: "\"2024-01-01, Monday\",\"1.5\"", want: &["2024-01-01, Monday", "1.5"] },
+            Case { line: "\"say \"\"hi\"\"\",x", want: &["say \"hi\"", "x"] },
+            Case { line: "", want: &[""] },
+        ];
+        for c in cases {
+            assert_eq!(split_quoted(c.line.as_bytes()).unwrap(), c.want, "{:?}", c.line);
+        }
+        assert!(split_quoted(b"\"open").is_err());
+    }
+
+    #[test]
+    fn fast_and_slow_rows_agree() {
+        let layout = Layout::headerless(6);
+        struct Case {
+            line: &'static str,
+            fast: bool,
+        }
+        let cases = [
+            Case { line: "1704067200000,42283.58,42554.57,42261.02,42475.23,1271.68108", fast: true },
+            Case { line: "1704067200000000,1,2,0.5,1.50,0", fast: true },
+            Case { line: "1704067200,1,2,0.5,1.5,", fast: true },
+            Case { line: "1704067200000, 1 ,2,0.5,1.5,3", fast: false },
+            Case { line: "\"1704067200000\",1,2,0.5,1.5,3", fast: false },
+            Case { line: "2024-01-01T00:00:00Z,1,2,5e-1,1.5,3", fast: false },
+        ];
+        let mut parser = Parser {
+            file: "f.csv",
+            skip_bad_rows: false,
+            layout: Some(layout),
+            out: ParsedFile::default(),
+            fields: Vec::new(),
+        };
+        for c in cases {
+            let fast = parser.fast_row(c.line.as_bytes(), &layout);
+            assert_eq!(fast.is_some(), c.fast, "{}", c.line);
+            let slow = slow_row(c.line.as_bytes(), &layout).unwrap();
+            assert_eq!(slow.open_time, 1_704_067_200_000, "{}", c.line);
+            if let Some(fast) = fast {
+                assert_eq!(
+                    (fast.open_time, fast.open, fast.high, fast.low, fast.close, fast.volume),
+                    (slow.open_time, slow.open, slow.high, slow.low, slow.close, slow.volume),
+                    "{}",
+                    c.line
+                );
+            }
+        }
+    }
+}

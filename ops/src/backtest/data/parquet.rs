@@ -1,0 +1,376 @@
+//! Parquet, written and read with the `parquet` crate's Arrow interface.
+//!
+//! What Keel writes: `open_time` (timestamp, ms, UTC), `open`, `high`, `low`,
+//! `close`, `volume` as exact decimals (`Decimal64(18, scale)`, stored as
+//! 64-bit integers with the column's scale: pandas, pyarrow and polars read
+//! them as decimals), `close_time` only when the close times are not the
+//! open time plus the interval less 1 ms, and key-value metadata `symbol`,
+//! `interval` (as Binance names it: `1m`, `1h`, `1d`) and `keel_version`.
+//! Snappy-compressed, as pandas writes by default.
+//!
+//! What Keel reads: that, and the shapes others write, with columns found by
+//! name as in a CSV header (case-insensitive): Freqtrade's `date` timestamp
+//! with `float64` prices, `int64` epoch times (ms, µs or s, as in CSV),
+//! dates, ISO text; prices as decimals of any precision, floats, integers or
+//! text. A float is restored through its shortest round-trip decimal form
+//! (Rust's `f64` `Display`), so 50003.09 stored as a float comes back as
+//! exactly 50003.09.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Date64Type, Decimal128Type, Decimal32Type, Decimal64Type, Float32Type, Float64Type, Int32Type,
+    Int64Type, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
+};
+use arrow_array::{Array, ArrayRef, Decimal64Array, RecordBatch, TimestampMillisecondArray};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use ::parquet::arrow::{ArrowWriter, ProjectionMask};
+use ::parquet::basic::Compression;
+use ::parquet::file::metadata::KeyValue;
+use ::parquet::file::properties::WriterProperties;
+
+use super::columns::{CloseTimes, Fixed, Row};
+use super::csv::Layout;
+use super::{epoch_to_ms, interval_name, parse_time, DataError, ParsedFile, Series};
+
+/// Rows per record batch, reading and writing.
+const BATCH: usize = 64 * 1024;
+
+/// Writes a series as Parquet (see the module doc); returns the bytes written.
+pub fn write_parquet(series: &Series, out: impl std::io::Write + Send) -> Result<u64, String> {
+    let bars = &series.bars;
+    let explicit_close = match bars.close_times() {
+        CloseTimes::Offset(d) => *d != series.interval_ms - 1,
+        CloseTimes::Each(_) => true,
+        CloseTimes::Absent => false,
+    };
+    let utc = || DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+    let decimal = |scale: u32| DataType::Decimal64(18, scale as i8);
+    let mut fields = vec![
+        Field::new("open_time", utc(), false),
+        Field::new("open", decimal(bars.open.scale()), false),
+        Field::new("high", decimal(bars.high.scale()), false),
+        Field::new("low", decimal(bars.low.scale()), false),
+        Field::new("close", decimal(bars.close.scale()), false),
+        Field::new("volume", decimal(bars.volume.scale()), false),
+    ];
+    if explicit_close {
+        fields.push(Field::new("close_time", utc(), false));
+    }
+    let schema = Arc::new(Schema::new(fields));
+    let metadata = vec![
+        KeyValue::new("symbol".to_string(), series.symbol.to_string()),
+        KeyValue::new("interval".to_string(), interval_name(series.interval_ms)),
+        KeyValue::new("keel_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+    ];
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_dictionary_enabled(false)
+        .set_key_value_metadata(Some(metadata))
+        .build();
+    let mut counter = CountingWriter { inner: out, bytes: 0 };
+    let mut writer = ArrowWriter::try_new(&mut counter, schema.clone(), Some(props)).map_err(|e| e.to_string())?;
+    let mut start = 0;
+    while start < bars.len() {
+        let end = (start + BATCH).min(bars.len());
+        let times = || TimestampMillisecondArray::from(bars.open_times()[start..end].to_vec()).with_timezone("UTC");
+        let column = |c: &super::columns::DecimalColumn| -> Result<ArrayRef, String> {
+            let array = Decimal64Array::from(c.values()[start..end].to_vec())
+                .with_precision_and_scale(18, c.scale() as i8)
+                .map_err(|e| e.to_string())?;
+            Ok(Arc::new(array))
+        };
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(times()),
+            column(&bars.open)?,
+            column(&bars.high)?,
+            column(&bars.low)?,
+            column(&bars.close)?,
+            column(&bars.volume)?,
+        ];
+        if explicit_close {
+            let close: Vec<i64> = (start..end).map(|i| bars.close_time(i).unwrap_or(bars.open_time(i))).collect();
+            columns.push(Arc::new(TimestampMillisecondArray::from(close).with_timezone("UTC")));
+        }
+        let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| e.to_string())?;
+        writer.write(&batch).map_err(|e| e.to_string())?;
+        start = end;
+    }
+    writer.close().map_err(|e| e.to_string())?;
+    Ok(counter.bytes)
+}
+
+/// Counts what passes through, for the caller's report.
+struct CountingWriter<W> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W: std::io::Write> std::io::Write for CountingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Reads a Parquet file of bars (see the module doc). Bad rows are named by
+/// their 1-based row number.
+pub fn read_parquet(path: &Path, label: &str, skip_bad_rows: bool) -> Result<ParsedFile, DataError> {
+    let file = std::fs::File::open(path).map_err(|e| DataError::file(label, format!("cannot open: {e}")))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| DataError::file(label, format!("not a readable Parquet file ({e})")))?;
+    let schema = builder.schema().clone();
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().to_ascii_lowercase()).collect();
+    let layout = Layout::from_header(&names).map_err(|reason| DataError::file(label, reason))?;
+    let mut roots: Vec<usize> = layout.columns().collect();
+    roots.sort_unstable();
+    roots.dedup();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
+    let symbol = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|k| k.key == "symbol"))
+        .and_then(|k| k.value.clone())
+        .filter(|s| !s.is_empty());
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(BATCH)
+        .build()
+        .map_err(|e| DataError::file(label, format!("cannot read ({e})")))?;
+    let mut out = ParsedFile { symbol, ..ParsedFile::default() };
+    let mut decimal_declared = false;
+    let mut row_number = 0u64;
+    for batch in reader {
+        let batch = batch.map_err(|e| DataError::file(label, format!("cannot read ({e})")))?;
+        let column = |i: usize| {
+            batch
+                .column_by_name(&names[i])
+                .ok_or_else(|| DataError::file(label, format!("column `{}` is missing from a batch", names[i])))
+        };
+        let times = |i: usize| Times::of(column(i)?, &names[i]).map_err(|e| DataError::file(label, e));
+        let values = |i: usize| Values::of(column(i)?, &names[i]).map_err(|e| DataError::file(label, e));
+        let open_time = times(layout.time)?;
+        let close_time = layout.close_time.map(times).transpose()?;
+        let (open, high, low, close) =
+            (values(layout.open)?, values(layout.high)?, values(layout.low)?, values(layout.close)?);
+        let volume = layout.volume.map(values).transpose()?;
+        decimal_declared |= [&open, &high, &low, &close].iter().any(|v| v.is_decimal());
+        for i in 0..batch.num_rows() {
+            row_number += 1;
+            let row = || -> Result<Row, String> {
+                Ok(Row {
+                    open_time: open_time.get(i, "time")?,
+                    close_time: close_time.as_ref().map(|c| c.get(i, "close_time")).transpose()?,
+                    open: open.get(i, "open")?,
+                    high: high.get(i, "high")?,
+                    low: low.get(i, "low")?,
+                    close: close.get(i, "close")?,
+                    volume: volume.as_ref().map(|v| v.get(i, "volume")).transpose()?.unwrap_or(Fixed::ZERO),
+                })
+            };
+            match row().and_then(|r| out.bars.push(&r)) {
+                Ok(()) => {}
+                Err(reason) if skip_bad_rows => out.note_skip(format!(" row {row_number}"), &reason),
+                Err(reason) => return Err(DataError::file(label, format!("row {row_number}: {reason}"))),
+            }
+        }
+    }
+    if row_number == 0 {
+        return Err(DataError::file(label, "no rows"));
+    }
+    if decimal_declared {
+        // A declared scale may be finer than the values need (Decimal(38, 18)).
+        out.bars.normalize_scales();
+    }
+    out.bars.shrink_to_fit();
+    Ok(out)
+}
+
+/// How a time column's integers become ms since the epoch.
+#[derive(Clone, Copy)]
+enum TimeUnitOf {
+    Seconds,
+    Millis,
+    Micros,
+    Nanos,
+    /// An epoch number of unknown unit: as in CSV (see `epoch_to_ms`).
+    Epoch,
+    Days,
+}
+
+/// A time column of any supported type.
+enum Times<'a> {
+    Int64(arrow_array::PrimitiveArray<Int64Type>, TimeUnitOf),
+    Int32(arrow_array::PrimitiveArray<Int32Type>, TimeUnitOf),
+    Text(&'a dyn Array),
+}
+
+impl<'a> Times<'a> {
+    fn of(a: &'a ArrayRef, name: &str) -> Result<Self, String> {
+        use TimeUnitOf::*;
+        let int64 = |unit| Times::Int64(a.as_primitive::<Int64Type>().clone(), unit);
+        Ok(match a.data_type() {
+            DataType::Timestamp(TimeUnit::Second, _) => {
+                Times::Int64(a.as_primitive::<TimestampSecondType>().reinterpret_cast(), Seconds)
+            }
+            DataType::Timestamp(unit, _) => {
+                let unit = match unit {
+                    TimeUnit::Millisecond => Millis,
+                    TimeUnit::Microsecond => Micros,
+                    _ => Nanos,
+                };
+                let ints = match a.data_type() {
+                    DataType::Timestamp(TimeUnit::Millisecond, _) => {
+                        a.as_primitive::<TimestampMillisecondType>().reinterpret_cast()
+                    }
+                    DataType::Timestamp(TimeUnit::Microsecond, _) => {
+                        a.as_primitive::<TimestampMicrosecondType>().reinterpret_cast()
+                    }
+                    _ => a.as_primitive::<TimestampNanosecondType>().reinterpret_cast(),
+                };
+                Times::Int64(ints, unit)
+            }
+            DataType::Int64 => int64(Epoch),
+            DataType::Int32 => Times::Int32(a.as_primitive::<Int32Type>().clone(), Epoch),
+            DataType::Date32 => Times::Int32(a.as_primitive::<Date32Type>().reinterpret_cast(), Days),
+            DataType::Date64 => Times::Int64(a.as_primitive::<Date64Type>().reinterpret_cast(), Millis),
+            DataType::Utf8 | DataType::LargeUtf8 => Times::Text(a.as_ref()),
+            other => {
+                return Err(format!("column `{name}` is {other}, not a time (timestamp, integer epoch, date or text)"))
+            }
+        })
+    }
+
+    #[inline]
+    fn get(&self, i: usize, name: &str) -> Result<i64, String> {
+        let convert = |v: i64, unit: TimeUnitOf| match unit {
+            TimeUnitOf::Seconds => v.saturating_mul(1000),
+            TimeUnitOf::Millis => v,
+            TimeUnitOf::Micros => v.div_euclid(1000),
+            TimeUnitOf::Nanos => v.div_euclid(1_000_000),
+            TimeUnitOf::Epoch => epoch_to_ms(v),
+            TimeUnitOf::Days => v.saturating_mul(86_400_000),
+        };
+        match self {
+            Times::Int64(a, unit) if a.is_valid(i) => Ok(convert(a.value(i), *unit)),
+            Times::Int32(a, unit) if a.is_valid(i) => Ok(convert(a.value(i).into(), *unit)),
+            Times::Text(a) if a.is_valid(i) => {
+                let t = match a.data_type() {
+                    DataType::LargeUtf8 => a.as_string::<i64>().value(i),
+                    _ => a.as_string::<i32>().value(i),
+                };
+                parse_time(t).ok_or_else(|| format!("{name}: `{t}` is not a time"))
+            }
+            _ => Err(format!("{name}: empty")),
+        }
+    }
+}
+
+/// A price or volume column of any supported type.
+enum Values<'a> {
+    Decimal32(&'a arrow_array::PrimitiveArray<Decimal32Type>, u32),
+    Decimal64(&'a arrow_array::PrimitiveArray<Decimal64Type>, u32),
+    Decimal128(&'a arrow_array::PrimitiveArray<Decimal128Type>, u32),
+    Float64(&'a arrow_array::PrimitiveArray<Float64Type>),
+    Float32(&'a arrow_array::PrimitiveArray<Float32Type>),
+    Int64(&'a arrow_array::PrimitiveArray<Int64Type>),
+    Int32(&'a arrow_array::PrimitiveArray<Int32Type>),
+    Text(&'a dyn Array),
+}
+
+impl<'a> Values<'a> {
+    fn of(a: &'a ArrayRef, name: &str) -> Result<Self, String> {
+        let scale = |s: i8| u32::try_from(s).map_err(|_| format!("column `{name}` has a negative decimal scale {s}"));
+        Ok(match a.data_type() {
+            DataType::Decimal32(_, s) => Values::Decimal32(a.as_primitive(), scale(*s)?),
+            DataType::Decimal64(_, s) => Values::Decimal64(a.as_primitive(), scale(*s)?),
+            DataType::Decimal128(_, s) => Values::Decimal128(a.as_primitive(), scale(*s)?),
+            DataType::Float64 => Values::Float64(a.as_primitive()),
+            DataType::Float32 => Values::Float32(a.as_primitive()),
+            DataType::Int64 => Values::Int64(a.as_primitive()),
+            DataType::Int32 => Values::Int32(a.as_primitive()),
+            DataType::Utf8 | DataType::LargeUtf8 => Values::Text(a.as_ref()),
+            other => return Err(format!("column `{name}` is {other}, not a number (decimal, float, integer or text)")),
+        })
+    }
+
+    fn is_decimal(&self) -> bool {
+        matches!(self, Values::Decimal32(..) | Values::Decimal64(..) | Values::Decimal128(..))
+    }
+
+    #[inline]
+    fn get(&self, i: usize, name: &str) -> Result<Fixed, String> {
+        let array: &dyn Array = match self {
+            Values::Decimal32(a, _) => *a,
+            Values::Decimal64(a, _) => *a,
+            Values::Decimal128(a, _) => *a,
+            Values::Float64(a) => *a,
+            Values::Float32(a) => *a,
+            Values::Int64(a) => *a,
+            Values::Int32(a) => *a,
+            Values::Text(a) => *a,
+        };
+        if array.is_null(i) {
+            return Err(format!("{name}: empty"));
+        }
+        let too_big = |shown: String| format!("{name}: `{shown}` needs more than 18 digits or decimals to hold exactly");
+        match self {
+            Values::Decimal64(a, s) => decimal(i128::from(a.value(i)), *s).ok_or_else(|| too_big(a.value_as_string(i))),
+            Values::Decimal32(a, s) => decimal(i128::from(a.value(i)), *s).ok_or_else(|| too_big(a.value_as_string(i))),
+            Values::Decimal128(a, s) => decimal(a.value(i), *s).ok_or_else(|| too_big(a.value_as_string(i))),
+            Values::Float64(a) => float(a.value(i), name),
+            Values::Float32(a) => float(a.value(i), name),
+            Values::Int64(a) => decimal(i128::from(a.value(i)), 0).ok_or_else(|| too_big(a.value(i).to_string())),
+            Values::Int32(a) => Ok(Fixed { mantissa: a.value(i).into(), scale: 0 }),
+            Values::Text(a) => {
+                let text = match a.data_type() {
+                    DataType::LargeUtf8 => a.as_string::<i64>().value(i),
+                    _ => a.as_string::<i32>().value(i),
+                };
+                Fixed::parse_text(text).map_err(|e| match e {
+                    None => format!("{name}: `{text}` is not a number"),
+                    Some(_) => too_big(text.to_string()),
+                })
+            }
+        }
+    }
+}
+
+/// A decimal mantissa at `scale`, trailing zeros dropped if it has too many digits.
+#[inline]
+fn decimal(mut m: i128, mut scale: u32) -> Option<Fixed> {
+    const LIMIT: i128 = 1_000_000_000_000_000_000;
+    while m.abs() >= LIMIT && scale > 0 && m % 10 == 0 {
+        m /= 10;
+        scale -= 1;
+    }
+    while scale > super::columns::MAX_DIGITS && m % 10 == 0 {
+        m /= 10;
+        scale -= 1;
+    }
+    (m.abs() < LIMIT && scale <= super::columns::MAX_DIGITS).then(|| Fixed { mantissa: m as i64, scale })
+}
+
+/// A float through its shortest round-trip decimal text.
+fn float(v: impl Into<f64> + std::fmt::Display + Copy, name: &str) -> Result<Fixed, String> {
+    if !v.into().is_finite() {
+        return Err(format!("{name}: {v} is not a number"));
+    }
+    let mut buf = [0u8; 400];
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    std::io::Write::write_fmt(&mut cursor, format_args!("{v}")).map_err(|_| format!("{name}: {v} is too long"))?;
+    let len = cursor.position() as usize;
+    let text = &buf[..len];
+    Fixed::parse(text)
+        .ok_or_else(|| format!("{name}: {v} needs more than 18 digits or decimals to hold exactly"))
+}
