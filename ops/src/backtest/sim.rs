@@ -37,6 +37,8 @@ use super::data::Bars;
 pub use super::equity::{EquityCurve, EquityPoint};
 
 const ACCOUNT: u32 = 1;
+/// Final orders and fills the matching core keeps (see [`Backtest::run`]).
+const HISTORY_KEPT: usize = 1024;
 const BPS: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
 
 /// Everything the simulation needs besides the bars and the strategies.
@@ -489,6 +491,10 @@ impl Backtest {
             n += 1;
             if n & 0xffff == 0 {
                 progress(n);
+                // The core keeps every final order and fill, as a venue's
+                // history; the backtest has its own record (`out`) and never
+                // looks back, so memory stays per bar, not per order.
+                self.core.forget_history(HISTORY_KEPT);
             }
         }
         progress(n);

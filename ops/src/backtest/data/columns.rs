@@ -8,8 +8,9 @@
 //! 64-bit decimals and any value converts to a `Decimal` exactly
 //! (`Decimal::new(m, scale)`); `Decimal` appears only at the boundaries.
 //!
-//! 48 bytes per bar (open time and five decimals), plus 8 when the close
-//! times cannot be derived from the open times.
+//! 28 to 48 bytes per bar: the open time (8), five decimals of 4 bytes while
+//! their mantissas fit 32 bits and 8 otherwise, plus 8 when the close times
+//! cannot be derived from the open times.
 
 use std::cmp::Ordering;
 
@@ -197,10 +198,35 @@ impl std::fmt::Display for Fixed {
     }
 }
 
-/// One column of exact decimals with a shared scale.
+/// The mantissas of a column: 32-bit while every one fits, else 64-bit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Mantissas {
+    Narrow(Vec<i32>),
+    Wide(Vec<i64>),
+}
+
+impl Default for Mantissas {
+    fn default() -> Self {
+        Mantissas::Narrow(Vec::new())
+    }
+}
+
+/// Applies `$body` to the column's vector, whichever width it has.
+macro_rules! each_width {
+    ($values:expr, $v:ident => $body:expr) => {
+        match $values {
+            Mantissas::Narrow($v) => $body,
+            Mantissas::Wide($v) => $body,
+        }
+    };
+}
+
+/// One column of exact decimals with a shared scale. Mantissas are stored in
+/// 32 bits while they fit (prices with a few decimals usually do: 4 bytes a
+/// value instead of 8), in 64 bits once one does not.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DecimalColumn {
-    values: Vec<i64>,
+    values: Mantissas,
     scale: u32,
     /// The largest |value|, to tell whether a rescale fits before doing it.
     max_abs: u64,
@@ -213,16 +239,31 @@ struct Aligned {
     scale: u32,
 }
 
+const NARROW_MAX: u64 = i32::MAX as u64;
+
 impl DecimalColumn {
     /// A column from mantissas at `scale` (each below 10^18 in magnitude).
     pub fn from_parts(values: Vec<i64>, scale: u32) -> Self {
-        let max_abs = values.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
-        Self { values, scale, max_abs }
+        let mut c = Self { scale, ..Self::default() };
+        c.extend_aligned(&values);
+        c
     }
 
-    /// The mantissas.
-    pub fn values(&self) -> &[i64] {
-        &self.values
+    /// Mantissa `i`.
+    #[inline]
+    pub fn value(&self, i: usize) -> i64 {
+        match &self.values {
+            Mantissas::Narrow(v) => i64::from(v[i]),
+            Mantissas::Wide(v) => v[i],
+        }
+    }
+
+    /// Mantissas `range`, as 64-bit integers.
+    pub fn values(&self, range: std::ops::Range<usize>) -> Vec<i64> {
+        match &self.values {
+            Mantissas::Narrow(v) => v[range].iter().map(|x| i64::from(*x)).collect(),
+            Mantissas::Wide(v) => v[range].to_vec(),
+        }
     }
 
     /// The column's decimal places.
@@ -230,26 +271,34 @@ impl DecimalColumn {
         self.scale
     }
 
+    /// Bytes a value takes (4 or 8).
+    pub fn width(&self) -> usize {
+        match self.values {
+            Mantissas::Narrow(_) => 4,
+            Mantissas::Wide(_) => 8,
+        }
+    }
+
     /// Value `i`, exact.
     #[inline]
     pub fn get(&self, i: usize) -> Decimal {
-        Decimal::new(self.values[i], self.scale)
+        Decimal::new(self.value(i), self.scale)
     }
 
     /// Value `i` as a [`Fixed`].
     #[inline]
     pub fn fixed(&self, i: usize) -> Fixed {
-        Fixed { mantissa: self.values[i], scale: self.scale }
+        Fixed { mantissa: self.value(i), scale: self.scale }
     }
 
     /// Number of values.
     pub fn len(&self) -> usize {
-        self.values.len()
+        each_width!(&self.values, v => v.len())
     }
 
     /// True when empty.
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.len() == 0
     }
 
     /// Where `v` would go, or why it cannot (`name` names the column).
@@ -260,16 +309,22 @@ impl DecimalColumn {
                 format!("{name} {v} needs more than {MAX_DIGITS} digits at the column's {} decimals", self.scale)
             });
         }
-        let grow = POW10[(v.scale - self.scale) as usize] as u64;
-        match self.max_abs.checked_mul(grow) {
-            Some(m) if m <= MAX_MANTISSA as u64 => Ok(Aligned { mantissa: v.mantissa, scale: v.scale }),
-            _ => Err(format!(
+        if self.fits_scale(v.scale) {
+            Ok(Aligned { mantissa: v.mantissa, scale: v.scale })
+        } else {
+            Err(format!(
                 "{name} {v} has {} decimals: with that many the column's largest value, {}, needs more than \
                  {MAX_DIGITS} digits",
                 v.scale,
                 Decimal::new(self.max_abs.min(MAX_MANTISSA as u64) as i64, self.scale)
-            )),
+            ))
         }
+    }
+
+    /// True when every value still fits 18 digits at `scale` (≥ the column's).
+    fn fits_scale(&self, scale: u32) -> bool {
+        let grow = POW10[(scale - self.scale) as usize] as u64;
+        self.max_abs.checked_mul(grow).is_some_and(|m| m <= MAX_MANTISSA as u64)
     }
 
     /// Pushes a value [`DecimalColumn::align`] accepted.
@@ -278,8 +333,17 @@ impl DecimalColumn {
         if a.scale > self.scale {
             self.rescale(a.scale);
         }
-        self.max_abs = self.max_abs.max(a.mantissa.unsigned_abs());
-        self.values.push(a.mantissa);
+        let abs = a.mantissa.unsigned_abs();
+        if abs > self.max_abs {
+            self.max_abs = abs;
+            if abs > NARROW_MAX {
+                self.widen();
+            }
+        }
+        match &mut self.values {
+            Mantissas::Narrow(v) => v.push(a.mantissa as i32),
+            Mantissas::Wide(v) => v.push(a.mantissa),
+        }
     }
 
     /// Pushes a value, rescaling the column when it has more decimals.
@@ -289,13 +353,65 @@ impl DecimalColumn {
         Ok(())
     }
 
+    /// True when mantissas at `scale` can be appended (all within 18 digits
+    /// at the finer of the two scales).
+    fn can_extend(&self, values: &[i64], scale: u32) -> bool {
+        let max = values.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
+        let grow = |from: u32, to: u32| POW10[(to - from) as usize] as u64;
+        let limit = MAX_MANTISSA as u64;
+        if scale > self.scale {
+            self.fits_scale(scale) && max <= limit
+        } else {
+            max.checked_mul(grow(scale, self.scale)).is_some_and(|m| m <= limit)
+        }
+    }
+
+    /// Appends mantissas at `scale` that [`DecimalColumn::can_extend`] accepted.
+    fn extend(&mut self, values: &[i64], scale: u32) {
+        if scale > self.scale {
+            self.rescale(scale);
+        }
+        if scale < self.scale {
+            let grow = POW10[(self.scale - scale) as usize];
+            let scaled: Vec<i64> = values.iter().map(|v| v * grow).collect();
+            self.extend_aligned(&scaled);
+        } else {
+            self.extend_aligned(values);
+        }
+    }
+
+    /// Appends mantissas already at the column's scale.
+    fn extend_aligned(&mut self, values: &[i64]) {
+        let max = values.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
+        if max > NARROW_MAX {
+            self.widen();
+        }
+        self.max_abs = self.max_abs.max(max);
+        match &mut self.values {
+            Mantissas::Narrow(v) => v.extend(values.iter().map(|x| *x as i32)),
+            Mantissas::Wide(v) => v.extend_from_slice(values),
+        }
+    }
+
+    /// Switches to 64-bit mantissas.
+    fn widen(&mut self) {
+        if let Mantissas::Narrow(v) = &self.values {
+            self.values = Mantissas::Wide(v.iter().map(|x| i64::from(*x)).collect());
+        }
+    }
+
     /// Raises the scale (the caller checked that the values fit).
     fn rescale(&mut self, scale: u32) {
         let k = POW10[(scale - self.scale) as usize];
-        for v in &mut self.values {
-            *v *= k;
-        }
         self.max_abs *= k as u64;
+        if self.max_abs > NARROW_MAX {
+            self.widen();
+        }
+        match &mut self.values {
+            // Narrow only while the results fit 32 bits.
+            Mantissas::Narrow(v) => v.iter_mut().for_each(|x| *x = (i64::from(*x) * k) as i32),
+            Mantissas::Wide(v) => v.iter_mut().for_each(|x| *x *= k),
+        }
         self.scale = scale;
     }
 
@@ -303,13 +419,18 @@ impl DecimalColumn {
     /// declared with more decimals than its values use).
     pub fn normalize_scale(&mut self) {
         let mut drop = 0;
-        while drop < self.scale && self.values.iter().all(|v| v % POW10[drop as usize + 1] == 0) {
+        while drop < self.scale {
+            let k = POW10[drop as usize + 1];
+            if !each_width!(&self.values, v => v.iter().all(|x| i64::from(*x) % k == 0)) {
+                break;
+            }
             drop += 1;
         }
         if drop > 0 {
             let k = POW10[drop as usize];
-            for v in &mut self.values {
-                *v /= k;
+            match &mut self.values {
+                Mantissas::Narrow(v) => v.iter_mut().for_each(|x| *x = (i64::from(*x) / k) as i32),
+                Mantissas::Wide(v) => v.iter_mut().for_each(|x| *x /= k),
             }
             self.max_abs /= k as u64;
             self.scale -= drop;
@@ -321,30 +442,47 @@ impl DecimalColumn {
         let scale = self.scale.max(other.scale);
         for c in [&mut *self, &mut other] {
             if c.scale < scale {
-                let grow = POW10[(scale - c.scale) as usize] as u64;
-                if c.max_abs.checked_mul(grow).is_none_or(|m| m > MAX_MANTISSA as u64) {
+                if !c.fits_scale(scale) {
                     return Err(format!("{name}: {scale} decimals in one file and values too large for them in another"));
                 }
                 c.rescale(scale);
             }
         }
-        if self.values.is_empty() {
-            self.values = other.values;
-        } else {
-            self.values.extend_from_slice(&other.values);
+        if self.is_empty() {
+            *self = other;
+            return Ok(());
+        }
+        match (&mut self.values, other.values) {
+            (Mantissas::Narrow(mine), Mantissas::Narrow(theirs)) => mine.extend_from_slice(&theirs),
+            (_, Mantissas::Wide(theirs)) => {
+                self.widen();
+                if let Mantissas::Wide(mine) = &mut self.values {
+                    mine.extend_from_slice(&theirs);
+                }
+            }
+            (Mantissas::Wide(mine), Mantissas::Narrow(theirs)) => mine.extend(theirs.iter().map(|x| i64::from(*x))),
         }
         self.max_abs = self.max_abs.max(other.max_abs);
         Ok(())
     }
 
     fn permute(&mut self, order: &[u32]) {
-        self.values = order.iter().map(|&i| self.values[i as usize]).collect();
+        match &mut self.values {
+            Mantissas::Narrow(v) => *v = order.iter().map(|&i| v[i as usize]).collect(),
+            Mantissas::Wide(v) => *v = order.iter().map(|&i| v[i as usize]).collect(),
+        }
     }
 
     fn truncate_range(&mut self, range: std::ops::Range<usize>) {
-        self.values.truncate(range.end);
-        self.values.drain(..range.start);
-        self.values.shrink_to_fit();
+        each_width!(&mut self.values, v => {
+            v.truncate(range.end);
+            v.drain(..range.start);
+            v.shrink_to_fit();
+        })
+    }
+
+    fn shrink_to_fit(&mut self) {
+        each_width!(&mut self.values, v => v.shrink_to_fit())
     }
 }
 
@@ -357,6 +495,157 @@ pub enum CloseTimes {
     Offset(i64),
     /// Each bar's own close time.
     Each(Vec<i64>),
+}
+
+/// Open times, stored as compactly as they allow, built as rows come (so
+/// loading never holds two forms):
+/// - without gaps, `start + i × step`: nothing per bar;
+/// - on a grid (exchange bars are, gaps and all), `start + offsets[i] ×
+///   step` with `step` the greatest common divisor of the distances from
+///   the first bar: 4 bytes a bar;
+/// - out of order or too far apart for 32-bit offsets: one `i64` a bar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum OpenTimes {
+    /// Evenly spaced (`step` 0 until a second, later time arrives).
+    Regular { start: i64, step: i64, len: usize },
+    /// On a grid (`step` 0 while every time equals the first).
+    Grid { start: i64, step: i64, offsets: Vec<u32> },
+    /// One per bar.
+    Each(Vec<i64>),
+}
+
+impl Default for OpenTimes {
+    fn default() -> Self {
+        OpenTimes::Regular { start: 0, step: 0, len: 0 }
+    }
+}
+
+impl OpenTimes {
+    #[inline]
+    fn get(&self, i: usize) -> i64 {
+        match self {
+            OpenTimes::Regular { start, step, .. } => start + i as i64 * step,
+            OpenTimes::Grid { start, step, offsets } => start + i64::from(offsets[i]) * step,
+            OpenTimes::Each(v) => v[i],
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            OpenTimes::Regular { len, .. } => *len,
+            OpenTimes::Grid { offsets, .. } => offsets.len(),
+            OpenTimes::Each(v) => v.len(),
+        }
+    }
+
+    /// Bytes a bar takes.
+    fn width(&self) -> usize {
+        match self {
+            OpenTimes::Regular { .. } => 0,
+            OpenTimes::Grid { .. } => 4,
+            OpenTimes::Each(_) => 8,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, t: i64) {
+        if let OpenTimes::Regular { start, step, len } = self {
+            match *len {
+                0 => *start = t,
+                1 if t > *start => *step = t - *start,
+                _ if *step > 0 && Some(t) == (*len as i64).checked_mul(*step).and_then(|d| start.checked_add(d)) => {}
+                _ => {
+                    let offsets = u32::try_from(*len).ok().map(|n| (0..n).collect());
+                    *self = match offsets {
+                        Some(offsets) => OpenTimes::Grid { start: *start, step: *step, offsets },
+                        None => OpenTimes::Each(self.to_vec()),
+                    };
+                    return self.push(t);
+                }
+            }
+            *len += 1;
+            return;
+        }
+        if let OpenTimes::Grid { start, step, offsets } = self {
+            if offsets.is_empty() {
+                *start = t;
+                offsets.push(0);
+                return;
+            }
+            if let Some(d) = t.checked_sub(*start).filter(|d| *d >= 0) {
+                if d == 0 {
+                    offsets.push(0);
+                    return;
+                }
+                if *step > 0 && d % *step == 0 {
+                    if let Ok(k) = u32::try_from(d / *step) {
+                        offsets.push(k);
+                        return;
+                    }
+                } else if regrid(step, offsets, d) {
+                    if let Ok(k) = u32::try_from(d / *step) {
+                        offsets.push(k);
+                        return;
+                    }
+                }
+            }
+            *self = OpenTimes::Each(self.to_vec());
+        }
+        if let OpenTimes::Each(v) = self {
+            v.push(t);
+        }
+    }
+
+    fn to_vec(&self) -> Vec<i64> {
+        (0..self.len()).map(|i| self.get(i)).collect()
+    }
+
+    /// Index of the first time at or after `t` (sorted times).
+    fn first_at_or_after(&self, t: i64) -> usize {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.get(mid) < t {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// The same times on a grid if they fit one (see the type).
+    fn compact(times: Vec<i64>) -> OpenTimes {
+        let mut grid = OpenTimes::default();
+        for &t in &times {
+            grid.push(t);
+            if let OpenTimes::Each(_) = grid {
+                return OpenTimes::Each(times);
+            }
+        }
+        grid
+    }
+}
+
+/// Refines a grid's step so that `d` (> 0, not on the grid) is on it:
+/// the step becomes gcd(step, d) and the offsets grow to match. `false`
+/// when they would not fit 32 bits.
+fn regrid(step: &mut i64, offsets: &mut [u32], d: i64) -> bool {
+    let mut g = d;
+    let mut b = *step;
+    while b != 0 {
+        (g, b) = (b, g % b);
+    }
+    let factor = if *step == 0 { 1 } else { *step / g };
+    let largest = offsets.iter().copied().max().unwrap_or(0);
+    if u64::from(largest) * factor as u64 > u64::from(u32::MAX) {
+        return false;
+    }
+    if factor > 1 {
+        offsets.iter_mut().for_each(|o| *o *= factor as u32);
+    }
+    *step = g;
+    true
 }
 
 /// One bar's values as parsed, before they join the columns.
@@ -412,7 +701,7 @@ impl Row {
 /// Bars in columns, in the order they were pushed (sorted once loaded).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bars {
-    open_time: Vec<i64>,
+    open_time: OpenTimes,
     close_time: CloseTimes,
     /// Open prices.
     pub open: DecimalColumn,
@@ -429,7 +718,7 @@ pub struct Bars {
 impl Default for Bars {
     fn default() -> Self {
         Self {
-            open_time: Vec::new(),
+            open_time: OpenTimes::default(),
             close_time: CloseTimes::Absent,
             open: DecimalColumn::default(),
             high: DecimalColumn::default(),
@@ -471,12 +760,17 @@ impl Bars {
 
     /// True when there are none.
     pub fn is_empty(&self) -> bool {
-        self.open_time.is_empty()
+        self.len() == 0
     }
 
-    /// Open times.
-    pub fn open_times(&self) -> &[i64] {
-        &self.open_time
+    /// The open times (a copy).
+    pub fn open_times(&self) -> Vec<i64> {
+        (0..self.len()).map(|i| self.open_time.get(i)).collect()
+    }
+
+    /// Bytes a bar's open time takes (0 evenly spaced, 4 on a grid, else 8).
+    pub fn time_width(&self) -> usize {
+        self.open_time.width()
     }
 
     /// How the close times are held.
@@ -487,14 +781,14 @@ impl Bars {
     /// Bar `i`'s open time.
     #[inline]
     pub fn open_time(&self, i: usize) -> i64 {
-        self.open_time[i]
+        self.open_time.get(i)
     }
 
     /// Bar `i`'s close time (`None` only before loading resolved them).
     #[inline]
     pub fn close_time(&self, i: usize) -> Option<i64> {
         match &self.close_time {
-            CloseTimes::Offset(d) => Some(self.open_time[i] + d),
+            CloseTimes::Offset(d) => Some(self.open_time.get(i) + d),
             CloseTimes::Each(v) => Some(v[i]),
             CloseTimes::Absent => None,
         }
@@ -529,14 +823,21 @@ impl Bars {
         self.low.push_aligned(low);
         self.close.push_aligned(close);
         self.volume.push_aligned(volume);
-        let n = self.open_time.len();
         self.open_time.push(row.open_time);
-        match (&mut self.close_time, row.close_time) {
-            (CloseTimes::Absent, Some(c)) if n == 0 => self.close_time = CloseTimes::Offset(c - row.open_time),
-            (CloseTimes::Offset(d), Some(c)) if c - row.open_time == *d => {}
+        self.push_close_time(row.open_time, row.close_time);
+        Ok(())
+    }
+
+    /// Records the close time of the bar just pushed (open time pushed already).
+    #[inline]
+    fn push_close_time(&mut self, open_time: i64, close_time: Option<i64>) {
+        let n = self.open_time.len() - 1;
+        match (&mut self.close_time, close_time) {
+            (CloseTimes::Absent, Some(c)) if n == 0 => self.close_time = CloseTimes::Offset(c - open_time),
+            (CloseTimes::Offset(d), Some(c)) if c - open_time == *d => {}
             (CloseTimes::Offset(d), Some(c)) => {
                 let d = *d;
-                let mut each: Vec<i64> = self.open_time[..n].iter().map(|t| t + d).collect();
+                let mut each: Vec<i64> = (0..n).map(|i| self.open_time.get(i) + d).collect();
                 each.push(c);
                 self.close_time = CloseTimes::Each(each);
             }
@@ -544,14 +845,48 @@ impl Bars {
             // A source has close times for all its rows or none.
             (_, None) | (CloseTimes::Absent, Some(_)) => {}
         }
-        Ok(())
+    }
+
+    /// Appends rows given as columns of mantissas with their scales (open,
+    /// high, low, close, volume), as Parquet batches come. `false` when a row
+    /// fails its checks or a column its limits: then nothing changed, and the
+    /// caller goes row by row to name the row.
+    pub fn extend(&mut self, open_time: &[i64], close_time: Option<&[i64]>, values: [(&[i64], u32); 5]) -> bool {
+        let fixed = |c: usize, i: usize| Fixed { mantissa: values[c].0[i], scale: values[c].1 };
+        for (i, &t) in open_time.iter().enumerate() {
+            let row = Row {
+                open_time: t,
+                close_time: close_time.map(|c| c[i]),
+                open: fixed(0, i),
+                high: fixed(1, i),
+                low: fixed(2, i),
+                close: fixed(3, i),
+                volume: fixed(4, i),
+            };
+            if row.check().is_err() {
+                return false;
+            }
+        }
+        let columns = [&self.open, &self.high, &self.low, &self.close, &self.volume];
+        if !columns.iter().zip(&values).all(|(c, (v, s))| c.can_extend(v, *s)) {
+            return false;
+        }
+        let columns = [&mut self.open, &mut self.high, &mut self.low, &mut self.close, &mut self.volume];
+        for (c, (v, s)) in columns.into_iter().zip(values) {
+            c.extend(v, s);
+        }
+        for (i, &t) in open_time.iter().enumerate() {
+            self.open_time.push(t);
+            self.push_close_time(t, close_time.map(|c| c[i]));
+        }
+        true
     }
 
     /// Writes bar `i` into `bar` (all fields but the symbol), for replay
     /// without allocating.
     #[inline]
     pub fn fill(&self, i: usize, bar: &mut Bar) {
-        bar.open_time = self.open_time[i];
+        bar.open_time = self.open_time.get(i);
         bar.close_time = self.close_time(i).unwrap_or(bar.open_time);
         bar.open = self.open.get(i);
         bar.high = self.high.get(i);
@@ -585,22 +920,25 @@ impl Bars {
         self.low.append(low, "low")?;
         self.close.append(close, "close")?;
         self.volume.append(volume, "volume")?;
-        let n = self.open_time.len();
+        let n = self.len();
         if n == 0 {
             self.open_time = open_time;
             self.close_time = close_time;
             return Ok(());
         }
-        let added = open_time.len();
-        self.open_time.extend_from_slice(&open_time);
+        for i in 0..open_time.len() {
+            self.open_time.push(open_time.get(i));
+        }
+        let times = &self.open_time;
+        let range = |r: std::ops::Range<usize>| -> Vec<i64> { r.map(|i| times.get(i)).collect() };
         self.close_time = match (std::mem::replace(&mut self.close_time, CloseTimes::Absent), close_time) {
             (CloseTimes::Absent, CloseTimes::Absent) => CloseTimes::Absent,
             (CloseTimes::Offset(a), CloseTimes::Offset(b)) if a == b => CloseTimes::Offset(a),
             (mine, theirs) => {
                 // Mixed kinds: every bar gets its own; absent ones are marked
                 // with i64::MIN and resolved from the interval later.
-                let mut each = expand(mine, &self.open_time[..n]);
-                each.extend(expand(theirs, &self.open_time[n..n + added]));
+                let mut each = expand(mine, &range(0..n));
+                each.extend(expand(theirs, &range(n..times.len())));
                 CloseTimes::Each(each)
             }
         };
@@ -615,13 +953,14 @@ impl Bars {
             CloseTimes::Absent => CloseTimes::Offset(derived),
             CloseTimes::Offset(d) => CloseTimes::Offset(d),
             CloseTimes::Each(mut v) => {
-                for (c, t) in v.iter_mut().zip(&self.open_time) {
+                let open = &self.open_time;
+                for (i, c) in v.iter_mut().enumerate() {
                     if *c == i64::MIN {
-                        *c = t + derived;
+                        *c = open.get(i) + derived;
                     }
                 }
-                match v.first().map(|c| c - self.open_time[0]) {
-                    Some(d) if v.iter().zip(&self.open_time).all(|(c, t)| c - t == d) => CloseTimes::Offset(d),
+                match v.first().map(|c| c - open.get(0)) {
+                    Some(d) if v.iter().enumerate().all(|(i, c)| c - open.get(i) == d) => CloseTimes::Offset(d),
                     _ => CloseTimes::Each(v),
                 }
             }
@@ -631,17 +970,22 @@ impl Bars {
     /// Sorts by open time when out of order and drops repeated times, keeping
     /// the first row of each (in push order); returns how many were dropped.
     pub fn sort_and_dedup(&mut self) -> usize {
-        let times = &self.open_time;
-        if times.windows(2).all(|w| w[0] < w[1]) {
+        let sorted = match &self.open_time {
+            OpenTimes::Regular { step, len, .. } => *step > 0 || *len <= 1,
+            OpenTimes::Grid { offsets, .. } => offsets.windows(2).all(|w| w[0] < w[1]),
+            OpenTimes::Each(v) => v.windows(2).all(|w| w[0] < w[1]),
+        };
+        if sorted {
             return 0;
         }
+        let times = self.open_time.to_vec();
         let before = times.len();
         let mut order: Vec<u32> = (0..before as u32).collect();
         // Stable: of equal times the first pushed comes first and is kept.
         order.sort_by_key(|&i| times[i as usize]);
         order.dedup_by_key(|i| times[*i as usize]);
         let dropped = before - order.len();
-        self.open_time = order.iter().map(|&i| self.open_time[i as usize]).collect();
+        self.open_time = OpenTimes::compact(order.iter().map(|&i| times[i as usize]).collect());
         if let CloseTimes::Each(v) = &mut self.close_time {
             *v = order.iter().map(|&i| v[i as usize]).collect();
         }
@@ -653,14 +997,27 @@ impl Bars {
 
     /// Keeps the bars whose open time is within `[from, to]` (sorted bars).
     pub fn retain_open_times(&mut self, from: i64, to: i64) {
-        let start = self.open_time.partition_point(|t| *t < from);
-        let end = self.open_time.partition_point(|t| *t <= to).max(start);
+        let start = self.open_time.first_at_or_after(from);
+        let end = self.open_time.first_at_or_after(to.saturating_add(1)).max(start);
         if (start, end) == (0, self.len()) {
             return;
         }
-        self.open_time.truncate(end);
-        self.open_time.drain(..start);
-        self.open_time.shrink_to_fit();
+        match &mut self.open_time {
+            OpenTimes::Regular { start: first, step, len } => {
+                *first += start as i64 * *step;
+                *len = end - start;
+            }
+            OpenTimes::Each(v) => {
+                v.truncate(end);
+                v.drain(..start);
+                v.shrink_to_fit();
+            }
+            OpenTimes::Grid { offsets, .. } => {
+                offsets.truncate(end);
+                offsets.drain(..start);
+                offsets.shrink_to_fit();
+            }
+        }
         if let CloseTimes::Each(v) = &mut self.close_time {
             v.truncate(end);
             v.drain(..start);
@@ -680,12 +1037,16 @@ impl Bars {
 
     /// Releases spare capacity once loading is done.
     pub fn shrink_to_fit(&mut self) {
-        self.open_time.shrink_to_fit();
+        match &mut self.open_time {
+            OpenTimes::Each(v) => v.shrink_to_fit(),
+            OpenTimes::Grid { offsets, .. } => offsets.shrink_to_fit(),
+            OpenTimes::Regular { .. } => {}
+        }
         if let CloseTimes::Each(v) = &mut self.close_time {
             v.shrink_to_fit();
         }
         for c in [&mut self.open, &mut self.high, &mut self.low, &mut self.close, &mut self.volume] {
-            c.values.shrink_to_fit();
+            c.shrink_to_fit();
         }
     }
 }
@@ -827,8 +1188,8 @@ mod tests {
         }
         assert_eq!(bars.sort_and_dedup(), 2);
         assert_eq!(bars.open_times(), &[1, 2, 3]);
-        assert_eq!(bars.close.values(), &[10, 20, 30]);
+        assert_eq!(bars.close.values(0..3), [10, 20, 30]);
         bars.retain_open_times(2, 2);
-        assert_eq!((bars.open_times(), bars.close.values()), (&[2][..], &[20][..]));
+        assert_eq!((bars.open_times(), bars.close.values(0..1)), (&[2][..], vec![20]));
     }
 }

@@ -119,7 +119,7 @@ pub struct Series {
 impl Series {
     /// The first bar's open time.
     pub fn first_open_time(&self) -> Option<i64> {
-        self.bars.open_times().first().copied()
+        (!self.bars.is_empty()).then(|| self.bars.open_time(0))
     }
 
     /// The last bar's close time.
@@ -336,9 +336,8 @@ pub fn load(paths: &[PathBuf], symbol: Option<&str>, skip_bad_rows: bool) -> Res
 /// The bar interval of sorted bars: the smallest positive step between open
 /// times (from the close time when there is a single bar, else a day).
 pub fn infer_interval(bars: &Bars) -> i64 {
-    let times = bars.open_times();
-    let step = times.windows(2).map(|w| w[1] - w[0]).filter(|d| *d > 0).min();
-    let from_close = times.first().zip(bars.close_time(0)).map(|(open, close)| close - open + 1);
+    let step = (1..bars.len()).map(|i| bars.open_time(i) - bars.open_time(i - 1)).filter(|d| *d > 0).min();
+    let from_close = (!bars.is_empty()).then(|| bars.close_time(0).map(|c| c - bars.open_time(0) + 1)).flatten();
     match (step, from_close) {
         (Some(s), _) => s,
         (None, Some(c)) if c > 0 => c,
