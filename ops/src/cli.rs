@@ -48,6 +48,9 @@ pub enum Command {
     Store(StoreCommand),
     /// Replay historical bars through the strategies, risk rules and matching core.
     Backtest(Box<crate::backtest::BacktestArgs>),
+    /// Market data files for backtests (`keel data convert`).
+    #[command(subcommand)]
+    Data(crate::cmd_data::DataCommand),
     /// Measure the live pipeline: market events per second and tick-to-order latency.
     Bench(crate::cmd_bench::BenchArgs),
     /// Run the Binance-protocol sandbox exchange standalone until Ctrl-C or SIGTERM.

@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         Command::Store(ops::cli::StoreCommand::Accept(args)) => ops::cmd_state::store_accept(args),
         Command::Bench(args) => ops::cmd_bench::run(args),
         Command::Backtest(args) => ops::backtest::run(*args),
+        Command::Data(command) => ops::cmd_data::run(command),
         Command::Sandbox(args) => ops::cmd_sandbox::run(args, cli.log_format),
     };
     match result {

@@ -128,11 +128,8 @@ pub fn execute(args: &BacktestArgs) -> anyhow::Result<BacktestResult> {
     let config = source.read()?;
 
     let mut market = data::load(&args.data, args.symbol.as_deref(), args.skip_bad_rows)?;
-    if market.skipped > 0 {
-        eprintln!("note: skipped {} bad rows, e.g. {}", market.skipped, market.skipped_examples.join("; "));
-    }
-    if market.duplicates > 0 {
-        eprintln!("note: dropped {} rows repeating an earlier row's time", market.duplicates);
+    for note in market.notes() {
+        eprintln!("note: {note}");
     }
     filter_dates(&mut market, args.from.as_deref(), args.to.as_deref())?;
 

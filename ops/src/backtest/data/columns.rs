@@ -437,20 +437,25 @@ impl DecimalColumn {
         }
     }
 
-    /// Appends another column, rescaling one of the two to the finer scale.
-    fn append(&mut self, mut other: DecimalColumn, name: &str) -> Result<(), String> {
+    /// True when [`DecimalColumn::append`] can take `other`: both fit 18
+    /// digits at the finer of their scales.
+    fn can_append(&self, other: &DecimalColumn) -> bool {
+        let scale = self.scale.max(other.scale);
+        self.fits_scale(scale) && other.fits_scale(scale)
+    }
+
+    /// Appends another column ([`DecimalColumn::can_append`] said so),
+    /// rescaling one of the two to the finer scale.
+    fn append(&mut self, mut other: DecimalColumn) {
         let scale = self.scale.max(other.scale);
         for c in [&mut *self, &mut other] {
             if c.scale < scale {
-                if !c.fits_scale(scale) {
-                    return Err(format!("{name}: {scale} decimals in one file and values too large for them in another"));
-                }
                 c.rescale(scale);
             }
         }
         if self.is_empty() {
             *self = other;
-            return Ok(());
+            return;
         }
         match (&mut self.values, other.values) {
             (Mantissas::Narrow(mine), Mantissas::Narrow(theirs)) => mine.extend_from_slice(&theirs),
@@ -463,7 +468,6 @@ impl DecimalColumn {
             (Mantissas::Wide(mine), Mantissas::Narrow(theirs)) => mine.extend(theirs.iter().map(|x| i64::from(*x))),
         }
         self.max_abs = self.max_abs.max(other.max_abs);
-        Ok(())
     }
 
     fn permute(&mut self, order: &[u32]) {
@@ -911,15 +915,24 @@ impl Bars {
         bar
     }
 
-    /// Appends another file's bars, with its close times resolved by the
-    /// caller when the two differ in kind (see [`Bars::resolve_close_times`]).
+    /// Appends another file's (or part's) bars; on `Err` (the columns' scales
+    /// do not combine within 18 digits) nothing changed. Close times of
+    /// different kinds are resolved later ([`Bars::resolve_close_times`]).
     pub fn append(&mut self, other: Bars) -> Result<(), String> {
+        let mine = [&self.open, &self.high, &self.low, &self.close, &self.volume];
+        let theirs = [&other.open, &other.high, &other.low, &other.close, &other.volume];
+        for ((a, b), name) in mine.iter().zip(theirs).zip(["open", "high", "low", "close", "volume"]) {
+            if !a.can_append(b) {
+                let scale = a.scale.max(b.scale);
+                return Err(format!("{name}: {scale} decimals in one part and values too large for them in another"));
+            }
+        }
         let Bars { open_time, close_time, open, high, low, close, volume } = other;
-        self.open.append(open, "open")?;
-        self.high.append(high, "high")?;
-        self.low.append(low, "low")?;
-        self.close.append(close, "close")?;
-        self.volume.append(volume, "volume")?;
+        self.open.append(open);
+        self.high.append(high);
+        self.low.append(low);
+        self.close.append(close);
+        self.volume.append(volume);
         let n = self.len();
         if n == 0 {
             self.open_time = open_time;
@@ -1090,7 +1103,8 @@ mod tests {
             // Left to the general path: too many digits, exponents, spaces, signs.
             Case { text: "1000000000000000000", want: None },
             Case { text: "0.0000000000000000001", want: None },
-            Case { text: "1.00000000000000001", want: None },
+            Case { text: "1.00000000000000001", want: Some((100_000_000_000_000_001, 17)) },
+            Case { text: "1.000000000000000001", want: None },
             Case { text: "2e20", want: None },
             Case { text: " 1", want: None },
             Case { text: "+1", want: None },
@@ -1190,6 +1204,6 @@ mod tests {
         assert_eq!(bars.open_times(), &[1, 2, 3]);
         assert_eq!(bars.close.values(0..3), [10, 20, 30]);
         bars.retain_open_times(2, 2);
-        assert_eq!((bars.open_times(), bars.close.values(0..1)), (&[2][..], vec![20]));
+        assert_eq!((bars.open_times(), bars.close.values(0..1)), (vec![2], vec![20]));
     }
 }

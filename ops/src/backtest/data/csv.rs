@@ -92,9 +92,20 @@ impl Layout {
     }
 }
 
-/// Parses one CSV file's contents. `file` names it in errors.
-pub fn parse_csv(mut input: impl Read, file: &str, skip_bad_rows: bool) -> Result<ParsedFile, DataError> {
-    let mut parser = Parser { file, skip_bad_rows, layout: None, out: ParsedFile::default(), fields: Vec::new() };
+/// Parses one CSV file's contents, on every core. `file` names it in errors.
+pub fn parse_csv(input: impl Read, file: &str, skip_bad_rows: bool) -> Result<ParsedFile, DataError> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    parse_csv_on(input, file, skip_bad_rows, cores)
+}
+
+/// [`parse_csv`] on at most `cores` threads.
+pub(super) fn parse_csv_on(
+    mut input: impl Read,
+    file: &str,
+    skip_bad_rows: bool,
+    cores: usize,
+) -> Result<ParsedFile, DataError> {
+    let mut parser = Parser::new(file, skip_bad_rows, None);
     let mut buf = vec![0u8; BLOCK];
     let mut filled = 0;
     let mut line = 0u64;
@@ -109,6 +120,9 @@ pub fn parse_csv(mut input: impl Read, file: &str, skip_bad_rows: bool) -> Resul
         };
         let eof = n == 0;
         filled += n;
+        if !eof && filled < buf.len() {
+            continue;
+        }
         let mut start = 0;
         if first && filled >= 3 {
             first = false;
@@ -116,19 +130,14 @@ pub fn parse_csv(mut input: impl Read, file: &str, skip_bad_rows: bool) -> Resul
                 start = 3;
             }
         }
-        while let Some(pos) = memchr::memchr(b'\n', &buf[start..filled]) {
-            line += 1;
-            parser.line(&buf[start..start + pos], line)?;
-            start += pos + 1;
-        }
+        // Whole lines (and at the end whatever is left).
+        let end = if eof { filled } else { memchr::memrchr(b'\n', &buf[start..filled]).map_or(start, |p| start + p + 1) };
+        line = parser.lines(&buf[start..end], line, cores)?;
         if eof {
-            if start < filled {
-                parser.line(&buf[start..filled], line + 1)?;
-            }
             break;
         }
-        buf.copy_within(start..filled, 0);
-        filled -= start;
+        buf.copy_within(end..filled, 0);
+        filled -= end;
         if filled == buf.len() {
             // A line longer than the buffer.
             buf.resize(buf.len() * 2, 0);
@@ -141,6 +150,9 @@ pub fn parse_csv(mut input: impl Read, file: &str, skip_bad_rows: bool) -> Resul
     Ok(parser.out)
 }
 
+/// Below this, a block is parsed on one core.
+const PARALLEL_MIN: usize = 256 * 1024;
+
 struct Parser<'a> {
     file: &'a str,
     skip_bad_rows: bool,
@@ -150,7 +162,91 @@ struct Parser<'a> {
     fields: Vec<(u32, u32)>,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
+    fn new(file: &'a str, skip_bad_rows: bool, layout: Option<Layout>) -> Self {
+        Parser { file, skip_bad_rows, layout, out: ParsedFile::default(), fields: Vec::new() }
+    }
+
+    /// Parses whole lines (the last may lack its newline) following line
+    /// `line`; returns the number of the last. Once the layout is known, a
+    /// large block is split at a line boundary across `cores` threads and the
+    /// parts' columns appended in order.
+    fn lines(&mut self, bytes: &[u8], line: u64, cores: usize) -> Result<u64, DataError> {
+        let Some(layout) = self.layout.filter(|_| cores > 1 && bytes.len() >= PARALLEL_MIN) else {
+            return self.lines_here(bytes, line);
+        };
+        let mut parts = Vec::with_capacity(cores);
+        let mut rest = bytes;
+        for k in (1..=cores).rev() {
+            let cut = if k == 1 {
+                rest.len()
+            } else {
+                let mid = rest.len() / k;
+                memchr::memchr(b'\n', &rest[mid..]).map_or(rest.len(), |p| mid + p + 1)
+            };
+            let (part, tail) = rest.split_at(cut);
+            parts.push(part);
+            rest = tail;
+        }
+        let mut first_lines = Vec::with_capacity(parts.len());
+        let mut next = line;
+        for part in &parts {
+            first_lines.push(next);
+            next += memchr::memchr_iter(b'\n', part).count() as u64 + u64::from(!part.ends_with(b"\n") && !part.is_empty());
+        }
+        let (file, skip) = (self.file, self.skip_bad_rows);
+        let others: Vec<(Parser<'_>, Result<u64, DataError>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = parts[1..]
+                .iter()
+                .zip(&first_lines[1..])
+                .map(|(part, first)| {
+                    scope.spawn(move || {
+                        let mut parser = Parser::new(file, skip, Some(layout));
+                        let result = parser.lines_here(part, *first);
+                        (parser, result)
+                    })
+                })
+                .collect();
+            let mine = self.lines_here(parts[0], line);
+            let others = handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            let others: Vec<_> = others.collect();
+            mine.map(|_| others)
+        })?;
+        for ((mut other, result), (part, first)) in others.into_iter().zip(parts[1..].iter().zip(&first_lines[1..])) {
+            result?;
+            let skipped = std::mem::take(&mut other.out.skipped_examples);
+            let count = other.out.skipped;
+            if self.out.bars.append(std::mem::take(&mut other.out.bars)).is_err() {
+                // The parts' scales do not combine: parse this part again here,
+                // so the row that overflows is named.
+                self.lines_here(part, *first)?;
+                continue;
+            }
+            self.out.skipped += count;
+            for example in skipped {
+                if self.out.skipped_examples.len() < 5 {
+                    self.out.skipped_examples.push(example);
+                }
+            }
+        }
+        Ok(next)
+    }
+
+    /// [`Parser::lines`] on this thread.
+    fn lines_here(&mut self, bytes: &[u8], mut line: u64) -> Result<u64, DataError> {
+        let mut start = 0;
+        while let Some(pos) = memchr::memchr(b'\n', &bytes[start..]) {
+            line += 1;
+            self.line(&bytes[start..start + pos], line)?;
+            start += pos + 1;
+        }
+        if start < bytes.len() {
+            line += 1;
+            self.line(&bytes[start..], line)?;
+        }
+        Ok(line)
+    }
+
     #[inline]
     fn line(&mut self, bytes: &[u8], line: u64) -> Result<(), DataError> {
         let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
@@ -374,13 +470,7 @@ mod tests {
             Case { line: "\"1704067200000\",1,2,0.5,1.5,3", fast: false },
             Case { line: "2024-01-01T00:00:00Z,1,2,5e-1,1.5,3", fast: false },
         ];
-        let mut parser = Parser {
-            file: "f.csv",
-            skip_bad_rows: false,
-            layout: Some(layout),
-            out: ParsedFile::default(),
-            fields: Vec::new(),
-        };
+        let mut parser = Parser::new("f.csv", false, Some(layout));
         for c in cases {
             let fast = parser.fast_row(c.line.as_bytes(), &layout);
             assert_eq!(fast.is_some(), c.fast, "{}", c.line);

@@ -145,6 +145,20 @@ pub struct MarketData {
     pub duplicates: usize,
 }
 
+impl MarketData {
+    /// What the operator should know about rows that were not loaded.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.skipped > 0 {
+            notes.push(format!("skipped {} bad rows, e.g. {}", self.skipped, self.skipped_examples.join("; ")));
+        }
+        if self.duplicates > 0 {
+            notes.push(format!("dropped {} rows repeating an earlier row's time", self.duplicates));
+        }
+        notes
+    }
+}
+
 /// Parses an epoch number or an ISO date / date-time into ms since the epoch.
 pub fn parse_time(text: &str) -> Option<i64> {
     let s = text.trim();

@@ -40,6 +40,9 @@ use super::{epoch_to_ms, interval_name, parse_time, DataError, ParsedFile, Serie
 /// Rows per record batch, reading and writing.
 const BATCH: usize = 64 * 1024;
 
+/// Rows per row group written.
+const ROW_GROUP: usize = 128 * 1024;
+
 /// Writes a series as Parquet (see the module doc); returns the bytes written.
 pub fn write_parquet(series: &Series, out: impl std::io::Write + Send) -> Result<u64, String> {
     let bars = &series.bars;
@@ -74,6 +77,8 @@ pub fn write_parquet(series: &Series, out: impl std::io::Write + Send) -> Result
         .set_compression(Compression::UNCOMPRESSED)
         .set_encoding(Encoding::DELTA_BINARY_PACKED)
         .set_dictionary_enabled(false)
+        // Row groups of 128k rows: a reader holds one group's bytes at a time.
+        .set_max_row_group_row_count(Some(ROW_GROUP))
         .set_key_value_metadata(Some(metadata))
         .build();
     let mut counter = CountingWriter { inner: out, bytes: 0 };

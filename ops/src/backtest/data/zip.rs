@@ -1,11 +1,14 @@
 //! Binance's kline archives as downloaded: a `.zip` holding the CSV
 //! (`BTCUSDT-1m-2024-01.zip` holds `BTCUSDT-1m-2024-01.csv`, headerless
 //! kline columns). Every `.csv` entry is read, in name order, straight from
-//! the archive.
+//! the archive, inflating on one core while parsing on another.
 
+use std::io::Read;
 use std::path::Path;
+use std::sync::mpsc;
 
-use super::{parse_csv, DataError, ParsedFile};
+use super::csv::parse_csv_on;
+use super::{DataError, ParsedFile};
 
 /// Reads the `.csv` entries of a zip archive. Errors name the archive and the
 /// entry (`archive.zip/entry.csv:line: reason`).
@@ -34,7 +37,81 @@ pub fn read_zip(path: &Path, label: &str, skip_bad_rows: bool) -> Result<Vec<Par
         let entry = archive
             .by_index(i)
             .map_err(|e| DataError::file(&entry_label, format!("cannot read from the archive ({e})")))?;
-        out.push(parse_csv(entry, &entry_label, skip_bad_rows)?);
+        out.push(parse_pipelined(entry, &entry_label, skip_bad_rows)?);
     }
     Ok(out)
+}
+
+/// Bytes inflated at a time.
+const CHUNK: usize = 1 << 20;
+
+/// Parses CSV text while it is being inflated: this thread inflates, the
+/// others parse (inflating takes about as long as parsing on one core).
+fn parse_pipelined(mut input: impl Read, label: &str, skip_bad_rows: bool) -> Result<ParsedFile, DataError> {
+    let parsers = std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1).max(1);
+    let (chunks, received) = mpsc::sync_channel::<std::io::Result<Vec<u8>>>(2);
+    std::thread::scope(|scope| {
+        let parser = scope.spawn(move || {
+            let reader = ChannelReader { chunks: received, current: Vec::new(), at: 0 };
+            parse_csv_on(reader, label, skip_bad_rows, parsers)
+        });
+        loop {
+            let mut chunk = vec![0u8; CHUNK];
+            let read = read_full(&mut input, &mut chunk);
+            let done = !matches!(read, Ok(n) if n > 0);
+            let sent = match read {
+                Ok(0) => true,
+                Ok(n) => {
+                    chunk.truncate(n);
+                    chunks.send(Ok(chunk)).is_ok()
+                }
+                Err(e) => chunks.send(Err(e)).is_ok(),
+            };
+            // Not sent: the parser stopped early (a bad row) and says why.
+            if done || !sent {
+                break;
+            }
+        }
+        drop(chunks);
+        parser.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// Reads until `buf` is full or the input ends.
+fn read_full(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match input.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// The inflated chunks as one stream.
+struct ChannelReader {
+    chunks: mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    current: Vec<u8>,
+    at: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.current.len() {
+            match self.chunks.recv() {
+                Ok(chunk) => {
+                    self.current = chunk?;
+                    self.at = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.at);
+        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
