@@ -207,11 +207,24 @@ pub fn epoch_to_ms(n: i64) -> i64 {
 }
 
 /// The symbol a file name implies: the part before the first `-`, `_`, `.` or
-/// space, upper-cased (`BTCUSDT-1h-2024-01.csv` and `btcusdt_daily.csv` are `BTCUSDT`).
+/// space, upper-cased (`BTCUSDT-1h-2024-01.csv` and `btcusdt_daily.csv` are
+/// `BTCUSDT`), joined to the next part when that is its quote asset, as
+/// Freqtrade names pairs (`BTC_USDT-1m.parquet` is `BTCUSDT`).
 pub fn symbol_from_file_name(path: &Path) -> Option<String> {
     let stem = path.file_stem()?.to_str()?;
-    let head = stem.split(['-', '_', '.', ' ']).next()?.to_ascii_uppercase();
-    (!head.is_empty() && head.bytes().all(|b| b.is_ascii_alphanumeric())).then_some(head)
+    let mut parts = stem.split(['-', '_', '.', ' ']);
+    let head = parts.next()?.to_ascii_uppercase();
+    if !(!head.is_empty() && head.bytes().all(|b| b.is_ascii_alphanumeric())) {
+        return None;
+    }
+    let quote = stem[head.len()..].strip_prefix('_').and(parts.next()).map(str::to_ascii_uppercase);
+    if let Some(quote) = quote.filter(|q| !q.is_empty()) {
+        let pair = format!("{head}{quote}");
+        if super::split_symbol(&pair) == (head.clone(), quote) {
+            return Some(pair);
+        }
+    }
+    Some(head)
 }
 
 /// What a file holds, by its extension, else by its first bytes.
@@ -540,6 +553,9 @@ mod tests {
             ("data/BTCUSDT-1h-2024-01.csv", Some("BTCUSDT")),
             ("btcusdt_daily.csv", Some("BTCUSDT")),
             ("ETHUSDT.csv", Some("ETHUSDT")),
+            ("BTC_USDT-1m.parquet", Some("BTCUSDT")),
+            ("eth_btc-1h.feather", Some("ETHBTC")),
+            ("btcusdt_usdt-1h.parquet", Some("BTCUSDT")),
             ("-weird.csv", None),
         ] {
             assert_eq!(symbol_from_file_name(Path::new(name)).as_deref(), want, "{name}");
