@@ -555,7 +555,7 @@ mod tests {
             ("ETHUSDT.csv", Some("ETHUSDT")),
             ("BTC_USDT-1m.parquet", Some("BTCUSDT")),
             ("eth_btc-1h.feather", Some("ETHBTC")),
-            ("btcusdt_usdt-1h.parquet", Some("BTCUSDT")),
+            ("BTC_USDT_USDT-1h-futures.parquet", Some("BTCUSDT")),
             ("-weird.csv", None),
         ] {
             assert_eq!(symbol_from_file_name(Path::new(name)).as_deref(), want, "{name}");
