@@ -70,7 +70,7 @@ fn bench(c: &mut Criterion) {
     let bars = bars(BARS);
     let series = Series {
         symbol: Symbol::new("BTCUSDT"),
-        bars: Vec::new(),
+        bars: Default::default(),
         interval_ms: 60_000,
         price_scale: 2,
         qty_scale: 8,

@@ -57,9 +57,12 @@ pub fn convert(args: &ConvertArgs) -> anyhow::Result<()> {
     for series in &market.series {
         let path = args.out.join(format!("{}-{}.parquet", series.symbol, interval_name(series.interval_ms)));
         let label = path.display().to_string();
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".keel-convert-")
-            .suffix(".parquet.tmp")
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".keel-convert-").suffix(".parquet.tmp");
+        // Readable like any data file (a temporary file is private).
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+        let mut tmp = builder
             .tempfile_in(&args.out)
             .with_context(|| format!("cannot create a temporary file in {}", args.out.display()))?;
         let bytes = write_parquet(series, std::io::BufWriter::new(tmp.as_file_mut()))

@@ -548,6 +548,24 @@ mod tests {
     }
 
     #[test]
+    fn interval_names_as_binance_writes_them() {
+        for (ms, want) in [
+            (1000, "1s"),
+            (60_000, "1m"),
+            (300_000, "5m"),
+            (3_600_000, "1h"),
+            (14_400_000, "4h"),
+            (DAY, "1d"),
+            (3 * DAY, "3d"),
+            (7 * DAY, "1w"),
+            (90_000, "90s"),
+            (1500, "1500ms"),
+        ] {
+            assert_eq!(interval_name(ms), want, "{ms}");
+        }
+    }
+
+    #[test]
     fn symbols_from_file_names() {
         for (name, want) in [
             ("data/BTCUSDT-1h-2024-01.csv", Some("BTCUSDT")),

@@ -424,3 +424,56 @@ fn float(v: impl Into<f64> + std::fmt::Display + Copy, name: &str) -> Result<Fix
     Fixed::parse(text)
         .ok_or_else(|| format!("{name}: {v} needs more than 18 digits or decimals to hold exactly"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_come_back_as_their_shortest_decimal() {
+        struct Case {
+            value: f64,
+            want: Result<(i64, u32), &'static str>,
+        }
+        let cases = [
+            Case { value: 50003.09, want: Ok((5_000_309, 2)) },
+            Case { value: 4.1, want: Ok((41, 1)) },
+            Case { value: 65000.0, want: Ok((65_000, 0)) },
+            Case { value: 0.00001234, want: Ok((1234, 8)) },
+            Case { value: 0.1 + 0.2, want: Ok((30_000_000_000_000_004, 17)) },
+            Case { value: 1e-7, want: Ok((1, 7)) },
+            Case { value: -2.5, want: Ok((-25, 1)) },
+            Case { value: f64::NAN, want: Err("open: NaN is not a number") },
+            Case { value: f64::INFINITY, want: Err("open: inf is not a number") },
+            Case { value: 1e20, want: Err("open: 100000000000000000000 needs more than 18 digits or decimals to hold exactly") },
+            Case { value: 1.0 / 3.0, want: Ok((3_333_333_333_333_333, 16)) },
+        ];
+        for c in cases {
+            let got = float(c.value, "open").map(|f| (f.mantissa, f.scale));
+            assert_eq!(got, c.want.map_err(str::to_string), "{}", c.value);
+        }
+    }
+
+    #[test]
+    fn declared_decimals_lose_only_trailing_zeros() {
+        struct Case {
+            mantissa: i128,
+            scale: u32,
+            want: Option<(i64, u32)>,
+        }
+        let cases = [
+            Case { mantissa: 500_031_000, scale: 4, want: Some((500_031_000, 4)) },
+            // Decimal(38, 18): 50003.09 needs 23 digits as declared; dropping
+            // zeros down to 18 digits is enough (the column drops the rest).
+            Case { mantissa: 50_003_090_000_000_000_000_000, scale: 18, want: Some((500_030_900_000_000_000, 13)) },
+            Case { mantissa: 1, scale: 30, want: None },
+            Case { mantissa: 10_000_000_000_000, scale: 30, want: Some((10, 18)) },
+            Case { mantissa: 12_345_678_901_234_567_890, scale: 2, want: None },
+            Case { mantissa: -7, scale: 0, want: Some((-7, 0)) },
+        ];
+        for c in cases {
+            let got = decimal(c.mantissa, c.scale).map(|f| (f.mantissa, f.scale));
+            assert_eq!(got, c.want, "{} e-{}", c.mantissa, c.scale);
+        }
+    }
+}
