@@ -57,16 +57,11 @@ fn bench(c: &mut Criterion) {
     std::fs::write(&csv, &text).unwrap();
     let zip = dir.path().join("BTCUSDT-1m-2020-09.zip");
     write_zip(&zip, "BTCUSDT-1m-2020-09.csv", text.trim_start_matches("timestamp,open,high,low,close,volume\n"));
-    let market = data::load(&[csv.clone()], None, false).unwrap();
+    let market = data::load(std::slice::from_ref(&csv), None, false).unwrap();
     let parquet = dir.path().join("BTCUSDT-1m.parquet");
     write_parquet(&market.series[0], std::fs::File::create(&parquet).unwrap()).unwrap();
     let size = |p: &PathBuf| std::fs::metadata(p).unwrap().len();
-    eprintln!(
-        "{ROWS} rows: CSV {} bytes, zip {} bytes, Parquet {} bytes",
-        size(&csv),
-        size(&zip),
-        size(&parquet)
-    );
+    eprintln!("{ROWS} rows: CSV {} bytes, zip {} bytes, Parquet {} bytes", size(&csv), size(&zip), size(&parquet));
 
     let mut group = c.benchmark_group("load");
     group.sample_size(10);
@@ -77,7 +72,9 @@ fn bench(c: &mut Criterion) {
     group.bench_function("zip_1m_rows", |b| b.iter(|| black_box(data::read_file(&zip, false).unwrap())));
     group.throughput(Throughput::Elements(ROWS as u64));
     group.bench_function("parquet_1m_rows", |b| b.iter(|| black_box(data::read_file(&parquet, false).unwrap())));
-    group.bench_function("load_csv_1m_rows", |b| b.iter(|| black_box(data::load(&[csv.clone()], None, false).unwrap())));
+    group.bench_function("load_csv_1m_rows", |b| {
+        b.iter(|| black_box(data::load(std::slice::from_ref(&csv), None, false).unwrap()))
+    });
     group.finish();
 }
 

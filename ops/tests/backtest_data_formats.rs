@@ -104,8 +104,7 @@ fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>) {
     let fields: Vec<Field> = columns.iter().map(|(n, a)| Field::new(*n, a.data_type().clone(), true)).collect();
     let schema = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(schema.clone(), columns.into_iter().map(|(_, a)| a).collect()).unwrap();
-    let mut writer =
-        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
     writer.write(&batch).unwrap();
     writer.close().unwrap();
 }
@@ -232,7 +231,12 @@ fn csv_zipped_klines_and_parquet_of_the_same_bars_give_identical_reports() {
     ] {
         let data: Vec<&Path> = data.iter().map(PathBuf::as_path).collect();
         let got = report(root, name, &data);
-        assert!(got == want, "{name}: the report differs:\n{}\n---\n{}", String::from_utf8_lossy(&got), String::from_utf8_lossy(&want));
+        assert!(
+            got == want,
+            "{name}: the report differs:\n{}\n---\n{}",
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want)
+        );
     }
 }
 
@@ -257,11 +261,14 @@ fn parquet_keeps_decimals_of_every_scale_exactly() {
     let printed = ok(&keel(&["data", "convert", s(&csv_dir), "--out", s(&out)]));
     assert_eq!(printed.lines().count(), 2, "{printed}");
 
-    let from_csv = data::load(&[csv_dir.clone()], None, false).unwrap();
-    let from_parquet = data::load(&[out.clone()], None, false).unwrap();
+    let from_csv = data::load(std::slice::from_ref(&csv_dir), None, false).unwrap();
+    let from_parquet = data::load(std::slice::from_ref(&out), None, false).unwrap();
     assert_eq!(from_csv.series.len(), 2);
     for (a, b) in from_csv.series.iter().zip(&from_parquet.series) {
-        assert_eq!((&a.symbol, a.interval_ms, a.price_scale, a.qty_scale), (&b.symbol, b.interval_ms, b.price_scale, b.qty_scale));
+        assert_eq!(
+            (&a.symbol, a.interval_ms, a.price_scale, a.qty_scale),
+            (&b.symbol, b.interval_ms, b.price_scale, b.qty_scale)
+        );
         assert_eq!(a.bars, b.bars, "{}", a.symbol);
     }
     // The values, against the text.
@@ -280,7 +287,10 @@ fn parquet_keeps_decimals_of_every_scale_exactly() {
     let file = std::fs::File::open(out.join("SHIBUSDT-1m.parquet")).unwrap();
     let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
     let schema = builder.schema();
-    assert_eq!(schema.field_with_name("open_time").unwrap().data_type(), &DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())));
+    assert_eq!(
+        schema.field_with_name("open_time").unwrap().data_type(),
+        &DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+    );
     assert_eq!(schema.field_with_name("low").unwrap().data_type(), &DataType::Decimal64(18, 8));
     assert_eq!(schema.field_with_name("volume").unwrap().data_type(), &DataType::Decimal64(18, 0));
     assert!(schema.field_with_name("close_time").is_err(), "derived close times are not stored");
@@ -355,7 +365,10 @@ fn bad_inputs_fail_with_one_line_naming_the_problem() {
     write_zip(&root.join("BTCUSDT-nocsv.zip"), &[("README.txt", b"no bars here")]);
     write_zip(
         &root.join("BTCUSDT-1m-2024-01.zip"),
-        &[("BTCUSDT-1m-2024-01.csv", b"1704067200000,1,2,0.5,1.5,1,1704067259999,0,0,0,0,0\n1704067260000,1,2,5,1.5,1,1704067319999,0,0,0,0,0\n")],
+        &[(
+            "BTCUSDT-1m-2024-01.csv",
+            b"1704067200000,1,2,0.5,1.5,1,1704067259999,0,0,0,0,0\n1704067260000,1,2,5,1.5,1,1704067319999,0,0,0,0,0\n",
+        )],
     );
     let ts: ArrayRef = Arc::new(Int64Array::from(vec![1_704_067_200_000]));
     let one: ArrayRef = Arc::new(Float64Array::from(vec![1.0]));
@@ -375,12 +388,18 @@ fn bad_inputs_fail_with_one_line_naming_the_problem() {
     }
     let cases = [
         Case { file: "BTCUSDT-corrupt.zip", want: "BTCUSDT-corrupt.zip: not a readable zip archive (" },
-        Case { file: "BTCUSDT-nocsv.zip", want: "BTCUSDT-nocsv.zip: the archive holds no .csv file (it holds README.txt)" },
+        Case {
+            file: "BTCUSDT-nocsv.zip",
+            want: "BTCUSDT-nocsv.zip: the archive holds no .csv file (it holds README.txt)",
+        },
         Case {
             file: "BTCUSDT-1m-2024-01.zip",
             want: "BTCUSDT-1m-2024-01.zip/BTCUSDT-1m-2024-01.csv:2: high 2 is below low 5",
         },
-        Case { file: "BTCUSDT-nolow.parquet", want: "BTCUSDT-nolow.parquet: no `low` column (header: timestamp,open,high,close)" },
+        Case {
+            file: "BTCUSDT-nolow.parquet",
+            want: "BTCUSDT-nolow.parquet: no `low` column (header: timestamp,open,high,close)",
+        },
         Case { file: "BTCUSDT-bad.parquet", want: "BTCUSDT-bad.parquet: not a readable Parquet file (" },
         Case { file: "BTCUSDT-bad.csv", want: "BTCUSDT-bad.csv:3: low: `zero` is not a number" },
     ];
@@ -403,9 +422,14 @@ fn bad_inputs_fail_with_one_line_naming_the_problem() {
         assert!(!root.join("out").join("BTCUSDT-1m.parquet").exists());
     }
     // With --skip-bad-rows the bad row is counted, the rest converts.
-    let out = keel(&["data", "convert", s(&root.join("BTCUSDT-bad.csv")), "--out", s(&root.join("out")), "--skip-bad-rows"]);
+    let out =
+        keel(&["data", "convert", s(&root.join("BTCUSDT-bad.csv")), "--out", s(&root.join("out")), "--skip-bad-rows"]);
     ok(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("note: skipped 1 bad rows, e.g. ") && stderr.contains("BTCUSDT-bad.csv:3: low: `zero` is not a number"), "{stderr}");
+    assert!(
+        stderr.contains("note: skipped 1 bad rows, e.g. ")
+            && stderr.contains("BTCUSDT-bad.csv:3: low: `zero` is not a number"),
+        "{stderr}"
+    );
     assert!(root.join("out").join("BTCUSDT-1d.parquet").exists());
 }

@@ -41,7 +41,7 @@ impl EquityCurve {
     #[inline]
     pub fn push(&mut self, equity: f64, exposed: bool) {
         let n = self.equity.len();
-        if n % 64 == 0 {
+        if n.is_multiple_of(64) {
             self.exposed.push(0);
         }
         if exposed {

@@ -9,8 +9,8 @@ use std::sync::Once;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use super::report::RoundTrip;
 use super::equity::EquityCurve;
+use super::report::RoundTrip;
 
 static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();

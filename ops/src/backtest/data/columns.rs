@@ -421,7 +421,11 @@ impl DecimalColumn {
         let mut drop = 0;
         while drop < self.scale {
             let k = POW10[drop as usize + 1];
-            if !each_width!(&self.values, v => v.iter().all(|x| i64::from(*x) % k == 0)) {
+            let divisible = match &self.values {
+                Mantissas::Narrow(v) => v.iter().all(|x| i64::from(*x) % k == 0),
+                Mantissas::Wide(v) => v.iter().all(|x| x % k == 0),
+            };
+            if !divisible {
                 break;
             }
             drop += 1;
@@ -581,16 +585,10 @@ impl OpenTimes {
                     offsets.push(0);
                     return;
                 }
-                if *step > 0 && d % *step == 0 {
-                    if let Ok(k) = u32::try_from(d / *step) {
-                        offsets.push(k);
-                        return;
-                    }
-                } else if regrid(step, offsets, d) {
-                    if let Ok(k) = u32::try_from(d / *step) {
-                        offsets.push(k);
-                        return;
-                    }
+                let on_grid = (*step > 0 && d % *step == 0) || regrid(step, offsets, d);
+                if let Some(k) = on_grid.then(|| u32::try_from(d / *step).ok()).flatten() {
+                    offsets.push(k);
+                    return;
                 }
             }
             *self = OpenTimes::Each(self.to_vec());

@@ -131,7 +131,8 @@ pub(super) fn parse_csv_on(
             }
         }
         // Whole lines (and at the end whatever is left).
-        let end = if eof { filled } else { memchr::memrchr(b'\n', &buf[start..filled]).map_or(start, |p| start + p + 1) };
+        let end =
+            if eof { filled } else { memchr::memrchr(b'\n', &buf[start..filled]).map_or(start, |p| start + p + 1) };
         line = parser.lines(&buf[start..end], line, cores)?;
         if eof {
             break;
@@ -192,7 +193,8 @@ impl<'a> Parser<'a> {
         let mut next = line;
         for part in &parts {
             first_lines.push(next);
-            next += memchr::memchr_iter(b'\n', part).count() as u64 + u64::from(!part.ends_with(b"\n") && !part.is_empty());
+            next +=
+                memchr::memchr_iter(b'\n', part).count() as u64 + u64::from(!part.ends_with(b"\n") && !part.is_empty());
         }
         let (file, skip) = (self.file, self.skip_bad_rows);
         let others: Vec<(Parser<'_>, Result<u64, DataError>)> = std::thread::scope(|scope| {

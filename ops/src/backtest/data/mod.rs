@@ -214,7 +214,7 @@ pub fn symbol_from_file_name(path: &Path) -> Option<String> {
     let stem = path.file_stem()?.to_str()?;
     let mut parts = stem.split(['-', '_', '.', ' ']);
     let head = parts.next()?.to_ascii_uppercase();
-    if !(!head.is_empty() && head.bytes().all(|b| b.is_ascii_alphanumeric())) {
+    if head.is_empty() || !head.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return None;
     }
     let quote = stem[head.len()..].strip_prefix('_').and(parts.next()).map(str::to_ascii_uppercase);

@@ -20,6 +20,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use ::parquet::arrow::{ArrowWriter, ProjectionMask};
+use ::parquet::basic::{Compression, Encoding};
+use ::parquet::file::metadata::KeyValue;
+use ::parquet::file::properties::WriterProperties;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
     Date32Type, Date64Type, Decimal128Type, Decimal32Type, Decimal64Type, Float32Type, Float64Type, Int32Type,
@@ -27,11 +32,6 @@ use arrow_array::types::{
 };
 use arrow_array::{Array, ArrayRef, Decimal64Array, RecordBatch, TimestampMillisecondArray};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
-use ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use ::parquet::arrow::{ArrowWriter, ProjectionMask};
-use ::parquet::basic::{Compression, Encoding};
-use ::parquet::file::metadata::KeyValue;
-use ::parquet::file::properties::WriterProperties;
 
 use super::columns::{CloseTimes, Fixed, Row};
 use super::csv::Layout;
@@ -360,7 +360,8 @@ impl<'a> Values<'a> {
         if a.is_null(i) {
             return Err(format!("{name}: empty"));
         }
-        let too_big = |shown: String| format!("{name}: `{shown}` needs more than 18 digits or decimals to hold exactly");
+        let too_big =
+            |shown: String| format!("{name}: `{shown}` needs more than 18 digits or decimals to hold exactly");
         let exact = |m: i128, shown: &dyn Fn() -> String| decimal(m, scale).ok_or_else(|| too_big(shown()));
         match a.data_type() {
             DataType::Decimal32(..) => {
@@ -408,7 +409,7 @@ fn decimal(mut m: i128, mut scale: u32) -> Option<Fixed> {
         m /= 10;
         scale -= 1;
     }
-    (m.abs() < LIMIT && scale <= super::columns::MAX_DIGITS).then(|| Fixed { mantissa: m as i64, scale })
+    (m.abs() < LIMIT && scale <= super::columns::MAX_DIGITS).then_some(Fixed { mantissa: m as i64, scale })
 }
 
 /// A float through its shortest round-trip decimal text.
@@ -421,8 +422,7 @@ fn float(v: impl Into<f64> + std::fmt::Display + Copy, name: &str) -> Result<Fix
     std::io::Write::write_fmt(&mut cursor, format_args!("{v}")).map_err(|_| format!("{name}: {v} is too long"))?;
     let len = cursor.position() as usize;
     let text = &buf[..len];
-    Fixed::parse(text)
-        .ok_or_else(|| format!("{name}: {v} needs more than 18 digits or decimals to hold exactly"))
+    Fixed::parse(text).ok_or_else(|| format!("{name}: {v} needs more than 18 digits or decimals to hold exactly"))
 }
 
 #[cfg(test)]
@@ -445,7 +445,10 @@ mod tests {
             Case { value: -2.5, want: Ok((-25, 1)) },
             Case { value: f64::NAN, want: Err("open: NaN is not a number") },
             Case { value: f64::INFINITY, want: Err("open: inf is not a number") },
-            Case { value: 1e20, want: Err("open: 100000000000000000000 needs more than 18 digits or decimals to hold exactly") },
+            Case {
+                value: 1e20,
+                want: Err("open: 100000000000000000000 needs more than 18 digits or decimals to hold exactly"),
+            },
             Case { value: 1.0 / 3.0, want: Ok((3_333_333_333_333_333, 16)) },
         ];
         for c in cases {
