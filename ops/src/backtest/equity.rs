@@ -109,3 +109,62 @@ impl Iterator for Points<'_> {
 }
 
 impl ExactSizeIterator for Points<'_> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keel_core::market::Bar;
+    use keel_core::{Decimal, Symbol};
+
+    fn bars(symbol: &str, times: &[(i64, i64)]) -> (Symbol, Vec<Bar>) {
+        let symbol = Symbol::new(symbol);
+        let one = Decimal::ONE;
+        let bars = times
+            .iter()
+            .map(|&(open_time, close_time)| Bar {
+                symbol: symbol.clone(),
+                open_time,
+                close_time,
+                open: one,
+                high: one,
+                low: one,
+                close: one,
+                volume: one,
+            })
+            .collect();
+        (symbol, bars)
+    }
+
+    #[test]
+    fn points_take_the_timelines_distinct_close_times() {
+        // Hourly and two-hourly bars: they close together every other hour.
+        let timeline = Timeline::new(vec![
+            bars("AAA", &[(0, 59), (60, 119), (120, 179), (180, 239)]),
+            bars("BBB", &[(0, 119), (120, 239)]),
+        ]);
+        let steps: Vec<(usize, usize)> = timeline.steps().collect();
+        assert_eq!(steps, [(0, 0), (0, 1), (1, 0), (0, 2), (0, 3), (1, 1)], "by close time, then symbol");
+        let closes: Vec<i64> = timeline.close_times().collect();
+        assert_eq!(closes, [59, 119, 119, 179, 239, 239]);
+        let mut curve = EquityCurve::new(&timeline);
+        for (k, exposed) in [false, true, true, false].into_iter().enumerate() {
+            curve.push(100.0 + k as f64, exposed);
+        }
+        let points: Vec<(i64, f64, bool)> = curve.iter().map(|p| (p.ts_ms, p.equity, p.exposed)).collect();
+        assert_eq!(points, [(59, 100.0, false), (119, 101.0, true), (179, 102.0, true), (239, 103.0, false)]);
+        assert_eq!((curve.len(), curve.exposed_count()), (4, 2));
+        assert_eq!(curve.last().map(|p| p.ts_ms), Some(239));
+    }
+
+    #[test]
+    fn exposure_bits_cross_words() {
+        let timeline = Timeline::new(vec![bars("AAA", &(0..130).map(|i| (i * 60, i * 60 + 59)).collect::<Vec<_>>())]);
+        let mut curve = EquityCurve::new(&timeline);
+        for k in 0..130 {
+            curve.push(k as f64, k % 3 == 0);
+        }
+        let exposed: Vec<bool> = curve.iter().map(|p| p.exposed).collect();
+        assert_eq!(exposed, (0..130).map(|k| k % 3 == 0).collect::<Vec<_>>());
+        assert_eq!(curve.exposed_count(), 44);
+    }
+}

@@ -316,7 +316,7 @@ impl DecimalColumn {
                 "{name} {v} has {} decimals: with that many the column's largest value, {}, needs more than \
                  {MAX_DIGITS} digits",
                 v.scale,
-                Decimal::new(self.max_abs.min(MAX_MANTISSA as u64) as i64, self.scale)
+                Decimal::new(self.max_abs.min(MAX_MANTISSA as u64) as i64, self.scale).normalize()
             ))
         }
     }

@@ -488,4 +488,97 @@ mod tests {
             }
         }
     }
+
+    /// `n` rows of minute bars after a header; `special` replaces rows (1-based line numbers).
+    fn big_csv(n: usize, special: &[(u64, &str)]) -> String {
+        let mut text = String::from("timestamp,open,high,low,close,volume\n");
+        for i in 0..n {
+            let line = i as u64 + 2;
+            match special.iter().find(|(l, _)| *l == line) {
+                Some((_, row)) => text.push_str(row),
+                None => text.push_str(&format!(
+                    "{},100.{:02},101,99,100.5,{}.5",
+                    1_600_000_000_000i64 + i as i64 * 60_000,
+                    i % 100,
+                    i % 7
+                )),
+            }
+            text.push('\n');
+        }
+        text
+    }
+
+    #[test]
+    fn blocks_parsed_across_cores_match_one_core() {
+        // 60 000 rows is 2.5 MB: blocks of 1 MB, each split across threads.
+        let n = 60_000;
+        let t = |i: u64| 1_600_000_000_000i64 + (i as i64 - 2) * 60_000;
+        struct Case {
+            name: &'static str,
+            special: Vec<(u64, String)>,
+            want_err: Option<String>,
+        }
+        let cases = [
+            Case { name: "plain", special: vec![], want_err: None },
+            Case {
+                name: "a bad row late in a block",
+                special: vec![(45_000, format!("{},100,101,x,100,1", t(45_000)))],
+                want_err: Some("f.csv:45000: low: `x` is not a number".into()),
+            },
+            Case {
+                name: "two bad rows: the first is named",
+                special: vec![
+                    (30_001, format!("{},100,99,101,100,1", t(30_001))),
+                    (59_000, format!("{},100,101,x,100,1", t(59_000))),
+                ],
+                want_err: Some("f.csv:30001: high 99 is below low 101".into()),
+            },
+            Case {
+                name: "more decimals late rescale the column",
+                special: vec![(50_000, format!("{},100.12345678,101,99,100.5,0.00000001", t(50_000)))],
+                want_err: None,
+            },
+            Case {
+                name: "a scale that overflows with an earlier part's values is named",
+                special: vec![
+                    (3, format!("{},900000000000000,900000000000000,99,100,1", t(3))),
+                    (55_000, format!("{},100.0001,101,99,100.5,1", t(55_000))),
+                ],
+                want_err: Some(
+                    "f.csv:55000: open 100.0001 has 4 decimals: with that many the column's largest value, \
+                     900000000000000, needs more than 18 digits"
+                        .into(),
+                ),
+            },
+        ];
+        for c in &cases {
+            let special: Vec<(u64, &str)> = c.special.iter().map(|(l, r)| (*l, r.as_str())).collect();
+            let text = big_csv(n, &special);
+            let one = parse_csv_on(text.as_bytes(), "f.csv", false, 1);
+            let two = parse_csv_on(text.as_bytes(), "f.csv", false, 2);
+            let three = parse_csv_on(text.as_bytes(), "f.csv", false, 3);
+            match &c.want_err {
+                Some(want) => {
+                    for got in [&one, &two, &three] {
+                        assert_eq!(
+                            got.as_ref().map(|p| p.bars.len()).map_err(|e| e.to_string()),
+                            Err(want.clone()),
+                            "{}",
+                            c.name
+                        );
+                    }
+                    let skipped_one = parse_csv_on(text.as_bytes(), "f.csv", true, 1).unwrap();
+                    let skipped_two = parse_csv_on(text.as_bytes(), "f.csv", true, 2).unwrap();
+                    assert_eq!(skipped_one, skipped_two, "{}", c.name);
+                    assert_eq!(skipped_two.skipped_examples[0], want.trim_start_matches("f.csv:"), "{}", c.name);
+                }
+                None => {
+                    let (one, two, three) = (one.unwrap(), two.unwrap(), three.unwrap());
+                    assert_eq!(one.bars.len(), n, "{}", c.name);
+                    assert_eq!(one, two, "{}", c.name);
+                    assert_eq!(one, three, "{}", c.name);
+                }
+            }
+        }
+    }
 }
