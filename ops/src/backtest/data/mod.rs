@@ -45,7 +45,7 @@ pub enum DataError {
     BadRow {
         /// The file.
         file: String,
-        /// 1-based line number (row number in a Parquet file).
+        /// 1-based line number.
         line: u64,
         /// What is wrong.
         reason: String,
