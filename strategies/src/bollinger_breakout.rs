@@ -23,7 +23,8 @@ pub struct BollingerBreakout {
 
 impl BollingerBreakout {
     /// The parameters it reads.
-    pub const PARAMS: &'static [ParamSpec] = &[ParamSpec::integer("period"), ParamSpec::number("k"), ParamSpec::decimal("qty")];
+    pub const PARAMS: &'static [ParamSpec] =
+        &[ParamSpec::integer("period"), ParamSpec::number("k"), ParamSpec::decimal("qty")];
 
     /// A new instance: bands over `period` closes, `k` standard deviations wide.
     pub fn new(symbol: Symbol, period: usize, k: f64, qty: Decimal) -> Self {

@@ -83,7 +83,12 @@ pub struct Grid {
 
 impl Grid {
     /// The parameters it reads.
-    pub const PARAMS: &'static [ParamSpec] = &[ParamSpec::decimal("lower"), ParamSpec::decimal("upper"), ParamSpec::integer("levels"), ParamSpec::decimal("qty")];
+    pub const PARAMS: &'static [ParamSpec] = &[
+        ParamSpec::decimal("lower"),
+        ParamSpec::decimal("upper"),
+        ParamSpec::integer("levels"),
+        ParamSpec::decimal("qty"),
+    ];
 
     /// A grid of `levels` (≥ 2) prices from `lower` to `upper` (> `lower` > 0).
     pub fn new(symbol: Symbol, lower: Decimal, upper: Decimal, levels: usize, qty: Decimal) -> Self {

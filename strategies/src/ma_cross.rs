@@ -69,7 +69,8 @@ pub type EmaCross = MaCross<Ema>;
 
 impl<M: MovingAverage> MaCross<M> {
     /// The parameters it reads.
-    pub const PARAMS: &'static [ParamSpec] = &[ParamSpec::integer("fast"), ParamSpec::integer("slow"), ParamSpec::decimal("qty")];
+    pub const PARAMS: &'static [ParamSpec] =
+        &[ParamSpec::integer("fast"), ParamSpec::integer("slow"), ParamSpec::decimal("qty")];
 
     /// A new instance. `fast` must be shorter than `slow`, `qty` positive.
     pub fn new(symbol: Symbol, fast: usize, slow: usize, qty: Decimal) -> Self {

@@ -24,7 +24,12 @@ pub struct MacdCross {
 
 impl MacdCross {
     /// The parameters it reads.
-    pub const PARAMS: &'static [ParamSpec] = &[ParamSpec::integer("fast"), ParamSpec::integer("slow"), ParamSpec::integer("signal"), ParamSpec::decimal("qty")];
+    pub const PARAMS: &'static [ParamSpec] = &[
+        ParamSpec::integer("fast"),
+        ParamSpec::integer("slow"),
+        ParamSpec::integer("signal"),
+        ParamSpec::decimal("qty"),
+    ];
 
     /// A new instance with the EMA periods (`fast` < `slow`).
     pub fn new(symbol: Symbol, fast: usize, slow: usize, signal: usize, qty: Decimal) -> Self {

@@ -25,7 +25,12 @@ pub struct RsiReversion {
 
 impl RsiReversion {
     /// The parameters it reads.
-    pub const PARAMS: &'static [ParamSpec] = &[ParamSpec::integer("period"), ParamSpec::number("buy_below"), ParamSpec::number("sell_above"), ParamSpec::decimal("qty")];
+    pub const PARAMS: &'static [ParamSpec] = &[
+        ParamSpec::integer("period"),
+        ParamSpec::number("buy_below"),
+        ParamSpec::number("sell_above"),
+        ParamSpec::decimal("qty"),
+    ];
 
     /// A new instance; `0 < buy_below < sell_above < 100`.
     pub fn new(symbol: Symbol, period: usize, buy_below: f64, sell_above: f64, qty: Decimal) -> Self {

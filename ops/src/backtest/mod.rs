@@ -240,11 +240,7 @@ impl Setup {
                 .map(|q| Balance { asset: q.to_string(), free: DEFAULT_BALANCE, locked: Decimal::ZERO })
                 .collect()
         } else {
-            config
-                .balances
-                .iter()
-                .map(|(a, v)| Balance { asset: a.clone(), free: *v, locked: Decimal::ZERO })
-                .collect()
+            config.balances.iter().map(|(a, v)| Balance { asset: a.clone(), free: *v, locked: Decimal::ZERO }).collect()
         };
         let fees = match args.fee_bps {
             Some(b) if b < Decimal::ZERO => bail!("--fee-bps must not be negative, got {b}"),
@@ -260,8 +256,14 @@ impl Setup {
             None => Vec::new(),
         };
 
-        let sim_config =
-            SimConfig { instruments, balances, fees, slippage_bps, risk: config.risk.clone(), currency: currency.clone() };
+        let sim_config = SimConfig {
+            instruments,
+            balances,
+            fees,
+            slippage_bps,
+            risk: config.risk.clone(),
+            currency: currency.clone(),
+        };
         let symbols: Vec<String> = market.series.iter().map(|s| s.symbol.to_string()).collect();
         let start_ms = market.series.iter().filter_map(|s| s.bars.first()).map(|b| b.open_time).min().unwrap_or(0);
         let end_ms = market.series.iter().filter_map(|s| s.bars.last()).map(|b| b.close_time).max().unwrap_or(0);

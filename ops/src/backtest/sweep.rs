@@ -96,7 +96,8 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<()> {
     let opts = &args.sweep;
     let rank = opts.rank()?;
     opts.check_outputs()?;
-    let shard = opts.shard.as_deref().map(Shard::parse).transpose().map_err(anyhow::Error::msg)?.unwrap_or(Shard::WHOLE);
+    let shard =
+        opts.shard.as_deref().map(Shard::parse).transpose().map_err(anyhow::Error::msg)?.unwrap_or(Shard::WHOLE);
     let specs = opts.sweep.iter().map(|t| spec::parse(t)).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?;
 
     let setup = Setup::read(args)?;
@@ -203,7 +204,8 @@ fn combine(files: &[(&PathBuf, Results)]) -> anyhow::Result<Results> {
         .map(|(i, _)| Shard { index: i + 1, count: first.shard.count }.to_string())
         .collect();
     if !missing.is_empty() {
-        bail!("--merge: missing shard {} of the {} files' sweep", missing.join(", "), first.grid);
+        let given: Vec<String> = files.iter().map(|(_, r)| r.shard.to_string()).collect();
+        bail!("--merge: missing shard {} (given: {})", missing.join(", "), given.join(", "));
     }
     let mut rows: Vec<Row> = files.iter().flat_map(|(_, r)| r.rows.iter().cloned()).collect();
     rows.sort_by_key(|r| r.combination);
@@ -215,7 +217,13 @@ fn combine(files: &[(&PathBuf, Results)]) -> anyhow::Result<Results> {
             first.combinations
         );
     }
-    Ok(Results { grid: first.grid.clone(), shard: Shard::WHOLE, combinations: first.combinations, parameters: first.parameters.clone(), rows })
+    Ok(Results {
+        grid: first.grid.clone(),
+        shard: Shard::WHOLE,
+        combinations: first.combinations,
+        parameters: first.parameters.clone(),
+        rows,
+    })
 }
 
 /// Runs every combination across the rayon pool, with a progress bar on a
@@ -258,11 +266,8 @@ fn assignment(names: &[String], values: &[String]) -> String {
 /// last; ties by combination).
 fn ranked(results: &Results, rank: usize) -> Vec<&Row> {
     let lower = METRICS[rank].lower_is_better;
-    let mut rows: Vec<(&Row, Option<f64>)> = results
-        .rows
-        .iter()
-        .filter_map(|r| r.result.as_ref().ok().map(|m| (r, metrics::value(&m[rank]))))
-        .collect();
+    let mut rows: Vec<(&Row, Option<f64>)> =
+        results.rows.iter().filter_map(|r| r.result.as_ref().ok().map(|m| (r, metrics::value(&m[rank])))).collect();
     rows.sort_by(|(ra, a), (rb, b)| {
         let by_value = match (a, b) {
             (Some(a), Some(b)) if lower => a.total_cmp(b),
@@ -291,7 +296,8 @@ fn present<'a>(
         println!("sweep results: {}", path.display());
     }
     if let Some(path) = plot {
-        chart::draw(path, results, &ranked, rank).map_err(|e| anyhow::anyhow!("cannot draw {}: {e}", path.display()))?;
+        chart::draw(path, results, &ranked, rank)
+            .map_err(|e| anyhow::anyhow!("cannot draw {}: {e}", path.display()))?;
         println!("plot: {}", path.display());
     }
     Ok(best)

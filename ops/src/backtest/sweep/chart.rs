@@ -47,7 +47,12 @@ pub fn draw(path: &Path, results: &Results, ranked: &[&Row], rank: usize) -> Res
                 format!("{} ({order}) over {} × {}", metric.name, results.parameters[0], results.parameters[1]);
             if !held.is_empty() {
                 title.push_str(&format!(", {} as in the best", held.join(" ")));
-                println!("plot: {} and {} drawn, {} held at the best combination's values", results.parameters[0], results.parameters[1], held.join(" "));
+                println!(
+                    "plot: {} and {} drawn, {} held at the best combination's values",
+                    results.parameters[0],
+                    results.parameters[1],
+                    held.join(" ")
+                );
             }
             heatmap(path, &title, results, best, metric, rank)
         }
@@ -73,7 +78,14 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-fn heatmap(path: &Path, title: &str, results: &Results, best: &Row, metric: &Metric, rank: usize) -> Result<(), String> {
+fn heatmap(
+    path: &Path,
+    title: &str,
+    results: &Results,
+    best: &Row,
+    metric: &Metric,
+    rank: usize,
+) -> Result<(), String> {
     // The plane through the best combination: the first two parameters vary.
     let rows: Vec<&Row> = results.rows.iter().filter(|r| r.params[2..] == best.params[2..]).collect();
     let (xs, ys) = (distinct(&rows, 0), distinct(&rows, 1));
@@ -124,12 +136,14 @@ fn heatmap(path: &Path, title: &str, results: &Results, best: &Row, metric: &Met
         .draw()
         .map_err(err)?;
     let edge = |i: usize, n: usize| if i + 1 < n { SegmentValue::Exact(i as i32 + 1) } else { SegmentValue::Last };
-    let corners = |x: usize, y: usize| [(SegmentValue::Exact(x as i32), SegmentValue::Exact(y as i32)), (edge(x, xs.len()), edge(y, ys.len()))];
+    let corners = |x: usize, y: usize| {
+        [(SegmentValue::Exact(x as i32), SegmentValue::Exact(y as i32)), (edge(x, xs.len()), edge(y, ys.len()))]
+    };
     let skipped = RGBColor(225, 225, 225);
     chart
-        .draw_series(cells.iter().map(|&(x, y, v, _)| {
-            Rectangle::new(corners(x, y), v.map(colour).unwrap_or(skipped).filled())
-        }))
+        .draw_series(
+            cells.iter().map(|&(x, y, v, _)| Rectangle::new(corners(x, y), v.map(colour).unwrap_or(skipped).filled())),
+        )
         .map_err(err)?;
     if let Some(&(x, y, _, _)) = cells.iter().find(|c| c.3) {
         chart.draw_series(std::iter::once(Rectangle::new(corners(x, y), BLACK.stroke_width(3)))).map_err(err)?;
@@ -246,7 +260,8 @@ mod tests {
         let rank = metrics::named("sharpe").unwrap();
         let mut rows = Vec::new();
         for c in 0..12 {
-            let params: Vec<String> = [c / 4 * 5 + 5, c % 4 * 10 + 20, 7].iter().take(parameters).map(|v| v.to_string()).collect();
+            let params: Vec<String> =
+                [c / 4 * 5 + 5, c % 4 * 10 + 20, 7].iter().take(parameters).map(|v| v.to_string()).collect();
             let result = if c == 5 {
                 Err("refused".into())
             } else {
@@ -278,7 +293,10 @@ mod tests {
             draw(&path, &r, &ranked, rank).unwrap();
             let bytes = std::fs::read(&path).unwrap();
             assert_eq!(&bytes[1..4], b"PNG", "{n}");
-            let (w, h) = (u32::from_be_bytes(bytes[16..20].try_into().unwrap()), u32::from_be_bytes(bytes[20..24].try_into().unwrap()));
+            let (w, h) = (
+                u32::from_be_bytes(bytes[16..20].try_into().unwrap()),
+                u32::from_be_bytes(bytes[20..24].try_into().unwrap()),
+            );
             assert_eq!((w, h), size, "{n}");
         }
     }

@@ -134,7 +134,8 @@ mod tests {
     /// is written as a decimal string there.
     #[test]
     fn every_metric_is_a_report_figure() {
-        let outcome = Outcome { initial_equity: Decimal::from(100), final_equity: Decimal::from(110), ..Outcome::default() };
+        let outcome =
+            Outcome { initial_equity: Decimal::from(100), final_equity: Decimal::from(110), ..Outcome::default() };
         let report = report::build(&outcome, &[], vec!["X".into()], vec!["s".into()], "USDT", 0, 86_400_000);
         let json = serde_json::to_value(&report).unwrap();
         for m in METRICS {

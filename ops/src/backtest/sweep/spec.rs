@@ -94,9 +94,10 @@ fn parse_values(text: &str) -> Result<Vec<Decimal>, String> {
         if start > end {
             return Err(format!("the range is empty: START {start} is after END {end}"));
         }
-        let last = ((end - start) / step).floor().to_usize().filter(|n| *n < MAX_VALUES).ok_or_else(|| {
-            format!("{start}..{end}:{step} gives more than {MAX_VALUES} values; use a larger STEP")
-        })?;
+        let last =
+            ((end - start) / step).floor().to_usize().filter(|n| *n < MAX_VALUES).ok_or_else(|| {
+                format!("{start}..{end}:{step} gives more than {MAX_VALUES} values; use a larger STEP")
+            })?;
         // Every value with the same decimals (0.50, 0.75, 1.00), as a table shows them.
         let scale = start.scale().max(step.scale());
         return Ok((0..=last)
@@ -167,7 +168,8 @@ impl Grid {
         let mut axes: Vec<Axis> = Vec::new();
         for spec in specs {
             let fail = |why: String| format!("--sweep `{}`: {why}", spec.text);
-            let with_id: Vec<usize> = run.iter().enumerate().filter(|(_, (_, c))| c.id == spec.id).map(|(i, _)| i).collect();
+            let with_id: Vec<usize> =
+                run.iter().enumerate().filter(|(_, (_, c))| c.id == spec.id).map(|(i, _)| i).collect();
             if with_id.is_empty() {
                 let running: Vec<&str> = run.iter().map(|(_, c)| c.id.as_str()).collect();
                 return Err(fail(if configured.iter().any(|c| c.id == spec.id) {
@@ -211,10 +213,18 @@ impl Grid {
                     return Err(fail(format!("`{}` takes an integer, not {bad}", spec.param)));
                 }
             }
-            if let Some(other) = axes.iter().find(|a| a.param == spec.param && a.targets.iter().any(|t| targets.contains(t))) {
+            if let Some(other) =
+                axes.iter().find(|a| a.param == spec.param && a.targets.iter().any(|t| targets.contains(t)))
+            {
                 return Err(fail(format!("{} is already swept by --sweep {}", spec.name(), other.name)));
             }
-            axes.push(Axis { name: spec.name(), param: spec.param.clone(), kind, targets, values: spec.values.clone() });
+            axes.push(Axis {
+                name: spec.name(),
+                param: spec.param.clone(),
+                kind,
+                targets,
+                values: spec.values.clone(),
+            });
         }
         let len = axes
             .iter()
@@ -337,8 +347,7 @@ mod tests {
     #[test]
     fn a_grid_writes_typed_values_into_the_blocks_it_addresses() {
         let run = vec![(0, block("a", "sma_cross", "BTCUSDT")), (1, block("a", "sma_cross", "ETHUSDT"))];
-        let specs: Vec<Spec> =
-            ["a.fast=2..6:2", "a@ETHUSDT.qty=0.5,1.5"].iter().map(|t| parse(t).unwrap()).collect();
+        let specs: Vec<Spec> = ["a.fast=2..6:2", "a@ETHUSDT.qty=0.5,1.5"].iter().map(|t| parse(t).unwrap()).collect();
         let grid = Grid::resolve(&specs, &run, &[]).unwrap();
         assert_eq!(grid.len(), 6);
         assert_eq!(grid.values(0), [d("2"), d("0.5")]);
