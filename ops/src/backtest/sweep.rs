@@ -147,8 +147,18 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<()> {
 /// Runs `keel backtest --merge FILE…`.
 pub fn merge(args: &BacktestArgs) -> anyhow::Result<()> {
     let opts = &args.sweep;
+    // Flags that choose what a run computes have no say over results already computed.
     let refused: Vec<&str> = [
         ("--data", !args.data.is_empty()),
+        ("--config", args.config.is_some()),
+        ("--strategy", !args.strategy.is_empty()),
+        ("--symbol", args.symbol.is_some()),
+        ("--fee-bps", args.fee_bps.is_some()),
+        ("--slippage-bps", args.slippage_bps.is_some()),
+        ("--from", args.from.is_some()),
+        ("--to", args.to.is_some()),
+        ("--skip-bad-rows", args.skip_bad_rows),
+        ("--signals", args.signals.is_some()),
         ("--sweep", !opts.sweep.is_empty()),
         ("--shard", opts.shard.is_some()),
         ("--report", args.report.is_some()),

@@ -153,7 +153,9 @@ fn heatmap(
     if xs.len() <= 16 && ys.len() <= 24 {
         chart
             .draw_series(cells.iter().map(|&(x, y, v, _)| {
-                let text = v.map(|v| axis_label(v, decimals)).unwrap_or_else(|| "–".into());
+                let text = v
+                    .map(|v| format!("{}{}", axis_label(v, decimals), unit_suffix(metric)))
+                    .unwrap_or_else(|| "–".into());
                 let light = v.is_some_and(|v| {
                     let t = if hi > lo { (v - lo) / (hi - lo) } else { 1.0 };
                     (if metric.lower_is_better { 1.0 - t } else { t }) > 0.6
