@@ -400,6 +400,58 @@ fn merging_files_of_different_grids_is_refused() {
 }
 
 #[test]
+fn walk_forward_chooses_in_sample_and_reports_out_of_sample() {
+    let f = Fixture::new(1500);
+    let stdout = ok(&f.backtest(&[
+        "--sweep",
+        "sma.fast=3..12:3",
+        "--sweep",
+        "sma.slow=10..40:10",
+        "--split",
+        "2024-02-01",
+        "--sweep-out",
+        "in.csv",
+        "--report",
+        "oos.json",
+    ]));
+    assert!(stdout.starts_with("In sample, before 2024-02-01T00:00:00Z:\n"), "{stdout}");
+    let best = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Out of sample, from 2024-02-01T00:00:00Z, with the in-sample best "))
+        .and_then(|l| l.strip_suffix(':'))
+        .expect(&stdout);
+    let (fast, slow) = best
+        .split_once(' ')
+        .and_then(|(a, b)| Some((a.strip_prefix("sma.fast=")?, b.strip_prefix("sma.slow=")?)))
+        .expect(best);
+    assert_eq!(table_params(&stdout)[0], (fast.to_string(), slow.to_string()));
+
+    // Out of sample: a single run from the split with those parameters, byte for byte.
+    std::fs::write(f.path("best.toml"), config(fast, slow)).unwrap();
+    let single = |period: &[&str], report: &str| {
+        let mut args: Vec<String> =
+            ["backtest", "--data", "BTCUSDT-1h.csv", "--config", "best.toml", "--report", report]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        args.extend(period.iter().map(|s| s.to_string()));
+        ok(&f.keel(&args));
+        serde_json::from_str::<serde_json::Value>(&f.read(report)).unwrap()
+    };
+    let oos = single(&["--from", "2024-02-01"], "single_oos.json");
+    assert_eq!(f.read("oos.json"), f.read("single_oos.json"));
+    assert_eq!(oos["start"], "2024-02-01T00:00:00Z");
+    // In sample: the sweep's row is a single run up to the split.
+    let in_sample = single(&["--to", "1706745599999"], "single_in.json");
+    assert_eq!(in_sample["end"], "2024-01-31T23:59:59Z");
+    let (_, rows) = read_csv(&f.read("in.csv"));
+    let row = rows.iter().find(|r| r["sma.fast"] == fast && r["sma.slow"] == slow).unwrap();
+    assert_eq!(row["sharpe"], in_sample["sharpe"].to_string());
+    assert_eq!(row["final_equity"], in_sample["final_equity"].as_str().unwrap());
+    assert_ne!(in_sample["final_equity"], oos["final_equity"]);
+}
+
+#[test]
 fn bad_sweep_flags_fail_with_one_line_naming_the_flag() {
     let f = Fixture::new(50);
     let cases: &[(&[&str], &str)] = &[
@@ -430,6 +482,17 @@ fn bad_sweep_flags_fail_with_one_line_naming_the_flag() {
             "--sweep-out r.txt: the file name must end in .csv or .json",
         ),
         (&["--rank", "sharpe"], "--rank needs --sweep (or --merge)"),
+        (&["--split", "2024-01-02"], "--split needs --sweep"),
+        (
+            &["--sweep", "sma.fast=5", "--split", "someday"],
+            "--split `someday` is not an ISO date, date-time or epoch ms",
+        ),
+        (&["--sweep", "sma.fast=5", "--split", "2023-01-01"], "--split `2023-01-01`: the bars before it: no bars"),
+        (
+            &["--sweep", "sma.fast=5", "--split", "2024-01-02", "--from", "2024-01-03"],
+            "--split `2024-01-02` must fall after --from",
+        ),
+        (&["--sweep", "sma.fast=5", "--split", "2024-01-02", "--shard", "1/2"], "--split chooses from the whole grid"),
     ];
     for (flags, want) in cases {
         let out = f.backtest(flags);

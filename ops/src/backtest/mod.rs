@@ -153,6 +153,7 @@ pub fn execute(args: &BacktestArgs) -> anyhow::Result<BacktestResult> {
 
 /// The config and the strategy blocks chosen to run: read before the bars,
 /// so that mistakes in them are reported before a long load.
+#[derive(Clone)]
 pub struct Setup {
     /// Where the config came from.
     pub source: ConfigSource,
@@ -347,6 +348,20 @@ fn run_with_progress(prepared: &Prepared, slots: Vec<StrategySlot>) -> BacktestR
 /// Keeps bars whose open time is within `[from, to]`; a date-only `to`
 /// includes its whole day.
 fn filter_dates(market: &mut MarketData, from: Option<&str>, to: Option<&str>) -> anyhow::Result<()> {
+    let (from_ms, to_ms) = date_bounds(from, to)?;
+    for s in &mut market.series {
+        s.bars.retain(|b| b.open_time >= from_ms && b.open_time <= to_ms);
+    }
+    market.series.retain(|s| !s.bars.is_empty());
+    if market.series.is_empty() {
+        bail!("no bars between --from and --to");
+    }
+    Ok(())
+}
+
+/// `--from` and `--to` as an inclusive range of open times in ms (unbounded
+/// where not given); a date-only `to` includes its whole day.
+fn date_bounds(from: Option<&str>, to: Option<&str>) -> anyhow::Result<(i64, i64)> {
     let parse = |flag: &str, text: &str| {
         parse_time(text).ok_or_else(|| anyhow::anyhow!("{flag} `{text}` is not an ISO date, date-time or epoch ms"))
     };
@@ -365,14 +380,7 @@ fn filter_dates(market: &mut MarketData, from: Option<&str>, to: Option<&str>) -
     if from_ms > to_ms {
         bail!("--from is after --to");
     }
-    for s in &mut market.series {
-        s.bars.retain(|b| b.open_time >= from_ms && b.open_time <= to_ms);
-    }
-    market.series.retain(|s| !s.bars.is_empty());
-    if market.series.is_empty() {
-        bail!("no bars between --from and --to");
-    }
-    Ok(())
+    Ok((from_ms, to_ms))
 }
 
 /// Quote assets recognised at the end of a symbol, longest first.

@@ -7,12 +7,13 @@
 //! I/N` runs one slice of the grid and `--merge` combines the slices' files.
 //!
 //! The grammar is in [`spec`], the figures in [`metrics`], the files in
-//! [`results`], the chart in [`chart`].
+//! [`results`], the chart in [`chart`], walk-forward (`--split`) in [`split`].
 
 pub mod chart;
 pub mod metrics;
 pub mod results;
 pub mod spec;
+pub mod split;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -25,8 +26,9 @@ use sha2::{Digest, Sha256};
 use self::metrics::METRICS;
 use self::results::{Format, Results, Row, Shard};
 use self::spec::Grid;
+use self::split::Split;
 use super::plot::axis_decimals;
-use super::{build_strategies, data, write_files, BacktestArgs, Prepared, Setup};
+use super::{build_strategies, data, report, write_files, BacktestArgs, Prepared, Setup};
 
 /// The sweep flags of `keel backtest`.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -53,11 +55,18 @@ pub struct SweepArgs {
     /// table (needs no --data).
     #[arg(long, value_name = "FILE", num_args = 1..)]
     pub merge: Vec<PathBuf>,
+    /// Walk-forward: choose the best combination on the bars before DATE, and
+    /// report (and write with --report) its run on the bars from DATE on.
+    #[arg(long, value_name = "DATE")]
+    pub split: Option<String>,
 }
 
 impl SweepArgs {
     /// Refuses the sweep flags on a single run, in one line.
     pub fn refuse_without_sweep(&self) -> anyhow::Result<()> {
+        if self.split.is_some() {
+            bail!("--split needs --sweep");
+        }
         let given: Vec<&str> = [
             ("--rank", self.rank.is_some()),
             ("--top", self.top.is_some()),
@@ -100,10 +109,25 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<()> {
         opts.shard.as_deref().map(Shard::parse).transpose().map_err(anyhow::Error::msg)?.unwrap_or(Shard::WHOLE);
     let specs = opts.sweep.iter().map(|t| spec::parse(t)).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?;
 
+    let split = opts.split.as_deref().map(|t| Split::new(args, t)).transpose()?;
+    if split.is_some() && opts.shard.is_some() {
+        bail!("--split chooses from the whole grid: it cannot run a --shard");
+    }
+
     let setup = Setup::read(args)?;
     let grid = Grid::resolve(&specs, &setup.strategies, &setup.config.strategies).map_err(anyhow::Error::msg)?;
     let fingerprint = fingerprint(args, &setup, &grid)?;
-    let prepared = setup.load(args)?;
+    // With --split, the setup is kept to load the out-of-sample bars later.
+    let (prepared, setup) = match &split {
+        Some(split) => {
+            let prepared = setup
+                .clone()
+                .load(&split.in_sample)
+                .with_context(|| format!("--split `{}`: the bars before it", split.text))?;
+            (prepared, Some(setup))
+        }
+        None => (setup.load(args)?, None),
+    };
 
     let combinations: Vec<usize> = (0..grid.len()).filter(|c| shard.has(*c)).collect();
     let shard_note = if shard == Shard::WHOLE { String::new() } else { format!(" (shard {shard} of {})", grid.len()) };
@@ -131,9 +155,26 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<()> {
         bail!("every combination was refused; see the reason above");
     }
     let results = Results { grid: fingerprint, shard, combinations: grid.len(), parameters: names, rows };
+    if let Some(split) = &split {
+        println!("In sample, before {}:", report::iso(split.at_ms));
+    }
     let best = present(&results, opts, args.plot.as_deref(), rank)?;
 
-    if args.report.is_some() || args.trades.is_some() {
+    if let (Some(split), Some(setup)) = (&split, setup) {
+        drop(prepared);
+        let out_of_sample = setup
+            .load(&split.out_of_sample)
+            .with_context(|| format!("--split `{}`: the bars from it on", split.text))?;
+        let slots = build_strategies(&grid.blocks(best.combination, &out_of_sample.strategies))?;
+        let result = out_of_sample.run(slots, |_| {});
+        println!(
+            "Out of sample, from {}, with the in-sample best {}:",
+            report::iso(split.at_ms),
+            assignment(&results.parameters, &best.params)
+        );
+        print!("{}", result.report.table());
+        write_files(args, &result)?;
+    } else if args.report.is_some() || args.trades.is_some() {
         // The best combination's full report: the same run as a single
         // backtest with these parameters in the config.
         let blocks = grid.blocks(best.combination, &prepared.strategies);
@@ -161,6 +202,7 @@ pub fn merge(args: &BacktestArgs) -> anyhow::Result<()> {
         ("--signals", args.signals.is_some()),
         ("--sweep", !opts.sweep.is_empty()),
         ("--shard", opts.shard.is_some()),
+        ("--split", opts.split.is_some()),
         ("--report", args.report.is_some()),
         ("--trades", args.trades.is_some()),
     ]
@@ -392,6 +434,7 @@ fn fingerprint(args: &BacktestArgs, setup: &Setup, grid: &Grid) -> anyhow::Resul
         &args.from,
         &args.to,
         args.skip_bad_rows,
+        &args.sweep.split,
     );
     part(format!("{flags:?}").as_bytes());
     for axis in &grid.axes {
