@@ -79,7 +79,7 @@ pub struct BacktestArgs {
     /// (action buy, sell or close).
     #[arg(long, value_name = "PATH")]
     pub signals: Option<PathBuf>,
-    /// Parameter sweeps: `--sweep`, `--rank`, `--top`, `--sweep-out`, `--shard`, `--merge`.
+    /// Parameter sweeps: `--sweep`, `--rank`, `--top`, `--sweep-out`, `--shard`, `--merge`, `--split`.
     #[command(flatten)]
     pub sweep: sweep::SweepArgs,
 }
