@@ -11,7 +11,7 @@ use keel_core::{Decimal, Symbol};
 
 use crate::common::{close_f64, enter_long, exit_long, Cross};
 use crate::indicators::{DecimalSma, Ema};
-use crate::params::Params;
+use crate::params::{ParamSpec, Params};
 use crate::registry::StrategyConfigError;
 
 /// A moving average a crossover can use.
@@ -77,6 +77,10 @@ pub type SmaCross = MaCross<DecimalSma>;
 pub type EmaCross = MaCross<Ema>;
 
 impl<M: MovingAverage> MaCross<M> {
+    /// The parameters it reads.
+    pub const PARAMS: &'static [ParamSpec] =
+        &[ParamSpec::integer("fast"), ParamSpec::integer("slow"), ParamSpec::decimal("qty")];
+
     /// A new instance. `fast` must be shorter than `slow`, `qty` positive.
     pub fn new(symbol: Symbol, fast: usize, slow: usize, qty: Decimal) -> Self {
         Self { symbol, fast: M::with_period(fast), slow: M::with_period(slow), qty, cross: Cross::default() }
@@ -84,7 +88,7 @@ impl<M: MovingAverage> MaCross<M> {
 
     /// Builds from config params `fast`, `slow`, `qty`.
     pub fn from_params(symbol: Symbol, p: &Params<'_>) -> Result<Self, StrategyConfigError> {
-        p.only(&["fast", "slow", "qty"])?;
+        p.only(Self::PARAMS)?;
         let fast = p.usize("fast")?;
         let slow = p.usize("slow")?;
         if slow <= fast {
