@@ -35,15 +35,15 @@ What it runs and times:
     --sweep-out OUT.csv` when the binary has `--sweep`.
 
 How it checks that the work is the same: each Python engine also runs once,
-untimed, with the averages computed exactly as Keel computes them (an f64
-running sum: subtract the oldest close, add the new one, divide), and must give
+untimed, with the averages computed exactly as Keel computes them (the exact
+sum of the window's closes, so averages equal in decimal compare equal), and must give
 Keel's round trips and final equity to the cent (the single run, the 100k run,
 all 90 sweep combinations when Keel sweeps, and three combinations, vectorbt's
 best, 5/20 and 50/200, run singly through Keel); the best combination by PnL
 must be the same in both sweeps. The timed runs use each library's own rolling mean;
-where its f64 rounding differs from Keel's, the signals may differ, but only on
-bars where the two averages are exactly equal in decimal (which each engine's
-rounding then breaks its own way); the script checks that every differing bar
+its f64 rounding may break a tie (the two averages exactly equal in decimal,
+"not above" for Keel) its own way, so the signals may differ, but only on such
+bars; the script checks that every differing bar
 is such a tie and prints the difference in round trips and PnL. Anything else
 is printed as a MISMATCH and the exit status is 1. Keel's `--sweep-out` CSV is
 read by its columns: those ending in `fast` and `slow`, `round_trips`, and
@@ -320,9 +320,9 @@ def check_engine(name, keel, exact, own, ties):
         note(f"{name}: no Keel report to compare with")
         return
     if same(exact, keel):
-        note(f"{name} with Keel's f64 averages: {fmt(exact)} = Keel: same work")
+        note(f"{name} with Keel's exact averages: {fmt(exact)} = Keel: same work")
     else:
-        mismatch(f"{name} with Keel's f64 averages gives {fmt(exact)}, Keel {fmt(keel)}")
+        mismatch(f"{name} with Keel's exact averages gives {fmt(exact)}, Keel {fmt(keel)}")
     if ties["differ"] != ties["differ_at_ties"]:
         mismatch(f"{name}'s own averages differ from Keel's at {ties['differ']} bars, "
                  f"only {ties['differ_at_ties']} of them exact ties")
@@ -332,7 +332,7 @@ def check_engine(name, keel, exact, own, ties):
         note(f"{name} with its own averages: {fmt(own)} vs Keel {fmt(keel)} "
              f"({own['round_trips'] - keel['round_trips']:+d} round trips, {own['pnl'] - keel['pnl']:+.2f} PnL): "
              f"its 'above' differs from Keel's at {ties['differ']} bars, all exact ties "
-             f"(of {ties['ties']} bars where the averages are equal in decimal, Keel's f64 sums call "
+             f"(of {ties['ties']} bars where the averages are equal in decimal, Keel calls "
              f"{ties['keel_above_at_ties']} 'above')")
 
 
@@ -547,7 +547,7 @@ class Bench:
             if wrong:
                 mismatch(f"vectorbt with Keel's averages differs from Keel's sweep at {wrong}")
             else:
-                note(f"vectorbt with Keel's f64 averages = Keel's sweep in all {len(combos)} combinations")
+                note(f"vectorbt with Keel's exact averages = Keel's sweep in all {len(combos)} combinations")
             differ = [c for c in combos if c in keel_rows and not same(own[c], keel_rows[c])]
             note(f"vectorbt's own averages: {len(combos) - len(differ)} of {len(combos)} combinations equal Keel's; "
                  f"the others differ only through exact ties")
@@ -675,41 +675,18 @@ def signals(fast, slow):
     return entries, exits
 
 
-_KEEL_SMA = None
-
-
 def keel_sma(cents, period):
-    """Keel's `Sma` (strategies/src/indicators.rs) to the bit: closes as `cents / 100.0`
-    (correctly rounded, as `close_f64`), a running f64 sum (subtract the oldest, add the
-    newest), the average `sum / period` once `period` closes are in."""
-    global _KEEL_SMA
-    if _KEEL_SMA is None:
-        import numba
-        import numpy as np
-
-        @numba.njit(cache=False)
-        def sma(cents, period):
-            out = np.full(cents.shape[0], np.nan)
-            window = np.zeros(period)
-            nxt = 0
-            filled = 0
-            total = 0.0
-            for i in range(cents.shape[0]):
-                v = cents[i] / 100.0
-                if filled == period:
-                    total -= window[nxt]
-                else:
-                    filled += 1
-                window[nxt] = v
-                total += v
-                nxt += 1
-                if nxt == period:
-                    nxt = 0
-                if filled == period:
-                    out[i] = total / period
-            return out
-        _KEEL_SMA = sma
-    return _KEEL_SMA(cents, period)
+    """Keel's `sma_cross` averages (`DecimalSma`, strategies/src/indicators.rs): the sum of
+    the window's closes kept exactly (here in integer cents), so averages equal in decimal
+    compare equal; as floats, each is one correctly rounded division of the exact sum, which
+    keeps every comparison of two averages exact for 2-decimal prices."""
+    import numpy as np
+    n = cents.shape[0]
+    out = np.full(n, np.nan)
+    cs = np.concatenate([[0], np.cumsum(cents, dtype=np.int64)])
+    if n >= period:
+        out[period - 1:] = (cs[period:] - cs[:n + 1 - period]) / (100.0 * period)
+    return out
 
 
 def cents_of(close):
