@@ -340,7 +340,8 @@ def parse_sweep_csv(path):
     """{(fast, slow): {round_trips, pnl}} from Keel's `--sweep-out` CSV."""
     import csv
     with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+        # The first line is Keel's `# keel-sweep grid=… shard=…` header.
+        rows = list(csv.DictReader(line for line in f if not line.startswith("#")))
     if not rows:
         return {}
     cols = rows[0].keys()
@@ -358,6 +359,8 @@ def parse_sweep_csv(path):
         sys.exit(f"cannot read the columns of {path}: {list(cols)}")
     out = {}
     for r in rows:
+        if not r[trips]:
+            continue  # a combination the strategy refused (fast >= slow)
         if final:
             pnl = float(r[final]) - (float(r[initial]) if initial else INITIAL_EQUITY)
         else:
