@@ -10,7 +10,10 @@
 //! [`RiskEngine::check`] uses the latest time the engine has been told about and
 //! skips them while it has been told none.
 
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 
 use crate::config::RiskConfig;
 use keel_core::account::{Account, AccountView, AccountWriter, Assets};
@@ -175,22 +178,25 @@ impl Clone for AccountSource {
 #[derive(Debug, Clone)]
 pub struct RiskEngine {
     pub(crate) config: RiskConfig,
-    pub(crate) instruments: HashMap<Symbol, Instrument>,
+    pub(crate) instruments: FxHashMap<Symbol, Instrument>,
     pub(crate) base_state: TradingStateRecord,
     pub(crate) effective: TradingStateRecord,
     pub(crate) emergency: EmergencyStop,
     pub(crate) venue_healthy: bool,
     pub(crate) account: AccountSource,
-    pub(crate) in_flight: HashMap<String, InFlight>,
-    pub(crate) last_price: HashMap<Symbol, Decimal>,
-    pub(crate) last_event_ms: HashMap<Symbol, i64>,
+    pub(crate) in_flight: FxHashMap<String, InFlight>,
+    /// Keys of orders no longer in flight, reused for new ones (so the order
+    /// path allocates no string per order).
+    spare_ids: Vec<String>,
+    pub(crate) last_price: FxHashMap<Symbol, Decimal>,
+    pub(crate) last_event_ms: FxHashMap<Symbol, i64>,
     /// Fills since the last balance snapshot, per asset: spent (positive) amounts
     /// the snapshot does not show yet.
-    pub(crate) unsettled: HashMap<String, Decimal>,
+    pub(crate) unsettled: FxHashMap<String, Decimal>,
     pub(crate) rates: RateLimiter,
     pub(crate) duplicates: DuplicateGuard,
     pub(crate) protections: Protections,
-    trips: HashMap<(StrategyId, Symbol), TripBook>,
+    trips: FxHashMap<(StrategyId, Symbol), TripBook>,
     pending_events: Vec<ProtectionEvent>,
     pub(crate) now_hint: Option<i64>,
     pub(crate) rejections: BTreeMap<&'static str, u64>,
@@ -222,14 +228,15 @@ impl RiskEngine {
             emergency: EmergencyStop::default(),
             venue_healthy: true,
             account: AccountSource::own(AccountWriter::new(Account::new(), assets)),
-            in_flight: HashMap::new(),
-            last_price: HashMap::new(),
-            last_event_ms: HashMap::new(),
-            unsettled: HashMap::new(),
+            in_flight: FxHashMap::default(),
+            spare_ids: Vec::new(),
+            last_price: FxHashMap::default(),
+            last_event_ms: FxHashMap::default(),
+            unsettled: FxHashMap::default(),
             rates: RateLimiter::default(),
             duplicates: DuplicateGuard::default(),
             protections,
-            trips: HashMap::new(),
+            trips: FxHashMap::default(),
             pending_events: Vec::new(),
             now_hint: None,
             rejections: BTreeMap::new(),
@@ -304,17 +311,19 @@ impl RiskEngine {
         self.refresh_state(now_ms)
     }
 
-    fn compute_effective(&self) -> (TradingState, String) {
-        let mut best = (self.base_state.state, self.base_state.reason.clone());
+    /// The effective state and its reason (borrowed unless it must be written:
+    /// this runs on every evaluation of the protections).
+    fn compute_effective(&self) -> (TradingState, Cow<'_, str>) {
+        let mut best = (self.base_state.state, Cow::Borrowed(self.base_state.reason.as_str()));
         if let Some((trip, _)) = self.protections.required_state() {
             if severity(trip.state) > severity(best.0) {
-                best = (trip.state, trip.reason.clone());
+                best = (trip.state, Cow::Borrowed(trip.reason.as_str()));
             }
         }
         if self.emergency.active {
             let reason = self.emergency.reason.as_deref().unwrap_or("no reason given");
             let by = self.emergency.set_by.as_deref().unwrap_or("unknown");
-            best = (TradingState::Halted, format!("emergency stop set by {by}: {reason}"));
+            best = (TradingState::Halted, Cow::Owned(format!("emergency stop set by {by}: {reason}")));
         }
         best
     }
@@ -324,6 +333,7 @@ impl RiskEngine {
         if state == self.effective.state && reason == self.effective.reason {
             return None;
         }
+        let reason = reason.into_owned();
         let since_ms = if state == self.effective.state { self.effective.since_ms } else { now_ms };
         self.effective = record(state, reason, since_ms);
         Some(self.effective.clone())
@@ -569,7 +579,10 @@ impl RiskEngine {
         if let Some(w) = &self.account.own {
             w.apply_balances(balances, self.now_or_zero());
         }
-        self.unsettled.clear();
+        // Zeroed rather than cleared: the next fills find their assets' keys.
+        for u in self.unsettled.values_mut() {
+            *u = Decimal::ZERO;
+        }
         for f in self.in_flight.values_mut() {
             if f.acknowledged {
                 f.reserved = false;
@@ -601,10 +614,8 @@ impl RiskEngine {
     /// A fill at `now_ms` (call once per newly recorded fill). Returns what the
     /// consecutive-loss protection did (a strategy paused after a losing round trip).
     pub fn on_fill_at(&mut self, fill: &Fill, now_ms: i64) -> Vec<ProtectionEvent> {
-        let (base, quote) = match self.instruments.get(&fill.symbol) {
-            Some(i) => (i.base_asset.clone(), i.quote_asset.clone()),
-            None => (String::new(), String::new()),
-        };
+        let instrument = self.instruments.get(&fill.symbol);
+        let (base, quote) = instrument.map_or(("", ""), |i| (i.base_asset.as_str(), i.quote_asset.as_str()));
         // A standalone engine keeps its own account; the running account's
         // writer has applied the fill already.
         if let Some(w) = &self.account.own {
@@ -616,62 +627,27 @@ impl RiskEngine {
         if !base.is_empty() {
             // Spent amounts the last balance snapshot does not show yet.
             let (asset, spent) = match fill.side {
-                Side::Buy => (quote.clone(), mul(fill.qty, fill.price)),
-                Side::Sell => (base.clone(), fill.qty),
+                Side::Buy => (quote, mul(fill.qty, fill.price)),
+                Side::Sell => (base, fill.qty),
             };
-            let u = self.unsettled.entry(asset).or_default();
-            *u = u.saturating_add(spent);
+            add_unsettled(&mut self.unsettled, asset, spent);
             if fill.fee_asset == quote || fill.fee_asset == base {
-                let u = self.unsettled.entry(fill.fee_asset.clone()).or_default();
-                *u = u.saturating_add(fill.fee);
+                add_unsettled(&mut self.unsettled, &fill.fee_asset, fill.fee);
             }
         }
-        match self.round_trip(fill, &base, &quote) {
+        match round_trip(&mut self.trips, instrument, fill, base, quote) {
             Some(pnl) => self.protections.on_round_trip(&fill.strategy_id, &fill.symbol, pnl, now_ms),
             None => Vec::new(),
         }
     }
 
-    /// Tracks the strategy's own position in the symbol; returns the round trip's
-    /// PnL (realized, after fees) when it goes back to flat or flips.
-    fn round_trip(&mut self, fill: &Fill, base: &str, quote: &str) -> Option<Decimal> {
-        let key = (fill.strategy_id.clone(), fill.symbol.clone());
-        let book = self.trips.entry(key.clone()).or_insert_with(|| TripBook {
-            position: Position::flat(fill.symbol.clone()),
-            pnl: Decimal::ZERO,
-            known_basis: true,
-        });
-        // Position arithmetic panics on overflow: values this large are not a
-        // real account, so stop tracking this book rather than risk it.
-        if !book.position.fits(fill) {
-            self.trips.remove(&key);
-            return None;
-        }
-        let before = book.position.qty;
-        let fees_before = book.position.fees;
-        let realized = book.position.apply_fill(fill, base, quote);
-        let fees = book.position.fees.saturating_sub(fees_before);
-        book.pnl = book.pnl.saturating_add(realized).saturating_sub(fees);
-        let after = book.position.qty;
-        // Dust a base-asset commission leaves below the lot step cannot be sold:
-        // the round trip is over when nothing tradable is left.
-        let instrument = self.instruments.get(&fill.symbol);
-        let flat = |q: Decimal| Instrument::is_flat(instrument, q);
-        let closed = !flat(before) && (flat(after) || after.is_sign_positive() != before.is_sign_positive());
-        if closed {
-            let pnl = book.pnl;
-            let counted = book.known_basis;
-            book.pnl = Decimal::ZERO;
-            book.known_basis = true;
-            counted.then_some(pnl)
-        } else {
-            None
-        }
-    }
-
     /// An order reached a final status: it no longer counts as in flight.
     pub fn on_order_final(&mut self, client_order_id: &str) {
-        self.in_flight.remove(client_order_id);
+        if let Some((key, _)) = self.in_flight.remove_entry(client_order_id) {
+            if self.spare_ids.len() < SPARE_IDS {
+                self.spare_ids.push(key);
+            }
+        }
     }
 
     /// Number of orders counted as open or in flight.
@@ -1036,8 +1012,16 @@ impl RiskEngine {
             self.duplicates.record(&rounded, now, window);
             self.rates.record(&rounded.strategy_id, now);
         }
+        let key = match self.spare_ids.pop() {
+            Some(mut key) => {
+                key.clear();
+                key.push_str(client_order_id);
+                key
+            }
+            None => client_order_id.to_string(),
+        };
         self.in_flight.insert(
-            client_order_id.to_string(),
+            key,
             InFlight {
                 strategy: rounded.strategy_id.clone(),
                 symbol: rounded.symbol.clone(),
@@ -1049,6 +1033,63 @@ impl RiskEngine {
             },
         );
         Ok(Approved { order: rounded, client_order_id: client_order_id.to_string(), reference_price })
+    }
+}
+
+/// At most this many keys of final orders wait for reuse.
+const SPARE_IDS: usize = 64;
+
+/// Adds `amount` to what `asset` has unsettled (copying its name only the
+/// first time).
+fn add_unsettled(unsettled: &mut FxHashMap<String, Decimal>, asset: &str, amount: Decimal) {
+    match unsettled.get_mut(asset) {
+        Some(u) => *u = u.saturating_add(amount),
+        None => {
+            unsettled.insert(asset.to_string(), Decimal::ZERO.saturating_add(amount));
+        }
+    }
+}
+
+/// Tracks a strategy's own position in a symbol (`trips`, keyed by strategy
+/// and symbol); returns the round trip's PnL (realized, after fees) when it
+/// goes back to flat or flips.
+fn round_trip(
+    trips: &mut FxHashMap<(StrategyId, Symbol), TripBook>,
+    instrument: Option<&Instrument>,
+    fill: &Fill,
+    base: &str,
+    quote: &str,
+) -> Option<Decimal> {
+    let key = (fill.strategy_id.clone(), fill.symbol.clone());
+    let book = trips.entry(key.clone()).or_insert_with(|| TripBook {
+        position: Position::flat(fill.symbol.clone()),
+        pnl: Decimal::ZERO,
+        known_basis: true,
+    });
+    // Position arithmetic panics on overflow: values this large are not a
+    // real account, so stop tracking this book rather than risk it.
+    if !book.position.fits(fill) {
+        trips.remove(&key);
+        return None;
+    }
+    let before = book.position.qty;
+    let fees_before = book.position.fees;
+    let realized = book.position.apply_fill(fill, base, quote);
+    let fees = book.position.fees.saturating_sub(fees_before);
+    book.pnl = book.pnl.saturating_add(realized).saturating_sub(fees);
+    let after = book.position.qty;
+    // Dust a base-asset commission leaves below the lot step cannot be sold:
+    // the round trip is over when nothing tradable is left.
+    let flat = |q: Decimal| Instrument::is_flat(instrument, q);
+    let closed = !flat(before) && (flat(after) || after.is_sign_positive() != before.is_sign_positive());
+    if closed {
+        let pnl = book.pnl;
+        let counted = book.known_basis;
+        book.pnl = Decimal::ZERO;
+        book.known_basis = true;
+        counted.then_some(pnl)
+    } else {
+        None
     }
 }
 

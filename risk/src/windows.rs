@@ -1,7 +1,9 @@
 //! Time windows over approved orders: the order-rate limiter and the duplicate
 //! guard. Time is passed in (ms since the epoch); nothing here reads a clock.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap;
 
 use keel_core::order::{OrderIntent, OrderType, Side};
 use keel_core::{Decimal, StrategyId, Symbol};
@@ -37,7 +39,7 @@ impl Window {
 #[derive(Debug, Clone, Default)]
 pub struct RateLimiter {
     global: Window,
-    per_strategy: HashMap<StrategyId, Window>,
+    per_strategy: FxHashMap<StrategyId, Window>,
 }
 
 /// Per-second and per-minute limits of one scope (0 = no limit).
@@ -157,7 +159,7 @@ impl DupKey {
 /// quantity again within a window.
 #[derive(Debug, Clone, Default)]
 pub struct DuplicateGuard {
-    last: HashMap<DupKey, i64>,
+    last: FxHashMap<DupKey, i64>,
 }
 
 impl DuplicateGuard {

@@ -15,7 +15,9 @@
 //!
 //! Fills are stamped with the bar's open time.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 use std::fmt::Write;
 
 use keel_core::account::{Account, AccountWriter, Assets};
@@ -218,14 +220,14 @@ pub struct Backtest {
     runners: Vec<StrategyRunner>,
     /// Per symbol index: the runners that trade it.
     runners_by_symbol: Vec<Vec<usize>>,
-    symbol_index: HashMap<Symbol, usize>,
+    symbol_index: FxHashMap<Symbol, usize>,
     instruments: Vec<Option<Instrument>>,
     /// Per symbol: orders to submit at the next open.
     queued: Vec<Vec<Queued>>,
     /// Per symbol: our orders resting in the core.
     resting: Vec<usize>,
     /// Open orders: the core's order id → whose it is.
-    owner: HashMap<u64, Owner>,
+    owner: FxHashMap<u64, Owner>,
     slippage: Decimal,
     next_id: u64,
     /// Per symbol: (base asset index, quote asset index) in `valuation.assets`.
@@ -268,7 +270,7 @@ impl Backtest {
         let mut risk = RiskEngine::new(config.risk.clone(), config.instruments.clone()).with_account(account.view());
         account.apply_balances(&config.balances, 0);
         risk.on_balances(&config.balances);
-        let symbol_index: HashMap<Symbol, usize> = symbols.iter().enumerate().map(|(i, s)| (s.clone(), i)).collect();
+        let symbol_index: FxHashMap<Symbol, usize> = symbols.iter().enumerate().map(|(i, s)| (s.clone(), i)).collect();
         let runners: Vec<StrategyRunner> = strategies
             .into_iter()
             .map(|s| {
@@ -322,7 +324,7 @@ impl Backtest {
             instruments,
             queued: (0..n).map(|_| Vec::new()).collect(),
             resting: vec![0; n],
-            owner: HashMap::new(),
+            owner: FxHashMap::default(),
             slippage: config.slippage_bps / BPS,
             next_id: 1,
             legs,

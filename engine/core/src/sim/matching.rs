@@ -8,7 +8,9 @@
 //! reaches it, at most the touch quantity per quote update — so large orders
 //! fill partially over several updates. Fees are charged in the quote asset.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -367,12 +369,12 @@ struct Book {
 pub struct MatchingCore {
     fees: FeeSchedule,
     depth_levels: u32,
-    books: HashMap<Symbol, Book>,
+    books: FxHashMap<Symbol, Book>,
     accounts: BTreeMap<u32, Account>,
     orders: BTreeMap<u64, SimOrder>,
     /// Per account: client order id → the latest order under it.
     #[serde(skip_serializing)]
-    by_client: HashMap<u32, HashMap<String, u64>>,
+    by_client: FxHashMap<u32, FxHashMap<String, u64>>,
     fills: BTreeMap<u32, Vec<Fill>>,
     /// The order of each fill, by trade id (a client id may be used again,
     /// so a fill's client id alone does not name its order).
@@ -407,7 +409,7 @@ const SPARE_STRINGS: usize = 64;
 struct StoredCore {
     fees: FeeSchedule,
     depth_levels: u32,
-    books: HashMap<Symbol, Book>,
+    books: FxHashMap<Symbol, Book>,
     accounts: BTreeMap<u32, Account>,
     orders: BTreeMap<u64, SimOrder>,
     fills: BTreeMap<u32, Vec<Fill>>,
@@ -419,7 +421,7 @@ struct StoredCore {
 impl From<StoredCore> for MatchingCore {
     fn from(s: StoredCore) -> Self {
         // In id order, so a client id used again points at its latest order.
-        let mut by_client: HashMap<u32, HashMap<String, u64>> = HashMap::new();
+        let mut by_client: FxHashMap<u32, FxHashMap<String, u64>> = FxHashMap::default();
         for (id, o) in &s.orders {
             by_client.entry(o.account).or_default().insert(o.client_order_id.clone(), *id);
         }
@@ -446,10 +448,10 @@ impl MatchingCore {
         Self {
             fees,
             depth_levels,
-            books: HashMap::new(),
+            books: FxHashMap::default(),
             accounts: BTreeMap::new(),
             orders: BTreeMap::new(),
-            by_client: HashMap::new(),
+            by_client: FxHashMap::default(),
             fills: BTreeMap::new(),
             trade_orders: BTreeMap::new(),
             next_order_id: 1,
