@@ -201,6 +201,8 @@ pub struct RiskEngine {
     pub(crate) now_hint: Option<i64>,
     pub(crate) rejections: BTreeMap<&'static str, u64>,
     pub(crate) approved_total: u64,
+    /// 1 + the balance fee rate (the config never changes, so once).
+    fee_factor: Decimal,
 }
 
 fn record(state: TradingState, reason: impl Into<String>, since_ms: i64) -> TradingStateRecord {
@@ -220,6 +222,8 @@ impl RiskEngine {
     pub fn new(config: RiskConfig, instruments: Vec<Instrument>) -> Self {
         let protections = Protections::new(&config);
         let assets = Assets::of(&instruments);
+        let fee_factor =
+            Decimal::ONE.saturating_add(config.balance_fee_bps.checked_div(Decimal::new(10_000, 0)).unwrap_or_default());
         Self {
             config,
             instruments: instruments.into_iter().map(|i| (i.symbol.clone(), i)).collect(),
@@ -241,6 +245,7 @@ impl RiskEngine {
             now_hint: None,
             rejections: BTreeMap::new(),
             approved_total: 0,
+            fee_factor,
         }
     }
 
@@ -635,6 +640,10 @@ impl RiskEngine {
                 add_unsettled(&mut self.unsettled, &fill.fee_asset, fill.fee);
             }
         }
+        // Round trips only feed the consecutive-loss protection.
+        if self.config.max_consecutive_losses == 0 {
+            return Vec::new();
+        }
         match round_trip(&mut self.trips, instrument, fill, base, quote) {
             Some(pnl) => self.protections.on_round_trip(&fill.strategy_id, &fill.symbol, pnl, now_ms),
             None => Vec::new(),
@@ -789,8 +798,7 @@ impl RiskEngine {
     }
 
     fn fee_factor(&self) -> Decimal {
-        Decimal::ONE
-            .saturating_add(self.config.balance_fee_bps.checked_div(Decimal::new(10_000, 0)).unwrap_or_default())
+        self.fee_factor
     }
 
     /// The gate with the latest time the engine knows (see the module docs).

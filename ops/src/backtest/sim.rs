@@ -662,8 +662,8 @@ impl Backtest {
             let Some(&owner) = self.owner.get(&ev.order_id) else { continue };
             let r = owner.runner;
             if let (Some(facts), Some(instrument)) = (ev.fill, self.instruments[s].as_ref()) {
-                let mut fill = facts.to_fill(&self.out.orders[owner.record].client_order_id, instrument);
-                fill.strategy_id = self.runners[r].id().clone();
+                let id = self.runners[r].id().clone();
+                let mut fill = facts.to_fill(&self.out.orders[owner.record].client_order_id, id, instrument);
                 fill.tag = owner.tag;
                 self.filled_since_eval = true;
                 self.book_fill(s, &fill);

@@ -20,7 +20,7 @@ use crate::fill::Fill;
 use crate::instrument::{FilterViolation, Instrument};
 use crate::market::BookTicker;
 use crate::order::{OrderStatus, OrderType, Side, TimeInForce};
-use crate::symbol::Symbol;
+use crate::symbol::{StrategyId, Symbol};
 use crate::venue::OrderReport;
 
 const BPS: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
@@ -214,14 +214,14 @@ pub struct FillFacts {
 }
 
 impl FillFacts {
-    /// The fill of order `client_order_id` on `instrument` (its `strategy_id`
-    /// empty and no tag: the core does not know strategies).
-    pub fn to_fill(&self, client_order_id: &str, instrument: &Instrument) -> Fill {
+    /// The fill of order `client_order_id` of `strategy_id` on `instrument`
+    /// (no tag: the core does not know them).
+    pub fn to_fill(&self, client_order_id: &str, strategy_id: StrategyId, instrument: &Instrument) -> Fill {
         let fee_asset = if self.fee_in_base { &instrument.base_asset } else { &instrument.quote_asset };
         Fill {
             trade_id: self.trade_id.into(),
             client_order_id: client_order_id.to_string(),
-            strategy_id: "".into(),
+            strategy_id,
             symbol: instrument.symbol.clone(),
             side: self.side,
             price: self.price,
@@ -268,7 +268,8 @@ trait Sink {
 
 impl Sink for Vec<Execution> {
     fn record(&mut self, order: &SimOrder, instrument: &Instrument, _: Option<&'static str>, fill: Option<FillFacts>) {
-        let fill = fill.map(|f| f.to_fill(&order.client_order_id, instrument));
+        // The core does not know strategies: the strategy id is empty.
+        let fill = fill.map(|f| f.to_fill(&order.client_order_id, StrategyId::new(""), instrument));
         self.push(Execution { order: order.clone(), fill });
     }
 }
@@ -1223,7 +1224,8 @@ impl MatchingCore {
         }
         if self.keep_history {
             self.trade_orders.insert(trade_id, id);
-            self.fills.entry(account_id).or_default().push(facts.to_fill(&order.client_order_id, &book.instrument));
+            let fill = facts.to_fill(&order.client_order_id, StrategyId::new(""), &book.instrument);
+            self.fills.entry(account_id).or_default().push(fill);
         }
         if done {
             self.close(id, OrderStatus::Filled, None, now_ms);
