@@ -1111,8 +1111,14 @@ fn round_intent(instrument: &Instrument, intent: &OrderIntent) -> Result<OrderIn
         instrument.step_size
     };
     // Rounding divides by the step and may add one step: both must fit.
+    // The quotient is at most |mantissa| × 10^(step's scale): below 2^63 × 10^9
+    // it cannot overflow (the largest decimal is about 7.9 × 10^28), so the
+    // usual case needs no trial division.
+    let quotient_fits = |value: Decimal, step: Decimal| {
+        (value.mantissa().unsigned_abs() < 1 << 63 && step.scale() <= 9) || value.checked_div(step).is_some()
+    };
     let fits = |value: Decimal, step: Decimal| {
-        step.is_zero() || (value.checked_div(step).is_some() && value.abs().checked_add(step).is_some())
+        step.is_zero() || (quotient_fits(value, step) && value.abs().checked_add(step).is_some())
     };
     if !fits(intent.qty, step) {
         return Err(RejectReason::Overflow(format!("quantity {}", intent.qty)));

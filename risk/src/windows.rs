@@ -93,7 +93,10 @@ impl RateLimiter {
     /// Counts an approved order.
     pub fn record(&mut self, strategy: &StrategyId, now_ms: i64) {
         self.global.times.push_back(now_ms);
-        let w = self.per_strategy.entry(strategy.clone()).or_default();
+        let w = match self.per_strategy.get_mut(strategy) {
+            Some(w) => w,
+            None => self.per_strategy.entry(strategy.clone()).or_default(),
+        };
         w.prune(now_ms);
         w.times.push_back(now_ms);
         if self.per_strategy.len() > 64 {

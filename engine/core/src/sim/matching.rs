@@ -1092,16 +1092,18 @@ impl MatchingCore {
     fn levels(&self, symbol: &str, side: Side) -> impl Iterator<Item = (Decimal, Decimal)> + '_ {
         let book = self.books.get(symbol);
         let top = book.and_then(|b| b.quote.as_ref().map(|q| (q, b.instrument.tick_size)));
-        top.into_iter().flat_map(move |(q, tick)| (0..=self.depth_levels).filter_map(move |k| level(q, tick, side, k)))
+        top.into_iter()
+            .flat_map(move |(q, tick)| (0..=self.depth_levels).filter_map(move |k| Touch::of(q).level(tick, side, k)))
     }
 
     fn take_liquidity(&mut self, id: u64, limit: Option<Decimal>, now_ms: i64, out: &mut impl Sink) {
         let Some(order) = self.orders.get(&id) else { return };
         let Some(book) = self.books.get(&order.symbol) else { return };
-        let Some(quote) = book.quote.clone() else { return };
+        let Some(quote) = &book.quote else { return };
         let (side, tick) = (order.side, book.instrument.tick_size);
+        let touch = Touch::of(quote);
         for k in 0..=self.depth_levels {
-            let Some((price, level_qty)) = level(&quote, tick, side, k) else { continue };
+            let Some((price, level_qty)) = touch.level(tick, side, k) else { continue };
             if limit.is_some_and(|l| match side {
                 Side::Buy => price > l,
                 Side::Sell => price < l,
@@ -1238,15 +1240,30 @@ impl MatchingCore {
     }
 }
 
-/// Level `k` beyond the touch of one side of the synthetic book (price and
-/// quantity), if its price is positive.
-fn level(q: &BookTicker, tick: Decimal, side: Side, k: u32) -> Option<(Decimal, Decimal)> {
-    let k = Decimal::from(k);
-    let (price, qty) = match side {
-        Side::Buy => (q.ask + tick * k, q.ask_qty),
-        Side::Sell => (q.bid - tick * k, q.bid_qty),
-    };
-    (price > Decimal::ZERO).then_some((price, qty))
+/// The touch of a quote: what the synthetic levels are built from.
+#[derive(Clone, Copy)]
+struct Touch {
+    bid: Decimal,
+    bid_qty: Decimal,
+    ask: Decimal,
+    ask_qty: Decimal,
+}
+
+impl Touch {
+    fn of(q: &BookTicker) -> Self {
+        Self { bid: q.bid, bid_qty: q.bid_qty, ask: q.ask, ask_qty: q.ask_qty }
+    }
+
+    /// Level `k` beyond the touch of one side of the synthetic book (price
+    /// and quantity), if its price is positive.
+    fn level(self, tick: Decimal, side: Side, k: u32) -> Option<(Decimal, Decimal)> {
+        let k = Decimal::from(k);
+        let (price, qty) = match side {
+            Side::Buy => (self.ask + tick * k, self.ask_qty),
+            Side::Sell => (self.bid - tick * k, self.bid_qty),
+        };
+        (price > Decimal::ZERO).then_some((price, qty))
+    }
 }
 
 #[cfg(test)]
@@ -1329,6 +1346,124 @@ mod tests {
         assert!(again.order.order_id > c.order_by_client(1, "gone").unwrap().order_id, "order ids continue");
         back.cancel(1, "BTCUSDT", "rest", 4).unwrap();
         assert_eq!(bal(&back, "USDT").1, Decimal::ZERO, "the cancel released what the saved order locked");
+    }
+
+    #[test]
+    fn the_saved_form_has_the_same_keys_as_before() {
+        let mut c = core().without_history();
+        c.submit(order("rest", Side::Buy, OrderType::Limit { price: d("90") }, "1", TimeInForce::Gtc), 1).unwrap();
+        let saved = serde_json::to_value(&c).unwrap();
+        let keys: Vec<&str> = saved.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut want = [
+            "accounts",
+            "books",
+            "depth_levels",
+            "fees",
+            "fills",
+            "next_order_id",
+            "orders",
+            "trade_id_base",
+            "trade_orders",
+        ];
+        want.sort_unstable();
+        let mut keys = keys;
+        keys.sort_unstable();
+        assert_eq!(keys, want, "state.json keeps its keys: the working memory and the history flag are not saved");
+    }
+
+    /// What a core reports for one step, in a form both report kinds share.
+    type Seen = (u64, OrderStatus, Decimal, Option<String>, Option<Fill>);
+
+    fn seen_of_executions(executions: &[Execution]) -> Vec<Seen> {
+        executions
+            .iter()
+            .map(|e| (e.order.order_id, e.order.status, e.order.filled_qty, e.order.reason.clone(), e.fill.clone()))
+            .collect()
+    }
+
+    fn seen_of_events(core: &MatchingCore, client_ids: &BTreeMap<u64, String>, events: &[OrderEvent]) -> Vec<Seen> {
+        let instrument = core.instrument("BTCUSDT").unwrap();
+        events
+            .iter()
+            .map(|e| {
+                let fill = e.fill.map(|f| f.to_fill(&client_ids[&e.order_id], StrategyId::new(""), instrument));
+                (e.order_id, e.status, e.filled_qty, e.reason.map(str::to_string), fill)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn events_without_history_match_executions_with_history() {
+        // The same requests to a core that keeps history and reports
+        // executions, and to one that keeps none and reports events: the same
+        // changes, fills and balances, step by step.
+        enum Step {
+            Submit(NewOrder),
+            Quote(BookTicker),
+            Range(&'static str, &'static str, &'static str, i64),
+            Cancel(&'static str),
+        }
+        let limit = |id, side, price: &str, qty| order(id, side, OrderType::Limit { price: d(price) }, qty, TimeInForce::Gtc);
+        let steps = vec![
+            Step::Submit(order("m1", Side::Buy, OrderType::Market, "2.5", TimeInForce::Gtc)),
+            Step::Submit(limit("l1", Side::Buy, "99", "1.5")),
+            Step::Submit(limit("l2", Side::Sell, "103", "0.5")),
+            Step::Submit(order("ioc", Side::Buy, OrderType::Limit { price: d("101") }, "2", TimeInForce::Ioc)),
+            Step::Submit(order("fok", Side::Buy, OrderType::Limit { price: d("101") }, "9", TimeInForce::Fok)),
+            Step::Submit(order("st", Side::Buy, OrderType::StopMarket { stop: d("104") }, "0.2", TimeInForce::Gtc)),
+            Step::Quote(quote("98", "99", "1", 5)),
+            Step::Range("100", "105", "98", 6),
+            Step::Submit(limit("l3", Side::Buy, "50", "1")),
+            Step::Cancel("l3"),
+            Step::Submit(limit("l3", Side::Buy, "60", "1")),
+            Step::Quote(quote("40", "41", "5", 9)),
+        ];
+        let (mut full, mut lean) = (core(), core().without_history());
+        let mut client_ids = BTreeMap::new();
+        let mut events = Vec::new();
+        for (n, step) in steps.into_iter().enumerate() {
+            events.clear();
+            let (want, got) = match step {
+                Step::Submit(new) => {
+                    let a = full.submit(new.clone(), n as i64);
+                    let b = lean.submit_events(&new, n as i64, &mut events);
+                    match (a, b) {
+                        (Ok(a), Ok(b)) => {
+                            assert_eq!((a.order.order_id, a.order.status), (b.order_id, b.status), "step {n}");
+                            client_ids.insert(b.order_id, new.client_order_id.clone());
+                            (seen_of_executions(&a.executions), seen_of_events(&lean, &client_ids, &events))
+                        }
+                        (a, b) => {
+                            assert_eq!(a.map(|_| ()), b.map(|_| ()), "step {n}");
+                            continue;
+                        }
+                    }
+                }
+                Step::Quote(q) => {
+                    let a = full.set_quote(q.clone());
+                    lean.set_quote_events(q, &mut events);
+                    (seen_of_executions(&a), seen_of_events(&lean, &client_ids, &events))
+                }
+                Step::Range(open, high, low, ts) => {
+                    let a = full.match_range("BTCUSDT", d(open), d(high), d(low), ts);
+                    lean.match_range_events("BTCUSDT", d(open), d(high), d(low), ts, &mut events);
+                    (seen_of_executions(&a), seen_of_events(&lean, &client_ids, &events))
+                }
+                Step::Cancel(id) => {
+                    let a = full.cancel(1, "BTCUSDT", id, n as i64).map(|o| (o.order_id, o.status));
+                    let b = lean.cancel(1, "BTCUSDT", id, n as i64).map(|o| (o.order_id, o.status));
+                    assert_eq!(a, b, "step {n}");
+                    (Vec::new(), Vec::new())
+                }
+            };
+            assert_eq!(got, want, "step {n}");
+            assert_eq!(lean.balances(1), full.balances(1), "step {n}: balances");
+            assert_eq!(lean.open_orders(1, None), full.open_orders(1, None), "step {n}: open orders");
+        }
+        assert!(!full.fills(1, "BTCUSDT", None).is_empty(), "the scenario fills");
+        assert!(lean.fills(1, "BTCUSDT", None).is_empty(), "no history: no fills kept");
+        assert_eq!(lean.all_orders(1, "BTCUSDT"), lean.open_orders(1, None), "no history: only open orders kept");
+        assert!(lean.order_by_client(1, "m1").is_none() && full.order_by_client(1, "m1").is_some());
     }
 
     #[test]
