@@ -222,8 +222,8 @@ impl RiskEngine {
     pub fn new(config: RiskConfig, instruments: Vec<Instrument>) -> Self {
         let protections = Protections::new(&config);
         let assets = Assets::of(&instruments);
-        let fee_factor =
-            Decimal::ONE.saturating_add(config.balance_fee_bps.checked_div(Decimal::new(10_000, 0)).unwrap_or_default());
+        let fee_factor = Decimal::ONE
+            .saturating_add(config.balance_fee_bps.checked_div(Decimal::new(10_000, 0)).unwrap_or_default());
         Self {
             config,
             instruments: instruments.into_iter().map(|i| (i.symbol.clone(), i)).collect(),

@@ -338,8 +338,9 @@ mod tests {
             ((value / step).round_dp_with_strategy(0, strategy) * step).normalize()
         };
         let steps = ["1", "0.1", "0.01", "0.00001", "0.00000001", "0.5", "5", "0.25", "0.010"];
-        let values =
-            ["0", "0.000", "-0", "-0.00", "1", "1.0", "1.00000", "50000.00", "-3.2", "0.12345", "17", "1.234", "-0.001"];
+        let values = [
+            "0", "0.000", "-0", "-0.00", "1", "1.0", "1.00000", "50000.00", "-3.2", "0.12345", "17", "1.234", "-0.001",
+        ];
         for step in steps.map(d) {
             for value in values.map(d) {
                 let floor = floor_to_step(value, step);

@@ -263,7 +263,13 @@ pub struct Placed {
 
 /// Where the matching logic reports each change of an order, right after it.
 trait Sink {
-    fn record(&mut self, order: &SimOrder, instrument: &Instrument, reason: Option<&'static str>, fill: Option<FillFacts>);
+    fn record(
+        &mut self,
+        order: &SimOrder,
+        instrument: &Instrument,
+        reason: Option<&'static str>,
+        fill: Option<FillFacts>,
+    );
 }
 
 impl Sink for Vec<Execution> {
@@ -276,7 +282,13 @@ impl Sink for Vec<Execution> {
 
 impl Sink for Vec<OrderEvent> {
     fn record(&mut self, order: &SimOrder, _: &Instrument, reason: Option<&'static str>, fill: Option<FillFacts>) {
-        self.push(OrderEvent { order_id: order.order_id, status: order.status, filled_qty: order.filled_qty, reason, fill });
+        self.push(OrderEvent {
+            order_id: order.order_id,
+            status: order.status,
+            filled_qty: order.filled_qty,
+            reason,
+            fill,
+        });
     }
 }
 
@@ -1168,7 +1180,8 @@ impl MatchingCore {
         let release = std::mem::take(&mut order.locked);
         if let Some(book) = self.books.get_mut(&order.symbol) {
             book.resting.retain(|o| *o != id);
-            let asset = if order.side == Side::Buy { &book.instrument.quote_asset } else { &book.instrument.base_asset };
+            let asset =
+                if order.side == Side::Buy { &book.instrument.quote_asset } else { &book.instrument.base_asset };
             if let Some(acc) = self.accounts.get_mut(&order.account) {
                 acc.update(asset, |e| {
                     e.locked -= release;
@@ -1403,7 +1416,8 @@ mod tests {
             Range(&'static str, &'static str, &'static str, i64),
             Cancel(&'static str),
         }
-        let limit = |id, side, price: &str, qty| order(id, side, OrderType::Limit { price: d(price) }, qty, TimeInForce::Gtc);
+        let limit =
+            |id, side, price: &str, qty| order(id, side, OrderType::Limit { price: d(price) }, qty, TimeInForce::Gtc);
         let steps = vec![
             Step::Submit(order("m1", Side::Buy, OrderType::Market, "2.5", TimeInForce::Gtc)),
             Step::Submit(limit("l1", Side::Buy, "99", "1.5")),
