@@ -10,7 +10,10 @@
 //! [`RiskEngine::check`] uses the latest time the engine has been told about and
 //! skips them while it has been told none.
 
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 
 use crate::config::RiskConfig;
 use keel_core::account::{Account, AccountView, AccountWriter, Assets};
@@ -175,26 +178,31 @@ impl Clone for AccountSource {
 #[derive(Debug, Clone)]
 pub struct RiskEngine {
     pub(crate) config: RiskConfig,
-    pub(crate) instruments: HashMap<Symbol, Instrument>,
+    pub(crate) instruments: FxHashMap<Symbol, Instrument>,
     pub(crate) base_state: TradingStateRecord,
     pub(crate) effective: TradingStateRecord,
     pub(crate) emergency: EmergencyStop,
     pub(crate) venue_healthy: bool,
     pub(crate) account: AccountSource,
-    pub(crate) in_flight: HashMap<String, InFlight>,
-    pub(crate) last_price: HashMap<Symbol, Decimal>,
-    pub(crate) last_event_ms: HashMap<Symbol, i64>,
+    pub(crate) in_flight: FxHashMap<String, InFlight>,
+    /// Keys of orders no longer in flight, reused for new ones (so the order
+    /// path allocates no string per order).
+    spare_ids: Vec<String>,
+    pub(crate) last_price: FxHashMap<Symbol, Decimal>,
+    pub(crate) last_event_ms: FxHashMap<Symbol, i64>,
     /// Fills since the last balance snapshot, per asset: spent (positive) amounts
     /// the snapshot does not show yet.
-    pub(crate) unsettled: HashMap<String, Decimal>,
+    pub(crate) unsettled: FxHashMap<String, Decimal>,
     pub(crate) rates: RateLimiter,
     pub(crate) duplicates: DuplicateGuard,
     pub(crate) protections: Protections,
-    trips: HashMap<(StrategyId, Symbol), TripBook>,
+    trips: FxHashMap<(StrategyId, Symbol), TripBook>,
     pending_events: Vec<ProtectionEvent>,
     pub(crate) now_hint: Option<i64>,
     pub(crate) rejections: BTreeMap<&'static str, u64>,
     pub(crate) approved_total: u64,
+    /// 1 + the balance fee rate (the config never changes, so once).
+    fee_factor: Decimal,
 }
 
 fn record(state: TradingState, reason: impl Into<String>, since_ms: i64) -> TradingStateRecord {
@@ -214,6 +222,8 @@ impl RiskEngine {
     pub fn new(config: RiskConfig, instruments: Vec<Instrument>) -> Self {
         let protections = Protections::new(&config);
         let assets = Assets::of(&instruments);
+        let fee_factor = Decimal::ONE
+            .saturating_add(config.balance_fee_bps.checked_div(Decimal::new(10_000, 0)).unwrap_or_default());
         Self {
             config,
             instruments: instruments.into_iter().map(|i| (i.symbol.clone(), i)).collect(),
@@ -222,18 +232,20 @@ impl RiskEngine {
             emergency: EmergencyStop::default(),
             venue_healthy: true,
             account: AccountSource::own(AccountWriter::new(Account::new(), assets)),
-            in_flight: HashMap::new(),
-            last_price: HashMap::new(),
-            last_event_ms: HashMap::new(),
-            unsettled: HashMap::new(),
+            in_flight: FxHashMap::default(),
+            spare_ids: Vec::new(),
+            last_price: FxHashMap::default(),
+            last_event_ms: FxHashMap::default(),
+            unsettled: FxHashMap::default(),
             rates: RateLimiter::default(),
             duplicates: DuplicateGuard::default(),
             protections,
-            trips: HashMap::new(),
+            trips: FxHashMap::default(),
             pending_events: Vec::new(),
             now_hint: None,
             rejections: BTreeMap::new(),
             approved_total: 0,
+            fee_factor,
         }
     }
 
@@ -304,17 +316,19 @@ impl RiskEngine {
         self.refresh_state(now_ms)
     }
 
-    fn compute_effective(&self) -> (TradingState, String) {
-        let mut best = (self.base_state.state, self.base_state.reason.clone());
+    /// The effective state and its reason (borrowed unless it must be written:
+    /// this runs on every evaluation of the protections).
+    fn compute_effective(&self) -> (TradingState, Cow<'_, str>) {
+        let mut best = (self.base_state.state, Cow::Borrowed(self.base_state.reason.as_str()));
         if let Some((trip, _)) = self.protections.required_state() {
             if severity(trip.state) > severity(best.0) {
-                best = (trip.state, trip.reason.clone());
+                best = (trip.state, Cow::Borrowed(trip.reason.as_str()));
             }
         }
         if self.emergency.active {
             let reason = self.emergency.reason.as_deref().unwrap_or("no reason given");
             let by = self.emergency.set_by.as_deref().unwrap_or("unknown");
-            best = (TradingState::Halted, format!("emergency stop set by {by}: {reason}"));
+            best = (TradingState::Halted, Cow::Owned(format!("emergency stop set by {by}: {reason}")));
         }
         best
     }
@@ -324,6 +338,7 @@ impl RiskEngine {
         if state == self.effective.state && reason == self.effective.reason {
             return None;
         }
+        let reason = reason.into_owned();
         let since_ms = if state == self.effective.state { self.effective.since_ms } else { now_ms };
         self.effective = record(state, reason, since_ms);
         Some(self.effective.clone())
@@ -569,7 +584,10 @@ impl RiskEngine {
         if let Some(w) = &self.account.own {
             w.apply_balances(balances, self.now_or_zero());
         }
-        self.unsettled.clear();
+        // Zeroed rather than cleared: the next fills find their assets' keys.
+        for u in self.unsettled.values_mut() {
+            *u = Decimal::ZERO;
+        }
         for f in self.in_flight.values_mut() {
             if f.acknowledged {
                 f.reserved = false;
@@ -601,10 +619,8 @@ impl RiskEngine {
     /// A fill at `now_ms` (call once per newly recorded fill). Returns what the
     /// consecutive-loss protection did (a strategy paused after a losing round trip).
     pub fn on_fill_at(&mut self, fill: &Fill, now_ms: i64) -> Vec<ProtectionEvent> {
-        let (base, quote) = match self.instruments.get(&fill.symbol) {
-            Some(i) => (i.base_asset.clone(), i.quote_asset.clone()),
-            None => (String::new(), String::new()),
-        };
+        let instrument = self.instruments.get(&fill.symbol);
+        let (base, quote) = instrument.map_or(("", ""), |i| (i.base_asset.as_str(), i.quote_asset.as_str()));
         // A standalone engine keeps its own account; the running account's
         // writer has applied the fill already.
         if let Some(w) = &self.account.own {
@@ -616,62 +632,31 @@ impl RiskEngine {
         if !base.is_empty() {
             // Spent amounts the last balance snapshot does not show yet.
             let (asset, spent) = match fill.side {
-                Side::Buy => (quote.clone(), mul(fill.qty, fill.price)),
-                Side::Sell => (base.clone(), fill.qty),
+                Side::Buy => (quote, mul(fill.qty, fill.price)),
+                Side::Sell => (base, fill.qty),
             };
-            let u = self.unsettled.entry(asset).or_default();
-            *u = u.saturating_add(spent);
+            add_unsettled(&mut self.unsettled, asset, spent);
             if fill.fee_asset == quote || fill.fee_asset == base {
-                let u = self.unsettled.entry(fill.fee_asset.clone()).or_default();
-                *u = u.saturating_add(fill.fee);
+                add_unsettled(&mut self.unsettled, &fill.fee_asset, fill.fee);
             }
         }
-        match self.round_trip(fill, &base, &quote) {
+        // Round trips only feed the consecutive-loss protection.
+        if self.config.max_consecutive_losses == 0 {
+            return Vec::new();
+        }
+        match round_trip(&mut self.trips, instrument, fill, base, quote) {
             Some(pnl) => self.protections.on_round_trip(&fill.strategy_id, &fill.symbol, pnl, now_ms),
             None => Vec::new(),
         }
     }
 
-    /// Tracks the strategy's own position in the symbol; returns the round trip's
-    /// PnL (realized, after fees) when it goes back to flat or flips.
-    fn round_trip(&mut self, fill: &Fill, base: &str, quote: &str) -> Option<Decimal> {
-        let key = (fill.strategy_id.clone(), fill.symbol.clone());
-        let book = self.trips.entry(key.clone()).or_insert_with(|| TripBook {
-            position: Position::flat(fill.symbol.clone()),
-            pnl: Decimal::ZERO,
-            known_basis: true,
-        });
-        // Position arithmetic panics on overflow: values this large are not a
-        // real account, so stop tracking this book rather than risk it.
-        if !book.position.fits(fill) {
-            self.trips.remove(&key);
-            return None;
-        }
-        let before = book.position.qty;
-        let fees_before = book.position.fees;
-        let realized = book.position.apply_fill(fill, base, quote);
-        let fees = book.position.fees.saturating_sub(fees_before);
-        book.pnl = book.pnl.saturating_add(realized).saturating_sub(fees);
-        let after = book.position.qty;
-        // Dust a base-asset commission leaves below the lot step cannot be sold:
-        // the round trip is over when nothing tradable is left.
-        let instrument = self.instruments.get(&fill.symbol);
-        let flat = |q: Decimal| Instrument::is_flat(instrument, q);
-        let closed = !flat(before) && (flat(after) || after.is_sign_positive() != before.is_sign_positive());
-        if closed {
-            let pnl = book.pnl;
-            let counted = book.known_basis;
-            book.pnl = Decimal::ZERO;
-            book.known_basis = true;
-            counted.then_some(pnl)
-        } else {
-            None
-        }
-    }
-
     /// An order reached a final status: it no longer counts as in flight.
     pub fn on_order_final(&mut self, client_order_id: &str) {
-        self.in_flight.remove(client_order_id);
+        if let Some((key, _)) = self.in_flight.remove_entry(client_order_id) {
+            if self.spare_ids.len() < SPARE_IDS {
+                self.spare_ids.push(key);
+            }
+        }
     }
 
     /// Number of orders counted as open or in flight.
@@ -813,8 +798,7 @@ impl RiskEngine {
     }
 
     fn fee_factor(&self) -> Decimal {
-        Decimal::ONE
-            .saturating_add(self.config.balance_fee_bps.checked_div(Decimal::new(10_000, 0)).unwrap_or_default())
+        self.fee_factor
     }
 
     /// The gate with the latest time the engine knows (see the module docs).
@@ -1036,8 +1020,16 @@ impl RiskEngine {
             self.duplicates.record(&rounded, now, window);
             self.rates.record(&rounded.strategy_id, now);
         }
+        let key = match self.spare_ids.pop() {
+            Some(mut key) => {
+                key.clear();
+                key.push_str(client_order_id);
+                key
+            }
+            None => client_order_id.to_string(),
+        };
         self.in_flight.insert(
-            client_order_id.to_string(),
+            key,
             InFlight {
                 strategy: rounded.strategy_id.clone(),
                 symbol: rounded.symbol.clone(),
@@ -1052,6 +1044,63 @@ impl RiskEngine {
     }
 }
 
+/// At most this many keys of final orders wait for reuse.
+const SPARE_IDS: usize = 64;
+
+/// Adds `amount` to what `asset` has unsettled (copying its name only the
+/// first time).
+fn add_unsettled(unsettled: &mut FxHashMap<String, Decimal>, asset: &str, amount: Decimal) {
+    match unsettled.get_mut(asset) {
+        Some(u) => *u = u.saturating_add(amount),
+        None => {
+            unsettled.insert(asset.to_string(), Decimal::ZERO.saturating_add(amount));
+        }
+    }
+}
+
+/// Tracks a strategy's own position in a symbol (`trips`, keyed by strategy
+/// and symbol); returns the round trip's PnL (realized, after fees) when it
+/// goes back to flat or flips.
+fn round_trip(
+    trips: &mut FxHashMap<(StrategyId, Symbol), TripBook>,
+    instrument: Option<&Instrument>,
+    fill: &Fill,
+    base: &str,
+    quote: &str,
+) -> Option<Decimal> {
+    let key = (fill.strategy_id.clone(), fill.symbol.clone());
+    let book = trips.entry(key.clone()).or_insert_with(|| TripBook {
+        position: Position::flat(fill.symbol.clone()),
+        pnl: Decimal::ZERO,
+        known_basis: true,
+    });
+    // Position arithmetic panics on overflow: values this large are not a
+    // real account, so stop tracking this book rather than risk it.
+    if !book.position.fits(fill) {
+        trips.remove(&key);
+        return None;
+    }
+    let before = book.position.qty;
+    let fees_before = book.position.fees;
+    let realized = book.position.apply_fill(fill, base, quote);
+    let fees = book.position.fees.saturating_sub(fees_before);
+    book.pnl = book.pnl.saturating_add(realized).saturating_sub(fees);
+    let after = book.position.qty;
+    // Dust a base-asset commission leaves below the lot step cannot be sold:
+    // the round trip is over when nothing tradable is left.
+    let flat = |q: Decimal| Instrument::is_flat(instrument, q);
+    let closed = !flat(before) && (flat(after) || after.is_sign_positive() != before.is_sign_positive());
+    if closed {
+        let pnl = book.pnl;
+        let counted = book.known_basis;
+        book.pnl = Decimal::ZERO;
+        book.known_basis = true;
+        counted.then_some(pnl)
+    } else {
+        None
+    }
+}
+
 /// Rounds an intent to the instrument's tick and step, refusing values too large
 /// to round and quantities that are not positive.
 fn round_intent(instrument: &Instrument, intent: &OrderIntent) -> Result<OrderIntent, RejectReason> {
@@ -1062,8 +1111,14 @@ fn round_intent(instrument: &Instrument, intent: &OrderIntent) -> Result<OrderIn
         instrument.step_size
     };
     // Rounding divides by the step and may add one step: both must fit.
+    // The quotient is at most |mantissa| × 10^(step's scale): below 2^63 × 10^9
+    // it cannot overflow (the largest decimal is about 7.9 × 10^28), so the
+    // usual case needs no trial division.
+    let quotient_fits = |value: Decimal, step: Decimal| {
+        (value.mantissa().unsigned_abs() < 1 << 63 && step.scale() <= 9) || value.checked_div(step).is_some()
+    };
     let fits = |value: Decimal, step: Decimal| {
-        step.is_zero() || (value.checked_div(step).is_some() && value.abs().checked_add(step).is_some())
+        step.is_zero() || (quotient_fits(value, step) && value.abs().checked_add(step).is_some())
     };
     if !fits(intent.qty, step) {
         return Err(RejectReason::Overflow(format!("quantity {}", intent.qty)));

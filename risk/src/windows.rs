@@ -1,7 +1,9 @@
 //! Time windows over approved orders: the order-rate limiter and the duplicate
 //! guard. Time is passed in (ms since the epoch); nothing here reads a clock.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap;
 
 use keel_core::order::{OrderIntent, OrderType, Side};
 use keel_core::{Decimal, StrategyId, Symbol};
@@ -37,7 +39,7 @@ impl Window {
 #[derive(Debug, Clone, Default)]
 pub struct RateLimiter {
     global: Window,
-    per_strategy: HashMap<StrategyId, Window>,
+    per_strategy: FxHashMap<StrategyId, Window>,
 }
 
 /// Per-second and per-minute limits of one scope (0 = no limit).
@@ -91,7 +93,10 @@ impl RateLimiter {
     /// Counts an approved order.
     pub fn record(&mut self, strategy: &StrategyId, now_ms: i64) {
         self.global.times.push_back(now_ms);
-        let w = self.per_strategy.entry(strategy.clone()).or_default();
+        let w = match self.per_strategy.get_mut(strategy) {
+            Some(w) => w,
+            None => self.per_strategy.entry(strategy.clone()).or_default(),
+        };
         w.prune(now_ms);
         w.times.push_back(now_ms);
         if self.per_strategy.len() > 64 {
@@ -157,7 +162,7 @@ impl DupKey {
 /// quantity again within a window.
 #[derive(Debug, Clone, Default)]
 pub struct DuplicateGuard {
-    last: HashMap<DupKey, i64>,
+    last: FxHashMap<DupKey, i64>,
 }
 
 impl DuplicateGuard {

@@ -9,7 +9,7 @@ use keel_core::{Decimal, Symbol};
 
 use crate::common::{close_f64, enter_long, exit_long};
 use crate::indicators::Bollinger;
-use crate::params::Params;
+use crate::params::{ParamSpec, Params};
 use crate::registry::StrategyConfigError;
 
 /// The Bollinger breakout strategy.
@@ -22,6 +22,10 @@ pub struct BollingerBreakout {
 }
 
 impl BollingerBreakout {
+    /// The parameters it reads.
+    pub const PARAMS: &'static [ParamSpec] =
+        &[ParamSpec::integer("period"), ParamSpec::number("k"), ParamSpec::decimal("qty")];
+
     /// A new instance: bands over `period` closes, `k` standard deviations wide.
     pub fn new(symbol: Symbol, period: usize, k: f64, qty: Decimal) -> Self {
         Self { symbol, period, bands: Bollinger::new(period, k), qty }
@@ -29,7 +33,7 @@ impl BollingerBreakout {
 
     /// Builds from config params `period` (default 20, at least 2), `k` (default 2), `qty`.
     pub fn from_params(symbol: Symbol, p: &Params<'_>) -> Result<Self, StrategyConfigError> {
-        p.only(&["period", "k", "qty"])?;
+        p.only(Self::PARAMS)?;
         let period = p.usize_or("period", 20)?;
         if period < 2 {
             return Err(p.error("period", format!("must be at least 2, got {period}")));

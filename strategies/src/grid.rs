@@ -24,7 +24,7 @@ use keel_core::order::{Order, OrderTag, Side};
 use keel_core::strategy::{OrderUpdate, Strategy, StrategyCtx};
 use keel_core::{Decimal, Symbol};
 
-use crate::params::Params;
+use crate::params::{ParamSpec, Params};
 use crate::registry::StrategyConfigError;
 
 /// New orders per bar at most, nearest the price first.
@@ -82,6 +82,14 @@ pub struct Grid {
 }
 
 impl Grid {
+    /// The parameters it reads.
+    pub const PARAMS: &'static [ParamSpec] = &[
+        ParamSpec::decimal("lower"),
+        ParamSpec::decimal("upper"),
+        ParamSpec::integer("levels"),
+        ParamSpec::decimal("qty"),
+    ];
+
     /// A grid of `levels` (≥ 2) prices from `lower` to `upper` (> `lower` > 0).
     pub fn new(symbol: Symbol, lower: Decimal, upper: Decimal, levels: usize, qty: Decimal) -> Self {
         let n = levels.max(2);
@@ -100,7 +108,7 @@ impl Grid {
 
     /// Builds from config params `lower`, `upper`, `levels` (default 10), `qty`.
     pub fn from_params(symbol: Symbol, p: &Params<'_>) -> Result<Self, StrategyConfigError> {
-        p.only(&["lower", "upper", "levels", "qty"])?;
+        p.only(Self::PARAMS)?;
         let lower = p.positive_decimal("lower")?;
         let upper = p.positive_decimal("upper")?;
         if upper <= lower {

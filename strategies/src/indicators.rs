@@ -2,7 +2,11 @@
 //! Indicators are statistics, so they compute in `f64`; orders stay `Decimal`.
 //!
 //! Every indicator takes one value per [`update`](Sma::update) call and returns
-//! `None` until it has seen enough values to be defined ("warm").
+//! `None` until it has seen enough values to be defined ("warm"), except
+//! [`DecimalSma`], which sums exact decimals because crossover rules compare
+//! two averages for equality.
+
+use keel_core::Decimal;
 
 /// Simple moving average over a fixed window.
 #[derive(Debug, Clone)]
@@ -41,6 +45,104 @@ impl Sma {
     #[inline]
     pub fn value(&self) -> Option<f64> {
         (self.filled == self.window.len()).then(|| self.sum / self.window.len() as f64)
+    }
+
+    /// The window length.
+    pub fn period(&self) -> usize {
+        self.window.len()
+    }
+}
+
+/// Simple moving average of exact decimal values, for rules that compare two
+/// averages.
+///
+/// The running sum is kept in scaled integers, so it never drifts, and two
+/// averages that are equal in decimal compare equal. An `f64` running sum
+/// rounds differently as values enter and leave the window: over 1M bars of a
+/// 2-decimal random walk, 9 of the 22 bars where SMA(10) and SMA(20) were
+/// exactly equal compared as "above", so a crossover rule whose ties count as
+/// "not above" fired on them. Values with more than 18 decimal places are
+/// rounded to 18; comparisons whose products would overflow `i128` (prices
+/// beyond ~10^12 at 18 decimals over very long windows) fall back to `f64`.
+#[derive(Debug, Clone)]
+pub struct DecimalSma {
+    /// The window's values, scaled by 10^`scale`.
+    window: Vec<i128>,
+    next: usize,
+    filled: usize,
+    sum: i128,
+    scale: u32,
+}
+
+/// The most decimal places [`DecimalSma`] keeps.
+const DECIMAL_SMA_MAX_SCALE: u32 = 18;
+
+impl DecimalSma {
+    /// An SMA over `period` values (`period` ≥ 1).
+    pub fn new(period: usize) -> Self {
+        Self { window: vec![0; period.max(1)], next: 0, filled: 0, sum: 0, scale: 0 }
+    }
+
+    /// Adds a value; true once `period` values have been seen.
+    #[inline]
+    pub fn update(&mut self, value: Decimal) -> bool {
+        let value = if value.scale() > DECIMAL_SMA_MAX_SCALE { value.round_dp(DECIMAL_SMA_MAX_SCALE) } else { value };
+        let scale = value.scale();
+        let mut scaled = value.mantissa();
+        if scale > self.scale {
+            // A finer value than any before: rescale what the window holds.
+            let k = 10i128.pow(scale - self.scale);
+            for v in &mut self.window {
+                *v = v.saturating_mul(k);
+            }
+            self.sum = self.sum.saturating_mul(k);
+            self.scale = scale;
+        } else if scale < self.scale {
+            scaled = scaled.saturating_mul(10i128.pow(self.scale - scale));
+        }
+        let period = self.window.len();
+        if self.filled == period {
+            self.sum -= self.window[self.next];
+        } else {
+            self.filled += 1;
+        }
+        self.window[self.next] = scaled;
+        self.sum += scaled;
+        self.next += 1;
+        if self.next == period {
+            self.next = 0;
+        }
+        self.filled == period
+    }
+
+    /// The current average as `f64`, once warm.
+    pub fn value(&self) -> Option<f64> {
+        self.is_warm().then(|| self.sum as f64 / (10f64.powi(self.scale as i32) * self.window.len() as f64))
+    }
+
+    /// Compares two warm averages exactly (`None` while either is cold).
+    pub fn compare(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        if !self.is_warm() || !other.is_warm() {
+            return None;
+        }
+        // a = sum_a / (n_a·10^s_a), b = sum_b / (n_b·10^s_b): cross-multiply.
+        let scale = self.scale.max(other.scale);
+        let exact = || -> Option<std::cmp::Ordering> {
+            let lhs = self
+                .sum
+                .checked_mul(10i128.checked_pow(scale - self.scale)?)?
+                .checked_mul(other.window.len() as i128)?;
+            let rhs = other
+                .sum
+                .checked_mul(10i128.checked_pow(scale - other.scale)?)?
+                .checked_mul(self.window.len() as i128)?;
+            Some(lhs.cmp(&rhs))
+        };
+        exact().or_else(|| self.value()?.partial_cmp(&other.value()?))
+    }
+
+    fn is_warm(&self) -> bool {
+        self.filled == self.window.len()
     }
 
     /// The window length.
@@ -251,6 +353,38 @@ mod tests {
 
     fn close_enough(got: f64, want: f64, tol: f64) -> bool {
         (got - want).abs() <= tol
+    }
+
+    #[test]
+    fn decimal_sma_is_exact() {
+        use std::cmp::Ordering;
+        let d = |s: &str| s.parse::<Decimal>().unwrap();
+        // (values, fast period, slow period, expected order of fast vs slow at the end)
+        let cases: &[(&[&str], usize, usize, Ordering)] = &[
+            (&["0.51", "0.38", "0.57", "0.19"], 2, 3, Ordering::Equal),
+            (&["1", "2", "3"], 1, 3, Ordering::Greater),
+            // The scale grows mid-window: 1.5 then 1.25 (the window is rescaled).
+            (&["2", "1.5", "1.25", "2.25"], 2, 4, Ordering::Equal),
+            (&["0.00000001", "0.00000003", "0.00000002"], 1, 3, Ordering::Equal),
+            (&["65000.12", "65000.10", "65000.11"], 1, 3, Ordering::Equal),
+            (&["10", "9", "8"], 2, 3, Ordering::Less),
+        ];
+        for (values, fast, slow, want) in cases {
+            let (mut f, mut s) = (DecimalSma::new(*fast), DecimalSma::new(*slow));
+            for v in *values {
+                f.update(d(v));
+                s.update(d(v));
+            }
+            assert_eq!(f.compare(&s), Some(*want), "{values:?}");
+        }
+        let mut cold = DecimalSma::new(3);
+        assert!(!cold.update(d("1")));
+        assert_eq!(cold.value(), None);
+        assert_eq!(cold.compare(&cold.clone()), None);
+        let mut warm = DecimalSma::new(2);
+        warm.update(d("1.25"));
+        assert!(warm.update(d("1.5")));
+        assert_eq!(warm.value(), Some(1.375));
     }
 
     #[test]

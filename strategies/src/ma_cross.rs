@@ -10,29 +10,35 @@ use keel_core::strategy::{Strategy, StrategyCtx};
 use keel_core::{Decimal, Symbol};
 
 use crate::common::{close_f64, enter_long, exit_long, Cross};
-use crate::indicators::{Ema, Sma};
-use crate::params::Params;
+use crate::indicators::{DecimalSma, Ema};
+use crate::params::{ParamSpec, Params};
 use crate::registry::StrategyConfigError;
 
 /// A moving average a crossover can use.
 pub trait MovingAverage: Clone + std::fmt::Debug + Send + 'static {
     /// The strategy kind that crosses two of these.
     const KIND: &'static str;
-    /// An average over `period` values.
+    /// An average over `period` closes.
     fn with_period(period: usize) -> Self;
-    /// Adds a value; the average once warm.
-    fn push(&mut self, value: f64) -> Option<f64>;
-    /// Values needed before the first average.
+    /// Adds a close; true once the average is warm.
+    fn push(&mut self, close: Decimal) -> bool;
+    /// Whether this (warm) average is strictly above `other`.
+    fn above(&self, other: &Self) -> bool;
+    /// Closes needed before the first average.
     fn warmup(&self) -> usize;
 }
 
-impl MovingAverage for Sma {
+impl MovingAverage for DecimalSma {
     const KIND: &'static str = "sma_cross";
     fn with_period(period: usize) -> Self {
-        Sma::new(period)
+        DecimalSma::new(period)
     }
-    fn push(&mut self, value: f64) -> Option<f64> {
-        self.update(value)
+    fn push(&mut self, close: Decimal) -> bool {
+        self.update(close)
+    }
+    /// Exact: equal averages are never "above" (see [`DecimalSma`]).
+    fn above(&self, other: &Self) -> bool {
+        self.compare(other) == Some(std::cmp::Ordering::Greater)
     }
     fn warmup(&self) -> usize {
         self.period()
@@ -44,8 +50,11 @@ impl MovingAverage for Ema {
     fn with_period(period: usize) -> Self {
         Ema::new(period)
     }
-    fn push(&mut self, value: f64) -> Option<f64> {
-        self.update(value)
+    fn push(&mut self, close: Decimal) -> bool {
+        self.update(close_f64(close)).is_some()
+    }
+    fn above(&self, other: &Self) -> bool {
+        matches!((self.value(), other.value()), (Some(a), Some(b)) if a > b)
     }
     fn warmup(&self) -> usize {
         self.period()
@@ -63,11 +72,15 @@ pub struct MaCross<M: MovingAverage> {
 }
 
 /// `sma_cross`: simple moving averages.
-pub type SmaCross = MaCross<Sma>;
+pub type SmaCross = MaCross<DecimalSma>;
 /// `ema_cross`: exponential moving averages.
 pub type EmaCross = MaCross<Ema>;
 
 impl<M: MovingAverage> MaCross<M> {
+    /// The parameters it reads.
+    pub const PARAMS: &'static [ParamSpec] =
+        &[ParamSpec::integer("fast"), ParamSpec::integer("slow"), ParamSpec::decimal("qty")];
+
     /// A new instance. `fast` must be shorter than `slow`, `qty` positive.
     pub fn new(symbol: Symbol, fast: usize, slow: usize, qty: Decimal) -> Self {
         Self { symbol, fast: M::with_period(fast), slow: M::with_period(slow), qty, cross: Cross::default() }
@@ -75,7 +88,7 @@ impl<M: MovingAverage> MaCross<M> {
 
     /// Builds from config params `fast`, `slow`, `qty`.
     pub fn from_params(symbol: Symbol, p: &Params<'_>) -> Result<Self, StrategyConfigError> {
-        p.only(&["fast", "slow", "qty"])?;
+        p.only(Self::PARAMS)?;
         let fast = p.usize("fast")?;
         let slow = p.usize("slow")?;
         if slow <= fast {
@@ -103,11 +116,11 @@ impl<M: MovingAverage> Strategy for MaCross<M> {
         if bar.symbol != self.symbol {
             return;
         }
-        let close = close_f64(bar.close);
-        let (Some(fast), Some(slow)) = (self.fast.push(close), self.slow.push(close)) else {
+        let (fast_warm, slow_warm) = (self.fast.push(bar.close), self.slow.push(bar.close));
+        if !(fast_warm && slow_warm) {
             return;
-        };
-        match self.cross.update(fast > slow) {
+        }
+        match self.cross.update(self.fast.above(&self.slow)) {
             Some(true) => enter_long(ctx, &self.symbol, self.qty),
             Some(false) => exit_long(ctx, &self.symbol),
             None => {}
@@ -181,6 +194,31 @@ mod tests {
             }
         }
         assert_eq!(intents, vec![(5, Side::Buy, Decimal::ONE), (7, Side::Sell, Decimal::ONE)]);
+    }
+
+    #[test]
+    fn equal_averages_are_not_a_cross_up() {
+        // At the last bar SMA(2) = (0.57 + 0.19) / 2 = 0.38 and SMA(3) =
+        // (0.38 + 0.57 + 0.19) / 3 = 0.38, after fast was below slow. An f64
+        // running sum makes SMA(2) a hair above SMA(3) here and bought.
+        let closes = ["0.51", "0.38", "0.57", "0.19"];
+        let mut r = StrategyRunner::new("s".into(), Box::new(SmaCross::new("X".into(), 2, 3, Decimal::ONE)));
+        let mut intents = 0;
+        for (i, c) in closes.iter().enumerate() {
+            let c: Decimal = c.parse().unwrap();
+            let event = MarketEvent::Bar(Bar {
+                symbol: "X".into(),
+                open_time: i as i64 * 60_000,
+                close_time: i as i64 * 60_000 + 59_999,
+                open: c,
+                high: c,
+                low: c,
+                close: c,
+                volume: Decimal::ONE,
+            });
+            intents += r.on_market(&event, 0).unwrap();
+        }
+        assert_eq!(intents, 0);
     }
 
     #[test]

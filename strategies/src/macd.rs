@@ -9,7 +9,7 @@ use keel_core::{Decimal, Symbol};
 
 use crate::common::{close_f64, enter_long, exit_long, Cross};
 use crate::indicators::Macd;
-use crate::params::Params;
+use crate::params::{ParamSpec, Params};
 use crate::registry::StrategyConfigError;
 
 /// The MACD crossover strategy.
@@ -23,6 +23,14 @@ pub struct MacdCross {
 }
 
 impl MacdCross {
+    /// The parameters it reads.
+    pub const PARAMS: &'static [ParamSpec] = &[
+        ParamSpec::integer("fast"),
+        ParamSpec::integer("slow"),
+        ParamSpec::integer("signal"),
+        ParamSpec::decimal("qty"),
+    ];
+
     /// A new instance with the EMA periods (`fast` < `slow`).
     pub fn new(symbol: Symbol, fast: usize, slow: usize, signal: usize, qty: Decimal) -> Self {
         Self { symbol, warmup: slow + signal, macd: Macd::new(fast, slow, signal), qty, cross: Cross::default() }
@@ -31,7 +39,7 @@ impl MacdCross {
     /// Builds from config params `fast` (default 12), `slow` (default 26),
     /// `signal` (default 9), `qty`.
     pub fn from_params(symbol: Symbol, p: &Params<'_>) -> Result<Self, StrategyConfigError> {
-        p.only(&["fast", "slow", "signal", "qty"])?;
+        p.only(Self::PARAMS)?;
         let fast = p.usize_or("fast", 12)?;
         let slow = p.usize_or("slow", 26)?;
         if slow <= fast {

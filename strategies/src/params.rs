@@ -4,6 +4,44 @@ use rust_decimal::Decimal;
 
 use crate::registry::StrategyConfigError;
 
+/// The TOML type a parameter is read as, so that tools writing parameters
+/// (`keel backtest --sweep`) write what the strategy reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamKind {
+    /// A positive integer (`fast = 12`), read by [`Params::usize`].
+    Integer,
+    /// An exact decimal, written as a string (`qty = "0.5"`), read by [`Params::decimal`].
+    Decimal,
+    /// A number for statistics such as a band width (`k = 1.5`), read by [`Params::number`].
+    Number,
+}
+
+/// One parameter a strategy kind reads: its name and type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParamSpec {
+    /// The key in `params`.
+    pub name: &'static str,
+    /// Its type.
+    pub kind: ParamKind,
+}
+
+impl ParamSpec {
+    /// An integer parameter.
+    pub const fn integer(name: &'static str) -> Self {
+        Self { name, kind: ParamKind::Integer }
+    }
+
+    /// A decimal parameter.
+    pub const fn decimal(name: &'static str) -> Self {
+        Self { name, kind: ParamKind::Decimal }
+    }
+
+    /// A number parameter.
+    pub const fn number(name: &'static str) -> Self {
+        Self { name, kind: ParamKind::Number }
+    }
+}
+
 /// Typed access to one strategy's `params` table.
 pub struct Params<'a> {
     table: &'a toml::Table,
@@ -21,11 +59,13 @@ impl<'a> Params<'a> {
         StrategyConfigError { key: format!("{}.{key}", self.prefix), reason: reason.into() }
     }
 
-    /// Fails on keys not in `known`, so a typo is not silently ignored.
-    pub fn only(&self, known: &[&str]) -> Result<(), StrategyConfigError> {
+    /// Fails on keys not in `known` (the kind's parameters), so a typo is not
+    /// silently ignored.
+    pub fn only(&self, known: &[ParamSpec]) -> Result<(), StrategyConfigError> {
         for key in self.table.keys() {
-            if !known.contains(&key.as_str()) {
-                return Err(self.error(key, format!("unknown parameter (expected one of: {})", known.join(", "))));
+            if !known.iter().any(|p| p.name == key) {
+                let names: Vec<&str> = known.iter().map(|p| p.name).collect();
+                return Err(self.error(key, format!("unknown parameter (expected one of: {})", names.join(", "))));
             }
         }
         Ok(())

@@ -3,7 +3,13 @@
 use keel_core::config::StrategyConfig;
 use keel_core::strategy::Strategy;
 
-use crate::params::Params;
+use crate::bollinger_breakout::BollingerBreakout;
+use crate::grid::Grid;
+use crate::ma_cross::{EmaCross, SmaCross};
+use crate::macd::MacdCross;
+use crate::params::{ParamSpec, Params};
+use crate::rsi_reversion::RsiReversion;
+use crate::webhook::Webhook;
 
 /// A strategy's config is wrong: the key and the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,19 +30,32 @@ pub fn build(index: usize, config: &StrategyConfig) -> Result<Box<dyn Strategy>,
     let params = Params::new(&config.params, format!("strategy[{index}].params"));
     let symbol = keel_core::Symbol::new(&config.symbol);
     match config.kind.as_str() {
-        "sma_cross" => Ok(Box::new(crate::ma_cross::SmaCross::from_params(symbol, &params)?)),
-        "ema_cross" => Ok(Box::new(crate::ma_cross::EmaCross::from_params(symbol, &params)?)),
-        "rsi_reversion" => Ok(Box::new(crate::rsi_reversion::RsiReversion::from_params(symbol, &params)?)),
-        "bollinger_breakout" => {
-            Ok(Box::new(crate::bollinger_breakout::BollingerBreakout::from_params(symbol, &params)?))
-        }
-        "macd" => Ok(Box::new(crate::macd::MacdCross::from_params(symbol, &params)?)),
-        "grid" => Ok(Box::new(crate::grid::Grid::from_params(symbol, &params)?)),
-        "webhook" => Ok(Box::new(crate::webhook::Webhook::from_params(symbol, &params)?)),
+        "sma_cross" => Ok(Box::new(SmaCross::from_params(symbol, &params)?)),
+        "ema_cross" => Ok(Box::new(EmaCross::from_params(symbol, &params)?)),
+        "rsi_reversion" => Ok(Box::new(RsiReversion::from_params(symbol, &params)?)),
+        "bollinger_breakout" => Ok(Box::new(BollingerBreakout::from_params(symbol, &params)?)),
+        "macd" => Ok(Box::new(MacdCross::from_params(symbol, &params)?)),
+        "grid" => Ok(Box::new(Grid::from_params(symbol, &params)?)),
+        "webhook" => Ok(Box::new(Webhook::from_params(symbol, &params)?)),
         other => Err(StrategyConfigError {
             key: format!("strategy[{index}].kind"),
             reason: format!("unknown strategy kind `{other}` (known: {})", KINDS.join(", ")),
         }),
+    }
+}
+
+/// The parameters a strategy kind reads (what its builder accepts), or `None`
+/// for a kind this build does not know.
+pub fn params(kind: &str) -> Option<&'static [ParamSpec]> {
+    match kind {
+        "sma_cross" => Some(SmaCross::PARAMS),
+        "ema_cross" => Some(EmaCross::PARAMS),
+        "rsi_reversion" => Some(RsiReversion::PARAMS),
+        "bollinger_breakout" => Some(BollingerBreakout::PARAMS),
+        "macd" => Some(MacdCross::PARAMS),
+        "grid" => Some(Grid::PARAMS),
+        "webhook" => Some(Webhook::PARAMS),
+        _ => None,
     }
 }
 
@@ -46,4 +65,38 @@ pub fn validate_all(configs: &[StrategyConfig]) -> Result<(), StrategyConfigErro
         build(i, c)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kind lists its parameters, and a block that sets each listed one
+    /// gets past the unknown-parameter check (it may fail on a value, never
+    /// on a name).
+    #[test]
+    fn every_kind_lists_the_parameters_its_builder_accepts() {
+        for kind in KINDS {
+            let specs = params(kind).unwrap_or_else(|| panic!("{kind} lists no parameters"));
+            assert!(!specs.is_empty(), "{kind}");
+            let mut table = toml::Table::new();
+            for s in specs {
+                table.insert(s.name.to_string(), toml::Value::String("x".into()));
+            }
+            let config = StrategyConfig {
+                id: "s".into(),
+                kind: kind.to_string(),
+                symbol: "BTCUSDT".into(),
+                paused: false,
+                params: table,
+            };
+            let err = build(0, &config).err().map(|e| e.reason).unwrap_or_default();
+            assert!(!err.contains("unknown parameter"), "{kind}: {err}");
+            table = config.params.clone();
+            table.insert("nope".into(), toml::Value::Integer(1));
+            let err = build(0, &StrategyConfig { params: table, ..config }).err().map(|e| e.reason).unwrap_or_default();
+            assert!(err.contains("unknown parameter"), "{kind}: {err}");
+        }
+        assert!(params("no_such_kind").is_none());
+    }
 }

@@ -9,7 +9,7 @@ use keel_core::{Decimal, Symbol};
 
 use crate::common::{close_f64, enter_long, exit_long};
 use crate::indicators::Rsi;
-use crate::params::Params;
+use crate::params::{ParamSpec, Params};
 use crate::registry::StrategyConfigError;
 
 /// The RSI mean-reversion strategy.
@@ -24,6 +24,14 @@ pub struct RsiReversion {
 }
 
 impl RsiReversion {
+    /// The parameters it reads.
+    pub const PARAMS: &'static [ParamSpec] = &[
+        ParamSpec::integer("period"),
+        ParamSpec::number("buy_below"),
+        ParamSpec::number("sell_above"),
+        ParamSpec::decimal("qty"),
+    ];
+
     /// A new instance; `0 < buy_below < sell_above < 100`.
     pub fn new(symbol: Symbol, period: usize, buy_below: f64, sell_above: f64, qty: Decimal) -> Self {
         Self { symbol, period, rsi: Rsi::new(period), buy_below, sell_above, qty }
@@ -32,7 +40,7 @@ impl RsiReversion {
     /// Builds from config params `period` (default 14), `buy_below` (default 30),
     /// `sell_above` (default 70), `qty`.
     pub fn from_params(symbol: Symbol, p: &Params<'_>) -> Result<Self, StrategyConfigError> {
-        p.only(&["period", "buy_below", "sell_above", "qty"])?;
+        p.only(Self::PARAMS)?;
         let period = p.usize_or("period", 14)?;
         let buy_below = p.number_or("buy_below", 30.0)?;
         let sell_above = p.number_or("sell_above", 70.0)?;

@@ -11,7 +11,7 @@ use keel_core::order::Side;
 use keel_core::strategy::{Signal, SignalAction, Strategy, StrategyCtx};
 use keel_core::{Decimal, Symbol};
 
-use crate::params::Params;
+use crate::params::{ParamSpec, Params};
 use crate::registry::StrategyConfigError;
 
 /// The webhook strategy.
@@ -23,6 +23,9 @@ pub struct Webhook {
 }
 
 impl Webhook {
+    /// The parameters it reads.
+    pub const PARAMS: &'static [ParamSpec] = &[ParamSpec::decimal("qty"), ParamSpec::decimal("max_position")];
+
     /// A new instance with a default quantity and an optional position cap.
     pub fn new(symbol: Symbol, qty: Decimal, max_position: Option<Decimal>) -> Self {
         Self { symbol, qty, max_position }
@@ -30,7 +33,7 @@ impl Webhook {
 
     /// Builds from config params `qty` and optional `max_position`.
     pub fn from_params(symbol: Symbol, p: &Params<'_>) -> Result<Self, StrategyConfigError> {
-        p.only(&["qty", "max_position"])?;
+        p.only(Self::PARAMS)?;
         let qty = p.positive_decimal("qty")?;
         let max_position = p.positive_decimal_opt("max_position")?;
         Ok(Self::new(symbol, qty, max_position))

@@ -7,7 +7,9 @@
 //! fills — and a checkpoint of it plus the fills after the checkpoint gives
 //! exactly what a replay of every fill gives.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use rust_decimal::Decimal;
@@ -53,7 +55,10 @@ impl Account {
             .entry(fill.symbol.clone())
             .or_insert_with(|| Holding { position: Position::flat(fill.symbol.clone()), fees: BTreeMap::new() });
         if !fill.fee.is_zero() {
-            *holding.fees.entry(fill.fee_asset.clone()).or_default() += fill.fee;
+            match holding.fees.get_mut(&fill.fee_asset) {
+                Some(paid) => *paid += fill.fee,
+                None => *holding.fees.entry(fill.fee_asset.clone()).or_default() += fill.fee,
+            }
         }
         *self.strategies.entry(fill.strategy_id.clone()).or_default().entry(fill.symbol.clone()).or_default() +=
             fill.position_delta(base);
@@ -88,7 +93,7 @@ impl Account {
 
 /// Each traded symbol's base and quote asset (what values a fill's commission).
 #[derive(Debug, Clone, Default)]
-pub struct Assets(HashMap<Symbol, (String, String)>);
+pub struct Assets(FxHashMap<Symbol, (String, String)>);
 
 impl Assets {
     /// The assets of these instruments.
@@ -98,7 +103,13 @@ impl Assets {
 
     /// Base and quote of a fill's symbol (empty when unknown).
     pub fn of_fill(&self, fill: &Fill) -> (String, String) {
-        self.0.get(&fill.symbol).cloned().unwrap_or_default()
+        let (base, quote) = self.legs(fill);
+        (base.to_string(), quote.to_string())
+    }
+
+    /// [`Self::of_fill`] without copying the names.
+    fn legs(&self, fill: &Fill) -> (&str, &str) {
+        self.0.get(&fill.symbol).map_or(("", ""), |(b, q)| (b.as_str(), q.as_str()))
     }
 }
 
@@ -153,7 +164,7 @@ impl AccountWriter {
     /// fees), or `None` when its amounts would overflow (no real account:
     /// not applied, and the caller says so).
     pub fn apply(&self, fill: &Fill) -> Option<Decimal> {
-        let (base, quote) = self.assets.of_fill(fill);
+        let (base, quote) = self.assets.legs(fill);
         let mut live = self.write();
         let account = &mut live.account;
         if account.position(&fill.symbol).is_some_and(|p| !p.fits(fill))
@@ -161,7 +172,7 @@ impl AccountWriter {
         {
             return None;
         }
-        Some(account.apply_fill(fill, &base, &quote))
+        Some(account.apply_fill(fill, base, quote))
     }
 
     /// Sets a symbol's net quantity without a fill (a tool or test starting

@@ -51,7 +51,16 @@ impl Balances {
     /// Replaces or inserts the balances of the given assets.
     pub fn update(&mut self, list: &[Balance], ts_ms: i64) {
         for b in list {
-            self.assets.insert(b.asset.clone(), b.clone());
+            // In place when the asset is known: no string copied.
+            match self.assets.get_mut(&b.asset) {
+                Some(known) => {
+                    known.free = b.free;
+                    known.locked = b.locked;
+                }
+                None => {
+                    self.assets.insert(b.asset.clone(), b.clone());
+                }
+            }
         }
         self.ts_ms = ts_ms;
     }

@@ -144,10 +144,22 @@ pub enum FilterViolation {
     NotTrading(SymbolStatus),
 }
 
+/// Whether `value` is a multiple of `step` that needs no arithmetic to show it:
+/// `step` is a power of ten (`0.01`, `1`) and `value` has no more decimals.
+/// Rounding such a value gives it back (normalized) without the division,
+/// which is the costly part of rounding and the common case on the order path
+/// (whole quantities, prices already on the tick, zero).
+fn on_step(value: Decimal, step: Decimal) -> bool {
+    step.mantissa() == 1 && value.scale() <= step.scale()
+}
+
 /// Rounds `value` down to a multiple of `step` (a zero step leaves it unchanged).
 pub fn floor_to_step(value: Decimal, step: Decimal) -> Decimal {
     if step.is_zero() {
         return value;
+    }
+    if on_step(value, step) {
+        return value.normalize();
     }
     let units = (value / step).round_dp_with_strategy(0, RoundingStrategy::ToZero);
     (units * step).normalize()
@@ -157,6 +169,9 @@ pub fn floor_to_step(value: Decimal, step: Decimal) -> Decimal {
 pub fn ceil_to_step(value: Decimal, step: Decimal) -> Decimal {
     if step.is_zero() {
         return value;
+    }
+    if on_step(value, step) {
+        return value.normalize();
     }
     let units = (value / step).round_dp_with_strategy(0, RoundingStrategy::AwayFromZero);
     (units * step).normalize()
@@ -312,6 +327,30 @@ mod tests {
         for c in cases {
             assert_eq!(floor_to_step(d(c.value), d(c.step)), d(c.floor), "floor: {}", c.name);
             assert_eq!(ceil_to_step(d(c.value), d(c.step)), d(c.ceil), "ceil: {}", c.name);
+        }
+    }
+
+    #[test]
+    fn rounding_on_the_step_skips_the_division_and_gives_the_same_decimal() {
+        // The rounding by division, as it always was: the fast path must give
+        // the same number with the same scale (what Display shows).
+        let slow = |value: Decimal, step: Decimal, strategy| {
+            ((value / step).round_dp_with_strategy(0, strategy) * step).normalize()
+        };
+        let steps = ["1", "0.1", "0.01", "0.00001", "0.00000001", "0.5", "5", "0.25", "0.010"];
+        let values = [
+            "0", "0.000", "-0", "-0.00", "1", "1.0", "1.00000", "50000.00", "-3.2", "0.12345", "17", "1.234", "-0.001",
+        ];
+        for step in steps.map(d) {
+            for value in values.map(d) {
+                let floor = floor_to_step(value, step);
+                let ceil = ceil_to_step(value, step);
+                let want_floor = slow(value, step, RoundingStrategy::ToZero);
+                let want_ceil = slow(value, step, RoundingStrategy::AwayFromZero);
+                assert_eq!(floor.to_string(), want_floor.to_string(), "floor {value} to {step}");
+                assert_eq!(ceil.to_string(), want_ceil.to_string(), "ceil {value} to {step}");
+                assert_eq!(floor.is_sign_negative(), want_floor.is_sign_negative(), "floor sign {value} to {step}");
+            }
         }
     }
 

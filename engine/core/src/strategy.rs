@@ -7,7 +7,7 @@
 //! symbol) and catches a panicking strategy so the rest of the engine keeps
 //! trading.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use rust_decimal::Decimal;
@@ -78,9 +78,9 @@ pub struct Exposure {
 pub struct StrategyCtx<'a> {
     now_ms: i64,
     strategy_id: &'a StrategyId,
-    book: &'a mut HashMap<Symbol, Exposure>,
+    book: &'a mut FxHashMap<Symbol, Exposure>,
     account: Option<&'a AccountView>,
-    lots: &'a HashMap<Symbol, Instrument>,
+    lots: &'a FxHashMap<Symbol, Instrument>,
     out: &'a mut Vec<OrderIntent>,
     cancels: &'a mut Vec<String>,
 }
@@ -230,12 +230,12 @@ pub struct StrategyRunner {
     id: StrategyId,
     strategy: Box<dyn Strategy>,
     symbols: Vec<Symbol>,
-    book: HashMap<Symbol, Exposure>,
+    book: FxHashMap<Symbol, Exposure>,
     /// The running account, when there is one: the strategy's position is
     /// read there (its writer applied each fill before the runner hears of
     /// it); without one (a standalone runner) the book keeps it.
     account: Option<AccountView>,
-    lots: HashMap<Symbol, Instrument>,
+    lots: FxHashMap<Symbol, Instrument>,
     out: Vec<OrderIntent>,
     cancels: Vec<String>,
     paused: bool,
@@ -250,9 +250,9 @@ impl StrategyRunner {
             id,
             strategy,
             symbols,
-            book: HashMap::new(),
+            book: FxHashMap::default(),
             account: None,
-            lots: HashMap::new(),
+            lots: FxHashMap::default(),
             out: Vec::with_capacity(4),
             cancels: Vec::new(),
             paused: false,

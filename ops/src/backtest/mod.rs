@@ -5,20 +5,29 @@
 //! registry and driven by the engine's `StrategyRunner`; every intent passes
 //! the live `risk::RiskEngine`; orders fill in the engine's `MatchingCore`
 //! under the bar fill model described in [`sim`]. Data loading is in [`data`],
-//! statistics in [`report`], the chart in [`plot`].
+//! statistics in [`report`], the chart in [`plot`], parameter sweeps in
+//! [`sweep`].
+//!
+//! A run is two steps: [`Setup::read`] and [`Setup::load`] read the config
+//! and the bars once into a [`Prepared`]; [`Prepared::run`] builds nothing but
+//! the strategies, so a sweep runs it once per combination of parameters,
+//! sharing the `Prepared` between threads.
 
 pub mod data;
 pub mod equity;
 pub mod plot;
 pub mod report;
 pub mod sim;
+pub mod sweep;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
+use crate::config::Config;
 use crate::settings::ConfigSource;
 use anyhow::{bail, Context};
 use keel_core::balance::Balance;
+use keel_core::config::StrategyConfig;
 use keel_core::instrument::Instrument;
 use keel_core::sim::FeeSchedule;
 use keel_core::strategy::{Signal, SignalAction};
@@ -31,7 +40,7 @@ use self::sim::{Backtest, SimConfig, StrategySlot, TimedSignal, Timeline};
 #[derive(Debug, Clone, clap::Args)]
 pub struct BacktestArgs {
     /// Bars: CSV, Binance kline .zip or Parquet file(s), or directories of them (repeat the flag or list several).
-    #[arg(long = "data", value_name = "PATH", required = true, num_args = 1..)]
+    #[arg(long = "data", value_name = "PATH", required_unless_present = "merge", num_args = 1..)]
     pub data: Vec<PathBuf>,
     /// Config with the `[[strategy]]`, `[[symbol]]`, `[balances]` and `[risk]` to use
     /// (default: ./config.toml, else the built-in default config).
@@ -61,7 +70,7 @@ pub struct BacktestArgs {
     /// Write every round trip as CSV.
     #[arg(long, value_name = "OUT.csv")]
     pub trades: Option<PathBuf>,
-    /// Draw the equity curve as a PNG.
+    /// Draw the equity curve as a PNG (with --sweep: the rank metric over the swept parameters).
     #[arg(long, value_name = "OUT.png")]
     pub plot: Option<PathBuf>,
     /// Skip and count bad CSV rows instead of stopping at the first.
@@ -71,6 +80,9 @@ pub struct BacktestArgs {
     /// (action buy, sell or close).
     #[arg(long, value_name = "PATH")]
     pub signals: Option<PathBuf>,
+    /// Parameter sweeps: `--sweep`, `--rank`, `--top`, `--sweep-out`, `--shard`, `--merge`, `--split`.
+    #[command(flatten)]
+    pub sweep: sweep::SweepArgs,
 }
 
 /// Starting balance of each quote asset when the config has no `[balances]`.
@@ -90,20 +102,16 @@ pub struct BacktestResult {
 
 /// Runs `keel backtest`: prints the report and writes the requested files.
 pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
+    if !args.sweep.merge.is_empty() {
+        return sweep::merge(&args);
+    }
+    if !args.sweep.sweep.is_empty() {
+        return sweep::run(&args);
+    }
+    args.sweep.refuse_without_sweep()?;
     let result = execute(&args)?;
     print!("{}", result.report.table());
-    if let Some(path) = &args.report {
-        let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-        serde_json::to_writer_pretty(std::io::BufWriter::new(file), &result.report)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        println!("report: {}", path.display());
-    }
-    if let Some(path) = &args.trades {
-        let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-        report::write_trades(std::io::BufWriter::new(file), &result.trades)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        println!("trades: {}", path.display());
-    }
+    write_files(&args, &result)?;
     if let Some(path) = &args.plot {
         let title = format!(
             "{} on {} — return {}, max drawdown {:.2}%",
@@ -119,129 +127,239 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Loads, simulates and builds the report without writing anything.
-pub fn execute(args: &BacktestArgs) -> anyhow::Result<BacktestResult> {
-    let source = ConfigSource::resolve(args.config.as_deref());
-    if source == ConfigSource::BuiltIn {
-        eprintln!("note: {}", source.describe());
+/// Writes `--report` and `--trades` (a single run, or a sweep's best).
+fn write_files(args: &BacktestArgs, result: &BacktestResult) -> anyhow::Result<()> {
+    if let Some(path) = &args.report {
+        let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        serde_json::to_writer_pretty(std::io::BufWriter::new(file), &result.report)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("report: {}", path.display());
     }
-    let config = source.read()?;
-
-    let mut market = data::load(&args.data, args.symbol.as_deref(), args.skip_bad_rows)?;
-    for note in market.notes() {
-        eprintln!("note: {note}");
+    if let Some(path) = &args.trades {
+        let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        report::write_trades(std::io::BufWriter::new(file), &result.trades)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("trades: {}", path.display());
     }
-    filter_dates(&mut market, args.from.as_deref(), args.to.as_deref())?;
-
-    // Strategies, exactly as configured for live.
-    let selected: Vec<(usize, &keel_core::config::StrategyConfig)> = if args.strategy.is_empty() {
-        config.strategies.iter().enumerate().filter(|(_, s)| !s.paused).collect()
-    } else {
-        let mut v = Vec::new();
-        for id in &args.strategy {
-            match config.strategies.iter().enumerate().find(|(_, s)| &s.id == id) {
-                Some(found) => v.push(found),
-                None => bail!(
-                    "--strategy {id}: no such strategy in {} (configured: {})",
-                    source,
-                    config.strategies.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
-                ),
-            }
-        }
-        v
-    };
-    if selected.is_empty() {
-        bail!("no strategy to run: {source} has no [[strategy]] block that is not paused");
-    }
-    let data_symbols: Vec<&str> = market.series.iter().map(|s| s.symbol.as_str()).collect();
-    let mut slots = Vec::new();
-    let mut strategy_ids = Vec::new();
-    for (index, cfg) in &selected {
-        let strategy = strategies::build(*index, cfg)?;
-        if !data_symbols.contains(&cfg.symbol.as_str()) {
-            eprintln!(
-                "note: strategy {} trades {}, which has no data (data: {}); pass --symbol {} if the data is for it",
-                cfg.id,
-                cfg.symbol,
-                data_symbols.join(", "),
-                cfg.symbol
-            );
-        }
-        strategy_ids.push(cfg.id.clone());
-        slots.push(StrategySlot { id: StrategyId::new(&cfg.id), strategy });
-    }
-    if !selected.iter().any(|(_, c)| data_symbols.contains(&c.symbol.as_str())) {
-        bail!(
-            "none of the strategies ({}) trades a symbol in the data ({}); use --symbol to name the data's symbol",
-            strategy_ids.join(", "),
-            data_symbols.join(", ")
-        );
-    }
-
-    let instruments: Vec<Instrument> = market
-        .series
-        .iter()
-        .map(|s| config.symbol(&s.symbol).map(|c| c.instrument()).unwrap_or_else(|| permissive_instrument(s)))
-        .collect();
-    let currency = instruments.first().map(|i| i.quote_asset.clone()).unwrap_or_else(|| "USDT".into());
-    let balances: Vec<Balance> = if config.balances.is_empty() {
-        let mut quotes: Vec<&str> = instruments.iter().map(|i| i.quote_asset.as_str()).collect();
-        quotes.dedup();
-        quotes
-            .into_iter()
-            .map(|q| Balance { asset: q.to_string(), free: DEFAULT_BALANCE, locked: Decimal::ZERO })
-            .collect()
-    } else {
-        config.balances.iter().map(|(a, v)| Balance { asset: a.clone(), free: *v, locked: Decimal::ZERO }).collect()
-    };
-    let fees = match args.fee_bps {
-        Some(b) if b < Decimal::ZERO => bail!("--fee-bps must not be negative, got {b}"),
-        Some(b) => FeeSchedule::new(b, b, config.venue.commission_asset),
-        None => config.venue.fees(),
-    };
-    let slippage_bps = args.slippage_bps.unwrap_or_default();
-    if slippage_bps < Decimal::ZERO || slippage_bps >= Decimal::from(10_000) {
-        bail!("--slippage-bps must be between 0 and 10000, got {slippage_bps}");
-    }
-    let signals = match &args.signals {
-        Some(path) => load_signals(path)?,
-        None => Vec::new(),
-    };
-
-    let sim_config =
-        SimConfig { instruments, balances, fees, slippage_bps, risk: config.risk.clone(), currency: currency.clone() };
-    let symbols: Vec<String> = market.series.iter().map(|s| s.symbol.to_string()).collect();
-    let start_ms = market.series.iter().filter_map(Series::first_open_time).min().unwrap_or(0);
-    let end_ms = market.series.iter().filter_map(Series::last_close_time).max().unwrap_or(0);
-    let timeline = Timeline::from_columns(market.series.into_iter().map(|s| (s.symbol, s.bars)).collect());
-    let instruments = sim_config.instruments.clone();
-    let backtest = Backtest::new(sim_config, timeline.symbols(), slots);
-    for asset in backtest.unpriced_assets() {
-        eprintln!("note: {asset} has no price in {currency} in the data; it is valued at 0");
-    }
-    let outcome = run_with_progress(backtest, &timeline, &signals);
-    let (trades, open_entries) = report::split_trades(&outcome.fills, &instruments);
-    let report = report::build(&outcome, &trades, symbols, strategy_ids, &currency, start_ms, end_ms);
-    Ok(BacktestResult { report, trades, open_entries, outcome })
+    Ok(())
 }
 
-fn run_with_progress(backtest: Backtest, timeline: &Timeline, signals: &[TimedSignal]) -> sim::Outcome {
+/// Loads, simulates and builds the report without writing anything.
+pub fn execute(args: &BacktestArgs) -> anyhow::Result<BacktestResult> {
+    let setup = Setup::read(args)?;
+    let slots = build_strategies(&setup.strategies)?;
+    let prepared = setup.load(args)?;
+    Ok(run_with_progress(&prepared, slots))
+}
+
+/// The config and the strategy blocks chosen to run: read before the bars,
+/// so that mistakes in them are reported before a long load.
+#[derive(Clone)]
+pub struct Setup {
+    /// Where the config came from.
+    pub source: ConfigSource,
+    /// The config.
+    pub config: Config,
+    /// The blocks to run, each with its index in the config (for error
+    /// messages), as configured.
+    pub strategies: Vec<(usize, StrategyConfig)>,
+}
+
+impl Setup {
+    /// Reads the config and picks the strategies (`--strategy`, else every one not paused).
+    pub fn read(args: &BacktestArgs) -> anyhow::Result<Self> {
+        let source = ConfigSource::resolve(args.config.as_deref());
+        if source == ConfigSource::BuiltIn {
+            eprintln!("note: {}", source.describe());
+        }
+        let config = source.read()?;
+        let strategies: Vec<(usize, StrategyConfig)> = if args.strategy.is_empty() {
+            config.strategies.iter().cloned().enumerate().filter(|(_, s)| !s.paused).collect()
+        } else {
+            let mut v = Vec::new();
+            for id in &args.strategy {
+                match config.strategies.iter().enumerate().find(|(_, s)| &s.id == id) {
+                    Some((index, found)) => v.push((index, found.clone())),
+                    None => bail!(
+                        "--strategy {id}: no such strategy in {} (configured: {})",
+                        source,
+                        config.strategies.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                }
+            }
+            v
+        };
+        if strategies.is_empty() {
+            bail!("no strategy to run: {source} has no [[strategy]] block that is not paused");
+        }
+        Ok(Self { source, config, strategies })
+    }
+
+    /// Loads the bars (and signals) and settles everything a run needs but
+    /// the strategies. Notes about the data are printed here, once.
+    pub fn load(self, args: &BacktestArgs) -> anyhow::Result<Prepared> {
+        let Self { config, strategies, .. } = self;
+        let mut market = data::load(&args.data, args.symbol.as_deref(), args.skip_bad_rows)?;
+        for note in market.notes() {
+            eprintln!("note: {note}");
+        }
+        filter_dates(&mut market, args.from.as_deref(), args.to.as_deref())?;
+
+        let data_symbols: Vec<&str> = market.series.iter().map(|s| s.symbol.as_str()).collect();
+        for (_, cfg) in &strategies {
+            if !data_symbols.contains(&cfg.symbol.as_str()) {
+                eprintln!(
+                    "note: strategy {} trades {}, which has no data (data: {}); pass --symbol {} if the data is for it",
+                    cfg.id,
+                    cfg.symbol,
+                    data_symbols.join(", "),
+                    cfg.symbol
+                );
+            }
+        }
+        if !strategies.iter().any(|(_, c)| data_symbols.contains(&c.symbol.as_str())) {
+            bail!(
+                "none of the strategies ({}) trades a symbol in the data ({}); use --symbol to name the data's symbol",
+                strategies.iter().map(|(_, c)| c.id.as_str()).collect::<Vec<_>>().join(", "),
+                data_symbols.join(", ")
+            );
+        }
+
+        let instruments: Vec<Instrument> = market
+            .series
+            .iter()
+            .map(|s| config.symbol(&s.symbol).map(|c| c.instrument()).unwrap_or_else(|| permissive_instrument(s)))
+            .collect();
+        let currency = instruments.first().map(|i| i.quote_asset.clone()).unwrap_or_else(|| "USDT".into());
+        let balances: Vec<Balance> = if config.balances.is_empty() {
+            let mut quotes: Vec<&str> = instruments.iter().map(|i| i.quote_asset.as_str()).collect();
+            quotes.dedup();
+            quotes
+                .into_iter()
+                .map(|q| Balance { asset: q.to_string(), free: DEFAULT_BALANCE, locked: Decimal::ZERO })
+                .collect()
+        } else {
+            config.balances.iter().map(|(a, v)| Balance { asset: a.clone(), free: *v, locked: Decimal::ZERO }).collect()
+        };
+        let fees = match args.fee_bps {
+            Some(b) if b < Decimal::ZERO => bail!("--fee-bps must not be negative, got {b}"),
+            Some(b) => FeeSchedule::new(b, b, config.venue.commission_asset),
+            None => config.venue.fees(),
+        };
+        let slippage_bps = args.slippage_bps.unwrap_or_default();
+        if slippage_bps < Decimal::ZERO || slippage_bps >= Decimal::from(10_000) {
+            bail!("--slippage-bps must be between 0 and 10000, got {slippage_bps}");
+        }
+        let signals = match &args.signals {
+            Some(path) => load_signals(path)?,
+            None => Vec::new(),
+        };
+
+        let sim_config = SimConfig {
+            instruments,
+            balances,
+            fees,
+            slippage_bps,
+            risk: config.risk.clone(),
+            currency: currency.clone(),
+        };
+        let symbols: Vec<String> = market.series.iter().map(|s| s.symbol.to_string()).collect();
+        let start_ms = market.series.iter().filter_map(Series::first_open_time).min().unwrap_or(0);
+        let end_ms = market.series.iter().filter_map(Series::last_close_time).max().unwrap_or(0);
+        let timeline = Timeline::from_columns(market.series.into_iter().map(|s| (s.symbol, s.bars)).collect());
+        for asset in Backtest::new(sim_config.clone(), timeline.symbols(), Vec::new()).unpriced_assets() {
+            eprintln!("note: {asset} has no price in {currency} in the data; it is valued at 0");
+        }
+        Ok(Prepared { strategies, sim_config, symbols, currency, start_ms, end_ms, timeline, signals })
+    }
+}
+
+/// Everything a backtest needs but the strategies: the bars, the simulation
+/// settings and the signals. Read-only once loaded, so a sweep shares one
+/// between threads.
+pub struct Prepared {
+    /// The strategy blocks to run, as configured (see [`Setup::strategies`]).
+    pub strategies: Vec<(usize, StrategyConfig)>,
+    sim_config: SimConfig,
+    symbols: Vec<String>,
+    currency: String,
+    start_ms: i64,
+    end_ms: i64,
+    timeline: Timeline,
+    signals: Vec<TimedSignal>,
+}
+
+/// Builds the strategies of the blocks (see [`Setup::strategies`]); the
+/// error names the block's key and what is wrong with it.
+pub fn build_strategies(
+    blocks: &[(usize, StrategyConfig)],
+) -> Result<Vec<StrategySlot>, strategies::StrategyConfigError> {
+    blocks
+        .iter()
+        .map(|(index, cfg)| {
+            Ok(StrategySlot { id: StrategyId::new(&cfg.id), strategy: strategies::build(*index, cfg)? })
+        })
+        .collect()
+}
+
+impl Prepared {
+    /// Replays the bars through `slots` and builds the report; `progress` is
+    /// told the number of bars done now and then.
+    pub fn run(&self, slots: Vec<StrategySlot>, progress: impl FnMut(usize)) -> BacktestResult {
+        let strategy_ids: Vec<String> = slots.iter().map(|s| s.id.to_string()).collect();
+        let backtest = Backtest::new(self.sim_config.clone(), self.timeline.symbols(), slots);
+        let outcome = backtest.run(&self.timeline, &self.signals, progress);
+        let (trades, open_entries) = report::split_trades(&outcome.fills, &self.sim_config.instruments);
+        let report = report::build(
+            &outcome,
+            &trades,
+            self.symbols.clone(),
+            strategy_ids,
+            &self.currency,
+            self.start_ms,
+            self.end_ms,
+        );
+        BacktestResult { report, trades, open_entries, outcome }
+    }
+
+    /// Number of bars a run replays.
+    pub fn bars(&self) -> usize {
+        self.timeline.len()
+    }
+}
+
+/// [`Prepared::run`] with a progress bar on stderr when it is a terminal.
+fn run_with_progress(prepared: &Prepared, slots: Vec<StrategySlot>) -> BacktestResult {
     if !std::io::stderr().is_terminal() {
-        return backtest.run(timeline, signals, |_| {});
+        return prepared.run(slots, |_| {});
     }
     let bar =
-        indicatif::ProgressBar::with_draw_target(Some(timeline.len() as u64), indicatif::ProgressDrawTarget::stderr());
+        indicatif::ProgressBar::with_draw_target(Some(prepared.bars() as u64), indicatif::ProgressDrawTarget::stderr());
     if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} bars {per_sec} eta {eta}") {
         bar.set_style(style);
     }
-    let outcome = backtest.run(timeline, signals, |n| bar.set_position(n as u64));
+    let result = prepared.run(slots, |n| bar.set_position(n as u64));
     bar.finish_and_clear();
-    outcome
+    result
 }
 
 /// Keeps bars whose open time is within `[from, to]`; a date-only `to`
 /// includes its whole day.
 fn filter_dates(market: &mut MarketData, from: Option<&str>, to: Option<&str>) -> anyhow::Result<()> {
+    let (from_ms, to_ms) = date_bounds(from, to)?;
+    for s in &mut market.series {
+        s.bars.retain_open_times(from_ms, to_ms);
+    }
+    market.series.retain(|s| !s.bars.is_empty());
+    if market.series.is_empty() {
+        bail!("no bars between --from and --to");
+    }
+    Ok(())
+}
+
+/// `--from` and `--to` as an inclusive range of open times in ms (unbounded
+/// where not given); a date-only `to` includes its whole day.
+fn date_bounds(from: Option<&str>, to: Option<&str>) -> anyhow::Result<(i64, i64)> {
     let parse = |flag: &str, text: &str| {
         parse_time(text).ok_or_else(|| anyhow::anyhow!("{flag} `{text}` is not an ISO date, date-time or epoch ms"))
     };
@@ -260,14 +378,7 @@ fn filter_dates(market: &mut MarketData, from: Option<&str>, to: Option<&str>) -
     if from_ms > to_ms {
         bail!("--from is after --to");
     }
-    for s in &mut market.series {
-        s.bars.retain_open_times(from_ms, to_ms);
-    }
-    market.series.retain(|s| !s.bars.is_empty());
-    if market.series.is_empty() {
-        bail!("no bars between --from and --to");
-    }
-    Ok(())
+    Ok((from_ms, to_ms))
 }
 
 /// Quote assets recognised at the end of a symbol, longest first.

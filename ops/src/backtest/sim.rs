@@ -16,16 +16,19 @@
 //! Fills are stamped with the bar's open time.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap};
+use std::fmt::Write;
 use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 use keel_core::account::{Account, AccountWriter, Assets};
 use keel_core::balance::Balance;
 use keel_core::fill::Fill;
 use keel_core::instrument::{ceil_to_step, floor_to_step, Instrument};
 use keel_core::market::{BookTicker, MarketEvent};
-use keel_core::order::{OrderIntent, OrderStatus, OrderTag, OrderType, Side};
-use keel_core::sim::{Execution, FeeSchedule, MatchError, MatchingCore, NewOrder};
+use keel_core::order::{OrderIntent, OrderStatus, OrderTag, OrderType, Side, TimeInForce};
+use keel_core::sim::{FeeSchedule, MatchError, MatchingCore, NewOrder, OrderEvent};
 use keel_core::strategy::{OrderUpdate, Signal, Strategy, StrategyRunner};
 use keel_core::{Decimal, StrategyId, Symbol};
 use risk::config::RiskConfig;
@@ -37,8 +40,6 @@ use super::data::Bars;
 pub use super::equity::{EquityCurve, EquityPoint};
 
 const ACCOUNT: u32 = 1;
-/// Final orders and fills the matching core keeps (see [`Backtest::run`]).
-const HISTORY_KEPT: usize = 1024;
 const BPS: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
 
 /// Everything the simulation needs besides the bars and the strategies.
@@ -285,9 +286,20 @@ impl Iterator for CloseTimes<'_> {
 
 /// An order waiting for the next open of its symbol.
 struct Queued {
-    client_order_id: String,
+    /// Its record in `Outcome::orders` (client order id and intent).
+    record: usize,
     runner: usize,
-    intent: OrderIntent,
+}
+
+/// Whose an order in the matching core is.
+#[derive(Debug, Clone, Copy)]
+struct Owner {
+    runner: usize,
+    tag: Option<OrderTag>,
+    /// Its record in `Outcome::orders`.
+    record: usize,
+    /// Its symbol's index.
+    symbol: usize,
 }
 
 /// How the account's assets are valued in the report currency.
@@ -308,14 +320,14 @@ pub struct Backtest {
     runners: Vec<StrategyRunner>,
     /// Per symbol index: the runners that trade it.
     runners_by_symbol: Vec<Vec<usize>>,
-    symbol_index: HashMap<Symbol, usize>,
+    symbol_index: FxHashMap<Symbol, usize>,
     instruments: Vec<Option<Instrument>>,
     /// Per symbol: orders to submit at the next open.
     queued: Vec<Vec<Queued>>,
     /// Per symbol: our orders resting in the core.
     resting: Vec<usize>,
-    /// Open orders: client id → runner and the order's tag.
-    owner: HashMap<String, (usize, Option<OrderTag>)>,
+    /// Open orders: the core's order id → whose it is.
+    owner: FxHashMap<u64, Owner>,
     slippage: Decimal,
     next_id: u64,
     /// Per symbol: (base asset index, quote asset index) in `valuation.assets`.
@@ -332,12 +344,24 @@ pub struct Backtest {
     exposed_symbols: usize,
     out: Outcome,
     intents: Vec<(usize, OrderIntent)>,
+    // Reused from order to order, so the order path allocates no memory of its own:
+    /// The core's events of the call being handled.
+    events: Vec<OrderEvent>,
+    /// The order being submitted.
+    new_order: NewOrder,
+    /// The update being told to a strategy.
+    update: OrderUpdate,
+    /// The venue's balances.
+    balances: Vec<Balance>,
+    /// The client order id being decided.
+    id_buf: String,
 }
 
 impl Backtest {
     /// A backtest over `symbols` (the timeline's) with the strategies.
     pub fn new(config: SimConfig, symbols: &[Symbol], strategies: Vec<StrategySlot>) -> Self {
-        let mut core = MatchingCore::new(config.fees, 0);
+        // The outcome records every order and fill; the core keeps only open orders.
+        let mut core = MatchingCore::new(config.fees, 0).without_history();
         for i in &config.instruments {
             core.add_instrument(i.clone());
         }
@@ -346,7 +370,7 @@ impl Backtest {
         let mut risk = RiskEngine::new(config.risk.clone(), config.instruments.clone()).with_account(account.view());
         account.apply_balances(&config.balances, 0);
         risk.on_balances(&config.balances);
-        let symbol_index: HashMap<Symbol, usize> = symbols.iter().enumerate().map(|(i, s)| (s.clone(), i)).collect();
+        let symbol_index: FxHashMap<Symbol, usize> = symbols.iter().enumerate().map(|(i, s)| (s.clone(), i)).collect();
         let runners: Vec<StrategyRunner> = strategies
             .into_iter()
             .map(|s| {
@@ -400,7 +424,7 @@ impl Backtest {
             instruments,
             queued: (0..n).map(|_| Vec::new()).collect(),
             resting: vec![0; n],
-            owner: HashMap::new(),
+            owner: FxHashMap::default(),
             slippage: config.slippage_bps / BPS,
             next_id: 1,
             legs,
@@ -414,6 +438,28 @@ impl Backtest {
             exposed_symbols: 0,
             out: Outcome::default(),
             intents: Vec::with_capacity(8),
+            events: Vec::new(),
+            new_order: NewOrder {
+                account: ACCOUNT,
+                client_order_id: String::new(),
+                symbol: symbols.first().cloned().unwrap_or_else(|| Symbol::new("")),
+                side: Side::Buy,
+                order_type: OrderType::Market,
+                qty: Decimal::ZERO,
+                tif: TimeInForce::Gtc,
+                asked: Default::default(),
+            },
+            update: OrderUpdate {
+                client_order_id: None,
+                symbol: Symbol::new(""),
+                side: Side::Buy,
+                status: OrderStatus::Accepted,
+                filled_qty: Decimal::ZERO,
+                reason: None,
+                tag: None,
+            },
+            balances: Vec::new(),
+            id_buf: String::new(),
         }
     }
 
@@ -491,10 +537,6 @@ impl Backtest {
             n += 1;
             if n & 0xffff == 0 {
                 progress(n);
-                // The core keeps every final order and fill, as a venue's
-                // history; the backtest has its own record (`out`) and never
-                // looks back, so memory stays per bar, not per order.
-                self.core.forget_history(HISTORY_KEPT);
             }
         }
         progress(n);
@@ -596,50 +638,43 @@ impl Backtest {
     /// A strategy's cancel, as the live router does it: only its own orders
     /// still resting; the outcome comes back as an update.
     fn cancel(&mut self, r: usize, id: &str, now_ms: i64) {
-        let Some(&(owner, tag)) = self.owner.get(id) else { return };
-        if owner != r {
+        let Some((order_id, symbol)) = self.core.order_by_client(ACCOUNT, id).map(|o| (o.order_id, o.symbol.clone()))
+        else {
+            return;
+        };
+        let Some(&owner) = self.owner.get(&order_id) else { return };
+        if owner.runner != r {
             return;
         }
-        let Some(symbol) = self.core.order_by_client(ACCOUNT, id).map(|o| o.symbol.clone()) else { return };
         let Ok(order) = self.core.cancel(ACCOUNT, &symbol, id, now_ms) else { return };
-        self.owner.remove(id);
+        self.owner.remove(&order_id);
         self.risk.on_order_final(id);
-        if let Some(&s) = self.symbol_index.get(&symbol) {
-            self.resting[s] = self.resting[s].saturating_sub(1);
-        }
-        let update = OrderUpdate {
-            client_order_id: Some(id.to_string()),
-            symbol,
-            side: order.side,
-            status: order.status,
-            filled_qty: order.filled_qty,
-            reason: order.reason.clone(),
-            tag,
-        };
-        self.tell(r, update, now_ms);
+        self.resting[owner.symbol] = self.resting[owner.symbol].saturating_sub(1);
+        self.update.symbol = symbol;
+        self.update.side = order.side;
+        self.tell(owner, order.status, order.filled_qty, order.reason, now_ms);
     }
 
     /// An intent meets the risk engine; approved ones wait for the next open.
     fn decide(&mut self, r: usize, intent: OrderIntent, now_ms: i64) {
-        let client_order_id = format!("bt-{}", self.next_id);
+        self.id_buf.clear();
+        let _ = write!(self.id_buf, "bt-{}", self.next_id);
         self.next_id += 1;
         // As the live risk guard does: the symbol's latest price and its arrival
         // time first, then the gate at the engine's time.
-        if let Some(&s) = self.symbol_index.get(&intent.symbol) {
+        let symbol = self.symbol_index.get(&intent.symbol).copied();
+        if let Some(s) = symbol {
             if self.last_close_time[s] != i64::MIN {
                 self.risk.on_market_event(&intent.symbol, self.last_close[s], self.last_close_time[s]);
             }
         }
-        match self.risk.check_at(&intent, &client_order_id, now_ms) {
+        match self.risk.check_at(&intent, &self.id_buf, now_ms) {
             Ok(approved) => {
                 let (intent, client_order_id) = approved.into_parts();
-                self.out.orders.push(OrderRecord {
-                    client_order_id: client_order_id.clone(),
-                    decided_ms: now_ms,
-                    intent: intent.clone(),
-                });
-                match self.symbol_index.get(&intent.symbol) {
-                    Some(&s) => self.queued[s].push(Queued { client_order_id, runner: r, intent }),
+                let record = self.out.orders.len();
+                self.out.orders.push(OrderRecord { client_order_id, decided_ms: now_ms, intent });
+                match symbol {
+                    Some(s) => self.queued[s].push(Queued { record, runner: r }),
                     // No data for the symbol: it can never fill.
                     None => self.out.unfilled_at_end += 1,
                 }
@@ -664,11 +699,13 @@ impl Backtest {
     /// The open of a bar: resting orders meet its range, queued orders are submitted.
     fn open_bar(&mut self, s: usize, bar: &keel_core::market::Bar) {
         let ts = bar.open_time;
+        let mut events = std::mem::take(&mut self.events);
         if self.resting[s] > 0 {
-            let executions = self.core.match_range(&bar.symbol, bar.open, bar.high, bar.low, ts);
-            let filled = !executions.is_empty();
-            self.apply(s, executions, ts);
+            self.core.match_range_events(&bar.symbol, bar.open, bar.high, bar.low, ts, &mut events);
+            let filled = !events.is_empty();
+            self.apply(s, &mut events, ts, true);
             if self.queued[s].is_empty() {
+                self.events = events;
                 if filled {
                     self.report_balances();
                 }
@@ -680,90 +717,76 @@ impl Backtest {
         let bid = floor_to_step(bar.open * (Decimal::ONE - self.slippage), tick);
         let ask = ceil_to_step(bar.open * (Decimal::ONE + self.slippage), tick);
         let quote = BookTicker { symbol: bar.symbol.clone(), bid, bid_qty: big, ask, ask_qty: big, ts_ms: ts };
-        let executions = self.core.set_quote(quote);
-        self.apply(s, executions, ts);
-        let queued = std::mem::take(&mut self.queued[s]);
+        self.core.set_quote_events(quote, &mut events);
+        self.apply(s, &mut events, ts, true);
+        let mut queued = std::mem::take(&mut self.queued[s]);
         let mut new_resting = false;
-        for q in queued {
-            let new = NewOrder {
-                account: ACCOUNT,
-                client_order_id: q.client_order_id.clone(),
-                symbol: q.intent.symbol.clone(),
-                side: q.intent.side,
-                order_type: q.intent.order_type,
-                qty: q.intent.qty,
-                tif: q.intent.tif,
-                asked: Default::default(),
-            };
-            match self.core.submit(new, ts) {
-                Ok(result) => {
-                    self.risk.on_order_accepted(&q.client_order_id);
-                    self.owner.insert(q.client_order_id.clone(), (q.runner, q.intent.tag));
-                    if result.order.status.is_open() {
+        for q in queued.drain(..) {
+            let OrderRecord { client_order_id, intent, .. } = &self.out.orders[q.record];
+            let new = &mut self.new_order;
+            new.client_order_id.clone_from(client_order_id);
+            new.symbol.clone_from(&intent.symbol);
+            (new.side, new.order_type, new.qty, new.tif) = (intent.side, intent.order_type, intent.qty, intent.tif);
+            let (tag, side) = (intent.tag, intent.side);
+            match self.core.submit_events(&self.new_order, ts, &mut events) {
+                Ok(placed) => {
+                    self.risk.on_order_accepted(&self.new_order.client_order_id);
+                    let owner = Owner { runner: q.runner, tag, record: q.record, symbol: s };
+                    self.owner.insert(placed.order_id, owner);
+                    let open = placed.status.is_open();
+                    if open {
                         self.resting[s] += 1;
-                        new_resting |= !matches!(q.intent.order_type, OrderType::Market);
+                        new_resting |= !self.new_order.order_type.is_market();
                     }
-                    if result.executions.is_empty() {
-                        let update = OrderUpdate {
-                            client_order_id: Some(q.client_order_id.clone()),
-                            symbol: q.intent.symbol.clone(),
-                            side: q.intent.side,
-                            status: result.order.status,
-                            filled_qty: Decimal::ZERO,
-                            reason: None,
-                            tag: q.intent.tag,
-                        };
-                        self.tell(q.runner, update, ts);
+                    if events.is_empty() {
+                        self.update.symbol.clone_from(&self.new_order.symbol);
+                        self.update.side = side;
+                        self.tell(owner, placed.status, Decimal::ZERO, None, ts);
                     } else {
                         // The order was counted as resting above only if it still is.
-                        let was_open = result.order.status.is_open();
-                        self.apply_with(s, result.executions, ts, was_open);
+                        self.apply(s, &mut events, ts, open);
                     }
                 }
                 Err(e) => {
                     *self.out.venue_rejections.entry(match_error_code(&e).to_string()).or_default() += 1;
-                    self.risk.on_order_final(&q.client_order_id);
-                    let update = OrderUpdate {
-                        client_order_id: Some(q.client_order_id.clone()),
-                        symbol: q.intent.symbol.clone(),
-                        side: q.intent.side,
-                        status: OrderStatus::Rejected,
-                        filled_qty: Decimal::ZERO,
-                        reason: Some(e.to_string()),
-                        tag: q.intent.tag,
-                    };
-                    self.tell(q.runner, update, ts);
+                    self.risk.on_order_final(&self.new_order.client_order_id);
+                    let owner = Owner { runner: q.runner, tag, record: q.record, symbol: s };
+                    self.update.symbol.clone_from(&self.new_order.symbol);
+                    self.update.side = side;
+                    self.tell(owner, OrderStatus::Rejected, Decimal::ZERO, Some(e.to_string()), ts);
                 }
             }
         }
+        // Orders decided while these were handled wait for the next open.
+        queued.append(&mut self.queued[s]);
+        self.queued[s] = queued;
         if new_resting {
-            let executions = self.core.match_range(&bar.symbol, bar.open, bar.high, bar.low, ts);
-            self.apply(s, executions, ts);
+            self.core.match_range_events(&bar.symbol, bar.open, bar.high, bar.low, ts, &mut events);
+            self.apply(s, &mut events, ts, true);
         }
+        self.events = events;
         self.report_balances();
     }
 
     /// The venue's balances after an open with activity, as the live user
     /// stream reports them to the risk guard.
     fn report_balances(&mut self) {
-        if let Some(balances) = self.core.balances(ACCOUNT) {
-            self.account.apply_balances(&balances, 0);
-            self.risk.on_balances(&balances);
+        if self.core.balances_into(ACCOUNT, &mut self.balances) {
+            self.account.apply_balances(&self.balances, 0);
+            self.risk.on_balances(&self.balances);
         }
     }
 
-    fn apply(&mut self, s: usize, executions: Vec<Execution>, ts: i64) {
-        self.apply_with(s, executions, ts, true);
-    }
-
-    /// Applies executions of resting orders (`counted`: the order was counted in `resting`).
-    fn apply_with(&mut self, s: usize, executions: Vec<Execution>, ts: i64, counted: bool) {
-        for ex in executions {
-            let id = ex.order.client_order_id.clone();
-            let Some(&(r, tag)) = self.owner.get(&id) else { continue };
-            if let Some(mut fill) = ex.fill {
-                fill.strategy_id = self.runners[r].id().clone();
-                fill.tag = tag;
+    /// Applies (and clears) the core's events for orders of symbol `s`
+    /// (`counted`: the order was counted in `resting`).
+    fn apply(&mut self, s: usize, events: &mut Vec<OrderEvent>, ts: i64, counted: bool) {
+        for ev in events.drain(..) {
+            let Some(&owner) = self.owner.get(&ev.order_id) else { continue };
+            let r = owner.runner;
+            if let (Some(facts), Some(instrument)) = (ev.fill, self.instruments[s].as_ref()) {
+                let id = self.runners[r].id().clone();
+                let mut fill = facts.to_fill(&self.out.orders[owner.record].client_order_id, id, instrument);
+                fill.tag = owner.tag;
                 self.filled_since_eval = true;
                 self.book_fill(s, &fill);
                 // Into the account first, as the live router does.
@@ -773,30 +796,32 @@ impl Backtest {
                 self.out.fills.push(fill);
                 self.after_callback(r, result, ts);
             }
-            let status = ex.order.status;
-            if status.is_terminal() {
-                self.owner.remove(&id);
-                self.risk.on_order_final(&id);
+            let record = &self.out.orders[owner.record];
+            if ev.status.is_terminal() {
+                self.owner.remove(&ev.order_id);
+                self.risk.on_order_final(&record.client_order_id);
                 if counted {
                     self.resting[s] = self.resting[s].saturating_sub(1);
                 }
             }
-            let update = OrderUpdate {
-                client_order_id: Some(id),
-                symbol: ex.order.symbol.clone(),
-                side: ex.order.side,
-                status,
-                filled_qty: ex.order.filled_qty,
-                reason: ex.order.reason.clone(),
-                tag,
-            };
-            self.tell(r, update, ts);
+            self.update.symbol.clone_from(&record.intent.symbol);
+            self.update.side = record.intent.side;
+            self.tell(owner, ev.status, ev.filled_qty, ev.reason.map(str::to_string), ts);
         }
     }
 
-    fn tell(&mut self, r: usize, update: OrderUpdate, ts: i64) {
-        let result = self.runners[r].on_order_update(&update, ts);
-        self.after_callback(r, result, ts);
+    /// Tells a strategy of a change of its order: `self.update`'s symbol and
+    /// side are set, the rest is filled in here (its strings reused).
+    fn tell(&mut self, owner: Owner, status: OrderStatus, filled_qty: Decimal, reason: Option<String>, ts: i64) {
+        let record = &self.out.orders[owner.record];
+        let update = &mut self.update;
+        update.client_order_id.get_or_insert_with(String::new).clone_from(&record.client_order_id);
+        update.status = status;
+        update.filled_qty = filled_qty;
+        update.reason = reason;
+        update.tag = owner.tag;
+        let result = self.runners[owner.runner].on_order_update(&self.update, ts);
+        self.after_callback(owner.runner, result, ts);
     }
 
     /// Moves a fill into the valuation ledger and the exposure count.
@@ -814,11 +839,13 @@ impl Backtest {
                     assets[quote].1 += notional;
                 }
             }
-            if let Some(i) = assets.iter().position(|a| a.0 == fill.fee_asset) {
+            let fee_leg = assets.iter().position(|a| a.0 == fill.fee_asset);
+            if let Some(i) = fee_leg {
                 assets[i].1 -= fill.fee;
             }
-            for (f, a) in self.valuation.amounts_f64.iter_mut().zip(self.valuation.assets.iter()) {
-                *f = decimal_f64(a.1);
+            // Only the amounts this fill moved change their `f64`.
+            for i in [Some(base), Some(quote), fee_leg].into_iter().flatten() {
+                self.valuation.amounts_f64[i] = decimal_f64(self.valuation.assets[i].1);
             }
         }
         // Exposed while the strategies hold a tradable quantity (dust below the

@@ -8,7 +8,9 @@
 //! reaches it, at most the touch quantity per quote update — so large orders
 //! fill partially over several updates. Fees are charged in the quote asset.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -18,7 +20,7 @@ use crate::fill::Fill;
 use crate::instrument::{FilterViolation, Instrument};
 use crate::market::BookTicker;
 use crate::order::{OrderStatus, OrderType, Side, TimeInForce};
-use crate::symbol::Symbol;
+use crate::symbol::{StrategyId, Symbol};
 use crate::venue::OrderReport;
 
 const BPS: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
@@ -127,7 +129,7 @@ pub struct SimOrder {
 /// How an order was asked for, beyond its type and prices: what a venue
 /// echoes back (Binance's `origQuoteOrderQty`, `LIMIT_MAKER`) although the
 /// matching treats the order by its type.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct OrderAsked {
     /// A market order sized by a quote amount: that amount (its quantity is
     /// what the amount bought at the touch when it was placed).
@@ -189,6 +191,107 @@ pub struct Execution {
     pub fill: Option<Fill>,
 }
 
+/// One execution as plain values: what [`Fill`] says, without the names a
+/// fill repeats (client order id, symbol, assets), which the caller knows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FillFacts {
+    /// The trade id (from the symbol's tape).
+    pub trade_id: u64,
+    /// Side of the order.
+    pub side: Side,
+    /// Execution price.
+    pub price: Decimal,
+    /// Executed quantity.
+    pub qty: Decimal,
+    /// Commission charged.
+    pub fee: Decimal,
+    /// The commission was charged in the base asset (else the quote asset).
+    pub fee_in_base: bool,
+    /// The order was the resting (maker) side.
+    pub is_maker: bool,
+    /// Time of the execution.
+    pub ts_ms: i64,
+}
+
+impl FillFacts {
+    /// The fill of order `client_order_id` of `strategy_id` on `instrument`
+    /// (no tag: the core does not know them).
+    pub fn to_fill(&self, client_order_id: &str, strategy_id: StrategyId, instrument: &Instrument) -> Fill {
+        let fee_asset = if self.fee_in_base { &instrument.base_asset } else { &instrument.quote_asset };
+        Fill {
+            trade_id: self.trade_id.into(),
+            client_order_id: client_order_id.to_string(),
+            strategy_id,
+            symbol: instrument.symbol.clone(),
+            side: self.side,
+            price: self.price,
+            qty: self.qty,
+            fee: self.fee,
+            fee_asset: fee_asset.clone(),
+            is_maker: self.is_maker,
+            ts_ms: self.ts_ms,
+            tag: None,
+        }
+    }
+}
+
+/// Something that happened to an order, as plain values: the lean form of
+/// [`Execution`] for callers that keep their own record of each order (the
+/// backtest), so the matching path copies no strings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OrderEvent {
+    /// The core's order id.
+    pub order_id: u64,
+    /// Its status after this event.
+    pub status: OrderStatus,
+    /// Its filled quantity after this event.
+    pub filled_qty: Decimal,
+    /// Why it expired, if it did.
+    pub reason: Option<&'static str>,
+    /// The execution, if any.
+    pub fill: Option<FillFacts>,
+}
+
+/// An order the core accepted (see [`MatchingCore::submit_events`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Placed {
+    /// The core's order id.
+    pub order_id: u64,
+    /// Its status once submission is over (open when it rests).
+    pub status: OrderStatus,
+}
+
+/// Where the matching logic reports each change of an order, right after it.
+trait Sink {
+    fn record(
+        &mut self,
+        order: &SimOrder,
+        instrument: &Instrument,
+        reason: Option<&'static str>,
+        fill: Option<FillFacts>,
+    );
+}
+
+impl Sink for Vec<Execution> {
+    fn record(&mut self, order: &SimOrder, instrument: &Instrument, _: Option<&'static str>, fill: Option<FillFacts>) {
+        // The core does not know strategies: the strategy id is empty.
+        let fill = fill.map(|f| f.to_fill(&order.client_order_id, StrategyId::new(""), instrument));
+        self.push(Execution { order: order.clone(), fill });
+    }
+}
+
+impl Sink for Vec<OrderEvent> {
+    fn record(&mut self, order: &SimOrder, _: &Instrument, reason: Option<&'static str>, fill: Option<FillFacts>) {
+        self.push(OrderEvent {
+            order_id: order.order_id,
+            status: order.status,
+            filled_qty: order.filled_qty,
+            reason,
+            fill,
+        });
+    }
+}
+
 /// The outcome of a submission: the order and what happened to it at once.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SubmitResult {
@@ -242,12 +345,16 @@ pub struct Account {
 }
 
 impl Account {
-    fn entry(&mut self, asset: &str) -> &mut Balance {
-        self.balances.entry(asset.to_string()).or_insert_with(|| Balance {
-            asset: asset.to_string(),
-            free: Decimal::ZERO,
-            locked: Decimal::ZERO,
-        })
+    /// Changes the balance of `asset` (created at zero if new; no string is
+    /// copied for an asset the account already has).
+    fn update(&mut self, asset: &str, change: impl FnOnce(&mut Balance)) {
+        if let Some(b) = self.balances.get_mut(asset) {
+            change(b);
+            return;
+        }
+        let mut b = Balance { asset: asset.to_string(), free: Decimal::ZERO, locked: Decimal::ZERO };
+        change(&mut b);
+        self.balances.insert(asset.to_string(), b);
     }
 
     fn free(&self, asset: &str) -> Decimal {
@@ -275,25 +382,47 @@ struct Book {
 pub struct MatchingCore {
     fees: FeeSchedule,
     depth_levels: u32,
-    books: HashMap<Symbol, Book>,
+    books: FxHashMap<Symbol, Book>,
     accounts: BTreeMap<u32, Account>,
     orders: BTreeMap<u64, SimOrder>,
+    /// Per account: client order id → the latest order under it.
     #[serde(skip_serializing)]
-    by_client: HashMap<(u32, String), u64>,
+    by_client: FxHashMap<u32, FxHashMap<String, u64>>,
     fills: BTreeMap<u32, Vec<Fill>>,
     /// The order of each fill, by trade id (a client id may be used again,
     /// so a fill's client id alone does not name its order).
     trade_orders: BTreeMap<u64, u64>,
     next_order_id: u64,
     trade_id_base: u64,
+    /// False: final orders and fills are not kept (see [`MatchingCore::without_history`]).
+    #[serde(skip_serializing)]
+    keep_history: bool,
+    #[serde(skip_serializing)]
+    scratch: Scratch,
 }
+
+/// Working memory the core reuses from call to call (never saved).
+#[derive(Debug, Clone, Default)]
+struct Scratch {
+    /// The resting orders a quote or a bar is matched against (the book's
+    /// list changes while they fill).
+    ids: Vec<u64>,
+    /// Orders that became final during this call: forgotten at its end when
+    /// no history is kept.
+    finished: Vec<u64>,
+    /// Client-id strings of forgotten orders, reused for new ones.
+    spare: Vec<String>,
+}
+
+/// At most this many client-id strings wait for reuse.
+const SPARE_STRINGS: usize = 64;
 
 /// A saved [`MatchingCore`]: everything but the client-id index.
 #[derive(Deserialize)]
 struct StoredCore {
     fees: FeeSchedule,
     depth_levels: u32,
-    books: HashMap<Symbol, Book>,
+    books: FxHashMap<Symbol, Book>,
     accounts: BTreeMap<u32, Account>,
     orders: BTreeMap<u64, SimOrder>,
     fills: BTreeMap<u32, Vec<Fill>>,
@@ -305,7 +434,10 @@ struct StoredCore {
 impl From<StoredCore> for MatchingCore {
     fn from(s: StoredCore) -> Self {
         // In id order, so a client id used again points at its latest order.
-        let by_client = s.orders.iter().map(|(id, o)| ((o.account, o.client_order_id.clone()), *id)).collect();
+        let mut by_client: FxHashMap<u32, FxHashMap<String, u64>> = FxHashMap::default();
+        for (id, o) in &s.orders {
+            by_client.entry(o.account).or_default().insert(o.client_order_id.clone(), *id);
+        }
         Self {
             fees: s.fees,
             depth_levels: s.depth_levels,
@@ -317,6 +449,8 @@ impl From<StoredCore> for MatchingCore {
             trade_orders: s.trade_orders,
             next_order_id: s.next_order_id,
             trade_id_base: s.trade_id_base,
+            keep_history: true,
+            scratch: Scratch::default(),
         }
     }
 }
@@ -327,15 +461,27 @@ impl MatchingCore {
         Self {
             fees,
             depth_levels,
-            books: HashMap::new(),
+            books: FxHashMap::default(),
             accounts: BTreeMap::new(),
             orders: BTreeMap::new(),
-            by_client: HashMap::new(),
+            by_client: FxHashMap::default(),
             fills: BTreeMap::new(),
             trade_orders: BTreeMap::new(),
             next_order_id: 1,
             trade_id_base: 1,
+            keep_history: true,
+            scratch: Scratch::default(),
         }
+    }
+
+    /// Keeps no history (a backtest, which records what it needs itself): an
+    /// order is forgotten at the end of the call that made it final, and
+    /// fills are not kept — so [`Self::order_by_client`], [`Self::all_orders`],
+    /// [`Self::fills`] and [`Self::order_of_trade`] know only open orders.
+    /// Matching, balances and events are the same.
+    pub fn without_history(mut self) -> Self {
+        self.keep_history = false;
+        self
     }
 
     /// Starts order and trade ids at `base` (so ids stay unique across restarts
@@ -403,6 +549,25 @@ impl MatchingCore {
         self.accounts.get(&account).map(|a| a.balances.values().cloned().collect())
     }
 
+    /// An account's balances written into `out` (as [`Self::balances`] gives
+    /// them), reusing its strings: false, and `out` untouched, when there is
+    /// no such account.
+    pub fn balances_into(&self, account: u32, out: &mut Vec<Balance>) -> bool {
+        let Some(a) = self.accounts.get(&account) else { return false };
+        out.truncate(a.balances.len());
+        for (i, b) in a.balances.values().enumerate() {
+            match out.get_mut(i) {
+                Some(o) => {
+                    o.asset.clone_from(&b.asset);
+                    o.free = b.free;
+                    o.locked = b.locked;
+                }
+                None => out.push(b.clone()),
+            }
+        }
+        true
+    }
+
     /// The current top of book of a symbol.
     pub fn quote(&self, symbol: &str) -> Option<&BookTicker> {
         self.books.get(symbol).and_then(|b| b.quote.as_ref())
@@ -427,7 +592,7 @@ impl MatchingCore {
     /// The synthetic levels of one side of a symbol's book, best first:
     /// the asks for `Side::Buy` (what a buyer takes), the bids for `Side::Sell`.
     pub fn synthetic_levels(&self, symbol: &str, side: Side) -> Vec<(Decimal, Decimal)> {
-        self.levels(symbol, side)
+        self.levels(symbol, side).collect()
     }
 
     /// Resting orders of every account in a symbol, in arrival order
@@ -441,8 +606,7 @@ impl MatchingCore {
 
     /// An order by account and client order id.
     pub fn order_by_client(&self, account: u32, client_order_id: &str) -> Option<&SimOrder> {
-        let id = self.by_client.get(&(account, client_order_id.to_string()))?;
-        self.orders.get(id)
+        self.orders.get(&self.client_index(account, client_order_id)?)
     }
 
     /// An order by id.
@@ -501,12 +665,7 @@ impl MatchingCore {
             // `finals` is in id order, oldest first.
             let cut = finals.len().saturating_sub(keep);
             for id in finals.into_iter().take(cut).filter(|id| !kept_by_fills.contains(id)) {
-                if let Some(o) = self.orders.remove(&id) {
-                    let key = (o.account, o.client_order_id);
-                    if self.by_client.get(&key) == Some(&id) {
-                        self.by_client.remove(&key);
-                    }
-                }
+                self.forget(id);
             }
         }
     }
@@ -540,6 +699,33 @@ impl MatchingCore {
     /// Submits an order: validates it, locks funds, fills what is marketable and
     /// rests the remainder (GTC) or expires it (IOC, FOK, market).
     pub fn submit(&mut self, new: NewOrder, now_ms: i64) -> Result<SubmitResult, MatchError> {
+        let mut executions = Vec::new();
+        let placed = self.place(&new, now_ms, &mut executions);
+        let result = placed.and_then(|id| {
+            let order = self.orders.get(&id).cloned().ok_or(MatchError::UnknownOrder)?;
+            Ok(SubmitResult { order, executions })
+        });
+        self.forget_finished();
+        result
+    }
+
+    /// [`Self::submit`] reporting what happened as [`OrderEvent`]s appended
+    /// to `out`, without copying the order.
+    pub fn submit_events(
+        &mut self,
+        new: &NewOrder,
+        now_ms: i64,
+        out: &mut Vec<OrderEvent>,
+    ) -> Result<Placed, MatchError> {
+        let placed = self.place(new, now_ms, out).and_then(|id| {
+            let order = self.orders.get(&id).ok_or(MatchError::UnknownOrder)?;
+            Ok(Placed { order_id: id, status: order.status })
+        });
+        self.forget_finished();
+        placed
+    }
+
+    fn place(&mut self, new: &NewOrder, now_ms: i64, out: &mut impl Sink) -> Result<u64, MatchError> {
         let book = self.books.get(&new.symbol).ok_or_else(|| MatchError::UnknownSymbol(new.symbol.to_string()))?;
         if !self.accounts.contains_key(&new.account) {
             return Err(MatchError::UnknownAccount(new.account));
@@ -547,25 +733,26 @@ impl MatchingCore {
         // A client order id must be unique among open orders only (as on
         // Binance): one of a final order may be used again.
         let in_use = self
-            .by_client
-            .get(&(new.account, new.client_order_id.clone()))
-            .and_then(|id| self.orders.get(id))
+            .client_index(new.account, &new.client_order_id)
+            .and_then(|id| self.orders.get(&id))
             .is_some_and(|o| o.status.is_open());
         if in_use {
-            return Err(MatchError::DuplicateClientOrderId(new.client_order_id));
+            return Err(MatchError::DuplicateClientOrderId(new.client_order_id.clone()));
         }
         let instrument = &book.instrument;
-        let quote = book.quote.clone().ok_or_else(|| MatchError::NoMarket(new.symbol.to_string()))?;
+        let (bid, ask) = match &book.quote {
+            Some(q) => (q.bid, q.ask),
+            None => return Err(MatchError::NoMarket(new.symbol.to_string())),
+        };
         let reference = match new.order_type {
             OrderType::Market => match new.side {
-                Side::Buy => quote.ask,
-                Side::Sell => quote.bid,
+                Side::Buy => ask,
+                Side::Sell => bid,
             },
             OrderType::Limit { price } | OrderType::StopLimit { price, .. } => price,
             OrderType::StopMarket { stop } => stop,
         };
         instrument.check(new.qty, reference, new.order_type.is_market()).map_err(MatchError::Filter)?;
-        let (base, quote_asset) = (instrument.base_asset.clone(), instrument.quote_asset.clone());
 
         // What the order needs up front: market orders are checked against their
         // simulated fill, resting orders lock their full worst-case cost.
@@ -588,22 +775,24 @@ impl MatchingCore {
             }
             (Side::Sell, _) => new.qty,
         };
-        let lock_asset = if new.side == Side::Buy { &quote_asset } else { &base };
+        let lock_asset =
+            if new.side == Side::Buy { instrument.quote_asset.as_str() } else { instrument.base_asset.as_str() };
         let account = self.accounts.get_mut(&new.account).ok_or(MatchError::UnknownAccount(new.account))?;
         let free = account.free(lock_asset);
         if free < lock {
-            return Err(MatchError::InsufficientBalance { asset: lock_asset.clone(), needed: lock, free });
+            return Err(MatchError::InsufficientBalance { asset: lock_asset.to_string(), needed: lock, free });
         }
-        let entry = account.entry(lock_asset);
-        entry.free -= lock;
-        entry.locked += lock;
+        account.update(lock_asset, |b| {
+            b.free -= lock;
+            b.locked += lock;
+        });
 
         let order_id = self.next_order_id;
         self.next_order_id += 1;
         let order = SimOrder {
             order_id,
             account: new.account,
-            client_order_id: new.client_order_id.clone(),
+            client_order_id: self.string_of(&new.client_order_id),
             symbol: new.symbol.clone(),
             side: new.side,
             order_type: new.order_type,
@@ -618,42 +807,42 @@ impl MatchingCore {
             triggered: false,
             trigger_above: false,
             locked: lock,
-            asked: new.asked.clone(),
+            asked: new.asked,
         };
-        self.by_client.insert((new.account, new.client_order_id), order_id);
+        let key = self.string_of(&new.client_order_id);
+        self.by_client.entry(new.account).or_default().insert(key, order_id);
         self.orders.insert(order_id, order);
 
-        let mut executions = Vec::new();
         match new.order_type {
             OrderType::Market => {
-                self.take_liquidity(order_id, None, now_ms, &mut executions);
-                self.finish_unfilled(order_id, "insufficient liquidity", now_ms, &mut executions);
+                self.take_liquidity(order_id, None, now_ms, out);
+                self.finish_unfilled(order_id, "insufficient liquidity", now_ms, out);
             }
             OrderType::Limit { price } => {
                 let marketable = match new.side {
-                    Side::Buy => price >= quote.ask,
-                    Side::Sell => price <= quote.bid,
+                    Side::Buy => price >= ask,
+                    Side::Sell => price <= bid,
                 };
                 if new.tif == TimeInForce::Fok {
                     let (fillable, _) = self.walk(&new.symbol, new.side, new.qty, Some(price));
                     if fillable < new.qty {
-                        self.finish_unfilled(order_id, "fill-or-kill not fully fillable", now_ms, &mut executions);
-                        return self.result(order_id, executions);
+                        self.finish_unfilled(order_id, "fill-or-kill not fully fillable", now_ms, out);
+                        return Ok(order_id);
                     }
                 }
                 if marketable {
-                    self.take_liquidity(order_id, Some(price), now_ms, &mut executions);
+                    self.take_liquidity(order_id, Some(price), now_ms, out);
                 }
                 if new.tif == TimeInForce::Gtc {
                     self.rest(order_id);
                 } else {
-                    self.finish_unfilled(order_id, "immediate-or-cancel remainder", now_ms, &mut executions);
+                    self.finish_unfilled(order_id, "immediate-or-cancel remainder", now_ms, out);
                 }
             }
             OrderType::StopLimit { stop, .. } | OrderType::StopMarket { stop } => {
                 let side_price = match new.side {
-                    Side::Buy => quote.ask,
-                    Side::Sell => quote.bid,
+                    Side::Buy => ask,
+                    Side::Sell => bid,
                 };
                 if let Some(o) = self.orders.get_mut(&order_id) {
                     o.trigger_above = stop > side_price;
@@ -661,18 +850,57 @@ impl MatchingCore {
                     o.triggered = stop == side_price;
                 }
                 if matches!(new.order_type, OrderType::StopMarket { .. }) && stop == side_price {
-                    self.execute_triggered(order_id, now_ms, &mut executions);
+                    self.execute_triggered(order_id, now_ms, out);
                 } else {
                     self.rest(order_id)
                 }
             }
         }
-        self.result(order_id, executions)
+        Ok(order_id)
     }
 
-    fn result(&self, order_id: u64, executions: Vec<Execution>) -> Result<SubmitResult, MatchError> {
-        let order = self.orders.get(&order_id).cloned().ok_or(MatchError::UnknownOrder)?;
-        Ok(SubmitResult { order, executions })
+    /// The order id under an account's client order id.
+    fn client_index(&self, account: u32, client_order_id: &str) -> Option<u64> {
+        self.by_client.get(&account)?.get(client_order_id).copied()
+    }
+
+    /// `s` as an owned string, reusing one of a forgotten order.
+    fn string_of(&mut self, s: &str) -> String {
+        match self.scratch.spare.pop() {
+            Some(mut spare) => {
+                spare.clear();
+                spare.push_str(s);
+                spare
+            }
+            None => s.to_string(),
+        }
+    }
+
+    /// Removes an order, and its client id from the index if it names this
+    /// order, keeping their strings for reuse.
+    fn forget(&mut self, id: u64) {
+        let Some(order) = self.orders.remove(&id) else { return };
+        if let Some(index) = self.by_client.get_mut(&order.account) {
+            if index.get(&order.client_order_id) == Some(&id) {
+                if let Some((key, _)) = index.remove_entry(&order.client_order_id) {
+                    self.scratch.spare.push(key);
+                }
+            }
+        }
+        self.scratch.spare.push(order.client_order_id);
+        self.scratch.spare.truncate(SPARE_STRINGS);
+    }
+
+    /// Without history, forgets the orders that became final in this call.
+    fn forget_finished(&mut self) {
+        if self.keep_history {
+            return;
+        }
+        let mut finished = std::mem::take(&mut self.scratch.finished);
+        for id in finished.drain(..) {
+            self.forget(id);
+        }
+        self.scratch.finished = finished;
     }
 
     /// Cancels an open order and releases what it locked.
@@ -683,7 +911,7 @@ impl MatchingCore {
         client_order_id: &str,
         now_ms: i64,
     ) -> Result<SimOrder, MatchError> {
-        let id = *self.by_client.get(&(account, client_order_id.to_string())).ok_or(MatchError::UnknownOrder)?;
+        let id = self.client_index(account, client_order_id).ok_or(MatchError::UnknownOrder)?;
         let order = self.orders.get(&id).ok_or(MatchError::UnknownOrder)?;
         if order.symbol.as_str() != symbol {
             return Err(MatchError::UnknownOrder);
@@ -692,23 +920,39 @@ impl MatchingCore {
             return Err(MatchError::AlreadyFinal(order.status));
         }
         self.close(id, OrderStatus::Canceled, None, now_ms);
-        self.orders.get(&id).cloned().ok_or(MatchError::UnknownOrder)
+        let order = self.orders.get(&id).cloned().ok_or(MatchError::UnknownOrder);
+        self.forget_finished();
+        order
     }
 
     /// Sets the top of book of a symbol and fills resting orders it reaches.
     pub fn set_quote(&mut self, quote: BookTicker) -> Vec<Execution> {
         let mut executions = Vec::new();
+        self.quote_into(quote, &mut executions);
+        self.forget_finished();
+        executions
+    }
+
+    /// [`Self::set_quote`] reporting what happened as [`OrderEvent`]s appended to `out`.
+    pub fn set_quote_events(&mut self, quote: BookTicker, out: &mut Vec<OrderEvent>) {
+        self.quote_into(quote, out);
+        self.forget_finished();
+    }
+
+    fn quote_into(&mut self, quote: BookTicker, out: &mut impl Sink) {
         let now_ms = quote.ts_ms;
-        let symbol = quote.symbol.clone();
-        let Some(book) = self.books.get_mut(&symbol) else {
-            return executions;
+        let Some(book) = self.books.get_mut(&quote.symbol) else {
+            return;
         };
         let (mut bid_avail, mut ask_avail) = (quote.bid_qty, quote.ask_qty);
         let (bid, ask) = (quote.bid, quote.ask);
+        let symbol = quote.symbol.clone();
         book.quote = Some(quote);
-        let resting = book.resting.clone();
+        let mut ids = std::mem::take(&mut self.scratch.ids);
+        ids.clear();
+        ids.extend_from_slice(&book.resting);
         let mut to_market = Vec::new();
-        for id in resting {
+        for &id in &ids {
             let Some(order) = self.orders.get_mut(&id) else { continue };
             if let Some(stop) = order.order_type.stop_price() {
                 if !order.triggered {
@@ -737,17 +981,22 @@ impl MatchingCore {
             }
             let qty = order.remaining().min(*avail);
             *avail -= qty;
-            self.fill(id, price, qty, true, now_ms, &mut executions);
+            self.fill(id, price, qty, true, now_ms, out);
         }
+        self.scratch.ids = ids;
         // Triggered stop-market orders take the book as market orders do.
         for id in to_market {
-            self.execute_triggered(id, now_ms, &mut executions);
+            self.execute_triggered(id, now_ms, out);
         }
-        if let Some(b) = self.books.get_mut(&symbol) {
+        self.prune_resting(&symbol);
+    }
+
+    /// Drops orders no longer open from a symbol's resting list.
+    fn prune_resting(&mut self, symbol: &str) {
+        if let Some(b) = self.books.get_mut(symbol) {
             let orders = &self.orders;
             b.resting.retain(|id| orders.get(id).is_some_and(|o| o.status.is_open()));
         }
-        executions
     }
 
     /// Fills resting orders a bar's range reached (backtest fill model): a limit
@@ -761,10 +1010,41 @@ impl MatchingCore {
         now_ms: i64,
     ) -> Vec<Execution> {
         let mut executions = Vec::new();
+        self.range_into(symbol, open, high, low, now_ms, &mut executions);
+        self.forget_finished();
+        executions
+    }
+
+    /// [`Self::match_range`] reporting what happened as [`OrderEvent`]s appended to `out`.
+    pub fn match_range_events(
+        &mut self,
+        symbol: &str,
+        open: Decimal,
+        high: Decimal,
+        low: Decimal,
+        now_ms: i64,
+        out: &mut Vec<OrderEvent>,
+    ) {
+        self.range_into(symbol, open, high, low, now_ms, out);
+        self.forget_finished();
+    }
+
+    fn range_into(
+        &mut self,
+        symbol: &str,
+        open: Decimal,
+        high: Decimal,
+        low: Decimal,
+        now_ms: i64,
+        out: &mut impl Sink,
+    ) {
         let Some(book) = self.books.get(symbol) else {
-            return executions;
+            return;
         };
-        for id in book.resting.clone() {
+        let mut ids = std::mem::take(&mut self.scratch.ids);
+        ids.clear();
+        ids.extend_from_slice(&book.resting);
+        for &id in &ids {
             let Some(order) = self.orders.get_mut(&id) else { continue };
             if let Some(stop) = order.order_type.stop_price() {
                 if !order.triggered {
@@ -778,7 +1058,7 @@ impl MatchingCore {
                         // bar gapped through it.
                         let price = if order.trigger_above { open.max(stop) } else { open.min(stop) };
                         let qty = order.remaining();
-                        self.fill(id, price, qty, false, now_ms, &mut executions);
+                        self.fill(id, price, qty, false, now_ms, out);
                         continue;
                     }
                 }
@@ -791,14 +1071,11 @@ impl MatchingCore {
             };
             if let Some(fill_price) = fill_price {
                 let qty = order.remaining();
-                self.fill(id, fill_price, qty, true, now_ms, &mut executions);
+                self.fill(id, fill_price, qty, true, now_ms, out);
             }
         }
-        if let Some(b) = self.books.get_mut(symbol) {
-            let orders = &self.orders;
-            b.resting.retain(|id| orders.get(id).is_some_and(|o| o.status.is_open()));
-        }
-        executions
+        self.scratch.ids = ids;
+        self.prune_resting(symbol);
     }
 
     /// Quantity and quote amount a taker order of `qty` would get against the
@@ -823,27 +1100,22 @@ impl MatchingCore {
         (filled, quote_amt)
     }
 
-    fn levels(&self, symbol: &str, side: Side) -> Vec<(Decimal, Decimal)> {
-        let Some(book) = self.books.get(symbol) else { return Vec::new() };
-        let Some(q) = &book.quote else { return Vec::new() };
-        let tick = book.instrument.tick_size;
-        (0..=self.depth_levels)
-            .map(|k| {
-                let k = Decimal::from(k);
-                match side {
-                    Side::Buy => (q.ask + tick * k, q.ask_qty),
-                    Side::Sell => (q.bid - tick * k, q.bid_qty),
-                }
-            })
-            .filter(|(p, _)| *p > Decimal::ZERO)
-            .collect()
+    /// The synthetic levels of one side, best first (see [`Self::synthetic_levels`]).
+    fn levels(&self, symbol: &str, side: Side) -> impl Iterator<Item = (Decimal, Decimal)> + '_ {
+        let book = self.books.get(symbol);
+        let top = book.and_then(|b| b.quote.as_ref().map(|q| (q, b.instrument.tick_size)));
+        top.into_iter()
+            .flat_map(move |(q, tick)| (0..=self.depth_levels).filter_map(move |k| Touch::of(q).level(tick, side, k)))
     }
 
-    fn take_liquidity(&mut self, id: u64, limit: Option<Decimal>, now_ms: i64, out: &mut Vec<Execution>) {
+    fn take_liquidity(&mut self, id: u64, limit: Option<Decimal>, now_ms: i64, out: &mut impl Sink) {
         let Some(order) = self.orders.get(&id) else { return };
-        let levels = self.levels(&order.symbol, order.side);
-        let side = order.side;
-        for (price, level_qty) in levels {
+        let Some(book) = self.books.get(&order.symbol) else { return };
+        let Some(quote) = &book.quote else { return };
+        let (side, tick) = (order.side, book.instrument.tick_size);
+        let touch = Touch::of(quote);
+        for k in 0..=self.depth_levels {
+            let Some((price, level_qty)) = touch.level(tick, side, k) else { continue };
             if limit.is_some_and(|l| match side {
                 Side::Buy => price > l,
                 Side::Sell => price < l,
@@ -861,14 +1133,14 @@ impl MatchingCore {
     /// A triggered stop-market order executes as a market order against the
     /// book now. A buy that would cost more than it locked plus the free
     /// balance expires unfilled instead of overdrawing the account.
-    fn execute_triggered(&mut self, id: u64, now_ms: i64, out: &mut Vec<Execution>) {
+    fn execute_triggered(&mut self, id: u64, now_ms: i64, out: &mut impl Sink) {
         let Some(order) = self.orders.get(&id) else { return };
         if order.side == Side::Buy && !self.fees.charges_base(Side::Buy) {
-            let (symbol, qty, locked, account) = (order.symbol.clone(), order.remaining(), order.locked, order.account);
-            let (_, cost) = self.walk(&symbol, Side::Buy, qty, None);
+            let (qty, locked) = (order.remaining(), order.locked);
+            let (_, cost) = self.walk(&order.symbol, Side::Buy, qty, None);
             let cost = cost + cost * self.fees.taker_bps / BPS;
-            let quote_asset = self.books.get(&symbol).map(|b| b.instrument.quote_asset.clone()).unwrap_or_default();
-            let free = self.accounts.get(&account).map(|a| a.free(&quote_asset)).unwrap_or_default();
+            let quote_asset = self.books.get(&order.symbol).map_or("", |b| b.instrument.quote_asset.as_str());
+            let free = self.accounts.get(&order.account).map(|a| a.free(quote_asset)).unwrap_or_default();
             if cost > locked + free {
                 self.finish_unfilled(id, "insufficient balance when the stop triggered", now_ms, out);
                 return;
@@ -887,48 +1159,52 @@ impl MatchingCore {
         }
     }
 
-    fn finish_unfilled(&mut self, id: u64, reason: &str, now_ms: i64, out: &mut Vec<Execution>) {
+    fn finish_unfilled(&mut self, id: u64, reason: &'static str, now_ms: i64, out: &mut impl Sink) {
         let Some(order) = self.orders.get(&id) else { return };
         if order.status.is_open() {
-            self.close(id, OrderStatus::Expired, Some(reason.to_string()), now_ms);
+            self.close(id, OrderStatus::Expired, Some(reason), now_ms);
             if let Some(order) = self.orders.get(&id) {
-                out.push(Execution { order: order.clone(), fill: None });
+                if let Some(book) = self.books.get(&order.symbol) {
+                    out.record(order, &book.instrument, Some(reason), None);
+                }
             }
         }
     }
 
     /// Moves an order to a final status and releases what it still locks.
-    fn close(&mut self, id: u64, status: OrderStatus, reason: Option<String>, now_ms: i64) {
+    fn close(&mut self, id: u64, status: OrderStatus, reason: Option<&'static str>, now_ms: i64) {
         let Some(order) = self.orders.get_mut(&id) else { return };
         order.status = status;
-        order.reason = reason;
+        order.reason = reason.map(str::to_string);
         order.updated_ms = now_ms;
         let release = std::mem::take(&mut order.locked);
-        let (account, side, symbol) = (order.account, order.side, order.symbol.clone());
-        if let Some(book) = self.books.get_mut(&symbol) {
+        if let Some(book) = self.books.get_mut(&order.symbol) {
             book.resting.retain(|o| *o != id);
-            let asset = if side == Side::Buy { &book.instrument.quote_asset } else { &book.instrument.base_asset };
-            if let Some(acc) = self.accounts.get_mut(&account) {
-                let e = acc.entry(asset);
-                e.locked -= release;
-                e.free += release;
+            let asset =
+                if order.side == Side::Buy { &book.instrument.quote_asset } else { &book.instrument.base_asset };
+            if let Some(acc) = self.accounts.get_mut(&order.account) {
+                acc.update(asset, |e| {
+                    e.locked -= release;
+                    e.free += release;
+                });
             }
+        }
+        if !self.keep_history {
+            self.scratch.finished.push(id);
         }
     }
 
-    fn fill(&mut self, id: u64, price: Decimal, qty: Decimal, maker: bool, now_ms: i64, out: &mut Vec<Execution>) {
+    fn fill(&mut self, id: u64, price: Decimal, qty: Decimal, maker: bool, now_ms: i64, out: &mut impl Sink) {
         if qty <= Decimal::ZERO {
             return;
         }
         let fee_bps = if maker { self.fees.maker_bps } else { self.fees.taker_bps };
         let Some(order) = self.orders.get_mut(&id) else { return };
         let Some(book) = self.books.get_mut(&order.symbol) else { return };
-        let (base, quote_asset) = (book.instrument.base_asset.clone(), book.instrument.quote_asset.clone());
         let notional = price * qty;
         let in_base = self.fees.charges_base(order.side);
         let fee = if in_base { qty * fee_bps / BPS } else { notional * fee_bps / BPS }
             .round_dp_with_strategy(FEE_DP, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
-        let fee_asset = if in_base { base.clone() } else { quote_asset.clone() };
         let trade_id = book.next_trade_id;
         book.next_trade_id += 1;
         book.last = Some(price);
@@ -947,39 +1223,59 @@ impl MatchingCore {
         };
         let from_lock = cost_asset_amount.min(order.locked);
         order.locked -= from_lock;
-        let fill = Fill {
-            trade_id: trade_id.into(),
-            client_order_id: order.client_order_id.clone(),
-            strategy_id: "".into(),
-            symbol: order.symbol.clone(),
-            side,
-            price,
-            qty,
-            fee,
-            fee_asset,
-            is_maker: maker,
-            ts_ms: now_ms,
-            tag: None,
-        };
+        let facts = FillFacts { trade_id, side, price, qty, fee, fee_in_base: in_base, is_maker: maker, ts_ms: now_ms };
+        let (base, quote_asset) = (&book.instrument.base_asset, &book.instrument.quote_asset);
         if let Some(acc) = self.accounts.get_mut(&account_id) {
             let (spent_asset, got_asset, got) = match side {
-                Side::Buy if in_base => (&quote_asset, &base, qty - fee),
-                Side::Buy => (&quote_asset, &base, qty),
-                Side::Sell => (&base, &quote_asset, notional - fee),
+                Side::Buy if in_base => (quote_asset, base, qty - fee),
+                Side::Buy => (quote_asset, base, qty),
+                Side::Sell => (base, quote_asset, notional - fee),
             };
-            let spent = acc.entry(spent_asset);
-            spent.locked -= from_lock;
-            spent.free -= cost_asset_amount - from_lock;
-            acc.entry(got_asset).free += got;
+            acc.update(spent_asset, |spent| {
+                spent.locked -= from_lock;
+                spent.free -= cost_asset_amount - from_lock;
+            });
+            acc.update(got_asset, |b| b.free += got);
         }
-        self.trade_orders.insert(trade_id, id);
-        self.fills.entry(account_id).or_default().push(fill.clone());
+        if self.keep_history {
+            self.trade_orders.insert(trade_id, id);
+            let fill = facts.to_fill(&order.client_order_id, StrategyId::new(""), &book.instrument);
+            self.fills.entry(account_id).or_default().push(fill);
+        }
         if done {
             self.close(id, OrderStatus::Filled, None, now_ms);
         }
         if let Some(order) = self.orders.get(&id) {
-            out.push(Execution { order: order.clone(), fill: Some(fill) });
+            if let Some(book) = self.books.get(&order.symbol) {
+                out.record(order, &book.instrument, None, Some(facts));
+            }
         }
+    }
+}
+
+/// The touch of a quote: what the synthetic levels are built from.
+#[derive(Clone, Copy)]
+struct Touch {
+    bid: Decimal,
+    bid_qty: Decimal,
+    ask: Decimal,
+    ask_qty: Decimal,
+}
+
+impl Touch {
+    fn of(q: &BookTicker) -> Self {
+        Self { bid: q.bid, bid_qty: q.bid_qty, ask: q.ask, ask_qty: q.ask_qty }
+    }
+
+    /// Level `k` beyond the touch of one side of the synthetic book (price
+    /// and quantity), if its price is positive.
+    fn level(self, tick: Decimal, side: Side, k: u32) -> Option<(Decimal, Decimal)> {
+        let k = Decimal::from(k);
+        let (price, qty) = match side {
+            Side::Buy => (self.ask + tick * k, self.ask_qty),
+            Side::Sell => (self.bid - tick * k, self.bid_qty),
+        };
+        (price > Decimal::ZERO).then_some((price, qty))
     }
 }
 
@@ -1063,6 +1359,125 @@ mod tests {
         assert!(again.order.order_id > c.order_by_client(1, "gone").unwrap().order_id, "order ids continue");
         back.cancel(1, "BTCUSDT", "rest", 4).unwrap();
         assert_eq!(bal(&back, "USDT").1, Decimal::ZERO, "the cancel released what the saved order locked");
+    }
+
+    #[test]
+    fn the_saved_form_has_the_same_keys_as_before() {
+        let mut c = core().without_history();
+        c.submit(order("rest", Side::Buy, OrderType::Limit { price: d("90") }, "1", TimeInForce::Gtc), 1).unwrap();
+        let saved = serde_json::to_value(&c).unwrap();
+        let keys: Vec<&str> = saved.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut want = [
+            "accounts",
+            "books",
+            "depth_levels",
+            "fees",
+            "fills",
+            "next_order_id",
+            "orders",
+            "trade_id_base",
+            "trade_orders",
+        ];
+        want.sort_unstable();
+        let mut keys = keys;
+        keys.sort_unstable();
+        assert_eq!(keys, want, "state.json keeps its keys: the working memory and the history flag are not saved");
+    }
+
+    /// What a core reports for one step, in a form both report kinds share.
+    type Seen = (u64, OrderStatus, Decimal, Option<String>, Option<Fill>);
+
+    fn seen_of_executions(executions: &[Execution]) -> Vec<Seen> {
+        executions
+            .iter()
+            .map(|e| (e.order.order_id, e.order.status, e.order.filled_qty, e.order.reason.clone(), e.fill.clone()))
+            .collect()
+    }
+
+    fn seen_of_events(core: &MatchingCore, client_ids: &BTreeMap<u64, String>, events: &[OrderEvent]) -> Vec<Seen> {
+        let instrument = core.instrument("BTCUSDT").unwrap();
+        events
+            .iter()
+            .map(|e| {
+                let fill = e.fill.map(|f| f.to_fill(&client_ids[&e.order_id], StrategyId::new(""), instrument));
+                (e.order_id, e.status, e.filled_qty, e.reason.map(str::to_string), fill)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn events_without_history_match_executions_with_history() {
+        // The same requests to a core that keeps history and reports
+        // executions, and to one that keeps none and reports events: the same
+        // changes, fills and balances, step by step.
+        enum Step {
+            Submit(NewOrder),
+            Quote(BookTicker),
+            Range(&'static str, &'static str, &'static str, i64),
+            Cancel(&'static str),
+        }
+        let limit =
+            |id, side, price: &str, qty| order(id, side, OrderType::Limit { price: d(price) }, qty, TimeInForce::Gtc);
+        let steps = vec![
+            Step::Submit(order("m1", Side::Buy, OrderType::Market, "2.5", TimeInForce::Gtc)),
+            Step::Submit(limit("l1", Side::Buy, "99", "1.5")),
+            Step::Submit(limit("l2", Side::Sell, "103", "0.5")),
+            Step::Submit(order("ioc", Side::Buy, OrderType::Limit { price: d("101") }, "2", TimeInForce::Ioc)),
+            Step::Submit(order("fok", Side::Buy, OrderType::Limit { price: d("101") }, "9", TimeInForce::Fok)),
+            Step::Submit(order("st", Side::Buy, OrderType::StopMarket { stop: d("104") }, "0.2", TimeInForce::Gtc)),
+            Step::Quote(quote("98", "99", "1", 5)),
+            Step::Range("100", "105", "98", 6),
+            Step::Submit(limit("l3", Side::Buy, "50", "1")),
+            Step::Cancel("l3"),
+            Step::Submit(limit("l3", Side::Buy, "60", "1")),
+            Step::Quote(quote("40", "41", "5", 9)),
+        ];
+        let (mut full, mut lean) = (core(), core().without_history());
+        let mut client_ids = BTreeMap::new();
+        let mut events = Vec::new();
+        for (n, step) in steps.into_iter().enumerate() {
+            events.clear();
+            let (want, got) = match step {
+                Step::Submit(new) => {
+                    let a = full.submit(new.clone(), n as i64);
+                    let b = lean.submit_events(&new, n as i64, &mut events);
+                    match (a, b) {
+                        (Ok(a), Ok(b)) => {
+                            assert_eq!((a.order.order_id, a.order.status), (b.order_id, b.status), "step {n}");
+                            client_ids.insert(b.order_id, new.client_order_id.clone());
+                            (seen_of_executions(&a.executions), seen_of_events(&lean, &client_ids, &events))
+                        }
+                        (a, b) => {
+                            assert_eq!(a.map(|_| ()), b.map(|_| ()), "step {n}");
+                            continue;
+                        }
+                    }
+                }
+                Step::Quote(q) => {
+                    let a = full.set_quote(q.clone());
+                    lean.set_quote_events(q, &mut events);
+                    (seen_of_executions(&a), seen_of_events(&lean, &client_ids, &events))
+                }
+                Step::Range(open, high, low, ts) => {
+                    let a = full.match_range("BTCUSDT", d(open), d(high), d(low), ts);
+                    lean.match_range_events("BTCUSDT", d(open), d(high), d(low), ts, &mut events);
+                    (seen_of_executions(&a), seen_of_events(&lean, &client_ids, &events))
+                }
+                Step::Cancel(id) => {
+                    let a = full.cancel(1, "BTCUSDT", id, n as i64).map(|o| (o.order_id, o.status));
+                    let b = lean.cancel(1, "BTCUSDT", id, n as i64).map(|o| (o.order_id, o.status));
+                    assert_eq!(a, b, "step {n}");
+                    (Vec::new(), Vec::new())
+                }
+            };
+            assert_eq!(got, want, "step {n}");
+            assert_eq!(lean.balances(1), full.balances(1), "step {n}: balances");
+            assert_eq!(lean.open_orders(1, None), full.open_orders(1, None), "step {n}: open orders");
+        }
+        assert!(!full.fills(1, "BTCUSDT", None).is_empty(), "the scenario fills");
+        assert!(lean.fills(1, "BTCUSDT", None).is_empty(), "no history: no fills kept");
+        assert_eq!(lean.all_orders(1, "BTCUSDT"), lean.open_orders(1, None), "no history: only open orders kept");
+        assert!(lean.order_by_client(1, "m1").is_none() && full.order_by_client(1, "m1").is_some());
     }
 
     #[test]

@@ -9,7 +9,7 @@ pub mod matching;
 pub mod price;
 
 pub use matching::{
-    Account, CommissionAsset, Execution, FeeSchedule, MatchError, MatchingCore, NewOrder, OrderAsked, SimOrder,
-    SubmitResult,
+    Account, CommissionAsset, Execution, FeeSchedule, FillFacts, MatchError, MatchingCore, NewOrder, OrderAsked,
+    OrderEvent, Placed, SimOrder, SubmitResult,
 };
 pub use price::{BarBuilder, PriceGen, PriceGenState, PricePath};

@@ -1,0 +1,388 @@
+//! The `--sweep` grammar and the grid it spans.
+//!
+//! `ID.PARAM=VALUES` or `ID@SYMBOL.PARAM=VALUES`, where VALUES is
+//! - a range `START..END[:STEP]`: START, START+STEP, … up to END, END
+//!   included when it lies on the grid (`5..12:5` is 5, 10); STEP defaults to
+//!   1 when START and END are integers and is required otherwise
+//!   (`0.5..2.0:0.25`);
+//! - or a list `a,b,c` (one value is a list of one).
+//!
+//! `ID.PARAM` sets the parameter of every strategy instance with that id;
+//! `ID@SYMBOL.PARAM` only the one trading SYMBOL. Several flags span their
+//! cartesian product, the first flag varying slowest.
+
+use keel_core::config::StrategyConfig;
+use keel_core::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+use strategies::params::ParamKind;
+
+/// Most values one flag may give.
+const MAX_VALUES: usize = 100_000;
+/// Most combinations a grid may span.
+const MAX_COMBINATIONS: usize = 10_000_000;
+
+/// One `--sweep` flag, parsed but not yet checked against the config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spec {
+    /// The flag's text, for messages.
+    pub text: String,
+    /// Strategy id.
+    pub id: String,
+    /// The one instance's symbol (`ID@SYMBOL`), or every instance.
+    pub symbol: Option<String>,
+    /// Parameter name.
+    pub param: String,
+    /// The values, exact and with the scale they were written or stepped with.
+    pub values: Vec<Decimal>,
+}
+
+impl Spec {
+    /// The column name: `ID.PARAM` or `ID@SYMBOL.PARAM`.
+    pub fn name(&self) -> String {
+        match &self.symbol {
+            Some(symbol) => format!("{}@{symbol}.{}", self.id, self.param),
+            None => format!("{}.{}", self.id, self.param),
+        }
+    }
+}
+
+/// Parses one `--sweep` flag; the error is one line naming the flag.
+pub fn parse(text: &str) -> Result<Spec, String> {
+    let fail = |why: String| format!("--sweep `{text}`: {why}");
+    let (address, values) =
+        text.split_once('=').ok_or_else(|| fail("expected ID.PARAM=START..END[:STEP] or ID.PARAM=a,b,c".into()))?;
+    let (target, param) = address
+        .trim()
+        .rsplit_once('.')
+        .filter(|(t, p)| !t.is_empty() && !p.is_empty())
+        .ok_or_else(|| fail(format!("`{address}` is not ID.PARAM or ID@SYMBOL.PARAM")))?;
+    let (id, symbol) = match target.split_once('@') {
+        Some((id, symbol)) if !id.is_empty() && !symbol.is_empty() => (id, Some(symbol.to_ascii_uppercase())),
+        Some(_) => return Err(fail(format!("`{target}` is not ID or ID@SYMBOL"))),
+        None => (target, None),
+    };
+    let values = parse_values(values.trim()).map_err(fail)?;
+    Ok(Spec { text: text.to_string(), id: id.to_string(), symbol, param: param.to_string(), values })
+}
+
+fn number(text: &str) -> Result<Decimal, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err("a value is missing".into());
+    }
+    t.parse::<Decimal>().map_err(|_| format!("`{t}` is not a number"))
+}
+
+fn parse_values(text: &str) -> Result<Vec<Decimal>, String> {
+    if let Some((start, rest)) = text.split_once("..") {
+        if text.contains(',') {
+            return Err("give a range START..END[:STEP] or a list a,b,c, not both".into());
+        }
+        let (end, step) = match rest.split_once(':') {
+            Some((end, step)) => (end, Some(step)),
+            None => (rest, None),
+        };
+        let (start, end) = (number(start)?, number(end)?);
+        let step = match step {
+            Some(s) => number(s)?,
+            None if start.scale() == 0 && end.scale() == 0 => Decimal::ONE,
+            None => return Err(format!("the decimal range {start}..{end} needs a STEP, e.g. {start}..{end}:0.1")),
+        };
+        if step <= Decimal::ZERO {
+            return Err(format!("STEP must be positive, got {step}"));
+        }
+        if start > end {
+            return Err(format!("the range is empty: START {start} is after END {end}"));
+        }
+        let last =
+            ((end - start) / step).floor().to_usize().filter(|n| *n < MAX_VALUES).ok_or_else(|| {
+                format!("{start}..{end}:{step} gives more than {MAX_VALUES} values; use a larger STEP")
+            })?;
+        // Every value with the same decimals (0.50, 0.75, 1.00), as a table shows them.
+        let scale = start.scale().max(step.scale());
+        return Ok((0..=last)
+            .map(|k| {
+                let mut v = start + step * Decimal::from(k);
+                v.rescale(scale);
+                v
+            })
+            .collect());
+    }
+    if text.contains(':') {
+        return Err(format!("`{text}`: a STEP belongs to a range START..END:STEP"));
+    }
+    let values = text.split(',').map(number).collect::<Result<Vec<_>, _>>()?;
+    for (i, v) in values.iter().enumerate() {
+        if values[..i].contains(v) {
+            return Err(format!("the value {v} is listed twice"));
+        }
+    }
+    Ok(values)
+}
+
+/// One swept parameter, checked against the strategies that run.
+#[derive(Debug, Clone)]
+pub struct Axis {
+    /// Column name (`ID.PARAM`).
+    pub name: String,
+    /// Parameter key.
+    pub param: String,
+    /// The type the strategies read it as.
+    pub kind: ParamKind,
+    /// Indexes of the strategy blocks it is written into.
+    pub targets: Vec<usize>,
+    /// The values.
+    pub values: Vec<Decimal>,
+}
+
+impl Axis {
+    /// A value as TOML of the type the strategy reads: an integer, an exact
+    /// decimal string, or a float for statistics parameters.
+    fn toml(&self, value: Decimal) -> toml::Value {
+        match self.kind {
+            // Checked to fit when the axis was built.
+            ParamKind::Integer => toml::Value::Integer(value.to_i64().unwrap_or_default()),
+            ParamKind::Decimal => toml::Value::String(value.to_string()),
+            ParamKind::Number => toml::Value::Float(value.to_f64().unwrap_or_default()),
+        }
+    }
+}
+
+/// The cartesian product of the swept parameters. Combinations are numbered
+/// from 0; the first axis varies slowest.
+#[derive(Debug, Clone)]
+pub struct Grid {
+    /// The swept parameters, in flag order.
+    pub axes: Vec<Axis>,
+    len: usize,
+}
+
+impl Grid {
+    /// Checks the specs against the strategy blocks that run (`run`) and the
+    /// whole config (`configured`, to tell a paused strategy from a typo).
+    pub fn resolve(
+        specs: &[Spec],
+        run: &[(usize, StrategyConfig)],
+        configured: &[StrategyConfig],
+    ) -> Result<Grid, String> {
+        let mut axes: Vec<Axis> = Vec::new();
+        for spec in specs {
+            let fail = |why: String| format!("--sweep `{}`: {why}", spec.text);
+            let with_id: Vec<usize> =
+                run.iter().enumerate().filter(|(_, (_, c))| c.id == spec.id).map(|(i, _)| i).collect();
+            if with_id.is_empty() {
+                let running: Vec<&str> = run.iter().map(|(_, c)| c.id.as_str()).collect();
+                return Err(fail(if configured.iter().any(|c| c.id == spec.id) {
+                    format!("strategy `{}` does not run (it is paused, or not chosen with --strategy)", spec.id)
+                } else {
+                    format!("no strategy `{}` (strategies: {})", spec.id, running.join(", "))
+                }));
+            }
+            let targets: Vec<usize> = match &spec.symbol {
+                Some(symbol) => with_id.iter().copied().filter(|i| run[*i].1.symbol == *symbol).collect(),
+                None => with_id.clone(),
+            };
+            if targets.is_empty() {
+                let symbols: Vec<&str> = with_id.iter().map(|i| run[*i].1.symbol.as_str()).collect();
+                return Err(fail(format!(
+                    "strategy `{}` does not trade {} (it trades {})",
+                    spec.id,
+                    spec.symbol.as_deref().unwrap_or_default(),
+                    symbols.join(", ")
+                )));
+            }
+            let mut kind = None;
+            for i in &targets {
+                let block = &run[*i].1;
+                let specs = strategies::registry::params(&block.kind)
+                    .ok_or_else(|| fail(format!("strategy `{}` has the unknown kind `{}`", block.id, block.kind)))?;
+                let Some(p) = specs.iter().find(|p| p.name == spec.param) else {
+                    let names: Vec<&str> = specs.iter().map(|p| p.name).collect();
+                    return Err(fail(format!(
+                        "{} has no parameter `{}` (its parameters: {})",
+                        block.kind,
+                        spec.param,
+                        names.join(", ")
+                    )));
+                };
+                kind = Some(p.kind);
+            }
+            let kind = kind.unwrap_or(ParamKind::Decimal);
+            if kind == ParamKind::Integer {
+                if let Some(bad) = spec.values.iter().find(|v| !v.fract().is_zero() || v.to_i64().is_none()) {
+                    return Err(fail(format!("`{}` takes an integer, not {bad}", spec.param)));
+                }
+            }
+            if let Some(other) =
+                axes.iter().find(|a| a.param == spec.param && a.targets.iter().any(|t| targets.contains(t)))
+            {
+                return Err(fail(format!("{} is already swept by --sweep {}", spec.name(), other.name)));
+            }
+            axes.push(Axis {
+                name: spec.name(),
+                param: spec.param.clone(),
+                kind,
+                targets,
+                values: spec.values.clone(),
+            });
+        }
+        let len = axes
+            .iter()
+            .try_fold(1usize, |n, a| n.checked_mul(a.values.len()).filter(|n| *n <= MAX_COMBINATIONS))
+            .ok_or_else(|| format!("--sweep: the grid spans more than {MAX_COMBINATIONS} combinations"))?;
+        Ok(Grid { axes, len })
+    }
+
+    /// Number of combinations.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for a grid without combinations (never, once resolved).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The value index on each axis of `combination`.
+    fn position(&self, mut combination: usize) -> Vec<usize> {
+        let mut at = vec![0; self.axes.len()];
+        for (i, axis) in self.axes.iter().enumerate().rev() {
+            at[i] = combination % axis.values.len();
+            combination /= axis.values.len();
+        }
+        at
+    }
+
+    /// The values of `combination`, one per axis.
+    pub fn values(&self, combination: usize) -> Vec<Decimal> {
+        self.position(combination).iter().zip(&self.axes).map(|(i, a)| a.values[*i]).collect()
+    }
+
+    /// The strategy blocks with the values of `combination` written into their params.
+    pub fn blocks(&self, combination: usize, base: &[(usize, StrategyConfig)]) -> Vec<(usize, StrategyConfig)> {
+        let mut blocks = base.to_vec();
+        for (axis, value) in self.axes.iter().zip(self.values(combination)) {
+            for t in &axis.targets {
+                blocks[*t].1.params.insert(axis.param.clone(), axis.toml(value));
+            }
+        }
+        blocks
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn values_of_ranges_and_lists() {
+        let cases: &[(&str, &[&str])] = &[
+            ("s.fast=5..50:5", &["5", "10", "15", "20", "25", "30", "35", "40", "45", "50"]),
+            ("s.fast=1..4", &["1", "2", "3", "4"]),
+            ("s.fast=7..7", &["7"]),
+            ("s.fast=5..12:5", &["5", "10"]),
+            ("s.k=0.5..2.0:0.25", &["0.50", "0.75", "1.00", "1.25", "1.50", "1.75", "2.00"]),
+            ("s.k=0.5..1.9:0.5", &["0.5", "1.0", "1.5"]),
+            ("s.k=-1..1:1", &["-1", "0", "1"]),
+            ("s.qty=0.1,0.25,1", &["0.1", "0.25", "1"]),
+            ("s.qty=3", &["3"]),
+            (" s.fast = 1 .. 3 : 2 ", &["1", "3"]),
+        ];
+        for (text, want) in cases {
+            let spec = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            let got: Vec<String> = spec.values.iter().map(|v| v.to_string()).collect();
+            assert_eq!(got, *want, "{text}");
+        }
+        let spec = parse("sma@btcusdt.fast=1,2").unwrap();
+        assert_eq!((spec.id.as_str(), spec.symbol.as_deref(), spec.param.as_str()), ("sma", Some("BTCUSDT"), "fast"));
+        assert_eq!(spec.name(), "sma@BTCUSDT.fast");
+        assert_eq!(parse("my.id.fast=1").unwrap().id, "my.id", "the parameter follows the last dot");
+    }
+
+    #[test]
+    fn malformed_specs_say_what_is_wrong() {
+        let cases = [
+            ("s.fast", "expected ID.PARAM=START..END[:STEP]"),
+            ("fast=1..5", "`fast` is not ID.PARAM"),
+            (".fast=1..5", "is not ID.PARAM"),
+            ("s.=1..5", "is not ID.PARAM"),
+            ("@X.fast=1", "is not ID or ID@SYMBOL"),
+            ("s.fast=50..5", "the range is empty: START 50 is after END 5"),
+            ("s.fast=1..5:0", "STEP must be positive, got 0"),
+            ("s.fast=1..5:-1", "STEP must be positive, got -1"),
+            ("s.k=0.5..2", "needs a STEP"),
+            ("s.fast=a..5", "`a` is not a number"),
+            ("s.fast=1..x", "`x` is not a number"),
+            ("s.fast=1..5:y", "`y` is not a number"),
+            ("s.fast=1,two,3", "`two` is not a number"),
+            ("s.fast=1,,3", "a value is missing"),
+            ("s.fast=", "a value is missing"),
+            ("s.fast=1..5,7", "not both"),
+            ("s.fast=1:5", "a STEP belongs to a range"),
+            ("s.fast=1,2,1", "the value 1 is listed twice"),
+            ("s.k=0..1:0.000001", "more than 100000 values"),
+        ];
+        for (text, want) in cases {
+            let err = parse(text).expect_err(text);
+            assert!(err.starts_with(&format!("--sweep `{text}`: ")), "{text}: {err}");
+            assert!(err.contains(want), "{text}: {err}");
+            assert!(!err.contains('\n'), "{text}: one line");
+        }
+    }
+
+    fn block(id: &str, kind: &str, symbol: &str) -> StrategyConfig {
+        StrategyConfig {
+            id: id.into(),
+            kind: kind.into(),
+            symbol: symbol.into(),
+            paused: false,
+            params: toml::from_str("fast = 10\nslow = 20\nqty = \"1\"").unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_grid_writes_typed_values_into_the_blocks_it_addresses() {
+        let run = vec![(0, block("a", "sma_cross", "BTCUSDT")), (1, block("a", "sma_cross", "ETHUSDT"))];
+        let specs: Vec<Spec> = ["a.fast=2..6:2", "a@ETHUSDT.qty=0.5,1.5"].iter().map(|t| parse(t).unwrap()).collect();
+        let grid = Grid::resolve(&specs, &run, &[]).unwrap();
+        assert_eq!(grid.len(), 6);
+        assert_eq!(grid.values(0), [d("2"), d("0.5")]);
+        assert_eq!(grid.values(1), [d("2"), d("1.5")], "the last axis varies fastest");
+        assert_eq!(grid.values(5), [d("6"), d("1.5")]);
+        let blocks = grid.blocks(3, &run);
+        assert_eq!(blocks[0].1.params["fast"], toml::Value::Integer(4));
+        assert_eq!(blocks[1].1.params["fast"], toml::Value::Integer(4), "ID.PARAM sets every instance");
+        assert_eq!(blocks[0].1.params["qty"], toml::Value::String("1".into()), "ID@SYMBOL only one");
+        assert_eq!(blocks[1].1.params["qty"], toml::Value::String("1.5".into()), "decimals as exact strings");
+
+        let bb = vec![(0, StrategyConfig { params: toml::Table::new(), ..block("b", "bollinger_breakout", "X") })];
+        let grid = Grid::resolve(&[parse("b.k=1.5,2").unwrap()], &bb, &[]).unwrap();
+        assert_eq!(grid.blocks(0, &bb)[0].1.params["k"], toml::Value::Float(1.5), "numbers as floats");
+    }
+
+    #[test]
+    fn specs_that_do_not_fit_the_strategies_are_refused() {
+        let run = vec![(0, block("a", "sma_cross", "BTCUSDT"))];
+        let paused = StrategyConfig { paused: true, ..block("p", "sma_cross", "BTCUSDT") };
+        let configured = vec![run[0].1.clone(), paused];
+        let cases = [
+            (vec!["z.fast=1..3"], "no strategy `z` (strategies: a)"),
+            (vec!["p.fast=1..3"], "strategy `p` does not run"),
+            (vec!["a@ETHUSDT.fast=1..3"], "strategy `a` does not trade ETHUSDT (it trades BTCUSDT)"),
+            (vec!["a.fsat=1..3"], "sma_cross has no parameter `fsat` (its parameters: fast, slow, qty)"),
+            (vec!["a.fast=1.5,2"], "`fast` takes an integer, not 1.5"),
+            (vec!["a.fast=1..3", "a@BTCUSDT.fast=4"], "a@BTCUSDT.fast is already swept by --sweep a.fast"),
+            (vec!["a.fast=1..10000", "a.slow=1..10000"], "more than 10000000 combinations"),
+        ];
+        for (texts, want) in cases {
+            let specs: Vec<Spec> = texts.iter().map(|t| parse(t).unwrap()).collect();
+            let err = Grid::resolve(&specs, &run, &configured).expect_err(want);
+            assert!(err.contains(want), "{texts:?}: {err}");
+            assert!(err.starts_with("--sweep"), "{err}");
+        }
+    }
+}
