@@ -370,6 +370,17 @@ fn bad_inputs_fail_with_one_line_naming_the_problem() {
             b"1704067200000,1,2,0.5,1.5,1,1704067259999,0,0,0,0,0\n1704067260000,1,2,5,1.5,1,1704067319999,0,0,0,0,0\n",
         )],
     );
+    // Deflate data damaged in the middle of an archive whose directory is intact.
+    let kline_rows: String = (0..20_000i64)
+        .map(|i| format!("{},1.5,2,1,1.5,10,{},0,0,0,0,0\n", T0 + i * MINUTE, T0 + i * MINUTE + MINUTE - 1))
+        .collect();
+    let damaged = root.join("BTCUSDT-damaged.zip");
+    write_zip(&damaged, &[("BTCUSDT-damaged.csv", kline_rows.as_bytes())]);
+    let mut bytes = std::fs::read(&damaged).unwrap();
+    for b in &mut bytes[200..260] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&damaged, bytes).unwrap();
     let ts: ArrayRef = Arc::new(Int64Array::from(vec![1_704_067_200_000]));
     let one: ArrayRef = Arc::new(Float64Array::from(vec![1.0]));
     write_parquet(

@@ -75,6 +75,12 @@ impl EquityCurve {
         Points { times: self.timeline.close_times().peekable(), curve: self, next: 0 }
     }
 
+    /// Point `k`'s time where the timeline tells it directly (one symbol).
+    #[inline]
+    fn direct_time(&self, k: usize) -> Option<i64> {
+        self.timeline.distinct_close_time(k)
+    }
+
     /// The last point.
     pub fn last(&self) -> Option<EquityPoint> {
         self.iter().last()
@@ -94,12 +100,31 @@ impl Iterator for Points<'_> {
 
     #[inline]
     fn next(&mut self) -> Option<EquityPoint> {
-        let equity = *self.curve.equity.get(self.next)?;
-        let ts_ms = self.times.next()?;
-        while self.times.next_if_eq(&ts_ms).is_some() {}
-        let exposed = self.curve.exposed[self.next / 64] >> (self.next % 64) & 1 == 1;
+        let k = self.next;
+        let equity = *self.curve.equity.get(k)?;
+        let ts_ms = match self.curve.direct_time(k) {
+            Some(t) => t,
+            None => {
+                let t = self.times.next()?;
+                while self.times.next_if_eq(&t).is_some() {}
+                t
+            }
+        };
+        let exposed = self.curve.exposed[k / 64] >> (k % 64) & 1 == 1;
         self.next += 1;
         Some(EquityPoint { ts_ms, equity, exposed })
+    }
+
+    fn nth(&mut self, n: usize) -> Option<EquityPoint> {
+        // One symbol: jump; otherwise walk the merged close times.
+        if self.curve.direct_time(self.next).is_some() {
+            self.next = self.next.saturating_add(n).min(self.curve.equity.len());
+            return self.next();
+        }
+        for _ in 0..n {
+            self.next()?;
+        }
+        self.next()
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

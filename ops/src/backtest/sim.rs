@@ -143,6 +143,9 @@ struct Replay {
     /// with one, whose bars replay in their own order.
     order: Vec<u16>,
     len: usize,
+    /// One symbol whose close times all differ: step `k` is also the `k`-th
+    /// distinct close time.
+    distinct: bool,
 }
 
 impl Timeline {
@@ -192,7 +195,20 @@ impl Timeline {
                 }
             }
         }
-        Self(Arc::new(Replay { symbols, bars: all, order, len }))
+        let distinct = match all.as_slice() {
+            [one] => (1..one.len()).all(|i| one.close_time(i) > one.close_time(i - 1)),
+            _ => false,
+        };
+        Self(Arc::new(Replay { symbols, bars: all, order, len, distinct }))
+    }
+
+    /// The `k`-th distinct close time, when that is bar `k`'s (see `Replay::distinct`).
+    #[inline]
+    pub(super) fn distinct_close_time(&self, k: usize) -> Option<i64> {
+        if !self.0.distinct || k >= self.0.len {
+            return None;
+        }
+        Some(self.close_time(0, k))
     }
 
     /// Number of bars.

@@ -15,7 +15,7 @@
 use std::cmp::Ordering;
 
 use keel_core::market::Bar;
-use keel_core::{Decimal, Symbol};
+use keel_core::Decimal;
 
 /// The most decimal places (and digits) a column holds.
 pub const MAX_DIGITS: u32 = 18;
@@ -33,6 +33,10 @@ const POW10: [i64; 19] = {
 
 /// The largest mantissa a column holds: 18 nines.
 const MAX_MANTISSA: i64 = POW10[18] - 1;
+
+/// The farthest time from the epoch accepted, in ms (~317 000 years, beyond
+/// any date chrono parses), so that differences of times never overflow.
+const MAX_TIME: i64 = 10_000_000_000_000_000;
 
 /// The highest price accepted: above it, exact arithmetic on price × quantity
 /// could overflow.
@@ -142,15 +146,6 @@ impl Fixed {
         (d.scale() <= MAX_DIGITS).then_some(Fixed { mantissa: m, scale: d.scale() })
     }
 
-    /// Drops trailing zeros of the fraction.
-    pub fn normalize(mut self) -> Fixed {
-        while self.scale > 0 && self.mantissa % 10 == 0 {
-            self.mantissa /= 10;
-            self.scale -= 1;
-        }
-        self
-    }
-
     /// The value as a `Decimal` (exact).
     #[inline]
     pub fn to_decimal(self) -> Decimal {
@@ -242,13 +237,6 @@ struct Aligned {
 const NARROW_MAX: u64 = i32::MAX as u64;
 
 impl DecimalColumn {
-    /// A column from mantissas at `scale` (each below 10^18 in magnitude).
-    pub fn from_parts(values: Vec<i64>, scale: u32) -> Self {
-        let mut c = Self { scale, ..Self::default() };
-        c.extend_aligned(&values);
-        c
-    }
-
     /// Mantissa `i`.
     #[inline]
     pub fn value(&self, i: usize) -> i64 {
@@ -282,13 +270,11 @@ impl DecimalColumn {
     /// Value `i`, exact.
     #[inline]
     pub fn get(&self, i: usize) -> Decimal {
-        Decimal::new(self.value(i), self.scale)
-    }
-
-    /// Value `i` as a [`Fixed`].
-    #[inline]
-    pub fn fixed(&self, i: usize) -> Fixed {
-        Fixed { mantissa: self.value(i), scale: self.scale }
+        // `Decimal::new` by its parts: this constructor inlines (it runs five
+        // times a bar in a backtest).
+        let m = self.value(i);
+        let abs = m.unsigned_abs();
+        Decimal::from_parts(abs as u32, (abs >> 32) as u32, 0, m < 0, self.scale)
     }
 
     /// Number of values.
@@ -560,6 +546,7 @@ impl OpenTimes {
         if let OpenTimes::Regular { start, step, len } = self {
             match *len {
                 0 => *start = t,
+                // Both within `MAX_TIME` of the epoch: no overflow.
                 1 if t > *start => *step = t - *start,
                 _ if *step > 0 && Some(t) == (*len as i64).checked_mul(*step).and_then(|d| start.checked_add(d)) => {}
                 _ => {
@@ -690,6 +677,11 @@ impl Row {
         }
         if volume < Fixed::ZERO {
             return Err(format!("volume {volume} is negative"));
+        }
+        for (name, t) in [("time", Some(open_time)), ("close_time", close_time)] {
+            if let Some(t) = t.filter(|t| t.unsigned_abs() > MAX_TIME as u64) {
+                return Err(format!("{name} {t} is out of range (more than 300 000 years from 1970)"));
+            }
         }
         if let Some(ct) = close_time {
             if ct < open_time {
@@ -895,22 +887,6 @@ impl Bars {
         bar.low = self.low.get(i);
         bar.close = self.close.get(i);
         bar.volume = self.volume.get(i);
-    }
-
-    /// Bar `i` as a `Bar` of `symbol`.
-    pub fn bar(&self, i: usize, symbol: &Symbol) -> Bar {
-        let mut bar = Bar {
-            symbol: symbol.clone(),
-            open_time: 0,
-            close_time: 0,
-            open: Decimal::ZERO,
-            high: Decimal::ZERO,
-            low: Decimal::ZERO,
-            close: Decimal::ZERO,
-            volume: Decimal::ZERO,
-        };
-        self.fill(i, &mut bar);
-        bar
     }
 
     /// Appends another file's (or part's) bars; on `Err` (the columns' scales
@@ -1203,5 +1179,57 @@ mod tests {
         assert_eq!(bars.close.values(0..3), [10, 20, 30]);
         bars.retain_open_times(2, 2);
         assert_eq!((bars.open_times(), bars.close.values(0..1)), (vec![2], vec![20]));
+    }
+
+    #[test]
+    fn storage_is_as_small_as_the_values_allow() {
+        struct Case {
+            name: &'static str,
+            rows: Vec<(i64, Fixed, Fixed)>,
+            /// Bytes a bar for: open time, close, volume.
+            want: (usize, usize, usize),
+        }
+        let price = fx(5_000_309, 2);
+        let cases = [
+            Case {
+                name: "evenly spaced, small values",
+                rows: (0..5).map(|i| (i * 60, price, fx(41, 1))).collect(),
+                want: (0, 4, 4),
+            },
+            Case {
+                name: "a gap: offsets on the grid",
+                rows: [0, 60, 180, 240].iter().map(|t| (*t, price, fx(41, 1))).collect(),
+                want: (4, 4, 4),
+            },
+            Case {
+                name: "off the grid's 32-bit reach: one i64 a time",
+                rows: vec![(0, price, fx(1, 0)), (1, price, fx(1, 0)), (1 << 40, price, fx(1, 0))],
+                want: (8, 4, 4),
+            },
+            Case {
+                name: "a volume beyond 32 bits widens its column only",
+                rows: vec![(0, price, fx(127_168_108, 5)), (60, price, fx(1_271_681_080_000, 8))],
+                want: (0, 4, 8),
+            },
+        ];
+        for c in cases {
+            let mut bars = Bars::default();
+            for (t, p, v) in &c.rows {
+                bars.push(&Row { volume: *v, ..row(*t, *p) }).unwrap();
+            }
+            assert_eq!((bars.time_width(), bars.close.width(), bars.volume.width()), c.want, "{}", c.name);
+            let times: Vec<i64> = c.rows.iter().map(|r| r.0).collect();
+            assert_eq!(bars.open_times(), times, "{}", c.name);
+        }
+        // Out of order: one i64 a time until sorted, then on the grid again.
+        let mut bars = Bars::default();
+        for t in [120, 0, 60] {
+            bars.push(&row(t, price)).unwrap();
+        }
+        assert_eq!(bars.time_width(), 8);
+        bars.sort_and_dedup();
+        assert_eq!((bars.time_width(), bars.open_times()), (0, vec![0, 60, 120]));
+        let err = Bars::default().push(&row(-(1 << 60), price)).unwrap_err();
+        assert_eq!(err, "time -1152921504606846976 is out of range (more than 300 000 years from 1970)");
     }
 }

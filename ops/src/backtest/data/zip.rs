@@ -49,32 +49,43 @@ const CHUNK: usize = 1 << 20;
 /// others parse (inflating takes about as long as parsing on one core).
 fn parse_pipelined(mut input: impl Read, label: &str, skip_bad_rows: bool) -> Result<ParsedFile, DataError> {
     let parsers = std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1).max(1);
-    let (chunks, received) = mpsc::sync_channel::<std::io::Result<Vec<u8>>>(2);
-    std::thread::scope(|scope| {
+    let (chunks, received) = mpsc::sync_channel::<Vec<u8>>(2);
+    let corrupt = |e: std::io::Error| DataError::file(label, format!("the archive is corrupt ({e})"));
+    let (parsed, inflate_error) = std::thread::scope(|scope| {
         let parser = scope.spawn(move || {
             let reader = ChannelReader { chunks: received, current: Vec::new(), at: 0 };
             parse_csv_on(reader, label, skip_bad_rows, parsers)
         });
+        let mut inflate_error = None;
         loop {
             let mut chunk = vec![0u8; CHUNK];
-            let read = read_full(&mut input, &mut chunk);
-            let done = !matches!(read, Ok(n) if n > 0);
-            let sent = match read {
-                Ok(0) => true,
+            match read_full(&mut input, &mut chunk) {
+                Ok(0) => break,
                 Ok(n) => {
                     chunk.truncate(n);
-                    chunks.send(Ok(chunk)).is_ok()
+                    // Not sent: the parser stopped early (a bad row) and says why.
+                    if chunks.send(chunk).is_err() {
+                        break;
+                    }
                 }
-                Err(e) => chunks.send(Err(e)).is_ok(),
-            };
-            // Not sent: the parser stopped early (a bad row) and says why.
-            if done || !sent {
-                break;
+                Err(e) => {
+                    inflate_error = Some(e);
+                    break;
+                }
             }
         }
         drop(chunks);
-        parser.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    })
+        (parser.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), inflate_error)
+    });
+    if let Some(e) = inflate_error {
+        return Err(corrupt(e));
+    }
+    // Deflate notices damage only at the entry's checksum: a bad row may be
+    // garbage from a corrupt archive. Inflate the rest to tell which.
+    if let Err(DataError::BadRow { .. }) = parsed {
+        std::io::copy(&mut input, &mut std::io::sink()).map_err(corrupt)?;
+    }
+    parsed
 }
 
 /// Reads until `buf` is full or the input ends.
@@ -91,9 +102,10 @@ fn read_full(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
-/// The inflated chunks as one stream.
+/// The inflated chunks as one stream (it ends early if inflating fails,
+/// which the inflating side then reports).
 struct ChannelReader {
-    chunks: mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    chunks: mpsc::Receiver<Vec<u8>>,
     current: Vec<u8>,
     at: usize,
 }
@@ -103,7 +115,7 @@ impl Read for ChannelReader {
         while self.at == self.current.len() {
             match self.chunks.recv() {
                 Ok(chunk) => {
-                    self.current = chunk?;
+                    self.current = chunk;
                     self.at = 0;
                 }
                 Err(_) => return Ok(0),
