@@ -12,7 +12,6 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use keel_core::balance::Balance;
-use keel_core::market::Bar;
 use keel_core::sim::FeeSchedule;
 use keel_core::{Decimal, StrategyId, Symbol};
 use ops::backtest::data::Series;
@@ -21,37 +20,10 @@ use ops::backtest::sim::{Backtest, SimConfig, StrategySlot, Timeline};
 use risk::config::RiskConfig;
 use strategies::ma_cross::SmaCross;
 
-const BARS: usize = 1_000_000;
+mod common;
+use common::bars;
 
-/// A deterministic random walk (xorshift), prices with 2 decimals.
-fn bars(n: usize) -> Vec<Bar> {
-    let symbol = Symbol::new("BTCUSDT");
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut price: i64 = 5_000_000; // 50 000.00 in cents
-    (0..n)
-        .map(|i| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let step = (state % 2001) as i64 - 1000; // ±10.00
-            let open = price;
-            price = (price + step).max(100);
-            let close = price;
-            let (hi, lo) = (open.max(close) + (state % 300) as i64, (open.min(close) - (state % 300) as i64).max(1));
-            let t = 1_600_000_000_000 + i as i64 * 60_000;
-            Bar {
-                symbol: symbol.clone(),
-                open_time: t,
-                close_time: t + 59_999,
-                open: Decimal::new(open, 2),
-                high: Decimal::new(hi, 2),
-                low: Decimal::new(lo, 2),
-                close: Decimal::new(close, 2),
-                volume: Decimal::ONE,
-            }
-        })
-        .collect()
-}
+const BARS: usize = 1_000_000;
 
 fn engine(symbols: &[Symbol], instrument: keel_core::instrument::Instrument, fast: usize, slow: usize) -> Backtest {
     let config = SimConfig {
