@@ -541,6 +541,24 @@ async fn order_echoes_client_ids_and_lookup_windows_as_documented() {
     let of_first = trades.body.as_array().unwrap().iter().find(|t| t["id"] == first_trade).unwrap();
     assert_eq!(of_first["orderId"], first_id, "the first order's fill names the first order");
 
+    // Trade ids count per symbol, as on Binance: an ETHUSDT fill may carry a
+    // BTCUSDT fill's id, and each still names (and finds) its own order.
+    let eth = [("symbol", "ETHUSDT"), ("side", "BUY"), ("type", "MARKET"), ("quantity", "0.01")];
+    let eth_order = call(&sb, "POST", "/api/v3/order", &eth, true).await;
+    assert_eq!(eth_order.status, 200, "{}", eth_order.body);
+    for symbol in ["BTCUSDT", "ETHUSDT"] {
+        let trades = call(&sb, "GET", "/api/v3/myTrades", &[("symbol", symbol)], true).await;
+        for t in trades.body.as_array().unwrap() {
+            let id = t["orderId"].to_string();
+            let o = call(&sb, "GET", "/api/v3/order", &[("symbol", symbol), ("orderId", &id)], true).await;
+            assert_eq!((o.status, &o.body["symbol"]), (200, &json!(symbol)), "{symbol} trade {t}: order {}", o.body);
+        }
+    }
+    let eth_trades = call(&sb, "GET", "/api/v3/myTrades", &[("symbol", "ETHUSDT")], true).await;
+    let eth_trade = &eth_trades.body[0];
+    assert_eq!(eth_trade["orderId"], eth_order.body["orderId"], "{eth_trade}");
+    assert_eq!(eth_trade["id"], eth_order.body["fills"][0]["tradeId"], "{eth_trade}");
+
     // Time windows: inclusive bounds, at most 24 hours, and the documented combinations.
     let now = now_ms();
     let (past, future) = ((now - 60_000).to_string(), (now + 60_000).to_string());

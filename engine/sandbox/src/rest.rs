@@ -1190,7 +1190,8 @@ pub(crate) fn my_trades(app: &App, p: &Params, account: u32) -> Result<Value, Re
     let st = app.ex.lock();
     let mut out = Vec::new();
     for f in st.core().fills(account, symbol, from_id) {
-        let oid = f.trade_id.as_u64().and_then(|t| st.core().order_of_trade(t)).map(|o| o.order_id).unwrap_or(0);
+        let oid =
+            f.trade_id.as_u64().and_then(|t| st.core().order_of_trade(symbol, t)).map(|o| o.order_id).unwrap_or(0);
         if order_id.is_some_and(|id| id as u64 != oid) || !window.holds(f.ts_ms) {
             continue;
         }

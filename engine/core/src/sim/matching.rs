@@ -389,9 +389,10 @@ pub struct MatchingCore {
     #[serde(skip_serializing)]
     by_client: FxHashMap<u32, FxHashMap<String, u64>>,
     fills: BTreeMap<u32, Vec<Fill>>,
-    /// The order of each fill, by trade id (a client id may be used again,
-    /// so a fill's client id alone does not name its order).
-    trade_orders: BTreeMap<u64, u64>,
+    /// The order of each fill, by symbol and trade id (a client id may be
+    /// used again, so a fill's client id alone does not name its order; trade
+    /// ids count per symbol, as on Binance, so an id alone does not either).
+    trade_orders: TradeOrders,
     next_order_id: u64,
     trade_id_base: u64,
     /// False: final orders and fills are not kept (see [`MatchingCore::without_history`]).
@@ -426,13 +427,61 @@ struct StoredCore {
     accounts: BTreeMap<u32, Account>,
     orders: BTreeMap<u64, SimOrder>,
     fills: BTreeMap<u32, Vec<Fill>>,
-    trade_orders: BTreeMap<u64, u64>,
+    trade_orders: SavedTradeOrders,
     next_order_id: u64,
     trade_id_base: u64,
 }
 
+/// Symbol → trade id → order id.
+type TradeOrders = BTreeMap<Symbol, BTreeMap<u64, u64>>;
+
+/// `trade_orders` as saved: by symbol, or (state saved before trade ids were
+/// known to repeat across symbols) by trade id alone. Trade ids are read as
+/// the strings JSON keeps map keys in: an untagged enum cannot read integer
+/// keys.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SavedTradeOrders {
+    BySymbol(BTreeMap<Symbol, BTreeMap<String, u64>>),
+    ByTradeId(BTreeMap<String, u64>),
+}
+
+/// A saved map keyed by trade id, with the keys that are not one left out.
+fn by_trade_id(map: BTreeMap<String, u64>) -> BTreeMap<u64, u64> {
+    map.into_iter().filter_map(|(t, id)| Some((t.parse().ok()?, id))).collect()
+}
+
+impl SavedTradeOrders {
+    /// The map by symbol. The old form is rebuilt from the kept fills: a
+    /// trade's saved order stands where it is of the fill's symbol, account
+    /// and client id; where another symbol's fill overwrote it, the latest
+    /// order of that account, symbol and client id is the fill's.
+    fn by_symbol(self, fills: &BTreeMap<u32, Vec<Fill>>, orders: &BTreeMap<u64, SimOrder>) -> TradeOrders {
+        let flat = match self {
+            Self::BySymbol(map) => return map.into_iter().map(|(sym, m)| (sym, by_trade_id(m))).collect(),
+            Self::ByTradeId(flat) => by_trade_id(flat),
+        };
+        let mut out = TradeOrders::new();
+        for (account, list) in fills {
+            for f in list {
+                let Some(t) = f.trade_id.as_u64() else { continue };
+                let owns = |o: &SimOrder| {
+                    o.account == *account && o.symbol == f.symbol && o.client_order_id == f.client_order_id
+                };
+                let saved = flat.get(&t).copied().filter(|id| orders.get(id).is_some_and(owns));
+                let found = saved.or_else(|| orders.values().rev().find(|o| owns(o)).map(|o| o.order_id));
+                if let Some(id) = found {
+                    out.entry(f.symbol.clone()).or_default().insert(t, id);
+                }
+            }
+        }
+        out
+    }
+}
+
 impl From<StoredCore> for MatchingCore {
     fn from(s: StoredCore) -> Self {
+        let trade_orders = s.trade_orders.by_symbol(&s.fills, &s.orders);
         // In id order, so a client id used again points at its latest order.
         let mut by_client: FxHashMap<u32, FxHashMap<String, u64>> = FxHashMap::default();
         for (id, o) in &s.orders {
@@ -445,8 +494,8 @@ impl From<StoredCore> for MatchingCore {
             accounts: s.accounts,
             orders: s.orders,
             by_client,
+            trade_orders,
             fills: s.fills,
-            trade_orders: s.trade_orders,
             next_order_id: s.next_order_id,
             trade_id_base: s.trade_id_base,
             keep_history: true,
@@ -466,7 +515,7 @@ impl MatchingCore {
             orders: BTreeMap::new(),
             by_client: FxHashMap::default(),
             fills: BTreeMap::new(),
-            trade_orders: BTreeMap::new(),
+            trade_orders: TradeOrders::new(),
             next_order_id: 1,
             trade_id_base: 1,
             keep_history: true,
@@ -650,8 +699,8 @@ impl MatchingCore {
             if let Some(list) = self.fills.get_mut(&account) {
                 let cut = list.len().saturating_sub(keep);
                 for f in list.drain(..cut) {
-                    if let Some(t) = f.trade_id.as_u64() {
-                        self.trade_orders.remove(&t);
+                    if let (Some(t), Some(of_symbol)) = (f.trade_id.as_u64(), self.trade_orders.get_mut(&f.symbol)) {
+                        of_symbol.remove(&t);
                     }
                 }
             }
@@ -660,7 +709,7 @@ impl MatchingCore {
                 .get(&account)
                 .into_iter()
                 .flatten()
-                .filter_map(|f| f.trade_id.as_u64().and_then(|t| self.trade_orders.get(&t).copied()))
+                .filter_map(|f| f.trade_id.as_u64().and_then(|t| self.order_id_of_trade(&f.symbol, t)))
                 .collect();
             // `finals` is in id order, oldest first.
             let cut = finals.len().saturating_sub(keep);
@@ -691,9 +740,13 @@ impl MatchingCore {
             .unwrap_or_default()
     }
 
-    /// The order a fill belongs to, by the fill's trade id.
-    pub fn order_of_trade(&self, trade_id: u64) -> Option<&SimOrder> {
-        self.trade_orders.get(&trade_id).and_then(|id| self.orders.get(id))
+    /// The order a fill belongs to, by the fill's symbol and trade id.
+    pub fn order_of_trade(&self, symbol: &str, trade_id: u64) -> Option<&SimOrder> {
+        self.order_id_of_trade(symbol, trade_id).and_then(|id| self.orders.get(&id))
+    }
+
+    fn order_id_of_trade(&self, symbol: &str, trade_id: u64) -> Option<u64> {
+        self.trade_orders.get(symbol)?.get(&trade_id).copied()
     }
 
     /// Submits an order: validates it, locks funds, fills what is marketable and
@@ -1238,7 +1291,7 @@ impl MatchingCore {
             acc.update(got_asset, |b| b.free += got);
         }
         if self.keep_history {
-            self.trade_orders.insert(trade_id, id);
+            self.trade_orders.entry(order.symbol.clone()).or_default().insert(trade_id, id);
             let fill = facts.to_fill(&order.client_order_id, StrategyId::new(""), &book.instrument);
             self.fills.entry(account_id).or_default().push(fill);
         }
@@ -1489,8 +1542,44 @@ mod tests {
         let fills = c.fills(1, "BTCUSDT", None);
         assert_eq!(fills.len(), 2);
         let owners: Vec<u64> =
-            fills.iter().map(|f| c.order_of_trade(f.trade_id.as_u64().unwrap()).unwrap().order_id).collect();
+            fills.iter().map(|f| c.order_of_trade("BTCUSDT", f.trade_id.as_u64().unwrap()).unwrap().order_id).collect();
         assert_eq!(owners, [first.order.order_id, second.order.order_id]);
+    }
+
+    /// Trade ids count per symbol (as on Binance), so the same id names a
+    /// different fill in each: a fill's order is found by symbol and id.
+    #[test]
+    fn trade_ids_of_two_symbols_name_their_own_orders() {
+        let mut c = core();
+        let eth = Instrument { symbol: "ETHUSDT".into(), base_asset: "ETH".into(), ..instrument() };
+        c.add_instrument(eth);
+        c.set_quote(BookTicker { symbol: "ETHUSDT".into(), ..quote("10", "11", "5", 0) });
+        let btc = c.submit(order("b", Side::Buy, OrderType::Market, "0.1", TimeInForce::Gtc), 1).unwrap();
+        let eth = c
+            .submit(
+                NewOrder {
+                    symbol: "ETHUSDT".into(),
+                    ..order("e", Side::Buy, OrderType::Market, "1", TimeInForce::Gtc)
+                },
+                2,
+            )
+            .unwrap();
+        let (btc_fill, eth_fill) = (&c.fills(1, "BTCUSDT", None)[0], &c.fills(1, "ETHUSDT", None)[0]);
+        assert_eq!(btc_fill.trade_id, eth_fill.trade_id, "each symbol counts its own trades");
+        let t = btc_fill.trade_id.as_u64().unwrap();
+        assert_eq!(c.order_of_trade("BTCUSDT", t).map(|o| o.order_id), Some(btc.order.order_id));
+        assert_eq!(c.order_of_trade("ETHUSDT", t).map(|o| o.order_id), Some(eth.order.order_id));
+        assert!(c.order_of_trade("XRPUSDT", t).is_none());
+
+        // State saved before this kept one order per trade id (the last
+        // symbol's): loading it gives each symbol's fill its own order again.
+        let mut saved = serde_json::to_value(&c).unwrap();
+        saved["trade_orders"] = serde_json::json!({ t.to_string(): eth.order.order_id });
+        let back: MatchingCore = serde_json::from_value(saved).unwrap();
+        assert_eq!(back.order_of_trade("BTCUSDT", t).map(|o| o.order_id), Some(btc.order.order_id));
+        assert_eq!(back.order_of_trade("ETHUSDT", t).map(|o| o.order_id), Some(eth.order.order_id));
+        let again: MatchingCore = serde_json::from_value(serde_json::to_value(&back).unwrap()).unwrap();
+        assert_eq!(again.order_of_trade("BTCUSDT", t).map(|o| o.order_id), Some(btc.order.order_id));
     }
 
     #[test]
@@ -1510,7 +1599,7 @@ mod tests {
         assert_eq!(fills.len(), 5, "the newest five fills stay");
         assert_eq!(fills[0].client_order_id, "m6");
         for f in &fills {
-            let owner = c.order_of_trade(f.trade_id.as_u64().unwrap()).expect("a kept fill keeps its order");
+            let owner = c.order_of_trade("BTCUSDT", f.trade_id.as_u64().unwrap()).expect("a kept fill keeps its order");
             assert_eq!(owner.client_order_id, f.client_order_id);
         }
         assert!(c.order_by_client(1, "resting").is_some_and(|o| o.status.is_open()), "open orders stay");
