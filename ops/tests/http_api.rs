@@ -349,18 +349,124 @@ async fn tradingview_webhook_becomes_a_signal_for_the_webhook_strategy() {
 }
 
 #[actix_rt::test]
-async fn requests_are_rate_limited_per_client() {
+async fn failed_authentications_lock_out_only_failed_attempts() {
     let r = start(&config(60, 5)).await;
     let mut statuses = Vec::new();
     for _ in 0..8 {
-        statuses.push(get(&r, "/api/v1/status", Some(TOKEN)).await.0);
+        statuses.push(get(&r, "/api/v1/status", Some("wrong")).await.0);
     }
-    assert!(statuses[..5].iter().all(|s| *s == StatusCode::OK), "{statuses:?}");
+    assert!(statuses[..5].iter().all(|s| *s == StatusCode::UNAUTHORIZED), "{statuses:?}");
     assert!(statuses[5..].iter().all(|s| *s == StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
-    let resp = client().get(format!("{}/health", r.base_url())).send().await.expect("request");
-    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let resp = client().get(format!("{}/api/v1/orders", r.base_url())).send().await.expect("request");
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS, "no token at all is a failure too");
     assert!(resp.headers().get("retry-after").is_some());
     let body: Value = resp.json().await.unwrap_or(Value::Null);
     assert!(body["error"].as_str().unwrap_or_default().contains("rate limit"), "{body}");
+    // A webhook alert with a wrong secret from the locked-out address is refused the same way.
+    let alert = json!({"secret": "nope", "strategy_id": "tv", "symbol": "BTCUSDT", "action": "buy"});
+    let (status, _) = post(&r, "/api/v1/webhook/tradingview", None, Some(&alert.to_string())).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+
+    // The same address with the token: never throttled, however often (a dashboard).
+    for _ in 0..20 {
+        let (status, body) = get(&r, "/api/v1/status", Some(TOKEN)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    // The probes have their own limit.
+    for path in ["/health", "/metrics", "/ready"] {
+        let (status, _) = get(&r, path, None).await;
+        assert_ne!(status, StatusCode::TOO_MANY_REQUESTS, "{path}");
+    }
+    r.stop().await;
+}
+
+#[actix_rt::test]
+async fn probes_have_their_own_limit() {
+    std::env::set_var(TOKEN_ENV, TOKEN);
+    let r =
+        start(&format!("{}probe_rate_limit_per_minute = 60\nprobe_rate_limit_burst = 3\n", config(100_000, 10_000)))
+            .await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(get(&r, "/health", None).await.0);
+    }
+    assert_eq!(&statuses[..3], &[StatusCode::OK; 3], "{statuses:?}");
+    assert_eq!(statuses[4], StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
+    let (status, body) = get(&r, "/api/v1/status", Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::OK, "the API is not throttled by the probes: {body}");
+    r.stop().await;
+}
+
+/// Bad-credential requests from `tasks` concurrent clients on this address
+/// until `stop` is set; returns how many were answered 401 and 429.
+fn flood(
+    base: String,
+    tasks: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    answered: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    locked: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    use std::sync::atomic::Ordering;
+    (0..tasks)
+        .map(|i| {
+            let (base, stop, answered, locked) = (base.clone(), stop.clone(), answered.clone(), locked.clone());
+            tokio::spawn(async move {
+                let c = client();
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let req = match n % 3 {
+                        0 => c.post(format!("{base}/api/v1/emergency-stop")).bearer_auth(format!("guess-{i}-{n}")),
+                        1 => c.get(format!("{base}/api/v1/status")),
+                        _ => c
+                            .post(format!("{base}/api/v1/webhook/tradingview"))
+                            .body(r#"{"secret":"guess","strategy_id":"tv","symbol":"BTCUSDT","action":"buy"}"#),
+                    };
+                    if let Ok(resp) = req.send().await {
+                        answered.fetch_add(1, Ordering::Relaxed);
+                        if resp.status() == StatusCode::TOO_MANY_REQUESTS {
+                            locked.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+#[actix_rt::test]
+async fn an_authenticated_emergency_stop_answers_under_a_flood_of_bad_credentials() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    // The shipped defaults: 30 failures, then 2 a second.
+    let r = start(&config(120, 30)).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (answered, locked) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let flooders = flood(r.base_url(), 6, stop.clone(), answered.clone(), locked.clone());
+    let engaged = eventually(30, || async { locked.load(Ordering::Relaxed) >= 200 }).await;
+    assert!(engaged, "the lockout engaged: {} answered", answered.load(Ordering::Relaxed));
+
+    // A dashboard polling with the token at 5/s for 2 s never sees 429.
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    for _ in 0..10 {
+        tick.tick().await;
+        let (status, body) = get(&r, "/api/v1/status", Some(TOKEN)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, _) = get(&r, "/metrics", None).await;
+        assert_eq!(status, StatusCode::OK, "/metrics under the flood");
+    }
+
+    let started = std::time::Instant::now();
+    let (status, body) = post(&r, "/api/v1/emergency-stop", Some(TOKEN), Some(r#"{"reason":"flood test"}"#)).await;
+    let took = started.elapsed();
+    let during = answered.load(Ordering::Relaxed);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(took < Duration::from_millis(100), "the emergency stop took {took:?} under the flood");
+    assert!(r.store.emergency_stop().expect("store readable").active, "the stop is set");
+    stop.store(true, Ordering::Relaxed);
+    for f in flooders {
+        let _ = f.await;
+    }
+    assert!(answered.load(Ordering::Relaxed) > during, "the flood was still running when the stop was sent");
     r.stop().await;
 }

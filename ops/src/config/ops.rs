@@ -25,10 +25,19 @@ pub struct HttpConfig {
     /// `POST /api/v1/webhook/tradingview` (the alert carries it in its body).
     /// While it is unset, webhook requests get 401.
     pub webhook_secret_env: String,
-    /// Requests per minute each client (IP address) may make (0 = no limit).
+    /// Failed authentications (missing or wrong token or webhook secret) per
+    /// minute an address may make once its burst is used; beyond that its
+    /// failed attempts get 429. Requests with the right credential are never
+    /// refused by this lockout (0 = no lockout).
     pub rate_limit_per_minute: u32,
-    /// Requests a client may make back to back before the per-minute rate applies.
+    /// Failed authentications an address may make back to back before the
+    /// per-minute rate applies.
     pub rate_limit_burst: u32,
+    /// Requests per minute each address may make to `/health`, `/ready` and
+    /// `/metrics` once its burst is used (0 = no limit).
+    pub probe_rate_limit_per_minute: u32,
+    /// Probe requests an address may make back to back.
+    pub probe_rate_limit_burst: u32,
 }
 
 impl Default for HttpConfig {
@@ -40,6 +49,8 @@ impl Default for HttpConfig {
             webhook_secret_env: "KEEL_WEBHOOK_SECRET".into(),
             rate_limit_per_minute: 120,
             rate_limit_burst: 30,
+            probe_rate_limit_per_minute: 1200,
+            probe_rate_limit_burst: 120,
         }
     }
 }
@@ -57,6 +68,9 @@ impl HttpConfig {
         env_name("http.webhook_secret_env", &self.webhook_secret_env)?;
         if self.rate_limit_per_minute > 0 && self.rate_limit_burst == 0 {
             return Err(ConfigError::new("http.rate_limit_burst", "must be at least 1 when a rate limit is set"));
+        }
+        if self.probe_rate_limit_per_minute > 0 && self.probe_rate_limit_burst == 0 {
+            return Err(ConfigError::new("http.probe_rate_limit_burst", "must be at least 1 when a rate limit is set"));
         }
         Ok(())
     }

@@ -21,18 +21,21 @@
 //!
 //! Errors are JSON `{"error": "..."}`: 401 for a missing or wrong token or
 //! secret, 400 for malformed JSON (with the parser's reason), 404 for an unknown
-//! strategy or path, 429 when a client exceeds its rate limit, 503 when the
+//! strategy or path, 429 when an address has failed authentication too often
+//! (the right credential still passes) or polls the probes too fast (see
+//! [`guard`]), 503 when the
 //! engine does not answer. Decimals are JSON strings. Tokens are compared in
 //! constant time and never logged or echoed.
 
-use std::collections::HashMap;
+pub mod guard;
+
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::Config;
 use actix_web::dev::{ServerHandle, Service as _};
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use actors::handle::CommandError;
@@ -52,50 +55,13 @@ use crate::summary;
 /// Content type of the Prometheus text exposition format.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// A token bucket per client address.
-pub struct RateLimiter {
-    per_second: f64,
-    burst: f64,
-    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
-}
-
-impl RateLimiter {
-    /// `per_minute` requests a minute after a burst of `burst` (0 per minute = no limit).
-    pub fn new(per_minute: u32, burst: u32) -> Self {
-        Self { per_second: f64::from(per_minute) / 60.0, burst: f64::from(burst.max(1)), buckets: Mutex::default() }
-    }
-
-    /// Takes one token for `ip`; `Err(wait)` when the client must wait.
-    pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
-        if self.per_second <= 0.0 {
-            return Ok(());
-        }
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        if buckets.len() > 10_000 {
-            // Forget clients whose bucket has refilled, so memory stays bounded.
-            let (rate, burst) = (self.per_second, self.burst);
-            buckets.retain(|_, (tokens, at)| *tokens + now.duration_since(*at).as_secs_f64() * rate < burst);
-        }
-        let (tokens, at) = buckets.entry(ip).or_insert((self.burst, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.per_second).min(self.burst);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - *tokens) / self.per_second))
-        }
-    }
-}
-
 /// What the handlers share.
 pub struct ApiState {
     handle: EngineHandle,
     config: Arc<Config>,
     token: Option<Secret>,
     webhook_secret: Option<Secret>,
-    limiter: RateLimiter,
+    guard: guard::Guard,
 }
 
 impl ApiState {
@@ -106,8 +72,8 @@ impl ApiState {
         token: Option<Secret>,
         webhook_secret: Option<Secret>,
     ) -> Self {
-        let limiter = RateLimiter::new(config.http.rate_limit_per_minute, config.http.rate_limit_burst);
-        Self { handle, config, token, webhook_secret, limiter }
+        let guard = guard::Guard::new(&config.http);
+        Self { handle, config, token, webhook_secret, guard }
     }
 }
 
@@ -116,16 +82,35 @@ impl ApiState {
 pub struct ApiError {
     status: StatusCode,
     message: String,
+    retry_after: Option<Duration>,
 }
 
 impl ApiError {
     fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into() }
+        Self { status, message: message.into(), retry_after: None }
     }
 
-    fn unauthorized(message: &str) -> Self {
-        metrics().http_unauthorized_total.inc();
-        Self::new(StatusCode::UNAUTHORIZED, message)
+    /// A failed authentication from `peer`: 401, or 429 once the address has
+    /// used up its failures (see [`guard`]). Only failures are counted.
+    fn unauthorized(state: &ApiState, peer: Option<IpAddr>, message: &str) -> Self {
+        match state.guard.failed_auth(peer) {
+            Ok(()) => {
+                metrics().http_unauthorized_total.inc();
+                Self::new(StatusCode::UNAUTHORIZED, message)
+            }
+            Err(wait) => Self::rate_limited(wait),
+        }
+    }
+
+    /// The 429 answer (counted), with `Retry-After`.
+    fn rate_limited(wait: Duration) -> Self {
+        metrics().http_rate_limited_total.inc();
+        let secs = wait.as_secs().max(1);
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: format!("rate limit exceeded; retry after {secs} s"),
+            retry_after: Some(Duration::from_secs(secs)),
+        }
     }
 
     fn bad_request(message: impl Into<String>) -> Self {
@@ -149,6 +134,9 @@ impl actix_web::ResponseError for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             r.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
+        if let Some(wait) = self.retry_after {
+            r.insert_header((header::RETRY_AFTER, wait.as_secs().to_string()));
+        }
         r.json(json!({ "error": self.message }))
     }
 }
@@ -168,11 +156,16 @@ impl From<CommandError> for ApiError {
 type ApiResult = Result<HttpResponse, ApiError>;
 
 fn authorize(req: &HttpRequest, state: &ApiState) -> Result<(), ApiError> {
+    let peer = req.peer_addr().map(|a| a.ip());
     let Some(token) = &state.token else {
-        return Err(ApiError::unauthorized(&format!(
-            "the API token is not configured: set the environment variable {} and restart",
-            state.config.http.token_env
-        )));
+        return Err(ApiError::unauthorized(
+            state,
+            peer,
+            &format!(
+                "the API token is not configured: set the environment variable {} and restart",
+                state.config.http.token_env
+            ),
+        ));
     };
     let presented = req
         .headers()
@@ -182,8 +175,8 @@ fn authorize(req: &HttpRequest, state: &ApiState) -> Result<(), ApiError> {
         .map(str::trim);
     match presented {
         Some(p) if token.matches(p) => Ok(()),
-        Some(_) => Err(ApiError::unauthorized("invalid bearer token")),
-        None => Err(ApiError::unauthorized("missing bearer token (Authorization: Bearer <token>)")),
+        Some(_) => Err(ApiError::unauthorized(state, peer, "invalid bearer token")),
+        None => Err(ApiError::unauthorized(state, peer, "missing bearer token (Authorization: Bearer <token>)")),
     }
 }
 
@@ -481,17 +474,22 @@ fn parse_qty(v: &serde_json::Value) -> Result<Option<Decimal>, ApiError> {
     Ok(Some(qty))
 }
 
-async fn tradingview(body: web::Bytes, state: web::Data<ApiState>) -> ApiResult {
+async fn tradingview(req: HttpRequest, body: web::Bytes, state: web::Data<ApiState>) -> ApiResult {
+    let peer = req.peer_addr().map(|a| a.ip());
     let alert: TradingViewAlert =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
     let Some(secret) = &state.webhook_secret else {
-        return Err(ApiError::unauthorized(&format!(
-            "the webhook is disabled: set the environment variable {} and restart",
-            state.config.http.webhook_secret_env
-        )));
+        return Err(ApiError::unauthorized(
+            &state,
+            peer,
+            &format!(
+                "the webhook is disabled: set the environment variable {} and restart",
+                state.config.http.webhook_secret_env
+            ),
+        ));
     };
     if !secret.matches(&alert.secret) {
-        return Err(ApiError::unauthorized("invalid webhook secret"));
+        return Err(ApiError::unauthorized(&state, peer, "invalid webhook secret"));
     }
     let action = match alert.action.trim().to_ascii_lowercase().as_str() {
         "buy" | "long" => SignalAction::Buy,
@@ -579,18 +577,6 @@ impl RunningHttp {
     }
 }
 
-/// The 429 answer of the per-client rate limit (counted).
-fn rate_limited(wait: Duration) -> actix_web::Error {
-    metrics().http_rate_limited_total.inc();
-    metrics().http_requests_total.with_label_values(&["rate_limited", "429"]).inc();
-    let secs = wait.as_secs().max(1).to_string();
-    let retry_after = HeaderValue::from_str(&secs).unwrap_or(HeaderValue::from_static("1"));
-    let response = HttpResponse::TooManyRequests()
-        .insert_header((header::RETRY_AFTER, retry_after))
-        .json(json!({ "error": format!("rate limit exceeded; retry after {secs} s") }));
-    actix_web::error::InternalError::from_response("rate limited", response).into()
-}
-
 /// Binds and starts the server (inside an actix / tokio runtime).
 pub fn start(state: ApiState, listen: &str) -> anyhow::Result<RunningHttp> {
     let state = web::Data::new(state);
@@ -599,12 +585,14 @@ pub fn start(state: ApiState, listen: &str) -> anyhow::Result<RunningHttp> {
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(64 * 1024))
             .wrap_fn(|req, srv| {
-                let limited = match (req.app_data::<web::Data<ApiState>>(), req.peer_addr()) {
-                    (Some(state), Some(peer)) => state.limiter.check(peer.ip()).err(),
-                    _ => None,
-                };
+                let peer = req.peer_addr().map(|a| a.ip());
+                let limited = req.app_data::<web::Data<ApiState>>().and_then(|s| s.guard.probe(req.path(), peer).err());
                 match limited {
-                    Some(wait) => Either::Left(async move { Err(rate_limited(wait)) }),
+                    Some(wait) => {
+                        metrics().http_requests_total.with_label_values(&[req.path(), "429"]).inc();
+                        let e: actix_web::Error = ApiError::rate_limited(wait).into();
+                        Either::Left(async move { Err(e) })
+                    }
                     None => {
                         let fut = srv.call(req);
                         Either::Right(async move {
@@ -641,19 +629,6 @@ pub fn start(state: ApiState, listen: &str) -> anyhow::Result<RunningHttp> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rate_limiter_allows_a_burst_then_refuses() {
-        let l = RateLimiter::new(60, 3);
-        let ip: IpAddr = [127, 0, 0, 1].into();
-        assert!(l.check(ip).is_ok());
-        assert!(l.check(ip).is_ok());
-        assert!(l.check(ip).is_ok());
-        assert!(l.check(ip).is_err());
-        let other: IpAddr = [127, 0, 0, 2].into();
-        assert!(l.check(other).is_ok());
-        assert!(RateLimiter::new(0, 1).check(ip).is_ok());
-    }
 
     #[test]
     fn quantities() {
