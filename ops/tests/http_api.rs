@@ -1,5 +1,6 @@
 //! The HTTP control API against the real engine in process, over loopback HTTP.
 
+mod common;
 mod http_support;
 
 use std::time::Duration;
@@ -469,4 +470,41 @@ async fn an_authenticated_emergency_stop_answers_under_a_flood_of_bad_credential
     }
     assert!(answered.load(Ordering::Relaxed) > during, "the flood was still running when the stop was sent");
     r.stop().await;
+}
+
+#[actix_rt::test]
+async fn refusals_are_logged_with_the_address_and_never_the_credential() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("config.toml");
+    let text = format!(
+        "{}\n[http]\nlisten = \"127.0.0.1:0\"\ntoken_env = \"{TOKEN_ENV}\"\nrate_limit_per_minute = 60\nrate_limit_burst = 2\n",
+        BASE.replace("log_level = \"warn\"", "log_level = \"info\"")
+    );
+    std::fs::write(&config, text).expect("config written");
+    let mut keel = common::spawn_run(&config, &dir.path().join("data"), &[], &[(TOKEN_ENV, TOKEN)]);
+    keel.wait_for("HTTP API and /metrics listening", 1);
+    let listen =
+        keel.seen.iter().find(|v| v["message"] == "HTTP API and /metrics listening").map(|v| v["listen"].clone());
+    let base = format!("http://{}", listen.and_then(|v| v.as_str().map(String::from)).unwrap_or_default());
+    let guess = "presented-credential-must-not-be-logged-0123456789";
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let resp = client().get(format!("{base}/api/v1/status")).bearer_auth(guess).send().await.expect("request");
+        statuses.push(resp.status());
+    }
+    assert_eq!(statuses[0], StatusCode::UNAUTHORIZED, "{statuses:?}");
+    assert_eq!(statuses[5], StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
+    keel.wait_for("HTTP request refused: authentication failed", 1);
+    keel.sigterm();
+    let (_, lines) = keel.finish();
+    let refused: Vec<_> =
+        lines.iter().filter(|v| v["message"].as_str().unwrap_or("").starts_with("HTTP request refused")).collect();
+    assert_eq!(refused.len(), 1, "one line per address per 10 s, not one per request: {refused:#?}");
+    assert_eq!(refused[0]["remote"], "127.0.0.1", "{:?}", refused[0]);
+    assert_eq!(refused[0]["status"], 401, "{:?}", refused[0]);
+    assert_eq!(refused[0]["level"], "WARN", "{:?}", refused[0]);
+    for line in &lines {
+        let text = line.to_string();
+        assert!(!text.contains(guess) && !text.contains(TOKEN), "a credential in the log: {text}");
+    }
 }

@@ -59,10 +59,11 @@ impl RateLimiter {
 /// The paths anyone may call, with their own limit.
 pub const PROBES: [&str; 3] = ["/health", "/ready", "/metrics"];
 
-/// The two limits of the API.
+/// The two limits of the API, and the log of what they refuse.
 pub struct Guard {
     failures: RateLimiter,
     probes: RateLimiter,
+    refusals: RefusalLog,
 }
 
 impl Guard {
@@ -71,6 +72,18 @@ impl Guard {
         Self {
             failures: RateLimiter::new(http.rate_limit_per_minute, http.rate_limit_burst),
             probes: RateLimiter::new(http.probe_rate_limit_per_minute, http.probe_rate_limit_burst),
+            refusals: RefusalLog::default(),
+        }
+    }
+
+    /// Notes an answer: a 401 or 429 gets a WARN line naming the remote
+    /// address, the route and the status — never the credential presented —
+    /// at most one per address per [`REFUSAL_LOG_EVERY`] (the next line says
+    /// how many were not logged), and at most [`REFUSAL_LOG_BURST`] lines for
+    /// all addresses together in that time, so a flood cannot flood the log.
+    pub fn answered(&self, status: u16, route: &str, ip: Option<IpAddr>) {
+        if status == 401 || status == 429 {
+            self.refusals.note(status, route, ip);
         }
     }
 
@@ -87,6 +100,53 @@ impl Guard {
             Some(ip) if PROBES.contains(&path) => self.probes.check(ip),
             _ => Ok(()),
         }
+    }
+}
+
+/// Least time between two refusal lines about one address.
+pub const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Refusal lines for all addresses together per [`REFUSAL_LOG_EVERY`].
+pub const REFUSAL_LOG_BURST: u32 = 20;
+
+/// Per address: when its last line was written and how many refusals since
+/// went unlogged; and a bucket bounding the lines for every address.
+struct RefusalLog {
+    seen: Mutex<HashMap<Option<IpAddr>, (Instant, u64)>>,
+    lines: RateLimiter,
+}
+
+impl Default for RefusalLog {
+    fn default() -> Self {
+        let per_minute = REFUSAL_LOG_BURST * 60 / REFUSAL_LOG_EVERY.as_secs().max(1) as u32;
+        Self { seen: Mutex::default(), lines: RateLimiter::new(per_minute, REFUSAL_LOG_BURST) }
+    }
+}
+
+impl RefusalLog {
+    fn note(&self, status: u16, route: &str, ip: Option<IpAddr>) {
+        let suppressed = {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            if seen.len() > 10_000 {
+                seen.retain(|_, (at, _)| now.duration_since(*at) < REFUSAL_LOG_EVERY);
+            }
+            match seen.get_mut(&ip) {
+                Some((at, skipped)) if now.duration_since(*at) < REFUSAL_LOG_EVERY => {
+                    *skipped += 1;
+                    return;
+                }
+                _ => {}
+            }
+            // All addresses together: the bucket's key is one fixed address.
+            if self.lines.check(IpAddr::from([0, 0, 0, 0])).is_err() {
+                return;
+            }
+            seen.insert(ip, (now, 0)).map_or(0, |(_, skipped)| skipped)
+        };
+        let remote = ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+        let what = if status == 401 { "authentication failed" } else { "throttled" };
+        tracing::warn!(remote = %remote, status, route = %route, not_logged_since = suppressed, "HTTP request refused: {what}");
     }
 }
 

@@ -586,10 +586,13 @@ pub fn start(state: ApiState, listen: &str) -> anyhow::Result<RunningHttp> {
             .app_data(web::PayloadConfig::new(64 * 1024))
             .wrap_fn(|req, srv| {
                 let peer = req.peer_addr().map(|a| a.ip());
-                let limited = req.app_data::<web::Data<ApiState>>().and_then(|s| s.guard.probe(req.path(), peer).err());
-                match limited {
+                let state = req.app_data::<web::Data<ApiState>>().cloned();
+                match state.as_ref().and_then(|s| s.guard.probe(req.path(), peer).err()) {
                     Some(wait) => {
                         metrics().http_requests_total.with_label_values(&[req.path(), "429"]).inc();
+                        if let Some(state) = &state {
+                            state.guard.answered(429, req.path(), peer);
+                        }
                         let e: actix_web::Error = ApiError::rate_limited(wait).into();
                         Either::Left(async move { Err(e) })
                     }
@@ -603,6 +606,9 @@ pub fn start(state: ApiState, listen: &str) -> anyhow::Result<RunningHttp> {
                                 .http_requests_total
                                 .with_label_values(&[route.as_str(), res.status().as_str()])
                                 .inc();
+                            if let Some(state) = &state {
+                                state.guard.answered(res.status().as_u16(), &route, peer);
+                            }
                             Ok(res)
                         })
                     }
