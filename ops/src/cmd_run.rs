@@ -25,6 +25,10 @@ pub fn run(args: RunArgs, log_format: Option<crate::config::LogFormat>) -> anyho
     for line in config.deprecations() {
         tracing::warn!("{line}");
     }
+    if config.http.enabled {
+        // A weak API token or webhook secret stops the start before anything is opened.
+        crate::http::secrets::load(&config.http)?;
+    }
     let store = open_store(&config.engine.data_dir)?;
     let system = actix::System::new();
     system.block_on(serve(config, store, args.exit_after))

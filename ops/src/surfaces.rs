@@ -39,17 +39,16 @@ pub async fn start(config: &Config, handle: &EngineHandle) -> anyhow::Result<Sur
     let (shutdown, shutdown_rx) = watch::channel(false);
 
     let http = if config.http.enabled {
-        let token = Secret::from_env(&config.http.token_env);
+        let (token, webhook) = http::secrets::load(&config.http)?;
         if token.is_none() {
             tracing::warn!(
                 env = %config.http.token_env,
                 "HTTP API token not set: /api/v1 answers 401 until the variable is set (health, ready and metrics stay open)"
             );
         }
-        let webhook = Secret::from_env(&config.http.webhook_secret_env);
         let state = ApiState::new(handle.clone(), config.clone(), token, webhook);
         let running = http::start(state, &config.http.listen)?;
-        tracing::info!(listen = %running.addr, "HTTP API and /metrics listening");
+        tracing::info!(listen = %running.addr, tls = running.tls, "HTTP API and /metrics listening");
         Some(running)
     } else {
         None
@@ -130,6 +129,11 @@ impl Surfaces {
     /// The HTTP API's bound address, when it runs.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http.as_ref().map(|h| h.addr)
+    }
+
+    /// The HTTP API's base URL (`https://…` with TLS), when it runs.
+    pub fn http_url(&self) -> Option<String> {
+        self.http.as_ref().map(|h| format!("{}://{}", if h.tls { "https" } else { "http" }, h.addr))
     }
 
     /// The notification fan-out (to send an operator message from elsewhere).

@@ -11,9 +11,9 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 const TOKEN_ENV: &str = "KEEL_TEST_HTTP_API_TOKEN";
-const TOKEN: &str = "test-token-9f8e7d";
+const TOKEN: &str = "test-token-9f8e7d-0123456789abcdef0123";
 const SECRET_ENV: &str = "KEEL_TEST_HTTP_WEBHOOK_SECRET";
-const SECRET: &str = "tv-secret-1a2b3c";
+const SECRET: &str = "tv-secret-1a2b3c-0123456789abcdef0123";
 
 fn config(rate_per_minute: u32, burst: u32) -> String {
     std::env::set_var(TOKEN_ENV, TOKEN);
@@ -507,4 +507,90 @@ async fn refusals_are_logged_with_the_address_and_never_the_credential() {
         let text = line.to_string();
         assert!(!text.contains(guess) && !text.contains(TOKEN), "a credential in the log: {text}");
     }
+}
+
+#[test]
+fn weak_secrets_refuse_to_start_with_one_line_naming_the_variable() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("config.toml");
+    let text = format!("{BASE}\n[http]\nlisten = \"127.0.0.1:0\"\ntoken_env = \"{TOKEN_ENV}\"\nwebhook_secret_env = \"{SECRET_ENV}\"\n");
+    std::fs::write(&config, text).expect("config written");
+    struct Case {
+        name: &'static str,
+        token: &'static str,
+        secret: &'static str,
+        names: &'static str,
+        says: &'static str,
+    }
+    let cases = [
+        Case { name: "short token", token: "xQz9wK", secret: SECRET, names: TOKEN_ENV, says: "shorter than 32" },
+        Case {
+            name: "the shipped placeholder",
+            token: "change-me-to-a-long-random-string",
+            secret: SECRET,
+            names: TOKEN_ENV,
+            says: "placeholder",
+        },
+        Case {
+            name: "short webhook secret",
+            token: TOKEN,
+            secret: "tv-secret",
+            names: SECRET_ENV,
+            says: "shorter than 32",
+        },
+    ];
+    for c in cases {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+            .args(["run", "--exit-after", "20s", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env(TOKEN_ENV, c.token)
+            .env(SECRET_ENV, c.secret)
+            .output()
+            .expect("keel runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{}: started anyway: {stderr}", c.name);
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("keel: ")).collect();
+        assert_eq!(errors.len(), 1, "{}: one line: {stderr}", c.name);
+        assert!(errors[0].contains(c.names) && errors[0].contains(c.says), "{}: {}", c.name, errors[0]);
+        let all = format!("{stderr}{}", String::from_utf8_lossy(&out.stdout));
+        assert!(!all.contains(c.token) && !all.contains(c.secret), "{}: a secret printed: {all}", c.name);
+    }
+}
+
+#[actix_rt::test]
+async fn the_listener_serves_https_with_a_configured_certificate() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+    let rcgen::CertifiedKey { cert, signing_key } = rcgen::generate_simple_self_signed(names).expect("certificate");
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).expect("cert written");
+    std::fs::write(&key_path, signing_key.serialize_pem()).expect("key written");
+    let text = format!(
+        "{}tls_cert = {:?}\ntls_key = {:?}\n",
+        config(100_000, 10_000),
+        cert_path.display().to_string(),
+        key_path.display().to_string()
+    );
+    let r = start(&text).await;
+    let base = r.base_url();
+    assert!(base.starts_with("https://"), "{base}");
+    let trusting = reqwest::Client::builder()
+        .no_proxy()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.pem().as_bytes()).expect("pem"))
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let resp = trusting.get(format!("{base}/api/v1/status")).bearer_auth(TOKEN).send().await.expect("https request");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    assert_eq!(body["trading_state"], "ACTIVE", "{body}");
+    // Plain HTTP to the same port gets no answer, and a client that does not
+    // trust the certificate refuses it.
+    let plain = base.replacen("https://", "http://", 1);
+    let answer = client().get(format!("{plain}/health")).send().await;
+    assert!(answer.map(|r| !r.status().is_success()).unwrap_or(true), "plain HTTP answered");
+    assert!(client().get(format!("{base}/health")).send().await.is_err(), "an untrusted certificate was accepted");
+    r.stop().await;
 }

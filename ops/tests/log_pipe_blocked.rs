@@ -60,7 +60,7 @@ fn an_engine_whose_log_output_nobody_reads_keeps_working_takes_an_emergency_stop
         .replace("listen = \"127.0.0.1:9184\"", &format!("listen = \"127.0.0.1:{port}\""))
         .replace("# token_env = \"KEEL_API_TOKEN\"", "token_env = \"KEEL_TEST_API_TOKEN\"");
     std::fs::write(&config, text).unwrap();
-    let token = "log-pipe-test-token";
+    let token = "log-pipe-test-token-0123456789abcdef";
     // Trace level fills a pipe in moments; stdout and stderr are pipes
     // this test never reads.
     let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))

@@ -38,6 +38,10 @@ pub struct HttpConfig {
     pub probe_rate_limit_per_minute: u32,
     /// Probe requests an address may make back to back.
     pub probe_rate_limit_burst: u32,
+    /// PEM certificate chain: with `tls_key`, the listener speaks HTTPS only.
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of `tls_cert` (PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 impl Default for HttpConfig {
@@ -51,6 +55,8 @@ impl Default for HttpConfig {
             rate_limit_burst: 30,
             probe_rate_limit_per_minute: 1200,
             probe_rate_limit_burst: 120,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -68,6 +74,11 @@ impl HttpConfig {
         env_name("http.webhook_secret_env", &self.webhook_secret_env)?;
         if self.rate_limit_per_minute > 0 && self.rate_limit_burst == 0 {
             return Err(ConfigError::new("http.rate_limit_burst", "must be at least 1 when a rate limit is set"));
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => return Err(ConfigError::new("http.tls_key", "tls_cert is set: set tls_key too")),
+            (None, Some(_)) => return Err(ConfigError::new("http.tls_cert", "tls_key is set: set tls_cert too")),
+            _ => {}
         }
         if self.probe_rate_limit_per_minute > 0 && self.probe_rate_limit_burst == 0 {
             return Err(ConfigError::new("http.probe_rate_limit_burst", "must be at least 1 when a rate limit is set"));
@@ -283,6 +294,12 @@ mod tests {
                 http: Some(HttpConfig { token_env: "abc def".into(), ..Default::default() }),
                 notify: None,
                 key: "http.token_env",
+            },
+            Case {
+                name: "certificate without key",
+                http: Some(HttpConfig { tls_cert: Some("cert.pem".into()), ..Default::default() }),
+                notify: None,
+                key: "http.tls_key",
             },
             Case {
                 name: "burst zero",

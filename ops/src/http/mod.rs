@@ -28,6 +28,8 @@
 //! constant time and never logged or echoed.
 
 pub mod guard;
+pub mod secrets;
+pub mod tls;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -562,6 +564,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub struct RunningHttp {
     /// The bound address (the configured one, or the port the OS chose for `:0`).
     pub addr: SocketAddr,
+    /// Whether it serves HTTPS.
+    pub tls: bool,
     handle: ServerHandle,
     task: tokio::task::JoinHandle<()>,
 }
@@ -579,6 +583,10 @@ impl RunningHttp {
 
 /// Binds and starts the server (inside an actix / tokio runtime).
 pub fn start(state: ApiState, listen: &str) -> anyhow::Result<RunningHttp> {
+    let tls = match (&state.config.http.tls_cert, &state.config.http.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+        _ => None,
+    };
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
@@ -618,10 +626,17 @@ pub fn start(state: ApiState, listen: &str) -> anyhow::Result<RunningHttp> {
     })
     .workers(2)
     .disable_signals()
-    .shutdown_timeout(5)
-    .bind(listen)
+    .shutdown_timeout(5);
+    let encrypted = tls.is_some();
+    let server = match tls {
+        Some(tls) => server.bind_rustls_0_23(listen, tls),
+        None => server.bind(listen),
+    }
     .map_err(|e| anyhow::anyhow!("http.listen `{listen}`: cannot bind: {e}"))?;
     let addr = server.addrs().first().copied().ok_or_else(|| anyhow::anyhow!("http.listen `{listen}`: no address"))?;
+    if let Some(warning) = tls::plain_http_warning(addr, encrypted) {
+        tracing::warn!("{warning}");
+    }
     let server = server.run();
     let handle = server.handle();
     let task = tokio::spawn(async move {
@@ -629,7 +644,7 @@ pub fn start(state: ApiState, listen: &str) -> anyhow::Result<RunningHttp> {
             tracing::error!(error = %e, "http server failed");
         }
     });
-    Ok(RunningHttp { addr, handle, task })
+    Ok(RunningHttp { addr, tls: encrypted, handle, task })
 }
 
 #[cfg(test)]

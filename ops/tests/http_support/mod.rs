@@ -92,10 +92,9 @@ pub struct Running {
 }
 
 impl Running {
-    /// `http://127.0.0.1:port`.
+    /// `http://127.0.0.1:port` (`https://` with TLS).
     pub fn base_url(&self) -> String {
-        let addr = self.surfaces.as_ref().and_then(|s| s.http_addr()).map(|a| a.to_string()).unwrap_or_default();
-        format!("http://{addr}")
+        self.surfaces.as_ref().and_then(|s| s.http_url()).unwrap_or_default()
     }
 
     /// Stops like `keel run` does.
