@@ -10,6 +10,7 @@
 pub mod backtest;
 pub mod cli;
 pub mod cmd_bench;
+pub mod cmd_check;
 pub mod cmd_data;
 pub mod cmd_run;
 pub mod cmd_sandbox;

@@ -10,17 +10,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => ops::cmd_run::run(args, cli.log_format),
         Command::State(args) => ops::cmd_state::state(args),
-        Command::CheckConfig(args) => ops::settings::load(args.config.as_deref()).map(|(c, source)| {
-            for line in c.deprecations() {
-                eprintln!("keel: warning: {line}");
-            }
-            println!(
-                "{source}: ok ({} symbols, {} strategies, venue {})",
-                c.symbols.len(),
-                c.strategies.len(),
-                c.venue.mode.as_str()
-            );
-        }),
+        Command::CheckConfig(args) => ops::cmd_check::run(args),
         Command::Config(ConfigCommand::Default) => {
             print!("{}", ops::settings::DEFAULT_CONFIG);
             Ok(())

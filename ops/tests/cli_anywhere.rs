@@ -100,3 +100,106 @@ fn a_store_from_a_newer_keel_is_refused_in_one_line() {
     assert!(last.starts_with("keel: ") && last.contains("newer Keel"), "{stderr}");
     assert!(!stderr.contains("engine started"), "{stderr}");
 }
+
+const VENUE_CONFIG: &str = r#"
+[engine]
+bar_interval = "1m"
+
+[[symbol]]
+symbol = "BTCUSDT"
+base = "BTC"
+quote = "USDT"
+tick_size = "0.01"
+step_size = "0.00001"
+min_notional = "5"
+start_price = "60000"
+volatility = 0.6
+touch_qty = "2"
+
+[venue.binance]
+api_key_env = "KEEL_TEST_CHECK_KEY"
+api_secret_env = "KEEL_TEST_CHECK_SECRET"
+private_key_path_env = "KEEL_TEST_CHECK_PEM"
+"#;
+
+/// `keel check-config` on `venue` + VENUE_CONFIG with exactly `env` of the test variables set.
+fn check_config(venue: &str, extra: &str, env: &[(&str, &str)]) -> (bool, String, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, format!("[venue]\n{venue}\n{VENUE_CONFIG}{extra}")).expect("config written");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keel"));
+    cmd.args(["check-config", "--config"]).arg(&path);
+    for var in ["KEEL_TEST_CHECK_KEY", "KEEL_TEST_CHECK_SECRET", "KEEL_TEST_CHECK_PEM", "KEEL_API_TOKEN"] {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("keel runs");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[test]
+fn check_config_checks_the_secret_variables_without_printing_them() {
+    let (ok, _, stderr) = check_config("mode = \"testnet\"", "", &[]);
+    assert!(!ok, "missing venue keys pass: {stderr}");
+    assert!(stderr.contains("KEEL_TEST_CHECK_KEY (named by venue.binance.api_key_env) is not set"), "{stderr}");
+    assert!(stderr.contains("KEEL_TEST_CHECK_SECRET"), "{stderr}");
+    assert!(
+        stderr.contains("KEEL_API_TOKEN") && stderr.contains("warning"),
+        "an unset API token is a warning: {stderr}"
+    );
+
+    let env = [("KEEL_TEST_CHECK_KEY", "key-value-9d7c"), ("KEEL_TEST_CHECK_SECRET", "secret-value-4b1a")];
+    let (ok, stdout, stderr) = check_config("mode = \"testnet\"", "", &env);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains(": ok ("), "{stdout}");
+    let (ok, _, stderr) = check_config("mode = \"testnet\"", "", &[env[0], ("KEEL_API_TOKEN", "short-token-7e2f")]);
+    assert!(!ok);
+    assert!(stderr.contains("KEEL_API_TOKEN (named by http.token_env) is shorter than 32"), "{stderr}");
+    for (_, value) in env.iter().chain([&("", "short-token-7e2f")]) {
+        assert!(!stderr.contains(value) && !stdout.contains(value), "a secret printed: {stderr}");
+    }
+}
+
+#[test]
+fn mainnet_refuses_test_urls_and_plain_http_in_one_line() {
+    let mainnet = "mode = \"mainnet\"\nconfirm_mainnet = true";
+    struct Case {
+        name: &'static str,
+        url: &'static str,
+        key: &'static str,
+        says: &'static str,
+    }
+    let cases = [
+        Case {
+            name: "testnet URL",
+            url: "rest_url = \"https://testnet.binance.vision\"",
+            key: "venue.binance.rest_url",
+            says: "not a Binance mainnet host",
+        },
+        Case {
+            name: "plain http",
+            url: "rest_url = \"http://api.binance.com\"",
+            key: "venue.binance.rest_url",
+            says: "https://",
+        },
+        Case {
+            name: "local stream",
+            url: "ws_stream_url = \"ws://127.0.0.1:9000\"",
+            key: "venue.binance.ws_stream_url",
+            says: "wss://",
+        },
+    ];
+    for c in cases {
+        let (ok, _, stderr) = check_config(mainnet, &format!("{}\n", c.url), &[]);
+        assert!(!ok, "{}: accepted", c.name);
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{}: one line: {stderr}", c.name);
+        assert!(lines[0].contains(c.key) && lines[0].contains(c.says), "{}: {stderr}", c.name);
+    }
+    // Testnet keeps its overrides (tests point it at a local sandbox).
+    let env = [("KEEL_TEST_CHECK_KEY", "k"), ("KEEL_TEST_CHECK_SECRET", "s")];
+    let (ok, _, stderr) = check_config("mode = \"testnet\"", "rest_url = \"http://127.0.0.1:9000\"\n", &env);
+    assert!(ok, "testnet with a local URL: {stderr}");
+}

@@ -300,8 +300,14 @@ impl BinanceConfig {
                     field: "api_key_env",
                     reason: format!("environment variable {} is not set", self.api_key_env),
                 })?;
+                if mode == BinanceMode::Mainnet && key.trim().is_empty() {
+                    return Err(BinanceConfigError {
+                        field: "api_key_env",
+                        reason: format!("environment variable {} is empty (mainnet needs a key)", self.api_key_env),
+                    });
+                }
                 let ep = if mode == BinanceMode::Mainnet { Endpoints::mainnet() } else { Endpoints::testnet() };
-                (ep, self.credentials_from_env(&key)?)
+                (ep, self.credentials_from_env(&key, mode == BinanceMode::Mainnet)?)
             }
         };
         let endpoints = Endpoints {
@@ -326,7 +332,7 @@ impl BinanceConfig {
     /// file named by `private_key_path_env` when that variable is set, else
     /// the HMAC secret in `api_secret_env`. Errors name the variable and the
     /// file, never their content.
-    fn credentials_from_env(&self, key: &str) -> Result<Credentials, BinanceConfigError> {
+    fn credentials_from_env(&self, key: &str, refuse_empty: bool) -> Result<Credentials, BinanceConfigError> {
         if let Some(path) = std::env::var_os(&self.private_key_path_env).filter(|p| !p.is_empty()) {
             let path = std::path::PathBuf::from(path);
             let field = "private_key_path_env";
@@ -346,6 +352,15 @@ impl BinanceConfig {
                 self.api_secret_env, self.private_key_path_env
             ),
         })?;
+        if refuse_empty && secret.trim().is_empty() {
+            return Err(BinanceConfigError {
+                field: "api_secret_env",
+                reason: format!(
+                    "environment variable {} is empty (mainnet needs the key's secret)",
+                    self.api_secret_env
+                ),
+            });
+        }
         Ok(Credentials::new(key, &secret))
     }
 }
@@ -397,7 +412,15 @@ mod tests {
         let err = cfg.resolve(None).unwrap_err();
         assert_eq!(err.field, "api_key_env");
         assert!(err.reason.contains("KEEL_TEST_MAINNET_KEY_A"));
+        std::env::set_var("KEEL_TEST_MAINNET_KEY_A", "");
+        std::env::set_var("KEEL_TEST_MAINNET_SECRET_A", "s");
+        let err = cfg.resolve(None).unwrap_err();
+        assert_eq!(err.field, "api_key_env", "an empty key is refused: {err}");
+        assert!(err.reason.contains("KEEL_TEST_MAINNET_KEY_A") && err.reason.contains("empty"), "{err}");
         std::env::set_var("KEEL_TEST_MAINNET_KEY_A", "k");
+        std::env::set_var("KEEL_TEST_MAINNET_SECRET_A", " ");
+        let err = cfg.resolve(None).unwrap_err();
+        assert_eq!(err.field, "api_secret_env", "an empty secret is refused: {err}");
         std::env::set_var("KEEL_TEST_MAINNET_SECRET_A", "s");
         let s = cfg.resolve(None).unwrap();
         assert_eq!(s.endpoints, Endpoints::mainnet());

@@ -12,6 +12,7 @@
 //! [`Config::validate`] then rejects impossible values, naming the key. Strategy
 //! parameters are validated by the strategies crate, which knows each kind.
 
+mod mainnet;
 pub mod ops;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -361,6 +362,9 @@ impl Config {
             ));
         }
         b.validate().map_err(|e| ConfigError::new(binance_key(&e), e.reason))?;
+        if self.venue.mode == VenueMode::Mainnet {
+            mainnet::validate_urls(b)?;
+        }
         if self.venue.mode.binance_mode().is_some() && keel_binance::interval_name(self.engine.bar_interval.0).is_none()
         {
             return Err(ConfigError::new(

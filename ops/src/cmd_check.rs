@@ -1,0 +1,115 @@
+//! `keel check-config`: the config is valid, and the secrets it names are in
+//! the environment (checked, never printed).
+
+use crate::cli::ConfigArg;
+use crate::config::{Config, VenueMode};
+use crate::secret::Secret;
+
+/// One environment variable the config names for a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretVar {
+    /// The variable.
+    pub var: String,
+    /// The config key naming it.
+    pub key: &'static str,
+    /// Whether Keel cannot do what the config asks without it (else a
+    /// feature stays off, e.g. `/api/v1` answers 401).
+    pub required: bool,
+}
+
+/// The secret variables `config` names for what it enables.
+pub fn secret_vars(config: &Config) -> Vec<SecretVar> {
+    let mut out = Vec::new();
+    let mut add = |var: &str, key: &'static str, required: bool| {
+        out.push(SecretVar { var: var.to_string(), key, required });
+    };
+    let http = &config.http;
+    if http.enabled {
+        add(&http.token_env, "http.token_env", false);
+        if config.strategies.iter().any(|s| s.kind == "webhook") {
+            add(&http.webhook_secret_env, "http.webhook_secret_env", false);
+        }
+    }
+    if matches!(config.venue.mode, VenueMode::Testnet | VenueMode::Mainnet) {
+        let b = &config.venue.binance;
+        add(&b.api_key_env, "venue.binance.api_key_env", true);
+        // An Ed25519 key names its PEM file; an HMAC key has its secret.
+        if Secret::from_env(&b.private_key_path_env).is_some() {
+            add(&b.private_key_path_env, "venue.binance.private_key_path_env", true);
+        } else {
+            add(&b.api_secret_env, "venue.binance.api_secret_env", true);
+        }
+    }
+    let tg = &config.notify.telegram;
+    if tg.enabled {
+        add(&tg.token_env, "notify.telegram.token_env", true);
+    }
+    let dc = &config.notify.discord;
+    if dc.enabled {
+        add(&dc.webhook_url_env, "notify.discord.webhook_url_env", true);
+    }
+    out
+}
+
+/// Runs `keel check-config`: prints `<source>: ok (…)`, then a line per
+/// secret variable that is unset (or, for the API token and webhook secret,
+/// too weak for `keel run`). Fails when a required one is missing or weak.
+pub fn run(args: ConfigArg) -> anyhow::Result<()> {
+    let (config, source) = crate::settings::load(args.config.as_deref())?;
+    for line in config.deprecations() {
+        eprintln!("keel: warning: {line}");
+    }
+    let mut problems = Vec::new();
+    for v in secret_vars(&config) {
+        match Secret::from_env(&v.var) {
+            None if v.required => problems.push(format!("{} (named by {}) is not set", v.var, v.key)),
+            None => eprintln!("keel: warning: {} (named by {}) is not set: {}", v.var, v.key, off_without(v.key)),
+            Some(value) if v.key.starts_with("http.") => {
+                if let Err(e) = crate::http::secrets::check(&v.var, v.key, &value) {
+                    problems.push(e);
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    let summary = format!(
+        "{source}: {} ({} symbols, {} strategies, venue {})",
+        if problems.is_empty() { "ok" } else { "not ready" },
+        config.symbols.len(),
+        config.strategies.len(),
+        config.venue.mode.as_str()
+    );
+    println!("{summary}");
+    if problems.is_empty() {
+        return Ok(());
+    }
+    for p in &problems {
+        eprintln!("keel: {p}");
+    }
+    anyhow::bail!("{} secret variable(s) missing or too weak", problems.len())
+}
+
+fn off_without(key: &str) -> &'static str {
+    if key == "http.token_env" {
+        "/api/v1 answers 401 until it is set"
+    } else {
+        "the webhook answers 401 until it is set"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_what_the_config_enables() {
+        let default = Config::parse(crate::settings::DEFAULT_CONFIG).unwrap();
+        let vars: Vec<_> = secret_vars(&default).into_iter().map(|v| (v.key, v.required)).collect();
+        assert_eq!(vars, vec![("http.token_env", false)], "the sandbox default needs no venue key");
+        let mut testnet = default.clone();
+        testnet.venue.mode = VenueMode::Testnet;
+        testnet.notify.telegram.enabled = true;
+        let keys: Vec<_> = secret_vars(&testnet).into_iter().filter(|v| v.required).map(|v| v.key).collect();
+        assert_eq!(keys, ["venue.binance.api_key_env", "venue.binance.api_secret_env", "notify.telegram.token_env"]);
+    }
+}
