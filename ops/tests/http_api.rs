@@ -594,3 +594,40 @@ async fn the_listener_serves_https_with_a_configured_certificate() {
     assert!(client().get(format!("{base}/health")).send().await.is_err(), "an untrusted certificate was accepted");
     r.stop().await;
 }
+
+#[actix_rt::test]
+async fn a_wrong_method_is_405_with_allow_and_head_works_where_get_does() {
+    let r = engine().await;
+    let c = client();
+    struct Case {
+        method: reqwest::Method,
+        path: &'static str,
+        allow: &'static str,
+    }
+    let cases = [
+        Case { method: reqwest::Method::POST, path: "/health", allow: "GET, HEAD" },
+        Case { method: reqwest::Method::DELETE, path: "/api/v1/status", allow: "GET, HEAD" },
+        Case { method: reqwest::Method::GET, path: "/api/v1/emergency-stop", allow: "POST" },
+        Case { method: reqwest::Method::PUT, path: "/api/v1/strategies/btc_sma/pause", allow: "POST" },
+        Case { method: reqwest::Method::GET, path: "/api/v1/webhook/tradingview", allow: "POST" },
+    ];
+    for case in cases {
+        let resp =
+            c.request(case.method.clone(), format!("{}{}", r.base_url(), case.path)).bearer_auth(TOKEN).send().await;
+        let resp = resp.expect("request");
+        assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED, "{} {}", case.method, case.path);
+        let allow = resp.headers().get("allow").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        assert_eq!(allow, case.allow, "{} {}", case.method, case.path);
+    }
+    assert!(!r.store.emergency_stop().expect("store readable").active, "a GET never sets the stop");
+    for path in ["/health", "/metrics", "/api/v1/status", "/api/v1/trades.csv"] {
+        let resp = c.head(format!("{}{path}", r.base_url())).bearer_auth(TOKEN).send().await.expect("request");
+        assert_eq!(resp.status(), StatusCode::OK, "HEAD {path}");
+        assert!(resp.bytes().await.map(|b| b.is_empty()).unwrap_or(false), "HEAD {path} has no body");
+    }
+    let resp = c.head(format!("{}/api/v1/status", r.base_url())).send().await.expect("request");
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "HEAD needs the token like GET");
+    let (status, _) = get(&r, "/api/v1/nope", Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "an unknown path is still 404");
+    r.stop().await;
+}

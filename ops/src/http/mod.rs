@@ -19,6 +19,9 @@
 //! | POST | `/api/v1/orders/cancel-all` | bearer | optional body `{"symbol":"BTCUSDT"}` |
 //! | POST | `/api/v1/webhook/tradingview` | secret in body | `{"secret","strategy_id","symbol","action":"buy|sell|close","qty"?}` |
 //!
+//! `HEAD` is answered wherever `GET` is; a known path asked with a method it
+//! does not serve gets 405 with an `Allow` header.
+//!
 //! Errors are JSON `{"error": "..."}`: 401 for a missing or wrong token or
 //! secret, 400 for malformed JSON (with the parser's reason), 404 for an unknown
 //! strategy or path, 429 when an address has failed authentication too often
@@ -37,6 +40,7 @@ use std::time::Duration;
 
 use crate::config::Config;
 use actix_web::dev::{ServerHandle, Service as _};
+use actix_web::guard as method;
 use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
@@ -536,26 +540,55 @@ async fn not_found() -> HttpResponse {
     HttpResponse::NotFound().json(json!({ "error": "no such endpoint" }))
 }
 
+/// 405 for a known path asked with a method it does not serve.
+fn method_not_allowed(allow: &'static str) -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((header::ALLOW, allow))
+        .json(json!({ "error": format!("method not allowed; this endpoint answers {allow}") }))
+}
+
+/// `path` served by `handler` for GET and HEAD; any other method gets 405.
+fn get<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::route().guard(method::Any(method::Get()).or(method::Head())).to(handler))
+        .default_service(web::to(|| async { method_not_allowed("GET, HEAD") }))
+}
+
+/// `path` served by `handler` for POST; any other method gets 405.
+fn post<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path).route(web::post().to(handler)).default_service(web::to(|| async { method_not_allowed("POST") }))
+}
+
 /// Builds the routes (shared by the server and tests).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health))
-        .route("/ready", web::get().to(ready))
-        .route("/metrics", web::get().to(metrics_endpoint))
+    cfg.service(get("/health", health))
+        .service(get("/ready", ready))
+        .service(get("/metrics", metrics_endpoint))
         .service(
             web::scope("/api/v1")
-                .route("/status", web::get().to(status))
-                .route("/positions", web::get().to(positions))
-                .route("/orders", web::get().to(orders))
-                .route("/balances", web::get().to(balances))
-                .route("/strategies", web::get().to(strategies))
-                .route("/trades", web::get().to(trades))
-                .route("/trades.csv", web::get().to(trades_csv))
-                .route("/emergency-stop", web::post().to(emergency_stop))
-                .route("/resume", web::post().to(resume))
-                .route("/strategies/{id}/pause", web::post().to(pause_strategy))
-                .route("/strategies/{id}/start", web::post().to(start_strategy))
-                .route("/orders/cancel-all", web::post().to(cancel_all))
-                .route("/webhook/tradingview", web::post().to(tradingview)),
+                .service(get("/status", status))
+                .service(get("/positions", positions))
+                .service(get("/orders", orders))
+                .service(get("/balances", balances))
+                .service(get("/strategies", strategies))
+                .service(get("/trades", trades))
+                .service(get("/trades.csv", trades_csv))
+                .service(post("/emergency-stop", emergency_stop))
+                .service(post("/resume", resume))
+                .service(post("/strategies/{id}/pause", pause_strategy))
+                .service(post("/strategies/{id}/start", start_strategy))
+                .service(post("/orders/cancel-all", cancel_all))
+                .service(post("/webhook/tradingview", tradingview)),
         )
         .default_service(web::to(not_found));
 }
