@@ -86,6 +86,27 @@ impl DecimalSma {
     /// Adds a value; true once `period` values have been seen.
     #[inline]
     pub fn update(&mut self, value: Decimal) -> bool {
+        // The usual case, a value at the window's scale, inlines; others align first.
+        let scaled = if value.scale() == self.scale { value.mantissa() } else { self.align(value) };
+        let period = self.window.len();
+        if self.filled == period {
+            self.sum -= self.window[self.next];
+        } else {
+            self.filled += 1;
+        }
+        self.window[self.next] = scaled;
+        self.sum += scaled;
+        self.next += 1;
+        if self.next == period {
+            self.next = 0;
+        }
+        self.filled == period
+    }
+
+    /// `value`'s mantissa at the window's scale, after rescaling the window
+    /// when `value` is finer than any before.
+    #[inline(never)]
+    fn align(&mut self, value: Decimal) -> i128 {
         let value = if value.scale() > DECIMAL_SMA_MAX_SCALE { value.round_dp(DECIMAL_SMA_MAX_SCALE) } else { value };
         let scale = value.scale();
         let mut scaled = value.mantissa();
@@ -100,19 +121,7 @@ impl DecimalSma {
         } else if scale < self.scale {
             scaled = scaled.saturating_mul(10i128.pow(self.scale - scale));
         }
-        let period = self.window.len();
-        if self.filled == period {
-            self.sum -= self.window[self.next];
-        } else {
-            self.filled += 1;
-        }
-        self.window[self.next] = scaled;
-        self.sum += scaled;
-        self.next += 1;
-        if self.next == period {
-            self.next = 0;
-        }
-        self.filled == period
+        scaled
     }
 
     /// The current average as `f64`, once warm.

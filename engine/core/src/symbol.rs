@@ -130,8 +130,8 @@ mod tests {
         for (b, equal) in cases {
             assert_eq!(a == b, equal, "{b}");
             let map: HashMap<Symbol, u8> = [(b.clone(), 1)].into();
-            assert_eq!(map.get(&a).is_some(), equal, "{b}: lookup by symbol");
-            assert_eq!(map.get("BTCUSDT").is_some(), equal, "{b}: lookup by text");
+            assert_eq!(map.contains_key(&a), equal, "{b}: lookup by symbol");
+            assert_eq!(map.contains_key("BTCUSDT"), equal, "{b}: lookup by text");
         }
     }
 }
