@@ -86,20 +86,8 @@ impl DecimalSma {
     /// Adds a value; true once `period` values have been seen.
     #[inline]
     pub fn update(&mut self, value: Decimal) -> bool {
-        let value = if value.scale() > DECIMAL_SMA_MAX_SCALE { value.round_dp(DECIMAL_SMA_MAX_SCALE) } else { value };
-        let scale = value.scale();
-        let mut scaled = value.mantissa();
-        if scale > self.scale {
-            // A finer value than any before: rescale what the window holds.
-            let k = 10i128.pow(scale - self.scale);
-            for v in &mut self.window {
-                *v = v.saturating_mul(k);
-            }
-            self.sum = self.sum.saturating_mul(k);
-            self.scale = scale;
-        } else if scale < self.scale {
-            scaled = scaled.saturating_mul(10i128.pow(self.scale - scale));
-        }
+        // The usual case, a value at the window's scale, inlines; others align first.
+        let scaled = if value.scale() == self.scale { value.mantissa() } else { self.align(value) };
         let period = self.window.len();
         if self.filled == period {
             self.sum -= self.window[self.next];
@@ -115,17 +103,54 @@ impl DecimalSma {
         self.filled == period
     }
 
+    /// `value`'s mantissa at the window's scale, after rescaling the window
+    /// when `value` is finer than any before.
+    #[inline(never)]
+    fn align(&mut self, value: Decimal) -> i128 {
+        let value = if value.scale() > DECIMAL_SMA_MAX_SCALE { value.round_dp(DECIMAL_SMA_MAX_SCALE) } else { value };
+        let scale = value.scale();
+        let mut scaled = value.mantissa();
+        if scale > self.scale {
+            // A finer value than any before: rescale what the window holds.
+            let k = 10i128.pow(scale - self.scale);
+            for v in &mut self.window {
+                *v = v.saturating_mul(k);
+            }
+            self.sum = self.sum.saturating_mul(k);
+            self.scale = scale;
+        } else if scale < self.scale {
+            scaled = scaled.saturating_mul(10i128.pow(self.scale - scale));
+        }
+        scaled
+    }
+
     /// The current average as `f64`, once warm.
     pub fn value(&self) -> Option<f64> {
         self.is_warm().then(|| self.sum as f64 / (10f64.powi(self.scale as i32) * self.window.len() as f64))
     }
 
     /// Compares two warm averages exactly (`None` while either is cold).
+    #[inline]
     pub fn compare(&self, other: &Self) -> Option<std::cmp::Ordering> {
         if !self.is_warm() || !other.is_warm() {
             return None;
         }
         // a = sum_a / (n_a·10^s_a), b = sum_b / (n_b·10^s_b): cross-multiply.
+        // The usual case (one scale, sums within i64) needs no overflow checks:
+        // |i64| × a length below 2^64 stays below 2^127. It runs once a bar.
+        if self.scale == other.scale {
+            if let (Ok(a), Ok(b)) = (i64::try_from(self.sum), i64::try_from(other.sum)) {
+                let (n_a, n_b) = (self.window.len() as u64, other.window.len() as u64);
+                return Some((i128::from(a) * i128::from(n_b)).cmp(&(i128::from(b) * i128::from(n_a))));
+            }
+        }
+        self.compare_wide(other)
+    }
+
+    /// [`Self::compare`] of two warm averages of different scales or large
+    /// sums: checked, with `f64` as the last resort.
+    #[inline(never)]
+    fn compare_wide(&self, other: &Self) -> Option<std::cmp::Ordering> {
         let scale = self.scale.max(other.scale);
         let exact = || -> Option<std::cmp::Ordering> {
             let lhs = self
@@ -368,6 +393,9 @@ mod tests {
             (&["0.00000001", "0.00000003", "0.00000002"], 1, 3, Ordering::Equal),
             (&["65000.12", "65000.10", "65000.11"], 1, 3, Ordering::Equal),
             (&["10", "9", "8"], 2, 3, Ordering::Less),
+            // Sums beyond i64 (2·10^28 at 18 places): the checked cross-multiplication.
+            (&["20000000000.000000001", "20000000000.000000003", "20000000000.000000002"], 1, 3, Ordering::Equal),
+            (&["20000000000.000000001", "20000000000.000000003", "20000000000.000000004"], 1, 3, Ordering::Greater),
         ];
         for (values, fast, slow, want) in cases {
             let (mut f, mut s) = (DecimalSma::new(*fast), DecimalSma::new(*slow));

@@ -33,10 +33,12 @@ impl MovingAverage for DecimalSma {
     fn with_period(period: usize) -> Self {
         DecimalSma::new(period)
     }
+    #[inline]
     fn push(&mut self, close: Decimal) -> bool {
         self.update(close)
     }
     /// Exact: equal averages are never "above" (see [`DecimalSma`]).
+    #[inline]
     fn above(&self, other: &Self) -> bool {
         self.compare(other) == Some(std::cmp::Ordering::Greater)
     }

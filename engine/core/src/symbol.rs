@@ -12,8 +12,26 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 macro_rules! arc_str_id {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
-        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(Clone, Eq, PartialOrd, Ord)]
         pub struct $name(Arc<str>);
+
+        impl PartialEq for $name {
+            /// Equal text. Two clones of one id compare by pointer: `Arc<str>`
+            /// itself compares the bytes even then (std's pointer shortcut is
+            /// for sized contents), and a backtest compares symbols at every
+            /// bar and order.
+            #[inline]
+            fn eq(&self, other: &Self) -> bool {
+                Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+            }
+        }
+
+        impl std::hash::Hash for $name {
+            /// The text's hash (consistent with `eq`).
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                self.0.hash(state)
+            }
+        }
 
         impl $name {
             /// Creates the identifier from any string.
@@ -99,3 +117,21 @@ arc_str_id!(
     /// The id of one configured strategy instance (the `id` of a `[[strategy]]` block).
     StrategyId
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn equal_text_is_equal_whichever_arc_holds_it() {
+        let a = Symbol::new("BTCUSDT");
+        let cases = [(a.clone(), true), (Symbol::new("BTCUSDT"), true), (Symbol::new("ETHUSDT"), false)];
+        for (b, equal) in cases {
+            assert_eq!(a == b, equal, "{b}");
+            let map: HashMap<Symbol, u8> = [(b.clone(), 1)].into();
+            assert_eq!(map.contains_key(&a), equal, "{b}: lookup by symbol");
+            assert_eq!(map.contains_key("BTCUSDT"), equal, "{b}: lookup by text");
+        }
+    }
+}

@@ -13,7 +13,7 @@ use std::io::Write;
 use keel_core::fill::Fill;
 use keel_core::instrument::Instrument;
 use keel_core::order::Side;
-use keel_core::Decimal;
+use keel_core::{Decimal, StrategyId, Symbol};
 use rust_decimal::prelude::ToPrimitive;
 use serde::Serialize;
 
@@ -26,9 +26,9 @@ const YEAR_MS: f64 = 365.25 * 86_400_000.0;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RoundTrip {
     /// Strategy id.
-    pub strategy: String,
+    pub strategy: StrategyId,
     /// Symbol.
-    pub symbol: String,
+    pub symbol: Symbol,
     /// `long` or `short`.
     pub direction: &'static str,
     /// First entry fill (ms since the epoch).
@@ -76,12 +76,28 @@ pub fn round_trips(fills: &[Fill], instruments: &[Instrument]) -> Vec<RoundTrip>
     split_trades(fills, instruments).0
 }
 
-/// Round trips, and the entry times of trades still open at the end.
+/// Round trips, and the entry times of trades still open at the end (in
+/// order of strategy id, then symbol).
+///
+/// Proportional to the fills, with no allocation per fill: the trades being
+/// built are kept in a short list (one per strategy and symbol) and found by
+/// comparing ids, which share one `Arc` within a run, so a comparison is
+/// usually a pointer comparison; so is finding the fill's instrument again.
 pub fn split_trades(fills: &[Fill], instruments: &[Instrument]) -> (Vec<RoundTrip>, Vec<i64>) {
-    let mut open: BTreeMap<(String, String), Open> = BTreeMap::new();
+    let mut open: Vec<(&StrategyId, &Symbol, Open)> = Vec::new();
+    // The last fill's trade and instrument: the next fill mostly shares them.
+    let mut last_trade = 0;
+    let mut last_instrument: Option<(&Symbol, Option<&Instrument>)> = None;
     let mut out = Vec::new();
     for f in fills {
-        let instrument = instruments.iter().find(|i| i.symbol == f.symbol);
+        let instrument = match last_instrument {
+            Some((symbol, instrument)) if *symbol == f.symbol => instrument,
+            _ => {
+                let instrument = instruments.iter().find(|i| i.symbol == f.symbol);
+                last_instrument = Some((&f.symbol, instrument));
+                instrument
+            }
+        };
         let flat = |q: Decimal| Instrument::is_flat(instrument, q);
         let base = instrument.map(|i| i.base_asset.as_str()).unwrap_or_default();
         // What the fill adds to the holding, its commission's value, and the
@@ -89,11 +105,22 @@ pub fn split_trades(fills: &[Fill], instruments: &[Instrument]) -> (Vec<RoundTri
         let held_qty = f.position_delta(base).abs();
         let fee_value = f.fee_value(base);
         let pnl_fee = if f.fee_asset == base { Decimal::ZERO } else { f.fee };
-        let key = (f.strategy_id.to_string(), f.symbol.to_string());
         let mut qty = held_qty;
         let signed = |q: Decimal| if f.side == Side::Buy { q } else { -q };
         while qty > Decimal::ZERO {
-            let t = open.entry(key.clone()).or_default();
+            let mine = |(strategy, symbol, _): &(&StrategyId, &Symbol, Open)| {
+                **strategy == f.strategy_id && **symbol == f.symbol
+            };
+            if !open.get(last_trade).is_some_and(mine) {
+                last_trade = match open.iter().position(mine) {
+                    Some(k) => k,
+                    None => {
+                        open.push((&f.strategy_id, &f.symbol, Open::default()));
+                        open.len() - 1
+                    }
+                };
+            }
+            let t = &mut open[last_trade].2;
             let part = |amount: Decimal| if held_qty.is_zero() { Decimal::ZERO } else { amount * qty / held_qty };
             if flat(t.position) {
                 *t = Open { entry_time: f.ts_ms, ..Open::default() };
@@ -122,8 +149,8 @@ pub fn split_trades(fills: &[Fill], instruments: &[Instrument]) -> (Vec<RoundTri
                 let exit_price = t.exit_notional / t.exit_qty;
                 let gross = if long { t.exit_notional - t.entry_notional } else { t.entry_notional - t.exit_notional };
                 out.push(RoundTrip {
-                    strategy: key.0.clone(),
-                    symbol: key.1.clone(),
+                    strategy: f.strategy_id.clone(),
+                    symbol: f.symbol.clone(),
                     direction: if long { "long" } else { "short" },
                     entry_time: t.entry_time,
                     entry_price: entry_price.round_dp(12).normalize(),
@@ -137,12 +164,11 @@ pub fn split_trades(fills: &[Fill], instruments: &[Instrument]) -> (Vec<RoundTri
             }
         }
     }
+    open.sort_by(|a, b| (a.0.as_str(), a.1.as_str()).cmp(&(b.0.as_str(), b.1.as_str())));
     let still_open = open
         .iter()
-        .filter(|((_, symbol), t)| {
-            !Instrument::is_flat(instruments.iter().find(|i| i.symbol.as_str() == symbol), t.position)
-        })
-        .map(|(_, t)| t.entry_time)
+        .filter(|(_, symbol, t)| !Instrument::is_flat(instruments.iter().find(|i| i.symbol == **symbol), t.position))
+        .map(|(_, _, t)| t.entry_time)
         .collect();
     (out, still_open)
 }
@@ -352,7 +378,10 @@ pub fn build(
     let mut per: BTreeMap<String, (usize, usize, Decimal)> =
         strategies.iter().map(|s| (s.clone(), (0, 0, Decimal::ZERO))).collect();
     for t in trips {
-        let e = per.entry(t.strategy.clone()).or_default();
+        if !per.contains_key(t.strategy.as_str()) {
+            per.insert(t.strategy.to_string(), Default::default());
+        }
+        let Some(e) = per.get_mut(t.strategy.as_str()) else { continue };
         e.0 += 1;
         e.1 += usize::from(t.pnl > Decimal::ZERO);
         e.2 += t.pnl;
@@ -502,8 +531,8 @@ pub fn write_trades(out: impl Write, trips: &[RoundTrip]) -> Result<(), csv::Err
     ])?;
     for t in trips {
         w.write_record([
-            t.strategy.clone(),
-            t.symbol.clone(),
+            t.strategy.to_string(),
+            t.symbol.to_string(),
             t.direction.to_string(),
             iso(t.entry_time),
             t.entry_price.to_string(),

@@ -146,6 +146,11 @@ struct Replay {
     /// One symbol whose close times all differ: step `k` is also the `k`-th
     /// distinct close time.
     distinct: bool,
+    /// With `distinct` bars evenly spaced, each closing a fixed time after it
+    /// opens: (the first close time, the spacing), so step `k` closes at
+    /// `first + k × spacing` without a look at the columns (the report walks
+    /// the close times several times).
+    regular: Option<(i64, i64)>,
 }
 
 impl Timeline {
@@ -199,7 +204,17 @@ impl Timeline {
             [one] => (1..one.len()).all(|i| one.close_time(i) > one.close_time(i - 1)),
             _ => false,
         };
-        Self(Arc::new(Replay { symbols, bars: all, order, len, distinct }))
+        let regular = match all.as_slice() {
+            [one] if distinct && !one.is_empty() && one.time_width() == 0 => match one.close_times() {
+                super::data::columns::CloseTimes::Offset(d) => {
+                    let spacing = if one.len() > 1 { one.open_time(1) - one.open_time(0) } else { 0 };
+                    Some((one.open_time(0) + d, spacing))
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        Self(Arc::new(Replay { symbols, bars: all, order, len, distinct, regular }))
     }
 
     /// The `k`-th distinct close time, when that is bar `k`'s (see `Replay::distinct`).
@@ -207,6 +222,9 @@ impl Timeline {
     pub(super) fn distinct_close_time(&self, k: usize) -> Option<i64> {
         if !self.0.distinct || k >= self.0.len {
             return None;
+        }
+        if let Some((first, spacing)) = self.0.regular {
+            return Some(first + k as i64 * spacing);
         }
         Some(self.close_time(0, k))
     }
@@ -324,6 +342,8 @@ struct Valuation {
     assets: Vec<(String, Decimal, Option<usize>)>,
     /// The amounts as `f64`, refreshed from the exact ones after every fill.
     amounts_f64: Vec<f64>,
+    /// The assets other than the currency that have a price: (asset, symbol), in asset order.
+    priced: Vec<(usize, usize)>,
 }
 
 /// The backtest engine.
@@ -350,7 +370,6 @@ pub struct Backtest {
     legs: Vec<Option<(usize, usize)>>,
     valuation: Valuation,
     last_close: Vec<Decimal>,
-    last_close_f64: Vec<f64>,
     last_close_time: Vec<i64>,
     /// When the protections must look again (see [`Backtest::protect`]).
     gate: ProtectionGate,
@@ -371,11 +390,15 @@ pub struct Backtest {
     balances: Vec<Balance>,
     /// The client order id being decided.
     id_buf: String,
+    /// The timeline's symbols, as interned (see [`intern`]).
+    symbols: Vec<Symbol>,
 }
 
 impl Backtest {
     /// A backtest over `symbols` (the timeline's) with the strategies.
-    pub fn new(config: SimConfig, symbols: &[Symbol], strategies: Vec<StrategySlot>) -> Self {
+    pub fn new(mut config: SimConfig, symbols: &[Symbol], strategies: Vec<StrategySlot>) -> Self {
+        let symbols = intern(symbols, &strategies, &mut config.instruments);
+        let symbols = symbols.as_slice();
         // The outcome records every order and fill; the core keeps only open orders.
         let mut core = MatchingCore::new(config.fees, 0).without_history();
         for i in &config.instruments {
@@ -444,9 +467,12 @@ impl Backtest {
             slippage: config.slippage_bps / BPS,
             next_id: 1,
             legs,
-            valuation: Valuation { amounts_f64: assets.iter().map(|a| decimal_f64(a.1)).collect(), assets },
+            valuation: Valuation {
+                amounts_f64: assets.iter().map(|a| decimal_f64(a.1)).collect(),
+                priced: assets.iter().enumerate().skip(1).filter_map(|(i, a)| Some((i, a.2?))).collect(),
+                assets,
+            },
             last_close: vec![Decimal::ZERO; n],
-            last_close_f64: vec![0.0; n],
             last_close_time: vec![i64::MIN; n],
             gate: ProtectionGate::new(&config.risk),
             filled_since_eval: false,
@@ -476,6 +502,7 @@ impl Backtest {
             },
             balances: Vec::new(),
             id_buf: String::new(),
+            symbols: symbols.to_vec(),
         }
     }
 
@@ -501,8 +528,8 @@ impl Backtest {
         self.protect(decimal_f64(self.out.initial_equity), timeline.first_open_time().unwrap_or(0));
         let mut next_signal = 0;
         // One bar event per symbol, overwritten in place at each of its bars.
-        let mut events: Vec<MarketEvent> = timeline
-            .symbols()
+        let mut events: Vec<MarketEvent> = self
+            .symbols
             .iter()
             .map(|symbol| {
                 MarketEvent::Bar(keel_core::market::Bar {
@@ -517,6 +544,8 @@ impl Backtest {
                 })
             })
             .collect();
+        // With one symbol whose close times all differ, every bar is the last of its time.
+        let every_bar_closes_a_time = timeline.distinct_close_time(0).is_some();
         let mut steps = timeline.steps().peekable();
         let mut n = 0;
         while let Some((s, i)) = steps.next() {
@@ -529,7 +558,6 @@ impl Backtest {
                 self.open_bar(s, bar);
             }
             self.last_close[s] = bar.close;
-            self.last_close_f64[s] = decimal_f64(bar.close);
             self.last_close_time[s] = bar.close_time;
             while let Some(ts) = signals.get(next_signal).map(|x| x.ts_ms) {
                 if ts > bar.close_time {
@@ -541,10 +569,14 @@ impl Backtest {
             for k in 0..self.runners_by_symbol[s].len() {
                 let r = self.runners_by_symbol[s][k];
                 let result = self.runners[r].on_market(event, bar.close_time);
-                self.after_callback(r, result, bar.close_time);
+                // Most bars produce nothing to handle.
+                if !matches!(result, Ok(0)) {
+                    self.after_callback(r, result, bar.close_time);
+                }
             }
             // One equity point per distinct close time, after all symbols closed.
-            let last_of_time = steps.peek().is_none_or(|&(t, j)| timeline.close_time(t, j) != bar.close_time);
+            let last_of_time = every_bar_closes_a_time
+                || steps.peek().is_none_or(|&(t, j)| timeline.close_time(t, j) != bar.close_time);
             if last_of_time {
                 let equity = self.equity_f64();
                 self.out.equity.push(equity, self.exposed_symbols > 0);
@@ -562,18 +594,19 @@ impl Backtest {
         self.out
     }
 
-    /// Equity in the report currency at the last closes, as `f64` (per bar).
+    /// Equity in the report currency at the last closes, as `f64` (per bar;
+    /// a close is converted only while something is held in its asset).
     #[inline]
     fn equity_f64(&self) -> f64 {
+        // Summed in the order of the assets (the currency first), as `equity`.
+        let amounts = &self.valuation.amounts_f64;
         let mut total = 0.0;
-        for (i, amount) in self.valuation.amounts_f64.iter().enumerate() {
-            if *amount == 0.0 {
-                continue;
-            }
-            if i == 0 {
-                total += *amount;
-            } else if let Some(s) = self.valuation.assets[i].2 {
-                total += *amount * self.last_close_f64[s];
+        if amounts[0] != 0.0 {
+            total += amounts[0];
+        }
+        for &(i, s) in &self.valuation.priced {
+            if amounts[i] != 0.0 {
+                total += amounts[i] * decimal_f64(self.last_close[s]);
             }
         }
         total
@@ -597,10 +630,16 @@ impl Backtest {
 
     /// Lets the risk engine's portfolio protections see the equity, as live on
     /// a price update — whenever that can change anything (see [`ProtectionGate`]).
+    #[inline]
     fn protect(&mut self, equity_f64: f64, now_ms: i64) {
-        if !self.gate.must_evaluate(equity_f64, now_ms, self.filled_since_eval) {
-            return;
+        if self.gate.must_evaluate(equity_f64, now_ms, self.filled_since_eval) {
+            self.evaluate_protections(now_ms);
         }
+    }
+
+    /// [`Self::protect`] once the gate says so.
+    #[inline(never)]
+    fn evaluate_protections(&mut self, now_ms: i64) {
         self.filled_since_eval = false;
         let equity = self.equity();
         let outcome = self.risk.evaluate_protections(equity, now_ms);
@@ -897,7 +936,8 @@ struct ProtectionGate {
     daily_abs_half: f64,
     daily_pct_half: f64,
     started: bool,
-    day: i64,
+    /// The current UTC day, as [start, end) in ms.
+    day: (i64, i64),
     high: f64,
     /// Equity at or below this is within reach of a limit.
     floor: f64,
@@ -911,7 +951,7 @@ impl ProtectionGate {
             daily_abs_half: decimal_f64(risk.daily_loss_limit) / 2.0,
             daily_pct_half: decimal_f64(risk.daily_loss_limit_pct) / 200.0,
             started: false,
-            day: 0,
+            day: (0, 0),
             high: f64::MIN,
             floor: f64::MIN,
             day_floor: f64::MIN,
@@ -920,11 +960,13 @@ impl ProtectionGate {
 
     #[inline]
     fn must_evaluate(&mut self, equity: f64, now_ms: i64, filled: bool) -> bool {
-        let day = now_ms.div_euclid(86_400_000);
         let mut due = filled || !equity.is_finite();
-        if !self.started || day != self.day {
+        // A range check per bar rather than a division.
+        if !self.started || now_ms < self.day.0 || now_ms >= self.day.1 {
+            const DAY_MS: i64 = 86_400_000;
+            let start = now_ms.div_euclid(DAY_MS).saturating_mul(DAY_MS);
             self.started = true;
-            self.day = day;
+            self.day = (start, start.saturating_add(DAY_MS));
             due = true;
             let mut floor = f64::MIN;
             if self.daily_abs_half > 0.0 {
@@ -942,6 +984,23 @@ impl ProtectionGate {
         }
         due || equity <= self.floor || equity <= self.day_floor
     }
+}
+
+/// One `Arc` per symbol: the timeline's symbols and the instruments' take
+/// those of the strategies that trade them, so the symbol comparisons of every
+/// bar and order (a strategy checking a bar's symbol, map lookups in the
+/// runner, risk engine and matching core) are pointer comparisons rather than
+/// byte comparisons of equal text. Returns the timeline's symbols, interned.
+fn intern(symbols: &[Symbol], strategies: &[StrategySlot], instruments: &mut [Instrument]) -> Vec<Symbol> {
+    let theirs: Vec<Symbol> = strategies.iter().flat_map(|s| s.strategy.symbols()).collect();
+    let canonical = |s: &Symbol| theirs.iter().find(|t| *t == s).unwrap_or(s).clone();
+    let symbols: Vec<Symbol> = symbols.iter().map(canonical).collect();
+    for i in instruments {
+        if let Some(s) = symbols.iter().chain(&theirs).find(|s| **s == i.symbol) {
+            i.symbol = s.clone();
+        }
+    }
+    symbols
 }
 
 /// A decimal as `f64` for statistics.

@@ -880,8 +880,13 @@ impl Bars {
     /// without allocating.
     #[inline]
     pub fn fill(&self, i: usize, bar: &mut Bar) {
-        bar.open_time = self.open_time.get(i);
-        bar.close_time = self.close_time(i).unwrap_or(bar.open_time);
+        let open_time = self.open_time.get(i);
+        bar.open_time = open_time;
+        bar.close_time = match &self.close_time {
+            CloseTimes::Offset(d) => open_time + d,
+            CloseTimes::Each(v) => v[i],
+            CloseTimes::Absent => open_time,
+        };
         bar.open = self.open.get(i);
         bar.high = self.high.get(i);
         bar.low = self.low.get(i);
