@@ -32,11 +32,11 @@ const POW10: [i64; 19] = {
 };
 
 /// The largest mantissa a column holds: 18 nines.
-const MAX_MANTISSA: i64 = POW10[18] - 1;
+pub(super) const MAX_MANTISSA: i64 = POW10[18] - 1;
 
 /// The farthest time from the epoch accepted, in ms (~317 000 years, beyond
 /// any date chrono parses), so that differences of times never overflow.
-const MAX_TIME: i64 = 10_000_000_000_000_000;
+pub(super) const MAX_TIME: i64 = 10_000_000_000_000_000;
 
 /// The highest price accepted: above it, exact arithmetic on price × quantity
 /// could overflow.
@@ -234,9 +234,31 @@ struct Aligned {
     scale: u32,
 }
 
-const NARROW_MAX: u64 = i32::MAX as u64;
+/// The largest |mantissa| a 32-bit column holds.
+pub(super) const NARROW_MAX: u64 = i32::MAX as u64;
+
+/// [`MAX_PRICE`]'s mantissa at `scale` (≤ 18).
+pub(super) fn max_price_mantissa(scale: u32) -> i128 {
+    i128::from(MAX_PRICE.mantissa) * i128::from(POW10[scale as usize])
+}
 
 impl DecimalColumn {
+    /// A column of 32-bit mantissas at `scale`; `max_abs` is the largest |value|.
+    pub(super) fn from_narrow(values: Vec<i32>, scale: u32, max_abs: u64) -> Self {
+        DecimalColumn { values: Mantissas::Narrow(values), scale, max_abs }
+    }
+
+    /// A column of mantissas at `scale` within 18 digits, `max_abs` the
+    /// largest |value|: 32-bit when they all fit.
+    pub(super) fn from_wide(values: Vec<i64>, scale: u32, max_abs: u64) -> Self {
+        let values = if max_abs <= NARROW_MAX {
+            Mantissas::Narrow(values.iter().map(|x| *x as i32).collect())
+        } else {
+            Mantissas::Wide(values)
+        };
+        DecimalColumn { values, scale, max_abs }
+    }
+
     /// Mantissa `i`.
     #[inline]
     pub fn value(&self, i: usize) -> i64 {
@@ -744,6 +766,33 @@ impl Bars {
             out.push_unchecked(&row).map_err(|e| format!("bar {i}: {e}"))?;
         }
         Ok(out)
+    }
+
+    /// Bars from whole columns (open, high, low, close, volume) with evenly
+    /// spaced open times `start + i × step` and no close times yet.
+    pub(super) fn with_regular_times(start: i64, step: i64, len: usize, values: [DecimalColumn; 5]) -> Self {
+        Self::with_open_times(OpenTimes::Regular { start, step, len }, values)
+    }
+
+    /// Bars from whole columns and their open times, in any order.
+    pub(super) fn with_times(times: Vec<i64>, values: [DecimalColumn; 5]) -> Self {
+        Self::with_open_times(OpenTimes::compact(times), values)
+    }
+
+    fn with_open_times(open_time: OpenTimes, values: [DecimalColumn; 5]) -> Self {
+        let [open, high, low, close, volume] = values;
+        Self { open_time, close_time: CloseTimes::Absent, open, high, low, close, volume }
+    }
+
+    /// The smallest positive step between consecutive open times, if any.
+    pub fn min_step(&self) -> Option<i64> {
+        match &self.open_time {
+            OpenTimes::Regular { step, len, .. } => (*len > 1 && *step > 0).then_some(*step),
+            OpenTimes::Grid { step, offsets, .. } => {
+                offsets.windows(2).filter(|w| w[1] > w[0]).map(|w| i64::from(w[1] - w[0]) * step).min()
+            }
+            OpenTimes::Each(v) => v.windows(2).map(|w| w[1] - w[0]).filter(|d| *d > 0).min(),
+        }
     }
 
     /// Number of bars.

@@ -32,6 +32,7 @@ use keel_core::Symbol;
 pub mod columns;
 pub mod csv;
 pub mod parquet;
+mod parquet_direct;
 pub mod zip;
 
 pub use self::columns::Bars;
@@ -363,7 +364,7 @@ pub fn load(paths: &[PathBuf], symbol: Option<&str>, skip_bad_rows: bool) -> Res
 /// The bar interval of sorted bars: the smallest positive step between open
 /// times (from the close time when there is a single bar, else a day).
 pub fn infer_interval(bars: &Bars) -> i64 {
-    let step = (1..bars.len()).map(|i| bars.open_time(i) - bars.open_time(i - 1)).filter(|d| *d > 0).min();
+    let step = bars.min_step();
     let from_close = (!bars.is_empty()).then(|| bars.close_time(0).map(|c| c - bars.open_time(0) + 1)).flatten();
     match (step, from_close) {
         (Some(s), _) => s,

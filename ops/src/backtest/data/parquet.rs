@@ -8,7 +8,8 @@
 //! `interval` (as Binance names it: `1m`, `1h`, `1d`) and `keel_version`.
 //! Delta-encoded (`DELTA_BINARY_PACKED`), uncompressed.
 //!
-//! What Keel reads: that, and the shapes others write (snappy- or
+//! What Keel reads: that (decoded without Arrow, row groups in parallel:
+//! [`super::parquet_direct`]), and the shapes others write (snappy- or
 //! zstd-compressed, as pandas and polars write by default), with columns found by
 //! name as in a CSV header (case-insensitive): Freqtrade's `date` timestamp
 //! with `float64` prices, `int64` epoch times (ms, µs or s, as in CSV),
@@ -40,11 +41,16 @@ use super::{epoch_to_ms, interval_name, parse_time, DataError, ParsedFile, Serie
 /// Rows per record batch, reading and writing.
 const BATCH: usize = 64 * 1024;
 
-/// Rows per row group written.
+/// Rows per row group written: 8 groups for 1M bars, decoded on every core.
 const ROW_GROUP: usize = 128 * 1024;
 
 /// Writes a series as Parquet (see the module doc); returns the bytes written.
 pub fn write_parquet(series: &Series, out: impl std::io::Write + Send) -> Result<u64, String> {
+    write_groups(series, out, ROW_GROUP)
+}
+
+/// [`write_parquet`] with row groups of `row_group` rows.
+pub(super) fn write_groups(series: &Series, out: impl std::io::Write + Send, row_group: usize) -> Result<u64, String> {
     let bars = &series.bars;
     let explicit_close = match bars.close_times() {
         CloseTimes::Offset(d) => *d != series.interval_ms - 1,
@@ -77,8 +83,8 @@ pub fn write_parquet(series: &Series, out: impl std::io::Write + Send) -> Result
         .set_compression(Compression::UNCOMPRESSED)
         .set_encoding(Encoding::DELTA_BINARY_PACKED)
         .set_dictionary_enabled(false)
-        // Row groups of 128k rows: a reader holds one group's bytes at a time.
-        .set_max_row_group_row_count(Some(ROW_GROUP))
+        // Row groups of 128k rows: the reader decodes them on several cores.
+        .set_max_row_group_row_count(Some(row_group))
         .set_key_value_metadata(Some(metadata))
         .build();
     let mut counter = CountingWriter { inner: out, bytes: 0 };
@@ -137,8 +143,26 @@ impl<W: std::io::Write> std::io::Write for CountingWriter<W> {
 /// Reads a Parquet file of bars (see the module doc). Bad rows are named by
 /// their 1-based row number.
 pub fn read_parquet(path: &Path, label: &str, skip_bad_rows: bool) -> Result<ParsedFile, DataError> {
-    let file = std::fs::File::open(path).map_err(|e| DataError::file(label, format!("cannot open: {e}")))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+    let bytes = std::fs::read(path).map_err(|e| DataError::file(label, format!("cannot open: {e}")))?;
+    let bytes = bytes::Bytes::from(bytes);
+    // Keel's own layout: row groups decoded in parallel, straight into columns.
+    if let Some((bars, symbol)) = super::parquet_direct::read(&bytes) {
+        return Ok(ParsedFile { bars, symbol, ..ParsedFile::default() });
+    }
+    read_arrow(bytes, label, skip_bad_rows)
+}
+
+/// The symbol a file's key-value metadata names, if any.
+pub(super) fn symbol_of(meta: &::parquet::file::metadata::FileMetaData) -> Option<String> {
+    meta.key_value_metadata()
+        .and_then(|kv| kv.iter().find(|k| k.key == "symbol"))
+        .and_then(|k| k.value.clone())
+        .filter(|s| !s.is_empty())
+}
+
+/// [`read_parquet`] through Arrow: every layout, row by row where needed.
+pub(super) fn read_arrow(bytes: bytes::Bytes, label: &str, skip_bad_rows: bool) -> Result<ParsedFile, DataError> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .map_err(|e| DataError::file(label, format!("not a readable Parquet file ({e})")))?;
     let schema = builder.schema().clone();
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().to_ascii_lowercase()).collect();
@@ -147,13 +171,7 @@ pub fn read_parquet(path: &Path, label: &str, skip_bad_rows: bool) -> Result<Par
     roots.sort_unstable();
     roots.dedup();
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
-    let symbol = builder
-        .metadata()
-        .file_metadata()
-        .key_value_metadata()
-        .and_then(|kv| kv.iter().find(|k| k.key == "symbol"))
-        .and_then(|k| k.value.clone())
-        .filter(|s| !s.is_empty());
+    let symbol = symbol_of(builder.metadata().file_metadata());
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     let reader = builder
         .with_projection(mask)
