@@ -178,6 +178,11 @@ async fn fake_server(fake: web::Data<Fake>) -> String {
 }
 
 async fn engine_with_bot(fake: &web::Data<Fake>, discord: bool) -> Running {
+    engine_with_bot_every(fake, discord, "0ms").await
+}
+
+/// The engine with the bot, its notifiers sending at most one message per `min_interval`.
+async fn engine_with_bot_every(fake: &web::Data<Fake>, discord: bool, min_interval: &str) -> Running {
     let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn,ops=info").try_init();
     let url = fake_server(fake.clone()).await;
     std::env::set_var(TOKEN_ENV, TOKEN);
@@ -191,7 +196,7 @@ async fn engine_with_bot(fake: &web::Data<Fake>, discord: bool) -> Running {
 enabled = false
 
 [notify]
-min_interval = "0ms"
+min_interval = "{min_interval}"
 rejection_batch = "300ms"
 fills = true
 
@@ -428,5 +433,63 @@ async fn notifications_are_delivered_batched_and_survive_429() {
     let discord_limited_after =
         actors::metrics::metrics().notifications_rate_limited_total.with_label_values(&["discord"]).get();
     assert!(discord_limited_after > discord_limited_before, "the Discord 429 was seen and waited out");
+    r.stop().await;
+}
+
+/// A fill of `btc_sma` with trade id `id`.
+fn fill(id: u64) -> keel_core::fill::Fill {
+    keel_core::fill::Fill {
+        trade_id: id.into(),
+        client_order_id: format!("test-{id}"),
+        strategy_id: StrategyId::new("btc_sma"),
+        symbol: Symbol::new("BTCUSDT"),
+        side: keel_core::order::Side::Buy,
+        price: keel_core::Decimal::from(65_000 + id),
+        qty: keel_core::Decimal::new(1, 3),
+        fee: keel_core::Decimal::ZERO,
+        fee_asset: "USDT".into(),
+        is_maker: false,
+        ts_ms: 1_700_000_000_000,
+        tag: None,
+    }
+}
+
+#[actix_rt::test]
+async fn an_emergency_stop_is_sent_before_queued_fills_and_fills_are_coalesced() {
+    let fake = web::Data::new(Fake::default());
+    // The default pace: one message a second per chat.
+    let r = engine_with_bot_every(&fake, false, "1s").await;
+    assert!(reply(&fake, OPERATOR, 0, "started").await.is_some(), "{:?}", fake.sent());
+    let events = r.handle.events();
+    for id in 1..=60 {
+        let _ = events.send(EngineEvent::Fill(fill(id)));
+    }
+    // Let the event task queue them (its order is the broadcast's order, so the
+    // fills are queued before the stop below either way).
+    assert!(reply(&fake, OPERATOR, 0, "BTCUSDT @ 65001 (").await.is_some(), "{:?}", fake.sent());
+    let stop_at = Instant::now();
+    r.handle.emergency_stop("priority test", "operator:test", false).await.expect("stop");
+    let stop = "EMERGENCY STOP set by operator:test: priority test";
+    assert!(reply(&fake, OPERATOR, 0, stop).await.is_some(), "{:?}", fake.sent());
+    // Every fill reaches the chat, listed several to a message.
+    let fills_seen = |sent: &[Sent]| {
+        (1..=60u64).all(|id| {
+            let price = format!("BTCUSDT @ {} (", 65_000 + id);
+            sent.iter().any(|s| s.chat == OPERATOR && s.text.contains(&price))
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !fills_seen(&fake.sent()) {
+        assert!(Instant::now() < deadline, "not every fill was sent: {:?}", fake.sent());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let to_operator: Vec<Sent> = fake.sent().into_iter().filter(|s| s.chat == OPERATOR).collect();
+    let stop_msg = to_operator.iter().position(|s| s.text.contains(stop)).expect("stop sent");
+    let last_fill = to_operator.iter().rposition(|s| s.text.contains("BTCUSDT @")).expect("fills sent");
+    assert!(stop_msg < last_fill, "the stop jumped the fills queued before it: {to_operator:?}");
+    let waited = to_operator[stop_msg].at.duration_since(stop_at);
+    assert!(waited < Duration::from_secs(2), "the stop's message took {waited:?}");
+    let fill_messages = to_operator.iter().filter(|s| s.text.contains("BTCUSDT @")).count();
+    assert!(fill_messages <= 10, "60 fills coalesced into {fill_messages} messages: {to_operator:?}");
     r.stop().await;
 }
