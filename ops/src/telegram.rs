@@ -20,7 +20,7 @@ use teloxide::payloads::{GetUpdatesSetters, SendMessageSetters};
 use teloxide::prelude::Requester;
 use teloxide::types::{AllowedUpdate, BotCommand, ChatId, Message, UpdateKind};
 use teloxide::{Bot, RequestError};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::notify::{telegram_error, truncate, NotifyError};
@@ -244,6 +244,7 @@ pub struct TelegramBot {
     tg: TelegramConfig,
     username: Option<String>,
     pending: HashMap<(i64, i64), (Pending, Instant)>,
+    replies: Option<mpsc::Sender<(i64, String)>>,
 }
 
 /// Builds a Bot API client for `token` against `api_url`, with a request
@@ -260,11 +261,70 @@ pub fn build_bot(token: &Secret, tg: &TelegramConfig) -> anyhow::Result<Bot> {
     Ok(Bot::with_client(token.expose(), client).set_api_url(url))
 }
 
+/// Replies waiting for the reply task.
+const REPLY_QUEUE: usize = 64;
+/// Attempts per reply (a 429 counts) before it is dropped with a WARN line.
+const REPLY_ATTEMPTS: u32 = 3;
+/// Longest `retry_after` a reply waits out in one go.
+const MAX_REPLY_WAIT: Duration = Duration::from_secs(60);
+
+/// Starts the task that sends the bot's replies, so that a reply waiting out
+/// a 429 never delays reading (and executing) the next command.
+fn spawn_replies(
+    bot: Bot,
+    token: Secret,
+    mut shutdown: watch::Receiver<bool>,
+) -> (mpsc::Sender<(i64, String)>, JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<(i64, String)>(REPLY_QUEUE);
+    let task = tokio::spawn(async move {
+        loop {
+            let (chat, text) = tokio::select! {
+                _ = shutdown.changed() => return,
+                next = rx.recv() => match next {
+                    Some(next) => next,
+                    None => return,
+                },
+            };
+            let mut last = String::new();
+            let mut sent = false;
+            for _ in 0..REPLY_ATTEMPTS {
+                let result = bot.send_message(ChatId(chat), truncate(&text, 4096)).disable_notification(false).await;
+                let wait = match result {
+                    Ok(_) => {
+                        sent = true;
+                        break;
+                    }
+                    Err(e) => match telegram_error(&e, &token) {
+                        NotifyError::RetryAfter(wait) => {
+                            metrics().notifications_rate_limited_total.with_label_values(&["telegram"]).inc();
+                            last = format!("rate limited (retry after {}s)", wait.as_secs());
+                            wait.min(MAX_REPLY_WAIT)
+                        }
+                        NotifyError::Failed(reason) => {
+                            last = reason;
+                            Duration::from_secs(1)
+                        }
+                    },
+                };
+                tokio::select! {
+                    _ = shutdown.changed() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+            if !sent {
+                metrics().notifications_dropped_total.with_label_values(&["telegram"]).inc();
+                tracing::warn!(chat_id = chat, attempts = REPLY_ATTEMPTS, error = %last, "telegram: reply dropped");
+            }
+        }
+    });
+    (tx, task)
+}
+
 impl TelegramBot {
     /// A bot for a running engine.
     pub fn new(bot: Bot, token: Secret, handle: EngineHandle, config: Arc<Config>) -> Self {
         let tg = config.notify.telegram.clone();
-        Self { bot, token, handle, config, tg, username: None, pending: HashMap::new() }
+        Self { bot, token, handle, config, tg, username: None, pending: HashMap::new(), replies: None }
     }
 
     /// Starts long polling until `shutdown` flips.
@@ -284,6 +344,8 @@ impl TelegramBot {
             }
             Err(e) => tracing::warn!(error = %telegram_error(&e, &self.token), "telegram: getMe failed"),
         }
+        let (replies, reply_task) = spawn_replies(self.bot.clone(), self.token.clone(), shutdown.clone());
+        self.replies = Some(replies);
         let mut offset: i32 = 0;
         let mut backoff = Duration::from_millis(500);
         let timeout = u32::try_from(self.tg.poll_timeout.as_std().as_secs()).unwrap_or(10);
@@ -321,6 +383,9 @@ impl TelegramBot {
                 }
             }
         }
+        // The reply task stops on the same signal; a reply still being sent gets a moment.
+        self.replies = None;
+        let _ = tokio::time::timeout(Duration::from_secs(1), reply_task).await;
     }
 
     /// True when both the chat and the sender are allowed.
@@ -350,25 +415,15 @@ impl TelegramBot {
             Err(ParseError::Unknown(name)) => format!("Unknown command /{name}. Send /help for the list."),
             Err(ParseError::Usage(u)) => u,
         };
-        self.reply(chat, &reply).await;
+        self.reply(chat, &reply);
     }
 
-    async fn reply(&self, chat: i64, text: &str) {
-        for _ in 0..3 {
-            let sent = self.bot.send_message(ChatId(chat), truncate(text, 4096)).disable_notification(false).await;
-            match sent {
-                Ok(_) => return,
-                Err(e) => match telegram_error(&e, &self.token) {
-                    NotifyError::RetryAfter(wait) => {
-                        metrics().notifications_rate_limited_total.with_label_values(&["telegram"]).inc();
-                        tokio::time::sleep(wait.min(Duration::from_secs(60))).await;
-                    }
-                    NotifyError::Failed(reason) => {
-                        tracing::warn!(error = %reason, "telegram: reply failed");
-                        return;
-                    }
-                },
-            }
+    /// Hands a reply to the reply task; a full reply queue drops it with a WARN line.
+    fn reply(&self, chat: i64, text: &str) {
+        let Some(replies) = &self.replies else { return };
+        if replies.try_send((chat, text.to_string())).is_err() {
+            metrics().notifications_dropped_total.with_label_values(&["telegram"]).inc();
+            tracing::warn!(chat_id = chat, "telegram: reply dropped (the reply queue is full)");
         }
     }
 

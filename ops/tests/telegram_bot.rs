@@ -41,10 +41,17 @@ struct Fake {
     throttle_sends: AtomicU32,
     discord: Mutex<Vec<String>>,
     discord_throttle: AtomicU32,
+    /// `retry_after` of a throttled sendMessage, in seconds (0 reads as 1).
+    retry_after: AtomicU32,
+    /// When each update id was first handed out by getUpdates.
+    served: Mutex<Vec<(i64, Instant)>>,
+    /// getMe calls to fail (HTTP 500) before answering.
+    fail_get_me: AtomicU32,
 }
 
 impl Fake {
-    fn push(&self, chat: Value, user: i64, text: &str) {
+    /// Queues an update and returns its id.
+    fn push(&self, chat: Value, user: i64, text: &str) -> i64 {
         let id = self.next_update.fetch_add(1, Ordering::SeqCst) + 1;
         let update = json!({
             "update_id": id,
@@ -59,6 +66,12 @@ impl Fake {
         if let Ok(mut u) = self.updates.lock() {
             u.push(update);
         }
+        id
+    }
+
+    /// When update `id` was first served.
+    fn served_at(&self, id: i64) -> Option<Instant> {
+        self.served.lock().ok().and_then(|s| s.iter().find(|(u, _)| *u == id).map(|(_, at)| *at))
     }
 
     fn sent(&self) -> Vec<Sent> {
@@ -117,6 +130,14 @@ async fn bot_api(req: HttpRequest, body: web::Bytes, fake: web::Data<Fake>) -> H
             if pending.is_empty() {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
+            if let Ok(mut served) = fake.served.lock() {
+                for u in &pending {
+                    let id = u["update_id"].as_i64().unwrap_or(0);
+                    if !served.iter().any(|(s, _)| *s == id) {
+                        served.push((id, Instant::now()));
+                    }
+                }
+            }
             ok(Value::Array(pending))
         }
         "sendmessage" => {
@@ -127,10 +148,11 @@ async fn bot_api(req: HttpRequest, body: web::Bytes, fake: web::Data<Fake>) -> H
                 if let Ok(mut t) = fake.throttled.lock() {
                     t.push((chat, Instant::now()));
                 }
+                let retry_after = fake.retry_after.load(Ordering::SeqCst).max(1);
                 return HttpResponse::TooManyRequests().json(json!({
                     "ok": false, "error_code": 429,
-                    "description": "Too Many Requests: retry after 1",
-                    "parameters": {"retry_after": 1}
+                    "description": format!("Too Many Requests: retry after {retry_after}"),
+                    "parameters": {"retry_after": retry_after}
                 }));
             }
             let text = params["text"].as_str().unwrap_or_default().to_string();
@@ -491,5 +513,41 @@ async fn an_emergency_stop_is_sent_before_queued_fills_and_fills_are_coalesced()
     assert!(waited < Duration::from_secs(2), "the stop's message took {waited:?}");
     let fill_messages = to_operator.iter().filter(|s| s.text.contains("BTCUSDT @")).count();
     assert!(fill_messages <= 10, "60 fills coalesced into {fill_messages} messages: {to_operator:?}");
+    r.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_command_takes_effect_at_once_while_replies_wait_out_a_429() {
+    let fake = web::Data::new(Fake::default());
+    // Every sendMessage is answered 429 with retry_after 60.
+    fake.throttle_sends.store(u32::MAX, Ordering::SeqCst);
+    fake.retry_after.store(60, Ordering::SeqCst);
+    let r = engine_with_bot(&fake, false).await;
+    let version = fake.push(private(OPERATOR), OPERATOR, "/version");
+    // The /version reply meets the 429 before /stop arrives.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let reply_throttled = || {
+        let Some(served) = fake.served_at(version) else { return false };
+        fake.throttled.lock().map(|t| t.iter().any(|(c, at)| *c == OPERATOR && *at > served)).unwrap_or(false)
+    };
+    while !reply_throttled() {
+        assert!(Instant::now() < deadline, "no reply was attempted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stop = fake.push(private(OPERATOR), OPERATOR, "/stop replies are throttled");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let stopped_at = loop {
+        if r.store.emergency_stop().map(|s| s.active).unwrap_or(false) {
+            break Instant::now();
+        }
+        assert!(Instant::now() < deadline, "/stop never took effect behind a throttled reply");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let served = fake.served_at(stop).expect("the /stop update was served");
+    let took = stopped_at.saturating_duration_since(served);
+    assert!(took < Duration::from_secs(1), "/stop took effect {took:?} after it was served");
+    assert_eq!(r.store.emergency_stop().ok().and_then(|s| s.reason), Some("replies are throttled".into()));
+    // The replies were tried, not sent: they wait out their 60 s in the reply task.
+    assert!(fake.sent().iter().all(|s| s.chat != OPERATOR), "{:?}", fake.sent());
     r.stop().await;
 }
