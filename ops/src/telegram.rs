@@ -145,7 +145,8 @@ fn usage(name: &str) -> ParseError {
     ParseError::Usage(format!("Usage: /{name} {args}").trim_end().to_string())
 }
 
-/// Parses `/command[@bot] args`. `bot` is this bot's username, when known.
+/// Parses `/command[@bot] args`. `bot` is this bot's username, when known; a
+/// command addressed to a bot while it is not known is [`ParseError::OtherBot`].
 pub fn parse(text: &str, bot: Option<&str>) -> Result<Command, ParseError> {
     let text = text.trim();
     let Some(rest) = text.strip_prefix('/') else {
@@ -157,10 +158,9 @@ pub fn parse(text: &str, bot: Option<&str>) -> Result<Command, ParseError> {
     };
     let name = match head.split_once('@') {
         Some((name, target)) => {
-            if let Some(me) = bot {
-                if !target.eq_ignore_ascii_case(me) {
-                    return Err(ParseError::OtherBot);
-                }
+            // Until this bot's name is known, `@anyone` may be another bot.
+            if !bot.is_some_and(|me| target.eq_ignore_ascii_case(me)) {
+                return Err(ParseError::OtherBot);
             }
             name
         }
@@ -242,7 +242,8 @@ pub struct TelegramBot {
     handle: EngineHandle,
     config: Arc<Config>,
     tg: TelegramConfig,
-    username: Option<String>,
+    /// This bot's username, once `getMe` has answered.
+    username: watch::Receiver<Option<String>>,
     pending: HashMap<(i64, i64), (Pending, Instant)>,
     replies: Option<mpsc::Sender<(i64, String)>>,
 }
@@ -259,6 +260,44 @@ pub fn build_bot(token: &Secret, tg: &TelegramConfig) -> anyhow::Result<Bot> {
         .build()
         .map_err(|e| anyhow::anyhow!("cannot build the Telegram HTTP client: {}", token.redact(&e.to_string())))?;
     Ok(Bot::with_client(token.expose(), client).set_api_url(url))
+}
+
+/// Asks `getMe` until it answers (backing off from 250 ms to 30 s), then
+/// publishes the bot's username: until then a command addressed to any
+/// `@bot` is ignored, since it may be meant for another bot in the group.
+async fn learn_username(
+    bot: Bot,
+    token: Secret,
+    known: watch::Sender<Option<String>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        match bot.get_me().await {
+            Ok(me) => {
+                let username = me.user.username.clone();
+                tracing::info!(bot = ?username, "telegram bot polling");
+                let _ = known.send(username);
+                return;
+            }
+            Err(e) => {
+                let wait = match &e {
+                    RequestError::RetryAfter(s) => s.duration(),
+                    _ => backoff,
+                };
+                tracing::warn!(
+                    error = %telegram_error(&e, &token),
+                    retry_in_ms = wait.as_millis() as u64,
+                    "telegram: getMe failed; commands addressed to a bot are ignored until it answers"
+                );
+                tokio::select! {
+                    _ = shutdown.changed() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
 }
 
 /// Replies waiting for the reply task.
@@ -324,7 +363,16 @@ impl TelegramBot {
     /// A bot for a running engine.
     pub fn new(bot: Bot, token: Secret, handle: EngineHandle, config: Arc<Config>) -> Self {
         let tg = config.notify.telegram.clone();
-        Self { bot, token, handle, config, tg, username: None, pending: HashMap::new(), replies: None }
+        Self {
+            bot,
+            token,
+            handle,
+            config,
+            tg,
+            username: watch::channel(None).1,
+            pending: HashMap::new(),
+            replies: None,
+        }
     }
 
     /// Starts long polling until `shutdown` flips.
@@ -337,13 +385,9 @@ impl TelegramBot {
         if let Err(e) = self.bot.set_my_commands(menu).await {
             tracing::warn!(error = %telegram_error(&e, &self.token), "telegram: setMyCommands failed");
         }
-        match self.bot.get_me().await {
-            Ok(me) => {
-                self.username = me.user.username.clone();
-                tracing::info!(bot = ?self.username, "telegram bot polling");
-            }
-            Err(e) => tracing::warn!(error = %telegram_error(&e, &self.token), "telegram: getMe failed"),
-        }
+        let (known, username) = watch::channel(None);
+        self.username = username;
+        let who = tokio::spawn(learn_username(self.bot.clone(), self.token.clone(), known, shutdown.clone()));
         let (replies, reply_task) = spawn_replies(self.bot.clone(), self.token.clone(), shutdown.clone());
         self.replies = Some(replies);
         let mut offset: i32 = 0;
@@ -385,6 +429,7 @@ impl TelegramBot {
         }
         // The reply task stops on the same signal; a reply still being sent gets a moment.
         self.replies = None;
+        who.abort();
         let _ = tokio::time::timeout(Duration::from_secs(1), reply_task).await;
     }
 
@@ -405,7 +450,8 @@ impl TelegramBot {
         }
         let Some(text) = message.text() else { return };
         let user = user.and_then(|u| i64::try_from(u).ok()).unwrap_or(0);
-        let reply = match parse(text, self.username.as_deref()) {
+        let me = self.username.borrow().clone();
+        let reply = match parse(text, me.as_deref()) {
             Ok(command) => {
                 metrics().telegram_commands_total.with_label_values(&[command.name()]).inc();
                 tracing::info!(command = command.name(), chat_id = chat, user_id = user, "telegram command");
@@ -559,6 +605,10 @@ mod tests {
         for c in cases {
             assert_eq!(parse(c.text, Some("keel_bot")), c.want, "{}", c.text);
         }
+        // Before getMe answers, only unaddressed commands run.
+        assert_eq!(parse("/stop@keel_bot", None), Err(ParseError::OtherBot));
+        assert_eq!(parse("/stop@other_bot", None), Err(ParseError::OtherBot));
+        assert_eq!(parse("/stop", None), Ok(Command::Stop("emergency stop from Telegram".into())));
     }
 
     #[test]

@@ -108,6 +108,11 @@ async fn bot_api(req: HttpRequest, body: web::Bytes, fake: web::Data<Fake>) -> H
         m.push(method.clone());
     }
     match method.as_str() {
+        "getme" if fake.fail_get_me.load(Ordering::SeqCst) > 0 => {
+            fake.fail_get_me.fetch_sub(1, Ordering::SeqCst);
+            // The Bot API's error body (sent with HTTP 200: actix holds a 500's connection open for 10 s).
+            HttpResponse::Ok().json(json!({"ok": false, "error_code": 500, "description": "Internal Server Error"}))
+        }
         "getme" => ok(json!({
             "id": 42, "is_bot": true, "first_name": "Keel", "username": "keel_test_bot",
             "can_join_groups": true, "can_read_all_group_messages": false,
@@ -549,5 +554,41 @@ async fn a_command_takes_effect_at_once_while_replies_wait_out_a_429() {
     assert_eq!(r.store.emergency_stop().ok().and_then(|s| s.reason), Some("replies are throttled".into()));
     // The replies were tried, not sent: they wait out their 60 s in the reply task.
     assert!(fake.sent().iter().all(|s| s.chat != OPERATOR), "{:?}", fake.sent());
+    r.stop().await;
+}
+
+#[actix_rt::test]
+async fn get_me_is_retried_and_commands_for_another_bot_are_never_run() {
+    let fake = web::Data::new(Fake::default());
+    fake.fail_get_me.store(3, Ordering::SeqCst);
+    let r = engine_with_bot(&fake, false).await;
+    let get_me_calls = || fake.methods.lock().map(|m| m.iter().filter(|m| *m == "getme").count()).unwrap_or(0);
+    // While getMe fails: a command for another bot is ignored, an unaddressed one runs.
+    fake.push(private(OPERATOR), OPERATOR, "/stop@otherbot");
+    let from = fake.sent().len();
+    fake.push(private(OPERATOR), OPERATOR, "/version");
+    assert!(reply(&fake, OPERATOR, from, "Keel 0.1.0").await.is_some(), "{:?}", fake.sent());
+    assert!(!r.store.emergency_stop().expect("store readable").active, "/stop@otherbot was executed");
+    // getMe is asked again until it answers.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while get_me_calls() < 4 {
+        assert!(Instant::now() < deadline, "getMe was not retried: {} calls", get_me_calls());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Known now (once a command addressed to us is answered): another bot's
+    // command is still ignored, ours runs.
+    fake.push(private(OPERATOR), OPERATOR, "/stop@otherbot");
+    let from = fake.sent().len();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !fake.sent().iter().skip(from).any(|s| s.chat == OPERATOR && s.text.contains("Keel 0.1.0")) {
+        assert!(Instant::now() < deadline, "/version@keel_test_bot never answered: {:?}", fake.sent());
+        fake.push(private(OPERATOR), OPERATOR, "/version@keel_test_bot");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(!r.store.emergency_stop().expect("store readable").active, "/stop@otherbot was executed");
+    let from = fake.sent().len();
+    fake.push(private(OPERATOR), OPERATOR, "/stop@keel_test_bot ours");
+    assert!(reply(&fake, OPERATOR, from, "EMERGENCY STOP set and saved").await.is_some(), "{:?}", fake.sent());
+    assert_eq!(r.store.emergency_stop().ok().and_then(|s| s.reason), Some("ours".into()));
     r.stop().await;
 }
