@@ -19,6 +19,7 @@ pub mod config;
 pub mod http;
 pub mod logging;
 pub mod notify;
+pub mod outbox;
 pub mod restarts;
 pub mod secret;
 pub mod settings;

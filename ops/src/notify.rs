@@ -4,26 +4,32 @@
 //!
 //! Sending never blocks trading: events come from a broadcast channel (a slow
 //! reader misses events, it never slows the engine), messages go into a
-//! bounded queue with `try_send` (full → dropped and counted), and each
-//! notifier's worker sends at most one message per `notify.min_interval`,
-//! waiting out the API's `retry_after` when it answers 429.
+//! bounded [`Outbox`] without waiting (full → an ordinary message is dropped
+//! and counted; a critical one is never dropped), and each notifier's worker
+//! sends critical messages first, at most one message per
+//! `notify.min_interval`, waiting out the API's `retry_after` when it answers
+//! 429. Fills and venue rejections waiting in the queue are coalesced into
+//! messages listing several.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::config::Config;
 use actors::metrics::metrics;
 use actors::{EngineEvent, EngineHandle};
 use async_trait::async_trait;
+use keel_core::trading::TradingState;
 use keel_core::venue::{StreamKind, VenueAlert};
 use teloxide::prelude::Requester;
 use teloxide::types::ChatId;
 use teloxide::{Bot, RequestError};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, watch, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+pub use crate::outbox::Priority;
+use crate::outbox::{Outbox, Pushed};
 use crate::secret::Secret;
 use crate::summary::{self, d};
 
@@ -164,25 +170,54 @@ impl Notifier for DiscordNotifier {
     }
 }
 
-/// The sending end of one notifier's bounded queue.
+/// The sending end of one notifier's bounded queue (an [`Outbox`]).
 #[derive(Clone)]
 pub struct NotifyQueue {
     name: &'static str,
-    tx: mpsc::Sender<String>,
+    outbox: Arc<Mutex<Outbox>>,
+    wake: Arc<Notify>,
 }
 
 impl NotifyQueue {
-    /// Enqueues without waiting; a full queue drops the message and counts it.
-    pub fn push(&self, text: &str) {
-        if self.tx.try_send(text.to_string()).is_err() {
-            metrics().notifications_dropped_total.with_label_values(&[self.name]).inc();
-            tracing::debug!(notifier = self.name, "notification queue full: message dropped");
+    /// Enqueues without waiting. A full queue drops an ordinary message (and
+    /// counts it); a critical one takes the place of the oldest ordinary
+    /// message, which a WARN line names.
+    pub fn push(&self, text: &str, priority: Priority) {
+        let pushed = match self.outbox.lock() {
+            Ok(mut o) => o.push(text, priority),
+            Err(_) => Pushed::Dropped,
+        };
+        match pushed {
+            Pushed::Queued => {}
+            Pushed::Dropped => {
+                metrics().notifications_dropped_total.with_label_values(&[self.name]).inc();
+                tracing::debug!(notifier = self.name, "notification queue full: message dropped");
+            }
+            Pushed::Displaced(old) => {
+                metrics().notifications_dropped_total.with_label_values(&[self.name]).inc();
+                tracing::warn!(
+                    notifier = self.name,
+                    dropped = %old,
+                    "notification queue full: the oldest ordinary message was dropped for a critical one"
+                );
+            }
         }
+        self.wake.notify_one();
     }
 
     /// Messages waiting.
     pub fn pending(&self) -> usize {
-        self.tx.max_capacity() - self.tx.capacity()
+        self.outbox.lock().map(|o| o.len()).unwrap_or(0)
+    }
+
+    /// The next message, waiting for one.
+    async fn next(&self) -> (String, Priority) {
+        loop {
+            if let Some(next) = self.outbox.lock().ok().and_then(|mut o| o.pop()) {
+                return next;
+            }
+            self.wake.notified().await;
+        }
     }
 }
 
@@ -192,17 +227,20 @@ const MAX_FAILURES: u32 = 3;
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// Starts the worker that drains a queue of `capacity` messages into
-/// `notifier`, one message per `min_interval` at most.
+/// `notifier`, critical messages first, one message per `min_interval` at most.
 pub fn spawn_worker(
     notifier: Arc<dyn Notifier>,
     capacity: usize,
     min_interval: Duration,
 ) -> (NotifyQueue, JoinHandle<()>) {
-    let (tx, mut rx) = mpsc::channel::<String>(capacity.max(1));
     let name = notifier.name();
+    let queue =
+        NotifyQueue { name, outbox: Arc::new(Mutex::new(Outbox::new(capacity))), wake: Arc::new(Notify::new()) };
+    let worker = queue.clone();
     let task = tokio::spawn(async move {
         let m = metrics();
-        while let Some(text) = rx.recv().await {
+        loop {
+            let (text, priority) = worker.next().await;
             let mut failures = 0;
             let mut waits = 0;
             loop {
@@ -221,6 +259,11 @@ pub fn spawn_worker(
                         );
                         if waits > 10 {
                             m.notifications_dropped_total.with_label_values(&[name]).inc();
+                            tracing::warn!(
+                                notifier = name,
+                                critical = priority == Priority::Critical,
+                                "notification dropped: still rate limited after 10 waits"
+                            );
                             break;
                         }
                         tokio::time::sleep(wait.min(MAX_RETRY_AFTER)).await;
@@ -230,6 +273,11 @@ pub fn spawn_worker(
                         tracing::warn!(notifier = name, attempt = failures, error = %reason, "notification failed");
                         if failures >= MAX_FAILURES {
                             m.notifications_dropped_total.with_label_values(&[name]).inc();
+                            tracing::warn!(
+                                notifier = name,
+                                critical = priority == Priority::Critical,
+                                "notification dropped after {MAX_FAILURES} failures"
+                            );
                             break;
                         }
                         tokio::time::sleep(Duration::from_millis(500 * 2u64.pow(failures))).await;
@@ -239,7 +287,7 @@ pub fn spawn_worker(
             tokio::time::sleep(min_interval).await;
         }
     });
-    (NotifyQueue { name, tx }, task)
+    (queue, task)
 }
 
 /// Every configured notifier's queue.
@@ -255,9 +303,9 @@ impl Notifications {
     }
 
     /// Enqueues `text` for every notifier.
-    pub fn push(&self, text: &str) {
+    pub fn push(&self, text: &str, priority: Priority) {
         for q in &self.queues {
-            q.push(text);
+            q.push(text, priority);
         }
     }
 
@@ -343,6 +391,22 @@ pub fn event_text(event: &EngineEvent, fills: bool) -> Option<String> {
     })
 }
 
+/// How an event's message is queued: what an operator must see at once
+/// (emergency stop, a HALTED or otherwise restricted trading state, a
+/// strategy paused by a protection, a failure or an operator, a venue ban) is critical; fills and venue
+/// rejections coalesce; the rest is ordinary.
+pub fn event_priority(event: &EngineEvent) -> Priority {
+    match event {
+        EngineEvent::EmergencyStopSet { .. }
+        | EngineEvent::StrategyPaused { .. }
+        | EngineEvent::VenueAlert(VenueAlert::Banned { .. }) => Priority::Critical,
+        EngineEvent::TradingStateChanged { state, .. } if *state != TradingState::Active => Priority::Critical,
+        EngineEvent::Fill(_) => Priority::Coalesced("fills"),
+        EngineEvent::OrderRejected { .. } => Priority::Coalesced("order rejections"),
+        _ => Priority::Normal,
+    }
+}
+
 fn alert_kind(alert: &VenueAlert) -> &'static str {
     match alert {
         VenueAlert::RateLimited { .. } => "rate_limited",
@@ -396,7 +460,7 @@ pub fn spawn_events(
                             entry.0 += 1;
                             entry.1 = reason.clone();
                         } else if let Some(text) = event_text(&event, config.notify.fills) {
-                            out.push(&text);
+                            out.push(&text, event_priority(&event));
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
@@ -406,14 +470,14 @@ pub fn spawn_events(
                 },
                 _ = tokio::time::sleep_until(batch_due), if batch.is_some() => {
                     if let Some((_, b)) = batch.take() {
-                        out.push(&b.text(window));
+                        out.push(&b.text(window), Priority::Normal);
                     }
                 }
                 _ = tokio::time::sleep_until(summary_due), if next_summary.is_some() => {
                     next_summary = summary_at.map(|s| Instant::now() + until_next(summary::now_ms(), s));
                     if !out.is_empty() {
                         match summary::daily_summary_text(&handle).await {
-                            Ok(text) => out.push(&text),
+                            Ok(text) => out.push(&text, Priority::Normal),
                             Err(e) => tracing::warn!(error = %e, "daily summary failed"),
                         }
                     }
@@ -421,7 +485,7 @@ pub fn spawn_events(
             }
         }
         if let Some((_, b)) = batch.take() {
-            out.push(&b.text(window));
+            out.push(&b.text(window), Priority::Normal);
         }
     })
 }
@@ -477,7 +541,7 @@ mod tests {
         let dropped_before = metrics().notifications_dropped_total.with_label_values(&["discord"]).get();
         let (queue, _task) = spawn_worker(flaky.clone(), 2, Duration::from_millis(1));
         for i in 0..10 {
-            queue.push(&format!("m{i}"));
+            queue.push(&format!("m{i}"), Priority::Normal);
         }
         tokio::time::sleep(Duration::from_millis(400)).await;
         let sent = flaky.sent.lock().map(|s| s.clone()).unwrap_or_default();

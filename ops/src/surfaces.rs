@@ -100,12 +100,15 @@ pub async fn start(config: &Config, handle: &EngineHandle) -> anyhow::Result<Sur
     // The engine announced `Started` before the surfaces subscribed: say it here.
     if !notifications.is_empty() {
         let state = handle.risk().await.map(|r| r.trading_state.as_str()).unwrap_or("unknown");
-        notifications.push(&format!(
-            "Keel {} started: venue {}, trading {state}, {} strategies",
-            env!("CARGO_PKG_VERSION"),
-            handle.venue().name(),
-            handle.strategy_ids().len()
-        ));
+        notifications.push(
+            &format!(
+                "Keel {} started: venue {}, trading {state}, {} strategies",
+                env!("CARGO_PKG_VERSION"),
+                handle.venue().name(),
+                handle.strategy_ids().len()
+            ),
+            notify::Priority::Normal,
+        );
     }
     let events = notify::spawn_events(handle.clone(), config.clone(), notifications.clone(), shutdown_rx);
     Ok(Surfaces { http, notifications, shutdown, events: Some(events), bot, workers })

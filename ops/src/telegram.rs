@@ -20,7 +20,7 @@ use teloxide::payloads::{GetUpdatesSetters, SendMessageSetters};
 use teloxide::prelude::Requester;
 use teloxide::types::{AllowedUpdate, BotCommand, ChatId, Message, UpdateKind};
 use teloxide::{Bot, RequestError};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::notify::{telegram_error, truncate, NotifyError};
@@ -145,7 +145,8 @@ fn usage(name: &str) -> ParseError {
     ParseError::Usage(format!("Usage: /{name} {args}").trim_end().to_string())
 }
 
-/// Parses `/command[@bot] args`. `bot` is this bot's username, when known.
+/// Parses `/command[@bot] args`. `bot` is this bot's username, when known; a
+/// command addressed to a bot while it is not known is [`ParseError::OtherBot`].
 pub fn parse(text: &str, bot: Option<&str>) -> Result<Command, ParseError> {
     let text = text.trim();
     let Some(rest) = text.strip_prefix('/') else {
@@ -157,10 +158,9 @@ pub fn parse(text: &str, bot: Option<&str>) -> Result<Command, ParseError> {
     };
     let name = match head.split_once('@') {
         Some((name, target)) => {
-            if let Some(me) = bot {
-                if !target.eq_ignore_ascii_case(me) {
-                    return Err(ParseError::OtherBot);
-                }
+            // Until this bot's name is known, `@anyone` may be another bot.
+            if !bot.is_some_and(|me| target.eq_ignore_ascii_case(me)) {
+                return Err(ParseError::OtherBot);
             }
             name
         }
@@ -242,8 +242,10 @@ pub struct TelegramBot {
     handle: EngineHandle,
     config: Arc<Config>,
     tg: TelegramConfig,
-    username: Option<String>,
+    /// This bot's username, once `getMe` has answered.
+    username: watch::Receiver<Option<String>>,
     pending: HashMap<(i64, i64), (Pending, Instant)>,
+    replies: Option<mpsc::Sender<(i64, String)>>,
 }
 
 /// Builds a Bot API client for `token` against `api_url`, with a request
@@ -260,11 +262,117 @@ pub fn build_bot(token: &Secret, tg: &TelegramConfig) -> anyhow::Result<Bot> {
     Ok(Bot::with_client(token.expose(), client).set_api_url(url))
 }
 
+/// Asks `getMe` until it answers (backing off from 250 ms to 30 s), then
+/// publishes the bot's username: until then a command addressed to any
+/// `@bot` is ignored, since it may be meant for another bot in the group.
+async fn learn_username(
+    bot: Bot,
+    token: Secret,
+    known: watch::Sender<Option<String>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        match bot.get_me().await {
+            Ok(me) => {
+                let username = me.user.username.clone();
+                tracing::info!(bot = ?username, "telegram bot polling");
+                let _ = known.send(username);
+                return;
+            }
+            Err(e) => {
+                let wait = match &e {
+                    RequestError::RetryAfter(s) => s.duration(),
+                    _ => backoff,
+                };
+                tracing::warn!(
+                    error = %telegram_error(&e, &token),
+                    retry_in_ms = wait.as_millis() as u64,
+                    "telegram: getMe failed; commands addressed to a bot are ignored until it answers"
+                );
+                tokio::select! {
+                    _ = shutdown.changed() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+/// Replies waiting for the reply task.
+const REPLY_QUEUE: usize = 64;
+/// Attempts per reply (a 429 counts) before it is dropped with a WARN line.
+const REPLY_ATTEMPTS: u32 = 3;
+/// Longest `retry_after` a reply waits out in one go.
+const MAX_REPLY_WAIT: Duration = Duration::from_secs(60);
+
+/// Starts the task that sends the bot's replies, so that a reply waiting out
+/// a 429 never delays reading (and executing) the next command.
+fn spawn_replies(
+    bot: Bot,
+    token: Secret,
+    mut shutdown: watch::Receiver<bool>,
+) -> (mpsc::Sender<(i64, String)>, JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<(i64, String)>(REPLY_QUEUE);
+    let task = tokio::spawn(async move {
+        loop {
+            let (chat, text) = tokio::select! {
+                _ = shutdown.changed() => return,
+                next = rx.recv() => match next {
+                    Some(next) => next,
+                    None => return,
+                },
+            };
+            let mut last = String::new();
+            let mut sent = false;
+            for _ in 0..REPLY_ATTEMPTS {
+                let result = bot.send_message(ChatId(chat), truncate(&text, 4096)).disable_notification(false).await;
+                let wait = match result {
+                    Ok(_) => {
+                        sent = true;
+                        break;
+                    }
+                    Err(e) => match telegram_error(&e, &token) {
+                        NotifyError::RetryAfter(wait) => {
+                            metrics().notifications_rate_limited_total.with_label_values(&["telegram"]).inc();
+                            last = format!("rate limited (retry after {}s)", wait.as_secs());
+                            wait.min(MAX_REPLY_WAIT)
+                        }
+                        NotifyError::Failed(reason) => {
+                            last = reason;
+                            Duration::from_secs(1)
+                        }
+                    },
+                };
+                tokio::select! {
+                    _ = shutdown.changed() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+            if !sent {
+                metrics().notifications_dropped_total.with_label_values(&["telegram"]).inc();
+                tracing::warn!(chat_id = chat, attempts = REPLY_ATTEMPTS, error = %last, "telegram: reply dropped");
+            }
+        }
+    });
+    (tx, task)
+}
+
 impl TelegramBot {
     /// A bot for a running engine.
     pub fn new(bot: Bot, token: Secret, handle: EngineHandle, config: Arc<Config>) -> Self {
         let tg = config.notify.telegram.clone();
-        Self { bot, token, handle, config, tg, username: None, pending: HashMap::new() }
+        Self {
+            bot,
+            token,
+            handle,
+            config,
+            tg,
+            username: watch::channel(None).1,
+            pending: HashMap::new(),
+            replies: None,
+        }
     }
 
     /// Starts long polling until `shutdown` flips.
@@ -277,13 +385,11 @@ impl TelegramBot {
         if let Err(e) = self.bot.set_my_commands(menu).await {
             tracing::warn!(error = %telegram_error(&e, &self.token), "telegram: setMyCommands failed");
         }
-        match self.bot.get_me().await {
-            Ok(me) => {
-                self.username = me.user.username.clone();
-                tracing::info!(bot = ?self.username, "telegram bot polling");
-            }
-            Err(e) => tracing::warn!(error = %telegram_error(&e, &self.token), "telegram: getMe failed"),
-        }
+        let (known, username) = watch::channel(None);
+        self.username = username;
+        let who = tokio::spawn(learn_username(self.bot.clone(), self.token.clone(), known, shutdown.clone()));
+        let (replies, reply_task) = spawn_replies(self.bot.clone(), self.token.clone(), shutdown.clone());
+        self.replies = Some(replies);
         let mut offset: i32 = 0;
         let mut backoff = Duration::from_millis(500);
         let timeout = u32::try_from(self.tg.poll_timeout.as_std().as_secs()).unwrap_or(10);
@@ -321,6 +427,10 @@ impl TelegramBot {
                 }
             }
         }
+        // The reply task stops on the same signal; a reply still being sent gets a moment.
+        self.replies = None;
+        who.abort();
+        let _ = tokio::time::timeout(Duration::from_secs(1), reply_task).await;
     }
 
     /// True when both the chat and the sender are allowed.
@@ -340,7 +450,8 @@ impl TelegramBot {
         }
         let Some(text) = message.text() else { return };
         let user = user.and_then(|u| i64::try_from(u).ok()).unwrap_or(0);
-        let reply = match parse(text, self.username.as_deref()) {
+        let me = self.username.borrow().clone();
+        let reply = match parse(text, me.as_deref()) {
             Ok(command) => {
                 metrics().telegram_commands_total.with_label_values(&[command.name()]).inc();
                 tracing::info!(command = command.name(), chat_id = chat, user_id = user, "telegram command");
@@ -350,25 +461,15 @@ impl TelegramBot {
             Err(ParseError::Unknown(name)) => format!("Unknown command /{name}. Send /help for the list."),
             Err(ParseError::Usage(u)) => u,
         };
-        self.reply(chat, &reply).await;
+        self.reply(chat, &reply);
     }
 
-    async fn reply(&self, chat: i64, text: &str) {
-        for _ in 0..3 {
-            let sent = self.bot.send_message(ChatId(chat), truncate(text, 4096)).disable_notification(false).await;
-            match sent {
-                Ok(_) => return,
-                Err(e) => match telegram_error(&e, &self.token) {
-                    NotifyError::RetryAfter(wait) => {
-                        metrics().notifications_rate_limited_total.with_label_values(&["telegram"]).inc();
-                        tokio::time::sleep(wait.min(Duration::from_secs(60))).await;
-                    }
-                    NotifyError::Failed(reason) => {
-                        tracing::warn!(error = %reason, "telegram: reply failed");
-                        return;
-                    }
-                },
-            }
+    /// Hands a reply to the reply task; a full reply queue drops it with a WARN line.
+    fn reply(&self, chat: i64, text: &str) {
+        let Some(replies) = &self.replies else { return };
+        if replies.try_send((chat, text.to_string())).is_err() {
+            metrics().notifications_dropped_total.with_label_values(&["telegram"]).inc();
+            tracing::warn!(chat_id = chat, "telegram: reply dropped (the reply queue is full)");
         }
     }
 
@@ -504,6 +605,10 @@ mod tests {
         for c in cases {
             assert_eq!(parse(c.text, Some("keel_bot")), c.want, "{}", c.text);
         }
+        // Before getMe answers, only unaddressed commands run.
+        assert_eq!(parse("/stop@keel_bot", None), Err(ParseError::OtherBot));
+        assert_eq!(parse("/stop@other_bot", None), Err(ParseError::OtherBot));
+        assert_eq!(parse("/stop", None), Ok(Command::Stop("emergency stop from Telegram".into())));
     }
 
     #[test]

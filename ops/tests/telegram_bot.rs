@@ -41,10 +41,17 @@ struct Fake {
     throttle_sends: AtomicU32,
     discord: Mutex<Vec<String>>,
     discord_throttle: AtomicU32,
+    /// `retry_after` of a throttled sendMessage, in seconds (0 reads as 1).
+    retry_after: AtomicU32,
+    /// When each update id was first handed out by getUpdates.
+    served: Mutex<Vec<(i64, Instant)>>,
+    /// getMe calls to fail (HTTP 500) before answering.
+    fail_get_me: AtomicU32,
 }
 
 impl Fake {
-    fn push(&self, chat: Value, user: i64, text: &str) {
+    /// Queues an update and returns its id.
+    fn push(&self, chat: Value, user: i64, text: &str) -> i64 {
         let id = self.next_update.fetch_add(1, Ordering::SeqCst) + 1;
         let update = json!({
             "update_id": id,
@@ -59,6 +66,12 @@ impl Fake {
         if let Ok(mut u) = self.updates.lock() {
             u.push(update);
         }
+        id
+    }
+
+    /// When update `id` was first served.
+    fn served_at(&self, id: i64) -> Option<Instant> {
+        self.served.lock().ok().and_then(|s| s.iter().find(|(u, _)| *u == id).map(|(_, at)| *at))
     }
 
     fn sent(&self) -> Vec<Sent> {
@@ -95,6 +108,11 @@ async fn bot_api(req: HttpRequest, body: web::Bytes, fake: web::Data<Fake>) -> H
         m.push(method.clone());
     }
     match method.as_str() {
+        "getme" if fake.fail_get_me.load(Ordering::SeqCst) > 0 => {
+            fake.fail_get_me.fetch_sub(1, Ordering::SeqCst);
+            // The Bot API's error body (sent with HTTP 200: actix holds a 500's connection open for 10 s).
+            HttpResponse::Ok().json(json!({"ok": false, "error_code": 500, "description": "Internal Server Error"}))
+        }
         "getme" => ok(json!({
             "id": 42, "is_bot": true, "first_name": "Keel", "username": "keel_test_bot",
             "can_join_groups": true, "can_read_all_group_messages": false,
@@ -117,6 +135,14 @@ async fn bot_api(req: HttpRequest, body: web::Bytes, fake: web::Data<Fake>) -> H
             if pending.is_empty() {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
+            if let Ok(mut served) = fake.served.lock() {
+                for u in &pending {
+                    let id = u["update_id"].as_i64().unwrap_or(0);
+                    if !served.iter().any(|(s, _)| *s == id) {
+                        served.push((id, Instant::now()));
+                    }
+                }
+            }
             ok(Value::Array(pending))
         }
         "sendmessage" => {
@@ -127,10 +153,11 @@ async fn bot_api(req: HttpRequest, body: web::Bytes, fake: web::Data<Fake>) -> H
                 if let Ok(mut t) = fake.throttled.lock() {
                     t.push((chat, Instant::now()));
                 }
+                let retry_after = fake.retry_after.load(Ordering::SeqCst).max(1);
                 return HttpResponse::TooManyRequests().json(json!({
                     "ok": false, "error_code": 429,
-                    "description": "Too Many Requests: retry after 1",
-                    "parameters": {"retry_after": 1}
+                    "description": format!("Too Many Requests: retry after {retry_after}"),
+                    "parameters": {"retry_after": retry_after}
                 }));
             }
             let text = params["text"].as_str().unwrap_or_default().to_string();
@@ -178,6 +205,11 @@ async fn fake_server(fake: web::Data<Fake>) -> String {
 }
 
 async fn engine_with_bot(fake: &web::Data<Fake>, discord: bool) -> Running {
+    engine_with_bot_every(fake, discord, "0ms").await
+}
+
+/// The engine with the bot, its notifiers sending at most one message per `min_interval`.
+async fn engine_with_bot_every(fake: &web::Data<Fake>, discord: bool, min_interval: &str) -> Running {
     let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn,ops=info").try_init();
     let url = fake_server(fake.clone()).await;
     std::env::set_var(TOKEN_ENV, TOKEN);
@@ -191,7 +223,7 @@ async fn engine_with_bot(fake: &web::Data<Fake>, discord: bool) -> Running {
 enabled = false
 
 [notify]
-min_interval = "0ms"
+min_interval = "{min_interval}"
 rejection_batch = "300ms"
 fills = true
 
@@ -428,5 +460,135 @@ async fn notifications_are_delivered_batched_and_survive_429() {
     let discord_limited_after =
         actors::metrics::metrics().notifications_rate_limited_total.with_label_values(&["discord"]).get();
     assert!(discord_limited_after > discord_limited_before, "the Discord 429 was seen and waited out");
+    r.stop().await;
+}
+
+/// A fill of `btc_sma` with trade id `id`.
+fn fill(id: u64) -> keel_core::fill::Fill {
+    keel_core::fill::Fill {
+        trade_id: id.into(),
+        client_order_id: format!("test-{id}"),
+        strategy_id: StrategyId::new("btc_sma"),
+        symbol: Symbol::new("BTCUSDT"),
+        side: keel_core::order::Side::Buy,
+        price: keel_core::Decimal::from(65_000 + id),
+        qty: keel_core::Decimal::new(1, 3),
+        fee: keel_core::Decimal::ZERO,
+        fee_asset: "USDT".into(),
+        is_maker: false,
+        ts_ms: 1_700_000_000_000,
+        tag: None,
+    }
+}
+
+#[actix_rt::test]
+async fn an_emergency_stop_is_sent_before_queued_fills_and_fills_are_coalesced() {
+    let fake = web::Data::new(Fake::default());
+    // The default pace: one message a second per chat.
+    let r = engine_with_bot_every(&fake, false, "1s").await;
+    assert!(reply(&fake, OPERATOR, 0, "started").await.is_some(), "{:?}", fake.sent());
+    let events = r.handle.events();
+    for id in 1..=60 {
+        let _ = events.send(EngineEvent::Fill(fill(id)));
+    }
+    // Let the event task queue them (its order is the broadcast's order, so the
+    // fills are queued before the stop below either way).
+    assert!(reply(&fake, OPERATOR, 0, "BTCUSDT @ 65001 (").await.is_some(), "{:?}", fake.sent());
+    let stop_at = Instant::now();
+    r.handle.emergency_stop("priority test", "operator:test", false).await.expect("stop");
+    let stop = "EMERGENCY STOP set by operator:test: priority test";
+    assert!(reply(&fake, OPERATOR, 0, stop).await.is_some(), "{:?}", fake.sent());
+    // Every fill reaches the chat, listed several to a message.
+    let fills_seen = |sent: &[Sent]| {
+        (1..=60u64).all(|id| {
+            let price = format!("BTCUSDT @ {} (", 65_000 + id);
+            sent.iter().any(|s| s.chat == OPERATOR && s.text.contains(&price))
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !fills_seen(&fake.sent()) {
+        assert!(Instant::now() < deadline, "not every fill was sent: {:?}", fake.sent());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let to_operator: Vec<Sent> = fake.sent().into_iter().filter(|s| s.chat == OPERATOR).collect();
+    let stop_msg = to_operator.iter().position(|s| s.text.contains(stop)).expect("stop sent");
+    let last_fill = to_operator.iter().rposition(|s| s.text.contains("BTCUSDT @")).expect("fills sent");
+    assert!(stop_msg < last_fill, "the stop jumped the fills queued before it: {to_operator:?}");
+    let waited = to_operator[stop_msg].at.duration_since(stop_at);
+    assert!(waited < Duration::from_secs(2), "the stop's message took {waited:?}");
+    let fill_messages = to_operator.iter().filter(|s| s.text.contains("BTCUSDT @")).count();
+    assert!(fill_messages <= 10, "60 fills coalesced into {fill_messages} messages: {to_operator:?}");
+    r.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_command_takes_effect_at_once_while_replies_wait_out_a_429() {
+    let fake = web::Data::new(Fake::default());
+    // Every sendMessage is answered 429 with retry_after 60.
+    fake.throttle_sends.store(u32::MAX, Ordering::SeqCst);
+    fake.retry_after.store(60, Ordering::SeqCst);
+    let r = engine_with_bot(&fake, false).await;
+    let version = fake.push(private(OPERATOR), OPERATOR, "/version");
+    // The /version reply meets the 429 before /stop arrives.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let reply_throttled = || {
+        let Some(served) = fake.served_at(version) else { return false };
+        fake.throttled.lock().map(|t| t.iter().any(|(c, at)| *c == OPERATOR && *at > served)).unwrap_or(false)
+    };
+    while !reply_throttled() {
+        assert!(Instant::now() < deadline, "no reply was attempted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stop = fake.push(private(OPERATOR), OPERATOR, "/stop replies are throttled");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let stopped_at = loop {
+        if r.store.emergency_stop().map(|s| s.active).unwrap_or(false) {
+            break Instant::now();
+        }
+        assert!(Instant::now() < deadline, "/stop never took effect behind a throttled reply");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let served = fake.served_at(stop).expect("the /stop update was served");
+    let took = stopped_at.saturating_duration_since(served);
+    assert!(took < Duration::from_secs(1), "/stop took effect {took:?} after it was served");
+    assert_eq!(r.store.emergency_stop().ok().and_then(|s| s.reason), Some("replies are throttled".into()));
+    // The replies were tried, not sent: they wait out their 60 s in the reply task.
+    assert!(fake.sent().iter().all(|s| s.chat != OPERATOR), "{:?}", fake.sent());
+    r.stop().await;
+}
+
+#[actix_rt::test]
+async fn get_me_is_retried_and_commands_for_another_bot_are_never_run() {
+    let fake = web::Data::new(Fake::default());
+    fake.fail_get_me.store(3, Ordering::SeqCst);
+    let r = engine_with_bot(&fake, false).await;
+    let get_me_calls = || fake.methods.lock().map(|m| m.iter().filter(|m| *m == "getme").count()).unwrap_or(0);
+    // While getMe fails: a command for another bot is ignored, an unaddressed one runs.
+    fake.push(private(OPERATOR), OPERATOR, "/stop@otherbot");
+    let from = fake.sent().len();
+    fake.push(private(OPERATOR), OPERATOR, "/version");
+    assert!(reply(&fake, OPERATOR, from, "Keel 0.1.0").await.is_some(), "{:?}", fake.sent());
+    assert!(!r.store.emergency_stop().expect("store readable").active, "/stop@otherbot was executed");
+    // getMe is asked again until it answers.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while get_me_calls() < 4 {
+        assert!(Instant::now() < deadline, "getMe was not retried: {} calls", get_me_calls());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Known now (once a command addressed to us is answered): another bot's
+    // command is still ignored, ours runs.
+    fake.push(private(OPERATOR), OPERATOR, "/stop@otherbot");
+    let from = fake.sent().len();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !fake.sent().iter().skip(from).any(|s| s.chat == OPERATOR && s.text.contains("Keel 0.1.0")) {
+        assert!(Instant::now() < deadline, "/version@keel_test_bot never answered: {:?}", fake.sent());
+        fake.push(private(OPERATOR), OPERATOR, "/version@keel_test_bot");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(!r.store.emergency_stop().expect("store readable").active, "/stop@otherbot was executed");
+    let from = fake.sent().len();
+    fake.push(private(OPERATOR), OPERATOR, "/stop@keel_test_bot ours");
+    assert!(reply(&fake, OPERATOR, from, "EMERGENCY STOP set and saved").await.is_some(), "{:?}", fake.sent());
+    assert_eq!(r.store.emergency_stop().ok().and_then(|s| s.reason), Some("ours".into()));
     r.stop().await;
 }
