@@ -715,12 +715,12 @@ async fn a_replayed_alert_id_or_an_old_alert_places_no_order_and_tradingview_fie
     r.stop().await;
 }
 
-/// `keel run` on `dir`'s config (paper, the HTTP API on a free port); its base URL once listening.
-fn spawn_keel(dir: &std::path::Path) -> (common::Keel, String) {
+/// `keel run` on `dir`'s config (venue `mode`, the HTTP API on a free port); its base URL once listening.
+fn spawn_keel(dir: &std::path::Path, mode: &str) -> (common::Keel, String) {
     let config = dir.join("config.toml");
     let text = format!(
         "{}\n[http]\nlisten = \"127.0.0.1:0\"\ntoken_env = \"{TOKEN_ENV}\"\nwebhook_secret_env = \"{SECRET_ENV}\"\nwebhook_id_window = \"1h\"\n",
-        BASE.replace("log_level = \"warn\"", "log_level = \"info\"")
+        BASE.replace("log_level = \"warn\"", "log_level = \"info\"").replace("mode = \"paper\"", &format!("mode = \"{mode}\""))
     );
     std::fs::write(&config, text).expect("config written");
     let mut keel = common::spawn_run(&config, &dir.join("data"), &[], &[(TOKEN_ENV, TOKEN), (SECRET_ENV, SECRET)]);
@@ -746,7 +746,7 @@ async fn an_alert_id_is_remembered_across_a_restart_of_the_binary() {
     let dir = tempfile::tempdir().expect("temp dir");
     let alert = json!({"secret": SECRET, "strategy_id": "tv", "symbol": "BTCUSDT", "action": "buy", "qty": "0.02", "id": "tv-restart-1"});
 
-    let (keel, base) = spawn_keel(dir.path());
+    let (keel, base) = spawn_keel(dir.path(), "paper");
     assert!(ready(&base).await, "the engine is ready");
     let (status, body) = post_alert(&base, &alert).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
@@ -757,7 +757,7 @@ async fn an_alert_id_is_remembered_across_a_restart_of_the_binary() {
     assert!(filled, "the alert filled: {notable:#?}");
     assert!(exit.success(), "{exit:?}");
 
-    let (keel, base) = spawn_keel(dir.path());
+    let (keel, base) = spawn_keel(dir.path(), "paper");
     assert!(ready(&base).await, "the engine is ready again");
     let (status, body) = post_alert(&base, &alert).await;
     assert_eq!(status, StatusCode::CONFLICT, "the id survived the restart: {body}");
@@ -770,4 +770,32 @@ async fn an_alert_id_is_remembered_across_a_restart_of_the_binary() {
     assert_eq!(tv_fills(&base).await, ["0.02", "0.03"], "one order for the replayed alert");
     keel.sigterm();
     let _ = keel.finish();
+}
+
+#[actix_rt::test]
+async fn the_venue_mode_is_in_the_status_the_metrics_and_the_start_up_lines() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut keel, base) = spawn_keel(dir.path(), "sandbox");
+    let (status, text) = {
+        let resp = client().get(format!("{base}/api/v1/status")).bearer_auth(TOKEN).send().await.expect("request");
+        (resp.status(), resp.text().await.unwrap_or_default())
+    };
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let body = json_of(&text);
+    assert_eq!(body["venue_mode"], "sandbox", "{text}");
+    assert_eq!(body["venue"], "binance", "the venue beside it: {text}");
+    let metrics =
+        client().get(format!("{base}/metrics")).send().await.expect("request").text().await.unwrap_or_default();
+    assert_eq!(sample(&metrics, "keel_info{venue_mode=\"sandbox\"}"), Some(1.0), "{metrics}");
+    assert!(!metrics.contains("keel_info{venue_mode=\"paper\"}"), "one mode only");
+    keel.wait_for("keel running; Ctrl-C or SIGTERM stops it", 1);
+    keel.sigterm();
+    let (_, lines) = keel.finish();
+    let line =
+        |message: &str| lines.iter().find(|v| v["message"].as_str().is_some_and(|m| m.starts_with(message))).cloned();
+    let first = line("venue mode: ").unwrap_or_default();
+    assert_eq!(first["venue_mode"], "sandbox", "{first}");
+    assert!(first["message"].as_str().unwrap_or_default().contains("SANDBOX"), "{first}");
+    let running = line("keel running").unwrap_or_default();
+    assert_eq!(running["venue_mode"], "sandbox", "{running}");
 }

@@ -5,7 +5,7 @@
 //! | GET | `/health` | none | `{"status":"ok","uptime_seconds":N}` |
 //! | GET | `/ready` | none | 200 or 503 with `{"ready":bool,"market_stream":bool,"user_stream":bool,"trading_state":"ACTIVE"}` |
 //! | GET | `/metrics` | none | Prometheus text format 0.0.4 |
-//! | GET | `/api/v1/status` | bearer | the engine status |
+//! | GET | `/api/v1/status` | bearer | the engine status, with `venue_mode` (`paper`, `sandbox`, `testnet`, `mainnet`) beside `venue` |
 //! | GET | `/api/v1/positions` | bearer | positions with marks |
 //! | GET | `/api/v1/orders` | bearer | open orders |
 //! | GET | `/api/v1/balances` | bearer | balances and equity |
@@ -240,7 +240,12 @@ async fn metrics_endpoint() -> HttpResponse {
 
 async fn status(req: HttpRequest, state: web::Data<ApiState>) -> ApiResult {
     authorize(&req, &state)?;
-    Ok(HttpResponse::Ok().json(state.handle.status().await?))
+    let mut body = serde_json::to_value(state.handle.status().await?)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("status: {e}")))?;
+    if let Some(o) = body.as_object_mut() {
+        o.insert("venue_mode".into(), json!(state.config.venue.mode.as_str()));
+    }
+    Ok(HttpResponse::Ok().json(body))
 }
 
 async fn positions(req: HttpRequest, state: web::Data<ApiState>) -> ApiResult {
