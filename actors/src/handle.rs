@@ -122,6 +122,12 @@ impl EngineHandle {
         &self.parts.venue
     }
 
+    /// The store, for an operator surface's own records (e.g. the webhook's
+    /// alert ids). Its calls block: make them on a blocking-pool thread.
+    pub fn store(&self) -> &keel_core::store::SharedStore {
+        self.parts.writer.store()
+    }
+
     /// Time since start.
     pub fn uptime(&self) -> Duration {
         self.parts.started.elapsed()

@@ -67,6 +67,9 @@ pub struct Metrics {
     pub strategy_failures_total: IntCounterVec,
     /// Build information (always 1).
     pub build_info: IntGaugeVec,
+    /// What this engine trades on (always 1): `venue_mode` is `paper`,
+    /// `sandbox`, `testnet` or `mainnet` (real money).
+    pub info: IntGaugeVec,
     /// The configured drawdown limit (0–1; 0 = no limit), for alerting near it.
     pub drawdown_limit_ratio: Gauge,
     /// Venue alerts seen, by kind (`rate_limited` = HTTP 429, `banned` = HTTP 418, `order_rate_exceeded`).
@@ -210,6 +213,11 @@ impl Metrics {
                 &["strategy"],
             )?,
             build_info: int_gauge_vec("keel_build_info", "Build information (always 1)", &["version"])?,
+            info: int_gauge_vec(
+                "keel_info",
+                "What the engine trades on (always 1); venue_mode mainnet means real money",
+                &["venue_mode"],
+            )?,
             drawdown_limit_ratio: {
                 let g = Gauge::new(
                     "keel_drawdown_limit_ratio",

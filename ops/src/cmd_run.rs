@@ -86,6 +86,7 @@ async fn serve(config: crate::config::Config, store: SharedStore, exit_after: Op
     // start-up stops the engine gracefully once it is up, instead of killing it.
     let signals = StopSignals::install();
     crate::restarts::pace(store.as_ref(), SystemClock.now_ms(), config.engine.free_starts_per_minute as usize).await;
+    tracing::info!(venue_mode = config.venue.mode.as_str(), "venue mode: {}", config.venue.mode.banner());
     let built = crate::venues::build(&config, Some(store.as_ref())).await?;
     let setup = engine_setup(&config, store.clone(), built.venue.clone(), Arc::new(SystemClock))?;
     let handle = match start_engine(setup).await {
@@ -111,7 +112,13 @@ async fn serve(config: crate::config::Config, store: SharedStore, exit_after: Op
             return Err(e);
         }
     };
-    tracing::info!(data_dir = %config.engine.data_dir.display(), venue = config.venue.mode.as_str(), "keel running; Ctrl-C or SIGTERM stops it");
+    tracing::info!(
+        data_dir = %config.engine.data_dir.display(),
+        venue = handle.venue().name(),
+        venue_mode = config.venue.mode.as_str(),
+        mode = config.venue.mode.banner(),
+        "keel running; Ctrl-C or SIGTERM stops it"
+    );
 
     signals.wait(exit_after).await;
     tracing::info!("stopping: strategies pause, in-flight orders settle, the store is flushed");

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::config::Config;
+use crate::config::{Config, VenueMode};
 use actors::handle::CommandError;
 use actors::metrics::metrics;
 use actors::EngineHandle;
@@ -106,11 +106,12 @@ fn up(b: bool) -> &'static str {
 }
 
 /// `/status`: trading state, connectivity, uptime, equity, today's PnL, strategies.
-pub async fn status_text(handle: &EngineHandle) -> Result<String, CommandError> {
+pub async fn status_text(handle: &EngineHandle, mode: VenueMode) -> Result<String, CommandError> {
     let status = handle.status().await?;
     let today = handle.period_pnl(utc_day_start(now_ms())).await?;
     let (market, user) = streams();
     let mut t = String::new();
+    let _ = writeln!(t, "Mode: {}", mode.banner());
     let _ = writeln!(t, "Trading: {} ({})", status.trading_state.as_str(), status.trading_state_reason);
     if status.emergency_stop.active {
         let _ = writeln!(

@@ -102,8 +102,9 @@ pub async fn start(config: &Config, handle: &EngineHandle) -> anyhow::Result<Sur
         let state = handle.risk().await.map(|r| r.trading_state.as_str()).unwrap_or("unknown");
         notifications.push(
             &format!(
-                "Keel {} started: venue {}, trading {state}, {} strategies",
+                "Keel {} started: {}, venue {}, trading {state}, {} strategies",
                 env!("CARGO_PKG_VERSION"),
+                config.venue.mode.banner(),
                 handle.venue().name(),
                 handle.strategy_ids().len()
             ),
@@ -121,6 +122,8 @@ pub fn prime_metrics(config: &Config) {
     let strategies: Vec<&str> = config.strategies.iter().map(|s| s.id.as_str()).collect();
     let m = metrics();
     m.prime(&symbols, &strategies);
+    m.info.reset();
+    m.info.with_label_values(&[config.venue.mode.as_str()]).set(1);
     for c in telegram::COMMANDS {
         m.telegram_commands_total.with_label_values(&[c.name]);
     }

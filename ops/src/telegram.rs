@@ -494,7 +494,7 @@ impl TelegramBot {
         let config = &self.config;
         match command {
             Command::Help => Ok(help_text()),
-            Command::Status => summary::status_text(h).await,
+            Command::Status => summary::status_text(h, config.venue.mode).await,
             Command::Positions => summary::positions_text(h).await,
             Command::Orders => summary::orders_text(h).await,
             Command::Balance => summary::balance_text(h).await,

@@ -631,3 +631,171 @@ async fn a_wrong_method_is_405_with_allow_and_head_works_where_get_does() {
     assert_eq!(status, StatusCode::NOT_FOUND, "an unknown path is still 404");
     r.stop().await;
 }
+
+const WEBHOOK: &str = "/api/v1/webhook/tradingview";
+
+/// The `tv` strategy's fill quantities in the journal, oldest first.
+async fn tv_fills(base: &str) -> Vec<String> {
+    let resp = client().get(format!("{base}/api/v1/trades?limit=1000")).bearer_auth(TOKEN).send().await;
+    let Ok(resp) = resp else { return Vec::new() };
+    let fills: Value = resp.json().await.unwrap_or(Value::Null);
+    fills
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|f| f["strategy_id"] == "tv")
+                .filter_map(|f| f["qty"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn post_alert(base: &str, alert: &Value) -> (StatusCode, Value) {
+    let resp = client().post(format!("{base}{WEBHOOK}")).json(alert).send().await.expect("request");
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+#[actix_rt::test]
+async fn a_replayed_alert_id_or_an_old_alert_places_no_order_and_tradingview_fields_are_accepted() {
+    let r = engine().await;
+    assert!(eventually(10, || async { r.handle.prices().get("BTCUSDT").is_some() }).await);
+    let base = r.base_url();
+    // TradingView's usual placeholders ride along and are ignored.
+    let alert = json!({
+        "secret": SECRET, "strategy_id": "tv", "symbol": "BTCUSDT", "action": "buy", "qty": "0.02",
+        "id": "alert-7f3a", "price": 65012.5, "time": "2025-01-01T00:00:00Z", "ticker": "BTCUSDT",
+        "exchange": "BINANCE", "interval": "5", "volume": "12.3", "close": "65010.1", "comment": "entry"
+    });
+    let (status, body) = post_alert(&base, &alert).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["id"], "alert-7f3a", "{body}");
+    let ignored: Vec<&str> = body["ignored"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap();
+    assert!(ignored.contains(&"price") && ignored.contains(&"time") && !ignored.contains(&"ticker"), "{body}");
+    assert!(eventually(10, || async { tv_fills(&base).await == ["0.02"] }).await, "the first alert filled");
+
+    // The same alert 1.7 s later: refused, and no order.
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    let (status, body) = post_alert(&base, &alert).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(error.contains("alert-7f3a") && error.contains("already") && error.contains("no order"), "{body}");
+
+    // Old alerts are refused whatever their id; the form of the time does not matter.
+    let old = now_ms() - 10 * 60_000;
+    let old_iso = chrono::DateTime::from_timestamp_millis(old).map(|t| t.to_rfc3339()).unwrap_or_default();
+    for (name, ts) in [("iso", json!(old_iso)), ("epoch ms", json!(old)), ("epoch s", json!(old / 1000))] {
+        let mut a = alert.clone();
+        a["id"] = json!(format!("old-{name}"));
+        a["timestamp"] = ts;
+        let (status, body) = post_alert(&base, &a).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{name}: {body}");
+        assert!(body["error"].as_str().unwrap_or_default().contains("webhook_max_age"), "{name}: {body}");
+    }
+    let mut bad = alert.clone();
+    bad["id"] = json!("bad-ts");
+    bad["timestamp"] = json!("yesterday");
+    let (status, body) = post_alert(&base, &bad).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // A fresh alert with a new id goes through: the journal then holds the
+    // first and this one, and nothing of the refused ones.
+    let mut fresh = alert.clone();
+    fresh["id"] = json!("alert-7f3b");
+    fresh["qty"] = json!("0.03");
+    fresh["timestamp"] = json!(now_ms());
+    let (status, body) = post_alert(&base, &fresh).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert!(eventually(10, || async { tv_fills(&base).await.len() >= 2 }).await, "the fresh alert filled");
+    assert_eq!(tv_fills(&base).await, ["0.02", "0.03"]);
+    r.stop().await;
+}
+
+/// `keel run` on `dir`'s config (venue `mode`, the HTTP API on a free port); its base URL once listening.
+fn spawn_keel(dir: &std::path::Path, mode: &str) -> (common::Keel, String) {
+    let config = dir.join("config.toml");
+    let text = format!(
+        "{}\n[http]\nlisten = \"127.0.0.1:0\"\ntoken_env = \"{TOKEN_ENV}\"\nwebhook_secret_env = \"{SECRET_ENV}\"\nwebhook_id_window = \"1h\"\n",
+        BASE.replace("log_level = \"warn\"", "log_level = \"info\"").replace("mode = \"paper\"", &format!("mode = \"{mode}\""))
+    );
+    std::fs::write(&config, text).expect("config written");
+    let mut keel = common::spawn_run(&config, &dir.join("data"), &[], &[(TOKEN_ENV, TOKEN), (SECRET_ENV, SECRET)]);
+    keel.wait_for("HTTP API and /metrics listening", 1);
+    let listen =
+        keel.seen.iter().find(|v| v["message"] == "HTTP API and /metrics listening").map(|v| v["listen"].clone());
+    let base = format!("http://{}", listen.and_then(|v| v.as_str().map(String::from)).unwrap_or_default());
+    (keel, base)
+}
+
+/// Market data has reached the engine (the risk guard refuses orders before).
+async fn ready(base: &str) -> bool {
+    eventually(30, || async {
+        let Ok(resp) = client().get(format!("{base}/metrics")).send().await else { return false };
+        let text = resp.text().await.unwrap_or_default();
+        sample(&text, "keel_market_events_total").unwrap_or(0.0) > 2.0
+    })
+    .await
+}
+
+#[actix_rt::test]
+async fn an_alert_id_is_remembered_across_a_restart_of_the_binary() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let alert = json!({"secret": SECRET, "strategy_id": "tv", "symbol": "BTCUSDT", "action": "buy", "qty": "0.02", "id": "tv-restart-1"});
+
+    let (keel, base) = spawn_keel(dir.path(), "paper");
+    assert!(ready(&base).await, "the engine is ready");
+    let (status, body) = post_alert(&base, &alert).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let filled = eventually(10, || async { tv_fills(&base).await == ["0.02"] }).await;
+    keel.sigterm();
+    let (exit, lines) = keel.finish();
+    let notable: Vec<_> = lines.iter().filter(|v| v["level"] != "INFO" && v["level"] != "DEBUG").collect();
+    assert!(filled, "the alert filled: {notable:#?}");
+    assert!(exit.success(), "{exit:?}");
+
+    let (keel, base) = spawn_keel(dir.path(), "paper");
+    assert!(ready(&base).await, "the engine is ready again");
+    let (status, body) = post_alert(&base, &alert).await;
+    assert_eq!(status, StatusCode::CONFLICT, "the id survived the restart: {body}");
+    let mut next = alert.clone();
+    next["id"] = json!("tv-restart-2");
+    next["qty"] = json!("0.03");
+    let (status, body) = post_alert(&base, &next).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert!(eventually(10, || async { tv_fills(&base).await.len() >= 2 }).await, "the new alert filled");
+    assert_eq!(tv_fills(&base).await, ["0.02", "0.03"], "one order for the replayed alert");
+    keel.sigterm();
+    let _ = keel.finish();
+}
+
+#[actix_rt::test]
+async fn the_venue_mode_is_in_the_status_the_metrics_and_the_start_up_lines() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut keel, base) = spawn_keel(dir.path(), "sandbox");
+    let (status, text) = {
+        let resp = client().get(format!("{base}/api/v1/status")).bearer_auth(TOKEN).send().await.expect("request");
+        (resp.status(), resp.text().await.unwrap_or_default())
+    };
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let body = json_of(&text);
+    assert_eq!(body["venue_mode"], "sandbox", "{text}");
+    assert_eq!(body["venue"], "binance", "the venue beside it: {text}");
+    let metrics =
+        client().get(format!("{base}/metrics")).send().await.expect("request").text().await.unwrap_or_default();
+    assert_eq!(sample(&metrics, "keel_info{venue_mode=\"sandbox\"}"), Some(1.0), "{metrics}");
+    assert!(!metrics.contains("keel_info{venue_mode=\"paper\"}"), "one mode only");
+    keel.wait_for("keel running; Ctrl-C or SIGTERM stops it", 1);
+    keel.sigterm();
+    let (_, lines) = keel.finish();
+    let line =
+        |message: &str| lines.iter().find(|v| v["message"].as_str().is_some_and(|m| m.starts_with(message))).cloned();
+    let first = line("venue mode: ").unwrap_or_default();
+    assert_eq!(first["venue_mode"], "sandbox", "{first}");
+    assert!(first["message"].as_str().unwrap_or_default().contains("SANDBOX"), "{first}");
+    let running = line("keel running").unwrap_or_default();
+    assert_eq!(running["venue_mode"], "sandbox", "{running}");
+}

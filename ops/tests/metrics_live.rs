@@ -115,6 +115,7 @@ async fn live_metrics_follow_conventions_and_cover_dashboard_and_rules() {
         "keel_store_write_seconds",
         "keel_actor_message_seconds",
         "keel_build_info",
+        "keel_info",
     ];
     for name in required {
         assert!(families.contains_key(name), "{name} missing from /metrics");

@@ -267,6 +267,7 @@ async fn every_command_from_an_allowed_chat_is_answered() {
     let cases = [
         Case { text: "/help", want: "Keel commands" },
         Case { text: "/status", want: "Trading: ACTIVE" },
+        Case { text: "/status", want: "Mode: PAPER (simulated in process, no real money)" },
         Case { text: "/status@keel_test_bot", want: "Strategies:" },
         Case { text: "/positions", want: "osition" },
         Case { text: "/orders", want: "rders" },

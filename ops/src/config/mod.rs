@@ -136,6 +136,17 @@ impl VenueMode {
         }
     }
 
+    /// How a person is told which mode runs: upper case, and whether real
+    /// money is at stake (start-up lines and message, `/status`).
+    pub fn banner(self) -> &'static str {
+        match self {
+            Self::Paper => "PAPER (simulated in process, no real money)",
+            Self::Sandbox => "SANDBOX (embedded exchange, no real money)",
+            Self::Testnet => "TESTNET (Binance test network, no real money)",
+            Self::Mainnet => "MAINNET (REAL MONEY)",
+        }
+    }
+
     /// The Binance environment of this mode (`None` for paper).
     pub fn binance_mode(self) -> Option<BinanceMode> {
         match self {

@@ -25,6 +25,13 @@ pub struct HttpConfig {
     /// `POST /api/v1/webhook/tradingview` (the alert carries it in its body).
     /// While it is unset, webhook requests get 401.
     pub webhook_secret_env: String,
+    /// How long a webhook alert's `id` is remembered (in the store, so across
+    /// restarts): a second alert with the same id within it is refused and
+    /// places no order (0 = ids are not remembered).
+    pub webhook_id_window: DurationMs,
+    /// An alert whose `timestamp` is further than this from now is refused
+    /// (0 = no limit; alerts without a timestamp are not checked).
+    pub webhook_max_age: DurationMs,
     /// Failed authentications (missing or wrong token or webhook secret) per
     /// minute an address may make once its burst is used; beyond that its
     /// failed attempts get 429. Requests with the right credential are never
@@ -51,6 +58,8 @@ impl Default for HttpConfig {
             listen: "127.0.0.1:9184".into(),
             token_env: "KEEL_API_TOKEN".into(),
             webhook_secret_env: "KEEL_WEBHOOK_SECRET".into(),
+            webhook_id_window: DurationMs(24 * 3_600_000),
+            webhook_max_age: DurationMs(5 * 60_000),
             rate_limit_per_minute: 120,
             rate_limit_burst: 30,
             probe_rate_limit_per_minute: 1200,

@@ -5,7 +5,7 @@
 //! | GET | `/health` | none | `{"status":"ok","uptime_seconds":N}` |
 //! | GET | `/ready` | none | 200 or 503 with `{"ready":bool,"market_stream":bool,"user_stream":bool,"trading_state":"ACTIVE"}` |
 //! | GET | `/metrics` | none | Prometheus text format 0.0.4 |
-//! | GET | `/api/v1/status` | bearer | the engine status |
+//! | GET | `/api/v1/status` | bearer | the engine status, with `venue_mode` (`paper`, `sandbox`, `testnet`, `mainnet`) beside `venue` |
 //! | GET | `/api/v1/positions` | bearer | positions with marks |
 //! | GET | `/api/v1/orders` | bearer | open orders |
 //! | GET | `/api/v1/balances` | bearer | balances and equity |
@@ -17,7 +17,7 @@
 //! | POST | `/api/v1/strategies/{id}/pause` | bearer | pauses a strategy |
 //! | POST | `/api/v1/strategies/{id}/start` | bearer | starts a strategy |
 //! | POST | `/api/v1/orders/cancel-all` | bearer | optional body `{"symbol":"BTCUSDT"}` |
-//! | POST | `/api/v1/webhook/tradingview` | secret in body | `{"secret","strategy_id","symbol","action":"buy|sell|close","qty"?}` |
+//! | POST | `/api/v1/webhook/tradingview` | secret in body | `{"secret","strategy_id","symbol","action":"buy|sell|close","qty"?,"id"?,"timestamp"?}` (see [`webhook`]) |
 //!
 //! `HEAD` is answered wherever `GET` is; a known path asked with a method it
 //! does not serve gets 405 with an `Allow` header.
@@ -33,6 +33,7 @@
 pub mod guard;
 pub mod secrets;
 pub mod tls;
+pub mod webhook;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -48,8 +49,7 @@ use actors::handle::CommandError;
 use actors::metrics::metrics;
 use actors::EngineHandle;
 use futures_util::future::Either;
-use keel_core::strategy::{Signal, SignalAction};
-use keel_core::{Decimal, Symbol};
+use keel_core::Symbol;
 use prometheus::{Encoder, TextEncoder};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -68,6 +68,7 @@ pub struct ApiState {
     token: Option<Secret>,
     webhook_secret: Option<Secret>,
     guard: guard::Guard,
+    replay: webhook::ReplayGuard,
 }
 
 impl ApiState {
@@ -79,7 +80,9 @@ impl ApiState {
         webhook_secret: Option<Secret>,
     ) -> Self {
         let guard = guard::Guard::new(&config.http);
-        Self { handle, config, token, webhook_secret, guard }
+        let (window, max_age) = (config.http.webhook_id_window.0, config.http.webhook_max_age.0);
+        let replay = webhook::ReplayGuard::load(handle.store().clone(), window, max_age);
+        Self { handle, config, token, webhook_secret, guard, replay }
     }
 }
 
@@ -237,7 +240,12 @@ async fn metrics_endpoint() -> HttpResponse {
 
 async fn status(req: HttpRequest, state: web::Data<ApiState>) -> ApiResult {
     authorize(&req, &state)?;
-    Ok(HttpResponse::Ok().json(state.handle.status().await?))
+    let mut body = serde_json::to_value(state.handle.status().await?)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("status: {e}")))?;
+    if let Some(o) = body.as_object_mut() {
+        o.insert("venue_mode".into(), json!(state.config.venue.mode.as_str()));
+    }
+    Ok(HttpResponse::Ok().json(body))
 }
 
 async fn positions(req: HttpRequest, state: web::Data<ApiState>) -> ApiResult {
@@ -442,100 +450,6 @@ async fn cancel_all(req: HttpRequest, body: web::Bytes, state: web::Data<ApiStat
     Ok(HttpResponse::Ok().json(json!({ "ok": true, "requested": n })))
 }
 
-/// A TradingView-style alert.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TradingViewAlert {
-    /// The shared secret (compared in constant time, never echoed).
-    #[serde(default)]
-    pub secret: String,
-    /// The `webhook` strategy instance the signal is for.
-    #[serde(alias = "strategy")]
-    pub strategy_id: String,
-    /// Symbol (`BTCUSDT`; TradingView's `BINANCE:BTCUSDT` is accepted).
-    #[serde(alias = "ticker")]
-    pub symbol: String,
-    /// `buy`, `sell` or `close`.
-    pub action: String,
-    /// Quantity in the base asset (string or number); the strategy's default when absent.
-    #[serde(default, alias = "quantity")]
-    pub qty: Option<serde_json::Value>,
-}
-
-fn parse_qty(v: &serde_json::Value) -> Result<Option<Decimal>, ApiError> {
-    let text = match v {
-        serde_json::Value::Null => return Ok(None),
-        serde_json::Value::String(s) if s.trim().is_empty() => return Ok(None),
-        serde_json::Value::String(s) => s.trim().to_string(),
-        serde_json::Value::Number(n) => n.to_string(),
-        _ => return Err(ApiError::bad_request("qty must be a decimal number or string")),
-    };
-    let qty = text
-        .parse::<Decimal>()
-        .or_else(|_| Decimal::from_scientific(&text))
-        .map_err(|_| ApiError::bad_request(format!("qty `{text}` is not a decimal number")))?;
-    if qty <= Decimal::ZERO {
-        return Err(ApiError::bad_request("qty must be positive"));
-    }
-    Ok(Some(qty))
-}
-
-async fn tradingview(req: HttpRequest, body: web::Bytes, state: web::Data<ApiState>) -> ApiResult {
-    let peer = req.peer_addr().map(|a| a.ip());
-    let alert: TradingViewAlert =
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
-    let Some(secret) = &state.webhook_secret else {
-        return Err(ApiError::unauthorized(
-            &state,
-            peer,
-            &format!(
-                "the webhook is disabled: set the environment variable {} and restart",
-                state.config.http.webhook_secret_env
-            ),
-        ));
-    };
-    if !secret.matches(&alert.secret) {
-        return Err(ApiError::unauthorized(&state, peer, "invalid webhook secret"));
-    }
-    let action = match alert.action.trim().to_ascii_lowercase().as_str() {
-        "buy" | "long" => SignalAction::Buy,
-        "sell" | "short" => SignalAction::Sell,
-        "close" | "exit" | "flat" => SignalAction::Close,
-        other => {
-            return Err(ApiError::bad_request(format!("action `{other}` is not one of buy, sell, close")));
-        }
-    };
-    let qty = match &alert.qty {
-        Some(v) => parse_qty(v)?,
-        None => None,
-    };
-    let raw = alert.symbol.trim();
-    let symbol = raw.rsplit(':').next().unwrap_or(raw).to_ascii_uppercase();
-    let strategies = state.handle.strategies().await?;
-    let Some(strategy) = strategies.iter().find(|s| s.id.as_str() == alert.strategy_id) else {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("unknown strategy `{}`", alert.strategy_id)));
-    };
-    if strategy.kind != "webhook" {
-        return Err(ApiError::bad_request(format!(
-            "strategy `{}` is a `{}` strategy, not a `webhook` strategy",
-            strategy.id, strategy.kind
-        )));
-    }
-    if !strategy.symbols.iter().any(|s| s.as_str() == symbol) {
-        return Err(ApiError::bad_request(format!("strategy `{}` does not trade `{symbol}`", strategy.id)));
-    }
-    let signal = Signal { symbol: Symbol::new(&symbol), action, qty };
-    tracing::info!(strategy = %strategy.id, symbol = %symbol, action = ?action, "webhook signal");
-    state.handle.signal(&alert.strategy_id, signal).await?;
-    Ok(HttpResponse::Accepted().json(json!({
-        "ok": true,
-        "strategy_id": strategy.id,
-        "symbol": symbol,
-        "action": action,
-        "qty": qty,
-    })))
-}
-
 async fn not_found() -> HttpResponse {
     HttpResponse::NotFound().json(json!({ "error": "no such endpoint" }))
 }
@@ -588,7 +502,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(post("/strategies/{id}/pause", pause_strategy))
                 .service(post("/strategies/{id}/start", start_strategy))
                 .service(post("/orders/cancel-all", cancel_all))
-                .service(post("/webhook/tradingview", tradingview)),
+                .service(post("/webhook/tradingview", webhook::tradingview)),
         )
         .default_service(web::to(not_found));
 }
@@ -678,19 +592,4 @@ pub fn start(state: ApiState, listen: &str) -> anyhow::Result<RunningHttp> {
         }
     });
     Ok(RunningHttp { addr, tls: encrypted, handle, task })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quantities() {
-        assert_eq!(parse_qty(&json!("0.5")).ok().flatten(), Some(Decimal::new(5, 1)));
-        assert_eq!(parse_qty(&json!(0.25)).ok().flatten(), Some(Decimal::new(25, 2)));
-        assert!(parse_qty(&json!(null)).ok().flatten().is_none());
-        assert!(parse_qty(&json!("-1")).is_err());
-        assert!(parse_qty(&json!("abc")).is_err());
-        assert!(parse_qty(&json!([1])).is_err());
-    }
 }
