@@ -30,10 +30,9 @@ impl TradeId {
     /// stays the same (a backtest renumbers one scratch fill per execution
     /// and allocates only when the ids gain a digit).
     pub fn set_u64(&mut self, n: u64) {
-        use std::fmt::Write;
         let mut text = String::from(std::mem::take(&mut self.0));
         text.clear();
-        let _ = write!(text, "{n}");
+        text.push_str(itoa::Buffer::new().format(n));
         self.0 = text.into_boxed_str();
     }
 }
@@ -225,11 +224,6 @@ mod trade_id_tests {
         let at = |ts_ms, id: u64| FillCursor { ts_ms, trade_id: id.into() };
         assert!(at(2, 1) > at(1, 5) && at(1, 6) > at(1, 5));
     }
-}
-
-#[cfg(test)]
-mod trade_id_tests {
-    use super::TradeId;
 
     #[test]
     fn a_renumbered_id_equals_a_new_one() {

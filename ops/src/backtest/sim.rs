@@ -17,7 +17,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
-use std::fmt::Write;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
@@ -101,7 +100,8 @@ impl OrderRecord {
 /// storage reused).
 fn write_client_id(buf: &mut String, number: u64) {
     buf.clear();
-    let _ = write!(buf, "bt-{number}");
+    buf.push_str("bt-");
+    buf.push_str(itoa::Buffer::new().format(number));
 }
 
 /// Every fill of a backtest, in order. Kept as plain values (what the
