@@ -659,6 +659,15 @@ impl RiskEngine {
         }
     }
 
+    /// Hands back the client-id string of an [`Approved`] order whose caller
+    /// keeps its own record of ids (the backtest numbers its orders), so the
+    /// next approval reuses it instead of allocating.
+    pub fn recycle_id(&mut self, client_order_id: String) {
+        if self.spare_ids.len() < SPARE_IDS {
+            self.spare_ids.push(client_order_id);
+        }
+    }
+
     /// Number of orders counted as open or in flight.
     pub fn in_flight_count(&self) -> usize {
         self.in_flight.len()
@@ -1020,14 +1029,7 @@ impl RiskEngine {
             self.duplicates.record(&rounded, now, window);
             self.rates.record(&rounded.strategy_id, now);
         }
-        let key = match self.spare_ids.pop() {
-            Some(mut key) => {
-                key.clear();
-                key.push_str(client_order_id);
-                key
-            }
-            None => client_order_id.to_string(),
-        };
+        let key = self.spare_id(client_order_id);
         self.in_flight.insert(
             key,
             InFlight {
@@ -1040,7 +1042,20 @@ impl RiskEngine {
                 reserved: true,
             },
         );
-        Ok(Approved { order: rounded, client_order_id: client_order_id.to_string(), reference_price })
+        let client_order_id = self.spare_id(client_order_id);
+        Ok(Approved { order: rounded, client_order_id, reference_price })
+    }
+
+    /// `id` as an owned string, reusing a spare one when there is one.
+    fn spare_id(&mut self, id: &str) -> String {
+        match self.spare_ids.pop() {
+            Some(mut key) => {
+                key.clear();
+                key.push_str(id);
+                key
+            }
+            None => id.to_string(),
+        }
     }
 }
 

@@ -928,6 +928,26 @@ fn untimed_check_skips_time_checks_until_a_time_is_known() {
     assert_eq!(e.check(&buy("0.4"), "d").unwrap_err().code(), "rate_limited");
 }
 
+/// Client-id strings handed back (and those of final orders) are reused:
+/// each approval still carries, and counts in flight under, its own id.
+#[test]
+fn recycled_ids_name_the_next_approvals() {
+    let mut e = engine(RiskConfig::unlimited());
+    let first = e.check_at(&buy("0.05"), "bt-9", T).expect("approved");
+    let (_, id) = first.into_parts();
+    e.recycle_id(id);
+    e.on_order_final("bt-9");
+    for id in ["bt-10", "bt-11", "other-12"] {
+        let approved = e.check_at(&buy("0.05"), id, T).expect("approved");
+        assert_eq!(approved.client_order_id(), id);
+        e.recycle_id(approved.into_parts().1);
+    }
+    assert_eq!(e.in_flight_count(), 3, "bt-10, bt-11 and other-12 are in flight");
+    assert!(e.check_at(&buy("0.05"), "bt-11", T).is_err(), "an id in flight is refused again");
+    e.on_order_final("bt-11");
+    assert_eq!(e.in_flight_count(), 2);
+}
+
 #[test]
 fn rejections_are_counted_by_reason() {
     let mut config = RiskConfig::unlimited();

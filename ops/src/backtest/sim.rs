@@ -17,18 +17,17 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
-use std::fmt::Write;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
 use keel_core::account::{Account, AccountWriter, Assets};
 use keel_core::balance::Balance;
-use keel_core::fill::Fill;
+use keel_core::fill::{Fill, TradeId};
 use keel_core::instrument::{ceil_to_step, floor_to_step, Instrument};
 use keel_core::market::{BookTicker, MarketEvent};
 use keel_core::order::{OrderIntent, OrderStatus, OrderTag, OrderType, Side, TimeInForce};
-use keel_core::sim::{FeeSchedule, MatchError, MatchingCore, NewOrder, OrderEvent};
+use keel_core::sim::{FeeSchedule, FillFacts, MatchError, MatchingCore, NewOrder, OrderEvent};
 use keel_core::strategy::{OrderUpdate, Signal, Strategy, StrategyRunner};
 use keel_core::{Decimal, StrategyId, Symbol};
 use risk::config::RiskConfig;
@@ -79,12 +78,110 @@ pub struct TimedSignal {
 /// An order that passed the risk engine, in decision order (for parity checks).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OrderRecord {
-    /// Client order id (`bt-N`).
-    pub client_order_id: String,
+    /// Its number `N`: the client order id is `bt-N` (kept as the number, so
+    /// recording an order allocates nothing; see [`Self::client_order_id`]).
+    pub number: u64,
     /// When it was decided (a bar's close time).
     pub decided_ms: i64,
     /// The approved, rounded intent.
     pub intent: OrderIntent,
+}
+
+impl OrderRecord {
+    /// The client order id it was sent under (`bt-N`).
+    pub fn client_order_id(&self) -> String {
+        let mut id = String::new();
+        write_client_id(&mut id, self.number);
+        id
+    }
+}
+
+/// Writes the client order id of order number `number` into `buf` (its
+/// storage reused).
+fn write_client_id(buf: &mut String, number: u64) {
+    buf.clear();
+    buf.push_str("bt-");
+    buf.push_str(itoa::Buffer::new().format(number));
+}
+
+/// Every fill of a backtest, in order. Kept as plain values (what the
+/// matching core reported, and whose order it was) and built as [`Fill`]s
+/// where they are read, so recording a fill allocates nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Fills {
+    kept: Vec<KeptFill>,
+    /// Per symbol index: its instrument (symbol and assets).
+    instruments: Vec<Option<Instrument>>,
+    /// Per strategy runner: its id.
+    strategies: Vec<StrategyId>,
+}
+
+/// One fill as [`Fills`] keeps it.
+#[derive(Debug, Clone, Copy)]
+struct KeptFill {
+    facts: FillFacts,
+    /// The order's number (see [`OrderRecord::number`]).
+    order: u64,
+    symbol: u32,
+    runner: u32,
+    tag: Option<OrderTag>,
+}
+
+impl Fills {
+    /// Number of fills.
+    pub fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// True when nothing filled.
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty()
+    }
+
+    /// The fills, in order, each built as a [`Fill`].
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Fill> + '_ {
+        self.kept.iter().map(|k| self.build(k))
+    }
+
+    /// All fills as [`Fill`]s.
+    pub fn to_vec(&self) -> Vec<Fill> {
+        self.iter().collect()
+    }
+
+    /// A new [`Fill`] of a kept one.
+    fn build(&self, k: &KeptFill) -> Fill {
+        let mut fill = Fill {
+            trade_id: TradeId::from(k.facts.trade_id),
+            client_order_id: String::new(),
+            strategy_id: self.strategies[k.runner as usize].clone(),
+            symbol: Symbol::new(""),
+            side: k.facts.side,
+            price: k.facts.price,
+            qty: k.facts.qty,
+            fee: k.facts.fee,
+            fee_asset: String::new(),
+            is_maker: k.facts.is_maker,
+            ts_ms: k.facts.ts_ms,
+            tag: k.tag,
+        };
+        self.rewrite(k, &mut fill);
+        fill
+    }
+
+    /// Makes `fill` the kept one, reusing its strings.
+    fn rewrite(&self, k: &KeptFill, fill: &mut Fill) {
+        let f = &k.facts;
+        fill.trade_id.set_u64(f.trade_id);
+        write_client_id(&mut fill.client_order_id, k.order);
+        fill.strategy_id.clone_from(&self.strategies[k.runner as usize]);
+        if let Some(instrument) = &self.instruments[k.symbol as usize] {
+            fill.symbol.clone_from(&instrument.symbol);
+            let fee_asset = if f.fee_in_base { &instrument.base_asset } else { &instrument.quote_asset };
+            fill.fee_asset.clone_from(fee_asset);
+        }
+        (fill.side, fill.price, fill.qty, fill.fee) = (f.side, f.price, f.qty, f.fee);
+        (fill.is_maker, fill.ts_ms, fill.tag) = (f.is_maker, f.ts_ms, k.tag);
+    }
 }
 
 /// What a simulation produced.
@@ -93,7 +190,7 @@ pub struct Outcome {
     /// Equity after each distinct bar close time.
     pub equity: EquityCurve,
     /// Every fill, in order, with its strategy id.
-    pub fills: Vec<Fill>,
+    pub fills: Fills,
     /// Every approved order, in decision order.
     pub orders: Vec<OrderRecord>,
     /// Risk rejections by reason code.
@@ -388,10 +485,12 @@ pub struct Backtest {
     update: OrderUpdate,
     /// The venue's balances.
     balances: Vec<Balance>,
-    /// The client order id being decided.
+    /// A client order id being decided or finished.
     id_buf: String,
     /// The timeline's symbols, as interned (see [`intern`]).
     symbols: Vec<Symbol>,
+    /// The fill being told (its strings reused).
+    fill_buf: Option<Fill>,
 }
 
 impl Backtest {
@@ -453,6 +552,7 @@ impl Backtest {
             }
         }
         let n = symbols.len();
+        let strategies = runners.iter().map(|r| r.id().clone()).collect();
         Self {
             core,
             account,
@@ -460,7 +560,7 @@ impl Backtest {
             runners,
             runners_by_symbol,
             symbol_index,
-            instruments,
+            instruments: instruments.clone(),
             queued: (0..n).map(|_| Vec::new()).collect(),
             resting: vec![0; n],
             owner: FxHashMap::default(),
@@ -478,7 +578,7 @@ impl Backtest {
             filled_since_eval: false,
             traded: vec![Decimal::ZERO; n],
             exposed_symbols: 0,
-            out: Outcome::default(),
+            out: Outcome { fills: Fills { kept: Vec::new(), instruments, strategies }, ..Outcome::default() },
             intents: Vec::with_capacity(8),
             events: Vec::new(),
             new_order: NewOrder {
@@ -503,6 +603,7 @@ impl Backtest {
             balances: Vec::new(),
             id_buf: String::new(),
             symbols: symbols.to_vec(),
+            fill_buf: None,
         }
     }
 
@@ -712,8 +813,8 @@ impl Backtest {
 
     /// An intent meets the risk engine; approved ones wait for the next open.
     fn decide(&mut self, r: usize, intent: OrderIntent, now_ms: i64) {
-        self.id_buf.clear();
-        let _ = write!(self.id_buf, "bt-{}", self.next_id);
+        let number = self.next_id;
+        write_client_id(&mut self.id_buf, number);
         self.next_id += 1;
         // As the live risk guard does: the symbol's latest price and its arrival
         // time first, then the gate at the engine's time.
@@ -726,8 +827,10 @@ impl Backtest {
         match self.risk.check_at(&intent, &self.id_buf, now_ms) {
             Ok(approved) => {
                 let (intent, client_order_id) = approved.into_parts();
+                // The record keeps the number: the string goes back for the next approval.
+                self.risk.recycle_id(client_order_id);
                 let record = self.out.orders.len();
-                self.out.orders.push(OrderRecord { client_order_id, decided_ms: now_ms, intent });
+                self.out.orders.push(OrderRecord { number, decided_ms: now_ms, intent });
                 match symbol {
                     Some(s) => self.queued[s].push(Queued { record, runner: r }),
                     // No data for the symbol: it can never fill.
@@ -777,9 +880,9 @@ impl Backtest {
         let mut queued = std::mem::take(&mut self.queued[s]);
         let mut new_resting = false;
         for q in queued.drain(..) {
-            let OrderRecord { client_order_id, intent, .. } = &self.out.orders[q.record];
+            let OrderRecord { number, intent, .. } = &self.out.orders[q.record];
             let new = &mut self.new_order;
-            new.client_order_id.clone_from(client_order_id);
+            write_client_id(&mut new.client_order_id, *number);
             new.symbol.clone_from(&intent.symbol);
             (new.side, new.order_type, new.qty, new.tif) = (intent.side, intent.order_type, intent.qty, intent.tif);
             let (tag, side) = (intent.tag, intent.side);
@@ -838,23 +941,32 @@ impl Backtest {
         for ev in events.drain(..) {
             let Some(&owner) = self.owner.get(&ev.order_id) else { continue };
             let r = owner.runner;
-            if let (Some(facts), Some(instrument)) = (ev.fill, self.instruments[s].as_ref()) {
-                let id = self.runners[r].id().clone();
-                let mut fill = facts.to_fill(&self.out.orders[owner.record].client_order_id, id, instrument);
-                fill.tag = owner.tag;
+            let record = &self.out.orders[owner.record];
+            let number = record.number;
+            if let (Some(facts), Some(_)) = (ev.fill, self.instruments[s].as_ref()) {
+                let kept = KeptFill { facts, order: number, symbol: s as u32, runner: r as u32, tag: owner.tag };
+                let fill = match self.fill_buf.take() {
+                    Some(mut fill) => {
+                        self.out.fills.rewrite(&kept, &mut fill);
+                        fill
+                    }
+                    None => self.out.fills.build(&kept),
+                };
                 self.filled_since_eval = true;
-                self.book_fill(s, &fill);
+                self.book_fill(s, &fill, facts.fee_in_base);
                 // Into the account first, as the live router does.
                 let _ = self.account.apply(&fill);
                 self.risk.on_fill(&fill);
                 let result = self.runners[r].on_fill(&fill, ts);
-                self.out.fills.push(fill);
+                self.out.fills.kept.push(kept);
+                self.fill_buf = Some(fill);
                 self.after_callback(r, result, ts);
             }
             let record = &self.out.orders[owner.record];
             if ev.status.is_terminal() {
                 self.owner.remove(&ev.order_id);
-                self.risk.on_order_final(&record.client_order_id);
+                write_client_id(&mut self.id_buf, number);
+                self.risk.on_order_final(&self.id_buf);
                 if counted {
                     self.resting[s] = self.resting[s].saturating_sub(1);
                 }
@@ -868,9 +980,9 @@ impl Backtest {
     /// Tells a strategy of a change of its order: `self.update`'s symbol and
     /// side are set, the rest is filled in here (its strings reused).
     fn tell(&mut self, owner: Owner, status: OrderStatus, filled_qty: Decimal, reason: Option<String>, ts: i64) {
-        let record = &self.out.orders[owner.record];
+        let number = self.out.orders[owner.record].number;
         let update = &mut self.update;
-        update.client_order_id.get_or_insert_with(String::new).clone_from(&record.client_order_id);
+        write_client_id(update.client_order_id.get_or_insert_with(String::new), number);
         update.status = status;
         update.filled_qty = filled_qty;
         update.reason = reason;
@@ -879,8 +991,9 @@ impl Backtest {
         self.after_callback(owner.runner, result, ts);
     }
 
-    /// Moves a fill into the valuation ledger and the exposure count.
-    fn book_fill(&mut self, s: usize, fill: &Fill) {
+    /// Moves a fill into the valuation ledger and the exposure count
+    /// (`fee_in_base`: its commission was paid in the base asset, else the quote).
+    fn book_fill(&mut self, s: usize, fill: &Fill, fee_in_base: bool) {
         if let Some((base, quote)) = self.legs[s] {
             let notional = fill.price * fill.qty;
             let assets = &mut self.valuation.assets;
@@ -894,12 +1007,10 @@ impl Backtest {
                     assets[quote].1 += notional;
                 }
             }
-            let fee_leg = assets.iter().position(|a| a.0 == fill.fee_asset);
-            if let Some(i) = fee_leg {
-                assets[i].1 -= fill.fee;
-            }
+            let fee_leg = if fee_in_base { base } else { quote };
+            assets[fee_leg].1 -= fill.fee;
             // Only the amounts this fill moved change their `f64`.
-            for i in [Some(base), Some(quote), fee_leg].into_iter().flatten() {
+            for i in [base, quote] {
                 self.valuation.amounts_f64[i] = decimal_f64(self.valuation.assets[i].1);
             }
         }
