@@ -309,7 +309,9 @@ impl Prepared {
         let strategy_ids: Vec<String> = slots.iter().map(|s| s.id.to_string()).collect();
         let backtest = Backtest::new(self.sim_config.clone(), self.timeline.symbols(), slots);
         let outcome = backtest.run(&self.timeline, &self.signals, progress);
-        let (trades, open_entries) = report::split_trades(&outcome.fills.to_vec(), &self.sim_config.instruments);
+        let mut splitter = report::TradeSplitter::new(&self.sim_config.instruments);
+        outcome.fills.for_each(|f| splitter.push(f));
+        let (trades, open_entries) = splitter.finish();
         let report = report::build(
             &outcome,
             &trades,

@@ -78,23 +78,43 @@ pub fn round_trips(fills: &[Fill], instruments: &[Instrument]) -> Vec<RoundTrip>
 
 /// Round trips, and the entry times of trades still open at the end (in
 /// order of strategy id, then symbol).
+pub fn split_trades(fills: &[Fill], instruments: &[Instrument]) -> (Vec<RoundTrip>, Vec<i64>) {
+    let mut splitter = TradeSplitter::new(instruments);
+    for f in fills {
+        splitter.push(f);
+    }
+    splitter.finish()
+}
+
+/// [`split_trades`] one fill at a time, so fills can be handed over one by one
+/// from a reused buffer (the backtest keeps its fills compact).
 ///
 /// Proportional to the fills, with no allocation per fill: the trades being
 /// built are kept in a short list (one per strategy and symbol) and found by
 /// comparing ids, which share one `Arc` within a run, so a comparison is
 /// usually a pointer comparison; so is finding the fill's instrument again.
-pub fn split_trades(fills: &[Fill], instruments: &[Instrument]) -> (Vec<RoundTrip>, Vec<i64>) {
-    let mut open: Vec<(&StrategyId, &Symbol, Open)> = Vec::new();
-    // The last fill's trade and instrument: the next fill mostly shares them.
-    let mut last_trade = 0;
-    let mut last_instrument: Option<(&Symbol, Option<&Instrument>)> = None;
-    let mut out = Vec::new();
-    for f in fills {
-        let instrument = match last_instrument {
-            Some((symbol, instrument)) if *symbol == f.symbol => instrument,
+pub struct TradeSplitter<'i> {
+    instruments: &'i [Instrument],
+    open: Vec<(StrategyId, Symbol, Open)>,
+    /// The last fill's trade and instrument: the next fill mostly shares them.
+    last_trade: usize,
+    last_instrument: Option<(Symbol, Option<&'i Instrument>)>,
+    out: Vec<RoundTrip>,
+}
+
+impl<'i> TradeSplitter<'i> {
+    /// A splitter of fills in these instruments.
+    pub fn new(instruments: &'i [Instrument]) -> Self {
+        Self { instruments, open: Vec::new(), last_trade: 0, last_instrument: None, out: Vec::new() }
+    }
+
+    /// The next fill, in fill order.
+    pub fn push(&mut self, f: &Fill) {
+        let instrument = match &self.last_instrument {
+            Some((symbol, instrument)) if *symbol == f.symbol => *instrument,
             _ => {
-                let instrument = instruments.iter().find(|i| i.symbol == f.symbol);
-                last_instrument = Some((&f.symbol, instrument));
+                let instrument = self.instruments.iter().find(|i| i.symbol == f.symbol);
+                self.last_instrument = Some((f.symbol.clone(), instrument));
                 instrument
             }
         };
@@ -107,20 +127,20 @@ pub fn split_trades(fills: &[Fill], instruments: &[Instrument]) -> (Vec<RoundTri
         let pnl_fee = if f.fee_asset == base { Decimal::ZERO } else { f.fee };
         let mut qty = held_qty;
         let signed = |q: Decimal| if f.side == Side::Buy { q } else { -q };
+        let (open, out) = (&mut self.open, &mut self.out);
         while qty > Decimal::ZERO {
-            let mine = |(strategy, symbol, _): &(&StrategyId, &Symbol, Open)| {
-                **strategy == f.strategy_id && **symbol == f.symbol
-            };
-            if !open.get(last_trade).is_some_and(mine) {
-                last_trade = match open.iter().position(mine) {
+            let mine =
+                |(strategy, symbol, _): &(StrategyId, Symbol, Open)| *strategy == f.strategy_id && *symbol == f.symbol;
+            if !open.get(self.last_trade).is_some_and(mine) {
+                self.last_trade = match open.iter().position(mine) {
                     Some(k) => k,
                     None => {
-                        open.push((&f.strategy_id, &f.symbol, Open::default()));
+                        open.push((f.strategy_id.clone(), f.symbol.clone(), Open::default()));
                         open.len() - 1
                     }
                 };
             }
-            let t = &mut open[last_trade].2;
+            let t = &mut open[self.last_trade].2;
             let part = |amount: Decimal| if held_qty.is_zero() { Decimal::ZERO } else { amount * qty / held_qty };
             if flat(t.position) {
                 *t = Open { entry_time: f.ts_ms, ..Open::default() };
@@ -164,13 +184,19 @@ pub fn split_trades(fills: &[Fill], instruments: &[Instrument]) -> (Vec<RoundTri
             }
         }
     }
-    open.sort_by(|a, b| (a.0.as_str(), a.1.as_str()).cmp(&(b.0.as_str(), b.1.as_str())));
-    let still_open = open
-        .iter()
-        .filter(|(_, symbol, t)| !Instrument::is_flat(instruments.iter().find(|i| i.symbol == **symbol), t.position))
-        .map(|(_, _, t)| t.entry_time)
-        .collect();
-    (out, still_open)
+
+    /// The round trips, and the entry times of trades still open.
+    pub fn finish(mut self) -> (Vec<RoundTrip>, Vec<i64>) {
+        self.open.sort_by(|a, b| (a.0.as_str(), a.1.as_str()).cmp(&(b.0.as_str(), b.1.as_str())));
+        let instruments = self.instruments;
+        let still_open = self
+            .open
+            .iter()
+            .filter(|(_, symbol, t)| !Instrument::is_flat(instruments.iter().find(|i| i.symbol == *symbol), t.position))
+            .map(|(_, _, t)| t.entry_time)
+            .collect();
+        (self.out, still_open)
+    }
 }
 
 /// Round-trip figures of one strategy.

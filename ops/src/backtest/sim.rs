@@ -143,9 +143,17 @@ impl Fills {
         self.kept.iter().map(|k| self.build(k))
     }
 
-    /// All fills as [`Fill`]s.
-    pub fn to_vec(&self) -> Vec<Fill> {
-        self.iter().collect()
+    /// Calls `each` with every fill in order, built in one reused [`Fill`]
+    /// (no allocation per fill, unlike [`Self::iter`]).
+    pub fn for_each(&self, mut each: impl FnMut(&Fill)) {
+        let mut kept = self.kept.iter();
+        let Some(first) = kept.next() else { return };
+        let mut fill = self.build(first);
+        each(&fill);
+        for k in kept {
+            self.rewrite(k, &mut fill);
+            each(&fill);
+        }
     }
 
     /// A new [`Fill`] of a kept one.
