@@ -15,7 +15,9 @@ const CONFIG: &str = include_str!("../../config.toml");
 fn archived_history_is_not_replayed_and_keel_state_reads_it_without_writing() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
-    std::fs::write(&config, CONFIG).unwrap();
+    // Any free port: an engine already on the default one (the operator's,
+    // another suite's) must not make this run fail to start.
+    std::fs::write(&config, CONFIG.replace("listen = \"127.0.0.1:9184\"", "listen = \"127.0.0.1:0\"")).unwrap();
     let data = dir.path().join("data");
     let (config_s, data_s) = (config.to_str().unwrap(), data.to_str().unwrap());
     let out = keel(&["bench", "--history", "3000", "--config", config_s, "--data-dir", data_s]);

@@ -14,7 +14,9 @@ const CONFIG: &str = include_str!("../../config.toml");
 fn a_store_that_lost_its_snapshot_starts_halted_sends_nothing_and_waits_for_an_accept() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
-    std::fs::write(&config, CONFIG).unwrap();
+    // Any free port: an engine already on the default one (the operator's,
+    // another suite's) must not make this run fail to start.
+    std::fs::write(&config, CONFIG.replace("listen = \"127.0.0.1:9184\"", "listen = \"127.0.0.1:0\"")).unwrap();
     let populated = dir.path().join("populated");
     let config_s = config.to_str().unwrap();
     let out = keel(&["bench", "--history", "300", "--config", config_s, "--data-dir", populated.to_str().unwrap()]);
