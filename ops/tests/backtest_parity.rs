@@ -340,7 +340,9 @@ fn backtest(config: &Config, bars: &[Bar]) -> (Vec<OrderKey>, Vec<FillKey>, Reje
     let outcome = Backtest::new(sim, timeline.symbols(), slots).run(&timeline, &[], |_| {});
     let orders =
         outcome.orders.iter().map(|o| (o.decided_ms, o.intent.side, o.intent.qty, o.intent.order_type)).collect();
-    (orders, outcome.fills.iter().map(|f| fill_key(&f)).collect(), outcome.risk_rejections)
+    let mut fills = Vec::with_capacity(outcome.fills.len());
+    outcome.fills.for_each(|f| fills.push(fill_key(f)));
+    (orders, fills, outcome.risk_rejections)
 }
 
 fn balances(config: &Config) -> Vec<Balance> {

@@ -138,13 +138,8 @@ impl Fills {
         self.kept.is_empty()
     }
 
-    /// The fills, in order, each built as a [`Fill`].
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = Fill> + '_ {
-        self.kept.iter().map(|k| self.build(k))
-    }
-
     /// Calls `each` with every fill in order, built in one reused [`Fill`]
-    /// (no allocation per fill, unlike [`Self::iter`]).
+    /// (no allocation per fill).
     pub fn for_each(&self, mut each: impl FnMut(&Fill)) {
         let mut kept = self.kept.iter();
         let Some(first) = kept.next() else { return };
