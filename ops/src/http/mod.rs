@@ -5,7 +5,8 @@
 //! | GET | `/health` | none | `{"status":"ok","uptime_seconds":N}` |
 //! | GET | `/ready` | none | 200 or 503 with `{"ready":bool,"market_stream":bool,"user_stream":bool,"trading_state":"ACTIVE"}` |
 //! | GET | `/metrics` | none | Prometheus text format 0.0.4 |
-//! | GET | `/api/v1/status` | bearer | the engine status, with `venue_mode` (`paper`, `sandbox`, `testnet`, `mainnet`) beside `venue` |
+//! | GET | `/`, `/console/{file}` | none (the page asks for the token) | the operator console (see [`console`]) |
+//! | GET | `/api/v1/status` | bearer | the engine status, with `venue_mode` (`paper`, `sandbox`, `testnet`, `mainnet`) beside `venue`, and `listener` (`listen`, `tls`, `loopback`, `warning`) |
 //! | GET | `/api/v1/positions` | bearer | positions with marks |
 //! | GET | `/api/v1/orders` | bearer | open orders |
 //! | GET | `/api/v1/balances` | bearer | balances and equity |
@@ -30,6 +31,7 @@
 //! engine does not answer. Decimals are JSON strings. Tokens are compared in
 //! constant time and never logged or echoed.
 
+pub mod console;
 pub mod guard;
 pub mod secrets;
 pub mod tls;
@@ -244,6 +246,7 @@ async fn status(req: HttpRequest, state: web::Data<ApiState>) -> ApiResult {
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("status: {e}")))?;
     if let Some(o) = body.as_object_mut() {
         o.insert("venue_mode".into(), json!(state.config.venue.mode.as_str()));
+        o.insert("listener".into(), console::listener_status(&state.config.http));
     }
     Ok(HttpResponse::Ok().json(body))
 }
@@ -488,6 +491,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(get("/health", health))
         .service(get("/ready", ready))
         .service(get("/metrics", metrics_endpoint))
+        .configure(console::routes)
         .service(
             web::scope("/api/v1")
                 .service(get("/status", status))

@@ -112,6 +112,13 @@ impl Running {
 
 /// Starts the engine for `config_text` (BASE plus sections) in a temp dir.
 pub async fn start(config_text: &str) -> Running {
+    start_with(config_text, |_| {}).await
+}
+
+/// Like [`start`], with the operator surfaces given the config as changed by
+/// `surfaces_config` (the engine and venue keep the parsed one), e.g. to have
+/// the API report a venue mode the engine is not trading on.
+pub async fn start_with(config_text: &str, surfaces_config: impl FnOnce(&mut Config)) -> Running {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::parse(config_text).expect("test config is valid");
     config.engine.data_dir = dir.path().join("data");
@@ -121,7 +128,9 @@ pub async fn start(config_text: &str) -> Running {
     let setup =
         ops::cmd_run::engine_setup(&config, store.clone(), built.venue.clone(), clock).expect("strategies build");
     let handle = start_engine(setup).await.expect("engine starts");
-    let surfaces = ops::surfaces::start(&config, &handle).await.expect("surfaces start");
+    let mut surface_config = config.clone();
+    surfaces_config(&mut surface_config);
+    let surfaces = ops::surfaces::start(&surface_config, &handle).await.expect("surfaces start");
     Running { handle, surfaces: Some(surfaces), store, config, tasks: built.tasks, _dir: dir }
 }
 

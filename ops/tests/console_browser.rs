@@ -1,0 +1,466 @@
+//! The operator console in a real browser: headless Chromium driven through
+//! chromedriver (WebDriver, via fantoccini) against the real engine running in
+//! process with its real HTTP listener on 127.0.0.1 (see `http_support`).
+//!
+//! Without chromium or chromedriver the tests print `skipped: chromium/chromedriver
+//! not found` and pass, unless `KEEL_REQUIRE_BROWSER=1` (set by `.ci/run`).
+//! Every wait is bounded polling of the DOM; screenshots go to
+//! `target/console-screenshots/`.
+
+mod http_support;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use http_support::{start, start_with, Running, BASE};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{json, Value};
+
+const TOKEN_ENV: &str = "KEEL_TEST_CONSOLE_API_TOKEN";
+const TOKEN: &str = "console-token-5b7c1d-0123456789abcdef0123";
+const SECRET_ENV: &str = "KEEL_TEST_CONSOLE_WEBHOOK_SECRET";
+const SECRET: &str = "console-secret-8e2f4a-0123456789abcdef0123";
+
+/// A grid whose buy levels sit below the start price (65000): its limit
+/// orders rest, so the page has open orders to show.
+const GRID: &str = r#"
+[[strategy]]
+id = "btc_grid"
+kind = "grid"
+symbol = "BTCUSDT"
+params = { lower = "60000", upper = "64000", levels = 5, qty = "0.001" }
+"#;
+
+fn config() -> String {
+    std::env::set_var(TOKEN_ENV, TOKEN);
+    std::env::set_var(SECRET_ENV, SECRET);
+    format!(
+        "{BASE}{GRID}\n[http]\nlisten = \"127.0.0.1:0\"\ntoken_env = \"{TOKEN_ENV}\"\nwebhook_secret_env = \"{SECRET_ENV}\"\n"
+    )
+}
+
+/// `name` on the PATH (or at one of `fixed`).
+fn which(names: &[&str], fixed: &[&str]) -> Option<PathBuf> {
+    let fixed = fixed.iter().map(PathBuf::from);
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let on_path = std::env::split_paths(&path).flat_map(|dir| names.iter().map(move |n| dir.join(n)));
+    fixed.chain(on_path).find(|p| p.is_file())
+}
+
+/// The browser and its driver, or `None` (and the skip line) when either is
+/// missing and the browser is not required.
+fn browser() -> Option<(PathBuf, PathBuf)> {
+    let chromium = which(&["chromium", "chromium-browser", "google-chrome"], &["/usr/bin/chromium"]);
+    let driver = which(&["chromedriver"], &["/usr/bin/chromedriver"]);
+    match (chromium, driver) {
+        (Some(c), Some(d)) => Some((c, d)),
+        _ if std::env::var("KEEL_REQUIRE_BROWSER").as_deref() == Ok("1") => {
+            panic!(
+                "KEEL_REQUIRE_BROWSER=1 but chromium/chromedriver not found (apt-get install chromium chromium-driver)"
+            )
+        }
+        _ => {
+            eprintln!("skipped: chromium/chromedriver not found");
+            None
+        }
+    }
+}
+
+/// chromedriver on a free loopback port, killed on drop.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_driver(driver: &Path) -> Driver {
+    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+    let child = Command::new(driver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    let d = Driver { child, url: format!("http://127.0.0.1:{port}") };
+    let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(2)).build().expect("client");
+    let ready = poll(Duration::from_secs(20), || async {
+        let r = http.get(format!("{}/status", d.url)).send().await.ok()?;
+        let v: Value = r.json().await.ok()?;
+        v["value"]["ready"].as_bool().filter(|r| *r)
+    })
+    .await;
+    assert!(ready.is_some(), "chromedriver did not become ready on {}", d.url);
+    d
+}
+
+/// Polls `f` every 50 ms until it answers `Some`, for at most `limit`.
+async fn poll<T, F, Fut>(limit: Duration, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A headless Chromium session with the browser log enabled and a fresh
+/// profile; background networking off so nothing but the page talks.
+async fn session(driver: &Driver, chromium: &Path, profile: &Path) -> Client {
+    let caps = json!({
+        "browserName": "chrome",
+        "goog:loggingPrefs": { "browser": "ALL" },
+        "goog:chromeOptions": {
+            "binary": chromium,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1400,1500", "--hide-scrollbars", "--no-first-run", "--no-default-browser-check",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-default-apps", "--disable-extensions", "--metrics-recording-only",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        },
+    });
+    let caps = caps.as_object().cloned().unwrap_or_default();
+    ClientBuilder::new(HttpConnector::new()).capabilities(caps).connect(&driver.url).await.expect("a browser session")
+}
+
+/// The browser console since the last read (chromedriver's log endpoint,
+/// a raw WebDriver command): `(level, message)`.
+async fn browser_log(driver: &Driver, c: &Client) -> Vec<(String, String)> {
+    let id = c.session_id().await.ok().flatten().expect("session id");
+    let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().expect("client");
+    let v: Value = http
+        .post(format!("{}/session/{id}/se/log", driver.url))
+        .json(&json!({ "type": "browser" }))
+        .send()
+        .await
+        .expect("log command")
+        .json()
+        .await
+        .expect("log JSON");
+    let entries = v["value"].as_array().cloned().unwrap_or_default();
+    entries
+        .iter()
+        .map(|e| (e["level"].as_str().unwrap_or("?").to_string(), e["message"].as_str().unwrap_or("").to_string()))
+        .collect()
+}
+
+fn screenshot_dir() -> PathBuf {
+    // CARGO_TARGET_TMPDIR is <target>/tmp: screenshots live beside it.
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap_or(Path::new(".")).join("console-screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    dir
+}
+
+async fn screenshot(c: &Client, name: &str) -> PathBuf {
+    let png = c.screenshot().await.expect("screenshot");
+    let path = screenshot_dir().join(format!("{name}.png"));
+    std::fs::write(&path, png).expect("screenshot written");
+    path
+}
+
+/// Evaluates `js` (an expression) until it is truthy, for at most `secs`;
+/// on timeout saves a screenshot named after the test and fails with `what`.
+async fn until(c: &Client, secs: u64, what: &str, js: &str) -> Value {
+    let script = format!("return ({js});");
+    let found = poll(Duration::from_secs(secs), || async {
+        let v = c.execute(&script, vec![]).await.ok()?;
+        let truthy = !(v.is_null() || v == json!(false) || v == json!("") || v == json!(0));
+        truthy.then_some(v)
+    })
+    .await;
+    match found {
+        Some(v) => v,
+        None => {
+            let shot = screenshot(c, &format!("failed-{}", what.replace(' ', "-"))).await;
+            panic!("{what}: not within {secs} s (`{js}`); screenshot {}", shot.display());
+        }
+    }
+}
+
+async fn text(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css)).await.expect(css).text().await.unwrap_or_default()
+}
+
+/// Types `token` into the prompt and submits it.
+async fn enter_token(c: &Client, token: &str) {
+    until(c, 10, "the token prompt", "document.getElementById('token-dialog').open").await;
+    let input = c.find(Locator::Id("token-input")).await.expect("token input");
+    input.clear().await.expect("clear");
+    input.send_keys(token).await.expect("type the token");
+    c.find(Locator::Id("token-submit")).await.expect("submit").click().await.expect("click");
+}
+
+/// Loads the page and unlocks it with the right token.
+async fn open_console(c: &Client, r: &Running) {
+    c.goto(&format!("{}/", r.base_url())).await.expect("page loads");
+    enter_token(c, TOKEN).await;
+    until(c, 10, "the prompt closes", "!document.getElementById('token-dialog').open").await;
+}
+
+/// SEVERE browser-log entries, except those `allowed` names.
+fn errors(log: &[(String, String)], allowed: &[&str]) -> Vec<String> {
+    log.iter()
+        .filter(|(level, msg)| level == "SEVERE" && !allowed.iter().any(|a| msg.contains(a)))
+        .map(|(_, msg)| msg.clone())
+        .collect()
+}
+
+async fn webhook_buy(r: &Running, id: &str) -> Value {
+    let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().expect("client");
+    let alert = json!({ "secret": SECRET, "strategy_id": "tv", "symbol": "BTCUSDT", "action": "buy", "id": id });
+    let resp = http
+        .post(format!("{}/api/v1/webhook/tradingview", r.base_url()))
+        .json(&alert)
+        .send()
+        .await
+        .expect("webhook answers");
+    assert!(resp.status().is_success(), "webhook: {}", resp.status());
+    resp.json().await.unwrap_or(Value::Null)
+}
+
+#[actix_rt::test]
+async fn the_console_loads_offline_unlocks_and_follows_the_engine_live() {
+    let Some((chromium, driver_path)) = browser() else { return };
+    let r = start(&config()).await;
+    let base = r.base_url();
+
+    // The page and its assets carry a policy that allows this origin only.
+    let http = reqwest::Client::builder().no_proxy().build().expect("client");
+    let page = http.get(format!("{base}/")).send().await.expect("GET /");
+    assert_eq!(page.status(), 200);
+    let header = |name: &str| page.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let csp = header("content-security-policy");
+    for directive in [
+        "default-src 'self'",
+        "connect-src 'self'",
+        "script-src 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+    ] {
+        assert!(csp.contains(directive), "CSP lacks {directive}: {csp}");
+    }
+    assert!(!csp.contains("http") && !csp.contains('*') && !csp.contains("unsafe"), "CSP names another origin: {csp}");
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert_eq!(header("referrer-policy"), "no-referrer");
+    assert!(header("content-type").starts_with("text/html"));
+
+    // A trade before the page opens: a position and a fill to show.
+    webhook_buy(&r, "console-before").await;
+    let have_orders = http_support::eventually(20, || async {
+        r.handle.open_orders().await.map(|o| o.iter().any(|o| o.strategy_id.as_str() == "btc_grid")).unwrap_or(false)
+    })
+    .await;
+    assert!(have_orders, "the grid's orders rest at the venue");
+
+    let profile = tempfile::tempdir().expect("profile dir");
+    let driver = start_driver(&driver_path).await;
+    let c = session(&driver, &chromium, profile.path()).await;
+    c.goto(&format!("{base}/")).await.expect("page loads");
+
+    // The token prompt, and a wrong token refused.
+    enter_token(&c, "not-the-token-but-long-enough-0123456789").await;
+    let refused = until(
+        &c,
+        10,
+        "a wrong token refused",
+        "!document.getElementById('token-error').hidden && document.getElementById('token-error').textContent",
+    )
+    .await;
+    assert!(refused.as_str().unwrap_or("").contains("Wrong token"), "{refused}");
+    assert_eq!(c.execute("return document.getElementById('token-dialog').open", vec![]).await.ok(), Some(json!(true)));
+    assert_eq!(
+        c.execute("return sessionStorage.length", vec![]).await.ok(),
+        Some(json!(0)),
+        "a refused token is not kept"
+    );
+    // The only errors so far: the browser reporting the refused request.
+    let log = browser_log(&driver, &c).await;
+    assert_eq!(
+        errors(&log, &["/api/v1/status - Failed to load resource: the server responded with a status of 401"]),
+        Vec::<String>::new()
+    );
+
+    enter_token(&c, TOKEN).await;
+    until(&c, 10, "the prompt closes", "!document.getElementById('token-dialog').open").await;
+    let kept = c
+        .execute("return sessionStorage.getItem('keel.console.token') !== null && localStorage.length === 0", vec![])
+        .await;
+    assert_eq!(kept.ok(), Some(json!(true)), "the token lives in sessionStorage only");
+
+    // Positions and open orders from the running engine.
+    let position = r
+        .handle
+        .portfolio()
+        .await
+        .expect("portfolio")
+        .positions
+        .into_iter()
+        .find(|p| p.position.symbol.as_str() == "BTCUSDT");
+    let qty = position.map(|p| p.position.qty.normalize().to_string()).unwrap_or_default();
+    assert!(qty.parse::<f64>().unwrap_or(0.0) > 0.0, "the webhook bought: {qty}");
+    let shown = until(
+        &c,
+        10,
+        "the BTCUSDT position",
+        "document.querySelector('#positions tr[data-symbol=BTCUSDT]')?.cells[1].textContent",
+    )
+    .await;
+    assert_eq!(shown.as_str(), Some(qty.as_str()), "the page shows the engine's quantity");
+    let open = r.handle.open_orders().await.expect("orders");
+    let grid_order =
+        open.iter().find(|o| o.strategy_id.as_str() == "btc_grid").expect("a grid order").client_order_id.clone();
+    until(&c, 10, "the grid's open order", &format!("document.querySelector('#orders tr[data-id=\"{grid_order}\"]')"))
+        .await;
+    let banner_hidden = c.execute("return document.getElementById('mainnet-banner').hidden", vec![]).await.ok();
+    assert_eq!(banner_hidden, Some(json!(true)), "no mainnet banner on the paper venue");
+    assert_eq!(text(&c, "#venue-mode").await.to_lowercase(), "paper");
+
+    // A fill appears within 2 s without a reload (the event stream).
+    until(&c, 10, "the live event stream", "document.getElementById('link').textContent === 'live'").await;
+    c.execute("window.keelNoReload = 1; return true", vec![]).await.expect("mark the page");
+    let before: Vec<String> =
+        r.handle.recent_fills(1000).await.expect("fills").iter().map(|f| f.trade_id.to_string()).collect();
+    let t0 = Instant::now();
+    webhook_buy(&r, "console-live").await;
+    let fresh = until(
+        &c,
+        2,
+        "the new fill on the page",
+        &format!(
+            "window.keelNoReload === 1 && [...document.querySelectorAll('#fills tr[data-trade-id]')].map(r => [r.dataset.tradeId, r.cells[1].textContent]).find(([id, s]) => s === 'tv' && !{}.includes(id))",
+            serde_json::to_string(&before).unwrap_or_default()
+        ),
+    )
+    .await;
+    let elapsed = t0.elapsed();
+    let fresh_id = fresh[0].as_str().unwrap_or_default().to_string();
+    let fills = r.handle.recent_fills(1000).await.expect("fills");
+    assert!(
+        fills.iter().any(|f| f.trade_id.to_string() == fresh_id && f.strategy_id.as_str() == "tv"),
+        "the row is the engine's fill {fresh_id}"
+    );
+    eprintln!("fill shown {elapsed:?} after the webhook answered");
+
+    // Nothing but this origin was asked for, and nothing went to the console.
+    let origin = c.execute("return location.origin", vec![]).await.expect("origin");
+    let resources =
+        c.execute("return performance.getEntriesByType('resource').map(e => e.name)", vec![]).await.expect("resources");
+    let resources: Vec<String> = serde_json::from_value(resources).unwrap_or_default();
+    assert!(resources.len() >= 4, "the page's own requests are listed: {resources:?}");
+    let origin = origin.as_str().unwrap_or_default();
+    let foreign: Vec<_> = resources.iter().filter(|u| !u.starts_with(&format!("{origin}/"))).collect();
+    assert!(foreign.is_empty(), "requests beyond {origin}: {foreign:?}");
+    let log = browser_log(&driver, &c).await;
+    assert_eq!(errors(&log, &[]), Vec::<String>::new(), "console errors after unlocking");
+
+    screenshot(&c, "overview").await;
+    let _ = c.close().await;
+    drop(driver);
+    r.stop().await;
+}
+
+#[actix_rt::test]
+async fn the_emergency_stop_button_confirmed_sets_the_stop_by_web() {
+    let Some((chromium, driver_path)) = browser() else { return };
+    let r = start(&config()).await;
+    let profile = tempfile::tempdir().expect("profile dir");
+    let driver = start_driver(&driver_path).await;
+    let c = session(&driver, &chromium, profile.path()).await;
+    open_console(&c, &r).await;
+    until(&c, 10, "the overview", "document.getElementById('estop-value').textContent === 'clear'").await;
+
+    c.find(Locator::Id("btn-stop")).await.expect("stop button").click().await.expect("click");
+    until(&c, 5, "the confirmation dialog", "document.getElementById('stop-dialog').open").await;
+    // Confirming without a reason asks for one and stops nothing.
+    c.find(Locator::Id("stop-confirm")).await.expect("confirm").click().await.expect("click");
+    until(&c, 5, "the reason is asked for", "!document.getElementById('stop-error').hidden").await;
+    assert!(!r.store.emergency_stop().expect("store").active, "no stop without a reason and a confirmation");
+
+    let reason = "console test: stop from the browser";
+    c.find(Locator::Id("stop-reason")).await.expect("reason").send_keys(reason).await.expect("type");
+    screenshot(&c, "emergency-stop-confirm").await;
+    c.find(Locator::Id("stop-confirm")).await.expect("confirm").click().await.expect("click");
+    until(&c, 10, "the stop shown as set", "document.getElementById('estop-value').textContent === 'SET'").await;
+
+    let stop = r.store.emergency_stop().expect("store");
+    assert!(stop.active, "the stop is set in the store");
+    assert_eq!(stop.reason.as_deref(), Some(reason));
+    let by = stop.set_by.clone().unwrap_or_default();
+    assert!(by.starts_with("web:"), "set by the console: {by}");
+    let shown_by = text(&c, "#estop-by").await;
+    assert_eq!(shown_by, by, "the page says who set it");
+    assert_eq!(text(&c, "#trading-state").await, "HALTED");
+    screenshot(&c, "emergency-stop-set").await;
+
+    let log = browser_log(&driver, &c).await;
+    assert_eq!(errors(&log, &[]), Vec::<String>::new(), "console errors");
+    let _ = c.close().await;
+    drop(driver);
+    r.stop().await;
+}
+
+/// What is real here: the engine, its API, the page and the browser. What is
+/// not: the engine trades the paper venue, while its operator surfaces are
+/// given a config whose venue mode is `mainnet` — so `/api/v1/status` says
+/// mainnet exactly as a mainnet engine's would, without any network beyond
+/// 127.0.0.1 (and without a real account).
+#[actix_rt::test]
+async fn the_mainnet_banner_is_unmistakable() {
+    let Some((chromium, driver_path)) = browser() else { return };
+    let r = start_with(&config(), |c| c.venue.mode = ops::config::VenueMode::Mainnet).await;
+    let profile = tempfile::tempdir().expect("profile dir");
+    let driver = start_driver(&driver_path).await;
+    let c = session(&driver, &chromium, profile.path()).await;
+    open_console(&c, &r).await;
+
+    until(&c, 10, "the mainnet banner", "!document.getElementById('mainnet-banner').hidden").await;
+    let banner = c
+        .execute(
+            "const b = document.getElementById('mainnet-banner').getBoundingClientRect(); \
+             const s = getComputedStyle(document.getElementById('mainnet-banner')); \
+             return [b.top, b.width, window.innerWidth, s.backgroundColor, document.getElementById('mainnet-banner').textContent, document.title]",
+            vec![],
+        )
+        .await
+        .expect("banner geometry");
+    assert_eq!(banner[0].as_f64(), Some(0.0), "the banner is at the top: {banner}");
+    assert_eq!(banner[1].as_f64(), banner[2].as_f64(), "the banner spans the window: {banner}");
+    let rgb: Vec<u32> = banner[3]
+        .as_str()
+        .unwrap_or_default()
+        .trim_start_matches("rgb(")
+        .trim_end_matches(')')
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
+    assert!(rgb.len() == 3 && rgb[0] > 150 && rgb[1] < 60 && rgb[2] < 60, "the banner is red: {banner}");
+    assert!(banner[4].as_str().unwrap_or_default().contains("REAL MONEY"), "{banner}");
+    assert!(banner[5].as_str().unwrap_or_default().starts_with("MAINNET"), "the tab title says it: {banner}");
+    assert!(text(&c, "#venue-mode").await.contains("MAINNET"));
+    screenshot(&c, "mainnet").await;
+
+    let log = browser_log(&driver, &c).await;
+    assert_eq!(errors(&log, &[]), Vec::<String>::new(), "console errors");
+    let _ = c.close().await;
+    drop(driver);
+    r.stop().await;
+}
