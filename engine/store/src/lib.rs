@@ -609,8 +609,9 @@ impl SledStore {
         // Claimed by compare-and-swap, so two writers never share a sequence.
         let seq = loop {
             let next = tree.last().map_err(backend)?.map(|(k, _)| seq_of(&k)).unwrap_or(0) + 1;
-            let swapped =
-                tree.compare_and_swap(next.to_be_bytes(), None as Option<&[u8]>, Some(bytes.clone())).map_err(backend)?;
+            let swapped = tree
+                .compare_and_swap(next.to_be_bytes(), None as Option<&[u8]>, Some(bytes.clone()))
+                .map_err(backend)?;
             if swapped.is_ok() {
                 break next;
             }
