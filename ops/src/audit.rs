@@ -5,6 +5,7 @@
 
 use actors::EngineHandle;
 use keel_core::store::AuditRecord;
+use keel_core::Symbol;
 
 use crate::summary;
 
@@ -15,6 +16,11 @@ pub struct Origin {
     pub by: &'static str,
     /// `ip:port` for HTTP, the user id for Telegram.
     pub remote: Option<String>,
+}
+
+/// How an action's symbol reads in the audit log (`all symbols` for none).
+pub fn scope(symbol: &Option<Symbol>) -> String {
+    symbol.as_ref().map(|s| s.to_string()).unwrap_or_else(|| "all symbols".into())
 }
 
 /// Records an action that was attempted: an INFO line, then the store's

@@ -51,18 +51,13 @@ pub(super) fn symbol_of(state: &ApiState, symbol: Option<String>) -> Result<Opti
     }
 }
 
-/// How an action's symbol reads in the audit log.
-pub(super) fn scope(symbol: &Option<Symbol>) -> String {
-    symbol.as_ref().map(|s| s.to_string()).unwrap_or_else(|| "all symbols".into())
-}
-
 /// `POST /api/v1/flatten`: closes positions (of one symbol, or all) with
 /// reduce-only market orders, which still pass the risk guard.
 pub(super) async fn flatten(req: HttpRequest, body: web::Bytes, state: web::Data<ApiState>) -> ApiResult {
     authorize(&req, &state)?;
     let b: CancelAllBody = body_json(&body)?;
     let symbol = symbol_of(&state, b.symbol)?;
-    let detail = scope(&symbol);
+    let detail = audit::scope(&symbol);
     let n = audit::outcome(&state.handle, &origin(&req), "flatten", detail, state.handle.flatten(symbol).await).await?;
     Ok(HttpResponse::Ok().json(json!({ "ok": true, "requested": n })))
 }

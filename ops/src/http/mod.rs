@@ -455,7 +455,7 @@ async fn cancel_all(req: HttpRequest, body: web::Bytes, state: web::Data<ApiStat
     authorize(&req, &state)?;
     let b: CancelAllBody = body_json(&body)?;
     let symbol = actions::symbol_of(&state, b.symbol)?;
-    let detail = actions::scope(&symbol);
+    let detail = crate::audit::scope(&symbol);
     let done = state.handle.cancel_all(symbol, &format!("cancel-all by {}", caller(&req))).await;
     let n = crate::audit::outcome(&state.handle, &actions::origin(&req), "cancel_all", detail, done).await?;
     Ok(HttpResponse::Ok().json(json!({ "ok": true, "requested": n })))
