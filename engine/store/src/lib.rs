@@ -1366,7 +1366,7 @@ mod tests {
     #[test]
     fn the_equity_history_keeps_the_newest_points_oldest_first() {
         let dir = tempfile::tempdir().unwrap();
-        let point = |i: i64| EquityPoint { ts_ms: i * 60_000, equity: Decimal::new(10_000_00 + i, 2) };
+        let point = |i: i64| EquityPoint { ts_ms: i * 60_000, equity: Decimal::new(1_000_000 + i, 2) };
         {
             let store = SledStore::open(dir.path()).unwrap();
             for i in 1..=10 {
