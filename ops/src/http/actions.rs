@@ -1,6 +1,6 @@
 //! The operator actions the console needs beside the older ones in the
 //! parent module (flatten, cancel one order), who asked for an action
-//! ([`origin`], [`caller`]), and the audit log that records them all
+//! (`origin`, `caller`), and the audit log that records them all
 //! (`GET /api/v1/audit`).
 
 use actix_web::http::StatusCode;
