@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use keel_core::market::MarketEvent;
 use keel_core::order::Order;
+use keel_core::store::{AuditRecord, EquityPoint, Store, AUDIT_KEEP};
 use keel_core::strategy::Signal;
 use keel_core::trading::{EmergencyStop, TradingState};
 use keel_core::venue::Venue;
@@ -19,8 +20,8 @@ use crate::error::EmergencyStopError;
 use crate::events::EngineEvent;
 use crate::market_data::MarketData;
 use crate::messages::{
-    CancelAll, Flatten, GetOpenOrders, GetPortfolio, GetRiskStatus, GetStrategyStatus, InjectMarket, Resume,
-    SetEmergencyStop, SetPaused, SignalReceived,
+    CancelAll, CancelOpen, Flatten, GetOpenOrders, GetPortfolio, GetRiskStatus, GetStrategyStatus, InjectMarket,
+    Resume, SetEmergencyStop, SetPaused, SignalReceived,
 };
 use crate::order_router::OrderRouter;
 use crate::portfolio::{Portfolio, PortfolioSnapshot};
@@ -204,6 +205,50 @@ impl EngineHandle {
         Ok(self.parts.router.send(CancelAll { symbol, reason: reason.to_string() }).await?)
     }
 
+    /// Cancels one open order by client order id, through the router like
+    /// [`Self::cancel_all`]; false when it is not an open order.
+    pub async fn cancel_order(&self, client_order_id: &str, reason: &str) -> Result<bool, CommandError> {
+        let msg = CancelOpen { client_order_id: client_order_id.to_string(), reason: reason.to_string() };
+        Ok(self.parts.router.send(msg).await?)
+    }
+
+    /// Appends an operator action to the audit log (on the store-writer
+    /// thread, after the writes of the action itself); returns once it is on disk.
+    pub async fn record_audit(&self, record: AuditRecord) -> Result<(), CommandError> {
+        self.parts
+            .writer
+            .run(move |s| s.append_audit(&record, AUDIT_KEEP))
+            .await
+            .map_err(|e| CommandError::Failed(e.to_string()))?
+            .map_err(|e| CommandError::Failed(format!("audit record not written: {e}")))
+    }
+
+    /// The newest `limit` audit records, newest first (read on a
+    /// blocking-pool thread, not the store writer's).
+    pub async fn audit(&self, limit: usize) -> Result<Vec<AuditRecord>, CommandError> {
+        self.read_store("audit", move |s| s.audit(limit)).await
+    }
+
+    /// The newest `limit` equity points, oldest first (read on a
+    /// blocking-pool thread, not the store writer's).
+    pub async fn equity_history(&self, limit: usize) -> Result<Vec<EquityPoint>, CommandError> {
+        self.read_store("equity history", move |s| s.equity_history(limit)).await
+    }
+
+    /// Runs a store read on a blocking-pool thread (sled reads are concurrent
+    /// with the writer's).
+    async fn read_store<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        read: impl FnOnce(&dyn Store) -> keel_core::store::StoreResult<T> + Send + 'static,
+    ) -> Result<T, CommandError> {
+        let store = self.parts.writer.store().clone();
+        tokio::task::spawn_blocking(move || read(store.as_ref()))
+            .await
+            .map_err(|e| CommandError::Failed(format!("{what} read did not finish: {e}")))?
+            .map_err(|e| CommandError::Failed(e.to_string()))
+    }
+
     /// Closes positions with reduce-only market orders; returns how many orders were asked.
     pub async fn flatten(&self, symbol: Option<Symbol>) -> Result<usize, CommandError> {
         Ok(self.parts.risk.send(Flatten { symbol }).await?)
@@ -223,11 +268,7 @@ impl EngineHandle {
     /// a long journal read by an operator must not delay the write-ahead of
     /// orders and fills queued behind it.
     pub async fn recent_fills(&self, limit: usize) -> Result<Vec<keel_core::fill::Fill>, CommandError> {
-        let store = self.parts.writer.store().clone();
-        tokio::task::spawn_blocking(move || store.recent_fills(limit))
-            .await
-            .map_err(|e| CommandError::Failed(format!("journal read did not finish: {e}")))?
-            .map_err(|e| CommandError::Failed(e.to_string()))
+        self.read_store("journal", move |s| s.recent_fills(limit)).await
     }
 
     /// Realized PnL and fees of the fills at or after `since_ms`, from the

@@ -103,6 +103,17 @@ pub struct CancelAll {
     pub reason: String,
 }
 
+/// An operator cancels one open order by its client order id, whatever
+/// strategy owns it; the reply says whether it was open (and so asked).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "bool")]
+pub struct CancelOpen {
+    /// The order.
+    pub client_order_id: String,
+    /// Why (logged).
+    pub reason: String,
+}
+
 /// The emergency stop, told to the router: while active it sends no order
 /// but the operator's reduce-only flatten orders, and cancels locally any
 /// order approved before the stop that has not left yet.

@@ -26,8 +26,9 @@ use tokio::sync::broadcast;
 use crate::deliver;
 use crate::events::EngineEvent;
 use crate::messages::{
-    AttachUserFeed, BalancesChanged, CancelAll, CancelOrder, FillRecorded, GetOpenOrders, OrderAcknowledged,
-    OrderApproved, OrderClosed, OrderUpdated, SetEmergencyStop, StopOrders, VenueHealth, VenueUserEvent,
+    AttachUserFeed, BalancesChanged, CancelAll, CancelOpen, CancelOrder, FillRecorded, GetOpenOrders,
+    OrderAcknowledged, OrderApproved, OrderClosed, OrderUpdated, SetEmergencyStop, StopOrders, VenueHealth,
+    VenueUserEvent,
 };
 use crate::metrics::metrics;
 use crate::store_writer::StoreWriter;
@@ -783,6 +784,20 @@ impl Handler<CancelAll> for OrderRouter {
             self.cancel_one(symbol, cid, ctx);
         }
         n
+    }
+}
+
+impl Handler<CancelOpen> for OrderRouter {
+    type Result = bool;
+
+    fn handle(&mut self, msg: CancelOpen, ctx: &mut Self::Context) -> bool {
+        let Some(o) = self.orders.get(&msg.client_order_id).filter(|o| !o.status.is_terminal()) else {
+            return false;
+        };
+        tracing::warn!(symbol = %o.symbol, client_order_id = %msg.client_order_id, reason = %msg.reason, "canceling an open order");
+        let symbol = o.symbol.clone();
+        self.cancel_one(symbol, msg.client_order_id, ctx);
+        true
     }
 }
 

@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use keel_core::account::AccountView;
 use keel_core::balance::Balances;
+use keel_core::clock::SharedClock;
 use keel_core::instrument::Instrument;
 use keel_core::position::Position;
+use keel_core::store::{EquityPoint, EQUITY_KEEP};
 use keel_core::{Decimal, Symbol};
 use rust_decimal::prelude::ToPrimitive;
 use serde::Serialize;
@@ -63,6 +65,16 @@ pub struct Portfolio {
     writer: StoreWriter,
     quote_asset: String,
     listener: EquityListener,
+    history: EquityHistory,
+}
+
+/// How the portfolio keeps the store's equity history.
+#[derive(Clone)]
+pub struct EquityHistory {
+    /// How often a point is added (`[store] equity_interval`; zero: never).
+    pub interval: Duration,
+    /// The engine's clock, for the points' times.
+    pub clock: SharedClock,
 }
 
 impl Portfolio {
@@ -73,6 +85,7 @@ impl Portfolio {
         prices: Arc<PriceBoard>,
         writer: StoreWriter,
         listener: EquityListener,
+        history: EquityHistory,
     ) -> Self {
         let quote_asset = instruments.first().map(|i| i.quote_asset.clone()).unwrap_or_else(|| "USDT".into());
         Self {
@@ -82,6 +95,7 @@ impl Portfolio {
             writer,
             quote_asset,
             listener,
+            history,
         }
     }
 
@@ -141,6 +155,24 @@ impl Portfolio {
         Some(total)
     }
 
+    /// Adds the equity now to the store's history (bounded), on the writer
+    /// thread; nothing while equity is unknown (no prices yet).
+    fn record_equity(&self, ctx: &mut Context<Self>) {
+        let Some(equity) = self.equity() else { return };
+        let point = EquityPoint { ts_ms: self.history.clock.now_ms(), equity };
+        let writer = self.writer.clone();
+        ctx.spawn(
+            async move {
+                match writer.run(move |s| s.append_equity(&point, EQUITY_KEEP)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "equity history: point not stored"),
+                    Err(e) => tracing::warn!(error = %e, "equity history: point not stored"),
+                }
+            }
+            .into_actor(self),
+        );
+    }
+
     fn mark(&mut self) {
         let m = metrics();
         for p in self.account.positions() {
@@ -167,6 +199,9 @@ impl Actor for Portfolio {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(4096);
         ctx.run_interval(Duration::from_millis(500), |act, _ctx| act.mark());
+        if !self.history.interval.is_zero() {
+            ctx.run_interval(self.history.interval, |act, ctx| act.record_equity(ctx));
+        }
     }
 }
 

@@ -27,7 +27,7 @@ use crate::market_data::MarketData;
 use crate::messages::{AttachUserFeed, CancelAll, MarketTick, SetEmergencyStop, StopOrders};
 use crate::order_router::{OrderRouter, RouterRoutes};
 use crate::patience::{retrying, Patience};
-use crate::portfolio::Portfolio;
+use crate::portfolio::{EquityHistory, Portfolio};
 use crate::prices::PriceBoard;
 use crate::reconcile::reconcile;
 use crate::risk_guard::{GuardRoutes, RiskGuard};
@@ -61,6 +61,9 @@ pub struct EngineSetup {
     /// How long start-up retries what the venue refuses for a passing
     /// reason, and a reconciliation that cannot complete (`[engine] startup_deadline`).
     pub startup_deadline: Duration,
+    /// How often equity is added to the store's history (`[store]
+    /// equity_interval`; zero: never).
+    pub equity_interval: Duration,
 }
 
 /// Watches the other actors and turns venue bans into an emergency stop.
@@ -259,6 +262,7 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
         strategies,
         clock,
         startup_deadline,
+        equity_interval,
     } = setup;
     let patience = Patience::new(startup_deadline);
     let writer = StoreWriter::start(store);
@@ -416,7 +420,8 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
             let risk_addr = ctx.address();
             let portfolio = {
                 let (prices, writer, listener) = (prices.clone(), writer.clone(), risk_addr.clone().recipient());
-                actix::Supervisor::start(move |_| Portfolio::new(instruments, view, prices, writer, listener))
+                let history = EquityHistory { interval: equity_interval, clock: clock.clone() };
+                actix::Supervisor::start(move |_| Portfolio::new(instruments, view, prices, writer, listener, history))
             };
             let mut hosts: Vec<(StrategyId, Addr<StrategyHost>)> = Vec::new();
             let mut routes: HashMap<Symbol, Vec<Recipient<MarketTick>>> = HashMap::new();

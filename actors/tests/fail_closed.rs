@@ -20,7 +20,7 @@ use keel_core::instrument::Instrument;
 use keel_core::market::{Bar, BookTicker};
 use keel_core::order::Order;
 use keel_core::position::Position;
-use keel_core::store::{SharedStore, Store, StoreResult};
+use keel_core::store::{AuditRecord, EquityPoint, SharedStore, Store, StoreResult};
 use keel_core::trading::{EmergencyStop, TradingStateRecord};
 use keel_core::venue::{MarketFeed, OrderReport, OrderRequest, PlaceResult, UserEvent, Venue, VenueResult};
 use keel_core::Symbol;
@@ -126,6 +126,18 @@ impl Store for FailingStore {
     }
     fn meta_json(&self, key: &str) -> StoreResult<Option<serde_json::Value>> {
         self.inner.meta_json(key)
+    }
+    fn append_audit(&self, r: &AuditRecord, keep: usize) -> StoreResult<()> {
+        self.inner.append_audit(r, keep)
+    }
+    fn audit(&self, limit: usize) -> StoreResult<Vec<AuditRecord>> {
+        self.inner.audit(limit)
+    }
+    fn append_equity(&self, p: &EquityPoint, keep: usize) -> StoreResult<()> {
+        self.inner.append_equity(p, keep)
+    }
+    fn equity_history(&self, limit: usize) -> StoreResult<Vec<EquityPoint>> {
+        self.inner.equity_history(limit)
     }
     fn flush(&self) -> StoreResult<()> {
         self.inner.flush()

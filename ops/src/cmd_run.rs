@@ -78,6 +78,7 @@ pub fn engine_setup(
         strategies,
         clock,
         startup_deadline: std::time::Duration::from_millis(config.engine.startup_deadline.0.max(0) as u64),
+        equity_interval: config.store.equity_interval.as_std(),
     })
 }
 

@@ -7,6 +7,7 @@
 //! This is the only crate that sees every other Keel crate: the adapter and
 //! the sandbox never meet except here.
 
+pub mod audit;
 pub mod backtest;
 pub mod cli;
 pub mod cmd_bench;

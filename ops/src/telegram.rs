@@ -23,6 +23,7 @@ use teloxide::{Bot, RequestError};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::audit::{self, Origin};
 use crate::notify::{telegram_error, truncate, NotifyError};
 use crate::secret::Secret;
 use crate::summary::{self, Period};
@@ -492,6 +493,7 @@ impl TelegramBot {
     async fn try_execute(&mut self, command: Command, chat: i64, user: i64) -> Result<String, CommandError> {
         let h = &self.handle;
         let config = &self.config;
+        let origin = Origin { by: "telegram", remote: Some(user.to_string()) };
         match command {
             Command::Help => Ok(help_text()),
             Command::Status => summary::status_text(h, config.venue.mode).await,
@@ -502,15 +504,18 @@ impl TelegramBot {
             Command::Trades(n) => summary::trades_text(h, n).await,
             Command::Risk => summary::risk_text(h, config).await,
             Command::Pause(id) => {
-                h.set_paused(&id, true, &format!("paused by {}", Self::by(user))).await?;
+                let done = h.set_paused(&id, true, &format!("paused by {}", Self::by(user))).await;
+                audit::outcome(h, &origin, "pause_strategy", id.clone(), done).await?;
                 Ok(format!("Strategy {id} paused."))
             }
             Command::Start(id) => {
-                h.set_paused(&id, false, &format!("started by {}", Self::by(user))).await?;
+                let done = h.set_paused(&id, false, &format!("started by {}", Self::by(user))).await;
+                audit::outcome(h, &origin, "resume_strategy", id.clone(), done).await?;
                 Ok(format!("Strategy {id} running."))
             }
             Command::Stop(reason) => {
-                h.emergency_stop(&reason, &Self::by(user), false).await?;
+                let done = h.emergency_stop(&reason, &Self::by(user), false).await;
+                audit::outcome(h, &origin, "emergency_stop", reason, done).await?;
                 let r = h.risk().await?;
                 Ok(format!(
                     "EMERGENCY STOP set and saved. Trading: {}. Open orders are being canceled. /resume clears it.",
@@ -546,12 +551,14 @@ impl TelegramBot {
                 }
                 match pending {
                     Pending::Resume => {
-                        h.resume(&Self::by(user)).await?;
+                        let done = h.resume(&Self::by(user)).await;
+                        audit::outcome(h, &origin, "resume", "emergency stop cleared".into(), done).await?;
                         let r = h.risk().await?;
                         Ok(format!("Emergency stop cleared. Trading: {} ({}).", r.trading_state.as_str(), r.reason))
                     }
                     Pending::Flatten(symbol) => {
-                        let n = h.flatten(symbol).await?;
+                        let detail = audit::scope(&symbol);
+                        let n = audit::outcome(h, &origin, "flatten", detail, h.flatten(symbol).await).await?;
                         Ok(format!("Flatten: {n} closing order(s) sent (they still pass the risk guard)."))
                     }
                 }
@@ -561,7 +568,8 @@ impl TelegramBot {
                 None => "Nothing to cancel.".into(),
             }),
             Command::CancelAll => {
-                let n = h.cancel_all(None, &format!("cancel_all by {}", Self::by(user))).await?;
+                let done = h.cancel_all(None, &format!("cancel_all by {}", Self::by(user))).await;
+                let n = audit::outcome(h, &origin, "cancel_all", audit::scope(&None), done).await?;
                 Ok(format!("Cancel requested for {n} open order(s)."))
             }
             Command::Health => summary::health_text(h).await,

@@ -407,6 +407,7 @@ async fn live(config: &Config, bars: &[Bar]) -> (Vec<OrderKey>, Vec<FillKey>, Ve
             .try_into()
             .map(std::time::Duration::from_millis)
             .unwrap_or_default(),
+        equity_interval: std::time::Duration::from_secs(60),
     })
     .await
     .expect("engine starts");

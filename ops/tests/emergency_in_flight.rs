@@ -91,6 +91,7 @@ async fn engine_with(
         strategies: vec![(config, strategy)],
         clock,
         startup_deadline: actors::patience::DEFAULT_STARTUP_DEADLINE,
+        equity_interval: std::time::Duration::from_secs(60),
     };
     (start_engine(setup).await.expect("engine starts"), store, dir)
 }

@@ -160,6 +160,7 @@ async fn a_reconciliation_that_cannot_complete_starts_halted() {
         strategies: Vec::new(),
         clock: Arc::new(SystemClock),
         startup_deadline: Duration::from_secs(3),
+        equity_interval: Duration::from_secs(60),
     };
     let handle = start_engine(setup).await.expect("it starts, HALTED");
     let status = handle.status().await.unwrap();

@@ -329,6 +329,20 @@ async fn every_command_from_an_allowed_chat_is_answered() {
     fake.push(private(OPERATOR), OPERATOR, "/confirm");
     assert!(reply(&fake, OPERATOR, from, "Emergency stop cleared").await.is_some(), "{:?}", fake.sent());
     assert!(!r.store.emergency_stop().expect("store readable").active);
+    // Both actions are in the audit log, by `telegram` and the user id (the
+    // reply comes after the record is written).
+    let audit = r.store.audit(2).expect("audit readable");
+    let seen: Vec<(&str, &str, Option<&str>, &str, bool)> = audit
+        .iter()
+        .map(|a| (a.by.as_str(), a.action.as_str(), a.remote.as_deref(), a.detail.as_str(), a.ok))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("telegram", "resume", Some("1001"), "emergency stop cleared", true),
+            ("telegram", "emergency_stop", Some("1001"), "market looks broken", true)
+        ]
+    );
 
     // The menu was registered, and it has every command.
     let menu = fake.commands.lock().ok().and_then(|c| c.clone()).unwrap_or(Value::Null);

@@ -9,10 +9,10 @@ use keel_core::error::StoreError;
 use keel_core::fill::{Fill, FillCursor};
 use keel_core::order::Order;
 use keel_core::position::Position;
-use keel_core::store::{Store, StoreResult};
+use keel_core::store::{AuditRecord, EquityPoint, Store, StoreResult};
 use keel_core::trading::{EmergencyStop, TradingStateRecord};
 
-/// Metadata-only in-memory store; order and fill calls are no-ops.
+/// Metadata-only in-memory store; order, fill, audit and equity calls keep nothing.
 #[derive(Default)]
 pub struct MemStore {
     meta: Mutex<BTreeMap<String, serde_json::Value>>,
@@ -140,6 +140,20 @@ impl Store for MemStore {
     fn meta_json(&self, key: &str) -> StoreResult<Option<serde_json::Value>> {
         self.read()?;
         Ok(self.meta.lock().map_err(|_| broken())?.get(key).cloned())
+    }
+    fn append_audit(&self, _: &AuditRecord, _: usize) -> StoreResult<()> {
+        self.write(true)
+    }
+    fn audit(&self, _: usize) -> StoreResult<Vec<AuditRecord>> {
+        self.read()?;
+        Ok(Vec::new())
+    }
+    fn append_equity(&self, _: &EquityPoint, _: usize) -> StoreResult<()> {
+        self.write(false)
+    }
+    fn equity_history(&self, _: usize) -> StoreResult<Vec<EquityPoint>> {
+        self.read()?;
+        Ok(Vec::new())
     }
     fn flush(&self) -> StoreResult<()> {
         self.write(true)

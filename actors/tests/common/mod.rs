@@ -193,6 +193,7 @@ pub async fn start_with(
         strategies,
         clock,
         startup_deadline: actors::patience::DEFAULT_STARTUP_DEADLINE,
+        equity_interval: std::time::Duration::from_secs(60),
     };
     start_engine(setup).await.expect("engine starts")
 }

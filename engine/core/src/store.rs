@@ -5,8 +5,15 @@
 //! Implementations must make every `durable` write crash-safe before the call
 //! returns (an order before it is sent, a fill, the emergency stop, the
 //! trading state).
+//!
+//! Beside the trading state it keeps two bounded logs for operators: the
+//! audit log of operator actions ([`AuditRecord`]) and the equity history
+//! ([`EquityPoint`]). Both keep their newest records and drop the oldest.
 
 use std::sync::Arc;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 
 use crate::account::AccountCheckpoint;
 use crate::balance::Balances;
@@ -19,6 +26,42 @@ use crate::trading::{EmergencyStop, TradingStateRecord};
 /// Records moved to the archive at a time, at least (see [`Store::archive`]):
 /// a batch compresses well, a record at a time would not.
 pub const ARCHIVE_BATCH: usize = 512;
+
+/// Audit records kept, at most: the newest ones (years of operator actions).
+pub const AUDIT_KEEP: usize = 10_000;
+
+/// Equity points kept, at most: the newest ones (30 days at the default
+/// interval of a minute).
+pub const EQUITY_KEEP: usize = 30 * 24 * 60;
+
+/// One operator action (emergency stop, resume, flatten, a cancel, a pause or
+/// resume of a strategy), as the audit log keeps it: who, from where, what,
+/// and whether it succeeded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// When (ms since the epoch).
+    pub ts_ms: i64,
+    /// The surface: `web` (the console), `http` (any other API caller) or `telegram`.
+    pub by: String,
+    /// Where from: `ip:port` for HTTP, the user id for Telegram.
+    pub remote: Option<String>,
+    /// `emergency_stop`, `resume`, `flatten`, `cancel_order`, `cancel_all`,
+    /// `pause_strategy` or `resume_strategy`.
+    pub action: String,
+    /// What exactly (a reason, a symbol, an order or strategy id; an error when it failed).
+    pub detail: String,
+    /// Whether the engine carried it out.
+    pub ok: bool,
+}
+
+/// Account equity at one moment, in the quote asset (the equity history).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EquityPoint {
+    /// When (ms since the epoch).
+    pub ts_ms: i64,
+    /// Equity marked to market.
+    pub equity: Decimal,
+}
 
 /// Result alias for store calls.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -90,6 +133,16 @@ pub trait Store: Send + Sync {
     fn put_meta_json(&self, key: &str, value: &serde_json::Value, durable: bool) -> StoreResult<()>;
     /// Reads a JSON record from the metadata tree.
     fn meta_json(&self, key: &str) -> StoreResult<Option<serde_json::Value>>;
+    /// Appends an operator action to the audit log, durably, keeping the
+    /// newest `keep` records.
+    fn append_audit(&self, record: &AuditRecord, keep: usize) -> StoreResult<()>;
+    /// The newest `limit` audit records, newest first.
+    fn audit(&self, limit: usize) -> StoreResult<Vec<AuditRecord>>;
+    /// Appends an equity point (not flushed: the next flush carries it),
+    /// keeping the newest `keep` points.
+    fn append_equity(&self, point: &EquityPoint, keep: usize) -> StoreResult<()>;
+    /// The newest `limit` equity points, oldest first.
+    fn equity_history(&self, limit: usize) -> StoreResult<Vec<EquityPoint>>;
     /// Flushes everything buffered.
     fn flush(&self) -> StoreResult<()>;
     /// Why the store is not to be trusted (it is behind its integrity record:

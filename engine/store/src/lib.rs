@@ -25,7 +25,7 @@ use keel_core::error::StoreError;
 use keel_core::fill::{Fill, FillCursor};
 use keel_core::order::Order;
 use keel_core::position::Position;
-use keel_core::store::{Store, StoreResult};
+use keel_core::store::{AuditRecord, EquityPoint, Store, StoreResult};
 use keel_core::trading::{EmergencyStop, TradingStateRecord};
 
 /// The sled implementation of [`Store`].
@@ -38,6 +38,10 @@ pub struct SledStore {
     fill_seq: sled::Tree,
     positions: sled::Tree,
     meta: sled::Tree,
+    /// Sequence (8 bytes, big endian) → operator action ([`AuditRecord`]), bounded.
+    audit: sled::Tree,
+    /// Sequence (8 bytes, big endian) → equity point ([`EquityPoint`]), bounded.
+    equity: sled::Tree,
     /// Final orders and archived fills, outside sled.
     archive: Archive,
     /// The directory a copy or a temporary store lives in, removed with it.
@@ -332,6 +336,8 @@ impl SledStore {
             fills: db.open_tree("fills").map_err(backend)?,
             fill_seq: db.open_tree("fill_seq").map_err(backend)?,
             positions: db.open_tree("positions").map_err(backend)?,
+            audit: db.open_tree("audit").map_err(backend)?,
+            equity: db.open_tree("equity").map_err(backend)?,
             archive: Archive::open(history, mark, writable)?,
             meta,
             db,
@@ -594,6 +600,41 @@ impl SledStore {
     fn flush_now(&self) -> StoreResult<()> {
         self.db.flush().map_err(backend)?;
         Ok(())
+    }
+
+    /// Appends `value` to a bounded log under the next sequence, then drops
+    /// the records more than `keep` behind it (the oldest).
+    fn append_bounded<T: Serialize>(tree: &sled::Tree, value: &T, keep: usize) -> StoreResult<()> {
+        let bytes = serde_json::to_vec(value).map_err(|e| StoreError::Encode(e.to_string()))?;
+        // Claimed by compare-and-swap, so two writers never share a sequence.
+        let seq = loop {
+            let next = tree.last().map_err(backend)?.map(|(k, _)| seq_of(&k)).unwrap_or(0) + 1;
+            let swapped = tree
+                .compare_and_swap(next.to_be_bytes(), None as Option<&[u8]>, Some(bytes.clone()))
+                .map_err(backend)?;
+            if swapped.is_ok() {
+                break next;
+            }
+        };
+        let cut = seq.saturating_sub(keep as u64);
+        if cut > 0 {
+            for key in tree.range(..=cut.to_be_bytes()).keys() {
+                tree.remove(key.map_err(backend)?).map_err(backend)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The newest `limit` records of a bounded log, newest first.
+    fn newest<T: DeserializeOwned>(tree: &sled::Tree, name: &'static str, limit: usize) -> StoreResult<Vec<T>> {
+        tree.iter()
+            .rev()
+            .take(limit)
+            .map(|item| {
+                let (k, v) = item.map_err(backend)?;
+                decode(name, &k, &v)
+            })
+            .collect()
     }
 }
 
@@ -869,6 +910,25 @@ impl Store for SledStore {
 
     fn meta_json(&self, key: &str) -> StoreResult<Option<serde_json::Value>> {
         Self::get(&self.meta, "meta", key)
+    }
+
+    fn append_audit(&self, record: &AuditRecord, keep: usize) -> StoreResult<()> {
+        Self::append_bounded(&self.audit, record, keep)?;
+        self.flush_now()
+    }
+
+    fn audit(&self, limit: usize) -> StoreResult<Vec<AuditRecord>> {
+        Self::newest(&self.audit, "audit", limit)
+    }
+
+    fn append_equity(&self, point: &EquityPoint, keep: usize) -> StoreResult<()> {
+        Self::append_bounded(&self.equity, point, keep)
+    }
+
+    fn equity_history(&self, limit: usize) -> StoreResult<Vec<EquityPoint>> {
+        let mut out: Vec<EquityPoint> = Self::newest(&self.equity, "equity", limit)?;
+        out.reverse();
+        Ok(out)
     }
 
     fn flush(&self) -> StoreResult<()> {
@@ -1270,6 +1330,58 @@ mod tests {
         assert_eq!(mode(&dir.join("keel.sled")), 0o700);
         assert_eq!(mode(&dir.join(HISTORY_DIR)), 0o700);
         assert_eq!(mode(&dir.join(HISTORY_DIR).join("00000001.seg")), 0o600);
+    }
+
+    fn audit_record(i: i64) -> AuditRecord {
+        AuditRecord {
+            ts_ms: i,
+            by: "web".into(),
+            remote: Some("127.0.0.1:5000".into()),
+            action: "cancel_order".into(),
+            detail: format!("k{i}"),
+            ok: i % 2 == 0,
+        }
+    }
+
+    #[test]
+    fn the_audit_log_keeps_the_newest_records_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            assert!(store.audit(10).unwrap().is_empty());
+            for i in 1..=7 {
+                store.append_audit(&audit_record(i), 5).unwrap();
+            }
+            let ts: Vec<i64> = store.audit(100).unwrap().iter().map(|r| r.ts_ms).collect();
+            assert_eq!(ts, [7, 6, 5, 4, 3], "newest first; the two oldest pruned");
+            assert_eq!(store.audit.len(), 5, "pruned in the store, not only in the answer");
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(store.audit(2).unwrap(), [audit_record(7), audit_record(6)]);
+        store.append_audit(&audit_record(8), 5).unwrap();
+        let ts: Vec<i64> = store.audit(100).unwrap().iter().map(|r| r.ts_ms).collect();
+        assert_eq!(ts, [8, 7, 6, 5, 4], "the sequence goes on after a reopen");
+    }
+
+    #[test]
+    fn the_equity_history_keeps_the_newest_points_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let point = |i: i64| EquityPoint { ts_ms: i * 60_000, equity: Decimal::new(1_000_000 + i, 2) };
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            for i in 1..=10 {
+                store.append_equity(&point(i), 4).unwrap();
+            }
+            assert_eq!(store.equity_history(100).unwrap(), [point(7), point(8), point(9), point(10)]);
+            assert_eq!(store.equity_history(2).unwrap(), [point(9), point(10)], "the newest, oldest first");
+            assert_eq!(store.equity.len(), 4);
+            store.flush().unwrap();
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(store.equity_history(1).unwrap(), [point(10)], "kept across a reopen, exact");
+        // A larger bound keeps more from now on; a smaller one prunes at once.
+        store.append_equity(&point(11), 2).unwrap();
+        assert_eq!(store.equity_history(100).unwrap(), [point(10), point(11)]);
     }
 
     #[test]

@@ -61,6 +61,24 @@ pub struct Config {
     /// The Binance-protocol sandbox exchange (`mode = "sandbox"` and `keel sandbox`).
     #[serde(default)]
     pub sandbox: SandboxSection,
+    /// What the store keeps beside the trading state.
+    #[serde(default)]
+    pub store: StoreSection,
+}
+
+/// `[store]`: what the store keeps beside the trading state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// How often account equity is added to the equity history, e.g. `1m`
+    /// (the newest 43 200 points are kept: 30 days at a minute).
+    pub equity_interval: DurationMs,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        Self { equity_interval: DurationMs(60_000) }
+    }
 }
 
 /// Log output format.
@@ -293,6 +311,9 @@ impl Config {
         }
         if self.engine.bar_interval.0 <= 0 {
             return Err(ConfigError::new("engine.bar_interval", "must be positive"));
+        }
+        if self.store.equity_interval.0 < 1_000 {
+            return Err(ConfigError::new("store.equity_interval", "must be at least 1s"));
         }
         if self.venue.bar_wall_time.is_some_and(|t| t.0 <= 0) {
             return Err(ConfigError::new("venue.bar_wall_time", "must be positive"));

@@ -24,6 +24,7 @@ fn base_config_parses() {
     let c = Config::parse(BASE).unwrap();
     assert_eq!(c.symbols.len(), 1);
     assert_eq!(c.strategies[0].params["fast"].as_integer(), Some(5));
+    assert_eq!(c.store.equity_interval, DurationMs(60_000), "equity every minute unless set");
 }
 
 #[test]
@@ -130,6 +131,18 @@ fn validation_errors_name_the_key() {
             text: format!("{BASE}\n[engine]\nbar_interval = \"5m\"\n[venue]\nmode = \"sandbox\"\n"),
             key: "engine.bar_interval",
             reason: "1m bars",
+        },
+        Case {
+            name: "equity history more often than a second",
+            text: format!("{BASE}\n[store]\nequity_interval = \"500ms\"\n"),
+            key: "store.equity_interval",
+            reason: "at least 1s",
+        },
+        Case {
+            name: "equity interval not a duration",
+            text: format!("{BASE}\n[store]\nequity_interval = \"often\"\n"),
+            key: "",
+            reason: "not a duration",
         },
         Case {
             name: "sandbox must list the configured symbols",

@@ -16,9 +16,19 @@
 //! | POST | `/api/v1/emergency-stop` | bearer | body `{"reason":"...","flatten":false}` |
 //! | POST | `/api/v1/resume` | bearer | clears the emergency stop |
 //! | POST | `/api/v1/strategies/{id}/pause` | bearer | pauses a strategy |
-//! | POST | `/api/v1/strategies/{id}/start` | bearer | starts a strategy |
+//! | POST | `/api/v1/strategies/{id}/resume` | bearer | resumes a strategy (`/start` is the same) |
 //! | POST | `/api/v1/orders/cancel-all` | bearer | optional body `{"symbol":"BTCUSDT"}` |
+//! | POST | `/api/v1/orders/{client_order_id}/cancel` | bearer | cancels one open order (404 if it is not open) |
+//! | POST | `/api/v1/flatten` | bearer | optional body `{"symbol":"BTCUSDT"}`; closes positions, `{"ok":true,"requested":N}` |
+//! | GET | `/api/v1/audit?limit=N` | bearer | the newest operator actions, newest first (default 100) (see [`actions`]) |
+//! | GET | `/api/v1/equity?limit=N` | bearer | the equity history, oldest first (default 1440 points), peak, drawdown, limit |
+//! | GET | `/api/v1/pnl` | bearer | realized PnL and fees today (UTC) and in total, unrealized PnL |
 //! | POST | `/api/v1/webhook/tradingview` | secret in body | `{"secret","strategy_id","symbol","action":"buy|sell|close","qty"?,"id"?,"timestamp"?}` (see [`webhook`]) |
+//!
+//! Every action (emergency stop, resume, flatten, a cancel, a strategy paused
+//! or resumed) is logged and kept in the store's audit log with who asked:
+//! `web` when the request carries `X-Keel-Client: web` (the console), else
+//! `http`, and the caller's address (see [`crate::audit`]).
 //!
 //! `HEAD` is answered wherever `GET` is; a known path asked with a method it
 //! does not serve gets 405 with an `Allow` header.
@@ -31,7 +41,9 @@
 //! engine does not answer. Decimals are JSON strings. Tokens are compared in
 //! constant time and never logged or echoed.
 
+pub mod actions;
 pub mod console;
+pub mod equity;
 pub mod guard;
 pub mod secrets;
 pub mod tls;
@@ -51,7 +63,6 @@ use actors::handle::CommandError;
 use actors::metrics::metrics;
 use actors::EngineHandle;
 use futures_util::future::Either;
-use keel_core::Symbol;
 use prometheus::{Encoder, TextEncoder};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -59,6 +70,7 @@ use serde_json::json;
 
 use crate::secret::Secret;
 use crate::summary;
+use actions::caller;
 
 /// Content type of the Prometheus text exposition format.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -280,23 +292,29 @@ async fn strategies(req: HttpRequest, state: web::Data<ApiState>) -> ApiResult {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TradesQuery {
+struct LimitQuery {
     limit: Option<String>,
+}
+
+/// The `?limit=N` of a listing (`default` without one); 400 for anything
+/// but a number from 1 to `max`, or another parameter.
+fn limit_of(req: &HttpRequest, default: usize, max: usize) -> Result<usize, ApiError> {
+    let query = web::Query::<LimitQuery>::from_query(req.query_string())
+        .map_err(|e| ApiError::bad_request(format!("bad query: {e}")))?;
+    match query.limit.as_deref() {
+        None => Ok(default),
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::bad_request(format!("limit must be a number from 1 to {max}"))),
+        },
+    }
 }
 
 const MAX_TRADES: usize = 10_000;
 
 async fn trades(req: HttpRequest, state: web::Data<ApiState>) -> ApiResult {
     authorize(&req, &state)?;
-    let query = web::Query::<TradesQuery>::from_query(req.query_string())
-        .map_err(|e| ApiError::bad_request(format!("bad query: {e}")))?;
-    let limit = match query.limit.as_deref() {
-        None => 100,
-        Some(v) => match v.parse::<usize>() {
-            Ok(n) if (1..=MAX_TRADES).contains(&n) => n,
-            _ => return Err(ApiError::bad_request(format!("limit must be a number from 1 to {MAX_TRADES}"))),
-        },
-    };
+    let limit = limit_of(&req, 100, MAX_TRADES)?;
     let fills = state.handle.recent_fills(limit).await?;
     let out: Vec<_> = fills
         .iter()
@@ -373,11 +391,6 @@ pub struct EmergencyStopBody {
     pub flatten: bool,
 }
 
-fn caller(req: &HttpRequest) -> String {
-    let ip = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into());
-    format!("operator:http:{ip}")
-}
-
 async fn emergency_stop(req: HttpRequest, body: web::Bytes, state: web::Data<ApiState>) -> ApiResult {
     authorize(&req, &state)?;
     let b: EmergencyStopBody = body_json(&body)?;
@@ -385,7 +398,9 @@ async fn emergency_stop(req: HttpRequest, body: web::Bytes, state: web::Data<Api
     if reason.chars().count() > 500 {
         return Err(ApiError::bad_request("reason is longer than 500 characters"));
     }
-    state.handle.emergency_stop(&reason, &caller(&req), b.flatten).await?;
+    let detail = if b.flatten { format!("{reason} (and flatten)") } else { reason.clone() };
+    let done = state.handle.emergency_stop(&reason, &caller(&req), b.flatten).await;
+    crate::audit::outcome(&state.handle, &actions::origin(&req), "emergency_stop", detail, done).await?;
     let r = state.handle.risk().await?;
     Ok(HttpResponse::Ok().json(json!({
         "ok": true,
@@ -401,7 +416,9 @@ struct Empty {}
 async fn resume(req: HttpRequest, body: web::Bytes, state: web::Data<ApiState>) -> ApiResult {
     authorize(&req, &state)?;
     let _: Empty = body_json(&body)?;
-    state.handle.resume(&caller(&req)).await?;
+    let done = state.handle.resume(&caller(&req)).await;
+    crate::audit::outcome(&state.handle, &actions::origin(&req), "resume", "emergency stop cleared".into(), done)
+        .await?;
     let r = state.handle.risk().await?;
     Ok(HttpResponse::Ok().json(json!({
         "ok": true,
@@ -414,8 +431,9 @@ async fn resume(req: HttpRequest, body: web::Bytes, state: web::Data<ApiState>) 
 async fn set_paused(req: HttpRequest, state: web::Data<ApiState>, paused: bool) -> ApiResult {
     authorize(&req, &state)?;
     let id = req.match_info().get("id").unwrap_or_default().to_string();
-    let verb = if paused { "paused" } else { "started" };
-    state.handle.set_paused(&id, paused, &format!("{verb} by {}", caller(&req))).await?;
+    let (verb, action) = if paused { ("paused", "pause_strategy") } else { ("resumed", "resume_strategy") };
+    let done = state.handle.set_paused(&id, paused, &format!("{verb} by {}", caller(&req))).await;
+    crate::audit::outcome(&state.handle, &actions::origin(&req), action, id.clone(), done).await?;
     Ok(HttpResponse::Ok().json(json!({ "ok": true, "strategy": id, "paused": paused })))
 }
 
@@ -427,7 +445,7 @@ async fn start_strategy(req: HttpRequest, state: web::Data<ApiState>) -> ApiResu
     set_paused(req, state, false).await
 }
 
-/// `POST /api/v1/orders/cancel-all` body (optional).
+/// `POST /api/v1/orders/cancel-all` and `POST /api/v1/flatten` body (optional).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CancelAllBody {
@@ -439,17 +457,10 @@ pub struct CancelAllBody {
 async fn cancel_all(req: HttpRequest, body: web::Bytes, state: web::Data<ApiState>) -> ApiResult {
     authorize(&req, &state)?;
     let b: CancelAllBody = body_json(&body)?;
-    let symbol = match b.symbol {
-        Some(s) => {
-            let s = s.to_ascii_uppercase();
-            if state.config.symbol(&s).is_none() {
-                return Err(ApiError::bad_request(format!("`{s}` is not a configured symbol")));
-            }
-            Some(Symbol::new(&s))
-        }
-        None => None,
-    };
-    let n = state.handle.cancel_all(symbol, &format!("cancel-all by {}", caller(&req))).await?;
+    let symbol = actions::symbol_of(&state, b.symbol)?;
+    let detail = crate::audit::scope(&symbol);
+    let done = state.handle.cancel_all(symbol, &format!("cancel-all by {}", caller(&req))).await;
+    let n = crate::audit::outcome(&state.handle, &actions::origin(&req), "cancel_all", detail, done).await?;
     Ok(HttpResponse::Ok().json(json!({ "ok": true, "requested": n })))
 }
 
@@ -505,7 +516,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(post("/resume", resume))
                 .service(post("/strategies/{id}/pause", pause_strategy))
                 .service(post("/strategies/{id}/start", start_strategy))
+                .service(post("/strategies/{id}/resume", start_strategy))
                 .service(post("/orders/cancel-all", cancel_all))
+                .service(post("/orders/{client_order_id}/cancel", actions::cancel_order))
+                .service(post("/flatten", actions::flatten))
+                .service(get("/audit", actions::audit_log))
+                .service(get("/equity", equity::equity))
+                .service(get("/pnl", equity::pnl))
                 .service(post("/webhook/tradingview", webhook::tradingview)),
         )
         .default_service(web::to(not_found));
