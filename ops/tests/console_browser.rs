@@ -24,14 +24,17 @@ const TOKEN: &str = "console-token-5b7c1d-0123456789abcdef0123";
 const SECRET_ENV: &str = "KEEL_TEST_CONSOLE_WEBHOOK_SECRET";
 const SECRET: &str = "console-secret-8e2f4a-0123456789abcdef0123";
 
-/// A grid whose buy levels sit below the start price (65000): its limit
-/// orders rest, so the page has open orders to show.
-const GRID: &str = r#"
+/// A grid whose buy levels sit far below the start price (65000): its limit
+/// orders rest (and do not fill), so the page has open orders to show. The
+/// first line still belongs to BASE's `[risk]`: a price band wide enough to
+/// let those orders through.
+const GRID: &str = r#"price_band_pct = "40"
+
 [[strategy]]
 id = "btc_grid"
 kind = "grid"
 symbol = "BTCUSDT"
-params = { lower = "60000", upper = "64000", levels = 5, qty = "0.001" }
+params = { lower = "45000", upper = "50000", levels = 3, qty = "0.001" }
 "#;
 
 fn config() -> String {
@@ -263,7 +266,10 @@ async fn the_console_loads_offline_unlocks_and_follows_the_engine_live() {
     assert_eq!(header("referrer-policy"), "no-referrer");
     assert!(header("content-type").starts_with("text/html"));
 
-    // A trade before the page opens: a position and a fill to show.
+    // A trade before the page opens: a position and a fill to show. The
+    // moving-average strategy is paused first, so only the webhook moves the
+    // BTCUSDT position and the page can be compared with the engine.
+    r.handle.set_paused("btc_sma", true, "paused by the console test").await.expect("pause btc_sma");
     webhook_buy(&r, "console-before").await;
     let have_orders = http_support::eventually(20, || async {
         r.handle.open_orders().await.map(|o| o.iter().any(|o| o.strategy_id.as_str() == "btc_grid")).unwrap_or(false)
@@ -408,7 +414,13 @@ async fn the_emergency_stop_button_confirmed_sets_the_stop_by_web() {
     assert!(by.starts_with("web:"), "set by the console: {by}");
     let shown_by = text(&c, "#estop-by").await;
     assert_eq!(shown_by, by, "the page says who set it");
-    assert_eq!(text(&c, "#trading-state").await, "HALTED");
+    until(
+        &c,
+        5,
+        "the trading state shown as HALTED",
+        "document.getElementById('trading-state').textContent === 'HALTED'",
+    )
+    .await;
     screenshot(&c, "emergency-stop-set").await;
 
     let log = browser_log(&driver, &c).await;
