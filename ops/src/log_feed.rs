@@ -116,7 +116,8 @@ mod tests {
 
     #[test]
     fn line_text_puts_fields_after_the_message() {
-        let cases: [(&str, Vec<(&str, String)>, &str); 4] = [
+        type Case<'a> = (&'a str, Vec<(&'a str, String)>, &'a str);
+        let cases: [Case; 4] = [
             ("plain", vec![], "plain"),
             (
                 "refused",
