@@ -105,7 +105,7 @@ pub(super) async fn events(req: HttpRequest, state: web::Data<ApiState>, streams
     };
     let hello = json!({ "venue_mode": state.config.venue.mode.as_str(), "trading_state": trading_state });
     let sources = Sources { engine, logs, board: state.handle.prices().clone(), closing: streams.closing.subscribe() };
-    let feed = Feed::new(&hello, sources, slot);
+    let feed = Feed::new(&hello, sources, slot, PING_EVERY);
     let body = futures_util::stream::unfold(feed, |mut feed| async move {
         feed.next().await.map(|bytes| (Ok::<_, Infallible>(bytes), feed))
     });
@@ -136,10 +136,11 @@ struct Feed {
 }
 
 impl Feed {
-    /// A stream that says `hello` first; `slot` is held until it is dropped.
-    fn new(hello: &Value, sources: Sources, slot: OwnedSemaphorePermit) -> Self {
+    /// A stream that says `hello` first and pings every `ping_every`; `slot`
+    /// is held until it is dropped.
+    fn new(hello: &Value, sources: Sources, slot: OwnedSemaphorePermit, ping_every: Duration) -> Self {
         let now = tokio::time::Instant::now();
-        let mut ping = interval_at(now + PING_EVERY, PING_EVERY);
+        let mut ping = interval_at(now + ping_every, ping_every);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut prices = interval_at(now, PRICE_LOOK);
         prices.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -364,7 +365,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_stream_says_hello_then_lagged_when_behind_and_ends_when_closed() {
+    async fn a_stream_says_hello_then_lagged_when_behind_pings_when_idle_and_ends_when_closed() {
         let (events, engine) = broadcast::channel(4);
         let (_lines, logs) = broadcast::channel(4);
         let streams = Streams::new(1);
@@ -372,7 +373,7 @@ mod tests {
         let Some(slot) = slot else { panic!("a free slot") };
         let board = Arc::new(actors::prices::PriceBoard::default());
         let sources = Sources { engine, logs, board, closing: streams.closing.subscribe() };
-        let mut feed = Feed::new(&json!({ "venue_mode": "paper" }), sources, slot);
+        let mut feed = Feed::new(&json!({ "venue_mode": "paper" }), sources, slot, Duration::from_millis(20));
         // Six events into room for four, before the client read any.
         for n in 0..6 {
             let _ = events.send(EngineEvent::StrategyResumed { strategy_id: StrategyId::new(&format!("s{n}")) });
@@ -382,10 +383,24 @@ mod tests {
         let next = text(feed.next().await);
         assert!(next.starts_with("event: strategy\ndata: {\"id\":\"s2\""), "{next}");
         assert!(streams.slots.clone().try_acquire_owned().is_err(), "the stream holds its slot");
+        // Nothing more to say: a ping keeps the connection known to be alive.
+        assert_eq!(
+            text(feed.next().await),
+            "event: strategy\ndata: {\"id\":\"s3\",\"paused\":false,\"reason\":\"\"}\n\n"
+        );
+        let _ = (feed.next().await, feed.next().await);
+        assert_eq!(text(feed.next().await), ": ping\n\n");
         streams.close();
         assert_eq!(text(feed.next().await), "<end>");
         drop(feed);
         assert!(streams.slots.clone().try_acquire_owned().is_err(), "a closed server takes no new streams");
+    }
+
+    #[test]
+    fn order_changes_are_live_events_not_notifications() {
+        let event = EngineEvent::OrderChanged(order());
+        assert_eq!(notify::event_text(&event, true), None, "the chat would hear of every order change");
+        assert!(engine_event(&event).is_some());
     }
 
     #[test]
