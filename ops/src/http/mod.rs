@@ -535,13 +535,12 @@ pub fn start(state: ApiState, listen: &str) -> anyhow::Result<RunningHttp> {
     };
     let state = web::Data::new(state);
     let streams = web::Data::new(events::Streams::new(events::MAX_STREAMS));
-    let candle_cache = web::Data::new(candles::CandleCache::default());
-    let (app_streams, app_candles) = (streams.clone(), candle_cache);
+    let (app_streams, candle_cache) = (streams.clone(), web::Data::new(candles::CandleCache::default()));
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .app_data(app_streams.clone())
-            .app_data(app_candles.clone())
+            .app_data(candle_cache.clone())
             .app_data(web::PayloadConfig::new(64 * 1024))
             .wrap_fn(|req, srv| {
                 let peer = req.peer_addr().map(|a| a.ip());
