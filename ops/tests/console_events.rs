@@ -1,6 +1,7 @@
 //! The console's live events (`GET /api/v1/events`) and candles
 //! (`GET /api/v1/candles`) against the real engine in process, over loopback HTTP.
 
+mod common;
 mod http_support;
 
 use std::collections::HashMap;
@@ -68,8 +69,12 @@ struct Stream {
 
 impl Stream {
     async fn open(r: &Running) -> Result<Stream, (StatusCode, String)> {
+        Self::open_at(&r.base_url()).await
+    }
+
+    async fn open_at(base: &str) -> Result<Stream, (StatusCode, String)> {
         let resp = client()
-            .get(format!("{}/api/v1/events", r.base_url()))
+            .get(format!("{base}/api/v1/events"))
             .bearer_auth(TOKEN)
             .send()
             .await
@@ -378,4 +383,43 @@ async fn candles_answer_closed_klines_and_refuse_bad_queries() {
     let (status, _) = get(&r, "/api/v1/candles?symbol=BTCUSDT", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     r.stop().await;
+}
+
+#[actix_rt::test]
+async fn the_keel_binary_streams_its_warn_lines_and_ends_the_stream_when_it_stops() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("config.toml");
+    let base = BASE.replace("log_level = \"warn\"", "log_level = \"info\"");
+    let text = format!("{base}\n[http]\nlisten = \"127.0.0.1:0\"\ntoken_env = \"{TOKEN_ENV}\"\n");
+    std::fs::write(&config, text).expect("config written");
+    let mut keel = common::spawn_run(&config, &dir.path().join("data"), &[], &[(TOKEN_ENV, TOKEN)]);
+    keel.wait_for("HTTP API and /metrics listening", 1);
+    let listen =
+        keel.seen.iter().find(|v| v["message"] == "HTTP API and /metrics listening").map(|v| v["listen"].clone());
+    let base = format!("http://{}", listen.and_then(|v| v.as_str().map(String::from)).unwrap_or_default());
+    let mut s = Stream::open_at(&base).await.expect("stream opens");
+    s.wait_for("hello", |_| true).await;
+    let resp = client().get(format!("{base}/api/v1/positions")).send().await.expect("request");
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    // JSON logs (`--log-format json`, as the tests run keel) feed the stream too.
+    let line = s
+        .wait_for("log", |d| {
+            d["message"].as_str().is_some_and(|m| m.starts_with("HTTP request refused: authentication failed"))
+        })
+        .await;
+    assert_eq!(line["level"], "WARN", "{line}");
+    assert!(line["message"].as_str().is_some_and(|m| m.contains("route=/api/v1/positions")), "{line}");
+    keel.sigterm();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match s.next_by(deadline).await {
+            Ok(None) => break,
+            Ok(Some(_)) => continue,
+            Err(()) => panic!("the stream stayed open after SIGTERM"),
+        }
+    }
+    let (status, lines) = keel.finish();
+    assert!(status.success(), "keel exited with {status}");
+    let slow = lines.iter().find(|v| v["message"].as_str().is_some_and(|m| m.contains("did not stop within")));
+    assert!(slow.is_none(), "the HTTP server waited on the open stream: {slow:?}");
 }
