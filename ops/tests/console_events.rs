@@ -21,10 +21,15 @@ const SECRET: &str = "console-events-secret-9a8b7c-0123456789abcdef";
 const WAIT: Duration = Duration::from_secs(15);
 
 async fn engine() -> Running {
+    engine_with("").await
+}
+
+/// The engine with `strategies` (TOML) beside the base ones.
+async fn engine_with(strategies: &str) -> Running {
     std::env::set_var(TOKEN_ENV, TOKEN);
     std::env::set_var(SECRET_ENV, SECRET);
     start(&format!(
-        "{BASE}\n[http]\nlisten = \"127.0.0.1:0\"\ntoken_env = \"{TOKEN_ENV}\"\nwebhook_secret_env = \"{SECRET_ENV}\"\nrate_limit_per_minute = 100000\nrate_limit_burst = 10000\n"
+        "{BASE}\n{strategies}\n[http]\nlisten = \"127.0.0.1:0\"\ntoken_env = \"{TOKEN_ENV}\"\nwebhook_secret_env = \"{SECRET_ENV}\"\nrate_limit_per_minute = 100000\nrate_limit_burst = 10000\n"
     ))
     .await
 }
@@ -216,6 +221,44 @@ async fn a_webhook_order_arrives_as_order_and_fill_events_shaped_like_the_snapsh
     })
     .await;
     assert!(stored, "the final order event is the stored order: {last_order}");
+    r.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_resting_order_event_is_the_open_orders_item() {
+    // A grid keeps limit orders resting on the book, and replaces them as they fill.
+    let grid = "[[strategy]]\nid = \"grid\"\nkind = \"grid\"\nsymbol = \"ETHUSDT\"\nparams = { lower = \"2900\", upper = \"3500\", levels = 7, qty = \"0.01\" }\n";
+    let r = engine_with(grid).await;
+    let mut s = Stream::open(&r).await.expect("stream opens");
+    s.wait_for("hello", |_| true).await;
+    let mut latest: HashMap<String, Value> = HashMap::new();
+    let deadline = Instant::now() + WAIT;
+    let mut matched = None;
+    while matched.is_none() {
+        // Read what the stream has said so far (a short look), then compare with the snapshot.
+        let look = (Instant::now() + Duration::from_millis(200)).min(deadline);
+        while let Ok(Some(m)) = s.next_by(look).await {
+            if let Message::Event(name, data) = m {
+                if name == "order" && data["strategy_id"] == "grid" {
+                    latest.insert(data["client_order_id"].as_str().unwrap_or_default().to_string(), data);
+                }
+            }
+        }
+        let (status, open) = get(&r, "/api/v1/orders", Some(TOKEN)).await;
+        assert_eq!(status, StatusCode::OK);
+        matched = open.as_array().and_then(|items| {
+            items
+                .iter()
+                .find(|item| item["client_order_id"].as_str().and_then(|c| latest.get(c)) == Some(item))
+                .cloned()
+        });
+        assert!(
+            Instant::now() < deadline,
+            "no open order equal to its last order event; events {latest:?}, open {open}"
+        );
+    }
+    let order = matched.unwrap_or_default();
+    assert_eq!(order["order_type"]["type"], "limit", "{order}");
     r.stop().await;
 }
 
