@@ -78,12 +78,8 @@ impl Stream {
     }
 
     async fn open_at(base: &str) -> Result<Stream, (StatusCode, String)> {
-        let resp = client()
-            .get(format!("{base}/api/v1/events"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .map_err(|e| (StatusCode::IM_A_TEAPOT, e.to_string()))?;
+        let resp =
+            client().get(format!("{base}/api/v1/events")).bearer_auth(TOKEN).send().await.expect("the server answers");
         if resp.status() != StatusCode::OK {
             let status = resp.status();
             return Err((status, resp.text().await.unwrap_or_default()));
