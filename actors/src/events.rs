@@ -1,6 +1,7 @@
 //! Events the engine publishes for operator surfaces (notifications, metrics, logs).
 
 use keel_core::fill::Fill;
+use keel_core::order::Order;
 use keel_core::trading::TradingState;
 use keel_core::venue::{StreamKind, VenueAlert};
 use keel_core::{StrategyId, Symbol};
@@ -20,6 +21,10 @@ pub enum EngineEvent {
     ShuttingDown,
     /// A fill was recorded.
     Fill(Fill),
+    /// The order router changed an order (created, sent, acknowledged, filled
+    /// in part or whole, canceled, rejected, unknown): the order as it is now.
+    /// For live views; notifiers ignore it (fills and rejections say enough).
+    OrderChanged(Order),
     /// The risk guard refused an intent.
     RiskRejected {
         /// Strategy that asked.

@@ -250,6 +250,12 @@ impl OrderRouter {
         }
     }
 
+    /// Tells the operator surfaces how an order looks now. A broadcast send
+    /// never waits: a subscriber that is behind misses it, not the router.
+    fn publish(&self, order: &Order) {
+        let _ = self.events.send(EngineEvent::OrderChanged(order.clone()));
+    }
+
     /// Moves an order through the state machine with one event.
     fn transition(&mut self, cid: &str, event: OrderEvent, reason: Option<String>, ctx: &mut Context<Self>) {
         let now = self.clock.now_ms();
@@ -282,6 +288,7 @@ impl OrderRouter {
         }
         self.persist(order.clone(), ctx);
         self.notify_host(&order);
+        self.publish(&order);
         if order.status == OrderStatus::Accepted {
             deliver::must(&self.routes.risk_accepted, OrderAcknowledged(order.client_order_id.clone()), "risk_guard");
         }
@@ -470,6 +477,11 @@ impl OrderRouter {
                 o.filled_quote = after.filled_quote;
                 let target = if o.filled_qty >= o.qty { OrderStatus::Filled } else { OrderStatus::PartiallyFilled };
                 o.sync_to(target, now);
+                if o.status == before {
+                    // Filled further, same status: `after_change` says nothing.
+                    let order = o.clone();
+                    self.publish(&order);
+                }
                 self.after_change(&cid, before, ctx);
             }
         }
@@ -664,6 +676,7 @@ impl Handler<OrderApproved> for OrderRouter {
         let order = Order::from_intent(&intent, cid.clone(), now);
         tracing::info!(strategy = %order.strategy_id, symbol = %order.symbol, client_order_id = %cid, side = ?order.side, order_type = order.order_type.label(), qty = %order.qty, price = ?order.order_type.limit_price(), "order created");
         self.orders.insert(cid.clone(), order.clone());
+        self.publish(&order);
         let writer = self.writer.clone();
         let request = OrderRequest {
             client_order_id: cid.clone(),
@@ -687,7 +700,10 @@ impl Handler<OrderApproved> for OrderRouter {
                 if ok {
                     let now = act.clock.now_ms();
                     if let Some(o) = act.orders.get_mut(&cid) {
-                        let _ = o.apply(OrderEvent::Submit, now);
+                        if o.apply(OrderEvent::Submit, now).is_ok() {
+                            let order = o.clone();
+                            act.publish(&order);
+                        }
                     }
                     metrics().orders_submitted_total.inc();
                 }

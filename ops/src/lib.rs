@@ -18,6 +18,7 @@ pub mod cmd_sandbox;
 pub mod cmd_state;
 pub mod config;
 pub mod http;
+pub mod log_feed;
 pub mod logging;
 pub mod notify;
 pub mod outbox;

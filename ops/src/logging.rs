@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use crate::config::LogFormat;
 use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::EnvFilter;
 
 /// Lines held for a slow log output before new ones are dropped.
@@ -54,8 +56,14 @@ pub fn init(format: LogFormat, level: &str) -> LogGuard {
     let dropped = writer.error_counter();
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     let result = match format {
-        LogFormat::Text => builder.with_target(false).try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
+        LogFormat::Text => builder.with_target(false).finish().with(crate::log_feed::LogFeed).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .finish()
+            .with(crate::log_feed::LogFeed)
+            .try_init(),
     };
     match result {
         Ok(()) => {

@@ -354,6 +354,7 @@ pub fn event_text(event: &EngineEvent, fills: bool) -> Option<String> {
             f.strategy_id
         ),
         EngineEvent::Fill(_) => return None,
+        EngineEvent::OrderChanged(_) => return None,
         EngineEvent::RiskRejected { .. } => return None,
         EngineEvent::OrderRejected { strategy_id, symbol, reason, .. } => {
             format!("Order rejected by the venue: {symbol} [{strategy_id}]: {reason}")
@@ -407,7 +408,8 @@ pub fn event_priority(event: &EngineEvent) -> Priority {
     }
 }
 
-fn alert_kind(alert: &VenueAlert) -> &'static str {
+/// A venue alert's stable name (`rate_limited`, `banned`, ...), as metrics and the live events label it.
+pub fn alert_kind(alert: &VenueAlert) -> &'static str {
     match alert {
         VenueAlert::RateLimited { .. } => "rate_limited",
         VenueAlert::Banned { .. } => "banned",

@@ -367,6 +367,16 @@ pub fn rfc3339(ms: i64) -> String {
     )
 }
 
+/// One fill as the API shows it: an item of `GET /api/v1/trades` and the
+/// data of a `fill` live event (the stored fill plus its RFC 3339 `time`).
+pub fn fill_json(fill: &keel_core::fill::Fill) -> serde_json::Value {
+    let mut v = serde_json::to_value(fill).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("time".into(), serde_json::Value::String(rfc3339(fill.ts_ms)));
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

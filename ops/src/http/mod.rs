@@ -13,6 +13,8 @@
 //! | GET | `/api/v1/strategies` | bearer | strategies |
 //! | GET | `/api/v1/trades?limit=N` | bearer | the last N fills (default 100, at most 10000) |
 //! | GET | `/api/v1/trades.csv` | bearer | the whole trade journal as CSV |
+//! | GET | `/api/v1/events` | bearer | live events, `text/event-stream`: `hello`, `order`, `fill`, `state`, `emergency_stop`, `strategy`, `rejected`, `connectivity`, `alert`, `price`, `log`, `lagged` (see [`events`]) |
+//! | GET | `/api/v1/candles?symbol=&interval=1m&limit=300` | bearer | closed klines from the venue, oldest first (see [`candles`]) |
 //! | POST | `/api/v1/emergency-stop` | bearer | body `{"reason":"...","flatten":false}` |
 //! | POST | `/api/v1/resume` | bearer | clears the emergency stop |
 //! | POST | `/api/v1/strategies/{id}/pause` | bearer | pauses a strategy |
@@ -42,8 +44,10 @@
 //! constant time and never logged or echoed.
 
 pub mod actions;
+pub mod candles;
 pub mod console;
 pub mod equity;
+pub mod events;
 pub mod guard;
 pub mod secrets;
 pub mod tls;
@@ -316,16 +320,7 @@ async fn trades(req: HttpRequest, state: web::Data<ApiState>) -> ApiResult {
     authorize(&req, &state)?;
     let limit = limit_of(&req, 100, MAX_TRADES)?;
     let fills = state.handle.recent_fills(limit).await?;
-    let out: Vec<_> = fills
-        .iter()
-        .map(|f| {
-            let mut v = serde_json::to_value(f).unwrap_or_default();
-            if let Some(o) = v.as_object_mut() {
-                o.insert("time".into(), json!(summary::rfc3339(f.ts_ms)));
-            }
-            v
-        })
-        .collect();
+    let out: Vec<_> = fills.iter().map(summary::fill_json).collect();
     Ok(HttpResponse::Ok().json(out))
 }
 
@@ -512,6 +507,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(get("/strategies", strategies))
                 .service(get("/trades", trades))
                 .service(get("/trades.csv", trades_csv))
+                .service(get("/events", events::events))
+                .service(get("/candles", candles::candles))
                 .service(post("/emergency-stop", emergency_stop))
                 .service(post("/resume", resume))
                 .service(post("/strategies/{id}/pause", pause_strategy))
@@ -536,11 +533,13 @@ pub struct RunningHttp {
     pub tls: bool,
     handle: ServerHandle,
     task: tokio::task::JoinHandle<()>,
+    streams: web::Data<events::Streams>,
 }
 
 impl RunningHttp {
     /// Stops accepting, lets requests in flight finish (bounded), then returns.
     pub async fn stop(self) {
+        self.streams.close();
         let stop = self.handle.stop(true);
         if tokio::time::timeout(Duration::from_secs(5), stop).await.is_err() {
             tracing::warn!("http server did not stop within 5 s");
@@ -556,9 +555,13 @@ pub fn start(state: ApiState, listen: &str) -> anyhow::Result<RunningHttp> {
         _ => None,
     };
     let state = web::Data::new(state);
+    let streams = web::Data::new(events::Streams::new(events::MAX_STREAMS));
+    let (app_streams, candle_cache) = (streams.clone(), web::Data::new(candles::CandleCache::default()));
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(app_streams.clone())
+            .app_data(candle_cache.clone())
             .app_data(web::PayloadConfig::new(64 * 1024))
             .wrap_fn(|req, srv| {
                 let peer = req.peer_addr().map(|a| a.ip());
@@ -612,5 +615,5 @@ pub fn start(state: ApiState, listen: &str) -> anyhow::Result<RunningHttp> {
             tracing::error!(error = %e, "http server failed");
         }
     });
-    Ok(RunningHttp { addr, tls: encrypted, handle, task })
+    Ok(RunningHttp { addr, tls: encrypted, handle, task, streams })
 }
