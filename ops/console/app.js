@@ -350,10 +350,22 @@
     fillRows($('strategies').tBodies[0], rows, 'no strategies', 7);
   }
 
-  function pushLog(list, item) {
+  /** Adds a line at the top of a list; the same text again (a rejection
+   *  repeated every bar) counts up on the line instead of flooding it. */
+  function pushLog(list, item, key) {
     const ul = $(list);
     const placeholder = ul.querySelector('li.muted');
     if (placeholder) placeholder.remove();
+    const top = ul.firstElementChild;
+    if (key && top && top.dataset.key === key) {
+      const n = Number(top.dataset.n || 1) + 1;
+      top.dataset.n = String(n);
+      let badge = top.querySelector('.count');
+      if (!badge) { badge = el('span', { class: 'count' }); top.append(badge); }
+      badge.textContent = `×${n} (last ${iso(Date.now())})`;
+      return;
+    }
+    if (key) item.dataset.key = key;
     ul.prepend(item);
     while (ul.children.length > MAX_LOG) ul.lastChild.remove();
   }
@@ -474,11 +486,15 @@
     st.equityServed = e !== null;
     if (e === null) { $('equity-note').textContent = 'equity history not served by this engine'; return; }
     const pts = [];
-    for (const p of e.points || []) {
-      const t = Math.floor(p.ts / 1000);
-      if (pts.length && pts[pts.length - 1].time >= t) pts.pop();
-      pts.push({ time: t, value: Number(p.equity) });
-    }
+    const add = (t, value) => {
+      while (pts.length && pts[pts.length - 1].time >= t) pts.pop();
+      pts.push({ time: t, value });
+    };
+    for (const p of e.points || []) add(Math.floor(p.ts / 1000), Number(p.equity));
+    const stored = pts.length;
+    // The equity now (from the status) ends the curve between stored points.
+    const now = st.status && st.status.portfolio && st.status.portfolio.equity;
+    if (now !== undefined && now !== null) add(Math.floor(Date.now() / 1000), Number(now));
     if (equitySeries) {
       equitySeries.setData(pts);
       if (ddLine) { equitySeries.removePriceLine(ddLine); ddLine = null; }
@@ -497,7 +513,7 @@
     } else {
       $('dd-limit').textContent = `no drawdown limit · peak ${dec(e.peak, 2)}`;
     }
-    $('equity-note').textContent = `${pts.length} points`;
+    $('equity-note').textContent = stored ? `${stored} stored points and now` : 'no stored points yet (one every [store] equity_interval)';
   }
 
   function renderPnl(p) {
@@ -609,10 +625,12 @@
         break;
       case 'log':
         pushLog('logs', el('li', { class: `lvl-${data.level}` },
-          el('span', { class: 'mono', 'data-ts': data.ts, title: relative(data.ts) }, iso(data.ts)), ` ${data.level} ${data.target}: ${data.message}`));
+          el('span', { class: 'mono', 'data-ts': data.ts, title: relative(data.ts) }, iso(data.ts)), ` ${data.level} ${data.target}: ${data.message}`),
+        `log ${data.level} ${data.target} ${data.message}`);
         break;
       case 'rejected':
-        pushLog('logs', el('li', { class: 'lvl-WARN' }, `${iso(Date.now())} order rejected (${data.strategy_id} ${data.symbol}): ${data.code} ${data.reason}`));
+        pushLog('logs', el('li', { class: 'lvl-WARN' }, `${iso(Date.now())} order rejected (${data.strategy_id} ${data.symbol}): ${data.code} ${data.reason}`),
+          `rejected ${data.strategy_id} ${data.symbol} ${data.code} ${data.reason}`);
         break;
       case 'connectivity':
         if (!data.connected) pushLog('logs', el('li', { class: 'lvl-WARN' }, `${iso(Date.now())} ${data.stream} stream disconnected ${data.detail || ''}`));
@@ -792,6 +810,7 @@
     $('btn-stop').addEventListener('click', openStop);
     $('stop-cancel').addEventListener('click', () => $('stop-dialog').close());
     $('stop-confirm').addEventListener('click', confirmStop);
+    $('stop-reason').addEventListener('input', () => { $('stop-error').hidden = true; });
     $('btn-resume').addEventListener('click', resume);
     $('btn-flatten').addEventListener('click', () => flatten(null));
     $('btn-lock').addEventListener('click', () => askToken(''));

@@ -41,7 +41,7 @@ fn config() -> String {
     std::env::set_var(TOKEN_ENV, TOKEN);
     std::env::set_var(SECRET_ENV, SECRET);
     format!(
-        "{BASE}{GRID}\n[http]\nlisten = \"127.0.0.1:0\"\ntoken_env = \"{TOKEN_ENV}\"\nwebhook_secret_env = \"{SECRET_ENV}\"\n"
+        "{BASE}{GRID}\n[store]\nequity_interval = \"1s\"\n\n[http]\nlisten = \"127.0.0.1:0\"\ntoken_env = \"{TOKEN_ENV}\"\nwebhook_secret_env = \"{SECRET_ENV}\"\n"
     )
 }
 
@@ -226,6 +226,13 @@ fn errors(log: &[(String, String)], allowed: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// The engine's BTCUSDT quantity, as the page writes it (normalised).
+async fn btc_qty(r: &Running) -> String {
+    let portfolio = r.handle.portfolio().await.expect("portfolio");
+    let p = portfolio.positions.into_iter().find(|p| p.position.symbol.as_str() == "BTCUSDT");
+    p.map(|p| p.position.qty.normalize().to_string()).unwrap_or_default()
+}
+
 async fn webhook_buy(r: &Running, id: &str) -> Value {
     let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().expect("client");
     let alert = json!({ "secret": SECRET, "strategy_id": "tv", "symbol": "BTCUSDT", "action": "buy", "id": id });
@@ -270,7 +277,23 @@ async fn the_console_loads_offline_unlocks_and_follows_the_engine_live() {
     // moving-average strategy is paused first, so only the webhook moves the
     // BTCUSDT position and the page can be compared with the engine.
     r.handle.set_paused("btc_sma", true, "paused by the console test").await.expect("pause btc_sma");
-    webhook_buy(&r, "console-before").await;
+    let ready = http_support::eventually(20, || async {
+        http.get(format!("{base}/ready")).send().await.map(|r| r.status() == 200).unwrap_or(false)
+    })
+    .await;
+    assert!(ready, "the engine is ready (streams up, prices known)");
+    // Right after start the risk guard may refuse a first order as stale data
+    // (no fresh price yet): the alert is sent again, with a new id, until one fills.
+    let mut bought = false;
+    for attempt in 0..10 {
+        webhook_buy(&r, &format!("console-before-{attempt}")).await;
+        bought = http_support::eventually(2, || async { btc_qty(&r).await.parse::<f64>().unwrap_or(0.0) > 0.0 }).await;
+        if bought {
+            break;
+        }
+    }
+    let rejections = r.handle.risk().await.map(|s| format!("{:?}", s.rejections)).unwrap_or_default();
+    assert!(bought, "a webhook buy filled: BTCUSDT {} (rejections {rejections})", btc_qty(&r).await);
     let have_orders = http_support::eventually(20, || async {
         r.handle.open_orders().await.map(|o| o.iter().any(|o| o.strategy_id.as_str() == "btc_grid")).unwrap_or(false)
     })
@@ -313,24 +336,15 @@ async fn the_console_loads_offline_unlocks_and_follows_the_engine_live() {
     assert_eq!(kept.ok(), Some(json!(true)), "the token lives in sessionStorage only");
 
     // Positions and open orders from the running engine.
-    let position = r
-        .handle
-        .portfolio()
-        .await
-        .expect("portfolio")
-        .positions
-        .into_iter()
-        .find(|p| p.position.symbol.as_str() == "BTCUSDT");
-    let qty = position.map(|p| p.position.qty.normalize().to_string()).unwrap_or_default();
-    assert!(qty.parse::<f64>().unwrap_or(0.0) > 0.0, "the webhook bought: {qty}");
+    let qty = btc_qty(&r).await;
     let shown = until(
         &c,
         10,
-        "the BTCUSDT position",
-        "document.querySelector('#positions tr[data-symbol=BTCUSDT]')?.cells[1].textContent",
+        &format!("the BTCUSDT position of {qty}"),
+        &format!("document.querySelector('#positions tr[data-symbol=BTCUSDT]')?.cells[1].textContent === '{qty}'"),
     )
     .await;
-    assert_eq!(shown.as_str(), Some(qty.as_str()), "the page shows the engine's quantity");
+    assert_eq!(shown, json!(true));
     let open = r.handle.open_orders().await.expect("orders");
     let grid_order =
         open.iter().find(|o| o.strategy_id.as_str() == "btc_grid").expect("a grid order").client_order_id.clone();
@@ -378,6 +392,15 @@ async fn the_console_loads_offline_unlocks_and_follows_the_engine_live() {
     let log = browser_log(&driver, &c).await;
     assert_eq!(errors(&log, &[]), Vec::<String>::new(), "console errors after unlocking");
 
+    // The position follows the fill (re-read after the event, no reload).
+    let qty = btc_qty(&r).await;
+    until(
+        &c,
+        5,
+        &format!("the position updated to {qty}"),
+        &format!("window.keelNoReload === 1 && document.querySelector('#positions tr[data-symbol=BTCUSDT]')?.cells[1].textContent === '{qty}'"),
+    )
+    .await;
     screenshot(&c, "overview").await;
     let _ = c.close().await;
     drop(driver);
