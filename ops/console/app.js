@@ -351,18 +351,20 @@
   }
 
   /** Adds a line at the top of a list; the same text again (a rejection
-   *  repeated every bar) counts up on the line instead of flooding it. */
+   *  repeated every bar) counts up on its line, moved to the top, instead of
+   *  flooding the list. */
   function pushLog(list, item, key) {
     const ul = $(list);
     const placeholder = ul.querySelector('li.muted');
     if (placeholder) placeholder.remove();
-    const top = ul.firstElementChild;
-    if (key && top && top.dataset.key === key) {
-      const n = Number(top.dataset.n || 1) + 1;
-      top.dataset.n = String(n);
-      let badge = top.querySelector('.count');
-      if (!badge) { badge = el('span', { class: 'count' }); top.append(badge); }
+    const same = key ? [...ul.children].find((li) => li.dataset.key === key) : null;
+    if (same) {
+      const n = Number(same.dataset.n || 1) + 1;
+      same.dataset.n = String(n);
+      let badge = same.querySelector('.count');
+      if (!badge) { badge = el('span', { class: 'count' }); same.append(badge); }
       badge.textContent = `×${n} (last ${iso(Date.now())})`;
+      ul.prepend(same);
       return;
     }
     if (key) item.dataset.key = key;

@@ -353,6 +353,20 @@ async fn the_console_loads_offline_unlocks_and_follows_the_engine_live() {
     let banner_hidden = c.execute("return document.getElementById('mainnet-banner').hidden", vec![]).await.ok();
     assert_eq!(banner_hidden, Some(json!(true)), "no mainnet banner on the paper venue");
     assert_eq!(text(&c, "#venue-mode").await.to_lowercase(), "paper");
+    // A loopback listener: the status says so and the page shows no plain-HTTP warning.
+    let status: Value = http
+        .get(format!("{base}/api/v1/status"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("status JSON");
+    assert_eq!(status["listener"]["loopback"], true, "{}", status["listener"]);
+    assert!(status["listener"]["warning"].is_null(), "{}", status["listener"]);
+    let warning_hidden = c.execute("return document.getElementById('listener-banner').hidden", vec![]).await.ok();
+    assert_eq!(warning_hidden, Some(json!(true)));
 
     // A fill appears within 2 s without a reload (the event stream).
     until(&c, 10, "the live event stream", "document.getElementById('link').textContent === 'live'").await;
