@@ -4,6 +4,7 @@
 //!
 //! Without chromium or chromedriver the tests print `skipped: chromium/chromedriver
 //! not found` and pass, unless `KEEL_REQUIRE_BROWSER=1` (set by `.ci/run`).
+//! `KEEL_CHROMIUM` and `KEEL_CHROMEDRIVER` name other binaries.
 //! Every wait is bounded polling of the DOM; screenshots go to
 //! `target/console-screenshots/`.
 
@@ -53,11 +54,20 @@ fn which(names: &[&str], fixed: &[&str]) -> Option<PathBuf> {
     fixed.chain(on_path).find(|p| p.is_file())
 }
 
+/// `KEEL_CHROMIUM` / `KEEL_CHROMEDRIVER` when set (a path that is not a
+/// file counts as missing), else the usual names.
+fn locate(env: &str, names: &[&str], fixed: &[&str]) -> Option<PathBuf> {
+    match std::env::var_os(env) {
+        Some(p) => Some(PathBuf::from(p)).filter(|p| p.is_file()),
+        None => which(names, fixed),
+    }
+}
+
 /// The browser and its driver, or `None` (and the skip line) when either is
 /// missing and the browser is not required.
 fn browser() -> Option<(PathBuf, PathBuf)> {
-    let chromium = which(&["chromium", "chromium-browser", "google-chrome"], &["/usr/bin/chromium"]);
-    let driver = which(&["chromedriver"], &["/usr/bin/chromedriver"]);
+    let chromium = locate("KEEL_CHROMIUM", &["chromium", "chromium-browser", "google-chrome"], &["/usr/bin/chromium"]);
+    let driver = locate("KEEL_CHROMEDRIVER", &["chromedriver"], &["/usr/bin/chromedriver"]);
     match (chromium, driver) {
         (Some(c), Some(d)) => Some((c, d)),
         _ if std::env::var("KEEL_REQUIRE_BROWSER").as_deref() == Ok("1") => {
@@ -507,6 +517,80 @@ async fn the_mainnet_banner_is_unmistakable() {
     assert!(text(&c, "#venue-mode").await.contains("MAINNET"));
     screenshot(&c, "mainnet").await;
 
+    let log = browser_log(&driver, &c).await;
+    assert_eq!(errors(&log, &[]), Vec::<String>::new(), "console errors");
+    let _ = c.close().await;
+    drop(driver);
+    r.stop().await;
+}
+
+#[actix_rt::test]
+async fn orders_are_canceled_and_strategies_paused_from_the_page_as_web() {
+    let Some((chromium, driver_path)) = browser() else { return };
+    let r = start(&config()).await;
+    let have_orders = http_support::eventually(20, || async {
+        r.handle.open_orders().await.map(|o| o.iter().any(|o| o.strategy_id.as_str() == "btc_grid")).unwrap_or(false)
+    })
+    .await;
+    assert!(have_orders, "the grid's orders rest at the venue");
+    // The grid is paused first, so it does not place the canceled order again.
+    r.handle.set_paused("btc_grid", true, "paused by the console test").await.expect("pause btc_grid");
+    let profile = tempfile::tempdir().expect("profile dir");
+    let driver = start_driver(&driver_path).await;
+    let c = session(&driver, &chromium, profile.path()).await;
+    open_console(&c, &r).await;
+
+    // Cancel one open order with its row's button.
+    let open = r.handle.open_orders().await.expect("orders");
+    let id = open.iter().find(|o| o.strategy_id.as_str() == "btc_grid").expect("a grid order").client_order_id.clone();
+    let row = format!("#orders tr[data-id=\"{id}\"]");
+    until(&c, 10, "the order's row", &format!("document.querySelector('{row}')")).await;
+    c.find(Locator::Css(&format!("{row} button.cancel"))).await.expect("cancel button").click().await.expect("click");
+    let gone = http_support::eventually(10, || async {
+        r.handle.open_orders().await.map(|o| o.iter().all(|o| o.client_order_id != id)).unwrap_or(false)
+    })
+    .await;
+    assert!(gone, "the engine canceled {id}");
+    until(&c, 5, "the row gone from the page", &format!("!document.querySelector('{row}')")).await;
+
+    // The paused grid's row offers Resume; pressing it resumes the strategy.
+    let strategy = "#strategies tr[data-strategy=btc_grid]";
+    until(
+        &c,
+        10,
+        "btc_grid shown paused",
+        &format!("document.querySelector('{strategy}')?.cells[3].textContent === 'paused'"),
+    )
+    .await;
+    c.find(Locator::Css(&format!("{strategy} button"))).await.expect("resume button").click().await.expect("click");
+    let resumed = http_support::eventually(10, || async {
+        r.handle.strategies().await.map(|s| s.iter().any(|s| s.id.as_str() == "btc_grid" && !s.paused)).unwrap_or(false)
+    })
+    .await;
+    assert!(resumed, "btc_grid resumed from the page");
+    until(
+        &c,
+        5,
+        "btc_grid shown running",
+        &format!("document.querySelector('{strategy}')?.cells[3].textContent === 'running'"),
+    )
+    .await;
+
+    // Both actions are in the audit log as the console's, and on the page.
+    let audit = r.store.audit(10).expect("audit log");
+    for action in ["cancel_order", "resume_strategy"] {
+        let rec = audit.iter().find(|a| a.action == action).unwrap_or_else(|| panic!("{action} audited: {audit:?}"));
+        assert_eq!(rec.by, "web", "{rec:?}");
+        assert!(rec.ok, "{rec:?}");
+    }
+    until(
+        &c,
+        10,
+        "the audit log on the page",
+        "document.getElementById('audit').textContent.includes('cancel_order by web')",
+    )
+    .await;
+    screenshot(&c, "actions").await;
     let log = browser_log(&driver, &c).await;
     assert_eq!(errors(&log, &[]), Vec::<String>::new(), "console errors");
     let _ = c.close().await;
