@@ -411,7 +411,7 @@ async fn candles_answer_closed_klines_and_refuse_bad_queries() {
         ("/api/v1/candles?symbol=BTCUSDT&interval=7m", StatusCode::BAD_REQUEST, "interval"),
         ("/api/v1/candles?symbol=BTCUSDT&interval=5m", StatusCode::BAD_REQUEST, "venue refused"),
         ("/api/v1/candles?symbol=BTCUSDT&limit=0", StatusCode::BAD_REQUEST, "limit"),
-        ("/api/v1/candles?symbol=BTCUSDT&limit=1001", StatusCode::BAD_REQUEST, "limit"),
+        ("/api/v1/candles?symbol=BTCUSDT&limit=999", StatusCode::BAD_REQUEST, "limit"),
         ("/api/v1/candles?symbol=BTCUSDT&since=1", StatusCode::BAD_REQUEST, "bad query"),
     ];
     for (path, want, says) in cases {

@@ -22,8 +22,9 @@ use super::{authorize, ApiError, ApiResult, ApiState};
 /// Candles returned when `limit` is not given.
 pub const DEFAULT_LIMIT: usize = 300;
 
-/// The most candles one request may ask for (one venue request's worth).
-pub const MAX_LIMIT: usize = 1000;
+/// The most candles one request may ask for: one venue request (Binance serves
+/// 1000 klines a request) holds them and the two extra bars asked around them.
+pub const MAX_LIMIT: usize = 998;
 
 /// How long a venue answer is reused.
 pub const CACHE_FOR: Duration = Duration::from_secs(5);
@@ -114,13 +115,29 @@ pub(super) async fn candles(req: HttpRequest, state: web::Data<ApiState>, cache:
     let bars = match cache.get(&key, limit, Instant::now()) {
         Some(bars) => bars,
         None => {
-            let bars = state.handle.venue().klines(&key.0, ms, None, limit).await.map_err(venue_error)?;
+            let bars = recent_bars(&state, &key.0, ms, limit).await?;
             cache.put(key, limit, bars.clone(), Instant::now());
             bars
         }
     };
     let candles: Vec<Value> = bars.iter().map(candle_json).collect();
     Ok(HttpResponse::Ok().json(json!({ "symbol": symbol, "interval": interval, "candles": candles })))
+}
+
+/// The newest `limit` closed bars, asked from a start time on the venue's own
+/// clock. Never a "most recent" request (no start): the Binance adapter takes
+/// those as a strategy's warm-up and moves the mark its market stream
+/// backfills from, so a console page loaded while the stream resubscribes
+/// could make the strategy skip bars.
+async fn recent_bars(state: &ApiState, symbol: &Symbol, interval_ms: i64, limit: usize) -> Result<Vec<Bar>, ApiError> {
+    let venue = state.handle.venue();
+    let now = venue.server_time().await.map_err(venue_error)?;
+    // `limit` whole bars back plus the one still open (dropped as not closed).
+    let start = now - interval_ms * (limit as i64 + 1);
+    let mut bars = venue.klines(symbol, interval_ms, Some(start), limit + 2).await.map_err(venue_error)?;
+    let extra = bars.len().saturating_sub(limit);
+    bars.drain(..extra);
+    Ok(bars)
 }
 
 fn candle_json(bar: &Bar) -> Value {
