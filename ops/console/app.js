@@ -12,6 +12,7 @@
 (() => {
   const TOKEN_KEY = 'keel.console.token';
   const MAX_FILLS = 200;
+  const JOURNAL = 5000;
   const MAX_LOG = 100;
   const FINAL = new Set(['filled', 'canceled', 'rejected', 'expired']);
 
@@ -30,6 +31,7 @@
     interval: 60,
     eventsAvailable: true,
     equityServed: false,
+    journal: [],
     lastPrice: new Map(),
   };
 
@@ -334,7 +336,47 @@
     fillRows($('fills').tBodies[0], st.fills.map((f) => fillRow(f, false)), 'no fills yet', 7);
   }
 
+  /** Each strategy's PnL estimated from the trade journal the page read
+   *  (`st.journal`, oldest first): average-cost realized PnL per strategy and
+   *  symbol, the open rest marked at the position's mark, minus fees in the
+   *  quote asset. The engine keeps PnL per symbol, not per strategy, so this
+   *  is the page's own figure (floating point, for display), shown as such. */
+  function strategyPnl() {
+    const marks = new Map(((st.status && st.status.portfolio && st.status.portfolio.positions) || []).map((p) => [p.symbol, Number(p.mark)]));
+    const books = new Map();
+    for (const f of st.journal) {
+      const k = `${f.strategy_id} ${f.symbol}`;
+      const b = books.get(k) || { strategy: f.strategy_id, symbol: f.symbol, q: 0, avg: 0, realized: 0, fees: 0 };
+      books.set(k, b);
+      const price = Number(f.price); const fee = Number(f.fee);
+      const baseFee = f.fee_asset && f.symbol.startsWith(f.fee_asset);
+      let qty = Number(f.qty);
+      b.fees += baseFee ? fee * price : fee;
+      let delta = f.side === 'BUY' ? qty : -qty;
+      if (baseFee) delta -= fee;
+      if (b.q !== 0 && Math.sign(delta) !== Math.sign(b.q)) {
+        const closed = Math.min(Math.abs(delta), Math.abs(b.q));
+        b.realized += closed * (price - b.avg) * Math.sign(b.q);
+        b.q += Math.sign(delta) * closed;
+        delta -= Math.sign(delta) * closed;
+        if (Math.abs(b.q) < 1e-12) { b.q = 0; b.avg = 0; }
+      }
+      if (delta !== 0) {
+        b.avg = (b.avg * Math.abs(b.q) + price * Math.abs(delta)) / (Math.abs(b.q) + Math.abs(delta));
+        b.q += delta;
+      }
+    }
+    const out = new Map();
+    for (const b of books.values()) {
+      const mark = marks.get(b.symbol);
+      const unrealized = b.q !== 0 && Number.isFinite(mark) ? b.q * (mark - b.avg) : 0;
+      out.set(b.strategy, (out.get(b.strategy) || 0) + b.realized + unrealized - b.fees);
+    }
+    return out;
+  }
+
   function renderStrategies() {
+    const pnl = strategyPnl();
     const usage = new Map(((st.status && st.status.risk && st.status.risk.snapshot && st.status.risk.snapshot.usage && st.status.risk.snapshot.usage.strategies) || []).map((u) => [u.strategy, u]));
     const rows = st.strategies.map((s) => {
       const u = usage.get(s.id) || {};
@@ -342,12 +384,15 @@
       const cls = s.failure ? 'neg' : s.paused ? 'lvl-WARN' : 'pos';
       return el('tr', { 'data-strategy': s.id },
         el('td', {}, s.id), el('td', {}, s.kind), el('td', {}, (s.symbols || []).join(', ')),
-        el('td', { class: cls }, state), el('td', {}, u.orders_last_minute ?? '–'), el('td', {}, u.open_orders ?? '–'),
+        el('td', { class: cls }, state),
+        el('td', { class: signClass(pnl.get(s.id) || 0), title: `estimated from the last ${st.journal.length} fills of the journal` },
+          pnl.has(s.id) ? (pnl.get(s.id)).toFixed(2) : '–'),
+        el('td', {}, u.orders_last_minute ?? '–'), el('td', {}, u.open_orders ?? '–'),
         el('td', {}, s.paused
           ? el('button', { class: 'small', type: 'button', onclick: () => setPaused(s.id, false) }, 'Resume')
           : el('button', { class: 'small', type: 'button', onclick: () => setPaused(s.id, true) }, 'Pause')));
     });
-    fillRows($('strategies').tBodies[0], rows, 'no strategies', 7);
+    fillRows($('strategies').tBodies[0], rows, 'no strategies', 8);
   }
 
   /** Adds a line at the top of a list; the same text again (a rejection
@@ -559,11 +604,14 @@
 
   /** The slower-moving parts: equity history, PnL, audit log. */
   async function refreshSlow() {
-    const [equity, pnl, audit] = await Promise.all([
+    const [equity, pnl, audit, journal] = await Promise.all([
       api('/api/v1/equity?limit=1440', { optional: true }),
       api('/api/v1/pnl', { optional: true }),
       api('/api/v1/audit?limit=20', { optional: true }),
+      api(`/api/v1/trades?limit=${JOURNAL}`),
     ]);
+    st.journal = journal.slice().sort((a, b) => a.ts_ms - b.ts_ms);
+    renderStrategies();
     renderEquity(equity);
     renderPnl(pnl);
     if (audit !== null) renderAudit(audit.records || []);
@@ -598,6 +646,8 @@
       case 'fill': {
         if (st.fills.some((f) => String(f.trade_id) === String(data.trade_id))) break;
         st.fills.unshift(data);
+        st.journal.push(data);
+        if (st.journal.length > JOURNAL) st.journal.shift();
         if (st.fills.length > MAX_FILLS) st.fills.pop();
         const tbody = $('fills').tBodies[0];
         const empty = tbody.querySelector('td.empty');

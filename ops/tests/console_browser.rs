@@ -208,6 +208,17 @@ async fn until(c: &Client, secs: u64, what: &str, js: &str) -> Value {
     }
 }
 
+/// Clicks the element `css` selects, finding it again if the page re-rendered
+/// it between the lookup and the click (a stale element), for at most 5 s.
+async fn click(c: &Client, css: &str) {
+    let clicked = poll(Duration::from_secs(5), || async {
+        let e = c.find(Locator::Css(css)).await.ok()?;
+        e.click().await.ok()
+    })
+    .await;
+    assert!(clicked.is_some(), "could not click {css}");
+}
+
 async fn text(c: &Client, css: &str) -> String {
     c.find(Locator::Css(css)).await.expect(css).text().await.unwrap_or_default()
 }
@@ -218,7 +229,7 @@ async fn enter_token(c: &Client, token: &str) {
     let input = c.find(Locator::Id("token-input")).await.expect("token input");
     input.clear().await.expect("clear");
     input.send_keys(token).await.expect("type the token");
-    c.find(Locator::Id("token-submit")).await.expect("submit").click().await.expect("click");
+    click(c, "#token-submit").await;
 }
 
 /// Loads the page and unlocks it with the right token.
@@ -416,6 +427,12 @@ async fn the_console_loads_offline_unlocks_and_follows_the_engine_live() {
     let log = browser_log(&driver, &c).await;
     assert_eq!(errors(&log, &[]), Vec::<String>::new(), "console errors after unlocking");
 
+    // The webhook strategy's PnL (the page's estimate from the journal) is a figure.
+    let pnl =
+        until(&c, 5, "tv's PnL", "document.querySelector('#strategies tr[data-strategy=tv]')?.cells[4].textContent")
+            .await;
+    let pnl = pnl.as_str().unwrap_or_default().to_string();
+    assert!(pnl.parse::<f64>().is_ok_and(f64::is_finite), "tv's PnL: {pnl}");
     // The position follows the fill (re-read after the event, no reload).
     let qty = btc_qty(&r).await;
     until(
@@ -441,17 +458,17 @@ async fn the_emergency_stop_button_confirmed_sets_the_stop_by_web() {
     open_console(&c, &r).await;
     until(&c, 10, "the overview", "document.getElementById('estop-value').textContent === 'clear'").await;
 
-    c.find(Locator::Id("btn-stop")).await.expect("stop button").click().await.expect("click");
+    click(&c, "#btn-stop").await;
     until(&c, 5, "the confirmation dialog", "document.getElementById('stop-dialog').open").await;
     // Confirming without a reason asks for one and stops nothing.
-    c.find(Locator::Id("stop-confirm")).await.expect("confirm").click().await.expect("click");
+    click(&c, "#stop-confirm").await;
     until(&c, 5, "the reason is asked for", "!document.getElementById('stop-error').hidden").await;
     assert!(!r.store.emergency_stop().expect("store").active, "no stop without a reason and a confirmation");
 
     let reason = "console test: stop from the browser";
     c.find(Locator::Id("stop-reason")).await.expect("reason").send_keys(reason).await.expect("type");
     screenshot(&c, "emergency-stop-confirm").await;
-    c.find(Locator::Id("stop-confirm")).await.expect("confirm").click().await.expect("click");
+    click(&c, "#stop-confirm").await;
     until(&c, 10, "the stop shown as set", "document.getElementById('estop-value').textContent === 'SET'").await;
 
     let stop = r.store.emergency_stop().expect("store");
@@ -545,7 +562,7 @@ async fn orders_are_canceled_and_strategies_paused_from_the_page_as_web() {
     let id = open.iter().find(|o| o.strategy_id.as_str() == "btc_grid").expect("a grid order").client_order_id.clone();
     let row = format!("#orders tr[data-id=\"{id}\"]");
     until(&c, 10, "the order's row", &format!("document.querySelector('{row}')")).await;
-    c.find(Locator::Css(&format!("{row} button.cancel"))).await.expect("cancel button").click().await.expect("click");
+    click(&c, &format!("{row} button.cancel")).await;
     let gone = http_support::eventually(10, || async {
         r.handle.open_orders().await.map(|o| o.iter().all(|o| o.client_order_id != id)).unwrap_or(false)
     })
@@ -562,7 +579,7 @@ async fn orders_are_canceled_and_strategies_paused_from_the_page_as_web() {
         &format!("document.querySelector('{strategy}')?.cells[3].textContent === 'paused'"),
     )
     .await;
-    c.find(Locator::Css(&format!("{strategy} button"))).await.expect("resume button").click().await.expect("click");
+    click(&c, &format!("{strategy} button")).await;
     let resumed = http_support::eventually(10, || async {
         r.handle.strategies().await.map(|s| s.iter().any(|s| s.id.as_str() == "btc_grid" && !s.paused)).unwrap_or(false)
     })
