@@ -455,7 +455,26 @@ async fn the_emergency_stop_button_confirmed_sets_the_stop_by_web() {
     let profile = tempfile::tempdir().expect("profile dir");
     let driver = start_driver(&driver_path).await;
     let c = session(&driver, &chromium, profile.path()).await;
-    open_console(&c, &r).await;
+    // A token the engine no longer takes (kept from an earlier visit): the
+    // first 401 brings the prompt back, saying why.
+    c.goto(&format!("{}/", r.base_url())).await.expect("page loads");
+    c.execute("sessionStorage.setItem('keel.console.token', 'an-old-token-0123456789abcdef0123456789'); location.reload(); return true", vec![])
+        .await
+        .expect("stale token");
+    until(
+        &c,
+        10,
+        "the prompt back after a 401",
+        "document.getElementById('token-dialog').open && document.getElementById('token-error').textContent.includes('refused')",
+    )
+    .await;
+    assert_eq!(
+        c.execute("return sessionStorage.length", vec![]).await.ok(),
+        Some(json!(0)),
+        "the refused token is dropped"
+    );
+    enter_token(&c, TOKEN).await;
+    until(&c, 10, "the prompt closes", "!document.getElementById('token-dialog').open").await;
     until(&c, 10, "the overview", "document.getElementById('estop-value').textContent === 'clear'").await;
 
     click(&c, "#btn-stop").await;
@@ -487,8 +506,9 @@ async fn the_emergency_stop_button_confirmed_sets_the_stop_by_web() {
     .await;
     screenshot(&c, "emergency-stop-set").await;
 
+    // The only errors: the browser reporting the requests the old token made.
     let log = browser_log(&driver, &c).await;
-    assert_eq!(errors(&log, &[]), Vec::<String>::new(), "console errors");
+    assert_eq!(errors(&log, &["the server responded with a status of 401"]), Vec::<String>::new(), "console errors");
     let _ = c.close().await;
     drop(driver);
     r.stop().await;
