@@ -140,8 +140,12 @@
 
   // ---------- token prompt ----------
 
+  let eventsAbort = null;
+
   function askToken(error) {
     token = null;
+    // The open event stream was authorised by the old token: close it.
+    if (eventsAbort) eventsAbort.abort();
     sessionStorage.removeItem(TOKEN_KEY);
     const d = $('token-dialog');
     $('token-error').hidden = !error;
@@ -721,7 +725,8 @@
     for (;;) {
       if (!token) { setLink('locked'); await waitForToken(); }
       try {
-        const r = await fetch('/api/v1/events', { headers: headers(false), cache: 'no-store' });
+        eventsAbort = new AbortController();
+        const r = await fetch('/api/v1/events', { headers: headers(false), cache: 'no-store', signal: eventsAbort.signal });
         if (r.status === 401) { askToken('The engine refused the token; enter it again.'); continue; }
         if (r.status === 404) {
           // An engine without the event stream: poll the snapshots instead.
@@ -749,6 +754,7 @@
         }
         throw new Error('the stream ended');
       } catch (e) {
+        if (!token) continue; // locked: wait for the token, not the backoff
         setLink(`reconnecting in ${Math.round(backoff / 1000)} s`, 'amber');
         await sleep(backoff);
         backoff = Math.min(backoff * 2, 15000);

@@ -628,6 +628,16 @@ async fn orders_are_canceled_and_strategies_paused_from_the_page_as_web() {
     )
     .await;
     screenshot(&c, "actions").await;
+
+    // Lock: the token is forgotten, the live stream closed, the prompt back.
+    click(&c, "#btn-lock").await;
+    until(
+        &c,
+        5,
+        "locked",
+        "document.getElementById('token-dialog').open && sessionStorage.length === 0 && document.getElementById('link').textContent === 'locked'",
+    )
+    .await;
     let log = browser_log(&driver, &c).await;
     assert_eq!(errors(&log, &[]), Vec::<String>::new(), "console errors");
     let _ = c.close().await;
