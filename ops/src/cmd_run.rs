@@ -20,6 +20,8 @@ use crate::settings;
 pub fn run(args: RunArgs, log_format: Option<crate::config::LogFormat>) -> anyhow::Result<()> {
     let (mut config, source) = settings::load(args.config.as_deref())?;
     config.engine.data_dir = settings::data_dir(&config, args.data_dir.as_ref());
+    // Before the first line: every secret the config names is redacted from the log.
+    crate::log_scrub::register_config(&config);
     let _log = crate::logging::init(log_format.unwrap_or(config.engine.log_format), &config.engine.log_level);
     tracing::info!(source = %source, "{}", source.describe());
     for line in config.deprecations() {
