@@ -22,6 +22,7 @@ use actors::{EngineEvent, EngineHandle};
 use async_trait::async_trait;
 use keel_core::trading::TradingState;
 use keel_core::venue::{StreamKind, VenueAlert};
+use keel_core::when;
 use teloxide::prelude::Requester;
 use teloxide::types::ChatId;
 use teloxide::{Bot, RequestError};
@@ -401,13 +402,13 @@ pub fn event_text(event: &EngineEvent, fills: bool) -> Option<String> {
         }
         EngineEvent::VenueAlert(alert) => match alert {
             VenueAlert::RateLimited { retry_after_ms } => {
-                format!("Venue 429 (rate limited): requests paused for {} ms", retry_after_ms)
+                format!("Venue 429 (rate limited): requests paused for {}", when::duration(*retry_after_ms))
             }
             VenueAlert::Banned { retry_after_ms } => {
-                format!("Venue 418 (IP banned): nothing is sent for {} ms", retry_after_ms)
+                format!("Venue 418 (IP banned): nothing is sent for {}", when::duration(*retry_after_ms))
             }
             VenueAlert::OrderRateExceeded { retry_after_ms } => {
-                format!("Venue order rate exceeded: no new orders for {} ms", retry_after_ms)
+                format!("Venue order rate exceeded: no new orders for {}", when::duration(*retry_after_ms))
             }
             VenueAlert::Malformed { stream, detail } => {
                 format!("Venue sent a {stream}-stream message Keel cannot read ({detail}); reconciling")
