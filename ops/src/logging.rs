@@ -80,9 +80,12 @@ pub fn init(format: LogFormat, level: &str) -> LogGuard {
         .finish(std::io::stderr());
     let dropped = writer.error_counter();
     let colours = format == LogFormat::Text && std::io::stderr().is_terminal();
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(Scrubbed { inner: writer, colours });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(colours)
+        .with_writer(Scrubbed { inner: writer, colours });
     let result = match format {
-        LogFormat::Text => builder.with_target(false).with_ansi(colours).finish().with(no_dumps).try_init(),
+        LogFormat::Text => builder.with_target(false).finish().with(no_dumps).try_init(),
         LogFormat::Json => {
             builder.json().flatten_event(true).with_current_span(false).finish().with(no_dumps).try_init()
         }
