@@ -114,8 +114,13 @@ pub async fn status_text(handle: &EngineHandle, mode: VenueMode) -> Result<Strin
     if status.emergency_stop.active {
         let _ = writeln!(
             t,
-            "EMERGENCY STOP set by {}: {}",
+            "EMERGENCY STOP set by {}{}: {}",
             status.emergency_stop.set_by.as_deref().unwrap_or("?"),
+            status
+                .emergency_stop
+                .set_at_ms
+                .map(|t| format!(" at {}", keel_core::when::utc_relative(t, now_ms())))
+                .unwrap_or_default(),
             status.emergency_stop.reason.as_deref().unwrap_or("")
         );
     }

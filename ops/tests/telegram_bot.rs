@@ -320,6 +320,13 @@ async fn every_command_from_an_allowed_chat_is_answered() {
     assert!(stored.active);
     assert_eq!(stored.reason.as_deref(), Some("market looks broken"));
     assert_eq!(stored.set_by.as_deref(), Some("operator:telegram:1001"));
+    // /status says when, in UTC and how long ago.
+    let from = fake.sent().len();
+    fake.push(private(OPERATOR), OPERATOR, "/status");
+    let status = reply(&fake, OPERATOR, from, "EMERGENCY STOP set by operator:telegram:1001 at ").await;
+    let status = status.unwrap_or_else(|| panic!("/status names the stop: {:?}", fake.sent()));
+    let line = status.lines().find(|l| l.starts_with("EMERGENCY STOP")).unwrap_or_default();
+    assert!(line.contains("Z (") && line.ends_with("): market looks broken"), "{line}");
 
     let from = fake.sent().len();
     fake.push(private(OPERATOR), OPERATOR, "/resume");
