@@ -158,7 +158,12 @@ fn a_newline_in_a_logged_value_forges_no_line_and_a_pipe_gets_no_colour() {
 
     let text = String::from_utf8_lossy(&output);
     let with_it: Vec<&str> = text.lines().filter(|l| l.contains("forged line")).collect();
-    assert!(!with_it.is_empty(), "the emergency stop is logged with its reason");
+    // Three events carry the reason (the stop, the state change, the
+    // cancel): one line each, the reason escaped inside it.
+    let stop_lines = with_it.iter().filter(|l| l.contains("EMERGENCY STOP set:")).count();
+    assert_eq!(stop_lines, 1, "the emergency stop is one line: {with_it:#?}");
+    let drill_lines = text.lines().filter(|l| l.contains("drill")).count();
+    assert_eq!(with_it.len(), drill_lines, "no line holds the forged text apart from its start: {with_it:#?}");
     for line in &with_it {
         assert!(line.contains("drill\\nERROR forged line \\u001b[31mred"), "escaped in place: {line}");
         assert!(!line.starts_with("ERROR forged line"), "a forged line: {line}");
