@@ -177,7 +177,10 @@ impl Actor for Supervisor {
                     match rx.recv().await {
                         Ok(EngineEvent::VenueAlert(VenueAlert::Banned { retry_after_ms })) => {
                             let msg = SetEmergencyStop {
-                                reason: format!("venue banned this IP (HTTP 418), retry after {retry_after_ms} ms"),
+                                reason: format!(
+                                    "venue banned this IP (HTTP 418), retry after {}",
+                                    keel_core::when::duration(retry_after_ms)
+                                ),
                                 by: "venue:418".into(),
                                 flatten: false,
                             };

@@ -20,18 +20,15 @@ use crate::settings;
 pub fn run(args: RunArgs, log_format: Option<crate::config::LogFormat>) -> anyhow::Result<()> {
     let (mut config, source) = settings::load(args.config.as_deref())?;
     config.engine.data_dir = settings::data_dir(&config, args.data_dir.as_ref());
+    // Before the first line: every secret the config names is redacted from the log.
+    crate::log_scrub::register_config(&config);
     let _log = crate::logging::init(log_format.unwrap_or(config.engine.log_format), &config.engine.log_level);
     tracing::info!(source = %source, "{}", source.describe());
     for line in config.deprecations() {
         tracing::warn!("{line}");
     }
-    if config.http.enabled {
-        // A weak API token or webhook secret stops the start before anything is opened.
-        crate::http::secrets::load(&config.http)?;
-    }
-    let store = open_store(&config.engine.data_dir)?;
     let system = actix::System::new();
-    system.block_on(serve(config, store, args.exit_after))
+    system.block_on(serve(config, args.exit_after))
 }
 
 /// Opens the store; a store that exists but cannot be read gives an in-memory
@@ -82,34 +79,17 @@ pub fn engine_setup(
     })
 }
 
-async fn serve(config: crate::config::Config, store: SharedStore, exit_after: Option<Duration>) -> anyhow::Result<()> {
+async fn serve(config: crate::config::Config, exit_after: Option<Duration>) -> anyhow::Result<()> {
     // Listen for SIGTERM/SIGINT from the start: one that arrives during
     // start-up stops the engine gracefully once it is up, instead of killing it.
     let signals = StopSignals::install();
-    crate::restarts::pace(store.as_ref(), SystemClock.now_ms(), config.engine.free_starts_per_minute as usize).await;
-    tracing::info!(venue_mode = config.venue.mode.as_str(), "venue mode: {}", config.venue.mode.banner());
-    let built = crate::venues::build(&config, Some(store.as_ref())).await?;
-    let setup = engine_setup(&config, store.clone(), built.venue.clone(), Arc::new(SystemClock))?;
-    let handle = match start_engine(setup).await {
-        Ok(h) => h,
+    // The notifiers come first, so that a start that fails says so.
+    let notifiers = crate::surfaces::Notifiers::build(&config);
+    let notifications = notifiers.notifications().clone();
+    let Started { store, built, handle, surfaces } = match start(&config, notifiers).await {
+        Ok(started) => started,
         Err(e) => {
-            let class = e.class();
-            let next = match class {
-                FailureClass::Store => "the store cannot be trusted: fix it before starting again (nothing was sent)",
-                FailureClass::Venue => "the venue did not answer as expected: start again once it is reachable",
-                FailureClass::Config => "the config asks for something the venue does not offer: fix the config",
-            };
-            tracing::error!(class = class.as_str(), error = %e, "start-up failed; {next}");
-            built.stop().await;
-            return Err(anyhow::Error::new(e).context(format!("start-up failed ({})", class.as_str())));
-        }
-    };
-    let surfaces = match crate::surfaces::start(&config, &handle).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "operator surfaces failed to start; stopping the engine");
-            handle.shutdown(Duration::from_secs(5)).await;
-            store.flush()?;
+            crate::surfaces::notify_start_failure(&notifications, &e).await;
             return Err(e);
         }
     };
@@ -130,6 +110,53 @@ async fn serve(config: crate::config::Config, store: SharedStore, exit_after: Op
     tracing::info!("keel stopped");
     actix::System::current().stop();
     Ok(())
+}
+
+/// What a successful start leaves running.
+struct Started {
+    store: SharedStore,
+    built: crate::venues::BuiltVenue,
+    handle: actors::EngineHandle,
+    surfaces: crate::surfaces::Surfaces,
+}
+
+/// Opens the store, builds the venue, starts the engine (reconciling with
+/// the venue) and then the operator surfaces with `notifiers`.
+async fn start(config: &crate::config::Config, notifiers: crate::surfaces::Notifiers) -> anyhow::Result<Started> {
+    if config.http.enabled {
+        // A weak API token or webhook secret stops the start before anything is opened.
+        crate::http::secrets::load(&config.http)?;
+    }
+    let store = open_store(&config.engine.data_dir)?;
+    crate::restarts::pace(store.as_ref(), SystemClock.now_ms(), config.engine.free_starts_per_minute as usize).await;
+    tracing::info!(venue_mode = config.venue.mode.as_str(), "venue mode: {}", config.venue.mode.banner());
+    let built = crate::venues::build(config, Some(store.as_ref())).await?;
+    let setup = engine_setup(config, store.clone(), built.venue.clone(), Arc::new(SystemClock))?;
+    let handle = match start_engine(setup).await {
+        Ok(h) => h,
+        Err(e) => {
+            let class = e.class();
+            let next = match class {
+                FailureClass::Store => "the store cannot be trusted: fix it before starting again (nothing was sent)",
+                FailureClass::Venue => "the venue did not answer as expected: start again once it is reachable",
+                FailureClass::Config => "the config asks for something the venue does not offer: fix the config",
+            };
+            tracing::error!(class = class.as_str(), error = %e, "start-up failed; {next}");
+            built.stop().await;
+            return Err(anyhow::Error::new(e).context(format!("start-up failed ({})", class.as_str())));
+        }
+    };
+    let surfaces = match crate::surfaces::start_with(config, &handle, notifiers).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "operator surfaces failed to start; stopping the engine");
+            handle.shutdown(Duration::from_secs(5)).await;
+            built.stop().await;
+            store.flush()?;
+            return Err(e);
+        }
+    };
+    Ok(Started { store, built, handle, surfaces })
 }
 
 /// SIGTERM and SIGINT handlers, installed once.

@@ -19,6 +19,7 @@ pub mod cmd_state;
 pub mod config;
 pub mod http;
 pub mod log_feed;
+pub mod log_scrub;
 pub mod logging;
 pub mod notify;
 pub mod outbox;

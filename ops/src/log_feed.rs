@@ -96,7 +96,9 @@ impl Fields {
 }
 
 /// The one place a log line's text is made for the console: the message,
-/// then `key=value` for each field in the order logged.
+/// then `key=value` for each field in the order logged, scrubbed like the
+/// log output (no registered secret, control characters escaped: see
+/// [`crate::log_scrub`]).
 pub fn line_text(message: &str, fields: &[(&str, String)]) -> String {
     let mut out = String::with_capacity(message.len() + 16 * fields.len());
     out.push_str(message);
@@ -106,7 +108,10 @@ pub fn line_text(message: &str, fields: &[(&str, String)]) -> String {
         }
         let _ = write!(out, "{key}={value}");
     }
-    out
+    match crate::log_scrub::scrub(&out) {
+        std::borrow::Cow::Borrowed(_) => out,
+        std::borrow::Cow::Owned(clean) => clean,
+    }
 }
 
 #[cfg(test)]
@@ -130,6 +135,18 @@ mod tests {
         for (message, fields, want) in cases {
             assert_eq!(line_text(message, &fields), want, "{message:?} {fields:?}");
         }
+    }
+
+    #[test]
+    fn line_text_carries_no_secret_and_no_raw_control_character() {
+        crate::log_scrub::register("feed-secret-0123456789abcdef");
+        let text = line_text(
+            "refused\nERROR forged",
+            &[("token", "feed-secret-0123456789abcdef".into()), ("reason", "a\u{1b}[31mb".into())],
+        );
+        assert!(!text.contains("feed-secret-0123456789abcdef"), "{text}");
+        assert!(text.contains("<redacted>"), "{text}");
+        assert!(!text.chars().any(|c| c.is_control()), "{text:?}");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! messages listing several.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use actors::{EngineEvent, EngineHandle};
 use async_trait::async_trait;
 use keel_core::trading::TradingState;
 use keel_core::venue::{StreamKind, VenueAlert};
+use keel_core::when;
 use teloxide::prelude::Requester;
 use teloxide::types::ChatId;
 use teloxide::{Bot, RequestError};
@@ -176,6 +178,8 @@ pub struct NotifyQueue {
     name: &'static str,
     outbox: Arc<Mutex<Outbox>>,
     wake: Arc<Notify>,
+    /// 1 while the worker is sending a message it took from the outbox.
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl NotifyQueue {
@@ -205,15 +209,22 @@ impl NotifyQueue {
         self.wake.notify_one();
     }
 
-    /// Messages waiting.
+    /// Messages waiting or being sent.
     pub fn pending(&self) -> usize {
-        self.outbox.lock().map(|o| o.len()).unwrap_or(0)
+        self.outbox.lock().map(|o| o.len()).unwrap_or(0) + self.in_flight.load(Ordering::SeqCst)
     }
 
-    /// The next message, waiting for one.
+    /// The next message, waiting for one; it counts as pending until the
+    /// worker has sent it or given up.
     async fn next(&self) -> (String, Priority) {
         loop {
-            if let Some(next) = self.outbox.lock().ok().and_then(|mut o| o.pop()) {
+            if let Some(next) = self.outbox.lock().ok().and_then(|mut o| {
+                let next = o.pop();
+                if next.is_some() {
+                    self.in_flight.store(1, Ordering::SeqCst);
+                }
+                next
+            }) {
                 return next;
             }
             self.wake.notified().await;
@@ -234,8 +245,12 @@ pub fn spawn_worker(
     min_interval: Duration,
 ) -> (NotifyQueue, JoinHandle<()>) {
     let name = notifier.name();
-    let queue =
-        NotifyQueue { name, outbox: Arc::new(Mutex::new(Outbox::new(capacity))), wake: Arc::new(Notify::new()) };
+    let queue = NotifyQueue {
+        name,
+        outbox: Arc::new(Mutex::new(Outbox::new(capacity))),
+        wake: Arc::new(Notify::new()),
+        in_flight: Arc::new(AtomicUsize::new(0)),
+    };
     let worker = queue.clone();
     let task = tokio::spawn(async move {
         let m = metrics();
@@ -284,6 +299,7 @@ pub fn spawn_worker(
                     }
                 }
             }
+            worker.in_flight.store(0, Ordering::SeqCst);
             tokio::time::sleep(min_interval).await;
         }
     });
@@ -314,9 +330,19 @@ impl Notifications {
         self.queues.is_empty()
     }
 
-    /// Messages waiting across notifiers.
+    /// Messages waiting or being sent across notifiers.
     pub fn pending(&self) -> usize {
         self.queues.iter().map(NotifyQueue::pending).sum()
+    }
+
+    /// Waits until every message has been sent (or given up on), at most
+    /// `within`; true when nothing is left.
+    pub async fn sent_within(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while self.pending() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.pending() == 0
     }
 }
 
@@ -377,13 +403,13 @@ pub fn event_text(event: &EngineEvent, fills: bool) -> Option<String> {
         }
         EngineEvent::VenueAlert(alert) => match alert {
             VenueAlert::RateLimited { retry_after_ms } => {
-                format!("Venue 429 (rate limited): requests paused for {} ms", retry_after_ms)
+                format!("Venue 429 (rate limited): requests paused for {}", when::duration(*retry_after_ms))
             }
             VenueAlert::Banned { retry_after_ms } => {
-                format!("Venue 418 (IP banned): nothing is sent for {} ms", retry_after_ms)
+                format!("Venue 418 (IP banned): nothing is sent for {}", when::duration(*retry_after_ms))
             }
             VenueAlert::OrderRateExceeded { retry_after_ms } => {
-                format!("Venue order rate exceeded: no new orders for {} ms", retry_after_ms)
+                format!("Venue order rate exceeded: no new orders for {}", when::duration(*retry_after_ms))
             }
             VenueAlert::Malformed { stream, detail } => {
                 format!("Venue sent a {stream}-stream message Keel cannot read ({detail}); reconciling")

@@ -8,9 +8,12 @@ use std::fmt;
 pub struct Secret(String);
 
 impl Secret {
-    /// Reads the variable `name`; `None` when it is unset or empty.
+    /// Reads the variable `name`; `None` when it is unset or empty. The
+    /// value is redacted from every later log line ([`crate::log_scrub`]).
     pub fn from_env(name: &str) -> Option<Self> {
-        std::env::var(name).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).map(Self)
+        let value = std::env::var(name).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())?;
+        crate::log_scrub::register(&value);
+        Some(Self(value))
     }
 
     /// Wraps a value (tests, and values read some other way).

@@ -68,9 +68,7 @@ impl Period {
 }
 
 /// A decimal for display: trailing zeros removed, at most 8 decimal places.
-pub fn d(v: Decimal) -> String {
-    v.round_dp(8).normalize().to_string()
-}
+pub use keel_core::decimal_text::amount as d;
 
 fn opt(v: Option<Decimal>) -> String {
     v.map(d).unwrap_or_else(|| "n/a".into())
@@ -116,8 +114,13 @@ pub async fn status_text(handle: &EngineHandle, mode: VenueMode) -> Result<Strin
     if status.emergency_stop.active {
         let _ = writeln!(
             t,
-            "EMERGENCY STOP set by {}: {}",
+            "EMERGENCY STOP set by {}{}: {}",
             status.emergency_stop.set_by.as_deref().unwrap_or("?"),
+            status
+                .emergency_stop
+                .set_at_ms
+                .map(|t| format!(" at {}", keel_core::when::utc_relative(t, now_ms())))
+                .unwrap_or_default(),
             status.emergency_stop.reason.as_deref().unwrap_or("")
         );
     }
@@ -338,34 +341,9 @@ pub fn time_hms(ms: i64) -> String {
     }
 }
 
-/// `YYYY-MM-DD` of a day number since the epoch (civil calendar).
-pub fn date(days: i64) -> String {
-    // Howard Hinnant's days_from_civil inverse.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    format!("{:04}-{m:02}-{d:02}", if m <= 2 { y + 1 } else { y })
-}
-
-/// RFC 3339 UTC time of a timestamp (for CSV and JSON exports).
-pub fn rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let s = secs.rem_euclid(86_400);
-    format!(
-        "{}T{:02}:{:02}:{:02}.{:03}Z",
-        date(secs.div_euclid(86_400)),
-        s / 3600,
-        s / 60 % 60,
-        s % 60,
-        ms.rem_euclid(1000)
-    )
-}
+/// `YYYY-MM-DD` of a day number since the epoch; RFC 3339 UTC with
+/// milliseconds (for CSV and JSON exports).
+pub use keel_core::when::{date, utc_millis as rfc3339};
 
 /// One fill as the API shows it: an item of `GET /api/v1/trades` and the
 /// data of a `fill` live event (the stored fill plus its RFC 3339 `time`).

@@ -32,8 +32,93 @@ pub struct Surfaces {
     workers: Vec<JoinHandle<()>>,
 }
 
+/// The notifiers, built before the engine starts so that a start-up
+/// failure reaches the operator too ([`notify_start_failure`]).
+pub struct Notifiers {
+    notifications: Notifications,
+    workers: Vec<JoinHandle<()>>,
+    /// The Telegram bot and its token, for the command runner once the engine runs.
+    telegram: Option<(teloxide::Bot, Secret)>,
+}
+
+/// How long a start-up failure waits for its notification to go out.
+pub const FAILURE_NOTICE_WAIT: Duration = Duration::from_secs(5);
+
+impl Notifiers {
+    /// Starts a sending worker per configured notifier (Telegram: one per
+    /// allowed chat; Discord). A missing bot token or webhook URL only turns
+    /// that notifier off, with a loud line.
+    pub fn build(config: &Config) -> Self {
+        let capacity = config.notify.queue_capacity;
+        let interval = config.notify.min_interval.as_std();
+        let mut queues = Vec::new();
+        let mut workers = Vec::new();
+        let mut telegram = None;
+        let tg = &config.notify.telegram;
+        if tg.enabled {
+            match Secret::from_env(&tg.token_env) {
+                None => tracing::error!(
+                    env = %tg.token_env,
+                    "notify.telegram is enabled but the bot token variable is not set: Telegram is OFF"
+                ),
+                Some(token) => match telegram::build_bot(&token, tg) {
+                    Err(e) => tracing::error!(error = %e, "Telegram is OFF"),
+                    Ok(b) => {
+                        for chat in &tg.allowed_chat_ids {
+                            let n: Arc<dyn Notifier> = Arc::new(TelegramNotifier::new(b.clone(), *chat, token.clone()));
+                            let (q, w) = notify::spawn_worker(n, capacity, interval);
+                            queues.push(q);
+                            workers.push(w);
+                        }
+                        telegram = Some((b, token));
+                    }
+                },
+            }
+        }
+        let dc = &config.notify.discord;
+        if dc.enabled {
+            match Secret::from_env(&dc.webhook_url_env) {
+                None => tracing::error!(
+                    env = %dc.webhook_url_env,
+                    "notify.discord is enabled but the webhook URL variable is not set: Discord is OFF"
+                ),
+                Some(url) => {
+                    let n: Arc<dyn Notifier> = Arc::new(DiscordNotifier::new(url));
+                    let (q, w) = notify::spawn_worker(n, capacity, interval);
+                    queues.push(q);
+                    workers.push(w);
+                }
+            }
+        }
+        Self { notifications: Notifications::new(queues), workers, telegram }
+    }
+
+    /// The fan-out to every notifier.
+    pub fn notifications(&self) -> &Notifications {
+        &self.notifications
+    }
+}
+
+/// Sends "Keel failed to start: <reason>" to every notifier as a critical
+/// message and waits (at most [`FAILURE_NOTICE_WAIT`]) until it has gone out.
+pub async fn notify_start_failure(notifications: &Notifications, reason: &anyhow::Error) {
+    if notifications.is_empty() {
+        return;
+    }
+    notifications.push(&format!("Keel failed to start: {reason:#}"), notify::Priority::Critical);
+    if !notifications.sent_within(FAILURE_NOTICE_WAIT).await {
+        tracing::warn!("the start-up failure notification was not sent in time");
+    }
+}
+
 /// Starts every configured operator surface for a running engine.
 pub async fn start(config: &Config, handle: &EngineHandle) -> anyhow::Result<Surfaces> {
+    start_with(config, handle, Notifiers::build(config)).await
+}
+
+/// Starts the operator surfaces for a running engine with notifiers built
+/// before it started.
+pub async fn start_with(config: &Config, handle: &EngineHandle, notifiers: Notifiers) -> anyhow::Result<Surfaces> {
     let config = Arc::new(config.clone());
     prime_metrics(&config);
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -54,49 +139,9 @@ pub async fn start(config: &Config, handle: &EngineHandle) -> anyhow::Result<Sur
         None
     };
 
-    let capacity = config.notify.queue_capacity;
-    let interval = config.notify.min_interval.as_std();
-    let mut queues = Vec::new();
-    let mut workers = Vec::new();
-    let mut bot = None;
-    let tg = &config.notify.telegram;
-    if tg.enabled {
-        match Secret::from_env(&tg.token_env) {
-            None => tracing::error!(
-                env = %tg.token_env,
-                "notify.telegram is enabled but the bot token variable is not set: Telegram is OFF"
-            ),
-            Some(token) => match telegram::build_bot(&token, tg) {
-                Err(e) => tracing::error!(error = %e, "Telegram is OFF"),
-                Ok(b) => {
-                    for chat in &tg.allowed_chat_ids {
-                        let n: Arc<dyn Notifier> = Arc::new(TelegramNotifier::new(b.clone(), *chat, token.clone()));
-                        let (q, w) = notify::spawn_worker(n, capacity, interval);
-                        queues.push(q);
-                        workers.push(w);
-                    }
-                    let runner = TelegramBot::new(b, token, handle.clone(), config.clone());
-                    bot = Some(runner.spawn(shutdown_rx.clone()));
-                }
-            },
-        }
-    }
-    let dc = &config.notify.discord;
-    if dc.enabled {
-        match Secret::from_env(&dc.webhook_url_env) {
-            None => tracing::error!(
-                env = %dc.webhook_url_env,
-                "notify.discord is enabled but the webhook URL variable is not set: Discord is OFF"
-            ),
-            Some(url) => {
-                let n: Arc<dyn Notifier> = Arc::new(DiscordNotifier::new(url));
-                let (q, w) = notify::spawn_worker(n, capacity, interval);
-                queues.push(q);
-                workers.push(w);
-            }
-        }
-    }
-    let notifications = Notifications::new(queues);
+    let Notifiers { notifications, workers, telegram } = notifiers;
+    let bot = telegram
+        .map(|(b, token)| TelegramBot::new(b, token, handle.clone(), config.clone()).spawn(shutdown_rx.clone()));
     // The engine announced `Started` before the surfaces subscribed: say it here.
     if !notifications.is_empty() {
         let state = handle.risk().await.map(|r| r.trading_state.as_str()).unwrap_or("unknown");
@@ -156,10 +201,7 @@ impl Surfaces {
         if let Some(events) = self.events.take() {
             let _ = tokio::time::timeout(Duration::from_secs(2), events).await;
         }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-        while self.notifications.pending() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.notifications.sent_within(Duration::from_secs(3)).await;
         if let Some(mut bot) = self.bot.take() {
             if tokio::time::timeout(Duration::from_secs(2), &mut bot).await.is_err() {
                 tracing::warn!("telegram bot did not stop in time");

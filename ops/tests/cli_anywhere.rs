@@ -203,3 +203,41 @@ fn mainnet_refuses_test_urls_and_plain_http_in_one_line() {
     let (ok, _, stderr) = check_config("mode = \"testnet\"", "rest_url = \"http://127.0.0.1:9000\"\n", &env);
     assert!(ok, "testnet with a local URL: {stderr}");
 }
+
+/// Times people read are ISO-8601 UTC with how long ago, never epoch
+/// milliseconds: `keel halt`, then `keel state` shows when the stop was set.
+#[test]
+fn keel_state_shows_times_in_utc_not_epoch_milliseconds() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let keel = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_keel"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("keel runs");
+        assert!(out.status.success(), "keel {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    keel(&["halt", "--reason", "drill"]);
+    let state = keel(&["state"]);
+    let set_line = state
+        .lines()
+        .find(|l| l.contains("emergency stop: SET by operator:cli at "))
+        .unwrap_or_else(|| panic!("the risk section says who set the stop and when:\n{state}"));
+    let at = set_line.split(" at ").nth(1).unwrap_or_default();
+    let iso = at.get(..20).unwrap_or_default();
+    let looks_iso = iso.len() == 20
+        && iso.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            10 => b == b'T',
+            13 | 16 => b == b':',
+            19 => b == b'Z',
+            _ => b.is_ascii_digit(),
+        });
+    assert!(looks_iso, "ISO-8601 UTC: {set_line}");
+    assert!(at[20..].starts_with(" (") && at.contains(" ago)") || at.contains("(now)"), "how long ago: {set_line}");
+    // No epoch milliseconds anywhere (13 digits in a row).
+    let digits_in_a_row = state.split(|c: char| !c.is_ascii_digit()).map(str::len).max().unwrap_or(0);
+    assert!(digits_in_a_row < 13, "an epoch timestamp in `keel state`:\n{state}");
+}

@@ -61,14 +61,15 @@ fn an_engine_whose_log_output_nobody_reads_keeps_working_takes_an_emergency_stop
         .replace("# token_env = \"KEEL_API_TOKEN\"", "token_env = \"KEEL_TEST_API_TOKEN\"");
     std::fs::write(&config, text).unwrap();
     let token = "log-pipe-test-token-0123456789abcdef";
-    // Trace level fills a pipe in moments; stdout and stderr are pipes
-    // this test never reads.
+    // Trace level with the transport crates' frame dumps (named, so not
+    // capped) fills a pipe in moments; stdout and stderr are pipes this
+    // test never reads.
     let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
         .args(["run", "--log-format", "json", "--config"])
         .arg(&config)
         .arg("--data-dir")
         .arg(dir.path().join("data"))
-        .env("RUST_LOG", "trace")
+        .env("RUST_LOG", "trace,tungstenite=trace,tokio_tungstenite=trace,hyper=trace,actix_http=trace")
         .env("KEEL_TEST_API_TOKEN", token)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

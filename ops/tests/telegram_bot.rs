@@ -320,6 +320,13 @@ async fn every_command_from_an_allowed_chat_is_answered() {
     assert!(stored.active);
     assert_eq!(stored.reason.as_deref(), Some("market looks broken"));
     assert_eq!(stored.set_by.as_deref(), Some("operator:telegram:1001"));
+    // /status says when, in UTC and how long ago.
+    let from = fake.sent().len();
+    fake.push(private(OPERATOR), OPERATOR, "/status");
+    let status = reply(&fake, OPERATOR, from, "EMERGENCY STOP set by operator:telegram:1001 at ").await;
+    let status = status.unwrap_or_else(|| panic!("/status names the stop: {:?}", fake.sent()));
+    let line = status.lines().find(|l| l.starts_with("EMERGENCY STOP")).unwrap_or_default();
+    assert!(line.contains("Z (") && line.ends_with("): market looks broken"), "{line}");
 
     let from = fake.sent().len();
     fake.push(private(OPERATOR), OPERATOR, "/resume");
@@ -606,4 +613,83 @@ async fn get_me_is_retried_and_commands_for_another_bot_are_never_run() {
     assert!(reply(&fake, OPERATOR, from, "EMERGENCY STOP set and saved").await.is_some(), "{:?}", fake.sent());
     assert_eq!(r.store.emergency_stop().ok().and_then(|s| s.reason), Some("ours".into()));
     r.stop().await;
+}
+
+/// A `keel run` that cannot start says so on Telegram before it exits, with
+/// a non-zero status: the notifiers are built before the engine starts.
+/// Its store held by another engine; a venue that does not answer.
+#[actix_rt::test]
+async fn a_start_that_fails_is_notified_before_keel_exits() {
+    let fake = web::Data::new(Fake::default());
+    let url = fake_server(fake.clone()).await;
+    let unreachable = BASE.replace("mode = \"paper\"", "mode = \"testnet\"").replace(
+        "[engine]\n",
+        "[engine]\nstartup_deadline = \"1s\"\n",
+    ) + "\n[venue.binance]\nrest_url = \"http://127.0.0.1:9\"\nws_stream_url = \"ws://127.0.0.1:9\"\nws_api_url = \"ws://127.0.0.1:9/ws-api/v3\"\napi_key_env = \"KEEL_TEST_TG_BINANCE_KEY\"\napi_secret_env = \"KEEL_TEST_TG_BINANCE_SECRET\"\n";
+    let cases = [
+        ("store held", BASE.to_string(), true, "is locked: is a keel engine running on it?"),
+        ("venue unreachable", unreachable, false, "cannot connect to Binance testnet at http://127.0.0.1:9"),
+    ];
+    for (case, base, hold_store, reason) in cases {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        // Another engine holds the store: the start is refused.
+        let held = hold_store.then(|| keel_store::SledStore::open(&data).expect("the test opens the store"));
+        let config = dir.path().join("keel.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"{base}
+[http]
+enabled = false
+
+[notify]
+min_interval = "0ms"
+
+[notify.telegram]
+enabled = true
+token_env = "{TOKEN_ENV}"
+allowed_chat_ids = [{OPERATOR}, {GROUP}]
+allowed_user_ids = [{OPERATOR}]
+api_url = "{url}"
+poll_timeout = "1s"
+"#
+            ),
+        )
+        .expect("config written");
+        let from = fake.sent().len();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&data)
+            .env_remove("RUST_LOG")
+            .env(TOKEN_ENV, TOKEN)
+            .env("KEEL_TEST_TG_BINANCE_KEY", "test-key-for-an-unreachable-venue")
+            .env("KEEL_TEST_TG_BINANCE_SECRET", "test-secret-for-an-unreachable-venue")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("keel starts");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{case}: keel did not exit after a failed start");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        drop(held);
+        assert!(!status.success(), "{case}: a failed start exits non-zero: {status:?}");
+        let sent: Vec<Sent> = fake.sent().into_iter().skip(from).collect();
+        for chat in [OPERATOR, GROUP] {
+            let notice = sent.iter().find(|s| s.chat == chat && s.text.starts_with("Keel failed to start: "));
+            let notice =
+                notice.unwrap_or_else(|| panic!("{case}: chat {chat} was told of the failed start: {sent:#?}"));
+            assert!(notice.text.contains(reason), "{case}: the reason is given: {}", notice.text);
+        }
+    }
 }

@@ -190,9 +190,9 @@ pub fn decide(
     };
     if stop.active {
         let reason = format!(
-            "emergency stop set by {} at {} ms: {}; only an operator resume clears it",
+            "emergency stop set by {} at {}: {}; only an operator resume clears it",
             stop.set_by.as_deref().unwrap_or("unknown"),
-            stop.set_at_ms.map(|t| t.to_string()).unwrap_or_else(|| "?".into()),
+            stop.set_at_ms.map(keel_core::when::utc).unwrap_or_else(|| "?".into()),
             stop.reason.as_deref().unwrap_or("no reason given"),
         );
         return StartupDecision {

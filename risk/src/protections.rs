@@ -376,8 +376,9 @@ impl Protections {
         let until = now_ms.saturating_add(self.config.loss_cooldown.0);
         let scope = key_symbol.as_deref().map(|s| format!(" on {s}")).unwrap_or_default();
         let reason = format!(
-            "{losses} losing round trips in a row{scope} (limit {max}); paused for {} ms",
-            self.config.loss_cooldown.0
+            "{losses} losing round trips in a row{scope} (limit {max}); paused for {}, until {}",
+            keel_core::when::duration(self.config.loss_cooldown.0.unsigned_abs()),
+            keel_core::when::utc(until)
         );
         self.state.pauses.retain(|p| !(p.strategy == strategy && p.symbol == key_symbol && p.until_ms.is_some()));
         self.state.pauses.push(Pause {

@@ -41,7 +41,7 @@ pub enum RejectReason {
     #[error("trading state {} does not allow this order", .0.as_str())]
     TradingState(TradingState),
     /// The strategy is paused (by an operator or a protection's cooldown).
-    #[error("strategy {strategy} is paused{}", until_ms.map(|t| format!(" until {t} ms")).unwrap_or_default())]
+    #[error("strategy {strategy} is paused{}", until_ms.map(|t| format!(" until {}", keel_core::when::utc(t))).unwrap_or_default())]
     StrategyPaused {
         /// The strategy.
         strategy: String,
@@ -61,7 +61,7 @@ pub enum RejectReason {
     #[error("no market price known yet for {0}")]
     NoPrice(String),
     /// The symbol's last market event is too old.
-    #[error("stale market data for {symbol}: last event {} (max age {max_age_ms} ms)", age_ms.map(|a| format!("{a} ms ago")).unwrap_or_else(|| "never".into()))]
+    #[error("stale market data for {symbol}: last event {} (max age {})", age_ms.map(|a| format!("{} ago", keel_core::when::duration(a.unsigned_abs()))).unwrap_or_else(|| "never".into()), keel_core::when::duration(max_age_ms.unsigned_abs()))]
     StaleData {
         /// Symbol.
         symbol: String,
@@ -133,7 +133,7 @@ pub enum RejectReason {
         available: Decimal,
     },
     /// The same order was sent within the duplicate window.
-    #[error("duplicate of an order sent {age_ms} ms ago (window {window_ms} ms)")]
+    #[error("duplicate of an order sent {} ago (window {})", keel_core::when::duration(age_ms.unsigned_abs()), keel_core::when::duration(window_ms.unsigned_abs()))]
     Duplicate {
         /// Time since the identical order.
         age_ms: i64,
@@ -264,6 +264,28 @@ mod tests {
         for r in samples {
             assert!(ALL_REJECT_CODES.contains(&r.code()), "{} not listed", r.code());
             assert!(!r.to_string().is_empty());
+        }
+    }
+
+    #[test]
+    fn times_and_durations_read_as_people_read_them() {
+        let cases: Vec<(RejectReason, &str)> = vec![
+            (
+                RejectReason::StrategyPaused { strategy: "s".into(), until_ms: Some(1_796_543_100_000) },
+                "strategy s is paused until 2026-12-06T07:45:00Z",
+            ),
+            (RejectReason::StrategyPaused { strategy: "s".into(), until_ms: None }, "strategy s is paused"),
+            (
+                RejectReason::StaleData { symbol: "X".into(), age_ms: Some(2_500), max_age_ms: 60_000 },
+                "stale market data for X: last event 2.5 s ago (max age 1 min)",
+            ),
+            (
+                RejectReason::Duplicate { age_ms: 300, window_ms: 1_000 },
+                "duplicate of an order sent 300 ms ago (window 1 s)",
+            ),
+        ];
+        for (reason, want) in cases {
+            assert_eq!(reason.to_string(), want);
         }
     }
 }

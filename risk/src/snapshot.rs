@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::config::RiskConfig;
+use keel_core::clock::{Clock, SystemClock};
 use keel_core::trading::{EmergencyStop, TradingState, TradingStateRecord};
-use keel_core::{Decimal, Symbol};
+use keel_core::{decimal_text, when, Decimal, Symbol};
 use serde::Serialize;
 
 use crate::engine_core::RiskEngine;
@@ -269,20 +270,27 @@ fn ms(v: i64) -> String {
     if v <= 0 {
         "off".into()
     } else {
-        format!("{v} ms")
+        when::duration(v.unsigned_abs())
     }
 }
 
-/// A human-readable summary for `keel state` and `/status`.
+/// An amount, or `-` when unknown.
+fn amount(v: &Option<Decimal>) -> String {
+    v.map(decimal_text::amount).unwrap_or_else(|| "-".into())
+}
+
+/// A human-readable summary for `keel state` and `/status`; times in UTC
+/// with how long ago or from now (the wall clock's now).
 impl fmt::Display for RiskSnapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let now = SystemClock.now_ms();
         writeln!(f, "trading state: {} ({})", self.trading_state.as_str(), self.state_reason)?;
         if self.emergency_stop.active {
             writeln!(
                 f,
-                "emergency stop: SET by {} at {} ms: {}",
+                "emergency stop: SET by {} at {}: {}",
                 opt(&self.emergency_stop.set_by),
-                opt(&self.emergency_stop.set_at_ms),
+                self.emergency_stop.set_at_ms.map(|t| when::utc_relative(t, now)).unwrap_or_else(|| "-".into()),
                 opt(&self.emergency_stop.reason)
             )?;
         } else {
@@ -297,7 +305,7 @@ impl fmt::Display for RiskSnapshot {
             limit(l.max_order_notional),
             limit(l.max_position_notional),
             limit(l.max_gross_exposure),
-            u.gross_exposure.normalize(),
+            decimal_text::amount(u.gross_exposure),
             u.open_orders,
             count(l.max_open_orders),
         )?;
@@ -326,17 +334,23 @@ impl fmt::Display for RiskSnapshot {
         let p = &self.protections;
         writeln!(
             f,
-            "protections: equity {}, high-water mark {}, drawdown {}% (max {}), daily PnL {} (limit {} / {})",
-            opt(&p.equity),
-            opt(&p.high_water_mark),
-            opt(&p.drawdown_pct),
+            "protections: equity {}, high-water mark {}, drawdown {} (max {}), daily PnL {} (limit {} / {})",
+            amount(&p.equity),
+            amount(&p.high_water_mark),
+            p.drawdown_pct.map(|v| format!("{}%", decimal_text::percent(v))).unwrap_or_else(|| "-".into()),
             pct(l.max_drawdown_pct),
-            opt(&p.daily_pnl),
+            amount(&p.daily_pnl),
             limit(l.daily_loss_limit),
             pct(l.daily_loss_limit_pct),
         )?;
         for trip in p.drawdown_trip.iter().chain(p.daily_loss_trip.iter()) {
-            writeln!(f, "  TRIPPED at {} ms -> {}: {}", trip.at_ms, trip.state.as_str(), trip.reason)?;
+            writeln!(
+                f,
+                "  TRIPPED at {} -> {}: {}",
+                when::utc_relative(trip.at_ms, now),
+                trip.state.as_str(),
+                trip.reason
+            )?;
         }
         for pause in &p.paused_strategies {
             writeln!(
@@ -345,7 +359,7 @@ impl fmt::Display for RiskSnapshot {
                 pause.strategy,
                 pause.symbol.as_deref().map(|s| format!(" on {s}")).unwrap_or_default(),
                 pause.by,
-                pause.until_ms.map(|t| format!("{t} ms")).unwrap_or_else(|| "resumed".into()),
+                pause.until_ms.map(|t| when::utc_relative(t, now)).unwrap_or_else(|| "resumed".into()),
                 pause.reason
             )?;
         }

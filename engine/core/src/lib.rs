@@ -14,6 +14,7 @@ pub mod account;
 pub mod balance;
 pub mod clock;
 pub mod config;
+pub mod decimal_text;
 mod duration;
 pub mod error;
 pub mod fill;
@@ -27,6 +28,7 @@ pub mod strategy;
 pub mod symbol;
 pub mod trading;
 pub mod venue;
+pub mod when;
 
 pub use rust_decimal::Decimal;
 pub use symbol::{StrategyId, Symbol};

@@ -281,9 +281,7 @@ pub struct Report {
 
 /// ISO 8601 UTC for ms since the epoch.
 pub fn iso(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_else(|| ms.to_string())
+    keel_core::when::utc(ms)
 }
 
 /// A duration as `3d 4h 5m` (largest units only).
