@@ -629,6 +629,47 @@ async fn orders_are_canceled_and_strategies_paused_from_the_page_as_web() {
     .await;
     screenshot(&c, "actions").await;
 
+    // Flatten the BTCUSDT position from its row, through the confirmation.
+    // The engine's flatten waits while orders rest on the symbol (a resting
+    // buy could add to what it sells), so the strategies are paused and their
+    // orders canceled first.
+    for id in ["btc_sma", "btc_grid"] {
+        r.handle.set_paused(id, true, "paused by the console test").await.expect("pause");
+    }
+    r.handle.cancel_all(None, "console test").await.expect("cancel all");
+    let none_open =
+        http_support::eventually(10, || async { r.handle.open_orders().await.is_ok_and(|o| o.is_empty()) }).await;
+    assert!(none_open, "no order rests before the flatten");
+    let mut bought = false;
+    for attempt in 0..10 {
+        webhook_buy(&r, &format!("console-flatten-{attempt}")).await;
+        bought = http_support::eventually(2, || async { btc_qty(&r).await.parse::<f64>().unwrap_or(0.0) > 0.0 }).await;
+        if bought {
+            break;
+        }
+    }
+    assert!(bought, "a webhook buy filled: BTCUSDT {}", btc_qty(&r).await);
+    let position = "#positions tr[data-symbol=BTCUSDT] button";
+    until(&c, 10, "the position's Flatten button", &format!("document.querySelector('{position}')")).await;
+    click(&c, position).await;
+    until(&c, 5, "the flatten confirmation", "document.getElementById('confirm-dialog').open").await;
+    click(&c, "#confirm-yes").await;
+    let flat =
+        http_support::eventually(10, || async { btc_qty(&r).await.parse::<f64>().map(|q| q == 0.0).unwrap_or(false) })
+            .await;
+    if !flat {
+        let toast = text(&c, "#toast").await;
+        let audit = r.store.audit(10).expect("audit log");
+        let rejections = r.handle.risk().await.map(|s| format!("{:?}", s.rejections)).unwrap_or_default();
+        panic!(
+            "flattened from the page: BTCUSDT {} (toast {toast:?}; audit {audit:?}; rejections {rejections})",
+            btc_qty(&r).await
+        );
+    }
+    let audit = r.store.audit(10).expect("audit log");
+    assert!(audit.iter().any(|a| a.action == "flatten" && a.by == "web" && a.ok), "{audit:?}");
+    until(&c, 10, "the flat position on the page", &format!("!document.querySelector('{position}')")).await;
+
     // Lock: the token is forgotten, the live stream closed, the prompt back.
     click(&c, "#btn-lock").await;
     until(
