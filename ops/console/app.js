@@ -213,6 +213,8 @@
     $('state-since').textContent = since ? `since ${iso(since)} (${relative(since)})` : '';
 
     renderEmergency(s.emergency_stop || {});
+    // Resume also clears latched protections (a HALTED or REDUCING state).
+    $('btn-resume').disabled = !((s.emergency_stop && s.emergency_stop.active) || ts !== 'ACTIVE');
 
     const p = s.portfolio || {};
     $('equity-value').textContent = `${dec(p.equity, 2)} ${p.quote_asset || ''}`;
@@ -250,7 +252,6 @@
     } else {
       d.replaceChildren(el('div', { class: 'muted' }, 'never set'));
     }
-    $('btn-resume').disabled = !e.active;
   }
 
   function renderProtections(snap) {
@@ -591,6 +592,7 @@
           api('/api/v1/status'), api('/api/v1/orders'), api(`/api/v1/trades?limit=${MAX_FILLS}`),
         ]);
         renderStatus(status);
+        loadCandles(); // bars missed while disconnected
         st.orders = new Map(orders.map((o) => [o.client_order_id, o]));
         renderOrders();
         st.fills = fills.slice().sort((a, b) => b.ts_ms - a.ts_ms);

@@ -506,6 +506,23 @@ async fn the_emergency_stop_button_confirmed_sets_the_stop_by_web() {
     .await;
     screenshot(&c, "emergency-stop-set").await;
 
+    // Resume, confirmed, clears it, as the console.
+    until(&c, 5, "Resume enabled", "!document.getElementById('btn-resume').disabled").await;
+    click(&c, "#btn-resume").await;
+    until(&c, 5, "the resume confirmation", "document.getElementById('confirm-dialog').open").await;
+    click(&c, "#confirm-yes").await;
+    until(&c, 10, "the stop shown as clear", "document.getElementById('estop-value').textContent === 'clear'").await;
+    let stop = r.store.emergency_stop().expect("store");
+    assert!(!stop.active, "the stop is cleared in the store");
+    assert!(stop.cleared_by.as_deref().is_some_and(|b| b.starts_with("web:")), "cleared by the console: {stop:?}");
+    until(
+        &c,
+        5,
+        "the trading state back to ACTIVE",
+        "document.getElementById('trading-state').textContent === 'ACTIVE'",
+    )
+    .await;
+
     // The only errors: the browser reporting the requests the old token made.
     let log = browser_log(&driver, &c).await;
     assert_eq!(errors(&log, &["the server responded with a status of 401"]), Vec::<String>::new(), "console errors");
