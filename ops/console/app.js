@@ -687,7 +687,7 @@
         `log ${data.level} ${data.target} ${data.message}`);
         break;
       case 'rejected':
-        pushLog('logs', el('li', { class: 'lvl-WARN' }, `${iso(Date.now())} order rejected (${data.strategy_id} ${data.symbol}): ${data.code} ${data.reason}`),
+        pushLog('logs', el('li', { class: 'lvl-WARN' }, `${iso(Date.now())} order rejected (${data.strategy_id} ${data.symbol}): ${data.reason} [${data.code}]`),
           `rejected ${data.strategy_id} ${data.symbol} ${data.code} ${data.reason}`);
         break;
       case 'connectivity':
