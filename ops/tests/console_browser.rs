@@ -11,6 +11,7 @@
 mod http_support;
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -82,7 +83,9 @@ fn browser() -> Option<(PathBuf, PathBuf)> {
     }
 }
 
-/// chromedriver on a free loopback port, killed on drop.
+/// chromedriver on a free loopback port, in a process group of its own with
+/// the browsers it starts: on drop the whole group is killed, so a test that
+/// fails before closing its session leaves no Chromium behind.
 struct Driver {
     child: Child,
     url: String,
@@ -90,7 +93,11 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let group = format!("-{}", self.child.id());
+        let killed = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
+        if !killed.is_ok_and(|s| s.success()) {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }
@@ -99,6 +106,7 @@ async fn start_driver(driver: &Path) -> Driver {
     let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
     let child = Command::new(driver)
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
