@@ -500,7 +500,7 @@ mod tests {
                 Some((
                     "alert",
                     json!({ "kind": "banned", "retry_after_ms": 60_000,
-                            "message": "Venue 418 (IP banned): nothing is sent for 60000 ms" }),
+                            "message": "Venue 418 (IP banned): nothing is sent for 1 min" }),
                 )),
             ),
         ];
