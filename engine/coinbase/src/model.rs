@@ -475,6 +475,19 @@ pub struct CancelOrdersRequest {
     pub order_ids: Vec<String>,
 }
 
+/// `POST /orders/edit` (and `edit_preview`) body: all three fields are required.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EditOrderRequest {
+    /// Exchange order id (GTC limit orders only).
+    pub order_id: String,
+    /// New limit price.
+    #[serde(with = "wire::dec")]
+    pub price: Decimal,
+    /// New base size.
+    #[serde(with = "wire::dec")]
+    pub size: Decimal,
+}
+
 /// One entry of a batch cancel answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CancelResult {
