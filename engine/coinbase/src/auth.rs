@@ -225,7 +225,8 @@ mod tests {
         for pem in [sec1, pkcs8, one_line] {
             let c = Credentials::new("organizations/o/apiKeys/k", &pem).unwrap();
             assert_eq!(c.algorithm(), Algorithm::Es256);
-            let token = c.rest_jwt("get", "api.coinbase.com", "/api/v3/brokerage/accounts?limit=5", 1_700_000_000).unwrap();
+            let token =
+                c.rest_jwt("get", "api.coinbase.com", "/api/v3/brokerage/accounts?limit=5", 1_700_000_000).unwrap();
             let (h, claims, sig, input) = parts(&token);
             assert_eq!(h["alg"], "ES256");
             assert_eq!(h["typ"], "JWT");

@@ -1184,7 +1184,10 @@ mod tests {
                 r#"{"new_order_failure_reason":"UNKNOWN_FAILURE_REASON","preview_failure_reason":"PREVIEW_INVALID_SIZE_PRECISION"}"#,
                 "PREVIEW_INVALID_SIZE_PRECISION",
             ),
-            (r#"{"error":"INVALID_LIMIT_PRICE_POST_ONLY","preview_failure_reason":""}"#, "INVALID_LIMIT_PRICE_POST_ONLY"),
+            (
+                r#"{"error":"INVALID_LIMIT_PRICE_POST_ONLY","preview_failure_reason":""}"#,
+                "INVALID_LIMIT_PRICE_POST_ONLY",
+            ),
             (r#"{}"#, "UNKNOWN_FAILURE_REASON"),
         ];
         for (body, want) in cases {

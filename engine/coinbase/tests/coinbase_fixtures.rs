@@ -333,11 +333,17 @@ fn captured_rest_payloads_give_their_values() {
     let candles: CandlesResponse = load(&dir, "rest_candles_ccxt.json");
     let c = &candles.candles[0];
     assert_eq!(c.start_ms, 1_673_391_780_000);
-    assert_eq!((c.open, c.high, c.low, c.close, c.volume), (d("17417.74"), d("17417.99"), d("17414.36"), d("17417.38"), d("1.87780853")));
+    assert_eq!(
+        (c.open, c.high, c.low, c.close, c.volume),
+        (d("17417.74"), d("17417.99"), d("17414.36"), d("17417.38"), d("1.87780853"))
+    );
 
     let trades: MarketTradesResponse = load(&dir, "rest_market_trades_ccxt.json");
     let t = &trades.trades[0];
-    assert_eq!((t.trade_id.as_str(), t.price, t.size, t.side.as_str()), ("10092327", d("17488.12"), d("0.0000623"), "BUY"));
+    assert_eq!(
+        (t.trade_id.as_str(), t.price, t.size, t.side.as_str()),
+        ("10092327", d("17488.12"), d("0.0000623"), "BUY")
+    );
     assert_eq!(t.time, 1_673_398_357_557);
 
     let time: ServerTime = load(&dir, "rest_server_time_ccxt.json");
@@ -401,7 +407,12 @@ fn captured_errors_classify() {
         ("error_order_not_found_ccxt.json", Some("unknown"), true, "order with this orderID was not found"),
         ("error_order_not_found_octobot.json", Some("NOT_FOUND"), true, "order with this orderID was not found"),
         ("error_permission_denied_octobot.json", Some("PERMISSION_DENIED"), false, "Missing required scopes"),
-        ("error_400_invalid_argument_list_fills_issue.json", Some("INVALID_ARGUMENT"), false, "cannot pass order_ids with other filters"),
+        (
+            "error_400_invalid_argument_list_fills_issue.json",
+            Some("INVALID_ARGUMENT"),
+            false,
+            "cannot pass order_ids with other filters",
+        ),
         ("error_request_timestamp_expired_ccxt.json", None, false, "request timestamp expired"),
     ];
     for (name, error, not_found, text) in cases {
@@ -430,11 +441,17 @@ fn captured_ws_messages_give_their_values() {
     assert_eq!((u.sequence_num, u.events[0].kind.as_str(), u.events[0].orders.len()), (1, "snapshot", 0));
     let WsMessage::User(u) = ws("ws_user_snapshot_ccxt.json") else { panic!("user") };
     let o = &u.events[0].orders[0];
-    assert_eq!((o.status(), o.leaves_quantity, o.cumulative_quantity), (OrderStatus::Open, Some(d("0.000994")), Some(d("0"))));
+    assert_eq!(
+        (o.status(), o.leaves_quantity, o.cumulative_quantity),
+        (OrderStatus::Open, Some(d("0.000994")), Some(d("0")))
+    );
     assert_eq!(o.order_type, "Limit");
     let WsMessage::User(u) = ws("ws_user_snapshot_doc.json") else { panic!("user") };
     let o = &u.events[0].orders[0];
-    assert_eq!((o.status(), o.post_only, o.filled_value, o.total_fees), (OrderStatus::Filled, Some(false), Some(d("500")), Some(d("2"))));
+    assert_eq!(
+        (o.status(), o.post_only, o.filled_value, o.total_fees),
+        (OrderStatus::Filled, Some(false), Some(d("500")), Some(d("2")))
+    );
 
     let WsMessage::L2Data(l2) = ws("ws_level2_snapshot_doc.json") else { panic!("l2") };
     let e = &l2.events[0];

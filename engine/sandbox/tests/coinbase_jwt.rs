@@ -38,7 +38,8 @@ enum Key {
 }
 
 fn token(key: &Key, header: Value, claims: Value) -> String {
-    let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
+    let input =
+        format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
     let sig: Vec<u8> = match key {
         Key::Ec(k) => {
             use p256::ecdsa::signature::Signer as _;
@@ -113,6 +114,10 @@ fn real_client_shapes_are_accepted() {
     assert_eq!(verify_rest(&keys, &ws, req("GET"), NOW), Err(JwtError::MissingUri));
 }
 
+/// A refused case: its name, the token, the request, the server time, and
+/// which refusal is the right one.
+type Case = (&'static str, String, RestRequest<'static>, i64, fn(&JwtError) -> bool);
+
 #[test]
 fn bad_tokens_are_refused() {
     let keys = registry();
@@ -124,31 +129,19 @@ fn bad_tokens_are_refused() {
     let mut tampered = good.clone();
     tampered.replace_range(good.find('.').unwrap() + 1..good.find('.').unwrap() + 3, "ZZ");
     let no_kid = json!({"alg": "ES256", "typ": "JWT", "nonce": "00"});
-    let cases: Vec<(&str, String, RestRequest<'static>, i64, fn(&JwtError) -> bool)> = vec![
+    let cases: Vec<Case> = vec![
         ("wrong method", good.clone(), req("POST"), NOW, |e| matches!(e, JwtError::WrongUri { .. })),
-        (
-            "wrong path",
-            good.clone(),
-            RestRequest { path: "/api/v3/brokerage/orders", ..req("GET") },
-            NOW,
-            |e| matches!(e, JwtError::WrongUri { .. }),
-        ),
-        (
-            "wrong host",
-            good.clone(),
-            RestRequest { host: "localhost:8443", ..req("GET") },
-            NOW,
-            |e| matches!(e, JwtError::WrongUri { .. }),
-        ),
+        ("wrong path", good.clone(), RestRequest { path: "/api/v3/brokerage/orders", ..req("GET") }, NOW, |e| {
+            matches!(e, JwtError::WrongUri { .. })
+        }),
+        ("wrong host", good.clone(), RestRequest { host: "localhost:8443", ..req("GET") }, NOW, |e| {
+            matches!(e, JwtError::WrongUri { .. })
+        }),
         ("expired (120 s + skew)", good.clone(), req("GET"), NOW + 125, |e| matches!(e, JwtError::Expired { .. })),
         ("not yet valid", good.clone(), req("GET"), NOW - 6, |e| matches!(e, JwtError::NotYetValid { .. })),
-        (
-            "validity over 120 s",
-            token(&Key::Ec(ec(0x21)), sdk_header("ES256", EC_KEY), long),
-            req("GET"),
-            NOW,
-            |e| *e == JwtError::BadLifetime(121),
-        ),
+        ("validity over 120 s", token(&Key::Ec(ec(0x21)), sdk_header("ES256", EC_KEY), long), req("GET"), NOW, |e| {
+            *e == JwtError::BadLifetime(121)
+        }),
         (
             "wrong key",
             token(&Key::Ec(ec(0x99)), sdk_header("ES256", EC_KEY), sdk_claims(EC_KEY, Some(uri))),
@@ -166,16 +159,16 @@ fn bad_tokens_are_refused() {
         ("tampered claims", tampered, req("GET"), NOW, |e| {
             matches!(e, JwtError::BadSignature | JwtError::Malformed(_))
         }),
-        (
-            "missing kid",
-            token(&Key::Ec(ec(0x21)), no_kid, sdk_claims(EC_KEY, Some(uri))),
-            req("GET"),
-            NOW,
-            |e| *e == JwtError::MissingKid,
-        ),
+        ("missing kid", token(&Key::Ec(ec(0x21)), no_kid, sdk_claims(EC_KEY, Some(uri))), req("GET"), NOW, |e| {
+            *e == JwtError::MissingKid
+        }),
         (
             "unknown kid",
-            token(&Key::Ec(ec(0x21)), sdk_header("ES256", "organizations/x/apiKeys/nobody"), sdk_claims(EC_KEY, Some(uri))),
+            token(
+                &Key::Ec(ec(0x21)),
+                sdk_header("ES256", "organizations/x/apiKeys/nobody"),
+                sdk_claims(EC_KEY, Some(uri)),
+            ),
             req("GET"),
             NOW,
             |e| matches!(e, JwtError::UnknownKey(k) if k == "organizations/x/apiKeys/nobody"),

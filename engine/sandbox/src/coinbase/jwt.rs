@@ -84,8 +84,9 @@ impl PublicKey {
                 signature.len() == 64
                     && p256::ecdsa::Signature::from_slice(signature).is_ok_and(|s| k.verify(message, &s).is_ok())
             }
-            Self::EdDsa(k) => ed25519_dalek::Signature::from_slice(signature)
-                .is_ok_and(|s| k.verify_strict(message, &s).is_ok()),
+            Self::EdDsa(k) => {
+                ed25519_dalek::Signature::from_slice(signature).is_ok_and(|s| k.verify_strict(message, &s).is_ok())
+            }
         }
     }
 }
@@ -221,8 +222,7 @@ fn verify_token(keys: &KeyRegistry, token: &str, now_s: i64) -> Result<(String, 
         return Err(JwtError::BadSignature);
     }
     let claims = json_part(c)?;
-    let (Some(nbf), Some(exp)) =
-        (claims.get("nbf").and_then(Value::as_i64), claims.get("exp").and_then(Value::as_i64))
+    let (Some(nbf), Some(exp)) = (claims.get("nbf").and_then(Value::as_i64), claims.get("exp").and_then(Value::as_i64))
     else {
         return Err(JwtError::MissingTimes);
     };
@@ -271,7 +271,9 @@ fn host_matches(claimed: &str, actual: &str) -> bool {
     fn split(h: &str) -> (&str, Option<&str>) {
         // `[::1]:8443`, `127.0.0.1:8443`, `localhost`.
         match h.rsplit_once(':') {
-            Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && !name.ends_with(':') => {
+            Some((name, port))
+                if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && !name.ends_with(':') =>
+            {
                 (name, Some(port))
             }
             _ => (h, None),
