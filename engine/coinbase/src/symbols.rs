@@ -95,7 +95,9 @@ pub fn status_of(p: &Product) -> SymbolStatus {
 /// The instrument of a spot product (reference §4.2): tick =
 /// `price_increment` (else `quote_increment`), lot step = `base_increment`,
 /// quantity bounds = `base_min_size`/`base_max_size`, notional bounds =
-/// `quote_min_size`/`quote_max_size` (0 = none).
+/// `quote_min_size`/`quote_max_size` (0 = none). The flags that forbid
+/// kinds of orders rather than sizes are in [`restrictions_of`]; an order
+/// must pass both before it is sent.
 pub fn instrument_of(p: &Product) -> Result<Instrument, SymbolError> {
     let (base, quote) = split_product_id(&p.product_id)?;
     let bad = |reason: String| SymbolError::BadProduct { product: p.product_id.clone(), reason };
@@ -152,6 +154,55 @@ mod tests {
         }
         assert_eq!(product_id("btc", "Usd"), "BTC-USD");
         assert!(symbol_of("BTC-PERP-INTX").unwrap_err().to_string().contains("BTC-PERP-INTX"));
+    }
+
+    fn product(overrides: serde_json::Value) -> Product {
+        let mut p = serde_json::json!({
+            "product_id": "ETH-USD", "base_currency_id": "ETH", "quote_currency_id": "USD",
+            "base_increment": "0.0001", "quote_increment": "0.01", "base_min_size": "0.0001",
+            "status": "online"
+        });
+        for (k, v) in overrides.as_object().unwrap() {
+            p[k] = v.clone();
+        }
+        serde_json::from_value(p).unwrap()
+    }
+
+    #[test]
+    fn status_and_instrument_table() {
+        use serde_json::json;
+        let cases = [
+            (json!({}), SymbolStatus::Trading),
+            (json!({"status": "offline"}), SymbolStatus::Other("offline".into())),
+            (json!({"trading_disabled": true}), SymbolStatus::Halt),
+            (json!({"is_disabled": true}), SymbolStatus::Halt),
+            (json!({"view_only": true}), SymbolStatus::Halt),
+            (json!({"cancel_only": true, "trading_disabled": true}), SymbolStatus::CancelOnly),
+        ];
+        for (overrides, want) in cases {
+            assert_eq!(instrument_of(&product(overrides.clone())).unwrap().status, want, "{overrides}");
+        }
+        // No price_increment: the tick is the quote increment; no maxima: 0.
+        let i = instrument_of(&product(json!({}))).unwrap();
+        assert_eq!((i.tick_size, i.max_qty, i.min_notional, i.max_notional), (d("0.01"), d("0"), d("0"), d("0")));
+        let i = instrument_of(&product(json!({"price_increment": "0.05", "quote_min_size": "10"}))).unwrap();
+        assert_eq!((i.tick_size, i.min_notional), (d("0.05"), d("10")));
+        let bad = [
+            json!({"base_currency_id": "BTC"}),
+            json!({"base_increment": "0"}),
+            json!({"product_id": "ETH-PERP-INTX"}),
+        ];
+        for overrides in bad {
+            assert!(instrument_of(&product(overrides.clone())).is_err(), "{overrides}");
+        }
+        assert_eq!(
+            restrictions_of(&product(json!({"auction_mode": true}))),
+            Restrictions { limit_only: true, post_only: false }
+        );
+    }
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
     }
 
     #[test]
