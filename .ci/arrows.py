@@ -33,10 +33,18 @@ ALLOWED = {
     "keel-store": {"keel-core"},
     "keel-binance": {"keel-core"},
     "keel-sandbox": {"keel-core"},
+    "keel-coinbase": {"keel-core"},
     "keel-strategies": {"keel-core"},
     "keel-risk": {"keel-core", "keel-store"},  # store: dev-only, for tests on real sled files
     "keel-actors": {"keel-core", "keel-risk", "keel-store"},
     "keel-ops": None,  # the composition root sees everything
+}
+# Crates that may not reach each other even through a third crate: each venue
+# adapter and the sandbox, and the two adapters.
+NEVER_MEET = {
+    "keel-binance": ("keel-sandbox", "keel-coinbase"),
+    "keel-coinbase": ("keel-sandbox", "keel-binance"),
+    "keel-sandbox": ("keel-binance", "keel-coinbase"),
 }
 DEV_ONLY = {("keel-risk", "keel-store"), ("keel-actors", "keel-store")}
 
@@ -93,8 +101,7 @@ def check(graph, members):
                 errors.append(f"{crate} depends on {dep} ({', '.join(sorted(kinds))}), which its layer may not see")
             elif (crate, dep) in DEV_ONLY and kinds - {"dev"}:
                 errors.append(f"{crate} depends on {dep} outside dev-dependencies")
-        if crate in ("keel-binance", "keel-sandbox"):
-            other = "keel-sandbox" if crate == "keel-binance" else "keel-binance"
+        for other in NEVER_MEET.get(crate, ()):
             if other in linked and other not in edges:
                 errors.append(f"{crate} reaches {other} through another crate (adapter and sandbox never meet)")
     return errors
@@ -106,10 +113,12 @@ def self_test():
         "keel-store": {"keel-core": {"normal"}, "sled": {"normal"}},
         "keel-binance": {"keel-core": {"normal"}, "reqwest": {"normal"}, "keel-testkit": {"dev"}},
         "keel-sandbox": {"keel-core": {"normal"}, "axum": {"normal"}},
+        "keel-coinbase": {"keel-core": {"normal"}, "keel-testkit": {"dev"}},
         "keel-strategies": {"keel-core": {"normal"}},
         "keel-risk": {"keel-core": {"normal"}, "keel-store": {"dev"}},
         "keel-actors": {"keel-core": {"normal"}, "keel-risk": {"normal"}, "actix": {"normal"}},
         "keel-ops": {"keel-actors": {"normal"}, "keel-binance": {"normal"}, "keel-sandbox": {"normal"},
+                     "keel-coinbase": {"normal"},
                      "actix-web": {"normal"}},
         "keel-testkit": {},
         "reqwest": {"hyper": {"normal"}},
@@ -133,9 +142,18 @@ def self_test():
         ("adapter on the sandbox", broken("keel-binance", "keel-sandbox", "dev"),
          "keel-binance depends on keel-sandbox"),
         ("sandbox on the adapter", broken("keel-sandbox", "keel-binance"), "keel-sandbox depends on keel-binance"),
+        ("coinbase on the sandbox", broken("keel-coinbase", "keel-sandbox", "dev"),
+         "keel-coinbase depends on keel-sandbox"),
+        ("sandbox on coinbase", broken("keel-sandbox", "keel-coinbase", "dev"), "keel-sandbox depends on keel-coinbase"),
+        ("coinbase on binance", broken("keel-coinbase", "keel-binance"), "keel-coinbase depends on keel-binance"),
+        ("binance on coinbase", broken("keel-binance", "keel-coinbase"), "keel-binance depends on keel-coinbase"),
         ("actix in the store", broken("keel-store", "actix"), "keel-store depends on actix"),
         ("testkit linked", broken("keel-ops", "keel-testkit"), "keel-ops depends on keel-testkit outside"),
     ]
+    through = broken("keel-coinbase", "shim")
+    through["shim"] = {"keel-sandbox": {"normal"}}
+    cases.append(("coinbase reaches the sandbox through a third crate", through,
+                  "keel-coinbase reaches keel-sandbox through another crate"))
     for name, graph, want in cases:
         got = check(graph, members)
         assert any(e.startswith(want) for e in got), f"{name}: expected '{want}', got {got}"

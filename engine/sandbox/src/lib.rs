@@ -19,6 +19,7 @@
 //! through [`FaultControl`]; prices can be steered through [`MarketControl`].
 
 mod auth;
+pub mod coinbase;
 mod depth;
 mod exchange;
 mod limits;
