@@ -637,10 +637,39 @@
 
   // ---------- live events ----------
 
+  /** When the page last heard from the engine (any frame, pings too). */
+  let heardMs = null;
+  /** While the link is lost: when the next connection attempt starts. */
+  let retryAt = null;
+
+  /** The link badge; any state but a lost link has no banner. */
   function setLink(text, cls) {
     const l = $('link');
     l.textContent = text;
     l.className = `badge link ${cls || ''}`;
+    retryAt = null;
+    $('link-banner').hidden = true;
+    document.body.classList.remove('stale');
+  }
+
+  /** The stream to the engine is gone and the next try is at `at`: a
+   *  full-width banner says so and the figures are dimmed, since nothing on
+   *  the page moves until the engine is back. */
+  function linkLost(at) {
+    setLink('disconnected', 'bad');
+    retryAt = at;
+    $('link-banner').hidden = false;
+    document.body.classList.add('stale');
+    renderLinkLost();
+  }
+
+  /** The banner's text, counting down to the next try (called every second). */
+  function renderLinkLost() {
+    if (retryAt === null) return;
+    const wait = Math.ceil((retryAt - Date.now()) / 1000);
+    const asOf = heardMs ? `as of ${iso(heardMs)} (${relative(heardMs)})` : 'not loaded yet';
+    $('link-banner').textContent = `Disconnected from the engine — reconnecting ${wait > 0 ? `in ${wait} s` : 'now'}. `
+      + `The figures below are ${asOf} and may be out of date.`;
   }
 
   function onEvent(name, data) {
@@ -751,14 +780,16 @@
             const frame = buf.slice(0, i);
             buf = buf.slice(i + 2);
             backoff = 500;
+            heardMs = Date.now();
             onFrame(frame);
           }
         }
         throw new Error('the stream ended');
       } catch (e) {
         if (!token) continue; // locked: wait for the token, not the backoff
-        setLink(`reconnecting in ${Math.round(backoff / 1000)} s`, 'amber');
+        linkLost(Date.now() + backoff);
         await sleep(backoff);
+        renderLinkLost();
         backoff = Math.min(backoff * 2, 15000);
       }
     }
@@ -852,6 +883,7 @@
 
   function tick() {
     $('clock').textContent = iso(Date.now()).replace('T', ' ').replace('Z', ' UTC');
+    renderLinkLost();
     for (const e of document.querySelectorAll('[data-ts]')) {
       const ts = Number(e.getAttribute('data-ts'));
       if (ts) e.title = relative(ts);

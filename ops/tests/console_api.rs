@@ -359,13 +359,6 @@ async fn equity_history_and_pnl() {
     r.stop().await;
 }
 
-/// The bound address from the `HTTP API and /metrics listening` line.
-fn listening(keel: &mut common::Keel) -> String {
-    keel.wait_for("HTTP API and /metrics listening", 1);
-    let line = keel.seen.iter().rev().find(|v| v["message"] == "HTTP API and /metrics listening").expect("line");
-    format!("http://{}", line["listen"].as_str().expect("listen address"))
-}
-
 #[actix_rt::test]
 async fn equity_history_and_audit_log_survive_a_restart_of_keel() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -376,7 +369,7 @@ async fn equity_history_and_audit_log_survive_a_restart_of_keel() {
     let env = [(TOKEN_ENV, TOKEN)];
 
     let mut keel = common::spawn_run(&config_path, &data, &[], &env);
-    let base = listening(&mut keel);
+    let base = keel.http_base();
     let enough = eventually(30, || async {
         get(&base, "/api/v1/equity").await.1["points"].as_array().is_some_and(|p| p.len() >= 2)
     })
@@ -400,7 +393,7 @@ async fn equity_history_and_audit_log_survive_a_restart_of_keel() {
     assert!(status.success(), "keel stopped cleanly: {status}");
 
     let mut keel = common::spawn_run(&config_path, &data, &[], &env);
-    let base = listening(&mut keel);
+    let base = keel.http_base();
     let (_, after) = get(&base, "/api/v1/equity?limit=43200").await;
     let after = after["points"].as_array().cloned().unwrap_or_default();
     assert!(after.len() >= before.len(), "{} points before, {} after", before.len(), after.len());

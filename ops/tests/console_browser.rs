@@ -1,6 +1,8 @@
 //! The operator console in a real browser: headless Chromium driven through
 //! chromedriver (WebDriver, via fantoccini) against the real engine running in
-//! process with its real HTTP listener on 127.0.0.1 (see `http_support`).
+//! process with its real HTTP listener on 127.0.0.1 (see `http_support`), and
+//! against the real `keel` binary stopped and started again under the page
+//! (the reconnect test).
 //!
 //! Without chromium or chromedriver the tests print `skipped: chromium/chromedriver
 //! not found` and pass, unless `KEEL_REQUIRE_BROWSER=1` (set by `.ci/run`).
@@ -8,6 +10,7 @@
 //! Every wait is bounded polling of the DOM; screenshots go to
 //! `target/console-screenshots/`.
 
+mod common;
 mod http_support;
 
 use std::net::TcpListener;
@@ -19,6 +22,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use http_support::{start, start_with, Running, BASE};
 use hyper_util::client::legacy::connect::HttpConnector;
+use keel_core::Decimal;
 use serde_json::{json, Value};
 
 const TOKEN_ENV: &str = "KEEL_TEST_CONSOLE_API_TOKEN";
@@ -197,17 +201,22 @@ async fn screenshot(c: &Client, name: &str) -> PathBuf {
     path
 }
 
-/// Evaluates `js` (an expression) until it is truthy, for at most `secs`;
-/// on timeout saves a screenshot named after the test and fails with `what`.
-async fn until(c: &Client, secs: u64, what: &str, js: &str) -> Value {
+/// Evaluates `js` (an expression) until it is truthy, for at most `limit`:
+/// its value, or `None` when it never was.
+async fn truthy_within(c: &Client, limit: Duration, js: &str) -> Option<Value> {
     let script = format!("return ({js});");
-    let found = poll(Duration::from_secs(secs), || async {
+    poll(limit, || async {
         let v = c.execute(&script, vec![]).await.ok()?;
         let truthy = !(v.is_null() || v == json!(false) || v == json!("") || v == json!(0));
         truthy.then_some(v)
     })
-    .await;
-    match found {
+    .await
+}
+
+/// Evaluates `js` (an expression) until it is truthy, for at most `secs`;
+/// on timeout saves a screenshot named after the test and fails with `what`.
+async fn until(c: &Client, secs: u64, what: &str, js: &str) -> Value {
+    match truthy_within(c, Duration::from_secs(secs), js).await {
         Some(v) => v,
         None => {
             let shot = screenshot(c, &format!("failed-{}", what.replace(' ', "-"))).await;
@@ -240,9 +249,9 @@ async fn enter_token(c: &Client, token: &str) {
     click(c, "#token-submit").await;
 }
 
-/// Loads the page and unlocks it with the right token.
-async fn open_console(c: &Client, r: &Running) {
-    c.goto(&format!("{}/", r.base_url())).await.expect("page loads");
+/// Loads the page of the engine at `base` and unlocks it with the right token.
+async fn open_console(c: &Client, base: &str) {
+    c.goto(&format!("{base}/")).await.expect("page loads");
     enter_token(c, TOKEN).await;
     until(c, 10, "the prompt closes", "!document.getElementById('token-dialog').open").await;
 }
@@ -262,15 +271,12 @@ async fn btc_qty(r: &Running) -> String {
     p.map(|p| p.position.qty.normalize().to_string()).unwrap_or_default()
 }
 
-async fn webhook_buy(r: &Running, id: &str) -> Value {
+/// A TradingView alert to the `tv` webhook strategy of the engine at `base`.
+async fn webhook_buy(base: &str, id: &str) -> Value {
     let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().expect("client");
     let alert = json!({ "secret": SECRET, "strategy_id": "tv", "symbol": "BTCUSDT", "action": "buy", "id": id });
-    let resp = http
-        .post(format!("{}/api/v1/webhook/tradingview", r.base_url()))
-        .json(&alert)
-        .send()
-        .await
-        .expect("webhook answers");
+    let resp =
+        http.post(format!("{base}/api/v1/webhook/tradingview")).json(&alert).send().await.expect("webhook answers");
     assert!(resp.status().is_success(), "webhook: {}", resp.status());
     resp.json().await.unwrap_or(Value::Null)
 }
@@ -315,7 +321,7 @@ async fn the_console_loads_offline_unlocks_and_follows_the_engine_live() {
     // (no fresh price yet): the alert is sent again, with a new id, until one fills.
     let mut bought = false;
     for attempt in 0..10 {
-        webhook_buy(&r, &format!("console-before-{attempt}")).await;
+        webhook_buy(&r.base_url(), &format!("console-before-{attempt}")).await;
         bought = http_support::eventually(2, || async { btc_qty(&r).await.parse::<f64>().unwrap_or(0.0) > 0.0 }).await;
         if bought {
             break;
@@ -403,7 +409,7 @@ async fn the_console_loads_offline_unlocks_and_follows_the_engine_live() {
     let before: Vec<String> =
         r.handle.recent_fills(1000).await.expect("fills").iter().map(|f| f.trade_id.to_string()).collect();
     let t0 = Instant::now();
-    webhook_buy(&r, "console-live").await;
+    webhook_buy(&r.base_url(), "console-live").await;
     let fresh = until(
         &c,
         2,
@@ -551,7 +557,7 @@ async fn the_mainnet_banner_is_unmistakable() {
     let profile = tempfile::tempdir().expect("profile dir");
     let driver = start_driver(&driver_path).await;
     let c = session(&driver, &chromium, profile.path()).await;
-    open_console(&c, &r).await;
+    open_console(&c, &r.base_url()).await;
 
     until(&c, 10, "the mainnet banner", "!document.getElementById('mainnet-banner').hidden").await;
     let banner = c
@@ -600,7 +606,7 @@ async fn orders_are_canceled_and_strategies_paused_from_the_page_as_web() {
     let profile = tempfile::tempdir().expect("profile dir");
     let driver = start_driver(&driver_path).await;
     let c = session(&driver, &chromium, profile.path()).await;
-    open_console(&c, &r).await;
+    open_console(&c, &r.base_url()).await;
 
     // Cancel one open order with its row's button.
     let open = r.handle.open_orders().await.expect("orders");
@@ -667,7 +673,7 @@ async fn orders_are_canceled_and_strategies_paused_from_the_page_as_web() {
     assert!(none_open, "no order rests before the flatten");
     let mut bought = false;
     for attempt in 0..10 {
-        webhook_buy(&r, &format!("console-flatten-{attempt}")).await;
+        webhook_buy(&r.base_url(), &format!("console-flatten-{attempt}")).await;
         bought = http_support::eventually(2, || async { btc_qty(&r).await.parse::<f64>().unwrap_or(0.0) > 0.0 }).await;
         if bought {
             break;
@@ -709,4 +715,155 @@ async fn orders_are_canceled_and_strategies_paused_from_the_page_as_web() {
     let _ = c.close().await;
     drop(driver);
     r.stop().await;
+}
+
+/// The trade ids of the `tv` strategy's fills in the journal of the engine at `base`.
+async fn tv_fills(base: &str) -> Vec<String> {
+    let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().expect("client");
+    let resp = http.get(format!("{base}/api/v1/trades?limit=1000")).bearer_auth(TOKEN).send().await;
+    let trades: Value = resp.expect("trades answer").json().await.expect("trades JSON");
+    let trades = trades.as_array().cloned().unwrap_or_default();
+    let id = |t: &Value| match &t["trade_id"] {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    trades.iter().filter(|t| t["strategy_id"] == "tv").map(id).collect()
+}
+
+/// The page is live: the badge says so and the disconnected banner is gone.
+const LIVE: &str =
+    "document.getElementById('link').textContent === 'live' && document.getElementById('link-banner').hidden";
+
+/// How long the page may take to find a restarted engine by itself: its
+/// reconnect backoff is capped at 15 s, plus the hello and a margin.
+const RECONNECT_SECS: u64 = 20;
+
+/// What is real here: the `keel` binary (a process of its own, stopped with
+/// SIGTERM and started again on the same port and data dir), its API, the
+/// page and the browser.
+#[actix_rt::test]
+async fn the_page_says_it_lost_the_engine_and_reconnects_by_itself_after_a_restart() {
+    let Some((chromium, driver_path)) = browser() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A fixed port: the restarted engine must be where the page looks for it.
+    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+    let text = config()
+        .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""))
+        .replace("log_level = \"warn\"", "log_level = \"info\"");
+    let config_path = dir.path().join("keel.toml");
+    std::fs::write(&config_path, text).expect("config written");
+    let data = dir.path().join("data");
+    let env = [(TOKEN_ENV, TOKEN), (SECRET_ENV, SECRET)];
+
+    let mut keel = common::spawn_run(&config_path, &data, &[], &env);
+    let base = keel.http_base();
+    assert_eq!(base, format!("http://127.0.0.1:{port}"));
+    let profile = tempfile::tempdir().expect("profile dir");
+    let driver = start_driver(&driver_path).await;
+    let c = session(&driver, &chromium, profile.path()).await;
+    open_console(&c, &base).await;
+    until(&c, 10, "the live event stream", LIVE).await;
+    c.execute("window.keelNoReload = 1; return true", vec![]).await.expect("mark the page");
+
+    // The engine goes away: the page says so, plainly.
+    keel.sigterm();
+    let (status, _) = keel.finish();
+    assert!(status.success(), "keel stopped cleanly: {status}");
+    let banner = until(
+        &c,
+        10,
+        "the page shows it lost the engine",
+        "!document.getElementById('link-banner').hidden && document.getElementById('link').textContent !== 'live' && document.getElementById('link-banner').textContent",
+    )
+    .await;
+    let banner = banner.as_str().unwrap_or_default().to_string();
+    assert!(banner.starts_with("Disconnected from the engine — reconnecting"), "{banner}");
+    assert!(banner.contains("as of "), "the banner says how old the figures are: {banner}");
+    let shown = c
+        .execute(
+            "const b = document.getElementById('link-banner').getBoundingClientRect(); \
+             return [b.top, b.height, window.innerWidth - b.width, document.body.classList.contains('stale')]",
+            vec![],
+        )
+        .await
+        .expect("banner geometry");
+    let at = |i: usize| shown[i].as_f64().unwrap_or(f64::NAN);
+    assert!(at(0) == 0.0 && at(1) > 20.0 && at(2) == 0.0, "a full-width banner at the top: {shown}");
+    assert_eq!(shown[3], json!(true), "the figures below are dimmed as out of date");
+    screenshot(&c, "reconnect-disconnected").await;
+
+    // The engine comes back on the same port and data dir: the page finds it
+    // by itself, without a reload or a click.
+    let mut keel = common::spawn_run(&config_path, &data, &[], &env);
+    assert_eq!(keel.http_base(), base, "the same port");
+    let listening = Instant::now();
+    until(&c, RECONNECT_SECS, "the page live again by itself", &format!("window.keelNoReload === 1 && {LIVE}")).await;
+    eprintln!("the page was live again {:?} after the restarted keel listened", listening.elapsed());
+
+    // A fill made after the restart is on the page within 2 s of the
+    // webhook's answer. Right after start the risk guard may refuse a first
+    // order as stale data: the alert is sent again, with a new id, until one
+    // fills; a fill the engine made that the page missed fails at once.
+    let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().expect("client");
+    let ready = http_support::eventually(30, || async {
+        http.get(format!("{base}/ready")).send().await.map(|r| r.status() == 200).unwrap_or(false)
+    })
+    .await;
+    assert!(ready, "the restarted engine is ready (streams up, prices known)");
+    let mut shown = None;
+    for attempt in 0..10 {
+        let before = tv_fills(&base).await;
+        webhook_buy(&base, &format!("reconnect-after-{attempt}")).await;
+        let answered = Instant::now();
+        let js = format!(
+            "window.keelNoReload === 1 && [...document.querySelectorAll('#fills tr[data-trade-id]')].map(r => [r.dataset.tradeId, r.cells[1].textContent]).find(([id, s]) => s === 'tv' && !{}.includes(id))",
+            serde_json::to_string(&before).unwrap_or_default()
+        );
+        if let Some(row) = truthy_within(&c, Duration::from_secs(2), &js).await {
+            shown = Some((row[0].as_str().unwrap_or_default().to_string(), answered.elapsed()));
+            break;
+        }
+        let missed: Vec<String> = tv_fills(&base).await.into_iter().filter(|id| !before.contains(id)).collect();
+        if !missed.is_empty() {
+            let shot = screenshot(&c, "failed-reconnect-fill").await;
+            panic!(
+                "the engine filled {missed:?} but the page did not show it within 2 s; screenshot {}",
+                shot.display()
+            );
+        }
+    }
+    let Some((fresh, elapsed)) = shown else { panic!("no webhook buy filled after the restart") };
+    assert!(tv_fills(&base).await.contains(&fresh), "the row is the engine's fill {fresh}");
+    eprintln!("fill shown {elapsed:?} after the webhook answered (after the restart)");
+    // The snapshots re-read after the reconnect follow too: the position is the restarted engine's.
+    let status: Value = http
+        .get(format!("{base}/api/v1/status"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("status JSON");
+    let positions = status["portfolio"]["positions"].as_array().cloned().unwrap_or_default();
+    let btc = positions.iter().find(|p| p["symbol"] == "BTCUSDT").and_then(|p| p["qty"].as_str()).unwrap_or_default();
+    let qty = btc.parse::<Decimal>().map(|q| q.normalize().to_string()).unwrap_or_default();
+    assert!(qty.parse::<f64>().is_ok_and(|q| q > 0.0), "the engine holds BTC after the buy: {qty}");
+    until(
+        &c,
+        5,
+        &format!("the position updated to {qty}"),
+        &format!("window.keelNoReload === 1 && document.querySelector('#positions tr[data-symbol=BTCUSDT]')?.cells[1].textContent === '{qty}'"),
+    )
+    .await;
+    screenshot(&c, "reconnect-recovered").await;
+
+    // No error but the browser reporting the refused connections while keel was down.
+    let log = browser_log(&driver, &c).await;
+    assert_eq!(errors(&log, &["net::ERR_CONNECTION_REFUSED"]), Vec::<String>::new(), "console errors");
+    let _ = c.close().await;
+    drop(driver);
+    keel.sigterm();
+    let (status, _) = keel.finish();
+    assert!(status.success(), "keel stopped cleanly: {status}");
 }

@@ -75,6 +75,14 @@ impl Keel {
         }
     }
 
+    /// Waits for the `HTTP API and /metrics listening` line and answers the
+    /// base URL it names (`http://127.0.0.1:port`).
+    pub fn http_base(&mut self) -> String {
+        self.wait_for("HTTP API and /metrics listening", 1);
+        let line = self.seen.iter().rev().find(|v| v["message"] == "HTTP API and /metrics listening");
+        format!("http://{}", line.and_then(|v| v["listen"].as_str()).expect("a listen address"))
+    }
+
     /// Lines with `message` so far.
     pub fn count(&self, message: &str) -> usize {
         self.seen.iter().filter(|v| v["message"] == message).count()
