@@ -750,14 +750,23 @@
 
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+  /** A stream (or its request) silent this long is dead: the server pings
+   *  every 15 s (PING_EVERY in ops/src/http/events.rs), so this is one ping
+   *  missed by 10 s. A frozen engine, or a host or network gone without a
+   *  reset, closes nothing: without this the page would say `live` for ever. */
+  const SILENT_MS = 25000;
+
   /** Reads the event stream for ever, reconnecting with capped backoff. */
   async function streamEvents() {
     let backoff = 500;
     for (;;) {
       if (!token) { setLink('locked'); await waitForToken(); }
+      const abort = new AbortController();
+      let heard = Date.now();
+      const watchdog = setInterval(() => { if (Date.now() - heard > SILENT_MS) abort.abort(); }, 1000);
       try {
-        eventsAbort = new AbortController();
-        const r = await fetch('/api/v1/events', { headers: headers(false), cache: 'no-store', signal: eventsAbort.signal });
+        eventsAbort = abort;
+        const r = await fetch('/api/v1/events', { headers: headers(false), cache: 'no-store', signal: abort.signal });
         if (r.status === 401) { askToken('The engine refused the token; enter it again.'); continue; }
         if (r.status === 404) {
           // An engine without the event stream: poll the snapshots instead.
@@ -774,6 +783,7 @@
         for (;;) {
           const { value, done } = await reader.read();
           if (done) break;
+          heard = Date.now();
           buf += value.replace(/\r\n?/g, '\n');
           let i;
           while ((i = buf.indexOf('\n\n')) >= 0) {
@@ -791,6 +801,8 @@
         await sleep(backoff);
         renderLinkLost();
         backoff = Math.min(backoff * 2, 15000);
+      } finally {
+        clearInterval(watchdog);
       }
     }
   }

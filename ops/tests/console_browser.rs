@@ -730,6 +730,38 @@ async fn tv_fills(base: &str) -> Vec<String> {
     trades.iter().filter(|t| t["strategy_id"] == "tv").map(id).collect()
 }
 
+/// The real `keel` binary's config and data dir in a temp dir, listening on
+/// a port fixed when this is made, so a restarted process is where the page
+/// looks for it.
+struct KeelOnPort {
+    config: PathBuf,
+    data: PathBuf,
+    /// `http://127.0.0.1:port`.
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl KeelOnPort {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let text = config()
+            .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""))
+            .replace("log_level = \"warn\"", "log_level = \"info\"");
+        let config = dir.path().join("keel.toml");
+        std::fs::write(&config, text).expect("config written");
+        Self { config, data: dir.path().join("data"), base: format!("http://127.0.0.1:{port}"), _dir: dir }
+    }
+
+    /// `keel run` on this config and data dir, once it listens on the port.
+    fn spawn(&self) -> common::Keel {
+        let env = [(TOKEN_ENV, TOKEN), (SECRET_ENV, SECRET)];
+        let mut keel = common::spawn_run(&self.config, &self.data, &[], &env);
+        assert_eq!(keel.http_base(), self.base, "keel listens on the fixed port");
+        keel
+    }
+}
+
 /// The page is live: the badge says so and the disconnected banner is gone.
 const LIVE: &str =
     "document.getElementById('link').textContent === 'live' && document.getElementById('link-banner').hidden";
@@ -744,20 +776,9 @@ const RECONNECT_SECS: u64 = 20;
 #[actix_rt::test]
 async fn the_page_says_it_lost_the_engine_and_reconnects_by_itself_after_a_restart() {
     let Some((chromium, driver_path)) = browser() else { return };
-    let dir = tempfile::tempdir().expect("temp dir");
-    // A fixed port: the restarted engine must be where the page looks for it.
-    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
-    let text = config()
-        .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""))
-        .replace("log_level = \"warn\"", "log_level = \"info\"");
-    let config_path = dir.path().join("keel.toml");
-    std::fs::write(&config_path, text).expect("config written");
-    let data = dir.path().join("data");
-    let env = [(TOKEN_ENV, TOKEN), (SECRET_ENV, SECRET)];
-
-    let mut keel = common::spawn_run(&config_path, &data, &[], &env);
-    let base = keel.http_base();
-    assert_eq!(base, format!("http://127.0.0.1:{port}"));
+    let on_port = KeelOnPort::new();
+    let base = on_port.base.clone();
+    let keel = on_port.spawn();
     let profile = tempfile::tempdir().expect("profile dir");
     let driver = start_driver(&driver_path).await;
     let c = session(&driver, &chromium, profile.path()).await;
@@ -794,8 +815,7 @@ async fn the_page_says_it_lost_the_engine_and_reconnects_by_itself_after_a_resta
 
     // The engine comes back on the same port and data dir: the page finds it
     // by itself, without a reload or a click.
-    let mut keel = common::spawn_run(&config_path, &data, &[], &env);
-    assert_eq!(keel.http_base(), base, "the same port");
+    let keel = on_port.spawn();
     let listening = Instant::now();
     until(&c, RECONNECT_SECS, "the page live again by itself", &format!("window.keelNoReload === 1 && {LIVE}")).await;
     eprintln!("the page was live again {:?} after the restarted keel listened", listening.elapsed());
@@ -861,6 +881,55 @@ async fn the_page_says_it_lost_the_engine_and_reconnects_by_itself_after_a_resta
     // No error but the browser reporting the refused connections while keel was down.
     let log = browser_log(&driver, &c).await;
     assert_eq!(errors(&log, &["net::ERR_CONNECTION_REFUSED"]), Vec::<String>::new(), "console errors");
+    let _ = c.close().await;
+    drop(driver);
+    keel.sigterm();
+    let (status, _) = keel.finish();
+    assert!(status.success(), "keel stopped cleanly: {status}");
+}
+
+/// How long the page may take to notice a stream that went silent without
+/// closing: the server pings every 15 s (`PING_EVERY`), the page gives up on
+/// a stream after 25 s without a byte, plus a margin.
+const SILENT_SECS: u64 = 35;
+
+/// An engine that stops answering without closing its connections (a frozen
+/// process; the same as a host or network gone without a reset): the page
+/// must not go on saying `live` over a dead stream. Frozen with SIGSTOP, the
+/// real `keel` binary; thawed with SIGCONT, it is found again by itself.
+#[actix_rt::test]
+async fn a_silent_engine_is_shown_lost_and_found_again_when_it_answers() {
+    let Some((chromium, driver_path)) = browser() else { return };
+    let on_port = KeelOnPort::new();
+    let keel = on_port.spawn();
+    let profile = tempfile::tempdir().expect("profile dir");
+    let driver = start_driver(&driver_path).await;
+    let c = session(&driver, &chromium, profile.path()).await;
+    open_console(&c, &on_port.base).await;
+    until(&c, 10, "the live event stream", LIVE).await;
+    c.execute("window.keelNoReload = 1; return true", vec![]).await.expect("mark the page");
+
+    keel.signal("STOP");
+    let frozen = Instant::now();
+    let lost = truthy_within(
+        &c,
+        Duration::from_secs(SILENT_SECS),
+        "!document.getElementById('link-banner').hidden && document.getElementById('link-banner').textContent",
+    )
+    .await;
+    // Thawed before any assertion, so a failure leaves no stopped process behind.
+    let noticed = frozen.elapsed();
+    keel.signal("CONT");
+    let shot = screenshot(&c, "reconnect-silent").await;
+    let lost = lost.unwrap_or_else(|| {
+        panic!("the page still says live {SILENT_SECS} s after the engine went silent; screenshot {}", shot.display())
+    });
+    assert!(lost.as_str().unwrap_or_default().starts_with("Disconnected from the engine"), "{lost}");
+    eprintln!("the silent stream was noticed after {noticed:?}");
+
+    until(&c, RECONNECT_SECS, "the page live again by itself", &format!("window.keelNoReload === 1 && {LIVE}")).await;
+    let log = browser_log(&driver, &c).await;
+    assert_eq!(errors(&log, &[]), Vec::<String>::new(), "console errors");
     let _ = c.close().await;
     drop(driver);
     keel.sigterm();
