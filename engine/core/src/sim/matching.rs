@@ -73,6 +73,12 @@ impl FeeSchedule {
     pub fn charges_base(&self, side: Side) -> bool {
         self.commission_asset == CommissionAsset::Received && side == Side::Buy
     }
+
+    /// Whether a fill of an order asked for as `asked` on `side` pays its
+    /// commission in the base asset (an order may ask for the quote).
+    pub fn charges_base_for(&self, side: Side, asked: &OrderAsked) -> bool {
+        self.charges_base(side) && !asked.fee_in_quote
+    }
 }
 
 impl Default for FeeSchedule {
@@ -136,6 +142,11 @@ pub struct OrderAsked {
     pub quote_order_qty: Option<Decimal>,
     /// A limit order that may only rest (refused when it would take).
     pub post_only: bool,
+    /// Pay the commission in the quote asset whatever the schedule's
+    /// `commission_asset` says: a second protocol on the same exchange whose
+    /// venue always charges the quote (Coinbase) asks for it per order.
+    #[serde(default)]
+    pub fee_in_quote: bool,
 }
 
 impl SimOrder {
@@ -811,7 +822,7 @@ impl MatchingCore {
         // simulated fill, resting orders lock their full worst-case cost.
         // A buy that pays its commission in the base asset needs no quote for it.
         let taker =
-            if self.fees.charges_base(new.side) { Decimal::ZERO } else { self.fees.taker_bps.max(self.fees.maker_bps) };
+            if self.fees.charges_base_for(new.side, &new.asked) { Decimal::ZERO } else { self.fees.taker_bps.max(self.fees.maker_bps) };
         let lock = match (new.side, new.order_type) {
             (Side::Buy, OrderType::Market) => {
                 let (qty, quote_amt) = self.walk(&new.symbol, Side::Buy, new.qty, None);
@@ -1188,7 +1199,7 @@ impl MatchingCore {
     /// balance expires unfilled instead of overdrawing the account.
     fn execute_triggered(&mut self, id: u64, now_ms: i64, out: &mut impl Sink) {
         let Some(order) = self.orders.get(&id) else { return };
-        if order.side == Side::Buy && !self.fees.charges_base(Side::Buy) {
+        if order.side == Side::Buy && !self.fees.charges_base_for(Side::Buy, &order.asked) {
             let (qty, locked) = (order.remaining(), order.locked);
             let (_, cost) = self.walk(&order.symbol, Side::Buy, qty, None);
             let cost = cost + cost * self.fees.taker_bps / BPS;
@@ -1255,7 +1266,7 @@ impl MatchingCore {
         let Some(order) = self.orders.get_mut(&id) else { return };
         let Some(book) = self.books.get_mut(&order.symbol) else { return };
         let notional = price * qty;
-        let in_base = self.fees.charges_base(order.side);
+        let in_base = self.fees.charges_base_for(order.side, &order.asked);
         let fee = if in_base { qty * fee_bps / BPS } else { notional * fee_bps / BPS }
             .round_dp_with_strategy(FEE_DP, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
         let trade_id = book.next_trade_id;
