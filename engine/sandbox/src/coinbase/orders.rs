@@ -181,7 +181,7 @@ pub(crate) fn create(app: &App, account: u32, body: &str, now: i64) -> Response 
         return invalid_argument("limit orders need base_size and limit_price");
     }
     if quote.is_some() && (!market || side == Side::Sell) {
-        return reject_size("INVALID_REQUEST", "PREVIEW_INVALID_ORDER_CONFIG", "quote_size is for market buys only");
+        return reject_size("UNKNOWN_FAILURE_REASON", "PREVIEW_INVALID_ORDER_CONFIG", "quote_size is for market buys only");
     }
 
     // Precision.
@@ -220,16 +220,16 @@ pub(crate) fn create(app: &App, account: u32, body: &str, now: i64) -> Response 
     };
     let notional = quote.unwrap_or(qty * reference);
     if base.is_some_and(|b| b < inst.min_qty) {
-        return reject_size("INVALID_REQUEST", "PREVIEW_INVALID_BASE_SIZE_TOO_SMALL", "Order size is too small");
+        return reject_size("UNKNOWN_FAILURE_REASON", "PREVIEW_INVALID_BASE_SIZE_TOO_SMALL", "Order size is too small");
     }
     if base.is_some_and(|b| b > inst.max_qty) {
-        return reject_size("INVALID_REQUEST", "PREVIEW_INVALID_BASE_SIZE_TOO_LARGE", "Order size is too large");
+        return reject_size("UNKNOWN_FAILURE_REASON", "PREVIEW_INVALID_BASE_SIZE_TOO_LARGE", "Order size is too large");
     }
     if notional < inst.min_notional || qty.is_zero() {
-        return reject_size("INVALID_REQUEST", "PREVIEW_INVALID_QUOTE_SIZE_TOO_SMALL", "Order notional is too small");
+        return reject_size("UNKNOWN_FAILURE_REASON", "PREVIEW_INVALID_QUOTE_SIZE_TOO_SMALL", "Order notional is too small");
     }
     if !inst.max_notional.is_zero() && notional > inst.max_notional {
-        return reject_size("INVALID_REQUEST", "PREVIEW_INVALID_QUOTE_SIZE_TOO_LARGE", "Order notional is too large");
+        return reject_size("UNKNOWN_FAILURE_REASON", "PREVIEW_INVALID_QUOTE_SIZE_TOO_LARGE", "Order notional is too large");
     }
 
     let (order_type, tif) = match asked.kind {
@@ -337,7 +337,7 @@ fn order_json(app: &App, o: &SimOrder) -> Value {
     let pct = if o.qty.is_zero() { Decimal::ZERO } else { (o.filled_qty / o.qty * Decimal::ONE_HUNDRED).round_dp(2) };
     let after_fees = if o.side == Side::Buy { o.filled_quote + fees } else { o.filled_quote - fees };
     let status = status_of(o, queued);
-    json!({
+    let mut j = json!({
         "order_id": order_uuid(o.order_id),
         "product_id": pid,
         "user_id": user_uuid(o.account),
@@ -374,7 +374,12 @@ fn order_json(app: &App, o: &SimOrder) -> Value {
         "last_fill_time": fills.last().map(|f| rfc3339(f.ts_ms)),
         "last_update_time": rfc3339(o.updated_ms),
         "edit_history": [],
-    })
+    });
+    // Absent rather than null before the first fill.
+    if let (Some(map), None) = (j.as_object_mut(), fills.last()) {
+        map.remove("last_fill_time");
+    }
+    j
 }
 
 /// `GET /orders/historical/{order_id}`.
