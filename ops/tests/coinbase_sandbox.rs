@@ -379,3 +379,71 @@ async fn bad_tokens_get_a_plain_text_401() {
     assert_eq!(c.get("/accounts").await.status, 200, "the right token passes");
     sb.shutdown().await;
 }
+
+/// Runs `keel sandbox --protocol coinbase` (plus `extra`) in `dir` until it
+/// is ready; returns its human lines, the ready object and the child (the
+/// caller stops it).
+fn standalone(dir: &std::path::Path, extra: &[&str]) -> (Vec<String>, Value, std::process::Child) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(["sandbox", "--listen", "127.0.0.1:0", "--protocol", "coinbase"])
+        .args(extra)
+        .current_dir(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("keel sandbox starts");
+    let stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut human = Vec::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(json) = line.strip_prefix(ops::cmd_sandbox::READY_PREFIX) {
+                let _ = tx.send((human, json.to_string()));
+                return;
+            }
+            human.push(line);
+        }
+    });
+    let got = rx.recv_timeout(std::time::Duration::from_secs(60));
+    let Ok((human, ready)) = got else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("no ready line from keel sandbox --protocol coinbase");
+    };
+    (human, serde_json::from_str(&ready).expect("ready JSON"), child)
+}
+
+#[tokio::test]
+async fn keel_sandbox_protocol_coinbase_hands_out_a_working_key_of_either_type() {
+    for (extra, begins) in [(&[][..], "-----BEGIN EC PRIVATE KEY-----"), (&["--key-type", "ed25519"][..], "-----BEGIN PRIVATE KEY-----")] {
+        let dir = tempfile::tempdir().unwrap();
+        let (human, ready, mut child) = standalone(dir.path(), extra);
+        let name = ready["api_key_name"].as_str().expect("api_key_name").to_string();
+        let path = std::path::PathBuf::from(ready["private_key_path"].as_str().expect("private_key_path"));
+        assert!(path.starts_with(dir.path()), "kept in the working dir: {}", path.display());
+        let pem = std::fs::read_to_string(&path).unwrap();
+        assert!(pem.starts_with(begins), "{extra:?}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        let text = human.join("\n");
+        assert!(text.contains(&name) && text.contains(&path.display().to_string()), "{text}");
+        assert!(!text.contains("PRIVATE KEY-") && !ready.to_string().contains("PRIVATE KEY-"), "never the key itself");
+        assert!(!dir.path().join(keel_sandbox::test_key::KEY_FILE).exists(), "no Binance key is made");
+
+        let rest = ready["rest_url"].as_str().expect("rest_url");
+        let c = Client {
+            http: reqwest::Client::new(),
+            host: rest.trim_start_matches("http://").to_string(),
+            creds: Credentials::new(&name, &pem).expect("the handed-out key loads"),
+        };
+        let page: AccountsPage = c.get("/accounts").await.parse();
+        assert!(page.accounts.iter().any(|a| a.currency == "USDT"));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
