@@ -140,6 +140,8 @@ pub(crate) async fn handle(
         (true, ["market", "product_book"]) => return product_book(&app, &q, now),
         (true, ["market", "products", id, "candles"]) => return candles(&app, id, &q),
         (true, ["market", "products", id, "ticker"]) => return ticker(&app, id, &q),
+        // The public namespace needs no token, also to be told a route is unknown.
+        (_, ["market", ..]) => return not_found(),
         _ => {}
     }
 
