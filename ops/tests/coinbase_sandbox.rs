@@ -85,8 +85,7 @@ impl Client {
         req = req.json(&body.unwrap_or_else(|| json!({})));
         let resp = req.send().await.expect("the sandbox answers");
         let status = resp.status().as_u16();
-        let content_type =
-            resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let content_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
         Answer { status, content_type, text: resp.text().await.expect("a body") }
     }
 
@@ -202,7 +201,8 @@ async fn market_data_time_and_products_parse_and_match_the_captured_shapes() {
     same_fields("rest_best_bid_ask_ccxt.json", &bba.json());
 
     let end = now_s();
-    let candles = c.get(&format!("/products/BTC-USDT/candles?start={}&end={end}&granularity=FIVE_MINUTE", end - 6 * 3600)).await;
+    let candles =
+        c.get(&format!("/products/BTC-USDT/candles?start={}&end={end}&granularity=FIVE_MINUTE", end - 6 * 3600)).await;
     let cs: CandlesResponse = candles.parse();
     assert!(cs.candles.len() > 10, "{}", candles.text);
     assert!(cs.candles.windows(2).all(|w| w[0].start_ms > w[1].start_ms), "newest first");
@@ -246,7 +246,8 @@ async fn a_limit_order_is_placed_listed_fetched_and_cancelled_through_cancel_que
     // The same client_order_id again: the first order, nothing new.
     let again: CreateOrderResponse = c.post("/orders", body).await.parse();
     assert_eq!(again.outcome().expect("the first order").order_id, id);
-    let open: ListOrdersResponse = c.get("/orders/historical/batch?order_status=OPEN&product_ids=BTC-USDT").await.parse();
+    let open: ListOrdersResponse =
+        c.get("/orders/historical/batch?order_status=OPEN&product_ids=BTC-USDT").await.parse();
     assert_eq!(open.orders.iter().filter(|o| o.client_order_id == "keel-limit-1").count(), 1, "one order");
     assert_eq!(open.orders[0].order_id, id);
     let (_, held) = c.balance("USDT").await;
@@ -257,7 +258,9 @@ async fn a_limit_order_is_placed_listed_fetched_and_cancelled_through_cancel_que
     assert_eq!((g.order.status.as_str(), g.order.side.as_str()), ("OPEN", "BUY"));
     same_fields("rest_get_order_open_limit_ccxt.json", &got.json());
 
-    let cancel = c.post("/orders/batch_cancel", json!({"order_ids": [id.clone(), "cdc39e45-bbd3-44ec-bf02-61742dfb16a1"]})).await;
+    let cancel = c
+        .post("/orders/batch_cancel", json!({"order_ids": [id.clone(), "cdc39e45-bbd3-44ec-bf02-61742dfb16a1"]}))
+        .await;
     let cx: CancelOrdersResponse = cancel.parse();
     assert!(cx.results[0].success, "{}", cancel.text);
     assert_eq!((cx.results[1].success, cx.results[1].failure_reason.as_deref()), (false, Some("UNKNOWN_CANCEL_ORDER")));
@@ -331,17 +334,47 @@ async fn a_market_order_fills_with_uuid_trades_and_quote_fees_that_move_balances
 #[tokio::test]
 async fn rejections_are_http_200_success_false_with_the_documented_reason() {
     let (sb, c, _dir) = start().await;
-    let order = |cid: &str, product: &str, config: Value| {
-        json!({"client_order_id": cid, "product_id": product, "side": "BUY", "order_configuration": config})
-    };
+    let order = |cid: &str, product: &str, config: Value| json!({"client_order_id": cid, "product_id": product, "side": "BUY", "order_configuration": config});
     let cases = [
-        ("funds", order("r1", "BTC-USDT", json!({"limit_limit_gtc": {"base_size": "100", "limit_price": "50000", "post_only": false}})), "INSUFFICIENT_FUND"),
-        ("below minimum", order("r2", "BTC-USDT", json!({"limit_limit_gtc": {"base_size": "0.00001", "limit_price": "50000"}})), "PREVIEW_INVALID_QUOTE_SIZE_TOO_SMALL"),
-        ("size precision", order("r3", "BTC-USDT", json!({"limit_limit_gtc": {"base_size": "0.000001", "limit_price": "50000"}})), "INVALID_SIZE_PRECISION"),
-        ("price precision", order("r4", "BTC-USDT", json!({"limit_limit_gtc": {"base_size": "0.001", "limit_price": "50000.001"}})), "INVALID_PRICE_PRECISION"),
+        (
+            "funds",
+            order(
+                "r1",
+                "BTC-USDT",
+                json!({"limit_limit_gtc": {"base_size": "100", "limit_price": "50000", "post_only": false}}),
+            ),
+            "INSUFFICIENT_FUND",
+        ),
+        (
+            "below minimum",
+            order("r2", "BTC-USDT", json!({"limit_limit_gtc": {"base_size": "0.00001", "limit_price": "50000"}})),
+            "PREVIEW_INVALID_QUOTE_SIZE_TOO_SMALL",
+        ),
+        (
+            "size precision",
+            order("r3", "BTC-USDT", json!({"limit_limit_gtc": {"base_size": "0.000001", "limit_price": "50000"}})),
+            "INVALID_SIZE_PRECISION",
+        ),
+        (
+            "price precision",
+            order("r4", "BTC-USDT", json!({"limit_limit_gtc": {"base_size": "0.001", "limit_price": "50000.001"}})),
+            "INVALID_PRICE_PRECISION",
+        ),
         ("product", order("r5", "DOGE-USD", json!({"market_market_ioc": {"quote_size": "10"}})), "INVALID_PRODUCT_ID"),
-        ("configuration", order("r6", "BTC-USDT", json!({"twap_limit_gtd": {"base_size": "1"}})), "UNSUPPORTED_ORDER_CONFIGURATION"),
-        ("post only", order("r7", "BTC-USDT", json!({"limit_limit_gtc": {"base_size": "0.001", "limit_price": "990000", "post_only": true}})), "INVALID_LIMIT_PRICE_POST_ONLY"),
+        (
+            "configuration",
+            order("r6", "BTC-USDT", json!({"twap_limit_gtd": {"base_size": "1"}})),
+            "UNSUPPORTED_ORDER_CONFIGURATION",
+        ),
+        (
+            "post only",
+            order(
+                "r7",
+                "BTC-USDT",
+                json!({"limit_limit_gtc": {"base_size": "0.001", "limit_price": "990000", "post_only": true}}),
+            ),
+            "INVALID_LIMIT_PRICE_POST_ONLY",
+        ),
     ];
     for (name, body, want) in cases {
         let a = c.post("/orders", body).await;
@@ -367,8 +400,14 @@ async fn bad_tokens_get_a_plain_text_401() {
     let cases = [
         ("expired", c.send_as(&c.creds, "GET", &path, None, now_s() - 600, None).await),
         ("wrong key", c.send_as(&other, "GET", &path, None, now_s(), None).await),
-        ("wrong uri", c.send_as(&c.creds, "GET", &path, Some("/api/v3/brokerage/orders/historical/batch"), now_s(), None).await),
-        ("signed for another route", c.send_as(&c.creds, "POST", &format!("{BASE}/orders"), Some(&path), now_s(), Some(json!({}))).await),
+        (
+            "wrong uri",
+            c.send_as(&c.creds, "GET", &path, Some("/api/v3/brokerage/orders/historical/batch"), now_s(), None).await,
+        ),
+        (
+            "signed for another route",
+            c.send_as(&c.creds, "POST", &format!("{BASE}/orders"), Some(&path), now_s(), Some(json!({}))).await,
+        ),
     ];
     for (name, a) in cases {
         assert_eq!((a.status, a.text.as_str()), (401, "Unauthorized"), "{name}");
@@ -417,7 +456,9 @@ fn standalone(dir: &std::path::Path, extra: &[&str]) -> (Vec<String>, Value, std
 
 #[tokio::test]
 async fn keel_sandbox_protocol_coinbase_hands_out_a_working_key_of_either_type() {
-    for (extra, begins) in [(&[][..], "-----BEGIN EC PRIVATE KEY-----"), (&["--key-type", "ed25519"][..], "-----BEGIN PRIVATE KEY-----")] {
+    for (extra, begins) in
+        [(&[][..], "-----BEGIN EC PRIVATE KEY-----"), (&["--key-type", "ed25519"][..], "-----BEGIN PRIVATE KEY-----")]
+    {
         let dir = tempfile::tempdir().unwrap();
         let (human, ready, mut child) = standalone(dir.path(), extra);
         let name = ready["api_key_name"].as_str().expect("api_key_name").to_string();

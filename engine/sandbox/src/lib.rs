@@ -971,9 +971,10 @@ impl Sandbox {
             ed25519_private_key_pem: test_key.as_ref().map(|k| k.private_key_pem.clone()),
             ed25519_private_key_path: test_key.and_then(|k| k.path),
             coinbase_rest_url: format!("http://{addr}"),
-            coinbase_key_name: first.coinbase_public_key.as_ref().map(|_| {
-                first.coinbase_key_name.clone().unwrap_or_else(|| coinbase::default_key_name(0))
-            }),
+            coinbase_key_name: first
+                .coinbase_public_key
+                .as_ref()
+                .map(|_| first.coinbase_key_name.clone().unwrap_or_else(|| coinbase::default_key_name(0))),
             coinbase_private_key_pem: coinbase_key.as_ref().map(|k| k.private_key_pem.clone()),
             coinbase_private_key_path: coinbase_key.and_then(|k| k.path),
             market: MarketControl { ex, paused, faults: faults.clone() },

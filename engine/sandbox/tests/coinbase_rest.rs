@@ -159,7 +159,8 @@ async fn an_ed25519_test_key_and_a_key_registered_for_a_second_account_both_work
     let (status, text) = call(&sb, "GET", path, &Signer::Ed(second).token(kid2, claims(kid2, uri)), None).await;
     assert_eq!(status, 200, "{text}");
     let v: Value = serde_json::from_str(&text).unwrap();
-    let currencies: Vec<&str> = v["accounts"].as_array().unwrap().iter().filter_map(|a| a["currency"].as_str()).collect();
+    let currencies: Vec<&str> =
+        v["accounts"].as_array().unwrap().iter().filter_map(|a| a["currency"].as_str()).collect();
     assert_eq!(currencies, ["USDT"], "the second account's own wallets: {text}");
     assert_eq!(v["accounts"][0]["available_balance"]["value"], "42");
     sb.shutdown().await;

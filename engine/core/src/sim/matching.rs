@@ -821,8 +821,11 @@ impl MatchingCore {
         // What the order needs up front: market orders are checked against their
         // simulated fill, resting orders lock their full worst-case cost.
         // A buy that pays its commission in the base asset needs no quote for it.
-        let taker =
-            if self.fees.charges_base_for(new.side, &new.asked) { Decimal::ZERO } else { self.fees.taker_bps.max(self.fees.maker_bps) };
+        let taker = if self.fees.charges_base_for(new.side, &new.asked) {
+            Decimal::ZERO
+        } else {
+            self.fees.taker_bps.max(self.fees.maker_bps)
+        };
         let lock = match (new.side, new.order_type) {
             (Side::Buy, OrderType::Market) => {
                 let (qty, quote_amt) = self.walk(&new.symbol, Side::Buy, new.qty, None);

@@ -71,9 +71,7 @@ pub fn entry_id(parts: &[&str]) -> String {
 /// RFC 3339 UTC with microseconds, as Coinbase writes order and book times
 /// (`2023-01-16T23:37:23.947030Z`).
 pub fn rfc3339(ms: i64) -> String {
-    DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Micros, true)
+    DateTime::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 /// Parses an RFC 3339 time into ms.

@@ -75,8 +75,10 @@ fn configuration(o: &SimOrder) -> Value {
         (OrderType::Limit { price }, TimeInForce::Fok) => {
             json!({"limit_limit_fok": {"base_size": base, "limit_price": dec(price)}})
         }
-        (t, _) => json!({"limit_limit_gtc": {"base_size": base, "limit_price": dec(t.limit_price().unwrap_or_default()),
-                                             "post_only": o.asked.post_only}}),
+        (t, _) => {
+            json!({"limit_limit_gtc": {"base_size": base, "limit_price": dec(t.limit_price().unwrap_or_default()),
+                                             "post_only": o.asked.post_only}})
+        }
     }
 }
 
@@ -181,7 +183,11 @@ pub(crate) fn create(app: &App, account: u32, body: &str, now: i64) -> Response 
         return invalid_argument("limit orders need base_size and limit_price");
     }
     if quote.is_some() && (!market || side == Side::Sell) {
-        return reject_size("UNKNOWN_FAILURE_REASON", "PREVIEW_INVALID_ORDER_CONFIG", "quote_size is for market buys only");
+        return reject_size(
+            "UNKNOWN_FAILURE_REASON",
+            "PREVIEW_INVALID_ORDER_CONFIG",
+            "quote_size is for market buys only",
+        );
     }
 
     // Precision.
@@ -201,7 +207,11 @@ pub(crate) fn create(app: &App, account: u32, body: &str, now: i64) -> Response 
     }
     if let Some(p) = asked.limit_price {
         if p <= Decimal::ZERO || (!inst.tick_size.is_zero() && !(p % inst.tick_size).is_zero()) {
-            return reject_size("INVALID_PRICE_PRECISION", "PREVIEW_INVALID_PRICE_PRECISION", "Invalid price precision");
+            return reject_size(
+                "INVALID_PRICE_PRECISION",
+                "PREVIEW_INVALID_PRICE_PRECISION",
+                "Invalid price precision",
+            );
         }
     }
 
@@ -226,10 +236,18 @@ pub(crate) fn create(app: &App, account: u32, body: &str, now: i64) -> Response 
         return reject_size("UNKNOWN_FAILURE_REASON", "PREVIEW_INVALID_BASE_SIZE_TOO_LARGE", "Order size is too large");
     }
     if notional < inst.min_notional || qty.is_zero() {
-        return reject_size("UNKNOWN_FAILURE_REASON", "PREVIEW_INVALID_QUOTE_SIZE_TOO_SMALL", "Order notional is too small");
+        return reject_size(
+            "UNKNOWN_FAILURE_REASON",
+            "PREVIEW_INVALID_QUOTE_SIZE_TOO_SMALL",
+            "Order notional is too small",
+        );
     }
     if !inst.max_notional.is_zero() && notional > inst.max_notional {
-        return reject_size("UNKNOWN_FAILURE_REASON", "PREVIEW_INVALID_QUOTE_SIZE_TOO_LARGE", "Order notional is too large");
+        return reject_size(
+            "UNKNOWN_FAILURE_REASON",
+            "PREVIEW_INVALID_QUOTE_SIZE_TOO_LARGE",
+            "Order notional is too large",
+        );
     }
 
     let (order_type, tif) = match asked.kind {
@@ -250,7 +268,14 @@ pub(crate) fn create(app: &App, account: u32, body: &str, now: i64) -> Response 
             asked: OrderAsked { quote_order_qty: quote, post_only: asked.post_only, fee_in_quote: true },
         },
         resp_type: "FULL".into(),
-        kind: if market { "MARKET" } else if asked.post_only { "LIMIT_MAKER" } else { "LIMIT" }.into(),
+        kind: if market {
+            "MARKET"
+        } else if asked.post_only {
+            "LIMIT_MAKER"
+        } else {
+            "LIMIT"
+        }
+        .into(),
     };
     match crate::rest::submit(app, &parsed, now) {
         Ok((order, _)) => success(&order, &inst),
@@ -384,7 +409,8 @@ fn order_json(app: &App, o: &SimOrder) -> Value {
 
 /// `GET /orders/historical/{order_id}`.
 pub(crate) fn get(app: &App, account: u32, uuid: &str) -> Response {
-    let order = order_id_of(uuid).and_then(|id| app.ex.lock().core().order(id).cloned()).filter(|o| o.account == account);
+    let order =
+        order_id_of(uuid).and_then(|id| app.ex.lock().core().order(id).cloned()).filter(|o| o.account == account);
     match order {
         Some(o) => reply(StatusCode::OK, &json!({"order": order_json(app, &o)})),
         None => error(StatusCode::NOT_FOUND, "NOT_FOUND", "order with this orderID was not found"),
@@ -524,7 +550,7 @@ pub(crate) fn fills(app: &App, account: u32, q: &Query) -> Response {
 /// The account's traded notional and fees (quote units summed across
 /// products, as the sandbox has no USD conversion).
 pub(crate) fn totals(app: &App, account: u32) -> (Decimal, Decimal) {
-    all_fills(app, account).iter().fold((Decimal::ZERO, Decimal::ZERO), |(v, fee), (_, _, f)| {
-        (v + f.price * f.qty, fee + f.fee)
-    })
+    all_fills(app, account)
+        .iter()
+        .fold((Decimal::ZERO, Decimal::ZERO), |(v, fee), (_, _, f)| (v + f.price * f.qty, fee + f.fee))
 }

@@ -364,7 +364,8 @@ fn candles(app: &App, id: &str, q: &Query) -> Response {
     let Some(gran) = q.get("granularity").and_then(granularity_s) else {
         return invalid_argument("granularity argument is invalid");
     };
-    let secs = |k: &str| q.get(k).map(|v| v.parse::<i64>().map_err(|_| invalid_argument(&format!("{k} argument is invalid"))));
+    let secs =
+        |k: &str| q.get(k).map(|v| v.parse::<i64>().map_err(|_| invalid_argument(&format!("{k} argument is invalid"))));
     let (start, end) = match (secs("start").transpose(), secs("end").transpose()) {
         (Ok(s), Ok(e)) => (s, e),
         (Err(r), _) | (_, Err(r)) => return r,

@@ -128,9 +128,8 @@ fn public_pem(private: &str) -> Result<String, SandboxError> {
 fn read(path: &Path) -> Result<String, SandboxError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| SandboxError::Config(format!("cannot read the Coinbase test key {}: {e}", path.display())))?;
-    PublicKey::from_pem(&text).map_err(|e| {
-        SandboxError::Config(format!("{}: {e}; remove it to have a new one made", path.display()))
-    })?;
+    PublicKey::from_pem(&text)
+        .map_err(|e| SandboxError::Config(format!("{}: {e}; remove it to have a new one made", path.display())))?;
     Ok(text)
 }
 
@@ -140,9 +139,10 @@ mod tests {
 
     #[test]
     fn both_key_types_are_written_owner_only_registered_and_read_back() {
-        for (kind, begins, alg) in
-            [(KeyType::Ec, "-----BEGIN EC PRIVATE KEY-----", "ES256"), (KeyType::Ed25519, "-----BEGIN PRIVATE KEY-----", "EdDSA")]
-        {
+        for (kind, begins, alg) in [
+            (KeyType::Ec, "-----BEGIN EC PRIVATE KEY-----", "ES256"),
+            (KeyType::Ed25519, "-----BEGIN PRIVATE KEY-----", "EdDSA"),
+        ] {
             let dir = tempfile::tempdir().unwrap();
             let mk = || SandboxConfig {
                 key_dir: Some(dir.path().to_path_buf()),
