@@ -396,7 +396,7 @@ async fn rejections_are_http_200_success_false_with_the_documented_reason() {
 async fn bad_tokens_get_a_plain_text_401() {
     let (sb, c, _dir) = start().await;
     let path = format!("{BASE}/accounts");
-    let other = Credentials::new(&c.creds.key_name().to_string(), OTHER_EC).expect("key");
+    let other = Credentials::new(c.creds.key_name(), OTHER_EC).expect("key");
     let cases = [
         ("expired", c.send_as(&c.creds, "GET", &path, None, now_s() - 600, None).await),
         ("wrong key", c.send_as(&other, "GET", &path, None, now_s(), None).await),

@@ -432,15 +432,15 @@ fn all_orders(app: &App, account: u32) -> Vec<SimOrder> {
 pub(crate) fn list(app: &App, account: u32, q: &Query) -> Response {
     let (limit, cursor) = match (q.limit(100, LIST_MAX), q.cursor()) {
         (Ok(l), Ok(c)) => (l, c),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return invalid_argument(&r),
     };
     let date = |k: &str| match q.get(k) {
         None => Ok(None),
-        Some(v) => parse_rfc3339(v).map(Some).ok_or_else(|| invalid_argument(&format!("{k} argument is invalid"))),
+        Some(v) => parse_rfc3339(v).map(Some).ok_or_else(|| format!("{k} argument is invalid")),
     };
     let (start, end) = match (date("start_date"), date("end_date")) {
         (Ok(s), Ok(e)) => (s, e),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return invalid_argument(&r),
     };
     let ids = q.all("order_ids");
     let mut products = q.all("product_ids");
@@ -512,7 +512,7 @@ fn all_fills(app: &App, account: u32) -> Vec<(SimOrder, String, Fill)> {
             }
         }
     }
-    out.sort_by(|a, b| b.2.ts_ms.cmp(&a.2.ts_ms));
+    out.sort_by_key(|f| std::cmp::Reverse(f.2.ts_ms));
     out
 }
 
@@ -521,7 +521,7 @@ fn all_fills(app: &App, account: u32) -> Vec<(SimOrder, String, Fill)> {
 pub(crate) fn fills(app: &App, account: u32, q: &Query) -> Response {
     let (limit, cursor) = match (q.limit(100, LIST_MAX), q.cursor()) {
         (Ok(l), Ok(c)) => (l, c),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return invalid_argument(&r),
     };
     let ids = q.all("order_ids");
     let trades = q.all("trade_ids");

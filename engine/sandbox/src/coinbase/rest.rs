@@ -58,21 +58,20 @@ impl Query {
     }
 
     /// A count parameter: its default when absent, clamped to `1..=max`.
-    pub fn limit(&self, default: usize, max: usize) -> Result<usize, Response> {
+    pub fn limit(&self, default: usize, max: usize) -> Result<usize, String> {
         match self.get("limit") {
             None => Ok(default),
-            Some(v) => v
-                .parse::<usize>()
-                .map(|n| n.clamp(1, max))
-                .map_err(|_| invalid_argument(&format!("limit argument is invalid: {v:?}"))),
+            Some(v) => {
+                v.parse::<usize>().map(|n| n.clamp(1, max)).map_err(|_| format!("limit argument is invalid: {v:?}"))
+            }
         }
     }
 
     /// A paging cursor (an offset into the list, as this sandbox issues them).
-    pub fn cursor(&self) -> Result<usize, Response> {
+    pub fn cursor(&self) -> Result<usize, String> {
         match self.get("cursor") {
             None => Ok(0),
-            Some(v) => v.parse().map_err(|_| invalid_argument(&format!("cursor argument is invalid: {v:?}"))),
+            Some(v) => v.parse().map_err(|_| format!("cursor argument is invalid: {v:?}")),
         }
     }
 }
@@ -270,7 +269,7 @@ fn products(app: &App, q: &Query) -> Response {
     let offset = q.get("offset").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
     let limit = match q.limit(all.len().max(1), usize::MAX) {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(r) => return invalid_argument(&r),
     };
     let list: Vec<Value> = all.iter().skip(offset).take(limit).map(|i| product_json(app, i)).collect();
     reply(StatusCode::OK, &json!({"products": list, "num_products": all.len()}))
@@ -307,7 +306,7 @@ fn product_book(app: &App, q: &Query, now: i64) -> Response {
     let Some(inst) = instrument_of(app, id) else { return unknown_product(id) };
     let n = match q.limit(50, 500) {
         Ok(n) => n,
-        Err(r) => return r,
+        Err(r) => return invalid_argument(&r),
     };
     let book = pricebook(app, &inst, n, now);
     let best = |side: &str| book[side][0]["price"].as_str().and_then(|p| p.parse::<Decimal>().ok());
@@ -364,15 +363,14 @@ fn candles(app: &App, id: &str, q: &Query) -> Response {
     let Some(gran) = q.get("granularity").and_then(granularity_s) else {
         return invalid_argument("granularity argument is invalid");
     };
-    let secs =
-        |k: &str| q.get(k).map(|v| v.parse::<i64>().map_err(|_| invalid_argument(&format!("{k} argument is invalid"))));
+    let secs = |k: &str| q.get(k).map(|v| v.parse::<i64>().map_err(|_| format!("{k} argument is invalid")));
     let (start, end) = match (secs("start").transpose(), secs("end").transpose()) {
         (Ok(s), Ok(e)) => (s, e),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return invalid_argument(&r),
     };
     let limit = match q.limit(CANDLES_MAX, CANDLES_MAX) {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(r) => return invalid_argument(&r),
     };
     let st = app.ex.lock();
     let Some(view) = st.market_view(inst.symbol.as_str()) else { return unknown_product(id) };
@@ -409,7 +407,7 @@ fn ticker(app: &App, id: &str, q: &Query) -> Response {
     let Some(inst) = instrument_of(app, id) else { return unknown_product(id) };
     let limit = match q.limit(100, TRADES_MAX) {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(r) => return invalid_argument(&r),
     };
     let st = app.ex.lock();
     let quote = st.quote(inst.symbol.as_str());
@@ -476,7 +474,7 @@ fn account_list(app: &App, account: u32) -> Vec<Value> {
 fn accounts(app: &App, account: u32, q: &Query) -> Response {
     let (limit, cursor) = match (q.limit(49, ACCOUNTS_MAX), q.cursor()) {
         (Ok(l), Ok(c)) => (l, c),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return invalid_argument(&r),
     };
     let all = account_list(app, account);
     let (list, next) = page(all, cursor, limit);
