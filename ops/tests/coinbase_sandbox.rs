@@ -488,3 +488,38 @@ async fn keel_sandbox_protocol_coinbase_hands_out_a_working_key_of_either_type()
         let _ = child.wait();
     }
 }
+
+#[tokio::test]
+async fn after_a_503_on_an_executed_order_the_same_client_order_id_finds_it_and_a_429_carries_retry_after() {
+    use keel_sandbox::{OrderFault, RestFault};
+    let (sb, c, _dir) = start().await;
+    let body = json!({"client_order_id": "keel-unknown-1", "product_id": "BTC-USDT", "side": "SELL",
+                      "order_configuration": {"market_market_ioc": {"base_size": "0.001"}}});
+    sb.faults.fail_next_order(OrderFault::ErrorAfterExecute);
+    let lost = c.post("/orders", body.clone()).await;
+    assert_eq!(lost.status, 503, "{}", lost.text);
+    let (btc_after_first, _) = c.balance("BTC").await;
+    assert_eq!(btc_after_first, d("0.999"), "the order executed although its answer was lost");
+    // The documented recovery: resend with the same client_order_id.
+    let again: CreateOrderResponse = c.post("/orders", body).await.parse();
+    let id = again.outcome().expect("the first order").order_id.clone();
+    let all: ListOrdersResponse = c.get("/orders/historical/batch").await.parse();
+    assert_eq!(all.orders.iter().map(|o| o.order_id.as_str()).collect::<Vec<_>>(), [id.as_str()], "no second order");
+    assert_eq!(c.balance("BTC").await.0, d("0.999"), "sold once");
+
+    sb.faults.fail_next_order(OrderFault::ErrorBeforeExecute);
+    let refused = c
+        .post("/orders", json!({"client_order_id": "keel-unknown-2", "product_id": "BTC-USDT", "side": "SELL",
+                                "order_configuration": {"market_market_ioc": {"base_size": "0.001"}}}))
+        .await;
+    assert_eq!(refused.status, 503);
+    assert_eq!(c.balance("BTC").await.0, d("0.999"), "nothing executed before the error");
+
+    sb.faults.fail_next_requests(RestFault::RateLimited { retry_after_s: 2 }, 1);
+    let http = reqwest::Client::new();
+    let limited = http.get(format!("http://{}{BASE}/time", c.host)).send().await.expect("answers");
+    assert_eq!(limited.status().as_u16(), 429);
+    assert_eq!(limited.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("2"));
+    assert_eq!(c.public("/time").await.status, 200, "one request only");
+    sb.shutdown().await;
+}

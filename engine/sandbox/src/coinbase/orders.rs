@@ -22,9 +22,9 @@ use keel_core::order::{OrderStatus, OrderType, Side, TimeInForce};
 use keel_core::sim::{NewOrder, OrderAsked, SimOrder};
 
 use super::ids::{dec, entry_id, hashed_uuid, order_id_of, order_uuid, parse_rfc3339, product_id, rfc3339};
-use super::rest::{error, instrument_of, invalid_argument, page, reply, user_uuid, Query};
+use super::rest::{error, instrument_of, invalid_argument, page, reply, unavailable, user_uuid, Query};
 use crate::rest::ParsedOrder;
-use crate::App;
+use crate::{App, OrderFault};
 
 /// Most orders or fills a page.
 const LIST_MAX: usize = 1000;
@@ -129,8 +129,32 @@ fn read_config(config: &Value) -> Result<Asked, &'static str> {
     })
 }
 
+/// `POST /orders` with the order faults scripted through
+/// [`crate::FaultControl`]: a 503 before the order reaches the book, a 503
+/// after it executed (outcome unknown: the client must reconcile by
+/// `client_order_id`), an answer held after or a request held before.
+pub(crate) async fn create_with_faults(app: &App, account: u32, body: &str, mut now: i64) -> Response {
+    match app.faults.take_before_execute_fault() {
+        Some(OrderFault::ErrorBeforeExecute) => return unavailable(),
+        Some(OrderFault::DelayBeforeExecute { hold_ms }) => {
+            tokio::time::sleep(std::time::Duration::from_millis(hold_ms)).await;
+            now = app.faults.server_now_ms();
+        }
+        _ => {}
+    }
+    let answer = create(app, account, body, now);
+    match app.faults.take_after_execute_fault() {
+        Some(OrderFault::ErrorAfterExecute) => unavailable(),
+        Some(OrderFault::TimeoutAfterExecute { hold_ms }) => {
+            tokio::time::sleep(std::time::Duration::from_millis(hold_ms)).await;
+            answer
+        }
+        _ => answer,
+    }
+}
+
 /// `POST /orders`.
-pub(crate) fn create(app: &App, account: u32, body: &str, now: i64) -> Response {
+fn create(app: &App, account: u32, body: &str, now: i64) -> Response {
     let Ok(req) = serde_json::from_str::<Value>(body) else { return invalid_argument("the body is not JSON") };
     let text = |k: &str| req.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
     let Some(cid) = text("client_order_id") else { return invalid_argument("client_order_id is required") };

@@ -22,7 +22,7 @@ use keel_core::market::Bar;
 use super::ids::{dec, hashed_uuid, product_id, rfc3339};
 use super::jwt::{verify_rest, RestRequest};
 use super::orders;
-use crate::App;
+use crate::{App, RestFault};
 
 /// The path prefix of every Coinbase REST route.
 pub const PREFIX: &str = "/api/v3/brokerage/";
@@ -127,6 +127,27 @@ pub(crate) async fn handle(
     let path = path.trim_end_matches('/').to_string();
     let q = Query::parse(uri.query().unwrap_or(""));
     let now = app.faults.server_now_ms();
+
+    // The Binance side's fault injection, shared: paths are named below
+    // `/api/v3/` there, so here `brokerage/<path>`.
+    let logged = format!("brokerage/{path}");
+    app.faults.note_request(method.as_str(), &logged);
+    if app.faults.path_fails(&logged) {
+        return unavailable();
+    }
+    if let Some(fault) = app.faults.next_rest_fault(now) {
+        return match fault {
+            RestFault::RateLimited { retry_after_s } | RestFault::Banned { retry_after_s } => {
+                too_many_requests(retry_after_s)
+            }
+            RestFault::Stall { hold_ms } => {
+                // A stalled request then fails (its client gave up long ago).
+                tokio::time::sleep(std::time::Duration::from_millis(hold_ms)).await;
+                unavailable()
+            }
+            RestFault::ServerError => unavailable(),
+        };
+    }
     app.catch_up(now);
     let parts: Vec<&str> = path.split('/').collect();
     let get = method == Method::GET;
@@ -172,13 +193,28 @@ pub(crate) async fn handle(
         (true, ["accounts"]) => accounts(&app, account, &q),
         (true, ["accounts", uuid]) => account_one(&app, account, uuid),
         (true, ["transaction_summary"]) => transaction_summary(&app, account),
-        (false, ["orders"]) if method == Method::POST => orders::create(&app, account, &body, now),
+        (false, ["orders"]) if method == Method::POST => orders::create_with_faults(&app, account, &body, now).await,
         (false, ["orders", "batch_cancel"]) if method == Method::POST => orders::batch_cancel(&app, account, &body),
         (true, ["orders", "historical", "batch"]) => orders::list(&app, account, &q),
         (true, ["orders", "historical", "fills"]) => orders::fills(&app, account, &q),
         (true, ["orders", "historical", id]) => orders::get(&app, account, id),
         _ => not_found(),
     }
+}
+
+/// HTTP 503: nothing was done (or, after an order executed, its outcome is
+/// unknown to the client).
+pub(crate) fn unavailable() -> Response {
+    error(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", "service unavailable, try again later")
+}
+
+/// HTTP 429 with `Retry-After` (the body shape is the reference's choice, §7).
+fn too_many_requests(retry_after_s: u64) -> Response {
+    let mut r = error(StatusCode::TOO_MANY_REQUESTS, "RESOURCE_EXHAUSTED", "Too many requests");
+    if let Ok(v) = HeaderValue::from_str(&retry_after_s.to_string()) {
+        r.headers_mut().insert("retry-after", v);
+    }
+    r
 }
 
 fn not_found() -> Response {
