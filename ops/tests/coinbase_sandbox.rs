@@ -509,8 +509,11 @@ async fn after_a_503_on_an_executed_order_the_same_client_order_id_finds_it_and_
 
     sb.faults.fail_next_order(OrderFault::ErrorBeforeExecute);
     let refused = c
-        .post("/orders", json!({"client_order_id": "keel-unknown-2", "product_id": "BTC-USDT", "side": "SELL",
-                                "order_configuration": {"market_market_ioc": {"base_size": "0.001"}}}))
+        .post(
+            "/orders",
+            json!({"client_order_id": "keel-unknown-2", "product_id": "BTC-USDT", "side": "SELL",
+                                "order_configuration": {"market_market_ioc": {"base_size": "0.001"}}}),
+        )
         .await;
     assert_eq!(refused.status, 503);
     assert_eq!(c.balance("BTC").await.0, d("0.999"), "nothing executed before the error");

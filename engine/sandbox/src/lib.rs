@@ -149,6 +149,12 @@ pub struct SandboxConfig {
     pub generate_coinbase_key: bool,
     /// The kind of that key: `ec` (P-256, the default) or `ed25519`.
     pub coinbase_key_type: coinbase::test_key::KeyType,
+    /// Coinbase private REST requests per second and key (30, as
+    /// documented; 0: unlimited).
+    pub coinbase_private_per_s: u32,
+    /// Coinbase public REST requests per second (10, as documented; 0:
+    /// unlimited).
+    pub coinbase_public_per_s: u32,
     /// Maker fee (basis points).
     pub maker_fee_bps: Decimal,
     /// Taker fee (basis points).
@@ -314,6 +320,8 @@ impl Default for SandboxConfig {
             key_dir: None,
             generate_coinbase_key: true,
             coinbase_key_type: coinbase::test_key::KeyType::Ec,
+            coinbase_private_per_s: 30,
+            coinbase_public_per_s: 10,
             maker_fee_bps: d("10"),
             taker_fee_bps: d("10"),
             commission_asset: CommissionAsset::Received,
@@ -826,7 +834,7 @@ pub(crate) struct App {
     /// Set while tests hold the market still ([`MarketControl::pause`]).
     pub paused: Arc<AtomicBool>,
     /// The Coinbase protocol's API keys.
-    pub coinbase: coinbase::CoinbaseKeys,
+    pub coinbase: coinbase::CoinbaseState,
 }
 
 impl App {
@@ -849,7 +857,7 @@ impl Sandbox {
     pub async fn start(mut cfg: SandboxConfig) -> Result<SandboxHandle, SandboxError> {
         let test_key = test_key::prepare(&mut cfg)?;
         let coinbase_key = coinbase::test_key::prepare(&mut cfg)?;
-        let coinbase_keys = coinbase::CoinbaseKeys::from_config(&cfg)?;
+        let coinbase_keys = coinbase::CoinbaseState::from_config(&cfg)?;
         if cfg.symbols.is_empty() {
             return Err(SandboxError::Config("at least one symbol is needed".into()));
         }

@@ -180,3 +180,41 @@ async fn public_routes_need_no_token_and_unknown_routes_are_404_json() {
     assert_eq!(private.status().as_u16(), 401, "the authenticated twin needs a token");
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn past_the_per_second_limit_a_request_gets_429_and_every_answer_the_ratelimit_headers() {
+    let cfg = SandboxConfig { coinbase_public_per_s: 3, coinbase_private_per_s: 3, ..SandboxConfig::default() };
+    let (sb, signer, kid) = start(cfg).await;
+    let http = reqwest::Client::new();
+    let first = http.get(format!("http://{}/api/v3/brokerage/time", sb.addr)).send().await.unwrap();
+    assert_eq!(first.headers().get("x-ratelimit-limit").and_then(|v| v.to_str().ok()), Some("3"));
+    assert!(first.headers().contains_key("x-ratelimit-reset"));
+    // 3 a second: 50 requests cannot all pass unless they spread over 17 s.
+    let mut limited = None;
+    for _ in 0..50 {
+        let r = http.get(format!("http://{}/api/v3/brokerage/time", sb.addr)).send().await.unwrap();
+        if r.status().as_u16() == 429 {
+            limited = Some(r);
+            break;
+        }
+    }
+    let limited = limited.expect("a 429 past 3 public requests a second");
+    assert_eq!(limited.headers().get("x-ratelimit-remaining").and_then(|v| v.to_str().ok()), Some("0"));
+    assert_eq!(limited.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["error"], "RESOURCE_EXHAUSTED");
+
+    let path = "/api/v3/brokerage/accounts";
+    let uri = json!(format!("GET {}{path}", sb.addr));
+    let mut statuses = Vec::new();
+    for _ in 0..50 {
+        let (status, _) = call(&sb, "GET", path, &signer.token(&kid, claims(&kid, uri.clone())), None).await;
+        statuses.push(status);
+        if status == 429 {
+            break;
+        }
+    }
+    assert_eq!(statuses.last(), Some(&429), "private requests are limited per key too: {statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 429), "{statuses:?}");
+    sb.shutdown().await;
+}

@@ -15,6 +15,7 @@
 pub mod ids;
 pub mod jwt;
 mod orders;
+mod rate;
 pub(crate) mod rest;
 pub mod test_key;
 
@@ -22,21 +23,31 @@ use std::collections::HashMap;
 
 use crate::{SandboxConfig, SandboxError};
 
-/// The Coinbase protocol's keys: the registry the JWT check reads, and the
-/// account each key name belongs to.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct CoinbaseKeys {
+/// The Coinbase protocol's own state: the key registry the JWT check reads,
+/// the account each key name belongs to, and the rate limits.
+#[derive(Debug, Default)]
+pub(crate) struct CoinbaseState {
     /// Public keys by key name.
     pub registry: jwt::KeyRegistry,
     /// Core account ids by key name.
     pub accounts: HashMap<String, u32>,
+    /// Request counts per second.
+    pub rates: rate::RateLimits,
+    /// Private requests per second and key (0: unlimited).
+    pub private_per_s: u32,
+    /// Public requests per second (0: unlimited).
+    pub public_per_s: u32,
 }
 
-impl CoinbaseKeys {
+impl CoinbaseState {
     /// Registers every account's Coinbase key (accounts are numbered from 1
     /// in config order, as the exchange numbers them).
     pub fn from_config(cfg: &SandboxConfig) -> Result<Self, SandboxError> {
-        let mut keys = Self::default();
+        let mut keys = Self {
+            private_per_s: cfg.coinbase_private_per_s,
+            public_per_s: cfg.coinbase_public_per_s,
+            ..Self::default()
+        };
         for (i, acc) in cfg.accounts.iter().enumerate() {
             let Some(pem) = &acc.coinbase_public_key else { continue };
             let key = jwt::PublicKey::from_pem(pem)

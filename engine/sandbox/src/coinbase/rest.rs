@@ -21,7 +21,7 @@ use keel_core::market::Bar;
 
 use super::ids::{dec, hashed_uuid, product_id, rfc3339};
 use super::jwt::{verify_rest, RestRequest};
-use super::orders;
+use super::{orders, rate};
 use crate::{App, RestFault};
 
 /// The path prefix of every Coinbase REST route.
@@ -153,16 +153,11 @@ pub(crate) async fn handle(
     let get = method == Method::GET;
 
     // Public routes: an Authorization header, if any, is not checked (§10.4).
-    match (get, parts.as_slice()) {
-        (true, ["time"]) => return time(now),
-        (true, ["market", "products"]) => return products(&app, &q),
-        (true, ["market", "products", id]) => return product(&app, id),
-        (true, ["market", "product_book"]) => return product_book(&app, &q, now),
-        (true, ["market", "products", id, "candles"]) => return candles(&app, id, &q),
-        (true, ["market", "products", id, "ticker"]) => return ticker(&app, id, &q),
-        // The public namespace needs no token, also to be told a route is unknown.
-        (_, ["market", ..]) => return not_found(),
-        _ => {}
+    let public = parts.first() == Some(&"market") || parts.as_slice() == ["time"];
+    if public {
+        let charged = app.coinbase.rates.charge("public", app.coinbase.public_per_s, now);
+        let answer = if charged.over { too_many_requests(1) } else { public_route(&app, get, &parts, &q, now) };
+        return with_rate(answer, charged);
     }
 
     let token = headers
@@ -182,8 +177,11 @@ pub(crate) async fn handle(
             return unauthorized();
         }
     };
-
-    match (get, parts.as_slice()) {
+    let charged = app.coinbase.rates.charge(&format!("account-{account}"), app.coinbase.private_per_s, now);
+    if charged.over {
+        return with_rate(too_many_requests(1), charged);
+    }
+    let answer = match (get, parts.as_slice()) {
         (true, ["products"]) => products(&app, &q),
         (true, ["products", id]) => product(&app, id),
         (true, ["product_book"]) => product_book(&app, &q, now),
@@ -199,7 +197,36 @@ pub(crate) async fn handle(
         (true, ["orders", "historical", "fills"]) => orders::fills(&app, account, &q),
         (true, ["orders", "historical", id]) => orders::get(&app, account, id),
         _ => not_found(),
+    };
+    with_rate(answer, charged)
+}
+
+/// The public routes (`time`, `market/…`).
+fn public_route(app: &App, get: bool, parts: &[&str], q: &Query, now: i64) -> Response {
+    match (get, parts) {
+        (true, ["time"]) => time(now),
+        (true, ["market", "products"]) => products(app, q),
+        (true, ["market", "products", id]) => product(app, id),
+        (true, ["market", "product_book"]) => product_book(app, q, now),
+        (true, ["market", "products", id, "candles"]) => candles(app, id, q),
+        (true, ["market", "products", id, "ticker"]) => ticker(app, id, q),
+        // The public namespace needs no token, also to be told a route is unknown.
+        _ => not_found(),
     }
+}
+
+/// Adds the `x-ratelimit-*` headers of a bucket to an answer.
+fn with_rate(mut r: Response, c: rate::Charged) -> Response {
+    for (name, value) in [
+        ("x-ratelimit-limit", c.limit.to_string()),
+        ("x-ratelimit-remaining", c.remaining.to_string()),
+        ("x-ratelimit-reset", c.reset_s.to_string()),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            r.headers_mut().insert(name, v);
+        }
+    }
+    r
 }
 
 /// HTTP 503: nothing was done (or, after an order executed, its outcome is
