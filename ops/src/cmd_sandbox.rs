@@ -35,10 +35,10 @@ pub struct SandboxArgs {
     /// default) or `coinbase`. The server speaks both on one port.
     #[arg(long, value_enum, default_value_t = Protocol::Binance)]
     pub protocol: Protocol,
-    /// The Coinbase test key's type (`--protocol coinbase`): `ec` (P-256,
-    /// the default) or `ed25519`.
-    #[arg(long, value_enum, default_value_t = KeyTypeArg::Ec)]
-    pub key_type: KeyTypeArg,
+    /// The Coinbase test key's type (`--protocol coinbase`): `ec` (P-256)
+    /// or `ed25519` (overrides `[sandbox] coinbase_key_type`, default `ec`).
+    #[arg(long, value_enum)]
+    pub key_type: Option<KeyTypeArg>,
 }
 
 /// `keel sandbox --protocol`.
@@ -89,10 +89,11 @@ pub fn sandbox_config(args: &SandboxArgs) -> anyhow::Result<(SandboxConfig, LogF
     let coinbase = args.protocol == Protocol::Coinbase;
     sb.generate_ed25519_key &= !coinbase;
     sb.generate_coinbase_key = coinbase;
-    sb.coinbase_key_type = match args.key_type {
-        KeyTypeArg::Ec => keel_sandbox::coinbase::test_key::KeyType::Ec,
-        KeyTypeArg::Ed25519 => keel_sandbox::coinbase::test_key::KeyType::Ed25519,
-    };
+    match args.key_type {
+        Some(KeyTypeArg::Ec) => sb.coinbase_key_type = keel_sandbox::coinbase::test_key::KeyType::Ec,
+        Some(KeyTypeArg::Ed25519) => sb.coinbase_key_type = keel_sandbox::coinbase::test_key::KeyType::Ed25519,
+        None => {}
+    }
     Ok((sb, format, level))
 }
 

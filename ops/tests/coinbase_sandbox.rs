@@ -112,7 +112,11 @@ impl Client {
 
 async fn start() -> (SandboxHandle, Client, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let cfg = SandboxConfig { key_dir: Some(dir.path().to_path_buf()), ..SandboxConfig::default() };
+    let cfg = SandboxConfig {
+        key_dir: Some(dir.path().to_path_buf()),
+        generate_coinbase_key: true,
+        ..SandboxConfig::default()
+    };
     let sb = Sandbox::start(cfg).await.expect("sandbox starts");
     sb.market.pause();
     let name = sb.coinbase_key_name.clone().expect("a Coinbase test key");

@@ -145,7 +145,9 @@ pub struct SandboxConfig {
     /// uses its working dir.
     pub key_dir: Option<std::path::PathBuf>,
     /// Give the first account a Coinbase test API key when it has no
-    /// `coinbase_public_key` (kept in `key_dir` like the Ed25519 one).
+    /// `coinbase_public_key` (kept in `key_dir` like the Ed25519 one). Off
+    /// by default, so a Binance user's state dir gets no Coinbase key file;
+    /// `keel sandbox --protocol coinbase` turns it on.
     pub generate_coinbase_key: bool,
     /// The kind of that key: `ec` (P-256, the default) or `ed25519`.
     pub coinbase_key_type: coinbase::test_key::KeyType,
@@ -318,7 +320,7 @@ impl Default for SandboxConfig {
             state_dir: None,
             generate_ed25519_key: true,
             key_dir: None,
-            generate_coinbase_key: true,
+            generate_coinbase_key: false,
             coinbase_key_type: coinbase::test_key::KeyType::Ec,
             coinbase_private_per_s: 30,
             coinbase_public_per_s: 10,

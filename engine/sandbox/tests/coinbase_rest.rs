@@ -77,7 +77,7 @@ async fn call(sb: &SandboxHandle, method: &str, path: &str, token: &str, body: O
 }
 
 async fn start(cfg: SandboxConfig) -> (SandboxHandle, Signer, String) {
-    let sb = Sandbox::start(cfg).await.expect("starts");
+    let sb = Sandbox::start(SandboxConfig { generate_coinbase_key: true, ..cfg }).await.expect("starts");
     sb.market.pause();
     let signer = Signer::from_pem(sb.coinbase_private_key_pem.as_deref().expect("a test key"));
     let kid = sb.coinbase_key_name.clone().expect("its name");

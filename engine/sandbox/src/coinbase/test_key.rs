@@ -147,6 +147,7 @@ mod tests {
             let mk = || SandboxConfig {
                 key_dir: Some(dir.path().to_path_buf()),
                 coinbase_key_type: kind,
+                generate_coinbase_key: true,
                 ..SandboxConfig::default()
             };
             let mut cfg = mk();
