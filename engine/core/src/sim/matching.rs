@@ -1639,22 +1639,30 @@ mod tests {
         struct Case {
             asset: CommissionAsset,
             side: Side,
+            /// The order asks for the quote whatever the schedule (Coinbase).
+            in_quote: bool,
             want: (&'static str, &'static str, &'static str, &'static str),
         }
+        use CommissionAsset::{Quote, Received};
         let cases = [
             // Buy 0.5 at 101 (taker 20 bps): the fee comes out of the BTC received.
-            Case { asset: CommissionAsset::Received, side: Side::Buy, want: ("0.001", "BTC", "1.499", "99949.5") },
-            Case { asset: CommissionAsset::Quote, side: Side::Buy, want: ("0.101", "USDT", "1.5", "99949.399") },
+            Case { asset: Received, side: Side::Buy, in_quote: false, want: ("0.001", "BTC", "1.499", "99949.5") },
+            Case { asset: Quote, side: Side::Buy, in_quote: false, want: ("0.101", "USDT", "1.5", "99949.399") },
+            // An order asking for the quote pays there under either schedule.
+            Case { asset: Received, side: Side::Buy, in_quote: true, want: ("0.101", "USDT", "1.5", "99949.399") },
             // Sell 0.5 at 100: the fee comes out of the USDT received, either way.
-            Case { asset: CommissionAsset::Received, side: Side::Sell, want: ("0.1", "USDT", "0.5", "100049.9") },
-            Case { asset: CommissionAsset::Quote, side: Side::Sell, want: ("0.1", "USDT", "0.5", "100049.9") },
+            Case { asset: Received, side: Side::Sell, in_quote: false, want: ("0.1", "USDT", "0.5", "100049.9") },
+            Case { asset: Quote, side: Side::Sell, in_quote: false, want: ("0.1", "USDT", "0.5", "100049.9") },
+            Case { asset: Received, side: Side::Sell, in_quote: true, want: ("0.1", "USDT", "0.5", "100049.9") },
         ];
         for c in cases {
             let mut core = core();
             core.fees.commission_asset = c.asset;
-            let r = core.submit(order("a", c.side, OrderType::Market, "0.5", TimeInForce::Gtc), 1).unwrap();
+            let mut new = order("a", c.side, OrderType::Market, "0.5", TimeInForce::Gtc);
+            new.asked.fee_in_quote = c.in_quote;
+            let r = core.submit(new, 1).unwrap();
             let f = r.executions[0].fill.clone().unwrap();
-            let name = format!("{:?} {:?}", c.asset, c.side);
+            let name = format!("{:?} {:?} in_quote={}", c.asset, c.side, c.in_quote);
             assert_eq!((f.fee, f.fee_asset.as_str()), (d(c.want.0), c.want.1), "{name}");
             assert_eq!(bal(&core, "BTC").0, d(c.want.2), "{name}");
             assert_eq!(bal(&core, "USDT").0, d(c.want.3), "{name}");
