@@ -1,7 +1,9 @@
-//! `keel sandbox`: the Binance-protocol sandbox exchange, standalone, until
-//! Ctrl-C or SIGTERM. Any Binance spot client can use it by changing only its
-//! base URLs; `keel run` in `testnet` mode reaches it through the URL
-//! overrides of `[venue.binance]`.
+//! `keel sandbox`: the sandbox exchange, standalone, until Ctrl-C or
+//! SIGTERM. Any Binance spot client can use it by changing only its base
+//! URLs; `keel run` in `testnet` mode reaches it through the URL overrides of
+//! `[venue.binance]`. With `--protocol coinbase` it presents the same
+//! exchange as Coinbase Advanced Trade (REST `/api/v3/brokerage` so far) and
+//! hands out a CDP-style test key instead of the Binance ones.
 
 use std::path::PathBuf;
 
@@ -29,6 +31,32 @@ pub struct SandboxArgs {
     /// this directory across restarts (overrides `[sandbox] state_dir`).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
+    /// The protocol whose test keys and URLs are handed out: `binance` (the
+    /// default) or `coinbase`. The server speaks both on one port.
+    #[arg(long, value_enum, default_value_t = Protocol::Binance)]
+    pub protocol: Protocol,
+    /// The Coinbase test key's type (`--protocol coinbase`): `ec` (P-256)
+    /// or `ed25519` (overrides `[sandbox] coinbase_key_type`, default `ec`).
+    #[arg(long, value_enum)]
+    pub key_type: Option<KeyTypeArg>,
+}
+
+/// `keel sandbox --protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocol {
+    /// Binance spot.
+    Binance,
+    /// Coinbase Advanced Trade.
+    Coinbase,
+}
+
+/// `keel sandbox --key-type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeyTypeArg {
+    /// ECDSA P-256 (ES256).
+    Ec,
+    /// Ed25519 (EdDSA).
+    Ed25519,
 }
 
 /// The first line printed once the sandbox listens, followed by one JSON
@@ -57,17 +85,30 @@ pub fn sandbox_config(args: &SandboxArgs) -> anyhow::Result<(SandboxConfig, LogF
     if let Some(listen) = &args.listen {
         sb.listen = listen.clone();
     }
+    // Only the chosen protocol's test key is made (and written to disk).
+    let coinbase = args.protocol == Protocol::Coinbase;
+    sb.generate_ed25519_key &= !coinbase;
+    sb.generate_coinbase_key = coinbase;
+    match args.key_type {
+        Some(KeyTypeArg::Ec) => sb.coinbase_key_type = keel_sandbox::coinbase::test_key::KeyType::Ec,
+        Some(KeyTypeArg::Ed25519) => sb.coinbase_key_type = keel_sandbox::coinbase::test_key::KeyType::Ed25519,
+        None => {}
+    }
     Ok((sb, format, level))
 }
 
 /// Runs the sandbox until Ctrl-C or SIGTERM.
 pub fn run(args: SandboxArgs, log_format: Option<LogFormat>) -> anyhow::Result<()> {
     let (cfg, format, level) = sandbox_config(&args)?;
+    let protocol = args.protocol;
     let _log = crate::logging::init(log_format.unwrap_or(format), &level);
     let rt = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
     rt.block_on(async move {
         let handle = Sandbox::start(cfg).await?;
-        print_ready(&handle);
+        match protocol {
+            Protocol::Binance => print_ready(&handle),
+            Protocol::Coinbase => print_ready_coinbase(&handle),
+        }
         tracing::info!(rest = %handle.rest_url, "sandbox exchange running; Ctrl-C or SIGTERM stops it");
         wait_for_stop().await;
         handle.shutdown().await;
@@ -106,6 +147,34 @@ pub fn ready_json(h: &SandboxHandle) -> serde_json::Value {
         "api_secret": h.api_secret,
         "ed25519_api_key": h.ed25519_api_key,
         "ed25519_private_key_path": h.ed25519_private_key_path.as_ref().map(|p| p.display().to_string()),
+    })
+}
+
+/// Prints the Coinbase protocol's URL and test key, and its ready line.
+fn print_ready_coinbase(h: &SandboxHandle) {
+    println!("Keel sandbox exchange (Coinbase Advanced Trade protocol; REST only so far, no WebSocket or TLS yet)");
+    println!("  REST:        {}/api/v3/brokerage", h.coinbase_rest_url);
+    if let Some(name) = &h.coinbase_key_name {
+        println!("  key name:    {name}");
+    }
+    match &h.coinbase_private_key_path {
+        Some(path) => println!("  private key: {} (PEM, mode 0600)", path.display()),
+        None => println!("  private key: none (the config registers its own Coinbase key)"),
+    }
+    println!("{READY_PREFIX}{}", ready_json_coinbase(h));
+}
+
+/// The `--protocol coinbase` ready object: the REST base URL (endpoints
+/// under `/api/v3/brokerage`), the key name and the private key's file. The
+/// WebSocket URLs are null until the sandbox serves them.
+pub fn ready_json_coinbase(h: &SandboxHandle) -> serde_json::Value {
+    serde_json::json!({
+        "protocol": "coinbase",
+        "rest_url": h.coinbase_rest_url,
+        "ws_market_url": null,
+        "ws_user_url": null,
+        "api_key_name": h.coinbase_key_name,
+        "private_key_path": h.coinbase_private_key_path.as_ref().map(|p| p.display().to_string()),
     })
 }
 

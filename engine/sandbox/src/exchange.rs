@@ -263,6 +263,11 @@ pub struct ExchangeState {
     saver: Option<Saver>,
     /// Where trades printed outside a tick (an order's immediate fills) go.
     market_tx: Option<broadcast::Sender<Arc<MarketMsg>>>,
+    /// Orders whose cancel was accepted but not yet done: a protocol whose
+    /// cancels are asynchronous (Coinbase's `CANCEL_QUEUED`) queues them,
+    /// and they are applied by [`Exchange::apply_queued_cancels`] (fills
+    /// may still arrive meanwhile, as at the venue).
+    queued_cancels: std::collections::BTreeSet<u64>,
 }
 
 /// The shared exchange.
@@ -592,6 +597,7 @@ impl Exchange {
             clock: SimClock::new(cfg.speed, start, now_ms),
             saver,
             market_tx: None,
+            queued_cancels: std::collections::BTreeSet::new(),
         };
         match saved {
             Some(saved) => {
@@ -662,6 +668,28 @@ impl Exchange {
             st.tick_once(now_ms, Some(&self.market_tx), Some(&self.user_tx));
         }
         st.rebase(now_ms);
+        drop(st);
+        // A test stepping a paused market also moves queued cancels on.
+        self.apply_queued_cancels(now_ms);
+    }
+
+    /// Carries out the queued cancels of orders still open and publishes
+    /// them; returns how many were cancelled.
+    pub fn apply_queued_cancels(&self, now_ms: i64) -> usize {
+        let mut st = self.lock();
+        if st.queued_cancels.is_empty() {
+            return 0;
+        }
+        let ids = std::mem::take(&mut st.queued_cancels);
+        let mut execs = Vec::new();
+        for id in ids {
+            let Some(o) = st.core.order(id).filter(|o| o.status.is_open()).cloned() else { continue };
+            if let Ok(done) = st.cancel(o.account, o.symbol.as_str(), &o.client_order_id, now_ms) {
+                execs.push(Execution { order: done, fill: None });
+            }
+        }
+        st.publish_executions(&self.user_tx, &execs, now_ms);
+        execs.len()
     }
 
     /// Continues the clock from the market's time at server time `now_ms`
@@ -1056,6 +1084,17 @@ impl ExchangeState {
         let o = self.core.cancel(account, symbol, client_order_id, now_ms).map_err(|e| reject_of(&e))?;
         self.save(now_ms);
         Ok(o)
+    }
+
+    /// Queues the cancel of an open order (see `queued_cancels`); false
+    /// when it was queued already.
+    pub fn queue_cancel(&mut self, order_id: u64) -> bool {
+        self.queued_cancels.insert(order_id)
+    }
+
+    /// Whether an order's cancel is queued and not yet done.
+    pub fn cancel_queued(&self, order_id: u64) -> bool {
+        self.queued_cancels.contains(&order_id)
     }
 
     /// Resolves an order id to its client id (account-checked).

@@ -78,6 +78,15 @@ pub struct SandboxAccountConfig {
     /// Whether the key may trade (`canTrade`).
     #[serde(default = "default_true")]
     pub can_trade: bool,
+    /// The name (JWT `kid`) of this account's Coinbase API key; default
+    /// `organizations/keel-sandbox/apiKeys/account-N`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coinbase_key_name: Option<String>,
+    /// The public key (PEM; P-256 or Ed25519) of that Coinbase API key. The
+    /// first account gets a generated test key when it has none (see
+    /// [`SandboxConfig::generate_coinbase_key`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coinbase_public_key: Option<String>,
 }
 
 fn default_true() -> bool {
@@ -135,6 +144,19 @@ pub struct SandboxConfig {
     /// key lives in memory only (and is new at each start). `keel sandbox`
     /// uses its working dir.
     pub key_dir: Option<std::path::PathBuf>,
+    /// Give the first account a Coinbase test API key when it has no
+    /// `coinbase_public_key` (kept in `key_dir` like the Ed25519 one). Off
+    /// by default, so a Binance user's state dir gets no Coinbase key file;
+    /// `keel sandbox --protocol coinbase` turns it on.
+    pub generate_coinbase_key: bool,
+    /// The kind of that key: `ec` (P-256, the default) or `ed25519`.
+    pub coinbase_key_type: coinbase::test_key::KeyType,
+    /// Coinbase private REST requests per second and key (30, as
+    /// documented; 0: unlimited).
+    pub coinbase_private_per_s: u32,
+    /// Coinbase public REST requests per second (10, as documented; 0:
+    /// unlimited).
+    pub coinbase_public_per_s: u32,
     /// Maker fee (basis points).
     pub maker_fee_bps: Decimal,
     /// Taker fee (basis points).
@@ -232,6 +254,9 @@ impl SandboxConfig {
 /// bar every 250 ms, so trading is visible within seconds.
 pub const DEMO_SPEED: f64 = 240.0;
 
+/// How often queued Coinbase cancels are carried out (ms).
+pub const CANCEL_DELAY_MS: u64 = 50;
+
 /// The fastest simulated clock (a 1m bar every 0.6 ms of wall time).
 pub const MAX_SPEED: f64 = 100_000.0;
 
@@ -295,6 +320,10 @@ impl Default for SandboxConfig {
             state_dir: None,
             generate_ed25519_key: true,
             key_dir: None,
+            generate_coinbase_key: false,
+            coinbase_key_type: coinbase::test_key::KeyType::Ec,
+            coinbase_private_per_s: 30,
+            coinbase_public_per_s: 10,
             maker_fee_bps: d("10"),
             taker_fee_bps: d("10"),
             commission_asset: CommissionAsset::Received,
@@ -318,6 +347,8 @@ impl Default for SandboxConfig {
                 ed25519_api_key: None,
                 balances,
                 can_trade: true,
+                coinbase_key_name: None,
+                coinbase_public_key: None,
             }],
             faults: FaultConfig::default(),
             replay: BTreeMap::new(),
@@ -721,6 +752,17 @@ pub struct SandboxHandle {
     pub ed25519_private_key_pem: Option<String>,
     /// Where that private key is kept (none: in memory only).
     pub ed25519_private_key_path: Option<std::path::PathBuf>,
+    /// The Coinbase protocol's REST base URL (`http://127.0.0.1:PORT`;
+    /// endpoints are under `/api/v3/brokerage`).
+    pub coinbase_rest_url: String,
+    /// The Coinbase API key name (JWT `kid`) of the first account, when it
+    /// has a Coinbase key.
+    pub coinbase_key_name: Option<String>,
+    /// The generated Coinbase test key's private PEM (SEC1 EC or PKCS#8
+    /// Ed25519): test data for a client on this machine, never printed.
+    pub coinbase_private_key_pem: Option<String>,
+    /// Where that private key is kept (none: in memory only).
+    pub coinbase_private_key_path: Option<std::path::PathBuf>,
     /// Fault injection.
     pub faults: FaultControl,
     /// Market steering.
@@ -744,6 +786,19 @@ impl SandboxHandle {
                 Some(path) => out.push_str(&format!("\n  Ed25519 private key: {}", path.display())),
                 None if self.ed25519_private_key_pem.is_some() => {
                     out.push_str("\n  Ed25519 private key: in memory only (set [sandbox] key_dir to keep it)")
+                }
+                None => {}
+            }
+        }
+        if let Some(name) = &self.coinbase_key_name {
+            out.push_str(&format!(
+                "\nCoinbase Advanced Trade protocol (REST only so far)\n  REST:        {}/api/v3/brokerage\n  key name:    {name}",
+                self.coinbase_rest_url
+            ));
+            match &self.coinbase_private_key_path {
+                Some(path) => out.push_str(&format!("\n  private key: {}", path.display())),
+                None if self.coinbase_private_key_pem.is_some() => {
+                    out.push_str("\n  private key: in memory only (set [sandbox] key_dir to keep it)")
                 }
                 None => {}
             }
@@ -780,6 +835,8 @@ pub(crate) struct App {
     pub limits: limits::Limits,
     /// Set while tests hold the market still ([`MarketControl::pause`]).
     pub paused: Arc<AtomicBool>,
+    /// The Coinbase protocol's API keys.
+    pub coinbase: coinbase::CoinbaseState,
 }
 
 impl App {
@@ -801,6 +858,8 @@ impl Sandbox {
     /// Must run inside a tokio runtime.
     pub async fn start(mut cfg: SandboxConfig) -> Result<SandboxHandle, SandboxError> {
         let test_key = test_key::prepare(&mut cfg)?;
+        let coinbase_key = coinbase::test_key::prepare(&mut cfg)?;
+        let coinbase_keys = coinbase::CoinbaseState::from_config(&cfg)?;
         if cfg.symbols.is_empty() {
             return Err(SandboxError::Config("at least one symbol is needed".into()));
         }
@@ -841,6 +900,7 @@ impl Sandbox {
                 first_ban_ms: i64::try_from(cfg.first_ban_s.saturating_mul(1000)).unwrap_or(i64::MAX),
             }),
             paused: paused.clone(),
+            coinbase: coinbase_keys,
         });
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -850,6 +910,7 @@ impl Sandbox {
             .route("/ws/{stream}", axum::routing::get(ws::raw_stream))
             .route("/stream", axum::routing::get(ws::combined))
             .route("/ws-api/v3", axum::routing::get(ws::ws_api))
+            .route("/api/v3/brokerage/{*rest}", axum::routing::any(coinbase::rest::handle))
             .fallback(rest::handle)
             .with_state(app.clone());
         let mut srv_stop = stop_rx.clone();
@@ -870,6 +931,19 @@ impl Sandbox {
                 tokio::time::sleep(Duration::from_millis(wait)).await;
                 if !tpaused.load(Ordering::SeqCst) {
                     tex.tick(tfaults.server_now_ms());
+                }
+            }
+        }));
+
+        // Coinbase cancels are queued (`CANCEL_QUEUED`) and done shortly
+        // after; while a test holds the market, only its steps do them.
+        let (cex, cpaused, cfaults) = (ex.clone(), paused.clone(), faults.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut iv = tokio::time::interval(Duration::from_millis(CANCEL_DELAY_MS));
+            loop {
+                iv.tick().await;
+                if !cpaused.load(Ordering::SeqCst) {
+                    cex.apply_queued_cancels(cfaults.server_now_ms());
                 }
             }
         }));
@@ -906,6 +980,13 @@ impl Sandbox {
             ed25519_api_key: first.ed25519_public_key.as_ref().map(|_| first.ed25519_key_id()),
             ed25519_private_key_pem: test_key.as_ref().map(|k| k.private_key_pem.clone()),
             ed25519_private_key_path: test_key.and_then(|k| k.path),
+            coinbase_rest_url: format!("http://{addr}"),
+            coinbase_key_name: first
+                .coinbase_public_key
+                .as_ref()
+                .map(|_| first.coinbase_key_name.clone().unwrap_or_else(|| coinbase::default_key_name(0))),
+            coinbase_private_key_pem: coinbase_key.as_ref().map(|k| k.private_key_pem.clone()),
+            coinbase_private_key_path: coinbase_key.and_then(|k| k.path),
             market: MarketControl { ex, paused, faults: faults.clone() },
             faults,
             stop_tx,

@@ -786,7 +786,11 @@ pub(crate) fn parse_order(app: &App, p: &Params, account: u32, also_read: &[&str
         Some(c) => client_id("newClientOrderId", c)?.to_string(),
         None => app.ex.lock().auto_client_id(),
     };
-    let asked = OrderAsked { quote_order_qty: quote_qty.filter(|_| order_type.is_market()), post_only: maker_only };
+    let asked = OrderAsked {
+        quote_order_qty: quote_qty.filter(|_| order_type.is_market()),
+        post_only: maker_only,
+        fee_in_quote: false,
+    };
     Ok(ParsedOrder {
         new: NewOrder { account, client_order_id, symbol: Symbol::new(symbol), side, order_type, qty, tif, asked },
         resp_type,

@@ -70,7 +70,7 @@ pub(crate) fn prepare(cfg: &mut SandboxConfig) -> Result<Option<TestKey>, Sandbo
     Ok(Some(TestKey { private_key_pem, path }))
 }
 
-fn generate() -> SigningKey {
+pub(crate) fn generate() -> SigningKey {
     let mut seed = [0u8; 32];
     rand::rng().fill_bytes(&mut seed);
     SigningKey::from_bytes(&seed)
@@ -79,7 +79,7 @@ fn generate() -> SigningKey {
 /// PKCS#8 v1 (the private key only), as `openssl genpkey -algorithm ed25519`
 /// writes it and Binance's key guide uses: clients that read v1 only (e.g.
 /// Python's `cryptography`) refuse the v2 form with the public key inside.
-fn pem_of(key: &SigningKey) -> Result<String, SandboxError> {
+pub(crate) fn pem_of(key: &SigningKey) -> Result<String, SandboxError> {
     ed25519_dalek::pkcs8::KeypairBytes { secret_key: key.to_bytes(), public_key: None }
         .to_pkcs8_pem(LineEnding::LF)
         .map(|pem| pem.to_string())
@@ -97,9 +97,13 @@ fn read(path: &Path) -> Result<SigningKey, SandboxError> {
     })
 }
 
-/// Writes the private key readable by its owner only, replacing nothing: the
-/// file is created new (a file that appeared meanwhile is an error).
 fn write(path: &Path, key: &SigningKey) -> Result<(), SandboxError> {
+    write_private(path, &pem_of(key)?)
+}
+
+/// Writes a private key's PEM readable by its owner only, replacing nothing:
+/// the file is created new (a file that appeared meanwhile is an error).
+pub(crate) fn write_private(path: &Path, pem: &str) -> Result<(), SandboxError> {
     let fail = |e: std::io::Error| SandboxError::Config(format!("cannot write the test key {}: {e}", path.display()));
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(fail)?;
@@ -109,7 +113,7 @@ fn write(path: &Path, key: &SigningKey) -> Result<(), SandboxError> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
     let mut file = opts.open(path).map_err(fail)?;
-    file.write_all(pem_of(key)?.as_bytes()).map_err(fail)?;
+    file.write_all(pem.as_bytes()).map_err(fail)?;
     file.sync_all().map_err(fail)
 }
 

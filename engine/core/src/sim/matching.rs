@@ -73,6 +73,12 @@ impl FeeSchedule {
     pub fn charges_base(&self, side: Side) -> bool {
         self.commission_asset == CommissionAsset::Received && side == Side::Buy
     }
+
+    /// Whether a fill of an order asked for as `asked` on `side` pays its
+    /// commission in the base asset (an order may ask for the quote).
+    pub fn charges_base_for(&self, side: Side, asked: &OrderAsked) -> bool {
+        self.charges_base(side) && !asked.fee_in_quote
+    }
 }
 
 impl Default for FeeSchedule {
@@ -136,6 +142,11 @@ pub struct OrderAsked {
     pub quote_order_qty: Option<Decimal>,
     /// A limit order that may only rest (refused when it would take).
     pub post_only: bool,
+    /// Pay the commission in the quote asset whatever the schedule's
+    /// `commission_asset` says: a second protocol on the same exchange whose
+    /// venue always charges the quote (Coinbase) asks for it per order.
+    #[serde(default)]
+    pub fee_in_quote: bool,
 }
 
 impl SimOrder {
@@ -810,8 +821,11 @@ impl MatchingCore {
         // What the order needs up front: market orders are checked against their
         // simulated fill, resting orders lock their full worst-case cost.
         // A buy that pays its commission in the base asset needs no quote for it.
-        let taker =
-            if self.fees.charges_base(new.side) { Decimal::ZERO } else { self.fees.taker_bps.max(self.fees.maker_bps) };
+        let taker = if self.fees.charges_base_for(new.side, &new.asked) {
+            Decimal::ZERO
+        } else {
+            self.fees.taker_bps.max(self.fees.maker_bps)
+        };
         let lock = match (new.side, new.order_type) {
             (Side::Buy, OrderType::Market) => {
                 let (qty, quote_amt) = self.walk(&new.symbol, Side::Buy, new.qty, None);
@@ -1188,7 +1202,7 @@ impl MatchingCore {
     /// balance expires unfilled instead of overdrawing the account.
     fn execute_triggered(&mut self, id: u64, now_ms: i64, out: &mut impl Sink) {
         let Some(order) = self.orders.get(&id) else { return };
-        if order.side == Side::Buy && !self.fees.charges_base(Side::Buy) {
+        if order.side == Side::Buy && !self.fees.charges_base_for(Side::Buy, &order.asked) {
             let (qty, locked) = (order.remaining(), order.locked);
             let (_, cost) = self.walk(&order.symbol, Side::Buy, qty, None);
             let cost = cost + cost * self.fees.taker_bps / BPS;
@@ -1255,7 +1269,7 @@ impl MatchingCore {
         let Some(order) = self.orders.get_mut(&id) else { return };
         let Some(book) = self.books.get_mut(&order.symbol) else { return };
         let notional = price * qty;
-        let in_base = self.fees.charges_base(order.side);
+        let in_base = self.fees.charges_base_for(order.side, &order.asked);
         let fee = if in_base { qty * fee_bps / BPS } else { notional * fee_bps / BPS }
             .round_dp_with_strategy(FEE_DP, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
         let trade_id = book.next_trade_id;
@@ -1625,22 +1639,30 @@ mod tests {
         struct Case {
             asset: CommissionAsset,
             side: Side,
+            /// The order asks for the quote whatever the schedule (Coinbase).
+            in_quote: bool,
             want: (&'static str, &'static str, &'static str, &'static str),
         }
+        use CommissionAsset::{Quote, Received};
         let cases = [
             // Buy 0.5 at 101 (taker 20 bps): the fee comes out of the BTC received.
-            Case { asset: CommissionAsset::Received, side: Side::Buy, want: ("0.001", "BTC", "1.499", "99949.5") },
-            Case { asset: CommissionAsset::Quote, side: Side::Buy, want: ("0.101", "USDT", "1.5", "99949.399") },
+            Case { asset: Received, side: Side::Buy, in_quote: false, want: ("0.001", "BTC", "1.499", "99949.5") },
+            Case { asset: Quote, side: Side::Buy, in_quote: false, want: ("0.101", "USDT", "1.5", "99949.399") },
+            // An order asking for the quote pays there under either schedule.
+            Case { asset: Received, side: Side::Buy, in_quote: true, want: ("0.101", "USDT", "1.5", "99949.399") },
             // Sell 0.5 at 100: the fee comes out of the USDT received, either way.
-            Case { asset: CommissionAsset::Received, side: Side::Sell, want: ("0.1", "USDT", "0.5", "100049.9") },
-            Case { asset: CommissionAsset::Quote, side: Side::Sell, want: ("0.1", "USDT", "0.5", "100049.9") },
+            Case { asset: Received, side: Side::Sell, in_quote: false, want: ("0.1", "USDT", "0.5", "100049.9") },
+            Case { asset: Quote, side: Side::Sell, in_quote: false, want: ("0.1", "USDT", "0.5", "100049.9") },
+            Case { asset: Received, side: Side::Sell, in_quote: true, want: ("0.1", "USDT", "0.5", "100049.9") },
         ];
         for c in cases {
             let mut core = core();
             core.fees.commission_asset = c.asset;
-            let r = core.submit(order("a", c.side, OrderType::Market, "0.5", TimeInForce::Gtc), 1).unwrap();
+            let mut new = order("a", c.side, OrderType::Market, "0.5", TimeInForce::Gtc);
+            new.asked.fee_in_quote = c.in_quote;
+            let r = core.submit(new, 1).unwrap();
             let f = r.executions[0].fill.clone().unwrap();
-            let name = format!("{:?} {:?}", c.asset, c.side);
+            let name = format!("{:?} {:?} in_quote={}", c.asset, c.side, c.in_quote);
             assert_eq!((f.fee, f.fee_asset.as_str()), (d(c.want.0), c.want.1), "{name}");
             assert_eq!(bal(&core, "BTC").0, d(c.want.2), "{name}");
             assert_eq!(bal(&core, "USDT").0, d(c.want.3), "{name}");

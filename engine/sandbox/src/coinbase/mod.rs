@@ -1,10 +1,70 @@
-//! The Coinbase Advanced Trade protocol side of the sandbox. It grows here
-//! (REST `/api/v3/brokerage`, the market and user WebSockets) on the same
-//! matching core as the Binance protocol; for now it holds the JWT check
-//! every authenticated request goes through ([`jwt`]).
+//! The Coinbase Advanced Trade protocol side of the sandbox: a second
+//! protocol over the same exchange (one matching core, one set of accounts,
+//! books and balances), not a second exchange. An order placed here rests in
+//! the book the Binance protocol shows, and the reverse.
+//!
+//! Served so far: REST `/api/v3/brokerage/…` ([`rest`], [`orders`]) with JWT
+//! verification ([`jwt`]) against the keys registered from config and the
+//! generated test key ([`test_key`]). Not yet: the WebSocket endpoints, TLS,
+//! preview and edit, the `/v2/` routes ccxt loads markets from.
 //!
 //! Like the Binance side, it verifies with its own code and never with the
 //! adapter's (`keel-coinbase`): a signing bug in the adapter must fail here
 //! as it would at Coinbase.
 
+pub mod ids;
 pub mod jwt;
+mod orders;
+mod rate;
+pub(crate) mod rest;
+pub mod test_key;
+
+use std::collections::HashMap;
+
+use crate::{SandboxConfig, SandboxError};
+
+/// The Coinbase protocol's own state: the key registry the JWT check reads,
+/// the account each key name belongs to, and the rate limits.
+#[derive(Debug, Default)]
+pub(crate) struct CoinbaseState {
+    /// Public keys by key name.
+    pub registry: jwt::KeyRegistry,
+    /// Core account ids by key name.
+    pub accounts: HashMap<String, u32>,
+    /// Request counts per second.
+    pub rates: rate::RateLimits,
+    /// Private requests per second and key (0: unlimited).
+    pub private_per_s: u32,
+    /// Public requests per second (0: unlimited).
+    pub public_per_s: u32,
+}
+
+impl CoinbaseState {
+    /// Registers every account's Coinbase key (accounts are numbered from 1
+    /// in config order, as the exchange numbers them).
+    pub fn from_config(cfg: &SandboxConfig) -> Result<Self, SandboxError> {
+        let mut keys = Self {
+            private_per_s: cfg.coinbase_private_per_s,
+            public_per_s: cfg.coinbase_public_per_s,
+            ..Self::default()
+        };
+        for (i, acc) in cfg.accounts.iter().enumerate() {
+            let Some(pem) = &acc.coinbase_public_key else { continue };
+            let key = jwt::PublicKey::from_pem(pem)
+                .map_err(|e| SandboxError::Config(format!("sandbox.accounts[{i}].coinbase_public_key: {e}")))?;
+            let name = acc.coinbase_key_name.clone().unwrap_or_else(|| default_key_name(i));
+            if keys.accounts.insert(name.clone(), i as u32 + 1).is_some() {
+                return Err(SandboxError::Config(format!(
+                    "sandbox.accounts[{i}].coinbase_key_name: the key name `{name}` is used twice"
+                )));
+            }
+            keys.registry.insert(name, key);
+        }
+        Ok(keys)
+    }
+}
+
+/// The key name of account `i` (0-based) when the config names none.
+pub(crate) fn default_key_name(i: usize) -> String {
+    format!("organizations/keel-sandbox/apiKeys/account-{}", i + 1)
+}

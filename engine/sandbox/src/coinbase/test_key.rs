@@ -1,0 +1,172 @@
+//! The Coinbase protocol's test API key: a CDP-style key (a key name and an
+//! EC P-256 private key in SEC1 PEM, or Ed25519 in PKCS#8 PEM with
+//! `coinbase_key_type = "ed25519"`) made for the first account when the
+//! config registers none, so a client can sign JWTs without making a key.
+//!
+//! As for the Binance test key ([`crate::test_key`]): the private PEM is
+//! written with mode 0600 to the key dir (else the state dir) and read back
+//! at the next start; without a dir it lives in memory only. Only its file
+//! is ever shown.
+
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::pkcs8::DecodePrivateKey as _;
+use p256::pkcs8::LineEnding;
+use rand::RngCore as _;
+use serde::{Deserialize, Serialize};
+
+use super::ids::hashed_uuid;
+use super::jwt::PublicKey;
+use crate::{SandboxConfig, SandboxError};
+
+/// The kind of test key the Coinbase protocol makes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyType {
+    /// ECDSA P-256 (ES256), what Coinbase issues by default.
+    #[default]
+    Ec,
+    /// Ed25519 (EdDSA).
+    Ed25519,
+}
+
+impl KeyType {
+    /// The private key's file name in the key dir.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Self::Ec => "keel-sandbox-coinbase-ec.pem",
+            Self::Ed25519 => "keel-sandbox-coinbase-ed25519.pem",
+        }
+    }
+}
+
+/// The generated (or re-read) Coinbase test key of the first account.
+pub struct CoinbaseTestKey {
+    /// The key name (JWT `kid` and `sub`): `organizations/keel-sandbox/apiKeys/<uuid>`.
+    pub key_name: String,
+    /// The private key PEM.
+    pub private_key_pem: String,
+    /// Where it is kept (none: in memory only).
+    pub path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for CoinbaseTestKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoinbaseTestKey")
+            .field("key_name", &self.key_name)
+            .field("private_key_pem", &"<redacted>")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+/// Gives the first account its Coinbase test key when the config asks for
+/// one and the account registers none: reads the key dir's key, or makes one
+/// and writes it there. Sets the account's `coinbase_key_name` and
+/// `coinbase_public_key`.
+pub(crate) fn prepare(cfg: &mut SandboxConfig) -> Result<Option<CoinbaseTestKey>, SandboxError> {
+    if !cfg.generate_coinbase_key {
+        return Ok(None);
+    }
+    let Some(first) = cfg.accounts.first() else { return Ok(None) };
+    if first.coinbase_public_key.is_some() {
+        return Ok(None);
+    }
+    let kind = cfg.coinbase_key_type;
+    let path = cfg.key_dir.clone().or_else(|| cfg.state_dir.clone()).map(|d| d.join(kind.file_name()));
+    let pem = match &path {
+        Some(p) if p.exists() => read(p)?,
+        _ => {
+            let pem = generate(kind)?;
+            if let Some(p) = &path {
+                crate::test_key::write_private(p, &pem)?;
+                tracing::info!(path = %p.display(), "sandbox: generated a Coinbase test API key (private key written with mode 0600)");
+            }
+            pem
+        }
+    };
+    let public = public_pem(&pem)?;
+    let key_name = format!("organizations/keel-sandbox/apiKeys/{}", hashed_uuid(&["coinbase-key", &public]));
+    if let Some(acc) = cfg.accounts.first_mut() {
+        acc.coinbase_key_name = Some(key_name.clone());
+        acc.coinbase_public_key = Some(public);
+    }
+    Ok(Some(CoinbaseTestKey { key_name, private_key_pem: pem, path }))
+}
+
+fn generate(kind: KeyType) -> Result<String, SandboxError> {
+    let bad = |e: String| SandboxError::Config(format!("cannot encode the Coinbase test key: {e}"));
+    match kind {
+        KeyType::Ed25519 => crate::test_key::pem_of(&crate::test_key::generate()),
+        KeyType::Ec => {
+            // Rejection sampling: 32 random bytes are a valid scalar but for
+            // a vanishing fraction (zero or above the group order).
+            let secret = loop {
+                let mut bytes = [0u8; 32];
+                rand::rng().fill_bytes(&mut bytes);
+                if let Ok(k) = p256::SecretKey::from_slice(&bytes) {
+                    break k;
+                }
+            };
+            secret.to_sec1_pem(LineEnding::LF).map(|p| p.to_string()).map_err(|e| bad(e.to_string()))
+        }
+    }
+}
+
+/// The public half of a private PEM, as a `PUBLIC KEY` PEM.
+fn public_pem(private: &str) -> Result<String, SandboxError> {
+    use p256::pkcs8::EncodePublicKey as _;
+    let bad = |e: String| SandboxError::Config(format!("cannot encode the Coinbase test key's public half: {e}"));
+    if let Ok(k) = p256::SecretKey::from_sec1_pem(private) {
+        return k.public_key().to_public_key_pem(LineEnding::LF).map_err(|e| bad(e.to_string()));
+    }
+    let k = ed25519_dalek::SigningKey::from_pkcs8_pem(private).map_err(|e| bad(e.to_string()))?;
+    ed25519_dalek::pkcs8::EncodePublicKey::to_public_key_pem(&k.verifying_key(), LineEnding::LF)
+        .map_err(|e| bad(e.to_string()))
+}
+
+fn read(path: &Path) -> Result<String, SandboxError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| SandboxError::Config(format!("cannot read the Coinbase test key {}: {e}", path.display())))?;
+    PublicKey::from_pem(&text)
+        .map_err(|e| SandboxError::Config(format!("{}: {e}; remove it to have a new one made", path.display())))?;
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_key_types_are_written_owner_only_registered_and_read_back() {
+        for (kind, begins, alg) in [
+            (KeyType::Ec, "-----BEGIN EC PRIVATE KEY-----", "ES256"),
+            (KeyType::Ed25519, "-----BEGIN PRIVATE KEY-----", "EdDSA"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let mk = || SandboxConfig {
+                key_dir: Some(dir.path().to_path_buf()),
+                coinbase_key_type: kind,
+                generate_coinbase_key: true,
+                ..SandboxConfig::default()
+            };
+            let mut cfg = mk();
+            let key = prepare(&mut cfg).unwrap().unwrap();
+            let path = dir.path().join(kind.file_name());
+            assert_eq!(key.path.as_deref(), Some(path.as_path()));
+            assert!(key.private_key_pem.starts_with(begins), "{kind:?}");
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            }
+            let public = cfg.accounts[0].coinbase_public_key.clone().unwrap();
+            assert_eq!(PublicKey::from_pem(&public).unwrap().alg(), alg);
+            assert_eq!(cfg.accounts[0].coinbase_key_name.as_deref(), Some(key.key_name.as_str()));
+            assert!(!format!("{key:?}").contains("PRIVATE KEY-"), "Debug never shows the key");
+            let mut again = mk();
+            let second = prepare(&mut again).unwrap().unwrap();
+            assert_eq!((second.private_key_pem, second.key_name), (key.private_key_pem, key.key_name));
+        }
+    }
+}
