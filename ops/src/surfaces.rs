@@ -17,6 +17,7 @@ use rust_decimal::prelude::ToPrimitive;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::chart::Charts;
 use crate::http::{self, ApiState, RunningHttp};
 use crate::notify::{self, DiscordNotifier, Notifications, Notifier, TelegramNotifier};
 use crate::secret::Secret;
@@ -39,6 +40,8 @@ pub struct Notifiers {
     workers: Vec<JoinHandle<()>>,
     /// The Telegram bot and its token, for the command runner once the engine runs.
     telegram: Option<(teloxide::Bot, Secret)>,
+    /// Where Discord's charts get bars and fills once the engine runs.
+    charts: Charts,
 }
 
 /// How long a start-up failure waits for its notification to go out.
@@ -54,6 +57,7 @@ impl Notifiers {
         let mut queues = Vec::new();
         let mut workers = Vec::new();
         let mut telegram = None;
+        let charts = Charts::default();
         let tg = &config.notify.telegram;
         if tg.enabled {
             match Secret::from_env(&tg.token_env) {
@@ -83,14 +87,14 @@ impl Notifiers {
                     "notify.discord is enabled but the webhook URL variable is not set: Discord is OFF"
                 ),
                 Some(url) => {
-                    let n: Arc<dyn Notifier> = Arc::new(DiscordNotifier::new(url));
+                    let n: Arc<dyn Notifier> = Arc::new(DiscordNotifier::new(url, Some(charts.clone())));
                     let (q, w) = notify::spawn_worker(n, capacity, interval);
                     queues.push(q);
                     workers.push(w);
                 }
             }
         }
-        Self { notifications: Notifications::new(queues), workers, telegram }
+        Self { notifications: Notifications::new(queues), workers, telegram, charts }
     }
 
     /// The fan-out to every notifier.
@@ -139,7 +143,8 @@ pub async fn start_with(config: &Config, handle: &EngineHandle, notifiers: Notif
         None
     };
 
-    let Notifiers { notifications, workers, telegram } = notifiers;
+    let Notifiers { notifications, workers, telegram, charts } = notifiers;
+    charts.set_engine(handle);
     let bot = telegram
         .map(|(b, token)| TelegramBot::new(b, token, handle.clone(), config.clone()).spawn(shutdown_rx.clone()));
     // The engine announced `Started` before the surfaces subscribed: say it here.
