@@ -10,6 +10,7 @@ use actors::EngineHandle;
 use keel_core::fill::Fill;
 use keel_core::market::Bar;
 use keel_core::order::Side;
+use keel_core::when;
 use plotters::prelude::*;
 use rust_decimal::prelude::ToPrimitive;
 
@@ -18,9 +19,7 @@ use crate::notice::ChartRequest;
 
 /// The picture's size in pixels.
 pub const SIZE: (u32, u32) = (1000, 560);
-/// The bars drawn: one-minute bars…
-pub const INTERVAL_MS: i64 = 60_000;
-/// …the last two hours of them.
+/// The bars drawn: the last 120 of the engine's bar interval (two hours of one-minute bars).
 pub const BARS: usize = 120;
 /// Keel's fills read to find those inside the chart's window.
 const FILLS_READ: usize = 500;
@@ -220,21 +219,24 @@ fn encode_png(rgb: &[u8], (w, h): (u32, u32)) -> Result<Vec<u8>, String> {
 /// runs (notifiers start before the engine so a start-up failure is sent too).
 #[derive(Clone, Default)]
 pub struct Charts {
-    engine: Arc<OnceLock<EngineHandle>>,
+    /// The engine and its bar interval (ms): the interval every venue serves
+    /// (the paper venue simulates only that one).
+    engine: Arc<OnceLock<(EngineHandle, i64)>>,
 }
 
 impl Charts {
-    /// Gives the charts the running engine.
-    pub fn set_engine(&self, handle: &EngineHandle) {
-        let _ = self.engine.set(handle.clone());
+    /// Gives the charts the running engine, trading on `bar_interval_ms` bars.
+    pub fn set_engine(&self, handle: &EngineHandle, bar_interval_ms: i64) {
+        let _ = self.engine.set((handle.clone(), bar_interval_ms));
     }
 
     /// The chart `request` asks for: the symbol's last [`BARS`] closed bars
     /// (asked from a start time on the venue's clock, never a "latest bars"
     /// call) with Keel's fills in that window, drawn on a blocking-pool thread.
     pub async fn png(&self, request: &ChartRequest) -> Result<Vec<u8>, String> {
-        let handle = self.engine.get().ok_or("the engine is not running yet")?;
-        let bars = crate::http::candles::recent_bars(handle.venue().as_ref(), &request.symbol, INTERVAL_MS, BARS)
+        let (handle, interval_ms) = self.engine.get().ok_or("the engine is not running yet")?;
+        let interval_ms = *interval_ms;
+        let bars = crate::http::candles::recent_bars(handle.venue().as_ref(), &request.symbol, interval_ms, BARS)
             .await
             .map_err(|e| format!("the venue did not answer for bars: {e}"))?;
         if bars.is_empty() {
@@ -245,8 +247,8 @@ impl Charts {
         let candles: Vec<Candle> = bars.iter().map(Candle::from).collect();
         let day = bars.last().map(|b| b.open_time).and_then(chrono::DateTime::from_timestamp_millis);
         let day = day.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default();
-        let title = format!("{} · 1m bars · {day} UTC", request.symbol);
-        tokio::task::spawn_blocking(move || render(&title, INTERVAL_MS, &candles, &marks).map(|r| r.png))
+        let title = format!("{} · {} bars · {day} UTC", request.symbol, when::duration(interval_ms.max(0) as u64));
+        tokio::task::spawn_blocking(move || render(&title, interval_ms, &candles, &marks).map(|r| r.png))
             .await
             .map_err(|e| format!("the chart task failed: {e}"))?
     }

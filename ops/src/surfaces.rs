@@ -144,7 +144,7 @@ pub async fn start_with(config: &Config, handle: &EngineHandle, notifiers: Notif
     };
 
     let Notifiers { notifications, workers, telegram, charts } = notifiers;
-    charts.set_engine(handle);
+    charts.set_engine(handle, config.engine.bar_interval.0);
     let bot = telegram
         .map(|(b, token)| TelegramBot::new(b, token, handle.clone(), config.clone()).spawn(shutdown_rx.clone()));
     // The engine announced `Started` before the surfaces subscribed: say it here.
