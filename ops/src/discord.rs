@@ -5,7 +5,8 @@
 //! for one and it can be drawn. Discord's rate limits are honoured: a 429's
 //! `retry_after` (body, else the `Retry-After` header) goes back to the
 //! worker as [`NotifyError::RetryAfter`], and `X-RateLimit-Remaining: 0`
-//! holds the next send until `X-RateLimit-Reset-After` has passed.
+//! holds the next send until `X-RateLimit-Reset-After` has passed. A 5xx or
+//! a network failure is [`NotifyError::Unavailable`]: the worker backs off.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -191,7 +192,7 @@ impl Notifier for DiscordNotifier {
                 request.multipart(form)
             }
         };
-        let response = request.send().await.map_err(|e| NotifyError::Failed(self.url.redact(&strip_url(&e))))?;
+        let response = request.send().await.map_err(|e| NotifyError::Unavailable(self.url.redact(&strip_url(&e))))?;
         self.note_bucket(response.headers());
         let status = response.status();
         if status.is_success() {
@@ -207,6 +208,9 @@ impl Notifier for DiscordNotifier {
             let from_body = body.as_ref().and_then(|b| b.get("retry_after")).and_then(Value::as_f64);
             let secs = from_body.or(header).unwrap_or(1.0);
             return Err(NotifyError::RetryAfter(Duration::from_secs_f64(secs.clamp(0.0, 3600.0))));
+        }
+        if status.is_server_error() {
+            return Err(NotifyError::Unavailable(format!("discord answered HTTP {status}")));
         }
         Err(NotifyError::Failed(format!("discord answered HTTP {status}")))
     }

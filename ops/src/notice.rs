@@ -95,10 +95,9 @@ impl Notice {
 }
 
 impl From<&str> for Notice {
-    /// A plain message (start-up notices, batched risk rejections): the text is also the title's source.
+    /// A plain informational message, titled "Keel" (its text is the embed's description).
     fn from(text: &str) -> Self {
-        let title = text.lines().next().unwrap_or_default().to_string();
-        Notice::new(title, Severity::Info, text, crate::summary::now_ms())
+        Notice::new("Keel", Severity::Info, text, crate::summary::now_ms())
     }
 }
 

@@ -8,8 +8,11 @@
 //! and counted; a critical one is never dropped), and each notifier's worker
 //! sends critical messages first, at most one message per
 //! `notify.min_interval`, waiting out the API's `retry_after` when it answers
-//! 429. Fills and venue rejections waiting in the queue are coalesced into
-//! messages listing several.
+//! 429 and backing off when it fails (a critical message is retried for as
+//! long as the service is rate limiting or unavailable). Fills and venue
+//! rejections waiting in the queue are coalesced into messages listing
+//! several. Each message is a [`Notice`]: its text for Telegram, an embed
+//! (and a chart) for Discord.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -43,7 +46,12 @@ pub enum NotifyError {
     /// The API asked to wait before sending again (HTTP 429).
     #[error("rate limited: retry after {0:?}")]
     RetryAfter(Duration),
-    /// Anything else (network, HTTP error, bad answer). Never contains a secret.
+    /// The service is unreachable or failing (network, HTTP 5xx): worth
+    /// retrying with backoff, and a critical message is retried until it goes.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Anything else (an HTTP error the API will answer again, a bad answer).
+    /// Never contains a secret.
     #[error("{0}")]
     Failed(String),
 }
@@ -85,7 +93,7 @@ pub fn truncate(text: &str, max: usize) -> String {
 pub fn telegram_error(e: &RequestError, token: &Secret) -> NotifyError {
     match e {
         RequestError::RetryAfter(s) => NotifyError::RetryAfter(s.duration()),
-        RequestError::Network(n) => NotifyError::Failed(token.redact(&format!("network: {}", strip_url(n)))),
+        RequestError::Network(n) => NotifyError::Unavailable(token.redact(&format!("network: {}", strip_url(n)))),
         other => NotifyError::Failed(token.redact(&other.to_string())),
     }
 }
@@ -194,8 +202,19 @@ impl NotifyQueue {
     }
 }
 
-/// Attempts per message before it is dropped (a 429 wait does not count as a failure).
+/// Attempts per ordinary message before it is dropped (a 429 wait does not
+/// count as a failure); a critical one is retried while the service is
+/// unavailable or rate limited, and dropped only when it is refused this often.
 const MAX_FAILURES: u32 = 3;
+/// The first wait after a failure; it doubles with each failure up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// The longest wait between two attempts after failures.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The wait after the `failures`-th failure in a row: 250 ms, 500 ms, 1 s, … 30 s.
+fn backoff(failures: u32) -> Duration {
+    FIRST_BACKOFF.saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(16))).min(MAX_BACKOFF)
+}
 /// Longest `retry_after` honoured in one wait.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
@@ -235,21 +254,18 @@ pub fn spawn_worker(
                             retry_after_ms = wait.as_millis() as u64,
                             "notifier rate limited"
                         );
-                        if waits > 10 {
+                        if waits > 10 && priority != Priority::Critical {
                             m.notifications_dropped_total.with_label_values(&[name]).inc();
-                            tracing::warn!(
-                                notifier = name,
-                                critical = priority == Priority::Critical,
-                                "notification dropped: still rate limited after 10 waits"
-                            );
+                            tracing::warn!(notifier = name, "notification dropped: still rate limited after 10 waits");
                             break;
                         }
                         tokio::time::sleep(wait.min(MAX_RETRY_AFTER)).await;
                     }
-                    Err(NotifyError::Failed(reason)) => {
+                    Err(e @ (NotifyError::Failed(_) | NotifyError::Unavailable(_))) => {
                         failures += 1;
-                        tracing::warn!(notifier = name, attempt = failures, error = %reason, "notification failed");
-                        if failures >= MAX_FAILURES {
+                        tracing::warn!(notifier = name, attempt = failures, error = %e, "notification failed");
+                        let keep_trying = priority == Priority::Critical && matches!(e, NotifyError::Unavailable(_));
+                        if failures >= MAX_FAILURES && !keep_trying {
                             m.notifications_dropped_total.with_label_values(&[name]).inc();
                             tracing::warn!(
                                 notifier = name,
@@ -258,7 +274,7 @@ pub fn spawn_worker(
                             );
                             break;
                         }
-                        tokio::time::sleep(Duration::from_millis(500 * 2u64.pow(failures))).await;
+                        tokio::time::sleep(backoff(failures)).await;
                     }
                 }
             }
@@ -322,6 +338,10 @@ struct RejectionBatch {
 }
 
 impl RejectionBatch {
+    fn notice(&self, window: Duration) -> Notice {
+        Notice::new("Risk rejections", Severity::Warning, self.text(window), summary::now_ms())
+    }
+
     fn text(&self, window: Duration) -> String {
         let total: u64 = self.counts.values().map(|(n, _)| n).sum();
         let mut t = format!("Risk rejections: {total} in the last {}s", window.as_secs());
@@ -528,7 +548,7 @@ pub fn spawn_events(
                 },
                 _ = tokio::time::sleep_until(batch_due), if batch.is_some() => {
                     if let Some((_, b)) = batch.take() {
-                        out.push(&b.text(window), Priority::Normal);
+                        out.push_notice(b.notice(window), Priority::Normal);
                     }
                 }
                 _ = tokio::time::sleep_until(summary_due), if next_summary.is_some() => {
@@ -543,7 +563,7 @@ pub fn spawn_events(
             }
         }
         if let Some((_, b)) = batch.take() {
-            out.push(&b.text(window), Priority::Normal);
+            out.push_notice(b.notice(window), Priority::Normal);
         }
     })
 }
@@ -561,6 +581,14 @@ mod tests {
         assert_eq!(until_next(day * 3 + 75_600_000, 72_000), Duration::from_secs(82_800));
         // exactly at the time → a full day later.
         assert_eq!(until_next(day * 3 + 72_000_000, 72_000), Duration::from_secs(86_400));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let cases = [(1, 250), (2, 500), (3, 1_000), (4, 2_000), (8, 30_000), (40, 30_000), (0, 250)];
+        for (failures, ms) in cases {
+            assert_eq!(backoff(failures), Duration::from_millis(ms), "{failures}");
+        }
     }
 
     #[test]

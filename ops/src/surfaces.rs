@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 
 use crate::chart::Charts;
 use crate::http::{self, ApiState, RunningHttp};
+use crate::notice::{Notice, Severity};
 use crate::notify::{self, DiscordNotifier, Notifications, Notifier, TelegramNotifier};
 use crate::secret::Secret;
 use crate::telegram::{self, TelegramBot};
@@ -109,7 +110,9 @@ pub async fn notify_start_failure(notifications: &Notifications, reason: &anyhow
     if notifications.is_empty() {
         return;
     }
-    notifications.push(&format!("Keel failed to start: {reason:#}"), notify::Priority::Critical);
+    let text = format!("Keel failed to start: {reason:#}");
+    let notice = Notice::new("Keel failed to start", Severity::Critical, text, crate::summary::now_ms());
+    notifications.push_notice(notice, notify::Priority::Critical);
     if !notifications.sent_within(FAILURE_NOTICE_WAIT).await {
         tracing::warn!("the start-up failure notification was not sent in time");
     }
@@ -150,16 +153,15 @@ pub async fn start_with(config: &Config, handle: &EngineHandle, notifiers: Notif
     // The engine announced `Started` before the surfaces subscribed: say it here.
     if !notifications.is_empty() {
         let state = handle.risk().await.map(|r| r.trading_state.as_str()).unwrap_or("unknown");
-        notifications.push(
-            &format!(
-                "Keel {} started: {}, venue {}, trading {state}, {} strategies",
-                env!("CARGO_PKG_VERSION"),
-                config.venue.mode.banner(),
-                handle.venue().name(),
-                handle.strategy_ids().len()
-            ),
-            notify::Priority::Normal,
+        let text = format!(
+            "Keel {} started: {}, venue {}, trading {state}, {} strategies",
+            env!("CARGO_PKG_VERSION"),
+            config.venue.mode.banner(),
+            handle.venue().name(),
+            handle.strategy_ids().len()
         );
+        let notice = Notice::new("Keel started", Severity::Info, text, crate::summary::now_ms());
+        notifications.push_notice(notice, notify::Priority::Normal);
     }
     let events = notify::spawn_events(handle.clone(), config.clone(), notifications.clone(), shutdown_rx);
     Ok(Surfaces { http, notifications, shutdown, events: Some(events), bot, workers })

@@ -26,6 +26,8 @@ enum Reply {
     TooMany(f64),
     /// 204 with `X-RateLimit-Remaining: 0` and `X-RateLimit-Reset-After` (seconds).
     LastInBucket(f64),
+    /// 502.
+    ServerError,
 }
 
 /// One request as the fake read it.
@@ -36,7 +38,7 @@ struct Received {
     payload: Value,
     /// The `files[0]` part: its headers and bytes.
     file: Option<(String, Vec<u8>)>,
-    /// False when the fake answered 429.
+    /// False when the fake answered 429 or 5xx.
     accepted: bool,
 }
 
@@ -99,7 +101,7 @@ async fn webhook(req: HttpRequest, body: web::Bytes, fake: web::Data<Fake>) -> H
         (serde_json::from_slice(&body).unwrap_or(Value::Null), None)
     };
     let reply = fake.script.lock().ok().and_then(|mut s| s.pop_front());
-    let accepted = !matches!(reply, Some(Reply::TooMany(_)));
+    let accepted = !matches!(reply, Some(Reply::TooMany(_) | Reply::ServerError));
     if let Ok(mut r) = fake.received.lock() {
         r.push(Received { at, payload, file, accepted });
     }
@@ -113,6 +115,7 @@ async fn webhook(req: HttpRequest, body: web::Bytes, fake: web::Data<Fake>) -> H
             .insert_header(("X-RateLimit-Remaining", "0"))
             .insert_header(("X-RateLimit-Reset-After", format!("{secs}")))
             .finish(),
+        Some(Reply::ServerError) => HttpResponse::BadGateway().finish(),
         None => HttpResponse::NoContent().insert_header(("X-RateLimit-Remaining", "4")).finish(),
     }
 }
@@ -196,6 +199,7 @@ webhook_url_env = "KEEL_TEST_DISCORD_CHART_URL"
     assert!(first.file.is_none());
     assert!(first.payload["embeds"][0]["description"].as_str().unwrap_or_default().contains("started"));
     assert_eq!(first.payload["embeds"][0]["color"], 0x34_7A_E0, "info is blue");
+    assert_eq!(first.payload["embeds"][0]["title"], "Keel started");
 
     let now = r.handle.venue().server_time().await.expect("venue time");
     let event = EngineEvent::Fill(fill("chart_test", now));
@@ -315,4 +319,27 @@ async fn a_critical_alert_survives_a_full_queue_of_charted_fills() {
         assert_eq!(png_size(png), ops::chart::SIZE);
     }
     r.stop().await;
+}
+
+#[actix_rt::test]
+async fn server_errors_back_off_and_a_critical_alert_is_retried_until_it_goes() {
+    let fake = web::Data::new(Fake::default());
+    // An ordinary message gives up after 3 failures; the critical one after it outlasts 4 more.
+    fake.script.lock().expect("script").extend([Reply::ServerError; 7]);
+    let queue = notifier(&fake, None, 8).await;
+    queue.push("ordinary".into(), Priority::Normal);
+    let stop = EngineEvent::EmergencyStopSet { reason: "venue down".into(), by: "operator".into() };
+    assert!(eventually(10, || async { fake.received().len() == 3 }).await, "{:?}", fake.received());
+    queue.push(notify::event_notice(&stop, true).expect("a stop notice"), notify::event_priority(&stop));
+    assert!(eventually(20, || async { fake.accepted().len() == 1 }).await, "{:?}", fake.received());
+    let got = fake.received();
+    assert_eq!(got.len(), 8, "3 for the dropped ordinary message, 4 failures and 1 delivery of the stop");
+    assert!(got[..7].iter().all(|r| !r.accepted));
+    assert_eq!(got[7].payload["embeds"][0]["title"], "EMERGENCY STOP");
+    assert!(got[..3].iter().all(|r| r.payload["embeds"][0]["description"] == "ordinary"));
+    // Backoff: 250 ms, 500 ms, 1 s, 2 s between the stop's attempts.
+    for (k, want_ms) in [(3, 250), (4, 500), (5, 1_000), (6, 2_000)] {
+        let gap = got[k + 1].at - got[k].at;
+        assert!(gap >= Duration::from_millis(want_ms), "attempt {} came {gap:?} after the one before", k - 1);
+    }
 }
