@@ -21,6 +21,9 @@ use crate::notice::ChartRequest;
 pub const SIZE: (u32, u32) = (1000, 560);
 /// The bars drawn: the last 120 of the engine's bar interval (two hours of one-minute bars).
 pub const BARS: usize = 120;
+/// How many bar intervals past the last closed bar a fill is still drawn
+/// (the window stretches to it): the bar still open, and some lag.
+const OPEN_BARS_SHOWN: i64 = 3;
 /// Keel's fills read to find those inside the chart's window.
 const FILLS_READ: usize = 500;
 
@@ -106,9 +109,14 @@ pub fn render(title: &str, interval_ms: i64, candles: &[Candle], marks: &[Mark])
     let (Some(first), Some(last)) = (candles.first(), candles.last()) else {
         return Err("no bars to draw".into());
     };
-    let (x0, x1) = (x(first.t), x(last.t + interval_ms));
+    // The window runs to the end of the last closed bar, or a little past it
+    // to the fills since (the fill an alert announces is in the bar still open).
+    let x0 = x(first.t);
+    let latest = x(last.t + interval_ms * (1 + OPEN_BARS_SHOWN));
     let shown: Vec<Mark> =
-        marks.iter().copied().filter(|m| (x0..x1).contains(&x(m.t)) && m.price.is_finite()).collect();
+        marks.iter().copied().filter(|m| (x0..latest).contains(&x(m.t)) && m.price.is_finite()).collect();
+    let last_mark = shown.iter().map(|m| x(m.t) + x(interval_ms) / 2.0).fold(f64::MIN, f64::max);
+    let x1 = x(last.t + interval_ms).max(last_mark);
     let prices = candles.iter().flat_map(|c| [c.low, c.high]).chain(shown.iter().map(|m| m.price));
     let (lo, hi) = prices.filter(|p| p.is_finite()).fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(p), hi.max(p)));
     if lo > hi {
@@ -294,8 +302,11 @@ mod tests {
         let marks = [
             Mark { t: candles[10].t + 30_000, price: candles[10].close, buy: true },
             Mark { t: candles[40].t + 10_000, price: candles[40].high, buy: false },
+            // In the bar still open (after the last closed one): drawn, the window stretched to it.
+            Mark { t: candles[59].t + 90_000, price: candles[59].close, buy: true },
             // Outside the window: not drawn.
             Mark { t: candles[0].t - 3_600_000, price: 1.0, buy: true },
+            Mark { t: candles[59].t + 3_600_000, price: candles[59].close, buy: false },
         ];
         let r = render("BTCUSDT · 1m bars", 60_000, &candles, &marks).expect("renders");
         std::fs::create_dir_all("../target").ok();
@@ -303,8 +314,8 @@ mod tests {
         let (info, pixels) = decode(&r.png);
         assert_eq!((info.width, info.height), SIZE);
         assert_eq!(info.color_type, png::ColorType::Rgb);
-        assert_eq!(r.marks.len(), 2, "the mark outside the window is skipped");
-        for (i, ((x, y), colour)) in r.marks.iter().zip([BUY, SELL]).enumerate() {
+        assert_eq!(r.marks.len(), 3, "the marks outside the window are skipped");
+        for (i, ((x, y), colour)) in r.marks.iter().zip([BUY, SELL, BUY]).enumerate() {
             assert!(r.plot.0.contains(x) && r.plot.1.contains(y), "mark {i} at ({x},{y}) outside {:?}", r.plot);
             let at = (*y as usize * SIZE.0 as usize + *x as usize) * 3;
             assert_eq!(&pixels[at..at + 3], &[colour.0, colour.1, colour.2], "mark {i}'s colour at its centre");

@@ -23,7 +23,7 @@ pub enum Priority {
     Coalesced(&'static str),
 }
 
-/// Lines one coalesced message lists at most (keeps it under Discord's 2000 characters).
+/// Lines one coalesced message lists at most (keeps one message readable, and short of Telegram's 4096 characters).
 const MAX_LINES: usize = 15;
 
 /// One waiting message: a single notice, or several of one group.

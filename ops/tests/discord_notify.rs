@@ -108,7 +108,6 @@ async fn webhook(req: HttpRequest, body: web::Bytes, fake: web::Data<Fake>) -> H
     match reply {
         Some(Reply::TooMany(secs)) => HttpResponse::TooManyRequests()
             .insert_header(("Retry-After", format!("{}", secs.ceil() as u64)))
-            .insert_header(("X-RateLimit-Remaining", "0"))
             .json(json!({"message": "You are being rate limited.", "retry_after": secs, "global": false})),
         Some(Reply::LastInBucket(secs)) => HttpResponse::NoContent()
             .insert_header(("X-RateLimit-Limit", "5"))
@@ -233,6 +232,52 @@ webhook_url_env = "KEEL_TEST_DISCORD_CHART_URL"
     assert_eq!(png_size(&png), ops::chart::SIZE);
     // Kept to look at: the paper venue's bars as the operator would see them.
     std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/discord-fill-chart.png"), &png).ok();
+    r.stop().await;
+}
+
+/// Pixels of exactly `colour` in an RGB(A) PNG.
+fn pixels_of(png_bytes: &[u8], colour: (u8, u8, u8)) -> usize {
+    let mut reader = png::Decoder::new(png_bytes).read_info().expect("decodes as PNG");
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).expect("one frame");
+    let step = info.color_type.samples();
+    buf[..info.buffer_size()].chunks(step).filter(|p| (p[0], p[1], p[2]) == colour).count()
+}
+
+#[actix_rt::test]
+async fn a_real_fill_is_announced_with_itself_marked_on_the_chart() {
+    let fake = web::Data::new(Fake::default());
+    let url = fake_webhook(fake.clone()).await;
+    std::env::set_var("KEEL_TEST_DISCORD_REAL_FILL_URL", &url);
+    let r = start(&format!(
+        r#"{BASE}
+[http]
+enabled = false
+
+[notify]
+min_interval = "0ms"
+fills = true
+
+[notify.discord]
+enabled = true
+webhook_url_env = "KEEL_TEST_DISCORD_REAL_FILL_URL"
+"#
+    ))
+    .await;
+    // `btc_sma` trades on the paper venue's simulated bars: real fills, in the store and on the events.
+    let ours = |rcv: &Received| field(&rcv.payload["embeds"][0], "strategy") == "btc_sma" && rcv.file.is_some();
+    assert!(
+        eventually(30, || async { fake.accepted().iter().any(ours) }).await,
+        "no charted fill alert: {:?}",
+        fake.received().iter().map(|r| r.payload.clone()).collect::<Vec<_>>()
+    );
+    let got = fake.accepted().into_iter().find(ours).expect("found above");
+    let side = field(&got.payload["embeds"][0], "side").to_string();
+    let (_, png) = got.file.expect("the chart");
+    let c = if side == "Buy" { ops::chart::BUY } else { ops::chart::SELL };
+    // A marker is a 16 px triangle (about 100 px of its colour); with no mark in the window none is drawn.
+    assert!(pixels_of(&png, (c.0, c.1, c.2)) > 60, "the {side} fill is marked on its own alert's chart");
+    std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/discord-real-fill-chart.png"), &png).ok();
     r.stop().await;
 }
 
