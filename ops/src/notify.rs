@@ -50,8 +50,8 @@ pub enum NotifyError {
     /// retrying with backoff, and a critical message is retried until it goes.
     #[error("{0}")]
     Unavailable(String),
-    /// Anything else (an HTTP error the API will answer again, a bad answer).
-    /// Never contains a secret.
+    /// Anything else: the API refused the message (an HTTP 4xx it would give
+    /// again) or answered something unreadable. Never contains a secret.
     #[error("{0}")]
     Failed(String),
 }
@@ -215,6 +215,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 fn backoff(failures: u32) -> Duration {
     FIRST_BACKOFF.saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(16))).min(MAX_BACKOFF)
 }
+
 /// Longest `retry_after` honoured in one wait.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
