@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod backtest;
+pub mod chart;
 pub mod cli;
 pub mod cmd_bench;
 pub mod cmd_check;
@@ -17,10 +18,12 @@ pub mod cmd_run;
 pub mod cmd_sandbox;
 pub mod cmd_state;
 pub mod config;
+pub mod discord;
 pub mod http;
 pub mod log_feed;
 pub mod log_scrub;
 pub mod logging;
+pub mod notice;
 pub mod notify;
 pub mod outbox;
 pub mod restarts;

@@ -8,8 +8,11 @@
 //! and counted; a critical one is never dropped), and each notifier's worker
 //! sends critical messages first, at most one message per
 //! `notify.min_interval`, waiting out the API's `retry_after` when it answers
-//! 429. Fills and venue rejections waiting in the queue are coalesced into
-//! messages listing several.
+//! 429 and backing off when it fails (a critical message is retried for as
+//! long as the service is rate limiting or unavailable). Fills and venue
+//! rejections waiting in the queue are coalesced into messages listing
+//! several. Each message is a [`Notice`]: its text for Telegram, an embed
+//! (and a chart) for Discord.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,6 +33,8 @@ use tokio::sync::{broadcast, watch, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+pub use crate::discord::DiscordNotifier;
+use crate::notice::{Notice, Severity};
 pub use crate::outbox::Priority;
 use crate::outbox::{Outbox, Pushed};
 use crate::secret::Secret;
@@ -41,7 +46,12 @@ pub enum NotifyError {
     /// The API asked to wait before sending again (HTTP 429).
     #[error("rate limited: retry after {0:?}")]
     RetryAfter(Duration),
-    /// Anything else (network, HTTP error, bad answer). Never contains a secret.
+    /// The service is unreachable or failing (network, HTTP 5xx): worth
+    /// retrying with backoff, and a critical message is retried until it goes.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Anything else: the API refused the message (an HTTP 4xx it would give
+    /// again) or answered something unreadable. Never contains a secret.
     #[error("{0}")]
     Failed(String),
 }
@@ -53,12 +63,20 @@ pub trait Notifier: Send + Sync {
     fn name(&self) -> &'static str;
     /// Sends one plain-text message.
     async fn send(&self, text: &str) -> Result<(), NotifyError>;
+
+    /// Prepares `notice` once before its first attempt (Discord draws its
+    /// chart here, so a retry resends the same picture). Text notifiers have
+    /// nothing to add.
+    async fn attach(&self, _notice: &mut Notice) {}
+
+    /// Sends one notice; text notifiers send its text.
+    async fn send_notice(&self, notice: &Notice) -> Result<(), NotifyError> {
+        self.send(&notice.text).await
+    }
 }
 
 /// Telegram's largest message, in characters.
 const TELEGRAM_MAX_CHARS: usize = 4096;
-/// Discord's largest message content, in characters.
-const DISCORD_MAX_CHARS: usize = 2000;
 
 /// Cuts `text` to at most `max` characters on a character boundary.
 pub fn truncate(text: &str, max: usize) -> String {
@@ -75,12 +93,12 @@ pub fn truncate(text: &str, max: usize) -> String {
 pub fn telegram_error(e: &RequestError, token: &Secret) -> NotifyError {
     match e {
         RequestError::RetryAfter(s) => NotifyError::RetryAfter(s.duration()),
-        RequestError::Network(n) => NotifyError::Failed(token.redact(&format!("network: {}", strip_url(n)))),
+        RequestError::Network(n) => NotifyError::Unavailable(token.redact(&format!("network: {}", strip_url(n)))),
         other => NotifyError::Failed(token.redact(&other.to_string())),
     }
 }
 
-fn strip_url(e: &reqwest::Error) -> String {
+pub(crate) fn strip_url(e: &reqwest::Error) -> String {
     // `without_url` drops the URL (and the token inside it) from the message.
     let kind = if e.is_timeout() {
         "timeout"
@@ -124,54 +142,6 @@ impl Notifier for TelegramNotifier {
     }
 }
 
-/// Posts to a Discord channel webhook.
-pub struct DiscordNotifier {
-    client: reqwest::Client,
-    url: Secret,
-}
-
-impl DiscordNotifier {
-    /// A notifier posting to the webhook `url` (a secret: it embeds the webhook token).
-    pub fn new(url: Secret) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        Self { client, url }
-    }
-}
-
-#[async_trait]
-impl Notifier for DiscordNotifier {
-    fn name(&self) -> &'static str {
-        "discord"
-    }
-
-    async fn send(&self, text: &str) -> Result<(), NotifyError> {
-        let body = serde_json::json!({ "content": truncate(text, DISCORD_MAX_CHARS) });
-        let response = self
-            .client
-            .post(self.url.expose())
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| NotifyError::Failed(self.url.redact(&strip_url(&e))))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        if status.as_u16() == 429 {
-            let header =
-                response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<f64>().ok());
-            let body: Option<serde_json::Value> = response.json().await.ok();
-            let from_body = body.as_ref().and_then(|b| b.get("retry_after")).and_then(|v| v.as_f64());
-            let secs = from_body.or(header).unwrap_or(1.0);
-            return Err(NotifyError::RetryAfter(Duration::from_secs_f64(secs.clamp(0.0, 3600.0))));
-        }
-        Err(NotifyError::Failed(format!("discord answered HTTP {status}")))
-    }
-}
-
 /// The sending end of one notifier's bounded queue (an [`Outbox`]).
 #[derive(Clone)]
 pub struct NotifyQueue {
@@ -186,9 +156,9 @@ impl NotifyQueue {
     /// Enqueues without waiting. A full queue drops an ordinary message (and
     /// counts it); a critical one takes the place of the oldest ordinary
     /// message, which a WARN line names.
-    pub fn push(&self, text: &str, priority: Priority) {
+    pub fn push(&self, notice: Notice, priority: Priority) {
         let pushed = match self.outbox.lock() {
-            Ok(mut o) => o.push(text, priority),
+            Ok(mut o) => o.push(notice, priority),
             Err(_) => Pushed::Dropped,
         };
         match pushed {
@@ -216,7 +186,7 @@ impl NotifyQueue {
 
     /// The next message, waiting for one; it counts as pending until the
     /// worker has sent it or given up.
-    async fn next(&self) -> (String, Priority) {
+    async fn next(&self) -> (Notice, Priority) {
         loop {
             if let Some(next) = self.outbox.lock().ok().and_then(|mut o| {
                 let next = o.pop();
@@ -232,8 +202,20 @@ impl NotifyQueue {
     }
 }
 
-/// Attempts per message before it is dropped (a 429 wait does not count as a failure).
+/// Attempts per ordinary message before it is dropped (a 429 wait does not
+/// count as a failure); a critical one is retried while the service is
+/// unavailable or rate limited, and dropped only when it is refused this often.
 const MAX_FAILURES: u32 = 3;
+/// The first wait after a failure; it doubles with each failure up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// The longest wait between two attempts after failures.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The wait after the `failures`-th failure in a row: 250 ms, 500 ms, 1 s, … 30 s.
+fn backoff(failures: u32) -> Duration {
+    FIRST_BACKOFF.saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(16))).min(MAX_BACKOFF)
+}
+
 /// Longest `retry_after` honoured in one wait.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
@@ -255,11 +237,12 @@ pub fn spawn_worker(
     let task = tokio::spawn(async move {
         let m = metrics();
         loop {
-            let (text, priority) = worker.next().await;
+            let (mut notice, priority) = worker.next().await;
+            notifier.attach(&mut notice).await;
             let mut failures = 0;
             let mut waits = 0;
             loop {
-                match notifier.send(&text).await {
+                match notifier.send_notice(&notice).await {
                     Ok(()) => {
                         m.notifications_sent_total.with_label_values(&[name]).inc();
                         break;
@@ -272,21 +255,18 @@ pub fn spawn_worker(
                             retry_after_ms = wait.as_millis() as u64,
                             "notifier rate limited"
                         );
-                        if waits > 10 {
+                        if waits > 10 && priority != Priority::Critical {
                             m.notifications_dropped_total.with_label_values(&[name]).inc();
-                            tracing::warn!(
-                                notifier = name,
-                                critical = priority == Priority::Critical,
-                                "notification dropped: still rate limited after 10 waits"
-                            );
+                            tracing::warn!(notifier = name, "notification dropped: still rate limited after 10 waits");
                             break;
                         }
                         tokio::time::sleep(wait.min(MAX_RETRY_AFTER)).await;
                     }
-                    Err(NotifyError::Failed(reason)) => {
+                    Err(e @ (NotifyError::Failed(_) | NotifyError::Unavailable(_))) => {
                         failures += 1;
-                        tracing::warn!(notifier = name, attempt = failures, error = %reason, "notification failed");
-                        if failures >= MAX_FAILURES {
+                        tracing::warn!(notifier = name, attempt = failures, error = %e, "notification failed");
+                        let keep_trying = priority == Priority::Critical && matches!(e, NotifyError::Unavailable(_));
+                        if failures >= MAX_FAILURES && !keep_trying {
                             m.notifications_dropped_total.with_label_values(&[name]).inc();
                             tracing::warn!(
                                 notifier = name,
@@ -295,7 +275,7 @@ pub fn spawn_worker(
                             );
                             break;
                         }
-                        tokio::time::sleep(Duration::from_millis(500 * 2u64.pow(failures))).await;
+                        tokio::time::sleep(backoff(failures)).await;
                     }
                 }
             }
@@ -320,8 +300,13 @@ impl Notifications {
 
     /// Enqueues `text` for every notifier.
     pub fn push(&self, text: &str, priority: Priority) {
+        self.push_notice(Notice::from(text), priority);
+    }
+
+    /// Enqueues `notice` for every notifier.
+    pub fn push_notice(&self, notice: Notice, priority: Priority) {
         for q in &self.queues {
-            q.push(text, priority);
+            q.push(notice.clone(), priority);
         }
     }
 
@@ -354,6 +339,10 @@ struct RejectionBatch {
 }
 
 impl RejectionBatch {
+    fn notice(&self, window: Duration) -> Notice {
+        Notice::new("Risk rejections", Severity::Warning, self.text(window), summary::now_ms())
+    }
+
     fn text(&self, window: Duration) -> String {
         let total: u64 = self.counts.values().map(|(n, _)| n).sum();
         let mut t = format!("Risk rejections: {total} in the last {}s", window.as_secs());
@@ -364,57 +353,110 @@ impl RejectionBatch {
     }
 }
 
-/// Formats one event, or `None` when it is not worth a message on its own.
+/// Formats one event's text, or `None` when it is not worth a message on its own.
 pub fn event_text(event: &EngineEvent, fills: bool) -> Option<String> {
+    event_notice(event, fills).map(|n| n.text)
+}
+
+/// One event as a notification: the text every notifier sends, with the
+/// title, severity and fields Discord's embed shows; a fill asks for a chart
+/// of its symbol. `None` when it is not worth a message on its own.
+pub fn event_notice(event: &EngineEvent, fills: bool) -> Option<Notice> {
+    let now = summary::now_ms();
+    let severity = if event_priority(event) == Priority::Critical { Severity::Critical } else { Severity::Info };
+    let plain = |title: &str, text: String| Notice::new(title, severity, text, now);
+    let warning = |title: &str, text: String| Notice::new(title, Severity::Warning, text, now);
     Some(match event {
-        EngineEvent::Started { trading_state } => format!("Keel started; trading {}", trading_state.as_str()),
-        EngineEvent::ShuttingDown => "Keel is shutting down".into(),
-        EngineEvent::Fill(f) if fills => format!(
-            "Fill: {:?} {} {} @ {} (fee {} {}) [{}]",
-            f.side,
-            d(f.qty),
-            f.symbol,
-            d(f.price),
-            d(f.fee),
-            f.fee_asset,
-            f.strategy_id
-        ),
+        EngineEvent::Started { trading_state } => {
+            plain("Keel started", format!("Keel started; trading {}", trading_state.as_str()))
+                .field("trading", trading_state.as_str())
+        }
+        EngineEvent::ShuttingDown => plain("Keel is shutting down", "Keel is shutting down".into()),
+        EngineEvent::Fill(f) if fills => Notice::new(
+            format!("Fill: {:?} {} {}", f.side, d(f.qty), f.symbol),
+            Severity::Fill,
+            format!(
+                "Fill: {:?} {} {} @ {} (fee {} {}) [{}]",
+                f.side,
+                d(f.qty),
+                f.symbol,
+                d(f.price),
+                d(f.fee),
+                f.fee_asset,
+                f.strategy_id
+            ),
+            f.ts_ms,
+        )
+        .field("symbol", f.symbol.to_string())
+        .field("side", format!("{:?}", f.side))
+        .field("qty", d(f.qty))
+        .field("price", d(f.price))
+        .field("fee", format!("{} {}", d(f.fee), f.fee_asset))
+        .field("strategy", f.strategy_id.to_string())
+        .with_chart(f.symbol.clone()),
         EngineEvent::Fill(_) => return None,
         EngineEvent::OrderChanged(_) => return None,
         EngineEvent::RiskRejected { .. } => return None,
-        EngineEvent::OrderRejected { strategy_id, symbol, reason, .. } => {
-            format!("Order rejected by the venue: {symbol} [{strategy_id}]: {reason}")
+        EngineEvent::OrderRejected { strategy_id, symbol, reason, .. } => warning(
+            "Order rejected by the venue",
+            format!("Order rejected by the venue: {symbol} [{strategy_id}]: {reason}"),
+        )
+        .field("symbol", symbol.to_string())
+        .field("strategy", strategy_id.to_string())
+        .field("reason", reason.clone()),
+        EngineEvent::TradingStateChanged { state, reason } => {
+            plain("Trading state changed", format!("Trading state → {}: {reason}", state.as_str()))
+                .field("state", state.as_str())
+                .field("reason", reason.clone())
         }
-        EngineEvent::TradingStateChanged { state, reason } => format!("Trading state → {}: {reason}", state.as_str()),
-        EngineEvent::EmergencyStopSet { reason, by } => format!("EMERGENCY STOP set by {by}: {reason}"),
-        EngineEvent::EmergencyStopCleared { by } => format!("Emergency stop cleared by {by}"),
-        EngineEvent::StrategyPaused { strategy_id, reason } => format!("Strategy {strategy_id} paused: {reason}"),
-        EngineEvent::StrategyResumed { strategy_id } => format!("Strategy {strategy_id} resumed"),
+        EngineEvent::EmergencyStopSet { reason, by } => {
+            plain("EMERGENCY STOP", format!("EMERGENCY STOP set by {by}: {reason}"))
+                .field("by", by.clone())
+                .field("reason", reason.clone())
+        }
+        EngineEvent::EmergencyStopCleared { by } => {
+            plain("Emergency stop cleared", format!("Emergency stop cleared by {by}")).field("by", by.clone())
+        }
+        EngineEvent::StrategyPaused { strategy_id, reason } => {
+            plain("Strategy paused", format!("Strategy {strategy_id} paused: {reason}"))
+                .field("strategy", strategy_id.to_string())
+                .field("reason", reason.clone())
+        }
+        EngineEvent::StrategyResumed { strategy_id } => {
+            plain("Strategy resumed", format!("Strategy {strategy_id} resumed"))
+                .field("strategy", strategy_id.to_string())
+        }
         EngineEvent::Connectivity { stream, connected, detail } => {
             let which = match stream {
                 StreamKind::Market => "market",
                 StreamKind::User => "user",
             };
             if *connected {
-                format!("Venue {which} stream connected")
+                plain("Venue stream connected", format!("Venue {which} stream connected")).field("stream", which)
             } else {
-                format!("Venue {which} stream DISCONNECTED: {detail}")
+                warning("Venue stream DISCONNECTED", format!("Venue {which} stream DISCONNECTED: {detail}"))
+                    .field("stream", which)
+                    .field("detail", detail.clone())
             }
         }
-        EngineEvent::VenueAlert(alert) => match alert {
-            VenueAlert::RateLimited { retry_after_ms } => {
-                format!("Venue 429 (rate limited): requests paused for {}", when::duration(*retry_after_ms))
-            }
-            VenueAlert::Banned { retry_after_ms } => {
-                format!("Venue 418 (IP banned): nothing is sent for {}", when::duration(*retry_after_ms))
-            }
-            VenueAlert::OrderRateExceeded { retry_after_ms } => {
-                format!("Venue order rate exceeded: no new orders for {}", when::duration(*retry_after_ms))
-            }
-            VenueAlert::Malformed { stream, detail } => {
-                format!("Venue sent a {stream}-stream message Keel cannot read ({detail}); reconciling")
-            }
-        },
+        EngineEvent::VenueAlert(alert) => {
+            let text = match alert {
+                VenueAlert::RateLimited { retry_after_ms } => {
+                    format!("Venue 429 (rate limited): requests paused for {}", when::duration(*retry_after_ms))
+                }
+                VenueAlert::Banned { retry_after_ms } => {
+                    format!("Venue 418 (IP banned): nothing is sent for {}", when::duration(*retry_after_ms))
+                }
+                VenueAlert::OrderRateExceeded { retry_after_ms } => {
+                    format!("Venue order rate exceeded: no new orders for {}", when::duration(*retry_after_ms))
+                }
+                VenueAlert::Malformed { stream, detail } => {
+                    format!("Venue sent a {stream}-stream message Keel cannot read ({detail}); reconciling")
+                }
+            };
+            let severity = if severity == Severity::Critical { severity } else { Severity::Warning };
+            Notice::new("Venue alert", severity, text, now).field("alert", alert_kind(alert))
+        }
     })
 }
 
@@ -441,6 +483,15 @@ pub fn alert_kind(alert: &VenueAlert) -> &'static str {
         VenueAlert::Banned { .. } => "banned",
         VenueAlert::OrderRateExceeded { .. } => "order_rate_exceeded",
         VenueAlert::Malformed { .. } => "malformed",
+    }
+}
+
+/// The daily summary as a notification, with a chart of the first configured symbol.
+fn summary_notice(text: &str, config: &Config) -> Notice {
+    let notice = Notice::new("Daily summary", Severity::Info, text, summary::now_ms());
+    match config.symbols.first() {
+        Some(s) => notice.with_chart(keel_core::Symbol::new(&s.symbol)),
+        None => notice,
     }
 }
 
@@ -487,8 +538,8 @@ pub fn spawn_events(
                                 .or_insert((0, String::new()));
                             entry.0 += 1;
                             entry.1 = reason.clone();
-                        } else if let Some(text) = event_text(&event, config.notify.fills) {
-                            out.push(&text, event_priority(&event));
+                        } else if let Some(notice) = event_notice(&event, config.notify.fills) {
+                            out.push_notice(notice, event_priority(&event));
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
@@ -498,14 +549,14 @@ pub fn spawn_events(
                 },
                 _ = tokio::time::sleep_until(batch_due), if batch.is_some() => {
                     if let Some((_, b)) = batch.take() {
-                        out.push(&b.text(window), Priority::Normal);
+                        out.push_notice(b.notice(window), Priority::Normal);
                     }
                 }
                 _ = tokio::time::sleep_until(summary_due), if next_summary.is_some() => {
                     next_summary = summary_at.map(|s| Instant::now() + until_next(summary::now_ms(), s));
                     if !out.is_empty() {
                         match summary::daily_summary_text(&handle).await {
-                            Ok(text) => out.push(&text, Priority::Normal),
+                            Ok(text) => out.push_notice(summary_notice(&text, &config), Priority::Normal),
                             Err(e) => tracing::warn!(error = %e, "daily summary failed"),
                         }
                     }
@@ -513,7 +564,7 @@ pub fn spawn_events(
             }
         }
         if let Some((_, b)) = batch.take() {
-            out.push(&b.text(window), Priority::Normal);
+            out.push_notice(b.notice(window), Priority::Normal);
         }
     })
 }
@@ -531,6 +582,14 @@ mod tests {
         assert_eq!(until_next(day * 3 + 75_600_000, 72_000), Duration::from_secs(82_800));
         // exactly at the time → a full day later.
         assert_eq!(until_next(day * 3 + 72_000_000, 72_000), Duration::from_secs(86_400));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let cases = [(1, 250), (2, 500), (3, 1_000), (4, 2_000), (8, 30_000), (40, 30_000), (0, 250)];
+        for (failures, ms) in cases {
+            assert_eq!(backoff(failures), Duration::from_millis(ms), "{failures}");
+        }
     }
 
     #[test]
@@ -569,7 +628,7 @@ mod tests {
         let dropped_before = metrics().notifications_dropped_total.with_label_values(&["discord"]).get();
         let (queue, _task) = spawn_worker(flaky.clone(), 2, Duration::from_millis(1));
         for i in 0..10 {
-            queue.push(&format!("m{i}"), Priority::Normal);
+            queue.push(Notice::from(format!("m{i}").as_str()), Priority::Normal);
         }
         tokio::time::sleep(Duration::from_millis(400)).await;
         let sent = flaky.sent.lock().map(|s| s.clone()).unwrap_or_default();

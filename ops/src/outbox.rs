@@ -9,6 +9,8 @@
 
 use std::collections::VecDeque;
 
+use crate::notice::Notice;
+
 /// How a message is queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Priority {
@@ -21,21 +23,21 @@ pub enum Priority {
     Coalesced(&'static str),
 }
 
-/// Lines one coalesced message lists at most (keeps it under Discord's 2000 characters).
+/// Lines one coalesced message lists at most (keeps one message readable, and short of Telegram's 4096 characters).
 const MAX_LINES: usize = 15;
 
-/// One waiting message: a single text, or several lines of one group.
+/// One waiting message: a single notice, or several of one group.
 #[derive(Debug, Clone, PartialEq)]
 struct Entry {
     group: Option<&'static str>,
-    lines: Vec<String>,
+    lines: Vec<Notice>,
 }
 
 impl Entry {
-    fn text(self) -> String {
-        match (self.group, self.lines.len()) {
-            (Some(group), n) if n > 1 => format!("{n} {group}:\n{}", self.lines.join("\n")),
-            _ => self.lines.join("\n"),
+    fn notice(self) -> Notice {
+        match self.group {
+            Some(group) => Notice::merge(group, self.lines),
+            None => Notice::merge("", self.lines),
         }
     }
 }
@@ -56,7 +58,7 @@ pub enum Pushed {
 #[derive(Debug)]
 pub struct Outbox {
     capacity: usize,
-    critical: VecDeque<String>,
+    critical: VecDeque<Notice>,
     normal: VecDeque<Entry>,
 }
 
@@ -76,14 +78,15 @@ impl Outbox {
         self.len() == 0
     }
 
-    /// Queues `text` with `priority`.
-    pub fn push(&mut self, text: &str, priority: Priority) -> Pushed {
+    /// Queues `notice` (a plain `&str` reads as one) with `priority`.
+    pub fn push(&mut self, notice: impl Into<Notice>, priority: Priority) -> Pushed {
+        let notice = notice.into();
         match priority {
             Priority::Critical => {
-                self.critical.push_back(text.to_string());
+                self.critical.push_back(notice);
                 if self.len() > self.capacity {
                     if let Some(old) = self.normal.pop_front() {
-                        return Pushed::Displaced(crate::notify::truncate(&old.text(), 80));
+                        return Pushed::Displaced(crate::notify::truncate(&old.notice().text, 80));
                     }
                 }
                 Pushed::Queued
@@ -92,12 +95,12 @@ impl Outbox {
                 let joinable =
                     self.normal.iter_mut().rev().find(|e| e.group == Some(group)).filter(|e| e.lines.len() < MAX_LINES);
                 if let Some(entry) = joinable {
-                    entry.lines.push(text.to_string());
+                    entry.lines.push(notice);
                     return Pushed::Queued;
                 }
-                self.push_normal(Entry { group: Some(group), lines: vec![text.to_string()] })
+                self.push_normal(Entry { group: Some(group), lines: vec![notice] })
             }
-            Priority::Normal => self.push_normal(Entry { group: None, lines: vec![text.to_string()] }),
+            Priority::Normal => self.push_normal(Entry { group: None, lines: vec![notice] }),
         }
     }
 
@@ -110,13 +113,13 @@ impl Outbox {
     }
 
     /// The next message to send: critical ones first, then the rest in order.
-    pub fn pop(&mut self) -> Option<(String, Priority)> {
-        if let Some(text) = self.critical.pop_front() {
-            return Some((text, Priority::Critical));
+    pub fn pop(&mut self) -> Option<(Notice, Priority)> {
+        if let Some(notice) = self.critical.pop_front() {
+            return Some((notice, Priority::Critical));
         }
         self.normal.pop_front().map(|e| {
             let priority = e.group.map(Priority::Coalesced).unwrap_or(Priority::Normal);
-            (e.text(), priority)
+            (e.notice(), priority)
         })
     }
 }
@@ -126,7 +129,7 @@ mod tests {
     use super::*;
 
     fn drain(o: &mut Outbox) -> Vec<String> {
-        std::iter::from_fn(|| o.pop().map(|(t, _)| t)).collect()
+        std::iter::from_fn(|| o.pop().map(|(n, _)| n.text)).collect()
     }
 
     #[test]
@@ -149,7 +152,7 @@ mod tests {
     fn a_full_queue_of_critical_messages_never_drops_one() {
         let mut o = Outbox::new(2);
         for i in 0..10 {
-            assert_eq!(o.push(&format!("stop {i}"), Priority::Critical), Pushed::Queued);
+            assert_eq!(o.push(format!("stop {i}").as_str(), Priority::Critical), Pushed::Queued);
         }
         assert_eq!(drain(&mut o).len(), 10);
     }
@@ -159,7 +162,7 @@ mod tests {
         let mut o = Outbox::new(10);
         o.push("started", Priority::Normal);
         for i in 0..20 {
-            o.push(&format!("Fill {i}"), Priority::Coalesced("fills"));
+            o.push(format!("Fill {i}").as_str(), Priority::Coalesced("fills"));
         }
         o.push("Rejected 1", Priority::Coalesced("order rejections"));
         o.push("STOP", Priority::Critical);

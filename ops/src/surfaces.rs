@@ -17,7 +17,9 @@ use rust_decimal::prelude::ToPrimitive;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::chart::Charts;
 use crate::http::{self, ApiState, RunningHttp};
+use crate::notice::{Notice, Severity};
 use crate::notify::{self, DiscordNotifier, Notifications, Notifier, TelegramNotifier};
 use crate::secret::Secret;
 use crate::telegram::{self, TelegramBot};
@@ -39,6 +41,8 @@ pub struct Notifiers {
     workers: Vec<JoinHandle<()>>,
     /// The Telegram bot and its token, for the command runner once the engine runs.
     telegram: Option<(teloxide::Bot, Secret)>,
+    /// Where Discord's charts get bars and fills once the engine runs.
+    charts: Charts,
 }
 
 /// How long a start-up failure waits for its notification to go out.
@@ -54,6 +58,7 @@ impl Notifiers {
         let mut queues = Vec::new();
         let mut workers = Vec::new();
         let mut telegram = None;
+        let charts = Charts::default();
         let tg = &config.notify.telegram;
         if tg.enabled {
             match Secret::from_env(&tg.token_env) {
@@ -83,14 +88,14 @@ impl Notifiers {
                     "notify.discord is enabled but the webhook URL variable is not set: Discord is OFF"
                 ),
                 Some(url) => {
-                    let n: Arc<dyn Notifier> = Arc::new(DiscordNotifier::new(url));
+                    let n: Arc<dyn Notifier> = Arc::new(DiscordNotifier::new(url, Some(charts.clone())));
                     let (q, w) = notify::spawn_worker(n, capacity, interval);
                     queues.push(q);
                     workers.push(w);
                 }
             }
         }
-        Self { notifications: Notifications::new(queues), workers, telegram }
+        Self { notifications: Notifications::new(queues), workers, telegram, charts }
     }
 
     /// The fan-out to every notifier.
@@ -105,7 +110,9 @@ pub async fn notify_start_failure(notifications: &Notifications, reason: &anyhow
     if notifications.is_empty() {
         return;
     }
-    notifications.push(&format!("Keel failed to start: {reason:#}"), notify::Priority::Critical);
+    let text = format!("Keel failed to start: {reason:#}");
+    let notice = Notice::new("Keel failed to start", Severity::Critical, text, crate::summary::now_ms());
+    notifications.push_notice(notice, notify::Priority::Critical);
     if !notifications.sent_within(FAILURE_NOTICE_WAIT).await {
         tracing::warn!("the start-up failure notification was not sent in time");
     }
@@ -139,22 +146,22 @@ pub async fn start_with(config: &Config, handle: &EngineHandle, notifiers: Notif
         None
     };
 
-    let Notifiers { notifications, workers, telegram } = notifiers;
+    let Notifiers { notifications, workers, telegram, charts } = notifiers;
+    charts.set_engine(handle, config.engine.bar_interval.0);
     let bot = telegram
         .map(|(b, token)| TelegramBot::new(b, token, handle.clone(), config.clone()).spawn(shutdown_rx.clone()));
     // The engine announced `Started` before the surfaces subscribed: say it here.
     if !notifications.is_empty() {
         let state = handle.risk().await.map(|r| r.trading_state.as_str()).unwrap_or("unknown");
-        notifications.push(
-            &format!(
-                "Keel {} started: {}, venue {}, trading {state}, {} strategies",
-                env!("CARGO_PKG_VERSION"),
-                config.venue.mode.banner(),
-                handle.venue().name(),
-                handle.strategy_ids().len()
-            ),
-            notify::Priority::Normal,
+        let text = format!(
+            "Keel {} started: {}, venue {}, trading {state}, {} strategies",
+            env!("CARGO_PKG_VERSION"),
+            config.venue.mode.banner(),
+            handle.venue().name(),
+            handle.strategy_ids().len()
         );
+        let notice = Notice::new("Keel started", Severity::Info, text, crate::summary::now_ms());
+        notifications.push_notice(notice, notify::Priority::Normal);
     }
     let events = notify::spawn_events(handle.clone(), config.clone(), notifications.clone(), shutdown_rx);
     Ok(Surfaces { http, notifications, shutdown, events: Some(events), bot, workers })

@@ -340,7 +340,7 @@ fn spawn_replies(
                             last = format!("rate limited (retry after {}s)", wait.as_secs());
                             wait.min(MAX_REPLY_WAIT)
                         }
-                        NotifyError::Failed(reason) => {
+                        NotifyError::Failed(reason) | NotifyError::Unavailable(reason) => {
                             last = reason;
                             Duration::from_secs(1)
                         }

@@ -183,7 +183,8 @@ async fn discord(body: web::Json<Value>, fake: web::Data<Fake>) -> HttpResponse 
             .json(json!({"message": "You are being rate limited.", "retry_after": 0.3, "global": false}));
     }
     if let Ok(mut d) = fake.discord.lock() {
-        d.push(body["content"].as_str().unwrap_or_default().to_string());
+        // Embeds since the Discord charts work: the text is the embed's description.
+        d.push(body["embeds"][0]["description"].as_str().unwrap_or_default().to_string());
     }
     HttpResponse::NoContent().finish()
 }

@@ -15,11 +15,11 @@ use super::report::RoundTrip;
 static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
 /// The embedded font's family name (registered by [`register_font`]).
-pub(super) const FAMILY: &str = "keel-sans";
+pub(crate) const FAMILY: &str = "keel-sans";
 const MAX_POINTS: usize = 2_000;
 
 /// Registers the embedded font once; every chart calls it first.
-pub(super) fn register_font() -> Result<(), String> {
+pub(crate) fn register_font() -> Result<(), String> {
     let mut result = Ok(());
     REGISTER.call_once(|| {
         if plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_err() {
@@ -44,7 +44,7 @@ const TIME_OF_DAY_BELOW_MS: f64 = 8.0 * 86_400_000.0;
 /// How many decimals an axis over `lo..hi` with about `ticks` labels needs
 /// for neighbouring labels to differ (a 0.02 % drawdown over 5 labels needs
 /// 3; an equity axis over thousands needs none).
-pub(super) fn axis_decimals(lo: f64, hi: f64, ticks: usize) -> usize {
+pub(crate) fn axis_decimals(lo: f64, hi: f64, ticks: usize) -> usize {
     let step = (hi - lo).abs() / ticks.max(1) as f64;
     if !step.is_finite() || step <= 0.0 {
         return 2;
@@ -54,7 +54,7 @@ pub(super) fn axis_decimals(lo: f64, hi: f64, ticks: usize) -> usize {
 
 /// An axis label with `decimals` decimals; a value that rounds to zero is
 /// written without a sign.
-pub(super) fn axis_label(y: f64, decimals: usize) -> String {
+pub(crate) fn axis_label(y: f64, decimals: usize) -> String {
     let text = format!("{y:.decimals$}");
     if text.trim_start_matches('-').chars().all(|c| c == '0' || c == '.') {
         text.trim_start_matches('-').to_string()

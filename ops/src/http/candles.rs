@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use keel_core::market::Bar;
-use keel_core::venue::VenueError;
+use keel_core::venue::{Venue, VenueError};
 use keel_core::Symbol;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -115,7 +115,7 @@ pub(super) async fn candles(req: HttpRequest, state: web::Data<ApiState>, cache:
     let bars = match cache.get(&key, limit, Instant::now()) {
         Some(bars) => bars,
         None => {
-            let bars = recent_bars(&state, &key.0, ms, limit).await?;
+            let bars = recent_bars(state.handle.venue().as_ref(), &key.0, ms, limit).await.map_err(venue_error)?;
             cache.put(key, limit, bars.clone(), Instant::now());
             bars
         }
@@ -128,13 +128,17 @@ pub(super) async fn candles(req: HttpRequest, state: web::Data<ApiState>, cache:
 /// clock. Never a "most recent" request (no start): the Binance adapter takes
 /// those as a strategy's warm-up and moves the mark its market stream
 /// backfills from, so a console page loaded while the stream resubscribes
-/// could make the strategy skip bars.
-async fn recent_bars(state: &ApiState, symbol: &Symbol, interval_ms: i64, limit: usize) -> Result<Vec<Bar>, ApiError> {
-    let venue = state.handle.venue();
-    let now = venue.server_time().await.map_err(venue_error)?;
+/// could make the strategy skip bars. The Discord charts use it too.
+pub(crate) async fn recent_bars(
+    venue: &dyn Venue,
+    symbol: &Symbol,
+    interval_ms: i64,
+    limit: usize,
+) -> Result<Vec<Bar>, VenueError> {
+    let now = venue.server_time().await?;
     // `limit` whole bars back plus the one still open (dropped as not closed).
     let start = now - interval_ms * (limit as i64 + 1);
-    let mut bars = venue.klines(symbol, interval_ms, Some(start), limit + 2).await.map_err(venue_error)?;
+    let mut bars = venue.klines(symbol, interval_ms, Some(start), limit + 2).await?;
     let extra = bars.len().saturating_sub(limit);
     bars.drain(..extra);
     Ok(bars)
