@@ -298,11 +298,6 @@ impl Notifications {
         Self { queues }
     }
 
-    /// Enqueues `text` for every notifier.
-    pub fn push(&self, text: &str, priority: Priority) {
-        self.push_notice(Notice::from(text), priority);
-    }
-
     /// Enqueues `notice` for every notifier.
     pub fn push_notice(&self, notice: Notice, priority: Priority) {
         for q in &self.queues {
