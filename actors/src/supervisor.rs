@@ -357,7 +357,7 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
     }
     for (strategy, map) in reconciled.account.strategy_positions() {
         for (symbol, qty) in map {
-            risk_engine.restore_strategy_position(strategy.clone(), symbol.clone(), *qty, None);
+            risk_engine.restore_strategy_position(strategy.clone(), symbol, qty, None);
         }
     }
     risk_engine.on_balances(&balances);

@@ -1,6 +1,8 @@
 //! The account as Keel's recorded fills make it: per symbol the net position
 //! (net of commissions paid in the base asset), its average price, realized
-//! PnL and the fees paid by asset; per strategy its net quantity per symbol.
+//! PnL and the fees paid by asset; per strategy and symbol a [`Position`] of
+//! its own fills (net quantity, average price, realized PnL and fees), so each
+//! strategy's PnL is exact over the whole history the account was built from.
 //!
 //! Plain synchronous code fed one fill at a time, so start-up, `keel state`,
 //! the live engine and the backtest all derive the same numbers from the same
@@ -34,10 +36,34 @@ pub struct Holding {
 
 /// The account derived from fills.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "crate::account_migration::AccountRepr")]
 pub struct Account {
-    holdings: BTreeMap<Symbol, Holding>,
-    strategies: BTreeMap<StrategyId, BTreeMap<Symbol, Decimal>>,
-    fills_applied: u64,
+    pub(crate) holdings: BTreeMap<Symbol, Holding>,
+    pub(crate) strategies: BTreeMap<StrategyId, BTreeMap<Symbol, Position>>,
+    pub(crate) fills_applied: u64,
+    pub(crate) strategy_ledgers: StrategyLedgers,
+}
+
+/// What the per-strategy ledgers' realized PnL and fees cover.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StrategyLedgers {
+    /// Every fill the account was built from.
+    #[default]
+    Complete,
+    /// Only fills from this time on (ms since the epoch): the account came
+    /// from a checkpoint written before Keel kept per-strategy ledgers and
+    /// the journal no longer held every fill before it, so PnL before this
+    /// time is unknown. Quantities are exact; the cost of what was held then
+    /// is the symbol's average price.
+    Since {
+        /// When the ledgers start.
+        ts_ms: i64,
+    },
+    /// Loaded from such an old checkpoint and not yet rebuilt from the
+    /// journal ([`AccountCheckpoint::bring_forward`] rebuilds it): only the
+    /// net quantities are known.
+    NotRebuilt,
 }
 
 impl Account {
@@ -60,8 +86,12 @@ impl Account {
                 None => *holding.fees.entry(fill.fee_asset.clone()).or_default() += fill.fee,
             }
         }
-        *self.strategies.entry(fill.strategy_id.clone()).or_default().entry(fill.symbol.clone()).or_default() +=
-            fill.position_delta(base);
+        self.strategies
+            .entry(fill.strategy_id.clone())
+            .or_default()
+            .entry(fill.symbol.clone())
+            .or_insert_with(|| Position::flat(fill.symbol.clone()))
+            .apply_fill(fill, base, quote);
         holding.position.apply_fill(fill, base, quote)
     }
 
@@ -81,8 +111,22 @@ impl Account {
     }
 
     /// Each strategy's net quantity per symbol.
-    pub fn strategy_positions(&self) -> &BTreeMap<StrategyId, BTreeMap<Symbol, Decimal>> {
-        &self.strategies
+    pub fn strategy_positions(&self) -> BTreeMap<StrategyId, BTreeMap<Symbol, Decimal>> {
+        self.strategies
+            .iter()
+            .map(|(id, book)| (id.clone(), book.iter().map(|(s, p)| (s.clone(), p.qty)).collect()))
+            .collect()
+    }
+
+    /// One strategy's positions (its own fills only), by symbol; empty when
+    /// it never traded.
+    pub fn strategy_ledger(&self, strategy: &str) -> Vec<Position> {
+        self.strategies.get(strategy).map(|book| book.values().cloned().collect()).unwrap_or_default()
+    }
+
+    /// What the per-strategy ledgers' realized PnL and fees cover.
+    pub fn strategy_ledgers(&self) -> StrategyLedgers {
+        self.strategy_ledgers
     }
 
     /// How many fills made this account.
@@ -167,7 +211,9 @@ impl AccountWriter {
         let (base, quote) = self.assets.legs(fill);
         let mut live = self.write();
         let account = &mut live.account;
+        let own = account.strategies.get(&fill.strategy_id).and_then(|book| book.get(&fill.symbol));
         if account.position(&fill.symbol).is_some_and(|p| !p.fits(fill))
+            || own.is_some_and(|p| !p.fits(fill))
             || !Position::flat(fill.symbol.clone()).fits(fill)
         {
             return None;
@@ -220,7 +266,13 @@ impl AccountView {
 
     /// A strategy's own net quantity in `symbol`.
     pub fn strategy_held(&self, strategy: &str, symbol: &str) -> Decimal {
-        self.read(|a| a.strategies.get(strategy).and_then(|m| m.get(symbol)).copied().unwrap_or_default())
+        self.read(|a| a.strategies.get(strategy).and_then(|m| m.get(symbol)).map(|p| p.qty).unwrap_or_default())
+    }
+
+    /// One strategy's positions (its own fills only), by symbol, and what
+    /// their realized PnL and fees cover.
+    pub fn strategy_ledger(&self, strategy: &str) -> (Vec<Position>, StrategyLedgers) {
+        self.read(|a| (a.strategy_ledger(strategy), a.strategy_ledgers))
     }
 
     /// The position in `symbol`, if it ever traded.
@@ -289,10 +341,47 @@ impl AccountCheckpoint {
     ) -> StoreResult<BroughtForward> {
         let previous = store.checkpoint()?;
         let mut current = previous.clone().unwrap_or_default();
-        let fills = store.fills_after(current.fill_seq)?;
+        let fills = if current.account.strategy_ledgers == StrategyLedgers::NotRebuilt {
+            let journal = store.fills_after(0)?;
+            current.rebuild_strategy_ledgers(&journal, &assets);
+            journal
+        } else {
+            store.fills_after(current.fill_seq)?
+        };
+        let replayed = fills.iter().filter(|(seq, _)| *seq > current.fill_seq).count();
         current.advance(&fills, assets);
         current.ts_ms = now_ms;
-        Ok(BroughtForward { previous, current, replayed: fills.len() })
+        Ok(BroughtForward { previous, current, replayed })
+    }
+
+    /// Rebuilds the per-strategy ledgers of a checkpoint written before Keel
+    /// kept them, by replaying the journal's fills up to the checkpoint. When
+    /// the journal does not hold exactly the fills the checkpoint was built
+    /// from (history lost), the ledgers keep the known quantities at the
+    /// symbol's average price and start at the checkpoint's time: PnL before
+    /// it is unknown, and the status says so rather than show a wrong number.
+    fn rebuild_strategy_ledgers(&mut self, journal: &[(u64, Fill)], assets: &impl Fn(&Fill) -> (String, String)) {
+        let mut replay = Account::new();
+        for (_, fill) in journal.iter().take_while(|(seq, _)| *seq <= self.fill_seq) {
+            let (base, quote) = assets(fill);
+            replay.apply_fill(fill, &base, &quote);
+        }
+        let account = &mut self.account;
+        if replay.fills_applied == account.fills_applied
+            && replay.strategy_positions() == account.strategy_positions()
+        {
+            account.strategies = replay.strategies;
+            account.strategy_ledgers = StrategyLedgers::Complete;
+            return;
+        }
+        for book in account.strategies.values_mut() {
+            for (symbol, p) in book.iter_mut() {
+                let cost = account.holdings.get(symbol).map(|h| h.position.avg_price).unwrap_or_default();
+                let avg_price = if p.qty.is_zero() { Decimal::ZERO } else { cost };
+                *p = Position { qty: p.qty, avg_price, ..Position::flat(symbol.clone()) };
+            }
+        }
+        account.strategy_ledgers = StrategyLedgers::Since { ts_ms: self.ts_ms };
     }
 
     /// Writes this checkpoint durably, keeping the last checkpoint of each
@@ -391,5 +480,97 @@ mod tests {
         assert_eq!(a.strategy_positions()[&StrategyId::new("grid")][&Symbol::new("BTCUSDT")], d("1.499"));
         assert_eq!(a.strategy_positions()[&StrategyId::new("sma")][&Symbol::new("BTCUSDT")], d("2"));
         assert_eq!(a.fills_applied(), 4);
+    }
+
+    fn priced(strategy: &str, side: Side, price: &str, qty: &str, fee: &str) -> Fill {
+        Fill { price: d(price), ..fill(strategy, side, qty, fee, "USDT") }
+    }
+
+    /// (strategy, realized, fees, qty, avg) per strategy after the fills.
+    type Expect = [(&'static str, &'static str, &'static str, &'static str, &'static str)];
+
+    #[test]
+    fn each_strategy_keeps_its_own_ledger_and_they_sum_to_the_symbol() {
+        use Side::*;
+        let cases: Vec<(&str, Vec<Fill>, &Expect)> = vec![
+            (
+                "opposite sides: each realizes on its own cost, not the netted symbol's",
+                vec![
+                    priced("grid", Buy, "100", "2", "0.2"),
+                    priced("sma", Sell, "110", "1", "0.11"),
+                    priced("grid", Sell, "120", "1", "0.12"),
+                    priced("sma", Buy, "90", "1", "0.09"),
+                ],
+                &[("grid", "20", "0.32", "1", "100"), ("sma", "20", "0.20", "0", "0")],
+            ),
+            (
+                "same side, different entries",
+                vec![
+                    priced("grid", Buy, "100", "1", "0.1"),
+                    priced("sma", Buy, "200", "1", "0.2"),
+                    priced("grid", Sell, "150", "1", "0.15"),
+                    priced("sma", Sell, "150", "1", "0.15"),
+                ],
+                &[("grid", "50", "0.25", "0", "0"), ("sma", "-50", "0.35", "0", "0")],
+            ),
+            (
+                "offsetting strategies both flat: realized sums exactly",
+                vec![
+                    priced("grid", Buy, "100", "2", "0.2"),
+                    priced("sma", Sell, "110", "1", "0.11"),
+                    priced("grid", Sell, "120", "2", "0.24"),
+                    priced("sma", Buy, "90", "1", "0.09"),
+                ],
+                &[("grid", "40", "0.44", "0", "0"), ("sma", "20", "0.20", "0", "0")],
+            ),
+            (
+                "one strategy only",
+                vec![priced("grid", Buy, "100", "3", "0"), priced("grid", Sell, "101", "1", "0.101")],
+                &[("grid", "1", "0.101", "2", "100")],
+            ),
+        ];
+        for (name, fills, expect) in cases {
+            let mut a = Account::new();
+            for f in &fills {
+                a.apply_fill(f, "BTC", "USDT");
+            }
+            let mark = d("105");
+            let (mut realized, mut fees, mut total) = (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
+            for (strategy, r, f, qty, avg) in expect {
+                let ledger = a.strategy_ledger(strategy);
+                assert_eq!(ledger.len(), 1, "{name}: {strategy} has one symbol");
+                let p = &ledger[0];
+                let got = (p.realized_pnl, p.fees, p.qty, p.avg_price);
+                assert_eq!(got, (d(r), d(f), d(qty), d(avg)), "{name}: {strategy}");
+                realized += p.realized_pnl;
+                fees += p.fees;
+                total += p.realized_pnl + p.unrealized_pnl(mark);
+            }
+            let symbol = a.position("BTCUSDT").unwrap();
+            assert_eq!(fees, symbol.fees, "{name}: fees sum to the symbol's");
+            // Realized plus unrealized always sums to the symbol's; realized
+            // alone differs by what one strategy's open cost nets against
+            // another's, so it sums exactly once every strategy is flat.
+            assert_eq!(total, symbol.realized_pnl + symbol.unrealized_pnl(mark), "{name}: total PnL sums");
+            if a.strategies.values().flat_map(|b| b.values()).all(Position::is_flat) {
+                assert_eq!(realized, symbol.realized_pnl, "{name}: realized sums to the symbol's");
+            }
+            assert_eq!(a.strategy_ledgers(), StrategyLedgers::Complete);
+        }
+    }
+
+    #[test]
+    fn the_old_checkpoint_form_loads_with_its_quantities_and_awaits_a_rebuild() {
+        let mut a = Account::new();
+        a.apply_fill(&fill("grid", Side::Buy, "2", "0", "USDT"), "BTC", "USDT");
+        let mut json = serde_json::to_value(&a).unwrap();
+        json["strategies"]["grid"]["BTCUSDT"] = serde_json::json!("2");
+        json.as_object_mut().unwrap().remove("strategy_ledgers");
+        let old: Account = serde_json::from_value(json).unwrap();
+        assert_eq!(old.strategy_ledgers(), StrategyLedgers::NotRebuilt);
+        assert_eq!(old.strategy_positions(), a.strategy_positions());
+        assert_eq!(old.holdings, a.holdings);
+        let new: Account = serde_json::from_value(serde_json::to_value(&a).unwrap()).unwrap();
+        assert_eq!(new, a, "the current form round-trips");
     }
 }

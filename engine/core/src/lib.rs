@@ -11,6 +11,7 @@
 //! build on this one.
 
 pub mod account;
+mod account_migration;
 pub mod balance;
 pub mod clock;
 pub mod config;
