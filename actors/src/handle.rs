@@ -29,6 +29,7 @@ use crate::prices::PriceBoard;
 use crate::risk_guard::{RiskGuard, RiskStatus};
 use crate::store_writer::StoreWriter;
 use crate::strategy_host::{StrategyHost, StrategyStatus};
+use crate::strategy_pnl::StrategyPnl;
 use crate::supervisor::Supervisor;
 
 /// An engine command failed.
@@ -90,6 +91,7 @@ pub(crate) struct Parts {
     pub venue: Arc<dyn Venue>,
     pub started: Instant,
     pub assets: keel_core::account::Assets,
+    pub account: keel_core::account::AccountView,
 }
 
 /// A cheap-to-clone handle to a running engine.
@@ -139,11 +141,13 @@ impl EngineHandle {
         self.parts.hosts.keys().cloned().collect()
     }
 
-    /// Every strategy's status.
+    /// Every strategy's status, with its PnL from the account's ledger.
     pub async fn strategies(&self) -> Result<Vec<StrategyStatus>, CommandError> {
         let mut out = Vec::new();
         for h in self.parts.hosts.values() {
-            out.push(h.send(GetStrategyStatus).await?);
+            let mut status = h.send(GetStrategyStatus).await?;
+            status.pnl = StrategyPnl::of(&self.parts.account, &self.parts.prices, &status.id);
+            out.push(status);
         }
         Ok(out)
     }

@@ -26,6 +26,7 @@ pub mod reconcile;
 pub mod risk_guard;
 pub mod store_writer;
 pub mod strategy_host;
+pub mod strategy_pnl;
 pub mod supervisor;
 
 pub use error::{EmergencyStopError, FailureClass, StartupError};

@@ -52,6 +52,37 @@ pub struct PortfolioSnapshot {
     pub fees: Decimal,
 }
 
+/// Positions marked at the price board's latest prices, with their totals
+/// (the portfolio's whole account, or one strategy's own ledger).
+#[derive(Debug, Clone, Default)]
+pub struct Marked {
+    /// Each position with its mark.
+    pub positions: Vec<PositionView>,
+    /// Realized PnL summed over the positions.
+    pub realized_pnl: Decimal,
+    /// Unrealized PnL summed over the positions with a known mark.
+    pub unrealized_pnl: Decimal,
+    /// Fees summed over the positions.
+    pub fees: Decimal,
+}
+
+impl Marked {
+    /// Marks `positions` at the latest prices. Sums saturate: an absurd
+    /// amount must not panic the caller valuing it.
+    pub fn at(prices: &PriceBoard, positions: Vec<Position>) -> Self {
+        let mut out = Self::default();
+        for p in positions {
+            let mark = prices.get(&p.symbol).map(|e| e.price);
+            let upnl = mark.map(|m| p.unrealized_pnl(m));
+            out.realized_pnl = out.realized_pnl.saturating_add(p.realized_pnl);
+            out.fees = out.fees.saturating_add(p.fees);
+            out.unrealized_pnl = out.unrealized_pnl.saturating_add(upnl.unwrap_or_default());
+            out.positions.push(PositionView { position: p, mark, unrealized_pnl: upnl });
+        }
+        out
+    }
+}
+
 /// Receives the equity every time it is re-marked (the risk protections).
 pub type EquityListener = Recipient<EquityMarked>;
 
@@ -100,30 +131,15 @@ impl Portfolio {
     }
 
     fn snapshot(&self) -> PortfolioSnapshot {
-        let mut realized = Decimal::ZERO;
-        let mut unrealized = Decimal::ZERO;
-        let mut fees = Decimal::ZERO;
-        let positions = self
-            .account
-            .positions()
-            .into_iter()
-            .map(|p| {
-                let mark = self.prices.get(&p.symbol).map(|e| e.price);
-                let upnl = mark.map(|m| p.unrealized_pnl(m));
-                realized = realized.saturating_add(p.realized_pnl);
-                fees = fees.saturating_add(p.fees);
-                unrealized = unrealized.saturating_add(upnl.unwrap_or_default());
-                PositionView { position: p, mark, unrealized_pnl: upnl }
-            })
-            .collect();
+        let marked = Marked::at(&self.prices, self.account.positions());
         PortfolioSnapshot {
-            positions,
+            positions: marked.positions,
             balances: self.account.with_balances(|b| b.cloned()).unwrap_or_default(),
             equity: self.equity(),
             quote_asset: self.quote_asset.clone(),
-            realized_pnl: realized,
-            unrealized_pnl: unrealized,
-            fees,
+            realized_pnl: marked.realized_pnl,
+            unrealized_pnl: marked.unrealized_pnl,
+            fees: marked.fees,
         }
     }
 

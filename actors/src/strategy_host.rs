@@ -16,6 +16,7 @@ use tokio::sync::broadcast;
 
 use crate::deliver;
 use crate::events::EngineEvent;
+use crate::strategy_pnl::StrategyPnl;
 use crate::messages::{
     CancelOrder, FillRecorded, GetStrategyStatus, IntentSubmitted, MarketTick, OrderUpdated, SetPaused, SignalReceived,
 };
@@ -34,6 +35,11 @@ pub struct StrategyStatus {
     pub paused: bool,
     /// Why it was paused by a failure, if it was.
     pub failure: Option<String>,
+    /// Its PnL from the engine's own ledger (filled in by
+    /// [`crate::handle::EngineHandle::strategies`], which holds the account
+    /// and the prices).
+    #[serde(flatten)]
+    pub pnl: StrategyPnl,
 }
 
 /// Where a host sends what its strategy asks for, fixed at construction.
@@ -195,6 +201,7 @@ impl Handler<GetStrategyStatus> for StrategyHost {
             symbols: self.runner.symbols().to_vec(),
             paused: self.runner.is_paused(),
             failure: self.runner.failure().map(str::to_string),
+            pnl: StrategyPnl::default(),
         })
     }
 }

@@ -346,6 +346,7 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
     // The one account: the router writes it as fills are recorded; the risk
     // guard, the strategies and the portfolio read it.
     let account = AccountWriter::new(reconciled.account.clone(), Assets::of(&instruments));
+    let account_view = account.view();
     let balances: Vec<_> = reconciled.balances.assets.values().cloned().collect();
     account.apply_balances(&balances, now);
     let mut risk_engine = RiskEngine::new(risk_config, instruments.clone()).with_account(account.view());
@@ -545,5 +546,6 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
         venue,
         started: Instant::now(),
         assets,
+        account: account_view,
     }))
 }
