@@ -12,7 +12,6 @@
 (() => {
   const TOKEN_KEY = 'keel.console.token';
   const MAX_FILLS = 200;
-  const JOURNAL = 5000;
   const MAX_LOG = 100;
   const FINAL = new Set(['filled', 'canceled', 'rejected', 'expired']);
 
@@ -31,7 +30,6 @@
     interval: 60,
     eventsAvailable: true,
     equityServed: false,
-    journal: [],
     lastPrice: new Map(),
   };
 
@@ -341,47 +339,26 @@
     fillRows($('fills').tBodies[0], st.fills.map((f) => fillRow(f, false)), 'no fills yet', 7);
   }
 
-  /** Each strategy's PnL estimated from the trade journal the page read
-   *  (`st.journal`, oldest first): average-cost realized PnL per strategy and
-   *  symbol, the open rest marked at the position's mark, minus fees in the
-   *  quote asset. The engine keeps PnL per symbol, not per strategy, so this
-   *  is the page's own figure (floating point, for display), shown as such. */
-  function strategyPnl() {
-    const marks = new Map(((st.status && st.status.portfolio && st.status.portfolio.positions) || []).map((p) => [p.symbol, Number(p.mark)]));
-    const books = new Map();
-    for (const f of st.journal) {
-      const k = `${f.strategy_id} ${f.symbol}`;
-      const b = books.get(k) || { strategy: f.strategy_id, symbol: f.symbol, q: 0, avg: 0, realized: 0, fees: 0 };
-      books.set(k, b);
-      const price = Number(f.price); const fee = Number(f.fee);
-      const baseFee = f.fee_asset && f.symbol.startsWith(f.fee_asset);
-      let qty = Number(f.qty);
-      b.fees += baseFee ? fee * price : fee;
-      let delta = f.side === 'BUY' ? qty : -qty;
-      if (baseFee) delta -= fee;
-      if (b.q !== 0 && Math.sign(delta) !== Math.sign(b.q)) {
-        const closed = Math.min(Math.abs(delta), Math.abs(b.q));
-        b.realized += closed * (price - b.avg) * Math.sign(b.q);
-        b.q += Math.sign(delta) * closed;
-        delta -= Math.sign(delta) * closed;
-        if (Math.abs(b.q) < 1e-12) { b.q = 0; b.avg = 0; }
-      }
-      if (delta !== 0) {
-        b.avg = (b.avg * Math.abs(b.q) + price * Math.abs(delta)) / (Math.abs(b.q) + Math.abs(delta));
-        b.q += delta;
-      }
-    }
-    const out = new Map();
-    for (const b of books.values()) {
-      const mark = marks.get(b.symbol);
-      const unrealized = b.q !== 0 && Number.isFinite(mark) ? b.q * (mark - b.avg) : 0;
-      out.set(b.strategy, (out.get(b.strategy) || 0) + b.realized + unrealized - b.fees);
-    }
-    return out;
+  /** A strategy's PnL as the engine keeps it (its own ledger over every
+   *  fill, unrealized marked at the latest prices): realized + unrealized −
+   *  fees, summed in floating point for display only. `null` when the engine
+   *  does not know its realized PnL (a ledger not rebuilt yet). */
+  function strategyPnl(s) {
+    if (s.realized_pnl === null || s.realized_pnl === undefined || s.fees === null || s.fees === undefined) return null;
+    return Number(s.realized_pnl) + Number(s.unrealized_pnl || 0) - Number(s.fees);
+  }
+
+  /** The strategy's PnL cell: the net figure, its parts in the tooltip, and
+   *  since when it counts when that is not the strategy's first fill. */
+  function pnlCell(s) {
+    const pnl = strategyPnl(s);
+    const parts = `realized ${dec(s.realized_pnl, 2)}, unrealized ${dec(s.unrealized_pnl, 2)}, fees ${dec(s.fees, 4)}`;
+    const since = s.pnl_since ? ` — counted since ${s.pnl_since} (earlier history is not in the journal)` : '';
+    return el('td', { class: `mono ${signClass(pnl || 0)}`, title: parts + since },
+      pnl === null ? '–' : pnl.toFixed(2) + (s.pnl_since ? ' *' : ''));
   }
 
   function renderStrategies() {
-    const pnl = strategyPnl();
     const usage = new Map(((st.status && st.status.risk && st.status.risk.snapshot && st.status.risk.snapshot.usage && st.status.risk.snapshot.usage.strategies) || []).map((u) => [u.strategy, u]));
     const rows = st.strategies.map((s) => {
       const u = usage.get(s.id) || {};
@@ -390,8 +367,7 @@
       return el('tr', { 'data-strategy': s.id },
         el('td', {}, s.id), el('td', {}, s.kind), el('td', {}, (s.symbols || []).join(', ')),
         el('td', { class: cls }, state),
-        el('td', { class: signClass(pnl.get(s.id) || 0), title: `estimated from the last ${st.journal.length} fills of the journal` },
-          pnl.has(s.id) ? (pnl.get(s.id)).toFixed(2) : '–'),
+        pnlCell(s),
         el('td', {}, u.orders_last_minute ?? '–'), el('td', {}, u.open_orders ?? '–'),
         el('td', {}, s.paused
           ? el('button', { class: 'small', type: 'button', onclick: () => setPaused(s.id, false) }, 'Resume')
@@ -610,14 +586,11 @@
 
   /** The slower-moving parts: equity history, PnL, audit log. */
   async function refreshSlow() {
-    const [equity, pnl, audit, journal] = await Promise.all([
+    const [equity, pnl, audit] = await Promise.all([
       api('/api/v1/equity?limit=1440', { optional: true }),
       api('/api/v1/pnl', { optional: true }),
       api('/api/v1/audit?limit=20', { optional: true }),
-      api(`/api/v1/trades?limit=${JOURNAL}`),
     ]);
-    st.journal = journal.slice().sort((a, b) => a.ts_ms - b.ts_ms);
-    renderStrategies();
     renderEquity(equity);
     renderPnl(pnl);
     if (audit !== null) renderAudit(audit.records || []);
@@ -681,8 +654,6 @@
       case 'fill': {
         if (st.fills.some((f) => String(f.trade_id) === String(data.trade_id))) break;
         st.fills.unshift(data);
-        st.journal.push(data);
-        if (st.journal.length > JOURNAL) st.journal.shift();
         if (st.fills.length > MAX_FILLS) st.fills.pop();
         const tbody = $('fills').tBodies[0];
         const empty = tbody.querySelector('td.empty');
