@@ -16,11 +16,11 @@ use tokio::sync::broadcast;
 
 use crate::deliver;
 use crate::events::EngineEvent;
-use crate::strategy_pnl::StrategyPnl;
 use crate::messages::{
     CancelOrder, FillRecorded, GetStrategyStatus, IntentSubmitted, MarketTick, OrderUpdated, SetPaused, SignalReceived,
 };
 use crate::metrics::metrics;
+use crate::strategy_pnl::StrategyPnl;
 
 /// What a host reports about its strategy.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -799,3 +799,88 @@ async fn the_venue_mode_is_in_the_status_the_metrics_and_the_start_up_lines() {
     let running = line("keel running").unwrap_or_default();
     assert_eq!(running["venue_mode"], "sandbox", "{running}");
 }
+
+/// What `strategy` holds by the journal of the engine `r` (its fills'
+/// quantities, net of commissions paid in the base asset).
+async fn held_by(r: &Running, strategy: &str) -> rust_decimal::Decimal {
+    let (_, body) = get(r, "/api/v1/trades?limit=1000", Some(TOKEN)).await;
+    let fills = json_of(&body);
+    let mut held = rust_decimal::Decimal::ZERO;
+    for f in fills.as_array().into_iter().flatten().filter(|f| f["strategy_id"] == strategy) {
+        let qty = dec_of(&f["qty"]);
+        held += if f["side"] == "BUY" { qty } else { -qty };
+        if f["fee_asset"] == "BTC" {
+            held -= dec_of(&f["fee"]);
+        }
+    }
+    held
+}
+
+fn dec_of(v: &Value) -> rust_decimal::Decimal {
+    v.as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("a decimal string: {v}"))
+}
+
+#[actix_rt::test]
+async fn strategies_carry_the_engines_own_pnl_and_it_adds_up_to_the_portfolios() {
+    // Two webhook strategies on one symbol and nothing else trading, so every
+    // fill is the test's.
+    let sma = "[[strategy]]\nid = \"btc_sma\"\nkind = \"sma_cross\"\nsymbol = \"BTCUSDT\"\nparams = { fast = 5, slow = 20, qty = \"0.01\" }\n";
+    let base = BASE.replace(sma, "")
+        + "\n[[strategy]]\nid = \"tv2\"\nkind = \"webhook\"\nsymbol = \"BTCUSDT\"\nparams = { qty = \"0.01\" }\n";
+    assert!(!base.contains("btc_sma"), "the sma strategy is left out");
+    std::env::set_var(TOKEN_ENV, TOKEN);
+    std::env::set_var(SECRET_ENV, SECRET);
+    let r = start(&format!(
+        "{base}\n[http]\nlisten = \"127.0.0.1:0\"\ntoken_env = \"{TOKEN_ENV}\"\nwebhook_secret_env = \"{SECRET_ENV}\"\nrate_limit_per_minute = 100000\nrate_limit_burst = 10000\n"
+    ))
+    .await;
+    assert!(eventually(10, || async { r.handle.prices().get("BTCUSDT").is_some() }).await);
+    let path = "/api/v1/webhook/tradingview";
+    // Both buy at different prices; tv sells part (realizing on its own
+    // cost); then both close, so every strategy ends flat.
+    // Each step waits until the journal shows the strategy holding what the
+    // step leaves (an order may fill in parts).
+    let d = |s: &str| s.parse::<rust_decimal::Decimal>().unwrap_or_default();
+    let steps = [
+        ("tv", "buy", Some("0.02"), (d("0.019"), d("1"))),
+        ("tv2", "buy", None, (d("0.009"), d("1"))),
+        ("tv", "sell", Some("0.01"), (d("0.009"), d("0.011"))),
+        ("tv", "close", None, (d("0"), d("0"))),
+        ("tv2", "close", None, (d("0"), d("0"))),
+    ];
+    for (i, (strategy, action, qty, (low, high))) in steps.into_iter().enumerate() {
+        let mut alert = json!({"secret": SECRET, "strategy_id": strategy, "symbol": "BTCUSDT", "action": action, "id": format!("pnl-{i}")});
+        if let Some(q) = qty {
+            alert["qty"] = json!(q);
+        }
+        let (status, body) = post(&r, path, None, Some(&alert.to_string())).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{strategy} {action}: {body}");
+        let done = eventually(10, || async {
+            let held = held_by(&r, strategy).await;
+            low <= held && held <= high
+        })
+        .await;
+        assert!(done, "{strategy} {action} filled: holds {}", held_by(&r, strategy).await);
+    }
+
+    let (status, body) = get(&r, "/api/v1/strategies", Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::OK);
+    let strategies = json_of(&body);
+    let list = strategies.as_array().unwrap_or_else(|| panic!("an array: {body}"));
+    assert_eq!(list.len(), 2, "{body}");
+    let (mut realized, mut fees) = (rust_decimal::Decimal::ZERO, rust_decimal::Decimal::ZERO);
+    for s in list {
+        let (r_pnl, fee, upnl) = (dec_of(&s["realized_pnl"]), dec_of(&s["fees"]), dec_of(&s["unrealized_pnl"]));
+        assert!(fee > rust_decimal::Decimal::ZERO, "{}: paid fees: {s}", s["id"]);
+        assert!(r_pnl != rust_decimal::Decimal::ZERO, "{}: realized something on a round trip: {s}", s["id"]);
+        assert_eq!(upnl, rust_decimal::Decimal::ZERO, "{}: flat, nothing unrealized: {s}", s["id"]);
+        assert!(s["pnl_since"].is_null(), "the whole history counts: {s}");
+        realized += r_pnl;
+        fees += fee;
+    }
+    let (_, body) = get(&r, "/api/v1/status", Some(TOKEN)).await;
+    let portfolio = &json_of(&body)["portfolio"];
+    assert_eq!(realized, dec_of(&portfolio["realized_pnl"]), "realized sums to the portfolio's: {body}");
+    assert_eq!(fees, dec_of(&portfolio["fees"]), "fees sum to the portfolio's: {body}");
+    r.stop().await;
+}

@@ -367,8 +367,7 @@ impl AccountCheckpoint {
             replay.apply_fill(fill, &base, &quote);
         }
         let account = &mut self.account;
-        if replay.fills_applied == account.fills_applied
-            && replay.strategy_positions() == account.strategy_positions()
+        if replay.fills_applied == account.fills_applied && replay.strategy_positions() == account.strategy_positions()
         {
             account.strategies = replay.strategies;
             account.strategy_ledgers = StrategyLedgers::Complete;
