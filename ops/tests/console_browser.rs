@@ -441,10 +441,16 @@ async fn the_console_loads_offline_unlocks_and_follows_the_engine_live() {
     let log = browser_log(&driver, &c).await;
     assert_eq!(errors(&log, &[]), Vec::<String>::new(), "console errors after unlocking");
 
-    // The webhook strategy's PnL (the page's estimate from the journal) is a figure.
-    let pnl =
-        until(&c, 5, "tv's PnL", "document.querySelector('#strategies tr[data-strategy=tv]')?.cells[4].textContent")
-            .await;
+    // The webhook strategy's PnL is the engine's: a figure, with the
+    // engine's own fees for tv in its breakdown (fees move only on fills,
+    // and only this test makes tv's).
+    let strategies = r.handle.strategies().await.expect("strategies");
+    let tv = strategies.iter().find(|s| s.id.as_str() == "tv").expect("tv");
+    let fees = tv.pnl.fees.expect("tv's fees are known").trunc_with_scale(4).normalize();
+    let js = format!(
+        "(() => {{ const c = document.querySelector('#strategies tr[data-strategy=tv]')?.cells[4]; return c && c.title.includes('fees {fees}') && c.textContent; }})()"
+    );
+    let pnl = until(&c, 5, "tv's PnL from the engine", &js).await;
     let pnl = pnl.as_str().unwrap_or_default().to_string();
     assert!(pnl.parse::<f64>().is_ok_and(f64::is_finite), "tv's PnL: {pnl}");
     // The position follows the fill (re-read after the event, no reload).
