@@ -141,7 +141,12 @@ impl RestClient {
     }
 
     /// A GET of `path` (under [`BROKERAGE`]) with query pairs (repeated keys for arrays).
-    pub async fn get<T: DeserializeOwned>(&self, kind: Kind, path: &str, query: &[(&str, String)]) -> Result<T, VenueError> {
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        kind: Kind,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, VenueError> {
         self.call(Method::GET, kind, path, query, None::<&()>).await
     }
 
@@ -317,7 +322,8 @@ mod tests {
             assert_eq!(classify(status, body, None).code(), want, "{status} {body}");
         }
         assert_eq!(classify(429, "", Some(2000)), VenueError::RateLimited { retry_after_ms: 2000 });
-        let VenueError::Rejected { code, reason } = classify(400, r#"{"error":"INVALID_ARGUMENT","message":"bad"}"#, None)
+        let VenueError::Rejected { code, reason } =
+            classify(400, r#"{"error":"INVALID_ARGUMENT","message":"bad"}"#, None)
         else {
             panic!("a 400 is a rejection")
         };

@@ -224,7 +224,10 @@ impl Shared {
             for p in &page.products {
                 match instrument_of(p) {
                     Ok(i) => {
-                        map.insert(i.symbol.clone(), ProductRules { instrument: i.clone(), restrictions: restrictions_of(p) });
+                        map.insert(
+                            i.symbol.clone(),
+                            ProductRules { instrument: i.clone(), restrictions: restrictions_of(p) },
+                        );
                         out.push(i);
                     }
                     Err(e) => tracing::debug!(error = %e, "coinbase: product skipped"),
@@ -259,7 +262,12 @@ impl Shared {
     /// The order of a Coinbase client id in a product, listing orders
     /// created since `since_ms` (all when `None`), page by page: List Orders
     /// has no client-id filter (§4.13), and Get Order takes order ids only.
-    async fn find_by_client_id(&self, symbol: &Symbol, cb_id: &str, since_ms: Option<i64>) -> VenueResult<Option<Order>> {
+    async fn find_by_client_id(
+        &self,
+        symbol: &Symbol,
+        cb_id: &str,
+        since_ms: Option<i64>,
+    ) -> VenueResult<Option<Order>> {
         let mut cursor = String::new();
         loop {
             let mut q = vec![("product_ids", symbol.to_string()), ("limit", LIST_PAGE.to_string())];
@@ -418,15 +426,19 @@ impl Shared {
             Ok(None) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "coinbase: looking up an order with unknown outcome failed");
-                return Err(VenueError::OutcomeUnknown(format!("order {}: {why}; lookup failed: {e}", request.client_order_id)));
+                return Err(VenueError::OutcomeUnknown(format!(
+                    "order {}: {why}; lookup failed: {e}",
+                    request.client_order_id
+                )));
             }
         }
         tracing::warn!(client_order_id = %request.client_order_id, "coinbase: not listed; resubmitting with the same client_order_id (idempotent)");
         match self.create(body).await {
             Ok(id) => self.placed(request, &id, quote).await,
-            Err(e) if e.outcome_unknown() => {
-                Err(VenueError::OutcomeUnknown(format!("order {}: {why}; still unresolved: {e}", request.client_order_id)))
-            }
+            Err(e) if e.outcome_unknown() => Err(VenueError::OutcomeUnknown(format!(
+                "order {}: {why}; still unresolved: {e}",
+                request.client_order_id
+            ))),
             Err(e) => Err(e),
         }
     }
@@ -530,7 +542,13 @@ impl Venue for CoinbaseVenue {
         t.ms().ok_or_else(|| VenueError::BadResponse("GET /time: no time in the answer".into()))
     }
 
-    async fn klines(&self, symbol: &Symbol, interval_ms: i64, start_ms: Option<i64>, limit: usize) -> VenueResult<Vec<Bar>> {
+    async fn klines(
+        &self,
+        symbol: &Symbol,
+        interval_ms: i64,
+        start_ms: Option<i64>,
+        limit: usize,
+    ) -> VenueResult<Vec<Bar>> {
         let gran = granularity_of(interval_ms).ok_or_else(|| VenueError::Rejected {
             code: 400,
             reason: format!("no Coinbase granularity of {interval_ms} ms"),
@@ -540,7 +558,9 @@ impl Venue for CoinbaseVenue {
         // Only closed bars: the newest one ends at or before now.
         let last_open = now.div_euclid(interval_ms) * interval_ms - interval_ms;
         let first = match start_ms {
-            Some(s) => s.div_euclid(interval_ms) * interval_ms + if s.rem_euclid(interval_ms) > 0 { interval_ms } else { 0 },
+            Some(s) => {
+                s.div_euclid(interval_ms) * interval_ms + if s.rem_euclid(interval_ms) > 0 { interval_ms } else { 0 }
+            }
             None => last_open - (limit - 1) * interval_ms,
         };
         let mut bars: std::collections::BTreeMap<i64, Bar> = Default::default();
@@ -553,7 +573,8 @@ impl Venue for CoinbaseVenue {
                 ("granularity", gran.to_string()),
                 ("limit", CANDLES_PER_REQUEST.to_string()),
             ];
-            let r: CandlesResponse = self.shared.rest.get(Kind::Read, &format!("/products/{symbol}/candles"), &q).await?;
+            let r: CandlesResponse =
+                self.shared.rest.get(Kind::Read, &format!("/products/{symbol}/candles"), &q).await?;
             for c in r.candles {
                 if c.start_ms >= first && c.start_ms <= last_open {
                     bars.insert(
@@ -615,17 +636,38 @@ impl Venue for CoinbaseVenue {
         }
         let price = match request.order_type.limit_price() {
             Some(p) => Some(p),
-            None => self.best_bid_ask(&request.symbol).await.ok().map(|t| if request.side == Side::Buy { t.ask } else { t.bid }),
+            None => {
+                self.best_bid_ask(&request.symbol)
+                    .await
+                    .ok()
+                    .map(|t| if request.side == Side::Buy { t.ask } else { t.bid })
+            }
         };
         match price {
             Some(p) => inst.check(request.qty, p, market).map_err(|v| refuse(v.to_string()))?,
-            None => inst.check(request.qty, Decimal::ONE, true).map_err(|v| refuse(v.to_string())).map(|_| ())?,
+            // No touch to value a market order at: the sizes are checked,
+            // the notional is left to the venue.
+            None => {
+                let too_big = !inst.max_qty.is_zero() && request.qty > inst.max_qty;
+                if !inst.status.is_trading() || request.qty < inst.min_qty || too_big {
+                    return Err(refuse(format!(
+                        "quantity {} outside [{}, {}] or {} not trading",
+                        request.qty, inst.min_qty, inst.max_qty, request.symbol
+                    )));
+                }
+            }
         }
         let base = Some(request.qty.normalize());
-        let sizing = |limit: Decimal| OrderSizing { base_size: base, limit_price: Some(limit.normalize()), ..Default::default() };
+        let sizing = |limit: Decimal| OrderSizing {
+            base_size: base,
+            limit_price: Some(limit.normalize()),
+            ..Default::default()
+        };
         let mut config = OrderConfiguration::default();
         match (request.order_type, request.tif) {
-            (OrderType::Market, _) => config.market_market_ioc = Some(OrderSizing { base_size: base, ..Default::default() }),
+            (OrderType::Market, _) => {
+                config.market_market_ioc = Some(OrderSizing { base_size: base, ..Default::default() })
+            }
             (OrderType::Limit { price }, TimeInForce::Gtc) => {
                 config.limit_limit_gtc = Some(OrderSizing { post_only: Some(false), ..sizing(price) })
             }
@@ -791,7 +833,11 @@ impl Venue for CoinbaseVenue {
         Ok(out)
     }
 
-    async fn subscribe_market(&self, _symbols: &[Symbol], _interval_ms: i64) -> VenueResult<mpsc::Receiver<MarketFeed>> {
+    async fn subscribe_market(
+        &self,
+        _symbols: &[Symbol],
+        _interval_ms: i64,
+    ) -> VenueResult<mpsc::Receiver<MarketFeed>> {
         Err(not_streamed("market-data"))
     }
 
