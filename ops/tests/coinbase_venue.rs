@@ -242,3 +242,37 @@ async fn a_skewed_server_clock_is_measured_and_tokens_follow_it() {
     assert_eq!(r.expect("placed").report.status, OrderStatus::Filled);
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_keel_id_coinbase_would_not_take_as_is_goes_as_a_derived_uuid_and_is_found_after_a_restart() {
+    let (sb, venue, _dir) = start().await;
+    let long = "keel-strategy-with-a-long-name:order-000000042";
+    let cb = keel_coinbase::venue::coinbase_client_id(long);
+    assert_ne!(cb, long);
+    let t = venue.best_bid_ask(&btc()).await.expect("touch");
+    let price = (t.bid * d("0.9")).round_dp(2);
+    let placed = venue.place_order(&order(long, Side::Buy, OrderType::Limit { price }, "0.001")).await;
+    assert_eq!(placed.expect("placed").report.client_order_id, long, "reports name Keel's id");
+    let listed = venue_list(&venue).await;
+    assert_eq!(listed.orders.iter().map(|o| o.client_order_id.as_str()).collect::<Vec<_>>(), [cb.as_str()]);
+
+    // A new adapter (a restart) knows nothing: the same derivation finds the order.
+    let name = sb.coinbase_key_name.clone().expect("key name");
+    let pem = sb.coinbase_private_key_pem.clone().expect("key");
+    let creds = Arc::new(Credentials::new(&name, &pem).expect("key loads"));
+    let again =
+        CoinbaseVenue::connect(CoinbaseSettings::new(&format!("http://{}", sb.addr), creds)).await.expect("connects");
+    let found = again.query_order(&btc(), long).await.expect("query").expect("found");
+    assert_eq!((found.client_order_id.as_str(), found.status), (long, OrderStatus::Accepted));
+
+    // A restart that lists before it queries is told its store's ids first.
+    let creds = Arc::new(Credentials::new(&name, &pem).expect("key loads"));
+    let third =
+        CoinbaseVenue::connect(CoinbaseSettings::new(&format!("http://{}", sb.addr), creds)).await.expect("connects");
+    let unnamed = third.open_orders(None).await.expect("open");
+    assert_eq!(unnamed.iter().map(|o| o.client_order_id.as_str()).collect::<Vec<_>>(), [cb.as_str()]);
+    third.remember_client_ids([long]);
+    let open = third.open_orders(None).await.expect("open");
+    assert_eq!(open.iter().map(|o| o.client_order_id.as_str()).collect::<Vec<_>>(), [long], "by Keel's id");
+    sb.shutdown().await;
+}

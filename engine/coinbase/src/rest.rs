@@ -29,6 +29,9 @@ const ATTEMPTS_ON_429: usize = 3;
 /// The longest a read waits out a `Retry-After` before it gives up (ms).
 const MAX_READ_WAIT_MS: u64 = 5_000;
 
+/// The shortest pause after a 429, whatever its Retry-After says (ms).
+const MIN_BACKOFF_MS: u64 = 500;
+
 /// Retry-After when a 429 names none (ms).
 const DEFAULT_RETRY_AFTER_MS: u64 = 1_000;
 
@@ -256,7 +259,8 @@ impl RestClient {
         }
         let err = classify(status, &text, retry_after);
         if let VenueError::RateLimited { retry_after_ms } = err {
-            let until = Instant::now() + Duration::from_millis(retry_after_ms);
+            // A `Retry-After: 0` still backs off: never a tight loop.
+            let until = Instant::now() + Duration::from_millis(retry_after_ms.max(MIN_BACKOFF_MS));
             *self.paused_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(until);
             tracing::warn!(retry_after_ms, path = %full, "coinbase: 429; pausing requests");
         }

@@ -183,6 +183,16 @@ impl Shared {
         lock(&self.keel_ids).insert(order_id.to_string(), keel_id.to_string());
     }
 
+    /// Coinbase's client id of a Keel id, remembering the way back when
+    /// it is a derived UUID (reports then name the Keel id).
+    fn cb_id_for(&self, keel_id: &str) -> String {
+        let cb = coinbase_client_id(keel_id);
+        if cb != keel_id {
+            lock(&self.derived).insert(cb.clone(), keel_id.to_string());
+        }
+        cb
+    }
+
     fn keel_id_of_cb(&self, cb_client_id: &str) -> String {
         lock(&self.derived).get(cb_client_id).cloned().unwrap_or_else(|| cb_client_id.to_string())
     }
@@ -299,7 +309,7 @@ impl Shared {
                 Err(e) => Err(e),
             };
         }
-        self.find_by_client_id(symbol, &coinbase_client_id(keel_id), None).await
+        self.find_by_client_id(symbol, &self.cb_id_for(keel_id), None).await
     }
 
     /// The fills of one order (for a place that filled at once).
@@ -490,6 +500,16 @@ impl CoinbaseVenue {
             }
         });
         Ok(Self { shared, tasks: vec![sync] })
+    }
+
+    /// Tells the adapter Keel's client ids of orders that may be working
+    /// (its store's, at start-up): an id sent as a derived UUID is a hash
+    /// and cannot be read back, so without this an order listed before it
+    /// is queried would be named by its Coinbase id.
+    pub fn remember_client_ids<'a>(&self, keel_ids: impl IntoIterator<Item = &'a str>) {
+        for id in keel_ids {
+            self.shared.cb_id_for(id);
+        }
     }
 
     /// The REST client (clock offset, the host tokens name).
@@ -687,10 +707,7 @@ impl Venue for CoinbaseVenue {
                 return Err(refuse("Coinbase spot has no stop-market orders (use a stop-limit)".into()))
             }
         }
-        let cb_id = coinbase_client_id(&request.client_order_id);
-        if cb_id != request.client_order_id {
-            lock(&s.derived).insert(cb_id.clone(), request.client_order_id.clone());
-        }
+        let cb_id = s.cb_id_for(&request.client_order_id);
         let body = CreateOrderRequest {
             client_order_id: cb_id,
             product_id: request.symbol.to_string(),
