@@ -175,6 +175,7 @@ async fn success_false_is_a_rejection_not_a_retry() {
     let Err(e) = r else { panic!("an order the account cannot pay for was placed: {r:?}") };
     assert!(matches!(&e, VenueError::Rejected { code: 200, reason } if reason.contains("INSUFFICIENT_FUND")), "{e:?}");
     assert!(!e.is_retryable() && !e.outcome_unknown());
+    assert_eq!(creates(&sb), 1, "sent once, never retried");
     assert_eq!(venue.query_order(&btc(), "keel-poor").await.expect("query"), None, "no order exists");
     sb.shutdown().await;
 }
@@ -197,6 +198,7 @@ async fn a_429_is_waited_out_for_its_retry_after() {
     let t = venue.place_order(&order("keel-late", Side::Sell, OrderType::Market, "0.001")).await;
     assert!(matches!(&t, Err(e @ VenueError::RateLimited { .. }) if e.is_retryable()), "{t:?}");
     assert!(started.elapsed().as_millis() < 5_000, "nothing waited out the 6 s pause: {:?}", started.elapsed());
+    assert_eq!(creates(&sb), 0, "the refused order was not sent");
     sb.shutdown().await;
 }
 
@@ -211,6 +213,7 @@ async fn a_503_after_execution_resolves_to_the_one_order() {
     let all: ListOrdersResponse = venue_list(&venue).await;
     let ours: Vec<_> = all.orders.iter().filter(|o| o.client_order_id == "keel-lost-1").collect();
     assert_eq!(ours.len(), 1, "no duplicate order");
+    assert_eq!(creates(&sb), 1, "found by the lookup: nothing sent again");
     assert_eq!(all.orders.len(), 1);
     assert_eq!(free(&venue, "BTC").await, btc0 - d("0.001"), "sold once");
 
@@ -219,8 +222,14 @@ async fn a_503_after_execution_resolves_to_the_one_order() {
     let r = venue.place_order(&order("keel-lost-2", Side::Sell, OrderType::Market, "0.001")).await;
     assert_eq!(r.expect("placed by the resubmission").report.status, OrderStatus::Filled);
     assert_eq!(venue_list(&venue).await.orders.len(), 2);
+    assert_eq!(creates(&sb), 3, "one resubmission, with the same client_order_id");
     assert_eq!(free(&venue, "BTC").await, btc0 - d("0.002"));
     sb.shutdown().await;
+}
+
+/// How many creates reached the sandbox.
+fn creates(sb: &SandboxHandle) -> usize {
+    sb.faults.rest_requests().iter().filter(|r| r.as_str() == "POST /api/v3/brokerage/orders").count()
 }
 
 async fn venue_list(venue: &CoinbaseVenue) -> ListOrdersResponse {
@@ -274,5 +283,50 @@ async fn a_keel_id_coinbase_would_not_take_as_is_goes_as_a_derived_uuid_and_is_f
     third.remember_client_ids([long]);
     let open = third.open_orders(None).await.expect("open");
     assert_eq!(open.iter().map(|o| o.client_order_id.as_str()).collect::<Vec<_>>(), [long], "by Keel's id");
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_cancel_whose_answer_is_lost_is_read_back_and_reported_unknown_while_the_order_works() {
+    let (sb, venue, _dir) = start().await;
+    let t = venue.best_bid_ask(&btc()).await.expect("touch");
+    let price = (t.bid * d("0.9")).round_dp(2);
+    venue.place_order(&order("keel-cx-1", Side::Buy, OrderType::Limit { price }, "0.001")).await.expect("placed");
+    sb.faults.fail_paths(&["brokerage/orders/batch_cancel"]);
+    // The 503 is an unknown outcome: the order is read back; still working
+    // (the cancel never reached the book), so the caller hears "unknown".
+    let r = venue.cancel_order(&btc(), "keel-cx-1").await;
+    assert!(matches!(r, Err(VenueError::OutcomeUnknown(_))), "{r:?}");
+    let q = venue.query_order(&btc(), "keel-cx-1").await.expect("query").expect("known");
+    assert_eq!((q.status, q.reason), (OrderStatus::Accepted, None));
+    sb.faults.fail_paths(&[]);
+    let r = venue.cancel_order(&btc(), "keel-cx-1").await.expect("cancel");
+    assert_eq!(r.reason.as_deref(), Some("CANCEL_QUEUED"));
+    sb.market.step(1);
+    let r = venue.cancel_order(&btc(), "keel-cx-1").await.expect("already done");
+    assert_eq!(r.status, OrderStatus::Canceled);
+    let cancels = sb.faults.rest_requests().iter().filter(|r| r.ends_with("/orders/batch_cancel")).count();
+    assert_eq!(cancels, 2, "the lost one and the one that took; a cancelled order is not cancelled again");
+    assert!(matches!(venue.cancel_order(&btc(), "keel-never").await, Err(VenueError::NotFound)));
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_key_the_venue_does_not_know_is_an_auth_refusal_not_a_retry_loop() {
+    let (sb, _venue, _dir) = start().await;
+    let other = "-----BEGIN EC PRIVATE KEY-----
+MHcCAQEEIG1RsmqAzq1g3YcVKBo/ITU77Z43+IKRFZm04a0rZPoBoAoGCCqGSM49
+AwEHoUQDQgAELo44QdgOlXg7ohaWseHMxrwKdvnVbeP+humEU8ZY0YoFpPV4qMh1
+tuXuoga+zQQyL9RME2pSsHywYaBueMYVqg==
+-----END EC PRIVATE KEY-----
+";
+    let name = sb.coinbase_key_name.clone().expect("key name");
+    let creds = Arc::new(Credentials::new(&name, other).expect("a valid P-256 key"));
+    let before = sb.faults.rest_requests().len();
+    let r = CoinbaseVenue::connect(CoinbaseSettings::new(&format!("http://{}", sb.addr), creds)).await;
+    let Err(e) = r else { panic!("a wrong key connected") };
+    assert!(matches!(&e, VenueError::Rejected { code: 401, reason } if reason.contains("Unauthorized")), "{e:?}");
+    // /time, products (401), /time again, products again (401): then it stops.
+    assert_eq!(sb.faults.rest_requests().len() - before, 4, "{:?}", &sb.faults.rest_requests()[before..]);
     sb.shutdown().await;
 }

@@ -753,7 +753,17 @@ impl Venue for CoinbaseVenue {
                 }
             }
             Err(e) if e.outcome_unknown() => {
+                // Read the order: queued or ended, the cancel took (or no
+                // longer matters); still working, the caller hears the cancel
+                // may not have arrived and may send it again (a second cancel
+                // of a queued one is only a DUPLICATE_CANCEL_REQUEST).
                 tracing::warn!(client_order_id, error = %e, "coinbase: cancel outcome unknown; reading the order");
+                let now = s.get_order(&order.order_id).await?;
+                let st = now.status();
+                if st.is_terminal() || st == OrderStatus::CancelQueued {
+                    return Ok(s.report_of(&now));
+                }
+                return Err(e);
             }
             Err(e) => return Err(e),
         }
