@@ -143,6 +143,11 @@ async fn a_market_fill_is_read_once_per_trade_id_with_the_fee_in_quote() {
     let sold: Decimal = r.fills.iter().map(|f| f.qty).sum();
     assert_eq!(sold, d("0.002"));
     assert_eq!(free(&venue, "BTC").await, btc0 - sold);
+    // A market buy by base size: the fee is in USDT, so the BTC comes whole.
+    let b = venue.place_order(&order("keel-mkt-2", Side::Buy, OrderType::Market, "0.001")).await.expect("bought");
+    assert_eq!(b.report.status, OrderStatus::Filled);
+    assert!(b.fills.iter().all(|f| f.fee_asset == "USDT" && f.side == Side::Buy));
+    assert_eq!(free(&venue, "BTC").await, btc0 - sold + d("0.001"));
 
     let first = venue.my_trades(&btc(), None).await.expect("fills");
     let ids: Vec<_> = first.iter().map(|f| f.trade_id.clone()).collect();
@@ -150,9 +155,10 @@ async fn a_market_fill_is_read_once_per_trade_id_with_the_fee_in_quote() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), ids.len(), "each trade id once");
-    let mut placed_ids: Vec<_> = r.fills.iter().map(|f| f.trade_id.clone()).collect();
+    let mut placed_ids: Vec<_> = r.fills.iter().chain(&b.fills).map(|f| f.trade_id.clone()).collect();
     placed_ids.sort();
-    assert_eq!(unique, placed_ids, "the same fills as the order's");
+    assert_eq!(unique, placed_ids, "the same fills as the orders'");
+    assert!(first.windows(2).all(|w| w[0].ts_ms <= w[1].ts_ms), "oldest first");
 
     // From the newest fill's cursor: nothing new, and nothing twice.
     let cursor = FillCursor::of(first.last().expect("a fill"));
