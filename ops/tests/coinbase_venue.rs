@@ -21,7 +21,7 @@ use keel_coinbase::{CoinbaseSettings, CoinbaseVenue};
 use keel_core::fill::FillCursor;
 use keel_core::order::{OrderStatus, OrderType, Side, TimeInForce};
 use keel_core::symbol::Symbol;
-use keel_core::venue::{OrderRequest, Venue, VenueError};
+use keel_core::venue::{OrderRequest, Venue, VenueAlert, VenueError};
 use keel_sandbox::{OrderFault, RestFault, Sandbox, SandboxConfig, SandboxHandle};
 
 fn d(s: &str) -> Decimal {
@@ -189,11 +189,13 @@ async fn success_false_is_a_rejection_not_a_retry() {
 #[tokio::test]
 async fn a_429_is_waited_out_for_its_retry_after() {
     let (sb, venue, _dir) = start().await;
+    let mut alerts = venue.rest().alerts();
     sb.faults.fail_next_requests(RestFault::RateLimited { retry_after_s: 1 }, 1);
     let started = Instant::now();
     let balances = venue.balances().await.expect("answered after the pause");
     assert!(balances.iter().any(|b| b.asset == "USDT"));
     assert!(started.elapsed().as_millis() >= 900, "Retry-After was not honoured: {:?}", started.elapsed());
+    assert_eq!(alerts.try_recv().ok(), Some(VenueAlert::RateLimited { retry_after_ms: 1000 }), "the operator hears it");
 
     // A Retry-After longer than a read may wait (5 s) is not slept through:
     // the read is refused as rate limited, and so is an order (which waits

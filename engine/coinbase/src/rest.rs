@@ -14,7 +14,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use keel_core::clock::{Clock, SystemClock};
-use keel_core::venue::VenueError;
+use keel_core::venue::{VenueAlert, VenueError};
+use tokio::sync::broadcast;
 
 use crate::auth::Credentials;
 use crate::limits::{Bucket, PRIVATE_PER_S, PUBLIC_PER_S};
@@ -71,6 +72,7 @@ pub struct RestClient {
     public: Bucket,
     paused_until: Mutex<Option<Instant>>,
     max_order_wait_ms: u64,
+    alerts: broadcast::Sender<VenueAlert>,
 }
 
 impl RestClient {
@@ -100,7 +102,14 @@ impl RestClient {
             public: Bucket::new(PUBLIC_PER_S),
             paused_until: Mutex::new(None),
             max_order_wait_ms,
+            alerts: broadcast::channel(64).0,
         })
+    }
+
+    /// Alerts the operator must hear (a 429 and its wait), for the user
+    /// stream to pass on with its events, as the Binance adapter's do.
+    pub fn alerts(&self) -> broadcast::Receiver<VenueAlert> {
+        self.alerts.subscribe()
     }
 
     /// The host the tokens name (with the port when the URL has one).
@@ -263,6 +272,7 @@ impl RestClient {
             let until = Instant::now() + Duration::from_millis(retry_after_ms.max(MIN_BACKOFF_MS));
             *self.paused_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(until);
             tracing::warn!(retry_after_ms, path = %full, "coinbase: 429; pausing requests");
+            let _ = self.alerts.send(VenueAlert::RateLimited { retry_after_ms });
         }
         Err(err)
     }
