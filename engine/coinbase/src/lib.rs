@@ -1,13 +1,29 @@
 //! Keel's Coinbase Advanced Trade adapter (spot).
 //!
-//! This first part holds what the adapter and the Coinbase-protocol sandbox
-//! both build on: the per-request JWTs ([`auth`]), the REST and WebSocket
-//! models ([`model`]), and product ids with their filters ([`symbols`]). The
-//! facts come from `../shared/reference/coinbase-advanced.md`.
+//! What the adapter and the Coinbase-protocol sandbox both build on: the
+//! per-request JWTs ([`auth`]), the REST and WebSocket models ([`model`]),
+//! and product ids with their filters ([`symbols`]). The adapter itself:
+//! the signing, paced REST client ([`rest`], [`limits`]) and
+//! [`CoinbaseVenue`] ([`venue`]), Keel's `Venue` over REST — the streams
+//! are not implemented yet and say so. The facts come from
+//! `../shared/reference/coinbase-advanced.md`.
+//!
+//! Depends on `keel-core` only, never on the sandbox (an independent
+//! implementation of the other side of the protocol).
 
 pub mod auth;
+pub mod limits;
 pub mod model;
+pub mod rest;
 pub mod symbols;
+pub mod venue;
 mod wire;
 
 pub use wire::rfc3339_ms;
+
+pub use venue::{CoinbaseSettings, CoinbaseVenue};
+
+/// Installs rustls' ring provider once (reqwest with rustls needs one).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
