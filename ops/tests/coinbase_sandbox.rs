@@ -534,8 +534,9 @@ async fn after_a_503_on_an_executed_order_the_same_client_order_id_finds_it_and_
 /// A WebSocket connection's next text frame (10 s at most); `None` once it ends.
 async fn ws_next<S>(ws: &mut S) -> Option<String>
 where
-    S: futures_util::Stream<Item = Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>>
-        + Unpin,
+    S: futures_util::Stream<
+            Item = Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>,
+        > + Unpin,
 {
     use futures_util::StreamExt;
     use tokio_tungstenite::tungstenite::Message;
@@ -565,8 +566,11 @@ async fn keel_coinbase_parses_every_websocket_frame_the_sandbox_sends() {
     let jwt = || c.creds.ws_jwt(now_s()).expect("a WebSocket JWT");
     let (mut market, _) = tokio_tungstenite::connect_async(&sb.coinbase_ws_market_url).await.expect("connects");
     for channel in ["heartbeats", "level2", "ticker", "ticker_batch", "market_trades", "candles", "status"] {
-        ws_send(&mut market, json!({"type": "subscribe", "product_ids": ["BTC-USDT"], "channel": channel, "jwt": jwt()}))
-            .await;
+        ws_send(
+            &mut market,
+            json!({"type": "subscribe", "product_ids": ["BTC-USDT"], "channel": channel, "jwt": jwt()}),
+        )
+        .await;
     }
     let (mut user, _) = tokio_tungstenite::connect_async(&sb.coinbase_ws_user_url).await.expect("connects");
     ws_send(&mut user, json!({"type": "subscribe", "product_ids": [], "channel": "user", "jwt": jwt()})).await;
@@ -579,8 +583,11 @@ async fn keel_coinbase_parses_every_websocket_frame_the_sandbox_sends() {
         .await;
     assert_eq!(rest.json()["success"], true, "{}", rest.text);
     let fill = c
-        .post("/orders", json!({"client_order_id": "ws-fill", "product_id": "BTC-USDT", "side": "BUY",
-            "order_configuration": {"market_market_ioc": {"base_size": "0.001"}}}))
+        .post(
+            "/orders",
+            json!({"client_order_id": "ws-fill", "product_id": "BTC-USDT", "side": "BUY",
+            "order_configuration": {"market_market_ioc": {"base_size": "0.001"}}}),
+        )
         .await;
     assert_eq!(fill.json()["success"], true, "{}", fill.text);
 
@@ -636,11 +643,12 @@ async fn keel_sandbox_tls_serves_https_and_wss_to_a_client_trusting_ca_cert_path
     for cert in CertificateDer::pem_file_iter(&ca).expect("a PEM file") {
         roots.add(cert.expect("a certificate")).expect("a usable root");
     }
-    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let tls =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
     // HTTPS, by IP and by name.
     let http = reqwest::Client::builder().use_preconfigured_tls(tls.clone()).build().expect("a client");
     let port = rest.rsplit(':').next().expect("a port");

@@ -36,7 +36,8 @@ fn token(key: &p256::ecdsa::SigningKey, kid: &str, uri: Option<String>, nbf: i64
     if let Some(u) = uri {
         claims["uri"] = json!(u);
     }
-    let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
+    let input =
+        format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
     let sig: p256::ecdsa::Signature = key.sign(input.as_bytes());
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
 }
@@ -84,7 +85,8 @@ impl Env {
     }
 
     async fn cancel(&self, order_id: &str) {
-        let v = self.rest("POST", "/api/v3/brokerage/orders/batch_cancel", Some(json!({"order_ids": [order_id]}))).await;
+        let v =
+            self.rest("POST", "/api/v3/brokerage/orders/batch_cancel", Some(json!({"order_ids": [order_id]}))).await;
         assert_eq!(v["results"][0]["success"], true, "{v}");
     }
 
@@ -181,7 +183,8 @@ async fn heartbeats_are_acknowledged_then_arrive_each_second_with_a_rising_count
         let hb = next_on(&mut ws, "heartbeats", &mut seq).await;
         assert_eq!(hb["events"][0]["heartbeat_counter"], want, "{hb}");
         assert!(hb["events"][0]["current_time"].as_str().is_some_and(|t| t.contains(" +0000 UTC m=+")), "{hb}");
-        let ts = chrono::DateTime::parse_from_rfc3339(hb["timestamp"].as_str().expect("a timestamp")).expect("RFC 3339");
+        let ts =
+            chrono::DateTime::parse_from_rfc3339(hb["timestamp"].as_str().expect("a timestamp")).expect("RFC 3339");
         times.push(ts);
     }
     for w in times.windows(2) {
@@ -246,7 +249,8 @@ async fn sequence_num_runs_on_by_one_across_every_channel_of_a_connection() {
         *seen.entry(v["channel"].as_str().expect("a channel").to_string()).or_insert(0) += 1;
         assert!(n < 2_000, "every channel within 2000 messages: {seen:?}");
     }
-    let want = ["candles", "heartbeats", "l2_data", "market_trades", "status", "subscriptions", "ticker", "ticker_batch"];
+    let want =
+        ["candles", "heartbeats", "l2_data", "market_trades", "status", "subscriptions", "ticker", "ticker_batch"];
     assert_eq!(seen.keys().map(String::as_str).collect::<Vec<_>>(), want);
     env.sb.shutdown().await;
 }
@@ -277,7 +281,10 @@ async fn the_user_channel_shows_cumulative_order_state_from_snapshot_to_fill() {
     let o = &open["events"][0]["orders"][0];
     assert_eq!(open["events"][0]["type"], "update");
     assert_eq!((o["order_id"].as_str(), o["client_order_id"].as_str()), (Some(id.as_str()), Some("user-fill")));
-    assert_eq!((o["status"].as_str(), o["order_side"].as_str(), o["order_type"].as_str()), (Some("OPEN"), Some("BUY"), Some("Limit")));
+    assert_eq!(
+        (o["status"].as_str(), o["order_side"].as_str(), o["order_type"].as_str()),
+        (Some("OPEN"), Some("BUY"), Some("Limit"))
+    );
     assert_eq!(dec(&o["cumulative_quantity"]), Decimal::ZERO);
     assert_eq!(dec(&o["leaves_quantity"]), "0.002".parse().unwrap());
     assert_eq!(o["number_of_fills"], "0");
@@ -326,7 +333,11 @@ async fn subscribes_without_a_valid_jwt_or_with_a_wrong_channel_get_the_document
             &env.sb.coinbase_ws_market_url,
             json!({"type": "subscribe", "channel": "ticker", "product_ids": [PRODUCT], "jwt": "a.b.c"}),
         ),
-        ("heartbeat, not heartbeats", &env.sb.coinbase_ws_market_url, json!({"type": "subscribe", "channel": "heartbeat"})),
+        (
+            "heartbeat, not heartbeats",
+            &env.sb.coinbase_ws_market_url,
+            json!({"type": "subscribe", "channel": "heartbeat"}),
+        ),
     ];
     for (name, url, msg) in cases {
         let mut ws = connect(url).await;
@@ -373,8 +384,11 @@ async fn an_injected_level2_gap_skips_a_sequence_num_and_dropped_connections_end
 
 #[tokio::test]
 async fn connections_without_a_subscribe_or_silent_too_long_are_closed_unless_heartbeats_run() {
-    let cfg =
-        SandboxConfig { coinbase_ws_subscribe_within_ms: 300, coinbase_ws_idle_close_ms: 1_500, ..SandboxConfig::default() };
+    let cfg = SandboxConfig {
+        coinbase_ws_subscribe_within_ms: 300,
+        coinbase_ws_idle_close_ms: 1_500,
+        ..SandboxConfig::default()
+    };
     let env = Env::start(cfg).await;
     env.sb.market.pause();
     let mut silent = connect(&env.sb.coinbase_ws_market_url).await;

@@ -76,7 +76,8 @@ pub(crate) fn l2_update(pid: &str, old: &Book, new: &Book, now: i64) -> Option<V
 pub(crate) fn ticker(app: &App, inst: &Instrument, now: i64) -> Option<Value> {
     let st = app.ex.lock();
     let s = crate::tickers::stats_24h(&st, inst.symbol.as_str(), now)?;
-    let pct = if s.open.is_zero() { Decimal::ZERO } else { ((s.last - s.open) / s.open * Decimal::ONE_HUNDRED).round_dp(8) };
+    let pct =
+        if s.open.is_zero() { Decimal::ZERO } else { ((s.last - s.open) / s.open * Decimal::ONE_HUNDRED).round_dp(8) };
     Some(json!({
         "type": "ticker",
         "product_id": product_id(inst),

@@ -177,9 +177,11 @@ fn read_request(text: &str) -> Result<Request, String> {
     let channel = v["channel"].as_str().and_then(Channel::parse).ok_or_else(|| AUTH_FAILURE.to_string())?;
     let products = match &v["product_ids"] {
         Value::Null => Vec::new(),
-        Value::Array(list) => {
-            list.iter().map(|p| p.as_str().map(str::to_string)).collect::<Option<Vec<_>>>().ok_or("product_ids must be strings")?
-        }
+        Value::Array(list) => list
+            .iter()
+            .map(|p| p.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .ok_or("product_ids must be strings")?,
         _ => return Err("product_ids must be a list".into()),
     };
     let jwt = v["jwt"].as_str().map(str::to_string);
@@ -196,9 +198,7 @@ fn text(v: &Value) -> Message {
 
 /// RFC 3339 with nanoseconds, as the envelope's `timestamp` (§6.3).
 fn timestamp(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
 impl Conn {
