@@ -309,6 +309,15 @@ async fn the_user_channel_shows_cumulative_order_state_from_snapshot_to_fill() {
     let rest = env.rest("GET", &format!("/api/v3/brokerage/orders/historical/{id}"), None).await;
     assert_eq!(rest["order"]["filled_size"], filled["cumulative_quantity"]);
     assert_eq!(rest["order"]["total_fees"], filled["total_fees"]);
+
+    // A cancel is queued first (no execution happens), then carried out.
+    env.cancel(&before).await;
+    for want in ["CANCEL_QUEUED", "CANCELLED"] {
+        let v = next_on(&mut ws, "user", &mut seq).await;
+        let o = &v["events"][0]["orders"][0];
+        assert_eq!((o["order_id"].as_str(), o["status"].as_str()), (Some(before.as_str()), Some(want)), "{v}");
+        env.sb.market.step(1);
+    }
     env.sb.shutdown().await;
 }
 

@@ -12,7 +12,7 @@
 //! state. A connection with no subscribe within 5 s, or silent for the idle
 //! time (90 s; `heartbeats` keeps it open), is closed, as Coinbase does.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -133,8 +133,29 @@ fn upgrade(app: Arc<App>, headers: HeaderMap, up: WebSocketUpgrade, endpoint: En
 struct UserSub {
     account: u32,
     products: Vec<String>,
-    /// Each order's state as last sent (an unchanged state is not sent again).
+    /// Each open order's state as last sent (an unchanged state is not sent
+    /// again, and a change no execution reports — `CANCEL_QUEUED` — is
+    /// found by looking again at each poll).
     sent: HashMap<u64, Value>,
+    /// Orders sent in a final state (nothing more to send about them).
+    done: HashSet<u64>,
+}
+
+impl UserSub {
+    /// Records `order` as sent; false if it was already sent in this state.
+    fn note(&mut self, id: u64, order: &Value) -> bool {
+        if self.done.contains(&id) || self.sent.get(&id) == Some(order) {
+            return false;
+        }
+        let final_state = matches!(order["status"].as_str(), Some("FILLED" | "CANCELLED" | "EXPIRED" | "FAILED"));
+        if final_state {
+            self.sent.remove(&id);
+            self.done.insert(id);
+        } else {
+            self.sent.insert(id, order.clone());
+        }
+        true
+    }
 }
 
 /// One connection's state.
@@ -342,13 +363,13 @@ impl Conn {
 
     fn subscribe_user(&mut self, account: u32, products: Vec<String>) -> Vec<Message> {
         let open = user_feed::open_orders(&self.app, account, &products);
-        let mut sent = HashMap::new();
+        let mut sub = UserSub { account, products, sent: HashMap::new(), done: HashSet::new() };
         for o in &open {
             if let Some(id) = user_feed::id_of(o) {
-                sent.insert(id, o.clone());
+                sub.note(id, o);
             }
         }
-        self.user = Some(UserSub { account, products, sent });
+        self.user = Some(sub);
         // Batches of 50; the first with fewer than 50 is the last (§6.6).
         let mut out = Vec::new();
         let mut chunks: Vec<Vec<Value>> = open.chunks(SNAPSHOT_BATCH).map(<[Value]>::to_vec).collect();
@@ -488,11 +509,23 @@ impl Conn {
     fn user_update(&mut self, event: &Value) -> Option<Message> {
         let u = self.user.as_mut()?;
         let (id, order) = user_feed::changed_order(&self.app, u.account, event, &u.products)?;
-        if u.sent.get(&id) == Some(&order) {
-            return None;
+        u.note(id, &order).then(|| self.envelope("user", vec![json!({"type": "update", "orders": [order]})]))
+    }
+
+    /// The open orders sent before whose state changed without an
+    /// execution (a cancel queued), one `update` listing them.
+    fn user_recheck(&mut self) -> Option<Message> {
+        let u = self.user.as_mut()?;
+        let ids: Vec<u64> = u.sent.keys().copied().collect();
+        let mut changed = Vec::new();
+        for id in ids {
+            let Some(o) = self.app.ex.lock().core().order(id).cloned() else { continue };
+            let v = user_feed::user_order(&self.app, &o);
+            if u.note(id, &v) {
+                changed.push(v);
+            }
         }
-        u.sent.insert(id, order.clone());
-        Some(self.envelope("user", vec![json!({"type": "update", "orders": [order]})]))
+        (!changed.is_empty()).then(|| self.envelope("user", vec![json!({"type": "update", "orders": changed})]))
     }
 
     async fn send_all(&mut self, socket: &mut WebSocket, msgs: Vec<Message>) -> bool {
@@ -533,7 +566,8 @@ impl Conn {
                         let _ = socket.send(Message::Close(None)).await;
                         return;
                     }
-                    let msgs = self.poll(polls.is_multiple_of(batch_every), polls.is_multiple_of(candle_every));
+                    let mut msgs = self.poll(polls.is_multiple_of(batch_every), polls.is_multiple_of(candle_every));
+                    msgs.extend(self.user_recheck());
                     if !self.send_all(&mut socket, msgs).await {
                         return;
                     }
