@@ -145,9 +145,10 @@ fn print_ready(h: &SandboxHandle) {
 }
 
 /// The `SANDBOX_READY` object: URLs, the HMAC test key and secret, and the
-/// Ed25519 test key's id and private key file (null when there is none).
+/// Ed25519 test key's id and private key file (null when there is none),
+/// and with `--tls` the certificate to trust (`ca_cert_path`).
 pub fn ready_json(h: &SandboxHandle) -> serde_json::Value {
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "rest_url": h.rest_url,
         "ws_stream_url": h.ws_stream_url,
         "ws_api_url": h.ws_api_url,
@@ -155,7 +156,9 @@ pub fn ready_json(h: &SandboxHandle) -> serde_json::Value {
         "api_secret": h.api_secret,
         "ed25519_api_key": h.ed25519_api_key,
         "ed25519_private_key_path": h.ed25519_private_key_path.as_ref().map(|p| p.display().to_string()),
-    })
+    });
+    add_ca_cert(&mut v, h);
+    v
 }
 
 /// Prints the Coinbase protocol's URLs and test key, and its ready line.
@@ -190,10 +193,15 @@ pub fn ready_json_coinbase(h: &SandboxHandle) -> serde_json::Value {
         "api_key_name": h.coinbase_key_name,
         "private_key_path": h.coinbase_private_key_path.as_ref().map(|p| p.display().to_string()),
     });
-    if let Some(path) = &h.ca_cert_path {
-        v["ca_cert_path"] = serde_json::json!(path.display().to_string());
-    }
+    add_ca_cert(&mut v, h);
     v
+}
+
+/// Adds `ca_cert_path` to a ready object when the sandbox serves TLS.
+fn add_ca_cert(ready: &mut serde_json::Value, h: &SandboxHandle) {
+    if let Some(path) = &h.ca_cert_path {
+        ready["ca_cert_path"] = serde_json::json!(path.display().to_string());
+    }
 }
 
 async fn wait_for_stop() {

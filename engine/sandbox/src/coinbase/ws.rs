@@ -304,9 +304,6 @@ impl Conn {
             }
             None => None,
         };
-        if req.subscribe && req.channel == Channel::User && account.is_none() {
-            return Err(AUTH_FAILURE.into());
-        }
         if req.subscribe && req.channel.needs_products() && req.products.is_empty() {
             return Err(format!("product_ids are required for channel {}", req.channel.name()));
         }
@@ -331,7 +328,10 @@ impl Conn {
                 self.heartbeats = false;
                 Ok(Vec::new())
             }
-            (true, Channel::User) => Ok(self.subscribe_user(account.unwrap_or_default(), req.products)),
+            (true, Channel::User) => match account {
+                Some(account) => Ok(self.subscribe_user(account, req.products)),
+                None => Err(AUTH_FAILURE.into()),
+            },
             (false, Channel::User) => {
                 self.user = None;
                 Ok(Vec::new())
