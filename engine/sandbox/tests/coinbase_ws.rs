@@ -189,7 +189,9 @@ async fn heartbeats_are_acknowledged_then_arrive_each_second_with_a_rising_count
     }
     for w in times.windows(2) {
         let gap = (w[1] - w[0]).num_milliseconds();
-        assert!(gap >= 900, "one heartbeat a second, not a burst: {gap} ms");
+        // A second apart on an idle machine; the margin is for a busy one
+        // (a burst of missed beats would be milliseconds apart).
+        assert!(gap >= 500, "one heartbeat a second, not a burst: {gap} ms");
     }
     env.sb.shutdown().await;
 }
@@ -224,10 +226,13 @@ async fn a_level2_book_rebuilt_from_snapshot_and_updates_matches_product_book() 
     env.cancel(&id).await;
     // Queued cancels are carried out by the market's next step while it is held.
     env.sb.market.step(1);
-    let up = next_on(&mut ws, "l2_data", &mut seq).await;
-    apply(&mut book, &up["events"][0]);
-    assert!(!book.0.contains_key(&price), "new_quantity 0 removes the level: {up}");
-    assert_eq!(book, env.product_book().await);
+    // The step's tick and the cancel may come as one update or two.
+    while book.0.contains_key(&price) {
+        let up = next_on(&mut ws, "l2_data", &mut seq).await;
+        assert_eq!(up["events"][0]["type"], "update", "{up}");
+        apply(&mut book, &up["events"][0]);
+    }
+    assert_eq!(book, env.product_book().await, "new_quantity 0 removed the level; the rest still matches");
     env.sb.shutdown().await;
 }
 
