@@ -150,3 +150,46 @@ pub(crate) fn status_product(inst: &Instrument) -> Value {
         "min_market_funds": dec(inst.min_notional),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn book(bids: &[(&str, &str)], offers: &[(&str, &str)]) -> Book {
+        let side = |l: &[(&str, &str)]| l.iter().map(|(p, q)| (p.parse().unwrap(), q.parse().unwrap())).collect();
+        Book { bids: side(bids), offers: side(offers) }
+    }
+
+    fn entries(ev: &Value) -> Vec<(String, String, String)> {
+        let mut out: Vec<(String, String, String)> = ev["updates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| {
+                let s = |k: &str| u[k].as_str().unwrap().to_string();
+                (s("side"), s("price_level"), s("new_quantity"))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn level2_snapshots_list_both_sides_and_updates_carry_new_quantities() {
+        let old = book(&[("100", "1"), ("99", "2")], &[("101", "1")]);
+        let snap = l2_snapshot("BTC-USD", &old);
+        assert_eq!(snap["type"], "snapshot");
+        assert!(snap["updates"].as_array().unwrap().iter().all(|u| u["event_time"] == "1970-01-01T00:00:00Z"));
+        let e = |s: &str, p: &str, q: &str| (s.to_string(), p.to_string(), q.to_string());
+        assert_eq!(entries(&snap), vec![e("bid", "100", "1"), e("bid", "99", "2"), e("offer", "101", "1")]);
+        let cases = [
+            (book(&[("100", "1"), ("99", "2")], &[("101", "1")]), vec![]),
+            (book(&[("100", "3"), ("99", "2")], &[("101", "1")]), vec![e("bid", "100", "3")]),
+            (book(&[("99", "2")], &[("101", "1"), ("102", "5")]), vec![e("bid", "100", "0"), e("offer", "102", "5")]),
+        ];
+        for (new, want) in cases {
+            let got = l2_update("BTC-USD", &old, &new, 0).map(|ev| entries(&ev)).unwrap_or_default();
+            assert_eq!(got, want);
+        }
+    }
+}
