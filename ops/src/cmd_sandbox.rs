@@ -2,8 +2,10 @@
 //! SIGTERM. Any Binance spot client can use it by changing only its base
 //! URLs; `keel run` in `testnet` mode reaches it through the URL overrides of
 //! `[venue.binance]`. With `--protocol coinbase` it presents the same
-//! exchange as Coinbase Advanced Trade (REST `/api/v3/brokerage` so far) and
-//! hands out a CDP-style test key instead of the Binance ones.
+//! exchange as Coinbase Advanced Trade (REST `/api/v3/brokerage`, the market
+//! and user WebSocket endpoints) and hands out a CDP-style test key instead
+//! of the Binance ones. `--tls` serves HTTPS and WSS with a self-signed
+//! certificate written to the working dir.
 
 use std::path::PathBuf;
 
@@ -39,6 +41,11 @@ pub struct SandboxArgs {
     /// or `ed25519` (overrides `[sandbox] coinbase_key_type`, default `ec`).
     #[arg(long, value_enum)]
     pub key_type: Option<KeyTypeArg>,
+    /// Serve HTTPS and WSS with a self-signed certificate (names 127.0.0.1
+    /// and localhost) written to the working dir as `sandbox-cert.pem`, for
+    /// clients that insist on TLS: they trust it as their CA.
+    #[arg(long)]
+    pub tls: bool,
 }
 
 /// `keel sandbox --protocol`.
@@ -89,6 +96,7 @@ pub fn sandbox_config(args: &SandboxArgs) -> anyhow::Result<(SandboxConfig, LogF
     let coinbase = args.protocol == Protocol::Coinbase;
     sb.generate_ed25519_key &= !coinbase;
     sb.generate_coinbase_key = coinbase;
+    sb.tls |= args.tls;
     match args.key_type {
         Some(KeyTypeArg::Ec) => sb.coinbase_key_type = keel_sandbox::coinbase::test_key::KeyType::Ec,
         Some(KeyTypeArg::Ed25519) => sb.coinbase_key_type = keel_sandbox::coinbase::test_key::KeyType::Ed25519,
@@ -137,9 +145,10 @@ fn print_ready(h: &SandboxHandle) {
 }
 
 /// The `SANDBOX_READY` object: URLs, the HMAC test key and secret, and the
-/// Ed25519 test key's id and private key file (null when there is none).
+/// Ed25519 test key's id and private key file (null when there is none),
+/// and with `--tls` the certificate to trust (`ca_cert_path`).
 pub fn ready_json(h: &SandboxHandle) -> serde_json::Value {
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "rest_url": h.rest_url,
         "ws_stream_url": h.ws_stream_url,
         "ws_api_url": h.ws_api_url,
@@ -147,13 +156,17 @@ pub fn ready_json(h: &SandboxHandle) -> serde_json::Value {
         "api_secret": h.api_secret,
         "ed25519_api_key": h.ed25519_api_key,
         "ed25519_private_key_path": h.ed25519_private_key_path.as_ref().map(|p| p.display().to_string()),
-    })
+    });
+    add_ca_cert(&mut v, h);
+    v
 }
 
-/// Prints the Coinbase protocol's URL and test key, and its ready line.
+/// Prints the Coinbase protocol's URLs and test key, and its ready line.
 fn print_ready_coinbase(h: &SandboxHandle) {
-    println!("Keel sandbox exchange (Coinbase Advanced Trade protocol; REST only so far, no WebSocket or TLS yet)");
+    println!("Keel sandbox exchange (Coinbase Advanced Trade protocol)");
     println!("  REST:        {}/api/v3/brokerage", h.coinbase_rest_url);
+    println!("  WS market:   {}", h.coinbase_ws_market_url);
+    println!("  WS user:     {}", h.coinbase_ws_user_url);
     if let Some(name) = &h.coinbase_key_name {
         println!("  key name:    {name}");
     }
@@ -161,21 +174,34 @@ fn print_ready_coinbase(h: &SandboxHandle) {
         Some(path) => println!("  private key: {} (PEM, mode 0600)", path.display()),
         None => println!("  private key: none (the config registers its own Coinbase key)"),
     }
+    if let Some(path) = &h.ca_cert_path {
+        println!("  TLS certificate: {} (self-signed; trust it as the CA, e.g. REQUESTS_CA_BUNDLE)", path.display());
+    }
     println!("{READY_PREFIX}{}", ready_json_coinbase(h));
 }
 
 /// The `--protocol coinbase` ready object: the REST base URL (endpoints
-/// under `/api/v3/brokerage`), the key name and the private key's file. The
-/// WebSocket URLs are null until the sandbox serves them.
+/// under `/api/v3/brokerage`), the market and user WebSocket URLs, the key
+/// name and the private key's file, and with `--tls` the certificate to
+/// trust (`ca_cert_path`).
 pub fn ready_json_coinbase(h: &SandboxHandle) -> serde_json::Value {
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "protocol": "coinbase",
         "rest_url": h.coinbase_rest_url,
-        "ws_market_url": null,
-        "ws_user_url": null,
+        "ws_market_url": h.coinbase_ws_market_url,
+        "ws_user_url": h.coinbase_ws_user_url,
         "api_key_name": h.coinbase_key_name,
         "private_key_path": h.coinbase_private_key_path.as_ref().map(|p| p.display().to_string()),
-    })
+    });
+    add_ca_cert(&mut v, h);
+    v
+}
+
+/// Adds `ca_cert_path` to a ready object when the sandbox serves TLS.
+fn add_ca_cert(ready: &mut serde_json::Value, h: &SandboxHandle) {
+    if let Some(path) = &h.ca_cert_path {
+        ready["ca_cert_path"] = serde_json::json!(path.display().to_string());
+    }
 }
 
 async fn wait_for_stop() {

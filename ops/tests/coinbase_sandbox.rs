@@ -530,3 +530,152 @@ async fn after_a_503_on_an_executed_order_the_same_client_order_id_finds_it_and_
     assert_eq!(c.public("/time").await.status, 200, "one request only");
     sb.shutdown().await;
 }
+
+/// A WebSocket connection's next text frame (10 s at most); `None` once it ends.
+async fn ws_next<S>(ws: &mut S) -> Option<String>
+where
+    S: futures_util::Stream<
+            Item = Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>,
+        > + Unpin,
+{
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await.expect("a frame within 10 s") {
+            Some(Ok(Message::Text(t))) => return Some(t.to_string()),
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+async fn ws_send<S>(ws: &mut S, v: Value)
+where
+    S: futures_util::Sink<tokio_tungstenite::tungstenite::Message> + Unpin,
+    S::Error: std::fmt::Debug,
+{
+    use futures_util::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(v.to_string().into())).await.expect("sends");
+}
+
+#[tokio::test]
+async fn keel_coinbase_parses_every_websocket_frame_the_sandbox_sends() {
+    use keel_coinbase::model::WsMessage;
+    let (sb, c, _dir) = start().await;
+    sb.market.resume();
+    let jwt = || c.creds.ws_jwt(now_s()).expect("a WebSocket JWT");
+    let (mut market, _) = tokio_tungstenite::connect_async(&sb.coinbase_ws_market_url).await.expect("connects");
+    for channel in ["heartbeats", "level2", "ticker", "ticker_batch", "market_trades", "candles", "status"] {
+        ws_send(
+            &mut market,
+            json!({"type": "subscribe", "product_ids": ["BTC-USDT"], "channel": channel, "jwt": jwt()}),
+        )
+        .await;
+    }
+    let (mut user, _) = tokio_tungstenite::connect_async(&sb.coinbase_ws_user_url).await.expect("connects");
+    ws_send(&mut user, json!({"type": "subscribe", "product_ids": [], "channel": "user", "jwt": jwt()})).await;
+    // An order resting, then one filled: OPEN and FILLED states on `user`.
+    let book: ProductBookResponse = c.get("/product_book?product_id=BTC-USDT&limit=1").await.parse();
+    let bid = book.pricebook.bids[0].price;
+    let rest = c
+        .post("/orders", json!({"client_order_id": "ws-rest", "product_id": "BTC-USDT", "side": "BUY",
+            "order_configuration": {"limit_limit_gtc": {"base_size": "0.001", "limit_price": (bid - Decimal::ONE_HUNDRED).to_string()}}}))
+        .await;
+    assert_eq!(rest.json()["success"], true, "{}", rest.text);
+    let fill = c
+        .post(
+            "/orders",
+            json!({"client_order_id": "ws-fill", "product_id": "BTC-USDT", "side": "BUY",
+            "order_configuration": {"market_market_ioc": {"base_size": "0.001"}}}),
+        )
+        .await;
+    assert_eq!(fill.json()["success"], true, "{}", fill.text);
+
+    let mut kinds = std::collections::BTreeSet::new();
+    let mut user_states = std::collections::BTreeSet::new();
+    while user_states.len() < 2 {
+        let text = ws_next(&mut user).await.expect("the user connection stays open");
+        match WsMessage::parse(&text).unwrap_or_else(|e| panic!("keel-coinbase cannot read {text}: {e}")) {
+            WsMessage::User(e) => {
+                for o in e.events.iter().flat_map(|ev| &ev.orders) {
+                    assert!(o.cumulative_quantity.is_some() && o.leaves_quantity.is_some(), "{text}");
+                    user_states.insert(o.status.clone());
+                }
+            }
+            WsMessage::Subscriptions(_) => {}
+            other => panic!("unexpected on the user endpoint: {other:?}"),
+        }
+    }
+    assert_eq!(user_states.into_iter().collect::<Vec<_>>(), ["FILLED", "OPEN"]);
+    while kinds.len() < 8 {
+        let text = ws_next(&mut market).await.expect("the market connection stays open");
+        let msg = WsMessage::parse(&text).unwrap_or_else(|e| panic!("keel-coinbase cannot read {text}: {e}"));
+        assert!(!matches!(msg, WsMessage::Other { .. } | WsMessage::Error(_)), "{text}");
+        kinds.insert(format!("{msg:?}").split(['(', ' ']).next().unwrap_or_default().to_string());
+    }
+    // The error frame parses too.
+    ws_send(&mut market, json!({"type": "subscribe", "channel": "heartbeat"})).await;
+    loop {
+        let text = ws_next(&mut market).await.expect("open");
+        if let WsMessage::Error(_) = WsMessage::parse(&text).expect("parses") {
+            break;
+        }
+    }
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn keel_sandbox_tls_serves_https_and_wss_to_a_client_trusting_ca_cert_path() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let dir = tempfile::tempdir().unwrap();
+    let (human, ready, mut child) = standalone(dir.path(), &["--tls"]);
+    let ca = std::path::PathBuf::from(ready["ca_cert_path"].as_str().expect("ca_cert_path"));
+    assert!(ca.starts_with(dir.path()), "written to the working dir: {}", ca.display());
+    assert!(human.join("\n").contains(&ca.display().to_string()));
+    let rest = ready["rest_url"].as_str().expect("rest_url");
+    let (wss_market, wss_user) =
+        (ready["ws_market_url"].as_str().expect("a market URL"), ready["ws_user_url"].as_str().expect("a user URL"));
+    assert!(rest.starts_with("https://127.0.0.1:"), "{rest}");
+    assert!(wss_market.starts_with("wss://") && wss_user.starts_with("wss://"), "{ready}");
+
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(&ca).expect("a PEM file") {
+        roots.add(cert.expect("a certificate")).expect("a usable root");
+    }
+    let tls =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    // HTTPS, by IP and by name.
+    let http = reqwest::Client::builder().use_preconfigured_tls(tls.clone()).build().expect("a client");
+    let port = rest.rsplit(':').next().expect("a port");
+    for base in [rest.to_string(), format!("https://localhost:{port}")] {
+        let v: Value = http
+            .get(format!("{base}/api/v3/brokerage/time"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{base}: {e}"))
+            .json()
+            .await
+            .expect("JSON");
+        assert!(v["epochSeconds"].is_string(), "{v}");
+    }
+    // WSS on both endpoints.
+    let connector = tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(tls));
+    for url in [wss_market, wss_user] {
+        let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, false, Some(connector.clone()))
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        ws_send(&mut ws, json!({"type": "subscribe", "product_ids": [], "channel": "heartbeats"})).await;
+        let ack: Value = serde_json::from_str(&ws_next(&mut ws).await.expect("an ack")).expect("JSON");
+        assert_eq!(ack["channel"], "subscriptions", "{url}: {ack}");
+    }
+    // A client that does not trust the certificate is refused.
+    let plain = reqwest::Client::new();
+    assert!(plain.get(format!("{rest}/api/v3/brokerage/time")).send().await.is_err(), "an untrusted certificate fails");
+    let _ = child.kill();
+    let _ = child.wait();
+}

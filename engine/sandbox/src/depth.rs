@@ -156,7 +156,7 @@ impl DepthBook {
 }
 
 /// Levels that differ between two books: new quantities, 0 for removed levels.
-fn changes(old: &BTreeMap<Decimal, Decimal>, new: &BTreeMap<Decimal, Decimal>) -> Vec<(Decimal, Decimal)> {
+pub(crate) fn changes(old: &BTreeMap<Decimal, Decimal>, new: &BTreeMap<Decimal, Decimal>) -> Vec<(Decimal, Decimal)> {
     let mut out: Vec<(Decimal, Decimal)> =
         old.keys().filter(|p| !new.contains_key(*p)).map(|p| (*p, Decimal::ZERO)).collect();
     out.extend(new.iter().filter(|(p, q)| old.get(*p) != Some(*q)).map(|(p, q)| (*p, *q)));

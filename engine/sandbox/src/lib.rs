@@ -31,6 +31,7 @@ mod streams;
 mod tape;
 pub mod test_key;
 mod tickers;
+pub mod tls;
 mod ws;
 mod ws_session;
 
@@ -157,6 +158,17 @@ pub struct SandboxConfig {
     /// Coinbase public REST requests per second (10, as documented; 0:
     /// unlimited).
     pub coinbase_public_per_s: u32,
+    /// A Coinbase WebSocket connection with no subscribe this long after
+    /// it opened is closed (5 s, as documented; 0: never).
+    pub coinbase_ws_subscribe_within_ms: u64,
+    /// A Coinbase WebSocket connection that sent nothing for this long is
+    /// closed (Coinbase: 60–90 s; 90 s here; 0: never): subscribing to
+    /// `heartbeats` keeps it open.
+    pub coinbase_ws_idle_close_ms: u64,
+    /// Serve HTTPS and WSS with a self-signed certificate (names
+    /// `127.0.0.1` and `localhost`) written to `key_dir` as
+    /// [`tls::CERT_FILE`], so clients that insist on TLS can trust it.
+    pub tls: bool,
     /// Maker fee (basis points).
     pub maker_fee_bps: Decimal,
     /// Taker fee (basis points).
@@ -324,6 +336,9 @@ impl Default for SandboxConfig {
             coinbase_key_type: coinbase::test_key::KeyType::Ec,
             coinbase_private_per_s: 30,
             coinbase_public_per_s: 10,
+            coinbase_ws_subscribe_within_ms: 5_000,
+            coinbase_ws_idle_close_ms: 90_000,
+            tls: false,
             maker_fee_bps: d("10"),
             taker_fee_bps: d("10"),
             commission_asset: CommissionAsset::Received,
@@ -433,6 +448,9 @@ struct FaultState {
     garbled_klines: usize,
     /// REST paths (below `/api/v3/`) that answer 503 until cleared.
     failing_paths: Vec<String>,
+    /// Coinbase `l2_data` messages still to be sent after a skipped
+    /// `sequence_num`.
+    coinbase_l2_gaps: usize,
 }
 
 /// How many REST requests [`FaultControl::rest_requests`] remembers.
@@ -555,6 +573,20 @@ impl FaultControl {
     /// True if this kline message is to be garbled (counts it).
     pub(crate) fn take_garbled_kline(&self) -> bool {
         take_one(&mut self.lock().garbled_klines)
+    }
+
+    /// Skips one `sequence_num` before each of the next `count` Coinbase
+    /// `l2_data` messages (on whichever connection sends one first): a
+    /// message lost in transport, which a client must answer by
+    /// resubscribing for a fresh snapshot.
+    pub fn skip_coinbase_l2_sequence(&self, count: usize) {
+        self.lock().coinbase_l2_gaps += count;
+    }
+
+    /// True if this `l2_data` message is to follow a skipped sequence
+    /// number (counts it).
+    pub(crate) fn take_coinbase_l2_gap(&self) -> bool {
+        take_one(&mut self.lock().coinbase_l2_gaps)
     }
 
     /// True if this execution report is to be garbled (counts it).
@@ -733,7 +765,8 @@ pub enum SandboxError {
 pub struct SandboxHandle {
     /// Bound address.
     pub addr: SocketAddr,
-    /// REST base URL (`http://127.0.0.1:PORT`; endpoints are under `/api/v3`).
+    /// REST base URL (`http://127.0.0.1:PORT`, `https://` with TLS;
+    /// endpoints are under `/api/v3`).
     pub rest_url: String,
     /// Market stream base URL (`ws://127.0.0.1:PORT`; `/ws/<stream>`, `/stream?streams=`).
     pub ws_stream_url: String,
@@ -755,6 +788,15 @@ pub struct SandboxHandle {
     /// The Coinbase protocol's REST base URL (`http://127.0.0.1:PORT`;
     /// endpoints are under `/api/v3/brokerage`).
     pub coinbase_rest_url: String,
+    /// The Coinbase market-data WebSocket URL (`ws://127.0.0.1:PORT/coinbase/ws`).
+    pub coinbase_ws_market_url: String,
+    /// The Coinbase user-data WebSocket URL (`ws://127.0.0.1:PORT/coinbase/ws-user`).
+    pub coinbase_ws_user_url: String,
+    /// The self-signed certificate (PEM) when the sandbox serves TLS; a
+    /// client trusts it as its CA.
+    pub ca_cert_pem: Option<String>,
+    /// Where that certificate was written (none: no `key_dir`).
+    pub ca_cert_path: Option<std::path::PathBuf>,
     /// The Coinbase API key name (JWT `kid`) of the first account, when it
     /// has a Coinbase key.
     pub coinbase_key_name: Option<String>,
@@ -792,8 +834,8 @@ impl SandboxHandle {
         }
         if let Some(name) = &self.coinbase_key_name {
             out.push_str(&format!(
-                "\nCoinbase Advanced Trade protocol (REST only so far)\n  REST:        {}/api/v3/brokerage\n  key name:    {name}",
-                self.coinbase_rest_url
+                "\nCoinbase Advanced Trade protocol\n  REST:        {}/api/v3/brokerage\n  WS market:   {}\n  WS user:     {}\n  key name:    {name}",
+                self.coinbase_rest_url, self.coinbase_ws_market_url, self.coinbase_ws_user_url
             ));
             match &self.coinbase_private_key_path {
                 Some(path) => out.push_str(&format!("\n  private key: {}", path.display())),
@@ -802,6 +844,9 @@ impl SandboxHandle {
                 }
                 None => {}
             }
+        }
+        if let Some(path) = &self.ca_cert_path {
+            out.push_str(&format!("\n  TLS certificate (trust it as the CA): {}", path.display()));
         }
         out
     }
@@ -911,17 +956,38 @@ impl Sandbox {
             .route("/stream", axum::routing::get(ws::combined))
             .route("/ws-api/v3", axum::routing::get(ws::ws_api))
             .route("/api/v3/brokerage/{*rest}", axum::routing::any(coinbase::rest::handle))
+            .route(coinbase::ws::MARKET_PATH, axum::routing::get(coinbase::ws::market))
+            .route(coinbase::ws::USER_PATH, axum::routing::get(coinbase::ws::user))
             .fallback(rest::handle)
             .with_state(app.clone());
         let mut srv_stop = stop_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = srv_stop.wait_for(|s| *s).await;
-            };
-            if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
-                tracing::warn!(error = %e, "sandbox server stopped");
+        let shutdown = async move {
+            let _ = srv_stop.wait_for(|s| *s).await;
+        };
+        let cert = if cfg.tls {
+            let dir = cfg.key_dir.clone().or_else(|| cfg.state_dir.clone());
+            Some(tls::Certificate::generate(dir.as_deref())?)
+        } else {
+            None
+        };
+        tasks.push(match &cert {
+            Some(cert) => {
+                let listener = cert
+                    .listener(listener)
+                    .map_err(|e| SandboxError::Listen { addr: cfg.listen.clone(), reason: e.to_string() })?;
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+                        tracing::warn!(error = %e, "sandbox server stopped");
+                    }
+                })
             }
-        }));
+            None => tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+                    tracing::warn!(error = %e, "sandbox server stopped");
+                }
+            }),
+        });
+        let (http, ws) = if cert.is_some() { ("https", "wss") } else { ("http", "ws") };
 
         // The market clock: each tick runs when the server clock reaches it.
         let (tex, tpaused, tfaults) = (ex.clone(), paused.clone(), faults.clone());
@@ -972,15 +1038,19 @@ impl Sandbox {
         let first = &cfg.accounts[0];
         Ok(SandboxHandle {
             addr,
-            rest_url: format!("http://{addr}"),
-            ws_stream_url: format!("ws://{addr}"),
-            ws_api_url: format!("ws://{addr}/ws-api/v3"),
+            rest_url: format!("{http}://{addr}"),
+            ws_stream_url: format!("{ws}://{addr}"),
+            ws_api_url: format!("{ws}://{addr}/ws-api/v3"),
             api_key: first.api_key.clone(),
             api_secret: first.api_secret.clone(),
             ed25519_api_key: first.ed25519_public_key.as_ref().map(|_| first.ed25519_key_id()),
             ed25519_private_key_pem: test_key.as_ref().map(|k| k.private_key_pem.clone()),
             ed25519_private_key_path: test_key.and_then(|k| k.path),
-            coinbase_rest_url: format!("http://{addr}"),
+            coinbase_rest_url: format!("{http}://{addr}"),
+            coinbase_ws_market_url: format!("{ws}://{addr}{}", coinbase::ws::MARKET_PATH),
+            coinbase_ws_user_url: format!("{ws}://{addr}{}", coinbase::ws::USER_PATH),
+            ca_cert_pem: cert.as_ref().map(|c| c.cert_pem.clone()),
+            ca_cert_path: cert.and_then(|c| c.path),
             coinbase_key_name: first
                 .coinbase_public_key
                 .as_ref()

@@ -5,19 +5,23 @@
 //!
 //! Served so far: REST `/api/v3/brokerage/…` ([`rest`], [`orders`]) with JWT
 //! verification ([`jwt`]) against the keys registered from config and the
-//! generated test key ([`test_key`]). Not yet: the WebSocket endpoints, TLS,
-//! preview and edit, the `/v2/` routes ccxt loads markets from.
+//! generated test key ([`test_key`]); the market-data and user WebSocket
+//! endpoints ([`ws`], with [`feeds`] and [`user_feed`]). Not yet: preview
+//! and edit, the `/v2/` routes ccxt loads markets from.
 //!
 //! Like the Binance side, it verifies with its own code and never with the
 //! adapter's (`keel-coinbase`): a signing bug in the adapter must fail here
 //! as it would at Coinbase.
 
+mod feeds;
 pub mod ids;
 pub mod jwt;
 mod orders;
 mod rate;
 pub(crate) mod rest;
 pub mod test_key;
+mod user_feed;
+pub mod ws;
 
 use std::collections::HashMap;
 

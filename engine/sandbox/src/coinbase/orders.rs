@@ -377,7 +377,7 @@ fn status_of(o: &SimOrder, queued: bool) -> &'static str {
 }
 
 /// The `Order` object of get and list (§4.12).
-fn order_json(app: &App, o: &SimOrder) -> Value {
+pub(crate) fn order_json(app: &App, o: &SimOrder) -> Value {
     let fills = fills_of(app, o);
     let queued = app.ex.lock().cancel_queued(o.order_id);
     let pid = app.ex.lock().core().instrument(o.symbol.as_str()).map(product_id).unwrap_or_default();
@@ -442,7 +442,7 @@ pub(crate) fn get(app: &App, account: u32, uuid: &str) -> Response {
 }
 
 /// Every order of the account, newest first.
-fn all_orders(app: &App, account: u32) -> Vec<SimOrder> {
+pub(crate) fn all_orders(app: &App, account: u32) -> Vec<SimOrder> {
     let st = app.ex.lock();
     let mut all: Vec<SimOrder> =
         st.symbols().into_iter().flat_map(|(s, _)| st.core().all_orders(account, &s)).collect();

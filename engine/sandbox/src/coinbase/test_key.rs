@@ -108,9 +108,30 @@ fn generate(kind: KeyType) -> Result<String, SandboxError> {
                     break k;
                 }
             };
-            secret.to_sec1_pem(LineEnding::LF).map(|p| p.to_string()).map_err(|e| bad(e.to_string()))
+            sec1_pem_with_curve(&secret).map_err(|e| bad(e.to_string()))
         }
     }
+}
+
+/// The OID of P-256 (`prime256v1`).
+const P256_OID: sec1::der::asn1::ObjectIdentifier =
+    sec1::der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+
+/// The key as SEC1 PEM (`EC PRIVATE KEY`) naming its curve, as Coinbase's
+/// CDP keys and OpenSSL write it: p256's own encoding leaves the curve out,
+/// and Python's `cryptography` (under the official SDK) refuses such a key.
+fn sec1_pem_with_curve(secret: &p256::SecretKey) -> Result<String, sec1::der::Error> {
+    use p256::elliptic_curve::sec1::ToEncodedPoint as _;
+    use sec1::der::Encode as _;
+    let scalar = secret.to_bytes();
+    let point = secret.public_key().to_encoded_point(false);
+    let key = sec1::EcPrivateKey {
+        private_key: scalar.as_slice(),
+        parameters: Some(sec1::EcParameters::NamedCurve(P256_OID)),
+        public_key: Some(point.as_bytes()),
+    };
+    sec1::der::pem::encode_string("EC PRIVATE KEY", LineEnding::LF, &key.to_der()?)
+        .map_err(|_| sec1::der::Error::from(sec1::der::ErrorKind::Failed))
 }
 
 /// The public half of a private PEM, as a `PUBLIC KEY` PEM.
@@ -136,6 +157,17 @@ fn read(path: &Path) -> Result<String, SandboxError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ec_test_key_names_its_curve_as_openssl_and_python_expect() {
+        let pem = generate(KeyType::Ec).unwrap();
+        let (label, der) = sec1::der::pem::decode_vec(pem.as_bytes()).unwrap();
+        assert_eq!(label, "EC PRIVATE KEY");
+        let key: sec1::EcPrivateKey<'_> = sec1::der::Decode::from_der(&der).unwrap();
+        assert_eq!(key.parameters, Some(sec1::EcParameters::NamedCurve(P256_OID)), "p256 alone leaves it out");
+        let back = p256::SecretKey::from_sec1_pem(&pem).unwrap();
+        assert_eq!(back.to_bytes().as_slice(), key.private_key);
+    }
 
     #[test]
     fn both_key_types_are_written_owner_only_registered_and_read_back() {
