@@ -81,7 +81,7 @@ fn browser() -> Option<(PathBuf, PathBuf)> {
             )
         }
         _ => {
-            eprintln!("skipped: chromium/chromedriver not found");
+            keel_testkit::skipped("chromium/chromedriver not found", "KEEL_REQUIRE_BROWSER");
             None
         }
     }

@@ -46,14 +46,17 @@ pub fn fixtures(venue: &str) -> Option<PathBuf> {
     }
     let required = std::env::var(REQUIRE_FIXTURES_ENV).is_ok_and(|v| v == "1");
     assert!(!required, "{REQUIRE_FIXTURES_ENV}=1 but the fixtures are not at {}", dir.display());
-    let test = std::thread::current().name().unwrap_or("a test").to_string();
-    // Written to the stderr handle, not with eprintln!, which the harness captures.
-    let _ = writeln!(
-        std::io::stderr(),
-        "skipped: fixtures not found at {} ({test}; set {REQUIRE_FIXTURES_ENV}=1 to fail instead)",
-        dir.display()
-    );
+    skipped(&format!("fixtures not found at {}", dir.display()), REQUIRE_FIXTURES_ENV);
     None
+}
+
+/// Says a test skipped: `skipped: <why> (<test>; set <require_env>=1 to fail
+/// instead)`, written to the stderr handle, past the test harness's capture
+/// (`eprintln!` is captured and shown only for failures), so a run shows
+/// every skip.
+pub fn skipped(why: &str, require_env: &str) {
+    let test = std::thread::current().name().unwrap_or("a test").to_string();
+    let _ = writeln!(std::io::stderr(), "skipped: {why} ({test}; set {require_env}=1 to fail instead)");
 }
 
 #[cfg(test)]
