@@ -53,7 +53,7 @@ pub enum Command {
     Data(crate::cmd_data::DataCommand),
     /// Measure the live pipeline: market events per second and tick-to-order latency.
     Bench(crate::cmd_bench::BenchArgs),
-    /// Run the Binance-protocol sandbox exchange standalone until Ctrl-C or SIGTERM.
+    /// Run the sandbox exchange standalone (the Binance protocol, or `--protocol coinbase`) until Ctrl-C or SIGTERM.
     Sandbox(crate::cmd_sandbox::SandboxArgs),
 }
 
