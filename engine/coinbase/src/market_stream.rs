@@ -291,7 +291,9 @@ async fn session(
                     let ts_ms = ev.updates.iter().filter_map(|u| u.event_time).max().unwrap_or(0);
                     let ts_ms = if ts_ms > 0 { ts_ms } else { env.timestamp.unwrap_or_else(|| shared.rest.now_ms()) };
                     let bt = BookTicker { symbol: sym.clone(), bid, bid_qty, ask, ask_qty, ts_ms };
-                    let same = tops.get(&sym).is_some_and(|p| (p.bid, p.bid_qty, p.ask, p.ask_qty) == (bid, bid_qty, ask, ask_qty));
+                    let same = tops
+                        .get(&sym)
+                        .is_some_and(|p| (p.bid, p.bid_qty, p.ask, p.ask_qty) == (bid, bid_qty, ask, ask_qty));
                     if !same {
                         tops.insert(sym, bt.clone());
                         tx.send(MarketFeed::Event(MarketEvent::Book(bt))).await.map_err(|_| Gone)?;

@@ -83,28 +83,32 @@ impl UserRun {
     }
 
     /// One order's state from the channel: its new fills, then its report.
+    /// The report is read by REST, which may be ahead of the message: its
+    /// fills are read whenever either shows more than was seen, so a report
+    /// never runs ahead of the fills delivered.
     async fn on_order(&mut self, o: &UserOrder) -> Result<(), End> {
-        let now = Seen {
+        let mut now = Seen {
             status: o.status.clone(),
             cumulative: o.cumulative_quantity.unwrap_or_default(),
             fills: o.number_of_fills.unwrap_or(0),
         };
-        let before = self.seen.get(&o.order_id);
-        let grew = match before {
+        let before = self.seen.get(&o.order_id).cloned();
+        let grew = |now: &Seen| match &before {
             Some(b) => now.cumulative > b.cumulative || now.fills > b.fills,
             None => now.cumulative > Decimal::ZERO || now.fills > 0,
         };
-        if before.is_some_and(|b| b.status == now.status) && !grew {
+        if before.as_ref().is_some_and(|b| b.status == now.status) && !grew(&now) {
             return Ok(());
         }
         if let Some(t) = o.creation_time {
             self.shared.watch_fills(&keel_core::symbol::Symbol::new(&o.product_id), t - 60_000);
         }
-        if grew {
-            self.fills_of(&o.order_id, &o.product_id).await?;
-        }
         let order = self.shared.get_order(&o.order_id).await?;
         let report = self.shared.report_of(&order);
+        now.cumulative = now.cumulative.max(report.filled_qty);
+        if grew(&now) {
+            self.fills_of(&o.order_id, &o.product_id).await?;
+        }
         self.seen.insert(o.order_id.clone(), now);
         self.emit(UserEvent::Order(report)).await?;
         Ok(())
@@ -126,10 +130,7 @@ impl UserRun {
         for id in ended {
             let order = self.shared.get_order(&id).await?;
             let report = self.shared.report_of(&order);
-            self.seen.insert(
-                id,
-                Seen { status: order.status.clone(), cumulative: report.filled_qty, fills: 0 },
-            );
+            self.seen.insert(id, Seen { status: order.status.clone(), cumulative: report.filled_qty, fills: 0 });
             self.emit(UserEvent::Order(report)).await?;
         }
         for (symbol, cursor) in self.shared.fill_cursors() {

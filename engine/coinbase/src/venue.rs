@@ -705,7 +705,6 @@ fn on_step(v: Decimal, step: Decimal) -> bool {
     step.is_zero() || (v % step).is_zero()
 }
 
-
 #[async_trait]
 impl Venue for CoinbaseVenue {
     fn name(&self) -> &str {
@@ -964,8 +963,7 @@ impl Venue for CoinbaseVenue {
             reason: format!("no Coinbase granularity of {interval_ms} ms"),
         })?;
         let (tx, rx) = mpsc::channel(4096);
-        let task =
-            crate::market_stream::run(self.shared.clone(), symbols.to_vec(), interval_ms, granularity, tx);
+        let task = crate::market_stream::run(self.shared.clone(), symbols.to_vec(), interval_ms, granularity, tx);
         lock(&self.streams).push(tokio::spawn(task));
         Ok(rx)
     }
