@@ -92,7 +92,6 @@ async fn trades_best_bid_ask_arrive_and_bars_continue_after_the_warm_up_across_a
             MarketFeed::Event(MarketEvent::Bar(b)) => break b,
             MarketFeed::Status(StreamStatus::Connected) => reconnected = true,
             MarketFeed::Status(StreamStatus::Disconnected { .. }) => {}
-            other => panic!("unexpected: {other:?}"),
         }
     };
     assert!(reconnected && trades > 0 && books > 0, "{reconnected} {trades} {books}");
