@@ -1,5 +1,5 @@
 //! [`CoinbaseVenue`]: the Coinbase Advanced Trade adapter behind Keel's
-//! [`Venue`] trait — its REST half (the streams land separately).
+//! [`Venue`] trait: REST here, the streams in `market_stream` and `user_stream`.
 //!
 //! Guarantees, as the Binance adapter's:
 //! - Orders are checked against the product's filters and trading flags
@@ -76,11 +76,15 @@ pub struct CoinbaseSettings {
     pub time_sync_interval_ms: u64,
     /// The longest a create or cancel waits for the rate limit (ms).
     pub max_order_wait_ms: u64,
+    /// Market-data WebSocket (`wss://advanced-trade-ws.coinbase.com`).
+    pub ws_market_url: String,
+    /// User WebSocket (`wss://advanced-trade-ws-user.coinbase.com`).
+    pub ws_user_url: String,
 }
 
 impl CoinbaseSettings {
     /// Settings with the defaults: 10 s timeout, clock resync every minute,
-    /// orders wait at most 1 s for the rate limit.
+    /// orders wait at most 1 s for the rate limit, Coinbase's WebSocket URLs.
     pub fn new(rest_url: &str, credentials: Arc<Credentials>) -> Self {
         Self {
             rest_url: rest_url.to_string(),
@@ -88,6 +92,8 @@ impl CoinbaseSettings {
             request_timeout_ms: 10_000,
             time_sync_interval_ms: 60_000,
             max_order_wait_ms: 1_000,
+            ws_market_url: "wss://advanced-trade-ws.coinbase.com".into(),
+            ws_user_url: "wss://advanced-trade-ws-user.coinbase.com".into(),
         }
     }
 }
@@ -155,19 +161,27 @@ fn ordered_qty(o: &Order) -> Decimal {
     .unwrap_or_default()
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// What one product allows, as last loaded.
 #[derive(Debug, Clone)]
-struct ProductRules {
-    instrument: Instrument,
+pub(crate) struct ProductRules {
+    /// The product as an instrument.
+    pub(crate) instrument: Instrument,
     restrictions: Restrictions,
 }
 
-struct Shared {
-    rest: RestClient,
+/// What the venue and its streams share.
+pub(crate) struct Shared {
+    pub(crate) rest: RestClient,
+    /// The key (WebSocket subscribes sign with it too).
+    pub(crate) creds: Arc<Credentials>,
+    /// Market-data WebSocket URL.
+    pub(crate) ws_market_url: String,
+    /// User WebSocket URL.
+    pub(crate) ws_user_url: String,
     products: Mutex<HashMap<Symbol, ProductRules>>,
     /// Keel client id → Coinbase order id.
     order_ids: Mutex<HashMap<String, String>>,
@@ -175,9 +189,51 @@ struct Shared {
     keel_ids: Mutex<HashMap<String, String>>,
     /// Coinbase client id → Keel client id (where they differ).
     derived: Mutex<HashMap<String, String>>,
+    /// Fills already handed out (by `trade_id`): each is delivered once,
+    /// whether a place answer, the user stream or a reconciliation finds it.
+    claimed: Mutex<HashSet<String>>,
+    /// Per product, the time from which a reconciliation lists fills.
+    fill_cursors: Mutex<HashMap<Symbol, FillCursor>>,
+    /// The newest closed bar a warm-up handed out, per (product, interval):
+    /// the market stream continues after it.
+    bars_served: Mutex<HashMap<(Symbol, i64), i64>>,
+    /// Level-2 books the market stream keeps.
+    pub(crate) books: Mutex<HashMap<Symbol, crate::book::L2Book>>,
+    /// How often a level-2 sequence gap made the market stream resubscribe.
+    pub(crate) l2_resyncs: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
+    /// Marks a fill delivered (and moves its product's cursor); false if it already was.
+    pub(crate) fn claim_fill(&self, f: &Fill) -> bool {
+        if !lock(&self.claimed).insert(f.trade_id.to_string()) {
+            return false;
+        }
+        let mut cursors = lock(&self.fill_cursors);
+        let c = cursors.entry(f.symbol.clone()).or_insert_with(|| FillCursor::of(f));
+        if f.ts_ms > c.ts_ms {
+            *c = FillCursor::of(f);
+        }
+        true
+    }
+
+    /// Starts listing a product's fills at `ts_ms` in reconciliations, unless it is listed already.
+    pub(crate) fn watch_fills(&self, symbol: &Symbol, ts_ms: i64) {
+        lock(&self.fill_cursors)
+            .entry(symbol.clone())
+            .or_insert_with(|| FillCursor { ts_ms, trade_id: TradeId::from("") });
+    }
+
+    /// Products with a fill cursor, and their cursors.
+    pub(crate) fn fill_cursors(&self) -> Vec<(Symbol, FillCursor)> {
+        lock(&self.fill_cursors).iter().map(|(s, c)| (s.clone(), c.clone())).collect()
+    }
+
+    /// The newest closed bar a warm-up handed out.
+    pub(crate) fn bar_served(&self, symbol: &Symbol, interval_ms: i64) -> Option<i64> {
+        lock(&self.bars_served).get(&(symbol.clone(), interval_ms)).copied()
+    }
+
     fn remember(&self, keel_id: &str, order_id: &str) {
         lock(&self.order_ids).insert(keel_id.to_string(), order_id.to_string());
         lock(&self.keel_ids).insert(order_id.to_string(), keel_id.to_string());
@@ -197,7 +253,7 @@ impl Shared {
         lock(&self.derived).get(cb_client_id).cloned().unwrap_or_else(|| cb_client_id.to_string())
     }
 
-    fn report_of(&self, o: &Order) -> OrderReport {
+    pub(crate) fn report_of(&self, o: &Order) -> OrderReport {
         let cid = self.keel_id_of_cb(&o.client_order_id);
         self.remember(&cid, &o.order_id);
         let status = o.status();
@@ -253,7 +309,7 @@ impl Shared {
         Ok(out)
     }
 
-    async fn rules(&self, symbol: &Symbol) -> VenueResult<ProductRules> {
+    pub(crate) async fn rules(&self, symbol: &Symbol) -> VenueResult<ProductRules> {
         if let Some(r) = lock(&self.products).get(symbol).cloned() {
             return Ok(r);
         }
@@ -264,7 +320,7 @@ impl Shared {
         })
     }
 
-    async fn get_order(&self, order_id: &str) -> VenueResult<Order> {
+    pub(crate) async fn get_order(&self, order_id: &str) -> VenueResult<Order> {
         let r: GetOrderResponse = self.rest.get(Kind::Read, &format!("/orders/historical/{order_id}"), &[]).await?;
         Ok(r.order)
     }
@@ -358,7 +414,7 @@ impl Shared {
     }
 
     /// Fills of one order as Keel's, each trade id once.
-    async fn keel_fills_of_order(&self, order_id: &str, quote: &str) -> VenueResult<Vec<Fill>> {
+    pub(crate) async fn keel_fills_of_order(&self, order_id: &str, quote: &str) -> VenueResult<Vec<Fill>> {
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         for f in self.fills_of_order(order_id).await? {
@@ -404,7 +460,9 @@ impl Shared {
                 }
             }
         };
-        let fills = if report.filled_qty > Decimal::ZERO {
+        // Reconciliations list this product's fills from before the order on.
+        self.watch_fills(&report.symbol, report.ts_ms - LOOKUP_MARGIN_MS);
+        let mut fills = if report.filled_qty > Decimal::ZERO {
             self.keel_fills_of_order(order_id, quote).await.unwrap_or_else(|e| {
                 tracing::warn!(error = %e, order_id, "coinbase: fills not read yet; reconciliation will");
                 Vec::new()
@@ -412,7 +470,93 @@ impl Shared {
         } else {
             Vec::new()
         };
+        // A fill the user stream already delivered is not delivered twice.
+        fills.retain(|f| self.claim_fill(f));
         Ok(PlaceResult { report, fills })
+    }
+
+    /// Open orders, of one product or all.
+    pub(crate) async fn open_orders(&self, symbol: Option<&Symbol>) -> VenueResult<Vec<OrderReport>> {
+        let s = self;
+        let mut out = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let mut q: Vec<(&str, String)> = OPEN_STATUSES.iter().map(|st| ("order_status", st.to_string())).collect();
+            q.push(("limit", LIST_PAGE.to_string()));
+            if let Some(sym) = symbol {
+                q.push(("product_ids", sym.to_string()));
+            }
+            if !cursor.is_empty() {
+                q.push(("cursor", cursor.clone()));
+            }
+            let page: ListOrdersResponse = s.rest.get(Kind::Read, "/orders/historical/batch", &q).await?;
+            out.extend(page.orders.iter().filter(|o| !o.status().is_terminal()).map(|o| s.report_of(o)));
+            if !page.has_next || page.cursor.is_empty() {
+                return Ok(out);
+            }
+            cursor = page.cursor;
+        }
+    }
+
+    /// Balances, every page.
+    pub(crate) async fn balances(&self) -> VenueResult<Vec<Balance>> {
+        let mut out = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let mut q = vec![("limit", ACCOUNTS_PAGE.to_string())];
+            if !cursor.is_empty() {
+                q.push(("cursor", cursor.clone()));
+            }
+            let page: AccountsPage = self.rest.get(Kind::Read, "/accounts", &q).await?;
+            out.extend(page.accounts.iter().map(|a| Balance {
+                asset: a.currency.clone(),
+                free: a.available_balance.value,
+                locked: a.held(),
+            }));
+            if !page.has_next || page.cursor.is_empty() {
+                return Ok(out);
+            }
+            cursor = page.cursor;
+        }
+    }
+
+    /// Fills of `symbol` from the cursor's time on (its own trade may come
+    /// back), oldest first, each `trade_id` once however the pages overlap.
+    pub(crate) async fn my_trades(&self, symbol: &Symbol, since: Option<&FillCursor>) -> VenueResult<Vec<Fill>> {
+        let s = self;
+        let quote = s.rules(symbol).await?.instrument.quote_asset;
+        let mut seen = HashSet::new();
+        let mut raw = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let mut q = vec![("product_ids", symbol.to_string()), ("limit", LIST_PAGE.to_string())];
+            if let Some(t) = since.and_then(|c| chrono::DateTime::from_timestamp_millis(c.ts_ms)) {
+                q.push(("start_sequence_timestamp", t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)));
+            }
+            if !cursor.is_empty() {
+                q.push(("cursor", cursor.clone()));
+            }
+            let page: FillsResponse = s.rest.get(Kind::Read, "/orders/historical/fills", &q).await?;
+            for f in page.fills {
+                if f.trade_type.as_deref().is_some_and(|t| t != "FILL") {
+                    tracing::warn!(trade_id = %f.trade_id, kind = ?f.trade_type, "coinbase: a fill row that is not a FILL (adjustment) is skipped");
+                    continue;
+                }
+                if seen.insert(f.trade_id.clone()) {
+                    raw.push(f);
+                }
+            }
+            if page.cursor.is_empty() {
+                break;
+            }
+            cursor = page.cursor;
+        }
+        let mut out = Vec::with_capacity(raw.len());
+        for f in &raw {
+            out.push(s.keel_fill(f, &quote).await?);
+        }
+        out.sort_by(|a, b| (a.ts_ms, &a.trade_id).cmp(&(b.ts_ms, &b.trade_id)));
+        Ok(out)
     }
 
     /// Resolves a create whose outcome is unknown: look the client id up;
@@ -454,15 +598,17 @@ impl Shared {
     }
 }
 
-/// The Coinbase Advanced Trade venue (REST; streams are not implemented yet).
+/// The Coinbase Advanced Trade venue: REST, and the market and user WebSocket streams.
 pub struct CoinbaseVenue {
     shared: Arc<Shared>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The stream tasks (they end with the venue).
+    streams: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Drop for CoinbaseVenue {
     fn drop(&mut self) {
-        for t in &self.tasks {
+        for t in self.tasks.iter().chain(lock(&self.streams).iter()) {
             t.abort();
         }
     }
@@ -482,6 +628,14 @@ impl CoinbaseVenue {
         rest.sync_time().await?;
         let shared = Arc::new(Shared {
             rest,
+            creds: settings.credentials.clone(),
+            ws_market_url: settings.ws_market_url.clone(),
+            ws_user_url: settings.ws_user_url.clone(),
+            claimed: Mutex::new(HashSet::new()),
+            fill_cursors: Mutex::new(HashMap::new()),
+            bars_served: Mutex::new(HashMap::new()),
+            books: Mutex::new(HashMap::new()),
+            l2_resyncs: Default::default(),
             products: Mutex::new(HashMap::new()),
             order_ids: Mutex::new(HashMap::new()),
             keel_ids: Mutex::new(HashMap::new()),
@@ -499,7 +653,7 @@ impl CoinbaseVenue {
                 }
             }
         });
-        Ok(Self { shared, tasks: vec![sync] })
+        Ok(Self { shared, tasks: vec![sync], streams: Mutex::new(Vec::new()) })
     }
 
     /// Tells the adapter Keel's client ids of orders that may be working
@@ -510,6 +664,17 @@ impl CoinbaseVenue {
         for id in keel_ids {
             self.shared.cb_id_for(id);
         }
+    }
+
+    /// The level-2 book the market stream keeps of `symbol` (none before
+    /// its snapshot, or after a sequence gap until the fresh one).
+    pub fn book(&self, symbol: &Symbol) -> Option<crate::book::L2Book> {
+        lock(&self.shared.books).get(symbol).cloned()
+    }
+
+    /// How often a sequence gap made the market stream resubscribe `level2`.
+    pub fn l2_resyncs(&self) -> u64 {
+        self.shared.l2_resyncs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The REST client (clock offset, the host tokens name).
@@ -538,13 +703,6 @@ pub fn granularity_of(interval_ms: i64) -> Option<&'static str> {
 /// truncates, §5.4).
 fn on_step(v: Decimal, step: Decimal) -> bool {
     step.is_zero() || (v % step).is_zero()
-}
-
-fn not_streamed(what: &str) -> VenueError {
-    VenueError::Rejected {
-        code: 501,
-        reason: format!("coinbase {what} stream is not implemented yet (REST only in this build)"),
-    }
 }
 
 #[async_trait]
@@ -614,7 +772,14 @@ impl Venue for CoinbaseVenue {
             }
             from = to;
         }
-        Ok(bars.into_values().take(limit as usize).collect())
+        let out: Vec<Bar> = bars.into_values().take(limit as usize).collect();
+        if let Some(newest) = out.last() {
+            // The market stream continues after the newest bar a warm-up got.
+            let mut served = lock(&self.shared.bars_served);
+            let e = served.entry((symbol.clone(), interval_ms)).or_insert(newest.open_time);
+            *e = (*e).max(newest.open_time);
+        }
+        Ok(out)
     }
 
     async fn best_bid_ask(&self, symbol: &Symbol) -> VenueResult<BookTicker> {
@@ -779,97 +944,34 @@ impl Venue for CoinbaseVenue {
     }
 
     async fn open_orders(&self, symbol: Option<&Symbol>) -> VenueResult<Vec<OrderReport>> {
-        let s = &self.shared;
-        let mut out = Vec::new();
-        let mut cursor = String::new();
-        loop {
-            let mut q: Vec<(&str, String)> = OPEN_STATUSES.iter().map(|st| ("order_status", st.to_string())).collect();
-            q.push(("limit", LIST_PAGE.to_string()));
-            if let Some(sym) = symbol {
-                q.push(("product_ids", sym.to_string()));
-            }
-            if !cursor.is_empty() {
-                q.push(("cursor", cursor.clone()));
-            }
-            let page: ListOrdersResponse = s.rest.get(Kind::Read, "/orders/historical/batch", &q).await?;
-            out.extend(page.orders.iter().filter(|o| !o.status().is_terminal()).map(|o| s.report_of(o)));
-            if !page.has_next || page.cursor.is_empty() {
-                return Ok(out);
-            }
-            cursor = page.cursor;
-        }
+        self.shared.open_orders(symbol).await
     }
 
     async fn balances(&self) -> VenueResult<Vec<Balance>> {
-        let mut out = Vec::new();
-        let mut cursor = String::new();
-        loop {
-            let mut q = vec![("limit", ACCOUNTS_PAGE.to_string())];
-            if !cursor.is_empty() {
-                q.push(("cursor", cursor.clone()));
-            }
-            let page: AccountsPage = self.shared.rest.get(Kind::Read, "/accounts", &q).await?;
-            out.extend(page.accounts.iter().map(|a| Balance {
-                asset: a.currency.clone(),
-                free: a.available_balance.value,
-                locked: a.held(),
-            }));
-            if !page.has_next || page.cursor.is_empty() {
-                return Ok(out);
-            }
-            cursor = page.cursor;
-        }
+        self.shared.balances().await
     }
 
     /// Fills of `symbol` from the cursor's time on (its own trade may come
     /// back), oldest first, each `trade_id` once however the pages overlap.
     async fn my_trades(&self, symbol: &Symbol, since: Option<&FillCursor>) -> VenueResult<Vec<Fill>> {
-        let s = &self.shared;
-        let quote = s.rules(symbol).await?.instrument.quote_asset;
-        let mut seen = HashSet::new();
-        let mut raw = Vec::new();
-        let mut cursor = String::new();
-        loop {
-            let mut q = vec![("product_ids", symbol.to_string()), ("limit", LIST_PAGE.to_string())];
-            if let Some(t) = since.and_then(|c| chrono::DateTime::from_timestamp_millis(c.ts_ms)) {
-                q.push(("start_sequence_timestamp", t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)));
-            }
-            if !cursor.is_empty() {
-                q.push(("cursor", cursor.clone()));
-            }
-            let page: FillsResponse = s.rest.get(Kind::Read, "/orders/historical/fills", &q).await?;
-            for f in page.fills {
-                if f.trade_type.as_deref().is_some_and(|t| t != "FILL") {
-                    tracing::warn!(trade_id = %f.trade_id, kind = ?f.trade_type, "coinbase: a fill row that is not a FILL (adjustment) is skipped");
-                    continue;
-                }
-                if seen.insert(f.trade_id.clone()) {
-                    raw.push(f);
-                }
-            }
-            if page.cursor.is_empty() {
-                break;
-            }
-            cursor = page.cursor;
-        }
-        let mut out = Vec::with_capacity(raw.len());
-        for f in &raw {
-            out.push(s.keel_fill(f, &quote).await?);
-        }
-        out.sort_by(|a, b| (a.ts_ms, &a.trade_id).cmp(&(b.ts_ms, &b.trade_id)));
-        Ok(out)
+        self.shared.my_trades(symbol, since).await
     }
 
-    async fn subscribe_market(
-        &self,
-        _symbols: &[Symbol],
-        _interval_ms: i64,
-    ) -> VenueResult<mpsc::Receiver<MarketFeed>> {
-        Err(not_streamed("market-data"))
+    async fn subscribe_market(&self, symbols: &[Symbol], interval_ms: i64) -> VenueResult<mpsc::Receiver<MarketFeed>> {
+        let granularity = granularity_of(interval_ms).ok_or_else(|| VenueError::Rejected {
+            code: 400,
+            reason: format!("no Coinbase granularity of {interval_ms} ms"),
+        })?;
+        let (tx, rx) = mpsc::channel(4096);
+        let task = crate::market_stream::run(self.shared.clone(), symbols.to_vec(), interval_ms, granularity, tx);
+        lock(&self.streams).push(tokio::spawn(task));
+        Ok(rx)
     }
 
     async fn subscribe_user(&self) -> VenueResult<mpsc::Receiver<UserEvent>> {
-        Err(not_streamed("user"))
+        let (tx, rx) = mpsc::channel(4096);
+        lock(&self.streams).push(tokio::spawn(crate::user_stream::run(self.shared.clone(), tx)));
+        Ok(rx)
     }
 }
 

@@ -604,9 +604,10 @@ impl FaultControl {
         self.lock().failing_paths.iter().any(|p| p == path)
     }
 
-    /// While true, new WebSocket API connections are refused (HTTP 503 to the
-    /// upgrade): with [`FaultControl::drop_connections`], the WebSocket API is
-    /// down while REST and the market streams still answer.
+    /// While true, new WebSocket API connections, and new Coinbase WebSocket
+    /// connections, are refused (HTTP 503 to the upgrade): with
+    /// [`FaultControl::drop_connections`], the WebSocket API is down while
+    /// REST (and Binance's market streams) still answer.
     pub fn refuse_ws_api(&self, refuse: bool) {
         self.ws_api_refused.store(refuse, Ordering::SeqCst);
     }

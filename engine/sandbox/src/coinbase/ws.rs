@@ -126,6 +126,11 @@ fn upgrade(app: Arc<App>, headers: HeaderMap, up: WebSocketUpgrade, endpoint: En
     if let Some(n) = headers.get("x-cb-retry-counter").and_then(|v| v.to_str().ok()) {
         tracing::info!(retry = n, "coinbase sandbox: a WebSocket client reconnects");
     }
+    if app.faults.ws_api_refused() {
+        let mut refused = Response::new(axum::body::Body::empty());
+        *refused.status_mut() = axum::http::StatusCode::SERVICE_UNAVAILABLE;
+        return refused;
+    }
     up.on_upgrade(move |s| Conn::new(app, endpoint).run(s))
 }
 
