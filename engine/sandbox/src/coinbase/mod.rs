@@ -13,17 +13,23 @@
 //! adapter's (`keel-coinbase`): a signing bug in the adapter must fail here
 //! as it would at Coinbase.
 
+mod edit;
 mod feeds;
 pub mod ids;
 pub mod jwt;
 mod orders;
+mod preview;
 mod rate;
 pub(crate) mod rest;
 pub mod test_key;
 mod user_feed;
+pub(crate) mod v2;
 pub mod ws;
 
 use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde_json::Value;
 
 use crate::{SandboxConfig, SandboxError};
 
@@ -41,6 +47,8 @@ pub(crate) struct CoinbaseState {
     pub private_per_s: u32,
     /// Public requests per second (0: unlimited).
     pub public_per_s: u32,
+    /// The accepted edits of each order, oldest first (its `edit_history`).
+    edits: Mutex<HashMap<u64, Vec<Value>>>,
 }
 
 impl CoinbaseState {
@@ -65,6 +73,20 @@ impl CoinbaseState {
             keys.registry.insert(name, key);
         }
         Ok(keys)
+    }
+}
+
+impl CoinbaseState {
+    /// Keeps an accepted edit in the order's `edit_history`.
+    pub fn record_edit(&self, order_id: u64, entry: Value) {
+        if let Ok(mut edits) = self.edits.lock() {
+            edits.entry(order_id).or_default().push(entry);
+        }
+    }
+
+    /// An order's accepted edits, oldest first.
+    pub fn edit_history(&self, order_id: u64) -> Vec<Value> {
+        self.edits.lock().ok().and_then(|e| e.get(&order_id).cloned()).unwrap_or_default()
     }
 }
 
