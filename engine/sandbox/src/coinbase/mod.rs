@@ -3,11 +3,16 @@
 //! books and balances), not a second exchange. An order placed here rests in
 //! the book the Binance protocol shows, and the reverse.
 //!
-//! Served so far: REST `/api/v3/brokerage/…` ([`rest`], [`orders`]) with JWT
+//! Served: REST `/api/v3/brokerage/…` ([`rest`], [`orders`]; order preview
+//! in [`preview`], edit and edit preview in [`edit`]) with JWT
 //! verification ([`jwt`]) against the keys registered from config and the
-//! generated test key ([`test_key`]); the market-data and user WebSocket
-//! endpoints ([`ws`], with [`feeds`] and [`user_feed`]). Not yet: preview
-//! and edit, the `/v2/` routes ccxt loads markets from.
+//! generated test key ([`test_key`], EC or Ed25519, the latter also as the
+//! raw base64 ccxt takes); the market-data and user WebSocket endpoints
+//! ([`ws`], with [`feeds`] and [`user_feed`]); and the few Coinbase App
+//! `/v2/` routes ccxt loads markets and balances from ([`v2`]).
+//! `tools/coinbase_witness.py` drives all of it with ccxt and the official
+//! Python SDK. Not served: other order types (stop, bracket, GTD, TWAP),
+//! portfolios, futures, conversions and the rest of the v2 API.
 //!
 //! Like the Binance side, it verifies with its own code and never with the
 //! adapter's (`keel-coinbase`): a signing bug in the adapter must fail here
