@@ -162,7 +162,7 @@ pub(crate) async fn handle(
 
     let (account, charged) = match authenticate(&app, &method, &uri, &headers, now) {
         Ok(a) => a,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let answer = match (get, parts.as_slice()) {
         (true, ["products"]) => products(&app, &q),
@@ -187,7 +187,8 @@ pub(crate) async fn handle(
     with_rate(answer, charged)
 }
 
-/// Checks a private request's bearer JWT (a bare 401 when it fails) and
+/// Checks a private request's bearer JWT (a bare 401 when it fails, boxed:
+/// a response is large) and
 /// charges the key's account's private bucket (a 429 when over): the
 /// account and the charge.
 pub(crate) fn authenticate(
@@ -196,27 +197,27 @@ pub(crate) fn authenticate(
     uri: &Uri,
     headers: &HeaderMap,
     now: i64,
-) -> Result<(u32, rate::Charged), Response> {
+) -> Result<(u32, rate::Charged), Box<Response>> {
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
     let host = headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or("");
-    let Some(token) = token else { return Err(unauthorized()) };
+    let Some(token) = token else { return Err(Box::new(unauthorized())) };
     let req = RestRequest { method: method.as_str(), host, path: uri.path() };
     let account = match verify_rest(&app.coinbase.registry, token, req, now.div_euclid(1000)) {
         Ok(kid) => match app.coinbase.accounts.get(&kid) {
             Some(id) => *id,
-            None => return Err(unauthorized()),
+            None => return Err(Box::new(unauthorized())),
         },
         Err(e) => {
             tracing::info!(reason = %e, path = %uri.path(), "coinbase sandbox: refused a JWT");
-            return Err(unauthorized());
+            return Err(Box::new(unauthorized()));
         }
     };
     let charged = app.coinbase.rates.charge(&format!("account-{account}"), app.coinbase.private_per_s, now);
     if charged.over {
-        return Err(with_rate(too_many_requests(1), charged));
+        return Err(Box::new(with_rate(too_many_requests(1), charged)));
     }
     Ok((account, charged))
 }

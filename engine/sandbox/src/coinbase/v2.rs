@@ -79,7 +79,7 @@ pub(crate) async fn handle(State(app): State<Arc<App>>, method: Method, uri: Uri
         "accounts" => {
             let (account, charged) = match authenticate(&app, &method, &uri, &headers, now) {
                 Ok(a) => a,
-                Err(refused) => return refused,
+                Err(refused) => return *refused,
             };
             with_rate(accounts(&app, account), charged)
         }
