@@ -1824,6 +1824,17 @@ mod tests {
         // Cancelling after an edit releases exactly the new lock.
         c.cancel(1, "BTCUSDT", "a", 5).unwrap();
         assert_eq!(bal(&c, "USDT").1, Decimal::ZERO);
+        // Partly filled: not down to what has filled; above it, the lock covers the new remainder.
+        let p = c.submit(order("p", Side::Buy, limit("99"), "2", TimeInForce::Gtc), 6).unwrap().order.order_id;
+        c.set_quote(quote("98", "99", "1", 7));
+        assert_eq!(c.order(p).map(|o| o.filled_qty), Some(d("1")));
+        assert_eq!(
+            c.amend(1, p, d("99"), d("1"), 8).map(|_| ()),
+            Err(MatchError::Filter(FilterViolation::QtyBelowMin { qty: d("1"), min: d("1") }))
+        );
+        let r = c.amend(1, p, d("97"), d("1.5"), 8).unwrap();
+        assert_eq!((r.order.filled_qty, r.order.locked), (d("1"), d("48.597")), "97 x 0.5 plus the worst fee");
+        assert_eq!(bal(&c, "USDT").1, d("48.597"));
     }
 
     #[test]
