@@ -5,6 +5,11 @@
 //! order and its hold change in the one exchange), and the `/v2/` routes
 //! ccxt loads markets and balances from.
 
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio_tungstenite::tungstenite::Message;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use rust_decimal::Decimal;
@@ -30,12 +35,15 @@ impl Client {
         Self { sb, key, kid }
     }
 
+    /// A REST token for `method path`, or (no method) a WebSocket one, which has no `uri`.
     fn token(&self, method: &str, path: &str) -> String {
         use p256::ecdsa::signature::Signer as _;
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
         let header = json!({"alg": "ES256", "typ": "JWT", "kid": self.kid, "nonce": "cd".repeat(16)});
-        let claims = json!({"sub": self.kid, "iss": "cdp", "nbf": now, "exp": now + 120,
-                            "uri": format!("{method} {}{path}", self.sb.addr)});
+        let mut claims = json!({"sub": self.kid, "iss": "cdp", "nbf": now, "exp": now + 120});
+        if !method.is_empty() {
+            claims["uri"] = json!(format!("{method} {}{path}", self.sb.addr));
+        }
         let input =
             format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
         let sig: p256::ecdsa::Signature = self.key.sign(input.as_bytes());
@@ -297,5 +305,52 @@ async fn the_v2_routes_ccxt_reads_answer_from_the_sandbox_assets_prices_and_bala
         let total = d(&a["available_balance"]["value"]) + d(&a["hold"]["value"]);
         assert_eq!(d(&w["balance"]["amount"]), total, "{w} vs {a}");
     }
+    c.sb.shutdown().await;
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next `user` update about order `id` at limit price `price`.
+async fn user_update(ws: &mut Ws, id: &str, price: Decimal) -> Value {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("a frame within 10 s");
+        let Some(Ok(Message::Text(t))) = frame else { continue };
+        let v: Value = serde_json::from_str(&t).unwrap();
+        if v["channel"] != "user" {
+            continue;
+        }
+        for o in v["events"][0]["orders"].as_array().cloned().unwrap_or_default() {
+            if o["order_id"] == id && d(&o["limit_price"]) == price {
+                return o;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_user_channel_shows_an_edited_order_at_its_new_price_and_size() {
+    let c = Client::start().await;
+    let (bid, _, _, _) = c.market().await;
+    let low = (bid / Decimal::TWO).round_dp(2);
+    let (mut ws, _) = tokio_tungstenite::connect_async(&c.sb.coinbase_ws_user_url).await.expect("connects");
+    let sub = json!({"type": "subscribe", "channel": "user", "jwt": c.token("", "")});
+    ws.send(Message::Text(sub.to_string().into())).await.unwrap();
+    let placed = c
+        .post(
+            "orders",
+            json!({"client_order_id": "ws-edit", "product_id": "BTC-USDT", "side": "BUY",
+                               "order_configuration": {"limit_limit_gtc": {"base_size": "0.001",
+                                                                           "limit_price": low.to_string()}}}),
+        )
+        .await;
+    let id = placed["success_response"]["order_id"].as_str().unwrap().to_string();
+    let open = user_update(&mut ws, &id, low).await;
+    assert_eq!((open["status"].as_str(), d(&open["leaves_quantity"])), (Some("OPEN"), Decimal::new(1, 3)));
+    let lower = low - Decimal::ONE;
+    let e = c.post("orders/edit", json!({"order_id": id, "price": lower.to_string(), "size": "0.003"})).await;
+    assert_eq!(e["success"], true, "{e}");
+    let edited = user_update(&mut ws, &id, lower).await;
+    assert_eq!((edited["status"].as_str(), d(&edited["leaves_quantity"])), (Some("OPEN"), Decimal::new(3, 3)));
+    assert_eq!(d(&edited["outstanding_hold_amount"]), c.usdt().1, "{edited}");
     c.sb.shutdown().await;
 }
