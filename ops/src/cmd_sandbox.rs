@@ -174,6 +174,12 @@ fn print_ready_coinbase(h: &SandboxHandle) {
         Some(path) => println!("  private key: {} (PEM, mode 0600)", path.display()),
         None => println!("  private key: none (the config registers its own Coinbase key)"),
     }
+    if let Some(path) = &h.coinbase_private_key_base64_path {
+        println!(
+            "  private key: {} (raw base64 of the Ed25519 seed and public key, mode 0600; for ccxt)",
+            path.display()
+        );
+    }
     if let Some(path) = &h.ca_cert_path {
         println!("  TLS certificate: {} (self-signed; trust it as the CA, e.g. REQUESTS_CA_BUNDLE)", path.display());
     }
@@ -192,6 +198,7 @@ pub fn ready_json_coinbase(h: &SandboxHandle) -> serde_json::Value {
         "ws_user_url": h.coinbase_ws_user_url,
         "api_key_name": h.coinbase_key_name,
         "private_key_path": h.coinbase_private_key_path.as_ref().map(|p| p.display().to_string()),
+        "private_key_base64_path": h.coinbase_private_key_base64_path.as_ref().map(|p| p.display().to_string()),
     });
     add_ca_cert(&mut v, h);
     v

@@ -479,6 +479,21 @@ async fn keel_sandbox_protocol_coinbase_hands_out_a_working_key_of_either_type()
         assert!(text.contains(&name) && text.contains(&path.display().to_string()), "{text}");
         assert!(!text.contains("PRIVATE KEY-") && !ready.to_string().contains("PRIVATE KEY-"), "never the key itself");
         assert!(!dir.path().join(keel_sandbox::test_key::KEY_FILE).exists(), "no Binance key is made");
+        // An Ed25519 key also comes as the raw base64 ccxt takes: a file, never printed.
+        match ready["private_key_base64_path"].as_str() {
+            Some(b64) if begins.contains("BEGIN PRIVATE KEY") => {
+                let secret = std::fs::read_to_string(b64).unwrap();
+                assert_eq!(secret.len(), 88, "seed and public key, 64 bytes in base64");
+                assert!(!text.contains(&secret) && !ready.to_string().contains(&secret), "never the secret itself");
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    assert_eq!(std::fs::metadata(b64).unwrap().permissions().mode() & 0o777, 0o600);
+                }
+            }
+            None if begins.contains("EC PRIVATE KEY") => {}
+            other => panic!("private_key_base64_path {other:?} for {extra:?}"),
+        }
 
         let rest = ready["rest_url"].as_str().expect("rest_url");
         let c = Client {

@@ -1086,6 +1086,22 @@ impl ExchangeState {
         Ok(o)
     }
 
+    /// Edits an open GTC limit order's price and size (see
+    /// [`MatchingCore::amend`]); saved (when kept) before the caller answers.
+    pub fn amend(
+        &mut self,
+        account: u32,
+        order_id: u64,
+        price: Decimal,
+        qty: Decimal,
+        now_ms: i64,
+    ) -> Result<(SimOrder, Vec<Execution>), MatchError> {
+        let res = self.core.amend(account, order_id, price, qty, now_ms)?;
+        self.print_fills(&res.executions, None);
+        self.save(now_ms);
+        Ok((res.order, res.executions))
+    }
+
     /// Queues the cancel of an open order (see `queued_cancels`); false
     /// when it was queued already.
     pub fn queue_cancel(&mut self, order_id: u64) -> bool {

@@ -806,6 +806,9 @@ pub struct SandboxHandle {
     pub coinbase_private_key_pem: Option<String>,
     /// Where that private key is kept (none: in memory only).
     pub coinbase_private_key_path: Option<std::path::PathBuf>,
+    /// An Ed25519 test key's raw base64 form (seed and public key, as the
+    /// CDP portal issues it; what ccxt takes), kept beside the PEM.
+    pub coinbase_private_key_base64_path: Option<std::path::PathBuf>,
     /// Fault injection.
     pub faults: FaultControl,
     /// Market steering.
@@ -957,6 +960,7 @@ impl Sandbox {
             .route("/stream", axum::routing::get(ws::combined))
             .route("/ws-api/v3", axum::routing::get(ws::ws_api))
             .route("/api/v3/brokerage/{*rest}", axum::routing::any(coinbase::rest::handle))
+            .route("/v2/{*rest}", axum::routing::any(coinbase::v2::handle))
             .route(coinbase::ws::MARKET_PATH, axum::routing::get(coinbase::ws::market))
             .route(coinbase::ws::USER_PATH, axum::routing::get(coinbase::ws::user))
             .fallback(rest::handle)
@@ -1057,6 +1061,7 @@ impl Sandbox {
                 .as_ref()
                 .map(|_| first.coinbase_key_name.clone().unwrap_or_else(|| coinbase::default_key_name(0))),
             coinbase_private_key_pem: coinbase_key.as_ref().map(|k| k.private_key_pem.clone()),
+            coinbase_private_key_base64_path: coinbase_key.as_ref().and_then(|k| k.base64_path.clone()),
             coinbase_private_key_path: coinbase_key.and_then(|k| k.path),
             market: MarketControl { ex, paused, faults: faults.clone() },
             faults,

@@ -992,6 +992,83 @@ impl MatchingCore {
         order
     }
 
+    /// Edits an open GTC limit order in place (Coinbase's edit): a new price
+    /// and total quantity, checked against the symbol's filters. Its lock
+    /// becomes what the new remainder needs (the difference taken from or
+    /// returned to free balance), it goes to the back of the resting queue
+    /// (an edit loses priority), and a new price that is marketable takes
+    /// the book as a new order would. [`MatchError::UnknownOrder`] when
+    /// the id names no GTC limit order of the account; a quantity not above
+    /// what has filled is [`FilterViolation::QtyBelowMin`] with that as the minimum.
+    pub fn amend(
+        &mut self,
+        account: u32,
+        order_id: u64,
+        price: Decimal,
+        qty: Decimal,
+        now_ms: i64,
+    ) -> Result<SubmitResult, MatchError> {
+        let order = self.orders.get(&order_id).filter(|o| o.account == account).ok_or(MatchError::UnknownOrder)?;
+        if order.status.is_terminal() {
+            return Err(MatchError::AlreadyFinal(order.status));
+        }
+        if !matches!(order.order_type, OrderType::Limit { .. }) || order.tif != TimeInForce::Gtc {
+            return Err(MatchError::UnknownOrder);
+        }
+        let book = self.books.get(&order.symbol).ok_or_else(|| MatchError::UnknownSymbol(order.symbol.to_string()))?;
+        let instrument = &book.instrument;
+        let remaining = qty - order.filled_qty;
+        instrument.check(qty, price, false).map_err(MatchError::Filter)?;
+        if remaining <= Decimal::ZERO {
+            return Err(MatchError::Filter(FilterViolation::QtyBelowMin { qty, min: order.filled_qty }));
+        }
+        let (bid, ask) = book
+            .quote
+            .as_ref()
+            .map(|q| (q.bid, q.ask))
+            .ok_or_else(|| MatchError::NoMarket(order.symbol.to_string()))?;
+        let fee = if self.fees.charges_base_for(order.side, &order.asked) {
+            Decimal::ZERO
+        } else {
+            self.fees.taker_bps.max(self.fees.maker_bps)
+        };
+        let (lock, asset) = match order.side {
+            Side::Buy => (price * remaining * (BPS + fee) / BPS, instrument.quote_asset.clone()),
+            Side::Sell => (remaining, instrument.base_asset.clone()),
+        };
+        let (side, symbol, delta) = (order.side, order.symbol.clone(), lock - order.locked);
+        let acc = self.accounts.get_mut(&account).ok_or(MatchError::UnknownAccount(account))?;
+        let free = acc.free(&asset);
+        if delta > free {
+            return Err(MatchError::InsufficientBalance { asset, needed: delta, free });
+        }
+        acc.update(&asset, |b| {
+            b.free -= delta;
+            b.locked += delta;
+        });
+        if let Some(o) = self.orders.get_mut(&order_id) {
+            o.order_type = OrderType::Limit { price };
+            o.qty = qty;
+            o.locked = lock;
+            o.updated_ms = now_ms;
+        }
+        if let Some(b) = self.books.get_mut(&symbol) {
+            b.resting.retain(|id| *id != order_id);
+        }
+        let mut executions = Vec::new();
+        let marketable = match side {
+            Side::Buy => price >= ask,
+            Side::Sell => price <= bid,
+        };
+        if marketable {
+            self.take_liquidity(order_id, Some(price), now_ms, &mut executions);
+        }
+        self.rest(order_id);
+        let order = self.orders.get(&order_id).cloned().ok_or(MatchError::UnknownOrder);
+        self.forget_finished();
+        Ok(SubmitResult { order: order?, executions })
+    }
+
     /// Sets the top of book of a symbol and fills resting orders it reaches.
     pub fn set_quote(&mut self, quote: BookTicker) -> Vec<Execution> {
         let mut executions = Vec::new();
@@ -1714,6 +1791,50 @@ mod tests {
         assert_eq!(bal(&c, "BTC"), (d("1"), Decimal::ZERO));
         assert_eq!(c.cancel(1, "BTCUSDT", "l", 3), Err(MatchError::AlreadyFinal(OrderStatus::Canceled)));
         assert_eq!(c.cancel(1, "BTCUSDT", "nope", 3), Err(MatchError::UnknownOrder));
+    }
+
+    #[test]
+    fn amend_relocks_loses_priority_and_takes_when_marketable() {
+        let mut c = core();
+        let limit = |p: &str| OrderType::Limit { price: d(p) };
+        let a = c.submit(order("a", Side::Buy, limit("99"), "1", TimeInForce::Gtc), 1).unwrap().order.order_id;
+        let b = c.submit(order("b", Side::Buy, limit("99"), "1", TimeInForce::Gtc), 1).unwrap().order.order_id;
+        assert_eq!(bal(&c, "USDT").1, d("198.396"), "two locks of 99 x 1 plus the worst fee");
+        // A bigger size at a lower price: the lock follows, `a` goes behind `b`.
+        let r = c.amend(1, a, d("98"), d("2"), 2).unwrap();
+        assert!(r.executions.is_empty());
+        assert_eq!((r.order.qty, r.order.order_type.limit_price()), (d("2"), Some(d("98"))));
+        assert_eq!(r.order.locked, d("196.392"));
+        assert_eq!(bal(&c, "USDT").1, d("99.198") + d("196.392"));
+        let queue: Vec<u64> = c.resting_orders("BTCUSDT").iter().map(|o| o.order_id).collect();
+        assert_eq!(queue, vec![b, a], "an edit loses priority");
+        // A marketable price takes the book at once, as a new order would.
+        let r = c.amend(1, b, d("101"), d("1"), 3).unwrap();
+        assert_eq!(r.order.status, OrderStatus::Filled);
+        assert_eq!(r.executions.len(), 1);
+        assert!(!r.executions[0].fill.as_ref().unwrap().is_maker);
+        // Refusals: unknown, another account's, a final order, a size at the filled size, too little money.
+        assert_eq!(c.amend(1, 999, d("98"), d("1"), 4).map(|_| ()), Err(MatchError::UnknownOrder));
+        assert_eq!(c.amend(2, a, d("98"), d("1"), 4).map(|_| ()), Err(MatchError::UnknownOrder));
+        assert_eq!(c.amend(1, b, d("98"), d("1"), 4).map(|_| ()), Err(MatchError::AlreadyFinal(OrderStatus::Filled)));
+        assert!(matches!(c.amend(1, a, d("500"), d("1000"), 4), Err(MatchError::InsufficientBalance { .. })));
+        let before = c.order(a).cloned();
+        assert!(matches!(c.amend(1, a, d("2000000"), d("1"), 4), Err(MatchError::Filter(_))));
+        assert_eq!(c.order(a).cloned(), before, "a refused edit changes nothing");
+        // Cancelling after an edit releases exactly the new lock.
+        c.cancel(1, "BTCUSDT", "a", 5).unwrap();
+        assert_eq!(bal(&c, "USDT").1, Decimal::ZERO);
+        // Partly filled: not down to what has filled; above it, the lock covers the new remainder.
+        let p = c.submit(order("p", Side::Buy, limit("99"), "2", TimeInForce::Gtc), 6).unwrap().order.order_id;
+        c.set_quote(quote("98", "99", "1", 7));
+        assert_eq!(c.order(p).map(|o| o.filled_qty), Some(d("1")));
+        assert_eq!(
+            c.amend(1, p, d("99"), d("1"), 8).map(|_| ()),
+            Err(MatchError::Filter(FilterViolation::QtyBelowMin { qty: d("1"), min: d("1") }))
+        );
+        let r = c.amend(1, p, d("97"), d("1.5"), 8).unwrap();
+        assert_eq!((r.order.filled_qty, r.order.locked), (d("1"), d("48.597")), "97 x 0.5 plus the worst fee");
+        assert_eq!(bal(&c, "USDT").1, d("48.597"));
     }
 
     #[test]

@@ -3,27 +3,38 @@
 //! books and balances), not a second exchange. An order placed here rests in
 //! the book the Binance protocol shows, and the reverse.
 //!
-//! Served so far: REST `/api/v3/brokerage/…` ([`rest`], [`orders`]) with JWT
+//! Served: REST `/api/v3/brokerage/…` ([`rest`], [`orders`]; order preview
+//! in [`preview`], edit and edit preview in [`edit`]) with JWT
 //! verification ([`jwt`]) against the keys registered from config and the
-//! generated test key ([`test_key`]); the market-data and user WebSocket
-//! endpoints ([`ws`], with [`feeds`] and [`user_feed`]). Not yet: preview
-//! and edit, the `/v2/` routes ccxt loads markets from.
+//! generated test key ([`test_key`], EC or Ed25519, the latter also as the
+//! raw base64 ccxt takes); the market-data and user WebSocket endpoints
+//! ([`ws`], with [`feeds`] and [`user_feed`]); and the few Coinbase App
+//! `/v2/` routes ccxt loads markets and balances from ([`v2`]).
+//! `tools/coinbase_witness.py` drives all of it with ccxt and the official
+//! Python SDK. Not served: other order types (stop, bracket, GTD, TWAP),
+//! portfolios, futures, conversions and the rest of the v2 API.
 //!
 //! Like the Binance side, it verifies with its own code and never with the
 //! adapter's (`keel-coinbase`): a signing bug in the adapter must fail here
 //! as it would at Coinbase.
 
+mod edit;
 mod feeds;
 pub mod ids;
 pub mod jwt;
 mod orders;
+mod preview;
 mod rate;
 pub(crate) mod rest;
 pub mod test_key;
 mod user_feed;
+pub(crate) mod v2;
 pub mod ws;
 
 use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde_json::Value;
 
 use crate::{SandboxConfig, SandboxError};
 
@@ -41,6 +52,8 @@ pub(crate) struct CoinbaseState {
     pub private_per_s: u32,
     /// Public requests per second (0: unlimited).
     pub public_per_s: u32,
+    /// The accepted edits of each order, oldest first (its `edit_history`).
+    edits: Mutex<HashMap<u64, Vec<Value>>>,
 }
 
 impl CoinbaseState {
@@ -65,6 +78,20 @@ impl CoinbaseState {
             keys.registry.insert(name, key);
         }
         Ok(keys)
+    }
+}
+
+impl CoinbaseState {
+    /// Keeps an accepted edit in the order's `edit_history`.
+    pub fn record_edit(&self, order_id: u64, entry: Value) {
+        if let Ok(mut edits) = self.edits.lock() {
+            edits.entry(order_id).or_default().push(entry);
+        }
+    }
+
+    /// An order's accepted edits, oldest first.
+    pub fn edit_history(&self, order_id: u64) -> Vec<Value> {
+        self.edits.lock().ok().and_then(|e| e.get(&order_id).cloned()).unwrap_or_default()
     }
 }
 

@@ -153,76 +153,117 @@ pub(crate) async fn create_with_faults(app: &App, account: u32, body: &str, mut 
     }
 }
 
-/// `POST /orders`.
-fn create(app: &App, account: u32, body: &str, now: i64) -> Response {
-    let Ok(req) = serde_json::from_str::<Value>(body) else { return invalid_argument("the body is not JSON") };
-    let text = |k: &str| req.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
-    let Some(cid) = text("client_order_id") else { return invalid_argument("client_order_id is required") };
-    let config = req.get("order_configuration").cloned().unwrap_or(Value::Null);
+/// Why an order (or a preview of one) is refused at the order level: the
+/// create-order `new_order_failure_reason` and the preview enum's reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    /// `error_response.error` / `new_order_failure_reason`.
+    pub reason: &'static str,
+    /// `preview_failure_reason` (a preview's `errs` entry).
+    pub preview: Option<&'static str>,
+    /// The message.
+    pub message: String,
+}
 
-    // Idempotent: a known client_order_id returns its order, creates nothing.
-    let existing = app.ex.lock().core().order_by_client(account, cid).cloned();
-    if let Some(o) = existing {
-        if let Some(inst) = app.ex.lock().core().instrument(o.symbol.as_str()).cloned() {
-            return success(&o, &inst);
-        }
+impl Refusal {
+    fn new(reason: &'static str, preview: Option<&'static str>, message: &str) -> Self {
+        Self { reason, preview, message: message.to_string() }
     }
 
-    let Some(pid) = text("product_id") else { return invalid_argument("product_id is required") };
+    /// The create-order answer: HTTP 200, `success:false`.
+    pub fn answer(&self, config: &Value) -> Response {
+        rejected(self.reason, self.preview, &self.message, config)
+    }
+}
+
+/// A create or preview body that cannot be checked at all (HTTP 400), or
+/// an order refused at the order level (HTTP 200).
+pub(crate) enum Bad {
+    /// HTTP 400 `INVALID_ARGUMENT` with this message.
+    Invalid(String),
+    /// Refused.
+    Refused(Refusal),
+}
+
+/// An order read and checked up to what only the book and the balances
+/// decide (funds, post-only, liquidity).
+pub(crate) struct Checked {
+    /// The product.
+    pub inst: Instrument,
+    /// Side.
+    pub side: Side,
+    /// Base quantity (for a quote-sized market buy, what the quote buys at
+    /// the touch after the fee).
+    pub qty: Decimal,
+    /// The limit price, or the touch a market order would take.
+    pub reference: Decimal,
+    /// A market buy's `quote_size`.
+    pub quote: Option<Decimal>,
+    /// The core's type and time in force.
+    pub order_type: OrderType,
+    /// Time in force.
+    pub tif: TimeInForce,
+    /// Post-only.
+    pub post_only: bool,
+}
+
+/// Reads and checks an order body (create and preview), in the reference's
+/// order: side → configuration → product → trading → sizes → precision →
+/// min/max.
+pub(crate) fn check(app: &App, req: &Value) -> Result<Checked, Bad> {
+    let text = |k: &str| req.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let config = req.get("order_configuration").cloned().unwrap_or(Value::Null);
+    let refuse = |reason, preview, msg: &str| Err(Bad::Refused(Refusal::new(reason, preview, msg)));
+    let Some(pid) = text("product_id") else { return Err(Bad::Invalid("product_id is required".into())) };
     let side = match text("side") {
         Some("BUY") => Side::Buy,
         Some("SELL") => Side::Sell,
-        _ => return rejected("INVALID_SIDE", None, "side must be BUY or SELL", &config),
+        _ => return refuse("INVALID_SIDE", None, "side must be BUY or SELL"),
     };
     let asked = match read_config(&config) {
         Ok(a) => a,
         Err("unsupported") => {
-            return rejected(
+            return refuse(
                 "UNSUPPORTED_ORDER_CONFIGURATION",
                 Some("PREVIEW_INVALID_ORDER_CONFIG"),
                 "this order configuration is not supported by the sandbox",
-                &config,
             )
         }
-        Err(why) => return invalid_argument(why),
+        Err(why) => return Err(Bad::Invalid(why.into())),
     };
     let Some(inst) = instrument_of(app, pid) else {
-        return rejected("INVALID_PRODUCT_ID", Some("PREVIEW_INVALID_PRODUCT_ID"), "invalid product_id", &config);
+        return refuse("INVALID_PRODUCT_ID", Some("PREVIEW_INVALID_PRODUCT_ID"), "invalid product_id");
     };
     if !inst.status.is_trading() {
-        return rejected("TRADING_DISABLED", None, "trading is disabled for this product", &config);
+        return refuse("TRADING_DISABLED", None, "trading is disabled for this product");
     }
     let market = asked.kind == "market_market_ioc";
-    let reject_size = |reason: &str, preview: &str, msg: &str| rejected(reason, Some(preview), msg, &config);
+    let size = |reason, preview, msg: &str| Err(Bad::Refused(Refusal::new(reason, Some(preview), msg)));
 
     // Sizes present, one of them.
     let (base, quote) = (asked.base_size, asked.quote_size);
     if market && base.is_none() && quote.is_none() {
-        return rejected("INVALID_REQUEST", None, "Market orders cannot be placed with empty order sizes", &config);
+        return refuse("INVALID_REQUEST", None, "Market orders cannot be placed with empty order sizes");
     }
     if base.is_some() && quote.is_some() {
-        return invalid_argument("only one of base_size and quote_size may be given");
+        return Err(Bad::Invalid("only one of base_size and quote_size may be given".into()));
     }
     if !market && (base.is_none() || asked.limit_price.is_none()) {
-        return invalid_argument("limit orders need base_size and limit_price");
+        return Err(Bad::Invalid("limit orders need base_size and limit_price".into()));
     }
     if quote.is_some() && (!market || side == Side::Sell) {
-        return reject_size(
-            "UNKNOWN_FAILURE_REASON",
-            "PREVIEW_INVALID_ORDER_CONFIG",
-            "quote_size is for market buys only",
-        );
+        return size("UNKNOWN_FAILURE_REASON", "PREVIEW_INVALID_ORDER_CONFIG", "quote_size is for market buys only");
     }
 
     // Precision.
     if let Some(b) = base {
         if b <= Decimal::ZERO || (!inst.step_size.is_zero() && !(b % inst.step_size).is_zero()) {
-            return reject_size("INVALID_SIZE_PRECISION", "PREVIEW_INVALID_SIZE_PRECISION", "Invalid size precision");
+            return size("INVALID_SIZE_PRECISION", "PREVIEW_INVALID_SIZE_PRECISION", "Invalid size precision");
         }
     }
     if let Some(q) = quote {
         if q <= Decimal::ZERO || (!inst.tick_size.is_zero() && !(q % inst.tick_size).is_zero()) {
-            return reject_size(
+            return size(
                 "INVALID_SIZE_PRECISION",
                 "PREVIEW_INVALID_QUOTE_SIZE_PRECISION",
                 "Invalid quote size precision",
@@ -231,11 +272,7 @@ fn create(app: &App, account: u32, body: &str, now: i64) -> Response {
     }
     if let Some(p) = asked.limit_price {
         if p <= Decimal::ZERO || (!inst.tick_size.is_zero() && !(p % inst.tick_size).is_zero()) {
-            return reject_size(
-                "INVALID_PRICE_PRECISION",
-                "PREVIEW_INVALID_PRICE_PRECISION",
-                "Invalid price precision",
-            );
+            return size("INVALID_PRICE_PRECISION", "PREVIEW_INVALID_PRICE_PRECISION", "Invalid price precision");
         }
     }
 
@@ -243,7 +280,7 @@ fn create(app: &App, account: u32, body: &str, now: i64) -> Response {
     let touch = app.ex.lock().quote(inst.symbol.as_str());
     let reference = asked.limit_price.or_else(|| touch.as_ref().map(|t| if side == Side::Buy { t.ask } else { t.bid }));
     let Some(reference) = reference.filter(|p| !p.is_zero()) else {
-        return rejected("INVALID_NO_LIQUIDITY", Some("PREVIEW_INVALID_NO_LIQUIDITY"), "no liquidity", &config);
+        return refuse("INVALID_NO_LIQUIDITY", Some("PREVIEW_INVALID_NO_LIQUIDITY"), "no liquidity");
     };
     let taker = app.ex.fees.taker_bps / Decimal::from(10_000);
     let qty = match (base, quote) {
@@ -253,26 +290,7 @@ fn create(app: &App, account: u32, body: &str, now: i64) -> Response {
         (None, None) => Decimal::ZERO,
     };
     let notional = quote.unwrap_or(qty * reference);
-    if base.is_some_and(|b| b < inst.min_qty) {
-        return reject_size("UNKNOWN_FAILURE_REASON", "PREVIEW_INVALID_BASE_SIZE_TOO_SMALL", "Order size is too small");
-    }
-    if base.is_some_and(|b| b > inst.max_qty) {
-        return reject_size("UNKNOWN_FAILURE_REASON", "PREVIEW_INVALID_BASE_SIZE_TOO_LARGE", "Order size is too large");
-    }
-    if notional < inst.min_notional || qty.is_zero() {
-        return reject_size(
-            "UNKNOWN_FAILURE_REASON",
-            "PREVIEW_INVALID_QUOTE_SIZE_TOO_SMALL",
-            "Order notional is too small",
-        );
-    }
-    if !inst.max_notional.is_zero() && notional > inst.max_notional {
-        return reject_size(
-            "UNKNOWN_FAILURE_REASON",
-            "PREVIEW_INVALID_QUOTE_SIZE_TOO_LARGE",
-            "Order notional is too large",
-        );
-    }
+    check_limits(&inst, base, notional, qty).map_err(Bad::Refused)?;
 
     let (order_type, tif) = match asked.kind {
         "market_market_ioc" => (OrderType::Market, TimeInForce::Ioc),
@@ -280,21 +298,86 @@ fn create(app: &App, account: u32, body: &str, now: i64) -> Response {
         "limit_limit_fok" => (OrderType::Limit { price: reference }, TimeInForce::Fok),
         _ => (OrderType::Limit { price: reference }, TimeInForce::Gtc),
     };
+    Ok(Checked { inst, side, qty, reference, quote, order_type, tif, post_only: asked.post_only })
+}
+
+/// The product's minimum and maximum base size (when sized in base) and
+/// notional, and a size that rounds to nothing.
+pub(crate) fn check_limits(
+    inst: &Instrument,
+    base: Option<Decimal>,
+    notional: Decimal,
+    qty: Decimal,
+) -> Result<(), Refusal> {
+    let refuse = |preview, msg| Err(Refusal::new("UNKNOWN_FAILURE_REASON", Some(preview), msg));
+    if base.is_some_and(|b| b < inst.min_qty) {
+        return refuse("PREVIEW_INVALID_BASE_SIZE_TOO_SMALL", "Order size is too small");
+    }
+    if base.is_some_and(|b| !inst.max_qty.is_zero() && b > inst.max_qty) {
+        return refuse("PREVIEW_INVALID_BASE_SIZE_TOO_LARGE", "Order size is too large");
+    }
+    if notional < inst.min_notional || qty.is_zero() {
+        return refuse("PREVIEW_INVALID_QUOTE_SIZE_TOO_SMALL", "Order notional is too small");
+    }
+    if !inst.max_notional.is_zero() && notional > inst.max_notional {
+        return refuse("PREVIEW_INVALID_QUOTE_SIZE_TOO_LARGE", "Order notional is too large");
+    }
+    Ok(())
+}
+
+/// The refusal of a core error, in the exchange's own wording.
+pub(crate) fn refusal_of(msg: &str) -> Refusal {
+    if msg.contains("insufficient balance") {
+        Refusal::new("INSUFFICIENT_FUND", Some("PREVIEW_INSUFFICIENT_FUND"), "Insufficient balance in source account")
+    } else if msg.contains("would immediately match") {
+        Refusal::new(
+            "INVALID_LIMIT_PRICE_POST_ONLY",
+            Some("PREVIEW_INVALID_LIMIT_PRICE_POST_ONLY"),
+            "Post-only order would cross the book",
+        )
+    } else if msg.contains("Market is closed") {
+        Refusal::new("INVALID_NO_LIQUIDITY", Some("PREVIEW_INVALID_NO_LIQUIDITY"), "no liquidity")
+    } else {
+        Refusal::new("UNKNOWN_FAILURE_REASON", None, msg)
+    }
+}
+
+/// `POST /orders`.
+fn create(app: &App, account: u32, body: &str, now: i64) -> Response {
+    let Ok(req) = serde_json::from_str::<Value>(body) else { return invalid_argument("the body is not JSON") };
+    let Some(cid) = req.get("client_order_id").and_then(Value::as_str).filter(|s| !s.is_empty()) else {
+        return invalid_argument("client_order_id is required");
+    };
+    let config = req.get("order_configuration").cloned().unwrap_or(Value::Null);
+
+    // Idempotent: a known client_order_id returns its order, creates nothing.
+    let existing = app.ex.lock().core().order_by_client(account, cid).cloned();
+    if let Some(o) = existing {
+        if let Some(inst) = app.ex.lock().core().instrument(o.symbol.as_str()).cloned() {
+            return success(&o, &inst);
+        }
+    }
+    let c = match check(app, &req) {
+        Ok(c) => c,
+        Err(Bad::Invalid(why)) => return invalid_argument(&why),
+        Err(Bad::Refused(r)) => return r.answer(&config),
+    };
+    let market = c.order_type.is_market();
     let parsed = ParsedOrder {
         new: NewOrder {
             account,
             client_order_id: cid.to_string(),
-            symbol: inst.symbol.clone(),
-            side,
-            order_type,
-            qty,
-            tif,
-            asked: OrderAsked { quote_order_qty: quote, post_only: asked.post_only, fee_in_quote: true },
+            symbol: c.inst.symbol.clone(),
+            side: c.side,
+            order_type: c.order_type,
+            qty: c.qty,
+            tif: c.tif,
+            asked: OrderAsked { quote_order_qty: c.quote, post_only: c.post_only, fee_in_quote: true },
         },
         resp_type: "FULL".into(),
         kind: if market {
             "MARKET"
-        } else if asked.post_only {
+        } else if c.post_only {
             "LIMIT_MAKER"
         } else {
             "LIMIT"
@@ -302,24 +385,8 @@ fn create(app: &App, account: u32, body: &str, now: i64) -> Response {
         .into(),
     };
     match crate::rest::submit(app, &parsed, now) {
-        Ok((order, _)) => success(&order, &inst),
-        // The core's refusals, told by the exchange's own wording.
-        Err(r) if r.msg.contains("insufficient balance") => rejected(
-            "INSUFFICIENT_FUND",
-            Some("PREVIEW_INSUFFICIENT_FUND"),
-            "Insufficient balance in source account",
-            &config,
-        ),
-        Err(r) if r.msg.contains("would immediately match") => rejected(
-            "INVALID_LIMIT_PRICE_POST_ONLY",
-            Some("PREVIEW_INVALID_LIMIT_PRICE_POST_ONLY"),
-            "Post-only order would cross the book",
-            &config,
-        ),
-        Err(r) if r.msg.contains("Market is closed") => {
-            rejected("INVALID_NO_LIQUIDITY", Some("PREVIEW_INVALID_NO_LIQUIDITY"), "no liquidity", &config)
-        }
-        Err(r) => rejected("UNKNOWN_FAILURE_REASON", None, &r.msg, &config),
+        Ok((order, _)) => success(&order, &c.inst),
+        Err(r) => refusal_of(&r.msg).answer(&config),
     }
 }
 
@@ -422,7 +489,7 @@ pub(crate) fn order_json(app: &App, o: &SimOrder) -> Value {
         "outstanding_hold_amount": dec(o.locked),
         "last_fill_time": fills.last().map(|f| rfc3339(f.ts_ms)),
         "last_update_time": rfc3339(o.updated_ms),
-        "edit_history": [],
+        "edit_history": app.coinbase.edit_history(o.order_id),
     });
     // Absent rather than null before the first fill.
     if let (Some(map), None) = (j.as_object_mut(), fills.last()) {

@@ -21,7 +21,7 @@ use keel_core::market::Bar;
 
 use super::ids::{dec, hashed_uuid, product_id, rfc3339};
 use super::jwt::{verify_rest, RestRequest};
-use super::{orders, rate};
+use super::{edit, orders, preview, rate};
 use crate::{App, RestFault};
 
 /// The path prefix of every Coinbase REST route.
@@ -160,27 +160,10 @@ pub(crate) async fn handle(
         return with_rate(answer, charged);
     }
 
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
-    let host = headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or("");
-    let Some(token) = token else { return unauthorized() };
-    let req = RestRequest { method: method.as_str(), host, path: uri.path() };
-    let account = match verify_rest(&app.coinbase.registry, token, req, now.div_euclid(1000)) {
-        Ok(kid) => match app.coinbase.accounts.get(&kid) {
-            Some(id) => *id,
-            None => return unauthorized(),
-        },
-        Err(e) => {
-            tracing::info!(reason = %e, path = %uri.path(), "coinbase sandbox: refused a JWT");
-            return unauthorized();
-        }
+    let (account, charged) = match authenticate(&app, &method, &uri, &headers, now) {
+        Ok(a) => a,
+        Err(refused) => return *refused,
     };
-    let charged = app.coinbase.rates.charge(&format!("account-{account}"), app.coinbase.private_per_s, now);
-    if charged.over {
-        return with_rate(too_many_requests(1), charged);
-    }
     let answer = match (get, parts.as_slice()) {
         (true, ["products"]) => products(&app, &q),
         (true, ["products", id]) => product(&app, id),
@@ -193,12 +176,50 @@ pub(crate) async fn handle(
         (true, ["transaction_summary"]) => transaction_summary(&app, account),
         (false, ["orders"]) if method == Method::POST => orders::create_with_faults(&app, account, &body, now).await,
         (false, ["orders", "batch_cancel"]) if method == Method::POST => orders::batch_cancel(&app, account, &body),
+        (false, ["orders", "preview"]) if method == Method::POST => preview::preview(&app, account, &body),
+        (false, ["orders", "edit"]) if method == Method::POST => edit::edit(&app, account, &body, now),
+        (false, ["orders", "edit_preview"]) if method == Method::POST => edit::edit_preview(&app, account, &body),
         (true, ["orders", "historical", "batch"]) => orders::list(&app, account, &q),
         (true, ["orders", "historical", "fills"]) => orders::fills(&app, account, &q),
         (true, ["orders", "historical", id]) => orders::get(&app, account, id),
         _ => not_found(),
     };
     with_rate(answer, charged)
+}
+
+/// Checks a private request's bearer JWT (a bare 401 when it fails, boxed:
+/// a response is large) and
+/// charges the key's account's private bucket (a 429 when over): the
+/// account and the charge.
+pub(crate) fn authenticate(
+    app: &App,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    now: i64,
+) -> Result<(u32, rate::Charged), Box<Response>> {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+    let host = headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let Some(token) = token else { return Err(Box::new(unauthorized())) };
+    let req = RestRequest { method: method.as_str(), host, path: uri.path() };
+    let account = match verify_rest(&app.coinbase.registry, token, req, now.div_euclid(1000)) {
+        Ok(kid) => match app.coinbase.accounts.get(&kid) {
+            Some(id) => *id,
+            None => return Err(Box::new(unauthorized())),
+        },
+        Err(e) => {
+            tracing::info!(reason = %e, path = %uri.path(), "coinbase sandbox: refused a JWT");
+            return Err(Box::new(unauthorized()));
+        }
+    };
+    let charged = app.coinbase.rates.charge(&format!("account-{account}"), app.coinbase.private_per_s, now);
+    if charged.over {
+        return Err(Box::new(with_rate(too_many_requests(1), charged)));
+    }
+    Ok((account, charged))
 }
 
 /// The public routes (`time`, `market/…`).
@@ -216,7 +237,7 @@ fn public_route(app: &App, get: bool, parts: &[&str], q: &Query, now: i64) -> Re
 }
 
 /// Adds the `x-ratelimit-*` headers of a bucket to an answer.
-fn with_rate(mut r: Response, c: rate::Charged) -> Response {
+pub(crate) fn with_rate(mut r: Response, c: rate::Charged) -> Response {
     for (name, value) in [
         ("x-ratelimit-limit", c.limit.to_string()),
         ("x-ratelimit-remaining", c.remaining.to_string()),
@@ -236,7 +257,7 @@ pub(crate) fn unavailable() -> Response {
 }
 
 /// HTTP 429 with `Retry-After` (the body shape is the reference's choice, §7).
-fn too_many_requests(retry_after_s: u64) -> Response {
+pub(crate) fn too_many_requests(retry_after_s: u64) -> Response {
     let mut r = error(StatusCode::TOO_MANY_REQUESTS, "RESOURCE_EXHAUSTED", "Too many requests");
     if let Ok(v) = HeaderValue::from_str(&retry_after_s.to_string()) {
         r.headers_mut().insert("retry-after", v);

@@ -48,6 +48,10 @@ pub struct CoinbaseTestKey {
     pub private_key_pem: String,
     /// Where it is kept (none: in memory only).
     pub path: Option<PathBuf>,
+    /// An Ed25519 key's second form, beside the PEM: raw base64 of the seed
+    /// and public key (64 bytes, as the CDP portal issues it). ccxt takes
+    /// an Ed25519 secret only so (given a PEM it signs ES256).
+    pub base64_path: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for CoinbaseTestKey {
@@ -56,6 +60,7 @@ impl std::fmt::Debug for CoinbaseTestKey {
             .field("key_name", &self.key_name)
             .field("private_key_pem", &"<redacted>")
             .field("path", &self.path)
+            .field("base64_path", &self.base64_path)
             .finish()
     }
 }
@@ -86,12 +91,33 @@ pub(crate) fn prepare(cfg: &mut SandboxConfig) -> Result<Option<CoinbaseTestKey>
         }
     };
     let public = public_pem(&pem)?;
+    let base64_path = match (&path, kind) {
+        (Some(p), KeyType::Ed25519) => {
+            // Derived from the PEM at every start, so it never goes stale.
+            let b64 = p.with_extension("b64");
+            if b64.exists() {
+                std::fs::remove_file(&b64)
+                    .map_err(|e| SandboxError::Config(format!("cannot replace the test key {}: {e}", b64.display())))?;
+            }
+            crate::test_key::write_private(&b64, &raw_base64(&pem)?)?;
+            Some(b64)
+        }
+        _ => None,
+    };
     let key_name = format!("organizations/keel-sandbox/apiKeys/{}", hashed_uuid(&["coinbase-key", &public]));
     if let Some(acc) = cfg.accounts.first_mut() {
         acc.coinbase_key_name = Some(key_name.clone());
         acc.coinbase_public_key = Some(public);
     }
-    Ok(Some(CoinbaseTestKey { key_name, private_key_pem: pem, path }))
+    Ok(Some(CoinbaseTestKey { key_name, private_key_pem: pem, path, base64_path }))
+}
+
+/// An Ed25519 PKCS#8 PEM as raw base64 of seed and public key.
+fn raw_base64(pem: &str) -> Result<String, SandboxError> {
+    use base64::Engine as _;
+    let k = ed25519_dalek::SigningKey::from_pkcs8_pem(pem)
+        .map_err(|e| SandboxError::Config(format!("cannot read the Coinbase Ed25519 test key: {e}")))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(k.to_keypair_bytes()))
 }
 
 fn generate(kind: KeyType) -> Result<String, SandboxError> {
@@ -191,6 +217,25 @@ mod tests {
             {
                 use std::os::unix::fs::PermissionsExt;
                 assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            }
+            if kind == KeyType::Ed25519 {
+                use base64::Engine as _;
+                let b64_path = key.base64_path.clone().expect("an Ed25519 key has its base64 form");
+                let text = std::fs::read_to_string(&b64_path).unwrap();
+                assert_eq!(text.len(), 88, "64 bytes, as the CDP portal issues it (ccxt keys on the length)");
+                let raw = base64::engine::general_purpose::STANDARD.decode(&text).unwrap();
+                let seed: [u8; 32] = raw[..32].try_into().unwrap();
+                let from_b64 = ed25519_dalek::SigningKey::from_bytes(&seed);
+                let from_pem = ed25519_dalek::SigningKey::from_pkcs8_pem(&key.private_key_pem).unwrap();
+                assert_eq!(from_b64.to_bytes(), from_pem.to_bytes(), "the same key in both forms");
+                assert_eq!(&raw[32..], from_pem.verifying_key().as_bytes());
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    assert_eq!(std::fs::metadata(&b64_path).unwrap().permissions().mode() & 0o777, 0o600);
+                }
+            } else {
+                assert!(key.base64_path.is_none());
             }
             let public = cfg.accounts[0].coinbase_public_key.clone().unwrap();
             assert_eq!(PublicKey::from_pem(&public).unwrap().alg(), alg);
