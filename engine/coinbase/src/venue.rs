@@ -666,6 +666,18 @@ impl CoinbaseVenue {
         }
     }
 
+    /// Continues a product's fill listing from the store's cursor (at
+    /// start-up): reconciliations after a user-stream gap list from there,
+    /// so a fill made while Keel was down is found even before an order of
+    /// this run trades the product.
+    pub fn seed_fill_cursor(&self, symbol: &Symbol, cursor: &FillCursor) {
+        let mut cursors = lock(&self.shared.fill_cursors);
+        let c = cursors.entry(symbol.clone()).or_insert_with(|| cursor.clone());
+        if cursor.ts_ms > c.ts_ms {
+            *c = cursor.clone();
+        }
+    }
+
     /// The level-2 book the market stream keeps of `symbol` (none before
     /// its snapshot, or after a sequence gap until the fresh one).
     pub fn book(&self, symbol: &Symbol) -> Option<crate::book::L2Book> {
