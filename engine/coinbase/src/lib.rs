@@ -13,6 +13,7 @@
 //! implementation of the other side of the protocol).
 
 pub mod auth;
+mod balance_feed;
 pub mod book;
 pub mod limits;
 pub mod market_stream;

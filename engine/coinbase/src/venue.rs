@@ -982,7 +982,11 @@ impl Venue for CoinbaseVenue {
 
     async fn subscribe_user(&self) -> VenueResult<mpsc::Receiver<UserEvent>> {
         let (tx, rx) = mpsc::channel(4096);
-        lock(&self.streams).push(tokio::spawn(crate::user_stream::run(self.shared.clone(), tx)));
+        // The channel reports orders only: balances are read behind them.
+        let (orders_tx, orders_rx) = mpsc::channel(4096);
+        let mut streams = lock(&self.streams);
+        streams.push(tokio::spawn(crate::user_stream::run(self.shared.clone(), orders_tx)));
+        streams.push(tokio::spawn(crate::balance_feed::run(self.shared.clone(), orders_rx, tx)));
         Ok(rx)
     }
 }
