@@ -144,7 +144,10 @@ impl SymbolConfig {
         if !s.symbol.split('-').all(part_ok) || s.symbol.matches('-').count() > 1 {
             return Err(ConfigError::new(
                 key("symbol"),
-                format!("`{}` is not a venue symbol (A-Z, 0-9, e.g. BTCUSDT, or a product id BASE-QUOTE, e.g. BTC-USD)", s.symbol),
+                format!(
+                    "`{}` is not a venue symbol (A-Z, 0-9, e.g. BTCUSDT, or a product id BASE-QUOTE, e.g. BTC-USD)",
+                    s.symbol
+                ),
             ));
         }
         positive(&key("tick_size"), s.tick_size)?;

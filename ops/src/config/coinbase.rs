@@ -131,7 +131,12 @@ impl CoinbaseConfig {
             VenueMode::Mainnet => {
                 for (field, url, scheme) in self.urls() {
                     if let Some(url) = url {
-                        super::mainnet::check_url(&format!("venue.coinbase.{field}"), url, scheme, ("Coinbase", "coinbase.com"))?;
+                        super::mainnet::check_url(
+                            &format!("venue.coinbase.{field}"),
+                            url,
+                            scheme,
+                            ("Coinbase", "coinbase.com"),
+                        )?;
                     }
                 }
             }
@@ -175,9 +180,13 @@ mod tests {
         };
         let half = CoinbaseConfig { ws_user_url: None, ..external.clone() };
         let bad_scheme = CoinbaseConfig { rest_url: Some("ws://127.0.0.1:9000".into()), ..external.clone() };
-        let evil = CoinbaseConfig { rest_url: Some("https://api.coinbase.com.evil.example".into()), ..Default::default() };
+        let evil =
+            CoinbaseConfig { rest_url: Some("https://api.coinbase.com.evil.example".into()), ..Default::default() };
         let own_host = CoinbaseConfig { rest_url: Some("https://api.coinbase.com/".into()), ..Default::default() };
-        let plain = CoinbaseConfig { ws_user_url: Some("ws://advanced-trade-ws-user.coinbase.com".into()), ..Default::default() };
+        let plain = CoinbaseConfig {
+            ws_user_url: Some("ws://advanced-trade-ws-user.coinbase.com".into()),
+            ..Default::default()
+        };
         let no_var = CoinbaseConfig { private_key_env: " ".into(), ..Default::default() };
         let cases: [(&CoinbaseConfig, VenueMode, bool, Option<&str>); 11] = [
             (&CoinbaseConfig::default(), VenueMode::Sandbox, false, None),

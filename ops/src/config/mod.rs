@@ -28,8 +28,8 @@ use keel_sandbox::SandboxConfig;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-pub use keel_core::config::{parse_duration_ms, ConfigError, DurationMs, StrategyConfig, SymbolConfig};
 pub use coinbase::{CoinbaseConfig, CoinbaseEndpoints};
+pub use keel_core::config::{parse_duration_ms, ConfigError, DurationMs, StrategyConfig, SymbolConfig};
 pub use ops::{HttpConfig, NotifyConfig};
 pub use risk::config::RiskConfig;
 
@@ -462,7 +462,8 @@ impl Config {
     /// candles of.
     fn validate_coinbase(&self) -> Result<(), ConfigError> {
         self.venue.coinbase.validate(self.venue.mode, self.venue.confirm_mainnet)?;
-        if self.venue.mode != VenueMode::Paper && keel_coinbase::venue::granularity_of(self.engine.bar_interval.0).is_none()
+        if self.venue.mode != VenueMode::Paper
+            && keel_coinbase::venue::granularity_of(self.engine.bar_interval.0).is_none()
         {
             return Err(ConfigError::new(
                 "engine.bar_interval",
@@ -486,7 +487,10 @@ impl Config {
                 if s.symbol != product {
                     return Err(ConfigError::new(
                         key,
-                        format!("`{}`: Coinbase names the product of base `{}` and quote `{}` `{product}`", s.symbol, s.base, s.quote),
+                        format!(
+                            "`{}`: Coinbase names the product of base `{}` and quote `{}` `{product}`",
+                            s.symbol, s.base, s.quote
+                        ),
                     ));
                 }
             }

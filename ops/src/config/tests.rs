@@ -245,10 +245,17 @@ fn coinbase_config_errors_name_the_key() {
         ("unknown exchange", venue("exchange = \"kraken\"\nmode = \"sandbox\""), Some("venue.exchange")),
         ("no testnet", venue("exchange = \"coinbase\"\nmode = \"testnet\""), Some("venue.mode")),
         ("mainnet unconfirmed", venue("exchange = \"coinbase\"\nmode = \"mainnet\""), Some("venue.confirm_mainnet")),
-        ("mainnet confirmed in [venue]", venue("exchange = \"coinbase\"\nmode = \"mainnet\"\nconfirm_mainnet = true"), None),
+        (
+            "mainnet confirmed in [venue]",
+            venue("exchange = \"coinbase\"\nmode = \"mainnet\"\nconfirm_mainnet = true"),
+            None,
+        ),
         (
             "mainnet confirmed in [venue.coinbase]",
-            format!("{}\n[venue.coinbase]\nconfirm_mainnet = true\n", venue("exchange = \"coinbase\"\nmode = \"mainnet\"")),
+            format!(
+                "{}\n[venue.coinbase]\nconfirm_mainnet = true\n",
+                venue("exchange = \"coinbase\"\nmode = \"mainnet\"")
+            ),
             None,
         ),
         (
@@ -267,7 +274,10 @@ fn coinbase_config_errors_name_the_key() {
         ("a dash on Binance", venue("mode = \"sandbox\""), Some("symbol[0].symbol")),
         (
             "no Coinbase candles of 3m",
-            format!("[engine]\nbar_interval = \"3m\"\n{}", venue("exchange = \"coinbase\"\nmode = \"mainnet\"\nconfirm_mainnet = true")),
+            format!(
+                "[engine]\nbar_interval = \"3m\"\n{}",
+                venue("exchange = \"coinbase\"\nmode = \"mainnet\"\nconfirm_mainnet = true")
+            ),
             Some("engine.bar_interval"),
         ),
     ];
@@ -286,7 +296,8 @@ fn coinbase_config_errors_name_the_key() {
 fn the_exchange_defaults_to_binance_and_paper_runs_none() {
     let c = Config::parse(BASE).unwrap();
     assert_eq!((c.venue.exchange, c.exchange_in_use()), (Exchange::Binance, None));
-    let cb = Config::parse(&format!("[venue]\nexchange = \"coinbase\"\nmode = \"sandbox\"\n{COINBASE_SYMBOL}")).unwrap();
+    let cb =
+        Config::parse(&format!("[venue]\nexchange = \"coinbase\"\nmode = \"sandbox\"\n{COINBASE_SYMBOL}")).unwrap();
     assert_eq!(cb.exchange_in_use(), Some(Exchange::Coinbase));
     assert_eq!(cb.venue.coinbase.api_key_name_env, "KEEL_COINBASE_API_KEY_NAME");
     assert!(!cb.venue.coinbase.external_sandbox());

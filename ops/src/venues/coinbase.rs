@@ -164,7 +164,9 @@ async fn connect(
     }
     let report =
         actors::patience::retrying(&patience, "account check", || venue.startup_check()).await.map_err(|e| {
-            anyhow::anyhow!("Coinbase {mode} at {rest}: the key check failed (key name, private key or permissions?): {e}")
+            anyhow::anyhow!(
+                "Coinbase {mode} at {rest}: the key check failed (key name, private key or permissions?): {e}"
+            )
         })?;
     let p = &report.permissions;
     tracing::info!(
@@ -195,7 +197,9 @@ async fn connect(
         );
     }
     if p.can_transfer {
-        tracing::warn!("the API key may transfer funds (can_transfer = true): Keel never needs it; a trade-only key is safer");
+        tracing::warn!(
+            "the API key may transfer funds (can_transfer = true): Keel never needs it; a trade-only key is safer"
+        );
     }
     Ok(Arc::new(venue))
 }
