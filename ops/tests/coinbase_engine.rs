@@ -419,3 +419,23 @@ fn sigkill_mid_trading_against_a_standalone_coinbase_sandbox_loses_no_fill_and_d
         assert_eq!(snapshot.total(asset), *total, "stored balance of {asset}");
     }
 }
+
+#[test]
+fn a_key_that_cannot_trade_is_reported_at_start_by_key_permissions() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("view-only.toml");
+    let btc = BASE.split("[[symbol]]").nth(1).expect("the BTC-USD block");
+    let text = format!(
+        "[venue]\nexchange = \"coinbase\"\nmode = \"sandbox\"\n\n[[sandbox.accounts]]\napi_key = \"view-only\"\napi_secret = \"view-only-secret\"\ncan_trade = false\nbalances = {{ USD = \"1000\" }}\n\n[[symbol]]{btc}"
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut k = spawn_run(&config, &dir.path().join("data"), &["--exit-after", "60s"], &[]);
+    k.wait_for("keel running; Ctrl-C or SIGTERM stops it", 1);
+    k.sigterm();
+    let (status, lines) = k.finish();
+    assert!(status.success(), "a view-only key still starts (nothing is sent): {status:?}");
+    let connected = lines.iter().find(|v| v["message"] == "connected to Coinbase").expect("connected");
+    assert_eq!((&connected["can_view"], &connected["can_trade"]), (&true.into(), &false.into()), "{connected}");
+    let error = lines.iter().find(|v| v["level"] == "ERROR").expect("an error line");
+    assert!(error["message"].as_str().unwrap().contains("may not trade (can_trade = false)"), "{error}");
+}
