@@ -71,7 +71,11 @@ pub fn embedded_coinbase_config(config: &Config, stored: &StoredAccount, now_ms:
 /// for Binance).
 pub fn sandbox_settings(sandbox: &SandboxHandle) -> anyhow::Result<CoinbaseSettings> {
     let (Some(name), Some(pem)) = (&sandbox.coinbase_key_name, &sandbox.coinbase_private_key_pem) else {
-        anyhow::bail!("the embedded sandbox made no Coinbase test key");
+        anyhow::bail!(
+            "the embedded sandbox made no Coinbase test key (its first [[sandbox.accounts]] registers its own \
+             coinbase_public_key, whose private key Keel does not have): remove it, or run `keel sandbox \
+             --protocol coinbase` and point [venue.coinbase] at it"
+        );
     };
     let creds = Credentials::new(name, pem).context("the embedded sandbox's Coinbase test key is unreadable")?;
     Ok(CoinbaseSettings {
