@@ -63,8 +63,12 @@ fn config_coinbase_toml_trades_btc_usd_on_the_embedded_coinbase_sandbox() {
         keel.wait_for("connected to Coinbase", 1);
         keel.wait_for("store reconciled with the venue", 1);
         let base = keel.http_base();
-        keel.wait_until("a BTC-USD and an ETH-USD fill", |k| {
-            !fills_of(&k.seen, "BTC-USD").is_empty() && !fills_of(&k.seen, "ETH-USD").is_empty()
+        // A sell too: it needs the bought base asset in the venue's free
+        // balance, which the Coinbase user channel does not report.
+        keel.wait_until("a BTC-USD and an ETH-USD fill, and a sell", |k| {
+            !fills_of(&k.seen, "BTC-USD").is_empty()
+                && !fills_of(&k.seen, "ETH-USD").is_empty()
+                && k.seen.iter().any(|v| v["message"] == "fill" && v["side"] == "Sell")
         });
         let (status, positions, trades) = rt.block_on(async {
             (
