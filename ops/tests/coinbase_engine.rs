@@ -443,3 +443,33 @@ fn a_key_that_cannot_trade_is_reported_at_start_by_key_permissions() {
     let error = lines.iter().find(|v| v["level"] == "ERROR").expect("an error line");
     assert!(error["message"].as_str().unwrap().contains("may not trade (can_trade = false)"), "{error}");
 }
+
+#[test]
+fn an_external_sandbox_without_the_key_variables_is_refused_naming_them_and_never_echoing_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("external.toml");
+    let external = "[venue.coinbase]\nrest_url = \"http://127.0.0.1:9\"\nws_market_url = \"ws://127.0.0.1:9/m\"\nws_user_url = \"ws://127.0.0.1:9/u\"\napi_key_name_env = \"KEEL_TEST_CB_NAME\"\nprivate_key_env = \"KEEL_TEST_CB_PEM\"\nprivate_key_path_env = \"KEEL_TEST_CB_PATH\"\n";
+    std::fs::write(&config, format!("{BASE}\n{external}")).unwrap();
+    let data = dir.path().join("data");
+    let run = |env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_keel"));
+        cmd.args(["run", "--config", config.to_str().unwrap(), "--data-dir", data.to_str().unwrap()]);
+        cmd.env_remove("RUST_LOG").envs(env.iter().copied());
+        let out = cmd.output().expect("keel runs");
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let check = keel(&["check-config", "--config", config.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&check.stderr);
+    assert!(!check.status.success(), "{said}");
+    assert!(said.contains("KEEL_TEST_CB_NAME (named by venue.coinbase.api_key_name_env) is not set"), "{said}");
+    assert!(said.contains("KEEL_TEST_CB_PEM (named by venue.coinbase.private_key_env) is not set"), "{said}");
+    assert!(run(&[]).contains("venue.coinbase.api_key_name_env"), "the key name is asked for");
+    assert!(run(&[("KEEL_TEST_CB_NAME", "organizations/o/apiKeys/k")]).contains("venue.coinbase.private_key_env"));
+    // Not a key: refused without echoing it.
+    let not_a_key =
+        "-----BEGIN EC PRIVATE KEY-----\nbm90LWEta2V5LXRoaXMtaXMtYS10ZXN0LXZhbHVl\n-----END EC PRIVATE KEY-----\n";
+    let said = run(&[("KEEL_TEST_CB_NAME", "organizations/o/apiKeys/k"), ("KEEL_TEST_CB_PEM", not_a_key)]);
+    assert!(said.contains("KEEL_TEST_CB_PEM") && said.contains("not usable"), "{said}");
+    assert!(!said.contains("bm90LWEta2V5"), "the key is not echoed: {said}");
+}

@@ -61,7 +61,8 @@ pub struct Config {
     /// Operator notifications and the Telegram bot.
     #[serde(default)]
     pub notify: NotifyConfig,
-    /// The Binance-protocol sandbox exchange (`mode = "sandbox"` and `keel sandbox`).
+    /// The sandbox exchange, speaking the Binance and the Coinbase protocols
+    /// (`mode = "sandbox"` and `keel sandbox`).
     #[serde(default)]
     pub sandbox: SandboxSection,
     /// What the store keeps beside the trading state.
