@@ -2,7 +2,7 @@
 //! the environment (checked, never printed).
 
 use crate::cli::ConfigArg;
-use crate::config::{Config, VenueMode};
+use crate::config::{Config, Exchange, VenueMode};
 use crate::secret::Secret;
 
 /// One environment variable the config names for a secret.
@@ -30,7 +30,8 @@ pub fn secret_vars(config: &Config) -> Vec<SecretVar> {
             add(&http.webhook_secret_env, "http.webhook_secret_env", false);
         }
     }
-    if matches!(config.venue.mode, VenueMode::Testnet | VenueMode::Mainnet) {
+    let binance = config.venue.exchange == Exchange::Binance;
+    if binance && matches!(config.venue.mode, VenueMode::Testnet | VenueMode::Mainnet) {
         let b = &config.venue.binance;
         add(&b.api_key_env, "venue.binance.api_key_env", true);
         // An Ed25519 key names its PEM file; an HMAC key has its secret.
@@ -38,6 +39,18 @@ pub fn secret_vars(config: &Config) -> Vec<SecretVar> {
             add(&b.private_key_path_env, "venue.binance.private_key_path_env", true);
         } else {
             add(&b.api_secret_env, "venue.binance.api_secret_env", true);
+        }
+    }
+    // Coinbase mainnet and an external sandbox sign with the operator's key
+    // (the embedded sandbox hands its own over).
+    let c = &config.venue.coinbase;
+    if !binance && c.endpoints(config.venue.mode).is_some() {
+        add(&c.api_key_name_env, "venue.coinbase.api_key_name_env", true);
+        // The private key itself, or the path of its PEM file.
+        if Secret::from_env(&c.private_key_env).is_none() && std::env::var_os(&c.private_key_path_env).is_some() {
+            add(&c.private_key_path_env, "venue.coinbase.private_key_path_env", true);
+        } else {
+            add(&c.private_key_env, "venue.coinbase.private_key_env", true);
         }
     }
     let tg = &config.notify.telegram;
@@ -73,11 +86,12 @@ pub fn run(args: ConfigArg) -> anyhow::Result<()> {
         }
     }
     let summary = format!(
-        "{source}: {} ({} symbols, {} strategies, venue {})",
+        "{source}: {} ({} symbols, {} strategies, venue {}{})",
         if problems.is_empty() { "ok" } else { "not ready" },
         config.symbols.len(),
         config.strategies.len(),
-        config.venue.mode.as_str()
+        config.venue.mode.as_str(),
+        config.exchange_in_use().map(|e| format!(" on {}", e.as_str())).unwrap_or_default()
     );
     println!("{summary}");
     if problems.is_empty() {
@@ -111,5 +125,18 @@ mod tests {
         testnet.notify.telegram.enabled = true;
         let keys: Vec<_> = secret_vars(&testnet).into_iter().filter(|v| v.required).map(|v| v.key).collect();
         assert_eq!(keys, ["venue.binance.api_key_env", "venue.binance.api_secret_env", "notify.telegram.token_env"]);
+
+        let coinbase = |text: &str| {
+            let config = Config::parse(text).unwrap();
+            secret_vars(&config).into_iter().filter(|v| v.required).map(|v| v.key).collect::<Vec<_>>()
+        };
+        let embedded = "[venue]\nexchange = \"coinbase\"\nmode = \"sandbox\"\n";
+        assert!(coinbase(embedded).is_empty(), "the embedded sandbox hands its key over");
+        let external = format!(
+            "{embedded}[venue.coinbase]\nrest_url = \"http://127.0.0.1:1\"\nws_market_url = \"ws://127.0.0.1:1/m\"\nws_user_url = \"ws://127.0.0.1:1/u\"\nprivate_key_env = \"KEEL_TEST_UNSET_COINBASE_PEM\"\nprivate_key_path_env = \"KEEL_TEST_UNSET_COINBASE_PATH\"\n"
+        );
+        assert_eq!(coinbase(&external), ["venue.coinbase.api_key_name_env", "venue.coinbase.private_key_env"]);
+        let mainnet = "[venue]\nexchange = \"coinbase\"\nmode = \"mainnet\"\nconfirm_mainnet = true\n";
+        assert_eq!(coinbase(mainnet), ["venue.coinbase.api_key_name_env", "venue.coinbase.private_key_env"]);
     }
 }

@@ -1,6 +1,7 @@
 //! Keel's composition root and operator surfaces: the `keel` CLI, the config
 //! tree, the wiring of store, venue (paper, the embedded sandbox behind the
-//! Binance adapter, testnet, mainnet) and actors, the backtest, the HTTP API,
+//! Binance or the Coinbase adapter, an external sandbox, testnet, mainnet)
+//! and actors, the backtest, the HTTP API,
 //! Telegram and metrics. `main.rs` only dispatches to this library so the
 //! integration tests can drive the same code.
 //!

@@ -56,7 +56,7 @@ pub fn register(value: &str) {
 
 /// Registers the value of every secret variable `config` names, whether or
 /// not the feature using it is enabled: the HTTP API token and webhook
-/// secret, the Binance key and secret, the Telegram bot token and the
+/// secret, the Binance key and secret, the Coinbase private key, the Telegram bot token and the
 /// Discord webhook URL.
 pub fn register_config(config: &Config) {
     let b = &config.venue.binance;
@@ -65,6 +65,7 @@ pub fn register_config(config: &Config) {
         &config.http.webhook_secret_env,
         &b.api_key_env,
         &b.api_secret_env,
+        &config.venue.coinbase.private_key_env,
         &config.notify.telegram.token_env,
         &config.notify.discord.webhook_url_env,
     ] {

@@ -1,11 +1,14 @@
 //! Builds the venue the config asks for: the in-process paper venue, or the
 //! Binance adapter — connected to the embedded sandbox exchange (`sandbox`),
-//! to Binance spot testnet or to mainnet.
+//! to Binance spot testnet or to mainnet — or, with `exchange = "coinbase"`,
+//! the Coinbase adapter ([`coinbase`]).
+
+pub mod coinbase;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::config::{Config, SimulatedClock, VenueMode};
+use crate::config::{Config, Exchange, SimulatedClock, VenueMode};
 use anyhow::Context;
 use keel_binance::{BinanceSettings, BinanceVenue, Credentials, Endpoints, LocalExchange};
 use keel_core::balance::{Balance, Balances};
@@ -204,6 +207,9 @@ pub async fn build(config: &Config, store: Option<&dyn Store>) -> anyhow::Result
         None => StoredAccount::default(),
     };
     let now = SystemClock.now_ms();
+    if config.venue.exchange == Exchange::Coinbase && config.venue.mode != VenueMode::Paper {
+        return coinbase::build(config, &stored, store, now).await;
+    }
     match config.venue.mode {
         VenueMode::Paper => {
             let venue = PaperVenue::new(paper_config(config, stored.balances.as_ref(), now));

@@ -6,18 +6,20 @@
 //! the signing, paced REST client ([`rest`], [`limits`]) and
 //! [`CoinbaseVenue`] ([`venue`]), Keel's `Venue` over REST and the two
 //! WebSocket streams (`ws`, [`market_stream`] with its level-2 [`book`],
-//! and `user_stream`). The facts come from
+//! and `user_stream`), and the start-up check ([`startup`]). The facts come from
 //! `../shared/reference/coinbase-advanced.md`.
 //!
 //! Depends on `keel-core` only, never on the sandbox (an independent
 //! implementation of the other side of the protocol).
 
 pub mod auth;
+mod balance_feed;
 pub mod book;
 pub mod limits;
 pub mod market_stream;
 pub mod model;
 pub mod rest;
+pub mod startup;
 pub mod symbols;
 mod user_stream;
 pub mod venue;

@@ -139,8 +139,16 @@ impl SymbolConfig {
     pub fn validate(&self, key: &str) -> Result<(), ConfigError> {
         let key = |field: &str| format!("{key}.{field}");
         let s = self;
-        if s.symbol.is_empty() || !s.symbol.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) {
-            return Err(ConfigError::new(key("symbol"), format!("`{}` is not a venue symbol (A-Z, 0-9)", s.symbol)));
+        // Binance names a pair `BTCUSDT`, Coinbase a product `BTC-USD`.
+        let part_ok = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+        if !s.symbol.split('-').all(part_ok) || s.symbol.matches('-').count() > 1 {
+            return Err(ConfigError::new(
+                key("symbol"),
+                format!(
+                    "`{}` is not a venue symbol (A-Z, 0-9, e.g. BTCUSDT, or a product id BASE-QUOTE, e.g. BTC-USD)",
+                    s.symbol
+                ),
+            ));
         }
         positive(&key("tick_size"), s.tick_size)?;
         positive(&key("step_size"), s.step_size)?;

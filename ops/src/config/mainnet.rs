@@ -1,5 +1,6 @@
 //! Mainnet trades real money, so its URL overrides may only point at
-//! Binance's own hosts over TLS: a testnet URL, another host or `http://`
+//! the venue's own hosts over TLS (Binance's here; Coinbase's in
+//! `coinbase.rs` with [`check_url`]): a testnet URL, another host or `http://`
 //! under `mode = "mainnet"` is a mistake that would either fail in odd ways
 //! or send signed requests somewhere else. Sandbox and testnet keep taking
 //! any override (tests point them at local sandboxes).
@@ -16,23 +17,30 @@ pub fn validate_urls(b: &BinanceConfig) -> Result<(), ConfigError> {
         ("ws_stream_url", &b.ws_stream_url, "wss://"),
         ("ws_api_url", &b.ws_api_url, "wss://"),
     ] {
-        let Some(url) = url else { continue };
-        let key = format!("venue.binance.{field}");
-        let Some(rest) = url.strip_prefix(scheme) else {
-            return Err(ConfigError::new(
-                key,
-                format!("`{url}`: mainnet needs an encrypted {scheme} URL (plain http:// or ws:// would expose signed requests)"),
-            ));
-        };
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-        let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h).to_ascii_lowercase();
-        let binance = !authority.contains('@') && (host == "binance.com" || host.ends_with(".binance.com"));
-        if !binance {
-            return Err(ConfigError::new(
-                key,
-                format!("`{url}` is not a Binance mainnet host (*.binance.com); with mode = \"mainnet\" remove the override or fix the mode"),
-            ));
+        if let Some(url) = url {
+            check_url(&format!("venue.binance.{field}"), url, scheme, ("Binance", "binance.com"))?;
         }
+    }
+    Ok(())
+}
+
+/// Checks one mainnet URL override (config key `key`): it starts with
+/// `scheme` and its host is the venue's `domain` or under it (no user info).
+pub fn check_url(key: &str, url: &str, scheme: &str, (venue, domain): (&str, &str)) -> Result<(), ConfigError> {
+    let Some(rest) = url.strip_prefix(scheme) else {
+        return Err(ConfigError::new(
+            key,
+            format!("`{url}`: mainnet needs an encrypted {scheme} URL (plain http:// or ws:// would expose signed requests)"),
+        ));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h).to_ascii_lowercase();
+    let own = !authority.contains('@') && (host == domain || host.ends_with(&format!(".{domain}")));
+    if !own {
+        return Err(ConfigError::new(
+            key,
+            format!("`{url}` is not a {venue} mainnet host (*.{domain}); with mode = \"mainnet\" remove the override or fix the mode"),
+        ));
     }
     Ok(())
 }

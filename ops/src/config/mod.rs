@@ -3,7 +3,8 @@
 //!
 //! Each section's types belong to the crate that uses them: `[[symbol]]` and
 //! `[[strategy]]` to the core, `[risk]` to the risk crate, `[venue.binance]` to
-//! the Binance adapter, `[sandbox]` to the sandbox, `[http]` and `[notify]` to
+//! the Binance adapter, `[venue.coinbase]` to ops (`coinbase`: the adapter
+//! takes resolved settings), `[sandbox]` to the sandbox, `[http]` and `[notify]` to
 //! ops. This module holds the tree, the checks that span sections (a strategy's
 //! symbol is configured, the sandbox lists every symbol, the bar interval suits
 //! the venue) and the parse errors located by key and line.
@@ -12,6 +13,7 @@
 //! [`Config::validate`] then rejects impossible values, naming the key. Strategy
 //! parameters are validated by the strategies crate, which knows each kind.
 
+mod coinbase;
 mod mainnet;
 pub mod ops;
 
@@ -26,6 +28,7 @@ use keel_sandbox::SandboxConfig;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use coinbase::{CoinbaseConfig, CoinbaseEndpoints};
 pub use keel_core::config::{parse_duration_ms, ConfigError, DurationMs, StrategyConfig, SymbolConfig};
 pub use ops::{HttpConfig, NotifyConfig};
 pub use risk::config::RiskConfig;
@@ -58,7 +61,8 @@ pub struct Config {
     /// Operator notifications and the Telegram bot.
     #[serde(default)]
     pub notify: NotifyConfig,
-    /// The Binance-protocol sandbox exchange (`mode = "sandbox"` and `keel sandbox`).
+    /// The sandbox exchange, speaking the Binance and the Coinbase protocols
+    /// (`mode = "sandbox"` and `keel sandbox`).
     #[serde(default)]
     pub sandbox: SandboxSection,
     /// What the store keeps beside the trading state.
@@ -176,10 +180,49 @@ impl VenueMode {
     }
 }
 
+/// Which exchange's protocol and adapter `mode` sandbox and mainnet use
+/// (`[venue] exchange`; paper is exchange-neutral).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Exchange {
+    /// Binance spot (the default).
+    #[default]
+    Binance,
+    /// Coinbase Advanced Trade (spot).
+    Coinbase,
+}
+
+impl Exchange {
+    /// The configured name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Binance => "binance",
+            Self::Coinbase => "coinbase",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Exchange {
+    /// An unknown name is refused naming the key (serde's own message would
+    /// only say "unknown variant").
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        match name.as_str() {
+            "binance" => Ok(Self::Binance),
+            "coinbase" => Ok(Self::Coinbase),
+            other => Err(serde::de::Error::custom(format!(
+                "venue.exchange: `{other}` is not a supported exchange (\"binance\" or \"coinbase\")"
+            ))),
+        }
+    }
+}
+
 /// The venue section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct VenueConfig {
+    /// Which exchange (`binance` or `coinbase`) modes sandbox and mainnet trade on.
+    pub exchange: Exchange,
     /// Which venue.
     pub mode: VenueMode,
     /// Deprecated alias of `[sandbox] speed` (wall time per simulated 1m bar:
@@ -204,11 +247,15 @@ pub struct VenueConfig {
     /// timeouts) for modes sandbox, testnet and mainnet. Its own `mode` key is
     /// not used: `venue.mode` decides.
     pub binance: BinanceConfig,
+    /// The Coinbase adapter (`[venue.coinbase]`: key variables, URL
+    /// overrides) for `exchange = "coinbase"`.
+    pub coinbase: CoinbaseConfig,
 }
 
 impl Default for VenueConfig {
     fn default() -> Self {
         Self {
+            exchange: Exchange::Binance,
             mode: VenueMode::Paper,
             bar_wall_time: None,
             ticks_per_bar: 10,
@@ -218,6 +265,7 @@ impl Default for VenueConfig {
             depth_levels: 5,
             confirm_mainnet: false,
             binance: BinanceConfig::default(),
+            coinbase: CoinbaseConfig::default(),
         }
     }
 }
@@ -336,10 +384,14 @@ impl Config {
         }
         non_negative("venue.maker_fee_bps", self.venue.maker_fee_bps)?;
         non_negative("venue.taker_fee_bps", self.venue.taker_fee_bps)?;
-        self.validate_binance()?;
+        match self.venue.exchange {
+            Exchange::Binance => self.validate_binance()?,
+            Exchange::Coinbase => self.validate_coinbase()?,
+        }
         let mut seen = std::collections::BTreeSet::new();
         for (i, s) in self.symbols.iter().enumerate() {
             s.validate(&format!("symbol[{i}]"))?;
+            self.validate_symbol_name(i, s)?;
             if !seen.insert(s.symbol.clone()) {
                 return Err(ConfigError::new(
                     format!("symbol[{i}].symbol"),
@@ -403,6 +455,53 @@ impl Config {
                 "engine.bar_interval",
                 "is not a Binance kline interval (1s, 1m, 3m, 5m, 15m, 30m, 1h, 2h, 4h, 6h, 8h, 12h, 1d, 3d, 1w)",
             ));
+        }
+        Ok(())
+    }
+
+    /// `[venue.coinbase]` for `venue.mode`, and a bar interval Coinbase has
+    /// candles of.
+    fn validate_coinbase(&self) -> Result<(), ConfigError> {
+        self.venue.coinbase.validate(self.venue.mode, self.venue.confirm_mainnet)?;
+        if self.venue.mode != VenueMode::Paper
+            && keel_coinbase::venue::granularity_of(self.engine.bar_interval.0).is_none()
+        {
+            return Err(ConfigError::new(
+                "engine.bar_interval",
+                "is not a Coinbase candle granularity (1m, 5m, 15m, 30m, 1h, 2h, 4h, 6h, 1d)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A symbol as the exchange names it: Coinbase's product id `BASE-QUOTE`
+    /// of the block's `base` and `quote`, Binance's pair without a dash
+    /// (paper takes either).
+    fn validate_symbol_name(&self, i: usize, s: &SymbolConfig) -> Result<(), ConfigError> {
+        if self.venue.mode == VenueMode::Paper {
+            return Ok(());
+        }
+        let key = format!("symbol[{i}].symbol");
+        match self.venue.exchange {
+            Exchange::Coinbase => {
+                let product = keel_coinbase::symbols::product_id(&s.base, &s.quote);
+                if s.symbol != product {
+                    return Err(ConfigError::new(
+                        key,
+                        format!(
+                            "`{}`: Coinbase names the product of base `{}` and quote `{}` `{product}`",
+                            s.symbol, s.base, s.quote
+                        ),
+                    ));
+                }
+            }
+            Exchange::Binance if s.symbol.contains('-') => {
+                return Err(ConfigError::new(
+                    key,
+                    format!("`{}`: Binance symbols have no `-` (e.g. BTCUSDT); BASE-QUOTE is Coinbase's form (exchange = \"coinbase\")", s.symbol),
+                ));
+            }
+            Exchange::Binance => {}
         }
         Ok(())
     }
@@ -487,6 +586,12 @@ impl Config {
             sb.depth_levels = self.venue.depth_levels;
         }
         sb
+    }
+
+    /// The exchange whose adapter runs: `[venue] exchange`, except in
+    /// paper mode (exchange-neutral, `None`).
+    pub fn exchange_in_use(&self) -> Option<Exchange> {
+        (self.venue.mode != VenueMode::Paper).then_some(self.venue.exchange)
     }
 
     /// The configured instruments.

@@ -222,3 +222,83 @@ fn simulated_time_is_a_demo_embedded_and_real_time_standalone_unless_set() {
     let e = Config::parse(&format!("{BASE}\n[venue]\nticks_per_bar = 7\n")).unwrap_err();
     assert_eq!(e.key, "venue.ticks_per_bar");
 }
+
+/// A Coinbase product block: `BTC-USD` of base BTC and quote USD.
+const COINBASE_SYMBOL: &str = r#"
+[[symbol]]
+symbol = "BTC-USD"
+base = "BTC"
+quote = "USD"
+tick_size = "0.01"
+step_size = "0.00001"
+start_price = "60000"
+volatility = 0.6
+touch_qty = "2"
+"#;
+
+#[test]
+fn coinbase_config_errors_name_the_key() {
+    let venue = |lines: &str| format!("[venue]\n{lines}\n{COINBASE_SYMBOL}");
+    let cases: [(&str, String, Option<&str>); 11] = [
+        ("embedded sandbox", venue("exchange = \"coinbase\"\nmode = \"sandbox\""), None),
+        ("paper is exchange-neutral", venue("exchange = \"coinbase\"\nmode = \"paper\""), None),
+        ("unknown exchange", venue("exchange = \"kraken\"\nmode = \"sandbox\""), Some("venue.exchange")),
+        ("no testnet", venue("exchange = \"coinbase\"\nmode = \"testnet\""), Some("venue.mode")),
+        ("mainnet unconfirmed", venue("exchange = \"coinbase\"\nmode = \"mainnet\""), Some("venue.confirm_mainnet")),
+        (
+            "mainnet confirmed in [venue]",
+            venue("exchange = \"coinbase\"\nmode = \"mainnet\"\nconfirm_mainnet = true"),
+            None,
+        ),
+        (
+            "mainnet confirmed in [venue.coinbase]",
+            format!(
+                "{}\n[venue.coinbase]\nconfirm_mainnet = true\n",
+                venue("exchange = \"coinbase\"\nmode = \"mainnet\"")
+            ),
+            None,
+        ),
+        (
+            "mainnet override off Coinbase",
+            format!(
+                "{}\n[venue.coinbase]\nrest_url = \"https://127.0.0.1:8443\"\n",
+                venue("exchange = \"coinbase\"\nmode = \"mainnet\"\nconfirm_mainnet = true")
+            ),
+            Some("venue.coinbase.rest_url"),
+        ),
+        (
+            "product id not of base and quote",
+            venue("exchange = \"coinbase\"\nmode = \"sandbox\"").replace("quote = \"USD\"", "quote = \"USDT\""),
+            Some("symbol[0].symbol"),
+        ),
+        ("a dash on Binance", venue("mode = \"sandbox\""), Some("symbol[0].symbol")),
+        (
+            "no Coinbase candles of 3m",
+            format!(
+                "[engine]\nbar_interval = \"3m\"\n{}",
+                venue("exchange = \"coinbase\"\nmode = \"mainnet\"\nconfirm_mainnet = true")
+            ),
+            Some("engine.bar_interval"),
+        ),
+    ];
+    for (name, text, want) in cases {
+        match (Config::parse(&text), want) {
+            (Ok(_), None) => {}
+            (Ok(_), Some(key)) => panic!("{name}: accepted, expected an error at {key}"),
+            (Err(e), None) => panic!("{name}: refused: {e:?}"),
+            // The unknown exchange is a parse error: serde locates the line, the message names the key.
+            (Err(e), Some(key)) => assert!(e.key == key || e.to_string().contains(key), "{name}: {e:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_exchange_defaults_to_binance_and_paper_runs_none() {
+    let c = Config::parse(BASE).unwrap();
+    assert_eq!((c.venue.exchange, c.exchange_in_use()), (Exchange::Binance, None));
+    let cb =
+        Config::parse(&format!("[venue]\nexchange = \"coinbase\"\nmode = \"sandbox\"\n{COINBASE_SYMBOL}")).unwrap();
+    assert_eq!(cb.exchange_in_use(), Some(Exchange::Coinbase));
+    assert_eq!(cb.venue.coinbase.api_key_name_env, "KEEL_COINBASE_API_KEY_NAME");
+    assert!(!cb.venue.coinbase.external_sandbox());
+}

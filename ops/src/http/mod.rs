@@ -262,6 +262,7 @@ async fn status(req: HttpRequest, state: web::Data<ApiState>) -> ApiResult {
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("status: {e}")))?;
     if let Some(o) = body.as_object_mut() {
         o.insert("venue_mode".into(), json!(state.config.venue.mode.as_str()));
+        o.insert("exchange".into(), json!(state.config.exchange_in_use().map(|e| e.as_str())));
         o.insert("listener".into(), console::listener_status(&state.config.http));
     }
     Ok(HttpResponse::Ok().json(body))

@@ -174,6 +174,7 @@ pub(crate) async fn handle(
         (true, ["accounts"]) => accounts(&app, account, &q),
         (true, ["accounts", uuid]) => account_one(&app, account, uuid),
         (true, ["transaction_summary"]) => transaction_summary(&app, account),
+        (true, ["key_permissions"]) => key_permissions(&app, account),
         (false, ["orders"]) if method == Method::POST => orders::create_with_faults(&app, account, &body, now).await,
         (false, ["orders", "batch_cancel"]) if method == Method::POST => orders::batch_cancel(&app, account, &body),
         (false, ["orders", "preview"]) if method == Method::POST => preview::preview(&app, account, &body),
@@ -572,6 +573,17 @@ fn account_one(app: &App, account: u32, uuid: &str) -> Response {
         Some(a) => reply(StatusCode::OK, &json!({"account": a})),
         None => error(StatusCode::NOT_FOUND, "NOT_FOUND", "account not found"),
     }
+}
+
+/// `GET /key_permissions` (reference §1): the key views and trades as its
+/// account's `can_trade` says; it never transfers.
+fn key_permissions(app: &App, account: u32) -> Response {
+    let can_trade = app.ex.keys.values().any(|k| k.id == account && k.can_trade);
+    reply(
+        StatusCode::OK,
+        &json!({"can_view": true, "can_trade": can_trade, "can_transfer": false,
+                "portfolio_uuid": hashed_uuid(&["portfolio", &account.to_string()]), "portfolio_type": "DEFAULT"}),
+    )
 }
 
 /// `GET /transaction_summary`: the sandbox's one fee tier (rates as
