@@ -22,7 +22,7 @@ use keel_core::instrument::Instrument;
 use keel_core::order::{OrderType, TimeInForce};
 use keel_core::sim::{Execution, SimOrder};
 
-use super::ids::{dec, order_id_of, rfc3339};
+use super::ids::{dec, decimal, order_id_of, rfc3339};
 use super::orders::check_limits;
 use super::preview::{estimate, Proposed};
 use super::rest::{invalid_argument, reply};
@@ -41,15 +41,6 @@ struct Plan {
     inst: Instrument,
     price: Decimal,
     size: Decimal,
-}
-
-/// A decimal sent as a string or a JSON number.
-fn decimal(v: &Value) -> Option<Decimal> {
-    match v {
-        Value::String(s) => s.trim().parse().ok(),
-        Value::Number(n) => n.to_string().parse().ok(),
-        _ => None,
-    }
 }
 
 /// Reads the body: the order id, and the new price and size (`None`: keep).

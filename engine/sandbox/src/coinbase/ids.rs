@@ -84,6 +84,26 @@ pub fn dec(v: Decimal) -> String {
     v.normalize().to_string()
 }
 
+/// An upper bound as Coinbase lists it: the sandbox's "no limit" (zero)
+/// becomes a bound no order reaches, since Coinbase never lists a zero
+/// maximum and clients take `"0"` literally.
+pub fn bound(v: Decimal) -> Decimal {
+    if v.is_zero() {
+        Decimal::from(1_000_000_000u64)
+    } else {
+        v
+    }
+}
+
+/// A decimal sent as a string or a JSON number (§3).
+pub fn decimal(v: &serde_json::Value) -> Option<Decimal> {
+    match v {
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        serde_json::Value::Number(n) => n.to_string().parse().ok(),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,22 +21,13 @@ use keel_core::instrument::Instrument;
 use keel_core::order::{OrderStatus, OrderType, Side, TimeInForce};
 use keel_core::sim::{NewOrder, OrderAsked, SimOrder};
 
-use super::ids::{dec, entry_id, hashed_uuid, order_id_of, order_uuid, parse_rfc3339, product_id, rfc3339};
+use super::ids::{dec, decimal, entry_id, hashed_uuid, order_id_of, order_uuid, parse_rfc3339, product_id, rfc3339};
 use super::rest::{error, instrument_of, invalid_argument, page, reply, unavailable, user_uuid, Query};
 use crate::rest::ParsedOrder;
 use crate::{App, OrderFault};
 
 /// Most orders or fills a page.
 const LIST_MAX: usize = 1000;
-
-/// A decimal sent as a string or a JSON number (§3).
-fn decimal(v: &Value) -> Option<Decimal> {
-    match v {
-        Value::String(s) => s.trim().parse().ok(),
-        Value::Number(n) => n.to_string().parse().ok(),
-        _ => None,
-    }
-}
 
 /// What a create request asked for, once read.
 struct Asked {

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use keel_core::instrument::Instrument;
 use keel_core::market::Bar;
 
-use super::ids::{dec, hashed_uuid, product_id, rfc3339};
+use super::ids::{bound, dec, hashed_uuid, product_id, rfc3339};
 use super::jwt::{verify_rest, RestRequest};
 use super::{edit, orders, preview, rate};
 use crate::{App, RestFault};
@@ -307,9 +307,9 @@ fn product_json(app: &App, inst: &Instrument) -> Value {
         "base_increment": dec(inst.step_size),
         "quote_increment": dec(inst.tick_size),
         "quote_min_size": dec(inst.min_notional),
-        "quote_max_size": dec(inst.max_notional),
+        "quote_max_size": dec(bound(inst.max_notional)),
         "base_min_size": dec(inst.min_qty),
-        "base_max_size": dec(inst.max_qty),
+        "base_max_size": dec(bound(inst.max_qty)),
         "base_name": inst.base_asset,
         "quote_name": inst.quote_asset,
         "watched": false,
