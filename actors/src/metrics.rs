@@ -68,7 +68,8 @@ pub struct Metrics {
     /// Build information (always 1).
     pub build_info: IntGaugeVec,
     /// What this engine trades on (always 1): `venue_mode` is `paper`,
-    /// `sandbox`, `testnet` or `mainnet` (real money).
+    /// `sandbox`, `testnet` or `mainnet` (real money); `exchange` is
+    /// `binance` or `coinbase` (empty on paper, which is neither).
     pub info: IntGaugeVec,
     /// The configured drawdown limit (0–1; 0 = no limit), for alerting near it.
     pub drawdown_limit_ratio: Gauge,
@@ -216,7 +217,7 @@ impl Metrics {
             info: int_gauge_vec(
                 "keel_info",
                 "What the engine trades on (always 1); venue_mode mainnet means real money",
-                &["venue_mode"],
+                &["venue_mode", "exchange"],
             )?,
             drawdown_limit_ratio: {
                 let g = Gauge::new(

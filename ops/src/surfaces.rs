@@ -175,7 +175,8 @@ pub fn prime_metrics(config: &Config) {
     let m = metrics();
     m.prime(&symbols, &strategies);
     m.info.reset();
-    m.info.with_label_values(&[config.venue.mode.as_str()]).set(1);
+    let exchange = config.exchange_in_use().map(|e| e.as_str()).unwrap_or_default();
+    m.info.with_label_values(&[config.venue.mode.as_str(), exchange]).set(1);
     for c in telegram::COMMANDS {
         m.telegram_commands_total.with_label_values(&[c.name]);
     }

@@ -157,7 +157,10 @@ async fn events_need_the_token_and_say_hello_first() {
     let first = s.next_by(Instant::now() + WAIT).await;
     assert_eq!(
         first,
-        Ok(Some(Message::Event("hello".into(), json!({ "venue_mode": "paper", "trading_state": "ACTIVE" }))))
+        Ok(Some(Message::Event(
+            "hello".into(),
+            json!({ "venue_mode": "paper", "exchange": null, "trading_state": "ACTIVE" })
+        )))
     );
     let head = client().head(format!("{}/api/v1/events", r.base_url())).bearer_auth(TOKEN).send().await;
     let head = head.expect("HEAD");

@@ -786,8 +786,8 @@ async fn the_venue_mode_is_in_the_status_the_metrics_and_the_start_up_lines() {
     assert_eq!(body["venue"], "binance", "the venue beside it: {text}");
     let metrics =
         client().get(format!("{base}/metrics")).send().await.expect("request").text().await.unwrap_or_default();
-    assert_eq!(sample(&metrics, "keel_info{venue_mode=\"sandbox\"}"), Some(1.0), "{metrics}");
-    assert!(!metrics.contains("keel_info{venue_mode=\"paper\"}"), "one mode only");
+    assert_eq!(sample(&metrics, "keel_info{exchange=\"binance\",venue_mode=\"sandbox\"}"), Some(1.0), "{metrics}");
+    assert_eq!(metrics.matches("keel_info{").count(), 1, "one mode only: {metrics}");
     keel.wait_for("keel running; Ctrl-C or SIGTERM stops it", 1);
     keel.sigterm();
     let (_, lines) = keel.finish();

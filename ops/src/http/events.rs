@@ -4,7 +4,7 @@
 //!
 //! | Event | Data |
 //! |---|---|
-//! | `hello` | `{"venue_mode","trading_state"}`, first, on connect |
+//! | `hello` | `{"venue_mode","exchange","trading_state"}`, first, on connect |
 //! | `order` | an item of `GET /api/v1/orders`, on every change the order router makes (final states too) |
 //! | `fill` | an item of `GET /api/v1/trades` |
 //! | `state` | `{"trading_state","reason"}` |
@@ -103,7 +103,11 @@ pub(super) async fn events(req: HttpRequest, state: web::Data<ApiState>, streams
         Ok(Ok(r)) => r.trading_state.as_str(),
         _ => "UNKNOWN",
     };
-    let hello = json!({ "venue_mode": state.config.venue.mode.as_str(), "trading_state": trading_state });
+    let hello = json!({
+        "venue_mode": state.config.venue.mode.as_str(),
+        "exchange": state.config.exchange_in_use().map(|e| e.as_str()),
+        "trading_state": trading_state,
+    });
     let sources = Sources { engine, logs, board: state.handle.prices().clone(), closing: streams.closing.subscribe() };
     let feed = Feed::new(&hello, sources, slot, PING_EVERY);
     let body = futures_util::stream::unfold(feed, |mut feed| async move {
