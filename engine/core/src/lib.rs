@@ -28,6 +28,7 @@ pub mod store;
 pub mod strategy;
 pub mod symbol;
 pub mod trading;
+pub mod universe;
 pub mod venue;
 pub mod when;
 
