@@ -731,7 +731,8 @@ impl Venue for CoinbaseVenue {
             code: 400,
             reason: format!("no Coinbase granularity of {interval_ms} ms"),
         })?;
-        let now = self.shared.rest.now_ms();
+        // The candles' clock: the server's at Coinbase, its own on a faster sandbox.
+        let now = self.shared.rest.market_now_ms();
         let limit = limit.max(1) as i64;
         // Only closed bars: the newest one ends at or before now.
         let last_open = now.div_euclid(interval_ms) * interval_ms - interval_ms;

@@ -742,6 +742,12 @@ impl ExchangeState {
         true
     }
 
+    /// How fast the market's clock runs: simulated ms per server ms (1 is
+    /// real time).
+    pub fn speed(&self) -> f64 {
+        self.clock.speed
+    }
+
     /// Closed 1m bars plus the bar in progress, oldest first.
     pub fn bars(&self, symbol: &str) -> Option<(Vec<Bar>, Option<Bar>)> {
         let s = self.syms.get(symbol)?;

@@ -204,7 +204,7 @@ pub(crate) async fn handle(
 /// The public routes (`time`, `market/…`).
 fn public_route(app: &App, get: bool, parts: &[&str], q: &Query, now: i64) -> Response {
     match (get, parts) {
-        (true, ["time"]) => time(now),
+        (true, ["time"]) => time(app, now),
         (true, ["market", "products"]) => products(app, q),
         (true, ["market", "products", id]) => product(app, id),
         (true, ["market", "product_book"]) => product_book(app, q, now),
@@ -248,15 +248,25 @@ fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "NOT_FOUND", "Not Found")
 }
 
-/// `GET /time`: camelCase keys, string values (§4.7).
-fn time(now: i64) -> Response {
+/// `GET /time`: camelCase keys, string values (§4.7). When the market runs
+/// faster than the server clock (`speed` above 1) its candles are not on
+/// the server's time, so the answer adds Keel's extension `keelMarketClock`
+/// (the market's time and speed) for clients to find the bars by; Coinbase
+/// clients ignore the unknown key.
+fn time(app: &App, now: i64) -> Response {
     let iso = chrono::DateTime::from_timestamp_millis(now)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    reply(
-        StatusCode::OK,
-        &json!({"iso": iso, "epochSeconds": now.div_euclid(1000).to_string(), "epochMillis": now.to_string()}),
-    )
+    let mut body =
+        json!({"iso": iso, "epochSeconds": now.div_euclid(1000).to_string(), "epochMillis": now.to_string()});
+    let (market_ms, speed) = {
+        let st = app.ex.lock();
+        (st.sim_ms, st.speed())
+    };
+    if speed != 1.0 {
+        body["keelMarketClock"] = json!({"epochMillis": market_ms.to_string(), "speed": speed.to_string()});
+    }
+    reply(StatusCode::OK, &body)
 }
 
 /// The instrument a product id names.
