@@ -413,3 +413,115 @@ async fn an_order_placed_and_filled_while_the_user_stream_is_down_is_reconciled_
     user.abort();
     sb.shutdown().await;
 }
+
+/// A restart: the adapter's claim set is in memory only, so a new process
+/// hands out again fills Keel recorded in the last run — the engine's
+/// start-up fill listing (the store's cursor fill comes back) and the user
+/// stream's snapshot of a partly filled order (its fills are read again).
+/// The engine's path for a venue fill (`record_venue_fill`, what the order
+/// router runs; only an inserted fill reaches the portfolio) keeps each
+/// trade id once: the order's filled quantity and the fills are the venue's.
+#[tokio::test]
+async fn fills_handed_out_again_after_a_restart_are_recorded_once() {
+    use actors::reconcile::record_venue_fill;
+    use keel_core::store::Store;
+
+    let (sb, venue, _dir) = start(1.0).await;
+    sb.market.pause();
+    let store_dir = tempfile::tempdir().expect("temp dir");
+    let store = keel_store::SledStore::open(store_dir.path()).expect("store");
+    let t = venue.best_bid_ask(&btc()).await.expect("touch");
+    let price = (t.bid * Decimal::new(99, 2)).round_dp(2);
+    // More than the touch's 0.05 BTC: it fills over several quote updates.
+    let qty = Decimal::new(12, 2);
+    let mut order = keel_core::order::Order {
+        client_order_id: "rs-1".into(),
+        venue_order_id: None,
+        strategy_id: keel_core::symbol::StrategyId::new("s1"),
+        symbol: btc(),
+        side: Side::Buy,
+        order_type: OrderType::Limit { price },
+        tif: TimeInForce::Gtc,
+        qty,
+        reduce_only: false,
+        tag: None,
+        status: OrderStatus::Submitted,
+        filled_qty: Decimal::ZERO,
+        filled_quote: Decimal::ZERO,
+        reason: None,
+        created_ms: 0,
+        updated_ms: 0,
+    };
+    store.put_order(&order, true).expect("written ahead");
+    let req = OrderRequest {
+        client_order_id: "rs-1".into(),
+        symbol: btc(),
+        side: Side::Buy,
+        order_type: OrderType::Limit { price },
+        qty,
+        tif: TimeInForce::Gtc,
+    };
+    let placed = venue.place_order(&req).await.expect("placed");
+    order.venue_order_id = Some(placed.report.venue_order_id.clone());
+    order.status = placed.report.status;
+    store.put_order(&order, true).expect("accepted");
+
+    // Run 1: part of it fills; the stream delivers the fill; the engine records it.
+    let heard = Arc::new(Mutex::new(Heard::default()));
+    let user = drain_user(venue.subscribe_user().await.expect("user stream"), heard.clone());
+    until("the user stream connects", 10, || heard.lock().expect("lock").user_connects == 1).await;
+    assert!(sb.market.set_price("BTCUSDT", (price * Decimal::new(97, 2)).round_dp(2)));
+    sb.market.step(1);
+    let at_venue = || sb.market.orders(DEFAULT_API_KEY, "BTCUSDT").into_iter().find(|o| o.client_order_id == "rs-1");
+    let partly = at_venue().expect("at the venue");
+    assert_eq!(partly.status, OrderStatus::PartiallyFilled, "the set-up needs a partly filled order: {partly:?}");
+    until("run 1's fill reaches Keel", 10, || !heard.lock().expect("lock").fills.is_empty()).await;
+    let run1: Vec<Fill> = heard.lock().expect("lock").fills.clone();
+    for f in run1 {
+        assert!(record_venue_fill(&store, f, 1).expect("recorded").inserted);
+    }
+    user.abort();
+    drop(venue);
+    drop(store);
+
+    // Run 2: a new adapter and the store reopened.
+    let store = keel_store::SledStore::open(store_dir.path()).expect("store reopens");
+    let name = sb.coinbase_key_name.clone().expect("key name");
+    let pem = sb.coinbase_private_key_pem.clone().expect("key");
+    let creds = Arc::new(Credentials::new(&name, &pem).expect("key loads"));
+    let mut settings = CoinbaseSettings::new(&format!("http://{}", sb.addr), creds);
+    settings.ws_market_url = sb.coinbase_ws_market_url.clone();
+    settings.ws_user_url = sb.coinbase_ws_user_url.clone();
+    let venue = CoinbaseVenue::connect(settings).await.expect("connects");
+    venue.remember_client_ids(["rs-1"]);
+    // The engine's start-up listing from the store's cursor: the cursor's fill comes back.
+    let cursor = store.fill_cursor(btc().as_str()).expect("cursor").expect("a cursor after run 1");
+    let mut again = venue.my_trades(&btc(), Some(&cursor)).await.expect("fills");
+    assert!(again.iter().any(|f| f.trade_id == cursor.trade_id), "a fill handed out again: {again:?}");
+    // The user stream of the new process: its snapshot lists the partly filled order.
+    let heard = Arc::new(Mutex::new(Heard::default()));
+    let user = drain_user(venue.subscribe_user().await.expect("user stream"), heard.clone());
+    until("run 2's user stream reads the partly filled order", 10, || {
+        let h = heard.lock().expect("lock");
+        h.user_connects == 1 && h.reports.get("rs-1").is_some_and(|r| r.filled_qty > Decimal::ZERO)
+    })
+    .await;
+    again.extend(heard.lock().expect("lock").fills.clone());
+    let mut inserted = 0;
+    for f in again {
+        inserted += usize::from(record_venue_fill(&store, f, 2).expect("recorded").inserted);
+    }
+    assert_eq!(inserted, 0, "nothing recorded twice");
+
+    // The store has the venue's fills once and the order's filled quantity is the venue's.
+    let venue_now = at_venue().expect("at the venue");
+    let stored = store.order("rs-1").expect("read").expect("stored");
+    assert_eq!(stored.filled_qty, venue_now.filled_qty, "filled once: {stored:?}");
+    let fills = store.fills().expect("fills");
+    let mut ids: Vec<_> = fills.iter().map(|f| f.trade_id.clone()).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), fills.len());
+    assert_eq!(fills.iter().map(|f| f.qty).sum::<Decimal>(), venue_now.filled_qty);
+    user.abort();
+    sb.shutdown().await;
+}
