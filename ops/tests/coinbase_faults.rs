@@ -525,3 +525,35 @@ async fn fills_handed_out_again_after_a_restart_are_recorded_once() {
     user.abort();
     sb.shutdown().await;
 }
+
+/// Only the WebSocket notices a server clock jump (no REST call meanwhile
+/// to be refused and measure the clock again): its subscribes are refused
+/// (`authentication failure`, §2.6), which must make the adapter measure
+/// the clock, not retry with the same stale tokens until the next periodic
+/// resync (a minute).
+#[tokio::test]
+async fn a_clock_jump_only_the_websocket_sees_is_measured_again_and_the_stream_recovers() {
+    let (sb, venue, _dir) = start(1.0).await;
+    sb.market.pause();
+    let mut rx = venue.subscribe_market(&[btc()], 60_000).await.expect("market stream");
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("in time"),
+        Some(MarketFeed::Status(StreamStatus::Connected))
+    );
+    until("a level-2 book", 10, || venue.book(&btc()).is_some()).await;
+    // Server time jumps past a token's 120 s life; the connection drops.
+    sb.faults.set_clock_skew_ms(300_000);
+    sb.faults.drop_connections();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("in time") {
+            Some(MarketFeed::Status(StreamStatus::Disconnected { .. })) => break,
+            Some(_) => {}
+            None => panic!("the stream ended"),
+        }
+    }
+    until("the book is back (subscribes accepted again)", 10, || venue.book(&btc()).is_some()).await;
+    let offset = venue.rest().offset_ms();
+    assert!((offset - 300_000).abs() < 2_000, "offset {offset}");
+    drop(rx);
+    sb.shutdown().await;
+}

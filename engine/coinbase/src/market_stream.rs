@@ -315,7 +315,7 @@ async fn session(
                     }
                 }
             }
-            WsMessage::Error(e) => return Ok(format!("venue error: {}", e.message)),
+            WsMessage::Error(e) => return Ok(ws::venue_error(shared, &e.message).await),
             _ => {}
         }
         bars.due(shared, symbols, tx).await?;

@@ -214,7 +214,7 @@ impl UserRun {
                         self.on_order(o).await?;
                     }
                 }
-                WsMessage::Error(e) => return Ok(format!("venue error: {}", e.message)),
+                WsMessage::Error(e) => return Ok(ws::venue_error(&self.shared, &e.message).await),
                 _ => {}
             }
         }
