@@ -13,6 +13,7 @@
 //! adapter's (`keel-coinbase`): a signing bug in the adapter must fail here
 //! as it would at Coinbase.
 
+mod faults;
 mod feeds;
 pub mod ids;
 pub mod jwt;

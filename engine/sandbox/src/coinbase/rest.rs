@@ -192,7 +192,9 @@ pub(crate) async fn handle(
         (true, ["accounts", uuid]) => account_one(&app, account, uuid),
         (true, ["transaction_summary"]) => transaction_summary(&app, account),
         (false, ["orders"]) if method == Method::POST => orders::create_with_faults(&app, account, &body, now).await,
-        (false, ["orders", "batch_cancel"]) if method == Method::POST => orders::batch_cancel(&app, account, &body),
+        (false, ["orders", "batch_cancel"]) if method == Method::POST => {
+            super::faults::batch_cancel_with_faults(&app, account, &body).await
+        }
         (true, ["orders", "historical", "batch"]) => orders::list(&app, account, &q),
         (true, ["orders", "historical", "fills"]) => orders::fills(&app, account, &q),
         (true, ["orders", "historical", id]) => orders::get(&app, account, id),
