@@ -276,3 +276,43 @@ fn venue_jwt(sb: &SandboxHandle) -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs();
     creds.ws_jwt(now as i64).expect("a WebSocket JWT")
 }
+
+#[tokio::test]
+async fn bars_trades_and_books_flow_when_the_sandbox_runs_faster_than_wall_time() {
+    // Speed 240 (the embedded default): a 1m bar closes every 250 ms of wall
+    // time, on a market clock far behind the server's (`/time`).
+    let (sb, venue, _dir) = start(SandboxConfig { speed: 240.0, ..SandboxConfig::default() }).await;
+    let warm = venue.klines(&btc(), 60_000, None, 3).await.expect("warm-up bars");
+    assert_eq!(warm.len(), 3, "a warm-up at speed 240 gets the market's newest closed bars: {warm:?}");
+    let served = warm.last().map(|b| b.open_time).expect("a warm-up bar");
+    let mut rx = venue.subscribe_market(&[btc()], 60_000).await.expect("subscribes");
+    let (mut bars, mut trades, mut books) = (Vec::new(), 0, 0);
+    let collected = tokio::time::timeout(Duration::from_secs(20), async {
+        while bars.len() < 8 {
+            match rx.recv().await.expect("open") {
+                MarketFeed::Event(MarketEvent::Bar(b)) => bars.push(b),
+                MarketFeed::Event(MarketEvent::Trade(t)) => {
+                    assert!(t.price > Decimal::ZERO && t.qty > Decimal::ZERO);
+                    trades += 1;
+                }
+                MarketFeed::Event(MarketEvent::Book(b)) => {
+                    assert!(b.bid < b.ask, "{b:?}");
+                    books += 1;
+                }
+                MarketFeed::Status(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(collected.is_ok(), "8 bars within 20 s at speed 240 (a bar every 250 ms); got {}: {bars:?}", bars.len());
+    assert!(trades > 0 && books > 0, "trades {trades}, books {books}");
+    assert_eq!(bars[0].open_time, served + 60_000, "the bar after the warm-up's first");
+    assert!(bars.windows(2).all(|w| w[1].open_time == w[0].open_time + 60_000), "in order, no gap, no repeat");
+    // The venue's own bars, closed ones only.
+    let closed = sb.market.closed_bars("BTCUSDT");
+    for b in &bars {
+        let v = closed.iter().find(|c| c.open_time == b.open_time).expect("a bar the venue closed");
+        assert_eq!((b.open, b.high, b.low, b.close, b.volume), (v.open, v.high, v.low, v.close, v.volume));
+    }
+    sb.shutdown().await;
+}

@@ -13,14 +13,15 @@
 //!   boundary. Building them from trades would lose the trades of any gap
 //!   and could differ from the venue's own candles, which warm-ups and
 //!   backtests use; REST gives the same bars every time. Boundaries follow
-//!   the market's clock: the newest trade's time (the `market_trades`
-//!   snapshot sets it at once), advanced by the server time elapsed since
-//!   it was seen, less a grace for the venue to close the bucket — so a
-//!   quiet market closes bars too (heartbeats wake the stream every
-//!   second), and a venue whose market time is not the wall clock (the
-//!   accelerated sandbox) is followed as well. Each fetch starts after the last bar delivered (or the
-//!   newest a warm-up got), so a reconnect backfills, and no bar is lost or
-//!   delivered twice.
+//!   the market's clock as `GET /time` gives it (the server's at Coinbase;
+//!   Keel's sandbox running faster than real time names its own, and its
+//!   speed), less a grace for the venue to close the bucket, so a quiet
+//!   market closes bars too (heartbeats wake the stream every second). On
+//!   a clock of its own a bar is delivered only once the venue shows a
+//!   later one (a paused market is not taken for a closed bar), and candles
+//!   are polled as often as a bar closes (at most 4 times a second). Each
+//!   fetch starts after the last bar delivered (or the newest a warm-up
+//!   got), so a reconnect backfills, and no bar is lost or delivered twice.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -44,8 +45,15 @@ use crate::ws::{self, Seq, SeqCheck};
 /// How long after a boundary (server clock) the venue is given to close the bucket.
 const CLOSE_GRACE_MS: i64 = 2_000;
 
-/// At most one candle request a second per product while a bar is awaited.
+/// The least grace (server ms) on a market clock of its own: the sandbox
+/// closes bars at once; this covers the error of the clock's estimate.
+const MIN_GRACE_MS: f64 = 20.0;
+
+/// At most one candle request a second per product while a bar is awaited...
 const FETCH_EVERY_MS: i64 = 1_000;
+
+/// ...or, on a faster market clock, one per bar, but at most 4 a second.
+const MIN_FETCH_EVERY_MS: i64 = 250;
 
 /// The receiver is gone: the stream ends.
 struct Gone;
@@ -80,40 +88,38 @@ struct Bars {
     granularity: &'static str,
     /// Open time of the last bar delivered (or a warm-up's newest).
     last_open: HashMap<Symbol, i64>,
-    /// The market's clock: the newest trade time seen, and the server time it was seen at.
-    market_clock: HashMap<Symbol, (i64, i64)>,
-    /// When candles were last asked for.
+    /// When candles were last asked for (server clock).
     fetched_at: HashMap<Symbol, i64>,
 }
 
 impl Bars {
-    /// Notes the market's time: a trade's (or, with none, the server's).
-    fn tick(&mut self, symbol: &Symbol, market_ms: i64, now: i64) {
-        let e = self.market_clock.entry(symbol.clone()).or_insert((market_ms, now));
-        if market_ms >= e.0 {
-            *e = (market_ms, now);
-        }
-    }
-
     /// Delivers every bar that has closed since the last one delivered.
     async fn due(&mut self, shared: &Shared, symbols: &[Symbol], tx: &mpsc::Sender<MarketFeed>) -> Result<(), Gone> {
         let now = shared.rest.now_ms();
         let iv = self.interval_ms;
+        let speed = shared.rest.market_speed();
+        let own_clock = speed != 1.0;
+        let (grace, every) = if own_clock {
+            let grace = (CLOSE_GRACE_MS as f64 / speed).max(MIN_GRACE_MS) * speed;
+            (grace as i64, ((iv as f64 / speed) as i64).clamp(MIN_FETCH_EVERY_MS, FETCH_EVERY_MS))
+        } else {
+            (CLOSE_GRACE_MS, FETCH_EVERY_MS)
+        };
+        let current = (shared.rest.market_now_ms() - grace).div_euclid(iv) * iv;
         for sym in symbols {
-            // Until the `market_trades` snapshot set the market's clock, no bar is due.
-            let Some(&(trade_ms, seen_at)) = self.market_clock.get(sym) else { continue };
-            let t = trade_ms + (now - seen_at - CLOSE_GRACE_MS).max(0);
-            let current = t.div_euclid(iv) * iv;
             // Without a warm-up, the first bar is the one in progress now.
             let last = *self.last_open.entry(sym.clone()).or_insert(current - iv);
-            if last + iv >= current || self.fetched_at.get(sym).is_some_and(|at| now - at < FETCH_EVERY_MS) {
+            if last + iv >= current || self.fetched_at.get(sym).is_some_and(|at| now - at < every) {
                 continue;
             }
             self.fetched_at.insert(sym.clone(), now);
-            match fetch(shared, sym, iv, self.granularity, last + iv, current).await {
+            // The bucket in progress too: on a clock of its own, what shows the others closed.
+            match fetch(shared, sym, iv, self.granularity, last + iv, current + iv).await {
                 Ok(bars) => {
+                    let newest = bars.last().map_or(i64::MIN, |b| b.open_time);
                     for bar in bars {
-                        if self.last_open.get(sym).is_some_and(|l| bar.open_time <= *l) {
+                        let closed = bar.open_time < current && (!own_clock || bar.open_time < newest);
+                        if !closed || self.last_open.get(sym).is_some_and(|l| bar.open_time <= *l) {
                             continue;
                         }
                         self.last_open.insert(sym.clone(), bar.open_time);
@@ -178,8 +184,7 @@ pub(crate) async fn run(
     symbols.dedup();
     let last_open =
         symbols.iter().filter_map(|s| shared.bar_served(s, interval_ms).map(|open| (s.clone(), open))).collect();
-    let mut bars =
-        Bars { interval_ms, granularity, last_open, market_clock: HashMap::new(), fetched_at: HashMap::new() };
+    let mut bars = Bars { interval_ms, granularity, last_open, fetched_at: HashMap::new() };
     let mut attempt: u32 = 0;
     loop {
         if tx.is_closed() {
@@ -301,26 +306,16 @@ async fn session(
                 }
             }
             WsMessage::MarketTrades(env) => {
-                let now = shared.rest.now_ms();
-                for ev in &env.events {
+                // A snapshot's recent trades are not replayed.
+                for ev in env.events.iter().filter(|ev| ev.kind != "snapshot") {
                     let mut trades: Vec<Trade> = ev.trades.iter().map(trade_of).collect();
                     trades.sort_by_key(|t| (t.ts_ms, t.trade_id));
-                    if ev.kind == "snapshot" {
-                        // Recent trades, not replayed: they set the market's clock
-                        // (the server's when there are none).
-                        match trades.last() {
-                            Some(t) => bars.tick(&t.symbol, t.ts_ms, now),
-                            None => symbols.iter().for_each(|s| bars.tick(s, now, now)),
-                        }
-                        continue;
-                    }
                     for t in trades {
-                        bars.tick(&t.symbol, t.ts_ms, now);
                         tx.send(MarketFeed::Event(MarketEvent::Trade(t))).await.map_err(|_| Gone)?;
                     }
                 }
             }
-            WsMessage::Error(e) => return Ok(format!("venue error: {}", e.message)),
+            WsMessage::Error(e) => return Ok(ws::venue_error(shared, &e.message).await),
             _ => {}
         }
         bars.due(shared, symbols, tx).await?;

@@ -296,6 +296,21 @@ pub struct ServerTime {
     /// Milliseconds since the epoch.
     #[serde(default, rename = "epochMillis", with = "wire::opt_int")]
     pub epoch_millis: Option<i64>,
+    /// Not Coinbase's: Keel's sandbox, running its market faster than the
+    /// server clock, says where the market's clock (its candles') is.
+    #[serde(default, rename = "keelMarketClock", skip_serializing_if = "Option::is_none")]
+    pub market_clock: Option<MarketClock>,
+}
+
+/// A market clock that is not the server's (Keel's accelerated sandbox).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MarketClock {
+    /// The market's time (ms) when the server's was the answer's `epochMillis`.
+    #[serde(rename = "epochMillis", with = "wire::dec")]
+    pub epoch_millis: Decimal,
+    /// Market ms per server ms.
+    #[serde(with = "wire::dec")]
+    pub speed: Decimal,
 }
 
 impl ServerTime {

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
+use rust_decimal::prelude::ToPrimitive;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -68,6 +69,9 @@ pub struct RestClient {
     host: String,
     creds: Arc<Credentials>,
     offset_ms: AtomicI64,
+    /// The market's clock when it is not the server's: (market ms, server
+    /// ms, market ms per server ms) as `GET /time` last said.
+    market: Mutex<Option<(i64, i64, f64)>>,
     private: Bucket,
     public: Bucket,
     paused_until: Mutex<Option<Instant>>,
@@ -98,6 +102,7 @@ impl RestClient {
             host,
             creds,
             offset_ms: AtomicI64::new(0),
+            market: Mutex::new(None),
             private: Bucket::new(PRIVATE_PER_S),
             public: Bucket::new(PUBLIC_PER_S),
             paused_until: Mutex::new(None),
@@ -127,6 +132,22 @@ impl RestClient {
         SystemClock.now_ms() + self.offset_ms()
     }
 
+    /// The market's time now (ms): the server's, as at Coinbase, unless
+    /// `GET /time` said the market runs on a clock of its own (Keel's
+    /// sandbox faster than real time: its candles are on that clock).
+    pub fn market_now_ms(&self) -> i64 {
+        let now = self.now_ms();
+        match *self.market.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some((market, server, speed)) => market + ((now - server) as f64 * speed) as i64,
+            None => now,
+        }
+    }
+
+    /// Market ms per server ms: 1 unless `GET /time` said otherwise.
+    pub fn market_speed(&self) -> f64 {
+        self.market.lock().unwrap_or_else(|e| e.into_inner()).map_or(1.0, |m| m.2)
+    }
+
     /// Measures the clock offset with `GET /time`:
     /// `offset = server − (t_send + t_recv) / 2`. Tokens signed afterwards
     /// carry server time in `nbf`/`exp`. Returns the offset.
@@ -145,6 +166,11 @@ impl RestClient {
         let t1 = SystemClock.now_ms();
         let server = st.ms().ok_or_else(|| VenueError::BadResponse("GET /time: no time in the answer".into()))?;
         let offset = server - (t0 + t1) / 2;
+        let market = st.market_clock.as_ref().and_then(|m| {
+            let speed = m.speed.to_f64().filter(|v| v.is_finite() && *v > 0.0)?;
+            Some((m.epoch_millis.to_i64()?, server, speed))
+        });
+        *self.market.lock().unwrap_or_else(|e| e.into_inner()) = market;
         let before = self.offset_ms.swap(offset, Ordering::Relaxed);
         if (offset - before).abs() > 2_000 {
             tracing::warn!(offset_ms = offset, "coinbase: the local clock is off the server's; tokens use server time");

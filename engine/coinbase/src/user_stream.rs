@@ -9,11 +9,13 @@
 //! delivered as order reports read back by REST (`CANCEL_QUEUED` is still
 //! working). After every (re)subscribe, and so after any gap — a dropped
 //! connection, or a skipped `sequence_num`, which ends the connection — the
-//! adapter reconciles by REST: open orders, orders it saw working that are
-//! no longer open, fills since each product's cursor, balances. Only then
-//! is `Connected` sent.
+//! adapter reconciles by REST: fills since each product's cursor (moved
+//! only by these listings, so a newer fill handed out by a place answer
+//! never hides one missed in the gap), orders reported working that are no
+//! longer open and orders of recovered fills (the stream may never have
+//! seen them), open orders, balances. Only then is `Connected` sent.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
@@ -114,32 +116,42 @@ impl UserRun {
         Ok(())
     }
 
-    /// REST reconciliation after a (re)subscribe.
+    /// REST reconciliation after a (re)subscribe: fills since each
+    /// product's cursor, then every order that may have changed unseen
+    /// (reported working and no longer open, or owning a recovered fill:
+    /// the stream may never have seen it), each with any fill of its own
+    /// still undelivered before its report, then the open orders and
+    /// balances. The cursors move to the newest fill listed.
     async fn reconcile(&mut self) -> Result<(), End> {
         let open = self.shared.open_orders(None).await?;
-        for r in &open {
-            self.emit(UserEvent::Order(r.clone())).await?;
-        }
-        // Orders seen working that are no longer open ended during the gap.
-        let ended: Vec<String> = self
-            .seen
-            .iter()
-            .filter(|(id, s)| !is_final(&s.status) && !open.iter().any(|r| &r.venue_order_id == *id))
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in ended {
-            let order = self.shared.get_order(&id).await?;
-            let report = self.shared.report_of(&order);
-            self.seen.insert(id, Seen { status: order.status.clone(), cumulative: report.filled_qty, fills: 0 });
-            self.emit(UserEvent::Order(report)).await?;
-        }
+        let is_open = |id: &str| open.iter().any(|r| r.venue_order_id == id);
+        let mut changed: BTreeSet<String> =
+            self.shared.working_orders().into_iter().filter(|id| !is_open(id)).collect();
         for (symbol, cursor) in self.shared.fill_cursors() {
-            for f in self.shared.my_trades(&symbol, Some(&cursor)).await? {
-                if self.shared.claim_fill(&f) {
+            let listed = self.shared.my_trades(&symbol, Some(&cursor)).await?;
+            for f in &listed {
+                if self.shared.claim_fill(f) {
                     tracing::info!(%symbol, trade_id = %f.trade_id, "coinbase: recovered a fill missed during a user-stream gap");
-                    self.emit(UserEvent::Fill(f)).await?;
+                    if let Some(id) = self.shared.order_id_of(&f.client_order_id).filter(|id| !is_open(id)) {
+                        changed.insert(id);
+                    }
+                    self.emit(UserEvent::Fill(f.clone())).await?;
                 }
             }
+            self.shared.fills_listed(&symbol, &listed);
+        }
+        for id in changed {
+            let order = self.shared.get_order(&id).await?;
+            let report = self.shared.report_of(&order);
+            if report.filled_qty > Decimal::ZERO {
+                self.fills_of(&id, &order.product_id).await?;
+            }
+            let fills = order.number_of_fills.unwrap_or(0);
+            self.seen.insert(id, Seen { status: order.status.clone(), cumulative: report.filled_qty, fills });
+            self.emit(UserEvent::Order(report)).await?;
+        }
+        for r in &open {
+            self.emit(UserEvent::Order(r.clone())).await?;
         }
         let balances = self.shared.balances().await?;
         self.emit(UserEvent::Balances(balances)).await?;
@@ -202,16 +214,11 @@ impl UserRun {
                         self.on_order(o).await?;
                     }
                 }
-                WsMessage::Error(e) => return Ok(format!("venue error: {}", e.message)),
+                WsMessage::Error(e) => return Ok(ws::venue_error(&self.shared, &e.message).await),
                 _ => {}
             }
         }
     }
-}
-
-/// Whether a channel status is one an order never leaves.
-fn is_final(status: &str) -> bool {
-    crate::model::OrderStatus::parse(status).is_terminal()
 }
 
 /// Runs the user stream until the receiver is dropped.

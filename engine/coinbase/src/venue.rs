@@ -201,8 +201,14 @@ pub(crate) struct Shared {
     /// Fills already handed out (by `trade_id`): each is delivered once,
     /// whether a place answer, the user stream or a reconciliation finds it.
     claimed: Mutex<HashSet<String>>,
-    /// Per product, the time from which a reconciliation lists fills.
+    /// Per product, the time from which a reconciliation lists fills: moved
+    /// only by a reconciliation's own listing, never by a fill claimed
+    /// elsewhere (a place answer's fill is newer than one missed in a gap).
     fill_cursors: Mutex<HashMap<Symbol, FillCursor>>,
+    /// Coinbase ids of orders last reported working: a reconciliation reads
+    /// those no longer open, so an order that ended during a gap is told
+    /// even when the stream never saw it (placed while it was down).
+    working: Mutex<HashSet<String>>,
     /// The newest closed bar a warm-up handed out, per (product, interval):
     /// the market stream continues after it.
     bars_served: Mutex<HashMap<(Symbol, i64), i64>>,
@@ -213,17 +219,30 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Marks a fill delivered (and moves its product's cursor); false if it already was.
+    /// Marks a fill delivered; false if it already was.
     pub(crate) fn claim_fill(&self, f: &Fill) -> bool {
-        if !lock(&self.claimed).insert(f.trade_id.to_string()) {
-            return false;
-        }
+        lock(&self.claimed).insert(f.trade_id.to_string())
+    }
+
+    /// A reconciliation listed (and delivered) a product's fills up to the
+    /// newest of `listed` (oldest first): the next one starts there.
+    pub(crate) fn fills_listed(&self, symbol: &Symbol, listed: &[Fill]) {
+        let Some(newest) = listed.last() else { return };
         let mut cursors = lock(&self.fill_cursors);
-        let c = cursors.entry(f.symbol.clone()).or_insert_with(|| FillCursor::of(f));
-        if f.ts_ms > c.ts_ms {
-            *c = FillCursor::of(f);
+        let c = cursors.entry(symbol.clone()).or_insert_with(|| FillCursor::of(newest));
+        if newest.ts_ms > c.ts_ms {
+            *c = FillCursor::of(newest);
         }
-        true
+    }
+
+    /// Coinbase ids of the orders last reported working.
+    pub(crate) fn working_orders(&self) -> Vec<String> {
+        lock(&self.working).iter().cloned().collect()
+    }
+
+    /// The Coinbase order id of a Keel client id, when known.
+    pub(crate) fn order_id_of(&self, keel_id: &str) -> Option<String> {
+        lock(&self.order_ids).get(keel_id).cloned()
     }
 
     /// Starts listing a product's fills at `ts_ms` in reconciliations, unless it is listed already.
@@ -266,6 +285,11 @@ impl Shared {
         let cid = self.keel_id_of_cb(&o.client_order_id);
         self.remember(&cid, &o.order_id);
         let status = o.status();
+        if status.is_terminal() {
+            lock(&self.working).remove(&o.order_id);
+        } else {
+            lock(&self.working).insert(o.order_id.clone());
+        }
         OrderReport {
             client_order_id: cid,
             venue_order_id: o.order_id.clone(),
@@ -644,6 +668,7 @@ impl CoinbaseVenue {
             ws_user_url: settings.ws_user_url.clone(),
             claimed: Mutex::new(HashSet::new()),
             fill_cursors: Mutex::new(HashMap::new()),
+            working: Mutex::new(HashSet::new()),
             bars_served: Mutex::new(HashMap::new()),
             books: Mutex::new(HashMap::new()),
             l2_resyncs: Default::default(),
@@ -754,7 +779,8 @@ impl Venue for CoinbaseVenue {
             code: 400,
             reason: format!("no Coinbase granularity of {interval_ms} ms"),
         })?;
-        let now = self.shared.rest.now_ms();
+        // The candles' clock: the server's at Coinbase, its own on a faster sandbox.
+        let now = self.shared.rest.market_now_ms();
         let limit = limit.max(1) as i64;
         // Only closed bars: the newest one ends at or before now.
         let last_open = now.div_euclid(interval_ms) * interval_ms - interval_ms;

@@ -55,6 +55,19 @@ pub(crate) fn control(shared: &Shared, subscribe: bool, channel: &str, products:
     Ok(Message::Text(text.into()))
 }
 
+/// The reason to reconnect after an `error` frame. An `authentication
+/// failure` may be tokens dated by a clock that is off the server's (its
+/// clock jumped, §2.5, and no REST call was refused to notice): the clock is
+/// measured again first, so the next subscribes carry the server's time.
+pub(crate) async fn venue_error(shared: &Shared, message: &str) -> String {
+    if message.contains("authentication failure") {
+        if let Err(e) = shared.rest.sync_time().await {
+            tracing::warn!(error = %e, "coinbase: clock not measured after a WebSocket authentication failure");
+        }
+    }
+    format!("venue error: {message}")
+}
+
 /// What a message's `sequence_num` says about the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Seq {

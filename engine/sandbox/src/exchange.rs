@@ -712,18 +712,6 @@ impl Exchange {
 }
 
 impl ExchangeState {
-    /// A server time (a trade's on the tape) on the market's clock: the
-    /// same at real time; accelerated, the simulated time the market had
-    /// then — what bars are stamped with, so a client that follows the
-    /// market's clock by its trades (the Coinbase adapter) finds the bars.
-    pub fn market_time_of(&self, server_ms: i64) -> i64 {
-        if self.clock.speed > 1.0 {
-            self.clock.target(server_ms)
-        } else {
-            server_ms
-        }
-    }
-
     /// The matching core.
     pub fn core(&self) -> &MatchingCore {
         &self.core
@@ -752,6 +740,12 @@ impl ExchangeState {
         let Some(s) = self.syms.get_mut(symbol) else { return false };
         s.gen.set_dynamics(drift, volatility);
         true
+    }
+
+    /// How fast the market's clock runs: simulated ms per server ms (1 is
+    /// real time).
+    pub fn speed(&self) -> f64 {
+        self.clock.speed
     }
 
     /// Closed 1m bars plus the bar in progress, oldest first.

@@ -547,8 +547,9 @@ impl FaultControl {
     }
 
     /// Applies `fault` to the next cancel of one order (`DELETE
-    /// /api/v3/order`, WebSocket API `order.cancel`): an error or a held
-    /// answer before or after the order is canceled.
+    /// /api/v3/order`, WebSocket API `order.cancel`, Coinbase `POST
+    /// /orders/batch_cancel`): an error or a held answer before or after
+    /// the order is canceled (Coinbase: its cancel queued).
     pub fn fail_next_cancel(&self, fault: OrderFault) {
         self.lock().cancels.push_back(fault);
     }

@@ -97,8 +97,9 @@ pub(crate) fn ticker(app: &App, inst: &Instrument, now: i64) -> Option<Value> {
 
 /// Public trades after trade id `after` (none: the latest
 /// [`TRADES_SNAPSHOT`]), oldest first, with the id of the last one. `side`
-/// is the maker's (§6.4). Times are on the market's clock, as its candles
-/// are (accelerated, simulated time).
+/// is the maker's (§6.4). Times are on the server clock, as on the Binance
+/// side; clients follow the market's clock by `GET /time`'s
+/// `keelMarketClock`.
 pub(crate) fn trades(app: &App, inst: &Instrument, after: Option<u64>) -> (Vec<Value>, Option<u64>) {
     let st = app.ex.lock();
     let Some(view) = st.market_view(inst.symbol.as_str()) else { return (Vec::new(), after) };
@@ -112,7 +113,7 @@ pub(crate) fn trades(app: &App, inst: &Instrument, after: Option<u64>) -> (Vec<V
         .iter()
         .map(|t| {
             json!({"trade_id": t.id.to_string(), "product_id": pid, "price": dec(t.price), "size": dec(t.qty),
-                   "side": if t.buyer_maker { "BUY" } else { "SELL" }, "time": rfc3339(st.market_time_of(t.time))})
+                   "side": if t.buyer_maker { "BUY" } else { "SELL" }, "time": rfc3339(t.time)})
         })
         .collect();
     (out, last)

@@ -14,11 +14,21 @@
 //! Python SDK. Not served: other order types (stop, bracket, GTD, TWAP),
 //! portfolios, futures, conversions and the rest of the v2 API.
 //!
+//! Time: as on the Binance side, every timestamp is on the server clock
+//! except the market's bars. Coinbase has no bar stream, so clients read
+//! candles by REST on the market's clock; when it runs faster than the
+//! server's (`speed` above 1), `GET /time` adds Keel's extension
+//! `keelMarketClock` (`epochMillis`, `speed`, both strings) saying where
+//! that clock is. Fault hooks of [`crate::FaultControl`] act on the
+//! Coinbase routes too (REST faults, order and cancel faults, latency,
+//! skew, dropped connections, `skip_coinbase_l2_sequence`).
+//!
 //! Like the Binance side, it verifies with its own code and never with the
 //! adapter's (`keel-coinbase`): a signing bug in the adapter must fail here
 //! as it would at Coinbase.
 
 mod edit;
+mod faults;
 mod feeds;
 pub mod ids;
 pub mod jwt;

@@ -176,7 +176,9 @@ pub(crate) async fn handle(
         (true, ["transaction_summary"]) => transaction_summary(&app, account),
         (true, ["key_permissions"]) => key_permissions(&app, account),
         (false, ["orders"]) if method == Method::POST => orders::create_with_faults(&app, account, &body, now).await,
-        (false, ["orders", "batch_cancel"]) if method == Method::POST => orders::batch_cancel(&app, account, &body),
+        (false, ["orders", "batch_cancel"]) if method == Method::POST => {
+            super::faults::batch_cancel_with_faults(&app, account, &body).await
+        }
         (false, ["orders", "preview"]) if method == Method::POST => preview::preview(&app, account, &body),
         (false, ["orders", "edit"]) if method == Method::POST => edit::edit(&app, account, &body, now),
         (false, ["orders", "edit_preview"]) if method == Method::POST => edit::edit_preview(&app, account, &body),
@@ -226,7 +228,7 @@ pub(crate) fn authenticate(
 /// The public routes (`time`, `market/…`).
 fn public_route(app: &App, get: bool, parts: &[&str], q: &Query, now: i64) -> Response {
     match (get, parts) {
-        (true, ["time"]) => time(now),
+        (true, ["time"]) => time(app, now),
         (true, ["market", "products"]) => products(app, q),
         (true, ["market", "products", id]) => product(app, id),
         (true, ["market", "product_book"]) => product_book(app, q, now),
@@ -270,15 +272,25 @@ fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "NOT_FOUND", "Not Found")
 }
 
-/// `GET /time`: camelCase keys, string values (§4.7).
-fn time(now: i64) -> Response {
+/// `GET /time`: camelCase keys, string values (§4.7). When the market runs
+/// faster than the server clock (`speed` above 1) its candles are not on
+/// the server's time, so the answer adds Keel's extension `keelMarketClock`
+/// (the market's time and speed) for clients to find the bars by; Coinbase
+/// clients ignore the unknown key.
+fn time(app: &App, now: i64) -> Response {
     let iso = chrono::DateTime::from_timestamp_millis(now)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    reply(
-        StatusCode::OK,
-        &json!({"iso": iso, "epochSeconds": now.div_euclid(1000).to_string(), "epochMillis": now.to_string()}),
-    )
+    let mut body =
+        json!({"iso": iso, "epochSeconds": now.div_euclid(1000).to_string(), "epochMillis": now.to_string()});
+    let (market_ms, speed) = {
+        let st = app.ex.lock();
+        (st.sim_ms, st.speed())
+    };
+    if speed != 1.0 {
+        body["keelMarketClock"] = json!({"epochMillis": market_ms.to_string(), "speed": speed.to_string()});
+    }
+    reply(StatusCode::OK, &body)
 }
 
 /// The instrument a product id names.
