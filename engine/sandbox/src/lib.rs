@@ -32,6 +32,7 @@ mod tape;
 pub mod test_key;
 mod tickers;
 pub mod tls;
+pub mod usdm;
 mod ws;
 mod ws_session;
 
@@ -217,6 +218,8 @@ pub struct SandboxConfig {
     /// Replay these Binance kline CSV files (by symbol) instead of the GBM path:
     /// each simulated minute replays the next row, wrapping around at the end.
     pub replay: BTreeMap<String, std::path::PathBuf>,
+    /// The USDⓈ-M perpetuals beside the spot symbols (`[sandbox.usdm]`).
+    pub usdm: usdm::UsdmConfig,
 }
 
 impl SandboxConfig {
@@ -252,6 +255,7 @@ impl SandboxConfig {
         if !(self.speed.is_finite() && self.speed > 0.0 && self.speed <= MAX_SPEED) {
             return Err(ConfigError::new("sandbox.speed", format!("must be above 0 and at most {MAX_SPEED}")));
         }
+        self.usdm.validate()?;
         if self.ticks_per_bar == 0 || 60_000 % self.ticks_per_bar != 0 {
             return Err(ConfigError::new(
                 "sandbox.ticks_per_bar",
@@ -367,6 +371,7 @@ impl Default for SandboxConfig {
             }],
             faults: FaultConfig::default(),
             replay: BTreeMap::new(),
+            usdm: usdm::UsdmConfig::default(),
         }
     }
 }
@@ -886,6 +891,8 @@ pub(crate) struct App {
     pub paused: Arc<AtomicBool>,
     /// The Coinbase protocol's API keys.
     pub coinbase: coinbase::CoinbaseState,
+    /// The USDⓈ-M perpetuals and their limits.
+    pub usdm: usdm::Usdm,
 }
 
 impl App {
@@ -950,6 +957,11 @@ impl Sandbox {
             }),
             paused: paused.clone(),
             coinbase: coinbase_keys,
+            usdm: usdm::Usdm::new(
+                cfg.usdm.clone(),
+                cfg.ban_after_429s,
+                i64::try_from(cfg.first_ban_s.saturating_mul(1000)).unwrap_or(i64::MAX),
+            ),
         });
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -963,6 +975,7 @@ impl Sandbox {
             .route("/v2/{*rest}", axum::routing::any(coinbase::v2::handle))
             .route(coinbase::ws::MARKET_PATH, axum::routing::get(coinbase::ws::market))
             .route(coinbase::ws::USER_PATH, axum::routing::get(coinbase::ws::user))
+            .merge(usdm::routes())
             .fallback(rest::handle)
             .with_state(app.clone());
         let mut srv_stop = stop_rx.clone();

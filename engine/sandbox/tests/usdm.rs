@@ -1,0 +1,376 @@
+//! The sandbox's USDⓈ-M perpetuals against a real sandbox on loopback: the
+//! `fapi` endpoints answer in the documented shapes (every key of the
+//! fixture is there) and error codes, mark and index prices follow the spot
+//! simulation, funding settles on each symbol's own interval on the market's
+//! clock, open interest moves with trading, the futures limits hold, and the
+//! streams answer on the routed paths (and stay silent on `/public`). The
+//! last tests drive the sandbox through Keel's own Binance `FuturesData`
+//! client.
+//!
+//! The market is paused and stepped, so what each test sees is exact.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use rust_decimal::Decimal;
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+
+use keel_binance::usdm::{UsdmClient, UsdmConfig as ClientConfig};
+use keel_core::futures::{
+    observed_interval_hours, FundingQuery, FuturesData, FuturesEvent, FuturesFeed, MarkPriceSpeed, OiHistQuery,
+    OiPeriod,
+};
+use keel_core::venue::StreamStatus;
+use keel_core::Symbol;
+use keel_sandbox::usdm::UsdmConfig;
+use keel_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
+
+const HOUR: i64 = 3_600_000;
+const WAIT: Duration = Duration::from_secs(15);
+
+/// A paused sandbox: one tick per 1m bar (a step is a simulated minute),
+/// 25 hours of history so every symbol has settled several times.
+async fn start(usdm: UsdmConfig) -> SandboxHandle {
+    let cfg = SandboxConfig { ticks_per_bar: 1, history_bars: 1500, usdm, ..SandboxConfig::default() };
+    let sb = Sandbox::start(cfg).await.expect("sandbox starts");
+    sb.market.pause();
+    sb
+}
+
+/// GET `path`: status, `X-MBX-USED-WEIGHT-1M`, `Retry-After`, body.
+async fn get(sb: &SandboxHandle, path: &str) -> (u16, Option<u64>, Option<u64>, Value) {
+    let resp = reqwest::get(format!("{}{path}", sb.rest_url)).await.expect("answers");
+    let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let (weight, retry) = (header("x-mbx-used-weight-1m"), header("retry-after"));
+    let status = resp.status().as_u16();
+    (status, weight, retry, resp.json().await.expect("JSON"))
+}
+
+async fn ok(sb: &SandboxHandle, path: &str) -> Value {
+    let (status, weight, _, body) = get(sb, path).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    assert!(weight.is_some(), "{path}: no X-MBX-USED-WEIGHT-1M");
+    body
+}
+
+fn dec(v: &Value) -> Decimal {
+    v.as_str().unwrap_or_else(|| panic!("{v} is not a string")).parse().expect("a decimal")
+}
+
+/// Every key of the documented example (the fixture) is in `got`.
+fn has_fixture_keys(got: &Value, fixture: &str) {
+    has_fixture_keys_at(got, fixture, "");
+}
+
+/// Every key of the documented example's part at JSON pointer `at` is in `got`.
+fn has_fixture_keys_at(got: &Value, fixture: &str, at: &str) {
+    let Some(dir) = keel_testkit::fixtures("binance-usdm") else { return };
+    let text = std::fs::read_to_string(dir.join(fixture)).expect("fixture");
+    let doc: Value = serde_json::from_str(&text).expect("fixture JSON");
+    let doc = doc.pointer(at).cloned().expect("the part is in the fixture");
+    let first = |v: &Value| if v.is_array() { v[0].clone() } else { v.clone() };
+    let (doc, got) = (first(&doc), first(got));
+    for key in doc.as_object().expect("an object").keys() {
+        assert!(got.get(key).is_some(), "{fixture}: `{key}` missing from {got}");
+    }
+}
+
+#[tokio::test]
+async fn rest_endpoints_answer_in_the_documented_shapes() {
+    let sb = start(UsdmConfig::default()).await;
+    assert_eq!(ok(&sb, "/fapi/v1/ping").await, serde_json::json!({}));
+    assert!(ok(&sb, "/fapi/v1/time").await["serverTime"].as_i64().is_some());
+
+    let one = ok(&sb, "/fapi/v1/premiumIndex?symbol=BTCUSDT").await;
+    has_fixture_keys(&one, "fapi_premiumIndex.json");
+    let all = ok(&sb, "/fapi/v1/premiumIndex").await;
+    has_fixture_keys(&all, "fapi_premiumIndex_list.json");
+    let names: Vec<&str> = all.as_array().unwrap().iter().map(|p| p["symbol"].as_str().unwrap()).collect();
+    assert_eq!(names, ["BTCUSDT", "ETHUSDT"]);
+
+    // The index is the spot price; the mark stays within the basis of it.
+    let spot = ok(&sb, "/api/v3/ticker/price?symbol=BTCUSDT").await;
+    assert_eq!(dec(&one["indexPrice"]), dec(&spot["price"]));
+    let (mark, index) = (dec(&one["markPrice"]), dec(&one["indexPrice"]));
+    assert!(((mark - index) / index).abs() <= Decimal::new(15, 4), "mark {mark} index {index}");
+
+    let rows = ok(&sb, "/fapi/v1/fundingRate?symbol=BTCUSDT").await;
+    has_fixture_keys(&rows, "fapi_fundingRate_connector.json");
+    assert_eq!(rows[0]["rateType"], "Regular");
+    // Only the adjusted symbol is listed: ETHUSDT at 4 h; BTCUSDT is 8 h by default.
+    let info = ok(&sb, "/fapi/v1/fundingInfo").await;
+    has_fixture_keys(&info, "fapi_fundingInfo.json");
+    assert_eq!(info.as_array().unwrap().len(), 1, "{info}");
+    assert_eq!((info[0]["symbol"].as_str(), info[0]["fundingIntervalHours"].as_u64()), (Some("ETHUSDT"), Some(4)));
+
+    let oi = ok(&sb, "/fapi/v1/openInterest?symbol=BTCUSDT").await;
+    has_fixture_keys(&oi, "fapi_openInterest.json");
+    assert!(dec(&oi["openInterest"]) > Decimal::ZERO, "{oi}");
+    let hist = ok(&sb, "/futures/data/openInterestHist?symbol=BTCUSDT&period=5m&limit=10").await;
+    has_fixture_keys(&hist, "futures_data_openInterestHist_connector.json");
+    let ts: Vec<i64> = hist.as_array().unwrap().iter().map(|r| r["timestamp"].as_i64().unwrap()).collect();
+    assert_eq!(ts.len(), 10);
+    assert!(ts.windows(2).all(|w| w[1] - w[0] == 300_000), "{ts:?}");
+    assert!(ts.iter().all(|t| t % 300_000 == 0));
+
+    let info = ok(&sb, "/fapi/v1/exchangeInfo").await;
+    has_fixture_keys(&info, "fapi_exchangeInfo_current_schema.json");
+    has_fixture_keys_at(&info["symbols"], "fapi_exchangeInfo_current_schema.json", "/symbols/0");
+    assert_eq!(info["rateLimits"][0]["limit"], 2400);
+    assert_eq!(info["symbols"][0]["contractType"], "PERPETUAL");
+    let ticker = ok(&sb, "/fapi/v1/ticker/24hr?symbol=ETHUSDT").await;
+    has_fixture_keys(&ticker, "fapi_ticker_24hr.json");
+    assert!(ticker.get("bidPrice").is_none(), "futures tickers have no bid/ask");
+    assert_eq!(ok(&sb, "/fapi/v1/ticker/24hr").await.as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn bad_requests_get_the_documented_codes() {
+    let sb = start(UsdmConfig::default()).await;
+    let now = ok(&sb, "/fapi/v1/premiumIndex?symbol=BTCUSDT").await["time"].as_i64().unwrap();
+    let old = now - 31 * 24 * HOUR;
+    let cases = [
+        ("/fapi/v1/openInterest".to_string(), -1102),
+        ("/fapi/v1/openInterest?symbol=NOPEUSDT".to_string(), -1121),
+        ("/fapi/v1/premiumIndex?symbol=NOPEUSDT".to_string(), -1121),
+        ("/futures/data/openInterestHist?symbol=BTCUSDT&period=1m".to_string(), -1130),
+        ("/futures/data/openInterestHist?symbol=BTCUSDT&period=8h".to_string(), -1130),
+        ("/futures/data/openInterestHist?symbol=BTCUSDT&period=5m&limit=501".to_string(), -1130),
+        (format!("/futures/data/openInterestHist?symbol=BTCUSDT&period=5m&startTime={old}"), -1130),
+        ("/fapi/v1/fundingRate?limit=1001".to_string(), -1130),
+        ("/fapi/v1/fundingRate?startTime=10&endTime=5".to_string(), -1023),
+    ];
+    for (path, code) in cases {
+        let (status, _, _, body) = get(&sb, &path).await;
+        assert_eq!((status, body["code"].as_i64()), (400, Some(code)), "{path}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn funding_settles_on_each_symbols_interval_and_the_next_time_advances_by_it() {
+    let sb = start(UsdmConfig::default()).await;
+    let eth = ok(&sb, "/fapi/v1/premiumIndex?symbol=ETHUSDT").await;
+    let (t0, now) = (eth["nextFundingTime"].as_i64().unwrap(), eth["time"].as_i64().unwrap());
+    assert!(t0 > now && t0 - now <= 4 * HOUR, "next {t0}, now {now}");
+
+    // The history settled every 4 h for ETHUSDT and every 8 h for BTCUSDT.
+    for (symbol, hours) in [("ETHUSDT", 4), ("BTCUSDT", 8)] {
+        let rows = ok(&sb, &format!("/fapi/v1/fundingRate?symbol={symbol}")).await;
+        let times: Vec<i64> = rows.as_array().unwrap().iter().map(|r| r["fundingTime"].as_i64().unwrap()).collect();
+        assert!(times.len() >= 2, "{symbol}: {rows}");
+        assert!(times.windows(2).all(|w| w[1] - w[0] == hours * HOUR), "{symbol}: {times:?}");
+        assert!(times.last().is_some_and(|t| *t <= now));
+    }
+    let before = ok(&sb, &format!("/fapi/v1/fundingRate?symbol=ETHUSDT&startTime={t0}")).await;
+    assert_eq!(before, serde_json::json!([]), "nothing settles before its time");
+
+    // Step the market just past the settlement.
+    sb.market.step(((t0 - now) / 60_000 + 1) as u32);
+    let rows = ok(&sb, &format!("/fapi/v1/fundingRate?symbol=ETHUSDT&startTime={t0}")).await;
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{rows}");
+    assert_eq!(rows[0]["fundingTime"].as_i64(), Some(t0));
+    assert!(dec(&rows[0]["markPrice"]) > Decimal::ZERO);
+    let eth = ok(&sb, "/fapi/v1/premiumIndex?symbol=ETHUSDT").await;
+    assert_eq!(eth["nextFundingTime"].as_i64(), Some(t0 + 4 * HOUR));
+    // BTCUSDT's next settlement is on its own 8 h grid.
+    let btc = ok(&sb, "/fapi/v1/premiumIndex?symbol=BTCUSDT").await["nextFundingTime"].as_i64().unwrap();
+    assert_eq!(btc % (8 * HOUR), 0);
+
+    // `limit` and the time range select as documented: the first rows from startTime.
+    let all = ok(&sb, "/fapi/v1/fundingRate").await;
+    let first_two = ok(&sb, &format!("/fapi/v1/fundingRate?startTime=0&limit=2")).await;
+    assert_eq!(first_two.as_array().unwrap()[..], all.as_array().unwrap()[..2]);
+}
+
+#[tokio::test]
+async fn open_interest_moves_with_trading() {
+    let sb = start(UsdmConfig::default()).await;
+    let oi = |v: Value| dec(&v["openInterest"]);
+    let before = oi(ok(&sb, "/fapi/v1/openInterest?symbol=BTCUSDT").await);
+    // A spot market buy prints on the tape, in the bar in progress.
+    let client = keel_binance::RestClient::new(
+        &sb.rest_url,
+        keel_binance::Credentials::new(&sb.api_key, &sb.api_secret),
+        5000,
+        5000,
+    )
+    .expect("client");
+    let params = [("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "MARKET"), ("quantity", "0.04")];
+    client.new_order(params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()).await.expect("filled");
+    let after = oi(ok(&sb, "/fapi/v1/openInterest?symbol=BTCUSDT").await);
+    // 40 units of open interest per unit traded in the last hour (the default).
+    assert_eq!(after - before, Decimal::new(16, 1), "before {before}, after {after}");
+}
+
+#[tokio::test]
+async fn the_futures_limits_answer_429_with_the_futures_text() {
+    let usdm = UsdmConfig { weight_limit_1m: 25, funding_requests_per_5m: 3, ..UsdmConfig::default() };
+    let sb = start(usdm).await;
+    // premiumIndex without a symbol weighs 10: the third in a minute is over 25.
+    let mut limited = None;
+    for _ in 0..6 {
+        let (status, _, retry, body) = get(&sb, "/fapi/v1/premiumIndex").await;
+        if status == 429 {
+            limited = Some((retry, body));
+            break;
+        }
+    }
+    let (retry, body) = limited.expect("a 429 within six requests");
+    assert_eq!(body["code"], -1003);
+    assert!(body["msg"].as_str().unwrap().starts_with("Too many requests; current limit is 25 requests per minute"));
+    assert!(retry.is_some_and(|s| (1..=60).contains(&s)), "Retry-After {retry:?}");
+
+    // The funding bucket counts requests, not weight (fundingInfo weighs 0).
+    for _ in 0..3 {
+        get(&sb, "/fapi/v1/fundingInfo").await;
+    }
+    let (status, _, _, body) = get(&sb, "/fapi/v1/fundingInfo").await;
+    assert_eq!((status, body["code"].as_i64()), (429, Some(-1003)), "{body}");
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(sb: &SandboxHandle, path: &str) -> Ws {
+    tokio_tungstenite::connect_async(format!("{}{path}", sb.ws_stream_url)).await.expect("connects").0
+}
+
+/// The next text message (pings skipped).
+async fn next_text(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(WAIT, ws.next()).await.expect("a message in time").expect("open").expect("ok");
+        if let Message::Text(t) = msg {
+            return serde_json::from_str(t.as_str()).expect("JSON");
+        }
+    }
+}
+
+#[tokio::test]
+async fn streams_answer_on_the_market_route_and_stay_silent_on_public() {
+    let sb = start(UsdmConfig::default()).await;
+    let next = ok(&sb, "/fapi/v1/premiumIndex?symbol=BTCUSDT").await["nextFundingTime"].as_i64();
+
+    let mut public = connect(&sb, "/public/stream?streams=btcusdt@markPrice@1s").await;
+    let mut market = connect(&sb, "/market/stream?streams=btcusdt@markPrice@1s").await;
+    for _ in 0..2 {
+        let msg = next_text(&mut market).await;
+        has_fixture_keys(&msg, "ws_fapi_combined_markPrice_schema.json");
+        has_fixture_keys(&msg["data"], "ws_fapi_markPriceUpdate_connector.json");
+        assert_eq!((msg["stream"].as_str(), msg["data"]["s"].as_str()), (Some("btcusdt@markPrice@1s"), Some("BTCUSDT")));
+        assert_eq!(msg["data"]["T"].as_i64(), next);
+    }
+    // Two seconds of market data later, the /public connection has sent nothing.
+    loop {
+        match tokio::time::timeout(Duration::from_millis(50), public.next()).await {
+            Err(_) => break,
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            Ok(other) => panic!("/public sent {other:?}"),
+        }
+    }
+
+    // ccxt.pro's path, a UUID request id, the all-market array with one COIN-M item.
+    let mut ws = connect(&sb, "/market/ws/1").await;
+    let id = "5494febb-d167-46a2-996d-70533eb4d976";
+    let sub = serde_json::json!({"method": "SUBSCRIBE", "params": ["!markPrice@arr@1s"], "id": id});
+    ws.send(Message::Text(sub.to_string().into())).await.expect("sent");
+    assert_eq!(next_text(&mut ws).await, serde_json::json!({"result": null, "id": id}));
+    let arr = next_text(&mut ws).await;
+    let items: Vec<(&str, i64)> =
+        arr.as_array().expect("raw array").iter().map(|i| (i["s"].as_str().unwrap(), i["st"].as_i64().unwrap())).collect();
+    assert_eq!(items, [("BTCUSDT", 1), ("ETHUSDT", 1), ("BTCUSD_PERP", 2)]);
+}
+
+async fn recv(rx: &mut tokio::sync::mpsc::Receiver<FuturesFeed>) -> FuturesFeed {
+    tokio::time::timeout(WAIT, rx.recv()).await.expect("in time").expect("open")
+}
+
+fn client(sb: &SandboxHandle, cfg: ClientConfig) -> UsdmClient {
+    UsdmClient::new(ClientConfig { rest_url: sb.rest_url.clone(), ws_url: sb.ws_stream_url.clone(), ..cfg })
+        .expect("client")
+}
+
+#[tokio::test]
+async fn the_binance_client_reads_the_sandbox_and_sees_funding_settle_on_the_interval() {
+    let sb = start(UsdmConfig::default()).await;
+    let c = client(&sb, ClientConfig::default());
+    let info = c.exchange_info().await.expect("exchangeInfo");
+    assert!(info.symbols.iter().all(|s| s.is_trading_perpetual()));
+    let intervals = c.funding_info().await.expect("fundingInfo");
+    let (btc, eth) = (Symbol::new("BTCUSDT"), Symbol::new("ETHUSDT"));
+    assert_eq!((intervals.interval_hours(&eth), intervals.interval_hours(&btc)), (4, 8));
+
+    let marks = c.premium_index(None).await.expect("premiumIndex");
+    assert_eq!(marks.len(), 2);
+    let eth_mark = c.premium_index(Some(&eth)).await.expect("one").remove(0);
+    let t0 = eth_mark.next_funding_time.expect("a perpetual has one");
+    assert!(c.limits().used_weight_1m > 0, "the weight header is read");
+
+    // The history shows each symbol's interval.
+    for (symbol, hours) in [(&eth, 4), (&btc, 8)] {
+        let q = FundingQuery { symbol: Some(symbol.clone()), ..FundingQuery::default() };
+        let rows = c.funding_history(&q).await.expect("fundingRate");
+        assert_eq!(observed_interval_hours(&rows), Some(hours), "{symbol}");
+    }
+
+    sb.market.step(((t0 - eth_mark.ts_ms) / 60_000 + 1) as u32);
+    let q = FundingQuery { symbol: Some(eth.clone()), start_ms: Some(t0), ..FundingQuery::default() };
+    let settled = c.funding_history(&q).await.expect("fundingRate");
+    assert_eq!(settled.iter().map(|s| s.funding_time).collect::<Vec<_>>(), [t0]);
+    let next = c.premium_index(Some(&eth)).await.expect("one").remove(0).next_funding_time;
+    assert_eq!(next, Some(t0 + 4 * HOUR));
+
+    let oi = c.open_interest(&btc).await.expect("openInterest");
+    assert!(oi.open_interest > Decimal::ZERO);
+    let q = OiHistQuery { symbol: btc.clone(), period: OiPeriod::M15, start_ms: None, end_ms: None, limit: Some(4) };
+    let hist = c.open_interest_hist(&q).await.expect("openInterestHist");
+    assert_eq!(hist.len(), 4);
+    assert!(hist.iter().all(|h| h.sum_open_interest_value > h.sum_open_interest));
+}
+
+#[tokio::test]
+async fn the_binance_client_streams_mark_prices_and_reconnects() {
+    let sb = start(UsdmConfig::default()).await;
+    let c = client(&sb, ClientConfig::default());
+    let mut rx = c.subscribe_mark_price(&[Symbol::new("BTCUSDT")], MarkPriceSpeed::Every1s).await.expect("subscribed");
+    assert_eq!(recv(&mut rx).await, FuturesFeed::Status(StreamStatus::Connected));
+    let FuturesFeed::Event(FuturesEvent::Mark(m)) = recv(&mut rx).await else { panic!("a mark price first") };
+    assert_eq!(m.symbol.as_str(), "BTCUSDT");
+    assert!(m.funding_rate_estimate.is_some() && m.next_funding_time.is_some());
+
+    sb.faults.drop_connections();
+    loop {
+        match recv(&mut rx).await {
+            FuturesFeed::Status(StreamStatus::Disconnected { .. }) => break,
+            FuturesFeed::Event(_) => continue,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(recv(&mut rx).await, FuturesFeed::Status(StreamStatus::Connected));
+    assert!(matches!(recv(&mut rx).await, FuturesFeed::Event(FuturesEvent::Mark(_))));
+
+    // The all-market stream: the sandbox's COIN-M item is dropped by the client.
+    let mut all = c.subscribe_mark_price(&[], MarkPriceSpeed::Every1s).await.expect("subscribed");
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        match recv(&mut all).await {
+            FuturesFeed::Event(e) => seen.push(e.symbol().as_str().to_string()),
+            FuturesFeed::Status(_) => {}
+        }
+    }
+    assert!(seen.iter().all(|s| s == "BTCUSDT" || s == "ETHUSDT"), "{seen:?}");
+}
+
+#[tokio::test]
+async fn the_binance_client_keeps_to_the_funding_bucket() {
+    let sb = start(UsdmConfig { funding_requests_per_5m: 3, ..UsdmConfig::default() }).await;
+    let c = client(&sb, ClientConfig { funding_requests_per_5m: 2, max_bucket_wait_ms: 0, ..ClientConfig::default() });
+    c.funding_info().await.expect("first");
+    c.funding_info().await.expect("second");
+    match c.funding_info().await {
+        Err(keel_core::venue::VenueError::RateLimited { retry_after_ms }) => assert!(retry_after_ms > 0),
+        other => panic!("expected a local refusal, got {other:?}"),
+    }
+    // The refused request never left: the venue still has room for exactly one.
+    assert_eq!(get(&sb, "/fapi/v1/fundingInfo").await.0, 200);
+    assert_eq!(get(&sb, "/fapi/v1/fundingInfo").await.0, 429);
+}
