@@ -17,8 +17,8 @@ pub mod model;
 pub mod rest;
 pub mod sign;
 pub mod stream;
-pub mod user;
 pub mod usdm;
+pub mod user;
 pub mod venue;
 mod ws_orders;
 

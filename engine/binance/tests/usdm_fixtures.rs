@@ -153,8 +153,11 @@ fn premium_index_fields_land_where_they_belong() {
     assert_eq!(one.ts_ms, 1597370495002);
 
     // Delivery contracts: `""` rates and a 0 funding time are none.
-    let list: Vec<_> =
-        parse::<PremiumIndexAnswer>(&dir, "dapi_premiumIndex_list_delivery.json").into_vec().iter().map(|p| p.to_core()).collect();
+    let list: Vec<_> = parse::<PremiumIndexAnswer>(&dir, "dapi_premiumIndex_list_delivery.json")
+        .into_vec()
+        .iter()
+        .map(|p| p.to_core())
+        .collect();
     assert_eq!(list[0].next_funding_time, Some(1596096000000));
     assert_eq!((list[1].funding_rate_estimate, list[1].interest_rate, list[1].next_funding_time), (None, None, None));
 }

@@ -201,17 +201,8 @@ pub enum OiPeriod {
 
 impl OiPeriod {
     /// Every period, shortest first.
-    pub const ALL: [OiPeriod; 9] = [
-        Self::M5,
-        Self::M15,
-        Self::M30,
-        Self::H1,
-        Self::H2,
-        Self::H4,
-        Self::H6,
-        Self::H12,
-        Self::D1,
-    ];
+    pub const ALL: [OiPeriod; 9] =
+        [Self::M5, Self::M15, Self::M30, Self::H1, Self::H2, Self::H4, Self::H6, Self::H12, Self::D1];
 
     /// The venue's spelling (`5m` … `1d`).
     pub fn as_str(self) -> &'static str {

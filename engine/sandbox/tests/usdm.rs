@@ -3,9 +3,9 @@
 //! fixture is there) and error codes, mark and index prices follow the spot
 //! simulation, funding settles on each symbol's own interval on the market's
 //! clock, open interest moves with trading, the futures limits hold, and the
-//! streams answer on the routed paths (and stay silent on `/public`). The
-//! last tests drive the sandbox through Keel's own Binance `FuturesData`
-//! client.
+//! streams answer on the routed paths (and stay silent on `/public`). Keel's
+//! own Binance `FuturesData` client drives it in `ops/tests/usdm_venue`
+//! (the sandbox may not depend on the adapter).
 //!
 //! The market is paused and stepped, so what each test sees is exact.
 
@@ -16,13 +16,6 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
-use keel_binance::usdm::{UsdmClient, UsdmConfig as ClientConfig};
-use keel_core::futures::{
-    observed_interval_hours, FundingQuery, FuturesData, FuturesEvent, FuturesFeed, MarkPriceSpeed, OiHistQuery,
-    OiPeriod,
-};
-use keel_core::venue::StreamStatus;
-use keel_core::Symbol;
 use keel_sandbox::usdm::UsdmConfig;
 use keel_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 
@@ -179,7 +172,7 @@ async fn funding_settles_on_each_symbols_interval_and_the_next_time_advances_by_
 
     // `limit` and the time range select as documented: the first rows from startTime.
     let all = ok(&sb, "/fapi/v1/fundingRate").await;
-    let first_two = ok(&sb, &format!("/fapi/v1/fundingRate?startTime=0&limit=2")).await;
+    let first_two = ok(&sb, "/fapi/v1/fundingRate?startTime=0&limit=2").await;
     assert_eq!(first_two.as_array().unwrap()[..], all.as_array().unwrap()[..2]);
 }
 
@@ -189,15 +182,8 @@ async fn open_interest_moves_with_trading() {
     let oi = |v: Value| dec(&v["openInterest"]);
     let before = oi(ok(&sb, "/fapi/v1/openInterest?symbol=BTCUSDT").await);
     // A spot market buy prints on the tape, in the bar in progress.
-    let client = keel_binance::RestClient::new(
-        &sb.rest_url,
-        keel_binance::Credentials::new(&sb.api_key, &sb.api_secret),
-        5000,
-        5000,
-    )
-    .expect("client");
-    let params = [("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "MARKET"), ("quantity", "0.04")];
-    client.new_order(params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()).await.expect("filled");
+    let order = signed_market_buy(&sb, "0.04").await;
+    assert_eq!(order["status"], "FILLED", "{order}");
     let after = oi(ok(&sb, "/fapi/v1/openInterest?symbol=BTCUSDT").await);
     // 40 units of open interest per unit traded in the last hour (the default).
     assert_eq!(after - before, Decimal::new(16, 1), "before {before}, after {after}");
@@ -229,6 +215,23 @@ async fn the_futures_limits_answer_429_with_the_futures_text() {
     assert_eq!((status, body["code"].as_i64()), (429, Some(-1003)), "{body}");
 }
 
+/// `POST /api/v3/order` (a MARKET buy), HMAC-signed by hand.
+async fn signed_market_buy(sb: &SandboxHandle, qty: &str) -> Value {
+    use hmac::Mac as _;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis();
+    let query = format!("symbol=BTCUSDT&side=BUY&type=MARKET&quantity={qty}&timestamp={now}");
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(sb.api_secret.as_bytes()).expect("any key length");
+    mac.update(query.as_bytes());
+    let signature = hex::encode(mac.finalize().into_bytes());
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/v3/order?{query}&signature={signature}", sb.rest_url))
+        .header("X-MBX-APIKEY", &sb.api_key)
+        .send()
+        .await
+        .expect("answers");
+    resp.json().await.expect("JSON")
+}
+
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(sb: &SandboxHandle, path: &str) -> Ws {
@@ -256,7 +259,10 @@ async fn streams_answer_on_the_market_route_and_stay_silent_on_public() {
         let msg = next_text(&mut market).await;
         has_fixture_keys(&msg, "ws_fapi_combined_markPrice_schema.json");
         has_fixture_keys(&msg["data"], "ws_fapi_markPriceUpdate_connector.json");
-        assert_eq!((msg["stream"].as_str(), msg["data"]["s"].as_str()), (Some("btcusdt@markPrice@1s"), Some("BTCUSDT")));
+        assert_eq!(
+            (msg["stream"].as_str(), msg["data"]["s"].as_str()),
+            (Some("btcusdt@markPrice@1s"), Some("BTCUSDT"))
+        );
         assert_eq!(msg["data"]["T"].as_i64(), next);
     }
     // Two seconds of market data later, the /public connection has sent nothing.
@@ -275,102 +281,11 @@ async fn streams_answer_on_the_market_route_and_stay_silent_on_public() {
     ws.send(Message::Text(sub.to_string().into())).await.expect("sent");
     assert_eq!(next_text(&mut ws).await, serde_json::json!({"result": null, "id": id}));
     let arr = next_text(&mut ws).await;
-    let items: Vec<(&str, i64)> =
-        arr.as_array().expect("raw array").iter().map(|i| (i["s"].as_str().unwrap(), i["st"].as_i64().unwrap())).collect();
+    let items: Vec<(&str, i64)> = arr
+        .as_array()
+        .expect("raw array")
+        .iter()
+        .map(|i| (i["s"].as_str().unwrap(), i["st"].as_i64().unwrap()))
+        .collect();
     assert_eq!(items, [("BTCUSDT", 1), ("ETHUSDT", 1), ("BTCUSD_PERP", 2)]);
-}
-
-async fn recv(rx: &mut tokio::sync::mpsc::Receiver<FuturesFeed>) -> FuturesFeed {
-    tokio::time::timeout(WAIT, rx.recv()).await.expect("in time").expect("open")
-}
-
-fn client(sb: &SandboxHandle, cfg: ClientConfig) -> UsdmClient {
-    UsdmClient::new(ClientConfig { rest_url: sb.rest_url.clone(), ws_url: sb.ws_stream_url.clone(), ..cfg })
-        .expect("client")
-}
-
-#[tokio::test]
-async fn the_binance_client_reads_the_sandbox_and_sees_funding_settle_on_the_interval() {
-    let sb = start(UsdmConfig::default()).await;
-    let c = client(&sb, ClientConfig::default());
-    let info = c.exchange_info().await.expect("exchangeInfo");
-    assert!(info.symbols.iter().all(|s| s.is_trading_perpetual()));
-    let intervals = c.funding_info().await.expect("fundingInfo");
-    let (btc, eth) = (Symbol::new("BTCUSDT"), Symbol::new("ETHUSDT"));
-    assert_eq!((intervals.interval_hours(&eth), intervals.interval_hours(&btc)), (4, 8));
-
-    let marks = c.premium_index(None).await.expect("premiumIndex");
-    assert_eq!(marks.len(), 2);
-    let eth_mark = c.premium_index(Some(&eth)).await.expect("one").remove(0);
-    let t0 = eth_mark.next_funding_time.expect("a perpetual has one");
-    assert!(c.limits().used_weight_1m > 0, "the weight header is read");
-
-    // The history shows each symbol's interval.
-    for (symbol, hours) in [(&eth, 4), (&btc, 8)] {
-        let q = FundingQuery { symbol: Some(symbol.clone()), ..FundingQuery::default() };
-        let rows = c.funding_history(&q).await.expect("fundingRate");
-        assert_eq!(observed_interval_hours(&rows), Some(hours), "{symbol}");
-    }
-
-    sb.market.step(((t0 - eth_mark.ts_ms) / 60_000 + 1) as u32);
-    let q = FundingQuery { symbol: Some(eth.clone()), start_ms: Some(t0), ..FundingQuery::default() };
-    let settled = c.funding_history(&q).await.expect("fundingRate");
-    assert_eq!(settled.iter().map(|s| s.funding_time).collect::<Vec<_>>(), [t0]);
-    let next = c.premium_index(Some(&eth)).await.expect("one").remove(0).next_funding_time;
-    assert_eq!(next, Some(t0 + 4 * HOUR));
-
-    let oi = c.open_interest(&btc).await.expect("openInterest");
-    assert!(oi.open_interest > Decimal::ZERO);
-    let q = OiHistQuery { symbol: btc.clone(), period: OiPeriod::M15, start_ms: None, end_ms: None, limit: Some(4) };
-    let hist = c.open_interest_hist(&q).await.expect("openInterestHist");
-    assert_eq!(hist.len(), 4);
-    assert!(hist.iter().all(|h| h.sum_open_interest_value > h.sum_open_interest));
-}
-
-#[tokio::test]
-async fn the_binance_client_streams_mark_prices_and_reconnects() {
-    let sb = start(UsdmConfig::default()).await;
-    let c = client(&sb, ClientConfig::default());
-    let mut rx = c.subscribe_mark_price(&[Symbol::new("BTCUSDT")], MarkPriceSpeed::Every1s).await.expect("subscribed");
-    assert_eq!(recv(&mut rx).await, FuturesFeed::Status(StreamStatus::Connected));
-    let FuturesFeed::Event(FuturesEvent::Mark(m)) = recv(&mut rx).await else { panic!("a mark price first") };
-    assert_eq!(m.symbol.as_str(), "BTCUSDT");
-    assert!(m.funding_rate_estimate.is_some() && m.next_funding_time.is_some());
-
-    sb.faults.drop_connections();
-    loop {
-        match recv(&mut rx).await {
-            FuturesFeed::Status(StreamStatus::Disconnected { .. }) => break,
-            FuturesFeed::Event(_) => continue,
-            other => panic!("{other:?}"),
-        }
-    }
-    assert_eq!(recv(&mut rx).await, FuturesFeed::Status(StreamStatus::Connected));
-    assert!(matches!(recv(&mut rx).await, FuturesFeed::Event(FuturesEvent::Mark(_))));
-
-    // The all-market stream: the sandbox's COIN-M item is dropped by the client.
-    let mut all = c.subscribe_mark_price(&[], MarkPriceSpeed::Every1s).await.expect("subscribed");
-    let mut seen = Vec::new();
-    while seen.len() < 4 {
-        match recv(&mut all).await {
-            FuturesFeed::Event(e) => seen.push(e.symbol().as_str().to_string()),
-            FuturesFeed::Status(_) => {}
-        }
-    }
-    assert!(seen.iter().all(|s| s == "BTCUSDT" || s == "ETHUSDT"), "{seen:?}");
-}
-
-#[tokio::test]
-async fn the_binance_client_keeps_to_the_funding_bucket() {
-    let sb = start(UsdmConfig { funding_requests_per_5m: 3, ..UsdmConfig::default() }).await;
-    let c = client(&sb, ClientConfig { funding_requests_per_5m: 2, max_bucket_wait_ms: 0, ..ClientConfig::default() });
-    c.funding_info().await.expect("first");
-    c.funding_info().await.expect("second");
-    match c.funding_info().await {
-        Err(keel_core::venue::VenueError::RateLimited { retry_after_ms }) => assert!(retry_after_ms > 0),
-        other => panic!("expected a local refusal, got {other:?}"),
-    }
-    // The refused request never left: the venue still has room for exactly one.
-    assert_eq!(get(&sb, "/fapi/v1/fundingInfo").await.0, 200);
-    assert_eq!(get(&sb, "/fapi/v1/fundingInfo").await.0, 429);
 }

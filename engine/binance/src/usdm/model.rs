@@ -10,9 +10,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use keel_core::futures::{
-    FundingInfo, FundingRateType, FundingSettlement, MarkPrice, OpenInterest, OpenInterestStat,
-};
+use keel_core::futures::{FundingInfo, FundingRateType, FundingSettlement, MarkPrice, OpenInterest, OpenInterestStat};
 use keel_core::symbol::Symbol;
 
 use crate::model::RateLimit;
@@ -475,7 +473,14 @@ impl<'de> Deserialize<'de> for MarkKline {
                 .and_then(|v| v.ok_or_else(|| "missing".to_string()))
                 .map_err(|e| serde::de::Error::custom(format!("markPriceKline[{i}]: {e}")))
         };
-        Ok(Self { open_time: time(0)?, open: dec(1)?, high: dec(2)?, low: dec(3)?, close: dec(4)?, close_time: time(6)? })
+        Ok(Self {
+            open_time: time(0)?,
+            open: dec(1)?,
+            high: dec(2)?,
+            low: dec(3)?,
+            close: dec(4)?,
+            close_time: time(6)?,
+        })
     }
 }
 

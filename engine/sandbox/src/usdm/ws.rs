@@ -154,7 +154,9 @@ fn control(raw: &str, streams: &mut Vec<String>, combined: &mut bool) -> Value {
                     *combined = b;
                     json!({"result": null, "id": id})
                 }
-                None => json!({"error": {"code": 2, "msg": "Invalid request: property value must be a boolean"}, "id": id}),
+                None => {
+                    json!({"error": {"code": 2, "msg": "Invalid request: property value must be a boolean"}, "id": id})
+                }
             }
         }
         Some("GET_PROPERTY") if params.first().and_then(Value::as_str) == Some("combined") => {
@@ -182,7 +184,7 @@ async fn conn(app: Arc<App>, mut socket: WebSocket, route: Route, mut streams: V
                 }
                 let due: Vec<&String> = streams
                     .iter()
-                    .filter(|s| mark_stream(s).is_some_and(|(_, fast)| fast || (n - 1) % 3 == 0))
+                    .filter(|s| mark_stream(s).is_some_and(|(_, fast)| fast || (n - 1).is_multiple_of(3)))
                     .collect();
                 if due.is_empty() {
                     continue;
