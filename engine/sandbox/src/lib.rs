@@ -28,6 +28,7 @@ mod replace;
 mod rest;
 pub mod saved;
 mod streams;
+pub mod synthetic;
 mod tape;
 pub mod test_key;
 mod tickers;
@@ -211,6 +212,9 @@ pub struct SandboxConfig {
     pub symbol_status: BTreeMap<String, String>,
     /// Listed symbols with their simulated price paths.
     pub symbols: Vec<SymbolConfig>,
+    /// Extra USDT pairs listed after `symbols`, with varied prices, volumes
+    /// and volatilities and drifting volumes ([`synthetic`]); 0: none.
+    pub synthetic_symbols: u32,
     /// Accounts.
     pub accounts: Vec<SandboxAccountConfig>,
     /// Faults from config.
@@ -256,6 +260,12 @@ impl SandboxConfig {
             return Err(ConfigError::new("sandbox.speed", format!("must be above 0 and at most {MAX_SPEED}")));
         }
         self.usdm.validate()?;
+        if self.synthetic_symbols > synthetic::MAX_SYNTHETIC {
+            return Err(ConfigError::new(
+                "sandbox.synthetic_symbols",
+                format!("at most {} synthetic pairs", synthetic::MAX_SYNTHETIC),
+            ));
+        }
         if self.ticks_per_bar == 0 || 60_000 % self.ticks_per_bar != 0 {
             return Err(ConfigError::new(
                 "sandbox.ticks_per_bar",
@@ -359,6 +369,7 @@ impl Default for SandboxConfig {
             id_base: 0,
             symbol_status: BTreeMap::new(),
             symbols: default_symbols(),
+            synthetic_symbols: 0,
             accounts: vec![SandboxAccountConfig {
                 api_key: DEFAULT_API_KEY.into(),
                 api_secret: DEFAULT_API_SECRET.into(),
@@ -916,6 +927,7 @@ impl Sandbox {
         let test_key = test_key::prepare(&mut cfg)?;
         let coinbase_key = coinbase::test_key::prepare(&mut cfg)?;
         let coinbase_keys = coinbase::CoinbaseState::from_config(&cfg)?;
+        synthetic::extend(&mut cfg.symbols, cfg.synthetic_symbols);
         if cfg.symbols.is_empty() {
             return Err(SandboxError::Config("at least one symbol is needed".into()));
         }
