@@ -28,7 +28,7 @@ async fn ranking(sb: &SandboxHandle) -> Vec<String> {
         .iter()
         .map(|t| (dec(&t["quoteVolume"]), t["symbol"].as_str().expect("symbol").to_string()))
         .collect();
-    rows.sort_by(|a, b| b.0.cmp(&a.0));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
     rows.into_iter().map(|(_, s)| s).collect()
 }
 
