@@ -130,3 +130,22 @@ async fn the_binance_client_keeps_to_the_funding_bucket() {
     assert_eq!(status(&sb, "/fapi/v1/fundingInfo").await, 200);
     assert_eq!(status(&sb, "/fapi/v1/fundingInfo").await, 429);
 }
+
+#[tokio::test]
+async fn the_binance_client_retries_reads_the_venue_could_not_answer_but_not_429s() {
+    let sb = start(UsdmConfig::default()).await;
+    let c = client(&sb, ClientConfig::default());
+    let btc = Symbol::new("BTCUSDT");
+    // Two 503s: the third try answers.
+    sb.faults.fail_next_requests(keel_sandbox::RestFault::ServerError, 2);
+    assert_eq!(c.premium_index(Some(&btc)).await.expect("answered on the third try").len(), 1);
+    // Three: the read gives up, saying the venue did not answer.
+    sb.faults.fail_next_requests(keel_sandbox::RestFault::ServerError, 3);
+    let err = c.open_interest(&btc).await.expect_err("three 503s");
+    assert!(matches!(err, keel_core::venue::VenueError::OutcomeUnknown(_)), "{err:?}");
+    // A 429 is not retried: it is the caller's answer, and the client pauses.
+    sb.faults.fail_next_requests(keel_sandbox::RestFault::RateLimited { retry_after_s: 1 }, 1);
+    let err = c.open_interest(&btc).await.expect_err("429");
+    assert!(matches!(err, keel_core::venue::VenueError::RateLimited { retry_after_ms: 1000 }), "{err:?}");
+    assert!(c.open_interest(&btc).await.is_ok(), "after the pause");
+}

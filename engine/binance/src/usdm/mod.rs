@@ -119,8 +119,23 @@ impl UsdmClient {
         self.futures_data.used()
     }
 
+    /// A GET, retried (with the spot client's backoff) when the venue could
+    /// not answer: these requests read and change nothing, so a 5xx, a
+    /// `-1008` overload, a timeout or a refused connection is simply tried
+    /// again, [`READ_RETRIES`] times. A 429 or 418 is not (the limiter pauses).
     async fn get<T: DeserializeOwned>(&self, path: &str, params: Vec<(String, String)>) -> Result<T, VenueError> {
-        self.rest.public(path, params).await.map_err(|e| e.to_venue())
+        let mut attempt = 0;
+        loop {
+            match self.rest.public(path, params.clone()).await {
+                Ok(v) => return Ok(v),
+                Err(e) if attempt < READ_RETRIES && retryable(&e) => {
+                    attempt += 1;
+                    tracing::warn!(path, error = %e, attempt, "binance futures read failed; retrying");
+                    tokio::time::sleep(crate::stream::backoff_delay(attempt)).await;
+                }
+                Err(e) => return Err(e.to_venue()),
+            }
+        }
     }
 
     fn max_wait(&self) -> Duration {
@@ -144,6 +159,19 @@ impl UsdmClient {
             Some(s) => Ok(vec![self.get("/fapi/v1/ticker/24hr", symbol_param(s)).await?]),
             None => self.get("/fapi/v1/ticker/24hr", Vec::new()).await,
         }
+    }
+}
+
+/// How often a failed read is tried again.
+pub const READ_RETRIES: u32 = 2;
+
+/// Whether a failed read may simply be sent again.
+fn retryable(e: &BinanceError) -> bool {
+    match e {
+        BinanceError::NotSent(_) | BinanceError::NoResponse(_) => true,
+        BinanceError::Decode(_) => false,
+        BinanceError::Api { code: -1008, .. } => true,
+        other => other.outcome_unknown() && !other.is_ban(),
     }
 }
 

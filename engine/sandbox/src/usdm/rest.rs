@@ -17,7 +17,7 @@ use keel_core::futures::OiPeriod;
 use super::super::exchange::{d8, Reject};
 use super::super::limits::{self, Gate, LimitConfig, Limits};
 use super::super::rest::{reply, Params};
-use super::super::App;
+use super::super::{App, RestFault};
 
 const FIVE_MIN_MS: i64 = 300_000;
 const DAY_MS: i64 = 86_400_000;
@@ -130,6 +130,26 @@ pub(crate) async fn handle(State(app): State<Arc<App>>, method: Method, uri: Uri
         Gate::Pass => {}
         Gate::Limited { retry_after_ms } => return error(&too_many(lim.weight_1m), used, Some(retry_after_ms)),
         Gate::Banned { until_ms } => return error(&banned(until_ms), used, Some(until_ms - now)),
+    }
+    // Scripted faults, as on spot: the next request(s) fail before anything runs.
+    if let Some(fault) = app.faults.next_rest_fault(now) {
+        if let RestFault::Stall { hold_ms } = fault {
+            tokio::time::sleep(std::time::Duration::from_millis(hold_ms)).await;
+        }
+        return match fault {
+            RestFault::RateLimited { retry_after_s } => {
+                error(&too_many(lim.weight_1m), used, Some(i64::try_from(retry_after_s * 1000).unwrap_or(i64::MAX)))
+            }
+            RestFault::Banned { retry_after_s } => {
+                let ms = i64::try_from(retry_after_s * 1000).unwrap_or(i64::MAX);
+                error(&banned(now.saturating_add(ms)), used, Some(ms))
+            }
+            RestFault::ServerError | RestFault::Stall { .. } => error(
+                &Reject::new(-1001, "Internal error; unable to process your request. Please try again."),
+                used,
+                None,
+            ),
+        };
     }
     let bucket = match path.as_str() {
         "fapi/v1/fundingRate" | "fapi/v1/fundingInfo" => Some(&lim.funding),
