@@ -199,6 +199,15 @@ fn last_price(st: &ExchangeState, symbol: &str) -> Option<Decimal> {
     v.tape.last().map(|t| t.price).or_else(|| v.current.map(|b| b.close)).or_else(|| v.history.last().map(|b| b.close))
 }
 
+/// The bars (closed, then the one in progress) that opened in `[from, to)`,
+/// found by bisection: the history is in time order.
+fn bars_opened_in<'a>(st: &'a ExchangeState, symbol: &str, from: i64, to: i64) -> Vec<&'a Bar> {
+    let Some(v) = st.market_view(symbol) else { return Vec::new() };
+    let (lo, hi) = (v.history.partition_point(|b| b.open_time < from), v.history.partition_point(|b| b.open_time < to));
+    let current = v.current.filter(|b| b.open_time >= from && b.open_time < to);
+    v.history[lo..hi.max(lo)].iter().chain(current).collect()
+}
+
 /// The close of the bar that ends at or contains simulated time `t`.
 fn price_at(st: &ExchangeState, symbol: &str, t: i64) -> Option<Decimal> {
     let v = st.market_view(symbol)?;
@@ -321,10 +330,7 @@ impl Usdm {
     /// Open interest at simulated time `t` from the bars of the hour before;
     /// none when no bar of that hour is known.
     pub fn open_interest_at(&self, st: &ExchangeState, symbol: &str, t: i64) -> Option<Decimal> {
-        let v = st.market_view(symbol)?;
-        let from = t - OI_WINDOW_BARS * BAR_MS;
-        let in_window = |b: &&Bar| b.open_time >= from && b.open_time < t;
-        let bars: Vec<&Bar> = v.history.iter().chain(v.current).filter(in_window).collect();
+        let bars = bars_opened_in(st, symbol, t - OI_WINDOW_BARS * BAR_MS, t);
         if bars.is_empty() {
             return None;
         }
@@ -346,9 +352,7 @@ impl Usdm {
     ) -> Vec<(i64, Decimal, Decimal)> {
         let row = |e: i64| {
             // A period with no bar of its own is missing, as on Binance.
-            let v = st.market_view(symbol)?;
-            let has_bar = v.history.iter().chain(v.current).any(|b| b.open_time >= e - period_ms && b.open_time < e);
-            if !has_bar {
+            if bars_opened_in(st, symbol, e - period_ms, e).is_empty() {
                 return None;
             }
             let oi = self.open_interest_at(st, symbol, e)?;
