@@ -289,3 +289,26 @@ async fn streams_answer_on_the_market_route_and_stay_silent_on_public() {
         .collect();
     assert_eq!(items, [("BTCUSDT", 1), ("ETHUSDT", 1), ("BTCUSD_PERP", 2)]);
 }
+
+#[tokio::test]
+async fn a_client_sending_more_than_ten_messages_a_second_is_disconnected() {
+    let sb = start(UsdmConfig::default()).await;
+    let mut ws = connect(&sb, "/market/ws").await;
+    for id in 0..11 {
+        let msg = serde_json::json!({"method": "LIST_SUBSCRIPTIONS", "id": id});
+        // The connection may already be closing: later sends may fail.
+        if ws.send(Message::Text(msg.to_string().into())).await.is_err() {
+            break;
+        }
+    }
+    let mut answers = 0;
+    loop {
+        match tokio::time::timeout(WAIT, ws.next()).await.expect("closed in time") {
+            Some(Ok(Message::Text(_))) => answers += 1,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+            Some(Ok(other)) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(answers, 10, "ten answered, then the connection closed");
+}

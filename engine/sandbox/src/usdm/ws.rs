@@ -10,7 +10,9 @@
 //! so clients exercise their filter). Control messages `SUBSCRIBE`,
 //! `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY` and `GET_PROPERTY`
 //! answer with the request's `id` as sent (a number, or a UUID string as the
-//! official SDK sends).
+//! official SDK sends). A client that sends more than
+//! [`MAX_INCOMING_PER_S`] messages (control messages, pings and pongs) in
+//! a second is disconnected, as on Binance.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,6 +26,9 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::super::{App, ConnCmd};
 use super::Snapshot;
+
+/// Incoming messages a connection may send per second.
+pub const MAX_INCOMING_PER_S: u32 = 10;
 
 /// Which route a connection came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +126,17 @@ fn payload(name: &str, snaps: &[Snapshot]) -> Option<Value> {
     }
 }
 
+/// Counts one incoming message; true past [`MAX_INCOMING_PER_S`] in the
+/// current second.
+fn too_many(window: &mut (tokio::time::Instant, u32)) -> bool {
+    let now = tokio::time::Instant::now();
+    if now.duration_since(window.0) >= Duration::from_secs(1) {
+        *window = (now, 0);
+    }
+    window.1 += 1;
+    window.1 > MAX_INCOMING_PER_S
+}
+
 fn text(v: &Value) -> Message {
     Message::Text(Utf8Bytes::from(v.to_string()))
 }
@@ -174,6 +190,7 @@ async fn conn(app: Arc<App>, mut socket: WebSocket, route: Route, mut streams: V
     let mut ping = tokio::time::interval(Duration::from_millis(app.cfg.ping_interval_ms.max(1000)));
     ping.tick().await;
     let mut n: u64 = 0;
+    let mut incoming = (tokio::time::Instant::now(), 0u32);
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -217,6 +234,10 @@ async fn conn(app: Arc<App>, mut socket: WebSocket, route: Route, mut streams: V
             },
             msg = socket.recv() => match msg {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) if too_many(&mut incoming) => {
+                    let _ = socket.send(Message::Close(None)).await;
+                    return;
+                }
                 Some(Ok(Message::Text(t))) => {
                     let answer = control(t.as_str(), &mut streams, &mut combined);
                     if socket.send(text(&answer)).await.is_err() {
