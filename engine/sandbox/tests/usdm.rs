@@ -312,3 +312,60 @@ async fn a_client_sending_more_than_ten_messages_a_second_is_disconnected() {
     }
     assert_eq!(answers, 10, "ten answered, then the connection closed");
 }
+
+/// ETHUSDT's interval now, by `fundingInfo`.
+async fn eth_hours(sb: &SandboxHandle) -> Option<u64> {
+    let info = ok(sb, "/fapi/v1/fundingInfo").await;
+    info.as_array().unwrap().iter().find(|r| r["symbol"] == "ETHUSDT").and_then(|r| r["fundingIntervalHours"].as_u64())
+}
+
+#[tokio::test]
+async fn a_settlement_at_the_cap_switches_the_symbol_to_hourly_and_sixteen_calm_hours_switch_it_back() {
+    // No basis: every rate is the 0.01 % interest rate, which is ETHUSDT's cap here.
+    let usdm = UsdmConfig {
+        basis_bps: Decimal::ZERO,
+        rate_caps: [("ETHUSDT".to_string(), Decimal::new(1, 4))].into(),
+        ..UsdmConfig::default()
+    };
+    let sb = start(usdm).await;
+    // The history: a 4 h settlement at the cap, then sixteen hourly ones, then the 4 h grid again.
+    let rows = ok(&sb, "/fapi/v1/fundingRate?symbol=ETHUSDT").await;
+    let times: Vec<i64> = rows.as_array().unwrap().iter().map(|r| r["fundingTime"].as_i64().unwrap()).collect();
+    let gaps: Vec<i64> = times.windows(2).map(|w| (w[1] - w[0]) / HOUR).collect();
+    let first_hourly = gaps.iter().position(|g| *g == 1).expect("an hourly spell in 25 h of history");
+    let spell = gaps[first_hourly..].iter().take_while(|g| **g == 1).count();
+    if first_hourly + spell < gaps.len() {
+        assert_eq!(spell, 16, "{gaps:?}");
+        assert_eq!(times[first_hourly + spell + 1] % (4 * HOUR), 0, "back on the 4 h grid: {gaps:?}");
+    }
+    // BTCUSDT, under the default cap, keeps its 8 h.
+    let btc = ok(&sb, "/fapi/v1/fundingRate?symbol=BTCUSDT").await;
+    let t: Vec<i64> = btc.as_array().unwrap().iter().map(|r| r["fundingTime"].as_i64().unwrap()).collect();
+    assert!(t.windows(2).all(|w| w[1] - w[0] == 8 * HOUR), "{t:?}");
+
+    // Live: wait out any spell under way, then see the next one start — at
+    // the flip fundingInfo says 1 h and the next funding time advances an
+    // hour per settlement.
+    for _ in 0..17 {
+        if eth_hours(&sb).await == Some(4) {
+            break;
+        }
+        sb.market.step(60);
+    }
+    assert_eq!(eth_hours(&sb).await, Some(4), "the spell ends after sixteen hours");
+    for _ in 0..5 {
+        if eth_hours(&sb).await == Some(1) {
+            break;
+        }
+        sb.market.step(60);
+    }
+    assert_eq!(eth_hours(&sb).await, Some(1), "the next 4 h settlement is at the cap");
+    let next = |v: Value| v["nextFundingTime"].as_i64().unwrap();
+    let t1 = next(ok(&sb, "/fapi/v1/premiumIndex?symbol=ETHUSDT").await);
+    sb.market.step(60);
+    let t2 = next(ok(&sb, "/fapi/v1/premiumIndex?symbol=ETHUSDT").await);
+    let last = ok(&sb, "/fapi/v1/fundingRate?symbol=ETHUSDT&limit=1").await;
+    assert_eq!(last[0]["fundingTime"].as_i64(), Some(t1));
+    assert_eq!(t2 - t1, HOUR, "hourly: {t1} → {t2}");
+    assert_eq!(dec(&last[0]["fundingRate"]), Decimal::new(1, 4));
+}

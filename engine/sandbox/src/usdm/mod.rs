@@ -9,7 +9,11 @@
 //!   simulated clock — the clock of the spot bars — at whole multiples of the
 //!   interval. The rate is Binance's formula over the interval's average
 //!   premium: `P + clamp(I − P, −0.05 %, 0.05 %)`, clamped to ±`rate_cap`.
-//!   The live estimate is the same formula over the interval so far.
+//!   The live estimate is the same formula over the interval so far. As on
+//!   Binance since 2025-05-02, a settlement at the cap or floor switches the
+//!   symbol to hourly settlements from the next hour (`fundingInfo` then
+//!   lists it at 1 h), and 16 hourly settlements in a row within ±0.025 %
+//!   switch it back to its own interval.
 //! * **Open interest** moves with activity: `oi_per_volume` × the base
 //!   volume traded in the last hour of bars (account fills included, since
 //!   they print on the tape). Its history has one row per period end that
@@ -47,6 +51,10 @@ const INTEREST_RATE: &str = "0.0001";
 const INTEREST_CLAMP: f64 = 0.0005;
 /// Settled rows kept per symbol.
 const SETTLED_KEEP: usize = 5_000;
+/// Hourly settlements in a row within [`CALM_RATE`] that end an hourly spell.
+const CALM_SETTLEMENTS: u32 = 16;
+/// The largest |rate| that counts as calm (0.025 %).
+const CALM_RATE: Decimal = Decimal::from_parts(25, 0, 0, false, 5);
 /// Open interest counts the volume of this many 1m bars.
 const OI_WINDOW_BARS: i64 = 60;
 
@@ -61,6 +69,8 @@ pub struct UsdmConfig {
     pub basis_bps: Decimal,
     /// Cap (and, negated, floor) of a funding rate.
     pub rate_cap: Decimal,
+    /// Caps of particular symbols (others: `rate_cap`).
+    pub rate_caps: BTreeMap<String, Decimal>,
     /// Open interest per unit of base volume traded in the last hour.
     pub oi_per_volume: Decimal,
     /// fapi `REQUEST_WEIGHT` per minute (its own budget, not spot's).
@@ -77,6 +87,7 @@ impl Default for UsdmConfig {
             funding_interval_hours: [("ETHUSDT".to_string(), 4)].into_iter().collect(),
             basis_bps: Decimal::new(15, 0),
             rate_cap: Decimal::new(2, 2),
+            rate_caps: BTreeMap::new(),
             oi_per_volume: Decimal::new(40, 0),
             weight_limit_1m: 2_400,
             funding_requests_per_5m: 500,
@@ -91,8 +102,20 @@ impl UsdmConfig {
         self.funding_interval_hours.get(symbol).copied().unwrap_or(keel_core::futures::DEFAULT_FUNDING_INTERVAL_HOURS)
     }
 
+    /// The symbol's rate cap (and, negated, floor).
+    pub fn cap(&self, symbol: &str) -> Decimal {
+        self.rate_caps.get(symbol).copied().unwrap_or(self.rate_cap).abs()
+    }
+
     /// Checks values that parse but make no sense, naming the key.
     pub fn validate(&self) -> Result<(), keel_core::config::ConfigError> {
+        for (key, cap) in std::iter::once(("rate_cap".to_string(), &self.rate_cap))
+            .chain(self.rate_caps.iter().map(|(s, c)| (format!("rate_caps.{s}"), c)))
+        {
+            if *cap <= Decimal::ZERO {
+                return Err(keel_core::config::ConfigError::new(format!("sandbox.usdm.{key}"), "must be above 0"));
+            }
+        }
         for (symbol, hours) in &self.funding_interval_hours {
             if !(1..=24).contains(hours) || 24 % hours != 0 {
                 return Err(keel_core::config::ConfigError::new(
@@ -117,6 +140,10 @@ pub(crate) struct Settled {
 struct SymFunding {
     /// The next settlement (simulated ms); 0 until first seen.
     next: i64,
+    /// Settling hourly after a settlement at the cap.
+    hourly: bool,
+    /// Calm hourly settlements in a row.
+    calm: u32,
     settled: VecDeque<Settled>,
 }
 
@@ -254,10 +281,10 @@ impl Usdm {
     }
 
     /// Binance's rate for an average premium `p`, clamped to the cap.
-    fn rate(&self, p: f64) -> Decimal {
+    fn rate(&self, symbol: &str, p: f64) -> Decimal {
         use rust_decimal::prelude::ToPrimitive;
         let i = interest().to_f64().unwrap_or(0.0);
-        let cap = self.cfg.rate_cap.abs();
+        let cap = self.cfg.cap(symbol);
         dec(p + (i - p).clamp(-INTEREST_CLAMP, INTEREST_CLAMP)).clamp(-cap, cap)
     }
 
@@ -266,38 +293,54 @@ impl Usdm {
     }
 
     /// Settles every funding time the market has passed (on first sight of
-    /// a symbol: every one since its first bar) and returns the symbols'
-    /// next funding times.
-    pub fn settle(&self, st: &ExchangeState) -> BTreeMap<String, i64> {
+    /// a symbol: every one since its first bar) and returns each symbol's
+    /// next funding time and current interval (ms).
+    pub fn settle(&self, st: &ExchangeState) -> BTreeMap<String, (i64, i64)> {
         let now = st.sim_ms;
         let mut all = self.funding.lock().unwrap_or_else(|p| p.into_inner());
         let mut next = BTreeMap::new();
         for (symbol, _) in st.symbols() {
-            let interval = self.interval_ms(&symbol);
+            let own = self.interval_ms(&symbol);
+            let cap = self.cfg.cap(&symbol);
             let f = all.entry(symbol.clone()).or_default();
             if f.next == 0 {
                 let first_bar = st.market_view(&symbol).and_then(|v| v.history.first().map(|b| b.open_time));
                 let from = first_bar.unwrap_or(now);
-                f.next = from - from.rem_euclid(interval) + interval;
+                f.next = from - from.rem_euclid(own) + own;
             }
             // Far behind (a long skip): settle the last rows kept, not every one.
-            let keep_from = now - interval * SETTLED_KEEP as i64;
+            let keep_from = now - own * SETTLED_KEEP as i64;
             if f.next < keep_from {
-                f.next = keep_from - keep_from.rem_euclid(interval) + interval;
+                f.next = keep_from - keep_from.rem_euclid(own) + own;
+                f.hourly = false;
             }
             while f.next <= now {
                 let t = f.next;
+                let interval = if f.hourly { HOUR_MS } else { own };
                 let mark = price_at(st, &symbol, t).map(|p| self.mark_of(&symbol, p, t)).unwrap_or_default();
-                let rate = self.rate(self.mean_basis(&symbol, t - interval, t));
+                let rate = self.rate(&symbol, self.mean_basis(&symbol, t - interval, t));
                 f.settled.push_back(Settled { rate, funding_time: t, mark_price: mark });
                 if f.settled.len() > SETTLED_KEEP {
                     f.settled.pop_front();
                 }
-                f.next += interval;
+                if f.hourly {
+                    f.calm = if rate.abs() <= CALM_RATE { f.calm + 1 } else { 0 };
+                    if f.calm >= CALM_SETTLEMENTS {
+                        f.hourly = false;
+                    }
+                } else if rate.abs() >= cap {
+                    (f.hourly, f.calm) = (true, 0);
+                }
+                f.next = if f.hourly { t + HOUR_MS } else { t - t.rem_euclid(own) + own };
             }
-            next.insert(symbol, f.next);
+            next.insert(symbol, (f.next, if f.hourly { HOUR_MS } else { own }));
         }
         next
+    }
+
+    /// Each symbol's current funding interval in hours (after settling).
+    pub fn interval_hours_now(&self, st: &ExchangeState) -> BTreeMap<String, u32> {
+        self.settle(st).into_iter().map(|(s, (_, ms))| (s, u32::try_from(ms / HOUR_MS).unwrap_or(8))).collect()
     }
 
     /// Settled rows of a symbol, oldest first.
@@ -311,10 +354,9 @@ impl Usdm {
         let next = self.settle(st);
         let now = st.sim_ms;
         next.into_iter()
-            .filter_map(|(symbol, next_funding)| {
+            .filter_map(|(symbol, (next_funding, interval))| {
                 let index = last_price(st, &symbol)?;
-                let interval = self.interval_ms(&symbol);
-                let estimate = self.rate(self.mean_basis(&symbol, next_funding - interval, now));
+                let estimate = self.rate(&symbol, self.mean_basis(&symbol, next_funding - interval, now));
                 Some(Snapshot {
                     mark: self.mark_of(&symbol, index, now),
                     index,
@@ -393,7 +435,7 @@ mod tests {
         // P + clamp(I − P, −0.05 %, 0.05 %) with I = 0.01 %, capped at 2 %.
         let cases = [(0.0, "0.0001"), (0.0003, "0.0001"), (-0.002, "-0.0015"), (0.003, "0.0025"), (0.5, "0.02")];
         for (p, want) in cases {
-            assert_eq!(u.rate(p), want.parse::<Decimal>().unwrap(), "premium {p}");
+            assert_eq!(u.rate("BTCUSDT", p), want.parse::<Decimal>().unwrap(), "premium {p}");
         }
     }
 

@@ -263,18 +263,24 @@ fn funding_rate(app: &App, p: &Params) -> Result<Value, Reject> {
     ))
 }
 
-/// `GET /fapi/v1/fundingInfo`: only the symbols whose interval is not 8 h.
+/// `GET /fapi/v1/fundingInfo`: only the adjusted symbols — a configured
+/// interval or cap, or settling hourly after a capped settlement.
 fn funding_info(app: &App) -> Value {
     let st = app.ex.lock();
-    let cap = app.usdm.cfg.rate_cap.abs();
-    let rows = st
-        .symbols()
+    let cfg = &app.usdm.cfg;
+    let rows = app
+        .usdm
+        .interval_hours_now(&st)
         .into_iter()
-        .map(|(s, _)| s)
-        .filter(|s| app.usdm.cfg.funding_interval_hours.contains_key(s))
-        .map(|s| {
+        .filter(|(s, hours)| {
+            cfg.funding_interval_hours.contains_key(s)
+                || cfg.rate_caps.contains_key(s)
+                || *hours != cfg.interval_hours(s)
+        })
+        .map(|(s, hours)| {
+            let cap = cfg.cap(&s);
             json!({"symbol": s, "adjustedFundingRateCap": d8(cap), "adjustedFundingRateFloor": d8(-cap),
-                   "fundingIntervalHours": app.usdm.cfg.interval_hours(&s), "disclaimer": false})
+                   "fundingIntervalHours": hours, "disclaimer": false})
         })
         .collect();
     Value::Array(rows)
