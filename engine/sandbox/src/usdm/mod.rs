@@ -23,8 +23,8 @@
 //! `timestamp`) is on the market's clock, so funding times compare with the
 //! events that announce them at any `speed`; at speed 1 that is the server
 //! clock. Settled rows are made when a request or a stream tick first sees
-//! the market past a funding time (what a client sees is the same), and are
-//! not kept across restarts.
+//! the market past a funding time (what a client sees is the same); after a
+//! restart they are made again from the bars the sandbox kept.
 
 pub(crate) mod rest;
 pub(crate) mod ws;
