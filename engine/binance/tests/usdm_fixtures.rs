@@ -160,6 +160,14 @@ fn premium_index_fields_land_where_they_belong() {
         .collect();
     assert_eq!(list[0].next_funding_time, Some(1596096000000));
     assert_eq!((list[1].funding_rate_estimate, list[1].interest_rate, list[1].next_funding_time), (None, None, None));
+
+    // An all-symbol answer keeps the perpetuals: the delivery contract goes,
+    // and with exchangeInfo known, so does any symbol not listed there.
+    let raw = || parse::<PremiumIndexAnswer>(&dir, "dapi_premiumIndex_list_delivery.json").into_vec();
+    let kept: Vec<String> = perpetuals_only(raw(), None).into_iter().map(|p| p.symbol).collect();
+    assert_eq!(kept, ["BTCUSD_PERP"]);
+    let um_only: std::collections::HashSet<String> = ["BTCUSDT".to_string()].into();
+    assert!(perpetuals_only(raw(), Some(&um_only)).is_empty(), "a COIN-M perpetual is not a USDⓈ-M one");
 }
 
 #[test]

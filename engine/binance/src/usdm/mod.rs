@@ -82,9 +82,14 @@ impl Default for UsdmConfig {
     }
 }
 
-/// The USDⓈ-M market-data client. Cheap to share behind an `Arc`.
+/// The USDⓈ-M market-data client (call [`UsdmClient::exchange_info`] once
+/// so all-symbol answers keep to the trading perpetuals). Cheap to share behind an `Arc`.
 pub struct UsdmClient {
     rest: Arc<RestClient>,
+    /// The trading perpetuals of the last `exchangeInfo`: the all-symbol
+    /// answers are cut to them (they may carry quarterlies and, since the
+    /// 2026 merge, COIN-M symbols).
+    perpetuals: std::sync::RwLock<Option<std::collections::HashSet<String>>>,
     funding: Bucket,
     futures_data: Bucket,
     cfg: UsdmConfig,
@@ -98,6 +103,7 @@ impl UsdmClient {
         rest.set_weight_limit_1m(FAPI_WEIGHT_PER_MINUTE);
         Ok(Self {
             rest: Arc::new(rest),
+            perpetuals: std::sync::RwLock::new(None),
             funding: Bucket::new("funding", cfg.funding_requests_per_5m, BUCKET_WINDOW),
             futures_data: Bucket::new("futures_data", cfg.futures_data_requests_per_5m, BUCKET_WINDOW),
             cfg,
@@ -150,6 +156,8 @@ impl UsdmClient {
         {
             self.rest.set_weight_limit_1m(r.limit);
         }
+        let perps = info.symbols.iter().filter(|s| s.is_trading_perpetual()).map(|s| s.symbol.clone()).collect();
+        *self.perpetuals.write().unwrap_or_else(|p| p.into_inner()) = Some(perps);
         Ok(info)
     }
 
@@ -190,7 +198,12 @@ impl FuturesData for UsdmClient {
     async fn premium_index(&self, symbol: Option<&Symbol>) -> Result<Vec<MarkPrice>, VenueError> {
         let params = symbol.map(symbol_param).unwrap_or_default();
         let answer: PremiumIndexAnswer = self.get("/fapi/v1/premiumIndex", params).await?;
-        Ok(answer.into_vec().iter().map(|p| p.to_core()).collect())
+        let all = answer.into_vec();
+        if symbol.is_some() {
+            return Ok(all.iter().map(|p| p.to_core()).collect());
+        }
+        let perps = self.perpetuals.read().unwrap_or_else(|p| p.into_inner());
+        Ok(model::perpetuals_only(all, perps.as_ref()).iter().map(|p| p.to_core()).collect())
     }
 
     async fn funding_history(&self, q: &FundingQuery) -> Result<Vec<FundingSettlement>, VenueError> {

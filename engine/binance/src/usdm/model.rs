@@ -105,6 +105,13 @@ impl PremiumIndex {
     }
 }
 
+/// The perpetuals of an all-symbol `premiumIndex` answer: delivery
+/// contracts (no funding time) are dropped, and, when the trading
+/// perpetuals of `exchangeInfo` are known, everything not among them.
+pub fn perpetuals_only(all: Vec<PremiumIndex>, known: Option<&std::collections::HashSet<String>>) -> Vec<PremiumIndex> {
+    all.into_iter().filter(|p| p.next_funding_time.is_some() && known.is_none_or(|k| k.contains(&p.symbol))).collect()
+}
+
 /// `premiumIndex` answers an object for one symbol and an array without.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]

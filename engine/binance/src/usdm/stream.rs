@@ -95,7 +95,9 @@ impl MarkStream {
                                 let Some(items) = self.read(t.as_str()) else { continue };
                                 attempt = 0;
                                 silent_since = tokio::time::Instant::now();
-                                for u in items {
+                                // The all-market array: perpetuals only (delivery items have no funding time).
+                                let all_market = self.url.contains("!markPrice@arr");
+                                for u in items.into_iter().filter(|u| !all_market || u.next_funding_time.is_some()) {
                                     let ev = FuturesFeed::Event(FuturesEvent::Mark(u.to_core()));
                                     if tx.send(ev).await.is_err() {
                                         return;
