@@ -106,6 +106,14 @@ async fn rest_endpoints_answer_in_the_documented_shapes() {
     assert_eq!(ts.len(), 10);
     assert!(ts.windows(2).all(|w| w[1] - w[0] == 300_000), "{ts:?}");
     assert!(ts.iter().all(|t| t % 300_000 == 0));
+    // Periods without trades are missing, not zero: the hours before the
+    // first bar (25 h ago) give no rows.
+    let from = ts[0] - 27 * HOUR;
+    let hist =
+        ok(&sb, &format!("/futures/data/openInterestHist?symbol=BTCUSDT&period=1h&startTime={from}&limit=3")).await;
+    let first = hist[0]["timestamp"].as_i64().unwrap();
+    assert!(first >= from + 2 * HOUR, "rows before the market existed: {hist}");
+    assert_eq!(hist.as_array().unwrap().len(), 3, "the first rows that exist, from startTime");
 
     let info = ok(&sb, "/fapi/v1/exchangeInfo").await;
     has_fixture_keys(&info, "fapi_exchangeInfo_current_schema.json");
