@@ -46,7 +46,7 @@ const HOUR_MS: i64 = 3_600_000;
 /// multiple of any funding interval, so settled rates differ).
 const BASIS_PERIOD_MS: i64 = 6 * HOUR_MS + 7 * 60_000;
 /// Binance's interest component per interval (0.01 %).
-const INTEREST_RATE: &str = "0.0001";
+const INTEREST_RATE: Decimal = Decimal::from_parts(1, 0, 0, false, 4);
 /// The clamp of `I − P` in Binance's funding formula (0.05 %).
 const INTEREST_CLAMP: f64 = 0.0005;
 /// Settled rows kept per symbol.
@@ -200,7 +200,7 @@ impl Snapshot {
 }
 
 fn interest() -> Decimal {
-    INTEREST_RATE.parse().unwrap_or_default()
+    INTEREST_RATE
 }
 
 fn dec(x: f64) -> Decimal {
