@@ -19,6 +19,9 @@ use tokio::time::timeout;
 
 const WAIT: Duration = Duration::from_secs(15);
 
+/// The USDⓈ-M futures client against the sandbox's perpetuals.
+mod usdm_venue;
+
 fn d(s: &str) -> Decimal {
     s.parse().unwrap()
 }

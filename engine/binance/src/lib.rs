@@ -1,7 +1,8 @@
 //! The Binance spot adapter: signing, REST client, models, error
 //! classification, rate limiting, clock sync, the market stream client, the
 //! WebSocket API user-data client and [`BinanceVenue`], which implements
-//! [`keel_core::venue::Venue`].
+//! [`keel_core::venue::Venue`]; and the read-only USDⓈ-M futures market-data
+//! client ([`usdm`]), which implements [`keel_core::futures::FuturesData`].
 //!
 //! The same code talks to mainnet, testnet and any Binance-protocol exchange
 //! on this machine (Keel's sandbox, which `ops` starts and points the adapter
@@ -16,6 +17,7 @@ pub mod model;
 pub mod rest;
 pub mod sign;
 pub mod stream;
+pub mod usdm;
 pub mod user;
 pub mod venue;
 mod ws_orders;

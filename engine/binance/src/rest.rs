@@ -211,6 +211,12 @@ impl RestClient {
         Ok(offset)
     }
 
+    /// Sets the `REQUEST_WEIGHT` per minute: a venue whose budget is not
+    /// spot's (USDⓈ-M futures: 2 400) paces against its own.
+    pub fn set_weight_limit_1m(&self, limit: u64) {
+        self.lock().weight_limit_1m = limit;
+    }
+
     /// Takes the `REQUEST_WEIGHT` and `ORDERS` limits from exchangeInfo.
     pub fn set_limits_from(&self, info: &ExchangeInfo) {
         let mut l = self.lock();

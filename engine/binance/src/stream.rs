@@ -301,7 +301,7 @@ pub(crate) async fn run_market(
 /// A market-stream message Keel cannot read: a warning with its text
 /// (credentials masked) and an alert the engine counts in
 /// `keel_venue_parse_errors_total{stream="market"}`.
-fn unreadable(rest: &super::rest::RestClient, raw: &str, e: &serde_json::Error) {
+pub(crate) fn unreadable(rest: &super::rest::RestClient, raw: &str, e: &serde_json::Error) {
     tracing::warn!(raw = %super::user::redact(raw), error = %e, "binance: market-stream message Keel cannot read");
     rest.alert(keel_core::venue::VenueAlert::Malformed { stream: "market".into(), detail: e.to_string() });
 }

@@ -19,6 +19,7 @@ pub mod decimal_text;
 mod duration;
 pub mod error;
 pub mod fill;
+pub mod futures;
 pub mod instrument;
 pub mod market;
 pub mod order;

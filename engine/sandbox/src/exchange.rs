@@ -209,6 +209,8 @@ struct SymState {
     history: Vec<Bar>,
     tape: Tape,
     depth: DepthBook,
+    /// A synthetic pair's drifting volume ([`super::synthetic`]).
+    volume_wave: Option<super::synthetic::VolumeWave>,
 }
 
 /// What the market-data views read of one symbol.
@@ -561,6 +563,7 @@ impl Exchange {
         let start = minute - history_bars * BAR_MS - days_ago;
         let mut instruments = Vec::new();
         let mut syms = BTreeMap::new();
+        let waves = super::synthetic::waves(cfg.synthetic_symbols);
         for s in &cfg.symbols {
             let mut inst = s.instrument();
             inst.max_num_orders = cfg.max_num_orders;
@@ -580,6 +583,7 @@ impl Exchange {
                     history: Vec::new(),
                     tape: Tape::default(),
                     depth: DepthBook::new(0),
+                    volume_wave: waves.get(&s.symbol).map(|w| w.from_origin(start)),
                 },
             );
         }
@@ -918,8 +922,9 @@ impl ExchangeState {
                 }
                 None => {
                     let p = s.gen.step(dt);
+                    let wave = s.volume_wave.map_or(1.0, |w| w.factor(sim_ms));
                     let v = floor_to_step(
-                        s.cfg.touch_qty * Decimal::new(((s.gen.unit() * 100.0) as i64).max(1), 2),
+                        s.cfg.touch_qty * Decimal::new(((s.gen.unit() * wave * 100.0) as i64).max(1), 2),
                         s.cfg.step_size,
                     )
                     .max(s.cfg.step_size);

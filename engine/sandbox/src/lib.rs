@@ -28,10 +28,12 @@ mod replace;
 mod rest;
 pub mod saved;
 mod streams;
+pub mod synthetic;
 mod tape;
 pub mod test_key;
 mod tickers;
 pub mod tls;
+pub mod usdm;
 mod ws;
 mod ws_session;
 
@@ -210,6 +212,9 @@ pub struct SandboxConfig {
     pub symbol_status: BTreeMap<String, String>,
     /// Listed symbols with their simulated price paths.
     pub symbols: Vec<SymbolConfig>,
+    /// Extra USDT pairs listed after `symbols`, with varied prices, volumes
+    /// and volatilities and drifting volumes ([`synthetic`]); 0: none.
+    pub synthetic_symbols: u32,
     /// Accounts.
     pub accounts: Vec<SandboxAccountConfig>,
     /// Faults from config.
@@ -217,6 +222,8 @@ pub struct SandboxConfig {
     /// Replay these Binance kline CSV files (by symbol) instead of the GBM path:
     /// each simulated minute replays the next row, wrapping around at the end.
     pub replay: BTreeMap<String, std::path::PathBuf>,
+    /// The USDⓈ-M perpetuals beside the spot symbols (`[sandbox.usdm]`).
+    pub usdm: usdm::UsdmConfig,
 }
 
 impl SandboxConfig {
@@ -251,6 +258,13 @@ impl SandboxConfig {
         }
         if !(self.speed.is_finite() && self.speed > 0.0 && self.speed <= MAX_SPEED) {
             return Err(ConfigError::new("sandbox.speed", format!("must be above 0 and at most {MAX_SPEED}")));
+        }
+        self.usdm.validate()?;
+        if self.synthetic_symbols > synthetic::MAX_SYNTHETIC {
+            return Err(ConfigError::new(
+                "sandbox.synthetic_symbols",
+                format!("at most {} synthetic pairs", synthetic::MAX_SYNTHETIC),
+            ));
         }
         if self.ticks_per_bar == 0 || 60_000 % self.ticks_per_bar != 0 {
             return Err(ConfigError::new(
@@ -355,6 +369,7 @@ impl Default for SandboxConfig {
             id_base: 0,
             symbol_status: BTreeMap::new(),
             symbols: default_symbols(),
+            synthetic_symbols: 0,
             accounts: vec![SandboxAccountConfig {
                 api_key: DEFAULT_API_KEY.into(),
                 api_secret: DEFAULT_API_SECRET.into(),
@@ -367,6 +382,7 @@ impl Default for SandboxConfig {
             }],
             faults: FaultConfig::default(),
             replay: BTreeMap::new(),
+            usdm: usdm::UsdmConfig::default(),
         }
     }
 }
@@ -887,6 +903,8 @@ pub(crate) struct App {
     pub paused: Arc<AtomicBool>,
     /// The Coinbase protocol's API keys.
     pub coinbase: coinbase::CoinbaseState,
+    /// The USDⓈ-M perpetuals and their limits.
+    pub usdm: usdm::Usdm,
 }
 
 impl App {
@@ -910,6 +928,7 @@ impl Sandbox {
         let test_key = test_key::prepare(&mut cfg)?;
         let coinbase_key = coinbase::test_key::prepare(&mut cfg)?;
         let coinbase_keys = coinbase::CoinbaseState::from_config(&cfg)?;
+        synthetic::extend(&mut cfg.symbols, cfg.synthetic_symbols);
         if cfg.symbols.is_empty() {
             return Err(SandboxError::Config("at least one symbol is needed".into()));
         }
@@ -951,6 +970,11 @@ impl Sandbox {
             }),
             paused: paused.clone(),
             coinbase: coinbase_keys,
+            usdm: usdm::Usdm::new(
+                cfg.usdm.clone(),
+                cfg.ban_after_429s,
+                i64::try_from(cfg.first_ban_s.saturating_mul(1000)).unwrap_or(i64::MAX),
+            ),
         });
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -964,6 +988,7 @@ impl Sandbox {
             .route("/v2/{*rest}", axum::routing::any(coinbase::v2::handle))
             .route(coinbase::ws::MARKET_PATH, axum::routing::get(coinbase::ws::market))
             .route(coinbase::ws::USER_PATH, axum::routing::get(coinbase::ws::user))
+            .merge(usdm::routes())
             .fallback(rest::handle)
             .with_state(app.clone());
         let mut srv_stop = stop_rx.clone();

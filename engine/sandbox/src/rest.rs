@@ -86,7 +86,7 @@ impl Params {
     }
 }
 
-fn reply(status: StatusCode, body: &Value, weight: u64, extra: &[(&str, String)]) -> Response {
+pub(crate) fn reply(status: StatusCode, body: &Value, weight: u64, extra: &[(&str, String)]) -> Response {
     let mut resp = Response::new(Body::from(body.to_string()));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
