@@ -17,6 +17,7 @@ pub mod cmd_check;
 pub mod cmd_data;
 pub mod cmd_run;
 pub mod cmd_sandbox;
+pub mod cmd_scan;
 pub mod cmd_state;
 pub mod config;
 pub mod discord;
