@@ -91,18 +91,25 @@ fn files_in(dir: &Path) -> Vec<String> {
     names
 }
 
+/// Four hours of one-tick bars: the 5m open-interest points exist, and a
+/// debug build starts the sandbox in a fraction of a second.
+const FAST: &str = "history_bars = 240\nticks_per_bar = 1\n";
+
 #[test]
 fn scan_of_the_embedded_synthetic_market_sorts_as_asked_and_prints_a_table() {
     let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(dir.path().join("scan.toml"), "[venue]\nmode = \"sandbox\"\n\n[sandbox]\nsynthetic_symbols = 30\n")
-        .expect("config");
-    for (sort, top) in [("volume", 32usize), ("change", 7), ("funding", 10), ("oi_change", 5)] {
+    std::fs::write(
+        dir.path().join("scan.toml"),
+        format!("[venue]\nmode = \"sandbox\"\n\n[sandbox]\nsynthetic_symbols = 30\n{FAST}"),
+    )
+    .expect("config");
+    for (sort, top) in [("volume", 7usize), ("change", 32), ("funding", 32), ("oi_change", 5)] {
         let rows = scan_json(dir.path(), "scan.toml", &["--sort", sort, "--top", &top.to_string()]);
         assert_eq!(rows.len(), top, "--top {top} of 32 eligible pairs");
         rows.iter().for_each(assert_fields);
         assert!(rows.iter().all(|r| r["symbol"].as_str().is_some_and(|s| s.ends_with("USDT"))));
         assert_sorted(&rows, sort);
-        if sort == "volume" {
+        if top == 32 {
             let synthetic = rows.iter().filter(|r| r["symbol"].as_str().is_some_and(|s| s.starts_with('S'))).count();
             assert_eq!(synthetic, 30, "all 30 synthetic pairs are eligible");
         }
@@ -120,10 +127,10 @@ fn scan_of_the_embedded_synthetic_market_sorts_as_asked_and_prints_a_table() {
     assert_eq!(files_in(dir.path()), ["scan.toml"], "a scan writes no data dir and no sandbox state");
 }
 
-/// A paused sandbox (one tick per 1m bar, a day of history) the scan reads
+/// A paused sandbox (one tick per 1m bar, six hours of history) the scan reads
 /// as an external venue, and the config that points at it.
 async fn paused_sandbox(dir: &Path) -> (SandboxHandle, String) {
-    let cfg = SandboxConfig { synthetic_symbols: 30, ticks_per_bar: 1, history_bars: 1500, ..SandboxConfig::default() };
+    let cfg = SandboxConfig { synthetic_symbols: 30, ticks_per_bar: 1, history_bars: 360, ..SandboxConfig::default() };
     let sb = Sandbox::start(cfg).await.expect("sandbox starts");
     sb.market.pause();
     let config = format!(
@@ -144,8 +151,9 @@ async fn rest(sb: &SandboxHandle, path: &str) -> Value {
 async fn scan_of_an_external_sandbox_agrees_with_its_own_rest() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (sb, config) = paused_sandbox(dir.path()).await;
-    let path = dir.path().to_path_buf();
-    let rows = tokio::task::spawn_blocking(move || scan_json(&path, &config, &["--top", "32"])).await.expect("scan");
+    let (path, all_config) = (dir.path().to_path_buf(), config.clone());
+    let rows =
+        tokio::task::spawn_blocking(move || scan_json(&path, &all_config, &["--top", "32"])).await.expect("scan");
     assert_eq!(rows.len(), 32);
 
     // The ranking by volume is the spot tickers' own.
@@ -177,6 +185,41 @@ async fn scan_of_an_external_sandbox_agrees_with_its_own_rest() {
         })
         .collect();
     assert!(!listed.is_empty(), "the sandbox adjusts some intervals (ETHUSDT: 4h)");
+    // Each sort's top 5 is the REST figures' own ranking (ties keep the
+    // volume order): funding by its absolute value, open interest by the
+    // change between the last two 5m points.
+    let mut change_of = BTreeMap::new();
+    let mut oi_change_of = BTreeMap::new();
+    for (_, symbol) in &by_volume {
+        let t = rest(&sb, &format!("/api/v3/ticker/24hr?symbol={symbol}")).await;
+        change_of.insert(symbol.clone(), dec(&t["priceChangePercent"]));
+        let hist = rest(&sb, &format!("/futures/data/openInterestHist?symbol={symbol}&period=5m&limit=2")).await;
+        let points: Vec<Decimal> =
+            hist.as_array().expect("array").iter().map(|p| dec(&p["sumOpenInterest"]).expect("sum")).collect();
+        assert_eq!(points.len(), 2, "{symbol}: six hours of history have 5m points");
+        oi_change_of.insert(symbol.clone(), ((points[1] - points[0]) * Decimal::ONE_HUNDRED / points[0]).round_dp(3));
+    }
+    let rate_of = |s: &str| dec(&marks[s]["lastFundingRate"]).expect("rate");
+    assert!(
+        marks.keys().any(|s| rate_of(s) < -Decimal::new(2, 4)),
+        "some funding is strongly negative, so ranking by its absolute value differs from by its sign"
+    );
+    for (sort, key) in [
+        ("change", Box::new(|s: &str| change_of[s]) as Box<dyn Fn(&str) -> Option<Decimal>>),
+        ("funding", Box::new(|s: &str| Some(rate_of(s).abs()))),
+        ("oi_change", Box::new(|s: &str| Some(oi_change_of[s]))),
+    ] {
+        let mut want: Vec<&str> = by_volume.iter().map(|(_, s)| s.as_str()).collect();
+        want.sort_by_key(|s| std::cmp::Reverse(key(s)));
+        want.truncate(5);
+        let (path, config) = (dir.path().to_path_buf(), config.clone());
+        let got = tokio::task::spawn_blocking(move || scan_json(&path, &config, &["--sort", sort, "--top", "5"]))
+            .await
+            .expect("scan");
+        let got: Vec<&str> = got.iter().map(|r| r["symbol"].as_str().expect("symbol")).collect();
+        assert_eq!(got, want, "--sort {sort}");
+    }
+
     // Every figure of a few rows, the first (highest volume) among them.
     for row in rows.iter().step_by(7) {
         let symbol = row["symbol"].as_str().expect("symbol");
@@ -202,7 +245,7 @@ async fn scan_of_an_external_sandbox_agrees_with_its_own_rest() {
         let hist = rest(&sb, &format!("/futures/data/openInterestHist?symbol={symbol}&period=5m&limit=2")).await;
         let points: Vec<Decimal> =
             hist.as_array().expect("array").iter().map(|p| dec(&p["sumOpenInterest"]).expect("sum")).collect();
-        assert_eq!(points.len(), 2, "{symbol}: a day of history has 5m points");
+        assert_eq!(points.len(), 2, "{symbol}: six hours of history have 5m points");
         let change = ((points[1] - points[0]) * Decimal::ONE_HUNDRED / points[0]).round_dp(3);
         assert_eq!(dec(&row["open_interest_change_pct"]), Some(change), "{symbol} OI change");
     }
