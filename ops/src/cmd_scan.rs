@@ -55,7 +55,7 @@ pub struct ScanArgs {
     /// Print a JSON array of objects (every field present; decimals as strings) instead of the table.
     #[arg(long)]
     pub json: bool,
-    /// How many rows.
+    /// How many rows (1 to 1000).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub top: u16,
     /// Rank by: volume, change, funding (by absolute funding, descending) or oi_change.
@@ -75,7 +75,7 @@ pub enum SortKey {
     Change,
     /// The absolute funding estimate.
     Funding,
-    /// The open-interest change over the last period.
+    /// The open-interest change over the last 5-minute period.
     #[value(name = "oi_change")]
     OiChange,
 }
