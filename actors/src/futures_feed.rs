@@ -46,7 +46,11 @@ pub struct FuturesFeedConfig {
 
 impl Default for FuturesFeedConfig {
     fn default() -> Self {
-        Self { speed: MarkPriceSpeed::Every3s, oi_every: Duration::from_secs(60), settle_delay: Duration::from_secs(60) }
+        Self {
+            speed: MarkPriceSpeed::Every3s,
+            oi_every: Duration::from_secs(60),
+            settle_delay: Duration::from_secs(60),
+        }
     }
 }
 
@@ -141,12 +145,12 @@ impl FuturesFeed {
         let Some(symbol) = self.symbols.get(self.oi_cursor % self.symbols.len().max(1)).cloned() else { return };
         self.oi_cursor = self.oi_cursor.wrapping_add(1);
         let data = self.data.clone();
-        ctx.spawn(async move { data.open_interest(&symbol).await }.into_actor(self).map(|result, act, ctx| {
-            match result {
+        ctx.spawn(async move { data.open_interest(&symbol).await }.into_actor(self).map(
+            |result, act, ctx| match result {
                 Ok(oi) => act.dispatch(FuturesEvent::OpenInterest(oi), ctx),
                 Err(e) => tracing::warn!(error = %e, "open interest not read"),
-            }
-        }));
+            },
+        ));
     }
 }
 

@@ -302,13 +302,16 @@ impl EngineHandle {
     }
 
     /// Starts the futures feed ([`crate::futures_feed`]) from `data` for the
-    /// symbols the strategies trade; it stops when the engine shuts down.
+    /// symbols the strategies trade that `keep` accepts (those the venue
+    /// lists as perpetuals); it stops when the engine shuts down.
     pub async fn start_futures_feed(
         &self,
         data: Arc<dyn keel_core::futures::FuturesData>,
         cfg: crate::futures_feed::FuturesFeedConfig,
+        keep: impl Fn(&Symbol) -> bool,
     ) -> Result<Addr<crate::futures_feed::FuturesFeed>, CommandError> {
-        let routes = self.futures_routes().await?;
+        let mut routes = self.futures_routes().await?;
+        routes.retain(|s, _| keep(s));
         let events = self.parts.events.clone();
         Ok(crate::futures_feed::FuturesFeed::new(data, routes, cfg, events).start())
     }

@@ -452,6 +452,22 @@ pub fn event_notice(event: &EngineEvent, fills: bool) -> Option<Notice> {
             let severity = if severity == Severity::Critical { severity } else { Severity::Warning };
             Notice::new("Venue alert", severity, text, now).field("alert", alert_kind(alert))
         }
+        EngineEvent::SetupAlert(a) => {
+            // A setup worth a look, not a fault: informational.
+            let mut n = Notice::new(
+                format!("Setup alert: {} {}", a.symbol, a.condition),
+                Severity::Info,
+                format!("Setup alert [{}]: {}", a.strategy_id, a.message),
+                a.ts_ms,
+            )
+            .field("symbol", a.symbol.to_string())
+            .field("condition", a.condition.clone())
+            .field("strategy", a.strategy_id.to_string());
+            for (name, value) in &a.values {
+                n = n.field(name, value.clone());
+            }
+            n
+        }
     })
 }
 
