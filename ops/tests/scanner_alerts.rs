@@ -3,13 +3,18 @@
 //! client and the engine's futures feed (as `keel run` starts them). Its
 //! funding alert fires once per throttle window, carries the values the
 //! sandbox serves, and reaches a fake Discord webhook on loopback and the
-//! console's event stream.
+//! console's event stream. A strategy reading futures data sees the
+//! sandbox's settlements, funding interval and open interest.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
+use actors::futures_feed::FuturesFeedConfig;
 use keel_core::clock::{SharedClock, SystemClock};
+use keel_core::futures::{FuturesEvent, MarkPriceSpeed};
+use keel_core::futures_board::FuturesSnapshot;
+use keel_core::strategy::{Strategy, StrategyCtx};
 use serde_json::Value;
 use tokio::time::{timeout_at, Instant};
 
@@ -166,7 +171,7 @@ async fn a_funding_alert_fires_once_per_window_with_the_sandbox_values_to_discor
     for pair in ts.windows(2) {
         assert!(pair[1] - pair[0] >= THROTTLE_MS, "two alerts within one window: {ts:?}");
         // The condition holds on every mark price (every 3 s): the next window's first one goes.
-        assert!(pair[1] - pair[0] < THROTTLE_MS + 4_000, "a window without an alert: {ts:?}");
+        assert!(pair[1] - pair[0] < THROTTLE_MS + 6_000, "a window without an alert: {ts:?}");
     }
 
     // With the market paused the values stand still: the next alert carries
@@ -215,6 +220,133 @@ async fn a_funding_alert_fires_once_per_window_with_the_sandbox_values_to_discor
 
     handle.shutdown(Duration::from_millis(500)).await;
     surfaces.stop().await;
+    built.stop().await;
+    let _ = store.flush();
+}
+
+/// A futures event with what `ctx.futures` read right after it.
+type Seen = Vec<(FuturesEvent, Option<FuturesSnapshot>)>;
+
+/// Records every futures event it receives.
+struct Reader {
+    symbol: keel_core::Symbol,
+    seen: Arc<Mutex<Seen>>,
+}
+
+impl Strategy for Reader {
+    fn kind(&self) -> &'static str {
+        "reader"
+    }
+    fn symbols(&self) -> Vec<keel_core::Symbol> {
+        vec![self.symbol.clone()]
+    }
+    fn on_futures(&mut self, event: &FuturesEvent, ctx: &mut StrategyCtx<'_>) {
+        let snap = ctx.futures(&self.symbol).cloned();
+        if let Ok(mut s) = self.seen.lock() {
+            s.push((event.clone(), snap));
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn a_strategy_reads_the_settlements_intervals_and_open_interest_the_sandbox_serves() {
+    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn").try_init();
+    // ETHUSDT settles every 4 h of market time: 10 s at speed 1440.
+    let text = config()
+        .replace("[http]\nlisten = \"127.0.0.1:0\"", "[http]\nenabled = false\nlisten = \"127.0.0.1:0\"")
+        .replace("[notify.discord]\nenabled = true", "[notify.discord]\nenabled = false")
+        .replace("[venue]\n", "[sandbox]\nspeed = 1440\n\n[venue]\n")
+        .replace("[balances]\n", "[balances]\nETH = \"0\"\n")
+        .replace(
+            "[[strategy]]",
+            "[[symbol]]\nsymbol = \"ETHUSDT\"\nbase = \"ETH\"\nquote = \"USDT\"\ntick_size = \"0.01\"\nstep_size = \"0.0001\"\nmin_qty = \"0.0001\"\nmax_qty = \"90000\"\nmin_notional = \"5\"\nstart_price = \"3200\"\nvolatility = 0.5\nseed = 7\nspread_bps = \"1.5\"\ntouch_qty = \"40\"\n\n[[strategy]]",
+        );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = ops::config::Config::parse(&text).expect("valid config");
+    config.engine.data_dir = dir.path().join("data");
+    let store = ops::cmd_run::open_store(&config.engine.data_dir).expect("store");
+    let built = ops::venues::build(&config, Some(store.as_ref())).await.expect("embedded sandbox");
+    let clock: SharedClock = Arc::new(SystemClock);
+    let mut setup = ops::cmd_run::engine_setup(&config, store.clone(), built.venue.clone(), clock).expect("setup");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut reader_cfg = config.strategies[0].clone();
+    reader_cfg.id = "reader".into();
+    reader_cfg.symbol = "ETHUSDT".into();
+    let reader = Reader { symbol: "ETHUSDT".into(), seen: seen.clone() };
+    setup.strategies.push((reader_cfg, Box::new(reader)));
+    let handle = actors::start_engine(setup).await.expect("engine starts");
+    let sandbox = built.sandbox.as_ref().expect("embedded").handle();
+    let client = ops::futures_data::usdm_client(&config, Some(sandbox)).expect("no error").expect("a client");
+    let feed = FuturesFeedConfig {
+        speed: MarkPriceSpeed::Every1s,
+        oi_every: Duration::from_millis(400),
+        settle_delay: Duration::from_millis(200),
+    };
+    handle.start_futures_feed(Arc::new(client), feed, |_| true).await.expect("feed starts");
+
+    // Until a settlement, open interest twice and the interval arrived.
+    let got = |f: fn(&FuturesEvent) -> bool| seen.lock().map(|s| s.iter().filter(|e| f(&e.0)).count()).unwrap_or(0);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while (got(|e| matches!(e, FuturesEvent::Funding(_))) == 0
+        || got(|e| matches!(e, FuturesEvent::OpenInterest(_))) < 2)
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    let rest = |path: String| async move {
+        let v: Value =
+            reqwest::get(format!("{}{path}", sandbox.rest_url)).await.expect("answers").json().await.expect("JSON");
+        v
+    };
+
+    // The interval is the sandbox's (fundingInfo lists ETHUSDT at 4 h), and annualising uses it.
+    let interval = seen.iter().find_map(|(e, _)| match e {
+        FuturesEvent::Interval(i) => Some(i.interval_hours),
+        _ => None,
+    });
+    assert_eq!(interval, Some(4), "events: {}", seen.len());
+    // The settlement is the sandbox's row at a funding time the marks announced.
+    let (settled, snap) = seen
+        .iter()
+        .find_map(|(e, s)| match e {
+            FuturesEvent::Funding(f) => Some((f.clone(), s.clone().expect("a snapshot"))),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no settlement in 40 s; {} events", seen.len()));
+    let announced = seen
+        .iter()
+        .any(|(e, _)| matches!(e, FuturesEvent::Mark(m) if m.next_funding_time == Some(settled.funding_time)));
+    assert!(announced, "settled at {} which no mark price announced", settled.funding_time);
+    let rows = rest(format!("/fapi/v1/fundingRate?symbol=ETHUSDT&startTime={}", settled.funding_time)).await;
+    let row = &rows[0];
+    assert_eq!(row["fundingTime"].as_i64(), Some(settled.funding_time));
+    assert_eq!(row["fundingRate"].as_str().and_then(|r| r.parse().ok()), Some(settled.rate));
+    assert_eq!(snap.last_settlement.as_ref(), Some(&settled), "ctx.futures holds the settlement");
+    assert_eq!(snap.interval_hours, 4);
+    // Open interest: each event's value is what ctx.futures reads, and the change is between the two.
+    let ois: Vec<_> = seen
+        .iter()
+        .filter_map(|(e, s)| match e {
+            FuturesEvent::OpenInterest(o) => Some((o.clone(), s.clone().expect("a snapshot"))),
+            _ => None,
+        })
+        .collect();
+    assert!(ois.len() >= 2);
+    for (o, s) in &ois {
+        assert_eq!(s.open_interest, Some(o.open_interest));
+        assert!(o.open_interest > rust_decimal::Decimal::ZERO);
+    }
+    assert_eq!(ois[1].1.open_interest_change, Some(ois[1].0.open_interest - ois[0].0.open_interest));
+    // Every mark price is the sandbox's kind of value: a positive mark with a funding time ahead.
+    for (e, s) in &seen {
+        if let FuturesEvent::Mark(m) = e {
+            let s = s.as_ref().expect("a snapshot");
+            assert_eq!((s.mark_price, s.next_funding_time), (Some(m.mark_price), m.next_funding_time));
+        }
+    }
+
+    handle.shutdown(Duration::from_millis(500)).await;
     built.stop().await;
     let _ = store.flush();
 }
