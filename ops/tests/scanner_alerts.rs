@@ -84,8 +84,20 @@ struct Fake {
     received: Mutex<Vec<Value>>,
 }
 
+/// The JSON of a webhook call: the body, or a multipart body's
+/// `payload_json` part (a message with a chart attached).
+fn payload(body: &[u8]) -> Option<Value> {
+    if let Ok(v) = serde_json::from_slice(body) {
+        return Some(v);
+    }
+    let text = String::from_utf8_lossy(body);
+    let part = text.split("name=\"payload_json\"").nth(1)?;
+    let json = part.split("\r\n\r\n").nth(1)?.split("\r\n--").next()?;
+    serde_json::from_str(json).ok()
+}
+
 async fn webhook(body: web::Bytes, fake: web::Data<Fake>) -> HttpResponse {
-    if let (Ok(v), Ok(mut r)) = (serde_json::from_slice(&body), fake.received.lock()) {
+    if let (Some(v), Ok(mut r)) = (payload(&body), fake.received.lock()) {
         r.push(v);
     }
     HttpResponse::NoContent().finish()
