@@ -89,4 +89,7 @@ pub enum EngineEvent {
     },
     /// The venue raised an alert (429, 418, order rate).
     VenueAlert(VenueAlert),
+    /// A strategy raised a setup alert (the `scanner` kind): a condition
+    /// held on a symbol, with the values that triggered it.
+    SetupAlert(keel_core::alert::SetupAlert),
 }
