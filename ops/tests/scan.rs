@@ -130,7 +130,13 @@ fn scan_of_the_embedded_synthetic_market_sorts_as_asked_and_prints_a_table() {
 /// A paused sandbox (one tick per 1m bar, six hours of history) the scan reads
 /// as an external venue, and the config that points at it.
 async fn paused_sandbox(dir: &Path) -> (SandboxHandle, String) {
-    let cfg = SandboxConfig { synthetic_symbols: 30, ticks_per_bar: 1, history_bars: 360, ..SandboxConfig::default() };
+    // A wide basis (100 bp, not the default 15): the funding estimate averages
+    // the basis since the last settlement, which over most of an 8 h interval
+    // damps a 15 bp basis below the ±5 bp clamp — then every rate is the
+    // interest rate, and ranking by |funding| could not be told from by sign.
+    let usdm = keel_sandbox::usdm::UsdmConfig { basis_bps: Decimal::ONE_HUNDRED, ..Default::default() };
+    let cfg =
+        SandboxConfig { synthetic_symbols: 30, ticks_per_bar: 1, history_bars: 360, usdm, ..SandboxConfig::default() };
     let sb = Sandbox::start(cfg).await.expect("sandbox starts");
     sb.market.pause();
     let config = format!(
