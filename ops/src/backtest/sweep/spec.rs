@@ -339,6 +339,7 @@ mod tests {
             id: id.into(),
             kind: kind.into(),
             symbol: symbol.into(),
+            symbols: None,
             paused: false,
             params: toml::from_str("fast = 10\nslow = 20\nqty = \"1\"").unwrap(),
         }
