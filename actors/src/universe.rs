@@ -1,0 +1,477 @@
+//! Universe: runs strategy templates (`symbols = "universe"`) on the venue's
+//! top symbols and keeps that set current.
+//!
+//! Every `refresh` it asks the venue for its market
+//! ([`Venue::universe_candidates`]), ranks it ([`UniverseRules::select`]) and
+//! applies the change ([`Selection::change_from`]):
+//! - a symbol that joins gets market data first, then one instance per
+//!   template (id `ID@SYMBOL`), warmed up from REST klines fetched one after
+//!   another (paced), then wired into the guard, the router, market data, the
+//!   supervisor and the operator surfaces;
+//! - a symbol that leaves keeps its instance, but the risk guard makes every
+//!   order of it reduce-only (nothing can open or add to a position off the
+//!   universe); with `cancel_orders_on_leave` its working orders are cancelled
+//!   at once. Once it holds nothing the lot step can sell and has no working
+//!   order, the instance retires (its routes are dropped, and with them the
+//!   actor);
+//! - a leaving symbol that joins again before it retired is simply let trade
+//!   again.
+//!
+//! Each change is logged (one line), counted (`keel_universe_symbols`,
+//! `keel_universe_changes_total`) and published
+//! ([`EngineEvent::UniverseChanged`], which the notifiers send on).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use actix::prelude::*;
+use keel_core::account::AccountView;
+use keel_core::clock::SharedClock;
+use keel_core::config::StrategyConfig;
+use keel_core::instrument::Instrument;
+use keel_core::strategy::{Strategy, StrategyRunner};
+use keel_core::universe::{Candidate, Selection, UniverseRules};
+use keel_core::venue::{MarketFeed, Venue, VenueError};
+use keel_core::{Decimal, StrategyId, Symbol};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::events::EngineEvent;
+use crate::market_data::MarketData;
+use crate::messages::{CancelOrder, GetOpenOrders};
+use crate::metrics::metrics;
+use crate::order_router::OrderRouter;
+use crate::patience::{retrying, Patience};
+use crate::risk_guard::RiskGuard;
+use crate::strategy_host::{HostRoutes, StrategyHost};
+use crate::supervisor::Supervisor;
+
+/// Builds a strategy from an instance's config block (the strategies crate
+/// knows the kinds; the actors do not depend on it).
+pub type BuildStrategy = Arc<dyn Fn(&StrategyConfig) -> Result<Box<dyn Strategy>, String> + Send + Sync>;
+
+/// The running instances by id, shared by the universe (which adds and
+/// retires them) and the operator surfaces (which list and pause them).
+pub type HostRegistry = Arc<RwLock<BTreeMap<StrategyId, Addr<StrategyHost>>>>;
+
+/// What the engine needs to run templates on a universe (`[universe]`).
+#[derive(Clone)]
+pub struct UniverseSetup {
+    /// The ranking.
+    pub rules: UniverseRules,
+    /// How often the ranking is taken again.
+    pub refresh: Duration,
+    /// A leaving symbol's working orders are cancelled at once.
+    pub cancel_orders_on_leave: bool,
+    /// The templates (`symbols = "universe"` blocks), in config order.
+    pub templates: Vec<StrategyConfig>,
+    /// Builds each instance's strategy.
+    pub build: BuildStrategy,
+}
+
+impl UniverseSetup {
+    /// The instances of every template on `symbol`.
+    pub fn instances(&self, symbol: &Symbol) -> Vec<StrategyConfig> {
+        self.templates.iter().map(|t| t.instance(symbol.as_str())).collect()
+    }
+
+    /// The symbol of a template instance id (`ID@SYMBOL`), if `id` is one.
+    pub fn instance_symbol(&self, id: &StrategyId) -> Option<Symbol> {
+        let (template, symbol) = id.as_str().rsplit_once('@')?;
+        self.templates.iter().any(|t| t.id == template).then(|| Symbol::new(symbol))
+    }
+}
+
+/// The members among what the venue lists, restricted to `listed` (symbols
+/// whose instruments the engine loaded at start).
+pub fn select(rules: &UniverseRules, candidates: &[Candidate], listed: &BTreeSet<Symbol>) -> Selection {
+    let known: Vec<Candidate> = candidates.iter().filter(|c| listed.contains(&c.symbol)).cloned().collect();
+    rules.select(&known)
+}
+
+/// A strategy host joined: route its market data, fills, updates and refusals
+/// to it, and watch it.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct HostJoined {
+    /// The instance.
+    pub id: StrategyId,
+    /// The symbols it trades.
+    pub symbols: Vec<Symbol>,
+    /// Its actor.
+    pub host: Addr<StrategyHost>,
+}
+
+/// A strategy host retired: drop every route to it.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct HostRetired {
+    /// The instance.
+    pub id: StrategyId,
+}
+
+/// Tells the risk guard that an instance's symbol left the universe (its
+/// orders become reduce-only) or joined again.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct InstanceLeaving {
+    /// The instance.
+    pub id: StrategyId,
+    /// True while it may only exit.
+    pub leaving: bool,
+}
+
+/// Adds a market feed for symbols that joined (the feeds already running
+/// stay as they are: no gap for the existing symbols).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AddMarketFeed {
+    /// The symbols it carries.
+    pub symbols: Vec<Symbol>,
+    /// The feed.
+    pub feed: mpsc::Receiver<MarketFeed>,
+}
+
+/// Warms `runner` up from the venue's closed klines (one symbol after
+/// another, with `pause` between fetches); returns the open time of the last
+/// bar per symbol, so the host delivers each live bar exactly once.
+pub(crate) async fn warm_up(
+    runner: &mut StrategyRunner,
+    venue: &Arc<dyn Venue>,
+    interval_ms: i64,
+    patience: &Patience,
+    clock: &SharedClock,
+    pause: Duration,
+) -> HashMap<Symbol, i64> {
+    let mut last_bar = HashMap::new();
+    let warmup = runner.warmup_bars();
+    if warmup == 0 {
+        return last_bar;
+    }
+    let id = runner.id().clone();
+    for symbol in runner.symbols().to_vec() {
+        match retrying(patience, "warm-up history", || venue.klines(&symbol, interval_ms, None, warmup + 1)).await {
+            Ok(bars) => {
+                if let Some(b) = bars.last() {
+                    last_bar.insert(symbol.clone(), b.open_time);
+                }
+                if let Err(f) = runner.warm_up(&bars, clock.now_ms()) {
+                    tracing::error!(strategy = %id, error = %f, "strategy failed during warm-up; paused");
+                }
+                tracing::info!(strategy = %id, symbol = %symbol, bars = bars.len(), "strategy warmed up");
+            }
+            Err(e) => tracing::warn!(strategy = %id, symbol = %symbol, error = %e, "no warm-up history"),
+        }
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+    }
+    last_bar
+}
+
+/// The pause between two warm-up kline fetches of joining symbols: a refresh
+/// that adds many symbols spreads their history requests (weight 2 each on
+/// Binance) instead of spending the minute's budget at once.
+pub(crate) const WARM_UP_PAUSE: Duration = Duration::from_millis(100);
+
+/// How often leaving instances are checked for being flat.
+const RETIRE_CHECK: Duration = Duration::from_secs(1);
+
+/// The actors a joining instance is wired into.
+pub struct UniverseRoutes {
+    /// The risk guard.
+    pub risk: Addr<RiskGuard>,
+    /// The order router.
+    pub router: Addr<OrderRouter>,
+    /// Market data.
+    pub market: Addr<MarketData>,
+    /// The supervisor.
+    pub supervisor: Addr<Supervisor>,
+    /// The operator surfaces' registry.
+    pub registry: HostRegistry,
+}
+
+/// One member's instances, and whether it is leaving.
+struct Member {
+    ids: Vec<StrategyId>,
+    leaving: bool,
+}
+
+/// The universe actor.
+pub struct Universe {
+    setup: UniverseSetup,
+    routes: UniverseRoutes,
+    venue: Arc<dyn Venue>,
+    instruments: Vec<Instrument>,
+    listed: BTreeSet<Symbol>,
+    account: AccountView,
+    clock: SharedClock,
+    events: broadcast::Sender<EngineEvent>,
+    interval_ms: i64,
+    selection: Selection,
+    members: BTreeMap<Symbol, Member>,
+    /// A refresh is under way (the next tick skips).
+    busy: bool,
+}
+
+/// What the engine's start hands the universe actor.
+pub struct UniverseStart {
+    /// The universe settings.
+    pub setup: UniverseSetup,
+    /// Where instances are wired.
+    pub routes: UniverseRoutes,
+    /// The venue.
+    pub venue: Arc<dyn Venue>,
+    /// Every instrument the engine loaded (members come from these).
+    pub instruments: Vec<Instrument>,
+    /// The account.
+    pub account: AccountView,
+    /// The clock.
+    pub clock: SharedClock,
+    /// Engine events.
+    pub events: broadcast::Sender<EngineEvent>,
+    /// Bar interval (ms).
+    pub interval_ms: i64,
+    /// The selection the engine started with.
+    pub selection: Selection,
+    /// The instances running at start, by symbol, and whether each symbol
+    /// is leaving (held from an earlier run but no member now).
+    pub running: BTreeMap<Symbol, (Vec<StrategyId>, bool)>,
+}
+
+impl Universe {
+    /// The actor, over the instances the engine started with.
+    pub fn new(start: UniverseStart) -> Self {
+        let listed = start.instruments.iter().map(|i| i.symbol.clone()).collect();
+        let members =
+            start.running.into_iter().map(|(s, (ids, leaving))| (s, Member { ids, leaving })).collect();
+        metrics().universe_symbols.set(start.selection.members.len() as i64);
+        Self {
+            setup: start.setup,
+            routes: start.routes,
+            venue: start.venue,
+            instruments: start.instruments,
+            listed,
+            account: start.account,
+            clock: start.clock,
+            events: start.events,
+            interval_ms: start.interval_ms,
+            selection: start.selection,
+            members,
+            busy: false,
+        }
+    }
+
+    fn refresh(&mut self, ctx: &mut Context<Self>) {
+        if self.busy {
+            return;
+        }
+        self.busy = true;
+        let (venue, rules, listed) = (self.venue.clone(), self.setup.rules.clone(), self.listed.clone());
+        ctx.spawn(async move { venue.universe_candidates().await.map(|c| select(&rules, &c, &listed)) }.into_actor(self).map(
+            |result: Result<Selection, VenueError>, act, ctx| match result {
+                Ok(selection) => act.apply(selection, ctx),
+                Err(e) => {
+                    act.busy = false;
+                    tracing::warn!(error = %e, "universe refresh failed; the members stay as they are until the next one");
+                }
+            },
+        ));
+    }
+
+    fn apply(&mut self, selection: Selection, ctx: &mut Context<Self>) {
+        let change = selection.change_from(&self.selection);
+        self.selection = selection;
+        let m = metrics();
+        m.universe_symbols.set(self.selection.members.len() as i64);
+        if change.is_empty() {
+            self.busy = false;
+            return;
+        }
+        m.universe_changes_total.inc();
+        let names = |v: &[Symbol]| v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",");
+        tracing::info!(
+            joined = %names(&change.joined),
+            left = %names(&change.left),
+            members = self.selection.members.len(),
+            "universe changed"
+        );
+        let _ = self.events.send(EngineEvent::UniverseChanged {
+            joined: change.joined.clone(),
+            left: change.left.clone(),
+            members: self.selection.members.clone(),
+        });
+        for symbol in &change.left {
+            self.leave(symbol, ctx);
+        }
+        let mut new = Vec::new();
+        for symbol in change.joined {
+            match self.members.get_mut(&symbol) {
+                Some(member) => {
+                    // Back before it retired: its instance trades again.
+                    member.leaving = false;
+                    for id in &member.ids {
+                        self.routes.risk.do_send(InstanceLeaving { id: id.clone(), leaving: false });
+                    }
+                }
+                None => new.push(symbol),
+            }
+        }
+        if new.is_empty() {
+            self.busy = false;
+        } else {
+            self.join(new, ctx);
+        }
+    }
+
+    fn leave(&mut self, symbol: &Symbol, ctx: &mut Context<Self>) {
+        let Some(member) = self.members.get_mut(symbol) else { return };
+        member.leaving = true;
+        for id in &member.ids {
+            self.routes.risk.do_send(InstanceLeaving { id: id.clone(), leaving: true });
+        }
+        if !self.setup.cancel_orders_on_leave {
+            return;
+        }
+        let (ids, router, risk) = (member.ids.clone(), self.routes.router.clone(), self.routes.risk.clone());
+        ctx.spawn(
+            async move {
+                let open = router.send(GetOpenOrders).await.unwrap_or_default();
+                for o in open.into_iter().filter(|o| ids.contains(&o.strategy_id) && o.status.is_open()) {
+                    tracing::info!(strategy = %o.strategy_id, client_order_id = %o.client_order_id, "universe: cancelling the working order of a leaving symbol");
+                    risk.do_send(CancelOrder { strategy_id: o.strategy_id, client_order_id: o.client_order_id });
+                }
+            }
+            .into_actor(self),
+        );
+    }
+
+    /// Market data for `symbols` first (so no bar after the warm-up is
+    /// missed), then the instances, warmed up one fetch after another.
+    fn join(&mut self, symbols: Vec<Symbol>, ctx: &mut Context<Self>) {
+        let venue = self.venue.clone();
+        let (interval, clock) = (self.interval_ms, self.clock.clone());
+        let mut runners = Vec::new();
+        for symbol in &symbols {
+            for cfg in self.setup.instances(symbol) {
+                let id = cfg.strategy_id();
+                match (self.setup.build)(&cfg) {
+                    Ok(strategy) => {
+                        let mut runner = StrategyRunner::new(id, strategy)
+                            .with_instruments(&self.instruments)
+                            .with_account(self.account.clone());
+                        if cfg.paused {
+                            runner.set_paused(true);
+                        }
+                        runners.push((symbol.clone(), runner));
+                    }
+                    Err(e) => tracing::error!(strategy = %id, error = %e, "universe: cannot build the instance"),
+                }
+            }
+        }
+        let market = self.routes.market.clone();
+        let feed_symbols = symbols.clone();
+        ctx.spawn(
+            async move {
+                let patience = Patience::new(Duration::from_secs(30));
+                match retrying(&patience, "subscribe to joining symbols", || {
+                    venue.subscribe_market(&feed_symbols, interval)
+                })
+                .await
+                {
+                    Ok(feed) => market.do_send(AddMarketFeed { symbols: feed_symbols, feed }),
+                    Err(e) => {
+                        tracing::error!(symbols = ?feed_symbols, error = %e, "universe: no market data for joining symbols; their instances see no bars")
+                    }
+                }
+                let mut warmed = Vec::new();
+                for (symbol, mut runner) in runners {
+                    let last_bar = warm_up(&mut runner, &venue, interval, &patience, &clock, WARM_UP_PAUSE).await;
+                    warmed.push((symbol, runner, last_bar));
+                }
+                warmed
+            }
+            .into_actor(self)
+            .map(|warmed, act, _ctx| {
+                for (symbol, runner, last_bar) in warmed {
+                    act.start_instance(symbol, runner, last_bar);
+                }
+                act.busy = false;
+            }),
+        );
+    }
+
+    fn start_instance(&mut self, symbol: Symbol, runner: StrategyRunner, last_bar: HashMap<Symbol, i64>) {
+        let (id, symbols) = (runner.id().clone(), runner.symbols().to_vec());
+        let routes = HostRoutes {
+            intents: self.routes.risk.clone().recipient(),
+            cancels: self.routes.risk.clone().recipient(),
+        };
+        let (clock, events) = (self.clock.clone(), self.events.clone());
+        let host = actix::Supervisor::start(move |_| StrategyHost::new(runner, routes, clock, events, last_bar));
+        let joined = HostJoined { id: id.clone(), symbols, host: host.clone() };
+        self.routes.risk.do_send(joined.clone());
+        self.routes.router.do_send(joined.clone());
+        self.routes.market.do_send(joined.clone());
+        self.routes.supervisor.do_send(joined);
+        self.routes.registry.write().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), host);
+        tracing::info!(strategy = %id, symbol = %symbol, "universe: instance started");
+        self.members.entry(symbol).or_insert_with(|| Member { ids: Vec::new(), leaving: false }).ids.push(id);
+    }
+
+    /// Retires the leaving instances that hold nothing sellable and have no
+    /// working order.
+    fn check_retiring(&mut self, ctx: &mut Context<Self>) {
+        if !self.members.values().any(|m| m.leaving) || self.busy {
+            return;
+        }
+        let router = self.routes.router.clone();
+        ctx.spawn(async move { router.send(GetOpenOrders).await }.into_actor(self).map(|open, act, _ctx| {
+            let Ok(open) = open else { return };
+            let working: BTreeSet<StrategyId> =
+                open.into_iter().filter(|o| o.status.is_open()).map(|o| o.strategy_id).collect();
+            let leaving: Vec<Symbol> =
+                act.members.iter().filter(|(_, m)| m.leaving).map(|(s, _)| s.clone()).collect();
+            for symbol in leaving {
+                let step = act
+                    .instruments
+                    .iter()
+                    .find(|i| i.symbol == symbol)
+                    .map(|i| i.step_size.max(i.min_qty))
+                    .unwrap_or(Decimal::ZERO);
+                let Some(member) = act.members.get(&symbol) else { continue };
+                // Below the lot step nothing can sell it: dust does not keep an instance alive.
+                let flat = member.ids.iter().all(|id| {
+                    let held = act.account.strategy_held(id.as_str(), symbol.as_str()).abs();
+                    !working.contains(id) && (held.is_zero() || held < step)
+                });
+                if flat {
+                    act.retire(&symbol);
+                }
+            }
+        }));
+    }
+
+    fn retire(&mut self, symbol: &Symbol) {
+        let Some(member) = self.members.remove(symbol) else { return };
+        for id in member.ids {
+            let retired = HostRetired { id: id.clone() };
+            self.routes.risk.do_send(retired.clone());
+            self.routes.router.do_send(retired.clone());
+            self.routes.market.do_send(retired.clone());
+            self.routes.supervisor.do_send(retired);
+            self.routes.registry.write().unwrap_or_else(|e| e.into_inner()).remove(&id);
+            tracing::info!(strategy = %id, symbol = %symbol, "universe: instance retired (its symbol left and it is flat)");
+            let _ = self.events.send(EngineEvent::UniverseInstanceRetired { strategy_id: id, symbol: symbol.clone() });
+        }
+    }
+}
+
+impl Actor for Universe {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(self.setup.refresh, |act, ctx| act.refresh(ctx));
+        ctx.run_interval(RETIRE_CHECK, |act, ctx| act.check_retiring(ctx));
+    }
+}
