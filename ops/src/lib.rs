@@ -20,6 +20,7 @@ pub mod cmd_sandbox;
 pub mod cmd_state;
 pub mod config;
 pub mod discord;
+pub mod futures_data;
 pub mod http;
 pub mod log_feed;
 pub mod log_scrub;

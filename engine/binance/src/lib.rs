@@ -78,6 +78,10 @@ pub struct BinanceConfig {
     pub ws_stream_url: Option<String>,
     /// WebSocket API URL override (full, with `/ws-api/v3`).
     pub ws_api_url: Option<String>,
+    /// USDⓈ-M futures REST base URL override (without `/fapi/v1`).
+    pub fapi_rest_url: Option<String>,
+    /// USDⓈ-M futures stream base URL override (without the `/market` route).
+    pub fapi_ws_url: Option<String>,
     /// Name of the environment variable holding the API key.
     pub api_key_env: String,
     /// Name of the environment variable holding the API secret (HMAC keys).
@@ -113,6 +117,8 @@ impl Default for BinanceConfig {
             rest_url: None,
             ws_stream_url: None,
             ws_api_url: None,
+            fapi_rest_url: None,
+            fapi_ws_url: None,
             api_key_env: "KEEL_BINANCE_API_KEY".into(),
             api_secret_env: "KEEL_BINANCE_API_SECRET".into(),
             private_key_path_env: "KEEL_BINANCE_PRIVATE_KEY_PATH".into(),
@@ -253,6 +259,8 @@ impl BinanceConfig {
             ("rest_url", &self.rest_url, ["http://", "https://"]),
             ("ws_stream_url", &self.ws_stream_url, ["ws://", "wss://"]),
             ("ws_api_url", &self.ws_api_url, ["ws://", "wss://"]),
+            ("fapi_rest_url", &self.fapi_rest_url, ["http://", "https://"]),
+            ("fapi_ws_url", &self.fapi_ws_url, ["ws://", "wss://"]),
         ] {
             if let Some(u) = url {
                 if !schemes.iter().any(|s| u.starts_with(s)) {

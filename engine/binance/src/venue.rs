@@ -22,11 +22,13 @@ use keel_core::instrument::{Instrument, SymbolStatus};
 use keel_core::market::{Bar, BookTicker};
 use keel_core::order::{OrderStatus, OrderType, Side, TimeInForce};
 use keel_core::symbol::Symbol;
+use keel_core::universe::Candidate;
 use keel_core::venue::{MarketFeed, OrderReport, OrderRequest, PlaceResult, UserEvent, Venue, VenueError, VenueResult};
 
 use super::error::{BinanceError, NO_SUCH_ORDER};
 use super::model::{ExchangeInfo, Filter, MyTrade, OrderInfo, SymbolInfo};
 use super::rest::RestClient;
+use super::usdm::model::Ticker24hr;
 use super::{interval_name, BinanceSettings, OrderTransport};
 
 /// Maps a Binance order status to Keel's; one Keel does not know is an error.
@@ -154,6 +156,27 @@ pub fn fill_of_trade(t: &MyTrade, client_order_id: &str) -> Fill {
         ts_ms: t.time,
         tag: None,
     }
+}
+
+/// The universe candidates: each listed symbol with its ticker (a symbol
+/// without one has not traded: zero volume and prices).
+pub fn candidates_of(info: &ExchangeInfo, tickers: &[Ticker24hr]) -> Vec<Candidate> {
+    let by_symbol: HashMap<&str, &Ticker24hr> = tickers.iter().map(|t| (t.symbol.as_str(), t)).collect();
+    info.symbols
+        .iter()
+        .map(|s| {
+            let t = by_symbol.get(s.symbol.as_str());
+            Candidate {
+                symbol: Symbol::new(&s.symbol),
+                quote_asset: s.quote_asset.clone(),
+                status: SymbolStatus::parse(&s.status),
+                spot_allowed: s.is_spot_trading_allowed,
+                quote_volume: t.map(|t| t.quote_volume).unwrap_or_default(),
+                last_price: t.map(|t| t.last_price).unwrap_or_default(),
+                open_price: t.map(|t| t.open_price).unwrap_or_default(),
+            }
+        })
+        .collect()
 }
 
 /// exchangeInfo (symbol status, filters) is reloaded in the background this often.
@@ -921,6 +944,17 @@ impl Venue for BinanceVenue {
     /// Returns once the subscription is live, so a reconciliation the caller
     /// runs next misses nothing; a first subscription that fails is an error
     /// (nothing keeps running).
+    /// `exchangeInfo` (status, spot permission, quote asset; it refreshes the
+    /// instruments too) and ONE all-symbol `ticker/24hr?type=MINI` (weight 80,
+    /// paced by the client's used-weight gate like every request).
+    async fn universe_candidates(&self) -> VenueResult<Vec<Candidate>> {
+        let info = self.shared.rest.exchange_info().await?;
+        self.shared.store_instruments(&info);
+        let tickers: Vec<Ticker24hr> =
+            self.shared.rest.public("/api/v3/ticker/24hr", vec![("type".into(), "MINI".into())]).await?;
+        Ok(candidates_of(&info, &tickers))
+    }
+
     async fn subscribe_user(&self) -> VenueResult<mpsc::Receiver<UserEvent>> {
         let (tx, rx) = mpsc::channel(4096);
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
@@ -965,5 +999,33 @@ mod tests {
             let report = report_of(&info, 1);
             assert_eq!((report.status, report.side), (want, Side::Sell), "{json}");
         }
+    }
+
+    #[test]
+    fn candidates_join_exchange_info_and_mini_tickers() {
+        let info: ExchangeInfo = serde_json::from_str(
+            r#"{"timezone":"UTC","serverTime":1,"rateLimits":[],"exchangeFilters":[],"symbols":[
+              {"symbol":"BTCUSDT","status":"TRADING","baseAsset":"BTC","quoteAsset":"USDT","isSpotTradingAllowed":true,"filters":[]},
+              {"symbol":"OLDUSDT","status":"BREAK","baseAsset":"OLD","quoteAsset":"USDT","isSpotTradingAllowed":false,"filters":[]},
+              {"symbol":"NEWBTC","status":"TRADING","baseAsset":"NEW","quoteAsset":"BTC","filters":[]}]}"#,
+        )
+        .unwrap();
+        let tickers: Vec<Ticker24hr> = serde_json::from_str(
+            r#"[{"symbol":"BTCUSDT","openPrice":"100.0","highPrice":"120","lowPrice":"90","lastPrice":"110.0",
+                 "volume":"3","quoteVolume":"330.5","openTime":1,"closeTime":2,"firstId":1,"lastId":3,"count":3},
+                {"symbol":"OLDUSDT","openPrice":"1","highPrice":"1","lowPrice":"1","lastPrice":"1",
+                 "volume":"0","quoteVolume":"0","openTime":1,"closeTime":2,"firstId":-1,"lastId":-1,"count":0}]"#,
+        )
+        .unwrap();
+        let c = candidates_of(&info, &tickers);
+        let d = |s: &str| s.parse::<Decimal>().unwrap();
+        assert_eq!(c.len(), 3);
+        assert_eq!(
+            (c[0].symbol.as_str(), c[0].quote_volume, c[0].change_pct()),
+            ("BTCUSDT", d("330.5"), Some(d("10")))
+        );
+        assert!(c[0].status.is_trading() && c[0].spot_allowed);
+        assert!(!c[1].status.is_trading() && !c[1].spot_allowed);
+        assert_eq!((c[2].quote_asset.as_str(), c[2].quote_volume, c[2].change_pct()), ("BTC", Decimal::ZERO, None));
     }
 }

@@ -79,6 +79,21 @@ pub struct Candidate {
     pub spot_allowed: bool,
     /// Its 24-hour quote volume.
     pub quote_volume: Decimal,
+    /// The last price.
+    pub last_price: Decimal,
+    /// The price 24 hours ago (the rolling window's open).
+    pub open_price: Decimal,
+}
+
+impl Candidate {
+    /// The 24-hour change in percent, rounded to 3 places as Binance's
+    /// `priceChangePercent` is; none when the open is 0 (a new listing).
+    pub fn change_pct(&self) -> Option<Decimal> {
+        if self.open_price.is_zero() {
+            return None;
+        }
+        Some(((self.last_price - self.open_price) * Decimal::ONE_HUNDRED / self.open_price).round_dp(3))
+    }
 }
 
 /// Why a candidate is not a member.
@@ -190,6 +205,8 @@ mod tests {
             status: SymbolStatus::parse(status),
             spot_allowed: spot,
             quote_volume: d(volume),
+            last_price: d("1"),
+            open_price: d("1"),
         }
     }
 
@@ -255,6 +272,17 @@ mod tests {
 
         assert_eq!(names(&rules(50, "0", &[]).select(&all)).len(), 7, "fewer eligible than N: all of them");
         assert!(rules(0, "0", &[]).select(&all).members.is_empty());
+    }
+
+    #[test]
+    fn change_pct_is_against_the_open_and_none_without_one() {
+        let cases =
+            [("100", "110", Some("10")), ("100", "90", Some("-10")), ("3", "4", Some("33.333")), ("0", "5", None)];
+        for (open, last, want) in cases {
+            let cand =
+                Candidate { open_price: d(open), last_price: d(last), ..c("AUSDT", "USDT", "TRADING", true, "1") };
+            assert_eq!(cand.change_pct(), want.map(d), "{open} -> {last}");
+        }
     }
 
     #[test]

@@ -211,10 +211,23 @@ pub(crate) enum Ticker {
 /// `GET /api/v3/ticker/{24hr,price,bookTicker}`: one object for `symbol`, an
 /// array for `symbols` or for every symbol.
 pub(crate) fn tickers(app: &App, p: &Params, which: Ticker, now_ms: i64) -> Result<Value, Reject> {
+    let mini = match p.get("type") {
+        None | Some("FULL") => false,
+        Some("MINI") => true,
+        Some(_) => {
+            return Err(Reject::new(-1100, "Illegal characters found in parameter 'type'; legal range is 'FULL|MINI'."))
+        }
+    };
     let st = app.ex.lock();
     let one = |symbol: &str| -> Option<Value> {
         match which {
-            Ticker::Day => super::tickers::stats_24h(&st, symbol, now_ms).map(|s| s.rest_json()),
+            Ticker::Day => super::tickers::stats_24h(&st, symbol, now_ms).map(|s| {
+                if mini {
+                    s.rest_mini_json()
+                } else {
+                    s.rest_json()
+                }
+            }),
             Ticker::Price => super::tickers::price_json(&st, symbol),
             Ticker::Book => super::tickers::book_json(&st, symbol),
         }

@@ -80,6 +80,18 @@ impl Stats24 {
         })
     }
 
+    /// The REST `ticker/24hr` object of `type=MINI`: FULL without the
+    /// change, average, previous close, last quantity and the book.
+    pub fn rest_mini_json(&self) -> Value {
+        let (first, last) = self.trades.first_last();
+        json!({
+            "symbol": self.symbol, "openPrice": d8(self.open), "highPrice": d8(self.high), "lowPrice": d8(self.low),
+            "lastPrice": d8(self.last), "volume": d8(self.volume), "quoteVolume": d8(self.quote_volume),
+            "openTime": self.open_time, "closeTime": self.close_time,
+            "firstId": first, "lastId": last, "count": self.trades.count,
+        })
+    }
+
     /// The `24hrTicker` event.
     pub fn ticker_event(&self, event_ms: i64) -> Value {
         let (first, last) = self.trades.first_last();

@@ -76,3 +76,27 @@ async fn synthetic_pairs_are_listed_varied_and_their_volume_ranking_changes() {
         .count();
     assert!(moved >= 5, "{moved} symbols moved 3 places or more: {before:?} -> {after:?}");
 }
+
+#[tokio::test]
+async fn ticker_24hr_type_mini_lists_every_symbol_with_the_mini_fields() {
+    let cfg = SandboxConfig { synthetic_symbols: 30, ticks_per_bar: 1, history_bars: 120, ..SandboxConfig::default() };
+    let sb = Sandbox::start(cfg).await.expect("sandbox starts");
+    sb.market.pause();
+    let full = get(&sb, "/api/v3/ticker/24hr").await;
+    let mini = get(&sb, "/api/v3/ticker/24hr?type=MINI").await;
+    let (full, mini) = (full.as_array().unwrap(), mini.as_array().unwrap());
+    assert_eq!(mini.len(), 32, "every listed symbol");
+    for (f, m) in full.iter().zip(mini) {
+        assert_eq!(f["symbol"], m["symbol"]);
+        for key in ["openPrice", "lastPrice", "quoteVolume", "volume", "highPrice", "lowPrice", "count"] {
+            assert_eq!(f[key], m[key], "{key} of {}", m["symbol"]);
+        }
+        for key in ["priceChange", "priceChangePercent", "bidPrice", "lastQty", "prevClosePrice"] {
+            assert!(m.get(key).is_none(), "MINI has no {key}");
+        }
+    }
+    let resp = reqwest::get(format!("{}/api/v3/ticker/24hr?type=HALF", sb.rest_url)).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], -1100, "{body}");
+}

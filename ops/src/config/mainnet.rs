@@ -16,6 +16,8 @@ pub fn validate_urls(b: &BinanceConfig) -> Result<(), ConfigError> {
         ("rest_url", &b.rest_url, "https://"),
         ("ws_stream_url", &b.ws_stream_url, "wss://"),
         ("ws_api_url", &b.ws_api_url, "wss://"),
+        ("fapi_rest_url", &b.fapi_rest_url, "https://"),
+        ("fapi_ws_url", &b.fapi_ws_url, "wss://"),
     ] {
         if let Some(url) = url {
             check_url(&format!("venue.binance.{field}"), url, scheme, ("Binance", "binance.com"))?;
@@ -64,12 +66,19 @@ mod tests {
             ("rest_url", "https://api.binance.com.evil.example", false),
             ("rest_url", "https://evil.example/api.binance.com", false),
             ("rest_url", "https://api.binance.com@evil.example", false),
+            ("fapi_rest_url", "https://fapi.binance.com", true),
+            ("fapi_ws_url", "wss://fstream.binance.com", true),
+            ("fapi_rest_url", "https://demo-fapi.binance.com.evil.example", false),
+            ("fapi_rest_url", "http://fapi.binance.com", false),
+            ("fapi_ws_url", "ws://fstream.binance.com", false),
         ];
         for (field, url, ok) in cases {
             let mut b = BinanceConfig::default();
             match field {
                 "rest_url" => b.rest_url = Some(url.into()),
                 "ws_stream_url" => b.ws_stream_url = Some(url.into()),
+                "fapi_rest_url" => b.fapi_rest_url = Some(url.into()),
+                "fapi_ws_url" => b.fapi_ws_url = Some(url.into()),
                 _ => b.ws_api_url = Some(url.into()),
             }
             match validate_urls(&b) {

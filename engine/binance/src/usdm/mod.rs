@@ -40,6 +40,10 @@ use model::{
 pub const MAINNET_REST: &str = "https://fapi.binance.com";
 /// Production futures streams (routes `/public`, `/market`, `/private` below it).
 pub const MAINNET_WS: &str = "wss://fstream.binance.com";
+/// Binance's futures test venue (Demo Trading) REST, reference §1.
+pub const DEMO_REST: &str = "https://demo-fapi.binance.com";
+/// Binance's futures test venue (Demo Trading) streams.
+pub const DEMO_WS: &str = "wss://demo-fstream.binance.com";
 /// The fapi request weight per minute on production (before `exchangeInfo` says).
 pub const FAPI_WEIGHT_PER_MINUTE: u64 = 2_400;
 
@@ -108,6 +112,11 @@ impl UsdmClient {
             futures_data: Bucket::new("futures_data", cfg.futures_data_requests_per_5m, BUCKET_WINDOW),
             cfg,
         })
+    }
+
+    /// Where it connects and its limits.
+    pub fn config(&self) -> &UsdmConfig {
+        &self.cfg
     }
 
     /// The weight state learned from the venue's headers and errors.

@@ -254,4 +254,10 @@ pub trait Venue: Send + Sync {
     async fn subscribe_market(&self, symbols: &[Symbol], interval_ms: i64) -> VenueResult<mpsc::Receiver<MarketFeed>>;
     /// Subscribes to the account's order updates, fills and balances.
     async fn subscribe_user(&self) -> VenueResult<mpsc::Receiver<UserEvent>>;
+    /// Every symbol the venue lists with its status, permissions and 24-hour
+    /// ticker, for [`crate::universe`] to rank. A venue without a market
+    /// universe refuses (code 501).
+    async fn universe_candidates(&self) -> VenueResult<Vec<crate::universe::Candidate>> {
+        Err(VenueError::Rejected { code: 501, reason: format!("{} does not list a market universe", self.name()) })
+    }
 }

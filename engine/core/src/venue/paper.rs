@@ -433,6 +433,28 @@ impl Venue for PaperVenue {
         Ok(rx)
     }
 
+    /// The configured symbols; their day is the closed bars of the last 24
+    /// hours (quote volume: each bar's volume at its close).
+    async fn universe_candidates(&self) -> VenueResult<Vec<crate::universe::Candidate>> {
+        let st = self.lock();
+        let since = st.now_ms - 86_400_000;
+        let mut out = Vec::with_capacity(st.order.len());
+        for symbol in &st.order {
+            let (Some(sim), Some(instrument)) = (st.sims.get(symbol), st.core.instrument(symbol)) else { continue };
+            let day: Vec<&Bar> = sim.history.iter().filter(|b| b.open_time >= since).collect();
+            out.push(crate::universe::Candidate {
+                symbol: symbol.clone(),
+                quote_asset: instrument.quote_asset.clone(),
+                status: instrument.status.clone(),
+                spot_allowed: true,
+                quote_volume: day.iter().map(|b| b.volume * b.close).sum(),
+                last_price: day.last().map(|b| b.close).unwrap_or_default(),
+                open_price: day.first().map(|b| b.open).unwrap_or_default(),
+            });
+        }
+        Ok(out)
+    }
+
     async fn subscribe_user(&self) -> VenueResult<mpsc::Receiver<UserEvent>> {
         let (tx, rx) = mpsc::channel(4096);
         let _ = tx.try_send(UserEvent::Status(StreamStatus::Connected));
@@ -507,6 +529,21 @@ mod tests {
         }
         let bar = got_bar.expect("a bar closes every ticks_per_bar ticks");
         assert_eq!(bar.open_time, bars.last().unwrap().open_time + 60_000);
+    }
+
+    #[tokio::test]
+    async fn universe_candidates_are_the_configured_symbols_with_their_day() {
+        let v = venue();
+        let bars = v.klines(&Symbol::new("BTCUSDT"), 60_000, None, 1000).await.unwrap();
+        let c = v.universe_candidates().await.unwrap();
+        assert_eq!(c.len(), 1);
+        let c = &c[0];
+        assert_eq!((c.symbol.as_str(), c.quote_asset.as_str(), c.spot_allowed), ("BTCUSDT", "USDT", true));
+        assert!(c.status.is_trading());
+        assert_eq!(c.open_price, bars[0].open, "30 bars: all within the day");
+        assert_eq!(c.last_price, bars.last().unwrap().close);
+        assert_eq!(c.quote_volume, bars.iter().map(|b| b.volume * b.close).sum::<Decimal>());
+        assert!(c.quote_volume > Decimal::ZERO);
     }
 
     #[tokio::test]
