@@ -148,6 +148,14 @@ impl EngineHandle {
         self.hosts().into_keys().collect()
     }
 
+    /// The universe's members and leaving symbols (`None` without `[universe]`).
+    pub async fn universe(&self) -> Result<Option<crate::universe::UniverseStatus>, CommandError> {
+        match &self.parts.universe {
+            Some(u) => Ok(Some(u.send(crate::universe::GetUniverse).await?)),
+            None => Ok(None),
+        }
+    }
+
     /// Every strategy's status, with its PnL from the account's ledger.
     pub async fn strategies(&self) -> Result<Vec<StrategyStatus>, CommandError> {
         let mut out = Vec::new();

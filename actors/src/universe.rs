@@ -467,6 +467,32 @@ impl Universe {
     }
 }
 
+/// Asks for the universe's members now, highest volume first, and the
+/// symbols still leaving (instances exiting before they retire).
+#[derive(Message)]
+#[rtype(result = "UniverseStatus")]
+pub struct GetUniverse;
+
+/// The universe as it stands.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct UniverseStatus {
+    /// The members, highest volume first.
+    pub members: Vec<Symbol>,
+    /// Symbols that left whose instances have not retired yet.
+    pub leaving: Vec<Symbol>,
+}
+
+impl Handler<GetUniverse> for Universe {
+    type Result = MessageResult<GetUniverse>;
+
+    fn handle(&mut self, _msg: GetUniverse, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(UniverseStatus {
+            members: self.selection.members.clone(),
+            leaving: self.members.iter().filter(|(_, m)| m.leaving).map(|(s, _)| s.clone()).collect(),
+        })
+    }
+}
+
 impl Actor for Universe {
     type Context = Context<Self>;
 
