@@ -118,7 +118,18 @@ impl RiskGuard {
     ) -> Self {
         metrics().trading_state.set(engine.state().code());
         metrics().emergency_stop.set(i64::from(engine.emergency_stop()));
-        Self { engine, ids, routes, prices, writer, clock, events, flatten_wait: None, failed_closed: false, leaving: BTreeSet::new() }
+        Self {
+            engine,
+            ids,
+            routes,
+            prices,
+            writer,
+            clock,
+            events,
+            flatten_wait: None,
+            failed_closed: false,
+            leaving: BTreeSet::new(),
+        }
     }
 
     fn judge(&mut self, mut intent: OrderIntent, ingress: Option<Instant>) {

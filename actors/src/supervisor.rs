@@ -386,18 +386,21 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
         let mut held: Vec<Symbol> = Vec::new();
         for (id, map) in reconciled.account.strategy_positions() {
             let Some(symbol) = u.instance_symbol(&id) else { continue };
-            if !selection.contains(&symbol) && map.get(&symbol).is_some_and(|q| !q.is_zero()) && !held.contains(&symbol) {
+            if !selection.contains(&symbol) && map.get(&symbol).is_some_and(|q| !q.is_zero()) && !held.contains(&symbol)
+            {
                 held.push(symbol);
             }
         }
         held.retain(|h| pool.iter().any(|i| &i.symbol == h));
-        for (symbol, leaving) in
-            selection.members.iter().map(|m| (m, false)).chain(held.iter().map(|h| (h, true)))
-        {
+        for (symbol, leaving) in selection.members.iter().map(|m| (m, false)).chain(held.iter().map(|h| (h, true))) {
             for cfg in u.instances(symbol) {
                 match (u.build)(&cfg) {
                     Ok(strategy) => {
-                        running.entry(symbol.clone()).or_insert_with(|| (Vec::new(), leaving)).0.push(cfg.strategy_id());
+                        running
+                            .entry(symbol.clone())
+                            .or_insert_with(|| (Vec::new(), leaving))
+                            .0
+                            .push(cfg.strategy_id());
                         strategies.push((cfg, strategy));
                     }
                     Err(e) => tracing::error!(strategy = %cfg.id, error = %e, "universe: cannot build the instance"),

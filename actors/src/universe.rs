@@ -243,8 +243,7 @@ impl Universe {
     /// The actor, over the instances the engine started with.
     pub fn new(start: UniverseStart) -> Self {
         let listed = start.instruments.iter().map(|i| i.symbol.clone()).collect();
-        let members =
-            start.running.into_iter().map(|(s, (ids, leaving))| (s, Member { ids, leaving })).collect();
+        let members = start.running.into_iter().map(|(s, (ids, leaving))| (s, Member { ids, leaving })).collect();
         metrics().universe_symbols.set(start.selection.members.len() as i64);
         Self {
             setup: start.setup,
@@ -403,10 +402,8 @@ impl Universe {
 
     fn start_instance(&mut self, symbol: Symbol, runner: StrategyRunner, last_bar: HashMap<Symbol, i64>) {
         let (id, symbols) = (runner.id().clone(), runner.symbols().to_vec());
-        let routes = HostRoutes {
-            intents: self.routes.risk.clone().recipient(),
-            cancels: self.routes.risk.clone().recipient(),
-        };
+        let routes =
+            HostRoutes { intents: self.routes.risk.clone().recipient(), cancels: self.routes.risk.clone().recipient() };
         let (clock, events) = (self.clock.clone(), self.events.clone());
         let host = actix::Supervisor::start(move |_| StrategyHost::new(runner, routes, clock, events, last_bar));
         let joined = HostJoined { id: id.clone(), symbols, host: host.clone() };
@@ -422,7 +419,7 @@ impl Universe {
     /// Retires the leaving instances that hold nothing sellable and have no
     /// working order.
     fn check_retiring(&mut self, ctx: &mut Context<Self>) {
-        if !self.members.values().any(|m| m.leaving) || self.busy {
+        if !self.members.values().any(|m| m.leaving) {
             return;
         }
         let router = self.routes.router.clone();
@@ -430,8 +427,7 @@ impl Universe {
             let Ok(open) = open else { return };
             let working: BTreeSet<StrategyId> =
                 open.into_iter().filter(|o| o.status.is_open()).map(|o| o.strategy_id).collect();
-            let leaving: Vec<Symbol> =
-                act.members.iter().filter(|(_, m)| m.leaving).map(|(s, _)| s.clone()).collect();
+            let leaving: Vec<Symbol> = act.members.iter().filter(|(_, m)| m.leaving).map(|(s, _)| s.clone()).collect();
             for symbol in leaving {
                 let step = act
                     .instruments

@@ -83,8 +83,12 @@ pub type EmaCross = MaCross<Ema>;
 
 impl<M: MovingAverage> MaCross<M> {
     /// The parameters it reads.
-    pub const PARAMS: &'static [ParamSpec] =
-        &[ParamSpec::integer("fast"), ParamSpec::integer("slow"), ParamSpec::decimal("qty"), ParamSpec::decimal("notional")];
+    pub const PARAMS: &'static [ParamSpec] = &[
+        ParamSpec::integer("fast"),
+        ParamSpec::integer("slow"),
+        ParamSpec::decimal("qty"),
+        ParamSpec::decimal("notional"),
+    ];
 
     /// A new instance. `fast` must be shorter than `slow`, `qty` positive.
     pub fn new(symbol: Symbol, fast: usize, slow: usize, qty: Decimal) -> Self {

@@ -41,8 +41,10 @@ fn default_refresh() -> DurationMs {
     DurationMs(4 * 3_600_000)
 }
 
-/// The least refresh period: each refresh costs the venue request weight.
-const MIN_REFRESH_MS: i64 = 1_000;
+/// The least refresh period: a refresh costs request weight (on Binance
+/// `exchangeInfo` 20 and one `ticker/24hr` for every symbol 80), so every
+/// 10 s spends a tenth of the 6 000 a minute at most.
+const MIN_REFRESH_MS: i64 = 10_000;
 
 impl UniverseConfig {
     /// Checks values that parse but make no sense, naming the key.
@@ -61,7 +63,10 @@ impl UniverseConfig {
             SymbolPattern::new(p).map_err(|e| ConfigError::new(format!("universe.exclude[{i}]"), e))?;
         }
         if self.refresh.0 < MIN_REFRESH_MS {
-            return Err(ConfigError::new("universe.refresh", "must be at least 1s"));
+            return Err(ConfigError::new(
+                "universe.refresh",
+                "must be at least 10s (each refresh costs the venue request weight)",
+            ));
         }
         Ok(())
     }
@@ -167,7 +172,7 @@ params = { fast = 5, slow = 20, qty = "0.01" }
                 "negative",
             ),
             (format!("{SYMBOL}{}", UNIVERSE.replace("\"*DOWN*\"", "\"\"")), "universe.exclude[1]", "empty pattern"),
-            (format!("{SYMBOL}{}", UNIVERSE.replace("\"4h\"", "\"0s\"")), "universe.refresh", "at least 1s"),
+            (format!("{SYMBOL}{}", UNIVERSE.replace("\"4h\"", "\"9s\"")), "universe.refresh", "at least 10s"),
             (format!("{SYMBOL}{TEMPLATE}"), "strategy[0].symbols", "needs a [universe] section"),
             (
                 format!("{SYMBOL}{UNIVERSE}{}", TEMPLATE.replace("symbols = ", "symbol = \"BTCUSDT\"\nsymbols = ")),

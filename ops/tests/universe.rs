@@ -1,0 +1,209 @@
+//! A universe of the venue's top symbols (issue 16): real actors, the real
+//! Binance adapter and the embedded sandbox on loopback with 30 synthetic
+//! pairs. Instances start for the top 5; steering one pair's volume makes a
+//! refresh add it and drop another; the dropped symbol's instance may only
+//! exit (a buy is refused), exits, and retires once flat; no symbol outside
+//! the universe gets an instance or a buy. The default `config.universe.toml`
+//! trades through the real binary.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actors::{start_engine, EngineEvent};
+use keel_core::clock::{SharedClock, SystemClock};
+use keel_core::order::Side;
+use keel_core::store::SharedStore;
+use keel_core::strategy::{Signal, SignalAction};
+use keel_core::{Decimal, Symbol};
+use keel_store::SledStore;
+use ops::config::Config;
+use tokio::sync::broadcast;
+
+const CONFIG: &str = r#"
+[venue]
+mode = "sandbox"
+
+[sandbox]
+synthetic_symbols = 30
+
+[balances]
+USDT = "100000"
+
+[universe]
+quote = "USDT"
+top_n = 5
+refresh = "10s"
+
+[[strategy]]
+id = "hook"
+kind = "webhook"
+symbols = "universe"
+params = { qty = "1" }
+
+[risk]
+max_order_notional = "100000"
+max_position_notional = "100000"
+max_gross_exposure = "100000"
+
+[http]
+enabled = false
+"#;
+
+/// Every engine event seen, and a way to wait for the next ones.
+struct Seen {
+    rx: broadcast::Receiver<EngineEvent>,
+    all: Vec<EngineEvent>,
+}
+
+impl Seen {
+    /// Reads events until `done` holds for one of them (at most 25 s: a
+    /// refresh comes every 10 s); returns it.
+    async fn until(&mut self, what: &str, done: impl Fn(&EngineEvent) -> bool) -> EngineEvent {
+        let deadline = Instant::now() + Duration::from_secs(25);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.rx.recv()).await {
+                Ok(Ok(e)) => {
+                    self.all.push(e.clone());
+                    if done(&e) {
+                        return e;
+                    }
+                }
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+                Ok(Err(e)) => panic!("events closed waiting for {what}: {e}"),
+                Err(_) => panic!("no {what} within 25 s; seen {:#?}", self.all),
+            }
+        }
+    }
+}
+
+fn instance(symbol: &Symbol) -> String {
+    format!("hook@{symbol}")
+}
+
+#[actix_rt::test]
+async fn a_refresh_adds_the_rising_symbol_and_retires_the_dropped_one_once_flat() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::parse(CONFIG).expect("config");
+    config.engine.data_dir = dir.path().join("data");
+    let store: SharedStore = Arc::new(SledStore::open(&config.engine.data_dir).unwrap());
+    let built = ops::venues::build(&config, Some(store.as_ref())).await.expect("venue");
+    let clock: SharedClock = Arc::new(SystemClock);
+    let setup = ops::cmd_run::engine_setup(&config, store.clone(), built.venue.clone(), clock).expect("setup");
+    let handle = start_engine(setup).await.expect("engine starts");
+    let mut seen = Seen { rx: handle.subscribe(), all: Vec::new() };
+    let market = built.sandbox.as_ref().expect("embedded sandbox").handle().market.clone();
+
+    // The top 5 have instances, and only they.
+    let first = handle.universe().await.unwrap().expect("a universe").members;
+    assert_eq!(first.len(), 5, "{first:?}");
+    let ids: BTreeSet<String> = handle.strategy_ids().iter().map(|s| s.to_string()).collect();
+    assert_eq!(ids, first.iter().map(instance).collect::<BTreeSet<_>>(), "one instance per member");
+    let candidates = built.venue.universe_candidates().await.unwrap();
+    assert!(candidates.len() >= 32, "30 synthetic pairs and the default two: {}", candidates.len());
+    let volume: BTreeMap<Symbol, Decimal> = candidates.iter().map(|c| (c.symbol.clone(), c.quote_volume)).collect();
+    let lowest_member = first.iter().map(|m| volume[m]).min().unwrap();
+    let above =
+        candidates.iter().filter(|c| !first.contains(&c.symbol) && c.quote_volume > lowest_member * Decimal::TWO);
+    assert_eq!(above.count(), 0, "no outsider trades twice the volume of a member");
+
+    // Each instance buys about 150 USDT of its symbol.
+    let instruments = built.venue.instruments().await.unwrap();
+    let qty_for = |symbol: &Symbol, value: Decimal| {
+        let i = instruments.iter().find(|i| &i.symbol == symbol).unwrap();
+        let price = handle.prices().get(symbol.as_str()).expect("a price").price;
+        keel_core::instrument::floor_to_step(value / price, i.step_size).max(i.min_qty.max(i.step_size))
+    };
+    let buy =
+        |symbol: &Symbol, qty: Decimal| Signal { symbol: symbol.clone(), action: SignalAction::Buy, qty: Some(qty) };
+    for m in &first {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while handle.prices().get(m.as_str()).is_none() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        handle.signal(&instance(m), buy(m, qty_for(m, Decimal::from(150)))).await.unwrap();
+    }
+    for m in &first {
+        let id = instance(m);
+        seen.until(
+            &format!("a buy fill of {id}"),
+            |e| matches!(e, EngineEvent::Fill(f) if f.strategy_id.as_str() == id && f.side == Side::Buy),
+        )
+        .await;
+    }
+
+    // The busiest outsider trades a thousand times its volume: it joins at the next refresh.
+    let rising = candidates
+        .iter()
+        .filter(|c| !first.contains(&c.symbol) && c.quote_asset == "USDT")
+        .max_by_key(|c| c.quote_volume)
+        .map(|c| c.symbol.clone())
+        .unwrap();
+    assert!(market.set_volume_scale(rising.as_str(), 1000.0));
+    let change = seen
+        .until(
+            &format!("{rising} joining"),
+            |e| matches!(e, EngineEvent::UniverseChanged { joined, .. } if joined.contains(&rising)),
+        )
+        .await;
+    let EngineEvent::UniverseChanged { left, members, .. } = change else { unreachable!() };
+    assert_eq!(members.len(), 5);
+    assert_eq!(left.len(), 1, "one joined, one left: {left:?}");
+    let dropped = left[0].clone();
+    assert!(first.contains(&dropped));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !handle.strategy_ids().iter().any(|s| s.as_str() == instance(&rising)) {
+        assert!(Instant::now() < deadline, "no instance for {rising}: {:?}", handle.strategy_ids());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        handle.strategy_ids().iter().any(|s| s.as_str() == instance(&dropped)),
+        "the dropped symbol's instance still holds a position and stays"
+    );
+    assert_eq!(handle.universe().await.unwrap().unwrap().leaving, vec![dropped.clone()]);
+
+    // It may not buy more...
+    let dropped_id = instance(&dropped);
+    handle.signal(&dropped_id, buy(&dropped, qty_for(&dropped, Decimal::from(150)))).await.unwrap();
+    seen.until("the dropped instance's buy refused", |e| {
+        matches!(e, EngineEvent::RiskRejected { strategy_id, code, .. } if strategy_id.as_str() == dropped_id && code == "not_reducing")
+    })
+    .await;
+    // ...but exits, and then retires.
+    let close = Signal { symbol: dropped.clone(), action: SignalAction::Close, qty: None };
+    handle.signal(&dropped_id, close).await.unwrap();
+    seen.until(
+        "the dropped instance's sell",
+        |e| matches!(e, EngineEvent::Fill(f) if f.strategy_id.as_str() == dropped_id && f.side == Side::Sell),
+    )
+    .await;
+    seen.until(
+        "the dropped instance retiring",
+        |e| matches!(e, EngineEvent::UniverseInstanceRetired { strategy_id, .. } if strategy_id.as_str() == dropped_id),
+    )
+    .await;
+    assert!(!handle.strategy_ids().iter().any(|s| s.as_str() == dropped_id), "retired");
+    let err = handle.signal(&dropped_id, buy(&dropped, Decimal::ONE)).await.unwrap_err();
+    assert!(err.to_string().contains("unknown strategy"), "{err}");
+
+    // Nothing outside the universe was bought.
+    let mut allowed: BTreeSet<Symbol> = first.iter().cloned().collect();
+    allowed.insert(rising.clone());
+    for e in &seen.all {
+        if let EngineEvent::Fill(f) = e {
+            if f.side == Side::Buy {
+                assert!(allowed.contains(&f.symbol), "a buy of {} outside the universe", f.symbol);
+            }
+        }
+    }
+    let m = actors::metrics::metrics();
+    assert_eq!(m.universe_symbols.get(), 5);
+    assert!(m.universe_changes_total.get() >= 1);
+
+    handle.shutdown(Duration::from_millis(200)).await;
+    built.stop().await;
+    store.flush().unwrap();
+}
