@@ -207,3 +207,36 @@ async fn a_refresh_adds_the_rising_symbol_and_retires_the_dropped_one_once_flat(
     built.stop().await;
     store.flush().unwrap();
 }
+
+/// The documented demo: `keel run --config config.universe.toml` starts an
+/// instance of the template on each of the top 5 symbols and trades them.
+#[test]
+fn the_universe_demo_config_trades_the_top_symbols() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.universe.toml");
+    let text = include_str!("../../config.universe.toml");
+    // Tests run side by side: no fixed port.
+    std::fs::write(&config, text.replace("[http]\nenabled = true", "[http]\nenabled = false")).unwrap();
+    let mut keel = common::spawn_run(&config, &dir.path().join("data"), &[], &[]);
+    let template = |v: &serde_json::Value| v["strategy"].as_str().is_some_and(|s| s.starts_with("trend@"));
+    keel.wait_until("5 template instances and 3 of their fills", |k| {
+        let hosts = k.seen.iter().filter(|v| v["message"] == "strategy host started" && template(v)).count();
+        let fills = k.seen.iter().filter(|v| v["message"] == "fill" && template(v)).count();
+        hosts >= 5 && fills >= 3
+    });
+    keel.sigterm();
+    let (status, seen) = keel.finish();
+    assert!(status.success());
+    let selected = seen.iter().find(|v| v["message"] == "universe selected").expect("a selection at start");
+    let mut members: BTreeSet<String> =
+        selected["members"].as_str().unwrap().split(',').map(str::to_string).collect();
+    assert_eq!(members.len(), 5, "{selected}");
+    for v in seen.iter().filter(|v| v["message"] == "universe changed") {
+        members.extend(v["joined"].as_str().unwrap_or("").split(',').filter(|s| !s.is_empty()).map(str::to_string));
+    }
+    for v in seen.iter().filter(|v| v["message"] == "fill" && template(v)) {
+        let (strategy, symbol) = (v["strategy"].as_str().unwrap(), v["symbol"].as_str().unwrap());
+        assert_eq!(strategy, format!("trend@{symbol}"), "an instance trades its own symbol");
+        assert!(members.contains(symbol), "{symbol} was never a member: {members:?}");
+    }
+}
