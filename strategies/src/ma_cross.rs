@@ -236,7 +236,7 @@ mod tests {
             ("fast = 2\nslow = 3", "strategy[0].params.qty", "missing"),
         ];
         for (text, key, reason) in cases {
-            let e = build(&table(text)).err().expect(text);
+            let e = build(&table(text)).expect_err(text);
             assert_eq!(e.key, key, "{text}");
             assert!(e.reason.contains(reason), "{text}: {}", e.reason);
         }
