@@ -228,8 +228,7 @@ fn the_universe_demo_config_trades_the_top_symbols() {
     let (status, seen) = keel.finish();
     assert!(status.success());
     let selected = seen.iter().find(|v| v["message"] == "universe selected").expect("a selection at start");
-    let mut members: BTreeSet<String> =
-        selected["members"].as_str().unwrap().split(',').map(str::to_string).collect();
+    let mut members: BTreeSet<String> = selected["members"].as_str().unwrap().split(',').map(str::to_string).collect();
     assert_eq!(members.len(), 5, "{selected}");
     for v in seen.iter().filter(|v| v["message"] == "universe changed") {
         members.extend(v["joined"].as_str().unwrap_or("").split(',').filter(|s| !s.is_empty()).map(str::to_string));
