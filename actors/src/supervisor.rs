@@ -34,8 +34,8 @@ use crate::risk_guard::{GuardRoutes, RiskGuard};
 use crate::store_writer::StoreWriter;
 use crate::strategy_host::{HostRoutes, StrategyHost};
 use crate::universe::{
-    warm_up, HostJoined, HostRegistry, HostRetired, InstanceLeaving, Universe, UniverseRoutes, UniverseSetup,
-    UniverseStart, WARM_UP_PAUSE,
+    warm_up, HostJoined, HostRegistry, HostRetired, InstanceLeaving, Remembered, Universe, UniverseRoutes,
+    UniverseSetup, UniverseStart, WARM_UP_PAUSE,
 };
 use keel_core::universe::Selection;
 use std::collections::BTreeMap;
@@ -311,19 +311,35 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
         .into_iter()
         .filter(|i| symbols.contains(&i.symbol) || universe_quote.as_ref() == Some(&i.quote_asset))
         .collect();
-    let selection = match &universe {
+    let (selection, first_refresh) = match &universe {
         Some(u) => {
-            let candidates = retrying(&patience, "load the market universe", || venue.universe_candidates())
-                .await
-                .map_err(StartupError::venue("load the market universe"))?;
             let listed = pool.iter().map(|i| i.symbol.clone()).collect();
-            let selection = crate::universe::select(&u.rules, &candidates, &listed);
-            let names: Vec<&str> = selection.members.iter().map(|s| s.as_str()).collect();
-            tracing::info!(members = %names.join(","), candidates = candidates.len(), "universe selected");
+            let remembered = Remembered::load(&writer).await;
+            let (selection, first_refresh) = match remembered
+                .as_ref()
+                .and_then(|r| r.still_current(&u.rules, u.refresh, now, &listed).map(|s| (r, s)))
+            {
+                Some((r, selection)) => {
+                    let age = Duration::from_millis(u64::try_from(now - r.at_ms).unwrap_or(0));
+                    let names: Vec<&str> = selection.members.iter().map(|s| s.as_str()).collect();
+                    tracing::info!(members = %names.join(","), age_s = age.as_secs(), "universe selected (remembered: ranked less than a refresh ago)");
+                    (selection, u.refresh.saturating_sub(age))
+                }
+                None => {
+                    let candidates = retrying(&patience, "load the market universe", || venue.universe_candidates())
+                        .await
+                        .map_err(StartupError::venue("load the market universe"))?;
+                    let selection = crate::universe::select(&u.rules, &candidates, &listed);
+                    Remembered::of(&selection, now, &u.rules).save(&writer).await;
+                    let names: Vec<&str> = selection.members.iter().map(|s| s.as_str()).collect();
+                    tracing::info!(members = %names.join(","), candidates = candidates.len(), "universe selected");
+                    (selection, u.refresh)
+                }
+            };
             symbols.extend(selection.members.iter().filter(|m| !symbols.contains(m)).cloned().collect::<Vec<_>>());
-            selection
+            (selection, first_refresh)
         }
-        None => Selection::default(),
+        None => (Selection::default(), Duration::ZERO),
     };
     let instruments: Vec<_> = pool.iter().filter(|i| symbols.contains(&i.symbol)).cloned().collect();
     for s in &symbols {
@@ -578,6 +594,8 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
             interval_ms: interval,
             selection,
             running,
+            writer: writer.clone(),
+            first_refresh,
         };
         Universe::new(start).start()
     });

@@ -43,6 +43,7 @@ use crate::metrics::metrics;
 use crate::order_router::OrderRouter;
 use crate::patience::{retrying, Patience};
 use crate::risk_guard::RiskGuard;
+use crate::store_writer::StoreWriter;
 use crate::strategy_host::{HostRoutes, StrategyHost};
 use crate::supervisor::Supervisor;
 
@@ -132,6 +133,67 @@ pub struct AddMarketFeed {
     pub feed: mpsc::Receiver<MarketFeed>,
 }
 
+/// The store key of the last selection.
+const REMEMBERED: &str = "universe.selection";
+
+/// The last selection as the store keeps it, so a restart within a refresh
+/// period runs the same members instead of ranking again (which could swap
+/// instances early).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Remembered {
+    /// The members, highest volume first.
+    pub members: Vec<Symbol>,
+    /// When the venue was asked (ms).
+    pub at_ms: i64,
+    /// The rules it was ranked by (a changed `[universe]` ranks again).
+    pub rules: String,
+}
+
+/// How `rules` are told apart in the store.
+fn rules_key(rules: &UniverseRules) -> String {
+    let exclude: Vec<&str> = rules.exclude.iter().map(|p| p.as_str()).collect();
+    format!("{} top {} min {} exclude {:?}", rules.quote, rules.top_n, rules.min_quote_volume, exclude)
+}
+
+impl Remembered {
+    /// The selection to remember.
+    pub fn of(selection: &Selection, at_ms: i64, rules: &UniverseRules) -> Self {
+        Self { members: selection.members.clone(), at_ms, rules: rules_key(rules) }
+    }
+
+    /// The remembered selection if it was ranked by `rules` less than
+    /// `refresh` before `now_ms`, restricted to `listed` symbols.
+    pub fn still_current(
+        &self,
+        rules: &UniverseRules,
+        refresh: Duration,
+        now_ms: i64,
+        listed: &BTreeSet<Symbol>,
+    ) -> Option<Selection> {
+        let age = now_ms.checked_sub(self.at_ms)?;
+        let fresh = age >= 0 && (age as u128) < refresh.as_millis() && self.rules == rules_key(rules);
+        fresh.then(|| Selection { members: self.members.iter().filter(|m| listed.contains(*m)).cloned().collect() })
+    }
+
+    /// Reads the remembered selection (none, or unreadable: rank again).
+    pub async fn load(writer: &StoreWriter) -> Option<Self> {
+        match writer.run(|s| s.meta_json(REMEMBERED)).await {
+            Ok(Ok(Some(v))) => serde_json::from_value(v).ok(),
+            _ => None,
+        }
+    }
+
+    /// Writes it (not flushed at once: losing it only means ranking again).
+    pub async fn save(&self, writer: &StoreWriter) {
+        let Ok(value) = serde_json::to_value(self) else { return };
+        match writer.run(move |s| s.put_meta_json(REMEMBERED, &value, false)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "universe: the selection was not stored"),
+            Err(e) => tracing::warn!(error = %e, "universe: the selection was not stored"),
+        }
+    }
+}
+
 /// Warms `runner` up from the venue's closed klines (one symbol after
 /// another, with `pause` between fetches); returns the open time of the last
 /// bar per symbol, so the host delivers each live bar exactly once.
@@ -212,6 +274,9 @@ pub struct Universe {
     members: BTreeMap<Symbol, Member>,
     /// A refresh is under way (the next tick skips).
     busy: bool,
+    writer: StoreWriter,
+    /// When the first refresh is due (the selection at start may be a remembered one).
+    first_refresh: Duration,
 }
 
 /// What the engine's start hands the universe actor.
@@ -237,6 +302,10 @@ pub struct UniverseStart {
     /// The instances running at start, by symbol, and whether each symbol
     /// is leaving (held from an earlier run but no member now).
     pub running: BTreeMap<Symbol, (Vec<StrategyId>, bool)>,
+    /// The store (the last selection is remembered there).
+    pub writer: StoreWriter,
+    /// When the first refresh is due.
+    pub first_refresh: Duration,
 }
 
 impl Universe {
@@ -258,6 +327,8 @@ impl Universe {
             selection: start.selection,
             members,
             busy: false,
+            writer: start.writer,
+            first_refresh: start.first_refresh,
         }
     }
 
@@ -267,15 +338,19 @@ impl Universe {
         }
         self.busy = true;
         let (venue, rules, listed) = (self.venue.clone(), self.setup.rules.clone(), self.listed.clone());
-        ctx.spawn(async move { venue.universe_candidates().await.map(|c| select(&rules, &c, &listed)) }.into_actor(self).map(
-            |result: Result<Selection, VenueError>, act, ctx| match result {
-                Ok(selection) => act.apply(selection, ctx),
-                Err(e) => {
-                    act.busy = false;
-                    tracing::warn!(error = %e, "universe refresh failed; the members stay as they are until the next one");
-                }
-            },
-        ));
+        let (writer, clock) = (self.writer.clone(), self.clock.clone());
+        let remember = async move {
+            let selection = select(&rules, &venue.universe_candidates().await?, &listed);
+            Remembered::of(&selection, clock.now_ms(), &rules).save(&writer).await;
+            Ok(selection)
+        };
+        ctx.spawn(remember.into_actor(self).map(|result: Result<Selection, VenueError>, act, ctx| match result {
+            Ok(selection) => act.apply(selection, ctx),
+            Err(e) => {
+                act.busy = false;
+                tracing::warn!(error = %e, "universe refresh failed; the members stay as they are until the next one");
+            }
+        }));
     }
 
     fn apply(&mut self, selection: Selection, ctx: &mut Context<Self>) {
@@ -493,7 +568,49 @@ impl Actor for Universe {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(self.setup.refresh, |act, ctx| act.refresh(ctx));
+        ctx.run_later(self.first_refresh, |act, ctx| {
+            act.refresh(ctx);
+            ctx.run_interval(act.setup.refresh, |act, ctx| act.refresh(ctx));
+        });
         ctx.run_interval(RETIRE_CHECK, |act, ctx| act.check_retiring(ctx));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keel_core::universe::SymbolPattern;
+
+    fn rules(top_n: usize, exclude: &[&str]) -> UniverseRules {
+        UniverseRules {
+            quote: "USDT".into(),
+            top_n,
+            min_quote_volume: Decimal::ZERO,
+            exclude: exclude.iter().map(|p| SymbolPattern::new(p).unwrap()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_remembered_selection_is_used_only_within_a_refresh_and_under_the_same_rules() {
+        let kept = Selection { members: vec![Symbol::new("AUSDT"), Symbol::new("BUSDT"), Symbol::new("GONEUSDT")] };
+        let r = Remembered::of(&kept, 1_000_000, &rules(3, &["*UP*"]));
+        let listed: BTreeSet<Symbol> = ["AUSDT", "BUSDT", "CUSDT"].iter().map(|s| Symbol::new(s)).collect();
+        let hour = Duration::from_secs(3600);
+        let cases = [
+            ("a minute later", rules(3, &["*UP*"]), 1_060_000, true),
+            ("at the refresh", rules(3, &["*UP*"]), 1_000_000 + 3_600_000, false),
+            ("before it was taken (clock moved back)", rules(3, &["*UP*"]), 999_000, false),
+            ("another top_n", rules(4, &["*UP*"]), 1_060_000, false),
+            ("other exclusions", rules(3, &[]), 1_060_000, false),
+        ];
+        for (name, rules, now, used) in cases {
+            let got = r.still_current(&rules, hour, now, &listed);
+            assert_eq!(got.is_some(), used, "{name}");
+            if let Some(s) = got {
+                assert_eq!(s.members, [Symbol::new("AUSDT"), Symbol::new("BUSDT")], "unlisted symbols drop out");
+            }
+        }
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(serde_json::from_value::<Remembered>(json).unwrap(), r, "round trip through the store");
     }
 }

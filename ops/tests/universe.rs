@@ -239,3 +239,63 @@ fn the_universe_demo_config_trades_the_top_symbols() {
         assert!(members.contains(symbol), "{symbol} was never a member: {members:?}");
     }
 }
+
+/// A restart within a refresh period runs the members the store remembers
+/// (no ranking at start, so no instance is swapped early), even though the
+/// venue would rank differently now.
+#[actix_rt::test]
+async fn a_restart_within_a_refresh_runs_the_remembered_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::parse(&CONFIG.replace("refresh = \"10s\"", "refresh = \"1h\"")).expect("config");
+    config.engine.data_dir = dir.path().join("data");
+    let clock: SharedClock = Arc::new(SystemClock);
+
+    let first = {
+        let store: SharedStore = Arc::new(SledStore::open(&config.engine.data_dir).unwrap());
+        let built = ops::venues::build(&config, Some(store.as_ref())).await.expect("venue");
+        let setup = ops::cmd_run::engine_setup(&config, store.clone(), built.venue.clone(), clock.clone()).unwrap();
+        let handle = start_engine(setup).await.expect("engine starts");
+        let members = handle.universe().await.unwrap().unwrap().members;
+        handle.shutdown(Duration::from_millis(200)).await;
+        built.stop().await;
+        store.flush().unwrap();
+        members
+    };
+    assert_eq!(first.len(), 5);
+
+    // The restart runs on a copy (this process still holds the first store).
+    let again_dir = dir.path().join("again");
+    keel_store::copy_dir(&config.engine.data_dir, &again_dir).unwrap();
+    config.engine.data_dir = again_dir;
+    let store: SharedStore = Arc::new(SledStore::open(&config.engine.data_dir).unwrap());
+    let built = ops::venues::build(&config, Some(store.as_ref())).await.expect("venue");
+    let sandbox = built.sandbox.as_ref().expect("embedded sandbox").handle();
+    // An outsider now trades far more than any member.
+    let outsider = built
+        .venue
+        .universe_candidates()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| !first.contains(&c.symbol) && c.quote_asset == "USDT")
+        .unwrap()
+        .symbol;
+    sandbox.market.set_volume_scale(outsider.as_str(), 10_000.0);
+    sandbox.market.step(40);
+    let asked_before = sandbox.faults.rest_requests().iter().filter(|r| r.contains("ticker/24hr")).count();
+    let setup = ops::cmd_run::engine_setup(&config, store.clone(), built.venue.clone(), clock).unwrap();
+    let handle = start_engine(setup).await.expect("engine restarts");
+    let again = handle.universe().await.unwrap().unwrap().members;
+    let asked_after = sandbox.faults.rest_requests().iter().filter(|r| r.contains("ticker/24hr")).count();
+    assert_eq!(again, first, "the remembered members");
+    assert_eq!(asked_after, asked_before, "no ranking at a start within the refresh period");
+    let ids: BTreeSet<String> = handle.strategy_ids().iter().map(|s| s.to_string()).collect();
+    assert_eq!(ids, first.iter().map(instance).collect::<BTreeSet<_>>());
+    // A fresh ranking would have taken the outsider in.
+    let rules = config.universe.as_ref().unwrap().rules();
+    let now = rules.select(&built.venue.universe_candidates().await.unwrap());
+    assert!(now.contains(&outsider), "{outsider} outranks the members now: {:?}", now.members);
+    handle.shutdown(Duration::from_millis(200)).await;
+    built.stop().await;
+    store.flush().unwrap();
+}
