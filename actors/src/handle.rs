@@ -76,6 +76,9 @@ pub struct EngineStatus {
     pub open_orders: usize,
     /// Risk guard details.
     pub risk: RiskStatus,
+    /// The universe's members and leaving symbols (absent without `[universe]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub universe: Option<crate::universe::UniverseStatus>,
 }
 
 pub(crate) struct Parts {
@@ -195,6 +198,7 @@ impl EngineHandle {
             portfolio: self.portfolio().await?,
             open_orders: self.open_orders().await?.len(),
             risk,
+            universe: self.universe().await?,
         })
     }
 

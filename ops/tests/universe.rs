@@ -163,7 +163,9 @@ async fn a_refresh_adds_the_rising_symbol_and_retires_the_dropped_one_once_flat(
         handle.strategy_ids().iter().any(|s| s.as_str() == instance(&dropped)),
         "the dropped symbol's instance still holds a position and stays"
     );
-    assert_eq!(handle.universe().await.unwrap().unwrap().leaving, vec![dropped.clone()]);
+    let status = serde_json::to_value(handle.status().await.unwrap()).unwrap();
+    assert_eq!(status["universe"]["leaving"], serde_json::json!([dropped.as_str()]), "{}", status["universe"]);
+    assert_eq!(status["universe"]["members"], serde_json::to_value(&members).unwrap());
 
     // It may not buy more...
     let dropped_id = instance(&dropped);
