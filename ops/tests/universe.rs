@@ -301,3 +301,107 @@ async fn a_restart_within_a_refresh_runs_the_remembered_members() {
     built.stop().await;
     store.flush().unwrap();
 }
+
+/// Rests one limit buy 20 % under the first close it sees (it stays
+/// working for the test's length), and nothing else.
+struct Resting {
+    symbol: Symbol,
+    placed: bool,
+}
+
+impl keel_core::strategy::Strategy for Resting {
+    fn kind(&self) -> &'static str {
+        "resting"
+    }
+
+    fn symbols(&self) -> Vec<Symbol> {
+        vec![self.symbol.clone()]
+    }
+
+    fn on_bar(&mut self, bar: &keel_core::market::Bar, ctx: &mut keel_core::strategy::StrategyCtx<'_>) {
+        if self.placed || bar.symbol != self.symbol || bar.close.is_zero() {
+            return;
+        }
+        self.placed = true;
+        let price = (bar.close * Decimal::new(80, 2)).round_dp(8);
+        ctx.limit(&self.symbol, Side::Buy, (Decimal::from(100) / price).round_dp(8), price);
+    }
+}
+
+/// With `cancel_orders_on_leave`, a leaving symbol's working orders are
+/// cancelled at once (the members' stay), and its instance, flat, retires.
+#[actix_rt::test]
+async fn cancel_orders_on_leave_cancels_the_leaving_instance_s_orders_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::parse(&CONFIG.replace("[risk]\n", "[risk]\nprice_band_pct = \"30\"\n")).expect("config");
+    config.engine.data_dir = dir.path().join("data");
+    let store: SharedStore = Arc::new(SledStore::open(&config.engine.data_dir).unwrap());
+    let built = ops::venues::build(&config, Some(store.as_ref())).await.expect("venue");
+    let clock: SharedClock = Arc::new(SystemClock);
+    let mut setup = ops::cmd_run::engine_setup(&config, store.clone(), built.venue.clone(), clock).expect("setup");
+    let universe = setup.universe.as_mut().expect("a universe");
+    universe.cancel_orders_on_leave = true;
+    universe.build = Arc::new(|cfg: &keel_core::config::StrategyConfig| {
+        Ok(Box::new(Resting { symbol: Symbol::new(&cfg.symbol), placed: false })
+            as Box<dyn keel_core::strategy::Strategy>)
+    });
+    let handle = start_engine(setup).await.expect("engine starts");
+    let mut seen = Seen { rx: handle.subscribe(), all: Vec::new() };
+    let market = built.sandbox.as_ref().expect("embedded sandbox").handle().market.clone();
+    let first = handle.universe().await.unwrap().unwrap().members;
+
+    // Every member's instance rests an order.
+    let open_of = |orders: &[keel_core::order::Order], symbol: &Symbol| {
+        orders.iter().any(|o| o.strategy_id.as_str() == instance(symbol) && o.status.is_open())
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let open = handle.open_orders().await.unwrap();
+        if first.iter().all(|m| open_of(&open, m)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not every member rests an order: {open:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let candidates = built.venue.universe_candidates().await.unwrap();
+    let rising = candidates
+        .iter()
+        .filter(|c| !first.contains(&c.symbol) && c.quote_asset == "USDT")
+        .max_by_key(|c| c.quote_volume)
+        .map(|c| c.symbol.clone())
+        .unwrap();
+    assert!(market.set_volume_scale(rising.as_str(), 1000.0));
+    let change = seen
+        .until(
+            &format!("{rising} joining"),
+            |e| matches!(e, EngineEvent::UniverseChanged { joined, .. } if joined.contains(&rising)),
+        )
+        .await;
+    let EngineEvent::UniverseChanged { left, members, .. } = change else { unreachable!() };
+    assert_eq!(left.len(), 1, "{left:?}");
+    let dropped_id = instance(&left[0]);
+    seen.until("the leaving instance's order cancelled", |e| {
+        matches!(e, EngineEvent::OrderChanged(o) if o.strategy_id.as_str() == dropped_id && o.status == keel_core::order::OrderStatus::Canceled)
+    })
+    .await;
+    seen.until(
+        "the leaving instance retiring",
+        |e| matches!(e, EngineEvent::UniverseInstanceRetired { strategy_id, .. } if strategy_id.as_str() == dropped_id),
+    )
+    .await;
+    // The members' orders were left alone (they may have filled meanwhile).
+    for e in &seen.all {
+        if let EngineEvent::OrderChanged(o) = e {
+            if o.status == keel_core::order::OrderStatus::Canceled {
+                assert_eq!(o.strategy_id.as_str(), dropped_id, "only the leaving instance's order is cancelled");
+            }
+        }
+    }
+    assert!(members.iter().all(|m| *m != left[0]));
+    assert!(!open_of(&handle.open_orders().await.unwrap(), &left[0]));
+
+    handle.shutdown(Duration::from_millis(200)).await;
+    built.stop().await;
+    store.flush().unwrap();
+}
