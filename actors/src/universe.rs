@@ -9,9 +9,10 @@
 //!   another (paced), then wired into the guard, the router, market data, the
 //!   supervisor and the operator surfaces;
 //! - a symbol that leaves keeps its instance, but the risk guard makes every
-//!   order of it reduce-only (nothing can open or add to a position off the
-//!   universe); with `cancel_orders_on_leave` its working orders are cancelled
-//!   at once. Once it holds nothing the lot step can sell and has no working
+//!   new order of it reduce-only, and its working orders that could open or
+//!   add (a resting buy) are cancelled: nothing opens or adds to a position
+//!   off the universe. With `cancel_orders_on_leave` its exits are cancelled
+//!   too. Once it holds nothing the lot step can sell and has no working
 //!   order, the instance retires (its routes are dropped, and with them the
 //!   actor);
 //! - a leaving symbol that joins again before it retired is simply let trade
@@ -30,6 +31,7 @@ use keel_core::account::AccountView;
 use keel_core::clock::SharedClock;
 use keel_core::config::StrategyConfig;
 use keel_core::instrument::Instrument;
+use keel_core::order::{Order, Side};
 use keel_core::strategy::{Strategy, StrategyRunner};
 use keel_core::universe::{Candidate, Selection, UniverseRules};
 use keel_core::venue::{MarketFeed, Venue, VenueError};
@@ -277,6 +279,8 @@ pub struct Universe {
     writer: StoreWriter,
     /// When the first refresh is due (the selection at start may be a remembered one).
     first_refresh: Duration,
+    /// Orders of leaving instances already asked to cancel.
+    cancelled: BTreeSet<String>,
 }
 
 /// What the engine's start hands the universe actor.
@@ -329,6 +333,7 @@ impl Universe {
             busy: false,
             writer: start.writer,
             first_refresh: start.first_refresh,
+            cancelled: BTreeSet::new(),
         }
     }
 
@@ -404,20 +409,36 @@ impl Universe {
         for id in &member.ids {
             self.routes.risk.do_send(InstanceLeaving { id: id.clone(), leaving: true });
         }
-        if !self.setup.cancel_orders_on_leave {
-            return;
-        }
-        let (ids, router, risk) = (member.ids.clone(), self.routes.router.clone(), self.routes.risk.clone());
-        ctx.spawn(
-            async move {
-                let open = router.send(GetOpenOrders).await.unwrap_or_default();
-                for o in open.into_iter().filter(|o| ids.contains(&o.strategy_id) && o.status.is_open()) {
-                    tracing::info!(strategy = %o.strategy_id, client_order_id = %o.client_order_id, "universe: cancelling the working order of a leaving symbol");
-                    risk.do_send(CancelOrder { strategy_id: o.strategy_id, client_order_id: o.client_order_id });
-                }
+        let router = self.routes.router.clone();
+        ctx.spawn(async move { router.send(GetOpenOrders).await }.into_actor(self).map(|open, act, _ctx| {
+            if let Ok(open) = open {
+                act.cancel_unwanted(&open);
             }
-            .into_actor(self),
-        );
+        }));
+    }
+
+    /// Cancels the working orders of leaving instances that could open or
+    /// add to a position (a resting buy of a long-only strategy), and with
+    /// `cancel_orders_on_leave` their exits too. Each order is asked once.
+    fn cancel_unwanted(&mut self, open: &[Order]) {
+        for (symbol, member) in self.members.iter().filter(|(_, m)| m.leaving) {
+            for o in open.iter().filter(|o| member.ids.contains(&o.strategy_id) && o.status.is_open()) {
+                let held = self.account.strategy_held(o.strategy_id.as_str(), symbol.as_str());
+                let reduces = match o.side {
+                    Side::Sell => held > Decimal::ZERO,
+                    Side::Buy => held < Decimal::ZERO,
+                };
+                if (reduces && !self.setup.cancel_orders_on_leave) || !self.cancelled.insert(o.client_order_id.clone())
+                {
+                    continue;
+                }
+                tracing::info!(strategy = %o.strategy_id, client_order_id = %o.client_order_id, side = ?o.side, "universe: cancelling a working order of a leaving symbol");
+                self.routes.risk.do_send(CancelOrder {
+                    strategy_id: o.strategy_id.clone(),
+                    client_order_id: o.client_order_id.clone(),
+                });
+            }
+        }
     }
 
     /// Market data for `symbols` first (so no bar after the warm-up is
@@ -500,6 +521,8 @@ impl Universe {
         let router = self.routes.router.clone();
         ctx.spawn(async move { router.send(GetOpenOrders).await }.into_actor(self).map(|open, act, _ctx| {
             let Ok(open) = open else { return };
+            // An order approved just before its symbol left reaches the router late: sweep again.
+            act.cancel_unwanted(&open);
             let working: BTreeSet<StrategyId> =
                 open.into_iter().filter(|o| o.status.is_open()).map(|o| o.strategy_id).collect();
             let leaving: Vec<Symbol> = act.members.iter().filter(|(_, m)| m.leaving).map(|(s, _)| s.clone()).collect();

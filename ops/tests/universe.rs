@@ -328,10 +328,21 @@ impl keel_core::strategy::Strategy for Resting {
     }
 }
 
-/// With `cancel_orders_on_leave`, a leaving symbol's working orders are
-/// cancelled at once (the members' stay), and its instance, flat, retires.
+/// A leaving symbol's resting buy (it could open a position) is cancelled at
+/// once whether or not `cancel_orders_on_leave` is set; the members' orders
+/// stay; the instance, flat, retires.
+#[actix_rt::test]
+async fn a_leaving_symbol_s_resting_buy_is_cancelled() {
+    resting_buy_of_a_leaving_symbol_is_cancelled(false).await;
+}
+
+/// The same with `cancel_orders_on_leave = true`.
 #[actix_rt::test]
 async fn cancel_orders_on_leave_cancels_the_leaving_instance_s_orders_only() {
+    resting_buy_of_a_leaving_symbol_is_cancelled(true).await;
+}
+
+async fn resting_buy_of_a_leaving_symbol_is_cancelled(cancel_orders_on_leave: bool) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::parse(&CONFIG.replace("[risk]\n", "[risk]\nprice_band_pct = \"30\"\n")).expect("config");
     config.engine.data_dir = dir.path().join("data");
@@ -340,7 +351,7 @@ async fn cancel_orders_on_leave_cancels_the_leaving_instance_s_orders_only() {
     let clock: SharedClock = Arc::new(SystemClock);
     let mut setup = ops::cmd_run::engine_setup(&config, store.clone(), built.venue.clone(), clock).expect("setup");
     let universe = setup.universe.as_mut().expect("a universe");
-    universe.cancel_orders_on_leave = true;
+    universe.cancel_orders_on_leave = cancel_orders_on_leave;
     universe.build = Arc::new(|cfg: &keel_core::config::StrategyConfig| {
         Ok(Box::new(Resting { symbol: Symbol::new(&cfg.symbol), placed: false })
             as Box<dyn keel_core::strategy::Strategy>)

@@ -30,9 +30,10 @@ pub struct UniverseConfig {
     /// How often the ranking is taken again, e.g. `4h`.
     #[serde(default = "default_refresh")]
     pub refresh: DurationMs,
-    /// A symbol that leaves also has its instance's working orders cancelled
-    /// at once (otherwise they stay until they fill or the instance cancels
-    /// them; either way the instance only exits until it is flat).
+    /// A symbol that leaves also has its instance's working exits (orders
+    /// that reduce its position) cancelled at once. Working orders that could
+    /// open or add are cancelled either way, and new orders are reduce-only:
+    /// the instance only exits until it is flat.
     #[serde(default)]
     pub cancel_orders_on_leave: bool,
 }
