@@ -596,6 +596,7 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
             running,
             writer: writer.clone(),
             first_refresh,
+            subscribed: symbols.iter().cloned().collect(),
         };
         Universe::new(start).start()
     });

@@ -281,6 +281,9 @@ pub struct Universe {
     first_refresh: Duration,
     /// Orders of leaving instances already asked to cancel.
     cancelled: BTreeSet<String>,
+    /// Symbols with a market feed (a symbol's feed outlives its membership,
+    /// so one that comes back needs no new subscription).
+    subscribed: BTreeSet<Symbol>,
 }
 
 /// What the engine's start hands the universe actor.
@@ -310,6 +313,8 @@ pub struct UniverseStart {
     pub writer: StoreWriter,
     /// When the first refresh is due.
     pub first_refresh: Duration,
+    /// The symbols the market feed carries at start.
+    pub subscribed: BTreeSet<Symbol>,
 }
 
 impl Universe {
@@ -334,6 +339,7 @@ impl Universe {
             writer: start.writer,
             first_refresh: start.first_refresh,
             cancelled: BTreeSet::new(),
+            subscribed: start.subscribed,
         }
     }
 
@@ -465,18 +471,22 @@ impl Universe {
             }
         }
         let market = self.routes.market.clone();
-        let feed_symbols = symbols.clone();
+        // Symbols streamed already (configured, or members before) keep their feed.
+        let feed_symbols: Vec<Symbol> = symbols.iter().filter(|s| !self.subscribed.contains(*s)).cloned().collect();
+        self.subscribed.extend(feed_symbols.iter().cloned());
         ctx.spawn(
             async move {
                 let patience = Patience::new(Duration::from_secs(30));
-                match retrying(&patience, "subscribe to joining symbols", || {
-                    venue.subscribe_market(&feed_symbols, interval)
-                })
-                .await
-                {
-                    Ok(feed) => market.do_send(AddMarketFeed { symbols: feed_symbols, feed }),
-                    Err(e) => {
-                        tracing::error!(symbols = ?feed_symbols, error = %e, "universe: no market data for joining symbols; their instances see no bars")
+                if !feed_symbols.is_empty() {
+                    match retrying(&patience, "subscribe to joining symbols", || {
+                        venue.subscribe_market(&feed_symbols, interval)
+                    })
+                    .await
+                    {
+                        Ok(feed) => market.do_send(AddMarketFeed { symbols: feed_symbols, feed }),
+                        Err(e) => {
+                            tracing::error!(symbols = ?feed_symbols, error = %e, "universe: no market data for joining symbols; their instances see no bars")
+                        }
                     }
                 }
                 let mut warmed = Vec::new();

@@ -416,3 +416,38 @@ async fn resting_buy_of_a_leaving_symbol_is_cancelled(cancel_orders_on_leave: bo
     built.stop().await;
     store.flush().unwrap();
 }
+
+/// Paper mode: the members come from the configured `[[symbol]]`s only.
+#[actix_rt::test]
+async fn on_paper_the_members_are_configured_symbols() {
+    let block = |symbol: &str, base: &str, price: &str, touch: &str| {
+        format!(
+            "[[symbol]]\nsymbol = \"{symbol}\"\nbase = \"{base}\"\nquote = \"USDT\"\ntick_size = \"0.01\"\nstep_size = \"0.0001\"\nmin_notional = \"5\"\nstart_price = \"{price}\"\nvolatility = 0.5\ntouch_qty = \"{touch}\"\n"
+        )
+    };
+    let text = format!(
+        "{}{}{}{}",
+        CONFIG.replace("mode = \"sandbox\"", "mode = \"paper\"").replace("top_n = 5", "top_n = 2"),
+        block("AAAUSDT", "AAA", "100", "5"),
+        block("BBBUSDT", "BBB", "100", "50"),
+        block("CCCUSDT", "CCC", "100", "500"),
+    );
+    let text = text.replace("[sandbox]\nsynthetic_symbols = 30\n", "");
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::parse(&text).expect("config");
+    config.engine.data_dir = dir.path().join("data");
+    let store: SharedStore = Arc::new(SledStore::open(&config.engine.data_dir).unwrap());
+    let built = ops::venues::build(&config, Some(store.as_ref())).await.expect("venue");
+    let clock: SharedClock = Arc::new(SystemClock);
+    let setup = ops::cmd_run::engine_setup(&config, store.clone(), built.venue.clone(), clock).expect("setup");
+    let handle = start_engine(setup).await.expect("engine starts");
+    let members = handle.universe().await.unwrap().unwrap().members;
+    assert_eq!(members.len(), 2, "{members:?}");
+    let configured = ["AAAUSDT", "BBBUSDT", "CCCUSDT"];
+    assert!(members.iter().all(|m| configured.contains(&m.as_str())), "{members:?}");
+    let ids: BTreeSet<String> = handle.strategy_ids().iter().map(|s| s.to_string()).collect();
+    assert_eq!(ids, members.iter().map(instance).collect::<BTreeSet<_>>());
+    handle.shutdown(Duration::from_millis(200)).await;
+    built.stop().await;
+    store.flush().unwrap();
+}
