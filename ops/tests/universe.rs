@@ -417,9 +417,10 @@ async fn resting_buy_of_a_leaving_symbol_is_cancelled(cancel_orders_on_leave: bo
     store.flush().unwrap();
 }
 
-/// Paper mode: the members come from the configured `[[symbol]]`s only.
+/// Paper mode: the members come from the configured `[[symbol]]`s only, and
+/// `max_gross_exposure` holds across the instances.
 #[actix_rt::test]
-async fn on_paper_the_members_are_configured_symbols() {
+async fn on_paper_the_members_are_configured_symbols_and_gross_exposure_spans_instances() {
     let block = |symbol: &str, base: &str, price: &str, touch: &str| {
         format!(
             "[[symbol]]\nsymbol = \"{symbol}\"\nbase = \"{base}\"\nquote = \"USDT\"\ntick_size = \"0.01\"\nstep_size = \"0.0001\"\nmin_notional = \"5\"\nstart_price = \"{price}\"\nvolatility = 0.5\ntouch_qty = \"{touch}\"\n"
@@ -432,7 +433,9 @@ async fn on_paper_the_members_are_configured_symbols() {
         block("BBBUSDT", "BBB", "100", "50"),
         block("CCCUSDT", "CCC", "100", "500"),
     );
-    let text = text.replace("[sandbox]\nsynthetic_symbols = 30\n", "");
+    let text = text
+        .replace("[sandbox]\nsynthetic_symbols = 30\n", "")
+        .replace("max_gross_exposure = \"100000\"", "max_gross_exposure = \"1500\"");
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::parse(&text).expect("config");
     config.engine.data_dir = dir.path().join("data");
@@ -447,6 +450,28 @@ async fn on_paper_the_members_are_configured_symbols() {
     assert!(members.iter().all(|m| configured.contains(&m.as_str())), "{members:?}");
     let ids: BTreeSet<String> = handle.strategy_ids().iter().map(|s| s.to_string()).collect();
     assert_eq!(ids, members.iter().map(instance).collect::<BTreeSet<_>>());
+
+    // Each instance alone is within every limit; together they pass the gross exposure.
+    let mut seen = Seen { rx: handle.subscribe(), all: Vec::new() };
+    for m in &members {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while handle.prices().get(m.as_str()).is_none() {
+            assert!(Instant::now() < deadline, "no price for {m}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let qty = |m: &Symbol| (Decimal::from(1000) / handle.prices().get(m.as_str()).unwrap().price).round_dp(2);
+    let signal = |m: &Symbol| Signal { symbol: m.clone(), action: SignalAction::Buy, qty: Some(qty(m)) };
+    handle.signal(&instance(&members[0]), signal(&members[0])).await.unwrap();
+    let first_id = instance(&members[0]);
+    seen.until("the first instance's buy", |e| matches!(e, EngineEvent::Fill(f) if f.strategy_id.as_str() == first_id))
+        .await;
+    handle.signal(&instance(&members[1]), signal(&members[1])).await.unwrap();
+    let second_id = instance(&members[1]);
+    seen.until("the second instance refused on gross exposure", |e| {
+        matches!(e, EngineEvent::RiskRejected { strategy_id, code, .. } if strategy_id.as_str() == second_id && code == "gross_exposure_above_max")
+    })
+    .await;
     handle.shutdown(Duration::from_millis(200)).await;
     built.stop().await;
     store.flush().unwrap();
