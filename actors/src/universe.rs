@@ -565,6 +565,8 @@ impl Universe {
             self.routes.market.do_send(retired.clone());
             self.routes.supervisor.do_send(retired);
             self.routes.registry.write().unwrap_or_else(|e| e.into_inner()).remove(&id);
+            // Universe churn must not grow the series without bound.
+            let _ = metrics().strategy_paused.remove_label_values(&[id.as_str()]);
             tracing::info!(strategy = %id, symbol = %symbol, "universe: instance retired (its symbol left and it is flat)");
             let _ = self.events.send(EngineEvent::UniverseInstanceRetired { strategy_id: id, symbol: symbol.clone() });
         }

@@ -202,6 +202,17 @@ async fn a_refresh_adds_the_rising_symbol_and_retires_the_dropped_one_once_flat(
         }
     }
     let m = actors::metrics::metrics();
+    let paused_series: Vec<String> = m
+        .registry
+        .gather()
+        .iter()
+        .filter(|f| f.name() == "keel_strategy_paused")
+        .flat_map(|f| {
+            f.get_metric().iter().flat_map(|x| x.get_label().iter().map(|l| l.value().to_string())).collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(!paused_series.contains(&dropped_id), "a retired instance's series is gone: {paused_series:?}");
+    assert!(paused_series.contains(&instance(&rising)), "{paused_series:?}");
     assert_eq!(m.universe_symbols.get(), 5);
     assert!(m.universe_changes_total.get() >= 1);
 
