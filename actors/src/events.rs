@@ -105,4 +105,7 @@ pub enum EngineEvent {
         /// Its symbol.
         symbol: Symbol,
     },
+    /// A strategy raised a setup alert (the `scanner` kind): a condition
+    /// held on a symbol, with the values that triggered it.
+    SetupAlert(keel_core::alert::SetupAlert),
 }

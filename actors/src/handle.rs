@@ -305,6 +305,46 @@ impl EngineHandle {
             .map_err(|e| CommandError::Failed(e.to_string()))
     }
 
+    /// Each symbol the strategies trade, with the hosts trading it (the
+    /// routes of futures events).
+    async fn futures_routes(
+        &self,
+    ) -> Result<std::collections::HashMap<Symbol, Vec<Recipient<crate::messages::FuturesTick>>>, CommandError> {
+        let mut routes: std::collections::HashMap<Symbol, Vec<Recipient<crate::messages::FuturesTick>>> =
+            std::collections::HashMap::new();
+        for h in self.parts.hosts.values() {
+            for symbol in h.send(GetStrategyStatus).await?.symbols {
+                routes.entry(symbol).or_default().push(h.clone().recipient());
+            }
+        }
+        Ok(routes)
+    }
+
+    /// Starts the futures feed ([`crate::futures_feed`]) from `data` for the
+    /// symbols the strategies trade that `keep` accepts (those the venue
+    /// lists as perpetuals); it stops when the engine shuts down.
+    pub async fn start_futures_feed(
+        &self,
+        data: Arc<dyn keel_core::futures::FuturesData>,
+        cfg: crate::futures_feed::FuturesFeedConfig,
+        keep: impl Fn(&Symbol) -> bool,
+    ) -> Result<Addr<crate::futures_feed::FuturesFeed>, CommandError> {
+        let mut routes = self.futures_routes().await?;
+        routes.retain(|s, _| keep(s));
+        let events = self.parts.events.clone();
+        Ok(crate::futures_feed::FuturesFeed::new(data, routes, cfg, events).start())
+    }
+
+    /// Delivers a futures event to the strategies trading its symbol, as the
+    /// futures feed does (tests and replays).
+    pub async fn inject_futures(&self, event: keel_core::futures::FuturesEvent) -> Result<(), CommandError> {
+        let routes = self.futures_routes().await?;
+        for r in routes.get(event.symbol()).into_iter().flatten() {
+            r.send(crate::messages::FuturesTick(event.clone())).await?;
+        }
+        Ok(())
+    }
+
     /// Injects a market event as if the venue had sent it.
     pub async fn inject_market(&self, event: MarketEvent) -> Result<(), CommandError> {
         Ok(self.parts.market.send(InjectMarket(event)).await?)

@@ -13,6 +13,7 @@
 pub mod deliver;
 pub mod error;
 pub mod events;
+pub mod futures_feed;
 pub mod handle;
 pub mod ids;
 pub mod market_data;

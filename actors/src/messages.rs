@@ -124,6 +124,12 @@ pub struct StopOrders {
     pub active: bool,
 }
 
+/// A futures market event (mark price and funding, a settlement, open
+/// interest, a funding interval) for the strategies trading its symbol.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct FuturesTick(pub keel_core::futures::FuturesEvent);
+
 /// Inject a market event directly (benchmarks and tests bypass the venue feed).
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]

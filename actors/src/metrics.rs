@@ -12,6 +12,11 @@ use prometheus::{
 };
 use prometheus::{Gauge, GaugeVec};
 
+/// The conditions the `scanner` strategy raises alerts for (the
+/// `condition` label of `keel_setup_alerts_total`).
+pub const SETUP_ALERT_CONDITIONS: [&str; 5] =
+    ["funding_above", "oi_change_pct", "volume_spike", "breakout_high", "breakout_low"];
+
 /// The actors messages are counted for (the `actor` label).
 pub const ACTORS: [&str; 5] = ["risk_guard", "order_router", "portfolio", "strategy_host", "market_data"];
 
@@ -53,6 +58,8 @@ pub struct Metrics {
     pub stream_connected: IntGaugeVec,
     /// Venue stream reconnects, by stream.
     pub stream_reconnects_total: IntCounterVec,
+    /// Setup alerts raised by strategies, per condition.
+    pub setup_alerts_total: IntCounterVec,
     /// Request weight used in the venue's current window.
     pub venue_used_weight: IntGauge,
     /// Duration of store writes.
@@ -204,6 +211,11 @@ impl Metrics {
                 "Venue stream reconnects",
                 &["stream"],
             )?,
+            setup_alerts_total: counter_vec(
+                "keel_setup_alerts_total",
+                "Setup alerts raised by strategies (the scanner kind), per condition",
+                &["condition"],
+            )?,
             venue_used_weight: int_gauge(
                 "keel_venue_used_weight",
                 "Request weight used in the venue's current window",
@@ -312,6 +324,9 @@ impl Metrics {
         for stream in ["market", "user"] {
             self.stream_connected.with_label_values(&[stream]);
             self.stream_reconnects_total.with_label_values(&[stream]);
+        }
+        for condition in SETUP_ALERT_CONDITIONS {
+            self.setup_alerts_total.with_label_values(&[condition]);
         }
         for symbol in symbols {
             self.position_quantity.with_label_values(&[symbol]);

@@ -17,7 +17,8 @@ use tokio::sync::broadcast;
 use crate::deliver;
 use crate::events::EngineEvent;
 use crate::messages::{
-    CancelOrder, FillRecorded, GetStrategyStatus, IntentSubmitted, MarketTick, OrderUpdated, SetPaused, SignalReceived,
+    CancelOrder, FillRecorded, FuturesTick, GetStrategyStatus, IntentSubmitted, MarketTick, OrderUpdated, SetPaused,
+    SignalReceived,
 };
 use crate::metrics::metrics;
 use crate::strategy_pnl::StrategyPnl;
@@ -78,6 +79,11 @@ impl StrategyHost {
         match result {
             Ok(0) => {}
             Ok(_) => {
+                for alert in self.runner.drain_alerts() {
+                    tracing::info!(strategy = %alert.strategy_id, symbol = %alert.symbol, condition = %alert.condition, message = %alert.message, "setup alert");
+                    metrics().setup_alerts_total.with_label_values(&[alert.condition.as_str()]).inc();
+                    let _ = self.events.send(EngineEvent::SetupAlert(alert));
+                }
                 let strategy_id = self.runner.id().clone();
                 for client_order_id in self.runner.drain_cancels() {
                     let msg = CancelOrder { strategy_id: strategy_id.clone(), client_order_id };
@@ -143,6 +149,15 @@ impl Handler<MarketTick> for StrategyHost {
         metrics().market_events_total.inc();
         let result = self.runner.on_market(&msg.event, self.clock.now_ms());
         self.forward(result, Some(msg.ingress), ctx);
+    }
+}
+
+impl Handler<FuturesTick> for StrategyHost {
+    type Result = ();
+
+    fn handle(&mut self, msg: FuturesTick, ctx: &mut Self::Context) {
+        let result = self.runner.on_futures(&msg.0, self.clock.now_ms());
+        self.forward(result, None, ctx);
     }
 }
 

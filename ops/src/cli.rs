@@ -53,6 +53,8 @@ pub enum Command {
     Data(crate::cmd_data::DataCommand),
     /// Measure the live pipeline: market events per second and tick-to-order latency.
     Bench(crate::cmd_bench::BenchArgs),
+    /// A one-shot ranked table of the venue's market: volume, change, funding, open interest.
+    Scan(crate::cmd_scan::ScanArgs),
     /// Run the sandbox exchange standalone (the Binance protocol, or `--protocol coinbase`) until Ctrl-C or SIGTERM.
     Sandbox(crate::cmd_sandbox::SandboxArgs),
 }

@@ -166,6 +166,11 @@ async fn start(config: &crate::config::Config, notifiers: crate::surfaces::Notif
             return Err(e);
         }
     };
+    // After the surfaces, so the notifiers hear the first setup alert.
+    if let Err(e) = crate::futures_feed::start(config, &built, &handle).await {
+        // Futures data informs strategies; trading does not wait on it.
+        tracing::error!(error = %e, "futures data not started; strategies get none");
+    }
     Ok(Started { store, built, handle, surfaces })
 }
 

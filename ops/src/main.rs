@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => ops::cmd_bench::run(args),
         Command::Backtest(args) => ops::backtest::run(*args),
         Command::Data(command) => ops::cmd_data::run(command),
+        Command::Scan(args) => ops::cmd_scan::run(args),
         Command::Sandbox(args) => ops::cmd_sandbox::run(args, cli.log_format),
     };
     match result {

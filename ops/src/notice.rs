@@ -41,8 +41,8 @@ pub struct Notice {
     pub fields: Vec<(String, String)>,
     /// When it happened (ms since the epoch, UTC).
     pub at_ms: i64,
-    /// A chart worth attaching (fills, the daily summary; setups once the
-    /// scanner sends them: it sets this to the setup's symbol).
+    /// A chart worth attaching (fills, the daily summary, setup alerts: the
+    /// setup's symbol).
     pub chart: Option<ChartRequest>,
     /// The rendered chart (PNG), filled in by a notifier that draws charts
     /// once before its first attempt, so retries resend the same picture.

@@ -472,13 +472,29 @@ pub fn event_notice(event: &EngineEvent, fills: bool) -> Option<Notice> {
             let severity = if severity == Severity::Critical { severity } else { Severity::Warning };
             Notice::new("Venue alert", severity, text, now).field("alert", alert_kind(alert))
         }
+        EngineEvent::SetupAlert(a) => {
+            // A setup worth a look, not a fault: informational.
+            let mut n = Notice::new(
+                format!("Setup alert: {} {}", a.symbol, a.condition),
+                Severity::Info,
+                format!("Setup alert [{}]: {}", a.strategy_id, a.message),
+                a.ts_ms,
+            )
+            .field("symbol", a.symbol.to_string())
+            .field("condition", a.condition.clone())
+            .field("strategy", a.strategy_id.to_string());
+            for (name, value) in &a.values {
+                n = n.field(name, value.clone());
+            }
+            n.with_chart(a.symbol.clone())
+        }
     })
 }
 
 /// How an event's message is queued: what an operator must see at once
 /// (emergency stop, a HALTED or otherwise restricted trading state, a
 /// strategy paused by a protection, a failure or an operator, a venue ban) is critical; fills and venue
-/// rejections coalesce; the rest is ordinary.
+/// rejections and setup alerts coalesce; the rest is ordinary.
 pub fn event_priority(event: &EngineEvent) -> Priority {
     match event {
         EngineEvent::EmergencyStopSet { .. }
@@ -487,6 +503,8 @@ pub fn event_priority(event: &EngineEvent) -> Priority {
         EngineEvent::TradingStateChanged { state, .. } if *state != TradingState::Active => Priority::Critical,
         EngineEvent::Fill(_) => Priority::Coalesced("fills"),
         EngineEvent::OrderRejected { .. } => Priority::Coalesced("order rejections"),
+        // A universe of scanners may raise many at once: one message lists a burst.
+        EngineEvent::SetupAlert(_) => Priority::Coalesced("setup alerts"),
         _ => Priority::Normal,
     }
 }
@@ -587,6 +605,32 @@ pub fn spawn_events(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_setup_alert_is_an_informational_notice_with_its_values_and_coalesces() {
+        let alert = keel_core::alert::SetupAlert {
+            strategy_id: "scan".into(),
+            symbol: "BTCUSDT".into(),
+            condition: "funding_above".into(),
+            message: "BTCUSDT funding estimate 0.06 % per 8 h".into(),
+            values: [("funding_rate".to_string(), "0.0006".to_string())].into(),
+            ts_ms: 1_700_000_000_000,
+        };
+        let event = EngineEvent::SetupAlert(alert);
+        let n = event_notice(&event, false).expect("announced");
+        assert_eq!(
+            (n.title.as_str(), n.severity, n.at_ms),
+            ("Setup alert: BTCUSDT funding_above", Severity::Info, 1_700_000_000_000)
+        );
+        assert_eq!(n.text, "Setup alert [scan]: BTCUSDT funding estimate 0.06 % per 8 h");
+        let fields: Vec<(&str, &str)> = n.fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            fields,
+            [("symbol", "BTCUSDT"), ("condition", "funding_above"), ("strategy", "scan"), ("funding_rate", "0.0006")]
+        );
+        assert_eq!(n.chart.map(|c| c.symbol), Some("BTCUSDT".into()), "a chart of the setup's symbol");
+        assert_eq!(event_priority(&event), Priority::Coalesced("setup alerts"));
+    }
 
     #[test]
     fn next_summary_time() {

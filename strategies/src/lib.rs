@@ -11,6 +11,7 @@ pub mod macd;
 pub mod params;
 pub mod registry;
 pub mod rsi_reversion;
+pub mod scanner;
 pub mod webhook;
 
 pub use registry::{build, validate_all, StrategyConfigError};

@@ -14,6 +14,9 @@ pub enum ParamKind {
     Decimal,
     /// A number for statistics such as a band width (`k = 1.5`), read by [`Params::number`].
     Number,
+    /// A duration (`throttle = "1h"`; a bare integer is seconds, which is
+    /// what a sweep writes), read by [`Params::duration_ms_or`].
+    Duration,
 }
 
 /// One parameter a strategy kind reads: its name and type.
@@ -34,6 +37,11 @@ impl ParamSpec {
     /// A decimal parameter.
     pub const fn decimal(name: &'static str) -> Self {
         Self { name, kind: ParamKind::Decimal }
+    }
+
+    /// A duration parameter.
+    pub const fn duration(name: &'static str) -> Self {
+        Self { name, kind: ParamKind::Duration }
     }
 
     /// A number parameter.
@@ -146,6 +154,35 @@ impl<'a> Params<'a> {
             self.number(key)
         } else {
             Ok(default)
+        }
+    }
+
+    /// An optional positive duration in ms with a default: a string such as
+    /// `"30m"` or an integer number of seconds.
+    pub fn duration_ms_or(&self, key: &str, default_ms: i64) -> Result<i64, StrategyConfigError> {
+        let ms = match self.table.get(key) {
+            None => return Ok(default_ms),
+            Some(toml::Value::String(s)) => keel_core::config::parse_duration_ms(s).map_err(|e| self.error(key, e))?,
+            Some(toml::Value::Integer(n)) => n.checked_mul(1_000).ok_or_else(|| self.error(key, "is too long"))?,
+            Some(other) => {
+                return Err(self.error(key, format!("must be a duration such as \"1h\", got {}", other.type_str())))
+            }
+        };
+        if ms <= 0 {
+            return Err(self.error(key, "must be longer than zero"));
+        }
+        Ok(ms)
+    }
+
+    /// An optional text value (a string; an integer or float is read as
+    /// its text), for parameters with their own syntax such as `"50%"`.
+    pub fn text_opt(&self, key: &str) -> Result<Option<String>, StrategyConfigError> {
+        match self.table.get(key) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(s.trim().to_string())),
+            Some(toml::Value::Integer(n)) => Ok(Some(n.to_string())),
+            Some(toml::Value::Float(f)) => Ok(Some(f.to_string())),
+            Some(other) => Err(self.error(key, format!("must be a string, got {}", other.type_str()))),
         }
     }
 

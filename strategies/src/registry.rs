@@ -9,6 +9,7 @@ use crate::ma_cross::{EmaCross, SmaCross};
 use crate::macd::MacdCross;
 use crate::params::{ParamSpec, Params};
 use crate::rsi_reversion::RsiReversion;
+use crate::scanner::Scanner;
 use crate::webhook::Webhook;
 
 /// A strategy's config is wrong: the key and the reason.
@@ -23,7 +24,7 @@ pub struct StrategyConfigError {
 
 /// The strategy kinds this build knows.
 pub const KINDS: &[&str] =
-    &["sma_cross", "ema_cross", "rsi_reversion", "bollinger_breakout", "macd", "grid", "webhook"];
+    &["sma_cross", "ema_cross", "rsi_reversion", "bollinger_breakout", "macd", "grid", "webhook", "scanner"];
 
 /// Builds the strategy of config block number `index` (for error messages).
 pub fn build(index: usize, config: &StrategyConfig) -> Result<Box<dyn Strategy>, StrategyConfigError> {
@@ -37,6 +38,7 @@ pub fn build(index: usize, config: &StrategyConfig) -> Result<Box<dyn Strategy>,
         "macd" => Ok(Box::new(MacdCross::from_params(symbol, &params)?)),
         "grid" => Ok(Box::new(Grid::from_params(symbol, &params)?)),
         "webhook" => Ok(Box::new(Webhook::from_params(symbol, &params)?)),
+        "scanner" => Ok(Box::new(Scanner::from_params(symbol, &params)?)),
         other => Err(StrategyConfigError {
             key: format!("strategy[{index}].kind"),
             reason: format!("unknown strategy kind `{other}` (known: {})", KINDS.join(", ")),
@@ -55,6 +57,7 @@ pub fn params(kind: &str) -> Option<&'static [ParamSpec]> {
         "macd" => Some(MacdCross::PARAMS),
         "grid" => Some(Grid::PARAMS),
         "webhook" => Some(Webhook::PARAMS),
+        "scanner" => Some(Scanner::PARAMS),
         _ => None,
     }
 }

@@ -255,6 +255,7 @@ fn every_kind_builds_and_bad_params_name_the_key() {
         ("macd", "qty = \"1\""),
         ("grid", "lower = \"1\"\nupper = \"2\"\nqty = \"1\""),
         ("webhook", "qty = \"1\""),
+        ("scanner", "funding_above = \"50%\""),
     ];
     assert_eq!(valid.iter().map(|v| v.0).collect::<Vec<_>>(), strategies::registry::KINDS);
     for (kind, params) in valid {
@@ -285,6 +286,8 @@ fn every_kind_builds_and_bad_params_name_the_key() {
         Case { kind: "grid", params: "lower = \"1\"\nupper = \"2\"\nqty = \"0\"", key: "qty" },
         Case { kind: "webhook", params: "qty = \"1\"\nmax_position = \"0\"", key: "max_position" },
         Case { kind: "webhook", params: "", key: "qty" },
+        Case { kind: "scanner", params: "", key: "funding_above" },
+        Case { kind: "scanner", params: "volume_spike = \"3\"\nvolume_bars = 0", key: "volume_bars" },
     ];
     for c in cases {
         let err = match strategies::build(3, &config(c.kind, c.params)) {

@@ -281,6 +281,20 @@ pub enum FuturesEvent {
     Funding(FundingSettlement),
     /// Open interest was measured.
     OpenInterest(OpenInterest),
+    /// The symbol's funding interval is known or changed (from `fundingInfo`
+    /// or the spacing of its settlements): what annualising uses.
+    Interval(FundingInterval),
+}
+
+/// A symbol's funding interval as of a time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FundingInterval {
+    /// Symbol.
+    pub symbol: Symbol,
+    /// Hours between settlements.
+    pub interval_hours: u32,
+    /// When it was learned (ms since the epoch).
+    pub ts_ms: i64,
 }
 
 impl FuturesEvent {
@@ -290,6 +304,7 @@ impl FuturesEvent {
             Self::Mark(m) => &m.symbol,
             Self::Funding(f) => &f.symbol,
             Self::OpenInterest(o) => &o.symbol,
+            Self::Interval(i) => &i.symbol,
         }
     }
 
@@ -299,6 +314,7 @@ impl FuturesEvent {
             Self::Mark(m) => m.ts_ms,
             Self::Funding(f) => f.funding_time,
             Self::OpenInterest(o) => o.ts_ms,
+            Self::Interval(i) => i.ts_ms,
         }
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod account;
 mod account_migration;
+pub mod alert;
 pub mod balance;
 pub mod clock;
 pub mod config;
@@ -20,6 +21,7 @@ mod duration;
 pub mod error;
 pub mod fill;
 pub mod futures;
+pub mod futures_board;
 pub mod instrument;
 pub mod market;
 pub mod order;

@@ -14,7 +14,10 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::account::AccountView;
+use crate::alert::SetupAlert;
 use crate::fill::Fill;
+use crate::futures::FuturesEvent;
+use crate::futures_board::{FuturesBoard, FuturesSnapshot};
 use crate::instrument::Instrument;
 use crate::market::{Bar, BookTicker, MarketEvent, Trade};
 use crate::order::{Order, OrderIntent, OrderStatus, OrderTag, Side};
@@ -83,6 +86,8 @@ pub struct StrategyCtx<'a> {
     lots: &'a FxHashMap<Symbol, Instrument>,
     out: &'a mut Vec<OrderIntent>,
     cancels: &'a mut Vec<String>,
+    futures: &'a FuturesBoard,
+    alerts: &'a mut Vec<SetupAlert>,
 }
 
 impl<'a> StrategyCtx<'a> {
@@ -179,6 +184,33 @@ impl<'a> StrategyCtx<'a> {
     pub fn cancel(&mut self, client_order_id: &str) {
         self.cancels.push(client_order_id.to_string());
     }
+
+    /// The latest perpetual-futures values of `symbol` (mark, funding,
+    /// open interest) from the futures events this strategy received; none
+    /// before the first.
+    pub fn futures(&self, symbol: &str) -> Option<&FuturesSnapshot> {
+        self.futures.get(symbol)
+    }
+
+    /// Raises a setup alert for the operator (notifiers and the console):
+    /// `condition` is its stable name, `values` what triggered it. Stamped
+    /// with the strategy's clock.
+    pub fn alert(
+        &mut self,
+        symbol: &Symbol,
+        condition: &str,
+        message: String,
+        values: std::collections::BTreeMap<String, String>,
+    ) {
+        self.alerts.push(SetupAlert {
+            strategy_id: self.strategy_id.clone(),
+            symbol: symbol.clone(),
+            condition: condition.to_string(),
+            message,
+            values,
+            ts_ms: self.now_ms,
+        });
+    }
 }
 
 /// A trading strategy. Every callback has a default that does nothing, so a
@@ -211,6 +243,10 @@ pub trait Strategy: Send {
     fn on_order_update(&mut self, _update: &OrderUpdate, _ctx: &mut StrategyCtx<'_>) {}
     /// An external signal arrived.
     fn on_signal(&mut self, _signal: &Signal, _ctx: &mut StrategyCtx<'_>) {}
+    /// A futures market event (mark price and funding estimate, a
+    /// settlement, open interest, the funding interval) of one of its
+    /// symbols; `ctx.futures` already includes it.
+    fn on_futures(&mut self, _event: &FuturesEvent, _ctx: &mut StrategyCtx<'_>) {}
 }
 
 /// A strategy failed (panicked) and has been paused.
@@ -238,6 +274,8 @@ pub struct StrategyRunner {
     lots: FxHashMap<Symbol, Instrument>,
     out: Vec<OrderIntent>,
     cancels: Vec<String>,
+    futures: FuturesBoard,
+    alerts: Vec<SetupAlert>,
     paused: bool,
     failure: Option<String>,
 }
@@ -255,6 +293,8 @@ impl StrategyRunner {
             lots: FxHashMap::default(),
             out: Vec::with_capacity(4),
             cancels: Vec::new(),
+            futures: FuturesBoard::default(),
+            alerts: Vec::new(),
             paused: false,
             failure: None,
         }
@@ -351,6 +391,7 @@ impl StrategyRunner {
         if result.is_ok() && paused {
             // A paused strategy may tidy its orders but not trade.
             self.paused = true;
+            self.alerts.clear();
             for intent in self.out.drain(..) {
                 if let Some(e) = self.book.get_mut(&intent.symbol) {
                     e.pending_orders = e.pending_orders.saturating_sub(1);
@@ -365,8 +406,9 @@ impl StrategyRunner {
     pub fn warm_up(&mut self, bars: &[Bar], now_ms: i64) -> Result<(), StrategyFailure> {
         for bar in bars {
             self.call(now_ms, |s, ctx| s.on_bar(bar, ctx))?;
-            // A warm-up intent must not leave, and must not count as in flight.
+            // A warm-up intent (or alert) must not leave, and must not count as in flight.
             self.cancels.clear();
+            self.alerts.clear();
             for intent in self.out.drain(..) {
                 if let Some(e) = self.book.get_mut(&intent.symbol) {
                     e.pending_orders = e.pending_orders.saturating_sub(1);
@@ -407,6 +449,23 @@ impl StrategyRunner {
         self.call(now_ms, |s, ctx| s.on_order_update(update, ctx))
     }
 
+    /// A futures market event of one of its symbols: folded into the values
+    /// `ctx.futures` reads (also while paused, so a resumed strategy reads
+    /// current ones), then handed to the strategy. Another symbol's event is
+    /// ignored.
+    pub fn on_futures(&mut self, event: &FuturesEvent, now_ms: i64) -> Result<usize, StrategyFailure> {
+        if !self.wants(event.symbol()) {
+            return Ok(0);
+        }
+        self.futures.apply(event);
+        self.call(now_ms, |s, ctx| s.on_futures(event, ctx))
+    }
+
+    /// The latest futures values of one of its symbols.
+    pub fn futures(&self, symbol: &str) -> Option<&FuturesSnapshot> {
+        self.futures.get(symbol)
+    }
+
     /// An external signal.
     pub fn on_signal(&mut self, signal: &Signal, now_ms: i64) -> Result<usize, StrategyFailure> {
         self.call(now_ms, |s, ctx| s.on_signal(signal, ctx))
@@ -422,6 +481,11 @@ impl StrategyRunner {
         self.cancels.drain(..)
     }
 
+    /// Takes the setup alerts raised so far.
+    pub fn drain_alerts(&mut self) -> std::vec::Drain<'_, SetupAlert> {
+        self.alerts.drain(..)
+    }
+
     fn call(
         &mut self,
         now_ms: i64,
@@ -430,7 +494,7 @@ impl StrategyRunner {
         if self.paused {
             return Ok(0);
         }
-        let (before, cancels_before) = (self.out.len(), self.cancels.len());
+        let (before, cancels_before, alerts_before) = (self.out.len(), self.cancels.len(), self.alerts.len());
         let mut ctx = StrategyCtx {
             now_ms,
             strategy_id: &self.id,
@@ -439,14 +503,19 @@ impl StrategyRunner {
             lots: &self.lots,
             out: &mut self.out,
             cancels: &mut self.cancels,
+            futures: &self.futures,
+            alerts: &mut self.alerts,
         };
         let strategy = &mut *self.strategy;
         match catch_unwind(AssertUnwindSafe(|| f(strategy, &mut ctx))) {
-            Ok(()) => Ok(self.out.len() - before + self.cancels.len() - cancels_before),
+            Ok(()) => {
+                Ok(self.out.len() - before + self.cancels.len() - cancels_before + self.alerts.len() - alerts_before)
+            }
             Err(payload) => {
                 let message = panic_message(payload.as_ref());
                 // Whatever it produced while failing is not trusted.
                 self.cancels.truncate(cancels_before);
+                self.alerts.truncate(alerts_before);
                 for intent in self.out.drain(before..) {
                     if let Some(e) = self.book.get_mut(&intent.symbol) {
                         e.pending_orders = e.pending_orders.saturating_sub(1);
@@ -515,6 +584,61 @@ mod tests {
         assert_eq!(r.exposure("X").pending_orders, 1);
         // Paused: further events are ignored.
         assert_eq!(r.on_market(&MarketEvent::Bar(bar(2)), 0), Ok(0));
+    }
+
+    /// Alerts when the funding estimate it reads from its context is positive.
+    struct Funding;
+
+    impl Strategy for Funding {
+        fn kind(&self) -> &'static str {
+            "funding"
+        }
+        fn symbols(&self) -> Vec<Symbol> {
+            vec!["X".into()]
+        }
+        fn on_bar(&mut self, bar: &Bar, ctx: &mut StrategyCtx<'_>) {
+            ctx.alert(&bar.symbol, "bar", "a bar".into(), Default::default());
+        }
+        fn on_futures(&mut self, event: &FuturesEvent, ctx: &mut StrategyCtx<'_>) {
+            let rate = ctx.futures(event.symbol()).and_then(|f| f.funding_rate_estimate);
+            if rate.is_some_and(|r| r > Decimal::ZERO) {
+                let values = [("rate".to_string(), rate.unwrap_or_default().to_string())].into();
+                ctx.alert(event.symbol(), "funding", "funding is positive".into(), values);
+            }
+        }
+    }
+
+    fn mark(symbol: &str, rate: Decimal) -> FuturesEvent {
+        FuturesEvent::Mark(crate::futures::MarkPrice {
+            symbol: symbol.into(),
+            mark_price: Decimal::ONE_HUNDRED,
+            index_price: None,
+            estimated_settle_price: None,
+            funding_rate_estimate: Some(rate),
+            interest_rate: None,
+            next_funding_time: Some(8),
+            ts_ms: 5,
+        })
+    }
+
+    #[test]
+    fn futures_events_reach_the_context_and_alerts_carry_the_strategy_clock() {
+        let mut r = StrategyRunner::new("f".into(), Box::new(Funding));
+        assert_eq!(r.on_futures(&mark("Y", Decimal::ONE), 7), Ok(0), "not its symbol");
+        assert!(r.futures("Y").is_none());
+        assert_eq!(r.on_futures(&mark("X", Decimal::ONE), 7), Ok(1));
+        let alerts: Vec<_> = r.drain_alerts().collect();
+        assert_eq!((alerts.len(), alerts[0].ts_ms, alerts[0].values["rate"].as_str()), (1, 7, "1"));
+        assert_eq!(alerts[0].strategy_id.as_str(), "f");
+        assert_eq!(r.on_futures(&mark("X", -Decimal::ONE), 8), Ok(0));
+        // Paused: the values stay current, the strategy is not called.
+        r.set_paused(true);
+        assert_eq!(r.on_futures(&mark("X", Decimal::TWO), 9), Ok(0));
+        assert_eq!(r.futures("X").and_then(|f| f.funding_rate_estimate), Some(Decimal::TWO));
+        // Warm-up alerts are discarded like warm-up intents.
+        r.set_paused(false);
+        r.warm_up(&[bar(0)], 0).unwrap();
+        assert_eq!(r.drain_alerts().count(), 0);
     }
 
     #[test]

@@ -212,6 +212,9 @@ pub struct Outcome {
     pub failures: Vec<String>,
     /// Signals delivered to strategies.
     pub signals_delivered: usize,
+    /// Setup alerts the strategies raised (a `scanner`), in order, stamped
+    /// with the bar time they were raised at.
+    pub alerts: Vec<keel_core::alert::SetupAlert>,
     /// What the risk engine's portfolio protections did, in order.
     pub protection_events: Vec<ProtectionRecord>,
     /// Every commission, valued in the quote asset of its symbol (one paid in
@@ -779,6 +782,8 @@ impl Backtest {
         match result {
             Ok(0) => {}
             Ok(_) => {
+                let alerts: Vec<_> = self.runners[r].drain_alerts().collect();
+                self.out.alerts.extend(alerts);
                 let cancels: Vec<String> = self.runners[r].drain_cancels().collect();
                 for id in cancels {
                     self.cancel(r, &id, now_ms);

@@ -13,6 +13,7 @@
 //! | `rejected` | `{"strategy_id","symbol","code","reason"}` (a venue rejection adds `client_order_id`) |
 //! | `connectivity` | `{"stream":"market"\|"user","connected","detail"}` |
 //! | `alert` | `{"kind","message",...}` (venue 429, 418, order rate, unreadable messages) |
+//! | `setup_alert` | `{"strategy_id","symbol","condition","message","values":{NAME:"VALUE",...},"ts_ms"}`: a strategy's setup alert (the `scanner` kind), e.g. `condition` `funding_above` with `values` `funding_rate`, `annualised_pct`, `interval_hours`, `next_funding_time`, `mark_price` |
 //! | `price` | `{"symbol","price","ts"}`, at most once a second per symbol, when it changed |
 //! | `log` | `{"ts","level":"WARN"\|"ERROR","target","message"}` |
 //! | `lagged` | `{"missed":N}`: this client fell behind and missed N events (re-read the snapshots) |
@@ -297,6 +298,7 @@ pub fn engine_event(event: &EngineEvent) -> Option<(&'static str, Value)> {
         EngineEvent::UniverseInstanceRetired { strategy_id, symbol } => {
             ("universe_retired", json!({ "strategy_id": strategy_id.as_str(), "symbol": symbol.as_str() }))
         }
+        EngineEvent::SetupAlert(alert) => ("setup_alert", serde_json::to_value(alert).unwrap_or_default()),
     })
 }
 

@@ -142,6 +142,8 @@ impl Axis {
         match self.kind {
             // Checked to fit when the axis was built.
             ParamKind::Integer => toml::Value::Integer(value.to_i64().unwrap_or_default()),
+            // Whole seconds, which a duration parameter reads a bare integer as.
+            ParamKind::Duration => toml::Value::Integer(value.to_i64().unwrap_or_default()),
             ParamKind::Decimal => toml::Value::String(value.to_string()),
             ParamKind::Number => toml::Value::Float(value.to_f64().unwrap_or_default()),
         }
@@ -208,7 +210,7 @@ impl Grid {
                 kind = Some(p.kind);
             }
             let kind = kind.unwrap_or(ParamKind::Decimal);
-            if kind == ParamKind::Integer {
+            if matches!(kind, ParamKind::Integer | ParamKind::Duration) {
                 if let Some(bad) = spec.values.iter().find(|v| !v.fract().is_zero() || v.to_i64().is_none()) {
                     return Err(fail(format!("`{}` takes an integer, not {bad}", spec.param)));
                 }

@@ -1,0 +1,37 @@
+//! Starts the engine's futures feed where the venue has a futures market
+//! (Binance, and the sandbox's fapi): the client from
+//! [`crate::futures_data::usdm_client`], restricted to the strategies'
+//! symbols that are trading perpetuals there. Paper and Coinbase have none,
+//! which is not an error.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use actors::futures_feed::FuturesFeedConfig;
+use actors::EngineHandle;
+
+use crate::config::Config;
+use crate::venues::BuiltVenue;
+
+/// Starts the futures feed of `config`'s venue for the running engine, if
+/// its venue has a futures market.
+pub async fn start(config: &Config, built: &BuiltVenue, handle: &EngineHandle) -> anyhow::Result<()> {
+    let sandbox = built.sandbox.as_ref().map(|s| s.handle());
+    let Some(client) = crate::futures_data::usdm_client(config, sandbox)? else {
+        tracing::debug!("no futures market on this venue: no futures data for strategies");
+        return Ok(());
+    };
+    // The perpetuals (and the weight limit) from exchangeInfo: a spot symbol
+    // without a perpetual gets no futures data rather than a silent stream
+    // and an "invalid symbol" every open-interest poll.
+    let perpetuals: Option<HashSet<String>> = match client.exchange_info().await {
+        Ok(info) => Some(info.symbols.iter().filter(|s| s.is_trading_perpetual()).map(|s| s.symbol.clone()).collect()),
+        Err(e) => {
+            tracing::warn!(error = %e, "futures exchangeInfo not read; asking for every strategy symbol");
+            None
+        }
+    };
+    let keep = move |s: &keel_core::Symbol| perpetuals.as_ref().is_none_or(|p| p.contains(s.as_str()));
+    handle.start_futures_feed(Arc::new(client), FuturesFeedConfig::default(), keep).await?;
+    Ok(())
+}
