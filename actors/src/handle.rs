@@ -312,7 +312,7 @@ impl EngineHandle {
     ) -> Result<std::collections::HashMap<Symbol, Vec<Recipient<crate::messages::FuturesTick>>>, CommandError> {
         let mut routes: std::collections::HashMap<Symbol, Vec<Recipient<crate::messages::FuturesTick>>> =
             std::collections::HashMap::new();
-        for h in self.parts.hosts.values() {
+        for h in self.hosts().values() {
             for symbol in h.send(GetStrategyStatus).await?.symbols {
                 routes.entry(symbol).or_default().push(h.clone().recipient());
             }
