@@ -89,6 +89,22 @@ pub enum EngineEvent {
     },
     /// The venue raised an alert (429, 418, order rate).
     VenueAlert(VenueAlert),
+    /// The universe's members changed (`[universe]`).
+    UniverseChanged {
+        /// Symbols that joined (their template instances start).
+        joined: Vec<Symbol>,
+        /// Symbols that left (their instances only exit, then retire).
+        left: Vec<Symbol>,
+        /// The members now, highest volume first.
+        members: Vec<Symbol>,
+    },
+    /// A template instance whose symbol left the universe is flat and retired.
+    UniverseInstanceRetired {
+        /// The instance.
+        strategy_id: StrategyId,
+        /// Its symbol.
+        symbol: Symbol,
+    },
     /// A strategy raised a setup alert (the `scanner` kind): a condition
     /// held on a symbol, with the values that triggered it.
     SetupAlert(keel_core::alert::SetupAlert),

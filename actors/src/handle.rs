@@ -76,6 +76,9 @@ pub struct EngineStatus {
     pub open_orders: usize,
     /// Risk guard details.
     pub risk: RiskStatus,
+    /// The universe's members and leaving symbols (absent without `[universe]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub universe: Option<crate::universe::UniverseStatus>,
 }
 
 pub(crate) struct Parts {
@@ -83,8 +86,10 @@ pub(crate) struct Parts {
     pub router: Addr<OrderRouter>,
     pub portfolio: Addr<Portfolio>,
     pub market: Addr<MarketData>,
-    pub hosts: BTreeMap<StrategyId, Addr<StrategyHost>>,
+    pub hosts: crate::universe::HostRegistry,
     pub supervisor: Addr<Supervisor>,
+    /// Kept so the universe refreshes as long as the engine runs.
+    pub universe: Option<Addr<crate::universe::Universe>>,
     pub events: broadcast::Sender<EngineEvent>,
     pub prices: Arc<PriceBoard>,
     pub writer: StoreWriter,
@@ -136,15 +141,28 @@ impl EngineHandle {
         self.parts.started.elapsed()
     }
 
-    /// Strategy ids in config order.
+    /// The running strategy instances (template instances come and go with the universe).
+    fn hosts(&self) -> BTreeMap<StrategyId, Addr<StrategyHost>> {
+        self.parts.hosts.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Strategy ids, in order.
     pub fn strategy_ids(&self) -> Vec<StrategyId> {
-        self.parts.hosts.keys().cloned().collect()
+        self.hosts().into_keys().collect()
+    }
+
+    /// The universe's members and leaving symbols (`None` without `[universe]`).
+    pub async fn universe(&self) -> Result<Option<crate::universe::UniverseStatus>, CommandError> {
+        match &self.parts.universe {
+            Some(u) => Ok(Some(u.send(crate::universe::GetUniverse).await?)),
+            None => Ok(None),
+        }
     }
 
     /// Every strategy's status, with its PnL from the account's ledger.
     pub async fn strategies(&self) -> Result<Vec<StrategyStatus>, CommandError> {
         let mut out = Vec::new();
-        for h in self.parts.hosts.values() {
+        for h in self.hosts().values() {
             let mut status = h.send(GetStrategyStatus).await?;
             status.pnl = StrategyPnl::of(&self.parts.account, &self.parts.prices, &status.id);
             out.push(status);
@@ -180,6 +198,7 @@ impl EngineHandle {
             portfolio: self.portfolio().await?,
             open_orders: self.open_orders().await?.len(),
             risk,
+            universe: self.universe().await?,
         })
     }
 
@@ -199,7 +218,7 @@ impl EngineHandle {
 
     /// Pauses or resumes one strategy.
     pub async fn set_paused(&self, id: &str, paused: bool, reason: &str) -> Result<(), CommandError> {
-        let host = self.parts.hosts.get(id).ok_or_else(|| CommandError::UnknownStrategy(id.to_string()))?;
+        let host = self.hosts().get(id).cloned().ok_or_else(|| CommandError::UnknownStrategy(id.to_string()))?;
         host.send(SetPaused { paused, reason: reason.to_string() }).await?;
         Ok(())
     }
@@ -260,7 +279,7 @@ impl EngineHandle {
 
     /// Delivers an external signal to a strategy.
     pub async fn signal(&self, id: &str, signal: Signal) -> Result<(), CommandError> {
-        let host = self.parts.hosts.get(id).ok_or_else(|| CommandError::UnknownStrategy(id.to_string()))?;
+        let host = self.hosts().get(id).cloned().ok_or_else(|| CommandError::UnknownStrategy(id.to_string()))?;
         host.send(SignalReceived(signal)).await?;
         Ok(())
     }
@@ -293,7 +312,7 @@ impl EngineHandle {
     ) -> Result<std::collections::HashMap<Symbol, Vec<Recipient<crate::messages::FuturesTick>>>, CommandError> {
         let mut routes: std::collections::HashMap<Symbol, Vec<Recipient<crate::messages::FuturesTick>>> =
             std::collections::HashMap::new();
-        for h in self.parts.hosts.values() {
+        for h in self.hosts().values() {
             for symbol in h.send(GetStrategyStatus).await?.symbols {
                 routes.entry(symbol).or_default().push(h.clone().recipient());
             }
@@ -335,7 +354,7 @@ impl EngineHandle {
     /// work settles, the store is flushed.
     pub async fn shutdown(&self, settle: Duration) {
         let _ = self.parts.events.send(EngineEvent::ShuttingDown);
-        for h in self.parts.hosts.values() {
+        for h in self.hosts().values() {
             let _ = h.send(SetPaused { paused: true, reason: "shutdown".into() }).await;
         }
         // Let orders already on their way come back from the venue.

@@ -29,6 +29,7 @@ pub mod store_writer;
 pub mod strategy_host;
 pub mod strategy_pnl;
 pub mod supervisor;
+pub mod universe;
 
 pub use error::{EmergencyStopError, FailureClass, StartupError};
 pub use events::EngineEvent;

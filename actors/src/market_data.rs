@@ -24,6 +24,9 @@ pub struct MarketData {
     feed: Option<tokio::sync::mpsc::Receiver<MarketFeed>>,
     connected: bool,
     resubscribe: Option<Resubscribe>,
+    /// Which routes belong to which strategy host (for universe instances
+    /// that retire), by symbol.
+    hosts: HashMap<keel_core::StrategyId, (Vec<Symbol>, Addr<crate::strategy_host::StrategyHost>)>,
 }
 
 /// How to subscribe again after a restart (the old feed dies with the old context).
@@ -45,7 +48,7 @@ impl MarketData {
         feed: Option<tokio::sync::mpsc::Receiver<MarketFeed>>,
         resubscribe: Option<Resubscribe>,
     ) -> Self {
-        Self { routes, prices, events, feed, connected: false, resubscribe }
+        Self { routes, prices, events, feed, connected: false, resubscribe, hosts: HashMap::new() }
     }
 
     fn dispatch(&mut self, event: MarketEvent, ingress: Instant, ctx: &mut Context<Self>) {
@@ -148,5 +151,42 @@ impl Handler<InjectMarket> for MarketData {
 
     fn handle(&mut self, msg: InjectMarket, ctx: &mut Self::Context) {
         self.dispatch(msg.0, Instant::now(), ctx);
+    }
+}
+
+impl Handler<crate::universe::HostJoined> for MarketData {
+    type Result = ();
+
+    fn handle(&mut self, msg: crate::universe::HostJoined, _ctx: &mut Self::Context) {
+        for s in &msg.symbols {
+            self.routes.entry(s.clone()).or_default().push(msg.host.clone().recipient());
+        }
+        self.hosts.insert(msg.id, (msg.symbols, msg.host));
+    }
+}
+
+impl Handler<crate::universe::HostRetired> for MarketData {
+    type Result = ();
+
+    fn handle(&mut self, msg: crate::universe::HostRetired, _ctx: &mut Self::Context) {
+        let Some((symbols, host)) = self.hosts.remove(&msg.id) else { return };
+        let gone: Recipient<MarketTick> = host.recipient();
+        for s in symbols {
+            if let Some(routes) = self.routes.get_mut(&s) {
+                routes.retain(|r| r != &gone);
+            }
+        }
+    }
+}
+
+impl Handler<crate::universe::AddMarketFeed> for MarketData {
+    type Result = ();
+
+    fn handle(&mut self, msg: crate::universe::AddMarketFeed, ctx: &mut Self::Context) {
+        if let Some(r) = &mut self.resubscribe {
+            r.symbols.extend(msg.symbols.iter().cloned());
+        }
+        tracing::info!(symbols = ?msg.symbols, "market data: feed added for symbols that joined the universe");
+        ctx.add_stream(tokio_stream::wrappers::ReceiverStream::new(msg.feed));
     }
 }

@@ -108,6 +108,10 @@ pub struct Metrics {
     pub log_lines_dropped_total: IntCounter,
     /// Venue messages that could not be read (malformed or unknown values), by stream.
     pub venue_parse_errors_total: IntCounterVec,
+    /// The universe's current members (`[universe]`).
+    pub universe_symbols: IntGauge,
+    /// Refreshes that changed the universe's members.
+    pub universe_changes_total: IntCounter,
     samples: Mutex<Option<Vec<f64>>>,
 }
 
@@ -280,6 +284,11 @@ impl Metrics {
                 "keel_venue_parse_errors_total",
                 "Venue messages Keel could not read (malformed, or a value it does not know), by stream",
                 &["stream"],
+            )?,
+            universe_symbols: int_gauge("keel_universe_symbols", "The universe's current members")?,
+            universe_changes_total: counter(
+                "keel_universe_changes_total",
+                "Universe refreshes that changed the members",
             )?,
             log_lines_dropped_total: counter(
                 "keel_log_lines_dropped_total",

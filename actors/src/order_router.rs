@@ -862,6 +862,24 @@ impl Handler<GetOpenOrders> for OrderRouter {
     }
 }
 
+impl Handler<crate::universe::HostJoined> for OrderRouter {
+    type Result = ();
+
+    fn handle(&mut self, msg: crate::universe::HostJoined, _ctx: &mut Self::Context) {
+        self.routes.host_fills.insert(msg.id.clone(), msg.host.clone().recipient());
+        self.routes.host_updates.insert(msg.id, msg.host.recipient());
+    }
+}
+
+impl Handler<crate::universe::HostRetired> for OrderRouter {
+    type Result = ();
+
+    fn handle(&mut self, msg: crate::universe::HostRetired, _ctx: &mut Self::Context) {
+        self.routes.host_fills.remove(&msg.id);
+        self.routes.host_updates.remove(&msg.id);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

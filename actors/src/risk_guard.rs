@@ -84,6 +84,9 @@ pub struct RiskGuard {
     writer: StoreWriter,
     clock: SharedClock,
     events: broadcast::Sender<EngineEvent>,
+    /// Template instances whose symbol left the universe: their orders are
+    /// reduce-only, so they may exit but never open or add.
+    leaving: BTreeSet<StrategyId>,
 }
 
 /// Where the risk guard sends, fixed at construction.
@@ -115,11 +118,26 @@ impl RiskGuard {
     ) -> Self {
         metrics().trading_state.set(engine.state().code());
         metrics().emergency_stop.set(i64::from(engine.emergency_stop()));
-        Self { engine, ids, routes, prices, writer, clock, events, flatten_wait: None, failed_closed: false }
+        Self {
+            engine,
+            ids,
+            routes,
+            prices,
+            writer,
+            clock,
+            events,
+            flatten_wait: None,
+            failed_closed: false,
+            leaving: BTreeSet::new(),
+        }
     }
 
-    fn judge(&mut self, intent: OrderIntent, ingress: Option<Instant>) {
+    fn judge(&mut self, mut intent: OrderIntent, ingress: Option<Instant>) {
         let now = self.clock.now_ms();
+        if self.leaving.contains(&intent.strategy_id) {
+            // Off the universe: exits only (refused as not reducing otherwise).
+            intent.reduce_only = true;
+        }
         if let Some(p) = self.prices.get(&intent.symbol) {
             // Staleness is judged on arrival time (engine clock), not on the
             // venue's event time, which runs accelerated on simulated venues.
@@ -555,5 +573,35 @@ impl Handler<GetRiskStatus> for RiskGuard {
             max_position_notional: self.engine.config().max_position_notional,
             snapshot,
         })
+    }
+}
+
+impl Handler<crate::universe::HostJoined> for RiskGuard {
+    type Result = ();
+
+    fn handle(&mut self, msg: crate::universe::HostJoined, _ctx: &mut Self::Context) {
+        self.routes.hosts.insert(msg.id, msg.host.recipient());
+    }
+}
+
+impl Handler<crate::universe::HostRetired> for RiskGuard {
+    type Result = ();
+
+    fn handle(&mut self, msg: crate::universe::HostRetired, _ctx: &mut Self::Context) {
+        self.routes.hosts.remove(&msg.id);
+        self.leaving.remove(&msg.id);
+    }
+}
+
+impl Handler<crate::universe::InstanceLeaving> for RiskGuard {
+    type Result = ();
+
+    fn handle(&mut self, msg: crate::universe::InstanceLeaving, _ctx: &mut Self::Context) {
+        if msg.leaving {
+            tracing::info!(strategy = %msg.id, "universe: its symbol left; its orders are reduce-only until it retires");
+            self.leaving.insert(msg.id);
+        } else {
+            self.leaving.remove(&msg.id);
+        }
     }
 }

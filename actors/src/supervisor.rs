@@ -33,6 +33,12 @@ use crate::reconcile::reconcile;
 use crate::risk_guard::{GuardRoutes, RiskGuard};
 use crate::store_writer::StoreWriter;
 use crate::strategy_host::{HostRoutes, StrategyHost};
+use crate::universe::{
+    warm_up, HostJoined, HostRegistry, HostRetired, InstanceLeaving, Remembered, Universe, UniverseRoutes,
+    UniverseSetup, UniverseStart, WARM_UP_PAUSE,
+};
+use keel_core::universe::Selection;
+use std::collections::BTreeMap;
 
 /// The actors built inside the risk guard's start.
 struct Started {
@@ -64,6 +70,8 @@ pub struct EngineSetup {
     /// How often equity is added to the store's history (`[store]
     /// equity_interval`; zero: never).
     pub equity_interval: Duration,
+    /// Strategy templates on a universe of the venue's top symbols (`[universe]`).
+    pub universe: Option<UniverseSetup>,
 }
 
 /// Watches the other actors and turns venue bans into an emergency stop.
@@ -266,7 +274,10 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
         clock,
         startup_deadline,
         equity_interval,
+        universe,
     } = setup;
+    let mut symbols = symbols;
+    let mut strategies = strategies;
     let patience = Patience::new(startup_deadline);
     let writer = StoreWriter::start(store);
     let (events, _) = broadcast::channel(4096);
@@ -292,7 +303,45 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
         // does, before anything else trades or reads history.
         cancel_all_at_venue(&venue, &writer, "at start").await?;
     }
-    let instruments: Vec<_> = instruments.into_iter().filter(|i| symbols.contains(&i.symbol)).collect();
+    // With a universe, every pair in its quote asset is known to the risk
+    // guard and the account (members change while running); the configured
+    // symbols and the members at start are reconciled and subscribed.
+    let universe_quote = universe.as_ref().map(|u| u.rules.quote.clone());
+    let pool: Vec<_> = instruments
+        .into_iter()
+        .filter(|i| symbols.contains(&i.symbol) || universe_quote.as_ref() == Some(&i.quote_asset))
+        .collect();
+    let (selection, first_refresh) = match &universe {
+        Some(u) => {
+            let listed = pool.iter().map(|i| i.symbol.clone()).collect();
+            let remembered = Remembered::load(&writer).await;
+            let (selection, first_refresh) = match remembered
+                .as_ref()
+                .and_then(|r| r.still_current(&u.rules, u.refresh, now, &listed).map(|s| (r, s)))
+            {
+                Some((r, selection)) => {
+                    let age = Duration::from_millis(u64::try_from(now - r.at_ms).unwrap_or(0));
+                    let names: Vec<&str> = selection.members.iter().map(|s| s.as_str()).collect();
+                    tracing::info!(members = %names.join(","), age_s = age.as_secs(), "universe selected (remembered: ranked less than a refresh ago)");
+                    (selection, u.refresh.saturating_sub(age))
+                }
+                None => {
+                    let candidates = retrying(&patience, "load the market universe", || venue.universe_candidates())
+                        .await
+                        .map_err(StartupError::venue("load the market universe"))?;
+                    let selection = crate::universe::select(&u.rules, &candidates, &listed);
+                    Remembered::of(&selection, now, &u.rules).save(&writer).await;
+                    let names: Vec<&str> = selection.members.iter().map(|s| s.as_str()).collect();
+                    tracing::info!(members = %names.join(","), candidates = candidates.len(), "universe selected");
+                    (selection, u.refresh)
+                }
+            };
+            symbols.extend(selection.members.iter().filter(|m| !symbols.contains(m)).cloned().collect::<Vec<_>>());
+            (selection, first_refresh)
+        }
+        None => (Selection::default(), Duration::ZERO),
+    };
+    let instruments: Vec<_> = pool.iter().filter(|i| symbols.contains(&i.symbol)).cloned().collect();
     for s in &symbols {
         if !instruments.iter().any(|i| &i.symbol == s) {
             return Err(StartupError::SymbolNotListed(s.clone()));
@@ -345,6 +394,41 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
 
     // The one account: the router writes it as fills are recorded; the risk
     // guard, the strategies and the portfolio read it.
+    // Template instances: one per member per template, and one per symbol
+    // an earlier run's instance still holds although it is no member now
+    // (it starts leaving: exits only, then retires).
+    let mut running: BTreeMap<Symbol, (Vec<StrategyId>, bool)> = BTreeMap::new();
+    if let Some(u) = &universe {
+        let mut held: Vec<Symbol> = Vec::new();
+        for (id, map) in reconciled.account.strategy_positions() {
+            let Some(symbol) = u.instance_symbol(&id) else { continue };
+            if !selection.contains(&symbol) && map.get(&symbol).is_some_and(|q| !q.is_zero()) && !held.contains(&symbol)
+            {
+                held.push(symbol);
+            }
+        }
+        held.retain(|h| pool.iter().any(|i| &i.symbol == h));
+        for (symbol, leaving) in selection.members.iter().map(|m| (m, false)).chain(held.iter().map(|h| (h, true))) {
+            for cfg in u.instances(symbol) {
+                match (u.build)(&cfg) {
+                    Ok(strategy) => {
+                        running
+                            .entry(symbol.clone())
+                            .or_insert_with(|| (Vec::new(), leaving))
+                            .0
+                            .push(cfg.strategy_id());
+                        strategies.push((cfg, strategy));
+                    }
+                    Err(e) => tracing::error!(strategy = %cfg.id, error = %e, "universe: cannot build the instance"),
+                }
+            }
+        }
+        if !held.is_empty() {
+            tracing::info!(symbols = ?held, "universe: instances of symbols that left while Keel was down start exiting only");
+            symbols.extend(held);
+        }
+    }
+    let instruments = pool;
     let account = AccountWriter::new(reconciled.account.clone(), Assets::of(&instruments));
     let account_view = account.view();
     let balances: Vec<_> = reconciled.balances.assets.values().cloned().collect();
@@ -375,25 +459,10 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
         let id = cfg.strategy_id();
         let mut runner =
             StrategyRunner::new(id.clone(), strategy).with_instruments(&instruments).with_account(account.view());
-        let mut last_bar = HashMap::new();
-        let warmup = runner.warmup_bars();
-        if warmup > 0 {
-            for symbol in runner.symbols().to_vec() {
-                match retrying(&patience, "warm-up history", || venue.klines(&symbol, interval, None, warmup + 1)).await
-                {
-                    Ok(bars) => {
-                        if let Some(b) = bars.last() {
-                            last_bar.insert(symbol.clone(), b.open_time);
-                        }
-                        if let Err(f) = runner.warm_up(&bars, clock.now_ms()) {
-                            tracing::error!(strategy = %id, error = %f, "strategy failed during warm-up; paused");
-                        }
-                        tracing::info!(strategy = %id, symbol = %symbol, bars = bars.len(), "strategy warmed up");
-                    }
-                    Err(e) => tracing::warn!(strategy = %id, symbol = %symbol, error = %e, "no warm-up history"),
-                }
-            }
-        }
+        // Template instances fetch their history paced: a universe multiplies them.
+        let template = running.values().any(|(ids, _)| ids.contains(&id));
+        let pause = if template { WARM_UP_PAUSE } else { Duration::ZERO };
+        let last_bar = warm_up(&mut runner, &venue, interval, &patience, &clock, pause).await;
         if cfg.paused {
             runner.set_paused(true);
         }
@@ -487,6 +556,12 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
         actix::Supervisor::start(move |_| MarketData::new(routes, prices, events, Some(feed), Some(resubscribe)))
     };
 
+    let registry: HostRegistry = Arc::new(std::sync::RwLock::new(hosts.iter().cloned().collect()));
+    for (id, _) in &hosts {
+        if running.values().any(|(ids, leaving)| *leaving && ids.contains(id)) {
+            risk.do_send(InstanceLeaving { id: id.clone(), leaving: true });
+        }
+    }
     let supervisor = Supervisor {
         risk: risk.clone(),
         router: router.clone(),
@@ -501,6 +576,30 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
         failed_closed: false,
     }
     .start();
+    let universe = universe.map(|setup| {
+        let start = UniverseStart {
+            setup,
+            routes: UniverseRoutes {
+                risk: risk.clone(),
+                router: router.clone(),
+                market: market.clone(),
+                supervisor: supervisor.clone(),
+                registry: registry.clone(),
+            },
+            venue: venue.clone(),
+            instruments: instruments.clone(),
+            account: account_view.clone(),
+            clock: clock.clone(),
+            events: events.clone(),
+            interval_ms: interval,
+            selection,
+            running,
+            writer: writer.clone(),
+            first_refresh,
+            subscribed: symbols.iter().cloned().collect(),
+        };
+        Universe::new(start).start()
+    });
 
     // The account checkpoint follows the fills while the engine runs.
     let assets = keel_core::account::Assets::of(&instruments);
@@ -538,8 +637,9 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
         router,
         portfolio,
         market,
-        hosts: hosts.into_iter().collect(),
+        hosts: registry,
         supervisor,
+        universe,
         events,
         prices,
         writer,
@@ -548,4 +648,20 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
         assets,
         account: account_view,
     }))
+}
+
+impl Handler<HostJoined> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: HostJoined, _ctx: &mut Self::Context) {
+        self.hosts.push((msg.id, msg.host));
+    }
+}
+
+impl Handler<HostRetired> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: HostRetired, _ctx: &mut Self::Context) {
+        self.hosts.retain(|(id, _)| id != &msg.id);
+    }
 }

@@ -227,6 +227,7 @@
     renderLimits(s.risk && s.risk.snapshot);
     st.strategies = s.strategies || st.strategies;
     renderStrategies();
+    renderUniverse(s.universe);
 
     const symbols = (s.risk && s.risk.snapshot && s.risk.snapshot.usage && s.risk.snapshot.usage.symbols || []).map((u) => u.symbol);
     const fromPositions = (p.positions || []).map((x) => x.symbol);
@@ -356,6 +357,16 @@
     const since = s.pnl_since ? ` — counted since ${s.pnl_since} (earlier history is not in the journal)` : '';
     return el('td', { class: `mono ${signClass(pnl || 0)}`, title: parts + since },
       pnl === null ? '–' : pnl.toFixed(2) + (s.pnl_since ? ' *' : ''));
+  }
+
+  /** The `[universe]` members (templates run one instance each) and the
+   *  symbols whose instances only exit until they retire. */
+  function renderUniverse(u) {
+    const line = $('universe-line');
+    line.hidden = !u;
+    if (!u) return;
+    const leaving = (u.leaving || []).length ? ` · leaving (exits only): ${u.leaving.join(', ')}` : '';
+    line.textContent = `Universe (${(u.members || []).length}): ${(u.members || []).join(', ')}${leaving}`;
   }
 
   function renderStrategies() {
@@ -695,6 +706,15 @@
         break;
       case 'alert':
         pushLog('logs', el('li', { class: 'lvl-ERROR' }, `${iso(Date.now())} venue alert ${JSON.stringify(data)}`));
+        break;
+      case 'universe':
+        pushLog('logs', el('li', { class: 'lvl-INFO' },
+          `${iso(Date.now())} universe changed: joined ${(data.joined || []).join(', ') || 'none'}; left ${(data.left || []).join(', ') || 'none'}`));
+        scheduleLight();
+        break;
+      case 'universe_retired':
+        pushLog('logs', el('li', { class: 'lvl-INFO' }, `${iso(Date.now())} ${data.strategy_id} retired (${data.symbol} left the universe, flat)`));
+        scheduleLight();
         break;
       default:
         break;

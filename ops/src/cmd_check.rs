@@ -85,8 +85,16 @@ pub fn run(args: ConfigArg) -> anyhow::Result<()> {
             Some(_) => {}
         }
     }
+    let universe = config
+        .universe
+        .as_ref()
+        .map(|u| {
+            let templates = config.strategies.iter().filter(|s| s.is_template()).count();
+            format!(", a universe of the top {} {} pairs for {templates} templates", u.top_n, u.quote)
+        })
+        .unwrap_or_default();
     let summary = format!(
-        "{source}: {} ({} symbols, {} strategies, venue {}{})",
+        "{source}: {} ({} symbols, {} strategies{universe}, venue {}{})",
         if problems.is_empty() { "ok" } else { "not ready" },
         config.symbols.len(),
         config.strategies.len(),

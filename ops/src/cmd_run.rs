@@ -63,9 +63,18 @@ pub fn engine_setup(
     clock: SharedClock,
 ) -> anyhow::Result<EngineSetup> {
     let mut strategies = Vec::new();
-    for (i, cfg) in config.strategies.iter().enumerate() {
+    for (i, cfg) in config.strategies.iter().enumerate().filter(|(_, c)| !c.is_template()) {
         strategies.push((cfg.clone(), strategies::build(i, cfg)?));
     }
+    let universe = config.universe.as_ref().map(|u| actors::universe::UniverseSetup {
+        rules: u.rules(),
+        refresh: u.refresh.as_std(),
+        cancel_orders_on_leave: u.cancel_orders_on_leave,
+        templates: config.strategies.iter().filter(|c| c.is_template()).cloned().collect(),
+        build: std::sync::Arc::new(|cfg: &keel_core::config::StrategyConfig| {
+            strategies::build(0, cfg).map_err(|e| e.to_string())
+        }),
+    });
     Ok(EngineSetup {
         symbols: config.symbols.iter().map(|s| Symbol::new(&s.symbol)).collect(),
         risk: config.risk.clone(),
@@ -76,6 +85,7 @@ pub fn engine_setup(
         clock,
         startup_deadline: std::time::Duration::from_millis(config.engine.startup_deadline.0.max(0) as u64),
         equity_interval: config.store.equity_interval.as_std(),
+        universe,
     })
 }
 

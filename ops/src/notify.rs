@@ -417,6 +417,26 @@ pub fn event_notice(event: &EngineEvent, fills: bool) -> Option<Notice> {
                 .field("strategy", strategy_id.to_string())
                 .field("reason", reason.clone())
         }
+        EngineEvent::UniverseChanged { joined, left, members } => {
+            let names = |v: &[keel_core::Symbol]| {
+                if v.is_empty() {
+                    "none".to_string()
+                } else {
+                    v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                }
+            };
+            plain(
+                "Universe changed",
+                format!("Universe changed: joined {}; left {} ({} members)", names(joined), names(left), members.len()),
+            )
+            .field("joined", names(joined))
+            .field("left", names(left))
+        }
+        EngineEvent::UniverseInstanceRetired { strategy_id, symbol } => plain(
+            "Instance retired",
+            format!("Strategy {strategy_id} retired: {symbol} left the universe and the instance is flat"),
+        )
+        .field("strategy", strategy_id.to_string()),
         EngineEvent::StrategyResumed { strategy_id } => {
             plain("Strategy resumed", format!("Strategy {strategy_id} resumed"))
                 .field("strategy", strategy_id.to_string())

@@ -171,7 +171,8 @@ pub async fn start_with(config: &Config, handle: &EngineHandle, notifiers: Notif
 /// drawdown limit, so dashboards and alert rules find every metric at once.
 pub fn prime_metrics(config: &Config) {
     let symbols: Vec<&str> = config.symbols.iter().map(|s| s.symbol.as_str()).collect();
-    let strategies: Vec<&str> = config.strategies.iter().map(|s| s.id.as_str()).collect();
+    // A template's instances come and go with the universe: their series appear as they start.
+    let strategies: Vec<&str> = config.strategies.iter().filter(|s| !s.is_template()).map(|s| s.id.as_str()).collect();
     let m = metrics();
     m.prime(&symbols, &strategies);
     m.info.reset();

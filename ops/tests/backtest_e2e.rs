@@ -240,6 +240,30 @@ fn backtest_selects_a_strategy_and_a_date_range() {
     assert_eq!(report["fills"], 0);
 }
 
+/// A strategy template (`symbols = "universe"`) runs one instance per symbol
+/// of the data, with the live ids `ID@SYMBOL`.
+#[test]
+fn a_template_runs_on_each_symbol_of_the_data() {
+    let f = fixture(24 * 10);
+    let eth = f.root.join("ETHUSDT-1h.csv");
+    std::fs::copy(f.root.join("BTCUSDT-1h.csv"), &eth).unwrap();
+    let config = "[universe]\nquote = \"USDT\"\ntop_n = 2\n\n[balances]\nUSDT = \"100000\"\n\n[risk]\nmax_order_notional = \"20000\"\nmax_position_notional = \"60000\"\n\n[[strategy]]\nid = \"trend\"\nkind = \"sma_cross\"\nsymbols = \"universe\"\nparams = { fast = 5, slow = 20, notional = \"3000\" }\n";
+    std::fs::write(f.root.join("config.toml"), config).unwrap();
+    let mut a = args(&f);
+    a.data.push(eth);
+    a.signals = None;
+    a.plot = None;
+    run(a).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(f.root.join("report.json")).unwrap()).unwrap();
+    let ids: Vec<&str> = report["strategies"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+    assert_eq!(ids, ["trend@BTCUSDT", "trend@ETHUSDT"]);
+    let trades = std::fs::read_to_string(f.root.join("trades.csv")).unwrap();
+    for id in ids {
+        assert!(trades.contains(id), "{id} traded: {trades}");
+    }
+}
+
 #[test]
 fn backtest_errors_name_the_problem() {
     let f = fixture(48);

@@ -408,6 +408,7 @@ async fn live(config: &Config, bars: &[Bar]) -> (Vec<OrderKey>, Vec<FillKey>, Ve
             .map(std::time::Duration::from_millis)
             .unwrap_or_default(),
         equity_interval: std::time::Duration::from_secs(60),
+        universe: None,
     })
     .await
     .expect("engine starts");

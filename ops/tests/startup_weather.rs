@@ -161,6 +161,7 @@ async fn a_reconciliation_that_cannot_complete_starts_halted() {
         clock: Arc::new(SystemClock),
         startup_deadline: Duration::from_secs(3),
         equity_interval: Duration::from_secs(60),
+        universe: None,
     };
     let handle = start_engine(setup).await.expect("it starts, HALTED");
     let status = handle.status().await.unwrap();

@@ -70,6 +70,9 @@ pub struct MaCross<M: MovingAverage> {
     fast: M,
     slow: M,
     qty: Decimal,
+    /// Size each entry by value instead: `notional` in the quote asset at
+    /// the bar's close (one template trades pairs priced 0.001 and 30 000).
+    notional: Option<Decimal>,
     cross: Cross,
 }
 
@@ -80,15 +83,27 @@ pub type EmaCross = MaCross<Ema>;
 
 impl<M: MovingAverage> MaCross<M> {
     /// The parameters it reads.
-    pub const PARAMS: &'static [ParamSpec] =
-        &[ParamSpec::integer("fast"), ParamSpec::integer("slow"), ParamSpec::decimal("qty")];
+    pub const PARAMS: &'static [ParamSpec] = &[
+        ParamSpec::integer("fast"),
+        ParamSpec::integer("slow"),
+        ParamSpec::decimal("qty"),
+        ParamSpec::decimal("notional"),
+    ];
 
     /// A new instance. `fast` must be shorter than `slow`, `qty` positive.
     pub fn new(symbol: Symbol, fast: usize, slow: usize, qty: Decimal) -> Self {
-        Self { symbol, fast: M::with_period(fast), slow: M::with_period(slow), qty, cross: Cross::default() }
+        Self {
+            symbol,
+            fast: M::with_period(fast),
+            slow: M::with_period(slow),
+            qty,
+            notional: None,
+            cross: Cross::default(),
+        }
     }
 
-    /// Builds from config params `fast`, `slow`, `qty`.
+    /// Builds from config params `fast`, `slow`, and `qty` (base asset) or
+    /// `notional` (quote asset per entry).
     pub fn from_params(symbol: Symbol, p: &Params<'_>) -> Result<Self, StrategyConfigError> {
         p.only(Self::PARAMS)?;
         let fast = p.usize("fast")?;
@@ -96,8 +111,13 @@ impl<M: MovingAverage> MaCross<M> {
         if slow <= fast {
             return Err(p.error("slow", format!("must be greater than fast ({fast}), got {slow}")));
         }
-        let qty = p.positive_decimal("qty")?;
-        Ok(Self::new(symbol, fast, slow, qty))
+        let (qty, notional) = match (p.positive_decimal_opt("qty")?, p.positive_decimal_opt("notional")?) {
+            (Some(qty), None) => (qty, None),
+            (None, Some(n)) => (Decimal::ZERO, Some(n)),
+            (Some(_), Some(_)) => return Err(p.error("notional", "set either `qty` or `notional`, not both")),
+            (None, None) => return Err(p.error("qty", "missing: set `qty` (base asset) or `notional` (quote asset)")),
+        };
+        Ok(Self { notional, ..Self::new(symbol, fast, slow, qty) })
     }
 }
 
@@ -123,7 +143,14 @@ impl<M: MovingAverage> Strategy for MaCross<M> {
             return;
         }
         match self.cross.update(self.fast.above(&self.slow)) {
-            Some(true) => enter_long(ctx, &self.symbol, self.qty),
+            Some(true) => {
+                let qty = match self.notional {
+                    Some(n) if bar.close > Decimal::ZERO => (n / bar.close).round_dp(8),
+                    Some(_) => return,
+                    None => self.qty,
+                };
+                enter_long(ctx, &self.symbol, qty)
+            }
             Some(false) => exit_long(ctx, &self.symbol),
             None => {}
         }
@@ -196,6 +223,31 @@ mod tests {
             }
         }
         assert_eq!(intents, vec![(5, Side::Buy, Decimal::ONE), (7, Side::Sell, Decimal::ONE)]);
+    }
+
+    #[test]
+    fn notional_sizes_the_entry_at_the_close_and_qty_or_notional_is_required() {
+        let table = |text: &str| text.parse::<toml::Table>().unwrap();
+        let build = |params: &toml::Table| {
+            SmaCross::from_params("X".into(), &crate::params::Params::new(params, "strategy[0].params"))
+        };
+        let cases = [
+            ("fast = 2\nslow = 3\nqty = \"1\"\nnotional = \"5\"", "strategy[0].params.notional", "not both"),
+            ("fast = 2\nslow = 3", "strategy[0].params.qty", "missing"),
+        ];
+        for (text, key, reason) in cases {
+            let e = build(&table(text)).expect_err(text);
+            assert_eq!(e.key, key, "{text}");
+            assert!(e.reason.contains(reason), "{text}: {}", e.reason);
+        }
+        let s = build(&table("fast = 2\nslow = 3\nnotional = \"24\"")).unwrap();
+        let mut r = StrategyRunner::new("s".into(), Box::new(s));
+        let mut bought = Vec::new();
+        for (i, c) in [10, 9, 8, 7, 9, 12].iter().enumerate() {
+            r.on_market(&bar(i as i64, *c), 0).unwrap();
+            bought.extend(r.drain_intents().map(|intent| (i, intent.side, intent.qty)));
+        }
+        assert_eq!(bought, vec![(5, Side::Buy, Decimal::from(2))], "24 USDT at a close of 12");
     }
 
     #[test]

@@ -90,6 +90,7 @@ mod tests {
                 id: "s".into(),
                 kind: kind.to_string(),
                 symbol: "BTCUSDT".into(),
+                symbols: None,
                 paused: false,
                 params: table,
             };

@@ -19,6 +19,7 @@ fn config(kind: &str, params: &str) -> StrategyConfig {
         id: "s".into(),
         kind: kind.into(),
         symbol: "X".into(),
+        symbols: None,
         paused: false,
         params: params.parse().unwrap(),
     }

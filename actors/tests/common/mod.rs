@@ -194,6 +194,7 @@ pub async fn start_with(
         clock,
         startup_deadline: actors::patience::DEFAULT_STARTUP_DEADLINE,
         equity_interval: std::time::Duration::from_secs(60),
+        universe: None,
     };
     start_engine(setup).await.expect("engine starts")
 }

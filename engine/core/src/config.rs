@@ -116,8 +116,13 @@ pub struct StrategyConfig {
     pub id: String,
     /// Kind, e.g. `sma_cross`.
     pub kind: String,
-    /// Symbol it trades.
+    /// Symbol it trades (empty in a template: see `symbols`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub symbol: String,
+    /// `"universe"`: the block is a template, one instance per universe
+    /// member (ids `ID@SYMBOL`), instead of one instance on `symbol`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symbols: Option<String>,
     /// Start paused.
     #[serde(default)]
     pub paused: bool,
@@ -131,6 +136,23 @@ impl StrategyConfig {
     pub fn strategy_id(&self) -> StrategyId {
         StrategyId::new(&self.id)
     }
+
+    /// Whether the block is a template (`symbols = "universe"`).
+    pub fn is_template(&self) -> bool {
+        self.symbols.is_some()
+    }
+
+    /// A template's instance on `symbol`: id `ID@SYMBOL`, the template's
+    /// kind, parameters and paused flag.
+    pub fn instance(&self, symbol: &str) -> StrategyConfig {
+        StrategyConfig { id: instance_id(&self.id, symbol), symbol: symbol.to_string(), symbols: None, ..self.clone() }
+    }
+}
+
+/// The id of a template's instance on a symbol: `ID@SYMBOL` (the form
+/// `--sweep` already uses to address one symbol's block).
+pub fn instance_id(template: &str, symbol: &str) -> String {
+    format!("{template}@{symbol}")
 }
 
 impl SymbolConfig {

@@ -211,6 +211,8 @@ struct SymState {
     depth: DepthBook,
     /// A synthetic pair's drifting volume ([`super::synthetic`]).
     volume_wave: Option<super::synthetic::VolumeWave>,
+    /// Multiplies the traded volume (tests steer a universe's ranking; 1 as configured).
+    volume_scale: f64,
 }
 
 /// What the market-data views read of one symbol.
@@ -584,6 +586,7 @@ impl Exchange {
                     tape: Tape::default(),
                     depth: DepthBook::new(0),
                     volume_wave: waves.get(&s.symbol).map(|w| w.from_origin(start)),
+                    volume_scale: 1.0,
                 },
             );
         }
@@ -736,6 +739,14 @@ impl ExchangeState {
         s.gen = PriceGen::new(&path, tick);
         s.gen.set_dynamics(0.0, 0.0);
         s.replay = None;
+        true
+    }
+
+    /// Multiplies a simulated symbol's traded volume from now on (1 undoes
+    /// it). False for an unknown symbol.
+    pub fn set_volume_scale(&mut self, symbol: &str, scale: f64) -> bool {
+        let Some(s) = self.syms.get_mut(symbol) else { return false };
+        s.volume_scale = scale.max(0.0);
         true
     }
 
@@ -922,7 +933,7 @@ impl ExchangeState {
                 }
                 None => {
                     let p = s.gen.step(dt);
-                    let wave = s.volume_wave.map_or(1.0, |w| w.factor(sim_ms));
+                    let wave = s.volume_wave.map_or(1.0, |w| w.factor(sim_ms)) * s.volume_scale;
                     let v = floor_to_step(
                         s.cfg.touch_qty * Decimal::new(((s.gen.unit() * wave * 100.0) as i64).max(1), 2),
                         s.cfg.step_size,

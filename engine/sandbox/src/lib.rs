@@ -736,6 +736,13 @@ impl MarketControl {
         self.ex.lock().set_dynamics(symbol, drift, volatility)
     }
 
+    /// Multiplies a simulated symbol's traded volume from now on, so its 24h
+    /// quote volume (and its rank in a universe) moves within seconds; 1
+    /// undoes it. False for an unknown symbol.
+    pub fn set_volume_scale(&self, symbol: &str, scale: f64) -> bool {
+        self.ex.lock().set_volume_scale(symbol, scale)
+    }
+
     /// Closed 1m bars of a symbol (oldest first).
     pub fn closed_bars(&self, symbol: &str) -> Vec<Bar> {
         self.ex.lock().bars(symbol).map(|(h, _)| h).unwrap_or_default()

@@ -147,8 +147,11 @@ fn write_files(args: &BacktestArgs, result: &BacktestResult) -> anyhow::Result<(
 /// Loads, simulates and builds the report without writing anything.
 pub fn execute(args: &BacktestArgs) -> anyhow::Result<BacktestResult> {
     let setup = Setup::read(args)?;
-    let slots = build_strategies(&setup.strategies)?;
+    // Every block builds before the long load (templates on a placeholder symbol)...
+    build_strategies(&setup.strategies)?;
     let prepared = setup.load(args)?;
+    // ...and runs as loaded, templates once per symbol of the data.
+    let slots = build_strategies(&prepared.strategies)?;
     Ok(run_with_progress(&prepared, slots))
 }
 
@@ -206,6 +209,14 @@ impl Setup {
         filter_dates(&mut market, args.from.as_deref(), args.to.as_deref())?;
 
         let data_symbols: Vec<&str> = market.series.iter().map(|s| s.symbol.as_str()).collect();
+        // A template (`symbols = "universe"`) runs on every symbol of the data.
+        let strategies: Vec<(usize, StrategyConfig)> = strategies
+            .into_iter()
+            .flat_map(|(i, c)| match c.is_template() {
+                true => data_symbols.iter().map(|s| (i, c.instance(s))).collect(),
+                false => vec![(i, c)],
+            })
+            .collect();
         for (_, cfg) in &strategies {
             if !data_symbols.contains(&cfg.symbol.as_str()) {
                 eprintln!(

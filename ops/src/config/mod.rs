@@ -16,6 +16,7 @@
 mod coinbase;
 mod mainnet;
 pub mod ops;
+pub mod universe;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -32,6 +33,7 @@ pub use coinbase::{CoinbaseConfig, CoinbaseEndpoints};
 pub use keel_core::config::{parse_duration_ms, ConfigError, DurationMs, StrategyConfig, SymbolConfig};
 pub use ops::{HttpConfig, NotifyConfig};
 pub use risk::config::RiskConfig;
+pub use universe::UniverseConfig;
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,6 +70,9 @@ pub struct Config {
     /// What the store keeps beside the trading state.
     #[serde(default)]
     pub store: StoreSection,
+    /// The trading universe strategy templates run on (`symbols = "universe"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub universe: Option<UniverseConfig>,
 }
 
 /// `[store]`: what the store keeps beside the trading state.
@@ -413,10 +418,20 @@ impl Config {
             if !ids.insert(s.id.clone()) {
                 return Err(ConfigError::new(format!("strategy[{i}].id"), format!("`{}` is used twice", s.id)));
             }
-            if !seen.contains(&s.symbol) {
+            universe::validate_strategy_symbols(i, s, self.universe.as_ref())?;
+            if !s.is_template() && !seen.contains(&s.symbol) {
                 return Err(ConfigError::new(
                     format!("strategy[{i}].symbol"),
                     format!("`{}` is not a configured symbol (add a [[symbol]] block)", s.symbol),
+                ));
+            }
+        }
+        if let Some(u) = &self.universe {
+            u.validate()?;
+            if self.venue.exchange == Exchange::Coinbase && self.venue.mode != VenueMode::Paper {
+                return Err(ConfigError::new(
+                    "universe",
+                    "needs a venue that lists a market universe: Binance (sandbox, testnet, mainnet) or paper",
                 ));
             }
         }

@@ -291,6 +291,13 @@ pub fn engine_event(event: &EngineEvent) -> Option<(&'static str, Value)> {
             }
             ("alert", data)
         }
+        EngineEvent::UniverseChanged { joined, left, members } => {
+            let names = |v: &[Symbol]| v.iter().map(|s| s.as_str().to_string()).collect::<Vec<_>>();
+            ("universe", json!({ "joined": names(joined), "left": names(left), "members": names(members) }))
+        }
+        EngineEvent::UniverseInstanceRetired { strategy_id, symbol } => {
+            ("universe_retired", json!({ "strategy_id": strategy_id.as_str(), "symbol": symbol.as_str() }))
+        }
         EngineEvent::SetupAlert(alert) => ("setup_alert", serde_json::to_value(alert).unwrap_or_default()),
     })
 }

@@ -341,6 +341,7 @@ mod tests {
             id: id.into(),
             kind: kind.into(),
             symbol: symbol.into(),
+            symbols: None,
             paused: false,
             params: toml::from_str("fast = 10\nslow = 20\nqty = \"1\"").unwrap(),
         }
@@ -375,7 +376,7 @@ mod tests {
             (vec!["z.fast=1..3"], "no strategy `z` (strategies: a)"),
             (vec!["p.fast=1..3"], "strategy `p` does not run"),
             (vec!["a@ETHUSDT.fast=1..3"], "strategy `a` does not trade ETHUSDT (it trades BTCUSDT)"),
-            (vec!["a.fsat=1..3"], "sma_cross has no parameter `fsat` (its parameters: fast, slow, qty)"),
+            (vec!["a.fsat=1..3"], "sma_cross has no parameter `fsat` (its parameters: fast, slow, qty, notional)"),
             (vec!["a.fast=1.5,2"], "`fast` takes an integer, not 1.5"),
             (vec!["a.fast=1..3", "a@BTCUSDT.fast=4"], "a@BTCUSDT.fast is already swept by --sweep a.fast"),
             (vec!["a.fast=1..10000", "a.slow=1..10000"], "more than 10000000 combinations"),
