@@ -303,6 +303,22 @@ fn resolve(config: &Config, sandbox: Option<&SandboxHandle>) -> anyhow::Result<B
     Ok(settings)
 }
 
+/// Reports what the start-up check found wrong, one line each: a clock
+/// offset beyond [`CLOCK_OFFSET_WARN_MS`] (requests carry the venue's time,
+/// but a drifting host clock deserves a look) and a key that may not trade
+/// (`cannot_trade`: the venue's flag as it reads, and how to fix it).
+fn report_startup_problems(mode: &str, clock_offset_ms: i64, cannot_trade: Option<(&str, &str)>) {
+    if clock_offset_ms.abs() > CLOCK_OFFSET_WARN_MS {
+        tracing::warn!(
+            clock_offset_ms,
+            "clock offset to the venue is {clock_offset_ms} ms: requests carry the venue's time, but check the host clock (NTP)"
+        );
+    }
+    if let Some((flag, fix)) = cannot_trade {
+        tracing::error!(venue = mode, "the API key may not trade ({flag}): every order will be refused; {fix}");
+    }
+}
+
 /// Connects the Binance adapter, seeds its trade-id watermarks from the store
 /// and runs the start-up check: connectivity, clock offset, key permissions.
 /// Each problem is one line; a venue that cannot be reached or refuses the key
@@ -340,19 +356,11 @@ async fn connect(config: &Config, settings: BinanceSettings, stored: &StoredAcco
         order_transport,
         "connected to Binance"
     );
-    if report.clock_offset_ms.abs() > CLOCK_OFFSET_WARN_MS {
-        tracing::warn!(
-            clock_offset_ms = report.clock_offset_ms,
-            "clock offset to the venue is {} ms: requests are timestamped with the offset, but check the host clock (NTP)",
-            report.clock_offset_ms
-        );
-    }
-    if !report.can_trade {
-        tracing::error!(
-            venue = mode,
-            "the API key may not trade (canTrade = false): every order will be refused; enable spot trading for the key"
-        );
-    }
+    report_startup_problems(
+        mode,
+        report.clock_offset_ms,
+        (!report.can_trade).then_some(("canTrade = false", "enable spot trading for the key")),
+    );
     Ok(Arc::new(venue))
 }
 

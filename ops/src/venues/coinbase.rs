@@ -14,7 +14,7 @@ use keel_coinbase::{CoinbaseSettings, CoinbaseVenue};
 use keel_core::store::Store;
 use keel_sandbox::{SandboxConfig, SandboxHandle};
 
-use super::{embedded_sandbox_config, BuiltVenue, EmbeddedSandbox, StoredAccount, CLOCK_OFFSET_WARN_MS};
+use super::{embedded_sandbox_config, BuiltVenue, EmbeddedSandbox, StoredAccount};
 use crate::config::{CoinbaseConfig, Config};
 use crate::secret::Secret;
 
@@ -187,19 +187,11 @@ async fn connect(
         key_type,
         "connected to Coinbase"
     );
-    if report.clock_offset_ms.abs() > CLOCK_OFFSET_WARN_MS {
-        tracing::warn!(
-            clock_offset_ms = report.clock_offset_ms,
-            "clock offset to the venue is {} ms: tokens carry the server's time, but check the host clock (NTP)",
-            report.clock_offset_ms
-        );
-    }
-    if !p.can_trade {
-        tracing::error!(
-            venue = mode,
-            "the API key may not trade (can_trade = false): every order will be refused; give the CDP key the trade permission"
-        );
-    }
+    super::report_startup_problems(
+        mode,
+        report.clock_offset_ms,
+        (!p.can_trade).then_some(("can_trade = false", "give the CDP key the trade permission")),
+    );
     if p.can_transfer {
         tracing::warn!(
             "the API key may transfer funds (can_transfer = true): Keel never needs it; a trade-only key is safer"
