@@ -2,12 +2,9 @@
 //! venue that outlives Keel's runs, its ready line, and what points Keel
 //! and a test's own adapter at it.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc};
-
-use super::DEADLINE;
+use std::process::Child;
+use std::sync::Arc;
 
 /// Variables the Keel config names for the sandbox's key (set only for `keel run`).
 pub const KEY_NAME_ENV: &str = "KEEL_TEST_COINBASE_KEY_NAME";
@@ -35,32 +32,7 @@ impl CoinbaseSandbox {
     /// Starts `keel sandbox --protocol coinbase --listen 127.0.0.1:0 --config
     /// CONFIG` in the config's dir and waits for its ready line.
     pub fn start(config: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
-            .args(["sandbox", "--protocol", "coinbase", "--listen", "127.0.0.1:0", "--config"])
-            .arg(config)
-            .current_dir(config.parent().expect("the config is in a dir"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("keel sandbox starts");
-        let stdout = child.stdout.take().expect("stdout piped");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(json) = line.strip_prefix(ops::cmd_sandbox::READY_PREFIX) {
-                    let _ = tx.send(json.to_string());
-                }
-            }
-        });
-        let Ok(ready) = rx.recv_timeout(DEADLINE) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("keel sandbox --protocol coinbase printed no ready line");
-        };
-        let v: serde_json::Value = serde_json::from_str(&ready).expect("ready line is JSON");
-        let s = |k: &str| v[k].as_str().unwrap_or_else(|| panic!("ready field {k}: {ready}")).to_string();
-        assert!(s("rest_url").starts_with("http://127.0.0.1:"), "loopback only: {ready}");
+        let (child, s) = super::spawn_sandbox(config, &["--protocol", "coinbase"]);
         Self {
             rest_url: s("rest_url"),
             ws_market_url: s("ws_market_url"),

@@ -158,38 +158,47 @@ pub struct StandaloneSandbox {
     pub ed25519_private_key_path: String,
 }
 
+/// Starts `keel sandbox --listen 127.0.0.1:0 [EXTRA…] --config CONFIG` in
+/// the config's dir, waits for its `SANDBOX_READY` line and checks it
+/// listens on loopback; returns the process and a reader of the line's
+/// string fields (a missing one fails the test, naming it).
+pub fn spawn_sandbox(config: &Path, extra: &[&str]) -> (Child, impl Fn(&str) -> String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(["sandbox", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .arg("--config")
+        .arg(config)
+        .current_dir(config.parent().expect("the config is in a dir"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("keel sandbox starts");
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(json) = line.strip_prefix(ops::cmd_sandbox::READY_PREFIX) {
+                let _ = tx.send(json.to_string());
+            }
+        }
+    });
+    let Ok(ready) = rx.recv_timeout(DEADLINE) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("keel sandbox {extra:?} printed no ready line");
+    };
+    let v: serde_json::Value = serde_json::from_str(&ready).expect("ready line is JSON");
+    let field = move |k: &str| v[k].as_str().unwrap_or_else(|| panic!("ready field {k}: {v}")).to_string();
+    assert!(field("rest_url").starts_with("http://127.0.0.1:"), "loopback only");
+    (child, field)
+}
+
 impl StandaloneSandbox {
     /// Starts `keel sandbox --listen 127.0.0.1:0 --config CONFIG` and waits
     /// for its ready line.
     pub fn start(config: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
-            .args(["sandbox", "--listen", "127.0.0.1:0", "--config"])
-            .arg(config)
-            .current_dir(config.parent().expect("the config is in a dir"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("keel sandbox starts");
-        let stdout = child.stdout.take().expect("stdout piped");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(json) = line.strip_prefix(ops::cmd_sandbox::READY_PREFIX) {
-                    let _ = tx.send(json.to_string());
-                }
-            }
-        });
-        let ready = match rx.recv_timeout(DEADLINE) {
-            Ok(r) => r,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("keel sandbox printed no ready line");
-            }
-        };
-        let v: serde_json::Value = serde_json::from_str(&ready).expect("ready line is JSON");
-        let s = |k: &str| v[k].as_str().expect("ready field").to_string();
-        assert!(s("rest_url").starts_with("http://127.0.0.1:"), "loopback only: {ready}");
+        let (child, s) = spawn_sandbox(config, &[]);
         Self {
             rest_url: s("rest_url"),
             ws_stream_url: s("ws_stream_url"),
