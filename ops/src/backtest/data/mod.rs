@@ -31,6 +31,7 @@ use keel_core::Symbol;
 
 pub mod columns;
 pub mod csv;
+pub mod futures;
 pub mod parquet;
 mod parquet_direct;
 pub mod zip;

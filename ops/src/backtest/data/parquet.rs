@@ -244,7 +244,7 @@ pub(super) fn read_arrow(bytes: bytes::Bytes, label: &str, skip_bad_rows: bool) 
 
 /// How a time column's integers become ms since the epoch.
 #[derive(Clone, Copy)]
-enum TimeUnitOf {
+pub(super) enum TimeUnitOf {
     Seconds,
     Millis,
     Micros,
@@ -255,7 +255,7 @@ enum TimeUnitOf {
 }
 
 /// A time column of any supported type.
-enum Times<'a> {
+pub(super) enum Times<'a> {
     /// Millisecond timestamps without nulls.
     Millis(&'a [i64]),
     Int64(arrow_array::PrimitiveArray<Int64Type>, TimeUnitOf),
@@ -264,7 +264,8 @@ enum Times<'a> {
 }
 
 impl<'a> Times<'a> {
-    fn of(a: &'a ArrayRef, name: &str) -> Result<Self, String> {
+    /// The column `name`, when it holds times.
+    pub(super) fn of(a: &'a ArrayRef, name: &str) -> Result<Self, String> {
         use TimeUnitOf::*;
         let int64 = |unit| Times::Int64(a.as_primitive::<Int64Type>().clone(), unit);
         Ok(match a.data_type() {
@@ -302,8 +303,9 @@ impl<'a> Times<'a> {
         })
     }
 
+    /// Row `i`'s time in ms.
     #[inline]
-    fn get(&self, i: usize, name: &str) -> Result<i64, String> {
+    pub(super) fn get(&self, i: usize, name: &str) -> Result<i64, String> {
         let convert = |v: i64, unit: TimeUnitOf| match unit {
             TimeUnitOf::Seconds => v.saturating_mul(1000),
             TimeUnitOf::Millis => v,
@@ -329,7 +331,7 @@ impl<'a> Times<'a> {
 }
 
 /// A price or volume column of any supported type.
-enum Values<'a> {
+pub(super) enum Values<'a> {
     /// 64-bit decimals (or integers) without nulls: the mantissas as they are
     /// (beyond 18 digits the column refuses a value, naming it).
     Plain(&'a [i64], u32),
@@ -338,7 +340,8 @@ enum Values<'a> {
 }
 
 impl<'a> Values<'a> {
-    fn of(a: &'a ArrayRef, name: &str) -> Result<Self, String> {
+    /// The column `name`, when it holds numbers.
+    pub(super) fn of(a: &'a ArrayRef, name: &str) -> Result<Self, String> {
         let scale = |s: i8| u32::try_from(s).map_err(|_| format!("column `{name}` has a negative decimal scale {s}"));
         let plain = a.null_count() == 0;
         Ok(match a.data_type() {
@@ -369,8 +372,9 @@ impl<'a> Values<'a> {
         }
     }
 
+    /// Row `i`'s number, exact.
     #[inline]
-    fn get(&self, i: usize, name: &str) -> Result<Fixed, String> {
+    pub(super) fn get(&self, i: usize, name: &str) -> Result<Fixed, String> {
         let (a, scale) = match self {
             Values::Plain(v, scale) => return Ok(Fixed { mantissa: v[i], scale: *scale }),
             Values::Any(a, scale) => (*a, *scale),
