@@ -458,7 +458,7 @@ fn bad_sweep_flags_fail_with_one_line_naming_the_flag() {
         (&["--sweep", "nope.fast=1..3"], "--sweep `nope.fast=1..3`: no strategy `nope` (strategies: sma)"),
         (
             &["--sweep", "sma.fsat=1..3"],
-            "--sweep `sma.fsat=1..3`: sma_cross has no parameter `fsat` (its parameters: fast, slow, qty, notional)",
+            "--sweep `sma.fsat=1..3`: sma_cross has no parameter `fsat` (its parameters: fast, slow, qty, notional, max_funding)",
         ),
         (&["--sweep", "sma.fast=50..5"], "--sweep `sma.fast=50..5`: the range is empty: START 50 is after END 5"),
         (&["--sweep", "sma.fast=1..5:0"], "--sweep `sma.fast=1..5:0`: STEP must be positive, got 0"),

@@ -4,6 +4,10 @@
 //! Buys `qty` when the fast average of closes crosses above the slow one while
 //! the strategy is flat with nothing in flight; sells its whole position when
 //! the fast average crosses below. Equal averages count as "not above".
+//!
+//! With `max_funding`, a cross up opens no long while the symbol's last
+//! settled funding rate (from the futures events it received) is above it:
+//! longs are crowded and pay shorts. No settlement known: no filter.
 
 use keel_core::market::Bar;
 use keel_core::strategy::{Strategy, StrategyCtx};
@@ -73,6 +77,8 @@ pub struct MaCross<M: MovingAverage> {
     /// Size each entry by value instead: `notional` in the quote asset at
     /// the bar's close (one template trades pairs priced 0.001 and 30 000).
     notional: Option<Decimal>,
+    /// No entry while the last settled funding rate is above this.
+    max_funding: Option<Decimal>,
     cross: Cross,
 }
 
@@ -88,6 +94,7 @@ impl<M: MovingAverage> MaCross<M> {
         ParamSpec::integer("slow"),
         ParamSpec::decimal("qty"),
         ParamSpec::decimal("notional"),
+        ParamSpec::decimal("max_funding"),
     ];
 
     /// A new instance. `fast` must be shorter than `slow`, `qty` positive.
@@ -98,12 +105,13 @@ impl<M: MovingAverage> MaCross<M> {
             slow: M::with_period(slow),
             qty,
             notional: None,
+            max_funding: None,
             cross: Cross::default(),
         }
     }
 
     /// Builds from config params `fast`, `slow`, and `qty` (base asset) or
-    /// `notional` (quote asset per entry).
+    /// `notional` (quote asset per entry), and optionally `max_funding`.
     pub fn from_params(symbol: Symbol, p: &Params<'_>) -> Result<Self, StrategyConfigError> {
         p.only(Self::PARAMS)?;
         let fast = p.usize("fast")?;
@@ -117,7 +125,15 @@ impl<M: MovingAverage> MaCross<M> {
             (Some(_), Some(_)) => return Err(p.error("notional", "set either `qty` or `notional`, not both")),
             (None, None) => return Err(p.error("qty", "missing: set `qty` (base asset) or `notional` (quote asset)")),
         };
-        Ok(Self { notional, ..Self::new(symbol, fast, slow, qty) })
+        let max_funding = p.decimal_opt("max_funding")?;
+        Ok(Self { notional, max_funding, ..Self::new(symbol, fast, slow, qty) })
+    }
+
+    /// True while the last settled funding rate is above `max_funding`.
+    fn funding_too_high(&self, ctx: &StrategyCtx<'_>) -> bool {
+        let Some(max) = self.max_funding else { return false };
+        let settled = ctx.futures(&self.symbol).and_then(|f| f.last_settlement.as_ref());
+        settled.is_some_and(|s| s.rate > max)
     }
 }
 
@@ -144,6 +160,9 @@ impl<M: MovingAverage> Strategy for MaCross<M> {
         }
         match self.cross.update(self.fast.above(&self.slow)) {
             Some(true) => {
+                if self.funding_too_high(ctx) {
+                    return;
+                }
                 let qty = match self.notional {
                     Some(n) if bar.close > Decimal::ZERO => (n / bar.close).round_dp(8),
                     Some(_) => return,
@@ -248,6 +267,55 @@ mod tests {
             bought.extend(r.drain_intents().map(|intent| (i, intent.side, intent.qty)));
         }
         assert_eq!(bought, vec![(5, Side::Buy, Decimal::from(2))], "24 USDT at a close of 12");
+    }
+
+    #[test]
+    fn max_funding_blocks_entries_while_the_last_settled_rate_is_above_it() {
+        use keel_core::futures::{FundingRateType, FundingSettlement, FuturesEvent, MarkPrice};
+        let settled = |rate: &str, t: i64| {
+            FuturesEvent::Funding(FundingSettlement {
+                symbol: "X".into(),
+                rate: rate.parse().unwrap(),
+                funding_time: t,
+                mark_price: None,
+                rate_type: FundingRateType::Regular,
+            })
+        };
+        // The estimate is not a settlement: it never blocks.
+        let estimate = FuturesEvent::Mark(MarkPrice {
+            symbol: "X".into(),
+            mark_price: Decimal::ONE,
+            index_price: None,
+            estimated_settle_price: None,
+            funding_rate_estimate: Some(Decimal::ONE),
+            interest_rate: None,
+            next_funding_time: Some(9),
+            ts_ms: 3,
+        });
+        let table = |text: &str| text.parse::<toml::Table>().unwrap();
+        let cases: [(&str, Vec<FuturesEvent>, bool); 6] = [
+            ("", vec![settled("0.01", 1)], true),
+            ("max_funding = \"0.0001\"", vec![], true),
+            ("max_funding = \"0.0001\"", vec![estimate], true),
+            ("max_funding = \"0.0001\"", vec![settled("0.0001", 1)], true),
+            ("max_funding = \"0.0001\"", vec![settled("0.0002", 1)], false),
+            ("max_funding = \"-0.0001\"", vec![settled("0.0003", 1), settled("-0.0002", 2)], true),
+        ];
+        for (param, events, buys) in cases {
+            let params = table(&format!("fast = 2\nslow = 3\nqty = \"1\"\n{param}"));
+            let s = SmaCross::from_params("X".into(), &crate::params::Params::new(&params, "p")).unwrap();
+            let mut r = StrategyRunner::new("s".into(), Box::new(s));
+            for e in &events {
+                r.on_futures(e, 0).unwrap();
+            }
+            let mut bought = Vec::new();
+            for (i, c) in [10, 9, 8, 7, 9, 12].iter().enumerate() {
+                r.on_market(&bar(i as i64, *c), 0).unwrap();
+                bought.extend(r.drain_intents().map(|intent| (i, intent.side)));
+            }
+            let want = if buys { vec![(5, Side::Buy)] } else { vec![] };
+            assert_eq!(bought, want, "{param} after {events:?}");
+        }
     }
 
     #[test]

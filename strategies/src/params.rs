@@ -186,6 +186,15 @@ impl<'a> Params<'a> {
         }
     }
 
+    /// An optional decimal of any sign.
+    pub fn decimal_opt(&self, key: &str) -> Result<Option<Decimal>, StrategyConfigError> {
+        if self.table.contains_key(key) {
+            self.decimal(key).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     /// An optional decimal that must be > 0 when present.
     pub fn positive_decimal_opt(&self, key: &str) -> Result<Option<Decimal>, StrategyConfigError> {
         if self.table.contains_key(key) {

@@ -28,6 +28,7 @@ use crate::settings::ConfigSource;
 use anyhow::{bail, Context};
 use keel_core::balance::Balance;
 use keel_core::config::StrategyConfig;
+use keel_core::futures::FuturesEvent;
 use keel_core::instrument::Instrument;
 use keel_core::sim::FeeSchedule;
 use keel_core::strategy::{Signal, SignalAction};
@@ -80,6 +81,12 @@ pub struct BacktestArgs {
     /// (action buy, sell or close).
     #[arg(long, value_name = "PATH")]
     pub signals: Option<PathBuf>,
+    /// Funding and open-interest history: CSV or Parquet file(s), or
+    /// directories of them (repeatable; the formats are in the README's
+    /// Backtest section). Each event reaches the strategies trading its
+    /// symbol in time order with the bars, as live.
+    #[arg(long = "futures", value_name = "PATH", num_args = 1..)]
+    pub futures: Vec<PathBuf>,
     /// Parameter sweeps: `--sweep`, `--rank`, `--top`, `--sweep-out`, `--shard`, `--merge`, `--split`.
     #[command(flatten)]
     pub sweep: sweep::SweepArgs,
@@ -265,6 +272,7 @@ impl Setup {
             Some(path) => load_signals(path)?,
             None => Vec::new(),
         };
+        let futures = load_futures(args, &data_symbols)?;
 
         let sim_config = SimConfig {
             instruments,
@@ -281,7 +289,7 @@ impl Setup {
         for asset in Backtest::new(sim_config.clone(), timeline.symbols(), Vec::new()).unpriced_assets() {
             eprintln!("note: {asset} has no price in {currency} in the data; it is valued at 0");
         }
-        Ok(Prepared { strategies, sim_config, symbols, currency, start_ms, end_ms, timeline, signals })
+        Ok(Prepared { strategies, sim_config, symbols, currency, start_ms, end_ms, timeline, signals, futures })
     }
 }
 
@@ -298,6 +306,8 @@ pub struct Prepared {
     end_ms: i64,
     timeline: Timeline,
     signals: Vec<TimedSignal>,
+    /// Funding and open-interest events, shared by every run of a sweep.
+    futures: std::sync::Arc<[FuturesEvent]>,
 }
 
 /// Builds the strategies of the blocks (see [`Setup::strategies`]); the
@@ -318,7 +328,8 @@ impl Prepared {
     /// told the number of bars done now and then.
     pub fn run(&self, slots: Vec<StrategySlot>, progress: impl FnMut(usize)) -> BacktestResult {
         let strategy_ids: Vec<String> = slots.iter().map(|s| s.id.to_string()).collect();
-        let backtest = Backtest::new(self.sim_config.clone(), self.timeline.symbols(), slots);
+        let backtest =
+            Backtest::new(self.sim_config.clone(), self.timeline.symbols(), slots).with_futures(self.futures.clone());
         let outcome = backtest.run(&self.timeline, &self.signals, progress);
         let mut splitter = report::TradeSplitter::new(&self.sim_config.instruments);
         outcome.fills.for_each(|f| splitter.push(f));
@@ -354,6 +365,41 @@ fn run_with_progress(prepared: &Prepared, slots: Vec<StrategySlot>) -> BacktestR
     let result = prepared.run(slots, |n| bar.set_position(n as u64));
     bar.finish_and_clear();
     result
+}
+
+/// Reads `--futures`: the events of the data's symbols within `--from` and
+/// `--to`, in delivery order; events of other symbols are dropped with one
+/// note.
+fn load_futures(args: &BacktestArgs, data_symbols: &[&str]) -> anyhow::Result<std::sync::Arc<[FuturesEvent]>> {
+    if args.futures.is_empty() {
+        return Ok(std::sync::Arc::from(Vec::new()));
+    }
+    let mut history = data::futures::load_futures(&args.futures, args.skip_bad_rows)?;
+    if history.skipped > 0 {
+        eprintln!(
+            "note: --futures: skipped {} bad rows, e.g. {}",
+            history.skipped,
+            history.skipped_examples.join("; ")
+        );
+    }
+    let (from_ms, to_ms) = date_bounds(args.from.as_deref(), args.to.as_deref())?;
+    history.events.retain(|e| (from_ms..=to_ms).contains(&e.ts_ms()));
+    let mut unknown = std::collections::BTreeSet::new();
+    history.events.retain(|e| {
+        let known = data_symbols.contains(&e.symbol().as_str());
+        if !known {
+            unknown.insert(e.symbol().to_string());
+        }
+        known
+    });
+    if !unknown.is_empty() {
+        eprintln!(
+            "warning: --futures: ignoring the events of {} (no bars for them; data: {})",
+            unknown.into_iter().collect::<Vec<_>>().join(", "),
+            data_symbols.join(", ")
+        );
+    }
+    Ok(std::sync::Arc::from(history.events))
 }
 
 /// Keeps bars whose open time is within `[from, to]`; a date-only `to`

@@ -14,6 +14,14 @@
 //!    next bar's open. After the last bar nothing fills.
 //!
 //! Fills are stamped with the bar's open time.
+//!
+//! Futures events (funding settlements, funding intervals, open interest;
+//! see [`Backtest::with_futures`]) reach the strategies as live delivers them:
+//! live, a bar arrives when it closes and a futures event when it happens. So
+//! every futures event stamped at or before a bar's close time is delivered
+//! before that bar's close: one stamped before the bar's open before the open
+//! (its orders are submitted there, as live), the others after the open. Ties
+//! between futures events keep their loaded order (by time, then file order).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -24,6 +32,7 @@ use rustc_hash::FxHashMap;
 use keel_core::account::{Account, AccountWriter, Assets};
 use keel_core::balance::Balance;
 use keel_core::fill::{Fill, TradeId};
+use keel_core::futures::FuturesEvent;
 use keel_core::instrument::{ceil_to_step, floor_to_step, Instrument};
 use keel_core::market::{BookTicker, MarketEvent};
 use keel_core::order::{OrderIntent, OrderStatus, OrderTag, OrderType, Side, TimeInForce};
@@ -212,6 +221,8 @@ pub struct Outcome {
     pub failures: Vec<String>,
     /// Signals delivered to strategies.
     pub signals_delivered: usize,
+    /// Futures events delivered to strategies (one per strategy reached).
+    pub futures_delivered: usize,
     /// Setup alerts the strategies raised (a `scanner`), in order, stamped
     /// with the bar time they were raised at.
     pub alerts: Vec<keel_core::alert::SetupAlert>,
@@ -497,6 +508,8 @@ pub struct Backtest {
     symbols: Vec<Symbol>,
     /// The fill being told (its strings reused).
     fill_buf: Option<Fill>,
+    /// Funding and open-interest events, in delivery order.
+    futures: Arc<[FuturesEvent]>,
 }
 
 impl Backtest {
@@ -610,7 +623,16 @@ impl Backtest {
             id_buf: String::new(),
             symbols: symbols.to_vec(),
             fill_buf: None,
+            futures: Arc::from(Vec::new()),
         }
+    }
+
+    /// Funding and open-interest events to deliver beside the bars, sorted
+    /// by time (see the module doc for when each is delivered). Shared, so a
+    /// sweep hands every run the same events without copying them.
+    pub fn with_futures(mut self, events: Arc<[FuturesEvent]>) -> Self {
+        self.futures = events;
+        self
     }
 
     /// Pauses a strategy (as a `paused = true` config block does live).
@@ -634,6 +656,10 @@ impl Backtest {
         self.out.initial_equity = self.equity();
         self.protect(decimal_f64(self.out.initial_equity), timeline.first_open_time().unwrap_or(0));
         let mut next_signal = 0;
+        let futures = self.futures.clone();
+        // The next futures event and its time (never, without any): one
+        // comparison a bar when there are none.
+        let (mut next_future, mut next_future_ts) = (0, futures.first().map_or(i64::MAX, FuturesEvent::ts_ms));
         // One bar event per symbol, overwritten in place at each of its bars.
         let mut events: Vec<MarketEvent> = self
             .symbols
@@ -661,8 +687,14 @@ impl Backtest {
             }
             let event = &events[s];
             let MarketEvent::Bar(bar) = event else { continue };
+            if next_future_ts < bar.open_time {
+                (next_future, next_future_ts) = self.deliver_futures(&futures, next_future, bar.open_time - 1);
+            }
             if self.resting[s] > 0 || !self.queued[s].is_empty() {
                 self.open_bar(s, bar);
+            }
+            if next_future_ts <= bar.close_time {
+                (next_future, next_future_ts) = self.deliver_futures(&futures, next_future, bar.close_time);
             }
             self.last_close[s] = bar.close;
             self.last_close_time[s] = bar.close_time;
@@ -762,6 +794,32 @@ impl Backtest {
             self.risk.set_emergency_stop(true);
             self.out.protection_events.push(ProtectionRecord { ts_ms: now_ms, code: "emergency_stop".into(), reason });
         }
+    }
+
+    /// Delivers the futures events from `next` on stamped at or before
+    /// `until` (each at its own time) to the strategies trading their
+    /// symbols; returns the next event's index and time (`i64::MAX`: none).
+    #[inline(never)]
+    fn deliver_futures(&mut self, events: &[FuturesEvent], mut next: usize, until: i64) -> (usize, i64) {
+        while let Some(event) = events.get(next) {
+            let ts = event.ts_ms();
+            if ts > until {
+                return (next, ts);
+            }
+            next += 1;
+            // Symbols without bars were dropped when loading; this is the
+            // same check for callers that did not.
+            let Some(&s) = self.symbol_index.get(event.symbol()) else { continue };
+            for k in 0..self.runners_by_symbol[s].len() {
+                let r = self.runners_by_symbol[s][k];
+                self.out.futures_delivered += 1;
+                let result = self.runners[r].on_futures(event, ts);
+                if !matches!(result, Ok(0)) {
+                    self.after_callback(r, result, ts);
+                }
+            }
+        }
+        (next, i64::MAX)
     }
 
     fn deliver_signal(&mut self, signal: &Signal, now_ms: i64) {

@@ -200,6 +200,7 @@ pub fn merge(args: &BacktestArgs) -> anyhow::Result<()> {
         ("--to", args.to.is_some()),
         ("--skip-bad-rows", args.skip_bad_rows),
         ("--signals", args.signals.is_some()),
+        ("--futures", !args.futures.is_empty()),
         ("--sweep", !opts.sweep.is_empty()),
         ("--shard", opts.shard.is_some()),
         ("--split", opts.split.is_some()),
@@ -424,6 +425,11 @@ fn fingerprint(args: &BacktestArgs, setup: &Setup, grid: &Grid) -> anyhow::Resul
     }
     if let Some(path) = &args.signals {
         part(&content(path)?);
+    }
+    for path in data::expand_paths(&args.futures)? {
+        part(b"futures");
+        part(path.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
+        part(&content(&path)?);
     }
     part(&serde_json::to_vec(&setup.config).context("cannot fingerprint the config")?);
     let flags = (
