@@ -54,6 +54,15 @@ impl Default for FuturesFeedConfig {
     }
 }
 
+/// Asks the feed for the funding time of the last settlement it delivered
+/// for a symbol (none before the first). The feed sends each settlement to
+/// the strategy hosts as it records it, so once this answers `t`, the
+/// settlement at `t` is in their mailboxes: a replay (the parity test) knows
+/// the strategies have it once they answer a query after this one.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Option<i64>")]
+pub struct LastSettlement(pub Symbol);
+
 /// The futures feed actor.
 pub struct FuturesFeed {
     data: Arc<dyn FuturesData>,
@@ -205,6 +214,14 @@ impl Actor for FuturesFeed {
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         metrics().stream_connected.with_label_values(&[STREAM_LABEL]).set(0);
         tracing::info!("futures feed stopped");
+    }
+}
+
+impl Handler<LastSettlement> for FuturesFeed {
+    type Result = Option<i64>;
+
+    fn handle(&mut self, msg: LastSettlement, _ctx: &mut Self::Context) -> Option<i64> {
+        self.settled.get(&msg.0).copied()
     }
 }
 

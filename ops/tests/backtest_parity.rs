@@ -8,15 +8,28 @@
 //! are FIFO, so a query answered by an actor proves it handled everything sent
 //! to it before; the router's asynchronous store writes are awaited through
 //! engine events and its open orders (bounded by a timeout).
+//!
+//! Funding reaches the live strategy through the real `FuturesFeed`: a
+//! replayed mark-price stream whose next funding time moves past a settlement
+//! makes the feed read the settled rows from the replayed history and send
+//! them to the strategy host; the backtest gets the same rows as loaded
+//! history. A settlement stamped at a bar's open arrives, in both, after the
+//! open and before that bar's close.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use actix::Addr;
+use actors::futures_feed::{FuturesFeed, FuturesFeedConfig, LastSettlement};
 use actors::{start_engine, EngineEvent, EngineHandle, EngineSetup};
 use async_trait::async_trait;
 use keel_core::balance::Balance;
 use keel_core::clock::{ManualClock, SharedClock};
 use keel_core::fill::Fill;
+use keel_core::futures::{
+    FundingIntervals, FundingQuery, FundingRateType, FundingSettlement, FuturesData, FuturesEvent, FuturesFeed as Feed,
+    MarkPrice, MarkPriceSpeed, OiHistQuery, OpenInterest, OpenInterestStat,
+};
 use keel_core::instrument::{ceil_to_step, floor_to_step, Instrument};
 use keel_core::market::{Bar, BookTicker, MarketEvent};
 use keel_core::order::{OrderStatus, OrderType, Side};
@@ -317,6 +330,138 @@ impl Venue for ReplayVenue {
     }
 }
 
+// ---------------------------------------------------------------- futures data
+
+/// Funding every 8 bars from the first bar's open, alternating between a
+/// crowded rate (above `MAX_FUNDING`) and a calm one, a few bars at a time.
+fn funding(bars: &[Bar]) -> Vec<FundingSettlement> {
+    let rates = ["0.0003", "0.0003", "0.00005", "0.0004", "0.00002", "0.00002"];
+    bars.iter()
+        .step_by(8)
+        .enumerate()
+        .map(|(k, bar)| FundingSettlement {
+            symbol: "BTCUSDT".into(),
+            rate: rates[k % rates.len()].parse().unwrap(),
+            funding_time: bar.open_time,
+            mark_price: Some(bar.open),
+            rate_type: FundingRateType::Regular,
+        })
+        .collect()
+}
+
+/// Replays a funding history as a USD-M venue serves it: the settled rows up
+/// to the engine's clock, and a mark-price stream the test drives.
+struct ReplayFutures {
+    settled: Vec<FundingSettlement>,
+    clock: ManualClock,
+    /// Hands the mark-price stream's sender to the test once the feed subscribes.
+    subscribed: Mutex<Option<tokio::sync::oneshot::Sender<mpsc::Sender<Feed>>>>,
+}
+
+#[async_trait]
+impl FuturesData for ReplayFutures {
+    async fn premium_index(&self, _: Option<&Symbol>) -> Result<Vec<MarkPrice>, VenueError> {
+        Ok(Vec::new())
+    }
+
+    async fn funding_history(&self, query: &FundingQuery) -> Result<Vec<FundingSettlement>, VenueError> {
+        use keel_core::clock::Clock;
+        let now = self.clock.now_ms();
+        let rows: Vec<FundingSettlement> = self.settled.iter().filter(|s| s.funding_time <= now).cloned().collect();
+        let limit = query.limit.map_or(rows.len(), |l| l as usize);
+        Ok(rows[rows.len().saturating_sub(limit)..].to_vec())
+    }
+
+    async fn funding_info(&self) -> Result<FundingIntervals, VenueError> {
+        Ok(FundingIntervals::default())
+    }
+
+    async fn open_interest(&self, _: &Symbol) -> Result<OpenInterest, VenueError> {
+        Err(VenueError::NotSent("no open interest in this replay".into()))
+    }
+
+    async fn open_interest_hist(&self, _: &OiHistQuery) -> Result<Vec<OpenInterestStat>, VenueError> {
+        Ok(Vec::new())
+    }
+
+    async fn subscribe_mark_price(&self, _: &[Symbol], _: MarkPriceSpeed) -> Result<mpsc::Receiver<Feed>, VenueError> {
+        let (tx, rx) = mpsc::channel(64);
+        let waiting = self.subscribed.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(waiting) = waiting {
+            let _ = waiting.send(tx);
+        }
+        Ok(rx)
+    }
+}
+
+/// The mark price the replayed stream sends at `ts`, naming the next funding time.
+fn mark(ts: i64, price: Decimal, next_funding_time: i64) -> Feed {
+    Feed::Event(FuturesEvent::Mark(MarkPrice {
+        symbol: "BTCUSDT".into(),
+        mark_price: price,
+        index_price: None,
+        estimated_settle_price: None,
+        funding_rate_estimate: None,
+        interest_rate: None,
+        next_funding_time: Some(next_funding_time),
+        ts_ms: ts,
+    }))
+}
+
+/// The live side of a funding replay: the real feed actor and the stream it reads.
+struct LiveFunding {
+    settled: Vec<FundingSettlement>,
+    feed: Addr<FuturesFeed>,
+    marks: mpsc::Sender<Feed>,
+    /// The next settlement to deliver.
+    next: usize,
+}
+
+impl LiveFunding {
+    async fn start(handle: &EngineHandle, settled: Vec<FundingSettlement>, clock: &ManualClock) -> Self {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let data = Arc::new(ReplayFutures {
+            settled: settled.clone(),
+            clock: clock.clone(),
+            subscribed: Mutex::new(Some(tx)),
+        });
+        // Settled rows are read as soon as a funding time passes.
+        let cfg = FuturesFeedConfig {
+            speed: MarkPriceSpeed::Every1s,
+            oi_every: Duration::from_secs(3600),
+            settle_delay: Duration::ZERO,
+        };
+        let feed = handle.start_futures_feed(data, cfg, |_| true).await.expect("feed starts");
+        let marks = tokio::time::timeout(Duration::from_secs(20), rx).await.expect("feed subscribes").expect("sender");
+        // The first funding time, as the venue announces it before it passes.
+        let first = settled[0].funding_time;
+        marks.send(mark(first - 1, Decimal::ONE, first)).await.expect("feed reads marks");
+        Self { settled, feed, marks, next: 0 }
+    }
+
+    /// Lets every settlement at or before `until` happen: the stream moves
+    /// the next funding time past it, and the wait ends once the feed
+    /// delivered it and the strategy host handled it.
+    async fn settle_until(&mut self, handle: &EngineHandle, until: i64) {
+        while let Some(due) = self.settled.get(self.next).filter(|s| s.funding_time <= until).cloned() {
+            self.next += 1;
+            let after = self.settled.get(self.next).map_or(due.funding_time + 8 * 3_600_000, |s| s.funding_time);
+            self.marks.send(mark(due.funding_time, Decimal::ONE, after)).await.expect("feed reads marks");
+            let symbol = Symbol::new("BTCUSDT");
+            let done = tokio::time::timeout(Duration::from_secs(20), async {
+                while self.feed.send(LastSettlement(symbol.clone())).await.expect("feed answers")
+                    != Some(due.funding_time)
+                {
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await;
+            assert!(done.is_ok(), "the feed did not deliver the settlement at {}", due.funding_time);
+            handle.strategies().await.expect("hosts answer");
+        }
+    }
+}
+
 // ---------------------------------------------------------------- the runs
 
 fn strategy(config: &Config) -> Box<dyn Strategy> {
@@ -325,7 +470,7 @@ fn strategy(config: &Config) -> Box<dyn Strategy> {
 
 type Rejections = std::collections::BTreeMap<String, u64>;
 
-fn backtest(config: &Config, bars: &[Bar]) -> (Vec<OrderKey>, Vec<FillKey>, Rejections) {
+fn backtest(config: &Config, bars: &[Bar], funding: &[FundingSettlement]) -> (Vec<OrderKey>, Vec<FillKey>, Rejections) {
     let instrument = config.symbols[0].instrument();
     let sim = SimConfig {
         instruments: vec![instrument],
@@ -337,7 +482,10 @@ fn backtest(config: &Config, bars: &[Bar]) -> (Vec<OrderKey>, Vec<FillKey>, Reje
     };
     let timeline = Timeline::new(vec![(Symbol::new("BTCUSDT"), bars.to_vec())]);
     let slots = vec![StrategySlot { id: StrategyId::new(&config.strategies[0].id), strategy: strategy(config) }];
-    let outcome = Backtest::new(sim, timeline.symbols(), slots).run(&timeline, &[], |_| {});
+    let futures: Vec<FuturesEvent> = funding.iter().cloned().map(FuturesEvent::Funding).collect();
+    let outcome =
+        Backtest::new(sim, timeline.symbols(), slots).with_futures(Arc::from(futures)).run(&timeline, &[], |_| {});
+    assert_eq!(outcome.futures_delivered, funding.len(), "every settlement reached the strategy");
     let orders =
         outcome.orders.iter().map(|o| (o.decided_ms, o.intent.side, o.intent.qty, o.intent.order_type)).collect();
     let mut fills = Vec::with_capacity(outcome.fills.len());
@@ -385,7 +533,11 @@ async fn fills_recorded(rx: &mut broadcast::Receiver<EngineEvent>, mut n: usize)
     assert!(done.is_ok(), "fills were not recorded in time");
 }
 
-async fn live(config: &Config, bars: &[Bar]) -> (Vec<OrderKey>, Vec<FillKey>, Vec<FillKey>, Rejections) {
+async fn live(
+    config: &Config,
+    bars: &[Bar],
+    funding: &[FundingSettlement],
+) -> (Vec<OrderKey>, Vec<FillKey>, Vec<FillKey>, Rejections) {
     let dir = tempfile::tempdir().unwrap();
     let store: SharedStore = Arc::new(SledStore::open(dir.path()).unwrap());
     let clock = ManualClock::new(bars[0].open_time - 1);
@@ -413,6 +565,10 @@ async fn live(config: &Config, bars: &[Bar]) -> (Vec<OrderKey>, Vec<FillKey>, Ve
     .await
     .expect("engine starts");
     let mut events = handle.subscribe();
+    let mut futures = match funding.is_empty() {
+        true => None,
+        false => Some(LiveFunding::start(&handle, funding.to_vec(), &clock).await),
+    };
     for bar in bars {
         // The open: queued orders fill; the pipeline records the fills and
         // tells the strategy before the bar closes.
@@ -423,6 +579,10 @@ async fn live(config: &Config, bars: &[Bar]) -> (Vec<OrderKey>, Vec<FillKey>, Ve
         // The close: the bar goes through MarketData to the strategy; its
         // intents through the risk guard to the router and the venue.
         clock.set(bar.close_time);
+        // Settlements of this bar reach the strategy before its close.
+        if let Some(futures) = futures.as_mut() {
+            futures.settle_until(&handle, bar.close_time).await;
+        }
         handle.inject_market(MarketEvent::Bar(bar.clone())).await.expect("market data answers");
         handle.strategies().await.expect("hosts answer");
         handle.risk().await.expect("risk guard answers");
@@ -456,9 +616,18 @@ fn canonical_fills(mut fills: Vec<FillKey>) -> Vec<FillKey> {
 
 /// Runs both and compares orders, fills and risk rejections.
 async fn parity(strategy_block: &str, bars: &[Bar]) -> (Vec<OrderKey>, Vec<FillKey>) {
+    parity_with_funding(strategy_block, bars, &[]).await
+}
+
+/// [`parity`] with a funding history delivered beside the bars.
+async fn parity_with_funding(
+    strategy_block: &str,
+    bars: &[Bar],
+    funding: &[FundingSettlement],
+) -> (Vec<OrderKey>, Vec<FillKey>) {
     let config = Config::parse(&format!("{CONFIG}{strategy_block}")).unwrap();
-    let (bt_orders, bt_fills, bt_rejections) = backtest(&config, bars);
-    let (live_orders, venue_fills, stored_fills, live_rejections) = live(&config, bars).await;
+    let (bt_orders, bt_fills, bt_rejections) = backtest(&config, bars, funding);
+    let (live_orders, venue_fills, stored_fills, live_rejections) = live(&config, bars, funding).await;
     let (bt_orders, live_orders) = (canonical_orders(bt_orders), canonical_orders(live_orders));
     let (bt_fills, venue_fills, stored_fills) =
         (canonical_fills(bt_fills), canonical_fills(venue_fills), canonical_fills(stored_fills));
@@ -475,6 +644,32 @@ async fn sma_cross_sends_the_same_orders_and_gets_the_same_fills_live_and_in_bac
     assert!(orders.len() >= 6, "the data should make the strategy trade: {orders:?}");
     assert!(orders.iter().any(|o| o.1 == Side::Sell), "round trips, not just entries");
     assert_eq!(fills.len(), orders.len(), "every market order filled at the next open");
+}
+
+/// `sma_cross` that opens no long while the last settled funding is above 0.0001.
+const SMA_FUNDED: &str = r#"
+[[strategy]]
+id = "sma"
+kind = "sma_cross"
+symbol = "BTCUSDT"
+params = { fast = 5, slow = 20, qty = "0.1", max_funding = "0.0001" }
+"#;
+
+#[actix_rt::test]
+async fn a_funding_filter_sends_the_same_orders_live_through_the_futures_feed_and_in_backtest() {
+    let bars = bars(240);
+    let funding = funding(&bars);
+    let (filtered, fills) = parity_with_funding(SMA_FUNDED, &bars, &funding).await;
+    assert!(filtered.iter().any(|o| o.1 == Side::Buy), "some entries pass the filter: {filtered:?}");
+    assert_eq!(fills.len(), filtered.len(), "every market order filled at the next open");
+    // The same funding without the filter, and the filter without funding: the
+    // filter is what changes the orders, and it blocks entries.
+    let (unfiltered, _) = parity_with_funding(SMA, &bars, &funding).await;
+    let (no_funding, _) = parity(SMA_FUNDED, &bars).await;
+    assert_eq!(no_funding, unfiltered, "max_funding without settlements changes nothing");
+    let buys = |orders: &[OrderKey]| orders.iter().filter(|o| o.1 == Side::Buy).count();
+    assert!(buys(&filtered) < buys(&unfiltered), "the filter blocked entries: {filtered:?} vs {unfiltered:?}");
+    assert_ne!(filtered, unfiltered);
 }
 
 #[actix_rt::test]

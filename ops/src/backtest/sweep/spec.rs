@@ -376,7 +376,10 @@ mod tests {
             (vec!["z.fast=1..3"], "no strategy `z` (strategies: a)"),
             (vec!["p.fast=1..3"], "strategy `p` does not run"),
             (vec!["a@ETHUSDT.fast=1..3"], "strategy `a` does not trade ETHUSDT (it trades BTCUSDT)"),
-            (vec!["a.fsat=1..3"], "sma_cross has no parameter `fsat` (its parameters: fast, slow, qty, notional)"),
+            (
+                vec!["a.fsat=1..3"],
+                "sma_cross has no parameter `fsat` (its parameters: fast, slow, qty, notional, max_funding)",
+            ),
             (vec!["a.fast=1.5,2"], "`fast` takes an integer, not 1.5"),
             (vec!["a.fast=1..3", "a@BTCUSDT.fast=4"], "a@BTCUSDT.fast is already swept by --sweep a.fast"),
             (vec!["a.fast=1..10000", "a.slow=1..10000"], "more than 10000000 combinations"),
