@@ -444,3 +444,129 @@ fn bad_inputs_fail_with_one_line_naming_the_problem() {
     );
     assert!(root.join("out").join("BTCUSDT-1d.parquet").exists());
 }
+
+/// `--futures`: funding (Binance's archive, symbol from the file name) and
+/// open interest (Keel's CSV, a symbol without bars) through the real binary:
+/// a `max_funding` filter changes the trades only when the funding is loaded,
+/// a sweep sees the same events, and bad files fail with one line.
+#[test]
+fn funding_history_changes_the_trades_of_a_funding_filtered_strategy() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let config = CONFIG
+        .replace("qty = \"0.1\" }", "qty = \"0.1\", max_funding = \"0.0001\" }")
+        .replace("[[strategy]]\nid = \"grid\"", "[[strategy]]\npaused = true\nid = \"grid\"");
+    assert!(config.contains("max_funding"), "{config}");
+    std::fs::write(root.join("config.toml"), &config).unwrap();
+    let bars = rows(3000);
+    let csv = root.join("BTCUSDT-1m.csv");
+    write_csv(&csv, &bars);
+    // Settlements every hour, crowded (above 0.0001) two hours in three.
+    let futures = root.join("futures");
+    std::fs::create_dir(&futures).unwrap();
+    let funding: String = (0..bars.len() as i64 / 60)
+        .map(|h| format!("{},1,{}\n", T0 + h * 60 * MINUTE, if h % 3 == 2 { "0.00001000" } else { "0.00030000" }))
+        .collect();
+    std::fs::write(
+        futures.join("BTCUSDT-fundingRate-2024-01.csv"),
+        format!("calc_time,funding_interval_hours,last_funding_rate\n{funding}"),
+    )
+    .unwrap();
+    std::fs::write(
+        futures.join("oi.csv"),
+        format!("timestamp,symbol,sum_open_interest,sum_open_interest_value\n{T0},ETHUSDT,100,320000\n"),
+    )
+    .unwrap();
+    let config = root.join("config.toml");
+    let run = |name: &str, extra: &[&str]| -> (serde_json::Value, String) {
+        let out = root.join(format!("{name}.json"));
+        let mut args = vec!["backtest", "--config", s(&config), "--data", s(&csv), "--report", s(&out)];
+        args.extend(extra);
+        let output = keel(&args);
+        ok(&output);
+        let report = serde_json::from_slice(&std::fs::read(out).unwrap()).unwrap();
+        (report, String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    let (without, _) = run("without", &[]);
+    let (with, stderr) = run("with", &["--futures", s(&futures)]);
+    let orders = |r: &serde_json::Value| r["orders"].as_u64().unwrap();
+    assert!(orders(&without) >= 10, "the bars make sma_cross trade: {without}");
+    assert!(orders(&with) > 0, "entries pass while funding is calm: {with}");
+    assert!(
+        orders(&with) < orders(&without),
+        "crowded funding blocks entries: {} vs {}",
+        orders(&with),
+        orders(&without)
+    );
+    assert_eq!(
+        stderr.lines().filter(|l| l.contains("ETHUSDT")).collect::<Vec<_>>(),
+        vec!["warning: --futures: ignoring the events of ETHUSDT (no bars for them; data: BTCUSDT)"],
+        "{stderr}"
+    );
+    // --to before the first settlement: nothing is filtered.
+    let (early, _) = run("early", &["--futures", s(&futures), "--to", "2024-01-31T00:30:00Z"]);
+    let (early_without, _) = run("early_without", &["--to", "2024-01-31T00:30:00Z"]);
+    assert_eq!(orders(&early), orders(&early_without));
+
+    // A sweep's runs get the events too: a threshold no rate reaches trades as without funding.
+    let sweep_out = root.join("sweep.csv");
+    let out = keel(&[
+        "backtest",
+        "--config",
+        s(&config),
+        "--data",
+        s(&csv),
+        "--futures",
+        s(&futures),
+        "--sweep",
+        "sma.max_funding=0.0001,1",
+        "--sweep-out",
+        s(&sweep_out),
+    ]);
+    ok(&out);
+    let text = std::fs::read_to_string(&sweep_out).unwrap();
+    let mut lines = text.lines().filter(|l| !l.starts_with('#'));
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("{name} in {header:?}"));
+    let (param, trips) = (col("sma.max_funding"), col("round_trips"));
+    let by_param: Vec<(String, String)> =
+        lines.map(|l| l.split(',').collect::<Vec<_>>()).map(|f| (f[param].to_string(), f[trips].to_string())).collect();
+    let trips_of = |v: &str| by_param.iter().find(|(p, _)| p == v).map(|(_, t)| t.clone()).unwrap();
+    let trips = |r: &serde_json::Value| r["round_trips"].as_u64().unwrap().to_string();
+    assert_eq!(trips_of("0.0001"), trips(&with), "{text}");
+    assert_eq!(trips_of("1"), trips(&without), "{text}");
+
+    // Bad files: one line naming the file and line (or the columns).
+    std::fs::write(
+        root.join("bad.csv"),
+        "funding_time,symbol,funding_rate\n1706659200000,BTCUSDT,0.1\nsoon,BTCUSDT,0.2\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("neither.csv"), "time,open\n1,2\n").unwrap();
+    for (file, want) in [
+        ("bad.csv", "bad.csv:3: funding_time: `soon` is not a time".to_string()),
+        ("neither.csv", "neither.csv:1: the columns name neither funding".to_string()),
+    ] {
+        let path = root.join(file);
+        let out = keel(&["backtest", "--config", s(&config), "--data", s(&csv), "--futures", s(&path)]);
+        assert!(!out.status.success(), "{file}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.starts_with("note:")).collect();
+        assert_eq!(lines.len(), 1, "{file}: {stderr}");
+        let want = format!("keel: {}/{want}", root.display());
+        assert!(lines[0].starts_with(&want), "{file}\n got: {}\nwant: {want}", lines[0]);
+    }
+    let out = keel(&[
+        "backtest",
+        "--config",
+        s(&config),
+        "--data",
+        s(&csv),
+        "--futures",
+        s(&root.join("bad.csv")),
+        "--skip-bad-rows",
+    ]);
+    ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("note: --futures: skipped 1 bad rows, e.g. "), "{stderr}");
+}
