@@ -143,6 +143,7 @@ fn args(f: &Fixture) -> BacktestArgs {
         plot: Some(f.root.join("equity.png")),
         skip_bad_rows: false,
         signals: Some(f.root.join("signals.csv")),
+        futures: Vec::new(),
         sweep: Default::default(),
     }
 }

@@ -99,7 +99,7 @@ impl Layout {
     }
 
     /// The name of column `i` as the file spells it.
-    fn name<'a>(names: &'a [String], i: usize) -> &'a str {
+    fn name(names: &[String], i: usize) -> &str {
         names.get(i).map_or("?", String::as_str)
     }
 }
