@@ -445,7 +445,7 @@ fn bad_inputs_fail_with_one_line_naming_the_problem() {
     assert!(root.join("out").join("BTCUSDT-1d.parquet").exists());
 }
 
-/// `--futures`: funding (Binance's archive, symbol from the file name) and
+/// `--futures`: funding (Binance's zipped archive, symbol from the file name) and
 /// open interest (Keel's CSV, a symbol without bars) through the real binary:
 /// a `max_funding` filter changes the trades only when the funding is loaded,
 /// a sweep sees the same events, and bad files fail with one line.
@@ -467,11 +467,12 @@ fn funding_history_changes_the_trades_of_a_funding_filtered_strategy() {
     let funding: String = (0..bars.len() as i64 / 60)
         .map(|h| format!("{},1,{}\n", T0 + h * 60 * MINUTE, if h % 3 == 2 { "0.00001000" } else { "0.00030000" }))
         .collect();
-    std::fs::write(
-        futures.join("BTCUSDT-fundingRate-2024-01.csv"),
-        format!("calc_time,funding_interval_hours,last_funding_rate\n{funding}"),
-    )
-    .unwrap();
+    // Zipped, as data.binance.vision ships it.
+    let archive = format!("calc_time,funding_interval_hours,last_funding_rate\n{funding}");
+    write_zip(
+        &futures.join("BTCUSDT-fundingRate-2024-01.zip"),
+        &[("BTCUSDT-fundingRate-2024-01.csv", archive.as_bytes())],
+    );
     std::fs::write(
         futures.join("oi.csv"),
         format!("timestamp,symbol,sum_open_interest,sum_open_interest_value\n{T0},ETHUSDT,100,320000\n"),

@@ -81,7 +81,7 @@ pub struct BacktestArgs {
     /// (action buy, sell or close).
     #[arg(long, value_name = "PATH")]
     pub signals: Option<PathBuf>,
-    /// Funding and open-interest history: CSV or Parquet file(s), or
+    /// Funding and open-interest history: CSV (also zipped) or Parquet file(s), or
     /// directories of them (repeatable; the formats are in the README's
     /// Backtest section). Each event reaches the strategies trading its
     /// symbol in time order with the bars, as live.

@@ -1,5 +1,6 @@
-//! Funding and open-interest history for `keel backtest --futures`: CSV or
-//! Parquet files whose columns say what they hold.
+//! Funding and open-interest history for `keel backtest --futures`: CSV
+//! (also zipped, as data.binance.vision ships it) or Parquet files whose
+//! columns say what they hold.
 //!
 //! Column names are matched case-insensitively and without underscores, so
 //! Keel's `funding_time` and Binance's JSON `fundingTime` are one name:
@@ -186,7 +187,8 @@ impl Sink<'_> {
 }
 
 /// Loads funding and open-interest history (directories expanded to their
-/// `.csv` and `.parquet` files), in delivery order.
+/// `.csv`, `.zip` and `.parquet` files; a `.zip` is read as its `.csv`
+/// entries, as Binance's archives are downloaded), in delivery order.
 pub fn load_futures(paths: &[PathBuf], skip_bad_rows: bool) -> Result<FuturesHistory, DataError> {
     let files = expand_paths(paths)?;
     let mut out = FuturesHistory { files: files.len(), ..FuturesHistory::default() };
@@ -200,7 +202,14 @@ pub fn load_futures(paths: &[PathBuf], skip_bad_rows: bool) -> Result<FuturesHis
             }
             Format::Parquet => read_parquet(path, &label, skip_bad_rows, &mut out)?,
             Format::Zip => {
-                return Err(DataError::file(&label, "funding and open interest are read from .csv or .parquet files"))
+                let (mut archive, entries) = super::zip::csv_entries(path, &label)?;
+                for (name, i) in entries {
+                    let entry_label = format!("{label}/{name}");
+                    let entry = archive
+                        .by_index(i)
+                        .map_err(|e| DataError::file(&entry_label, format!("cannot read from the archive ({e})")))?;
+                    read_csv(entry, Path::new(&name), &entry_label, skip_bad_rows, &mut out)?;
+                }
             }
         }
     }

@@ -13,6 +13,25 @@ use super::{DataError, ParsedFile};
 /// Reads the `.csv` entries of a zip archive. Errors name the archive and the
 /// entry (`archive.zip/entry.csv:line: reason`).
 pub fn read_zip(path: &Path, label: &str, skip_bad_rows: bool) -> Result<Vec<ParsedFile>, DataError> {
+    let (mut archive, entries) = csv_entries(path, label)?;
+    let mut out = Vec::with_capacity(entries.len());
+    for (name, i) in entries {
+        let entry_label = format!("{label}/{name}");
+        let entry = archive
+            .by_index(i)
+            .map_err(|e| DataError::file(&entry_label, format!("cannot read from the archive ({e})")))?;
+        out.push(parse_pipelined(entry, &entry_label, skip_bad_rows)?);
+    }
+    Ok(out)
+}
+
+/// An open archive of CSV files: the archive and its `.csv` entries (name,
+/// index), in name order; an archive without one is an error naming what it
+/// holds.
+pub(super) type CsvEntries = (::zip::ZipArchive<std::io::BufReader<std::fs::File>>, Vec<(String, usize)>);
+
+/// Opens a zip archive and lists its `.csv` entries (see [`CsvEntries`]).
+pub(super) fn csv_entries(path: &Path, label: &str) -> Result<CsvEntries, DataError> {
     let file = std::fs::File::open(path).map_err(|e| DataError::file(label, format!("cannot open: {e}")))?;
     let mut archive = ::zip::ZipArchive::new(std::io::BufReader::new(file))
         .map_err(|e| DataError::file(label, format!("not a readable zip archive ({e})")))?;
@@ -31,15 +50,7 @@ pub fn read_zip(path: &Path, label: &str, skip_bad_rows: bool) -> Result<Vec<Par
         return Err(DataError::file(label, format!("the archive holds no .csv file (it holds {held})")));
     }
     entries.sort();
-    let mut out = Vec::with_capacity(entries.len());
-    for (name, i) in entries {
-        let entry_label = format!("{label}/{name}");
-        let entry = archive
-            .by_index(i)
-            .map_err(|e| DataError::file(&entry_label, format!("cannot read from the archive ({e})")))?;
-        out.push(parse_pipelined(entry, &entry_label, skip_bad_rows)?);
-    }
-    Ok(out)
+    Ok((archive, entries))
 }
 
 /// Bytes inflated at a time.
