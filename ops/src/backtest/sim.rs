@@ -1198,3 +1198,6 @@ fn match_error_code(e: &MatchError) -> &'static str {
         MatchError::NoMarket(_) => "no_market",
     }
 }
+
+#[cfg(test)]
+mod futures_order_tests;
