@@ -33,7 +33,7 @@ pub(super) type CsvEntries = (::zip::ZipArchive<std::io::BufReader<std::fs::File
 /// Opens a zip archive and lists its `.csv` entries (see [`CsvEntries`]).
 pub(super) fn csv_entries(path: &Path, label: &str) -> Result<CsvEntries, DataError> {
     let file = std::fs::File::open(path).map_err(|e| DataError::file(label, format!("cannot open: {e}")))?;
-    let mut archive = ::zip::ZipArchive::new(std::io::BufReader::new(file))
+    let archive = ::zip::ZipArchive::new(std::io::BufReader::new(file))
         .map_err(|e| DataError::file(label, format!("not a readable zip archive ({e})")))?;
     let mut entries: Vec<(String, usize)> = Vec::new();
     let mut others = Vec::new();
