@@ -369,7 +369,7 @@ fn run_with_progress(prepared: &Prepared, slots: Vec<StrategySlot>) -> BacktestR
 
 /// Reads `--futures`: the events of the data's symbols within `--from` and
 /// `--to`, in delivery order; events of other symbols are dropped with one
-/// note.
+/// warning.
 fn load_futures(args: &BacktestArgs, data_symbols: &[&str]) -> anyhow::Result<std::sync::Arc<[FuturesEvent]>> {
     if args.futures.is_empty() {
         return Ok(std::sync::Arc::from(Vec::new()));

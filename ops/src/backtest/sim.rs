@@ -657,8 +657,8 @@ impl Backtest {
         self.protect(decimal_f64(self.out.initial_equity), timeline.first_open_time().unwrap_or(0));
         let mut next_signal = 0;
         let futures = self.futures.clone();
-        // The next futures event and its time (never, without any): one
-        // comparison a bar when there are none.
+        // The next futures event and its time (never, without any): two
+        // integer comparisons a bar when there are none.
         let (mut next_future, mut next_future_ts) = (0, futures.first().map_or(i64::MAX, FuturesEvent::ts_ms));
         // One bar event per symbol, overwritten in place at each of its bars.
         let mut events: Vec<MarketEvent> = self
