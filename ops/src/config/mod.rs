@@ -16,6 +16,7 @@
 mod coinbase;
 mod mainnet;
 pub mod ops;
+pub mod futures;
 pub mod universe;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,6 +34,7 @@ pub use coinbase::{CoinbaseConfig, CoinbaseEndpoints};
 pub use keel_core::config::{parse_duration_ms, ConfigError, DurationMs, StrategyConfig, SymbolConfig};
 pub use ops::{HttpConfig, NotifyConfig};
 pub use risk::config::RiskConfig;
+pub use futures::FuturesSection;
 pub use universe::UniverseConfig;
 
 /// The whole configuration.
@@ -73,6 +75,9 @@ pub struct Config {
     /// The trading universe strategy templates run on (`symbols = "universe"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub universe: Option<UniverseConfig>,
+    /// The futures feed's timings, and whether there is one.
+    #[serde(default)]
+    pub futures: FuturesSection,
 }
 
 /// `[store]`: what the store keeps beside the trading state.
@@ -435,6 +440,7 @@ impl Config {
                 ));
             }
         }
+        self.futures.validate()?;
         self.risk.validate()?;
         self.http.validate()?;
         self.notify.validate()?;
