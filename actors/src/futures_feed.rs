@@ -23,7 +23,7 @@
 //! interest over a period is known from the first live measurement. Symbols
 //! the venue does not list as perpetuals (the `keep` filter) are never fed.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +33,7 @@ use keel_core::futures::{
     observed_interval_hours, FundingInterval, FundingQuery, FuturesData, FuturesEvent, FuturesFeed as Feed,
     MarkPriceSpeed, OiHistQuery, OiPeriod,
 };
-use keel_core::venue::StreamStatus;
+use keel_core::venue::{StreamKind, StreamStatus};
 use keel_core::{StrategyId, Symbol};
 use tokio::sync::broadcast;
 
@@ -41,8 +41,9 @@ use crate::events::EngineEvent;
 use crate::messages::FuturesTick;
 use crate::metrics::metrics;
 
-/// The `stream` label of the futures mark-price stream in the stream metrics.
-pub const STREAM_LABEL: &str = "futures";
+/// The `stream` label of the futures mark-price stream in the stream
+/// metrics and connectivity events.
+pub const STREAM_LABEL: &str = StreamKind::Futures.as_str();
 
 /// How the feed paces itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,9 +121,10 @@ pub struct FuturesFeed {
     keep: KeepSymbol,
     /// The symbols of the current mark-price subscription.
     fed: BTreeSet<Symbol>,
-    /// The symbols whose open interest is polled, in turn (a symbol joins
-    /// once its history was delivered).
-    rotation: Vec<Symbol>,
+    /// The symbols whose open interest is polled, in turn: the front one
+    /// next. A symbol joins at the front once its history was delivered, so
+    /// its first live measurement follows at the next poll.
+    rotation: VecDeque<Symbol>,
     cfg: FuturesFeedConfig,
     events: broadcast::Sender<EngineEvent>,
     /// The next funding time each symbol's mark prices last gave.
@@ -131,7 +133,6 @@ pub struct FuturesFeed {
     settled: HashMap<Symbol, i64>,
     /// Each symbol's funding interval as last delivered.
     intervals: HashMap<Symbol, u32>,
-    oi_cursor: usize,
     connected: bool,
     /// The mark-price subscription being read.
     mark_stream: Option<SpawnHandle>,
@@ -161,13 +162,12 @@ impl FuturesFeed {
             routes,
             keep,
             fed: BTreeSet::new(),
-            rotation: Vec::new(),
+            rotation: VecDeque::new(),
             cfg,
             events,
             next_funding: HashMap::new(),
             settled: HashMap::new(),
             intervals: HashMap::new(),
-            oi_cursor: 0,
             connected: false,
             mark_stream: None,
             oi_timer: None,
@@ -254,9 +254,8 @@ impl FuturesFeed {
         if let Some(old) = self.mark_stream.take() {
             ctx.cancel_future(old);
         }
-        self.connected = false;
-        metrics().stream_connected.with_label_values(&[STREAM_LABEL]).set(0);
         if self.fed.is_empty() {
+            self.set_connected(false, "no symbols to feed".into());
             return;
         }
         let (data, symbols, speed) = (self.data.clone(), self.fed.iter().cloned().collect::<Vec<_>>(), self.cfg.speed);
@@ -332,7 +331,7 @@ impl FuturesFeed {
                     Err(e) => tracing::warn!(symbol = %symbol, error = %e, "open-interest history not read; a change over a period needs a period of live polls"),
                 }
                 if !act.rotation.contains(&symbol) {
-                    act.rotation.push(symbol);
+                    act.rotation.push_front(symbol);
                 }
             }
             act.pace_open_interest(ctx);
@@ -379,8 +378,8 @@ impl FuturesFeed {
 
     /// Reads the next symbol's open interest.
     fn poll_open_interest(&mut self, ctx: &mut Context<Self>) {
-        let Some(symbol) = self.rotation.get(self.oi_cursor % self.rotation.len().max(1)).cloned() else { return };
-        self.oi_cursor = self.oi_cursor.wrapping_add(1);
+        let Some(symbol) = self.rotation.pop_front() else { return };
+        self.rotation.push_back(symbol.clone());
         let data = self.data.clone();
         ctx.spawn(async move { data.open_interest(&symbol).await }.into_actor(self).map(
             |result, act, ctx| match result {
@@ -396,6 +395,7 @@ impl Actor for FuturesFeed {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        // The series exists while a feed runs (the status reports it then).
         metrics().stream_connected.with_label_values(&[STREAM_LABEL]).set(0);
         self.resync(ctx);
         let mut rx = self.events.subscribe();
@@ -415,7 +415,7 @@ impl Actor for FuturesFeed {
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
-        metrics().stream_connected.with_label_values(&[STREAM_LABEL]).set(0);
+        let _ = metrics().stream_connected.remove_label_values(&[STREAM_LABEL]);
         tracing::info!("futures feed stopped");
     }
 }
@@ -449,30 +449,38 @@ impl Handler<FuturesRoute> for FuturesFeed {
     }
 }
 
+impl FuturesFeed {
+    /// Records a connectivity change: the metric, and an engine event (the
+    /// console's `connectivity`, the notifiers) when it is a change.
+    fn set_connected(&mut self, connected: bool, detail: String) {
+        metrics().stream_connected.with_label_values(&[STREAM_LABEL]).set(i64::from(connected));
+        if self.connected == connected {
+            return;
+        }
+        self.connected = connected;
+        if connected {
+            tracing::info!(stream = STREAM_LABEL, "futures mark-price stream connected");
+        } else {
+            tracing::warn!(stream = STREAM_LABEL, reason = %detail, "futures mark-price stream disconnected");
+        }
+        let _ = self.events.send(EngineEvent::Connectivity { stream: StreamKind::Futures, connected, detail });
+    }
+}
+
 impl StreamHandler<Feed> for FuturesFeed {
     fn handle(&mut self, item: Feed, ctx: &mut Self::Context) {
         match item {
             Feed::Event(event) => self.dispatch(event, ctx),
-            Feed::Status(StreamStatus::Connected) => {
-                if !self.connected {
-                    tracing::info!(stream = STREAM_LABEL, "futures mark-price stream connected");
-                }
-                self.connected = true;
-                metrics().stream_connected.with_label_values(&[STREAM_LABEL]).set(1);
-            }
+            Feed::Status(StreamStatus::Connected) => self.set_connected(true, String::new()),
             Feed::Status(StreamStatus::Disconnected { reason }) => {
-                tracing::warn!(stream = STREAM_LABEL, reason = %reason, "futures mark-price stream disconnected");
-                self.connected = false;
-                metrics().stream_connected.with_label_values(&[STREAM_LABEL]).set(0);
                 metrics().stream_reconnects_total.with_label_values(&[STREAM_LABEL]).inc();
+                self.set_connected(false, reason);
             }
         }
     }
 
     fn finished(&mut self, _ctx: &mut Self::Context) {
         // The client reconnects by itself; its feed ends only with it.
-        tracing::warn!(stream = STREAM_LABEL, "futures mark-price feed ended");
-        self.connected = false;
-        metrics().stream_connected.with_label_values(&[STREAM_LABEL]).set(0);
+        self.set_connected(false, "feed ended".into());
     }
 }

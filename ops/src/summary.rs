@@ -95,6 +95,20 @@ pub fn streams() -> (bool, bool) {
     )
 }
 
+/// Connectivity of the futures mark-price stream; none when no futures feed
+/// runs (its series exists only while one does).
+pub fn futures_stream() -> Option<bool> {
+    let label = actors::futures_feed::STREAM_LABEL;
+    metrics()
+        .registry
+        .gather()
+        .iter()
+        .filter(|f| f.name() == "keel_stream_connected")
+        .flat_map(|f| f.get_metric().iter())
+        .find(|m| m.get_label().iter().any(|l| l.name() == "stream" && l.value() == label))
+        .map(|m| m.get_gauge().get_value() == 1.0)
+}
+
 fn up(b: bool) -> &'static str {
     if b {
         "connected"

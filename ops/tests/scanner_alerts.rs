@@ -132,10 +132,16 @@ impl Events {
 
     /// The next `setup_alert`'s data, none at the deadline.
     async fn next_alert(&mut self, deadline: Instant) -> Option<Value> {
+        self.next("setup_alert", deadline).await
+    }
+
+    /// The next `kind` event's data, none at the deadline.
+    async fn next(&mut self, kind: &str, deadline: Instant) -> Option<Value> {
+        let wanted = format!("event: {kind}");
         loop {
             while let Some(end) = self.buf.find("\n\n") {
                 let block: String = self.buf.drain(..end + 2).collect();
-                if block.lines().any(|l| l == "event: setup_alert") {
+                if block.lines().any(|l| l == wanted) {
                     let data = block.lines().find_map(|l| l.strip_prefix("data: ")).unwrap_or_default();
                     return Some(serde_json::from_str(data).expect("one JSON line"));
                 }
@@ -165,7 +171,17 @@ async fn a_funding_alert_fires_once_per_window_with_the_sandbox_values_to_discor
     let handle = actors::start_engine(setup).await.expect("engine starts");
     let surfaces = ops::surfaces::start(&config, &handle).await.expect("surfaces");
     let mut events = Events::open(&surfaces.http_url().expect("http on")).await;
+    let mut console = Events::open(&surfaces.http_url().expect("http on")).await;
     ops::futures_feed::start(&config, &built, &handle).await.expect("futures feed");
+    // The console hears the futures mark-price stream connect.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let c = console.next("connectivity", deadline).await.expect("the futures stream's connectivity event");
+        if c["stream"] == "futures" {
+            assert_eq!(c["connected"], true, "{c}");
+            break;
+        }
+    }
 
     // Alerts over a few windows: never two within one window.
     let started = Instant::now();
@@ -507,15 +523,34 @@ async fn a_symbol_joining_the_universe_is_fed_on_the_one_mark_price_connection_a
     );
 
     // The dropped symbol's instance holds nothing: it retires, and the one
-    // mark-price connection carries exactly the members.
-    let want: std::collections::BTreeSet<String> =
-        members.iter().map(|s| format!("{}@markPrice@1s", s.as_str().to_lowercase())).collect();
-    let conns = || sandbox.faults.futures_stream_connections();
-    until(&format!("one futures connection for {members:?} (after {dropped} retired)"), 20, || {
-        let c = conns();
-        c.len() == 1 && c[0].iter().cloned().collect::<std::collections::BTreeSet<_>>() == want
-    })
-    .await;
+    // mark-price connection carries exactly the symbols with instances.
+    let retired = format!("rec@{dropped}");
+    loop {
+        match timeout_at(Instant::now() + Duration::from_secs(20), events.recv()).await {
+            Ok(Ok(actors::EngineEvent::UniverseInstanceRetired { strategy_id, .. }))
+                if strategy_id.as_str() == retired => break,
+            Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+            other => panic!("{retired} did not retire: {other:?}"),
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        // (Members change at every 10 s refresh: compare with the current ones.)
+        let u = handle.universe().await.unwrap().expect("a universe");
+        let want: std::collections::BTreeSet<String> = u
+            .members
+            .iter()
+            .chain(&u.leaving)
+            .map(|s| format!("{}@markPrice@1s", s.as_str().to_lowercase()))
+            .collect();
+        let conns = sandbox.faults.futures_stream_connections();
+        if conns.len() == 1 && conns[0].iter().cloned().collect::<std::collections::BTreeSet<_>>() == want {
+            break;
+        }
+        assert!(Instant::now() < deadline, "want one connection carrying {want:?}; open: {conns:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(members.contains(&rising));
 
     handle.shutdown(Duration::from_millis(500)).await;
     built.stop().await;
