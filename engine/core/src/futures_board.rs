@@ -213,6 +213,28 @@ mod tests {
     }
 
     #[test]
+    fn history_is_a_measurement_a_live_one_follows_and_a_late_one_is_ignored() {
+        use crate::futures::OpenInterestStat;
+        let hist = |qty: &str, ts: i64| {
+            FuturesEvent::OpenInterestHistory(OpenInterestStat {
+                symbol: "BTCUSDT".into(),
+                sum_open_interest: d(qty),
+                sum_open_interest_value: d(qty) * d("100"),
+                ts_ms: ts,
+            })
+        };
+        let mut board = FuturesBoard::default();
+        board.apply(&hist("40", 1_000));
+        board.apply(&hist("50", 2_000));
+        let s = board.get("BTCUSDT").unwrap();
+        assert_eq!((s.open_interest, s.open_interest_change), (Some(d("50")), Some(d("10"))));
+        board.apply(&oi("55", 3_000));
+        board.apply(&hist("1", 2_500)); // history older than the live measurement
+        let s = board.get("BTCUSDT").unwrap();
+        assert_eq!((s.open_interest, s.open_interest_change, s.open_interest_ts_ms), (Some(d("55")), Some(d("5")), Some(3_000)));
+    }
+
+    #[test]
     fn snapshots_round_trip_through_json() {
         let mut board = FuturesBoard::default();
         board.apply(&mark("-0.0002", 10, 1));
