@@ -278,8 +278,8 @@ impl FuturesFeed {
     /// Reads the funding interval of `symbols` (newly fed).
     fn read_intervals(&mut self, symbols: Vec<Symbol>, ctx: &mut Context<Self>) {
         let data = self.data.clone();
-        ctx.spawn(async move { data.funding_info().await }.into_actor(self).map(move |result, act, ctx| {
-            match result {
+        ctx.spawn(async move { data.funding_info().await }.into_actor(self).map(
+            move |result, act, ctx| match result {
                 Ok(info) => {
                     let now = keel_core::clock::Clock::now_ms(&keel_core::clock::SystemClock);
                     for symbol in symbols {
@@ -292,8 +292,8 @@ impl FuturesFeed {
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "funding intervals not read; annualising at the default"),
-            }
-        }));
+            },
+        ));
     }
 
     /// Delivers each of `symbols`' open-interest history (read one request
@@ -347,7 +347,8 @@ impl FuturesFeed {
             return;
         }
         let every = self.cfg.oi_every / u32::try_from(self.rotation.len()).unwrap_or(u32::MAX).max(1);
-        self.oi_timer = Some(ctx.run_interval(every.max(Duration::from_millis(10)), |act, ctx| act.poll_open_interest(ctx)));
+        self.oi_timer =
+            Some(ctx.run_interval(every.max(Duration::from_millis(10)), |act, ctx| act.poll_open_interest(ctx)));
     }
 
     /// Reads the settlement at `funding_time` (and any missed before it)

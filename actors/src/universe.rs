@@ -523,7 +523,11 @@ impl Universe {
         self.routes.market.do_send(joined.clone());
         self.routes.supervisor.do_send(joined);
         if let Some(f) = &self.futures {
-            f.do_send(FuturesRoute::Add { id: id.clone(), symbols: vec![symbol.clone()], host: host.clone().recipient() });
+            f.do_send(FuturesRoute::Add {
+                id: id.clone(),
+                symbols: vec![symbol.clone()],
+                host: host.clone().recipient(),
+            });
         }
         self.routes.registry.write().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), host);
         tracing::info!(strategy = %id, symbol = %symbol, "universe: instance started");

@@ -501,7 +501,8 @@ async fn a_symbol_joining_the_universe_is_fed_on_the_one_mark_price_connection_a
     let kinds = |s: &keel_core::Symbol| seen.lock().map(|m| m.get(s).cloned().unwrap_or_default()).unwrap_or_default();
     until(&format!("mark prices and live open interest of {rising}"), 20, || {
         let k = kinds(&rising);
-        k.iter().any(|e| matches!(e, FuturesEvent::Mark(_))) && k.iter().any(|e| matches!(e, FuturesEvent::OpenInterest(_)))
+        k.iter().any(|e| matches!(e, FuturesEvent::Mark(_)))
+            && k.iter().any(|e| matches!(e, FuturesEvent::OpenInterest(_)))
     })
     .await;
     let got = kinds(&rising);
@@ -528,7 +529,10 @@ async fn a_symbol_joining_the_universe_is_fed_on_the_one_mark_price_connection_a
     loop {
         match timeout_at(Instant::now() + Duration::from_secs(20), events.recv()).await {
             Ok(Ok(actors::EngineEvent::UniverseInstanceRetired { strategy_id, .. }))
-                if strategy_id.as_str() == retired => break,
+                if strategy_id.as_str() == retired =>
+            {
+                break
+            }
             Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
             other => panic!("{retired} did not retire: {other:?}"),
         }
@@ -537,12 +541,8 @@ async fn a_symbol_joining_the_universe_is_fed_on_the_one_mark_price_connection_a
     loop {
         // (Members change at every 10 s refresh: compare with the current ones.)
         let u = handle.universe().await.unwrap().expect("a universe");
-        let want: std::collections::BTreeSet<String> = u
-            .members
-            .iter()
-            .chain(&u.leaving)
-            .map(|s| format!("{}@markPrice@1s", s.as_str().to_lowercase()))
-            .collect();
+        let want: std::collections::BTreeSet<String> =
+            u.members.iter().chain(&u.leaving).map(|s| format!("{}@markPrice@1s", s.as_str().to_lowercase())).collect();
         let conns = sandbox.faults.futures_stream_connections();
         if conns.len() == 1 && conns[0].iter().cloned().collect::<std::collections::BTreeSet<_>>() == want {
             break;

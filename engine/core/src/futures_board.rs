@@ -231,7 +231,10 @@ mod tests {
         board.apply(&oi("55", 3_000));
         board.apply(&hist("1", 2_500)); // history older than the live measurement
         let s = board.get("BTCUSDT").unwrap();
-        assert_eq!((s.open_interest, s.open_interest_change, s.open_interest_ts_ms), (Some(d("55")), Some(d("5")), Some(3_000)));
+        assert_eq!(
+            (s.open_interest, s.open_interest_change, s.open_interest_ts_ms),
+            (Some(d("55")), Some(d("5")), Some(3_000))
+        );
     }
 
     #[test]

@@ -14,9 +14,9 @@
 //! parameters are validated by the strategies crate, which knows each kind.
 
 mod coinbase;
+pub mod futures;
 mod mainnet;
 pub mod ops;
-pub mod futures;
 pub mod universe;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,10 +31,10 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use coinbase::{CoinbaseConfig, CoinbaseEndpoints};
+pub use futures::FuturesSection;
 pub use keel_core::config::{parse_duration_ms, ConfigError, DurationMs, StrategyConfig, SymbolConfig};
 pub use ops::{HttpConfig, NotifyConfig};
 pub use risk::config::RiskConfig;
-pub use futures::FuturesSection;
 pub use universe::UniverseConfig;
 
 /// The whole configuration.
