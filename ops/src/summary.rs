@@ -307,8 +307,10 @@ pub async fn health_text(handle: &EngineHandle) -> Result<String, CommandError> 
     let (market, user) = streams();
     let ages: Vec<String> =
         handle.prices().all().iter().map(|(s, e)| format!("{s} {:.1}s", e.at.elapsed().as_secs_f64())).collect();
+    // The futures stream informs strategies; it does not make the engine degraded.
+    let futures = futures_stream().map(|f| format!("\nFutures stream: {}", up(f))).unwrap_or_default();
     Ok(format!(
-        "{}\nEngine: answering, uptime {}\nMarket stream: {}\nUser stream: {}\nMarket data age: {}\nTrading: {}",
+        "{}\nEngine: answering, uptime {}\nMarket stream: {}\nUser stream: {}{futures}\nMarket data age: {}\nTrading: {}",
         if market && user { "OK" } else { "DEGRADED" },
         uptime(handle.uptime().as_secs()),
         up(market),
