@@ -466,7 +466,7 @@ async fn a_symbol_joining_the_universe_is_fed_on_the_one_mark_price_connection_a
     });
     let handle = actors::start_engine(setup).await.expect("engine starts");
     let mut events = handle.subscribe();
-    ops::futures_feed::start(&config, &built, &handle).await.expect("futures feed");
+    assert!(ops::futures_feed::start(&config, &built, &handle).await.expect("futures feed"), "a feed started");
     let sandbox = built.sandbox.as_ref().expect("embedded").handle();
 
     let first = handle.universe().await.unwrap().expect("a universe").members;
@@ -555,4 +555,27 @@ async fn a_symbol_joining_the_universe_is_fed_on_the_one_mark_price_connection_a
     handle.shutdown(Duration::from_millis(500)).await;
     built.stop().await;
     let _ = store.flush();
+}
+
+#[actix_rt::test]
+async fn futures_enabled_false_starts_no_feed_on_a_venue_that_has_one() {
+    let text = config()
+        .replace("[http]\nlisten = \"127.0.0.1:0\"", "[http]\nenabled = false\nlisten = \"127.0.0.1:0\"")
+        .replace("[notify.discord]\nenabled = true", "[notify.discord]\nenabled = false");
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (enabled, started) in [(false, false), (true, true)] {
+        let mut config =
+            ops::config::Config::parse(&format!("{text}\n[futures]\nenabled = {enabled}\n")).expect("valid");
+        config.engine.data_dir = dir.path().join(format!("data-{enabled}"));
+        let store = ops::cmd_run::open_store(&config.engine.data_dir).expect("store");
+        let built = ops::venues::build(&config, Some(store.as_ref())).await.expect("embedded sandbox");
+        let clock: SharedClock = Arc::new(SystemClock);
+        let setup = ops::cmd_run::engine_setup(&config, store.clone(), built.venue.clone(), clock).expect("setup");
+        let handle = actors::start_engine(setup).await.expect("engine starts");
+        let got = ops::futures_feed::start(&config, &built, &handle).await.expect("no error");
+        assert_eq!(got, started, "enabled = {enabled}");
+        handle.shutdown(Duration::from_millis(200)).await;
+        built.stop().await;
+        let _ = store.flush();
+    }
 }
