@@ -307,14 +307,11 @@ impl EngineHandle {
 
     /// Each symbol the strategies trade, with the hosts trading it (the
     /// routes of futures events).
-    async fn futures_routes(
-        &self,
-    ) -> Result<std::collections::HashMap<Symbol, Vec<Recipient<crate::messages::FuturesTick>>>, CommandError> {
-        let mut routes: std::collections::HashMap<Symbol, Vec<Recipient<crate::messages::FuturesTick>>> =
-            std::collections::HashMap::new();
-        for h in self.hosts().values() {
+    async fn futures_routes(&self) -> Result<crate::futures_feed::HostsBySymbol, CommandError> {
+        let mut routes = crate::futures_feed::HostsBySymbol::new();
+        for (id, h) in self.hosts() {
             for symbol in h.send(GetStrategyStatus).await?.symbols {
-                routes.entry(symbol).or_default().push(h.clone().recipient());
+                routes.entry(symbol).or_default().push((id.clone(), h.clone().recipient()));
             }
         }
         Ok(routes)
@@ -322,24 +319,29 @@ impl EngineHandle {
 
     /// Starts the futures feed ([`crate::futures_feed`]) from `data` for the
     /// symbols the strategies trade that `keep` accepts (those the venue
-    /// lists as perpetuals); it stops when the engine shuts down.
+    /// lists as perpetuals); it stops when the engine shuts down. With a
+    /// universe, its instances joining and retiring later are fed and
+    /// dropped as they come and go.
     pub async fn start_futures_feed(
         &self,
         data: Arc<dyn keel_core::futures::FuturesData>,
         cfg: crate::futures_feed::FuturesFeedConfig,
-        keep: impl Fn(&Symbol) -> bool,
+        keep: impl Fn(&Symbol) -> bool + Send + Sync + 'static,
     ) -> Result<Addr<crate::futures_feed::FuturesFeed>, CommandError> {
-        let mut routes = self.futures_routes().await?;
-        routes.retain(|s, _| keep(s));
+        let routes = self.futures_routes().await?;
         let events = self.parts.events.clone();
-        Ok(crate::futures_feed::FuturesFeed::new(data, routes, cfg, events).start())
+        let feed = crate::futures_feed::FuturesFeed::new(data, routes, Arc::new(keep), cfg, events).start();
+        if let Some(universe) = &self.parts.universe {
+            universe.send(crate::universe::AttachFutures(feed.clone().recipient())).await?;
+        }
+        Ok(feed)
     }
 
     /// Delivers a futures event to the strategies trading its symbol, as the
     /// futures feed does (tests and replays).
     pub async fn inject_futures(&self, event: keel_core::futures::FuturesEvent) -> Result<(), CommandError> {
         let routes = self.futures_routes().await?;
-        for r in routes.get(event.symbol()).into_iter().flatten() {
+        for (_, r) in routes.get(event.symbol()).into_iter().flatten() {
             r.send(crate::messages::FuturesTick(event.clone())).await?;
         }
         Ok(())

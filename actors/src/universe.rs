@@ -39,6 +39,7 @@ use keel_core::{Decimal, StrategyId, Symbol};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::events::EngineEvent;
+use crate::futures_feed::FuturesRoute;
 use crate::market_data::MarketData;
 use crate::messages::{CancelOrder, GetOpenOrders};
 use crate::metrics::metrics;
@@ -284,6 +285,9 @@ pub struct Universe {
     /// Symbols with a market feed (a symbol's feed outlives its membership,
     /// so one that comes back needs no new subscription).
     subscribed: BTreeSet<Symbol>,
+    /// The futures feed, once attached ([`AttachFutures`]): told of every
+    /// instance that starts or retires.
+    futures: Option<Recipient<FuturesRoute>>,
 }
 
 /// What the engine's start hands the universe actor.
@@ -340,6 +344,7 @@ impl Universe {
             first_refresh: start.first_refresh,
             cancelled: BTreeSet::new(),
             subscribed: start.subscribed,
+            futures: None,
         }
     }
 
@@ -517,6 +522,13 @@ impl Universe {
         self.routes.router.do_send(joined.clone());
         self.routes.market.do_send(joined.clone());
         self.routes.supervisor.do_send(joined);
+        if let Some(f) = &self.futures {
+            f.do_send(FuturesRoute::Add {
+                id: id.clone(),
+                symbols: vec![symbol.clone()],
+                host: host.clone().recipient(),
+            });
+        }
         self.routes.registry.write().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), host);
         tracing::info!(strategy = %id, symbol = %symbol, "universe: instance started");
         self.members.entry(symbol).or_insert_with(|| Member { ids: Vec::new(), leaving: false }).ids.push(id);
@@ -564,6 +576,9 @@ impl Universe {
             self.routes.router.do_send(retired.clone());
             self.routes.market.do_send(retired.clone());
             self.routes.supervisor.do_send(retired);
+            if let Some(f) = &self.futures {
+                f.do_send(FuturesRoute::Remove { id: id.clone() });
+            }
             self.routes.registry.write().unwrap_or_else(|e| e.into_inner()).remove(&id);
             // Universe churn must not grow the series without bound.
             let _ = metrics().strategy_paused.remove_label_values(&[id.as_str()]);
@@ -596,6 +611,27 @@ impl Handler<GetUniverse> for Universe {
             members: self.selection.members.clone(),
             leaving: self.members.iter().filter(|(_, m)| m.leaving).map(|(s, _)| s.clone()).collect(),
         })
+    }
+}
+
+/// Attaches the futures feed (started after the universe): the instances
+/// running now are routed to it, and every one that starts or retires later.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AttachFutures(pub Recipient<FuturesRoute>);
+
+impl Handler<AttachFutures> for Universe {
+    type Result = ();
+
+    fn handle(&mut self, msg: AttachFutures, _ctx: &mut Self::Context) {
+        let registry = self.routes.registry.read().unwrap_or_else(|e| e.into_inner()).clone();
+        for (symbol, member) in &self.members {
+            for (id, host) in member.ids.iter().filter_map(|id| registry.get(id).map(|h| (id, h))) {
+                let host = host.clone().recipient();
+                msg.0.do_send(FuturesRoute::Add { id: id.clone(), symbols: vec![symbol.clone()], host });
+            }
+        }
+        self.futures = Some(msg.0);
     }
 }
 

@@ -24,7 +24,7 @@ use actors::metrics::metrics;
 use actors::{EngineEvent, EngineHandle};
 use async_trait::async_trait;
 use keel_core::trading::TradingState;
-use keel_core::venue::{StreamKind, VenueAlert};
+use keel_core::venue::VenueAlert;
 use keel_core::when;
 use teloxide::prelude::Requester;
 use teloxide::types::ChatId;
@@ -442,10 +442,7 @@ pub fn event_notice(event: &EngineEvent, fills: bool) -> Option<Notice> {
                 .field("strategy", strategy_id.to_string())
         }
         EngineEvent::Connectivity { stream, connected, detail } => {
-            let which = match stream {
-                StreamKind::Market => "market",
-                StreamKind::User => "user",
-            };
+            let which = stream.as_str();
             if *connected {
                 plain("Venue stream connected", format!("Venue {which} stream connected")).field("stream", which)
             } else {

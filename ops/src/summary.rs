@@ -95,6 +95,20 @@ pub fn streams() -> (bool, bool) {
     )
 }
 
+/// Connectivity of the futures mark-price stream; none when no futures feed
+/// runs (its series exists only while one does).
+pub fn futures_stream() -> Option<bool> {
+    let label = actors::futures_feed::STREAM_LABEL;
+    metrics()
+        .registry
+        .gather()
+        .iter()
+        .filter(|f| f.name() == "keel_stream_connected")
+        .flat_map(|f| f.get_metric().iter())
+        .find(|m| m.get_label().iter().any(|l| l.name() == "stream" && l.value() == label))
+        .map(|m| m.get_gauge().get_value() == 1.0)
+}
+
 fn up(b: bool) -> &'static str {
     if b {
         "connected"
@@ -293,8 +307,10 @@ pub async fn health_text(handle: &EngineHandle) -> Result<String, CommandError> 
     let (market, user) = streams();
     let ages: Vec<String> =
         handle.prices().all().iter().map(|(s, e)| format!("{s} {:.1}s", e.at.elapsed().as_secs_f64())).collect();
+    // The futures stream informs strategies; it does not make the engine degraded.
+    let futures = futures_stream().map(|f| format!("\nFutures stream: {}", up(f))).unwrap_or_default();
     Ok(format!(
-        "{}\nEngine: answering, uptime {}\nMarket stream: {}\nUser stream: {}\nMarket data age: {}\nTrading: {}",
+        "{}\nEngine: answering, uptime {}\nMarket stream: {}\nUser stream: {}{futures}\nMarket data age: {}\nTrading: {}",
         if market && user { "OK" } else { "DEGRADED" },
         uptime(handle.uptime().as_secs()),
         up(market),

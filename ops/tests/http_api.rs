@@ -72,6 +72,7 @@ async fn health_ready_and_metrics_need_no_token() {
     assert_eq!(body["ready"], true);
     assert_eq!(body["market_stream"], true);
     assert_eq!(body["user_stream"], true);
+    assert_eq!(body["futures_stream"], serde_json::Value::Null, "no futures feed runs here: {body}");
 
     let resp = client().get(format!("{}/metrics", r.base_url())).send().await.expect("metrics");
     assert_eq!(resp.status(), StatusCode::OK);

@@ -132,10 +132,16 @@ impl Events {
 
     /// The next `setup_alert`'s data, none at the deadline.
     async fn next_alert(&mut self, deadline: Instant) -> Option<Value> {
+        self.next("setup_alert", deadline).await
+    }
+
+    /// The next `kind` event's data, none at the deadline.
+    async fn next(&mut self, kind: &str, deadline: Instant) -> Option<Value> {
+        let wanted = format!("event: {kind}");
         loop {
             while let Some(end) = self.buf.find("\n\n") {
                 let block: String = self.buf.drain(..end + 2).collect();
-                if block.lines().any(|l| l == "event: setup_alert") {
+                if block.lines().any(|l| l == wanted) {
                     let data = block.lines().find_map(|l| l.strip_prefix("data: ")).unwrap_or_default();
                     return Some(serde_json::from_str(data).expect("one JSON line"));
                 }
@@ -165,7 +171,17 @@ async fn a_funding_alert_fires_once_per_window_with_the_sandbox_values_to_discor
     let handle = actors::start_engine(setup).await.expect("engine starts");
     let surfaces = ops::surfaces::start(&config, &handle).await.expect("surfaces");
     let mut events = Events::open(&surfaces.http_url().expect("http on")).await;
+    let mut console = Events::open(&surfaces.http_url().expect("http on")).await;
     ops::futures_feed::start(&config, &built, &handle).await.expect("futures feed");
+    // The console hears the futures mark-price stream connect.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let c = console.next("connectivity", deadline).await.expect("the futures stream's connectivity event");
+        if c["stream"] == "futures" {
+            assert_eq!(c["connected"], true, "{c}");
+            break;
+        }
+    }
 
     // Alerts over a few windows: never two within one window.
     let started = Instant::now();
@@ -361,4 +377,205 @@ async fn a_strategy_reads_the_settlements_intervals_and_open_interest_the_sandbo
     handle.shutdown(Duration::from_millis(500)).await;
     built.stop().await;
     let _ = store.flush();
+}
+
+/// Futures events by symbol, as universe instances received them.
+type BySymbol = Arc<Mutex<std::collections::BTreeMap<keel_core::Symbol, Vec<FuturesEvent>>>>;
+
+/// A template instance that records the futures events it receives.
+struct Recorder {
+    symbol: keel_core::Symbol,
+    seen: BySymbol,
+}
+
+impl Strategy for Recorder {
+    fn kind(&self) -> &'static str {
+        "recorder"
+    }
+    fn symbols(&self) -> Vec<keel_core::Symbol> {
+        vec![self.symbol.clone()]
+    }
+    fn on_futures(&mut self, event: &FuturesEvent, _ctx: &mut StrategyCtx<'_>) {
+        if let Ok(mut s) = self.seen.lock() {
+            s.entry(self.symbol.clone()).or_default().push(event.clone());
+        }
+    }
+}
+
+const UNIVERSE: &str = r#"
+[engine]
+log_level = "warn"
+
+[venue]
+mode = "sandbox"
+
+[sandbox]
+synthetic_symbols = 30
+
+[balances]
+USDT = "100000"
+
+[universe]
+quote = "USDT"
+top_n = 3
+refresh = "10s"
+
+[[strategy]]
+id = "rec"
+kind = "scanner"
+symbols = "universe"
+params = { funding_above = "1" }
+
+[futures]
+mark_price_speed = "1s"
+oi_every = "10s"
+
+[risk]
+max_order_notional = "100000"
+max_position_notional = "100000"
+
+[http]
+enabled = false
+"#;
+
+/// Waits (at most `secs`) until `done` holds.
+async fn until(what: &str, secs: u64, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        assert!(Instant::now() < deadline, "not within {secs} s: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[actix_rt::test]
+async fn a_symbol_joining_the_universe_is_fed_on_the_one_mark_price_connection_and_a_retired_one_is_not() {
+    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn").try_init();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = ops::config::Config::parse(UNIVERSE).expect("valid config");
+    config.engine.data_dir = dir.path().join("data");
+    let store = ops::cmd_run::open_store(&config.engine.data_dir).expect("store");
+    let built = ops::venues::build(&config, Some(store.as_ref())).await.expect("embedded sandbox");
+    let clock: SharedClock = Arc::new(SystemClock);
+    let mut setup = ops::cmd_run::engine_setup(&config, store.clone(), built.venue.clone(), clock).expect("setup");
+    // Every instance of the template records what it receives.
+    let seen: BySymbol = Arc::default();
+    let universe = setup.universe.as_mut().expect("a universe");
+    let record = seen.clone();
+    universe.build = Arc::new(move |cfg: &keel_core::config::StrategyConfig| {
+        Ok(Box::new(Recorder { symbol: cfg.symbol.as_str().into(), seen: record.clone() }) as Box<dyn Strategy>)
+    });
+    let handle = actors::start_engine(setup).await.expect("engine starts");
+    let mut events = handle.subscribe();
+    assert!(ops::futures_feed::start(&config, &built, &handle).await.expect("futures feed"), "a feed started");
+    let sandbox = built.sandbox.as_ref().expect("embedded").handle();
+
+    let first = handle.universe().await.unwrap().expect("a universe").members;
+    assert_eq!(first.len(), 3);
+    let marks = |s: &keel_core::Symbol| {
+        seen.lock().map(|m| m.get(s).map_or(0, |v| v.iter().filter(|e| matches!(e, FuturesEvent::Mark(_))).count()))
+    };
+    until("mark prices for every first member", 20, || first.iter().all(|s| marks(s).unwrap_or(0) > 0)).await;
+
+    // The busiest outsider trades a thousand times its volume: it joins at the next refresh.
+    let candidates = built.venue.universe_candidates().await.expect("candidates");
+    let rising = candidates
+        .iter()
+        .filter(|c| !first.contains(&c.symbol) && c.quote_asset == "USDT")
+        .max_by_key(|c| c.quote_volume)
+        .map(|c| c.symbol.clone())
+        .expect("an outsider");
+    assert!(sandbox.market.set_volume_scale(rising.as_str(), 1000.0));
+    let (dropped, members) = loop {
+        match timeout_at(Instant::now() + Duration::from_secs(25), events.recv()).await {
+            Ok(Ok(actors::EngineEvent::UniverseChanged { joined, left, members })) if joined.contains(&rising) => {
+                assert_eq!(left.len(), 1, "one joined, one left: {left:?}");
+                break (left[0].clone(), members);
+            }
+            Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+            other => panic!("no universe change with {rising} joining: {other:?}"),
+        }
+    };
+
+    // The newcomer gets mark prices, and its open-interest history (oldest
+    // first) before its first live measurement.
+    let kinds = |s: &keel_core::Symbol| seen.lock().map(|m| m.get(s).cloned().unwrap_or_default()).unwrap_or_default();
+    until(&format!("mark prices and live open interest of {rising}"), 20, || {
+        let k = kinds(&rising);
+        k.iter().any(|e| matches!(e, FuturesEvent::Mark(_)))
+            && k.iter().any(|e| matches!(e, FuturesEvent::OpenInterest(_)))
+    })
+    .await;
+    let got = kinds(&rising);
+    let history: Vec<i64> = got
+        .iter()
+        .filter_map(|e| match e {
+            FuturesEvent::OpenInterestHistory(h) => Some(h.ts_ms),
+            _ => None,
+        })
+        .collect();
+    assert!(!history.is_empty(), "no open-interest history for {rising}");
+    assert!(history.windows(2).all(|w| w[0] < w[1]), "history oldest first: {history:?}");
+    let first_live = got.iter().position(|e| matches!(e, FuturesEvent::OpenInterest(_))).expect("a live one");
+    let last_history = got.iter().rposition(|e| matches!(e, FuturesEvent::OpenInterestHistory(_))).expect("history");
+    assert!(last_history < first_live, "history comes before the live measurements");
+    assert!(
+        got.iter().any(|e| matches!(e, FuturesEvent::Interval(i) if i.interval_hours == 8)),
+        "the newcomer's funding interval was read"
+    );
+
+    // The dropped symbol's instance holds nothing: it retires, and the one
+    // mark-price connection carries exactly the symbols with instances.
+    let retired = format!("rec@{dropped}");
+    loop {
+        match timeout_at(Instant::now() + Duration::from_secs(20), events.recv()).await {
+            Ok(Ok(actors::EngineEvent::UniverseInstanceRetired { strategy_id, .. }))
+                if strategy_id.as_str() == retired =>
+            {
+                break
+            }
+            Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+            other => panic!("{retired} did not retire: {other:?}"),
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        // (Members change at every 10 s refresh: compare with the current ones.)
+        let u = handle.universe().await.unwrap().expect("a universe");
+        let want: std::collections::BTreeSet<String> =
+            u.members.iter().chain(&u.leaving).map(|s| format!("{}@markPrice@1s", s.as_str().to_lowercase())).collect();
+        let conns = sandbox.faults.futures_stream_connections();
+        if conns.len() == 1 && conns[0].iter().cloned().collect::<std::collections::BTreeSet<_>>() == want {
+            break;
+        }
+        assert!(Instant::now() < deadline, "want one connection carrying {want:?}; open: {conns:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(members.contains(&rising));
+
+    handle.shutdown(Duration::from_millis(500)).await;
+    built.stop().await;
+    let _ = store.flush();
+}
+
+#[actix_rt::test]
+async fn futures_enabled_false_starts_no_feed_on_a_venue_that_has_one() {
+    let text = config()
+        .replace("[http]\nlisten = \"127.0.0.1:0\"", "[http]\nenabled = false\nlisten = \"127.0.0.1:0\"")
+        .replace("[notify.discord]\nenabled = true", "[notify.discord]\nenabled = false");
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (enabled, started) in [(false, false), (true, true)] {
+        let mut config =
+            ops::config::Config::parse(&format!("{text}\n[futures]\nenabled = {enabled}\n")).expect("valid");
+        config.engine.data_dir = dir.path().join(format!("data-{enabled}"));
+        let store = ops::cmd_run::open_store(&config.engine.data_dir).expect("store");
+        let built = ops::venues::build(&config, Some(store.as_ref())).await.expect("embedded sandbox");
+        let clock: SharedClock = Arc::new(SystemClock);
+        let setup = ops::cmd_run::engine_setup(&config, store.clone(), built.venue.clone(), clock).expect("setup");
+        let handle = actors::start_engine(setup).await.expect("engine starts");
+        let got = ops::futures_feed::start(&config, &built, &handle).await.expect("no error");
+        assert_eq!(got, started, "enabled = {enabled}");
+        handle.shutdown(Duration::from_millis(200)).await;
+        built.stop().await;
+        let _ = store.flush();
+    }
 }

@@ -281,6 +281,12 @@ pub enum FuturesEvent {
     Funding(FundingSettlement),
     /// Open interest was measured.
     OpenInterest(OpenInterest),
+    /// Open interest at the end of a past period: the history a feed seeds
+    /// when it starts feeding a symbol (oldest first, before any live
+    /// measurement of it), so a change over a period is known from the
+    /// first live one. A baseline, not news: a strategy should not act on
+    /// it as on a live measurement.
+    OpenInterestHistory(OpenInterestStat),
     /// The symbol's funding interval is known or changed (from `fundingInfo`
     /// or the spacing of its settlements): what annualising uses.
     Interval(FundingInterval),
@@ -304,6 +310,7 @@ impl FuturesEvent {
             Self::Mark(m) => &m.symbol,
             Self::Funding(f) => &f.symbol,
             Self::OpenInterest(o) => &o.symbol,
+            Self::OpenInterestHistory(o) => &o.symbol,
             Self::Interval(i) => &i.symbol,
         }
     }
@@ -314,6 +321,7 @@ impl FuturesEvent {
             Self::Mark(m) => m.ts_ms,
             Self::Funding(f) => f.funding_time,
             Self::OpenInterest(o) => o.ts_ms,
+            Self::OpenInterestHistory(o) => o.ts_ms,
             Self::Interval(i) => i.ts_ms,
         }
     }

@@ -74,16 +74,32 @@ impl FuturesSnapshot {
                 self.last_settlement = Some(f.clone());
             }
             FuturesEvent::OpenInterest(o) => {
-                if self.open_interest_ts_ms.is_some_and(|t| t >= o.ts_ms) {
+                if !self.measure_open_interest(o.open_interest, o.ts_ms) {
                     return;
                 }
-                self.open_interest_change = self.open_interest.map(|before| o.open_interest - before);
-                self.open_interest = Some(o.open_interest);
-                self.open_interest_ts_ms = Some(o.ts_ms);
+            }
+            // History is a measurement too (of a period's end): open interest
+            // and its change are known before the first live poll.
+            FuturesEvent::OpenInterestHistory(o) => {
+                if !self.measure_open_interest(o.sum_open_interest, o.ts_ms) {
+                    return;
+                }
             }
             FuturesEvent::Interval(i) => self.interval_hours = i.interval_hours.max(1),
         }
         self.updated_ms = self.updated_ms.max(event.ts_ms());
+    }
+
+    /// Folds an open-interest measurement in; false (and nothing changes)
+    /// when it is not newer than the one held (a late poll answer).
+    fn measure_open_interest(&mut self, open_interest: Decimal, ts_ms: i64) -> bool {
+        if self.open_interest_ts_ms.is_some_and(|t| t >= ts_ms) {
+            return false;
+        }
+        self.open_interest_change = self.open_interest.map(|before| open_interest - before);
+        self.open_interest = Some(open_interest);
+        self.open_interest_ts_ms = Some(ts_ms);
+        true
     }
 
     /// The funding estimate per year at the symbol's interval (a statistic).
@@ -194,6 +210,31 @@ mod tests {
         let s = board.get("BTCUSDT").unwrap();
         assert_eq!(s.last_settlement.as_ref().map(|l| l.rate), Some(d("0.0003")));
         assert_eq!(s.updated_ms, 28_800_000);
+    }
+
+    #[test]
+    fn history_is_a_measurement_a_live_one_follows_and_a_late_one_is_ignored() {
+        use crate::futures::OpenInterestStat;
+        let hist = |qty: &str, ts: i64| {
+            FuturesEvent::OpenInterestHistory(OpenInterestStat {
+                symbol: "BTCUSDT".into(),
+                sum_open_interest: d(qty),
+                sum_open_interest_value: d(qty) * d("100"),
+                ts_ms: ts,
+            })
+        };
+        let mut board = FuturesBoard::default();
+        board.apply(&hist("40", 1_000));
+        board.apply(&hist("50", 2_000));
+        let s = board.get("BTCUSDT").unwrap();
+        assert_eq!((s.open_interest, s.open_interest_change), (Some(d("50")), Some(d("10"))));
+        board.apply(&oi("55", 3_000));
+        board.apply(&hist("1", 2_500)); // history older than the live measurement
+        let s = board.get("BTCUSDT").unwrap();
+        assert_eq!(
+            (s.open_interest, s.open_interest_change, s.open_interest_ts_ms),
+            (Some(d("55")), Some(d("5")), Some(3_000))
+        );
     }
 
     #[test]

@@ -485,6 +485,8 @@ pub struct FaultControl {
     ws_requests: Arc<Mutex<VecDeque<String>>>,
     ws_api_refused: Arc<AtomicBool>,
     weight_total: Arc<AtomicU64>,
+    futures_streams: Arc<Mutex<BTreeMap<u64, Vec<String>>>>,
+    futures_stream_ids: Arc<AtomicU64>,
 }
 
 impl FaultControl {
@@ -504,7 +506,25 @@ impl FaultControl {
             ws_requests: Arc::new(Mutex::new(VecDeque::new())),
             ws_api_refused: Arc::new(AtomicBool::new(false)),
             weight_total: Arc::new(AtomicU64::new(0)),
+            futures_streams: Arc::new(Mutex::new(BTreeMap::new())),
+            futures_stream_ids: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// The open futures stream connections (`/market`, `/public`), each as
+    /// the streams it carries now, in the order they were opened: how a
+    /// client's subscriptions can be counted (a replaced subscription's
+    /// connection is gone once it closed).
+    pub fn futures_stream_connections(&self) -> Vec<Vec<String>> {
+        self.futures_streams.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+    }
+
+    /// Registers an open futures stream connection; it counts until the
+    /// returned guard drops.
+    pub(crate) fn open_futures_stream(&self, streams: &[String]) -> FuturesStreamGuard {
+        let id = self.futures_stream_ids.fetch_add(1, Ordering::Relaxed);
+        self.futures_streams.lock().unwrap_or_else(|p| p.into_inner()).insert(id, streams.to_vec());
+        FuturesStreamGuard { id, streams: self.futures_streams.clone() }
     }
 
     /// REST request weight charged since the sandbox started, over every
@@ -697,6 +717,26 @@ impl FaultControl {
         let f = st.orders.front().copied().filter(wanted)?;
         st.orders.pop_front();
         Some(f)
+    }
+}
+
+/// An open futures stream connection, as [`FaultControl::futures_stream_connections`]
+/// lists it; dropping it (the connection ended) removes it.
+pub(crate) struct FuturesStreamGuard {
+    id: u64,
+    streams: Arc<Mutex<BTreeMap<u64, Vec<String>>>>,
+}
+
+impl FuturesStreamGuard {
+    /// The connection's streams changed (`SUBSCRIBE`, `UNSUBSCRIBE`).
+    pub(crate) fn set(&self, streams: &[String]) {
+        self.streams.lock().unwrap_or_else(|p| p.into_inner()).insert(self.id, streams.to_vec());
+    }
+}
+
+impl Drop for FuturesStreamGuard {
+    fn drop(&mut self) {
+        self.streams.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
     }
 }
 

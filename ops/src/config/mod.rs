@@ -14,6 +14,7 @@
 //! parameters are validated by the strategies crate, which knows each kind.
 
 mod coinbase;
+pub mod futures;
 mod mainnet;
 pub mod ops;
 pub mod universe;
@@ -30,6 +31,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use coinbase::{CoinbaseConfig, CoinbaseEndpoints};
+pub use futures::FuturesSection;
 pub use keel_core::config::{parse_duration_ms, ConfigError, DurationMs, StrategyConfig, SymbolConfig};
 pub use ops::{HttpConfig, NotifyConfig};
 pub use risk::config::RiskConfig;
@@ -73,6 +75,9 @@ pub struct Config {
     /// The trading universe strategy templates run on (`symbols = "universe"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub universe: Option<UniverseConfig>,
+    /// The futures feed's timings, and whether there is one.
+    #[serde(default)]
+    pub futures: FuturesSection,
 }
 
 /// `[store]`: what the store keeps beside the trading state.
@@ -435,6 +440,7 @@ impl Config {
                 ));
             }
         }
+        self.futures.validate()?;
         self.risk.validate()?;
         self.http.validate()?;
         self.notify.validate()?;

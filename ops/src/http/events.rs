@@ -11,7 +11,7 @@
 //! | `emergency_stop` | `{"active","by","reason"}` |
 //! | `strategy` | `{"id","paused","reason"}` |
 //! | `rejected` | `{"strategy_id","symbol","code","reason"}` (a venue rejection adds `client_order_id`) |
-//! | `connectivity` | `{"stream":"market"\|"user","connected","detail"}` |
+//! | `connectivity` | `{"stream":"market"\|"user"\|"futures","connected","detail"}` |
 //! | `alert` | `{"kind","message",...}` (venue 429, 418, order rate, unreadable messages) |
 //! | `setup_alert` | `{"strategy_id","symbol","condition","message","values":{NAME:"VALUE",...},"ts_ms"}`: a strategy's setup alert (the `scanner` kind), e.g. `condition` `funding_above` with `values` `funding_rate`, `annualised_pct`, `interval_hours`, `next_funding_time`, `mark_price` |
 //! | `price` | `{"symbol","price","ts"}`, at most once a second per symbol, when it changed |
@@ -34,7 +34,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use actors::events::EngineEvent;
 use actors::prices::PriceEntry;
 use bytes::Bytes;
-use keel_core::venue::StreamKind;
 use keel_core::{Decimal, Symbol};
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, watch, OwnedSemaphorePermit, Semaphore};
@@ -270,10 +269,7 @@ pub fn engine_event(event: &EngineEvent) -> Option<(&'static str, Value)> {
             }),
         ),
         EngineEvent::Connectivity { stream, connected, detail } => {
-            let stream = match stream {
-                StreamKind::Market => "market",
-                StreamKind::User => "user",
-            };
+            let stream = stream.as_str();
             ("connectivity", json!({ "stream": stream, "connected": connected, "detail": detail }))
         }
         EngineEvent::VenueAlert(alert) => {
@@ -334,7 +330,7 @@ mod tests {
     use keel_core::fill::{Fill, TradeId};
     use keel_core::order::{Order, OrderIntent, OrderStatus, Side};
     use keel_core::trading::TradingState;
-    use keel_core::venue::VenueAlert;
+    use keel_core::venue::{StreamKind, VenueAlert};
     use keel_core::StrategyId;
 
     fn d(text: &str) -> Decimal {
@@ -507,6 +503,10 @@ mod tests {
             (
                 EngineEvent::Connectivity { stream: StreamKind::User, connected: false, detail: "eof".into() },
                 Some(("connectivity", json!({ "stream": "user", "connected": false, "detail": "eof" }))),
+            ),
+            (
+                EngineEvent::Connectivity { stream: StreamKind::Futures, connected: true, detail: String::new() },
+                Some(("connectivity", json!({ "stream": "futures", "connected": true, "detail": "" }))),
             ),
             (
                 EngineEvent::VenueAlert(VenueAlert::Banned { retry_after_ms: 60_000 }),

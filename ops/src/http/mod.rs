@@ -3,7 +3,7 @@
 //! | Method | Path | Auth | Answer |
 //! |---|---|---|---|
 //! | GET | `/health` | none | `{"status":"ok","uptime_seconds":N}` |
-//! | GET | `/ready` | none | 200 or 503 with `{"ready":bool,"market_stream":bool,"user_stream":bool,"trading_state":"ACTIVE"}` |
+//! | GET | `/ready` | none | 200 or 503 with `{"ready":bool,"market_stream":bool,"user_stream":bool,"futures_stream":bool\|null,"trading_state":"ACTIVE"}` (`futures_stream` is null without a futures feed, and readiness does not wait on it) |
 //! | GET | `/metrics` | none | Prometheus text format 0.0.4 |
 //! | GET | `/`, `/console/{file}` | none (the page asks for the token) | the operator console (see [`console`]) |
 //! | GET | `/api/v1/status` | bearer | the engine status, with `venue_mode` (`paper`, `sandbox`, `testnet`, `mainnet`) beside `venue`, and `listener` (`listen`, `tls`, `loopback`, `warning`) |
@@ -231,6 +231,7 @@ async fn ready(state: web::Data<ApiState>) -> HttpResponse {
         "ready": is_ready,
         "market_stream": market,
         "user_stream": user,
+        "futures_stream": summary::futures_stream(),
         "engine_answering": answering,
         "trading_state": trading_state,
     });

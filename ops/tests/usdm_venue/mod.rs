@@ -149,3 +149,26 @@ async fn the_binance_client_retries_reads_the_venue_could_not_answer_but_not_429
     assert!(matches!(err, keel_core::venue::VenueError::RateLimited { retry_after_ms: 1000 }), "{err:?}");
     assert!(c.open_interest(&btc).await.is_ok(), "after the pause");
 }
+
+#[tokio::test]
+async fn a_dropped_mark_price_subscription_closes_its_connection_even_while_nothing_arrives() {
+    let sb = start(UsdmConfig::default()).await;
+    let c = client(&sb, ClientConfig::default());
+    // A stream name the sandbox has no symbol for: the connection stays silent
+    // (the client would only notice its silence after 30 s).
+    let mut rx = c.subscribe_mark_price(&[Symbol::new("NOPEUSDT")], MarkPriceSpeed::Every1s).await.expect("subscribed");
+    assert_eq!(recv(&mut rx).await, FuturesFeed::Status(StreamStatus::Connected));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while sb.faults.futures_stream_connections().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the sandbox never saw the connection");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(sb.faults.futures_stream_connections(), [vec!["nopeusdt@markPrice@1s".to_string()]]);
+    drop(rx);
+    // Well within the silence timeout: the drop itself ends the connection.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !sb.faults.futures_stream_connections().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the connection outlived its subscription");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

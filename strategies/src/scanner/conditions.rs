@@ -108,6 +108,13 @@ impl OiChange {
         Self { pct, period_ms, seen: VecDeque::new() }
     }
 
+    /// A past measurement (open-interest history, oldest first): it becomes
+    /// part of the baseline later measurements are compared with, and never
+    /// raises a rise itself — alerts fire on live data only.
+    pub fn seed(&mut self, ts_ms: i64, oi: Decimal) {
+        let _ = self.on_measure(ts_ms, oi);
+    }
+
     /// A measurement at `ts_ms` (out-of-order ones are ignored): a rise
     /// when it is at least `pct` % above the one a period before.
     pub fn on_measure(&mut self, ts_ms: i64, oi: Decimal) -> Option<OiRise> {

@@ -6,7 +6,11 @@
 //!   zero — a rate per interval (`"0.0005"`) or per cent a year at the
 //!   symbol's own interval (`"50%"`);
 //! - `oi_change_pct` (with `oi_period`, default `1h`): open interest up at
-//!   least that many per cent on the measurement a period before;
+//!   least that many per cent on the measurement a period before. The
+//!   open-interest history the feed seeds when it starts feeding a symbol
+//!   ([`FuturesEvent::OpenInterestHistory`]) is the baseline, so the
+//!   condition works from the first live measurement; history itself never
+//!   alerts (it already happened), only live measurements do;
 //! - `volume_spike` (with `volume_bars`, default 20): a bar's volume at least
 //!   that many times the average of the bars before it;
 //! - `breakout_bars`: a close above the highest high (`breakout_high`) or
@@ -219,6 +223,12 @@ impl Strategy for Scanner {
                 }
                 self.raise(ctx, "oi_change_pct", message, v);
             }
+            // History seeds the baseline: no alert for what already happened.
+            FuturesEvent::OpenInterestHistory(h) => {
+                if let Some(c) = self.oi.as_mut() {
+                    c.seed(h.ts_ms, h.sum_open_interest);
+                }
+            }
             FuturesEvent::Funding(_) | FuturesEvent::Interval(_) => {}
         }
     }
@@ -321,6 +331,45 @@ mod tests {
         assert_eq!(alerts.len(), 1);
         assert_eq!((alerts[0].condition.as_str(), alerts[0].values["change_pct"].as_str()), ("oi_change_pct", "6"));
         assert_eq!(r.drain_intents().count(), 0);
+    }
+
+    #[test]
+    fn open_interest_history_is_the_baseline_and_never_alerts_itself() {
+        use keel_core::futures::OpenInterestStat;
+        let mut r = scanner("oi_change_pct = 10\noi_period = \"1h\"");
+        let min = 60_000;
+        let hist = |t: i64, oi: &str| {
+            FuturesEvent::OpenInterestHistory(OpenInterestStat {
+                symbol: "BTCUSDT".into(),
+                sum_open_interest: d(oi),
+                sum_open_interest_value: d(oi) * d("100"),
+                ts_ms: t,
+            })
+        };
+        let live = |t: i64, oi: &str| {
+            FuturesEvent::OpenInterest(OpenInterest { symbol: "BTCUSDT".into(), open_interest: d(oi), ts_ms: t })
+        };
+        // Two hours of 5-minute history, rising 50 % within the last hour, with
+        // the periods between 30 and 50 min missing (no trades): nothing fires.
+        let now = 120 * min;
+        for m in (0..=115).step_by(5).filter(|m| !(30..=50).contains(m)) {
+            let oi = if m < 60 { "100" } else { "150" };
+            r.on_futures(&hist(m * min, oi), now).unwrap();
+        }
+        assert_eq!(r.drain_alerts().count(), 0, "history already happened: no alert");
+        // The first live measurement compares with the latest history at least
+        // a period before it: 150 at 60 min (+10.7 %).
+        r.on_futures(&live(now, "166"), now).unwrap();
+        let alerts: Vec<_> = r.drain_alerts().collect();
+        assert_eq!(alerts.len(), 1, "the first live measurement alerts against the seeded baseline");
+        assert_eq!(alerts[0].values["before"], "150");
+        assert_eq!(alerts[0].values["before_ms"], (60 * min).to_string());
+        assert_eq!(alerts[0].values["change_pct"], percent(d("16") * d("100") / d("150")));
+        // A history row older than what is held is ignored.
+        r.on_futures(&hist(now - min, "1"), now).unwrap();
+        assert_eq!(r.drain_alerts().count(), 0);
+        let snap = r.futures("BTCUSDT").unwrap();
+        assert_eq!((snap.open_interest, snap.open_interest_ts_ms), (Some(d("166")), Some(now)));
     }
 
     #[test]

@@ -58,8 +58,18 @@ pub(crate) struct MarkStream {
 }
 
 impl MarkStream {
-    /// Runs until the receiver is dropped.
+    /// Runs until the receiver is dropped — at once, also while it waits
+    /// for a message, a connection or a retry: a replaced subscription's
+    /// connection closes then, not at its next message.
     pub async fn run(self, tx: mpsc::Sender<FuturesFeed>) {
+        let closed = tx.clone();
+        tokio::select! {
+            _ = closed.closed() => {}
+            _ = self.connect_loop(tx) => {}
+        }
+    }
+
+    async fn connect_loop(self, tx: mpsc::Sender<FuturesFeed>) {
         crate::install_crypto_provider();
         let mut attempt: u32 = 0;
         loop {

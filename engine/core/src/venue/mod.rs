@@ -79,6 +79,19 @@ pub enum StreamKind {
     Market,
     /// Private user data (orders, fills, balances).
     User,
+    /// Perpetual-futures mark prices (read-only data for strategies).
+    Futures,
+}
+
+impl StreamKind {
+    /// Its name in events, metrics labels and messages.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Market => "market",
+            Self::User => "user",
+            Self::Futures => "futures",
+        }
+    }
 }
 
 /// A change in a stream's connectivity.

@@ -191,6 +191,7 @@ async fn conn(app: Arc<App>, mut socket: WebSocket, route: Route, mut streams: V
     ping.tick().await;
     let mut n: u64 = 0;
     let mut incoming = (tokio::time::Instant::now(), 0u32);
+    let open = app.faults.open_futures_stream(&streams);
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -240,6 +241,7 @@ async fn conn(app: Arc<App>, mut socket: WebSocket, route: Route, mut streams: V
                 }
                 Some(Ok(Message::Text(t))) => {
                     let answer = control(t.as_str(), &mut streams, &mut combined);
+                    open.set(&streams);
                     if socket.send(text(&answer)).await.is_err() {
                         return;
                     }
