@@ -24,7 +24,7 @@ use crate::events::EngineEvent;
 use crate::handle::EngineHandle;
 use crate::ids::ClientIds;
 use crate::market_data::MarketData;
-use crate::messages::{AttachUserFeed, CancelAll, MarketTick, SetEmergencyStop, StopOrders};
+use crate::messages::{AttachUserFeed, CancelAll, SetEmergencyStop, StopOrders};
 use crate::order_router::{OrderRouter, RouterRoutes};
 use crate::patience::{retrying, Patience};
 use crate::portfolio::{EquityHistory, Portfolio};
@@ -45,7 +45,8 @@ struct Started {
     router: Addr<OrderRouter>,
     portfolio: Addr<Portfolio>,
     hosts: Vec<(StrategyId, Addr<StrategyHost>)>,
-    routes: HashMap<Symbol, Vec<Recipient<MarketTick>>>,
+    /// Each host with the symbols it trades (market data routes by them).
+    routes: Vec<(StrategyId, Vec<Symbol>, Addr<StrategyHost>)>,
 }
 
 /// Everything needed to start the engine.
@@ -277,6 +278,8 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
         universe,
     } = setup;
     let mut symbols = symbols;
+    // Streamed whatever the universe does.
+    let configured = symbols.clone();
     let mut strategies = strategies;
     let patience = Patience::new(startup_deadline);
     let writer = StoreWriter::start(store);
@@ -497,7 +500,7 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
                 actix::Supervisor::start(move |_| Portfolio::new(instruments, view, prices, writer, listener, history))
             };
             let mut hosts: Vec<(StrategyId, Addr<StrategyHost>)> = Vec::new();
-            let mut routes: HashMap<Symbol, Vec<Recipient<MarketTick>>> = HashMap::new();
+            let mut routes = Vec::new();
             for (runner, last_bar) in runners {
                 let (id, symbols) = (runner.id().clone(), runner.symbols().to_vec());
                 let (intents, cancels) = (risk_addr.clone().recipient(), risk_addr.clone().recipient());
@@ -505,9 +508,7 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
                 let host = actix::Supervisor::start(move |_| {
                     StrategyHost::new(runner, HostRoutes { intents, cancels }, clock, events, last_bar)
                 });
-                for s in symbols {
-                    routes.entry(s).or_default().push(host.clone().recipient());
-                }
+                routes.push((id.clone(), symbols, host.clone()));
                 hosts.push((id, host));
             }
             let router = {
@@ -596,7 +597,7 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
             running,
             writer: writer.clone(),
             first_refresh,
-            subscribed: symbols.iter().cloned().collect(),
+            configured: configured.iter().cloned().collect(),
         };
         Universe::new(start).start()
     });

@@ -34,12 +34,12 @@ use keel_core::instrument::Instrument;
 use keel_core::order::{Order, Side};
 use keel_core::strategy::{Strategy, StrategyRunner};
 use keel_core::universe::{Candidate, Selection, UniverseRules};
-use keel_core::venue::{MarketFeed, Venue, VenueError};
+use keel_core::venue::{Venue, VenueError};
 use keel_core::{Decimal, StrategyId, Symbol};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 
 use crate::events::EngineEvent;
-use crate::market_data::MarketData;
+use crate::market_data::{MarketData, StreamSymbols};
 use crate::messages::{CancelOrder, GetOpenOrders};
 use crate::metrics::metrics;
 use crate::order_router::OrderRouter;
@@ -122,17 +122,6 @@ pub struct InstanceLeaving {
     pub id: StrategyId,
     /// True while it may only exit.
     pub leaving: bool,
-}
-
-/// Adds a market feed for symbols that joined (the feeds already running
-/// stay as they are: no gap for the existing symbols).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct AddMarketFeed {
-    /// The symbols it carries.
-    pub symbols: Vec<Symbol>,
-    /// The feed.
-    pub feed: mpsc::Receiver<MarketFeed>,
 }
 
 /// The store key of the last selection.
@@ -281,9 +270,9 @@ pub struct Universe {
     first_refresh: Duration,
     /// Orders of leaving instances already asked to cancel.
     cancelled: BTreeSet<String>,
-    /// Symbols with a market feed (a symbol's feed outlives its membership,
-    /// so one that comes back needs no new subscription).
-    subscribed: BTreeSet<Symbol>,
+    /// Symbols streamed whatever the universe does (the configured ones);
+    /// the members' (leaving ones too) are streamed besides.
+    configured: BTreeSet<Symbol>,
 }
 
 /// What the engine's start hands the universe actor.
@@ -313,8 +302,8 @@ pub struct UniverseStart {
     pub writer: StoreWriter,
     /// When the first refresh is due.
     pub first_refresh: Duration,
-    /// The symbols the market feed carries at start.
-    pub subscribed: BTreeSet<Symbol>,
+    /// The configured symbols (streamed whether members or not).
+    pub configured: BTreeSet<Symbol>,
 }
 
 impl Universe {
@@ -339,8 +328,14 @@ impl Universe {
             writer: start.writer,
             first_refresh: start.first_refresh,
             cancelled: BTreeSet::new(),
-            subscribed: start.subscribed,
+            configured: start.configured,
         }
+    }
+
+    /// The symbols to stream: the configured ones, every instance's (a
+    /// leaving one's until it retires) and `joining`.
+    fn streamed(&self, joining: &[Symbol]) -> BTreeSet<Symbol> {
+        self.configured.iter().chain(self.members.keys()).chain(joining).cloned().collect()
     }
 
     fn refresh(&mut self, ctx: &mut Context<Self>) {
@@ -471,23 +466,13 @@ impl Universe {
             }
         }
         let market = self.routes.market.clone();
-        // Symbols streamed already (configured, or members before) keep their feed.
-        let feed_symbols: Vec<Symbol> = symbols.iter().filter(|s| !self.subscribed.contains(*s)).cloned().collect();
-        self.subscribed.extend(feed_symbols.iter().cloned());
+        // One feed for the whole new set replaces the one running.
+        let streamed = self.streamed(&symbols);
         ctx.spawn(
             async move {
                 let patience = Patience::new(Duration::from_secs(30));
-                if !feed_symbols.is_empty() {
-                    match retrying(&patience, "subscribe to joining symbols", || {
-                        venue.subscribe_market(&feed_symbols, interval)
-                    })
-                    .await
-                    {
-                        Ok(feed) => market.do_send(AddMarketFeed { symbols: feed_symbols, feed }),
-                        Err(e) => {
-                            tracing::error!(symbols = ?feed_symbols, error = %e, "universe: no market data for joining symbols; their instances see no bars")
-                        }
-                    }
+                if market.send(StreamSymbols(streamed)).await.is_err() {
+                    tracing::error!("universe: market data is gone; the joining instances see no bars");
                 }
                 let mut warmed = Vec::new();
                 for (symbol, mut runner) in runners {
@@ -570,6 +555,8 @@ impl Universe {
             tracing::info!(strategy = %id, symbol = %symbol, "universe: instance retired (its symbol left and it is flat)");
             let _ = self.events.send(EngineEvent::UniverseInstanceRetired { strategy_id: id, symbol: symbol.clone() });
         }
+        // A retired symbol is no longer streamed.
+        self.routes.market.do_send(StreamSymbols(self.streamed(&[])));
     }
 }
 

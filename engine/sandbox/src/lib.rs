@@ -485,6 +485,23 @@ pub struct FaultControl {
     ws_requests: Arc<Mutex<VecDeque<String>>>,
     ws_api_refused: Arc<AtomicBool>,
     weight_total: Arc<AtomicU64>,
+    market_conns: Arc<MarketConns>,
+}
+
+/// Market stream connections: open now, and opened since the start.
+#[derive(Default)]
+struct MarketConns {
+    open: AtomicU64,
+    opened: AtomicU64,
+}
+
+/// Counts one market stream connection as open until it is dropped.
+pub(crate) struct MarketConnGuard(Arc<MarketConns>);
+
+impl Drop for MarketConnGuard {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl FaultControl {
@@ -504,7 +521,26 @@ impl FaultControl {
             ws_requests: Arc::new(Mutex::new(VecDeque::new())),
             ws_api_refused: Arc::new(AtomicBool::new(false)),
             weight_total: Arc::new(AtomicU64::new(0)),
+            market_conns: Arc::new(MarketConns::default()),
         }
+    }
+
+    /// Market stream connections (`/ws…`, `/stream…`) open now: a client
+    /// whose connections multiply as its symbols change shows here.
+    pub fn market_connections(&self) -> u64 {
+        self.market_conns.open.load(Ordering::Relaxed)
+    }
+
+    /// Market stream connections opened since the sandbox started.
+    pub fn market_connections_opened(&self) -> u64 {
+        self.market_conns.opened.load(Ordering::Relaxed)
+    }
+
+    /// Counts a market stream connection open for the guard's life.
+    pub(crate) fn market_connection(&self) -> MarketConnGuard {
+        self.market_conns.open.fetch_add(1, Ordering::Relaxed);
+        self.market_conns.opened.fetch_add(1, Ordering::Relaxed);
+        MarketConnGuard(self.market_conns.clone())
     }
 
     /// REST request weight charged since the sandbox started, over every
