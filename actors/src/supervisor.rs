@@ -583,6 +583,7 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
             routes: UniverseRoutes {
                 risk: risk.clone(),
                 router: router.clone(),
+                portfolio: portfolio.clone(),
                 market: market.clone(),
                 supervisor: supervisor.clone(),
                 registry: registry.clone(),
@@ -603,15 +604,14 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
     });
 
     // The account checkpoint follows the fills while the engine runs.
-    let assets = keel_core::account::Assets::of(&instruments);
     {
-        let (writer, assets, clock) = (writer.clone(), assets.clone(), clock.clone());
+        let (writer, account, clock) = (writer.clone(), account_view.clone(), clock.clone());
         actix::spawn(async move {
             let mut every = tokio::time::interval(CHECKPOINT_EVERY);
             every.tick().await;
             loop {
                 every.tick().await;
-                let (assets, now) = (assets.clone(), clock.now_ms());
+                let (assets, now) = (account.assets(), clock.now_ms());
                 match writer.run(move |s| crate::reconcile::checkpoint_now(s, &assets, now)).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => tracing::error!(error = %e, "account checkpoint not written"),
@@ -646,7 +646,6 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
         writer,
         venue,
         started: Instant::now(),
-        assets,
         account: account_view,
     }))
 }

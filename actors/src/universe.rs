@@ -4,7 +4,11 @@
 //! Every `refresh` it asks the venue for its market
 //! ([`Venue::universe_candidates`]), ranks it ([`UniverseRules::select`]) and
 //! applies the change ([`Selection::change_from`]):
-//! - a symbol that joins gets market data first, then one instance per
+//! - a symbol the venue listed after the start that ranks among the top has
+//!   its instrument read from the venue and added to the risk guard, the
+//!   account and the portfolio ([`InstrumentsListed`]) before it joins;
+//! - a symbol that joins gets market data first (one feed for the whole new
+//!   set of symbols, see [`StreamSymbols`]), then one instance per
 //!   template (id `ID@SYMBOL`), warmed up from REST klines fetched one after
 //!   another (paced), then wired into the guard, the router, market data, the
 //!   supervisor and the operator surfaces;
@@ -90,6 +94,36 @@ impl UniverseSetup {
 pub fn select(rules: &UniverseRules, candidates: &[Candidate], listed: &BTreeSet<Symbol>) -> Selection {
     let known: Vec<Candidate> = candidates.iter().filter(|c| listed.contains(&c.symbol)).cloned().collect();
     rules.select(&known)
+}
+
+/// Symbols the venue listed after the engine started, now members: the
+/// actors that know instruments (the risk guard's filters and flatten, the
+/// account's assets in the router, the portfolio's valuation) add them.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct InstrumentsListed(pub Vec<Instrument>);
+
+/// The instruments of symbols that would rank among `candidates` but that
+/// the engine does not know (`listed`): read from the venue (on Binance the
+/// `exchangeInfo` the ranking just read, so no further weight), `TRADING`
+/// ones only. None when the venue cannot say (they stay out this time).
+async fn new_listings(
+    rules: &UniverseRules,
+    candidates: &[Candidate],
+    listed: &BTreeSet<Symbol>,
+    venue: &Arc<dyn Venue>,
+) -> Vec<Instrument> {
+    let unknown: Vec<Symbol> = rules.select(candidates).members.into_iter().filter(|m| !listed.contains(m)).collect();
+    if unknown.is_empty() {
+        return Vec::new();
+    }
+    match venue.instruments().await {
+        Ok(all) => all.into_iter().filter(|i| unknown.contains(&i.symbol) && i.status.is_trading()).collect(),
+        Err(e) => {
+            tracing::warn!(symbols = ?unknown, error = %e, "universe: cannot read the filters of newly listed symbols; they stay out until the next refresh");
+            Vec::new()
+        }
+    }
 }
 
 /// A strategy host joined: route its market data, fills, updates and refusals
@@ -236,6 +270,8 @@ pub struct UniverseRoutes {
     pub risk: Addr<RiskGuard>,
     /// The order router.
     pub router: Addr<OrderRouter>,
+    /// The portfolio.
+    pub portfolio: Addr<crate::portfolio::Portfolio>,
     /// Market data.
     pub market: Addr<MarketData>,
     /// The supervisor.
@@ -346,17 +382,42 @@ impl Universe {
         let (venue, rules, listed) = (self.venue.clone(), self.setup.rules.clone(), self.listed.clone());
         let (writer, clock) = (self.writer.clone(), self.clock.clone());
         let remember = async move {
-            let selection = select(&rules, &venue.universe_candidates().await?, &listed);
+            let candidates = venue.universe_candidates().await?;
+            let fresh = new_listings(&rules, &candidates, &listed, &venue).await;
+            let known: BTreeSet<Symbol> = listed.into_iter().chain(fresh.iter().map(|i| i.symbol.clone())).collect();
+            let selection = select(&rules, &candidates, &known);
             Remembered::of(&selection, clock.now_ms(), &rules).save(&writer).await;
-            Ok(selection)
+            Ok((selection, fresh))
         };
-        ctx.spawn(remember.into_actor(self).map(|result: Result<Selection, VenueError>, act, ctx| match result {
-            Ok(selection) => act.apply(selection, ctx),
+        ctx.spawn(remember.into_actor(self).map(|result: Result<_, VenueError>, act, ctx| match result {
+            Ok((selection, fresh)) => {
+                act.list(fresh);
+                act.apply(selection, ctx)
+            }
             Err(e) => {
                 act.busy = false;
                 tracing::warn!(error = %e, "universe refresh failed; the members stay as they are until the next one");
             }
         }));
+    }
+
+    /// Makes symbols the venue listed since the start known everywhere an
+    /// instrument must be, before any instance of theirs can order.
+    fn list(&mut self, fresh: Vec<Instrument>) {
+        if fresh.is_empty() {
+            return;
+        }
+        let names: Vec<&str> = fresh.iter().map(|i| i.symbol.as_str()).collect();
+        tracing::info!(symbols = %names.join(","), "universe: symbols listed since the start join the known instruments");
+        let msg = InstrumentsListed(fresh.clone());
+        self.routes.risk.do_send(msg.clone());
+        self.routes.router.do_send(msg.clone());
+        self.routes.portfolio.do_send(msg);
+        for i in fresh {
+            self.listed.insert(i.symbol.clone());
+            self.instruments.retain(|known| known.symbol != i.symbol);
+            self.instruments.push(i);
+        }
     }
 
     fn apply(&mut self, selection: Selection, ctx: &mut Context<Self>) {

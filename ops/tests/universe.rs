@@ -605,3 +605,77 @@ async fn churning_refreshes_keep_one_market_connection_and_every_member_gets_bar
     built.stop().await;
     store.flush().unwrap();
 }
+
+/// A pair the venue lists while Keel runs, trading more than any member,
+/// joins at the next refresh without a restart: its filters come from the
+/// venue, its instance trades it, `keel state` shows the position and a
+/// flatten sells it.
+#[actix_rt::test]
+async fn a_symbol_listed_after_the_start_joins_trades_and_is_flattened() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::parse(CONFIG).expect("config");
+    config.engine.data_dir = dir.path().join("data");
+    let store: SharedStore = Arc::new(SledStore::open(&config.engine.data_dir).unwrap());
+    let built = ops::venues::build(&config, Some(store.as_ref())).await.expect("venue");
+    let clock: SharedClock = Arc::new(SystemClock);
+    let setup = ops::cmd_run::engine_setup(&config, store.clone(), built.venue.clone(), clock).expect("setup");
+    let handle = start_engine(setup).await.expect("engine starts");
+    let mut seen = Seen { rx: handle.subscribe(), all: Vec::new() };
+    let sandbox = built.sandbox.as_ref().expect("embedded sandbox").handle();
+
+    let new = Symbol::new("NEWUSDT");
+    assert!(!handle.universe().await.unwrap().unwrap().members.contains(&new));
+    let listing: keel_core::config::SymbolConfig = toml::from_str(
+        "symbol = \"NEWUSDT\"\nbase = \"NEW\"\nquote = \"USDT\"\ntick_size = \"0.0001\"\nstep_size = \"0.01\"\n\
+         min_qty = \"0.01\"\nmin_notional = \"5\"\nstart_price = \"2\"\nvolatility = 0.5\nseed = 11\ntouch_qty = \"100000\"\n",
+    )
+    .expect("a symbol block");
+    assert!(sandbox.market.list_symbol(&listing, 1e7), "listed");
+
+    seen.until(
+        "NEWUSDT joining",
+        |e| matches!(e, EngineEvent::UniverseChanged { joined, .. } if joined.contains(&new)),
+    )
+    .await;
+    let id = instance(&new);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !handle.strategy_ids().iter().any(|s| s.as_str() == id) || handle.prices().get("NEWUSDT").is_none() {
+        assert!(Instant::now() < deadline, "no instance or no price for NEWUSDT: {:?}", handle.strategy_ids());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let price = handle.prices().get("NEWUSDT").unwrap().price;
+    let qty = keel_core::instrument::floor_to_step(Decimal::from(150) / price, Decimal::new(1, 2));
+    let buy = Signal { symbol: new.clone(), action: SignalAction::Buy, qty: Some(qty) };
+    handle.signal(&id, buy).await.unwrap();
+    seen.until(
+        "a buy fill of hook@NEWUSDT",
+        |e| matches!(e, EngineEvent::Fill(f) if f.strategy_id.as_str() == id && f.side == Side::Buy),
+    )
+    .await;
+
+    // `keel state` shows the holding; the portfolio values it.
+    let state = ops::cmd_state::report(store.as_ref(), &config).expect("state");
+    let row = state.positions.iter().find(|p| p.symbol == "NEWUSDT").expect("a NEWUSDT position in keel state");
+    assert!(row.qty.parse::<Decimal>().unwrap() > Decimal::ZERO, "{}", row.qty);
+    let portfolio = handle.portfolio().await.unwrap();
+    let held = portfolio.positions.iter().find(|p| p.position.symbol == new).expect("in the portfolio");
+    assert!(held.position.qty > Decimal::ZERO);
+
+    // A flatten of everything covers it, once the venue reported the NEW it
+    // holds (the guard sells what the venue says is there, not more).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while handle.portfolio().await.unwrap().balances.free("NEW").is_zero() {
+        assert!(Instant::now() < deadline, "the venue never reported the NEW bought");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    handle.flatten(None).await.unwrap();
+    seen.until(
+        "the flatten selling NEWUSDT",
+        |e| matches!(e, EngineEvent::Fill(f) if f.symbol == new && f.side == Side::Sell),
+    )
+    .await;
+
+    handle.shutdown(Duration::from_millis(200)).await;
+    built.stop().await;
+    store.flush().unwrap();
+}

@@ -779,6 +779,14 @@ impl MarketControl {
         self.ex.lock().set_volume_scale(symbol, scale)
     }
 
+    /// Lists a new spot pair while the sandbox runs (status `TRADING`, spot
+    /// permission), its traded volume multiplied by `volume_scale`; it is in
+    /// `exchangeInfo`, the tickers and the streams from the next tick. False
+    /// when the symbol is listed already.
+    pub fn list_symbol(&self, symbol: &SymbolConfig, volume_scale: f64) -> bool {
+        self.ex.lock().list_symbol(symbol, volume_scale)
+    }
+
     /// Closed 1m bars of a symbol (oldest first).
     pub fn closed_bars(&self, symbol: &str) -> Vec<Bar> {
         self.ex.lock().bars(symbol).map(|(h, _)| h).unwrap_or_default()
