@@ -95,7 +95,6 @@ pub(crate) struct Parts {
     pub writer: StoreWriter,
     pub venue: Arc<dyn Venue>,
     pub started: Instant,
-    pub assets: keel_core::account::Assets,
     pub account: keel_core::account::AccountView,
 }
 
@@ -298,7 +297,7 @@ impl EngineHandle {
     /// account checkpoint kept before that time plus the fills after it (read
     /// on a blocking-pool thread, not the store writer's).
     pub async fn period_pnl(&self, since_ms: i64) -> Result<crate::reconcile::PeriodPnl, CommandError> {
-        let (store, assets) = (self.parts.writer.store().clone(), self.parts.assets.clone());
+        let (store, assets) = (self.parts.writer.store().clone(), self.parts.account.assets());
         tokio::task::spawn_blocking(move || crate::reconcile::period_pnl(store.as_ref(), &assets, since_ms))
             .await
             .map_err(|e| CommandError::Failed(format!("PnL read did not finish: {e}")))?
@@ -382,7 +381,7 @@ impl EngineHandle {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         // The account as it stands, so the next start replays nothing.
-        let assets = self.parts.assets.clone();
+        let assets = self.parts.account.assets();
         let now = keel_core::clock::Clock::now_ms(&keel_core::clock::SystemClock);
         match self.parts.writer.run(move |s| crate::reconcile::checkpoint_now(s, &assets, now)).await {
             Ok(Ok(c)) => tracing::info!(fill_seq = c.current.fill_seq, "account checkpoint written"),

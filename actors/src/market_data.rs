@@ -1,9 +1,16 @@
 //! MarketData: turns the venue's market feed into market events for the
 //! strategies that trade each symbol, and keeps the price board current.
+//!
+//! It owns the engine's one market feed. When the symbols to stream change
+//! (a universe member joins or retires: [`StreamSymbols`]) it subscribes a
+//! feed for the whole new set and, once that one says it is connected, drops
+//! the old one after a short overlap ([`OVERLAP`]) in which bars and trades
+//! seen already are dropped. So the venue sees one market connection however
+//! the universe churns (two for a moment), and no event is lost in the swap.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use keel_core::market::MarketEvent;
@@ -14,7 +21,27 @@ use tokio::sync::broadcast;
 use crate::events::EngineEvent;
 use crate::messages::{InjectMarket, MarketTick};
 use crate::metrics::metrics;
+use crate::patience::{retrying, Patience};
 use crate::prices::PriceBoard;
+
+/// How long the old feed keeps delivering after its replacement connected:
+/// long enough for what it had queued to arrive (duplicates are dropped).
+pub const OVERLAP: Duration = Duration::from_secs(2);
+
+/// One item of a feed, with the feed's number.
+struct Tagged(u64, MarketFeed);
+
+/// The feeds: the one delivering, the one replacing it (until it
+/// connects), and the old ones in their overlap.
+#[derive(Default)]
+struct Feeds {
+    next: u64,
+    current: Option<(u64, SpawnHandle)>,
+    pending: Option<(u64, SpawnHandle)>,
+    retiring: usize,
+    /// The symbols of the current (or pending) feed.
+    streamed: BTreeSet<Symbol>,
+}
 
 /// The market-data actor.
 pub struct MarketData {
@@ -27,7 +54,20 @@ pub struct MarketData {
     /// Which routes belong to which strategy host (for universe instances
     /// that retire), by symbol.
     hosts: HashMap<keel_core::StrategyId, (Vec<Symbol>, Addr<crate::strategy_host::StrategyHost>)>,
+    feeds: Feeds,
+    /// The newest bar open time and trade id delivered per symbol: while two
+    /// feeds overlap, what one delivered already is not delivered again.
+    last_bar: HashMap<Symbol, i64>,
+    last_trade: HashMap<Symbol, u64>,
 }
+
+/// Streams exactly these symbols from now on (the engine's configured
+/// symbols and the universe's members, leaving ones included). Answers once
+/// the feed for them is subscribed: events of a symbol that joined flow from
+/// its connection on.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StreamSymbols(pub BTreeSet<Symbol>);
 
 /// How to subscribe again after a restart (the old feed dies with the old context).
 pub struct Resubscribe {
@@ -40,18 +80,88 @@ pub struct Resubscribe {
 }
 
 impl MarketData {
-    /// A market-data actor delivering each symbol's events to `routes`.
+    /// A market-data actor delivering each symbol's events to the strategy
+    /// hosts that trade it (`hosts`: each with its symbols).
     pub fn new(
-        routes: HashMap<Symbol, Vec<Recipient<MarketTick>>>,
+        hosts: Vec<(keel_core::StrategyId, Vec<Symbol>, Addr<crate::strategy_host::StrategyHost>)>,
         prices: Arc<PriceBoard>,
         events: broadcast::Sender<EngineEvent>,
         feed: Option<tokio::sync::mpsc::Receiver<MarketFeed>>,
         resubscribe: Option<Resubscribe>,
     ) -> Self {
-        Self { routes, prices, events, feed, connected: false, resubscribe, hosts: HashMap::new() }
+        let streamed = resubscribe.as_ref().map(|r| r.symbols.iter().cloned().collect()).unwrap_or_default();
+        let mut routes: HashMap<Symbol, Vec<Recipient<MarketTick>>> = HashMap::new();
+        for (_, symbols, host) in &hosts {
+            for s in symbols {
+                routes.entry(s.clone()).or_default().push(host.clone().recipient());
+            }
+        }
+        // Every host is known by id, so one that retires (a universe
+        // instance running since the start too) loses its routes.
+        let hosts = hosts.into_iter().map(|(id, symbols, host)| (id, (symbols, host))).collect();
+        Self {
+            routes,
+            prices,
+            events,
+            feed,
+            connected: false,
+            resubscribe,
+            hosts,
+            feeds: Feeds { streamed, ..Feeds::default() },
+            last_bar: HashMap::new(),
+            last_trade: HashMap::new(),
+        }
+    }
+
+    /// Delivers `feed` as feed number `n`.
+    fn attach(&mut self, feed: tokio::sync::mpsc::Receiver<MarketFeed>, ctx: &mut Context<Self>) -> (u64, SpawnHandle) {
+        let n = self.feeds.next;
+        self.feeds.next += 1;
+        let stream =
+            tokio_stream::StreamExt::map(tokio_stream::wrappers::ReceiverStream::new(feed), move |f| Tagged(n, f));
+        (n, ctx.add_stream(stream))
+    }
+
+    /// False for a bar or trade delivered already (only two overlapping
+    /// feeds deliver one twice); notes the newest otherwise.
+    fn is_new(&mut self, event: &MarketEvent) -> bool {
+        match event {
+            MarketEvent::Bar(b) => {
+                let last = self.last_bar.entry(b.symbol.clone()).or_insert(i64::MIN);
+                let new = b.open_time > *last;
+                *last = (*last).max(b.open_time);
+                new
+            }
+            MarketEvent::Trade(t) => {
+                let last = self.last_trade.entry(t.symbol.clone()).or_insert(0);
+                // Trade ids need not rise on every venue: compare only in an overlap.
+                let new = self.feeds.retiring == 0 || t.trade_id > *last;
+                *last = (*last).max(t.trade_id);
+                new
+            }
+            _ => true,
+        }
+    }
+
+    /// The pending feed connected: it delivers from now on, and the one it
+    /// replaces stops after [`OVERLAP`].
+    fn promote(&mut self, n: u64, ctx: &mut Context<Self>) {
+        let Some((pending, handle)) = self.feeds.pending.take() else { return };
+        debug_assert_eq!(pending, n);
+        if let Some((_, old)) = self.feeds.current.replace((n, handle)) {
+            self.feeds.retiring += 1;
+            ctx.run_later(OVERLAP, move |act, ctx| {
+                ctx.cancel_future(old);
+                act.feeds.retiring -= 1;
+            });
+        }
+        tracing::info!(symbols = self.feeds.streamed.len(), "market data: the feed for the new symbol set took over");
     }
 
     fn dispatch(&mut self, event: MarketEvent, ingress: Instant, ctx: &mut Context<Self>) {
+        if !self.is_new(&event) {
+            return;
+        }
         let symbol = event.symbol().clone();
         self.prices.set(&symbol, event.reference_price(), event.ts_ms(), ingress);
         let Some(routes) = self.routes.get(&symbol) else { return };
@@ -82,14 +192,17 @@ impl Actor for MarketData {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(4096);
+        // A restart starts with no feed of the old context.
+        self.feeds =
+            Feeds { next: self.feeds.next, streamed: std::mem::take(&mut self.feeds.streamed), ..Feeds::default() };
         if let Some(feed) = self.feed.take() {
-            ctx.add_stream(tokio_stream::wrappers::ReceiverStream::new(feed));
+            self.feeds.current = Some(self.attach(feed, ctx));
         } else if let Some(r) = &self.resubscribe {
             let (venue, symbols, interval) = (r.venue.clone(), r.symbols.clone(), r.interval_ms);
             ctx.spawn(async move { venue.subscribe_market(&symbols, interval).await }.into_actor(self).map(
-                |result, _act, ctx| match result {
+                |result, act, ctx| match result {
                     Ok(feed) => {
-                        ctx.add_stream(tokio_stream::wrappers::ReceiverStream::new(feed));
+                        act.feeds.current = Some(act.attach(feed, ctx));
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "cannot resubscribe to market data; restarting");
@@ -108,11 +221,18 @@ impl Supervised for MarketData {
     }
 }
 
-impl StreamHandler<MarketFeed> for MarketData {
-    fn handle(&mut self, item: MarketFeed, ctx: &mut Self::Context) {
+impl StreamHandler<Tagged> for MarketData {
+    fn handle(&mut self, Tagged(n, item): Tagged, ctx: &mut Self::Context) {
         let started = Instant::now();
+        let pending = self.feeds.pending.as_ref().is_some_and(|(p, _)| *p == n);
+        if pending && matches!(item, MarketFeed::Status(StreamStatus::Connected)) {
+            self.promote(n, ctx);
+        }
+        let current = self.feeds.current.as_ref().is_some_and(|(c, _)| *c == n);
         match item {
             MarketFeed::Event(event) => self.dispatch(event, started, ctx),
+            // Only the delivering feed speaks for the market stream's health.
+            MarketFeed::Status(_) if !current => {}
             MarketFeed::Status(status) => {
                 let (connected, detail) = match status {
                     StreamStatus::Connected => (true, "connected".to_string()),
@@ -179,14 +299,37 @@ impl Handler<crate::universe::HostRetired> for MarketData {
     }
 }
 
-impl Handler<crate::universe::AddMarketFeed> for MarketData {
-    type Result = ();
+impl Handler<StreamSymbols> for MarketData {
+    type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, msg: crate::universe::AddMarketFeed, ctx: &mut Self::Context) {
-        if let Some(r) = &mut self.resubscribe {
-            r.symbols.extend(msg.symbols.iter().cloned());
+    fn handle(&mut self, StreamSymbols(symbols): StreamSymbols, _ctx: &mut Self::Context) -> Self::Result {
+        let Some(r) = &self.resubscribe else { return Box::pin(actix::fut::ready(())) };
+        if symbols == self.feeds.streamed || symbols.is_empty() {
+            return Box::pin(actix::fut::ready(()));
         }
-        tracing::info!(symbols = ?msg.symbols, "market data: feed added for symbols that joined the universe");
-        ctx.add_stream(tokio_stream::wrappers::ReceiverStream::new(msg.feed));
+        let (venue, interval) = (r.venue.clone(), r.interval_ms);
+        let list: Vec<Symbol> = symbols.iter().cloned().collect();
+        let subscribe = async move {
+            let patience = Patience::new(Duration::from_secs(30));
+            retrying(&patience, "subscribe to the new symbol set", || venue.subscribe_market(&list, interval)).await
+        };
+        Box::pin(subscribe.into_actor(self).map(move |result, act, ctx| match result {
+            Ok(feed) => {
+                let names: Vec<&str> = symbols.iter().map(|s| s.as_str()).collect();
+                tracing::info!(symbols = %names.join(","), "market data: one feed for the new symbol set");
+                // A newer set replaces a replacement that has not connected yet.
+                if let Some((_, stale)) = act.feeds.pending.take() {
+                    ctx.cancel_future(stale);
+                }
+                act.feeds.pending = Some(act.attach(feed, ctx));
+                if let Some(r) = &mut act.resubscribe {
+                    r.symbols = symbols.iter().cloned().collect();
+                }
+                act.feeds.streamed = symbols;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "market data: cannot subscribe to the new symbol set; the feed streams the old one")
+            }
+        }))
     }
 }

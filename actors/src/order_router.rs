@@ -880,6 +880,16 @@ impl Handler<crate::universe::HostRetired> for OrderRouter {
     }
 }
 
+impl Handler<crate::universe::InstrumentsListed> for OrderRouter {
+    type Result = ();
+
+    fn handle(&mut self, msg: crate::universe::InstrumentsListed, _ctx: &mut Self::Context) {
+        for i in &msg.0 {
+            self.account.add_instrument(i);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

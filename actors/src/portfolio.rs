@@ -270,3 +270,13 @@ impl Handler<GetPortfolio> for Portfolio {
         MessageResult(self.snapshot())
     }
 }
+
+impl Handler<crate::universe::InstrumentsListed> for Portfolio {
+    type Result = ();
+
+    fn handle(&mut self, msg: crate::universe::InstrumentsListed, _ctx: &mut Self::Context) {
+        for i in msg.0 {
+            self.instruments.insert(i.symbol.clone(), i);
+        }
+    }
+}

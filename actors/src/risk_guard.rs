@@ -605,3 +605,13 @@ impl Handler<crate::universe::InstanceLeaving> for RiskGuard {
         }
     }
 }
+
+impl Handler<crate::universe::InstrumentsListed> for RiskGuard {
+    type Result = ();
+
+    fn handle(&mut self, msg: crate::universe::InstrumentsListed, _ctx: &mut Self::Context) {
+        for i in msg.0 {
+            self.engine.set_instrument(i);
+        }
+    }
+}

@@ -24,7 +24,7 @@ use crate::events::EngineEvent;
 use crate::handle::EngineHandle;
 use crate::ids::ClientIds;
 use crate::market_data::MarketData;
-use crate::messages::{AttachUserFeed, CancelAll, MarketTick, SetEmergencyStop, StopOrders};
+use crate::messages::{AttachUserFeed, CancelAll, SetEmergencyStop, StopOrders};
 use crate::order_router::{OrderRouter, RouterRoutes};
 use crate::patience::{retrying, Patience};
 use crate::portfolio::{EquityHistory, Portfolio};
@@ -45,7 +45,8 @@ struct Started {
     router: Addr<OrderRouter>,
     portfolio: Addr<Portfolio>,
     hosts: Vec<(StrategyId, Addr<StrategyHost>)>,
-    routes: HashMap<Symbol, Vec<Recipient<MarketTick>>>,
+    /// Each host with the symbols it trades (market data routes by them).
+    routes: Vec<(StrategyId, Vec<Symbol>, Addr<StrategyHost>)>,
 }
 
 /// Everything needed to start the engine.
@@ -277,6 +278,8 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
         universe,
     } = setup;
     let mut symbols = symbols;
+    // Streamed whatever the universe does.
+    let configured = symbols.clone();
     let mut strategies = strategies;
     let patience = Patience::new(startup_deadline);
     let writer = StoreWriter::start(store);
@@ -497,7 +500,7 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
                 actix::Supervisor::start(move |_| Portfolio::new(instruments, view, prices, writer, listener, history))
             };
             let mut hosts: Vec<(StrategyId, Addr<StrategyHost>)> = Vec::new();
-            let mut routes: HashMap<Symbol, Vec<Recipient<MarketTick>>> = HashMap::new();
+            let mut routes = Vec::new();
             for (runner, last_bar) in runners {
                 let (id, symbols) = (runner.id().clone(), runner.symbols().to_vec());
                 let (intents, cancels) = (risk_addr.clone().recipient(), risk_addr.clone().recipient());
@@ -505,9 +508,7 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
                 let host = actix::Supervisor::start(move |_| {
                     StrategyHost::new(runner, HostRoutes { intents, cancels }, clock, events, last_bar)
                 });
-                for s in symbols {
-                    routes.entry(s).or_default().push(host.clone().recipient());
-                }
+                routes.push((id.clone(), symbols, host.clone()));
                 hosts.push((id, host));
             }
             let router = {
@@ -582,6 +583,7 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
             routes: UniverseRoutes {
                 risk: risk.clone(),
                 router: router.clone(),
+                portfolio: portfolio.clone(),
                 market: market.clone(),
                 supervisor: supervisor.clone(),
                 registry: registry.clone(),
@@ -596,21 +598,20 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
             running,
             writer: writer.clone(),
             first_refresh,
-            subscribed: symbols.iter().cloned().collect(),
+            configured: configured.iter().cloned().collect(),
         };
         Universe::new(start).start()
     });
 
     // The account checkpoint follows the fills while the engine runs.
-    let assets = keel_core::account::Assets::of(&instruments);
     {
-        let (writer, assets, clock) = (writer.clone(), assets.clone(), clock.clone());
+        let (writer, account, clock) = (writer.clone(), account_view.clone(), clock.clone());
         actix::spawn(async move {
             let mut every = tokio::time::interval(CHECKPOINT_EVERY);
             every.tick().await;
             loop {
                 every.tick().await;
-                let (assets, now) = (assets.clone(), clock.now_ms());
+                let (assets, now) = (account.assets(), clock.now_ms());
                 match writer.run(move |s| crate::reconcile::checkpoint_now(s, &assets, now)).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => tracing::error!(error = %e, "account checkpoint not written"),
@@ -645,7 +646,6 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
         writer,
         venue,
         started: Instant::now(),
-        assets,
         account: account_view,
     }))
 }

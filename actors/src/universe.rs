@@ -4,7 +4,11 @@
 //! Every `refresh` it asks the venue for its market
 //! ([`Venue::universe_candidates`]), ranks it ([`UniverseRules::select`]) and
 //! applies the change ([`Selection::change_from`]):
-//! - a symbol that joins gets market data first, then one instance per
+//! - a symbol the venue listed after the start that ranks among the top has
+//!   its instrument read from the venue and added to the risk guard, the
+//!   account and the portfolio ([`InstrumentsListed`]) before it joins;
+//! - a symbol that joins gets market data first (one feed for the whole new
+//!   set of symbols, see [`StreamSymbols`]), then one instance per
 //!   template (id `ID@SYMBOL`), warmed up from REST klines fetched one after
 //!   another (paced), then wired into the guard, the router, market data, the
 //!   supervisor and the operator surfaces;
@@ -34,13 +38,13 @@ use keel_core::instrument::Instrument;
 use keel_core::order::{Order, Side};
 use keel_core::strategy::{Strategy, StrategyRunner};
 use keel_core::universe::{Candidate, Selection, UniverseRules};
-use keel_core::venue::{MarketFeed, Venue, VenueError};
+use keel_core::venue::{Venue, VenueError};
 use keel_core::{Decimal, StrategyId, Symbol};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 
 use crate::events::EngineEvent;
 use crate::futures_feed::FuturesRoute;
-use crate::market_data::MarketData;
+use crate::market_data::{MarketData, StreamSymbols};
 use crate::messages::{CancelOrder, GetOpenOrders};
 use crate::metrics::metrics;
 use crate::order_router::OrderRouter;
@@ -93,6 +97,36 @@ pub fn select(rules: &UniverseRules, candidates: &[Candidate], listed: &BTreeSet
     rules.select(&known)
 }
 
+/// Symbols the venue listed after the engine started, now members: the
+/// actors that know instruments (the risk guard's filters and flatten, the
+/// account's assets in the router, the portfolio's valuation) add them.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct InstrumentsListed(pub Vec<Instrument>);
+
+/// The instruments of symbols that would rank among `candidates` but that
+/// the engine does not know (`listed`): read from the venue (on Binance the
+/// `exchangeInfo` the ranking just read, so no further weight), `TRADING`
+/// ones only. None when the venue cannot say (they stay out this time).
+async fn new_listings(
+    rules: &UniverseRules,
+    candidates: &[Candidate],
+    listed: &BTreeSet<Symbol>,
+    venue: &Arc<dyn Venue>,
+) -> Vec<Instrument> {
+    let unknown: Vec<Symbol> = rules.select(candidates).members.into_iter().filter(|m| !listed.contains(m)).collect();
+    if unknown.is_empty() {
+        return Vec::new();
+    }
+    match venue.instruments().await {
+        Ok(all) => all.into_iter().filter(|i| unknown.contains(&i.symbol) && i.status.is_trading()).collect(),
+        Err(e) => {
+            tracing::warn!(symbols = ?unknown, error = %e, "universe: cannot read the filters of newly listed symbols; they stay out until the next refresh");
+            Vec::new()
+        }
+    }
+}
+
 /// A strategy host joined: route its market data, fills, updates and refusals
 /// to it, and watch it.
 #[derive(Message, Clone)]
@@ -123,17 +157,6 @@ pub struct InstanceLeaving {
     pub id: StrategyId,
     /// True while it may only exit.
     pub leaving: bool,
-}
-
-/// Adds a market feed for symbols that joined (the feeds already running
-/// stay as they are: no gap for the existing symbols).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct AddMarketFeed {
-    /// The symbols it carries.
-    pub symbols: Vec<Symbol>,
-    /// The feed.
-    pub feed: mpsc::Receiver<MarketFeed>,
 }
 
 /// The store key of the last selection.
@@ -248,6 +271,8 @@ pub struct UniverseRoutes {
     pub risk: Addr<RiskGuard>,
     /// The order router.
     pub router: Addr<OrderRouter>,
+    /// The portfolio.
+    pub portfolio: Addr<crate::portfolio::Portfolio>,
     /// Market data.
     pub market: Addr<MarketData>,
     /// The supervisor.
@@ -282,9 +307,9 @@ pub struct Universe {
     first_refresh: Duration,
     /// Orders of leaving instances already asked to cancel.
     cancelled: BTreeSet<String>,
-    /// Symbols with a market feed (a symbol's feed outlives its membership,
-    /// so one that comes back needs no new subscription).
-    subscribed: BTreeSet<Symbol>,
+    /// Symbols streamed whatever the universe does (the configured ones);
+    /// the members' (leaving ones too) are streamed besides.
+    configured: BTreeSet<Symbol>,
     /// The futures feed, once attached ([`AttachFutures`]): told of every
     /// instance that starts or retires.
     futures: Option<Recipient<FuturesRoute>>,
@@ -317,8 +342,8 @@ pub struct UniverseStart {
     pub writer: StoreWriter,
     /// When the first refresh is due.
     pub first_refresh: Duration,
-    /// The symbols the market feed carries at start.
-    pub subscribed: BTreeSet<Symbol>,
+    /// The configured symbols (streamed whether members or not).
+    pub configured: BTreeSet<Symbol>,
 }
 
 impl Universe {
@@ -343,9 +368,15 @@ impl Universe {
             writer: start.writer,
             first_refresh: start.first_refresh,
             cancelled: BTreeSet::new(),
-            subscribed: start.subscribed,
+            configured: start.configured,
             futures: None,
         }
+    }
+
+    /// The symbols to stream: the configured ones, every instance's (a
+    /// leaving one's until it retires) and `joining`.
+    fn streamed(&self, joining: &[Symbol]) -> BTreeSet<Symbol> {
+        self.configured.iter().chain(self.members.keys()).chain(joining).cloned().collect()
     }
 
     fn refresh(&mut self, ctx: &mut Context<Self>) {
@@ -356,17 +387,42 @@ impl Universe {
         let (venue, rules, listed) = (self.venue.clone(), self.setup.rules.clone(), self.listed.clone());
         let (writer, clock) = (self.writer.clone(), self.clock.clone());
         let remember = async move {
-            let selection = select(&rules, &venue.universe_candidates().await?, &listed);
+            let candidates = venue.universe_candidates().await?;
+            let fresh = new_listings(&rules, &candidates, &listed, &venue).await;
+            let known: BTreeSet<Symbol> = listed.into_iter().chain(fresh.iter().map(|i| i.symbol.clone())).collect();
+            let selection = select(&rules, &candidates, &known);
             Remembered::of(&selection, clock.now_ms(), &rules).save(&writer).await;
-            Ok(selection)
+            Ok((selection, fresh))
         };
-        ctx.spawn(remember.into_actor(self).map(|result: Result<Selection, VenueError>, act, ctx| match result {
-            Ok(selection) => act.apply(selection, ctx),
+        ctx.spawn(remember.into_actor(self).map(|result: Result<_, VenueError>, act, ctx| match result {
+            Ok((selection, fresh)) => {
+                act.list(fresh);
+                act.apply(selection, ctx)
+            }
             Err(e) => {
                 act.busy = false;
                 tracing::warn!(error = %e, "universe refresh failed; the members stay as they are until the next one");
             }
         }));
+    }
+
+    /// Makes symbols the venue listed since the start known everywhere an
+    /// instrument must be, before any instance of theirs can order.
+    fn list(&mut self, fresh: Vec<Instrument>) {
+        if fresh.is_empty() {
+            return;
+        }
+        let names: Vec<&str> = fresh.iter().map(|i| i.symbol.as_str()).collect();
+        tracing::info!(symbols = %names.join(","), "universe: symbols listed since the start join the known instruments");
+        let msg = InstrumentsListed(fresh.clone());
+        self.routes.risk.do_send(msg.clone());
+        self.routes.router.do_send(msg.clone());
+        self.routes.portfolio.do_send(msg);
+        for i in fresh {
+            self.listed.insert(i.symbol.clone());
+            self.instruments.retain(|known| known.symbol != i.symbol);
+            self.instruments.push(i);
+        }
     }
 
     fn apply(&mut self, selection: Selection, ctx: &mut Context<Self>) {
@@ -476,23 +532,13 @@ impl Universe {
             }
         }
         let market = self.routes.market.clone();
-        // Symbols streamed already (configured, or members before) keep their feed.
-        let feed_symbols: Vec<Symbol> = symbols.iter().filter(|s| !self.subscribed.contains(*s)).cloned().collect();
-        self.subscribed.extend(feed_symbols.iter().cloned());
+        // One feed for the whole new set replaces the one running.
+        let streamed = self.streamed(&symbols);
         ctx.spawn(
             async move {
                 let patience = Patience::new(Duration::from_secs(30));
-                if !feed_symbols.is_empty() {
-                    match retrying(&patience, "subscribe to joining symbols", || {
-                        venue.subscribe_market(&feed_symbols, interval)
-                    })
-                    .await
-                    {
-                        Ok(feed) => market.do_send(AddMarketFeed { symbols: feed_symbols, feed }),
-                        Err(e) => {
-                            tracing::error!(symbols = ?feed_symbols, error = %e, "universe: no market data for joining symbols; their instances see no bars")
-                        }
-                    }
+                if market.send(StreamSymbols(streamed)).await.is_err() {
+                    tracing::error!("universe: market data is gone; the joining instances see no bars");
                 }
                 let mut warmed = Vec::new();
                 for (symbol, mut runner) in runners {
@@ -585,6 +631,8 @@ impl Universe {
             tracing::info!(strategy = %id, symbol = %symbol, "universe: instance retired (its symbol left and it is flat)");
             let _ = self.events.send(EngineEvent::UniverseInstanceRetired { strategy_id: id, symbol: symbol.clone() });
         }
+        // A retired symbol is no longer streamed.
+        self.routes.market.do_send(StreamSymbols(self.streamed(&[])));
     }
 }
 

@@ -13,6 +13,8 @@
   const TOKEN_KEY = 'keel.console.token';
   const MAX_FILLS = 200;
   const MAX_LOG = 100;
+  /** Most setup alerts the page keeps (the oldest go first). */
+  const MAX_SETUP_ALERTS = 50;
   const FINAL = new Set(['filled', 'canceled', 'rejected', 'expired']);
 
   const $ = (id) => document.getElementById(id);
@@ -409,6 +411,22 @@
     while (ul.children.length > MAX_LOG) ul.lastChild.remove();
   }
 
+  /** A scanner's setup alert as the table's row, placed by its time
+   *  (newest first); the table keeps the newest MAX_SETUP_ALERTS. Every
+   *  string from the engine goes in as text. */
+  function onSetupAlert(a) {
+    const values = Object.entries(a.values || {}).map(([k, v]) => `${k}=${v}`).join('  ');
+    const row = el('tr', { 'data-ts': a.ts_ms, 'data-condition': a.condition },
+      timeCell(a.ts_ms), el('td', {}, a.strategy_id), el('td', {}, a.symbol), el('td', {}, a.condition),
+      el('td', { class: 'wrap' }, a.message), el('td', { class: 'wrap' }, values));
+    const tbody = $('setup-alerts').tBodies[0];
+    const empty = tbody.querySelector('td.empty');
+    if (empty) tbody.replaceChildren();
+    const older = [...tbody.rows].find((r) => Number(r.dataset.ts) < Number(a.ts_ms));
+    tbody.insertBefore(row, older || null);
+    while (tbody.rows.length > MAX_SETUP_ALERTS) tbody.lastChild.remove();
+  }
+
   function renderAudit(records) {
     const items = records.map((r) => el('li', { class: r.ok ? '' : 'neg' },
       el('span', { class: 'mono', 'data-ts': r.ts, title: relative(r.ts) }, iso(r.ts)), ` ${r.action} by ${r.by}${r.remote ? ' (' + r.remote + ')' : ''}${r.detail ? ': ' + r.detail : ''}${r.ok ? '' : ' — failed'}`));
@@ -711,6 +729,9 @@
         pushLog('logs', el('li', { class: 'lvl-INFO' },
           `${iso(Date.now())} universe changed: joined ${(data.joined || []).join(', ') || 'none'}; left ${(data.left || []).join(', ') || 'none'}`));
         scheduleLight();
+        break;
+      case 'setup_alert':
+        onSetupAlert(data);
         break;
       case 'universe_retired':
         pushLog('logs', el('li', { class: 'lvl-INFO' }, `${iso(Date.now())} ${data.strategy_id} retired (${data.symbol} left the universe, flat)`));

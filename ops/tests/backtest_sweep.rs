@@ -504,3 +504,72 @@ fn bad_sweep_flags_fail_with_one_line_naming_the_flag() {
     let out = f.keel(&["backtest".into(), "--merge".into(), "x.csv".into(), "--data".into(), "BTCUSDT-1h.csv".into()]);
     assert!(stderr(&out).starts_with("keel: --merge combines result files: it takes no --data"), "{}", stderr(&out));
 }
+
+/// A `symbols = "universe"` template on two symbols' bars: `trend.PARAM`
+/// sweeps every instance, `trend@SYMBOL.PARAM` only that symbol's.
+const TEMPLATE: &str = r#"
+[universe]
+quote = "USDT"
+top_n = 2
+
+[balances]
+USDT = "100000"
+
+[risk]
+max_order_notional = "0"
+max_position_notional = "0"
+strategy_orders_per_second = 0
+strategy_orders_per_minute = 0
+global_orders_per_second = 0
+global_orders_per_minute = 0
+
+[[strategy]]
+id = "trend"
+kind = "sma_cross"
+symbols = "universe"
+params = { fast = 7, slow = 25, notional = "3000" }
+"#;
+
+/// The trades file's rows of one symbol, as lines.
+fn trades_of(text: &str, symbol: &str) -> Vec<String> {
+    let mut r = csv::Reader::from_reader(text.as_bytes());
+    let column = r.headers().unwrap().iter().position(|h| h == "symbol").unwrap();
+    r.records().map(|rec| rec.unwrap()).filter(|rec| &rec[column] == symbol).map(|rec| rec.iter().collect()).collect()
+}
+
+#[test]
+fn a_template_sweeps_all_instances_by_id_and_one_by_id_at_symbol() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_bars(&root.join("BTCUSDT-1h.csv"), 600, 42);
+    write_bars(&root.join("ETHUSDT-1h.csv"), 600, 7);
+    std::fs::write(root.join("config.toml"), TEMPLATE).unwrap();
+    let keel = |extra: &[&str]| -> Output {
+        let base = ["backtest", "--data", "BTCUSDT-1h.csv", "--data", "ETHUSDT-1h.csv", "--config", "config.toml"];
+        Command::new(env!("CARGO_BIN_EXE_keel")).args(base).args(extra).current_dir(root).output().unwrap()
+    };
+
+    let out = keel(&["--sweep", "trend.fast=3,5", "--sweep", "trend@ETHUSDT.slow=20,30", "--sweep-out", "r.csv"]);
+    ok(&out);
+    assert!(stderr(&out).contains("sweep: 4 combinations of"), "{}", stderr(&out));
+    let (_, rows) = read_csv(&std::fs::read_to_string(root.join("r.csv")).unwrap());
+    let params: Vec<(&str, &str)> = rows.iter().map(|r| (&r["trend.fast"][..], &r["trend@ETHUSDT.slow"][..])).collect();
+    assert_eq!(params, [("3", "20"), ("3", "30"), ("5", "20"), ("5", "30")]);
+    assert!(rows.iter().all(|r| r["skipped"].is_empty()), "{rows:?}");
+
+    // One combination's trades, from a sweep of one.
+    let trades = |fast: &str, slow: &str| -> String {
+        let name = format!("t-{fast}-{slow}.csv");
+        let (f, s) = (format!("trend.fast={fast}"), format!("trend@ETHUSDT.slow={slow}"));
+        ok(&keel(&["--sweep", &f, "--sweep", &s, "--trades", &name]));
+        std::fs::read_to_string(root.join(&name)).unwrap()
+    };
+    let (base, eth_slow, all_fast) = (trades("3", "20"), trades("3", "30"), trades("5", "20"));
+    for (symbol, id) in [("BTCUSDT", "trend@BTCUSDT"), ("ETHUSDT", "trend@ETHUSDT")] {
+        let rows = trades_of(&base, symbol);
+        assert!(!rows.is_empty() && rows.iter().all(|r| r.starts_with(id)), "{symbol} traded by {id}: {base}");
+        assert_ne!(rows, trades_of(&all_fast, symbol), "trend.fast changes {symbol}'s trades");
+    }
+    assert_eq!(trades_of(&base, "BTCUSDT"), trades_of(&eth_slow, "BTCUSDT"), "trend@ETHUSDT.slow leaves BTCUSDT alone");
+    assert_ne!(trades_of(&base, "ETHUSDT"), trades_of(&eth_slow, "ETHUSDT"), "trend@ETHUSDT.slow changes ETHUSDT");
+}

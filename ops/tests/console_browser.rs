@@ -942,3 +942,69 @@ async fn a_silent_engine_is_shown_lost_and_found_again_when_it_answers() {
     let (status, _) = keel.finish();
     assert!(status.success(), "keel stopped cleanly: {status}");
 }
+
+/// A `scanner` on BTCUSDT that alerts on every close beyond the last two
+/// bars (the paper market's bars come every few tens of ms), throttled to 1 ms.
+const SCANNER: &str = r#"
+[[strategy]]
+id = "scan"
+kind = "scanner"
+symbol = "BTCUSDT"
+params = { breakout_bars = 2, throttle = "1ms" }
+"#;
+
+/// The setup alerts table's rows: `[time, strategy, symbol, condition, message, values]` and `data-ts`.
+const ALERT_ROWS: &str = "[...document.querySelectorAll('#setup-alerts tbody tr[data-ts]')]\
+    .map((r) => [...r.cells].map((c) => c.textContent).concat([Number(r.dataset.ts), r.querySelectorAll('td *').length]))";
+
+#[actix_rt::test]
+async fn setup_alerts_show_newest_first_and_bounded() {
+    let Some((chromium, driver_path)) = browser() else { return };
+    std::env::set_var(TOKEN_ENV, TOKEN);
+    std::env::set_var(SECRET_ENV, SECRET);
+    let r = start(&format!(
+        "{BASE}{GRID}{SCANNER}\n[http]\nlisten = \"127.0.0.1:0\"\ntoken_env = \"{TOKEN_ENV}\"\nwebhook_secret_env = \"{SECRET_ENV}\"\n"
+    ))
+    .await;
+    let profile = tempfile::tempdir().expect("profile dir");
+    let driver = start_driver(&driver_path).await;
+    let c = session(&driver, &chromium, profile.path()).await;
+    open_console(&c, &r.base_url()).await;
+
+    until(&c, 30, "a setup alert on the page", &format!("{ALERT_ROWS}.length >= 3")).await;
+    let rows = c.execute(&format!("return {ALERT_ROWS};"), vec![]).await.expect("rows");
+    let rows = rows.as_array().cloned().unwrap_or_default();
+    for row in &rows {
+        let cell = |i: usize| row[i].as_str().unwrap_or_default();
+        let ts = row[6].as_i64().expect("data-ts");
+        let when = chrono::DateTime::from_timestamp_millis(ts).expect("a time").format("%Y-%m-%dT%H:%M:%SZ");
+        assert_eq!(cell(0), when.to_string(), "the time cell is the alert's ts_ms: {row}");
+        assert_eq!((cell(1), cell(2)), ("scan", "BTCUSDT"), "{row}");
+        let side = match cell(3) {
+            "breakout_high" => "above the high",
+            "breakout_low" => "below the low",
+            other => panic!("condition {other}: {row}"),
+        };
+        assert!(cell(4).starts_with("BTCUSDT closed at ") && cell(4).contains(side), "the message: {row}");
+        for name in ["close=", "level=", "bars=2"] {
+            assert!(cell(5).contains(name), "the values carry {name}: {row}");
+        }
+        assert_eq!(row[7], 0, "cells hold text only: {row}");
+    }
+    let times: Vec<i64> = rows.iter().filter_map(|r| r[6].as_i64()).collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first: {times:?}");
+
+    // Past 50 the oldest go: a newer alert arrives and the table stays at 50.
+    until(&c, 60, "50 setup alerts", &format!("{ALERT_ROWS}.length === 50")).await;
+    let newest = c.execute(&format!("return {ALERT_ROWS}[0][6];"), vec![]).await.expect("newest");
+    until(&c, 30, "a newer alert at the top", &format!("{ALERT_ROWS}[0][6] > {newest}")).await;
+    let n = c.execute(&format!("return {ALERT_ROWS}.length;"), vec![]).await.expect("count");
+    assert_eq!(n, 50, "bounded at 50");
+    screenshot(&c, "setup-alerts").await;
+
+    let log = browser_log(&driver, &c).await;
+    assert_eq!(errors(&log, &[]), Vec::<String>::new(), "console errors");
+    let _ = c.close().await;
+    drop(driver);
+    r.stop().await;
+}

@@ -487,3 +487,195 @@ async fn on_paper_the_members_are_configured_symbols_and_gross_exposure_spans_in
     built.stop().await;
     store.flush().unwrap();
 }
+
+/// Records the open time of every live bar it is given, by symbol.
+struct BarLog {
+    symbol: Symbol,
+    bars: Arc<std::sync::Mutex<BTreeMap<Symbol, Vec<i64>>>>,
+}
+
+impl keel_core::strategy::Strategy for BarLog {
+    fn kind(&self) -> &'static str {
+        "bar_log"
+    }
+
+    fn symbols(&self) -> Vec<Symbol> {
+        vec![self.symbol.clone()]
+    }
+
+    fn on_bar(&mut self, bar: &keel_core::market::Bar, _ctx: &mut keel_core::strategy::StrategyCtx<'_>) {
+        let mut bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
+        bars.entry(bar.symbol.clone()).or_default().push(bar.open_time);
+    }
+}
+
+/// Three refreshes that each swap a member: the sandbox sees one market
+/// connection at the end (the feed for the new set replaces the old one; a
+/// retired symbol is dropped from it), and every member still gets bars.
+#[actix_rt::test]
+async fn churning_refreshes_keep_one_market_connection_and_every_member_gets_bars() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::parse(CONFIG).expect("config");
+    config.engine.data_dir = dir.path().join("data");
+    let store: SharedStore = Arc::new(SledStore::open(&config.engine.data_dir).unwrap());
+    let built = ops::venues::build(&config, Some(store.as_ref())).await.expect("venue");
+    let clock: SharedClock = Arc::new(SystemClock);
+    let mut setup = ops::cmd_run::engine_setup(&config, store.clone(), built.venue.clone(), clock).expect("setup");
+    let bars: Arc<std::sync::Mutex<BTreeMap<Symbol, Vec<i64>>>> = Arc::default();
+    let log = bars.clone();
+    setup.universe.as_mut().expect("a universe").build = Arc::new(move |cfg: &keel_core::config::StrategyConfig| {
+        Ok(Box::new(BarLog { symbol: Symbol::new(&cfg.symbol), bars: log.clone() })
+            as Box<dyn keel_core::strategy::Strategy>)
+    });
+    let handle = start_engine(setup).await.expect("engine starts");
+    let mut seen = Seen { rx: handle.subscribe(), all: Vec::new() };
+    let sandbox = built.sandbox.as_ref().expect("embedded sandbox").handle();
+    let opened_at_start = sandbox.faults.market_connections_opened();
+
+    let mut boosted = BTreeSet::new();
+    for round in 0..3 {
+        let members = handle.universe().await.unwrap().unwrap().members;
+        let rising = built
+            .venue
+            .universe_candidates()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|c| !members.contains(&c.symbol) && c.quote_asset == "USDT" && !boosted.contains(&c.symbol))
+            .max_by_key(|c| c.quote_volume)
+            .map(|c| c.symbol)
+            .unwrap();
+        assert!(sandbox.market.set_volume_scale(rising.as_str(), 1000.0));
+        boosted.insert(rising.clone());
+        let change = seen
+            .until(
+                &format!("{rising} joining (round {round})"),
+                |e| matches!(e, EngineEvent::UniverseChanged { joined, .. } if joined.contains(&rising)),
+            )
+            .await;
+        let EngineEvent::UniverseChanged { left, .. } = change else { unreachable!() };
+        assert_eq!(left.len(), 1, "{left:?}");
+        let gone = instance(&left[0]);
+        seen.until(
+            &format!("{gone} retiring"),
+            |e| matches!(e, EngineEvent::UniverseInstanceRetired { strategy_id, .. } if strategy_id.as_str() == gone),
+        )
+        .await;
+    }
+
+    // Each join and each retirement took a feed for the new set; the old ones closed.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while sandbox.faults.market_connections() != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "{} market connections open after 3 churns (opened {} since the start)",
+            sandbox.faults.market_connections(),
+            sandbox.faults.market_connections_opened() - opened_at_start
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let swaps = sandbox.faults.market_connections_opened() - opened_at_start;
+    assert!((3..=12).contains(&swaps), "a feed per change of the set, and no more: {swaps}");
+
+    // Every member gets bars on the one connection.
+    let members = handle.universe().await.unwrap().unwrap().members;
+    assert_eq!(members.len(), 5);
+    let before: BTreeMap<Symbol, usize> = {
+        let bars = bars.lock().unwrap();
+        members.iter().map(|m| (m.clone(), bars.get(m).map_or(0, Vec::len))).collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let fresh: Vec<&Symbol> = {
+            let bars = bars.lock().unwrap();
+            members.iter().filter(|m| bars.get(*m).map_or(0, Vec::len) > before[*m]).collect()
+        };
+        if fresh.len() == members.len() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {fresh:?} of {members:?} got a bar after the churn");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (symbol, times) in bars.lock().unwrap().iter() {
+        assert!(times.windows(2).all(|w| w[0] < w[1]), "{symbol}'s bars once each, in order: {times:?}");
+    }
+    assert_eq!(sandbox.faults.market_connections(), 1);
+
+    handle.shutdown(Duration::from_millis(200)).await;
+    built.stop().await;
+    store.flush().unwrap();
+}
+
+/// A pair the venue lists while Keel runs, trading more than any member,
+/// joins at the next refresh without a restart: its filters come from the
+/// venue, its instance trades it, `keel state` shows the position and a
+/// flatten sells it.
+#[actix_rt::test]
+async fn a_symbol_listed_after_the_start_joins_trades_and_is_flattened() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::parse(CONFIG).expect("config");
+    config.engine.data_dir = dir.path().join("data");
+    let store: SharedStore = Arc::new(SledStore::open(&config.engine.data_dir).unwrap());
+    let built = ops::venues::build(&config, Some(store.as_ref())).await.expect("venue");
+    let clock: SharedClock = Arc::new(SystemClock);
+    let setup = ops::cmd_run::engine_setup(&config, store.clone(), built.venue.clone(), clock).expect("setup");
+    let handle = start_engine(setup).await.expect("engine starts");
+    let mut seen = Seen { rx: handle.subscribe(), all: Vec::new() };
+    let sandbox = built.sandbox.as_ref().expect("embedded sandbox").handle();
+
+    let new = Symbol::new("NEWUSDT");
+    assert!(!handle.universe().await.unwrap().unwrap().members.contains(&new));
+    let listing: keel_core::config::SymbolConfig = toml::from_str(
+        "symbol = \"NEWUSDT\"\nbase = \"NEW\"\nquote = \"USDT\"\ntick_size = \"0.0001\"\nstep_size = \"0.01\"\n\
+         min_qty = \"0.01\"\nmin_notional = \"5\"\nstart_price = \"2\"\nvolatility = 0.5\nseed = 11\ntouch_qty = \"100000\"\n",
+    )
+    .expect("a symbol block");
+    assert!(sandbox.market.list_symbol(&listing, 1e7), "listed");
+
+    seen.until(
+        "NEWUSDT joining",
+        |e| matches!(e, EngineEvent::UniverseChanged { joined, .. } if joined.contains(&new)),
+    )
+    .await;
+    let id = instance(&new);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !handle.strategy_ids().iter().any(|s| s.as_str() == id) || handle.prices().get("NEWUSDT").is_none() {
+        assert!(Instant::now() < deadline, "no instance or no price for NEWUSDT: {:?}", handle.strategy_ids());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let price = handle.prices().get("NEWUSDT").unwrap().price;
+    let qty = keel_core::instrument::floor_to_step(Decimal::from(150) / price, Decimal::new(1, 2));
+    let buy = Signal { symbol: new.clone(), action: SignalAction::Buy, qty: Some(qty) };
+    handle.signal(&id, buy).await.unwrap();
+    seen.until(
+        "a buy fill of hook@NEWUSDT",
+        |e| matches!(e, EngineEvent::Fill(f) if f.strategy_id.as_str() == id && f.side == Side::Buy),
+    )
+    .await;
+
+    // `keel state` shows the holding; the portfolio values it.
+    let state = ops::cmd_state::report(store.as_ref(), &config).expect("state");
+    let row = state.positions.iter().find(|p| p.symbol == "NEWUSDT").expect("a NEWUSDT position in keel state");
+    assert!(row.qty.parse::<Decimal>().unwrap() > Decimal::ZERO, "{}", row.qty);
+    let portfolio = handle.portfolio().await.unwrap();
+    let held = portfolio.positions.iter().find(|p| p.position.symbol == new).expect("in the portfolio");
+    assert!(held.position.qty > Decimal::ZERO);
+
+    // A flatten of everything covers it, once the venue reported the NEW it
+    // holds (the guard sells what the venue says is there, not more).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while handle.portfolio().await.unwrap().balances.free("NEW").is_zero() {
+        assert!(Instant::now() < deadline, "the venue never reported the NEW bought");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    handle.flatten(None).await.unwrap();
+    seen.until(
+        "the flatten selling NEWUSDT",
+        |e| matches!(e, EngineEvent::Fill(f) if f.symbol == new && f.side == Side::Sell),
+    )
+    .await;
+
+    handle.shutdown(Duration::from_millis(200)).await;
+    built.stop().await;
+    store.flush().unwrap();
+}

@@ -234,6 +234,9 @@ pub(crate) async fn run_market(
                 tokio::pin!(deadline);
                 loop {
                     let msg = tokio::select! {
+                        // The engine dropped this feed (it streams its symbols on a newer
+                        // connection): close now, not at the next message.
+                        _ = run.tx.closed() => return,
                         _ = &mut deadline => break "proactive reconnect before the 24 h limit".to_string(),
                         m = tokio::time::timeout(IDLE_TIMEOUT, ws.next()) => m,
                     };

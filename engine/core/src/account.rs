@@ -145,6 +145,12 @@ impl Assets {
         Self(instruments.iter().map(|i| (i.symbol.clone(), (i.base_asset.clone(), i.quote_asset.clone()))).collect())
     }
 
+    /// Adds (or updates) one instrument's assets: a symbol listed while the
+    /// engine runs.
+    pub fn add(&mut self, instrument: &Instrument) {
+        self.0.insert(instrument.symbol.clone(), (instrument.base_asset.clone(), instrument.quote_asset.clone()));
+    }
+
     /// Base and quote of a fill's symbol (empty when unknown).
     pub fn of_fill(&self, fill: &Fill) -> (String, String) {
         let (base, quote) = self.legs(fill);
@@ -165,7 +171,6 @@ impl Assets {
 #[derive(Debug)]
 pub struct AccountWriter {
     shared: Arc<RwLock<Live>>,
-    assets: Assets,
 }
 
 /// What the running account holds: the positions the fills made and the
@@ -174,13 +179,21 @@ pub struct AccountWriter {
 struct Live {
     account: Account,
     balances: Option<Balances>,
+    /// The traded symbols' assets: one copy, which a symbol listed while the
+    /// engine runs is added to ([`AccountWriter::add_instrument`]).
+    assets: Assets,
 }
 
 impl AccountWriter {
     /// The writer of `account` (as brought forward at start), valuing
     /// commissions with `assets`.
     pub fn new(account: Account, assets: Assets) -> Self {
-        Self { shared: Arc::new(RwLock::new(Live { account, balances: None })), assets }
+        Self { shared: Arc::new(RwLock::new(Live { account, balances: None, assets })) }
+    }
+
+    /// Values the fills of a symbol listed while the engine runs.
+    pub fn add_instrument(&self, instrument: &Instrument) {
+        self.write().assets.add(instrument);
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Live> {
@@ -208,8 +221,9 @@ impl AccountWriter {
     /// fees), or `None` when its amounts would overflow (no real account:
     /// not applied, and the caller says so).
     pub fn apply(&self, fill: &Fill) -> Option<Decimal> {
-        let (base, quote) = self.assets.legs(fill);
-        let mut live = self.write();
+        let mut guard = self.write();
+        let live = &mut *guard;
+        let (base, quote) = live.assets.legs(fill);
         let account = &mut live.account;
         let own = account.strategies.get(&fill.strategy_id).and_then(|book| book.get(&fill.symbol));
         if account.position(&fill.symbol).is_some_and(|p| !p.fits(fill))
@@ -236,7 +250,7 @@ impl AccountWriter {
     /// An independent writer starting from a copy of this account.
     pub fn fork(&self) -> Self {
         let view = self.view();
-        let fork = Self::new(view.snapshot(), self.assets.clone());
+        let fork = Self::new(view.snapshot(), view.assets());
         fork.write().balances = view.with_balances(|b| b.cloned());
         fork
     }
@@ -249,6 +263,11 @@ pub struct AccountView {
 }
 
 impl AccountView {
+    /// The traded symbols' assets (those listed while running included).
+    pub fn assets(&self) -> Assets {
+        self.shared.read().unwrap_or_else(PoisonError::into_inner).assets.clone()
+    }
+
     fn read<T>(&self, f: impl FnOnce(&Account) -> T) -> T {
         f(&self.shared.read().unwrap_or_else(PoisonError::into_inner).account)
     }

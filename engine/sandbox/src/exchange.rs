@@ -742,6 +742,31 @@ impl ExchangeState {
         true
     }
 
+    /// Lists a new symbol now (a venue listing a pair while clients run):
+    /// its market starts at the next tick, with no history before it and its
+    /// volume multiplied by `volume_scale`. False when it is listed already.
+    pub fn list_symbol(&mut self, cfg: &SymbolConfig, volume_scale: f64) -> bool {
+        let symbol = Symbol::new(&cfg.symbol);
+        if self.syms.contains_key(&symbol) {
+            return false;
+        }
+        let inst = cfg.instrument();
+        self.core.add_instrument(inst.clone());
+        let state = SymState {
+            gen: PriceGen::new(&cfg.price_path(), inst.tick_size),
+            replay: None,
+            cfg: cfg.clone(),
+            builder: BarBuilder::new(symbol.clone(), BAR_MS),
+            history: Vec::new(),
+            tape: Tape::default(),
+            depth: DepthBook::new(0),
+            volume_wave: None,
+            volume_scale: volume_scale.max(0.0),
+        };
+        self.syms.insert(symbol, state);
+        true
+    }
+
     /// Multiplies a simulated symbol's traded volume from now on (1 undoes
     /// it). False for an unknown symbol.
     pub fn set_volume_scale(&mut self, symbol: &str, scale: f64) -> bool {

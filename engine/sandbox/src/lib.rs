@@ -487,6 +487,23 @@ pub struct FaultControl {
     weight_total: Arc<AtomicU64>,
     futures_streams: Arc<Mutex<BTreeMap<u64, Vec<String>>>>,
     futures_stream_ids: Arc<AtomicU64>,
+    market_conns: Arc<MarketConns>,
+}
+
+/// Market stream connections: open now, and opened since the start.
+#[derive(Default)]
+struct MarketConns {
+    open: AtomicU64,
+    opened: AtomicU64,
+}
+
+/// Counts one market stream connection as open until it is dropped.
+pub(crate) struct MarketConnGuard(Arc<MarketConns>);
+
+impl Drop for MarketConnGuard {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl FaultControl {
@@ -508,6 +525,7 @@ impl FaultControl {
             weight_total: Arc::new(AtomicU64::new(0)),
             futures_streams: Arc::new(Mutex::new(BTreeMap::new())),
             futures_stream_ids: Arc::new(AtomicU64::new(0)),
+            market_conns: Arc::new(MarketConns::default()),
         }
     }
 
@@ -525,6 +543,24 @@ impl FaultControl {
         let id = self.futures_stream_ids.fetch_add(1, Ordering::Relaxed);
         self.futures_streams.lock().unwrap_or_else(|p| p.into_inner()).insert(id, streams.to_vec());
         FuturesStreamGuard { id, streams: self.futures_streams.clone() }
+    }
+
+    /// Market stream connections (`/ws…`, `/stream…`) open now: a client
+    /// whose connections multiply as its symbols change shows here.
+    pub fn market_connections(&self) -> u64 {
+        self.market_conns.open.load(Ordering::Relaxed)
+    }
+
+    /// Market stream connections opened since the sandbox started.
+    pub fn market_connections_opened(&self) -> u64 {
+        self.market_conns.opened.load(Ordering::Relaxed)
+    }
+
+    /// Counts a market stream connection open for the guard's life.
+    pub(crate) fn market_connection(&self) -> MarketConnGuard {
+        self.market_conns.open.fetch_add(1, Ordering::Relaxed);
+        self.market_conns.opened.fetch_add(1, Ordering::Relaxed);
+        MarketConnGuard(self.market_conns.clone())
     }
 
     /// REST request weight charged since the sandbox started, over every
@@ -781,6 +817,14 @@ impl MarketControl {
     /// undoes it. False for an unknown symbol.
     pub fn set_volume_scale(&self, symbol: &str, scale: f64) -> bool {
         self.ex.lock().set_volume_scale(symbol, scale)
+    }
+
+    /// Lists a new spot pair while the sandbox runs (status `TRADING`, spot
+    /// permission), its traded volume multiplied by `volume_scale`; it is in
+    /// `exchangeInfo`, the tickers and the streams from the next tick. False
+    /// when the symbol is listed already.
+    pub fn list_symbol(&self, symbol: &SymbolConfig, volume_scale: f64) -> bool {
+        self.ex.lock().list_symbol(symbol, volume_scale)
     }
 
     /// Closed 1m bars of a symbol (oldest first).

@@ -117,6 +117,7 @@ fn payload_for(stream: &str, msg: &MarketMsg, aggs: &mut HashMap<String, Agg>, n
 }
 
 async fn market_conn(app: Arc<App>, mut socket: WebSocket, mut streams: Vec<String>, mut combined: bool) {
+    let _counted = app.faults.market_connection();
     let mut market = app.ex.market_tx.subscribe();
     let mut cmds = app.faults.subscribe();
     let mut aggs: HashMap<String, Agg> = HashMap::new();

@@ -115,7 +115,8 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<()> {
     }
 
     let setup = Setup::read(args)?;
-    let grid = Grid::resolve(&specs, &setup.strategies, &setup.config.strategies).map_err(anyhow::Error::msg)?;
+    let configured = setup.config.strategies.clone();
+    let grid = Grid::resolve(&specs, &setup.strategies, &configured).map_err(anyhow::Error::msg)?;
     let fingerprint = fingerprint(args, &setup, &grid)?;
     // With --split, the setup is kept to load the out-of-sample bars later.
     let (prepared, setup) = match &split {
@@ -128,6 +129,8 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<()> {
         }
         None => (setup.load(args)?, None),
     };
+    // Again on the loaded blocks: a template is now one instance per symbol.
+    let grid = Grid::resolve(&specs, &prepared.strategies, &configured).map_err(anyhow::Error::msg)?;
 
     let combinations: Vec<usize> = (0..grid.len()).filter(|c| shard.has(*c)).collect();
     let shard_note = if shard == Shard::WHOLE { String::new() } else { format!(" (shard {shard} of {})", grid.len()) };
@@ -165,6 +168,7 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<()> {
         let out_of_sample = setup
             .load(&split.out_of_sample)
             .with_context(|| format!("--split `{}`: the bars from it on", split.text))?;
+        let grid = Grid::resolve(&specs, &out_of_sample.strategies, &configured).map_err(anyhow::Error::msg)?;
         let slots = build_strategies(&grid.blocks(best.combination, &out_of_sample.strategies))?;
         let result = out_of_sample.run(slots, |_| {});
         println!(

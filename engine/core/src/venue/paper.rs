@@ -172,6 +172,8 @@ impl PaperVenue {
     pub async fn tick(&self) {
         let (market, user) = {
             let mut st = self.lock();
+            // A feed the engine dropped (it took a newer one) gets nothing more.
+            st.market_subs.retain(|(_, tx)| !tx.is_closed());
             let (events, executions) = st.advance();
             let market: Vec<(mpsc::Sender<MarketFeed>, MarketFeed)> = events
                 .into_iter()

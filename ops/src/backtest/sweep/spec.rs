@@ -120,6 +120,12 @@ fn parse_values(text: &str) -> Result<Vec<Decimal>, String> {
     Ok(values)
 }
 
+/// The id a flag addresses a block by: a template instance's `ID@SYMBOL`
+/// answers to its template's `ID`, every other block to its own id.
+fn template_id(block: &StrategyConfig) -> &str {
+    block.id.strip_suffix(block.symbol.as_str()).and_then(|t| t.strip_suffix('@')).unwrap_or(&block.id)
+}
+
 /// One swept parameter, checked against the strategies that run.
 #[derive(Debug, Clone)]
 pub struct Axis {
@@ -162,6 +168,8 @@ pub struct Grid {
 impl Grid {
     /// Checks the specs against the strategy blocks that run (`run`) and the
     /// whole config (`configured`, to tell a paused strategy from a typo).
+    /// Before the data is loaded `run` may hold templates, which any
+    /// `ID@SYMBOL` fits; resolve again on the instances the data gives.
     pub fn resolve(
         specs: &[Spec],
         run: &[(usize, StrategyConfig)],
@@ -171,7 +179,7 @@ impl Grid {
         for spec in specs {
             let fail = |why: String| format!("--sweep `{}`: {why}", spec.text);
             let with_id: Vec<usize> =
-                run.iter().enumerate().filter(|(_, (_, c))| c.id == spec.id).map(|(i, _)| i).collect();
+                run.iter().enumerate().filter(|(_, (_, c))| template_id(c) == spec.id).map(|(i, _)| i).collect();
             if with_id.is_empty() {
                 let running: Vec<&str> = run.iter().map(|(_, c)| c.id.as_str()).collect();
                 return Err(fail(if configured.iter().any(|c| c.id == spec.id) {
@@ -181,7 +189,10 @@ impl Grid {
                 }));
             }
             let targets: Vec<usize> = match &spec.symbol {
-                Some(symbol) => with_id.iter().copied().filter(|i| run[*i].1.symbol == *symbol).collect(),
+                // A template not yet expanded may run on any symbol.
+                Some(symbol) => {
+                    with_id.iter().copied().filter(|i| run[*i].1.is_template() || run[*i].1.symbol == *symbol).collect()
+                }
                 None => with_id.clone(),
             };
             if targets.is_empty() {
@@ -365,6 +376,25 @@ mod tests {
         let bb = vec![(0, StrategyConfig { params: toml::Table::new(), ..block("b", "bollinger_breakout", "X") })];
         let grid = Grid::resolve(&[parse("b.k=1.5,2").unwrap()], &bb, &[]).unwrap();
         assert_eq!(grid.blocks(0, &bb)[0].1.params["k"], toml::Value::Float(1.5), "numbers as floats");
+    }
+
+    #[test]
+    fn a_template_answers_to_its_id_before_and_after_expansion() {
+        let template = StrategyConfig { symbols: Some("universe".into()), ..block("t", "sma_cross", "") };
+        let specs: Vec<Spec> = ["t.fast=2,4", "t@ETHUSDT.qty=0.5"].iter().map(|t| parse(t).unwrap()).collect();
+        let before = Grid::resolve(&specs, &[(0, template.clone())], &[]).unwrap();
+        assert_eq!(before.axes[1].targets, [0], "any symbol fits a template not yet expanded");
+
+        let run = vec![(0, template.instance("BTCUSDT")), (0, template.instance("ETHUSDT"))];
+        let grid = Grid::resolve(&specs, &run, &[]).unwrap();
+        assert_eq!((&grid.axes[0].targets[..], &grid.axes[1].targets[..]), (&[0, 1][..], &[1][..]));
+        let blocks = grid.blocks(1, &run);
+        assert_eq!(blocks[0].1.params["fast"], toml::Value::Integer(4));
+        assert_eq!(blocks[1].1.params["fast"], toml::Value::Integer(4), "t.fast sets t@BTCUSDT and t@ETHUSDT");
+        assert_eq!(blocks[0].1.params["qty"], toml::Value::String("1".into()));
+        assert_eq!(blocks[1].1.params["qty"], toml::Value::String("0.5".into()));
+        let err = Grid::resolve(&[parse("t@XRPUSDT.fast=1").unwrap()], &run, &[]).unwrap_err();
+        assert!(err.contains("strategy `t` does not trade XRPUSDT (it trades BTCUSDT, ETHUSDT)"), "{err}");
     }
 
     #[test]
