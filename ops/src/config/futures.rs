@@ -97,18 +97,7 @@ mod tests {
 
     use super::*;
 
-    const SYMBOL: &str = r#"
-[[symbol]]
-symbol = "BTCUSDT"
-base = "BTC"
-quote = "USDT"
-tick_size = "0.01"
-step_size = "0.00001"
-min_notional = "5"
-start_price = "60000"
-volatility = 0.6
-touch_qty = "2"
-"#;
+    const SYMBOL: &str = crate::config::btc_symbol_toml!();
 
     #[test]
     fn absent_is_today_s_feed_and_every_key_is_read() {

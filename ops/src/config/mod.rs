@@ -657,5 +657,27 @@ fn toml_error(text: &str, e: toml::de::Error) -> ConfigError {
     ConfigError::new(key, message)
 }
 
+/// The one `[[symbol]]` block (BTCUSDT) the config unit tests build on, as
+/// a literal so tests can `concat!` their own sections after it.
+#[cfg(test)]
+macro_rules! btc_symbol_toml {
+    () => {
+        r#"
+[[symbol]]
+symbol = "BTCUSDT"
+base = "BTC"
+quote = "USDT"
+tick_size = "0.01"
+step_size = "0.00001"
+min_notional = "5"
+start_price = "60000"
+volatility = 0.6
+touch_qty = "2"
+"#
+    };
+}
+#[cfg(test)]
+pub(crate) use btc_symbol_toml;
+
 #[cfg(test)]
 mod tests;

@@ -1,23 +1,15 @@
 use super::*;
 
-const BASE: &str = r#"
-[[symbol]]
-symbol = "BTCUSDT"
-base = "BTC"
-quote = "USDT"
-tick_size = "0.01"
-step_size = "0.00001"
-min_notional = "5"
-start_price = "60000"
-volatility = 0.6
-touch_qty = "2"
-
+const BASE: &str = concat!(
+    super::btc_symbol_toml!(),
+    r#"
 [[strategy]]
 id = "a"
 kind = "sma_cross"
 symbol = "BTCUSDT"
 params = { fast = 5, slow = 20, qty = "0.01" }
-"#;
+"#
+);
 
 #[test]
 fn base_config_parses() {

@@ -117,18 +117,7 @@ pub fn validate_strategy_symbols(
 mod tests {
     use crate::config::Config;
 
-    const SYMBOL: &str = r#"
-[[symbol]]
-symbol = "BTCUSDT"
-base = "BTC"
-quote = "USDT"
-tick_size = "0.01"
-step_size = "0.00001"
-min_notional = "5"
-start_price = "60000"
-volatility = 0.6
-touch_qty = "2"
-"#;
+    const SYMBOL: &str = crate::config::btc_symbol_toml!();
 
     const UNIVERSE: &str = r#"
 [universe]
