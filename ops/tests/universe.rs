@@ -84,15 +84,30 @@ fn instance(symbol: &Symbol) -> String {
     format!("hook@{symbol}")
 }
 
-#[actix_rt::test]
-async fn a_refresh_adds_the_rising_symbol_and_retires_the_dropped_one_once_flat() {
+/// An engine about to start on the embedded sandbox of `text`: its store in
+/// a temp dir, its venue built, its setup ready to adjust and start.
+struct Embedded {
+    _dir: tempfile::TempDir,
+    config: Config,
+    store: SharedStore,
+    built: ops::venues::BuiltVenue,
+    setup: actors::EngineSetup,
+}
+
+async fn embedded(text: &str) -> Embedded {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::parse(CONFIG).expect("config");
+    let mut config = Config::parse(text).expect("config");
     config.engine.data_dir = dir.path().join("data");
     let store: SharedStore = Arc::new(SledStore::open(&config.engine.data_dir).unwrap());
     let built = ops::venues::build(&config, Some(store.as_ref())).await.expect("venue");
     let clock: SharedClock = Arc::new(SystemClock);
     let setup = ops::cmd_run::engine_setup(&config, store.clone(), built.venue.clone(), clock).expect("setup");
+    Embedded { _dir: dir, config, store, built, setup }
+}
+
+#[actix_rt::test]
+async fn a_refresh_adds_the_rising_symbol_and_retires_the_dropped_one_once_flat() {
+    let Embedded { _dir, config: _, store, built, setup } = embedded(CONFIG).await;
     let handle = start_engine(setup).await.expect("engine starts");
     let mut seen = Seen { rx: handle.subscribe(), all: Vec::new() };
     let market = built.sandbox.as_ref().expect("embedded sandbox").handle().market.clone();
@@ -354,13 +369,8 @@ async fn cancel_orders_on_leave_cancels_the_leaving_instance_s_orders_only() {
 }
 
 async fn resting_buy_of_a_leaving_symbol_is_cancelled(cancel_orders_on_leave: bool) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::parse(&CONFIG.replace("[risk]\n", "[risk]\nprice_band_pct = \"30\"\n")).expect("config");
-    config.engine.data_dir = dir.path().join("data");
-    let store: SharedStore = Arc::new(SledStore::open(&config.engine.data_dir).unwrap());
-    let built = ops::venues::build(&config, Some(store.as_ref())).await.expect("venue");
-    let clock: SharedClock = Arc::new(SystemClock);
-    let mut setup = ops::cmd_run::engine_setup(&config, store.clone(), built.venue.clone(), clock).expect("setup");
+    let Embedded { _dir, config: _, store, built, mut setup } =
+        embedded(&CONFIG.replace("[risk]\n", "[risk]\nprice_band_pct = \"30\"\n")).await;
     let universe = setup.universe.as_mut().expect("a universe");
     universe.cancel_orders_on_leave = cancel_orders_on_leave;
     universe.build = Arc::new(|cfg: &keel_core::config::StrategyConfig| {
@@ -447,13 +457,7 @@ async fn on_paper_the_members_are_configured_symbols_and_gross_exposure_spans_in
     let text = text
         .replace("[sandbox]\nsynthetic_symbols = 30\n", "")
         .replace("max_gross_exposure = \"100000\"", "max_gross_exposure = \"1500\"");
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::parse(&text).expect("config");
-    config.engine.data_dir = dir.path().join("data");
-    let store: SharedStore = Arc::new(SledStore::open(&config.engine.data_dir).unwrap());
-    let built = ops::venues::build(&config, Some(store.as_ref())).await.expect("venue");
-    let clock: SharedClock = Arc::new(SystemClock);
-    let setup = ops::cmd_run::engine_setup(&config, store.clone(), built.venue.clone(), clock).expect("setup");
+    let Embedded { _dir, config: _, store, built, setup } = embedded(&text).await;
     let handle = start_engine(setup).await.expect("engine starts");
     let members = handle.universe().await.unwrap().unwrap().members;
     assert_eq!(members.len(), 2, "{members:?}");
@@ -514,13 +518,7 @@ impl keel_core::strategy::Strategy for BarLog {
 /// retired symbol is dropped from it), and every member still gets bars.
 #[actix_rt::test]
 async fn churning_refreshes_keep_one_market_connection_and_every_member_gets_bars() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::parse(CONFIG).expect("config");
-    config.engine.data_dir = dir.path().join("data");
-    let store: SharedStore = Arc::new(SledStore::open(&config.engine.data_dir).unwrap());
-    let built = ops::venues::build(&config, Some(store.as_ref())).await.expect("venue");
-    let clock: SharedClock = Arc::new(SystemClock);
-    let mut setup = ops::cmd_run::engine_setup(&config, store.clone(), built.venue.clone(), clock).expect("setup");
+    let Embedded { _dir, config: _, store, built, mut setup } = embedded(CONFIG).await;
     let bars: Arc<std::sync::Mutex<BTreeMap<Symbol, Vec<i64>>>> = Arc::default();
     let log = bars.clone();
     setup.universe.as_mut().expect("a universe").build = Arc::new(move |cfg: &keel_core::config::StrategyConfig| {
@@ -612,13 +610,7 @@ async fn churning_refreshes_keep_one_market_connection_and_every_member_gets_bar
 /// flatten sells it.
 #[actix_rt::test]
 async fn a_symbol_listed_after_the_start_joins_trades_and_is_flattened() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::parse(CONFIG).expect("config");
-    config.engine.data_dir = dir.path().join("data");
-    let store: SharedStore = Arc::new(SledStore::open(&config.engine.data_dir).unwrap());
-    let built = ops::venues::build(&config, Some(store.as_ref())).await.expect("venue");
-    let clock: SharedClock = Arc::new(SystemClock);
-    let setup = ops::cmd_run::engine_setup(&config, store.clone(), built.venue.clone(), clock).expect("setup");
+    let Embedded { _dir, config, store, built, setup } = embedded(CONFIG).await;
     let handle = start_engine(setup).await.expect("engine starts");
     let mut seen = Seen { rx: handle.subscribe(), all: Vec::new() };
     let sandbox = built.sandbox.as_ref().expect("embedded sandbox").handle();
