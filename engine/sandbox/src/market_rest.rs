@@ -159,6 +159,10 @@ pub(crate) fn klines(app: &App, p: &Params) -> Result<Value, Reject> {
     if !real_time && agg.last().is_some_and(|(b, _)| last_closed.is_some_and(|l| l < b.close_time)) {
         agg.pop();
     }
+    // Older than the live window: the deterministic past (the same in
+    // every run), so a download of any past range is reproducible.
+    let sym = app.cfg.symbols.iter().find(|s| s.symbol == symbol);
+    let agg = super::history::with_history(sym, &app.cfg.archive, interval, start, end, limit, agg);
     let inside =
         agg.into_iter().filter(|(b, _)| start.is_none_or(|s| b.open_time >= s) && end.is_none_or(|e| b.open_time <= e));
     let inside: Vec<(Bar, BarStats)> = inside.collect();
