@@ -13,8 +13,8 @@
 //! Binance answers for a day not yet published.
 //!
 //! `[sandbox.archive]` is the test hook: `bad_checksums` lists zip names
-//! whose `.CHECKSUM` is wrong, and `gaps` cuts maintenance gaps out of the
-//! bars (REST and archives alike).
+//! whose `.CHECKSUM` is wrong, `missing` zip names answered 404, and `gaps`
+//! cuts maintenance gaps out of the bars (REST and archives alike).
 
 use std::io::Write;
 use std::sync::Arc;
@@ -52,6 +52,9 @@ pub struct ArchiveConfig {
     /// Zip names (`BTCUSDT-1m-2024-01-02.zip`) whose `.CHECKSUM` names a
     /// wrong digest.
     pub bad_checksums: Vec<String>,
+    /// Zip names the archive does not have (404), as for a day Binance has
+    /// not published.
+    pub missing: Vec<String>,
     /// Maintenance gaps.
     pub gaps: Vec<GapConfig>,
 }
@@ -109,6 +112,9 @@ async fn file(
 ) -> Response {
     let Some(step) = interval_ms(&interval) else { return not_found() };
     let Some(wanted) = parse(&period, &symbol, &interval, &file) else { return not_found() };
+    if app.cfg.archive.missing.contains(&wanted.zip_name) {
+        return not_found();
+    }
     let Some(sym) = app.cfg.symbols.iter().find(|s| s.symbol == symbol) else { return not_found() };
     let live_first = {
         let st = app.ex.lock();
