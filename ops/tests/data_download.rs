@@ -153,11 +153,8 @@ fn a_download_killed_halfway_and_run_again_has_exactly_the_sandbox_bars() {
 
     let summary = ok(&keel(&args));
     assert!(
-        summary.contains(&format!("BTCUSDT 1m: {total} bars in ")) && summary.contains(&format!(
-            "({} new, {} there before)",
-            total - partial.len(),
-            partial.len()
-        )),
+        summary.contains(&format!("BTCUSDT 1m: {total} bars in "))
+            && summary.contains(&format!("({} new, {} there before)", total - partial.len(), partial.len())),
         "{summary}"
     );
     let want = sandbox_klines(&url, "BTCUSDT", "1m", ms(from), ms(to));
@@ -343,7 +340,8 @@ params = { fast = 5, slow = 20, qty = "0.01", max_funding = "0" }
     .unwrap();
     let run = |name: &str, extra: &[&str]| -> serde_json::Value {
         let report = dir.path().join(format!("{name}.json"));
-        let args = [&["backtest", "--config", s(&config), "--data", s(&data), "--report", s(&report)][..], extra].concat();
+        let args =
+            [&["backtest", "--config", s(&config), "--data", s(&data), "--report", s(&report)][..], extra].concat();
         ok(&keel(&args));
         serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap()
     };

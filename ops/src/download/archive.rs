@@ -30,14 +30,6 @@ pub fn file_of(base: &str, symbol: &str, interval: &str, piece: &Piece) -> Optio
     Some((name, url))
 }
 
-/// What fetching one archive file gave.
-pub enum Fetched {
-    /// The verified bars.
-    Bars(Bars),
-    /// The archive has no such file (404): not published (yet).
-    Missing,
-}
-
 /// A GET; `None` for 404. Other failures are retried, then an error.
 async fn get(http: &reqwest::Client, url: &str) -> anyhow::Result<Option<Vec<u8>>> {
     let mut attempt = 0;
@@ -75,10 +67,11 @@ pub fn verify(name: &str, zip: &[u8], checksum: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Fetches, verifies and reads one archive file into bars; the zip passes
+/// Fetches, verifies and reads one archive file into bars; `None` when the
+/// archive has no such file (404: not published yet). The zip passes
 /// through a temporary file in `dir` (removed afterwards).
-pub async fn fetch(http: &reqwest::Client, name: &str, url: &str, dir: &Path) -> anyhow::Result<Fetched> {
-    let Some(zip) = get(http, url).await? else { return Ok(Fetched::Missing) };
+pub async fn fetch(http: &reqwest::Client, name: &str, url: &str, dir: &Path) -> anyhow::Result<Option<Bars>> {
+    let Some(zip) = get(http, url).await? else { return Ok(None) };
     let Some(checksum) = get(http, &format!("{url}.CHECKSUM")).await? else {
         anyhow::bail!("{name}: the archive has no .CHECKSUM for it; refused");
     };
@@ -96,7 +89,7 @@ pub async fn fetch(http: &reqwest::Client, name: &str, url: &str, dir: &Path) ->
         bars.append(p.bars).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     }
     bars.sort_and_dedup();
-    Ok(Fetched::Bars(bars))
+    Ok(Some(bars))
 }
 
 #[cfg(test)]

@@ -61,12 +61,15 @@ pub async fn download(args: &DownloadArgs, symbols: &[String], from: i64, to: Op
     for symbol in symbols {
         let (path, names) = match period {
             None => (args.out.join(format!("{symbol}-funding.{}", args.format.ext())), FUNDING_NAMES),
-            Some(p) => (args.out.join(format!("{symbol}-open_interest-{}.{}", p.as_str(), args.format.ext())), OI_NAMES),
+            Some(p) => {
+                (args.out.join(format!("{symbol}-open_interest-{}.{}", p.as_str(), args.format.ext())), OI_NAMES)
+            }
         };
         let mut rows = read_rows(&path, args.format, names)?;
         let had = rows.rows.len();
         let mut cursor = rows.rows.last().map_or(from, |r| (r.0 + 1).max(from));
-        let bar = progress(&format!("{symbol} {}", if period.is_some() { "open interest" } else { "funding" }), 0, "rows");
+        let bar =
+            progress(&format!("{symbol} {}", if period.is_some() { "open interest" } else { "funding" }), 0, "rows");
         let sym = Symbol::new(symbol);
         let mut pages = 0u32;
         while cursor < end {
@@ -77,9 +80,11 @@ pub async fn download(args: &DownloadArgs, symbols: &[String], from: i64, to: Op
             let Some(last) = rows.rows.last().map(|r| r.0).filter(|_| rows.rows.len() > before) else { break };
             bar.inc((rows.rows.len() - before) as u64);
             cursor = last + 1;
-            if pages % args.checkpoint_pages == 0 {
+            if pages.is_multiple_of(args.checkpoint_pages) {
                 write_futures(&path, &rows, args.format)?;
-                bar.suspend(|| eprintln!("{symbol}: saved {} rows through {} to {}", rows.rows.len(), iso(last), path.display()));
+                bar.suspend(|| {
+                    eprintln!("{symbol}: saved {} rows through {} to {}", rows.rows.len(), iso(last), path.display())
+                });
             }
         }
         bar.finish_and_clear();
@@ -187,8 +192,10 @@ fn read_rows(path: &Path, format: OutFormat, names: [&'static str; 4]) -> anyhow
                     .as_primitive_opt::<TimestampMillisecondType>()
                     .ok_or_else(|| bad(0, "times are not ms timestamps"))?;
                 let symbols = col(1)?.as_string_opt::<i32>().ok_or_else(|| bad(0, "symbols are not text"))?;
-                let a = col(2)?.as_primitive_opt::<Decimal128Type>().ok_or_else(|| bad(0, "values are not decimals"))?;
-                let b = col(3)?.as_primitive_opt::<Decimal128Type>().ok_or_else(|| bad(0, "values are not decimals"))?;
+                let a =
+                    col(2)?.as_primitive_opt::<Decimal128Type>().ok_or_else(|| bad(0, "values are not decimals"))?;
+                let b =
+                    col(3)?.as_primitive_opt::<Decimal128Type>().ok_or_else(|| bad(0, "values are not decimals"))?;
                 let dec = |m: i128, scale: i8| Decimal::try_from_i128_with_scale(m, scale.max(0) as u32).ok();
                 for i in 0..batch.num_rows() {
                     let first = dec(a.value(i), a.scale()).ok_or_else(|| bad(i + 1, "value out of range"))?;

@@ -146,10 +146,8 @@ pub fn run(args: &DownloadArgs) -> anyhow::Result<()> {
         anyhow::bail!("--symbols: no symbol given");
     }
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(async {
         match args.kind {
             Kind::Klines => klines(args, &symbols, from, to).await,
@@ -179,10 +177,8 @@ async fn klines(args: &DownloadArgs, symbols: &[String], from: i64, to: Option<i
     let rest = RestClient::new(base, Credentials::new("", ""), 5_000, 30_000)?;
     rest.sync_time().await.map_err(|e| anyhow::anyhow!("{base}: cannot read the server time: {e}"))?;
     let end = plan::closed_end(to, rest.now_ms(), interval);
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .build()
-        .context("cannot build the HTTP client")?;
+    let http =
+        reqwest::Client::builder().timeout(Duration::from_secs(120)).build().context("cannot build the HTTP client")?;
     for symbol in symbols {
         let job = Job {
             symbol: symbol.clone(),
@@ -349,7 +345,7 @@ impl Job {
                 if k.open_time < cursor || k.open_time >= span.to {
                     continue;
                 }
-                if acc.len() > 0 && acc.open_time(acc.len() - 1) >= k.open_time {
+                if !acc.is_empty() && acc.open_time(acc.len() - 1) >= k.open_time {
                     continue;
                 }
                 acc.push(&row(k).map_err(|e| anyhow::anyhow!("{} kline at {}: {e}", self.symbol, iso(k.open_time)))?)
@@ -362,7 +358,7 @@ impl Job {
             done.unsaved = true;
             progress.inc(got);
             cursor = last + self.interval;
-            if save && done.pages % self.checkpoint_pages as usize == 0 {
+            if save && done.pages.is_multiple_of(self.checkpoint_pages as usize) {
                 self.save(acc, progress, done)?;
             }
         }
@@ -424,11 +420,11 @@ impl Job {
             };
             let dir = self.path.parent().unwrap_or(Path::new("."));
             match archive::fetch(http, &name, &url, dir).await? {
-                archive::Fetched::Missing => {
+                None => {
                     done.fallbacks.push((piece.span(), format!("{name} is not in the archive")));
                     self.rest_span(rest, piece.span(), acc, done, progress, save).await?;
                 }
-                archive::Fetched::Bars(mut bars) => {
+                Some(mut bars) => {
                     let s = piece.span();
                     bars.retain_open_times(s.from, s.to - 1);
                     let after = if acc.is_empty() { i64::MIN } else { acc.open_time(acc.len() - 1) };

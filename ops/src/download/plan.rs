@@ -269,7 +269,9 @@ mod tests {
                 .map(|p| match p {
                     Piece::Monthly { month, .. } => format!("M {month}"),
                     Piece::Daily { day, .. } => format!("D {day}"),
-                    Piece::Rest(s) => format!("R {}..{}", crate::backtest::report::iso(s.from), crate::backtest::report::iso(s.to)),
+                    Piece::Rest(s) => {
+                        format!("R {}..{}", crate::backtest::report::iso(s.from), crate::backtest::report::iso(s.to))
+                    }
                 })
                 .collect()
         };
@@ -284,7 +286,13 @@ mod tests {
                 name: "two whole months, days, then today's part by REST",
                 from: "2024-01-01",
                 to: "2024-03-03T05:00:00Z",
-                want: vec!["M 2024-01", "M 2024-02", "D 2024-03-01", "D 2024-03-02", "R 2024-03-03T00:00:00Z..2024-03-03T05:00:00Z"],
+                want: vec![
+                    "M 2024-01",
+                    "M 2024-02",
+                    "D 2024-03-01",
+                    "D 2024-03-02",
+                    "R 2024-03-03T00:00:00Z..2024-03-03T05:00:00Z",
+                ],
             },
             Case {
                 name: "a start inside a day: its rest by REST, then days",

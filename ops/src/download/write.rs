@@ -93,8 +93,16 @@ fn bars_csv(series: &Series, gaps: &[Gap], out: &mut impl Write) -> std::io::Res
     }
     writeln!(out, "open_time,open,high,low,close,volume,close_time")?;
     let z = Decimal::ZERO;
-    let mut bar =
-        Bar { symbol: series.symbol.clone(), open_time: 0, close_time: 0, open: z, high: z, low: z, close: z, volume: z };
+    let mut bar = Bar {
+        symbol: series.symbol.clone(),
+        open_time: 0,
+        close_time: 0,
+        open: z,
+        high: z,
+        low: z,
+        close: z,
+        volume: z,
+    };
     for i in 0..series.bars.len() {
         series.bars.fill(i, &mut bar);
         writeln!(
@@ -164,7 +172,8 @@ fn decimal_column(values: impl Iterator<Item = Option<Decimal>> + Clone) -> Resu
             })
         })
         .collect();
-    let array = Decimal128Array::from(mantissas).with_precision_and_scale(38, scale as i8).map_err(|e| e.to_string())?;
+    let array =
+        Decimal128Array::from(mantissas).with_precision_and_scale(38, scale as i8).map_err(|e| e.to_string())?;
     Ok(Arc::new(array))
 }
 
