@@ -356,3 +356,70 @@ params = { fast = 5, slow = 20, qty = "0.01", max_funding = "0" }
         orders(&without)
     );
 }
+
+#[test]
+fn rate_limits_are_waited_out_and_an_earlier_from_fetches_the_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, url) = sandbox(
+        dir.path(),
+        "[sandbox.faults]\nfirst_requests = [{ kind = \"rate_limited\", retry_after_s = 1 }, { kind = \"server_error\" }]\n",
+    );
+    let _sandbox = Killed(child);
+    let out = dir.path().join("data");
+    let download = |from: &str| {
+        keel(&[
+            "data",
+            "download",
+            "--venue",
+            "binance",
+            "--symbols",
+            "BTCUSDT",
+            "--interval",
+            "1h",
+            "--from",
+            from,
+            "--to",
+            "2024-01-03",
+            "--out",
+            s(&out),
+            "--rest-url",
+            &url,
+            "--format",
+            "csv",
+        ])
+    };
+    let first = download("2024-01-02");
+    let summary = ok(&first);
+    assert!(summary.contains("BTCUSDT 1h: 24 bars in "), "{summary}");
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(stderr.contains("rate limited (binance error -1003 (HTTP 429)"), "the 429 was waited out: {stderr}");
+
+    let summary = ok(&download("2024-01-01"));
+    assert!(summary.contains("BTCUSDT 1h: 48 bars in ") && summary.contains("(24 new, 24 there before)"), "{summary}");
+    let want = sandbox_klines(&url, "BTCUSDT", "1h", ms("2024-01-01"), ms("2024-01-03"));
+    assert_eq!(file_bars(&out.join("BTCUSDT-1h.csv")), want);
+}
+
+#[test]
+fn coinbase_is_refused_as_not_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = keel(&[
+        "data",
+        "download",
+        "--venue",
+        "coinbase",
+        "--symbols",
+        "BTC-USD",
+        "--interval",
+        "1m",
+        "--from",
+        "2024-01-01",
+        "--out",
+        s(dir.path()),
+    ]);
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "keel: --venue coinbase: not yet (only --venue binance downloads for now)"
+    );
+}

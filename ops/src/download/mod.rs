@@ -175,7 +175,8 @@ async fn klines(args: &DownloadArgs, symbols: &[String], from: i64, to: Option<i
     })?;
     let base = args.rest_url.as_deref().unwrap_or(BINANCE_REST);
     let rest = RestClient::new(base, Credentials::new("", ""), 5_000, 30_000)?;
-    rest.sync_time().await.map_err(|e| anyhow::anyhow!("{base}: cannot read the server time: {e}"))?;
+    let what = format!("{base}: the server time");
+    retrying(&what, &indicatif::ProgressBar::hidden(), || rest.sync_time()).await?;
     let end = plan::closed_end(to, rest.now_ms(), interval);
     let http =
         reqwest::Client::builder().timeout(Duration::from_secs(120)).build().context("cannot build the HTTP client")?;
@@ -365,8 +366,7 @@ impl Job {
         Ok(())
     }
 
-    /// One klines page, waiting out 429/418 (`Retry-After`) and retrying
-    /// failures that may pass.
+    /// One klines page (see [`retrying`]).
     async fn page(
         &self,
         rest: &RestClient,
@@ -374,28 +374,8 @@ impl Job {
         end: i64,
         progress: &indicatif::ProgressBar,
     ) -> anyhow::Result<Vec<Kline>> {
-        let mut failures = 0;
-        loop {
-            let err = match rest.klines(&self.symbol, &self.interval_name, Some(start), Some(end), PAGE).await {
-                Ok(page) => return Ok(page),
-                Err(e) => e,
-            };
-            let wait = match &err {
-                BinanceError::Api { http_status: 429 | 418, retry_after_ms, .. } => {
-                    let ms = retry_after_ms.unwrap_or(1000).max(100);
-                    progress.suspend(|| eprintln!("{}: rate limited ({err}); waiting {} ms", self.symbol, ms));
-                    ms
-                }
-                BinanceError::NotSent(_) | BinanceError::NoResponse(_) if failures < RETRIES => 500 << failures,
-                BinanceError::Http { status, .. } if *status >= 500 && failures < RETRIES => 500 << failures,
-                BinanceError::Api { http_status, .. } if *http_status >= 500 && failures < RETRIES => 500 << failures,
-                _ => anyhow::bail!("{} klines from {}: {err}", self.symbol, iso(start)),
-            };
-            if !matches!(err, BinanceError::Api { http_status: 429 | 418, .. }) {
-                failures += 1;
-            }
-            tokio::time::sleep(Duration::from_millis(wait)).await;
-        }
+        let what = format!("{} klines from {}", self.symbol, iso(start));
+        retrying(&what, progress, || rest.klines(&self.symbol, &self.interval_name, Some(start), Some(end), PAGE)).await
     }
 
     /// Fetches `span` from the archives (REST for parts of days and files
@@ -473,6 +453,42 @@ impl Job {
             out.push_str(&format!("\n  rest instead of the archive for {} .. {}: {why}", iso(span.from), iso(span.to)));
         }
         out
+    }
+}
+
+/// Sends a request until it succeeds: a 429 or 418 waits its
+/// `Retry-After` (as often as the venue asks), a failure that may pass (not
+/// sent, no answer, 5xx) is tried again [`RETRIES`] times with a growing
+/// pause; anything else is the error, naming `what`.
+async fn retrying<T, F, Fut>(what: &str, progress: &indicatif::ProgressBar, mut send: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, BinanceError>>,
+{
+    let mut failures = 0;
+    loop {
+        let err = match send().await {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        let wait = match &err {
+            BinanceError::Api { http_status: 429 | 418, retry_after_ms, .. } => {
+                let ms = retry_after_ms.unwrap_or(1000).max(100);
+                progress.suspend(|| eprintln!("{what}: rate limited ({err}); waiting {ms} ms"));
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                continue;
+            }
+            BinanceError::NotSent(_) | BinanceError::NoResponse(_) => 500u64 << failures,
+            BinanceError::Http { status, .. } | BinanceError::Api { http_status: status, .. } if *status >= 500 => {
+                500u64 << failures
+            }
+            _ => anyhow::bail!("{what}: {err}"),
+        };
+        failures += 1;
+        if failures > RETRIES {
+            anyhow::bail!("{what}: {err}");
+        }
+        tokio::time::sleep(Duration::from_millis(wait)).await;
     }
 }
 
