@@ -78,7 +78,8 @@ pub async fn fetch(http: &reqwest::Client, name: &str, url: &str, dir: &Path) ->
     verify(name, &zip, &String::from_utf8_lossy(&checksum))?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".keel-archive-")
-        .suffix(".zip")
+        // Not `.zip`: a file left by a kill must not look like data to `--data DIR`.
+        .suffix(".zip.tmp")
         .tempfile_in(dir)
         .map_err(|e| anyhow::anyhow!("cannot create a temporary file in {}: {e}", dir.display()))?;
     std::io::Write::write_all(tmp.as_file_mut(), &zip)
