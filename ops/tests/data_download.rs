@@ -4,7 +4,8 @@
 //! line; gaps are reported in the summary and stored with the file; archive
 //! and REST give the same bars (across Binance's 2025 switch to microsecond
 //! archive times, with an unpublished day fetched by REST); funding
-//! downloaded from the sandbox is read by `keel backtest --futures`.
+//! downloaded from the sandbox is read by `keel backtest --futures`; Coinbase
+//! candles are the same bars as the Binance protocol serves.
 
 mod common;
 
@@ -400,26 +401,51 @@ fn rate_limits_are_waited_out_and_an_earlier_from_fetches_the_head() {
     assert_eq!(file_bars(&out.join("BTCUSDT-1h.csv")), want);
 }
 
+/// Coinbase candles (public endpoint, windows of 300) from a Coinbase-protocol
+/// sandbox: the same bars as the Binance-protocol sandbox's klines, since the
+/// past is a function of each symbol's seed, in another process.
 #[test]
-fn coinbase_is_refused_as_not_yet() {
+fn coinbase_candles_are_the_same_bars_as_the_binance_sandbox_serves() {
     let dir = tempfile::tempdir().unwrap();
-    let out = keel(&[
-        "data",
-        "download",
-        "--venue",
-        "coinbase",
-        "--symbols",
-        "BTC-USD",
-        "--interval",
-        "1m",
-        "--from",
-        "2024-01-01",
-        "--out",
-        s(dir.path()),
-    ]);
-    assert!(!out.status.success());
+    let config = dir.path().join("sandbox.toml");
+    std::fs::write(&config, "[sandbox]\n").unwrap();
+    let (child, field) = spawn_sandbox(&config, &["--protocol", "coinbase"]);
+    let _coinbase = Killed(child);
+    let coinbase_url = field("rest_url");
+    let (child, binance_url) = sandbox(dir.path(), "");
+    let _binance = Killed(child);
+    let out = dir.path().join("data");
+    let download = |source: &str| {
+        keel(&[
+            "data",
+            "download",
+            "--venue",
+            "coinbase",
+            "--symbols",
+            "BTC-USDT",
+            "--interval",
+            "1h",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-20",
+            "--out",
+            s(&out),
+            "--rest-url",
+            &coinbase_url,
+            "--source",
+            source,
+        ])
+    };
+    let summary = ok(&download("rest"));
+    assert!(summary.contains("BTCUSDT 1h: 456 bars in ") && summary.contains("rest (2 pages)"), "{summary}");
+    let want = sandbox_klines(&binance_url, "BTCUSDT", "1h", ms("2024-01-01"), ms("2024-01-20"));
+    assert_eq!(file_bars(&out.join("BTCUSDT-1h.parquet")), want);
+
+    let refused = download("archive");
+    assert!(!refused.status.success());
     assert_eq!(
-        String::from_utf8_lossy(&out.stderr).trim(),
-        "keel: --venue coinbase: not yet (only --venue binance downloads for now)"
+        String::from_utf8_lossy(&refused.stderr).trim(),
+        "keel: --venue coinbase: Coinbase publishes no candle archives; use --source rest"
     );
 }

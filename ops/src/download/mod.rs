@@ -24,6 +24,7 @@
 //!   missing)` comment lines above the header.
 
 pub mod archive;
+pub mod coinbase;
 pub mod futures;
 pub mod plan;
 pub mod write;
@@ -32,8 +33,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use keel_binance::model::Kline;
 use keel_binance::{BinanceError, Credentials, RestClient};
+use keel_core::market::Bar;
 use keel_core::Symbol;
 
 use self::plan::Span;
@@ -132,8 +133,11 @@ fn time_flag(flag: &str, text: &str) -> anyhow::Result<i64> {
 
 /// Runs `keel data download`.
 pub fn run(args: &DownloadArgs) -> anyhow::Result<()> {
-    if args.venue == Venue::Coinbase {
-        anyhow::bail!("--venue coinbase: not yet (only --venue binance downloads for now)");
+    if args.venue == Venue::Coinbase && args.kind != Kind::Klines {
+        anyhow::bail!("--venue coinbase: only --kind klines (funding and open interest are Binance USD-M data)");
+    }
+    if args.venue == Venue::Coinbase && args.source == Source::Archive {
+        anyhow::bail!("--venue coinbase: Coinbase publishes no candle archives; use --source rest");
     }
     let from = time_flag("--from", &args.from)?;
     let to = args.to.as_deref().map(|t| time_flag("--to", t)).transpose()?;
@@ -173,19 +177,37 @@ async fn klines(args: &DownloadArgs, symbols: &[String], from: i64, to: Option<i
     let interval = plan::interval_ms(interval_name).ok_or_else(|| {
         anyhow::anyhow!("--interval {interval_name:?}: not one of 1s 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w")
     })?;
-    let base = args.rest_url.as_deref().unwrap_or(BINANCE_REST);
-    let rest = RestClient::new(base, Credentials::new("", ""), 5_000, 30_000)?;
-    let what = format!("{base}: the server time");
-    retrying(&what, &indicatif::ProgressBar::hidden(), || rest.sync_time()).await?;
-    let end = plan::closed_end(to, rest.now_ms(), interval);
+    let (rest, now) = match args.venue {
+        Venue::Binance => {
+            let base = args.rest_url.as_deref().unwrap_or(BINANCE_REST);
+            let rest = RestClient::new(base, Credentials::new("", ""), 5_000, 30_000)?;
+            let what = format!("{base}: the server time");
+            retrying(&what, &indicatif::ProgressBar::hidden(), || rest.sync_time()).await?;
+            let now = rest.now_ms();
+            (Rest::Binance(rest), now)
+        }
+        Venue::Coinbase => {
+            if keel_coinbase::venue::granularity_of(interval).is_none() {
+                anyhow::bail!("--interval {interval_name:?}: Coinbase candles are 1m 5m 15m 30m 1h 2h 4h 6h 1d");
+            }
+            let candles = coinbase::Candles::new(args.rest_url.as_deref().unwrap_or(coinbase::COINBASE_REST))?;
+            let now = candles.now_ms().await?;
+            (Rest::Coinbase(candles), now)
+        }
+    };
+    let end = plan::closed_end(to, now, interval);
     let http =
         reqwest::Client::builder().timeout(Duration::from_secs(120)).build().context("cannot build the HTTP client")?;
     for symbol in symbols {
+        // Coinbase products (`BTC-USD`) are files without the dash
+        // (`BTCUSD-1m.parquet`), the symbol `--data` reads from the name.
+        let file_symbol = symbol.replace('-', "");
         let job = Job {
-            symbol: symbol.clone(),
+            product: symbol.clone(),
+            symbol: file_symbol.clone(),
             interval,
             interval_name: interval_name.to_string(),
-            path: args.out.join(format!("{symbol}-{interval_name}.{}", args.format.ext())),
+            path: args.out.join(format!("{file_symbol}-{interval_name}.{}", args.format.ext())),
             format: args.format,
             checkpoint_pages: args.checkpoint_pages,
         };
@@ -195,8 +217,19 @@ async fn klines(args: &DownloadArgs, symbols: &[String], from: i64, to: Option<i
     Ok(())
 }
 
+/// Where REST bars come from.
+enum Rest {
+    /// Binance spot `klines`.
+    Binance(RestClient),
+    /// Coinbase public candles.
+    Coinbase(coinbase::Candles),
+}
+
 /// One symbol's kline download.
 struct Job {
+    /// The symbol as the venue spells it (`BTCUSDT`, `BTC-USD`).
+    product: String,
+    /// The symbol of the file (`BTCUSD` for `BTC-USD`).
     symbol: String,
     interval: i64,
     interval_name: String,
@@ -235,7 +268,7 @@ impl Job {
 
     async fn run(
         &self,
-        rest: &RestClient,
+        rest: &Rest,
         http: &reqwest::Client,
         args: &DownloadArgs,
         from: i64,
@@ -329,7 +362,7 @@ impl Job {
     /// Fetches `span` by REST pages into `acc`, saving every `checkpoint_pages`.
     async fn rest_span(
         &self,
-        rest: &RestClient,
+        rest: &Rest,
         span: Span,
         acc: &mut Bars,
         done: &mut Done,
@@ -338,10 +371,9 @@ impl Job {
     ) -> anyhow::Result<()> {
         let mut cursor = span.from;
         while cursor < span.to {
-            let page = self.page(rest, cursor, span.to - 1, progress).await?;
+            let (page, next) = self.page(rest, cursor, span.to, progress).await?;
             done.pages += 1;
             let mut got = 0u64;
-            let mut last = None;
             for k in &page {
                 if k.open_time < cursor || k.open_time >= span.to {
                     continue;
@@ -352,30 +384,61 @@ impl Job {
                 acc.push(&row(k).map_err(|e| anyhow::anyhow!("{} kline at {}: {e}", self.symbol, iso(k.open_time)))?)
                     .map_err(|e| anyhow::anyhow!("{} kline at {}: {e}", self.symbol, iso(k.open_time)))?;
                 got += 1;
-                last = Some(k.open_time);
             }
-            let Some(last) = last else { break };
             done.new_bars += got as usize;
-            done.unsaved = true;
+            done.unsaved |= got > 0;
             progress.inc(got);
-            cursor = last + self.interval;
-            if save && done.pages.is_multiple_of(self.checkpoint_pages as usize) {
+            if save && got > 0 && done.pages.is_multiple_of(self.checkpoint_pages as usize) {
                 self.save(acc, progress, done)?;
+            }
+            match next {
+                Some(n) if n > cursor => cursor = n,
+                _ => break,
             }
         }
         Ok(())
     }
 
-    /// One klines page (see [`retrying`]).
+    /// One page of bars from `start` (before `end`) and where the next page
+    /// starts (none: nothing more). Binance: up to 1000 klines from `start`
+    /// (an empty page is the end; see [`retrying`]); Coinbase: a window of
+    /// 300 buckets (an empty window may be a long gap, so the next follows).
     async fn page(
         &self,
-        rest: &RestClient,
+        rest: &Rest,
         start: i64,
         end: i64,
         progress: &indicatif::ProgressBar,
-    ) -> anyhow::Result<Vec<Kline>> {
-        let what = format!("{} klines from {}", self.symbol, iso(start));
-        retrying(&what, progress, || rest.klines(&self.symbol, &self.interval_name, Some(start), Some(end), PAGE)).await
+    ) -> anyhow::Result<(Vec<Bar>, Option<i64>)> {
+        match rest {
+            Rest::Binance(rest) => {
+                let what = format!("{} klines from {}", self.symbol, iso(start));
+                let page = retrying(&what, progress, || {
+                    rest.klines(&self.product, &self.interval_name, Some(start), Some(end - 1), PAGE)
+                })
+                .await?;
+                let next = page.last().map(|k| k.open_time + self.interval);
+                let symbol = Symbol::new(&self.symbol);
+                let bars = page
+                    .into_iter()
+                    .map(|k| Bar {
+                        symbol: symbol.clone(),
+                        open_time: k.open_time,
+                        close_time: k.close_time,
+                        open: k.open,
+                        high: k.high,
+                        low: k.low,
+                        close: k.close,
+                        volume: k.volume,
+                    })
+                    .collect();
+                Ok((bars, next))
+            }
+            Rest::Coinbase(candles) => {
+                let (bars, next) = candles.window(&self.product, self.interval, start, end).await?;
+                Ok((bars, Some(next)))
+            }
+        }
     }
 
     /// Fetches `span` from the archives (REST for parts of days and files
@@ -383,7 +446,7 @@ impl Job {
     #[allow(clippy::too_many_arguments)]
     async fn archive_span(
         &self,
-        rest: &RestClient,
+        rest: &Rest,
         http: &reqwest::Client,
         args: &DownloadArgs,
         span: Span,
@@ -492,8 +555,8 @@ where
     }
 }
 
-/// A kline as a row of exact decimals.
-fn row(k: &Kline) -> Result<Row, String> {
+/// A bar as a row of exact decimals.
+fn row(k: &Bar) -> Result<Row, String> {
     let fixed = |d: keel_core::Decimal, name: &str| {
         Fixed::from_decimal(d).ok_or_else(|| format!("{name} {d} needs more than 18 digits"))
     };
