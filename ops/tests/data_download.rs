@@ -308,6 +308,38 @@ fn funding_downloaded_from_the_sandbox_is_read_by_backtest_futures() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     assert!(rows >= 4, "8-hourly settlements over two days: {summary}");
+    // Open interest beside it: a --from older than Binance keeps is said,
+    // and a second run finds nothing new.
+    let month_ago = (now - 40 * 86_400_000).to_string();
+    let oi = [
+        "data",
+        "download",
+        "--venue",
+        "binance",
+        "--symbols",
+        "BTCUSDT",
+        "--kind",
+        "open_interest",
+        "--interval",
+        "1h",
+        "--from",
+        &month_ago,
+        "--out",
+        s(&futures),
+        "--rest-url",
+        &url,
+    ];
+    let first = keel(&oi);
+    let summary = ok(&first);
+    assert!(summary.contains("BTCUSDT open interest: "), "{summary}");
+    assert!(
+        String::from_utf8_lossy(&first.stderr)
+            .contains("note: Binance keeps open-interest history for the last 30 days only: starting at "),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let again = ok(&keel(&oi));
+    assert!(again.contains(" (0 new, "), "{again}");
 
     let config = dir.path().join("config.toml");
     std::fs::write(
