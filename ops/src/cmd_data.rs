@@ -6,8 +6,8 @@
 //! to a temporary file in `DIR` and renamed into place, so a reader never
 //! sees half a file.
 //!
-//! `keel data download …` fetches klines, funding and open interest from
-//! Binance into the same files ([`crate::download`]).
+//! `keel data download …` fetches klines (Binance, Coinbase), funding and
+//! open interest (Binance USD-M) into the same files ([`crate::download`]).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -23,9 +23,9 @@ pub enum DataCommand {
     /// Convert bars (CSV, Binance kline .zip, Parquet, or directories of them)
     /// to Parquet, one file per symbol: DIR/SYMBOL-INTERVAL.parquet.
     Convert(ConvertArgs),
-    /// Download Binance klines (REST or the public archives), or USD-M
-    /// funding / open interest, into DIR/SYMBOL-INTERVAL.parquet|csv;
-    /// resumable, closed bars only, gaps listed.
+    /// Download Binance klines (REST or the public archives) or Coinbase
+    /// candles, or Binance USD-M funding / open interest, into
+    /// DIR/SYMBOL-INTERVAL.parquet|csv; resumable, closed bars only, gaps listed.
     Download(crate::download::DownloadArgs),
 }
 

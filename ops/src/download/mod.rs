@@ -1,6 +1,7 @@
-//! `keel data download`: Binance klines (REST or the public archives) and
-//! USDⓈ-M funding / open-interest history into the files `keel backtest`
-//! reads, resumable and interrupt-safe.
+//! `keel data download`: Binance klines (REST or the public archives),
+//! Coinbase candles ([`coinbase`]) and Binance USDⓈ-M funding /
+//! open-interest history ([`futures`]) into the files `keel backtest` reads,
+//! resumable and interrupt-safe.
 //!
 //! - **Klines, `--source rest`**: `GET /api/v3/klines` pages of 1000 from the
 //!   file's end, through the Binance adapter's [`RestClient`] (it paces on
@@ -11,7 +12,7 @@
 //!   stops the download with one line naming the file); parts of days, and
 //!   days the archive has not published (404), come from REST, and the
 //!   summary says so.
-//! - Only closed bars are taken (server time from `GET /api/v3/time`).
+//! - Only closed bars are taken (the venue's server time).
 //! - **Resume**: an existing `DIR/SYMBOL-INTERVAL.parquet|csv` is read, and
 //!   only what it lacks is fetched: after its last bar (and before its first
 //!   when `--from` is earlier). Every `--checkpoint-pages` pages (and after
@@ -57,7 +58,7 @@ const RETRIES: u32 = 5;
 pub enum Venue {
     /// Binance spot klines, USDⓈ-M funding and open interest.
     Binance,
-    /// Coinbase candles (not yet).
+    /// Coinbase candles (public REST; no archives, funding or open interest).
     Coinbase,
 }
 
@@ -88,11 +89,13 @@ pub struct DownloadArgs {
     /// The venue.
     #[arg(long, value_enum)]
     pub venue: Venue,
-    /// Symbols, comma-separated (e.g. BTCUSDT,ETHUSDT).
+    /// Symbols, comma-separated (e.g. BTCUSDT,ETHUSDT; Coinbase: BTC-USD,
+    /// written as BTCUSD-INTERVAL files).
     #[arg(long, value_delimiter = ',', required = true, num_args = 1..)]
     pub symbols: Vec<String>,
-    /// Bar interval as Binance spells it (1m, 1h, 1d …); for open_interest
-    /// the period (5m … 1d). Not used for funding.
+    /// Bar interval as Binance spells it (1m, 1h, 1d …; Coinbase: 1m 5m 15m
+    /// 30m 1h 2h 4h 6h 1d); for open_interest the period (5m … 1d). Not used
+    /// for funding.
     #[arg(long)]
     pub interval: Option<String>,
     /// First open time: an ISO date (midnight UTC) or date-time, or epoch ms.
@@ -114,7 +117,8 @@ pub struct DownloadArgs {
     #[arg(long, value_enum, default_value = "klines")]
     pub kind: Kind,
     /// REST base URL (default: https://api.binance.com for klines,
-    /// https://fapi.binance.com for funding and open interest).
+    /// https://fapi.binance.com for funding and open interest,
+    /// https://api.coinbase.com for Coinbase).
     #[arg(long, value_name = "URL")]
     pub rest_url: Option<String>,
     /// Archive base URL.
