@@ -15,9 +15,10 @@
 //! - Only closed bars are taken (the venue's server time).
 //! - **Resume**: an existing `DIR/SYMBOL-INTERVAL.parquet|csv` is read, and
 //!   only what it lacks is fetched: after its last bar (and before its first
-//!   when `--from` is earlier). Every `--checkpoint-pages` pages (and after
-//!   each archive file) the file is rewritten through a temporary file and a
-//!   rename, so a kill loses at most those pages and never leaves half a file.
+//!   when `--from` is earlier). Every `--checkpoint-pages` pages' worth of
+//!   new bars (1000 a page, archive files counting as their bars) the file is
+//!   rewritten through a temporary file and a rename, so a kill loses at most
+//!   those and never leaves half a file.
 //! - **Gaps**: open times missing between two bars (exchange maintenance) are
 //!   listed in the summary and stored with the file: Parquet key-value
 //!   metadata `gaps` (`FROM/TO` ISO intervals, comma-separated; TO is the
@@ -124,7 +125,8 @@ pub struct DownloadArgs {
     /// Archive base URL.
     #[arg(long, value_name = "URL", default_value = archive::BINANCE_ARCHIVE)]
     pub archive_url: String,
-    /// Save the file every this many pages (a kill loses at most these).
+    /// Save the file every this many pages' worth of bars (1000 bars a page;
+    /// an archive file counts as its bars): a kill loses at most these.
     #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub checkpoint_pages: u32,
 }
@@ -253,7 +255,7 @@ struct Done {
     /// Spans fetched by REST instead of the archive, and why.
     fallbacks: Vec<(Span, String)>,
     /// Bars fetched and not yet saved.
-    unsaved: bool,
+    unsaved: usize,
 }
 
 impl Job {
@@ -300,7 +302,7 @@ impl Job {
             };
             if let Err(e) = fetched {
                 // What was fetched before the failure is kept (it is contiguous).
-                if save && done.unsaved {
+                if save && done.unsaved > 0 {
                     self.save(&acc, &bar, &mut done)?;
                 }
                 bar.abandon();
@@ -318,7 +320,7 @@ impl Job {
                 iso(end)
             ));
         }
-        let gaps = if done.unsaved { self.save(&acc, &bar, &mut done)? } else { self.gaps(&acc) };
+        let gaps = if done.unsaved > 0 { self.save(&acc, &bar, &mut done)? } else { self.gaps(&acc) };
         Ok(self.summary(&acc, had, &done, &gaps, args.source))
     }
 
@@ -332,6 +334,12 @@ impl Job {
 
     fn gaps(&self, bars: &Bars) -> Vec<plan::Gap> {
         plan::gaps((0..bars.len()).map(|i| bars.open_time(i)), self.interval)
+    }
+
+    /// Whether `--checkpoint-pages` pages' worth of bars (1000 a page, an
+    /// archive file counting as its bars) wait to be saved.
+    fn checkpoint_due(&self, done: &Done) -> bool {
+        done.unsaved >= self.checkpoint_pages as usize * PAGE
     }
 
     /// Rewrites the file with `bars` (temporary file + rename); returns the gaps.
@@ -348,7 +356,7 @@ impl Job {
             bars,
         };
         write::write_bars(&self.path, &series, &gaps, self.format)?;
-        done.unsaved = false;
+        done.unsaved = 0;
         let last = series.bars.open_time(series.bars.len() - 1);
         progress.suspend(|| {
             eprintln!(
@@ -390,9 +398,9 @@ impl Job {
                 got += 1;
             }
             done.new_bars += got as usize;
-            done.unsaved |= got > 0;
+            done.unsaved += got as usize;
             progress.inc(got);
-            if save && got > 0 && done.pages.is_multiple_of(self.checkpoint_pages as usize) {
+            if save && self.checkpoint_due(done) {
                 self.save(acc, progress, done)?;
             }
             match next {
@@ -479,10 +487,10 @@ impl Job {
                     let n = bars.len();
                     acc.append(bars).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
                     done.new_bars += n;
-                    done.unsaved |= n > 0;
+                    done.unsaved += n;
                     done.archive_files += 1;
                     progress.inc(n as u64);
-                    if save && n > 0 {
+                    if save && self.checkpoint_due(done) {
                         self.save(acc, progress, done)?;
                     }
                 }
