@@ -116,16 +116,18 @@ async fn file(
         return not_found();
     }
     let Some(sym) = app.cfg.symbols.iter().find(|s| s.symbol == symbol) else { return not_found() };
-    let live_first = {
+    let (live_first, seam) = {
         let st = app.ex.lock();
         let Some(view) = st.market_view(&symbol) else { return not_found() };
-        view.history.first().or(view.current).map(|b| b.open_time)
+        let first = view.history.first().or(view.current);
+        (first.map(|b| b.open_time), super::history::Seam::of(first))
     };
     // Published only once the whole period is in the past.
     if live_first.is_none_or(|l| wanted.to > l - l.rem_euclid(step)) {
         return not_found();
     }
-    let bars = super::history::bars(sym, &app.cfg.archive, step, wanted.from, wanted.to, usize::MAX);
+    let past = super::history::Past { sym, cfg: &app.cfg.archive, seam };
+    let bars = past.bars(step, wanted.from, wanted.to, usize::MAX);
     let micros = wanted.from >= MICROS_FROM_MS;
     let t = |ms: i64| if micros { ms * 1000 } else { ms };
     let mut csv = String::with_capacity(bars.len() * 120);
