@@ -5,6 +5,9 @@
 //! one Parquet file per symbol, `DIR/SYMBOL-INTERVAL.parquet`, each written
 //! to a temporary file in `DIR` and renamed into place, so a reader never
 //! sees half a file.
+//!
+//! `keel data download …` fetches klines (Binance, Coinbase), funding and
+//! open interest (Binance USD-M) into the same files ([`crate::download`]).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -20,6 +23,10 @@ pub enum DataCommand {
     /// Convert bars (CSV, Binance kline .zip, Parquet, or directories of them)
     /// to Parquet, one file per symbol: DIR/SYMBOL-INTERVAL.parquet.
     Convert(ConvertArgs),
+    /// Download Binance klines (REST or the public archives) or Coinbase
+    /// candles, or Binance USD-M funding / open interest, into
+    /// DIR/SYMBOL-INTERVAL.parquet|csv; resumable, closed bars only, gaps listed.
+    Download(crate::download::DownloadArgs),
 }
 
 /// `keel data convert`.
@@ -43,6 +50,7 @@ pub struct ConvertArgs {
 pub fn run(command: DataCommand) -> anyhow::Result<()> {
     match command {
         DataCommand::Convert(args) => convert(&args),
+        DataCommand::Download(args) => crate::download::run(&args),
     }
 }
 
@@ -57,18 +65,7 @@ pub fn convert(args: &ConvertArgs) -> anyhow::Result<()> {
     for series in &market.series {
         let path = args.out.join(format!("{}-{}.parquet", series.symbol, interval_name(series.interval_ms)));
         let label = path.display().to_string();
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(".keel-convert-").suffix(".parquet.tmp");
-        // Readable like any data file (a temporary file is private).
-        #[cfg(unix)]
-        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
-        let mut tmp = builder
-            .tempfile_in(&args.out)
-            .with_context(|| format!("cannot create a temporary file in {}", args.out.display()))?;
-        let bytes = write_parquet(series, std::io::BufWriter::new(tmp.as_file_mut()))
-            .map_err(|e| anyhow::anyhow!("cannot write {label}: {e}"))?;
-        tmp.as_file().sync_all().with_context(|| format!("cannot write {label}"))?;
-        tmp.persist(&path).map_err(|e| anyhow::anyhow!("cannot write {label}: {}", e.error))?;
+        let bytes = crate::download::write::write_atomically(&path, |out| write_parquet(series, out))?;
         let bars = &series.bars;
         let (first, last) = (bars.open_time(0), bars.open_time(bars.len() - 1));
         writeln!(stdout, "{label}: {} rows, {bytes} bytes, {} .. {}", bars.len(), iso(first), iso(last))?;

@@ -21,6 +21,7 @@ pub mod cmd_scan;
 pub mod cmd_state;
 pub mod config;
 pub mod discord;
+pub mod download;
 pub mod futures_data;
 pub mod futures_feed;
 pub mod http;

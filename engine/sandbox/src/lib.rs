@@ -18,10 +18,12 @@
 //! Faults are injected from config ([`FaultConfig`]) or scripted by tests
 //! through [`FaultControl`]; prices can be steered through [`MarketControl`].
 
+pub mod archive;
 mod auth;
 pub mod coinbase;
 mod depth;
 mod exchange;
+mod history;
 mod limits;
 mod market_rest;
 mod replace;
@@ -224,6 +226,9 @@ pub struct SandboxConfig {
     pub replay: BTreeMap<String, std::path::PathBuf>,
     /// The USDⓈ-M perpetuals beside the spot symbols (`[sandbox.usdm]`).
     pub usdm: usdm::UsdmConfig,
+    /// Faults of the deterministic past and its kline archives
+    /// (`[sandbox.archive]`: wrong checksums, maintenance gaps).
+    pub archive: archive::ArchiveConfig,
 }
 
 impl SandboxConfig {
@@ -383,6 +388,7 @@ impl Default for SandboxConfig {
             faults: FaultConfig::default(),
             replay: BTreeMap::new(),
             usdm: usdm::UsdmConfig::default(),
+            archive: archive::ArchiveConfig::default(),
         }
     }
 }
@@ -1080,6 +1086,7 @@ impl Sandbox {
             .route(coinbase::ws::MARKET_PATH, axum::routing::get(coinbase::ws::market))
             .route(coinbase::ws::USER_PATH, axum::routing::get(coinbase::ws::user))
             .merge(usdm::routes())
+            .merge(archive::routes())
             .fallback(rest::handle)
             .with_state(app.clone());
         let mut srv_stop = stop_rx.clone();

@@ -154,11 +154,20 @@ pub(crate) fn klines(app: &App, p: &Params) -> Result<Value, Reject> {
         bars.push((empty, BarStats::default()));
     }
     let last_closed = bars.last().map(|(b, _)| b.close_time);
+    let seam = super::history::Seam::of(bars.first().map(|(b, _)| b));
     let mut agg = aggregate(bars, interval);
     // A longer interval's last bucket is complete only if its last minute closed.
     if !real_time && agg.last().is_some_and(|(b, _)| last_closed.is_some_and(|l| l < b.close_time)) {
         agg.pop();
     }
+    // Older than the live window: the deterministic past (the same in
+    // every run), so a download of any past range is reproducible.
+    let agg = match app.cfg.symbols.iter().find(|s| s.symbol == symbol) {
+        Some(sym) => {
+            super::history::Past { sym, cfg: &app.cfg.archive, seam }.with_live(interval, start, end, limit, agg)
+        }
+        None => agg,
+    };
     let inside =
         agg.into_iter().filter(|(b, _)| start.is_none_or(|s| b.open_time >= s) && end.is_none_or(|e| b.open_time <= e));
     let inside: Vec<(Bar, BarStats)> = inside.collect();

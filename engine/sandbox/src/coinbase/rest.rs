@@ -471,6 +471,7 @@ fn candles(app: &App, id: &str, q: &Query) -> Response {
     };
     let st = app.ex.lock();
     let Some(view) = st.market_view(inst.symbol.as_str()) else { return unknown_product(id) };
+    let seam = crate::history::Seam::of(view.history.first().or(view.current));
     let mut buckets: Vec<Bar> = Vec::new();
     for bar in view.history.iter().chain(view.current) {
         let bucket = bar.open_time.div_euclid(1000).div_euclid(gran) * gran;
@@ -485,6 +486,17 @@ fn candles(app: &App, id: &str, q: &Query) -> Response {
         }
     }
     drop(st);
+    // Older than the live window: the deterministic past, as `klines`
+    // serves it (only with an `end`: the newest `limit` of a window are served).
+    let cfg = app.cfg.symbols.iter().find(|c| c.symbol == inst.symbol.as_str());
+    if let (Some(cfg), Some(s), Some(e)) = (cfg, start, end) {
+        let stop = buckets.first().map_or(i64::MAX, |b| b.open_time).min(e.saturating_add(1)).saturating_mul(1000);
+        let from = (s * 1000).max(stop.saturating_sub((limit as i64 + 1) * gran * 1000));
+        let past = crate::history::Past { sym: cfg, cfg: &app.cfg.archive, seam };
+        let past = past.bars(gran * 1000, from, stop, limit + 1);
+        let past = past.into_iter().map(|(b, _)| Bar { open_time: b.open_time.div_euclid(1000), ..b });
+        buckets = past.chain(buckets).collect();
+    }
     let list: Vec<Value> = buckets
         .iter()
         .rev()

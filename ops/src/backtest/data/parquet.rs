@@ -46,11 +46,26 @@ const ROW_GROUP: usize = 128 * 1024;
 
 /// Writes a series as Parquet (see the module doc); returns the bytes written.
 pub fn write_parquet(series: &Series, out: impl std::io::Write + Send) -> Result<u64, String> {
-    write_groups(series, out, ROW_GROUP)
+    write_groups(series, out, ROW_GROUP, &[])
 }
 
-/// [`write_parquet`] with row groups of `row_group` rows.
-pub(super) fn write_groups(series: &Series, out: impl std::io::Write + Send, row_group: usize) -> Result<u64, String> {
+/// [`write_parquet`] with more key-value metadata (e.g. `keel data
+/// download`'s `gaps`).
+pub fn write_parquet_with(
+    series: &Series,
+    out: impl std::io::Write + Send,
+    extra: &[(String, String)],
+) -> Result<u64, String> {
+    write_groups(series, out, ROW_GROUP, extra)
+}
+
+/// [`write_parquet_with`] with row groups of `row_group` rows.
+pub(super) fn write_groups(
+    series: &Series,
+    out: impl std::io::Write + Send,
+    row_group: usize,
+    extra: &[(String, String)],
+) -> Result<u64, String> {
     let bars = &series.bars;
     let explicit_close = match bars.close_times() {
         CloseTimes::Offset(d) => *d != series.interval_ms - 1,
@@ -71,11 +86,12 @@ pub(super) fn write_groups(series: &Series, out: impl std::io::Write + Send, row
         fields.push(Field::new("close_time", utc(), false));
     }
     let schema = Arc::new(Schema::new(fields));
-    let metadata = vec![
+    let mut metadata = vec![
         KeyValue::new("symbol".to_string(), series.symbol.to_string()),
         KeyValue::new("interval".to_string(), interval_name(series.interval_ms)),
         KeyValue::new("keel_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
     ];
+    metadata.extend(extra.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())));
     // Delta encoding: regular times and random-walk prices shrink to a few
     // bits a value (7.7 MB for 1M minute bars, against 48 MB plain and 26 MB
     // plain with snappy), and decoding them is faster than decompressing.

@@ -430,7 +430,7 @@ mod tests {
             files: Vec::new(),
         };
         let mut out = Vec::new();
-        write_groups(&series, &mut out, row_group).unwrap();
+        write_groups(&series, &mut out, row_group, &[]).unwrap();
         Bytes::from(out)
     }
 
