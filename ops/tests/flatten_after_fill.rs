@@ -120,6 +120,8 @@ async fn a_flatten_right_after_a_buy_sells_the_holding_before_the_balance_report
     let btc = |sb: &SandboxHandle| sb.market.balances(&sb.api_key).iter().find(|b| b.asset == "BTC").map(|b| b.free);
     assert!(btc(&sb).is_some_and(|b| b >= held), "the venue holds the coins: {:?}", btc(&sb));
 
+    let reported = handle.portfolio().await.expect("portfolio answers").balances.free("BTC");
+    assert!(reported.is_zero(), "no balance report told the engine of the BTC: {reported}");
     assert_eq!(handle.flatten(None).await.expect("flatten answers"), 1, "one symbol to flatten");
     let sold = within_20s(|| async {
         store.fills().expect("fills").iter().any(|f| f.strategy_id.as_str() == actors::risk_guard::OPERATOR)
