@@ -339,6 +339,7 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
                     (selection, u.refresh)
                 }
             };
+            crate::universe::remember_instruments(&writer, &pool, &selection.members).await;
             symbols.extend(selection.members.iter().filter(|m| !symbols.contains(m)).cloned().collect::<Vec<_>>());
             (selection, first_refresh)
         }

@@ -220,6 +220,19 @@ impl Remembered {
     }
 }
 
+/// Keeps the instruments of `members` (found among `known`) in the store,
+/// before their instances start, so `keel state` knows a member's assets and
+/// lot step without the venue ([`keel_core::member_instruments`]). Not
+/// stored: logged, and `keel state` guesses that symbol's assets.
+pub async fn remember_instruments(writer: &StoreWriter, known: &[Instrument], members: &[Symbol]) {
+    let joined: Vec<Instrument> = known.iter().filter(|i| members.contains(&i.symbol)).cloned().collect();
+    match writer.run(move |s| keel_core::member_instruments::remember(s, &joined)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "universe: the members' instruments were not stored"),
+        Err(e) => tracing::warn!(error = %e, "universe: the members' instruments were not stored"),
+    }
+}
+
 /// Warms `runner` up from the venue's closed klines (one symbol after
 /// another, with `pause` between fetches); returns the open time of the last
 /// bar per symbol, so the host delivers each live bar exactly once.
@@ -385,13 +398,15 @@ impl Universe {
         }
         self.busy = true;
         let (venue, rules, listed) = (self.venue.clone(), self.setup.rules.clone(), self.listed.clone());
-        let (writer, clock) = (self.writer.clone(), self.clock.clone());
+        let (writer, clock, mut instruments) = (self.writer.clone(), self.clock.clone(), self.instruments.clone());
         let remember = async move {
             let candidates = venue.universe_candidates().await?;
             let fresh = new_listings(&rules, &candidates, &listed, &venue).await;
             let known: BTreeSet<Symbol> = listed.into_iter().chain(fresh.iter().map(|i| i.symbol.clone())).collect();
             let selection = select(&rules, &candidates, &known);
             Remembered::of(&selection, clock.now_ms(), &rules).save(&writer).await;
+            instruments.extend(fresh.iter().cloned());
+            remember_instruments(&writer, &instruments, &selection.members).await;
             Ok((selection, fresh))
         };
         ctx.spawn(remember.into_actor(self).map(|result: Result<_, VenueError>, act, ctx| match result {

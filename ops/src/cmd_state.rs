@@ -7,11 +7,10 @@ use keel_core::clock::{Clock, SystemClock};
 use keel_core::error::StoreError;
 use std::collections::BTreeMap;
 
-use keel_core::instrument::Instrument;
 use keel_core::order::OrderStatus;
 use keel_core::store::Store;
 use keel_core::trading::{EmergencyStop, TradingState};
-use keel_core::{Decimal, Symbol};
+use keel_core::Decimal;
 use keel_store::SledStore;
 use serde::Serialize;
 
@@ -74,7 +73,8 @@ pub struct PositionRow {
     /// Commissions in the base or quote asset, valued in the quote asset.
     pub fees_value: String,
     /// What cannot be sold: the part of `qty` below the lot step or the
-    /// minimum quantity (`null` for a symbol not in the config).
+    /// minimum quantity (`null` for a symbol whose instrument is unknown:
+    /// neither in the config nor a universe member).
     pub dust: Option<String>,
 }
 
@@ -144,8 +144,9 @@ fn open(dir: &Path) -> anyhow::Result<SledStore> {
     }
 }
 
-/// Reads the state report from a store, with the config's instruments telling
-/// each symbol's assets and lot step.
+/// Reads the state report from a store, with the config's instruments and
+/// the universe members' (kept in the store) telling each symbol's assets and
+/// lot step.
 pub fn report(store: &dyn Store, config: &crate::config::Config) -> anyhow::Result<StateReport> {
     let stop = store.emergency_stop()?;
     let state = store.trading_state()?;
@@ -164,8 +165,14 @@ pub fn report(store: &dyn Store, config: &crate::config::Config) -> anyhow::Resu
         (_, Some(r)) => (r.state, r.reason),
         (_, None) => (TradingState::Active, "never started".into()),
     };
-    let instruments: BTreeMap<Symbol, Instrument> =
-        config.instruments().into_iter().map(|i| (i.symbol.clone(), i)).collect();
+    // Universe members' instruments, as the venue listed them when they
+    // joined; the config's `[[symbol]]` blocks over them.
+    let mut disagreements = Vec::new();
+    let mut instruments = keel_core::member_instruments::load(store).unwrap_or_else(|e| {
+        disagreements.push(format!("universe members' instruments unreadable (their assets are guessed): {e}"));
+        BTreeMap::new()
+    });
+    instruments.extend(config.instruments().into_iter().map(|i| (i.symbol.clone(), i)));
     // Positions are derived from the fills — the account checkpoint and the
     // fills recorded after it; the store's position cache is only a cache.
     let stored_checkpoint = store.checkpoint()?;
@@ -176,7 +183,6 @@ pub fn report(store: &dyn Store, config: &crate::config::Config) -> anyhow::Resu
         None => split_assets(&fill.symbol, &fill.fee_asset),
     });
     let account = checkpoint.account;
-    let mut disagreements = Vec::new();
     for cached in store.positions()? {
         let derived = account.position(&cached.symbol).map(|p| p.qty).unwrap_or_default();
         if derived != cached.qty {
@@ -248,7 +254,12 @@ pub fn report(store: &dyn Store, config: &crate::config::Config) -> anyhow::Resu
                 store.integrity().map(|p| format!("store_integrity: {p}")).into_iter().chain(disagreements).collect();
             Integrity { ok: problems.is_empty(), reason: (!problems.is_empty()).then(|| problems.join("; ")) }
         },
-        risk: Some(risk::offline_snapshot(config.risk.clone(), config.instruments(), store, SystemClock.now_ms())),
+        risk: Some(risk::offline_snapshot(
+            config.risk.clone(),
+            instruments.into_values().collect(),
+            store,
+            SystemClock.now_ms(),
+        )),
     })
 }
 

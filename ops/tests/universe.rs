@@ -616,7 +616,14 @@ async fn a_symbol_listed_after_the_start_joins_trades_and_is_flattened() {
     let sandbox = built.sandbox.as_ref().expect("embedded sandbox").handle();
 
     let new = Symbol::new("NEWUSDT");
-    assert!(!handle.universe().await.unwrap().unwrap().members.contains(&new));
+    let members = handle.universe().await.unwrap().unwrap().members;
+    assert!(!members.is_empty() && !members.contains(&new), "{members:?}");
+    // The members at start have their instruments in the store, as the venue lists them.
+    let kept = keel_core::member_instruments::load(store.as_ref()).expect("readable");
+    let listed = built.venue.instruments().await.expect("instruments");
+    for m in &members {
+        assert_eq!(kept.get(m), listed.iter().find(|i| &i.symbol == m), "{m} kept as listed");
+    }
     let listing: keel_core::config::SymbolConfig = toml::from_str(
         "symbol = \"NEWUSDT\"\nbase = \"NEW\"\nquote = \"USDT\"\ntick_size = \"0.0001\"\nstep_size = \"0.01\"\n\
          min_qty = \"0.01\"\nmin_notional = \"5\"\nstart_price = \"2\"\nvolatility = 0.5\nseed = 11\ntouch_qty = \"100000\"\n",
@@ -639,27 +646,34 @@ async fn a_symbol_listed_after_the_start_joins_trades_and_is_flattened() {
     let qty = keel_core::instrument::floor_to_step(Decimal::from(150) / price, Decimal::new(1, 2));
     let buy = Signal { symbol: new.clone(), action: SignalAction::Buy, qty: Some(qty) };
     handle.signal(&id, buy).await.unwrap();
-    seen.until(
-        "a buy fill of hook@NEWUSDT",
-        |e| matches!(e, EngineEvent::Fill(f) if f.strategy_id.as_str() == id && f.side == Side::Buy),
-    )
-    .await;
+    let EngineEvent::Fill(bought) = seen
+        .until(
+            "a buy fill of hook@NEWUSDT",
+            |e| matches!(e, EngineEvent::Fill(f) if f.strategy_id.as_str() == id && f.side == Side::Buy),
+        )
+        .await
+    else {
+        unreachable!("until returns the event it waited for")
+    };
+    assert_eq!((bought.qty, bought.fee_asset.as_str()), (qty, "NEW"), "all of it, the fee in NEW");
+    // What the account holds, and the part below the 0.01 lot step (the
+    // venue's NEWUSDT filters; no `[[symbol]]` block names it).
+    let held = qty - bought.fee;
+    let dust = held - keel_core::instrument::floor_to_step(held, Decimal::new(1, 2));
 
-    // `keel state` shows the holding; the portfolio values it.
+    // `keel state` shows the holding, and its dust by the member's own
+    // instrument (kept in the store when it joined); the portfolio values it.
     let state = ops::cmd_state::report(store.as_ref(), &config).expect("state");
     let row = state.positions.iter().find(|p| p.symbol == "NEWUSDT").expect("a NEWUSDT position in keel state");
-    assert!(row.qty.parse::<Decimal>().unwrap() > Decimal::ZERO, "{}", row.qty);
+    assert_eq!(row.qty.parse::<Decimal>().unwrap(), held, "{}", row.qty);
+    assert_eq!(row.dust.as_deref(), Some(dust.normalize().to_string().as_str()), "the member's dust");
+    assert_eq!(row.fees.get("NEW").map(String::as_str), Some(bought.fee.normalize().to_string().as_str()));
     let portfolio = handle.portfolio().await.unwrap();
     let held = portfolio.positions.iter().find(|p| p.position.symbol == new).expect("in the portfolio");
     assert!(held.position.qty > Decimal::ZERO);
 
-    // A flatten of everything covers it, once the venue reported the NEW it
-    // holds (the guard sells what the venue says is there, not more).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while handle.portfolio().await.unwrap().balances.free("NEW").is_zero() {
-        assert!(Instant::now() < deadline, "the venue never reported the NEW bought");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // A flatten of everything covers it, right away: the fill is the truth,
+    // whether or not the venue's balance report has arrived yet.
     handle.flatten(None).await.unwrap();
     seen.until(
         "the flatten selling NEWUSDT",
@@ -670,4 +684,22 @@ async fn a_symbol_listed_after_the_start_joins_trades_and_is_flattened() {
     handle.shutdown(Duration::from_millis(200)).await;
     built.stop().await;
     store.flush().unwrap();
+
+    // `keel state` on the store the run left, with the same config (which
+    // does not name NEWUSDT): the dust the flatten could not sell, as dust.
+    let config_path = dir.path().join("config.toml");
+    std::fs::write(&config_path, CONFIG).unwrap();
+    let state = common::state_json(config_path.to_str().unwrap(), config.engine.data_dir.to_str().unwrap());
+    let positions = state["positions"].as_array().expect("positions");
+    let row = positions.iter().find(|p| p["symbol"] == "NEWUSDT");
+    if dust.is_zero() {
+        assert!(row.is_none_or(|r| r["qty"] == "0"), "sold to the last unit: {state:#}");
+    } else {
+        let row = row.unwrap_or_else(|| panic!("the NEWUSDT dust in keel state: {state:#}"));
+        assert_eq!(
+            (row["qty"].as_str(), row["dust"].as_str()),
+            (Some(dust.normalize().to_string().as_str()), Some(dust.normalize().to_string().as_str())),
+            "{state:#}"
+        );
+    }
 }

@@ -190,8 +190,13 @@ pub struct RiskEngine {
     spare_ids: Vec<String>,
     pub(crate) last_price: FxHashMap<Symbol, Decimal>,
     pub(crate) last_event_ms: FxHashMap<Symbol, i64>,
-    /// Fills since the last balance snapshot, per asset: spent (positive) amounts
-    /// the snapshot does not show yet.
+    /// Fills since the last balance snapshot, per asset: what the snapshot
+    /// does not show yet, spent amounts positive, received amounts negative.
+    /// The fill is the truth and the next snapshot reconciles, so coins just
+    /// bought can be sold (a flatten right after a buy) before the venue's
+    /// balance report arrives. The router delivers reports in venue order
+    /// after the fills before them, so a report never predates a fill
+    /// counted here.
     pub(crate) unsettled: FxHashMap<String, Decimal>,
     pub(crate) rates: RateLimiter,
     pub(crate) duplicates: DuplicateGuard,
@@ -630,12 +635,15 @@ impl RiskEngine {
             f.remaining = f.remaining.saturating_sub(fill.qty).max(Decimal::ZERO);
         }
         if !base.is_empty() {
-            // Spent amounts the last balance snapshot does not show yet.
-            let (asset, spent) = match fill.side {
-                Side::Buy => (quote, mul(fill.qty, fill.price)),
-                Side::Sell => (base, fill.qty),
+            // What the last balance snapshot does not show yet: spent, and
+            // received (as a negative spend).
+            let notional = mul(fill.qty, fill.price);
+            let (spent_asset, spent, got_asset, got) = match fill.side {
+                Side::Buy => (quote, notional, base, fill.qty),
+                Side::Sell => (base, fill.qty, quote, notional),
             };
-            add_unsettled(&mut self.unsettled, asset, spent);
+            add_unsettled(&mut self.unsettled, spent_asset, spent);
+            add_unsettled(&mut self.unsettled, got_asset, -got);
             if fill.fee_asset == quote || fill.fee_asset == base {
                 add_unsettled(&mut self.unsettled, &fill.fee_asset, fill.fee);
             }
@@ -790,7 +798,8 @@ impl RiskEngine {
     }
 
     /// Funds (`asset`, amount) reserved by in-flight orders the balance snapshot
-    /// does not show yet, including fills since the snapshot.
+    /// does not show yet, net of fills since the snapshot (negative when they
+    /// brought in more of `asset` than is reserved).
     fn reserved(&self, asset: &str) -> Decimal {
         let fee = self.fee_factor();
         let mut total = self.unsettled.get(asset).copied().unwrap_or_default();

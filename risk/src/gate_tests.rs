@@ -913,6 +913,36 @@ fn balance_reservations_follow_acknowledgements_and_fills() {
 }
 
 #[test]
+fn coins_just_bought_can_be_sold_before_the_balance_report() {
+    let mut config = RiskConfig::unlimited();
+    config.check_balance = true;
+    let mut e = engine(config);
+    // No BTC at the last report.
+    e.on_balances(&[usdt("1000"), btc("0")]);
+    assert_eq!(e.check_at(&sell("0.01"), "a", T).unwrap_err().code(), "insufficient_balance");
+    // A buy fills, its fee taken in BTC: the account received 0.399.
+    let mut bought = fill("b", "s", Side::Buy, "0.4", "1000", 1);
+    (bought.fee, bought.fee_asset) = (d("0.001"), "BTC".into());
+    e.on_fill(&bought);
+    e.on_order_final("b");
+    // Before any report: what was received can be sold, not a step more.
+    assert_eq!(e.check_at(&sell("0.4"), "c", T).unwrap_err().code(), "insufficient_balance");
+    assert!(e.check_at(&sell("0.399"), "d", T).is_ok());
+    // The quote spent stays counted: 600 left.
+    assert_eq!(e.check_at(&buy("0.61"), "e", T).unwrap_err().code(), "insufficient_balance");
+    // "d" fills: its proceeds are free quote before the report says so.
+    e.on_fill(&fill("d", "s", Side::Sell, "0.399", "1000", 2));
+    e.on_order_final("d");
+    assert!(e.check_at(&buy("0.99"), "f", T).is_ok(), "600 + 399 received");
+    e.on_order_final("f");
+    assert_eq!(e.check_at(&sell("0.01"), "g", T).unwrap_err().code(), "insufficient_balance");
+    // The report reconciles: it replaces what the fills said.
+    e.on_balances(&[usdt("999"), btc("0")]);
+    assert_eq!(e.check_at(&buy("1"), "h", T).unwrap_err().code(), "insufficient_balance");
+    assert!(e.check_at(&buy("0.99"), "i", T).is_ok());
+}
+
+#[test]
 fn untimed_check_skips_time_checks_until_a_time_is_known() {
     let mut config = RiskConfig::unlimited();
     config.stale_data_after = DurationMs(1_000);

@@ -24,6 +24,7 @@ pub mod futures;
 pub mod futures_board;
 pub mod instrument;
 pub mod market;
+pub mod member_instruments;
 pub mod order;
 pub mod position;
 pub mod sim;

@@ -468,6 +468,8 @@ struct FaultState {
     garbled_reports: usize,
     /// Kline messages still to be sent garbled.
     garbled_klines: usize,
+    /// User-stream balance reports (`outboundAccountPosition`) are not sent.
+    balance_reports_withheld: bool,
     /// REST paths (below `/api/v3/`) that answer 503 until cleared.
     failing_paths: Vec<String>,
     /// Coinbase `l2_data` messages still to be sent after a skipped
@@ -641,6 +643,20 @@ impl FaultControl {
     /// venue message would arrive.
     pub fn garble_next_execution_reports(&self, count: usize) {
         self.lock().garbled_reports += count;
+    }
+
+    /// While `withhold` is true, the user stream sends no balance report
+    /// (`outboundAccountPosition`): a venue whose report lags its fills, as
+    /// Binance's may. Execution reports still arrive; REST `account` still
+    /// answers with the current balances. Reports withheld are not sent later
+    /// (each report carries absolute balances, so the next one catches up).
+    pub fn withhold_balance_reports(&self, withhold: bool) {
+        self.lock().balance_reports_withheld = withhold;
+    }
+
+    /// True while balance reports are withheld.
+    pub(crate) fn balance_reports_withheld(&self) -> bool {
+        self.lock().balance_reports_withheld
     }
 
     /// Sends the next `count` kline messages (to every subscriber) with a

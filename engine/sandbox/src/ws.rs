@@ -284,6 +284,9 @@ async fn api_conn(app: Arc<App>, mut socket: WebSocket, rate_limits_default: boo
         tokio::select! {
             m = users.recv() => match m {
                 Ok(msg) => {
+                    if msg.event["e"] == "outboundAccountPosition" && app.faults.balance_reports_withheld() {
+                        continue;
+                    }
                     let garble = msg.event["e"] == "executionReport"
                         && session.subs.iter().any(|(_, acc)| *acc == msg.account)
                         && app.faults.take_garbled_report();

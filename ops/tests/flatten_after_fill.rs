@@ -1,0 +1,142 @@
+//! A flatten right after a buy sells what the account holds, before the
+//! venue's balance report arrives (issue 10's "one account truth"; issue 16
+//! testing). The sandbox withholds every `outboundAccountPosition`, so the
+//! only news of the bought coins is the fill itself: the fill is the truth,
+//! the balance report only reconciles. The account starts with no BTC, so a
+//! balance check on the last report alone refuses the sell as
+//! `insufficient_balance` (what the old code did, silently, with nothing
+//! retried).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actors::{start_engine, EngineHandle, EngineSetup};
+use keel_binance::BinanceVenue;
+use keel_core::clock::{SharedClock, SystemClock};
+use keel_core::config::StrategyConfig;
+use keel_core::market::Bar;
+use keel_core::order::Side;
+use keel_core::store::SharedStore;
+use keel_core::strategy::{Strategy, StrategyCtx};
+use keel_core::{Decimal, Symbol};
+use keel_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
+use keel_store::SledStore;
+
+/// Buys 0.002 at market on its first bar, then does nothing.
+struct BuyOnce(Symbol, bool);
+
+impl Strategy for BuyOnce {
+    fn kind(&self) -> &'static str {
+        "buy_once"
+    }
+    fn symbols(&self) -> Vec<Symbol> {
+        vec![self.0.clone()]
+    }
+    fn on_bar(&mut self, bar: &Bar, ctx: &mut StrategyCtx<'_>) {
+        if !self.1 {
+            self.1 = true;
+            ctx.market(&bar.symbol, Side::Buy, Decimal::new(2, 3));
+        }
+    }
+}
+
+/// Polls `done` every 20 ms for up to 20 s.
+async fn within_20s<F: std::future::Future<Output = bool>>(mut done: impl FnMut() -> F) -> bool {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while !done().await {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .is_ok()
+}
+
+/// A sandbox whose only account holds USDT and no BTC, and whose user stream
+/// sends no balance report.
+async fn sandbox_without_btc() -> SandboxHandle {
+    let mut cfg = SandboxConfig { history_bars: 30, ..SandboxConfig::demo() };
+    for account in &mut cfg.accounts {
+        account.balances.retain(|asset, _| asset == "USDT");
+    }
+    let sb = Sandbox::start(cfg).await.expect("sandbox");
+    sb.faults.withhold_balance_reports(true);
+    sb
+}
+
+/// The engine on the sandbox with [`BuyOnce`] on BTCUSDT, its store in a temp dir.
+async fn engine_on(sb: &SandboxHandle) -> (EngineHandle, SharedStore, tempfile::TempDir) {
+    let venue = Arc::new(BinanceVenue::connect(ops::venues::sandbox_settings(sb)).await.expect("adapter connects"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store: SharedStore = Arc::new(SledStore::open(dir.path()).expect("store"));
+    let config: StrategyConfig =
+        toml::from_str("id = \"buy_once\"\nkind = \"buy_once\"\nsymbol = \"BTCUSDT\"").expect("strategy config");
+    let risk: risk::config::RiskConfig =
+        toml::from_str("max_order_notional = \"100000\"\nmax_position_notional = \"1000000\"").expect("risk config");
+    assert!(risk.check_balance, "the balance check is on, as by default");
+    let clock: SharedClock = Arc::new(SystemClock);
+    let setup = EngineSetup {
+        symbols: vec![Symbol::new("BTCUSDT")],
+        risk,
+        bar_interval_ms: 60_000,
+        store: store.clone(),
+        venue,
+        strategies: vec![(config, Box::new(BuyOnce(Symbol::new("BTCUSDT"), false)))],
+        clock,
+        startup_deadline: actors::patience::DEFAULT_STARTUP_DEADLINE,
+        equity_interval: Duration::from_secs(60),
+        universe: None,
+    };
+    (start_engine(setup).await.expect("engine starts"), store, dir)
+}
+
+/// What a market order can sell of the bought coins: the fills less a fee
+/// taken in BTC, rounded down to the lot step.
+fn sellable(store: &SharedStore) -> Decimal {
+    let received: Decimal = store
+        .fills()
+        .expect("fills")
+        .iter()
+        .filter(|f| f.side == Side::Buy)
+        .map(|f| if f.fee_asset == "BTC" { f.qty - f.fee } else { f.qty })
+        .sum();
+    let step = Decimal::new(1, 5);
+    (received / step).floor() * step
+}
+
+#[actix_rt::test]
+async fn a_flatten_right_after_a_buy_sells_the_holding_before_the_balance_report() {
+    let sb = sandbox_without_btc().await;
+    let (handle, store, _dir) = engine_on(&sb).await;
+
+    // The buy filled and is final; no balance report has said so.
+    let bought = within_20s(|| async {
+        store.fills().expect("fills").iter().any(|f| f.side == Side::Buy)
+            && handle.open_orders().await.expect("router answers").is_empty()
+    })
+    .await;
+    assert!(bought, "the buy fills: orders {:?}", store.orders().ok());
+    let held = sellable(&store);
+    assert!(held > Decimal::ZERO && held <= Decimal::new(2, 3), "{:?}", store.fills());
+    let btc = |sb: &SandboxHandle| sb.market.balances(&sb.api_key).iter().find(|b| b.asset == "BTC").map(|b| b.free);
+    assert!(btc(&sb).is_some_and(|b| b >= held), "the venue holds the coins: {:?}", btc(&sb));
+
+    let reported = handle.portfolio().await.expect("portfolio answers").balances.free("BTC");
+    assert!(reported.is_zero(), "no balance report told the engine of the BTC: {reported}");
+    assert_eq!(handle.flatten(None).await.expect("flatten answers"), 1, "one symbol to flatten");
+    let sold = within_20s(|| async {
+        store.fills().expect("fills").iter().any(|f| f.strategy_id.as_str() == actors::risk_guard::OPERATOR)
+            && handle.open_orders().await.expect("router answers").is_empty()
+    })
+    .await;
+    let risk = handle.risk().await.expect("risk answers");
+    assert!(sold, "the flatten sold; refusals: {:?}", risk.rejections);
+    let fills = store.fills().expect("fills");
+    let operator: Vec<_> = fills.iter().filter(|f| f.strategy_id.as_str() == actors::risk_guard::OPERATOR).collect();
+    assert!(operator.iter().all(|f| f.side == Side::Sell), "{operator:?}");
+    assert_eq!(operator.iter().map(|f| f.qty).sum::<Decimal>(), held, "exactly the holding: {fills:?}");
+    assert!(risk.rejections.is_empty(), "nothing was refused: {:?}", risk.rejections);
+    // Never more than held: the venue's BTC is what the fee and the step left.
+    assert!(btc(&sb).is_some_and(|b| b >= Decimal::ZERO && b < Decimal::new(1, 5)), "{:?}", btc(&sb));
+    handle.shutdown(Duration::from_millis(200)).await;
+    sb.shutdown().await;
+}
