@@ -610,7 +610,7 @@ async fn churning_refreshes_keep_one_market_connection_and_every_member_gets_bar
 /// flatten sells it.
 #[actix_rt::test]
 async fn a_symbol_listed_after_the_start_joins_trades_and_is_flattened() {
-    let Embedded { _dir, config, store, built, setup } = embedded(CONFIG).await;
+    let Embedded { _dir: dir, config, store, built, setup } = embedded(CONFIG).await;
     let handle = start_engine(setup).await.expect("engine starts");
     let mut seen = Seen { rx: handle.subscribe(), all: Vec::new() };
     let sandbox = built.sandbox.as_ref().expect("embedded sandbox").handle();
