@@ -153,7 +153,11 @@ impl RiskGuard {
             Err(rejection) => {
                 let code = rejection.reason.code();
                 let reason = rejection.reason.to_string();
-                tracing::warn!(strategy = %intent.strategy_id, symbol = %intent.symbol, side = ?intent.side, qty = %intent.qty, reason_code = code, reason = %reason, "intent refused by risk guard");
+                if intent.strategy_id.as_str() == OPERATOR {
+                    tracing::error!(symbol = %intent.symbol, side = ?intent.side, qty = %intent.qty, reason_code = code, reason = %reason, "FLATTEN REFUSED by the risk guard: the position is still held");
+                } else {
+                    tracing::warn!(strategy = %intent.strategy_id, symbol = %intent.symbol, side = ?intent.side, qty = %intent.qty, reason_code = code, reason = %reason, "intent refused by risk guard");
+                }
                 metrics().risk_rejections_total.with_label_values(&[code]).inc();
                 let _ = self.events.send(EngineEvent::RiskRejected {
                     strategy_id: intent.strategy_id.clone(),

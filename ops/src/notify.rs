@@ -391,6 +391,16 @@ pub fn event_notice(event: &EngineEvent, fills: bool) -> Option<Notice> {
         .with_chart(f.symbol.clone()),
         EngineEvent::Fill(_) => return None,
         EngineEvent::OrderChanged(_) => return None,
+        // The operator's own order (a flatten, an emergency stop's exit)
+        // refused: the person waiting on it must hear at once, not in the
+        // next batch of strategy rejections.
+        EngineEvent::RiskRejected { strategy_id, symbol, code, reason } if is_operator(strategy_id) => plain(
+            "FLATTEN REFUSED",
+            format!("FLATTEN REFUSED: {symbol}: the risk guard refused the operator's order ({code}): {reason}"),
+        )
+        .field("symbol", symbol.to_string())
+        .field("code", code.clone())
+        .field("reason", reason.clone()),
         EngineEvent::RiskRejected { .. } => return None,
         EngineEvent::OrderRejected { strategy_id, symbol, reason, .. } => warning(
             "Order rejected by the venue",
@@ -494,6 +504,7 @@ pub fn event_notice(event: &EngineEvent, fills: bool) -> Option<Notice> {
 /// rejections and setup alerts coalesce; the rest is ordinary.
 pub fn event_priority(event: &EngineEvent) -> Priority {
     match event {
+        EngineEvent::RiskRejected { strategy_id, .. } if is_operator(strategy_id) => Priority::Critical,
         EngineEvent::EmergencyStopSet { .. }
         | EngineEvent::StrategyPaused { .. }
         | EngineEvent::VenueAlert(VenueAlert::Banned { .. }) => Priority::Critical,
@@ -504,6 +515,11 @@ pub fn event_priority(event: &EngineEvent) -> Priority {
         EngineEvent::SetupAlert(_) => Priority::Coalesced("setup alerts"),
         _ => Priority::Normal,
     }
+}
+
+/// True for the orders the operator sends (flatten), not a strategy's.
+fn is_operator(strategy_id: &keel_core::StrategyId) -> bool {
+    strategy_id.as_str() == actors::risk_guard::OPERATOR
 }
 
 /// A venue alert's stable name (`rate_limited`, `banned`, ...), as metrics and the live events label it.
@@ -560,7 +576,8 @@ pub fn spawn_events(
                         if let EngineEvent::VenueAlert(alert) = &event {
                             metrics().venue_alerts_total.with_label_values(&[alert_kind(alert)]).inc();
                         }
-                        if let EngineEvent::RiskRejected { strategy_id, symbol, code, reason } = &event {
+                        let batched = matches!(&event, EngineEvent::RiskRejected { strategy_id, .. } if !is_operator(strategy_id));
+                        if let (true, EngineEvent::RiskRejected { strategy_id, symbol, code, reason }) = (batched, &event) {
                             let (_, b) = batch.get_or_insert_with(|| (Instant::now() + window, RejectionBatch::default()));
                             let entry = b
                                 .counts
@@ -627,6 +644,28 @@ mod tests {
         );
         assert_eq!(n.chart.map(|c| c.symbol), Some("BTCUSDT".into()), "a chart of the setup's symbol");
         assert_eq!(event_priority(&event), Priority::Coalesced("setup alerts"));
+    }
+
+    #[test]
+    fn a_refused_flatten_is_critical_at_once_and_a_strategy_s_refusal_waits_for_the_batch() {
+        let refused = |who: &str| EngineEvent::RiskRejected {
+            strategy_id: keel_core::StrategyId::new(who),
+            symbol: "BTCUSDT".into(),
+            code: "insufficient_balance".into(),
+            reason: "needs 0.5 BTC, has 0.4".into(),
+        };
+        let flatten = refused(actors::risk_guard::OPERATOR);
+        let n = event_notice(&flatten, false).expect("announced on its own");
+        assert_eq!((n.title.as_str(), n.severity), ("FLATTEN REFUSED", Severity::Critical));
+        assert!(
+            n.text.contains("BTCUSDT") && n.text.contains("insufficient_balance") && n.text.contains("0.4"),
+            "{}",
+            n.text
+        );
+        assert_eq!(event_priority(&flatten), Priority::Critical);
+        let strategy = refused("sma");
+        assert!(event_notice(&strategy, false).is_none(), "a strategy's refusal goes to the batch");
+        assert_eq!(event_priority(&strategy), Priority::Normal);
     }
 
     #[test]
