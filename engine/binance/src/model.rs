@@ -268,6 +268,23 @@ pub struct Kline {
     pub trades: u64,
 }
 
+impl Kline {
+    /// The engine's bar of `symbol` (REST warm-up, the kline stream and
+    /// `keel data download` all convert the same way).
+    pub fn into_bar(self, symbol: keel_core::Symbol) -> keel_core::market::Bar {
+        keel_core::market::Bar {
+            symbol,
+            open_time: self.open_time,
+            close_time: self.close_time,
+            open: self.open,
+            high: self.high,
+            low: self.low,
+            close: self.close,
+            volume: self.volume,
+        }
+    }
+}
+
 fn dec_at(a: &[Value], i: usize) -> Result<Decimal, String> {
     match a.get(i) {
         Some(Value::String(s)) => s.parse().map_err(|e| format!("kline[{i}] {s:?}: {e}")),

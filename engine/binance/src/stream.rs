@@ -70,16 +70,7 @@ impl MarketRun {
                         track.last_open = Some(k.open_time);
                         from = k.open_time + 1;
                         progressed = true;
-                        let bar = Bar {
-                            symbol: symbol.clone(),
-                            open_time: k.open_time,
-                            close_time: k.close_time,
-                            open: k.open,
-                            high: k.high,
-                            low: k.low,
-                            close: k.close,
-                            volume: k.volume,
-                        };
+                        let bar = k.into_bar(symbol.clone());
                         if !self.emit(MarketFeed::Event(MarketEvent::Bar(bar))).await {
                             return false;
                         }

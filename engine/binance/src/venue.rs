@@ -732,19 +732,7 @@ impl Venue for BinanceVenue {
             let entry = served.entry((symbol.clone(), interval_ms)).or_insert(newest.open_time);
             *entry = (*entry).max(newest.open_time);
         }
-        Ok(closed
-            .into_iter()
-            .map(|k| Bar {
-                symbol: symbol.clone(),
-                open_time: k.open_time,
-                close_time: k.close_time,
-                open: k.open,
-                high: k.high,
-                low: k.low,
-                close: k.close,
-                volume: k.volume,
-            })
-            .collect())
+        Ok(closed.into_iter().map(|k| k.into_bar(symbol.clone())).collect())
     }
 
     async fn best_bid_ask(&self, symbol: &Symbol) -> VenueResult<BookTicker> {

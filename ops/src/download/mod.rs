@@ -431,19 +431,7 @@ impl Job {
                 .await?;
                 let next = page.last().map(|k| k.open_time + self.interval);
                 let symbol = Symbol::new(&self.symbol);
-                let bars = page
-                    .into_iter()
-                    .map(|k| Bar {
-                        symbol: symbol.clone(),
-                        open_time: k.open_time,
-                        close_time: k.close_time,
-                        open: k.open,
-                        high: k.high,
-                        low: k.low,
-                        close: k.close,
-                        volume: k.volume,
-                    })
-                    .collect();
+                let bars = page.into_iter().map(|k| k.into_bar(symbol.clone())).collect();
                 Ok((bars, next))
             }
             Rest::Coinbase(candles) => {

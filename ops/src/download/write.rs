@@ -15,7 +15,7 @@ use keel_core::market::Bar;
 use keel_core::Decimal;
 
 use super::plan::Gap;
-use crate::backtest::data::parquet::write_parquet_with;
+use crate::backtest::data::parquet::{write_parquet_with, CountingWriter};
 use crate::backtest::data::Series;
 use crate::backtest::report::iso;
 
@@ -85,7 +85,7 @@ pub fn write_bars(path: &Path, series: &Series, gaps: &[Gap], format: OutFormat)
 /// Bars as CSV: `#` lines naming the symbol, interval and each gap, then
 /// `open_time,open,high,low,close,volume,close_time` with epoch-ms times.
 fn bars_csv(series: &Series, gaps: &[Gap], out: &mut impl Write) -> std::io::Result<u64> {
-    let mut out = Counting { inner: out, bytes: 0 };
+    let mut out = CountingWriter { inner: out, bytes: 0 };
     let interval = crate::backtest::data::interval_name(series.interval_ms);
     writeln!(out, "# keel data download: {} {interval}, {} gaps", series.symbol, gaps.len())?;
     for g in gaps {
@@ -114,24 +114,6 @@ fn bars_csv(series: &Series, gaps: &[Gap], out: &mut impl Write) -> std::io::Res
     Ok(out.bytes)
 }
 
-/// Counts the bytes written.
-struct Counting<'a, W: Write> {
-    inner: &'a mut W,
-    bytes: u64,
-}
-
-impl<W: Write> Write for Counting<'_, W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.bytes += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// Rows of funding or open interest, in the columns `keel backtest
 /// --futures` reads: a time, the symbol and two decimals (the second may be
 /// missing, e.g. a funding row without a mark price).
@@ -152,7 +134,7 @@ pub fn write_futures(path: &Path, rows: &FuturesRows, format: OutFormat) -> anyh
 }
 
 fn futures_csv(rows: &FuturesRows, out: &mut impl Write) -> std::io::Result<u64> {
-    let mut out = Counting { inner: out, bytes: 0 };
+    let mut out = CountingWriter { inner: out, bytes: 0 };
     writeln!(out, "{}", rows.names.join(","))?;
     for (t, symbol, a, b) in &rows.rows {
         let b = b.map(|b| b.to_string()).unwrap_or_default();
@@ -191,7 +173,7 @@ fn futures_parquet(rows: &FuturesRows, out: &mut (impl Write + Send)) -> Result<
     let symbols = StringArray::from(rows.rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>());
     let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(times), Arc::new(symbols), first, second])
         .map_err(|e| e.to_string())?;
-    let mut counting = Counting { inner: out, bytes: 0 };
+    let mut counting = CountingWriter { inner: out, bytes: 0 };
     let mut writer = ::parquet::arrow::ArrowWriter::try_new(&mut counting, schema, None).map_err(|e| e.to_string())?;
     writer.write(&batch).map_err(|e| e.to_string())?;
     writer.close().map_err(|e| e.to_string())?;

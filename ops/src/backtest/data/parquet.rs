@@ -138,10 +138,13 @@ pub(super) fn write_groups(
     Ok(counter.bytes)
 }
 
-/// Counts what passes through, for the caller's report.
-struct CountingWriter<W> {
-    inner: W,
-    bytes: u64,
+/// Counts what passes through, for the caller's report (also the writers
+/// of `keel data download`).
+pub(crate) struct CountingWriter<W> {
+    /// Where the bytes go.
+    pub(crate) inner: W,
+    /// How many went.
+    pub(crate) bytes: u64,
 }
 
 impl<W: std::io::Write> std::io::Write for CountingWriter<W> {
