@@ -4,6 +4,9 @@
 //! sandbox's book and trades, and the sandbox never receives a request that
 //! carries a key or a signature.
 
+mod common;
+
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use keel_binance::model::Depth;
@@ -127,12 +130,19 @@ async fn dry_run_fills_against_the_sandbox_book_and_sends_no_signed_request() {
         .expect("the limit is accepted");
     assert_eq!(placed.report.status, OrderStatus::Accepted, "it rests below the market");
     sb.market.set_price("BTCUSDT", (limit * d("0.98")).round_dp(2));
-    let filled = tokio::time::timeout(Duration::from_secs(20), async {
+    // Each print fills at most its own quantity, so the order may fill in parts.
+    let fills = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut fills = Vec::new();
         loop {
             sb.market.step(1);
             tokio::select! {
                 ev = user.recv() => match ev {
-                    Some(UserEvent::Fill(f)) if f.client_order_id == "dry-l" => return f,
+                    Some(UserEvent::Fill(f)) if f.client_order_id == "dry-l" => {
+                        fills.push(f);
+                        if fills.iter().map(|f| f.qty).sum::<Decimal>() >= d("0.01") {
+                            return fills;
+                        }
+                    }
                     Some(_) => {}
                     None => panic!("the user stream ended"),
                 },
@@ -142,7 +152,10 @@ async fn dry_run_fills_against_the_sandbox_book_and_sends_no_signed_request() {
     })
     .await
     .expect("the resting limit fills once trades print through it");
-    assert_eq!((filled.price, filled.qty, filled.is_maker), (limit, d("0.01"), true));
+    for f in &fills {
+        assert_eq!((f.price, f.is_maker), (limit, true), "at its own price, as a maker");
+    }
+    assert_eq!(fills.iter().map(|f| f.qty).sum::<Decimal>(), d("0.01"), "exactly its quantity");
 
     let requests = sb.faults.rest_requests();
     assert!(requests.iter().any(|r| r.ends_with("/klines")), "the dry-run did use the sandbox: {requests:?}");
@@ -150,12 +163,156 @@ async fn dry_run_fills_against_the_sandbox_book_and_sends_no_signed_request() {
     assert!(sb.faults.ws_api_requests().is_empty(), "no WebSocket API session");
     assert_eq!(sb.faults.signed_rest_requests(), 0, "no request carried a key or a signature");
     // The count is live: a keyed request is seen.
-    let keyed = RestClient::new(&sb.rest_url, Credentials::new(&sb.api_key, &sb.api_secret), 5_000, 5_000)
-        .expect("client");
+    let keyed =
+        RestClient::new(&sb.rest_url, Credentials::new(&sb.api_key, &sb.api_secret), 5_000, 5_000).expect("client");
     let _ = keyed.account().await;
     assert_eq!(sb.faults.signed_rest_requests(), 1, "a signed request is counted");
 
     drop(venue);
     built.stop().await;
+    sb.shutdown().await;
+}
+
+const TOKEN_ENV: &str = "KEEL_TEST_DRY_RUN_API_TOKEN";
+const TOKEN: &str = "dry-run-token-7f3a9c-0123456789abcdef0123";
+
+/// `keel run` in a dry-run on the sandbox (`strategy`: a `[[strategy]]`
+/// block or nothing).
+fn run_config(rest: &str, ws: &str, strategy: &str) -> String {
+    format!(
+        r#"
+[engine]
+log_format = "json"
+log_level = "info"
+
+[venue]
+mode = "paper"
+market_data = "binance"
+
+[venue.paper]
+rest_url = "{rest}"
+ws_stream_url = "{ws}"
+
+[balances]
+USDT = "100000"
+
+[[symbol]]
+symbol = "BTCUSDT"
+base = "BTC"
+quote = "USDT"
+tick_size = "0.01"
+step_size = "0.00001"
+min_notional = "5"
+start_price = "60000"
+volatility = 0.8
+touch_qty = "0.05"
+
+[risk]
+max_order_notional = "100000"
+
+[http]
+listen = "127.0.0.1:0"
+token_env = "{TOKEN_ENV}"
+{strategy}
+"#
+    )
+}
+
+async fn get(base: &str, path: &str) -> serde_json::Value {
+    let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().expect("client");
+    let resp = client.get(format!("{base}{path}")).bearer_auth(TOKEN).send().await.expect("a response");
+    assert!(resp.status().is_success(), "{path}: {}", resp.status());
+    resp.json().await.expect("JSON")
+}
+
+/// asset -> free + locked, of `/api/v1/balances` or `keel state --json`.
+fn totals(rows: impl Iterator<Item = (String, serde_json::Value)>) -> BTreeMap<String, Decimal> {
+    let n = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => d(s),
+        serde_json::Value::Number(x) => d(&x.to_string()),
+        _ => Decimal::ZERO,
+    };
+    rows.map(|(asset, b)| (asset, n(&b["free"]) + n(&b["locked"]))).filter(|(_, t)| !t.is_zero()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keel_run_dry_run_says_so_trades_and_continues_after_a_crash() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A fast market (a 1m bar every 100 ms), so the strategy trades within seconds.
+    let sb = Sandbox::start(SandboxConfig {
+        listen: "127.0.0.1:0".into(),
+        key_dir: Some(dir.path().to_path_buf()),
+        speed: 600.0,
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("the sandbox starts");
+    let data = dir.path().join("data");
+    let data = data.to_str().expect("utf-8 path");
+    let config_path = dir.path().join("config.toml");
+    let strategy = "[[strategy]]\nid = \"btc_fast\"\nkind = \"sma_cross\"\nsymbol = \"BTCUSDT\"\nparams = { fast = 2, slow = 4, qty = \"0.01\" }\n";
+    std::fs::write(&config_path, run_config(&sb.rest_url, &sb.ws_stream_url, strategy)).expect("config");
+    let env = [(TOKEN_ENV, TOKEN)];
+
+    let mut keel = common::spawn_run(&config_path, std::path::Path::new(data), &[], &env);
+    keel.wait_for("keel running; Ctrl-C or SIGTERM stops it", 1);
+    let running = keel.seen.iter().find(|v| v["message"] == "keel running; Ctrl-C or SIGTERM stops it");
+    let banner = running.and_then(|v| v["mode"].as_str()).unwrap_or_default().to_string();
+    assert!(banner.contains("PAPER on live Binance market data"), "start-up line: {banner}");
+    let base = keel.http_base();
+    let status = get(&base, "/api/v1/status").await;
+    assert_eq!(status["venue_mode"], "paper");
+    assert_eq!(status["venue_description"], "paper on live Binance market data");
+    assert_eq!(status["market_data"], "binance");
+    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    let metrics = client.get(format!("{base}/metrics")).send().await.expect("metrics").text().await.expect("text");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("keel_info{") && l.contains("venue_mode=\"paper on live Binance market data\"")),
+        "keel_info: {:?}",
+        metrics.lines().filter(|l| l.starts_with("keel_info")).collect::<Vec<_>>()
+    );
+
+    // The strategy trades against the sandbox's book.
+    let traded = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let trades = get(&base, "/api/v1/trades").await;
+            if trades.as_array().is_some_and(|t| !t.is_empty())
+                || trades["trades"].as_array().is_some_and(|t| !t.is_empty())
+            {
+                return trades;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("a dry-run fill within 60 s");
+    assert!(!traded.is_null());
+
+    // A crash, then a restart without the strategy (so nothing trades):
+    // the account is the one the store kept, not `[balances]` again.
+    keel.signal("KILL");
+    let _ = keel.child.wait();
+    let config = config_path.to_str().expect("utf-8 path");
+    let stored = common::state_json(config, data);
+    let stored = totals(stored["balances"].as_object().expect("stored balances").clone().into_iter());
+    assert_ne!(stored.get("USDT"), Some(&d("100000")), "the fills changed the account: {stored:?}");
+    std::fs::write(&config_path, run_config(&sb.rest_url, &sb.ws_stream_url, "")).expect("config");
+    let mut again = common::spawn_run(&config_path, std::path::Path::new(data), &[], &env);
+    let base = again.http_base();
+    let after = get(&base, "/api/v1/balances").await;
+    let after = totals(
+        after["balances"]
+            .as_array()
+            .expect("balances")
+            .iter()
+            .map(|b| (b["asset"].as_str().unwrap_or_default().to_string(), b.clone())),
+    );
+    assert_eq!(after, stored, "the restarted dry-run continues the stored account");
+    again.sigterm();
+    let (exit, _) = again.finish();
+    assert!(exit.success(), "{exit:?}");
+    assert_eq!(sb.faults.signed_rest_requests(), 0, "no request carried a key or a signature");
     sb.shutdown().await;
 }

@@ -10,7 +10,38 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ConfigError, DurationMs, Exchange, VenueMode};
+use super::{Config, ConfigError, DurationMs, Exchange, VenueMode};
+
+/// How the surfaces name a dry-run (start-up line, `/api/v1/status`
+/// `venue_description`, the console, `keel_info{venue_mode}`).
+pub const DRY_RUN: &str = "paper on live Binance market data";
+
+impl Config {
+    /// Whether this is a dry-run: paper mode on a live market-data source.
+    pub fn is_dry_run(&self) -> bool {
+        self.venue.mode == VenueMode::Paper && self.venue.market_data.is_live()
+    }
+
+    /// The venue mode as the surfaces name it: [`DRY_RUN`] for a dry-run,
+    /// else the mode's name (`paper`, `sandbox`, `testnet`, `mainnet`).
+    pub fn venue_description(&self) -> &'static str {
+        if self.is_dry_run() {
+            DRY_RUN
+        } else {
+            self.venue.mode.as_str()
+        }
+    }
+
+    /// The start-up banner: the mode's (see [`VenueMode::banner`]), or the
+    /// dry-run's.
+    pub fn venue_banner(&self) -> &'static str {
+        if self.is_dry_run() {
+            "PAPER on live Binance market data (simulated fills, no real money, no API key)"
+        } else {
+            self.venue.mode.banner()
+        }
+    }
+}
 
 /// Binance's data-only hosts: public market data, no trading, no keys.
 const MAINNET_REST: &str = "https://data-api.binance.vision";
