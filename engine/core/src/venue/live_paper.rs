@@ -325,7 +325,7 @@ mod tests {
         }
     }
 
-    fn venue() -> (Arc<LivePaperVenue>, mpsc::Sender<LiveMarket>) {
+    fn venue(latency_ms: u64) -> (Arc<LivePaperVenue>, mpsc::Sender<LiveMarket>) {
         let (tx, rx) = mpsc::channel(16);
         let instrument = Instrument {
             symbol: "BTCUSDT".into(),
@@ -348,7 +348,7 @@ mod tests {
                 instruments: vec![instrument],
                 balances: vec![Balance { asset: "USDT".into(), free: d("10000"), locked: Decimal::ZERO }],
                 fees: FeeSchedule::new(d("10"), d("10"), CommissionAsset::Quote),
-                latency_ms: 0,
+                latency_ms,
                 id_base: 1,
             },
             Arc::new(Scripted { rx: Mutex::new(Some(rx)) }),
@@ -367,9 +367,40 @@ mod tests {
         }
     }
 
+    fn book(ask: &str, ts_ms: i64) -> LiveMarket {
+        LiveMarket::Depth(PartialBook {
+            symbol: Symbol::new("BTCUSDT"),
+            bids: vec![(d("90"), d("10"))],
+            asks: vec![(d(ask), d("10"))],
+            ts_ms,
+        })
+    }
+
+    /// With latency, an order meets the book as it is when it arrives: a
+    /// book that came while it was on its way prices it.
+    #[tokio::test]
+    async fn an_order_meets_the_book_of_its_arrival_after_the_latency() {
+        // A second on its way: far more than the new book needs to arrive.
+        let (v, source) = venue(1_000);
+        let sym = Symbol::new("BTCUSDT");
+        let mut market = v.subscribe_market(std::slice::from_ref(&sym), 60_000).await.unwrap();
+        source.send(book("100", 1)).await.unwrap();
+        assert!(matches!(market.recv().await, Some(MarketFeed::Event(MarketEvent::Book(_)))));
+        let sent = tokio::spawn({
+            let v = v.clone();
+            async move { v.place_order(&order("m", OrderType::Market)).await }
+        });
+        tokio::task::yield_now().await;
+        source.send(book("105", 2)).await.unwrap();
+        let Some(MarketFeed::Event(MarketEvent::Book(top))) = market.recv().await else { panic!("the new book") };
+        assert_eq!(top.ask, d("105"));
+        let r = sent.await.unwrap().unwrap();
+        assert_eq!(r.fills.iter().map(|f| f.price).collect::<Vec<_>>(), vec![d("105")], "priced on arrival");
+    }
+
     #[tokio::test]
     async fn orders_fill_against_the_streamed_book_and_trades() {
-        let (v, source) = venue();
+        let (v, source) = venue(0);
         let sym = Symbol::new("BTCUSDT");
         let mut user = v.subscribe_user().await.unwrap();
         let mut market = v.subscribe_market(std::slice::from_ref(&sym), 60_000).await.unwrap();
