@@ -218,7 +218,7 @@ pub async fn build(config: &Config, store: Option<&dyn Store>) -> anyhow::Result
         return coinbase::build(config, &stored, store, now).await;
     }
     match config.venue.mode {
-        VenueMode::Paper if config.venue.market_data.is_live() => live_paper::build(config, &stored, now),
+        VenueMode::Paper if config.venue.market_data.is_live() => live_paper::build(config, &stored, now).await,
         VenueMode::Paper => {
             let venue = PaperVenue::new(paper_config(config, stored.balances.as_ref(), now));
             let task = venue.spawn_clock();

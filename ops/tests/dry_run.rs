@@ -81,6 +81,11 @@ async fn dry_run_fills_against_the_sandbox_book_and_sends_no_signed_request() {
     let built = ops::venues::build(&config, None).await.expect("the dry-run venue builds");
     let venue = built.venue.clone();
     let sym = Symbol::new("BTCUSDT");
+    // A symbol the source does not list stops the start, naming the key.
+    let text = toml::to_string(&config).expect("the config serializes").replace("\"BTCUSDT\"", "\"NOPEUSDT\"");
+    let unlisted = Config::parse(&text).expect("still a valid config");
+    let e = ops::venues::build(&unlisted, None).await.err().expect("an unlisted symbol is refused").to_string();
+    assert!(e.contains("symbol[0].symbol") && e.contains("NOPEUSDT"), "{e}");
 
     let bars = venue.klines(&sym, 60_000, None, 50).await.expect("warm-up klines from the sandbox");
     assert!(!bars.is_empty(), "the sandbox's history is served");
@@ -159,6 +164,7 @@ async fn dry_run_fills_against_the_sandbox_book_and_sends_no_signed_request() {
 
     let requests = sb.faults.rest_requests();
     assert!(requests.iter().any(|r| r.ends_with("/klines")), "the dry-run did use the sandbox: {requests:?}");
+    assert!(requests.iter().any(|r| r.ends_with("/exchangeInfo")), "filters come from the source: {requests:?}");
     assert!(!requests.iter().any(|r| r.contains("order") || r.contains("account")), "{requests:?}");
     assert!(sb.faults.ws_api_requests().is_empty(), "no WebSocket API session");
     assert_eq!(sb.faults.signed_rest_requests(), 0, "no request carried a key or a signature");

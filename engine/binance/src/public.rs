@@ -18,6 +18,7 @@ use rust_decimal::Decimal;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
+use keel_core::instrument::Instrument;
 use keel_core::market::{Bar, MarketEvent, Trade};
 use keel_core::order::Side;
 use keel_core::symbol::Symbol;
@@ -46,6 +47,13 @@ impl PublicFeed {
         // would carry an empty key and fail; nothing here makes one).
         let rest = RestClient::new(rest_url, Credentials::new("", ""), 5_000, TIMEOUT_MS)?;
         Ok(Self { rest, ws_stream: ws_stream_url.trim_end_matches('/').to_string() })
+    }
+
+    /// Every listed symbol's instrument and filters (`exchangeInfo`), so the
+    /// dry-run refuses what the venue would refuse.
+    pub async fn instruments(&self) -> VenueResult<Vec<Instrument>> {
+        let info = self.rest.exchange_info().await?;
+        Ok(info.symbols.iter().map(super::venue::instrument_of).collect())
     }
 }
 
