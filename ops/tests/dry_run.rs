@@ -322,3 +322,86 @@ async fn keel_run_dry_run_says_so_trades_and_continues_after_a_crash() {
     assert_eq!(sb.faults.signed_rest_requests(), 0, "no request carried a key or a signature");
     sb.shutdown().await;
 }
+
+/// The dry-run's bars continue the warm-up and survive a dropped stream:
+/// every closed bar once, in order, those missed while disconnected
+/// fetched over REST.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_bars_continue_the_warm_up_and_are_backfilled_after_a_drop() {
+    use keel_binance::public::PublicFeed;
+    use keel_core::venue::live_paper::{LiveMarket, PublicMarketData};
+    use keel_core::venue::StreamStatus;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sb = Sandbox::start(SandboxConfig {
+        listen: "127.0.0.1:0".into(),
+        key_dir: Some(dir.path().to_path_buf()),
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("the sandbox starts");
+    sb.market.pause();
+    let feed = PublicFeed::new(&sb.rest_url, &sb.ws_stream_url).expect("feed");
+    let sym = Symbol::new("BTCUSDT");
+    let warm = feed.klines(&sym, 60_000, None, 100).await.expect("warm-up");
+    let mut last = warm.last().expect("warm-up bars").open_time;
+    let mut rx = feed.subscribe(std::slice::from_ref(&sym), 60_000).await.expect("subscribe");
+
+    // Reads until `n` more bars came, checking each follows the last.
+    async fn bars(rx: &mut tokio::sync::mpsc::Receiver<LiveMarket>, last: &mut i64, n: usize, step: impl Fn()) {
+        let mut got = 0;
+        tokio::time::timeout(Duration::from_secs(20), async {
+            while got < n {
+                step();
+                let deadline = tokio::time::sleep(Duration::from_millis(100));
+                tokio::pin!(deadline);
+                loop {
+                    tokio::select! {
+                        ev = rx.recv() => match ev {
+                            Some(LiveMarket::Feed(MarketFeed::Event(MarketEvent::Bar(b)))) => {
+                                assert_eq!(b.open_time, *last + 60_000, "bars once each and in order");
+                                *last = b.open_time;
+                                got += 1;
+                            }
+                            Some(_) => {}
+                            None => panic!("the feed ended"),
+                        },
+                        _ = &mut deadline => break,
+                    }
+                }
+            }
+        })
+        .await
+        .expect("the bars within 20 s");
+    }
+    async fn wait_for(rx: &mut tokio::sync::mpsc::Receiver<LiveMarket>, want: fn(&StreamStatus) -> bool) {
+        let fut = async {
+            loop {
+                match rx.recv().await {
+                    Some(LiveMarket::Feed(MarketFeed::Status(s))) if want(&s) => return,
+                    Some(_) => {}
+                    None => panic!("the feed ended"),
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), fut).await.expect("the stream status within 20 s")
+    }
+    wait_for(&mut rx, |s| *s == StreamStatus::Connected).await;
+    let step = || sb.market.step(10);
+    bars(&mut rx, &mut last, 2, step).await;
+
+    let klines_before = sb.faults.rest_requests().iter().filter(|r| r.ends_with("/klines")).count();
+    sb.market.step(1);
+    sb.faults.drop_connections();
+    wait_for(&mut rx, |s| matches!(s, StreamStatus::Disconnected { .. })).await;
+    // Three bars close while the stream is down (the reconnect waits out
+    // its backoff first).
+    sb.market.step(30);
+    wait_for(&mut rx, |s| *s == StreamStatus::Connected).await;
+    bars(&mut rx, &mut last, 4, step).await;
+    let klines_after = sb.faults.rest_requests().iter().filter(|r| r.ends_with("/klines")).count();
+    assert!(klines_after > klines_before, "the missed bars came over REST");
+    assert_eq!(sb.faults.signed_rest_requests(), 0);
+    drop(rx);
+    sb.shutdown().await;
+}

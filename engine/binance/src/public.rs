@@ -1,7 +1,10 @@
 //! Binance's public market data for a dry-run ([`PublicFeed`]): closed
 //! klines over REST and, on one combined stream per subscription,
 //! `<s>@depth20@100ms` (whole top-20 books), `<s>@trade` and
-//! `<s>@kline_<interval>`. It holds no key: every request is public, so the
+//! `<s>@kline_<interval>`. Closed bars are delivered once each and in order:
+//! bars that closed while the stream was down (or before it first came up,
+//! after the warm-up [`PublicMarketData::klines`] served) are fetched over
+//! REST before the next live one. It holds no key: every request is public, so the
 //! venue never sees a signature or an `X-MBX-APIKEY` header.
 //!
 //! Why partial books rather than the diff stream plus a REST snapshot: each
@@ -10,6 +13,7 @@
 //! price is 20 levels (a market order beyond them expires its rest).
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -36,8 +40,11 @@ const TIMEOUT_MS: u64 = 10_000;
 
 /// Binance's public market data at a REST and a stream base URL.
 pub struct PublicFeed {
-    rest: RestClient,
+    rest: Arc<RestClient>,
     ws_stream: String,
+    /// Per symbol: the open time of the newest closed bar [`Self::klines`]
+    /// served without a start (a warm-up), where the stream's bars continue.
+    served: Arc<Mutex<HashMap<Symbol, i64>>>,
 }
 
 impl PublicFeed {
@@ -46,7 +53,11 @@ impl PublicFeed {
         // No key: the client can only make public requests (a signed one
         // would carry an empty key and fail; nothing here makes one).
         let rest = RestClient::new(rest_url, Credentials::new("", ""), 5_000, TIMEOUT_MS)?;
-        Ok(Self { rest, ws_stream: ws_stream_url.trim_end_matches('/').to_string() })
+        Ok(Self {
+            rest: Arc::new(rest),
+            ws_stream: ws_stream_url.trim_end_matches('/').to_string(),
+            served: Arc::new(Mutex::new(HashMap::new())),
+        })
     }
 
     /// Every listed symbol's instrument and filters (`exchangeInfo`), so the
@@ -71,22 +82,14 @@ impl PublicMarketData for PublicFeed {
         start_ms: Option<i64>,
         limit: usize,
     ) -> VenueResult<Vec<Bar>> {
-        let list = self.rest.klines(symbol.as_str(), interval(interval_ms)?, start_ms, None, limit).await?;
-        let now = self.rest.now_ms();
-        Ok(list
-            .into_iter()
-            .filter(|k| k.close_time < now)
-            .map(|k| Bar {
-                symbol: symbol.clone(),
-                open_time: k.open_time,
-                close_time: k.close_time,
-                open: k.open,
-                high: k.high,
-                low: k.low,
-                close: k.close,
-                volume: k.volume,
-            })
-            .collect())
+        let range = KlineRange { start_ms, end_ms: None, closed_before: self.rest.now_ms() };
+        let bars = closed_klines(&self.rest, symbol, interval(interval_ms)?, range, limit).await?;
+        if let (None, Some(newest)) = (start_ms, bars.last()) {
+            let mut served = self.served.lock().unwrap_or_else(|p| p.into_inner());
+            let entry = served.entry(symbol.clone()).or_insert(newest.open_time);
+            *entry = (*entry).max(newest.open_time);
+        }
+        Ok(bars)
     }
 
     async fn subscribe(&self, symbols: &[Symbol], interval_ms: i64) -> VenueResult<mpsc::Receiver<LiveMarket>> {
@@ -98,8 +101,87 @@ impl PublicMarketData for PublicFeed {
             .collect();
         let url = format!("{}/stream?streams={}", self.ws_stream, streams.join("/"));
         let (tx, rx) = mpsc::channel(4096);
-        tokio::spawn(run(url, by_name, tx));
+        let last_open = self.served.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let bars = Bars { rest: self.rest.clone(), interval, interval_ms, last_open };
+        tokio::spawn(run(url, by_name, bars, tx));
         Ok(rx)
+    }
+}
+
+/// Which klines to ask for: open times from `start_ms` to `end_ms`, and only
+/// bars that closed before `closed_before` (a bar still open is left out).
+struct KlineRange {
+    start_ms: Option<i64>,
+    end_ms: Option<i64>,
+    closed_before: i64,
+}
+
+/// Closed klines of `symbol` over REST.
+async fn closed_klines(
+    rest: &RestClient,
+    symbol: &Symbol,
+    interval: &str,
+    range: KlineRange,
+    limit: usize,
+) -> VenueResult<Vec<Bar>> {
+    let list = rest.klines(symbol.as_str(), interval, range.start_ms, range.end_ms, limit).await?;
+    Ok(list
+        .into_iter()
+        .filter(|k| k.close_time < range.closed_before)
+        .map(|k| Bar {
+            symbol: symbol.clone(),
+            open_time: k.open_time,
+            close_time: k.close_time,
+            open: k.open,
+            high: k.high,
+            low: k.low,
+            close: k.close,
+            volume: k.volume,
+        })
+        .collect())
+}
+
+/// Keeps closed bars once each and in order across gaps in the stream.
+struct Bars {
+    rest: Arc<RestClient>,
+    interval: &'static str,
+    interval_ms: i64,
+    /// Per symbol: the open time of the last bar delivered.
+    last_open: HashMap<Symbol, i64>,
+}
+
+impl Bars {
+    /// The bars to deliver for a live closed `bar`: those REST has between
+    /// the last delivered and it, then it; nothing if it was delivered.
+    async fn deliver(&mut self, bar: Bar) -> Vec<Bar> {
+        let last = self.last_open.get(&bar.symbol).copied();
+        if last.is_some_and(|l| bar.open_time <= l) {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        if let Some(last) = last.filter(|l| bar.open_time > l + self.interval_ms) {
+            let mut from = last + 1;
+            // Paged: at most 1000 bars a request, until the live bar.
+            while from < bar.open_time {
+                // Every bar before a closed live one has closed.
+                let range =
+                    KlineRange { start_ms: Some(from), end_ms: Some(bar.open_time - 1), closed_before: bar.open_time };
+                let page = closed_klines(&self.rest, &bar.symbol, self.interval, range, 1000).await;
+                let page = match page {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(symbol = %bar.symbol, error = %e, "dry-run bar backfill failed; bars are missing");
+                        break;
+                    }
+                };
+                let Some(newest) = page.last().map(|b| b.open_time) else { break };
+                out.extend(page.into_iter().filter(|b| b.open_time >= from && b.open_time < bar.open_time));
+                from = newest + 1;
+            }
+        }
+        self.last_open.insert(bar.symbol.clone(), bar.open_time);
+        out.push(bar);
+        out
     }
 }
 
@@ -145,7 +227,7 @@ pub fn read(raw: &str, by_name: &HashMap<String, Symbol>, now_ms: i64) -> Result
 }
 
 /// Runs the stream until the receiver is dropped, reconnecting with backoff.
-async fn run(url: String, by_name: HashMap<String, Symbol>, tx: mpsc::Sender<LiveMarket>) {
+async fn run(url: String, by_name: HashMap<String, Symbol>, mut bars: Bars, tx: mpsc::Sender<LiveMarket>) {
     super::install_crypto_provider();
     let mut attempt: u32 = 0;
     loop {
@@ -174,6 +256,14 @@ async fn run(url: String, by_name: HashMap<String, Symbol>, tx: mpsc::Sender<Liv
                             attempt = 0;
                             let now = keel_core::clock::Clock::now_ms(&keel_core::clock::SystemClock);
                             match read(t.as_str(), &by_name, now) {
+                                Ok(Some(LiveMarket::Feed(MarketFeed::Event(MarketEvent::Bar(bar))))) => {
+                                    for bar in bars.deliver(bar).await {
+                                        let ev = LiveMarket::Feed(MarketFeed::Event(MarketEvent::Bar(bar)));
+                                        if tx.send(ev).await.is_err() {
+                                            return;
+                                        }
+                                    }
+                                }
                                 Ok(Some(ev)) => {
                                     if tx.send(ev).await.is_err() {
                                         return;

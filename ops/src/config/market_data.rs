@@ -243,6 +243,10 @@ mod tests {
             assert_eq!(e.key, key, "{venue}: {e}");
             assert!(e.to_string().contains(reason), "{venue}: {e}");
         }
+        let universe = "[venue]\nmarket_data = \"binance\"\n[universe]\nquote = \"USDT\"\ntop_n = 5\n";
+        let e = parse(universe).expect_err("a universe in a dry-run");
+        assert_eq!(e.key, "universe", "{e}");
+        assert!(e.reason.contains("a dry-run trades its configured"), "{e}");
         let e = parse("[venue]\nmarket_data = \"kraken\"\n").expect_err("unknown source");
         assert!(e.to_string().contains("unknown variant `kraken`"), "{e}");
     }

@@ -444,6 +444,12 @@ impl Config {
         }
         if let Some(u) = &self.universe {
             u.validate()?;
+            if self.is_dry_run() {
+                return Err(ConfigError::new(
+                    "universe",
+                    "a dry-run trades its configured [[symbol]] blocks; a universe needs paper (simulated) or a Binance mode",
+                ));
+            }
             if self.venue.exchange == Exchange::Coinbase && self.venue.mode != VenueMode::Paper {
                 return Err(ConfigError::new(
                     "universe",
