@@ -22,9 +22,13 @@ fn d(s: &str) -> Decimal {
     s.parse().expect("a decimal")
 }
 
-fn config(rest: &str, ws: &str) -> Config {
+fn config(rest: &str, ws: &str, data: &std::path::Path) -> Config {
+    let data = data.display();
     let text = format!(
         r#"
+[engine]
+data_dir = "{data}"
+
 [venue]
 mode = "paper"
 market_data = "binance"
@@ -77,7 +81,7 @@ async fn dry_run_fills_against_the_sandbox_book_and_sends_no_signed_request() {
     .expect("the sandbox starts");
     // A still market: the book the dry-run sees is the one REST shows.
     sb.market.pause();
-    let config = config(&sb.rest_url, &sb.ws_stream_url);
+    let config = config(&sb.rest_url, &sb.ws_stream_url, &dir.path().join("data"));
     let built = ops::venues::build(&config, None).await.expect("the dry-run venue builds");
     let venue = built.venue.clone();
     let sym = Symbol::new("BTCUSDT");
@@ -174,8 +178,22 @@ async fn dry_run_fills_against_the_sandbox_book_and_sends_no_signed_request() {
     let _ = keyed.account().await;
     assert_eq!(sb.faults.signed_rest_requests(), 1, "a signed request is counted");
 
+    // A restart meets the account it left: balances, and an order still
+    // resting at the venue.
+    let far = (top.bid * d("0.5")).round_dp(2);
+    venue.place_order(&request("dry-rest", Side::Buy, OrderType::Limit { price: far }, "0.001")).await.expect("rests");
+    let balances = venue.balances().await.expect("balances");
     drop(venue);
+    drop(market);
+    drop(user);
     built.stop().await;
+    let again = ops::venues::build(&config, None).await.expect("the dry-run venue builds again");
+    let open = again.venue.open_orders(None).await.expect("open orders");
+    assert_eq!(open.iter().map(|o| o.client_order_id.as_str()).collect::<Vec<_>>(), ["dry-rest"]);
+    assert_eq!(again.venue.balances().await.expect("balances"), balances, "the account continues");
+    let fills = again.venue.my_trades(&sym, None).await.expect("fills");
+    assert!(fills.iter().any(|f| f.client_order_id == "dry-m"), "the fills are still listed");
+    again.stop().await;
     sb.shutdown().await;
 }
 

@@ -68,6 +68,19 @@ pub trait PublicMarketData: Send + Sync {
     async fn subscribe(&self, symbols: &[Symbol], interval_ms: i64) -> VenueResult<mpsc::Receiver<LiveMarket>>;
 }
 
+/// Keeps the simulated account (the matching core: balances, open orders,
+/// fills, ids) where a restart finds it, so the dry-run venue outlives the
+/// process as a real venue does. Called under the venue's lock after every
+/// change, before anyone hears of it.
+pub trait CoreSaver: Send + Sync {
+    /// Saves `core` (whole; it replaces what was saved).
+    fn save(&self, core: &MatchingCore);
+}
+
+/// Final orders and fills kept per account (older ones are forgotten, so
+/// what is saved stays small; open orders are always kept).
+const HISTORY_KEEP: usize = 5_000;
+
 /// Settings of a live paper venue.
 #[derive(Debug, Clone)]
 pub struct LivePaperConfig {
@@ -82,14 +95,26 @@ pub struct LivePaperConfig {
     pub latency_ms: u64,
     /// First order and trade id (keep ids unique across restarts).
     pub id_base: u64,
+    /// The account a previous run saved: it continues (its balances and
+    /// open orders win over `balances`; `instruments` update its filters).
+    pub saved: Option<MatchingCore>,
 }
 
 struct State {
     core: MatchingCore,
     user_subs: Vec<mpsc::Sender<UserEvent>>,
+    saver: Option<Arc<dyn CoreSaver>>,
 }
 
 impl State {
+    /// The account changed: save it.
+    fn changed(&mut self) {
+        if let Some(saver) = &self.saver {
+            self.core.forget_history(HISTORY_KEEP);
+            saver.save(&self.core);
+        }
+    }
+
     fn user_deliveries(&mut self, executions: Vec<Execution>) -> Vec<(mpsc::Sender<UserEvent>, UserEvent)> {
         if executions.is_empty() {
             return Vec::new();
@@ -118,14 +143,30 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 
 impl LivePaperVenue {
     /// Builds the venue; it has no prices until [`Venue::subscribe_market`].
-    pub fn new(cfg: LivePaperConfig, source: Arc<dyn PublicMarketData>) -> Arc<Self> {
-        let mut core = MatchingCore::new(cfg.fees, 0).with_id_base(cfg.id_base);
-        for i in cfg.instruments {
-            core.add_instrument(i);
-        }
-        core.add_account(ACCOUNT, cfg.balances);
+    /// With a `saver`, every change of the account is saved.
+    pub fn new(
+        cfg: LivePaperConfig,
+        source: Arc<dyn PublicMarketData>,
+        saver: Option<Arc<dyn CoreSaver>>,
+    ) -> Arc<Self> {
+        let core = match cfg.saved {
+            Some(mut core) => {
+                for i in cfg.instruments {
+                    core.list_instrument(i);
+                }
+                core
+            }
+            None => {
+                let mut core = MatchingCore::new(cfg.fees, 0).with_id_base(cfg.id_base);
+                for i in cfg.instruments {
+                    core.add_instrument(i);
+                }
+                core.add_account(ACCOUNT, cfg.balances);
+                core
+            }
+        };
         Arc::new(Self {
-            state: Arc::new(Mutex::new(State { core, user_subs: Vec::new() })),
+            state: Arc::new(Mutex::new(State { core, user_subs: Vec::new(), saver })),
             source,
             latency: Duration::from_millis(cfg.latency_ms),
             pump: Mutex::new(None),
@@ -161,11 +202,17 @@ async fn pump(state: Arc<Mutex<State>>, mut rx: mpsc::Receiver<LiveMarket>, tx: 
             match ev {
                 LiveMarket::Depth(b) => {
                     let executions = st.core.set_depth(b.symbol.as_str(), b.bids, b.asks, b.ts_ms);
+                    if !executions.is_empty() {
+                        st.changed();
+                    }
                     let top = st.core.quote(b.symbol.as_str()).cloned();
                     (top.map(|q| MarketFeed::Event(MarketEvent::Book(q))), st.user_deliveries(executions))
                 }
                 LiveMarket::Feed(MarketFeed::Event(MarketEvent::Trade(t))) => {
                     let executions = st.core.match_trade(t.symbol.as_str(), t.price, t.qty, t.ts_ms);
+                    if !executions.is_empty() {
+                        st.changed();
+                    }
                     (Some(MarketFeed::Event(MarketEvent::Trade(t))), st.user_deliveries(executions))
                 }
                 LiveMarket::Feed(other) => (Some(other), Vec::new()),
@@ -230,6 +277,7 @@ impl Venue for LivePaperVenue {
                     let fills: Vec<Fill> = result.executions.iter().filter_map(|e| e.fill.clone()).collect();
                     let mut executions = vec![Execution { order: result.order.clone(), fill: None }];
                     executions.extend(result.executions);
+                    st.changed();
                     let deliveries = st.user_deliveries(executions);
                     (Ok(PlaceResult { report: result.order.report(), fills }), deliveries)
                 }
@@ -245,6 +293,7 @@ impl Venue for LivePaperVenue {
             let mut st = self.lock();
             match st.core.cancel(ACCOUNT, symbol, client_order_id, SystemClock.now_ms()) {
                 Ok(order) => {
+                    st.changed();
                     let d = st.user_deliveries(vec![Execution { order: order.clone(), fill: None }]);
                     (Ok(order.report()), d)
                 }
@@ -350,8 +399,10 @@ mod tests {
                 fees: FeeSchedule::new(d("10"), d("10"), CommissionAsset::Quote),
                 latency_ms,
                 id_base: 1,
+                saved: None,
             },
             Arc::new(Scripted { rx: Mutex::new(Some(rx)) }),
+            None,
         );
         (v, tx)
     }
