@@ -192,11 +192,12 @@
     st.status = s;
     const mode = String(s.venue_mode || 'unknown');
     const badge = $('venue-mode');
-    badge.textContent = mode === 'mainnet' ? 'MAINNET · real money' : mode;
+    const described = String(s.venue_description || mode);
+    badge.textContent = mode === 'mainnet' ? 'MAINNET · real money' : described;
     badge.className = `badge mode mode-${mode}`;
     $('mainnet-banner').hidden = mode !== 'mainnet';
     document.title = mode === 'mainnet' ? 'MAINNET · Keel console' : `Keel console (${mode})`;
-    $('venue-detail').textContent = `${s.venue || ''} · ${mode} · up ${Math.floor((s.uptime_seconds || 0) / 60)} min`;
+    $('venue-detail').textContent = `${s.venue || ''} · ${described} · up ${Math.floor((s.uptime_seconds || 0) / 60)} min`;
 
     const listener = s.listener || {};
     $('listener-banner').hidden = !listener.warning;

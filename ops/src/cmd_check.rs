@@ -98,7 +98,7 @@ pub fn run(args: ConfigArg) -> anyhow::Result<()> {
         if problems.is_empty() { "ok" } else { "not ready" },
         config.symbols.len(),
         config.strategies.len(),
-        config.venue.mode.as_str(),
+        config.venue_description(),
         config.exchange_in_use().map(|e| format!(" on {}", e.as_str())).unwrap_or_default()
     );
     println!("{summary}");

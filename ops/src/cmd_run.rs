@@ -107,7 +107,7 @@ async fn serve(config: crate::config::Config, exit_after: Option<Duration>) -> a
         data_dir = %config.engine.data_dir.display(),
         venue = handle.venue().name(),
         venue_mode = config.venue.mode.as_str(),
-        mode = config.venue.mode.banner(),
+        mode = config.venue_banner(),
         "keel running; Ctrl-C or SIGTERM stops it"
     );
 
@@ -139,7 +139,7 @@ async fn start(config: &crate::config::Config, notifiers: crate::surfaces::Notif
     }
     let store = open_store(&config.engine.data_dir)?;
     crate::restarts::pace(store.as_ref(), SystemClock.now_ms(), config.engine.free_starts_per_minute as usize).await;
-    tracing::info!(venue_mode = config.venue.mode.as_str(), "venue mode: {}", config.venue.mode.banner());
+    tracing::info!(venue_mode = config.venue_description(), "venue mode: {}", config.venue_banner());
     let built = crate::venues::build(config, Some(store.as_ref())).await?;
     let setup = engine_setup(config, store.clone(), built.venue.clone(), Arc::new(SystemClock))?;
     let handle = match start_engine(setup).await {

@@ -156,7 +156,7 @@ pub async fn start_with(config: &Config, handle: &EngineHandle, notifiers: Notif
         let text = format!(
             "Keel {} started: {}, venue {}, trading {state}, {} strategies",
             env!("CARGO_PKG_VERSION"),
-            config.venue.mode.banner(),
+            config.venue_banner(),
             handle.venue().name(),
             handle.strategy_ids().len()
         );
@@ -177,7 +177,7 @@ pub fn prime_metrics(config: &Config) {
     m.prime(&symbols, &strategies);
     m.info.reset();
     let exchange = config.exchange_in_use().map(|e| e.as_str()).unwrap_or_default();
-    m.info.with_label_values(&[config.venue.mode.as_str(), exchange]).set(1);
+    m.info.with_label_values(&[config.venue_description(), exchange]).set(1);
     for c in telegram::COMMANDS {
         m.telegram_commands_total.with_label_values(&[c.name]);
     }

@@ -4,6 +4,7 @@
 //! the Coinbase adapter ([`coinbase`]).
 
 pub mod coinbase;
+pub mod live_paper;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -112,14 +113,7 @@ impl EmbeddedSandbox {
 /// else the config's starting balances. Ids start from the wall clock, so
 /// trade ids stay unique across restarts of a venue that keeps no history.
 pub fn paper_config(config: &Config, stored: Option<&Balances>, now_ms: i64) -> PaperConfig {
-    let balances: Vec<Balance> = match stored {
-        Some(b) if !b.assets.is_empty() => b.assets.values().cloned().collect(),
-        _ => config
-            .balances
-            .iter()
-            .map(|(asset, amount)| Balance { asset: asset.clone(), free: *amount, locked: Decimal::ZERO })
-            .collect(),
-    };
+    let balances = paper_balances(config, stored);
     let interval = config.engine.bar_interval.0;
     PaperConfig {
         symbols: config.symbols.iter().map(PaperSymbol::from_config).collect(),
@@ -132,6 +126,19 @@ pub fn paper_config(config: &Config, stored: Option<&Balances>, now_ms: i64) -> 
         history_bars: HISTORY_BARS,
         start_ms: now_ms - HISTORY_BARS as i64 * interval,
         id_base: (now_ms.max(0) as u64).saturating_mul(1000),
+    }
+}
+
+/// A paper account's balances: the store's snapshot when there is one (a
+/// restart keeps the account), else the config's starting balances.
+pub fn paper_balances(config: &Config, stored: Option<&Balances>) -> Vec<Balance> {
+    match stored {
+        Some(b) if !b.assets.is_empty() => b.assets.values().cloned().collect(),
+        _ => config
+            .balances
+            .iter()
+            .map(|(asset, amount)| Balance { asset: asset.clone(), free: *amount, locked: Decimal::ZERO })
+            .collect(),
     }
 }
 
@@ -211,6 +218,7 @@ pub async fn build(config: &Config, store: Option<&dyn Store>) -> anyhow::Result
         return coinbase::build(config, &stored, store, now).await;
     }
     match config.venue.mode {
+        VenueMode::Paper if config.venue.market_data.is_live() => live_paper::build(config, &stored, now).await,
         VenueMode::Paper => {
             let venue = PaperVenue::new(paper_config(config, stored.balances.as_ref(), now));
             let task = venue.spawn_clock();

@@ -14,6 +14,7 @@
 
 pub mod error;
 pub mod model;
+pub mod public;
 pub mod rest;
 pub mod sign;
 pub mod stream;

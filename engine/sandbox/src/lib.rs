@@ -490,6 +490,7 @@ pub struct FaultControl {
     conn_tx: broadcast::Sender<ConnCmd>,
     dropped: Arc<AtomicU64>,
     requests: Arc<Mutex<VecDeque<String>>>,
+    signed_requests: Arc<AtomicU64>,
     ws_requests: Arc<Mutex<VecDeque<String>>>,
     ws_api_refused: Arc<AtomicBool>,
     weight_total: Arc<AtomicU64>,
@@ -528,6 +529,7 @@ impl FaultControl {
             conn_tx,
             dropped: Arc::new(AtomicU64::new(0)),
             requests: Arc::new(Mutex::new(VecDeque::new())),
+            signed_requests: Arc::new(AtomicU64::new(0)),
             ws_requests: Arc::new(Mutex::new(VecDeque::new())),
             ws_api_refused: Arc::new(AtomicBool::new(false)),
             weight_total: Arc::new(AtomicU64::new(0)),
@@ -585,6 +587,17 @@ impl FaultControl {
     /// `METHOD /api/v3/path`, oldest first.
     pub fn rest_requests(&self) -> Vec<String> {
         self.requests.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()
+    }
+
+    /// How many REST requests carried a key or a signature (an
+    /// `X-MBX-APIKEY` header or a `signature` parameter), counted whether or
+    /// not they were accepted: a public-data client must send none.
+    pub fn signed_rest_requests(&self) -> u64 {
+        self.signed_requests.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn note_signed_request(&self) {
+        self.signed_requests.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn note_request(&self, method: &str, path: &str) {

@@ -231,6 +231,9 @@ pub(crate) async fn handle(
     let raw_query = uri.query().unwrap_or("").to_string();
     let mut pairs = parse_pairs(&body);
     pairs.extend(parse_pairs(&raw_query));
+    if headers.contains_key("x-mbx-apikey") || pairs.iter().any(|(k, _)| k == "signature") {
+        app.faults.note_signed_request();
+    }
     let params = Params::from_pairs(pairs);
     let now = app.faults.server_now_ms();
 

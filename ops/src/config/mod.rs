@@ -16,6 +16,7 @@
 mod coinbase;
 pub mod futures;
 mod mainnet;
+pub mod market_data;
 pub mod ops;
 pub mod universe;
 
@@ -33,6 +34,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use coinbase::{CoinbaseConfig, CoinbaseEndpoints};
 pub use futures::FuturesSection;
 pub use keel_core::config::{parse_duration_ms, ConfigError, DurationMs, StrategyConfig, SymbolConfig};
+pub use market_data::{LiveSource, MarketData, PaperSection};
 pub use ops::{HttpConfig, NotifyConfig};
 pub use risk::config::RiskConfig;
 pub use universe::UniverseConfig;
@@ -260,6 +262,12 @@ pub struct VenueConfig {
     /// The Coinbase adapter (`[venue.coinbase]`: key variables, URL
     /// overrides) for `exchange = "coinbase"`.
     pub coinbase: CoinbaseConfig,
+    /// Paper mode's prices: `sandbox` (simulated, offline), or Binance's
+    /// public market data (`binance`, `binance-testnet`) for a dry-run.
+    pub market_data: MarketData,
+    /// The live-data paper venue (`[venue.paper]`: public URL overrides,
+    /// latency).
+    pub paper: PaperSection,
 }
 
 impl Default for VenueConfig {
@@ -276,6 +284,8 @@ impl Default for VenueConfig {
             confirm_mainnet: false,
             binance: BinanceConfig::default(),
             coinbase: CoinbaseConfig::default(),
+            market_data: MarketData::Sandbox,
+            paper: PaperSection::default(),
         }
     }
 }
@@ -394,6 +404,7 @@ impl Config {
         }
         non_negative("venue.maker_fee_bps", self.venue.maker_fee_bps)?;
         non_negative("venue.taker_fee_bps", self.venue.taker_fee_bps)?;
+        market_data::validate(self.venue.mode, self.venue.exchange, self.venue.market_data, &self.venue.paper)?;
         match self.venue.exchange {
             Exchange::Binance => self.validate_binance()?,
             Exchange::Coinbase => self.validate_coinbase()?,
@@ -433,6 +444,12 @@ impl Config {
         }
         if let Some(u) = &self.universe {
             u.validate()?;
+            if self.is_dry_run() {
+                return Err(ConfigError::new(
+                    "universe",
+                    "a dry-run trades its configured [[symbol]] blocks; a universe needs paper (simulated) or a Binance mode",
+                ));
+            }
             if self.venue.exchange == Exchange::Coinbase && self.venue.mode != VenueMode::Paper {
                 return Err(ConfigError::new(
                     "universe",

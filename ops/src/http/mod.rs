@@ -6,7 +6,7 @@
 //! | GET | `/ready` | none | 200 or 503 with `{"ready":bool,"market_stream":bool,"user_stream":bool,"futures_stream":bool\|null,"trading_state":"ACTIVE"}` (`futures_stream` is null without a futures feed, and readiness does not wait on it) |
 //! | GET | `/metrics` | none | Prometheus text format 0.0.4 |
 //! | GET | `/`, `/console/{file}` | none (the page asks for the token) | the operator console (see [`console`]) |
-//! | GET | `/api/v1/status` | bearer | the engine status, with `venue_mode` (`paper`, `sandbox`, `testnet`, `mainnet`) beside `venue`, and `listener` (`listen`, `tls`, `loopback`, `warning`) |
+//! | GET | `/api/v1/status` | bearer | the engine status, with `venue_mode` (`paper`, `sandbox`, `testnet`, `mainnet`), `venue_description` (the mode, or `paper on live Binance market data` for a dry-run) and `market_data` (`sandbox`, `binance`, `binance-testnet`) beside `venue`, and `listener` (`listen`, `tls`, `loopback`, `warning`) |
 //! | GET | `/api/v1/positions` | bearer | positions with marks |
 //! | GET | `/api/v1/orders` | bearer | open orders |
 //! | GET | `/api/v1/balances` | bearer | balances and equity |
@@ -263,6 +263,8 @@ async fn status(req: HttpRequest, state: web::Data<ApiState>) -> ApiResult {
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("status: {e}")))?;
     if let Some(o) = body.as_object_mut() {
         o.insert("venue_mode".into(), json!(state.config.venue.mode.as_str()));
+        o.insert("venue_description".into(), json!(state.config.venue_description()));
+        o.insert("market_data".into(), json!(state.config.venue.market_data.as_str()));
         o.insert("exchange".into(), json!(state.config.exchange_in_use().map(|e| e.as_str())));
         o.insert("listener".into(), console::listener_status(&state.config.http));
     }

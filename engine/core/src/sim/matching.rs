@@ -381,6 +381,10 @@ struct Book {
     /// Resting order ids in arrival order.
     resting: Vec<u64>,
     next_trade_id: u64,
+    /// A live venue's partial book (see [`live`]); `None`: the synthetic
+    /// levels around the quote. Market data, so never saved.
+    #[serde(skip)]
+    depth: Option<live::LiveDepth>,
 }
 
 /// The matching core. Deterministic: the same inputs give the same outputs.
@@ -565,7 +569,7 @@ impl MatchingCore {
         let base = self.trade_id_base;
         self.books.insert(
             instrument.symbol.clone(),
-            Book { instrument, quote: None, last: None, resting: Vec::new(), next_trade_id: base },
+            Book { instrument, quote: None, last: None, resting: Vec::new(), next_trade_id: base, depth: None },
         );
     }
 
@@ -1084,6 +1088,13 @@ impl MatchingCore {
     }
 
     fn quote_into(&mut self, quote: BookTicker, out: &mut impl Sink) {
+        self.quote_matching(quote, true, out);
+    }
+
+    /// Sets a symbol's quote and matches its resting orders against it:
+    /// stops trigger on it, and with `limits_on_touch` limits fill when it
+    /// reaches their price (a live book fills them by trades instead).
+    fn quote_matching(&mut self, quote: BookTicker, limits_on_touch: bool, out: &mut impl Sink) {
         let now_ms = quote.ts_ms;
         let Some(book) = self.books.get_mut(&quote.symbol) else {
             return;
@@ -1115,7 +1126,7 @@ impl MatchingCore {
                     }
                 }
             }
-            let Some(price) = order.order_type.limit_price() else { continue };
+            let Some(price) = order.order_type.limit_price().filter(|_| limits_on_touch) else { continue };
             let (reached, avail) = match order.side {
                 Side::Buy => (ask <= price, &mut ask_avail),
                 Side::Sell => (bid >= price, &mut bid_avail),
@@ -1245,16 +1256,26 @@ impl MatchingCore {
     }
 
     /// The synthetic levels of one side, best first (see [`Self::synthetic_levels`]).
+    /// A live book's levels take the place of the synthetic ones.
     fn levels(&self, symbol: &str, side: Side) -> impl Iterator<Item = (Decimal, Decimal)> + '_ {
         let book = self.books.get(symbol);
-        let top = book.and_then(|b| b.quote.as_ref().map(|q| (q, b.instrument.tick_size)));
-        top.into_iter()
-            .flat_map(move |(q, tick)| (0..=self.depth_levels).filter_map(move |k| Touch::of(q).level(tick, side, k)))
+        let live = book.and_then(|b| b.depth.as_ref()).map(|d| d.side(side).iter().copied());
+        let top =
+            book.filter(|b| b.depth.is_none()).and_then(|b| b.quote.as_ref().map(|q| (q, b.instrument.tick_size)));
+        let synthetic = top
+            .into_iter()
+            .flat_map(move |(q, tick)| (0..=self.depth_levels).filter_map(move |k| Touch::of(q).level(tick, side, k)));
+        live.into_iter().flatten().chain(synthetic)
     }
 
     fn take_liquidity(&mut self, id: u64, limit: Option<Decimal>, now_ms: i64, out: &mut impl Sink) {
         let Some(order) = self.orders.get(&id) else { return };
         let Some(book) = self.books.get(&order.symbol) else { return };
+        if book.depth.is_some() {
+            let symbol = order.symbol.clone();
+            self.take_live(id, &symbol, limit, now_ms, out);
+            return;
+        }
         let Some(quote) = &book.quote else { return };
         let (side, tick) = (order.side, book.instrument.tick_size);
         let touch = Touch::of(quote);
@@ -1396,6 +1417,8 @@ impl MatchingCore {
         }
     }
 }
+
+mod live;
 
 /// The touch of a quote: what the synthetic levels are built from.
 #[derive(Clone, Copy)]

@@ -5,6 +5,7 @@
 //! types; callers never see the protocol. The in-process [`paper::PaperVenue`]
 //! and the Binance adapter both implement [`Venue`].
 
+pub mod live_paper;
 pub mod paper;
 
 use async_trait::async_trait;

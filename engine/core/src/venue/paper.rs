@@ -26,7 +26,8 @@ use crate::sim::BarBuilder;
 use crate::sim::{Execution, FeeSchedule, MatchError, MatchingCore, NewOrder, PriceGen, PricePath};
 use crate::symbol::Symbol;
 
-const ACCOUNT: u32 = 1;
+/// The one simulated account.
+pub(super) const ACCOUNT: u32 = 1;
 const BPS: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
 const HISTORY_LIMIT: usize = 5_000;
 
@@ -293,21 +294,32 @@ impl State {
             return Vec::new();
         }
         self.user_subs.retain(|tx| !tx.is_closed());
-        let mut events = Vec::new();
-        for ex in executions {
-            if let Some(fill) = ex.fill {
-                events.push(UserEvent::Fill(fill));
-            }
-            events.push(UserEvent::Order(ex.order.report()));
-        }
-        if let Some(balances) = self.core.balances(ACCOUNT) {
-            events.push(UserEvent::Balances(balances));
-        }
+        let events = user_events(&self.core, executions);
         self.user_subs.iter().flat_map(|tx| events.iter().map(move |e| (tx.clone(), e.clone()))).collect()
     }
 }
 
-async fn deliver(market: Vec<(mpsc::Sender<MarketFeed>, MarketFeed)>, user: Vec<(mpsc::Sender<UserEvent>, UserEvent)>) {
+/// What the user stream reports of executions: each fill, each order's
+/// state, then the account's balances.
+pub(super) fn user_events(core: &MatchingCore, executions: Vec<Execution>) -> Vec<UserEvent> {
+    let mut events = Vec::new();
+    for ex in executions {
+        if let Some(fill) = ex.fill {
+            events.push(UserEvent::Fill(fill));
+        }
+        events.push(UserEvent::Order(ex.order.report()));
+    }
+    if let Some(balances) = core.balances(ACCOUNT) {
+        events.push(UserEvent::Balances(balances));
+    }
+    events
+}
+
+/// Sends user events, then market events, to their subscribers.
+pub(super) async fn deliver(
+    market: Vec<(mpsc::Sender<MarketFeed>, MarketFeed)>,
+    user: Vec<(mpsc::Sender<UserEvent>, UserEvent)>,
+) {
     // User events first: a fill must never wait behind market data.
     for (tx, ev) in user {
         let _ = tx.send(ev).await;
@@ -317,7 +329,8 @@ async fn deliver(market: Vec<(mpsc::Sender<MarketFeed>, MarketFeed)>, user: Vec<
     }
 }
 
-fn match_error(e: MatchError) -> VenueError {
+/// A matching error as the venue interface reports it (Binance's codes).
+pub(super) fn match_error(e: MatchError) -> VenueError {
     match e {
         MatchError::UnknownOrder => VenueError::NotFound,
         other => {

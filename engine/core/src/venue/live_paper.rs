@@ -1,0 +1,502 @@
+//! The paper venue on a live market (dry-run): a real venue's public book
+//! and trades, Keel's orders and fills simulated by the matching core.
+//!
+//! The market data comes from a [`PublicMarketData`] source (the Binance
+//! adapter's public client implements it; core does not know Binance). Its
+//! partial books feed [`MatchingCore::set_depth`] and its trades
+//! [`MatchingCore::match_trade`] (the fill rules are in
+//! `sim/matching/live.rs`); the engine gets the book's top as
+//! [`MarketEvent::Book`] and the trades and bars as they come. Nothing is
+//! sent to the source but public requests: it has no key.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rust_decimal::Decimal;
+use tokio::sync::mpsc;
+
+use super::paper::{deliver, match_error, user_events, ACCOUNT};
+use super::{
+    MarketFeed, OrderReport, OrderRequest, PlaceResult, StreamStatus, UserEvent, Venue, VenueError, VenueResult,
+};
+use crate::balance::Balance;
+use crate::clock::{Clock, SystemClock};
+use crate::fill::{Fill, FillCursor};
+use crate::instrument::Instrument;
+use crate::market::{Bar, BookTicker, MarketEvent};
+use crate::sim::{Execution, FeeSchedule, MatchError, MatchingCore, NewOrder};
+use crate::symbol::Symbol;
+
+/// A whole partial book of one symbol, as a venue's partial-depth stream
+/// sends it: price and quantity per level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartialBook {
+    /// Symbol.
+    pub symbol: Symbol,
+    /// Bids, best first.
+    pub bids: Vec<(Decimal, Decimal)>,
+    /// Asks, best first.
+    pub asks: Vec<(Decimal, Decimal)>,
+    /// When it was received (ms since the epoch).
+    pub ts_ms: i64,
+}
+
+/// An event of a live public market-data subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiveMarket {
+    /// A whole partial book.
+    Depth(PartialBook),
+    /// Trades, closed bars and connectivity, as a venue's market feed has them.
+    Feed(MarketFeed),
+}
+
+/// A live venue's public market data: what a dry-run needs, without a key.
+#[async_trait]
+pub trait PublicMarketData: Send + Sync {
+    /// Closed bars (as [`Venue::klines`]).
+    async fn klines(
+        &self,
+        symbol: &Symbol,
+        interval_ms: i64,
+        start_ms: Option<i64>,
+        limit: usize,
+    ) -> VenueResult<Vec<Bar>>;
+
+    /// Partial books, trades and closed bars of the symbols, reconnecting
+    /// until the receiver is dropped.
+    async fn subscribe(&self, symbols: &[Symbol], interval_ms: i64) -> VenueResult<mpsc::Receiver<LiveMarket>>;
+}
+
+/// Keeps the simulated account (the matching core: balances, open orders,
+/// fills, ids) where a restart finds it, so the dry-run venue outlives the
+/// process as a real venue does. Called under the venue's lock after every
+/// change, before anyone hears of it.
+pub trait CoreSaver: Send + Sync {
+    /// Saves `core` (whole; it replaces what was saved).
+    fn save(&self, core: &MatchingCore);
+}
+
+/// Final orders and fills kept per account (older ones are forgotten, so
+/// what is saved stays small; open orders are always kept).
+const HISTORY_KEEP: usize = 5_000;
+
+/// Settings of a live paper venue.
+#[derive(Debug, Clone)]
+pub struct LivePaperConfig {
+    /// Tradable instruments and their filters.
+    pub instruments: Vec<Instrument>,
+    /// Starting balances.
+    pub balances: Vec<Balance>,
+    /// Fees.
+    pub fees: FeeSchedule,
+    /// Time from sending an order to its matching (what a round trip to the
+    /// venue would take).
+    pub latency_ms: u64,
+    /// First order and trade id (keep ids unique across restarts).
+    pub id_base: u64,
+    /// The account a previous run saved: it continues (its balances and
+    /// open orders win over `balances`; `instruments` update its filters).
+    pub saved: Option<MatchingCore>,
+}
+
+struct State {
+    core: MatchingCore,
+    user_subs: Vec<mpsc::Sender<UserEvent>>,
+    saver: Option<Arc<dyn CoreSaver>>,
+}
+
+impl State {
+    /// The account changed: save it.
+    fn changed(&mut self) {
+        if let Some(saver) = &self.saver {
+            self.core.forget_history(HISTORY_KEEP);
+            saver.save(&self.core);
+        }
+    }
+
+    fn user_deliveries(&mut self, executions: Vec<Execution>) -> Vec<(mpsc::Sender<UserEvent>, UserEvent)> {
+        if executions.is_empty() {
+            return Vec::new();
+        }
+        self.user_subs.retain(|tx| !tx.is_closed());
+        let events = user_events(&self.core, executions);
+        self.user_subs.iter().flat_map(|tx| events.iter().map(move |e| (tx.clone(), e.clone()))).collect()
+    }
+}
+
+/// The paper venue on live market data.
+pub struct LivePaperVenue {
+    state: Arc<Mutex<State>>,
+    source: Arc<dyn PublicMarketData>,
+    latency: Duration,
+    /// The task feeding the core from the newest market subscription (one
+    /// at a time: two would match every trade twice).
+    pump: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    // A poisoned lock means a panic inside the matching; its state is still
+    // the best there is, so keep serving rather than failing forever.
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl LivePaperVenue {
+    /// Builds the venue; it has no prices until [`Venue::subscribe_market`].
+    /// With a `saver`, every change of the account is saved.
+    pub fn new(
+        cfg: LivePaperConfig,
+        source: Arc<dyn PublicMarketData>,
+        saver: Option<Arc<dyn CoreSaver>>,
+    ) -> Arc<Self> {
+        let core = match cfg.saved {
+            Some(mut core) => {
+                for i in cfg.instruments {
+                    core.list_instrument(i);
+                }
+                core
+            }
+            None => {
+                let mut core = MatchingCore::new(cfg.fees, 0).with_id_base(cfg.id_base);
+                for i in cfg.instruments {
+                    core.add_instrument(i);
+                }
+                core.add_account(ACCOUNT, cfg.balances);
+                core
+            }
+        };
+        Arc::new(Self {
+            state: Arc::new(Mutex::new(State { core, user_subs: Vec::new(), saver })),
+            source,
+            latency: Duration::from_millis(cfg.latency_ms),
+            pump: Mutex::new(None),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+}
+
+impl Drop for LivePaperVenue {
+    fn drop(&mut self) {
+        if let Some(task) = self.pump.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            task.abort();
+        }
+    }
+}
+
+/// Feeds the core from the source and the engine from both, until either
+/// side is gone.
+async fn pump(state: Arc<Mutex<State>>, mut rx: mpsc::Receiver<LiveMarket>, tx: mpsc::Sender<MarketFeed>) {
+    loop {
+        let ev = tokio::select! {
+            _ = tx.closed() => return,
+            ev = rx.recv() => match ev {
+                Some(ev) => ev,
+                None => return,
+            },
+        };
+        let (forward, user) = {
+            let mut st = lock(&state);
+            match ev {
+                LiveMarket::Depth(b) => {
+                    let executions = st.core.set_depth(b.symbol.as_str(), b.bids, b.asks, b.ts_ms);
+                    if !executions.is_empty() {
+                        st.changed();
+                    }
+                    let top = st.core.quote(b.symbol.as_str()).cloned();
+                    (top.map(|q| MarketFeed::Event(MarketEvent::Book(q))), st.user_deliveries(executions))
+                }
+                LiveMarket::Feed(MarketFeed::Event(MarketEvent::Trade(t))) => {
+                    let executions = st.core.match_trade(t.symbol.as_str(), t.price, t.qty, t.ts_ms);
+                    if !executions.is_empty() {
+                        st.changed();
+                    }
+                    (Some(MarketFeed::Event(MarketEvent::Trade(t))), st.user_deliveries(executions))
+                }
+                LiveMarket::Feed(other) => (Some(other), Vec::new()),
+            }
+        };
+        let market = forward.map(|f| vec![(tx.clone(), f)]).unwrap_or_default();
+        deliver(market, user).await;
+    }
+}
+
+#[async_trait]
+impl Venue for LivePaperVenue {
+    fn name(&self) -> &str {
+        "paper"
+    }
+
+    async fn instruments(&self) -> VenueResult<Vec<Instrument>> {
+        Ok(self.lock().core.instruments().cloned().collect())
+    }
+
+    async fn server_time(&self) -> VenueResult<i64> {
+        Ok(SystemClock.now_ms())
+    }
+
+    async fn klines(
+        &self,
+        symbol: &Symbol,
+        interval_ms: i64,
+        start_ms: Option<i64>,
+        limit: usize,
+    ) -> VenueResult<Vec<Bar>> {
+        self.source.klines(symbol, interval_ms, start_ms, limit).await
+    }
+
+    async fn best_bid_ask(&self, symbol: &Symbol) -> VenueResult<BookTicker> {
+        self.lock()
+            .core
+            .quote(symbol)
+            .cloned()
+            .ok_or_else(|| VenueError::Rejected { code: -1121, reason: format!("no live book of {symbol} yet") })
+    }
+
+    async fn place_order(&self, request: &OrderRequest) -> VenueResult<PlaceResult> {
+        // The order meets the book as it is when it would reach the venue.
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
+        let (result, deliveries) = {
+            let mut st = self.lock();
+            let new = NewOrder {
+                account: ACCOUNT,
+                client_order_id: request.client_order_id.clone(),
+                symbol: request.symbol.clone(),
+                side: request.side,
+                order_type: request.order_type,
+                qty: request.qty,
+                tif: request.tif,
+                asked: Default::default(),
+            };
+            match st.core.submit(new, SystemClock.now_ms()) {
+                Ok(result) => {
+                    let fills: Vec<Fill> = result.executions.iter().filter_map(|e| e.fill.clone()).collect();
+                    let mut executions = vec![Execution { order: result.order.clone(), fill: None }];
+                    executions.extend(result.executions);
+                    st.changed();
+                    let deliveries = st.user_deliveries(executions);
+                    (Ok(PlaceResult { report: result.order.report(), fills }), deliveries)
+                }
+                Err(e) => (Err(match_error(e)), Vec::new()),
+            }
+        };
+        deliver(Vec::new(), deliveries).await;
+        result
+    }
+
+    async fn cancel_order(&self, symbol: &Symbol, client_order_id: &str) -> VenueResult<OrderReport> {
+        let (result, deliveries) = {
+            let mut st = self.lock();
+            match st.core.cancel(ACCOUNT, symbol, client_order_id, SystemClock.now_ms()) {
+                Ok(order) => {
+                    st.changed();
+                    let d = st.user_deliveries(vec![Execution { order: order.clone(), fill: None }]);
+                    (Ok(order.report()), d)
+                }
+                Err(MatchError::AlreadyFinal(status)) => (
+                    Err(VenueError::Rejected {
+                        code: -2011,
+                        reason: format!("Unknown order sent. (order is {status:?})"),
+                    }),
+                    Vec::new(),
+                ),
+                Err(e) => (Err(match_error(e)), Vec::new()),
+            }
+        };
+        deliver(Vec::new(), deliveries).await;
+        result
+    }
+
+    async fn query_order(&self, _symbol: &Symbol, client_order_id: &str) -> VenueResult<Option<OrderReport>> {
+        Ok(self.lock().core.order_by_client(ACCOUNT, client_order_id).map(|o| o.report()))
+    }
+
+    async fn open_orders(&self, symbol: Option<&Symbol>) -> VenueResult<Vec<OrderReport>> {
+        Ok(self.lock().core.open_orders(ACCOUNT, symbol.map(|s| s.as_str())).iter().map(|o| o.report()).collect())
+    }
+
+    async fn balances(&self) -> VenueResult<Vec<Balance>> {
+        Ok(self.lock().core.balances(ACCOUNT).unwrap_or_default())
+    }
+
+    async fn my_trades(&self, symbol: &Symbol, since: Option<&FillCursor>) -> VenueResult<Vec<Fill>> {
+        Ok(self.lock().core.fills(ACCOUNT, symbol, since.and_then(|c| c.trade_id.as_u64())))
+    }
+
+    async fn subscribe_market(&self, symbols: &[Symbol], interval_ms: i64) -> VenueResult<mpsc::Receiver<MarketFeed>> {
+        let source = self.source.subscribe(symbols, interval_ms).await?;
+        let (tx, rx) = mpsc::channel(4096);
+        let task = tokio::spawn(pump(self.state.clone(), source, tx));
+        if let Some(old) = self.pump.lock().unwrap_or_else(|p| p.into_inner()).replace(task) {
+            old.abort();
+        }
+        Ok(rx)
+    }
+
+    async fn subscribe_user(&self) -> VenueResult<mpsc::Receiver<UserEvent>> {
+        let (tx, rx) = mpsc::channel(4096);
+        let _ = tx.try_send(UserEvent::Status(StreamStatus::Connected));
+        self.lock().user_subs.push(tx);
+        Ok(rx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::instrument::SymbolStatus;
+    use crate::market::Trade;
+    use crate::order::{OrderStatus, OrderType, Side, TimeInForce};
+    use crate::sim::CommissionAsset;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    /// A source whose events the test sends by hand (a channel, as a
+    /// venue's stream task would fill it).
+    struct Scripted {
+        rx: Mutex<Option<mpsc::Receiver<LiveMarket>>>,
+    }
+
+    #[async_trait]
+    impl PublicMarketData for Scripted {
+        async fn klines(&self, _: &Symbol, _: i64, _: Option<i64>, _: usize) -> VenueResult<Vec<Bar>> {
+            Ok(Vec::new())
+        }
+
+        async fn subscribe(&self, _: &[Symbol], _: i64) -> VenueResult<mpsc::Receiver<LiveMarket>> {
+            self.rx.lock().unwrap().take().ok_or(VenueError::NotFound)
+        }
+    }
+
+    fn venue(latency_ms: u64) -> (Arc<LivePaperVenue>, mpsc::Sender<LiveMarket>) {
+        let (tx, rx) = mpsc::channel(16);
+        let instrument = Instrument {
+            symbol: "BTCUSDT".into(),
+            base_asset: "BTC".into(),
+            quote_asset: "USDT".into(),
+            tick_size: d("0.01"),
+            min_price: d("0.01"),
+            max_price: Decimal::ZERO,
+            step_size: d("0.001"),
+            min_qty: d("0.001"),
+            max_qty: Decimal::ZERO,
+            market_step_size: d("0.001"),
+            min_notional: d("1"),
+            max_notional: Decimal::ZERO,
+            max_num_orders: 200,
+            status: SymbolStatus::Trading,
+        };
+        let v = LivePaperVenue::new(
+            LivePaperConfig {
+                instruments: vec![instrument],
+                balances: vec![Balance { asset: "USDT".into(), free: d("10000"), locked: Decimal::ZERO }],
+                fees: FeeSchedule::new(d("10"), d("10"), CommissionAsset::Quote),
+                latency_ms,
+                id_base: 1,
+                saved: None,
+            },
+            Arc::new(Scripted { rx: Mutex::new(Some(rx)) }),
+            None,
+        );
+        (v, tx)
+    }
+
+    fn order(id: &str, order_type: OrderType) -> OrderRequest {
+        OrderRequest {
+            client_order_id: id.into(),
+            symbol: "BTCUSDT".into(),
+            side: Side::Buy,
+            order_type,
+            qty: d("1.5"),
+            tif: TimeInForce::Gtc,
+        }
+    }
+
+    fn book(ask: &str, ts_ms: i64) -> LiveMarket {
+        LiveMarket::Depth(PartialBook {
+            symbol: Symbol::new("BTCUSDT"),
+            bids: vec![(d("90"), d("10"))],
+            asks: vec![(d(ask), d("10"))],
+            ts_ms,
+        })
+    }
+
+    /// With latency, an order meets the book as it is when it arrives: a
+    /// book that came while it was on its way prices it.
+    #[tokio::test]
+    async fn an_order_meets_the_book_of_its_arrival_after_the_latency() {
+        // A second on its way: far more than the new book needs to arrive.
+        let (v, source) = venue(1_000);
+        let sym = Symbol::new("BTCUSDT");
+        let mut market = v.subscribe_market(std::slice::from_ref(&sym), 60_000).await.unwrap();
+        source.send(book("100", 1)).await.unwrap();
+        assert!(matches!(market.recv().await, Some(MarketFeed::Event(MarketEvent::Book(_)))));
+        let sent = tokio::spawn({
+            let v = v.clone();
+            async move { v.place_order(&order("m", OrderType::Market)).await }
+        });
+        tokio::task::yield_now().await;
+        source.send(book("105", 2)).await.unwrap();
+        let Some(MarketFeed::Event(MarketEvent::Book(top))) = market.recv().await else { panic!("the new book") };
+        assert_eq!(top.ask, d("105"));
+        let r = sent.await.unwrap().unwrap();
+        assert_eq!(r.fills.iter().map(|f| f.price).collect::<Vec<_>>(), vec![d("105")], "priced on arrival");
+    }
+
+    #[tokio::test]
+    async fn orders_fill_against_the_streamed_book_and_trades() {
+        let (v, source) = venue(0);
+        let sym = Symbol::new("BTCUSDT");
+        let mut user = v.subscribe_user().await.unwrap();
+        let mut market = v.subscribe_market(std::slice::from_ref(&sym), 60_000).await.unwrap();
+        assert!(v.place_order(&order("early", OrderType::Market)).await.is_err(), "no book yet");
+
+        let book = PartialBook {
+            symbol: sym.clone(),
+            bids: vec![(d("99"), d("1"))],
+            asks: vec![(d("101"), d("1")), (d("102"), d("1"))],
+            ts_ms: 1,
+        };
+        source.send(LiveMarket::Depth(book)).await.unwrap();
+        let Some(MarketFeed::Event(MarketEvent::Book(top))) = market.recv().await else { panic!("the book's top") };
+        assert_eq!((top.bid, top.ask), (d("99"), d("101")));
+
+        let r = v.place_order(&order("m", OrderType::Market)).await.unwrap();
+        assert_eq!(r.report.status, OrderStatus::Filled);
+        let prices: Vec<_> = r.fills.iter().map(|f| (f.price, f.qty)).collect();
+        assert_eq!(prices, vec![(d("101"), d("1")), (d("102"), d("0.5"))]);
+
+        let resting = v.place_order(&order("l", OrderType::Limit { price: d("98") })).await.unwrap();
+        assert_eq!(resting.report.status, OrderStatus::Accepted);
+        let trade = |price: &str, id: u64| Trade {
+            symbol: sym.clone(),
+            trade_id: id,
+            price: d(price),
+            qty: d("5"),
+            aggressor: Side::Sell,
+            ts_ms: 2,
+        };
+        source.send(LiveMarket::Feed(MarketFeed::Event(MarketEvent::Trade(trade("98", 7))))).await.unwrap();
+        source.send(LiveMarket::Feed(MarketFeed::Event(MarketEvent::Trade(trade("97.99", 8))))).await.unwrap();
+        for id in [7, 8] {
+            let Some(MarketFeed::Event(MarketEvent::Trade(t))) = market.recv().await else { panic!("trade {id}") };
+            assert_eq!(t.trade_id, id, "trades reach the engine as they came");
+        }
+        let mut limit_fills = Vec::new();
+        while let Ok(ev) = user.try_recv() {
+            if let UserEvent::Fill(f) = ev {
+                if f.client_order_id == "l" {
+                    limit_fills.push((f.price, f.qty, f.is_maker));
+                }
+            }
+        }
+        assert_eq!(limit_fills, vec![(d("98"), d("1.5"), true)], "filled by the print through 98 only");
+        assert!(v.open_orders(None).await.unwrap().is_empty());
+    }
+}
