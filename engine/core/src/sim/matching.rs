@@ -346,6 +346,9 @@ pub enum MatchError {
     /// No quote yet for the symbol.
     #[error("no market for {0} yet")]
     NoMarket(String),
+    /// An order type the matching core does not execute.
+    #[error("{0} are not supported")]
+    Unsupported(&'static str),
 }
 
 /// An account's balances.
@@ -819,6 +822,7 @@ impl MatchingCore {
             },
             OrderType::Limit { price } | OrderType::StopLimit { price, .. } => price,
             OrderType::StopMarket { stop } => stop,
+            OrderType::Oco { .. } => return Err(MatchError::Unsupported("OCO order lists")),
         };
         instrument.check(new.qty, reference, new.order_type.is_market()).map_err(MatchError::Filter)?;
 
@@ -926,6 +930,8 @@ impl MatchingCore {
                     self.rest(order_id)
                 }
             }
+            // Refused before the order was recorded.
+            OrderType::Oco { .. } => {}
         }
         Ok(order_id)
     }
