@@ -102,6 +102,11 @@ pub fn run(args: ConfigArg) -> anyhow::Result<()> {
         config.exchange_in_use().map(|e| format!(" on {}", e.as_str())).unwrap_or_default()
     );
     println!("{summary}");
+    for s in &config.strategies {
+        if let Some(spec) = &s.exits {
+            println!("  {} exits: {}", s.id, crate::config::exits::describe(spec));
+        }
+    }
     if problems.is_empty() {
         return Ok(());
     }

@@ -18,6 +18,7 @@ use rustc_hash::FxHashMap;
 use crate::config::RiskConfig;
 use keel_core::account::{Account, AccountView, AccountWriter, Assets};
 use keel_core::balance::{Balance, Balances};
+use keel_core::exits::ExitLeg;
 use keel_core::fill::Fill;
 use keel_core::instrument::{FilterViolation, Instrument};
 use keel_core::order::{Order, OrderIntent, OrderStatus, OrderType, Side};
@@ -885,7 +886,11 @@ impl RiskEngine {
             Side::Sell => position.saturating_sub(pending_same) >= qty,
             Side::Buy => -position.saturating_add(pending_same) >= qty,
         };
-        let emergency_exit = self.emergency.active && rounded.reduce_only && reduces;
+        // An exit leg that rests at the venue (stop, take-profit, OCO) would
+        // undo the emergency stop's cancel-all: while the stop is set only
+        // closing orders pass, as a flatten's do.
+        let resting_exit = matches!(rounded.exit, Some(ExitLeg::Stop | ExitLeg::TakeProfit | ExitLeg::Oco));
+        let emergency_exit = self.emergency.active && rounded.reduce_only && reduces && !resting_exit;
 
         // Gates on the whole engine.
         if self.emergency.active && !emergency_exit {
@@ -914,6 +919,9 @@ impl RiskEngine {
         }
         if rounded.reduce_only && !reduces {
             return Err(RejectReason::NotReducing);
+        }
+        if rounded.exit.is_some() {
+            self.check_exit_size(&rounded)?;
         }
 
         // Market data.
@@ -1022,8 +1030,11 @@ impl RiskEngine {
             return Err(RejectReason::Duplicate { age_ms: 0, window_ms: 0 });
         }
         let window = self.config.duplicate_window.0;
+        // The exit logic keeps one exit set per position; re-placing a leg
+        // after its cancel (the position shrank, a restart) is not a repeat.
+        let dup_window = if rounded.exit.is_some() { 0 } else { window };
         if let Some(now) = now {
-            self.duplicates.check(&rounded, now, window)?;
+            self.duplicates.check(&rounded, now, dup_window)?;
             self.rates.check(
                 &rounded.strategy_id,
                 now,
@@ -1036,7 +1047,7 @@ impl RiskEngine {
                     per_minute: self.config.global_orders_per_minute,
                 },
             )?;
-            self.duplicates.record(&rounded, now, window);
+            self.duplicates.record(&rounded, now, dup_window);
             self.rates.record(&rounded.strategy_id, now);
         }
         let key = self.spare_id(client_order_id);
@@ -1054,6 +1065,31 @@ impl RiskEngine {
         );
         let client_order_id = self.spare_id(client_order_id);
         Ok(Approved { order: rounded, client_order_id, reference_price })
+    }
+
+    /// An exit never exceeds the strategy's own position: its quantity, on
+    /// the side that shrinks that position, must fit in what the strategy
+    /// holds after its orders already in flight on that side.
+    fn check_exit_size(&self, exit: &OrderIntent) -> Result<(), RejectReason> {
+        let held = self.account.view.strategy_held(&exit.strategy_id, &exit.symbol);
+        let pending: Decimal = self
+            .in_flight
+            .values()
+            .filter(|f| f.strategy == exit.strategy_id && f.symbol == exit.symbol && f.side == exit.side)
+            .map(|f| f.remaining)
+            .sum();
+        let closable = match exit.side {
+            Side::Sell => held.saturating_sub(pending),
+            Side::Buy => (-held).saturating_sub(pending),
+        };
+        if exit.qty > closable {
+            return Err(RejectReason::ExitAbovePosition {
+                strategy: exit.strategy_id.to_string(),
+                position: held,
+                qty: exit.qty,
+            });
+        }
+        Ok(())
     }
 
     /// `id` as an owned string, reusing a spare one when there is one.

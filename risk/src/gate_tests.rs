@@ -6,6 +6,7 @@ use crate::config::RiskConfig;
 use crate::config::{ProtectionAction, ProtectionKind};
 use keel_core::balance::Balance;
 use keel_core::config::DurationMs;
+use keel_core::exits::{ExitLeg, ExitReason};
 use keel_core::fill::Fill;
 use keel_core::instrument::{Instrument, SymbolStatus};
 use keel_core::order::{Order, OrderIntent, OrderStatus, OrderType, Side};
@@ -1207,4 +1208,156 @@ fn on_the_running_account_positions_are_the_writers_not_counted_twice() {
         Ok(()) => panic!("a 200 USDT buy against 150 USDT must be refused"),
     }
     assert_eq!(e.balances().map(|b| b.free("USDT")), Some(d("150")));
+}
+
+/// An exit order of strategy `s` on BTCUSDT: a sell marked with its leg.
+fn exit_leg(leg: ExitLeg, order_type: OrderType, qty: &str) -> OrderIntent {
+    let mut i = sell(qty);
+    i.order_type = order_type;
+    i.as_exit(leg)
+}
+
+/// An engine-side close of strategy `s` (a market sell, reason trailing stop).
+fn close(qty: &str) -> OrderIntent {
+    exit_leg(ExitLeg::Close(ExitReason::TrailingStop), OrderType::Market, qty)
+}
+
+/// A resting stop-loss leg of strategy `s` at 950.
+fn stop_leg(qty: &str) -> OrderIntent {
+    exit_leg(ExitLeg::Stop, OrderType::StopMarket { stop: d("950") }, qty)
+}
+
+/// Strategy `s` bought 1 BTC at 1000.
+fn s_long(e: &mut RiskEngine) {
+    e.on_fill(&fill("b", "s", Side::Buy, "1", "1000", 1));
+}
+
+/// Strategy `s` long 1, another strategy long 2 (the account holds 3).
+fn s_and_other_long(e: &mut RiskEngine) {
+    s_long(e);
+    e.on_fill(&fill("o", "other", Side::Buy, "2", "1000", 2));
+}
+
+#[test]
+fn exits_are_reduce_only_and_sized_to_the_strategy() {
+    run(vec![
+        Case {
+            name: "a close within the strategy's position",
+            config: none,
+            setup: s_long,
+            intent: close("1"),
+            now: T,
+            want: Ok("1"),
+        },
+        Case {
+            name: "an exit never exceeds the strategy's own position, whatever the account holds",
+            config: none,
+            setup: s_and_other_long,
+            intent: close("1.5"),
+            now: T,
+            want: Err("exit_above_position"),
+        },
+        Case {
+            name: "the strategy's in-flight sell counts against its exit",
+            config: none,
+            setup: |e| {
+                s_and_other_long(e);
+                e.check_at(&limit(Side::Sell, "0.6", "1100"), "a", T).unwrap();
+            },
+            intent: close("0.5"),
+            now: T,
+            want: Err("exit_above_position"),
+        },
+        Case {
+            name: "an exit that would open a short is not reducing",
+            config: none,
+            setup: nothing,
+            intent: close("0.5"),
+            now: T,
+            want: Err("not_reducing"),
+        },
+        Case {
+            name: "REDUCING allows an exit",
+            config: none,
+            setup: |e| {
+                s_long(e);
+                e.set_state(TradingState::Reducing);
+            },
+            intent: stop_leg("1"),
+            now: T,
+            want: Ok("1"),
+        },
+        Case {
+            name: "a paused strategy keeps its stop",
+            config: none,
+            setup: |e| {
+                s_long(e);
+                e.pause_strategy("s", "operator:test", "test", T);
+            },
+            intent: stop_leg("1"),
+            now: T,
+            want: Ok("1"),
+        },
+        Case {
+            name: "emergency stop: an engine-side close passes, as a flatten does",
+            config: |c| c.halted_reduce_only_exits = false,
+            setup: |e| {
+                s_long(e);
+                e.set_emergency_stop(true);
+            },
+            intent: close("1"),
+            now: T,
+            want: Ok("1"),
+        },
+        Case {
+            name: "emergency stop: a resting stop would undo its cancel-all",
+            config: none,
+            setup: |e| {
+                s_long(e);
+                e.set_emergency_stop(true);
+            },
+            intent: stop_leg("1"),
+            now: T,
+            want: Err("emergency_stop"),
+        },
+        Case {
+            name: "emergency stop: a resting OCO is refused too",
+            config: none,
+            setup: |e| {
+                s_long(e);
+                e.set_emergency_stop(true);
+            },
+            intent: exit_leg(
+                ExitLeg::Oco,
+                OrderType::Oco { take_profit: d("1100"), stop: d("950"), stop_limit: None },
+                "1",
+            ),
+            now: T,
+            want: Err("emergency_stop"),
+        },
+        Case {
+            name: "a stop leg re-placed after its cancel is not a duplicate",
+            config: |c| c.duplicate_window = DurationMs(1_000),
+            setup: |e| {
+                s_long(e);
+                e.check_at(&stop_leg("1"), "a", T).unwrap();
+                e.on_order_final("a");
+            },
+            intent: stop_leg("1"),
+            now: T + 10,
+            want: Ok("1"),
+        },
+        Case {
+            name: "the same order not marked as an exit is still a duplicate",
+            config: |c| c.duplicate_window = DurationMs(1_000),
+            setup: |e| {
+                s_long(e);
+                e.check_at(&limit(Side::Sell, "0.5", "1100"), "a", T).unwrap();
+                e.on_order_final("a");
+            },
+            intent: limit(Side::Sell, "0.5", "1100"),
+            now: T + 10,
+            want: Err("duplicate"),
+        },
+    ]);
 }

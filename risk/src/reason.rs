@@ -57,6 +57,17 @@ pub enum RejectReason {
     /// A reduce-only order would increase or flip the position.
     #[error("reduce-only order would not reduce the position")]
     NotReducing,
+    /// An exit larger than what its strategy holds (after the strategy's
+    /// orders in flight on the same side).
+    #[error("exit of {qty} is more than strategy {strategy} can close (it holds {position})")]
+    ExitAbovePosition {
+        /// The strategy.
+        strategy: String,
+        /// Its own net position in the symbol.
+        position: Decimal,
+        /// The exit's quantity.
+        qty: Decimal,
+    },
     /// No price is known yet to value the order.
     #[error("no market price known yet for {0}")]
     NoPrice(String),
@@ -161,6 +172,7 @@ pub const ALL_REJECT_CODES: &[&str] = &[
     "unknown_symbol",
     "symbol_not_trading",
     "not_reducing",
+    "exit_above_position",
     "no_price",
     "stale_data",
     "price_outside_band",
@@ -186,6 +198,7 @@ impl RejectReason {
             Self::UnknownSymbol(_) => "unknown_symbol",
             Self::SymbolNotTrading(_) => "symbol_not_trading",
             Self::NotReducing => "not_reducing",
+            Self::ExitAbovePosition { .. } => "exit_above_position",
             Self::NoPrice(_) => "no_price",
             Self::StaleData { .. } => "stale_data",
             Self::PriceOutsideBand { .. } => "price_outside_band",
@@ -242,6 +255,7 @@ mod tests {
             RejectReason::UnknownSymbol("X".into()),
             RejectReason::SymbolNotTrading(SymbolStatus::Halt),
             RejectReason::NotReducing,
+            RejectReason::ExitAbovePosition { strategy: "s".into(), position: Decimal::ONE, qty: Decimal::TWO },
             RejectReason::NoPrice("X".into()),
             RejectReason::StaleData { symbol: "X".into(), age_ms: None, max_age_ms: 1 },
             RejectReason::PriceOutsideBand {

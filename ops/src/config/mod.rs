@@ -14,6 +14,7 @@
 //! parameters are validated by the strategies crate, which knows each kind.
 
 mod coinbase;
+pub mod exits;
 pub mod futures;
 mod mainnet;
 pub mod market_data;
@@ -367,7 +368,8 @@ impl Config {
 
     /// Parses and validates config text.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| toml_error(text, e))?;
+        let mut config: Config = toml::from_str(text).map_err(|e| toml_error(text, e))?;
+        exits::validate(&mut config, text)?;
         config.validate()?;
         Ok(config)
     }
