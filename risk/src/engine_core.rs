@@ -18,7 +18,6 @@ use rustc_hash::FxHashMap;
 use crate::config::RiskConfig;
 use keel_core::account::{Account, AccountView, AccountWriter, Assets};
 use keel_core::balance::{Balance, Balances};
-use keel_core::exits::ExitLeg;
 use keel_core::fill::Fill;
 use keel_core::instrument::{FilterViolation, Instrument};
 use keel_core::order::{Order, OrderIntent, OrderStatus, OrderType, Side};
@@ -886,11 +885,11 @@ impl RiskEngine {
             Side::Sell => position.saturating_sub(pending_same) >= qty,
             Side::Buy => -position.saturating_add(pending_same) >= qty,
         };
-        // An exit leg that rests at the venue (stop, take-profit, OCO) would
-        // undo the emergency stop's cancel-all: while the stop is set only
-        // closing orders pass, as a flatten's do.
-        let resting_exit = matches!(rounded.exit, Some(ExitLeg::Stop | ExitLeg::TakeProfit | ExitLeg::Oco));
-        let emergency_exit = self.emergency.active && rounded.reduce_only && reduces && !resting_exit;
+        // While the emergency stop is set its flatten rule closes positions
+        // (`flatten_on_emergency_stop`: the operator's reduce-only orders):
+        // a strategy's exit would undo its cancel-all (a resting leg) or wait
+        // in the router until a resume (a close), so none passes.
+        let emergency_exit = self.emergency.active && rounded.reduce_only && reduces && rounded.exit.is_none();
 
         // Gates on the whole engine.
         if self.emergency.active && !emergency_exit {

@@ -1299,15 +1299,15 @@ fn exits_are_reduce_only_and_sized_to_the_strategy() {
             want: Ok("1"),
         },
         Case {
-            name: "emergency stop: an engine-side close passes, as a flatten does",
-            config: |c| c.halted_reduce_only_exits = false,
+            name: "emergency stop: its flatten closes positions, not a strategy's close",
+            config: |c| c.halted_reduce_only_exits = true,
             setup: |e| {
                 s_long(e);
                 e.set_emergency_stop(true);
             },
             intent: close("1"),
             now: T,
-            want: Ok("1"),
+            want: Err("emergency_stop"),
         },
         Case {
             name: "emergency stop: a resting stop would undo its cancel-all",
