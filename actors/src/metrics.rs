@@ -60,6 +60,9 @@ pub struct Metrics {
     pub stream_reconnects_total: IntCounterVec,
     /// Setup alerts raised by strategies, per condition.
     pub setup_alerts_total: IntCounterVec,
+    /// Positions closed (or reduced) by the exits every strategy gets, per
+    /// reason (`stop_loss`, `take_profit`, `trailing_stop`, `roi`, `max_hold`, `signal`).
+    pub exits_total: IntCounterVec,
     /// Request weight used in the venue's current window.
     pub venue_used_weight: IntGauge,
     /// Duration of store writes.
@@ -216,6 +219,11 @@ impl Metrics {
                 "Setup alerts raised by strategies (the scanner kind), per condition",
                 &["condition"],
             )?,
+            exits_total: counter_vec(
+                "keel_exits_total",
+                "Exits (stop-loss, take-profit, trailing stop, minimal ROI, max hold, the strategy's signal), per reason",
+                &["reason"],
+            )?,
             venue_used_weight: int_gauge(
                 "keel_venue_used_weight",
                 "Request weight used in the venue's current window",
@@ -327,6 +335,9 @@ impl Metrics {
         }
         for condition in SETUP_ALERT_CONDITIONS {
             self.setup_alerts_total.with_label_values(&[condition]);
+        }
+        for reason in keel_core::exits::ExitReason::ALL {
+            self.exits_total.with_label_values(&[reason.as_str()]);
         }
         for symbol in symbols {
             self.position_quantity.with_label_values(&[symbol]);

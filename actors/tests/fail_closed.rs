@@ -139,6 +139,15 @@ impl Store for FailingStore {
     fn equity_history(&self, limit: usize) -> StoreResult<Vec<EquityPoint>> {
         self.inner.equity_history(limit)
     }
+    fn put_exit_state(&self, strategy: &keel_core::StrategyId, state: &keel_core::exits::ExitState) -> StoreResult<()> {
+        self.inner.put_exit_state(strategy, state)
+    }
+    fn delete_exit_state(&self, strategy: &keel_core::StrategyId, symbol: &Symbol) -> StoreResult<()> {
+        self.inner.delete_exit_state(strategy, symbol)
+    }
+    fn exit_states(&self) -> StoreResult<Vec<(keel_core::StrategyId, keel_core::exits::ExitState)>> {
+        self.inner.exit_states()
+    }
     fn flush(&self) -> StoreResult<()> {
         self.inner.flush()
     }

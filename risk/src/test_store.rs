@@ -6,13 +6,15 @@ use std::sync::Mutex;
 
 use keel_core::balance::Balances;
 use keel_core::error::StoreError;
+use keel_core::exits::ExitState;
 use keel_core::fill::{Fill, FillCursor};
 use keel_core::order::Order;
 use keel_core::position::Position;
 use keel_core::store::{AuditRecord, EquityPoint, Store, StoreResult};
 use keel_core::trading::{EmergencyStop, TradingStateRecord};
+use keel_core::{StrategyId, Symbol};
 
-/// Metadata-only in-memory store; order, fill, audit and equity calls keep nothing.
+/// Metadata-only in-memory store; order, fill, audit, equity and exit-state calls keep nothing.
 #[derive(Default)]
 pub struct MemStore {
     meta: Mutex<BTreeMap<String, serde_json::Value>>,
@@ -152,6 +154,16 @@ impl Store for MemStore {
         self.write(false)
     }
     fn equity_history(&self, _: usize) -> StoreResult<Vec<EquityPoint>> {
+        self.read()?;
+        Ok(Vec::new())
+    }
+    fn put_exit_state(&self, _: &StrategyId, _: &ExitState) -> StoreResult<()> {
+        self.write(false)
+    }
+    fn delete_exit_state(&self, _: &StrategyId, _: &Symbol) -> StoreResult<()> {
+        self.write(false)
+    }
+    fn exit_states(&self) -> StoreResult<Vec<(StrategyId, ExitState)>> {
         self.read()?;
         Ok(Vec::new())
     }

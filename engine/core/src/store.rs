@@ -18,9 +18,11 @@ use serde::{Deserialize, Serialize};
 use crate::account::AccountCheckpoint;
 use crate::balance::Balances;
 use crate::error::StoreError;
+use crate::exits::ExitState;
 use crate::fill::{Fill, FillCursor};
 use crate::order::Order;
 use crate::position::Position;
+use crate::symbol::{StrategyId, Symbol};
 use crate::trading::{EmergencyStop, TradingStateRecord};
 
 /// Records moved to the archive at a time, at least (see [`Store::archive`]):
@@ -143,6 +145,14 @@ pub trait Store: Send + Sync {
     fn append_equity(&self, point: &EquityPoint, keep: usize) -> StoreResult<()>;
     /// The newest `limit` equity points, oldest first.
     fn equity_history(&self, limit: usize) -> StoreResult<Vec<EquityPoint>>;
+    /// Writes the exit state of a strategy's position (insert or replace;
+    /// not flushed: the next flush carries it, and a restart re-adopts the
+    /// exit orders from the venue either way).
+    fn put_exit_state(&self, strategy: &StrategyId, state: &ExitState) -> StoreResult<()>;
+    /// Forgets the exit state of a strategy's position (it is flat).
+    fn delete_exit_state(&self, strategy: &StrategyId, symbol: &Symbol) -> StoreResult<()>;
+    /// Every stored exit state, by strategy then symbol.
+    fn exit_states(&self) -> StoreResult<Vec<(StrategyId, ExitState)>>;
     /// Flushes everything buffered.
     fn flush(&self) -> StoreResult<()>;
     /// Why the store is not to be trusted (it is behind its integrity record:

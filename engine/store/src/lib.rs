@@ -22,11 +22,13 @@ use serde::Serialize;
 use keel_core::account::AccountCheckpoint;
 use keel_core::balance::Balances;
 use keel_core::error::StoreError;
+use keel_core::exits::ExitState;
 use keel_core::fill::{Fill, FillCursor};
 use keel_core::order::Order;
 use keel_core::position::Position;
 use keel_core::store::{AuditRecord, EquityPoint, Store, StoreResult};
 use keel_core::trading::{EmergencyStop, TradingStateRecord};
+use keel_core::{StrategyId, Symbol};
 
 /// The sled implementation of [`Store`].
 pub struct SledStore {
@@ -42,6 +44,8 @@ pub struct SledStore {
     audit: sled::Tree,
     /// Sequence (8 bytes, big endian) → equity point ([`EquityPoint`]), bounded.
     equity: sled::Tree,
+    /// `strategy/symbol` → the exit state of that position ([`ExitState`], JSON).
+    exits: sled::Tree,
     /// Final orders and archived fills, outside sled.
     archive: Archive,
     /// The directory a copy or a temporary store lives in, removed with it.
@@ -338,6 +342,7 @@ impl SledStore {
             positions: db.open_tree("positions").map_err(backend)?,
             audit: db.open_tree("audit").map_err(backend)?,
             equity: db.open_tree("equity").map_err(backend)?,
+            exits: db.open_tree("exits").map_err(backend)?,
             archive: Archive::open(history, mark, writable)?,
             meta,
             db,
@@ -677,6 +682,16 @@ fn seq_of(bytes: &[u8]) -> u64 {
     u64::from_be_bytes(b)
 }
 
+/// Between the strategy and the symbol in an exit state's key: neither a
+/// strategy id (letters, digits, `_`, `-`, `@`) nor a symbol holds it.
+const EXIT_KEY_SEPARATOR: char = '/';
+
+/// The key of a position's exit state: `strategy/symbol`, so a strategy's
+/// positions sort together.
+fn exit_key(strategy: &StrategyId, symbol: &Symbol) -> String {
+    format!("{strategy}{EXIT_KEY_SEPARATOR}{symbol}")
+}
+
 /// A sled failure as the core's [`StoreError::Backend`] (the core knows no sled).
 fn backend(e: sled::Error) -> StoreError {
     StoreError::Backend(Box::new(e))
@@ -910,6 +925,33 @@ impl Store for SledStore {
 
     fn meta_json(&self, key: &str) -> StoreResult<Option<serde_json::Value>> {
         Self::get(&self.meta, "meta", key)
+    }
+
+    fn put_exit_state(&self, strategy: &StrategyId, state: &ExitState) -> StoreResult<()> {
+        Self::put(&self.exits, &exit_key(strategy, &state.symbol), state)
+    }
+
+    fn delete_exit_state(&self, strategy: &StrategyId, symbol: &Symbol) -> StoreResult<()> {
+        self.exits.remove(exit_key(strategy, symbol).as_bytes()).map_err(backend)?;
+        Ok(())
+    }
+
+    fn exit_states(&self) -> StoreResult<Vec<(StrategyId, ExitState)>> {
+        self.exits
+            .iter()
+            .map(|item| {
+                let (k, v) = item.map_err(backend)?;
+                let key = String::from_utf8_lossy(&k);
+                let Some((strategy, _)) = key.split_once(EXIT_KEY_SEPARATOR) else {
+                    return Err(StoreError::Corrupt {
+                        tree: "exits",
+                        key: key.into_owned(),
+                        reason: "the key names no strategy".into(),
+                    });
+                };
+                Ok((StrategyId::new(strategy), decode("exits", &k, &v)?))
+            })
+            .collect()
     }
 
     fn append_audit(&self, record: &AuditRecord, keep: usize) -> StoreResult<()> {
@@ -1393,5 +1435,57 @@ mod tests {
             Err(StoreError::Corrupt { tree: "orders", key, .. }) => assert_eq!(key, "bad"),
             other => panic!("expected Corrupt, got {other:?}"),
         }
+    }
+
+    fn exit_state(symbol: &str, best: i64) -> ExitState {
+        let mut state = ExitState::open(Symbol::new(symbol), Decimal::new(60_000, 0), Decimal::new(1, 2), 1_000);
+        state.best_price = Decimal::new(best, 0);
+        state.trailing_armed = true;
+        state
+    }
+
+    #[test]
+    fn exit_states_survive_a_reopen_and_a_delete_removes_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (StrategyId::new("btc_sma"), StrategyId::new("tmpl@ETHUSDT"));
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            store.put_exit_state(&a, &exit_state("BTCUSDT", 61_000)).unwrap();
+            store.put_exit_state(&a, &exit_state("BTCUSDT", 62_500)).unwrap();
+            store.put_exit_state(&a, &exit_state("SOLUSDT", 100)).unwrap();
+            store.put_exit_state(&b, &exit_state("ETHUSDT", 3_000)).unwrap();
+            store.flush().unwrap();
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        let all = store.exit_states().unwrap();
+        assert_eq!(
+            all,
+            [
+                (a.clone(), exit_state("BTCUSDT", 62_500)),
+                (a.clone(), exit_state("SOLUSDT", 100)),
+                (b.clone(), exit_state("ETHUSDT", 3_000)),
+            ],
+            "the last write per position, exact, after a reopen"
+        );
+        store.delete_exit_state(&a, &Symbol::new("BTCUSDT")).unwrap();
+        store.delete_exit_state(&a, &Symbol::new("XRPUSDT")).unwrap();
+        let left: Vec<(String, String)> =
+            store.exit_states().unwrap().into_iter().map(|(s, e)| (s.to_string(), e.symbol.to_string())).collect();
+        assert_eq!(left, [("btc_sma".into(), "SOLUSDT".into()), ("tmpl@ETHUSDT".into(), "ETHUSDT".into())]);
+    }
+
+    #[test]
+    fn an_unreadable_exit_state_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        store.put_exit_state(&StrategyId::new("s"), &exit_state("BTCUSDT", 1)).unwrap();
+        store.exits.insert("s/ETHUSDT", b"{not json".to_vec()).unwrap();
+        match store.exit_states() {
+            Err(StoreError::Corrupt { tree: "exits", key, .. }) => assert_eq!(key, "s/ETHUSDT"),
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+        store.exits.remove("s/ETHUSDT").unwrap();
+        store.exits.insert("nokey", serde_json::to_vec(&exit_state("BTCUSDT", 1)).unwrap()).unwrap();
+        assert!(matches!(store.exit_states(), Err(StoreError::Corrupt { tree: "exits", .. })));
     }
 }
