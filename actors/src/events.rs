@@ -108,4 +108,7 @@ pub enum EngineEvent {
     /// A strategy raised a setup alert (the `scanner` kind): a condition
     /// held on a symbol, with the values that triggered it.
     SetupAlert(keel_core::alert::SetupAlert),
+    /// A strategy's exit closed (or reduced) a position: a stop-loss, a
+    /// take-profit, a trailing stop, the minimal ROI, the max hold or its signal.
+    Exit(keel_core::exits::ExitEvent),
 }

@@ -4,12 +4,19 @@
 //! same [`StrategyRunner`] the backtest uses, and sends the intents it produces
 //! to the risk guard. A panicking strategy is paused by the runner; the host
 //! logs it, publishes it and keeps running.
+//!
+//! The exits the runner keeps for the strategy's positions are persisted
+//! after every call (through the store writer, never blocking the actor; a
+//! write that fails sets the emergency stop, as every store failure does),
+//! and each exit that happened is counted (`keel_exits_total{reason}`) and
+//! published for the operator's notices.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
 use actix::prelude::*;
 use keel_core::clock::SharedClock;
+use keel_core::exits::ExitState;
 use keel_core::strategy::{StrategyFailure, StrategyRunner};
 use keel_core::{StrategyId, Symbol};
 use tokio::sync::broadcast;
@@ -17,10 +24,11 @@ use tokio::sync::broadcast;
 use crate::deliver;
 use crate::events::EngineEvent;
 use crate::messages::{
-    CancelOrder, FillRecorded, FuturesTick, GetStrategyStatus, IntentSubmitted, MarketTick, OrderUpdated, SetPaused,
-    SignalReceived,
+    CancelOrder, FillRecorded, FuturesTick, GetStrategyStatus, IntentSubmitted, MarketTick, OrderUpdated,
+    SetEmergencyStop, SetPaused, SignalReceived,
 };
 use crate::metrics::metrics;
+use crate::store_writer::StoreWriter;
 use crate::strategy_pnl::StrategyPnl;
 
 /// What a host reports about its strategy.
@@ -49,6 +57,10 @@ pub struct HostRoutes {
     pub intents: Recipient<IntentSubmitted>,
     /// The risk guard: cancels of the strategy's own orders.
     pub cancels: Recipient<CancelOrder>,
+    /// The risk guard: the emergency stop, when the exit states cannot be stored.
+    pub fail: Recipient<SetEmergencyStop>,
+    /// Where the exit states go.
+    pub writer: StoreWriter,
 }
 
 /// The actor hosting one strategy.
@@ -59,6 +71,8 @@ pub struct StrategyHost {
     events: broadcast::Sender<EngineEvent>,
     /// Open time of the last bar seen per symbol: a bar is delivered exactly once.
     last_bar: HashMap<Symbol, i64>,
+    /// An exit-state write failed and the emergency stop was asked for.
+    failed_closed: bool,
 }
 
 impl StrategyHost {
@@ -72,10 +86,59 @@ impl StrategyHost {
         last_bar: HashMap<Symbol, i64>,
     ) -> Self {
         metrics().strategy_paused.with_label_values(&[runner.id().as_str()]).set(i64::from(runner.is_paused()));
-        Self { runner, routes, clock, events, last_bar }
+        Self { runner, routes, clock, events, last_bar, failed_closed: false }
+    }
+
+    /// What the exit logic changed and did in the last runner call: the
+    /// changed states to the store (in order, one job per call), each exit
+    /// to the metric and the operator surfaces.
+    fn exits(&mut self, ctx: &mut Context<Self>) {
+        let changes = self.runner.drain_exit_changes();
+        if !changes.is_empty() {
+            let strategy = self.runner.id().clone();
+            let writer = self.routes.writer.clone();
+            ctx.spawn(
+                async move { writer.run(move |s| persist_exit_changes(s, &strategy, &changes)).await }
+                    .into_actor(self)
+                    .map(|result, act, _ctx| {
+                        let problem = match result {
+                            Ok(Ok(())) => return,
+                            Ok(Err(e)) => e.to_string(),
+                            Err(e) => e.to_string(),
+                        };
+                        act.fail_closed(problem);
+                    }),
+            );
+        }
+        for event in self.runner.drain_exit_events() {
+            tracing::info!(strategy = %event.strategy_id, symbol = %event.symbol, reason = %event.reason, qty = %event.qty, price = %event.price, entry = %event.entry_price, "exit");
+            metrics().exits_total.with_label_values(&[event.reason.as_str()]).inc();
+            let _ = self.events.send(EngineEvent::Exit(event));
+        }
+    }
+
+    /// An exit state could not be stored: a restart would not know the
+    /// position's exits as they are, so the engine stops (once).
+    fn fail_closed(&mut self, problem: String) {
+        if self.failed_closed {
+            tracing::error!(strategy = %self.runner.id(), problem = %problem, "exit state still not stored (the emergency stop is already asked for)");
+            return;
+        }
+        self.failed_closed = true;
+        tracing::error!(strategy = %self.runner.id(), problem = %problem, "FAIL CLOSED: an exit state could not be stored; setting the emergency stop");
+        deliver::must(
+            &self.routes.fail,
+            SetEmergencyStop {
+                reason: format!("fail closed: the exit state of {} could not be stored: {problem}", self.runner.id()),
+                by: "engine:fail_closed".into(),
+                flatten: false,
+            },
+            "risk_guard",
+        );
     }
 
     fn forward(&mut self, result: Result<usize, StrategyFailure>, ingress: Option<Instant>, ctx: &mut Context<Self>) {
+        self.exits(ctx);
         match result {
             Ok(0) => {}
             Ok(_) => {
@@ -116,6 +179,22 @@ impl StrategyHost {
             }
         }
     }
+}
+
+/// Writes one runner call's exit-state changes: a state to put, or `None`
+/// for a position that went flat.
+fn persist_exit_changes(
+    store: &dyn keel_core::store::Store,
+    strategy: &StrategyId,
+    changes: &[(Symbol, Option<ExitState>)],
+) -> keel_core::store::StoreResult<()> {
+    for (symbol, state) in changes {
+        match state {
+            Some(state) => store.put_exit_state(strategy, state)?,
+            None => store.delete_exit_state(strategy, symbol)?,
+        }
+    }
+    Ok(())
 }
 
 impl Actor for StrategyHost {

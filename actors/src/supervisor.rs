@@ -377,6 +377,21 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
     for line in &reconciled.differences {
         tracing::warn!(difference = %line, "reconciliation");
     }
+    // The exit states of the strategies' positions: unreadable ones start
+    // HALTED (fail closed); the exit orders still come back from the venue.
+    let (mut exit_states, decision) = match writer.run(|s| s.exit_states()).await? {
+        Ok(states) => (states, decision),
+        Err(e) => {
+            tracing::error!(error = %e, "the exit states cannot be read; starting HALTED");
+            let mut halted = decision;
+            halted.state = keel_core::trading::TradingState::Halted;
+            halted.reason = format!(
+                "fail closed: the exit states cannot be read ({e}); starting HALTED. Check the data directory, then `keel resume` to trade"
+            );
+            halted.fail_closed = true;
+            (Vec::new(), halted)
+        }
+    };
     let decision = if reconciled.incomplete.is_empty() {
         decision
     } else {
@@ -463,12 +478,24 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
         let id = cfg.strategy_id();
         let mut runner =
             StrategyRunner::new(id.clone(), strategy).with_instruments(&instruments).with_account(account.view());
+        if let Some(spec) = cfg.exits.clone() {
+            runner = runner.with_exits(spec);
+        }
         // Template instances fetch their history paced: a universe multiplies them.
         let template = running.values().any(|(ids, _)| ids.contains(&id));
         let pause = if template { WARM_UP_PAUSE } else { Duration::ZERO };
         let last_bar = warm_up(&mut runner, &venue, interval, &patience, &clock, pause).await;
         if cfg.paused {
             runner.set_paused(true);
+        }
+        // Its positions' exit states first, so adopting its exit orders
+        // finds the sets they belong to (never a second set per position).
+        let (mine, others): (Vec<_>, Vec<_>) = exit_states.into_iter().partition(|(s, _)| s == &id);
+        exit_states = others;
+        let restored = mine.len();
+        runner.restore_exits(mine.into_iter().map(|(_, state)| state).collect());
+        if restored > 0 {
+            tracing::info!(strategy = %id, positions = restored, "strategy's exit states restored");
         }
         // Its working orders come back before it may act: what it asks for
         // now (cancels of orders it no longer wants) goes out once its host runs.
@@ -504,11 +531,15 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
             let mut routes = Vec::new();
             for (runner, last_bar) in runners {
                 let (id, symbols) = (runner.id().clone(), runner.symbols().to_vec());
-                let (intents, cancels) = (risk_addr.clone().recipient(), risk_addr.clone().recipient());
+                let host_routes = HostRoutes {
+                    intents: risk_addr.clone().recipient(),
+                    cancels: risk_addr.clone().recipient(),
+                    fail: risk_addr.clone().recipient(),
+                    writer: writer.clone(),
+                };
                 let (clock, events) = (clock.clone(), events.clone());
-                let host = actix::Supervisor::start(move |_| {
-                    StrategyHost::new(runner, HostRoutes { intents, cancels }, clock, events, last_bar)
-                });
+                let host =
+                    actix::Supervisor::start(move |_| StrategyHost::new(runner, host_routes, clock, events, last_bar));
                 routes.push((id.clone(), symbols, host.clone()));
                 hosts.push((id, host));
             }

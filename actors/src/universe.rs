@@ -537,6 +537,9 @@ impl Universe {
                         let mut runner = StrategyRunner::new(id, strategy)
                             .with_instruments(&self.instruments)
                             .with_account(self.account.clone());
+                        if let Some(spec) = cfg.exits.clone() {
+                            runner = runner.with_exits(spec);
+                        }
                         if cfg.paused {
                             runner.set_paused(true);
                         }
@@ -574,8 +577,12 @@ impl Universe {
 
     fn start_instance(&mut self, symbol: Symbol, runner: StrategyRunner, last_bar: HashMap<Symbol, i64>) {
         let (id, symbols) = (runner.id().clone(), runner.symbols().to_vec());
-        let routes =
-            HostRoutes { intents: self.routes.risk.clone().recipient(), cancels: self.routes.risk.clone().recipient() };
+        let routes = HostRoutes {
+            intents: self.routes.risk.clone().recipient(),
+            cancels: self.routes.risk.clone().recipient(),
+            fail: self.routes.risk.clone().recipient(),
+            writer: self.writer.clone(),
+        };
         let (clock, events) = (self.clock.clone(), self.events.clone());
         let host = actix::Supervisor::start(move |_| StrategyHost::new(runner, routes, clock, events, last_bar));
         let joined = HostJoined { id: id.clone(), symbols, host: host.clone() };

@@ -479,6 +479,19 @@ pub fn event_notice(event: &EngineEvent, fills: bool) -> Option<Notice> {
             let severity = if severity == Severity::Critical { severity } else { Severity::Warning };
             Notice::new("Venue alert", severity, text, now).field("alert", alert_kind(alert))
         }
+        EngineEvent::Exit(e) => Notice::new(
+            format!("Exit: {} {} {}", e.strategy_id, e.symbol, e.reason),
+            Severity::Info,
+            exit_text(e),
+            e.ts_ms,
+        )
+        .field("strategy", e.strategy_id.to_string())
+        .field("symbol", e.symbol.to_string())
+        .field("reason", e.reason.as_str())
+        .field("qty", d(e.qty))
+        .field("price", d(e.price))
+        .field("entry", d(e.entry_price))
+        .with_chart(e.symbol.clone()),
         EngineEvent::SetupAlert(a) => {
             // A setup worth a look, not a fault: informational.
             let mut n = Notice::new(
@@ -496,6 +509,18 @@ pub fn event_notice(event: &EngineEvent, fills: bool) -> Option<Notice> {
             n.with_chart(a.symbol.clone())
         }
     })
+}
+
+/// An exit for people: `btc_sma: BTCUSDT stop_loss exit 0.01 @ 58200 (−3.1%)`
+/// (the profit against the entry, one decimal, a true minus sign).
+pub fn exit_text(e: &keel_core::exits::ExitEvent) -> String {
+    let pct = e.profit_pct().round_dp(1);
+    let profit = if pct.is_sign_negative() && !pct.is_zero() {
+        format!("−{}", pct.abs().normalize())
+    } else {
+        format!("+{}", pct.normalize())
+    };
+    format!("{}: {} {} exit {} @ {} ({profit}%)", e.strategy_id, e.symbol, e.reason, d(e.qty), d(e.price))
 }
 
 /// How an event's message is queued: what an operator must see at once
@@ -644,6 +669,31 @@ mod tests {
         );
         assert_eq!(n.chart.map(|c| c.symbol), Some("BTCUSDT".into()), "a chart of the setup's symbol");
         assert_eq!(event_priority(&event), Priority::Coalesced("setup alerts"));
+    }
+
+    #[test]
+    fn an_exit_is_a_notice_with_its_reason_and_profit() {
+        let exit = |reason, price: &str| keel_core::exits::ExitEvent {
+            strategy_id: "btc_sma".into(),
+            symbol: "BTCUSDT".into(),
+            reason,
+            qty: "0.0100".parse().unwrap(),
+            price: price.parse().unwrap(),
+            entry_price: "60062".parse().unwrap(),
+            ts_ms: 1_700_000_000_000,
+        };
+        use keel_core::exits::ExitReason;
+        let cases = [
+            (ExitReason::StopLoss, "58200", "btc_sma: BTCUSDT stop_loss exit 0.01 @ 58200 (−3.1%)"),
+            (ExitReason::TakeProfit, "63665.72", "btc_sma: BTCUSDT take_profit exit 0.01 @ 63665.72 (+6%)"),
+            (ExitReason::MaxHold, "60062", "btc_sma: BTCUSDT max_hold exit 0.01 @ 60062 (+0%)"),
+        ];
+        for (reason, price, want) in cases {
+            let n = event_notice(&EngineEvent::Exit(exit(reason, price)), false).expect("announced");
+            assert_eq!(n.text, want);
+            assert_eq!((n.severity, n.at_ms), (Severity::Info, 1_700_000_000_000));
+            assert!(n.fields.iter().any(|(k, v)| k == "reason" && v == reason.as_str()), "{:?}", n.fields);
+        }
     }
 
     #[test]

@@ -295,6 +295,7 @@ pub fn engine_event(event: &EngineEvent) -> Option<(&'static str, Value)> {
             ("universe_retired", json!({ "strategy_id": strategy_id.as_str(), "symbol": symbol.as_str() }))
         }
         EngineEvent::SetupAlert(alert) => ("setup_alert", serde_json::to_value(alert).unwrap_or_default()),
+        EngineEvent::Exit(exit) => ("exit", serde_json::to_value(exit).unwrap_or_default()),
     })
 }
 
