@@ -79,6 +79,8 @@ pub struct EngineStatus {
     /// The universe's members and leaving symbols (absent without `[universe]`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub universe: Option<crate::universe::UniverseStatus>,
+    /// The exit state of every position with exits: strategy → symbol → state.
+    pub exits: BTreeMap<String, BTreeMap<String, keel_core::exits::ExitState>>,
 }
 
 pub(crate) struct Parts {
@@ -187,17 +189,24 @@ impl EngineHandle {
     /// Everything at once.
     pub async fn status(&self) -> Result<EngineStatus, CommandError> {
         let risk = self.risk().await?;
+        let strategies = self.strategies().await?;
+        let exits = strategies
+            .iter()
+            .filter(|s| !s.exits.is_empty())
+            .map(|s| (s.id.to_string(), s.exits.iter().map(|e| (e.symbol.to_string(), e.clone())).collect()))
+            .collect();
         Ok(EngineStatus {
             trading_state: risk.trading_state,
             trading_state_reason: risk.reason.clone(),
             emergency_stop: risk.emergency_stop.clone(),
             venue: self.parts.venue.name().to_string(),
             uptime_seconds: self.uptime().as_secs(),
-            strategies: self.strategies().await?,
+            strategies,
             portfolio: self.portfolio().await?,
             open_orders: self.open_orders().await?.len(),
             risk,
             universe: self.universe().await?,
+            exits,
         })
     }
 

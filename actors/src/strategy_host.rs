@@ -49,6 +49,10 @@ pub struct StrategyStatus {
     /// and the prices).
     #[serde(flatten)]
     pub pnl: StrategyPnl,
+    /// The exit state of each of its positions (reported under `/status`'s
+    /// `exits`, by strategy and symbol).
+    #[serde(skip)]
+    pub exits: Vec<ExitState>,
 }
 
 /// Where a host sends what its strategy asks for, fixed at construction.
@@ -296,6 +300,7 @@ impl Handler<GetStrategyStatus> for StrategyHost {
             paused: self.runner.is_paused(),
             failure: self.runner.failure().map(str::to_string),
             pnl: StrategyPnl::default(),
+            exits: self.runner.exit_states(),
         })
     }
 }

@@ -55,6 +55,11 @@ pub struct StateReport {
     pub store_integrity: Integrity,
     /// Limits, their usage and the protections' current values (when the config is readable).
     pub risk: Option<risk::RiskSnapshot>,
+    /// The exit set of each position with exits (its resting leg, prices
+    /// and trigger state), by strategy then symbol.
+    pub exits: Vec<crate::state_exits::ExitRow>,
+    /// Exits that filled, by reason (every reason listed).
+    pub exits_by_reason: BTreeMap<String, u64>,
 }
 
 /// One position line. Amounts are decimal strings.
@@ -226,6 +231,8 @@ pub fn report(store: &dyn Store, config: &crate::config::Config) -> anyhow::Resu
             client_order_id: o.client_order_id,
         })
         .collect();
+    let exits = crate::state_exits::rows(store.exit_states()?);
+    let exits_by_reason = crate::state_exits::by_reason(&store.orders()?, config);
     let balances = store.balances()?.map(|b| {
         b.assets
             .into_iter()
@@ -260,6 +267,8 @@ pub fn report(store: &dyn Store, config: &crate::config::Config) -> anyhow::Resu
             store,
             SystemClock.now_ms(),
         )),
+        exits,
+        exits_by_reason,
     })
 }
 
@@ -330,6 +339,7 @@ pub fn state(args: StateArgs) -> anyhow::Result<()> {
             );
         }
     }
+    crate::state_exits::print(&r.exits, &r.exits_by_reason);
     if let Some(risk) = &r.risk {
         println!("risk:");
         for line in risk.to_string().lines() {

@@ -34,6 +34,7 @@ pub mod outbox;
 pub mod restarts;
 pub mod secret;
 pub mod settings;
+pub mod state_exits;
 pub mod summary;
 pub mod surfaces;
 pub mod telegram;
