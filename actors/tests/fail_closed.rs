@@ -1,5 +1,6 @@
 //! Internal failures fail closed (issue 11, finding 5): a fill the store
-//! cannot record, and a core actor that dies for good, each set the
+//! cannot record, an exit state it cannot write, and a core actor that dies
+//! for good, each set the
 //! emergency stop; nothing downstream hears of the unrecorded fill, and no
 //! further order leaves. Real actors, a real sled store (wrapped to fail its
 //! writes on demand), the paper venue (wrapped to panic on demand, as an
@@ -34,6 +35,8 @@ use common::*;
 struct FailingStore {
     inner: SledStore,
     fail_fills: AtomicBool,
+    /// Exit-state writes fail while set.
+    fail_exits: AtomicBool,
     panic: bool,
 }
 
@@ -140,6 +143,9 @@ impl Store for FailingStore {
         self.inner.equity_history(limit)
     }
     fn put_exit_state(&self, strategy: &keel_core::StrategyId, state: &keel_core::exits::ExitState) -> StoreResult<()> {
+        if self.fail_exits.load(Ordering::SeqCst) {
+            return Err(disk_full());
+        }
         self.inner.put_exit_state(strategy, state)
     }
     fn delete_exit_state(&self, strategy: &keel_core::StrategyId, symbol: &Symbol) -> StoreResult<()> {
@@ -248,6 +254,7 @@ async fn unrecorded_fill_fails_closed(panic: bool) {
     let failing = Arc::new(FailingStore {
         inner: SledStore::open(dir.path()).unwrap(),
         fail_fills: AtomicBool::new(false),
+        fail_exits: AtomicBool::new(false),
         panic,
     });
     let store: SharedStore = failing.clone();
@@ -317,6 +324,42 @@ async fn unrecorded_fill_fails_closed(panic: bool) {
     let held =
         portfolio.positions.iter().find(|p| p.position.symbol == "BTCUSDT").map(|p| p.position.qty).unwrap_or_default();
     assert_eq!(held, recorded);
+    handle.shutdown(std::time::Duration::from_millis(200)).await;
+}
+
+#[actix_rt::test]
+async fn an_exit_state_the_store_cannot_write_sets_the_emergency_stop() {
+    // `flip` gets a max hold: its first buy opens a position with an exit state.
+    let text = common::CONFIG.replace(
+        "id = \"flip\"\nkind = \"test\"\nsymbol = \"BTCUSDT\"\n",
+        "id = \"flip\"\nkind = \"test\"\nsymbol = \"BTCUSDT\"\nexits = { max_hold = \"1h\" }\n",
+    );
+    let config = Config::parse(&text).unwrap();
+    assert!(config.strategies[0].exits.is_some(), "the exits are configured");
+    let dir = tempfile::tempdir().unwrap();
+    let failing = Arc::new(FailingStore {
+        inner: SledStore::open(dir.path()).unwrap(),
+        fail_fills: AtomicBool::new(false),
+        fail_exits: AtomicBool::new(true),
+        panic: false,
+    });
+    let store: SharedStore = failing.clone();
+    let venue = paper(&config);
+    let handle = start_with(&config, store.clone(), venue.clone(), |s| Box::new(Rester(s, false))).await;
+    let mut rx = handle.subscribe();
+    let mut stop = None;
+    drive(&venue, &mut rx, |ev| {
+        if let EngineEvent::EmergencyStopSet { reason, by } = ev {
+            stop = Some((reason.clone(), by.clone()));
+        }
+        stop.is_some()
+    })
+    .await;
+    let (reason, by) = stop.unwrap();
+    assert_eq!(by, "engine:fail_closed");
+    assert!(reason.contains("exit state of flip could not be stored"), "{reason}");
+    assert!(store.emergency_stop().unwrap().active, "the stop is in the store");
+    assert!(store.exit_states().unwrap().is_empty(), "nothing was written");
     handle.shutdown(std::time::Duration::from_millis(200)).await;
 }
 
