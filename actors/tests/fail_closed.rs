@@ -1,8 +1,7 @@
 //! Internal failures fail closed (issue 11, finding 5): a fill the store
 //! cannot record, an exit state it cannot write, and a core actor that dies
-//! for good, each set the
-//! emergency stop; nothing downstream hears of the unrecorded fill, and no
-//! further order leaves. Real actors, a real sled store (wrapped to fail its
+//! for good, each set the emergency stop; nothing downstream hears of the
+//! unrecorded fill, and no further order leaves. Real actors, a real sled store (wrapped to fail its
 //! writes on demand), the paper venue (wrapped to panic on demand, as an
 //! adapter bug would).
 
