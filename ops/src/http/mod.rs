@@ -6,7 +6,7 @@
 //! | GET | `/ready` | none | 200 or 503 with `{"ready":bool,"market_stream":bool,"user_stream":bool,"futures_stream":bool\|null,"trading_state":"ACTIVE"}` (`futures_stream` is null without a futures feed, and readiness does not wait on it) |
 //! | GET | `/metrics` | none | Prometheus text format 0.0.4 |
 //! | GET | `/`, `/console/{file}` | none (the page asks for the token) | the operator console (see [`console`]) |
-//! | GET | `/api/v1/status` | bearer | the engine status, with `venue_mode` (`paper`, `sandbox`, `testnet`, `mainnet`), `venue_description` (the mode, or `paper on live Binance market data` for a dry-run) and `market_data` (`sandbox`, `binance`, `binance-testnet`) beside `venue`, and `listener` (`listen`, `tls`, `loopback`, `warning`) |
+//! | GET | `/api/v1/status` | bearer | the engine status, with `venue_mode` (`paper`, `sandbox`, `testnet`, `mainnet`), `venue_description` (the mode, or `paper on live Binance market data` for a dry-run) and `market_data` (`sandbox`, `binance`, `binance-testnet`) beside `venue`, `listener` (`listen`, `tls`, `loopback`, `warning`), and `exits` (strategy → symbol → the position's exit state: entry, qty, best price, trailing armed, resting leg, pending close) |
 //! | GET | `/api/v1/positions` | bearer | positions with marks |
 //! | GET | `/api/v1/orders` | bearer | open orders |
 //! | GET | `/api/v1/balances` | bearer | balances and equity |
