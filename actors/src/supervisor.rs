@@ -510,6 +510,9 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
         }
         runners.push((runner, last_bar));
     }
+    for (strategy, state) in &exit_states {
+        tracing::warn!(strategy = %strategy, symbol = %state.symbol, "exit state of a strategy that is not configured: kept in the store, not acted on");
+    }
 
     // Every actor gets the recipients it sends to when it is built, so no
     // route can be missing when the first message flows. The risk guard is
