@@ -60,8 +60,11 @@ pub struct ExitBook {
     bar_mode: bool,
     /// Strategy sells waiting for a leg's cancel, per symbol.
     held: FxHashMap<Symbol, Vec<OrderIntent>>,
-    /// Strategy sells sent and not final, per symbol (a leg waits for them).
-    sells_in_flight: FxHashMap<Symbol, u32>,
+    /// Strategy sells sent and not final, per symbol: how many and their
+    /// quantity (a leg waits for them; a close sells only what they leave).
+    /// The quantity is forgotten only when none is left, so it errs on the
+    /// side of selling less.
+    sells_in_flight: FxHashMap<Symbol, (u32, Decimal)>,
     /// Strategy sell fills by client order id, reported when the order is final.
     signal_sales: FxHashMap<String, SignalSale>,
     /// Symbols whose state changed since the last drain.
@@ -329,7 +332,9 @@ impl ExitBook {
                     }
                     // What waited for the leg goes now.
                     if let Some(held) = self.held.remove(&symbol) {
-                        *self.sells_in_flight.entry(symbol.clone()).or_default() += held.len() as u32;
+                        let flight = self.sells_in_flight.entry(symbol.clone()).or_default();
+                        flight.0 += held.len() as u32;
+                        flight.1 += held.iter().map(|i| i.qty).sum::<Decimal>();
                         io.out.extend(held);
                     }
                     self.send_pending_close(&symbol, io);
@@ -347,9 +352,9 @@ impl ExitBook {
         if update.side != Side::Sell || !update.status.is_terminal() {
             return;
         }
-        if let Some(n) = self.sells_in_flight.get_mut(&update.symbol) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
+        if let Some(flight) = self.sells_in_flight.get_mut(&update.symbol) {
+            flight.0 = flight.0.saturating_sub(1);
+            if flight.0 == 0 {
                 self.sells_in_flight.remove(&update.symbol);
             }
         }
@@ -391,7 +396,9 @@ impl ExitBook {
                     self.touch(&symbol);
                 }
                 None => {
-                    *self.sells_in_flight.entry(symbol).or_default() += 1;
+                    let flight = self.sells_in_flight.entry(symbol).or_default();
+                    flight.0 += 1;
+                    flight.1 += intent.qty;
                     i += 1;
                 }
             }
@@ -441,6 +448,19 @@ impl ExitBook {
     pub fn on_time(&mut self, io: &mut ExitIo<'_>) {
         if self.bar_mode || self.states.is_empty() {
             return;
+        }
+        let retry: Vec<Symbol> = self
+            .states
+            .values()
+            .filter(|st| st.retry_after_ms.is_some_and(|t| io.now_ms >= t))
+            .map(|st| st.symbol.clone())
+            .collect();
+        for symbol in retry {
+            if let Some(st) = self.states.get_mut(&symbol) {
+                st.retry_after_ms = None;
+            }
+            self.touch(&symbol);
+            self.sync(&symbol, io);
         }
         let default = self.default.as_ref();
         let due: Vec<Symbol> = self
@@ -493,7 +513,9 @@ impl ExitBook {
             return;
         }
         let Some(p) = st.pending_close.as_mut().filter(|p| !p.sent) else { return };
-        let qty = (io.position)(symbol);
+        // What the strategy's own sells out there leave.
+        let selling = self.sells_in_flight.get(symbol).map_or(Decimal::ZERO, |f| f.1);
+        let qty = (io.position)(symbol) - selling;
         if qty <= Decimal::ZERO {
             st.pending_close = None;
             return;
@@ -537,7 +559,8 @@ impl ExitBook {
         let held = (io.position)(symbol);
         let busy = st.pending_close.is_some() || st.leg.as_ref().is_some_and(|l| l.canceling);
         if held <= Decimal::ZERO || st.qty <= Decimal::ZERO {
-            if let Some(leg) = st.leg.as_mut().filter(|l| !l.canceling) {
+            // A leg that filled whole is done; one with something left goes.
+            if let Some(leg) = st.leg.as_mut().filter(|l| !l.canceling && l.filled_qty < l.qty) {
                 leg.canceling = true;
                 io.cancels.extend(leg.client_order_id.clone());
             }
@@ -553,7 +576,7 @@ impl ExitBook {
             return;
         }
         let waiting = self.held.contains_key(symbol)
-            || self.sells_in_flight.get(symbol).is_some_and(|n| *n > 0)
+            || self.sells_in_flight.contains_key(symbol)
             || st.retry_after_ms.is_some_and(|t| io.now_ms < t);
         let desired = match st.effective(default) {
             Some(spec) if !self.bar_mode && spec.placement == Placement::Venue && !st.venue_refused => {
@@ -565,7 +588,7 @@ impl ExitBook {
             (Some(leg), want) => {
                 // Prices change only by the strategy's hand (see `replace_leg`);
                 // an adopted leg's prices are the risk guard's rounding of them.
-                let same = want.as_ref().is_some_and(|w| w.leg == leg.leg && w.qty == leg.qty);
+                let same = want.as_ref().is_some_and(|w| w.leg == leg.leg && w.qty == leg.qty - leg.filled_qty);
                 if !same {
                     leg.canceling = true;
                     io.cancels.extend(leg.client_order_id.clone());
