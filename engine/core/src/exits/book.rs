@@ -72,12 +72,17 @@ pub struct ExitBook {
     /// Symbols to bring in line (legs) at the next `sync_all`.
     to_sync: FxHashSet<Symbol>,
     events: Vec<ExitEvent>,
+    /// True once the strategy has exits (configured, restored or attached):
+    /// until then nothing is evaluated, so a strategy without exits pays
+    /// nothing per event.
+    armed: bool,
 }
 
 impl ExitBook {
     /// The exit logic of `strategy_id` with its configured exits (if any).
     pub fn new(strategy_id: StrategyId, default: Option<ExitSpec>) -> Self {
         Self {
+            armed: default.is_some(),
             strategy_id,
             default,
             states: FxHashMap::default(),
@@ -94,6 +99,7 @@ impl ExitBook {
     /// Sets the configured exits.
     pub fn set_default(&mut self, spec: ExitSpec) {
         self.default = Some(spec);
+        self.armed = true;
     }
 
     /// The configured exits.
@@ -114,7 +120,7 @@ impl ExitBook {
     /// True when nothing is to be evaluated (no open position with exits).
     #[inline]
     pub fn is_idle(&self) -> bool {
-        self.states.is_empty() && (self.default.is_none() || self.bar_mode)
+        !self.armed || (self.states.is_empty() && (self.default.is_none() || self.bar_mode))
     }
 
     /// The state of a position.
@@ -125,6 +131,7 @@ impl ExitBook {
     /// Mutable state of a position (marked changed and to be synced).
     pub fn state_mut(&mut self, symbol: &str) -> Option<&mut ExitState> {
         let st = self.states.get_mut(symbol)?;
+        self.armed = true;
         self.dirty.insert(st.symbol.clone());
         self.to_sync.insert(st.symbol.clone());
         Some(st)
@@ -145,6 +152,7 @@ impl ExitBook {
     /// States saved before a restart.
     pub fn restore(&mut self, states: Vec<ExitState>) {
         for st in states {
+            self.armed = true;
             self.to_sync.insert(st.symbol.clone());
             self.states.insert(st.symbol.clone(), st);
         }
@@ -152,6 +160,10 @@ impl ExitBook {
 
     /// Takes the changed states: `Some` to put, `None` to delete.
     pub fn drain_changes(&mut self) -> Vec<(Symbol, Option<ExitState>)> {
+        if !self.armed {
+            self.dirty.clear();
+            return Vec::new();
+        }
         let mut changed: Vec<Symbol> = self.dirty.drain().collect();
         changed.sort();
         changed.into_iter().map(|s| (s.clone(), self.states.get(&s).cloned())).collect()
@@ -163,7 +175,7 @@ impl ExitBook {
     }
 
     fn touch(&mut self, symbol: &Symbol) {
-        if !self.bar_mode {
+        if !self.bar_mode && self.armed {
             self.dirty.insert(symbol.clone());
         }
         self.to_sync.insert(symbol.clone());
