@@ -91,12 +91,18 @@ fn sells(outcome: &Outcome) -> Vec<(i64, Decimal)> {
     out
 }
 
-const FLAT: (&str, &str, &str, &str) = ("100", "100", "100", "100");
+/// A bar as (open, high, low, close).
+type Ohlc = (&'static str, &'static str, &'static str, &'static str);
+
+/// A case: name, exits, bars, (hour the exit fills, its price).
+type Case = (&'static str, &'static str, Vec<Ohlc>, (i64, &'static str));
+
+const FLAT: Ohlc = ("100", "100", "100", "100");
 
 #[test]
 fn each_exit_fills_at_its_documented_price() {
     // The entry fills at hour 1's open: 100 plus 5 bps slippage = 100.05.
-    let cases: [(&str, &str, Vec<(&str, &str, &str, &str)>, (i64, &str)); 12] = [
+    let cases: [Case; 12] = [
         ("stop", r#"{ stop_loss = "3%" }"#, vec![FLAT, FLAT, ("100", "100.5", "96", "97")], (2, "97.04")),
         ("gap through the stop", r#"{ stop_loss = "3%" }"#, vec![FLAT, FLAT, ("95", "96", "94", "95")], (2, "95")),
         ("target", r#"{ take_profit = "6%" }"#, vec![FLAT, FLAT, ("104", "107", "103", "106")], (2, "106.05")),
@@ -189,4 +195,46 @@ fn without_exits_nothing_is_sold() {
     let outcome = run(None, &[FLAT, FLAT, ("95", "96", "50", "60")]);
     assert_eq!(sells(&outcome), []);
     assert!(outcome.exits.is_empty());
+}
+
+/// Buys at the first close and sells everything at the third.
+struct BuyThenSell(usize);
+
+impl Strategy for BuyThenSell {
+    fn kind(&self) -> &'static str {
+        "buy_then_sell"
+    }
+    fn symbols(&self) -> Vec<Symbol> {
+        vec!["BTCUSDT".into()]
+    }
+    fn on_bar(&mut self, bar: &Bar, ctx: &mut StrategyCtx<'_>) {
+        self.0 += 1;
+        match self.0 {
+            1 => ctx.market(&bar.symbol, Side::Buy, Decimal::ONE),
+            3 => {
+                let held = ctx.position(&bar.symbol);
+                ctx.market(&bar.symbol, Side::Sell, held);
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn a_strategy_selling_a_position_with_exits_counts_as_signal() {
+    let spec: ExitSpec =
+        toml::from_str::<toml::Table>(r#"take_profit = "50%""#).map(|t| t.try_into().unwrap()).unwrap();
+    let timeline = Timeline::new(vec![(Symbol::new("BTCUSDT"), bars(&[FLAT, FLAT, FLAT, FLAT, FLAT]))]);
+    let config = SimConfig {
+        instruments: vec![Instrument::with_steps("BTCUSDT".into(), "BTC".into(), "USDT".into(), d("0.01"), d("0.001"))],
+        balances: vec![Balance { asset: "USDT".into(), free: Decimal::from(10_000), locked: Decimal::ZERO }],
+        fees: FeeSchedule::default(),
+        slippage_bps: Decimal::ZERO,
+        risk: RiskConfig::unlimited(),
+        currency: "USDT".into(),
+    };
+    let slot = StrategySlot { id: StrategyId::new("b"), strategy: Box::new(BuyThenSell(0)), exits: Some(spec) };
+    let outcome = Backtest::new(config, timeline.symbols(), vec![slot]).run(&timeline, &[], |_| {});
+    assert_eq!(sells(&outcome), [(3, d("100"))]);
+    assert_eq!(outcome.exits.iter().map(|(k, v)| (k.as_str(), *v)).collect::<Vec<_>>(), [("signal", 1)]);
 }
