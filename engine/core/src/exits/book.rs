@@ -60,8 +60,11 @@ pub struct ExitBook {
     bar_mode: bool,
     /// Strategy sells waiting for a leg's cancel, per symbol.
     held: FxHashMap<Symbol, Vec<OrderIntent>>,
-    /// Strategy sells sent and not final, per symbol (a leg waits for them).
-    sells_in_flight: FxHashMap<Symbol, u32>,
+    /// Strategy sells sent and not final, per symbol: how many and their
+    /// quantity (a leg waits for them; a close sells only what they leave).
+    /// The quantity is forgotten only when none is left, so it errs on the
+    /// side of selling less.
+    sells_in_flight: FxHashMap<Symbol, (u32, Decimal)>,
     /// Strategy sell fills by client order id, reported when the order is final.
     signal_sales: FxHashMap<String, SignalSale>,
     /// Symbols whose state changed since the last drain.
@@ -69,12 +72,17 @@ pub struct ExitBook {
     /// Symbols to bring in line (legs) at the next `sync_all`.
     to_sync: FxHashSet<Symbol>,
     events: Vec<ExitEvent>,
+    /// True once the strategy has exits (configured, restored or attached):
+    /// until then nothing is evaluated, so a strategy without exits pays
+    /// nothing per event.
+    armed: bool,
 }
 
 impl ExitBook {
     /// The exit logic of `strategy_id` with its configured exits (if any).
     pub fn new(strategy_id: StrategyId, default: Option<ExitSpec>) -> Self {
         Self {
+            armed: default.is_some(),
             strategy_id,
             default,
             states: FxHashMap::default(),
@@ -91,6 +99,7 @@ impl ExitBook {
     /// Sets the configured exits.
     pub fn set_default(&mut self, spec: ExitSpec) {
         self.default = Some(spec);
+        self.armed = true;
     }
 
     /// The configured exits.
@@ -111,7 +120,7 @@ impl ExitBook {
     /// True when nothing is to be evaluated (no open position with exits).
     #[inline]
     pub fn is_idle(&self) -> bool {
-        self.states.is_empty() && (self.default.is_none() || self.bar_mode)
+        !self.armed || (self.states.is_empty() && (self.default.is_none() || self.bar_mode))
     }
 
     /// The state of a position.
@@ -122,6 +131,7 @@ impl ExitBook {
     /// Mutable state of a position (marked changed and to be synced).
     pub fn state_mut(&mut self, symbol: &str) -> Option<&mut ExitState> {
         let st = self.states.get_mut(symbol)?;
+        self.armed = true;
         self.dirty.insert(st.symbol.clone());
         self.to_sync.insert(st.symbol.clone());
         Some(st)
@@ -142,6 +152,7 @@ impl ExitBook {
     /// States saved before a restart.
     pub fn restore(&mut self, states: Vec<ExitState>) {
         for st in states {
+            self.armed = true;
             self.to_sync.insert(st.symbol.clone());
             self.states.insert(st.symbol.clone(), st);
         }
@@ -149,6 +160,10 @@ impl ExitBook {
 
     /// Takes the changed states: `Some` to put, `None` to delete.
     pub fn drain_changes(&mut self) -> Vec<(Symbol, Option<ExitState>)> {
+        if !self.armed {
+            self.dirty.clear();
+            return Vec::new();
+        }
         let mut changed: Vec<Symbol> = self.dirty.drain().collect();
         changed.sort();
         changed.into_iter().map(|s| (s.clone(), self.states.get(&s).cloned())).collect()
@@ -160,7 +175,7 @@ impl ExitBook {
     }
 
     fn touch(&mut self, symbol: &Symbol) {
-        if !self.bar_mode {
+        if !self.bar_mode && self.armed {
             self.dirty.insert(symbol.clone());
         }
         self.to_sync.insert(symbol.clone());
@@ -329,7 +344,9 @@ impl ExitBook {
                     }
                     // What waited for the leg goes now.
                     if let Some(held) = self.held.remove(&symbol) {
-                        *self.sells_in_flight.entry(symbol.clone()).or_default() += held.len() as u32;
+                        let flight = self.sells_in_flight.entry(symbol.clone()).or_default();
+                        flight.0 += held.len() as u32;
+                        flight.1 += held.iter().map(|i| i.qty).sum::<Decimal>();
                         io.out.extend(held);
                     }
                     self.send_pending_close(&symbol, io);
@@ -347,9 +364,9 @@ impl ExitBook {
         if update.side != Side::Sell || !update.status.is_terminal() {
             return;
         }
-        if let Some(n) = self.sells_in_flight.get_mut(&update.symbol) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
+        if let Some(flight) = self.sells_in_flight.get_mut(&update.symbol) {
+            flight.0 = flight.0.saturating_sub(1);
+            if flight.0 == 0 {
                 self.sells_in_flight.remove(&update.symbol);
             }
         }
@@ -391,7 +408,9 @@ impl ExitBook {
                     self.touch(&symbol);
                 }
                 None => {
-                    *self.sells_in_flight.entry(symbol).or_default() += 1;
+                    let flight = self.sells_in_flight.entry(symbol).or_default();
+                    flight.0 += 1;
+                    flight.1 += intent.qty;
                     i += 1;
                 }
             }
@@ -441,6 +460,19 @@ impl ExitBook {
     pub fn on_time(&mut self, io: &mut ExitIo<'_>) {
         if self.bar_mode || self.states.is_empty() {
             return;
+        }
+        let retry: Vec<Symbol> = self
+            .states
+            .values()
+            .filter(|st| st.retry_after_ms.is_some_and(|t| io.now_ms >= t))
+            .map(|st| st.symbol.clone())
+            .collect();
+        for symbol in retry {
+            if let Some(st) = self.states.get_mut(&symbol) {
+                st.retry_after_ms = None;
+            }
+            self.touch(&symbol);
+            self.sync(&symbol, io);
         }
         let default = self.default.as_ref();
         let due: Vec<Symbol> = self
@@ -493,7 +525,9 @@ impl ExitBook {
             return;
         }
         let Some(p) = st.pending_close.as_mut().filter(|p| !p.sent) else { return };
-        let qty = (io.position)(symbol);
+        // What the strategy's own sells out there leave.
+        let selling = self.sells_in_flight.get(symbol).map_or(Decimal::ZERO, |f| f.1);
+        let qty = (io.position)(symbol) - selling;
         if qty <= Decimal::ZERO {
             st.pending_close = None;
             return;
@@ -537,7 +571,8 @@ impl ExitBook {
         let held = (io.position)(symbol);
         let busy = st.pending_close.is_some() || st.leg.as_ref().is_some_and(|l| l.canceling);
         if held <= Decimal::ZERO || st.qty <= Decimal::ZERO {
-            if let Some(leg) = st.leg.as_mut().filter(|l| !l.canceling) {
+            // A leg that filled whole is done; one with something left goes.
+            if let Some(leg) = st.leg.as_mut().filter(|l| !l.canceling && l.filled_qty < l.qty) {
                 leg.canceling = true;
                 io.cancels.extend(leg.client_order_id.clone());
             }
@@ -553,7 +588,7 @@ impl ExitBook {
             return;
         }
         let waiting = self.held.contains_key(symbol)
-            || self.sells_in_flight.get(symbol).is_some_and(|n| *n > 0)
+            || self.sells_in_flight.contains_key(symbol)
             || st.retry_after_ms.is_some_and(|t| io.now_ms < t);
         let desired = match st.effective(default) {
             Some(spec) if !self.bar_mode && spec.placement == Placement::Venue && !st.venue_refused => {
@@ -565,7 +600,7 @@ impl ExitBook {
             (Some(leg), want) => {
                 // Prices change only by the strategy's hand (see `replace_leg`);
                 // an adopted leg's prices are the risk guard's rounding of them.
-                let same = want.as_ref().is_some_and(|w| w.leg == leg.leg && w.qty == leg.qty);
+                let same = want.as_ref().is_some_and(|w| w.leg == leg.leg && w.qty == leg.qty - leg.filled_qty);
                 if !same {
                     leg.canceling = true;
                     io.cancels.extend(leg.client_order_id.clone());

@@ -102,3 +102,9 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod runner_tests;
+
+#[cfg(test)]
+mod prop_tests;
