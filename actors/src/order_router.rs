@@ -704,6 +704,12 @@ impl Handler<OrderApproved> for OrderRouter {
                         if o.apply(OrderEvent::Submit, now).is_ok() {
                             let order = o.clone();
                             act.publish(&order);
+                            // The exit logic learns its order's id before any
+                            // fill of it can arrive (a market close fills in
+                            // the venue's answer), so it knows the fill is its own.
+                            if order.exit.is_some() {
+                                act.notify_host(&order);
+                            }
                         }
                     }
                     metrics().orders_submitted_total.inc();
