@@ -1,0 +1,8 @@
+//! Keel's Pine Script interpreter (module docs are completed with the runtime).
+
+pub mod ast;
+pub mod error;
+pub mod lexer;
+pub mod parser;
+
+pub use error::{Diagnostic, Diagnostics, Pos, Severity};
