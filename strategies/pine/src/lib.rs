@@ -4,5 +4,6 @@ pub mod ast;
 pub mod error;
 pub mod lexer;
 pub mod parser;
+pub mod ta;
 
 pub use error::{Diagnostic, Diagnostics, Pos, Severity};
