@@ -48,8 +48,8 @@ const KEYWORDS: &[&str] = &[
 
 // Longest first, so `:=` wins over `:`.
 const OPS: &[&str] = &[
-    ":=", "=>", "==", "!=", "<=", ">=", "+=", "-=", "*=", "/=", "%=", "+", "-", "*", "/", "%", "<", ">", "=", "?",
-    ":", ",", "(", ")", "[", "]", ".",
+    ":=", "=>", "==", "!=", "<=", ">=", "+=", "-=", "*=", "/=", "%=", "+", "-", "*", "/", "%", "<", ">", "=", "?", ":",
+    ",", "(", ")", "[", "]", ".",
 ];
 
 /// The tokens of a script and the version its `//@version=` comment names.
@@ -67,7 +67,7 @@ pub fn lex(src: &str) -> Result<Lexed, Diagnostic> {
     let mut version = None;
     let mut levels: Vec<usize> = vec![0];
     let mut depth: i32 = 0; // open ( and [
-    // Where the last code line ended: a line end is reported there.
+                            // Where the last code line ended: a line end is reported there.
     let mut prev_end = Pos { line: 1, col: 1 };
     for (li, raw) in src.lines().enumerate() {
         let line_no = li as u32 + 1;
@@ -99,7 +99,10 @@ pub fn lex(src: &str) -> Result<Lexed, Diagnostic> {
             let cur = *levels.last().unwrap_or(&0);
             if width > cur {
                 if width != cur + 4 {
-                    return Err(Diagnostic::error(start_pos, "unexpected indentation: a block is indented by 4 spaces or one tab"));
+                    return Err(Diagnostic::error(
+                        start_pos,
+                        "unexpected indentation: a block is indented by 4 spaces or one tab",
+                    ));
                 }
                 levels.push(width);
                 tokens.push(Token { tok: Tok::Indent, pos: start_pos });
@@ -169,7 +172,9 @@ fn lex_line(chars: &[char], mut i: usize, line: u32, out: &mut Vec<Token>, depth
             let tok = if is_float {
                 Tok::Float(text.parse().map_err(|_| Diagnostic::error(pos, format!("bad number literal {text}")))?)
             } else {
-                Tok::Int(text.parse().map_err(|_| Diagnostic::error(pos, format!("integer literal {text} is too large")))?)
+                Tok::Int(
+                    text.parse().map_err(|_| Diagnostic::error(pos, format!("integer literal {text} is too large")))?,
+                )
             };
             out.push(Token { tok, pos });
             continue;

@@ -21,7 +21,10 @@ pub fn parse(src: &str) -> Result<Script, Diagnostic> {
     let version = match lexed.version {
         Some((v @ (5 | 6), _)) => v,
         Some((v, pos)) => {
-            return Err(Diagnostic::error(pos, format!("//@version={v} is not supported: Keel runs Pine versions 5 and 6")))
+            return Err(Diagnostic::error(
+                pos,
+                format!("//@version={v} is not supported: Keel runs Pine versions 5 and 6"),
+            ))
         }
         None => {
             return Err(Diagnostic::error(
@@ -275,7 +278,10 @@ impl Parser {
         if let (Tok::Ident(t), Tok::Ident(_)) = (self.peek().clone(), self.peek_at(1).clone()) {
             if self.peek_at(2) == &Tok::Op("=") {
                 if !["int", "float", "bool", "string", "color"].contains(&t.as_str()) {
-                    return Err(Diagnostic::error(pos, format!("type '{t}' is not supported (int, float, bool, string)")));
+                    return Err(Diagnostic::error(
+                        pos,
+                        format!("type '{t}' is not supported (int, float, bool, string)"),
+                    ));
                 }
                 self.bump();
                 ty = Some(t);
@@ -301,7 +307,10 @@ impl Parser {
                     None => StmtKind::Decl { mode, ty, name, value },
                     Some(op) => {
                         if mode != DeclMode::Plain || ty.is_some() {
-                            return Err(Diagnostic::error(pos, format!("'{name}' is reassigned with ':=': it cannot be declared here")));
+                            return Err(Diagnostic::error(
+                                pos,
+                                format!("'{name}' is reassigned with ':=': it cannot be declared here"),
+                            ));
                         }
                         StmtKind::Assign { name, op, value }
                     }

@@ -86,7 +86,7 @@ impl Sma {
             self.sum += x;
         }
         self.pushes += 1;
-        if self.pushes % self.win.cap() == 0 {
+        if self.pushes.is_multiple_of(self.win.cap()) {
             self.sum = self.win.values().iter().filter(|v| !v.is_nan()).sum();
         }
         if self.win.full() && self.nans == 0 {
@@ -111,7 +111,7 @@ pub struct Ema {
 
 impl Ema {
     /// Exponential moving average over `n` bars.
-    pub fn ema(n: usize) -> Self {
+    pub fn new(n: usize) -> Self {
         Ema { seed: Sma::new(n), alpha: 2.0 / (n as f64 + 1.0), prev: f64::NAN }
     }
     /// Wilder's moving average over `n` bars.
@@ -260,7 +260,7 @@ pub struct Macd {
 impl Macd {
     /// A MACD with the three lengths.
     pub fn new(fast: usize, slow: usize, signal: usize) -> Self {
-        Macd { fast: Ema::ema(fast), slow: Ema::ema(slow), signal: Ema::ema(signal) }
+        Macd { fast: Ema::new(fast), slow: Ema::new(slow), signal: Ema::new(signal) }
     }
     /// The next `[macd, signal, histogram]`.
     pub fn update(&mut self, x: f64) -> [f64; 3] {

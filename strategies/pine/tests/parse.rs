@@ -19,7 +19,10 @@ fn accepts_the_subset() {
         ("for [i, x] in", "for [i, x] in arr\n    s += x * i\n"),
         ("while break continue", "while i < 10\n    i += 1\n    if i == 3\n        continue\n    break\n"),
         ("switch with subject", "x = switch s\n    \"a\" => 1\n    \"b\" => 2\n    => 3\n"),
-        ("switch without subject", "switch\n    a > b => strategy.entry(\"L\", strategy.long)\n    =>\n        x := 1\n"),
+        (
+            "switch without subject",
+            "switch\n    a > b => strategy.entry(\"L\", strategy.long)\n    =>\n        x := 1\n",
+        ),
         ("single-line function", "f(x, y = 2) => x * y\n"),
         ("multi-line function", "f(x) =>\n    a = x + 1\n    [a, a * 2]\n"),
         ("history and named args", "strategy.entry(\"L\", strategy.long, qty = 2, limit = close[1] - 1)\n"),

@@ -38,7 +38,17 @@ fn exp_ref(xs: &[f64], n: usize, alpha: f64) -> Vec<f64> {
 }
 
 fn window_ref(xs: &[f64], n: usize, f: impl Fn(&[f64]) -> f64) -> Vec<f64> {
-    (0..xs.len()).map(|i| if i + 1 < n || xs[i + 1 - n..=i].iter().any(|v| v.is_nan()) { f64::NAN } else { f(&xs[i + 1 - n..=i]) }).collect()
+    (0..xs.len())
+        .map(
+            |i| {
+                if i + 1 < n || xs[i + 1 - n..=i].iter().any(|v| v.is_nan()) {
+                    f64::NAN
+                } else {
+                    f(&xs[i + 1 - n..=i])
+                }
+            },
+        )
+        .collect()
 }
 
 fn run(xs: &[f64], mut f: impl FnMut(f64) -> f64) -> Vec<f64> {
@@ -72,18 +82,39 @@ fn indicators_match_textbook_formulas_and_warm_up() {
     };
     // True range with bar 0 = high - low, and its RMA.
     let tr: Vec<f64> = (0..b.len())
-        .map(|i| if i == 0 { high[0] - low[0] } else { (high[i] - low[i]).max((high[i] - close[i - 1]).abs()).max((low[i] - close[i - 1]).abs()) })
+        .map(|i| {
+            if i == 0 {
+                high[0] - low[0]
+            } else {
+                (high[i] - low[i]).max((high[i] - close[i - 1]).abs()).max((low[i] - close[i - 1]).abs())
+            }
+        })
         .collect();
-    let gains: Vec<f64> = (0..b.len()).map(|i| if i == 0 { f64::NAN } else { (close[i] - close[i - 1]).max(0.0) }).collect();
-    let losses: Vec<f64> = (0..b.len()).map(|i| if i == 0 { f64::NAN } else { (close[i - 1] - close[i]).max(0.0) }).collect();
+    let gains: Vec<f64> =
+        (0..b.len()).map(|i| if i == 0 { f64::NAN } else { (close[i] - close[i - 1]).max(0.0) }).collect();
+    let losses: Vec<f64> =
+        (0..b.len()).map(|i| if i == 0 { f64::NAN } else { (close[i - 1] - close[i]).max(0.0) }).collect();
     let (ug, dl) = (exp_ref(&gains, n, 1.0 / n as f64), exp_ref(&losses, n, 1.0 / n as f64));
-    let rsi_ref: Vec<f64> = ug.iter().zip(&dl).map(|(u, d)| if u.is_nan() || d.is_nan() { f64::NAN } else if *d == 0.0 { 100.0 } else { 100.0 - 100.0 / (1.0 + u / d) }).collect();
+    let rsi_ref: Vec<f64> = ug
+        .iter()
+        .zip(&dl)
+        .map(|(u, d)| {
+            if u.is_nan() || d.is_nan() {
+                f64::NAN
+            } else if *d == 0.0 {
+                100.0
+            } else {
+                100.0 - 100.0 / (1.0 + u / d)
+            }
+        })
+        .collect();
     let hh = window_ref(&high, n, |w| w.iter().copied().fold(f64::MIN, f64::max));
     let ll = window_ref(&low, n, |w| w.iter().copied().fold(f64::MAX, f64::min));
     let stoch_raw: Vec<f64> = (0..b.len()).map(|i| 100.0 * (close[i] - ll[i]) / (hh[i] - ll[i])).collect();
     let k_ref = sma_ref(&stoch_raw, 3);
     let d_ref = sma_ref(&k_ref, 3);
-    let macd_ref: Vec<f64> = exp_ref(&close, 12, 2.0 / 13.0).iter().zip(exp_ref(&close, 26, 2.0 / 27.0)).map(|(a, b)| a - b).collect();
+    let macd_ref: Vec<f64> =
+        exp_ref(&close, 12, 2.0 / 13.0).iter().zip(exp_ref(&close, 26, 2.0 / 27.0)).map(|(a, b)| a - b).collect();
     let signal_ref = exp_ref(&macd_ref, 9, 0.2);
     let wsum = (n * (n + 1) / 2) as f64;
     let xv: Vec<f64> = close.iter().zip(&vol).map(|(c, v)| c * v).collect();
@@ -107,33 +138,177 @@ fn indicators_match_textbook_formulas_and_warm_up() {
     }
     let mut bb = Bb::new(20, 2.0);
     let upper: Vec<f64> = close.iter().map(|c| bb.update(*c)[1]).collect();
-    let upper_ref: Vec<f64> = sma_ref(&close, 20).iter().zip(window_ref(&close, 20, sd)).map(|(m, s)| m + 2.0 * s).collect();
-    let atr = { let mut a = Atr::new(n); (0..b.len()).map(|i| a.update(high[i], low[i], close[i])).collect::<Vec<_>>() };
-    let vwma = { let mut a = Vwma::new(n); (0..b.len()).map(|i| a.update(close[i], vol[i])).collect::<Vec<_>>() };
+    let upper_ref: Vec<f64> =
+        sma_ref(&close, 20).iter().zip(window_ref(&close, 20, sd)).map(|(m, s)| m + 2.0 * s).collect();
+    let atr = {
+        let mut a = Atr::new(n);
+        (0..b.len()).map(|i| a.update(high[i], low[i], close[i])).collect::<Vec<_>>()
+    };
+    let vwma = {
+        let mut a = Vwma::new(n);
+        (0..b.len()).map(|i| a.update(close[i], vol[i])).collect::<Vec<_>>()
+    };
 
     // (name, got, want, first bar with a value)
     let cases: Vec<(&str, Vec<f64>, Vec<f64>, usize)> = vec![
-        ("sma(14)", run(&close, { let mut s = Sma::new(n); move |x| s.update(x) }), sma_ref(&close, n), 13),
-        ("ema(14)", run(&close, { let mut s = Ema::ema(n); move |x| s.update(x) }), exp_ref(&close, n, 2.0 / 15.0), 13),
-        ("rma(14)", run(&close, { let mut s = Ema::rma(n); move |x| s.update(x) }), exp_ref(&close, n, 1.0 / 14.0), 13),
-        ("wma(14)", run(&close, { let mut s = Wma::new(n); move |x| s.update(x) }), window_ref(&close, n, |w| w.iter().enumerate().map(|(j, v)| v * (j + 1) as f64).sum::<f64>() / wsum), 13),
+        (
+            "sma(14)",
+            run(&close, {
+                let mut s = Sma::new(n);
+                move |x| s.update(x)
+            }),
+            sma_ref(&close, n),
+            13,
+        ),
+        (
+            "ema(14)",
+            run(&close, {
+                let mut s = Ema::new(n);
+                move |x| s.update(x)
+            }),
+            exp_ref(&close, n, 2.0 / 15.0),
+            13,
+        ),
+        (
+            "rma(14)",
+            run(&close, {
+                let mut s = Ema::rma(n);
+                move |x| s.update(x)
+            }),
+            exp_ref(&close, n, 1.0 / 14.0),
+            13,
+        ),
+        (
+            "wma(14)",
+            run(&close, {
+                let mut s = Wma::new(n);
+                move |x| s.update(x)
+            }),
+            window_ref(&close, n, |w| w.iter().enumerate().map(|(j, v)| v * (j + 1) as f64).sum::<f64>() / wsum),
+            13,
+        ),
         ("vwma(14)", vwma, sma_ref(&xv, n).iter().zip(sma_ref(&vol, n)).map(|(a, b)| a / b).collect(), 13),
-        ("rsi(14)", run(&close, { let mut s = Rsi::new(n); move |x| s.update(x) }), rsi_ref, 14),
+        (
+            "rsi(14)",
+            run(&close, {
+                let mut s = Rsi::new(n);
+                move |x| s.update(x)
+            }),
+            rsi_ref,
+            14,
+        ),
         ("atr(14)", atr, exp_ref(&tr, n, 1.0 / 14.0), 13),
         ("macd(12,26,9)", mm, macd_ref, 25),
         ("macd signal", ss, signal_ref, 33),
         ("bb(20) upper", upper, upper_ref, 19),
         ("stoch k", kk, k_ref, 15),
         ("stoch d", dd, d_ref, 17),
-        ("stdev(20)", run(&close, { let mut s = Stdev::new(20); move |x| s.update(x) }), window_ref(&close, 20, sd), 19),
-        ("cci(20)", run(&close, { let mut s = Cci::new(20); move |x| s.update(x) }), window_ref(&close, 20, |w| { let m = mean(w); (w[w.len() - 1] - m) / (0.015 * w.iter().map(|v| (v - m).abs()).sum::<f64>() / w.len() as f64) }), 19),
-        ("highest(14)", run(&high, { let mut s = Extreme::new(n, true); move |x| s.update(x) }), hh, 13),
-        ("sum(5)", run(&close, { let mut s = Sma::new(5); move |x| s.update_sum(x) }), window_ref(&close, 5, |w| w.iter().sum()), 4),
-        ("change(3)", run(&close, { let mut s = Lag::new(3, LagKind::Change); move |x| s.update(x) }), (0..close.len()).map(|i| if i < 3 { f64::NAN } else { close[i] - close[i - 3] }).collect(), 3),
-        ("roc(3)", run(&close, { let mut s = Lag::new(3, LagKind::Roc); move |x| s.update(x) }), (0..close.len()).map(|i| if i < 3 { f64::NAN } else { 100.0 * (close[i] - close[i - 3]) / close[i - 3] }).collect(), 3),
-        ("rising(2)", run(&close, { let mut s = Lag::new(2, LagKind::Rising); move |x| s.update(x) }), (0..close.len()).map(|i| if i >= 2 && close[i] > close[i - 1] && close[i] > close[i - 2] { 1.0 } else { 0.0 }).collect(), 0),
-        ("cum", run(&close, { let mut s = Cum::default(); move |x| s.update(x) }), close.iter().scan(0.0, |t, x| { *t += x; Some(*t) }).collect(), 0),
-        ("pivothigh(2,2)", run(&high, { let mut s = Pivot::new(2, 2, true); move |x| s.update(x) }), (0..high.len()).map(|i| { if i < 4 { return f64::NAN; } let c = high[i - 2]; if [i - 4, i - 3, i - 1, i].iter().all(|j| c > high[*j]) { c } else { f64::NAN } }).collect(), 4),
+        (
+            "stdev(20)",
+            run(&close, {
+                let mut s = Stdev::new(20);
+                move |x| s.update(x)
+            }),
+            window_ref(&close, 20, sd),
+            19,
+        ),
+        (
+            "cci(20)",
+            run(&close, {
+                let mut s = Cci::new(20);
+                move |x| s.update(x)
+            }),
+            window_ref(&close, 20, |w| {
+                let m = mean(w);
+                (w[w.len() - 1] - m) / (0.015 * w.iter().map(|v| (v - m).abs()).sum::<f64>() / w.len() as f64)
+            }),
+            19,
+        ),
+        (
+            "highest(14)",
+            run(&high, {
+                let mut s = Extreme::new(n, true);
+                move |x| s.update(x)
+            }),
+            hh,
+            13,
+        ),
+        (
+            "sum(5)",
+            run(&close, {
+                let mut s = Sma::new(5);
+                move |x| s.update_sum(x)
+            }),
+            window_ref(&close, 5, |w| w.iter().sum()),
+            4,
+        ),
+        (
+            "change(3)",
+            run(&close, {
+                let mut s = Lag::new(3, LagKind::Change);
+                move |x| s.update(x)
+            }),
+            (0..close.len()).map(|i| if i < 3 { f64::NAN } else { close[i] - close[i - 3] }).collect(),
+            3,
+        ),
+        (
+            "roc(3)",
+            run(&close, {
+                let mut s = Lag::new(3, LagKind::Roc);
+                move |x| s.update(x)
+            }),
+            (0..close.len())
+                .map(|i| if i < 3 { f64::NAN } else { 100.0 * (close[i] - close[i - 3]) / close[i - 3] })
+                .collect(),
+            3,
+        ),
+        (
+            "rising(2)",
+            run(&close, {
+                let mut s = Lag::new(2, LagKind::Rising);
+                move |x| s.update(x)
+            }),
+            (0..close.len())
+                .map(|i| if i >= 2 && close[i] > close[i - 1] && close[i] > close[i - 2] { 1.0 } else { 0.0 })
+                .collect(),
+            0,
+        ),
+        (
+            "cum",
+            run(&close, {
+                let mut s = Cum::default();
+                move |x| s.update(x)
+            }),
+            close
+                .iter()
+                .scan(0.0, |t, x| {
+                    *t += x;
+                    Some(*t)
+                })
+                .collect(),
+            0,
+        ),
+        (
+            "pivothigh(2,2)",
+            run(&high, {
+                let mut s = Pivot::new(2, 2, true);
+                move |x| s.update(x)
+            }),
+            (0..high.len())
+                .map(|i| {
+                    if i < 4 {
+                        return f64::NAN;
+                    }
+                    let c = high[i - 2];
+                    if [i - 4, i - 3, i - 1, i].iter().all(|j| c > high[*j]) {
+                        c
+                    } else {
+                        f64::NAN
+                    }
+                })
+                .collect(),
+            4,
+        ),
     ];
     for (name, got, want, first) in cases {
         assert_close(name, &got, &want);
@@ -153,9 +328,10 @@ fn rsi_edge_cases_and_crosses() {
     let falling: Vec<f64> = (0..6).map(|i| down.update(-(i as f64))).collect();
     assert!(falling[3..].iter().all(|v| *v == 0.0), "{falling:?}");
 
-    // (a, b) per bar, crossover, crossunder.
     let nan = f64::NAN;
-    let cases: &[(&str, &[(f64, f64)], &[bool], &[bool])] = &[
+    // (name, (a, b) per bar, crossover per bar, crossunder per bar)
+    type CrossCase<'a> = (&'a str, &'a [(f64, f64)], &'a [bool], &'a [bool]);
+    let cases: &[CrossCase] = &[
         ("cross up", &[(1.0, 2.0), (3.0, 2.0)], &[false, true], &[false, false]),
         ("touch then cross", &[(1.0, 2.0), (2.0, 2.0), (3.0, 2.0)], &[false, false, true], &[false, false, false]),
         ("equal is no cross", &[(2.0, 2.0), (2.0, 2.0)], &[false, false], &[false, false]),
@@ -164,7 +340,8 @@ fn rsi_edge_cases_and_crosses() {
         ("cross down", &[(3.0, 2.0), (1.0, 2.0)], &[false, false], &[false, true]),
     ];
     for (name, ab, over, under) in cases {
-        let (mut o, mut u, mut any) = (Cross::new(CrossKind::Over), Cross::new(CrossKind::Under), Cross::new(CrossKind::Any));
+        let (mut o, mut u, mut any) =
+            (Cross::new(CrossKind::Over), Cross::new(CrossKind::Under), Cross::new(CrossKind::Any));
         for (i, (a, b)) in ab.iter().enumerate() {
             assert_eq!(o.update(*a, *b), over[i], "{name}: crossover at {i}");
             assert_eq!(u.update(*a, *b), under[i], "{name}: crossunder at {i}");
