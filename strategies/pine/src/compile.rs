@@ -84,6 +84,15 @@ pub struct Compiled {
     pub warnings: Vec<Diagnostic>,
 }
 
+/// Every diagnostic of a script (errors and repainting warnings), for `keel pine check`: compiled
+/// with its default inputs.
+pub fn check(src: &str, file: Option<&str>) -> Diagnostics {
+    match compile(src, file, &[]) {
+        Ok(c) => Diagnostics(c.warnings),
+        Err(d) => d,
+    }
+}
+
 /// Parses, checks and compiles a script. `file` names it in diagnostics; `inputs` override inputs by
 /// variable name or title. On refusal, the diagnostics hold the error and any warnings before it.
 pub fn compile(src: &str, file: Option<&str>, inputs: &[(String, InputValue)]) -> Result<Compiled, Diagnostics> {
@@ -93,6 +102,7 @@ pub fn compile(src: &str, file: Option<&str>, inputs: &[(String, InputValue)]) -
     };
     let script = parse(src).map_err(|e| Diagnostics(vec![name(e)]))?;
     let mut c = Compiler::new(inputs);
+    c.lazy_logic = script.version >= 6;
     let result = c.script(&script.body);
     let mut diags: Vec<Diagnostic> = c.warnings.drain(..).map(name).collect();
     if let Err(e) = result {
@@ -158,6 +168,8 @@ struct Compiler<'a> {
     decl_name: Option<String>,
     /// User functions being inlined (recursion is refused).
     inlining: Vec<String>,
+    /// Pine 6 evaluates `and`/`or` lazily; Pine 5 evaluates both sides.
+    lazy_logic: bool,
 }
 
 fn collect_reassigned(b: &Block, out: &mut HashSet<String>) {
@@ -290,6 +302,7 @@ impl<'a> Compiler<'a> {
             loop_depth: 0,
             decl_name: None,
             inlining: Vec::new(),
+            lazy_logic: false,
         }
     }
 
@@ -1031,9 +1044,10 @@ impl<'a> Compiler<'a> {
             }
             ExprKind::Binary(op, a, b) => {
                 let a = self.expr(a)?;
-                self.cond_depth += usize::from(matches!(op, BinOp::And | BinOp::Or));
+                let lazy = self.lazy_logic && matches!(op, BinOp::And | BinOp::Or);
+                self.cond_depth += usize::from(lazy);
                 let b = self.expr(b);
-                self.cond_depth -= usize::from(matches!(op, BinOp::And | BinOp::Or));
+                self.cond_depth -= usize::from(lazy);
                 self.binary(*op, a, b?, pos)?
             }
             ExprKind::Ternary(c, a, b) => {
@@ -1136,9 +1150,9 @@ impl<'a> Compiler<'a> {
                     _ => None,
                 };
                 let ex = if op == BinOp::And {
-                    Ex::And(Box::new(a.ex), Box::new(b.ex))
+                    Ex::And(Box::new(a.ex), Box::new(b.ex), self.lazy_logic)
                 } else {
-                    Ex::Or(Box::new(a.ex), Box::new(b.ex))
+                    Ex::Or(Box::new(a.ex), Box::new(b.ex), self.lazy_logic)
                 };
                 return Ok(CE { ex, ty: Ty::Bool, konst });
             }

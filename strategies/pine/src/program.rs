@@ -341,8 +341,10 @@ pub(crate) enum Ex {
     },
     Unary(UnOp, Box<Ex>),
     Bin(Op, Box<Ex>, Box<Ex>),
-    And(Box<Ex>, Box<Ex>),
-    Or(Box<Ex>, Box<Ex>),
+    /// `and`; lazy (the right side only when needed) in Pine 6, both sides in Pine 5.
+    And(Box<Ex>, Box<Ex>, bool),
+    /// `or`; lazy as `And`.
+    Or(Box<Ex>, Box<Ex>, bool),
     Cond(Box<Ex>, Box<Ex>, Box<Ex>),
     Call(Func, Vec<Ex>),
     /// A `ta.*` call site: its state index and argument expressions (series arguments only).

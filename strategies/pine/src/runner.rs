@@ -124,11 +124,10 @@ pub(crate) fn call(f: Func, v: &[f64]) -> f64 {
             v.iter().copied().fold(f64::INFINITY, |a, b| if a.is_nan() || b.is_nan() { f64::NAN } else { a.min(b) })
         }
         Func::Avg => v.iter().sum::<f64>() / v.len() as f64,
-        // Pine rounds half away from zero, as Rust's `round`.
-        Func::Round => x.round(),
+        Func::Round => round_half_up(x),
         Func::RoundTo => {
             let p = 10f64.powi(y as i32);
-            (x * p).round() / p
+            round_half_up(x * p) / p
         }
         Func::Floor => x.floor(),
         Func::Ceil => x.ceil(),
@@ -170,6 +169,16 @@ pub(crate) fn call(f: Func, v: &[f64]) -> f64 {
         Func::IsNa => f64::from(u8::from(x.is_nan())),
         Func::ToInt => x.trunc(),
         Func::ToBool => f64::from(u8::from(truthy(x))),
+    }
+}
+
+/// Pine's `math.round`: to the nearest integer, ties upwards (-2.5 gives -2).
+fn round_half_up(x: f64) -> f64 {
+    let r = x.round();
+    if (r - x).abs() == 0.5 {
+        x.ceil()
+    } else {
+        r
     }
 }
 
@@ -447,8 +456,16 @@ impl Runner {
                 let b = self.eval(b);
                 apply(*op, a, b)
             }
-            Ex::And(a, b) => f64::from(u8::from(truthy(self.eval(a)) && truthy(self.eval(b)))),
-            Ex::Or(a, b) => f64::from(u8::from(truthy(self.eval(a)) || truthy(self.eval(b)))),
+            Ex::And(a, b, lazy) => {
+                let a = truthy(self.eval(a));
+                let b = if a || !*lazy { truthy(self.eval(b)) } else { false };
+                f64::from(u8::from(a && b))
+            }
+            Ex::Or(a, b, lazy) => {
+                let a = truthy(self.eval(a));
+                let b = if !a || !*lazy { truthy(self.eval(b)) } else { false };
+                f64::from(u8::from(a || b))
+            }
             Ex::Cond(c, a, b) => {
                 if truthy(self.eval(c)) {
                     self.eval(a)

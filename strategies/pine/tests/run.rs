@@ -210,12 +210,20 @@ fn semantics_of_the_language() {
         ("bar_index and time", "plot(bar_index)\nplot(time)\n", 3, 2.0),
         ("var in a function per call site", "f() =>\n    var int n = 0\n    n += 1\n    n\nplot(f() + f())\n", 4, 8.0),
         ("barssince", "plot(ta.barssince(bar_index == 1))\n", 5, 3.0),
+        ("math.round ties upwards", "plot(math.round(-2.5) * 10 + math.round(2.5) + math.round(1.25, 1))\n", 1, -20.0 + 3.0 + 1.3),
     ];
     for (name, body, n, want) in cases {
         let (_, plots, _) = run(&src(body), &[], *n);
         let got = plots[n - 1][0];
         assert!(got == *want, "{name}: got {got}, want {want}");
     }
+    // Pine 6 short-circuits `and`/`or`: a call on the right runs only when needed (and warns).
+    let v6 = "//@version=6\nstrategy(\"t\")\nvar int calls = 0\nf() =>\n    calls += 1\n    true\nx = bar_index < 0 and f()\ny = bar_index >= 0 or f()\nz = bar_index >= 0 and f()\nplot(calls)\n";
+    let (_, plots, _) = run(v6, &[], 3);
+    assert_eq!(plots[2][0], 3.0, "only the third f() runs, once per bar");
+    let v5 = v6.replace("@version=6", "@version=5");
+    let (_, plots, _) = run(&v5, &[], 3);
+    assert_eq!(plots[2][0], 9.0, "Pine 5 runs all three");
     // The plot titles: given or numbered.
     let (prog, _, _) = run(&src("plot(close, \"c\")\nplot(open)\n"), &[], 1);
     assert_eq!(prog.plots().iter().map(|p| p.title.as_str()).collect::<Vec<_>>(), ["c", "plot 2"]);
