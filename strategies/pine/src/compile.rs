@@ -442,7 +442,12 @@ impl<'a> Compiler<'a> {
                             ),
                             )
                         }
-                        Ty::Void => return err(value.pos, format!("'{name}' is assigned something with no value")),
+                        Ty::Void => {
+                            return err(
+                                value.pos,
+                                format!("'{name}' is assigned something with no value (a block ending in a statement, or branches of different types)"),
+                            )
+                        }
                         t => t,
                     },
                 };
@@ -1080,7 +1085,12 @@ impl<'a> Compiler<'a> {
                 })();
                 self.cond_depth -= 1;
                 let (t, tt, o, ot) = r?;
-                let ty = if tt == Ty::Void || ot == Ty::Void { Ty::Void } else { self.unify(tt, ot, pos)? };
+                // Branches of different types are fine for a statement; only a value needs one type.
+                let ty = if tt == Ty::Void || ot == Ty::Void {
+                    Ty::Void
+                } else {
+                    self.unify(tt, ot, pos).unwrap_or(Ty::Void)
+                };
                 CE::series(Ex::If(Box::new((c, t, o))), ty)
             }
             ExprKind::Switch(s) => {
@@ -1110,10 +1120,9 @@ impl<'a> Compiler<'a> {
                             None => None,
                         };
                         let (b, bt) = self.block(body, true)?;
-                        if bt == Ty::Void {
-                            void = true;
-                        } else {
-                            ty = self.unify(ty, bt, pos)?;
+                        match self.unify(ty, bt, pos) {
+                            Ok(t) if bt != Ty::Void => ty = t,
+                            _ => void = true,
                         }
                         arms.push((case, b));
                     }

@@ -519,7 +519,10 @@ impl ValueWhen {
 }
 
 /// `ta.pivothigh` / `ta.pivotlow`: on the bar `right` bars after a pivot, the pivot's value, else `na`.
-/// A pivot high is strictly above the `left` values before it and the `right` values after it.
+/// TradingView's tie rule (as PineTS reports it measured on TradingView; the witness checks it): a
+/// pivot high is strictly above the `right` values after it and not below the `left` values
+/// before it (an equal bar on the left does not disqualify it, an equal bar on the right does).
+/// Pivot lows mirror it.
 #[derive(Debug, Clone)]
 pub struct Pivot {
     win: Window,
@@ -540,10 +543,14 @@ impl Pivot {
             return f64::NAN;
         }
         let c = self.win.get(self.right);
-        let beats = |v: f64| if self.high { c > v } else { c < v };
-        let ok = (0..self.right).all(|k| beats(self.win.get(k)))
-            && (self.right + 1..=self.right + self.left).all(|k| beats(self.win.get(k)));
-        if ok {
+        // `above(v)`: v beats the candidate in the pivot's direction.
+        let above = |v: f64| if self.high { v > c } else { v < c };
+        let later_ok = (0..self.right).all(|k| {
+            let v = self.win.get(k);
+            !above(v) && v != c
+        });
+        let earlier_ok = (self.right + 1..=self.right + self.left).all(|k| !above(self.win.get(k)));
+        if later_ok && earlier_ok {
             c
         } else {
             f64::NAN

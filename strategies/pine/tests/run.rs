@@ -113,6 +113,7 @@ fn refusals_name_the_construct_at_file_line_col() {
         ("y := 1\n", "t.pine:3:1: unknown variable 'y'"),
         ("x = 1\nx := 1.5\n", "t.pine:4:1: cannot assign a float value to 'x', which is int"),
         ("x = na\n", "t.pine:3:1: the type of 'x' cannot be inferred from na"),
+        ("x = if close > 0\n    1\nelse\n    \"a\"\n", "t.pine:3:5: 'x' is assigned something with no value (a block ending in a statement, or branches of different types)"),
         ("x = \"a\" + \"b\"\n", "t.pine:3:5: string concatenation is outside"),
         ("x = close > \"a\"\n", "t.pine:3:5: operator Gt cannot combine float and string"),
         (
@@ -187,6 +188,7 @@ fn semantics_of_the_language() {
         ("history before the first bar is na", "plot(na(close[20]) ? 1 : 0)\n", 10, 1.0),
         ("history of an expression", "plot((bar_index + 1)[2])\n", 10, 8.0),
         ("if as a value", "y = if bar_index % 2 == 0\n    10\nelse\n    20\nplot(y)\n", 4, 20.0),
+        ("branches of different types are fine as a statement", "s = 0\nif close > 0\n    s := 5\n    1\nelse\n    \"a\"\nplot(s)\n", 1, 5.0),
         ("if without else gives na", "y = if false\n    1\nplot(na(y) ? 7 : 0)\n", 1, 7.0),
         ("switch with subject", "k = bar_index % 3\ny = switch k\n    0 => 100\n    1 => 200\n    => 300\nplot(y)\n", 5, 200.0),
         ("switch without subject falls to default", "y = switch\n    close < 0 => 1\n    => 2\nplot(y)\n", 1, 2.0),

@@ -300,7 +300,8 @@ fn indicators_match_textbook_formulas_and_warm_up() {
                         return f64::NAN;
                     }
                     let c = high[i - 2];
-                    if [i - 4, i - 3, i - 1, i].iter().all(|j| c > high[*j]) {
+                    // Left bars may equal the candidate, right bars must be strictly below.
+                    if [i - 4, i - 3].iter().all(|j| high[*j] <= c) && [i - 1, i].iter().all(|j| high[*j] < c) {
                         c
                     } else {
                         f64::NAN
@@ -346,6 +347,24 @@ fn rsi_edge_cases_and_crosses() {
             assert_eq!(o.update(*a, *b), over[i], "{name}: crossover at {i}");
             assert_eq!(u.update(*a, *b), under[i], "{name}: crossunder at {i}");
             assert_eq!(any.update(*a, *b), over[i] || under[i], "{name}: cross at {i}");
+        }
+    }
+
+    // Pivot ties: an equal bar on the left keeps the pivot, an equal bar on the right removes it.
+    let ties: &[(&str, [f64; 5], bool)] = &[
+        ("strict both sides", [1.0, 2.0, 5.0, 2.0, 1.0], true),
+        ("equal on the left", [1.0, 5.0, 5.0, 2.0, 1.0], true),
+        ("equal on the right", [1.0, 2.0, 5.0, 5.0, 1.0], false),
+        ("higher on the left", [1.0, 6.0, 5.0, 2.0, 1.0], false),
+    ];
+    for (name, xs, pivot) in ties {
+        let mut ph = Pivot::new(2, 2, true);
+        let mut pl = Pivot::new(2, 2, false);
+        let last = xs.iter().map(|x| (ph.update(*x), pl.update(-x))).last().unwrap();
+        assert_eq!(!last.0.is_nan(), *pivot, "{name}: pivothigh");
+        assert_eq!(!last.1.is_nan(), *pivot, "{name}: pivotlow mirrors it");
+        if *pivot {
+            assert_eq!(last, (5.0, -5.0), "{name}");
         }
     }
 
