@@ -1,5 +1,6 @@
-//! Bars per second of the interpreter on the ema-cross example over 1M seeded bars (compile once,
-//! then `Runner::step` per bar with a fixed broker state). A plain binary, not criterion, so the
+//! Bars per second of the interpreter on the ema-cross example and on an SMA-cross script (the
+//! issue's target shape) over 1M seeded bars (compile once, then `Runner::step` per bar with a
+//! fixed broker state). A plain binary, not criterion, so the
 //! crate stays dependency-free: `cargo bench -p keel-pine --bench ema_cross`. Best of 5 runs;
 //! figures taken while other builds run are noisy.
 
@@ -29,16 +30,32 @@ fn bars(n: usize) -> Vec<Bar> {
         .collect()
 }
 
+const SMA_CROSS: &str = "//@version=5
+strategy(\"SMA cross\")
+fast = ta.sma(close, 10)
+slow = ta.sma(close, 30)
+plot(fast)
+plot(slow)
+if ta.crossover(fast, slow)
+    strategy.entry(\"L\", strategy.long)
+if ta.crossunder(fast, slow)
+    strategy.close(\"L\")
+";
+
 fn main() {
-    let script = include_str!("../examples/ema_cross.pine");
-    let program = match compile(script, Some("ema_cross.pine"), &[]) {
+    let bars = bars(1_000_000);
+    measure("ema_cross", include_str!("../examples/ema_cross.pine"), &bars);
+    measure("sma_cross", SMA_CROSS, &bars);
+}
+
+fn measure(name: &str, script: &str, bars: &[Bar]) {
+    let program = match compile(script, Some(name), &[]) {
         Ok(c) => Arc::new(c.program),
         Err(e) => {
             eprintln!("{e}");
             std::process::exit(1);
         }
     };
-    let bars = bars(1_000_000);
     let state = StrategyState { equity: 10_000.0, position_avg_price: f64::NAN, ..Default::default() };
     let mut best = f64::MAX;
     let mut commands = 0usize;
@@ -46,7 +63,7 @@ fn main() {
         let mut runner = Runner::new(Arc::clone(&program));
         commands = 0;
         let t = Instant::now();
-        for bar in &bars {
+        for bar in bars {
             match runner.step(bar, &state) {
                 Ok(out) => commands += out.commands.len(),
                 Err(e) => {
@@ -58,7 +75,7 @@ fn main() {
         best = best.min(t.elapsed().as_secs_f64());
     }
     println!(
-        "pine ema_cross: {} bars in {:.3} s (best of 5) = {:.2} M bars/s ({commands} commands)",
+        "pine {name}: {} bars in {:.3} s (best of 5) = {:.2} M bars/s ({commands} commands)",
         bars.len(),
         best,
         bars.len() as f64 / best / 1e6

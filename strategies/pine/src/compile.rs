@@ -226,6 +226,22 @@ impl<'e> Bound<'e> {
     }
 }
 
+/// Namespaces of chart styling constants (`color.red`, `shape.triangleup`...): accepted as values
+/// that only output calls use.
+const STYLE_NAMESPACES: &[&str] = &[
+    "color.",
+    "shape.",
+    "location.",
+    "size.",
+    "plot.style_",
+    "plot.linestyle_",
+    "hline.style_",
+    "display.",
+    "format.",
+    "text.",
+    "position.",
+];
+
 /// Named arguments of output calls that only style the chart: accepted, not evaluated.
 const COSMETIC: &[&str] = &[
     "color",
@@ -796,6 +812,21 @@ impl<'a> Compiler<'a> {
         Ok(())
     }
 
+    /// Compiles (and drops) the styling arguments of an output call, so an unknown name in them is
+    /// refused like anywhere else; `skip` names the arguments compiled elsewhere.
+    fn check_styling(&mut self, args: &[Arg], skip: &[&str]) -> R<()> {
+        for (i, a) in args.iter().enumerate() {
+            let handled = match &a.name {
+                Some(n) => skip.contains(&n.as_str()),
+                None => i < skip.len(),
+            };
+            if !handled {
+                self.expr(&a.value)?;
+            }
+        }
+        Ok(())
+    }
+
     fn opt_series(&mut self, e: Option<&Expr>, what: &str) -> R<Option<Ex>> {
         match e {
             None => Ok(None),
@@ -903,6 +934,7 @@ impl<'a> Compiler<'a> {
             }
             "plot" | "plotshape" | "plotchar" => {
                 let b = self.bind_with(name, &["series", "title"], 1, args, pos, COSMETIC)?;
+                self.check_styling(args, &["series", "title"])?;
                 let series = b.get(0).ok_or_else(|| Diagnostic::error(pos, format!("{name}() needs a series")))?;
                 let ce = self.expr(series)?;
                 if !(ce.ty.numeric() || ce.ty == Ty::Bool) {
@@ -922,7 +954,11 @@ impl<'a> Compiler<'a> {
                 Ok(())
             }
             // Chart decoration: accepted, nothing to compute or export.
-            "hline" | "bgcolor" | "fill" | "barcolor" => Ok(()),
+            "hline" | "bgcolor" | "barcolor" => {
+                // Nothing to export, but the arguments must still be names the script has.
+                self.check_styling(args, &[])
+            }
+            "fill" => Ok(()),
             "alert" => {
                 let b = self.bind_with("alert", &["message"], 1, args, pos, &["freq"])?;
                 let m = b.get(0).ok_or_else(|| Diagnostic::error(pos, "alert() needs a message"))?;
@@ -1225,7 +1261,7 @@ impl<'a> Compiler<'a> {
             "strategy.long" | "strategy.short" => {
                 return err(pos, format!("{n} is only an argument of strategy.entry"))
             }
-            _ if n.starts_with("color.") => CE::konst(0.0, Ty::Color),
+            _ if STYLE_NAMESPACES.iter().any(|ns| n.starts_with(ns)) => CE::konst(0.0, Ty::Color),
             _ if n.starts_with("barmerge.lookahead_on") => {
                 return err(pos, "lookahead_on is refused: it reads future bars")
             }

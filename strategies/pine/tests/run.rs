@@ -139,6 +139,9 @@ fn refusals_name_the_construct_at_file_line_col() {
         ("x = array.new_float(3)\n", "t.pine:3:5: unknown function 'array.new_float'"),
         ("x = close[-1]\n", "t.pine:3:11: history offset must be a non-negative int"),
         ("x = str.tostring(close)\n", "t.pine:3:5: unknown function 'str.tostring'"),
+        ("plot(close, color = colour.red)\n", "t.pine:3:21: unknown name 'colour.red'"),
+        ("hline(levell)\n", "t.pine:3:7: unknown name 'levell'"),
+        ("bgcolor(close > opn ? color.red : na)\n", "t.pine:3:17: unknown name 'opn'"),
     ];
     for (body, want) in cases {
         match compile(&src(body), Some("t.pine"), &[]) {
@@ -283,4 +286,21 @@ fn a_runaway_loop_is_an_error_naming_its_line() {
     let mut r = Runner::new(prog);
     let e = r.step(&common::bars(1, 1)[0], &StrategyState::default()).unwrap_err();
     assert!(e.to_string().starts_with("t.pine:4:1: loop ran more than 1000000 iterations"), "{e}");
+}
+
+#[test]
+fn a_runner_can_move_to_another_thread() {
+    // The engine runs strategies inside actors: the runner and the program must be Send (and the
+    // program shareable across runners of a sweep).
+    fn send<T: Send>(_: &T) {}
+    fn share<T: Send + Sync>(_: &T) {}
+    let prog = Arc::new(compile(&src("plot(close)\n"), None, &[]).unwrap().program);
+    share(&prog);
+    let runner = Runner::new(Arc::clone(&prog));
+    send(&runner);
+    let handle = std::thread::spawn(move || {
+        let mut runner = runner;
+        runner.step(&common::bars(1, 3)[0], &StrategyState::default()).map(|o| o.plots[0]).ok()
+    });
+    assert_eq!(handle.join().unwrap(), Some(common::bars(1, 3)[0].close));
 }
