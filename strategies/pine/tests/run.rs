@@ -55,6 +55,12 @@ fn examples_parse_check_and_run() {
     for path in names {
         let text = std::fs::read_to_string(&path).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let compiled = compile(&text, Some(&name), &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            compiled.warnings.is_empty(),
+            "{name}: examples stay free of repainting warnings: {:?}",
+            compiled.warnings
+        );
         let (prog, plots, cmds) = run(&text, &[], 600);
         assert!(!prog.plots().is_empty(), "{name}: no plots");
         for (i, p) in prog.plots().iter().enumerate() {
@@ -303,4 +309,44 @@ fn a_runner_can_move_to_another_thread() {
         runner.step(&common::bars(1, 3)[0], &StrategyState::default()).map(|o| o.plots[0]).ok()
     });
     assert_eq!(handle.join().unwrap(), Some(common::bars(1, 3)[0].close));
+}
+
+#[test]
+fn a_string_input_switches_the_average_by_title() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/functions_switch.pine")).unwrap();
+    let bars = common::bars(50, 42);
+    // (mode, a reference average of length n)
+    type Reference = fn(usize) -> Box<dyn FnMut(f64) -> f64>;
+    let cases: &[(&str, Reference)] = &[
+        ("sma", |n| {
+            let mut s = pine::ta::Sma::new(n);
+            Box::new(move |x| s.update(x))
+        }),
+        ("ema", |n| {
+            let mut s = Ema::new(n);
+            Box::new(move |x| s.update(x))
+        }),
+        ("wma", |n| {
+            let mut s = pine::ta::Wma::new(n);
+            Box::new(move |x| s.update(x))
+        }),
+    ];
+    for (mode, reference) in cases {
+        let (_, plots, _) = run(
+            &text,
+            &[("MA type".into(), InputValue::Str(mode.to_string())), ("len".into(), InputValue::Int(7))],
+            50,
+        );
+        let mut r = reference(7);
+        for (i, bar) in bars.iter().enumerate() {
+            let want = r(bar.close);
+            assert!(
+                plots[i][0] == want || (want.is_nan() && plots[i][0].is_nan()),
+                "{mode}: bar {i}: {} vs {want}",
+                plots[i][0]
+            );
+        }
+    }
+    let e = compile(&text, None, &[("MA type".into(), InputValue::Str("hma".into()))]).unwrap_err();
+    assert!(e.to_string().contains("input 'mode' = Str(\"hma\") is not one of its options"), "{e}");
 }
