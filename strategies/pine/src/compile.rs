@@ -1041,6 +1041,12 @@ impl<'a> Compiler<'a> {
                     Some(k) if k < 0.0 || k.fract() != 0.0 => {
                         return err(off.pos, format!("history offset must be a non-negative int, found {k}"))
                     }
+                    Some(k) if k > DYNAMIC_HISTORY as f64 => {
+                        return err(
+                            off.pos,
+                            format!("history offset {k} is beyond the {DYNAMIC_HISTORY} bars a series keeps"),
+                        )
+                    }
                     Some(k) => k as usize,
                     None => DYNAMIC_HISTORY,
                 };

@@ -33,7 +33,7 @@ pub fn parse(src: &str) -> Result<Script, Diagnostic> {
             ))
         }
     };
-    let mut p = Parser { toks: lexed.tokens, at: 0 };
+    let mut p = Parser { toks: lexed.tokens, at: 0, depth: 0 };
     let mut stmts = Vec::new();
     while !p.is(&Tok::Eof) {
         if p.eat(&Tok::Newline) {
@@ -47,7 +47,13 @@ pub fn parse(src: &str) -> Result<Script, Diagnostic> {
 struct Parser {
     toks: Vec<Token>,
     at: usize,
+    /// Nesting of expressions and blocks being parsed, bounded so a pathological script is an
+    /// error, not a stack overflow.
+    depth: usize,
 }
+
+/// The deepest nesting of expressions and blocks a script may have.
+const MAX_NESTING: usize = 64;
 
 fn describe(t: &Tok) -> String {
     match t {
@@ -138,6 +144,17 @@ impl Parser {
     }
 
     fn block(&mut self, ctx: &str) -> Result<Block, Diagnostic> {
+        self.depth += 1;
+        let r = if self.depth > MAX_NESTING {
+            Err(Diagnostic::error(self.pos(), format!("blocks nested more than {MAX_NESTING} deep")))
+        } else {
+            self.block_inner(ctx)
+        };
+        self.depth -= 1;
+        r
+    }
+
+    fn block_inner(&mut self, ctx: &str) -> Result<Block, Diagnostic> {
         if !self.eat(&Tok::Newline) || !self.eat(&Tok::Indent) {
             return self.err(&format!("an indented block (4 spaces or a tab) for {ctx}"));
         }
@@ -366,6 +383,17 @@ impl Parser {
 
     /// An expression, including `if`/`switch` used as values.
     fn expr(&mut self) -> Result<Expr, Diagnostic> {
+        self.depth += 1;
+        let r = if self.depth > MAX_NESTING {
+            Err(Diagnostic::error(self.pos(), format!("expression or block nested more than {MAX_NESTING} deep")))
+        } else {
+            self.expr_inner()
+        };
+        self.depth -= 1;
+        r
+    }
+
+    fn expr_inner(&mut self) -> Result<Expr, Diagnostic> {
         let pos = self.pos();
         if self.is_kw("if") {
             self.bump();
@@ -451,7 +479,16 @@ impl Parser {
             return self.unary();
         }
         let mut lhs = self.binary(level + 1)?;
+        let mut chain = 0;
         while let Some(op) = self.bin_op(level) {
+            // A chain nests to the left: bound it like any nesting.
+            chain += 1;
+            if chain > 2 * MAX_NESTING {
+                return Err(Diagnostic::error(
+                    self.pos(),
+                    format!("operator chain longer than {} terms", 2 * MAX_NESTING),
+                ));
+            }
             self.bump();
             let rhs = self.binary(level + 1)?;
             let pos = lhs.pos;
@@ -472,8 +509,14 @@ impl Parser {
         } else {
             return self.postfix();
         };
-        let e = self.unary()?;
-        Ok(Expr { kind: ExprKind::Unary(op, Box::new(e)), pos })
+        self.depth += 1;
+        let e = if self.depth > MAX_NESTING {
+            Err(Diagnostic::error(pos, format!("expression nested more than {MAX_NESTING} deep")))
+        } else {
+            self.unary()
+        };
+        self.depth -= 1;
+        Ok(Expr { kind: ExprKind::Unary(op, Box::new(e?)), pos })
     }
 
     fn postfix(&mut self) -> Result<Expr, Diagnostic> {

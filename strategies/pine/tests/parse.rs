@@ -80,6 +80,16 @@ fn errors_carry_line_and_column() {
             Err(e) => assert!(e.to_string().contains(want), "want '{want}', got '{e}'"),
         }
     }
+    // Pathological nesting is an error, not a stack overflow.
+    for deep in [format!("x = {}1{}\n", "(".repeat(5000), ")".repeat(5000)), format!("x = {}1\n", "-".repeat(5000))] {
+        let e = parse(&format!("//@version=5\n{deep}")).unwrap_err();
+        assert!(e.to_string().contains("nested more than 64 deep"), "{e}");
+    }
+    let loops: String = (0..100).map(|i| format!("{}while true\n", "    ".repeat(i))).collect();
+    let e = parse(&format!("//@version=5\n{loops}{}break\n", "    ".repeat(100))).unwrap_err();
+    assert!(e.to_string().contains("nested more than 64 deep"), "{e}");
+    let e = parse(&format!("//@version=5\nx = 1{}\n", " + 1".repeat(5000))).unwrap_err();
+    assert!(e.to_string().contains("operator chain longer than 128 terms"), "{e}");
     let mut e = parse("//@version=5\nx = 1 $ 2\n").unwrap_err();
     e.file = Some("script.pine".into());
     assert_eq!(e.to_string(), "script.pine:2:7: unexpected character '$'");

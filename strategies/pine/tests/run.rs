@@ -144,6 +144,7 @@ fn refusals_name_the_construct_at_file_line_col() {
         ),
         ("x = array.new_float(3)\n", "t.pine:3:5: unknown function 'array.new_float'"),
         ("x = close[-1]\n", "t.pine:3:11: history offset must be a non-negative int"),
+        ("x = close[100000000]\n", "t.pine:3:11: history offset 100000000 is beyond the 5000 bars a series keeps"),
         ("x = str.tostring(close)\n", "t.pine:3:5: unknown function 'str.tostring'"),
         ("plot(close, color = colour.red)\n", "t.pine:3:21: unknown name 'colour.red'"),
         ("hline(levell)\n", "t.pine:3:7: unknown name 'levell'"),
@@ -235,6 +236,13 @@ fn semantics_of_the_language() {
     let v5 = v6.replace("@version=6", "@version=5");
     let (_, plots, _) = run(&v5, &[], 3);
     assert_eq!(plots[2][0], 9.0, "Pine 5 runs all three");
+    // Nesting up to the parser's bound compiles and runs (the compiler and runner recurse too).
+    let deep = format!("plot({}1{})\n", "(1 + ".repeat(60), ")".repeat(60));
+    let (_, plots, _) = run(&src(&deep), &[], 1);
+    assert_eq!(plots[0][0], 61.0);
+    let chain = format!("plot(1{})\n", " + 1".repeat(128));
+    let (_, plots, _) = run(&src(&chain), &[], 1);
+    assert_eq!(plots[0][0], 129.0);
     // The plot titles: given or numbered.
     let (prog, _, _) = run(&src("plot(close, \"c\")\nplot(open)\n"), &[], 1);
     assert_eq!(prog.plots().iter().map(|p| p.title.as_str()).collect::<Vec<_>>(), ["c", "plot 2"]);
