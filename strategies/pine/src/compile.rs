@@ -11,6 +11,9 @@ use crate::parser::parse;
 use crate::program::*;
 use crate::ta::{CrossKind, LagKind};
 
+/// How many user-function call sites a script may expand to (each gets its own copy and state).
+const MAX_INLINED: usize = 10_000;
+
 /// A bound on `x[n]` when `n` is not a simple value (Pine's default `max_bars_back` is of this order).
 const DYNAMIC_HISTORY: usize = 5000;
 
@@ -170,6 +173,8 @@ struct Compiler<'a> {
     inlining: Vec<String>,
     /// Pine 6 evaluates `and`/`or` lazily; Pine 5 evaluates both sides.
     lazy_logic: bool,
+    /// User-function call sites inlined so far (each is a copy: bounded against blow-up).
+    inlined: usize,
 }
 
 fn collect_reassigned(b: &Block, out: &mut HashSet<String>) {
@@ -319,6 +324,7 @@ impl<'a> Compiler<'a> {
             decl_name: None,
             inlining: Vec::new(),
             lazy_logic: false,
+            inlined: 0,
         }
     }
 
@@ -1408,6 +1414,13 @@ impl<'a> Compiler<'a> {
     ) -> R<(Vec<St>, HashMap<String, Var>)> {
         if self.inlining.iter().any(|f| f == callee) {
             return err(pos, format!("function '{callee}' calls itself: recursion is not allowed in Pine"));
+        }
+        self.inlined += 1;
+        if self.inlined > MAX_INLINED {
+            return err(
+                pos,
+                format!("user functions are called from more than {MAX_INLINED} places once nested calls are expanded"),
+            );
         }
         let names: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
         let required = params.iter().take_while(|p| p.default.is_none()).count();
