@@ -1255,7 +1255,7 @@ impl<'a> Compiler<'a> {
             "na" => CE::konst(f64::NAN, Ty::Na),
             "math.pi" => CE::konst(std::f64::consts::PI, Ty::Float),
             "math.e" => CE::konst(std::f64::consts::E, Ty::Float),
-            "ta.tr" => self.ta_site(TaInit::Tr(false), vec![Ex::Slot(1), Ex::Slot(2), Ex::Slot(3)], pos),
+            "ta.tr" => self.ta_site(TaInit::Tr(false), vec![Ex::Slot(1), Ex::Slot(2), Ex::Slot(3)]),
             "barstate.isfirst" => {
                 CE::series(Ex::Bin(Op::Eq, Box::new(Ex::Slot(6)), Box::new(Ex::Const(0.0))), Ty::Bool)
             }
@@ -1484,6 +1484,8 @@ impl<'a> Compiler<'a> {
             "input" => match args.first().map(|a| &a.value.kind) {
                 Some(ExprKind::Int(_)) => InputKind::Int,
                 Some(ExprKind::Float(_)) => InputKind::Float,
+                Some(ExprKind::Unary(UnOp::Neg, x)) if matches!(x.kind, ExprKind::Int(_)) => InputKind::Int,
+                Some(ExprKind::Unary(UnOp::Neg, x)) if matches!(x.kind, ExprKind::Float(_)) => InputKind::Float,
                 Some(ExprKind::Bool(_)) => InputKind::Bool,
                 Some(ExprKind::Str(_)) => InputKind::String,
                 _ => InputKind::Source,
@@ -1587,7 +1589,7 @@ impl<'a> Compiler<'a> {
         Ok(ce)
     }
 
-    fn ta_site(&mut self, init: TaInit, args: Vec<Ex>, _pos: Pos) -> CE {
+    fn ta_site(&mut self, init: TaInit, args: Vec<Ex>) -> CE {
         self.ta.push(init);
         let ty = match self.ta.last() {
             Some(TaInit::Cross(_) | TaInit::Lag(_, LagKind::Rising | LagKind::Falling)) => Ty::Bool,
@@ -1750,7 +1752,7 @@ impl<'a> Compiler<'a> {
             }
             _ => return err(pos, format!("unknown function '{callee}' (outside Keel's Pine subset)")),
         };
-        Ok(self.ta_site(init, exs, pos))
+        Ok(self.ta_site(init, exs))
     }
 }
 

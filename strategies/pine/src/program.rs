@@ -487,8 +487,38 @@ impl Program {
     pub fn text(&self, id: StrId) -> &str {
         self.strings.get(id.0 as usize).map(String::as_str).unwrap_or("")
     }
-    /// The deepest history any series keeps (the longest ring buffer), for the host's warm-up.
+    /// The deepest history any series keeps (the longest ring buffer).
     pub fn max_history(&self) -> usize {
         self.rings.iter().map(|r| r.1).max().unwrap_or(0)
+    }
+    /// An upper bound on the bars the script needs before its values are complete: the sum of every
+    /// `ta.*` call's warm-up (so indicators of indicators are covered) plus the deepest history read.
+    /// A live host preloads this many closed bars.
+    pub fn warmup_bars(&self) -> usize {
+        let ta = self
+            .ta
+            .iter()
+            .map(|t| match *t {
+                TaInit::Sma(n)
+                | TaInit::Sum(n)
+                | TaInit::Ema(n)
+                | TaInit::Rma(n)
+                | TaInit::Wma(n)
+                | TaInit::Vwma(n)
+                | TaInit::Atr(n)
+                | TaInit::Stdev(n)
+                | TaInit::Stoch(n)
+                | TaInit::Cci(n)
+                | TaInit::Highest(n)
+                | TaInit::Lowest(n)
+                | TaInit::Bb(n, _) => n,
+                TaInit::Rsi(n) | TaInit::Lag(n, _) | TaInit::ValueWhen(n) => n + 1,
+                TaInit::Pivot(l, r, _) => l + r + 1,
+                TaInit::Macd(f, s, g) => f.max(s) + g,
+                TaInit::Tr(_) | TaInit::Cross(_) => 2,
+                TaInit::BarsSince | TaInit::Cum => 1,
+            })
+            .sum::<usize>();
+        ta + self.max_history()
     }
 }

@@ -96,6 +96,9 @@ fn ema_cross_plots_and_enters_exactly_on_the_crosses() {
         crosses += usize::from(o);
     }
     assert!(crosses > 5, "only {crosses} crosses");
+    // ema(5) + ema(13) + two crosses of 2 bars: every plot has a value by then.
+    assert_eq!(prog.warmup_bars(), 5 + 13 + 2 + 2);
+    assert!(plots[prog.warmup_bars()..].iter().all(|p| p.iter().all(|v| !v.is_nan())));
     let Command::Entry { id, .. } = cmds.iter().flatten().find(|c| matches!(c, Command::Entry { .. })).unwrap() else {
         unreachable!()
     };
@@ -141,6 +144,7 @@ fn refusals_name_the_construct_at_file_line_col() {
             "user functions are called from more than 10000 places",
         ),
         ("for x in close\n    y = x\n", "t.pine:3:10: for…in iterates over array.from(...) only"),
+        ("x = input(-5, \"L\", minval = 0)\n", "t.pine:3:5: input 'x' = -5 is outside its range [0, -]"),
         ("x = input.int(5, \"L\", minval = 10)\n", "t.pine:3:5: input 'x' = 5 is outside its range [10, -]"),
         (
             "x = input.string(\"a\", options = [\"b\", \"c\"])\n",
