@@ -625,6 +625,7 @@ impl<'a> Compiler<'a> {
             let (mut pre, bound_scope) = self.bind_user_args(callee, &params, args, value.pos)?;
             self.inlining.push(callee.clone());
             self.scopes.push(bound_scope);
+            let loops = std::mem::replace(&mut self.loop_depth, 0);
             let r = (|| {
                 let n = body.stmts.len();
                 for s in &body.stmts[..n.saturating_sub(1)] {
@@ -646,6 +647,7 @@ impl<'a> Compiler<'a> {
                 }
                 Ok(tys)
             })();
+            self.loop_depth = loops;
             self.scopes.pop();
             self.inlining.pop();
             let tys = r?;
@@ -1465,7 +1467,10 @@ impl<'a> Compiler<'a> {
         }
         self.inlining.push(callee.to_string());
         self.scopes.push(scope);
+        // A function body is not inside the caller's loop: `break` there is refused.
+        let loops = std::mem::replace(&mut self.loop_depth, 0);
         let r = self.block(body, true);
+        self.loop_depth = loops;
         self.scopes.pop();
         self.inlining.pop();
         let (mut b, ty) = r?;

@@ -139,6 +139,7 @@ fn refusals_name_the_construct_at_file_line_col() {
         ("[a, b] = ta.macd(close, 12, 26, 9)\n", "t.pine:3:1: ta.macd returns 3 values, 2 names given"),
         ("f(x) => f(x)\ny = f(1)\n", "t.pine:3:9: function 'f' calls itself"),
         ("break\n", "t.pine:3:1: break/continue outside a loop"),
+        ("f() =>\n    break\n    1\nfor i = 0 to 3\n    x = f()\n", "t.pine:4:5: break/continue outside a loop"),
         (
             "f0(x) => x + 1\nf1(x) => f0(x) + f0(x)\nf2(x) => f1(x) + f1(x)\nf3(x) => f2(x) + f2(x)\nf4(x) => f3(x) + f3(x)\nf5(x) => f4(x) + f4(x)\nf6(x) => f5(x) + f5(x)\nf7(x) => f6(x) + f6(x)\nf8(x) => f7(x) + f7(x)\nf9(x) => f8(x) + f8(x)\nfa(x) => f9(x) + f9(x)\nfb(x) => fa(x) + fa(x)\nfc(x) => fb(x) + fb(x)\nfd(x) => fc(x) + fc(x)\nplot(fd(1))\n",
             "user functions are called from more than 10000 places",
