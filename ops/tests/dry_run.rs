@@ -25,12 +25,14 @@ fn d(s: &str) -> Decimal {
     s.parse().expect("a decimal")
 }
 
-fn config(rest: &str, ws: &str, data: &std::path::Path) -> Config {
-    let data = data.display();
-    let text = format!(
+/// A dry-run on live market data at `rest` and `ws`: `[engine]` holds
+/// `engine`, then the venue, the balances and BTCUSDT, then `tail`.
+fn dry_run_toml(rest: &str, ws: &str, engine: &str, tail: &str) -> String {
+    let symbol = common::btc_symbol("60000", 0.8, "0.05");
+    format!(
         r#"
 [engine]
-data_dir = "{data}"
+{engine}
 
 [venue]
 mode = "paper"
@@ -45,19 +47,14 @@ ws_stream_url = "{ws}"
 
 [balances]
 USDT = "100000"
-
-[[symbol]]
-symbol = "BTCUSDT"
-base = "BTC"
-quote = "USDT"
-tick_size = "0.01"
-step_size = "0.00001"
-min_notional = "5"
-start_price = "60000"
-volatility = 0.8
-touch_qty = "0.05"
+{symbol}
+{tail}
 "#
-    );
+    )
+}
+
+fn config(rest: &str, ws: &str, data: &std::path::Path) -> Config {
+    let text = dry_run_toml(rest, ws, &format!("data_dir = \"{}\"", data.display()), "");
     Config::parse(&text).expect("the dry-run config parses")
 }
 
@@ -199,43 +196,10 @@ const TOKEN: &str = "dry-run-token-7f3a9c-0123456789abcdef0123";
 /// `keel run` in a dry-run on the sandbox (`strategy`: a `[[strategy]]`
 /// block or nothing).
 fn run_config(rest: &str, ws: &str, strategy: &str) -> String {
-    format!(
-        r#"
-[engine]
-log_format = "json"
-log_level = "info"
-
-[venue]
-mode = "paper"
-market_data = "binance"
-
-[venue.paper]
-rest_url = "{rest}"
-ws_stream_url = "{ws}"
-
-[balances]
-USDT = "100000"
-
-[[symbol]]
-symbol = "BTCUSDT"
-base = "BTC"
-quote = "USDT"
-tick_size = "0.01"
-step_size = "0.00001"
-min_notional = "5"
-start_price = "60000"
-volatility = 0.8
-touch_qty = "0.05"
-
-[risk]
-max_order_notional = "100000"
-
-[http]
-listen = "127.0.0.1:0"
-token_env = "{TOKEN_ENV}"
-{strategy}
-"#
-    )
+    let tail = format!(
+        "[risk]\nmax_order_notional = \"100000\"\n\n[http]\nlisten = \"127.0.0.1:0\"\ntoken_env = \"{TOKEN_ENV}\"\n{strategy}"
+    );
+    dry_run_toml(rest, ws, "log_format = \"json\"\nlog_level = \"info\"", &tail)
 }
 
 async fn get(base: &str, path: &str) -> serde_json::Value {

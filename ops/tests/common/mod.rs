@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod coinbase;
+pub mod engine;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -331,4 +332,14 @@ pub fn state_json(config: &str, data: &str) -> serde_json::Value {
     let out = keel(&["state", "--json", "--config", config, "--data-dir", data]);
     assert!(out.status.success(), "keel state: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("keel state --json")
+}
+
+/// A `[[symbol]]` block for BTCUSDT (tick 0.01, lot 0.00001, minimum
+/// notional 5) whose simulated path starts at `start_price` with
+/// `volatility`, `touch_qty` at the touch.
+pub fn btc_symbol(start_price: &str, volatility: f64, touch_qty: &str) -> String {
+    format!(
+        "\n[[symbol]]\nsymbol = \"BTCUSDT\"\nbase = \"BTC\"\nquote = \"USDT\"\ntick_size = \"0.01\"\nstep_size = \"0.00001\"\n\
+         min_notional = \"5\"\nstart_price = \"{start_price}\"\nvolatility = {volatility}\ntouch_qty = \"{touch_qty}\"\n"
+    )
 }
