@@ -21,8 +21,7 @@ use rust_decimal::Decimal;
 use tokio::sync::mpsc;
 
 use keel_core::instrument::Instrument;
-use keel_core::market::{Bar, MarketEvent, Trade};
-use keel_core::order::Side;
+use keel_core::market::{Bar, MarketEvent};
 use keel_core::symbol::Symbol;
 use keel_core::venue::live_paper::{LiveMarket, PartialBook, PublicMarketData};
 use keel_core::venue::{MarketFeed, StreamStatus, VenueError, VenueResult};
@@ -217,25 +216,9 @@ pub fn read(raw: &str, by_name: &HashMap<String, Symbol>, now_ms: i64) -> Result
         return Ok(Some(LiveMarket::Depth(PartialBook { symbol: symbol.clone(), bids, asks, ts_ms: now_ms })));
     }
     Ok(match StreamEvent::parse(&msg.data) {
-        Ok(StreamEvent::Trade(t)) => Some(LiveMarket::Feed(MarketFeed::Event(MarketEvent::Trade(Trade {
-            symbol: Symbol::new(&t.symbol),
-            trade_id: t.trade_id,
-            price: t.price,
-            qty: t.qty,
-            aggressor: if t.buyer_is_maker { Side::Sell } else { Side::Buy },
-            ts_ms: t.trade_time,
-        })))),
+        Ok(StreamEvent::Trade(t)) => Some(LiveMarket::Feed(MarketFeed::Event(MarketEvent::Trade(t.trade())))),
         Ok(StreamEvent::Kline(k)) if k.kline.closed => {
-            Some(LiveMarket::Feed(MarketFeed::Event(MarketEvent::Bar(Bar {
-                symbol: Symbol::new(&k.symbol),
-                open_time: k.kline.open_time,
-                close_time: k.kline.close_time,
-                open: k.kline.open,
-                high: k.kline.high,
-                low: k.kline.low,
-                close: k.kline.close,
-                volume: k.kline.volume,
-            }))))
+            Some(LiveMarket::Feed(MarketFeed::Event(MarketEvent::Bar(k.bar()))))
         }
         Ok(StreamEvent::ServerShutdown) => return Err("serverShutdown"),
         _ => None,
@@ -259,20 +242,14 @@ impl StreamHandler for PublicRun {
 
     async fn on_text(&mut self, text: &str) -> Flow {
         let now = keel_core::clock::Clock::now_ms(&keel_core::clock::SystemClock);
-        let events = match read(text, &self.by_name, now) {
-            Ok(Some(LiveMarket::Feed(MarketFeed::Event(MarketEvent::Bar(bar))))) => self
-                .bars
-                .deliver(bar)
-                .await
-                .into_iter()
-                .map(|bar| LiveMarket::Feed(MarketFeed::Event(MarketEvent::Bar(bar))))
-                .collect(),
-            Ok(Some(ev)) => vec![ev],
-            Ok(None) => Vec::new(),
+        let bars = match read(text, &self.by_name, now) {
+            Ok(Some(LiveMarket::Feed(MarketFeed::Event(MarketEvent::Bar(bar))))) => self.bars.deliver(bar).await,
+            Ok(Some(ev)) => return self.send(ev).await,
+            Ok(None) => return Flow::Read,
             Err(why) => return Flow::Reconnect(why),
         };
-        for ev in events {
-            if self.tx.send(ev).await.is_err() {
+        for bar in bars {
+            if let Flow::Stop = self.send(LiveMarket::Feed(MarketFeed::Event(MarketEvent::Bar(bar)))).await {
                 return Flow::Stop;
             }
         }
@@ -280,9 +257,21 @@ impl StreamHandler for PublicRun {
     }
 }
 
+impl PublicRun {
+    /// Hands `ev` to the dry-run; [`Flow::Stop`] when it is gone.
+    async fn send(&self, ev: LiveMarket) -> Flow {
+        if self.tx.send(ev).await.is_ok() {
+            Flow::Read
+        } else {
+            Flow::Stop
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keel_core::order::Side;
 
     fn d(s: &str) -> Decimal {
         s.parse().unwrap()

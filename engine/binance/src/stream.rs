@@ -11,7 +11,7 @@ use std::time::Duration;
 use rand::Rng;
 use tokio::sync::mpsc;
 
-use keel_core::market::{Bar, BookTicker, MarketEvent, Trade};
+use keel_core::market::{BookTicker, MarketEvent, Trade};
 use keel_core::order::Side;
 use keel_core::symbol::Symbol;
 use keel_core::venue::{MarketFeed, StreamStatus};
@@ -117,29 +117,9 @@ impl MarketRun {
                     return Ok(true);
                 }
                 track.last_open = Some(open);
-                let bar = Bar {
-                    symbol,
-                    open_time: open,
-                    close_time: k.kline.close_time,
-                    open: k.kline.open,
-                    high: k.kline.high,
-                    low: k.kline.low,
-                    close: k.kline.close,
-                    volume: k.kline.volume,
-                };
-                Ok(self.emit(MarketFeed::Event(MarketEvent::Bar(bar))).await)
+                Ok(self.emit(MarketFeed::Event(MarketEvent::Bar(k.bar()))).await)
             }
-            StreamEvent::Trade(t) => {
-                let trade = Trade {
-                    symbol: Symbol::new(&t.symbol),
-                    trade_id: t.trade_id,
-                    price: t.price,
-                    qty: t.qty,
-                    aggressor: if t.buyer_is_maker { Side::Sell } else { Side::Buy },
-                    ts_ms: t.trade_time,
-                };
-                Ok(self.emit(MarketFeed::Event(MarketEvent::Trade(trade))).await)
-            }
+            StreamEvent::Trade(t) => Ok(self.emit(MarketFeed::Event(MarketEvent::Trade(t.trade()))).await),
             StreamEvent::AggTrade(t) => {
                 let trade = Trade {
                     symbol: Symbol::new(&t.symbol),
