@@ -26,7 +26,7 @@ use keel_core::symbol::Symbol;
 use keel_core::venue::live_paper::{LiveMarket, PartialBook, PublicMarketData};
 use keel_core::venue::{MarketFeed, StreamStatus, VenueError, VenueResult};
 
-use super::connection::{Connection, Flow, StreamHandler};
+use super::connection::{Connection, Flow, Liveness, StreamHandler};
 use super::model::{CombinedMessage, Depth, StreamEvent};
 use super::rest::{Credentials, RestClient};
 
@@ -111,7 +111,7 @@ impl PublicMarketData for PublicFeed {
         let connection = Connection {
             url: format!("{}/stream?streams={}", self.ws_stream, streams.join("/")),
             name: "dry-run market data",
-            idle_timeout: IDLE_TIMEOUT,
+            liveness: Liveness::AnyMessage(IDLE_TIMEOUT),
             reconnect_after: self.reconnect_after,
         };
         let (tx, rx) = mpsc::channel(4096);

@@ -16,7 +16,7 @@ use keel_core::order::Side;
 use keel_core::symbol::Symbol;
 use keel_core::venue::{MarketFeed, StreamStatus};
 
-use super::connection::{Connection, Flow, StreamHandler};
+use super::connection::{Connection, Flow, Liveness, StreamHandler};
 use super::model::{CombinedMessage, StreamEvent};
 use super::venue::Shared;
 
@@ -180,7 +180,7 @@ pub(crate) async fn run_market(
             stream_names(&symbols, interval).join("/")
         ),
         name: "market",
-        idle_timeout: IDLE_TIMEOUT,
+        liveness: Liveness::AnyMessage(IDLE_TIMEOUT),
         reconnect_after: Duration::from_millis(shared.settings.reconnect_after_ms.max(1000)),
     };
     // Bars continue after the newest one a warm-up was given: the first live
