@@ -212,11 +212,15 @@ impl StandaloneSandbox {
         }
     }
 
-    /// `[venue.binance]` lines pointing Keel at this sandbox.
+    /// `[venue.binance]` lines pointing Keel at this sandbox: spot and the
+    /// USDⓈ-M futures data too (else a testnet-mode run asks Binance's
+    /// Demo Trading hosts for funding and mark prices).
     pub fn binance_section(&self) -> String {
         format!(
-            "[venue.binance]\nrest_url = \"{}\"\nws_stream_url = \"{}\"\nws_api_url = \"{}\"\napi_key_env = \"KEEL_TEST_SANDBOX_KEY\"\napi_secret_env = \"KEEL_TEST_SANDBOX_SECRET\"\nprivate_key_path_env = \"KEEL_TEST_SANDBOX_PRIVATE_KEY_PATH\"\n",
-            self.rest_url, self.ws_stream_url, self.ws_api_url
+            "[venue.binance]\nrest_url = \"{rest}\"\nws_stream_url = \"{ws}\"\nws_api_url = \"{}\"\nfapi_rest_url = \"{rest}\"\nfapi_ws_url = \"{ws}\"\napi_key_env = \"KEEL_TEST_SANDBOX_KEY\"\napi_secret_env = \"KEEL_TEST_SANDBOX_SECRET\"\nprivate_key_path_env = \"KEEL_TEST_SANDBOX_PRIVATE_KEY_PATH\"\n",
+            self.ws_api_url,
+            rest = self.rest_url,
+            ws = self.ws_stream_url
         )
     }
 
