@@ -12,6 +12,7 @@
 //! protocol is an independent implementation, so a bug here cannot hide behind
 //! a shared one there), never on the actor runtime.
 
+mod connection;
 pub mod error;
 pub mod model;
 pub mod public;

@@ -666,6 +666,38 @@ pub struct WsTrade {
     pub buyer_is_maker: bool,
 }
 
+impl WsKlineEvent {
+    /// The engine's bar of this kline (closed or not: the callers look at
+    /// `kline.closed`).
+    pub fn bar(&self) -> keel_core::market::Bar {
+        keel_core::market::Bar {
+            symbol: keel_core::Symbol::new(&self.symbol),
+            open_time: self.kline.open_time,
+            close_time: self.kline.close_time,
+            open: self.kline.open,
+            high: self.kline.high,
+            low: self.kline.low,
+            close: self.kline.close,
+            volume: self.kline.volume,
+        }
+    }
+}
+
+impl WsTrade {
+    /// The engine's trade: the aggressor is the seller when the buyer made
+    /// the market.
+    pub fn trade(&self) -> keel_core::market::Trade {
+        keel_core::market::Trade {
+            symbol: keel_core::Symbol::new(&self.symbol),
+            trade_id: self.trade_id,
+            price: self.price,
+            qty: self.qty,
+            aggressor: if self.buyer_is_maker { keel_core::order::Side::Sell } else { keel_core::order::Side::Buy },
+            ts_ms: self.trade_time,
+        }
+    }
+}
+
 /// An `aggTrade` event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WsAggTrade {

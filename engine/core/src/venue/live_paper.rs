@@ -348,7 +348,6 @@ impl Venue for LivePaperVenue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::instrument::SymbolStatus;
     use crate::market::Trade;
     use crate::order::{OrderStatus, OrderType, Side, TimeInForce};
     use crate::sim::CommissionAsset;
@@ -376,22 +375,7 @@ mod tests {
 
     fn venue(latency_ms: u64) -> (Arc<LivePaperVenue>, mpsc::Sender<LiveMarket>) {
         let (tx, rx) = mpsc::channel(16);
-        let instrument = Instrument {
-            symbol: "BTCUSDT".into(),
-            base_asset: "BTC".into(),
-            quote_asset: "USDT".into(),
-            tick_size: d("0.01"),
-            min_price: d("0.01"),
-            max_price: Decimal::ZERO,
-            step_size: d("0.001"),
-            min_qty: d("0.001"),
-            max_qty: Decimal::ZERO,
-            market_step_size: d("0.001"),
-            min_notional: d("1"),
-            max_notional: Decimal::ZERO,
-            max_num_orders: 200,
-            status: SymbolStatus::Trading,
-        };
+        let instrument = Instrument::with_steps("BTCUSDT".into(), "BTC".into(), "USDT".into(), d("0.01"), d("0.001"));
         let v = LivePaperVenue::new(
             LivePaperConfig {
                 instruments: vec![instrument],
