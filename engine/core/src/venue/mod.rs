@@ -7,6 +7,7 @@
 
 pub mod live_paper;
 pub mod paper;
+mod sim_account;
 
 use async_trait::async_trait;
 use rust_decimal::Decimal;
