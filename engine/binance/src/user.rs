@@ -47,6 +47,7 @@ pub fn translate_execution(er: &ExecutionReport) -> Result<(OrderReport, Option<
             .filter(|r| !r.is_empty() && r != "NONE")
             .or(er.expiry_reason.clone().filter(|r| r != "NONE")),
         ts_ms: er.transact_time,
+        oco_leg: None,
     };
     let fill = (er.execution_type == "TRADE" && er.trade_id >= 0).then(|| Fill {
         trade_id: (er.trade_id as u64).into(),

@@ -137,6 +137,7 @@ pub fn report_of(o: &OrderInfo, fallback_ts: i64) -> OrderReport {
         filled_quote: o.cummulative_quote_qty.unwrap_or_default().max(Decimal::ZERO),
         reason: o.expiry_reason.clone().filter(|r| r != "NONE"),
         ts_ms: o.update_time.or(o.transact_time).or(o.time).unwrap_or(fallback_ts),
+        oco_leg: None,
     }
 }
 

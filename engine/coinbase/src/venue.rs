@@ -305,6 +305,7 @@ impl Shared {
                 _ => None,
             },
             ts_ms: o.last_fill_time.or(o.created_time).unwrap_or_else(|| self.rest.now_ms()),
+            oco_leg: None,
         }
     }
 
@@ -490,6 +491,7 @@ impl Shared {
                     filled_quote: Decimal::ZERO,
                     reason: None,
                     ts_ms: self.rest.now_ms(),
+                    oco_leg: None,
                 }
             }
         };

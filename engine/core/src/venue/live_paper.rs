@@ -395,4 +395,70 @@ mod tests {
         assert_eq!(limit_fills, vec![(d("98"), d("1.5"), true)], "filled by the print through 98 only");
         assert!(v.open_orders(None).await.unwrap().is_empty());
     }
+
+    /// An OCO is one order: placed, listed, queried, filled and cancelled
+    /// under its own client order id, its legs out of sight.
+    #[tokio::test]
+    async fn an_oco_is_one_order_from_placing_to_its_fill_or_cancel() {
+        use crate::venue::oco::OcoLeg;
+        let (v, source) = venue(0);
+        let sym = Symbol::new("BTCUSDT");
+        let mut user = v.subscribe_user().await.unwrap();
+        let mut market = v.subscribe_market(std::slice::from_ref(&sym), 60_000).await.unwrap();
+        source.send(book("101", 1)).await.unwrap();
+        assert!(matches!(market.recv().await, Some(MarketFeed::Event(MarketEvent::Book(_)))));
+        // A buy: take-profit below the market (95), stop above (105).
+        let oco = |id: &str, take_profit: &str| {
+            let mut o = order(id, OrderType::Oco { take_profit: d(take_profit), stop: d("105"), stop_limit: None });
+            o.qty = d("1");
+            o
+        };
+        let placed = v.place_order(&oco("x1", "95")).await.unwrap();
+        assert_eq!((placed.report.client_order_id.as_str(), placed.report.status), ("x1", OrderStatus::Accepted));
+        let usdt = |b: Vec<Balance>| b.into_iter().find(|b| b.asset == "USDT").map(|b| (b.free, b.locked)).unwrap();
+        // Locked once: the dearer leg, 105 plus the fee (10 bps).
+        assert_eq!(usdt(v.balances().await.unwrap()), (d("9894.895"), d("105.105")));
+        let open = v.open_orders(None).await.unwrap();
+        assert_eq!(open.iter().map(|o| o.client_order_id.as_str()).collect::<Vec<_>>(), vec!["x1"], "once, not per leg");
+        assert_eq!(v.query_order(&sym, "x1").await.unwrap().map(|r| r.status), Some(OrderStatus::Accepted));
+
+        // A print through 95 fills the take-profit; the stop expires with it.
+        let trade = Trade { symbol: sym.clone(), trade_id: 9, price: d("94"), qty: d("5"), aggressor: Side::Sell, ts_ms: 2 };
+        source.send(LiveMarket::Feed(MarketFeed::Event(MarketEvent::Trade(trade)))).await.unwrap();
+        assert!(matches!(market.recv().await, Some(MarketFeed::Event(MarketEvent::Trade(_)))));
+        let mut seen = Vec::new();
+        while let Ok(ev) = user.try_recv() {
+            match ev {
+                UserEvent::Fill(f) => seen.push(format!("fill {} {} {}", f.client_order_id, f.price, f.qty)),
+                UserEvent::Order(r) => seen.push(format!("order {} {:?} {:?}", r.client_order_id, r.status, r.oco_leg)),
+                _ => {}
+            }
+        }
+        assert_eq!(
+            seen,
+            vec![
+                "order x1 Accepted None".to_string(),
+                "fill x1 95 1".into(),
+                format!("order x1 Filled {:?}", Some(OcoLeg::TakeProfit)),
+            ],
+            "the list's reports and fills only, under its own id"
+        );
+        assert!(v.open_orders(None).await.unwrap().is_empty());
+        assert_eq!(v.my_trades(&sym, None).await.unwrap().iter().map(|f| f.client_order_id.as_str()).collect::<Vec<_>>(), vec!["x1"]);
+        assert_eq!(usdt(v.balances().await.unwrap()).1, Decimal::ZERO, "nothing stays locked");
+
+        // Cancelled: the whole list, its lock released (the last trade, our
+        // fill at 95, is the market the new list must straddle).
+        v.place_order(&oco("x2", "94")).await.unwrap();
+        let canceled = v.cancel_order(&sym, "x2").await.unwrap();
+        assert_eq!((canceled.client_order_id.as_str(), canceled.status), ("x2", OrderStatus::Canceled));
+        assert!(v.open_orders(None).await.unwrap().is_empty());
+        assert_eq!(usdt(v.balances().await.unwrap()).1, Decimal::ZERO);
+        assert!(matches!(v.cancel_order(&sym, "x2").await, Err(VenueError::Rejected { code: -2011, .. })));
+
+        // Refused as one order: a stop below the market.
+        let bad = order("x3", OrderType::Oco { take_profit: d("95"), stop: d("99"), stop_limit: None });
+        assert!(matches!(v.place_order(&bad).await, Err(VenueError::Rejected { code: -2010, .. })));
+        assert_eq!(v.query_order(&sym, "x3").await.unwrap(), None);
+    }
 }

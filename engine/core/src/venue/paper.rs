@@ -498,4 +498,31 @@ mod tests {
         assert!(again.is_ok(), "{again:?}");
         assert_eq!(v.query_order(&req.symbol, "nope").await.unwrap(), None);
     }
+
+    #[tokio::test]
+    async fn an_oco_rests_as_one_order_and_cancels_whole() {
+        let v = venue();
+        let sym = Symbol::new("BTCUSDT");
+        let q = v.best_bid_ask(&sym).await.unwrap();
+        let take_profit = (q.bid * d("0.9")).round_dp(2);
+        let stop = (q.ask * d("1.1")).round_dp(2);
+        let req = OrderRequest {
+            client_order_id: "oco1".into(),
+            symbol: sym.clone(),
+            side: Side::Buy,
+            order_type: OrderType::Oco { take_profit, stop, stop_limit: Some(stop + d("10")) },
+            qty: d("0.01"),
+            tif: TimeInForce::Gtc,
+        };
+        let placed = v.place_order(&req).await.unwrap();
+        assert_eq!((placed.report.client_order_id.as_str(), placed.report.status), ("oco1", OrderStatus::Accepted));
+        let open = v.open_orders(Some(&sym)).await.unwrap();
+        assert_eq!(open.len(), 1, "one order, not its two legs: {open:?}");
+        assert_eq!(v.query_order(&sym, "oco1").await.unwrap().map(|r| r.venue_order_id), Some(open[0].venue_order_id.clone()));
+        let canceled = v.cancel_order(&sym, "oco1").await.unwrap();
+        assert_eq!(canceled.status, OrderStatus::Canceled);
+        assert!(v.open_orders(None).await.unwrap().is_empty());
+        let usdt = v.balances().await.unwrap().into_iter().find(|b| b.asset == "USDT").unwrap();
+        assert_eq!((usdt.free, usdt.locked), (d("100000"), Decimal::ZERO));
+    }
 }

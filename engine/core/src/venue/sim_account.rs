@@ -5,17 +5,24 @@
 //! [`super::live_paper::LivePaperVenue`] (a live venue's public market) differ
 //! only in where their prices come from; placing, cancelling and querying
 //! orders, the balances and the fills are the same and live here once.
+//!
+//! A one-cancels-the-other order ([`OrderType::Oco`]) is a list of two legs
+//! in the core and one order to Keel (see [`super::oco`]): its reports, its
+//! fills, its cancel and its place in the open orders are the list's.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use rust_decimal::Decimal;
 use tokio::sync::mpsc;
 
+use super::oco::{self, OcoLeg};
 use super::{MarketFeed, OrderReport, OrderRequest, PlaceResult, StreamStatus, UserEvent, VenueError, VenueResult};
 use crate::balance::Balance;
 use crate::fill::{Fill, FillCursor};
 use crate::instrument::Instrument;
 use crate::market::BookTicker;
-use crate::sim::{Execution, MatchError, MatchingCore, NewOrder};
+use crate::order::OrderType;
+use crate::sim::{Execution, MatchError, MatchingCore, NewOrder, NewOrderList, SimList};
 use crate::symbol::Symbol;
 
 /// The one simulated account.
@@ -88,6 +95,9 @@ impl SimAccount {
     /// Places an order at venue time `now_ms`; the deliveries are for the
     /// caller to [`deliver`] once its own locks are released.
     pub(super) fn place_at(&self, request: &OrderRequest, now_ms: i64) -> (VenueResult<PlaceResult>, Deliveries) {
+        if let OrderType::Oco { take_profit, stop, stop_limit } = request.order_type {
+            return self.place_oco(request, (take_profit, stop, stop_limit), now_ms);
+        }
         let mut st = self.lock();
         let new = NewOrder {
             account: ACCOUNT,
@@ -111,8 +121,46 @@ impl SimAccount {
         }
     }
 
-    /// Cancels an order at venue time `now_ms` (deliveries as
-    /// [`Self::place_at`]).
+    /// Places an OCO as a list of two legs whose client ids derive from the
+    /// request's (see [`oco::leg_ids`]).
+    fn place_oco(
+        &self,
+        request: &OrderRequest,
+        prices: (Decimal, Decimal, Option<Decimal>),
+        now_ms: i64,
+    ) -> (VenueResult<PlaceResult>, Deliveries) {
+        let (tp_id, stop_id) = match oco::leg_ids(&request.client_order_id) {
+            Ok(ids) => ids,
+            Err(e) => return (Err(e), Vec::new()),
+        };
+        let list = NewOrderList::oco(
+            ACCOUNT,
+            &request.client_order_id,
+            request.symbol.clone(),
+            request.side,
+            request.qty,
+            prices,
+            tp_id,
+            stop_id,
+        );
+        let mut st = self.lock();
+        match st.core.submit_list(list, now_ms) {
+            Ok(result) => {
+                let core = &st.core;
+                let fills: Vec<Fill> =
+                    result.executions.iter().filter_map(|e| e.fill.clone()).map(|f| as_list_fill(core, f)).collect();
+                let report = list_report(core, &result.list).unwrap_or_else(|| result.legs[0].report());
+                let mut executions = result.legs.iter().map(|o| Execution { order: o.clone(), fill: None }).collect::<Vec<_>>();
+                executions.extend(result.executions);
+                let deliveries = st.record(executions);
+                (Ok(PlaceResult { report, fills }), deliveries)
+            }
+            Err(e) => (Err(match_error(e)), Vec::new()),
+        }
+    }
+
+    /// Cancels an order (an OCO: its whole list) at venue time `now_ms`
+    /// (deliveries as [`Self::place_at`]).
     pub(super) fn cancel_at(
         &self,
         symbol: &Symbol,
@@ -120,15 +168,25 @@ impl SimAccount {
         now_ms: i64,
     ) -> (VenueResult<OrderReport>, Deliveries) {
         let mut st = self.lock();
+        let plain = st.core.order_by_client(ACCOUNT, client_order_id).is_some();
+        let list = st.core.list_by_client(ACCOUNT, client_order_id).filter(|l| l.symbol == *symbol).map(|l| l.list_id);
+        if let (false, Some(list_id)) = (plain, list) {
+            return match st.core.cancel_list(ACCOUNT, list_id, now_ms) {
+                Ok(legs) => {
+                    let report = st.core.list(list_id).and_then(|l| list_report(&st.core, l));
+                    let d = st.record(legs.into_iter().map(|order| Execution { order, fill: None }).collect());
+                    (report.ok_or(VenueError::NotFound), d)
+                }
+                Err(MatchError::AlreadyFinal(status)) => (Err(already_final(status)), Vec::new()),
+                Err(e) => (Err(match_error(e)), Vec::new()),
+            };
+        }
         match st.core.cancel(ACCOUNT, symbol, client_order_id, now_ms) {
             Ok(order) => {
                 let d = st.record(vec![Execution { order: order.clone(), fill: None }]);
                 (Ok(order.report()), d)
             }
-            Err(MatchError::AlreadyFinal(status)) => (
-                Err(VenueError::Rejected { code: -2011, reason: format!("Unknown order sent. (order is {status:?})") }),
-                Vec::new(),
-            ),
+            Err(MatchError::AlreadyFinal(status)) => (Err(already_final(status)), Vec::new()),
             Err(e) => (Err(match_error(e)), Vec::new()),
         }
     }
@@ -147,14 +205,28 @@ impl SimAccount {
         result
     }
 
-    /// The order with this client order id (the newest, if it was used again).
+    /// The order with this client order id (the newest, if it was used
+    /// again; an OCO as its list).
     pub(super) fn query_order(&self, client_order_id: &str) -> Option<OrderReport> {
-        self.lock().core.order_by_client(ACCOUNT, client_order_id).map(|o| o.report())
+        let st = self.lock();
+        st.core.order_by_client(ACCOUNT, client_order_id).map(|o| o.report()).or_else(|| {
+            st.core.list_by_client(ACCOUNT, client_order_id).and_then(|l| list_report(&st.core, l))
+        })
     }
 
-    /// Open orders, of one symbol or all.
+    /// Open orders, of one symbol or all, oldest first (an OCO once, as its list).
     pub(super) fn open_orders(&self, symbol: Option<&Symbol>) -> Vec<OrderReport> {
-        self.lock().core.open_orders(ACCOUNT, symbol.map(|s| s.as_str())).iter().map(|o| o.report()).collect()
+        let st = self.lock();
+        let mut open: Vec<(u64, OrderReport)> = Vec::new();
+        for o in st.core.open_orders(ACCOUNT, symbol.map(|s| s.as_str())) {
+            match o.list_id.and_then(|id| st.core.list(id)) {
+                Some(l) if open.iter().any(|(id, _)| *id == l.list_id) => {}
+                Some(l) => open.extend(list_report(&st.core, l).map(|r| (l.list_id, r))),
+                None => open.push((o.order_id, o.report())),
+            }
+        }
+        open.sort_by_key(|(id, _)| *id);
+        open.into_iter().map(|(_, r)| r).collect()
     }
 
     /// The account's balances.
@@ -164,7 +236,9 @@ impl SimAccount {
 
     /// Own fills in `symbol` from the cursor's trade on.
     pub(super) fn my_trades(&self, symbol: &Symbol, since: Option<&FillCursor>) -> Vec<Fill> {
-        self.lock().core.fills(ACCOUNT, symbol, since.and_then(|c| c.trade_id.as_u64()))
+        let st = self.lock();
+        let fills = st.core.fills(ACCOUNT, symbol, since.and_then(|c| c.trade_id.as_u64()));
+        fills.into_iter().map(|f| as_list_fill(&st.core, f)).collect()
     }
 
     /// The instruments and their filters.
@@ -187,14 +261,21 @@ impl SimAccount {
 }
 
 /// What the user stream reports of executions: each fill, each order's
-/// state, then the account's balances.
+/// state, then the account's balances. A leg's fill is its list's; a list's
+/// state is reported once, after the last of its legs' executions.
 fn user_events(core: &MatchingCore, executions: Vec<Execution>) -> Vec<UserEvent> {
     let mut events = Vec::new();
-    for ex in executions {
-        if let Some(fill) = ex.fill {
-            events.push(UserEvent::Fill(fill));
+    let last_of_list = |k: usize, list_id: u64| !executions[k + 1..].iter().any(|e| e.order.list_id == Some(list_id));
+    for (k, ex) in executions.iter().enumerate() {
+        let list = ex.order.list_id.and_then(|id| core.list(id));
+        if let Some(fill) = &ex.fill {
+            events.push(UserEvent::Fill(as_list_fill(core, fill.clone())));
         }
-        events.push(UserEvent::Order(ex.order.report()));
+        match list {
+            Some(l) if last_of_list(k, l.list_id) => events.extend(list_report(core, l).map(UserEvent::Order)),
+            Some(_) => {}
+            None => events.push(UserEvent::Order(ex.order.report())),
+        }
     }
     if let Some(balances) = core.balances(ACCOUNT) {
         events.push(UserEvent::Balances(balances));
@@ -211,6 +292,34 @@ pub(super) async fn deliver(market: Vec<(mpsc::Sender<MarketFeed>, MarketFeed)>,
     for (tx, ev) in market {
         let _ = tx.send(ev).await;
     }
+}
+
+/// An OCO's list as one order (see [`oco::list_report`]); `None` when a leg
+/// is no longer known.
+fn list_report(core: &MatchingCore, list: &SimList) -> Option<OrderReport> {
+    let (below, above) = (core.order(list.below)?.report(), core.order(list.above)?.report());
+    let above_is_tp = oco::leg_of(&above.client_order_id).is_some_and(|(_, leg)| leg == OcoLeg::TakeProfit);
+    let (tp, stop) = if above_is_tp { (above, below) } else { (below, above) };
+    Some(oco::list_report(&list.list_client_order_id, &list.list_id.to_string(), &tp, &stop))
+}
+
+/// A fill as Keel knows it: a leg's fill carries its list's client order id.
+fn as_list_fill(core: &MatchingCore, mut fill: Fill) -> Fill {
+    let list = fill
+        .trade_id
+        .as_u64()
+        .and_then(|t| core.order_of_trade(fill.symbol.as_str(), t))
+        .and_then(|o| o.list_id)
+        .and_then(|id| core.list(id));
+    if let Some(l) = list {
+        fill.client_order_id.clone_from(&l.list_client_order_id);
+    }
+    fill
+}
+
+/// A cancel of an order that is already final, as Binance refuses it.
+fn already_final(status: crate::order::OrderStatus) -> VenueError {
+    VenueError::Rejected { code: -2011, reason: format!("Unknown order sent. (order is {status:?})") }
 }
 
 /// A matching error as the venue interface reports it (Binance's codes).
