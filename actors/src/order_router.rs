@@ -244,6 +244,7 @@ impl OrderRouter {
                     filled_qty: order.filled_qty,
                     reason: order.reason.clone(),
                     tag: order.tag,
+                    exit: order.exit,
                 }),
                 "strategy_host",
             );

@@ -176,6 +176,7 @@ impl RiskGuard {
                             filled_qty: Decimal::ZERO,
                             reason: Some(format!("risk: {reason}")),
                             tag: intent.tag,
+                            exit: intent.exit,
                         }),
                         "strategy_host",
                     );

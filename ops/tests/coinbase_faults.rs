@@ -460,6 +460,7 @@ async fn fills_handed_out_again_after_a_restart_are_recorded_once() {
         qty,
         reduce_only: false,
         tag: None,
+        exit: None,
         status: OrderStatus::Submitted,
         filled_qty: Decimal::ZERO,
         filled_quote: Decimal::ZERO,

@@ -937,13 +937,14 @@ impl RiskEngine {
         };
         let band = self.config.price_band_pct;
         if !band.is_zero() {
-            let prices: &[Decimal] = match &rounded.order_type {
-                OrderType::Market => &[],
-                OrderType::Limit { price } => &[*price],
-                OrderType::StopLimit { stop, price } => &[*price, *stop],
-                OrderType::StopMarket { stop } => &[*stop],
+            let prices: [Option<Decimal>; 3] = match rounded.order_type {
+                OrderType::Market => [None; 3],
+                OrderType::Limit { price } => [Some(price), None, None],
+                OrderType::StopLimit { stop, price } => [Some(price), Some(stop), None],
+                OrderType::StopMarket { stop } => [Some(stop), None, None],
+                OrderType::Oco { take_profit, stop, stop_limit } => [Some(take_profit), Some(stop), stop_limit],
             };
-            for &price in prices {
+            for price in prices.into_iter().flatten() {
                 let reference = last.ok_or_else(|| RejectReason::NoPrice(symbol.to_string()))?;
                 let deviation = (price.saturating_sub(reference)).abs();
                 if reference <= Decimal::ZERO || crate::protections::pct_exceeds(deviation, reference, band) {
@@ -1147,7 +1148,11 @@ fn round_intent(instrument: &Instrument, intent: &OrderIntent) -> Result<OrderIn
     if !fits(intent.qty, step) {
         return Err(RejectReason::Overflow(format!("quantity {}", intent.qty)));
     }
-    for price in [intent.order_type.limit_price(), intent.order_type.stop_price()].into_iter().flatten() {
+    let stop_limit = match intent.order_type {
+        OrderType::Oco { stop_limit, .. } => stop_limit,
+        _ => None,
+    };
+    for price in [intent.order_type.limit_price(), intent.order_type.stop_price(), stop_limit].into_iter().flatten() {
         if !fits(price, instrument.tick_size) {
             return Err(RejectReason::Overflow(format!("price {price}")));
         }
@@ -1167,6 +1172,11 @@ fn round_intent(instrument: &Instrument, intent: &OrderIntent) -> Result<OrderIn
         OrderType::StopMarket { stop } => {
             OrderType::StopMarket { stop: instrument.round_price(stop, intent.side.opposite()) }
         }
+        OrderType::Oco { take_profit, stop, stop_limit } => OrderType::Oco {
+            take_profit: instrument.round_price(take_profit, intent.side),
+            stop: instrument.round_price(stop, intent.side.opposite()),
+            stop_limit: stop_limit.map(|p| instrument.round_price(p, intent.side)),
+        },
     };
     Ok(rounded)
 }

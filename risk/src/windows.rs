@@ -145,6 +145,7 @@ impl DupKey {
             OrderType::Limit { price } => (Some(price.normalize()), None),
             OrderType::StopLimit { stop, price } => (Some(price.normalize()), Some(stop.normalize())),
             OrderType::StopMarket { stop } => (None, Some(stop.normalize())),
+            OrderType::Oco { take_profit, stop, .. } => (Some(take_profit.normalize()), Some(stop.normalize())),
         };
         Self {
             strategy: intent.strategy_id.clone(),

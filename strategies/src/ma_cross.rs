@@ -235,6 +235,7 @@ mod tests {
                         filled_qty: qty,
                         reason: None,
                         tag: None,
+                        exit: None,
                     },
                     0,
                 )

@@ -93,6 +93,7 @@ mod tests {
                 symbols: None,
                 paused: false,
                 params: table,
+                exits: None,
             };
             let err = build(0, &config).err().map(|e| e.reason).unwrap_or_default();
             assert!(!err.contains("unknown parameter"), "{kind}: {err}");

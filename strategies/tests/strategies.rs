@@ -22,6 +22,7 @@ fn config(kind: &str, params: &str) -> StrategyConfig {
         symbols: None,
         paused: false,
         params: params.parse().unwrap(),
+        exits: None,
     }
 }
 
@@ -65,6 +66,7 @@ impl Harness {
             filled_qty: intent.qty,
             reason: None,
             tag: intent.tag,
+            exit: None,
         };
         self.runner.on_order_update(&update, ts).unwrap();
     }
@@ -86,6 +88,7 @@ impl Harness {
                         filled_qty: Decimal::ZERO,
                         reason: None,
                         tag: intent.tag,
+                        exit: None,
                     };
                     self.runner.on_order_update(&update, ts).unwrap();
                     self.resting.push((id, intent));
@@ -339,6 +342,7 @@ fn grid_readopts_its_orders_at_start_and_cancels_what_does_not_fit() {
         filled_qty: Decimal::ZERO,
         reason: None,
         tag: Some(keel_core::order::OrderTag(0)),
+        exit: None,
     };
     h.runner.on_order_update(&canceled, 1).unwrap();
     h.bar(1, d("102"));

@@ -786,6 +786,9 @@ impl Venue for BinanceVenue {
         let mut p: Vec<(String, String)> =
             vec![("symbol".into(), request.symbol.to_string()), ("side".into(), request.side.as_str().into())];
         match request.order_type {
+            OrderType::Oco { .. } => {
+                return Err(VenueError::Rejected { code: 501, reason: "OCO order lists are not sent yet".into() })
+            }
             OrderType::Market => p.push(("type".into(), "MARKET".into())),
             OrderType::Limit { price } => {
                 p.push(("type".into(), "LIMIT".into()));

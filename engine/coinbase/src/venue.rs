@@ -922,6 +922,11 @@ impl Venue for CoinbaseVenue {
             (OrderType::StopMarket { .. }, _) => {
                 return Err(refuse("Coinbase spot has no stop-market orders (use a stop-limit)".into()))
             }
+            // Keel does not map an OCO onto Coinbase's bracket orders: exits
+            // on Coinbase are kept engine-side.
+            (OrderType::Oco { .. }, _) => {
+                return Err(refuse("OCO order lists are not supported on Coinbase (exits stay engine-side)".into()))
+            }
         }
         let cb_id = s.cb_id_for(&request.client_order_id);
         let body = CreateOrderRequest {

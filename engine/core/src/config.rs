@@ -11,6 +11,7 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::exits::ExitSpec;
 use crate::instrument::{Instrument, SymbolStatus};
 use crate::sim::PricePath;
 use crate::symbol::{StrategyId, Symbol};
@@ -129,6 +130,10 @@ pub struct StrategyConfig {
     /// Kind-specific parameters.
     #[serde(default)]
     pub params: toml::Table,
+    /// Exits the engine keeps for the strategy's positions (stop-loss,
+    /// take-profit, trailing stop, minimal ROI, max hold); none by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exits: Option<ExitSpec>,
 }
 
 impl StrategyConfig {

@@ -19,6 +19,7 @@ pub mod config;
 pub mod decimal_text;
 mod duration;
 pub mod error;
+pub mod exits;
 pub mod fill;
 pub mod futures;
 pub mod futures_board;

@@ -5,6 +5,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::error::TransitionError;
+use crate::exits::ExitLeg;
 use crate::symbol::{StrategyId, Symbol};
 
 /// Buy or sell.
@@ -80,22 +81,38 @@ pub enum OrderType {
         /// Trigger price.
         stop: Decimal,
     },
+    /// One-cancels-the-other: a take-profit limit on one side of the market
+    /// and a stop on the other, for the same quantity; when one leg executes
+    /// or triggers, the venue expires the other. For a sell the take-profit
+    /// lies above the market and the stop below (a buy mirrors it). To Keel
+    /// it is ONE order (the list's client order id, its fills, its status);
+    /// the venue adapter maps its legs (Binance `orderList/oco`).
+    Oco {
+        /// The take-profit leg's limit price.
+        take_profit: Decimal,
+        /// The stop leg's trigger price.
+        stop: Decimal,
+        /// The stop leg's limit price once triggered (`STOP_LOSS_LIMIT`);
+        /// none for a stop that executes as a market order (`STOP_LOSS`).
+        stop_limit: Option<Decimal>,
+    },
 }
 
 impl OrderType {
-    /// The limit price, if the order has one.
+    /// The limit price, if the order has one (an OCO's: its take-profit).
     pub fn limit_price(&self) -> Option<Decimal> {
         match self {
             Self::Market | Self::StopMarket { .. } => None,
             Self::Limit { price } | Self::StopLimit { price, .. } => Some(*price),
+            Self::Oco { take_profit, .. } => Some(*take_profit),
         }
     }
 
-    /// The trigger price, if the order has one.
+    /// The trigger price, if the order has one (an OCO's: its stop).
     pub fn stop_price(&self) -> Option<Decimal> {
         match self {
             Self::Market | Self::Limit { .. } => None,
-            Self::StopLimit { stop, .. } | Self::StopMarket { stop } => Some(*stop),
+            Self::StopLimit { stop, .. } | Self::StopMarket { stop } | Self::Oco { stop, .. } => Some(*stop),
         }
     }
 
@@ -111,6 +128,7 @@ impl OrderType {
             Self::Limit { .. } => "limit",
             Self::StopLimit { .. } => "stop_limit",
             Self::StopMarket { .. } => "stop_market",
+            Self::Oco { .. } => "oco",
         }
     }
 }
@@ -151,6 +169,9 @@ pub struct OrderIntent {
     /// The strategy's mark for the order, stored with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<OrderTag>,
+    /// What the order is for when it is an exit (reduce-only), stored with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<ExitLeg>,
 }
 
 impl OrderIntent {
@@ -165,7 +186,15 @@ impl OrderIntent {
             tif: TimeInForce::Gtc,
             reduce_only: false,
             tag: None,
+            exit: None,
         }
+    }
+
+    /// The same intent as an exit order: reduce-only, marked with its leg.
+    pub fn as_exit(mut self, leg: ExitLeg) -> Self {
+        self.reduce_only = true;
+        self.exit = Some(leg);
+        self
     }
 
     /// The same intent carrying the strategy's `tag`.
@@ -185,6 +214,7 @@ impl OrderIntent {
             tif: TimeInForce::Gtc,
             reduce_only: false,
             tag: None,
+            exit: None,
         }
     }
 }
@@ -314,6 +344,10 @@ pub struct Order {
     /// The strategy's mark for the order (absent in stores from before tags).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<OrderTag>,
+    /// What the order is for when it is an exit (absent in stores from
+    /// before exits, and on every other order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<ExitLeg>,
     /// Current status.
     pub status: OrderStatus,
     /// Filled quantity so far.
@@ -342,6 +376,7 @@ impl Order {
             qty: intent.qty,
             reduce_only: intent.reduce_only,
             tag: intent.tag,
+            exit: intent.exit,
             status: OrderStatus::New,
             filled_qty: Decimal::ZERO,
             filled_quote: Decimal::ZERO,

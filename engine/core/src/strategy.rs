@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::account::AccountView;
 use crate::alert::SetupAlert;
+use crate::exits::ExitLeg;
 use crate::fill::Fill;
 use crate::futures::FuturesEvent;
 use crate::futures_board::{FuturesBoard, FuturesSnapshot};
@@ -42,6 +43,10 @@ pub struct OrderUpdate {
     /// The tag the strategy gave the order (or the refused intent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<OrderTag>,
+    /// What the order is for when it is an exit (exit orders' updates go
+    /// to the runner's exit logic, not into the strategy's pending count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<ExitLeg>,
 }
 
 /// An external trading signal (e.g. a TradingView alert) for a `webhook` strategy.

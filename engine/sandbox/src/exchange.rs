@@ -316,6 +316,8 @@ fn type_str(o: &SimOrder) -> &'static str {
         OrderType::StopLimit { .. } => "TAKE_PROFIT_LIMIT",
         OrderType::StopMarket { .. } if o.trigger_above == (o.side == keel_core::order::Side::Buy) => "STOP_LOSS",
         OrderType::StopMarket { .. } => "TAKE_PROFIT",
+        // The matching core refuses lists before they become orders.
+        OrderType::Oco { .. } => "OCO",
     }
 }
 
@@ -519,6 +521,7 @@ pub fn reject_of(e: &MatchError) -> Reject {
         MatchError::UnknownOrder => Reject::new(-2011, "Unknown order sent."),
         MatchError::AlreadyFinal(_) => Reject::new(-2011, "Unknown order sent."),
         MatchError::NoMarket(_) => Reject::new(-2010, "Market is closed."),
+        MatchError::Unsupported(_) => Reject::new(-1013, "Unsupported order combination"),
     }
 }
 

@@ -618,6 +618,7 @@ impl Backtest {
                 filled_qty: Decimal::ZERO,
                 reason: None,
                 tag: None,
+                exit: None,
             },
             balances: Vec::new(),
             id_buf: String::new(),
@@ -913,6 +914,7 @@ impl Backtest {
                     filled_qty: Decimal::ZERO,
                     reason: Some(rejection.to_string()),
                     tag: intent.tag,
+                    exit: intent.exit,
                 };
                 let result = self.runners[r].on_order_update(&update, now_ms);
                 self.after_callback(r, result, now_ms);
@@ -1196,6 +1198,7 @@ fn match_error_code(e: &MatchError) -> &'static str {
         MatchError::UnknownOrder => "unknown_order",
         MatchError::AlreadyFinal(_) => "already_final",
         MatchError::NoMarket(_) => "no_market",
+        MatchError::Unsupported(_) => "unsupported",
     }
 }
 

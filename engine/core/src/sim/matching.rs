@@ -354,6 +354,9 @@ pub enum MatchError {
     /// as their kinds need (Binance's `OCO_BAD_PRICES`).
     #[error("The relationship of the prices for the orders is not correct.")]
     OcoBadPrices,
+    /// An order type the matching core does not execute.
+    #[error("{0} are not supported")]
+    Unsupported(&'static str),
 }
 
 /// An account's balances.
@@ -834,6 +837,7 @@ impl MatchingCore {
             },
             OrderType::Limit { price } | OrderType::StopLimit { price, .. } => price,
             OrderType::StopMarket { stop } => stop,
+            OrderType::Oco { .. } => return Err(MatchError::Unsupported("OCO order lists")),
         };
         instrument.check(new.qty, reference, new.order_type.is_market()).map_err(MatchError::Filter)?;
 
@@ -942,6 +946,8 @@ impl MatchingCore {
                     self.rest(order_id)
                 }
             }
+            // Refused before the order was recorded.
+            OrderType::Oco { .. } => {}
         }
         Ok(order_id)
     }

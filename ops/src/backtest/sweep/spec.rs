@@ -354,6 +354,7 @@ mod tests {
             symbol: symbol.into(),
             symbols: None,
             paused: false,
+            exits: None,
             params: toml::from_str("fast = 10\nslow = 20\nqty = \"1\"").unwrap(),
         }
     }
