@@ -1241,8 +1241,12 @@ impl MatchingCore {
                         continue;
                     }
                     order.triggered = true;
-                    let (market, above, qty, leg) =
-                        (matches!(order.order_type, OrderType::StopMarket { .. }), order.trigger_above, order.remaining(), order.list_id.is_some());
+                    let (market, above, qty, leg) = (
+                        matches!(order.order_type, OrderType::StopMarket { .. }),
+                        order.trigger_above,
+                        order.remaining(),
+                        order.list_id.is_some(),
+                    );
                     if leg {
                         self.activate_leg(id, now_ms, out);
                     }

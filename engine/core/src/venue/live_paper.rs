@@ -419,11 +419,16 @@ mod tests {
         // Locked once: the dearer leg, 105 plus the fee (10 bps).
         assert_eq!(usdt(v.balances().await.unwrap()), (d("9894.895"), d("105.105")));
         let open = v.open_orders(None).await.unwrap();
-        assert_eq!(open.iter().map(|o| o.client_order_id.as_str()).collect::<Vec<_>>(), vec!["x1"], "once, not per leg");
+        assert_eq!(
+            open.iter().map(|o| o.client_order_id.as_str()).collect::<Vec<_>>(),
+            vec!["x1"],
+            "once, not per leg"
+        );
         assert_eq!(v.query_order(&sym, "x1").await.unwrap().map(|r| r.status), Some(OrderStatus::Accepted));
 
         // A print through 95 fills the take-profit; the stop expires with it.
-        let trade = Trade { symbol: sym.clone(), trade_id: 9, price: d("94"), qty: d("5"), aggressor: Side::Sell, ts_ms: 2 };
+        let trade =
+            Trade { symbol: sym.clone(), trade_id: 9, price: d("94"), qty: d("5"), aggressor: Side::Sell, ts_ms: 2 };
         source.send(LiveMarket::Feed(MarketFeed::Event(MarketEvent::Trade(trade)))).await.unwrap();
         assert!(matches!(market.recv().await, Some(MarketFeed::Event(MarketEvent::Trade(_)))));
         let mut seen = Vec::new();
@@ -444,7 +449,10 @@ mod tests {
             "the list's reports and fills only, under its own id"
         );
         assert!(v.open_orders(None).await.unwrap().is_empty());
-        assert_eq!(v.my_trades(&sym, None).await.unwrap().iter().map(|f| f.client_order_id.as_str()).collect::<Vec<_>>(), vec!["x1"]);
+        assert_eq!(
+            v.my_trades(&sym, None).await.unwrap().iter().map(|f| f.client_order_id.as_str()).collect::<Vec<_>>(),
+            vec!["x1"]
+        );
         assert_eq!(usdt(v.balances().await.unwrap()).1, Decimal::ZERO, "nothing stays locked");
 
         // Cancelled: the whole list, its lock released (the last trade, our

@@ -133,7 +133,7 @@ mod tests {
 
     #[test]
     fn leg_ids_round_trip_and_fit_binance() {
-        let list = "k" .to_string() + &"z".repeat(MAX_LIST_ID_LEN - 1);
+        let list = "k".to_string() + &"z".repeat(MAX_LIST_ID_LEN - 1);
         let (tp, stop) = leg_ids(&list).unwrap();
         for id in [&tp, &stop] {
             assert!(id.len() <= 36, "{id}");
@@ -152,12 +152,26 @@ mod tests {
         use OrderStatus::{Accepted, Canceled, Expired, Filled, PartiallyFilled, Rejected};
         let cases = [
             ("both work", (Accepted, "0"), (Accepted, "0"), Accepted, "0", None),
-            ("take-profit partly filled", (PartiallyFilled, "0.4"), (Expired, "0"), PartiallyFilled, "0.4", Some(OcoLeg::TakeProfit)),
+            (
+                "take-profit partly filled",
+                (PartiallyFilled, "0.4"),
+                (Expired, "0"),
+                PartiallyFilled,
+                "0.4",
+                Some(OcoLeg::TakeProfit),
+            ),
             ("take-profit filled", (Filled, "1"), (Expired, "0"), Filled, "1", Some(OcoLeg::TakeProfit)),
             ("stop filled", (Expired, "0"), (Filled, "1"), Filled, "1", Some(OcoLeg::Stop)),
             ("stop-limit triggered, resting", (Expired, "0"), (Accepted, "0"), Accepted, "0", Some(OcoLeg::Stop)),
             ("canceled", (Canceled, "0"), (Canceled, "0"), Canceled, "0", None),
-            ("canceled after a partial fill", (Canceled, "0.4"), (Expired, "0"), Canceled, "0.4", Some(OcoLeg::TakeProfit)),
+            (
+                "canceled after a partial fill",
+                (Canceled, "0.4"),
+                (Expired, "0"),
+                Canceled,
+                "0.4",
+                Some(OcoLeg::TakeProfit),
+            ),
             ("refused", (Rejected, "0"), (Rejected, "0"), Rejected, "0", None),
             ("stop expired unfilled", (Expired, "0"), (Expired, "0"), Expired, "0", None),
         ];

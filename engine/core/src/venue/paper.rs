@@ -518,7 +518,10 @@ mod tests {
         assert_eq!((placed.report.client_order_id.as_str(), placed.report.status), ("oco1", OrderStatus::Accepted));
         let open = v.open_orders(Some(&sym)).await.unwrap();
         assert_eq!(open.len(), 1, "one order, not its two legs: {open:?}");
-        assert_eq!(v.query_order(&sym, "oco1").await.unwrap().map(|r| r.venue_order_id), Some(open[0].venue_order_id.clone()));
+        assert_eq!(
+            v.query_order(&sym, "oco1").await.unwrap().map(|r| r.venue_order_id),
+            Some(open[0].venue_order_id.clone())
+        );
         let canceled = v.cancel_order(&sym, "oco1").await.unwrap();
         assert_eq!(canceled.status, OrderStatus::Canceled);
         assert!(v.open_orders(None).await.unwrap().is_empty());

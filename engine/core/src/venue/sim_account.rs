@@ -150,7 +150,8 @@ impl SimAccount {
                 let fills: Vec<Fill> =
                     result.executions.iter().filter_map(|e| e.fill.clone()).map(|f| as_list_fill(core, f)).collect();
                 let report = list_report(core, &result.list).unwrap_or_else(|| result.legs[0].report());
-                let mut executions = result.legs.iter().map(|o| Execution { order: o.clone(), fill: None }).collect::<Vec<_>>();
+                let mut executions =
+                    result.legs.iter().map(|o| Execution { order: o.clone(), fill: None }).collect::<Vec<_>>();
                 executions.extend(result.executions);
                 let deliveries = st.record(executions);
                 (Ok(PlaceResult { report, fills }), deliveries)
@@ -209,9 +210,10 @@ impl SimAccount {
     /// again; an OCO as its list).
     pub(super) fn query_order(&self, client_order_id: &str) -> Option<OrderReport> {
         let st = self.lock();
-        st.core.order_by_client(ACCOUNT, client_order_id).map(|o| o.report()).or_else(|| {
-            st.core.list_by_client(ACCOUNT, client_order_id).and_then(|l| list_report(&st.core, l))
-        })
+        st.core
+            .order_by_client(ACCOUNT, client_order_id)
+            .map(|o| o.report())
+            .or_else(|| st.core.list_by_client(ACCOUNT, client_order_id).and_then(|l| list_report(&st.core, l)))
     }
 
     /// Open orders, of one symbol or all, oldest first (an OCO once, as its list).

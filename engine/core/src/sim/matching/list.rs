@@ -183,9 +183,8 @@ impl MatchingCore {
         if !self.accounts.contains_key(&new.account) {
             return Err(MatchError::UnknownAccount(new.account));
         }
-        let open_list = self
-            .list_by_client(new.account, &new.list_client_order_id)
-            .is_some_and(|l| self.list_is_open(l));
+        let open_list =
+            self.list_by_client(new.account, &new.list_client_order_id).is_some_and(|l| self.list_is_open(l));
         if open_list {
             return Err(MatchError::DuplicateClientOrderId(new.list_client_order_id.clone()));
         }
@@ -225,7 +224,8 @@ impl MatchingCore {
             let reference = leg.order_type.limit_price().or(leg.order_type.stop_price()).unwrap_or(last);
             instrument.check(new.qty, reference, false).map_err(MatchError::Filter)?;
         }
-        let fee = if self.fees.charges_base(new.side) { Decimal::ZERO } else { self.fees.taker_bps.max(self.fees.maker_bps) };
+        let fee =
+            if self.fees.charges_base(new.side) { Decimal::ZERO } else { self.fees.taker_bps.max(self.fees.maker_bps) };
         let (lock, lock_asset) = match new.side {
             Side::Buy => {
                 let cost = |leg: &NewLeg| {
@@ -277,7 +277,10 @@ impl MatchingCore {
                 triggered: stop.is_some_and(|s| s == side_price),
                 trigger_above: stop.is_some_and(|s| s > side_price),
                 locked: if k == 0 { lock } else { Decimal::ZERO },
-                asked: OrderAsked { post_only: matches!(leg.order_type, OrderType::Limit { .. }), ..OrderAsked::default() },
+                asked: OrderAsked {
+                    post_only: matches!(leg.order_type, OrderType::Limit { .. }),
+                    ..OrderAsked::default()
+                },
                 list_id: Some(list_id),
             };
             let key = self.string_of(&leg.client_order_id);
@@ -390,7 +393,8 @@ impl MatchingCore {
         }
         let mut first = Vec::new();
         for list in self.lists.values().filter(|l| l.executed.is_none() && l.symbol.as_str() == symbol) {
-            let level_of = |id: u64| self.orders.get(&id).filter(|o| o.status.is_open()).and_then(|o| level(&o.order_type));
+            let level_of =
+                |id: u64| self.orders.get(&id).filter(|o| o.status.is_open()).and_then(|o| level(&o.order_type));
             let (Some(up), Some(down)) = (level_of(list.above), level_of(list.below)) else { continue };
             if high < up || low > down {
                 continue;
@@ -502,13 +506,20 @@ mod tests {
         let mut c = core();
         let r = c.submit_list(oco(Side::Sell, "110", "90", None), 2).unwrap();
         assert_eq!(bal(&c, "BTC"), (d("1"), d("1")), "the quantity is locked once, not per leg");
-        assert_eq!(r.legs.clone().map(|l| l.client_order_id), ["list.s".to_string(), "list.t".to_string()], "below first");
+        assert_eq!(
+            r.legs.clone().map(|l| l.client_order_id),
+            ["list.s".to_string(), "list.t".to_string()],
+            "below first"
+        );
         assert_eq!(c.open_orders(1, None).len(), 2);
         assert_eq!(r.legs.iter().map(|l| l.list_id).collect::<Vec<_>>(), vec![Some(r.list.list_id); 2]);
         assert!(r.executions.is_empty());
 
         // A buy locks the dearer leg's cost: the stop above at 110.
-        let r = c.submit_list(NewOrderList { list_client_order_id: "b".into(), ..ids(oco(Side::Buy, "90", "110", None), "b") }, 3);
+        let r = c.submit_list(
+            NewOrderList { list_client_order_id: "b".into(), ..ids(oco(Side::Buy, "90", "110", None), "b") },
+            3,
+        );
         assert!(r.is_ok(), "{r:?}");
         assert_eq!(bal(&c, "USDT"), (d("9890"), d("110")));
     }
@@ -586,9 +597,16 @@ mod tests {
     #[test]
     fn on_quotes_one_leg_executes_and_the_other_expires() {
         use OrderStatus::{Accepted, Expired, Filled};
-        let cases: [(&str, Option<&str>, (&str, &str), Outcome); 4] = [
+        /// (what, the stop's limit, the quote (bid, ask), what becomes of the list)
+        type Case = (&'static str, Option<&'static str>, (&'static str, &'static str), Outcome);
+        let cases: [Case; 4] = [
             ("take-profit reached", None, ("110", "111"), (Filled, Expired, vec![d("110")], (d("1"), d("0")))),
-            ("stop triggers and sells at the bid", None, ("90", "91"), (Expired, Filled, vec![d("90")], (d("1"), d("0")))),
+            (
+                "stop triggers and sells at the bid",
+                None,
+                ("90", "91"),
+                (Expired, Filled, vec![d("90")], (d("1"), d("0"))),
+            ),
             (
                 "stop-limit triggers and rests: the take-profit expires at once",
                 Some("85"),
@@ -617,10 +635,7 @@ mod tests {
         let mut c = core();
         c.submit_list(oco(Side::Sell, "110", "90", None), 2).unwrap();
         let ex = c.match_trade("BTCUSDT", d("110.5"), d("5"), 3);
-        assert_eq!(
-            outcome(&c, &ex),
-            (OrderStatus::Filled, OrderStatus::Expired, vec![d("110")], (d("1"), d("0")))
-        );
+        assert_eq!(outcome(&c, &ex), (OrderStatus::Filled, OrderStatus::Expired, vec![d("110")], (d("1"), d("0"))));
     }
 
     #[test]
@@ -634,16 +649,66 @@ mod tests {
         }
         // Sell: take-profit 110 above, stop 90 below; buy: take-profit 90 below, stop 110 above.
         let cases = [
-            Case { what: "only the high reaches", side: Side::Sell, bar: ["100", "112", "95"], want: (Filled, Expired, "110") },
-            Case { what: "only the low reaches", side: Side::Sell, bar: ["100", "105", "85"], want: (Expired, Filled, "90") },
-            Case { what: "high nearer the open", side: Side::Sell, bar: ["100", "111", "88"], want: (Filled, Expired, "110") },
-            Case { what: "low nearer the open", side: Side::Sell, bar: ["100", "112", "89"], want: (Expired, Filled, "90") },
-            Case { what: "equally near: low first", side: Side::Sell, bar: ["100", "111", "89"], want: (Expired, Filled, "90") },
-            Case { what: "gap down through the stop", side: Side::Sell, bar: ["85", "115", "80"], want: (Expired, Filled, "85") },
-            Case { what: "gap up through the target", side: Side::Sell, bar: ["115", "116", "80"], want: (Filled, Expired, "115") },
-            Case { what: "buy: high nearer, stop first", side: Side::Buy, bar: ["100", "111", "88"], want: (Expired, Filled, "110") },
-            Case { what: "buy: low nearer, target first", side: Side::Buy, bar: ["100", "112", "89"], want: (Filled, Expired, "90") },
-            Case { what: "buy: gap up through the stop", side: Side::Buy, bar: ["112", "113", "85"], want: (Expired, Filled, "112") },
+            Case {
+                what: "only the high reaches",
+                side: Side::Sell,
+                bar: ["100", "112", "95"],
+                want: (Filled, Expired, "110"),
+            },
+            Case {
+                what: "only the low reaches",
+                side: Side::Sell,
+                bar: ["100", "105", "85"],
+                want: (Expired, Filled, "90"),
+            },
+            Case {
+                what: "high nearer the open",
+                side: Side::Sell,
+                bar: ["100", "111", "88"],
+                want: (Filled, Expired, "110"),
+            },
+            Case {
+                what: "low nearer the open",
+                side: Side::Sell,
+                bar: ["100", "112", "89"],
+                want: (Expired, Filled, "90"),
+            },
+            Case {
+                what: "equally near: low first",
+                side: Side::Sell,
+                bar: ["100", "111", "89"],
+                want: (Expired, Filled, "90"),
+            },
+            Case {
+                what: "gap down through the stop",
+                side: Side::Sell,
+                bar: ["85", "115", "80"],
+                want: (Expired, Filled, "85"),
+            },
+            Case {
+                what: "gap up through the target",
+                side: Side::Sell,
+                bar: ["115", "116", "80"],
+                want: (Filled, Expired, "115"),
+            },
+            Case {
+                what: "buy: high nearer, stop first",
+                side: Side::Buy,
+                bar: ["100", "111", "88"],
+                want: (Expired, Filled, "110"),
+            },
+            Case {
+                what: "buy: low nearer, target first",
+                side: Side::Buy,
+                bar: ["100", "112", "89"],
+                want: (Filled, Expired, "90"),
+            },
+            Case {
+                what: "buy: gap up through the stop",
+                side: Side::Buy,
+                bar: ["112", "113", "85"],
+                want: (Expired, Filled, "112"),
+            },
         ];
         for case in cases {
             let mut c = core();
