@@ -15,7 +15,9 @@ use keel_core::config::SymbolConfig;
 use keel_core::instrument::{floor_to_step, FilterViolation, Instrument};
 use keel_core::market::{Bar, BookTicker};
 use keel_core::order::{OrderStatus, OrderType, TimeInForce};
-use keel_core::sim::{BarBuilder, Execution, FeeSchedule, MatchError, MatchingCore, NewOrder, PriceGen, SimOrder};
+use keel_core::sim::{
+    BarBuilder, Execution, FeeSchedule, MatchError, MatchingCore, NewOrder, PriceGen, SimOrder, OCO_BAD_PRICES,
+};
 use keel_core::symbol::Symbol;
 
 use super::depth::DepthBook;
@@ -521,6 +523,9 @@ pub fn reject_of(e: &MatchError) -> Reject {
         MatchError::UnknownOrder => Reject::new(-2011, "Unknown order sent."),
         MatchError::AlreadyFinal(_) => Reject::new(-2011, "Unknown order sent."),
         MatchError::NoMarket(_) => Reject::new(-2010, "Market is closed."),
+        MatchError::Unsupported(what) if *what == OCO_BAD_PRICES => {
+            Reject::new(-2010, "The relationship of the prices for the orders is not correct.")
+        }
         MatchError::Unsupported(_) => Reject::new(-1013, "Unsupported order combination"),
     }
 }

@@ -350,11 +350,8 @@ pub enum MatchError {
     /// No quote yet for the symbol.
     #[error("no market for {0} yet")]
     NoMarket(String),
-    /// An order list's legs do not lie one above and one below the market
-    /// as their kinds need (Binance's `OCO_BAD_PRICES`).
-    #[error("The relationship of the prices for the orders is not correct.")]
-    OcoBadPrices,
-    /// An order type the matching core does not execute.
+    /// An order type the matching core does not execute (also: an order
+    /// list whose legs do not straddle the market, [`OCO_BAD_PRICES`]).
     #[error("{0} are not supported")]
     Unsupported(&'static str),
 }
@@ -1467,7 +1464,7 @@ impl MatchingCore {
 mod list;
 mod live;
 
-pub use list::{ListResult, NewLeg, NewOrderList, SimList, OCO_SIBLING_EXECUTED};
+pub use list::{ListResult, NewLeg, NewOrderList, SimList, OCO_BAD_PRICES, OCO_SIBLING_EXECUTED};
 
 /// The touch of a quote: what the synthetic levels are built from.
 #[derive(Clone, Copy)]

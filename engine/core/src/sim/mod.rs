@@ -10,6 +10,7 @@ pub mod price;
 
 pub use matching::{
     Account, CommissionAsset, Execution, FeeSchedule, FillFacts, ListResult, MatchError, MatchingCore, NewLeg,
-    NewOrder, NewOrderList, OrderAsked, OrderEvent, Placed, SimList, SimOrder, SubmitResult, OCO_SIBLING_EXECUTED,
+    NewOrder, NewOrderList, OrderAsked, OrderEvent, Placed, SimList, SimOrder, SubmitResult, OCO_BAD_PRICES,
+    OCO_SIBLING_EXECUTED,
 };
 pub use price::{BarBuilder, PriceGen, PriceGenState, PricePath};

@@ -22,7 +22,7 @@ use crate::fill::{Fill, FillCursor};
 use crate::instrument::Instrument;
 use crate::market::BookTicker;
 use crate::order::OrderType;
-use crate::sim::{Execution, MatchError, MatchingCore, NewOrder, NewOrderList, SimList};
+use crate::sim::{Execution, MatchError, MatchingCore, NewOrder, NewOrderList, SimList, OCO_BAD_PRICES};
 use crate::symbol::Symbol;
 
 /// The one simulated account.
@@ -331,6 +331,12 @@ fn match_error(e: MatchError) -> VenueError {
         other => {
             let code = match &other {
                 MatchError::Filter(_) => -1013,
+                MatchError::Unsupported(what) if *what == OCO_BAD_PRICES => {
+                    return VenueError::Rejected {
+                        code: -2010,
+                        reason: "The relationship of the prices for the orders is not correct.".into(),
+                    }
+                }
                 MatchError::UnknownSymbol(_) => -1121,
                 _ => -2010,
             };

@@ -23,6 +23,12 @@ use super::{Execution, MatchError, MatchingCore, OrderAsked, SimOrder, Sink, BPS
 use crate::order::{OrderStatus, OrderType, Side, TimeInForce};
 use crate::symbol::Symbol;
 
+/// What [`MatchError::Unsupported`] names when a list's legs do not lie one
+/// above and one below the market as their kinds need (Binance's
+/// `OCO_BAD_PRICES`, -2010 "The relationship of the prices for the orders is
+/// not correct.").
+pub const OCO_BAD_PRICES: &str = "OCO legs on the wrong sides of the market";
+
 /// Why a leg expired: the other leg of its list traded or triggered (Binance's
 /// `expiryReason` `OCO_TRIGGER`).
 pub const OCO_SIBLING_EXECUTED: &str = "the other order of its list executed";
@@ -177,7 +183,7 @@ impl MatchingCore {
 
     /// Submits a one-cancels-the-other list (see the module's rules):
     /// checks both legs as orders, refuses prices that do not straddle the
-    /// last price ([`MatchError::OcoBadPrices`]), locks once and rests both.
+    /// last price ([`MatchError::Unsupported(OCO_BAD_PRICES)`]), locks once and rests both.
     pub fn submit_list(&mut self, new: NewOrderList, now_ms: i64) -> Result<ListResult, MatchError> {
         let book = self.books.get(&new.symbol).ok_or_else(|| MatchError::UnknownSymbol(new.symbol.to_string()))?;
         if !self.accounts.contains_key(&new.account) {
@@ -204,7 +210,7 @@ impl MatchingCore {
         };
         let last = self.last_price(&new.symbol).ok_or_else(|| MatchError::NoMarket(new.symbol.to_string()))?;
         let (Some(above), Some(below)) = (level(&new.above.order_type), level(&new.below.order_type)) else {
-            return Err(MatchError::OcoBadPrices);
+            return Err(MatchError::Unsupported(OCO_BAD_PRICES));
         };
         // The stop is on the losing side: below for a sell, above for a buy;
         // a limit there would trade at once.
@@ -218,7 +224,7 @@ impl MatchingCore {
             _ => false,
         });
         if !(above > last && last > below) || stop_leg.order_type.stop_price().is_none() || marketable_limit {
-            return Err(MatchError::OcoBadPrices);
+            return Err(MatchError::Unsupported(OCO_BAD_PRICES));
         }
         for leg in [&new.above, &new.below] {
             let reference = leg.order_type.limit_price().or(leg.order_type.stop_price()).unwrap_or(last);
@@ -537,7 +543,7 @@ mod tests {
             list: NewOrderList,
             want: fn(&MatchError) -> bool,
         }
-        let bad = |e: &MatchError| *e == MatchError::OcoBadPrices;
+        let bad = |e: &MatchError| *e == MatchError::Unsupported(OCO_BAD_PRICES);
         let cases = [
             Case { what: "take-profit below the market", list: oco(Side::Sell, "99", "90", None), want: bad },
             Case { what: "stop above the market", list: oco(Side::Sell, "110", "102", None), want: bad },
