@@ -14,6 +14,7 @@
 
 pub mod error;
 pub mod model;
+mod oco;
 pub mod public;
 pub mod rest;
 pub mod sign;

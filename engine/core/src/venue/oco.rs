@@ -8,7 +8,7 @@
 //! by the executing leg's fills (the other leg expiring is not an end of the
 //! whole), Canceled when canceled, Rejected when refused; its fills carry
 //! the list's client order id. Adapters derive the legs' client ids from the
-//! list's with [`leg_ids`] and map a leg's id back with [`leg_of`], so no
+//! list's with [`leg_ids`] (`<list id>_t`, `<list id>_s`) and map a leg's id back with [`leg_of`], so no
 //! state is needed to put a leg's report back on its list; [`list_report`]
 //! folds the legs' reports into the list's.
 
@@ -28,11 +28,13 @@ pub enum OcoLeg {
 }
 
 impl OcoLeg {
-    /// The suffix that makes the leg's client id from the list's.
+    /// The suffix that makes the leg's client id from the list's (`_` is in
+    /// every id range Binance states and never in Keel's own ids, so a plain
+    /// order's id is never read as a leg's).
     const fn suffix(self) -> &'static str {
         match self {
-            Self::TakeProfit => ".t",
-            Self::Stop => ".s",
+            Self::TakeProfit => "_t",
+            Self::Stop => "_s",
         }
     }
 
@@ -137,12 +139,13 @@ mod tests {
         let (tp, stop) = leg_ids(&list).unwrap();
         for id in [&tp, &stop] {
             assert!(id.len() <= 36, "{id}");
-            assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || "._:/-".contains(c)), "{id}");
+            // The strictest range in use: the spot sandbox's `^[a-zA-Z0-9-_]{1,36}$`.
+            assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c)), "{id}");
         }
         assert_eq!(leg_of(&tp), Some((list.as_str(), OcoLeg::TakeProfit)));
         assert_eq!(leg_of(&stop), Some((list.as_str(), OcoLeg::Stop)));
         assert_eq!(leg_of("kabc-1"), None, "a plain order is no leg");
-        assert_eq!(leg_of(".t"), None);
+        assert_eq!(leg_of("_t"), None);
         assert!(leg_ids(&format!("{list}z")).is_err(), "35 characters do not leave room for the legs");
         assert!(leg_ids("").is_err());
     }
@@ -176,7 +179,7 @@ mod tests {
             ("stop expired unfilled", (Expired, "0"), (Expired, "0"), Expired, "0", None),
         ];
         for (what, tp, stop, status, filled, leg) in cases {
-            let r = list_report("L", "9", &report("L.t", tp.0, tp.1, 5), &report("L.s", stop.0, stop.1, 6));
+            let r = list_report("L", "9", &report("L_t", tp.0, tp.1, 5), &report("L_s", stop.0, stop.1, 6));
             assert_eq!((r.status, r.filled_qty, r.oco_leg), (status, filled.parse().unwrap(), leg), "{what}");
             assert_eq!((r.client_order_id.as_str(), r.venue_order_id.as_str(), r.ts_ms), ("L", "9", 6), "{what}");
         }
