@@ -455,17 +455,17 @@ mod tests {
         );
         assert_eq!(usdt(v.balances().await.unwrap()).1, Decimal::ZERO, "nothing stays locked");
 
-        // Cancelled: the whole list, its lock released (the last trade, our
-        // fill at 95, is the market the new list must straddle).
-        v.place_order(&oco("x2", "94")).await.unwrap();
+        // Cancelled: the whole list, its lock released.
+        v.place_order(&oco("x2", "95")).await.unwrap();
         let canceled = v.cancel_order(&sym, "x2").await.unwrap();
         assert_eq!((canceled.client_order_id.as_str(), canceled.status), ("x2", OrderStatus::Canceled));
         assert!(v.open_orders(None).await.unwrap().is_empty());
         assert_eq!(usdt(v.balances().await.unwrap()).1, Decimal::ZERO);
         assert!(matches!(v.cancel_order(&sym, "x2").await, Err(VenueError::Rejected { code: -2011, .. })));
 
-        // Refused as one order: a stop below the market.
-        let bad = order("x3", OrderType::Oco { take_profit: d("95"), stop: d("99"), stop_limit: None });
+        // Refused as one order: a buy's stop below the market (the book's
+        // mid, 95.5; our last fill, at 95, is not the market).
+        let bad = order("x3", OrderType::Oco { take_profit: d("92"), stop: d("93"), stop_limit: None });
         assert!(matches!(v.place_order(&bad).await, Err(VenueError::Rejected { code: -2010, .. })));
         assert_eq!(v.query_order(&sym, "x3").await.unwrap(), None);
     }

@@ -183,7 +183,7 @@ impl MatchingCore {
 
     /// Submits a one-cancels-the-other list (see the module's rules):
     /// checks both legs as orders, refuses prices that do not straddle the
-    /// last price ([`MatchError::Unsupported(OCO_BAD_PRICES)`]), locks once and rests both.
+    /// market (the quote's mid) ([`MatchError::Unsupported(OCO_BAD_PRICES)`]), locks once and rests both.
     pub fn submit_list(&mut self, new: NewOrderList, now_ms: i64) -> Result<ListResult, MatchError> {
         let book = self.books.get(&new.symbol).ok_or_else(|| MatchError::UnknownSymbol(new.symbol.to_string()))?;
         if !self.accounts.contains_key(&new.account) {
@@ -208,7 +208,9 @@ impl MatchingCore {
             Some(q) => (q.bid, q.ask),
             None => return Err(MatchError::NoMarket(new.symbol.to_string())),
         };
-        let last = self.last_price(&new.symbol).ok_or_else(|| MatchError::NoMarket(new.symbol.to_string()))?;
+        // Binance's "last traded price": the quote's mid here (the core's own
+        // last fill may be long stale on a live or simulated market).
+        let last = (bid + ask) / Decimal::TWO;
         let (Some(above), Some(below)) = (level(&new.above.order_type), level(&new.below.order_type)) else {
             return Err(MatchError::Unsupported(OCO_BAD_PRICES));
         };
