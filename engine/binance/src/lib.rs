@@ -15,6 +15,7 @@
 mod connection;
 pub mod error;
 pub mod model;
+mod oco;
 pub mod public;
 pub mod rest;
 pub mod sign;

@@ -26,6 +26,7 @@ mod exchange;
 mod history;
 mod limits;
 mod market_rest;
+mod order_list;
 mod replace;
 mod rest;
 pub mod saved;

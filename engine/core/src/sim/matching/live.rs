@@ -86,7 +86,7 @@ impl MatchingCore {
             if avail <= Decimal::ZERO {
                 break;
             }
-            let Some(order) = self.orders.get(&id) else { continue };
+            let Some(order) = self.orders.get(&id).filter(|o| o.status.is_open()) else { continue };
             if order.order_type.stop_price().is_some() && !order.triggered {
                 continue;
             }
