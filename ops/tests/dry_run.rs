@@ -401,11 +401,12 @@ async fn dry_run_bars_continue_the_warm_up_and_are_backfilled_after_a_drop() {
 
     let klines_before = sb.faults.rest_requests().iter().filter(|r| r.ends_with("/klines")).count();
     sb.market.step(1);
+    // The stream stays down (reconnects are refused) while three bars close.
+    sb.faults.refuse_market_streams(true);
     sb.faults.drop_connections();
     wait_for(&mut rx, |s| matches!(s, StreamStatus::Disconnected { .. })).await;
-    // Three bars close while the stream is down (the reconnect waits out
-    // its backoff first).
     sb.market.step(30);
+    sb.faults.refuse_market_streams(false);
     wait_for(&mut rx, |s| *s == StreamStatus::Connected).await;
     bars(&mut rx, &mut last, 4, step).await;
     let klines_after = sb.faults.rest_requests().iter().filter(|r| r.ends_with("/klines")).count();
