@@ -453,8 +453,8 @@ impl StrategyRunner {
         if self.exits.is_idle() {
             return None;
         }
-        let held = tradable_position(&self.id, &self.book, self.account.as_ref(), &self.lots, &bar.symbol);
-        self.exits.on_bar(bar, held)
+        let (id, book, account, lots) = (&self.id, &self.book, self.account.as_ref(), &self.lots);
+        self.exits.on_bar(bar, || tradable_position(id, book, account, lots, &bar.symbol))
     }
 
     /// Runs `f` on the exit logic with the runner's outputs; returns how

@@ -131,6 +131,7 @@ impl ExitBook {
     /// Mutable state of a position (marked changed and to be synced).
     pub fn state_mut(&mut self, symbol: &str) -> Option<&mut ExitState> {
         let st = self.states.get_mut(symbol)?;
+        st.band = None;
         self.armed = true;
         self.dirty.insert(st.symbol.clone());
         self.to_sync.insert(st.symbol.clone());
@@ -188,6 +189,7 @@ impl ExitBook {
         if delta > Decimal::ZERO {
             match self.states.get_mut(&symbol) {
                 Some(st) if st.qty > Decimal::ZERO => {
+                    st.band = None;
                     let total = st.qty + delta;
                     st.entry_price = (st.entry_price * st.qty + fill.price * delta) / total;
                     st.qty = total;
@@ -210,6 +212,7 @@ impl ExitBook {
         }
         let default = self.default.as_ref();
         let Some(st) = self.states.get_mut(&symbol) else { return };
+        st.band = None;
         st.qty += delta;
         let cid = fill.client_order_id.as_str();
         let notional = fill.price * fill.qty;
@@ -730,22 +733,40 @@ impl ExitBook {
     /// [`ExitState::bar_exit`]) for the tradable position `held`, as a
     /// reduce-only market sell and the price it fills at; the close is
     /// pending until its update. Without an exit the best price moved on.
-    pub fn on_bar(&mut self, bar: &crate::market::Bar, held: Decimal) -> Option<(OrderIntent, Decimal)> {
+    pub fn on_bar(
+        &mut self,
+        bar: &crate::market::Bar,
+        held: impl FnOnce() -> Decimal,
+    ) -> Option<(OrderIntent, Decimal)> {
         let default = self.default.as_ref();
         let st = self.states.get_mut(&bar.symbol)?;
+        // Most bars stay within the band where nothing can fire.
+        if st.band.is_some_and(|b| b.holds(bar.open_time, bar.high, bar.low, st.best_price)) {
+            if bar.high > st.best_price {
+                st.best_price = bar.high;
+            }
+            return None;
+        }
         if st.removed || st.pending_close.is_some() || st.retry_after_ms.is_some_and(|t| bar.open_time < t) {
             return None;
         }
         // The spec is lent out of the state for the call (no clone a bar).
         let own = st.spec.take();
         let hit = match own.as_ref().or(default) {
-            Some(spec) if held > Decimal::ZERO => {
-                st.bar_exit(spec, bar.open_time, bar.open, bar.high, bar.low, bar.close)
+            Some(spec) => {
+                let hit = st.bar_exit(spec, bar.open_time, bar.open, bar.high, bar.low, bar.close);
+                // For the next bar (the best price may have moved).
+                st.band = hit.is_none().then(|| st.band(spec, bar.open_time.saturating_add(1)));
+                hit
             }
-            _ => None,
+            None => None,
         };
         st.spec = own;
         let (reason, price) = hit?;
+        let held = held();
+        if held <= Decimal::ZERO {
+            return None;
+        }
         st.pending_close = Some(PendingClose {
             reason,
             client_order_id: None,
