@@ -302,3 +302,48 @@ fn a_restart_keeps_one_exit_set_per_position() {
     assert_eq!(again.runner.exit_states()[0].leg.as_ref().unwrap().client_order_id.as_deref(), Some("x9"));
     let _ = DurationMs(0);
 }
+
+/// Attaches its own exits to each entry, and removes them on a sell signal.
+struct Attacher;
+
+impl Strategy for Attacher {
+    fn kind(&self) -> &'static str {
+        "attacher"
+    }
+    fn symbols(&self) -> Vec<Symbol> {
+        vec!["BTCUSDT".into()]
+    }
+    fn on_signal(&mut self, signal: &Signal, ctx: &mut StrategyCtx<'_>) {
+        match signal.action {
+            SignalAction::Buy => ctx.market(&signal.symbol, Side::Buy, Decimal::ONE),
+            _ => assert!(ctx.remove_exits(&signal.symbol)),
+        }
+    }
+    fn on_fill(&mut self, fill: &Fill, ctx: &mut StrategyCtx<'_>) {
+        if fill.side == Side::Buy {
+            let spec = ExitSpec { stop_loss: Some(Pct(d("0.02"))), ..ExitSpec::default() };
+            assert!(ctx.attach_exits(&fill.symbol, spec));
+            assert_eq!(ctx.exits(&fill.symbol).map(|e| e.entry_price), Some(fill.price));
+        }
+    }
+}
+
+#[test]
+fn a_strategy_without_configured_exits_attaches_and_removes_its_own() {
+    let mut rig = Rig::new(FULL);
+    rig.runner = StrategyRunner::new("s".into(), Box::new(Attacher)).with_instruments(&[btc()]);
+    assert!(rig.runner.exit_states().is_empty());
+    rig.signal(SignalAction::Buy, "1");
+    let (intents, _) = rig.fill("e1", Side::Buy, "200", "1");
+    assert_eq!(intents.len(), 1, "its stop rests at the venue");
+    assert_eq!(
+        (intents[0].order_type, intents[0].exit),
+        (OrderType::StopMarket { stop: d("196") }, Some(ExitLeg::Stop))
+    );
+    assert_eq!(rig.runner.drain_exit_changes().len(), 1, "kept for the store once attached");
+    rig.update(Some("x1"), Side::Sell, OrderStatus::Accepted, Some(ExitLeg::Stop), None);
+    let (intents, cancels) = rig.signal(SignalAction::Close, "1");
+    assert_eq!((intents, cancels), (vec![], vec!["x1".to_string()]), "removed: its stop is canceled");
+    assert_eq!(rig.update(Some("x1"), Side::Sell, OrderStatus::Canceled, Some(ExitLeg::Stop), None), (vec![], vec![]));
+    assert_eq!(rig.price("100"), (vec![], vec![]), "no exits any more");
+}
