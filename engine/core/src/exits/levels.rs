@@ -27,14 +27,16 @@ impl ExitState {
     /// the price is `entry × (1 + p)`.
     pub fn roi_level(&self, spec: &ExitSpec, now_ms: i64) -> Option<Decimal> {
         let held = now_ms.saturating_sub(self.opened_ms);
-        let step = spec.roi.iter().rev().find(|s| s.after.0 <= held)?;
+        // In any order (a spec that was not validated is not sorted).
+        let step = spec.roi.iter().filter(|s| s.after.0 <= held).max_by_key(|s| s.after)?;
         Some(self.entry_price * (Decimal::ONE + step.profit.fraction()))
     }
 
     /// The band within which no exit fires at `now_ms` (see [`Band`]).
     pub fn band(&self, spec: &ExitSpec, now_ms: i64) -> Band {
         let held = now_ms.saturating_sub(self.opened_ms);
-        let next_roi = spec.roi.iter().find(|s| s.after.0 > held).map(|s| self.opened_ms.saturating_add(s.after.0));
+        let next_roi =
+            spec.roi.iter().filter(|s| s.after.0 > held).map(|s| self.opened_ms.saturating_add(s.after.0)).min();
         let until_ms = next_roi.unwrap_or(i64::MAX).min(self.deadline(spec).unwrap_or(i64::MAX));
         let low = match (self.stop_level(spec), self.trailing_level(spec)) {
             (Some(s), Some(t)) => Some(s.max(t)),
