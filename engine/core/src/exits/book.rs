@@ -67,6 +67,9 @@ pub struct ExitBook {
     sells_in_flight: FxHashMap<Symbol, (u32, Decimal)>,
     /// Strategy sell fills by client order id, reported when the order is final.
     signal_sales: FxHashMap<String, SignalSale>,
+    /// Exit orders already final (a late report of one is not mistaken for
+    /// the next order, whose id is not known yet); the newest ones only.
+    finished: FxHashSet<String>,
     /// Symbols whose state changed since the last drain.
     dirty: FxHashSet<Symbol>,
     /// Symbols to bring in line (legs) at the next `sync_all`.
@@ -90,6 +93,7 @@ impl ExitBook {
             held: FxHashMap::default(),
             sells_in_flight: FxHashMap::default(),
             signal_sales: FxHashMap::default(),
+            finished: FxHashSet::default(),
             dirty: FxHashSet::default(),
             to_sync: FxHashSet::default(),
             events: Vec::new(),
@@ -264,6 +268,17 @@ impl ExitBook {
         let symbol = update.symbol.clone();
         let cid = update.client_order_id.clone();
         let terminal = update.status.is_terminal();
+        if cid.as_ref().is_some_and(|c| self.finished.contains(c)) {
+            return;
+        }
+        if terminal {
+            if let Some(c) = &cid {
+                if self.finished.len() >= 1024 {
+                    self.finished.clear();
+                }
+                self.finished.insert(c.clone());
+            }
+        }
         let Some(st) = self.states.get_mut(&symbol) else {
             // An exit order of a position the logic no longer follows.
             if let (Some(cid), false) = (cid, terminal) {

@@ -347,3 +347,21 @@ fn a_strategy_without_configured_exits_attaches_and_removes_its_own() {
     assert_eq!(rig.update(Some("x1"), Side::Sell, OrderStatus::Canceled, Some(ExitLeg::Stop), None), (vec![], vec![]));
     assert_eq!(rig.price("100"), (vec![], vec![]), "no exits any more");
 }
+
+#[test]
+fn a_late_report_of_a_final_leg_is_not_taken_for_its_successor() {
+    let mut rig = Rig::new(r#"{ stop_loss = "3%" }"#);
+    rig.enter();
+    rig.update(Some("x1"), Side::Sell, OrderStatus::Accepted, Some(ExitLeg::Stop), None);
+    // The position grows: the stop is replaced (canceled, then placed for 2).
+    rig.signal(SignalAction::Buy, "1");
+    let (_, cancels) = rig.fill("e2", Side::Buy, "100", "1");
+    assert_eq!(cancels, ["x1"]);
+    let (intents, _) = rig.update(Some("x1"), Side::Sell, OrderStatus::Canceled, Some(ExitLeg::Stop), None);
+    assert_eq!((intents[0].exit, intents[0].qty), (Some(ExitLeg::Stop), d("2")));
+    // The old stop's cancel reported again before the new one's id is known: ignored.
+    assert_eq!(rig.update(Some("x1"), Side::Sell, OrderStatus::Canceled, Some(ExitLeg::Stop), None), (vec![], vec![]));
+    rig.update(Some("x2"), Side::Sell, OrderStatus::Accepted, Some(ExitLeg::Stop), None);
+    let leg = rig.runner.exit_states()[0].leg.clone().unwrap();
+    assert_eq!((leg.client_order_id.as_deref(), leg.qty), (Some("x2"), d("2")));
+}
