@@ -50,6 +50,17 @@ fn btc() -> Instrument {
     Instrument::with_steps("BTCUSDT".into(), "BTC".into(), "USDT".into(), d("0.01"), d("0.001"))
 }
 
+/// An `exits = { ... }` table, validated.
+fn parse(spec: &str) -> ExitSpec {
+    #[derive(serde::Deserialize)]
+    struct H {
+        exits: ExitSpec,
+    }
+    let mut h: H = toml::from_str(&format!("exits = {spec}")).unwrap();
+    h.exits.validate("exits").unwrap();
+    h.exits
+}
+
 struct Rig {
     runner: StrategyRunner,
     updates: Arc<Mutex<Vec<OrderUpdate>>>,
@@ -59,16 +70,10 @@ struct Rig {
 
 impl Rig {
     fn new(spec: &str) -> Self {
-        #[derive(serde::Deserialize)]
-        struct H {
-            exits: ExitSpec,
-        }
-        let mut h: H = toml::from_str(&format!("exits = {spec}")).unwrap();
-        h.exits.validate("exits").unwrap();
         let updates = Arc::new(Mutex::new(Vec::new()));
         let runner = StrategyRunner::new("s".into(), Box::new(Scripted { updates: updates.clone() }))
             .with_instruments(&[btc()])
-            .with_exits(h.exits);
+            .with_exits(parse(spec));
         Self { runner, updates, next_trade: 1, now: 1_000 }
     }
 
@@ -364,4 +369,52 @@ fn a_late_report_of_a_final_leg_is_not_taken_for_its_successor() {
     rig.update(Some("x2"), Side::Sell, OrderStatus::Accepted, Some(ExitLeg::Stop), None);
     let leg = rig.runner.exit_states()[0].leg.clone().unwrap();
     assert_eq!((leg.client_order_id.as_deref(), leg.qty), (Some("x2"), d("2")));
+}
+
+/// Sells whatever it holds at start.
+struct SellsAtStart;
+
+impl Strategy for SellsAtStart {
+    fn kind(&self) -> &'static str {
+        "sells_at_start"
+    }
+    fn symbols(&self) -> Vec<Symbol> {
+        vec!["BTCUSDT".into()]
+    }
+    fn on_start(&mut self, _open: &[Order], ctx: &mut StrategyCtx<'_>) {
+        let held = ctx.position("BTCUSDT");
+        ctx.market(&"BTCUSDT".into(), Side::Sell, held);
+    }
+}
+
+#[test]
+fn a_paused_strategy_starts_with_its_exits_and_without_its_sells() {
+    let mut rig = Rig::new(FULL);
+    rig.enter();
+    rig.update(Some("x1"), Side::Sell, OrderStatus::Accepted, Some(ExitLeg::Oco), None);
+    let saved = rig.runner.exit_states();
+    let mut runner =
+        StrategyRunner::new("s".into(), Box::new(SellsAtStart)).with_instruments(&[btc()]).with_exits(parse(FULL));
+    runner.restore_position("BTCUSDT".into(), d("1"));
+    runner.restore_exits(saved);
+    runner.set_paused(true);
+    // Its OCO is gone (filled parts, canceled by hand): placed again; the sell is discarded.
+    runner.adopt(&[], 2_000).unwrap();
+    let intents: Vec<OrderIntent> = runner.drain_intents().collect();
+    let cancels: Vec<String> = runner.drain_cancels().collect();
+    assert_eq!(intents.iter().map(|i| i.exit).collect::<Vec<_>>(), [Some(ExitLeg::Oco)], "{intents:?}");
+    assert_eq!(cancels, Vec::<String>::new());
+    let accepted = OrderUpdate {
+        client_order_id: Some("x2".into()),
+        symbol: "BTCUSDT".into(),
+        side: Side::Sell,
+        status: OrderStatus::Accepted,
+        filled_qty: Decimal::ZERO,
+        reason: None,
+        tag: None,
+        exit: Some(ExitLeg::Oco),
+    };
+    runner.on_order_update(&accepted, 2_001).unwrap();
+    assert_eq!(runner.drain_cancels().count(), 0, "the new leg is not canceled for a sell that never leaves");
+    assert_eq!(runner.exit_states()[0].leg.as_ref().map(|l| l.canceling), Some(false));
 }
