@@ -35,7 +35,11 @@ fn engine(symbols: &[Symbol], instrument: keel_core::instrument::Instrument, fas
         currency: "USDT".into(),
     };
     let strategy = SmaCross::new(symbols[0].clone(), fast, slow, Decimal::new(1, 1));
-    Backtest::new(config, symbols, vec![StrategySlot { id: StrategyId::new("sma"), strategy: Box::new(strategy) }])
+    Backtest::new(
+        config,
+        symbols,
+        vec![StrategySlot { id: StrategyId::new("sma"), strategy: Box::new(strategy), exits: None }],
+    )
 }
 
 fn bench(c: &mut Criterion) {

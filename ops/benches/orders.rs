@@ -142,7 +142,7 @@ fn sim_config() -> SimConfig {
 }
 
 fn engine(symbols: &[Symbol], strategy: Box<dyn Strategy>) -> Backtest {
-    Backtest::new(sim_config(), symbols, vec![StrategySlot { id: StrategyId::new("bench"), strategy }])
+    Backtest::new(sim_config(), symbols, vec![StrategySlot { id: StrategyId::new("bench"), strategy, exits: None }])
 }
 
 fn flip(symbols: &[Symbol], trade: bool) -> Backtest {

@@ -287,3 +287,33 @@ fn backtest_errors_name_the_problem() {
     a.plot = None;
     run(a).unwrap();
 }
+
+/// A strategy block's `exits` run in the backtest and the report counts them
+/// by reason; a bad exits table is refused naming its key.
+#[test]
+fn exits_of_a_strategy_block_are_reported_by_reason() {
+    let f = fixture(24 * 30);
+    let symbol = CONFIG.split("[balances]").next().unwrap();
+    let block = format!("{symbol}[balances]\nUSDT = \"100000\"\n\n[risk]\nmax_order_notional = \"20000\"\nmax_position_notional = \"60000\"\n\n[[strategy]]\nid = \"sma\"\nkind = \"sma_cross\"\nsymbol = \"BTCUSDT\"\nparams = {{ fast = 5, slow = 20, qty = \"0.1\" }}\n");
+    let report = |exits: &str| -> serde_json::Value {
+        std::fs::write(f.root.join("config.toml"), format!("{block}{exits}")).unwrap();
+        let mut a = args(&f);
+        (a.signals, a.plot) = (None, None);
+        run(a).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(f.root.join("report.json")).unwrap()).unwrap()
+    };
+    let without = report("");
+    assert_eq!(without["exits"], serde_json::json!({}), "no exits, none reported");
+    let with = report("exits = { stop_loss = \"1%\", take_profit = \"2%\", max_hold = \"12h\" }\n");
+    let exits = with["exits"].as_object().unwrap();
+    let total: u64 = exits.values().filter_map(|v| v.as_u64()).sum();
+    assert!(total > 0, "{exits:?}");
+    for reason in exits.keys() {
+        assert!(["stop_loss", "take_profit", "max_hold", "signal"].contains(&reason.as_str()), "{reason}");
+    }
+    assert_ne!(with["final_equity"], without["final_equity"], "the exits changed the run");
+
+    std::fs::write(f.root.join("config.toml"), format!("{block}exits = {{ stop_loss = \"150%\" }}\n")).unwrap();
+    let err = run(args(&f)).unwrap_err().to_string();
+    assert!(err.contains("strategy[0].exits.stop_loss"), "{err}");
+}

@@ -482,7 +482,8 @@ fn backtest(config: &Config, bars: &[Bar], funding: &[FundingSettlement]) -> (Ve
         currency: "USDT".into(),
     };
     let timeline = Timeline::new(vec![(Symbol::new("BTCUSDT"), bars.to_vec())]);
-    let slots = vec![StrategySlot { id: StrategyId::new(&config.strategies[0].id), strategy: strategy(config) }];
+    let slots =
+        vec![StrategySlot { id: StrategyId::new(&config.strategies[0].id), strategy: strategy(config), exits: None }];
     let futures: Vec<FuturesEvent> = funding.iter().cloned().map(FuturesEvent::Funding).collect();
     let outcome =
         Backtest::new(sim, timeline.symbols(), slots).with_futures(Arc::from(futures)).run(&timeline, &[], |_| {});

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::account::AccountView;
 use crate::alert::SetupAlert;
-use crate::exits::ExitLeg;
+use crate::exits::{ExitBook, ExitEvent, ExitIo, ExitLeg, ExitSpec, ExitState};
 use crate::fill::Fill;
 use crate::futures::FuturesEvent;
 use crate::futures_board::{FuturesBoard, FuturesSnapshot};
@@ -93,6 +93,33 @@ pub struct StrategyCtx<'a> {
     cancels: &'a mut Vec<String>,
     futures: &'a FuturesBoard,
     alerts: &'a mut Vec<SetupAlert>,
+    exits: &'a mut ExitBook,
+}
+
+/// A strategy's position in `symbol` as far as it can be traded (see
+/// [`StrategyCtx::position`]).
+fn tradable_position(
+    strategy_id: &StrategyId,
+    book: &FxHashMap<Symbol, Exposure>,
+    account: Option<&AccountView>,
+    lots: &FxHashMap<Symbol, Instrument>,
+    symbol: &str,
+) -> Decimal {
+    let held = match account {
+        Some(account) => {
+            let own = account.strategy_held(strategy_id, symbol);
+            if own.is_sign_positive() {
+                own.min(account.held(symbol).max(Decimal::ZERO))
+            } else {
+                own
+            }
+        }
+        None => book.get(symbol).map(|e| e.qty).unwrap_or_default(),
+    };
+    match lots.get(symbol) {
+        Some(instrument) => instrument.tradable_qty(held),
+        None => held,
+    }
 }
 
 impl<'a> StrategyCtx<'a> {
@@ -113,21 +140,81 @@ impl<'a> StrategyCtx<'a> {
     /// sell, say). An exit of this size is never more than the account holds;
     /// dust below the step or the minimum quantity does not count.
     pub fn position(&self, symbol: &str) -> Decimal {
-        let held = match self.account {
-            Some(account) => {
-                let own = account.strategy_held(self.strategy_id, symbol);
-                if own.is_sign_positive() {
-                    own.min(account.held(symbol).max(Decimal::ZERO))
-                } else {
-                    own
-                }
-            }
-            None => self.book.get(symbol).map(|e| e.qty).unwrap_or_default(),
-        };
-        match self.lots.get(symbol) {
-            Some(instrument) => instrument.tradable_qty(held),
-            None => held,
+        tradable_position(self.strategy_id, self.book, self.account, self.lots, symbol)
+    }
+
+    /// Attaches `spec` to the open position in `symbol`, in place of the
+    /// strategy's configured exits (the resting leg is replaced). False
+    /// when there is no open position (attach from `on_fill`, after the
+    /// entry filled) or `spec` is invalid.
+    ///
+    /// ```ignore
+    /// fn on_fill(&mut self, fill: &Fill, ctx: &mut StrategyCtx<'_>) {
+    ///     if fill.side == Side::Buy {
+    ///         let spec = ExitSpec { stop_loss: Some(Pct::parse("2%").unwrap()), ..ExitSpec::default() };
+    ///         ctx.attach_exits(&fill.symbol, spec);
+    ///     }
+    /// }
+    /// ```
+    pub fn attach_exits(&mut self, symbol: &str, mut spec: ExitSpec) -> bool {
+        if spec.validate("exits").is_err() {
+            return false;
         }
+        let Some(st) = self.exits.state_mut(symbol) else { return false };
+        st.spec = Some(spec);
+        st.removed = false;
+        st.trailing_armed = false;
+        self.exits.replace_leg(symbol, self.cancels);
+        true
+    }
+
+    /// Moves the open position's stop to `price` (the resting stop is
+    /// replaced; engine-side, the new level holds at once). False without
+    /// an open position.
+    ///
+    /// ```ignore
+    /// // Break-even once the price is 2% up.
+    /// if let Some(exits) = ctx.exits(&bar.symbol) {
+    ///     if bar.close >= exits.entry_price * Decimal::new(102, 2) {
+    ///         let entry = exits.entry_price;
+    ///         ctx.set_stop(&bar.symbol, entry);
+    ///     }
+    /// }
+    /// ```
+    pub fn set_stop(&mut self, symbol: &str, price: Decimal) -> bool {
+        let Some(st) = self.exits.state_mut(symbol) else { return false };
+        if st.stop_price == Some(price) {
+            return true;
+        }
+        st.stop_price = Some(price);
+        self.exits.replace_leg(symbol, self.cancels);
+        true
+    }
+
+    /// Sets the open position's take-profit to `price` (as [`Self::set_stop`]).
+    pub fn set_take_profit(&mut self, symbol: &str, price: Decimal) -> bool {
+        let Some(st) = self.exits.state_mut(symbol) else { return false };
+        if st.take_profit_price == Some(price) {
+            return true;
+        }
+        st.take_profit_price = Some(price);
+        self.exits.replace_leg(symbol, self.cancels);
+        true
+    }
+
+    /// Removes the open position's exits (its resting leg is canceled); the
+    /// next position gets the configured exits again. False without an open
+    /// position.
+    pub fn remove_exits(&mut self, symbol: &str) -> bool {
+        let Some(st) = self.exits.state_mut(symbol) else { return false };
+        st.removed = true;
+        true
+    }
+
+    /// The exit state of the open position in `symbol`: entry price, best
+    /// price, overrides, the leg resting at the venue.
+    pub fn exits(&self, symbol: &str) -> Option<&ExitState> {
+        self.exits.state(symbol)
     }
 
     /// `qty` of `symbol` as far as it can be traded: rounded down to the lot
@@ -281,6 +368,11 @@ pub struct StrategyRunner {
     cancels: Vec<String>,
     futures: FuturesBoard,
     alerts: Vec<SetupAlert>,
+    /// The exit logic of its positions.
+    exits: ExitBook,
+    /// The strategy's intents of the current call are discarded (warm-up, a
+    /// paused strategy's start): the exit logic must not hold them.
+    discarding: bool,
     paused: bool,
     failure: Option<String>,
 }
@@ -290,6 +382,8 @@ impl StrategyRunner {
     pub fn new(id: StrategyId, strategy: Box<dyn Strategy>) -> Self {
         let symbols = strategy.symbols();
         Self {
+            exits: ExitBook::new(id.clone(), None),
+            discarding: false,
             id,
             strategy,
             symbols,
@@ -320,6 +414,62 @@ impl StrategyRunner {
     pub fn with_account(mut self, account: AccountView) -> Self {
         self.account = Some(account);
         self
+    }
+
+    /// Keeps `spec` (validated) as the exits of every position this
+    /// strategy opens: see [`crate::exits`].
+    pub fn with_exits(mut self, spec: ExitSpec) -> Self {
+        self.exits.set_default(spec);
+        self
+    }
+
+    /// Backtest: exits are evaluated on each bar's path by the simulator
+    /// ([`Self::bar_exit`]); no venue legs, no tick triggers, nothing kept
+    /// for a store.
+    pub fn with_bar_exits(mut self) -> Self {
+        self.exits.set_bar_mode(true);
+        self
+    }
+
+    /// Exit states saved before a restart (call before [`Self::adopt`]).
+    pub fn restore_exits(&mut self, states: Vec<ExitState>) {
+        self.exits.restore(states);
+    }
+
+    /// Exit states changed since the last call: `Some` to put, `None` to delete.
+    pub fn drain_exit_changes(&mut self) -> Vec<(Symbol, Option<ExitState>)> {
+        self.exits.drain_changes()
+    }
+
+    /// Exits that happened since the last call.
+    pub fn drain_exit_events(&mut self) -> Vec<ExitEvent> {
+        self.exits.drain_events()
+    }
+
+    /// The exit states of its open positions.
+    pub fn exit_states(&self) -> Vec<ExitState> {
+        self.exits.states()
+    }
+
+    /// Backtest: the exit `bar` reaches for this strategy's position in its
+    /// symbol, as a reduce-only market sell and the price it fills at.
+    pub fn bar_exit(&mut self, bar: &Bar) -> Option<(OrderIntent, Decimal)> {
+        if self.exits.is_idle() {
+            return None;
+        }
+        let (id, book, account, lots) = (&self.id, &self.book, self.account.as_ref(), &self.lots);
+        self.exits.on_bar(bar, || tradable_position(id, book, account, lots, &bar.symbol))
+    }
+
+    /// Runs `f` on the exit logic with the runner's outputs; returns how
+    /// many intents and cancels it added.
+    fn with_exit_io(&mut self, now_ms: i64, f: impl FnOnce(&mut ExitBook, &mut ExitIo<'_>)) -> usize {
+        let before = self.out.len() + self.cancels.len();
+        let (id, book, account, lots) = (&self.id, &self.book, self.account.as_ref(), &self.lots);
+        let position = |s: &str| tradable_position(id, book, account, lots, s);
+        let mut io = ExitIo { out: &mut self.out, cancels: &mut self.cancels, position: &position, now_ms };
+        f(&mut self.exits, &mut io);
+        (self.out.len() + self.cancels.len()).saturating_sub(before)
     }
 
     /// The instance id.
@@ -386,72 +536,118 @@ impl StrategyRunner {
     /// trading — so a resumed strategy knows its orders; a paused one's
     /// cancels are kept and its intents discarded.
     pub fn adopt(&mut self, open: &[Order], now_ms: i64) -> Result<usize, StrategyFailure> {
-        let mine: Vec<Order> =
-            open.iter().filter(|o| o.strategy_id == self.id && self.wants(&o.symbol)).cloned().collect();
+        let (exit_orders, mine): (Vec<Order>, Vec<Order>) = open
+            .iter()
+            .filter(|o| o.strategy_id == self.id && self.wants(&o.symbol))
+            .cloned()
+            .partition(|o| o.exit.is_some());
+        // Exit orders go to the exit logic: one exit set per position.
+        let exits = self.with_exit_io(now_ms, |x, io| x.adopt(&exit_orders, io));
         for o in &mine {
             self.book.entry(o.symbol.clone()).or_default().pending_orders += 1;
         }
         let paused = std::mem::replace(&mut self.paused, false);
+        self.discarding = paused;
         let result = self.call(now_ms, |s, ctx| s.on_start(&mine, ctx));
+        self.discarding = false;
         if result.is_ok() && paused {
-            // A paused strategy may tidy its orders but not trade.
+            // A paused strategy may tidy its orders but not trade (its exits still work).
             self.paused = true;
             self.alerts.clear();
-            for intent in self.out.drain(..) {
-                if let Some(e) = self.book.get_mut(&intent.symbol) {
+            let book = &mut self.book;
+            self.out.retain(|intent| {
+                if intent.exit.is_some() {
+                    return true;
+                }
+                if let Some(e) = book.get_mut(&intent.symbol) {
                     e.pending_orders = e.pending_orders.saturating_sub(1);
                 }
-            }
-            return Ok(self.cancels.len());
+                false
+            });
+            return Ok(self.cancels.len() + self.out.len());
         }
-        result
+        result.map(|n| n + exits)
     }
 
     /// Feeds history without trading: any intent it produces is discarded.
     pub fn warm_up(&mut self, bars: &[Bar], now_ms: i64) -> Result<(), StrategyFailure> {
         for bar in bars {
-            self.call(now_ms, |s, ctx| s.on_bar(bar, ctx))?;
+            self.discarding = true;
+            let result = self.call(now_ms, |s, ctx| s.on_bar(bar, ctx));
+            self.discarding = false;
+            result?;
             // A warm-up intent (or alert) must not leave, and must not count as in flight.
             self.cancels.clear();
             self.alerts.clear();
-            for intent in self.out.drain(..) {
-                if let Some(e) = self.book.get_mut(&intent.symbol) {
+            let book = &mut self.book;
+            self.out.retain(|intent| {
+                if intent.exit.is_some() {
+                    return true;
+                }
+                if let Some(e) = book.get_mut(&intent.symbol) {
                     e.pending_orders = e.pending_orders.saturating_sub(1);
                 }
-            }
+                false
+            });
         }
         Ok(())
     }
 
     /// A market event; returns how many intents and cancels it produced (take
     /// them with [`Self::drain_intents`] and [`Self::drain_cancels`]).
+    /// Exits are evaluated first (also while paused): on a trade's price, a
+    /// book's bid, a live bar's close (its high for the trailing stop's best);
+    /// `max_hold` on every event.
     pub fn on_market(&mut self, event: &MarketEvent, now_ms: i64) -> Result<usize, StrategyFailure> {
-        match event {
+        let exits = if self.exits.is_idle() || self.exits.bar_mode() {
+            0
+        } else {
+            let (symbol, price, best) = match event {
+                MarketEvent::Bar(b) => (&b.symbol, b.close, b.high),
+                MarketEvent::Trade(t) => (&t.symbol, t.price, t.price),
+                MarketEvent::Book(b) => (&b.symbol, b.bid, b.bid),
+            };
+            self.with_exit_io(now_ms, |x, io| {
+                x.on_price(symbol, price, best, io);
+                x.on_time(io);
+            })
+        };
+        let result = match event {
             MarketEvent::Bar(b) => self.call(now_ms, |s, ctx| s.on_bar(b, ctx)),
             MarketEvent::Trade(t) => self.call(now_ms, |s, ctx| s.on_trade(t, ctx)),
             MarketEvent::Book(b) => self.call(now_ms, |s, ctx| s.on_book(b, ctx)),
-        }
+        };
+        result.map(|n| n + exits)
     }
 
     /// One of its fills: updates its position (net of a commission paid in
     /// the base asset), then tells the strategy.
+    /// The exit logic sees it first (so the strategy reads the position's
+    /// exit state in its `on_fill`), exit orders' fills included.
     pub fn on_fill(&mut self, fill: &Fill, now_ms: i64) -> Result<usize, StrategyFailure> {
+        let base = self.lots.get(&fill.symbol).map(|i| i.base_asset.as_str()).unwrap_or_default();
+        let delta = fill.position_delta(base);
         if self.account.is_none() {
-            let base = self.lots.get(&fill.symbol).map(|i| i.base_asset.as_str()).unwrap_or_default();
-            let delta = fill.position_delta(base);
             self.book.entry(fill.symbol.clone()).or_default().qty += delta;
         }
-        self.call(now_ms, |s, ctx| s.on_fill(fill, ctx))
+        self.exits.on_fill(fill, delta, now_ms);
+        let exits = self.with_exit_io(now_ms, |x, io| x.sync_all(io));
+        self.call(now_ms, |s, ctx| s.on_fill(fill, ctx)).map(|n| n + exits)
     }
 
     /// A status change of one of its orders (or a refusal of an intent).
+    /// An exit order's update goes to the exit logic, not to the strategy.
     pub fn on_order_update(&mut self, update: &OrderUpdate, now_ms: i64) -> Result<usize, StrategyFailure> {
+        if update.exit.is_some() {
+            return Ok(self.with_exit_io(now_ms, |x, io| x.on_exit_update(update, io)));
+        }
         if update.status.is_terminal() {
             if let Some(e) = self.book.get_mut(&update.symbol) {
                 e.pending_orders = e.pending_orders.saturating_sub(1);
             }
         }
-        self.call(now_ms, |s, ctx| s.on_order_update(update, ctx))
+        let exits = self.with_exit_io(now_ms, |x, io| x.on_strategy_update(update, io));
+        self.call(now_ms, |s, ctx| s.on_order_update(update, ctx)).map(|n| n + exits)
     }
 
     /// A futures market event of one of its symbols: folded into the values
@@ -510,11 +706,21 @@ impl StrategyRunner {
             cancels: &mut self.cancels,
             futures: &self.futures,
             alerts: &mut self.alerts,
+            exits: &mut self.exits,
         };
         let strategy = &mut *self.strategy;
         match catch_unwind(AssertUnwindSafe(|| f(strategy, &mut ctx))) {
             Ok(()) => {
-                Ok(self.out.len() - before + self.cancels.len() - cancels_before + self.alerts.len() - alerts_before)
+                // Its sells wait for a resting leg's cancel; exits it changed are placed.
+                let discarding = self.discarding;
+                self.with_exit_io(now_ms, |x, io| {
+                    if !discarding {
+                        x.intercept(before, io);
+                    }
+                    x.sync_all(io);
+                });
+                let (out, cancels) = (self.out.len().saturating_sub(before), self.cancels.len() - cancels_before);
+                Ok(out + cancels + self.alerts.len() - alerts_before)
             }
             Err(payload) => {
                 let message = panic_message(payload.as_ref());

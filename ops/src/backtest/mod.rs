@@ -318,7 +318,8 @@ pub fn build_strategies(
     blocks
         .iter()
         .map(|(index, cfg)| {
-            Ok(StrategySlot { id: StrategyId::new(&cfg.id), strategy: strategies::build(*index, cfg)? })
+            let exits = strategies::registry::exits(*index, cfg)?;
+            Ok(StrategySlot { id: StrategyId::new(&cfg.id), strategy: strategies::build(*index, cfg)?, exits })
         })
         .collect()
 }

@@ -271,6 +271,10 @@ pub struct Report {
     pub venue_rejections: BTreeMap<String, u64>,
     /// Orders still open or unsent when the data ended.
     pub unfilled_at_end: usize,
+    /// Exits by reason (`stop_loss`, `take_profit`, `trailing_stop`, `roi`,
+    /// `max_hold`, `signal`): exit orders filled, and strategy sells of
+    /// positions that had exits.
+    pub exits: BTreeMap<String, u64>,
     /// Per strategy.
     pub per_strategy: Vec<StrategySummary>,
     /// What the risk engine's portfolio protections did (`time code: reason`).
@@ -439,6 +443,7 @@ pub fn build(
         risk_rejections: outcome.risk_rejections.clone(),
         venue_rejections: outcome.venue_rejections.clone(),
         unfilled_at_end: outcome.unfilled_at_end,
+        exits: outcome.exits.clone(),
         per_strategy: per
             .into_iter()
             .map(|(strategy, (n, w, pnl))| StrategySummary {
@@ -503,6 +508,7 @@ impl Report {
             ("Risk rejections", counts(&self.risk_rejections)),
             ("Venue rejections", counts(&self.venue_rejections)),
             ("Unfilled at end", self.unfilled_at_end.to_string()),
+            ("Exits", counts(&self.exits)),
             ("Protection events", self.protection_events.len().to_string()),
         ];
         let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);

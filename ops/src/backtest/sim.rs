@@ -31,6 +31,7 @@ use rustc_hash::FxHashMap;
 
 use keel_core::account::{Account, AccountWriter, Assets};
 use keel_core::balance::Balance;
+use keel_core::exits::ExitSpec;
 use keel_core::fill::{Fill, TradeId};
 use keel_core::futures::FuturesEvent;
 use keel_core::instrument::{ceil_to_step, floor_to_step, Instrument};
@@ -73,6 +74,8 @@ pub struct StrategySlot {
     pub id: StrategyId,
     /// The strategy.
     pub strategy: Box<dyn Strategy>,
+    /// Its exits (validated), evaluated on every bar's path.
+    pub exits: Option<ExitSpec>,
 }
 
 /// A signal for `webhook` strategies and when it arrives.
@@ -231,6 +234,9 @@ pub struct Outcome {
     /// Every commission, valued in the quote asset of its symbol (one paid in
     /// the base asset at the fill price).
     pub fees_paid: Decimal,
+    /// Exits by reason (`stop_loss`, `take_profit`, ..., `signal`): how many
+    /// exit orders (or strategy sells of a position with exits) filled.
+    pub exits: BTreeMap<String, u64>,
 }
 
 /// One protection event (a trip, a release, a strategy paused or resumed).
@@ -531,7 +537,14 @@ impl Backtest {
         let runners: Vec<StrategyRunner> = strategies
             .into_iter()
             .map(|s| {
-                StrategyRunner::new(s.id, s.strategy).with_instruments(&config.instruments).with_account(account.view())
+                let runner = StrategyRunner::new(s.id, s.strategy)
+                    .with_instruments(&config.instruments)
+                    .with_account(account.view())
+                    .with_bar_exits();
+                match s.exits {
+                    Some(spec) => runner.with_exits(spec),
+                    None => runner,
+                }
             })
             .collect();
         let runners_by_symbol = symbols
@@ -694,6 +707,12 @@ impl Backtest {
             if self.resting[s] > 0 || !self.queued[s].is_empty() {
                 self.open_bar(s, bar);
             }
+            for k in 0..self.runners_by_symbol[s].len() {
+                let r = self.runners_by_symbol[s][k];
+                if let Some((intent, price)) = self.runners[r].bar_exit(bar) {
+                    self.exit_at(r, s, intent, price, bar.open_time);
+                }
+            }
             if next_future_ts <= bar.close_time {
                 (next_future, next_future_ts) = self.deliver_futures(&futures, next_future, bar.close_time);
             }
@@ -728,6 +747,11 @@ impl Backtest {
             }
         }
         progress(n);
+        for r in &mut self.runners {
+            for event in r.drain_exit_events() {
+                *self.out.exits.entry(event.reason.as_str().to_string()).or_default() += 1;
+            }
+        }
         self.out.bars = n;
         self.out.final_equity = self.equity();
         self.out.unfilled_at_end = self.queued.iter().map(Vec::len).sum::<usize>() + self.resting.iter().sum::<usize>();
@@ -922,6 +946,67 @@ impl Backtest {
         }
     }
 
+    /// An exit the bar's path reached: through the risk engine (a reducing
+    /// order) to the matching core at once, filled whole at `price` (rounded
+    /// down to the tick) as a taker, without slippage.
+    fn exit_at(&mut self, r: usize, s: usize, intent: OrderIntent, price: Decimal, ts: i64) {
+        let tick = self.instruments[s].as_ref().map(|i| i.tick_size).unwrap_or_default();
+        let price = if tick.is_zero() { price } else { floor_to_step(price, tick) };
+        let number = self.next_id;
+        write_client_id(&mut self.id_buf, number);
+        self.next_id += 1;
+        self.risk.on_market_event(&intent.symbol, price, ts);
+        let approved = match self.risk.check_at(&intent, &self.id_buf, ts) {
+            Ok(approved) => approved,
+            Err(rejection) => {
+                *self.out.risk_rejections.entry(rejection.reason.code().to_string()).or_default() += 1;
+                let update = OrderUpdate {
+                    client_order_id: None,
+                    symbol: intent.symbol.clone(),
+                    side: intent.side,
+                    status: OrderStatus::Rejected,
+                    filled_qty: Decimal::ZERO,
+                    reason: Some(format!("risk: {rejection}")),
+                    tag: intent.tag,
+                    exit: intent.exit,
+                };
+                let result = self.runners[r].on_order_update(&update, ts);
+                self.after_callback(r, result, ts);
+                return;
+            }
+        };
+        let (intent, client_order_id) = approved.into_parts();
+        self.risk.recycle_id(client_order_id);
+        let record = self.out.orders.len();
+        let new = &mut self.new_order;
+        write_client_id(&mut new.client_order_id, number);
+        new.symbol.clone_from(&intent.symbol);
+        (new.side, new.order_type, new.qty, new.tif) = (intent.side, intent.order_type, intent.qty, intent.tif);
+        self.update.symbol.clone_from(&intent.symbol);
+        self.update.side = intent.side;
+        self.out.orders.push(OrderRecord { number, decided_ms: ts, intent });
+        let owner = Owner { runner: r, tag: None, record, symbol: s };
+        // The runner learns the order's id before its fill, as live.
+        self.tell(owner, OrderStatus::Submitted, Decimal::ZERO, None, ts);
+        let mut events = std::mem::take(&mut self.events);
+        match self.core.submit_market_at(&self.new_order, price, ts, &mut events) {
+            Ok(placed) => {
+                self.risk.on_order_accepted(&self.new_order.client_order_id);
+                self.owner.insert(placed.order_id, owner);
+                self.apply(s, &mut events, ts, false);
+            }
+            Err(e) => {
+                *self.out.venue_rejections.entry(match_error_code(&e).to_string()).or_default() += 1;
+                self.risk.on_order_final(&self.new_order.client_order_id);
+                self.update.symbol.clone_from(&self.new_order.symbol);
+                self.update.side = self.new_order.side;
+                self.tell(owner, OrderStatus::Rejected, Decimal::ZERO, Some(e.to_string()), ts);
+            }
+        }
+        self.events = events;
+        self.report_balances();
+    }
+
     /// The open of a bar: resting orders meet its range, queued orders are submitted.
     fn open_bar(&mut self, s: usize, bar: &keel_core::market::Bar) {
         let ts = bar.open_time;
@@ -1055,6 +1140,7 @@ impl Backtest {
         update.filled_qty = filled_qty;
         update.reason = reason;
         update.tag = owner.tag;
+        update.exit = self.out.orders[owner.record].intent.exit;
         let result = self.runners[owner.runner].on_order_update(&self.update, ts);
         self.after_callback(owner.runner, result, ts);
     }
@@ -1204,3 +1290,6 @@ fn match_error_code(e: &MatchError) -> &'static str {
 
 #[cfg(test)]
 mod futures_order_tests;
+
+#[cfg(test)]
+mod exit_tests;

@@ -9,9 +9,14 @@
 //! guard, the router and the store, so a restarted engine re-adopts its exit
 //! orders instead of placing them twice).
 
+mod book;
+mod levels;
 mod spec;
+mod state;
 
+pub use book::{ExitBook, ExitIo, RISK_RETRY_MS};
 pub use spec::{ExitSpec, Pct, Placement, RoiStep, TrailingStop};
+pub use state::{Band, ExitEvent, ExitState, PendingClose, RestingLeg};
 
 use serde::{Deserialize, Serialize};
 
@@ -97,3 +102,9 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod runner_tests;
+
+#[cfg(test)]
+mod prop_tests;

@@ -808,6 +808,37 @@ impl MatchingCore {
         placed
     }
 
+    /// A market order filled whole at `price` as a taker, whatever the book
+    /// says (the backtest's exits fill at the price their bar's path
+    /// reached). The symbol's quote and resting orders are as before.
+    pub fn submit_market_at(
+        &mut self,
+        new: &NewOrder,
+        price: Decimal,
+        now_ms: i64,
+        out: &mut Vec<OrderEvent>,
+    ) -> Result<Placed, MatchError> {
+        if new.order_type != OrderType::Market {
+            return Err(MatchError::Unsupported("an exact price for an order other than a market order"));
+        }
+        let book = self.books.get_mut(&new.symbol).ok_or_else(|| MatchError::UnknownSymbol(new.symbol.to_string()))?;
+        let at = BookTicker {
+            symbol: new.symbol.clone(),
+            bid: price,
+            bid_qty: new.qty,
+            ask: price,
+            ask_qty: new.qty,
+            ts_ms: now_ms,
+        };
+        let quote = book.quote.replace(at);
+        let depth = book.depth.take();
+        let placed = self.submit_events(new, now_ms, out);
+        if let Some(book) = self.books.get_mut(&new.symbol) {
+            (book.quote, book.depth) = (quote, depth);
+        }
+        placed
+    }
+
     fn place(&mut self, new: &NewOrder, now_ms: i64, out: &mut impl Sink) -> Result<u64, MatchError> {
         let book = self.books.get(&new.symbol).ok_or_else(|| MatchError::UnknownSymbol(new.symbol.to_string()))?;
         if !self.accounts.contains_key(&new.account) {

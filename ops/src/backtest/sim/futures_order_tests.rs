@@ -100,7 +100,7 @@ fn futures_events_arrive_when_they_happen_between_opens_and_closes() {
         risk: RiskConfig::unlimited(),
         currency: "USDT".into(),
     };
-    let slot = StrategySlot { id: StrategyId::new("r"), strategy: Box::new(Recorder(log.clone())) };
+    let slot = StrategySlot { id: StrategyId::new("r"), strategy: Box::new(Recorder(log.clone())), exits: None };
     let outcome = Backtest::new(config, timeline.symbols(), vec![slot]).with_futures(Arc::from(events)).run(
         &timeline,
         &[],
