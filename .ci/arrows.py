@@ -24,7 +24,7 @@ import subprocess
 import sys
 
 HEAVY = ("axum", "hyper", "reqwest", "tokio-tungstenite", "sled")
-PLAIN = ("keel-strategies", "keel-risk")
+PLAIN = ("keel-strategies", "keel-risk", "keel-pine")
 ACTIX_ALLOWED = ("keel-actors", "keel-ops")
 # Which Keel crates each Keel crate may depend on (normal, build and dev edges).
 ALLOWED = {
@@ -34,7 +34,8 @@ ALLOWED = {
     "keel-binance": {"keel-core"},
     "keel-sandbox": {"keel-core"},
     "keel-coinbase": {"keel-core"},
-    "keel-strategies": {"keel-core"},
+    "keel-strategies": {"keel-core", "keel-pine"},  # pine: the `pine` kind runs scripts through it
+    "keel-pine": {"keel-core"},  # the Pine Script interpreter: pure code, no I/O
     "keel-risk": {"keel-core", "keel-store"},  # store: dev-only, for tests on real sled files
     "keel-actors": {"keel-core", "keel-risk", "keel-store"},
     "keel-ops": None,  # the composition root sees everything
@@ -114,7 +115,8 @@ def self_test():
         "keel-binance": {"keel-core": {"normal"}, "reqwest": {"normal"}, "keel-testkit": {"dev"}},
         "keel-sandbox": {"keel-core": {"normal"}, "axum": {"normal"}},
         "keel-coinbase": {"keel-core": {"normal"}, "keel-testkit": {"dev"}},
-        "keel-strategies": {"keel-core": {"normal"}},
+        "keel-strategies": {"keel-core": {"normal"}, "keel-pine": {"normal"}},
+        "keel-pine": {},
         "keel-risk": {"keel-core": {"normal"}, "keel-store": {"dev"}},
         "keel-actors": {"keel-core": {"normal"}, "keel-risk": {"normal"}, "actix": {"normal"}},
         "keel-ops": {"keel-actors": {"normal"}, "keel-binance": {"normal"}, "keel-sandbox": {"normal"},
@@ -148,6 +150,8 @@ def self_test():
         ("coinbase on binance", broken("keel-coinbase", "keel-binance"), "keel-coinbase depends on keel-binance"),
         ("binance on coinbase", broken("keel-binance", "keel-coinbase"), "keel-binance depends on keel-coinbase"),
         ("actix in the store", broken("keel-store", "actix"), "keel-store depends on actix"),
+        ("pine on tokio's network stack", broken("keel-pine", "reqwest"), "keel-pine depends on hyper"),
+        ("pine on the store", broken("keel-pine", "keel-store"), "keel-pine depends on keel-store"),
         ("testkit linked", broken("keel-ops", "keel-testkit"), "keel-ops depends on keel-testkit outside"),
     ]
     through = broken("keel-coinbase", "shim")

@@ -117,7 +117,19 @@ async fn emergency_stop_cancels_open_orders_and_persists() {
     assert_eq!(stop.reason.as_deref(), Some("operator test"));
     assert_eq!(store.trading_state().unwrap().unwrap().state, TradingState::Halted);
     let before = store.order_count().unwrap();
-    drive(&venue, &mut rx_cancel, |ev| matches!(ev, EngineEvent::RiskRejected { .. })).await;
+    // The stop's cancels run after its acknowledgement: wait for the resting
+    // order's cancel as well as a refused intent (either may come first).
+    let id = resting[0].client_order_id.clone();
+    let (mut canceled, mut refused) = (false, false);
+    drive(&venue, &mut rx_cancel, |ev| {
+        match ev {
+            EngineEvent::OrderChanged(o) if o.client_order_id == id && o.status.is_terminal() => canceled = true,
+            EngineEvent::RiskRejected { .. } => refused = true,
+            _ => {}
+        }
+        canceled && refused
+    })
+    .await;
     assert_eq!(store.order_count().unwrap(), before, "no new order after the stop");
     assert!(venue.open_orders(None).await.unwrap().is_empty(), "the resting order was canceled at the venue");
     let canceled = store.order(&resting[0].client_order_id).unwrap().unwrap();

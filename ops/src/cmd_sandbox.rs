@@ -129,8 +129,10 @@ pub fn run(args: SandboxArgs, log_format: Option<LogFormat>) -> anyhow::Result<(
 fn print_ready(h: &SandboxHandle) {
     println!("{}", h.describe());
     println!(
-        "  keel:        [venue] mode = \"testnet\" with [venue.binance] rest_url = \"{}\", ws_stream_url = \"{}\", ws_api_url = \"{}\"",
-        h.rest_url, h.ws_stream_url, h.ws_api_url
+        "  keel:        [venue] mode = \"testnet\" with [venue.binance] rest_url = \"{rest}\", ws_stream_url = \"{ws}\", ws_api_url = \"{}\", fapi_rest_url = \"{rest}\", fapi_ws_url = \"{ws}\"",
+        h.ws_api_url,
+        rest = h.rest_url,
+        ws = h.ws_stream_url
     );
     match (&h.ed25519_api_key, &h.ed25519_private_key_path) {
         (Some(key), Some(path)) => println!(

@@ -237,6 +237,7 @@ impl ReplayVenue {
             filled_quote: Decimal::ZERO,
             reason: None,
             ts_ms: self.clock_now(),
+            oco_leg: None,
         }
     }
 

@@ -106,6 +106,12 @@ async fn a_limit_order_is_placed_queried_listed_and_cancelled_pending_then_final
     assert!(matches!(&bad, Err(VenueError::Rejected { reason, .. }) if reason.contains("before sending")), "{bad:?}");
     assert_eq!(venue.query_order(&btc(), "keel-odd").await.expect("query"), None);
 
+    // An OCO: refused with a clear reason (Keel keeps Coinbase exits engine-side).
+    let oco = OrderType::Oco { take_profit: (t.ask * d("1.1")).round_dp(2), stop: price, stop_limit: None };
+    let bad = venue.place_order(&order("keel-oco", Side::Sell, oco, "0.001")).await;
+    assert!(matches!(&bad, Err(VenueError::Rejected { reason, .. }) if reason.contains("OCO")), "{bad:?}");
+    assert_eq!(venue.query_order(&btc(), "keel-oco").await.expect("query"), None);
+
     let placed = venue.place_order(&order("keel-lim-1", Side::Buy, OrderType::Limit { price }, "0.001")).await;
     let placed = placed.expect("placed").report;
     assert_eq!(

@@ -93,6 +93,31 @@ fn sandbox_klines(rest_url: &str, symbol: &str, interval: &str, from: i64, to: i
     })
 }
 
+/// `keel data download --venue VENUE --symbols SYMBOLS --from FROM --out
+/// OUT --rest-url URL EXTRA…`.
+fn download_args(venue: &str, symbols: &str, from: &str, out: &Path, url: &str, extra: &[&str]) -> Vec<String> {
+    let head = [
+        "data",
+        "download",
+        "--venue",
+        venue,
+        "--symbols",
+        symbols,
+        "--from",
+        from,
+        "--out",
+        s(out),
+        "--rest-url",
+        url,
+    ];
+    head.iter().chain(extra).map(|a| a.to_string()).collect()
+}
+
+/// Runs `keel` with `args`.
+fn run(args: &[String]) -> std::process::Output {
+    keel(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
 fn ok(out: &std::process::Output) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "keel failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
@@ -106,28 +131,16 @@ fn a_download_killed_halfway_and_run_again_has_exactly_the_sandbox_bars() {
     let _sandbox = Killed(child);
     let out = dir.path().join("data");
     let (from, to) = ("2024-01-01", "2024-02-12");
-    let args = [
-        "data",
-        "download",
-        "--venue",
+    let args = download_args(
         "binance",
-        "--symbols",
         "BTCUSDT",
-        "--interval",
-        "1m",
-        "--from",
         from,
-        "--to",
-        to,
-        "--out",
-        s(&out),
-        "--rest-url",
+        &out,
         &url,
-        "--checkpoint-pages",
-        "1",
-    ];
+        &["--interval", "1m", "--to", to, "--checkpoint-pages", "1"],
+    );
     let mut first = Command::new(env!("CARGO_BIN_EXE_keel"))
-        .args(args)
+        .args(&args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -152,7 +165,7 @@ fn a_download_killed_halfway_and_run_again_has_exactly_the_sandbox_bars() {
     let total = ((ms(to) - ms(from)) / 60_000) as usize;
     assert!(partial.len() >= 3000 && partial.len() < total, "killed halfway: {} of {total} bars", partial.len());
 
-    let summary = ok(&keel(&args));
+    let summary = ok(&run(&args));
     assert!(
         summary.contains(&format!("BTCUSDT 1m: {total} bars in "))
             && summary.contains(&format!("({} new, {} there before)", total - partial.len(), partial.len())),
@@ -164,7 +177,7 @@ fn a_download_killed_halfway_and_run_again_has_exactly_the_sandbox_bars() {
     assert_eq!(got.len(), want.len(), "no bar doubled or missing");
     assert!(got == want, "the file holds exactly the sandbox's bars");
     // Nothing left to fetch: a third run changes nothing.
-    let again = ok(&keel(&args));
+    let again = ok(&run(&args));
     assert!(again.contains(&format!("(0 new, {total} there before)")), "{again}");
     assert_eq!(file_bars(&file), want);
 }
@@ -175,28 +188,8 @@ fn an_archive_with_a_wrong_checksum_is_refused_with_one_line() {
     let (child, url) = sandbox(dir.path(), "[sandbox.archive]\nbad_checksums = [\"ETHUSDT-1h-2024-01-03.zip\"]\n");
     let _sandbox = Killed(child);
     let out = dir.path().join("data");
-    let output = keel(&[
-        "data",
-        "download",
-        "--venue",
-        "binance",
-        "--symbols",
-        "ETHUSDT",
-        "--interval",
-        "1h",
-        "--from",
-        "2024-01-01",
-        "--to",
-        "2024-01-05",
-        "--out",
-        s(&out),
-        "--rest-url",
-        &url,
-        "--archive-url",
-        &url,
-        "--source",
-        "archive",
-    ]);
+    let extra = ["--interval", "1h", "--to", "2024-01-05", "--archive-url", &url, "--source", "archive"];
+    let output = run(&download_args("binance", "ETHUSDT", "2024-01-01", &out, &url, &extra));
     assert!(!output.status.success(), "refused");
     let stderr = String::from_utf8_lossy(&output.stderr);
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.contains(": saved ")).collect();
@@ -225,30 +218,19 @@ fn gaps_are_reported_and_archive_and_rest_give_the_same_bars() {
     );
     let _sandbox = Killed(child);
     let download = |source: &str, format: &str, out: &Path| {
-        ok(&keel(&[
-            "data",
-            "download",
-            "--venue",
-            "binance",
-            "--symbols",
-            "BTCUSDT",
+        let extra = [
             "--interval",
             "1h",
-            "--from",
-            "2024-11-30",
             "--to",
             "2025-01-03T05:00:00Z",
-            "--out",
-            s(out),
-            "--rest-url",
-            &url,
             "--archive-url",
             &url,
             "--source",
             source,
             "--format",
             format,
-        ]))
+        ];
+        ok(&run(&download_args("binance", "BTCUSDT", "2024-11-30", out, &url, &extra)))
     };
     let gap_line = "  gap: 2024-12-31T03:00:00Z .. 2024-12-31T05:00:00Z (2 bars missing)";
 
@@ -294,12 +276,10 @@ fn funding_downloaded_from_the_sandbox_is_read_by_backtest_futures() {
     let from_text = from.to_string();
     let data = dir.path().join("data");
     let futures = dir.path().join("futures");
-    let common = ["data", "download", "--venue", "binance", "--symbols", "BTCUSDT", "--from", &from_text];
-    let summary = ok(&keel(
-        &[&common[..], &["--interval", "1m", "--out", s(&data), "--rest-url", &url, "--format", "csv"]].concat(),
-    ));
+    let btc = |out: &Path, extra: &[&str]| run(&download_args("binance", "BTCUSDT", &from_text, out, &url, extra));
+    let summary = ok(&btc(&data, &["--interval", "1m", "--format", "csv"]));
     assert!(summary.contains("BTCUSDT 1m: "), "{summary}");
-    let summary = ok(&keel(&[&common[..], &["--kind", "funding", "--out", s(&futures), "--rest-url", &url]].concat()));
+    let summary = ok(&btc(&futures, &["--kind", "funding"]));
     assert!(summary.contains("BTCUSDT funding: "), "{summary}");
     let rows: usize = summary
         .split("BTCUSDT funding: ")
@@ -311,25 +291,15 @@ fn funding_downloaded_from_the_sandbox_is_read_by_backtest_futures() {
     // Open interest beside it: a --from older than Binance keeps is said,
     // and a second run finds nothing new.
     let month_ago = (now - 40 * 86_400_000).to_string();
-    let oi = [
-        "data",
-        "download",
-        "--venue",
+    let oi = download_args(
         "binance",
-        "--symbols",
         "BTCUSDT",
-        "--kind",
-        "open_interest",
-        "--interval",
-        "1h",
-        "--from",
         &month_ago,
-        "--out",
-        s(&futures),
-        "--rest-url",
+        &futures,
         &url,
-    ];
-    let first = keel(&oi);
+        &["--kind", "open_interest", "--interval", "1h"],
+    );
+    let first = run(&oi);
     let summary = ok(&first);
     assert!(summary.contains("BTCUSDT open interest: "), "{summary}");
     assert!(
@@ -338,24 +308,11 @@ fn funding_downloaded_from_the_sandbox_is_read_by_backtest_futures() {
         "{}",
         String::from_utf8_lossy(&first.stderr)
     );
-    let again = ok(&keel(&oi));
+    let again = ok(&run(&oi));
     assert!(again.contains(" (0 new, "), "{again}");
 
     let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        r#"
-[[symbol]]
-symbol = "BTCUSDT"
-base = "BTC"
-quote = "USDT"
-tick_size = "0.01"
-step_size = "0.00001"
-min_notional = "5"
-start_price = "60000"
-volatility = 0.5
-touch_qty = "5"
-
+    let rest = r#"
 [balances]
 USDT = "100000"
 
@@ -368,9 +325,8 @@ id = "sma"
 kind = "sma_cross"
 symbol = "BTCUSDT"
 params = { fast = 5, slow = 20, qty = "0.01", max_funding = "0" }
-"#,
-    )
-    .unwrap();
+"#;
+    std::fs::write(&config, common::btc_symbol("60000", 0.5, "5") + rest).unwrap();
     let run = |name: &str, extra: &[&str]| -> serde_json::Value {
         let report = dir.path().join(format!("{name}.json"));
         let args =
@@ -400,26 +356,14 @@ fn rate_limits_are_waited_out_and_an_earlier_from_fetches_the_head() {
     let _sandbox = Killed(child);
     let out = dir.path().join("data");
     let download = |from: &str| {
-        keel(&[
-            "data",
-            "download",
-            "--venue",
+        run(&download_args(
             "binance",
-            "--symbols",
             "BTCUSDT",
-            "--interval",
-            "1h",
-            "--from",
             from,
-            "--to",
-            "2024-01-03",
-            "--out",
-            s(&out),
-            "--rest-url",
+            &out,
             &url,
-            "--format",
-            "csv",
-        ])
+            &["--interval", "1h", "--to", "2024-01-03", "--format", "csv"],
+        ))
     };
     let first = download("2024-01-02");
     let summary = ok(&first);
@@ -448,26 +392,8 @@ fn coinbase_candles_are_the_same_bars_as_the_binance_sandbox_serves() {
     let _binance = Killed(child);
     let out = dir.path().join("data");
     let download = |source: &str| {
-        keel(&[
-            "data",
-            "download",
-            "--venue",
-            "coinbase",
-            "--symbols",
-            "BTC-USDT",
-            "--interval",
-            "1h",
-            "--from",
-            "2024-01-01",
-            "--to",
-            "2024-01-20",
-            "--out",
-            s(&out),
-            "--rest-url",
-            &coinbase_url,
-            "--source",
-            source,
-        ])
+        let extra = ["--interval", "1h", "--to", "2024-01-20", "--source", source];
+        run(&download_args("coinbase", "BTC-USDT", "2024-01-01", &out, &coinbase_url, &extra))
     };
     let summary = ok(&download("rest"));
     assert!(summary.contains("BTCUSDT 1h: 456 bars in ") && summary.contains("rest (2 pages)"), "{summary}");

@@ -10,24 +10,29 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use keel_binance::model::Depth;
+use keel_binance::public::PublicFeed;
 use keel_binance::{Credentials, RestClient};
 use keel_core::market::MarketEvent;
 use keel_core::order::{OrderStatus, OrderType, Side, TimeInForce};
-use keel_core::venue::{MarketFeed, OrderRequest, UserEvent};
+use keel_core::venue::live_paper::{LiveMarket, PublicMarketData};
+use keel_core::venue::{MarketFeed, OrderRequest, StreamStatus, UserEvent};
 use keel_core::{Decimal, Symbol};
-use keel_sandbox::{Sandbox, SandboxConfig};
+use keel_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 use ops::config::Config;
+use tokio::sync::mpsc;
 
 fn d(s: &str) -> Decimal {
     s.parse().expect("a decimal")
 }
 
-fn config(rest: &str, ws: &str, data: &std::path::Path) -> Config {
-    let data = data.display();
-    let text = format!(
+/// A dry-run on live market data at `rest` and `ws`: `[engine]` holds
+/// `engine`, then the venue, the balances and BTCUSDT, then `tail`.
+fn dry_run_toml(rest: &str, ws: &str, engine: &str, tail: &str) -> String {
+    let symbol = common::btc_symbol("60000", 0.8, "0.05");
+    format!(
         r#"
 [engine]
-data_dir = "{data}"
+{engine}
 
 [venue]
 mode = "paper"
@@ -42,19 +47,14 @@ ws_stream_url = "{ws}"
 
 [balances]
 USDT = "100000"
-
-[[symbol]]
-symbol = "BTCUSDT"
-base = "BTC"
-quote = "USDT"
-tick_size = "0.01"
-step_size = "0.00001"
-min_notional = "5"
-start_price = "60000"
-volatility = 0.8
-touch_qty = "0.05"
+{symbol}
+{tail}
 "#
-    );
+    )
+}
+
+fn config(rest: &str, ws: &str, data: &std::path::Path) -> Config {
+    let text = dry_run_toml(rest, ws, &format!("data_dir = \"{}\"", data.display()), "");
     Config::parse(&text).expect("the dry-run config parses")
 }
 
@@ -72,15 +72,8 @@ fn request(id: &str, side: Side, order_type: OrderType, qty: &str) -> OrderReque
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_fills_against_the_sandbox_book_and_sends_no_signed_request() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let sb = Sandbox::start(SandboxConfig {
-        listen: "127.0.0.1:0".into(),
-        key_dir: Some(dir.path().to_path_buf()),
-        ..SandboxConfig::default()
-    })
-    .await
-    .expect("the sandbox starts");
     // A still market: the book the dry-run sees is the one REST shows.
-    sb.market.pause();
+    let sb = paused_sandbox(dir.path()).await;
     let config = config(&sb.rest_url, &sb.ws_stream_url, &dir.path().join("data"));
     let built = ops::venues::build(&config, None).await.expect("the dry-run venue builds");
     let venue = built.venue.clone();
@@ -203,43 +196,10 @@ const TOKEN: &str = "dry-run-token-7f3a9c-0123456789abcdef0123";
 /// `keel run` in a dry-run on the sandbox (`strategy`: a `[[strategy]]`
 /// block or nothing).
 fn run_config(rest: &str, ws: &str, strategy: &str) -> String {
-    format!(
-        r#"
-[engine]
-log_format = "json"
-log_level = "info"
-
-[venue]
-mode = "paper"
-market_data = "binance"
-
-[venue.paper]
-rest_url = "{rest}"
-ws_stream_url = "{ws}"
-
-[balances]
-USDT = "100000"
-
-[[symbol]]
-symbol = "BTCUSDT"
-base = "BTC"
-quote = "USDT"
-tick_size = "0.01"
-step_size = "0.00001"
-min_notional = "5"
-start_price = "60000"
-volatility = 0.8
-touch_qty = "0.05"
-
-[risk]
-max_order_notional = "100000"
-
-[http]
-listen = "127.0.0.1:0"
-token_env = "{TOKEN_ENV}"
-{strategy}
-"#
-    )
+    let tail = format!(
+        "[risk]\nmax_order_notional = \"100000\"\n\n[http]\nlisten = \"127.0.0.1:0\"\ntoken_env = \"{TOKEN_ENV}\"\n{strategy}"
+    );
+    dry_run_toml(rest, ws, "log_format = \"json\"\nlog_level = \"info\"", &tail)
 }
 
 async fn get(base: &str, path: &str) -> serde_json::Value {
@@ -366,85 +326,115 @@ async fn keel_run_dry_run_says_so_trades_and_continues_after_a_crash() {
     sb.shutdown().await;
 }
 
-/// The dry-run's bars continue the warm-up and survive a dropped stream:
-/// every closed bar once, in order, those missed while disconnected
-/// fetched over REST.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dry_run_bars_continue_the_warm_up_and_are_backfilled_after_a_drop() {
-    use keel_binance::public::PublicFeed;
-    use keel_core::venue::live_paper::{LiveMarket, PublicMarketData};
-    use keel_core::venue::StreamStatus;
-
-    let dir = tempfile::tempdir().expect("temp dir");
+/// A sandbox on a free port whose market moves only when stepped.
+async fn paused_sandbox(key_dir: &std::path::Path) -> SandboxHandle {
     let sb = Sandbox::start(SandboxConfig {
         listen: "127.0.0.1:0".into(),
-        key_dir: Some(dir.path().to_path_buf()),
+        key_dir: Some(key_dir.to_path_buf()),
         ..SandboxConfig::default()
     })
     .await
     .expect("the sandbox starts");
     sb.market.pause();
+    sb
+}
+
+/// Reads until `n` more bars came, checking each follows the last; `step`
+/// moves the sandbox's market on.
+async fn bars(rx: &mut mpsc::Receiver<LiveMarket>, last: &mut i64, n: usize, step: impl Fn()) {
+    let mut got = 0;
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while got < n {
+            step();
+            let deadline = tokio::time::sleep(Duration::from_millis(100));
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    ev = rx.recv() => match ev {
+                        Some(LiveMarket::Feed(MarketFeed::Event(MarketEvent::Bar(b)))) => {
+                            assert_eq!(b.open_time, *last + 60_000, "bars once each and in order");
+                            *last = b.open_time;
+                            got += 1;
+                        }
+                        Some(_) => {}
+                        None => panic!("the feed ended"),
+                    },
+                    _ = &mut deadline => break,
+                }
+            }
+        }
+    })
+    .await
+    .expect("the bars within 20 s");
+}
+
+/// Reads until a stream status `want` takes.
+async fn wait_for(rx: &mut mpsc::Receiver<LiveMarket>, want: fn(&StreamStatus) -> bool) {
+    let fut = async {
+        loop {
+            match rx.recv().await {
+                Some(LiveMarket::Feed(MarketFeed::Status(s))) if want(&s) => return,
+                Some(_) => {}
+                None => panic!("the feed ended"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), fut).await.expect("the stream status within 20 s")
+}
+
+/// The dry-run's bars continue the warm-up and survive a dropped stream:
+/// every closed bar once, in order, those missed while disconnected
+/// fetched over REST.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_bars_continue_the_warm_up_and_are_backfilled_after_a_drop() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sb = paused_sandbox(dir.path()).await;
     let feed = PublicFeed::new(&sb.rest_url, &sb.ws_stream_url).expect("feed");
     let sym = Symbol::new("BTCUSDT");
     let warm = feed.klines(&sym, 60_000, None, 100).await.expect("warm-up");
     let mut last = warm.last().expect("warm-up bars").open_time;
     let mut rx = feed.subscribe(std::slice::from_ref(&sym), 60_000).await.expect("subscribe");
 
-    // Reads until `n` more bars came, checking each follows the last.
-    async fn bars(rx: &mut tokio::sync::mpsc::Receiver<LiveMarket>, last: &mut i64, n: usize, step: impl Fn()) {
-        let mut got = 0;
-        tokio::time::timeout(Duration::from_secs(20), async {
-            while got < n {
-                step();
-                let deadline = tokio::time::sleep(Duration::from_millis(100));
-                tokio::pin!(deadline);
-                loop {
-                    tokio::select! {
-                        ev = rx.recv() => match ev {
-                            Some(LiveMarket::Feed(MarketFeed::Event(MarketEvent::Bar(b)))) => {
-                                assert_eq!(b.open_time, *last + 60_000, "bars once each and in order");
-                                *last = b.open_time;
-                                got += 1;
-                            }
-                            Some(_) => {}
-                            None => panic!("the feed ended"),
-                        },
-                        _ = &mut deadline => break,
-                    }
-                }
-            }
-        })
-        .await
-        .expect("the bars within 20 s");
-    }
-    async fn wait_for(rx: &mut tokio::sync::mpsc::Receiver<LiveMarket>, want: fn(&StreamStatus) -> bool) {
-        let fut = async {
-            loop {
-                match rx.recv().await {
-                    Some(LiveMarket::Feed(MarketFeed::Status(s))) if want(&s) => return,
-                    Some(_) => {}
-                    None => panic!("the feed ended"),
-                }
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(20), fut).await.expect("the stream status within 20 s")
-    }
     wait_for(&mut rx, |s| *s == StreamStatus::Connected).await;
     let step = || sb.market.step(10);
     bars(&mut rx, &mut last, 2, step).await;
 
     let klines_before = sb.faults.rest_requests().iter().filter(|r| r.ends_with("/klines")).count();
     sb.market.step(1);
+    // The stream stays down (reconnects are refused) while three bars close.
+    sb.faults.refuse_market_streams(true);
     sb.faults.drop_connections();
     wait_for(&mut rx, |s| matches!(s, StreamStatus::Disconnected { .. })).await;
-    // Three bars close while the stream is down (the reconnect waits out
-    // its backoff first).
     sb.market.step(30);
+    sb.faults.refuse_market_streams(false);
     wait_for(&mut rx, |s| *s == StreamStatus::Connected).await;
     bars(&mut rx, &mut last, 4, step).await;
     let klines_after = sb.faults.rest_requests().iter().filter(|r| r.ends_with("/klines")).count();
     assert!(klines_after > klines_before, "the missed bars came over REST");
     assert_eq!(sb.faults.signed_rest_requests(), 0);
+    drop(rx);
+    sb.shutdown().await;
+}
+
+/// The dry-run's stream connection is renewed before its age limit (a
+/// second here, 23 hours against Binance's 24), without a backoff, and the
+/// bars go on once each and in order across the renewals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_stream_is_renewed_before_its_age_limit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sb = paused_sandbox(dir.path()).await;
+    let feed =
+        PublicFeed::new(&sb.rest_url, &sb.ws_stream_url).expect("feed").with_reconnect_after(Duration::from_secs(1));
+    let sym = Symbol::new("BTCUSDT");
+    let warm = feed.klines(&sym, 60_000, None, 100).await.expect("warm-up");
+    let mut last = warm.last().expect("warm-up bars").open_time;
+    let mut rx = feed.subscribe(std::slice::from_ref(&sym), 60_000).await.expect("subscribe");
+    for _ in 0..2 {
+        wait_for(&mut rx, |s| *s == StreamStatus::Connected).await;
+        wait_for(&mut rx, |s| matches!(s, StreamStatus::Disconnected { reason } if reason.starts_with("proactive")))
+            .await;
+    }
+    bars(&mut rx, &mut last, 3, || sb.market.step(10)).await;
     drop(rx);
     sb.shutdown().await;
 }

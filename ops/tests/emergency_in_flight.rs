@@ -8,20 +8,16 @@
 //! A flatten with the stop waits for the cancels (finding 3): a resting sell
 //! no longer blocks it, and it sells exactly what is held.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use actors::{start_engine, EngineSetup};
-use keel_binance::BinanceVenue;
-use keel_core::clock::{SharedClock, SystemClock};
-use keel_core::config::StrategyConfig;
+use common::engine::{engine_with, flattened, operator_fills, sellable, within_20s};
 use keel_core::market::Bar;
 use keel_core::order::{OrderStatus, Side};
-use keel_core::store::SharedStore;
 use keel_core::strategy::{Strategy, StrategyCtx};
 use keel_core::{Decimal, Symbol};
 use keel_sandbox::{OrderFault, Sandbox, SandboxConfig};
-use keel_store::SledStore;
 
 /// Rests three limit buys below the market on its first bar.
 struct Rester(Symbol, bool);
@@ -58,54 +54,6 @@ fn open_at(sb: &keel_sandbox::SandboxHandle) -> Vec<String> {
 fn orders_posted(sb: &keel_sandbox::SandboxHandle) -> usize {
     sb.faults.rest_requests().iter().filter(|r| r.as_str() == "POST /api/v3/order").count()
         + sb.faults.ws_api_requests().iter().filter(|m| m.as_str() == "order.place").count()
-}
-
-/// The engine on the sandbox with one strategy on BTCUSDT, its store in a temp dir.
-async fn engine_on(
-    sb: &keel_sandbox::SandboxHandle,
-    strategy: Box<dyn Strategy>,
-) -> (actors::EngineHandle, SharedStore, tempfile::TempDir) {
-    engine_with(ops::venues::sandbox_settings(sb), strategy).await
-}
-
-/// [`engine_on`] with the adapter's settings given (another key or transport).
-async fn engine_with(
-    settings: keel_binance::BinanceSettings,
-    strategy: Box<dyn Strategy>,
-) -> (actors::EngineHandle, SharedStore, tempfile::TempDir) {
-    let venue = Arc::new(BinanceVenue::connect(settings).await.expect("adapter connects"));
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store: SharedStore = Arc::new(SledStore::open(dir.path()).expect("store"));
-    let config: StrategyConfig =
-        toml::from_str(&format!("id = \"{0}\"\nkind = \"{0}\"\nsymbol = \"BTCUSDT\"", strategy.kind()))
-            .expect("strategy config");
-    let risk: risk::config::RiskConfig =
-        toml::from_str("max_order_notional = \"100000\"\nmax_position_notional = \"1000000\"").expect("risk config");
-    let clock: SharedClock = Arc::new(SystemClock);
-    let setup = EngineSetup {
-        symbols: vec![Symbol::new("BTCUSDT")],
-        risk,
-        bar_interval_ms: 60_000,
-        store: store.clone(),
-        venue,
-        strategies: vec![(config, strategy)],
-        clock,
-        startup_deadline: actors::patience::DEFAULT_STARTUP_DEADLINE,
-        equity_interval: std::time::Duration::from_secs(60),
-        universe: None,
-    };
-    (start_engine(setup).await.expect("engine starts"), store, dir)
-}
-
-/// Polls `done` every 20 ms for up to 20 s.
-async fn within_20s<F: std::future::Future<Output = bool>>(mut done: impl FnMut() -> F) -> bool {
-    tokio::time::timeout(Duration::from_secs(20), async {
-        while !done().await {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .is_ok()
 }
 
 #[actix_rt::test]
@@ -191,7 +139,8 @@ impl Strategy for BuyThenRestSell {
 #[actix_rt::test]
 async fn a_flatten_with_the_stop_waits_for_the_resting_sell_to_be_canceled_and_sells_exactly_the_holding() {
     let sb = Sandbox::start(SandboxConfig { history_bars: 30, ..SandboxConfig::demo() }).await.expect("sandbox");
-    let (handle, store, _dir) = engine_on(&sb, Box::new(BuyThenRestSell(Symbol::new("BTCUSDT"), 0))).await;
+    let strategy = Box::new(BuyThenRestSell(Symbol::new("BTCUSDT"), 0));
+    let (handle, store, _dir) = engine_with(ops::venues::sandbox_settings(&sb), strategy).await;
     let resting = within_20s(|| async {
         handle
             .open_orders()
@@ -202,30 +151,17 @@ async fn a_flatten_with_the_stop_waits_for_the_resting_sell_to_be_canceled_and_s
     })
     .await;
     assert!(resting, "the sell rests: orders {:?}, fills {:?}", store.orders().ok(), store.fills().ok());
-    // The sandbox takes the fee in BTC: the account holds the fill less it,
-    // and a market order can sell that rounded down to the lot step.
     let bought = store.fills().expect("fills");
-    let received: Decimal = bought.iter().map(|f| if f.fee_asset == "BTC" { f.qty - f.fee } else { f.qty }).sum();
-    let step = Decimal::new(1, 5);
-    let held = (received / step).floor() * step;
+    let held = sellable(&bought);
     assert!(held > Decimal::ZERO && held <= Decimal::new(2, 3), "{bought:?}");
 
     handle.emergency_stop("test: stop and flatten", "operator:test", true).await.expect("stop set");
-    let flat = within_20s(|| async {
-        store.fills().expect("fills").iter().any(|f| f.strategy_id.as_str() == actors::risk_guard::OPERATOR)
-            && handle.open_orders().await.expect("router answers").is_empty()
-    })
-    .await;
+    let flat = flattened(&handle, &store).await;
     let risk = handle.risk().await.expect("risk answers");
     assert!(flat, "the flatten sold after the cancel; refusals: {:?}", risk.rejections);
-    let fills = store.fills().expect("fills");
-    let sold: Vec<Decimal> =
-        fills.iter().filter(|f| f.strategy_id.as_str() == actors::risk_guard::OPERATOR).map(|f| f.qty).collect();
-    assert_eq!(sold.iter().copied().sum::<Decimal>(), held, "exactly the holding: {fills:?}");
-    assert!(fills
-        .iter()
-        .filter(|f| f.strategy_id.as_str() == actors::risk_guard::OPERATOR)
-        .all(|f| f.side == Side::Sell));
+    let operator = operator_fills(&store);
+    assert!(operator.iter().all(|f| f.side == Side::Sell), "{operator:?}");
+    assert_eq!(operator.iter().map(|f| f.qty).sum::<Decimal>(), held, "exactly the holding: {:?}", store.fills());
     assert!(risk.rejections.is_empty(), "nothing was refused: {:?}", risk.rejections);
     let sell_canceled = within_20s(|| async {
         let orders = store.orders().expect("orders");

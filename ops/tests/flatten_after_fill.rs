@@ -7,20 +7,16 @@
 //! `insufficient_balance` (what the old code did, silently, with nothing
 //! retried).
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use actors::{start_engine, EngineHandle, EngineSetup};
-use keel_binance::BinanceVenue;
-use keel_core::clock::{SharedClock, SystemClock};
-use keel_core::config::StrategyConfig;
+use common::engine::{engine_with, flattened, operator_fills, risk, sellable, within_20s};
 use keel_core::market::Bar;
 use keel_core::order::Side;
-use keel_core::store::SharedStore;
 use keel_core::strategy::{Strategy, StrategyCtx};
 use keel_core::{Decimal, Symbol};
 use keel_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
-use keel_store::SledStore;
 
 /// Buys 0.002 at market on its first bar, then does nothing.
 struct BuyOnce(Symbol, bool);
@@ -40,17 +36,6 @@ impl Strategy for BuyOnce {
     }
 }
 
-/// Polls `done` every 20 ms for up to 20 s.
-async fn within_20s<F: std::future::Future<Output = bool>>(mut done: impl FnMut() -> F) -> bool {
-    tokio::time::timeout(Duration::from_secs(20), async {
-        while !done().await {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .is_ok()
-}
-
 /// A sandbox whose only account holds USDT and no BTC, and whose user stream
 /// sends no balance report.
 async fn sandbox_without_btc() -> SandboxHandle {
@@ -63,50 +48,12 @@ async fn sandbox_without_btc() -> SandboxHandle {
     sb
 }
 
-/// The engine on the sandbox with [`BuyOnce`] on BTCUSDT, its store in a temp dir.
-async fn engine_on(sb: &SandboxHandle) -> (EngineHandle, SharedStore, tempfile::TempDir) {
-    let venue = Arc::new(BinanceVenue::connect(ops::venues::sandbox_settings(sb)).await.expect("adapter connects"));
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store: SharedStore = Arc::new(SledStore::open(dir.path()).expect("store"));
-    let config: StrategyConfig =
-        toml::from_str("id = \"buy_once\"\nkind = \"buy_once\"\nsymbol = \"BTCUSDT\"").expect("strategy config");
-    let risk: risk::config::RiskConfig =
-        toml::from_str("max_order_notional = \"100000\"\nmax_position_notional = \"1000000\"").expect("risk config");
-    assert!(risk.check_balance, "the balance check is on, as by default");
-    let clock: SharedClock = Arc::new(SystemClock);
-    let setup = EngineSetup {
-        symbols: vec![Symbol::new("BTCUSDT")],
-        risk,
-        bar_interval_ms: 60_000,
-        store: store.clone(),
-        venue,
-        strategies: vec![(config, Box::new(BuyOnce(Symbol::new("BTCUSDT"), false)))],
-        clock,
-        startup_deadline: actors::patience::DEFAULT_STARTUP_DEADLINE,
-        equity_interval: Duration::from_secs(60),
-        universe: None,
-    };
-    (start_engine(setup).await.expect("engine starts"), store, dir)
-}
-
-/// What a market order can sell of the bought coins: the fills less a fee
-/// taken in BTC, rounded down to the lot step.
-fn sellable(store: &SharedStore) -> Decimal {
-    let received: Decimal = store
-        .fills()
-        .expect("fills")
-        .iter()
-        .filter(|f| f.side == Side::Buy)
-        .map(|f| if f.fee_asset == "BTC" { f.qty - f.fee } else { f.qty })
-        .sum();
-    let step = Decimal::new(1, 5);
-    (received / step).floor() * step
-}
-
 #[actix_rt::test]
 async fn a_flatten_right_after_a_buy_sells_the_holding_before_the_balance_report() {
     let sb = sandbox_without_btc().await;
-    let (handle, store, _dir) = engine_on(&sb).await;
+    assert!(risk().check_balance, "the balance check is on, as by default");
+    let strategy = Box::new(BuyOnce(Symbol::new("BTCUSDT"), false));
+    let (handle, store, _dir) = engine_with(ops::venues::sandbox_settings(&sb), strategy).await;
 
     // The buy filled and is final; no balance report has said so.
     let bought = within_20s(|| async {
@@ -115,7 +62,7 @@ async fn a_flatten_right_after_a_buy_sells_the_holding_before_the_balance_report
     })
     .await;
     assert!(bought, "the buy fills: orders {:?}", store.orders().ok());
-    let held = sellable(&store);
+    let held = sellable(&store.fills().expect("fills"));
     assert!(held > Decimal::ZERO && held <= Decimal::new(2, 3), "{:?}", store.fills());
     let btc = |sb: &SandboxHandle| sb.market.balances(&sb.api_key).iter().find(|b| b.asset == "BTC").map(|b| b.free);
     assert!(btc(&sb).is_some_and(|b| b >= held), "the venue holds the coins: {:?}", btc(&sb));
@@ -123,17 +70,12 @@ async fn a_flatten_right_after_a_buy_sells_the_holding_before_the_balance_report
     let reported = handle.portfolio().await.expect("portfolio answers").balances.free("BTC");
     assert!(reported.is_zero(), "no balance report told the engine of the BTC: {reported}");
     assert_eq!(handle.flatten(None).await.expect("flatten answers"), 1, "one symbol to flatten");
-    let sold = within_20s(|| async {
-        store.fills().expect("fills").iter().any(|f| f.strategy_id.as_str() == actors::risk_guard::OPERATOR)
-            && handle.open_orders().await.expect("router answers").is_empty()
-    })
-    .await;
+    let sold = flattened(&handle, &store).await;
     let risk = handle.risk().await.expect("risk answers");
     assert!(sold, "the flatten sold; refusals: {:?}", risk.rejections);
-    let fills = store.fills().expect("fills");
-    let operator: Vec<_> = fills.iter().filter(|f| f.strategy_id.as_str() == actors::risk_guard::OPERATOR).collect();
+    let operator = operator_fills(&store);
     assert!(operator.iter().all(|f| f.side == Side::Sell), "{operator:?}");
-    assert_eq!(operator.iter().map(|f| f.qty).sum::<Decimal>(), held, "exactly the holding: {fills:?}");
+    assert_eq!(operator.iter().map(|f| f.qty).sum::<Decimal>(), held, "exactly the holding: {:?}", store.fills());
     assert!(risk.rejections.is_empty(), "nothing was refused: {:?}", risk.rejections);
     // Never more than held: the venue's BTC is what the fee and the step left.
     assert!(btc(&sb).is_some_and(|b| b >= Decimal::ZERO && b < Decimal::new(1, 5)), "{:?}", btc(&sb));

@@ -10,7 +10,7 @@ use keel_sandbox::{RestFault, Sandbox, SandboxConfig, SandboxHandle};
 use serde_json::{json, Value};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
-use wire::{call, call_with_key, next_json, now_ms, WAIT};
+use wire::{call, call_with_key, next_json, next_matching, now_ms, WAIT};
 
 mod wire;
 
@@ -927,21 +927,12 @@ async fn unread_parameters_and_features_not_enabled_get_binances_answers() {
     assert_eq!((r.status, r.body), (400, unread(1, 2)));
     let r = call(&sb, "GET", "/api/v3/account", &[("fooBar", "1")], true).await;
     assert_eq!(r.body, unread(2, 3), "timestamp and signature are read, fooBar is not");
-    // Features exchangeInfo says are off.
-    let oco = [
-        ("symbol", "BTCUSDT"),
-        ("side", "SELL"),
-        ("quantity", "0.01"),
-        ("aboveType", "LIMIT_MAKER"),
-        ("abovePrice", "70000"),
-        ("belowType", "STOP_LOSS"),
-        ("belowStopPrice", "50000"),
-    ];
-    let r = call(&sb, "POST", "/api/v3/orderList/oco", &oco, true).await;
-    assert_eq!(
-        (r.status, r.body),
-        (400, json!({"code": -2010, "msg": "OCO orders are not supported for this symbol"}))
-    );
+    // Features exchangeInfo says are off (and the deprecated OCO endpoint, which the testnet does not list).
+    let oto = [("symbol", "BTCUSDT"), ("side", "SELL"), ("quantity", "0.01")];
+    let r = call(&sb, "POST", "/api/v3/orderList/oto", &oto, true).await;
+    assert_eq!((r.status, r.body), (400, json!({"code": -2010, "msg": "Unsupported order combination"})));
+    let r = call(&sb, "POST", "/api/v3/order/oco", &oto, true).await;
+    assert_eq!((r.status, r.body["code"].as_i64()), (404, Some(-1020)));
     let amend = [("symbol", "BTCUSDT"), ("orderId", "1"), ("newQty", "0.001")];
     let r = call(&sb, "PUT", "/api/v3/order/amend/keepPriority", &amend, true).await;
     assert_eq!(r.body, json!({"code": -2038, "msg": "Order amend is not supported for this symbol."}));
@@ -1011,5 +1002,193 @@ async fn at_real_time_the_bar_in_progress_turns_over_on_the_minute() {
         call(&sb, "GET", "/api/v3/klines", &[("symbol", "BTCUSDT"), ("interval", "1m"), ("limit", "2")], false).await;
     let opens: Vec<i64> = r.body.as_array().unwrap().iter().map(|k| k[0].as_i64().unwrap()).collect();
     assert_eq!(opens, [next - 60_000, next], "asked at {asked}, 300 ms into the minute {next}");
+    sb.shutdown().await;
+}
+
+/// A SELL OCO of 0.01 BTCUSDT around 60 000: take-profit LIMIT_MAKER at
+/// `tp`, stop STOP_LOSS_LIMIT at 59 000 (limit 58 900), legs `<id>-tp`/`<id>-sl`.
+fn sell_oco(id: &'static str, tp: &'static str) -> Vec<(&'static str, String)> {
+    vec![
+        ("symbol", "BTCUSDT".into()),
+        ("side", "SELL".into()),
+        ("quantity", "0.01".into()),
+        ("listClientOrderId", id.into()),
+        ("aboveType", "LIMIT_MAKER".into()),
+        ("abovePrice", tp.into()),
+        ("aboveClientOrderId", format!("{id}-tp")),
+        ("belowType", "STOP_LOSS_LIMIT".into()),
+        ("belowStopPrice", "59000".into()),
+        ("belowPrice", "58900".into()),
+        ("belowTimeInForce", "GTC".into()),
+        ("belowClientOrderId", format!("{id}-sl")),
+    ]
+}
+
+fn pairs<'a>(v: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    v.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+#[tokio::test]
+async fn oco_order_lists_follow_binances_protocol() {
+    let sb = start_frozen(SandboxConfig::demo()).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(sb.ws_api_url.clone()).await.unwrap();
+    ws.send(ws_signed(&sb, "s", "userDataStream.subscribe.signature", &[])).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["status"], 200);
+    let info = call(&sb, "GET", "/api/v3/exchangeInfo", &[("symbol", "BTCUSDT")], false).await.body;
+    assert_eq!(info["symbols"][0]["ocoAllowed"], true);
+    let filters = info["symbols"][0]["filters"].as_array().cloned().unwrap_or_default();
+    assert!(
+        filters.iter().any(|f| f["filterType"] == "MAX_NUM_ORDER_LISTS" && f["maxNumOrderLists"] == 20),
+        "{filters:?}"
+    );
+    let base = |body: &Value| -> (String, String) {
+        let b = body["balances"].as_array().and_then(|a| a.iter().find(|b| b["asset"] == "BTC").cloned());
+        let b = b.unwrap_or_default();
+        (b["free"].as_str().unwrap_or("").to_string(), b["locked"].as_str().unwrap_or("").to_string())
+    };
+    let btc_before = base(&call(&sb, "GET", "/api/v3/account", &[], true).await.body);
+
+    // Refusals, as Binance words them.
+    let without = |k: &str| sell_oco("bad", "61000").into_iter().filter(|(n, _)| *n != k).collect::<Vec<_>>();
+    let with = |k: &'static str, v: &str| {
+        let mut o: Vec<(&'static str, String)> =
+            sell_oco("bad", "61000").into_iter().filter(|(n, _)| *n != k).collect();
+        o.push((k, v.to_string()));
+        o
+    };
+    /// (what, the parameters, Binance's code and message)
+    type Case = (&'static str, Vec<(&'static str, String)>, i64, &'static str);
+    let cases: Vec<Case> = vec![
+        (
+            "no below type",
+            without("belowType"),
+            -1102,
+            "Mandatory parameter 'belowType' was not sent, was empty/null, or malformed.",
+        ),
+        (
+            "no time in force on the stop-limit",
+            without("belowTimeInForce"),
+            -1102,
+            "Mandatory parameter 'belowTimeInForce' was not sent, was empty/null, or malformed.",
+        ),
+        ("a market leg", with("aboveType", "MARKET"), -1158, "Order type not supported in OCO."),
+        (
+            "the take-profit below the market",
+            with("abovePrice", "59500"),
+            -2010,
+            "The relationship of the prices for the orders is not correct.",
+        ),
+        ("a buy with its limit above", with("side", "BUY"), -1165, "A limit order in a buy OCO must be below."),
+        ("off the tick", with("abovePrice", "61000.001"), -1013, "Filter failure: PRICE_FILTER"),
+    ];
+    for (what, params, code, msg) in cases {
+        let r = call(&sb, "POST", "/api/v3/orderList/oco", &pairs(&params), true).await;
+        assert_eq!((r.status, r.body.clone()), (400, json!({"code": code, "msg": msg})), "{what}");
+    }
+    assert!(call(&sb, "GET", "/api/v3/openOrders", &[], true).await.body.as_array().is_some_and(Vec::is_empty));
+
+    // Placed: one list, two legs (below first), locked once.
+    let r = call(&sb, "POST", "/api/v3/orderList/oco", &pairs(&sell_oco("oco-1", "61000")), true).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let list_id = r.body["orderListId"].as_i64().unwrap();
+    assert_eq!(
+        (
+            &r.body["contingencyType"],
+            &r.body["listStatusType"],
+            &r.body["listOrderStatus"],
+            &r.body["listClientOrderId"]
+        ),
+        (&json!("OCO"), &json!("EXEC_STARTED"), &json!("EXECUTING"), &json!("oco-1"))
+    );
+    let legs: Vec<(String, String, i64)> = r.body["orderReports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["clientOrderId"].as_str().unwrap().into(),
+                o["type"].as_str().unwrap().into(),
+                o["orderListId"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        legs,
+        vec![
+            ("oco-1-sl".into(), "STOP_LOSS_LIMIT".into(), list_id),
+            ("oco-1-tp".into(), "LIMIT_MAKER".into(), list_id)
+        ]
+    );
+    assert_eq!(r.body["orders"][0]["clientOrderId"], "oco-1-sl");
+    let open = call(&sb, "GET", "/api/v3/openOrders", &[("symbol", "BTCUSDT")], true).await.body;
+    let open_lists: Vec<i64> = open.as_array().unwrap().iter().map(|o| o["orderListId"].as_i64().unwrap()).collect();
+    assert_eq!(open_lists, vec![list_id, list_id], "both legs are open orders of the list");
+    let (free, locked) = base(&call(&sb, "GET", "/api/v3/account", &[], true).await.body);
+    let dec = |s: &str| s.parse::<rust_decimal::Decimal>().unwrap();
+    assert_eq!(dec(&locked) - dec(&btc_before.1), dec("0.01"), "the quantity is locked once");
+    assert_eq!(dec(&btc_before.0) - dec(&free), dec("0.01"));
+    // The user stream: each leg NEW, then the list.
+    let ls = next_matching(&mut ws, "listStatus", |v| v["event"]["e"] == "listStatus").await;
+    assert_eq!(
+        (&ls["event"]["l"], &ls["event"]["L"], &ls["event"]["C"], &ls["event"]["g"]),
+        (&json!("EXEC_STARTED"), &json!("EXECUTING"), &json!("oco-1"), &json!(list_id))
+    );
+
+    let q = call(&sb, "GET", "/api/v3/orderList", &[("origClientOrderId", "oco-1")], true).await;
+    assert_eq!(q.body["orderListId"].as_i64(), Some(list_id), "{}", q.body);
+    let q = call(&sb, "GET", "/api/v3/openOrderList", &[], true).await.body;
+    assert_eq!(q.as_array().map(Vec::len), Some(1));
+
+    // Cancelled whole.
+    let c =
+        call(&sb, "DELETE", "/api/v3/orderList", &[("symbol", "BTCUSDT"), ("listClientOrderId", "oco-1")], true).await;
+    assert_eq!((c.status, &c.body["listOrderStatus"]), (200, &json!("ALL_DONE")), "{}", c.body);
+    let statuses: Vec<&str> =
+        c.body["orderReports"].as_array().unwrap().iter().map(|o| o["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["CANCELED", "CANCELED"]);
+    assert!(call(&sb, "GET", "/api/v3/openOrders", &[], true).await.body.as_array().is_some_and(Vec::is_empty));
+    assert_eq!(base(&call(&sb, "GET", "/api/v3/account", &[], true).await.body), btc_before, "the lock is released");
+    let again =
+        call(&sb, "DELETE", "/api/v3/orderList", &[("symbol", "BTCUSDT"), ("orderListId", &list_id.to_string())], true)
+            .await;
+    assert_eq!(again.body["code"], -2011);
+    let all = call(&sb, "GET", "/api/v3/allOrderList", &[], true).await.body;
+    assert_eq!(
+        all.as_array().map(|a| a.iter().map(|l| l["listOrderStatus"].clone()).collect::<Vec<_>>()),
+        Some(vec![json!("ALL_DONE")])
+    );
+
+    // Cancelling one leg cancels the list.
+    call(&sb, "POST", "/api/v3/orderList/oco", &pairs(&sell_oco("oco-2", "61000")), true).await;
+    let c =
+        call(&sb, "DELETE", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "oco-2-tp")], true).await;
+    assert_eq!((c.status, &c.body["listClientOrderId"]), (200, &json!("oco-2")), "{}", c.body);
+    assert!(call(&sb, "GET", "/api/v3/openOrders", &[], true).await.body.as_array().is_some_and(Vec::is_empty));
+
+    // The price falls through the stop: the take-profit expires (OCO_TRIGGER), the list is done, the stop sells.
+    let r = call(&sb, "POST", "/api/v3/orderList/oco", &pairs(&sell_oco("oco-3", "61000")), true).await;
+    let list_id = r.body["orderListId"].as_i64().unwrap();
+    sb.market.set_price("BTCUSDT", "58950".parse().unwrap());
+    sb.market.step(1);
+    let expired = next_matching(&mut ws, "the take-profit expired", |v| {
+        v["event"]["c"] == "oco-3-tp" && v["event"]["X"] == "EXPIRED"
+    })
+    .await;
+    assert_eq!((&expired["event"]["eR"], &expired["event"]["g"]), (&json!("OCO_TRIGGER"), &json!(list_id)));
+    let done =
+        next_matching(&mut ws, "the list done", |v| v["event"]["e"] == "listStatus" && v["event"]["C"] == "oco-3")
+            .await;
+    assert_eq!(done["event"]["L"], "ALL_DONE");
+    let sl =
+        call(&sb, "GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "oco-3-sl")], true).await.body;
+    assert_eq!((sl["status"].as_str(), sl["orderListId"].as_i64()), (Some("FILLED"), Some(list_id)), "{sl}");
+    let trades =
+        call(&sb, "GET", "/api/v3/myTrades", &[("symbol", "BTCUSDT"), ("orderId", &sl["orderId"].to_string())], true)
+            .await
+            .body;
+    assert!(
+        trades.as_array().is_some_and(|t| !t.is_empty() && t.iter().all(|t| t["orderListId"] == list_id)),
+        "{trades}"
+    );
     sb.shutdown().await;
 }

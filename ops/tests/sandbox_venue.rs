@@ -1055,3 +1055,76 @@ async fn a_cancel_with_an_unknown_outcome_is_resolved_by_a_query_on_both_transpo
         sb.shutdown().await;
     }
 }
+
+/// A SELL OCO of 0.01 BTCUSDT: take-profit at 61 000, stop at 59 000 (limit 58 900).
+fn oco(cid: &str) -> OrderRequest {
+    OrderRequest {
+        client_order_id: cid.into(),
+        symbol: btc(),
+        side: Side::Sell,
+        order_type: OrderType::Oco { take_profit: d("61000"), stop: d("59000"), stop_limit: Some(d("58900")) },
+        qty: d("0.01"),
+        tif: TimeInForce::Gtc,
+    }
+}
+
+#[tokio::test]
+async fn an_oco_is_one_order_to_keel_and_an_order_list_at_binance() {
+    let (sb, venue) = setup().await;
+    freeze(&sb, "60000");
+    let mut user = user_connected(&venue).await;
+
+    let placed = venue.place_order(&oco("oco-a")).await.unwrap();
+    let r = &placed.report;
+    assert_eq!(
+        (r.client_order_id.as_str(), r.status, r.qty, r.oco_leg),
+        ("oco-a", OrderStatus::Accepted, d("0.01"), None)
+    );
+    assert_eq!(sb.faults.rest_requests().iter().filter(|r| r.as_str() == "POST /api/v3/orderList/oco").count(), 1);
+    // Two legs rest at the venue; Keel sees one order.
+    assert_eq!((count_orders(&sb, "oco-a_t"), count_orders(&sb, "oco-a_s")), (1, 1));
+    let open = venue.open_orders(Some(&btc())).await.unwrap();
+    assert_eq!(
+        open.iter().map(|o| (o.client_order_id.as_str(), o.status)).collect::<Vec<_>>(),
+        vec![("oco-a", OrderStatus::Accepted)]
+    );
+    assert_eq!(open[0].venue_order_id, r.venue_order_id, "the list's id");
+    let q = venue.query_order(&btc(), "oco-a").await.unwrap().expect("the list is known");
+    assert_eq!((q.status, q.venue_order_id.as_str()), (OrderStatus::Accepted, r.venue_order_id.as_str()));
+
+    // Cancelled whole.
+    let c = venue.cancel_order(&btc(), "oco-a").await.unwrap();
+    assert_eq!((c.client_order_id.as_str(), c.status), ("oco-a", OrderStatus::Canceled));
+    assert!(venue.open_orders(None).await.unwrap().is_empty());
+    assert_eq!(venue.query_order(&btc(), "oco-a").await.unwrap().map(|r| r.status), Some(OrderStatus::Canceled));
+
+    // The price falls through the stop: the list fills by its stop leg; the
+    // take-profit's expiry ends nothing; every event names the list.
+    venue.place_order(&oco("oco-b")).await.unwrap();
+    assert!(sb.market.set_price("BTCUSDT", d("58950")));
+    sb.market.step(1);
+    let ev = until(
+        &mut user,
+        "the list filled",
+        |e| matches!(e, UserEvent::Order(r) if r.client_order_id == "oco-b" && r.status == OrderStatus::Filled),
+    )
+    .await;
+    let orders: Vec<(String, OrderStatus)> = ev
+        .iter()
+        .filter_map(|e| if let UserEvent::Order(r) = e { Some((r.client_order_id.clone(), r.status)) } else { None })
+        .collect();
+    assert!(orders.iter().all(|(cid, _)| cid == "oco-a" || cid == "oco-b"), "only the lists, never a leg: {orders:?}");
+    let b: Vec<OrderStatus> = orders.iter().filter(|(cid, _)| cid == "oco-b").map(|(_, s)| *s).collect();
+    assert!(b[..b.len() - 1].iter().all(|s| !s.is_terminal()), "the take-profit's expiry ends nothing: {b:?}");
+    let last = ev.iter().rev().find_map(|e| if let UserEvent::Order(r) = e { Some(r.clone()) } else { None }).unwrap();
+    assert_eq!((last.filled_qty, last.oco_leg), (d("0.01"), Some(keel_core::venue::oco::OcoLeg::Stop)));
+    let fills = fills_of(&ev);
+    assert!(
+        !fills.is_empty() && fills.iter().all(|f| f.client_order_id == "oco-b" && f.price == d("58900")),
+        "{fills:?}"
+    );
+    let trades = venue.my_trades(&btc(), None).await.unwrap();
+    assert!(trades.iter().any(|t| t.client_order_id == "oco-b"), "own trades name the list: {trades:?}");
+    assert!(trades.iter().all(|t| !t.client_order_id.contains('_')), "{trades:?}");
+    sb.shutdown().await;
+}

@@ -26,8 +26,20 @@ pub struct StrategyConfigError {
 pub const KINDS: &[&str] =
     &["sma_cross", "ema_cross", "rsi_reversion", "bollinger_breakout", "macd", "grid", "webhook", "scanner"];
 
-/// Builds the strategy of config block number `index` (for error messages).
+/// The exits of config block number `index`, validated (its ROI table
+/// sorted by time); the error names the key (`strategy[0].exits.stop_loss`).
+pub fn exits(index: usize, config: &StrategyConfig) -> Result<Option<keel_core::exits::ExitSpec>, StrategyConfigError> {
+    let Some(spec) = &config.exits else { return Ok(None) };
+    let mut spec = spec.clone();
+    spec.validate(&format!("strategy[{index}].exits"))
+        .map_err(|e| StrategyConfigError { key: e.key, reason: e.reason })?;
+    Ok(Some(spec))
+}
+
+/// Builds the strategy of config block number `index` (for error messages);
+/// its `exits`, if any, are checked too (see [`exits`]).
 pub fn build(index: usize, config: &StrategyConfig) -> Result<Box<dyn Strategy>, StrategyConfigError> {
+    exits(index, config)?;
     let params = Params::new(&config.params, format!("strategy[{index}].params"));
     let symbol = keel_core::Symbol::new(&config.symbol);
     match config.kind.as_str() {
@@ -73,6 +85,26 @@ pub fn validate_all(configs: &[StrategyConfig]) -> Result<(), StrategyConfigErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A block's exits are checked where its strategy is built (start-up,
+    /// `keel check-config`, `keel backtest`), the error naming the key; a
+    /// good table comes back validated (its ROI rows sorted).
+    #[test]
+    fn exits_are_checked_with_the_strategy() {
+        let block = |exits: &str| -> StrategyConfig {
+            toml::from_str(&format!(
+                "id = \"s\"\nkind = \"webhook\"\nsymbol = \"BTCUSDT\"\nparams = {{ qty = \"1\" }}\n{exits}"
+            ))
+            .unwrap()
+        };
+        let err = build(3, &block("exits = { max_hold = \"0s\" }")).err().unwrap();
+        assert_eq!(err.key, "strategy[3].exits.max_hold");
+        let good = block("exits = { roi = [[\"1h\", \"1%\"], [\"0m\", \"3%\"]] }");
+        assert!(build(0, &good).is_ok());
+        let spec = exits(0, &good).unwrap().unwrap();
+        assert_eq!(spec.roi.iter().map(|r| r.after.0).collect::<Vec<_>>(), [0, 3_600_000]);
+        assert_eq!(exits(0, &block("")).unwrap(), None);
+    }
 
     /// Every kind lists its parameters, and a block that sets each listed one
     /// gets past the unknown-parameter check (it may fail on a value, never

@@ -88,6 +88,53 @@ def order_lifecycle(ctx: Ctx) -> None:
     expect_eq(r["status"], "CANCELED", "cancel_order status")
 
 
+@check("pybinance.oco_order_list")
+def oco_order_list(ctx: Ctx) -> None:
+    """An OCO through `create_oco_order` (POST /api/v3/orderList/oco): both
+    legs show in the open orders with the list's id, the open lists name it,
+    and cancelling the list (DELETE /api/v3/orderList) cancels both legs."""
+    c = client(ctx)
+    sym = ctx.sym.symbol
+    px = ctx.last_price()
+    # A BUY: the take-profit LIMIT_MAKER below the market, the stop above it.
+    below = ctx.sym.price(px * Decimal("0.9"))
+    stop = ctx.sym.price(px * Decimal("1.1"), up=True)
+    stop_limit = ctx.sym.price(px * Decimal("1.11"), up=True)
+    qty = ctx.sym.qty(Decimal(below))
+    ctx.pacer.take()
+    ctx.pacer.take()
+    r = api_error(
+        lambda: c.create_oco_order(
+            symbol=sym,
+            side="BUY",
+            quantity=qty,
+            aboveType="STOP_LOSS_LIMIT",
+            aboveStopPrice=stop,
+            abovePrice=stop_limit,
+            aboveTimeInForce="GTC",
+            belowType="LIMIT_MAKER",
+            belowPrice=below,
+        )
+    )
+    list_id = r["orderListId"]
+    try:
+        expect_eq((r["contingencyType"], r["listOrderStatus"]), ("OCO", "EXECUTING"), "create_oco_order list")
+        legs = {o["orderId"] for o in r["orders"]}
+        expect_eq(len(legs), 2, "legs in the list")
+        opened = api_error(lambda: c.get_open_orders(symbol=sym))
+        mine = {o["orderId"]: o for o in opened if o["orderListId"] == list_id}
+        expect_eq(set(mine), legs, "get_open_orders shows both legs with the list's orderListId")
+        expect_eq(sorted(o["type"] for o in mine.values()), ["LIMIT_MAKER", "STOP_LOSS_LIMIT"], "leg types")
+        lists = api_error(lambda: c.get_open_oco_orders())
+        expect(list_id in [x["orderListId"] for x in lists], f"get_open_oco_orders lacks list {list_id}: {short(lists)}")
+    finally:
+        d = api_error(lambda: c.v3_delete_order_list(symbol=sym, orderListId=list_id))
+    expect_eq(d["listOrderStatus"], "ALL_DONE", "cancelled list")
+    expect_eq(sorted(o["status"] for o in d["orderReports"]), ["CANCELED", "CANCELED"], "cancelled legs")
+    left = api_error(lambda: c.get_open_orders(symbol=sym))
+    expect(all(o["orderListId"] != list_id for o in left), "a leg is still open after the list was cancelled")
+
+
 @check("pybinance.create_test_order_commission")
 def test_order(ctx: Ctx) -> None:
     r = api_error(lambda: client(ctx).create_test_order(computeCommissionRates="true", **far_limit(ctx)))

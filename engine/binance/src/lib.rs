@@ -12,8 +12,10 @@
 //! protocol is an independent implementation, so a bug here cannot hide behind
 //! a shared one there), never on the actor runtime.
 
+mod connection;
 pub mod error;
 pub mod model;
+mod oco;
 pub mod public;
 pub mod rest;
 pub mod sign;

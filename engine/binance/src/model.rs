@@ -666,6 +666,38 @@ pub struct WsTrade {
     pub buyer_is_maker: bool,
 }
 
+impl WsKlineEvent {
+    /// The engine's bar of this kline (closed or not: the callers look at
+    /// `kline.closed`).
+    pub fn bar(&self) -> keel_core::market::Bar {
+        keel_core::market::Bar {
+            symbol: keel_core::Symbol::new(&self.symbol),
+            open_time: self.kline.open_time,
+            close_time: self.kline.close_time,
+            open: self.kline.open,
+            high: self.kline.high,
+            low: self.kline.low,
+            close: self.kline.close,
+            volume: self.kline.volume,
+        }
+    }
+}
+
+impl WsTrade {
+    /// The engine's trade: the aggressor is the seller when the buyer made
+    /// the market.
+    pub fn trade(&self) -> keel_core::market::Trade {
+        keel_core::market::Trade {
+            symbol: keel_core::Symbol::new(&self.symbol),
+            trade_id: self.trade_id,
+            price: self.price,
+            qty: self.qty,
+            aggressor: if self.buyer_is_maker { keel_core::order::Side::Sell } else { keel_core::order::Side::Buy },
+            ts_ms: self.trade_time,
+        }
+    }
+}
+
 /// An `aggTrade` event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WsAggTrade {
@@ -831,6 +863,9 @@ pub struct ExecutionReport {
     /// Expiry reason.
     #[serde(rename = "eR", default, skip_serializing_if = "Option::is_none")]
     pub expiry_reason: Option<String>,
+    /// The order list (OCO) the order is a leg of (-1 when none).
+    #[serde(rename = "g", default = "minus_one")]
+    pub order_list_id: i64,
 }
 
 /// One asset of `outboundAccountPosition`.
@@ -891,8 +926,94 @@ pub enum UserDataEvent {
     StreamTerminated,
     /// The server will close the connection soon.
     ServerShutdown,
+    /// An order list (OCO) changed.
+    ListStatus(ListStatusEvent),
     /// An event this build does not use (by type name).
     Other(String),
+}
+
+/// A `listStatus` user-data event: an order list's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListStatusEvent {
+    /// Symbol.
+    #[serde(rename = "s")]
+    pub symbol: String,
+    /// Order list id.
+    #[serde(rename = "g")]
+    pub order_list_id: i64,
+    /// Contingency type (`OCO`).
+    #[serde(rename = "c")]
+    pub contingency_type: String,
+    /// List status type (`RESPONSE`, `EXEC_STARTED`, `UPDATED`, `ALL_DONE`).
+    #[serde(rename = "l")]
+    pub list_status_type: String,
+    /// List order status (`EXECUTING`, `ALL_DONE`, `REJECT`).
+    #[serde(rename = "L")]
+    pub list_order_status: String,
+    /// Reject reason (`NONE` unless refused).
+    #[serde(rename = "r", default)]
+    pub reject_reason: String,
+    /// The list's client order id.
+    #[serde(rename = "C")]
+    pub list_client_order_id: String,
+    /// Transaction time.
+    #[serde(rename = "T")]
+    pub transact_time: i64,
+    /// The legs.
+    #[serde(rename = "O", default)]
+    pub orders: Vec<ListStatusOrder>,
+}
+
+/// A leg named in a `listStatus` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListStatusOrder {
+    /// Symbol.
+    #[serde(rename = "s")]
+    pub symbol: String,
+    /// Order id.
+    #[serde(rename = "i")]
+    pub order_id: u64,
+    /// Client order id.
+    #[serde(rename = "c")]
+    pub client_order_id: String,
+}
+
+/// An order list as the REST API answers it (`orderList/oco`, `orderList`,
+/// `openOrderList`); `orderReports` only in placement and cancel answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderListInfo {
+    /// Order list id.
+    pub order_list_id: i64,
+    /// Contingency type (`OCO`).
+    pub contingency_type: String,
+    /// List status type.
+    pub list_status_type: String,
+    /// List order status.
+    pub list_order_status: String,
+    /// The list's client order id.
+    pub list_client_order_id: String,
+    /// Transaction time.
+    pub transaction_time: i64,
+    /// Symbol.
+    pub symbol: String,
+    /// The legs.
+    pub orders: Vec<ListOrder>,
+    /// The legs' order reports.
+    #[serde(default)]
+    pub order_reports: Vec<OrderInfo>,
+}
+
+/// A leg named in a REST order list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListOrder {
+    /// Symbol.
+    pub symbol: String,
+    /// Order id.
+    pub order_id: u64,
+    /// Client order id.
+    pub client_order_id: String,
 }
 
 impl UserDataEvent {
@@ -904,6 +1025,7 @@ impl UserDataEvent {
             Some("balanceUpdate") => Self::BalanceUpdate(serde_json::from_value(event.clone())?),
             Some("eventStreamTerminated") => Self::StreamTerminated,
             Some("serverShutdown") => Self::ServerShutdown,
+            Some("listStatus") => Self::ListStatus(serde_json::from_value(event.clone())?),
             Some(other) => Self::Other(other.to_string()),
             None => Self::Other(String::new()),
         })

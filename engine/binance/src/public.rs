@@ -17,24 +17,23 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::{SinkExt, StreamExt};
 use rust_decimal::Decimal;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
 
 use keel_core::instrument::Instrument;
-use keel_core::market::{Bar, MarketEvent, Trade};
-use keel_core::order::Side;
+use keel_core::market::{Bar, MarketEvent};
 use keel_core::symbol::Symbol;
 use keel_core::venue::live_paper::{LiveMarket, PartialBook, PublicMarketData};
 use keel_core::venue::{MarketFeed, StreamStatus, VenueError, VenueResult};
 
+use super::connection::{Connection, Flow, Liveness, StreamHandler};
 use super::model::{CombinedMessage, Depth, StreamEvent};
 use super::rest::{Credentials, RestClient};
-use super::stream::backoff_delay;
 
 /// Silence after which a connection is considered dead (books come every 100 ms).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Age at which a connection is renewed, an hour inside Binance's 24-hour limit.
+const RECONNECT_AFTER: Duration = Duration::from_secs(23 * 3600);
 /// REST timeout.
 const TIMEOUT_MS: u64 = 10_000;
 
@@ -45,6 +44,8 @@ pub struct PublicFeed {
     /// Per symbol: the open time of the newest closed bar [`Self::klines`]
     /// served without a start (a warm-up), where the stream's bars continue.
     served: Arc<Mutex<HashMap<Symbol, i64>>>,
+    /// Age at which a stream connection is renewed.
+    reconnect_after: Duration,
 }
 
 impl PublicFeed {
@@ -57,7 +58,15 @@ impl PublicFeed {
             rest: Arc::new(rest),
             ws_stream: ws_stream_url.trim_end_matches('/').to_string(),
             served: Arc::new(Mutex::new(HashMap::new())),
+            reconnect_after: RECONNECT_AFTER,
         })
+    }
+
+    /// Renews stream connections at `age` rather than after 23 hours (a test
+    /// sees the renewal in seconds); at least a second.
+    pub fn with_reconnect_after(mut self, age: Duration) -> Self {
+        self.reconnect_after = age.max(Duration::from_secs(1));
+        self
     }
 
     /// Every listed symbol's instrument and filters (`exchangeInfo`), so the
@@ -99,11 +108,17 @@ impl PublicMarketData for PublicFeed {
             .keys()
             .flat_map(|l| [format!("{l}@depth20@100ms"), format!("{l}@trade"), format!("{l}@kline_{interval}")])
             .collect();
-        let url = format!("{}/stream?streams={}", self.ws_stream, streams.join("/"));
+        let connection = Connection {
+            url: format!("{}/stream?streams={}", self.ws_stream, streams.join("/")),
+            name: "dry-run market data",
+            liveness: Liveness::AnyMessage(IDLE_TIMEOUT),
+            reconnect_after: self.reconnect_after,
+        };
         let (tx, rx) = mpsc::channel(4096);
         let last_open = self.served.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let bars = Bars { rest: self.rest.clone(), interval, interval_ms, last_open };
-        tokio::spawn(run(url, by_name, bars, tx));
+        let mut run = PublicRun { by_name, bars, tx: tx.clone() };
+        tokio::spawn(async move { connection.run(&mut run, &tx).await });
         Ok(rx)
     }
 }
@@ -201,97 +216,62 @@ pub fn read(raw: &str, by_name: &HashMap<String, Symbol>, now_ms: i64) -> Result
         return Ok(Some(LiveMarket::Depth(PartialBook { symbol: symbol.clone(), bids, asks, ts_ms: now_ms })));
     }
     Ok(match StreamEvent::parse(&msg.data) {
-        Ok(StreamEvent::Trade(t)) => Some(LiveMarket::Feed(MarketFeed::Event(MarketEvent::Trade(Trade {
-            symbol: Symbol::new(&t.symbol),
-            trade_id: t.trade_id,
-            price: t.price,
-            qty: t.qty,
-            aggressor: if t.buyer_is_maker { Side::Sell } else { Side::Buy },
-            ts_ms: t.trade_time,
-        })))),
+        Ok(StreamEvent::Trade(t)) => Some(LiveMarket::Feed(MarketFeed::Event(MarketEvent::Trade(t.trade())))),
         Ok(StreamEvent::Kline(k)) if k.kline.closed => {
-            Some(LiveMarket::Feed(MarketFeed::Event(MarketEvent::Bar(Bar {
-                symbol: Symbol::new(&k.symbol),
-                open_time: k.kline.open_time,
-                close_time: k.kline.close_time,
-                open: k.kline.open,
-                high: k.kline.high,
-                low: k.kline.low,
-                close: k.kline.close,
-                volume: k.kline.volume,
-            }))))
+            Some(LiveMarket::Feed(MarketFeed::Event(MarketEvent::Bar(k.bar()))))
         }
         Ok(StreamEvent::ServerShutdown) => return Err("serverShutdown"),
         _ => None,
     })
 }
 
-/// Runs the stream until the receiver is dropped, reconnecting with backoff.
-async fn run(url: String, by_name: HashMap<String, Symbol>, mut bars: Bars, tx: mpsc::Sender<LiveMarket>) {
-    super::install_crypto_provider();
-    let mut attempt: u32 = 0;
-    loop {
-        let reason = match tokio_tungstenite::connect_async(url.as_str()).await {
-            Err(e) => format!("connect failed: {e}"),
-            Ok((mut ws, _)) => {
-                tracing::info!(symbols = by_name.len(), "dry-run market data connected");
-                if tx.send(LiveMarket::Feed(MarketFeed::Status(StreamStatus::Connected))).await.is_err() {
-                    return;
-                }
-                loop {
-                    let msg = tokio::select! {
-                        _ = tx.closed() => return,
-                        m = tokio::time::timeout(IDLE_TIMEOUT, ws.next()) => m,
-                    };
-                    match msg {
-                        Err(_) => break "no data for too long".to_string(),
-                        Ok(None) => break "closed by server".to_string(),
-                        Ok(Some(Err(e))) => break format!("read error: {e}"),
-                        Ok(Some(Ok(Message::Ping(p)))) => {
-                            if ws.send(Message::Pong(p)).await.is_err() {
-                                break "pong failed".to_string();
-                            }
-                        }
-                        Ok(Some(Ok(Message::Text(t)))) => {
-                            attempt = 0;
-                            let now = keel_core::clock::Clock::now_ms(&keel_core::clock::SystemClock);
-                            match read(t.as_str(), &by_name, now) {
-                                Ok(Some(LiveMarket::Feed(MarketFeed::Event(MarketEvent::Bar(bar))))) => {
-                                    for bar in bars.deliver(bar).await {
-                                        let ev = LiveMarket::Feed(MarketFeed::Event(MarketEvent::Bar(bar)));
-                                        if tx.send(ev).await.is_err() {
-                                            return;
-                                        }
-                                    }
-                                }
-                                Ok(Some(ev)) => {
-                                    if tx.send(ev).await.is_err() {
-                                        return;
-                                    }
-                                }
-                                Ok(None) => {}
-                                Err(why) => break why.to_string(),
-                            }
-                        }
-                        Ok(Some(Ok(Message::Close(_)))) => break "close frame".to_string(),
-                        Ok(Some(Ok(_))) => {}
-                    }
-                }
-            }
+/// The dry-run's side of one subscription: its messages as the dry-run
+/// takes them, closed bars once each and in order.
+struct PublicRun {
+    by_name: HashMap<String, Symbol>,
+    bars: Bars,
+    tx: mpsc::Sender<LiveMarket>,
+}
+
+impl StreamHandler for PublicRun {
+    type Out = LiveMarket;
+
+    fn status(status: StreamStatus) -> LiveMarket {
+        LiveMarket::Feed(MarketFeed::Status(status))
+    }
+
+    async fn on_text(&mut self, text: &str) -> Flow {
+        let now = keel_core::clock::Clock::now_ms(&keel_core::clock::SystemClock);
+        let bars = match read(text, &self.by_name, now) {
+            Ok(Some(LiveMarket::Feed(MarketFeed::Event(MarketEvent::Bar(bar))))) => self.bars.deliver(bar).await,
+            Ok(Some(ev)) => return self.send(ev).await,
+            Ok(None) => return Flow::Read,
+            Err(why) => return Flow::Reconnect(why),
         };
-        tracing::warn!(%reason, "dry-run market data disconnected; reconnecting");
-        let status = MarketFeed::Status(StreamStatus::Disconnected { reason });
-        if tx.send(LiveMarket::Feed(status)).await.is_err() {
-            return;
+        for bar in bars {
+            if let Flow::Stop = self.send(LiveMarket::Feed(MarketFeed::Event(MarketEvent::Bar(bar)))).await {
+                return Flow::Stop;
+            }
         }
-        tokio::time::sleep(backoff_delay(attempt)).await;
-        attempt = attempt.saturating_add(1);
+        Flow::Read
+    }
+}
+
+impl PublicRun {
+    /// Hands `ev` to the dry-run; [`Flow::Stop`] when it is gone.
+    async fn send(&self, ev: LiveMarket) -> Flow {
+        if self.tx.send(ev).await.is_ok() {
+            Flow::Read
+        } else {
+            Flow::Stop
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keel_core::order::Side;
 
     fn d(s: &str) -> Decimal {
         s.parse().unwrap()

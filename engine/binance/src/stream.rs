@@ -8,16 +8,15 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use rand::Rng;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
 
-use keel_core::market::{Bar, BookTicker, MarketEvent, Trade};
+use keel_core::market::{BookTicker, MarketEvent, Trade};
 use keel_core::order::Side;
 use keel_core::symbol::Symbol;
 use keel_core::venue::{MarketFeed, StreamStatus};
 
+use super::connection::{Connection, Flow, Liveness, StreamHandler};
 use super::model::{CombinedMessage, StreamEvent};
 use super::venue::Shared;
 
@@ -118,29 +117,9 @@ impl MarketRun {
                     return Ok(true);
                 }
                 track.last_open = Some(open);
-                let bar = Bar {
-                    symbol,
-                    open_time: open,
-                    close_time: k.kline.close_time,
-                    open: k.kline.open,
-                    high: k.kline.high,
-                    low: k.kline.low,
-                    close: k.kline.close,
-                    volume: k.kline.volume,
-                };
-                Ok(self.emit(MarketFeed::Event(MarketEvent::Bar(bar))).await)
+                Ok(self.emit(MarketFeed::Event(MarketEvent::Bar(k.bar()))).await)
             }
-            StreamEvent::Trade(t) => {
-                let trade = Trade {
-                    symbol: Symbol::new(&t.symbol),
-                    trade_id: t.trade_id,
-                    price: t.price,
-                    qty: t.qty,
-                    aggressor: if t.buyer_is_maker { Side::Sell } else { Side::Buy },
-                    ts_ms: t.trade_time,
-                };
-                Ok(self.emit(MarketFeed::Event(MarketEvent::Trade(trade))).await)
-            }
+            StreamEvent::Trade(t) => Ok(self.emit(MarketFeed::Event(MarketEvent::Trade(t.trade()))).await),
             StreamEvent::AggTrade(t) => {
                 let trade = Trade {
                     symbol: Symbol::new(&t.symbol),
@@ -194,13 +173,16 @@ pub(crate) async fn run_market(
     interval: &'static str,
     tx: mpsc::Sender<MarketFeed>,
 ) {
-    super::install_crypto_provider();
-    let url = format!(
-        "{}/stream?streams={}",
-        shared.settings.endpoints.ws_stream,
-        stream_names(&symbols, interval).join("/")
-    );
-    let reconnect_after = Duration::from_millis(shared.settings.reconnect_after_ms.max(1000));
+    let connection = Connection {
+        url: format!(
+            "{}/stream?streams={}",
+            shared.settings.endpoints.ws_stream,
+            stream_names(&symbols, interval).join("/")
+        ),
+        name: "market",
+        liveness: Liveness::AnyMessage(IDLE_TIMEOUT),
+        reconnect_after: Duration::from_millis(shared.settings.reconnect_after_ms.max(1000)),
+    };
     // Bars continue after the newest one a warm-up was given: the first live
     // kline backfills any that closed before the stream was up.
     let bars = symbols
@@ -208,86 +190,49 @@ pub(crate) async fn run_market(
         .filter_map(|s| shared.bar_served(s, interval_ms).map(|open| (s.clone(), open)))
         .map(|(s, open)| (s, BarTrack { last_open: Some(open), need_backfill: true }))
         .collect();
-    let mut run = MarketRun { shared, interval_ms, interval, tx, bars };
-    let mut attempt: u32 = 0;
-    loop {
-        if run.tx.is_closed() {
-            return;
-        }
-        let reason = match tokio_tungstenite::connect_async(url.as_str()).await {
-            Err(e) => format!("connect failed: {e}"),
-            Ok((mut ws, _)) => {
-                tracing::info!(streams = symbols.len(), "market stream connected");
-                if !run.emit(MarketFeed::Status(StreamStatus::Connected)).await {
-                    return;
+    let mut run = MarketRun { shared, interval_ms, interval, tx: tx.clone(), bars };
+    connection.run(&mut run, &tx).await;
+}
+
+impl StreamHandler for MarketRun {
+    type Out = MarketFeed;
+
+    fn status(status: StreamStatus) -> MarketFeed {
+        MarketFeed::Status(status)
+    }
+
+    async fn on_text(&mut self, text: &str) -> Flow {
+        let ev = match serde_json::from_str::<CombinedMessage>(text) {
+            Ok(c) => match StreamEvent::parse(&c.data) {
+                Ok(ev) => ev,
+                Err(e) => {
+                    // A data message Keel cannot read is loud: the
+                    // bar it carried is recovered by the gap check.
+                    unreadable(&self.shared.rest, text, &e);
+                    return Flow::Read;
                 }
-                let deadline = tokio::time::sleep(reconnect_after);
-                tokio::pin!(deadline);
-                loop {
-                    let msg = tokio::select! {
-                        // The engine dropped this feed (it streams its symbols on a newer
-                        // connection): close now, not at the next message.
-                        _ = run.tx.closed() => return,
-                        _ = &mut deadline => break "proactive reconnect before the 24 h limit".to_string(),
-                        m = tokio::time::timeout(IDLE_TIMEOUT, ws.next()) => m,
-                    };
-                    match msg {
-                        Err(_) => break "no data or ping for too long".to_string(),
-                        Ok(None) => break "closed by server".to_string(),
-                        Ok(Some(Err(e))) => break format!("read error: {e}"),
-                        Ok(Some(Ok(Message::Ping(p)))) => {
-                            if ws.send(Message::Pong(p)).await.is_err() {
-                                break "pong failed".to_string();
-                            }
-                        }
-                        Ok(Some(Ok(Message::Text(t)))) => {
-                            // Data flows: the connection is healthy, so the backoff starts over.
-                            attempt = 0;
-                            let ev = match serde_json::from_str::<CombinedMessage>(t.as_str()) {
-                                Ok(c) => match StreamEvent::parse(&c.data) {
-                                    Ok(ev) => ev,
-                                    Err(e) => {
-                                        // A data message Keel cannot read is loud: the
-                                        // bar it carried is recovered by the gap check.
-                                        unreadable(&run.shared.rest, t.as_str(), &e);
-                                        continue;
-                                    }
-                                },
-                                // Not stream data: a subscription answer (`{"result":null,"id":…}`)
-                                // is expected; anything else is loud.
-                                Err(e) => {
-                                    let is_ack = serde_json::from_str::<serde_json::Value>(t.as_str()).is_ok_and(|v| {
-                                        v.get("id").is_some() && (v.get("result").is_some() || v.get("error").is_some())
-                                    });
-                                    if !is_ack {
-                                        unreadable(&run.shared.rest, t.as_str(), &e);
-                                    }
-                                    continue;
-                                }
-                            };
-                            match run.on_event(ev).await {
-                                Ok(true) => {}
-                                Ok(false) => return,
-                                Err(why) => break why.to_string(),
-                            }
-                        }
-                        Ok(Some(Ok(Message::Close(_)))) => break "close frame".to_string(),
-                        Ok(Some(Ok(_))) => {}
-                    }
+            },
+            // Not stream data: a subscription answer (`{"result":null,"id":…}`)
+            // is expected; anything else is loud.
+            Err(e) => {
+                let is_ack = serde_json::from_str::<serde_json::Value>(text)
+                    .is_ok_and(|v| v.get("id").is_some() && (v.get("result").is_some() || v.get("error").is_some()));
+                if !is_ack {
+                    unreadable(&self.shared.rest, text, &e);
                 }
+                return Flow::Read;
             }
         };
-        tracing::warn!(%reason, "market stream disconnected; reconnecting");
-        for t in run.bars.values_mut() {
+        match self.on_event(ev).await {
+            Ok(true) => Flow::Read,
+            Ok(false) => Flow::Stop,
+            Err(why) => Flow::Reconnect(why),
+        }
+    }
+
+    fn on_disconnect(&mut self) {
+        for t in self.bars.values_mut() {
             t.need_backfill = true;
-        }
-        if !run.emit(MarketFeed::Status(StreamStatus::Disconnected { reason: reason.clone() })).await {
-            return;
-        }
-        let planned = reason == "serverShutdown" || reason.starts_with("proactive");
-        if !planned {
-            tokio::time::sleep(backoff_delay(attempt)).await;
-            attempt = attempt.saturating_add(1);
         }
     }
 }

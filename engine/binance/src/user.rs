@@ -47,6 +47,7 @@ pub fn translate_execution(er: &ExecutionReport) -> Result<(OrderReport, Option<
             .filter(|r| !r.is_empty() && r != "NONE")
             .or(er.expiry_reason.clone().filter(|r| r != "NONE")),
         ts_ms: er.transact_time,
+        oco_leg: None,
     };
     let fill = (er.execution_type == "TRADE" && er.trade_id >= 0).then(|| Fill {
         trade_id: (er.trade_id as u64).into(),
@@ -114,6 +115,8 @@ impl UserRun {
             Ok(t) => t,
             Err(detail) => return self.on_malformed(raw, detail).await,
         };
+        // A leg of an OCO is reported as its list (one order to Keel).
+        let (report, fill) = self.shared.leg_to_list(er.order_list_id, report, fill);
         self.shared.remember_order(&report.symbol, er.order_id, &report.client_order_id);
         self.shared.add_symbol(&report.symbol);
         self.shared.note_report(&report);
@@ -131,10 +134,11 @@ impl UserRun {
         let rest = &self.shared.rest;
         let now = rest.now_ms();
         let open = rest.open_orders(None).await?;
-        let reports: Vec<OrderReport> = open.iter().map(|o| super::venue::report_of(o, now)).collect();
-        self.shared.note_open_orders(None, &reports);
-        for (o, r) in open.iter().zip(reports) {
-            self.shared.remember_order(&r.symbol, o.order_id, &o.client_order_id);
+        let reports: Vec<(u64, OrderReport)> = self.shared.merge_lists(&open, now);
+        let plain: Vec<OrderReport> = reports.iter().map(|(_, r)| r.clone()).collect();
+        self.shared.note_open_orders(None, &plain);
+        for (order_id, r) in reports {
+            self.shared.remember_order(&r.symbol, order_id, &r.client_order_id);
             if !self.emit(UserEvent::Order(r)).await {
                 return Ok(false);
             }
@@ -336,6 +340,13 @@ pub(crate) async fn run_user(
                                     }
                                     UserDataEvent::StreamTerminated => break "eventStreamTerminated".to_string(),
                                     UserDataEvent::ServerShutdown => break "serverShutdown".to_string(),
+                                    UserDataEvent::ListStatus(ev) => {
+                                        if let Some(r) = run.shared.on_list_status(&ev) {
+                                            if !run.emit(UserEvent::Order(r)).await {
+                                                return;
+                                            }
+                                        }
+                                    }
                                     UserDataEvent::Other(_) => {}
                                 },
                                 Ok(WsApiMessage::Response(_)) => {}

@@ -23,6 +23,7 @@ use keel_core::market::{Bar, BookTicker};
 use keel_core::order::{OrderStatus, OrderType, Side, TimeInForce};
 use keel_core::symbol::Symbol;
 use keel_core::universe::Candidate;
+use keel_core::venue::oco;
 use keel_core::venue::{MarketFeed, OrderReport, OrderRequest, PlaceResult, UserEvent, Venue, VenueError, VenueResult};
 
 use super::error::{BinanceError, NO_SUCH_ORDER};
@@ -137,6 +138,7 @@ pub fn report_of(o: &OrderInfo, fallback_ts: i64) -> OrderReport {
         filled_quote: o.cummulative_quote_qty.unwrap_or_default().max(Decimal::ZERO),
         reason: o.expiry_reason.clone().filter(|r| r != "NONE"),
         ts_ms: o.update_time.or(o.transact_time).or(o.time).unwrap_or(fallback_ts),
+        oco_leg: None,
     }
 }
 
@@ -226,6 +228,8 @@ pub(crate) struct Shared {
     bars_served: Mutex<HashMap<(Symbol, i64), i64>>,
     /// Order entry over the WebSocket API (`order_transport = "ws"`).
     ws_orders: std::sync::OnceLock<super::ws_orders::WsOrders>,
+    /// The legs of OCO lists the user stream tells of (see `oco`).
+    pub(crate) oco: super::oco::OcoLegs,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -410,8 +414,13 @@ impl Shared {
             return Ok(c);
         }
         let info = self.rest.query_order_by_id(symbol.as_str(), order_id).await?;
-        self.remember_order(symbol, order_id, &info.client_order_id);
-        Ok(info.client_order_id)
+        // A leg of an OCO: its trades are the list's.
+        let cid = match oco::leg_of(&info.client_order_id).filter(|_| info.order_list_id >= 0) {
+            Some((list, _)) => list.to_string(),
+            None => info.client_order_id,
+        };
+        self.remember_order(symbol, order_id, &cid);
+        Ok(cid)
     }
 
     /// Sends a new order over the WebSocket API when that is the transport
@@ -544,6 +553,7 @@ impl BinanceVenue {
             refreshing: Mutex::new(HashSet::new()),
             bars_served: Mutex::new(HashMap::new()),
             ws_orders: std::sync::OnceLock::new(),
+            oco: Default::default(),
         });
         let info = shared.rest.exchange_info().await.map_err(VenueError::from)?;
         shared.store_instruments(&info);
@@ -785,9 +795,8 @@ impl Venue for BinanceVenue {
         let mut p: Vec<(String, String)> =
             vec![("symbol".into(), request.symbol.to_string()), ("side".into(), request.side.as_str().into())];
         match request.order_type {
-            OrderType::Oco { .. } => {
-                return Err(VenueError::Rejected { code: 501, reason: "OCO order lists are not sent yet".into() })
-            }
+            // An order list, over REST (see `oco`).
+            OrderType::Oco { .. } => return s.place_oco(request).await,
             OrderType::Market => p.push(("type".into(), "MARKET".into())),
             OrderType::Limit { price } => {
                 p.push(("type".into(), "LIMIT".into()));
@@ -854,6 +863,14 @@ impl Venue for BinanceVenue {
         let s = &self.shared;
         let res = match s.send_cancel(symbol, client_order_id).await {
             Ok(info) => Ok(report_of(&info, s.rest.now_ms())),
+            // No order under this id: an OCO's list may be.
+            Err(e) if e.code() == Some(super::error::CANCEL_REJECTED) && oco::leg_ids(client_order_id).is_ok() => {
+                match s.cancel_oco(symbol, client_order_id).await {
+                    Ok(Some(r)) => Ok(r),
+                    Ok(None) => Err(e.to_venue()),
+                    Err(list_err) => Err(list_err),
+                }
+            }
             Err(e) if e.outcome_unknown() => match s.rest.query_order(symbol.as_str(), client_order_id).await {
                 Ok(info) if info.status.as_deref() == Some("CANCELED") => Ok(report_of(&info, s.rest.now_ms())),
                 _ => Err(e.to_venue()),
@@ -874,7 +891,11 @@ impl Venue for BinanceVenue {
                 self.shared.note_report(&report);
                 Ok(Some(report))
             }
-            Err(e) if e.code() == Some(NO_SUCH_ORDER) => Ok(None),
+            // No order under this id: an OCO's list may be.
+            Err(e) if e.code() == Some(NO_SUCH_ORDER) => match oco::leg_ids(client_order_id) {
+                Ok(_) => self.shared.query_oco(symbol, client_order_id).await,
+                Err(_) => Ok(None),
+            },
             Err(e) => Err(e.to_venue()),
         }
     }
@@ -882,10 +903,11 @@ impl Venue for BinanceVenue {
     async fn open_orders(&self, symbol: Option<&Symbol>) -> VenueResult<Vec<OrderReport>> {
         let list = self.shared.rest.open_orders(symbol.map(Symbol::as_str)).await?;
         let now = self.shared.rest.now_ms();
-        for o in &list {
+        for o in list.iter().filter(|o| o.order_list_id < 0) {
             self.shared.remember_order(&Symbol::new(&o.symbol), o.order_id, &o.client_order_id);
         }
-        let reports: Vec<OrderReport> = list.iter().map(|o| report_of(o, now)).collect();
+        // An OCO's legs are reported once, as their list.
+        let reports: Vec<OrderReport> = self.shared.merge_lists(&list, now).into_iter().map(|(_, r)| r).collect();
         self.shared.note_open_orders(symbol, &reports);
         Ok(reports)
     }

@@ -208,7 +208,7 @@ fn parse_fixture(name: &str, v: &Value) -> bool {
         }
         s if s.ends_with("_raw_legacy") => {
             let ev = UserDataEvent::parse(v).unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert!(!matches!(ev, UserDataEvent::Other(_)) || s.contains("listStatus"), "{name}: {ev:?}");
+            assert!(!matches!(ev, UserDataEvent::Other(_)), "{name}: {ev:?}");
         }
         "ws_executionReport"
         | "ws_outboundAccountPosition"
@@ -221,7 +221,7 @@ fn parse_fixture(name: &str, v: &Value) -> bool {
             let m = WsApiMessage::parse(&v.to_string()).unwrap_or_else(|e| panic!("{name}: {e}"));
             let WsApiMessage::Event { event, .. } = m else { panic!("{name}: not an event") };
             let typed = !matches!(event, UserDataEvent::Other(_));
-            assert_eq!(typed, !matches!(stem, "ws_externalLockUpdate" | "ws_listStatus"), "{name}: {event:?}");
+            assert_eq!(typed, stem != "ws_externalLockUpdate", "{name}: {event:?}");
         }
         s if s.starts_with("wsapi_") && v.get("method").is_none() => {
             let m = WsApiMessage::parse(&v.to_string()).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -280,6 +280,36 @@ fn exchange_info_filters_become_instrument() {
     assert_eq!(i.max_num_orders, 25);
     let rl: Vec<u64> = info.rate_limits.iter().map(|r| r.window_ms()).collect();
     assert!(rl.contains(&60_000) && rl.contains(&10_000));
+}
+
+#[test]
+fn order_list_fixtures_parse() {
+    let Some(dir) = fixtures() else { return };
+    let m = WsApiMessage::parse(&load(&dir, "ws_listStatus.json").to_string()).unwrap();
+    let WsApiMessage::Event { event: UserDataEvent::ListStatus(ls), .. } = m else { panic!("{m:?}") };
+    assert_eq!(
+        (ls.order_list_id, ls.contingency_type.as_str(), ls.list_status_type.as_str(), ls.list_order_status.as_str()),
+        (2, "OCO", "EXEC_STARTED", "EXECUTING")
+    );
+    assert_eq!(ls.list_client_order_id, "F4QN4G8DlFATFlIUQ0cjdD");
+    assert_eq!(ls.orders.iter().map(|o| o.order_id).collect::<Vec<_>>(), vec![17, 18]);
+    // DELETE openOrders answers orders and order lists in one array.
+    let all = load(&dir, "rest_cancel_openOrders.json");
+    let list: OrderListInfo = all
+        .as_array()
+        .and_then(|a| a.iter().find(|v| v.get("contingencyType").is_some()))
+        .map(|v| serde_json::from_value(v.clone()).expect("an order list"))
+        .expect("the fixture holds a list");
+    assert_eq!((list.order_list_id, list.list_order_status.as_str()), (1929, "ALL_DONE"));
+    assert_eq!(list.order_reports.len(), 2);
+    assert!(list.order_reports.iter().all(|o| o.order_list_id == 1929 && o.status.as_deref() == Some("CANCELED")));
+    // An executionReport names its list (`g`); without it, none (-1).
+    let mut v = load(&dir, "ws_executionReport.json")["event"].clone();
+    let er: ExecutionReport = serde_json::from_value(v.clone()).unwrap();
+    assert_eq!(er.order_list_id, -1);
+    v["g"] = 1929.into();
+    let er: ExecutionReport = serde_json::from_value(v).unwrap();
+    assert_eq!(er.order_list_id, 1929);
 }
 
 #[test]

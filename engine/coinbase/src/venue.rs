@@ -305,6 +305,7 @@ impl Shared {
                 _ => None,
             },
             ts_ms: o.last_fill_time.or(o.created_time).unwrap_or_else(|| self.rest.now_ms()),
+            oco_leg: None,
         }
     }
 
@@ -490,6 +491,7 @@ impl Shared {
                     filled_quote: Decimal::ZERO,
                     reason: None,
                     ts_ms: self.rest.now_ms(),
+                    oco_leg: None,
                 }
             }
         };
@@ -853,7 +855,19 @@ impl Venue for CoinbaseVenue {
         })
     }
 
+    /// Places an order. A one-cancels-the-other order ([`OrderType::Oco`]) is
+    /// refused with [`VenueError::Rejected`] before anything is sent: Keel's
+    /// Coinbase adapter has no OCO (it does not map one onto Coinbase's
+    /// bracket orders), so exits on Coinbase are kept engine-side.
     async fn place_order(&self, request: &OrderRequest) -> VenueResult<PlaceResult> {
+        if matches!(request.order_type, OrderType::Oco { .. }) {
+            return Err(VenueError::Rejected {
+                code: 0,
+                reason:
+                    "refused before sending: OCO order lists are not supported on Coinbase (exits stay engine-side)"
+                        .into(),
+            });
+        }
         let s = &self.shared;
         let rules = s.rules(&request.symbol).await?;
         let inst = &rules.instrument;
@@ -920,11 +934,8 @@ impl Venue for CoinbaseVenue {
             (OrderType::StopMarket { .. }, _) => {
                 return Err(refuse("Coinbase spot has no stop-market orders (use a stop-limit)".into()))
             }
-            // Keel does not map an OCO onto Coinbase's bracket orders: exits
-            // on Coinbase are kept engine-side.
-            (OrderType::Oco { .. }, _) => {
-                return Err(refuse("OCO order lists are not supported on Coinbase (exits stay engine-side)".into()))
-            }
+            // Refused at the top of `place_order`.
+            (OrderType::Oco { .. }, _) => return Err(refuse("OCO order lists".into())),
         }
         let cb_id = s.cb_id_for(&request.client_order_id);
         let body = CreateOrderRequest {

@@ -370,6 +370,9 @@ pub struct StrategyRunner {
     alerts: Vec<SetupAlert>,
     /// The exit logic of its positions.
     exits: ExitBook,
+    /// The strategy's intents of the current call are discarded (warm-up, a
+    /// paused strategy's start): the exit logic must not hold them.
+    discarding: bool,
     paused: bool,
     failure: Option<String>,
 }
@@ -380,6 +383,7 @@ impl StrategyRunner {
         let symbols = strategy.symbols();
         Self {
             exits: ExitBook::new(id.clone(), None),
+            discarding: false,
             id,
             strategy,
             symbols,
@@ -453,8 +457,8 @@ impl StrategyRunner {
         if self.exits.is_idle() {
             return None;
         }
-        let held = tradable_position(&self.id, &self.book, self.account.as_ref(), &self.lots, &bar.symbol);
-        self.exits.on_bar(bar, held)
+        let (id, book, account, lots) = (&self.id, &self.book, self.account.as_ref(), &self.lots);
+        self.exits.on_bar(bar, || tradable_position(id, book, account, lots, &bar.symbol))
     }
 
     /// Runs `f` on the exit logic with the runner's outputs; returns how
@@ -543,7 +547,9 @@ impl StrategyRunner {
             self.book.entry(o.symbol.clone()).or_default().pending_orders += 1;
         }
         let paused = std::mem::replace(&mut self.paused, false);
+        self.discarding = paused;
         let result = self.call(now_ms, |s, ctx| s.on_start(&mine, ctx));
+        self.discarding = false;
         if result.is_ok() && paused {
             // A paused strategy may tidy its orders but not trade (its exits still work).
             self.paused = true;
@@ -566,7 +572,10 @@ impl StrategyRunner {
     /// Feeds history without trading: any intent it produces is discarded.
     pub fn warm_up(&mut self, bars: &[Bar], now_ms: i64) -> Result<(), StrategyFailure> {
         for bar in bars {
-            self.call(now_ms, |s, ctx| s.on_bar(bar, ctx))?;
+            self.discarding = true;
+            let result = self.call(now_ms, |s, ctx| s.on_bar(bar, ctx));
+            self.discarding = false;
+            result?;
             // A warm-up intent (or alert) must not leave, and must not count as in flight.
             self.cancels.clear();
             self.alerts.clear();
@@ -703,8 +712,11 @@ impl StrategyRunner {
         match catch_unwind(AssertUnwindSafe(|| f(strategy, &mut ctx))) {
             Ok(()) => {
                 // Its sells wait for a resting leg's cancel; exits it changed are placed.
+                let discarding = self.discarding;
                 self.with_exit_io(now_ms, |x, io| {
-                    x.intercept(before, io);
+                    if !discarding {
+                        x.intercept(before, io);
+                    }
                     x.sync_all(io);
                 });
                 let (out, cancels) = (self.out.len().saturating_sub(before), self.cancels.len() - cancels_before);

@@ -15,7 +15,10 @@ use keel_core::config::SymbolConfig;
 use keel_core::instrument::{floor_to_step, FilterViolation, Instrument};
 use keel_core::market::{Bar, BookTicker};
 use keel_core::order::{OrderStatus, OrderType, TimeInForce};
-use keel_core::sim::{BarBuilder, Execution, FeeSchedule, MatchError, MatchingCore, NewOrder, PriceGen, SimOrder};
+use keel_core::sim::{
+    BarBuilder, Execution, FeeSchedule, ListResult, MatchError, MatchingCore, NewOrder, NewOrderList, PriceGen,
+    SimOrder, OCO_BAD_PRICES, OCO_SIBLING_EXECUTED,
+};
 use keel_core::symbol::Symbol;
 
 use super::depth::DepthBook;
@@ -343,7 +346,7 @@ pub fn order_json(o: &SimOrder) -> Value {
     json!({
         "symbol": o.symbol.as_str(),
         "orderId": o.order_id,
-        "orderListId": -1,
+        "orderListId": list_id_json(o),
         "clientOrderId": o.client_order_id,
         "price": d8(price),
         "origQty": d8(o.qty),
@@ -369,7 +372,7 @@ pub fn order_response(o: &SimOrder, execs: &[Execution], resp_type: &str, transa
     let mut v = json!({
         "symbol": o.symbol.as_str(),
         "orderId": o.order_id,
-        "orderListId": -1,
+        "orderListId": list_id_json(o),
         "clientOrderId": o.client_order_id,
         "transactTime": transact_ms,
     });
@@ -436,7 +439,7 @@ pub fn execution_report(e: &Execution, event_ms: i64, exec_type_override: Option
         None => (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO, Value::Null, -1, false),
     };
     let stop = o.order_type.stop_price().unwrap_or_default();
-    json!({
+    let mut report = json!({
         "e": "executionReport",
         "E": event_ms,
         "s": o.symbol.as_str(),
@@ -448,7 +451,7 @@ pub fn execution_report(e: &Execution, event_ms: i64, exec_type_override: Option
         "p": d8(o.order_type.limit_price().unwrap_or_default()),
         "P": d8(stop),
         "F": d8(Decimal::ZERO),
-        "g": -1,
+        "g": list_id_json(o),
         "C": "",
         "x": exec_type,
         "X": status_str(o.status),
@@ -471,7 +474,19 @@ pub fn execution_report(e: &Execution, event_ms: i64, exec_type_override: Option
         "Q": d8(Decimal::ZERO),
         "W": o.created_ms,
         "V": "NONE",
-    })
+    });
+    // A leg expired because its sibling executed: Binance's expiry reason.
+    if o.reason.as_deref() == Some(OCO_SIBLING_EXECUTED) {
+        if let Value::Object(m) = &mut report {
+            m.insert("eR".into(), Value::String("OCO_TRIGGER".into()));
+        }
+    }
+    report
+}
+
+/// An order's `orderListId`: its list's id, or -1.
+pub fn list_id_json(o: &SimOrder) -> i64 {
+    o.list_id.and_then(|l| i64::try_from(l).ok()).unwrap_or(-1)
 }
 
 /// The kline object `k` of a stream event.
@@ -521,6 +536,9 @@ pub fn reject_of(e: &MatchError) -> Reject {
         MatchError::UnknownOrder => Reject::new(-2011, "Unknown order sent."),
         MatchError::AlreadyFinal(_) => Reject::new(-2011, "Unknown order sent."),
         MatchError::NoMarket(_) => Reject::new(-2010, "Market is closed."),
+        MatchError::Unsupported(what) if *what == OCO_BAD_PRICES => {
+            Reject::new(-2010, "The relationship of the prices for the orders is not correct.")
+        }
         MatchError::Unsupported(_) => Reject::new(-1013, "Unsupported order combination"),
     }
 }
@@ -1076,6 +1094,13 @@ impl ExchangeState {
         for e in execs {
             let _ = utx.send(Arc::new(UserMsg { account: e.order.account, event: execution_report(e, now_ms, None) }));
         }
+        // A list whose leg expired because its sibling executed is done.
+        for e in execs.iter().filter(|e| e.order.reason.as_deref() == Some(OCO_SIBLING_EXECUTED)) {
+            if let Some(list) = e.order.list_id.and_then(|id| self.core.list(id)) {
+                let event = super::order_list::list_status_event(&self.core, list, now_ms);
+                let _ = utx.send(Arc::new(UserMsg { account: list.account, event }));
+            }
+        }
         let mut touched: BTreeMap<u32, Vec<String>> = BTreeMap::new();
         for e in execs {
             if let Some(inst) = self.core.instrument(e.order.symbol.as_str()) {
@@ -1121,6 +1146,23 @@ impl ExchangeState {
         self.print_fills(&res.executions, None);
         self.save(now_ms);
         Ok((res.order, res.executions))
+    }
+
+    /// Places an order list (OCO); returns it with its legs and their
+    /// immediate executions. Saved (when kept) before the caller answers.
+    pub fn place_list(&mut self, new: NewOrderList, now_ms: i64) -> Result<ListResult, Reject> {
+        let res = self.core.submit_list(new, now_ms).map_err(|e| reject_of(&e))?;
+        self.print_fills(&res.executions, None);
+        self.save(now_ms);
+        Ok(res)
+    }
+
+    /// Cancels an open order list (both legs); saved (when kept) before the
+    /// caller answers.
+    pub fn cancel_list(&mut self, account: u32, list_id: u64, now_ms: i64) -> Result<[SimOrder; 2], Reject> {
+        let legs = self.core.cancel_list(account, list_id, now_ms).map_err(|e| reject_of(&e))?;
+        self.save(now_ms);
+        Ok(legs)
     }
 
     /// Cancels an order by client id; saved (when kept) before the caller answers.

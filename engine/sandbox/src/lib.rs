@@ -26,6 +26,7 @@ mod exchange;
 mod history;
 mod limits;
 mod market_rest;
+mod order_list;
 mod replace;
 mod rest;
 pub mod saved;
@@ -493,6 +494,7 @@ pub struct FaultControl {
     signed_requests: Arc<AtomicU64>,
     ws_requests: Arc<Mutex<VecDeque<String>>>,
     ws_api_refused: Arc<AtomicBool>,
+    market_refused: Arc<AtomicBool>,
     weight_total: Arc<AtomicU64>,
     futures_streams: Arc<Mutex<BTreeMap<u64, Vec<String>>>>,
     futures_stream_ids: Arc<AtomicU64>,
@@ -532,6 +534,7 @@ impl FaultControl {
             signed_requests: Arc::new(AtomicU64::new(0)),
             ws_requests: Arc::new(Mutex::new(VecDeque::new())),
             ws_api_refused: Arc::new(AtomicBool::new(false)),
+            market_refused: Arc::new(AtomicBool::new(false)),
             weight_total: Arc::new(AtomicU64::new(0)),
             futures_streams: Arc::new(Mutex::new(BTreeMap::new())),
             futures_stream_ids: Arc::new(AtomicU64::new(0)),
@@ -722,6 +725,18 @@ impl FaultControl {
 
     pub(crate) fn ws_api_refused(&self) -> bool {
         self.ws_api_refused.load(Ordering::SeqCst)
+    }
+
+    /// While true, new Binance market-stream connections are refused (HTTP
+    /// 503 to the upgrade): with [`FaultControl::drop_connections`], the
+    /// market streams stay down for as long as a test needs (bars closing
+    /// meanwhile must come back over REST), whatever the client's backoff.
+    pub fn refuse_market_streams(&self, refuse: bool) {
+        self.market_refused.store(refuse, Ordering::SeqCst);
+    }
+
+    pub(crate) fn market_streams_refused(&self) -> bool {
+        self.market_refused.load(Ordering::SeqCst)
     }
 
     /// Adds latency to every REST response.

@@ -123,7 +123,10 @@ fn until_after(now_ms: i64, seconds: u64) -> i64 {
 /// Order entry and cancels that cost no weight when they succeed (Binance,
 /// since 2026-04-02); failed ones are charged.
 pub(crate) fn free_when_done(method: &Method, path: &str) -> bool {
-    matches!((method.as_str(), path), ("POST", "order" | "order/cancelReplace") | ("DELETE", "order" | "openOrders"))
+    matches!(
+        (method.as_str(), path),
+        ("POST", "order" | "order/cancelReplace" | "orderList/oco") | ("DELETE", "order" | "openOrders" | "orderList")
+    )
 }
 
 /// Endpoint weight (request weight units).
@@ -155,7 +158,9 @@ pub(crate) fn weight_of(method: &Method, path: &str, p: &Params) -> u64 {
                 80
             }
         }
-        ("GET", "order") => 4,
+        ("GET", "order" | "orderList") => 4,
+        ("GET", "openOrderList") => 6,
+        ("GET", "allOrderList") => 20,
         ("GET", "openOrders") => {
             if has_symbol {
                 6
@@ -192,6 +197,9 @@ fn is_signed(method: &Method, path: &str) -> bool {
                 | "myTrades"
                 | "rateLimit/order"
                 | "order/oco"
+                | "orderList"
+                | "openOrderList"
+                | "allOrderList"
                 | "orderList/oco"
                 | "orderList/oto"
                 | "orderList/otoco"
@@ -337,11 +345,24 @@ pub(crate) async fn handle(
         ("GET", "allOrders", Some(acc)) => all_orders(&app, &params, acc),
         ("GET", "account", Some(acc)) => account_info(&app, &params, acc, now),
         ("GET", "myTrades", Some(acc)) => my_trades(&app, &params, acc),
-        (
-            "POST",
-            "order/oco" | "orderList/oco" | "orderList/oto" | "orderList/otoco" | "orderList/opo" | "orderList/opoco",
-            Some(_),
-        ) => not_enabled(&app, &params, &path),
+        ("POST", "orderList/oco", Some(acc)) => {
+            return match super::order_list::place_oco(&app, &params, acc, now) {
+                Ok((v, (c10, c1d))) => {
+                    app.limits.refund(weight, now);
+                    let counts =
+                        [("x-mbx-order-count-10s", c10.to_string()), ("x-mbx-order-count-1d", c1d.to_string())];
+                    reply(StatusCode::OK, &v, app.limits.used(now), &counts)
+                }
+                Err((r, wait)) => error_reply(&r, used, wait),
+            };
+        }
+        ("DELETE", "orderList", Some(acc)) => super::order_list::cancel(&app, &params, acc, now),
+        ("GET", "orderList", Some(acc)) => super::order_list::query(&app, &params, acc),
+        ("GET", "openOrderList", Some(acc)) => Ok(super::order_list::open(&app, acc)),
+        ("GET", "allOrderList", Some(acc)) => super::order_list::all(&app, &params, acc),
+        ("POST", "orderList/oto" | "orderList/otoco" | "orderList/opo" | "orderList/opoco", Some(_)) => {
+            not_enabled(&app, &params, &path)
+        }
         ("PUT", "order/amend/keepPriority", Some(_)) => not_enabled(&app, &params, &path),
         ("GET", "rateLimit/order", Some(acc)) => Ok(Value::Array(app.limits.orders_json(acc, now).into())),
         ("POST" | "PUT" | "DELETE", "userDataStream", _) => {
@@ -394,19 +415,23 @@ fn known_params(method: &Method, path: &str) -> Option<&'static [&'static str]> 
         (_, "account") => &["omitZeroBalances"],
         (_, "account/commission") => &["symbol"],
         (_, "myTrades") => &["symbol", "orderId", "startTime", "endTime", "fromId", "limit"],
+        ("GET", "orderList") => &["orderListId", "origClientOrderId"],
+        ("DELETE", "orderList") => &["symbol", "orderListId", "listClientOrderId", "newClientOrderId"],
+        ("GET", "openOrderList") => &[],
+        ("GET", "allOrderList") => &["fromId", "startTime", "endTime", "limit"],
         _ => return None,
     })
 }
 
 /// Order lists and amends, which exchangeInfo says are not enabled
-/// (`ocoAllowed`, `otoAllowed`, `opoAllowed`, `amendAllowed` false): Binance's
-/// refusal for the symbol (`-2010`, `-2038` for an amend).
+/// (`otoAllowed`, `opoAllowed`, `amendAllowed` false): Binance's refusal for
+/// the symbol (`-2010`, `-2038` for an amend). OCO lists are served (see
+/// `order_list`); the deprecated `order/oco` is not (as on the testnet).
 fn not_enabled(app: &App, p: &Params, path: &str) -> Result<Value, Reject> {
     instrument(app, p.req("symbol")?)?;
     Err(match path {
         "order/amend/keepPriority" => Reject::new(-2038, "Order amend is not supported for this symbol."),
         "orderList/opo" | "orderList/opoco" => Reject::new(-2010, "OPO orders are not supported for this symbol."),
-        "order/oco" | "orderList/oco" => Reject::new(-2010, "OCO orders are not supported for this symbol"),
         // OTO and OTOCO have no message of their own in errors.md.
         _ => Reject::new(-2010, "Unsupported order combination"),
     })
@@ -508,7 +533,7 @@ pub(crate) fn check_timing(ts: i64, recv_window_ms: Decimal, now_ms: i64) -> Res
     Ok(())
 }
 
-fn instrument(app: &App, symbol: &str) -> Result<Instrument, Reject> {
+pub(crate) fn instrument(app: &App, symbol: &str) -> Result<Instrument, Reject> {
     app.ex.lock().core().instrument(symbol).cloned().ok_or_else(|| Reject::new(-1121, "Invalid symbol."))
 }
 
@@ -539,7 +564,7 @@ fn symbol_json(i: &Instrument, app: &App) -> Value {
         "quoteCommissionPrecision": 8,
         "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"],
         "icebergAllowed": false,
-        "ocoAllowed": false,
+        "ocoAllowed": true,
         "otoAllowed": false,
         "opoAllowed": false,
         "quoteOrderQtyMarketAllowed": true,
@@ -555,6 +580,7 @@ fn symbol_json(i: &Instrument, app: &App) -> Value {
             {"filterType": "MARKET_LOT_SIZE", "minQty": d8(i.min_qty), "maxQty": d8(i.max_qty), "stepSize": d8(i.market_step_size)},
             {"filterType": "NOTIONAL", "minNotional": d8(i.min_notional), "applyMinToMarket": true, "maxNotional": d8(i.max_notional), "applyMaxToMarket": false, "avgPriceMins": 5},
             {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": i.max_num_orders},
+            {"filterType": "MAX_NUM_ORDER_LISTS", "maxNumOrderLists": super::order_list::MAX_NUM_ORDER_LISTS},
         ],
         "permissions": [],
         "permissionSets": [["SPOT"]],
@@ -664,14 +690,7 @@ pub(crate) fn parse_order(app: &App, p: &Params, account: u32, also_read: &[&str
     let known: Vec<&str> = NEW_ORDER_PARAMS.iter().chain(also_read).copied().collect();
     p.all_read(&known)?;
     let symbol = p.req("symbol")?;
-    // exchangeInfo allows only NONE here (allowedSelfTradePreventionModes).
-    match p.get("selfTradePreventionMode") {
-        None | Some("NONE") => {}
-        Some("EXPIRE_TAKER" | "EXPIRE_MAKER" | "EXPIRE_BOTH" | "DECREMENT" | "TRANSFER") => {
-            return Err(Reject::new(-1013, "This symbol does not allow the specified self-trade prevention mode."))
-        }
-        Some(_) => return Err(Reject::new(-1100, "Illegal characters found in parameter 'selfTradePreventionMode'.")),
-    }
+    self_trade_prevention(p)?;
     let inst = instrument(app, symbol)?;
     let side = match p.req("side")? {
         "BUY" => Side::Buy,
@@ -799,6 +818,18 @@ pub(crate) fn parse_order(app: &App, p: &Params, account: u32, also_read: &[&str
         resp_type,
         kind: type_s.to_string(),
     })
+}
+
+/// The `selfTradePreventionMode` of an order or a list: exchangeInfo allows
+/// only NONE (allowedSelfTradePreventionModes).
+pub(crate) fn self_trade_prevention(p: &Params) -> Result<(), Reject> {
+    match p.get("selfTradePreventionMode") {
+        None | Some("NONE") => Ok(()),
+        Some("EXPIRE_TAKER" | "EXPIRE_MAKER" | "EXPIRE_BOTH" | "DECREMENT" | "TRANSFER") => {
+            Err(Reject::new(-1013, "This symbol does not allow the specified self-trade prevention mode."))
+        }
+        Some(_) => Err(Reject::new(-1100, "Illegal characters found in parameter 'selfTradePreventionMode'.")),
+    }
 }
 
 /// What the matching engine refuses against the market at that moment: a
@@ -1076,6 +1107,12 @@ pub(crate) fn cancel_order(app: &App, p: &Params, account: u32, now: i64) -> Res
         }
     })?;
     let cancel_id = p.get("newClientOrderId").map(|c| client_id("newClientOrderId", c)).transpose()?;
+    // A leg of an open list: cancelling it cancels the list.
+    let list =
+        app.ex.lock().core().order_by_client(account, &cid).filter(|o| o.status.is_open()).and_then(|o| o.list_id);
+    if let Some(list_id) = list {
+        return super::order_list::cancel_by_id(app, account, list_id, cancel_id, now);
+    }
     cancel_one(app, account, &symbol, &cid, cancel_id, p.get("cancelRestrictions"), now)
 }
 
@@ -1087,8 +1124,17 @@ pub(crate) fn cancel_all(app: &App, p: &Params, account: u32, now: i64) -> Resul
         return Err(Reject::new(-2011, "Unknown order sent."));
     }
     let mut out = Vec::new();
+    let mut lists = Vec::new();
     for o in open {
-        out.push(cancel_one(app, account, symbol, &o.client_order_id, None, None, now)?);
+        match o.list_id {
+            // Both legs of a list go in one list entry.
+            Some(id) if lists.contains(&id) => {}
+            Some(id) => {
+                lists.push(id);
+                out.push(super::order_list::cancel_by_id(app, account, id, None, now)?);
+            }
+            None => out.push(cancel_one(app, account, symbol, &o.client_order_id, None, None, now)?),
+        }
     }
     Ok(Value::Array(out))
 }
@@ -1125,7 +1171,7 @@ fn limit_of(p: &Params) -> Result<usize, Reject> {
 /// A `startTime`/`endTime` filter as Binance bounds it: both inclusive, at
 /// most 24 hours apart (`-1127`).
 #[derive(Debug, Clone, Copy)]
-struct TimeWindow {
+pub(crate) struct TimeWindow {
     start: Option<i64>,
     end: Option<i64>,
 }
@@ -1133,7 +1179,7 @@ struct TimeWindow {
 impl TimeWindow {
     const MAX_MS: i64 = 24 * 3_600_000;
 
-    fn of(p: &Params) -> Result<Self, Reject> {
+    pub(crate) fn of(p: &Params) -> Result<Self, Reject> {
         let (start, end) = (p.int("startTime")?, p.int("endTime")?);
         if let (Some(s), Some(e)) = (start, end) {
             if e - s > Self::MAX_MS {
@@ -1143,17 +1189,17 @@ impl TimeWindow {
         Ok(Self { start, end })
     }
 
-    fn is_set(&self) -> bool {
+    pub(crate) fn is_set(&self) -> bool {
         self.start.is_some() || self.end.is_some()
     }
 
-    fn holds(&self, ms: i64) -> bool {
+    pub(crate) fn holds(&self, ms: i64) -> bool {
         self.start.is_none_or(|s| ms >= s) && self.end.is_none_or(|e| ms <= e)
     }
 
     /// `limit` items, oldest first: from the start when the query names one
     /// (a start time or a first id), else the most recent.
-    fn page(&self, items: Vec<Value>, limit: usize, from_id: bool) -> Vec<Value> {
+    pub(crate) fn page(&self, items: Vec<Value>, limit: usize, from_id: bool) -> Vec<Value> {
         let skip = if from_id || self.start.is_some() { 0 } else { items.len().saturating_sub(limit) };
         items.into_iter().skip(skip).take(limit).collect()
     }
@@ -1197,13 +1243,14 @@ pub(crate) fn my_trades(app: &App, p: &Params, account: u32) -> Result<Value, Re
     let st = app.ex.lock();
     let mut out = Vec::new();
     for f in st.core().fills(account, symbol, from_id) {
-        let oid =
-            f.trade_id.as_u64().and_then(|t| st.core().order_of_trade(symbol, t)).map(|o| o.order_id).unwrap_or(0);
+        let order = f.trade_id.as_u64().and_then(|t| st.core().order_of_trade(symbol, t));
+        let oid = order.map(|o| o.order_id).unwrap_or(0);
+        let list_id = order.map_or(-1, super::exchange::list_id_json);
         if order_id.is_some_and(|id| id as u64 != oid) || !window.holds(f.ts_ms) {
             continue;
         }
         out.push(json!({
-            "symbol": symbol, "id": f.trade_id, "orderId": oid, "orderListId": -1,
+            "symbol": symbol, "id": f.trade_id, "orderId": oid, "orderListId": list_id,
             "price": d8(f.price), "qty": d8(f.qty), "quoteQty": d8(f.price * f.qty),
             "commission": d8(f.fee), "commissionAsset": f.fee_asset, "time": f.ts_ms,
             "isBuyer": f.side == Side::Buy, "isMaker": f.is_maker, "isBestMatch": true,

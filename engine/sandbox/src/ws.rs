@@ -24,7 +24,20 @@ use super::{App, ConnCmd};
 
 /// `/ws` with no stream: subscriptions come by `SUBSCRIBE`.
 pub(crate) async fn raw_root(State(app): State<Arc<App>>, up: WebSocketUpgrade) -> Response {
+    if let Some(refused) = market_refused(&app) {
+        return refused;
+    }
     up.on_upgrade(move |s| market_conn(app, s, Vec::new(), false))
+}
+
+/// HTTP 503 to a market-stream upgrade while the market streams are down
+/// ([`crate::FaultControl::refuse_market_streams`]).
+fn market_refused(app: &App) -> Option<Response> {
+    app.faults.market_streams_refused().then(|| {
+        let mut refused = Response::new(axum::body::Body::empty());
+        *refused.status_mut() = axum::http::StatusCode::SERVICE_UNAVAILABLE;
+        refused
+    })
 }
 
 /// `/ws/<stream>` (raw payloads).
@@ -33,6 +46,9 @@ pub(crate) async fn raw_stream(
     Path(stream): Path<String>,
     up: WebSocketUpgrade,
 ) -> Response {
+    if let Some(refused) = market_refused(&app) {
+        return refused;
+    }
     let streams = stream.split('/').map(str::to_string).filter(|s| !s.is_empty()).collect();
     up.on_upgrade(move |s| market_conn(app, s, streams, false))
 }
@@ -43,6 +59,9 @@ pub(crate) async fn combined(
     Query(q): Query<HashMap<String, String>>,
     up: WebSocketUpgrade,
 ) -> Response {
+    if let Some(refused) = market_refused(&app) {
+        return refused;
+    }
     let streams = q
         .get("streams")
         .map(|s| s.split('/').map(str::to_string).filter(|s| !s.is_empty()).collect())

@@ -318,15 +318,7 @@ pub fn build_strategies(
     blocks
         .iter()
         .map(|(index, cfg)| {
-            let exits = match &cfg.exits {
-                Some(spec) => {
-                    let mut spec = spec.clone();
-                    spec.validate(&format!("strategy[{index}].exits"))
-                        .map_err(|e| strategies::StrategyConfigError { key: e.key, reason: e.reason })?;
-                    Some(spec)
-                }
-                None => None,
-            };
+            let exits = strategies::registry::exits(*index, cfg)?;
             Ok(StrategySlot { id: StrategyId::new(&cfg.id), strategy: strategies::build(*index, cfg)?, exits })
         })
         .collect()

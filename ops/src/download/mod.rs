@@ -156,6 +156,10 @@ pub fn run(args: &DownloadArgs) -> anyhow::Result<()> {
         anyhow::bail!("--symbols: no symbol given");
     }
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    let leftovers = write::sweep_leftovers(&args.out, write::STALE_AFTER);
+    if leftovers > 0 {
+        eprintln!("removed {leftovers} temporary file(s) an interrupted download left in {}", args.out.display());
+    }
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(async {

@@ -65,6 +65,38 @@ pub fn write_atomically(
     Ok(bytes)
 }
 
+/// How long a temporary file must have been left alone before a new run
+/// takes it for a leftover of an interrupted one (a live download rewrites
+/// its file within seconds; another process writing the same folder must
+/// not lose its file).
+pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Removes the temporary files [`write_atomically`] leaves when a download
+/// is killed before its rename (`.keel-*.tmp`, untouched for `stale_after`);
+/// returns how many went. Never touches any other file.
+pub fn sweep_leftovers(dir: &Path, stale_after: std::time::Duration) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let now = std::time::SystemTime::now();
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with(".keel-") && name.ends_with(".tmp")) {
+            continue;
+        }
+        let idle = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age >= stale_after);
+        if idle && entry.file_type().is_ok_and(|t| t.is_file()) && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// The gaps as metadata text: `FROM/TO` ISO intervals (TO: the open time
 /// of the next bar there is), comma-separated.
 pub fn gaps_text(gaps: &[Gap]) -> String {
@@ -178,4 +210,34 @@ fn futures_parquet(rows: &FuturesRows, out: &mut (impl Write + Send)) -> Result<
     writer.write(&batch).map_err(|e| e.to_string())?;
     writer.close().map_err(|e| e.to_string())?;
     Ok(counting.bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    /// Creates `name` in `dir`, last modified `age` ago.
+    fn file(dir: &Path, name: &str, age: Duration) -> std::path::PathBuf {
+        let path = dir.join(name);
+        let f = std::fs::File::create(&path).unwrap();
+        f.set_modified(SystemTime::now() - age).unwrap();
+        path
+    }
+
+    #[test]
+    fn only_idle_temporaries_of_an_interrupted_run_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let hour = Duration::from_secs(3600);
+        let stale = file(dir.path(), ".keel-a1b2.tmp", hour);
+        let live = file(dir.path(), ".keel-c3d4.tmp", Duration::ZERO);
+        let data = file(dir.path(), "BTCUSDT-1m.parquet", hour);
+        let other = file(dir.path(), ".other.tmp", hour);
+        assert_eq!(sweep_leftovers(dir.path(), STALE_AFTER), 1);
+        assert!(!stale.exists());
+        for kept in [&live, &data, &other] {
+            assert!(kept.exists(), "{} must stay", kept.display());
+        }
+        assert_eq!(sweep_leftovers(&dir.path().join("absent"), STALE_AFTER), 0);
+    }
 }

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod coinbase;
+pub mod engine;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -211,11 +212,15 @@ impl StandaloneSandbox {
         }
     }
 
-    /// `[venue.binance]` lines pointing Keel at this sandbox.
+    /// `[venue.binance]` lines pointing Keel at this sandbox: spot and the
+    /// USDⓈ-M futures data too (else a testnet-mode run asks Binance's
+    /// Demo Trading hosts for funding and mark prices).
     pub fn binance_section(&self) -> String {
         format!(
-            "[venue.binance]\nrest_url = \"{}\"\nws_stream_url = \"{}\"\nws_api_url = \"{}\"\napi_key_env = \"KEEL_TEST_SANDBOX_KEY\"\napi_secret_env = \"KEEL_TEST_SANDBOX_SECRET\"\nprivate_key_path_env = \"KEEL_TEST_SANDBOX_PRIVATE_KEY_PATH\"\n",
-            self.rest_url, self.ws_stream_url, self.ws_api_url
+            "[venue.binance]\nrest_url = \"{rest}\"\nws_stream_url = \"{ws}\"\nws_api_url = \"{}\"\nfapi_rest_url = \"{rest}\"\nfapi_ws_url = \"{ws}\"\napi_key_env = \"KEEL_TEST_SANDBOX_KEY\"\napi_secret_env = \"KEEL_TEST_SANDBOX_SECRET\"\nprivate_key_path_env = \"KEEL_TEST_SANDBOX_PRIVATE_KEY_PATH\"\n",
+            self.ws_api_url,
+            rest = self.rest_url,
+            ws = self.ws_stream_url
         )
     }
 
@@ -331,4 +336,14 @@ pub fn state_json(config: &str, data: &str) -> serde_json::Value {
     let out = keel(&["state", "--json", "--config", config, "--data-dir", data]);
     assert!(out.status.success(), "keel state: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("keel state --json")
+}
+
+/// A `[[symbol]]` block for BTCUSDT (tick 0.01, lot 0.00001, minimum
+/// notional 5) whose simulated path starts at `start_price` with
+/// `volatility`, `touch_qty` at the touch.
+pub fn btc_symbol(start_price: &str, volatility: f64, touch_qty: &str) -> String {
+    format!(
+        "\n[[symbol]]\nsymbol = \"BTCUSDT\"\nbase = \"BTC\"\nquote = \"USDT\"\ntick_size = \"0.01\"\nstep_size = \"0.00001\"\n\
+         min_notional = \"5\"\nstart_price = \"{start_price}\"\nvolatility = {volatility}\ntouch_qty = \"{touch_qty}\"\n"
+    )
 }

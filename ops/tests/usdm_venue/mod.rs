@@ -172,3 +172,15 @@ async fn a_dropped_mark_price_subscription_closes_its_connection_even_while_noth
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn a_mark_price_connection_that_sends_no_mark_price_is_renewed() {
+    let sb = start(UsdmConfig::default()).await;
+    let c = client(&sb, ClientConfig { stream_silence_ms: 300, ..ClientConfig::default() });
+    // Pings and nothing else: the connection is up but useless (as on a wrong route).
+    let mut rx = c.subscribe_mark_price(&[Symbol::new("NOPEUSDT")], MarkPriceSpeed::Every1s).await.expect("subscribed");
+    assert_eq!(recv(&mut rx).await, FuturesFeed::Status(StreamStatus::Connected));
+    let reason = StreamStatus::Disconnected { reason: "no data for 300 ms".into() };
+    assert_eq!(recv(&mut rx).await, FuturesFeed::Status(reason));
+    assert_eq!(recv(&mut rx).await, FuturesFeed::Status(StreamStatus::Connected), "and connects again");
+}

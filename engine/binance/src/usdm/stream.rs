@@ -8,18 +8,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
 
 use keel_core::futures::{FuturesEvent, FuturesFeed, MarkPriceSpeed};
 use keel_core::symbol::Symbol;
 use keel_core::venue::StreamStatus;
 
 use super::model::MarkPriceMessage;
+use crate::connection::{Connection, Flow, Liveness, StreamHandler};
 use crate::model::CombinedMessage;
 use crate::rest::RestClient;
-use crate::stream::{backoff_delay, unreadable};
+use crate::stream::unreadable;
 
 /// The route of the mark-price streams.
 pub const MARKET_ROUTE: &str = "/market";
@@ -49,7 +48,7 @@ pub fn mark_price_url(base: &str, symbols: &[Symbol], speed: MarkPriceSpeed) -> 
     format!("{}{MARKET_ROUTE}/stream?streams={}", base.trim_end_matches('/'), stream_names(symbols, speed).join("/"))
 }
 
-/// One subscription's connection loop.
+/// One subscription's connection.
 pub(crate) struct MarkStream {
     pub url: String,
     pub rest: Arc<RestClient>,
@@ -62,73 +61,15 @@ impl MarkStream {
     /// for a message, a connection or a retry: a replaced subscription's
     /// connection closes then, not at its next message.
     pub async fn run(self, tx: mpsc::Sender<FuturesFeed>) {
-        let closed = tx.clone();
-        tokio::select! {
-            _ = closed.closed() => {}
-            _ = self.connect_loop(tx) => {}
-        }
-    }
-
-    async fn connect_loop(self, tx: mpsc::Sender<FuturesFeed>) {
-        crate::install_crypto_provider();
-        let mut attempt: u32 = 0;
-        loop {
-            if tx.is_closed() {
-                return;
-            }
-            let reason = match tokio_tungstenite::connect_async(self.url.as_str()).await {
-                Err(e) => format!("connect failed: {e}"),
-                Ok((mut ws, _)) => {
-                    tracing::info!(url = %self.url, "binance futures mark-price stream connected");
-                    if tx.send(FuturesFeed::Status(StreamStatus::Connected)).await.is_err() {
-                        return;
-                    }
-                    let deadline = tokio::time::sleep(self.reconnect_after);
-                    tokio::pin!(deadline);
-                    let mut silent_since = tokio::time::Instant::now();
-                    loop {
-                        let left = self.silence.saturating_sub(silent_since.elapsed());
-                        let msg = tokio::select! {
-                            _ = &mut deadline => break "proactive reconnect before the 24 h limit".to_string(),
-                            m = tokio::time::timeout(left, ws.next()) => m,
-                        };
-                        match msg {
-                            Err(_) => break format!("no mark price for {} ms", self.silence.as_millis()),
-                            Ok(None) => break "closed by server".to_string(),
-                            Ok(Some(Err(e))) => break format!("read error: {e}"),
-                            Ok(Some(Ok(Message::Ping(p)))) => {
-                                if ws.send(Message::Pong(p)).await.is_err() {
-                                    break "pong failed".to_string();
-                                }
-                            }
-                            Ok(Some(Ok(Message::Text(t)))) => {
-                                let Some(items) = self.read(t.as_str()) else { continue };
-                                attempt = 0;
-                                silent_since = tokio::time::Instant::now();
-                                // The all-market array: perpetuals only (delivery items have no funding time).
-                                let all_market = self.url.contains("!markPrice@arr");
-                                for u in items.into_iter().filter(|u| !all_market || u.next_funding_time.is_some()) {
-                                    let ev = FuturesFeed::Event(FuturesEvent::Mark(u.to_core()));
-                                    if tx.send(ev).await.is_err() {
-                                        return;
-                                    }
-                                }
-                            }
-                            Ok(Some(Ok(Message::Close(_)))) => break "close frame".to_string(),
-                            Ok(Some(Ok(_))) => {}
-                        }
-                    }
-                }
-            };
-            tracing::warn!(%reason, "binance futures mark-price stream disconnected; reconnecting");
-            if tx.send(FuturesFeed::Status(StreamStatus::Disconnected { reason: reason.clone() })).await.is_err() {
-                return;
-            }
-            if !reason.starts_with("proactive") {
-                tokio::time::sleep(backoff_delay(attempt)).await;
-                attempt = attempt.saturating_add(1);
-            }
-        }
+        let connection = Connection {
+            url: self.url.clone(),
+            name: "futures mark price",
+            // A route that answers pings but sends no mark price is dead.
+            liveness: Liveness::Data(self.silence),
+            reconnect_after: self.reconnect_after,
+        };
+        let mut marks = Marks { all_market: self.url.contains("!markPrice@arr"), stream: self, tx: tx.clone() };
+        connection.run(&mut marks, &tx).await;
     }
 
     /// The USDⓈ-M mark prices of one message; none for a subscription
@@ -158,6 +99,32 @@ impl MarkStream {
                 None
             }
         }
+    }
+}
+
+/// The mark prices of one subscription for its receiver.
+struct Marks {
+    stream: MarkStream,
+    /// The all-market array: perpetuals only (delivery items have no funding time).
+    all_market: bool,
+    tx: mpsc::Sender<FuturesFeed>,
+}
+
+impl StreamHandler for Marks {
+    type Out = FuturesFeed;
+
+    fn status(status: StreamStatus) -> FuturesFeed {
+        FuturesFeed::Status(status)
+    }
+
+    async fn on_text(&mut self, text: &str) -> Flow {
+        let Some(items) = self.stream.read(text) else { return Flow::Skip };
+        for u in items.into_iter().filter(|u| !self.all_market || u.next_funding_time.is_some()) {
+            if self.tx.send(FuturesFeed::Event(FuturesEvent::Mark(u.to_core()))).await.is_err() {
+                return Flow::Stop;
+            }
+        }
+        Flow::Read
     }
 }
 

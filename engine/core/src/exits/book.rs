@@ -67,6 +67,9 @@ pub struct ExitBook {
     sells_in_flight: FxHashMap<Symbol, (u32, Decimal)>,
     /// Strategy sell fills by client order id, reported when the order is final.
     signal_sales: FxHashMap<String, SignalSale>,
+    /// Exit orders already final (a late report of one is not mistaken for
+    /// the next order, whose id is not known yet); the newest ones only.
+    finished: FxHashSet<String>,
     /// Symbols whose state changed since the last drain.
     dirty: FxHashSet<Symbol>,
     /// Symbols to bring in line (legs) at the next `sync_all`.
@@ -90,6 +93,7 @@ impl ExitBook {
             held: FxHashMap::default(),
             sells_in_flight: FxHashMap::default(),
             signal_sales: FxHashMap::default(),
+            finished: FxHashSet::default(),
             dirty: FxHashSet::default(),
             to_sync: FxHashSet::default(),
             events: Vec::new(),
@@ -131,6 +135,7 @@ impl ExitBook {
     /// Mutable state of a position (marked changed and to be synced).
     pub fn state_mut(&mut self, symbol: &str) -> Option<&mut ExitState> {
         let st = self.states.get_mut(symbol)?;
+        st.band = None;
         self.armed = true;
         self.dirty.insert(st.symbol.clone());
         self.to_sync.insert(st.symbol.clone());
@@ -188,6 +193,7 @@ impl ExitBook {
         if delta > Decimal::ZERO {
             match self.states.get_mut(&symbol) {
                 Some(st) if st.qty > Decimal::ZERO => {
+                    st.band = None;
                     let total = st.qty + delta;
                     st.entry_price = (st.entry_price * st.qty + fill.price * delta) / total;
                     st.qty = total;
@@ -210,6 +216,7 @@ impl ExitBook {
         }
         let default = self.default.as_ref();
         let Some(st) = self.states.get_mut(&symbol) else { return };
+        st.band = None;
         st.qty += delta;
         let cid = fill.client_order_id.as_str();
         let notional = fill.price * fill.qty;
@@ -261,6 +268,17 @@ impl ExitBook {
         let symbol = update.symbol.clone();
         let cid = update.client_order_id.clone();
         let terminal = update.status.is_terminal();
+        if cid.as_ref().is_some_and(|c| self.finished.contains(c)) {
+            return;
+        }
+        if terminal {
+            if let Some(c) = &cid {
+                if self.finished.len() >= 1024 {
+                    self.finished.clear();
+                }
+                self.finished.insert(c.clone());
+            }
+        }
         let Some(st) = self.states.get_mut(&symbol) else {
             // An exit order of a position the logic no longer follows.
             if let (Some(cid), false) = (cid, terminal) {
@@ -730,22 +748,40 @@ impl ExitBook {
     /// [`ExitState::bar_exit`]) for the tradable position `held`, as a
     /// reduce-only market sell and the price it fills at; the close is
     /// pending until its update. Without an exit the best price moved on.
-    pub fn on_bar(&mut self, bar: &crate::market::Bar, held: Decimal) -> Option<(OrderIntent, Decimal)> {
+    pub fn on_bar(
+        &mut self,
+        bar: &crate::market::Bar,
+        held: impl FnOnce() -> Decimal,
+    ) -> Option<(OrderIntent, Decimal)> {
         let default = self.default.as_ref();
         let st = self.states.get_mut(&bar.symbol)?;
+        // Most bars stay within the band where nothing can fire.
+        if st.band.is_some_and(|b| b.holds(bar.open_time, bar.high, bar.low, st.best_price)) {
+            if bar.high > st.best_price {
+                st.best_price = bar.high;
+            }
+            return None;
+        }
         if st.removed || st.pending_close.is_some() || st.retry_after_ms.is_some_and(|t| bar.open_time < t) {
             return None;
         }
         // The spec is lent out of the state for the call (no clone a bar).
         let own = st.spec.take();
         let hit = match own.as_ref().or(default) {
-            Some(spec) if held > Decimal::ZERO => {
-                st.bar_exit(spec, bar.open_time, bar.open, bar.high, bar.low, bar.close)
+            Some(spec) => {
+                let hit = st.bar_exit(spec, bar.open_time, bar.open, bar.high, bar.low, bar.close);
+                // For the next bar (the best price may have moved).
+                st.band = hit.is_none().then(|| st.band(spec, bar.open_time.saturating_add(1)));
+                hit
             }
-            _ => None,
+            None => None,
         };
         st.spec = own;
         let (reason, price) = hit?;
+        let held = held();
+        if held <= Decimal::ZERO {
+            return None;
+        }
         st.pending_close = Some(PendingClose {
             reason,
             client_order_id: None,

@@ -3,7 +3,7 @@
 
 use rust_decimal::Decimal;
 
-use super::{ExitReason, ExitSpec, ExitState};
+use super::{Band, ExitReason, ExitSpec, ExitState};
 
 impl ExitState {
     /// The stop price: the strategy's, else `entry × (1 − stop_loss)`.
@@ -27,8 +27,26 @@ impl ExitState {
     /// the price is `entry × (1 + p)`.
     pub fn roi_level(&self, spec: &ExitSpec, now_ms: i64) -> Option<Decimal> {
         let held = now_ms.saturating_sub(self.opened_ms);
-        let step = spec.roi.iter().rev().find(|s| s.after.0 <= held)?;
+        // In any order (a spec that was not validated is not sorted).
+        let step = spec.roi.iter().filter(|s| s.after.0 <= held).max_by_key(|s| s.after)?;
         Some(self.entry_price * (Decimal::ONE + step.profit.fraction()))
+    }
+
+    /// The band within which no exit fires at `now_ms` (see [`Band`]).
+    pub fn band(&self, spec: &ExitSpec, now_ms: i64) -> Band {
+        let held = now_ms.saturating_sub(self.opened_ms);
+        let next_roi =
+            spec.roi.iter().filter(|s| s.after.0 > held).map(|s| self.opened_ms.saturating_add(s.after.0)).min();
+        let until_ms = next_roi.unwrap_or(i64::MAX).min(self.deadline(spec).unwrap_or(i64::MAX));
+        let low = match (self.stop_level(spec), self.trailing_level(spec)) {
+            (Some(s), Some(t)) => Some(s.max(t)),
+            (s, t) => s.or(t),
+        };
+        let high = match (self.take_profit_level(spec), self.roi_level(spec, now_ms)) {
+            (Some(t), Some(r)) => Some(t.min(r)),
+            (t, r) => t.or(r),
+        };
+        Band { low, high, until_ms, trails: spec.trailing_stop.is_some() }
     }
 
     /// When `max_hold` runs out (ms).

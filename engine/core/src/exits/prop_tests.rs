@@ -252,3 +252,75 @@ proptest! {
         }
     }
 }
+
+/// A bar as (open, high, low, close) in whole units, from four draws.
+fn ohlc() -> impl proptest::strategy::Strategy<Value = (i64, i64, i64, i64)> {
+    (80i64..125, 0i64..6, 0i64..6, -5i64..6).prop_map(|(o, up, down, c)| {
+        let (high, low) = (o + up, o - down);
+        (o, high, low, (o + c).clamp(low, high))
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// The backtest's band (bars where nothing can fire skip the path) never
+    /// changes an outcome: the same bars with the path followed every time
+    /// give the same exit, at the same bar and price.
+    #[test]
+    fn the_band_never_hides_an_exit(bars in proptest::collection::vec(ohlc(), 1..80), which in 0usize..4) {
+        let specs = [
+            r#"stop_loss = "3%"
+take_profit = "6%""#,
+            r#"trailing_stop = { activate = "2%", distance = "1%" }"#,
+            r#"roi = [["0m", "10%"], ["3h", "4%"], ["10h", "1%"]]
+max_hold = "40h""#,
+            r#"stop_loss = "5%"
+trailing_stop = { distance = "3%" }
+roi = [["0m", "8%"], ["5h", "0%"]]"#,
+        ];
+        let mut spec: ExitSpec = toml::from_str(specs[which]).unwrap();
+        spec.validate("exits").unwrap();
+        const H: i64 = 3_600_000;
+        let bar = |k: usize, (o, h, l, c): (i64, i64, i64, i64)| crate::market::Bar {
+            symbol: "BTCUSDT".into(),
+            open_time: k as i64 * H,
+            close_time: k as i64 * H + H - 1,
+            open: Decimal::from(o),
+            high: Decimal::from(h),
+            low: Decimal::from(l),
+            close: Decimal::from(c),
+            volume: Decimal::ONE,
+        };
+        let run = |banded: bool| {
+            let mut book = ExitBook::new("p".into(), Some(spec.clone()));
+            book.set_bar_mode(true);
+            let entry = Fill {
+                trade_id: 1u64.into(),
+                client_order_id: "e".into(),
+                strategy_id: "p".into(),
+                symbol: "BTCUSDT".into(),
+                side: Side::Buy,
+                price: Decimal::ONE_HUNDRED,
+                qty: Decimal::ONE,
+                fee: Decimal::ZERO,
+                fee_asset: "USDT".into(),
+                is_maker: false,
+                ts_ms: 0,
+                tag: None,
+            };
+            book.on_fill(&entry, Decimal::ONE, 0);
+            for (k, b) in bars.iter().enumerate() {
+                if !banded {
+                    // Forgets the band: the path is followed on every bar.
+                    let _ = book.state_mut("BTCUSDT");
+                }
+                if let Some((intent, price)) = book.on_bar(&bar(k, *b), || Decimal::ONE) {
+                    return Some((k, intent.exit, price));
+                }
+            }
+            None
+        };
+        prop_assert_eq!(run(true), run(false));
+    }
+}

@@ -50,6 +50,17 @@ fn btc() -> Instrument {
     Instrument::with_steps("BTCUSDT".into(), "BTC".into(), "USDT".into(), d("0.01"), d("0.001"))
 }
 
+/// An `exits = { ... }` table, validated.
+fn parse(spec: &str) -> ExitSpec {
+    #[derive(serde::Deserialize)]
+    struct H {
+        exits: ExitSpec,
+    }
+    let mut h: H = toml::from_str(&format!("exits = {spec}")).unwrap();
+    h.exits.validate("exits").unwrap();
+    h.exits
+}
+
 struct Rig {
     runner: StrategyRunner,
     updates: Arc<Mutex<Vec<OrderUpdate>>>,
@@ -59,16 +70,10 @@ struct Rig {
 
 impl Rig {
     fn new(spec: &str) -> Self {
-        #[derive(serde::Deserialize)]
-        struct H {
-            exits: ExitSpec,
-        }
-        let mut h: H = toml::from_str(&format!("exits = {spec}")).unwrap();
-        h.exits.validate("exits").unwrap();
         let updates = Arc::new(Mutex::new(Vec::new()));
         let runner = StrategyRunner::new("s".into(), Box::new(Scripted { updates: updates.clone() }))
             .with_instruments(&[btc()])
-            .with_exits(h.exits);
+            .with_exits(parse(spec));
         Self { runner, updates, next_trade: 1, now: 1_000 }
     }
 
@@ -301,4 +306,115 @@ fn a_restart_keeps_one_exit_set_per_position() {
     assert_eq!(again.out(), (vec![], vec![]));
     assert_eq!(again.runner.exit_states()[0].leg.as_ref().unwrap().client_order_id.as_deref(), Some("x9"));
     let _ = DurationMs(0);
+}
+
+/// Attaches its own exits to each entry, and removes them on a sell signal.
+struct Attacher;
+
+impl Strategy for Attacher {
+    fn kind(&self) -> &'static str {
+        "attacher"
+    }
+    fn symbols(&self) -> Vec<Symbol> {
+        vec!["BTCUSDT".into()]
+    }
+    fn on_signal(&mut self, signal: &Signal, ctx: &mut StrategyCtx<'_>) {
+        match signal.action {
+            SignalAction::Buy => ctx.market(&signal.symbol, Side::Buy, Decimal::ONE),
+            _ => assert!(ctx.remove_exits(&signal.symbol)),
+        }
+    }
+    fn on_fill(&mut self, fill: &Fill, ctx: &mut StrategyCtx<'_>) {
+        if fill.side == Side::Buy {
+            let spec = ExitSpec { stop_loss: Some(Pct(d("0.02"))), ..ExitSpec::default() };
+            assert!(ctx.attach_exits(&fill.symbol, spec));
+            assert_eq!(ctx.exits(&fill.symbol).map(|e| e.entry_price), Some(fill.price));
+        }
+    }
+}
+
+#[test]
+fn a_strategy_without_configured_exits_attaches_and_removes_its_own() {
+    let mut rig = Rig::new(FULL);
+    rig.runner = StrategyRunner::new("s".into(), Box::new(Attacher)).with_instruments(&[btc()]);
+    assert!(rig.runner.exit_states().is_empty());
+    rig.signal(SignalAction::Buy, "1");
+    let (intents, _) = rig.fill("e1", Side::Buy, "200", "1");
+    assert_eq!(intents.len(), 1, "its stop rests at the venue");
+    assert_eq!(
+        (intents[0].order_type, intents[0].exit),
+        (OrderType::StopMarket { stop: d("196") }, Some(ExitLeg::Stop))
+    );
+    assert_eq!(rig.runner.drain_exit_changes().len(), 1, "kept for the store once attached");
+    rig.update(Some("x1"), Side::Sell, OrderStatus::Accepted, Some(ExitLeg::Stop), None);
+    let (intents, cancels) = rig.signal(SignalAction::Close, "1");
+    assert_eq!((intents, cancels), (vec![], vec!["x1".to_string()]), "removed: its stop is canceled");
+    assert_eq!(rig.update(Some("x1"), Side::Sell, OrderStatus::Canceled, Some(ExitLeg::Stop), None), (vec![], vec![]));
+    assert_eq!(rig.price("100"), (vec![], vec![]), "no exits any more");
+}
+
+#[test]
+fn a_late_report_of_a_final_leg_is_not_taken_for_its_successor() {
+    let mut rig = Rig::new(r#"{ stop_loss = "3%" }"#);
+    rig.enter();
+    rig.update(Some("x1"), Side::Sell, OrderStatus::Accepted, Some(ExitLeg::Stop), None);
+    // The position grows: the stop is replaced (canceled, then placed for 2).
+    rig.signal(SignalAction::Buy, "1");
+    let (_, cancels) = rig.fill("e2", Side::Buy, "100", "1");
+    assert_eq!(cancels, ["x1"]);
+    let (intents, _) = rig.update(Some("x1"), Side::Sell, OrderStatus::Canceled, Some(ExitLeg::Stop), None);
+    assert_eq!((intents[0].exit, intents[0].qty), (Some(ExitLeg::Stop), d("2")));
+    // The old stop's cancel reported again before the new one's id is known: ignored.
+    assert_eq!(rig.update(Some("x1"), Side::Sell, OrderStatus::Canceled, Some(ExitLeg::Stop), None), (vec![], vec![]));
+    rig.update(Some("x2"), Side::Sell, OrderStatus::Accepted, Some(ExitLeg::Stop), None);
+    let leg = rig.runner.exit_states()[0].leg.clone().unwrap();
+    assert_eq!((leg.client_order_id.as_deref(), leg.qty), (Some("x2"), d("2")));
+}
+
+/// Sells whatever it holds at start.
+struct SellsAtStart;
+
+impl Strategy for SellsAtStart {
+    fn kind(&self) -> &'static str {
+        "sells_at_start"
+    }
+    fn symbols(&self) -> Vec<Symbol> {
+        vec!["BTCUSDT".into()]
+    }
+    fn on_start(&mut self, _open: &[Order], ctx: &mut StrategyCtx<'_>) {
+        let held = ctx.position("BTCUSDT");
+        ctx.market(&"BTCUSDT".into(), Side::Sell, held);
+    }
+}
+
+#[test]
+fn a_paused_strategy_starts_with_its_exits_and_without_its_sells() {
+    let mut rig = Rig::new(FULL);
+    rig.enter();
+    rig.update(Some("x1"), Side::Sell, OrderStatus::Accepted, Some(ExitLeg::Oco), None);
+    let saved = rig.runner.exit_states();
+    let mut runner =
+        StrategyRunner::new("s".into(), Box::new(SellsAtStart)).with_instruments(&[btc()]).with_exits(parse(FULL));
+    runner.restore_position("BTCUSDT".into(), d("1"));
+    runner.restore_exits(saved);
+    runner.set_paused(true);
+    // Its OCO is gone (filled parts, canceled by hand): placed again; the sell is discarded.
+    runner.adopt(&[], 2_000).unwrap();
+    let intents: Vec<OrderIntent> = runner.drain_intents().collect();
+    let cancels: Vec<String> = runner.drain_cancels().collect();
+    assert_eq!(intents.iter().map(|i| i.exit).collect::<Vec<_>>(), [Some(ExitLeg::Oco)], "{intents:?}");
+    assert_eq!(cancels, Vec::<String>::new());
+    let accepted = OrderUpdate {
+        client_order_id: Some("x2".into()),
+        symbol: "BTCUSDT".into(),
+        side: Side::Sell,
+        status: OrderStatus::Accepted,
+        filled_qty: Decimal::ZERO,
+        reason: None,
+        tag: None,
+        exit: Some(ExitLeg::Oco),
+    };
+    runner.on_order_update(&accepted, 2_001).unwrap();
+    assert_eq!(runner.drain_cancels().count(), 0, "the new leg is not canceled for a sell that never leaves");
+    assert_eq!(runner.exit_states()[0].leg.as_ref().map(|l| l.canceling), Some(false));
 }

@@ -54,6 +54,36 @@ pub struct ExitState {
     /// position before this time (ms), so a refusal does not loop.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<i64>,
+    /// Backtest cache (never stored): the prices and time within which no
+    /// exit can fire, so most bars cost a few comparisons.
+    #[serde(skip)]
+    pub band: Option<Band>,
+}
+
+/// Where a position's exits cannot fire: no bar inside it needs its path
+/// followed (see [`ExitState::bar_exit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Band {
+    /// The highest stop (stop-loss or armed trailing stop), if any.
+    pub low: Option<Decimal>,
+    /// The lowest target (take-profit or ROI price), if any.
+    pub high: Option<Decimal>,
+    /// The next time an exit level changes (a ROI row) or `max_hold` runs out.
+    pub until_ms: i64,
+    /// A trailing stop is configured: a new best price moves (or arms) it.
+    pub trails: bool,
+}
+
+impl Band {
+    /// True when a bar opening at `open_time` within `low..=high` cannot
+    /// fire an exit nor move the trailing stop whose best is `best`.
+    #[inline]
+    pub fn holds(&self, open_time: i64, high: Decimal, low: Decimal, best: Decimal) -> bool {
+        open_time < self.until_ms
+            && self.low.is_none_or(|l| low > l)
+            && self.high.is_none_or(|h| high < h)
+            && !(self.trails && high > best)
+    }
 }
 
 impl ExitState {
@@ -74,6 +104,7 @@ impl ExitState {
             pending_close: None,
             venue_refused: false,
             retry_after_ms: None,
+            band: None,
         }
     }
 

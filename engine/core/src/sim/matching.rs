@@ -130,6 +130,9 @@ pub struct SimOrder {
     /// How the order was asked for, beyond its type and prices.
     #[serde(default)]
     pub asked: OrderAsked,
+    /// The order list (OCO) this order is a leg of (see [`list`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_id: Option<u64>,
 }
 
 /// How an order was asked for, beyond its type and prices: what a venue
@@ -168,6 +171,7 @@ impl SimOrder {
             filled_quote: self.filled_quote,
             reason: self.reason.clone(),
             ts_ms: self.updated_ms,
+            oco_leg: None,
         }
     }
 }
@@ -346,7 +350,8 @@ pub enum MatchError {
     /// No quote yet for the symbol.
     #[error("no market for {0} yet")]
     NoMarket(String),
-    /// An order type the matching core does not execute.
+    /// An order type the matching core does not execute (also: an order
+    /// list whose legs do not straddle the market, [`OCO_BAD_PRICES`]).
     #[error("{0} are not supported")]
     Unsupported(&'static str),
 }
@@ -407,6 +412,9 @@ pub struct MatchingCore {
     #[serde(skip_serializing)]
     by_client: FxHashMap<u32, FxHashMap<String, u64>>,
     fills: BTreeMap<u32, Vec<Fill>>,
+    /// Order lists (OCO) by list id; their legs are in `orders`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    lists: BTreeMap<u64, SimList>,
     /// The order of each fill, by symbol and trade id (a client id may be
     /// used again, so a fill's client id alone does not name its order; trade
     /// ids count per symbol, as on Binance, so an id alone does not either).
@@ -445,6 +453,8 @@ struct StoredCore {
     accounts: BTreeMap<u32, Account>,
     orders: BTreeMap<u64, SimOrder>,
     fills: BTreeMap<u32, Vec<Fill>>,
+    #[serde(default)]
+    lists: BTreeMap<u64, SimList>,
     trade_orders: SavedTradeOrders,
     next_order_id: u64,
     trade_id_base: u64,
@@ -514,6 +524,7 @@ impl From<StoredCore> for MatchingCore {
             by_client,
             trade_orders,
             fills: s.fills,
+            lists: s.lists,
             next_order_id: s.next_order_id,
             trade_id_base: s.trade_id_base,
             keep_history: true,
@@ -533,6 +544,7 @@ impl MatchingCore {
             orders: BTreeMap::new(),
             by_client: FxHashMap::default(),
             fills: BTreeMap::new(),
+            lists: BTreeMap::new(),
             trade_orders: TradeOrders::new(),
             next_order_id: 1,
             trade_id_base: 1,
@@ -914,6 +926,7 @@ impl MatchingCore {
             trigger_above: false,
             locked: lock,
             asked: new.asked,
+            list_id: None,
         };
         let key = self.string_of(&new.client_order_id);
         self.by_client.entry(new.account).or_default().insert(key, order_id);
@@ -988,6 +1001,9 @@ impl MatchingCore {
     /// order, keeping their strings for reuse.
     fn forget(&mut self, id: u64) {
         let Some(order) = self.orders.remove(&id) else { return };
+        if let Some(list_id) = order.list_id {
+            self.forget_list_of(list_id);
+        }
         if let Some(index) = self.by_client.get_mut(&order.account) {
             if index.get(&order.client_order_id) == Some(&id) {
                 if let Some((key, _)) = index.remove_entry(&order.client_order_id) {
@@ -1028,6 +1044,7 @@ impl MatchingCore {
             return Err(MatchError::AlreadyFinal(order.status));
         }
         self.close(id, OrderStatus::Canceled, None, now_ms);
+        self.cancel_sibling(id, now_ms);
         let order = self.orders.get(&id).cloned().ok_or(MatchError::UnknownOrder);
         self.forget_finished();
         order
@@ -1145,7 +1162,8 @@ impl MatchingCore {
         ids.extend_from_slice(&book.resting);
         let mut to_market = Vec::new();
         for &id in &ids {
-            let Some(order) = self.orders.get_mut(&id) else { continue };
+            // (A leg whose sibling executed earlier in this loop has expired.)
+            let Some(order) = self.orders.get_mut(&id).filter(|o| o.status.is_open()) else { continue };
             if let Some(stop) = order.order_type.stop_price() {
                 if !order.triggered {
                     let side_price = match order.side {
@@ -1157,12 +1175,17 @@ impl MatchingCore {
                         continue;
                     }
                     order.triggered = true;
-                    if matches!(order.order_type, OrderType::StopMarket { .. }) {
+                    let market = matches!(order.order_type, OrderType::StopMarket { .. });
+                    if order.list_id.is_some() {
+                        self.activate_leg(id, now_ms, out);
+                    }
+                    if market {
                         to_market.push(id);
                         continue;
                     }
                 }
             }
+            let Some(order) = self.orders.get(&id) else { continue };
             let Some(price) = order.order_type.limit_price().filter(|_| limits_on_touch) else { continue };
             let (reached, avail) = match order.side {
                 Side::Buy => (ask <= price, &mut ask_avail),
@@ -1236,8 +1259,9 @@ impl MatchingCore {
         let mut ids = std::mem::take(&mut self.scratch.ids);
         ids.clear();
         ids.extend_from_slice(&book.resting);
+        self.lists_in_bar(symbol, open, high, low, now_ms, out);
         for &id in &ids {
-            let Some(order) = self.orders.get_mut(&id) else { continue };
+            let Some(order) = self.orders.get_mut(&id).filter(|o| o.status.is_open()) else { continue };
             if let Some(stop) = order.order_type.stop_price() {
                 if !order.triggered {
                     let hit = if order.trigger_above { high >= stop } else { low <= stop };
@@ -1245,16 +1269,25 @@ impl MatchingCore {
                         continue;
                     }
                     order.triggered = true;
-                    if matches!(order.order_type, OrderType::StopMarket { .. }) {
+                    let (market, above, qty, leg) = (
+                        matches!(order.order_type, OrderType::StopMarket { .. }),
+                        order.trigger_above,
+                        order.remaining(),
+                        order.list_id.is_some(),
+                    );
+                    if leg {
+                        self.activate_leg(id, now_ms, out);
+                    }
+                    if market {
                         // A market order at the stop, or at the open when the
                         // bar gapped through it.
-                        let price = if order.trigger_above { open.max(stop) } else { open.min(stop) };
-                        let qty = order.remaining();
+                        let price = if above { open.max(stop) } else { open.min(stop) };
                         self.fill(id, price, qty, false, now_ms, out);
                         continue;
                     }
                 }
             }
+            let Some(order) = self.orders.get(&id) else { continue };
             let Some(price) = order.order_type.limit_price() else { continue };
             let fill_price = match order.side {
                 Side::Buy if low <= price => Some(open.min(price)),
@@ -1400,6 +1433,10 @@ impl MatchingCore {
         if qty <= Decimal::ZERO {
             return;
         }
+        if self.orders.get(&id).is_some_and(|o| o.list_id.is_some()) {
+            // A leg that trades expires its sibling and takes over the list's lock.
+            self.activate_leg(id, now_ms, out);
+        }
         let fee_bps = if maker { self.fees.maker_bps } else { self.fees.taker_bps };
         let Some(order) = self.orders.get_mut(&id) else { return };
         let Some(book) = self.books.get_mut(&order.symbol) else { return };
@@ -1455,7 +1492,10 @@ impl MatchingCore {
     }
 }
 
+mod list;
 mod live;
+
+pub use list::{ListResult, NewLeg, NewOrderList, SimList, OCO_BAD_PRICES, OCO_SIBLING_EXECUTED};
 
 /// The touch of a quote: what the synthetic levels are built from.
 #[derive(Clone, Copy)]

@@ -9,7 +9,8 @@ pub mod matching;
 pub mod price;
 
 pub use matching::{
-    Account, CommissionAsset, Execution, FeeSchedule, FillFacts, MatchError, MatchingCore, NewOrder, OrderAsked,
-    OrderEvent, Placed, SimOrder, SubmitResult,
+    Account, CommissionAsset, Execution, FeeSchedule, FillFacts, ListResult, MatchError, MatchingCore, NewLeg,
+    NewOrder, NewOrderList, OrderAsked, OrderEvent, Placed, SimList, SimOrder, SubmitResult, OCO_BAD_PRICES,
+    OCO_SIBLING_EXECUTED,
 };
 pub use price::{BarBuilder, PriceGen, PriceGenState, PricePath};

@@ -9,23 +9,22 @@
 //! [`MarketEvent::Book`] and the trades and bars as they come. Nothing is
 //! sent to the source but public requests: it has no key.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use rust_decimal::Decimal;
 use tokio::sync::mpsc;
 
-use super::paper::{deliver, match_error, user_events, ACCOUNT};
-use super::{
-    MarketFeed, OrderReport, OrderRequest, PlaceResult, StreamStatus, UserEvent, Venue, VenueError, VenueResult,
-};
+pub use super::sim_account::CoreSaver;
+use super::sim_account::{deliver, SimAccount, ACCOUNT};
+use super::{MarketFeed, OrderReport, OrderRequest, PlaceResult, UserEvent, Venue, VenueResult};
 use crate::balance::Balance;
 use crate::clock::{Clock, SystemClock};
 use crate::fill::{Fill, FillCursor};
 use crate::instrument::Instrument;
 use crate::market::{Bar, BookTicker, MarketEvent};
-use crate::sim::{Execution, FeeSchedule, MatchError, MatchingCore, NewOrder};
+use crate::sim::{FeeSchedule, MatchingCore};
 use crate::symbol::Symbol;
 
 /// A whole partial book of one symbol, as a venue's partial-depth stream
@@ -68,19 +67,6 @@ pub trait PublicMarketData: Send + Sync {
     async fn subscribe(&self, symbols: &[Symbol], interval_ms: i64) -> VenueResult<mpsc::Receiver<LiveMarket>>;
 }
 
-/// Keeps the simulated account (the matching core: balances, open orders,
-/// fills, ids) where a restart finds it, so the dry-run venue outlives the
-/// process as a real venue does. Called under the venue's lock after every
-/// change, before anyone hears of it.
-pub trait CoreSaver: Send + Sync {
-    /// Saves `core` (whole; it replaces what was saved).
-    fn save(&self, core: &MatchingCore);
-}
-
-/// Final orders and fills kept per account (older ones are forgotten, so
-/// what is saved stays small; open orders are always kept).
-const HISTORY_KEEP: usize = 5_000;
-
 /// Settings of a live paper venue.
 #[derive(Debug, Clone)]
 pub struct LivePaperConfig {
@@ -100,45 +86,14 @@ pub struct LivePaperConfig {
     pub saved: Option<MatchingCore>,
 }
 
-struct State {
-    core: MatchingCore,
-    user_subs: Vec<mpsc::Sender<UserEvent>>,
-    saver: Option<Arc<dyn CoreSaver>>,
-}
-
-impl State {
-    /// The account changed: save it.
-    fn changed(&mut self) {
-        if let Some(saver) = &self.saver {
-            self.core.forget_history(HISTORY_KEEP);
-            saver.save(&self.core);
-        }
-    }
-
-    fn user_deliveries(&mut self, executions: Vec<Execution>) -> Vec<(mpsc::Sender<UserEvent>, UserEvent)> {
-        if executions.is_empty() {
-            return Vec::new();
-        }
-        self.user_subs.retain(|tx| !tx.is_closed());
-        let events = user_events(&self.core, executions);
-        self.user_subs.iter().flat_map(|tx| events.iter().map(move |e| (tx.clone(), e.clone()))).collect()
-    }
-}
-
 /// The paper venue on live market data.
 pub struct LivePaperVenue {
-    state: Arc<Mutex<State>>,
+    account: SimAccount,
     source: Arc<dyn PublicMarketData>,
     latency: Duration,
     /// The task feeding the core from the newest market subscription (one
     /// at a time: two would match every trade twice).
     pump: Mutex<Option<tokio::task::JoinHandle<()>>>,
-}
-
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    // A poisoned lock means a panic inside the matching; its state is still
-    // the best there is, so keep serving rather than failing forever.
-    state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl LivePaperVenue {
@@ -166,15 +121,11 @@ impl LivePaperVenue {
             }
         };
         Arc::new(Self {
-            state: Arc::new(Mutex::new(State { core, user_subs: Vec::new(), saver })),
+            account: SimAccount::new(core, saver),
             source,
             latency: Duration::from_millis(cfg.latency_ms),
             pump: Mutex::new(None),
         })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        lock(&self.state)
     }
 }
 
@@ -188,7 +139,7 @@ impl Drop for LivePaperVenue {
 
 /// Feeds the core from the source and the engine from both, until either
 /// side is gone.
-async fn pump(state: Arc<Mutex<State>>, mut rx: mpsc::Receiver<LiveMarket>, tx: mpsc::Sender<MarketFeed>) {
+async fn pump(account: SimAccount, mut rx: mpsc::Receiver<LiveMarket>, tx: mpsc::Sender<MarketFeed>) {
     loop {
         let ev = tokio::select! {
             _ = tx.closed() => return,
@@ -198,22 +149,17 @@ async fn pump(state: Arc<Mutex<State>>, mut rx: mpsc::Receiver<LiveMarket>, tx: 
             },
         };
         let (forward, user) = {
-            let mut st = lock(&state);
+            let mut st = account.lock();
             match ev {
                 LiveMarket::Depth(b) => {
                     let executions = st.core.set_depth(b.symbol.as_str(), b.bids, b.asks, b.ts_ms);
-                    if !executions.is_empty() {
-                        st.changed();
-                    }
+                    let user = st.record(executions);
                     let top = st.core.quote(b.symbol.as_str()).cloned();
-                    (top.map(|q| MarketFeed::Event(MarketEvent::Book(q))), st.user_deliveries(executions))
+                    (top.map(|q| MarketFeed::Event(MarketEvent::Book(q))), user)
                 }
                 LiveMarket::Feed(MarketFeed::Event(MarketEvent::Trade(t))) => {
                     let executions = st.core.match_trade(t.symbol.as_str(), t.price, t.qty, t.ts_ms);
-                    if !executions.is_empty() {
-                        st.changed();
-                    }
-                    (Some(MarketFeed::Event(MarketEvent::Trade(t))), st.user_deliveries(executions))
+                    (Some(MarketFeed::Event(MarketEvent::Trade(t))), st.record(executions))
                 }
                 LiveMarket::Feed(other) => (Some(other), Vec::new()),
             }
@@ -230,7 +176,7 @@ impl Venue for LivePaperVenue {
     }
 
     async fn instruments(&self) -> VenueResult<Vec<Instrument>> {
-        Ok(self.lock().core.instruments().cloned().collect())
+        Ok(self.account.instruments())
     }
 
     async fn server_time(&self) -> VenueResult<i64> {
@@ -248,11 +194,7 @@ impl Venue for LivePaperVenue {
     }
 
     async fn best_bid_ask(&self, symbol: &Symbol) -> VenueResult<BookTicker> {
-        self.lock()
-            .core
-            .quote(symbol)
-            .cloned()
-            .ok_or_else(|| VenueError::Rejected { code: -1121, reason: format!("no live book of {symbol} yet") })
+        self.account.best_bid_ask(symbol, || format!("no live book of {symbol} yet"))
     }
 
     async fn place_order(&self, request: &OrderRequest) -> VenueResult<PlaceResult> {
@@ -260,77 +202,33 @@ impl Venue for LivePaperVenue {
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }
-        let (result, deliveries) = {
-            let mut st = self.lock();
-            let new = NewOrder {
-                account: ACCOUNT,
-                client_order_id: request.client_order_id.clone(),
-                symbol: request.symbol.clone(),
-                side: request.side,
-                order_type: request.order_type,
-                qty: request.qty,
-                tif: request.tif,
-                asked: Default::default(),
-            };
-            match st.core.submit(new, SystemClock.now_ms()) {
-                Ok(result) => {
-                    let fills: Vec<Fill> = result.executions.iter().filter_map(|e| e.fill.clone()).collect();
-                    let mut executions = vec![Execution { order: result.order.clone(), fill: None }];
-                    executions.extend(result.executions);
-                    st.changed();
-                    let deliveries = st.user_deliveries(executions);
-                    (Ok(PlaceResult { report: result.order.report(), fills }), deliveries)
-                }
-                Err(e) => (Err(match_error(e)), Vec::new()),
-            }
-        };
-        deliver(Vec::new(), deliveries).await;
-        result
+        self.account.place(request, SystemClock.now_ms()).await
     }
 
     async fn cancel_order(&self, symbol: &Symbol, client_order_id: &str) -> VenueResult<OrderReport> {
-        let (result, deliveries) = {
-            let mut st = self.lock();
-            match st.core.cancel(ACCOUNT, symbol, client_order_id, SystemClock.now_ms()) {
-                Ok(order) => {
-                    st.changed();
-                    let d = st.user_deliveries(vec![Execution { order: order.clone(), fill: None }]);
-                    (Ok(order.report()), d)
-                }
-                Err(MatchError::AlreadyFinal(status)) => (
-                    Err(VenueError::Rejected {
-                        code: -2011,
-                        reason: format!("Unknown order sent. (order is {status:?})"),
-                    }),
-                    Vec::new(),
-                ),
-                Err(e) => (Err(match_error(e)), Vec::new()),
-            }
-        };
-        deliver(Vec::new(), deliveries).await;
-        result
+        self.account.cancel(symbol, client_order_id, SystemClock.now_ms()).await
     }
 
     async fn query_order(&self, _symbol: &Symbol, client_order_id: &str) -> VenueResult<Option<OrderReport>> {
-        Ok(self.lock().core.order_by_client(ACCOUNT, client_order_id).map(|o| o.report()))
+        Ok(self.account.query_order(client_order_id))
     }
 
     async fn open_orders(&self, symbol: Option<&Symbol>) -> VenueResult<Vec<OrderReport>> {
-        Ok(self.lock().core.open_orders(ACCOUNT, symbol.map(|s| s.as_str())).iter().map(|o| o.report()).collect())
+        Ok(self.account.open_orders(symbol))
     }
 
     async fn balances(&self) -> VenueResult<Vec<Balance>> {
-        Ok(self.lock().core.balances(ACCOUNT).unwrap_or_default())
+        Ok(self.account.balances())
     }
 
     async fn my_trades(&self, symbol: &Symbol, since: Option<&FillCursor>) -> VenueResult<Vec<Fill>> {
-        Ok(self.lock().core.fills(ACCOUNT, symbol, since.and_then(|c| c.trade_id.as_u64())))
+        Ok(self.account.my_trades(symbol, since))
     }
 
     async fn subscribe_market(&self, symbols: &[Symbol], interval_ms: i64) -> VenueResult<mpsc::Receiver<MarketFeed>> {
         let source = self.source.subscribe(symbols, interval_ms).await?;
         let (tx, rx) = mpsc::channel(4096);
-        let task = tokio::spawn(pump(self.state.clone(), source, tx));
+        let task = tokio::spawn(pump(self.account.clone(), source, tx));
         if let Some(old) = self.pump.lock().unwrap_or_else(|p| p.into_inner()).replace(task) {
             old.abort();
         }
@@ -338,20 +236,17 @@ impl Venue for LivePaperVenue {
     }
 
     async fn subscribe_user(&self) -> VenueResult<mpsc::Receiver<UserEvent>> {
-        let (tx, rx) = mpsc::channel(4096);
-        let _ = tx.try_send(UserEvent::Status(StreamStatus::Connected));
-        self.lock().user_subs.push(tx);
-        Ok(rx)
+        Ok(self.account.subscribe_user())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::instrument::SymbolStatus;
     use crate::market::Trade;
     use crate::order::{OrderStatus, OrderType, Side, TimeInForce};
     use crate::sim::CommissionAsset;
+    use crate::venue::VenueError;
 
     fn d(s: &str) -> Decimal {
         s.parse().unwrap()
@@ -376,22 +271,7 @@ mod tests {
 
     fn venue(latency_ms: u64) -> (Arc<LivePaperVenue>, mpsc::Sender<LiveMarket>) {
         let (tx, rx) = mpsc::channel(16);
-        let instrument = Instrument {
-            symbol: "BTCUSDT".into(),
-            base_asset: "BTC".into(),
-            quote_asset: "USDT".into(),
-            tick_size: d("0.01"),
-            min_price: d("0.01"),
-            max_price: Decimal::ZERO,
-            step_size: d("0.001"),
-            min_qty: d("0.001"),
-            max_qty: Decimal::ZERO,
-            market_step_size: d("0.001"),
-            min_notional: d("1"),
-            max_notional: Decimal::ZERO,
-            max_num_orders: 200,
-            status: SymbolStatus::Trading,
-        };
+        let instrument = Instrument::with_steps("BTCUSDT".into(), "BTC".into(), "USDT".into(), d("0.01"), d("0.001"));
         let v = LivePaperVenue::new(
             LivePaperConfig {
                 instruments: vec![instrument],
@@ -498,5 +378,79 @@ mod tests {
         }
         assert_eq!(limit_fills, vec![(d("98"), d("1.5"), true)], "filled by the print through 98 only");
         assert!(v.open_orders(None).await.unwrap().is_empty());
+    }
+
+    /// An OCO is one order: placed, listed, queried, filled and cancelled
+    /// under its own client order id, its legs out of sight.
+    #[tokio::test]
+    async fn an_oco_is_one_order_from_placing_to_its_fill_or_cancel() {
+        use crate::venue::oco::OcoLeg;
+        let (v, source) = venue(0);
+        let sym = Symbol::new("BTCUSDT");
+        let mut user = v.subscribe_user().await.unwrap();
+        let mut market = v.subscribe_market(std::slice::from_ref(&sym), 60_000).await.unwrap();
+        source.send(book("101", 1)).await.unwrap();
+        assert!(matches!(market.recv().await, Some(MarketFeed::Event(MarketEvent::Book(_)))));
+        // A buy: take-profit below the market (95), stop above (105).
+        let oco = |id: &str, take_profit: &str| {
+            let mut o = order(id, OrderType::Oco { take_profit: d(take_profit), stop: d("105"), stop_limit: None });
+            o.qty = d("1");
+            o
+        };
+        let placed = v.place_order(&oco("x1", "95")).await.unwrap();
+        assert_eq!((placed.report.client_order_id.as_str(), placed.report.status), ("x1", OrderStatus::Accepted));
+        let usdt = |b: Vec<Balance>| b.into_iter().find(|b| b.asset == "USDT").map(|b| (b.free, b.locked)).unwrap();
+        // Locked once: the dearer leg, 105 plus the fee (10 bps).
+        assert_eq!(usdt(v.balances().await.unwrap()), (d("9894.895"), d("105.105")));
+        let open = v.open_orders(None).await.unwrap();
+        assert_eq!(
+            open.iter().map(|o| o.client_order_id.as_str()).collect::<Vec<_>>(),
+            vec!["x1"],
+            "once, not per leg"
+        );
+        assert_eq!(v.query_order(&sym, "x1").await.unwrap().map(|r| r.status), Some(OrderStatus::Accepted));
+
+        // A print through 95 fills the take-profit; the stop expires with it.
+        let trade =
+            Trade { symbol: sym.clone(), trade_id: 9, price: d("94"), qty: d("5"), aggressor: Side::Sell, ts_ms: 2 };
+        source.send(LiveMarket::Feed(MarketFeed::Event(MarketEvent::Trade(trade)))).await.unwrap();
+        assert!(matches!(market.recv().await, Some(MarketFeed::Event(MarketEvent::Trade(_)))));
+        let mut seen = Vec::new();
+        while let Ok(ev) = user.try_recv() {
+            match ev {
+                UserEvent::Fill(f) => seen.push(format!("fill {} {} {}", f.client_order_id, f.price, f.qty)),
+                UserEvent::Order(r) => seen.push(format!("order {} {:?} {:?}", r.client_order_id, r.status, r.oco_leg)),
+                _ => {}
+            }
+        }
+        assert_eq!(
+            seen,
+            vec![
+                "order x1 Accepted None".to_string(),
+                "fill x1 95 1".into(),
+                format!("order x1 Filled {:?}", Some(OcoLeg::TakeProfit)),
+            ],
+            "the list's reports and fills only, under its own id"
+        );
+        assert!(v.open_orders(None).await.unwrap().is_empty());
+        assert_eq!(
+            v.my_trades(&sym, None).await.unwrap().iter().map(|f| f.client_order_id.as_str()).collect::<Vec<_>>(),
+            vec!["x1"]
+        );
+        assert_eq!(usdt(v.balances().await.unwrap()).1, Decimal::ZERO, "nothing stays locked");
+
+        // Cancelled: the whole list, its lock released.
+        v.place_order(&oco("x2", "95")).await.unwrap();
+        let canceled = v.cancel_order(&sym, "x2").await.unwrap();
+        assert_eq!((canceled.client_order_id.as_str(), canceled.status), ("x2", OrderStatus::Canceled));
+        assert!(v.open_orders(None).await.unwrap().is_empty());
+        assert_eq!(usdt(v.balances().await.unwrap()).1, Decimal::ZERO);
+        assert!(matches!(v.cancel_order(&sym, "x2").await, Err(VenueError::Rejected { code: -2011, .. })));
+
+        // Refused as one order: a buy's stop below the market (the book's
+        // mid, 95.5; our last fill, at 95, is not the market).
+        let bad = order("x3", OrderType::Oco { take_profit: d("92"), stop: d("93"), stop_limit: None });
+        assert!(matches!(v.place_order(&bad).await, Err(VenueError::Rejected { code: -2010, .. })));
+        assert_eq!(v.query_order(&sym, "x3").await.unwrap(), None);
     }
 }

@@ -6,7 +6,9 @@
 //! and the Binance adapter both implement [`Venue`].
 
 pub mod live_paper;
+pub mod oco;
 pub mod paper;
+mod sim_account;
 
 use async_trait::async_trait;
 use rust_decimal::Decimal;
@@ -60,6 +62,12 @@ pub struct OrderReport {
     pub reason: Option<String>,
     /// Venue time of this report (ms).
     pub ts_ms: i64,
+    /// For a one-cancels-the-other order ([`crate::order::OrderType::Oco`],
+    /// reported as one order: see [`oco`]): the leg that traded or
+    /// triggered, once one did (the other leg then expires, which does not
+    /// end the order). `None` for every other order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oco_leg: Option<oco::OcoLeg>,
 }
 
 /// What placing an order returned: the order's state and any fills already known

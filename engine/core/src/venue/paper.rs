@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use rust_decimal::Decimal;
 use tokio::sync::mpsc;
 
+use super::sim_account::{deliver, SimAccount, ACCOUNT};
 use super::{
     MarketFeed, OrderReport, OrderRequest, PlaceResult, StreamStatus, UserEvent, Venue, VenueError, VenueResult,
 };
@@ -23,11 +24,9 @@ use crate::instrument::{ceil_to_step, floor_to_step, Instrument};
 use crate::market::{Bar, BookTicker, MarketEvent, Trade};
 use crate::order::Side;
 use crate::sim::BarBuilder;
-use crate::sim::{Execution, FeeSchedule, MatchError, MatchingCore, NewOrder, PriceGen, PricePath};
+use crate::sim::{Execution, FeeSchedule, MatchingCore, PriceGen, PricePath};
 use crate::symbol::Symbol;
 
-/// The one simulated account.
-pub(super) const ACCOUNT: u32 = 1;
 const BPS: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
 const HISTORY_LIMIT: usize = 5_000;
 
@@ -87,19 +86,20 @@ struct SymbolSim {
     public_trade_id: u64,
 }
 
+/// The simulated market: prices, bars, the clock and who hears of them.
+/// Locked before the account when both are.
 struct State {
-    core: MatchingCore,
     sims: HashMap<Symbol, SymbolSim>,
     order: Vec<Symbol>,
     now_ms: i64,
     tick_ms: i64,
     market_subs: Vec<(Vec<Symbol>, mpsc::Sender<MarketFeed>)>,
-    user_subs: Vec<mpsc::Sender<UserEvent>>,
 }
 
 /// The in-process simulated venue.
 pub struct PaperVenue {
     state: Mutex<State>,
+    account: SimAccount,
     bar_interval_ms: i64,
     ticks_per_bar: u32,
     bar_wall_ms: u64,
@@ -132,8 +132,7 @@ impl PaperVenue {
         }
         core.add_account(ACCOUNT, cfg.balances.clone());
         let start = cfg.start_ms - cfg.start_ms.rem_euclid(cfg.bar_interval_ms);
-        let mut state =
-            State { core, sims, order, now_ms: start, tick_ms, market_subs: Vec::new(), user_subs: Vec::new() };
+        let mut state = State { sims, order, now_ms: start, tick_ms, market_subs: Vec::new() };
         // History runs without drift, so trading starts near `start_price`
         // whatever the configured trend; the drift applies from the start on.
         for s in &cfg.symbols {
@@ -143,7 +142,7 @@ impl PaperVenue {
         }
         let history_ticks = cfg.history_bars as u64 * u64::from(cfg.ticks_per_bar.max(1));
         for _ in 0..history_ticks {
-            state.advance();
+            state.advance(&mut core);
         }
         for s in &cfg.symbols {
             if let Some(sim) = state.sims.get_mut(&s.instrument.symbol) {
@@ -152,6 +151,7 @@ impl PaperVenue {
         }
         Arc::new(Self {
             state: Mutex::new(state),
+            account: SimAccount::new(core, None),
             bar_interval_ms: cfg.bar_interval_ms,
             ticks_per_bar: cfg.ticks_per_bar.max(1),
             bar_wall_ms: cfg.bar_wall_ms,
@@ -175,7 +175,8 @@ impl PaperVenue {
             let mut st = self.lock();
             // A feed the engine dropped (it took a newer one) gets nothing more.
             st.market_subs.retain(|(_, tx)| !tx.is_closed());
-            let (events, executions) = st.advance();
+            let mut account = self.account.lock();
+            let (events, executions) = st.advance(&mut account.core);
             let market: Vec<(mpsc::Sender<MarketFeed>, MarketFeed)> = events
                 .into_iter()
                 .flat_map(|ev| {
@@ -186,7 +187,7 @@ impl PaperVenue {
                         .collect::<Vec<_>>()
                 })
                 .collect();
-            let user = st.user_deliveries(executions);
+            let user = account.record(executions);
             (market, user)
         };
         deliver(market, user).await;
@@ -214,39 +215,11 @@ impl PaperVenue {
             sim.gen.set_dynamics(drift, volatility);
         }
     }
-
-    fn place_sync(
-        &self,
-        request: &OrderRequest,
-    ) -> (VenueResult<PlaceResult>, Vec<(mpsc::Sender<UserEvent>, UserEvent)>) {
-        let mut st = self.lock();
-        let now = st.now_ms;
-        let new = NewOrder {
-            account: ACCOUNT,
-            client_order_id: request.client_order_id.clone(),
-            symbol: request.symbol.clone(),
-            side: request.side,
-            order_type: request.order_type,
-            qty: request.qty,
-            tif: request.tif,
-            asked: Default::default(),
-        };
-        match st.core.submit(new, now) {
-            Ok(result) => {
-                let fills: Vec<Fill> = result.executions.iter().filter_map(|e| e.fill.clone()).collect();
-                let mut executions = vec![Execution { order: result.order.clone(), fill: None }];
-                executions.extend(result.executions);
-                let deliveries = st.user_deliveries(executions);
-                (Ok(PlaceResult { report: result.order.report(), fills }), deliveries)
-            }
-            Err(e) => (Err(match_error(e)), Vec::new()),
-        }
-    }
 }
 
 impl State {
     /// One tick: move prices, match resting orders, build bars.
-    fn advance(&mut self) -> (Vec<MarketEvent>, Vec<Execution>) {
+    fn advance(&mut self, core: &mut MatchingCore) -> (Vec<MarketEvent>, Vec<Execution>) {
         self.now_ms += self.tick_ms;
         let now = self.now_ms;
         let mut events = Vec::new();
@@ -264,7 +237,7 @@ impl State {
             };
             let (bid_qty, ask_qty) = (size(sim.gen.unit()), size(sim.gen.unit()));
             let book = BookTicker { symbol: sym.clone(), bid, bid_qty, ask, ask_qty, ts_ms: now };
-            executions.extend(self.core.set_quote(book.clone()));
+            executions.extend(core.set_quote(book.clone()));
             sim.public_trade_id += 1;
             let aggressor = if sim.gen.unit() < 0.5 { Side::Buy } else { Side::Sell };
             let trade_qty = floor_to_step(sim.touch_qty / Decimal::TEN, sim.step).max(sim.step);
@@ -288,60 +261,6 @@ impl State {
         }
         (events, executions)
     }
-
-    fn user_deliveries(&mut self, executions: Vec<Execution>) -> Vec<(mpsc::Sender<UserEvent>, UserEvent)> {
-        if executions.is_empty() {
-            return Vec::new();
-        }
-        self.user_subs.retain(|tx| !tx.is_closed());
-        let events = user_events(&self.core, executions);
-        self.user_subs.iter().flat_map(|tx| events.iter().map(move |e| (tx.clone(), e.clone()))).collect()
-    }
-}
-
-/// What the user stream reports of executions: each fill, each order's
-/// state, then the account's balances.
-pub(super) fn user_events(core: &MatchingCore, executions: Vec<Execution>) -> Vec<UserEvent> {
-    let mut events = Vec::new();
-    for ex in executions {
-        if let Some(fill) = ex.fill {
-            events.push(UserEvent::Fill(fill));
-        }
-        events.push(UserEvent::Order(ex.order.report()));
-    }
-    if let Some(balances) = core.balances(ACCOUNT) {
-        events.push(UserEvent::Balances(balances));
-    }
-    events
-}
-
-/// Sends user events, then market events, to their subscribers.
-pub(super) async fn deliver(
-    market: Vec<(mpsc::Sender<MarketFeed>, MarketFeed)>,
-    user: Vec<(mpsc::Sender<UserEvent>, UserEvent)>,
-) {
-    // User events first: a fill must never wait behind market data.
-    for (tx, ev) in user {
-        let _ = tx.send(ev).await;
-    }
-    for (tx, ev) in market {
-        let _ = tx.send(ev).await;
-    }
-}
-
-/// A matching error as the venue interface reports it (Binance's codes).
-pub(super) fn match_error(e: MatchError) -> VenueError {
-    match e {
-        MatchError::UnknownOrder => VenueError::NotFound,
-        other => {
-            let code = match &other {
-                MatchError::Filter(_) => -1013,
-                MatchError::UnknownSymbol(_) => -1121,
-                _ => -2010,
-            };
-            VenueError::Rejected { code, reason: other.to_string() }
-        }
-    }
 }
 
 #[async_trait]
@@ -351,7 +270,7 @@ impl Venue for PaperVenue {
     }
 
     async fn instruments(&self) -> VenueResult<Vec<Instrument>> {
-        Ok(self.lock().core.instruments().cloned().collect())
+        Ok(self.account.instruments())
     }
 
     async fn server_time(&self) -> VenueResult<i64> {
@@ -383,56 +302,42 @@ impl Venue for PaperVenue {
     }
 
     async fn best_bid_ask(&self, symbol: &Symbol) -> VenueResult<BookTicker> {
-        self.lock()
-            .core
-            .quote(symbol)
-            .cloned()
-            .ok_or_else(|| VenueError::Rejected { code: -1121, reason: "Invalid symbol.".into() })
+        self.account.best_bid_ask(symbol, || "Invalid symbol.".into())
     }
 
     async fn place_order(&self, request: &OrderRequest) -> VenueResult<PlaceResult> {
-        let (result, deliveries) = self.place_sync(request);
+        // The clock stands still while the order meets the book.
+        let (result, deliveries) = {
+            let st = self.lock();
+            self.account.place_at(request, st.now_ms)
+        };
         deliver(Vec::new(), deliveries).await;
         result
     }
 
     async fn cancel_order(&self, symbol: &Symbol, client_order_id: &str) -> VenueResult<OrderReport> {
         let (result, deliveries) = {
-            let mut st = self.lock();
-            let now = st.now_ms;
-            match st.core.cancel(ACCOUNT, symbol, client_order_id, now) {
-                Ok(order) => {
-                    let d = st.user_deliveries(vec![Execution { order: order.clone(), fill: None }]);
-                    (Ok(order.report()), d)
-                }
-                Err(MatchError::AlreadyFinal(status)) => (
-                    Err(VenueError::Rejected {
-                        code: -2011,
-                        reason: format!("Unknown order sent. (order is {status:?})"),
-                    }),
-                    Vec::new(),
-                ),
-                Err(e) => (Err(match_error(e)), Vec::new()),
-            }
+            let st = self.lock();
+            self.account.cancel_at(symbol, client_order_id, st.now_ms)
         };
         deliver(Vec::new(), deliveries).await;
         result
     }
 
     async fn query_order(&self, _symbol: &Symbol, client_order_id: &str) -> VenueResult<Option<OrderReport>> {
-        Ok(self.lock().core.order_by_client(ACCOUNT, client_order_id).map(|o| o.report()))
+        Ok(self.account.query_order(client_order_id))
     }
 
     async fn open_orders(&self, symbol: Option<&Symbol>) -> VenueResult<Vec<OrderReport>> {
-        Ok(self.lock().core.open_orders(ACCOUNT, symbol.map(|s| s.as_str())).iter().map(|o| o.report()).collect())
+        Ok(self.account.open_orders(symbol))
     }
 
     async fn balances(&self) -> VenueResult<Vec<Balance>> {
-        Ok(self.lock().core.balances(ACCOUNT).unwrap_or_default())
+        Ok(self.account.balances())
     }
 
     async fn my_trades(&self, symbol: &Symbol, since: Option<&FillCursor>) -> VenueResult<Vec<Fill>> {
-        Ok(self.lock().core.fills(ACCOUNT, symbol, since.and_then(|c| c.trade_id.as_u64())))
+        Ok(self.account.my_trades(symbol, since))
     }
 
     async fn subscribe_market(&self, symbols: &[Symbol], interval_ms: i64) -> VenueResult<mpsc::Receiver<MarketFeed>> {
@@ -452,10 +357,13 @@ impl Venue for PaperVenue {
     /// hours (quote volume: each bar's volume at its close).
     async fn universe_candidates(&self) -> VenueResult<Vec<crate::universe::Candidate>> {
         let st = self.lock();
+        let account = self.account.lock();
         let since = st.now_ms - 86_400_000;
         let mut out = Vec::with_capacity(st.order.len());
         for symbol in &st.order {
-            let (Some(sim), Some(instrument)) = (st.sims.get(symbol), st.core.instrument(symbol)) else { continue };
+            let (Some(sim), Some(instrument)) = (st.sims.get(symbol), account.core.instrument(symbol)) else {
+                continue;
+            };
             let day: Vec<&Bar> = sim.history.iter().filter(|b| b.open_time >= since).collect();
             out.push(crate::universe::Candidate {
                 symbol: symbol.clone(),
@@ -471,10 +379,7 @@ impl Venue for PaperVenue {
     }
 
     async fn subscribe_user(&self) -> VenueResult<mpsc::Receiver<UserEvent>> {
-        let (tx, rx) = mpsc::channel(4096);
-        let _ = tx.try_send(UserEvent::Status(StreamStatus::Connected));
-        self.lock().user_subs.push(tx);
-        Ok(rx)
+        Ok(self.account.subscribe_user())
     }
 }
 
@@ -592,5 +497,35 @@ mod tests {
         let again = v.place_order(&req).await;
         assert!(again.is_ok(), "{again:?}");
         assert_eq!(v.query_order(&req.symbol, "nope").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn an_oco_rests_as_one_order_and_cancels_whole() {
+        let v = venue();
+        let sym = Symbol::new("BTCUSDT");
+        let q = v.best_bid_ask(&sym).await.unwrap();
+        let take_profit = (q.bid * d("0.9")).round_dp(2);
+        let stop = (q.ask * d("1.1")).round_dp(2);
+        let req = OrderRequest {
+            client_order_id: "oco1".into(),
+            symbol: sym.clone(),
+            side: Side::Buy,
+            order_type: OrderType::Oco { take_profit, stop, stop_limit: Some(stop + d("10")) },
+            qty: d("0.01"),
+            tif: TimeInForce::Gtc,
+        };
+        let placed = v.place_order(&req).await.unwrap();
+        assert_eq!((placed.report.client_order_id.as_str(), placed.report.status), ("oco1", OrderStatus::Accepted));
+        let open = v.open_orders(Some(&sym)).await.unwrap();
+        assert_eq!(open.len(), 1, "one order, not its two legs: {open:?}");
+        assert_eq!(
+            v.query_order(&sym, "oco1").await.unwrap().map(|r| r.venue_order_id),
+            Some(open[0].venue_order_id.clone())
+        );
+        let canceled = v.cancel_order(&sym, "oco1").await.unwrap();
+        assert_eq!(canceled.status, OrderStatus::Canceled);
+        assert!(v.open_orders(None).await.unwrap().is_empty());
+        let usdt = v.balances().await.unwrap().into_iter().find(|b| b.asset == "USDT").unwrap();
+        assert_eq!((usdt.free, usdt.locked), (d("100000"), Decimal::ZERO));
     }
 }

@@ -86,7 +86,7 @@ impl MatchingCore {
             if avail <= Decimal::ZERO {
                 break;
             }
-            let Some(order) = self.orders.get(&id) else { continue };
+            let Some(order) = self.orders.get(&id).filter(|o| o.status.is_open()) else { continue };
             if order.order_type.stop_price().is_some() && !order.triggered {
                 continue;
             }
@@ -150,7 +150,7 @@ mod tests {
     use super::super::{CommissionAsset, FeeSchedule, NewOrder, OrderAsked};
     use super::*;
     use crate::balance::Balance;
-    use crate::instrument::{Instrument, SymbolStatus};
+    use crate::instrument::Instrument;
     use crate::order::{OrderStatus, OrderType, TimeInForce};
 
     fn d(s: &str) -> Decimal {
@@ -165,22 +165,7 @@ mod tests {
     /// 99/98/97 bid, 101/102/103 ask, one BTC a level.
     fn core() -> MatchingCore {
         let mut c = MatchingCore::new(FeeSchedule::new(d("10"), d("20"), CommissionAsset::Quote), 2);
-        c.add_instrument(Instrument {
-            symbol: "BTCUSDT".into(),
-            base_asset: "BTC".into(),
-            quote_asset: "USDT".into(),
-            tick_size: d("0.01"),
-            min_price: d("0.01"),
-            max_price: Decimal::ZERO,
-            step_size: d("0.001"),
-            min_qty: d("0.001"),
-            max_qty: Decimal::ZERO,
-            market_step_size: d("0.001"),
-            min_notional: d("1"),
-            max_notional: Decimal::ZERO,
-            max_num_orders: 200,
-            status: SymbolStatus::Trading,
-        });
+        c.add_instrument(Instrument::with_steps("BTCUSDT".into(), "BTC".into(), "USDT".into(), d("0.01"), d("0.001")));
         c.add_account(
             1,
             vec![
