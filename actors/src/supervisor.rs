@@ -478,7 +478,7 @@ pub async fn start_engine(setup: EngineSetup) -> Result<EngineHandle, StartupErr
         let id = cfg.strategy_id();
         let mut runner =
             StrategyRunner::new(id.clone(), strategy).with_instruments(&instruments).with_account(account.view());
-        if let Some(spec) = cfg.exits.clone() {
+        if let Some(spec) = exits_of(&cfg) {
             runner = runner.with_exits(spec);
         }
         // Template instances fetch their history paced: a universe multiplies them.
@@ -698,5 +698,19 @@ impl Handler<HostRetired> for Supervisor {
 
     fn handle(&mut self, msg: HostRetired, _ctx: &mut Self::Context) {
         self.hosts.retain(|(id, _)| id != &msg.id);
+    }
+}
+
+/// A strategy block's exits, checked (the ROI table sorted); a table that
+/// does not check is logged and left out (the config loader refuses one
+/// before an engine starts, so only a hand-built setup gets here).
+pub(crate) fn exits_of(cfg: &keel_core::config::StrategyConfig) -> Option<keel_core::exits::ExitSpec> {
+    let mut spec = cfg.exits.clone()?;
+    match spec.validate(&format!("strategy {}.exits", cfg.id)) {
+        Ok(()) => Some(spec),
+        Err(e) => {
+            tracing::error!(strategy = %cfg.id, key = %e.key, reason = %e.reason, "exits not valid: the strategy runs without them");
+            None
+        }
     }
 }

@@ -537,7 +537,7 @@ impl Universe {
                         let mut runner = StrategyRunner::new(id, strategy)
                             .with_instruments(&self.instruments)
                             .with_account(self.account.clone());
-                        if let Some(spec) = cfg.exits.clone() {
+                        if let Some(spec) = crate::supervisor::exits_of(&cfg) {
                             runner = runner.with_exits(spec);
                         }
                         if cfg.paused {

@@ -943,7 +943,11 @@ impl RiskEngine {
             None => last.ok_or_else(|| RejectReason::NoPrice(symbol.to_string()))?,
         };
         let band = self.config.price_band_pct;
-        if !band.is_zero() {
+        // An exit's prices come from its configured distances (a 6%
+        // take-profit rests outside a 5% band by design), and a reduce-only
+        // exit at a wrong price at worst closes the position now, which an
+        // exit may do anyway: the band guards orders that open positions.
+        if !band.is_zero() && rounded.exit.is_none() {
             let prices: [Option<Decimal>; 3] = match rounded.order_type {
                 OrderType::Market => [None; 3],
                 OrderType::Limit { price } => [Some(price), None, None],

@@ -1336,6 +1336,26 @@ fn exits_are_reduce_only_and_sized_to_the_strategy() {
             want: Err("emergency_stop"),
         },
         Case {
+            name: "an OCO's take-profit may rest beyond the price band (its distance is configured)",
+            config: |c| c.price_band_pct = d("5"),
+            setup: s_long,
+            intent: exit_leg(
+                ExitLeg::Oco,
+                OrderType::Oco { take_profit: d("1060"), stop: d("970"), stop_limit: None },
+                "1",
+            ),
+            now: T,
+            want: Ok("1"),
+        },
+        Case {
+            name: "the same price not on an exit is outside the band",
+            config: |c| c.price_band_pct = d("5"),
+            setup: s_long,
+            intent: limit(Side::Sell, "1", "1060"),
+            now: T,
+            want: Err("price_outside_band"),
+        },
+        Case {
             name: "a stop leg re-placed after its cancel is not a duplicate",
             config: |c| c.duplicate_window = DurationMs(1_000),
             setup: |e| {
