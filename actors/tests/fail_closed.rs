@@ -34,7 +34,7 @@ use common::*;
 struct FailingStore {
     inner: SledStore,
     fail_fills: AtomicBool,
-    /// Exit-state writes fail while set.
+    /// Exit-state writes and reads fail while set.
     fail_exits: AtomicBool,
     panic: bool,
 }
@@ -151,6 +151,13 @@ impl Store for FailingStore {
         self.inner.delete_exit_state(strategy, symbol)
     }
     fn exit_states(&self) -> StoreResult<Vec<(keel_core::StrategyId, keel_core::exits::ExitState)>> {
+        if self.fail_exits.load(Ordering::SeqCst) {
+            return Err(StoreError::Corrupt {
+                tree: "exits",
+                key: "flip/BTCUSDT".into(),
+                reason: "unreadable (test)".into(),
+            });
+        }
         self.inner.exit_states()
     }
     fn flush(&self) -> StoreResult<()> {
@@ -339,13 +346,15 @@ async fn an_exit_state_the_store_cannot_write_sets_the_emergency_stop() {
     let failing = Arc::new(FailingStore {
         inner: SledStore::open(dir.path()).unwrap(),
         fail_fills: AtomicBool::new(false),
-        fail_exits: AtomicBool::new(true),
+        fail_exits: AtomicBool::new(false),
         panic: false,
     });
     let store: SharedStore = failing.clone();
     let venue = paper(&config);
     let handle = start_with(&config, store.clone(), venue.clone(), |s| Box::new(Rester(s, false))).await;
     let mut rx = handle.subscribe();
+    // The disk fills up once the engine has started (its start reads them).
+    failing.fail_exits.store(true, Ordering::SeqCst);
     let mut stop = None;
     drive(&venue, &mut rx, |ev| {
         if let EngineEvent::EmergencyStopSet { reason, by } = ev {
@@ -358,7 +367,27 @@ async fn an_exit_state_the_store_cannot_write_sets_the_emergency_stop() {
     assert_eq!(by, "engine:fail_closed");
     assert!(reason.contains("exit state of flip could not be stored"), "{reason}");
     assert!(store.emergency_stop().unwrap().active, "the stop is in the store");
+    failing.fail_exits.store(false, Ordering::SeqCst);
     assert!(store.exit_states().unwrap().is_empty(), "nothing was written");
+    handle.shutdown(std::time::Duration::from_millis(200)).await;
+}
+
+#[actix_rt::test]
+async fn unreadable_exit_states_start_halted() {
+    let config = Config::parse(CONFIG).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let failing = Arc::new(FailingStore {
+        inner: SledStore::open(dir.path()).unwrap(),
+        fail_fills: AtomicBool::new(false),
+        fail_exits: AtomicBool::new(true),
+        panic: false,
+    });
+    let store: SharedStore = failing.clone();
+    let venue = paper(&config);
+    let handle = start_with(&config, store.clone(), venue.clone(), |s| Box::new(Rester(s, false))).await;
+    let status = handle.status().await.unwrap();
+    assert_eq!(status.trading_state, keel_core::trading::TradingState::Halted, "{status:?}");
+    assert!(status.trading_state_reason.contains("the exit states cannot be read"), "{}", status.trading_state_reason);
     handle.shutdown(std::time::Duration::from_millis(200)).await;
 }
 
