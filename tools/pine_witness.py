@@ -43,6 +43,7 @@ the pins change.
 
     python3 tools/pine_witness.py                     # target/debug/keel
     python3 tools/pine_witness.py --keel path/to/keel --only macd --bars 5000
+    python3 tools/pine_witness.py --script my.pine --keep
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--bars", type=int, default=3000, help="seeded bars per run (default 3000)")
     p.add_argument("--seed", type=int, default=20, help="bar generator seed (default 20)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds for each step of one script (default 120)")
+    p.add_argument("--script", action="append", default=[], type=Path, help="witness this .pine file instead of the examples (repeatable)")
     p.add_argument("--only", action="append", default=[], help="only scripts whose file name contains this (repeatable)")
     p.add_argument("--keep", action="store_true", help="keep the work dir (bars, transpiled scripts, both plot CSVs) and print its path")
     return p.parse_args(argv)
@@ -235,7 +237,8 @@ def witness(script: Path, bars: Path, work: Path, args: argparse.Namespace, venv
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    scripts = sorted(p for p in EXAMPLES.glob("*.pine") if not args.only or any(o in p.name for o in args.only))
+    candidates = [p.resolve() for p in args.script] or list(EXAMPLES.glob("*.pine"))
+    scripts = sorted(p for p in candidates if not args.only or any(o in p.name for o in args.only))
     if not scripts:
         print(f"pine witness: no example scripts in {EXAMPLES} match {args.only}")
         print("0 passed, 0 failed")

@@ -51,7 +51,7 @@ fn examples_parse_check_and_run() {
         .filter(|p| p.extension().is_some_and(|x| x == "pine"))
         .collect();
     names.sort();
-    assert_eq!(names.len(), 8, "{names:?}");
+    assert_eq!(names.len(), 9, "{names:?}");
     for path in names {
         let text = std::fs::read_to_string(&path).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
@@ -366,4 +366,22 @@ fn a_string_input_switches_the_average_by_title() {
     }
     let e = compile(&text, None, &[("MA type".into(), InputValue::Str("hma".into()))]).unwrap_err();
     assert!(e.to_string().contains("input 'mode' = Str(\"hma\") is not one of its options"), "{e}");
+}
+
+/// Pine v5/v6 name the rolling sum `math.sum` (there is no `ta.sum` on TradingView; the witness's
+/// PyneCore refuses it): it is the same state machine as Keel's `ta.sum`, with its warm-up.
+#[test]
+fn math_sum_is_the_rolling_sum() {
+    let (prog, plots, _) = run(&src("plot(math.sum(close, 3), \"m\")\nplot(ta.sum(close, 3), \"t\")\n"), &[], 50);
+    assert_eq!(prog.plots().len(), 2);
+    let bars = common::bars(50, 42);
+    for (i, p) in plots.iter().enumerate() {
+        if i < 2 {
+            assert!(p[0].is_nan() && p[1].is_nan(), "bar {i}: warm-up is na");
+        } else {
+            let want = bars[i - 2..=i].iter().map(|b| b.close).sum::<f64>();
+            assert!((p[0] - want).abs() < 1e-9, "bar {i}: {} vs {want}", p[0]);
+            assert_eq!(p[0].to_bits(), p[1].to_bits(), "bar {i}");
+        }
+    }
 }
