@@ -35,6 +35,14 @@ Known divergences (../shared/reference/pine.md), handled explicitly:
   reader checks for a tie; it still counts as a FAIL.
 - PyneCore leaves the commission out of percent_of_equity sizing and misses
   exact limit touches (float ticks): both concern trades, compared later.
+- Rules PyneCore 6.11 says it measured on TradingView that pine.md does not
+  state, where Keel differs only in corner cases the examples avoid: ta.cross
+  keeps a tolerant "armed" direction across equality plateaus;
+  crossover/crossunder compare with the last bar where both sides were
+  defined (Keel: false while either side's previous value is na);
+  ta.rising/falling ignore steps below a float tolerance (Keel: any step > 0).
+  The examples cross EMAs of 2-decimal closes (no plateaus, no na gaps inside
+  the series); a FAIL in such a plot names the plot so it can be traced here.
 
 PyneCore lives in a venv the script creates and caches
 (`$KEEL_PINE_WITNESS_VENV`, default `~/.cache/keel/pine-witness-venv`) with the
