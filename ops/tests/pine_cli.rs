@@ -76,6 +76,20 @@ fn each_repainting_warning_is_reported_at_its_position_and_exits_zero() {
     assert!(stdout.starts_with("tick.pine:2:36: warning: calc_on_every_tick"), "{stdout}");
     let (out, _) = keel_pine(dir.path(), &["check", "--strict", "tick.pine"]);
     assert!(!out.status.success());
+
+    // Pine 6 evaluates `and`/`or` lazily, so a ta.* call on the right runs only on some bars (Pine 5
+    // evaluates both sides: no warning there).
+    let lazy = "strategy(\"t\")\nb = close > open and ta.crossover(close, open)\nplot(b ? 1 : 0)\n";
+    for (version, warns) in [(6, true), (5, false)] {
+        std::fs::write(dir.path().join("lazy.pine"), format!("//@version={version}\n{lazy}")).expect("write");
+        let (out, stdout) = keel_pine(dir.path(), &["check", "lazy.pine"]);
+        assert!(out.status.success(), "{stdout}");
+        assert_eq!(
+            stdout.starts_with("lazy.pine:3:22: warning: ta.crossover inside a conditional"),
+            warns,
+            "v{version}: {stdout}"
+        );
+    }
 }
 
 #[test]
