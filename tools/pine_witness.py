@@ -39,8 +39,8 @@ Known divergences (../shared/reference/pine.md), handled explicitly:
   state, where Keel differs only in corner cases the examples avoid: ta.cross
   keeps a tolerant "armed" direction across equality plateaus;
   crossover/crossunder compare with the last bar where both sides were
-  defined (Keel: false while either side's previous value is na);
-  ta.rising/falling ignore steps below a float tolerance (Keel: any step > 0).
+  defined (Keel: false while either side's previous value is na). Its
+  tolerant float comparisons (1e-10) Keel follows: they found Keel wrong.
   The examples cross EMAs of 2-decimal closes (no plateaus, no na gaps inside
   the series); a FAIL in such a plot names the plot so it can be traced here.
 

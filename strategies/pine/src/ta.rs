@@ -432,6 +432,11 @@ impl Cross {
     }
 }
 
+/// Pine's comparison operators (and `ta.rising`/`ta.falling`) treat floats within this absolute
+/// distance as equal (PyneCore measured it on TradingView at every magnitude; for 2-decimal prices
+/// it gives the answer exact decimals give: `108.9 - 108.8 > 0.1` is false). `na` compares false.
+pub const COMPARE_EPSILON: f64 = 1e-10;
+
 /// The ways [`Lag`] compares a value with its past.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LagKind {
@@ -439,8 +444,9 @@ pub enum LagKind {
     Change,
     /// `ta.roc`: `100 * (x - x[n]) / x[n]`.
     Roc,
-    /// `ta.rising`: the last n steps each rose (1/0). Both independent runtimes count consecutive
-    /// moves, and a step touching `na` neither extends nor breaks the run.
+    /// `ta.rising`: the last n steps each rose by more than [`COMPARE_EPSILON`] (1/0). Both
+    /// independent runtimes count consecutive moves, and a step touching `na` neither extends nor
+    /// breaks the run.
     Rising,
     /// `ta.falling`: the last n steps each fell (1/0), as `Rising`.
     Falling,
@@ -473,7 +479,8 @@ impl Lag {
             LagKind::Rising | LagKind::Falling => {
                 let step = x - std::mem::replace(&mut self.prev, x);
                 if !step.is_nan() {
-                    let moved = if self.kind == LagKind::Rising { step > 0.0 } else { step < 0.0 };
+                    let moved =
+                        if self.kind == LagKind::Rising { step > COMPARE_EPSILON } else { step < -COMPARE_EPSILON };
                     self.run = if moved { self.run + 1 } else { 0 };
                 }
                 f64::from(u8::from(self.run >= n))

@@ -385,3 +385,29 @@ fn math_sum_is_the_rolling_sum() {
         }
     }
 }
+
+/// Pine compares floats with an absolute tolerance of 1e-10 (PyneCore measured it on TradingView;
+/// it is also what exact decimals say for 2-decimal prices): 108.9 - 108.8 is not above 0.1, and
+/// 0.1 + 0.2 equals 0.3. Found by the witness on a `high - close > 0.1` bar.
+#[test]
+fn float_comparisons_are_tolerant_to_1e_10() {
+    let cases: &[(&str, f64)] = &[
+        ("108.9 - 108.8 > 0.1", 0.0),
+        ("108.9 - 108.8 >= 0.1", 1.0),
+        ("108.9 - 108.8 <= 0.1", 1.0),
+        ("0.1 < 108.9 - 108.8", 0.0),
+        ("0.1 + 0.2 == 0.3", 1.0),
+        ("0.1 + 0.2 != 0.3", 0.0),
+        ("0.3 >= 0.1 + 0.2", 1.0),
+        ("0.3 + 2e-10 > 0.3", 1.0),
+        ("0.3 + 2e-10 == 0.3", 0.0),
+        ("close + 0.00000000005 == close", 1.0),
+        ("close + 0.00000000005 > close", 0.0),
+        ("close > na", 0.0),
+        ("close != na", 0.0),
+    ];
+    for (expr, want) in cases {
+        let (_, plots, _) = run(&src(&format!("plot({expr} ? 1 : 0)\n")), &[], 3);
+        assert_eq!(plots[2][0], *want, "{expr}");
+    }
+}

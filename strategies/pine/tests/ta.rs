@@ -408,4 +408,8 @@ fn rising_and_falling_count_consecutive_moves_across_na() {
     let mut down = Lag::new(1, LagKind::Falling);
     let got: Vec<f64> = [3.0, 2.0, 2.0, 1.0].iter().map(|x| down.update(*x)).collect();
     assert_eq!(got, [0.0, 1.0, 0.0, 1.0]);
+    // A step within Pine's comparison tolerance (1e-10) is no move: it breaks the run.
+    let mut up = Lag::new(1, LagKind::Rising);
+    let got: Vec<f64> = [1.0, 1.0 + 5e-11, 1.0 + 3e-10].iter().map(|x| up.update(*x)).collect();
+    assert_eq!(got, [0.0, 0.0, 1.0]);
 }
