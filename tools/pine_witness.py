@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Pine witness: runs every example Pine strategy (strategies/pine/examples/*.pine)
-in Keel and in an independent Pine runtime, PyneCore, on the same seeded bars,
-and compares every plotted value on every bar (tolerance 1e-9; `na` equals
-`na` only).
+and the witness's own probes (tools/pine_witness/probes/*.pine: one plot per
+language construct) in Keel and in an independent Pine runtime, PyneCore, on
+the same seeded bars, and compares every plotted value on every bar
+(tolerance 1e-9; `na` equals `na` only).
 
 For each script:
 1. `keel pine check --strict` (the examples stay free of repainting warnings;
@@ -74,6 +75,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 REQUIREMENTS = HERE / "pine_witness" / "requirements.txt"
 EXAMPLES = ROOT / "strategies" / "pine" / "examples"
+# Witness-only scripts: language constructs the example strategies do not plot.
+PROBES = HERE / "pine_witness" / "probes"
 STAMP = ".keel-pine-witness-requirements"
 TOLERANCE = 1e-9
 # Plots whose values depend on Keel's broker emulation (not built yet): script -> plot titles.
@@ -245,7 +248,7 @@ def witness(script: Path, bars: Path, work: Path, args: argparse.Namespace, venv
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    candidates = [p.resolve() for p in args.script] or list(EXAMPLES.glob("*.pine"))
+    candidates = [p.resolve() for p in args.script] or [*EXAMPLES.glob("*.pine"), *PROBES.glob("*.pine")]
     scripts = sorted(p for p in candidates if not args.only or any(o in p.name for o in args.only))
     if not scripts:
         print(f"pine witness: no example scripts in {EXAMPLES} match {args.only}")
