@@ -32,8 +32,8 @@ Known divergences (../shared/reference/pine.md), handled explicitly:
   --strict` to pass on every example, so no example relies on that behaviour.
 - Exact ties: with 2-decimal prices two averages can be exactly equal; Keel's
   arithmetic says "no cross" where PyneCore's float sums may drift by ~1e-13
-  and cross. A FAIL on a 0/1 plot says "possible exact-tie divergence" so the
-  reader checks for a tie; it still counts as a FAIL.
+  and cross. A FAIL on a 0/1 plot points at that rule so the reader checks
+  the bar for a tie; it still counts as a FAIL.
 - PyneCore leaves the commission out of percent_of_equity sizing and misses
   exact limit touches (float ticks): both concern trades, compared later.
 - Rules PyneCore 6.11 says it measured on TradingView that pine.md does not
@@ -42,6 +42,19 @@ Known divergences (../shared/reference/pine.md), handled explicitly:
   crossover/crossunder compare with the last bar where both sides were
   defined (Keel: false while either side's previous value is na). Its
   tolerant float comparisons (1e-10) Keel follows: they found Keel wrong.
+- NOT RECONCILED: ta.* over a source with na gaps inside the series (not
+  the leading warm-up na, which both handle alike). PyneCore applies
+  per-function rules it says it measured on TradingView, and TradingView's
+  manual says "na values in the source series are ignored" for sma and
+  others: on a gapped source PyneCore's sma/sum/stdev hold their value on the
+  na bar and average the last n non-na values, ema/rma/wma/rsi/cum give na on
+  the na bar and carry on, highest gives na on the na bar, and
+  crossover/cross compare with the last bar where both sides were defined.
+  Keel propagates na through the window (na until n clean bars follow the
+  gap). `divergent/na_gaps.pine` reproduces it (run it with --script; it
+  FAILs); it is not in the default set because it is a known open
+  difference, not a regression. The examples and probes feed no gapped
+  series to ta.*.
   The examples cross EMAs of 2-decimal closes (no plateaus, no na gaps inside
   the series); a FAIL in such a plot names the plot so it can be traced here.
 
@@ -236,7 +249,7 @@ def witness(script: Path, bars: Path, work: Path, args: argparse.Namespace, venv
             if not same(k, p):
                 hint = ""
                 if {k, p} <= {0.0, 1.0}:
-                    hint = " (a 0/1 plot: possible exact-tie divergence, see ../shared/reference/pine.md)"
+                    hint = " (a 0/1 plot: if the bar holds an exact tie, this is the known exact-tie divergence of ../shared/reference/pine.md)"
                 stamp = datetime.fromtimestamp(k_times[i] / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M")
                 raise Failure(f"bar {i} ({stamp}), plot '{title}': keel={kt or 'na'} pynecore={pt}{hint}")
             compared += 1
