@@ -128,8 +128,8 @@ fn plots(args: &PlotsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A scaled integer as the nearest f64: both parts are exact in f64 (|mantissa| < 2^53, scale ≤ 22),
-/// so one division rounds once, as parsing the decimal text would.
+/// A scaled integer as the nearest f64: when both parts are exact in f64 (|mantissa| < 2^53, as
+/// every price is; scale ≤ 22) the one division rounds once, as parsing the decimal text would.
 fn scaled_to_f64(mantissa: i64, scale: u32) -> f64 {
     mantissa as f64 / 10f64.powi(scale as i32)
 }
