@@ -57,6 +57,9 @@ pub enum Command {
     Scan(crate::cmd_scan::ScanArgs),
     /// Run the sandbox exchange standalone (the Binance protocol, or `--protocol coinbase`) until Ctrl-C or SIGTERM.
     Sandbox(crate::cmd_sandbox::SandboxArgs),
+    /// Pine Script strategies: `keel pine check` (errors and repainting warnings), `keel pine plots` (plotted values as CSV).
+    #[command(subcommand)]
+    Pine(crate::cmd_pine::PineCommand),
 }
 
 /// `keel config …`.

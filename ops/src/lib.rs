@@ -15,6 +15,7 @@ pub mod cli;
 pub mod cmd_bench;
 pub mod cmd_check;
 pub mod cmd_data;
+pub mod cmd_pine;
 pub mod cmd_run;
 pub mod cmd_sandbox;
 pub mod cmd_scan;

@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Command::Data(command) => ops::cmd_data::run(command),
         Command::Scan(args) => ops::cmd_scan::run(args),
         Command::Sandbox(args) => ops::cmd_sandbox::run(args, cli.log_format),
+        Command::Pine(command) => ops::cmd_pine::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

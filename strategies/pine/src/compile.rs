@@ -1295,7 +1295,7 @@ impl<'a> Compiler<'a> {
         if callee == "ta.macd" || callee == "ta.bb" {
             return err(pos, format!("{callee}() returns a tuple: unpack it with [a, b, c] = {callee}(...)"));
         }
-        if callee.starts_with("ta.") {
+        if callee.starts_with("ta.") || callee == "math.sum" {
             return self.ta_call(callee, args, pos);
         }
         if callee == "input" || callee.starts_with("input.") {
@@ -1611,7 +1611,8 @@ impl<'a> Compiler<'a> {
                 format!("{callee} inside a conditional branch or loop keeps history only on the bars where it runs (repaints against TradingView); call it at global scope"),
             ));
         }
-        let name = &callee[3..];
+        // `math.sum` is Pine's name for the rolling sum; `ta.sum` is kept as the alias.
+        let name = callee.strip_prefix("ta.").unwrap_or("sum");
         let series = |me: &mut Self, e: Option<&Expr>, what: &str| -> R<Ex> {
             match e {
                 Some(e) => {

@@ -8,7 +8,7 @@ use crate::ast::UnOp;
 use crate::compile::truthy;
 use crate::error::{Diagnostic, Pos};
 use crate::program::*;
-use crate::ta::{self, Window};
+use crate::ta::{self, Window, COMPARE_EPSILON};
 
 /// The most iterations one loop may run on one bar before the script is stopped (Pine stops long
 /// loops too); a runaway `while` is an error naming its line, never a hang.
@@ -102,13 +102,20 @@ pub(crate) fn apply(op: Op, a: f64, b: f64) -> f64 {
                 a % b
             }
         }
-        Op::Eq => bool(a == b),
-        Op::Ne => bool(!a.is_nan() && !b.is_nan() && a != b),
-        Op::Lt => bool(a < b),
-        Op::Le => bool(a <= b),
-        Op::Gt => bool(a > b),
-        Op::Ge => bool(a >= b),
+        Op::Eq => bool(tolerant_eq(a, b)),
+        Op::Ne => bool(!a.is_nan() && !b.is_nan() && !tolerant_eq(a, b)),
+        // The difference against the bound; the exact test first where equal infinities would
+        // give a NaN difference.
+        Op::Lt => bool(a - b < -COMPARE_EPSILON),
+        Op::Le => bool(a <= b || a - b <= COMPARE_EPSILON),
+        Op::Gt => bool(a - b > COMPARE_EPSILON),
+        Op::Ge => bool(a >= b || a - b >= -COMPARE_EPSILON),
     }
+}
+
+/// `==` under [`COMPARE_EPSILON`].
+fn tolerant_eq(a: f64, b: f64) -> bool {
+    a == b || (a - b).abs() <= COMPARE_EPSILON
 }
 
 /// Evaluates a pure function on its argument values.

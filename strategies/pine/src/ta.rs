@@ -432,6 +432,11 @@ impl Cross {
     }
 }
 
+/// Pine's comparison operators (and `ta.rising`/`ta.falling`) treat floats within this absolute
+/// distance as equal (PyneCore measured it on TradingView at every magnitude; for 2-decimal prices
+/// it gives the answer exact decimals give: `108.9 - 108.8 > 0.1` is false). `na` compares false.
+pub const COMPARE_EPSILON: f64 = 1e-10;
+
 /// The ways [`Lag`] compares a value with its past.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LagKind {
@@ -439,9 +444,11 @@ pub enum LagKind {
     Change,
     /// `ta.roc`: `100 * (x - x[n]) / x[n]`.
     Roc,
-    /// `ta.rising`: `x` above every one of the previous n values (1/0).
+    /// `ta.rising`: the last n steps each rose by more than [`COMPARE_EPSILON`] (1/0). Both
+    /// independent runtimes count consecutive moves, and a step touching `na` neither extends nor
+    /// breaks the run.
     Rising,
-    /// `ta.falling`: `x` below every one of the previous n values (1/0).
+    /// `ta.falling`: the last n steps each fell (1/0), as `Rising`.
     Falling,
 }
 
@@ -450,12 +457,16 @@ pub enum LagKind {
 pub struct Lag {
     win: Window,
     kind: LagKind,
+    /// The previous value (rising/falling).
+    prev: f64,
+    /// Consecutive rising (or falling) steps so far (rising/falling).
+    run: usize,
 }
 
 impl Lag {
     /// Compares with `n` bars back.
     pub fn new(n: usize, kind: LagKind) -> Self {
-        Lag { win: Window::new(n + 1), kind }
+        Lag { win: Window::new(n + 1), kind, prev: f64::NAN, run: 0 }
     }
     /// The next value (rising/falling give 1.0 or 0.0).
     pub fn update(&mut self, x: f64) -> f64 {
@@ -466,12 +477,13 @@ impl Lag {
             LagKind::Change => x - then,
             LagKind::Roc => div(100.0 * (x - then), then),
             LagKind::Rising | LagKind::Falling => {
-                if !self.win.complete() {
-                    return 0.0;
+                let step = x - std::mem::replace(&mut self.prev, x);
+                if !step.is_nan() {
+                    let moved =
+                        if self.kind == LagKind::Rising { step > COMPARE_EPSILON } else { step < -COMPARE_EPSILON };
+                    self.run = if moved { self.run + 1 } else { 0 };
                 }
-                let rising = self.kind == LagKind::Rising;
-                let all = (1..=n).all(|k| if rising { x > self.win.get(k) } else { x < self.win.get(k) });
-                f64::from(u8::from(all))
+                f64::from(u8::from(self.run >= n))
             }
         }
     }

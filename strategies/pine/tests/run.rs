@@ -51,7 +51,7 @@ fn examples_parse_check_and_run() {
         .filter(|p| p.extension().is_some_and(|x| x == "pine"))
         .collect();
     names.sort();
-    assert_eq!(names.len(), 8, "{names:?}");
+    assert_eq!(names.len(), 9, "{names:?}");
     for path in names {
         let text = std::fs::read_to_string(&path).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
@@ -366,4 +366,48 @@ fn a_string_input_switches_the_average_by_title() {
     }
     let e = compile(&text, None, &[("MA type".into(), InputValue::Str("hma".into()))]).unwrap_err();
     assert!(e.to_string().contains("input 'mode' = Str(\"hma\") is not one of its options"), "{e}");
+}
+
+/// Pine v5/v6 name the rolling sum `math.sum` (there is no `ta.sum` on TradingView; the witness's
+/// PyneCore refuses it): it is the same state machine as Keel's `ta.sum`, with its warm-up.
+#[test]
+fn math_sum_is_the_rolling_sum() {
+    let (prog, plots, _) = run(&src("plot(math.sum(close, 3), \"m\")\nplot(ta.sum(close, 3), \"t\")\n"), &[], 50);
+    assert_eq!(prog.plots().len(), 2);
+    let bars = common::bars(50, 42);
+    for (i, p) in plots.iter().enumerate() {
+        if i < 2 {
+            assert!(p[0].is_nan() && p[1].is_nan(), "bar {i}: warm-up is na");
+        } else {
+            let want = bars[i - 2..=i].iter().map(|b| b.close).sum::<f64>();
+            assert!((p[0] - want).abs() < 1e-9, "bar {i}: {} vs {want}", p[0]);
+            assert_eq!(p[0].to_bits(), p[1].to_bits(), "bar {i}");
+        }
+    }
+}
+
+/// Pine compares floats with an absolute tolerance of 1e-10 (PyneCore measured it on TradingView;
+/// it is also what exact decimals say for 2-decimal prices): 108.9 - 108.8 is not above 0.1, and
+/// 0.1 + 0.2 equals 0.3. Found by the witness on a `high - close > 0.1` bar.
+#[test]
+fn float_comparisons_are_tolerant_to_1e_10() {
+    let cases: &[(&str, f64)] = &[
+        ("108.9 - 108.8 > 0.1", 0.0),
+        ("108.9 - 108.8 >= 0.1", 1.0),
+        ("108.9 - 108.8 <= 0.1", 1.0),
+        ("0.1 < 108.9 - 108.8", 0.0),
+        ("0.1 + 0.2 == 0.3", 1.0),
+        ("0.1 + 0.2 != 0.3", 0.0),
+        ("0.3 >= 0.1 + 0.2", 1.0),
+        ("0.3 + 2e-10 > 0.3", 1.0),
+        ("0.3 + 2e-10 == 0.3", 0.0),
+        ("close + 0.00000000005 == close", 1.0),
+        ("close + 0.00000000005 > close", 0.0),
+        ("close > na", 0.0),
+        ("close != na", 0.0),
+    ];
+    for (expr, want) in cases {
+        let (_, plots, _) = run(&src(&format!("plot({expr} ? 1 : 0)\n")), &[], 3);
+        assert_eq!(plots[2][0], *want, "{expr}");
+    }
 }

@@ -268,8 +268,21 @@ fn indicators_match_textbook_formulas_and_warm_up() {
                 let mut s = Lag::new(2, LagKind::Rising);
                 move |x| s.update(x)
             }),
+            // Rising for 2 bars long: two consecutive rises, as both independent runtimes count
+            // (TradingView's "greater than any previous" wording reads otherwise; the witness found it).
             (0..close.len())
-                .map(|i| if i >= 2 && close[i] > close[i - 1] && close[i] > close[i - 2] { 1.0 } else { 0.0 })
+                .map(|i| if i >= 2 && close[i] > close[i - 1] && close[i - 1] > close[i - 2] { 1.0 } else { 0.0 })
+                .collect(),
+            0,
+        ),
+        (
+            "falling(3)",
+            run(&close, {
+                let mut s = Lag::new(3, LagKind::Falling);
+                move |x| s.update(x)
+            }),
+            (0..close.len())
+                .map(|i| if i >= 3 && (0..3).all(|k| close[i - k] < close[i - k - 1]) { 1.0 } else { 0.0 })
                 .collect(),
             0,
         ),
@@ -378,4 +391,25 @@ fn rsi_edge_cases_and_crosses() {
     let got: Vec<f64> = conds.iter().enumerate().map(|(i, c)| vw.update(*c, i as f64 * 10.0)).collect();
     assert!(got[..4].iter().all(|v| v.is_nan()), "{got:?}");
     assert_eq!(&got[4..], &[10.0, 10.0]);
+}
+
+/// `ta.rising`/`ta.falling` count consecutive moves; a step touching `na` neither extends nor
+/// breaks the run (as both independent runtimes do; the witness found the difference).
+#[test]
+fn rising_and_falling_count_consecutive_moves_across_na() {
+    let xs = [1.0, 2.0, f64::NAN, 3.0, 4.0, 3.0, 5.0, 6.0];
+    let mut up = Lag::new(2, LagKind::Rising);
+    let got: Vec<f64> = xs.iter().map(|x| up.update(*x)).collect();
+    assert_eq!(got, [0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0]);
+    // 5 > 4 and 5 > 3 (above every previous value) but 4 -> 3 fell: not rising for 2 bars long.
+    let mut up = Lag::new(2, LagKind::Rising);
+    let got: Vec<f64> = [4.0, 3.0, 5.0].iter().map(|x| up.update(*x)).collect();
+    assert_eq!(got, [0.0, 0.0, 0.0]);
+    let mut down = Lag::new(1, LagKind::Falling);
+    let got: Vec<f64> = [3.0, 2.0, 2.0, 1.0].iter().map(|x| down.update(*x)).collect();
+    assert_eq!(got, [0.0, 1.0, 0.0, 1.0]);
+    // A step within Pine's comparison tolerance (1e-10) is no move: it breaks the run.
+    let mut up = Lag::new(1, LagKind::Rising);
+    let got: Vec<f64> = [1.0, 1.0 + 5e-11, 1.0 + 3e-10].iter().map(|x| up.update(*x)).collect();
+    assert_eq!(got, [0.0, 0.0, 1.0]);
 }
