@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use keel_core::clock::SharedClock;
-use keel_core::order::{OrderIntent, OrderStatus};
+use keel_core::order::OrderIntent;
 use keel_core::strategy::OrderUpdate;
 use keel_core::trading::{EmergencyStop, TradingState, TradingStateRecord};
 use keel_core::{Decimal, StrategyId, Symbol};
@@ -166,20 +166,7 @@ impl RiskGuard {
                     reason: reason.clone(),
                 });
                 if let Some(host) = self.routes.hosts.get(&intent.strategy_id) {
-                    deliver::must(
-                        host,
-                        OrderUpdated(OrderUpdate {
-                            client_order_id: None,
-                            symbol: intent.symbol,
-                            side: intent.side,
-                            status: OrderStatus::Rejected,
-                            filled_qty: Decimal::ZERO,
-                            reason: Some(format!("risk: {reason}")),
-                            tag: intent.tag,
-                            exit: intent.exit,
-                        }),
-                        "strategy_host",
-                    );
+                    deliver::must(host, OrderUpdated(OrderUpdate::refused(&intent, &reason)), "strategy_host");
                 }
             }
         }

@@ -173,22 +173,7 @@ impl Shared {
         self.absorb_list(&list, &report);
         let mut fills = Vec::new();
         for info in &list.order_reports {
-            for f in info.fills.iter().filter(|f| self.claim_fill(&request.symbol, &f.trade_id.into(), false)) {
-                fills.push(Fill {
-                    trade_id: f.trade_id.into(),
-                    client_order_id: request.client_order_id.clone(),
-                    strategy_id: "".into(),
-                    symbol: request.symbol.clone(),
-                    side: request.side,
-                    price: f.price,
-                    qty: f.qty,
-                    fee: f.commission,
-                    fee_asset: f.commission_asset.clone(),
-                    is_maker: false,
-                    ts_ms: info.transact_time.unwrap_or(signed_at),
-                    tag: None,
-                });
-            }
+            self.response_fills(request, info, signed_at, &mut fills);
         }
         Ok(PlaceResult { report, fills })
     }

@@ -263,6 +263,28 @@ impl Shared {
         lock(&self.bars_served).get(&(symbol.clone(), interval_ms)).copied()
     }
 
+    /// The fills an order response (FULL) carries that the user stream has
+    /// not delivered already, as Keel's fills of `request` (an OCO's legs'
+    /// fills carry the list's id).
+    pub(crate) fn response_fills(&self, request: &OrderRequest, info: &OrderInfo, signed_at: i64, out: &mut Vec<Fill>) {
+        for f in info.fills.iter().filter(|f| self.claim_fill(&request.symbol, &f.trade_id.into(), false)) {
+            out.push(Fill {
+                trade_id: f.trade_id.into(),
+                client_order_id: request.client_order_id.clone(),
+                strategy_id: "".into(),
+                symbol: request.symbol.clone(),
+                side: request.side,
+                price: f.price,
+                qty: f.qty,
+                fee: f.commission,
+                fee_asset: f.commission_asset.clone(),
+                is_maker: false,
+                ts_ms: info.transact_time.unwrap_or(signed_at),
+                tag: None,
+            });
+        }
+    }
+
     /// Marks a fill delivered; false if it already was.
     ///
     /// `in_order` is true for sources that deliver every own trade in trade-id
@@ -823,25 +845,8 @@ impl Venue for BinanceVenue {
         match s.send_order(p).await {
             Ok(info) => {
                 s.remember_order(&request.symbol, info.order_id, &request.client_order_id);
-                let fills = info
-                    .fills
-                    .iter()
-                    .filter(|f| s.claim_fill(&request.symbol, &f.trade_id.into(), false))
-                    .map(|f| Fill {
-                        trade_id: f.trade_id.into(),
-                        client_order_id: request.client_order_id.clone(),
-                        strategy_id: "".into(),
-                        symbol: request.symbol.clone(),
-                        side: request.side,
-                        price: f.price,
-                        qty: f.qty,
-                        fee: f.commission,
-                        fee_asset: f.commission_asset.clone(),
-                        is_maker: false,
-                        ts_ms: info.transact_time.unwrap_or(signed_at),
-                        tag: None,
-                    })
-                    .collect();
+                let mut fills = Vec::new();
+                s.response_fills(request, &info, signed_at, &mut fills);
                 let mut report = report_of(&info, signed_at);
                 if info.orig_qty.is_none() {
                     report.qty = request.qty;

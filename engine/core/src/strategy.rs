@@ -49,6 +49,24 @@ pub struct OrderUpdate {
     pub exit: Option<ExitLeg>,
 }
 
+impl OrderUpdate {
+    /// What a strategy hears when the risk guard refused its `intent` (live
+    /// and in the backtest alike): no order was made, so there is no client
+    /// order id; the reason starts `risk: `, which the exit logic reads.
+    pub fn refused(intent: &OrderIntent, reason: impl std::fmt::Display) -> Self {
+        Self {
+            client_order_id: None,
+            symbol: intent.symbol.clone(),
+            side: intent.side,
+            status: OrderStatus::Rejected,
+            filled_qty: Decimal::ZERO,
+            reason: Some(format!("risk: {reason}")),
+            tag: intent.tag,
+            exit: intent.exit,
+        }
+    }
+}
+
 /// An external trading signal (e.g. a TradingView alert) for a `webhook` strategy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Signal {

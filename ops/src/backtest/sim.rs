@@ -930,16 +930,7 @@ impl Backtest {
             }
             Err(rejection) => {
                 *self.out.risk_rejections.entry(rejection.reason.code().to_string()).or_default() += 1;
-                let update = OrderUpdate {
-                    client_order_id: None,
-                    symbol: intent.symbol.clone(),
-                    side: intent.side,
-                    status: OrderStatus::Rejected,
-                    filled_qty: Decimal::ZERO,
-                    reason: Some(rejection.to_string()),
-                    tag: intent.tag,
-                    exit: intent.exit,
-                };
+                let update = OrderUpdate::refused(&intent, &rejection);
                 let result = self.runners[r].on_order_update(&update, now_ms);
                 self.after_callback(r, result, now_ms);
             }
@@ -960,16 +951,7 @@ impl Backtest {
             Ok(approved) => approved,
             Err(rejection) => {
                 *self.out.risk_rejections.entry(rejection.reason.code().to_string()).or_default() += 1;
-                let update = OrderUpdate {
-                    client_order_id: None,
-                    symbol: intent.symbol.clone(),
-                    side: intent.side,
-                    status: OrderStatus::Rejected,
-                    filled_qty: Decimal::ZERO,
-                    reason: Some(format!("risk: {rejection}")),
-                    tag: intent.tag,
-                    exit: intent.exit,
-                };
+                let update = OrderUpdate::refused(&intent, &rejection);
                 let result = self.runners[r].on_order_update(&update, ts);
                 self.after_callback(r, result, ts);
                 return;

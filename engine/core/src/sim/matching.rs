@@ -379,6 +379,20 @@ impl Account {
     fn free(&self, asset: &str) -> Decimal {
         self.balances.get(asset).map(|b| b.free).unwrap_or_default()
     }
+
+    /// Moves `amount` of `asset` from free to locked for a new order (or
+    /// order list), or refuses it when not enough is free.
+    fn lock(&mut self, asset: &str, amount: Decimal) -> Result<(), MatchError> {
+        let free = self.free(asset);
+        if free < amount {
+            return Err(MatchError::InsufficientBalance { asset: asset.to_string(), needed: amount, free });
+        }
+        self.update(asset, |b| {
+            b.free -= amount;
+            b.locked += amount;
+        });
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -895,15 +909,7 @@ impl MatchingCore {
         };
         let lock_asset =
             if new.side == Side::Buy { instrument.quote_asset.as_str() } else { instrument.base_asset.as_str() };
-        let account = self.accounts.get_mut(&new.account).ok_or(MatchError::UnknownAccount(new.account))?;
-        let free = account.free(lock_asset);
-        if free < lock {
-            return Err(MatchError::InsufficientBalance { asset: lock_asset.to_string(), needed: lock, free });
-        }
-        account.update(lock_asset, |b| {
-            b.free -= lock;
-            b.locked += lock;
-        });
+        self.accounts.get_mut(&new.account).ok_or(MatchError::UnknownAccount(new.account))?.lock(lock_asset, lock)?;
 
         let order_id = self.next_order_id;
         self.next_order_id += 1;

@@ -244,15 +244,7 @@ impl MatchingCore {
             }
             Side::Sell => (new.qty, instrument.base_asset.as_str()),
         };
-        let account = self.accounts.get_mut(&new.account).ok_or(MatchError::UnknownAccount(new.account))?;
-        let free = account.free(lock_asset);
-        if free < lock {
-            return Err(MatchError::InsufficientBalance { asset: lock_asset.to_string(), needed: lock, free });
-        }
-        account.update(lock_asset, |b| {
-            b.free -= lock;
-            b.locked += lock;
-        });
+        self.accounts.get_mut(&new.account).ok_or(MatchError::UnknownAccount(new.account))?.lock(lock_asset, lock)?;
 
         let list_id = self.next_order_id;
         self.next_order_id += 1;
