@@ -122,6 +122,15 @@ fn read_csv(text: &str) -> (String, Vec<std::collections::BTreeMap<String, Strin
     (first.to_string(), rows)
 }
 
+/// A JSON report split before its last key, `overfitting` (added after the
+/// report's own keys), and that key's value.
+fn split_signals(text: &str) -> (String, serde_json::Value) {
+    let key = ",\n  \"overfitting\": ";
+    let at = text.find(key).unwrap_or_else(|| panic!("no overfitting key in {text}"));
+    let value = text[at + key.len()..].strip_suffix("\n}").unwrap_or_else(|| panic!("overfitting is not last: {text}"));
+    (text[..at].to_string(), serde_json::from_str(value).unwrap())
+}
+
 /// The `(fast, slow)` of the printed table's rows, best first.
 fn table_params(stdout: &str) -> Vec<(String, String)> {
     stdout
@@ -176,7 +185,14 @@ fn the_best_row_is_byte_for_byte_a_single_run_with_its_parameters() {
     .map(|s| s.to_string())
     .collect();
     ok(&f.keel(&single));
-    assert_eq!(f.read("best.json"), f.read("single.json"), "the report, byte for byte");
+    // Byte for byte but for the overfitting signals' free inputs: the sweep's
+    // are its axes, the single run's the numeric parameters of its config.
+    let (best, best_signals) = split_signals(&f.read("best.json"));
+    let (single_report, single_signals) = split_signals(&f.read("single.json"));
+    assert_eq!(best, single_report, "the report, byte for byte");
+    assert_eq!(best_signals["free_inputs"], serde_json::json!(["sma.fast", "sma.slow"]));
+    assert_eq!(single_signals["free_inputs"], serde_json::json!(["sma.fast", "sma.qty", "sma.slow"]));
+    assert_eq!(best_signals["trades"], single_signals["trades"]);
     assert_eq!(f.read("best.csv"), f.read("single.csv"), "the trades, byte for byte");
 
     // The sweep's row holds the same figures as that report.
@@ -439,7 +455,12 @@ fn walk_forward_chooses_in_sample_and_reports_out_of_sample() {
         serde_json::from_str::<serde_json::Value>(&f.read(report)).unwrap()
     };
     let oos = single(&["--from", "2024-02-01"], "single_oos.json");
-    assert_eq!(f.read("oos.json"), f.read("single_oos.json"));
+    // Byte for byte but for the overfitting signals, which differ by design
+    // (the sweep's free inputs are its axes, and it has a walk-forward).
+    let (oos_text, oos_signals) = split_signals(&f.read("oos.json"));
+    let (single_text, single_signals) = split_signals(&f.read("single_oos.json"));
+    assert_eq!(oos_text, single_text);
+    assert!(oos_signals.get("walk_forward").is_some() && single_signals.get("walk_forward").is_none());
     assert_eq!(oos["start"], "2024-02-01T00:00:00Z");
     // In sample: the sweep's row is a single run up to the split.
     let in_sample = single(&["--to", "1706745599999"], "single_in.json");
@@ -493,6 +514,12 @@ fn bad_sweep_flags_fail_with_one_line_naming_the_flag() {
             "--split `2024-01-02` must fall after --from",
         ),
         (&["--sweep", "sma.fast=5", "--split", "2024-01-02", "--shard", "1/2"], "--split chooses from the whole grid"),
+        (&["--max-degradation", "0.5"], "--max-degradation needs --sweep and --split"),
+        (&["--sweep", "sma.fast=5", "--max-degradation", "0.5"], "--max-degradation needs --split"),
+        (
+            &["--sweep", "sma.fast=5", "--split", "2024-01-02", "--max-degradation", "0"],
+            "--max-degradation must be a positive fraction (0.5 = 50%), got 0",
+        ),
     ];
     for (flags, want) in cases {
         let out = f.backtest(flags);
@@ -572,4 +599,93 @@ fn a_template_sweeps_all_instances_by_id_and_one_by_id_at_symbol() {
     }
     assert_eq!(trades_of(&base, "BTCUSDT"), trades_of(&eth_slow, "BTCUSDT"), "trend@ETHUSDT.slow leaves BTCUSDT alone");
     assert_ne!(trades_of(&base, "ETHUSDT"), trades_of(&eth_slow, "ETHUSDT"), "trend@ETHUSDT.slow changes ETHUSDT");
+}
+
+/// The `overfitting` signals through the real binary: a sweep's free inputs
+/// are its axes against the in-sample best's trades; with `--split` the
+/// in-sample row against the out-of-sample report, flagged beyond the
+/// default 50% and, with `--max-degradation` just either side of the
+/// measured degradation, on and off; a plain backtest's free inputs are its
+/// config's numeric parameters.
+#[test]
+fn overfitting_signals_count_free_inputs_and_flag_walk_forward_degradation() {
+    let f = Fixture::new(1500);
+    let walk_forward = |split: &str, max: Option<&str>| {
+        let mut flags =
+            vec!["--sweep", "sma.fast=3..12:3", "--sweep", "sma.slow=10..40:10", "--split", split, "--sweep-out"];
+        flags.extend(["in.csv", "--report", "wf.json"]);
+        if let Some(max) = max {
+            flags.extend(["--max-degradation", max]);
+        }
+        let stdout = ok(&f.backtest(&flags));
+        let json: serde_json::Value = serde_json::from_str(&f.read("wf.json")).unwrap();
+        (stdout, json)
+    };
+    // On this fixture, the in-sample best from 2024-02-10 keeps over half of
+    // its CAGR and Sharpe; from 2024-02-20 it loses more than half of both.
+    for (split, degraded) in [("2024-02-10", false), ("2024-02-20", true)] {
+        let (stdout, json) = walk_forward(split, None);
+        let o = &json["overfitting"];
+        assert_eq!(o["free_inputs"], serde_json::json!(["sma.fast", "sma.slow"]), "{o}");
+        assert_eq!(o["min_trades_per_input"], 10);
+        // The in-sample side is the chosen row of the sweep, the out-of-sample side the report.
+        let (_, rows) = read_csv(&f.read("in.csv"));
+        let (fast, slow) = table_params(&stdout)[0].clone();
+        let row = rows.iter().find(|r| r["sma.fast"] == fast && r["sma.slow"] == slow).unwrap();
+        let w = &o["walk_forward"];
+        let trades: u64 = row["round_trips"].parse().unwrap();
+        assert_eq!(o["trades"], trades, "{o}");
+        assert_eq!(w["in_sample"]["round_trips"], trades);
+        assert_eq!(w["in_sample"]["sharpe"].to_string(), row["sharpe"]);
+        assert_eq!(w["in_sample"]["cagr"].to_string(), row["cagr"]);
+        assert_eq!(w["out_of_sample"]["sharpe"], json["sharpe"]);
+        assert_eq!(w["out_of_sample"]["cagr"], json["cagr"]);
+        assert_eq!(w["out_of_sample"]["round_trips"], json["round_trips"]);
+        assert!(trades < 20, "under 10 in-sample trades per swept parameter: {o}");
+        assert_eq!(o["too_few_trades"], true, "{o}");
+        assert!(stdout.contains("WARNING: fewer than 10 closed trades per free input"), "{stdout}");
+        // The degradation is (in - out) / in of the annualised figures.
+        for figure in ["cagr", "sharpe"] {
+            let is = w["in_sample"][figure].as_f64().unwrap();
+            let oos = w["out_of_sample"][figure].as_f64().unwrap_or(0.0);
+            let lost = w["degradation"][figure].as_f64().unwrap();
+            assert!((lost - (is - oos) / is).abs() < 1e-9, "{figure}: {w}");
+            assert_eq!(lost > 0.5, degraded, "{split} {figure}: {w}");
+        }
+        assert_eq!(w["max_degradation"], 0.5);
+        assert_eq!(w["degraded"], degraded, "{split}: {w}");
+        assert_eq!(stdout.contains("WARNING: out of sample lost more than 50.00%"), degraded, "{stdout}");
+        assert!(stdout.contains(&format!("Walk-forward    in sample / out of sample, split {split}")), "{stdout}");
+    }
+    // Thresholds just below and above the measured degradation flip the flag.
+    let (_, json) = walk_forward("2024-02-10", None);
+    let lost = &json["overfitting"]["walk_forward"]["degradation"];
+    let worst = lost["cagr"].as_f64().unwrap().max(lost["sharpe"].as_f64().unwrap());
+    assert!(worst > 0.0, "{lost}");
+    for (max, flagged) in [(worst * 0.9, true), (worst * 1.1, false)] {
+        let (stdout, json) = walk_forward("2024-02-10", Some(&max.to_string()));
+        assert_eq!(json["overfitting"]["walk_forward"]["max_degradation"], max);
+        assert_eq!(json["overfitting"]["walk_forward"]["degraded"], flagged, "--max-degradation {max}");
+        assert_eq!(stdout.contains("WARNING: out of sample lost more than"), flagged, "{max}: {stdout}");
+    }
+
+    // A plain backtest: the numeric parameters written in the config (fast,
+    // slow and qty) against its trades: 10 are too few, 90 enough.
+    for (fast, slow, trades, flagged) in [("7", "25", 10, true), ("3", "10", 90, false)] {
+        std::fs::write(f.path("plain.toml"), config(fast, slow)).unwrap();
+        let stdout = ok(&f.keel(
+            &["backtest", "--data", "BTCUSDT-1h.csv", "--config", "plain.toml", "--to", "2024-03-01", "--report"]
+                .map(String::from)
+                .into_iter()
+                .chain(["p.json".to_string()])
+                .collect::<Vec<_>>(),
+        ));
+        let json: serde_json::Value = serde_json::from_str(&f.read("p.json")).unwrap();
+        let o = &json["overfitting"];
+        assert_eq!(o["free_inputs"], serde_json::json!(["sma.fast", "sma.qty", "sma.slow"]), "{o}");
+        assert_eq!((&o["trades"], &json["round_trips"]), (&serde_json::json!(trades), &serde_json::json!(trades)));
+        assert!(o.get("walk_forward").is_none(), "{o}");
+        assert_eq!(o["too_few_trades"], flagged, "{fast}/{slow}: {o}");
+        assert_eq!(stdout.contains("WARNING: fewer than 10 closed trades per free input"), flagged, "{stdout}");
+    }
 }

@@ -6,7 +6,7 @@
 //! the live `risk::RiskEngine`; orders fill in the engine's `MatchingCore`
 //! under the bar fill model described in [`sim`]. Data loading is in [`data`],
 //! statistics in [`report`], the chart in [`plot`], parameter sweeps in
-//! [`sweep`].
+//! [`sweep`], overfitting signals in [`overfit`].
 //!
 //! A run is two steps: [`Setup::read`] and [`Setup::load`] read the config
 //! and the bars once into a [`Prepared`]; [`Prepared::run`] builds nothing but
@@ -15,6 +15,7 @@
 
 pub mod data;
 pub mod equity;
+pub mod overfit;
 pub mod plot;
 pub mod report;
 pub mod sim;
@@ -116,9 +117,10 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
         return sweep::run(&args);
     }
     args.sweep.refuse_without_sweep()?;
-    let result = execute(&args)?;
-    print!("{}", result.report.table());
-    write_files(&args, &result)?;
+    let (result, free_inputs) = execute(&args)?;
+    let overfitting = overfit::Overfitting::new(free_inputs, result.report.round_trips);
+    print!("{}{}", result.report.table(), overfitting.table());
+    write_files(&args, &result, &overfitting)?;
     if let Some(path) = &args.plot {
         let title = format!(
             "{} on {} — return {}, max drawdown {:.2}%",
@@ -134,11 +136,20 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The JSON report: the report's keys, then `overfitting`.
+#[derive(serde::Serialize)]
+struct Written<'a> {
+    #[serde(flatten)]
+    report: &'a report::Report,
+    overfitting: &'a overfit::Overfitting,
+}
+
 /// Writes `--report` and `--trades` (a single run, or a sweep's best).
-fn write_files(args: &BacktestArgs, result: &BacktestResult) -> anyhow::Result<()> {
+fn write_files(args: &BacktestArgs, result: &BacktestResult, overfitting: &overfit::Overfitting) -> anyhow::Result<()> {
     if let Some(path) = &args.report {
         let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-        serde_json::to_writer_pretty(std::io::BufWriter::new(file), &result.report)
+        let written = Written { report: &result.report, overfitting };
+        serde_json::to_writer_pretty(std::io::BufWriter::new(file), &written)
             .with_context(|| format!("cannot write {}", path.display()))?;
         println!("report: {}", path.display());
     }
@@ -151,15 +162,16 @@ fn write_files(args: &BacktestArgs, result: &BacktestResult) -> anyhow::Result<(
     Ok(())
 }
 
-/// Loads, simulates and builds the report without writing anything.
-pub fn execute(args: &BacktestArgs) -> anyhow::Result<BacktestResult> {
+/// Loads, simulates and builds the report without writing anything; also
+/// gives the run's free inputs (see [`overfit::configured_inputs`]).
+pub fn execute(args: &BacktestArgs) -> anyhow::Result<(BacktestResult, Vec<String>)> {
     let setup = Setup::read(args)?;
     // Every block builds before the long load (templates on a placeholder symbol)...
     build_strategies(&setup.strategies)?;
     let prepared = setup.load(args)?;
     // ...and runs as loaded, templates once per symbol of the data.
     let slots = build_strategies(&prepared.strategies)?;
-    Ok(run_with_progress(&prepared, slots))
+    Ok((run_with_progress(&prepared, slots), overfit::configured_inputs(&prepared.strategies)))
 }
 
 /// The config and the strategy blocks chosen to run: read before the bars,

@@ -27,6 +27,7 @@ use self::metrics::METRICS;
 use self::results::{Format, Results, Row, Shard};
 use self::spec::Grid;
 use self::split::Split;
+use super::overfit::{self, Overfitting, Sample};
 use super::plot::axis_decimals;
 use super::{build_strategies, data, report, write_files, BacktestArgs, Prepared, Setup};
 
@@ -59,6 +60,10 @@ pub struct SweepArgs {
     /// report (and write with --report) its run on the bars from DATE on.
     #[arg(long, value_name = "DATE")]
     pub split: Option<String>,
+    /// With --split: flag the out-of-sample CAGR or Sharpe falling by more
+    /// than this fraction of the in-sample one (default 0.5 = 50%).
+    #[arg(long = "max-degradation", value_name = "FRACTION")]
+    pub max_degradation: Option<f64>,
 }
 
 impl SweepArgs {
@@ -66,6 +71,9 @@ impl SweepArgs {
     pub fn refuse_without_sweep(&self) -> anyhow::Result<()> {
         if self.split.is_some() {
             bail!("--split needs --sweep");
+        }
+        if self.max_degradation.is_some() {
+            bail!("--max-degradation needs --sweep and --split");
         }
         let given: Vec<&str> = [
             ("--rank", self.rank.is_some()),
@@ -110,6 +118,10 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<()> {
     let specs = opts.sweep.iter().map(|t| spec::parse(t)).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?;
 
     let split = opts.split.as_deref().map(|t| Split::new(args, t)).transpose()?;
+    let max_degradation = match (opts.max_degradation, &split) {
+        (Some(_), None) => bail!("--max-degradation needs --split"),
+        (given, _) => overfit::check_max_degradation(given.unwrap_or(overfit::DEFAULT_MAX_DEGRADATION))?,
+    };
     if split.is_some() && opts.shard.is_some() {
         bail!("--split chooses from the whole grid: it cannot run a --shard");
     }
@@ -176,15 +188,26 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<()> {
             report::iso(split.at_ms),
             assignment(&results.parameters, &best.params)
         );
-        print!("{}", result.report.table());
-        write_files(args, &result)?;
-    } else if args.report.is_some() || args.trades.is_some() {
-        // The best combination's full report: the same run as a single
-        // backtest with these parameters in the config.
-        let blocks = grid.blocks(best.combination, &prepared.strategies);
-        let slots = build_strategies(&blocks)?;
-        println!("best: {}", assignment(&results.parameters, &best.params));
-        write_files(args, &prepared.run(slots, |_| {}))?;
+        let in_sample = Sample::from_metrics(best.result.as_deref().unwrap_or_default());
+        let overfitting = Overfitting::new(results.parameters.clone(), in_sample.round_trips).with_walk_forward(
+            &split.text,
+            in_sample,
+            Sample::of(&result.report),
+            max_degradation,
+        );
+        print!("{}{}", result.report.table(), overfitting.table());
+        write_files(args, &result, &overfitting)?;
+    } else {
+        let overfitting = signals(&results, best);
+        print!("{}", overfitting.table());
+        if args.report.is_some() || args.trades.is_some() {
+            // The best combination's full report: the same run as a single
+            // backtest with these parameters in the config.
+            let blocks = grid.blocks(best.combination, &prepared.strategies);
+            let slots = build_strategies(&blocks)?;
+            println!("best: {}", assignment(&results.parameters, &best.params));
+            write_files(args, &prepared.run(slots, |_| {}), &overfitting)?;
+        }
     }
     Ok(())
 }
@@ -208,6 +231,7 @@ pub fn merge(args: &BacktestArgs) -> anyhow::Result<()> {
         ("--sweep", !opts.sweep.is_empty()),
         ("--shard", opts.shard.is_some()),
         ("--split", opts.split.is_some()),
+        ("--max-degradation", opts.max_degradation.is_some()),
         ("--report", args.report.is_some()),
         ("--trades", args.trades.is_some()),
     ]
@@ -222,6 +246,7 @@ pub fn merge(args: &BacktestArgs) -> anyhow::Result<()> {
     let files = opts.merge.iter().map(|p| Ok((p, Results::read(p)?))).collect::<anyhow::Result<Vec<_>>>()?;
     let merged = combine(&files)?;
     let best = present(&merged, opts, args.plot.as_deref(), rank)?;
+    print!("{}", signals(&merged, best).table());
     eprintln!("merge: {} files, best {}", files.len(), assignment(&merged.parameters, &best.params));
     Ok(())
 }
@@ -312,6 +337,12 @@ fn run_grid(prepared: &Prepared, grid: &Grid, combinations: &[usize]) -> Vec<Row
         .collect();
     bar.finish_and_clear();
     rows
+}
+
+/// The best row's overfitting signals: the swept parameters against its trades.
+fn signals(results: &Results, best: &Row) -> Overfitting {
+    let trades = Sample::from_metrics(best.result.as_deref().unwrap_or_default()).round_trips;
+    Overfitting::new(results.parameters.clone(), trades)
 }
 
 /// `a.fast=5 a.slow=20`.
