@@ -19,34 +19,129 @@ pub enum ParamKind {
     Duration,
 }
 
-/// One parameter a strategy kind reads: its name and type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One parameter a strategy kind declares: its name, type, default and valid
+/// range. Owned (not `'static`) so that kinds registered at run time (a user's
+/// binary, a Pine script's inputs) can build their lists as they load.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParamSpec {
     /// The key in `params`.
-    pub name: &'static str,
+    pub name: String,
     /// Its type.
     pub kind: ParamKind,
+    /// True when a block must set it.
+    pub required: bool,
+    /// The value used when it is absent, as written in TOML (`20`, `"1h"`).
+    pub default: Option<String>,
+    /// The lowest valid value, if any.
+    pub min: Option<Bound>,
+    /// The highest valid value, if any.
+    pub max: Option<Bound>,
+}
+
+/// One end of a parameter's valid range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bound {
+    /// The limit (exact, so a decimal limit such as a price is not rounded).
+    pub value: Decimal,
+    /// True when the limit itself is valid.
+    pub inclusive: bool,
 }
 
 impl ParamSpec {
+    fn new(name: &str, kind: ParamKind) -> Self {
+        Self { name: name.to_string(), kind, required: false, default: None, min: None, max: None }
+    }
+
     /// An integer parameter.
-    pub const fn integer(name: &'static str) -> Self {
-        Self { name, kind: ParamKind::Integer }
+    pub fn integer(name: &str) -> Self {
+        Self::new(name, ParamKind::Integer)
     }
 
     /// A decimal parameter.
-    pub const fn decimal(name: &'static str) -> Self {
-        Self { name, kind: ParamKind::Decimal }
+    pub fn decimal(name: &str) -> Self {
+        Self::new(name, ParamKind::Decimal)
     }
 
     /// A duration parameter.
-    pub const fn duration(name: &'static str) -> Self {
-        Self { name, kind: ParamKind::Duration }
+    pub fn duration(name: &str) -> Self {
+        Self::new(name, ParamKind::Duration)
     }
 
     /// A number parameter.
-    pub const fn number(name: &'static str) -> Self {
-        Self { name, kind: ParamKind::Number }
+    pub fn number(name: &str) -> Self {
+        Self::new(name, ParamKind::Number)
+    }
+
+    /// Marks it as one a block must set.
+    pub fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+
+    /// Its default, as written in TOML.
+    pub fn default_value(mut self, toml: &str) -> Self {
+        self.default = Some(toml.to_string());
+        self
+    }
+
+    /// Valid from `value` on, `value` included.
+    pub fn at_least(mut self, value: impl Into<Decimal>) -> Self {
+        self.min = Some(Bound { value: value.into(), inclusive: true });
+        self
+    }
+
+    /// Valid above `value` only.
+    pub fn above(mut self, value: impl Into<Decimal>) -> Self {
+        self.min = Some(Bound { value: value.into(), inclusive: false });
+        self
+    }
+
+    /// Valid up to `value`, `value` included.
+    pub fn at_most(mut self, value: impl Into<Decimal>) -> Self {
+        self.max = Some(Bound { value: value.into(), inclusive: true });
+        self
+    }
+
+    /// Valid below `value` only.
+    pub fn below(mut self, value: impl Into<Decimal>) -> Self {
+        self.max = Some(Bound { value: value.into(), inclusive: false });
+        self
+    }
+
+    /// The valid range in words (`between 2 and 1000`, `greater than 0`), or
+    /// `None` for a parameter without one.
+    pub fn range_text(&self) -> Option<String> {
+        let lower = self.min.map(|b| (b.value, if b.inclusive { "at least" } else { "greater than" }));
+        let upper = self.max.map(|b| (b.value, if b.inclusive { "at most" } else { "less than" }));
+        match (self.min, self.max) {
+            (Some(lo), Some(hi)) if lo.inclusive && hi.inclusive => {
+                Some(format!("between {} and {}", lo.value, hi.value))
+            }
+            _ => {
+                let parts: Vec<String> =
+                    [lower, upper].into_iter().flatten().map(|(v, w)| format!("{w} {v}")).collect();
+                (!parts.is_empty()).then(|| parts.join(" and "))
+            }
+        }
+    }
+
+    /// Why `value` is outside the declared range, or `None` when it is inside.
+    pub fn out_of_range(&self, value: Decimal) -> Option<String> {
+        let below_min = self.min.is_some_and(|b| if b.inclusive { value < b.value } else { value <= b.value });
+        let above_max = self.max.is_some_and(|b| if b.inclusive { value > b.value } else { value >= b.value });
+        (below_min || above_max).then(|| format!("must be {}, got {value}", self.range_text().unwrap_or_default()))
+    }
+
+    /// The range check of a configured value. A value that is not a number
+    /// is left to the kind's constructor, which reports its type.
+    pub fn check(&self, value: &toml::Value) -> Option<String> {
+        let number = match value {
+            toml::Value::Integer(n) => Some(Decimal::from(*n)),
+            toml::Value::Float(f) => Decimal::try_from(*f).ok(),
+            toml::Value::String(s) if self.kind != ParamKind::Duration => s.trim().parse::<Decimal>().ok(),
+            _ => None,
+        };
+        number.and_then(|v| self.out_of_range(v))
     }
 }
 
@@ -71,8 +166,8 @@ impl<'a> Params<'a> {
     /// silently ignored.
     pub fn only(&self, known: &[ParamSpec]) -> Result<(), StrategyConfigError> {
         for key in self.table.keys() {
-            if !known.iter().any(|p| p.name == key) {
-                let names: Vec<&str> = known.iter().map(|p| p.name).collect();
+            if !known.iter().any(|p| p.name == *key) {
+                let names: Vec<&str> = known.iter().map(|p| p.name.as_str()).collect();
                 return Err(self.error(key, format!("unknown parameter (expected one of: {})", names.join(", "))));
             }
         }

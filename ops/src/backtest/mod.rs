@@ -108,15 +108,15 @@ pub struct BacktestResult {
 }
 
 /// Runs `keel backtest`: prints the report and writes the requested files.
-pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
+pub fn run(args: BacktestArgs, registry: &strategies::StrategyRegistry) -> anyhow::Result<()> {
     if !args.sweep.merge.is_empty() {
         return sweep::merge(&args);
     }
     if !args.sweep.sweep.is_empty() {
-        return sweep::run(&args);
+        return sweep::run(&args, registry);
     }
     args.sweep.refuse_without_sweep()?;
-    let result = execute(&args)?;
+    let result = execute(&args, registry)?;
     print!("{}", result.report.table());
     write_files(&args, &result)?;
     if let Some(path) = &args.plot {
@@ -152,13 +152,13 @@ fn write_files(args: &BacktestArgs, result: &BacktestResult) -> anyhow::Result<(
 }
 
 /// Loads, simulates and builds the report without writing anything.
-pub fn execute(args: &BacktestArgs) -> anyhow::Result<BacktestResult> {
+pub fn execute(args: &BacktestArgs, registry: &strategies::StrategyRegistry) -> anyhow::Result<BacktestResult> {
     let setup = Setup::read(args)?;
     // Every block builds before the long load (templates on a placeholder symbol)...
-    build_strategies(&setup.strategies)?;
+    build_strategies(&setup.strategies, registry)?;
     let prepared = setup.load(args)?;
     // ...and runs as loaded, templates once per symbol of the data.
-    let slots = build_strategies(&prepared.strategies)?;
+    let slots = build_strategies(&prepared.strategies, registry)?;
     Ok(run_with_progress(&prepared, slots))
 }
 
@@ -310,16 +310,18 @@ pub struct Prepared {
     futures: std::sync::Arc<[FuturesEvent]>,
 }
 
-/// Builds the strategies of the blocks (see [`Setup::strategies`]); the
+/// Builds the strategies of the blocks (see [`Setup::strategies`]) through
+/// `registry`; the
 /// error names the block's key and what is wrong with it.
 pub fn build_strategies(
     blocks: &[(usize, StrategyConfig)],
+    registry: &strategies::StrategyRegistry,
 ) -> Result<Vec<StrategySlot>, strategies::StrategyConfigError> {
     blocks
         .iter()
         .map(|(index, cfg)| {
             let exits = strategies::registry::exits(*index, cfg)?;
-            Ok(StrategySlot { id: StrategyId::new(&cfg.id), strategy: strategies::build(*index, cfg)?, exits })
+            Ok(StrategySlot { id: StrategyId::new(&cfg.id), strategy: registry.build(*index, cfg)?, exits })
         })
         .collect()
 }
