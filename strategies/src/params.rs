@@ -299,3 +299,40 @@ impl<'a> Params<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each kind of range reads as it checks: edges in or out as declared,
+    /// and a value that is not a number is left to the constructor.
+    #[test]
+    fn a_declared_range_checks_values_and_names_itself() {
+        let d = |s: &str| s.parse::<Decimal>().unwrap();
+        let between = ParamSpec::integer("n").at_least(2).at_most(1000);
+        let open = ParamSpec::number("x").above(0).below(100);
+        let positive = ParamSpec::decimal("q").above(0);
+        let free = ParamSpec::decimal("f");
+        let cases: [(&ParamSpec, toml::Value, Option<&str>); 12] = [
+            (&between, toml::Value::Integer(2), None),
+            (&between, toml::Value::Integer(1000), None),
+            (&between, toml::Value::Integer(1), Some("must be between 2 and 1000, got 1")),
+            (&between, toml::Value::Integer(1001), Some("must be between 2 and 1000, got 1001")),
+            (&open, toml::Value::Float(0.5), None),
+            (&open, toml::Value::Integer(0), Some("must be greater than 0 and less than 100, got 0")),
+            (&open, toml::Value::String("100".into()), Some("must be greater than 0 and less than 100, got 100")),
+            (&positive, toml::Value::String("0.00000001".into()), None),
+            (&positive, toml::Value::String("0".into()), Some("must be greater than 0, got 0")),
+            (&positive, toml::Value::String("many".into()), None),
+            (&free, toml::Value::String("-5".into()), None),
+            (&ParamSpec::integer("m").at_most(3), toml::Value::Integer(4), Some("must be at most 3, got 4")),
+        ];
+        for (spec, value, want) in cases {
+            assert_eq!(spec.check(&value).as_deref(), want, "{} = {value}", spec.name);
+        }
+        assert_eq!(free.range_text(), None);
+        assert_eq!(positive.out_of_range(d("-0.1")).as_deref(), Some("must be greater than 0, got -0.1"));
+        let duration = ParamSpec::duration("t").above(0);
+        assert_eq!(duration.check(&toml::Value::String("0".into())), None, "a duration's text is the constructor's");
+    }
+}
