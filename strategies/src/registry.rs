@@ -225,6 +225,40 @@ mod tests {
         assert!(registry.params("no_such_kind").is_none());
     }
 
+    /// A declared default is the one the constructor uses: a block that
+    /// writes every default out builds the same strategy as one that leaves
+    /// them to the kind.
+    #[test]
+    fn declared_defaults_are_the_constructors_defaults() {
+        fn show<S: std::fmt::Debug>(built: Result<S, StrategyConfigError>) -> String {
+            format!("{built:?}")
+        }
+        type Show = fn(&Params<'_>) -> String;
+        let cases: [(&str, &str, Show); 8] = [
+            ("sma_cross", "fast = 2\nslow = 5\nqty = \"1\"", |p| show(SmaCross::from_params("X".into(), p))),
+            ("ema_cross", "fast = 2\nslow = 5\nqty = \"1\"", |p| show(EmaCross::from_params("X".into(), p))),
+            ("rsi_reversion", "qty = \"1\"", |p| show(RsiReversion::from_params("X".into(), p))),
+            ("bollinger_breakout", "qty = \"1\"", |p| show(BollingerBreakout::from_params("X".into(), p))),
+            ("macd", "qty = \"1\"", |p| show(MacdCross::from_params("X".into(), p))),
+            ("grid", "lower = \"1\"\nupper = \"2\"\nqty = \"1\"", |p| show(Grid::from_params("X".into(), p))),
+            ("webhook", "qty = \"1\"", |p| show(Webhook::from_params("X".into(), p))),
+            ("scanner", "funding_above = \"50%\"", |p| show(Scanner::from_params("X".into(), p))),
+        ];
+        let registry = StrategyRegistry::builtin();
+        for (kind, required, show) in cases {
+            let bare: toml::Table = required.parse().unwrap();
+            let mut full = bare.clone();
+            for spec in registry.params(kind).unwrap() {
+                if let Some(default) = &spec.default {
+                    full.extend(format!("{} = {default}", spec.name).parse::<toml::Table>().unwrap());
+                }
+            }
+            let built = show(&Params::new(&bare, "p"));
+            assert!(built.starts_with("Ok("), "{kind}: {built}");
+            assert_eq!(built, show(&Params::new(&full, "p")), "{kind}: written-out defaults {full}");
+        }
+    }
+
     /// Values outside a declared range are refused by the registry, naming
     /// the key and the range; values on an inclusive edge pass.
     #[test]
