@@ -57,6 +57,8 @@ pub enum Command {
     Scan(crate::cmd_scan::ScanArgs),
     /// Run the sandbox exchange standalone (the Binance protocol, or `--protocol coinbase`) until Ctrl-C or SIGTERM.
     Sandbox(crate::cmd_sandbox::SandboxArgs),
+    /// List the strategy kinds with their parameters (name, type, default, valid range); `--json` for JSON.
+    Strategies(crate::cmd_strategies::StrategiesArgs),
     /// Pine Script strategies: `keel pine check` (errors and repainting warnings), `keel pine plots` (plotted values as CSV).
     #[command(subcommand)]
     Pine(crate::cmd_pine::PineCommand),

@@ -187,8 +187,8 @@ impl Venue for BenchVenue {
 }
 
 /// Runs the benchmark and prints its figures.
-pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let (mut config, source) = crate::settings::load(args.config.as_deref())?;
+pub fn run(args: BenchArgs, registry: &strategies::StrategyRegistry) -> anyhow::Result<()> {
+    let (mut config, source) = crate::settings::load(args.config.as_deref(), registry)?;
     eprintln!("{}", source.describe());
     if let (Some(n), Some(dir)) = (args.history, args.data_dir.as_deref()) {
         return write_history(&config, dir, n);
@@ -206,7 +206,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         paper.tick().await;
         let clock: SharedClock = Arc::new(SystemClock);
         let store = Arc::new(SledStore::open(dir.path())?);
-        let handle = start_engine(crate::cmd_run::engine_setup(&config, store, venue, clock)?).await?;
+        let handle = start_engine(crate::cmd_run::engine_setup(&config, store, venue, clock, registry)?).await?;
         let symbols: Vec<Symbol> = config.symbols.iter().map(|s| Symbol::new(&s.symbol)).collect();
         let prices: Vec<Decimal> = config.symbols.iter().map(|s| s.start_price).collect();
         let routed = symbols.len() as u64;

@@ -67,8 +67,8 @@ pub fn secret_vars(config: &Config) -> Vec<SecretVar> {
 /// Runs `keel check-config`: prints `<source>: ok (…)`, then a line per
 /// secret variable that is unset (or, for the API token and webhook secret,
 /// too weak for `keel run`). Fails when a required one is missing or weak.
-pub fn run(args: ConfigArg) -> anyhow::Result<()> {
-    let (config, source) = crate::settings::load(args.config.as_deref())?;
+pub fn run(args: ConfigArg, registry: &strategies::StrategyRegistry) -> anyhow::Result<()> {
+    let (config, source) = crate::settings::load(args.config.as_deref(), registry)?;
     for line in config.deprecations() {
         eprintln!("keel: warning: {line}");
     }

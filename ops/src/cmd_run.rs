@@ -17,8 +17,12 @@ use crate::cli::RunArgs;
 use crate::settings;
 
 /// Runs the engine; returns when it has stopped gracefully.
-pub fn run(args: RunArgs, log_format: Option<crate::config::LogFormat>) -> anyhow::Result<()> {
-    let (mut config, source) = settings::load(args.config.as_deref())?;
+pub fn run(
+    args: RunArgs,
+    log_format: Option<crate::config::LogFormat>,
+    registry: &strategies::StrategyRegistry,
+) -> anyhow::Result<()> {
+    let (mut config, source) = settings::load(args.config.as_deref(), registry)?;
     config.engine.data_dir = settings::data_dir(&config, args.data_dir.as_ref());
     // Before the first line: every secret the config names is redacted from the log.
     crate::log_scrub::register_config(&config);
@@ -28,7 +32,7 @@ pub fn run(args: RunArgs, log_format: Option<crate::config::LogFormat>) -> anyho
         tracing::warn!("{line}");
     }
     let system = actix::System::new();
-    system.block_on(serve(config, args.exit_after))
+    system.block_on(serve(config, args.exit_after, registry))
 }
 
 /// Opens the store; a store that exists but cannot be read gives an in-memory
@@ -55,25 +59,29 @@ pub fn open_store(dir: &std::path::Path) -> anyhow::Result<SharedStore> {
 }
 
 /// What the actors need from the config, with the strategies built from it
-/// (each kind validates its own parameters).
+/// by `registry` (which checks each kind's parameters).
 pub fn engine_setup(
     config: &crate::config::Config,
     store: SharedStore,
     venue: Arc<dyn Venue>,
     clock: SharedClock,
+    registry: &strategies::StrategyRegistry,
 ) -> anyhow::Result<EngineSetup> {
     let mut strategies = Vec::new();
     for (i, cfg) in config.strategies.iter().enumerate().filter(|(_, c)| !c.is_template()) {
-        strategies.push((cfg.clone(), strategies::build(i, cfg)?));
+        strategies.push((cfg.clone(), registry.build(i, cfg)?));
     }
     let universe = config.universe.as_ref().map(|u| actors::universe::UniverseSetup {
         rules: u.rules(),
         refresh: u.refresh.as_std(),
         cancel_orders_on_leave: u.cancel_orders_on_leave,
         templates: config.strategies.iter().filter(|c| c.is_template()).cloned().collect(),
-        build: std::sync::Arc::new(|cfg: &keel_core::config::StrategyConfig| {
-            strategies::build(0, cfg).map_err(|e| e.to_string())
-        }),
+        build: {
+            let registry = registry.clone();
+            std::sync::Arc::new(move |cfg: &keel_core::config::StrategyConfig| {
+                registry.build(0, cfg).map_err(|e| e.to_string())
+            })
+        },
     });
     Ok(EngineSetup {
         symbols: config.symbols.iter().map(|s| Symbol::new(&s.symbol)).collect(),
@@ -89,14 +97,18 @@ pub fn engine_setup(
     })
 }
 
-async fn serve(config: crate::config::Config, exit_after: Option<Duration>) -> anyhow::Result<()> {
+async fn serve(
+    config: crate::config::Config,
+    exit_after: Option<Duration>,
+    registry: &strategies::StrategyRegistry,
+) -> anyhow::Result<()> {
     // Listen for SIGTERM/SIGINT from the start: one that arrives during
     // start-up stops the engine gracefully once it is up, instead of killing it.
     let signals = StopSignals::install();
     // The notifiers come first, so that a start that fails says so.
     let notifiers = crate::surfaces::Notifiers::build(&config);
     let notifications = notifiers.notifications().clone();
-    let Started { store, built, handle, surfaces } = match start(&config, notifiers).await {
+    let Started { store, built, handle, surfaces } = match start(&config, notifiers, registry).await {
         Ok(started) => started,
         Err(e) => {
             crate::surfaces::notify_start_failure(&notifications, &e).await;
@@ -132,7 +144,11 @@ struct Started {
 
 /// Opens the store, builds the venue, starts the engine (reconciling with
 /// the venue) and then the operator surfaces with `notifiers`.
-async fn start(config: &crate::config::Config, notifiers: crate::surfaces::Notifiers) -> anyhow::Result<Started> {
+async fn start(
+    config: &crate::config::Config,
+    notifiers: crate::surfaces::Notifiers,
+    registry: &strategies::StrategyRegistry,
+) -> anyhow::Result<Started> {
     if config.http.enabled {
         // A weak API token or webhook secret stops the start before anything is opened.
         crate::http::secrets::load(&config.http)?;
@@ -141,7 +157,7 @@ async fn start(config: &crate::config::Config, notifiers: crate::surfaces::Notif
     crate::restarts::pace(store.as_ref(), SystemClock.now_ms(), config.engine.free_starts_per_minute as usize).await;
     tracing::info!(venue_mode = config.venue_description(), "venue mode: {}", config.venue_banner());
     let built = crate::venues::build(config, Some(store.as_ref())).await?;
-    let setup = engine_setup(config, store.clone(), built.venue.clone(), Arc::new(SystemClock))?;
+    let setup = engine_setup(config, store.clone(), built.venue.clone(), Arc::new(SystemClock), registry)?;
     let handle = match start_engine(setup).await {
         Ok(h) => h,
         Err(e) => {

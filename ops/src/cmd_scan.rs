@@ -308,8 +308,8 @@ async fn oi_change(futures: &UsdmClient, symbol: &Symbol) -> anyhow::Result<Opti
 }
 
 /// Runs `keel scan`.
-pub fn run(args: ScanArgs) -> anyhow::Result<()> {
-    let (config, _) = crate::settings::load(args.config.as_deref())?;
+pub fn run(args: ScanArgs, registry: &strategies::StrategyRegistry) -> anyhow::Result<()> {
+    let (config, _) = crate::settings::load(args.config.as_deref(), registry)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -284,8 +284,8 @@ fn split_assets(symbol: &str, fee_asset: &str) -> (String, String) {
 }
 
 /// `keel state`.
-pub fn state(args: StateArgs) -> anyhow::Result<()> {
-    let (config, _) = settings::load(args.config.as_deref())?;
+pub fn state(args: StateArgs, registry: &strategies::StrategyRegistry) -> anyhow::Result<()> {
+    let (config, _) = settings::load(args.config.as_deref(), registry)?;
     let dir = settings::data_dir(&config, args.data_dir.as_ref());
     // A copy: sled writes when it opens, and the engine may be running on it.
     let store =

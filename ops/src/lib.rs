@@ -20,6 +20,7 @@ pub mod cmd_run;
 pub mod cmd_sandbox;
 pub mod cmd_scan;
 pub mod cmd_state;
+pub mod cmd_strategies;
 pub mod config;
 pub mod discord;
 pub mod download;

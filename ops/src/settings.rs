@@ -66,11 +66,11 @@ impl ConfigSource {
 }
 
 /// Loads the config for `flag` and validates everything, strategy parameters
-/// included. The error is one line naming the file, the key and the reason.
-pub fn load(flag: Option<&Path>) -> anyhow::Result<(Config, ConfigSource)> {
+/// included (against the kinds in `registry`). The error is one line naming the file, the key and the reason.
+pub fn load(flag: Option<&Path>, registry: &strategies::StrategyRegistry) -> anyhow::Result<(Config, ConfigSource)> {
     let source = ConfigSource::resolve(flag);
     let config = source.read()?;
-    strategies::validate_all(&config.strategies).map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
+    registry.validate_all(&config.strategies).map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
     Ok((config, source))
 }
 
@@ -98,7 +98,7 @@ mod tests {
         let on_disk = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../config.toml")).unwrap();
         assert_eq!(DEFAULT_CONFIG, on_disk);
         let config = ConfigSource::BuiltIn.read().unwrap();
-        strategies::validate_all(&config.strategies).unwrap();
+        strategies::StrategyRegistry::builtin().validate_all(&config.strategies).unwrap();
         assert!(!config.strategies.is_empty(), "the default trades something");
         assert!(ConfigSource::BuiltIn.describe().contains("built-in default"));
     }

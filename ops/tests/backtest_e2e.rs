@@ -151,7 +151,7 @@ fn args(f: &Fixture) -> BacktestArgs {
 #[test]
 fn backtest_writes_consistent_report_trades_and_plot() {
     let f = fixture(24 * 30);
-    run(args(&f)).unwrap();
+    run(args(&f), &strategies::StrategyRegistry::builtin()).unwrap();
     // To look at the output: KEEL_BACKTEST_OUT=/some/dir cargo test -p keel-ops --test backtest_e2e -- --nocapture
     if let Some(out) = std::env::var_os("KEEL_BACKTEST_OUT") {
         for name in ["report.json", "trades.csv", "equity.png", "BTCUSDT-1h.csv", "config.toml", "signals.csv"] {
@@ -229,7 +229,7 @@ fn backtest_selects_a_strategy_and_a_date_range() {
     a.from = Some("2024-01-03".into());
     a.to = Some("2024-01-05".into());
     a.plot = None;
-    run(a).unwrap();
+    run(a, &strategies::StrategyRegistry::builtin()).unwrap();
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(f.root.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["bars"], 72, "three whole days");
@@ -254,7 +254,7 @@ fn a_template_runs_on_each_symbol_of_the_data() {
     a.data.push(eth);
     a.signals = None;
     a.plot = None;
-    run(a).unwrap();
+    run(a, &strategies::StrategyRegistry::builtin()).unwrap();
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(f.root.join("report.json")).unwrap()).unwrap();
     let ids: Vec<&str> = report["strategies"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
@@ -270,7 +270,7 @@ fn backtest_errors_name_the_problem() {
     let f = fixture(48);
     let mut a = args(&f);
     a.strategy = vec!["nope".into()];
-    let err = run(a).unwrap_err().to_string();
+    let err = run(a, &strategies::StrategyRegistry::builtin()).unwrap_err().to_string();
     assert!(err.contains("--strategy nope: no such strategy"), "{err}");
 
     std::fs::write(
@@ -281,11 +281,11 @@ fn backtest_errors_name_the_problem() {
     let mut a = args(&f);
     a.data = vec![f.root.join("BAD.csv")];
     a.symbol = Some("BTCUSDT".into());
-    let err = run(a.clone()).unwrap_err().to_string();
+    let err = run(a.clone(), &strategies::StrategyRegistry::builtin()).unwrap_err().to_string();
     assert!(err.ends_with("BAD.csv:3: low: `zero` is not a number"), "{err}");
     a.skip_bad_rows = true;
     a.plot = None;
-    run(a).unwrap();
+    run(a, &strategies::StrategyRegistry::builtin()).unwrap();
 }
 
 /// A strategy block's `exits` run in the backtest and the report counts them
@@ -299,7 +299,7 @@ fn exits_of_a_strategy_block_are_reported_by_reason() {
         std::fs::write(f.root.join("config.toml"), format!("{block}{exits}")).unwrap();
         let mut a = args(&f);
         (a.signals, a.plot) = (None, None);
-        run(a).unwrap();
+        run(a, &strategies::StrategyRegistry::builtin()).unwrap();
         serde_json::from_str(&std::fs::read_to_string(f.root.join("report.json")).unwrap()).unwrap()
     };
     let without = report("");
@@ -314,6 +314,6 @@ fn exits_of_a_strategy_block_are_reported_by_reason() {
     assert_ne!(with["final_equity"], without["final_equity"], "the exits changed the run");
 
     std::fs::write(f.root.join("config.toml"), format!("{block}exits = {{ stop_loss = \"150%\" }}\n")).unwrap();
-    let err = run(args(&f)).unwrap_err().to_string();
+    let err = run(args(&f), &strategies::StrategyRegistry::builtin()).unwrap_err().to_string();
     assert!(err.contains("strategy[0].exits.stop_loss"), "{err}");
 }

@@ -466,7 +466,7 @@ impl LiveFunding {
 // ---------------------------------------------------------------- the runs
 
 fn strategy(config: &Config) -> Box<dyn Strategy> {
-    strategies::build(0, &config.strategies[0]).expect("valid strategy")
+    strategies::StrategyRegistry::builtin().build(0, &config.strategies[0]).expect("valid strategy")
 }
 
 type Rejections = std::collections::BTreeMap<String, u64>;

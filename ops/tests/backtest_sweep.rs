@@ -488,6 +488,8 @@ fn bad_sweep_flags_fail_with_one_line_naming_the_flag() {
         (&["--sweep", "fast=1..5"], "--sweep `fast=1..5`: `fast` is not ID.PARAM or ID@SYMBOL.PARAM"),
         (&["--sweep", "sma.fast=5,ten"], "--sweep `sma.fast=5,ten`: `ten` is not a number"),
         (&["--sweep", "sma.fast=2.5,3"], "--sweep `sma.fast=2.5,3`: `fast` takes an integer, not 2.5"),
+        (&["--sweep", "sma.fast=0..4"], "--sweep `sma.fast=0..4`: `fast` must be at least 1, got 0"),
+        (&["--sweep", "sma.qty=0,1"], "--sweep `sma.qty=0,1`: `qty` must be greater than 0, got 0"),
         (&["--sweep", "sma@ETHUSDT.fast=5"], "--sweep `sma@ETHUSDT.fast=5`: strategy `sma` does not trade ETHUSDT"),
         (
             &["--sweep", "sma.fast=5", "--shard", "3/2"],

@@ -167,7 +167,14 @@ async fn a_funding_alert_fires_once_per_window_with_the_sandbox_values_to_discor
     let store = ops::cmd_run::open_store(&config.engine.data_dir).expect("store");
     let built = ops::venues::build(&config, Some(store.as_ref())).await.expect("embedded sandbox");
     let clock: SharedClock = Arc::new(SystemClock);
-    let setup = ops::cmd_run::engine_setup(&config, store.clone(), built.venue.clone(), clock).expect("setup");
+    let setup = ops::cmd_run::engine_setup(
+        &config,
+        store.clone(),
+        built.venue.clone(),
+        clock,
+        &strategies::StrategyRegistry::builtin(),
+    )
+    .expect("setup");
     let handle = actors::start_engine(setup).await.expect("engine starts");
     let surfaces = ops::surfaces::start(&config, &handle).await.expect("surfaces");
     let mut events = Events::open(&surfaces.http_url().expect("http on")).await;
@@ -295,7 +302,14 @@ async fn a_strategy_reads_the_settlements_intervals_and_open_interest_the_sandbo
     let store = ops::cmd_run::open_store(&config.engine.data_dir).expect("store");
     let built = ops::venues::build(&config, Some(store.as_ref())).await.expect("embedded sandbox");
     let clock: SharedClock = Arc::new(SystemClock);
-    let mut setup = ops::cmd_run::engine_setup(&config, store.clone(), built.venue.clone(), clock).expect("setup");
+    let mut setup = ops::cmd_run::engine_setup(
+        &config,
+        store.clone(),
+        built.venue.clone(),
+        clock,
+        &strategies::StrategyRegistry::builtin(),
+    )
+    .expect("setup");
     let seen = Arc::new(Mutex::new(Vec::new()));
     let mut reader_cfg = config.strategies[0].clone();
     reader_cfg.id = "reader".into();
@@ -456,7 +470,14 @@ async fn a_symbol_joining_the_universe_is_fed_on_the_one_mark_price_connection_a
     let store = ops::cmd_run::open_store(&config.engine.data_dir).expect("store");
     let built = ops::venues::build(&config, Some(store.as_ref())).await.expect("embedded sandbox");
     let clock: SharedClock = Arc::new(SystemClock);
-    let mut setup = ops::cmd_run::engine_setup(&config, store.clone(), built.venue.clone(), clock).expect("setup");
+    let mut setup = ops::cmd_run::engine_setup(
+        &config,
+        store.clone(),
+        built.venue.clone(),
+        clock,
+        &strategies::StrategyRegistry::builtin(),
+    )
+    .expect("setup");
     // Every instance of the template records what it receives.
     let seen: BySymbol = Arc::default();
     let universe = setup.universe.as_mut().expect("a universe");
@@ -570,7 +591,14 @@ async fn futures_enabled_false_starts_no_feed_on_a_venue_that_has_one() {
         let store = ops::cmd_run::open_store(&config.engine.data_dir).expect("store");
         let built = ops::venues::build(&config, Some(store.as_ref())).await.expect("embedded sandbox");
         let clock: SharedClock = Arc::new(SystemClock);
-        let setup = ops::cmd_run::engine_setup(&config, store.clone(), built.venue.clone(), clock).expect("setup");
+        let setup = ops::cmd_run::engine_setup(
+            &config,
+            store.clone(),
+            built.venue.clone(),
+            clock,
+            &strategies::StrategyRegistry::builtin(),
+        )
+        .expect("setup");
         let handle = actors::start_engine(setup).await.expect("engine starts");
         let got = ops::futures_feed::start(&config, &built, &handle).await.expect("no error");
         assert_eq!(got, started, "enabled = {enabled}");

@@ -27,7 +27,14 @@ async fn start_weight(data: &std::path::Path) -> (u64, Vec<String>) {
     let store: SharedStore = Arc::new(SledStore::open(&config.engine.data_dir).unwrap());
     let built = ops::venues::build(&config, Some(store.as_ref())).await.expect("venue");
     let clock: SharedClock = Arc::new(SystemClock);
-    let setup = ops::cmd_run::engine_setup(&config, store.clone(), built.venue.clone(), clock).expect("setup");
+    let setup = ops::cmd_run::engine_setup(
+        &config,
+        store.clone(),
+        built.venue.clone(),
+        clock,
+        &strategies::StrategyRegistry::builtin(),
+    )
+    .expect("setup");
     let handle = start_engine(setup).await.expect("engine starts");
     let faults = built.sandbox.as_ref().expect("the default venue is the embedded sandbox").handle().faults.clone();
     // Each symbol without a stored cursor takes its watermark in the background.

@@ -101,7 +101,14 @@ async fn embedded(text: &str) -> Embedded {
     let store: SharedStore = Arc::new(SledStore::open(&config.engine.data_dir).unwrap());
     let built = ops::venues::build(&config, Some(store.as_ref())).await.expect("venue");
     let clock: SharedClock = Arc::new(SystemClock);
-    let setup = ops::cmd_run::engine_setup(&config, store.clone(), built.venue.clone(), clock).expect("setup");
+    let setup = ops::cmd_run::engine_setup(
+        &config,
+        store.clone(),
+        built.venue.clone(),
+        clock,
+        &strategies::StrategyRegistry::builtin(),
+    )
+    .expect("setup");
     Embedded { _dir: dir, config, store, built, setup }
 }
 
@@ -281,7 +288,14 @@ async fn a_restart_within_a_refresh_runs_the_remembered_members() {
     let first = {
         let store: SharedStore = Arc::new(SledStore::open(&config.engine.data_dir).unwrap());
         let built = ops::venues::build(&config, Some(store.as_ref())).await.expect("venue");
-        let setup = ops::cmd_run::engine_setup(&config, store.clone(), built.venue.clone(), clock.clone()).unwrap();
+        let setup = ops::cmd_run::engine_setup(
+            &config,
+            store.clone(),
+            built.venue.clone(),
+            clock.clone(),
+            &strategies::StrategyRegistry::builtin(),
+        )
+        .unwrap();
         let handle = start_engine(setup).await.expect("engine starts");
         let members = handle.universe().await.unwrap().unwrap().members;
         handle.shutdown(Duration::from_millis(200)).await;
@@ -311,7 +325,14 @@ async fn a_restart_within_a_refresh_runs_the_remembered_members() {
     sandbox.market.set_volume_scale(outsider.as_str(), 10_000.0);
     sandbox.market.step(40);
     let asked_before = sandbox.faults.rest_requests().iter().filter(|r| r.contains("ticker/24hr")).count();
-    let setup = ops::cmd_run::engine_setup(&config, store.clone(), built.venue.clone(), clock).unwrap();
+    let setup = ops::cmd_run::engine_setup(
+        &config,
+        store.clone(),
+        built.venue.clone(),
+        clock,
+        &strategies::StrategyRegistry::builtin(),
+    )
+    .unwrap();
     let handle = start_engine(setup).await.expect("engine restarts");
     let again = handle.universe().await.unwrap().unwrap().members;
     let asked_after = sandbox.faults.rest_requests().iter().filter(|r| r.contains("ticker/24hr")).count();

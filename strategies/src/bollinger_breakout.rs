@@ -22,9 +22,15 @@ pub struct BollingerBreakout {
 }
 
 impl BollingerBreakout {
-    /// The parameters it reads.
-    pub const PARAMS: &'static [ParamSpec] =
-        &[ParamSpec::integer("period"), ParamSpec::number("k"), ParamSpec::decimal("qty")];
+    /// The parameters it declares (type, default, valid range), which the
+    /// registry checks before building it.
+    pub fn params() -> Vec<ParamSpec> {
+        vec![
+            ParamSpec::integer("period").default_value("20").at_least(2),
+            ParamSpec::number("k").default_value("2.0").above(0),
+            ParamSpec::decimal("qty").required().above(0),
+        ]
+    }
 
     /// A new instance: bands over `period` closes, `k` standard deviations wide.
     pub fn new(symbol: Symbol, period: usize, k: f64, qty: Decimal) -> Self {
@@ -33,7 +39,7 @@ impl BollingerBreakout {
 
     /// Builds from config params `period` (default 20, at least 2), `k` (default 2), `qty`.
     pub fn from_params(symbol: Symbol, p: &Params<'_>) -> Result<Self, StrategyConfigError> {
-        p.only(Self::PARAMS)?;
+        p.only(&Self::params())?;
         let period = p.usize_or("period", 20)?;
         if period < 2 {
             return Err(p.error("period", format!("must be at least 2, got {period}")));

@@ -82,13 +82,16 @@ pub struct Grid {
 }
 
 impl Grid {
-    /// The parameters it reads.
-    pub const PARAMS: &'static [ParamSpec] = &[
-        ParamSpec::decimal("lower"),
-        ParamSpec::decimal("upper"),
-        ParamSpec::integer("levels"),
-        ParamSpec::decimal("qty"),
-    ];
+    /// The parameters it declares (type, default, valid range), which the
+    /// registry checks before building it.
+    pub fn params() -> Vec<ParamSpec> {
+        vec![
+            ParamSpec::decimal("lower").required().above(0),
+            ParamSpec::decimal("upper").required().above(0),
+            ParamSpec::integer("levels").default_value("10").at_least(2).at_most(1000),
+            ParamSpec::decimal("qty").required().above(0),
+        ]
+    }
 
     /// A grid of `levels` (≥ 2) prices from `lower` to `upper` (> `lower` > 0).
     pub fn new(symbol: Symbol, lower: Decimal, upper: Decimal, levels: usize, qty: Decimal) -> Self {
@@ -108,7 +111,7 @@ impl Grid {
 
     /// Builds from config params `lower`, `upper`, `levels` (default 10), `qty`.
     pub fn from_params(symbol: Symbol, p: &Params<'_>) -> Result<Self, StrategyConfigError> {
-        p.only(Self::PARAMS)?;
+        p.only(&Self::params())?;
         let lower = p.positive_decimal("lower")?;
         let upper = p.positive_decimal("upper")?;
         if upper <= lower {

@@ -14,4 +14,4 @@ pub mod rsi_reversion;
 pub mod scanner;
 pub mod webhook;
 
-pub use registry::{build, validate_all, StrategyConfigError};
+pub use registry::{StrategyConfigError, StrategyRegistry};

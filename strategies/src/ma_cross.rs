@@ -88,14 +88,17 @@ pub type SmaCross = MaCross<DecimalSma>;
 pub type EmaCross = MaCross<Ema>;
 
 impl<M: MovingAverage> MaCross<M> {
-    /// The parameters it reads.
-    pub const PARAMS: &'static [ParamSpec] = &[
-        ParamSpec::integer("fast"),
-        ParamSpec::integer("slow"),
-        ParamSpec::decimal("qty"),
-        ParamSpec::decimal("notional"),
-        ParamSpec::decimal("max_funding"),
-    ];
+    /// The parameters it declares (type, default, valid range), which the
+    /// registry checks before building it.
+    pub fn params() -> Vec<ParamSpec> {
+        vec![
+            ParamSpec::integer("fast").required().at_least(1),
+            ParamSpec::integer("slow").required().at_least(1),
+            ParamSpec::decimal("qty").above(0),
+            ParamSpec::decimal("notional").above(0),
+            ParamSpec::decimal("max_funding"),
+        ]
+    }
 
     /// A new instance. `fast` must be shorter than `slow`, `qty` positive.
     pub fn new(symbol: Symbol, fast: usize, slow: usize, qty: Decimal) -> Self {
@@ -113,7 +116,7 @@ impl<M: MovingAverage> MaCross<M> {
     /// Builds from config params `fast`, `slow`, and `qty` (base asset) or
     /// `notional` (quote asset per entry), and optionally `max_funding`.
     pub fn from_params(symbol: Symbol, p: &Params<'_>) -> Result<Self, StrategyConfigError> {
-        p.only(Self::PARAMS)?;
+        p.only(&Self::params())?;
         let fast = p.usize("fast")?;
         let slow = p.usize("slow")?;
         if slow <= fast {

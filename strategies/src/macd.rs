@@ -23,13 +23,16 @@ pub struct MacdCross {
 }
 
 impl MacdCross {
-    /// The parameters it reads.
-    pub const PARAMS: &'static [ParamSpec] = &[
-        ParamSpec::integer("fast"),
-        ParamSpec::integer("slow"),
-        ParamSpec::integer("signal"),
-        ParamSpec::decimal("qty"),
-    ];
+    /// The parameters it declares (type, default, valid range), which the
+    /// registry checks before building it.
+    pub fn params() -> Vec<ParamSpec> {
+        vec![
+            ParamSpec::integer("fast").default_value("12").at_least(1),
+            ParamSpec::integer("slow").default_value("26").at_least(1),
+            ParamSpec::integer("signal").default_value("9").at_least(1),
+            ParamSpec::decimal("qty").required().above(0),
+        ]
+    }
 
     /// A new instance with the EMA periods (`fast` < `slow`).
     pub fn new(symbol: Symbol, fast: usize, slow: usize, signal: usize, qty: Decimal) -> Self {
@@ -39,7 +42,7 @@ impl MacdCross {
     /// Builds from config params `fast` (default 12), `slow` (default 26),
     /// `signal` (default 9), `qty`.
     pub fn from_params(symbol: Symbol, p: &Params<'_>) -> Result<Self, StrategyConfigError> {
-        p.only(Self::PARAMS)?;
+        p.only(&Self::params())?;
         let fast = p.usize_or("fast", 12)?;
         let slow = p.usize_or("slow", 26)?;
         if slow <= fast {

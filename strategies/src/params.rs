@@ -19,34 +19,129 @@ pub enum ParamKind {
     Duration,
 }
 
-/// One parameter a strategy kind reads: its name and type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One parameter a strategy kind declares: its name, type, default and valid
+/// range. Owned (not `'static`) so that kinds registered at run time (a user's
+/// binary, a Pine script's inputs) can build their lists as they load.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParamSpec {
     /// The key in `params`.
-    pub name: &'static str,
+    pub name: String,
     /// Its type.
     pub kind: ParamKind,
+    /// True when a block must set it.
+    pub required: bool,
+    /// The value used when it is absent, as written in TOML (`20`, `"1h"`).
+    pub default: Option<String>,
+    /// The lowest valid value, if any.
+    pub min: Option<Bound>,
+    /// The highest valid value, if any.
+    pub max: Option<Bound>,
+}
+
+/// One end of a parameter's valid range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bound {
+    /// The limit (exact, so a decimal limit such as a price is not rounded).
+    pub value: Decimal,
+    /// True when the limit itself is valid.
+    pub inclusive: bool,
 }
 
 impl ParamSpec {
+    fn new(name: &str, kind: ParamKind) -> Self {
+        Self { name: name.to_string(), kind, required: false, default: None, min: None, max: None }
+    }
+
     /// An integer parameter.
-    pub const fn integer(name: &'static str) -> Self {
-        Self { name, kind: ParamKind::Integer }
+    pub fn integer(name: &str) -> Self {
+        Self::new(name, ParamKind::Integer)
     }
 
     /// A decimal parameter.
-    pub const fn decimal(name: &'static str) -> Self {
-        Self { name, kind: ParamKind::Decimal }
+    pub fn decimal(name: &str) -> Self {
+        Self::new(name, ParamKind::Decimal)
     }
 
     /// A duration parameter.
-    pub const fn duration(name: &'static str) -> Self {
-        Self { name, kind: ParamKind::Duration }
+    pub fn duration(name: &str) -> Self {
+        Self::new(name, ParamKind::Duration)
     }
 
     /// A number parameter.
-    pub const fn number(name: &'static str) -> Self {
-        Self { name, kind: ParamKind::Number }
+    pub fn number(name: &str) -> Self {
+        Self::new(name, ParamKind::Number)
+    }
+
+    /// Marks it as one a block must set.
+    pub fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+
+    /// Its default, as written in TOML.
+    pub fn default_value(mut self, toml: &str) -> Self {
+        self.default = Some(toml.to_string());
+        self
+    }
+
+    /// Valid from `value` on, `value` included.
+    pub fn at_least(mut self, value: impl Into<Decimal>) -> Self {
+        self.min = Some(Bound { value: value.into(), inclusive: true });
+        self
+    }
+
+    /// Valid above `value` only.
+    pub fn above(mut self, value: impl Into<Decimal>) -> Self {
+        self.min = Some(Bound { value: value.into(), inclusive: false });
+        self
+    }
+
+    /// Valid up to `value`, `value` included.
+    pub fn at_most(mut self, value: impl Into<Decimal>) -> Self {
+        self.max = Some(Bound { value: value.into(), inclusive: true });
+        self
+    }
+
+    /// Valid below `value` only.
+    pub fn below(mut self, value: impl Into<Decimal>) -> Self {
+        self.max = Some(Bound { value: value.into(), inclusive: false });
+        self
+    }
+
+    /// The valid range in words (`between 2 and 1000`, `greater than 0`), or
+    /// `None` for a parameter without one.
+    pub fn range_text(&self) -> Option<String> {
+        let lower = self.min.map(|b| (b.value, if b.inclusive { "at least" } else { "greater than" }));
+        let upper = self.max.map(|b| (b.value, if b.inclusive { "at most" } else { "less than" }));
+        match (self.min, self.max) {
+            (Some(lo), Some(hi)) if lo.inclusive && hi.inclusive => {
+                Some(format!("between {} and {}", lo.value, hi.value))
+            }
+            _ => {
+                let parts: Vec<String> =
+                    [lower, upper].into_iter().flatten().map(|(v, w)| format!("{w} {v}")).collect();
+                (!parts.is_empty()).then(|| parts.join(" and "))
+            }
+        }
+    }
+
+    /// Why `value` is outside the declared range, or `None` when it is inside.
+    pub fn out_of_range(&self, value: Decimal) -> Option<String> {
+        let below_min = self.min.is_some_and(|b| if b.inclusive { value < b.value } else { value <= b.value });
+        let above_max = self.max.is_some_and(|b| if b.inclusive { value > b.value } else { value >= b.value });
+        (below_min || above_max).then(|| format!("must be {}, got {value}", self.range_text().unwrap_or_default()))
+    }
+
+    /// The range check of a configured value. A value that is not a number
+    /// is left to the kind's constructor, which reports its type.
+    pub fn check(&self, value: &toml::Value) -> Option<String> {
+        let number = match value {
+            toml::Value::Integer(n) => Some(Decimal::from(*n)),
+            toml::Value::Float(f) => Decimal::try_from(*f).ok(),
+            toml::Value::String(s) if self.kind != ParamKind::Duration => s.trim().parse::<Decimal>().ok(),
+            _ => None,
+        };
+        number.and_then(|v| self.out_of_range(v))
     }
 }
 
@@ -71,8 +166,8 @@ impl<'a> Params<'a> {
     /// silently ignored.
     pub fn only(&self, known: &[ParamSpec]) -> Result<(), StrategyConfigError> {
         for key in self.table.keys() {
-            if !known.iter().any(|p| p.name == key) {
-                let names: Vec<&str> = known.iter().map(|p| p.name).collect();
+            if !known.iter().any(|p| p.name == *key) {
+                let names: Vec<&str> = known.iter().map(|p| p.name.as_str()).collect();
                 return Err(self.error(key, format!("unknown parameter (expected one of: {})", names.join(", "))));
             }
         }
@@ -202,5 +297,42 @@ impl<'a> Params<'a> {
         } else {
             Ok(None)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each kind of range reads as it checks: edges in or out as declared,
+    /// and a value that is not a number is left to the constructor.
+    #[test]
+    fn a_declared_range_checks_values_and_names_itself() {
+        let d = |s: &str| s.parse::<Decimal>().unwrap();
+        let between = ParamSpec::integer("n").at_least(2).at_most(1000);
+        let open = ParamSpec::number("x").above(0).below(100);
+        let positive = ParamSpec::decimal("q").above(0);
+        let free = ParamSpec::decimal("f");
+        let cases: [(&ParamSpec, toml::Value, Option<&str>); 12] = [
+            (&between, toml::Value::Integer(2), None),
+            (&between, toml::Value::Integer(1000), None),
+            (&between, toml::Value::Integer(1), Some("must be between 2 and 1000, got 1")),
+            (&between, toml::Value::Integer(1001), Some("must be between 2 and 1000, got 1001")),
+            (&open, toml::Value::Float(0.5), None),
+            (&open, toml::Value::Integer(0), Some("must be greater than 0 and less than 100, got 0")),
+            (&open, toml::Value::String("100".into()), Some("must be greater than 0 and less than 100, got 100")),
+            (&positive, toml::Value::String("0.00000001".into()), None),
+            (&positive, toml::Value::String("0".into()), Some("must be greater than 0, got 0")),
+            (&positive, toml::Value::String("many".into()), None),
+            (&free, toml::Value::String("-5".into()), None),
+            (&ParamSpec::integer("m").at_most(3), toml::Value::Integer(4), Some("must be at most 3, got 4")),
+        ];
+        for (spec, value, want) in cases {
+            assert_eq!(spec.check(&value).as_deref(), want, "{} = {value}", spec.name);
+        }
+        assert_eq!(free.range_text(), None);
+        assert_eq!(positive.out_of_range(d("-0.1")).as_deref(), Some("must be greater than 0, got -0.1"));
+        let duration = ParamSpec::duration("t").above(0);
+        assert_eq!(duration.check(&toml::Value::String("0".into())), None, "a duration's text is the constructor's");
     }
 }

@@ -1,4 +1,7 @@
-//! Builds strategy instances from `[[strategy]]` config blocks.
+//! The strategy kinds a `keel` binary knows, and building strategy instances
+//! from `[[strategy]]` config blocks through them.
+
+use std::sync::Arc;
 
 use keel_core::config::StrategyConfig;
 use keel_core::strategy::Strategy;
@@ -22,9 +25,131 @@ pub struct StrategyConfigError {
     pub reason: String,
 }
 
-/// The strategy kinds this build knows.
-pub const KINDS: &[&str] =
-    &["sma_cross", "ema_cross", "rsi_reversion", "bollinger_breakout", "macd", "grid", "webhook", "scanner"];
+/// Builds one strategy of a kind from its symbol and its `params` table.
+pub type Constructor =
+    Arc<dyn Fn(keel_core::Symbol, &Params<'_>) -> Result<Box<dyn Strategy>, StrategyConfigError> + Send + Sync>;
+
+/// One registered strategy kind: its name, the parameters it declares and
+/// how to build it.
+#[derive(Clone)]
+pub struct Kind {
+    /// The `kind` value of a config block.
+    pub name: String,
+    /// The parameters it accepts, checked before `build` runs.
+    pub params: Vec<ParamSpec>,
+    build: Constructor,
+}
+
+impl std::fmt::Debug for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kind").field("name", &self.name).field("params", &self.params).finish_non_exhaustive()
+    }
+}
+
+/// The strategy kinds a binary knows. A value, not a constant list, so that
+/// kinds can be added at run time (a user's own binary, a Pine script); every
+/// command that builds strategies takes it.
+#[derive(Clone, Debug, Default)]
+pub struct StrategyRegistry {
+    kinds: Vec<Kind>,
+}
+
+impl StrategyRegistry {
+    /// A registry without kinds.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The kinds built into Keel.
+    pub fn builtin() -> Self {
+        let mut r = Self::new();
+        let all: [(&str, Vec<ParamSpec>, Constructor); 8] = [
+            ("sma_cross", SmaCross::params(), boxed(SmaCross::from_params)),
+            ("ema_cross", EmaCross::params(), boxed(EmaCross::from_params)),
+            ("rsi_reversion", RsiReversion::params(), boxed(RsiReversion::from_params)),
+            ("bollinger_breakout", BollingerBreakout::params(), boxed(BollingerBreakout::from_params)),
+            ("macd", MacdCross::params(), boxed(MacdCross::from_params)),
+            ("grid", Grid::params(), boxed(Grid::from_params)),
+            ("webhook", Webhook::params(), boxed(Webhook::from_params)),
+            ("scanner", Scanner::params(), boxed(Scanner::from_params)),
+        ];
+        for (name, params, build) in all {
+            r.kinds.push(Kind { name: name.to_string(), params, build });
+        }
+        r
+    }
+
+    /// Adds a kind; `build` is typically a strategy's `from_params`. Refused
+    /// when the name is taken or a parameter is declared twice.
+    pub fn register<S, F>(&mut self, name: &str, params: Vec<ParamSpec>, build: F) -> Result<(), String>
+    where
+        S: Strategy + 'static,
+        F: Fn(keel_core::Symbol, &Params<'_>) -> Result<S, StrategyConfigError> + Send + Sync + 'static,
+    {
+        if self.kind(name).is_some() {
+            return Err(format!("strategy kind `{name}` is already registered"));
+        }
+        if let Some((i, p)) = params.iter().enumerate().find(|(i, p)| params[..*i].iter().any(|q| q.name == p.name)) {
+            return Err(format!("strategy kind `{name}` declares parameter `{}` twice (at {i})", p.name));
+        }
+        self.kinds.push(Kind { name: name.to_string(), params, build: boxed(build) });
+        Ok(())
+    }
+
+    /// The kinds, in the order they were registered.
+    pub fn kinds(&self) -> &[Kind] {
+        &self.kinds
+    }
+
+    /// The kind named `name`, if registered.
+    pub fn kind(&self, name: &str) -> Option<&Kind> {
+        self.kinds.iter().find(|k| k.name == name)
+    }
+
+    /// The parameters kind `name` declares, or `None` for an unknown kind.
+    pub fn params(&self, name: &str) -> Option<&[ParamSpec]> {
+        self.kind(name).map(|k| k.params.as_slice())
+    }
+
+    /// Builds the strategy of config block number `index` (for error
+    /// messages): its kind must be registered, every parameter declared and
+    /// inside its range; its `exits`, if any, are checked too (see [`exits`]).
+    pub fn build(&self, index: usize, config: &StrategyConfig) -> Result<Box<dyn Strategy>, StrategyConfigError> {
+        exits(index, config)?;
+        let Some(kind) = self.kind(&config.kind) else {
+            let names: Vec<&str> = self.kinds.iter().map(|k| k.name.as_str()).collect();
+            return Err(StrategyConfigError {
+                key: format!("strategy[{index}].kind"),
+                reason: format!("unknown strategy kind `{}` (known: {})", config.kind, names.join(", ")),
+            });
+        };
+        let params = Params::new(&config.params, format!("strategy[{index}].params"));
+        params.only(&kind.params)?;
+        for spec in &kind.params {
+            if let Some(reason) = config.params.get(&spec.name).and_then(|v| spec.check(v)) {
+                return Err(params.error(&spec.name, reason));
+            }
+        }
+        (kind.build)(keel_core::Symbol::new(&config.symbol), &params)
+    }
+
+    /// Validates every strategy block by building it.
+    pub fn validate_all(&self, configs: &[StrategyConfig]) -> Result<(), StrategyConfigError> {
+        for (i, c) in configs.iter().enumerate() {
+            self.build(i, c)?;
+        }
+        Ok(())
+    }
+}
+
+/// A constructor returning a concrete strategy, boxed.
+fn boxed<S, F>(build: F) -> Constructor
+where
+    S: Strategy + 'static,
+    F: Fn(keel_core::Symbol, &Params<'_>) -> Result<S, StrategyConfigError> + Send + Sync + 'static,
+{
+    Arc::new(move |symbol, params| Ok(Box::new(build(symbol, params)?) as Box<dyn Strategy>))
+}
 
 /// The exits of config block number `index`, validated (its ROI table
 /// sorted by time); the error names the key (`strategy[0].exits.stop_loss`).
@@ -36,104 +161,170 @@ pub fn exits(index: usize, config: &StrategyConfig) -> Result<Option<keel_core::
     Ok(Some(spec))
 }
 
-/// Builds the strategy of config block number `index` (for error messages);
-/// its `exits`, if any, are checked too (see [`exits`]).
-pub fn build(index: usize, config: &StrategyConfig) -> Result<Box<dyn Strategy>, StrategyConfigError> {
-    exits(index, config)?;
-    let params = Params::new(&config.params, format!("strategy[{index}].params"));
-    let symbol = keel_core::Symbol::new(&config.symbol);
-    match config.kind.as_str() {
-        "sma_cross" => Ok(Box::new(SmaCross::from_params(symbol, &params)?)),
-        "ema_cross" => Ok(Box::new(EmaCross::from_params(symbol, &params)?)),
-        "rsi_reversion" => Ok(Box::new(RsiReversion::from_params(symbol, &params)?)),
-        "bollinger_breakout" => Ok(Box::new(BollingerBreakout::from_params(symbol, &params)?)),
-        "macd" => Ok(Box::new(MacdCross::from_params(symbol, &params)?)),
-        "grid" => Ok(Box::new(Grid::from_params(symbol, &params)?)),
-        "webhook" => Ok(Box::new(Webhook::from_params(symbol, &params)?)),
-        "scanner" => Ok(Box::new(Scanner::from_params(symbol, &params)?)),
-        other => Err(StrategyConfigError {
-            key: format!("strategy[{index}].kind"),
-            reason: format!("unknown strategy kind `{other}` (known: {})", KINDS.join(", ")),
-        }),
-    }
-}
-
-/// The parameters a strategy kind reads (what its builder accepts), or `None`
-/// for a kind this build does not know.
-pub fn params(kind: &str) -> Option<&'static [ParamSpec]> {
-    match kind {
-        "sma_cross" => Some(SmaCross::PARAMS),
-        "ema_cross" => Some(EmaCross::PARAMS),
-        "rsi_reversion" => Some(RsiReversion::PARAMS),
-        "bollinger_breakout" => Some(BollingerBreakout::PARAMS),
-        "macd" => Some(MacdCross::PARAMS),
-        "grid" => Some(Grid::PARAMS),
-        "webhook" => Some(Webhook::PARAMS),
-        "scanner" => Some(Scanner::PARAMS),
-        _ => None,
-    }
-}
-
-/// Validates every strategy block by building it.
-pub fn validate_all(configs: &[StrategyConfig]) -> Result<(), StrategyConfigError> {
-    for (i, c) in configs.iter().enumerate() {
-        build(i, c)?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn block(kind: &str, params: &str, exits: &str) -> StrategyConfig {
+        toml::from_str(&format!(
+            "id = \"s\"\nkind = \"{kind}\"\nsymbol = \"BTCUSDT\"\nparams = {{ {params} }}\n{exits}"
+        ))
+        .unwrap()
+    }
 
     /// A block's exits are checked where its strategy is built (start-up,
     /// `keel check-config`, `keel backtest`), the error naming the key; a
     /// good table comes back validated (its ROI rows sorted).
     #[test]
     fn exits_are_checked_with_the_strategy() {
-        let block = |exits: &str| -> StrategyConfig {
-            toml::from_str(&format!(
-                "id = \"s\"\nkind = \"webhook\"\nsymbol = \"BTCUSDT\"\nparams = {{ qty = \"1\" }}\n{exits}"
-            ))
-            .unwrap()
-        };
-        let err = build(3, &block("exits = { max_hold = \"0s\" }")).err().unwrap();
+        let registry = StrategyRegistry::builtin();
+        let err = registry.build(3, &block("webhook", "qty = \"1\"", "exits = { max_hold = \"0s\" }")).err().unwrap();
         assert_eq!(err.key, "strategy[3].exits.max_hold");
-        let good = block("exits = { roi = [[\"1h\", \"1%\"], [\"0m\", \"3%\"]] }");
-        assert!(build(0, &good).is_ok());
+        let good = block("webhook", "qty = \"1\"", "exits = { roi = [[\"1h\", \"1%\"], [\"0m\", \"3%\"]] }");
+        assert!(registry.build(0, &good).is_ok());
         let spec = exits(0, &good).unwrap().unwrap();
         assert_eq!(spec.roi.iter().map(|r| r.after.0).collect::<Vec<_>>(), [0, 3_600_000]);
-        assert_eq!(exits(0, &block("")).unwrap(), None);
+        assert_eq!(exits(0, &block("webhook", "qty = \"1\"", "")).unwrap(), None);
     }
 
-    /// Every kind lists its parameters, and a block that sets each listed one
-    /// gets past the unknown-parameter check (it may fail on a value, never
-    /// on a name).
+    /// Every kind declares parameters, each declared name gets past the
+    /// unknown-parameter check (it may fail on a value, never on a name),
+    /// and every default is inside its own range.
     #[test]
-    fn every_kind_lists_the_parameters_its_builder_accepts() {
-        for kind in KINDS {
-            let specs = params(kind).unwrap_or_else(|| panic!("{kind} lists no parameters"));
-            assert!(!specs.is_empty(), "{kind}");
+    fn every_kind_declares_the_parameters_its_builder_accepts() {
+        let registry = StrategyRegistry::builtin();
+        assert_eq!(registry.kinds().len(), 8);
+        for kind in registry.kinds() {
+            assert!(!kind.params.is_empty(), "{}", kind.name);
             let mut table = toml::Table::new();
-            for s in specs {
-                table.insert(s.name.to_string(), toml::Value::String("x".into()));
+            for s in &kind.params {
+                table.insert(s.name.clone(), toml::Value::String("x".into()));
+                if let Some(default) = &s.default {
+                    let value: toml::Value =
+                        toml::from_str::<toml::Table>(&format!("v = {default}")).unwrap()["v"].clone();
+                    assert_eq!(s.check(&value), None, "{}.{} default {default}", kind.name, s.name);
+                }
             }
             let config = StrategyConfig {
                 id: "s".into(),
-                kind: kind.to_string(),
+                kind: kind.name.clone(),
                 symbol: "BTCUSDT".into(),
                 symbols: None,
                 paused: false,
                 params: table,
                 exits: None,
             };
-            let err = build(0, &config).err().map(|e| e.reason).unwrap_or_default();
-            assert!(!err.contains("unknown parameter"), "{kind}: {err}");
+            let err = registry.build(0, &config).err().map(|e| e.reason).unwrap_or_default();
+            assert!(!err.contains("unknown parameter"), "{}: {err}", kind.name);
             table = config.params.clone();
             table.insert("nope".into(), toml::Value::Integer(1));
-            let err = build(0, &StrategyConfig { params: table, ..config }).err().map(|e| e.reason).unwrap_or_default();
-            assert!(err.contains("unknown parameter"), "{kind}: {err}");
+            let err = registry.build(0, &StrategyConfig { params: table, ..config }).err().unwrap();
+            assert_eq!(err.key, "strategy[0].params.nope");
+            assert!(err.reason.contains("unknown parameter"), "{}: {err}", kind.name);
         }
-        assert!(params("no_such_kind").is_none());
+        assert!(registry.params("no_such_kind").is_none());
+    }
+
+    /// A declared default is the one the constructor uses: a block that
+    /// writes every default out builds the same strategy as one that leaves
+    /// them to the kind.
+    #[test]
+    fn declared_defaults_are_the_constructors_defaults() {
+        fn show<S: std::fmt::Debug>(built: Result<S, StrategyConfigError>) -> String {
+            format!("{built:?}")
+        }
+        type Show = fn(&Params<'_>) -> String;
+        let cases: [(&str, &str, Show); 8] = [
+            ("sma_cross", "fast = 2\nslow = 5\nqty = \"1\"", |p| show(SmaCross::from_params("X".into(), p))),
+            ("ema_cross", "fast = 2\nslow = 5\nqty = \"1\"", |p| show(EmaCross::from_params("X".into(), p))),
+            ("rsi_reversion", "qty = \"1\"", |p| show(RsiReversion::from_params("X".into(), p))),
+            ("bollinger_breakout", "qty = \"1\"", |p| show(BollingerBreakout::from_params("X".into(), p))),
+            ("macd", "qty = \"1\"", |p| show(MacdCross::from_params("X".into(), p))),
+            ("grid", "lower = \"1\"\nupper = \"2\"\nqty = \"1\"", |p| show(Grid::from_params("X".into(), p))),
+            ("webhook", "qty = \"1\"", |p| show(Webhook::from_params("X".into(), p))),
+            ("scanner", "funding_above = \"50%\"", |p| show(Scanner::from_params("X".into(), p))),
+        ];
+        let registry = StrategyRegistry::builtin();
+        for (kind, required, show) in cases {
+            let bare: toml::Table = required.parse().unwrap();
+            let mut full = bare.clone();
+            for spec in registry.params(kind).unwrap() {
+                if let Some(default) = &spec.default {
+                    full.extend(format!("{} = {default}", spec.name).parse::<toml::Table>().unwrap());
+                }
+            }
+            let built = show(&Params::new(&bare, "p"));
+            assert!(built.starts_with("Ok("), "{kind}: {built}");
+            assert_eq!(built, show(&Params::new(&full, "p")), "{kind}: written-out defaults {full}");
+        }
+    }
+
+    /// Values outside a declared range are refused by the registry, naming
+    /// the key and the range; values on an inclusive edge pass.
+    #[test]
+    fn declared_ranges_refuse_values_outside_them() {
+        let registry = StrategyRegistry::builtin();
+        let cases = [
+            (
+                "grid",
+                "lower = \"1\", upper = \"2\", qty = \"1\", levels = 1001",
+                Some(("levels", "must be between 2 and 1000, got 1001")),
+            ),
+            ("grid", "lower = \"1\", upper = \"2\", qty = \"1\", levels = 1000", None),
+            (
+                "rsi_reversion",
+                "qty = \"1\", buy_below = 0",
+                Some(("buy_below", "must be greater than 0 and less than 100, got 0")),
+            ),
+            ("rsi_reversion", "qty = \"1\", sell_above = \"100\"", Some(("sell_above", "less than 100, got 100"))),
+            ("bollinger_breakout", "qty = \"1\", period = 1", Some(("period", "must be at least 2, got 1"))),
+            ("bollinger_breakout", "qty = \"1\", period = 2, k = 0.5", None),
+            ("webhook", "qty = \"-0.1\"", Some(("qty", "must be greater than 0, got -0.1"))),
+            ("sma_cross", "fast = 0, slow = 3, qty = \"1\"", Some(("fast", "must be at least 1, got 0"))),
+            ("sma_cross", "fast = 2, slow = 3, qty = \"1\", max_funding = \"-5\"", None),
+            (
+                "scanner",
+                "funding_above = \"50%\", breakout_bars = 0",
+                Some(("breakout_bars", "must be at least 1, got 0")),
+            ),
+        ];
+        for (kind, params, want) in cases {
+            let got = registry.build(2, &block(kind, params, "")).err();
+            match (want, got) {
+                (None, None) => {}
+                (Some((key, reason)), Some(e)) => {
+                    assert_eq!(e.key, format!("strategy[2].params.{key}"), "{kind} {params}");
+                    assert!(e.reason.contains(reason), "{kind} {params}: {}", e.reason);
+                }
+                (want, got) => panic!("{kind} {params}: wanted {want:?}, got {got:?}"),
+            }
+        }
+    }
+
+    /// The unknown-kind error lists the registry's kinds, and a kind added
+    /// at run time is listed and built like a built-in one.
+    #[test]
+    fn kinds_can_be_added_at_run_time() {
+        let mut registry = StrategyRegistry::builtin();
+        let err = registry.build(1, &block("mine", "qty = \"1\"", "")).err().unwrap();
+        assert_eq!(err.key, "strategy[1].kind");
+        assert!(
+            err.reason.ends_with(
+                "(known: sma_cross, ema_cross, rsi_reversion, bollinger_breakout, macd, grid, webhook, scanner)"
+            ),
+            "{}",
+            err.reason
+        );
+        let params = vec![ParamSpec::decimal("qty").required().above(0)];
+        registry.register("mine", params.clone(), Webhook::from_params).unwrap();
+        assert!(registry.build(1, &block("mine", "qty = \"1\"", "")).is_ok());
+        assert_eq!(registry.params("mine"), Some(params.as_slice()));
+        let err = registry.build(1, &block("theirs", "", "")).err().unwrap();
+        assert!(err.reason.ends_with(", scanner, mine)"), "{}", err.reason);
+        assert!(registry.register("mine", vec![], Webhook::from_params).unwrap_err().contains("already registered"));
+        let twice = vec![ParamSpec::integer("n"), ParamSpec::integer("n")];
+        assert!(registry.register("other", twice, Webhook::from_params).unwrap_err().contains("`n` twice"));
+        let err = StrategyRegistry::new().build(0, &block("mine", "", "")).err().unwrap();
+        assert!(err.reason.contains("unknown strategy kind `mine`"), "{}", err.reason);
     }
 }

@@ -24,13 +24,16 @@ pub struct RsiReversion {
 }
 
 impl RsiReversion {
-    /// The parameters it reads.
-    pub const PARAMS: &'static [ParamSpec] = &[
-        ParamSpec::integer("period"),
-        ParamSpec::number("buy_below"),
-        ParamSpec::number("sell_above"),
-        ParamSpec::decimal("qty"),
-    ];
+    /// The parameters it declares (type, default, valid range), which the
+    /// registry checks before building it.
+    pub fn params() -> Vec<ParamSpec> {
+        vec![
+            ParamSpec::integer("period").default_value("14").at_least(1),
+            ParamSpec::number("buy_below").default_value("30.0").above(0).below(100),
+            ParamSpec::number("sell_above").default_value("70.0").above(0).below(100),
+            ParamSpec::decimal("qty").required().above(0),
+        ]
+    }
 
     /// A new instance; `0 < buy_below < sell_above < 100`.
     pub fn new(symbol: Symbol, period: usize, buy_below: f64, sell_above: f64, qty: Decimal) -> Self {
@@ -40,7 +43,7 @@ impl RsiReversion {
     /// Builds from config params `period` (default 14), `buy_below` (default 30),
     /// `sell_above` (default 70), `qty`.
     pub fn from_params(symbol: Symbol, p: &Params<'_>) -> Result<Self, StrategyConfigError> {
-        p.only(Self::PARAMS)?;
+        p.only(&Self::params())?;
         let period = p.usize_or("period", 14)?;
         let buy_below = p.number_or("buy_below", 30.0)?;
         let sell_above = p.number_or("sell_above", 70.0)?;

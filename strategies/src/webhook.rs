@@ -23,8 +23,11 @@ pub struct Webhook {
 }
 
 impl Webhook {
-    /// The parameters it reads.
-    pub const PARAMS: &'static [ParamSpec] = &[ParamSpec::decimal("qty"), ParamSpec::decimal("max_position")];
+    /// The parameters it declares (type, default, valid range), which the
+    /// registry checks before building it.
+    pub fn params() -> Vec<ParamSpec> {
+        vec![ParamSpec::decimal("qty").required().above(0), ParamSpec::decimal("max_position").above(0)]
+    }
 
     /// A new instance with a default quantity and an optional position cap.
     pub fn new(symbol: Symbol, qty: Decimal, max_position: Option<Decimal>) -> Self {
@@ -33,7 +36,7 @@ impl Webhook {
 
     /// Builds from config params `qty` and optional `max_position`.
     pub fn from_params(symbol: Symbol, p: &Params<'_>) -> Result<Self, StrategyConfigError> {
-        p.only(Self::PARAMS)?;
+        p.only(&Self::params())?;
         let qty = p.positive_decimal("qty")?;
         let max_position = p.positive_decimal_opt("max_position")?;
         Ok(Self::new(symbol, qty, max_position))

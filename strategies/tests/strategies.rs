@@ -36,7 +36,7 @@ struct Harness {
 
 impl Harness {
     fn new(kind: &str, params: &str) -> Self {
-        let strategy = strategies::build(0, &config(kind, params)).unwrap();
+        let strategy = strategies::StrategyRegistry::builtin().build(0, &config(kind, params)).unwrap();
         Self { runner: StrategyRunner::new("s".into(), strategy), resting: Vec::new(), next: 1, sent: Vec::new() }
     }
 
@@ -260,9 +260,13 @@ fn every_kind_builds_and_bad_params_name_the_key() {
         ("webhook", "qty = \"1\""),
         ("scanner", "funding_above = \"50%\""),
     ];
-    assert_eq!(valid.iter().map(|v| v.0).collect::<Vec<_>>(), strategies::registry::KINDS);
+    let registry = strategies::StrategyRegistry::builtin();
+    let kinds: Vec<&str> = registry.kinds().iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(valid.iter().map(|v| v.0).collect::<Vec<_>>(), kinds);
     for (kind, params) in valid {
-        let s = strategies::build(0, &config(kind, params)).unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let s = strategies::StrategyRegistry::builtin()
+            .build(0, &config(kind, params))
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
         assert_eq!(s.kind(), kind);
     }
     struct Case {
@@ -293,13 +297,13 @@ fn every_kind_builds_and_bad_params_name_the_key() {
         Case { kind: "scanner", params: "volume_spike = \"3\"\nvolume_bars = 0", key: "volume_bars" },
     ];
     for c in cases {
-        let err = match strategies::build(3, &config(c.kind, c.params)) {
+        let err = match strategies::StrategyRegistry::builtin().build(3, &config(c.kind, c.params)) {
             Ok(_) => panic!("{} {:?} should fail", c.kind, c.params),
             Err(e) => e,
         };
         assert_eq!(err.key, format!("strategy[3].params.{}", c.key), "{} {:?}: {err}", c.kind, c.params);
     }
-    let err = strategies::build(1, &config("martingale", "")).err().unwrap();
+    let err = strategies::StrategyRegistry::builtin().build(1, &config("martingale", "")).err().unwrap();
     assert_eq!(err.key, "strategy[1].kind");
 }
 

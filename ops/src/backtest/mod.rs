@@ -109,15 +109,15 @@ pub struct BacktestResult {
 }
 
 /// Runs `keel backtest`: prints the report and writes the requested files.
-pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
+pub fn run(args: BacktestArgs, registry: &strategies::StrategyRegistry) -> anyhow::Result<()> {
     if !args.sweep.merge.is_empty() {
         return sweep::merge(&args);
     }
     if !args.sweep.sweep.is_empty() {
-        return sweep::run(&args);
+        return sweep::run(&args, registry);
     }
     args.sweep.refuse_without_sweep()?;
-    let (result, free_inputs) = execute(&args)?;
+    let (result, free_inputs) = execute(&args, registry)?;
     let overfitting = overfit::Overfitting::new(free_inputs, result.report.round_trips);
     print!("{}{}", result.report.table(), overfitting.table());
     write_files(&args, &result, &overfitting)?;
@@ -164,14 +164,17 @@ fn write_files(args: &BacktestArgs, result: &BacktestResult, overfitting: &overf
 
 /// Loads, simulates and builds the report without writing anything; also
 /// gives the run's free inputs (see [`overfit::configured_inputs`]).
-pub fn execute(args: &BacktestArgs) -> anyhow::Result<(BacktestResult, Vec<String>)> {
+pub fn execute(
+    args: &BacktestArgs,
+    registry: &strategies::StrategyRegistry,
+) -> anyhow::Result<(BacktestResult, Vec<String>)> {
     let setup = Setup::read(args)?;
     // Every block builds before the long load (templates on a placeholder symbol)...
-    build_strategies(&setup.strategies)?;
+    build_strategies(&setup.strategies, registry)?;
     let prepared = setup.load(args)?;
     // ...and runs as loaded, templates once per symbol of the data.
-    let slots = build_strategies(&prepared.strategies)?;
-    Ok((run_with_progress(&prepared, slots), overfit::configured_inputs(&prepared.strategies)))
+    let slots = build_strategies(&prepared.strategies, registry)?;
+    Ok((run_with_progress(&prepared, slots), overfit::configured_inputs(&prepared.strategies, registry)))
 }
 
 /// The config and the strategy blocks chosen to run: read before the bars,
@@ -322,16 +325,18 @@ pub struct Prepared {
     futures: std::sync::Arc<[FuturesEvent]>,
 }
 
-/// Builds the strategies of the blocks (see [`Setup::strategies`]); the
+/// Builds the strategies of the blocks (see [`Setup::strategies`]) through
+/// `registry`; the
 /// error names the block's key and what is wrong with it.
 pub fn build_strategies(
     blocks: &[(usize, StrategyConfig)],
+    registry: &strategies::StrategyRegistry,
 ) -> Result<Vec<StrategySlot>, strategies::StrategyConfigError> {
     blocks
         .iter()
         .map(|(index, cfg)| {
             let exits = strategies::registry::exits(*index, cfg)?;
-            Ok(StrategySlot { id: StrategyId::new(&cfg.id), strategy: strategies::build(*index, cfg)?, exits })
+            Ok(StrategySlot { id: StrategyId::new(&cfg.id), strategy: registry.build(*index, cfg)?, exits })
         })
         .collect()
 }

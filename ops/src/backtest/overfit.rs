@@ -203,7 +203,7 @@ impl Overfitting {
 /// The free inputs of a plain backtest: the numeric parameters written in
 /// each block's `params` (a template's once, as `ID.PARAM`), blocks in
 /// config order, a block's parameters by name.
-pub fn configured_inputs(blocks: &[(usize, StrategyConfig)]) -> Vec<String> {
+pub fn configured_inputs(blocks: &[(usize, StrategyConfig)], registry: &strategies::StrategyRegistry) -> Vec<String> {
     let mut seen = Vec::new();
     let mut out = Vec::new();
     for (index, cfg) in blocks {
@@ -212,12 +212,12 @@ pub fn configured_inputs(blocks: &[(usize, StrategyConfig)]) -> Vec<String> {
         }
         seen.push(*index);
         let id = cfg.id.split('@').next().unwrap_or(&cfg.id);
-        let declared = strategies::registry::params(&cfg.kind).unwrap_or_default();
+        let declared = registry.params(&cfg.kind).unwrap_or_default();
         for (key, value) in &cfg.params {
             let numeric = match value {
                 toml::Value::Integer(_) | toml::Value::Float(_) => true,
                 // Decimals and durations are written as strings.
-                toml::Value::String(_) => declared.iter().any(|p| p.name == key),
+                toml::Value::String(_) => declared.iter().any(|p| p.name == *key),
                 _ => false,
             };
             if numeric {
@@ -333,7 +333,10 @@ mod tests {
             (1, block("t@ETHUSDT", "rsi_reversion", "period = 14\nbuy_below = 30.0")),
             (2, block("w", "webhook", "note = \"hi\"\nflag = true")),
         ];
-        assert_eq!(configured_inputs(&blocks), ["a.fast", "a.qty", "a.slow", "t.buy_below", "t.period"]);
+        assert_eq!(
+            configured_inputs(&blocks, &strategies::StrategyRegistry::builtin()),
+            ["a.fast", "a.qty", "a.slow", "t.buy_below", "t.period"]
+        );
     }
 
     #[test]

@@ -109,7 +109,7 @@ impl SweepArgs {
 }
 
 /// Runs `keel backtest --sweep …`.
-pub fn run(args: &BacktestArgs) -> anyhow::Result<()> {
+pub fn run(args: &BacktestArgs, registry: &strategies::StrategyRegistry) -> anyhow::Result<()> {
     let opts = &args.sweep;
     let rank = opts.rank()?;
     opts.check_outputs()?;
@@ -128,7 +128,7 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<()> {
 
     let setup = Setup::read(args)?;
     let configured = setup.config.strategies.clone();
-    let grid = Grid::resolve(&specs, &setup.strategies, &configured).map_err(anyhow::Error::msg)?;
+    let grid = Grid::resolve(&specs, &setup.strategies, &configured, registry).map_err(anyhow::Error::msg)?;
     let fingerprint = fingerprint(args, &setup, &grid)?;
     // With --split, the setup is kept to load the out-of-sample bars later.
     let (prepared, setup) = match &split {
@@ -142,7 +142,7 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<()> {
         None => (setup.load(args)?, None),
     };
     // Again on the loaded blocks: a template is now one instance per symbol.
-    let grid = Grid::resolve(&specs, &prepared.strategies, &configured).map_err(anyhow::Error::msg)?;
+    let grid = Grid::resolve(&specs, &prepared.strategies, &configured, registry).map_err(anyhow::Error::msg)?;
 
     let combinations: Vec<usize> = (0..grid.len()).filter(|c| shard.has(*c)).collect();
     let shard_note = if shard == Shard::WHOLE { String::new() } else { format!(" (shard {shard} of {})", grid.len()) };
@@ -153,7 +153,7 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<()> {
         rayon::current_num_threads()
     );
     let started = Instant::now();
-    let rows = run_grid(&prepared, &grid, &combinations);
+    let rows = run_grid(&prepared, &grid, &combinations, registry);
     let skipped: Vec<&Row> = rows.iter().filter(|r| r.result.is_err()).collect();
     let ran = rows.len() - skipped.len();
     eprintln!("sweep: ran {ran} in {:.1} s", started.elapsed().as_secs_f64());
@@ -180,8 +180,9 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<()> {
         let out_of_sample = setup
             .load(&split.out_of_sample)
             .with_context(|| format!("--split `{}`: the bars from it on", split.text))?;
-        let grid = Grid::resolve(&specs, &out_of_sample.strategies, &configured).map_err(anyhow::Error::msg)?;
-        let slots = build_strategies(&grid.blocks(best.combination, &out_of_sample.strategies))?;
+        let grid =
+            Grid::resolve(&specs, &out_of_sample.strategies, &configured, registry).map_err(anyhow::Error::msg)?;
+        let slots = build_strategies(&grid.blocks(best.combination, &out_of_sample.strategies), registry)?;
         let result = out_of_sample.run(slots, |_| {});
         println!(
             "Out of sample, from {}, with the in-sample best {}:",
@@ -204,7 +205,7 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<()> {
             // The best combination's full report: the same run as a single
             // backtest with these parameters in the config.
             let blocks = grid.blocks(best.combination, &prepared.strategies);
-            let slots = build_strategies(&blocks)?;
+            let slots = build_strategies(&blocks, registry)?;
             println!("best: {}", assignment(&results.parameters, &best.params));
             write_files(args, &prepared.run(slots, |_| {}), &overfitting)?;
         }
@@ -310,7 +311,12 @@ fn combine(files: &[(&PathBuf, Results)]) -> anyhow::Result<Results> {
 
 /// Runs every combination across the rayon pool, with a progress bar on a
 /// terminal; rows in combination order.
-fn run_grid(prepared: &Prepared, grid: &Grid, combinations: &[usize]) -> Vec<Row> {
+fn run_grid(
+    prepared: &Prepared,
+    grid: &Grid,
+    combinations: &[usize],
+    registry: &strategies::StrategyRegistry,
+) -> Vec<Row> {
     let bar = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::with_draw_target(
             Some(combinations.len() as u64),
@@ -327,7 +333,7 @@ fn run_grid(prepared: &Prepared, grid: &Grid, combinations: &[usize]) -> Vec<Row
         .par_iter()
         .map(|&c| {
             let blocks = grid.blocks(c, &prepared.strategies);
-            let result = match build_strategies(&blocks) {
+            let result = match build_strategies(&blocks, registry) {
                 Ok(slots) => Ok(metrics::of(&prepared.run(slots, |_| {}).report)),
                 Err(e) => Err(e.to_string()),
             };

@@ -125,8 +125,14 @@ pub async fn start_with(config_text: &str, surfaces_config: impl FnOnce(&mut Con
     let store = ops::cmd_run::open_store(&config.engine.data_dir).expect("store opens");
     let built = ops::venues::build(&config, None).await.expect("paper venue");
     let clock: SharedClock = Arc::new(SystemClock);
-    let setup =
-        ops::cmd_run::engine_setup(&config, store.clone(), built.venue.clone(), clock).expect("strategies build");
+    let setup = ops::cmd_run::engine_setup(
+        &config,
+        store.clone(),
+        built.venue.clone(),
+        clock,
+        &strategies::StrategyRegistry::builtin(),
+    )
+    .expect("strategies build");
     let handle = start_engine(setup).await.expect("engine starts");
     let mut surface_config = config.clone();
     surfaces_config(&mut surface_config);

@@ -59,20 +59,23 @@ fn values<const N: usize>(pairs: [(&str, String); N]) -> BTreeMap<String, String
 }
 
 impl Scanner {
-    /// The parameters it reads.
-    pub const PARAMS: &'static [ParamSpec] = &[
-        ParamSpec::decimal("funding_above"),
-        ParamSpec::decimal("oi_change_pct"),
-        ParamSpec::duration("oi_period"),
-        ParamSpec::decimal("volume_spike"),
-        ParamSpec::integer("volume_bars"),
-        ParamSpec::integer("breakout_bars"),
-        ParamSpec::duration("throttle"),
-    ];
+    /// The parameters it declares (type, default, valid range), which the
+    /// registry checks before building it.
+    pub fn params() -> Vec<ParamSpec> {
+        vec![
+            ParamSpec::decimal("funding_above"),
+            ParamSpec::decimal("oi_change_pct").above(0),
+            ParamSpec::duration("oi_period").default_value("\"1h\""),
+            ParamSpec::decimal("volume_spike").above(0),
+            ParamSpec::integer("volume_bars").default_value("20").at_least(1),
+            ParamSpec::integer("breakout_bars").at_least(1),
+            ParamSpec::duration("throttle").default_value("\"1h\""),
+        ]
+    }
 
     /// Builds from config params (at least one condition).
     pub fn from_params(symbol: Symbol, p: &Params<'_>) -> Result<Self, StrategyConfigError> {
-        p.only(Self::PARAMS)?;
+        p.only(&Self::params())?;
         let funding = match p.text_opt("funding_above")? {
             Some(t) => Some(FundingThreshold::parse(&t).map_err(|e| p.error("funding_above", e))?),
             None => None,

@@ -174,6 +174,7 @@ impl Grid {
         specs: &[Spec],
         run: &[(usize, StrategyConfig)],
         configured: &[StrategyConfig],
+        registry: &strategies::StrategyRegistry,
     ) -> Result<Grid, String> {
         let mut axes: Vec<Axis> = Vec::new();
         for spec in specs {
@@ -207,10 +208,11 @@ impl Grid {
             let mut kind = None;
             for i in &targets {
                 let block = &run[*i].1;
-                let specs = strategies::registry::params(&block.kind)
+                let specs = registry
+                    .params(&block.kind)
                     .ok_or_else(|| fail(format!("strategy `{}` has the unknown kind `{}`", block.id, block.kind)))?;
                 let Some(p) = specs.iter().find(|p| p.name == spec.param) else {
-                    let names: Vec<&str> = specs.iter().map(|p| p.name).collect();
+                    let names: Vec<&str> = specs.iter().map(|p| p.name.as_str()).collect();
                     return Err(fail(format!(
                         "{} has no parameter `{}` (its parameters: {})",
                         block.kind,
@@ -218,6 +220,9 @@ impl Grid {
                         names.join(", ")
                     )));
                 };
+                if let Some(reason) = spec.values.iter().find_map(|v| p.out_of_range(*v)) {
+                    return Err(fail(format!("`{}` {reason}", spec.param)));
+                }
                 kind = Some(p.kind);
             }
             let kind = kind.unwrap_or(ParamKind::Decimal);
@@ -347,6 +352,10 @@ mod tests {
         }
     }
 
+    fn registry() -> strategies::StrategyRegistry {
+        strategies::StrategyRegistry::builtin()
+    }
+
     fn block(id: &str, kind: &str, symbol: &str) -> StrategyConfig {
         StrategyConfig {
             id: id.into(),
@@ -363,7 +372,7 @@ mod tests {
     fn a_grid_writes_typed_values_into_the_blocks_it_addresses() {
         let run = vec![(0, block("a", "sma_cross", "BTCUSDT")), (1, block("a", "sma_cross", "ETHUSDT"))];
         let specs: Vec<Spec> = ["a.fast=2..6:2", "a@ETHUSDT.qty=0.5,1.5"].iter().map(|t| parse(t).unwrap()).collect();
-        let grid = Grid::resolve(&specs, &run, &[]).unwrap();
+        let grid = Grid::resolve(&specs, &run, &[], &registry()).unwrap();
         assert_eq!(grid.len(), 6);
         assert_eq!(grid.values(0), [d("2"), d("0.5")]);
         assert_eq!(grid.values(1), [d("2"), d("1.5")], "the last axis varies fastest");
@@ -375,7 +384,7 @@ mod tests {
         assert_eq!(blocks[1].1.params["qty"], toml::Value::String("1.5".into()), "decimals as exact strings");
 
         let bb = vec![(0, StrategyConfig { params: toml::Table::new(), ..block("b", "bollinger_breakout", "X") })];
-        let grid = Grid::resolve(&[parse("b.k=1.5,2").unwrap()], &bb, &[]).unwrap();
+        let grid = Grid::resolve(&[parse("b.k=1.5,2").unwrap()], &bb, &[], &registry()).unwrap();
         assert_eq!(grid.blocks(0, &bb)[0].1.params["k"], toml::Value::Float(1.5), "numbers as floats");
     }
 
@@ -383,18 +392,18 @@ mod tests {
     fn a_template_answers_to_its_id_before_and_after_expansion() {
         let template = StrategyConfig { symbols: Some("universe".into()), ..block("t", "sma_cross", "") };
         let specs: Vec<Spec> = ["t.fast=2,4", "t@ETHUSDT.qty=0.5"].iter().map(|t| parse(t).unwrap()).collect();
-        let before = Grid::resolve(&specs, &[(0, template.clone())], &[]).unwrap();
+        let before = Grid::resolve(&specs, &[(0, template.clone())], &[], &registry()).unwrap();
         assert_eq!(before.axes[1].targets, [0], "any symbol fits a template not yet expanded");
 
         let run = vec![(0, template.instance("BTCUSDT")), (0, template.instance("ETHUSDT"))];
-        let grid = Grid::resolve(&specs, &run, &[]).unwrap();
+        let grid = Grid::resolve(&specs, &run, &[], &registry()).unwrap();
         assert_eq!((&grid.axes[0].targets[..], &grid.axes[1].targets[..]), (&[0, 1][..], &[1][..]));
         let blocks = grid.blocks(1, &run);
         assert_eq!(blocks[0].1.params["fast"], toml::Value::Integer(4));
         assert_eq!(blocks[1].1.params["fast"], toml::Value::Integer(4), "t.fast sets t@BTCUSDT and t@ETHUSDT");
         assert_eq!(blocks[0].1.params["qty"], toml::Value::String("1".into()));
         assert_eq!(blocks[1].1.params["qty"], toml::Value::String("0.5".into()));
-        let err = Grid::resolve(&[parse("t@XRPUSDT.fast=1").unwrap()], &run, &[]).unwrap_err();
+        let err = Grid::resolve(&[parse("t@XRPUSDT.fast=1").unwrap()], &run, &[], &registry()).unwrap_err();
         assert!(err.contains("strategy `t` does not trade XRPUSDT (it trades BTCUSDT, ETHUSDT)"), "{err}");
     }
 
@@ -412,12 +421,14 @@ mod tests {
                 "sma_cross has no parameter `fsat` (its parameters: fast, slow, qty, notional, max_funding)",
             ),
             (vec!["a.fast=1.5,2"], "`fast` takes an integer, not 1.5"),
+            (vec!["a.fast=0..4"], "`fast` must be at least 1, got 0"),
+            (vec!["a.qty=1,-0.5"], "`qty` must be greater than 0, got -0.5"),
             (vec!["a.fast=1..3", "a@BTCUSDT.fast=4"], "a@BTCUSDT.fast is already swept by --sweep a.fast"),
             (vec!["a.fast=1..10000", "a.slow=1..10000"], "more than 10000000 combinations"),
         ];
         for (texts, want) in cases {
             let specs: Vec<Spec> = texts.iter().map(|t| parse(t).unwrap()).collect();
-            let err = Grid::resolve(&specs, &run, &configured).expect_err(want);
+            let err = Grid::resolve(&specs, &run, &configured, &registry()).expect_err(want);
             assert!(err.contains(want), "{texts:?}: {err}");
             assert!(err.starts_with("--sweep"), "{err}");
         }
