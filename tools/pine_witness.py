@@ -176,6 +176,8 @@ def run(cmd: list[str], timeout: float, cwd: Path, what: str, stdin: str = "") -
         r = subprocess.run(cmd, cwd=cwd, input=stdin, capture_output=True, text=True, timeout=timeout, env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"})
     except subprocess.TimeoutExpired:
         raise Failure(f"{what} timed out after {timeout:.0f} s") from None
+    except OSError as e:
+        raise Failure(f"{what} could not start: {e}") from None
     if r.returncode != 0:
         tail = (r.stdout + r.stderr).strip().splitlines()[-6:]
         raise Failure(f"{what} exited {r.returncode}: " + " | ".join(tail))
@@ -270,6 +272,9 @@ def main(argv: list[str]) -> int:
     try:
         if not Path(args.keel).exists():
             raise RuntimeError(f"no keel binary at {args.keel} (cargo build -p keel-ops --bin keel)")
+        # Each step runs in the work dir: a relative path (as .ci/run passes
+        # it) must name the binary from here.
+        args.keel = str(Path(args.keel).resolve())
         venv_bin = ensure_venv(Path(args.venv).expanduser())
     except (RuntimeError, subprocess.CalledProcessError) as e:
         print(f"pine witness: could not run: {e}")
