@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::account::AccountView;
 use crate::alert::SetupAlert;
-use crate::exits::{ExitBook, ExitEvent, ExitIo, ExitLeg, ExitSpec, ExitState};
+use crate::exits::{ExitBook, ExitEvent, ExitIo, ExitLeg, ExitSpec, ExitState, PriceTrail};
 use crate::fill::Fill;
 use crate::futures::FuturesEvent;
 use crate::futures_board::{FuturesBoard, FuturesSnapshot};
@@ -207,6 +207,28 @@ impl<'a> StrategyCtx<'a> {
         st.stop_price = Some(price);
         self.exits.replace_leg(symbol, self.cancels);
         true
+    }
+
+    /// Sets the open position's trailing stop in prices (in place of the
+    /// percentages of a configured `trailing_stop`): once the best price
+    /// since entry reaches `trail.activate`, exit when the price falls
+    /// `trail.offset` below the best. Engine-side. False without an open
+    /// position or with an offset not above 0.
+    pub fn set_trail(&mut self, symbol: &str, trail: PriceTrail) -> bool {
+        if trail.offset <= Decimal::ZERO {
+            return false;
+        }
+        let Some(st) = self.exits.state_mut(symbol) else { return false };
+        if st.trail == Some(trail) {
+            return true;
+        }
+        st.trail = Some(trail);
+        true
+    }
+
+    /// The instrument `symbol` trades as (tick size, lot step, filters), when known.
+    pub fn instrument(&self, symbol: &str) -> Option<&Instrument> {
+        self.lots.get(symbol)
     }
 
     /// Sets the open position's take-profit to `price` (as [`Self::set_stop`]).
