@@ -209,20 +209,29 @@ impl<'a> StrategyCtx<'a> {
         true
     }
 
-    /// Sets the open position's trailing stop in prices (in place of the
-    /// percentages of a configured `trailing_stop`): once the best price
-    /// since entry reaches `trail.activate`, exit when the price falls
-    /// `trail.offset` below the best. Engine-side. False without an open
-    /// position or with an offset not above 0.
-    pub fn set_trail(&mut self, symbol: &str, trail: PriceTrail) -> bool {
-        if trail.offset <= Decimal::ZERO {
+    /// Sets the open position's three price levels at once (a host that
+    /// keeps its own exit orders, such as a Pine script's `strategy.exit`):
+    /// the stop, the take-profit and a trailing stop in prices (once the best
+    /// price since entry reaches `trail.activate`, exit when the price falls
+    /// `trail.offset` below the best; engine-side). `None` clears a level.
+    /// Exits the strategy removed are in force again. False without an open
+    /// position, or with a trail offset not above 0.
+    pub fn set_levels(
+        &mut self,
+        symbol: &str,
+        stop: Option<Decimal>,
+        take_profit: Option<Decimal>,
+        trail: Option<PriceTrail>,
+    ) -> bool {
+        if trail.is_some_and(|t| t.offset <= Decimal::ZERO) {
             return false;
         }
         let Some(st) = self.exits.state_mut(symbol) else { return false };
-        if st.trail == Some(trail) {
-            return true;
+        let legs_move = st.stop_price != stop || st.take_profit_price != take_profit;
+        (st.stop_price, st.take_profit_price, st.trail, st.removed) = (stop, take_profit, trail, false);
+        if legs_move {
+            self.exits.replace_leg(symbol, self.cancels);
         }
-        st.trail = Some(trail);
         true
     }
 
@@ -356,6 +365,13 @@ pub trait Strategy: Send {
     /// Bars of history it needs before it can decide (warm-up length).
     fn warmup_bars(&self) -> usize {
         0
+    }
+    /// True when the orders it decides at a bar's close fill at that close
+    /// (Pine's `process_orders_on_close`) rather than at the next bar's open:
+    /// the backtest submits them at the close; live, an order sent right
+    /// after the close is the same thing.
+    fn orders_on_close(&self) -> bool {
+        false
     }
     /// Called once at start, before any other callback may act: `open` are
     /// this strategy's orders still working at the venue (after
@@ -530,6 +546,12 @@ impl StrategyRunner {
     /// True if it trades `symbol`.
     pub fn wants(&self, symbol: &str) -> bool {
         self.symbols.iter().any(|s| s.as_str() == symbol)
+    }
+
+    /// True when its orders decided at a close fill at that close (see
+    /// [`Strategy::orders_on_close`]).
+    pub fn orders_on_close(&self) -> bool {
+        self.strategy.orders_on_close()
     }
 
     /// Warm-up length in bars.
