@@ -1,0 +1,170 @@
+//! Pine strategies in the backtest on crafted bars: fills at the next bar's open, at the same
+//! bar's close with `process_orders_on_close`, the intrabar rule for an exit's stop and limit in
+//! one bar, a limit entry filled exactly on the touch, pyramiding, and `percent_of_equity` sizing
+//! with commission (the exact quantity).
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use keel_core::balance::Balance;
+use keel_core::instrument::Instrument;
+use keel_core::market::Bar;
+use keel_core::order::Side;
+use keel_core::sim::FeeSchedule;
+use keel_core::{Decimal, StrategyId, Symbol};
+use risk::config::RiskConfig;
+use strategies::pine_host::PineStrategy;
+
+use super::{Backtest, Outcome, SimConfig, StrategySlot, Timeline};
+
+const H: i64 = 3_600_000;
+
+fn d(s: &str) -> Decimal {
+    Decimal::from_str(s).unwrap()
+}
+
+/// Hourly bars from hour 0: (open, high, low, close).
+fn bars(ohlc: &[(&str, &str, &str, &str)]) -> Vec<Bar> {
+    ohlc.iter()
+        .enumerate()
+        .map(|(h, (o, hi, lo, c))| Bar {
+            symbol: "BTCUSDT".into(),
+            open_time: h as i64 * H,
+            close_time: h as i64 * H + H - 1,
+            open: d(o),
+            high: d(hi),
+            low: d(lo),
+            close: d(c),
+            volume: Decimal::ONE,
+        })
+        .collect()
+}
+
+/// Runs `body` under `strategy("t"<decl>)` on the bars: tick 0.01, lot step 0.001, no slippage,
+/// 0.1% taker fee (a buy's paid in BTC, so a position of 1 bought holds 0.999), 100 000 USDT.
+fn run(decl: &str, body: &str, ohlc: &[(&str, &str, &str, &str)]) -> Outcome {
+    let src = format!("//@version=5\nstrategy(\"t\"{decl})\n{body}");
+    let program = pine::compile(&src, Some("t.pine"), &[]).unwrap_or_else(|e| panic!("{e}")).program;
+    let strategy = PineStrategy::new(Symbol::new("BTCUSDT"), Arc::new(program)).unwrap_or_else(|e| panic!("{e}"));
+    let timeline = Timeline::new(vec![(Symbol::new("BTCUSDT"), bars(ohlc))]);
+    let config = SimConfig {
+        instruments: vec![Instrument::with_steps("BTCUSDT".into(), "BTC".into(), "USDT".into(), d("0.01"), d("0.001"))],
+        balances: vec![Balance { asset: "USDT".into(), free: Decimal::from(100_000), locked: Decimal::ZERO }],
+        fees: FeeSchedule::new(Decimal::ZERO, Decimal::from(10), Default::default()),
+        slippage_bps: Decimal::ZERO,
+        risk: RiskConfig::unlimited(),
+        currency: "USDT".into(),
+    };
+    let slot = StrategySlot { id: StrategyId::new("p"), strategy: Box::new(strategy), exits: None };
+    let outcome = Backtest::new(config, timeline.symbols(), vec![slot]).run(&timeline, &[], |_| {});
+    assert!(outcome.failures.is_empty(), "{:?}", outcome.failures);
+    outcome
+}
+
+/// The fills: (side, time stamped, price, quantity).
+fn fills(outcome: &Outcome) -> Vec<(Side, i64, Decimal, Decimal)> {
+    let mut out = Vec::new();
+    outcome.fills.for_each(|f| out.push((f.side, f.ts_ms, f.price, f.qty)));
+    out
+}
+
+type Ohlc = (&'static str, &'static str, &'static str, &'static str);
+
+/// Bar `h` of a rising series: open 100 + h, high +2, low −2, close +1.
+fn rising(n: usize) -> Vec<Ohlc> {
+    let s = |x: i64| -> &'static str { Box::leak(x.to_string().into_boxed_str()) };
+    (0..n as i64).map(|h| (s(100 + h), s(102 + h), s(98 + h), s(101 + h))).collect()
+}
+
+const ENTER_1_EXIT_3: &str =
+    "if bar_index == 1\n    strategy.entry(\"L\", strategy.long, qty = 2)\nif bar_index == 3\n    strategy.close(\"L\")\n";
+
+#[test]
+fn orders_decided_at_a_close_fill_at_the_next_open() {
+    let out = run("", ENTER_1_EXIT_3, &rising(6));
+    assert_eq!(
+        fills(&out),
+        [(Side::Buy, 2 * H, d("102"), d("2")), (Side::Sell, 4 * H, d("104"), d("1.998"))],
+        "bar 2's and bar 4's opens (the buy's 0.1% commission is paid in BTC: the close sells what is held)"
+    );
+}
+
+#[test]
+fn process_orders_on_close_fills_at_that_bars_close() {
+    let out = run(", process_orders_on_close = true", ENTER_1_EXIT_3, &rising(6));
+    assert_eq!(
+        fills(&out),
+        [(Side::Buy, 2 * H - 1, d("102"), d("2")), (Side::Sell, 4 * H - 1, d("104"), d("1.998"))],
+        "bar 1's and bar 3's closes, stamped with their close times"
+    );
+    // The script saw the position on the bar after: one entry only (it never re-enters).
+    let body = "if strategy.position_size == 0\n    strategy.entry(\"L\", strategy.long, qty = 1)\n";
+    let out = run(", process_orders_on_close = true", body, &rising(4));
+    assert_eq!(fills(&out), [(Side::Buy, H - 1, d("101"), d("1"))]);
+}
+
+#[test]
+fn an_exits_stop_and_limit_in_one_bar_follow_the_intrabar_rule() {
+    // Entry at bar 1's open (100); the exit rests from then on: stop 97, limit 104.
+    let body = "if bar_index == 0\n    strategy.entry(\"L\", strategy.long, qty = 1)\n    strategy.exit(\"X\", \"L\", stop = 97, limit = 104)\n";
+    let flat = ("100", "100", "100", "100");
+    let cases: [(&str, Ohlc, &str); 3] = [
+        // The high is nearer the open (3 < 4): open → high → low, the limit first.
+        ("high first", ("101", "104", "97", "99"), "104"),
+        // The low is nearer the open (2 < 5): open → low → high, the stop first.
+        ("low first", ("99", "104", "97", "103"), "97"),
+        // A gap below the stop fills at the open, not at the level.
+        ("gap", ("95", "96", "94", "95"), "95"),
+    ];
+    for (name, bar, price) in cases {
+        let out = run("", body, &[flat, flat, bar]);
+        assert_eq!(fills(&out), [(Side::Buy, H, d("100"), d("1")), (Side::Sell, 2 * H, d(price), d("0.999"))], "{name}");
+    }
+}
+
+#[test]
+fn exits_in_ticks_count_from_the_entry_price_and_the_trail_follows_the_best() {
+    let flat = ("100", "100", "100", "100");
+    // loss = 250 ticks of 0.01 below the entry at 100: the stop is 97.50.
+    let body = "if bar_index == 0\n    strategy.entry(\"L\", strategy.long, qty = 1)\n    strategy.exit(\"X\", \"L\", loss = 250, profit = 1000)\n";
+    let out = run("", body, &[flat, flat, ("99", "99.5", "97", "98")]);
+    assert_eq!(fills(&out)[1], (Side::Sell, 2 * H, d("97.5"), d("0.999")));
+    // trail_points = 200 arms the trail at 102; trail_offset = 150 trails 1.50 below the best.
+    let body = "if bar_index == 0\n    strategy.entry(\"L\", strategy.long, qty = 1)\n    strategy.exit(\"T\", \"L\", trail_points = 200, trail_offset = 150)\n";
+    let out = run("", body, &[flat, flat, ("100", "101", "99.5", "100.5"), ("100.5", "105", "100.4", "101")]);
+    // Bar 3: low first (0.1 < 4.5), then up to 105 arms the trail (best 105), then down to 103.50.
+    assert_eq!(fills(&out)[1], (Side::Sell, 3 * H, d("103.5"), d("0.999")));
+}
+
+#[test]
+fn a_limit_entry_fills_exactly_on_the_touch() {
+    let body = "if bar_index == 0\n    strategy.entry(\"L\", strategy.long, qty = 1, limit = 98.004)\n";
+    let out = run("", body, &[("100", "100", "100", "100"), ("100", "101", "98.01", "99"), ("99", "99", "98", "98.5")]);
+    // 98.004 is rounded to the tick (98.00); bar 1's low stops a tick short, bar 2's touches it.
+    assert_eq!(fills(&out), [(Side::Buy, 2 * H, d("98.00"), d("1"))]);
+}
+
+#[test]
+fn pyramiding_caps_the_open_entries() {
+    let body = "strategy.entry(\"L\", strategy.long, qty = 1)\n";
+    for (decl, buys) in [("", 1), (", pyramiding = 1", 1), (", pyramiding = 3", 3)] {
+        let out = run(decl, body, &rising(8));
+        let n = fills(&out).iter().filter(|f| f.0 == Side::Buy).count();
+        assert_eq!(n, buys, "{decl}");
+    }
+    // Two ids on one bar with pyramiding 2: both fill at the next open, and no more after.
+    let body = "strategy.entry(\"A\", strategy.long, qty = 1)\nstrategy.entry(\"B\", strategy.long, qty = 2)\n";
+    let out = run(", pyramiding = 2", body, &rising(5));
+    assert_eq!(fills(&out), [(Side::Buy, H, d("101"), d("1")), (Side::Buy, H, d("101"), d("2"))]);
+}
+
+#[test]
+fn percent_of_equity_sizes_with_the_commission_rounded_down_to_the_lot_step() {
+    let decl = ", initial_capital = 10000, default_qty_type = strategy.percent_of_equity, default_qty_value = 50, commission_type = strategy.commission.percent, commission_value = 0.1";
+    let body = "if bar_index == 0\n    strategy.entry(\"L\", strategy.long)\n";
+    let out = run(decl, body, &[("123", "124", "122", "123.45"), ("123.5", "124", "123", "123.9")]);
+    // 10 000 × 50% / (123.45 × 1.001) = 40.4618... → 40.461 at the 0.001 step.
+    let exact = d("5000") / (d("123.45") * d("1.001"));
+    assert!(exact > d("40.461") && exact < d("40.462"), "{exact}");
+    assert_eq!(fills(&out), [(Side::Buy, H, d("123.5"), d("40.461"))]);
+}
