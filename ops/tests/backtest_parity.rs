@@ -469,9 +469,52 @@ fn strategy(config: &Config) -> Box<dyn Strategy> {
     strategies::StrategyRegistry::builtin().build(0, &config.strategies[0]).expect("valid strategy")
 }
 
+/// A Pine strategy: an SMA cross sized at 5% of equity with commission, closed on the cross
+/// down, adding a limit entry under the fast average on dips (pyramiding 2) that a cross of the
+/// close under the slow average cancels.
+const PINE_SCRIPT: &str = r#"//@version=5
+strategy("parity", initial_capital = 100000, default_qty_type = strategy.percent_of_equity, default_qty_value = 5, commission_value = 0.1, pyramiding = 2)
+fast = ta.sma(close, 5)
+slow = ta.sma(close, 20)
+if ta.crossover(fast, slow)
+    strategy.entry("L", strategy.long)
+if ta.crossunder(fast, slow)
+    strategy.close_all()
+if strategy.position_size > 0 and close < fast
+    strategy.entry("Dip", strategy.long, qty = 0.05, limit = close - 100.004)
+if ta.crossunder(close, slow)
+    strategy.cancel("Dip")
+if strategy.opentrades == 2 and close > strategy.position_avg_price * 1.01
+    strategy.close("Dip")
+"#;
+
+const PINE: &str = r#"
+[[strategy]]
+id = "pine"
+kind = "pine"
+symbol = "BTCUSDT"
+params = { script = "parity.pine" }
+"#;
+
+/// The Pine strategy of [`PINE_SCRIPT`] (the block gives its id and symbol; the script is
+/// compiled here rather than read from the block's path).
+fn pine_strategy(_: &Config) -> Box<dyn Strategy> {
+    let program = pine::compile(PINE_SCRIPT, Some("parity.pine"), &[]).unwrap_or_else(|e| panic!("{e}")).program;
+    let s = strategies::pine_host::PineStrategy::new(Symbol::new("BTCUSDT"), Arc::new(program));
+    Box::new(s.unwrap_or_else(|e| panic!("{e}")))
+}
+
+/// Builds the strategy of a config's first block.
+type Build = fn(&Config) -> Box<dyn Strategy>;
+
 type Rejections = std::collections::BTreeMap<String, u64>;
 
-fn backtest(config: &Config, bars: &[Bar], funding: &[FundingSettlement]) -> (Vec<OrderKey>, Vec<FillKey>, Rejections) {
+fn backtest(
+    config: &Config,
+    build: Build,
+    bars: &[Bar],
+    funding: &[FundingSettlement],
+) -> (Vec<OrderKey>, Vec<FillKey>, Rejections) {
     let instrument = config.symbols[0].instrument();
     let sim = SimConfig {
         instruments: vec![instrument],
@@ -483,7 +526,7 @@ fn backtest(config: &Config, bars: &[Bar], funding: &[FundingSettlement]) -> (Ve
     };
     let timeline = Timeline::new(vec![(Symbol::new("BTCUSDT"), bars.to_vec())]);
     let slots =
-        vec![StrategySlot { id: StrategyId::new(&config.strategies[0].id), strategy: strategy(config), exits: None }];
+        vec![StrategySlot { id: StrategyId::new(&config.strategies[0].id), strategy: build(config), exits: None }];
     let futures: Vec<FuturesEvent> = funding.iter().cloned().map(FuturesEvent::Funding).collect();
     let outcome =
         Backtest::new(sim, timeline.symbols(), slots).with_futures(Arc::from(futures)).run(&timeline, &[], |_| {});
@@ -537,6 +580,7 @@ async fn fills_recorded(rx: &mut broadcast::Receiver<EngineEvent>, mut n: usize)
 
 async fn live(
     config: &Config,
+    build: Build,
     bars: &[Bar],
     funding: &[FundingSettlement],
 ) -> (Vec<OrderKey>, Vec<FillKey>, Vec<FillKey>, Rejections) {
@@ -552,7 +596,7 @@ async fn live(
         bar_interval_ms: config.engine.bar_interval.0,
         store: store.clone(),
         venue: venue.clone(),
-        strategies: vec![(config.strategies[0].clone(), strategy(config))],
+        strategies: vec![(config.strategies[0].clone(), build(config))],
         clock: shared_clock,
         startup_deadline: config
             .engine
@@ -627,9 +671,19 @@ async fn parity_with_funding(
     bars: &[Bar],
     funding: &[FundingSettlement],
 ) -> (Vec<OrderKey>, Vec<FillKey>) {
+    parity_of(strategy_block, strategy, bars, funding).await
+}
+
+/// [`parity_with_funding`] with the strategy built by `build`.
+async fn parity_of(
+    strategy_block: &str,
+    build: Build,
+    bars: &[Bar],
+    funding: &[FundingSettlement],
+) -> (Vec<OrderKey>, Vec<FillKey>) {
     let config = Config::parse(&format!("{CONFIG}{strategy_block}")).unwrap();
-    let (bt_orders, bt_fills, bt_rejections) = backtest(&config, bars, funding);
-    let (live_orders, venue_fills, stored_fills, live_rejections) = live(&config, bars, funding).await;
+    let (bt_orders, bt_fills, bt_rejections) = backtest(&config, build, bars, funding);
+    let (live_orders, venue_fills, stored_fills, live_rejections) = live(&config, build, bars, funding).await;
     let (bt_orders, live_orders) = (canonical_orders(bt_orders), canonical_orders(live_orders));
     let (bt_fills, venue_fills, stored_fills) =
         (canonical_fills(bt_fills), canonical_fills(venue_fills), canonical_fills(stored_fills));
@@ -680,4 +734,20 @@ async fn grid_limit_orders_match_live_and_in_backtest() {
     assert!(orders.iter().all(|o| matches!(o.3, OrderType::Limit { .. })), "{orders:?}");
     assert!(fills.iter().any(|f| f.1 == Side::Sell), "some grid sells filled: {fills:?}");
     assert!(fills.len() >= 6, "{fills:?}");
+}
+
+#[actix_rt::test]
+async fn a_pine_strategy_sends_the_same_orders_and_gets_the_same_fills_live_and_in_backtest() {
+    let (orders, fills) = parity_of(PINE, pine_strategy, &bars(240), &[]).await;
+    let buys = orders.iter().filter(|o| o.1 == Side::Buy);
+    assert!(buys.clone().any(|o| o.3 == OrderType::Market), "market entries: {orders:?}");
+    assert!(buys.clone().any(|o| matches!(o.3, OrderType::Limit { .. })), "limit entries: {orders:?}");
+    assert!(orders.iter().any(|o| o.1 == Side::Sell), "closes, not just entries: {orders:?}");
+    assert!(fills.iter().any(|f| f.1 == Side::Sell), "round trips filled: {fills:?}");
+    // Limit prices are whole ticks: close − 100.004 rounded to 0.01.
+    for o in &orders {
+        if let OrderType::Limit { price } = o.3 {
+            assert_eq!(price, price.round_dp(2), "{price}");
+        }
+    }
 }
