@@ -418,13 +418,14 @@ fn order_calls_name_their_position_arguments_and_direction() {
         "f() =>\n    strategy.entry(\"F\", strategy.long)\nif close > open\n    strategy.entry(\"L\", strategy.long, limit = close)\n    strategy.entry(\"S\", strategy.short)\nf()\nstrategy.exit(\"X\", \"L\", loss = 10, qty_percent = 50)\nstrategy.close(\"L\")\n",
     );
     let compiled = compile(&script, Some("t.pine"), &[]).unwrap_or_else(|e| panic!("{e}"));
-    let calls: Vec<(&str, u32, u32, Vec<&str>, Option<Direction>)> = compiled
+    type Call<'a> = (&'a str, u32, u32, Vec<&'a str>, Option<Direction>);
+    let calls: Vec<Call> = compiled
         .program
         .order_calls()
         .iter()
         .map(|c| (c.function, c.pos.line, c.pos.col, c.args.clone(), c.direction))
         .collect();
-    let want: Vec<(&str, u32, u32, Vec<&str>, Option<Direction>)> = vec![
+    let want: Vec<Call> = vec![
         ("strategy.entry", 6, 5, vec!["id", "direction", "limit"], Some(Direction::Long)),
         ("strategy.entry", 7, 5, vec!["id", "direction"], Some(Direction::Short)),
         // Inside a user function: once per call site, at the call inside the function.

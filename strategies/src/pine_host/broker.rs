@@ -181,9 +181,7 @@ impl Broker {
                 self.cancel_where(|_| true, ctx);
                 self.exits.clear();
             }
-            Command::Exit {
-                id, stop, limit, loss, profit, trail_price, trail_points, trail_offset, ..
-            } => {
+            Command::Exit { id, stop, limit, loss, profit, trail_price, trail_points, trail_offset, .. } => {
                 let order = ExitOrder { id, stop, limit, loss, profit, trail_price, trail_points, trail_offset };
                 match self.exits.iter_mut().find(|x| x.id == id) {
                     Some(x) => *x = order,

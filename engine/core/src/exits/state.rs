@@ -158,7 +158,6 @@ pub struct PriceTrail {
     pub offset: Decimal,
 }
 
-
 /// An exit order resting (or on its way) at the venue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RestingLeg {

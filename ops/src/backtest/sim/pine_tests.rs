@@ -118,7 +118,11 @@ fn an_exits_stop_and_limit_in_one_bar_follow_the_intrabar_rule() {
     ];
     for (name, bar, price) in cases {
         let out = run("", body, &[flat, flat, bar]);
-        assert_eq!(fills(&out), [(Side::Buy, H, d("100"), d("1")), (Side::Sell, 2 * H, d(price), d("0.999"))], "{name}");
+        assert_eq!(
+            fills(&out),
+            [(Side::Buy, H, d("100"), d("1")), (Side::Sell, 2 * H, d(price), d("0.999"))],
+            "{name}"
+        );
     }
 }
 
