@@ -90,6 +90,18 @@ pub(super) struct Broker {
     exits: Vec<ExitOrder>,
     /// The levels last set on the open position.
     applied: Option<Levels>,
+    /// The accounting as the script reads it, refreshed at each fill (a bar costs a few flops).
+    view: View,
+}
+
+/// [`Broker`]'s accounting in `f64` for [`StrategyState`].
+#[derive(Debug, Clone, Copy, Default)]
+struct View {
+    qty: f64,
+    avg: f64,
+    /// Initial capital + net profit − the open entries' commissions.
+    base_equity: f64,
+    net_profit: f64,
 }
 
 impl Broker {
@@ -107,6 +119,7 @@ impl Broker {
             closing: 0,
             exits: Vec::with_capacity(2),
             applied: None,
+            view: View { avg: f64::NAN, base_equity: close_f64(sizing.initial_capital), ..View::default() },
         }
     }
 
@@ -115,16 +128,18 @@ impl Broker {
         self.sizing.initial_capital + self.net_profit + (close - self.avg) * self.qty - self.open_fees
     }
 
-    /// What the script reads as `strategy.*` on a bar closing at `close`.
-    pub(super) fn state(&self, close: Decimal) -> StrategyState {
-        let open = !self.entries.is_empty();
+    /// What the script reads as `strategy.*` on a bar closing at `close` (equity as
+    /// [`Self::equity`], in `f64`).
+    pub(super) fn state(&self, close: f64) -> StrategyState {
+        let v = &self.view;
+        let open_profit = if self.entries.is_empty() { 0.0 } else { (close - v.avg) * v.qty };
         StrategyState {
-            position_size: if open { close_f64(self.qty) } else { 0.0 },
-            position_avg_price: if open { close_f64(self.avg) } else { f64::NAN },
-            equity: close_f64(self.equity(close)),
+            position_size: v.qty,
+            position_avg_price: v.avg,
+            equity: v.base_equity + open_profit,
             opentrades: self.entries.len() as f64,
             closedtrades: f64::from(self.closed_trades),
-            netprofit: close_f64(self.net_profit),
+            netprofit: v.net_profit,
         }
     }
 
@@ -156,7 +171,7 @@ impl Broker {
         if held > Decimal::ZERO {
             let price = ctx.exits(&self.symbol).map(|e| e.entry_price).unwrap_or_default();
             self.entries.push(OpenEntry { id: RESTORED, qty: held, price });
-            (self.qty, self.avg) = (held, price);
+            self.reprice();
         }
     }
 
@@ -372,10 +387,11 @@ impl Broker {
             self.open_fees = Decimal::ZERO;
             self.exits.clear();
             self.applied = None;
+            self.reprice();
         }
     }
 
-    /// Position size and average price from the open entries.
+    /// Position size and average price from the open entries, and the script's view of them.
     fn reprice(&mut self) {
         let (mut qty, mut cost) = (Decimal::ZERO, Decimal::ZERO);
         for e in &self.entries {
@@ -384,6 +400,13 @@ impl Broker {
         }
         self.qty = qty;
         self.avg = if qty.is_zero() { Decimal::ZERO } else { cost / qty };
+        let open = !self.entries.is_empty();
+        self.view = View {
+            qty: if open { close_f64(self.qty) } else { 0.0 },
+            avg: if open { close_f64(self.avg) } else { f64::NAN },
+            base_equity: close_f64(self.sizing.initial_capital + self.net_profit - self.open_fees),
+            net_profit: close_f64(self.net_profit),
+        };
     }
 
     /// An update of one of this strategy's orders.

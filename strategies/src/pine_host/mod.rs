@@ -90,7 +90,6 @@ impl Strategy for PineStrategy {
             return;
         }
         self.broker.reconcile(ctx);
-        let state = self.broker.state(bar.close);
         let input = pine::Bar {
             time: bar.open_time,
             open: close_f64(bar.open),
@@ -99,6 +98,7 @@ impl Strategy for PineStrategy {
             close: close_f64(bar.close),
             volume: close_f64(bar.volume),
         };
+        let state = self.broker.state(input.close);
         let out = match self.runner.step(&input, &state) {
             Ok(out) => out,
             // The script cannot go on (a runaway loop): the runner pauses the strategy with this.

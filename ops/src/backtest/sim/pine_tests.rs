@@ -172,3 +172,23 @@ fn percent_of_equity_sizes_with_the_commission_rounded_down_to_the_lot_step() {
     assert!(exact > d("40.461") && exact < d("40.462"), "{exact}");
     assert_eq!(fills(&out), [(Side::Buy, H, d("123.5"), d("40.461"))]);
 }
+
+#[test]
+fn the_script_reads_its_own_accounting_commissions_included() {
+    // Buy 1 at 100 (0.1% paid in BTC: 0.999 held, 0.10 USDT of commission), sell the 0.999 at 110
+    // (0.10989 USDT): net profit 9.99 − 0.10989 − 0.10 = 9.78011. The script then enters at 50% of
+    // equity 10 009.78011 at the close 110: 45.4990005 → 45.499 (without the commissions it would
+    // be 45.500, with the sell's only 45.494).
+    let decl = ", initial_capital = 10000, default_qty_type = strategy.percent_of_equity, default_qty_value = 50";
+    let body = "if bar_index == 0\n    strategy.entry(\"L\", strategy.long, qty = 1)\nif bar_index == 1\n    strategy.close(\"L\")\nif strategy.closedtrades == 1 and strategy.opentrades == 0 and strategy.position_size == 0 and strategy.netprofit > 9.78010 and strategy.netprofit < 9.78012 and math.abs(strategy.equity - 10009.78011) < 1e-6\n    strategy.entry(\"L2\", strategy.long)\n";
+    let flat = |p: &'static str| (p, p, p, p);
+    let out = run(decl, body, &[flat("100"), flat("100"), flat("110"), flat("110")]);
+    assert_eq!(
+        fills(&out),
+        [
+            (Side::Buy, H, d("100"), d("1")),
+            (Side::Sell, 2 * H, d("110"), d("0.999")),
+            (Side::Buy, 3 * H, d("110"), d("45.499")),
+        ]
+    );
+}
