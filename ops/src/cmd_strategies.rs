@@ -30,6 +30,10 @@ fn type_name(kind: ParamKind) -> &'static str {
         ParamKind::Decimal => "decimal",
         ParamKind::Number => "number",
         ParamKind::Duration => "duration",
+        ParamKind::Path => "path",
+        ParamKind::Table => "table",
+        ParamKind::Bool => "bool",
+        ParamKind::Text => "string",
     }
 }
 

@@ -150,7 +150,10 @@ impl Axis {
             ParamKind::Integer => toml::Value::Integer(value.to_i64().unwrap_or_default()),
             // Whole seconds, which a duration parameter reads a bare integer as.
             ParamKind::Duration => toml::Value::Integer(value.to_i64().unwrap_or_default()),
-            ParamKind::Decimal => toml::Value::String(value.to_string()),
+            // Text kinds are refused when the axis is built.
+            ParamKind::Decimal | ParamKind::Path | ParamKind::Table | ParamKind::Bool | ParamKind::Text => {
+                toml::Value::String(value.to_string())
+            }
             ParamKind::Number => toml::Value::Float(value.to_f64().unwrap_or_default()),
         }
     }
