@@ -30,9 +30,6 @@ use crate::common::close_f64;
 use crate::StrategyConfigError;
 use broker::Broker;
 
-/// The `kind` of a Pine strategy.
-pub const KIND: &str = "pine";
-
 /// A Pine Script strategy on one symbol.
 pub struct PineStrategy {
     symbol: Symbol,
@@ -66,7 +63,7 @@ impl PineStrategy {
 
 impl Strategy for PineStrategy {
     fn kind(&self) -> &'static str {
-        KIND
+        crate::pine_kind::PINE
     }
 
     fn symbols(&self) -> Vec<Symbol> {
