@@ -488,33 +488,18 @@ if strategy.opentrades == 2 and close > strategy.position_avg_price * 1.01
     strategy.close("Dip")
 "#;
 
-const PINE: &str = r#"
-[[strategy]]
-id = "pine"
-kind = "pine"
-symbol = "BTCUSDT"
-params = { script = "parity.pine" }
-"#;
-
-/// The Pine strategy of [`PINE_SCRIPT`] (the block gives its id and symbol; the script is
-/// compiled here rather than read from the block's path).
-fn pine_strategy(_: &Config) -> Box<dyn Strategy> {
-    let program = pine::compile(PINE_SCRIPT, Some("parity.pine"), &[]).unwrap_or_else(|e| panic!("{e}")).program;
-    let s = strategies::pine_host::PineStrategy::new(Symbol::new("BTCUSDT"), Arc::new(program));
-    Box::new(s.unwrap_or_else(|e| panic!("{e}")))
+/// A `kind = "pine"` block running [`PINE_SCRIPT`], written to `dir` (the block names it by its
+/// absolute path: `Config::parse` reads no file to resolve against).
+fn pine_block(dir: &std::path::Path) -> String {
+    let path = dir.join("parity.pine");
+    std::fs::write(&path, PINE_SCRIPT).unwrap();
+    let script = toml::Value::String(path.display().to_string());
+    format!("\n[[strategy]]\nid = \"pine\"\nkind = \"pine\"\nsymbol = \"BTCUSDT\"\nparams = {{ script = {script} }}\n")
 }
-
-/// Builds the strategy of a config's first block.
-type Build = fn(&Config) -> Box<dyn Strategy>;
 
 type Rejections = std::collections::BTreeMap<String, u64>;
 
-fn backtest(
-    config: &Config,
-    build: Build,
-    bars: &[Bar],
-    funding: &[FundingSettlement],
-) -> (Vec<OrderKey>, Vec<FillKey>, Rejections) {
+fn backtest(config: &Config, bars: &[Bar], funding: &[FundingSettlement]) -> (Vec<OrderKey>, Vec<FillKey>, Rejections) {
     let instrument = config.symbols[0].instrument();
     let sim = SimConfig {
         instruments: vec![instrument],
@@ -526,7 +511,7 @@ fn backtest(
     };
     let timeline = Timeline::new(vec![(Symbol::new("BTCUSDT"), bars.to_vec())]);
     let slots =
-        vec![StrategySlot { id: StrategyId::new(&config.strategies[0].id), strategy: build(config), exits: None }];
+        vec![StrategySlot { id: StrategyId::new(&config.strategies[0].id), strategy: strategy(config), exits: None }];
     let futures: Vec<FuturesEvent> = funding.iter().cloned().map(FuturesEvent::Funding).collect();
     let outcome =
         Backtest::new(sim, timeline.symbols(), slots).with_futures(Arc::from(futures)).run(&timeline, &[], |_| {});
@@ -580,7 +565,6 @@ async fn fills_recorded(rx: &mut broadcast::Receiver<EngineEvent>, mut n: usize)
 
 async fn live(
     config: &Config,
-    build: Build,
     bars: &[Bar],
     funding: &[FundingSettlement],
 ) -> (Vec<OrderKey>, Vec<FillKey>, Vec<FillKey>, Rejections) {
@@ -596,7 +580,7 @@ async fn live(
         bar_interval_ms: config.engine.bar_interval.0,
         store: store.clone(),
         venue: venue.clone(),
-        strategies: vec![(config.strategies[0].clone(), build(config))],
+        strategies: vec![(config.strategies[0].clone(), strategy(config))],
         clock: shared_clock,
         startup_deadline: config
             .engine
@@ -671,19 +655,9 @@ async fn parity_with_funding(
     bars: &[Bar],
     funding: &[FundingSettlement],
 ) -> (Vec<OrderKey>, Vec<FillKey>) {
-    parity_of(strategy_block, strategy, bars, funding).await
-}
-
-/// [`parity_with_funding`] with the strategy built by `build`.
-async fn parity_of(
-    strategy_block: &str,
-    build: Build,
-    bars: &[Bar],
-    funding: &[FundingSettlement],
-) -> (Vec<OrderKey>, Vec<FillKey>) {
     let config = Config::parse(&format!("{CONFIG}{strategy_block}")).unwrap();
-    let (bt_orders, bt_fills, bt_rejections) = backtest(&config, build, bars, funding);
-    let (live_orders, venue_fills, stored_fills, live_rejections) = live(&config, build, bars, funding).await;
+    let (bt_orders, bt_fills, bt_rejections) = backtest(&config, bars, funding);
+    let (live_orders, venue_fills, stored_fills, live_rejections) = live(&config, bars, funding).await;
     let (bt_orders, live_orders) = (canonical_orders(bt_orders), canonical_orders(live_orders));
     let (bt_fills, venue_fills, stored_fills) =
         (canonical_fills(bt_fills), canonical_fills(venue_fills), canonical_fills(stored_fills));
@@ -738,7 +712,8 @@ async fn grid_limit_orders_match_live_and_in_backtest() {
 
 #[actix_rt::test]
 async fn a_pine_strategy_sends_the_same_orders_and_gets_the_same_fills_live_and_in_backtest() {
-    let (orders, fills) = parity_of(PINE, pine_strategy, &bars(240), &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (orders, fills) = parity(&pine_block(dir.path()), &bars(240)).await;
     let buys = orders.iter().filter(|o| o.1 == Side::Buy);
     assert!(buys.clone().any(|o| o.3 == OrderType::Market), "market entries: {orders:?}");
     assert!(buys.clone().any(|o| matches!(o.3, OrderType::Limit { .. })), "limit entries: {orders:?}");

@@ -52,7 +52,9 @@ struct PendingEntry {
     qty: Decimal,
     order_type: OrderType,
     filled: Decimal,
-    /// `strategy.cancel` came before its id was known: cancel it when it is.
+    /// Canceled (by `strategy.cancel` or a replacing entry of its id): it no longer counts, and
+    /// its cancel is sent once its client order id is known. It stays until its final update
+    /// (which may still be a fill).
     cancel: bool,
 }
 
@@ -230,18 +232,18 @@ impl Broker {
             (None, Some(stop)) => OrderType::StopMarket { stop },
             (None, None) => OrderType::Market,
         };
-        if let Some(i) = self.pending.iter().position(|p| p.id == id) {
-            let p = &self.pending[i];
+        if let Some(p) = self.pending.iter_mut().find(|p| p.id == id && !p.cancel) {
             if p.qty == qty && p.order_type == order_type {
                 return;
             }
             // The same id replaces its pending order (one sent this very bar has no id to cancel
             // yet: it stays, as the first call of the bar).
-            let Some(cid) = p.cid.clone() else { return };
-            ctx.cancel(&cid);
-            self.pending.remove(i);
+            let Some(cid) = &p.cid else { return };
+            ctx.cancel(cid);
+            p.cancel = true;
         }
-        if self.entries.len() + self.pending.len() >= self.sizing.max_entries {
+        let pending = self.pending.iter().filter(|p| !p.cancel).count();
+        if self.entries.len() + pending >= self.sizing.max_entries {
             return;
         }
         let mut intent = OrderIntent::market(ctx.strategy_id().clone(), self.symbol.clone(), Side::Buy, qty)
@@ -284,11 +286,11 @@ impl Broker {
     }
 
     fn cancel_where(&mut self, which: impl Fn(&PendingEntry) -> bool, ctx: &mut StrategyCtx<'_>) {
-        for p in self.pending.iter_mut().filter(|p| which(p)) {
-            match &p.cid {
-                Some(cid) => ctx.cancel(cid),
-                None => p.cancel = true,
+        for p in self.pending.iter_mut().filter(|p| !p.cancel && which(p)) {
+            if let Some(cid) = &p.cid {
+                ctx.cancel(cid);
             }
+            p.cancel = true;
         }
     }
 
@@ -422,6 +424,8 @@ impl Broker {
             }
             return;
         }
+        // By its client order id; else it is the first word of an order sent since (its id not
+        // known yet, in the order sent).
         let cid = update.client_order_id.as_deref();
         let found = match cid {
             Some(c) => self.pending.iter().position(|p| p.cid.as_deref() == Some(c)),

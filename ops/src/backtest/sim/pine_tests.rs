@@ -192,3 +192,22 @@ fn the_script_reads_its_own_accounting_commissions_included() {
         ]
     );
 }
+
+#[test]
+fn an_entry_of_the_same_id_replaces_the_pending_one() {
+    // A limit at 95, replaced at 90 on the next bar, then at 85: only the last one rests when bar 3
+    // falls to 80 (a replaced order's cancel report must not be taken for its successor's).
+    let body = "if bar_index <= 2\n    strategy.entry(\"L\", strategy.long, qty = 1, limit = 95 - 5 * bar_index)\n";
+    let quiet = ("100", "100", "99", "100");
+    let out = run("", body, &[quiet, quiet, quiet, ("100", "100", "80", "82")]);
+    assert_eq!(fills(&out), [(Side::Buy, 3 * H, d("85"), d("1"))]);
+    let limits: Vec<Decimal> = out
+        .orders
+        .iter()
+        .filter_map(|o| match o.intent.order_type {
+            keel_core::order::OrderType::Limit { price } => Some(price),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(limits, [d("95"), d("90"), d("85")]);
+}
