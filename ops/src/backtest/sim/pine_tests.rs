@@ -211,3 +211,28 @@ fn an_entry_of_the_same_id_replaces_the_pending_one() {
         .collect();
     assert_eq!(limits, [d("95"), d("90"), d("85")]);
 }
+
+#[test]
+fn cancel_withdraws_a_pending_entry_and_close_sells_that_entry_first() {
+    // A limit at 90 canceled on the next bar never fills, though bar 3 falls through it.
+    let body = "if bar_index == 0\n    strategy.entry(\"L\", strategy.long, qty = 1, limit = 90)\nif bar_index == 1\n    strategy.cancel(\"L\")\n";
+    let quiet = ("100", "100", "99", "100");
+    let out = run("", body, &[quiet, quiet, quiet, ("100", "100", "80", "82")]);
+    assert!(fills(&out).is_empty(), "{:?}", fills(&out));
+    // Two entries (pyramiding 2), then close("B"): only B's 2 (1.998 held) are sold.
+    let body = "if bar_index == 0\n    strategy.entry(\"A\", strategy.long, qty = 1)\n    strategy.entry(\"B\", strategy.long, qty = 2)\nif bar_index == 2\n    strategy.close(\"B\")\nif bar_index == 4 and strategy.opentrades == 1 and strategy.closedtrades == 1\n    strategy.close_all()\n";
+    let out = run(", pyramiding = 2", body, &rising(7));
+    let sells: Vec<_> = fills(&out).into_iter().filter(|f| f.0 == Side::Sell).map(|f| (f.1, f.3)).collect();
+    assert_eq!(sells, [(3 * H, d("1.998")), (5 * H, d("0.999"))]);
+}
+
+#[test]
+fn alerts_become_setup_alerts_of_the_strategy() {
+    let body =
+        "if bar_index == 1\n    alert(\"crossed\")\nalertcondition(bar_index == 2, \"Third bar\", \"the third bar\")\n";
+    let out = run("", body, &rising(4));
+    let alerts: Vec<(&str, &str, i64)> =
+        out.alerts.iter().map(|a| (a.condition.as_str(), a.message.as_str(), a.ts_ms)).collect();
+    assert_eq!(alerts, [("alert", "crossed", 2 * H - 1), ("Third bar", "the third bar", 3 * H - 1)]);
+    assert!(out.alerts.iter().all(|a| a.strategy_id.as_str() == "p" && a.symbol.as_str() == "BTCUSDT"));
+}
