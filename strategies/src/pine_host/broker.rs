@@ -274,7 +274,10 @@ impl Broker {
         if self.closing > 0 || qty <= Decimal::ZERO {
             return;
         }
-        let qty = ctx.tradable(&self.symbol, qty.min(ctx.position(&self.symbol)));
+        // Closing every entry sells all that is held: dust below the lot step that earlier
+        // commissions in the base asset left goes with it once it adds up to a step.
+        let held = ctx.position(&self.symbol);
+        let qty = ctx.tradable(&self.symbol, if qty >= self.qty { held } else { qty.min(held) });
         if qty <= Decimal::ZERO {
             return;
         }
@@ -359,10 +362,12 @@ impl Broker {
         if sold <= Decimal::ZERO || self.qty <= Decimal::ZERO {
             return;
         }
-        let share = (sold / self.qty).min(Decimal::ONE);
-        let entry_fees = self.open_fees * share;
+        // What the entries held; beyond it, earlier dust (already booked at its cost) sold now.
+        let closing = sold.min(self.qty);
+        let entry_fees = self.open_fees * closing / self.qty;
         self.open_fees -= entry_fees;
-        self.net_profit += (fill.price - self.avg) * sold - fee - entry_fees;
+        self.net_profit += (fill.price - self.avg) * closing + fill.price * (sold - closing) - fee - entry_fees;
+        let sold = closing;
         // `close(id)` takes its own entries first; then first in, first out.
         let own = (tag & CLOSE_BIT != 0 && tag != CLOSE_ALL).then_some(StrId(tag & !CLOSE_BIT));
         let mut left = sold;
@@ -379,8 +384,11 @@ impl Broker {
         self.entries.retain(|e| e.qty > Decimal::ZERO);
         self.closed_trades += (before - self.entries.len()) as u32;
         self.reprice();
-        // Dust below the lot step left by a commission in the base asset is no position.
+        // Dust below the lot step left by a commission in the base asset is no position: its cost
+        // and what is left of the entries' commissions are booked (it is sold, and booked as
+        // proceeds, when it adds up to a step).
         if !self.entries.is_empty() && ctx.tradable(&self.symbol, self.qty).is_zero() {
+            self.net_profit -= self.qty * self.avg + self.open_fees;
             self.closed_trades += self.entries.len() as u32;
             self.entries.clear();
             self.reprice();

@@ -236,3 +236,13 @@ fn alerts_become_setup_alerts_of_the_strategy() {
     assert_eq!(alerts, [("alert", "crossed", 2 * H - 1), ("Third bar", "the third bar", 3 * H - 1)]);
     assert!(out.alerts.iter().all(|a| a.strategy_id.as_str() == "p" && a.symbol.as_str() == "BTCUSDT"));
 }
+
+#[test]
+fn closing_every_entry_sells_the_dust_earlier_commissions_left() {
+    // 1.5 bought holds 1.4985 (0.1% in BTC): the close sells 1.498 (the lot step is 0.001) and
+    // 0.0005 stays. The second round trip holds 1.499 in all: its close sells all of it.
+    let body = "if bar_index == 0 or bar_index == 2\n    strategy.entry(\"L\", strategy.long, qty = 1.5)\nif bar_index == 1 or bar_index == 3\n    strategy.close(\"L\")\n";
+    let out = run("", body, &rising(5));
+    let sells: Vec<Decimal> = fills(&out).into_iter().filter(|f| f.0 == Side::Sell).map(|f| f.3).collect();
+    assert_eq!(sells, [d("1.498"), d("1.499")]);
+}
