@@ -246,3 +246,13 @@ fn closing_every_entry_sells_the_dust_earlier_commissions_left() {
     let sells: Vec<Decimal> = fills(&out).into_iter().filter(|f| f.0 == Side::Sell).map(|f| f.3).collect();
     assert_eq!(sells, [d("1.498"), d("1.499")]);
 }
+
+#[test]
+fn a_stop_entry_buys_when_the_price_rises_through_it() {
+    let body = "if bar_index == 0\n    strategy.entry(\"L\", strategy.long, qty = 1, stop = 104.996)\n";
+    let quiet = ("100", "101", "99", "100");
+    let out = run("", body, &[quiet, quiet, ("101", "106", "100", "105.5"), quiet]);
+    assert_eq!(fills(&out), [(Side::Buy, 2 * H, d("105"), d("1"))], "at the stop, rounded to the tick");
+    let out = run("", body, &[quiet, quiet, ("107", "108", "106", "107"), quiet]);
+    assert_eq!(fills(&out), [(Side::Buy, 2 * H, d("107"), d("1"))], "a gap over the stop fills at the open");
+}
