@@ -174,7 +174,7 @@ mod tests {
     const SCRIPT_TEXT: &str = "//@version=5
 strategy(\"t\", overlay = true)
 fastLen = input.int(9, \"Fast length\", minval = 1, maxval = 200)
-k = input.float(1.5, \"Band width\")
+k = input.float(1.5, \"Band width\", minval = 0.1)
 useFilter = input.bool(true)
 mode = input.string(\"a\", options = [\"a\", \"b\"])
 src = input.source(close)
@@ -261,6 +261,11 @@ if useFilter and mode == \"a\" and ta.crossover(close, f)
                 "is an integer, got string".into(),
             ),
             (
+                format!("script = {}\ninputs = {{ k = 0.05 }}", q(&good)),
+                "inputs.k",
+                "must be at least 0.1, got 0.05".into(),
+            ),
+            (
                 format!("script = {}\ninputs = {{ k = true }}", q(&good)),
                 "inputs.k",
                 "is a finite number, got boolean".into(),
@@ -335,7 +340,7 @@ if useFilter and mode == \"a\" and ta.crossover(close, f)
             shown,
             [
                 "inputs.fastLen Integer Fast length 9 between 1 and 200",
-                "inputs.k Number Band width 1.5 ",
+                "inputs.k Number Band width 1.5 at least 0.1",
                 "inputs.useFilter Bool - true ",
                 "inputs.mode Text - \"a\" ",
                 "inputs.src Text - \"close\" ",
