@@ -47,3 +47,37 @@ fn config_pine_trades_its_pine_strategy_on_the_embedded_sandbox() {
     let fills = store.fills().unwrap();
     assert!(!fills.is_empty() && fills.iter().all(|f| f.strategy_id.as_str() == "btc_pine"), "{fills:?}");
 }
+
+/// A script that could sell short is refused before anything runs, by `check-config` and by
+/// `run`, naming the block's key and the entry's `file:line:col`.
+#[test]
+fn a_short_entry_is_refused_at_check_config_and_at_start() {
+    let repo = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(format!("{repo}/config.pine.toml")).expect("config.pine.toml");
+    let text = text.replace("[http]\nenabled = true", "[http]\nenabled = false").replace(
+        &format!("script = \"{SCRIPT}\", inputs = {{ \"Fast length\" = 5, slowLen = 13 }}"),
+        "script = \"short.pine\"",
+    );
+    assert!(text.contains("script = \"short.pine\""), "the block was rewritten");
+    let config = dir.path().join("config.pine.toml");
+    std::fs::write(&config, text).unwrap();
+    let script = "//@version=5\nstrategy(\"both ways\")\nif ta.crossunder(close, ta.sma(close, 10))\n    strategy.entry(\"S\", strategy.short)\n";
+    std::fs::write(dir.path().join("short.pine"), script).unwrap();
+    let want = format!(
+        "strategy[0].params.script`: {}:4:5: strategy.entry with a direction other than strategy.long: Keel trades spot, which cannot sell short",
+        dir.path().join("short.pine").display()
+    );
+    for args in [vec!["check-config", "--config"], vec!["run", "--data-dir", "data", "--config"]] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+            .args(&args)
+            .arg(&config)
+            .current_dir(dir.path())
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("keel runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: refused");
+        assert!(stderr.contains(&want), "{args:?}: {stderr}");
+    }
+}

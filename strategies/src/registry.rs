@@ -371,18 +371,6 @@ mod tests {
         assert!(err.reason.contains("unknown strategy kind `mine`"), "{}", err.reason);
     }
 
-    /// A strategy that does nothing, standing in for the Pine host.
-    struct Quiet(keel_core::Symbol);
-
-    impl Strategy for Quiet {
-        fn kind(&self) -> &'static str {
-            pine_kind::PINE
-        }
-        fn symbols(&self) -> Vec<keel_core::Symbol> {
-            vec![self.0.clone()]
-        }
-    }
-
     /// A block of the `pine` kind declares its script's inputs on top of
     /// the kind's own parameters, however the kind was registered; other
     /// kinds declare theirs only; an unknown kind or a bad script is the
@@ -393,12 +381,7 @@ mod tests {
         let path = dir.path().join("s.pine");
         std::fs::write(&path, "//@version=5\nstrategy(\"s\")\nfastLen = input.int(9, \"Fast\", minval = 2)\nplot(ta.sma(close, fastLen))\n").unwrap();
         let script = toml::Value::String(path.display().to_string());
-        let mut registry = StrategyRegistry::builtin();
-        // Until the Pine host registers the kind among the built-in ones.
-        if registry.kind(pine_kind::PINE).is_none() {
-            let build = |symbol, params: &Params<'_>| pine_kind::compile_block(params).map(|_| Quiet(symbol));
-            registry.register(pine_kind::PINE, pine_kind::kind_params(), build).unwrap();
-        }
+        let registry = StrategyRegistry::builtin();
         let pine = block("pine", &format!("script = {script}"), "");
         let names: Vec<String> = registry.block_params(0, &pine).unwrap().iter().map(ParamSpec::key).collect();
         assert_eq!(names, ["script", "inputs", "inputs.fastLen"]);
