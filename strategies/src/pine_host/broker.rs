@@ -148,10 +148,11 @@ impl Broker {
     /// Before a bar: with nothing of this strategy in flight (its warm-up intents were discarded,
     /// say), nothing is pending.
     pub(super) fn reconcile(&mut self, ctx: &StrategyCtx<'_>) {
-        if ctx.pending_orders(&self.symbol) == 0 {
-            self.pending.clear();
-            self.closing = 0;
+        if (self.pending.is_empty() && self.closing == 0) || ctx.pending_orders(&self.symbol) > 0 {
+            return;
         }
+        self.pending.clear();
+        self.closing = 0;
     }
 
     /// The position and open orders found at start (a restart): tagged entries are pending again;
