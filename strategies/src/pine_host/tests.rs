@@ -55,3 +55,79 @@ fn long_scripts_with_whole_position_exits_are_accepted() {
     let s = PineStrategy::new(Symbol::new("BTCUSDT"), program(body, "")).unwrap();
     assert!(!s.orders_on_close());
 }
+
+mod live {
+    //! The live path (a runner outside the backtest): an exit issued before its entry filled
+    //! rests at the venue as one OCO leg once the entry fills, its levels in ticks from the fill.
+
+    use super::*;
+    use keel_core::exits::ExitLeg;
+    use keel_core::instrument::Instrument;
+    use keel_core::market::MarketEvent;
+    use keel_core::order::{OrderStatus, OrderType, Side};
+    use keel_core::strategy::StrategyRunner;
+    use keel_core::Decimal;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    fn bar(t: i64, close: &str) -> Bar {
+        let p = d(close);
+        Bar {
+            symbol: "BTCUSDT".into(),
+            open_time: t,
+            close_time: t + 59_999,
+            open: p,
+            high: p,
+            low: p,
+            close: p,
+            volume: p,
+        }
+    }
+
+    #[test]
+    fn an_exit_issued_before_the_fill_rests_at_the_venue_once_the_entry_fills() {
+        let body = "if bar_index == 0\n    strategy.entry(\"L\", strategy.long, qty = 1)\n    strategy.exit(\"X\", \"L\", loss = 300, profit = 500)\n";
+        let strategy = PineStrategy::new(Symbol::new("BTCUSDT"), program(body, "")).unwrap();
+        let btc = Instrument::with_steps("BTCUSDT".into(), "BTC".into(), "USDT".into(), d("0.01"), d("0.001"));
+        let mut runner = StrategyRunner::new("p".into(), Box::new(strategy)).with_instruments(&[btc]);
+        runner.on_market(&MarketEvent::Bar(bar(0, "100")), 60_000).unwrap();
+        let intents: Vec<_> = runner.drain_intents().collect();
+        assert_eq!(intents.len(), 1, "the entry only: the exit waits for the position");
+        let entry = &intents[0];
+        assert_eq!((entry.side, entry.order_type, entry.qty), (Side::Buy, OrderType::Market, d("1")));
+        let update = OrderUpdate {
+            client_order_id: Some("k1".into()),
+            symbol: "BTCUSDT".into(),
+            side: Side::Buy,
+            status: OrderStatus::Accepted,
+            filled_qty: Decimal::ZERO,
+            reason: None,
+            tag: entry.tag,
+            exit: None,
+        };
+        runner.on_order_update(&update, 60_001).unwrap();
+        let fill = keel_core::fill::Fill {
+            trade_id: 1u64.into(),
+            client_order_id: "k1".into(),
+            strategy_id: "p".into(),
+            symbol: "BTCUSDT".into(),
+            side: Side::Buy,
+            price: d("100.5"),
+            qty: d("1"),
+            fee: Decimal::ZERO,
+            fee_asset: "USDT".into(),
+            is_maker: false,
+            ts_ms: 60_002,
+            tag: entry.tag,
+        };
+        runner.on_fill(&fill, 60_002).unwrap();
+        let legs: Vec<_> = runner.drain_intents().collect();
+        assert_eq!(legs.len(), 1, "{legs:?}");
+        let leg = &legs[0];
+        assert_eq!((leg.side, leg.qty, leg.exit), (Side::Sell, d("1"), Some(ExitLeg::Oco)));
+        // 300 and 500 ticks of 0.01 from the fill at 100.50.
+        assert_eq!(leg.order_type, OrderType::Oco { take_profit: d("105.50"), stop: d("97.50"), stop_limit: None });
+    }
+}
