@@ -285,9 +285,21 @@ fn a_sweep_over_a_pine_input_runs_each_value_as_the_config_would() {
             assert_eq!(row[key], single[key], "{key} with fastLen = {fast}");
         }
         assert!(single["round_trips"].as_u64().unwrap() > 0, "the script trades");
+        let free = &single["overfitting"]["free_inputs"];
+        assert_eq!(*free, serde_json::json!(["p.fastLen", "p.slowLen"]), "the script's inputs, not `script`");
         seen.push(single["final_equity"].clone());
     }
     assert!(seen[0] != seen[1] || seen[1] != seen[2], "the input reaches the strategy: {seen:?}");
+
+    // A walk-forward sweep over the input: chosen in sample, run out of sample.
+    let stdout = ok(&backtest(&["--sweep", "p.fastLen=3..9:3", "--split", "2024-01-18", "--report", "oos.json"]));
+    let best = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Out of sample, from 2024-01-18T00:00:00Z, with the in-sample best "));
+    assert!(best.is_some_and(|b| b.starts_with("p.fastLen=")), "{stdout}");
+    let oos: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(f.path("oos.json")).unwrap()).unwrap();
+    assert_eq!(oos["overfitting"]["free_inputs"], serde_json::json!(["p.fastLen"]));
+    assert!(oos["overfitting"]["walk_forward"].is_object(), "{oos}");
 
     let out = backtest(&["--sweep", "p.fastLen=1..4"]);
     assert!(!out.status.success());
