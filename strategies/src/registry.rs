@@ -29,13 +29,6 @@ pub struct StrategyConfigError {
 pub type Constructor =
     Arc<dyn Fn(keel_core::Symbol, &Params<'_>) -> Result<Box<dyn Strategy>, StrategyConfigError> + Send + Sync>;
 
-/// A strategy type that declares its parameters, so that registering it
-/// (`keel_ops::App::strategy`) needs only its name and its `from_params`.
-pub trait DeclaredParams {
-    /// The parameters it accepts: name, type, default and valid range.
-    fn params() -> Vec<ParamSpec>;
-}
-
 /// One registered strategy kind: its name, the parameters it declares and
 /// how to build it.
 #[derive(Clone)]
@@ -105,15 +98,12 @@ impl StrategyRegistry {
         if self.kind(name).is_some() {
             return Err(format!("strategy kind `{name}` is already registered"));
         }
-        for (i, p) in params.iter().enumerate() {
+        for p in &params {
             if !is_identifier(&p.name) {
                 return Err(format!(
                     "strategy kind `{name}`: parameter `{}` is not a name of ASCII letters, digits and `_`, starting with a letter",
                     p.name
                 ));
-            }
-            if params[..i].iter().any(|q| q.name == p.name) {
-                return Err(format!("strategy kind `{name}` declares parameter `{}` twice (at {i})", p.name));
             }
             if let Some(default) = &p.default {
                 let value =
@@ -126,6 +116,9 @@ impl StrategyRegistry {
                     return Err(format!("strategy kind `{name}`: the default of `{}` ({default}) {problem}", p.name));
                 }
             }
+        }
+        if let Some((i, p)) = params.iter().enumerate().find(|(i, p)| params[..*i].iter().any(|q| q.name == p.name)) {
+            return Err(format!("strategy kind `{name}` declares parameter `{}` twice (at {i})", p.name));
         }
         self.kinds.push(Kind { name: name.to_string(), params, build: boxed(build) });
         Ok(())
@@ -175,6 +168,13 @@ impl StrategyRegistry {
         }
         Ok(())
     }
+}
+
+/// A strategy type that declares its parameters, so that registering it
+/// (`keel_ops::App::strategy`) needs only its name and its `from_params`.
+pub trait DeclaredParams {
+    /// The parameters it accepts: name, type, default and valid range.
+    fn params() -> Vec<ParamSpec>;
 }
 
 /// True for an identifier: an ASCII letter, then ASCII letters, digits and `_`.
