@@ -208,13 +208,23 @@ impl Harness {
     /// checked against the kind's declarations as `keel` checks a config,
     /// and runs it over the bars.
     pub fn run_kind(&self, registry: &StrategyRegistry, kind: &str, params: &str) -> Result<Run, StrategyConfigError> {
-        let block = format!("id = \"{ID}\"\nkind = \"{kind}\"\nsymbol = \"{}\"\nparams = {{ {params} }}\n", {
-            &self.instrument.symbol
-        });
-        let config: StrategyConfig = toml::from_str(&block).map_err(|e| StrategyConfigError {
-            key: "strategy[0].params".into(),
-            reason: format!("`{{ {params} }}` is not a TOML table: {e}"),
-        })?;
+        let table = toml::from_str::<toml::Table>(&format!("params = {{ {params} }}"))
+            .ok()
+            .and_then(|mut t| t.remove("params"))
+            .and_then(|v| v.as_table().cloned());
+        let Some(table) = table else {
+            let reason = format!("`{{ {params} }}` is not a TOML table");
+            return Err(StrategyConfigError { key: "strategy[0].params".into(), reason });
+        };
+        let config = StrategyConfig {
+            id: ID.into(),
+            kind: kind.into(),
+            symbol: self.instrument.symbol.to_string(),
+            symbols: None,
+            paused: false,
+            params: table,
+            exits: None,
+        };
         Ok(self.run_boxed(registry.build(0, &config)?))
     }
 
