@@ -1,32 +1,13 @@
-//! Test support: a registry with the `pine` kind for unit tests of the code
-//! that reads Pine blocks' parameters (sweeps, overfitting signals), and a
-//! script with inputs to point blocks at.
+//! Test support: the registry for unit tests of the code that reads Pine
+//! blocks' parameters (sweeps, overfitting signals), and a script with inputs
+//! to point blocks at.
 
 use keel_core::config::StrategyConfig;
 use strategies::pine_kind;
 
-/// A strategy that does nothing, standing in for the Pine host.
-struct Quiet(keel_core::Symbol);
-
-impl keel_core::strategy::Strategy for Quiet {
-    fn kind(&self) -> &'static str {
-        pine_kind::PINE
-    }
-    fn symbols(&self) -> Vec<keel_core::Symbol> {
-        vec![self.0.clone()]
-    }
-}
-
-/// The built-in registry with the `pine` kind (registered here only while
-/// the built-in registry lacks it).
+/// The built-in registry (which has the `pine` kind).
 pub fn registry() -> strategies::StrategyRegistry {
-    let mut registry = strategies::StrategyRegistry::builtin();
-    if registry.kind(pine_kind::PINE).is_none() {
-        let build =
-            |symbol, params: &strategies::params::Params<'_>| pine_kind::compile_block(params).map(|_| Quiet(symbol));
-        registry.register(pine_kind::PINE, pine_kind::kind_params(), build).unwrap();
-    }
-    registry
+    strategies::StrategyRegistry::builtin()
 }
 
 /// A script with an int input titled `Fast length` (1..=60), a float, a bool.
