@@ -138,7 +138,7 @@ mod live {
         let body = "strategy.entry(\"L\", strategy.long, qty = 1, limit = bar_index == 0 ? 90 : 95)\n";
         let btc = Instrument::with_steps("BTCUSDT".into(), "BTC".into(), "USDT".into(), d("0.01"), d("0.001"));
         let first = PineStrategy::new(Symbol::new("BTCUSDT"), program(body, "")).unwrap();
-        let mut runner = StrategyRunner::new("p".into(), Box::new(first)).with_instruments(&[btc.clone()]);
+        let mut runner = StrategyRunner::new("p".into(), Box::new(first)).with_instruments(std::slice::from_ref(&btc));
         runner.on_market(&MarketEvent::Bar(bar(0, "100")), 60_000).unwrap();
         let sent: Vec<_> = runner.drain_intents().collect();
         assert_eq!(sent.len(), 1);
