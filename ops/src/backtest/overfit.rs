@@ -360,7 +360,10 @@ mod tests {
             (0, test_pine::block(&dir, "p", "")),
             (1, test_pine::block(&dir, "q", "\"Fast length\" = 5, use = false")),
         ];
-        assert_eq!(configured_inputs(&blocks, &test_pine::registry()), ["p.fastLen", "p.k", "q.fastLen", "q.k"]);
+        assert_eq!(
+            configured_inputs(&blocks, &strategies::StrategyRegistry::builtin()),
+            ["p.fastLen", "p.k", "q.fastLen", "q.k"]
+        );
     }
 
     #[test]

@@ -1,14 +1,8 @@
-//! Test support: the registry for unit tests of the code that reads Pine
-//! blocks' parameters (sweeps, overfitting signals), and a script with inputs
-//! to point blocks at.
+//! Test support for the code that reads Pine blocks' parameters (sweeps,
+//! overfitting signals): a script with inputs and blocks pointing at it.
 
 use keel_core::config::StrategyConfig;
 use strategies::pine_kind;
-
-/// The built-in registry (which has the `pine` kind).
-pub fn registry() -> strategies::StrategyRegistry {
-    strategies::StrategyRegistry::builtin()
-}
 
 /// A script with an int input titled `Fast length` (1..=60), a float, a bool.
 pub const SCRIPT: &str = "//@version=5

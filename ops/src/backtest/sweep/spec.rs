@@ -482,10 +482,9 @@ mod tests {
         use crate::backtest::test_pine;
         let dir = tempfile::tempdir().unwrap();
         let pine = test_pine::block(&dir, "p", "\"Fast length\" = 7, use = false");
-        let pine_registry = test_pine::registry;
         let run = vec![(0, pine)];
         let specs: Vec<Spec> = ["p.Fast length=5..50:5", "p.k=0.5,2"].iter().map(|t| parse(t).unwrap()).collect();
-        let grid = Grid::resolve(&specs, &run, &[], &pine_registry()).unwrap();
+        let grid = Grid::resolve(&specs, &run, &[], &registry()).unwrap();
         assert_eq!(
             (grid.len(), grid.axes[0].name.as_str(), grid.axes[0].param.as_str()),
             (20, "p.Fast length", "fastLen")
@@ -494,7 +493,7 @@ mod tests {
         let inputs = blocks[0].1.params["inputs"].as_table().unwrap();
         let shown: Vec<String> = inputs.iter().map(|(k, v)| format!("{k}={v}")).collect();
         assert_eq!(shown, ["fastLen=10", "k=2.0", "use=false"], "typed, the title's key replaced, others kept");
-        assert!(pine_registry().build(0, &blocks[0].1).is_ok(), "the swept block builds");
+        assert!(registry().build(0, &blocks[0].1).is_ok(), "the swept block builds");
 
         let cases = [
             ("p.fastLen=0..3", "`fastLen` must be between 1 and 60, got 0"),
@@ -507,7 +506,7 @@ mod tests {
         ];
         for (text, want) in cases {
             let specs = vec![parse(text).unwrap(), parse("p.fastLen=4").unwrap()];
-            let err = Grid::resolve(&specs, &run, &[], &pine_registry()).expect_err(text);
+            let err = Grid::resolve(&specs, &run, &[], &registry()).expect_err(text);
             let want = if want.is_empty() { "p.fastLen is already swept by --sweep p.Fast length" } else { want };
             assert!(err.contains(want), "{text}: {err}");
         }
