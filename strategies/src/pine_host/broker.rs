@@ -126,7 +126,7 @@ impl Broker {
     }
 
     /// Equity at `close`: initial capital + net profit + open profit (commissions included).
-    pub(super) fn equity(&self, close: Decimal) -> Decimal {
+    fn equity(&self, close: Decimal) -> Decimal {
         self.sizing.initial_capital + self.net_profit + (close - self.avg) * self.qty - self.open_fees
     }
 
