@@ -36,6 +36,7 @@ pub mod logging;
 pub mod notice;
 pub mod notify;
 pub mod outbox;
+pub mod pine_warnings;
 pub mod restarts;
 pub mod secret;
 pub mod settings;

@@ -11,6 +11,8 @@ use crate::grid::Grid;
 use crate::ma_cross::{EmaCross, SmaCross};
 use crate::macd::MacdCross;
 use crate::params::{ParamSpec, Params};
+use crate::pine_host::PineStrategy;
+use crate::pine_kind;
 use crate::rsi_reversion::RsiReversion;
 use crate::scanner::Scanner;
 use crate::webhook::Webhook;
@@ -29,6 +31,10 @@ pub struct StrategyConfigError {
 pub type Constructor =
     Arc<dyn Fn(keel_core::Symbol, &Params<'_>) -> Result<Box<dyn Strategy>, StrategyConfigError> + Send + Sync>;
 
+/// The parameters one block declares beyond its kind's, read from the
+/// block's `params` (a Pine block: its script's inputs).
+pub type BlockParams = Arc<dyn Fn(&Params<'_>) -> Result<Vec<ParamSpec>, StrategyConfigError> + Send + Sync>;
+
 /// One registered strategy kind: its name, the parameters it declares and
 /// how to build it.
 #[derive(Clone)]
@@ -38,6 +44,23 @@ pub struct Kind {
     /// The parameters it accepts, checked before `build` runs.
     pub params: Vec<ParamSpec>,
     build: Constructor,
+    block_params: Option<BlockParams>,
+}
+
+impl Kind {
+    fn new(name: &str, params: Vec<ParamSpec>, build: Constructor) -> Self {
+        // A Pine block's parameters include its script's inputs, whoever registers the kind.
+        let block_params: Option<BlockParams> =
+            (name == pine_kind::PINE).then(|| Arc::new(pine_kind::input_params) as BlockParams);
+        Self { name: name.to_string(), params, build, block_params }
+    }
+}
+
+/// A `kind = "pine"` block: its script compiled with the block's inputs, run by the Pine host.
+/// A refusal of the host (a short entry...) names the block's `script`.
+fn build_pine(symbol: keel_core::Symbol, params: &Params<'_>) -> Result<PineStrategy, StrategyConfigError> {
+    let compiled = pine_kind::compile_block(params)?;
+    PineStrategy::new(symbol, Arc::new(compiled.program)).map_err(|e| params.error(pine_kind::SCRIPT, e.reason))
 }
 
 impl std::fmt::Debug for Kind {
@@ -63,7 +86,7 @@ impl StrategyRegistry {
     /// The kinds built into Keel.
     pub fn builtin() -> Self {
         let mut r = Self::new();
-        let all: [(&str, Vec<ParamSpec>, Constructor); 8] = [
+        let all: [(&str, Vec<ParamSpec>, Constructor); 9] = [
             ("sma_cross", SmaCross::params(), boxed(SmaCross::from_params)),
             ("ema_cross", EmaCross::params(), boxed(EmaCross::from_params)),
             ("rsi_reversion", RsiReversion::params(), boxed(RsiReversion::from_params)),
@@ -72,9 +95,10 @@ impl StrategyRegistry {
             ("grid", Grid::params(), boxed(Grid::from_params)),
             ("webhook", Webhook::params(), boxed(Webhook::from_params)),
             ("scanner", Scanner::params(), boxed(Scanner::from_params)),
+            (pine_kind::PINE, pine_kind::kind_params(), boxed(build_pine)),
         ];
         for (name, params, build) in all {
-            r.kinds.push(Kind { name: name.to_string(), params, build });
+            r.kinds.push(Kind::new(name, params, build));
         }
         r
     }
@@ -120,7 +144,7 @@ impl StrategyRegistry {
         if let Some((i, p)) = params.iter().enumerate().find(|(i, p)| params[..*i].iter().any(|q| q.name == p.name)) {
             return Err(format!("strategy kind `{name}` declares parameter `{}` twice (at {i})", p.name));
         }
-        self.kinds.push(Kind { name: name.to_string(), params, build: boxed(build) });
+        self.kinds.push(Kind::new(name, params, boxed(build)));
         Ok(())
     }
 
@@ -139,17 +163,36 @@ impl StrategyRegistry {
         self.kind(name).map(|k| k.params.as_slice())
     }
 
+    /// The parameters config block number `index` declares: its kind's, then
+    /// the block's own (a Pine block's script inputs, written in
+    /// `params.inputs`). Config validation, sweeps, `keel strategies
+    /// --config` and the overfitting signals read these.
+    pub fn block_params(&self, index: usize, config: &StrategyConfig) -> Result<Vec<ParamSpec>, StrategyConfigError> {
+        let Some(kind) = self.kind(&config.kind) else {
+            return Err(self.unknown_kind(index, config));
+        };
+        let mut out = kind.params.clone();
+        if let Some(declare) = &kind.block_params {
+            out.extend(declare(&Params::new(&config.params, format!("strategy[{index}].params")))?);
+        }
+        Ok(out)
+    }
+
+    fn unknown_kind(&self, index: usize, config: &StrategyConfig) -> StrategyConfigError {
+        let names: Vec<&str> = self.kinds.iter().map(|k| k.name.as_str()).collect();
+        StrategyConfigError {
+            key: format!("strategy[{index}].kind"),
+            reason: format!("unknown strategy kind `{}` (known: {})", config.kind, names.join(", ")),
+        }
+    }
+
     /// Builds the strategy of config block number `index` (for error
     /// messages): its kind must be registered, every parameter declared and
     /// inside its range; its `exits`, if any, are checked too (see [`exits`]).
     pub fn build(&self, index: usize, config: &StrategyConfig) -> Result<Box<dyn Strategy>, StrategyConfigError> {
         exits(index, config)?;
         let Some(kind) = self.kind(&config.kind) else {
-            let names: Vec<&str> = self.kinds.iter().map(|k| k.name.as_str()).collect();
-            return Err(StrategyConfigError {
-                key: format!("strategy[{index}].kind"),
-                reason: format!("unknown strategy kind `{}` (known: {})", config.kind, names.join(", ")),
-            });
+            return Err(self.unknown_kind(index, config));
         };
         let params = Params::new(&config.params, format!("strategy[{index}].params"));
         params.only(&kind.params)?;
@@ -233,7 +276,7 @@ mod tests {
     #[test]
     fn every_kind_declares_the_parameters_its_builder_accepts() {
         let registry = StrategyRegistry::builtin();
-        assert_eq!(registry.kinds().len(), 8);
+        assert_eq!(registry.kinds().len(), 9);
         for kind in registry.kinds() {
             assert!(!kind.params.is_empty(), "{}", kind.name);
             let mut table = toml::Table::new();
@@ -350,7 +393,7 @@ mod tests {
         assert_eq!(err.key, "strategy[1].kind");
         assert!(
             err.reason.ends_with(
-                "(known: sma_cross, ema_cross, rsi_reversion, bollinger_breakout, macd, grid, webhook, scanner)"
+                "(known: sma_cross, ema_cross, rsi_reversion, bollinger_breakout, macd, grid, webhook, scanner, pine)"
             ),
             "{}",
             err.reason
@@ -360,7 +403,7 @@ mod tests {
         assert!(registry.build(1, &block("mine", "qty = \"1\"", "")).is_ok());
         assert_eq!(registry.params("mine"), Some(params.as_slice()));
         let err = registry.build(1, &block("theirs", "", "")).err().unwrap();
-        assert!(err.reason.ends_with(", scanner, mine)"), "{}", err.reason);
+        assert!(err.reason.ends_with(", scanner, pine, mine)"), "{}", err.reason);
         assert!(registry.register("mine", vec![], Webhook::from_params).unwrap_err().contains("already registered"));
         let twice = vec![ParamSpec::integer("n"), ParamSpec::integer("n")];
         assert!(registry.register("other", twice, Webhook::from_params).unwrap_err().contains("`n` twice"));
@@ -389,5 +432,61 @@ mod tests {
         registry.register("Mine_2", fine, Webhook::from_params).unwrap();
         let err = StrategyRegistry::new().build(0, &block("mine", "", "")).err().unwrap();
         assert!(err.reason.contains("unknown strategy kind `mine`"), "{}", err.reason);
+    }
+
+    /// A block of the `pine` kind declares its script's inputs on top of
+    /// the kind's own parameters, however the kind was registered; other
+    /// kinds declare theirs only; an unknown kind or a bad script is the
+    /// block's error.
+    #[test]
+    fn a_pine_block_declares_its_scripts_inputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.pine");
+        std::fs::write(&path, "//@version=5\nstrategy(\"s\")\nfastLen = input.int(9, \"Fast\", minval = 2)\nplot(ta.sma(close, fastLen))\n").unwrap();
+        let script = toml::Value::String(path.display().to_string());
+        let registry = StrategyRegistry::builtin();
+        let pine = block("pine", &format!("script = {script}"), "");
+        let names: Vec<String> = registry.block_params(0, &pine).unwrap().iter().map(ParamSpec::key).collect();
+        assert_eq!(names, ["script", "inputs", "inputs.fastLen"]);
+        let sma = block("sma_cross", "fast = 2, slow = 3, qty = \"1\"", "");
+        assert_eq!(registry.block_params(0, &sma).unwrap(), registry.params("sma_cross").unwrap());
+        assert_eq!(registry.block_params(5, &block("nope", "", "")).unwrap_err().key, "strategy[5].kind");
+        let bad = block("pine", &format!("script = {script}, inputs = {{ Fast = 1 }}"), "");
+        let err = registry.block_params(2, &bad).unwrap_err();
+        assert_eq!(
+            (err.key.as_str(), err.reason.as_str()),
+            ("strategy[2].params.inputs.Fast", "must be at least 2, got 1")
+        );
+        assert_eq!(
+            registry.build(2, &bad).err().unwrap().key,
+            "strategy[2].params.inputs.Fast",
+            "the build says the same"
+        );
+        assert!(registry.build(2, &pine).is_ok());
+    }
+
+    /// `pine` is a built-in kind: a block builds the Pine host on its script, and what the host
+    /// refuses (a short entry) names the block's `script` and the script's `file:line:col`.
+    #[test]
+    fn pine_is_built_in_and_a_short_entry_is_refused_at_its_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, body: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, format!("//@version=5\nstrategy(\"s\")\n{body}")).unwrap();
+            toml::Value::String(path.display().to_string())
+        };
+        let registry = StrategyRegistry::builtin();
+        let long = write("long.pine", "if close > open\n    strategy.entry(\"L\", strategy.long)\n");
+        let built = registry.build(0, &block("pine", &format!("script = {long}"), "")).unwrap();
+        assert_eq!(built.kind(), "pine");
+        let short = write("short.pine", "if close < open\n    strategy.entry(\"S\", strategy.short)\n");
+        let err = registry.build(3, &block("pine", &format!("script = {short}"), "")).err().unwrap();
+        assert_eq!(err.key, "strategy[3].params.script");
+        let at = format!(
+            "{}:4:5: strategy.entry with a direction other than strategy.long",
+            dir.path().join("short.pine").display()
+        );
+        assert!(err.reason.starts_with(&at), "{}", err.reason);
+        assert!(err.reason.contains("cannot sell short"), "{}", err.reason);
     }
 }

@@ -133,6 +133,7 @@ pub fn compile(src: &str, file: Option<&str>, inputs: &[(String, InputValue)]) -
         decl,
         inputs: c.inputs,
         plots: c.plots,
+        order_calls: c.order_calls,
         strings: c.strings,
         body: c.body_out,
         n_slots: c.n_slots,
@@ -160,6 +161,7 @@ struct Compiler<'a> {
     strings: Vec<String>,
     inputs: Vec<InputDecl>,
     plots: Vec<PlotDecl>,
+    order_calls: Vec<OrderCall>,
     decl: Option<StrategyDecl>,
     warnings: Vec<Diagnostic>,
     body_out: Vec<St>,
@@ -316,6 +318,7 @@ impl<'a> Compiler<'a> {
             strings: Vec::new(),
             inputs: Vec::new(),
             plots: Vec::new(),
+            order_calls: Vec::new(),
             decl: None,
             warnings: Vec::new(),
             body_out: Vec::new(),
@@ -856,6 +859,9 @@ impl<'a> Compiler<'a> {
     }
 
     fn effect(&mut self, name: &str, args: &[Arg], pos: Pos, out: &mut Vec<St>, global: bool) -> R<()> {
+        if let Some(call) = OrderCall::of(name, args, pos) {
+            self.order_calls.push(call);
+        }
         match name {
             "strategy" => self.declaration(args, pos, global),
             "indicator" => err(pos, "indicator() scripts are not strategies: Keel runs strategy() scripts"),
