@@ -104,14 +104,42 @@ impl StrategyRegistry {
     }
 
     /// Adds a kind; `build` is typically a strategy's `from_params`. Refused
-    /// when the name is taken or a parameter is declared twice.
+    /// when the name is taken or is not an identifier (ASCII letters, digits
+    /// and `_`, starting with a letter: it is written in configs, and
+    /// parameter names in `--sweep ID.NAME=...`), or when a parameter is
+    /// declared twice, has such a bad name, or has a default that is not a
+    /// TOML value inside its own range.
     pub fn register<S, F>(&mut self, name: &str, params: Vec<ParamSpec>, build: F) -> Result<(), String>
     where
         S: Strategy + 'static,
         F: Fn(keel_core::Symbol, &Params<'_>) -> Result<S, StrategyConfigError> + Send + Sync + 'static,
     {
+        if !is_identifier(name) {
+            return Err(format!(
+                "strategy kind `{name}`: a kind's name is ASCII letters, digits and `_`, starting with a letter"
+            ));
+        }
         if self.kind(name).is_some() {
             return Err(format!("strategy kind `{name}` is already registered"));
+        }
+        for p in &params {
+            if !is_identifier(&p.name) {
+                return Err(format!(
+                    "strategy kind `{name}`: parameter `{}` is not a name of ASCII letters, digits and `_`, starting with a letter",
+                    p.name
+                ));
+            }
+            if let Some(default) = &p.default {
+                let value =
+                    toml::from_str::<toml::Table>(&format!("v = {default}")).ok().and_then(|mut t| t.remove("v"));
+                let problem = match &value {
+                    None => Some("is not a TOML value".to_string()),
+                    Some(v) => p.check(v),
+                };
+                if let Some(problem) = problem {
+                    return Err(format!("strategy kind `{name}`: the default of `{}` ({default}) {problem}", p.name));
+                }
+            }
         }
         if let Some((i, p)) = params.iter().enumerate().find(|(i, p)| params[..*i].iter().any(|q| q.name == p.name)) {
             return Err(format!("strategy kind `{name}` declares parameter `{}` twice (at {i})", p.name));
@@ -183,6 +211,18 @@ impl StrategyRegistry {
         }
         Ok(())
     }
+}
+
+/// A strategy type that declares its parameters, so that registering it
+/// (`keel_ops::App::strategy`) needs only its name and its `from_params`.
+pub trait DeclaredParams {
+    /// The parameters it accepts: name, type, default and valid range.
+    fn params() -> Vec<ParamSpec>;
+}
+
+/// True for an identifier: an ASCII letter, then ASCII letters, digits and `_`.
+fn is_identifier(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// A constructor returning a concrete strategy, boxed.
@@ -367,6 +407,29 @@ mod tests {
         assert!(registry.register("mine", vec![], Webhook::from_params).unwrap_err().contains("already registered"));
         let twice = vec![ParamSpec::integer("n"), ParamSpec::integer("n")];
         assert!(registry.register("other", twice, Webhook::from_params).unwrap_err().contains("`n` twice"));
+        let refused: [(&str, Vec<ParamSpec>, &str); 6] = [
+            ("", vec![], "a kind's name is ASCII letters"),
+            ("my kind", vec![], "a kind's name is ASCII letters"),
+            ("9lives", vec![], "a kind's name is ASCII letters"),
+            ("k", vec![ParamSpec::integer("a.b")], "parameter `a.b` is not a name"),
+            (
+                "k",
+                vec![ParamSpec::integer("n").default_value("twenty")],
+                "the default of `n` (twenty) is not a TOML value",
+            ),
+            (
+                "k",
+                vec![ParamSpec::integer("n").default_value("1").at_least(2)],
+                "the default of `n` (1) must be at least 2, got 1",
+            ),
+        ];
+        for (name, params, want) in refused {
+            let err = registry.register(name, params, Webhook::from_params).unwrap_err();
+            assert!(err.contains(want), "{name}: {err}");
+        }
+        assert!(registry.kind("k").is_none(), "a refused kind is not registered");
+        let fine = vec![ParamSpec::integer("fastLen").default_value("9").at_least(1)];
+        registry.register("Mine_2", fine, Webhook::from_params).unwrap();
         let err = StrategyRegistry::new().build(0, &block("mine", "", "")).err().unwrap();
         assert!(err.reason.contains("unknown strategy kind `mine`"), "{}", err.reason);
     }

@@ -126,7 +126,7 @@ impl Broker {
     }
 
     /// Equity at `close`: initial capital + net profit + open profit (commissions included).
-    pub(super) fn equity(&self, close: Decimal) -> Decimal {
+    fn equity(&self, close: Decimal) -> Decimal {
         self.sizing.initial_capital + self.net_profit + (close - self.avg) * self.qty - self.open_fees
     }
 
@@ -219,7 +219,7 @@ impl Broker {
         ctx: &mut StrategyCtx<'_>,
     ) {
         let wanted = match qty {
-            Some(q) => Decimal::from_f64(q).unwrap_or_default(),
+            Some(q) => script_qty(q),
             None => self.default_qty(close),
         };
         let qty = ctx.tradable(&self.symbol, wanted.max(Decimal::ZERO));
@@ -458,6 +458,12 @@ impl Broker {
     }
 }
 
+/// A quantity the script computed, as the decimal it reads as to f64's precision (`0.3` and
+/// `0.1 + 0.2` are 0.3, not 0.29999…, which the lot step would round down); 0 for `na`.
+fn script_qty(q: f64) -> Decimal {
+    Decimal::from_f64(q).unwrap_or_default()
+}
+
 /// `price` rounded to the nearest multiple of `tick` in integer ticks (as is without a tick); `None`
 /// for `na` or a price that does not fit.
 fn to_tick(price: f64, tick: Decimal) -> Option<Decimal> {
@@ -478,6 +484,14 @@ fn to_tick(price: f64, tick: Decimal) -> Option<Decimal> {
 mod tests {
     use super::*;
     use std::str::FromStr;
+
+    #[test]
+    fn script_quantities_are_the_decimals_they_print_as() {
+        let cases = [(0.3, "0.3"), (1.15, "1.15"), (2.675, "2.675"), (0.1 + 0.2, "0.3"), (f64::NAN, "0")];
+        for (q, want) in cases {
+            assert_eq!(script_qty(q), Decimal::from_str(want).unwrap(), "{q}");
+        }
+    }
 
     #[test]
     fn prices_round_to_the_nearest_tick_in_integer_ticks() {

@@ -130,4 +130,29 @@ mod live {
         // 300 and 500 ticks of 0.01 from the fill at 100.50.
         assert_eq!(leg.order_type, OrderType::Oco { take_profit: d("105.50"), stop: d("97.50"), stop_limit: None });
     }
+
+    /// After a restart its tagged entry still open at the venue is its pending entry again: the
+    /// same id at another price cancels it (no second order beside it), the same order is left be.
+    #[test]
+    fn a_restart_adopts_the_open_entry_order_of_its_id() {
+        let body = "strategy.entry(\"L\", strategy.long, qty = 1, limit = bar_index == 0 ? 90 : 95)\n";
+        let btc = Instrument::with_steps("BTCUSDT".into(), "BTC".into(), "USDT".into(), d("0.01"), d("0.001"));
+        let first = PineStrategy::new(Symbol::new("BTCUSDT"), program(body, "")).unwrap();
+        let mut runner = StrategyRunner::new("p".into(), Box::new(first)).with_instruments(std::slice::from_ref(&btc));
+        runner.on_market(&MarketEvent::Bar(bar(0, "100")), 60_000).unwrap();
+        let sent: Vec<_> = runner.drain_intents().collect();
+        assert_eq!(sent.len(), 1);
+        let open = keel_core::order::Order::from_intent(&sent[0], "k7".into(), 60_001);
+        // A new process: the script starts over at bar 0 (limit 90, the order's own), then 95.
+        let again = PineStrategy::new(Symbol::new("BTCUSDT"), program(body, "")).unwrap();
+        let mut runner = StrategyRunner::new("p".into(), Box::new(again)).with_instruments(&[btc]);
+        runner.adopt(std::slice::from_ref(&open), 120_000).unwrap();
+        runner.on_market(&MarketEvent::Bar(bar(120_000, "100")), 180_000).unwrap();
+        assert_eq!(runner.drain_intents().count(), 0, "its order is already out");
+        runner.on_market(&MarketEvent::Bar(bar(180_000, "100")), 240_000).unwrap();
+        assert_eq!(runner.drain_cancels().collect::<Vec<_>>(), ["k7"], "replaced: canceled first");
+        let sent: Vec<_> = runner.drain_intents().collect();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].order_type, OrderType::Limit { price: d("95") });
+    }
 }

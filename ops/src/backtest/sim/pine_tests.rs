@@ -43,9 +43,21 @@ fn bars(ohlc: &[(&str, &str, &str, &str)]) -> Vec<Bar> {
 /// Runs `body` under `strategy("t"<decl>)` on the bars: tick 0.01, lot step 0.001, no slippage,
 /// 0.1% taker fee (a buy's paid in BTC, so a position of 1 bought holds 0.999), 100 000 USDT.
 fn run(decl: &str, body: &str, ohlc: &[(&str, &str, &str, &str)]) -> Outcome {
-    let src = format!("//@version=5\nstrategy(\"t\"{decl})\n{body}");
-    let program = pine::compile(&src, Some("t.pine"), &[]).unwrap_or_else(|e| panic!("{e}")).program;
-    let strategy = PineStrategy::new(Symbol::new("BTCUSDT"), Arc::new(program)).unwrap_or_else(|e| panic!("{e}"));
+    run_all(&[("p", decl, body)], ohlc)
+}
+
+/// [`run`] with several Pine strategies: (id, declaration arguments, body).
+fn run_all(scripts: &[(&str, &str, &str)], ohlc: &[(&str, &str, &str, &str)]) -> Outcome {
+    let slots = scripts
+        .iter()
+        .map(|(id, decl, body)| {
+            let src = format!("//@version=5\nstrategy(\"t\"{decl})\n{body}");
+            let program = pine::compile(&src, Some("t.pine"), &[]).unwrap_or_else(|e| panic!("{e}")).program;
+            let strategy =
+                PineStrategy::new(Symbol::new("BTCUSDT"), Arc::new(program)).unwrap_or_else(|e| panic!("{e}"));
+            StrategySlot { id: StrategyId::new(id), strategy: Box::new(strategy), exits: None }
+        })
+        .collect();
     let timeline = Timeline::new(vec![(Symbol::new("BTCUSDT"), bars(ohlc))]);
     let config = SimConfig {
         instruments: vec![Instrument::with_steps("BTCUSDT".into(), "BTC".into(), "USDT".into(), d("0.01"), d("0.001"))],
@@ -55,8 +67,7 @@ fn run(decl: &str, body: &str, ohlc: &[(&str, &str, &str, &str)]) -> Outcome {
         risk: RiskConfig::unlimited(),
         currency: "USDT".into(),
     };
-    let slot = StrategySlot { id: StrategyId::new("p"), strategy: Box::new(strategy), exits: None };
-    let outcome = Backtest::new(config, timeline.symbols(), vec![slot]).run(&timeline, &[], |_| {});
+    let outcome = Backtest::new(config, timeline.symbols(), slots).run(&timeline, &[], |_| {});
     assert!(outcome.failures.is_empty(), "{:?}", outcome.failures);
     outcome
 }
@@ -255,4 +266,16 @@ fn a_stop_entry_buys_when_the_price_rises_through_it() {
     assert_eq!(fills(&out), [(Side::Buy, 2 * H, d("105"), d("1"))], "at the stop, rounded to the tick");
     let out = run("", body, &[quiet, quiet, ("107", "108", "106", "107"), quiet]);
     assert_eq!(fills(&out), [(Side::Buy, 2 * H, d("107"), d("1"))], "a gap over the stop fills at the open");
+}
+
+#[test]
+fn only_the_strategies_that_fill_on_close_do_so() {
+    // Two strategies on one symbol decide the same entry on bar 1: the one with
+    // process_orders_on_close fills at that close, the other at bar 2's open.
+    let body = "if bar_index == 1\n    strategy.entry(\"L\", strategy.long, qty = 1)\n";
+    let scripts = [("next", "", body), ("close", ", process_orders_on_close = true", body)];
+    let out = run_all(&scripts, &rising(4));
+    let mut got = Vec::new();
+    out.fills.for_each(|f| got.push((f.strategy_id.as_str().to_string(), f.ts_ms, f.price)));
+    assert_eq!(got, [("close".to_string(), 2 * H - 1, d("102")), ("next".to_string(), 2 * H, d("102"))]);
 }
