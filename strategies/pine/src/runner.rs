@@ -284,82 +284,18 @@ impl Runner {
                     let v = self.eval(e);
                     self.slots[*slot as usize] = v;
                 }
-                St::VarInit(slot, flag, e) => {
-                    if !self.var_done[*flag as usize] {
-                        self.var_done[*flag as usize] = true;
-                        let v = self.eval(e);
-                        self.slots[*slot as usize] = v;
-                    }
-                }
                 St::Eval(e) => {
                     self.eval(e);
                 }
-                St::TaMulti(idx, args, targets) => {
-                    let x = self.eval(&args[0]);
-                    let vals = match &mut self.ta[*idx as usize] {
-                        TaState::Macd(m) => m.update(x),
-                        TaState::Bb(b) => b.update(x),
-                        _ => [f64::NAN; 3],
-                    };
-                    for (t, v) in targets.iter().zip(vals) {
-                        self.slots[*t as usize] = v;
-                    }
-                }
-                St::For { var, from, to, step, body, pos } => {
-                    let a = self.eval(from);
-                    let b = self.eval(to);
-                    if a.is_nan() || b.is_nan() {
-                        continue;
-                    }
-                    let dir = if a <= b { 1.0 } else { -1.0 };
-                    let st = step.as_ref().map_or(1.0, |s| self.eval(s).abs());
-                    if st.is_nan() || st == 0.0 {
-                        continue;
-                    }
-                    let mut i = a;
-                    let mut n = 0u64;
-                    while (dir > 0.0 && i <= b) || (dir < 0.0 && i >= b) {
-                        if self.count(&mut n, *pos) {
-                            break;
-                        }
-                        self.slots[*var as usize] = i;
-                        if self.exec(body) == Flow::Break {
-                            break;
-                        }
-                        i += dir * st;
-                    }
-                }
-                St::ForIn { index, item, items, body } => {
-                    for (k, e) in items.iter().enumerate() {
-                        let v = self.eval(e);
-                        self.slots[*item as usize] = v;
-                        if let Some(ix) = index {
-                            self.slots[*ix as usize] = k as f64;
-                        }
-                        if self.exec(body) == Flow::Break {
-                            break;
-                        }
-                    }
-                }
-                St::While { cond, body, pos } => {
-                    let mut n = 0u64;
-                    while truthy(self.eval(cond)) {
-                        if self.count(&mut n, *pos) || self.exec(body) == Flow::Break {
-                            break;
-                        }
-                    }
-                }
-                St::Break => return Flow::Break,
-                St::Continue => return Flow::Continue,
-                St::Order(kind, fields) => self.order(kind, fields),
                 St::Plot(i, e) => {
                     let v = self.eval(e);
                     self.out.plots[*i as usize] = v;
                 }
-                St::Alert { message, title, cond } => {
-                    let fire = cond.as_ref().is_none_or(|c| truthy(self.eval(c)));
-                    if fire {
-                        self.out.alerts.push(Alert { message: *message, title: *title });
+                St::Break => return Flow::Break,
+                St::Continue => return Flow::Continue,
+                _ => {
+                    if self.exec_other(s) {
+                        continue;
                     }
                 }
             }
@@ -368,6 +304,87 @@ impl Runner {
             }
         }
         Flow::Normal
+    }
+
+    /// The statements other than assignments, plots and expression statements (loops, orders,
+    /// alerts...), out of line so the common ones run in a small loop. True skips the check
+    /// for a pending `break`/`continue` (a loop whose bounds are `na` or whose step is 0 or `na`).
+    #[inline(never)]
+    fn exec_other(&mut self, s: &St) -> bool {
+        match s {
+            St::VarInit(slot, flag, e) => {
+                if !self.var_done[*flag as usize] {
+                    self.var_done[*flag as usize] = true;
+                    let v = self.eval(e);
+                    self.slots[*slot as usize] = v;
+                }
+            }
+            St::TaMulti(idx, args, targets) => {
+                let x = self.eval(&args[0]);
+                let vals = match &mut self.ta[*idx as usize] {
+                    TaState::Macd(m) => m.update(x),
+                    TaState::Bb(b) => b.update(x),
+                    _ => [f64::NAN; 3],
+                };
+                for (t, v) in targets.iter().zip(vals) {
+                    self.slots[*t as usize] = v;
+                }
+            }
+            St::For { var, from, to, step, body, pos } => {
+                let a = self.eval(from);
+                let b = self.eval(to);
+                if a.is_nan() || b.is_nan() {
+                    return true;
+                }
+                let dir = if a <= b { 1.0 } else { -1.0 };
+                let st = step.as_ref().map_or(1.0, |s| self.eval(s).abs());
+                if st.is_nan() || st == 0.0 {
+                    return true;
+                }
+                let mut i = a;
+                let mut n = 0u64;
+                while (dir > 0.0 && i <= b) || (dir < 0.0 && i >= b) {
+                    if self.count(&mut n, *pos) {
+                        break;
+                    }
+                    self.slots[*var as usize] = i;
+                    if self.exec(body) == Flow::Break {
+                        break;
+                    }
+                    i += dir * st;
+                }
+            }
+            St::ForIn { index, item, items, body } => {
+                for (k, e) in items.iter().enumerate() {
+                    let v = self.eval(e);
+                    self.slots[*item as usize] = v;
+                    if let Some(ix) = index {
+                        self.slots[*ix as usize] = k as f64;
+                    }
+                    if self.exec(body) == Flow::Break {
+                        break;
+                    }
+                }
+            }
+            St::While { cond, body, pos } => {
+                let mut n = 0u64;
+                while truthy(self.eval(cond)) {
+                    if self.count(&mut n, *pos) || self.exec(body) == Flow::Break {
+                        break;
+                    }
+                }
+            }
+            St::Order(kind, fields) => self.order(kind, fields),
+            St::Alert { message, title, cond } => {
+                let fire = cond.as_ref().is_none_or(|c| truthy(self.eval(c)));
+                if fire {
+                    self.out.alerts.push(Alert { message: *message, title: *title });
+                }
+            }
+            // Run by `exec` itself.
+            St::Set(..) | St::Eval(_) | St::Plot(..) | St::Break | St::Continue => {}
+        }
+        false
     }
 
     /// Counts a loop iteration; true (and an error recorded) past the limit.
@@ -435,7 +452,20 @@ impl Runner {
         }
     }
 
+    /// Evaluates an expression. Slots and constants (most operands) are read in place and a
+    /// `ta.*` call goes straight to its state machine; the rest goes through
+    /// [`Self::eval_tree`]: a call per operand would cost more than the operand.
+    #[inline(always)]
     fn eval(&mut self, e: &Ex) -> f64 {
+        match e {
+            Ex::Slot(s) => self.slots[*s as usize],
+            Ex::Const(v) => *v,
+            Ex::Ta(idx, args) => self.ta(*idx, args),
+            _ => self.eval_tree(e),
+        }
+    }
+
+    fn eval_tree(&mut self, e: &Ex) -> f64 {
         match e {
             Ex::Const(v) => *v,
             Ex::Slot(s) => self.slots[*s as usize],
@@ -480,42 +510,8 @@ impl Runner {
                     self.eval(b)
                 }
             }
-            Ex::Call(f, args) => {
-                let mut v = [f64::NAN; 8];
-                let n = args.len().min(8);
-                for (i, a) in args.iter().take(8).enumerate() {
-                    v[i] = self.eval(a);
-                }
-                call(*f, &v[..n])
-            }
-            Ex::Ta(idx, args) => {
-                let mut v = [f64::NAN; 3];
-                for (i, a) in args.iter().take(3).enumerate() {
-                    v[i] = self.eval(a);
-                }
-                let b = |x: bool| f64::from(u8::from(x));
-                match &mut self.ta[*idx as usize] {
-                    TaState::Sma(s) => s.update(v[0]),
-                    TaState::Sum(s) => s.update_sum(v[0]),
-                    TaState::Ema(s) => s.update(v[0]),
-                    TaState::Wma(s) => s.update(v[0]),
-                    TaState::Vwma(s) => s.update(v[0], v[1]),
-                    TaState::Rsi(s) => s.update(v[0]),
-                    TaState::Tr(s) => s.update(v[0], v[1], v[2]),
-                    TaState::Atr(s) => s.update(v[0], v[1], v[2]),
-                    TaState::Stdev(s) => s.update(v[0]),
-                    TaState::Stoch(s) => s.update(v[0], v[1], v[2]),
-                    TaState::Cci(s) => s.update(v[0]),
-                    TaState::Extreme(s) => s.update(v[0]),
-                    TaState::Cross(s) => b(s.update(v[0], v[1])),
-                    TaState::Lag(s) => s.update(v[0]),
-                    TaState::BarsSince(s) => s.update(truthy(v[0])),
-                    TaState::ValueWhen(s) => s.update(truthy(v[0]), v[1]),
-                    TaState::Pivot(s) => s.update(v[0]),
-                    TaState::Cum(s) => s.update(v[0]),
-                    TaState::Macd(_) | TaState::Bb(_) => f64::NAN,
-                }
-            }
+            Ex::Call(f, args) => self.call(*f, args),
+            Ex::Ta(idx, args) => self.ta(*idx, args),
             Ex::Block(b) => self.block(b),
             Ex::If(i) => {
                 let (c, t, o) = &**i;
@@ -541,6 +537,48 @@ impl Runner {
                 }
                 f64::NAN
             }
+        }
+    }
+
+    /// A pure function call (out of line: its argument array would weigh on every evaluation).
+    #[inline(never)]
+    fn call(&mut self, f: Func, args: &[Ex]) -> f64 {
+        let mut v = [f64::NAN; 8];
+        let n = args.len().min(8);
+        for (i, a) in args.iter().take(8).enumerate() {
+            v[i] = self.eval(a);
+        }
+        call(f, &v[..n])
+    }
+
+    /// A `ta.*` call site: its arguments, then one step of its state machine.
+    #[inline(never)]
+    fn ta(&mut self, idx: u32, args: &[Ex]) -> f64 {
+        let mut v = [f64::NAN; 3];
+        for (i, a) in args.iter().take(3).enumerate() {
+            v[i] = self.eval(a);
+        }
+        let b = |x: bool| f64::from(u8::from(x));
+        match &mut self.ta[idx as usize] {
+            TaState::Sma(s) => s.update(v[0]),
+            TaState::Sum(s) => s.update_sum(v[0]),
+            TaState::Ema(s) => s.update(v[0]),
+            TaState::Wma(s) => s.update(v[0]),
+            TaState::Vwma(s) => s.update(v[0], v[1]),
+            TaState::Rsi(s) => s.update(v[0]),
+            TaState::Tr(s) => s.update(v[0], v[1], v[2]),
+            TaState::Atr(s) => s.update(v[0], v[1], v[2]),
+            TaState::Stdev(s) => s.update(v[0]),
+            TaState::Stoch(s) => s.update(v[0], v[1], v[2]),
+            TaState::Cci(s) => s.update(v[0]),
+            TaState::Extreme(s) => s.update(v[0]),
+            TaState::Cross(s) => b(s.update(v[0], v[1])),
+            TaState::Lag(s) => s.update(v[0]),
+            TaState::BarsSince(s) => s.update(truthy(v[0])),
+            TaState::ValueWhen(s) => s.update(truthy(v[0]), v[1]),
+            TaState::Pivot(s) => s.update(v[0]),
+            TaState::Cum(s) => s.update(v[0]),
+            TaState::Macd(_) | TaState::Bb(_) => f64::NAN,
         }
     }
 }

@@ -25,7 +25,8 @@ impl Window {
         let cap = self.buf.len();
         let old = if self.len == cap { self.buf[self.head] } else { f64::NAN };
         self.buf[self.head] = x;
-        self.head = (self.head + 1) % cap;
+        // Compare and wrap: a `%` is an integer division on every bar.
+        self.head = if self.head + 1 == cap { 0 } else { self.head + 1 };
         self.len = (self.len + 1).min(cap);
         old
     }
@@ -34,8 +35,14 @@ impl Window {
         if k >= self.len {
             return f64::NAN;
         }
+        // `head + cap - 1 - k` is below `2 * cap` (k < len <= cap): one wrap at most.
         let cap = self.buf.len();
-        self.buf[(self.head + cap - 1 - k) % cap]
+        let i = self.head + cap - 1 - k;
+        self.buf[if i >= cap { i - cap } else { i }]
+    }
+    /// True when the next push overwrites the first slot of storage: after every `n`-th push.
+    fn wrapped(&self) -> bool {
+        self.head == 0
     }
     /// True once `n` values were pushed.
     pub fn full(&self) -> bool {
@@ -86,7 +93,8 @@ impl Sma {
             self.sum += x;
         }
         self.pushes += 1;
-        if self.pushes.is_multiple_of(self.win.cap()) {
+        // Every n-th push (the window's head wraps to its start).
+        if self.win.wrapped() {
             self.sum = self.win.values().iter().filter(|v| !v.is_nan()).sum();
         }
         if self.win.full() && self.nans == 0 {
