@@ -75,6 +75,9 @@ enum Flow {
 /// Runs one compiled script over bars, in order. Build one per run (backtest, or live strategy).
 pub struct Runner {
     prog: Arc<Program>,
+    /// The program's statements, this runner's own copy: moved out for each bar while it runs
+    /// (cloning the `Arc` per bar instead costs two atomic operations, ~4 % of a Pine backtest).
+    body: Vec<St>,
     slots: Vec<f64>,
     var_done: Vec<bool>,
     rings: Vec<Window>,
@@ -215,6 +218,7 @@ impl Runner {
             BarOutput { plots: vec![f64::NAN; prog.plots.len()], commands: Vec::with_capacity(8), alerts: Vec::new() };
         Runner {
             var_done: vec![false; prog.n_var_flags],
+            body: prog.body.clone(),
             prog,
             slots,
             rings,
@@ -260,14 +264,15 @@ impl Runner {
         self.out.commands.clear();
         self.out.alerts.clear();
         self.out.plots.iter_mut().for_each(|p| *p = f64::NAN);
-        let prog = Arc::clone(&self.prog);
-        self.exec(&prog.body);
+        let body = std::mem::take(&mut self.body);
+        self.exec(&body);
+        self.body = body;
         if let Some(e) = self.error.take() {
             let mut e = e;
-            e.file = prog.file.clone();
+            e.file = self.prog.file.clone();
             return Err(e);
         }
-        for (ring, (slot, _)) in self.rings.iter_mut().zip(&prog.rings) {
+        for (ring, (slot, _)) in self.rings.iter_mut().zip(&self.prog.rings) {
             ring.push(self.slots[*slot as usize]);
         }
         self.bar_index += 1;
