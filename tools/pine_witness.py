@@ -58,6 +58,12 @@ Known divergences (../shared/reference/pine.md), handled explicitly:
   The examples cross EMAs of 2-decimal closes (no plateaus, no na gaps inside
   the series); a FAIL in such a plot names the plot so it can be traced here.
 
+- request.security (htf_trend.pine): PyneCore resamples the chart's own bars
+  for a higher timeframe of the same symbol (no --security feed needed), as
+  Keel does, so the example is witnessed like any other. The seeded bars start
+  at 22:13:20 UTC, so both runtimes see a partial first hour, and both complete
+  an hour on the bar whose close reaches the hour's end.
+
 PyneCore lives in a venv the script creates and caches
 (`$KEEL_PINE_WITNESS_VENV`, default `~/.cache/keel/pine-witness-venv`) with the
 versions pinned in `tools/pine_witness/requirements.txt`; it is rebuilt when

@@ -140,6 +140,7 @@ pub fn compile(src: &str, file: Option<&str>, inputs: &[(String, InputValue)]) -
         n_var_flags: c.n_var_flags,
         rings: c.rings,
         ta: c.ta,
+        securities: c.securities,
     };
     Ok(Compiled { program, warnings: diags })
 }
@@ -154,8 +155,9 @@ struct Compiler<'a> {
     n_slots: usize,
     var_slots: HashSet<u32>,
     n_var_flags: usize,
-    rings: Vec<(u32, usize)>,
-    ring_of: HashMap<u32, u32>,
+    rings: Vec<(u32, usize, u32)>,
+    /// (context, slot) to its ring: a series read inside `request.security` keeps its own history.
+    ring_of: HashMap<(u32, u32), u32>,
     ta: Vec<TaInit>,
     strings: Vec<String>,
     inputs: Vec<InputDecl>,
@@ -175,6 +177,13 @@ struct Compiler<'a> {
     lazy_logic: bool,
     /// User-function call sites inlined so far (each is a copy: bounded against blow-up).
     inlined: usize,
+    /// The `request.security` calls compiled so far.
+    securities: Vec<Security>,
+    /// The history context being compiled: 0 the chart, k inside the k-th `request.security`.
+    ctx: u32,
+    /// Inside `request.security`: the scope depth where its expression starts (names declared
+    /// below it are the chart's series, which the expression cannot read).
+    sec_scope_base: usize,
 }
 
 fn collect_reassigned(b: &Block, out: &mut HashSet<String>) {
@@ -325,6 +334,9 @@ impl<'a> Compiler<'a> {
             inlining: Vec::new(),
             lazy_logic: false,
             inlined: 0,
+            securities: Vec::new(),
+            ctx: 0,
+            sec_scope_base: 0,
         }
     }
 
@@ -362,14 +374,14 @@ impl<'a> Compiler<'a> {
     }
 
     fn ring(&mut self, slot: u32, depth: usize) -> u32 {
-        if let Some(r) = self.ring_of.get(&slot) {
+        if let Some(r) = self.ring_of.get(&(self.ctx, slot)) {
             let r = *r;
             self.rings[r as usize].1 = self.rings[r as usize].1.max(depth);
             return r;
         }
-        self.rings.push((slot, depth));
+        self.rings.push((slot, depth, self.ctx));
         let r = self.rings.len() as u32 - 1;
-        self.ring_of.insert(slot, r);
+        self.ring_of.insert((self.ctx, slot), r);
         r
     }
 
@@ -615,6 +627,13 @@ impl<'a> Compiler<'a> {
         let ExprKind::Call(callee, args) = &value.kind else {
             return err(value.pos, "a tuple declaration '[a, b] = ...' takes a function call returning a tuple");
         };
+        if callee == "request.security" {
+            let (slots, tys) = self.security(args, value.pos, Some(names.len()))?;
+            for ((name, slot), ty) in names.iter().zip(slots).zip(tys) {
+                self.declare(name, Var { slot, ty, konst: None });
+            }
+            return Ok(());
+        }
         let slots: Vec<u32> = names.iter().map(|_| self.new_slot()).collect();
         let width = if callee == "ta.macd" || callee == "ta.bb" {
             let ce = self.ta_call(callee, args, value.pos)?;
@@ -856,6 +875,9 @@ impl<'a> Compiler<'a> {
     }
 
     fn effect(&mut self, name: &str, args: &[Arg], pos: Pos, out: &mut Vec<St>, global: bool) -> R<()> {
+        if self.ctx != 0 {
+            return err(pos, format!("{name}() inside request.security's expression: it runs on the higher timeframe's bars, where orders and output have no meaning"));
+        }
         match name {
             "strategy" => self.declaration(args, pos, global),
             "indicator" => err(pos, "indicator() scripts are not strategies: Keel runs strategy() scripts"),
@@ -1247,6 +1269,9 @@ impl<'a> Compiler<'a> {
     }
 
     fn name(&mut self, n: &str, pos: Pos) -> R<CE> {
+        if self.ctx != 0 {
+            self.chart_series_in_security(n, pos)?;
+        }
         if let Some(v) = self.lookup(n) {
             return Ok(match v.konst {
                 Some(k) => CE::konst(k, v.ty),
@@ -1302,13 +1327,11 @@ impl<'a> Compiler<'a> {
             return self.input(callee, args, pos);
         }
         if callee == "request.security" {
-            if args.iter().any(|a| matches!(&a.value.kind, ExprKind::Name(n) if n == "barmerge.lookahead_on")) {
-                return err(
-                    pos,
-                    "request.security with lookahead = barmerge.lookahead_on is refused: it reads future bars",
-                );
-            }
-            return err(pos, "request.security is not supported yet (higher timeframes land with the engine wiring)");
+            let (mut results, ty) = self.security(args, pos, None)?;
+            return Ok(CE::series(Ex::Slot(results.remove(0)), ty[0]));
+        }
+        if callee.starts_with("request.") {
+            return err(pos, format!("{callee}() is outside Keel's Pine subset (request.security on higher timeframes of the chart's symbol is supported)"));
         }
         if callee.starts_with("color.") {
             return Ok(CE::konst(0.0, Ty::Color));
@@ -1592,6 +1615,138 @@ impl<'a> Compiler<'a> {
         }
         self.inputs.push(InputDecl { name: var_name, title, kind, default, value, min, max, step, options });
         Ok(ce)
+    }
+
+    /// Inside `request.security`: refuses a name that is a series of the chart (a script variable
+    /// declared outside the expression, or the broker state), which does not exist on the higher
+    /// timeframe's bars. Simple values (literals, inputs) and the bar series are fine.
+    fn chart_series_in_security(&self, n: &str, pos: Pos) -> R<()> {
+        if n.starts_with("strategy.") && BAR_SLOTS.contains(&n) {
+            return err(
+                pos,
+                format!("{n} inside request.security's expression: the broker state belongs to the chart's bars"),
+            );
+        }
+        let outer = self.scopes.iter().enumerate().rev().find_map(|(depth, sc)| sc.get(n).map(|v| (depth, v)));
+        match outer {
+            Some((depth, v)) if depth < self.sec_scope_base && v.konst.is_none() && v.slot as usize >= BAR_SLOTS.len() => err(
+                pos,
+                format!("request.security's expression reads '{n}', a series computed on the chart's bars: write the calculation inside the expression (a function call works: f() => ...)"),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// Compiles `request.security(symbol, timeframe, expression, gaps, lookahead)`: the chart's own
+    /// symbol, a constant timeframe Keel can build from the chart's bars, and an expression (a
+    /// tuple `[a, b]` when `tuple` gives the names' count) compiled in a history context of its
+    /// own. Returns the result slots and their types.
+    fn security(&mut self, args: &[Arg], pos: Pos, tuple: Option<usize>) -> R<(Vec<u32>, Vec<Ty>)> {
+        let b =
+            self.bind("request.security", &["symbol", "timeframe", "expression", "gaps", "lookahead"], 3, args, pos)?;
+        if self.ctx != 0 {
+            return err(
+                pos,
+                "request.security inside another request.security's expression is outside Keel's Pine subset",
+            );
+        }
+        if self.cond_depth > 0 {
+            return err(pos, "request.security must be called at global scope (not inside if/switch/loops/?:/lazy and-or), so it runs on every bar");
+        }
+        if let Some(e) = b.get(4) {
+            match &e.kind {
+                ExprKind::Name(n) if n == "barmerge.lookahead_off" => {}
+                ExprKind::Name(n) if n == "barmerge.lookahead_on" => {
+                    return err(
+                        e.pos,
+                        "request.security with lookahead = barmerge.lookahead_on is refused: it reads future bars",
+                    )
+                }
+                _ => return err(
+                    e.pos,
+                    "lookahead must be barmerge.lookahead_off (barmerge.lookahead_on is refused: it reads future bars)",
+                ),
+            }
+        }
+        let gaps = match b.get(3).map(|e| (e, &e.kind)) {
+            None => false,
+            Some((_, ExprKind::Name(n))) if n == "barmerge.gaps_off" => false,
+            Some((_, ExprKind::Name(n))) if n == "barmerge.gaps_on" => true,
+            Some((e, _)) => return err(e.pos, "gaps must be barmerge.gaps_off or barmerge.gaps_on"),
+        };
+        if let Some(e) = b.get(0) {
+            if !matches!(&e.kind, ExprKind::Name(n) if n == "syminfo.tickerid" || n == "syminfo.ticker") {
+                return err(e.pos, "request.security reads the chart's own symbol only (syminfo.tickerid or syminfo.ticker): other symbols are outside Keel's Pine subset");
+            }
+        }
+        let tf_expr =
+            b.get(1).ok_or_else(|| Diagnostic::error(pos, "request.security() needs its 'timeframe' argument"))?;
+        let tf_text = match &tf_expr.kind {
+            ExprKind::Name(n) if n.starts_with("timeframe.") => {
+                return err(
+                    tf_expr.pos,
+                    format!(
+                        "the timeframe of request.security must be a constant string such as \"60\" or \"D\", not {n}"
+                    ),
+                )
+            }
+            _ => {
+                let ce = self.expr(tf_expr)?;
+                match (ce.ty, ce.konst) {
+                    (Ty::Str, Some(id)) => self.strings.get(id as usize).cloned().unwrap_or_default(),
+                    _ => {
+                        return err(
+                            tf_expr.pos,
+                            "the timeframe of request.security must be a constant string such as \"60\" or \"D\"",
+                        )
+                    }
+                }
+            }
+        };
+        let Some(tf) = crate::security::Timeframe::parse(&tf_text) else {
+            return err(tf_expr.pos, format!("timeframe \"{tf_text}\" is outside Keel's Pine subset: minutes that divide a day (\"15\", \"60\", \"240\"...), \"D\", \"W\" or \"M\""));
+        };
+        let expr =
+            b.get(2).ok_or_else(|| Diagnostic::error(pos, "request.security() needs its 'expression' argument"))?;
+        let items: Vec<&Expr> = match (&expr.kind, tuple) {
+            (ExprKind::Tuple(items), Some(n)) if items.len() == n => items.iter().collect(),
+            (ExprKind::Tuple(items), Some(n)) => {
+                return err(expr.pos, format!("request.security returns {} values, {n} names given", items.len()))
+            }
+            (ExprKind::Tuple(_), None) => {
+                return err(expr.pos, "a tuple expression needs a tuple declaration: [a, b] = request.security(...)")
+            }
+            (_, Some(_)) => {
+                return err(expr.pos, "a tuple declaration needs a tuple expression: request.security(sym, tf, [a, b])")
+            }
+            (_, None) => vec![expr],
+        };
+        let saved = (self.ctx, self.sec_scope_base, self.cond_depth);
+        self.ctx = self.securities.len() as u32 + 1;
+        self.sec_scope_base = self.scopes.len();
+        self.cond_depth = 0;
+        let compiled = items.iter().map(|e| self.expr(e).map(|ce| (e.pos, ce))).collect::<R<Vec<_>>>();
+        (self.ctx, self.sec_scope_base, self.cond_depth) = saved;
+        let mut exprs = Vec::new();
+        let mut results = Vec::new();
+        let mut tys = Vec::new();
+        for (p, ce) in compiled? {
+            if !(ce.ty.numeric() || ce.ty == Ty::Bool) {
+                return err(
+                    p,
+                    format!("request.security's expression must be a number or a bool, found {}", ce.ty.name()),
+                );
+            }
+            let slot = self.new_slot();
+            // The value holds between the higher timeframe's bars: never reset per chart bar.
+            self.var_slots.insert(slot);
+            exprs.push(ce.ex);
+            results.push(slot);
+            tys.push(if ce.ty == Ty::Na { Ty::Float } else { ce.ty });
+        }
+        let ctx = self.securities.len() as u32 + 1;
+        self.securities.push(Security { tf, tf_text, pos, ctx, exprs, results: results.clone(), gaps });
+        Ok((results, tys))
     }
 
     fn ta_site(&mut self, init: TaInit, args: Vec<Ex>) -> CE {

@@ -447,6 +447,24 @@ pub(crate) enum TaInit {
     Bb(usize, f64),
 }
 
+/// A compiled `request.security(syminfo.tickerid, tf, expr)` call: its expressions run once per
+/// completed bar of `tf` (built from the chart's bars), with the bar slots holding that bar, and
+/// their values land in `results` (slots that keep their value between chart bars).
+#[derive(Debug, Clone)]
+pub(crate) struct Security {
+    pub tf: crate::security::Timeframe,
+    /// The timeframe as the script wrote it, for messages.
+    pub tf_text: String,
+    /// The call's position, for errors the host's chart interval raises.
+    pub pos: Pos,
+    /// The history context of its rings (see [`Program::rings`]).
+    pub ctx: u32,
+    pub exprs: Vec<Ex>,
+    pub results: Vec<u32>,
+    /// `gaps = barmerge.gaps_on`: the values are `na` except on the chart bar that completes the period.
+    pub gaps: bool,
+}
+
 /// A compiled script: build a [`crate::Runner`] from it to run bars.
 #[derive(Debug, Clone)]
 pub struct Program {
@@ -461,9 +479,11 @@ pub struct Program {
     /// Slots that are not `var`: reset to `na` before each bar.
     pub(crate) plain_slots: Vec<u32>,
     pub(crate) n_var_flags: usize,
-    /// (slot, ring size) for every series read with history.
-    pub(crate) rings: Vec<(u32, usize)>,
+    /// (slot, ring size, context) for every series read with history: context 0 is the chart (pushed
+    /// after each chart bar), context k the k-th `request.security` (pushed after each of its bars).
+    pub(crate) rings: Vec<(u32, usize, u32)>,
     pub(crate) ta: Vec<TaInit>,
+    pub(crate) securities: Vec<Security>,
 }
 
 impl Program {
@@ -487,13 +507,20 @@ impl Program {
     pub fn text(&self, id: StrId) -> &str {
         self.strings.get(id.0 as usize).map(String::as_str).unwrap_or("")
     }
+    /// The timeframes the script's `request.security` calls read, in script order: a host checks them
+    /// against its chart interval with [`crate::Runner::with_base_interval`].
+    pub fn security_timeframes(&self) -> Vec<crate::security::Timeframe> {
+        self.securities.iter().map(|s| s.tf).collect()
+    }
     /// The deepest history any series keeps (the longest ring buffer).
     pub fn max_history(&self) -> usize {
         self.rings.iter().map(|r| r.1).max().unwrap_or(0)
     }
     /// An upper bound on the bars the script needs before its values are complete: the sum of every
     /// `ta.*` call's warm-up (so indicators of indicators are covered) plus the deepest history read.
-    /// A live host preloads this many closed bars.
+    /// A live host preloads this many closed bars. `ta.*` calls inside `request.security` count
+    /// their higher-timeframe bars as chart bars here, so a host scales them by the timeframe (not
+    /// done yet: a known gap of the warm-up estimate for scripts that read higher timeframes).
     pub fn warmup_bars(&self) -> usize {
         let ta = self
             .ta
