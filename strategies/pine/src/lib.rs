@@ -11,9 +11,9 @@
 //!    pyramiding, commission, `process_orders_on_close`, with money kept as literal text for exact
 //!    decimals), [`Program::inputs`] (the strategy's parameters: kind, default, range, options),
 //!    [`Program::plots`] and [`Program::max_history`].
-//! 3. [`Runner::new`]`(Arc<Program>)` (or [`Runner::with_base_interval`]`(program, interval_ms)`, which a
-//!    script with `request.security` needs: the chart's bar interval in ms, checked against the
-//!    requested timeframes) then [`Runner::step`]`(&bar, &state)` per closed bar, in order.
+//! 3. [`Runner::new`]`(Arc<Program>)` (or [`Runner::with_base_interval`]`(program, interval_ms)`, or
+//!    [`Runner::set_base_interval`] before the first step: a script with `request.security` needs
+//!    the chart's bar interval in ms, checked against the requested timeframes) then [`Runner::step`]`(&bar, &state)` per closed bar, in order.
 //!    The host fills [`StrategyState`] (position size, average price, equity, open/closed trades,
 //!    net profit) from its broker emulation before each bar. Each step returns a [`BarOutput`]: the
 //!    plotted values, the [`Command`]s the script issued (`strategy.entry`/`exit`/`close`/

@@ -241,16 +241,24 @@ impl Runner {
     /// whole multiple of it. [`Runner::new`] is enough for a script without `request.security`;
     /// with one, its first step is refused until the interval is known.
     pub fn with_base_interval(prog: Arc<Program>, interval_ms: i64) -> Result<Self, Diagnostic> {
-        for s in &prog.securities {
+        let mut r = Runner::new(prog);
+        r.set_base_interval(interval_ms)?;
+        Ok(r)
+    }
+
+    /// Sets the chart's bar interval (ms) after [`Runner::new`], for a host that learns it from its
+    /// first bar (e.g. a bar's close time minus its open time); checked as
+    /// [`Runner::with_base_interval`] checks it. Set it before the first step.
+    pub fn set_base_interval(&mut self, interval_ms: i64) -> Result<(), Diagnostic> {
+        for s in &self.prog.securities {
             if let Some(why) = s.tf.unfit_for(interval_ms) {
                 let mut d = Diagnostic::error(s.pos, format!("request.security timeframe \"{}\" {why}", s.tf_text));
-                d.file = prog.file.clone();
+                d.file = self.prog.file.clone();
                 return Err(d);
             }
         }
-        let mut r = Runner::new(prog);
-        r.base_interval = Some(interval_ms);
-        Ok(r)
+        self.base_interval = Some(interval_ms);
+        Ok(())
     }
 
     /// The program this runner runs.

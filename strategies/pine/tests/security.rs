@@ -209,9 +209,19 @@ fn the_chart_interval_must_build_the_timeframe_or_the_runner_refuses() {
     }
     // Without the interval, a script that reads a higher timeframe is refused on its first bar.
     let prog = Arc::new(
-        compile(&src("x = request.security(syminfo.tickerid, \"60\", close)\n"), Some("t.pine"), &[]).unwrap().program,
+        compile(&src("x = request.security(syminfo.tickerid, \"60\", close)\nplot(x)\n"), Some("t.pine"), &[])
+            .unwrap()
+            .program,
     );
     assert_eq!(prog.security_timeframes(), vec![pine::Timeframe::Minutes(60)]);
-    let e = Runner::new(prog).step(&bars(&[1.0])[0], &StrategyState::default()).unwrap_err();
+    let four = bars(&[1.0, 2.0, 3.0, 4.0]);
+    let e = Runner::new(Arc::clone(&prog)).step(&four[0], &StrategyState::default()).unwrap_err();
     assert!(e.to_string().contains("t.pine:3:5: request.security needs the chart's bar interval"), "{e}");
+    // A host that learns the interval from its first bar sets it before stepping (checked alike).
+    let mut r = Runner::new(prog);
+    let e = r.set_base_interval(7 * 60_000).unwrap_err();
+    assert!(e.to_string().contains("t.pine:3:5: request.security timeframe \"60\" is not a whole multiple"), "{e}");
+    r.set_base_interval(Q).unwrap();
+    let last: Vec<f64> = four.iter().map(|b| r.step(b, &StrategyState::default()).unwrap().plots[0]).collect();
+    assert!(last[..3].iter().all(|v| v.is_nan()) && last[3] == 4.0, "{last:?}");
 }
