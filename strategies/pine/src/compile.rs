@@ -140,6 +140,7 @@ pub fn compile(src: &str, file: Option<&str>, inputs: &[(String, InputValue)]) -
         n_var_flags: c.n_var_flags,
         rings: c.rings,
         ta: c.ta,
+        ta_ctx: c.ta_ctx,
         securities: c.securities,
     };
     Ok(Compiled { program, warnings: diags })
@@ -159,6 +160,8 @@ struct Compiler<'a> {
     /// (context, slot) to its ring: a series read inside `request.security` keeps its own history.
     ring_of: HashMap<(u32, u32), u32>,
     ta: Vec<TaInit>,
+    /// The history context of each `ta.*` call site (0 the chart, k the k-th `request.security`).
+    ta_ctx: Vec<u32>,
     strings: Vec<String>,
     inputs: Vec<InputDecl>,
     plots: Vec<PlotDecl>,
@@ -322,6 +325,7 @@ impl<'a> Compiler<'a> {
             rings: Vec::new(),
             ring_of: HashMap::new(),
             ta: Vec::new(),
+            ta_ctx: Vec::new(),
             strings: Vec::new(),
             inputs: Vec::new(),
             plots: Vec::new(),
@@ -1751,6 +1755,7 @@ impl<'a> Compiler<'a> {
 
     fn ta_site(&mut self, init: TaInit, args: Vec<Ex>) -> CE {
         self.ta.push(init);
+        self.ta_ctx.push(self.ctx);
         let ty = match self.ta.last() {
             Some(TaInit::Cross(_) | TaInit::Lag(_, LagKind::Rising | LagKind::Falling)) => Ty::Bool,
             Some(TaInit::BarsSince) => Ty::Int,

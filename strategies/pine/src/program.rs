@@ -483,6 +483,8 @@ pub struct Program {
     /// after each chart bar), context k the k-th `request.security` (pushed after each of its bars).
     pub(crate) rings: Vec<(u32, usize, u32)>,
     pub(crate) ta: Vec<TaInit>,
+    /// The history context of each `ta.*` call site (see `rings`).
+    pub(crate) ta_ctx: Vec<u32>,
     pub(crate) securities: Vec<Security>,
 }
 
@@ -519,33 +521,52 @@ impl Program {
     /// An upper bound on the bars the script needs before its values are complete: the sum of every
     /// `ta.*` call's warm-up (so indicators of indicators are covered) plus the deepest history read.
     /// A live host preloads this many closed bars. `ta.*` calls inside `request.security` count
-    /// their higher-timeframe bars as chart bars here, so a host scales them by the timeframe (not
-    /// done yet: a known gap of the warm-up estimate for scripts that read higher timeframes).
+    /// their higher-timeframe bars as chart bars here: a script that reads higher timeframes needs
+    /// [`Program::warmup_bars_for`] its chart interval instead.
     pub fn warmup_bars(&self) -> usize {
-        let ta = self
-            .ta
+        self.ta.iter().map(ta_warmup).sum::<usize>() + self.max_history()
+    }
+
+    /// [`Program::warmup_bars`] for a chart of `interval_ms` bars, with each `request.security`
+    /// timeframe's needs in chart bars: its own `ta.*` warm-up and history in higher-timeframe bars,
+    /// plus one (the first period may be partial), times the chart bars in one period (a month
+    /// counts 31 days). A live host on a script that reads higher timeframes preloads this many.
+    pub fn warmup_bars_for(&self, interval_ms: i64) -> usize {
+        let ctx_need = |ctx: u32| {
+            let ta: usize =
+                self.ta.iter().zip(&self.ta_ctx).filter(|(_, c)| **c == ctx).map(|(t, _)| ta_warmup(t)).sum();
+            let hist = self.rings.iter().filter(|r| r.2 == ctx).map(|r| r.1).max().unwrap_or(0);
+            ta + hist
+        };
+        let htf: usize = self
+            .securities
             .iter()
-            .map(|t| match *t {
-                TaInit::Sma(n)
-                | TaInit::Sum(n)
-                | TaInit::Ema(n)
-                | TaInit::Rma(n)
-                | TaInit::Wma(n)
-                | TaInit::Vwma(n)
-                | TaInit::Atr(n)
-                | TaInit::Stdev(n)
-                | TaInit::Stoch(n)
-                | TaInit::Cci(n)
-                | TaInit::Highest(n)
-                | TaInit::Lowest(n)
-                | TaInit::Bb(n, _) => n,
-                TaInit::Rsi(n) | TaInit::Lag(n, _) | TaInit::ValueWhen(n) => n + 1,
-                TaInit::Pivot(l, r, _) => l + r + 1,
-                TaInit::Macd(f, s, g) => f.max(s) + g,
-                TaInit::Tr(_) | TaInit::Cross(_) => 2,
-                TaInit::BarsSince | TaInit::Cum => 1,
-            })
-            .sum::<usize>();
-        ta + self.max_history()
+            .map(|s| (ctx_need(s.ctx) + 1).saturating_mul(s.tf.chart_bars_per_period(interval_ms)))
+            .sum();
+        ctx_need(0).saturating_add(htf)
+    }
+}
+
+/// The bars one `ta.*` call needs before its value is complete.
+fn ta_warmup(t: &TaInit) -> usize {
+    match *t {
+        TaInit::Sma(n)
+        | TaInit::Sum(n)
+        | TaInit::Ema(n)
+        | TaInit::Rma(n)
+        | TaInit::Wma(n)
+        | TaInit::Vwma(n)
+        | TaInit::Atr(n)
+        | TaInit::Stdev(n)
+        | TaInit::Stoch(n)
+        | TaInit::Cci(n)
+        | TaInit::Highest(n)
+        | TaInit::Lowest(n)
+        | TaInit::Bb(n, _) => n,
+        TaInit::Rsi(n) | TaInit::Lag(n, _) | TaInit::ValueWhen(n) => n + 1,
+        TaInit::Pivot(l, r, _) => l + r + 1,
+        TaInit::Macd(f, s, g) => f.max(s) + g,
+        TaInit::Tr(_) | TaInit::Cross(_) => 2,
+        TaInit::BarsSince | TaInit::Cum => 1,
     }
 }

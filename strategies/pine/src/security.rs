@@ -74,6 +74,12 @@ impl Timeframe {
         (!fits).then(|| format!("is not a whole multiple of the chart's bar interval ({})", interval_text(interval_ms)))
     }
 
+    /// How many chart bars of `interval_ms` one period spans at most (a month counts 31 days).
+    pub fn chart_bars_per_period(self, interval_ms: i64) -> usize {
+        let len = self.fixed_ms().unwrap_or(31 * DAY_MS);
+        usize::try_from((len + interval_ms.max(1) - 1) / interval_ms.max(1)).unwrap_or(usize::MAX)
+    }
+
     /// The start (ms, UTC) of the period holding `t`.
     pub fn period_start(self, t: i64) -> i64 {
         match self {

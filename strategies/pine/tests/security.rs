@@ -214,6 +214,8 @@ fn the_chart_interval_must_build_the_timeframe_or_the_runner_refuses() {
             .program,
     );
     assert_eq!(prog.security_timeframes(), vec![pine::Timeframe::Minutes(60)]);
+    // Warm-up in chart bars: (history 0 + 1 partial period) x 4 quarters for the hour.
+    assert_eq!(prog.warmup_bars_for(Q), 4);
     let four = bars(&[1.0, 2.0, 3.0, 4.0]);
     let e = Runner::new(Arc::clone(&prog)).step(&four[0], &StrategyState::default()).unwrap_err();
     assert!(e.to_string().contains("t.pine:3:5: request.security needs the chart's bar interval"), "{e}");
@@ -224,4 +226,15 @@ fn the_chart_interval_must_build_the_timeframe_or_the_runner_refuses() {
     r.set_base_interval(Q).unwrap();
     let last: Vec<f64> = four.iter().map(|b| r.step(b, &StrategyState::default()).unwrap().plots[0]).collect();
     assert!(last[..3].iter().all(|v| v.is_nan()) && last[3] == 4.0, "{last:?}");
+}
+
+#[test]
+fn the_warm_up_counts_a_higher_timeframes_needs_in_chart_bars() {
+    let body = "h = request.security(syminfo.tickerid, \"60\", ta.sma(close, 3)[1])\nplot(h)\nplot(ta.ema(close, 5))\n";
+    let prog = compile(&src(body), Some("t.pine"), &[]).unwrap().program;
+    // Chart: ema(5). The hour: sma(3) + history 1 + a partial first hour = 5 hours of 4 quarters.
+    assert_eq!(prog.warmup_bars_for(Q), 5 + 5 * 4);
+    assert_eq!(prog.warmup_bars_for(60 * 60_000), 5 + 5);
+    // The unscaled bound counts every call once (as before request.security).
+    assert_eq!(prog.warmup_bars(), 3 + 5 + 1);
 }
