@@ -4,6 +4,8 @@
     engine/core  <-  strategies, risk  <-  actors  <-  ops
     engine/store, each venue adapter and the sandbox depend on engine/core only;
     the adapter and the sandbox never on each other; only ops wires them together.
+    An example of Keel used as a library (examples/) is a user's own crate: it
+    sees ops, strategies and core, as a crate outside the repository does.
 
 Fails (exit 1, one line per broken arrow) when:
   - strategies or risk depend, normally (not dev-only), on anything network,
@@ -12,7 +14,8 @@ Fails (exit 1, one line per broken arrow) when:
   - keel-core depends on any other Keel crate;
   - a Keel crate depends on a Keel crate its layer may not see (the table below),
     in particular the Binance adapter and the sandbox on each other;
-  - actix (any actix* crate) is reachable from a crate other than actors and ops;
+  - actix (any actix* crate) is reachable from a crate other than actors and ops
+    (an example reaches it only through ops, never directly);
   - the test kit is a normal dependency of anything.
 
 `--self-test` runs the checker against synthetic graphs, one per rule, so a
@@ -26,6 +29,9 @@ import sys
 HEAVY = ("axum", "hyper", "reqwest", "tokio-tungstenite", "sled")
 PLAIN = ("keel-strategies", "keel-risk", "keel-pine")
 ACTIX_ALLOWED = ("keel-actors", "keel-ops")
+# Keel used as a library: a user's crate built on ops (which links actix), the
+# way a crate outside the repository depends on Keel.
+EXAMPLES = ("custom-strategy",)
 # Which Keel crates each Keel crate may depend on (normal, build and dev edges).
 ALLOWED = {
     "keel-core": set(),
@@ -39,6 +45,7 @@ ALLOWED = {
     "keel-risk": {"keel-core", "keel-store"},  # store: dev-only, for tests on real sled files
     "keel-actors": {"keel-core", "keel-risk", "keel-store"},
     "keel-ops": None,  # the composition root sees everything
+    "custom-strategy": {"keel-ops", "keel-strategies", "keel-core"},  # examples/custom-strategy
 }
 # Crates that may not reach each other even through a third crate: each venue
 # adapter and the sandbox, and the two adapters.
@@ -86,7 +93,11 @@ def check(graph, members):
             for dep in sorted(linked):
                 if dep in HEAVY or is_actix(dep):
                     errors.append(f"{crate} depends on {dep} (strategies and risk stay plain synchronous Rust)")
-        if crate not in ACTIX_ALLOWED:
+        if crate in EXAMPLES:
+            for dep in sorted(edges):
+                if is_actix(dep):
+                    errors.append(f"{crate} depends on {dep} (an example reaches actix only through keel-ops)")
+        elif crate not in ACTIX_ALLOWED:
             for dep in sorted(linked):
                 if is_actix(dep):
                     errors.append(f"{crate} depends on {dep} (actix stays in actors and ops)")
@@ -123,10 +134,12 @@ def self_test():
                      "keel-coinbase": {"normal"},
                      "actix-web": {"normal"}},
         "keel-testkit": {},
+        "custom-strategy": {"keel-ops": {"normal"}, "keel-strategies": {"normal"}, "keel-core": {"normal"}},
+        "actix-web": {"actix": {"normal"}},
         "reqwest": {"hyper": {"normal"}},
         "axum": {"hyper": {"normal"}},
     }
-    members = {k for k in base if k.startswith("keel-")}
+    members = {k for k in base if k.startswith("keel-") or k in EXAMPLES}
 
     def broken(crate, dep, kind="normal"):
         g = json.loads(json.dumps({k: {d: sorted(v) for d, v in e.items()} for k, e in base.items()}))
@@ -153,6 +166,11 @@ def self_test():
         ("pine on tokio's network stack", broken("keel-pine", "reqwest"), "keel-pine depends on hyper"),
         ("pine on the store", broken("keel-pine", "keel-store"), "keel-pine depends on keel-store"),
         ("testkit linked", broken("keel-ops", "keel-testkit"), "keel-ops depends on keel-testkit outside"),
+        ("example on the actors", broken("custom-strategy", "keel-actors"), "custom-strategy depends on keel-actors"),
+        ("example on the sandbox", broken("custom-strategy", "keel-sandbox", "dev"),
+         "custom-strategy depends on keel-sandbox"),
+        ("example on actix directly", broken("custom-strategy", "actix"), "custom-strategy depends on actix"),
+        ("strategies on ops", broken("keel-strategies", "keel-ops"), "keel-strategies depends on actix"),
     ]
     through = broken("keel-coinbase", "shim")
     through["shim"] = {"keel-sandbox": {"normal"}}

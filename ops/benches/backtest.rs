@@ -1,5 +1,7 @@
 //! Backtest throughput: `sma_cross` over one million one-minute bars through the
-//! full backtest loop (StrategyRunner, RiskEngine, MatchingCore, equity curve).
+//! full backtest loop (StrategyRunner, RiskEngine, MatchingCore, equity curve),
+//! and the same SMA cross as a Pine script (`kind = "pine"`: the interpreter
+//! and its broker emulation in the same loop).
 //!
 //! Run: `cargo bench -p keel-ops --bench backtest`. Bars are generated once
 //! outside the measurement; each iteration builds a fresh engine and replays
@@ -9,6 +11,7 @@
 #![allow(missing_docs)]
 
 use std::hint::black_box;
+use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use keel_core::balance::Balance;
@@ -19,13 +22,43 @@ use ops::backtest::permissive_instrument;
 use ops::backtest::sim::{Backtest, SimConfig, StrategySlot, Timeline};
 use risk::config::RiskConfig;
 use strategies::ma_cross::SmaCross;
+use strategies::pine_host::PineStrategy;
 
 mod common;
 use common::bars;
 
 const BARS: usize = 1_000_000;
 
+/// The SMA cross as a Pine script: 0.1 per entry, closed on the cross down.
+const PINE_SMA: &str = r#"//@version=5
+strategy("sma cross", default_qty_value = 0.1)
+fast = ta.sma(close, input.int(20, "fast"))
+slow = ta.sma(close, input.int(50, "slow"))
+if ta.crossover(fast, slow)
+    strategy.entry("L", strategy.long)
+if ta.crossunder(fast, slow)
+    strategy.close("L")
+"#;
+
+fn pine_sma(symbol: &Symbol, fast: usize, slow: usize) -> Box<dyn keel_core::strategy::Strategy> {
+    let inputs = [
+        ("fast".to_string(), pine::InputValue::Int(fast as i64)),
+        ("slow".to_string(), pine::InputValue::Int(slow as i64)),
+    ];
+    let program = pine::compile(PINE_SMA, Some("sma.pine"), &inputs).expect("the bench script compiles").program;
+    Box::new(PineStrategy::new(symbol.clone(), Arc::new(program)).expect("a long-only script"))
+}
+
 fn engine(symbols: &[Symbol], instrument: keel_core::instrument::Instrument, fast: usize, slow: usize) -> Backtest {
+    let strategy = SmaCross::new(symbols[0].clone(), fast, slow, Decimal::new(1, 1));
+    engine_with(symbols, instrument, Box::new(strategy))
+}
+
+fn engine_with(
+    symbols: &[Symbol],
+    instrument: keel_core::instrument::Instrument,
+    strategy: Box<dyn keel_core::strategy::Strategy>,
+) -> Backtest {
     let config = SimConfig {
         instruments: vec![instrument],
         balances: vec![Balance { asset: "USDT".into(), free: Decimal::from(1_000_000), locked: Decimal::ZERO }],
@@ -34,12 +67,7 @@ fn engine(symbols: &[Symbol], instrument: keel_core::instrument::Instrument, fas
         risk: RiskConfig::default(),
         currency: "USDT".into(),
     };
-    let strategy = SmaCross::new(symbols[0].clone(), fast, slow, Decimal::new(1, 1));
-    Backtest::new(
-        config,
-        symbols,
-        vec![StrategySlot { id: StrategyId::new("sma"), strategy: Box::new(strategy), exits: None }],
-    )
+    Backtest::new(config, symbols, vec![StrategySlot { id: StrategyId::new("sma"), strategy, exits: None }])
 }
 
 fn bench(c: &mut Criterion) {
@@ -71,6 +99,22 @@ fn bench(c: &mut Criterion) {
         group.bench_function(format!("sma_cross_{fast}_{slow}_1m_bars"), |b| {
             b.iter_batched(
                 || engine(&symbols, instrument.clone(), fast, slow),
+                |bt| black_box(bt.run(&timeline, &[], |_| {})),
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    for (fast, slow) in [(20, 50), (100, 400)] {
+        let once =
+            engine_with(&symbols, instrument.clone(), pine_sma(&symbols[0], fast, slow)).run(&timeline, &[], |_| {});
+        eprintln!(
+            "pine sma cross({fast}, {slow}) over {BARS} bars: {} orders, {} fills",
+            once.orders.len(),
+            once.fills.len()
+        );
+        group.bench_function(format!("pine_sma_cross_{fast}_{slow}_1m_bars"), |b| {
+            b.iter_batched(
+                || engine_with(&symbols, instrument.clone(), pine_sma(&symbols[0], fast, slow)),
                 |bt| black_box(bt.run(&timeline, &[], |_| {})),
                 BatchSize::PerIteration,
             )

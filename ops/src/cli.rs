@@ -34,8 +34,8 @@ pub enum Command {
     Run(RunArgs),
     /// Show the state of a stopped engine from its store.
     State(StateArgs),
-    /// Validate a config file and exit.
-    CheckConfig(ConfigArg),
+    /// Validate a config file and exit; Pine blocks' repainting warnings are printed (`--strict`: errors).
+    CheckConfig(crate::cmd_check::CheckConfigArgs),
     /// Print the built-in default config (`keel config default > config.toml`).
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -91,6 +91,9 @@ pub struct RunArgs {
     /// Stop gracefully after this long (e.g. 30s, 5m).
     #[arg(long, value_parser = parse_duration)]
     pub exit_after: Option<std::time::Duration>,
+    /// Refuse to start on a Pine script's repainting warnings (printed at start either way).
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// `keel state`.

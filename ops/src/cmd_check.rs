@@ -1,9 +1,21 @@
 //! `keel check-config`: the config is valid, and the secrets it names are in
 //! the environment (checked, never printed).
 
-use crate::cli::ConfigArg;
+use std::path::PathBuf;
+
 use crate::config::{Config, Exchange, VenueMode};
 use crate::secret::Secret;
+
+/// `keel check-config`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckConfigArgs {
+    /// Config file (default: ./config.toml, else the built-in default).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Pine scripts' repainting warnings are errors (non-zero exit).
+    #[arg(long)]
+    pub strict: bool,
+}
 
 /// One environment variable the config names for a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,12 +78,19 @@ pub fn secret_vars(config: &Config) -> Vec<SecretVar> {
 
 /// Runs `keel check-config`: prints `<source>: ok (…)`, then a line per
 /// secret variable that is unset (or, for the API token and webhook secret,
-/// too weak for `keel run`). Fails when a required one is missing or weak.
-pub fn run(args: ConfigArg, registry: &strategies::StrategyRegistry) -> anyhow::Result<()> {
+/// too weak for `keel run`) and per repainting warning of a Pine script
+/// (`file:line:col`). Fails when a required secret is missing or weak, and
+/// under `--strict` on any repainting warning.
+pub fn run(args: CheckConfigArgs, registry: &strategies::StrategyRegistry) -> anyhow::Result<()> {
     let (config, source) = crate::settings::load(args.config.as_deref(), registry)?;
     for line in config.deprecations() {
         eprintln!("keel: warning: {line}");
     }
+    let repainting = crate::pine_warnings::of(&config.strategies).map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
+    for w in &repainting {
+        eprintln!("keel: {w}");
+    }
+    let refused = args.strict && !repainting.is_empty();
     let mut problems = Vec::new();
     for v in secret_vars(&config) {
         match Secret::from_env(&v.var) {
@@ -95,7 +114,7 @@ pub fn run(args: ConfigArg, registry: &strategies::StrategyRegistry) -> anyhow::
         .unwrap_or_default();
     let summary = format!(
         "{source}: {} ({} symbols, {} strategies{universe}, venue {}{})",
-        if problems.is_empty() { "ok" } else { "not ready" },
+        if problems.is_empty() && !refused { "ok" } else { "not ready" },
         config.symbols.len(),
         config.strategies.len(),
         config.venue_description(),
@@ -107,13 +126,16 @@ pub fn run(args: ConfigArg, registry: &strategies::StrategyRegistry) -> anyhow::
             println!("  {} exits: {}", s.id, crate::config::exits::describe(spec));
         }
     }
-    if problems.is_empty() {
-        return Ok(());
-    }
     for p in &problems {
         eprintln!("keel: {p}");
     }
-    anyhow::bail!("{} secret variable(s) missing or too weak", problems.len())
+    if !problems.is_empty() {
+        anyhow::bail!("{} secret variable(s) missing or too weak", problems.len())
+    }
+    if refused {
+        anyhow::bail!("{}", crate::pine_warnings::strict_refusal(repainting.len()))
+    }
+    Ok(())
 }
 
 fn off_without(key: &str) -> &'static str {

@@ -31,6 +31,13 @@ pub fn run(
     for line in config.deprecations() {
         tracing::warn!("{line}");
     }
+    let repainting = crate::pine_warnings::of(&config.strategies).map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
+    for w in &repainting {
+        tracing::warn!(strategy = %w.strategy, "{}", w.diagnostic);
+    }
+    if args.strict && !repainting.is_empty() {
+        anyhow::bail!("{}", crate::pine_warnings::strict_refusal(repainting.len()));
+    }
     let system = actix::System::new();
     system.block_on(serve(config, args.exit_after, registry))
 }

@@ -2,12 +2,15 @@
 //! tree, the wiring of store, venue (paper, the embedded sandbox behind the
 //! Binance or the Coinbase adapter, an external sandbox, testnet, mainnet)
 //! and actors, the backtest, the HTTP API,
-//! Telegram and metrics. `main.rs` only dispatches to this library so the
-//! integration tests can drive the same code.
+//! Telegram and metrics. `main.rs` is only [`App::new().main()`](App), so
+//! the integration tests drive the same code, and a user's own binary gets
+//! the whole command line with strategy kinds of its own added ([`app`]);
+//! [`testing`] runs such a strategy through a backtest inside a unit test.
 //!
 //! This is the only crate that sees every other Keel crate: the adapter and
 //! the sandbox never meet except here.
 
+pub mod app;
 pub mod audit;
 pub mod backtest;
 pub mod chart;
@@ -33,6 +36,7 @@ pub mod logging;
 pub mod notice;
 pub mod notify;
 pub mod outbox;
+pub mod pine_warnings;
 pub mod restarts;
 pub mod secret;
 pub mod settings;
@@ -40,4 +44,7 @@ pub mod state_exits;
 pub mod summary;
 pub mod surfaces;
 pub mod telegram;
+pub mod testing;
 pub mod venues;
+
+pub use app::App;

@@ -469,6 +469,34 @@ fn strategy(config: &Config) -> Box<dyn Strategy> {
     strategies::StrategyRegistry::builtin().build(0, &config.strategies[0]).expect("valid strategy")
 }
 
+/// A Pine strategy: an SMA cross sized at 5% of equity with commission, closed on the cross
+/// down, adding a limit entry under the fast average on dips (pyramiding 2) that a cross of the
+/// close under the slow average cancels.
+const PINE_SCRIPT: &str = r#"//@version=5
+strategy("parity", initial_capital = 100000, default_qty_type = strategy.percent_of_equity, default_qty_value = 5, commission_value = 0.1, pyramiding = 2)
+fast = ta.sma(close, 5)
+slow = ta.sma(close, 20)
+if ta.crossover(fast, slow)
+    strategy.entry("L", strategy.long)
+if ta.crossunder(fast, slow)
+    strategy.close_all()
+if strategy.position_size > 0 and close < fast
+    strategy.entry("Dip", strategy.long, qty = 0.05, limit = close - 100.004)
+if ta.crossunder(close, slow)
+    strategy.cancel("Dip")
+if strategy.opentrades == 2 and close > strategy.position_avg_price * 1.01
+    strategy.close("Dip")
+"#;
+
+/// A `kind = "pine"` block running [`PINE_SCRIPT`], written to `dir` (the block names it by its
+/// absolute path: `Config::parse` reads no file to resolve against).
+fn pine_block(dir: &std::path::Path) -> String {
+    let path = dir.join("parity.pine");
+    std::fs::write(&path, PINE_SCRIPT).unwrap();
+    let script = toml::Value::String(path.display().to_string());
+    format!("\n[[strategy]]\nid = \"pine\"\nkind = \"pine\"\nsymbol = \"BTCUSDT\"\nparams = {{ script = {script} }}\n")
+}
+
 type Rejections = std::collections::BTreeMap<String, u64>;
 
 fn backtest(config: &Config, bars: &[Bar], funding: &[FundingSettlement]) -> (Vec<OrderKey>, Vec<FillKey>, Rejections) {
@@ -680,4 +708,21 @@ async fn grid_limit_orders_match_live_and_in_backtest() {
     assert!(orders.iter().all(|o| matches!(o.3, OrderType::Limit { .. })), "{orders:?}");
     assert!(fills.iter().any(|f| f.1 == Side::Sell), "some grid sells filled: {fills:?}");
     assert!(fills.len() >= 6, "{fills:?}");
+}
+
+#[actix_rt::test]
+async fn a_pine_strategy_sends_the_same_orders_and_gets_the_same_fills_live_and_in_backtest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (orders, fills) = parity(&pine_block(dir.path()), &bars(240)).await;
+    let buys = orders.iter().filter(|o| o.1 == Side::Buy);
+    assert!(buys.clone().any(|o| o.3 == OrderType::Market), "market entries: {orders:?}");
+    assert!(buys.clone().any(|o| matches!(o.3, OrderType::Limit { .. })), "limit entries: {orders:?}");
+    assert!(orders.iter().any(|o| o.1 == Side::Sell), "closes, not just entries: {orders:?}");
+    assert!(fills.iter().any(|f| f.1 == Side::Sell), "round trips filled: {fills:?}");
+    // Limit prices are whole ticks: close − 100.004 rounded to 0.01.
+    for o in &orders {
+        if let OrderType::Limit { price } = o.3 {
+            assert_eq!(price, price.round_dp(2), "{price}");
+        }
+    }
 }

@@ -8,8 +8,8 @@ const REPO_CONFIG: &str = include_str!("../../config.toml");
 /// The first strategy block of the repository config, replaced by each case.
 const FIRST_BLOCK: &str =
     "kind = \"sma_cross\"\nsymbol = \"BTCUSDT\"\nparams = { fast = 5, slow = 20, qty = \"0.05\" }";
-const KINDS: [&str; 8] =
-    ["sma_cross", "ema_cross", "rsi_reversion", "bollinger_breakout", "macd", "grid", "webhook", "scanner"];
+const KINDS: [&str; 9] =
+    ["sma_cross", "ema_cross", "rsi_reversion", "bollinger_breakout", "macd", "grid", "webhook", "scanner", "pine"];
 
 /// `keel ARGS…` in an empty temp dir: (success, stdout, stderr).
 fn keel(args: &[&str], dir: &std::path::Path) -> (bool, String, String) {
@@ -103,7 +103,7 @@ fn check_config_refuses_what_the_declarations_refuse() {
         ),
         (
             "kind = \"martingale\"\nsymbol = \"BTCUSDT\"\nparams = {}",
-            "config error at `strategy[0].kind`: unknown strategy kind `martingale` (known: sma_cross, ema_cross, rsi_reversion, bollinger_breakout, macd, grid, webhook, scanner)",
+            "config error at `strategy[0].kind`: unknown strategy kind `martingale` (known: sma_cross, ema_cross, rsi_reversion, bollinger_breakout, macd, grid, webhook, scanner, pine)",
         ),
     ];
     let dir = tempfile::tempdir().expect("temp dir");

@@ -9,6 +9,8 @@ pub mod indicators;
 pub mod ma_cross;
 pub mod macd;
 pub mod params;
+pub mod pine_host;
+pub mod pine_kind;
 pub mod registry;
 pub mod rsi_reversion;
 pub mod scanner;

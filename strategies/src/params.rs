@@ -8,7 +8,8 @@ use crate::registry::StrategyConfigError;
 /// (`keel backtest --sweep`) write what the strategy reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParamKind {
-    /// A positive integer (`fast = 12`), read by [`Params::usize`].
+    /// An integer (`fast = 12`), read by [`Params::usize`] (a Pine script's
+    /// `input.int`, which may be negative, by the script).
     Integer,
     /// An exact decimal, written as a string (`qty = "0.5"`), read by [`Params::decimal`].
     Decimal,
@@ -17,6 +18,22 @@ pub enum ParamKind {
     /// A duration (`throttle = "1h"`; a bare integer is seconds, which is
     /// what a sweep writes), read by [`Params::duration_ms_or`].
     Duration,
+    /// A file path (`script = "pine/ema_cross.pine"`), relative to the config
+    /// file; not sweepable.
+    Path,
+    /// A table of values (a Pine block's `inputs = { fastLen = 9 }`); not sweepable.
+    Table,
+    /// `true` or `false` (a Pine script's `input.bool`); not sweepable.
+    Bool,
+    /// Text (a Pine script's `input.string` or `input.source`); not sweepable.
+    Text,
+}
+
+impl ParamKind {
+    /// True for the kinds `--sweep` can write a number into.
+    pub fn is_numeric(self) -> bool {
+        matches!(self, Self::Integer | Self::Decimal | Self::Number | Self::Duration)
+    }
 }
 
 /// One parameter a strategy kind declares: its name, type, default and valid
@@ -36,6 +53,11 @@ pub struct ParamSpec {
     pub min: Option<Bound>,
     /// The highest valid value, if any.
     pub max: Option<Bound>,
+    /// The sub-table of `params` it is written in (`inputs` for a Pine
+    /// script's inputs), or `None` for a key of `params` itself.
+    pub table: Option<String>,
+    /// A second name it answers to (a Pine input's `title`), if any.
+    pub title: Option<String>,
 }
 
 /// One end of a parameter's valid range.
@@ -49,7 +71,31 @@ pub struct Bound {
 
 impl ParamSpec {
     fn new(name: &str, kind: ParamKind) -> Self {
-        Self { name: name.to_string(), kind, required: false, default: None, min: None, max: None }
+        Self {
+            name: name.to_string(),
+            kind,
+            required: false,
+            default: None,
+            min: None,
+            max: None,
+            table: None,
+            title: None,
+        }
+    }
+
+    /// A parameter of any kind (the typed constructors below are shorter).
+    pub fn of_kind(name: &str, kind: ParamKind) -> Self {
+        Self::new(name, kind)
+    }
+
+    /// A path parameter.
+    pub fn path(name: &str) -> Self {
+        Self::new(name, ParamKind::Path)
+    }
+
+    /// A table parameter.
+    pub fn table(name: &str) -> Self {
+        Self::new(name, ParamKind::Table)
     }
 
     /// An integer parameter.
@@ -82,6 +128,31 @@ impl ParamSpec {
     pub fn default_value(mut self, toml: &str) -> Self {
         self.default = Some(toml.to_string());
         self
+    }
+
+    /// Written in the sub-table `table` of `params` (`inputs`).
+    pub fn in_table(mut self, table: &str) -> Self {
+        self.table = Some(table.to_string());
+        self
+    }
+
+    /// Also answers to `title`.
+    pub fn titled(mut self, title: Option<String>) -> Self {
+        self.title = title;
+        self
+    }
+
+    /// True when `name` is its name or its title.
+    pub fn answers_to(&self, name: &str) -> bool {
+        self.name == name || self.title.as_deref() == Some(name)
+    }
+
+    /// The key in a block's `params`: `inputs.fastLen` for a Pine input, else its name.
+    pub fn key(&self) -> String {
+        match &self.table {
+            Some(t) => format!("{t}.{}", self.name),
+            None => self.name.clone(),
+        }
     }
 
     /// Valid from `value` on, `value` included.
@@ -135,6 +206,9 @@ impl ParamSpec {
     /// The range check of a configured value. A value that is not a number
     /// is left to the kind's constructor, which reports its type.
     pub fn check(&self, value: &toml::Value) -> Option<String> {
+        if !self.kind.is_numeric() {
+            return None;
+        }
         let number = match value {
             toml::Value::Integer(n) => Some(Decimal::from(*n)),
             toml::Value::Float(f) => Decimal::try_from(*f).ok(),
@@ -160,6 +234,11 @@ impl<'a> Params<'a> {
     /// An error about `key`.
     pub fn error(&self, key: &str, reason: impl Into<String>) -> StrategyConfigError {
         StrategyConfigError { key: format!("{}.{key}", self.prefix), reason: reason.into() }
+    }
+
+    /// The raw value of `key`, for parameters read whole (a Pine block's `inputs` table).
+    pub fn get(&self, key: &str) -> Option<&'a toml::Value> {
+        self.table.get(key)
     }
 
     /// Fails on keys not in `known` (the kind's parameters), so a typo is not

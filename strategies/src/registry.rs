@@ -11,6 +11,8 @@ use crate::grid::Grid;
 use crate::ma_cross::{EmaCross, SmaCross};
 use crate::macd::MacdCross;
 use crate::params::{ParamSpec, Params};
+use crate::pine_host::PineStrategy;
+use crate::pine_kind;
 use crate::rsi_reversion::RsiReversion;
 use crate::scanner::Scanner;
 use crate::webhook::Webhook;
@@ -29,6 +31,10 @@ pub struct StrategyConfigError {
 pub type Constructor =
     Arc<dyn Fn(keel_core::Symbol, &Params<'_>) -> Result<Box<dyn Strategy>, StrategyConfigError> + Send + Sync>;
 
+/// The parameters one block declares beyond its kind's, read from the
+/// block's `params` (a Pine block: its script's inputs).
+pub type BlockParams = Arc<dyn Fn(&Params<'_>) -> Result<Vec<ParamSpec>, StrategyConfigError> + Send + Sync>;
+
 /// One registered strategy kind: its name, the parameters it declares and
 /// how to build it.
 #[derive(Clone)]
@@ -38,6 +44,23 @@ pub struct Kind {
     /// The parameters it accepts, checked before `build` runs.
     pub params: Vec<ParamSpec>,
     build: Constructor,
+    block_params: Option<BlockParams>,
+}
+
+impl Kind {
+    fn new(name: &str, params: Vec<ParamSpec>, build: Constructor) -> Self {
+        // A Pine block's parameters include its script's inputs, whoever registers the kind.
+        let block_params: Option<BlockParams> =
+            (name == pine_kind::PINE).then(|| Arc::new(pine_kind::input_params) as BlockParams);
+        Self { name: name.to_string(), params, build, block_params }
+    }
+}
+
+/// A `kind = "pine"` block: its script compiled with the block's inputs, run by the Pine host.
+/// A refusal of the host (a short entry...) names the block's `script`.
+fn build_pine(symbol: keel_core::Symbol, params: &Params<'_>) -> Result<PineStrategy, StrategyConfigError> {
+    let compiled = pine_kind::compile_block(params)?;
+    PineStrategy::new(symbol, Arc::new(compiled.program)).map_err(|e| params.error(pine_kind::SCRIPT, e.reason))
 }
 
 impl std::fmt::Debug for Kind {
@@ -63,7 +86,7 @@ impl StrategyRegistry {
     /// The kinds built into Keel.
     pub fn builtin() -> Self {
         let mut r = Self::new();
-        let all: [(&str, Vec<ParamSpec>, Constructor); 8] = [
+        let all: [(&str, Vec<ParamSpec>, Constructor); 9] = [
             ("sma_cross", SmaCross::params(), boxed(SmaCross::from_params)),
             ("ema_cross", EmaCross::params(), boxed(EmaCross::from_params)),
             ("rsi_reversion", RsiReversion::params(), boxed(RsiReversion::from_params)),
@@ -72,27 +95,56 @@ impl StrategyRegistry {
             ("grid", Grid::params(), boxed(Grid::from_params)),
             ("webhook", Webhook::params(), boxed(Webhook::from_params)),
             ("scanner", Scanner::params(), boxed(Scanner::from_params)),
+            (pine_kind::PINE, pine_kind::kind_params(), boxed(build_pine)),
         ];
         for (name, params, build) in all {
-            r.kinds.push(Kind { name: name.to_string(), params, build });
+            r.kinds.push(Kind::new(name, params, build));
         }
         r
     }
 
     /// Adds a kind; `build` is typically a strategy's `from_params`. Refused
-    /// when the name is taken or a parameter is declared twice.
+    /// when the name is taken or is not an identifier (ASCII letters, digits
+    /// and `_`, starting with a letter: it is written in configs, and
+    /// parameter names in `--sweep ID.NAME=...`), or when a parameter is
+    /// declared twice, has such a bad name, or has a default that is not a
+    /// TOML value inside its own range.
     pub fn register<S, F>(&mut self, name: &str, params: Vec<ParamSpec>, build: F) -> Result<(), String>
     where
         S: Strategy + 'static,
         F: Fn(keel_core::Symbol, &Params<'_>) -> Result<S, StrategyConfigError> + Send + Sync + 'static,
     {
+        if !is_identifier(name) {
+            return Err(format!(
+                "strategy kind `{name}`: a kind's name is ASCII letters, digits and `_`, starting with a letter"
+            ));
+        }
         if self.kind(name).is_some() {
             return Err(format!("strategy kind `{name}` is already registered"));
+        }
+        for p in &params {
+            if !is_identifier(&p.name) {
+                return Err(format!(
+                    "strategy kind `{name}`: parameter `{}` is not a name of ASCII letters, digits and `_`, starting with a letter",
+                    p.name
+                ));
+            }
+            if let Some(default) = &p.default {
+                let value =
+                    toml::from_str::<toml::Table>(&format!("v = {default}")).ok().and_then(|mut t| t.remove("v"));
+                let problem = match &value {
+                    None => Some("is not a TOML value".to_string()),
+                    Some(v) => p.check(v),
+                };
+                if let Some(problem) = problem {
+                    return Err(format!("strategy kind `{name}`: the default of `{}` ({default}) {problem}", p.name));
+                }
+            }
         }
         if let Some((i, p)) = params.iter().enumerate().find(|(i, p)| params[..*i].iter().any(|q| q.name == p.name)) {
             return Err(format!("strategy kind `{name}` declares parameter `{}` twice (at {i})", p.name));
         }
-        self.kinds.push(Kind { name: name.to_string(), params, build: boxed(build) });
+        self.kinds.push(Kind::new(name, params, boxed(build)));
         Ok(())
     }
 
@@ -111,17 +163,36 @@ impl StrategyRegistry {
         self.kind(name).map(|k| k.params.as_slice())
     }
 
+    /// The parameters config block number `index` declares: its kind's, then
+    /// the block's own (a Pine block's script inputs, written in
+    /// `params.inputs`). Config validation, sweeps, `keel strategies
+    /// --config` and the overfitting signals read these.
+    pub fn block_params(&self, index: usize, config: &StrategyConfig) -> Result<Vec<ParamSpec>, StrategyConfigError> {
+        let Some(kind) = self.kind(&config.kind) else {
+            return Err(self.unknown_kind(index, config));
+        };
+        let mut out = kind.params.clone();
+        if let Some(declare) = &kind.block_params {
+            out.extend(declare(&Params::new(&config.params, format!("strategy[{index}].params")))?);
+        }
+        Ok(out)
+    }
+
+    fn unknown_kind(&self, index: usize, config: &StrategyConfig) -> StrategyConfigError {
+        let names: Vec<&str> = self.kinds.iter().map(|k| k.name.as_str()).collect();
+        StrategyConfigError {
+            key: format!("strategy[{index}].kind"),
+            reason: format!("unknown strategy kind `{}` (known: {})", config.kind, names.join(", ")),
+        }
+    }
+
     /// Builds the strategy of config block number `index` (for error
     /// messages): its kind must be registered, every parameter declared and
     /// inside its range; its `exits`, if any, are checked too (see [`exits`]).
     pub fn build(&self, index: usize, config: &StrategyConfig) -> Result<Box<dyn Strategy>, StrategyConfigError> {
         exits(index, config)?;
         let Some(kind) = self.kind(&config.kind) else {
-            let names: Vec<&str> = self.kinds.iter().map(|k| k.name.as_str()).collect();
-            return Err(StrategyConfigError {
-                key: format!("strategy[{index}].kind"),
-                reason: format!("unknown strategy kind `{}` (known: {})", config.kind, names.join(", ")),
-            });
+            return Err(self.unknown_kind(index, config));
         };
         let params = Params::new(&config.params, format!("strategy[{index}].params"));
         params.only(&kind.params)?;
@@ -140,6 +211,18 @@ impl StrategyRegistry {
         }
         Ok(())
     }
+}
+
+/// A strategy type that declares its parameters, so that registering it
+/// (`keel_ops::App::strategy`) needs only its name and its `from_params`.
+pub trait DeclaredParams {
+    /// The parameters it accepts: name, type, default and valid range.
+    fn params() -> Vec<ParamSpec>;
+}
+
+/// True for an identifier: an ASCII letter, then ASCII letters, digits and `_`.
+fn is_identifier(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// A constructor returning a concrete strategy, boxed.
@@ -193,7 +276,7 @@ mod tests {
     #[test]
     fn every_kind_declares_the_parameters_its_builder_accepts() {
         let registry = StrategyRegistry::builtin();
-        assert_eq!(registry.kinds().len(), 8);
+        assert_eq!(registry.kinds().len(), 9);
         for kind in registry.kinds() {
             assert!(!kind.params.is_empty(), "{}", kind.name);
             let mut table = toml::Table::new();
@@ -310,7 +393,7 @@ mod tests {
         assert_eq!(err.key, "strategy[1].kind");
         assert!(
             err.reason.ends_with(
-                "(known: sma_cross, ema_cross, rsi_reversion, bollinger_breakout, macd, grid, webhook, scanner)"
+                "(known: sma_cross, ema_cross, rsi_reversion, bollinger_breakout, macd, grid, webhook, scanner, pine)"
             ),
             "{}",
             err.reason
@@ -320,11 +403,90 @@ mod tests {
         assert!(registry.build(1, &block("mine", "qty = \"1\"", "")).is_ok());
         assert_eq!(registry.params("mine"), Some(params.as_slice()));
         let err = registry.build(1, &block("theirs", "", "")).err().unwrap();
-        assert!(err.reason.ends_with(", scanner, mine)"), "{}", err.reason);
+        assert!(err.reason.ends_with(", scanner, pine, mine)"), "{}", err.reason);
         assert!(registry.register("mine", vec![], Webhook::from_params).unwrap_err().contains("already registered"));
         let twice = vec![ParamSpec::integer("n"), ParamSpec::integer("n")];
         assert!(registry.register("other", twice, Webhook::from_params).unwrap_err().contains("`n` twice"));
+        let refused: [(&str, Vec<ParamSpec>, &str); 6] = [
+            ("", vec![], "a kind's name is ASCII letters"),
+            ("my kind", vec![], "a kind's name is ASCII letters"),
+            ("9lives", vec![], "a kind's name is ASCII letters"),
+            ("k", vec![ParamSpec::integer("a.b")], "parameter `a.b` is not a name"),
+            (
+                "k",
+                vec![ParamSpec::integer("n").default_value("twenty")],
+                "the default of `n` (twenty) is not a TOML value",
+            ),
+            (
+                "k",
+                vec![ParamSpec::integer("n").default_value("1").at_least(2)],
+                "the default of `n` (1) must be at least 2, got 1",
+            ),
+        ];
+        for (name, params, want) in refused {
+            let err = registry.register(name, params, Webhook::from_params).unwrap_err();
+            assert!(err.contains(want), "{name}: {err}");
+        }
+        assert!(registry.kind("k").is_none(), "a refused kind is not registered");
+        let fine = vec![ParamSpec::integer("fastLen").default_value("9").at_least(1)];
+        registry.register("Mine_2", fine, Webhook::from_params).unwrap();
         let err = StrategyRegistry::new().build(0, &block("mine", "", "")).err().unwrap();
         assert!(err.reason.contains("unknown strategy kind `mine`"), "{}", err.reason);
+    }
+
+    /// A block of the `pine` kind declares its script's inputs on top of
+    /// the kind's own parameters, however the kind was registered; other
+    /// kinds declare theirs only; an unknown kind or a bad script is the
+    /// block's error.
+    #[test]
+    fn a_pine_block_declares_its_scripts_inputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.pine");
+        std::fs::write(&path, "//@version=5\nstrategy(\"s\")\nfastLen = input.int(9, \"Fast\", minval = 2)\nplot(ta.sma(close, fastLen))\n").unwrap();
+        let script = toml::Value::String(path.display().to_string());
+        let registry = StrategyRegistry::builtin();
+        let pine = block("pine", &format!("script = {script}"), "");
+        let names: Vec<String> = registry.block_params(0, &pine).unwrap().iter().map(ParamSpec::key).collect();
+        assert_eq!(names, ["script", "inputs", "inputs.fastLen"]);
+        let sma = block("sma_cross", "fast = 2, slow = 3, qty = \"1\"", "");
+        assert_eq!(registry.block_params(0, &sma).unwrap(), registry.params("sma_cross").unwrap());
+        assert_eq!(registry.block_params(5, &block("nope", "", "")).unwrap_err().key, "strategy[5].kind");
+        let bad = block("pine", &format!("script = {script}, inputs = {{ Fast = 1 }}"), "");
+        let err = registry.block_params(2, &bad).unwrap_err();
+        assert_eq!(
+            (err.key.as_str(), err.reason.as_str()),
+            ("strategy[2].params.inputs.Fast", "must be at least 2, got 1")
+        );
+        assert_eq!(
+            registry.build(2, &bad).err().unwrap().key,
+            "strategy[2].params.inputs.Fast",
+            "the build says the same"
+        );
+        assert!(registry.build(2, &pine).is_ok());
+    }
+
+    /// `pine` is a built-in kind: a block builds the Pine host on its script, and what the host
+    /// refuses (a short entry) names the block's `script` and the script's `file:line:col`.
+    #[test]
+    fn pine_is_built_in_and_a_short_entry_is_refused_at_its_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, body: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, format!("//@version=5\nstrategy(\"s\")\n{body}")).unwrap();
+            toml::Value::String(path.display().to_string())
+        };
+        let registry = StrategyRegistry::builtin();
+        let long = write("long.pine", "if close > open\n    strategy.entry(\"L\", strategy.long)\n");
+        let built = registry.build(0, &block("pine", &format!("script = {long}"), "")).unwrap();
+        assert_eq!(built.kind(), "pine");
+        let short = write("short.pine", "if close < open\n    strategy.entry(\"S\", strategy.short)\n");
+        let err = registry.build(3, &block("pine", &format!("script = {short}"), "")).err().unwrap();
+        assert_eq!(err.key, "strategy[3].params.script");
+        let at = format!(
+            "{}:4:5: strategy.entry with a direction other than strategy.long",
+            dir.path().join("short.pine").display()
+        );
+        assert!(err.reason.starts_with(&at), "{}", err.reason);
+        assert!(err.reason.contains("cannot sell short"), "{}", err.reason);
     }
 }

@@ -259,6 +259,7 @@ fn every_kind_builds_and_bad_params_name_the_key() {
         ("grid", "lower = \"1\"\nupper = \"2\"\nqty = \"1\""),
         ("webhook", "qty = \"1\""),
         ("scanner", "funding_above = \"50%\""),
+        ("pine", concat!("script = \"", env!("CARGO_MANIFEST_DIR"), "/pine/examples/ema_cross.pine\"")),
     ];
     let registry = strategies::StrategyRegistry::builtin();
     let kinds: Vec<&str> = registry.kinds().iter().map(|k| k.name.as_str()).collect();
@@ -295,6 +296,8 @@ fn every_kind_builds_and_bad_params_name_the_key() {
         Case { kind: "webhook", params: "", key: "qty" },
         Case { kind: "scanner", params: "", key: "funding_above" },
         Case { kind: "scanner", params: "volume_spike = \"3\"\nvolume_bars = 0", key: "volume_bars" },
+        Case { kind: "pine", params: "script = 3", key: "script" },
+        Case { kind: "pine", params: "script = \"no/such.pine\"", key: "script" },
     ];
     for c in cases {
         let err = match strategies::StrategyRegistry::builtin().build(3, &config(c.kind, c.params)) {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::account::AccountView;
 use crate::alert::SetupAlert;
-use crate::exits::{ExitBook, ExitEvent, ExitIo, ExitLeg, ExitSpec, ExitState};
+use crate::exits::{ExitBook, ExitEvent, ExitIo, ExitLeg, ExitSpec, ExitState, PriceTrail};
 use crate::fill::Fill;
 use crate::futures::FuturesEvent;
 use crate::futures_board::{FuturesBoard, FuturesSnapshot};
@@ -209,6 +209,37 @@ impl<'a> StrategyCtx<'a> {
         true
     }
 
+    /// Sets the open position's three price levels at once (a host that
+    /// keeps its own exit orders, such as a Pine script's `strategy.exit`):
+    /// the stop, the take-profit and a trailing stop in prices (once the best
+    /// price since entry reaches `trail.activate`, exit when the price falls
+    /// `trail.offset` below the best; engine-side). `None` clears a level.
+    /// Exits the strategy removed are in force again. False without an open
+    /// position, or with a trail offset not above 0.
+    pub fn set_levels(
+        &mut self,
+        symbol: &str,
+        stop: Option<Decimal>,
+        take_profit: Option<Decimal>,
+        trail: Option<PriceTrail>,
+    ) -> bool {
+        if trail.is_some_and(|t| t.offset <= Decimal::ZERO) {
+            return false;
+        }
+        let Some(st) = self.exits.state_mut(symbol) else { return false };
+        let legs_move = st.stop_price != stop || st.take_profit_price != take_profit;
+        (st.stop_price, st.take_profit_price, st.trail, st.removed) = (stop, take_profit, trail, false);
+        if legs_move {
+            self.exits.replace_leg(symbol, self.cancels);
+        }
+        true
+    }
+
+    /// The instrument `symbol` trades as (tick size, lot step, filters), when known.
+    pub fn instrument(&self, symbol: &str) -> Option<&Instrument> {
+        self.lots.get(symbol)
+    }
+
     /// Sets the open position's take-profit to `price` (as [`Self::set_stop`]).
     pub fn set_take_profit(&mut self, symbol: &str, price: Decimal) -> bool {
         let Some(st) = self.exits.state_mut(symbol) else { return false };
@@ -334,6 +365,13 @@ pub trait Strategy: Send {
     /// Bars of history it needs before it can decide (warm-up length).
     fn warmup_bars(&self) -> usize {
         0
+    }
+    /// True when the orders it decides at a bar's close fill at that close
+    /// (Pine's `process_orders_on_close`) rather than at the next bar's open:
+    /// the backtest submits them at the close; live, an order sent right
+    /// after the close is the same thing.
+    fn orders_on_close(&self) -> bool {
+        false
     }
     /// Called once at start, before any other callback may act: `open` are
     /// this strategy's orders still working at the venue (after
@@ -508,6 +546,12 @@ impl StrategyRunner {
     /// True if it trades `symbol`.
     pub fn wants(&self, symbol: &str) -> bool {
         self.symbols.iter().any(|s| s.as_str() == symbol)
+    }
+
+    /// True when its orders decided at a close fill at that close (see
+    /// [`Strategy::orders_on_close`]).
+    pub fn orders_on_close(&self) -> bool {
+        self.strategy.orders_on_close()
     }
 
     /// Warm-up length in bars.

@@ -20,6 +20,8 @@ pub mod plot;
 pub mod report;
 pub mod sim;
 pub mod sweep;
+#[cfg(test)]
+pub(crate) mod test_pine;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};

@@ -202,7 +202,11 @@ impl Overfitting {
 
 /// The free inputs of a plain backtest: the numeric parameters written in
 /// each block's `params` (a template's once, as `ID.PARAM`), blocks in
-/// config order, a block's parameters by name.
+/// config order, a block's parameters by name; then the numeric parameters a
+/// block declares of its own (a Pine script's int and float inputs, as
+/// `ID.NAME`), written or not: a script's defaults are the values its author
+/// fitted, where a built-in kind's defaults were fitted to no one's data.
+/// A Pine block's `script` and `inputs` keys are not inputs.
 pub fn configured_inputs(blocks: &[(usize, StrategyConfig)], registry: &strategies::StrategyRegistry) -> Vec<String> {
     let mut seen = Vec::new();
     let mut out = Vec::new();
@@ -212,17 +216,24 @@ pub fn configured_inputs(blocks: &[(usize, StrategyConfig)], registry: &strategi
         }
         seen.push(*index);
         let id = cfg.id.split('@').next().unwrap_or(&cfg.id);
-        let declared = registry.params(&cfg.kind).unwrap_or_default();
+        // The blocks were built before this runs, so their declarations read; the kind's as a fallback.
+        let declared = registry
+            .block_params(*index, cfg)
+            .unwrap_or_else(|_| registry.params(&cfg.kind).unwrap_or_default().to_vec());
         for (key, value) in &cfg.params {
+            let spec = declared.iter().find(|p| p.table.is_none() && p.name == *key);
             let numeric = match value {
-                toml::Value::Integer(_) | toml::Value::Float(_) => true,
+                toml::Value::Integer(_) | toml::Value::Float(_) => spec.is_none_or(|p| p.kind.is_numeric()),
                 // Decimals and durations are written as strings.
-                toml::Value::String(_) => declared.iter().any(|p| p.name == *key),
+                toml::Value::String(_) => spec.is_some_and(|p| p.kind.is_numeric()),
                 _ => false,
             };
             if numeric {
                 out.push(format!("{id}.{key}"));
             }
+        }
+        for p in declared.iter().filter(|p| p.table.is_some() && p.kind.is_numeric()) {
+            out.push(format!("{id}.{}", p.name));
         }
     }
     out
@@ -336,6 +347,22 @@ mod tests {
         assert_eq!(
             configured_inputs(&blocks, &strategies::StrategyRegistry::builtin()),
             ["a.fast", "a.qty", "a.slow", "t.buy_below", "t.period"]
+        );
+    }
+
+    /// A Pine block's free inputs are its script's numeric inputs (set or
+    /// not, by name or title), never its `script` path or `inputs` table.
+    #[test]
+    fn a_pine_blocks_free_inputs_are_its_scripts_numeric_inputs() {
+        use crate::backtest::test_pine;
+        let dir = tempfile::tempdir().unwrap();
+        let blocks = vec![
+            (0, test_pine::block(&dir, "p", "")),
+            (1, test_pine::block(&dir, "q", "\"Fast length\" = 5, use = false")),
+        ];
+        assert_eq!(
+            configured_inputs(&blocks, &strategies::StrategyRegistry::builtin()),
+            ["p.fastLen", "p.k", "q.fastLen", "q.k"]
         );
     }
 

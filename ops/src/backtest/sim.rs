@@ -12,8 +12,16 @@
 //! 3. At the close the risk engine learns the price, strategies see the bar,
 //!    and their intents pass the risk engine; what it approves waits for the
 //!    next bar's open. After the last bar nothing fills.
+//! 4. Except for strategies that fill at the close
+//!    ([`Strategy::orders_on_close`], Pine's `process_orders_on_close = true`):
+//!    what they decided at this close is submitted at once, with the book at
+//!    the close ± the slippage, so a market order fills at that close (taker
+//!    fee) and a marketable limit there up to its price; another limit rests
+//!    from the next bar on. Live, a market order sent right after the close is
+//!    the same thing.
 //!
-//! Fills are stamped with the bar's open time.
+//! Fills are stamped with the bar's open time (those at a close, step 4, with
+//! its close time).
 //!
 //! Futures events (funding settlements, funding intervals, open interest;
 //! see [`Backtest::with_futures`]) reach the strategies as live delivers them:
@@ -476,6 +484,10 @@ pub struct Backtest {
     runners: Vec<StrategyRunner>,
     /// Per symbol index: the runners that trade it.
     runners_by_symbol: Vec<Vec<usize>>,
+    /// Per runner: its orders decided at a close fill at that close ([`Strategy::orders_on_close`]).
+    on_close: Vec<bool>,
+    /// Per symbol index: some runner trading it fills at the close.
+    closes: Vec<bool>,
     symbol_index: FxHashMap<Symbol, usize>,
     instruments: Vec<Option<Instrument>>,
     /// Per symbol: orders to submit at the next open.
@@ -553,6 +565,8 @@ impl Backtest {
             .collect();
         let instruments: Vec<Option<Instrument>> =
             symbols.iter().map(|s| config.instruments.iter().find(|i| i.symbol == *s).cloned()).collect();
+        let on_close: Vec<bool> = runners.iter().map(StrategyRunner::orders_on_close).collect();
+        let closes = symbols.iter().map(|s| runners.iter().any(|r| r.wants(s) && r.orders_on_close())).collect();
 
         // Assets: the currency first, then every balance and traded leg.
         let mut assets: Vec<(String, Decimal, Option<usize>)> = vec![(config.currency.clone(), Decimal::ZERO, None)];
@@ -591,6 +605,8 @@ impl Backtest {
             risk,
             runners,
             runners_by_symbol,
+            on_close,
+            closes,
             symbol_index,
             instruments: instruments.clone(),
             queued: (0..n).map(|_| Vec::new()).collect(),
@@ -732,6 +748,9 @@ impl Backtest {
                 if !matches!(result, Ok(0)) {
                     self.after_callback(r, result, bar.close_time);
                 }
+            }
+            if self.closes[s] && !self.queued[s].is_empty() {
+                self.close_bar(s, bar);
             }
             // One equity point per distinct close time, after all symbols closed.
             let last_of_time = every_bar_closes_a_time
@@ -1005,23 +1024,61 @@ impl Backtest {
                 return;
             }
         }
+        let new_resting = self.submit_queued(s, &bar.symbol, bar.open, ts, false, &mut events);
+        if new_resting {
+            self.core.match_range_events(&bar.symbol, bar.open, bar.high, bar.low, ts, &mut events);
+            self.apply(s, &mut events, ts, true);
+        }
+        self.events = events;
+        self.report_balances();
+    }
+
+    /// The close of a bar, after the strategies saw it: the orders that strategies filling at the
+    /// close (Pine's `process_orders_on_close`) just decided are submitted at the close ± the
+    /// slippage, stamped with the close time; a limit that does not fill there rests from the next
+    /// bar on. Other strategies' orders wait for the next open.
+    fn close_bar(&mut self, s: usize, bar: &keel_core::market::Bar) {
+        let ts = bar.close_time;
+        let mut events = std::mem::take(&mut self.events);
+        self.submit_queued(s, &bar.symbol, bar.close, ts, true, &mut events);
+        self.events = events;
+        self.report_balances();
+    }
+
+    /// Sets the book of symbol `s` to `price` ± the slippage (rounded to the tick away from the
+    /// trader) and submits its queued orders there (with `on_close`, only those of strategies
+    /// that fill at the close). True when a new limit rests.
+    fn submit_queued(
+        &mut self,
+        s: usize,
+        symbol: &Symbol,
+        price: Decimal,
+        ts: i64,
+        on_close: bool,
+        events: &mut Vec<OrderEvent>,
+    ) -> bool {
         let tick = self.instruments[s].as_ref().map(|i| i.tick_size).unwrap_or_default();
         let big = Decimal::from(1_000_000_000_000u64);
-        let bid = floor_to_step(bar.open * (Decimal::ONE - self.slippage), tick);
-        let ask = ceil_to_step(bar.open * (Decimal::ONE + self.slippage), tick);
-        let quote = BookTicker { symbol: bar.symbol.clone(), bid, bid_qty: big, ask, ask_qty: big, ts_ms: ts };
-        self.core.set_quote_events(quote, &mut events);
-        self.apply(s, &mut events, ts, true);
+        let bid = floor_to_step(price * (Decimal::ONE - self.slippage), tick);
+        let ask = ceil_to_step(price * (Decimal::ONE + self.slippage), tick);
+        let quote = BookTicker { symbol: symbol.clone(), bid, bid_qty: big, ask, ask_qty: big, ts_ms: ts };
+        self.core.set_quote_events(quote, events);
+        self.apply(s, events, ts, true);
         let mut queued = std::mem::take(&mut self.queued[s]);
+        let mut waiting = Vec::new();
         let mut new_resting = false;
         for q in queued.drain(..) {
+            if on_close && !self.on_close[q.runner] {
+                waiting.push(q);
+                continue;
+            }
             let OrderRecord { number, intent, .. } = &self.out.orders[q.record];
             let new = &mut self.new_order;
             write_client_id(&mut new.client_order_id, *number);
             new.symbol.clone_from(&intent.symbol);
             (new.side, new.order_type, new.qty, new.tif) = (intent.side, intent.order_type, intent.qty, intent.tif);
             let (tag, side) = (intent.tag, intent.side);
-            match self.core.submit_events(&self.new_order, ts, &mut events) {
+            match self.core.submit_events(&self.new_order, ts, events) {
                 Ok(placed) => {
                     self.risk.on_order_accepted(&self.new_order.client_order_id);
                     let owner = Owner { runner: q.runner, tag, record: q.record, symbol: s };
@@ -1037,7 +1094,7 @@ impl Backtest {
                         self.tell(owner, placed.status, Decimal::ZERO, None, ts);
                     } else {
                         // The order was counted as resting above only if it still is.
-                        self.apply(s, &mut events, ts, open);
+                        self.apply(s, events, ts, open);
                     }
                 }
                 Err(e) => {
@@ -1051,14 +1108,10 @@ impl Backtest {
             }
         }
         // Orders decided while these were handled wait for the next open.
-        queued.append(&mut self.queued[s]);
+        waiting.append(&mut self.queued[s]);
+        queued.append(&mut waiting);
         self.queued[s] = queued;
-        if new_resting {
-            self.core.match_range_events(&bar.symbol, bar.open, bar.high, bar.low, ts, &mut events);
-            self.apply(s, &mut events, ts, true);
-        }
-        self.events = events;
-        self.report_balances();
+        new_resting
     }
 
     /// The venue's balances after an open with activity, as the live user
@@ -1275,3 +1328,6 @@ mod futures_order_tests;
 
 #[cfg(test)]
 mod exit_tests;
+
+#[cfg(test)]
+mod pine_tests;

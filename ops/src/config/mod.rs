@@ -19,6 +19,7 @@ pub mod futures;
 mod mainnet;
 pub mod market_data;
 pub mod ops;
+pub mod pine_paths;
 pub mod universe;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -359,11 +360,14 @@ impl Serialize for SandboxSection {
 }
 
 impl Config {
-    /// Reads, parses and validates a config file.
+    /// Reads, parses and validates a config file. A Pine block's relative
+    /// `params.script` is resolved against the file's directory.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::new(path.display().to_string(), format!("cannot read: {e}")))?;
-        Self::parse(&text)
+        let mut config = Self::parse(&text)?;
+        pine_paths::resolve(&mut config.strategies, path.parent().unwrap_or(Path::new("")));
+        Ok(config)
     }
 
     /// Parses and validates config text.

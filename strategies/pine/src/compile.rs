@@ -133,6 +133,7 @@ pub fn compile(src: &str, file: Option<&str>, inputs: &[(String, InputValue)]) -
         decl,
         inputs: c.inputs,
         plots: c.plots,
+        order_calls: c.order_calls,
         strings: c.strings,
         body: c.body_out,
         n_slots: c.n_slots,
@@ -165,6 +166,7 @@ struct Compiler<'a> {
     strings: Vec<String>,
     inputs: Vec<InputDecl>,
     plots: Vec<PlotDecl>,
+    order_calls: Vec<OrderCall>,
     decl: Option<StrategyDecl>,
     warnings: Vec<Diagnostic>,
     body_out: Vec<St>,
@@ -329,6 +331,7 @@ impl<'a> Compiler<'a> {
             strings: Vec::new(),
             inputs: Vec::new(),
             plots: Vec::new(),
+            order_calls: Vec::new(),
             decl: None,
             warnings: Vec::new(),
             body_out: Vec::new(),
@@ -881,6 +884,9 @@ impl<'a> Compiler<'a> {
     fn effect(&mut self, name: &str, args: &[Arg], pos: Pos, out: &mut Vec<St>, global: bool) -> R<()> {
         if self.ctx != 0 {
             return err(pos, format!("{name}() inside request.security's expression: it runs on the higher timeframe's bars, where orders and output have no meaning"));
+        }
+        if let Some(call) = OrderCall::of(name, args, pos) {
+            self.order_calls.push(call);
         }
         match name {
             "strategy" => self.declaration(args, pos, global),

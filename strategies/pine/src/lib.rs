@@ -62,8 +62,8 @@ pub mod ta;
 pub use compile::{check, compile, Compiled};
 pub use error::{Diagnostic, Diagnostics, Pos, Severity};
 pub use program::{
-    Alert, Bar, BarOutput, Command, CommissionType, Direction, InputDecl, InputKind, InputValue, PlotDecl, PlotKind,
-    Program, QtyType, StrId, StrategyDecl, StrategyState,
+    Alert, Bar, BarOutput, Command, CommissionType, Direction, InputDecl, InputKind, InputValue, OrderCall, PlotDecl,
+    PlotKind, Program, QtyType, StrId, StrategyDecl, StrategyState,
 };
 pub use runner::{Runner, MAX_LOOP_ITERATIONS};
 pub use security::Timeframe;

@@ -204,6 +204,78 @@ pub enum Command {
     CancelAll,
 }
 
+/// A `strategy.*` order call as the script wrote it (where, and which arguments), for a host to
+/// refuse what its broker cannot do before the script runs (a short entry on spot, say).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderCall {
+    /// The function: `strategy.entry`, `strategy.exit`, `strategy.close`, `strategy.close_all`,
+    /// `strategy.cancel` or `strategy.cancel_all`.
+    pub function: &'static str,
+    /// Where the call starts.
+    pub pos: Pos,
+    /// The arguments given, by name (positional ones named by their place).
+    pub args: Vec<&'static str>,
+    /// `strategy.entry` only: `Some(Long)` when the direction is the literal `strategy.long`,
+    /// `Some(Short)` for anything else.
+    pub direction: Option<Direction>,
+}
+
+impl OrderCall {
+    /// The argument names of each order function, in their positional order.
+    const SIGNATURES: &'static [(&'static str, &'static [&'static str])] = &[
+        ("strategy.entry", &["id", "direction", "qty", "limit", "stop", "comment"]),
+        (
+            "strategy.exit",
+            &[
+                "id",
+                "from_entry",
+                "qty",
+                "qty_percent",
+                "profit",
+                "limit",
+                "loss",
+                "stop",
+                "trail_price",
+                "trail_points",
+                "trail_offset",
+                "comment",
+            ],
+        ),
+        ("strategy.close", &["id", "comment", "qty", "qty_percent"]),
+        ("strategy.close_all", &["comment"]),
+        ("strategy.cancel", &["id"]),
+        ("strategy.cancel_all", &[]),
+    ];
+
+    /// The call `name(args)` at `pos`, when `name` is an order function.
+    pub(crate) fn of(name: &str, args: &[crate::ast::Arg], pos: Pos) -> Option<Self> {
+        let &(function, names) = Self::SIGNATURES.iter().find(|(n, _)| *n == name)?;
+        let mut given = Vec::with_capacity(args.len());
+        let mut direction = None;
+        for (i, a) in args.iter().enumerate() {
+            let arg = match &a.name {
+                Some(n) => names.iter().find(|k| **k == n.as_str()).copied(),
+                None => names.get(i).copied(),
+            };
+            let Some(arg) = arg else { continue };
+            if arg == "direction" {
+                let long = matches!(&a.value.kind, crate::ast::ExprKind::Name(n) if n == "strategy.long");
+                direction = Some(if long { Direction::Long } else { Direction::Short });
+            }
+            given.push(arg);
+        }
+        if function == "strategy.entry" && direction.is_none() {
+            direction = Some(Direction::Short);
+        }
+        Some(Self { function, pos, args: given, direction })
+    }
+
+    /// True when the call gave argument `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.args.contains(&name)
+    }
+}
+
 /// An `alert()` or a true `alertcondition()` on a bar: a notification for the host.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alert {
@@ -473,6 +545,7 @@ pub struct Program {
     pub(crate) decl: StrategyDecl,
     pub(crate) inputs: Vec<InputDecl>,
     pub(crate) plots: Vec<PlotDecl>,
+    pub(crate) order_calls: Vec<OrderCall>,
     pub(crate) strings: Vec<String>,
     pub(crate) body: Vec<St>,
     pub(crate) n_slots: usize,
@@ -504,6 +577,15 @@ impl Program {
     /// The plotted series, in script order.
     pub fn plots(&self) -> &[PlotDecl] {
         &self.plots
+    }
+    /// The script's `strategy.*` order calls, in script order (a call inside a user function once
+    /// per call site).
+    pub fn order_calls(&self) -> &[OrderCall] {
+        &self.order_calls
+    }
+    /// The file name the script was compiled under, if any (for `file:line:col` messages).
+    pub fn file(&self) -> Option<&str> {
+        self.file.as_deref()
     }
     /// The text of an interned string.
     pub fn text(&self, id: StrId) -> &str {

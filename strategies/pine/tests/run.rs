@@ -52,7 +52,7 @@ fn examples_parse_check_and_run() {
         .filter(|p| p.extension().is_some_and(|x| x == "pine"))
         .collect();
     names.sort();
-    assert_eq!(names.len(), 10, "{names:?}");
+    assert_eq!(names.len(), 11, "{names:?}");
     for path in names {
         let text = std::fs::read_to_string(&path).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
@@ -411,4 +411,29 @@ fn float_comparisons_are_tolerant_to_1e_10() {
         let (_, plots, _) = run(&src(&format!("plot({expr} ? 1 : 0)\n")), &[], 3);
         assert_eq!(plots[2][0], *want, "{expr}");
     }
+}
+
+#[test]
+fn order_calls_name_their_position_arguments_and_direction() {
+    let script = src(
+        "f() =>\n    strategy.entry(\"F\", strategy.long)\nif close > open\n    strategy.entry(\"L\", strategy.long, limit = close)\n    strategy.entry(\"S\", strategy.short)\nf()\nstrategy.exit(\"X\", \"L\", loss = 10, qty_percent = 50)\nstrategy.close(\"L\")\n",
+    );
+    let compiled = compile(&script, Some("t.pine"), &[]).unwrap_or_else(|e| panic!("{e}"));
+    type Call<'a> = (&'a str, u32, u32, Vec<&'a str>, Option<Direction>);
+    let calls: Vec<Call> = compiled
+        .program
+        .order_calls()
+        .iter()
+        .map(|c| (c.function, c.pos.line, c.pos.col, c.args.clone(), c.direction))
+        .collect();
+    let want: Vec<Call> = vec![
+        ("strategy.entry", 6, 5, vec!["id", "direction", "limit"], Some(Direction::Long)),
+        ("strategy.entry", 7, 5, vec!["id", "direction"], Some(Direction::Short)),
+        // Inside a user function: once per call site, at the call inside the function.
+        ("strategy.entry", 4, 5, vec!["id", "direction"], Some(Direction::Long)),
+        ("strategy.exit", 9, 1, vec!["id", "from_entry", "loss", "qty_percent"], None),
+        ("strategy.close", 10, 1, vec!["id"], None),
+    ];
+    assert_eq!(calls, want);
+    assert_eq!(compiled.program.file(), Some("t.pine"));
 }

@@ -458,7 +458,7 @@ impl ExitBook {
         }
         // The spec is lent out of the state for the call (no clone a tick).
         let own = st.spec.take();
-        let (moved, reason) = match own.as_ref().or(default) {
+        let (moved, reason) = match own.as_ref().or(default).or_else(|| st.levels_only()) {
             Some(spec) => {
                 let moved = st.see_best(spec, best);
                 (moved, st.trigger(spec, price, io.now_ms, st.leg.is_some()))
@@ -767,7 +767,7 @@ impl ExitBook {
         }
         // The spec is lent out of the state for the call (no clone a bar).
         let own = st.spec.take();
-        let hit = match own.as_ref().or(default) {
+        let hit = match own.as_ref().or(default).or_else(|| st.levels_only()) {
             Some(spec) => {
                 let hit = st.bar_exit(spec, bar.open_time, bar.open, bar.high, bar.low, bar.close);
                 // For the next bar (the best price may have moved).

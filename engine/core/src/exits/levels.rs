@@ -16,10 +16,18 @@ impl ExitState {
         self.take_profit_price.or_else(|| spec.take_profit.map(|p| self.entry_price * (Decimal::ONE + p.fraction())))
     }
 
-    /// The trailing stop's price once armed: `best × (1 − distance)`.
+    /// The trailing stop's price once armed: `best − offset` for the
+    /// strategy's trail in prices ([`ExitState::trail`]), else
+    /// `best × (1 − distance)`.
     pub fn trailing_level(&self, spec: &ExitSpec) -> Option<Decimal> {
+        if !self.trailing_armed {
+            return None;
+        }
+        if let Some(t) = self.trail {
+            return Some(self.best_price - t.offset);
+        }
         let t = spec.trailing_stop?;
-        self.trailing_armed.then(|| self.best_price * (Decimal::ONE - t.distance.fraction()))
+        Some(self.best_price * (Decimal::ONE - t.distance.fraction()))
     }
 
     /// The minimal-ROI price after holding until `now_ms`: the row with the
@@ -46,7 +54,7 @@ impl ExitState {
             (Some(t), Some(r)) => Some(t.min(r)),
             (t, r) => t.or(r),
         };
-        Band { low, high, until_ms, trails: spec.trailing_stop.is_some() }
+        Band { low, high, until_ms, trails: spec.trailing_stop.is_some() || self.trail.is_some() }
     }
 
     /// When `max_hold` runs out (ms).
@@ -55,15 +63,21 @@ impl ExitState {
     }
 
     /// Moves the best price up to `price` and arms the trailing stop once
-    /// the best reaches `entry × (1 + activate)`; true when anything changed.
+    /// the best reaches `entry × (1 + activate)` (or the trail's activation
+    /// price); true when anything changed.
     pub fn see_best(&mut self, spec: &ExitSpec, price: Decimal) -> bool {
         let mut changed = false;
         if price > self.best_price {
             self.best_price = price;
             changed = true;
         }
-        if let Some(t) = spec.trailing_stop {
-            if !self.trailing_armed && self.best_price >= self.entry_price * (Decimal::ONE + t.activate.fraction()) {
+        let activate = match (self.trail, spec.trailing_stop) {
+            (Some(t), _) => Some(t.activate),
+            (None, Some(t)) => Some(self.entry_price * (Decimal::ONE + t.activate.fraction())),
+            (None, None) => None,
+        };
+        if let Some(activate) = activate {
+            if !self.trailing_armed && self.best_price >= activate {
                 self.trailing_armed = true;
                 changed = true;
             }
@@ -235,5 +249,28 @@ mod tests {
         assert_eq!(s.trailing_level(&spec), Some(d("108.90")));
         assert_eq!(s.trigger(&spec, d("108.9"), 0, true), Some(ExitReason::TrailingStop));
         assert_eq!(s.trigger(&spec, d("109"), 0, true), None);
+    }
+
+    #[test]
+    fn a_trail_in_prices_arms_at_its_price_and_trails_by_its_offset() {
+        let spec = crate::exits::LEVELS_ONLY.clone();
+        let mut s = state();
+        s.trail = Some(crate::exits::PriceTrail { activate: d("105"), offset: d("2.5") });
+        assert!(s.see_best(&spec, d("104.99")));
+        assert_eq!(s.trailing_level(&spec), None, "not armed below 105");
+        assert_eq!(s.trigger(&spec, d("90"), 0, false), None);
+        s.see_best(&spec, d("105"));
+        assert_eq!(s.trailing_level(&spec), Some(d("102.5")));
+        s.see_best(&spec, d("110"));
+        assert_eq!(s.trigger(&spec, d("107.51"), 0, false), None);
+        assert_eq!(s.trigger(&spec, d("107.5"), 0, false), Some(ExitReason::TrailingStop));
+        // Along a bar's path: the low first (nearer the open) with the trail not armed yet, then up
+        // to 112 arms it and moves the best, then down to the close through 109.5 fills there.
+        let mut s = state();
+        s.trail = Some(crate::exits::PriceTrail { activate: d("105"), offset: d("2.5") });
+        assert_eq!(s.bar_exit(&spec, 0, d("100"), d("104"), d("99"), d("103")), None);
+        let hit = s.bar_exit(&spec, 0, d("103"), d("112"), d("100"), d("101"));
+        assert_eq!(hit, Some((ExitReason::TrailingStop, d("109.5"))));
+        assert!(s.effective(None).is_some(), "price levels alone are exits in force");
     }
 }

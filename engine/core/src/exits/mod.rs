@@ -16,7 +16,7 @@ mod state;
 
 pub use book::{ExitBook, ExitIo, RISK_RETRY_MS};
 pub use spec::{ExitSpec, Pct, Placement, RoiStep, TrailingStop};
-pub use state::{Band, ExitEvent, ExitState, PendingClose, RestingLeg};
+pub use state::{Band, ExitEvent, ExitState, PendingClose, PriceTrail, RestingLeg, LEVELS_ONLY};
 
 use serde::{Deserialize, Serialize};
 

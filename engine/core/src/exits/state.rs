@@ -40,6 +40,10 @@ pub struct ExitState {
     /// A take-profit price the strategy set (instead of `entry × (1 + take_profit)`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub take_profit_price: Option<Decimal>,
+    /// A trailing stop in prices the strategy set (instead of the
+    /// percentages of `trailing_stop`): Pine's `trail_points`/`trail_offset`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trail: Option<PriceTrail>,
     /// The exit order resting at the venue (stop, take-profit or OCO), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leg: Option<RestingLeg>,
@@ -100,6 +104,7 @@ impl ExitState {
             removed: false,
             stop_price: None,
             take_profit_price: None,
+            trail: None,
             leg: None,
             pending_close: None,
             venue_refused: false,
@@ -109,13 +114,48 @@ impl ExitState {
     }
 
     /// The exits in force: the strategy's attached ones, else `default`;
-    /// none once removed.
+    /// none once removed. A position without either whose strategy set a
+    /// price level itself ([`Self::has_levels`]) has those levels alone
+    /// ([`LEVELS_ONLY`]).
     pub fn effective<'a>(&'a self, default: Option<&'a ExitSpec>) -> Option<&'a ExitSpec> {
         if self.removed {
             return None;
         }
-        self.spec.as_ref().or(default)
+        self.spec.as_ref().or(default).or_else(|| self.levels_only())
     }
+
+    /// True when the strategy set a stop, a take-profit or a trailing stop in prices.
+    pub fn has_levels(&self) -> bool {
+        self.stop_price.is_some() || self.take_profit_price.is_some() || self.trail.is_some()
+    }
+
+    /// [`LEVELS_ONLY`] when the strategy set price levels (see [`Self::effective`]).
+    pub(crate) fn levels_only(&self) -> Option<&'static ExitSpec> {
+        self.has_levels().then_some(&LEVELS_ONLY)
+    }
+}
+
+/// The exits of a position whose strategy set only price levels
+/// ([`ExitState::stop_price`], [`ExitState::take_profit_price`],
+/// [`ExitState::trail`]) and has no configured or attached exits: nothing
+/// beyond those levels, kept at the venue where it can hold them.
+pub static LEVELS_ONLY: ExitSpec = ExitSpec {
+    stop_loss: None,
+    take_profit: None,
+    trailing_stop: None,
+    roi: Vec::new(),
+    max_hold: None,
+    placement: super::Placement::Venue,
+};
+
+/// A trailing stop in prices: once the best price since entry reaches
+/// `activate`, exit when the price falls `offset` below the best.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriceTrail {
+    /// The best price that arms it.
+    pub activate: Decimal,
+    /// How far below the best price it trails (a price distance, above 0).
+    pub offset: Decimal,
 }
 
 /// An exit order resting (or on its way) at the venue.

@@ -7,6 +7,11 @@
 //!   (`0.5..2.0:0.25`);
 //! - or a list `a,b,c` (one value is a list of one).
 //!
+//! PARAM is one of the block's numeric parameters as the registry declares
+//! them for that block ([`strategies::StrategyRegistry::block_params`]): for
+//! a Pine block, one of its script's inputs, by variable name or by title,
+//! written into `params.inputs` and checked against its `minval`/`maxval`.
+//!
 //! `ID.PARAM` sets the parameter of every strategy instance with that id;
 //! `ID@SYMBOL.PARAM` only the one trading SYMBOL. Several flags span their
 //! cartesian product, the first flag varying slowest.
@@ -14,7 +19,7 @@
 use keel_core::config::StrategyConfig;
 use keel_core::Decimal;
 use rust_decimal::prelude::ToPrimitive;
-use strategies::params::ParamKind;
+use strategies::params::{ParamKind, ParamSpec};
 
 /// Most values one flag may give.
 const MAX_VALUES: usize = 100_000;
@@ -131,8 +136,13 @@ fn template_id(block: &StrategyConfig) -> &str {
 pub struct Axis {
     /// Column name (`ID.PARAM`).
     pub name: String,
-    /// Parameter key.
+    /// Parameter key (a Pine input's variable name, even when the flag gave its title).
     pub param: String,
+    /// The sub-table of `params` it is written in (`inputs` for a Pine input).
+    pub table: Option<String>,
+    /// The title a Pine input also answers to, so a config that set it by
+    /// title does not set it twice.
+    pub title: Option<String>,
     /// The type the strategies read it as.
     pub kind: ParamKind,
     /// Indexes of the strategy blocks it is written into.
@@ -150,7 +160,10 @@ impl Axis {
             ParamKind::Integer => toml::Value::Integer(value.to_i64().unwrap_or_default()),
             // Whole seconds, which a duration parameter reads a bare integer as.
             ParamKind::Duration => toml::Value::Integer(value.to_i64().unwrap_or_default()),
-            ParamKind::Decimal => toml::Value::String(value.to_string()),
+            // Text kinds are refused when the axis is built.
+            ParamKind::Decimal | ParamKind::Path | ParamKind::Table | ParamKind::Bool | ParamKind::Text => {
+                toml::Value::String(value.to_string())
+            }
             ParamKind::Number => toml::Value::Float(value.to_f64().unwrap_or_default()),
         }
     }
@@ -205,14 +218,18 @@ impl Grid {
                     symbols.join(", ")
                 )));
             }
-            let mut kind = None;
+            let mut found: Option<ParamSpec> = None;
             for i in &targets {
-                let block = &run[*i].1;
-                let specs = registry
-                    .params(&block.kind)
-                    .ok_or_else(|| fail(format!("strategy `{}` has the unknown kind `{}`", block.id, block.kind)))?;
-                let Some(p) = specs.iter().find(|p| p.name == spec.param) else {
-                    let names: Vec<&str> = specs.iter().map(|p| p.name.as_str()).collect();
+                let (index, block) = &run[*i];
+                let specs = registry.block_params(*index, block).map_err(|e| fail(e.to_string()))?;
+                let Some(p) = specs.into_iter().find(|p| p.answers_to(&spec.param)) else {
+                    let names: Vec<String> = registry
+                        .block_params(*index, block)
+                        .unwrap_or_default()
+                        .iter()
+                        .filter(|p| p.kind.is_numeric())
+                        .map(|p| p.name.clone())
+                        .collect();
                     return Err(fail(format!(
                         "{} has no parameter `{}` (its parameters: {})",
                         block.kind,
@@ -220,26 +237,35 @@ impl Grid {
                         names.join(", ")
                     )));
                 };
+                if !p.kind.is_numeric() {
+                    return Err(fail(format!(
+                        "`{}` is not a number; only numeric parameters can be swept",
+                        spec.param
+                    )));
+                }
                 if let Some(reason) = spec.values.iter().find_map(|v| p.out_of_range(*v)) {
                     return Err(fail(format!("`{}` {reason}", spec.param)));
                 }
-                kind = Some(p.kind);
+                found = Some(p);
             }
-            let kind = kind.unwrap_or(ParamKind::Decimal);
-            if matches!(kind, ParamKind::Integer | ParamKind::Duration) {
+            let Some(p) = found else { return Err(fail("no strategy to sweep".into())) };
+            if matches!(p.kind, ParamKind::Integer | ParamKind::Duration) {
                 if let Some(bad) = spec.values.iter().find(|v| !v.fract().is_zero() || v.to_i64().is_none()) {
                     return Err(fail(format!("`{}` takes an integer, not {bad}", spec.param)));
                 }
             }
-            if let Some(other) =
-                axes.iter().find(|a| a.param == spec.param && a.targets.iter().any(|t| targets.contains(t)))
+            if let Some(other) = axes
+                .iter()
+                .find(|a| a.param == p.name && a.table == p.table && a.targets.iter().any(|t| targets.contains(t)))
             {
                 return Err(fail(format!("{} is already swept by --sweep {}", spec.name(), other.name)));
             }
             axes.push(Axis {
                 name: spec.name(),
-                param: spec.param.clone(),
-                kind,
+                param: p.name,
+                table: p.table,
+                title: p.title,
+                kind: p.kind,
                 targets,
                 values: spec.values.clone(),
             });
@@ -281,7 +307,21 @@ impl Grid {
         let mut blocks = base.to_vec();
         for (axis, value) in self.axes.iter().zip(self.values(combination)) {
             for t in &axis.targets {
-                blocks[*t].1.params.insert(axis.param.clone(), axis.toml(value));
+                let params = &mut blocks[*t].1.params;
+                let Some(table) = &axis.table else {
+                    params.insert(axis.param.clone(), axis.toml(value));
+                    continue;
+                };
+                let entry = params.entry(table.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                if !entry.is_table() {
+                    *entry = toml::Value::Table(toml::Table::new());
+                }
+                if let toml::Value::Table(inner) = entry {
+                    if let Some(title) = &axis.title {
+                        inner.remove(title);
+                    }
+                    inner.insert(axis.param.clone(), axis.toml(value));
+                }
             }
         }
         blocks
@@ -431,6 +471,44 @@ mod tests {
             let err = Grid::resolve(&specs, &run, &configured, &registry()).expect_err(want);
             assert!(err.contains(want), "{texts:?}: {err}");
             assert!(err.starts_with("--sweep"), "{err}");
+        }
+    }
+
+    /// A Pine block's inputs are swept by name or title into
+    /// `params.inputs`, typed as the script declares them, and checked
+    /// against `minval`/`maxval`; what is not a number is refused.
+    #[test]
+    fn a_pine_blocks_inputs_are_swept() {
+        use crate::backtest::test_pine;
+        let dir = tempfile::tempdir().unwrap();
+        let pine = test_pine::block(&dir, "p", "\"Fast length\" = 7, use = false");
+        let run = vec![(0, pine)];
+        let specs: Vec<Spec> = ["p.Fast length=5..50:5", "p.k=0.5,2"].iter().map(|t| parse(t).unwrap()).collect();
+        let grid = Grid::resolve(&specs, &run, &[], &registry()).unwrap();
+        assert_eq!(
+            (grid.len(), grid.axes[0].name.as_str(), grid.axes[0].param.as_str()),
+            (20, "p.Fast length", "fastLen")
+        );
+        let blocks = grid.blocks(3, &run);
+        let inputs = blocks[0].1.params["inputs"].as_table().unwrap();
+        let shown: Vec<String> = inputs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        assert_eq!(shown, ["fastLen=10", "k=2.0", "use=false"], "typed, the title's key replaced, others kept");
+        assert!(registry().build(0, &blocks[0].1).is_ok(), "the swept block builds");
+
+        let cases = [
+            ("p.fastLen=0..3", "`fastLen` must be between 1 and 60, got 0"),
+            ("p.fastLen=55..65:5", "`fastLen` must be between 1 and 60, got 65"),
+            ("p.fastLen=1.5", "`fastLen` takes an integer, not 1.5"),
+            ("p.use=1", "`use` is not a number; only numeric parameters can be swept"),
+            ("p.script=1", "`script` is not a number"),
+            ("p.slow=1", "pine has no parameter `slow` (its parameters: fastLen, k)"),
+            ("p.Fast length=3", ""),
+        ];
+        for (text, want) in cases {
+            let specs = vec![parse(text).unwrap(), parse("p.fastLen=4").unwrap()];
+            let err = Grid::resolve(&specs, &run, &[], &registry()).expect_err(text);
+            let want = if want.is_empty() { "p.fastLen is already swept by --sweep p.Fast length" } else { want };
+            assert!(err.contains(want), "{text}: {err}");
         }
     }
 }

@@ -1,0 +1,126 @@
+//! Pine Script strategies trading on Keel (`kind = "pine"`): one interpreter ([`pine::Runner`])
+//! runs the script per closed bar, live and in the backtest alike, and its commands become Keel
+//! orders and exits (see [`broker`] for the mapping).
+//!
+//! Per closed bar of its symbol the strategy converts the bar to `f64`, fills
+//! [`pine::StrategyState`] from its own accounting (position and average price from its fills,
+//! equity = `initial_capital` + net profit + open profit at the close, commissions included), runs
+//! the script, and acts on its commands and alerts. Orders decided at a close fill at the next
+//! bar's open; with `process_orders_on_close = true` at that close
+//! ([`Strategy::orders_on_close`]; live, a market order sent right after the close is the same).
+//!
+//! What a spot broker cannot do is refused at construction with `file:line:col: message`: a short
+//! entry, partial exits (`qty`/`qty_percent` of `strategy.exit` and `strategy.close`), and exits in
+//! ticks from each entry when `pyramiding` allows several.
+
+mod broker;
+mod load;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use keel_core::fill::Fill;
+use keel_core::market::Bar;
+use keel_core::order::Order;
+use keel_core::strategy::{OrderUpdate, Strategy, StrategyCtx};
+use keel_core::Symbol;
+use pine::{Program, Runner};
+
+use crate::common::close_f64;
+use crate::StrategyConfigError;
+use broker::Broker;
+
+/// A Pine Script strategy on one symbol.
+pub struct PineStrategy {
+    symbol: Symbol,
+    program: Arc<Program>,
+    runner: Runner,
+    broker: Broker,
+    /// Bars it needs before its values are complete (the live warm-up).
+    warmup: usize,
+}
+
+impl PineStrategy {
+    /// A strategy running `program` on `symbol`; refuses what spot trading cannot do (a short
+    /// entry, partial exits; see the module doc), naming `file:line:col`. The error's key is
+    /// `script` (a registry names the block).
+    pub fn new(symbol: Symbol, program: Arc<Program>) -> Result<Self, StrategyConfigError> {
+        let sizing = load::check(&program)?;
+        Ok(Self {
+            runner: Runner::new(Arc::clone(&program)),
+            broker: Broker::new(symbol.clone(), sizing),
+            warmup: program.warmup_bars(),
+            symbol,
+            program,
+        })
+    }
+
+    /// The compiled script.
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+}
+
+impl Strategy for PineStrategy {
+    fn kind(&self) -> &'static str {
+        crate::pine_kind::PINE
+    }
+
+    fn symbols(&self) -> Vec<Symbol> {
+        vec![self.symbol.clone()]
+    }
+
+    fn warmup_bars(&self) -> usize {
+        self.warmup
+    }
+
+    fn orders_on_close(&self) -> bool {
+        self.program.decl().process_orders_on_close
+    }
+
+    fn on_start(&mut self, open: &[Order], ctx: &mut StrategyCtx<'_>) {
+        self.broker.adopt(open, ctx);
+    }
+
+    fn on_bar(&mut self, bar: &Bar, ctx: &mut StrategyCtx<'_>) {
+        if bar.symbol != self.symbol {
+            return;
+        }
+        self.broker.reconcile(ctx);
+        let input = pine::Bar {
+            time: bar.open_time,
+            open: close_f64(bar.open),
+            high: close_f64(bar.high),
+            low: close_f64(bar.low),
+            close: close_f64(bar.close),
+            volume: close_f64(bar.volume),
+        };
+        let state = self.broker.state(input.close);
+        let out = match self.runner.step(&input, &state) {
+            Ok(out) => out,
+            // The script cannot go on (a runaway loop): the runner pauses the strategy with this.
+            Err(e) => panic!("pine script stopped: {e}"),
+        };
+        for cmd in &out.commands {
+            self.broker.command(cmd, bar.close, ctx);
+        }
+        for alert in &out.alerts {
+            let condition = alert.title.map_or("alert", |t| self.program.text(t));
+            ctx.alert(&self.symbol, condition, self.program.text(alert.message).to_string(), BTreeMap::new());
+        }
+        self.broker.apply_exits(ctx);
+    }
+
+    fn on_fill(&mut self, fill: &Fill, ctx: &mut StrategyCtx<'_>) {
+        if fill.symbol == self.symbol {
+            self.broker.on_fill(fill, ctx);
+        }
+    }
+
+    fn on_order_update(&mut self, update: &OrderUpdate, ctx: &mut StrategyCtx<'_>) {
+        self.broker.on_update(update, ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests;

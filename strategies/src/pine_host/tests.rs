@@ -1,0 +1,158 @@
+//! Construction: what a spot host refuses, named at `file:line:col`.
+
+use std::sync::Arc;
+
+use super::*;
+
+fn program(body: &str, decl: &str) -> Arc<Program> {
+    let src = format!("//@version=5\nstrategy(\"t\"{decl})\n{body}");
+    Arc::new(pine::compile(&src, Some("pine/t.pine"), &[]).unwrap_or_else(|e| panic!("{e}")).program)
+}
+
+fn refusal(body: &str, decl: &str) -> String {
+    match PineStrategy::new(Symbol::new("BTCUSDT"), program(body, decl)) {
+        Ok(_) => panic!("accepted: {body}"),
+        Err(e) => {
+            assert_eq!(e.key, "script");
+            e.reason
+        }
+    }
+}
+
+#[test]
+fn what_spot_cannot_do_is_refused_at_its_position() {
+    let cases = [
+        (
+            "if close > open\n    strategy.entry(\"S\", strategy.short)\n",
+            "",
+            "pine/t.pine:4:5: strategy.entry with a direction other than strategy.long: Keel trades spot, which cannot sell short",
+        ),
+        (
+            "strategy.entry(\"L\", strategy.long)\nstrategy.exit(\"X\", \"L\", stop = close * 0.9, qty_percent = 50)\n",
+            "",
+            "pine/t.pine:4:1: strategy.exit(..., qty_percent = ...): Keel's exits close the whole position",
+        ),
+        ("strategy.close(\"L\", qty = 1)\n", "", "pine/t.pine:3:1: strategy.close(..., qty = ...)"),
+        (
+            "strategy.entry(\"L\", strategy.long)\nstrategy.exit(\"X\", \"L\", loss = 100)\n",
+            ", pyramiding = 3",
+            "pine/t.pine:4:1: strategy.exit(..., loss = ...) with pyramiding = 3",
+        ),
+        ("strategy.entry(\"L\", strategy.long)\n", ", initial_capital = 1e400", "is not a number Keel can hold exactly"),
+    ];
+    for (body, decl, want) in cases {
+        let got = refusal(body, decl);
+        assert!(got.starts_with(want) || got.contains(want), "{body}: {got}");
+    }
+}
+
+#[test]
+fn long_scripts_with_whole_position_exits_are_accepted() {
+    let body = "strategy.entry(\"L\", strategy.long, limit = close - 1)\nstrategy.exit(\"X\", \"L\", loss = 100, profit = 200, trail_points = 50, trail_offset = 10)\nstrategy.close_all()\n";
+    let s = PineStrategy::new(Symbol::new("BTCUSDT"), program(body, ", process_orders_on_close = true")).unwrap();
+    assert_eq!(s.kind(), "pine");
+    assert!(s.orders_on_close());
+    let s = PineStrategy::new(Symbol::new("BTCUSDT"), program(body, "")).unwrap();
+    assert!(!s.orders_on_close());
+}
+
+mod live {
+    //! The live path (a runner outside the backtest): an exit issued before its entry filled
+    //! rests at the venue as one OCO leg once the entry fills, its levels in ticks from the fill.
+
+    use super::*;
+    use keel_core::exits::ExitLeg;
+    use keel_core::instrument::Instrument;
+    use keel_core::market::MarketEvent;
+    use keel_core::order::{OrderStatus, OrderType, Side};
+    use keel_core::strategy::StrategyRunner;
+    use keel_core::Decimal;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    fn bar(t: i64, close: &str) -> Bar {
+        let p = d(close);
+        Bar {
+            symbol: "BTCUSDT".into(),
+            open_time: t,
+            close_time: t + 59_999,
+            open: p,
+            high: p,
+            low: p,
+            close: p,
+            volume: p,
+        }
+    }
+
+    #[test]
+    fn an_exit_issued_before_the_fill_rests_at_the_venue_once_the_entry_fills() {
+        let body = "if bar_index == 0\n    strategy.entry(\"L\", strategy.long, qty = 1)\n    strategy.exit(\"X\", \"L\", loss = 300, profit = 500)\n";
+        let strategy = PineStrategy::new(Symbol::new("BTCUSDT"), program(body, "")).unwrap();
+        let btc = Instrument::with_steps("BTCUSDT".into(), "BTC".into(), "USDT".into(), d("0.01"), d("0.001"));
+        let mut runner = StrategyRunner::new("p".into(), Box::new(strategy)).with_instruments(&[btc]);
+        runner.on_market(&MarketEvent::Bar(bar(0, "100")), 60_000).unwrap();
+        let intents: Vec<_> = runner.drain_intents().collect();
+        assert_eq!(intents.len(), 1, "the entry only: the exit waits for the position");
+        let entry = &intents[0];
+        assert_eq!((entry.side, entry.order_type, entry.qty), (Side::Buy, OrderType::Market, d("1")));
+        let update = OrderUpdate {
+            client_order_id: Some("k1".into()),
+            symbol: "BTCUSDT".into(),
+            side: Side::Buy,
+            status: OrderStatus::Accepted,
+            filled_qty: Decimal::ZERO,
+            reason: None,
+            tag: entry.tag,
+            exit: None,
+        };
+        runner.on_order_update(&update, 60_001).unwrap();
+        let fill = keel_core::fill::Fill {
+            trade_id: 1u64.into(),
+            client_order_id: "k1".into(),
+            strategy_id: "p".into(),
+            symbol: "BTCUSDT".into(),
+            side: Side::Buy,
+            price: d("100.5"),
+            qty: d("1"),
+            fee: Decimal::ZERO,
+            fee_asset: "USDT".into(),
+            is_maker: false,
+            ts_ms: 60_002,
+            tag: entry.tag,
+        };
+        runner.on_fill(&fill, 60_002).unwrap();
+        let legs: Vec<_> = runner.drain_intents().collect();
+        assert_eq!(legs.len(), 1, "{legs:?}");
+        let leg = &legs[0];
+        assert_eq!((leg.side, leg.qty, leg.exit), (Side::Sell, d("1"), Some(ExitLeg::Oco)));
+        // 300 and 500 ticks of 0.01 from the fill at 100.50.
+        assert_eq!(leg.order_type, OrderType::Oco { take_profit: d("105.50"), stop: d("97.50"), stop_limit: None });
+    }
+
+    /// After a restart its tagged entry still open at the venue is its pending entry again: the
+    /// same id at another price cancels it (no second order beside it), the same order is left be.
+    #[test]
+    fn a_restart_adopts_the_open_entry_order_of_its_id() {
+        let body = "strategy.entry(\"L\", strategy.long, qty = 1, limit = bar_index == 0 ? 90 : 95)\n";
+        let btc = Instrument::with_steps("BTCUSDT".into(), "BTC".into(), "USDT".into(), d("0.01"), d("0.001"));
+        let first = PineStrategy::new(Symbol::new("BTCUSDT"), program(body, "")).unwrap();
+        let mut runner = StrategyRunner::new("p".into(), Box::new(first)).with_instruments(std::slice::from_ref(&btc));
+        runner.on_market(&MarketEvent::Bar(bar(0, "100")), 60_000).unwrap();
+        let sent: Vec<_> = runner.drain_intents().collect();
+        assert_eq!(sent.len(), 1);
+        let open = keel_core::order::Order::from_intent(&sent[0], "k7".into(), 60_001);
+        // A new process: the script starts over at bar 0 (limit 90, the order's own), then 95.
+        let again = PineStrategy::new(Symbol::new("BTCUSDT"), program(body, "")).unwrap();
+        let mut runner = StrategyRunner::new("p".into(), Box::new(again)).with_instruments(&[btc]);
+        runner.adopt(std::slice::from_ref(&open), 120_000).unwrap();
+        runner.on_market(&MarketEvent::Bar(bar(120_000, "100")), 180_000).unwrap();
+        assert_eq!(runner.drain_intents().count(), 0, "its order is already out");
+        runner.on_market(&MarketEvent::Bar(bar(180_000, "100")), 240_000).unwrap();
+        assert_eq!(runner.drain_cancels().collect::<Vec<_>>(), ["k7"], "replaced: canceled first");
+        let sent: Vec<_> = runner.drain_intents().collect();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].order_type, OrderType::Limit { price: d("95") });
+    }
+}
