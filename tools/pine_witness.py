@@ -43,7 +43,9 @@ Known divergences (../shared/reference/pine.md), handled explicitly:
 - Exact ties: with 2-decimal prices two averages can be exactly equal; Keel's
   arithmetic says "no cross" where PyneCore's float sums may drift by ~1e-13
   and cross. A FAIL on a 0/1 plot points at that rule so the reader checks
-  the bar for a tie; it still counts as a FAIL.
+  the bar for a tie; it still counts as a FAIL. In the trade lists, an entry
+  or exit one runtime makes a bar later than the other is put down to a tie
+  only when two plotted series are equal (1e-9) on the earlier signal bar.
 - strategy() defaults: PyneCore (since 6.10.5, "the current Pine v6
   values") sizes a script that omits them with initial_capital 100000 and
   100 % of equity; Keel with 1000000 and a fixed 1 (TradingView's support
@@ -59,10 +61,14 @@ Known divergences (../shared/reference/pine.md), handled explicitly:
   does not assume either way: when a trade differs, `known_divergence` checks
   the difference against each rule (the two quantities recomputed from the
   signal bar's close and each runtime's equity; Keel's fill exactly at the
-  bar's high/low where PyneCore did not fill) and, only when the rule explains
-  it, the script PASSes with the divergence named on its line and the later
-  trades (which depend on it) not compared. Anything else is a FAIL naming
-  the trade, its bars, prices and quantities. Quantities rounded to the lot
+  bar's high/low where PyneCore did not fill; an exact tie, below) and, only
+  when the rule explains it, names the divergence on the script's line. A
+  missed limit touch ends the comparison there (the positions part ways, the
+  PASS line says the later trades are not compared); after a tie or a sizing
+  difference the comparison goes on, and a later quantity may differ only
+  through the equity it changed (each runtime's qty checked against the rule
+  with its own equity). Anything else is a FAIL naming the trade, its bars,
+  prices and quantities. Quantities rounded to the lot
   step are not a divergence here: both runtimes floor to the same step (1).
 - NOT RECONCILED (a FAIL, kept visible): order prices and default sizing of
   limit/stop entries. PyneCore rounds an order's price to the tick in the
@@ -328,7 +334,7 @@ def witness(script: Path, bars: Path, work: Path, args: argparse.Namespace, venv
         note += "; skipped (broker state, no Keel broker yet): " + ", ".join(f"'{t}' ({why})" for t, why in skipped.items())
     if added:
         note += f"; declared for both runtimes (their defaults differ): {', '.join(added)}"
-    return note + "; " + witness_trades(script, bars, work, args, pyne_trades_csv, k_times)
+    return note + "; " + witness_trades(script, bars, work, args, pyne_trades_csv, k_times, {t: c for t, c in k_cols.items() if t not in skipped})
 
 
 # ---------------------------------------------------------------- trades
@@ -528,7 +534,21 @@ def same_trip(k: Trip, p: Trip) -> bool:
     return (k.entry_bar, k.exit_bar, k.qty) == (p.entry_bar, p.exit_bar, p.qty) and near(k.entry_price, p.entry_price) and near(k.exit_price, p.exit_price)
 
 
-def known_divergence(k: Trip, p: Trip, decl: Decl, bars: Bars, keel_equity: Decimal, pyne_equity: Decimal) -> str | None:
+def exact_tie(plots: dict[str, list[str]], bar: int) -> str | None:
+    """Two plotted series exactly equal on `bar` (within float noise, 1e-9), e.g. two averages of
+    2-decimal prices: the bar where exact arithmetic sees no cross and a drifting float sum may."""
+    if bar < 0:
+        return None
+    vals = [(t, value(col[bar])) for t, col in plots.items() if bar < len(col)]
+    vals = [(t, v) for t, v in vals if not math.isnan(v)]
+    for i, (a, x) in enumerate(vals):
+        for b, y in vals[i + 1 :]:
+            if abs(x - y) <= TOLERANCE:
+                return f"'{a}' = '{b}' = {x:.10g} on bar {bar}"
+    return None
+
+
+def known_divergence(k: Trip, p: Trip, decl: Decl, bars: Bars, keel_equity: Decimal, pyne_equity: Decimal, plots: dict[str, list[str]] | None = None) -> str | None:
     """Names the known PyneCore divergence (../shared/reference/pine.md) that explains trip i's
     difference, or None. Each is checked against its rule, never assumed:
     - percent_of_equity sizing without the commission: Keel's qty is TradingView's
@@ -548,7 +568,24 @@ def known_divergence(k: Trip, p: Trip, decl: Decl, bars: Bars, keel_equity: Deci
         return f"PyneCore misses the exact limit touch at bar {k.exit_bar} (high {bars.high[k.exit_bar]} = keel's exit price)"
     if k.entry_bar < p.entry_bar and bars.low[k.entry_bar] == k.entry_price:
         return f"PyneCore misses the exact limit touch at bar {k.entry_bar} (low {bars.low[k.entry_bar]} = keel's entry price)"
+    # Exact ties (../shared/reference/pine.md): one runtime's signal bar (the bar before its fill)
+    # holds two plotted series exactly equal, where Keel's exact arithmetic sees no cross.
+    for what, kb, pb in (("entry", k.entry_bar, p.entry_bar), ("exit", k.exit_bar, p.exit_bar)):
+        if kb != pb and plots:
+            tie = exact_tie(plots, min(kb, pb) - 1)
+            if tie:
+                return f"an exact tie ({tie}) moves the {what} from bar {pb} (pynecore) to {kb} (keel): Keel's arithmetic sees no cross on the tie"
     return None
+
+
+def sized_alike(k: Trip, p: Trip, decl: Decl, bars: Bars, keel_equity: Decimal, pyne_equity: Decimal) -> bool:
+    """Same bars and prices, and each percent_of_equity quantity is TradingView's rule applied to
+    its own runtime's equity (which an earlier known divergence made differ)."""
+    if decl.qty_type != "percent_of_equity" or k.entry_bar < 1 or (k.entry_bar, k.exit_bar, k.entry_price) != (p.entry_bar, p.exit_bar, p.entry_price):
+        return False
+    price = bars.close[k.entry_bar - 1]
+    rule = lambda eq: (eq * decl.qty_value / 100 / (price * (1 + decl.commission_pct / 100))).to_integral_value(ROUND_FLOOR)
+    return k.qty == rule(keel_equity) and p.qty == rule(pyne_equity)
 
 
 def fail_hints(k: Trip, p: Trip, decl: Decl, bars: Bars, equity: Decimal) -> list[str]:
@@ -568,7 +605,7 @@ def fail_hints(k: Trip, p: Trip, decl: Decl, bars: Bars, equity: Decimal) -> lis
     return hints
 
 
-def witness_trades(script: Path, bars_path: Path, work: Path, args: argparse.Namespace, pyne_csv: Path, times_ms: list[int]) -> str:
+def witness_trades(script: Path, bars_path: Path, work: Path, args: argparse.Namespace, pyne_csv: Path, times_ms: list[int], plots: dict[str, list[str]]) -> str:
     """Compares the trade lists (entry and exit bar, price, quantity); returns the note for the
     PASS line or raises Failure at the first trade that differs for no known reason."""
     text = script.read_text()
@@ -583,14 +620,22 @@ def witness_trades(script: Path, bars_path: Path, work: Path, args: argparse.Nam
     if not keel and not pyne and not open_at_end:
         raise Failure("trades: neither runtime traded on these bars (the comparison would prove nothing)")
     keel_equity = decl.initial_capital
+    known: list[str] = []
     for i, (k, p) in enumerate(zip(keel, pyne)):
         if not same_trip(k, p):
-            why = known_divergence(k, p, decl, bars, keel_equity, pyne_equity_before(pyne_csv, decl.initial_capital, p.entry_bar))
+            pyne_equity = pyne_equity_before(pyne_csv, decl.initial_capital, p.entry_bar)
+            why = known_divergence(k, p, decl, bars, keel_equity, pyne_equity, plots)
+            if why is None and known and sized_alike(k, p, decl, bars, keel_equity, pyne_equity):
+                why = "the quantities differ only through the equity an earlier divergence changed (each is floor(own equity x pct / (close x (1 + rate))))"
             if why is None:
                 hints = fail_hints(k, p, decl, bars, keel_equity)
                 hint = f" ({'; '.join(hints)})" if hints else ""
-                raise Failure(f"trade {i + 1}: keel {k.show()} | pynecore {p.show()}{hint}")
-            return f"trades: {i} equal, then trade {i + 1} differs by a known divergence: {why}; the later trades depend on it and are not compared"
+                earlier = f" (after {len(known)} known divergence(s), first: {known[0]})" if known else ""
+                raise Failure(f"trade {i + 1}: keel {k.show()} | pynecore {p.show()}{hint}{earlier}")
+            known.append(f"trade {i + 1}: {why}")
+            if "limit touch" in why:
+                # A fill one runtime made and the other did not: the positions part ways here.
+                return f"trades: {i + 1 - len(known)} equal, then " + "; ".join(known) + "; the later trades depend on it and are not compared"
         keel_equity += k.pnl
     if len(keel) != len(pyne):
         longer, which = (keel, "keel") if len(keel) > len(pyne) else (pyne, "pynecore")
@@ -598,7 +643,9 @@ def witness_trades(script: Path, bars_path: Path, work: Path, args: argparse.Nam
         raise Failure(f"trades: keel closed {len(keel)}, pynecore {len(pyne)}; first extra in {which}: {extra.show()}")
     if keel_fills != pyne_fills:
         raise Failure(f"trades: the {len(keel)} round trips agree, but keel filled {keel_fills} orders and pynecore {pyne_fills} (entries still open at the end differ)")
-    note = f"trades: {len(keel)} equal (entry/exit bar, price, qty), {keel_fills} fills in both"
+    note = f"trades: {len(keel) - len(known)} equal (entry/exit bar, price, qty), {keel_fills} fills in both"
+    if known:
+        note += f"; {len(known)} differ by known divergences: " + "; ".join(known)
     if open_at_end:
         note += f" ({open_at_end} entry still open at the end: counted in the fills, not a round trip)"
     return note
@@ -650,6 +697,10 @@ def self_test() -> None:
     later = Trip(4, 11, d("100"), d("96"), d("9"))
     assert "exact limit touch at bar 9" in (known_divergence(Trip(4, 9, d("100"), d("95"), d("9")), later, decl, bars, d("10000"), d("10000")) or "")
     assert known_divergence(Trip(4, 9, d("100"), d("94.99"), d("9")), later, decl, bars, d("10000"), d("10000")) is None
+    # An exact tie on the signal bar of the earlier entry explains a later one; no tie, no excuse.
+    tie_plots = {"fast": ["1", "2", "81.231"], "slow": ["1.5", "1", "81.23100000000001"]}
+    assert "exact tie" in (known_divergence(Trip(4, 9, d("100"), d("95"), d("1")), Trip(3, 9, d("99"), d("95"), d("1")), decl, bars, d("0"), d("0"), tie_plots) or "")
+    assert known_divergence(Trip(3, 9, d("100"), d("95"), d("1")), Trip(2, 9, d("99"), d("95"), d("1")), decl, bars, d("0"), d("0"), tie_plots) is None
     hints = fail_hints(Trip(4, 9, d("100.01"), d("95"), d("9")), Trip(4, 9, d("100"), d("95"), d("9")), decl, bars, d("10000"))
     assert hints and "one tick apart" in hints[0], hints
     assert fail_hints(Trip(4, 9, d("100.02"), d("95"), d("9")), Trip(4, 9, d("100"), d("95"), d("9")), decl, bars, d("10000")) == []
