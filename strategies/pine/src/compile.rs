@@ -105,6 +105,17 @@ pub fn compile(src: &str, file: Option<&str>, inputs: &[(String, InputValue)]) -
     };
     let script = parse(src).map_err(|e| Diagnostics(vec![name(e)]))?;
     let mut c = Compiler::new(inputs);
+    // An override's key that is a global variable's name is that variable, never another input's
+    // title: a name wins over a title.
+    c.global_names = script
+        .body
+        .stmts
+        .iter()
+        .filter_map(|s| match &s.kind {
+            crate::ast::StmtKind::Decl { name, .. } => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
     c.lazy_logic = script.version >= 6;
     let result = c.script(&script.body);
     let mut diags: Vec<Diagnostic> = c.warnings.drain(..).map(name).collect();
@@ -148,6 +159,8 @@ pub fn compile(src: &str, file: Option<&str>, inputs: &[(String, InputValue)]) -
 struct Compiler<'a> {
     overrides: &'a [(String, InputValue)],
     used_overrides: HashSet<String>,
+    /// The script's global variable names (see [`compile`]).
+    global_names: HashSet<String>,
     scopes: Vec<HashMap<String, Var>>,
     fns: HashMap<String, (Vec<Param>, Block)>,
     /// Names reassigned anywhere with `:=`: never simple values.
@@ -306,6 +319,7 @@ impl<'a> Compiler<'a> {
         Compiler {
             overrides,
             used_overrides: HashSet::new(),
+            global_names: HashSet::new(),
             scopes: vec![globals],
             fns: HashMap::new(),
             reassigned: HashSet::new(),
@@ -1557,7 +1571,9 @@ impl<'a> Compiler<'a> {
             None => vec![],
         };
         let overrides = self.overrides;
-        let over = overrides.iter().find(|(k, _)| *k == var_name || Some(k) == title.as_ref());
+        let over = overrides
+            .iter()
+            .find(|(k, _)| *k == var_name || (Some(k) == title.as_ref() && !self.global_names.contains(k.as_str())));
         let value = match over {
             Some((k, v)) => {
                 self.used_overrides.insert(k.clone());
