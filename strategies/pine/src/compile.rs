@@ -880,8 +880,7 @@ impl<'a> Compiler<'a> {
             "strategy" => self.declaration(args, pos, global),
             "indicator" => err(pos, "indicator() scripts are not strategies: Keel runs strategy() scripts"),
             "strategy.entry" => {
-                let b =
-                    self.bind("strategy.entry", &["id", "direction", "qty", "limit", "stop", "comment"], 2, args, pos)?;
+                let b = self.bind(name, OrderCall::signature(name), 2, args, pos)?;
                 let id = self.opt_str(b.get(0), "the entry id")?;
                 let dir = match b.get(1).map(|e| &e.kind) {
                     Some(ExprKind::Name(n)) if n == "strategy.long" => Ex::Const(1.0),
@@ -903,23 +902,9 @@ impl<'a> Compiler<'a> {
                 Ok(())
             }
             "strategy.exit" => {
-                let names = [
-                    "id",
-                    "from_entry",
-                    "qty",
-                    "qty_percent",
-                    "profit",
-                    "limit",
-                    "loss",
-                    "stop",
-                    "trail_price",
-                    "trail_points",
-                    "trail_offset",
-                    "comment",
-                ];
-                let b = self.bind("strategy.exit", &names, 1, args, pos)?;
+                let b = self.bind(name, OrderCall::signature(name), 1, args, pos)?;
                 let mut fields = vec![self.opt_str(b.get(0), "the exit id")?, self.opt_str(b.get(1), "from_entry")?];
-                for (i, n) in names.iter().enumerate().take(11).skip(2) {
+                for (i, n) in OrderCall::signature(name).iter().enumerate().take(11).skip(2) {
                     fields.push(self.opt_series(b.get(i), n)?);
                 }
                 fields.push(self.opt_str(b.get(11), "comment")?);
@@ -933,7 +918,7 @@ impl<'a> Compiler<'a> {
                 Ok(())
             }
             "strategy.close" => {
-                let b = self.bind("strategy.close", &["id", "comment", "qty", "qty_percent"], 1, args, pos)?;
+                let b = self.bind(name, OrderCall::signature(name), 1, args, pos)?;
                 let fields = vec![
                     self.opt_str(b.get(0), "the entry id")?,
                     self.opt_series(b.get(2), "qty")?,
@@ -944,19 +929,19 @@ impl<'a> Compiler<'a> {
                 Ok(())
             }
             "strategy.close_all" => {
-                let b = self.bind("strategy.close_all", &["comment"], 0, args, pos)?;
+                let b = self.bind(name, OrderCall::signature(name), 0, args, pos)?;
                 let fields = vec![self.opt_str(b.get(0), "comment")?];
                 out.push(St::Order(OrderKind::CloseAll, fields));
                 Ok(())
             }
             "strategy.cancel" => {
-                let b = self.bind("strategy.cancel", &["id"], 1, args, pos)?;
+                let b = self.bind(name, OrderCall::signature(name), 1, args, pos)?;
                 let fields = vec![self.opt_str(b.get(0), "the order id")?];
                 out.push(St::Order(OrderKind::Cancel, fields));
                 Ok(())
             }
             "strategy.cancel_all" => {
-                self.bind("strategy.cancel_all", &[], 0, args, pos)?;
+                self.bind(name, OrderCall::signature(name), 0, args, pos)?;
                 out.push(St::Order(OrderKind::CancelAll, vec![]));
                 Ok(())
             }
