@@ -29,41 +29,14 @@ if ta.crossunder(fast, slow)
 
 /// The config, with `params` for its one Pine block `p`.
 fn config(params: &str) -> String {
-    format!(
-        r#"
-[[symbol]]
-symbol = "BTCUSDT"
-base = "BTC"
-quote = "USDT"
-tick_size = "0.01"
-step_size = "0.00001"
-min_notional = "5"
-start_price = "30000"
-volatility = 0.5
-touch_qty = "5"
-
-[venue]
-maker_fee_bps = "5"
-taker_fee_bps = "10"
-
-[balances]
-USDT = "100000"
-
-[risk]
-max_order_notional = "0"
-max_position_notional = "0"
-strategy_orders_per_second = 0
-strategy_orders_per_minute = 0
-global_orders_per_second = 0
-global_orders_per_minute = 0
-
-[[strategy]]
+    common::backtest_config(&format!(
+        r#"[[strategy]]
 id = "p"
 kind = "pine"
 symbol = "BTCUSDT"
 params = {params}
 "#
-    )
+    ))
 }
 
 /// A temp dir holding `conf/config.toml` and `conf/pine/*.pine`; commands run
@@ -285,9 +258,21 @@ fn a_sweep_over_a_pine_input_runs_each_value_as_the_config_would() {
             assert_eq!(row[key], single[key], "{key} with fastLen = {fast}");
         }
         assert!(single["round_trips"].as_u64().unwrap() > 0, "the script trades");
+        let free = &single["overfitting"]["free_inputs"];
+        assert_eq!(*free, serde_json::json!(["p.fastLen", "p.slowLen"]), "the script's inputs, not `script`");
         seen.push(single["final_equity"].clone());
     }
     assert!(seen[0] != seen[1] || seen[1] != seen[2], "the input reaches the strategy: {seen:?}");
+
+    // A walk-forward sweep over the input: chosen in sample, run out of sample.
+    let stdout = ok(&backtest(&["--sweep", "p.fastLen=3..9:3", "--split", "2024-01-18", "--report", "oos.json"]));
+    let best = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Out of sample, from 2024-01-18T00:00:00Z, with the in-sample best "));
+    assert!(best.is_some_and(|b| b.starts_with("p.fastLen=")), "{stdout}");
+    let oos: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(f.path("oos.json")).unwrap()).unwrap();
+    assert_eq!(oos["overfitting"]["free_inputs"], serde_json::json!(["p.fastLen"]));
+    assert!(oos["overfitting"]["walk_forward"].is_object(), "{oos}");
 
     let out = backtest(&["--sweep", "p.fastLen=1..4"]);
     assert!(!out.status.success());

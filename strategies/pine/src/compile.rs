@@ -105,6 +105,17 @@ pub fn compile(src: &str, file: Option<&str>, inputs: &[(String, InputValue)]) -
     };
     let script = parse(src).map_err(|e| Diagnostics(vec![name(e)]))?;
     let mut c = Compiler::new(inputs);
+    // An override's key that is a global variable's name is that variable, never another input's
+    // title: a name wins over a title.
+    c.global_names = script
+        .body
+        .stmts
+        .iter()
+        .filter_map(|s| match &s.kind {
+            crate::ast::StmtKind::Decl { name, .. } => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
     c.lazy_logic = script.version >= 6;
     let result = c.script(&script.body);
     let mut diags: Vec<Diagnostic> = c.warnings.drain(..).map(name).collect();
@@ -150,6 +161,8 @@ pub fn compile(src: &str, file: Option<&str>, inputs: &[(String, InputValue)]) -
 struct Compiler<'a> {
     overrides: &'a [(String, InputValue)],
     used_overrides: HashSet<String>,
+    /// The script's global variable names (see [`compile`]).
+    global_names: HashSet<String>,
     scopes: Vec<HashMap<String, Var>>,
     fns: HashMap<String, (Vec<Param>, Block)>,
     /// Names reassigned anywhere with `:=`: never simple values.
@@ -318,6 +331,7 @@ impl<'a> Compiler<'a> {
         Compiler {
             overrides,
             used_overrides: HashSet::new(),
+            global_names: HashSet::new(),
             scopes: vec![globals],
             fns: HashMap::new(),
             reassigned: HashSet::new(),
@@ -892,8 +906,7 @@ impl<'a> Compiler<'a> {
             "strategy" => self.declaration(args, pos, global),
             "indicator" => err(pos, "indicator() scripts are not strategies: Keel runs strategy() scripts"),
             "strategy.entry" => {
-                let b =
-                    self.bind("strategy.entry", &["id", "direction", "qty", "limit", "stop", "comment"], 2, args, pos)?;
+                let b = self.bind(name, OrderCall::signature(name), 2, args, pos)?;
                 let id = self.opt_str(b.get(0), "the entry id")?;
                 let dir = match b.get(1).map(|e| &e.kind) {
                     Some(ExprKind::Name(n)) if n == "strategy.long" => Ex::Const(1.0),
@@ -915,23 +928,9 @@ impl<'a> Compiler<'a> {
                 Ok(())
             }
             "strategy.exit" => {
-                let names = [
-                    "id",
-                    "from_entry",
-                    "qty",
-                    "qty_percent",
-                    "profit",
-                    "limit",
-                    "loss",
-                    "stop",
-                    "trail_price",
-                    "trail_points",
-                    "trail_offset",
-                    "comment",
-                ];
-                let b = self.bind("strategy.exit", &names, 1, args, pos)?;
+                let b = self.bind(name, OrderCall::signature(name), 1, args, pos)?;
                 let mut fields = vec![self.opt_str(b.get(0), "the exit id")?, self.opt_str(b.get(1), "from_entry")?];
-                for (i, n) in names.iter().enumerate().take(11).skip(2) {
+                for (i, n) in OrderCall::signature(name).iter().enumerate().take(11).skip(2) {
                     fields.push(self.opt_series(b.get(i), n)?);
                 }
                 fields.push(self.opt_str(b.get(11), "comment")?);
@@ -945,7 +944,7 @@ impl<'a> Compiler<'a> {
                 Ok(())
             }
             "strategy.close" => {
-                let b = self.bind("strategy.close", &["id", "comment", "qty", "qty_percent"], 1, args, pos)?;
+                let b = self.bind(name, OrderCall::signature(name), 1, args, pos)?;
                 let fields = vec![
                     self.opt_str(b.get(0), "the entry id")?,
                     self.opt_series(b.get(2), "qty")?,
@@ -956,19 +955,19 @@ impl<'a> Compiler<'a> {
                 Ok(())
             }
             "strategy.close_all" => {
-                let b = self.bind("strategy.close_all", &["comment"], 0, args, pos)?;
+                let b = self.bind(name, OrderCall::signature(name), 0, args, pos)?;
                 let fields = vec![self.opt_str(b.get(0), "comment")?];
                 out.push(St::Order(OrderKind::CloseAll, fields));
                 Ok(())
             }
             "strategy.cancel" => {
-                let b = self.bind("strategy.cancel", &["id"], 1, args, pos)?;
+                let b = self.bind(name, OrderCall::signature(name), 1, args, pos)?;
                 let fields = vec![self.opt_str(b.get(0), "the order id")?];
                 out.push(St::Order(OrderKind::Cancel, fields));
                 Ok(())
             }
             "strategy.cancel_all" => {
-                self.bind("strategy.cancel_all", &[], 0, args, pos)?;
+                self.bind(name, OrderCall::signature(name), 0, args, pos)?;
                 out.push(St::Order(OrderKind::CancelAll, vec![]));
                 Ok(())
             }
@@ -1584,7 +1583,9 @@ impl<'a> Compiler<'a> {
             None => vec![],
         };
         let overrides = self.overrides;
-        let over = overrides.iter().find(|(k, _)| *k == var_name || Some(k) == title.as_ref());
+        let over = overrides
+            .iter()
+            .find(|(k, _)| *k == var_name || (Some(k) == title.as_ref() && !self.global_names.contains(k.as_str())));
         let value = match over {
             Some((k, v)) => {
                 self.used_overrides.insert(k.clone());

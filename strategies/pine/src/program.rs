@@ -247,6 +247,12 @@ impl OrderCall {
         ("strategy.cancel_all", &[]),
     ];
 
+    /// The argument names of order function `name` in their positional order (empty for any
+    /// other name): the one list the compiler binds arguments with and [`OrderCall::of`] reads.
+    pub(crate) fn signature(name: &str) -> &'static [&'static str] {
+        Self::SIGNATURES.iter().find(|(n, _)| *n == name).map_or(&[], |(_, args)| args)
+    }
+
     /// The call `name(args)` at `pos`, when `name` is an order function.
     pub(crate) fn of(name: &str, args: &[crate::ast::Arg], pos: Pos) -> Option<Self> {
         let &(function, names) = Self::SIGNATURES.iter().find(|(n, _)| *n == name)?;

@@ -3,12 +3,10 @@
 //! one bar, a limit entry filled exactly on the touch, pyramiding, and `percent_of_equity` sizing
 //! with commission (the exact quantity).
 
-use std::str::FromStr;
 use std::sync::Arc;
 
 use keel_core::balance::Balance;
 use keel_core::instrument::Instrument;
-use keel_core::market::Bar;
 use keel_core::order::Side;
 use keel_core::sim::FeeSchedule;
 use keel_core::{Decimal, StrategyId, Symbol};
@@ -17,28 +15,7 @@ use strategies::pine_host::PineStrategy;
 
 use super::{Backtest, Outcome, SimConfig, StrategySlot, Timeline};
 
-const H: i64 = 3_600_000;
-
-fn d(s: &str) -> Decimal {
-    Decimal::from_str(s).unwrap()
-}
-
-/// Hourly bars from hour 0: (open, high, low, close).
-fn bars(ohlc: &[(&str, &str, &str, &str)]) -> Vec<Bar> {
-    ohlc.iter()
-        .enumerate()
-        .map(|(h, (o, hi, lo, c))| Bar {
-            symbol: "BTCUSDT".into(),
-            open_time: h as i64 * H,
-            close_time: h as i64 * H + H - 1,
-            open: d(o),
-            high: d(hi),
-            low: d(lo),
-            close: d(c),
-            volume: Decimal::ONE,
-        })
-        .collect()
-}
+use super::test_bars::{bars, d, H};
 
 /// Runs `body` under `strategy("t"<decl>)` on the bars: tick 0.01, lot step 0.001, no slippage,
 /// 0.1% taker fee (a buy's paid in BTC, so a position of 1 bought holds 0.999), 100 000 USDT.
