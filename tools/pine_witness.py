@@ -77,7 +77,13 @@ Known divergences (../shared/reference/pine.md), handled explicitly:
   TradingView) and sizes a default-sized limit/stop entry at its fill price;
   Keel rounds to the nearest tick and sizes at the signal bar's close.
   exits.pine (limit entries, stop/limit/trail exits) shows both on its first
-  trade; the FAIL line names them (`fail_hints`).
+  trade; the FAIL line names them (`fail_hints`). With both aligned to
+  PyneCore's rules (tried locally, not committed) its first 19 trades agree
+  and trade 20 differs on the trail: bar 328 opens at 84.30, above the trail's
+  activation (83.68), and goes to its low 83.91 first; PyneCore arms the trail
+  at the open (stop 84.10) and exits there, Keel's exits only move the best
+  price on rising legs (not at the open) and exit at 85.38 on the way to the
+  close.
 - Rules PyneCore 6.11 says it measured on TradingView that pine.md does not
   state, where Keel differs only in corner cases the examples avoid: ta.cross
   keeps a tolerant "armed" direction across equality plateaus;
