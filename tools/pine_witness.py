@@ -33,9 +33,11 @@ per script and, last, `N passed, M failed`. Exit status 1 if any script
 failed, 2 if the witness could not run at all.
 
 Known divergences (../shared/reference/pine.md), handled explicitly:
-- Plots that read broker state (`strategy.position_size`...) cannot agree until
-  Keel has a broker: they are listed in BROKER_STATE_PLOTS below, printed as
-  `skipped` on the script's PASS/FAIL line, never silently dropped. A listed
+- Plots that read broker state (`strategy.position_size`...): `keel pine
+  plots` runs a script without a broker (a flat position), so such plots
+  cannot agree there; the broker itself is compared through the trade lists.
+  They are listed in BROKER_STATE_PLOTS below, printed as `skipped` on the
+  script's PASS/FAIL line, never silently dropped. A listed
   plot that no longer exists fails the script (the list must not go stale).
 - `ta.*` calls in conditional scope: the runtimes disagree with each other (and
   TradingView warns); Keel warns too. The witness requires `keel pine check
@@ -337,7 +339,7 @@ def witness(script: Path, bars: Path, work: Path, args: argparse.Namespace, venv
             compared += 1
     note = f"{len(plots) - len(skipped)} plots x {len(k_times)} bars ({compared} values)"
     if skipped:
-        note += "; skipped (broker state, no Keel broker yet): " + ", ".join(f"'{t}' ({why})" for t, why in skipped.items())
+        note += "; skipped (broker state: plots run without a broker, the trades compare it): " + ", ".join(f"'{t}' ({why})" for t, why in skipped.items())
     if added:
         note += f"; declared for both runtimes (their defaults differ): {', '.join(added)}"
     return note + "; " + witness_trades(script, bars, work, args, pyne_trades_csv, k_times, {t: c for t, c in k_cols.items() if t not in skipped})

@@ -161,6 +161,19 @@ fn percent_of_equity_sizes_with_the_commission_rounded_down_to_the_lot_step() {
     assert_eq!(fills(&out), [(Side::Buy, H, d("123.5"), d("40.461"))]);
 }
 
+/// A limit entry is sized at its own price, rounded down to the tick (a buy limit's rounding),
+/// not at the signal bar's close (TradingView's broker as PyneCore measured it).
+#[test]
+fn a_limit_entry_is_sized_at_its_price_rounded_toward_the_safe_side() {
+    let decl = ", initial_capital = 10000, default_qty_type = strategy.percent_of_equity, default_qty_value = 50, commission_type = strategy.commission.percent, commission_value = 0.1";
+    let body = "if bar_index == 0\n    strategy.entry(\"L\", strategy.long, limit = 120.509)\n";
+    let out = run(decl, body, &[("123", "124", "122", "123.45"), ("123", "123", "120.5", "121")]);
+    // 120.509 → 120.50 (down); 10 000 × 50% / (120.50 × 1.001) = 41.4523... → 41.452.
+    let exact = d("5000") / (d("120.50") * d("1.001"));
+    assert!(exact > d("41.452") && exact < d("41.453"), "{exact}");
+    assert_eq!(fills(&out), [(Side::Buy, H, d("120.50"), d("41.452"))]);
+}
+
 #[test]
 fn the_script_reads_its_own_accounting_commissions_included() {
     // Buy 1 at 100 (0.1% paid in BTC: 0.999 held, 0.10 USDT of commission), sell the 0.999 at 110
