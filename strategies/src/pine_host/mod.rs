@@ -78,6 +78,11 @@ impl Strategy for PineStrategy {
         self.warmup
     }
 
+    fn warmup_bars_at(&self, interval_ms: i64) -> usize {
+        // A `request.security` timeframe's warm-up, in bars of this interval.
+        self.program.warmup_bars_for(interval_ms)
+    }
+
     fn orders_on_close(&self) -> bool {
         self.program.decl().process_orders_on_close
     }

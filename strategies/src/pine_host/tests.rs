@@ -172,3 +172,15 @@ mod live {
         assert_eq!(sent[0].order_type, OrderType::Limit { price: d("95") });
     }
 }
+
+/// A live start preloads a higher timeframe's warm-up in chart bars: an hourly SMA of 3 on
+/// 15-minute bars needs (3 + 1) × 4 of them beyond the chart's own, on 1-minute bars 60 per hour.
+#[test]
+fn the_preload_counts_a_higher_timeframe_in_chart_bars() {
+    let body = "h = request.security(syminfo.tickerid, \"60\", ta.sma(close, 3))\nplot(h)\n";
+    let s = PineStrategy::new(Symbol::new("BTCUSDT"), program(body, "")).unwrap();
+    let (m15, m1) = (s.warmup_bars_at(15 * 60_000), s.warmup_bars_at(60_000));
+    assert_eq!(m15, s.program().warmup_bars_for(15 * 60_000));
+    assert!(m15 >= 16 && m1 >= 4 * 60, "{m15} {m1}");
+    assert!(s.warmup_bars_at(15 * 60_000) > s.warmup_bars(), "more than the chart's own warm-up");
+}
