@@ -126,6 +126,12 @@ fn check_config_prints_repainting_warnings_and_strict_refuses_them() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("conf/pine/w.pine:5:1: warning: varip"), "run prints them at start: {stderr}");
     assert!(stderr.contains("2 repainting warning(s) in Pine scripts, errors under --strict"), "{stderr}");
+    // `keel backtest` prints them too (a repainting script backtests better than it trades).
+    write_bars(&f.path("BTCUSDT-1h.csv"), 60, 3);
+    let out = f.keel(&["backtest", "--config", "conf/config.toml", "--data", "BTCUSDT-1h.csv"]);
+    ok(&out);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("warning: strategy `p`: conf/pine/w.pine:5:1: warning: varip"), "{stderr}");
     f.set(r#"{ script = "pine/clean.pine" }"#);
     let out = f.keel(&["check-config", "--config", "conf/config.toml", "--strict"]);
     ok(&out);
