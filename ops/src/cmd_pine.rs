@@ -99,7 +99,9 @@ fn plots(args: &PlotsArgs) -> anyhow::Result<()> {
         equity: program.decl().initial_capital.parse().unwrap_or(f64::NAN),
         ..StrategyState::default()
     };
-    let mut runner = Runner::new(Arc::clone(&program));
+    // The data's bar interval is the chart's: `request.security` builds higher timeframes from it.
+    let mut runner =
+        Runner::with_base_interval(Arc::clone(&program), series.interval_ms).map_err(|d| anyhow::anyhow!("{d}"))?;
     let out = std::fs::File::create(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
     let mut w = csv::Writer::from_writer(std::io::BufWriter::new(out));
     let mut header = vec!["time".to_string()];

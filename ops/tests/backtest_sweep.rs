@@ -2,6 +2,8 @@
 //! generated bars: the best row against a single run, grid size and skips,
 //! rank direction, result files, shards and `--merge`, and bad specs.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -25,41 +27,14 @@ fn write_bars(path: &Path, n: usize, seed: u64) {
 
 /// A config with one `sma_cross` strategy `sma` with these parameters.
 fn config(fast: &str, slow: &str) -> String {
-    format!(
-        r#"
-[[symbol]]
-symbol = "BTCUSDT"
-base = "BTC"
-quote = "USDT"
-tick_size = "0.01"
-step_size = "0.00001"
-min_notional = "5"
-start_price = "30000"
-volatility = 0.5
-touch_qty = "5"
-
-[venue]
-maker_fee_bps = "5"
-taker_fee_bps = "10"
-
-[balances]
-USDT = "100000"
-
-[risk]
-max_order_notional = "0"
-max_position_notional = "0"
-strategy_orders_per_second = 0
-strategy_orders_per_minute = 0
-global_orders_per_second = 0
-global_orders_per_minute = 0
-
-[[strategy]]
+    common::backtest_config(&format!(
+        r#"[[strategy]]
 id = "sma"
 kind = "sma_cross"
 symbol = "BTCUSDT"
 params = {{ fast = {fast}, slow = {slow}, qty = "0.1" }}
 "#
-    )
+    ))
 }
 
 struct Fixture {

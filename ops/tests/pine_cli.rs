@@ -99,7 +99,7 @@ fn lookahead_and_other_errors_carry_their_position_and_fail() {
     let cases: &[(&str, &str)] = &[
         (
             "h = request.security(syminfo.tickerid, \"D\", high, lookahead = barmerge.lookahead_on)\nplot(h)\n",
-            "3:5: request.security with lookahead = barmerge.lookahead_on is refused",
+            "3:63: request.security with lookahead = barmerge.lookahead_on is refused",
         ),
         ("x = foo(1)\nplot(x)\n", "3:5: unknown function 'foo'"),
         ("plot(close)\nx = 1 +\n", "4:"),
@@ -185,4 +185,37 @@ fn plots_writes_every_bars_plotted_values_with_na_empty() {
     let (out, _) = keel_pine(dir.path(), &["plots", &name, "--data", "missing.csv", "--out", "o.csv"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.csv"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn plots_builds_higher_timeframes_from_the_datas_interval_and_refuses_a_lower_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let write = |file: &str, step: usize| {
+        let mut csv = String::from("time,open,high,low,close,volume\n");
+        for (i, c) in [10.0, 11.0, 12.5, 12.0, 13.0, 12.75].iter().enumerate() {
+            csv.push_str(&format!("{},{c:.2},{:.2},{:.2},{c:.2},1\n", 1_700_000_000 + step * i, c + 1.0, c - 1.0));
+        }
+        std::fs::write(dir.path().join(file), csv).expect("write bars");
+    };
+    // One-minute bars from 22:13:20 UTC: the 2-minute periods [22:12, 22:14), [22:14, 22:16)...
+    // close on bars 0, 2 and 4, whose values then hold until the next period closes.
+    write("bars.csv", 60);
+    let name = script(dir.path(), "h.pine", "plot(request.security(syminfo.tickerid, \"2\", close), \"htf\")\n");
+    let (out, stdout) = keel_pine(dir.path(), &["plots", &name, "--data", "bars.csv", "--out", "out.csv"]);
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    let written = std::fs::read_to_string(dir.path().join("out.csv")).expect("out.csv");
+    let values: Vec<&str> = written.lines().skip(1).map(|l| l.split(',').nth(1).unwrap_or("?")).collect();
+    assert_eq!(values, ["10", "10", "12.5", "12.5", "13", "13"]);
+    // On 2-minute bars, a 1-minute timeframe is lower than the chart's: refused at the call.
+    write("bars2.csv", 120);
+    let name = script(dir.path(), "l.pine", "plot(request.security(syminfo.tickerid, \"1\", close))\n");
+    let (out, _) = keel_pine(dir.path(), &["plots", &name, "--data", "bars2.csv", "--out", "o.csv"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "l.pine:3:6: request.security timeframe \"1\" is a lower timeframe than the chart's bars (2 minute(s))"
+        ),
+        "{stderr}"
+    );
 }

@@ -29,41 +29,14 @@ if ta.crossunder(fast, slow)
 
 /// The config, with `params` for its one Pine block `p`.
 fn config(params: &str) -> String {
-    format!(
-        r#"
-[[symbol]]
-symbol = "BTCUSDT"
-base = "BTC"
-quote = "USDT"
-tick_size = "0.01"
-step_size = "0.00001"
-min_notional = "5"
-start_price = "30000"
-volatility = 0.5
-touch_qty = "5"
-
-[venue]
-maker_fee_bps = "5"
-taker_fee_bps = "10"
-
-[balances]
-USDT = "100000"
-
-[risk]
-max_order_notional = "0"
-max_position_notional = "0"
-strategy_orders_per_second = 0
-strategy_orders_per_minute = 0
-global_orders_per_second = 0
-global_orders_per_minute = 0
-
-[[strategy]]
+    common::backtest_config(&format!(
+        r#"[[strategy]]
 id = "p"
 kind = "pine"
 symbol = "BTCUSDT"
 params = {params}
 "#
-    )
+    ))
 }
 
 /// A temp dir holding `conf/config.toml` and `conf/pine/*.pine`; commands run
@@ -153,6 +126,12 @@ fn check_config_prints_repainting_warnings_and_strict_refuses_them() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("conf/pine/w.pine:5:1: warning: varip"), "run prints them at start: {stderr}");
     assert!(stderr.contains("2 repainting warning(s) in Pine scripts, errors under --strict"), "{stderr}");
+    // `keel backtest` prints them too (a repainting script backtests better than it trades).
+    write_bars(&f.path("BTCUSDT-1h.csv"), 60, 3);
+    let out = f.keel(&["backtest", "--config", "conf/config.toml", "--data", "BTCUSDT-1h.csv"]);
+    ok(&out);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("warning: strategy `p`: conf/pine/w.pine:5:1: warning: varip"), "{stderr}");
     f.set(r#"{ script = "pine/clean.pine" }"#);
     let out = f.keel(&["check-config", "--config", "conf/config.toml", "--strict"]);
     ok(&out);

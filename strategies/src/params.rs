@@ -147,6 +147,14 @@ impl ParamSpec {
         self.name == name || self.title.as_deref() == Some(name)
     }
 
+    /// The parameter `key` names among `specs`: the one of that name, else
+    /// the one of that title. A name wins over a title, so a script whose
+    /// input is titled as another input's variable is still addressed
+    /// without ambiguity (the same rule as a Pine block's `inputs`).
+    pub fn find<'a>(specs: &'a [ParamSpec], key: &str) -> Option<&'a ParamSpec> {
+        specs.iter().find(|p| p.name == key).or_else(|| specs.iter().find(|p| p.title.as_deref() == Some(key)))
+    }
+
     /// The key in a block's `params`: `inputs.fastLen` for a Pine input, else its name.
     pub fn key(&self) -> String {
         match &self.table {

@@ -111,7 +111,9 @@ fn overrides(params: &Params<'_>, decls: &[InputDecl]) -> Result<Vec<(String, In
     let mut set: Vec<&str> = Vec::with_capacity(table.len());
     for (key, value) in table {
         let fail = |reason: String| params.error(&format!("{INPUTS}.{key}"), reason);
-        let Some(decl) = decls.iter().find(|d| d.name == *key || d.title.as_deref() == Some(key)) else {
+        // A variable name wins over a title (as `ParamSpec::find`, which sweeps use).
+        let by_name = decls.iter().find(|d| d.name == *key);
+        let Some(decl) = by_name.or_else(|| decls.iter().find(|d| d.title.as_deref() == Some(key))) else {
             let names: Vec<&str> = decls.iter().map(|d| d.name.as_str()).collect();
             return Err(fail(format!(
                 "the script has no input named or titled `{key}` (its inputs: {})",
@@ -123,7 +125,7 @@ fn overrides(params: &Params<'_>, decls: &[InputDecl]) -> Result<Vec<(String, In
         }
         set.push(&decl.name);
         let v = input_value(decl, value).map_err(fail)?;
-        out.push((key.clone(), v));
+        out.push((decl.name.clone(), v));
     }
     Ok(out)
 }
@@ -218,6 +220,22 @@ if useFilter and mode == \"a\" and ta.crossover(close, f)
         let bare: toml::Table = format!("script = {}", toml::Value::String(path)).parse().unwrap();
         let compiled = compile_block(&Params::new(&bare, "p")).unwrap();
         assert_eq!(compiled.program.inputs()[0].value, InputValue::Int(9));
+    }
+
+    /// An input titled as another input's variable: the key is that variable (a name wins over
+    /// a title), here and in sweeps.
+    #[test]
+    fn a_name_wins_over_a_title() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "//@version=5\nstrategy(\"x\")\na = input.int(1, \"b\")\nb = input.int(2, \"a\")\nplot(a + b)\n";
+        let path = write(&dir, "t.pine", text);
+        let compiled = compile_block(&Params::new(&block(&path, "a = 5"), "p")).unwrap();
+        let values: Vec<(&str, &InputValue)> =
+            compiled.program.inputs().iter().map(|i| (i.name.as_str(), &i.value)).collect();
+        assert_eq!(values, [("a", &InputValue::Int(5)), ("b", &InputValue::Int(2))]);
+        let specs: Vec<ParamSpec> = compiled.program.inputs().iter().map(input_spec).collect();
+        assert_eq!(ParamSpec::find(&specs, "a").map(|p| p.name.as_str()), Some("a"));
+        assert_eq!(ParamSpec::find(&specs, "b").map(|p| p.name.as_str()), Some("b"));
     }
 
     /// Each bad block is refused with the key it names and a reason saying what is wrong.

@@ -366,6 +366,13 @@ pub trait Strategy: Send {
     fn warmup_bars(&self) -> usize {
         0
     }
+    /// Bars of history it needs on bars of `interval_ms` (what a live start
+    /// preloads): [`Self::warmup_bars`], unless the need depends on the
+    /// interval (a Pine script reading a higher timeframe needs that
+    /// timeframe's warm-up counted in these bars).
+    fn warmup_bars_at(&self, _interval_ms: i64) -> usize {
+        self.warmup_bars()
+    }
     /// True when the orders it decides at a bar's close fill at that close
     /// (Pine's `process_orders_on_close`) rather than at the next bar's open:
     /// the backtest submits them at the close; live, an order sent right
@@ -554,9 +561,9 @@ impl StrategyRunner {
         self.strategy.orders_on_close()
     }
 
-    /// Warm-up length in bars.
-    pub fn warmup_bars(&self) -> usize {
-        self.strategy.warmup_bars()
+    /// Warm-up length in bars of `interval_ms` (see [`Strategy::warmup_bars_at`]).
+    pub fn warmup_bars_at(&self, interval_ms: i64) -> usize {
+        self.strategy.warmup_bars_at(interval_ms)
     }
 
     /// True while paused (by an operator, a protection or a panic).

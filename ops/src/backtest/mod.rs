@@ -219,6 +219,12 @@ impl Setup {
         if strategies.is_empty() {
             bail!("no strategy to run: {source} has no [[strategy]] block that is not paused");
         }
+        // A script that repaints backtests better than it trades: say so, as check-config does (a
+        // refused script is its block's error when the strategies are built).
+        let blocks: Vec<StrategyConfig> = strategies.iter().map(|(_, s)| s.clone()).collect();
+        for w in crate::pine_warnings::of(&blocks).unwrap_or_default() {
+            eprintln!("warning: {w}");
+        }
         Ok(Self { source, config, strategies })
     }
 

@@ -1328,6 +1328,8 @@ mod futures_order_tests;
 
 #[cfg(test)]
 mod exit_tests;
+#[cfg(test)]
+mod test_bars;
 
 #[cfg(test)]
 mod pine_tests;

@@ -347,3 +347,15 @@ pub fn btc_symbol(start_price: &str, volatility: f64, touch_qty: &str) -> String
          min_notional = \"5\"\nstart_price = \"{start_price}\"\nvolatility = {volatility}\ntouch_qty = \"{touch_qty}\"\n"
     )
 }
+
+/// A backtest config on [`btc_symbol`] (30000, volatility 0.5, 5 at the
+/// touch): fees 5/10 bps, 100 000 USDT, the notional and rate limits off,
+/// then `strategy`, one `[[strategy]]` block.
+pub fn backtest_config(strategy: &str) -> String {
+    format!(
+        "{}\n[venue]\nmaker_fee_bps = \"5\"\ntaker_fee_bps = \"10\"\n\n[balances]\nUSDT = \"100000\"\n\n[risk]\n\
+         max_order_notional = \"0\"\nmax_position_notional = \"0\"\nstrategy_orders_per_second = 0\n\
+         strategy_orders_per_minute = 0\nglobal_orders_per_second = 0\nglobal_orders_per_minute = 0\n\n{strategy}",
+        btc_symbol("30000", 0.5, "5")
+    )
+}

@@ -105,6 +105,17 @@ pub fn compile(src: &str, file: Option<&str>, inputs: &[(String, InputValue)]) -
     };
     let script = parse(src).map_err(|e| Diagnostics(vec![name(e)]))?;
     let mut c = Compiler::new(inputs);
+    // An override's key that is a global variable's name is that variable, never another input's
+    // title: a name wins over a title.
+    c.global_names = script
+        .body
+        .stmts
+        .iter()
+        .filter_map(|s| match &s.kind {
+            crate::ast::StmtKind::Decl { name, .. } => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
     c.lazy_logic = script.version >= 6;
     let result = c.script(&script.body);
     let mut diags: Vec<Diagnostic> = c.warnings.drain(..).map(name).collect();
@@ -141,6 +152,8 @@ pub fn compile(src: &str, file: Option<&str>, inputs: &[(String, InputValue)]) -
         n_var_flags: c.n_var_flags,
         rings: c.rings,
         ta: c.ta,
+        ta_ctx: c.ta_ctx,
+        securities: c.securities,
     };
     Ok(Compiled { program, warnings: diags })
 }
@@ -148,6 +161,8 @@ pub fn compile(src: &str, file: Option<&str>, inputs: &[(String, InputValue)]) -
 struct Compiler<'a> {
     overrides: &'a [(String, InputValue)],
     used_overrides: HashSet<String>,
+    /// The script's global variable names (see [`compile`]).
+    global_names: HashSet<String>,
     scopes: Vec<HashMap<String, Var>>,
     fns: HashMap<String, (Vec<Param>, Block)>,
     /// Names reassigned anywhere with `:=`: never simple values.
@@ -155,9 +170,12 @@ struct Compiler<'a> {
     n_slots: usize,
     var_slots: HashSet<u32>,
     n_var_flags: usize,
-    rings: Vec<(u32, usize)>,
-    ring_of: HashMap<u32, u32>,
+    rings: Vec<(u32, usize, u32)>,
+    /// (context, slot) to its ring: a series read inside `request.security` keeps its own history.
+    ring_of: HashMap<(u32, u32), u32>,
     ta: Vec<TaInit>,
+    /// The history context of each `ta.*` call site (0 the chart, k the k-th `request.security`).
+    ta_ctx: Vec<u32>,
     strings: Vec<String>,
     inputs: Vec<InputDecl>,
     plots: Vec<PlotDecl>,
@@ -177,6 +195,13 @@ struct Compiler<'a> {
     lazy_logic: bool,
     /// User-function call sites inlined so far (each is a copy: bounded against blow-up).
     inlined: usize,
+    /// The `request.security` calls compiled so far.
+    securities: Vec<Security>,
+    /// The history context being compiled: 0 the chart, k inside the k-th `request.security`.
+    ctx: u32,
+    /// Inside `request.security`: the scope depth where its expression starts (names declared
+    /// below it are the chart's series, which the expression cannot read).
+    sec_scope_base: usize,
 }
 
 fn collect_reassigned(b: &Block, out: &mut HashSet<String>) {
@@ -306,6 +331,7 @@ impl<'a> Compiler<'a> {
         Compiler {
             overrides,
             used_overrides: HashSet::new(),
+            global_names: HashSet::new(),
             scopes: vec![globals],
             fns: HashMap::new(),
             reassigned: HashSet::new(),
@@ -315,6 +341,7 @@ impl<'a> Compiler<'a> {
             rings: Vec::new(),
             ring_of: HashMap::new(),
             ta: Vec::new(),
+            ta_ctx: Vec::new(),
             strings: Vec::new(),
             inputs: Vec::new(),
             plots: Vec::new(),
@@ -328,6 +355,9 @@ impl<'a> Compiler<'a> {
             inlining: Vec::new(),
             lazy_logic: false,
             inlined: 0,
+            securities: Vec::new(),
+            ctx: 0,
+            sec_scope_base: 0,
         }
     }
 
@@ -365,14 +395,14 @@ impl<'a> Compiler<'a> {
     }
 
     fn ring(&mut self, slot: u32, depth: usize) -> u32 {
-        if let Some(r) = self.ring_of.get(&slot) {
+        if let Some(r) = self.ring_of.get(&(self.ctx, slot)) {
             let r = *r;
             self.rings[r as usize].1 = self.rings[r as usize].1.max(depth);
             return r;
         }
-        self.rings.push((slot, depth));
+        self.rings.push((slot, depth, self.ctx));
         let r = self.rings.len() as u32 - 1;
-        self.ring_of.insert(slot, r);
+        self.ring_of.insert((self.ctx, slot), r);
         r
     }
 
@@ -618,6 +648,13 @@ impl<'a> Compiler<'a> {
         let ExprKind::Call(callee, args) = &value.kind else {
             return err(value.pos, "a tuple declaration '[a, b] = ...' takes a function call returning a tuple");
         };
+        if callee == "request.security" {
+            let (slots, tys) = self.security(args, value.pos, Some(names.len()))?;
+            for ((name, slot), ty) in names.iter().zip(slots).zip(tys) {
+                self.declare(name, Var { slot, ty, konst: None });
+            }
+            return Ok(());
+        }
         let slots: Vec<u32> = names.iter().map(|_| self.new_slot()).collect();
         let width = if callee == "ta.macd" || callee == "ta.bb" {
             let ce = self.ta_call(callee, args, value.pos)?;
@@ -859,6 +896,9 @@ impl<'a> Compiler<'a> {
     }
 
     fn effect(&mut self, name: &str, args: &[Arg], pos: Pos, out: &mut Vec<St>, global: bool) -> R<()> {
+        if self.ctx != 0 {
+            return err(pos, format!("{name}() inside request.security's expression: it runs on the higher timeframe's bars, where orders and output have no meaning"));
+        }
         if let Some(call) = OrderCall::of(name, args, pos) {
             self.order_calls.push(call);
         }
@@ -866,8 +906,7 @@ impl<'a> Compiler<'a> {
             "strategy" => self.declaration(args, pos, global),
             "indicator" => err(pos, "indicator() scripts are not strategies: Keel runs strategy() scripts"),
             "strategy.entry" => {
-                let b =
-                    self.bind("strategy.entry", &["id", "direction", "qty", "limit", "stop", "comment"], 2, args, pos)?;
+                let b = self.bind(name, OrderCall::signature(name), 2, args, pos)?;
                 let id = self.opt_str(b.get(0), "the entry id")?;
                 let dir = match b.get(1).map(|e| &e.kind) {
                     Some(ExprKind::Name(n)) if n == "strategy.long" => Ex::Const(1.0),
@@ -889,23 +928,9 @@ impl<'a> Compiler<'a> {
                 Ok(())
             }
             "strategy.exit" => {
-                let names = [
-                    "id",
-                    "from_entry",
-                    "qty",
-                    "qty_percent",
-                    "profit",
-                    "limit",
-                    "loss",
-                    "stop",
-                    "trail_price",
-                    "trail_points",
-                    "trail_offset",
-                    "comment",
-                ];
-                let b = self.bind("strategy.exit", &names, 1, args, pos)?;
+                let b = self.bind(name, OrderCall::signature(name), 1, args, pos)?;
                 let mut fields = vec![self.opt_str(b.get(0), "the exit id")?, self.opt_str(b.get(1), "from_entry")?];
-                for (i, n) in names.iter().enumerate().take(11).skip(2) {
+                for (i, n) in OrderCall::signature(name).iter().enumerate().take(11).skip(2) {
                     fields.push(self.opt_series(b.get(i), n)?);
                 }
                 fields.push(self.opt_str(b.get(11), "comment")?);
@@ -919,7 +944,7 @@ impl<'a> Compiler<'a> {
                 Ok(())
             }
             "strategy.close" => {
-                let b = self.bind("strategy.close", &["id", "comment", "qty", "qty_percent"], 1, args, pos)?;
+                let b = self.bind(name, OrderCall::signature(name), 1, args, pos)?;
                 let fields = vec![
                     self.opt_str(b.get(0), "the entry id")?,
                     self.opt_series(b.get(2), "qty")?,
@@ -930,19 +955,19 @@ impl<'a> Compiler<'a> {
                 Ok(())
             }
             "strategy.close_all" => {
-                let b = self.bind("strategy.close_all", &["comment"], 0, args, pos)?;
+                let b = self.bind(name, OrderCall::signature(name), 0, args, pos)?;
                 let fields = vec![self.opt_str(b.get(0), "comment")?];
                 out.push(St::Order(OrderKind::CloseAll, fields));
                 Ok(())
             }
             "strategy.cancel" => {
-                let b = self.bind("strategy.cancel", &["id"], 1, args, pos)?;
+                let b = self.bind(name, OrderCall::signature(name), 1, args, pos)?;
                 let fields = vec![self.opt_str(b.get(0), "the order id")?];
                 out.push(St::Order(OrderKind::Cancel, fields));
                 Ok(())
             }
             "strategy.cancel_all" => {
-                self.bind("strategy.cancel_all", &[], 0, args, pos)?;
+                self.bind(name, OrderCall::signature(name), 0, args, pos)?;
                 out.push(St::Order(OrderKind::CancelAll, vec![]));
                 Ok(())
             }
@@ -1253,6 +1278,9 @@ impl<'a> Compiler<'a> {
     }
 
     fn name(&mut self, n: &str, pos: Pos) -> R<CE> {
+        if self.ctx != 0 {
+            self.chart_series_in_security(n, pos)?;
+        }
         if let Some(v) = self.lookup(n) {
             return Ok(match v.konst {
                 Some(k) => CE::konst(k, v.ty),
@@ -1308,13 +1336,11 @@ impl<'a> Compiler<'a> {
             return self.input(callee, args, pos);
         }
         if callee == "request.security" {
-            if args.iter().any(|a| matches!(&a.value.kind, ExprKind::Name(n) if n == "barmerge.lookahead_on")) {
-                return err(
-                    pos,
-                    "request.security with lookahead = barmerge.lookahead_on is refused: it reads future bars",
-                );
-            }
-            return err(pos, "request.security is not supported yet (higher timeframes land with the engine wiring)");
+            let (mut results, ty) = self.security(args, pos, None)?;
+            return Ok(CE::series(Ex::Slot(results.remove(0)), ty[0]));
+        }
+        if callee.starts_with("request.") {
+            return err(pos, format!("{callee}() is outside Keel's Pine subset (request.security on higher timeframes of the chart's symbol is supported)"));
         }
         if callee.starts_with("color.") {
             return Ok(CE::konst(0.0, Ty::Color));
@@ -1557,7 +1583,9 @@ impl<'a> Compiler<'a> {
             None => vec![],
         };
         let overrides = self.overrides;
-        let over = overrides.iter().find(|(k, _)| *k == var_name || Some(k) == title.as_ref());
+        let over = overrides
+            .iter()
+            .find(|(k, _)| *k == var_name || (Some(k) == title.as_ref() && !self.global_names.contains(k.as_str())));
         let value = match over {
             Some((k, v)) => {
                 self.used_overrides.insert(k.clone());
@@ -1600,8 +1628,141 @@ impl<'a> Compiler<'a> {
         Ok(ce)
     }
 
+    /// Inside `request.security`: refuses a name that is a series of the chart (a script variable
+    /// declared outside the expression, or the broker state), which does not exist on the higher
+    /// timeframe's bars. Simple values (literals, inputs) and the bar series are fine.
+    fn chart_series_in_security(&self, n: &str, pos: Pos) -> R<()> {
+        if n.starts_with("strategy.") && BAR_SLOTS.contains(&n) {
+            return err(
+                pos,
+                format!("{n} inside request.security's expression: the broker state belongs to the chart's bars"),
+            );
+        }
+        let outer = self.scopes.iter().enumerate().rev().find_map(|(depth, sc)| sc.get(n).map(|v| (depth, v)));
+        match outer {
+            Some((depth, v)) if depth < self.sec_scope_base && v.konst.is_none() && v.slot as usize >= BAR_SLOTS.len() => err(
+                pos,
+                format!("request.security's expression reads '{n}', a series computed on the chart's bars: write the calculation inside the expression (a function call works: f() => ...)"),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// Compiles `request.security(symbol, timeframe, expression, gaps, lookahead)`: the chart's own
+    /// symbol, a constant timeframe Keel can build from the chart's bars, and an expression (a
+    /// tuple `[a, b]` when `tuple` gives the names' count) compiled in a history context of its
+    /// own. Returns the result slots and their types.
+    fn security(&mut self, args: &[Arg], pos: Pos, tuple: Option<usize>) -> R<(Vec<u32>, Vec<Ty>)> {
+        let b =
+            self.bind("request.security", &["symbol", "timeframe", "expression", "gaps", "lookahead"], 3, args, pos)?;
+        if self.ctx != 0 {
+            return err(
+                pos,
+                "request.security inside another request.security's expression is outside Keel's Pine subset",
+            );
+        }
+        if self.cond_depth > 0 {
+            return err(pos, "request.security must be called at global scope (not inside if/switch/loops/?:/lazy and-or), so it runs on every bar");
+        }
+        if let Some(e) = b.get(4) {
+            match &e.kind {
+                ExprKind::Name(n) if n == "barmerge.lookahead_off" => {}
+                ExprKind::Name(n) if n == "barmerge.lookahead_on" => {
+                    return err(
+                        e.pos,
+                        "request.security with lookahead = barmerge.lookahead_on is refused: it reads future bars",
+                    )
+                }
+                _ => return err(
+                    e.pos,
+                    "lookahead must be barmerge.lookahead_off (barmerge.lookahead_on is refused: it reads future bars)",
+                ),
+            }
+        }
+        let gaps = match b.get(3).map(|e| (e, &e.kind)) {
+            None => false,
+            Some((_, ExprKind::Name(n))) if n == "barmerge.gaps_off" => false,
+            Some((_, ExprKind::Name(n))) if n == "barmerge.gaps_on" => true,
+            Some((e, _)) => return err(e.pos, "gaps must be barmerge.gaps_off or barmerge.gaps_on"),
+        };
+        if let Some(e) = b.get(0) {
+            if !matches!(&e.kind, ExprKind::Name(n) if n == "syminfo.tickerid" || n == "syminfo.ticker") {
+                return err(e.pos, "request.security reads the chart's own symbol only (syminfo.tickerid or syminfo.ticker): other symbols are outside Keel's Pine subset");
+            }
+        }
+        let tf_expr =
+            b.get(1).ok_or_else(|| Diagnostic::error(pos, "request.security() needs its 'timeframe' argument"))?;
+        let tf_text = match &tf_expr.kind {
+            ExprKind::Name(n) if n.starts_with("timeframe.") => {
+                return err(
+                    tf_expr.pos,
+                    format!(
+                        "the timeframe of request.security must be a constant string such as \"60\" or \"D\", not {n}"
+                    ),
+                )
+            }
+            _ => {
+                let ce = self.expr(tf_expr)?;
+                match (ce.ty, ce.konst) {
+                    (Ty::Str, Some(id)) => self.strings.get(id as usize).cloned().unwrap_or_default(),
+                    _ => {
+                        return err(
+                            tf_expr.pos,
+                            "the timeframe of request.security must be a constant string such as \"60\" or \"D\"",
+                        )
+                    }
+                }
+            }
+        };
+        let Some(tf) = crate::security::Timeframe::parse(&tf_text) else {
+            return err(tf_expr.pos, format!("timeframe \"{tf_text}\" is outside Keel's Pine subset: minutes that divide a day (\"15\", \"60\", \"240\"...), \"D\", \"W\" or \"M\""));
+        };
+        let expr =
+            b.get(2).ok_or_else(|| Diagnostic::error(pos, "request.security() needs its 'expression' argument"))?;
+        let items: Vec<&Expr> = match (&expr.kind, tuple) {
+            (ExprKind::Tuple(items), Some(n)) if items.len() == n => items.iter().collect(),
+            (ExprKind::Tuple(items), Some(n)) => {
+                return err(expr.pos, format!("request.security returns {} values, {n} names given", items.len()))
+            }
+            (ExprKind::Tuple(_), None) => {
+                return err(expr.pos, "a tuple expression needs a tuple declaration: [a, b] = request.security(...)")
+            }
+            (_, Some(_)) => {
+                return err(expr.pos, "a tuple declaration needs a tuple expression: request.security(sym, tf, [a, b])")
+            }
+            (_, None) => vec![expr],
+        };
+        let saved = (self.ctx, self.sec_scope_base, self.cond_depth);
+        self.ctx = self.securities.len() as u32 + 1;
+        self.sec_scope_base = self.scopes.len();
+        self.cond_depth = 0;
+        let compiled = items.iter().map(|e| self.expr(e).map(|ce| (e.pos, ce))).collect::<R<Vec<_>>>();
+        (self.ctx, self.sec_scope_base, self.cond_depth) = saved;
+        let mut exprs = Vec::new();
+        let mut results = Vec::new();
+        let mut tys = Vec::new();
+        for (p, ce) in compiled? {
+            if !(ce.ty.numeric() || ce.ty == Ty::Bool) {
+                return err(
+                    p,
+                    format!("request.security's expression must be a number or a bool, found {}", ce.ty.name()),
+                );
+            }
+            let slot = self.new_slot();
+            // The value holds between the higher timeframe's bars: never reset per chart bar.
+            self.var_slots.insert(slot);
+            exprs.push(ce.ex);
+            results.push(slot);
+            tys.push(if ce.ty == Ty::Na { Ty::Float } else { ce.ty });
+        }
+        let ctx = self.securities.len() as u32 + 1;
+        self.securities.push(Security { tf, tf_text, pos, ctx, exprs, results: results.clone(), gaps });
+        Ok((results, tys))
+    }
+
     fn ta_site(&mut self, init: TaInit, args: Vec<Ex>) -> CE {
         self.ta.push(init);
+        self.ta_ctx.push(self.ctx);
         let ty = match self.ta.last() {
             Some(TaInit::Cross(_) | TaInit::Lag(_, LagKind::Rising | LagKind::Falling)) => Ty::Bool,
             Some(TaInit::BarsSince) => Ty::Int,

@@ -247,6 +247,12 @@ impl OrderCall {
         ("strategy.cancel_all", &[]),
     ];
 
+    /// The argument names of order function `name` in their positional order (empty for any
+    /// other name): the one list the compiler binds arguments with and [`OrderCall::of`] reads.
+    pub(crate) fn signature(name: &str) -> &'static [&'static str] {
+        Self::SIGNATURES.iter().find(|(n, _)| *n == name).map_or(&[], |(_, args)| args)
+    }
+
     /// The call `name(args)` at `pos`, when `name` is an order function.
     pub(crate) fn of(name: &str, args: &[crate::ast::Arg], pos: Pos) -> Option<Self> {
         let &(function, names) = Self::SIGNATURES.iter().find(|(n, _)| *n == name)?;
@@ -519,6 +525,24 @@ pub(crate) enum TaInit {
     Bb(usize, f64),
 }
 
+/// A compiled `request.security(syminfo.tickerid, tf, expr)` call: its expressions run once per
+/// completed bar of `tf` (built from the chart's bars), with the bar slots holding that bar, and
+/// their values land in `results` (slots that keep their value between chart bars).
+#[derive(Debug, Clone)]
+pub(crate) struct Security {
+    pub tf: crate::security::Timeframe,
+    /// The timeframe as the script wrote it, for messages.
+    pub tf_text: String,
+    /// The call's position, for errors the host's chart interval raises.
+    pub pos: Pos,
+    /// The history context of its rings (see [`Program::rings`]).
+    pub ctx: u32,
+    pub exprs: Vec<Ex>,
+    pub results: Vec<u32>,
+    /// `gaps = barmerge.gaps_on`: the values are `na` except on the chart bar that completes the period.
+    pub gaps: bool,
+}
+
 /// A compiled script: build a [`crate::Runner`] from it to run bars.
 #[derive(Debug, Clone)]
 pub struct Program {
@@ -534,9 +558,13 @@ pub struct Program {
     /// Slots that are not `var`: reset to `na` before each bar.
     pub(crate) plain_slots: Vec<u32>,
     pub(crate) n_var_flags: usize,
-    /// (slot, ring size) for every series read with history.
-    pub(crate) rings: Vec<(u32, usize)>,
+    /// (slot, ring size, context) for every series read with history: context 0 is the chart (pushed
+    /// after each chart bar), context k the k-th `request.security` (pushed after each of its bars).
+    pub(crate) rings: Vec<(u32, usize, u32)>,
     pub(crate) ta: Vec<TaInit>,
+    /// The history context of each `ta.*` call site (see `rings`).
+    pub(crate) ta_ctx: Vec<u32>,
+    pub(crate) securities: Vec<Security>,
 }
 
 impl Program {
@@ -569,38 +597,64 @@ impl Program {
     pub fn text(&self, id: StrId) -> &str {
         self.strings.get(id.0 as usize).map(String::as_str).unwrap_or("")
     }
+    /// The timeframes the script's `request.security` calls read, in script order: a host checks them
+    /// against its chart interval with [`crate::Runner::with_base_interval`].
+    pub fn security_timeframes(&self) -> Vec<crate::security::Timeframe> {
+        self.securities.iter().map(|s| s.tf).collect()
+    }
     /// The deepest history any series keeps (the longest ring buffer).
     pub fn max_history(&self) -> usize {
         self.rings.iter().map(|r| r.1).max().unwrap_or(0)
     }
     /// An upper bound on the bars the script needs before its values are complete: the sum of every
     /// `ta.*` call's warm-up (so indicators of indicators are covered) plus the deepest history read.
-    /// A live host preloads this many closed bars.
+    /// A live host preloads this many closed bars. `ta.*` calls inside `request.security` count
+    /// their higher-timeframe bars as chart bars here: a script that reads higher timeframes needs
+    /// [`Program::warmup_bars_for`] its chart interval instead.
     pub fn warmup_bars(&self) -> usize {
-        let ta = self
-            .ta
+        self.ta.iter().map(ta_warmup).sum::<usize>() + self.max_history()
+    }
+
+    /// [`Program::warmup_bars`] for a chart of `interval_ms` bars, with each `request.security`
+    /// timeframe's needs in chart bars: its own `ta.*` warm-up and history in higher-timeframe bars,
+    /// plus one (the first period may be partial), times the chart bars in one period (a month
+    /// counts 31 days). A live host on a script that reads higher timeframes preloads this many.
+    pub fn warmup_bars_for(&self, interval_ms: i64) -> usize {
+        let ctx_need = |ctx: u32| {
+            let ta: usize =
+                self.ta.iter().zip(&self.ta_ctx).filter(|(_, c)| **c == ctx).map(|(t, _)| ta_warmup(t)).sum();
+            let hist = self.rings.iter().filter(|r| r.2 == ctx).map(|r| r.1).max().unwrap_or(0);
+            ta + hist
+        };
+        let htf: usize = self
+            .securities
             .iter()
-            .map(|t| match *t {
-                TaInit::Sma(n)
-                | TaInit::Sum(n)
-                | TaInit::Ema(n)
-                | TaInit::Rma(n)
-                | TaInit::Wma(n)
-                | TaInit::Vwma(n)
-                | TaInit::Atr(n)
-                | TaInit::Stdev(n)
-                | TaInit::Stoch(n)
-                | TaInit::Cci(n)
-                | TaInit::Highest(n)
-                | TaInit::Lowest(n)
-                | TaInit::Bb(n, _) => n,
-                TaInit::Rsi(n) | TaInit::Lag(n, _) | TaInit::ValueWhen(n) => n + 1,
-                TaInit::Pivot(l, r, _) => l + r + 1,
-                TaInit::Macd(f, s, g) => f.max(s) + g,
-                TaInit::Tr(_) | TaInit::Cross(_) => 2,
-                TaInit::BarsSince | TaInit::Cum => 1,
-            })
-            .sum::<usize>();
-        ta + self.max_history()
+            .map(|s| (ctx_need(s.ctx) + 1).saturating_mul(s.tf.chart_bars_per_period(interval_ms)))
+            .sum();
+        ctx_need(0).saturating_add(htf)
+    }
+}
+
+/// The bars one `ta.*` call needs before its value is complete.
+fn ta_warmup(t: &TaInit) -> usize {
+    match *t {
+        TaInit::Sma(n)
+        | TaInit::Sum(n)
+        | TaInit::Ema(n)
+        | TaInit::Rma(n)
+        | TaInit::Wma(n)
+        | TaInit::Vwma(n)
+        | TaInit::Atr(n)
+        | TaInit::Stdev(n)
+        | TaInit::Stoch(n)
+        | TaInit::Cci(n)
+        | TaInit::Highest(n)
+        | TaInit::Lowest(n)
+        | TaInit::Bb(n, _) => n,
+        TaInit::Rsi(n) | TaInit::Lag(n, _) | TaInit::ValueWhen(n) => n + 1,
+        TaInit::Pivot(l, r, _) => l + r + 1,
+        TaInit::Macd(f, s, g) => f.max(s) + g,
+        TaInit::Tr(_) | TaInit::Cross(_) => 2,
+        TaInit::BarsSince | TaInit::Cum => 1,
     }
 }

@@ -8,6 +8,7 @@ use crate::ast::UnOp;
 use crate::compile::truthy;
 use crate::error::{Diagnostic, Pos};
 use crate::program::*;
+use crate::security::HtfBuilder;
 use crate::ta::{self, Window, COMPARE_EPSILON};
 
 /// The most iterations one loop may run on one bar before the script is stopped (Pine stops long
@@ -87,6 +88,10 @@ pub struct Runner {
     error: Option<Diagnostic>,
     /// A `break`/`continue` met inside an `if`/`switch` block, on its way out to the loop.
     pending: Option<Flow>,
+    /// The chart's bar interval in ms, which `request.security` needs to know when a period closes.
+    base_interval: Option<i64>,
+    /// One higher-timeframe bar builder per `request.security` call.
+    htf: Vec<HtfBuilder>,
 }
 
 /// Applies a binary operator with Pine's `na` rules: arithmetic on `na` is `na`, division by 0 is
@@ -212,8 +217,9 @@ impl Runner {
     /// A runner at bar 0 for `prog`.
     pub fn new(prog: Arc<Program>) -> Self {
         let slots = vec![f64::NAN; prog.n_slots];
-        let rings = prog.rings.iter().map(|(_, n)| Window::new(*n)).collect();
+        let rings = prog.rings.iter().map(|(_, n, _)| Window::new(*n)).collect();
         let ta = prog.ta.iter().map(new_state).collect();
+        let htf = vec![HtfBuilder::default(); prog.securities.len()];
         let out =
             BarOutput { plots: vec![f64::NAN; prog.plots.len()], commands: Vec::with_capacity(8), alerts: Vec::new() };
         Runner {
@@ -227,7 +233,36 @@ impl Runner {
             out,
             error: None,
             pending: None,
+            base_interval: None,
+            htf,
         }
+    }
+
+    /// A runner for a script that may read higher timeframes (`request.security`): the host passes
+    /// the chart's bar interval in ms (the bars it will step are that far apart, open to open), so
+    /// a higher-timeframe bar completes on the chart bar whose close ends its period. Refused, at
+    /// the call's `file:line:col`, when a requested timeframe is lower than the chart's or not a
+    /// whole multiple of it. [`Runner::new`] is enough for a script without `request.security`;
+    /// with one, its first step is refused until the interval is known.
+    pub fn with_base_interval(prog: Arc<Program>, interval_ms: i64) -> Result<Self, Diagnostic> {
+        let mut r = Runner::new(prog);
+        r.set_base_interval(interval_ms)?;
+        Ok(r)
+    }
+
+    /// Sets the chart's bar interval (ms) after [`Runner::new`], for a host that learns it from its
+    /// first bar (e.g. a bar's close time minus its open time); checked as
+    /// [`Runner::with_base_interval`] checks it. Set it before the first step.
+    pub fn set_base_interval(&mut self, interval_ms: i64) -> Result<(), Diagnostic> {
+        for s in &self.prog.securities {
+            if let Some(why) = s.tf.unfit_for(interval_ms) {
+                let mut d = Diagnostic::error(s.pos, format!("request.security timeframe \"{}\" {why}", s.tf_text));
+                d.file = self.prog.file.clone();
+                return Err(d);
+            }
+        }
+        self.base_interval = Some(interval_ms);
+        Ok(())
     }
 
     /// The program this runner runs.
@@ -261,6 +296,9 @@ impl Runner {
             state.netprofit,
         ];
         self.slots[..fixed.len()].copy_from_slice(&fixed);
+        if !self.htf.is_empty() {
+            self.securities(bar, &fixed)?;
+        }
         self.out.commands.clear();
         self.out.alerts.clear();
         self.out.plots.iter_mut().for_each(|p| *p = f64::NAN);
@@ -272,11 +310,70 @@ impl Runner {
             e.file = self.prog.file.clone();
             return Err(e);
         }
-        for (ring, (slot, _)) in self.rings.iter_mut().zip(&self.prog.rings) {
-            ring.push(self.slots[*slot as usize]);
+        for (ring, (slot, _, ctx)) in self.rings.iter_mut().zip(&self.prog.rings) {
+            if *ctx == 0 {
+                ring.push(self.slots[*slot as usize]);
+            }
         }
         self.bar_index += 1;
         Ok(&self.out)
+    }
+
+    /// Adds the chart bar to every `request.security` timeframe and runs the expressions of each
+    /// higher-timeframe bar it completes (confirmed values only: a period's value appears on the
+    /// chart bar that closes it, never before). `fixed` is the chart bar's slot values, restored after.
+    fn securities(&mut self, bar: &Bar, fixed: &[f64]) -> Result<(), Diagnostic> {
+        let prog = Arc::clone(&self.prog);
+        let Some(interval) = self.base_interval else {
+            let pos = prog.securities.first().map_or(Pos { line: 1, col: 1 }, |s| s.pos);
+            let mut d = Diagnostic::error(pos, "request.security needs the chart's bar interval: the host builds the runner with Runner::with_base_interval");
+            d.file = prog.file.clone();
+            return Err(d);
+        };
+        for (i, sec) in prog.securities.iter().enumerate() {
+            if sec.gaps {
+                for r in &sec.results {
+                    self.slots[*r as usize] = f64::NAN;
+                }
+            }
+            let (skipped, done) = self.htf[i].push(sec.tf, interval, bar);
+            for htf_bar in [skipped, done].into_iter().flatten() {
+                self.run_security(sec, &htf_bar);
+            }
+        }
+        self.slots[..fixed.len()].copy_from_slice(fixed);
+        Ok(())
+    }
+
+    /// Runs one `request.security` expression on a completed higher-timeframe bar: the bar slots
+    /// hold that bar (and its own `bar_index`), and its context's history rings advance.
+    fn run_security(&mut self, sec: &Security, b: &Bar) {
+        let (o, h, l, c) = (b.open, b.high, b.low, b.close);
+        let index = self.htf[(sec.ctx - 1) as usize].completed;
+        let htf = [
+            o,
+            h,
+            l,
+            c,
+            b.volume,
+            b.time as f64,
+            index as f64,
+            (h + l) / 2.0,
+            (h + l + c) / 3.0,
+            (o + h + l + c) / 4.0,
+        ];
+        self.slots[..htf.len()].copy_from_slice(&htf);
+        for (e, r) in sec.exprs.iter().zip(&sec.results) {
+            let v = self.eval(e);
+            self.slots[*r as usize] = v;
+        }
+        let prog = Arc::clone(&self.prog);
+        for (ring, (slot, _, ctx)) in self.rings.iter_mut().zip(&prog.rings) {
+            if *ctx == sec.ctx {
+                ring.push(self.slots[*slot as usize]);
+            }
+        }
+        self.htf[(sec.ctx - 1) as usize].completed += 1;
     }
 
     fn exec(&mut self, stmts: &[St]) -> Flow {

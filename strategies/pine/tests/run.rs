@@ -18,7 +18,8 @@ fn src(body: &str) -> String {
 fn run(script: &str, inputs: &[(String, InputValue)], n: usize) -> (pine::Program, Vec<Vec<f64>>, Vec<Vec<Command>>) {
     let compiled = compile(script, Some("t.pine"), inputs).unwrap_or_else(|e| panic!("{e}"));
     let prog = Arc::new(compiled.program);
-    let mut r = Runner::new(Arc::clone(&prog));
+    // The seeded bars are one minute apart: the chart interval `request.security` builds on.
+    let mut r = Runner::with_base_interval(Arc::clone(&prog), 60_000).unwrap_or_else(|e| panic!("{e}"));
     let mut state = StrategyState { equity: 10_000.0, position_avg_price: f64::NAN, ..Default::default() };
     let (mut plots, mut cmds) = (Vec::new(), Vec::new());
     for bar in common::bars(n, 42) {
@@ -51,7 +52,7 @@ fn examples_parse_check_and_run() {
         .filter(|p| p.extension().is_some_and(|x| x == "pine"))
         .collect();
     names.sort();
-    assert_eq!(names.len(), 9, "{names:?}");
+    assert_eq!(names.len(), 11, "{names:?}");
     for path in names {
         let text = std::fs::read_to_string(&path).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
@@ -113,9 +114,8 @@ fn refusals_name_the_construct_at_file_line_col() {
         ("x = closee\n", "t.pine:3:5: unknown name 'closee'"),
         (
             "x = request.security(syminfo.tickerid, \"D\", close, lookahead = barmerge.lookahead_on)\n",
-            "t.pine:3:5: request.security with lookahead = barmerge.lookahead_on is refused",
+            "t.pine:3:64: request.security with lookahead = barmerge.lookahead_on is refused",
         ),
-        ("x = request.security(syminfo.tickerid, \"D\", close)\n", "t.pine:3:5: request.security is not supported yet"),
         ("n = bar_index\nx = ta.sma(close, n)\n", "t.pine:4:19: the length of ta.sma() must be a simple int"),
         ("x = ta.sma(close, 0)\n", "t.pine:3:19: the length of ta.sma() must be an int from 1"),
         ("x = 1\nx = 2\n", "t.pine:4:1: 'x' is already declared"),
@@ -275,7 +275,8 @@ fn orders_alerts_and_declaration_are_plain_data() {
     );
     assert_eq!(d.default_qty_type, pine::QtyType::PercentOfEquity);
     assert_eq!(d.commission_type, pine::CommissionType::CashPerOrder);
-    let mut r = Runner::new(Arc::clone(&prog));
+    // The seeded bars are one minute apart: the chart interval `request.security` builds on.
+    let mut r = Runner::with_base_interval(Arc::clone(&prog), 60_000).unwrap_or_else(|e| panic!("{e}"));
     let bars = common::bars(2, 1);
     let out = r.step(&bars[0], &StrategyState::default()).unwrap().clone();
     assert_eq!(out.commands.len(), 6);

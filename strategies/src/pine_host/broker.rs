@@ -4,7 +4,9 @@
 //!
 //! - `strategy.entry` (long): a market buy, a GTC limit (`limit =`) or a stop-market buy (`stop =`),
 //!   sized by its `qty` or the declaration (`fixed`, `cash`, `percent_of_equity` with commission:
-//!   `equity × pct / (close × (1 + commission rate))`), rounded down to the lot step. At most
+//!   `equity × pct / (price × (1 + commission rate))`, the price being the signal bar's close for
+//!   a market entry and the order's own price for a limit or stop entry), rounded down to the
+//!   lot step. At most
 //!   `pyramiding` entries (open and pending) at once; an entry whose id is pending replaces it.
 //! - `strategy.close(id)` / `close_all`: a reduce-only market sell of that entry's / the whole
 //!   position. Sells close entries first in, first out (Pine's default), `close(id)` its own first.
@@ -14,10 +16,13 @@
 //!   `trail_points`/`trail_offset` are ticks from the position's average price.
 //! - `strategy.cancel(id)` / `cancel_all`: cancel pending entries (and exits) of that id / all.
 //!
-//! Prices are rounded to the instrument's tick in integer ticks.
+//! Prices are rounded to the instrument's tick in integer ticks, each level away from the side
+//! that would reach it sooner (TradingView's rule as PyneCore measured it, see [`Toward`]): a buy
+//! limit and a stop down, a buy stop, a take-profit and a tick-based target up.
 
 use keel_core::exits::PriceTrail;
 use keel_core::fill::Fill;
+use keel_core::instrument::{ceil_to_step, floor_to_step};
 use keel_core::order::{OrderIntent, OrderTag, OrderType, Side};
 use keel_core::strategy::{OrderUpdate, StrategyCtx};
 use keel_core::{Decimal, Symbol};
@@ -218,16 +223,19 @@ impl Broker {
         close: Decimal,
         ctx: &mut StrategyCtx<'_>,
     ) {
+        let tick = ctx.instrument(&self.symbol).map(|i| i.tick_size).unwrap_or_default();
+        let (limit, stop) =
+            (limit.and_then(|p| to_tick(p, tick, Toward::Down)), stop.and_then(|p| to_tick(p, tick, Toward::Up)));
         let wanted = match qty {
             Some(q) => script_qty(q),
-            None => self.default_qty(close),
+            // A limit or stop entry is sized at its own price (where it fills when touched).
+            None => self.default_qty(limit.or(stop).unwrap_or(close)),
         };
         let qty = ctx.tradable(&self.symbol, wanted.max(Decimal::ZERO));
         if qty <= Decimal::ZERO {
             return;
         }
-        let tick = ctx.instrument(&self.symbol).map(|i| i.tick_size).unwrap_or_default();
-        let order_type = match (limit.and_then(|p| to_tick(p, tick)), stop.and_then(|p| to_tick(p, tick))) {
+        let order_type = match (limit, stop) {
             (Some(price), Some(stop)) => OrderType::StopLimit { stop, price },
             (Some(price), None) => OrderType::Limit { price },
             (None, Some(stop)) => OrderType::StopMarket { stop },
@@ -254,7 +262,8 @@ impl Broker {
         self.pending.push(PendingEntry { id, cid: None, qty, order_type, filled: Decimal::ZERO, cancel: false });
     }
 
-    /// The declaration's quantity at a signal bar's `close`, before the lot step.
+    /// The declaration's quantity at `close` (the signal bar's, or the order's own price), before
+    /// the lot step.
     fn default_qty(&self, close: Decimal) -> Decimal {
         if close <= Decimal::ZERO {
             return Decimal::ZERO;
@@ -308,21 +317,30 @@ impl Broker {
             let n = n.round();
             (n.is_finite() && tick > Decimal::ZERO).then(|| Decimal::from_f64(n).unwrap_or_default() * tick)
         };
+        // A level in ticks from the average price, itself rounded to the tick (the average of
+        // several fills need not be on it).
+        let (down, up) = (|p: Decimal| floor_to_step(p, tick), |p: Decimal| ceil_to_step(p, tick));
         let (mut stop, mut take, mut trail): Levels = (None, None, None);
         for x in &self.exits {
-            let stops = [x.stop.and_then(|p| to_tick(p, tick)), x.loss.and_then(ticks).map(|d| self.avg - d)];
+            let stops = [
+                x.stop.and_then(|p| to_tick(p, tick, Toward::Down)),
+                x.loss.and_then(ticks).map(|d| down(self.avg - d)),
+            ];
             for s in stops.into_iter().flatten() {
                 stop = Some(stop.map_or(s, |c: Decimal| c.max(s)));
             }
-            let targets = [x.limit.and_then(|p| to_tick(p, tick)), x.profit.and_then(ticks).map(|d| self.avg + d)];
+            let targets = [
+                x.limit.and_then(|p| to_tick(p, tick, Toward::Up)),
+                x.profit.and_then(ticks).map(|d| up(self.avg + d)),
+            ];
             for t in targets.into_iter().flatten() {
                 take = Some(take.map_or(t, |c: Decimal| c.min(t)));
             }
             if trail.is_none() {
                 let activate = x
                     .trail_price
-                    .and_then(|p| to_tick(p, tick))
-                    .or_else(|| x.trail_points.and_then(ticks).map(|d| self.avg + d));
+                    .and_then(|p| to_tick(p, tick, Toward::Down))
+                    .or_else(|| x.trail_points.and_then(ticks).map(|d| up(self.avg + d)));
                 if let (Some(activate), Some(offset)) = (activate, x.trail_offset.and_then(ticks)) {
                     trail = (offset > Decimal::ZERO).then_some(PriceTrail { activate, offset });
                 }
@@ -464,16 +482,34 @@ fn script_qty(q: f64) -> Decimal {
     Decimal::from_f64(q).unwrap_or_default()
 }
 
-/// `price` rounded to the nearest multiple of `tick` in integer ticks (as is without a tick); `None`
-/// for `na` or a price that does not fit.
-fn to_tick(price: f64, tick: Decimal) -> Option<Decimal> {
+/// Which way [`to_tick`] rounds a script's price.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Toward {
+    /// To the tick at or below.
+    Down,
+    /// To the tick at or above.
+    Up,
+}
+
+/// Within this many ticks of a tick, a script's price is on it: f64 arithmetic (`entry + 3 *
+/// atr`) lands a hair off the grid, and TradingView counts 1e-4 of a tick as on it (PyneCore
+/// measured the edge on BINANCE:BTCUSDT and ADAUSDT).
+const ON_TICK: f64 = 1e-4;
+
+/// `price` rounded to a multiple of `tick` in integer ticks, `toward` (as is without a tick);
+/// `None` for `na` or a price that does not fit.
+fn to_tick(price: f64, tick: Decimal, toward: Toward) -> Option<Decimal> {
     if !price.is_finite() || price <= 0.0 {
         return None;
     }
     if tick <= Decimal::ZERO {
         return Decimal::from_f64(price);
     }
-    let ticks = (price / close_f64(tick)).round();
+    let ticks = price / close_f64(tick);
+    let ticks = match toward {
+        Toward::Down => (ticks + ON_TICK).floor(),
+        Toward::Up => (ticks - ON_TICK).ceil(),
+    };
     if ticks.abs() >= 9.0e15 {
         return None;
     }
@@ -494,18 +530,27 @@ mod tests {
     }
 
     #[test]
-    fn prices_round_to_the_nearest_tick_in_integer_ticks() {
+    fn prices_round_to_the_tick_in_integer_ticks_in_their_direction() {
         let d = |s: &str| Decimal::from_str(s).unwrap();
+        let (down, up) = (Toward::Down, Toward::Up);
         let cases = [
-            (100.004, "0.01", Some("100.00")),
-            (100.005_1, "0.01", Some("100.01")),
-            (0.1 + 0.2, "0.1", Some("0.3")),
-            (12_345.678, "0.5", Some("12345.5")),
-            (f64::NAN, "0.01", None),
-            (-1.0, "0.01", None),
+            (100.004, "0.01", down, Some("100.00")),
+            (100.004, "0.01", up, Some("100.01")),
+            (98.509_39, "0.01", down, Some("98.50")),
+            (100.005_1, "0.01", up, Some("100.01")),
+            // Within 1e-4 of a tick is on it, either way; beyond, the next tick.
+            (100.010_000_5, "0.01", up, Some("100.01")),
+            (100.009_999_5, "0.01", down, Some("100.01")),
+            (100.010_002, "0.01", up, Some("100.02")),
+            (0.1 + 0.2, "0.1", up, Some("0.3")),
+            (0.1 + 0.2, "0.1", down, Some("0.3")),
+            (12_345.678, "0.5", down, Some("12345.5")),
+            (12_345.678, "0.5", up, Some("12346.0")),
+            (f64::NAN, "0.01", up, None),
+            (-1.0, "0.01", down, None),
         ];
-        for (price, tick, want) in cases {
-            assert_eq!(to_tick(price, d(tick)), want.map(d), "{price} at {tick}");
+        for (price, tick, toward, want) in cases {
+            assert_eq!(to_tick(price, d(tick), toward), want.map(d), "{price} at {tick} {toward:?}");
         }
     }
 }

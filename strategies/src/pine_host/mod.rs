@@ -38,6 +38,9 @@ pub struct PineStrategy {
     broker: Broker,
     /// Bars it needs before its values are complete (the live warm-up).
     warmup: usize,
+    /// Whether the runner knows the chart's bar interval (from the first bar), which
+    /// `request.security` builds its higher timeframes on.
+    interval_known: bool,
 }
 
 impl PineStrategy {
@@ -50,6 +53,7 @@ impl PineStrategy {
             runner: Runner::new(Arc::clone(&program)),
             broker: Broker::new(symbol.clone(), sizing),
             warmup: program.warmup_bars(),
+            interval_known: false,
             symbol,
             program,
         })
@@ -74,6 +78,11 @@ impl Strategy for PineStrategy {
         self.warmup
     }
 
+    fn warmup_bars_at(&self, interval_ms: i64) -> usize {
+        // A `request.security` timeframe's warm-up, in bars of this interval.
+        self.program.warmup_bars_for(interval_ms)
+    }
+
     fn orders_on_close(&self) -> bool {
         self.program.decl().process_orders_on_close
     }
@@ -95,6 +104,13 @@ impl Strategy for PineStrategy {
             close: close_f64(bar.close),
             volume: close_f64(bar.volume),
         };
+        if !self.interval_known {
+            self.interval_known = true;
+            // A bar's close time is inclusive (`open + interval - 1`, as Binance reports it).
+            if let Err(e) = self.runner.set_base_interval(bar.close_time - bar.open_time + 1) {
+                panic!("pine script stopped: {e}");
+            }
+        }
         let state = self.broker.state(input.close);
         let out = match self.runner.step(&input, &state) {
             Ok(out) => out,

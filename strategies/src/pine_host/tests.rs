@@ -86,6 +86,22 @@ mod live {
         }
     }
 
+    /// `request.security` learns the chart's interval from the first bar (close time inclusive):
+    /// the 2-minute close is confirmed on the second one-minute bar, and the entry follows.
+    #[test]
+    fn a_higher_timeframe_is_built_on_the_interval_of_the_first_bar() {
+        let body = "if request.security(syminfo.tickerid, \"2\", close) > 0\n    strategy.entry(\"L\", strategy.long, qty = 1)\n";
+        let strategy = PineStrategy::new(Symbol::new("BTCUSDT"), program(body, "")).unwrap();
+        let btc = Instrument::with_steps("BTCUSDT".into(), "BTC".into(), "USDT".into(), d("0.01"), d("0.001"));
+        let mut runner = StrategyRunner::new("p".into(), Box::new(strategy)).with_instruments(&[btc]);
+        runner.on_market(&MarketEvent::Bar(bar(0, "100")), 60_000).unwrap();
+        assert_eq!(runner.drain_intents().count(), 0, "the 2-minute bar is not complete after the first minute");
+        runner.on_market(&MarketEvent::Bar(bar(60_000, "101")), 120_000).unwrap();
+        let intents: Vec<_> = runner.drain_intents().collect();
+        assert_eq!(intents.len(), 1, "{intents:?}");
+        assert_eq!((intents[0].side, intents[0].qty), (Side::Buy, d("1")));
+    }
+
     #[test]
     fn an_exit_issued_before_the_fill_rests_at_the_venue_once_the_entry_fills() {
         let body = "if bar_index == 0\n    strategy.entry(\"L\", strategy.long, qty = 1)\n    strategy.exit(\"X\", \"L\", loss = 300, profit = 500)\n";
@@ -155,4 +171,16 @@ mod live {
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].order_type, OrderType::Limit { price: d("95") });
     }
+}
+
+/// A live start preloads a higher timeframe's warm-up in chart bars: an hourly SMA of 3 on
+/// 15-minute bars needs (3 + 1) × 4 of them beyond the chart's own, on 1-minute bars 60 per hour.
+#[test]
+fn the_preload_counts_a_higher_timeframe_in_chart_bars() {
+    let body = "h = request.security(syminfo.tickerid, \"60\", ta.sma(close, 3))\nplot(h)\n";
+    let s = PineStrategy::new(Symbol::new("BTCUSDT"), program(body, "")).unwrap();
+    let (m15, m1) = (s.warmup_bars_at(15 * 60_000), s.warmup_bars_at(60_000));
+    assert_eq!(m15, s.program().warmup_bars_for(15 * 60_000));
+    assert!(m15 >= 16 && m1 >= 4 * 60, "{m15} {m1}");
+    assert!(s.warmup_bars_at(15 * 60_000) > s.warmup_bars(), "more than the chart's own warm-up");
 }

@@ -120,8 +120,9 @@ impl ExitState {
     ///   stop reached fills at its price, on the way up the lowest target;
     ///   the trailing stop's best follows the path.
     ///
-    /// ROI uses the time held at the bar's open. Without an exit, the best
-    /// price (and the trailing stop) have moved to the bar's high.
+    /// ROI uses the time held at the bar's open. The trailing stop's best
+    /// sees the open before the path; without an exit, the best price (and
+    /// the trailing stop) have moved to the bar's high.
     #[allow(clippy::too_many_arguments)]
     pub fn bar_exit(
         &mut self,
@@ -165,6 +166,10 @@ impl ExitState {
                 return Some((reason, open));
             }
         }
+        // The open is a traded price: the trailing stop's best follows it before the path (a
+        // bar that opens above the activation arms the trail there, and the way down from the
+        // open can reach it; TradingView's broker emulator as PyneCore measured it).
+        self.see_best(spec, open);
         let high_first = high - open < open - low;
         let path = if high_first { [open, high, low, close] } else { [open, low, high, close] };
         for w in path.windows(2) {
@@ -272,5 +277,17 @@ mod tests {
         let hit = s.bar_exit(&spec, 0, d("103"), d("112"), d("100"), d("101"));
         assert_eq!(hit, Some((ExitReason::TrailingStop, d("109.5"))));
         assert!(s.effective(None).is_some(), "price levels alone are exits in force");
+    }
+
+    /// A bar that opens above the activation arms the trail at the open, and the way down to
+    /// the low (nearer the open) reaches it (the witness's exits.pine, trade 20: activation
+    /// 83.68, offset 0.20, bar O 84.30 H 85.58 L 83.91 C 85.32 exits at 84.10, as PyneCore).
+    #[test]
+    fn the_open_arms_a_trail_before_the_path() {
+        let spec = crate::exits::LEVELS_ONLY.clone();
+        let mut s = ExitState::open("X".into(), d("83.50"), d("1"), 0);
+        s.trail = Some(crate::exits::PriceTrail { activate: d("83.68"), offset: d("0.20") });
+        let hit = s.bar_exit(&spec, 0, d("84.30"), d("85.58"), d("83.91"), d("85.32"));
+        assert_eq!(hit, Some((ExitReason::TrailingStop, d("84.10"))));
     }
 }

@@ -2,8 +2,6 @@
 //! price (a gap through a level at the open, a bar reaching both the stop
 //! and the target by the intrabar rule, the trailing best along the path).
 
-use std::str::FromStr;
-
 use keel_core::balance::Balance;
 use keel_core::exits::ExitSpec;
 use keel_core::instrument::Instrument;
@@ -16,7 +14,7 @@ use risk::config::RiskConfig;
 
 use super::{Backtest, Outcome, SimConfig, StrategySlot, Timeline};
 
-const H: i64 = 3_600_000;
+use super::test_bars::{bars, d, H};
 
 /// Buys 1 at the first bar's close (filled at the second bar's open), then holds.
 struct BuyOnce(bool);
@@ -34,27 +32,6 @@ impl Strategy for BuyOnce {
             ctx.market(&bar.symbol, Side::Buy, Decimal::ONE);
         }
     }
-}
-
-fn d(s: &str) -> Decimal {
-    Decimal::from_str(s).unwrap()
-}
-
-/// Hourly bars from hour 0: (open, high, low, close).
-fn bars(ohlc: &[(&str, &str, &str, &str)]) -> Vec<Bar> {
-    ohlc.iter()
-        .enumerate()
-        .map(|(h, (o, hi, lo, c))| Bar {
-            symbol: "BTCUSDT".into(),
-            open_time: h as i64 * H,
-            close_time: h as i64 * H + H - 1,
-            open: d(o),
-            high: d(hi),
-            low: d(lo),
-            close: d(c),
-            volume: Decimal::ONE,
-        })
-        .collect()
 }
 
 fn run(exits: Option<&str>, ohlc: &[(&str, &str, &str, &str)]) -> Outcome {

@@ -3,12 +3,10 @@
 //! one bar, a limit entry filled exactly on the touch, pyramiding, and `percent_of_equity` sizing
 //! with commission (the exact quantity).
 
-use std::str::FromStr;
 use std::sync::Arc;
 
 use keel_core::balance::Balance;
 use keel_core::instrument::Instrument;
-use keel_core::market::Bar;
 use keel_core::order::Side;
 use keel_core::sim::FeeSchedule;
 use keel_core::{Decimal, StrategyId, Symbol};
@@ -17,28 +15,7 @@ use strategies::pine_host::PineStrategy;
 
 use super::{Backtest, Outcome, SimConfig, StrategySlot, Timeline};
 
-const H: i64 = 3_600_000;
-
-fn d(s: &str) -> Decimal {
-    Decimal::from_str(s).unwrap()
-}
-
-/// Hourly bars from hour 0: (open, high, low, close).
-fn bars(ohlc: &[(&str, &str, &str, &str)]) -> Vec<Bar> {
-    ohlc.iter()
-        .enumerate()
-        .map(|(h, (o, hi, lo, c))| Bar {
-            symbol: "BTCUSDT".into(),
-            open_time: h as i64 * H,
-            close_time: h as i64 * H + H - 1,
-            open: d(o),
-            high: d(hi),
-            low: d(lo),
-            close: d(c),
-            volume: Decimal::ONE,
-        })
-        .collect()
-}
+use super::test_bars::{bars, d, H};
 
 /// Runs `body` under `strategy("t"<decl>)` on the bars: tick 0.01, lot step 0.001, no slippage,
 /// 0.1% taker fee (a buy's paid in BTC, so a position of 1 bought holds 0.999), 100 000 USDT.
@@ -182,6 +159,19 @@ fn percent_of_equity_sizes_with_the_commission_rounded_down_to_the_lot_step() {
     let exact = d("5000") / (d("123.45") * d("1.001"));
     assert!(exact > d("40.461") && exact < d("40.462"), "{exact}");
     assert_eq!(fills(&out), [(Side::Buy, H, d("123.5"), d("40.461"))]);
+}
+
+/// A limit entry is sized at its own price, rounded down to the tick (a buy limit's rounding),
+/// not at the signal bar's close (TradingView's broker as PyneCore measured it).
+#[test]
+fn a_limit_entry_is_sized_at_its_price_rounded_toward_the_safe_side() {
+    let decl = ", initial_capital = 10000, default_qty_type = strategy.percent_of_equity, default_qty_value = 50, commission_type = strategy.commission.percent, commission_value = 0.1";
+    let body = "if bar_index == 0\n    strategy.entry(\"L\", strategy.long, limit = 120.509)\n";
+    let out = run(decl, body, &[("123", "124", "122", "123.45"), ("123", "123", "120.5", "121")]);
+    // 120.509 → 120.50 (down); 10 000 × 50% / (120.50 × 1.001) = 41.4523... → 41.452.
+    let exact = d("5000") / (d("120.50") * d("1.001"));
+    assert!(exact > d("41.452") && exact < d("41.453"), "{exact}");
+    assert_eq!(fills(&out), [(Side::Buy, H, d("120.50"), d("41.452"))]);
 }
 
 #[test]

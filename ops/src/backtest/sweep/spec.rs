@@ -222,7 +222,7 @@ impl Grid {
             for i in &targets {
                 let (index, block) = &run[*i];
                 let specs = registry.block_params(*index, block).map_err(|e| fail(e.to_string()))?;
-                let Some(p) = specs.into_iter().find(|p| p.answers_to(&spec.param)) else {
+                let Some(p) = ParamSpec::find(&specs, &spec.param).cloned() else {
                     let names: Vec<String> = registry
                         .block_params(*index, block)
                         .unwrap_or_default()
