@@ -4,26 +4,8 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
-
-/// Hourly bars of a deterministic wave plus seeded noise.
-fn write_bars(path: &Path, n: usize, seed: u64) {
-    let mut text = String::from("timestamp,open,high,low,close,volume\n");
-    let mut state = seed;
-    let mut prev = 30_000.0f64;
-    for i in 0..n {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let noise = ((state >> 33) % 1000) as f64 / 1000.0 - 0.5;
-        let close = 30_000.0 + 2_000.0 * (i as f64 / 40.0).sin() + 600.0 * noise;
-        let (open, close) = ((prev * 100.0).round() / 100.0, (close * 100.0).round() / 100.0);
-        let (high, low) = (open.max(close) + 20.0, open.min(close) - 20.0);
-        let t = 1_704_067_200_000i64 + i as i64 * 3_600_000;
-        text.push_str(&format!("{t},{open:.2},{high:.2},{low:.2},{close:.2},{:.3}\n", 10.0 + noise));
-        prev = close;
-    }
-    std::fs::write(path, text).unwrap();
-}
 
 /// A config with one `sma_cross` strategy `sma` with these parameters.
 fn config(fast: &str, slow: &str) -> String {
@@ -48,7 +30,7 @@ impl Fixture {
     fn new(bars: usize) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
-        write_bars(&root.join("BTCUSDT-1h.csv"), bars, 42);
+        common::write_bars(&root.join("BTCUSDT-1h.csv"), bars, 42);
         std::fs::write(root.join("config.toml"), config("7", "25")).unwrap();
         Fixture { _dir: dir, root }
     }
@@ -355,7 +337,7 @@ fn merging_files_of_different_grids_is_refused() {
         "--sweep-out",
         "b.csv",
     ]));
-    write_bars(&f.path("BTCUSDT-1h.csv"), 400, 43);
+    common::write_bars(&f.path("BTCUSDT-1h.csv"), 400, 43);
     ok(&f.backtest(&[
         "--sweep",
         "sma.fast=5,10",
@@ -367,7 +349,7 @@ fn merging_files_of_different_grids_is_refused() {
         "c.csv",
     ]));
     // And with other flags.
-    write_bars(&f.path("BTCUSDT-1h.csv"), 400, 42);
+    common::write_bars(&f.path("BTCUSDT-1h.csv"), 400, 42);
     let fee = ["--sweep", "sma.fast=5,10", "--sweep", "sma.slow=20,30", "--shard", "2/2", "--fee-bps", "1"];
     ok(&f.backtest(&[&fee[..], &["--sweep-out", "d.csv"]].concat()));
     ok(&f.backtest(&[
@@ -545,8 +527,8 @@ fn trades_of(text: &str, symbol: &str) -> Vec<String> {
 fn a_template_sweeps_all_instances_by_id_and_one_by_id_at_symbol() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    write_bars(&root.join("BTCUSDT-1h.csv"), 600, 42);
-    write_bars(&root.join("ETHUSDT-1h.csv"), 600, 7);
+    common::write_bars(&root.join("BTCUSDT-1h.csv"), 600, 42);
+    common::write_bars(&root.join("ETHUSDT-1h.csv"), 600, 7);
     std::fs::write(root.join("config.toml"), TEMPLATE).unwrap();
     let keel = |extra: &[&str]| -> Output {
         let base = ["backtest", "--data", "BTCUSDT-1h.csv", "--data", "ETHUSDT-1h.csv", "--config", "config.toml"];

@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// A script with two inputs and two repainting warnings (`varip` on line 5,
@@ -127,7 +127,7 @@ fn check_config_prints_repainting_warnings_and_strict_refuses_them() {
     assert!(stderr.contains("conf/pine/w.pine:5:1: warning: varip"), "run prints them at start: {stderr}");
     assert!(stderr.contains("2 repainting warning(s) in Pine scripts, errors under --strict"), "{stderr}");
     // `keel backtest` prints them too (a repainting script backtests better than it trades).
-    write_bars(&f.path("BTCUSDT-1h.csv"), 60, 3);
+    common::write_bars(&f.path("BTCUSDT-1h.csv"), 60, 3);
     let out = f.keel(&["backtest", "--config", "conf/config.toml", "--data", "BTCUSDT-1h.csv"]);
     ok(&out);
     let stderr = text(&out.stderr);
@@ -221,28 +221,10 @@ fn strategies_with_a_config_lists_a_pine_blocks_inputs() {
     assert_eq!(json["strategies"], want);
 }
 
-/// Hourly bars of a deterministic wave plus seeded noise.
-fn write_bars(path: &Path, n: usize, seed: u64) {
-    let mut out = String::from("timestamp,open,high,low,close,volume\n");
-    let mut state = seed;
-    let mut prev = 30_000.0f64;
-    for i in 0..n {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let noise = ((state >> 33) % 1000) as f64 / 1000.0 - 0.5;
-        let close = 30_000.0 + 2_000.0 * (i as f64 / 40.0).sin() + 600.0 * noise;
-        let (open, close) = ((prev * 100.0).round() / 100.0, (close * 100.0).round() / 100.0);
-        let (high, low) = (open.max(close) + 20.0, open.min(close) - 20.0);
-        let t = 1_704_067_200_000i64 + i as i64 * 3_600_000;
-        out.push_str(&format!("{t},{open:.2},{high:.2},{low:.2},{close:.2},{:.3}\n", 10.0 + noise));
-        prev = close;
-    }
-    std::fs::write(path, out).unwrap();
-}
-
 #[test]
 fn a_sweep_over_a_pine_input_runs_each_value_as_the_config_would() {
     let f = Fixture::new(r#"{ script = "pine/clean.pine", inputs = { fastLen = 11 } }"#);
-    write_bars(&f.path("BTCUSDT-1h.csv"), 600, 7);
+    common::write_bars(&f.path("BTCUSDT-1h.csv"), 600, 7);
     let backtest = |extra: &[&str]| {
         let mut args = vec!["backtest", "--data", "BTCUSDT-1h.csv", "--config", "conf/config.toml"];
         args.extend(extra);

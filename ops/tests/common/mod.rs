@@ -359,3 +359,21 @@ pub fn backtest_config(strategy: &str) -> String {
         btc_symbol("30000", 0.5, "5")
     )
 }
+
+/// Hourly bars of a deterministic wave plus seeded noise.
+pub fn write_bars(path: &std::path::Path, n: usize, seed: u64) {
+    let mut text = String::from("timestamp,open,high,low,close,volume\n");
+    let mut state = seed;
+    let mut prev = 30_000.0f64;
+    for i in 0..n {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let noise = ((state >> 33) % 1000) as f64 / 1000.0 - 0.5;
+        let close = 30_000.0 + 2_000.0 * (i as f64 / 40.0).sin() + 600.0 * noise;
+        let (open, close) = ((prev * 100.0).round() / 100.0, (close * 100.0).round() / 100.0);
+        let (high, low) = (open.max(close) + 20.0, open.min(close) - 20.0);
+        let t = 1_704_067_200_000i64 + i as i64 * 3_600_000;
+        text.push_str(&format!("{t},{open:.2},{high:.2},{low:.2},{close:.2},{:.3}\n", 10.0 + noise));
+        prev = close;
+    }
+    std::fs::write(path, text).unwrap();
+}
