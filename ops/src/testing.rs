@@ -451,27 +451,9 @@ mod tests {
             .closes(&["100", "101"])
             .bar("101", "101", "90", "95")
             .exits(r#"{ stop_loss = "5%" }"#)
-            .run(BuyFirst(false));
+            .run(crate::backtest::sim::test_bars::BuyOnce(false));
         let fills: Vec<String> = run.fills().iter().map(ToString::to_string).collect();
         assert_eq!(fills, ["bar 1: buy 1 @ 100", "bar 2: sell 1 @ 95"]);
         assert_eq!(run.outcome().exits.get("stop_loss"), Some(&1));
-    }
-
-    /// Buys 1 at the first close, then holds.
-    struct BuyFirst(bool);
-
-    impl Strategy for BuyFirst {
-        fn kind(&self) -> &'static str {
-            "buy_first"
-        }
-        fn symbols(&self) -> Vec<Symbol> {
-            vec!["BTCUSDT".into()]
-        }
-        fn on_bar(&mut self, bar: &Bar, ctx: &mut StrategyCtx<'_>) {
-            if !self.0 {
-                self.0 = true;
-                ctx.market(&bar.symbol, Side::Buy, Decimal::ONE);
-            }
-        }
     }
 }

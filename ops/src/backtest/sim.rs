@@ -1329,7 +1329,7 @@ mod futures_order_tests;
 #[cfg(test)]
 mod exit_tests;
 #[cfg(test)]
-mod test_bars;
+pub(crate) mod test_bars;
 
 #[cfg(test)]
 mod pine_tests;

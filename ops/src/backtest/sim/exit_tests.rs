@@ -14,25 +14,7 @@ use risk::config::RiskConfig;
 
 use super::{Backtest, Outcome, SimConfig, StrategySlot, Timeline};
 
-use super::test_bars::{bars, d, H};
-
-/// Buys 1 at the first bar's close (filled at the second bar's open), then holds.
-struct BuyOnce(bool);
-
-impl Strategy for BuyOnce {
-    fn kind(&self) -> &'static str {
-        "buy_once"
-    }
-    fn symbols(&self) -> Vec<Symbol> {
-        vec!["BTCUSDT".into()]
-    }
-    fn on_bar(&mut self, bar: &Bar, ctx: &mut StrategyCtx<'_>) {
-        if !self.0 {
-            self.0 = true;
-            ctx.market(&bar.symbol, Side::Buy, Decimal::ONE);
-        }
-    }
-}
+use super::test_bars::{bars, d, BuyOnce, H};
 
 fn run(exits: Option<&str>, ohlc: &[(&str, &str, &str, &str)]) -> Outcome {
     let exits = exits.map(|text| {

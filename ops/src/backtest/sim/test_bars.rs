@@ -1,9 +1,11 @@
-//! Crafted hourly bars for the backtest's unit tests.
+//! Crafted hourly bars, and a strategy that buys once, for the backtest's unit tests.
 
 use std::str::FromStr;
 
 use keel_core::market::Bar;
-use keel_core::Decimal;
+use keel_core::order::Side;
+use keel_core::strategy::{Strategy, StrategyCtx};
+use keel_core::{Decimal, Symbol};
 
 /// An hour in ms.
 pub const H: i64 = 3_600_000;
@@ -28,4 +30,22 @@ pub fn bars(ohlc: &[(&str, &str, &str, &str)]) -> Vec<Bar> {
             volume: Decimal::ONE,
         })
         .collect()
+}
+
+/// Buys 1 at the first bar's close (filled at the second bar's open), then holds.
+pub struct BuyOnce(pub bool);
+
+impl Strategy for BuyOnce {
+    fn kind(&self) -> &'static str {
+        "buy_once"
+    }
+    fn symbols(&self) -> Vec<Symbol> {
+        vec!["BTCUSDT".into()]
+    }
+    fn on_bar(&mut self, bar: &Bar, ctx: &mut StrategyCtx<'_>) {
+        if !self.0 {
+            self.0 = true;
+            ctx.market(&bar.symbol, Side::Buy, Decimal::ONE);
+        }
+    }
 }
