@@ -130,11 +130,18 @@ fn scan_of_the_embedded_synthetic_market_sorts_as_asked_and_prints_a_table() {
 /// A paused sandbox (one tick per 1m bar, six hours of history) the scan reads
 /// as an external venue, and the config that points at it.
 async fn paused_sandbox(dir: &Path) -> (SandboxHandle, String) {
-    // A wide basis (100 bp, not the default 15): the funding estimate averages
-    // the basis since the last settlement, which over most of an 8 h interval
-    // damps a 15 bp basis below the ±5 bp clamp — then every rate is the
-    // interest rate, and ranking by |funding| could not be told from by sign.
-    let usdm = keel_sandbox::usdm::UsdmConfig { basis_bps: Decimal::ONE_HUNDRED, ..Default::default() };
+    // A wide basis (100 bp, not the default 15) settled hourly on the
+    // synthetic pairs: the funding estimate averages the basis since the last
+    // settlement (a sine of period 6 h 07 m), so over an 8 h interval it
+    // depends on the wall clock — at 06:07, 14:07 and 22:07 UTC the window is
+    // one whole period and every estimate is the interest rate, when ranking
+    // by |funding| could not be told from by sign. An hour's window keeps most
+    // of the basis at any hour; BTCUSDT (8 h, unlisted) and ETHUSDT (4 h)
+    // keep the defaults, so `fundingInfo` and its fallback are still read.
+    let mut usdm = keel_sandbox::usdm::UsdmConfig { basis_bps: Decimal::ONE_HUNDRED, ..Default::default() };
+    for (pair, _) in keel_sandbox::synthetic::market(30) {
+        usdm.funding_interval_hours.insert(pair.symbol, 1);
+    }
     let cfg =
         SandboxConfig { synthetic_symbols: 30, ticks_per_bar: 1, history_bars: 360, usdm, ..SandboxConfig::default() };
     let sb = Sandbox::start(cfg).await.expect("sandbox starts");
