@@ -138,6 +138,10 @@ pub fn compile(src: &str, file: Option<&str>, inputs: &[(String, InputValue)]) -
     };
     let plain_slots =
         (0..c.n_slots as u32).filter(|s| !c.var_slots.contains(s) && *s as usize >= BAR_SLOTS.len()).collect();
+    let securities: Vec<(&[Ex], &[u32])> =
+        c.security_exprs.iter().zip(&c.securities).map(|(e, s)| (e.as_slice(), s.results.as_slice())).collect();
+    let code = crate::code::lower(&c.body_out, &securities, &c.ta, c.n_slots);
+    let bar_reads = (0..BAR_SLOTS.len() as u32).filter(|r| code.reads(*r)).collect();
     let program = Program {
         version: script.version,
         file: file.map(str::to_string),
@@ -146,8 +150,8 @@ pub fn compile(src: &str, file: Option<&str>, inputs: &[(String, InputValue)]) -
         plots: c.plots,
         order_calls: c.order_calls,
         strings: c.strings,
-        body: c.body_out,
-        n_slots: c.n_slots,
+        code,
+        bar_reads,
         plain_slots,
         n_var_flags: c.n_var_flags,
         rings: c.rings,
@@ -197,6 +201,8 @@ struct Compiler<'a> {
     inlined: usize,
     /// The `request.security` calls compiled so far.
     securities: Vec<Security>,
+    /// Each `request.security` call's expressions (lowered with the body).
+    security_exprs: Vec<Vec<Ex>>,
     /// The history context being compiled: 0 the chart, k inside the k-th `request.security`.
     ctx: u32,
     /// Inside `request.security`: the scope depth where its expression starts (names declared
@@ -356,6 +362,7 @@ impl<'a> Compiler<'a> {
             lazy_logic: false,
             inlined: 0,
             securities: Vec::new(),
+            security_exprs: Vec::new(),
             ctx: 0,
             sec_scope_base: 0,
         }
@@ -508,7 +515,11 @@ impl<'a> Compiler<'a> {
                 };
                 let slot = self.new_slot();
                 let konst = if *mode == DeclMode::Plain && !self.reassigned.contains(name) { ce.konst } else { None };
-                if *mode == DeclMode::Plain {
+                if konst.is_some() && matches!(ce.ex, Ex::Const(_)) {
+                    // Every read of the name is the constant itself: the slot is never read, so
+                    // nothing assigns it on each bar (nor resets it).
+                    self.var_slots.insert(slot);
+                } else if *mode == DeclMode::Plain {
                     out.push(St::Set(slot, ce.ex));
                 } else {
                     self.var_slots.insert(slot);
@@ -1756,7 +1767,8 @@ impl<'a> Compiler<'a> {
             tys.push(if ce.ty == Ty::Na { Ty::Float } else { ce.ty });
         }
         let ctx = self.securities.len() as u32 + 1;
-        self.securities.push(Security { tf, tf_text, pos, ctx, exprs, results: results.clone(), gaps });
+        self.securities.push(Security { tf, tf_text, pos, ctx, results: results.clone(), gaps });
+        self.security_exprs.push(exprs);
         Ok((results, tys))
     }
 

@@ -50,6 +50,7 @@
 //! -p keel-pine --bench ema_cross` measures bars/s on 1M bars.
 
 pub mod ast;
+mod code;
 mod compile;
 pub mod error;
 pub mod lexer;
@@ -62,8 +63,8 @@ pub mod ta;
 pub use compile::{check, compile, Compiled};
 pub use error::{Diagnostic, Diagnostics, Pos, Severity};
 pub use program::{
-    Alert, Bar, BarOutput, Command, CommissionType, Direction, InputDecl, InputKind, InputValue, OrderCall, PlotDecl,
-    PlotKind, Program, QtyType, StrId, StrategyDecl, StrategyState,
+    Alert, Bar, BarInputs, BarOutput, Command, CommissionType, Direction, InputDecl, InputKind, InputValue, OrderCall,
+    PlotDecl, PlotKind, Program, QtyType, StrId, StrategyDecl, StrategyState,
 };
 pub use runner::{Runner, MAX_LOOP_ITERATIONS};
 pub use security::Timeframe;

@@ -319,6 +319,22 @@ pub struct Bar {
     pub volume: f64,
 }
 
+/// Which OHLCV values of a bar a script reads (directly, or through `hl2`, `hlc3`, `ohlc4`, or a
+/// higher timeframe built from them): a host may leave the others `NaN` in the [`Bar`] it passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BarInputs {
+    /// `open`.
+    pub open: bool,
+    /// `high`.
+    pub high: bool,
+    /// `low`.
+    pub low: bool,
+    /// `close`.
+    pub close: bool,
+    /// `volume`.
+    pub volume: bool,
+}
+
 /// The broker state a script reads (`strategy.position_size`...), filled in by the host before each bar.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct StrategyState {
@@ -448,7 +464,7 @@ pub(crate) struct CSwitch {
 }
 
 /// The fields of an order command, evaluated per call.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum OrderKind {
     Entry,
     Exit,
@@ -537,7 +553,8 @@ pub(crate) struct Security {
     pub pos: Pos,
     /// The history context of its rings (see [`Program::rings`]).
     pub ctx: u32,
-    pub exprs: Vec<Ex>,
+    /// The slots its expressions' values land in (the expressions are lowered into
+    /// [`Program::code`]).
     pub results: Vec<u32>,
     /// `gaps = barmerge.gaps_on`: the values are `na` except on the chart bar that completes the period.
     pub gaps: bool,
@@ -553,8 +570,10 @@ pub struct Program {
     pub(crate) plots: Vec<PlotDecl>,
     pub(crate) order_calls: Vec<OrderCall>,
     pub(crate) strings: Vec<String>,
-    pub(crate) body: Vec<St>,
-    pub(crate) n_slots: usize,
+    /// The statements (and each `request.security` call's expressions), lowered.
+    pub(crate) code: crate::code::Code,
+    /// The bar slots ([`BAR_SLOTS`]) an instruction reads: a step fills only these.
+    pub(crate) bar_reads: Vec<u32>,
     /// Slots that are not `var`: reset to `na` before each bar.
     pub(crate) plain_slots: Vec<u32>,
     pub(crate) n_var_flags: usize,
@@ -602,6 +621,25 @@ impl Program {
     pub fn security_timeframes(&self) -> Vec<crate::security::Timeframe> {
         self.securities.iter().map(|s| s.tf).collect()
     }
+    /// The bar values the script reads ([`BarInputs`]).
+    pub fn bar_inputs(&self) -> BarInputs {
+        if !self.securities.is_empty() {
+            // A higher-timeframe bar is built from every value of the chart's bars.
+            return BarInputs { open: true, high: true, low: true, close: true, volume: true };
+        }
+        let read = |name: &str| {
+            BAR_SLOTS.iter().position(|s| *s == name).is_some_and(|r| self.bar_reads.contains(&(r as u32)))
+        };
+        let (hl2, hlc3, ohlc4) = (read("hl2"), read("hlc3"), read("ohlc4"));
+        BarInputs {
+            open: read("open") || ohlc4,
+            high: read("high") || hl2 || hlc3 || ohlc4,
+            low: read("low") || hl2 || hlc3 || ohlc4,
+            close: read("close") || hlc3 || ohlc4,
+            volume: read("volume"),
+        }
+    }
+
     /// The deepest history any series keeps (the longest ring buffer).
     pub fn max_history(&self) -> usize {
         self.rings.iter().map(|r| r.1).max().unwrap_or(0)

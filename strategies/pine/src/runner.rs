@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::ast::UnOp;
+use crate::code::{Code, Ins, OrderSite, FOR_REGS, NONE};
 use crate::compile::truthy;
 use crate::error::{Diagnostic, Pos};
 use crate::program::*;
@@ -65,33 +65,25 @@ fn new_state(init: &TaInit) -> TaState {
     }
 }
 
-/// Control flow out of a statement list.
-#[derive(Clone, Copy, PartialEq)]
-enum Flow {
-    Normal,
-    Break,
-    Continue,
-}
-
 /// Runs one compiled script over bars, in order. Build one per run (backtest, or live strategy).
 pub struct Runner {
     prog: Arc<Program>,
-    /// The program's statements, this runner's own copy: moved out for each bar while it runs
-    /// (cloning the `Arc` per bar instead costs two atomic operations, ~4 % of a Pine backtest).
-    body: Vec<St>,
+    m: Machine,
+    /// The chart's bar interval in ms, which `request.security` needs to know when a period closes.
+    base_interval: Option<i64>,
+    /// One higher-timeframe bar builder per `request.security` call.
+    htf: Vec<HtfBuilder>,
+}
+
+/// What a runner's instructions read and write: registers, history, `ta.*` state, the output.
+/// Apart from the program (which it reads), so a step borrows the two separately.
+struct Machine {
     slots: Vec<f64>,
     var_done: Vec<bool>,
     rings: Vec<Window>,
     ta: Vec<TaState>,
     bar_index: i64,
     out: BarOutput,
-    error: Option<Diagnostic>,
-    /// A `break`/`continue` met inside an `if`/`switch` block, on its way out to the loop.
-    pending: Option<Flow>,
-    /// The chart's bar interval in ms, which `request.security` needs to know when a period closes.
-    base_interval: Option<i64>,
-    /// One higher-timeframe bar builder per `request.security` call.
-    htf: Vec<HtfBuilder>,
 }
 
 /// Applies a binary operator with Pine's `na` rules: arithmetic on `na` is `na`, division by 0 is
@@ -216,26 +208,25 @@ fn opt_str(v: f64) -> Option<StrId> {
 impl Runner {
     /// A runner at bar 0 for `prog`.
     pub fn new(prog: Arc<Program>) -> Self {
-        let slots = vec![f64::NAN; prog.n_slots];
-        let rings = prog.rings.iter().map(|(_, n, _)| Window::new(*n)).collect();
-        let ta = prog.ta.iter().map(new_state).collect();
-        let htf = vec![HtfBuilder::default(); prog.securities.len()];
-        let out =
-            BarOutput { plots: vec![f64::NAN; prog.plots.len()], commands: Vec::with_capacity(8), alerts: Vec::new() };
-        Runner {
-            var_done: vec![false; prog.n_var_flags],
-            body: prog.body.clone(),
-            prog,
-            slots,
-            rings,
-            ta,
-            bar_index: 0,
-            out,
-            error: None,
-            pending: None,
-            base_interval: None,
-            htf,
+        let code = &prog.code;
+        let mut slots = vec![f64::NAN; code.n_regs];
+        for &(r, v) in &code.consts {
+            slots[r as usize] = v;
         }
+        let m = Machine {
+            slots,
+            var_done: vec![false; prog.n_var_flags],
+            rings: prog.rings.iter().map(|(_, n, _)| Window::new(*n)).collect(),
+            ta: prog.ta.iter().map(new_state).collect(),
+            bar_index: 0,
+            out: BarOutput {
+                plots: vec![f64::NAN; prog.plots.len()],
+                commands: Vec::with_capacity(8),
+                alerts: Vec::new(),
+            },
+        };
+        let htf = vec![HtfBuilder::default(); prog.securities.len()];
+        Runner { prog, m, base_interval: None, htf }
     }
 
     /// A runner for a script that may read higher timeframes (`request.security`): the host passes
@@ -273,8 +264,10 @@ impl Runner {
     /// Runs the script on the next bar, with the broker state as of that bar's start.
     /// An error (a runaway loop) names its position; the runner should not be stepped again after it.
     pub fn step(&mut self, bar: &Bar, state: &StrategyState) -> Result<&BarOutput, Diagnostic> {
-        for s in &self.prog.plain_slots {
-            self.slots[*s as usize] = f64::NAN;
+        let Runner { prog, m, base_interval, htf } = self;
+        let prog: &Program = prog;
+        for s in &prog.plain_slots {
+            m.slots[*s as usize] = f64::NAN;
         }
         let (o, h, l, c) = (bar.open, bar.high, bar.low, bar.close);
         let fixed = [
@@ -284,7 +277,7 @@ impl Runner {
             c,
             bar.volume,
             bar.time as f64,
-            self.bar_index as f64,
+            m.bar_index as f64,
             (h + l) / 2.0,
             (h + l + c) / 3.0,
             (o + h + l + c) / 4.0,
@@ -295,223 +288,241 @@ impl Runner {
             state.closedtrades,
             state.netprofit,
         ];
-        self.slots[..fixed.len()].copy_from_slice(&fixed);
-        if !self.htf.is_empty() {
-            self.securities(bar, &fixed)?;
+        if htf.is_empty() {
+            // Only what the script reads (often `close` alone).
+            for &r in &prog.bar_reads {
+                m.slots[r as usize] = fixed[r as usize];
+            }
+        } else {
+            m.slots[..fixed.len()].copy_from_slice(&fixed);
+            securities(prog, m, htf, *base_interval, bar).map_err(|mut e| {
+                e.file = prog.file.clone();
+                e
+            })?;
+            m.slots[..fixed.len()].copy_from_slice(&fixed);
         }
-        self.out.commands.clear();
-        self.out.alerts.clear();
-        self.out.plots.iter_mut().for_each(|p| *p = f64::NAN);
-        let body = std::mem::take(&mut self.body);
-        self.exec(&body);
-        self.body = body;
-        if let Some(e) = self.error.take() {
-            let mut e = e;
-            e.file = self.prog.file.clone();
-            return Err(e);
-        }
-        for (ring, (slot, _, ctx)) in self.rings.iter_mut().zip(&self.prog.rings) {
+        m.out.commands.clear();
+        m.out.alerts.clear();
+        m.out.plots.iter_mut().for_each(|p| *p = f64::NAN);
+        m.run(&prog.code, 0, prog.code.main_end as usize).map_err(|mut e| {
+            e.file = prog.file.clone();
+            e
+        })?;
+        for (ring, (slot, _, ctx)) in m.rings.iter_mut().zip(&prog.rings) {
             if *ctx == 0 {
-                ring.push(self.slots[*slot as usize]);
+                ring.push(m.slots[*slot as usize]);
             }
         }
-        self.bar_index += 1;
-        Ok(&self.out)
+        m.bar_index += 1;
+        Ok(&self.m.out)
     }
+}
 
-    /// Adds the chart bar to every `request.security` timeframe and runs the expressions of each
-    /// higher-timeframe bar it completes (confirmed values only: a period's value appears on the
-    /// chart bar that closes it, never before). `fixed` is the chart bar's slot values, restored after.
-    fn securities(&mut self, bar: &Bar, fixed: &[f64]) -> Result<(), Diagnostic> {
-        let prog = Arc::clone(&self.prog);
-        let Some(interval) = self.base_interval else {
-            let pos = prog.securities.first().map_or(Pos { line: 1, col: 1 }, |s| s.pos);
-            let mut d = Diagnostic::error(pos, "request.security needs the chart's bar interval: the host builds the runner with Runner::with_base_interval");
-            d.file = prog.file.clone();
-            return Err(d);
-        };
-        for (i, sec) in prog.securities.iter().enumerate() {
-            if sec.gaps {
-                for r in &sec.results {
-                    self.slots[*r as usize] = f64::NAN;
+/// Adds the chart bar to every `request.security` timeframe and runs the expressions of each
+/// higher-timeframe bar it completes (confirmed values only: a period's value appears on the
+/// chart bar that closes it, never before). The caller restores the chart bar's slots after.
+fn securities(
+    prog: &Program,
+    m: &mut Machine,
+    htf: &mut [HtfBuilder],
+    base_interval: Option<i64>,
+    bar: &Bar,
+) -> Result<(), Diagnostic> {
+    let Some(interval) = base_interval else {
+        let pos = prog.securities.first().map_or(Pos { line: 1, col: 1 }, |s| s.pos);
+        return Err(Diagnostic::error(
+            pos,
+            "request.security needs the chart's bar interval: the host builds the runner with Runner::with_base_interval",
+        ));
+    };
+    for (i, sec) in prog.securities.iter().enumerate() {
+        if sec.gaps {
+            for r in &sec.results {
+                m.slots[*r as usize] = f64::NAN;
+            }
+        }
+        let (skipped, done) = htf[i].push(sec.tf, interval, bar);
+        for htf_bar in [skipped, done].into_iter().flatten() {
+            // The bar slots hold the higher-timeframe bar (and its own `bar_index`), and its
+            // context's history rings advance.
+            let (o, h, l, c) = (htf_bar.open, htf_bar.high, htf_bar.low, htf_bar.close);
+            let index = htf[i].completed;
+            let values = [
+                o,
+                h,
+                l,
+                c,
+                htf_bar.volume,
+                htf_bar.time as f64,
+                index as f64,
+                (h + l) / 2.0,
+                (h + l + c) / 3.0,
+                (o + h + l + c) / 4.0,
+            ];
+            m.slots[..values.len()].copy_from_slice(&values);
+            let (start, end) = prog.code.securities[i];
+            // A user function's loop may run away here too.
+            m.run(&prog.code, start as usize, end as usize)?;
+            for (ring, (slot, _, ctx)) in m.rings.iter_mut().zip(&prog.rings) {
+                if *ctx == sec.ctx {
+                    ring.push(m.slots[*slot as usize]);
                 }
             }
-            let (skipped, done) = self.htf[i].push(sec.tf, interval, bar);
-            for htf_bar in [skipped, done].into_iter().flatten() {
-                self.run_security(sec, &htf_bar);
+            htf[i].completed += 1;
+        }
+    }
+    Ok(())
+}
+
+impl Machine {
+    /// Runs `code.ins[start..end]` (jumps stay inside it).
+    fn run(&mut self, code: &Code, start: usize, end: usize) -> Result<(), Diagnostic> {
+        let ins = &code.ins[..end];
+        let mut pc = start;
+        while let Some(&i) = ins.get(pc) {
+            pc += 1;
+            match i {
+                Ins::Mov { dst, src } => self.slots[dst as usize] = self.slots[src as usize],
+                Ins::Sma { site, dst, src } => {
+                    let x = self.slots[src as usize];
+                    self.slots[dst as usize] = match &mut self.ta[site as usize] {
+                        TaState::Sma(s) => s.update(x),
+                        _ => f64::NAN,
+                    };
+                }
+                Ins::TaJumpIfNot { site, a, b, c, to } => {
+                    if !truthy(self.ta(site, a, b, c)) {
+                        pc = to as usize;
+                    }
+                }
+                Ins::Ta { site, dst, a, b, c } => {
+                    let v = self.ta(site, a, b, c);
+                    self.slots[dst as usize] = v;
+                }
+                Ins::Bin { op, dst, a, b } => {
+                    self.slots[dst as usize] = apply(op, self.slots[a as usize], self.slots[b as usize]);
+                }
+                Ins::JumpIfNot { cond, to } => {
+                    if !truthy(self.slots[cond as usize]) {
+                        pc = to as usize;
+                    }
+                }
+                Ins::JumpIf { cond, to } => {
+                    if truthy(self.slots[cond as usize]) {
+                        pc = to as usize;
+                    }
+                }
+                Ins::Jump { to } => pc = to as usize,
+                Ins::Plot { plot, src } => self.out.plots[plot as usize] = self.slots[src as usize],
+                Ins::Neg { dst, a } => self.slots[dst as usize] = -self.slots[a as usize],
+                Ins::Not { dst, a } => self.slots[dst as usize] = f64::from(u8::from(!truthy(self.slots[a as usize]))),
+                Ins::Bool { dst, a } => self.slots[dst as usize] = f64::from(u8::from(truthy(self.slots[a as usize]))),
+                Ins::And { dst, a, b } => {
+                    let v = truthy(self.slots[a as usize]) && truthy(self.slots[b as usize]);
+                    self.slots[dst as usize] = f64::from(u8::from(v));
+                }
+                Ins::Or { dst, a, b } => {
+                    let v = truthy(self.slots[a as usize]) || truthy(self.slots[b as usize]);
+                    self.slots[dst as usize] = f64::from(u8::from(v));
+                }
+                Ins::Call { f, dst, args, n } => {
+                    let v = call(f, &self.slots[args as usize..(args + n) as usize]);
+                    self.slots[dst as usize] = v;
+                }
+                Ins::Hist { dst, slot, ring, off } => {
+                    let k = self.slots[off as usize];
+                    self.slots[dst as usize] = if k.is_nan() || k < 0.0 {
+                        f64::NAN
+                    } else if k < 1.0 {
+                        self.slots[slot as usize]
+                    } else {
+                        self.rings[ring as usize].get(k as usize - 1)
+                    };
+                }
+                Ins::JumpIfNe { a, b, to } => {
+                    // Exact, as a `switch` compares.
+                    if self.slots[a as usize] != self.slots[b as usize] {
+                        pc = to as usize;
+                    }
+                }
+                Ins::Once { flag, to } => {
+                    if self.var_done[flag as usize] {
+                        pc = to as usize;
+                    } else {
+                        self.var_done[flag as usize] = true;
+                    }
+                }
+                Ins::ForSetup { base, from, to, step, exit } => {
+                    if !self.for_setup(base, from, to, step) {
+                        pc = exit as usize;
+                    }
+                }
+                Ins::ForTest { base, var, exit, pos } => {
+                    let b = base as usize;
+                    let (i, bound, dir) = (self.slots[b], self.slots[b + 1], self.slots[b + 2]);
+                    if !((dir > 0.0 && i <= bound) || (dir < 0.0 && i >= bound)) {
+                        pc = exit as usize;
+                        continue;
+                    }
+                    self.count(base + 4, code.positions[pos as usize])?;
+                    self.slots[var as usize] = i;
+                }
+                Ins::ForStep { base, head } => {
+                    let b = base as usize;
+                    self.slots[b] += self.slots[b + 2] * self.slots[b + 3];
+                    pc = head as usize;
+                }
+                Ins::Count { counter, pos } => self.count(counter, code.positions[pos as usize])?,
+                Ins::TaMulti { site, arg, targets } => self.ta_multi(site, arg, code.targets[targets as usize]),
+                Ins::Order { site } => self.order(&code.orders[site as usize]),
+                Ins::Alert { site } => {
+                    let a = code.alerts[site as usize];
+                    if a.cond == NONE || truthy(self.slots[a.cond as usize]) {
+                        self.out.alerts.push(Alert { message: a.message, title: a.title });
+                    }
+                }
             }
         }
-        self.slots[..fixed.len()].copy_from_slice(fixed);
         Ok(())
     }
 
-    /// Runs one `request.security` expression on a completed higher-timeframe bar: the bar slots
-    /// hold that bar (and its own `bar_index`), and its context's history rings advance.
-    fn run_security(&mut self, sec: &Security, b: &Bar) {
-        let (o, h, l, c) = (b.open, b.high, b.low, b.close);
-        let index = self.htf[(sec.ctx - 1) as usize].completed;
-        let htf = [
-            o,
-            h,
-            l,
-            c,
-            b.volume,
-            b.time as f64,
-            index as f64,
-            (h + l) / 2.0,
-            (h + l + c) / 3.0,
-            (o + h + l + c) / 4.0,
-        ];
-        self.slots[..htf.len()].copy_from_slice(&htf);
-        for (e, r) in sec.exprs.iter().zip(&sec.results) {
-            let v = self.eval(e);
-            self.slots[*r as usize] = v;
-        }
-        let prog = Arc::clone(&self.prog);
-        for (ring, (slot, _, ctx)) in self.rings.iter_mut().zip(&prog.rings) {
-            if *ctx == sec.ctx {
-                ring.push(self.slots[*slot as usize]);
-            }
-        }
-        self.htf[(sec.ctx - 1) as usize].completed += 1;
-    }
-
-    fn exec(&mut self, stmts: &[St]) -> Flow {
-        for s in stmts {
-            if self.error.is_some() {
-                return Flow::Break;
-            }
-            match s {
-                St::Set(slot, e) => {
-                    let v = self.eval(e);
-                    self.slots[*slot as usize] = v;
-                }
-                St::Eval(e) => {
-                    self.eval(e);
-                }
-                St::Plot(i, e) => {
-                    let v = self.eval(e);
-                    self.out.plots[*i as usize] = v;
-                }
-                St::Break => return Flow::Break,
-                St::Continue => return Flow::Continue,
-                _ => {
-                    if self.exec_other(s) {
-                        continue;
-                    }
-                }
-            }
-            if let Some(f) = self.pending.take() {
-                return f;
-            }
-        }
-        Flow::Normal
-    }
-
-    /// The statements other than assignments, plots and expression statements (loops, orders,
-    /// alerts...), out of line so the common ones run in a small loop. True skips the check
-    /// for a pending `break`/`continue` (a loop whose bounds are `na` or whose step is 0 or `na`).
+    /// A `for` loop's start into its registers at `base`; false when it runs no iteration (a
+    /// bound `na`, or the step `na` or 0).
     #[inline(never)]
-    fn exec_other(&mut self, s: &St) -> bool {
-        match s {
-            St::VarInit(slot, flag, e) => {
-                if !self.var_done[*flag as usize] {
-                    self.var_done[*flag as usize] = true;
-                    let v = self.eval(e);
-                    self.slots[*slot as usize] = v;
-                }
-            }
-            St::TaMulti(idx, args, targets) => {
-                let x = self.eval(&args[0]);
-                let vals = match &mut self.ta[*idx as usize] {
-                    TaState::Macd(m) => m.update(x),
-                    TaState::Bb(b) => b.update(x),
-                    _ => [f64::NAN; 3],
-                };
-                for (t, v) in targets.iter().zip(vals) {
-                    self.slots[*t as usize] = v;
-                }
-            }
-            St::For { var, from, to, step, body, pos } => {
-                let a = self.eval(from);
-                let b = self.eval(to);
-                if a.is_nan() || b.is_nan() {
-                    return true;
-                }
-                let dir = if a <= b { 1.0 } else { -1.0 };
-                let st = step.as_ref().map_or(1.0, |s| self.eval(s).abs());
-                if st.is_nan() || st == 0.0 {
-                    return true;
-                }
-                let mut i = a;
-                let mut n = 0u64;
-                while (dir > 0.0 && i <= b) || (dir < 0.0 && i >= b) {
-                    if self.count(&mut n, *pos) {
-                        break;
-                    }
-                    self.slots[*var as usize] = i;
-                    if self.exec(body) == Flow::Break {
-                        break;
-                    }
-                    i += dir * st;
-                }
-            }
-            St::ForIn { index, item, items, body } => {
-                for (k, e) in items.iter().enumerate() {
-                    let v = self.eval(e);
-                    self.slots[*item as usize] = v;
-                    if let Some(ix) = index {
-                        self.slots[*ix as usize] = k as f64;
-                    }
-                    if self.exec(body) == Flow::Break {
-                        break;
-                    }
-                }
-            }
-            St::While { cond, body, pos } => {
-                let mut n = 0u64;
-                while truthy(self.eval(cond)) {
-                    if self.count(&mut n, *pos) || self.exec(body) == Flow::Break {
-                        break;
-                    }
-                }
-            }
-            St::Order(kind, fields) => self.order(kind, fields),
-            St::Alert { message, title, cond } => {
-                let fire = cond.as_ref().is_none_or(|c| truthy(self.eval(c)));
-                if fire {
-                    self.out.alerts.push(Alert { message: *message, title: *title });
-                }
-            }
-            // Run by `exec` itself.
-            St::Set(..) | St::Eval(_) | St::Plot(..) | St::Break | St::Continue => {}
+    fn for_setup(&mut self, base: u32, from: u32, to: u32, step: u32) -> bool {
+        let (a, b) = (self.slots[from as usize], self.slots[to as usize]);
+        if a.is_nan() || b.is_nan() {
+            return false;
         }
-        false
+        let dir = if a <= b { 1.0 } else { -1.0 };
+        let st = if step == NONE { 1.0 } else { self.slots[step as usize].abs() };
+        if st.is_nan() || st == 0.0 {
+            return false;
+        }
+        let r = base as usize;
+        self.slots[r..r + FOR_REGS as usize].copy_from_slice(&[a, b, dir, st, 0.0]);
+        true
     }
 
-    /// Counts a loop iteration; true (and an error recorded) past the limit.
-    fn count(&mut self, n: &mut u64, pos: Pos) -> bool {
-        *n += 1;
-        if *n > MAX_LOOP_ITERATIONS {
-            self.error = Some(Diagnostic::error(
+    /// Counts a loop iteration in register `counter`; an error at `pos` past the limit.
+    fn count(&mut self, counter: u32, pos: Pos) -> Result<(), Diagnostic> {
+        let n = &mut self.slots[counter as usize];
+        *n += 1.0;
+        if *n > MAX_LOOP_ITERATIONS as f64 {
+            return Err(Diagnostic::error(
                 pos,
                 format!("loop ran more than {MAX_LOOP_ITERATIONS} iterations on bar {}", self.bar_index),
             ));
-            return true;
         }
-        false
+        Ok(())
     }
 
-    fn order(&mut self, kind: &OrderKind, fields: &[Option<Ex>]) {
-        // Up to 12 fields: evaluated into a fixed array, no allocation.
-        let mut v = [f64::NAN; 12];
-        for (i, f) in fields.iter().enumerate().take(12) {
-            if let Some(e) = f {
-                v[i] = self.eval(e);
-            }
-        }
+    /// An order call: its command from the fields' registers.
+    #[inline(never)]
+    fn order(&mut self, site: &OrderSite) {
+        let v = site.fields.map(|r| if r == NONE { f64::NAN } else { self.slots[r as usize] });
         let id = StrId(v[0] as u32);
-        let cmd = match kind {
+        let cmd = match site.kind {
             OrderKind::Entry => Command::Entry {
                 id,
                 direction: if v[1] < 0.0 { Direction::Short } else { Direction::Long },
@@ -542,126 +553,28 @@ impl Runner {
         self.out.commands.push(cmd);
     }
 
-    fn block(&mut self, b: &CBlock) -> f64 {
-        let flow = self.exec(&b.stmts);
-        if flow != Flow::Normal {
-            self.pending = Some(flow);
-            return f64::NAN;
-        }
-        match &b.value {
-            Some(e) => self.eval(e),
-            None => f64::NAN,
+    /// A tuple-valued `ta.*` call site into its target registers.
+    #[inline(never)]
+    fn ta_multi(&mut self, site: u32, arg: u32, targets: [u32; 3]) {
+        let x = self.slots[arg as usize];
+        let vals = match &mut self.ta[site as usize] {
+            TaState::Macd(m) => m.update(x),
+            TaState::Bb(b) => b.update(x),
+            _ => [f64::NAN; 3],
+        };
+        for (t, v) in targets.into_iter().zip(vals) {
+            if t != NONE {
+                self.slots[t as usize] = v;
+            }
         }
     }
 
-    /// Evaluates an expression. Slots and constants (most operands) are read in place and a
-    /// `ta.*` call goes straight to its state machine; the rest goes through
-    /// [`Self::eval_tree`]: a call per operand would cost more than the operand.
+    /// One step of `ta.*` call site `site` on registers `a`, `b`, `c`.
     #[inline(always)]
-    fn eval(&mut self, e: &Ex) -> f64 {
-        match e {
-            Ex::Slot(s) => self.slots[*s as usize],
-            Ex::Const(v) => *v,
-            Ex::Ta(idx, args) => self.ta(*idx, args),
-            _ => self.eval_tree(e),
-        }
-    }
-
-    fn eval_tree(&mut self, e: &Ex) -> f64 {
-        match e {
-            Ex::Const(v) => *v,
-            Ex::Slot(s) => self.slots[*s as usize],
-            Ex::Hist { slot, ring, off, src } => {
-                if let Some(src) = src {
-                    let v = self.eval(src);
-                    self.slots[*slot as usize] = v;
-                }
-                let k = self.eval(off);
-                if k.is_nan() || k < 0.0 {
-                    return f64::NAN;
-                }
-                let k = k as usize;
-                if k == 0 {
-                    self.slots[*slot as usize]
-                } else {
-                    self.rings[*ring as usize].get(k - 1)
-                }
-            }
-            Ex::Unary(UnOp::Neg, x) => -self.eval(x),
-            Ex::Unary(UnOp::Not, x) => f64::from(u8::from(!truthy(self.eval(x)))),
-            Ex::Unary(UnOp::Plus, x) => self.eval(x),
-            Ex::Bin(op, a, b) => {
-                let a = self.eval(a);
-                let b = self.eval(b);
-                apply(*op, a, b)
-            }
-            Ex::And(a, b, lazy) => {
-                let a = truthy(self.eval(a));
-                let b = if a || !*lazy { truthy(self.eval(b)) } else { false };
-                f64::from(u8::from(a && b))
-            }
-            Ex::Or(a, b, lazy) => {
-                let a = truthy(self.eval(a));
-                let b = if !a || !*lazy { truthy(self.eval(b)) } else { false };
-                f64::from(u8::from(a || b))
-            }
-            Ex::Cond(c, a, b) => {
-                if truthy(self.eval(c)) {
-                    self.eval(a)
-                } else {
-                    self.eval(b)
-                }
-            }
-            Ex::Call(f, args) => self.call(*f, args),
-            Ex::Ta(idx, args) => self.ta(*idx, args),
-            Ex::Block(b) => self.block(b),
-            Ex::If(i) => {
-                let (c, t, o) = &**i;
-                if truthy(self.eval(c)) {
-                    self.block(t)
-                } else if let Some(o) = o {
-                    self.block(o)
-                } else {
-                    f64::NAN
-                }
-            }
-            Ex::Switch(s) => {
-                let subject = s.subject.as_ref().map(|x| self.eval(x));
-                for (case, body) in &s.arms {
-                    let hit = match (case, subject) {
-                        (None, _) => true,
-                        (Some(c), Some(subj)) => self.eval(c) == subj,
-                        (Some(c), None) => truthy(self.eval(c)),
-                    };
-                    if hit {
-                        return self.block(body);
-                    }
-                }
-                f64::NAN
-            }
-        }
-    }
-
-    /// A pure function call (out of line: its argument array would weigh on every evaluation).
-    #[inline(never)]
-    fn call(&mut self, f: Func, args: &[Ex]) -> f64 {
-        let mut v = [f64::NAN; 8];
-        let n = args.len().min(8);
-        for (i, a) in args.iter().take(8).enumerate() {
-            v[i] = self.eval(a);
-        }
-        call(f, &v[..n])
-    }
-
-    /// A `ta.*` call site: its arguments, then one step of its state machine.
-    #[inline(never)]
-    fn ta(&mut self, idx: u32, args: &[Ex]) -> f64 {
-        let mut v = [f64::NAN; 3];
-        for (i, a) in args.iter().take(3).enumerate() {
-            v[i] = self.eval(a);
-        }
-        let b = |x: bool| f64::from(u8::from(x));
-        match &mut self.ta[idx as usize] {
+    fn ta(&mut self, site: u32, a: u32, b: u32, c: u32) -> f64 {
+        let v = [self.slots[a as usize], self.slots[b as usize], self.slots[c as usize]];
+        let bool = |x: bool| f64::from(u8::from(x));
+        match &mut self.ta[site as usize] {
             TaState::Sma(s) => s.update(v[0]),
             TaState::Sum(s) => s.update_sum(v[0]),
             TaState::Ema(s) => s.update(v[0]),
@@ -674,7 +587,7 @@ impl Runner {
             TaState::Stoch(s) => s.update(v[0], v[1], v[2]),
             TaState::Cci(s) => s.update(v[0]),
             TaState::Extreme(s) => s.update(v[0]),
-            TaState::Cross(s) => b(s.update(v[0], v[1])),
+            TaState::Cross(s) => bool(s.update(v[0], v[1])),
             TaState::Lag(s) => s.update(v[0]),
             TaState::BarsSince(s) => s.update(truthy(v[0])),
             TaState::ValueWhen(s) => s.update(truthy(v[0]), v[1]),

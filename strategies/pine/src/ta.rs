@@ -78,6 +78,7 @@ impl Sma {
         Sma { win: Window::new(n), sum: 0.0, nans: 0, pushes: 0 }
     }
     /// The rolling sum of the last n values; na until n values, or while one is na.
+    #[inline]
     pub fn update_sum(&mut self, x: f64) -> f64 {
         let old = self.win.push(x);
         if self.pushes >= self.win.cap() {
@@ -104,6 +105,7 @@ impl Sma {
         }
     }
     /// The mean of the last n values.
+    #[inline]
     pub fn update(&mut self, x: f64) -> f64 {
         self.update_sum(x) / self.win.cap() as f64
     }

@@ -231,6 +231,14 @@ fn semantics_of_the_language() {
         ("bar_index and time", "plot(bar_index)\nplot(time)\n", 3, 2.0),
         ("var in a function per call site", "f() =>\n    var int n = 0\n    n += 1\n    n\nplot(f() + f())\n", 4, 8.0),
         ("barssince", "plot(ta.barssince(bar_index == 1))\n", 5, 3.0),
+        ("an operand keeps the value it had when read", "var x = 1\ng() =>\n    x := 10\n    0\ny = x + g()\nplot(y)\n", 1, 1.0),
+        ("break in a while's if", "i = 0\nwhile true\n    i += 1\n    if i == 4\n        break\nplot(i)\n", 1, 4.0),
+        ("continue in for…in", "s = 0.0\nfor x in array.from(1.0, 2.0, 3.0)\n    if x == 2\n        continue\n    s += x\nplot(s)\n", 1, 4.0),
+        ("break in for…in", "s = 0.0\nfor x in array.from(1.0, 2.0, 3.0)\n    if x == 2\n        break\n    s += x\nplot(s)\n", 1, 1.0),
+        ("break leaves the inner loop only", "s = 0\nfor i = 1 to 3\n    for j = 1 to 3\n        if j == 2\n            break\n        s += 1\nplot(s)\n", 1, 3.0),
+        ("a ta call as an if condition", "c = 0\nif ta.crossover(bar_index % 4, 1.5)\n    c := 1\nplot(c)\n", 7, 1.0),
+        ("a ta call as a ?: condition", "plot(ta.rising(bar_index, 1) ? 5 : 6)\n", 2, 5.0),
+        ("a constant keeps its history", "k = 5\nplot(k[1])\n", 2, 5.0),
         ("math.round ties upwards", "plot(math.round(-2.5) * 10 + math.round(2.5) + math.round(1.25, 1))\n", 1, -20.0 + 3.0 + 1.3),
     ];
     for (name, body, n, want) in cases {

@@ -238,3 +238,18 @@ fn the_warm_up_counts_a_higher_timeframes_needs_in_chart_bars() {
     // The unscaled bound counts every call once (as before request.security).
     assert_eq!(prog.warmup_bars(), 3 + 5 + 1);
 }
+
+#[test]
+fn a_runaway_loop_in_the_expression_stops_the_bar_that_completes_its_period() {
+    let body = "spin() =>\n    i = 0\n    while true\n        i += 1\n    i\nx = request.security(syminfo.tickerid, \"60\", spin())\nplot(x)\n";
+    let prog = Arc::new(compile(&src(body), Some("t.pine"), &[]).unwrap_or_else(|e| panic!("{e}")).program);
+    let mut r = Runner::with_base_interval(prog, Q).unwrap_or_else(|e| panic!("{e}"));
+    let state = StrategyState::default();
+    let all = bars(&[1.0, 2.0, 3.0, 4.0, 5.0]);
+    // The first hour completes on its fourth quarter (bar 3): nothing runs before it.
+    for b in &all[..3] {
+        r.step(b, &state).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let e = r.step(&all[3], &state).unwrap_err();
+    assert!(e.to_string().starts_with("t.pine:5:5: loop ran more than 1000000 iterations"), "{e}");
+}

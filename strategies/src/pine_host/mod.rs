@@ -25,6 +25,7 @@ use keel_core::order::Order;
 use keel_core::strategy::{OrderUpdate, Strategy, StrategyCtx};
 use keel_core::Symbol;
 use pine::{Program, Runner};
+use rust_decimal::Decimal;
 
 use crate::common::close_f64;
 use crate::StrategyConfigError;
@@ -41,6 +42,9 @@ pub struct PineStrategy {
     /// Whether the runner knows the chart's bar interval (from the first bar), which
     /// `request.security` builds its higher timeframes on.
     interval_known: bool,
+    /// The bar values the script reads: only those are converted to `f64` (a conversion per
+    /// value and bar is a fifth of the host's cost).
+    inputs: pine::BarInputs,
 }
 
 impl PineStrategy {
@@ -54,6 +58,7 @@ impl PineStrategy {
             broker: Broker::new(symbol.clone(), sizing),
             warmup: program.warmup_bars(),
             interval_known: false,
+            inputs: program.bar_inputs(),
             symbol,
             program,
         })
@@ -96,13 +101,15 @@ impl Strategy for PineStrategy {
             return;
         }
         self.broker.reconcile(ctx);
+        let value = |read: bool, v: Decimal| if read { close_f64(v) } else { f64::NAN };
         let input = pine::Bar {
             time: bar.open_time,
-            open: close_f64(bar.open),
-            high: close_f64(bar.high),
-            low: close_f64(bar.low),
+            open: value(self.inputs.open, bar.open),
+            high: value(self.inputs.high, bar.high),
+            low: value(self.inputs.low, bar.low),
+            // The broker values the open position at the close.
             close: close_f64(bar.close),
-            volume: close_f64(bar.volume),
+            volume: value(self.inputs.volume, bar.volume),
         };
         if !self.interval_known {
             self.interval_known = true;
