@@ -269,31 +269,13 @@ impl Runner {
         for s in &prog.plain_slots {
             m.slots[*s as usize] = f64::NAN;
         }
-        let (o, h, l, c) = (bar.open, bar.high, bar.low, bar.close);
-        let fixed = [
-            o,
-            h,
-            l,
-            c,
-            bar.volume,
-            bar.time as f64,
-            m.bar_index as f64,
-            (h + l) / 2.0,
-            (h + l + c) / 3.0,
-            (o + h + l + c) / 4.0,
-            state.position_size,
-            state.position_avg_price,
-            state.equity,
-            state.opentrades,
-            state.closedtrades,
-            state.netprofit,
-        ];
         if htf.is_empty() {
             // Only what the script reads (often `close` alone).
             for &r in &prog.bar_reads {
-                m.slots[r as usize] = fixed[r as usize];
+                m.slots[r as usize] = bar_slot(r, bar, m.bar_index, state);
             }
         } else {
+            let fixed: [f64; BAR_SLOTS.len()] = std::array::from_fn(|r| bar_slot(r as u32, bar, m.bar_index, state));
             m.slots[..fixed.len()].copy_from_slice(&fixed);
             securities(prog, m, htf, *base_interval, bar).map_err(|mut e| {
                 e.file = prog.file.clone();
@@ -315,6 +297,33 @@ impl Runner {
         }
         m.bar_index += 1;
         Ok(&self.m.out)
+    }
+}
+
+/// The bar slots a higher-timeframe bar sets (its values, time and index; not the broker's).
+const HTF_SLOTS: u32 = 10;
+
+/// The value of bar slot `r` ([`BAR_SLOTS`]' order) on `bar`, the `index`-th.
+#[inline]
+fn bar_slot(r: u32, bar: &Bar, index: i64, state: &StrategyState) -> f64 {
+    let (o, h, l, c) = (bar.open, bar.high, bar.low, bar.close);
+    match r {
+        0 => o,
+        1 => h,
+        2 => l,
+        3 => c,
+        4 => bar.volume,
+        5 => bar.time as f64,
+        6 => index as f64,
+        7 => (h + l) / 2.0,
+        8 => (h + l + c) / 3.0,
+        9 => (o + h + l + c) / 4.0,
+        10 => state.position_size,
+        11 => state.position_avg_price,
+        12 => state.equity,
+        13 => state.opentrades,
+        14 => state.closedtrades,
+        _ => state.netprofit,
     }
 }
 
@@ -345,21 +354,10 @@ fn securities(
         for htf_bar in [skipped, done].into_iter().flatten() {
             // The bar slots hold the higher-timeframe bar (and its own `bar_index`), and its
             // context's history rings advance.
-            let (o, h, l, c) = (htf_bar.open, htf_bar.high, htf_bar.low, htf_bar.close);
             let index = htf[i].completed;
-            let values = [
-                o,
-                h,
-                l,
-                c,
-                htf_bar.volume,
-                htf_bar.time as f64,
-                index as f64,
-                (h + l) / 2.0,
-                (h + l + c) / 3.0,
-                (o + h + l + c) / 4.0,
-            ];
-            m.slots[..values.len()].copy_from_slice(&values);
+            for r in 0..HTF_SLOTS {
+                m.slots[r as usize] = bar_slot(r, &htf_bar, index, &StrategyState::default());
+            }
             let (start, end) = prog.code.securities[i];
             // A user function's loop may run away here too.
             m.run(&prog.code, start as usize, end as usize)?;
@@ -391,7 +389,12 @@ impl Machine {
                     };
                 }
                 Ins::TaJumpIfNot { site, a, b, c, to } => {
-                    if !truthy(self.ta(site, a, b, c)) {
+                    let hit = match &mut self.ta[site as usize] {
+                        // The commonest condition, stepped here; the others out of line.
+                        TaState::Cross(x) => x.update(self.slots[a as usize], self.slots[b as usize]),
+                        _ => truthy(self.ta(site, a, b, c)),
+                    };
+                    if !hit {
                         pc = to as usize;
                     }
                 }
@@ -569,8 +572,9 @@ impl Machine {
         }
     }
 
-    /// One step of `ta.*` call site `site` on registers `a`, `b`, `c`.
-    #[inline(always)]
+    /// One step of `ta.*` call site `site` on registers `a`, `b`, `c` (out of line: its many
+    /// state machines inlined would weigh on every instruction of the loop).
+    #[inline(never)]
     fn ta(&mut self, site: u32, a: u32, b: u32, c: u32) -> f64 {
         let v = [self.slots[a as usize], self.slots[b as usize], self.slots[c as usize]];
         let bool = |x: bool| f64::from(u8::from(x));
