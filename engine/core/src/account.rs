@@ -228,7 +228,7 @@ impl AccountWriter {
         let own = account.strategies.get(&fill.strategy_id).and_then(|book| book.get(&fill.symbol));
         if account.position(&fill.symbol).is_some_and(|p| !p.fits(fill))
             || own.is_some_and(|p| !p.fits(fill))
-            || !Position::flat(fill.symbol.clone()).fits(fill)
+            || !Position::fits_flat(fill)
         {
             return None;
         }
