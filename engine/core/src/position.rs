@@ -96,6 +96,13 @@ impl Position {
 /// Whether applying `fill` to a position of `qty` at `avg_price` stays
 /// within decimal arithmetic (see [`Position::fits`]).
 fn fits_at(qty: Decimal, avg_price: Decimal, fill: &Fill) -> bool {
+    // Values below 2^47 (a mantissa that small bounds the value) sum to less
+    // than 2^48 and multiply to less than 2^95, within a decimal's 96 bits:
+    // every check below would pass (the usual case, without its arithmetic).
+    let small = |d: Decimal| d.mantissa().unsigned_abs() < 1 << 47;
+    if [fill.qty, fill.price, fill.fee, qty, avg_price].into_iter().all(small) {
+        return true;
+    }
     fill.qty.checked_mul(fill.price).is_some()
         && avg_price.checked_mul(qty.abs()).is_some()
         && qty.abs().checked_add(fill.qty).and_then(|q| q.checked_mul(fill.price.max(avg_price))).is_some()

@@ -1020,9 +1020,13 @@ impl MatchingCore {
             self.forget_list_of(list_id);
         }
         if let Some(index) = self.by_client.get_mut(&order.account) {
-            if index.get(&order.client_order_id) == Some(&id) {
-                if let Some((key, _)) = index.remove_entry(&order.client_order_id) {
+            // One look-up: the id names this order but when it was used again
+            // by a newer one, which keeps it.
+            if let Some((key, latest)) = index.remove_entry(&order.client_order_id) {
+                if latest == id {
                     self.scratch.spare.push(key);
+                } else {
+                    index.insert(key, latest);
                 }
             }
         }
