@@ -288,6 +288,20 @@ impl AccountView {
         self.read(|a| a.strategies.get(strategy).and_then(|m| m.get(symbol)).map(|p| p.qty).unwrap_or_default())
     }
 
+    /// A strategy's own net quantity in `symbol`, a long one capped at what
+    /// the account holds there (another strategy's sale may have taken some):
+    /// what it can sell, read at once.
+    pub fn strategy_held_in_account(&self, strategy: &str, symbol: &str) -> Decimal {
+        self.read(|a| {
+            let own = a.strategies.get(strategy).and_then(|m| m.get(symbol)).map(|p| p.qty).unwrap_or_default();
+            if own.is_sign_positive() {
+                own.min(a.position(symbol).map(|p| p.qty).unwrap_or_default().max(Decimal::ZERO))
+            } else {
+                own
+            }
+        })
+    }
+
     /// One strategy's positions (its own fills only), by symbol, and what
     /// their realized PnL and fees cover.
     pub fn strategy_ledger(&self, strategy: &str) -> (Vec<Position>, StrategyLedgers) {

@@ -124,14 +124,7 @@ fn tradable_position(
     symbol: &str,
 ) -> Decimal {
     let held = match account {
-        Some(account) => {
-            let own = account.strategy_held(strategy_id, symbol);
-            if own.is_sign_positive() {
-                own.min(account.held(symbol).max(Decimal::ZERO))
-            } else {
-                own
-            }
-        }
+        Some(account) => account.strategy_held_in_account(strategy_id, symbol),
         None => book.get(symbol).map(|e| e.qty).unwrap_or_default(),
     };
     match lots.get(symbol) {
