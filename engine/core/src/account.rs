@@ -228,7 +228,7 @@ impl AccountWriter {
         let own = account.strategies.get(&fill.strategy_id).and_then(|book| book.get(&fill.symbol));
         if account.position(&fill.symbol).is_some_and(|p| !p.fits(fill))
             || own.is_some_and(|p| !p.fits(fill))
-            || !Position::flat(fill.symbol.clone()).fits(fill)
+            || !Position::fits_flat(fill)
         {
             return None;
         }
@@ -286,6 +286,20 @@ impl AccountView {
     /// A strategy's own net quantity in `symbol`.
     pub fn strategy_held(&self, strategy: &str, symbol: &str) -> Decimal {
         self.read(|a| a.strategies.get(strategy).and_then(|m| m.get(symbol)).map(|p| p.qty).unwrap_or_default())
+    }
+
+    /// A strategy's own net quantity in `symbol`, a long one capped at what
+    /// the account holds there (another strategy's sale may have taken some):
+    /// what it can sell, read at once.
+    pub fn strategy_held_in_account(&self, strategy: &str, symbol: &str) -> Decimal {
+        self.read(|a| {
+            let own = a.strategies.get(strategy).and_then(|m| m.get(symbol)).map(|p| p.qty).unwrap_or_default();
+            if own.is_sign_positive() {
+                own.min(a.position(symbol).map(|p| p.qty).unwrap_or_default().max(Decimal::ZERO))
+            } else {
+                own
+            }
+        })
     }
 
     /// One strategy's positions (its own fills only), by symbol, and what

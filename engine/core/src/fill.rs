@@ -172,7 +172,13 @@ impl Fill {
     /// position Keel keeps moves by exactly this, so they cannot drift apart
     /// from each other or from the venue's balance.
     pub fn position_delta(&self, base_asset: &str) -> Decimal {
-        let executed = self.side.sign() * self.qty;
+        // `side.sign() * qty` without the multiplication: a product by ±1
+        // keeps the quantity's digits and scale, and one with zero is plain zero.
+        let executed = match self.side {
+            _ if self.qty.is_zero() => Decimal::ZERO,
+            Side::Buy => self.qty,
+            Side::Sell => -self.qty,
+        };
         if self.fee_asset == base_asset {
             executed - self.fee
         } else {

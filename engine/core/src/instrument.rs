@@ -220,6 +220,10 @@ impl Instrument {
     /// market lot step, zero below the minimum quantity. What remains is dust
     /// the venue will not take. The sign of `held` is kept.
     pub fn tradable_qty(&self, held: Decimal) -> Decimal {
+        // Nothing held rounds to nothing (a flat position, most of the time).
+        if held.is_zero() {
+            return Decimal::ZERO;
+        }
         let t = self.round_qty(held.abs(), true);
         if t.is_zero() || t < self.min_qty {
             Decimal::ZERO

@@ -46,15 +46,12 @@ impl Position {
     /// False when applying `fill` would overflow decimal arithmetic: amounts
     /// that large are no real account, and must not panic whoever applies them.
     pub fn fits(&self, fill: &Fill) -> bool {
-        fill.qty.checked_mul(fill.price).is_some()
-            && self.avg_price.checked_mul(self.qty.abs()).is_some()
-            && self
-                .qty
-                .abs()
-                .checked_add(fill.qty)
-                .and_then(|q| q.checked_mul(fill.price.max(self.avg_price)))
-                .is_some()
-            && fill.fee.checked_mul(fill.price).is_some()
+        fits_at(self.qty, self.avg_price, fill)
+    }
+
+    /// [`Self::fits`] of a flat position (no position built to ask).
+    pub fn fits_flat(fill: &Fill) -> bool {
+        fits_at(Decimal::ZERO, Decimal::ZERO, fill)
     }
 
     /// Applies a signed quantity change at a price; returns the realized PnL.
@@ -94,6 +91,22 @@ impl Position {
     pub fn market_value(&self, mark: Decimal) -> Decimal {
         self.qty.saturating_mul(mark)
     }
+}
+
+/// Whether applying `fill` to a position of `qty` at `avg_price` stays
+/// within decimal arithmetic (see [`Position::fits`]).
+fn fits_at(qty: Decimal, avg_price: Decimal, fill: &Fill) -> bool {
+    // Values below 2^47 (a mantissa that small bounds the value) sum to less
+    // than 2^48 and multiply to less than 2^95, within a decimal's 96 bits:
+    // every check below would pass (the usual case, without its arithmetic).
+    let small = |d: Decimal| d.mantissa().unsigned_abs() < 1 << 47;
+    if [fill.qty, fill.price, fill.fee, qty, avg_price].into_iter().all(small) {
+        return true;
+    }
+    fill.qty.checked_mul(fill.price).is_some()
+        && avg_price.checked_mul(qty.abs()).is_some()
+        && qty.abs().checked_add(fill.qty).and_then(|q| q.checked_mul(fill.price.max(avg_price))).is_some()
+        && fill.fee.checked_mul(fill.price).is_some()
 }
 
 #[cfg(test)]

@@ -124,14 +124,7 @@ fn tradable_position(
     symbol: &str,
 ) -> Decimal {
     let held = match account {
-        Some(account) => {
-            let own = account.strategy_held(strategy_id, symbol);
-            if own.is_sign_positive() {
-                own.min(account.held(symbol).max(Decimal::ZERO))
-            } else {
-                own
-            }
-        }
+        Some(account) => account.strategy_held_in_account(strategy_id, symbol),
         None => book.get(symbol).map(|e| e.qty).unwrap_or_default(),
     };
     match lots.get(symbol) {
@@ -700,7 +693,7 @@ impl StrategyRunner {
             self.book.entry(fill.symbol.clone()).or_default().qty += delta;
         }
         self.exits.on_fill(fill, delta, now_ms);
-        let exits = self.with_exit_io(now_ms, |x, io| x.sync_all(io));
+        let exits = if self.exits.in_line() { 0 } else { self.with_exit_io(now_ms, |x, io| x.sync_all(io)) };
         self.call(now_ms, |s, ctx| s.on_fill(fill, ctx)).map(|n| n + exits)
     }
 
@@ -782,12 +775,18 @@ impl StrategyRunner {
             Ok(()) => {
                 // Its sells wait for a resting leg's cancel; exits it changed are placed.
                 let discarding = self.discarding;
-                self.with_exit_io(now_ms, |x, io| {
-                    if !discarding {
-                        x.intercept(before, io);
-                    }
-                    x.sync_all(io);
-                });
+                // Most calls (a bar without an intent) leave the exit logic
+                // nothing to intercept (none in a backtest) or sync: skipped
+                // with all it takes to call it.
+                let nothing_new = discarding || self.exits.bar_mode() || self.out.len() <= before;
+                if !(nothing_new && self.exits.in_line()) {
+                    self.with_exit_io(now_ms, |x, io| {
+                        if !discarding {
+                            x.intercept(before, io);
+                        }
+                        x.sync_all(io);
+                    });
+                }
                 let (out, cancels) = (self.out.len().saturating_sub(before), self.cancels.len() - cancels_before);
                 Ok(out + cancels + self.alerts.len() - alerts_before)
             }

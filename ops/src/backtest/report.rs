@@ -366,11 +366,24 @@ pub fn build(
     // The median step between points, from a count of each step (few distinct ones).
     let mut step_counts: BTreeMap<i64, usize> = BTreeMap::new();
     let mut prev_ts = None;
+    // Steps repeat in runs (evenly spaced bars): a run is counted at its end,
+    // not with a map look-up per point.
+    let mut run: Option<(i64, usize)> = None;
     for p in eq.iter() {
         if let Some(d) = prev_ts.map(|t| p.ts_ms - t).filter(|d| *d > 0) {
-            *step_counts.entry(d).or_default() += 1;
+            match &mut run {
+                Some((step, n)) if *step == d => *n += 1,
+                _ => {
+                    if let Some((step, n)) = run.replace((d, 1)) {
+                        *step_counts.entry(step).or_default() += n;
+                    }
+                }
+            }
         }
         prev_ts = Some(p.ts_ms);
+    }
+    if let Some((step, n)) = run {
+        *step_counts.entry(step).or_default() += n;
     }
     let mut middle = step_counts.values().sum::<usize>() / 2;
     let median_step = step_counts.iter().find_map(|(step, count)| {
@@ -381,14 +394,18 @@ pub fn build(
         None
     });
     let periods_per_year = median_step.map(|s| YEAR_MS / s as f64);
-    let count = returns().count();
+    // The count with the sum, and both squared sums, in one pass each: each
+    // sum adds the same terms in the same order, from -0.0 as `Iterator::sum`.
+    let (count, sum) = returns().fold((0usize, -0.0), |(c, s), r| (c + 1, s + r));
     let n = count as f64;
     let (vol, sharpe, sortino) = match periods_per_year {
         Some(ppy) if count >= 2 => {
-            let mean = returns().sum::<f64>() / n;
-            let var = returns().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0);
+            let mean = sum / n;
+            let (squares, downs) =
+                returns().fold((-0.0, -0.0), |(v, d), r| (v + (r - mean).powi(2), d + r.min(0.0).powi(2)));
+            let var = squares / (n - 1.0);
             let sd = var.sqrt();
-            let downside = (returns().map(|r| r.min(0.0).powi(2)).sum::<f64>() / n).sqrt();
+            let downside = (downs / n).sqrt();
             let ann = ppy.sqrt();
             (Some(sd * ann), (sd > 0.0).then(|| mean / sd * ann), (downside > 0.0).then(|| mean / downside * ann))
         }

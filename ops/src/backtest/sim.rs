@@ -506,8 +506,9 @@ pub struct Backtest {
     /// When the protections must look again (see [`Backtest::protect`]).
     gate: ProtectionGate,
     filled_since_eval: bool,
-    /// Per symbol: net traded quantity.
-    traded: Vec<Decimal>,
+    /// Per symbol: net traded quantity, and whether it is exposed (not flat
+    /// for trading; kept, so a fill checks the new quantity only).
+    traded: Vec<(Decimal, bool)>,
     exposed_symbols: usize,
     out: Outcome,
     intents: Vec<(usize, OrderIntent)>,
@@ -624,7 +625,7 @@ impl Backtest {
             last_close_time: vec![i64::MIN; n],
             gate: ProtectionGate::new(&config.risk),
             filled_since_eval: false,
-            traded: vec![Decimal::ZERO; n],
+            traded: vec![(Decimal::ZERO, false); n],
             exposed_symbols: 0,
             out: Outcome { fills: Fills { kept: Vec::new(), instruments, strategies }, ..Outcome::default() },
             intents: Vec::with_capacity(8),
@@ -1206,11 +1207,12 @@ impl Backtest {
         // Exposed while the strategies hold a tradable quantity (dust below the
         // lot step left by base-asset commissions does not count).
         let instrument = self.instruments[s].as_ref();
-        let was = !Instrument::is_flat(instrument, self.traded[s]);
         let base = instrument.map(|i| i.base_asset.as_str()).unwrap_or_default();
         self.out.fees_paid += fill.fee_value(base);
-        self.traded[s] += fill.position_delta(base);
-        let is = !Instrument::is_flat(instrument, self.traded[s]);
+        let (traded, exposed) = &mut self.traded[s];
+        *traded += fill.position_delta(base);
+        let (was, is) = (*exposed, !Instrument::is_flat(instrument, *traded));
+        *exposed = is;
         match (was, is) {
             (false, true) => self.exposed_symbols += 1,
             (true, false) => self.exposed_symbols -= 1,

@@ -121,6 +121,13 @@ impl ExitBook {
         self.bar_mode
     }
 
+    /// True when no position waits to be brought in line: [`Self::sync_all`]
+    /// would do nothing (a caller skips it, and what it takes to call it).
+    #[inline]
+    pub fn in_line(&self) -> bool {
+        self.to_sync.is_empty()
+    }
+
     /// True when nothing is to be evaluated (no open position with exits).
     #[inline]
     pub fn is_idle(&self) -> bool {
@@ -570,7 +577,11 @@ impl ExitBook {
 
     /// Brings every position that changed in line.
     pub fn sync_all(&mut self, io: &mut ExitIo<'_>) {
-        if self.to_sync.is_empty() {
+        // Mostly one symbol changed (a fill): no list to collect and sort.
+        if self.to_sync.len() <= 1 {
+            if let Some(s) = self.to_sync.iter().next().cloned() {
+                self.sync(&s, io);
+            }
             return;
         }
         let mut symbols: Vec<Symbol> = self.to_sync.iter().cloned().collect();
@@ -586,7 +597,9 @@ impl ExitBook {
         self.to_sync.remove(symbol);
         let default = self.default.as_ref();
         let Some(st) = self.states.get_mut(symbol) else { return };
-        let held = (io.position)(symbol);
+        // A closed state needs no look at the position (the branch below is
+        // taken either way).
+        let held = if st.qty <= Decimal::ZERO { Decimal::ZERO } else { (io.position)(symbol) };
         let busy = st.pending_close.is_some() || st.leg.as_ref().is_some_and(|l| l.canceling);
         if held <= Decimal::ZERO || st.qty <= Decimal::ZERO {
             // A leg that filled whole is done; one with something left goes.

@@ -383,14 +383,23 @@ impl Account {
     /// Moves `amount` of `asset` from free to locked for a new order (or
     /// order list), or refuses it when not enough is free.
     fn lock(&mut self, asset: &str, amount: Decimal) -> Result<(), MatchError> {
-        let free = self.free(asset);
-        if free < amount {
-            return Err(MatchError::InsufficientBalance { asset: asset.to_string(), needed: amount, free });
+        // One look-up for an asset the account has (every order's, mostly).
+        let Some(b) = self.balances.get_mut(asset) else {
+            let free = Decimal::ZERO;
+            if free < amount {
+                return Err(MatchError::InsufficientBalance { asset: asset.to_string(), needed: amount, free });
+            }
+            self.update(asset, |b| {
+                b.free -= amount;
+                b.locked += amount;
+            });
+            return Ok(());
+        };
+        if b.free < amount {
+            return Err(MatchError::InsufficientBalance { asset: asset.to_string(), needed: amount, free: b.free });
         }
-        self.update(asset, |b| {
-            b.free -= amount;
-            b.locked += amount;
-        });
+        b.free -= amount;
+        b.locked += amount;
         Ok(())
     }
 }
@@ -1011,9 +1020,13 @@ impl MatchingCore {
             self.forget_list_of(list_id);
         }
         if let Some(index) = self.by_client.get_mut(&order.account) {
-            if index.get(&order.client_order_id) == Some(&id) {
-                if let Some((key, _)) = index.remove_entry(&order.client_order_id) {
+            // One look-up: the id names this order but when it was used again
+            // by a newer one, which keeps it.
+            if let Some((key, latest)) = index.remove_entry(&order.client_order_id) {
+                if latest == id {
                     self.scratch.spare.push(key);
+                } else {
+                    index.insert(key, latest);
                 }
             }
         }
