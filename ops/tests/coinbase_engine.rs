@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::coinbase::CoinbaseSandbox;
-use common::{created_ids, keel, spawn_run};
+use common::{assert_stopped, created_ids, keel, spawn_run};
 use keel_coinbase::model::ListOrdersResponse;
 use keel_coinbase::rest::Kind;
 use keel_core::store::Store;
@@ -95,7 +95,7 @@ fn config_coinbase_toml_trades_btc_usd_on_the_embedded_coinbase_sandbox() {
         assert!(btc.iter().all(|t| t["fee_asset"] == "USD"), "{btc:?}");
         keel.sigterm();
         let (exit, lines) = keel.finish();
-        assert!(exit.success(), "run {run}: graceful stop exits 0: {exit:?}");
+        assert_stopped(&format!("run {run}"), exit, &lines);
         let connected = lines.iter().find(|v| v["message"] == "connected to Coinbase").unwrap();
         assert_eq!(
             (&connected["venue"], &connected["can_trade"], &connected["key_type"]),
@@ -352,7 +352,7 @@ fn sigkill_mid_trading_against_a_standalone_coinbase_sandbox_loses_no_fill_and_d
     second.wait_for("fill", 3);
     second.sigterm();
     let (status, lines) = second.finish();
-    assert!(status.success(), "graceful stop exits 0: {status:?}");
+    assert_stopped("the run after the SIGKILL", status, &lines);
     created.extend(created_ids(&lines));
 
     // 3. Freeze the account: cancel what rests (Keel is down), wait until
@@ -375,7 +375,7 @@ fn sigkill_mid_trading_against_a_standalone_coinbase_sandbox_loses_no_fill_and_d
     third.wait_for("keel running; Ctrl-C or SIGTERM stops it", 1);
     third.sigterm();
     let (status, lines) = third.finish();
-    assert!(status.success(), "graceful stop exits 0: {status:?}");
+    assert_stopped("the run without strategies", status, &lines);
     created.extend(created_ids(&lines));
 
     // 4. No client order id was used twice, by Keel or at the venue, and

@@ -123,6 +123,20 @@ impl Keel {
     }
 }
 
+/// Asserts a graceful stop exited 0; if not, the failure shows the run's errors and warnings and
+/// its last lines (what a stop that fails under load needs to be told from the log).
+pub fn assert_stopped(what: &str, status: std::process::ExitStatus, lines: &[serde_json::Value]) {
+    if status.success() {
+        return;
+    }
+    let notable: Vec<&serde_json::Value> =
+        lines.iter().filter(|v| v["level"] == "ERROR" || v["level"] == "WARN").collect();
+    panic!(
+        "{what}: graceful stop exits 0, got {status:?}; errors and warnings: {notable:#?}\nlast lines: {:#?}",
+        &lines[lines.len().saturating_sub(15)..]
+    );
+}
+
 impl Drop for Keel {
     fn drop(&mut self) {
         let _ = self.child.kill();
