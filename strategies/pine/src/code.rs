@@ -444,6 +444,7 @@ impl Lower<'_> {
             t
         });
         let mut ends = Vec::new();
+        let mut defaulted = false;
         for (case, body) in &s.arms {
             let miss = match (case, subject) {
                 (None, _) => None,
@@ -461,10 +462,16 @@ impl Lower<'_> {
             match miss {
                 Some(m) => self.patch(m, self.here()),
                 // An arm without a case always matches: the arms after it never run.
-                None => break,
+                None => {
+                    defaulted = true;
+                    break;
+                }
             }
         }
-        self.na_into(dst);
+        // No arm matched: `na` (never reached after a default arm).
+        if !defaulted {
+            self.na_into(dst);
+        }
         let end = self.here();
         for e in ends {
             self.patch(e, end);
