@@ -1005,6 +1005,41 @@ async fn at_real_time_the_bar_in_progress_turns_over_on_the_minute() {
     sb.shutdown().await;
 }
 
+/// A trade belongs to the kline whose `[t, T]` holds its time, as on
+/// Binance: the aggregate trades REST gives for a closed bar's window are
+/// that bar's trade count, volume and quote volume. (The tick on the minute,
+/// which closes the bar, was stamped with the next bar's open time and so
+/// showed in the next bar's window; a raw client caught it as a trade id
+/// outside the kline's `f..L`.)
+#[tokio::test]
+async fn the_trades_in_a_closed_klines_window_are_its_trades() {
+    let sb = start(SandboxConfig::default()).await;
+    let r =
+        call(&sb, "GET", "/api/v3/klines", &[("symbol", "BTCUSDT"), ("interval", "1m"), ("limit", "12")], false).await;
+    let bars = r.body.as_array().unwrap().clone();
+    // The last bar is in progress; every other one is closed.
+    for k in &bars[..bars.len() - 1] {
+        let (t, close) = (k[0].as_i64().unwrap(), k[6].as_i64().unwrap());
+        let (start_time, end_time) = (t.to_string(), close.to_string());
+        let agg = call(
+            &sb,
+            "GET",
+            "/api/v3/aggTrades",
+            &[("symbol", "BTCUSDT"), ("startTime", &start_time), ("endTime", &end_time), ("limit", "1000")],
+            false,
+        )
+        .await;
+        let trades = agg.body.as_array().unwrap();
+        let dec = |v: &Value| v.as_str().unwrap().parse::<rust_decimal::Decimal>().unwrap();
+        let volume: rust_decimal::Decimal = trades.iter().map(|a| dec(&a["q"])).sum();
+        let quote: rust_decimal::Decimal = trades.iter().map(|a| dec(&a["p"]) * dec(&a["q"])).sum();
+        assert_eq!(trades.len() as i64, k[8].as_i64().unwrap(), "trade count of the bar at {t}");
+        assert_eq!(volume, dec(&k[5]), "volume of the bar at {t}: its window's trades {trades:?}");
+        assert_eq!(quote, dec(&k[7]), "quote volume of the bar at {t}");
+    }
+    sb.shutdown().await;
+}
+
 /// A SELL OCO of 0.01 BTCUSDT around 60 000: take-profit LIMIT_MAKER at
 /// `tp`, stop STOP_LOSS_LIMIT at 59 000 (limit 58 900), legs `<id>-tp`/`<id>-sl`.
 fn sell_oco(id: &'static str, tp: &'static str) -> Vec<(&'static str, String)> {

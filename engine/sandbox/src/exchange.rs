@@ -992,8 +992,11 @@ impl ExchangeState {
             let buyer_maker = self.tick_in_bar.is_multiple_of(2);
             // The tick at sim_ms covers (sim_ms - dt, sim_ms], so it belongs to
             // the bar containing sim_ms - 1; the bar's last tick lands on the
-            // minute and closes it then.
-            let printed = PublicTrade { id: trade_id, price, qty: volume, time: now_ms, buyer_maker };
+            // minute and closes it then. Its trade is stamped a millisecond
+            // before the tick, so on the minute it lies inside the bar it is
+            // counted in (k.T), not at the next bar's open: a client matching
+            // trades to klines by time finds them where Binance puts them.
+            let printed = PublicTrade { id: trade_id, price, qty: volume, time: now_ms - 1, buyer_maker };
             let (trade, closed_by_trade) = s.tape.print(&mut s.builder, sim_ms - 1, printed);
             let mut closed: Vec<Bar> = closed_by_trade.into_iter().collect();
             if sim_ms.rem_euclid(BAR_MS) == 0 {
