@@ -62,7 +62,9 @@ struct Keeping {
     writable: bool,
     /// Why the store was refused, while it is.
     problem: Mutex<Option<String>>,
-    /// When the record was last written.
+    /// When the record was last written. Held while it is written: the
+    /// record goes through one temporary file, and two writers at once
+    /// would truncate it under each other (the loser's rename then fails).
     sealed: Mutex<Instant>,
     /// The last operator acceptance, carried into every record written.
     accepted: Mutex<Option<Note>>,
@@ -269,11 +271,14 @@ impl SledStore {
         if !k.writable || k.problem.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
             return Ok(());
         }
+        // One writer at a time, and the facts read under the lock, so the
+        // last record written is the newest.
+        let mut sealed = k.sealed.lock().unwrap_or_else(|p| p.into_inner());
         self.flush_now()?;
         let mut record = IntegrityRecord::of(&self.facts()?, now_ms());
         record.accepted = k.accepted.lock().unwrap_or_else(|p| p.into_inner()).clone();
         integrity::write(&k.dir, &record).map_err(|e| backend(sled::Error::Io(e)))?;
-        *k.sealed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        *sealed = Instant::now();
         Ok(())
     }
 
@@ -316,11 +321,13 @@ impl SledStore {
             };
             Self::put(&self.meta, META_EMERGENCY_STOP, &stop)?;
         }
+        let mut sealed = k.sealed.lock().unwrap_or_else(|p| p.into_inner());
         self.flush_now()?;
         let mut record = IntegrityRecord::of(&self.facts()?, now);
         record.accepted = Some(Note { reason: format!("{reason} (by {by}; was: {was})"), at_ms: now });
         integrity::write(&k.dir, &record).map_err(|e| backend(sled::Error::Io(e)))?;
         *k.accepted.lock().unwrap_or_else(|p| p.into_inner()) = record.accepted;
+        *sealed = Instant::now();
         tracing::warn!(by, reason, problem = %was, "store accepted as it is after store_integrity; emergency stop set");
         Ok(Some(was))
     }
