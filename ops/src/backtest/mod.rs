@@ -357,17 +357,23 @@ impl Prepared {
         let backtest =
             Backtest::new(self.sim_config.clone(), self.timeline.symbols(), slots).with_futures(self.futures.clone());
         let outcome = backtest.run(&self.timeline, &self.signals, progress);
-        let mut splitter = report::TradeSplitter::new(&self.sim_config.instruments);
-        outcome.fills.for_each(|f| splitter.push(f));
-        let (trades, open_entries) = splitter.finish();
+        // The trades and the curve's statistics are independent: side by side.
+        let ((trades, open_entries), curve) = rayon::join(
+            || {
+                let mut splitter = report::TradeSplitter::new(&self.sim_config.instruments);
+                outcome.fills.for_each(|f| splitter.push(f));
+                splitter.finish()
+            },
+            || report::CurveStats::of(&outcome),
+        );
         let report = report::build(
             &outcome,
             &trades,
+            curve,
             self.symbols.clone(),
             strategy_ids,
             &self.currency,
-            self.start_ms,
-            self.end_ms,
+            (self.start_ms, self.end_ms),
         );
         BacktestResult { report, trades, open_entries, outcome }
     }

@@ -17,7 +17,7 @@ use keel_core::{Decimal, StrategyId, Symbol};
 use rust_decimal::prelude::ToPrimitive;
 use serde::Serialize;
 
-use super::equity::EquityPoint;
+use super::equity::{EquityCurve, EquityPoint};
 use super::sim::Outcome;
 
 const YEAR_MS: f64 = 365.25 * 86_400_000.0;
@@ -336,34 +336,34 @@ pub fn drawdown(equity: impl Iterator<Item = EquityPoint> + Clone) -> (f64, i64)
     (max_dd, end - start)
 }
 
-/// Builds the report.
-pub fn build(
-    outcome: &Outcome,
-    trips: &[RoundTrip],
-    symbols: Vec<String>,
-    strategies: Vec<String>,
-    currency: &str,
-    start_ms: i64,
-    end_ms: i64,
-) -> Report {
-    let eq = &outcome.equity;
-    let initial = f(outcome.initial_equity);
-    let final_ = f(outcome.final_equity);
-    let total_return = (initial > 0.0).then(|| final_ / initial - 1.0);
-    let years = (end_ms - start_ms) as f64 / YEAR_MS;
-    let cagr = total_return.filter(|_| years > 0.0 && final_ > 0.0).map(|_| (final_ / initial).powf(1.0 / years) - 1.0);
+/// What the report reads from the equity curve: the median step between its
+/// points, the moments of its returns and its drawdown.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CurveStats {
+    median_step: Option<i64>,
+    count: usize,
+    sum: f64,
+    squares: f64,
+    downs: f64,
+    max_drawdown: f64,
+    drawdown_ms: i64,
+}
 
-    // Returns between consecutive points, starting from the initial equity;
-    // computed on the fly (twice) rather than held, as memory is per bar.
-    let returns = || {
-        let mut prev = initial;
-        eq.values().iter().filter_map(move |&e| {
-            let r = (prev > 0.0).then(|| e / prev - 1.0);
-            prev = e;
-            r
-        })
-    };
-    // The median step between points, from a count of each step (few distinct ones).
+impl CurveStats {
+    /// The statistics of `outcome`'s equity curve: three independent passes
+    /// over it, run side by side.
+    pub fn of(outcome: &Outcome) -> Self {
+        let eq = &outcome.equity;
+        let initial = f(outcome.initial_equity);
+        let (median_step, ((count, sum, squares, downs), (max_drawdown, drawdown_ms))) =
+            rayon::join(|| median_step(eq), || rayon::join(|| return_moments(eq, initial), || drawdown(eq.iter())));
+        Self { median_step, count, sum, squares, downs, max_drawdown, drawdown_ms }
+    }
+}
+
+/// The median step between the curve's points, from a count of each step
+/// (few distinct ones).
+fn median_step(eq: &EquityCurve) -> Option<i64> {
     let mut step_counts: BTreeMap<i64, usize> = BTreeMap::new();
     let mut prev_ts = None;
     // Steps repeat in runs (evenly spaced bars): a run is counted at its end,
@@ -386,23 +386,65 @@ pub fn build(
         *step_counts.entry(step).or_default() += n;
     }
     let mut middle = step_counts.values().sum::<usize>() / 2;
-    let median_step = step_counts.iter().find_map(|(step, count)| {
+    step_counts.iter().find_map(|(step, count)| {
         if middle < *count {
             return Some(*step);
         }
         middle -= count;
         None
-    });
-    let periods_per_year = median_step.map(|s| YEAR_MS / s as f64);
-    // The count with the sum, and both squared sums, in one pass each: each
-    // sum adds the same terms in the same order, from -0.0 as `Iterator::sum`.
+    })
+}
+
+/// The returns between consecutive points, starting from `initial`: their
+/// count, their sum, the sum of squared deviations from their mean and the
+/// sum of squared negative returns. Computed on the fly (twice) rather than
+/// held, as memory is per bar; each sum adds the same terms in the same
+/// order, from -0.0, as `Iterator::sum`.
+fn return_moments(eq: &EquityCurve, initial: f64) -> (usize, f64, f64, f64) {
+    let returns = || {
+        let mut prev = initial;
+        eq.values().iter().filter_map(move |&e| {
+            let r = (prev > 0.0).then(|| e / prev - 1.0);
+            prev = e;
+            r
+        })
+    };
     let (count, sum) = returns().fold((0usize, -0.0), |(c, s), r| (c + 1, s + r));
+    if count < 2 {
+        return (count, sum, -0.0, -0.0);
+    }
+    let mean = sum / count as f64;
+    let (squares, downs) = returns().fold((-0.0, -0.0), |(v, d), r| (v + (r - mean).powi(2), d + r.min(0.0).powi(2)));
+    (count, sum, squares, downs)
+}
+
+/// Builds the report.
+///
+/// `curve` is [`CurveStats::of`] the outcome: computed apart so that it can
+/// run beside the splitting of the fills into `trips`; the last argument is
+/// the period's first and last time.
+pub fn build(
+    outcome: &Outcome,
+    trips: &[RoundTrip],
+    curve: CurveStats,
+    symbols: Vec<String>,
+    strategies: Vec<String>,
+    currency: &str,
+    (start_ms, end_ms): (i64, i64),
+) -> Report {
+    let eq = &outcome.equity;
+    let initial = f(outcome.initial_equity);
+    let final_ = f(outcome.final_equity);
+    let total_return = (initial > 0.0).then(|| final_ / initial - 1.0);
+    let years = (end_ms - start_ms) as f64 / YEAR_MS;
+    let cagr = total_return.filter(|_| years > 0.0 && final_ > 0.0).map(|_| (final_ / initial).powf(1.0 / years) - 1.0);
+
+    let CurveStats { median_step, count, sum, squares, downs, max_drawdown: max_dd, drawdown_ms: dd_ms } = curve;
+    let periods_per_year = median_step.map(|s| YEAR_MS / s as f64);
     let n = count as f64;
     let (vol, sharpe, sortino) = match periods_per_year {
         Some(ppy) if count >= 2 => {
             let mean = sum / n;
-            let (squares, downs) =
-                returns().fold((-0.0, -0.0), |(v, d), r| (v + (r - mean).powi(2), d + r.min(0.0).powi(2)));
             let var = squares / (n - 1.0);
             let sd = var.sqrt();
             let downside = (downs / n).sqrt();
@@ -411,7 +453,6 @@ pub fn build(
         }
         _ => (None, None, None),
     };
-    let (max_dd, dd_ms) = drawdown(eq.iter());
     let exposure = if eq.is_empty() { 0.0 } else { eq.exposed_count() as f64 / eq.len() as f64 };
 
     let wins: Vec<Decimal> = trips.iter().map(|t| t.pnl).filter(|p| *p > Decimal::ZERO).collect();

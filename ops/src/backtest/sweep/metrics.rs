@@ -136,7 +136,8 @@ mod tests {
     fn every_metric_is_a_report_figure() {
         let outcome =
             Outcome { initial_equity: Decimal::from(100), final_equity: Decimal::from(110), ..Outcome::default() };
-        let report = report::build(&outcome, &[], vec!["X".into()], vec!["s".into()], "USDT", 0, 86_400_000);
+        let curve = report::CurveStats::of(&outcome);
+        let report = report::build(&outcome, &[], curve, vec!["X".into()], vec!["s".into()], "USDT", (0, 86_400_000));
         let json = serde_json::to_value(&report).unwrap();
         for m in METRICS {
             let v = json.get(m.name).unwrap_or_else(|| panic!("{} is not in the report", m.name));
