@@ -82,7 +82,7 @@ fn exits_sell_what_the_account_holds_and_positions_match_the_venue() {
     }
     keel.sigterm();
     let (status, lines) = keel.finish();
-    assert!(status.success(), "graceful stop exits 0: {status:?}");
+    common::assert_stopped("the run", status, &lines);
 
     let refused: Vec<_> = lines.iter().filter(|v| v["message"] == "intent refused by risk guard").collect();
     assert!(refused.is_empty(), "no intent was refused: {refused:#?}");

@@ -437,7 +437,7 @@ fn a_key_that_cannot_trade_is_reported_at_start_by_key_permissions() {
     k.wait_for("keel running; Ctrl-C or SIGTERM stops it", 1);
     k.sigterm();
     let (status, lines) = k.finish();
-    assert!(status.success(), "a view-only key still starts (nothing is sent): {status:?}");
+    common::assert_stopped("a view-only key still starts (nothing is sent)", status, &lines);
     let connected = lines.iter().find(|v| v["message"] == "connected to Coinbase").expect("connected");
     assert_eq!((&connected["can_view"], &connected["can_trade"]), (&true.into(), &false.into()), "{connected}");
     let error = lines.iter().find(|v| v["level"] == "ERROR").expect("an error line");

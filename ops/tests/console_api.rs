@@ -389,8 +389,8 @@ async fn equity_history_and_audit_log_survive_a_restart_of_keel() {
     assert!(logged["remote"].as_str().unwrap_or_default().starts_with("127.0.0.1:"), "{logged}");
     assert_eq!(logged["detail"], "before restart");
     keel.sigterm();
-    let (status, _) = keel.finish();
-    assert!(status.success(), "keel stopped cleanly: {status}");
+    let (status, stop_lines) = keel.finish();
+    common::assert_stopped("the run", status, &stop_lines);
 
     let mut keel = common::spawn_run(&config_path, &data, &[], &env);
     let base = keel.http_base();
@@ -409,6 +409,6 @@ async fn equity_history_and_audit_log_survive_a_restart_of_keel() {
     let (_, status_body) = get(&base, "/api/v1/status").await;
     assert_eq!(status_body["emergency_stop"]["set_by"], "web:127.0.0.1", "{status_body}");
     keel.sigterm();
-    let (status, _) = keel.finish();
-    assert!(status.success(), "keel stopped cleanly: {status}");
+    let (status, stop_lines) = keel.finish();
+    common::assert_stopped("the run", status, &stop_lines);
 }

@@ -794,8 +794,8 @@ async fn the_page_says_it_lost_the_engine_and_reconnects_by_itself_after_a_resta
 
     // The engine goes away: the page says so, plainly.
     keel.sigterm();
-    let (status, _) = keel.finish();
-    assert!(status.success(), "keel stopped cleanly: {status}");
+    let (status, stop_lines) = keel.finish();
+    common::assert_stopped("the run", status, &stop_lines);
     let banner = until(
         &c,
         10,
@@ -890,8 +890,8 @@ async fn the_page_says_it_lost_the_engine_and_reconnects_by_itself_after_a_resta
     let _ = c.close().await;
     drop(driver);
     keel.sigterm();
-    let (status, _) = keel.finish();
-    assert!(status.success(), "keel stopped cleanly: {status}");
+    let (status, stop_lines) = keel.finish();
+    common::assert_stopped("the run", status, &stop_lines);
 }
 
 /// How long the page may take to notice a stream that went silent without
@@ -939,8 +939,8 @@ async fn a_silent_engine_is_shown_lost_and_found_again_when_it_answers() {
     let _ = c.close().await;
     drop(driver);
     keel.sigterm();
-    let (status, _) = keel.finish();
-    assert!(status.success(), "keel stopped cleanly: {status}");
+    let (status, stop_lines) = keel.finish();
+    common::assert_stopped("the run", status, &stop_lines);
 }
 
 /// A `scanner` on BTCUSDT that alerts on every close beyond the last two

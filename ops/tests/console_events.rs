@@ -461,7 +461,7 @@ async fn the_keel_binary_streams_its_warn_lines_and_ends_the_stream_when_it_stop
         }
     }
     let (status, lines) = keel.finish();
-    assert!(status.success(), "keel exited with {status}");
+    common::assert_stopped("the run", status, &lines);
     let slow = lines.iter().find(|v| v["message"].as_str().is_some_and(|m| m.contains("did not stop within")));
     assert!(slow.is_none(), "the HTTP server waited on the open stream: {slow:?}");
 }

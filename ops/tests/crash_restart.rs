@@ -111,7 +111,7 @@ fn sigkill_then_restart_continues_from_recorded_fills() {
     second.wait_for("fill", 2);
     second.sigterm();
     let (status, second_lines) = second.finish();
-    assert!(status.success(), "graceful stop exits 0: {status:?}");
+    common::assert_stopped("the run", status, &second_lines);
     assert!(second_lines.iter().any(|v| v["message"] == "keel stopped"));
 
     // 3. No client order id was ever used twice, across the crash.

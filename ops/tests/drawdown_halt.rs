@@ -81,7 +81,7 @@ fn crash_trips_drawdown_halts_persists_and_only_resume_clears() {
     run.wait_for("canceling open orders", 1);
     run.sigterm();
     let (status, lines) = run.finish();
-    assert!(status.success());
+    common::assert_stopped("the run", status, &lines);
     let created_after_halt = lines
         .iter()
         .skip_while(|v| !(v["message"] == "trading state changed" && v["state"] == "HALTED"))
@@ -104,7 +104,7 @@ fn crash_trips_drawdown_halts_persists_and_only_resume_clears() {
     std::fs::write(&config, CONFIG.replace("DRIFT", "0.0")).unwrap();
     let run = spawn_run(&config, &data, &["--exit-after", "3s"], &[]);
     let (status, lines) = run.finish();
-    assert!(status.success());
+    common::assert_stopped("the run", status, &lines);
     let started = lines.iter().find(|v| v["message"] == "engine started").expect("engine started line");
     assert_eq!(started["trading_state"], "HALTED");
     assert_eq!(lines.iter().filter(|v| v["message"] == "order created").count(), 0);
@@ -121,7 +121,7 @@ fn crash_trips_drawdown_halts_persists_and_only_resume_clears() {
     run.wait_for("order created", 1);
     run.sigterm();
     let (status, lines) = run.finish();
-    assert!(status.success());
+    common::assert_stopped("the run", status, &lines);
     let started = lines.iter().find(|v| v["message"] == "engine started").expect("engine started line");
     assert_eq!(started["trading_state"], "ACTIVE");
 }

@@ -290,8 +290,8 @@ fn a_stop_loss_rests_at_the_venue_and_after_a_sigkill_there_is_still_one() {
 
     // keel state lists the exit set.
     second.sigterm();
-    let (status, _) = second.finish();
-    assert!(status.success(), "graceful stop: {status:?}");
+    let (status, stop_lines) = second.finish();
+    common::assert_stopped("the run", status, &stop_lines);
     let state = common::state_json(config.to_str().expect("utf-8"), data.to_str().expect("utf-8"));
     let rows = state["exits"].as_array().expect("exits rows");
     assert_eq!(rows.len(), 1, "{state:#}");
@@ -326,8 +326,8 @@ fn a_trailing_stop_fires_engine_side() {
         v.get(&base, "/api/v1/status")["exits"]["tv"]["BTCUSDT"].is_null().then_some(())
     });
     keel.sigterm();
-    let (status, _) = keel.finish();
-    assert!(status.success(), "graceful stop: {status:?}");
+    let (status, stop_lines) = keel.finish();
+    common::assert_stopped("the run", status, &stop_lines);
 
     // The store has the close: a filled market sell marked close(trailing_stop).
     let store = SledStore::open(&data).expect("the store opens");
@@ -383,6 +383,6 @@ fn an_oco_rests_at_the_venue_and_its_take_profit_closes_the_position() {
         v.metrics(&base).contains("keel_exits_total{reason=\"take_profit\"} 1").then_some(())
     });
     keel.sigterm();
-    let (status, _) = keel.finish();
-    assert!(status.success(), "graceful stop: {status:?}");
+    let (status, stop_lines) = keel.finish();
+    common::assert_stopped("the run", status, &stop_lines);
 }

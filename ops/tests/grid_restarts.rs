@@ -114,7 +114,7 @@ fn grid_keeps_one_working_order_per_level_and_side_across_five_restarts() {
         }
         let (status, lines) = keel.finish();
         if !kill {
-            assert!(status.success(), "run {run}: graceful stop exits 0: {status:?}");
+            common::assert_stopped(&format!("run {run}"), status, &lines);
         }
         created_total += lines.iter().filter(|v| v["message"] == "order created").count();
         assert_one_per_level_and_side(&rt, &venue, &format!("after run {run}"));
@@ -166,8 +166,8 @@ fn keel_halt_on_a_stopped_engine_cancels_every_resting_order_at_the_next_start_b
     keel.wait_for("keel running; Ctrl-C or SIGTERM stops it", 1);
     keel.wait_for("fill", 1);
     keel.sigterm();
-    let (status, _) = keel.finish();
-    assert!(status.success());
+    let (status, stop_lines) = keel.finish();
+    common::assert_stopped("the run", status, &stop_lines);
     let resting = open_at_venue(&rt, &venue);
     assert!(resting.len() >= 4, "grid orders rest at the venue: {resting:?}");
 
@@ -224,7 +224,7 @@ fn keel_halt_on_a_stopped_engine_cancels_every_resting_order_at_the_next_start_b
     assert!(open_at_venue(&rt, &venue).is_empty(), "nothing rests after the halted start");
     keel.sigterm();
     let (status, lines) = keel.finish();
-    assert!(status.success());
+    common::assert_stopped("the run", status, &lines);
     let created: Vec<&serde_json::Value> = lines.iter().filter(|v| v["message"] == "order created").collect();
     assert!(
         created.len() == usize::from(flattening)

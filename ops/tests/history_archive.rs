@@ -39,8 +39,8 @@ fn archived_history_is_not_replayed_and_keel_state_reads_it_without_writing() {
     assert_eq!(live["store_integrity"]["ok"], true, "{live:#}");
 
     run.sigterm();
-    let (status, _) = run.finish();
-    assert!(status.success());
+    let (status, stop_lines) = run.finish();
+    common::assert_stopped("the run", status, &stop_lines);
 
     let before = listing(&data);
     let stopped = state_json(config_s, data_s);

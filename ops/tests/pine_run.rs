@@ -35,7 +35,7 @@ fn config_pine_trades_its_pine_strategy_on_the_embedded_sandbox() {
     });
     keel.sigterm();
     let (status, lines) = keel.finish();
-    assert!(status.success(), "graceful stop exits 0: {status:?}");
+    common::assert_stopped("the run", status, &lines);
     let fill = lines.iter().find(|v| v["message"] == "fill").unwrap();
     assert_eq!((fill["strategy"].as_str(), fill["side"].as_str()), (Some("btc_pine"), Some("Buy")), "{fill}");
     // 10% of the script's 10 000 initial capital, commission included: about 1 000 USDT of BTC.

@@ -38,7 +38,7 @@ fn default_config_trades_through_the_binance_adapter_on_the_embedded_sandbox() {
         keel.wait_for("fill", 2);
         keel.sigterm();
         let (status, lines) = keel.finish();
-        assert!(status.success(), "run {run}: graceful stop exits 0: {status:?}");
+        common::assert_stopped(&format!("run {run}"), status, &lines);
         let connected = lines.iter().find(|v| v["message"] == "connected to Binance").unwrap();
         assert_eq!(connected["venue"], "sandbox");
         assert_eq!(connected["can_trade"], true);
@@ -160,7 +160,7 @@ fn embedded_sandbox_restart_after_sigkill_meets_the_venue_it_left() {
     second.wait_for("fill", 2);
     second.sigterm();
     let (status, lines) = second.finish();
-    assert!(status.success(), "graceful stop exits 0: {status:?}");
+    common::assert_stopped("the run", status, &lines);
     let new_ids: Vec<u64> = lines
         .iter()
         .filter(|v| v["message"] == "fill")

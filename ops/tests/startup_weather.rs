@@ -139,8 +139,8 @@ fn a_start_in_bad_weather_waits_it_out_and_comes_up() {
     let started = keel.seen.iter().find(|v| v["message"] == "engine started").unwrap();
     assert_eq!(started["trading_state"], "ACTIVE");
     keel.sigterm();
-    let (status, _) = keel.finish();
-    assert!(status.success());
+    let (status, stop_lines) = keel.finish();
+    common::assert_stopped("the run", status, &stop_lines);
 }
 
 #[actix_rt::test]

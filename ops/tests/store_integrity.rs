@@ -50,7 +50,7 @@ fn a_store_that_lost_its_snapshot_starts_halted_sends_nothing_and_waits_for_an_a
     let mut run = spawn_run(&config, &data, &["--exit-after", "3s"], &[]);
     run.wait_for("engine started", 1);
     let (status, lines) = run.finish();
-    assert!(status.success());
+    common::assert_stopped("the run", status, &lines);
     let halted = lines.iter().find(|v| v["message"] == "starting HALTED (fail closed)");
     let halted_reason = halted.and_then(|v| v["reason"].as_str()).unwrap_or("");
     assert!(halted_reason.starts_with("store_integrity:"), "{halted:?}");

@@ -261,7 +261,7 @@ fn the_universe_demo_config_trades_the_top_symbols() {
     });
     keel.sigterm();
     let (status, seen) = keel.finish();
-    assert!(status.success());
+    common::assert_stopped("the run", status, &seen);
     let selected = seen.iter().find(|v| v["message"] == "universe selected").expect("a selection at start");
     let mut members: BTreeSet<String> = selected["members"].as_str().unwrap().split(',').map(str::to_string).collect();
     assert_eq!(members.len(), 5, "{selected}");
