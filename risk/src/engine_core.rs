@@ -96,6 +96,17 @@ pub(crate) struct InFlight {
     pub(crate) acknowledged: bool,
     /// Its funds are reserved against the free balance by the risk engine.
     pub(crate) reserved: bool,
+    /// Orders it is at the venue: an OCO's two legs count against the
+    /// symbol's MAX_NUM_ORDERS, as Binance counts them.
+    pub(crate) venue_orders: usize,
+}
+
+/// How many open orders `order_type` makes at the venue (an OCO lists two).
+fn venue_orders(order_type: &OrderType) -> usize {
+    match order_type {
+        OrderType::Oco { .. } => 2,
+        _ => 1,
+    }
 }
 
 /// What the protections did in one evaluation, for the actor to act on.
@@ -541,6 +552,7 @@ impl RiskEngine {
                 reference_price,
                 acknowledged,
                 reserved: !acknowledged,
+                venue_orders: venue_orders(&order.order_type),
             },
         );
     }
@@ -974,8 +986,10 @@ impl RiskEngine {
             .checked_mul(reference_price)
             .ok_or_else(|| RejectReason::Overflow(format!("{qty} × {reference_price}")))?;
         instrument.check(qty, reference_price, rounded.order_type.is_market()).map_err(RejectReason::Filter)?;
-        let open_symbol = self.in_flight.values().filter(|f| f.symbol.as_str() == symbol).count();
-        if instrument.max_num_orders > 0 && open_symbol >= instrument.max_num_orders as usize {
+        let open_symbol: usize =
+            self.in_flight.values().filter(|f| f.symbol.as_str() == symbol).map(|f| f.venue_orders).sum();
+        let new_orders = venue_orders(&rounded.order_type);
+        if instrument.max_num_orders > 0 && open_symbol + new_orders > instrument.max_num_orders as usize {
             return Err(RejectReason::TooManyOpenOrders {
                 scope: OpenOrderScope::Symbol,
                 limit: instrument.max_num_orders,
@@ -1064,6 +1078,7 @@ impl RiskEngine {
                 reference_price: valuation,
                 acknowledged: false,
                 reserved: true,
+                venue_orders: new_orders,
             },
         );
         let client_order_id = self.spare_id(client_order_id);

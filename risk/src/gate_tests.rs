@@ -235,6 +235,57 @@ fn venue_filter_checks() {
             want: Ok("0.1"),
         },
         Case {
+            name: "venue max open orders: an OCO needs two of them (Binance counts both legs)",
+            config: none,
+            setup: |e| {
+                s_long(e);
+                for id in ["a", "b"] {
+                    e.restore_open_order(&open_order(id, "BTCUSDT", Side::Buy, "0.1", "900"));
+                }
+            },
+            intent: exit_leg(
+                ExitLeg::Oco,
+                OrderType::Oco { take_profit: d("1100"), stop: d("950"), stop_limit: None },
+                "1",
+            ),
+            now: T,
+            want: Err("max_open_orders"),
+        },
+        Case {
+            name: "venue max open orders: an open OCO counts twice",
+            config: none,
+            setup: |e| {
+                s_long(e);
+                let oco = exit_leg(
+                    ExitLeg::Oco,
+                    OrderType::Oco { take_profit: d("1100"), stop: d("950"), stop_limit: None },
+                    "1",
+                );
+                let mut o = Order::from_intent(&oco, "oco".into(), T);
+                o.status = OrderStatus::Accepted;
+                e.restore_open_order(&o);
+                e.restore_open_order(&open_order("a", "BTCUSDT", Side::Buy, "0.1", "900"));
+            },
+            intent: buy("0.1"),
+            now: T,
+            want: Err("max_open_orders"),
+        },
+        Case {
+            name: "venue max open orders: an OCO fits in the last two",
+            config: none,
+            setup: |e| {
+                s_long(e);
+                e.restore_open_order(&open_order("a", "BTCUSDT", Side::Buy, "0.1", "900"));
+            },
+            intent: exit_leg(
+                ExitLeg::Oco,
+                OrderType::Oco { take_profit: d("1100"), stop: d("950"), stop_limit: None },
+                "1",
+            ),
+            now: T,
+            want: Ok("1"),
+        },
+        Case {
             name: "global max open orders",
             config: |c| c.max_open_orders = 2,
             setup: |e| {
