@@ -384,23 +384,24 @@ impl Account {
     /// order list), or refuses it when not enough is free.
     fn lock(&mut self, asset: &str, amount: Decimal) -> Result<(), MatchError> {
         // One look-up for an asset the account has (every order's, mostly).
-        let Some(b) = self.balances.get_mut(asset) else {
-            let free = Decimal::ZERO;
-            if free < amount {
-                return Err(MatchError::InsufficientBalance { asset: asset.to_string(), needed: amount, free });
+        let free = match self.balances.get_mut(asset) {
+            Some(b) if b.free >= amount => {
+                b.free -= amount;
+                b.locked += amount;
+                return Ok(());
             }
+            Some(b) => b.free,
+            None => Decimal::ZERO,
+        };
+        if free >= amount {
+            // An asset it has none of: only a zero amount fits (and records it).
             self.update(asset, |b| {
                 b.free -= amount;
                 b.locked += amount;
             });
             return Ok(());
-        };
-        if b.free < amount {
-            return Err(MatchError::InsufficientBalance { asset: asset.to_string(), needed: amount, free: b.free });
         }
-        b.free -= amount;
-        b.locked += amount;
-        Ok(())
+        Err(MatchError::InsufficientBalance { asset: asset.to_string(), needed: amount, free })
     }
 }
 
