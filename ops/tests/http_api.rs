@@ -345,8 +345,15 @@ async fn tradingview_webhook_becomes_a_signal_for_the_webhook_strategy() {
         Some("time,ts_ms,trade_id,strategy_id,symbol,side,price,qty,notional,fee,fee_asset,is_maker,client_order_id")
     );
     assert!(lines.any(|l| l.contains(",tv,BTCUSDT,BUY,")), "{csv}");
+    // The journal is the store's; positions are the portfolio's snapshot,
+    // which takes the fill in its own turn: awaited, not read at once.
+    let held = eventually(10, || async {
+        let (_, text) = get(&r, "/api/v1/positions", Some(TOKEN)).await;
+        json_of(&text).as_array().map(|a| a.iter().any(|p| p["symbol"] == "BTCUSDT")).unwrap_or(false)
+    })
+    .await;
     let (_, text) = get(&r, "/api/v1/positions", Some(TOKEN)).await;
-    assert!(json_of(&text).as_array().map(|a| a.iter().any(|p| p["symbol"] == "BTCUSDT")).unwrap_or(false), "{text}");
+    assert!(held, "{text}");
     r.stop().await;
 }
 
