@@ -27,6 +27,22 @@ pub struct Bar {
     pub volume: Decimal,
 }
 
+/// Every closed bar of one symbol a backtest will deliver, in order, readable
+/// before they are delivered (see [`crate::strategy::Strategy::foresee`]).
+/// Shared with other threads, so the bars are read, never copied whole.
+pub trait BarSeries: Send + Sync {
+    /// Number of bars.
+    fn len(&self) -> usize;
+    /// True when there are none.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The open time of bar `i` (`i < len`), cheaper than the whole bar.
+    fn open_time(&self, i: usize) -> i64;
+    /// Writes bar `i` (`i < len`) into `out`, all fields but the symbol.
+    fn bar(&self, i: usize, out: &mut Bar);
+}
+
 /// A public trade.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Trade {

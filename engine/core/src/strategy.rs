@@ -9,6 +9,7 @@
 
 use rustc_hash::FxHashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -20,7 +21,7 @@ use crate::fill::Fill;
 use crate::futures::FuturesEvent;
 use crate::futures_board::{FuturesBoard, FuturesSnapshot};
 use crate::instrument::Instrument;
-use crate::market::{Bar, BookTicker, MarketEvent, Trade};
+use crate::market::{Bar, BarSeries, BookTicker, MarketEvent, Trade};
 use crate::order::{Order, OrderIntent, OrderStatus, OrderTag, Side};
 use crate::symbol::{StrategyId, Symbol};
 
@@ -373,6 +374,14 @@ pub trait Strategy: Send {
     fn orders_on_close(&self) -> bool {
         false
     }
+    /// Backtests only, before the first bar: `bars` are every bar of
+    /// `symbol` (one of its symbols) the run will deliver, in order. A
+    /// strategy whose decision on a bar depends on the bars up to it alone
+    /// may work them out ahead, on a thread of its own (a Pine script that
+    /// reads no strategy state does); it must then act exactly as it would
+    /// have without, also when a bar is not delivered (while paused). Live
+    /// runs never call it. The default ignores it.
+    fn foresee(&mut self, _symbol: &Symbol, _bars: Arc<dyn BarSeries>) {}
     /// Called once at start, before any other callback may act: `open` are
     /// this strategy's orders still working at the venue (after
     /// reconciliation), with their tags. A stateful strategy re-adopts them
@@ -567,6 +576,12 @@ impl StrategyRunner {
     /// The panic message that paused it, if any.
     pub fn failure(&self) -> Option<&str> {
         self.failure.as_deref()
+    }
+
+    /// Hands its strategy the bars of `symbol` a backtest will deliver (see
+    /// [`Strategy::foresee`]).
+    pub fn foresee(&mut self, symbol: &Symbol, bars: Arc<dyn BarSeries>) {
+        self.strategy.foresee(symbol, bars);
     }
 
     /// Pauses or resumes it. Resuming clears a recorded failure.

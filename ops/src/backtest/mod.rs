@@ -351,11 +351,24 @@ pub fn build_strategies(
 
 impl Prepared {
     /// Replays the bars through `slots` and builds the report; `progress` is
-    /// told the number of bars done now and then.
+    /// told the number of bars done now and then. For a run that has the
+    /// machine to itself: strategies that can work ahead on a thread of their
+    /// own do ([`Backtest::foreseeing`]).
     pub fn run(&self, slots: Vec<StrategySlot>, progress: impl FnMut(usize)) -> BacktestResult {
+        self.run_with(slots, progress, true)
+    }
+
+    /// [`Prepared::run`] for one of many runs side by side (a sweep's grid):
+    /// every strategy on the run's own thread.
+    pub fn run_in_pool(&self, slots: Vec<StrategySlot>) -> BacktestResult {
+        self.run_with(slots, |_| {}, false)
+    }
+
+    fn run_with(&self, slots: Vec<StrategySlot>, progress: impl FnMut(usize), foresee: bool) -> BacktestResult {
         let strategy_ids: Vec<String> = slots.iter().map(|s| s.id.to_string()).collect();
         let backtest =
             Backtest::new(self.sim_config.clone(), self.timeline.symbols(), slots).with_futures(self.futures.clone());
+        let backtest = if foresee { backtest.foreseeing() } else { backtest };
         let outcome = backtest.run(&self.timeline, &self.signals, progress);
         // The trades and the curve's statistics are independent: side by side.
         let ((trades, open_entries), curve) = rayon::join(

@@ -43,7 +43,7 @@ use keel_core::exits::ExitSpec;
 use keel_core::fill::{Fill, TradeId};
 use keel_core::futures::FuturesEvent;
 use keel_core::instrument::{ceil_to_step, floor_to_step, Instrument};
-use keel_core::market::{BookTicker, MarketEvent};
+use keel_core::market::{BarSeries, BookTicker, MarketEvent};
 use keel_core::order::{OrderIntent, OrderStatus, OrderTag, OrderType, Side, TimeInForce};
 use keel_core::sim::{FeeSchedule, FillFacts, MatchError, MatchingCore, NewOrder, OrderEvent};
 use keel_core::strategy::{OrderUpdate, Signal, Strategy, StrategyRunner};
@@ -446,6 +446,27 @@ impl Iterator for CloseTimes<'_> {
     }
 }
 
+/// One symbol's bars of a timeline, as a strategy foresees them.
+struct SymbolBars {
+    timeline: Timeline,
+    /// The symbol's index.
+    s: usize,
+}
+
+impl BarSeries for SymbolBars {
+    fn len(&self) -> usize {
+        self.timeline.bars(self.s).len()
+    }
+
+    fn open_time(&self, i: usize) -> i64 {
+        self.timeline.bars(self.s).open_time(i)
+    }
+
+    fn bar(&self, i: usize, out: &mut keel_core::market::Bar) {
+        self.timeline.bars(self.s).fill(i, out);
+    }
+}
+
 /// An order waiting for the next open of its symbol.
 struct Queued {
     /// Its record in `Outcome::orders` (client order id and intent).
@@ -529,6 +550,8 @@ pub struct Backtest {
     fill_buf: Option<Fill>,
     /// Funding and open-interest events, in delivery order.
     futures: Arc<[FuturesEvent]>,
+    /// Whether strategies are handed their bars before the run ([`Backtest::foreseeing`]).
+    foresee: bool,
 }
 
 impl Backtest {
@@ -655,7 +678,17 @@ impl Backtest {
             symbols: symbols.to_vec(),
             fill_buf: None,
             futures: Arc::from(Vec::new()),
+            foresee: false,
         }
+    }
+
+    /// Hands each strategy the bars of its symbols before the run
+    /// ([`Strategy::foresee`]): a Pine script that reads no strategy state then
+    /// runs on a thread of its own, beside the engine. For a run that has the
+    /// machine to itself; a sweep's runs already keep every core busy.
+    pub fn foreseeing(mut self) -> Self {
+        self.foresee = true;
+        self
     }
 
     /// Funding and open-interest events to deliver beside the bars, sorted
@@ -683,6 +716,16 @@ impl Backtest {
     /// Replays the timeline; `progress` is called with the number of bars done
     /// every 65 536 bars and at the end.
     pub fn run(mut self, timeline: &Timeline, signals: &[TimedSignal], mut progress: impl FnMut(usize)) -> Outcome {
+        if self.foresee {
+            for (s, runners) in self.runners_by_symbol.iter().enumerate() {
+                for &r in runners {
+                    if !self.runners[r].is_paused() {
+                        let bars = Arc::new(SymbolBars { timeline: timeline.clone(), s });
+                        self.runners[r].foresee(&self.symbols[s], bars);
+                    }
+                }
+            }
+        }
         self.out.equity = EquityCurve::new(timeline);
         self.out.initial_equity = self.equity();
         self.protect(decimal_f64(self.out.initial_equity), timeline.first_open_time().unwrap_or(0));

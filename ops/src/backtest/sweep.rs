@@ -334,7 +334,7 @@ fn run_grid(
         .map(|&c| {
             let blocks = grid.blocks(c, &prepared.strategies);
             let result = match build_strategies(&blocks, registry) {
-                Ok(slots) => Ok(metrics::of(&prepared.run(slots, |_| {}).report)),
+                Ok(slots) => Ok(metrics::of(&prepared.run_in_pool(slots).report)),
                 Err(e) => Err(e.to_string()),
             };
             bar.inc(1);

@@ -672,4 +672,19 @@ mod tests {
             assert_eq!(program(body).bar_inputs(), want, "{body}");
         }
     }
+
+    #[test]
+    fn a_host_learns_whether_a_script_reads_strategy_state() {
+        let cases = [
+            ("plot(ta.sma(close, 3))\nstrategy.entry(\"L\", strategy.long)\n", false),
+            ("if strategy.position_size == 0\n    strategy.entry(\"L\", strategy.long)\n", true),
+            ("plot(strategy.equity)\n", true),
+            ("f(x) => x + strategy.netprofit\nplot(f(close))\n", true),
+            ("plot(strategy.opentrades > 0 ? 1 : 0)\n", true),
+            ("plot(bar_index + time)\n", false),
+        ];
+        for (body, want) in cases {
+            assert_eq!(program(body).reads_strategy_state(), want, "{body}");
+        }
+    }
 }

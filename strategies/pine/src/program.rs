@@ -640,6 +640,12 @@ impl Program {
         }
     }
 
+    /// True when the script reads the broker's state (`strategy.position_size`, `equity`, ...):
+    /// then what it decides on a bar depends on its fills, not on the bars alone.
+    pub fn reads_strategy_state(&self) -> bool {
+        self.bar_reads.iter().any(|&r| BAR_SLOTS.get(r as usize).is_some_and(|n| n.starts_with("strategy.")))
+    }
+
     /// The deepest history any series keeps (the longest ring buffer).
     pub fn max_history(&self) -> usize {
         self.rings.iter().map(|r| r.1).max().unwrap_or(0)

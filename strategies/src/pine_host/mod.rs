@@ -13,6 +13,7 @@
 //! entry, partial exits (`qty`/`qty_percent` of `strategy.exit` and `strategy.close`), and exits in
 //! ticks from each entry when `pyramiding` allows several.
 
+mod ahead;
 mod broker;
 mod load;
 
@@ -20,31 +21,67 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use keel_core::fill::Fill;
-use keel_core::market::Bar;
+use keel_core::market::{Bar, BarSeries};
 use keel_core::order::Order;
 use keel_core::strategy::{OrderUpdate, Strategy, StrategyCtx};
 use keel_core::Symbol;
-use pine::{Program, Runner};
+use pine::{BarOutput, Program, Runner, StrategyState};
 use rust_decimal::Decimal;
 
 use crate::common::close_f64;
 use crate::StrategyConfigError;
+use ahead::{Ahead, Foreseen};
 use broker::Broker;
 
 /// A Pine Script strategy on one symbol.
 pub struct PineStrategy {
     symbol: Symbol,
     program: Arc<Program>,
-    runner: Runner,
+    script: Script,
     broker: Broker,
     /// Bars it needs before its values are complete (the live warm-up).
     warmup: usize,
+    /// In a backtest, the script run ahead on its own thread (see [`ahead`]).
+    ahead: Option<Ahead>,
+}
+
+/// The script and how a Keel bar becomes its input: the one piece of code that runs it, on the
+/// strategy's thread and on the [`ahead`] thread alike.
+struct Script {
+    runner: Runner,
     /// Whether the runner knows the chart's bar interval (from the first bar), which
     /// `request.security` builds its higher timeframes on.
     interval_known: bool,
     /// The bar values the script reads: only those are converted to `f64` (a conversion per
     /// value and bar is a fifth of the host's cost).
     inputs: pine::BarInputs,
+}
+
+impl Script {
+    fn new(program: &Arc<Program>) -> Self {
+        Self { runner: Runner::new(Arc::clone(program)), interval_known: false, inputs: program.bar_inputs() }
+    }
+
+    /// Runs the script on `bar`, the next one, with the broker state `state` gives at its close
+    /// (as `f64`); `Err` is why the script cannot go on.
+    fn step(&mut self, bar: &Bar, state: impl FnOnce(f64) -> StrategyState) -> Result<&BarOutput, String> {
+        let value = |read: bool, v: Decimal| if read { close_f64(v) } else { f64::NAN };
+        let input = pine::Bar {
+            time: bar.open_time,
+            open: value(self.inputs.open, bar.open),
+            high: value(self.inputs.high, bar.high),
+            low: value(self.inputs.low, bar.low),
+            // The broker values the open position at the close.
+            close: close_f64(bar.close),
+            volume: value(self.inputs.volume, bar.volume),
+        };
+        if !self.interval_known {
+            self.interval_known = true;
+            // A bar's close time is inclusive (`open + interval - 1`, as Binance reports it).
+            self.runner.set_base_interval(bar.close_time - bar.open_time + 1).map_err(|e| e.to_string())?;
+        }
+        self.runner.step(&input, &state(input.close)).map_err(|e| e.to_string())
+    }
 }
 
 impl PineStrategy {
@@ -54,11 +91,10 @@ impl PineStrategy {
     pub fn new(symbol: Symbol, program: Arc<Program>) -> Result<Self, StrategyConfigError> {
         let sizing = load::check(&program)?;
         Ok(Self {
-            runner: Runner::new(Arc::clone(&program)),
+            script: Script::new(&program),
             broker: Broker::new(symbol.clone(), sizing),
             warmup: program.warmup_bars(),
-            interval_known: false,
-            inputs: program.bar_inputs(),
+            ahead: None,
             symbol,
             program,
         })
@@ -68,6 +104,26 @@ impl PineStrategy {
     pub fn program(&self) -> &Program {
         &self.program
     }
+}
+
+/// Acts on what the script decided on a bar closing at `close`: its commands through the broker,
+/// its alerts as notifications, then the exits.
+fn act(
+    host: (&mut Broker, &Program, &Symbol),
+    commands: &[pine::Command],
+    alerts: &[pine::Alert],
+    close: Decimal,
+    ctx: &mut StrategyCtx<'_>,
+) {
+    let (broker, program, symbol) = host;
+    for cmd in commands {
+        broker.command(cmd, close, ctx);
+    }
+    for alert in alerts {
+        let condition = alert.title.map_or("alert", |t| program.text(t));
+        ctx.alert(symbol, condition, program.text(alert.message).to_string(), BTreeMap::new());
+    }
+    broker.apply_exits(ctx);
 }
 
 impl Strategy for PineStrategy {
@@ -96,42 +152,46 @@ impl Strategy for PineStrategy {
         self.broker.adopt(open, ctx);
     }
 
+    fn foresee(&mut self, symbol: &Symbol, bars: Arc<dyn BarSeries>) {
+        if *symbol == self.symbol {
+            self.ahead = Ahead::start(&self.program, symbol, bars);
+        }
+    }
+
     fn on_bar(&mut self, bar: &Bar, ctx: &mut StrategyCtx<'_>) {
         if bar.symbol != self.symbol {
             return;
         }
         self.broker.reconcile(ctx);
-        let value = |read: bool, v: Decimal| if read { close_f64(v) } else { f64::NAN };
-        let input = pine::Bar {
-            time: bar.open_time,
-            open: value(self.inputs.open, bar.open),
-            high: value(self.inputs.high, bar.high),
-            low: value(self.inputs.low, bar.low),
-            // The broker values the open position at the close.
-            close: close_f64(bar.close),
-            volume: value(self.inputs.volume, bar.volume),
-        };
-        if !self.interval_known {
-            self.interval_known = true;
-            // A bar's close time is inclusive (`open + interval - 1`, as Binance reports it).
-            if let Err(e) = self.runner.set_base_interval(bar.close_time - bar.open_time + 1) {
-                panic!("pine script stopped: {e}");
+        if let Some(ahead) = &mut self.ahead {
+            match ahead.take(bar) {
+                Foreseen::Output(commands, alerts) => {
+                    act((&mut self.broker, &self.program, &self.symbol), commands, alerts, bar.close, ctx);
+                    return;
+                }
+                Foreseen::Failed(message) => panic!("pine script stopped: {message}"),
+                Foreseen::Behind { delivered } => {
+                    // On alone from here: first the script's state after the bars delivered
+                    // so far. They ran on the thread without an error, and read no strategy state.
+                    let series = ahead.series();
+                    self.ahead = None;
+                    let mut past = bar.clone();
+                    for i in 0..delivered {
+                        series.bar(i, &mut past);
+                        if let Err(e) = self.script.step(&past, |_| StrategyState::default()) {
+                            panic!("pine script stopped: {e}");
+                        }
+                    }
+                }
             }
         }
-        let state = self.broker.state(input.close);
-        let out = match self.runner.step(&input, &state) {
+        let broker = &self.broker;
+        let out = match self.script.step(bar, |close| broker.state(close)) {
             Ok(out) => out,
             // The script cannot go on (a runaway loop): the runner pauses the strategy with this.
             Err(e) => panic!("pine script stopped: {e}"),
         };
-        for cmd in &out.commands {
-            self.broker.command(cmd, bar.close, ctx);
-        }
-        for alert in &out.alerts {
-            let condition = alert.title.map_or("alert", |t| self.program.text(t));
-            ctx.alert(&self.symbol, condition, self.program.text(alert.message).to_string(), BTreeMap::new());
-        }
-        self.broker.apply_exits(ctx);
+        act((&mut self.broker, &self.program, &self.symbol), &out.commands, &out.alerts, bar.close, ctx);
     }
 
     fn on_fill(&mut self, fill: &Fill, ctx: &mut StrategyCtx<'_>) {

@@ -184,3 +184,131 @@ fn the_preload_counts_a_higher_timeframe_in_chart_bars() {
     assert!(m15 >= 16 && m1 >= 4 * 60, "{m15} {m1}");
     assert!(s.warmup_bars_at(15 * 60_000) > s.warmup_bars(), "more than the chart's own warm-up");
 }
+
+mod ahead {
+    //! A backtest's script run ahead on its own thread acts exactly as the strategy running it
+    //! itself: the same intents and alerts bar by bar (over several of the thread's batches), also
+    //! around bars not delivered while paused, and the same stop on the same bar.
+
+    use super::*;
+    use keel_core::instrument::Instrument;
+    use keel_core::market::MarketEvent;
+    use keel_core::strategy::StrategyRunner;
+    use keel_core::Decimal;
+
+    /// Bars in memory, as a backtest's columns would hand them over.
+    struct Series(Vec<Bar>);
+
+    impl BarSeries for Series {
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+
+        fn open_time(&self, i: usize) -> i64 {
+            self.0[i].open_time
+        }
+
+        fn bar(&self, i: usize, out: &mut Bar) {
+            out.clone_from(&self.0[i]);
+        }
+    }
+
+    /// `n` one-minute bars of a wave around 1000 (about 125 bars a period), so an SMA cross
+    /// trades every few dozen bars.
+    fn wave(n: usize) -> Vec<Bar> {
+        (0..n)
+            .map(|h| {
+                let c = Decimal::from(1000) + Decimal::from((50.0 * (h as f64 / 20.0).sin()) as i64 + (h % 7) as i64);
+                Bar {
+                    symbol: "BTCUSDT".into(),
+                    open_time: h as i64 * 60_000,
+                    close_time: h as i64 * 60_000 + 59_999,
+                    open: c - Decimal::ONE,
+                    high: c + Decimal::from(3),
+                    low: c - Decimal::from(3),
+                    close: c,
+                    volume: Decimal::from(5),
+                }
+            })
+            .collect()
+    }
+
+    const CROSS: &str = "fast = ta.sma(close, 5)\nslow = ta.sma(close, 13)\nif ta.crossover(fast, slow)\n    strategy.entry(\"L\", strategy.long, qty = 1)\n    alert(\"up\")\nif ta.crossunder(fast, slow)\n    strategy.close(\"L\")\n    strategy.cancel(\"L\")\n";
+
+    /// Per bar delivered: the intents, cancels and alerts (as text), or the failure; bars in
+    /// `paused` reach a paused runner. With `foresee`, the strategy is handed all of `bars` first.
+    fn decisions(body: &str, bars: &[Bar], paused: std::ops::Range<usize>, foresee: bool) -> Vec<String> {
+        let btc = Instrument::with_steps(
+            "BTCUSDT".into(),
+            "BTC".into(),
+            "USDT".into(),
+            "0.01".parse().unwrap(),
+            "0.001".parse().unwrap(),
+        );
+        let mut strategy = PineStrategy::new(Symbol::new("BTCUSDT"), program(body, "")).unwrap();
+        if foresee {
+            strategy.foresee(&Symbol::new("BTCUSDT"), Arc::new(Series(bars.to_vec())));
+            assert!(strategy.ahead.is_some(), "the script reads no strategy state: it runs ahead");
+        }
+        let mut runner = StrategyRunner::new("p".into(), Box::new(strategy)).with_instruments(&[btc]);
+        let mut out = Vec::new();
+        for (i, bar) in bars.iter().enumerate() {
+            runner.set_paused(paused.contains(&i));
+            match runner.on_market(&MarketEvent::Bar(bar.clone()), bar.close_time) {
+                Ok(_) => {
+                    let intents: Vec<_> = runner.drain_intents().collect();
+                    let cancels: Vec<_> = runner.drain_cancels().collect();
+                    let alerts: Vec<_> = runner.drain_alerts().map(|a| format!("{a:?}")).collect();
+                    out.push(format!("{i}: {intents:?} {cancels:?} {alerts:?}"));
+                }
+                Err(failure) => {
+                    out.push(format!("{i}: {failure}"));
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    fn acted(decisions: &[String]) -> usize {
+        decisions.iter().filter(|d| d.contains("OrderIntent")).count()
+    }
+
+    #[test]
+    fn run_ahead_the_script_decides_the_same_on_every_bar() {
+        let bars = wave(9_000);
+        let alone = decisions(CROSS, &bars, 0..0, false);
+        assert!(acted(&alone) > 50, "the wave trades: {}", acted(&alone));
+        assert_eq!(decisions(CROSS, &bars, 0..0, true), alone);
+    }
+
+    #[test]
+    fn bars_not_delivered_while_paused_end_the_thread_and_the_strategy_goes_on_alone_the_same() {
+        let bars = wave(9_000);
+        let alone = decisions(CROSS, &bars, 5_000..5_100, false);
+        let after: Vec<_> = alone[5_100..].to_vec();
+        assert!(acted(&after) > 10, "it trades after the pause");
+        assert_eq!(decisions(CROSS, &bars, 5_000..5_100, true), alone);
+    }
+
+    #[test]
+    fn a_script_that_stops_on_a_bar_stops_on_the_same_bar_with_the_same_message() {
+        let body = format!("{CROSS}i = 0\nwhile bar_index >= 300\n    i := i + 1\n");
+        let bars = wave(400);
+        let alone = decisions(&body, &bars, 0..0, false);
+        let last = alone.last().unwrap();
+        assert!(last.starts_with("300: ") && last.contains("pine script stopped"), "{last}");
+        assert_eq!(decisions(&body, &bars, 0..0, true), alone);
+    }
+
+    #[test]
+    fn a_script_that_reads_strategy_state_runs_beside_the_broker() {
+        let body = "if strategy.position_size == 0\n    strategy.entry(\"L\", strategy.long, qty = 1)\n";
+        let mut strategy = PineStrategy::new(Symbol::new("BTCUSDT"), program(body, "")).unwrap();
+        strategy.foresee(&Symbol::new("BTCUSDT"), Arc::new(Series(wave(10))));
+        assert!(strategy.ahead.is_none());
+        let mut plain = PineStrategy::new(Symbol::new("BTCUSDT"), program(CROSS, "")).unwrap();
+        plain.foresee(&Symbol::new("ETHUSDT"), Arc::new(Series(wave(10))));
+        assert!(plain.ahead.is_none(), "another symbol's bars are not its own");
+    }
+}

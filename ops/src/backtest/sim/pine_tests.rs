@@ -25,6 +25,11 @@ fn run(decl: &str, body: &str, ohlc: &[(&str, &str, &str, &str)]) -> Outcome {
 
 /// [`run`] with several Pine strategies: (id, declaration arguments, body).
 fn run_all(scripts: &[(&str, &str, &str)], ohlc: &[(&str, &str, &str, &str)]) -> Outcome {
+    run_foreseeing(scripts, ohlc, false)
+}
+
+/// [`run_all`], with the strategies handed their bars first when `foresee` ([`Backtest::foreseeing`]).
+fn run_foreseeing(scripts: &[(&str, &str, &str)], ohlc: &[(&str, &str, &str, &str)], foresee: bool) -> Outcome {
     let slots = scripts
         .iter()
         .map(|(id, decl, body)| {
@@ -44,7 +49,9 @@ fn run_all(scripts: &[(&str, &str, &str)], ohlc: &[(&str, &str, &str, &str)]) ->
         risk: RiskConfig::unlimited(),
         currency: "USDT".into(),
     };
-    let outcome = Backtest::new(config, timeline.symbols(), slots).run(&timeline, &[], |_| {});
+    let backtest = Backtest::new(config, timeline.symbols(), slots);
+    let backtest = if foresee { backtest.foreseeing() } else { backtest };
+    let outcome = backtest.run(&timeline, &[], |_| {});
     assert!(outcome.failures.is_empty(), "{:?}", outcome.failures);
     outcome
 }
@@ -62,6 +69,38 @@ type Ohlc = (&'static str, &'static str, &'static str, &'static str);
 fn rising(n: usize) -> Vec<Ohlc> {
     let s = |x: i64| -> &'static str { Box::leak(x.to_string().into_boxed_str()) };
     (0..n as i64).map(|h| (s(100 + h), s(102 + h), s(98 + h), s(101 + h))).collect()
+}
+
+/// `n` bars of a wave around 1000 (about 125 bars a period), so an SMA cross trades every few
+/// dozen bars.
+fn wave(n: usize) -> Vec<Ohlc> {
+    let s = |x: i64| -> &'static str { Box::leak(x.to_string().into_boxed_str()) };
+    (0..n)
+        .map(|h| {
+            let c = 1000 + (50.0 * (h as f64 / 20.0).sin()) as i64 + (h % 7) as i64;
+            (s(c - 1), s(c + 3), s(c - 3), s(c))
+        })
+        .collect()
+}
+
+/// The same backtest with the scripts run ahead on threads of their own (over several of their
+/// batches): the same orders, fills and equity, to the last digit. One script reads strategy
+/// state (it runs beside the broker), one does not, and one fills at the close.
+#[test]
+fn scripts_run_ahead_trade_exactly_as_scripts_run_in_line() {
+    let cross = "fast = ta.sma(close, 5)\nslow = ta.sma(close, 13)\nif ta.crossover(fast, slow)\n    strategy.entry(\"L\", strategy.long, qty = 1)\nif ta.crossunder(fast, slow)\n    strategy.close(\"L\")\n";
+    let stateful = "if strategy.position_size == 0 and close > ta.ema(close, 9)\n    strategy.entry(\"L\", strategy.long, qty = 1)\nif strategy.position_size > 0 and close < ta.ema(close, 9)\n    strategy.close(\"L\")\n";
+    let scripts =
+        [("cross", "", cross), ("stateful", "", stateful), ("on_close", ", process_orders_on_close = true", cross)];
+    let ohlc = wave(10_000);
+    let inline = run_foreseeing(&scripts, &ohlc, false);
+    let ahead = run_foreseeing(&scripts, &ohlc, true);
+    assert!(inline.fills.len() > 300, "the wave trades: {} fills", inline.fills.len());
+    let orders = |o: &Outcome| o.orders.iter().map(|r| format!("{r:?}")).collect::<Vec<_>>();
+    assert_eq!(orders(&ahead), orders(&inline));
+    assert_eq!(fills(&ahead), fills(&inline));
+    assert_eq!(ahead.equity.values(), inline.equity.values());
+    assert_eq!(ahead.final_equity, inline.final_equity);
 }
 
 const ENTER_1_EXIT_3: &str =
