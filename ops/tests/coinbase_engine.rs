@@ -16,6 +16,7 @@ use common::coinbase::CoinbaseSandbox;
 use common::{assert_stopped, created_ids, keel, spawn_run};
 use keel_coinbase::model::ListOrdersResponse;
 use keel_coinbase::rest::Kind;
+use keel_core::order::Side;
 use keel_core::store::Store;
 use keel_core::venue::Venue;
 use keel_core::{Decimal, Symbol};
@@ -244,18 +245,6 @@ fn symbols() -> [Symbol; 2] {
     [Symbol::new("BTC-USD"), Symbol::new("ETH-USD")]
 }
 
-/// The grid's sells created in these lines and not filled in them.
-fn resting_grid_sells(lines: &[Value]) -> usize {
-    let of = |message: &str| -> HashSet<&str> {
-        lines
-            .iter()
-            .filter(|v| v["message"] == message && v["strategy"] == "btc_grid" && v["side"] == "Sell")
-            .filter_map(|v| v["client_order_id"].as_str())
-            .collect()
-    };
-    of("order created").difference(&of("fill")).count()
-}
-
 /// Every order the venue has for the account, page by page.
 async fn venue_orders(venue: &keel_coinbase::CoinbaseVenue) -> Vec<keel_coinbase::model::Order> {
     let mut out = Vec::new();
@@ -297,12 +286,18 @@ fn sigkill_mid_trading_against_a_standalone_coinbase_sandbox_loses_no_fill_and_d
         k.wait_for("store reconciled with the venue", 1);
         k.wait_for("fill", 3);
         if round == 2 {
-            // The last kill leaves orders resting on both sides of the price,
-            // so the market fills one while Keel is down whichever way it
-            // goes: buys below from the start, and a sell above once a buy
-            // filled. (Killed right after its buys filled, the grid once
-            // left only buys 8 % below a rising price.)
-            k.wait_until("a grid sell resting at the kill", |k| resting_grid_sells(&k.seen) > 0);
+            // The last kill leaves orders resting at the venue on both sides
+            // of the price, so the market fills one while Keel is down
+            // whichever way it goes: buys below from the start, and a sell
+            // above once a buy filled. (Killed right after its buys filled,
+            // the grid once left only buys 8 % below a rising price.)
+            let deadline = Instant::now() + Duration::from_secs(90);
+            let btc = Symbol::new("BTC-USD");
+            while !rt.block_on(venue.open_orders(Some(&btc))).expect("open orders").iter().any(|o| o.side == Side::Sell)
+            {
+                assert!(Instant::now() < deadline, "the grid rested a sell within 90 s");
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
         k.child.kill().expect("SIGKILL");
         let (_, lines) = k.finish();
