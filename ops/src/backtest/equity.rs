@@ -75,6 +75,12 @@ impl EquityCurve {
         Points { times: self.timeline.close_times().peekable(), curve: self, next: 0 }
     }
 
+    /// The step between consecutive points when they are evenly spaced (one
+    /// symbol's bars at a fixed interval).
+    pub fn regular_step(&self) -> Option<i64> {
+        self.timeline.regular_step()
+    }
+
     /// Point `k`'s time where the timeline tells it directly (one symbol).
     #[inline]
     fn direct_time(&self, k: usize) -> Option<i64> {

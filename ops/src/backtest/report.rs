@@ -17,7 +17,7 @@ use keel_core::{Decimal, StrategyId, Symbol};
 use rust_decimal::prelude::ToPrimitive;
 use serde::Serialize;
 
-use super::equity::{EquityCurve, EquityPoint};
+use super::equity::EquityCurve;
 use super::sim::Outcome;
 
 const YEAR_MS: f64 = 365.25 * 86_400_000.0;
@@ -304,16 +304,26 @@ fn f(d: Decimal) -> f64 {
 }
 
 /// Drawdown statistics of an equity curve: (max drawdown fraction, its duration in ms).
-pub fn drawdown(equity: impl Iterator<Item = EquityPoint> + Clone) -> (f64, i64) {
+pub fn drawdown(eq: &EquityCurve) -> (f64, i64) {
+    let Some((depth, start, end)) = deepest_drawdown(eq.values()) else { return (0.0, 0) };
+    // Two times looked up, not one per point (evenly spaced bars: computed).
+    let time = |k: usize| eq.iter().nth(k).map_or(0, |p| p.ts_ms);
+    (depth, time(end) - time(start))
+}
+
+/// The deepest drawdown of `values`: its depth (a fraction of its peak), the
+/// peak's index and the index it ends at (the first point back at or above
+/// the peak, else the last point). `None` when nothing falls below a
+/// positive peak.
+fn deepest_drawdown(values: &[f64]) -> Option<(f64, usize, usize)> {
     let mut peak = f64::MIN;
-    let mut peak_at = (0, 0);
+    let mut peak_at = 0;
     let mut max_dd = 0.0;
     let mut max_peak = None;
-    for (k, p) in equity.clone().enumerate() {
-        let e = p.equity;
+    for (k, &e) in values.iter().enumerate() {
         if e >= peak {
             peak = e;
-            peak_at = (k, p.ts_ms);
+            peak_at = k;
         } else if peak > 0.0 {
             let dd = 1.0 - e / peak;
             if dd > max_dd {
@@ -322,18 +332,10 @@ pub fn drawdown(equity: impl Iterator<Item = EquityPoint> + Clone) -> (f64, i64)
             }
         }
     }
-    let Some(((start_idx, start), start_equity)) = max_peak else { return (0.0, 0) };
+    let (start, start_equity) = max_peak?;
     // Recovery: the first point after the trough back at or above that peak.
-    let mut after = equity.skip(start_idx + 1);
-    let mut last = None;
-    let end = loop {
-        match after.next() {
-            Some(p) if p.equity >= start_equity => break p.ts_ms,
-            Some(p) => last = Some(p.ts_ms),
-            None => break last.unwrap_or(start),
-        }
-    };
-    (max_dd, end - start)
+    let end = values[start + 1..].iter().position(|&e| e >= start_equity).map_or(values.len() - 1, |j| start + 1 + j);
+    Some((max_dd, start, end))
 }
 
 /// What the report reads from the equity curve: the median step between its
@@ -356,7 +358,7 @@ impl CurveStats {
         let eq = &outcome.equity;
         let initial = f(outcome.initial_equity);
         let (median_step, ((count, sum, squares, downs), (max_drawdown, drawdown_ms))) =
-            rayon::join(|| median_step(eq), || rayon::join(|| return_moments(eq, initial), || drawdown(eq.iter())));
+            rayon::join(|| median_step(eq), || rayon::join(|| return_moments(eq, initial), || drawdown(eq)));
         Self { median_step, count, sum, squares, downs, max_drawdown, drawdown_ms }
     }
 }
@@ -364,6 +366,10 @@ impl CurveStats {
 /// The median step between the curve's points, from a count of each step
 /// (few distinct ones).
 fn median_step(eq: &EquityCurve) -> Option<i64> {
+    if let Some(step) = eq.regular_step() {
+        // Evenly spaced bars: every step is the spacing.
+        return (eq.len() >= 2 && step > 0).then_some(step);
+    }
     let mut step_counts: BTreeMap<i64, usize> = BTreeMap::new();
     let mut prev_ts = None;
     // Steps repeat in runs (evenly spaced bars): a run is counted at its end,
@@ -742,13 +748,13 @@ mod tests {
 
     #[test]
     fn drawdown_and_duration() {
-        let pts: Vec<EquityPoint> = [(0, "100"), (1, "120"), (2, "90"), (3, "110"), (4, "121"), (5, "115")]
-            .iter()
-            .map(|(t, e)| EquityPoint { ts_ms: *t * 1000, equity: e.parse().unwrap(), exposed: false })
-            .collect();
-        let (dd, dur) = drawdown(pts.iter().copied());
+        let values = [100.0, 120.0, 90.0, 110.0, 121.0, 115.0];
+        let (dd, peak, end) = deepest_drawdown(&values).unwrap();
         assert!((dd - 0.25).abs() < 1e-12, "{dd}");
-        assert_eq!(dur, 3000, "from the peak at t=1s to recovery at t=4s");
+        assert_eq!((peak, end), (1, 4), "from the peak at 120 to the recovery at 121");
+        let (dd, peak, end) = deepest_drawdown(&[100.0, 120.0, 90.0, 110.0]).unwrap();
+        assert_eq!((dd, peak, end), (0.25, 1, 3), "not recovered: to the last point");
+        assert_eq!(deepest_drawdown(&[100.0, 101.0, 101.0]), None);
         assert_eq!(human_duration(90 * 60_000), "1h 30m");
         assert_eq!(human_duration(3 * 86_400_000 + 5 * 3_600_000), "3d 5h");
     }

@@ -362,6 +362,12 @@ impl Timeline {
         self.0.len
     }
 
+    /// The step between consecutive close times when they are evenly spaced
+    /// (see `Replay::regular`).
+    pub(super) fn regular_step(&self) -> Option<i64> {
+        self.0.regular.map(|(_, spacing)| spacing)
+    }
+
     /// True when there are no bars.
     pub fn is_empty(&self) -> bool {
         self.0.len == 0
