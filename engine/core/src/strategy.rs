@@ -382,6 +382,16 @@ pub trait Strategy: Send {
     /// have without, also when a bar is not delivered (while paused). Live
     /// runs never call it. The default ignores it.
     fn foresee(&mut self, _symbol: &Symbol, _bars: Arc<dyn BarSeries>) {}
+    /// Backtests only, after [`Self::foresee`]: asked before bar `index` of
+    /// `symbol`'s foreseen bars would go to [`Self::on_bar`]. True when the
+    /// strategy already knows that bar would change nothing (no intent, cancel
+    /// or alert, and no state of its own to update beyond counting the bar as
+    /// delivered): the bar then counts as delivered and `on_bar` is not called
+    /// for it (on most bars of a backtest, nothing happens; this saves their
+    /// call). False whenever unsure. The default is false.
+    fn skip_bar(&mut self, _symbol: &Symbol, _index: usize) -> bool {
+        false
+    }
     /// Called once at start, before any other callback may act: `open` are
     /// this strategy's orders still working at the venue (after
     /// reconciliation), with their tags. A stateful strategy re-adopts them
@@ -582,6 +592,27 @@ impl StrategyRunner {
     /// [`Strategy::foresee`]).
     pub fn foresee(&mut self, symbol: &Symbol, bars: Arc<dyn BarSeries>) {
         self.strategy.foresee(symbol, bars);
+    }
+
+    /// True when bar `index` of `symbol`'s foreseen bars may skip
+    /// [`Self::on_market`]: it would have changed nothing, here or in the
+    /// strategy (see [`Strategy::skip_bar`]); the strategy counts it as
+    /// delivered. Never while paused (a paused strategy is not delivered its
+    /// bars, which it must notice) or while its exits would act on the bar.
+    #[inline]
+    pub fn skip_bar(&mut self, symbol: &Symbol, index: usize) -> bool {
+        // What `on_market` and `call` would do besides the strategy's `on_bar`.
+        !self.paused
+            && (self.exits.is_idle() || self.exits.bar_mode())
+            && self.exits.in_line()
+            && self.strategy.skip_bar(symbol, index)
+    }
+
+    /// True when its exit logic has nothing to evaluate on a bar
+    /// ([`Self::bar_exit`] returns `None` without reading the bar).
+    #[inline]
+    pub fn exits_idle(&self) -> bool {
+        self.exits.is_idle()
     }
 
     /// Pauses or resumes it. Resuming clears a recorded failure.

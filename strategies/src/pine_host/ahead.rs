@@ -85,6 +85,30 @@ impl Ahead {
         Arc::clone(&self.series)
     }
 
+    /// True when bar `index` of the series is the next one and the script decided nothing on it
+    /// (no command or alert, and it did not stop there): it counts as delivered, as if taken.
+    pub(super) fn skip(&mut self, index: usize) -> bool {
+        let i = self.next;
+        if i != index || i >= self.len {
+            return false;
+        }
+        while i >= self.batch.end {
+            match self.batches.recv() {
+                Ok(batch) => (self.batch, self.cursor) = (batch, 0),
+                // The thread is gone: `take` says so.
+                Err(_) => return false,
+            }
+        }
+        let batch = &self.batch;
+        let stopped = batch.failed.as_ref().is_some_and(|(at, _)| *at == i);
+        let output = batch.bars.get(self.cursor).is_some_and(|&(at, _, _)| at == i);
+        if stopped || output {
+            return false;
+        }
+        self.next += 1;
+        true
+    }
+
     /// What the script decided on `bar`, the next delivered one.
     pub(super) fn take(&mut self, bar: &Bar) -> Foreseen<'_> {
         let i = self.next;

@@ -150,6 +150,17 @@ impl Broker {
         }
     }
 
+    /// True when a bar without commands leaves the broker as it is: nothing to reconcile
+    /// ([`Self::reconcile`]) and no exits to apply ([`Self::apply_exits`]).
+    pub(super) fn idle(&self) -> bool {
+        self.pending.is_empty() && self.closing == 0 && !self.exits_to_apply()
+    }
+
+    /// True when [`Self::apply_exits`] has work: a position, and exits declared or in force.
+    fn exits_to_apply(&self) -> bool {
+        !self.entries.is_empty() && (!self.exits.is_empty() || self.applied.is_some())
+    }
+
     /// Before a bar: with nothing of this strategy in flight (its warm-up intents were discarded,
     /// say), nothing is pending.
     pub(super) fn reconcile(&mut self, ctx: &StrategyCtx<'_>) {
@@ -309,7 +320,7 @@ impl Broker {
 
     /// Sets the exits in force on the open position (when they changed).
     pub(super) fn apply_exits(&mut self, ctx: &mut StrategyCtx<'_>) {
-        if self.entries.is_empty() || (self.exits.is_empty() && self.applied.is_none()) {
+        if !self.exits_to_apply() {
             return;
         }
         let tick = ctx.instrument(&self.symbol).map(|i| i.tick_size).unwrap_or_default();

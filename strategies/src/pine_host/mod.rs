@@ -158,6 +158,12 @@ impl Strategy for PineStrategy {
         }
     }
 
+    fn skip_bar(&mut self, symbol: &Symbol, index: usize) -> bool {
+        // `on_bar` with nothing from the script and a broker with nothing to reconcile or exits
+        // to apply changes nothing.
+        *symbol == self.symbol && self.broker.idle() && self.ahead.as_mut().is_some_and(|a| a.skip(index))
+    }
+
     fn on_bar(&mut self, bar: &Bar, ctx: &mut StrategyCtx<'_>) {
         if bar.symbol != self.symbol {
             return;

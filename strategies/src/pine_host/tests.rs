@@ -235,9 +235,20 @@ mod ahead {
 
     const CROSS: &str = "fast = ta.sma(close, 5)\nslow = ta.sma(close, 13)\nif ta.crossover(fast, slow)\n    strategy.entry(\"L\", strategy.long, qty = 1)\n    alert(\"up\")\nif ta.crossunder(fast, slow)\n    strategy.close(\"L\")\n    strategy.cancel(\"L\")\n";
 
+    /// How the strategy meets the bars.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mode {
+        /// It runs the script itself.
+        Alone,
+        /// It is handed all the bars first (the script runs ahead) and takes each.
+        Ahead,
+        /// As `Ahead`, and each bar is first offered to `skip_bar`, as a backtest does.
+        Skipping,
+    }
+
     /// Per bar delivered: the intents, cancels and alerts (as text), or the failure; bars in
-    /// `paused` reach a paused runner. With `foresee`, the strategy is handed all of `bars` first.
-    fn decisions(body: &str, bars: &[Bar], paused: std::ops::Range<usize>, foresee: bool) -> Vec<String> {
+    /// `paused` reach a paused runner. Also the number of bars skipped.
+    fn decisions_in(body: &str, bars: &[Bar], paused: std::ops::Range<usize>, mode: Mode) -> (Vec<String>, usize) {
         let btc = Instrument::with_steps(
             "BTCUSDT".into(),
             "BTC".into(),
@@ -246,14 +257,20 @@ mod ahead {
             "0.001".parse().unwrap(),
         );
         let mut strategy = PineStrategy::new(Symbol::new("BTCUSDT"), program(body, "")).unwrap();
-        if foresee {
+        if mode != Mode::Alone {
             strategy.foresee(&Symbol::new("BTCUSDT"), Arc::new(Series(bars.to_vec())));
             assert!(strategy.ahead.is_some(), "the script reads no strategy state: it runs ahead");
         }
         let mut runner = StrategyRunner::new("p".into(), Box::new(strategy)).with_instruments(&[btc]);
-        let mut out = Vec::new();
+        let (mut out, mut skipped) = (Vec::new(), 0);
         for (i, bar) in bars.iter().enumerate() {
             runner.set_paused(paused.contains(&i));
+            if mode == Mode::Skipping && runner.skip_bar(&bar.symbol, i) {
+                // What `on_market` gives on a bar with nothing to do.
+                out.push(format!("{i}: [] [] []"));
+                skipped += 1;
+                continue;
+            }
             match runner.on_market(&MarketEvent::Bar(bar.clone()), bar.close_time) {
                 Ok(_) => {
                     let intents: Vec<_> = runner.drain_intents().collect();
@@ -267,7 +284,13 @@ mod ahead {
                 }
             }
         }
-        out
+        (out, skipped)
+    }
+
+    /// [`decisions_in`] of a strategy running the script itself, or (`foresee`) handed the bars
+    /// first; without skipping.
+    fn decisions(body: &str, bars: &[Bar], paused: std::ops::Range<usize>, foresee: bool) -> Vec<String> {
+        decisions_in(body, bars, paused, if foresee { Mode::Ahead } else { Mode::Alone }).0
     }
 
     fn acted(decisions: &[String]) -> usize {
@@ -299,6 +322,48 @@ mod ahead {
         let last = alone.last().unwrap();
         assert!(last.starts_with("300: ") && last.contains("pine script stopped"), "{last}");
         assert_eq!(decisions(&body, &bars, 0..0, true), alone);
+    }
+
+    #[test]
+    fn bars_the_script_decided_nothing_on_are_skipped_and_the_rest_decide_the_same() {
+        let bars = wave(9_000);
+        // Alerts only: the broker stays idle, so every bar without one is skipped.
+        let alerts =
+            "fast = ta.sma(close, 5)\nslow = ta.sma(close, 13)\nif ta.crossover(fast, slow)\n    alert(\"up\")\n";
+        let alone = decisions(alerts, &bars, 0..0, false);
+        let alerted = alone.iter().filter(|d| d.contains("Alert")).count();
+        assert!(alerted > 50, "the wave crosses: {alerted}");
+        let (skipping, skipped) = decisions_in(alerts, &bars, 0..0, Mode::Skipping);
+        assert_eq!(skipping, alone);
+        assert_eq!(skipped, bars.len() - alerted, "every bar but those alerting");
+        // Orders: the runner here never sees fills, so the first entry stays pending and the
+        // broker is not idle from then on; bars before it are skipped (but for a crossunder's
+        // `strategy.close`, a command even with nothing to close).
+        let alone = decisions(CROSS, &bars, 0..0, false);
+        let (skipping, skipped) = decisions_in(CROSS, &bars, 0..0, Mode::Skipping);
+        assert_eq!(skipping, alone);
+        let first = alone.iter().position(|d| d.contains("OrderIntent")).unwrap();
+        assert!((first - 3..=first).contains(&skipped), "the bars before the first entry: {skipped} of {first}");
+    }
+
+    #[test]
+    fn no_bar_is_skipped_while_paused_and_the_strategy_goes_on_alone_the_same() {
+        let bars = wave(9_000);
+        let alone = decisions(CROSS, &bars, 5_000..5_100, false);
+        let (skipping, skipped) = decisions_in(CROSS, &bars, 5_000..5_100, Mode::Skipping);
+        assert_eq!(skipping, alone);
+        let (before, skipped_before) = decisions_in(CROSS, &bars[..5_000], 0..0, Mode::Skipping);
+        assert_eq!(before[..], alone[..5_000]);
+        // After the pause the strategy runs the script itself: nothing more is skipped.
+        assert_eq!(skipped, skipped_before, "skipped only before the pause");
+    }
+
+    #[test]
+    fn a_script_that_stops_is_not_skipped_on_the_bar_it_stops() {
+        let body = format!("{CROSS}i = 0\nwhile bar_index >= 300\n    i := i + 1\n");
+        let bars = wave(400);
+        let alone = decisions(&body, &bars, 0..0, false);
+        assert_eq!(decisions_in(&body, &bars, 0..0, Mode::Skipping).0, alone);
     }
 
     #[test]

@@ -929,6 +929,14 @@ impl Bars {
     /// without allocating.
     #[inline]
     pub fn fill(&self, i: usize, bar: &mut Bar) {
+        self.fill_close(i, bar);
+        self.fill_rest(i, bar);
+    }
+
+    /// Writes bar `i`'s times and close into `bar`: what a replay reads of a
+    /// bar nobody else looks at ([`Self::fill_rest`] adds the rest).
+    #[inline]
+    pub fn fill_close(&self, i: usize, bar: &mut Bar) {
         let open_time = self.open_time.get(i);
         bar.open_time = open_time;
         bar.close_time = match &self.close_time {
@@ -936,10 +944,15 @@ impl Bars {
             CloseTimes::Each(v) => v[i],
             CloseTimes::Absent => open_time,
         };
+        bar.close = self.close.get(i);
+    }
+
+    /// Writes bar `i`'s open, high, low and volume into `bar`.
+    #[inline]
+    pub fn fill_rest(&self, i: usize, bar: &mut Bar) {
         bar.open = self.open.get(i);
         bar.high = self.high.get(i);
         bar.low = self.low.get(i);
-        bar.close = self.close.get(i);
         bar.volume = self.volume.get(i);
     }
 

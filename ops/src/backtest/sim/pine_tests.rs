@@ -84,14 +84,21 @@ fn wave(n: usize) -> Vec<Ohlc> {
 }
 
 /// The same backtest with the scripts run ahead on threads of their own (over several of their
-/// batches): the same orders, fills and equity, to the last digit. One script reads strategy
-/// state (it runs beside the broker), one does not, and one fills at the close.
+/// batches), the bars they decide nothing on skipped: the same orders, fills and equity, to the
+/// last digit. One script reads strategy state (it runs beside the broker), one does not, one
+/// fills at the close, and one sets exits with its entries (the bars its position is open on
+/// are not skipped).
 #[test]
 fn scripts_run_ahead_trade_exactly_as_scripts_run_in_line() {
     let cross = "fast = ta.sma(close, 5)\nslow = ta.sma(close, 13)\nif ta.crossover(fast, slow)\n    strategy.entry(\"L\", strategy.long, qty = 1)\nif ta.crossunder(fast, slow)\n    strategy.close(\"L\")\n";
     let stateful = "if strategy.position_size == 0 and close > ta.ema(close, 9)\n    strategy.entry(\"L\", strategy.long, qty = 1)\nif strategy.position_size > 0 and close < ta.ema(close, 9)\n    strategy.close(\"L\")\n";
-    let scripts =
-        [("cross", "", cross), ("stateful", "", stateful), ("on_close", ", process_orders_on_close = true", cross)];
+    let exits = "fast = ta.sma(close, 5)\nslow = ta.sma(close, 13)\nif ta.crossover(fast, slow)\n    strategy.entry(\"L\", strategy.long, qty = 1)\n    strategy.exit(\"X\", \"L\", profit = 1500, loss = 1000)\n";
+    let scripts = [
+        ("cross", "", cross),
+        ("stateful", "", stateful),
+        ("on_close", ", process_orders_on_close = true", cross),
+        ("exits", "", exits),
+    ];
     let ohlc = wave(10_000);
     let inline = run_foreseeing(&scripts, &ohlc, false);
     let ahead = run_foreseeing(&scripts, &ohlc, true);
