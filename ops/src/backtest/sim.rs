@@ -1408,3 +1408,6 @@ pub(crate) mod test_bars;
 
 #[cfg(test)]
 mod pine_tests;
+
+#[cfg(test)]
+mod skip_tests;
