@@ -2,19 +2,16 @@
 //! price (a gap through a level at the open, a bar reaching both the stop
 //! and the target by the intrabar rule, the trailing best along the path).
 
-use keel_core::balance::Balance;
 use keel_core::exits::ExitSpec;
-use keel_core::instrument::Instrument;
 use keel_core::market::Bar;
 use keel_core::order::Side;
 use keel_core::sim::FeeSchedule;
 use keel_core::strategy::{Strategy, StrategyCtx};
 use keel_core::{Decimal, StrategyId, Symbol};
-use risk::config::RiskConfig;
 
 use super::{Backtest, Outcome, SimConfig, StrategySlot, Timeline};
 
-use super::test_bars::{bars, d, BuyOnce, H};
+use super::test_bars::{bars, btc_venue, d, BuyOnce, H};
 
 fn run(exits: Option<&str>, ohlc: &[(&str, &str, &str, &str)]) -> Outcome {
     let exits = exits.map(|text| {
@@ -28,12 +25,9 @@ fn run(exits: Option<&str>, ohlc: &[(&str, &str, &str, &str)]) -> Outcome {
     });
     let timeline = Timeline::new(vec![(Symbol::new("BTCUSDT"), bars(ohlc))]);
     let config = SimConfig {
-        instruments: vec![Instrument::with_steps("BTCUSDT".into(), "BTC".into(), "USDT".into(), d("0.01"), d("0.001"))],
-        balances: vec![Balance { asset: "USDT".into(), free: Decimal::from(10_000), locked: Decimal::ZERO }],
         fees: FeeSchedule::new(Decimal::ZERO, Decimal::from(10), Default::default()),
         slippage_bps: Decimal::from(5),
-        risk: RiskConfig::unlimited(),
-        currency: "USDT".into(),
+        ..btc_venue()
     };
     let slot = StrategySlot { id: StrategyId::new("b"), strategy: Box::new(BuyOnce(false)), exits };
     Backtest::new(config, timeline.symbols(), vec![slot]).run(&timeline, &[], |_| {})
@@ -184,14 +178,7 @@ fn a_strategy_selling_a_position_with_exits_counts_as_signal() {
     let spec: ExitSpec =
         toml::from_str::<toml::Table>(r#"take_profit = "50%""#).map(|t| t.try_into().unwrap()).unwrap();
     let timeline = Timeline::new(vec![(Symbol::new("BTCUSDT"), bars(&[FLAT, FLAT, FLAT, FLAT, FLAT]))]);
-    let config = SimConfig {
-        instruments: vec![Instrument::with_steps("BTCUSDT".into(), "BTC".into(), "USDT".into(), d("0.01"), d("0.001"))],
-        balances: vec![Balance { asset: "USDT".into(), free: Decimal::from(10_000), locked: Decimal::ZERO }],
-        fees: FeeSchedule::default(),
-        slippage_bps: Decimal::ZERO,
-        risk: RiskConfig::unlimited(),
-        currency: "USDT".into(),
-    };
+    let config = btc_venue();
     let slot = StrategySlot { id: StrategyId::new("b"), strategy: Box::new(BuyThenSell(0)), exits: Some(spec) };
     let outcome = Backtest::new(config, timeline.symbols(), vec![slot]).run(&timeline, &[], |_| {});
     assert_eq!(sells(&outcome), [(3, d("100"))]);

@@ -3,18 +3,15 @@
 
 use std::sync::{Arc, Mutex};
 
-use keel_core::balance::Balance;
 use keel_core::fill::Fill;
 use keel_core::futures::{FundingRateType, FundingSettlement, FuturesEvent};
-use keel_core::instrument::Instrument;
 use keel_core::market::Bar;
 use keel_core::order::Side;
-use keel_core::sim::FeeSchedule;
 use keel_core::strategy::{Strategy, StrategyCtx};
 use keel_core::{Decimal, StrategyId, Symbol};
-use risk::config::RiskConfig;
 
-use super::{Backtest, SimConfig, StrategySlot, Timeline};
+use super::test_bars::btc_venue;
+use super::{Backtest, StrategySlot, Timeline};
 
 const H: i64 = 3_600_000;
 
@@ -86,20 +83,7 @@ fn futures_events_arrive_when_they_happen_between_opens_and_closes() {
         settled("BTCUSDT", 6 * H - 1, 0), // the last close time: before that close
         settled("BTCUSDT", 6 * H, 0),     // after the last close: never
     ];
-    let config = SimConfig {
-        instruments: vec![Instrument::with_steps(
-            "BTCUSDT".into(),
-            "BTC".into(),
-            "USDT".into(),
-            Decimal::new(1, 2),
-            Decimal::new(1, 3),
-        )],
-        balances: vec![Balance { asset: "USDT".into(), free: Decimal::from(10_000), locked: Decimal::ZERO }],
-        fees: FeeSchedule::default(),
-        slippage_bps: Decimal::ZERO,
-        risk: RiskConfig::unlimited(),
-        currency: "USDT".into(),
-    };
+    let config = btc_venue();
     let slot = StrategySlot { id: StrategyId::new("r"), strategy: Box::new(Recorder(log.clone())), exits: None };
     let outcome = Backtest::new(config, timeline.symbols(), vec![slot]).with_futures(Arc::from(events)).run(
         &timeline,

@@ -6,16 +6,14 @@
 use std::sync::Arc;
 
 use keel_core::balance::Balance;
-use keel_core::instrument::Instrument;
 use keel_core::order::Side;
 use keel_core::sim::FeeSchedule;
 use keel_core::{Decimal, StrategyId, Symbol};
-use risk::config::RiskConfig;
 use strategies::pine_host::PineStrategy;
 
 use super::{Backtest, Outcome, SimConfig, StrategySlot, Timeline};
 
-use super::test_bars::{bars, d, H};
+use super::test_bars::{bars, btc_venue, d, H};
 
 /// Runs `body` under `strategy("t"<decl>)` on the bars: tick 0.01, lot step 0.001, no slippage,
 /// 0.1% taker fee (a buy's paid in BTC, so a position of 1 bought holds 0.999), 100 000 USDT.
@@ -42,12 +40,9 @@ fn run_foreseeing(scripts: &[(&str, &str, &str)], ohlc: &[(&str, &str, &str, &st
         .collect();
     let timeline = Timeline::new(vec![(Symbol::new("BTCUSDT"), bars(ohlc))]);
     let config = SimConfig {
-        instruments: vec![Instrument::with_steps("BTCUSDT".into(), "BTC".into(), "USDT".into(), d("0.01"), d("0.001"))],
         balances: vec![Balance { asset: "USDT".into(), free: Decimal::from(100_000), locked: Decimal::ZERO }],
         fees: FeeSchedule::new(Decimal::ZERO, Decimal::from(10), Default::default()),
-        slippage_bps: Decimal::ZERO,
-        risk: RiskConfig::unlimited(),
-        currency: "USDT".into(),
+        ..btc_venue()
     };
     let backtest = Backtest::new(config, timeline.symbols(), slots);
     let backtest = if foresee { backtest.foreseeing() } else { backtest };

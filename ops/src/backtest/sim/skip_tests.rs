@@ -3,17 +3,13 @@
 
 use std::sync::{Arc, Mutex};
 
-use keel_core::balance::Balance;
-use keel_core::instrument::Instrument;
 use keel_core::market::Bar;
 use keel_core::order::Side;
-use keel_core::sim::FeeSchedule;
 use keel_core::strategy::{Strategy, StrategyCtx};
 use keel_core::{Decimal, StrategyId, Symbol};
-use risk::config::RiskConfig;
 
-use super::test_bars::H;
-use super::{Backtest, SimConfig, StrategySlot, Timeline};
+use super::test_bars::{btc_venue, H};
+use super::{Backtest, StrategySlot, Timeline};
 
 /// Records every bar it takes; skips the bars whose index `skips` accepts;
 /// buys once at `buy_at` (so orders rest or wait around some bars).
@@ -63,20 +59,7 @@ type Spec = (fn(usize) -> bool, Option<i64>);
 /// The bars each of the strategies took, run side by side on `bars`.
 fn taken(bars: &[Bar], strategies: Vec<Spec>) -> Vec<Vec<Bar>> {
     let timeline = Timeline::new(vec![(Symbol::new("BTCUSDT"), bars.to_vec())]);
-    let config = SimConfig {
-        instruments: vec![Instrument::with_steps(
-            "BTCUSDT".into(),
-            "BTC".into(),
-            "USDT".into(),
-            Decimal::new(1, 2),
-            Decimal::new(1, 3),
-        )],
-        balances: vec![Balance { asset: "USDT".into(), free: Decimal::from(10_000), locked: Decimal::ZERO }],
-        fees: FeeSchedule::default(),
-        slippage_bps: Decimal::ZERO,
-        risk: RiskConfig::unlimited(),
-        currency: "USDT".into(),
-    };
+    let config = btc_venue();
     let seen: Vec<_> = strategies.iter().map(|_| Arc::new(Mutex::new(Vec::new()))).collect();
     let slots = strategies
         .into_iter()

@@ -1,11 +1,18 @@
-//! Crafted hourly bars, and a strategy that buys once, for the backtest's unit tests.
+//! Crafted hourly bars, a venue for them, and a strategy that buys once, for the backtest's
+//! unit tests.
 
 use std::str::FromStr;
 
+use keel_core::balance::Balance;
+use keel_core::instrument::Instrument;
 use keel_core::market::Bar;
 use keel_core::order::Side;
+use keel_core::sim::FeeSchedule;
 use keel_core::strategy::{Strategy, StrategyCtx};
 use keel_core::{Decimal, Symbol};
+use risk::config::RiskConfig;
+
+use super::SimConfig;
 
 /// An hour in ms.
 pub const H: i64 = 3_600_000;
@@ -13,6 +20,19 @@ pub const H: i64 = 3_600_000;
 /// `s` as a `Decimal`.
 pub fn d(s: &str) -> Decimal {
     Decimal::from_str(s).unwrap()
+}
+
+/// BTCUSDT (tick 0.01, lot 0.001) with 10 000 USDT, no fees, no slippage, no risk limits;
+/// tests change what they need with `..btc_venue()`.
+pub fn btc_venue() -> SimConfig {
+    SimConfig {
+        instruments: vec![Instrument::with_steps("BTCUSDT".into(), "BTC".into(), "USDT".into(), d("0.01"), d("0.001"))],
+        balances: vec![Balance { asset: "USDT".into(), free: Decimal::from(10_000), locked: Decimal::ZERO }],
+        fees: FeeSchedule::default(),
+        slippage_bps: Decimal::ZERO,
+        risk: RiskConfig::unlimited(),
+        currency: "USDT".into(),
+    }
 }
 
 /// Hourly BTCUSDT bars from hour 0: (open, high, low, close), volume 1.
