@@ -20,15 +20,20 @@ const POW10: [f64; 23] = [
 /// `to_f64`, which it falls back to otherwise. It runs once per bar.
 #[inline]
 pub fn close_f64(close: Decimal) -> f64 {
-    let scale = close.scale() as usize;
-    if scale < POW10.len() {
-        if let Ok(m) = i64::try_from(close.mantissa()) {
-            if m.unsigned_abs() < (1u64 << 53) {
-                return m as f64 / POW10[scale];
-            }
+    if let Ok(m) = i64::try_from(close.mantissa()) {
+        if let Some(x) = mantissa_f64(m, close.scale()) {
+            return x;
         }
     }
     close.to_f64().unwrap_or(f64::NAN)
+}
+
+/// [`close_f64`]'s fast path, for a decimal given as its mantissa and scale (as a column of
+/// them holds it): `None` where that would fall back.
+#[inline]
+pub fn mantissa_f64(m: i64, scale: u32) -> Option<f64> {
+    let scale = scale as usize;
+    (scale < POW10.len() && m.unsigned_abs() < (1u64 << 53)).then(|| m as f64 / POW10[scale])
 }
 
 /// Buys `qty` at market if the strategy is flat with nothing in flight.

@@ -249,30 +249,48 @@ impl Instrument {
         if !self.status.is_trading() {
             return Err(FilterViolation::NotTrading(self.status.clone()));
         }
-        if qty <= Decimal::ZERO {
+        // Every order of every backtest passes here twice (risk, matching): signs and
+        // same-scale mantissas are compared without rescaling.
+        if not_positive(qty) {
             let step = if market { self.market_step_size } else { self.step_size };
             return Err(FilterViolation::QtyRoundsToZero { qty, step });
         }
-        if qty < self.min_qty {
+        if less(qty, self.min_qty) {
             return Err(FilterViolation::QtyBelowMin { qty, min: self.min_qty });
         }
-        if !self.max_qty.is_zero() && qty > self.max_qty {
+        if !self.max_qty.is_zero() && less(self.max_qty, qty) {
             return Err(FilterViolation::QtyAboveMax { qty, max: self.max_qty });
         }
-        if price <= Decimal::ZERO {
+        if not_positive(price) {
             return Err(FilterViolation::PriceNotPositive { price, tick: self.tick_size });
         }
-        if !market && (price < self.min_price || (!self.max_price.is_zero() && price > self.max_price)) {
+        if !market && (less(price, self.min_price) || (!self.max_price.is_zero() && less(self.max_price, price))) {
             return Err(FilterViolation::PriceOutOfRange { price, min: self.min_price, max: self.max_price });
         }
         let notional = qty * price;
-        if notional < self.min_notional {
+        if less(notional, self.min_notional) {
             return Err(FilterViolation::NotionalBelowMin { notional, min: self.min_notional });
         }
-        if !self.max_notional.is_zero() && notional > self.max_notional {
+        if !self.max_notional.is_zero() && less(self.max_notional, notional) {
             return Err(FilterViolation::NotionalAboveMax { notional, max: self.max_notional });
         }
         Ok(())
+    }
+}
+
+/// `d <= 0` (negative zero included), without a comparison.
+#[inline]
+fn not_positive(d: Decimal) -> bool {
+    d.is_zero() || d.is_sign_negative()
+}
+
+/// `a < b`; at one scale (a filter and a value rounded to it) by the mantissas alone.
+#[inline]
+fn less(a: Decimal, b: Decimal) -> bool {
+    if a.scale() == b.scale() {
+        a.mantissa() < b.mantissa()
+    } else {
+        a < b
     }
 }
 
@@ -300,6 +318,32 @@ mod tests {
             max_notional: d("9000000"),
             max_num_orders: 200,
             status: SymbolStatus::Trading,
+        }
+    }
+
+    #[test]
+    fn less_and_not_positive_agree_with_decimal_ordering() {
+        let values = [
+            "0",
+            "-0",
+            "0.00",
+            "-0.00",
+            "1",
+            "1.0",
+            "0.99999",
+            "-1",
+            "-1.5",
+            "5",
+            "5.00000",
+            "4.99",
+            "9000",
+            "9000.00001",
+        ];
+        for a in values {
+            for b in values {
+                assert_eq!(less(d(a), d(b)), d(a) < d(b), "{a} < {b}");
+            }
+            assert_eq!(not_positive(d(a)), d(a) <= Decimal::ZERO, "{a} <= 0");
         }
     }
 

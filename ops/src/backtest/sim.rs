@@ -529,6 +529,8 @@ pub struct Backtest {
     legs: Vec<Option<(usize, usize)>>,
     valuation: Valuation,
     last_close: Vec<Decimal>,
+    /// `last_close` as `f64` (for the equity of every bar).
+    last_close_f64: Vec<f64>,
     last_close_time: Vec<i64>,
     /// When the protections must look again (see [`Backtest::protect`]).
     gate: ProtectionGate,
@@ -651,6 +653,7 @@ impl Backtest {
                 assets,
             },
             last_close: vec![Decimal::ZERO; n],
+            last_close_f64: vec![0.0; n],
             last_close_time: vec![i64::MIN; n],
             gate: ProtectionGate::new(&config.risk),
             filled_since_eval: false,
@@ -765,9 +768,25 @@ impl Backtest {
             .collect();
         // With one symbol whose close times all differ, every bar is the last of its time.
         let every_bar_closes_a_time = timeline.distinct_close_time(0).is_some();
+        // One symbol traded by one strategy: a bar that strategy skips and nothing else acts
+        // on is a quiet bar (see `quiet_run`).
+        let quiet_runs =
+            every_bar_closes_a_time && matches!(self.runners_by_symbol.as_slice(), [only] if only.len() == 1);
         let mut steps = timeline.steps().peekable();
         let mut n = 0;
         while let Some((s, i)) = steps.next() {
+            if quiet_runs {
+                // The first futures event or signal due ends a quiet run before its bar.
+                let due = next_future_ts.min(signals.get(next_signal).map_or(i64::MAX, |x| x.ts_ms));
+                let quiet = self.quiet_run(s, i, timeline, due, &mut n, &mut progress);
+                if quiet > 0 {
+                    // Their steps, after this one.
+                    if quiet > 1 {
+                        steps.nth(quiet - 2);
+                    }
+                    continue;
+                }
+            }
             let columns = timeline.bars(s);
             let MarketEvent::Bar(bar) = &mut events[s] else { continue };
             columns.fill_close(i, bar);
@@ -796,6 +815,7 @@ impl Backtest {
                 (next_future, next_future_ts) = self.deliver_futures(&futures, next_future, bar.close_time);
             }
             self.last_close[s] = bar.close;
+            self.last_close_f64[s] = decimal_f64(bar.close);
             self.last_close_time[s] = bar.close_time;
             while let Some(ts) = signals.get(next_signal).map(|x| x.ts_ms) {
                 if ts > bar.close_time {
@@ -851,6 +871,66 @@ impl Backtest {
         self.out
     }
 
+    /// Replays the quiet bars of symbol `s` from bar `i` on, for as long as they are quiet, and
+    /// returns how many there were (0: bar `i` is not). For the timeline's only symbol, traded
+    /// by one strategy. A bar is quiet when no order waits for it or rests, the strategy's exits
+    /// are idle, no futures event or signal is due by its close (`due`: the time of the first),
+    /// and the strategy skips it. Of the loop's steps only the equity point and the protections
+    /// then have anything to do, and the close they read: nothing fills, so the equity moves
+    /// with the close alone. The bar event is not even written (the next bar taken writes its
+    /// own); the last close is written when the protections look, and after the run.
+    fn quiet_run(
+        &mut self,
+        s: usize,
+        i: usize,
+        timeline: &Timeline,
+        due: i64,
+        n: &mut usize,
+        progress: &mut impl FnMut(usize),
+    ) -> usize {
+        let r = self.runners_by_symbol[s][0];
+        if self.resting[s] > 0 || !self.queued[s].is_empty() || !self.runners[r].exits_idle() {
+            return 0;
+        }
+        // `equity_f64`'s sum, in its order: the currency, then the one asset the symbol prices.
+        let amounts = &self.valuation.amounts_f64;
+        let currency = if amounts[0] != 0.0 { amounts[0] } else { 0.0 };
+        let held = match self.valuation.priced.as_slice() {
+            [] => 0.0,
+            [(asset, _)] => amounts[*asset],
+            // One symbol prices one asset at most.
+            _ => return 0,
+        };
+        let exposed = self.exposed_symbols > 0;
+        let columns = timeline.bars(s);
+        let mut k = i;
+        let mut close_time = 0;
+        while let Some(t) = timeline.distinct_close_time(k) {
+            if t >= due || !self.runners[r].skip_bar(&self.symbols[s], k) {
+                break;
+            }
+            close_time = t;
+            let close = columns.close.get_f64(k);
+            let equity = if held != 0.0 { currency + held * close } else { currency };
+            self.out.equity.push(equity, exposed);
+            if self.gate.must_evaluate(equity, close_time, self.filled_since_eval) {
+                (self.last_close[s], self.last_close_f64[s]) = (columns.close.get(k), close);
+                self.last_close_time[s] = close_time;
+                self.evaluate_protections(close_time);
+            }
+            k += 1;
+            *n += 1;
+            if *n & 0xffff == 0 {
+                progress(*n);
+            }
+        }
+        if k > i {
+            (self.last_close[s], self.last_close_f64[s]) = (columns.close.get(k - 1), columns.close.get_f64(k - 1));
+            self.last_close_time[s] = close_time;
+        }
+        k - i
+    }
+
     /// Equity in the report currency at the last closes, as `f64` (per bar;
     /// a close is converted only while something is held in its asset).
     #[inline]
@@ -863,7 +943,7 @@ impl Backtest {
         }
         for &(i, s) in &self.valuation.priced {
             if amounts[i] != 0.0 {
-                total += amounts[i] * decimal_f64(self.last_close[s]);
+                total += amounts[i] * self.last_close_f64[s];
             }
         }
         total

@@ -62,6 +62,10 @@ pub(super) struct Ahead {
     cursor: usize,
     /// The series index the next delivered bar must be.
     next: usize,
+    /// Bars from `next` up to this index have no output and no stop: [`Self::skip`] skips them
+    /// with two comparisons. It never passes the next bar with output, so once that bar is
+    /// taken it is at most `next`, and [`Self::skip`] looks again.
+    quiet_end: usize,
 }
 
 impl Ahead {
@@ -77,7 +81,7 @@ impl Ahead {
             .name("pine-ahead".into())
             .spawn(move || run(&program, symbol, bars.as_ref(), &tx))
             .ok()?;
-        Some(Self { len: series.len(), series, batches: rx, batch: Batch::default(), cursor: 0, next: 0 })
+        Some(Self { len: series.len(), series, batches: rx, batch: Batch::default(), cursor: 0, next: 0, quiet_end: 0 })
     }
 
     /// The series, for the catch-up after [`Foreseen::Behind`].
@@ -89,21 +93,29 @@ impl Ahead {
     /// (no command or alert, and it did not stop there): it counts as delivered, as if taken.
     pub(super) fn skip(&mut self, index: usize) -> bool {
         let i = self.next;
-        if i != index || i >= self.len {
+        if i != index {
             return false;
         }
-        while i >= self.batch.end {
-            match self.batches.recv() {
-                Ok(batch) => (self.batch, self.cursor) = (batch, 0),
-                // The thread is gone: `take` says so.
-                Err(_) => return false,
+        if i >= self.quiet_end {
+            if i >= self.len {
+                return false;
             }
-        }
-        let batch = &self.batch;
-        let stopped = batch.failed.as_ref().is_some_and(|(at, _)| *at == i);
-        let output = batch.bars.get(self.cursor).is_some_and(|&(at, _, _)| at == i);
-        if stopped || output {
-            return false;
+            while i >= self.batch.end {
+                match self.batches.recv() {
+                    Ok(batch) => (self.batch, self.cursor) = (batch, 0),
+                    // The thread is gone: `take` says so.
+                    Err(_) => return false,
+                }
+            }
+            // The quiet bars run up to the next bar with output, the bar it stopped on, or the
+            // batch's end, whichever comes first.
+            let batch = &self.batch;
+            let output = batch.bars.get(self.cursor).map_or(batch.end, |&(at, _, _)| at);
+            let stopped = batch.failed.as_ref().map_or(batch.end, |(at, _)| *at);
+            self.quiet_end = output.min(stopped).min(batch.end);
+            if i >= self.quiet_end {
+                return false;
+            }
         }
         self.next += 1;
         true

@@ -260,7 +260,7 @@ impl DecimalColumn {
     }
 
     /// Mantissa `i`.
-    #[inline]
+    #[inline(always)]
     pub fn value(&self, i: usize) -> i64 {
         match &self.values {
             Mantissas::Narrow(v) => i64::from(v[i]),
@@ -297,6 +297,14 @@ impl DecimalColumn {
         let m = self.value(i);
         let abs = m.unsigned_abs();
         Decimal::from_parts(abs as u32, (abs >> 32) as u32, 0, m < 0, self.scale)
+    }
+
+    /// Value `i` as the nearest `f64`, as `close_f64` of [`Self::get`] gives it (without
+    /// building the decimal, in the usual case).
+    #[inline]
+    pub fn get_f64(&self, i: usize) -> f64 {
+        let m = self.value(i);
+        strategies::common::mantissa_f64(m, self.scale).unwrap_or_else(|| strategies::common::close_f64(self.get(i)))
     }
 
     /// Number of values.
