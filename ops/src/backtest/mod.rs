@@ -119,7 +119,7 @@ pub fn run(args: BacktestArgs, registry: &strategies::StrategyRegistry) -> anyho
         return sweep::run(&args, registry);
     }
     args.sweep.refuse_without_sweep()?;
-    let (result, free_inputs) = execute(&args, registry)?;
+    let (result, free_inputs, prepared) = execute(&args, registry)?;
     let overfitting = overfit::Overfitting::new(free_inputs, result.report.round_trips);
     print!("{}{}", result.report.table(), overfitting.table());
     write_files(&args, &result, &overfitting)?;
@@ -135,6 +135,10 @@ pub fn run(args: BacktestArgs, registry: &strategies::StrategyRegistry) -> anyho
             .map_err(|e| anyhow::anyhow!("cannot draw {}: {e}", path.display()))?;
         println!("plot: {}", path.display());
     }
+    // The command ends here and the process with it: the bars, the run's records and the
+    // report (tens of MB in thousands of pages) are left to the exit rather than freed one by
+    // one, each large one a `munmap` that interrupts the other cores to flush their TLBs.
+    std::mem::forget((result, prepared));
     Ok(())
 }
 
@@ -165,18 +169,21 @@ fn write_files(args: &BacktestArgs, result: &BacktestResult, overfitting: &overf
 }
 
 /// Loads, simulates and builds the report without writing anything; also
-/// gives the run's free inputs (see [`overfit::configured_inputs`]).
+/// gives the run's free inputs (see [`overfit::configured_inputs`]) and the
+/// loaded bars.
 pub fn execute(
     args: &BacktestArgs,
     registry: &strategies::StrategyRegistry,
-) -> anyhow::Result<(BacktestResult, Vec<String>)> {
+) -> anyhow::Result<(BacktestResult, Vec<String>, Prepared)> {
     let setup = Setup::read(args)?;
     // Every block builds before the long load (templates on a placeholder symbol)...
     build_strategies(&setup.strategies, registry)?;
     let prepared = setup.load(args)?;
     // ...and runs as loaded, templates once per symbol of the data.
     let slots = build_strategies(&prepared.strategies, registry)?;
-    Ok((run_with_progress(&prepared, slots), overfit::configured_inputs(&prepared.strategies, registry)))
+    let result = run_with_progress(&prepared, slots);
+    let inputs = overfit::configured_inputs(&prepared.strategies, registry);
+    Ok((result, inputs, prepared))
 }
 
 /// The config and the strategy blocks chosen to run: read before the bars,

@@ -22,8 +22,12 @@ use super::Script;
 /// Bars per batch sent from the thread: few sends, and the strategy never waits long for the
 /// first.
 const BATCH: usize = 4096;
-/// Batches the thread may be ahead by (a bounded queue).
-const QUEUED: usize = 4;
+/// Batches the thread may be ahead by (a bounded queue): 4M bars. A batch holds only the output
+/// of its bars, so this is no more memory than the run's orders; and a thread that never waits
+/// for room is never woken: each wake-up of a thread that waited could land it on the core the
+/// engine runs on (Linux wakes a thread near its waker), the two then sharing one core for
+/// milliseconds — with 4 batches, once a batch.
+const QUEUED: usize = 1024;
 
 /// What the thread produced for the bars of one batch: the bars that issued commands or alerts,
 /// with theirs, in order.
