@@ -57,6 +57,9 @@ use super::data::Bars;
 pub use super::equity::{EquityCurve, EquityPoint};
 
 const ACCOUNT: u32 = 1;
+/// After this many bars in a row taken by the strategy, a quiet run is tried only every this
+/// many bars (see `Backtest::quiet_run`).
+const QUIET_PROBE: usize = 64;
 const BPS: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
 
 /// Everything the simulation needs besides the bars and the strategies.
@@ -433,6 +436,21 @@ impl Iterator for Steps<'_> {
         let left = self.replay.len - self.n;
         (left, Some(left))
     }
+
+    /// With one symbol, step `n` is its bar `n`: skipping steps is an addition (a quiet run skips
+    /// thousands at a time).
+    fn nth(&mut self, k: usize) -> Option<(usize, usize)> {
+        if self.replay.order.is_empty() && self.next.len() == 1 {
+            let k = k.min(self.replay.len - self.n);
+            self.n += k;
+            self.next[0] += k;
+            return self.next();
+        }
+        for _ in 0..k {
+            self.next()?;
+        }
+        self.next()
+    }
 }
 
 /// Iterator over a [`Timeline`]'s close times, one per step.
@@ -529,8 +547,6 @@ pub struct Backtest {
     legs: Vec<Option<(usize, usize)>>,
     valuation: Valuation,
     last_close: Vec<Decimal>,
-    /// `last_close` as `f64` (for the equity of every bar).
-    last_close_f64: Vec<f64>,
     last_close_time: Vec<i64>,
     /// When the protections must look again (see [`Backtest::protect`]).
     gate: ProtectionGate,
@@ -653,7 +669,6 @@ impl Backtest {
                 assets,
             },
             last_close: vec![Decimal::ZERO; n],
-            last_close_f64: vec![0.0; n],
             last_close_time: vec![i64::MIN; n],
             gate: ProtectionGate::new(&config.risk),
             filled_since_eval: false,
@@ -772,19 +787,26 @@ impl Backtest {
         // on is a quiet bar (see `quiet_run`).
         let quiet_runs =
             every_bar_closes_a_time && matches!(self.runners_by_symbol.as_slice(), [only] if only.len() == 1);
+        let mut taken_in_a_row = 0;
         let mut steps = timeline.steps().peekable();
         let mut n = 0;
         while let Some((s, i)) = steps.next() {
-            if quiet_runs {
+            // A strategy that keeps taking its bars (one that never skips any) is asked for a
+            // quiet run only every `QUIET_PROBE`th bar once it took that many in a row.
+            if quiet_runs && (taken_in_a_row < QUIET_PROBE || n % QUIET_PROBE == 0) {
                 // The first futures event or signal due ends a quiet run before its bar.
                 let due = next_future_ts.min(signals.get(next_signal).map_or(i64::MAX, |x| x.ts_ms));
-                let quiet = self.quiet_run(s, i, timeline, due, &mut n, &mut progress);
-                if quiet > 0 {
-                    // Their steps, after this one.
-                    if quiet > 1 {
-                        steps.nth(quiet - 2);
+                match self.quiet_run(s, i, timeline, due, &mut n, &mut progress) {
+                    None => taken_in_a_row += 1,
+                    Some(0) => {}
+                    Some(quiet) => {
+                        taken_in_a_row = 0;
+                        // Their steps, after this one.
+                        if quiet > 1 {
+                            steps.nth(quiet - 2);
+                        }
+                        continue;
                     }
-                    continue;
                 }
             }
             let columns = timeline.bars(s);
@@ -815,7 +837,6 @@ impl Backtest {
                 (next_future, next_future_ts) = self.deliver_futures(&futures, next_future, bar.close_time);
             }
             self.last_close[s] = bar.close;
-            self.last_close_f64[s] = decimal_f64(bar.close);
             self.last_close_time[s] = bar.close_time;
             while let Some(ts) = signals.get(next_signal).map(|x| x.ts_ms) {
                 if ts > bar.close_time {
@@ -872,7 +893,8 @@ impl Backtest {
     }
 
     /// Replays the quiet bars of symbol `s` from bar `i` on, for as long as they are quiet, and
-    /// returns how many there were (0: bar `i` is not). For the timeline's only symbol, traded
+    /// returns how many there were: `Some(0)` when bar `i` is not quiet for something else than
+    /// the strategy, `None` when the strategy takes it. For the timeline's only symbol, traded
     /// by one strategy. A bar is quiet when no order waits for it or rests, the strategy's exits
     /// are idle, no futures event or signal is due by its close (`due`: the time of the first),
     /// and the strategy skips it. Of the loop's steps only the equity point and the protections
@@ -887,10 +909,10 @@ impl Backtest {
         due: i64,
         n: &mut usize,
         progress: &mut impl FnMut(usize),
-    ) -> usize {
+    ) -> Option<usize> {
         let r = self.runners_by_symbol[s][0];
         if self.resting[s] > 0 || !self.queued[s].is_empty() || !self.runners[r].exits_idle() {
-            return 0;
+            return Some(0);
         }
         // `equity_f64`'s sum, in its order: the currency, then the one asset the symbol prices.
         let amounts = &self.valuation.amounts_f64;
@@ -899,14 +921,20 @@ impl Backtest {
             [] => 0.0,
             [(asset, _)] => amounts[*asset],
             // One symbol prices one asset at most.
-            _ => return 0,
+            _ => return Some(0),
         };
         let exposed = self.exposed_symbols > 0;
         let columns = timeline.bars(s);
         let mut k = i;
         let mut close_time = 0;
         while let Some(t) = timeline.distinct_close_time(k) {
-            if t >= due || !self.runners[r].skip_bar(&self.symbols[s], k) {
+            if t >= due {
+                break;
+            }
+            if !self.runners[r].skip_bar(&self.symbols[s], k) {
+                if k == i {
+                    return None;
+                }
                 break;
             }
             close_time = t;
@@ -914,7 +942,7 @@ impl Backtest {
             let equity = if held != 0.0 { currency + held * close } else { currency };
             self.out.equity.push(equity, exposed);
             if self.gate.must_evaluate(equity, close_time, self.filled_since_eval) {
-                (self.last_close[s], self.last_close_f64[s]) = (columns.close.get(k), close);
+                self.last_close[s] = columns.close.get(k);
                 self.last_close_time[s] = close_time;
                 self.evaluate_protections(close_time);
             }
@@ -925,10 +953,10 @@ impl Backtest {
             }
         }
         if k > i {
-            (self.last_close[s], self.last_close_f64[s]) = (columns.close.get(k - 1), columns.close.get_f64(k - 1));
+            self.last_close[s] = columns.close.get(k - 1);
             self.last_close_time[s] = close_time;
         }
-        k - i
+        Some(k - i)
     }
 
     /// Equity in the report currency at the last closes, as `f64` (per bar;
@@ -943,7 +971,7 @@ impl Backtest {
         }
         for &(i, s) in &self.valuation.priced {
             if amounts[i] != 0.0 {
-                total += amounts[i] * self.last_close_f64[s];
+                total += amounts[i] * decimal_f64(self.last_close[s]);
             }
         }
         total
@@ -1491,3 +1519,5 @@ mod pine_tests;
 
 #[cfg(test)]
 mod skip_tests;
+#[cfg(test)]
+mod timeline_tests;
