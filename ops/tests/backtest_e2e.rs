@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ops::backtest::{run, BacktestArgs};
+use ops::backtest::{build_strategies, run, BacktestArgs, Setup};
 
 /// Hourly bars of a deterministic wave plus noise, as pandas would write them.
 fn write_bars(path: &Path, n: usize) {
@@ -316,4 +316,33 @@ fn exits_of_a_strategy_block_are_reported_by_reason() {
     std::fs::write(f.root.join("config.toml"), format!("{block}exits = {{ stop_loss = \"150%\" }}\n")).unwrap();
     let err = run(args(&f), &strategies::StrategyRegistry::builtin()).unwrap_err().to_string();
     assert!(err.contains("strategy[0].exits.stop_loss"), "{err}");
+}
+
+/// `keel backtest` splits the fills into trades on another thread while the run goes on; a
+/// sweep's runs split them afterwards. Both give the same trades and report, over several of
+/// the feed's chunks (4 096 fills each). Fails when a chunk is lost or split out of order.
+#[test]
+fn trades_split_during_the_run_are_those_split_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    write_bars(&root.join("BTCUSDT-1h.csv"), 15_000);
+    let config = CONFIG.split("[[strategy]]").next().unwrap().to_string()
+        + "[[strategy]]\nid = \"fast\"\nkind = \"sma_cross\"\nsymbol = \"BTCUSDT\"\nparams = { fast = 1, slow = 2, qty = \"0.01\" }\n"
+        + "[[strategy]]\nid = \"rsi\"\nkind = \"rsi_reversion\"\nsymbol = \"BTCUSDT\"\nparams = { period = 2, buy_below = 40, sell_above = 60, qty = \"0.01\" }\n";
+    std::fs::write(root.join("config.toml"), config).unwrap();
+    let f = Fixture { _dir: dir, root };
+    let args = BacktestArgs { signals: None, report: None, trades: None, plot: None, ..args(&f) };
+    let registry = strategies::StrategyRegistry::builtin();
+    let prepared = Setup::read(&args).unwrap().load(&args).unwrap();
+    let slots = || build_strategies(&prepared.strategies, &registry).unwrap();
+    let during = prepared.run(slots(), |_| {});
+    let after = prepared.run_in_pool(slots());
+    assert!(during.outcome.fills.len() > 3 * 4096, "{} fills: too few for several chunks", during.outcome.fills.len());
+    assert!(during.trades.len() > 3000, "{} trades", during.trades.len());
+    // Thousands of trades: their count, then where they first differ, not all of them.
+    assert_eq!(during.trades.len(), after.trades.len());
+    let differ = during.trades.iter().zip(&after.trades).position(|(a, b)| a != b);
+    assert_eq!(differ, None, "the trades differ from this one on");
+    assert_eq!(during.open_entries, after.open_entries);
+    assert_eq!(during.report, after.report);
 }

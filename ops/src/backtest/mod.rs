@@ -375,17 +375,31 @@ impl Prepared {
         let strategy_ids: Vec<String> = slots.iter().map(|s| s.id.to_string()).collect();
         let backtest =
             Backtest::new(self.sim_config.clone(), self.timeline.symbols(), slots).with_futures(self.futures.clone());
-        let backtest = if foresee { backtest.foreseeing() } else { backtest };
-        let outcome = backtest.run(&self.timeline, &self.signals, progress);
-        // The trades and the curve's statistics are independent: side by side.
-        let ((trades, open_entries), curve) = rayon::join(
-            || {
-                let mut splitter = report::TradeSplitter::new(&self.sim_config.instruments);
-                outcome.fills.for_each(|f| splitter.push(f));
-                splitter.finish()
-            },
-            || report::CurveStats::of(&outcome),
-        );
+        let instruments = &self.sim_config.instruments;
+        let (outcome, (trades, open_entries), curve) = if foresee {
+            // With the machine to itself, the fills are split into trades on a
+            // thread of their own while the run goes on (see `sim::fills`).
+            let mut backtest = backtest.foreseeing();
+            let feed = backtest.feed_fills();
+            std::thread::scope(|scope| {
+                let splitter = scope.spawn(move || {
+                    yield_to_the_run();
+                    let mut splitter = report::TradeSplitter::new(instruments);
+                    feed.for_each(|f| splitter.push(f));
+                    splitter.finish()
+                });
+                let outcome = backtest.run(&self.timeline, &self.signals, progress);
+                let (trades, curve) = rayon::join(|| splitter.join(), || report::CurveStats::of(&outcome));
+                let trades = trades.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (outcome, trades, curve)
+            })
+        } else {
+            let outcome = backtest.run(&self.timeline, &self.signals, progress);
+            // The trades and the curve's statistics are independent: side by side.
+            let (trades, curve) =
+                rayon::join(|| report::split_fills(&outcome, instruments), || report::CurveStats::of(&outcome));
+            (outcome, trades, curve)
+        };
         let report = report::build(
             &outcome,
             &trades,
@@ -401,6 +415,20 @@ impl Prepared {
     /// Number of bars a run replays.
     pub fn bars(&self) -> usize {
         self.timeline.len()
+    }
+}
+
+/// Makes the calling thread give way to every other (nice 19), for work
+/// that should only take a core the run leaves idle. Woken while both cores
+/// are busy, such a thread is often put on the engine's; at the lowest
+/// priority it then waits there (or is moved) instead of taking the engine's
+/// time.
+fn yield_to_the_run() {
+    // Nice is per thread on Linux (elsewhere it would be the whole process's).
+    #[cfg(target_os = "linux")]
+    {
+        // Failing leaves the thread as it was: it may then slow the run a little.
+        let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
     }
 }
 

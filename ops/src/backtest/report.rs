@@ -86,6 +86,13 @@ pub fn split_trades(fills: &[Fill], instruments: &[Instrument]) -> (Vec<RoundTri
     splitter.finish()
 }
 
+/// [`split_trades`] of a run's fills.
+pub fn split_fills(outcome: &Outcome, instruments: &[Instrument]) -> (Vec<RoundTrip>, Vec<i64>) {
+    let mut splitter = TradeSplitter::new(instruments);
+    outcome.fills.for_each(|f| splitter.push(f));
+    splitter.finish()
+}
+
 /// [`split_trades`] one fill at a time, so fills can be handed over one by one
 /// from a reused buffer (the backtest keeps its fills compact).
 ///

@@ -40,12 +40,12 @@ use rustc_hash::FxHashMap;
 use keel_core::account::{Account, AccountWriter, Assets};
 use keel_core::balance::Balance;
 use keel_core::exits::ExitSpec;
-use keel_core::fill::{Fill, TradeId};
+use keel_core::fill::Fill;
 use keel_core::futures::FuturesEvent;
 use keel_core::instrument::{ceil_to_step, floor_to_step, Instrument};
 use keel_core::market::{BarSeries, BookTicker, MarketEvent};
 use keel_core::order::{OrderIntent, OrderStatus, OrderTag, OrderType, Side, TimeInForce};
-use keel_core::sim::{FeeSchedule, FillFacts, MatchError, MatchingCore, NewOrder, OrderEvent};
+use keel_core::sim::{FeeSchedule, MatchError, MatchingCore, NewOrder, OrderEvent};
 use keel_core::strategy::{OrderUpdate, Signal, Strategy, StrategyRunner};
 use keel_core::{Decimal, StrategyId, Symbol};
 use risk::config::RiskConfig;
@@ -55,6 +55,8 @@ use serde::Serialize;
 
 use super::data::Bars;
 pub use super::equity::{EquityCurve, EquityPoint};
+use fills::KeptFill;
+pub use fills::{FillFeed, Fills};
 
 const ACCOUNT: u32 = 1;
 /// After this many bars in a row taken by the strategy, a quiet run is tried only every this
@@ -121,93 +123,10 @@ impl OrderRecord {
 
 /// Writes the client order id of order number `number` into `buf` (its
 /// storage reused).
-fn write_client_id(buf: &mut String, number: u64) {
+pub(super) fn write_client_id(buf: &mut String, number: u64) {
     buf.clear();
     buf.push_str("bt-");
     buf.push_str(itoa::Buffer::new().format(number));
-}
-
-/// Every fill of a backtest, in order. Kept as plain values (what the
-/// matching core reported, and whose order it was) and built as [`Fill`]s
-/// where they are read, so recording a fill allocates nothing.
-#[derive(Debug, Clone, Default)]
-pub struct Fills {
-    kept: Vec<KeptFill>,
-    /// Per symbol index: its instrument (symbol and assets).
-    instruments: Vec<Option<Instrument>>,
-    /// Per strategy runner: its id.
-    strategies: Vec<StrategyId>,
-}
-
-/// One fill as [`Fills`] keeps it.
-#[derive(Debug, Clone, Copy)]
-struct KeptFill {
-    facts: FillFacts,
-    /// The order's number (see [`OrderRecord::number`]).
-    order: u64,
-    symbol: u32,
-    runner: u32,
-    tag: Option<OrderTag>,
-}
-
-impl Fills {
-    /// Number of fills.
-    pub fn len(&self) -> usize {
-        self.kept.len()
-    }
-
-    /// True when nothing filled.
-    pub fn is_empty(&self) -> bool {
-        self.kept.is_empty()
-    }
-
-    /// Calls `each` with every fill in order, built in one reused [`Fill`]
-    /// (no allocation per fill).
-    pub fn for_each(&self, mut each: impl FnMut(&Fill)) {
-        let mut kept = self.kept.iter();
-        let Some(first) = kept.next() else { return };
-        let mut fill = self.build(first);
-        each(&fill);
-        for k in kept {
-            self.rewrite(k, &mut fill);
-            each(&fill);
-        }
-    }
-
-    /// A new [`Fill`] of a kept one.
-    fn build(&self, k: &KeptFill) -> Fill {
-        let mut fill = Fill {
-            trade_id: TradeId::from(k.facts.trade_id),
-            client_order_id: String::new(),
-            strategy_id: self.strategies[k.runner as usize].clone(),
-            symbol: Symbol::new(""),
-            side: k.facts.side,
-            price: k.facts.price,
-            qty: k.facts.qty,
-            fee: k.facts.fee,
-            fee_asset: String::new(),
-            is_maker: k.facts.is_maker,
-            ts_ms: k.facts.ts_ms,
-            tag: k.tag,
-        };
-        self.rewrite(k, &mut fill);
-        fill
-    }
-
-    /// Makes `fill` the kept one, reusing its strings.
-    fn rewrite(&self, k: &KeptFill, fill: &mut Fill) {
-        let f = &k.facts;
-        fill.trade_id.set_u64(f.trade_id);
-        write_client_id(&mut fill.client_order_id, k.order);
-        fill.strategy_id.clone_from(&self.strategies[k.runner as usize]);
-        if let Some(instrument) = &self.instruments[k.symbol as usize] {
-            fill.symbol.clone_from(&instrument.symbol);
-            let fee_asset = if f.fee_in_base { &instrument.base_asset } else { &instrument.quote_asset };
-            fill.fee_asset.clone_from(fee_asset);
-        }
-        (fill.side, fill.price, fill.qty, fill.fee) = (f.side, f.price, f.qty, f.fee);
-        (fill.is_maker, fill.ts_ms, fill.tag) = (f.is_maker, f.ts_ms, k.tag);
-    }
 }
 
 /// What a simulation produced.
@@ -674,7 +593,7 @@ impl Backtest {
             filled_since_eval: false,
             traded: vec![(Decimal::ZERO, false); n],
             exposed_symbols: 0,
-            out: Outcome { fills: Fills { kept: Vec::new(), instruments, strategies }, ..Outcome::default() },
+            out: Outcome { fills: Fills::new(instruments, strategies), ..Outcome::default() },
             intents: Vec::with_capacity(8),
             events: Vec::new(),
             new_order: NewOrder {
@@ -751,12 +670,11 @@ impl Backtest {
             }
         }
         self.out.equity = EquityCurve::new(timeline);
-        // Room for an order and a fill every 8 bars up front: growing these by copying touched
-        // twice the memory, each fresh page a fault (a tenth of a run's time); room never used
-        // is never touched.
+        // Room for an order every 8 bars up front: growing the orders by copying touched twice
+        // the memory, each fresh page a fault (a tenth of a run's time); room never used is
+        // never touched. Fills are kept in chunks, which never move.
         let room = (timeline.len() / 8).min(1 << 20);
         self.out.orders.reserve(room);
-        self.out.fills.kept.reserve(room);
         self.out.initial_equity = self.equity();
         self.protect(decimal_f64(self.out.initial_equity), timeline.first_open_time().unwrap_or(0));
         let mut next_signal = 0;
@@ -889,7 +807,14 @@ impl Backtest {
         self.out.bars = n;
         self.out.final_equity = self.equity();
         self.out.unfilled_at_end = self.queued.iter().map(Vec::len).sum::<usize>() + self.resting.iter().sum::<usize>();
+        self.out.fills.close_feed();
         self.out
+    }
+
+    /// Every fill of the run, in order, as the run makes them, for a reader
+    /// on another thread (see [`FillFeed`]).
+    pub fn feed_fills(&mut self) -> FillFeed {
+        self.out.fills.feed()
     }
 
     /// Replays the quiet bars of symbol `s` from bar `i` on, for as long as they are quiet, and
@@ -1328,7 +1253,7 @@ impl Backtest {
                 let _ = self.account.apply(&fill);
                 self.risk.on_fill(&fill);
                 let result = self.runners[r].on_fill(&fill, ts);
-                self.out.fills.kept.push(kept);
+                self.out.fills.push(kept);
                 self.fill_buf = Some(fill);
                 self.after_callback(r, result, ts);
             }
@@ -1505,6 +1430,8 @@ fn match_error_code(e: &MatchError) -> &'static str {
         MatchError::Unsupported(_) => "unsupported",
     }
 }
+
+mod fills;
 
 #[cfg(test)]
 mod futures_order_tests;
