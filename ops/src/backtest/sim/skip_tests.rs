@@ -8,7 +8,7 @@ use keel_core::order::Side;
 use keel_core::strategy::{Strategy, StrategyCtx};
 use keel_core::{Decimal, StrategyId, Symbol};
 
-use super::test_bars::{btc_venue, H};
+use super::test_bars::{btc_venue, hour_bar, H};
 use super::{Backtest, StrategySlot, Timeline};
 
 /// Records every bar it takes; skips the bars whose index `skips` accepts;
@@ -39,18 +39,7 @@ impl Strategy for Taker {
 
 /// Hourly bars whose fields all differ from bar to bar and from each other.
 fn distinct(n: i64) -> Vec<Bar> {
-    (0..n)
-        .map(|h| Bar {
-            symbol: "BTCUSDT".into(),
-            open_time: h * H,
-            close_time: h * H + H - 1,
-            open: Decimal::from(100 + h),
-            high: Decimal::from(200 + h),
-            low: Decimal::from(50 + h),
-            close: Decimal::from(150 + h),
-            volume: Decimal::from(1 + h),
-        })
-        .collect()
+    (0..n).map(|h| hour_bar("BTCUSDT", h, [100 + h, 200 + h, 50 + h, 150 + h, 1 + h].map(Decimal::from))).collect()
 }
 
 /// A [`Taker`]: the bars it skips, and when it buys.
@@ -145,16 +134,7 @@ fn quiet_runs_replay_the_equity_protections_and_orders_of_the_bars_they_skip() {
     let bars: Vec<Bar> = closes
         .iter()
         .enumerate()
-        .map(|(h, &c)| Bar {
-            symbol: "BTCUSDT".into(),
-            open_time: h as i64 * H,
-            close_time: h as i64 * H + H - 1,
-            open: Decimal::from(c),
-            high: Decimal::from(c + 5),
-            low: Decimal::from(c - 5),
-            close: Decimal::from(c),
-            volume: Decimal::ONE,
-        })
+        .map(|(h, &c)| hour_bar("BTCUSDT", h as i64, [c, c + 5, c - 5, c, 1].map(Decimal::from)))
         .collect();
     let timeline = Timeline::new(vec![(Symbol::new("BTCUSDT"), bars)]);
     // A signal at bar 17's close and one at bar 40's (each buying 1 at the next open) end a quiet

@@ -35,20 +35,17 @@ pub fn btc_venue() -> SimConfig {
     }
 }
 
+/// The bar of `symbol` opening at hour `h` (closing a millisecond before the next hour), with
+/// its open, high, low, close and volume.
+pub fn hour_bar(symbol: &str, h: i64, [open, high, low, close, volume]: [Decimal; 5]) -> Bar {
+    Bar { symbol: symbol.into(), open_time: h * H, close_time: h * H + H - 1, open, high, low, close, volume }
+}
+
 /// Hourly BTCUSDT bars from hour 0: (open, high, low, close), volume 1.
 pub fn bars(ohlc: &[(&str, &str, &str, &str)]) -> Vec<Bar> {
     ohlc.iter()
         .enumerate()
-        .map(|(h, (o, hi, lo, c))| Bar {
-            symbol: "BTCUSDT".into(),
-            open_time: h as i64 * H,
-            close_time: h as i64 * H + H - 1,
-            open: d(o),
-            high: d(hi),
-            low: d(lo),
-            close: d(c),
-            volume: Decimal::ONE,
-        })
+        .map(|(h, (o, hi, lo, c))| hour_bar("BTCUSDT", h as i64, [d(o), d(hi), d(lo), d(c), Decimal::ONE]))
         .collect()
 }
 

@@ -3,25 +3,12 @@
 use keel_core::market::Bar;
 use keel_core::{Decimal, Symbol};
 
-use super::test_bars::H;
+use super::test_bars::hour_bar;
 use super::Timeline;
 
 /// Hourly bars of `symbol` closing at hours `hours`.
 fn closing_at(symbol: &str, hours: &[i64]) -> (Symbol, Vec<Bar>) {
-    let bars = hours
-        .iter()
-        .map(|&h| Bar {
-            symbol: symbol.into(),
-            open_time: h * H,
-            close_time: h * H + H - 1,
-            open: Decimal::ONE,
-            high: Decimal::ONE,
-            low: Decimal::ONE,
-            close: Decimal::ONE,
-            volume: Decimal::ONE,
-        })
-        .collect();
-    (Symbol::new(symbol), bars)
+    (Symbol::new(symbol), hours.iter().map(|&h| hour_bar(symbol, h, [Decimal::ONE; 5])).collect())
 }
 
 #[test]
