@@ -210,6 +210,7 @@ mod tests {
     use keel_core::order::Side;
     use keel_core::Decimal;
 
+    use super::super::test_bars::d;
     use super::*;
 
     fn kept(n: u64) -> KeptFill {
@@ -227,21 +228,12 @@ mod tests {
     }
 
     fn fills() -> Fills {
-        let btc = Instrument::with_steps(
-            "BTCUSDT".into(),
-            "BTC".into(),
-            "USDT".into(),
-            "0.01".parse().unwrap(),
-            "0.001".parse().unwrap(),
-        );
-        let eth = Instrument::with_steps(
-            "ETHBTC".into(),
-            "ETH".into(),
-            "BTC".into(),
-            "0.00001".parse().unwrap(),
-            "0.001".parse().unwrap(),
-        );
-        Fills::new(vec![Some(btc), Some(eth)], ["a", "b", "c"].map(StrategyId::new).to_vec())
+        let lot = |symbol: &str, base: &str, quote: &str, tick: &str| {
+            Instrument::with_steps(symbol.into(), base.into(), quote.into(), d(tick), d("0.001"))
+        };
+        let instruments =
+            vec![Some(lot("BTCUSDT", "BTC", "USDT", "0.01")), Some(lot("ETHBTC", "ETH", "BTC", "0.00001"))];
+        Fills::new(instruments, ["a", "b", "c"].map(StrategyId::new).to_vec())
     }
 
     /// The feed hands over every fill once, in order, whether kept before it was made or after,
