@@ -382,15 +382,16 @@ pub trait Strategy: Send {
     /// have without, also when a bar is not delivered (while paused). Live
     /// runs never call it. The default ignores it.
     fn foresee(&mut self, _symbol: &Symbol, _bars: Arc<dyn BarSeries>) {}
-    /// Backtests only, after [`Self::foresee`]: asked before bar `index` of
-    /// `symbol`'s foreseen bars would go to [`Self::on_bar`]. True when the
-    /// strategy already knows that bar would change nothing (no intent, cancel
-    /// or alert, and no state of its own to update beyond counting the bar as
-    /// delivered): the bar then counts as delivered and `on_bar` is not called
-    /// for it (on most bars of a backtest, nothing happens; this saves their
-    /// call). False whenever unsure. The default is false.
-    fn skip_bar(&mut self, _symbol: &Symbol, _index: usize) -> bool {
-        false
+    /// Backtests only, after [`Self::foresee`]: asked before bars `from..upto`
+    /// of `symbol`'s foreseen bars would go to [`Self::on_bar`], in order.
+    /// The number of them, from `from` on, that the strategy already knows
+    /// would change nothing (no intent, cancel or alert, and no state of its
+    /// own to update beyond counting the bar as delivered): those bars then
+    /// count as delivered and `on_bar` is not called for them (on most bars of
+    /// a backtest, nothing happens; this saves their calls, and a run of them
+    /// is asked for once). Fewer (0) whenever unsure. The default is 0.
+    fn skip_bars(&mut self, _symbol: &Symbol, _from: usize, _upto: usize) -> usize {
+        0
     }
     /// Called once at start, before any other callback may act: `open` are
     /// this strategy's orders still working at the venue (after
@@ -594,18 +595,19 @@ impl StrategyRunner {
         self.strategy.foresee(symbol, bars);
     }
 
-    /// True when bar `index` of `symbol`'s foreseen bars may skip
-    /// [`Self::on_market`]: it would have changed nothing, here or in the
-    /// strategy (see [`Strategy::skip_bar`]); the strategy counts it as
-    /// delivered. Never while paused (a paused strategy is not delivered its
-    /// bars, which it must notice) or while its exits would act on the bar.
+    /// How many of bars `from..upto` of `symbol`'s foreseen bars, from `from`
+    /// on, may skip [`Self::on_market`]: they would have changed nothing, here
+    /// or in the strategy (see [`Strategy::skip_bars`]); the strategy counts
+    /// them as delivered. None while paused (a paused strategy is not
+    /// delivered its bars, which it must notice) or while its exits would act
+    /// on a bar.
     #[inline]
-    pub fn skip_bar(&mut self, symbol: &Symbol, index: usize) -> bool {
+    pub fn skip_bars(&mut self, symbol: &Symbol, from: usize, upto: usize) -> usize {
         // What `on_market` and `call` would do besides the strategy's `on_bar`.
-        !self.paused
-            && (self.exits.is_idle() || self.exits.bar_mode())
-            && self.exits.in_line()
-            && self.strategy.skip_bar(symbol, index)
+        if self.paused || !(self.exits.is_idle() || self.exits.bar_mode()) || !self.exits.in_line() {
+            return 0;
+        }
+        self.strategy.skip_bars(symbol, from, upto).min(upto.saturating_sub(from))
     }
 
     /// True when its exit logic has nothing to evaluate on a bar

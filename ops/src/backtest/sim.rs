@@ -284,6 +284,28 @@ impl Timeline {
         self.0.len
     }
 
+    /// The first bar from bar `i` on that closes at or after `due` (the number of bars if
+    /// none), on a timeline whose every bar closes a time of its own (see `Replay::distinct`):
+    /// those times rise, so it is computed when they are evenly spaced and found by halving
+    /// otherwise.
+    pub(super) fn first_closing_at(&self, i: usize, due: i64) -> usize {
+        if let Some((first, spacing)) = self.0.regular.filter(|_| self.0.distinct) {
+            // The first k with first + k·spacing ≥ due, in i128 (no overflow for any due).
+            let ahead = (i128::from(due) - i128::from(first)).max(0).unsigned_abs();
+            let k = ahead.div_ceil(u128::from(spacing.max(1).unsigned_abs()));
+            return usize::try_from(k).unwrap_or(usize::MAX).clamp(i, self.0.len.max(i));
+        }
+        let (mut lo, mut hi) = (i, self.0.len);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.distinct_close_time(mid) {
+                Some(t) if t < due => lo = mid + 1,
+                _ => hi = mid,
+            }
+        }
+        lo
+    }
+
     /// The step between consecutive close times when they are evenly spaced
     /// (see `Replay::regular`).
     pub(super) fn regular_step(&self) -> Option<i64> {
@@ -766,7 +788,7 @@ impl Backtest {
             let close_time = bar.close_time;
             for k in 0..self.runners_by_symbol[s].len() {
                 let r = self.runners_by_symbol[s][k];
-                if self.runners[r].skip_bar(&self.symbols[s], i) {
+                if self.runners[r].skip_bars(&self.symbols[s], i, i + 1) == 1 {
                     continue;
                 }
                 if !whole {
@@ -848,21 +870,21 @@ impl Backtest {
             // One symbol prices one asset at most.
             _ => return Some(0),
         };
+        // The bars before the due event or signal, then those the strategy skips of them.
+        let upto = timeline.first_closing_at(i, due);
+        if upto == i {
+            return Some(0);
+        }
+        let quiet = self.runners[r].skip_bars(&self.symbols[s], i, upto);
+        if quiet == 0 {
+            return None;
+        }
         let exposed = self.exposed_symbols > 0;
         let columns = timeline.bars(s);
-        let mut k = i;
         let mut close_time = 0;
-        while let Some(t) = timeline.distinct_close_time(k) {
-            if t >= due {
-                break;
-            }
-            if !self.runners[r].skip_bar(&self.symbols[s], k) {
-                if k == i {
-                    return None;
-                }
-                break;
-            }
-            close_time = t;
+        for k in i..i + quiet {
+            // A bar of a timeline whose every bar closes a time of its own (see the caller).
+            close_time = timeline.distinct_close_time(k).unwrap_or(close_time);
             let close = columns.close.get_f64(k);
             let equity = if held != 0.0 { currency + held * close } else { currency };
             self.out.equity.push(equity, exposed);
@@ -871,17 +893,14 @@ impl Backtest {
                 self.last_close_time[s] = close_time;
                 self.evaluate_protections(close_time);
             }
-            k += 1;
             *n += 1;
             if *n & 0xffff == 0 {
                 progress(*n);
             }
         }
-        if k > i {
-            self.last_close[s] = columns.close.get(k - 1);
-            self.last_close_time[s] = close_time;
-        }
-        Some(k - i)
+        self.last_close[s] = columns.close.get(i + quiet - 1);
+        self.last_close_time[s] = close_time;
+        Some(quiet)
     }
 
     /// Equity in the report currency at the last closes, as `f64` (per bar;

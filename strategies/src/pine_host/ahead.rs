@@ -93,36 +93,37 @@ impl Ahead {
         Arc::clone(&self.series)
     }
 
-    /// True when bar `index` of the series is the next one and the script decided nothing on it
-    /// (no command or alert, and it did not stop there): it counts as delivered, as if taken.
-    pub(super) fn skip(&mut self, index: usize) -> bool {
-        let i = self.next;
-        if i != index {
-            return false;
+    /// When bar `from` of the series is the next one: how many of bars `from..upto`, from `from`
+    /// on, the script decided nothing on (no command or alert, and it did not stop there). They
+    /// count as delivered, as if taken.
+    pub(super) fn skip(&mut self, from: usize, upto: usize) -> usize {
+        if self.next != from {
+            return 0;
         }
-        if i >= self.quiet_end {
-            if i >= self.len {
-                return false;
-            }
-            while i >= self.batch.end {
-                match self.batches.recv() {
-                    Ok(batch) => (self.batch, self.cursor) = (batch, 0),
-                    // The thread is gone: `take` says so.
-                    Err(_) => return false,
+        let upto = upto.min(self.len);
+        while self.next < upto {
+            let i = self.next;
+            if i >= self.quiet_end {
+                while i >= self.batch.end {
+                    match self.batches.recv() {
+                        Ok(batch) => (self.batch, self.cursor) = (batch, 0),
+                        // The thread is gone: `take` says so.
+                        Err(_) => return i - from,
+                    }
+                }
+                // The quiet bars run up to the next bar with output, the bar it stopped on, or
+                // the batch's end, whichever comes first.
+                let batch = &self.batch;
+                let output = batch.bars.get(self.cursor).map_or(batch.end, |&(at, _, _)| at);
+                let stopped = batch.failed.as_ref().map_or(batch.end, |(at, _)| *at);
+                self.quiet_end = output.min(stopped).min(batch.end);
+                if i >= self.quiet_end {
+                    break;
                 }
             }
-            // The quiet bars run up to the next bar with output, the bar it stopped on, or the
-            // batch's end, whichever comes first.
-            let batch = &self.batch;
-            let output = batch.bars.get(self.cursor).map_or(batch.end, |&(at, _, _)| at);
-            let stopped = batch.failed.as_ref().map_or(batch.end, |(at, _)| *at);
-            self.quiet_end = output.min(stopped).min(batch.end);
-            if i >= self.quiet_end {
-                return false;
-            }
+            self.next = self.quiet_end.min(upto);
         }
-        self.next += 1;
-        true
+        self.next - from
     }
 
     /// What the script decided on `bar`, the next delivered one.

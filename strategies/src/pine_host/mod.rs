@@ -158,10 +158,13 @@ impl Strategy for PineStrategy {
         }
     }
 
-    fn skip_bar(&mut self, symbol: &Symbol, index: usize) -> bool {
+    fn skip_bars(&mut self, symbol: &Symbol, from: usize, upto: usize) -> usize {
         // `on_bar` with nothing from the script and a broker with nothing to reconcile or exits
         // to apply changes nothing.
-        *symbol == self.symbol && self.broker.idle() && self.ahead.as_mut().is_some_and(|a| a.skip(index))
+        if *symbol != self.symbol || !self.broker.idle() {
+            return 0;
+        }
+        self.ahead.as_mut().map_or(0, |a| a.skip(from, upto))
     }
 
     fn on_bar(&mut self, bar: &Bar, ctx: &mut StrategyCtx<'_>) {

@@ -242,7 +242,7 @@ mod ahead {
         Alone,
         /// It is handed all the bars first (the script runs ahead) and takes each.
         Ahead,
-        /// As `Ahead`, and each bar is first offered to `skip_bar`, as a backtest does.
+        /// As `Ahead`, and each bar is first offered to `skip_bars`, as a backtest does.
         Skipping,
     }
 
@@ -265,7 +265,7 @@ mod ahead {
         let (mut out, mut skipped) = (Vec::new(), 0);
         for (i, bar) in bars.iter().enumerate() {
             runner.set_paused(paused.contains(&i));
-            if mode == Mode::Skipping && runner.skip_bar(&bar.symbol, i) {
+            if mode == Mode::Skipping && runner.skip_bars(&bar.symbol, i, i + 1) == 1 {
                 // What `on_market` gives on a bar with nothing to do.
                 out.push(format!("{i}: [] [] []"));
                 skipped += 1;

@@ -26,8 +26,8 @@ impl Strategy for Taker {
     fn symbols(&self) -> Vec<Symbol> {
         vec!["BTCUSDT".into()]
     }
-    fn skip_bar(&mut self, _symbol: &Symbol, index: usize) -> bool {
-        (self.skips)(index)
+    fn skip_bars(&mut self, _symbol: &Symbol, from: usize, upto: usize) -> usize {
+        (from..upto).take_while(|&i| (self.skips)(i)).count()
     }
     fn on_bar(&mut self, bar: &Bar, ctx: &mut StrategyCtx<'_>) {
         self.seen.lock().unwrap().push(bar.clone());
@@ -101,8 +101,11 @@ impl Strategy for Trader {
     fn symbols(&self) -> Vec<Symbol> {
         vec!["BTCUSDT".into()]
     }
-    fn skip_bar(&mut self, _symbol: &Symbol, index: usize) -> bool {
-        self.skips && !self.trades.iter().any(|t| t.0 == index)
+    fn skip_bars(&mut self, _symbol: &Symbol, from: usize, upto: usize) -> usize {
+        match self.skips {
+            true => (from..upto).take_while(|&i| !self.trades.iter().any(|t| t.0 == i)).count(),
+            false => 0,
+        }
     }
     fn on_bar(&mut self, bar: &Bar, ctx: &mut StrategyCtx<'_>) {
         let index = (bar.open_time / H) as usize;

@@ -33,3 +33,27 @@ fn skipping_steps_lands_where_stepping_does() {
         }
     }
 }
+
+/// The first bar closing at or after a time, computed (evenly spaced bars) or found by halving
+/// (gaps), is the one a walk from bar `i` finds, for times before, at, between and after the
+/// bars' and at the ends of `i64`. Fails when the computation rounds the wrong way or the search
+/// stops one bar off.
+#[test]
+fn the_first_bar_closing_at_a_time_is_the_one_a_walk_finds() {
+    let even = Timeline::new(vec![closing_at("BTCUSDT", &[0, 1, 2, 3, 4, 5])]);
+    let gaps = Timeline::new(vec![closing_at("BTCUSDT", &[0, 2, 3, 7, 8, 20])]);
+    for (name, timeline) in [("even", &even), ("gaps", &gaps)] {
+        let len = timeline.len();
+        let times: Vec<i64> = (0..len).map(|k| timeline.distinct_close_time(k).unwrap()).collect();
+        let mut dues = vec![i64::MIN, i64::MAX, -5, 0];
+        for &t in &times {
+            dues.extend([t - 1, t, t + 1]);
+        }
+        for due in dues {
+            for i in 0..=len {
+                let walk = (i..len).find(|&k| times[k] >= due).unwrap_or(len);
+                assert_eq!(timeline.first_closing_at(i, due), walk, "{name}: from bar {i}, due {due}");
+            }
+        }
+    }
+}
