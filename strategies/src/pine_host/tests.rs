@@ -242,7 +242,8 @@ mod ahead {
         Alone,
         /// It is handed all the bars first (the script runs ahead) and takes each.
         Ahead,
-        /// As `Ahead`, and each bar is first offered to `skip_bars`, as a backtest does.
+        /// As `Ahead`, and the bars up to the next pause are first offered to `skip_bars`, as a
+        /// backtest's quiet runs do.
         Skipping,
     }
 
@@ -263,13 +264,20 @@ mod ahead {
         }
         let mut runner = StrategyRunner::new("p".into(), Box::new(strategy)).with_instruments(&[btc]);
         let (mut out, mut skipped) = (Vec::new(), 0);
-        for (i, bar) in bars.iter().enumerate() {
+        let mut i = 0;
+        while let Some(bar) = bars.get(i) {
             runner.set_paused(paused.contains(&i));
-            if mode == Mode::Skipping && runner.skip_bars(&bar.symbol, i, i + 1) == 1 {
+            if mode == Mode::Skipping {
+                // As a backtest's quiet run: as many bars as are skipped, up to the next pause.
+                let upto = if paused.start > i { paused.start } else { bars.len() };
+                let quiet = runner.skip_bars(&bar.symbol, i, upto);
                 // What `on_market` gives on a bar with nothing to do.
-                out.push(format!("{i}: [] [] []"));
-                skipped += 1;
-                continue;
+                out.extend((i..i + quiet).map(|k| format!("{k}: [] [] []")));
+                skipped += quiet;
+                i += quiet;
+                if quiet > 0 {
+                    continue;
+                }
             }
             match runner.on_market(&MarketEvent::Bar(bar.clone()), bar.close_time) {
                 Ok(_) => {
@@ -283,6 +291,7 @@ mod ahead {
                     break;
                 }
             }
+            i += 1;
         }
         (out, skipped)
     }
