@@ -17,8 +17,9 @@ use keel_core::{StrategyId, Symbol};
 use super::write_client_id;
 
 /// Fills per chunk: a chunk is handed to the feed when it is full, so a
-/// reader is woken a dozen times in a run of 50 000 fills, not per fill.
-const CHUNK: usize = 4096;
+/// reader is woken about fifty times in a run of 50 000 fills, not per
+/// fill; and what is left to split when the run ends is at most a chunk.
+const CHUNK: usize = 1024;
 
 /// Every fill of a backtest, in order. Kept as plain values (what the
 /// matching core reported, and whose order it was) and built as [`Fill`]s
