@@ -382,15 +382,24 @@ impl Prepared {
             let mut backtest = backtest.foreseeing();
             let feed = backtest.feed_fills();
             std::thread::scope(|scope| {
-                let splitter = scope.spawn(move || {
-                    yield_to_the_run();
-                    let mut splitter = report::TradeSplitter::new(instruments);
-                    feed.for_each(|f| splitter.push(f));
-                    splitter.finish()
-                });
+                let splitter = std::thread::Builder::new()
+                    .name("keel-trades".into())
+                    .spawn_scoped(scope, move || {
+                        yield_to_the_run();
+                        let mut splitter = report::TradeSplitter::new(instruments);
+                        feed.for_each(|f| splitter.push(f));
+                        splitter.finish()
+                    })
+                    .ok();
                 let outcome = backtest.run(&self.timeline, &self.signals, progress);
-                let (trades, curve) = rayon::join(|| splitter.join(), || report::CurveStats::of(&outcome));
-                let trades = trades.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                let (trades, curve) = rayon::join(
+                    || match splitter {
+                        Some(splitter) => splitter.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                        // No thread could be started (the feed went with it): split them now.
+                        None => report::split_fills(&outcome, instruments),
+                    },
+                    || report::CurveStats::of(&outcome),
+                );
                 (outcome, trades, curve)
             })
         } else {
