@@ -386,9 +386,7 @@ impl Prepared {
                     .name("keel-trades".into())
                     .spawn_scoped(scope, move || {
                         yield_to_the_run();
-                        let mut splitter = report::TradeSplitter::new(instruments);
-                        feed.for_each(|f| splitter.push(f));
-                        splitter.finish()
+                        report::split_each(instruments, |push| feed.for_each(push))
                     })
                     .ok();
                 let outcome = backtest.run(&self.timeline, &self.signals, progress);
@@ -396,7 +394,7 @@ impl Prepared {
                     || match splitter {
                         Some(splitter) => splitter.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
                         // No thread could be started (the feed went with it): split them now.
-                        None => report::split_fills(&outcome, instruments),
+                        None => report::split_each(instruments, |push| outcome.fills.for_each(push)),
                     },
                     || report::CurveStats::of(&outcome),
                 );
@@ -405,8 +403,10 @@ impl Prepared {
         } else {
             let outcome = backtest.run(&self.timeline, &self.signals, progress);
             // The trades and the curve's statistics are independent: side by side.
-            let (trades, curve) =
-                rayon::join(|| report::split_fills(&outcome, instruments), || report::CurveStats::of(&outcome));
+            let (trades, curve) = rayon::join(
+                || report::split_each(instruments, |push| outcome.fills.for_each(push)),
+                || report::CurveStats::of(&outcome),
+            );
             (outcome, trades, curve)
         };
         let report = report::build(

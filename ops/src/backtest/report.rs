@@ -79,17 +79,17 @@ pub fn round_trips(fills: &[Fill], instruments: &[Instrument]) -> Vec<RoundTrip>
 /// Round trips, and the entry times of trades still open at the end (in
 /// order of strategy id, then symbol).
 pub fn split_trades(fills: &[Fill], instruments: &[Instrument]) -> (Vec<RoundTrip>, Vec<i64>) {
-    let mut splitter = TradeSplitter::new(instruments);
-    for f in fills {
-        splitter.push(f);
-    }
-    splitter.finish()
+    split_each(instruments, |push| fills.iter().for_each(push))
 }
 
-/// [`split_trades`] of a run's fills.
-pub fn split_fills(outcome: &Outcome, instruments: &[Instrument]) -> (Vec<RoundTrip>, Vec<i64>) {
+/// [`split_trades`] of the fills `each_fill` hands to the function it is
+/// given, in fill order (a run's kept fills, a feed of them).
+pub fn split_each(
+    instruments: &[Instrument],
+    each_fill: impl FnOnce(&mut dyn FnMut(&Fill)),
+) -> (Vec<RoundTrip>, Vec<i64>) {
     let mut splitter = TradeSplitter::new(instruments);
-    outcome.fills.for_each(|f| splitter.push(f));
+    each_fill(&mut |f| splitter.push(f));
     splitter.finish()
 }
 

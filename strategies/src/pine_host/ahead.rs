@@ -102,28 +102,38 @@ impl Ahead {
         }
         let upto = upto.min(self.len);
         while self.next < upto {
-            let i = self.next;
-            if i >= self.quiet_end {
-                while i >= self.batch.end {
-                    match self.batches.recv() {
-                        Ok(batch) => (self.batch, self.cursor) = (batch, 0),
-                        // The thread is gone: `take` says so.
-                        Err(_) => return i - from,
-                    }
-                }
-                // The quiet bars run up to the next bar with output, the bar it stopped on, or
-                // the batch's end, whichever comes first.
-                let batch = &self.batch;
-                let output = batch.bars.get(self.cursor).map_or(batch.end, |&(at, _, _)| at);
-                let stopped = batch.failed.as_ref().map_or(batch.end, |(at, _)| *at);
-                self.quiet_end = output.min(stopped).min(batch.end);
-                if i >= self.quiet_end {
-                    break;
-                }
+            if self.next >= self.quiet_end && !self.quiet_from_next() {
+                break;
             }
             self.next = self.quiet_end.min(upto);
         }
         self.next - from
+    }
+
+    /// Sets the end of the quiet bars from the next one: up to the next bar with output, the bar
+    /// the script stopped on, or its batch's end, whichever comes first. False when the next bar
+    /// is not quiet, or the thread is gone (`take` says so).
+    fn quiet_from_next(&mut self) -> bool {
+        let i = self.next;
+        if !self.reach(i) {
+            return false;
+        }
+        let batch = &self.batch;
+        let output = batch.bars.get(self.cursor).map_or(batch.end, |&(at, _, _)| at);
+        let stopped = batch.failed.as_ref().map_or(batch.end, |(at, _)| *at);
+        self.quiet_end = output.min(stopped).min(batch.end);
+        i < self.quiet_end
+    }
+
+    /// Receives batches until the one holding bar `i`; false when the thread ended first.
+    fn reach(&mut self, i: usize) -> bool {
+        while i >= self.batch.end {
+            match self.batches.recv() {
+                Ok(batch) => (self.batch, self.cursor) = (batch, 0),
+                Err(_) => return false,
+            }
+        }
+        true
     }
 
     /// What the script decided on `bar`, the next delivered one.
@@ -132,12 +142,9 @@ impl Ahead {
         if i >= self.len || self.series.open_time(i) != bar.open_time {
             return Foreseen::Behind { delivered: i };
         }
-        while i >= self.batch.end {
-            match self.batches.recv() {
-                Ok(batch) => (self.batch, self.cursor) = (batch, 0),
-                // The thread ended early (it panicked): the strategy's own runner meets the same.
-                Err(_) => return Foreseen::Behind { delivered: i },
-            }
+        if !self.reach(i) {
+            // The thread ended early (it panicked): the strategy's own runner meets the same.
+            return Foreseen::Behind { delivered: i };
         }
         self.next += 1;
         let batch = &self.batch;

@@ -77,7 +77,7 @@ impl Fills {
     /// (no allocation per fill).
     pub fn for_each(&self, each: impl FnMut(&Fill)) {
         let chunks = self.full.iter().map(|c| c.as_slice()).chain(std::iter::once(self.open.as_slice()));
-        self.names.each(chunks, each);
+        self.names.each(chunks.flat_map(|c| c.iter().copied()), each);
     }
 
     /// From now on, every full chunk also goes to the returned feed, and the
@@ -142,33 +142,25 @@ pub struct FillFeed {
 impl FillFeed {
     /// Calls `each` with every fill in order, waiting for the run to make
     /// them; returns once the run has ended (or was dropped).
-    pub fn for_each(self, mut each: impl FnMut(&Fill)) {
-        let mut fill: Option<Fill> = None;
-        for chunk in self.chunks.iter() {
-            for k in chunk.iter() {
-                let fill = match &mut fill {
-                    Some(fill) => {
-                        self.names.rewrite(k, fill);
-                        fill
-                    }
-                    None => fill.insert(self.names.build(k)),
-                };
-                each(fill);
-            }
-        }
+    pub fn for_each(self, each: impl FnMut(&Fill)) {
+        let kept = self.chunks.into_iter().flat_map(|chunk| (0..chunk.len()).map(move |k| chunk[k]));
+        self.names.each(kept, each);
     }
 }
 
 impl Names {
-    /// Calls `each` with every fill of `chunks` in order, in one reused [`Fill`].
-    fn each<'a>(&self, chunks: impl Iterator<Item = &'a [KeptFill]>, mut each: impl FnMut(&Fill)) {
-        let mut kept = chunks.flat_map(|c| c.iter());
-        let Some(first) = kept.next() else { return };
-        let mut fill = self.build(first);
-        each(&fill);
+    /// Calls `each` with every fill of `kept` in order, in one reused [`Fill`].
+    fn each(&self, kept: impl Iterator<Item = KeptFill>, mut each: impl FnMut(&Fill)) {
+        let mut fill = None;
         for k in kept {
-            self.rewrite(k, &mut fill);
-            each(&fill);
+            let fill = match &mut fill {
+                Some(fill) => {
+                    self.rewrite(&k, fill);
+                    fill
+                }
+                None => fill.insert(self.build(&k)),
+            };
+            each(fill);
         }
     }
 
