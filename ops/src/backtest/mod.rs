@@ -376,7 +376,12 @@ impl Prepared {
         let backtest =
             Backtest::new(self.sim_config.clone(), self.timeline.symbols(), slots).with_futures(self.futures.clone());
         let instruments = &self.sim_config.instruments;
-        let (outcome, (trades, open_entries), curve) = if foresee {
+        // The trades' statistics, once they are split: beside the curve's.
+        let with_stats = |split: (Vec<report::RoundTrip>, Vec<i64>)| {
+            let stats = report::TradeStats::of(&split.0, &strategy_ids);
+            (split, stats)
+        };
+        let (outcome, ((trades, open_entries), trade_stats), curve) = if foresee {
             // With the machine to itself, the fills are split into trades on a
             // thread of their own while the run goes on (see `sim::fills`).
             let mut backtest = backtest.foreseeing();
@@ -391,10 +396,12 @@ impl Prepared {
                     .ok();
                 let outcome = backtest.run(&self.timeline, &self.signals, progress);
                 let (trades, curve) = rayon::join(
-                    || match splitter {
-                        Some(splitter) => splitter.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                        // No thread could be started (the feed went with it): split them now.
-                        None => report::split_each(instruments, |push| outcome.fills.for_each(push)),
+                    || {
+                        with_stats(match splitter {
+                            Some(splitter) => splitter.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                            // No thread could be started (the feed went with it): split them now.
+                            None => report::split_each(instruments, |push| outcome.fills.for_each(push)),
+                        })
                     },
                     || report::CurveStats::of(&outcome),
                 );
@@ -404,14 +411,14 @@ impl Prepared {
             let outcome = backtest.run(&self.timeline, &self.signals, progress);
             // The trades and the curve's statistics are independent: side by side.
             let (trades, curve) = rayon::join(
-                || report::split_each(instruments, |push| outcome.fills.for_each(push)),
+                || with_stats(report::split_each(instruments, |push| outcome.fills.for_each(push))),
                 || report::CurveStats::of(&outcome),
             );
             (outcome, trades, curve)
         };
         let report = report::build(
             &outcome,
-            &trades,
+            trade_stats,
             curve,
             self.symbols.clone(),
             strategy_ids,

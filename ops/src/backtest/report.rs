@@ -412,33 +412,111 @@ fn median_step(eq: &EquityCurve) -> Option<i64> {
 /// count, their sum, the sum of squared deviations from their mean and the
 /// sum of squared negative returns. Computed on the fly (twice) rather than
 /// held, as memory is per bar; each sum adds the same terms in the same
-/// order, from -0.0, as `Iterator::sum`.
+/// order, from -0.0, as `Iterator::sum` (see [`each_return`]).
 fn return_moments(eq: &EquityCurve, initial: f64) -> (usize, f64, f64, f64) {
-    let returns = || {
-        let mut prev = initial;
-        eq.values().iter().filter_map(move |&e| {
-            let r = (prev > 0.0).then(|| e / prev - 1.0);
-            prev = e;
-            r
-        })
-    };
-    let (count, sum) = returns().fold((0usize, -0.0), |(c, s), r| (c + 1, s + r));
+    let values = eq.values();
+    let (mut count, mut sum) = (0usize, -0.0);
+    each_return(values, initial, |r| {
+        count += 1;
+        sum += r;
+    });
     if count < 2 {
         return (count, sum, -0.0, -0.0);
     }
     let mean = sum / count as f64;
-    let (squares, downs) = returns().fold((-0.0, -0.0), |(v, d), r| (v + (r - mean).powi(2), d + r.min(0.0).powi(2)));
+    let (mut squares, mut downs) = (-0.0, -0.0);
+    each_return(values, initial, |r| {
+        squares += (r - mean).powi(2);
+        downs += r.min(0.0).powi(2);
+    });
     (count, sum, squares, downs)
+}
+
+/// Calls `add` with each return `e / prev - 1` between consecutive values
+/// (the first against `initial`), in order, skipping those from a value that
+/// is not positive. The returns are computed a block at a time apart from the
+/// sums, so the divisions run side by side (the sums, in order, cannot); each
+/// is the same `f64` either way.
+fn each_return(values: &[f64], initial: f64, mut add: impl FnMut(f64)) {
+    const BLOCK: usize = 256;
+    let mut returns = [0.0f64; BLOCK];
+    let mut prev = initial;
+    for block in values.chunks(BLOCK) {
+        // Each value's predecessor: the last of the block before, then its own.
+        let before = std::iter::once(prev).chain(block.iter().copied());
+        let mut all_positive = true;
+        for ((r, &e), p) in returns.iter_mut().zip(block).zip(before) {
+            all_positive &= p > 0.0;
+            *r = e / p - 1.0;
+        }
+        if all_positive {
+            returns[..block.len()].iter().for_each(|&r| add(r));
+        } else {
+            let before = std::iter::once(prev).chain(block.iter().copied());
+            returns[..block.len()].iter().zip(before).filter(|(_, p)| *p > 0.0).for_each(|(&r, _)| add(r));
+        }
+        prev = block.last().copied().unwrap_or(prev);
+    }
+}
+
+/// What the report reads from the round trips: one pass over them, apart from
+/// the report so that it can run beside the curve's statistics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TradeStats {
+    round_trips: usize,
+    wins: usize,
+    losses: usize,
+    gross_win: Decimal,
+    gross_loss: Decimal,
+    /// Per strategy: round trips, wins and net PnL.
+    per: BTreeMap<String, (usize, usize, Decimal)>,
+}
+
+impl TradeStats {
+    /// The statistics of `trips`, with a line for each of `strategies` (and
+    /// for any other strategy that traded).
+    pub fn of(trips: &[RoundTrip], strategies: &[String]) -> Self {
+        let mut per: BTreeMap<String, (usize, usize, Decimal)> =
+            strategies.iter().map(|s| (s.clone(), (0, 0, Decimal::ZERO))).collect();
+        let (mut wins, mut losses, mut gross_win, mut gross_loss) = (0, 0, Decimal::ZERO, Decimal::ZERO);
+        // A run's trips mostly follow each other by strategy: its line is
+        // looked up when the strategy changes.
+        let mut line: Option<(&str, (usize, usize, Decimal))> = None;
+        for t in trips {
+            let won = t.pnl > Decimal::ZERO;
+            if won {
+                wins += 1;
+                gross_win += t.pnl;
+            } else {
+                losses += 1;
+                gross_loss += t.pnl;
+            }
+            let strategy = t.strategy.as_str();
+            if line.as_ref().is_some_and(|(s, _)| *s != strategy) {
+                if let Some((s, counts)) = line.take() {
+                    per.insert(s.to_string(), counts);
+                }
+            }
+            let (_, e) = line.get_or_insert_with(|| (strategy, per.get(strategy).copied().unwrap_or_default()));
+            e.0 += 1;
+            e.1 += usize::from(won);
+            e.2 += t.pnl;
+        }
+        if let Some((s, counts)) = line {
+            per.insert(s.to_string(), counts);
+        }
+        Self { round_trips: trips.len(), wins, losses, gross_win, gross_loss, per }
+    }
 }
 
 /// Builds the report.
 ///
-/// `curve` is [`CurveStats::of`] the outcome: computed apart so that it can
-/// run beside the splitting of the fills into `trips`; the last argument is
-/// the period's first and last time.
+/// `trades` is [`TradeStats::of`] the round trips and `curve` is
+/// [`CurveStats::of`] the outcome: computed apart so that they can run side
+/// by side; the last argument is the period's first and last time.
 pub fn build(
     outcome: &Outcome,
-    trips: &[RoundTrip],
+    trades: TradeStats,
     curve: CurveStats,
     symbols: Vec<String>,
     strategies: Vec<String>,
@@ -468,23 +546,9 @@ pub fn build(
     };
     let exposure = if eq.is_empty() { 0.0 } else { eq.exposed_count() as f64 / eq.len() as f64 };
 
-    let wins: Vec<Decimal> = trips.iter().map(|t| t.pnl).filter(|p| *p > Decimal::ZERO).collect();
-    let losses: Vec<Decimal> = trips.iter().map(|t| t.pnl).filter(|p| *p <= Decimal::ZERO).collect();
-    let gross_win: Decimal = wins.iter().sum();
-    let gross_loss: Decimal = losses.iter().sum();
-    let mean =
-        |v: &[Decimal]| (!v.is_empty()).then(|| (v.iter().sum::<Decimal>() / Decimal::from(v.len())).round_dp(8));
-    let mut per: BTreeMap<String, (usize, usize, Decimal)> =
-        strategies.iter().map(|s| (s.clone(), (0, 0, Decimal::ZERO))).collect();
-    for t in trips {
-        if !per.contains_key(t.strategy.as_str()) {
-            per.insert(t.strategy.to_string(), Default::default());
-        }
-        let Some(e) = per.get_mut(t.strategy.as_str()) else { continue };
-        e.0 += 1;
-        e.1 += usize::from(t.pnl > Decimal::ZERO);
-        e.2 += t.pnl;
-    }
+    let TradeStats { round_trips, wins, losses, gross_win, gross_loss, per } = trades;
+    // The same sum over the same trips, in the same order, as the gross figures.
+    let mean = |sum: Decimal, n: usize| (n > 0).then(|| (sum / Decimal::from(n)).round_dp(8));
     Report {
         start: iso(start_ms),
         end: iso(end_ms),
@@ -502,10 +566,10 @@ pub fn build(
         max_drawdown: max_dd,
         max_drawdown_duration_ms: dd_ms,
         max_drawdown_duration: human_duration(dd_ms),
-        round_trips: trips.len(),
-        win_rate: (!trips.is_empty()).then(|| wins.len() as f64 / trips.len() as f64),
-        avg_win: mean(&wins),
-        avg_loss: mean(&losses),
+        round_trips,
+        win_rate: (round_trips > 0).then(|| wins as f64 / round_trips as f64),
+        avg_win: mean(gross_win, wins),
+        avg_loss: mean(gross_loss, losses),
         profit_factor: (!gross_loss.is_zero()).then(|| f(gross_win) / f(-gross_loss)),
         exposure_time: exposure,
         fees_paid: outcome.fees_paid.normalize(),
@@ -751,6 +815,100 @@ mod tests {
         assert_eq!(t.fees, d("0.2089"), "0.001 B at 100 plus 0.1089 USDT");
         // Without the instrument the dust keeps the trade open.
         assert!(round_trips(&[buy, sell], &[]).is_empty());
+    }
+
+    /// The returns and their sums, as the plain walk over the curve computes them.
+    fn plain_moments(values: &[f64], initial: f64) -> (Vec<u64>, (usize, f64, f64, f64)) {
+        let returns: Vec<f64> = std::iter::once(initial)
+            .chain(values.iter().copied())
+            .zip(values)
+            .filter(|&(p, _)| p > 0.0)
+            .map(|(p, &e)| e / p - 1.0)
+            .collect();
+        let (count, sum) = (returns.len(), returns.iter().sum::<f64>());
+        let bits = returns.iter().map(|r| r.to_bits()).collect();
+        if count < 2 {
+            return (bits, (count, sum, -0.0, -0.0));
+        }
+        let mean = sum / count as f64;
+        let squares = returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>();
+        let downs = returns.iter().map(|r| r.min(0.0).powi(2)).sum::<f64>();
+        (bits, (count, sum, squares, downs))
+    }
+
+    #[test]
+    fn returns_by_block_are_the_plain_walks_bit_for_bit() {
+        // A seeded walk, with points that are not positive placed across block edges.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut walk = |n: usize| -> Vec<f64> {
+            let mut v = 1000.0;
+            (0..n)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    v *= 1.0 + ((x % 2001) as f64 - 1000.0) / 1e5;
+                    v
+                })
+                .collect()
+        };
+        for (n, bad, initial) in [
+            (0, vec![], 1000.0),
+            (1, vec![], 1000.0),
+            (2, vec![], 0.0),
+            (255, vec![], 1000.0),
+            (256, vec![255], 1000.0),
+            (257, vec![0, 256], -5.0),
+            (1000, vec![3, 255, 256, 511, 512, 999], 1000.0),
+            (5000, (0..5000).step_by(7).collect(), 1000.0),
+        ] {
+            let mut values = walk(n);
+            for (k, &i) in bad.iter().enumerate() {
+                values[i] = if k % 2 == 0 { 0.0 } else { -1.5 };
+            }
+            let mut got = Vec::new();
+            each_return(&values, initial, |r| got.push(r.to_bits()));
+            let (want, moments) = plain_moments(&values, initial);
+            assert_eq!(got, want, "{n} points, not positive at {bad:?}");
+            let mut eq = EquityCurve::default();
+            values.iter().for_each(|&v| eq.push(v, false));
+            let (count, sum, squares, downs) = return_moments(&eq, initial);
+            let bits = |m: (usize, f64, f64, f64)| (m.0, m.1.to_bits(), m.2.to_bits(), m.3.to_bits());
+            assert_eq!(bits((count, sum, squares, downs)), bits(moments), "{n} points, not positive at {bad:?}");
+        }
+    }
+
+    #[test]
+    fn trade_stats_are_the_trips_counted_one_by_one() {
+        let trip = |strategy: &str, pnl: &str| RoundTrip {
+            strategy: strategy.into(),
+            symbol: "X".into(),
+            direction: "long",
+            entry_time: 0,
+            entry_price: d("1"),
+            exit_time: 1,
+            exit_price: d("1"),
+            qty: d("1"),
+            pnl: d(pnl),
+            fees: Decimal::ZERO,
+        };
+        let strategies = vec!["a".to_string(), "b".to_string(), "idle".to_string()];
+        let pnls = ["1.5", "-0.25", "0", "2.125", "-3", "0.0000001", "-0.5", "4"];
+        // Runs of one strategy, strategies taking turns, and one missing from the list.
+        let owners = ["a", "a", "b", "a", "c", "c", "b", "a"];
+        let trips: Vec<RoundTrip> = owners.iter().zip(pnls).map(|(s, p)| trip(s, p)).collect();
+        let stats = TradeStats::of(&trips, &strategies);
+        let (wins, losses): (Vec<&RoundTrip>, Vec<&RoundTrip>) = trips.iter().partition(|t| t.pnl > Decimal::ZERO);
+        assert_eq!((stats.round_trips, stats.wins, stats.losses), (8, wins.len(), losses.len()));
+        assert_eq!(stats.gross_win, wins.iter().map(|t| t.pnl).sum::<Decimal>());
+        assert_eq!(stats.gross_loss, losses.iter().map(|t| t.pnl).sum::<Decimal>());
+        let line = |s: &str| {
+            let of: Vec<&RoundTrip> = trips.iter().filter(|t| t.strategy.as_str() == s).collect();
+            (of.len(), of.iter().filter(|t| t.pnl > Decimal::ZERO).count(), of.iter().map(|t| t.pnl).sum::<Decimal>())
+        };
+        let want: BTreeMap<String, _> = ["a", "b", "c", "idle"].iter().map(|s| (s.to_string(), line(s))).collect();
+        assert_eq!(stats.per, want);
+        assert_eq!(TradeStats::of(&[], &strategies).per.len(), 3, "a line for each strategy, even without trips");
     }
 
     #[test]

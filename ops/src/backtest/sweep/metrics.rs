@@ -137,7 +137,9 @@ mod tests {
         let outcome =
             Outcome { initial_equity: Decimal::from(100), final_equity: Decimal::from(110), ..Outcome::default() };
         let curve = report::CurveStats::of(&outcome);
-        let report = report::build(&outcome, &[], curve, vec!["X".into()], vec!["s".into()], "USDT", (0, 86_400_000));
+        let strategies = vec!["s".to_string()];
+        let trades = report::TradeStats::of(&[], &strategies);
+        let report = report::build(&outcome, trades, curve, vec!["X".into()], strategies, "USDT", (0, 86_400_000));
         let json = serde_json::to_value(&report).unwrap();
         for m in METRICS {
             let v = json.get(m.name).unwrap_or_else(|| panic!("{} is not in the report", m.name));
