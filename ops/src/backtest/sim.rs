@@ -251,7 +251,7 @@ impl Timeline {
             }
         }
         let distinct = match all.as_slice() {
-            [one] => (1..one.len()).all(|i| one.close_time(i) > one.close_time(i - 1)),
+            [one] => one.close_times_increase(),
             _ => false,
         };
         let regular = match all.as_slice() {

@@ -824,6 +824,16 @@ impl Bars {
         self.open_time.width()
     }
 
+    /// True when every bar closes after the one before it (always for one
+    /// bar or none; never for two or more without close times).
+    pub fn close_times_increase(&self) -> bool {
+        match (&self.close_time, &self.open_time) {
+            // Evenly spaced bars that each close a fixed time after they open: the spacing says.
+            (CloseTimes::Offset(_), OpenTimes::Regular { step, len, .. }) => *len <= 1 || *step > 0,
+            _ => (1..self.len()).all(|i| self.close_time(i) > self.close_time(i - 1)),
+        }
+    }
+
     /// How the close times are held.
     pub fn close_times(&self) -> &CloseTimes {
         &self.close_time
@@ -1128,6 +1138,38 @@ mod tests {
 
     fn fx(m: i64, scale: u32) -> Fixed {
         Fixed { mantissa: m, scale }
+    }
+
+    #[test]
+    fn close_times_increase_as_a_walk_over_them_finds() {
+        let values = |n: usize| std::array::from_fn(|_| DecimalColumn::from_narrow(vec![0; n], 0, 0));
+        let walk = |b: &Bars| (1..b.len()).all(|i| b.close_time(i) > b.close_time(i - 1));
+        let regular = |step: i64, len: usize| Bars::with_regular_times(1_000, step, len, values(len));
+        let times = |t: &[i64]| Bars::with_times(t.to_vec(), values(t.len()));
+        let cases: Vec<(&str, Bars, bool)> = vec![
+            ("none", regular(60_000, 0), true),
+            ("one", regular(60_000, 1), true),
+            ("evenly spaced", regular(60_000, 1_000), true),
+            ("all at one time", regular(0, 3), false),
+            ("one at a time that never moves", regular(0, 1), true),
+            ("with gaps", times(&[0, 60_000, 180_000, 240_000]), true),
+            ("a time twice", times(&[0, 60_000, 60_000, 120_000]), false),
+            ("out of order", times(&[0, 120_000, 60_000]), false),
+        ];
+        for (name, mut bars, want) in cases {
+            if bars.len() > 1 {
+                assert!(!bars.close_times_increase(), "{name}: no close times yet");
+            }
+            bars.resolve_close_times(60_000);
+            assert_eq!(bars.close_times_increase(), want, "{name}");
+            assert_eq!(walk(&bars), want, "{name}: the walk");
+        }
+        // Each bar's own close time.
+        let mut own = times(&[0, 60_000, 120_000]);
+        own.close_time = CloseTimes::Each(vec![59_999, 59_999, 179_999]);
+        assert!(!own.close_times_increase(), "two bars closing together");
+        own.close_time = CloseTimes::Each(vec![59_999, 119_999, 179_999]);
+        assert!(own.close_times_increase());
     }
 
     #[test]
