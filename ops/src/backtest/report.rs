@@ -442,20 +442,23 @@ fn each_return(values: &[f64], initial: f64, mut add: impl FnMut(f64)) {
     let mut returns = [0.0f64; BLOCK];
     let mut prev = initial;
     for block in values.chunks(BLOCK) {
-        // Each value's predecessor: the last of the block before, then its own.
-        let before = std::iter::once(prev).chain(block.iter().copied());
-        let mut all_positive = true;
-        for ((r, &e), p) in returns.iter_mut().zip(block).zip(before) {
-            all_positive &= p > 0.0;
+        let n = block.len();
+        let returns = &mut returns[..n];
+        // Each value over its predecessor: the block's first over the last
+        // value before it, the others over their neighbour, on plain slices
+        // (which the compiler turns into vector divisions).
+        returns[0] = block[0] / prev - 1.0;
+        for ((r, &e), &p) in returns[1..].iter_mut().zip(&block[1..]).zip(&block[..n - 1]) {
             *r = e / p - 1.0;
         }
+        let all_positive = prev > 0.0 && block[..n - 1].iter().fold(true, |all, &p| all & (p > 0.0));
         if all_positive {
-            returns[..block.len()].iter().for_each(|&r| add(r));
+            returns.iter().for_each(|&r| add(r));
         } else {
             let before = std::iter::once(prev).chain(block.iter().copied());
-            returns[..block.len()].iter().zip(before).filter(|(_, p)| *p > 0.0).for_each(|(&r, _)| add(r));
+            returns.iter().zip(before).filter(|(_, p)| *p > 0.0).for_each(|(&r, _)| add(r));
         }
-        prev = block.last().copied().unwrap_or(prev);
+        prev = block[n - 1];
     }
 }
 
